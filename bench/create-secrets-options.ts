@@ -1,0 +1,153 @@
+/** Command-line options of bench/create-secrets.ts, parsed into one typed object. */
+import { parseArgs } from 'node:util';
+import type { ClientTLSFiles } from './secretd-client.ts';
+
+export const usage = `Usage: bun bench/create-secrets.ts [options]
+
+Creates N secrets at concurrency C with S-byte random values on secretd and on Docker Swarm,
+and prints throughput and latency for each.
+
+  --n N                  secrets created per measurement (default 2000)
+  --concurrency C[,C…]   concurrent requests; a list runs one measurement per value (default 16)
+  --size S               bytes of random data per secret (default 64)
+  --warmup W             creates before each measurement, not counted (default 200)
+  --max-seconds T        wall-clock cap per measurement (default 120)
+  --json                 also print the results as one JSON line
+
+secretd (default: start one from src/main.ts in a temp dir):
+  --secretd-url URL --cacert FILE --cert FILE --key FILE
+                         use a running secretd (https://127.0.0.1:PORT)
+  --servername NAME      name to check the server certificate against
+  --secretd-bin PATH     start this executable (e.g. dist/secretd) instead of src/main.ts
+  --no-secretd           skip secretd
+
+Docker (default: /var/run/docker.sock if it is a swarm manager):
+  --docker-socket PATH   use this dockerd, which must be a swarm manager
+  --start-docker         start a private dockerd, swarm init it, remove it afterwards (root)
+  --no-docker            skip Docker
+`;
+
+export type SecretdChoice =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'start'; readonly command: readonly string[] | undefined }
+  | { readonly kind: 'url'; readonly url: string; readonly files: ClientTLSFiles; readonly servername: string | undefined };
+
+export type DockerChoice =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'auto' }
+  | { readonly kind: 'socket'; readonly path: string }
+  | { readonly kind: 'start' };
+
+export interface BenchOptions {
+  readonly count: number;
+  readonly concurrencies: readonly number[];
+  readonly valueBytes: number;
+  readonly warmupCount: number;
+  readonly wallCapMs: number;
+  /** One request stuck longer than this counts as an error, so a hung server cannot hang the run. */
+  readonly requestTimeoutMs: number;
+  readonly json: boolean;
+  readonly secretd: SecretdChoice;
+  readonly docker: DockerChoice;
+}
+
+/** Wrong options; the entry point prints the message and the usage and exits with 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Undefined for --help. */
+export function parseOptions(argv: readonly string[]): BenchOptions | undefined {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      n: { type: 'string' },
+      concurrency: { type: 'string', multiple: true },
+      size: { type: 'string' },
+      warmup: { type: 'string' },
+      'max-seconds': { type: 'string' },
+      json: { type: 'boolean' },
+      'secretd-url': { type: 'string' },
+      cacert: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      servername: { type: 'string' },
+      'secretd-bin': { type: 'string' },
+      'no-secretd': { type: 'boolean' },
+      'docker-socket': { type: 'string' },
+      'start-docker': { type: 'boolean' },
+      'no-docker': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return undefined;
+  const concurrencies = (values.concurrency ?? ['16']).flatMap((list) => list.split(','));
+  return {
+    count: positiveInteger('--n', values.n ?? '2000'),
+    concurrencies: concurrencies.map((value) => positiveInteger('--concurrency', value)),
+    valueBytes: positiveInteger('--size', values.size ?? '64'),
+    warmupCount: nonNegativeInteger('--warmup', values.warmup ?? '200'),
+    wallCapMs: positiveInteger('--max-seconds', values['max-seconds'] ?? '120') * 1000,
+    requestTimeoutMs: 30_000,
+    json: values.json === true,
+    secretd: secretdChoice(values),
+    docker: dockerChoice(values),
+  };
+}
+
+interface SecretdValues {
+  readonly 'secretd-url'?: string | undefined;
+  readonly cacert?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  readonly servername?: string | undefined;
+  readonly 'secretd-bin'?: string | undefined;
+  readonly 'no-secretd'?: boolean | undefined;
+}
+
+function secretdChoice(values: SecretdValues): SecretdChoice {
+  const url = values['secretd-url'];
+  const { cacert, cert, key } = values;
+  if (values['no-secretd'] === true) {
+    if (url !== undefined || values['secretd-bin'] !== undefined) throw new UsageError('--no-secretd contradicts --secretd-url and --secretd-bin');
+    return { kind: 'none' };
+  }
+  if (url === undefined) {
+    if (cacert !== undefined || cert !== undefined || key !== undefined) throw new UsageError('--cacert, --cert and --key go with --secretd-url');
+    const bin = values['secretd-bin'];
+    return { kind: 'start', command: bin === undefined ? undefined : [bin] };
+  }
+  if (!url.startsWith('https://')) throw new UsageError(`--secretd-url must be https://HOST:PORT, not '${url}'`);
+  if (cacert === undefined || cert === undefined || key === undefined) throw new UsageError('--secretd-url needs --cacert, --cert and --key');
+  if (values['secretd-bin'] !== undefined) throw new UsageError('--secretd-bin contradicts --secretd-url');
+  return { kind: 'url', url, files: { cacert, cert, key }, servername: values.servername };
+}
+
+interface DockerValues {
+  readonly 'docker-socket'?: string | undefined;
+  readonly 'start-docker'?: boolean | undefined;
+  readonly 'no-docker'?: boolean | undefined;
+}
+
+function dockerChoice(values: DockerValues): DockerChoice {
+  const chosen = [values['docker-socket'] !== undefined, values['start-docker'] === true, values['no-docker'] === true];
+  if (chosen.filter(Boolean).length > 1) throw new UsageError('Choose one of --docker-socket, --start-docker and --no-docker');
+  if (values['no-docker'] === true) return { kind: 'none' };
+  if (values['start-docker'] === true) return { kind: 'start' };
+  const path = values['docker-socket'];
+  return path === undefined ? { kind: 'auto' } : { kind: 'socket', path };
+}
+
+function positiveInteger(option: string, text: string): number {
+  const value = nonNegativeInteger(option, text);
+  if (value === 0) throw new UsageError(`${option} must be at least 1, not '${text}'`);
+  return value;
+}
+
+function nonNegativeInteger(option: string, text: string): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value)) throw new UsageError(`${option} must be a whole number, not '${text}'`);
+  return value;
+}

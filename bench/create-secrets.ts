@@ -1,0 +1,250 @@
+/**
+ * How fast can secrets be created? The same requests, from the same Bun client, against secretd
+ * (HTTP/2 + mutual TLS, one session, C streams) and Docker Swarm (HTTP/1.1 on its unix socket, C
+ * keep-alive connections). For each concurrency: a warm-up that is not counted, N measured
+ * creates, then the created secrets are deleted so repeated runs start from the same store size.
+ *
+ * Run `bun bench/create-secrets.ts --help` for the options; bench/README.md explains the output.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { parseOptions, usage, UsageError, type BenchOptions, type DockerChoice, type SecretdChoice } from './create-secrets-options.ts';
+import { errorReason } from './create-outcome.ts';
+import { dockerTarget } from './docker-client.ts';
+import { DockerUnavailableError, isSwarmManager, startDockerSwarm } from './docker-swarm.ts';
+import { forEachLimited, runLoad, type CreateTarget } from './load.ts';
+import { openSecretdSession, secretdTarget, type ClientTLSFiles, type SecretdClientOptions } from './secretd-client.ts';
+import { startSecretd } from './secretd-process.ts';
+import { formatNumber, formatTable, summarize, type RunSummary } from './stats.ts';
+
+/** A system ready to measure: opens a fresh client (connection pool or session) per measurement. */
+interface SystemUnderTest {
+  readonly label: 'secretd' | 'docker';
+  openTarget(concurrency: number): Promise<CreateTarget>;
+}
+
+interface Measurement {
+  readonly system: string;
+  readonly concurrency: number;
+  readonly summary: RunSummary;
+  /** Failure reasons of measured and warm-up requests, and of the cleanup, for the notes. */
+  readonly notes: readonly string[];
+}
+
+/** Stops what this run started, newest first, on normal exit and on Ctrl-C alike. */
+const cleanups: (() => Promise<void>)[] = [];
+
+async function runCleanups(): Promise<void> {
+  for (let cleanup = cleanups.pop(); cleanup !== undefined; cleanup = cleanups.pop()) {
+    await cleanup().catch((error: unknown) => console.error(`Cleanup failed: ${errorReason(error)}`));
+  }
+}
+
+/** Random values are drawn once and shared, so both systems receive byte-identical requests. */
+const valuePoolBytesMax = 64 * 1024 * 1024;
+
+function valuePool(options: BenchOptions): string[] {
+  const size = Math.max(1, Math.min(options.count, Math.floor(valuePoolBytesMax / options.valueBytes)));
+  return Array.from({ length: size }, () => randomBytes(options.valueBytes).toString('base64'));
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const options = parseOptions(argv);
+  if (options === undefined) {
+    console.log(usage);
+    return 0;
+  }
+  const skipped: string[] = [];
+  const systems: SystemUnderTest[] = [];
+  for (const open of [() => openSecretd(options.secretd, options), () => openDocker(options.docker, options)]) {
+    const opened = await open();
+    if (typeof opened === 'string') skipped.push(opened);
+    else if (opened !== undefined) systems.push(opened);
+  }
+  for (const reason of skipped) console.error(reason);
+  if (systems.length === 0) {
+    console.error('Nothing to measure.');
+    return 1;
+  }
+  const values = valuePool(options);
+  const runId = Date.now().toString(36);
+  const measurements: Measurement[] = [];
+  for (const concurrency of options.concurrencies) {
+    for (const system of systems) {
+      measurements.push(await measure(system, concurrency, { options, values, run: `${runId}c${concurrency}` }));
+    }
+  }
+  report(options, measurements, skipped);
+  return 0;
+}
+
+/** A system, or a string saying why it is skipped, or undefined when the user turned it off. */
+type Opened = SystemUnderTest | string | undefined;
+
+async function openSecretd(choice: SecretdChoice, options: BenchOptions): Promise<Opened> {
+  const timeouts = { requestTimeoutMs: options.requestTimeoutMs };
+  switch (choice.kind) {
+    case 'none':
+      return undefined;
+    case 'url': {
+      const clientOptions = choice.servername === undefined ? timeouts : { ...timeouts, servername: choice.servername };
+      // Connect once now so a wrong URL or certificate is reported before any measurement.
+      await (await openSecretdSession(choice.url, choice.files, clientOptions)).close();
+      return secretdSystem(choice.url, choice.files, clientOptions);
+    }
+    case 'start': {
+      console.error('Starting secretd…');
+      try {
+        const secretd = await startSecretd(choice.command === undefined ? {} : { command: choice.command });
+        cleanups.push(() => secretd.stop());
+        return secretdSystem(secretd.url, secretd, timeouts);
+      } catch (error) {
+        return `secretd: skipped. ${messageOf(error)}`;
+      }
+    }
+  }
+}
+
+function secretdSystem(url: string, files: ClientTLSFiles, clientOptions: SecretdClientOptions): SystemUnderTest {
+  return {
+    label: 'secretd',
+    openTarget: async () => secretdTarget(await openSecretdSession(url, files, clientOptions)),
+  };
+}
+
+const defaultDockerSocket = '/var/run/docker.sock';
+
+async function openDocker(choice: DockerChoice, options: BenchOptions): Promise<Opened> {
+  const system = (socketPath: string): SystemUnderTest => ({
+    label: 'docker',
+    openTarget: async (concurrency) => dockerTarget({ socketPath, concurrency, requestTimeoutMs: options.requestTimeoutMs }),
+  });
+  switch (choice.kind) {
+    case 'none':
+      return undefined;
+    case 'auto':
+      if (!existsSync(defaultDockerSocket) || !(await isSwarmManager(defaultDockerSocket).catch(() => false))) {
+        return `docker: skipped. ${defaultDockerSocket} is not a swarm manager; use --start-docker or --docker-socket PATH.`;
+      }
+      return system(defaultDockerSocket);
+    case 'socket':
+      if (!(await isSwarmManager(choice.path).catch(() => false))) {
+        throw new UsageError(`Docker at ${choice.path} does not answer as a swarm manager (docker swarm init?)`);
+      }
+      return system(choice.path);
+    case 'start': {
+      console.error('Starting a private dockerd and swarm…');
+      try {
+        const swarm = await startDockerSwarm();
+        cleanups.push(() => swarm.stop());
+        return system(swarm.socket);
+      } catch (error) {
+        if (error instanceof DockerUnavailableError) return `docker: skipped. ${error.message}`;
+        throw error;
+      }
+    }
+  }
+}
+
+interface MeasureContext {
+  readonly options: BenchOptions;
+  readonly values: readonly string[];
+  /** Unique per measurement; names are bench-<run>-<i> (warm-up: bench-<run>-w<i>). */
+  readonly run: string;
+}
+
+async function measure(system: SystemUnderTest, concurrency: number, context: MeasureContext): Promise<Measurement> {
+  const { options, values, run } = context;
+  const body = (name: string, index: number): string =>
+    `{"Name":${JSON.stringify(name)},"Data":"${values[index % values.length] ?? ''}","Labels":{}}`;
+  const target = await system.openTarget(concurrency);
+  try {
+    const common = { concurrency, wallCapMs: options.wallCapMs };
+    console.error(`${system.label} C=${concurrency}: ${options.warmupCount} warm-up creates…`);
+    const warmup = await runLoad(target, { ...common, count: options.warmupCount, bodyFor: (i) => body(`bench-${run}-w${i}`, i) });
+    console.error(`${system.label} C=${concurrency}: ${options.count} measured creates…`);
+    const measured = await runLoad(target, { ...common, count: options.count, bodyFor: (i) => body(`bench-${run}-${i}`, i) });
+    const notes = [
+      ...[...warmup.errorReasons].map(([reason, times]) => `warm-up: ${times}× ${reason}`),
+      ...[...measured.errorReasons].map(([reason, times]) => `${times}× ${reason}`),
+      ...(measured.capped ? [`stopped by the ${options.wallCapMs / 1000} s cap`] : []),
+    ];
+    const ids = [...warmup.ids, ...measured.ids];
+    let undeleted = 0;
+    // Not timed. Bounded, but wide enough that C=1 does not make cleanup take as long as the run.
+    await forEachLimited(ids, Math.max(concurrency, 16), async (id) => {
+      if (!(await target.remove(id))) undeleted++;
+    });
+    if (undeleted > 0) notes.push(`cleanup: ${undeleted} of ${ids.length} secrets not deleted`);
+    return { system: system.label, concurrency, summary: summarize(measured.latenciesMs, measured.errorCount, measured.wallMs), notes };
+  } finally {
+    await target.close();
+  }
+}
+
+function report(options: BenchOptions, measurements: readonly Measurement[], skipped: readonly string[]): void {
+  console.log(
+    `create-secrets: N=${options.count} (+${options.warmupCount} warm-up), S=${options.valueBytes} B, ` +
+      `C=${options.concurrencies.join(',')}; Bun ${process.versions['bun'] ?? '?'}, ${availableParallelism()} CPUs`,
+  );
+  const rows = measurements.map(({ system, concurrency, summary: s }) => [
+    system, String(concurrency), String(s.okCount), String(s.errorCount), formatNumber(s.throughputPerSec, 0),
+    formatNumber(s.p50Ms, 2), formatNumber(s.p99Ms, 2), formatNumber(s.maxMs, 2),
+  ]);
+  console.log(formatTable(['system', 'C', 'ok', 'errors', 'creates/s', 'p50 ms', 'p99 ms', 'max ms'], rows,
+    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right']));
+  const ratios = ratioRows(measurements);
+  if (ratios.length > 0) {
+    console.log('\nsecretd/docker (throughput: above 1 is secretd faster; p99: below 1 is secretd quicker)');
+    const ratioCells = ratios.map((r) => [String(r.concurrency), formatNumber(r.throughput, 2), formatNumber(r.p99, 2)]);
+    console.log(formatTable(['C', 'throughput', 'p99'], ratioCells, ['right', 'right', 'right']));
+  }
+  const notes = measurements.flatMap((m) => m.notes.map((note) => `${m.system} C=${m.concurrency}: ${note}`));
+  if (notes.length + skipped.length > 0) console.log(['', ...skipped, ...notes].join('\n'));
+  if (options.json) {
+    const results = measurements.map(({ system, concurrency, summary, notes: n }) => ({ system, concurrency, ...summary, notes: n }));
+    const { count: n, valueBytes, warmupCount } = options;
+    console.log(JSON.stringify({ bench: 'create-secrets', n, valueBytes, warmupCount, results, ratios, skipped }));
+  }
+}
+
+interface Ratio {
+  readonly concurrency: number;
+  readonly throughput: number;
+  readonly p99: number;
+}
+
+function ratioRows(measurements: readonly Measurement[]): Ratio[] {
+  const find = (system: string, concurrency: number): RunSummary | undefined =>
+    measurements.find((m) => m.system === system && m.concurrency === concurrency)?.summary;
+  const levels = [...new Set(measurements.map((m) => m.concurrency))];
+  return levels.flatMap((concurrency) => {
+    const secretd = find('secretd', concurrency);
+    const docker = find('docker', concurrency);
+    if (secretd === undefined || docker === undefined) return [];
+    return [{ concurrency, throughput: secretd.throughputPerSec / docker.throughputPerSec, p99: secretd.p99Ms / docker.p99Ms }];
+  });
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  console.error(`\n${signal}: stopping what was started…`);
+  void runCleanups().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+}
+process.once('SIGINT', onSignal);
+process.once('SIGTERM', onSignal);
+
+let exitCode: number;
+try {
+  exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  const isUsage = error instanceof UsageError || (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
+  console.error(isUsage ? `${messageOf(error)}\n\n${usage}` : `create-secrets failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  exitCode = isUsage ? 2 : 1;
+}
+await runCleanups();
+process.exit(exitCode);

@@ -1,0 +1,222 @@
+/**
+ * A throw-away one-node secretd for benchmarks: a temp data dir, a free loopback port, and a client
+ * certificate for its mutual-TLS API.
+ *
+ * The CLI is written in parallel with this file, so everything this helper assumes about it is in
+ * `secretdCli` below; when the CLI changes, adapt that object and nothing else.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, connect as connectTcp } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+import { errorReason } from './create-outcome.ts';
+import { openSecretdSession, type ClientTLSFiles } from './secretd-client.ts';
+
+/** The CLI contract: `init` serves in the foreground; `ca issue-client` writes three PEM files. */
+const secretdCli = {
+  serve: (dataDir: string, listenAddr: string): string[] => ['init', '--data-dir', dataDir, '--listen-addr', listenAddr],
+  issueClient: (dataDir: string, outDir: string): string[] => [
+    'ca', 'issue-client', '--name', 'bench', '--out', outDir, '--data-dir', dataDir,
+  ],
+  clientFiles: (outDir: string): ClientTLSFiles => ({
+    cacert: join(outDir, 'ca.pem'),
+    cert: join(outDir, 'cert.pem'),
+    key: join(outDir, 'key.pem'),
+  }),
+} as const;
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+
+export interface StartSecretdOptions {
+  /** The secretd executable and leading args; default: this Bun running src/main.ts. */
+  readonly command?: readonly string[];
+  /** Give up when not serving /_ping after this long; default 30 000 ms. */
+  readonly startTimeoutMs?: number;
+  /** After SIGTERM, how long secretd gets before SIGKILL; default 10 000 ms. */
+  readonly stopTimeoutMs?: number;
+}
+
+export interface SecretdProcess extends ClientTLSFiles {
+  /** https://127.0.0.1:PORT */
+  readonly url: string;
+  /** Stops secretd and removes its data dir; safe to call twice. */
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Expected while the CLI does not exist yet, or when it fails to start; the message says why. */
+export class SecretdUnavailableError extends Error {
+  readonly code = 'secretd_unavailable';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SecretdUnavailableError';
+  }
+}
+
+export async function startSecretd(options: StartSecretdOptions = {}): Promise<SecretdProcess> {
+  const command = options.command ?? defaultCommand();
+  const [executable, ...leadingArgs] = command;
+  if (executable === undefined) throw new SecretdUnavailableError('Cannot start secretd: empty command');
+  const port = await freePort();
+  const listenAddr = `127.0.0.1:${port}`;
+  const dir = await mkdtemp(join(tmpdir(), 'secretd-bench-'));
+  const dataDir = join(dir, 'data');
+  const files = secretdCli.clientFiles(join(dir, 'client'));
+  const server = spawnCaptured(executable, [...leadingArgs, ...secretdCli.serve(dataDir, listenAddr)]);
+  const secretd: SecretdProcess = {
+    url: `https://${listenAddr}`,
+    ...files,
+    stop: once(() => stopProcess(server, options.stopTimeoutMs ?? 10_000).then(() => rm(dir, { recursive: true, force: true }))),
+    [Symbol.asyncDispose]: () => secretd.stop(),
+  };
+  try {
+    const deadlineMs = performance.now() + (options.startTimeoutMs ?? 30_000);
+    const failIfGone = (): void => {
+      if (server.hasExited()) throw new Error(`secretd exited with ${server.exitStatus()} while starting`);
+      if (performance.now() > deadlineMs) throw new Error('secretd did not become ready in time');
+    };
+    // Listening means init has created the cluster, so the CA can issue a client certificate.
+    while (!(await acceptsTcp(port))) {
+      failIfGone();
+      await delay(50);
+    }
+    await retry(() => runToEnd(executable, [...leadingArgs, ...secretdCli.issueClient(dataDir, join(dir, 'client'))]), failIfGone);
+    await retry(() => pingOK(secretd.url, files), failIfGone);
+    return secretd;
+  } catch (error) {
+    await secretd.stop();
+    throw new SecretdUnavailableError(
+      `Cannot start secretd (${[executable, ...leadingArgs].join(' ')}): ${errorReason(error)}` +
+        `\n--- secretd stderr (last lines) ---\n${server.output() || '(nothing)'}`,
+      { cause: error },
+    );
+  }
+}
+
+function defaultCommand(): string[] {
+  const main = join(repoRoot, 'src', 'main.ts');
+  if (!existsSync(main)) throw new SecretdUnavailableError(`Cannot start secretd: ${main} does not exist yet`);
+  return [process.execPath, main];
+}
+
+/** Binds port 0 and releases it: another process could take it meanwhile, which is rare on loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('Cannot find a free port'))));
+    });
+  });
+}
+
+function acceptsTcp(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connectTcp({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function pingOK(url: string, files: ClientTLSFiles): Promise<void> {
+  const session = await openSecretdSession(url, files, { requestTimeoutMs: 2_000 });
+  try {
+    const answer = await session.request('GET', '/_ping');
+    if (answer.status !== 200) throw new Error(`GET /_ping answered ${answer.status}`);
+  } finally {
+    await session.close();
+  }
+}
+
+/** Retries `attempt` every 200 ms; `check` throws to stop (process gone, deadline passed). */
+async function retry(attempt: () => Promise<void>, check: () => void): Promise<void> {
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (error) {
+      try {
+        check();
+      } catch (fatal) {
+        throw new Error(`${errorReason(fatal)}; last attempt: ${errorReason(error)}`, { cause: error });
+      }
+    }
+    await delay(200);
+  }
+}
+
+interface CapturedProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+  hasExited(): boolean;
+  exitStatus(): string;
+  /** The last few KiB of stdout and stderr together: enough to explain a failure, bounded. */
+  output(): string;
+}
+
+const outputTailChars = 8 * 1024;
+
+function spawnCaptured(executable: string, args: readonly string[]): CapturedProcess {
+  const child = spawn(executable, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  const keep = (chunk: Buffer): void => {
+    tail = (tail + chunk.toString('utf8')).slice(-outputTailChars);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let exited = false;
+  const exitedPromise = new Promise<void>((resolve) => {
+    child.once('error', (error) => {
+      keep(Buffer.from(`spawn failed: ${error.message}\n`));
+      exited = true;
+      resolve();
+    });
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    });
+  });
+  return {
+    child,
+    exited: exitedPromise,
+    hasExited: () => exited,
+    exitStatus: () => (child.signalCode !== null ? `signal ${child.signalCode}` : `code ${child.exitCode ?? '?'}`),
+    output: () => tail.trimEnd(),
+  };
+}
+
+async function runToEnd(executable: string, args: readonly string[]): Promise<void> {
+  const run = spawnCaptured(executable, args);
+  const finished = await Promise.race([run.exited.then(() => true), delay(30_000).then(() => false)]);
+  if (!finished) {
+    run.child.kill('SIGKILL');
+    await run.exited;
+    throw new Error(`${args.slice(0, 2).join(' ')} did not finish in 30 s`);
+  }
+  if (run.child.exitCode !== 0) {
+    throw new Error(`${args.slice(0, 2).join(' ')} exited with ${run.exitStatus()}: ${run.output() || '(no output)'}`);
+  }
+}
+
+async function stopProcess(target: CapturedProcess, stopTimeoutMs: number): Promise<void> {
+  if (target.hasExited()) return;
+  target.child.kill('SIGTERM');
+  const stopped = await Promise.race([target.exited.then(() => true), delay(stopTimeoutMs).then(() => false)]);
+  if (!stopped) {
+    target.child.kill('SIGKILL');
+    await target.exited;
+  }
+}
+
+function once(action: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  return () => (running ??= action());
+}

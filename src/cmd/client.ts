@@ -1,0 +1,118 @@
+/**
+ * The CLI's way to a node's API, like the docker CLI's: the local admin socket in the data dir by
+ * default, or a remote manager over HTTP/2 mutual TLS (`--host https://mgr:4377` with
+ * `--tlscacert/--tlscert/--tlskey`, or SECRETD_HOST and a SECRETD_CERT_PATH directory).
+ */
+import { request as httpRequest } from 'node:http';
+import { connect, type ClientHttp2Session } from 'node:http2';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SecretdError, type ErrorCode } from '../errors.ts';
+import { dataDirPaths } from '../node/data-dir.ts';
+
+export interface ConnectionOptions {
+  readonly dataDir: string;
+  readonly host?: string | undefined;
+  readonly tlscacert?: string | undefined;
+  readonly tlscert?: string | undefined;
+  readonly tlskey?: string | undefined;
+}
+
+export interface ApiResponse {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+export interface ApiClient {
+  request(method: string, path: string, body?: unknown): Promise<ApiResponse>;
+  close(): void;
+}
+
+const codeByStatus: Record<number, ErrorCode> = { 400: 'invalid', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 413: 'too_large', 501: 'unimplemented', 503: 'unavailable' };
+
+/** Calls the API and turns a non-2xx answer into a SecretdError carrying the server's message. */
+export async function call(client: ApiClient, method: string, path: string, body?: unknown): Promise<unknown> {
+  const response = await client.request(method, path, body);
+  if (response.status >= 200 && response.status < 300) return response.body;
+  const message = typeof response.body === 'object' && response.body !== null && 'message' in response.body ? String((response.body as { message: unknown }).message) : `HTTP ${response.status}`;
+  throw new SecretdError(codeByStatus[response.status] ?? 'internal', message);
+}
+
+export function openClient(options: ConnectionOptions): ApiClient {
+  const host = options.host ?? process.env.SECRETD_HOST;
+  if (!host) return socketClient(dataDirPaths(options.dataDir).adminSocket);
+  const certPath = process.env.SECRETD_CERT_PATH;
+  const file = (given: string | undefined, name: string): string => {
+    const path = given ?? (certPath ? join(certPath, name) : undefined);
+    if (!path) throw new SecretdError('invalid', `Connecting to ${host} needs --tlscacert, --tlscert and --tlskey (or SECRETD_CERT_PATH holding ca.pem, cert.pem, key.pem)`);
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      throw new SecretdError('invalid', `Cannot read ${path}`);
+    }
+  };
+  return tlsClient(host, { ca: file(options.tlscacert, 'ca.pem'), cert: file(options.tlscert, 'cert.pem'), key: file(options.tlskey, 'key.pem') });
+}
+
+function encodeBody(body: unknown): Buffer | null {
+  return body === undefined ? null : Buffer.from(JSON.stringify(body));
+}
+
+function decodeBody(text: string): unknown {
+  if (text === '') return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function socketClient(socketPath: string): ApiClient {
+  return {
+    request(method, path, body) {
+      const payload = encodeBody(body);
+      return new Promise((resolve, reject) => {
+        const req = httpRequest({ socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {} }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: decodeBody(Buffer.concat(chunks).toString('utf8')) }));
+          res.on('error', reject);
+        });
+        req.on('error', (error: NodeJS.ErrnoException) => {
+          const reason = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? 'is secretd running there?' : error.code === 'EACCES' ? 'permission denied (the admin socket is root only)' : error.message;
+          reject(new SecretdError('unavailable', `Cannot connect to the secretd admin socket at ${socketPath}: ${reason}`));
+        });
+        req.end(payload ?? undefined);
+      });
+    },
+    close() {},
+  };
+}
+
+function tlsClient(host: string, tls: { ca: string; cert: string; key: string }): ApiClient {
+  let session: ClientHttp2Session | null = null;
+  const open = (): ClientHttp2Session => {
+    if (session && !session.closed && !session.destroyed) return session;
+    session = connect(host, tls);
+    session.on('error', () => {});
+    return session;
+  };
+  return {
+    request(method, path, body) {
+      const payload = encodeBody(body);
+      return new Promise((resolve, reject) => {
+        const stream = open().request({ ':method': method, ':path': path, ...(payload ? { 'content-type': 'application/json' } : {}) });
+        const chunks: Buffer[] = [];
+        let status = 0;
+        stream.on('response', (headers) => (status = Number(headers[':status'])));
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.on('end', () => resolve({ status, body: decodeBody(Buffer.concat(chunks).toString('utf8')) }));
+        stream.on('error', (error) => reject(new SecretdError('unavailable', `Cannot reach secretd at ${host}: ${error.message}`)));
+        stream.end(payload ?? undefined);
+      });
+    },
+    close() {
+      session?.close();
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/** `secretd cluster join-token|unlock-key|update`, like `docker swarm join-token|unlock-key|update`. */
+import type { CAC } from 'cac';
+import { SecretdError } from '../errors.ts';
+import { parseBoolFlag, withClient, type GlobalFlags, type Io } from './_common.ts';
+import { call, type ApiClient } from './client.ts';
+
+interface SwarmJSON {
+  Version: { Index: number };
+  Spec: Record<string, unknown> & { EncryptionConfig: { AutoLockManagers: boolean } };
+  JoinTokens: { Worker: string; Manager: string };
+}
+
+export function registerCluster(cli: CAC, io: Io): void {
+  cli
+    .command('join-token <role>', 'Show (or rotate) the join token for workers or managers')
+    .option('--rotate', 'Rotate the join token')
+    .option('-q, --quiet', 'Only display the token')
+    .action(async (role: string, flags: GlobalFlags & { rotate?: boolean; quiet?: boolean }) => {
+      if (role !== 'worker' && role !== 'manager') throw new SecretdError('invalid', `Unknown role ${JSON.stringify(role)}: expected worker or manager`);
+      return withClient(flags, async (client) => {
+        if (flags.rotate) {
+          const swarm = await inspect(client);
+          const param = role === 'worker' ? 'rotateWorkerToken' : 'rotateManagerToken';
+          await call(client, 'POST', `/swarm/update?version=${swarm.Version.Index}&${param}=true`, swarm.Spec);
+          if (!flags.quiet) io.out(`Successfully rotated ${role} join token.\n`);
+        }
+        const swarm = await inspect(client);
+        const token = role === 'worker' ? swarm.JoinTokens.Worker : swarm.JoinTokens.Manager;
+        if (flags.quiet) io.out(token);
+        else {
+          const info = (await call(client, 'GET', '/info')) as { Swarm: { NodeAddr: string } };
+          io.out(`To add a ${role} to this cluster, run the following command:\n\n    secretd join --token ${token} ${info.Swarm.NodeAddr}\n`);
+        }
+        return 0;
+      });
+    });
+
+  cli
+    .command('unlock-key', 'Show (or rotate) the unlock key of an autolocked cluster')
+    .option('--rotate', 'Rotate the unlock key')
+    .option('-q, --quiet', 'Only display the key')
+    .action(async (flags: GlobalFlags & { rotate?: boolean; quiet?: boolean }) => {
+      return withClient(flags, async (client) => {
+        if (flags.rotate) {
+          const swarm = await inspect(client);
+          if (!swarm.Spec.EncryptionConfig.AutoLockManagers) throw new SecretdError('conflict', 'Cannot rotate the unlock key: autolock is not enabled (secretd cluster update --autolock=true)');
+          await call(client, 'POST', `/swarm/update?version=${swarm.Version.Index}&rotateManagerUnlockKey=true`, swarm.Spec);
+          if (!flags.quiet) io.out('Successfully rotated manager unlock key.\n');
+        }
+        const key = await unlockKey(client);
+        if (key === '') throw new SecretdError('conflict', 'No unlock key is set: autolock is not enabled (secretd cluster update --autolock=true)');
+        io.out(flags.quiet ? key : unlockKeyMessage(key));
+        return 0;
+      });
+    });
+
+  cli
+    .command('update', 'Update the cluster settings')
+    .option('--autolock <bool>', 'Require the unlock key to start a manager (true|false)')
+    .action(async (flags: GlobalFlags & { autolock?: unknown }) => {
+      if (flags.autolock === undefined) throw new SecretdError('invalid', 'Nothing to update: give --autolock=true|false');
+      const autolock = parseBoolFlag(flags.autolock, '--autolock');
+      return withClient(flags, async (client) => {
+        const swarm = await inspect(client);
+        const wasLocked = swarm.Spec.EncryptionConfig.AutoLockManagers;
+        const spec = { ...swarm.Spec, EncryptionConfig: { AutoLockManagers: autolock } };
+        await call(client, 'POST', `/swarm/update?version=${swarm.Version.Index}`, spec);
+        io.out('Cluster updated.');
+        if (autolock && !wasLocked) io.out(unlockKeyMessage(await unlockKey(client)));
+        return 0;
+      });
+    });
+}
+
+async function inspect(client: ApiClient): Promise<SwarmJSON> {
+  return (await call(client, 'GET', '/swarm')) as SwarmJSON;
+}
+
+async function unlockKey(client: ApiClient): Promise<string> {
+  return ((await call(client, 'GET', '/swarm/unlockkey')) as { UnlockKey: string }).UnlockKey;
+}
+
+export function unlockKeyMessage(key: string): string {
+  return [
+    'To unlock a cluster manager after it restarts, run `secretd unlock` and provide the following key:',
+    '',
+    `    ${key}`,
+    '',
+    'Remember to store this key in a password manager: without it, a restarted manager cannot read its data.',
+  ].join('\n');
+}

@@ -1,0 +1,103 @@
+/** `secretd secret create|ls|inspect|rm`, shaped like `docker secret …`. */
+import type { CAC } from 'cac';
+import { readFile } from 'node:fs/promises';
+import { SecretdError } from '../errors.ts';
+import { toBase64 } from '../node/store/store.ts';
+import { ago, many, parseKeyValues, table, withClient, type GlobalFlags, type Io } from './_common.ts';
+import { call } from './client.ts';
+
+interface SecretJSON {
+  ID: string;
+  Version: { Index: number };
+  CreatedAt: string;
+  UpdatedAt: string;
+  Spec: { Name: string; Labels: Record<string, string> };
+}
+
+export function registerSecret(cli: CAC, io: Io): void {
+  cli
+    .command('create <name> <file>', 'Create a secret from a file or from stdin ("-")')
+    .option('-l, --label <label>', 'Secret label KEY=VALUE (repeatable)')
+    .action(async (name: string, file: string, flags: GlobalFlags & { label?: unknown }) => {
+      const data = file === '-' ? await io.stdin() : await readSource(file);
+      try {
+        const labels = parseKeyValues(many(flags.label), 'label');
+        const body = (await withClient(flags, (c) => call(c, 'POST', '/secrets/create', { Name: name, Labels: labels, Data: toBase64(data) }))) as { ID: string };
+        io.out(body.ID);
+      } finally {
+        data.fill(0);
+      }
+      return 0;
+    });
+
+  cli
+    .command('ls', 'List secrets')
+    .alias('list')
+    .option('-q, --quiet', 'Only display IDs')
+    .option('-f, --filter <filter>', 'Filter: name=…, id=…, label=KEY[=VALUE] (repeatable)')
+    .option('--format <format>', 'Output format: "table" (default) or "json"')
+    .action(async (flags: GlobalFlags & { quiet?: boolean; filter?: unknown; format?: string }) => {
+      const filters: Record<string, string[]> = {};
+      for (const item of many(flags.filter)) {
+        const eq = item.indexOf('=');
+        const key = item.slice(0, eq);
+        if (eq <= 0 || !['name', 'id', 'label'].includes(key)) throw new SecretdError('invalid', `Invalid filter ${JSON.stringify(item)}: expected name=…, id=… or label=…`);
+        (filters[key] ??= []).push(item.slice(eq + 1));
+      }
+      const query = Object.keys(filters).length ? `?filters=${encodeURIComponent(JSON.stringify(filters))}` : '';
+      const secrets = (await withClient(flags, (c) => call(c, 'GET', `/secrets${query}`))) as SecretJSON[];
+      if (flags.quiet) io.out(secrets.map((s) => s.ID).join('\n'));
+      else if (flags.format === 'json') io.out(secrets.map((s) => JSON.stringify(s)).join('\n'));
+      else if (flags.format === undefined || flags.format === 'table') {
+        const now = new Date();
+        io.out(table(['ID', 'NAME', 'DRIVER', 'CREATED', 'UPDATED'], secrets.map((s) => [s.ID, s.Spec.Name, '', ago(s.CreatedAt, now), ago(s.UpdatedAt, now)])));
+      } else throw new SecretdError('invalid', `Invalid --format ${JSON.stringify(flags.format)}: expected table or json`);
+      return 0;
+    });
+
+  cli
+    .command('inspect <secret> [...more]', 'Show secrets in detail (never their data)')
+    .action(async (first: string, more: string[], flags: GlobalFlags) => {
+      return withClient(flags, async (client) => {
+        const found: unknown[] = [];
+        let code = 0;
+        for (const ref of [first, ...more]) {
+          try {
+            found.push(await call(client, 'GET', `/secrets/${encodeURIComponent(ref)}`));
+          } catch (error) {
+            io.err(`Error: ${(error as Error).message}`);
+            code = 1;
+          }
+        }
+        io.out(JSON.stringify(found, null, 4));
+        return code;
+      });
+    });
+
+  cli
+    .command('rm <secret> [...more]', 'Remove one or more secrets')
+    .alias('remove')
+    .action(async (first: string, more: string[], flags: GlobalFlags) => {
+      return withClient(flags, async (client) => {
+        let code = 0;
+        for (const ref of [first, ...more]) {
+          try {
+            await call(client, 'DELETE', `/secrets/${encodeURIComponent(ref)}`);
+            io.out(ref);
+          } catch (error) {
+            io.err(`Error: ${(error as Error).message}`);
+            code = 1;
+          }
+        }
+        return code;
+      });
+    });
+}
+
+async function readSource(file: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch (error) {
+    throw new SecretdError('invalid', `Cannot read secret data from ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}

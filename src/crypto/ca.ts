@@ -1,0 +1,325 @@
+/**
+ * The cluster CA and node identities: ECDSA P-256 with SHA-256 through WebCrypto, certificates
+ * built with @peculiar/x509.
+ *
+ * Identity lives in the subject, as in Docker: CN = node id, OU = role, O = cluster id. The CA
+ * takes only the public key from a request; the subject, SANs, usages and lifetime come from the
+ * caller, so a joiner cannot ask for a role or a name.
+ *
+ * Pure except for one unavoidable leak: WebCrypto generates keys and ECDSA nonces from the system
+ * source, which cannot be injected. Time is always passed in; certificate checks here are
+ * signature-only because a validity check would have to read the clock.
+ */
+// @peculiar/x509 resolves its algorithms through tsyringe, which throws at load time unless the
+// Reflect metadata polyfill is already installed; this import must stay first.
+import 'reflect-metadata';
+import {
+  AuthorityKeyIdentifierExtension,
+  BasicConstraintsExtension,
+  ExtendedKeyUsage,
+  ExtendedKeyUsageExtension,
+  type Extension,
+  type JsonGeneralName,
+  KeyUsageFlags,
+  KeyUsagesExtension,
+  Pkcs10CertificateRequest,
+  Pkcs10CertificateRequestGenerator,
+  SubjectAlternativeNameExtension,
+  SubjectKeyIdentifierExtension,
+  X509Certificate,
+  X509CertificateGenerator,
+} from '@peculiar/x509';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { SecretdError } from '../errors.ts';
+import { certBackdateMs, rootCertLifetimeMs } from '../limits.ts';
+import { checkDnsName, checkIpAddress, checkSubjectValue, positiveSerial, toHex } from './_cert-fields.ts';
+import { certDerFromPem, certPemFromDer, csrDerFromPem, pemEncode } from './pem.ts';
+
+export type Role = 'manager' | 'worker' | 'admin';
+
+const roleOUs: Readonly<Record<Role, string>> = {
+  manager: 'secretd-manager',
+  worker: 'secretd-worker',
+  admin: 'secretd-admin',
+};
+
+export const caCommonName = 'secretd-ca';
+const keyAlgorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const signingAlgorithm = { name: 'ECDSA', hash: 'SHA-256' } as const;
+const webCrypto: Crypto = globalThis.crypto;
+
+export function roleOU(role: Role): string {
+  return roleOUs[role];
+}
+
+/** The role an OU names, or undefined for anything that is not exactly one of ours. */
+export function roleFromOU(ou: string): Role | undefined {
+  for (const role of Object.keys(roleOUs) as Role[]) if (roleOUs[role] === ou) return role;
+  return undefined;
+}
+
+export interface RootCA {
+  readonly certPem: string;
+  readonly certDer: Uint8Array;
+  /** The CA private key; the caller stores it sealed and zeroes this copy. */
+  readonly keyPkcs8: Uint8Array;
+}
+
+export interface CreateRootCAOptions {
+  readonly now: Date;
+}
+
+export async function createRootCA(options: CreateRootCAOptions): Promise<RootCA> {
+  const now = checkDate(options.now);
+  const keys = await generateKeyPair();
+  const spki = new Uint8Array(await webCrypto.subtle.exportKey('spki', keys.publicKey));
+  const cert = await X509CertificateGenerator.createSelfSigned(
+    {
+      // Derived from the fresh key, so creating a CA needs no second random source.
+      serialNumber: toHex(positiveSerial(sha256(spki).subarray(0, 16))),
+      name: [{ CN: [caCommonName] }],
+      notBefore: new Date(now.getTime() - certBackdateMs),
+      notAfter: new Date(now.getTime() + rootCertLifetimeMs),
+      keys,
+      signingAlgorithm,
+      extensions: [
+        // pathLength 1 leaves room for one cross-signed root while the CA is rotated, as Docker does.
+        new BasicConstraintsExtension(true, 1, true),
+        new KeyUsagesExtension(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign, true),
+        await SubjectKeyIdentifierExtension.create(keys.publicKey, false, webCrypto),
+      ],
+    },
+    webCrypto,
+  );
+  const certDer = new Uint8Array(cert.rawData);
+  const keyPkcs8 = new Uint8Array(await webCrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  return { certPem: certPemFromDer(certDer), certDer, keyPkcs8 };
+}
+
+export interface CreateKeyAndCSROptions {
+  /** Advisory only: the CA ignores the requested subject. Default: an empty subject. */
+  readonly commonName?: string;
+}
+
+export interface KeyAndCSR {
+  readonly keyPkcs8: Uint8Array;
+  readonly csrPem: string;
+}
+
+export async function createKeyAndCSR(options: CreateKeyAndCSROptions = {}): Promise<KeyAndCSR> {
+  const keys = await generateKeyPair();
+  const csr = await Pkcs10CertificateRequestGenerator.create(
+    {
+      ...(options.commonName === undefined ? {} : { name: [{ CN: [options.commonName] }] }),
+      keys,
+      signingAlgorithm,
+    },
+    webCrypto,
+  );
+  const keyPkcs8 = new Uint8Array(await webCrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  return { keyPkcs8, csrPem: pemEncode('CERTIFICATE REQUEST', new Uint8Array(csr.rawData)) };
+}
+
+export interface SigningCA {
+  readonly certPem: string;
+  readonly keyPkcs8: Uint8Array;
+}
+
+export interface IssueCertificateOptions {
+  readonly nodeId: string;
+  readonly role: Role;
+  readonly clusterId: string;
+  readonly now: Date;
+  /** Validity from `now`; capped at the CA's own expiry. */
+  readonly lifetimeMs: number;
+  /** Random bytes (at most 20); the top bit is cleared so the serial is positive. */
+  readonly serial: Uint8Array;
+  /** Extra DNS SANs beyond `secretd-<role>` and the node id. Default none. */
+  readonly dnsNames?: readonly string[];
+  /** IP SANs, IPv4 or IPv6 text. Default none. */
+  readonly ipAddresses?: readonly string[];
+}
+
+/** Signs a certificate for the CSR's public key; returns it as PEM. */
+export async function issueCertificate(
+  ca: SigningCA,
+  csrPem: string,
+  options: IssueCertificateOptions,
+): Promise<string> {
+  const names = subjectAltNames(options);
+  const serial = positiveSerial(options.serial);
+  const now = checkDate(options.now);
+  if (!Number.isFinite(options.lifetimeMs) || options.lifetimeMs <= 0) {
+    throw new SecretdError('internal', `Certificate lifetime must be positive, got ${options.lifetimeMs} ms`);
+  }
+  const publicKey = await publicKeyFromCSR(csrPem);
+  const caCert = parseCertificate(certDerFromPem(ca.certPem));
+  const caKey = await importSigningKey(ca.keyPkcs8);
+  if (caCert.notAfter.getTime() <= now.getTime()) {
+    throw new SecretdError('conflict', `Cannot issue certificate: the CA certificate expired at ${caCert.notAfter.toISOString()}`);
+  }
+  const notAfterMs = Math.min(now.getTime() + options.lifetimeMs, caCert.notAfter.getTime());
+  const cert = await X509CertificateGenerator.create(
+    {
+      serialNumber: toHex(serial),
+      subject: [{ O: [options.clusterId] }, { OU: [roleOU(options.role)] }, { CN: [options.nodeId] }],
+      issuer: caCert.subjectName,
+      notBefore: new Date(now.getTime() - certBackdateMs),
+      notAfter: new Date(notAfterMs),
+      publicKey,
+      signingKey: caKey,
+      signingAlgorithm,
+      extensions: await leafExtensions(publicKey, caCert, names),
+    },
+    webCrypto,
+  );
+  const certPem = certPemFromDer(new Uint8Array(cert.rawData));
+  // Checked twice: a CA key that does not match its certificate would otherwise hand out
+  // certificates that every peer refuses, far from the cause.
+  if (!(await verifyIssuedBy(certPem, ca.certPem))) {
+    throw new SecretdError('internal', 'CA private key does not match the CA certificate');
+  }
+  return certPem;
+}
+
+export interface Identity {
+  readonly nodeId: string;
+  readonly role: Role;
+  readonly clusterId: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly serialHex: string;
+}
+
+/** Reads who a certificate names; it does not check who signed it (see `verifyIssuedBy`). */
+export function parseIdentity(cert: string | Uint8Array): Identity {
+  const parsed = parseCertificate(typeof cert === 'string' ? certDerFromPem(cert) : cert);
+  const subject = parsed.subjectName;
+  const nodeId = singleField(subject.getField('CN'), 'node id (CN)');
+  const ou = singleField(subject.getField('OU'), 'role (OU)');
+  const clusterId = singleField(subject.getField('O'), 'cluster id (O)');
+  const role = roleFromOU(ou);
+  if (role === undefined) throw new SecretdError('forbidden', `Certificate role '${ou}' is not a secretd role`);
+  return {
+    nodeId,
+    role,
+    clusterId,
+    notBefore: parsed.notBefore,
+    notAfter: parsed.notAfter,
+    serialHex: parsed.serialNumber.toLowerCase(),
+  };
+}
+
+/** Whether `caCertPem` signed `certPem`: issuer name and signature only, no validity dates. */
+export async function verifyIssuedBy(certPem: string, caCertPem: string): Promise<boolean> {
+  const cert = parseCertificate(certDerFromPem(certPem));
+  const caCert = parseCertificate(certDerFromPem(caCertPem));
+  if (!bytesEqual(cert.issuerName.toArrayBuffer(), caCert.subjectName.toArrayBuffer())) return false;
+  try {
+    return await cert.verify({ publicKey: caCert.publicKey, signatureOnly: true }, webCrypto);
+  } catch {
+    return false;
+  }
+}
+
+async function generateKeyPair(): Promise<CryptoKeyPair> {
+  // Extractable so the private key can be stored (wrapped) as PKCS#8.
+  return webCrypto.subtle.generateKey(keyAlgorithm, true, ['sign', 'verify']);
+}
+
+async function importSigningKey(keyPkcs8: Uint8Array): Promise<CryptoKey> {
+  // WebCrypto wants an ArrayBuffer-backed view; the copy is ours to zero.
+  const copy = keyPkcs8.slice();
+  try {
+    return await webCrypto.subtle.importKey('pkcs8', copy, keyAlgorithm, false, ['sign']);
+  } catch (cause) {
+    throw new SecretdError('invalid', 'CA private key is not a PKCS#8 ECDSA P-256 key', { cause });
+  } finally {
+    copy.fill(0);
+  }
+}
+
+/** Verifies the request's self-signature, then returns its key re-encoded, refusing all but P-256. */
+async function publicKeyFromCSR(csrPem: string): Promise<CryptoKey> {
+  let csr: Pkcs10CertificateRequest;
+  try {
+    csr = new Pkcs10CertificateRequest(csrDerFromPem(csrPem));
+  } catch (cause) {
+    if (cause instanceof SecretdError) throw cause;
+    throw new SecretdError('invalid', 'Certificate request is not a valid PKCS#10 request', { cause });
+  }
+  const signed = await csr.verify(webCrypto).catch(() => false);
+  if (!signed) throw new SecretdError('invalid', 'Certificate request signature is invalid');
+  const algorithm = csr.publicKey.algorithm as { name?: string; namedCurve?: string };
+  if (algorithm.name !== keyAlgorithm.name || algorithm.namedCurve !== keyAlgorithm.namedCurve) {
+    const found = [algorithm.name, algorithm.namedCurve].filter(Boolean).join(' ');
+    throw new SecretdError('invalid', `Certificate request key must be ECDSA P-256, got ${found || 'unknown'}`);
+  }
+  try {
+    // Importing checks the point is on the curve.
+    return await webCrypto.subtle.importKey('spki', csr.publicKey.rawData, keyAlgorithm, true, ['verify']);
+  } catch (cause) {
+    throw new SecretdError('invalid', 'Certificate request key is not a valid P-256 public key', { cause });
+  }
+}
+
+async function leafExtensions(
+  publicKey: CryptoKey,
+  caCert: X509Certificate,
+  names: JsonGeneralName[],
+): Promise<Extension[]> {
+  const caKeyId = caCert.getExtension(SubjectKeyIdentifierExtension)?.keyId;
+  return [
+    new BasicConstraintsExtension(false, undefined, true),
+    new KeyUsagesExtension(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment, true),
+    new ExtendedKeyUsageExtension([ExtendedKeyUsage.serverAuth, ExtendedKeyUsage.clientAuth]),
+    new SubjectAlternativeNameExtension(names),
+    await SubjectKeyIdentifierExtension.create(publicKey, false, webCrypto),
+    caKeyId === undefined
+      ? await AuthorityKeyIdentifierExtension.create(caCert.publicKey, false, webCrypto)
+      : new AuthorityKeyIdentifierExtension(caKeyId),
+  ];
+}
+
+function subjectAltNames(options: IssueCertificateOptions): JsonGeneralName[] {
+  checkSubjectValue(options.nodeId, 'node id');
+  checkSubjectValue(options.clusterId, 'cluster id');
+  if (!Object.hasOwn(roleOUs, options.role)) {
+    throw new SecretdError('invalid', `Cannot issue certificate: unknown role '${options.role}'`);
+  }
+  const dns = [...new Set([roleOU(options.role), options.nodeId, ...(options.dnsNames ?? [])])];
+  const ips = [...new Set(options.ipAddresses ?? [])];
+  dns.forEach(checkDnsName);
+  ips.forEach(checkIpAddress);
+  return [
+    ...dns.map((value): JsonGeneralName => ({ type: 'dns', value })),
+    ...ips.map((value): JsonGeneralName => ({ type: 'ip', value })),
+  ];
+}
+
+function parseCertificate(der: Uint8Array): X509Certificate {
+  try {
+    return new X509Certificate(der);
+  } catch (cause) {
+    throw new SecretdError('invalid', 'Invalid certificate: not a DER X.509 certificate', { cause });
+  }
+}
+
+function singleField(values: string[], what: string): string {
+  const [value] = values;
+  if (value === undefined || values.length !== 1) {
+    throw new SecretdError('forbidden', `Certificate must name exactly one ${what}, found ${values.length}`);
+  }
+  return value;
+}
+
+function checkDate(date: Date): Date {
+  if (Number.isNaN(date.getTime())) throw new SecretdError('internal', 'Certificate time is not a valid date');
+  return date;
+}
+
+function bytesEqual(a: ArrayBuffer, b: ArrayBuffer): boolean {
+  const x = new Uint8Array(a);
+  const y = new Uint8Array(b);
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}

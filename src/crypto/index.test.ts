@@ -1,0 +1,45 @@
+import { expect, test } from 'bun:test';
+import * as door from './index.ts';
+
+test('index.ts exports the package API and nothing private', () => {
+  const functions = Object.entries(door)
+    .filter(([, value]) => typeof value === 'function')
+    .map(([name]) => name)
+    .sort();
+  expect(functions).toEqual(
+    [
+      'caDigest',
+      'caMatchesToken',
+      'certDerFromPem',
+      'certPemFromDer',
+      'constantTimeEqual',
+      'createKeyAndCSR',
+      'createRootCA',
+      'csrDerFromPem',
+      'encodeUnlockKey',
+      'envelopeKeyId',
+      'generateJoinToken',
+      'issueCertificate',
+      'joinTokenMatches',
+      'keyPkcs8FromPem',
+      'keyPkcs8ToPem',
+      'newId',
+      'open',
+      'parseIdentity',
+      'parseJoinToken',
+      'parseUnlockKey',
+      'pemDecode',
+      'pemDecodeAll',
+      'pemEncode',
+      'rewrapKey',
+      'roleFromOU',
+      'roleOU',
+      'seal',
+      'unwrapKey',
+      'verifyIssuedBy',
+      'wrapKey',
+      'wrappedKekId',
+      'zero',
+    ].sort(),
+  );
+});

@@ -1,0 +1,91 @@
+/**
+ * The real `FileSystem` over `node:fs/promises` (implemented by Bun and Deno alike). Data syncs
+ * use fdatasync: it flushes the file size too, which is all the WAL needs, and skips timestamps.
+ * A failed sync is reported, never retried: after an fsync error the page cache may have dropped
+ * the dirty pages, so the caller must stop rather than carry on (fsyncgate).
+ */
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import type { FileHandle as NodeFileHandle } from 'node:fs/promises';
+import type { FileHandle, FileSystem } from './fs.ts';
+
+export class NodeFileSystem implements FileSystem {
+  async mkdirp(dir: string): Promise<void> {
+    const first = await mkdir(dir, { recursive: true, mode: 0o700 }); // data dirs hold sealed secrets: owner only
+    if (first === undefined) return;
+    // Each new directory's name lives in its parent: sync from the deepest up to the first created.
+    for (let path = resolve(dir); path !== dirname(path); path = dirname(path)) {
+      await this.syncDir(dirname(path));
+      if (path === resolve(first)) break;
+    }
+  }
+
+  list(dir: string): Promise<string[]> {
+    return readdir(dir);
+  }
+
+  async readFile(path: string): Promise<Uint8Array> {
+    const buffer = await readFile(path);
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+
+  async writeFile(path: string, bytes: Uint8Array): Promise<void> {
+    const handle = await open(path, 'w', 0o600);
+    try {
+      await writeAll(handle, bytes);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async openAppend(path: string): Promise<FileHandle> {
+    const handle = await open(path, 'r+');
+    // Appends go at the end we track, not O_APPEND's: a position we own survives a truncate.
+    let position = (await handle.stat()).size;
+    return {
+      write: async (bytes) => {
+        await writeAll(handle, bytes, position);
+        position += bytes.length;
+      },
+      sync: () => handle.datasync(),
+      close: () => handle.close(),
+    };
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    const handle = await open(path, 'r+');
+    try {
+      await handle.truncate(size);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return rename(from, to);
+  }
+
+  remove(path: string): Promise<void> {
+    return unlink(path);
+  }
+
+  async syncDir(dir: string): Promise<void> {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+async function writeAll(handle: NodeFileHandle, bytes: Uint8Array, position = 0): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
+    if (bytesWritten <= 0) throw new Error(`Cannot write: the file accepted no bytes at offset ${position + done}`);
+    done += bytesWritten;
+  }
+}

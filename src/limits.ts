@@ -1,0 +1,32 @@
+/** Every limit in one place. Names end in their unit. */
+
+/** Largest secret value (Docker: 500 KiB - 1). */
+export const secretBytesMax = 1024 * 1024;
+/** Largest secret name, as Docker. */
+export const secretNameCharsMax = 64;
+/** Largest label key plus value set on one object, in bytes of JSON. */
+export const labelsBytesMax = 64 * 1024;
+/** Largest HTTP request body: a base64 secret of secretBytesMax plus room for the envelope. */
+export const requestBodyBytesMax = Math.ceil((secretBytesMax * 4) / 3) + 64 * 1024;
+/** Largest single WAL record body; a header claiming more is garbage, refused before allocating. */
+export const walRecordBytesMax = 8 * 1024 * 1024;
+/** WAL segment size at which the writer starts a new segment. */
+export const walSegmentBytesTarget = 64 * 1024 * 1024;
+/** Entries taken into one WAL batch (one fsync). */
+export const walBatchEntriesMax = 1024;
+/** Applied entries after which a snapshot is taken and the log compacted behind it. */
+export const snapshotEntriesInterval = 10_000;
+/** Entries in one Raft append message. */
+export const raftEntriesPerMessageMax = 256;
+/** Unacknowledged append messages to one follower. */
+export const raftInflightMessagesMax = 64;
+/** Proposals waiting for the raft loop; past this, callers get 503. */
+export const proposalQueueMax = 16_384;
+/** Snapshot transfer chunk. */
+export const snapshotChunkBytes = 1024 * 1024;
+/** Node certificate lifetime (90 days, as Docker). */
+export const nodeCertLifetimeMs = 90 * 24 * 3600 * 1000;
+/** Root CA lifetime (20 years, as Docker). */
+export const rootCertLifetimeMs = 20 * 365 * 24 * 3600 * 1000;
+/** Certificates are backdated so small clock skew does not reject them (Docker: 1 h). */
+export const certBackdateMs = 3600 * 1000;

@@ -1,0 +1,76 @@
+/**
+ * The HTTP API as a factory: `createApp(options)` returns a hono app, served by the node over HTTP/2
+ * mutual TLS and on the local admin socket, and called directly (`app.request`) by unit tests.
+ * Domain errors become `{"message": …}` with Docker's status codes here, and only here.
+ */
+import { Hono, type Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { SecretdError, type ErrorCode } from '../../errors.ts';
+import type { Backend, Identity } from './backend.ts';
+import { secretRoutes } from './routes-secrets.ts';
+import { swarmRoutes } from './routes-swarm.ts';
+import { systemRoutes } from './routes-system.ts';
+
+export interface AppEnv {
+  Variables: { identity: Identity };
+}
+
+export interface AppOptions {
+  readonly backend: Backend;
+  /** Maps the raw request to its caller; throws `forbidden` when the caller has no valid identity. */
+  readonly identify: (c: Context) => Identity;
+  readonly version: string;
+}
+
+const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
+  invalid: 400,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  locked: 503,
+  unavailable: 503,
+  unimplemented: 501,
+  corrupt: 500,
+  internal: 500,
+};
+
+/** Routes a locked manager still answers: enough to see that it is locked and to unlock it. */
+const allowedWhileLocked = new Set(['/_ping', '/version', '/info', '/swarm/unlock']);
+
+export function createApp(options: AppOptions): Hono<AppEnv> {
+  const api = new Hono<AppEnv>();
+  api.use('*', async (c, next) => {
+    c.set('identity', options.identify(c));
+    if (options.backend.locked && !allowedWhileLocked.has(routePath(c.req.path))) {
+      throw new SecretdError('locked', 'This manager is locked: run `secretd unlock` with the cluster unlock key');
+    }
+    await next();
+  });
+  systemRoutes(api, options);
+  secretRoutes(api, options.backend);
+  swarmRoutes(api, options.backend);
+
+  const app = new Hono<AppEnv>();
+  app.route('/', api);
+  app.route('/:apiVersion{v1\\.[0-9]{1,3}}', api);
+  app.notFound((c) => c.json({ message: `Page not found: ${c.req.method} ${c.req.path.slice(0, 200)}` }, 404));
+  app.onError((error, c) => {
+    if (error instanceof SecretdError) return c.json({ message: error.message }, statusByCode[error.code]);
+    // Unexpected: never echo internals (they could hold request data); the node logs them.
+    console.error(`secretd: internal error on ${c.req.method} ${c.req.path}: ${error instanceof Error ? error.name : 'error'}`);
+    return c.json({ message: 'Internal error' }, 500);
+  });
+  return app;
+}
+
+function routePath(path: string): string {
+  return path.replace(/^\/v1\.[0-9]{1,3}(?=\/)/, '');
+}
+
+export function requireRole(c: Context<AppEnv>, roles: readonly Identity['role'][], what: string): void {
+  const identity = c.get('identity');
+  if (!roles.includes(identity.role)) {
+    throw new SecretdError('forbidden', `Permission denied: a ${identity.role} certificate cannot ${what}`);
+  }
+}

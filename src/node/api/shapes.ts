@@ -1,0 +1,34 @@
+/** Docker Engine API shapes for the swarm objects secretd serves. Secret data never appears here. */
+import type { ClusterRecord, SecretRecord } from '../store/types.ts';
+
+export function secretJSON(secret: SecretRecord): object {
+  return {
+    ID: secret.id,
+    Version: { Index: secret.metaIndex },
+    CreatedAt: secret.createdAt,
+    UpdatedAt: secret.updatedAt,
+    Spec: { Name: secret.name, Labels: secret.labels },
+  };
+}
+
+export function swarmJSON(cluster: ClusterRecord, withTokens: boolean): object {
+  return {
+    ID: cluster.id,
+    Version: { Index: cluster.metaIndex },
+    CreatedAt: cluster.createdAt,
+    UpdatedAt: cluster.updatedAt,
+    Spec: {
+      Name: 'default',
+      Labels: cluster.labels,
+      Orchestration: { TaskHistoryRetentionLimit: 5 },
+      Raft: { SnapshotInterval: 10000, KeepOldSnapshots: 0, LogEntriesForSlowFollowers: 500, ElectionTick: 10, HeartbeatTick: 1 },
+      Dispatcher: { HeartbeatPeriod: 5_000_000_000 },
+      CAConfig: { NodeCertExpiry: 7_776_000_000_000_000 },
+      TaskDefaults: {},
+      EncryptionConfig: { AutoLockManagers: cluster.unlockKey !== null },
+    },
+    TLSInfo: { TrustRoot: cluster.caCertPem },
+    RootRotationInProgress: false,
+    ...(withTokens ? { JoinTokens: { Worker: cluster.joinTokens.worker, Manager: cluster.joinTokens.manager } } : {}),
+  };
+}

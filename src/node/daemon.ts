@@ -1,0 +1,88 @@
+/**
+ * A running node process (`secretd init` / `secretd run`): the manager, its admin socket at once,
+ * its mTLS listener as soon as it is unlocked, and a clean stop on SIGTERM/SIGINT.
+ */
+import type { Server } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
+import { readFile } from 'node:fs/promises';
+import { SecretdError } from '../errors.ts';
+import { systemNow, systemRandom } from '../io/system.ts';
+import { bootstrapCluster, type InitOptions } from './bootstrap.ts';
+import { Manager, type ManagerOptions } from './manager.ts';
+import { writeNodeState } from './node-state.ts';
+import { serveAdminSocket, serveTls } from './server.ts';
+
+export const secretdVersion = '0.1.0';
+
+export interface Daemon {
+  readonly manager: Manager;
+  /** Resolves when the node has stopped (signal or fatal error). */
+  readonly done: Promise<number>;
+  stop(): Promise<void>;
+}
+
+export interface DaemonHooks {
+  /** Told once the node serves (unlocked or not): what to print for the operator. */
+  readonly onReady?: (manager: Manager) => void | Promise<void>;
+  readonly log: (line: string) => void;
+}
+
+function managerOptions(dataDir: string, hooks: DaemonHooks, fatal: (error: unknown) => void): ManagerOptions {
+  return { dataDir, random: systemRandom, now: systemNow, onFatal: fatal };
+}
+
+export async function initDaemon(options: Omit<InitOptions, 'random' | 'now'>, hooks: DaemonHooks): Promise<Daemon> {
+  const boot = await bootstrapCluster({ ...options, random: systemRandom, now: systemNow() });
+  return startDaemon(options.dataDir, hooks, async (opts) => {
+    const manager = await Manager.bootstrap(opts, boot.state, boot.firstCommand, boot.unlockKey);
+    await writeNodeState(boot.paths.nodeState, boot.state);
+    return manager;
+  });
+}
+
+export async function runDaemon(dataDir: string, hooks: DaemonHooks): Promise<Daemon> {
+  return startDaemon(dataDir, hooks, (opts) => Manager.open(opts));
+}
+
+async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: ManagerOptions) => Promise<Manager>): Promise<Daemon> {
+  let finish: (code: number) => void = () => {};
+  const done = new Promise<number>((resolve) => (finish = resolve));
+  let stopping: Promise<void> | null = null;
+  const servers: Array<Server | Http2SecureServer> = [];
+  const fatal = (error: unknown): void => {
+    hooks.log(`secretd: fatal: ${error instanceof Error ? error.message : String(error)}; stopping`);
+    // An fsync that failed or a broken invariant: do not serve another request from this state.
+    process.exit(70);
+  };
+  const manager = await open(managerOptions(dataDir, hooks, fatal));
+  const serve = { backend: manager, version: secretdVersion, clusterId: manager.state.clusterId };
+  servers.push(await serveAdminSocket(manager.paths.adminSocket, serve));
+  const startTls = async (): Promise<void> => {
+    const [caPem, certPem] = await Promise.all([readFile(manager.paths.caCert, 'utf8'), readFile(manager.paths.nodeCert, 'utf8')]);
+    servers.push(await serveTls({ ...serve, listenAddr: manager.state.listenAddr, caPem, certPem, tlsKey: manager.tlsKey }));
+    hooks.log(`secretd: serving the API on https://${manager.state.listenAddr} (mutual TLS) and ${manager.paths.adminSocket}`);
+  };
+  if (manager.locked) {
+    hooks.log(`secretd: this manager is locked; run \`secretd unlock --data-dir ${dataDir}\` with the unlock key`);
+    manager.onStarted(() => {
+      hooks.log('secretd: unlocked');
+      startTls().catch(fatal);
+    });
+  } else {
+    await startTls();
+  }
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      for (const server of servers) server.close();
+      await manager.stop();
+      finish(0);
+    })());
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void stop());
+  await hooks.onReady?.(manager);
+  return { manager, done, stop };
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof SecretdError) return error.message;
+  return error instanceof Error ? error.message : String(error);
+}

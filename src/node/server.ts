@@ -1,0 +1,96 @@
+/**
+ * Serving the API: HTTP/2 with mutual TLS on the network (HTTP/1.1 too, for the docker CLI), and
+ * plain HTTP on the root-only local admin socket. The TLS handshake refuses any client certificate
+ * not signed by the cluster CA; the role in the certificate's OU then decides what it may do.
+ */
+import { getRequestListener } from '@hono/node-server';
+import type { Context } from 'hono';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import { chmod, rm } from 'node:fs/promises';
+import type { TLSSocket } from 'node:tls';
+import { keyPkcs8ToPem, roleFromOU } from '../crypto/index.ts';
+import { SecretdError } from '../errors.ts';
+import { createApp } from './api/app.ts';
+import type { Backend, Identity } from './api/backend.ts';
+import { splitHostPort } from './bootstrap.ts';
+
+export interface ServeOptions {
+  readonly backend: Backend;
+  readonly version: string;
+  readonly clusterId: string;
+}
+
+export async function serveAdminSocket(path: string, options: ServeOptions): Promise<Server> {
+  const admin: Identity = { role: 'admin', nodeId: 'local', via: 'socket' };
+  const app = createApp({ backend: options.backend, version: options.version, identify: () => admin });
+  await rm(path, { force: true });
+  const server = createHttpServer(getRequestListener(app.fetch));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    // The socket must never be reachable by anyone but root, not even for an instant.
+    const oldMask = process.umask(0o177);
+    server.listen(path, () => {
+      process.umask(oldMask);
+      resolve();
+    });
+  });
+  await chmod(path, 0o600);
+  return server;
+}
+
+export interface TlsServeOptions extends ServeOptions {
+  readonly listenAddr: string;
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly tlsKey: Uint8Array;
+}
+
+export async function serveTls(options: TlsServeOptions): Promise<Http2SecureServer> {
+  const identities = new WeakMap<object, Identity>();
+  const identify = (c: Context): Identity => {
+    const socket = peerSocket(c);
+    let identity = identities.get(socket);
+    if (!identity) {
+      identity = identityOf(socket, options.clusterId);
+      identities.set(socket, identity);
+    }
+    return identity;
+  };
+  const app = createApp({ backend: options.backend, version: options.version, identify });
+  const server = createSecureServer(
+    {
+      key: keyPkcs8ToPem(options.tlsKey),
+      cert: options.certPem,
+      ca: options.caPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+      allowHTTP1: true,
+      minVersion: 'TLSv1.2',
+      settings: { maxConcurrentStreams: 1000 },
+    },
+    getRequestListener(app.fetch),
+  );
+  const { host, port } = splitHostPort(options.listenAddr);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host || '0.0.0.0', () => resolve());
+  });
+  return server;
+}
+
+function peerSocket(c: Context): TLSSocket {
+  const incoming = (c.env as { incoming: { socket: TLSSocket; stream?: { session?: { socket: TLSSocket } } } }).incoming;
+  return incoming.stream?.session?.socket ?? incoming.socket;
+}
+
+function identityOf(socket: TLSSocket, clusterId: string): Identity {
+  const cert = socket.getPeerCertificate();
+  const subject = cert?.subject as unknown as Record<string, string | string[] | undefined> | undefined;
+  const first = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);
+  const role = roleFromOU(first(subject?.OU) ?? '');
+  const cn = first(subject?.CN);
+  if (!role || !cn) throw new SecretdError('forbidden', 'Permission denied: the client certificate carries no secretd role');
+  if (first(subject?.O) !== clusterId) throw new SecretdError('forbidden', 'Permission denied: the client certificate belongs to another cluster');
+  return { role, nodeId: cn, via: 'tls' };
+}

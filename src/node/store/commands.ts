@@ -1,0 +1,68 @@
+/**
+ * Commands are what the store's Raft log carries. The proposer fills in everything that is not
+ * deterministic (ids, timestamps, random tokens and keys) so that applying a command gives the same
+ * state on every manager. Encoded as JSON with bytes in base64; the log seals it on disk.
+ */
+import type { Role } from '../../crypto/ca.ts';
+import { SecretdError } from '../../errors.ts';
+
+export interface NodeSpec {
+  readonly id: string;
+  readonly role: Role;
+  readonly hostname: string;
+  readonly addr: string;
+}
+
+export type Command =
+  | {
+      readonly op: 'cluster-init';
+      readonly at: string;
+      readonly clusterId: string;
+      readonly caCertPem: string;
+      readonly caKey: string; // base64 PKCS#8
+      readonly joinTokens: { readonly worker: string; readonly manager: string };
+      readonly unlockKey: string | null; // base64
+      readonly node: NodeSpec;
+    }
+  | {
+      readonly op: 'cluster-update';
+      readonly at: string;
+      readonly expectedIndex: number | null;
+      readonly labels?: Readonly<Record<string, string>>;
+      readonly joinTokens?: { readonly worker: string; readonly manager: string };
+      /** Present to change it: base64 of a new KEK, or null to turn autolock off. */
+      readonly unlockKey?: string | null;
+    }
+  | {
+      readonly op: 'secret-create';
+      readonly at: string;
+      readonly id: string;
+      readonly name: string;
+      readonly labels: Readonly<Record<string, string>>;
+      readonly data: string; // base64
+    }
+  | { readonly op: 'secret-update'; readonly at: string; readonly id: string; readonly expectedIndex: number; readonly labels: Readonly<Record<string, string>> }
+  | { readonly op: 'secret-remove'; readonly at: string; readonly ids: readonly string[] }
+  | { readonly op: 'node-add'; readonly at: string; readonly node: NodeSpec };
+
+export type CommandOp = Command['op'];
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export function encodeCommand(command: Command): Uint8Array {
+  return encoder.encode(JSON.stringify(command));
+}
+
+export function decodeCommand(bytes: Uint8Array): Command {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(bytes));
+  } catch {
+    throw new SecretdError('corrupt', 'Log entry is not a valid command');
+  }
+  if (typeof value !== 'object' || value === null || typeof (value as { op?: unknown }).op !== 'string') {
+    throw new SecretdError('corrupt', 'Log entry is not a valid command');
+  }
+  return value as Command;
+}

@@ -1,0 +1,249 @@
+/**
+ * The deterministic state machine. `apply` is the only way state changes; it is called with each
+ * committed entry in log order on every manager, and must give the same result everywhere: it reads
+ * no clock and no randomness (the proposer put those into the command). A command that conflicts
+ * with the state at apply time (a name taken by a racing create, a stale version) changes nothing
+ * and returns an error result, the same on every manager.
+ */
+import { assert, SecretdError, type ErrorCode } from '../../errors.ts';
+import type { Command } from './commands.ts';
+import type { ClusterRecord, Labels, NodeId, NodeRecord, SecretId, SecretRecord } from './types.ts';
+
+export type ApplyResult = { readonly ok: true; readonly id?: string } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
+
+export type StoreEvent = { readonly kind: 'cluster'; readonly cluster: ClusterRecord } | { readonly kind: 'secret-removed'; readonly id: SecretId };
+
+export class Store {
+  #cluster: ClusterRecord | null = null;
+  readonly #secrets = new Map<SecretId, SecretRecord>();
+  /** Lower-cased name → id: names are unique ignoring case, as Docker's. */
+  readonly #secretNames = new Map<string, SecretId>();
+  readonly #nodes = new Map<NodeId, NodeRecord>();
+  #appliedIndex = 0;
+  readonly #listeners: Array<(event: StoreEvent) => void> = [];
+
+  get appliedIndex(): number {
+    return this.#appliedIndex;
+  }
+
+  get cluster(): ClusterRecord | null {
+    return this.#cluster;
+  }
+
+  onEvent(listener: (event: StoreEvent) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Entries without a command (a leader's no-op, a membership change) still advance the index. */
+  skip(index: number): void {
+    this.#advance(index);
+  }
+
+  apply(index: number, command: Command): ApplyResult {
+    this.#advance(index);
+    try {
+      return this.#apply(index, command);
+    } catch (error) {
+      if (error instanceof SecretdError) return { ok: false, code: error.code, message: error.message };
+      throw error;
+    }
+  }
+
+  #advance(index: number): void {
+    assert(index > this.#appliedIndex, `store applies index ${index} after ${this.#appliedIndex}`);
+    this.#appliedIndex = index;
+  }
+
+  #apply(index: number, command: Command): ApplyResult {
+    switch (command.op) {
+      case 'cluster-init':
+        return this.#initCluster(index, command);
+      case 'cluster-update':
+        return this.#updateCluster(index, command);
+      case 'secret-create':
+        return this.#createSecret(index, command);
+      case 'secret-update':
+        return this.#updateSecret(index, command);
+      case 'secret-remove':
+        return this.#removeSecrets(command.ids);
+      case 'node-add':
+        this.#nodes.set(command.node.id as NodeId, { ...command.node, id: command.node.id as NodeId, availability: 'active', createdAt: command.at, updatedAt: command.at, metaIndex: index });
+        return { ok: true, id: command.node.id };
+      default:
+        throw new SecretdError('corrupt', `Log entry has unknown operation ${JSON.stringify((command as { op: unknown }).op)}`);
+    }
+  }
+
+  #initCluster(index: number, command: Extract<Command, { op: 'cluster-init' }>): ApplyResult {
+    if (this.#cluster) return { ok: false, code: 'conflict', message: 'Cluster is already initialized' };
+    this.#setCluster({
+      id: command.clusterId,
+      createdAt: command.at,
+      updatedAt: command.at,
+      metaIndex: index,
+      caCertPem: command.caCertPem,
+      caKey: fromBase64(command.caKey),
+      joinTokens: command.joinTokens,
+      unlockKey: command.unlockKey === null ? null : fromBase64(command.unlockKey),
+      labels: {},
+    });
+    const node = command.node;
+    this.#nodes.set(node.id as NodeId, { ...node, id: node.id as NodeId, availability: 'active', createdAt: command.at, updatedAt: command.at, metaIndex: index });
+    return { ok: true, id: command.clusterId };
+  }
+
+  #updateCluster(index: number, command: Extract<Command, { op: 'cluster-update' }>): ApplyResult {
+    const cluster = this.#cluster;
+    if (!cluster) return { ok: false, code: 'unavailable', message: 'Cluster is not initialized' };
+    if (command.expectedIndex !== null && command.expectedIndex !== cluster.metaIndex) {
+      return staleVersion('cluster', command.expectedIndex, cluster.metaIndex);
+    }
+    this.#setCluster({
+      ...cluster,
+      updatedAt: command.at,
+      metaIndex: index,
+      labels: command.labels ?? cluster.labels,
+      joinTokens: command.joinTokens ?? cluster.joinTokens,
+      unlockKey: command.unlockKey === undefined ? cluster.unlockKey : command.unlockKey === null ? null : fromBase64(command.unlockKey),
+    });
+    return { ok: true, id: cluster.id };
+  }
+
+  #setCluster(cluster: ClusterRecord): void {
+    this.#cluster = cluster;
+    this.#emit({ kind: 'cluster', cluster });
+  }
+
+  #createSecret(index: number, command: Extract<Command, { op: 'secret-create' }>): ApplyResult {
+    const key = command.name.toLowerCase();
+    if (this.#secretNames.has(key)) return { ok: false, code: 'conflict', message: `Secret ${command.name} already exists` };
+    const id = command.id as SecretId;
+    if (this.#secrets.has(id)) return { ok: false, code: 'conflict', message: `Secret id ${id} is already in use` };
+    const record: SecretRecord = {
+      id,
+      name: command.name,
+      labels: command.labels,
+      createdAt: command.at,
+      updatedAt: command.at,
+      metaIndex: index,
+      versions: [{ version: 1, data: fromBase64(command.data), createdAt: command.at }],
+    };
+    this.#secrets.set(id, record);
+    this.#secretNames.set(key, id);
+    return { ok: true, id };
+  }
+
+  #updateSecret(index: number, command: Extract<Command, { op: 'secret-update' }>): ApplyResult {
+    const secret = this.#secrets.get(command.id as SecretId);
+    if (!secret) return { ok: false, code: 'not_found', message: `Secret ${command.id} not found` };
+    if (secret.metaIndex !== command.expectedIndex) return staleVersion(`secret ${secret.name}`, command.expectedIndex, secret.metaIndex);
+    this.#secrets.set(secret.id, { ...secret, labels: command.labels, updatedAt: command.at, metaIndex: index });
+    return { ok: true, id: secret.id };
+  }
+
+  #removeSecrets(ids: readonly string[]): ApplyResult {
+    const missing = ids.filter((id) => !this.#secrets.has(id as SecretId));
+    if (missing.length > 0) return { ok: false, code: 'not_found', message: `Secret ${missing.join(', ')} not found` };
+    for (const id of ids) {
+      const secret = this.#secrets.get(id as SecretId)!;
+      this.#secrets.delete(secret.id);
+      this.#secretNames.delete(secret.name.toLowerCase());
+      for (const version of secret.versions) version.data.fill(0);
+      this.#emit({ kind: 'secret-removed', id: secret.id });
+    }
+    return { ok: true };
+  }
+
+  #emit(event: StoreEvent): void {
+    for (const listener of this.#listeners) listener(event);
+  }
+
+  // --- queries -------------------------------------------------------------------------------
+
+  secret(id: string): SecretRecord | undefined {
+    return this.#secrets.get(id as SecretId);
+  }
+
+  secretByName(name: string): SecretRecord | undefined {
+    const id = this.#secretNames.get(name.toLowerCase());
+    return id === undefined ? undefined : this.#secrets.get(id);
+  }
+
+  secrets(): IterableIterator<SecretRecord> {
+    return this.#secrets.values();
+  }
+
+  nodes(): IterableIterator<NodeRecord> {
+    return this.#nodes.values();
+  }
+
+  node(id: string): NodeRecord | undefined {
+    return this.#nodes.get(id as NodeId);
+  }
+
+  /**
+   * Docker's resolution order: full id, then exact name (ignoring case), then a unique id prefix.
+   * Name prefixes never resolve.
+   */
+  resolveSecret(ref: string): SecretRecord {
+    const byId = this.#secrets.get(ref as SecretId) ?? this.secretByName(ref);
+    if (byId) return byId;
+    const matches = ref.length === 0 ? [] : [...this.#secrets.values()].filter((s) => s.id.startsWith(ref));
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length > 1) throw new SecretdError('invalid', `Secret ${ref} is ambiguous (${matches.length} matches found)`);
+    throw new SecretdError('not_found', `Secret ${ref} not found`);
+  }
+
+  // --- snapshots -----------------------------------------------------------------------------
+
+  snapshot(): Uint8Array {
+    const cluster = this.#cluster && { ...this.#cluster, caKey: toBase64(this.#cluster.caKey), unlockKey: this.#cluster.unlockKey && toBase64(this.#cluster.unlockKey) };
+    const secrets = [...this.#secrets.values()].map((s) => ({ ...s, versions: s.versions.map((v) => ({ ...v, data: toBase64(v.data) })) }));
+    const body = { format: 1, appliedIndex: this.#appliedIndex, cluster, nodes: [...this.#nodes.values()], secrets };
+    return new TextEncoder().encode(JSON.stringify(body));
+  }
+
+  static restore(bytes: Uint8Array): Store {
+    const body = JSON.parse(new TextDecoder().decode(bytes)) as SnapshotBody;
+    if (body.format !== 1) throw new SecretdError('corrupt', `Snapshot has unknown format ${String(body.format)}`);
+    const store = new Store();
+    store.#appliedIndex = body.appliedIndex;
+    if (body.cluster) {
+      store.#cluster = { ...body.cluster, caKey: fromBase64(body.cluster.caKey), unlockKey: body.cluster.unlockKey === null ? null : fromBase64(body.cluster.unlockKey) };
+    }
+    for (const node of body.nodes) store.#nodes.set(node.id, node);
+    for (const s of body.secrets) {
+      const record: SecretRecord = { ...s, versions: s.versions.map((v) => ({ ...v, data: fromBase64(v.data) })) };
+      store.#secrets.set(record.id, record);
+      store.#secretNames.set(record.name.toLowerCase(), record.id);
+    }
+    return store;
+  }
+
+  /** Restored state is announced to listeners (e.g. so a manager re-wraps its keys). */
+  announce(): void {
+    if (this.#cluster) this.#emit({ kind: 'cluster', cluster: this.#cluster });
+  }
+}
+
+interface SnapshotBody {
+  format: number;
+  appliedIndex: number;
+  cluster: (Omit<ClusterRecord, 'caKey' | 'unlockKey'> & { caKey: string; unlockKey: string | null }) | null;
+  nodes: NodeRecord[];
+  secrets: Array<Omit<SecretRecord, 'versions'> & { versions: Array<{ version: number; data: string; createdAt: string }> }>;
+}
+
+function staleVersion(what: string, expected: number, actual: number): ApplyResult {
+  return { ok: false, code: 'conflict', message: `Cannot update ${what}: version ${expected} is out of date (current version is ${actual})` };
+}
+
+export function toBase64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+export function fromBase64(text: string): Uint8Array {
+  return new Uint8Array(Buffer.from(text, 'base64'));
+}
+
+export type { Labels };

@@ -1,0 +1,202 @@
+/**
+ * Plaintext payloads of WAL records and snapshot files (what is sealed inside them). Integers are
+ * big-endian; terms and indexes are u64 on disk but must be safe integers in memory.
+ */
+import { assert, assertNever } from '../errors.ts';
+import type { ConfState, Entry, EntryType, HardState, MemberId, Snapshot, SnapshotMeta } from './types.ts';
+
+export type WALRecord =
+  | { readonly type: 'entry'; readonly entry: Entry }
+  | { readonly type: 'hard-state'; readonly hardState: HardState }
+  /** `keepLog`: the entries after meta.index stay (local compaction); false drops them (installed snapshot). */
+  | { readonly type: 'snapshot'; readonly meta: SnapshotMeta; readonly keepLog: boolean }
+  /** Ends a batch; `records` counts the records before it in the same batch. */
+  | { readonly type: 'commit'; readonly records: number };
+
+export type WALRecordType = WALRecord['type'];
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+const entryTypeCodes: Record<EntryType, number> = { normal: 1, conf: 2 };
+
+export function encodePayload(record: WALRecord): Uint8Array {
+  switch (record.type) {
+    case 'entry': {
+      const { entry } = record;
+      const out = new Writer(17 + entry.data.length);
+      out.u64(entry.index).u64(entry.term).u8(entryTypeCodes[entry.type]).bytes(entry.data);
+      return out.done();
+    }
+    case 'hard-state': {
+      const { term, commit, vote } = record.hardState;
+      const voteBytes = textEncoder.encode(vote ?? '');
+      const out = new Writer(17 + voteBytes.length);
+      out.u64(term).u64(commit).u8(vote === null ? 0 : 1).bytes(voteBytes);
+      return out.done();
+    }
+    case 'snapshot': {
+      const out = new Writer(metaBytes(record.meta) + 1);
+      return writeMeta(out, record.meta).u8(record.keepLog ? 1 : 0).done();
+    }
+    case 'commit':
+      return new Writer(4).u32(record.records).done();
+    default:
+      return assertNever(record);
+  }
+}
+
+/** Throws a RangeError when the payload does not parse as `type` (the caller reports corruption). */
+export function decodePayload(type: WALRecordType, payload: Uint8Array): WALRecord {
+  const r = new Reader(payload);
+  let record: WALRecord;
+  switch (type) {
+    case 'entry': {
+      const index = r.u64();
+      const term = r.u64();
+      const code = r.u8();
+      const entryType: EntryType | undefined = code === 1 ? 'normal' : code === 2 ? 'conf' : undefined;
+      if (entryType === undefined) throw new RangeError(`unknown entry type ${code}`);
+      record = { type, entry: { index, term, type: entryType, data: r.rest() } };
+      break;
+    }
+    case 'hard-state': {
+      const term = r.u64();
+      const commit = r.u64();
+      const hasVote = r.u8() === 1;
+      const vote = textDecoder.decode(r.rest());
+      record = { type, hardState: { term, commit, vote: hasVote ? (vote as MemberId) : null } };
+      break;
+    }
+    case 'snapshot': {
+      const meta = readMeta(r);
+      record = { type, meta, keepLog: r.u8() === 1 };
+      break;
+    }
+    case 'commit':
+      record = { type, records: r.u32() };
+      break;
+    default:
+      return assertNever(type);
+  }
+  r.end();
+  return record;
+}
+
+/** A snapshot file's payload: its meta, then the state machine's data. */
+export function encodeSnapshotPayload(snapshot: Snapshot): Uint8Array {
+  const out = new Writer(metaBytes(snapshot.meta) + snapshot.data.length);
+  return writeMeta(out, snapshot.meta).bytes(snapshot.data).done();
+}
+
+export function decodeSnapshotPayload(payload: Uint8Array): Snapshot {
+  const r = new Reader(payload);
+  const meta = readMeta(r);
+  return { meta, data: r.rest() };
+}
+
+function metaBytes(meta: SnapshotMeta): number {
+  const ids = [...meta.conf.voters, ...meta.conf.learners];
+  return 20 + ids.reduce((sum, id) => sum + 2 + textEncoder.encode(id).length, 0);
+}
+
+function writeMeta(out: Writer, meta: SnapshotMeta): Writer {
+  const { voters, learners } = meta.conf;
+  out.u64(meta.index).u64(meta.term).u16(voters.length).u16(learners.length);
+  for (const id of [...voters, ...learners]) {
+    const bytes = textEncoder.encode(id);
+    out.u16(bytes.length).bytes(bytes);
+  }
+  return out;
+}
+
+function readMeta(r: Reader): SnapshotMeta {
+  const index = r.u64();
+  const term = r.u64();
+  const voterCount = r.u16();
+  const learnerCount = r.u16();
+  const ids = (count: number): MemberId[] =>
+    Array.from({ length: count }, () => textDecoder.decode(r.bytes(r.u16())) as MemberId);
+  const conf: ConfState = { voters: ids(voterCount), learners: ids(learnerCount) };
+  return { index, term, conf };
+}
+
+class Writer {
+  private readonly out: Uint8Array;
+  private readonly view: DataView;
+  private at = 0;
+  constructor(size: number) {
+    this.out = new Uint8Array(size);
+    this.view = new DataView(this.out.buffer);
+  }
+  u8(n: number): this {
+    this.view.setUint8(this.at, n);
+    this.at += 1;
+    return this;
+  }
+  u16(n: number): this {
+    assert(Number.isInteger(n) && n >= 0 && n <= 0xffff, `WAL payload field ${n} does not fit in u16`);
+    this.view.setUint16(this.at, n);
+    this.at += 2;
+    return this;
+  }
+  u32(n: number): this {
+    this.view.setUint32(this.at, n);
+    this.at += 4;
+    return this;
+  }
+  u64(n: number): this {
+    assert(Number.isSafeInteger(n) && n >= 0, `WAL payload field ${n} is not a non-negative safe integer`);
+    this.view.setUint32(this.at, Math.floor(n / 2 ** 32));
+    this.view.setUint32(this.at + 4, n >>> 0);
+    this.at += 8;
+    return this;
+  }
+  bytes(b: Uint8Array): this {
+    this.out.set(b, this.at);
+    this.at += b.length;
+    return this;
+  }
+  done(): Uint8Array {
+    assert(this.at === this.out.length, `WAL payload sized ${this.out.length} but ${this.at} bytes written`);
+    return this.out;
+  }
+}
+
+class Reader {
+  private readonly view: DataView;
+  private at = 0;
+  constructor(private readonly input: Uint8Array) {
+    this.view = new DataView(input.buffer, input.byteOffset, input.byteLength);
+  }
+  private take(n: number): number {
+    if (this.at + n > this.input.length) throw new RangeError('payload is shorter than its fields');
+    const start = this.at;
+    this.at += n;
+    return start;
+  }
+  u8(): number {
+    return this.view.getUint8(this.take(1));
+  }
+  u16(): number {
+    return this.view.getUint16(this.take(2));
+  }
+  u32(): number {
+    return this.view.getUint32(this.take(4));
+  }
+  u64(): number {
+    const at = this.take(8);
+    const hi = this.view.getUint32(at);
+    if (hi > 0x1fffff) throw new RangeError('u64 field exceeds the safe integer range');
+    return hi * 2 ** 32 + this.view.getUint32(at + 4);
+  }
+  bytes(n: number): Uint8Array {
+    const at = this.take(n);
+    return this.input.subarray(at, at + n);
+  }
+  rest(): Uint8Array {
+    return this.bytes(this.input.length - this.at);
+  }
+  end(): void {
+    if (this.at !== this.input.length) throw new RangeError(`${this.input.length - this.at} trailing payload bytes`);
+  }
+}

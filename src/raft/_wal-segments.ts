@@ -1,0 +1,101 @@
+/**
+ * Segment files of the WAL, through the FileSystem port: listing, creating (whole, via a temp
+ * file) and replaying one segment into a Replay, truncating a torn tail. See wal.ts.
+ */
+import { SecretdError } from '../errors.ts';
+import type { FileHandle, FileSystem } from '../io/fs.ts';
+import type { Replay } from './_wal-log.ts';
+import { judgeTail, scanSegment } from './_wal-scan.ts';
+import { decodeSegmentHeader, encodeBatch, encodeSegmentHeader, type SegmentHeader, type WALRecord, type WALSealKey } from './wal-codec.ts';
+
+export interface Segment extends SegmentHeader {
+  readonly path: string;
+}
+
+export interface TornTail {
+  readonly path: string;
+  /** Where the file now ends: the end of the last complete batch. */
+  readonly offset: number;
+  readonly discardedBytes: number;
+  readonly reason: string;
+}
+
+export interface SegmentIO {
+  readonly fs: FileSystem;
+  readonly key: WALSealKey;
+  readonly onTornTail?: ((tail: TornTail) => void) | undefined;
+}
+
+const segmentName = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
+const tempSuffix = '.tmp';
+
+/** The segments in `dir`, oldest first, after removing temp files a crash left behind. */
+export async function listSegments(fs: FileSystem, dir: string): Promise<Segment[]> {
+  const names = await fs.list(dir);
+  const temps = names.filter((name) => name.endsWith(tempSuffix));
+  for (const name of temps) await fs.remove(`${dir}/${name}`);
+  if (temps.length > 0) await fs.syncDir(dir);
+  const segments: Segment[] = [];
+  for (const name of names) {
+    const match = segmentName.exec(name);
+    if (match === null) continue;
+    segments.push({ seq: parseInt(match[1]!, 16), firstIndex: parseInt(match[2]!, 16), path: `${dir}/${name}` });
+  }
+  segments.sort((a, b) => a.seq - b.seq);
+  for (let i = 1; i < segments.length; i++) {
+    const [before, after] = [segments[i - 1]!, segments[i]!];
+    if (after.seq !== before.seq + 1) {
+      throw new SecretdError('corrupt', `WAL in ${dir} is missing a segment between ${before.path} and ${after.path}; refusing to start`);
+    }
+  }
+  return segments;
+}
+
+/** Writes the header and a first batch under a temp name, so a segment never exists half-made. */
+export async function createSegment(
+  io: SegmentIO,
+  dir: string,
+  header: SegmentHeader,
+  records: readonly WALRecord[],
+): Promise<{ segment: Segment; handle: FileHandle; offset: number }> {
+  const head = encodeSegmentHeader(header, io.key);
+  const batch = records.length > 0 ? encodeBatch(records, { seq: header.seq, offset: head.length, durableOffset: 0 }, io.key) : new Uint8Array(0);
+  const bytes = new Uint8Array(head.length + batch.length);
+  bytes.set(head, 0);
+  bytes.set(batch, head.length);
+  const hex = (n: number): string => n.toString(16).padStart(16, '0');
+  const path = `${dir}/${hex(header.seq)}-${hex(header.firstIndex)}.wal`;
+  await io.fs.writeFile(path + tempSuffix, bytes);
+  await io.fs.rename(path + tempSuffix, path);
+  await io.fs.syncDir(dir);
+  const handle = await io.fs.openAppend(path);
+  return { segment: { ...header, path }, handle, offset: bytes.length };
+}
+
+/** Replays one segment into `replay`; returns the offset appends continue from. */
+export async function replaySegment(io: SegmentIO, segment: Segment, isLast: boolean, replay: Replay): Promise<number> {
+  const { path } = segment;
+  const bytes = await io.fs.readFile(path);
+  const header = decodeSegmentHeader(bytes, io.key);
+  if (!header.ok) throw new SecretdError('corrupt', `WAL segment ${path} cannot be opened: ${header.reason}; refusing to start`);
+  if (header.value.seq !== segment.seq || header.value.firstIndex !== segment.firstIndex) {
+    throw corruptAt(path, 0, `the header says segment ${header.value.seq} from index ${header.value.firstIndex}, unlike its name`);
+  }
+  const scan = scanSegment(bytes, segment.seq, io.key);
+  for (const { record, offset } of scan.records) {
+    const reason = replay.apply(record);
+    if (reason !== null) throw corruptAt(path, offset, reason);
+  }
+  if (scan.damage === null) return bytes.length;
+  const { offset, reason } = scan.damage;
+  if (!isLast) throw corruptAt(path, offset, `${reason}, in a segment that is not the last`);
+  const verdict = judgeTail(bytes, scan.validBytes, offset);
+  if (!verdict.torn) throw corruptAt(path, offset, `${reason}, and ${verdict.reason}`);
+  await io.fs.truncate(path, scan.validBytes); // durable before anything is appended after it
+  io.onTornTail?.({ path, offset: scan.validBytes, discardedBytes: bytes.length - scan.validBytes, reason });
+  return scan.validBytes;
+}
+
+function corruptAt(path: string, offset: number, reason: string): SecretdError {
+  return new SecretdError('corrupt', `WAL record at ${path} offset ${offset} is corrupt: ${reason}; refusing to start`);
+}

@@ -1,0 +1,864 @@
+/**
+ * RaftCore: the Raft consensus algorithm as a pure, deterministic state machine, after
+ * etcd-io/raft. It does no I/O, reads no clock (time is the number of tick() calls) and draws no
+ * randomness except through `options.random`, used only for the randomized election timeout.
+ * Inputs: tick(), step(message), propose(), proposeConfChange(), readIndex(), transferLeadership(),
+ * campaign(), compact(). Output: ready(), the work the node must do, acknowledged by advance().
+ *
+ * Features: elections with pre-vote (thesis §9.6) and check-quorum (§6.2, with a leader lease on
+ * votes), a no-op entry per new leader, commitment by counting replicas only for entries of the
+ * leader's term (§5.4.2), conflict truncation with term-skipping backtracking, per-follower flow
+ * control (probe / replicate / snapshot), batching, snapshots for followers behind the compaction
+ * point, learners, single-server membership changes, leadership transfer and ReadIndex (§6.4).
+ *
+ * THE NODE LOOP CONTRACT (the raft loop in src/node must follow it):
+ *   Feed inputs, then, while hasReady():
+ *     const rd = core.ready();
+ *     1. Persist, with one fsync: rd.snapshot (if not null), then rd.entries, then rd.hardState
+ *        (if not null). rd.entries may start at or below the last persisted index: a new leader
+ *        replaced an uncommitted suffix, so drop persisted entries from rd.entries[0].index on.
+ *     2. Send rd.messages, only after 1: a vote, or an acknowledgement of entries, promises that
+ *        the term, vote and entries it speaks of survive a crash.
+ *     3. If rd.snapshot: restore the state machine from it. Then apply rd.committedEntries in
+ *        order: a 'normal' entry with empty data is a leader's no-op (skip it); a 'conf' entry
+ *        needs nothing from the node (see below). Then answer rd.readStates: each read may be
+ *        served once the state machine has applied readState.index.
+ *     4. core.advance(rd).
+ *   Between ready() and advance() the core takes no input (assertion): queue received messages
+ *   and requests, and step them after advance(). Appends for new proposals are built at ready(),
+ *   so proposals made between two Readies travel together (batching).
+ *
+ * Membership: a 'conf' entry takes effect on each member when it is APPLIED: advance() applies
+ * every 'conf' entry of rd.committedEntries to the core's configuration, in log order. After
+ * advance(), status().conf is the configuration as of status().applied: connect to new members,
+ * drop removed ones, and record it in a snapshot taken at that point (SnapshotMeta.conf). A leader
+ * that applies its own removal steps down; a removed member never campaigns again. Only one
+ * change may be in flight (proposeConfChange() throws 'conflict' until the previous one, and the
+ * leader's no-op, are applied). A snapshot received from the leader replaces the configuration
+ * as soon as it is received.
+ *
+ * Snapshots: after snapshotting the state machine at status().applied, call compact(snapshot):
+ * the core drops earlier entries and keeps the snapshot to send followers that are behind it.
+ * After a restart, pass the persisted snapshot's meta in initial.snapshot and then call
+ * compact() with the full snapshot, so that a leader has it to send.
+ *
+ * Bootstrap: initial.conf is the configuration before log entry 1. Founding members pass the
+ * founding voters. A member joining later must pass the same founding configuration, because it
+ * replays the log from entry 1 on top of it (unless it is sent a snapshot, which carries its own).
+ */
+import { AssertionError, SecretdError, assert, assertNever } from '../errors.ts';
+import { acceptSnapshot, answerAppend } from './_follower.ts';
+import { RaftLog } from './_log.ts';
+import type { MessageOf, Outgoing } from './_messages.ts';
+import { type RaftOptions, type Settings, resolveOptions } from './_options.ts';
+import type { Progress, ProgressState } from './_progress.ts';
+import { ReadOnlyQueue } from './_read-only.ts';
+import { planAppend, recordAppendResponse } from './_replication.ts';
+import { Tracker } from './_tracker.ts';
+import { applyConfChange, confChangeProblem, decodeConfChange, encodeConfChange } from './conf-change.ts';
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  EntryType,
+  HardState,
+  LogIndex,
+  MemberId,
+  Message,
+  Ready,
+  ReadState,
+  Role,
+  Snapshot,
+  SoftState,
+  Term,
+} from './types.ts';
+
+export type { RaftOptions } from './_options.ts';
+
+export interface ProgressStatus {
+  readonly match: LogIndex;
+  readonly next: LogIndex;
+  readonly state: ProgressState;
+  readonly recentActive: boolean;
+}
+
+export interface RaftStatus {
+  readonly id: MemberId;
+  readonly term: Term;
+  readonly role: Role;
+  readonly leader: MemberId | null;
+  readonly commit: LogIndex;
+  readonly applied: LogIndex;
+  readonly lastIndex: LogIndex;
+  /** The configuration as of `applied` (or of a received snapshot not yet applied). */
+  readonly conf: ConfState;
+  /** Leader only: the member a leadership transfer is under way to. */
+  readonly transferee: MemberId | null;
+  /** Leader only. */
+  readonly progress?: Readonly<Record<MemberId, ProgressStatus>>;
+}
+
+export class RaftCore {
+  readonly #id: MemberId;
+  readonly #settings: Settings;
+
+  #term: Term;
+  #vote: MemberId | null;
+  #role: Role = 'follower';
+  #leader: MemberId | null = null;
+  readonly #log: RaftLog;
+  readonly #tracker = new Tracker();
+  #electionElapsed = 0;
+  #heartbeatElapsed = 0;
+  #electionTimeout = 0;
+  #transferee: MemberId | null = null;
+  /** Leader: no membership change may be proposed until the entry at this index is applied. */
+  #pendingConfIndex: LogIndex = 0;
+  /** The newest snapshot with its data, for followers behind the compaction point. */
+  #snapshot: Snapshot | null = null;
+  readonly #reads: ReadOnlyQueue;
+  /** Leader: read requests that arrived before it committed an entry of its term. */
+  #waitingReads: { readonly context: string; readonly requester: MemberId }[] = [];
+  #outbox: Message[] = [];
+  #readStates: ReadState[] = [];
+  /** Leader: new entries whose appends are built, batched, at the next ready(). */
+  #appendsPending = false;
+  #outstanding: Ready | null = null;
+  #reportedSoft: SoftState = { leader: null, role: 'follower' };
+  #reportedHard: HardState;
+
+  constructor(options: RaftOptions) {
+    this.#settings = resolveOptions(options);
+    this.#id = options.id;
+    this.#reads = new ReadOnlyQueue(this.#settings.readsMax);
+
+    const { hardState, snapshot, entries, conf } = options.initial;
+    const snapshotIndex = snapshot?.index ?? 0;
+    this.#log = new RaftLog({
+      snapshotIndex,
+      snapshotTerm: snapshot?.term ?? 0,
+      entries,
+      committed: Math.max(hardState?.commit ?? 0, snapshotIndex),
+    });
+    this.#tracker.setConf(snapshot?.conf ?? conf);
+    this.#term = hardState?.term ?? 0;
+    this.#vote = hardState?.vote ?? null;
+    assert(this.#term >= this.#log.lastTerm(), `term ${this.#term} is below the last log term ${this.#log.lastTerm()}`);
+    this.#reportedHard = hardState ?? { term: 0, vote: null, commit: 0 };
+    this.#becomeFollower(this.#term, null);
+  }
+
+  // ---- inputs -------------------------------------------------------------------------------
+
+  tick(): void {
+    this.#assertNoReadyOutstanding('tick');
+    if (this.#role === 'leader') this.#tickLeader();
+    else this.#tickElection();
+  }
+
+  /** Handle a message from another member. Messages of older terms are answered or dropped. */
+  step(message: Message): void {
+    this.#assertNoReadyOutstanding('step');
+    assert(message.to === this.#id, `message for ${message.to} delivered to ${this.#id}`);
+    assert(message.from !== this.#id, `member ${this.#id} got a message from itself`);
+    // A forwarded read carries no term: like a local request, it only matters whether we lead.
+    if (message.type === 'read-index') return this.#onReadIndex(message.from, message.context);
+    if (message.term > this.#term) {
+      if (!this.#onHigherTerm(message)) return;
+    } else if (message.term < this.#term) {
+      return this.#onStaleTerm(message);
+    }
+    if (message.type === 'pre-vote' || message.type === 'vote') return this.#onVoteRequest(message);
+    switch (this.#role) {
+      case 'leader':
+        return this.#stepLeader(message);
+      case 'pre-candidate':
+      case 'candidate':
+        return this.#stepCandidate(message);
+      case 'follower':
+        return this.#stepFollower(message);
+      default:
+        return assertNever(this.#role);
+    }
+  }
+
+  /** Leader only: append `data` to the log; returns the index it will have if committed. */
+  propose(data: Uint8Array): LogIndex {
+    this.#assertNoReadyOutstanding('propose');
+    this.#assertCanPropose('propose');
+    if (data.length === 0) {
+      throw new SecretdError('invalid', "Cannot propose an empty entry: empty data marks a leader's no-op");
+    }
+    // Copied: the caller may reuse its buffer, and the entry must not change once in the log.
+    return this.#appendEntry('normal', data.slice());
+  }
+
+  /** Leader only, one at a time: append a membership change; it takes effect when applied. */
+  proposeConfChange(change: ConfChange): LogIndex {
+    this.#assertNoReadyOutstanding('proposeConfChange');
+    this.#assertCanPropose('change membership');
+    if (this.#pendingConfIndex > this.#log.applied) {
+      throw new SecretdError(
+        'conflict',
+        `Cannot ${change.kind} ${change.id}: the entry at index ${this.#pendingConfIndex} (an earlier change or the leader's no-op) is not applied yet`,
+      );
+    }
+    const problem = confChangeProblem(this.#tracker.conf, change);
+    if (problem !== null) throw new SecretdError('invalid', problem);
+    this.#pendingConfIndex = this.#appendEntry('conf', encodeConfChange(change));
+    return this.#pendingConfIndex;
+  }
+
+  /**
+   * Request a linearizable read tagged `context` (unique per request). A ReadState with that
+   * context appears in a later Ready once leadership is confirmed; a request lost to a leader
+   * change yields nothing, so the caller times out and retries.
+   */
+  readIndex(context: string): void {
+    this.#assertNoReadyOutstanding('readIndex');
+    const readsMax = this.#settings.readsMax;
+    if (this.#reads.size + this.#waitingReads.length >= readsMax) {
+      throw new SecretdError('unavailable', `Cannot read: ${readsMax} reads are already waiting`);
+    }
+    this.#onReadIndex(this.#id, context);
+  }
+
+  /** Leader only: hand leadership to voter `to` once it has caught up; abandoned after an election timeout. */
+  transferLeadership(to: MemberId): void {
+    this.#assertNoReadyOutstanding('transferLeadership');
+    if (this.#role !== 'leader') {
+      throw new SecretdError('unavailable', `Not the leader: member ${this.#id} cannot transfer leadership`);
+    }
+    if (to === this.#id || to === this.#transferee) return;
+    if (!this.#tracker.isVoter(to)) {
+      throw new SecretdError('invalid', `Cannot transfer leadership to ${to}: it is not a voter`);
+    }
+    this.#transferee = to;
+    this.#electionElapsed = 0;
+    const pr = this.#progress(to);
+    if (pr.match === this.#log.lastIndex()) this.#send({ type: 'timeout-now', to, term: this.#term });
+    else this.#sendAppend(to, true);
+  }
+
+  /** Start an election now. Does nothing on a leader, a learner, a removed member, or while a committed membership change awaits applying. */
+  campaign(): void {
+    this.#assertNoReadyOutstanding('campaign');
+    this.#hup(false);
+  }
+
+  /**
+   * The node snapshotted the state machine at snapshot.meta.index (<= status().applied, with
+   * meta.conf = status().conf taken at that point): drop the entries it covers. A snapshot at the
+   * current compaction point only refreshes the one kept for sending (the restart case).
+   */
+  compact(snapshot: Snapshot): void {
+    this.#assertNoReadyOutstanding('compact');
+    const { index, term } = snapshot.meta;
+    if (index < this.#log.snapshotIndex) return;
+    this.#log.compact(index, term);
+    this.#snapshot = snapshot;
+  }
+
+  // ---- output -------------------------------------------------------------------------------
+
+  /** Whether ready() has work; false while a Ready is outstanding (between ready() and advance()). */
+  hasReady(): boolean {
+    if (this.#outstanding !== null) return false;
+    this.#flushAppends();
+    return (
+      !sameSoft(this.#softState(), this.#reportedSoft) ||
+      !sameHard(this.#hardState(), this.#reportedHard) ||
+      this.#log.lastIndex() > this.#log.stableIndex ||
+      this.#log.pendingSnapshot !== null ||
+      this.#log.hasCommittedToApply() ||
+      this.#outbox.length > 0 ||
+      this.#readStates.length > 0
+    );
+  }
+
+  /** The pending work, frozen. Handle it as the header says, then call advance() with it. */
+  ready(): Ready {
+    assert(this.#outstanding === null, 'ready() called again before advance()');
+    this.#flushAppends();
+    const soft = this.#softState();
+    const hard = this.#hardState();
+    const ready: Ready = Object.freeze({
+      softState: sameSoft(soft, this.#reportedSoft) ? null : soft,
+      hardState: sameHard(hard, this.#reportedHard) ? null : hard,
+      entries: Object.freeze(this.#log.unstableEntries()),
+      snapshot: this.#log.pendingSnapshot,
+      committedEntries: Object.freeze(this.#log.committedToApply()),
+      messages: Object.freeze(this.#outbox),
+      readStates: Object.freeze(this.#readStates),
+    });
+    this.#outbox = [];
+    this.#readStates = [];
+    this.#outstanding = ready;
+    return ready;
+  }
+
+  /** The node persisted, sent and applied exactly `ready` (the last one ready() returned). */
+  advance(ready: Ready): void {
+    assert(ready === this.#outstanding, 'advance() is given the Ready that ready() returned last');
+    this.#outstanding = null;
+    if (ready.softState !== null) this.#reportedSoft = ready.softState;
+    if (ready.hardState !== null) this.#reportedHard = ready.hardState;
+    if (ready.snapshot !== null) this.#log.snapshotApplied(ready.snapshot.meta.index);
+    const lastEntry = ready.entries.at(-1);
+    if (lastEntry !== undefined) this.#log.stableTo(lastEntry.index, lastEntry.term);
+    if (this.#role === 'leader') this.#ownLogPersisted();
+    for (const entry of ready.committedEntries) {
+      this.#log.appliedTo(entry.index);
+      if (entry.type === 'conf') this.#applyConfEntry(entry);
+    }
+  }
+
+  status(): RaftStatus {
+    const base = {
+      id: this.#id,
+      term: this.#term,
+      role: this.#role,
+      leader: this.#leader,
+      commit: this.#log.committed,
+      applied: this.#log.applied,
+      lastIndex: this.#log.lastIndex(),
+      conf: this.#tracker.conf,
+      transferee: this.#transferee,
+    };
+    if (this.#role !== 'leader') return base;
+    const progress: Record<MemberId, ProgressStatus> = {};
+    for (const [id, pr] of this.#tracker.progress) {
+      progress[id] = { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive };
+    }
+    return { ...base, progress };
+  }
+
+  // ---- time ---------------------------------------------------------------------------------
+
+  #tickElection(): void {
+    this.#electionElapsed++;
+    if (this.#electionElapsed >= this.#electionTimeout && this.#promotable()) {
+      this.#electionElapsed = 0;
+      this.#hup(false);
+    }
+  }
+
+  #tickLeader(): void {
+    this.#heartbeatElapsed++;
+    this.#electionElapsed++;
+    for (const pr of this.#tracker.progress.values()) {
+      // The snapshot (or its acknowledgement) was probably lost: probing will send it again.
+      if (pr.state === 'snapshot' && ++pr.snapshotTicks >= this.#settings.snapshotTimeoutTicks) pr.becomeProbe();
+    }
+    if (this.#electionElapsed >= this.#settings.electionTicks) {
+      this.#electionElapsed = 0;
+      if (this.#settings.checkQuorum) {
+        // Cut off from a quorum: step down so that clients go to a leader that can commit.
+        if (!this.#tracker.quorumActive()) return this.#becomeFollower(this.#term, null);
+        this.#tracker.resetRecentActive(this.#id);
+      }
+      // The transfer target did not take over within an election timeout: it may be down.
+      this.#transferee = null;
+    }
+    if (this.#heartbeatElapsed >= this.#settings.heartbeatTicks) {
+      this.#heartbeatElapsed = 0;
+      this.#broadcastHeartbeat(this.#reads.lastContext());
+    }
+  }
+
+  // ---- terms and elections ------------------------------------------------------------------
+
+  /** A message from a newer term. Returns false when it must be ignored. */
+  #onHigherTerm(m: Message): boolean {
+    if (m.type === 'pre-vote' || m.type === 'vote') {
+      // Leader lease: whoever heard from a live leader within the election timeout ignores
+      // campaigns, so a member rejoining from a partition cannot depose a healthy leader. A
+      // transfer is the leader's own request.
+      const inLease = this.#settings.checkQuorum && this.#leader !== null && this.#electionElapsed < this.#settings.electionTicks;
+      if (inLease && m.transfer !== true) return false;
+      if (m.type === 'pre-vote') return true; // a pre-vote never changes anyone's term
+      this.#becomeFollower(m.term, null);
+      return true;
+    }
+    // Granted in the term the pre-candidate may campaign in; the term changes only if it does.
+    if (m.type === 'pre-vote-response' && !m.reject) return true;
+    const fromLeader = m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot';
+    this.#becomeFollower(m.term, fromLeader ? m.from : null);
+    return true;
+  }
+
+  #onStaleTerm(m: Message): void {
+    if (m.type === 'append' || m.type === 'heartbeat') {
+      // A deposed leader learns the newer term from the answer and steps down. Without it, a
+      // leader cut off while the others moved on (or a member stuck at a higher term behind the
+      // lease) could go on forever.
+      this.#send({ type: 'append-response', to: m.from, term: this.#term, reject: false, index: 0 });
+    } else if (m.type === 'pre-vote') {
+      this.#send({ type: 'pre-vote-response', to: m.from, term: this.#term, reject: true });
+    }
+  }
+
+  #onVoteRequest(m: MessageOf<'pre-vote' | 'vote'>): void {
+    const responseType = m.type === 'vote' ? 'vote-response' : 'pre-vote-response';
+    const canVote =
+      this.#vote === m.from ||
+      (this.#vote === null && this.#leader === null) ||
+      (m.type === 'pre-vote' && m.term > this.#term);
+    if (canVote && this.#log.isUpToDate(m.lastIndex, m.lastTerm)) {
+      // Answered in the candidate's term: for a pre-vote, the term it would campaign in.
+      this.#send({ type: responseType, to: m.from, term: m.term, reject: false });
+      if (m.type === 'vote') {
+        this.#electionElapsed = 0;
+        this.#vote = m.from; // persisted (Ready.hardState) before this answer is sent
+      }
+    } else {
+      this.#send({ type: responseType, to: m.from, term: this.#term, reject: true });
+    }
+  }
+
+  #hup(transfer: boolean): void {
+    if (this.#role === 'leader' || !this.#promotable()) return;
+    // A committed membership change may remove this member or change the quorum: apply it first.
+    if (this.#log.hasUnappliedConfChange()) return;
+    this.#campaign(this.#settings.preVote && !transfer ? 'pre-vote' : 'vote', transfer);
+  }
+
+  #campaign(kind: 'pre-vote' | 'vote', transfer: boolean): void {
+    if (kind === 'pre-vote') this.#becomePreCandidate();
+    else this.#becomeCandidate();
+    this.#tracker.recordVote(this.#id, true);
+    if (this.#tracker.voteResult() === 'won') {
+      if (kind === 'pre-vote') this.#campaign('vote', transfer);
+      else this.#becomeLeader();
+      return;
+    }
+    const term = kind === 'pre-vote' ? this.#term + 1 : this.#term;
+    const lastIndex = this.#log.lastIndex();
+    const lastTerm = this.#log.lastTerm();
+    for (const to of this.#tracker.conf.voters) {
+      if (to === this.#id) continue;
+      this.#send({ type: kind, to, term, lastIndex, lastTerm, ...(transfer ? { transfer: true } : {}) });
+    }
+  }
+
+  #onVoteResponse(m: MessageOf<'pre-vote-response' | 'vote-response'>): void {
+    const expected = this.#role === 'pre-candidate' ? 'pre-vote-response' : 'vote-response';
+    if (m.type !== expected) return;
+    this.#tracker.recordVote(m.from, !m.reject);
+    switch (this.#tracker.voteResult()) {
+      case 'won':
+        if (this.#role === 'pre-candidate') this.#campaign('vote', false);
+        else this.#becomeLeader();
+        return;
+      case 'lost':
+        this.#becomeFollower(this.#term, null);
+        return;
+      case 'pending':
+        return;
+    }
+  }
+
+  #promotable(): boolean {
+    return this.#tracker.isVoter(this.#id);
+  }
+
+  #reset(term: Term): void {
+    if (term !== this.#term) {
+      assert(term > this.#term, `term ${term} does not go back from ${this.#term}`);
+      this.#term = term;
+      this.#vote = null;
+    }
+    this.#leader = null;
+    this.#electionElapsed = 0;
+    this.#heartbeatElapsed = 0;
+    this.#randomizeElectionTimeout();
+    this.#transferee = null;
+    this.#tracker.resetVotes();
+    this.#reads.reset();
+    this.#waitingReads = [];
+    this.#appendsPending = false;
+  }
+
+  #randomizeElectionTimeout(): void {
+    const extra = Math.floor(this.#settings.random() * this.#settings.electionTicks);
+    assert(extra >= 0 && extra < this.#settings.electionTicks, 'random() returns a number in [0, 1)');
+    this.#electionTimeout = this.#settings.electionTicks + extra;
+  }
+
+  #becomeFollower(term: Term, leader: MemberId | null): void {
+    this.#reset(term);
+    this.#role = 'follower';
+    this.#leader = leader;
+  }
+
+  #becomePreCandidate(): void {
+    // Term and vote stay: a pre-candidate only asks whether it could win (thesis §9.6).
+    this.#tracker.resetVotes();
+    this.#leader = null;
+    this.#role = 'pre-candidate';
+    this.#electionElapsed = 0;
+    this.#randomizeElectionTimeout();
+  }
+
+  #becomeCandidate(): void {
+    this.#reset(this.#term + 1);
+    this.#vote = this.#id;
+    this.#role = 'candidate';
+  }
+
+  #becomeLeader(): void {
+    assert(this.#role === 'candidate', `only a candidate becomes leader, not a ${this.#role}`);
+    this.#reset(this.#term);
+    this.#role = 'leader';
+    this.#leader = this.#id;
+    this.#tracker.resetProgress(this.#id, this.#log.lastIndex(), this.#log.stableIndex, this.#settings.inflightMax);
+    // The no-op commits the new term, and with it every earlier entry (§5.4.2). Until it is
+    // applied the leader may not know what is committed, so membership changes wait for it
+    // (Ongaro's fix to single-server changes) and reads wait for it to commit (§6.4).
+    this.#pendingConfIndex = this.#appendEntry('normal', new Uint8Array(0));
+  }
+
+  // ---- roles --------------------------------------------------------------------------------
+
+  #stepFollower(m: Message): void {
+    switch (m.type) {
+      case 'append':
+        this.#heardFromLeader(m.from);
+        return this.#onAppend(m);
+      case 'heartbeat':
+        this.#heardFromLeader(m.from);
+        return this.#onHeartbeat(m);
+      case 'snapshot':
+        this.#heardFromLeader(m.from);
+        return this.#onSnapshot(m);
+      case 'timeout-now':
+        return this.#hup(true);
+      case 'read-index-response':
+        this.#readStates.push(Object.freeze({ index: m.index, context: m.context }));
+        return;
+      case 'pre-vote':
+      case 'vote':
+      case 'pre-vote-response':
+      case 'vote-response':
+      case 'append-response':
+      case 'heartbeat-response':
+      case 'read-index':
+        return; // handled in step(), or meant for another role
+      default:
+        return assertNever(m);
+    }
+  }
+
+  #stepCandidate(m: Message): void {
+    switch (m.type) {
+      case 'append':
+      case 'heartbeat':
+      case 'snapshot':
+        // Another member won this term's election.
+        this.#becomeFollower(m.term, m.from);
+        return this.#stepFollower(m);
+      case 'pre-vote-response':
+      case 'vote-response':
+        return this.#onVoteResponse(m);
+      case 'read-index-response':
+        return this.#stepFollower(m);
+      case 'pre-vote':
+      case 'vote':
+      case 'append-response':
+      case 'heartbeat-response':
+      case 'timeout-now':
+      case 'read-index':
+        return;
+      default:
+        return assertNever(m);
+    }
+  }
+
+  #stepLeader(m: Message): void {
+    switch (m.type) {
+      case 'append-response':
+        return this.#onAppendResponse(m);
+      case 'heartbeat-response':
+        return this.#onHeartbeatResponse(m);
+      case 'append':
+      case 'heartbeat':
+      case 'snapshot':
+        throw new AssertionError(`two leaders in term ${this.#term}: ${this.#id} and ${m.from}`);
+      case 'pre-vote':
+      case 'vote':
+      case 'pre-vote-response':
+      case 'vote-response':
+      case 'timeout-now':
+      case 'read-index':
+      case 'read-index-response':
+        return;
+      default:
+        return assertNever(m);
+    }
+  }
+
+  #heardFromLeader(leader: MemberId): void {
+    this.#electionElapsed = 0;
+    this.#leader = leader;
+  }
+
+  // ---- follower: replication ----------------------------------------------------------------
+
+  #onAppend(m: MessageOf<'append'>): void {
+    this.#send({ type: 'append-response', to: m.from, term: this.#term, ...answerAppend(this.#log, m) });
+  }
+
+  #onHeartbeat(m: MessageOf<'heartbeat'>): void {
+    // The leader sends min(our match, its commit), so this entry is in our log and is its.
+    this.#log.commitTo(m.commit);
+    this.#send({
+      type: 'heartbeat-response',
+      to: m.from,
+      term: this.#term,
+      ...(m.context === undefined ? {} : { context: m.context }),
+    });
+  }
+
+  #onSnapshot(m: MessageOf<'snapshot'>): void {
+    if (acceptSnapshot(this.#log, m)) {
+      this.#tracker.setConf(m.snapshot.meta.conf);
+      this.#snapshot = m.snapshot;
+    }
+    this.#send({ type: 'append-response', to: m.from, term: this.#term, reject: false, index: this.#log.committed });
+  }
+
+  // ---- leader: replication ------------------------------------------------------------------
+
+  #assertCanPropose(action: string): void {
+    if (this.#role !== 'leader') {
+      throw new SecretdError(
+        'unavailable',
+        `Not the leader: member ${this.#id} is a ${this.#role} and cannot ${action} (leader: ${this.#leader ?? 'unknown'})`,
+      );
+    }
+    if (this.#transferee !== null) {
+      throw new SecretdError('unavailable', `Cannot ${action}: leadership is being transferred to ${this.#transferee}`);
+    }
+    const uncommitted = this.#log.lastIndex() - this.#log.committed;
+    if (uncommitted >= this.#settings.uncommittedEntriesMax) {
+      throw new SecretdError('unavailable', `Cannot ${action}: ${uncommitted} entries are waiting to commit`);
+    }
+  }
+
+  #appendEntry(type: EntryType, data: Uint8Array): LogIndex {
+    const entry: Entry = Object.freeze({ term: this.#term, index: this.#log.lastIndex() + 1, type, data });
+    this.#log.append([entry]);
+    this.#progress(this.#id).next = entry.index + 1;
+    this.#appendsPending = true;
+    return entry.index;
+  }
+
+  #flushAppends(): void {
+    if (!this.#appendsPending) return;
+    this.#appendsPending = false;
+    this.#broadcastAppend(false);
+  }
+
+  #broadcastAppend(sendIfEmpty: boolean): void {
+    for (const id of this.#tracker.members()) if (id !== this.#id) this.#sendAppends(id, sendIfEmpty);
+  }
+
+  /** Send as many appends as flow control allows. */
+  #sendAppends(to: MemberId, sendIfEmpty: boolean): void {
+    if (!this.#sendAppend(to, sendIfEmpty)) return;
+    while (this.#sendAppend(to, false));
+  }
+
+  /** Send one append (or the snapshot if entries it needs are compacted). False when nothing was sent. */
+  #sendAppend(to: MemberId, sendIfEmpty: boolean): boolean {
+    const pr = this.#progress(to);
+    const plan = planAppend(this.#log, pr, this.#settings.entriesPerMessageMax, sendIfEmpty);
+    switch (plan.kind) {
+      case 'nothing':
+        return false;
+      case 'snapshot':
+        return this.#sendSnapshot(to, pr);
+      case 'append': {
+        const { prevIndex, prevTerm, entries } = plan;
+        this.#send({ type: 'append', to, term: this.#term, prevIndex, prevTerm, entries, commit: this.#log.committed });
+        pr.sentAppend(prevIndex + entries.length, entries.length);
+        return true;
+      }
+      default:
+        return assertNever(plan);
+    }
+  }
+
+  #sendSnapshot(to: MemberId, pr: Progress): boolean {
+    // A snapshot may be large: send it only to a member known to be answering.
+    if (!pr.recentActive) return false;
+    const snapshot = this.#snapshot;
+    assert(
+      snapshot !== null && snapshot.meta.index >= this.#log.snapshotIndex,
+      `leader ${this.#id} must send ${to} a snapshot but has none: compact() must be given the snapshot after a restart`,
+    );
+    pr.becomeSnapshot(snapshot.meta.index);
+    this.#send({ type: 'snapshot', to, term: this.#term, snapshot });
+    return true;
+  }
+
+  #onAppendResponse(m: MessageOf<'append-response'>): void {
+    const pr = this.#tracker.progress.get(m.from);
+    if (pr === undefined) return; // no longer a member
+    pr.recentActive = true;
+    switch (recordAppendResponse(this.#log, pr, m)) {
+      case 'stale':
+        return;
+      case 'retry':
+        this.#sendAppend(m.from, true);
+        return;
+      case 'advanced':
+        if (this.#maybeCommit()) this.#onCommitted();
+        this.#sendAppends(m.from, false);
+        if (m.from === this.#transferee && pr.match === this.#log.lastIndex()) {
+          this.#send({ type: 'timeout-now', to: m.from, term: this.#term });
+        }
+        return;
+    }
+  }
+
+  #onHeartbeatResponse(m: MessageOf<'heartbeat-response'>): void {
+    const pr = this.#tracker.progress.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    pr.probeSent = false;
+    // A full window may mean appends were lost: free one so the next append finds the gap.
+    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
+    if (pr.match < this.#log.lastIndex()) this.#sendAppends(m.from, true);
+    if (m.context !== undefined) this.#onReadAck(m.from, m.context);
+  }
+
+  #ownLogPersisted(): void {
+    const own = this.#progress(this.#id);
+    if (own.match >= this.#log.stableIndex) return;
+    own.match = this.#log.stableIndex;
+    if (this.#maybeCommit()) this.#onCommitted();
+  }
+
+  #maybeCommit(): boolean {
+    const index = this.#tracker.quorumMatch();
+    // Raft §5.4.2 (figure 8): counting replicas commits only entries of the leader's own term;
+    // earlier entries are committed along with them.
+    if (index <= this.#log.committed || this.#log.term(index) !== this.#term) return false;
+    this.#log.commitTo(index);
+    return true;
+  }
+
+  #onCommitted(): void {
+    this.#releaseWaitingReads();
+    // Tell followers now rather than at the next heartbeat, so that they apply sooner.
+    this.#broadcastAppend(true);
+  }
+
+  #broadcastHeartbeat(context: string | undefined): void {
+    for (const to of this.#tracker.members()) {
+      if (to === this.#id) continue;
+      // Never more than the follower is known to have: it could not commit what it lacks.
+      const commit = Math.min(this.#progress(to).match, this.#log.committed);
+      this.#send({ type: 'heartbeat', to, term: this.#term, commit, ...(context === undefined ? {} : { context }) });
+    }
+  }
+
+  #progress(id: MemberId): Progress {
+    const pr = this.#tracker.progress.get(id);
+    assert(pr !== undefined, `leader ${this.#id} tracks member ${id}`);
+    return pr;
+  }
+
+  // ---- membership ---------------------------------------------------------------------------
+
+  #applyConfEntry(entry: Entry): void {
+    const change = decodeConfChange(entry.data);
+    // Every member skips the same invalid change, so the configurations still agree.
+    if (confChangeProblem(this.#tracker.conf, change) !== null) return;
+    this.#tracker.setConf(applyConfChange(this.#tracker.conf, change));
+    if (this.#role !== 'leader') return;
+    if (!this.#tracker.isVoter(this.#id)) return this.#becomeFollower(this.#term, null);
+    if (this.#transferee !== null && !this.#tracker.isVoter(this.#transferee)) this.#transferee = null;
+    this.#tracker.syncProgress(this.#log.lastIndex(), this.#settings.inflightMax);
+    // With fewer voters the quorum may already hold more entries.
+    if (this.#maybeCommit()) this.#onCommitted();
+    if (change.kind === 'add-learner') this.#sendAppend(change.id, true);
+  }
+
+  // ---- reads --------------------------------------------------------------------------------
+
+  #onReadIndex(requester: MemberId, context: string): void {
+    if (this.#role !== 'leader') {
+      // Forwarded to a member that no longer leads: the requester times out and retries.
+      if (requester !== this.#id) return;
+      if (this.#leader === null) {
+        throw new SecretdError('unavailable', `Cannot read: member ${this.#id} knows no leader`);
+      }
+      this.#send({ type: 'read-index', to: this.#leader, term: 0, context });
+      return;
+    }
+    // Until an entry of its term commits, a new leader may not know the latest commit (§6.4).
+    if (this.#log.term(this.#log.committed) !== this.#term) {
+      if (this.#waitingReads.length < this.#settings.readsMax) this.#waitingReads.push({ context, requester });
+      return;
+    }
+    this.#serveRead(requester, context);
+  }
+
+  #serveRead(requester: MemberId, context: string): void {
+    const index = this.#log.committed;
+    if (this.#tracker.isVoter(this.#id) && this.#tracker.quorum() === 1) {
+      return this.#answerRead(requester, index, context);
+    }
+    const added = this.#reads.add({ context, index, requester, acks: new Set([this.#id]) });
+    if (added === 'added') this.#broadcastHeartbeat(context);
+  }
+
+  #releaseWaitingReads(): void {
+    if (this.#waitingReads.length === 0 || this.#log.term(this.#log.committed) !== this.#term) return;
+    const waiting = this.#waitingReads;
+    this.#waitingReads = [];
+    for (const { requester, context } of waiting) this.#serveRead(requester, context);
+  }
+
+  #onReadAck(from: MemberId, context: string): void {
+    const acks = this.#reads.ack(context, from);
+    if (acks === undefined || !this.#tracker.hasQuorum(acks)) return;
+    for (const request of this.#reads.releaseThrough(context)) {
+      this.#answerRead(request.requester, request.index, request.context);
+    }
+  }
+
+  #answerRead(requester: MemberId, index: LogIndex, context: string): void {
+    if (requester === this.#id) this.#readStates.push(Object.freeze({ index, context }));
+    else this.#send({ type: 'read-index-response', to: requester, term: this.#term, index, context });
+  }
+
+  // ---- plumbing -----------------------------------------------------------------------------
+
+  #send(message: Outgoing): void {
+    assert(message.to !== this.#id, `member ${this.#id} does not send to itself`);
+    this.#outbox.push(Object.freeze({ ...message, from: this.#id }) as Message);
+  }
+
+  #softState(): SoftState {
+    return Object.freeze({ leader: this.#leader, role: this.#role });
+  }
+
+  #hardState(): HardState {
+    return Object.freeze({ term: this.#term, vote: this.#vote, commit: this.#log.committed });
+  }
+
+  #assertNoReadyOutstanding(operation: string): void {
+    assert(this.#outstanding === null, `${operation}() called between ready() and advance()`);
+  }
+}
+
+function sameSoft(a: SoftState, b: SoftState): boolean {
+  return a.leader === b.leader && a.role === b.role;
+}
+
+function sameHard(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}

@@ -1,0 +1,146 @@
+import { describe, expect, test } from 'bun:test';
+import { SecretdError } from '../errors.ts';
+import { systemRandom } from '../io/system.ts';
+import { walRecordBytesMax } from '../limits.ts';
+import type { MemberId } from './types.ts';
+import {
+  decodeFrame,
+  decodeRecord,
+  decodeSegmentHeader,
+  encodeBatch,
+  encodeSegmentHeader,
+  recordHeaderBytes,
+  recordMagic,
+  segmentHeaderBytes,
+  type WALRecord,
+} from './wal-codec.ts';
+
+const key = { dek: systemRandom(32), keyId: 7, random: systemRandom };
+const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+const records: WALRecord[] = [
+  { type: 'entry', entry: { index: 1, term: 1, type: 'normal', data: new Uint8Array(0) } },
+  { type: 'entry', entry: { index: 2, term: 2 ** 40, type: 'conf', data: text('conf change') } },
+  { type: 'hard-state', hardState: { term: 3, vote: null, commit: 0 } },
+  { type: 'hard-state', hardState: { term: 4, vote: 'node-b' as MemberId, commit: Number.MAX_SAFE_INTEGER } },
+  {
+    type: 'snapshot',
+    meta: { index: 9, term: 2, conf: { voters: ['a' as MemberId, 'b' as MemberId], learners: ['c' as MemberId] } },
+    keepLog: true,
+  },
+  { type: 'snapshot', meta: { index: 10, term: 3, conf: { voters: [], learners: [] } }, keepLog: false },
+];
+
+/** Decodes a whole batch written at `offset` of segment `seq`. */
+function decodeAll(bytes: Uint8Array, base: number, seq: number): WALRecord[] {
+  const padded = new Uint8Array(base + bytes.length);
+  padded.set(bytes, base);
+  const out: WALRecord[] = [];
+  for (let offset = base; offset < padded.length; ) {
+    const decoded = decodeRecord(padded, { seq, offset, batchOffset: base }, key);
+    if (!decoded.ok) throw new Error(decoded.reason);
+    out.push(decoded.value.record);
+    offset = decoded.value.end;
+  }
+  return out;
+}
+
+describe('encodeBatch / decodeRecord', () => {
+  test('decodeRecord() returns every record type as encoded, then the commit counting them', () => {
+    const batch = encodeBatch(records, { seq: 3, offset: 200, durableOffset: 150 }, key);
+    expect(decodeAll(batch, 200, 3)).toEqual([...records, { type: 'commit', records: records.length }]);
+  });
+
+  test('decodeRecord() rejects a record read at another offset, segment or batch', () => {
+    const batch = encodeBatch([records[1]!], { seq: 3, offset: 200, durableOffset: 150 }, key);
+    const at = (offset: number): Uint8Array => {
+      const bytes = new Uint8Array(offset + batch.length);
+      bytes.set(batch, offset);
+      return bytes;
+    };
+    expect(decodeRecord(at(200), { seq: 3, offset: 200, batchOffset: 200 }, key).ok).toBe(true);
+    const moved = decodeRecord(at(208), { seq: 3, offset: 208, batchOffset: 200 }, key);
+    const otherSegment = decodeRecord(at(200), { seq: 4, offset: 200, batchOffset: 200 }, key);
+    const otherBatch = decodeRecord(at(200), { seq: 3, offset: 200, batchOffset: 105 }, key);
+    expect([moved.ok, otherSegment.ok, otherBatch.ok]).toEqual([false, false, false]);
+    expect(!moved.ok && moved.reason).toContain('failed authentication');
+    expect(!otherBatch.ok && otherBatch.reason).toContain('claims a batch at offset 200');
+  });
+
+  test('decodeRecord() rejects a record sealed under another key id or key', () => {
+    const batch = encodeBatch([records[0]!], { seq: 1, offset: 0, durableOffset: 0 }, key);
+    const otherId = decodeRecord(batch, { seq: 1, offset: 0, batchOffset: 0 }, { ...key, keyId: 8 });
+    const otherKey = decodeRecord(batch, { seq: 1, offset: 0, batchOffset: 0 }, { dek: systemRandom(32), keyId: 7 });
+    expect(!otherId.ok && otherId.reason).toBe('record is sealed with key id 7 but the WAL key has id 8');
+    expect(!otherKey.ok && otherKey.reason).toContain('failed authentication');
+  });
+
+  test('encodeBatch() refuses a record whose sealed body exceeds walRecordBytesMax', () => {
+    const big: WALRecord = { type: 'entry', entry: { index: 1, term: 1, type: 'normal', data: new Uint8Array(walRecordBytesMax) } };
+    let error: unknown;
+    try {
+      encodeBatch([big], { seq: 1, offset: 0, durableOffset: 0 }, key);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(SecretdError);
+    expect((error as SecretdError).code).toBe('too_large');
+  });
+
+  test('the sealed bytes never contain the plaintext of entry data', () => {
+    const marker = 'PLAINTEXT-MARKER-codec';
+    const batch = encodeBatch([{ type: 'entry', entry: { index: 1, term: 1, type: 'normal', data: text(marker) } }], { seq: 1, offset: 0, durableOffset: 0 }, key);
+    expect(Buffer.from(batch).includes(marker)).toBe(false);
+  });
+});
+
+describe('decodeFrame', () => {
+  const frame = encodeBatch([records[0]!], { seq: 1, offset: 0, durableOffset: 0 }, key);
+
+  test('decodeFrame() refuses a body length of 2 GiB from the header alone, before reading a body', () => {
+    const header = frame.slice(0, recordHeaderBytes); // no body present at all
+    new DataView(header.buffer).setUint32(4, 2 ** 31);
+    const decoded = decodeFrame(header, 0);
+    expect(decoded).toEqual({ ok: false, reason: `body length 2147483648 exceeds walRecordBytesMax (${walRecordBytesMax})` });
+  });
+
+  test('decodeFrame() reports short headers, short bodies, zeros and checksum mismatches', () => {
+    const flipped = frame.slice();
+    flipped[recordHeaderBytes + 40]! ^= 0x01;
+    const reasons = [frame.subarray(0, 10), frame.subarray(0, 60), new Uint8Array(64), flipped].map((bytes) => {
+      const decoded = decodeFrame(bytes, 0);
+      return decoded.ok ? 'ok' : decoded.reason;
+    });
+    expect(reasons).toEqual([
+      'short record header (10 bytes)',
+      `short record body (40 of ${new DataView(frame.buffer).getUint32(4)} bytes)`,
+      'bad record magic 0x00',
+      'record checksum mismatch',
+    ]);
+    expect(frame[0]).toBe(recordMagic);
+  });
+});
+
+describe('segment header', () => {
+  const header = encodeSegmentHeader({ seq: 2 ** 33, firstIndex: 12345 }, key);
+
+  test('decodeSegmentHeader() returns the encoded sequence and first index', () => {
+    expect(header.length).toBe(segmentHeaderBytes);
+    expect(decodeSegmentHeader(header, key)).toEqual({ ok: true, value: { seq: 2 ** 33, firstIndex: 12345 } });
+  });
+
+  test('decodeSegmentHeader() refuses a wrong key, a wrong key id and a flipped byte', () => {
+    const flipped = header.slice();
+    flipped[17]! ^= 0x10;
+    const reasons = [
+      decodeSegmentHeader(header, { dek: systemRandom(32), keyId: 7 }),
+      decodeSegmentHeader(header, { ...key, keyId: 1 }),
+      decodeSegmentHeader(flipped, key),
+    ].map((decoded) => (decoded.ok ? 'ok' : decoded.reason));
+    expect(reasons).toEqual([
+      'the segment key check failed: the WAL key (DEK) is wrong or the header was altered',
+      'the segment is sealed with key id 7 but the WAL key has id 1',
+      'the segment header checksum does not match',
+    ]);
+  });
+});

@@ -1,0 +1,239 @@
+/**
+ * WAL framing (pure): segment headers and sealed records. See wal.ts for the file layout.
+ *
+ *   segment header (105 B): "swal" | version u16 | flags u16 | seq u64 | firstIndex u64 |
+ *                           keyCheck = seal(dek, empty, aad: seq, firstIndex) (77 B) | crc32c u32
+ *   record:  magic u8 | type u8 | reserved u16 (0) | bodyLen u32 | batchOffset u32 |
+ *            durableOffset u32 | crc32c u32 |
+ *            body = seal(dek, payload, aad: version, type, seq, offset, batchOffset, durableOffset)
+ *
+ * batchOffset is where the record's batch begins; durableOffset is how much of the segment was
+ * known synced when the batch was written (recovery uses it to tell acknowledged data from a tail
+ * of unsynced batches; see _wal-scan.ts).
+ *
+ * The CRC (over the rest of the header and the body) tells a torn or garbage frame from one
+ * that is intact, and lets recovery spot intact records past a damaged one without the key. The
+ * AEAD binds each record to its segment, its offset and its batch, so a record copied elsewhere
+ * fails even though its CRC holds. The header's key check refuses a wrong DEK before any record is
+ * judged, so a wrong key can never be mistaken for a torn tail and truncated away.
+ */
+import { envelopeKeyId, open, seal, sealOverheadBytes } from '../crypto/aead.ts';
+import type { Random } from '../crypto/random.ts';
+import { assert, SecretdError } from '../errors.ts';
+import { walRecordBytesMax } from '../limits.ts';
+import { crc32c } from './crc32c.ts';
+import { decodePayload, encodePayload, type WALRecord, type WALRecordType } from './_wal-payload.ts';
+
+export type { WALRecord, WALRecordType } from './_wal-payload.ts';
+
+export interface WALKey {
+  readonly dek: Uint8Array;
+  readonly keyId: number;
+}
+export interface WALSealKey extends WALKey {
+  readonly random: Random;
+}
+
+export interface SegmentHeader {
+  readonly seq: number;
+  readonly firstIndex: number;
+}
+
+export const formatVersion = 1;
+export const recordHeaderBytes = 20;
+const crcAt = 16;
+export const segmentHeaderBytes = 28 + sealOverheadBytes;
+export const recordMagic = 0xa7;
+const segmentMagic = [0x73, 0x77, 0x61, 0x6c]; // "swal"
+const typeCodes: Record<WALRecordType, number> = { entry: 1, 'hard-state': 2, snapshot: 3, commit: 4 };
+const codeTypes: readonly (WALRecordType | undefined)[] = [undefined, 'entry', 'hard-state', 'snapshot', 'commit'];
+
+export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
+
+export function encodeSegmentHeader(header: SegmentHeader, key: WALSealKey): Uint8Array {
+  const out = new Uint8Array(segmentHeaderBytes);
+  const view = new DataView(out.buffer);
+  out.set(segmentMagic, 0);
+  view.setUint16(4, formatVersion);
+  setU64(view, 8, header.seq);
+  setU64(view, 16, header.firstIndex);
+  const check = seal(key.dek, new Uint8Array(0), { aad: headerAad(header), keyId: key.keyId, random: key.random });
+  out.set(check, 24);
+  view.setUint32(segmentHeaderBytes - 4, crc32c(out.subarray(0, segmentHeaderBytes - 4)));
+  return out;
+}
+
+export function decodeSegmentHeader(bytes: Uint8Array, key: WALKey): Decoded<SegmentHeader> {
+  if (bytes.length < segmentHeaderBytes) return fail(`the segment header is short (${bytes.length} bytes)`);
+  const view = viewOf(bytes);
+  if (segmentMagic.some((b, i) => bytes[i] !== b)) return fail('the segment header has no WAL magic');
+  if (view.getUint32(segmentHeaderBytes - 4) !== crc32c(bytes.subarray(0, segmentHeaderBytes - 4))) {
+    return fail('the segment header checksum does not match');
+  }
+  const version = view.getUint16(4);
+  if (version !== formatVersion) return fail(`the segment has format version ${version}, expected ${formatVersion}`);
+  if (view.getUint16(6) !== 0) return fail('the segment header has unknown flags');
+  const header = { seq: getU64(view, 8), firstIndex: getU64(view, 16) };
+  if (!Number.isSafeInteger(header.seq) || !Number.isSafeInteger(header.firstIndex)) {
+    return fail('the segment header holds a sequence or index beyond the safe integer range');
+  }
+  const check = bytes.subarray(24, segmentHeaderBytes - 4);
+  const checkKeyId = envelopeKeyId(check);
+  if (checkKeyId !== key.keyId) {
+    return fail(`the segment is sealed with key id ${checkKeyId} but the WAL key has id ${key.keyId}`);
+  }
+  try {
+    open(key.dek, check, { aad: headerAad(header) });
+  } catch {
+    return fail('the segment key check failed: the WAL key (DEK) is wrong or the header was altered');
+  }
+  return { ok: true, value: header };
+}
+
+/**
+ * Seals `records` followed by their COMMIT into one buffer, to be appended at `at.offset` of
+ * segment `at.seq` with a single write.
+ */
+export function encodeBatch(
+  records: readonly WALRecord[],
+  at: { readonly seq: number; readonly offset: number; readonly durableOffset: number },
+  key: WALSealKey,
+): Uint8Array {
+  assert(at.durableOffset <= at.offset, `WAL durable offset ${at.durableOffset} is past the batch at ${at.offset}`);
+  const all: WALRecord[] = [...records, { type: 'commit', records: records.length }];
+  const bodies: Uint8Array[] = [];
+  let offset = at.offset;
+  for (const record of all) {
+    const payload = encodePayload(record);
+    if (payload.length + sealOverheadBytes > walRecordBytesMax) {
+      const size = payload.length + sealOverheadBytes;
+      payload.fill(0);
+      throw new SecretdError('too_large', `Cannot write WAL record: ${size} bytes exceeds walRecordBytesMax (${walRecordBytesMax})`);
+    }
+    const aad = recordAad({ seq: at.seq, offset, batchOffset: at.offset, durableOffset: at.durableOffset }, typeCodes[record.type]);
+    const body = seal(key.dek, payload, { aad, keyId: key.keyId, random: key.random });
+    payload.fill(0); // best effort: drops our plaintext copy; the GC may hold others
+    bodies.push(body);
+    offset += recordHeaderBytes + body.length;
+  }
+  assert(offset <= 0xffffffff, `WAL segment ${at.seq} would pass 4 GiB (offset ${offset})`);
+  const out = new Uint8Array(offset - at.offset);
+  const view = new DataView(out.buffer);
+  let pos = 0;
+  all.forEach((record, i) => {
+    const body = bodies[i]!;
+    view.setUint8(pos, recordMagic);
+    view.setUint8(pos + 1, typeCodes[record.type]);
+    view.setUint32(pos + 4, body.length);
+    view.setUint32(pos + 8, at.offset);
+    view.setUint32(pos + 12, at.durableOffset);
+    out.set(body, pos + recordHeaderBytes);
+    view.setUint32(pos + crcAt, crc32c(body, crc32c(out.subarray(pos, pos + crcAt))));
+    pos += recordHeaderBytes + body.length;
+  });
+  return out;
+}
+
+export interface Frame {
+  readonly type: WALRecordType;
+  readonly batchOffset: number;
+  readonly durableOffset: number;
+  readonly body: Uint8Array;
+  readonly end: number;
+}
+
+/**
+ * Checks a record's framing and CRC, without the key. The body length is checked against the
+ * limit and the bytes present before anything is read or allocated for it.
+ */
+export function decodeFrame(bytes: Uint8Array, offset: number): Decoded<Frame> {
+  if (bytes.length - offset < recordHeaderBytes) return fail(`short record header (${bytes.length - offset} bytes)`);
+  const view = viewOf(bytes);
+  const magic = view.getUint8(offset);
+  if (magic !== recordMagic) return fail(`bad record magic 0x${magic.toString(16).padStart(2, '0')}`);
+  const type = codeTypes[view.getUint8(offset + 1)];
+  if (type === undefined || view.getUint16(offset + 2) !== 0) return fail('bad record type or reserved field');
+  const bodyLength = view.getUint32(offset + 4);
+  if (bodyLength > walRecordBytesMax) return fail(`body length ${bodyLength} exceeds walRecordBytesMax (${walRecordBytesMax})`);
+  if (bodyLength < sealOverheadBytes) return fail(`body length ${bodyLength} is below the sealed minimum`);
+  const end = offset + recordHeaderBytes + bodyLength;
+  if (end > bytes.length) return fail(`short record body (${bytes.length - offset - recordHeaderBytes} of ${bodyLength} bytes)`);
+  const body = bytes.subarray(offset + recordHeaderBytes, end);
+  if (crc32c(body, crc32c(bytes.subarray(offset, offset + crcAt))) !== view.getUint32(offset + crcAt)) {
+    return fail('record checksum mismatch');
+  }
+  const batchOffset = view.getUint32(offset + 8);
+  const durableOffset = view.getUint32(offset + 12);
+  if (batchOffset > offset || durableOffset > batchOffset) return fail('record offsets point past the record');
+  return { ok: true, value: { type, batchOffset, durableOffset, body, end } };
+}
+
+/** Decodes and opens the record at `offset`, which must belong to the batch starting at `batchOffset`. */
+export function decodeRecord(
+  bytes: Uint8Array,
+  at: { readonly seq: number; readonly offset: number; readonly batchOffset: number },
+  key: WALKey,
+): Decoded<{ readonly record: WALRecord; readonly end: number }> {
+  const frame = decodeFrame(bytes, at.offset);
+  if (!frame.ok) return frame;
+  const { type, batchOffset, durableOffset, body, end } = frame.value;
+  if (batchOffset !== at.batchOffset) return fail(`record claims a batch at offset ${batchOffset}, expected ${at.batchOffset}`);
+  const keyId = envelopeKeyId(body);
+  if (keyId !== key.keyId) return fail(`record is sealed with key id ${keyId} but the WAL key has id ${key.keyId}`);
+  let payload: Uint8Array;
+  try {
+    payload = open(key.dek, body, { aad: recordAad({ seq: at.seq, offset: at.offset, batchOffset, durableOffset }, typeCodes[type]) });
+  } catch (error) {
+    return fail(`record failed authentication (${(error as Error).message})`);
+  }
+  try {
+    return { ok: true, value: { record: decodePayload(type, payload), end } };
+  } catch (error) {
+    return fail(`record payload is malformed (${(error as Error).message})`);
+  }
+}
+
+interface RecordPlace {
+  readonly seq: number;
+  readonly offset: number;
+  readonly batchOffset: number;
+  readonly durableOffset: number;
+}
+
+function recordAad(place: RecordPlace, typeCode: number): Uint8Array {
+  const aad = new Uint8Array(24);
+  const view = new DataView(aad.buffer);
+  aad.set([0x52, formatVersion, typeCode, 0]); // 'R': a record, never confusable with a header
+  setU64(view, 4, place.seq);
+  view.setUint32(12, place.offset);
+  view.setUint32(16, place.batchOffset);
+  view.setUint32(20, place.durableOffset);
+  return aad;
+}
+
+function headerAad(header: SegmentHeader): Uint8Array {
+  const aad = new Uint8Array(20);
+  const view = new DataView(aad.buffer);
+  aad.set([0x48, formatVersion, 0, 0]); // 'H'
+  setU64(view, 4, header.seq);
+  setU64(view, 12, header.firstIndex);
+  return aad;
+}
+
+function setU64(view: DataView, at: number, n: number): void {
+  assert(Number.isSafeInteger(n) && n >= 0, `WAL header field ${n} is not a non-negative safe integer`);
+  view.setUint32(at, Math.floor(n / 2 ** 32));
+  view.setUint32(at + 4, n >>> 0);
+}
+
+function getU64(view: DataView, at: number): number {
+  return view.getUint32(at) * 2 ** 32 + view.getUint32(at + 4);
+}
+
+function viewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function fail(reason: string): { readonly ok: false; readonly reason: string } {
+  return { ok: false, reason };
+}

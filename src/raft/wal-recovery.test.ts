@@ -1,0 +1,254 @@
+import { describe, expect, test } from 'bun:test';
+import { tempDir } from '../../test/helpers/process.ts';
+import { systemRandom } from '../io/system.ts';
+import { walRecordBytesMax } from '../limits.ts';
+import { segmentHeaderBytes } from './wal-codec.ts';
+import { WAL, type TornTail, type WALBatch, type WALState } from './wal.ts';
+import { entries, entry, fs, hs, openError, options, recordOffsets, reopen, segmentPaths } from '../../test/helpers/wal.ts';
+
+const batchA: WALBatch = { hardState: hs(1, 0), entries: entries(1, 2, 1) };
+const batchB: WALBatch = { hardState: hs(1, 2), entries: [entry(3, 1)] };
+const batchC: WALBatch = { hardState: hs(2, 3, 'node-b'), entries: entries(4, 5, 2) };
+const stateAB: WALState = { hardState: hs(1, 2), snapshot: null, entries: entries(1, 3, 1) };
+const stateABC: WALState = { hardState: hs(2, 3, 'node-b'), snapshot: null, entries: [...entries(1, 3, 1), ...entries(4, 5, 2)] };
+
+/** Saves A, B and C into a fresh log; returns the segment's bytes and where A and B end. */
+async function writeABC(dir: string): Promise<{ path: string; bytes: Uint8Array; endA: number; endB: number }> {
+  const { wal } = await WAL.open(dir, options());
+  const [path] = await segmentPaths(dir);
+  await wal.save(batchA);
+  const endA = (await fs.readFile(path!)).length;
+  await wal.save(batchB);
+  const endB = (await fs.readFile(path!)).length;
+  await wal.save(batchC);
+  await wal.close();
+  return { path: path!, bytes: (await fs.readFile(path!)).slice(), endA, endB };
+}
+
+/** After recovery a new batch must land after what was recovered and survive a reopen. */
+async function expectAppendable(dir: string, wal: WAL, state: WALState): Promise<void> {
+  const next = state.entries.length + 1;
+  await wal.save({ hardState: hs(3, next - 1, 'node-c'), entries: [entry(next, 3)] });
+  await wal.close();
+  expect(await reopen(dir)).toEqual({ hardState: hs(3, next - 1, 'node-c'), snapshot: null, entries: [...state.entries, entry(next, 3)] });
+}
+
+/** Deterministic garbage (an LCG), so a failure reproduces. */
+function garbage(length: number, seed: number): Uint8Array {
+  let x = seed >>> 0;
+  return Uint8Array.from({ length }, () => (x = (Math.imul(x, 1664525) + 1013904223) >>> 0) >>> 24);
+}
+
+describe('WAL recovery from a torn tail', () => {
+  test('open() after a crash at every byte of the last batch returns A+B or A+B+C, never an error', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { path, bytes, endB } = await writeABC(dir.path);
+    for (let length = endB; length <= bytes.length; length++) {
+      await fs.writeFile(path, bytes.subarray(0, length));
+      const tails: TornTail[] = [];
+      const { wal, state } = await WAL.open(dir.path, options({ onTornTail: (tail) => tails.push(tail) }));
+      const complete = length === bytes.length;
+      expect(state).toEqual(complete ? stateABC : stateAB);
+      expect((await fs.readFile(path)).length).toBe(complete ? length : endB);
+      expect(tails.map((tail) => [tail.offset, tail.discardedBytes])).toEqual(complete || length === endB ? [] : [[endB, length - endB]]);
+      if (length % 16 === 0 || length === endB + 1 || complete) await expectAppendable(dir.path, wal, state);
+      else await wal.close();
+    }
+  });
+
+  test('open() discards zeros or garbage written over the last batch, and appends where it ends', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { path, bytes, endB } = await writeABC(dir.path);
+    const tailBytes = bytes.length - endB;
+    const magicFirst = garbage(tailBytes, 7);
+    magicFirst[0] = bytes[endB]!; // starts like a record, then goes wrong
+    const cases: [Uint8Array, WALState][] = [
+      [new Uint8Array(tailBytes), stateAB],
+      [garbage(tailBytes, 1), stateAB],
+      [garbage(tailBytes + 5000, 2), stateAB],
+      [magicFirst, stateAB],
+      [new Uint8Array(4096), stateAB], // the file grew but the data never reached the disk
+      [new Uint8Array(0), stateAB],
+    ];
+    for (const [tail, expected] of cases) {
+      const damaged = new Uint8Array(endB + tail.length);
+      damaged.set(bytes.subarray(0, endB));
+      damaged.set(tail, endB);
+      await fs.writeFile(path, damaged);
+      const { wal, state } = await WAL.open(dir.path, options());
+      expect(state).toEqual(expected);
+      await expectAppendable(dir.path, wal, state);
+    }
+    const grown = new Uint8Array(bytes.length + 4096); // C complete, then zeros past it
+    grown.set(bytes);
+    await fs.writeFile(path, grown);
+    const { wal, state } = await WAL.open(dir.path, options());
+    expect(state).toEqual(stateABC);
+    expect((await fs.readFile(path)).length).toBe(bytes.length);
+    await expectAppendable(dir.path, wal, state);
+  });
+});
+
+describe('WAL recovery of unsynced batches', () => {
+  /** A synced, then B and C with `sync: false` (or B synced); then B's first sector is lost. */
+  async function loseSectorOfB(dir: string, syncB: boolean): Promise<{ path: string; endA: number }> {
+    const { wal } = await WAL.open(dir, options());
+    const [path] = await segmentPaths(dir);
+    await wal.save(batchA);
+    const endA = (await fs.readFile(path!)).length;
+    await wal.save({ hardState: hs(1, 2), entries: [entry(3, 1, 'b'.repeat(2000))] }, { sync: syncB });
+    await wal.save({ hardState: hs(1, 3), entries: [entry(4, 1)] }, { sync: false });
+    await wal.close();
+    const bytes = (await fs.readFile(path!)).slice();
+    bytes.fill(0, endA, (Math.floor(endA / 512) + 1) * 512); // the sector B began in reverts to A's data and zeros
+    await fs.writeFile(path!, bytes);
+    return { path: path!, endA };
+  }
+
+  test('open() discards a run of unsynced batches from a lost sector on, even with later pages intact', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { path, endA } = await loseSectorOfB(dir.path, false);
+    const { wal, state } = await WAL.open(dir.path, options());
+    expect(state).toEqual({ hardState: hs(1, 0), snapshot: null, entries: entries(1, 2, 1) });
+    expect((await fs.readFile(path)).length).toBe(endA);
+    await expectAppendable(dir.path, wal, state);
+  });
+
+  test('open() refuses the same loss when B was synced, since C records that B was durable', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { path, endA } = await loseSectorOfB(dir.path, true);
+    const error = await openError(dir.path);
+    expect(error.message).toStartWith(`WAL record at ${path} offset ${endA} is corrupt: bad record magic 0x00, and an intact record at offset `);
+    expect(error.message).toContain('shows it was synced');
+  });
+});
+
+describe('WAL corruption refuses to start', () => {
+  test('open() refuses a flipped byte anywhere in an earlier batch, naming the file and record offset', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { path, bytes, endA } = await writeABC(dir.path);
+    const starts = recordOffsets(bytes, segmentHeaderBytes, endA);
+    const wrong: string[] = [];
+    for (let at = segmentHeaderBytes; at < endA; at++) {
+      const damaged = bytes.slice();
+      damaged[at]! ^= 0xff;
+      await fs.writeFile(path, damaged);
+      const error = await openError(dir.path);
+      const expected = `WAL record at ${path} offset ${starts.filter((start) => start <= at).at(-1)} is corrupt: `;
+      const untouched = Buffer.from(await fs.readFile(path)).equals(damaged);
+      if (error.code !== 'corrupt' || !error.message.startsWith(expected) || !error.message.endsWith('; refusing to start') || !untouched) {
+        wrong.push(`byte ${at}: ${error.message} (file untouched: ${untouched})`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  test('open() refuses a flipped byte in the last batch when its commit record is intact', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { path, bytes, endB } = await writeABC(dir.path);
+    const commit = recordOffsets(bytes, endB, bytes.length).at(-1)!;
+    const outcomes = new Set<string>();
+    for (let at = endB; at < bytes.length; at++) {
+      const damaged = bytes.slice();
+      damaged[at]! ^= 0xff;
+      await fs.writeFile(path, damaged);
+      if (at < commit) {
+        const error = await openError(dir.path);
+        outcomes.add(`${error.code}: ${error.message.includes('commit record at offset') ? 'intact commit' : error.message}`);
+      } else {
+        // A flip in the commit record itself looks like a torn write: the batch is dropped.
+        outcomes.add(`commit flip recovers A+B: ${JSON.stringify(await reopen(dir.path)) === JSON.stringify(stateAB)}`);
+      }
+    }
+    expect([...outcomes]).toEqual(['corrupt: intact commit', 'commit flip recovers A+B: true']);
+  });
+
+  test('open() refuses a flipped byte anywhere in a segment header, naming the file', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { path, bytes } = await writeABC(dir.path);
+    const wrong: string[] = [];
+    for (let at = 0; at < segmentHeaderBytes; at++) {
+      const damaged = bytes.slice();
+      damaged[at]! ^= 0x01;
+      await fs.writeFile(path, damaged);
+      const error = await openError(dir.path);
+      if (error.code !== 'corrupt' || !error.message.startsWith(`WAL segment ${path} cannot be opened: `)) wrong.push(`byte ${at}: ${error.message}`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  test('open() refuses a record copied over another of the same size', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { path, bytes, endA } = await writeABC(dir.path);
+    const [first, second, third] = recordOffsets(bytes, segmentHeaderBytes, endA);
+    expect(second! - first!).toBe(third! - second!); // entries 1 and 2 seal to the same size
+    const damaged = bytes.slice();
+    damaged.copyWithin(second!, first!, second!);
+    await fs.writeFile(path, damaged);
+    const error = await openError(dir.path);
+    expect(error.message).toStartWith(`WAL record at ${path} offset ${second} is corrupt: record failed authentication`);
+  });
+
+  test('open() refuses a record copied from one segment into the same place in another', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { wal } = await WAL.open(dir.path, options({ segmentBytesTarget: 1 })); // a new segment after every save
+    await wal.save({ hardState: hs(1, 0), entries: [] });
+    await wal.save({ hardState: hs(2, 0), entries: [] });
+    await wal.close();
+    const paths = await segmentPaths(dir.path); // each begins with a HARDSTATE record at the same offset
+    expect(paths.length).toBe(3);
+    const [one, two, three] = await Promise.all(paths.map((path) => fs.readFile(path)));
+    const recordLength = recordOffsets(one!, segmentHeaderBytes, one!.length)[1]! - segmentHeaderBytes;
+    for (const [target, bytes, source] of [[1, two!, one!], [2, three!, two!]] as const) {
+      const damaged = bytes.slice();
+      damaged.set(source.subarray(segmentHeaderBytes, segmentHeaderBytes + recordLength), segmentHeaderBytes);
+      await fs.writeFile(paths[target]!, damaged);
+      const error = await openError(dir.path);
+      expect(error.message).toStartWith(`WAL record at ${paths[target]} offset ${segmentHeaderBytes} is corrupt: record failed authentication`);
+      await fs.writeFile(paths[target]!, bytes);
+    }
+    expect((await reopen(dir.path)).hardState).toEqual(hs(2, 0));
+  });
+
+  test('open() refuses damage in the last batch of a segment that is not the last', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { wal } = await WAL.open(dir.path, options({ segmentBytesTarget: 1 }));
+    await wal.save({ hardState: hs(1, 0), entries: [entry(1, 1)] });
+    await wal.close();
+    const [first] = await segmentPaths(dir.path);
+    const bytes = (await fs.readFile(first!)).slice();
+    await fs.writeFile(first!, bytes.subarray(0, bytes.length - 1));
+    const error = await openError(dir.path);
+    expect(error.message).toContain(`WAL record at ${first} offset `);
+    expect(error.message).toContain('in a segment that is not the last; refusing to start');
+  });
+
+  test('open() refuses a body length of 2 GiB in an earlier batch without reading it', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { path, bytes, endA } = await writeABC(dir.path);
+    const second = recordOffsets(bytes, segmentHeaderBytes, endA)[1]!;
+    const damaged = bytes.slice();
+    new DataView(damaged.buffer).setUint32(second + 4, 2 ** 31);
+    await fs.writeFile(path, damaged);
+    const error = await openError(dir.path);
+    expect(error.message).toStartWith(
+      `WAL record at ${path} offset ${second} is corrupt: body length 2147483648 exceeds walRecordBytesMax (${walRecordBytesMax})`,
+    );
+  });
+
+  test('open() with a wrong key or key id refuses with a clear error and truncates nothing', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { path, bytes } = await writeABC(dir.path);
+    const wrongKey = await openError(dir.path, { dek: systemRandom(32) });
+    const wrongId = await openError(dir.path, { keyId: 2 });
+    expect([wrongKey.code, wrongId.code]).toEqual(['corrupt', 'corrupt']);
+    expect(wrongKey.message).toBe(
+      `WAL segment ${path} cannot be opened: the segment key check failed: the WAL key (DEK) is wrong or the header was altered; refusing to start`,
+    );
+    expect(wrongId.message).toBe(
+      `WAL segment ${path} cannot be opened: the segment is sealed with key id 1 but the WAL key has id 2; refusing to start`,
+    );
+    expect(Buffer.from(await fs.readFile(path)).equals(bytes)).toBe(true);
+    expect(await reopen(dir.path)).toEqual(stateABC);
+  });
+});

@@ -1,0 +1,29 @@
+/** A real manager (sealed WAL on real files, real Raft core) in a temp dir, for API tests. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { systemNow, systemRandom } from '../../src/io/system.ts';
+import { bootstrapCluster } from '../../src/node/bootstrap.ts';
+import { Manager } from '../../src/node/manager.ts';
+import { writeNodeState } from '../../src/node/node-state.ts';
+
+export interface TestManager extends AsyncDisposable {
+  readonly manager: Manager;
+  readonly dataDir: string;
+}
+
+export async function startTestManager(options: { autolock?: boolean } = {}): Promise<TestManager> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'secretd-manager-'));
+  const boot = await bootstrapCluster({ dataDir, listenAddr: '127.0.0.1:0', advertiseAddr: '127.0.0.1:4377', autolock: options.autolock ?? false, random: systemRandom, now: systemNow() });
+  const managerOptions = { dataDir, random: systemRandom, now: systemNow, tickMs: 10, onFatal: (error: unknown) => { throw error; } };
+  const manager = await Manager.bootstrap(managerOptions, boot.state, boot.firstCommand, boot.unlockKey);
+  await writeNodeState(boot.paths.nodeState, boot.state);
+  return {
+    manager,
+    dataDir,
+    async [Symbol.asyncDispose]() {
+      await manager.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

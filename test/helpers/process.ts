@@ -1,0 +1,135 @@
+/** Real processes for end-to-end tests: the compiled secretd, temp dirs, ports, an HTTP/2 mTLS client. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { connect, type ClientHttp2Session } from 'node:http2';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const repoRoot = join(import.meta.dir, '..', '..');
+/** The compiled executable (scripts/test.ts compiles it before the tests run). */
+export const secretdBin = join(repoRoot, 'dist', 'secretd');
+
+export function requireBinary(): void {
+  if (!existsSync(secretdBin)) throw new Error(`${secretdBin} is missing: run \`bun scripts/compile.ts\` (npm test does)`);
+}
+
+export interface TempDir extends Disposable {
+  readonly path: string;
+}
+
+export function tempDir(prefix = 'secretd-test-'): TempDir {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a short secretd command (a client command) to completion. */
+export function secretd(args: readonly string[], options: { input?: string | Uint8Array; env?: Record<string, string> } = {}): RunResult {
+  const result = spawnSync(secretdBin, args, { input: options.input ?? '', env: { ...process.env, ...options.env }, timeout: 30_000 });
+  return { code: result.status, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+}
+
+/** A long-running secretd (init / run) whose output is collected as it comes. */
+export class Daemon implements AsyncDisposable {
+  readonly proc: ChildProcess;
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(args: readonly string[]) {
+    this.proc = spawn(secretdBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout!.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()));
+    this.proc.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
+  }
+
+  /** Waits until the output matches, failing with everything printed if the process exits first. */
+  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    void this.exited.then(() => (exited = true));
+    for (;;) {
+      const match = pattern.exec(this.stdout + this.stderr);
+      if (match) return match;
+      if (exited) throw new Error(`secretd exited before printing ${pattern}:\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
+    return this.exited;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.kill('SIGKILL');
+  }
+}
+
+export interface H2Response {
+  readonly status: number;
+  readonly text: string;
+  json<T = unknown>(): T;
+}
+
+export interface ClientCerts {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+export function readCerts(dir: string): ClientCerts {
+  return { ca: readFileSync(join(dir, 'ca.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8') };
+}
+
+/** An HTTP/2 mutual-TLS client, as curl --http2 --cacert --cert --key would be. */
+export class H2Client implements Disposable {
+  readonly session: ClientHttp2Session;
+  readonly connected: Promise<void>;
+
+  constructor(url: string, certs: ClientCerts) {
+    this.session = connect(url, certs);
+    this.connected = new Promise((resolve, reject) => {
+      this.session.once('connect', () => resolve());
+      this.session.once('error', reject);
+    });
+    this.session.on('error', () => {});
+  }
+
+  request(method: string, path: string, body?: unknown): Promise<H2Response> {
+    return new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+      const stream = this.session.request({ ':method': method, ':path': path, ...(payload ? { 'content-type': 'application/json' } : {}) });
+      let status = 0;
+      let text = '';
+      stream.on('response', (headers) => (status = Number(headers[':status'])));
+      stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      stream.on('end', () => (status === 0 ? reject(new Error('stream ended without a response')) : resolve({ status, text, json: <T>() => JSON.parse(text) as T })));
+      stream.on('close', () => status === 0 && reject(new Error(`stream closed without a response (rst ${stream.rstCode})`)));
+      stream.on('error', reject);
+      stream.end(payload);
+    });
+  }
+
+  [Symbol.dispose](): void {
+    this.session.destroy();
+  }
+}

@@ -23,7 +23,7 @@ step('compile', [bun, join(root, 'scripts', 'compile.ts')]);
 
 const args = process.argv.slice(2);
 console.log(`\n== bun test ${args.join(' ')}`);
-const proc = Bun.spawn([bun, 'test', ...args], { cwd: root, stdout: 'inherit', stderr: 'pipe' });
+const proc = Bun.spawn([bun, 'test', '--timeout', '60000', ...args], { cwd: root, stdout: 'inherit', stderr: 'pipe' });
 let captured = '';
 const decoder = new TextDecoder();
 for await (const chunk of proc.stderr) {

@@ -11,6 +11,9 @@ export interface Io {
   readonly stdinIsTTY: boolean;
 }
 
+/** What a lone "-" (read standard input) arrives as in a command's arguments. */
+export const stdinArg = '\u0000stdin';
+
 export interface GlobalFlags {
   dataDir?: string;
   host?: string;

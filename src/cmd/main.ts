@@ -5,7 +5,7 @@
 import { cac, type CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
 import { secretdVersion } from '../node/daemon.ts';
-import { addConnectionOptions, readAllStdin, type Io } from './_common.ts';
+import { addConnectionOptions, readAllStdin, stdinArg, type Io } from './_common.ts';
 import { registerCa } from './ca.ts';
 import { registerCluster } from './cluster.ts';
 import { registerNodeProcess } from './node-process.ts';
@@ -37,7 +37,9 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
   cli.help();
   cli.version(secretdVersion);
   try {
-    cli.parse(['', '', ...(group ? rest : argv)], { run: false });
+    // cac's parser drops a lone "-"; carry it through as a marker the commands recognise.
+    const args = (group ? rest : argv).map((arg) => (arg === '-' ? stdinArg : arg));
+    cli.parse(['', '', ...args], { run: false });
     if (cli.options.help || cli.options.version) return 0;
     if (!cli.matchedCommand) {
       const args = group ? rest : argv;

@@ -3,7 +3,7 @@ import type { CAC } from 'cac';
 import { readFile } from 'node:fs/promises';
 import { SecretdError } from '../errors.ts';
 import { toBase64 } from '../node/store/store.ts';
-import { ago, many, parseKeyValues, table, withClient, type GlobalFlags, type Io } from './_common.ts';
+import { ago, many, parseKeyValues, stdinArg, table, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call } from './client.ts';
 
 interface SecretJSON {
@@ -19,7 +19,7 @@ export function registerSecret(cli: CAC, io: Io): void {
     .command('create <name> <file>', 'Create a secret from a file or from stdin ("-")')
     .option('-l, --label <label>', 'Secret label KEY=VALUE (repeatable)')
     .action(async (name: string, file: string, flags: GlobalFlags & { label?: unknown }) => {
-      const data = file === '-' ? await io.stdin() : await readSource(file);
+      const data = file === stdinArg ? await io.stdin() : await readSource(file);
       try {
         const labels = parseKeyValues(many(flags.label), 'label');
         const body = (await withClient(flags, (c) => call(c, 'POST', '/secrets/create', { Name: name, Labels: labels, Data: toBase64(data) }))) as { ID: string };

@@ -1,9 +1,11 @@
 /** Autolock on real processes: locked after restart, wrong keys refused, rotation, on and off. */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { join } from 'node:path';
 import { Daemon, freePort, requireBinary, secretd, tempDir, type TempDir } from '../helpers/process.ts';
 
 beforeAll(requireBinary);
+// Real processes, fsync and TLS handshakes: generous, since CI machines vary.
+setDefaultTimeout(60_000);
 
 const keyPattern = /SDKEY-1-[A-Za-z0-9+/]{43}/;
 
@@ -22,7 +24,7 @@ describe('autolock', () => {
     const dataDir = join(dir.path, 'a');
     const port = await freePort();
     const first = new Daemon(['init', '--data-dir', dataDir, '--listen-addr', `127.0.0.1:${port}`, '--autolock']);
-    await first.waitFor(/serving the API/);
+    await first.waitFor(/Data directory:/);
     const key = keyPattern.exec(first.stdout)?.[0];
     expect(key).toBeDefined();
     expect(secretd(['secret', 'create', 'locked_one', '-', '--data-dir', dataDir], { input: 'top secret' }).code).toBe(0);
@@ -59,7 +61,7 @@ describe('autolock', () => {
     const dataDir = join(dir.path, 'b');
     const port = await freePort();
     const first = new Daemon(['init', '--data-dir', dataDir, '--listen-addr', `127.0.0.1:${port}`, '--autolock']);
-    await first.waitFor(/serving the API/);
+    await first.waitFor(/Data directory:/);
     const oldKey = keyPattern.exec(first.stdout)![0];
     const rotated = secretd(['cluster', 'unlock-key', '--rotate', '-q', '--data-dir', dataDir]);
     expect(rotated.code).toBe(0);
@@ -77,7 +79,7 @@ describe('autolock', () => {
     const dataDir = join(dir.path, 'c');
     const port = await freePort();
     const first = new Daemon(['init', '--data-dir', dataDir, '--listen-addr', `127.0.0.1:${port}`]);
-    await first.waitFor(/serving the API/);
+    await first.waitFor(/Data directory:/);
     expect(secretd(['cluster', 'unlock-key', '--data-dir', dataDir]).stderr).toContain('autolock is not enabled');
     const on = secretd(['cluster', 'update', '--autolock=true', '--data-dir', dataDir]);
     expect(on.code).toBe(0);

@@ -3,12 +3,14 @@
  * against what must hold — acknowledged writes survive kill -9, nothing secret reaches the disk in
  * the clear, the TLS port refuses strangers.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Daemon, freePort, H2Client, readCerts, requireBinary, secretd, tempDir, type TempDir } from '../helpers/process.ts';
 
 beforeAll(requireBinary);
+// Real processes, fsync and TLS handshakes: generous, since CI machines vary.
+setDefaultTimeout(60_000);
 
 function filesUnder(dir: string): string[] {
   const out: string[] = [];
@@ -24,7 +26,7 @@ function filesUnder(dir: string): string[] {
 async function startCluster(dataDir: string, extra: string[] = []): Promise<{ daemon: Daemon; port: number; url: string }> {
   const port = await freePort();
   const daemon = new Daemon(['init', '--data-dir', dataDir, '--listen-addr', `127.0.0.1:${port}`, ...extra]);
-  await daemon.waitFor(/serving the API/);
+  await daemon.waitFor(/Data directory:/);
   return { daemon, port, url: `https://127.0.0.1:${port}` };
 }
 

@@ -12,7 +12,7 @@ interface Rule {
 }
 
 const rules: Rule[] = [
-  { files: /^src\/(raft|crypto)\//, forbidden: /^(\.\.\/)+(node|cmd|io)\/|^node:(fs|net|http|http2|https|child_process|os|tls|dgram)|^(hono|cac|@hono\/)/, why: 'the Raft core and crypto are pure: no I/O, nothing from node/ or cmd/' },
+  { files: /^src\/(raft|crypto)\//, forbidden: /^(\.\.\/)+(node|cmd)\/|^(\.\.\/)+io\/(?!fs\.ts$)|^node:(fs|net|http|http2|https|child_process|os|tls|dgram)|^(hono|cac|@hono\/)/, why: 'the Raft core and crypto are pure: no I/O, nothing from node/ or cmd/, only the FileSystem port (io/fs.ts) from io/' },
   { files: /^src\/(?!node\/api\/|node\/server\.ts)/, forbidden: /^hono(\/|$)/, why: 'hono belongs to the API layer (src/node/api/, src/node/server.ts)' },
   { files: /^src\/(?!node\/server\.ts)/, forbidden: /^@hono\/node-server/, why: 'the node adapter is used only by src/node/server.ts' },
   { files: /^src\/(?!cmd\/)/, forbidden: /^cac$/, why: 'cac belongs to src/cmd/' },

@@ -37,6 +37,8 @@ export interface ManagerOptions {
   readonly random: Random;
   readonly now: () => Date;
   readonly tickMs?: number;
+  /** Applied entries between snapshots; tests make it small. */
+  readonly snapshotEntries?: number;
   /** A broken invariant or a failed fsync: the process must stop. */
   readonly onFatal: (error: unknown) => void;
 }
@@ -113,7 +115,7 @@ export class Manager implements Backend {
       if (event.kind === 'cluster') this.#maybeRewrapKeys(event.cluster.unlockKey);
     });
     this.#raft = new RaftNode(
-      { core, wal, snapshots, store, transport: { send: () => {} }, tickMs: this.#options.tickMs ?? 100, onFatal: this.#options.onFatal },
+      { core, wal, snapshots, store, transport: { send: () => {} }, tickMs: this.#options.tickMs ?? 100, onFatal: this.#options.onFatal, ...(this.#options.snapshotEntries ? { snapshotEntries: this.#options.snapshotEntries } : {}) },
       { hardState: state.hardState, lastIndex: entries.at(-1)?.index ?? snapshotIndex, snapshotIndex, snapshotTerm: snapshot?.meta.term ?? 0 },
     );
     this.#raft.start();

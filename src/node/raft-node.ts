@@ -34,6 +34,8 @@ export interface RaftNodeOptions {
   readonly transport: Transport;
   /** Wall-clock length of one Raft tick. */
   readonly tickMs: number;
+  /** Applied entries between snapshots (default snapshotEntriesInterval). */
+  readonly snapshotEntries?: number;
   /** Called when a snapshot from the leader replaces the whole store. */
   readonly onStoreReplaced?: (store: Store) => void;
   /** Fatal I/O error: the process must stop rather than serve from a state it cannot persist. */
@@ -173,6 +175,7 @@ export class RaftNode {
     for (const pending of this.#pending.values()) pending.reject(new SecretdError('unavailable', 'Node is shutting down; the write may or may not have happened'));
     this.#pending.clear();
     while (this.#running) await new Promise((resolve) => setTimeout(resolve, 5));
+    await this.#wal.close();
   }
 
   #kick(): void {
@@ -279,7 +282,7 @@ export class RaftNode {
 
   async #maybeSnapshot(): Promise<void> {
     const applied = this.#store.appliedIndex;
-    if (applied - this.#snapshotIndex < snapshotEntriesInterval) return;
+    if (applied - this.#snapshotIndex < (this.#options.snapshotEntries ?? snapshotEntriesInterval)) return;
     await this.snapshotNow();
   }
 

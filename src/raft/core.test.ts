@@ -459,16 +459,44 @@ describe('membership', () => {
     expect(net.member('b').appliedTexts()).toEqual(['after-removal']);
   });
 
-  test('a leader that removes itself steps down once the change is applied', () => {
+  test('a leader that removes itself hands over once the others know, then never campaigns', () => {
     const net = threeMembers({ seed: 9 });
     elect(net, 'a');
     net.core('a').proposeConfChange({ kind: 'remove', id: a });
     net.stabilize();
-    expect(net.core('a').status()).toMatchObject({ role: 'follower', conf: { voters: [b, c], learners: [] } });
+    // Applied, but b and c have not yet said they know it is committed: a leads on, without proposals.
+    expect(net.core('a').status()).toMatchObject({ role: 'leader', conf: { voters: [b, c], learners: [] } });
+    expect(() => net.core('a').propose(bytes('x'))).toThrow('Not the leader');
+    net.tickAll();
+    net.stabilize();
+    expect(net.core('a').status().role).toBe('follower');
     net.tickUntil(() => net.leader() !== null);
     expect([b, c]).toContain(net.leader()!);
     for (let i = 0; i < 100; i++) net.tick('a');
-    expect(net.core('a').status().role).toBe('follower'); // a removed member never campaigns
+    expect(net.core('a').status().role).toBe('follower');
+  });
+
+  test('two voters: the remaining one takes over even if the removed leader leaves at once', () => {
+    const net = new RaftNetwork({ voters: ['a', 'c'] });
+    elect(net, 'c');
+    net.core('c').proposeConfChange({ kind: 'remove', id: c });
+    net.processReady('c');
+    for (const m of net.take(() => true)) net.deliver(m);
+    net.processReady('a');
+    for (const m of net.take(() => true)) net.deliver(m); // c learns a has the change: committed
+    net.processReady('c'); // c applies its removal; the commit it sends a is lost
+    net.inFlight = [];
+    expect(net.core('c').status()).toMatchObject({ role: 'leader', conf: { voters: [a], learners: [] } });
+    expect(net.core('a').status().commit).toBe(1);
+    // a's configuration still needs c's vote; c steps down only once a reports the commit.
+    net.tickUntil(() => net.core('c').status().role === 'follower');
+    expect(net.core('a').status().commit).toBe(2);
+    net.crash('c');
+    net.tickUntil(() => net.leader() === a);
+    expect(net.core('a').status().conf).toEqual({ voters: [a], learners: [] });
+    net.core('a').propose(bytes('alone'));
+    net.stabilize();
+    expect(net.member('a').appliedTexts()).toEqual(['alone']);
   });
 
   test('a membership change is refused before the new leader has applied its no-op', () => {

@@ -31,8 +31,10 @@
  * Membership: a 'conf' entry takes effect on each member when it is APPLIED: advance() applies
  * every 'conf' entry of rd.committedEntries to the core's configuration, in log order. After
  * advance(), status().conf is the configuration as of status().applied: connect to new members,
- * drop removed ones, and record it in a snapshot taken at that point (SnapshotMeta.conf). A leader
- * that applies its own removal steps down; a removed member never campaigns again. Only one
+ * drop removed ones, and record it in a snapshot taken at that point (SnapshotMeta.conf). A
+ * removed member never campaigns again; it may be shut down once it has applied its removal and
+ * is not the leader. A leader that applies its own removal stays leader, refusing proposals,
+ * until a quorum of the new configuration knows the change is committed, then steps down. Only one
  * change may be in flight (proposeConfChange() throws 'conflict' until the previous one, and the
  * leader's no-op, are applied). A snapshot received from the leader replaces the configuration
  * as soon as it is received.
@@ -112,6 +114,8 @@ export class RaftCore {
   #heartbeatElapsed = 0;
   #electionTimeout = 0;
   #transferee: MemberId | null = null;
+  /** Leader that applied its own removal: the index of that change, until it hands over. */
+  #leavingAt: LogIndex | null = null;
   /** Leader: no membership change may be proposed until the entry at this index is applied. */
   #pendingConfIndex: LogIndex = 0;
   /** The newest snapshot with its data, for followers behind the compaction point. */
@@ -473,6 +477,7 @@ export class RaftCore {
     this.#heartbeatElapsed = 0;
     this.#randomizeElectionTimeout();
     this.#transferee = null;
+    this.#leavingAt = null;
     this.#tracker.resetVotes();
     this.#reads.reset();
     this.#waitingReads = [];
@@ -615,6 +620,7 @@ export class RaftCore {
       type: 'heartbeat-response',
       to: m.from,
       term: this.#term,
+      commit: this.#log.committed,
       ...(m.context === undefined ? {} : { context: m.context }),
     });
   }
@@ -636,6 +642,9 @@ export class RaftCore {
         `Not the leader: member ${this.#id} is a ${this.#role} and cannot ${action} (leader: ${this.#leader ?? 'unknown'})`,
       );
     }
+    if (this.#leavingAt !== null) {
+      throw new SecretdError('unavailable', `Not the leader: member ${this.#id} was removed and is handing over; cannot ${action}`);
+    }
     if (this.#transferee !== null) {
       throw new SecretdError('unavailable', `Cannot ${action}: leadership is being transferred to ${this.#transferee}`);
     }
@@ -648,7 +657,8 @@ export class RaftCore {
   #appendEntry(type: EntryType, data: Uint8Array): LogIndex {
     const entry: Entry = Object.freeze({ term: this.#term, index: this.#log.lastIndex() + 1, type, data });
     this.#log.append([entry]);
-    this.#progress(this.#id).next = entry.index + 1;
+    const own = this.#tracker.progress.get(this.#id);
+    if (own !== undefined) own.next = entry.index + 1;
     this.#appendsPending = true;
     return entry.index;
   }
@@ -727,15 +737,17 @@ export class RaftCore {
     if (pr === undefined) return;
     pr.recentActive = true;
     pr.probeSent = false;
+    if (m.commit !== undefined && m.commit > pr.commit) pr.commit = m.commit;
     // A full window may mean appends were lost: free one so the next append finds the gap.
     if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (pr.match < this.#log.lastIndex()) this.#sendAppends(m.from, true);
     if (m.context !== undefined) this.#onReadAck(m.from, m.context);
+    if (this.#leavingAt !== null) this.#maybeFinishLeaving(this.#leavingAt);
   }
 
   #ownLogPersisted(): void {
-    const own = this.#progress(this.#id);
-    if (own.match >= this.#log.stableIndex) return;
+    const own = this.#tracker.progress.get(this.#id);
+    if (own === undefined || own.match >= this.#log.stableIndex) return; // removed: its log no longer counts
     own.match = this.#log.stableIndex;
     if (this.#maybeCommit()) this.#onCommitted();
   }
@@ -778,12 +790,24 @@ export class RaftCore {
     if (confChangeProblem(this.#tracker.conf, change) !== null) return;
     this.#tracker.setConf(applyConfChange(this.#tracker.conf, change));
     if (this.#role !== 'leader') return;
-    if (!this.#tracker.isVoter(this.#id)) return this.#becomeFollower(this.#term, null);
-    if (this.#transferee !== null && !this.#tracker.isVoter(this.#transferee)) this.#transferee = null;
     this.#tracker.syncProgress(this.#log.lastIndex(), this.#settings.inflightMax);
+    if (this.#transferee !== null && !this.#tracker.isVoter(this.#transferee)) this.#transferee = null;
     // With fewer voters the quorum may already hold more entries.
     if (this.#maybeCommit()) this.#onCommitted();
+    if (!this.#tracker.isVoter(this.#id)) {
+      // Stepping down now could strand the others: until they learn that this change committed,
+      // their configuration still needs this member's vote, and a removed member never
+      // campaigns. So lead on, without counting itself and refusing proposals, until a quorum of
+      // the new configuration reports a commit index past the change (Raft thesis §4.2.2).
+      this.#leavingAt = entry.index;
+      return this.#maybeFinishLeaving(entry.index);
+    }
     if (change.kind === 'add-learner') this.#sendAppend(change.id, true);
+  }
+
+  #maybeFinishLeaving(changeIndex: LogIndex): void {
+    const informed = this.#tracker.conf.voters.filter((id) => (this.#tracker.progress.get(id)?.commit ?? 0) >= changeIndex);
+    if (this.#tracker.hasQuorum(new Set(informed))) this.#becomeFollower(this.#term, null);
   }
 
   // ---- reads --------------------------------------------------------------------------------

@@ -79,7 +79,12 @@ export type Message =
       readonly rejectHintTerm?: Term;
     })
   | (MessageBase & { readonly type: 'heartbeat'; readonly commit: LogIndex; readonly context?: string })
-  | (MessageBase & { readonly type: 'heartbeat-response'; readonly context?: string })
+  | (MessageBase & {
+      readonly type: 'heartbeat-response';
+      readonly context?: string;
+      /** The follower's commit index after the heartbeat (lets a removed leader know when to leave). */
+      readonly commit?: LogIndex;
+    })
   | (MessageBase & { readonly type: 'snapshot'; readonly snapshot: Snapshot })
   | (MessageBase & { readonly type: 'timeout-now' })
   /** A follower forwards a ReadIndex request to its leader; the leader answers with read-index-response. */

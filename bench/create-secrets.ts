@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { parseOptions, usage, UsageError, type BenchOptions, type DockerChoice, type SecretdChoice } from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
 import { dockerTarget } from './docker-client.ts';
@@ -31,6 +31,18 @@ interface Measurement {
   /** Failure reasons of measured and warm-up requests, and of the cleanup, for the notes. */
   readonly notes: readonly string[];
 }
+
+/**
+ * Client and servers share the CPUs, so other work on the machine skews a comparison; taken
+ * before this run adds its own load, and printed with the results.
+ */
+const loadAverageAtStart = loadavg()[0] ?? Number.NaN;
+
+/**
+ * The first Ctrl-C stops sending: in-flight requests finish, created secrets are deleted, partial
+ * results are printed and what was started is stopped. A second one skips to stopping.
+ */
+const interrupted = new AbortController();
 
 /** Stops what this run started, newest first, on normal exit and on Ctrl-C alike. */
 const cleanups: (() => Promise<void>)[] = [];
@@ -72,11 +84,12 @@ async function main(argv: readonly string[]): Promise<number> {
   const measurements: Measurement[] = [];
   for (const concurrency of options.concurrencies) {
     for (const system of systems) {
+      if (interrupted.signal.aborted) break;
       measurements.push(await measure(system, concurrency, { options, values, run: `${runId}c${concurrency}` }));
     }
   }
   report(options, measurements, skipped);
-  return 0;
+  return interrupted.signal.aborted ? 130 : 0;
 }
 
 /** A system, or a string saying why it is skipped, or undefined when the user turned it off. */
@@ -147,6 +160,9 @@ async function openDocker(choice: DockerChoice, options: BenchOptions): Promise<
   }
 }
 
+/** Below this, JIT warm-up, GC pauses and timer noise weigh on the figures more than the server. */
+const shortRunMs = 1_000;
+
 interface MeasureContext {
   readonly options: BenchOptions;
   readonly values: readonly string[];
@@ -160,7 +176,7 @@ async function measure(system: SystemUnderTest, concurrency: number, context: Me
     `{"Name":${JSON.stringify(name)},"Data":"${values[index % values.length] ?? ''}","Labels":{}}`;
   const target = await system.openTarget(concurrency);
   try {
-    const common = { concurrency, wallCapMs: options.wallCapMs };
+    const common = { concurrency, wallCapMs: options.wallCapMs, signal: interrupted.signal };
     console.error(`${system.label} C=${concurrency}: ${options.warmupCount} warm-up creates…`);
     const warmup = await runLoad(target, { ...common, count: options.warmupCount, bodyFor: (i) => body(`bench-${run}-w${i}`, i) });
     console.error(`${system.label} C=${concurrency}: ${options.count} measured creates…`);
@@ -169,6 +185,8 @@ async function measure(system: SystemUnderTest, concurrency: number, context: Me
       ...[...warmup.errorReasons].map(([reason, times]) => `warm-up: ${times}× ${reason}`),
       ...[...measured.errorReasons].map(([reason, times]) => `${times}× ${reason}`),
       ...(measured.capped ? [`stopped by the ${options.wallCapMs / 1000} s cap`] : []),
+      ...(warmup.aborted || measured.aborted ? ['interrupted: partial results'] : []),
+      ...(measured.wallMs < shortRunMs ? [`measured for only ${Math.round(measured.wallMs)} ms; raise --n for a steadier figure`] : []),
     ];
     const ids = [...warmup.ids, ...measured.ids];
     let undeleted = 0;
@@ -186,7 +204,8 @@ async function measure(system: SystemUnderTest, concurrency: number, context: Me
 function report(options: BenchOptions, measurements: readonly Measurement[], skipped: readonly string[]): void {
   console.log(
     `create-secrets: N=${options.count} (+${options.warmupCount} warm-up), S=${options.valueBytes} B, ` +
-      `C=${options.concurrencies.join(',')}; Bun ${process.versions['bun'] ?? '?'}, ${availableParallelism()} CPUs`,
+      `C=${options.concurrencies.join(',')}; Bun ${process.versions['bun'] ?? '?'}, ${availableParallelism()} CPUs, ` +
+      `load average before ${formatNumber(loadAverageAtStart, 2)}`,
   );
   const rows = measurements.map(({ system, concurrency, summary: s }) => [
     system, String(concurrency), String(s.okCount), String(s.errorCount), formatNumber(s.throughputPerSec, 0),
@@ -205,7 +224,8 @@ function report(options: BenchOptions, measurements: readonly Measurement[], ski
   if (options.json) {
     const results = measurements.map(({ system, concurrency, summary, notes: n }) => ({ system, concurrency, ...summary, notes: n }));
     const { count: n, valueBytes, warmupCount } = options;
-    console.log(JSON.stringify({ bench: 'create-secrets', n, valueBytes, warmupCount, results, ratios, skipped }));
+    const machine = { bun: process.versions['bun'], cpus: availableParallelism(), loadAverageBefore: loadAverageAtStart };
+    console.log(JSON.stringify({ bench: 'create-secrets', n, valueBytes, warmupCount, machine, results, ratios, skipped }));
   }
 }
 
@@ -232,11 +252,16 @@ function messageOf(error: unknown): string {
 }
 
 function onSignal(signal: NodeJS.Signals): void {
+  if (!interrupted.signal.aborted) {
+    console.error(`\n${signal}: finishing requests in flight, then cleaning up (again to skip to cleanup)`);
+    interrupted.abort();
+    return;
+  }
   console.error(`\n${signal}: stopping what was started…`);
-  void runCleanups().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  void runCleanups().finally(() => process.exit(130));
 }
-process.once('SIGINT', onSignal);
-process.once('SIGTERM', onSignal);
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 
 let exitCode: number;
 try {

@@ -26,6 +26,8 @@ export interface LoadOptions {
   readonly bodyFor: (index: number) => string;
   /** No new request starts after this many milliseconds. */
   readonly wallCapMs: number;
+  /** No new request starts once aborted (Ctrl-C); requests in flight are awaited. */
+  readonly signal?: AbortSignal;
 }
 
 export interface LoadResult {
@@ -38,6 +40,7 @@ export interface LoadResult {
   readonly wallMs: number;
   /** True when the wall-clock cap, not the count, ended the run. */
   readonly capped: boolean;
+  readonly aborted: boolean;
 }
 
 /** A server that fails every request would otherwise fill memory with identical messages. */
@@ -54,7 +57,7 @@ export async function runLoad(target: CreateTarget, options: LoadOptions): Promi
   const deadlineMs = startMs + options.wallCapMs;
 
   const worker = async (): Promise<void> => {
-    while (next < options.count) {
+    while (next < options.count && options.signal?.aborted !== true) {
       if (performance.now() >= deadlineMs) {
         capped = true;
         return;
@@ -76,7 +79,8 @@ export async function runLoad(target: CreateTarget, options: LoadOptions): Promi
   };
 
   await Promise.all(Array.from({ length: options.concurrency }, worker));
-  return { latenciesMs, errorCount, errorReasons, ids, wallMs: performance.now() - startMs, capped };
+  const wallMs = performance.now() - startMs;
+  return { latenciesMs, errorCount, errorReasons, ids, wallMs, capped, aborted: options.signal?.aborted === true };
 }
 
 /** Runs `task` over `items` with at most `limit` in flight; used for cleanup, so never throws. */

@@ -10,7 +10,9 @@
  * Each member follows the node-loop contract of src/raft/core.ts: persist, send, apply, advance.
  * While doing so the network checks safety: at most one leader per term, and one committed entry
  * per index across all members, whether learned from a persisted commit index or from applying
- * (so committed prefixes agree and committed entries never change).
+ * (so committed prefixes agree and committed entries never change). A read requested through
+ * readIndex() must come back at an index no lower than anything committed when it was requested
+ * (linearizable reads).
  */
 import { assert } from '../src/errors.ts';
 import { RaftCore, type RaftOptions } from '../src/raft/core.ts';
@@ -88,6 +90,8 @@ export class RaftNetwork {
   readonly #options: NetworkOptions;
   readonly #bootstrap: ConfState;
   readonly #cut = new Set<string>();
+  /** Read context -> the highest index known committed anywhere when the read was requested. */
+  readonly #readFloors = new Map<string, LogIndex>();
 
   constructor(options: NetworkOptions) {
     this.#options = options;
@@ -189,6 +193,13 @@ export class RaftNetwork {
     if (!condition()) throw new Error(`condition not reached in ${ticksMax} ticks`);
   }
 
+  /** Request a linearizable read on `id`; the harness checks the ReadState it yields. */
+  readIndex(id: string, context: string): void {
+    const commits = [...this.committed.keys(), ...this.live().map((member) => member.core?.status().commit ?? 0)];
+    this.#readFloors.set(context, Math.max(0, ...commits));
+    this.core(id).readIndex(context);
+  }
+
   /** Remove in-flight messages matching `predicate`; returns them. */
   take(predicate: (message: Message) => boolean): Message[] {
     const taken = this.inFlight.filter(predicate);
@@ -283,9 +294,9 @@ export class RaftNetwork {
   #persist(member: SimMember, ready: Ready): void {
     const disk = member.disk;
     if (ready.snapshot !== null) {
-      const index = ready.snapshot.meta.index;
+      // A snapshot from the leader replaces the whole log.
       disk.snapshot = ready.snapshot;
-      disk.entries = disk.entries.filter((entry) => entry.index > index);
+      disk.entries = [];
     }
     const first = ready.entries[0];
     if (first !== undefined) disk.entries = [...disk.entries.filter((entry) => entry.index < first.index), ...ready.entries];
@@ -318,6 +329,10 @@ export class RaftNetwork {
       }
       this.#checkCommitted(member.id, entry.index, entryKey(entry));
       member.applied.push(entryKey(entry));
+    }
+    for (const read of ready.readStates) {
+      const floor = this.#readFloors.get(read.context) ?? 0;
+      if (read.index < floor) throw new Error(`read ${read.context} on ${member.id} at ${read.index}, but ${floor} was committed`);
     }
     member.readStates.push(...ready.readStates);
   }

@@ -20,7 +20,7 @@ describe('Manager', () => {
     const names = (await restarted.listSecrets()).map((s) => s.name).sort();
     expect(names).toEqual([...ids.keys()].filter((n) => n !== 's7').sort());
     const s42 = await restarted.getSecret('s42');
-    expect(s42.id).toBe(ids.get('s42')!);
+    expect(s42.id as string).toBe(ids.get('s42')!);
     expect(new TextDecoder().decode(s42.versions[0]!.data)).toBe('value-42');
     expect(s42.labels).toEqual({ i: '42' });
     // Writes go on after the restart, and a second restart sees them.

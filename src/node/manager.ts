@@ -109,6 +109,8 @@ export class Manager implements Backend {
       random: Math.random,
       initial: { hardState: state.hardState, snapshot: snapshot?.meta ?? null, entries, conf: { voters: [id], learners: [] } },
     });
+    // The core keeps the snapshot to send to followers too far behind; after a restart it must be given it again.
+    if (snapshot) core.compact(snapshot);
     this.#keys = keys;
     this.#kek = kek;
     store.onEvent((event) => {

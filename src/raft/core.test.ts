@@ -463,6 +463,8 @@ describe('membership', () => {
     const net = threeMembers({ seed: 9 });
     elect(net, 'a');
     net.core('a').proposeConfChange({ kind: 'remove', id: a });
+    // From the moment the change is in its log, a leader being removed takes no new entries.
+    expect(() => net.core('a').propose(bytes('x'))).toThrow('is being removed');
     net.stabilize();
     // Applied, but b and c have not yet said they know it is committed: a leads on, without proposals.
     expect(net.core('a').status()).toMatchObject({ role: 'leader', conf: { voters: [b, c], learners: [] } });
@@ -599,7 +601,7 @@ describe('ReadIndex', () => {
     elect(net, 'a');
     net.core('a').propose(bytes('x'));
     net.stabilize();
-    net.core('a').readIndex('r1');
+    net.readIndex('a', 'r1');
     net.processReady('a');
     expect(net.member('a').readStates).toEqual([]);
     net.stabilize();
@@ -610,7 +612,7 @@ describe('ReadIndex', () => {
     const net = threeMembers();
     elect(net, 'a');
     net.isolate('a');
-    net.core('a').readIndex('r1');
+    net.readIndex('a', 'r1');
     net.stabilize();
     expect(net.member('a').readStates).toEqual([]);
   });
@@ -620,7 +622,7 @@ describe('ReadIndex', () => {
     elect(net, 'a');
     net.core('a').propose(bytes('x'));
     net.stabilize();
-    net.core('b').readIndex('r2');
+    net.readIndex('b', 'r2');
     net.stabilize();
     expect(net.member('b').readStates).toEqual([{ index: 2, context: 'r2' }]);
   });
@@ -632,7 +634,7 @@ describe('ReadIndex', () => {
       net.processAllReady();
       for (const m of net.take(() => true)) net.deliver(m);
     }
-    net.core('a').readIndex('early');
+    net.readIndex('a', 'early');
     expect(net.core('a').status().commit).toBe(0);
     net.stabilize();
     expect(net.member('a').readStates).toEqual([{ index: 1, context: 'early' }]);
@@ -640,7 +642,7 @@ describe('ReadIndex', () => {
 
   test('a follower without a leader refuses a read', () => {
     const net = threeMembers();
-    expect(() => net.core('b').readIndex('r')).toThrow('knows no leader');
+    expect(() => net.readIndex('b', 'r')).toThrow('knows no leader');
   });
 });
 

@@ -15,8 +15,9 @@
  *   Feed inputs, then, while hasReady():
  *     const rd = core.ready();
  *     1. Persist, with one fsync: rd.snapshot (if not null), then rd.entries, then rd.hardState
- *        (if not null). rd.entries may start at or below the last persisted index: a new leader
- *        replaced an uncommitted suffix, so drop persisted entries from rd.entries[0].index on.
+ *        (if not null). A snapshot here comes from the leader and replaces the whole log: drop
+ *        every persisted entry. rd.entries may start at or below the last persisted index: a new
+ *        leader replaced an uncommitted suffix, so drop persisted entries from rd.entries[0].index on.
  *     2. Send rd.messages, only after 1: a vote, or an acknowledgement of entries, promises that
  *        the term, vote and entries it speaks of survive a crash.
  *     3. If rd.snapshot: restore the state machine from it. Then apply rd.committedEntries in
@@ -57,7 +58,7 @@ import type { Progress, ProgressState } from './_progress.ts';
 import { ReadOnlyQueue } from './_read-only.ts';
 import { planAppend, recordAppendResponse } from './_replication.ts';
 import { Tracker } from './_tracker.ts';
-import { applyConfChange, confChangeProblem, decodeConfChange, encodeConfChange } from './conf-change.ts';
+import { applyConfChange, confChangeProblem, decodeConfChange, encodeConfChange, sameConf } from './conf-change.ts';
 import type {
   ConfChange,
   ConfState,
@@ -114,6 +115,8 @@ export class RaftCore {
   #heartbeatElapsed = 0;
   #electionTimeout = 0;
   #transferee: MemberId | null = null;
+  /** Leader: the index of a change removing it, from when it is in its log until it is applied. */
+  #selfRemovalAt: LogIndex | null = null;
   /** Leader that applied its own removal: the index of that change, until it hands over. */
   #leavingAt: LogIndex | null = null;
   /** Leader: no membership change may be proposed until the entry at this index is applied. */
@@ -210,6 +213,7 @@ export class RaftCore {
     const problem = confChangeProblem(this.#tracker.conf, change);
     if (problem !== null) throw new SecretdError('invalid', problem);
     this.#pendingConfIndex = this.#appendEntry('conf', encodeConfChange(change));
+    if (change.kind === 'remove' && change.id === this.#id) this.#selfRemovalAt = this.#pendingConfIndex;
     return this.#pendingConfIndex;
   }
 
@@ -257,8 +261,12 @@ export class RaftCore {
    */
   compact(snapshot: Snapshot): void {
     this.#assertNoReadyOutstanding('compact');
-    const { index, term } = snapshot.meta;
+    const { index, term, conf } = snapshot.meta;
     if (index < this.#log.snapshotIndex) return;
+    // A snapshot with the wrong configuration would silently change membership for whoever loads it.
+    if (index === this.#log.applied) {
+      assert(sameConf(conf, this.#tracker.conf), `snapshot at ${index} records the configuration as of ${index}`);
+    }
     this.#log.compact(index, term);
     this.#snapshot = snapshot;
   }
@@ -477,6 +485,7 @@ export class RaftCore {
     this.#heartbeatElapsed = 0;
     this.#randomizeElectionTimeout();
     this.#transferee = null;
+    this.#selfRemovalAt = null;
     this.#leavingAt = null;
     this.#tracker.resetVotes();
     this.#reads.reset();
@@ -520,7 +529,19 @@ export class RaftCore {
     // The no-op commits the new term, and with it every earlier entry (§5.4.2). Until it is
     // applied the leader may not know what is committed, so membership changes wait for it
     // (Ongaro's fix to single-server changes) and reads wait for it to commit (§6.4).
+    this.#selfRemovalAt = this.#findSelfRemoval();
     this.#pendingConfIndex = this.#appendEntry('normal', new Uint8Array(0));
+  }
+
+  /** A change removing this member, among entries not yet applied (an earlier leader proposed it). */
+  #findSelfRemoval(): LogIndex | null {
+    const pending = this.#log.slice(this.#log.applied + 1, this.#log.lastIndex() + 1) ?? [];
+    const removal = pending.find((entry) => {
+      if (entry.type !== 'conf') return false;
+      const change = decodeConfChange(entry.data);
+      return change.kind === 'remove' && change.id === this.#id;
+    });
+    return removal?.index ?? null;
   }
 
   // ---- roles --------------------------------------------------------------------------------
@@ -642,8 +663,10 @@ export class RaftCore {
         `Not the leader: member ${this.#id} is a ${this.#role} and cannot ${action} (leader: ${this.#leader ?? 'unknown'})`,
       );
     }
-    if (this.#leavingAt !== null) {
-      throw new SecretdError('unavailable', `Not the leader: member ${this.#id} was removed and is handing over; cannot ${action}`);
+    // A leader being removed takes no new entries: its log then never outgrows the remaining
+    // voters', so that, until they learn the change committed, it can still give them its vote.
+    if (this.#selfRemovalAt !== null || this.#leavingAt !== null) {
+      throw new SecretdError('unavailable', `Not the leader: member ${this.#id} is being removed; cannot ${action}`);
     }
     if (this.#transferee !== null) {
       throw new SecretdError('unavailable', `Cannot ${action}: leadership is being transferred to ${this.#transferee}`);
@@ -786,6 +809,7 @@ export class RaftCore {
 
   #applyConfEntry(entry: Entry): void {
     const change = decodeConfChange(entry.data);
+    if (entry.index === this.#selfRemovalAt) this.#selfRemovalAt = null;
     // Every member skips the same invalid change, so the configurations still agree.
     if (confChangeProblem(this.#tracker.conf, change) !== null) return;
     this.#tracker.setConf(applyConfChange(this.#tracker.conf, change));

@@ -102,7 +102,8 @@ export interface SoftState {
 
 /**
  * What the core asks the node loop to do, in this order:
- *   1. persist `snapshot` (if any), `entries` and `hardState` (if any) with one fsync;
+ *   1. persist `snapshot` (if any; it replaces the whole log), `entries` (which may overwrite the
+ *      persisted tail from entries[0].index on) and `hardState` (if any) with one fsync;
  *   2. send `messages` (only after 1: votes and append acks depend on it);
  *   3. apply `committedEntries` to the state machine and hand out `readStates`;
  *   4. call `advance()`.

@@ -30,3 +30,5 @@ export const nodeCertLifetimeMs = 90 * 24 * 3600 * 1000;
 export const rootCertLifetimeMs = 20 * 365 * 24 * 3600 * 1000;
 /** Certificates are backdated so small clock skew does not reject them (Docker: 1 h). */
 export const certBackdateMs = 3600 * 1000;
+/** Request ids whose outcome the store remembers, so a retried write is applied once. */
+export const requestIdsRemembered = 10_000;

@@ -18,16 +18,14 @@ import {
 } from '../crypto/index.ts';
 import { SecretdError } from '../errors.ts';
 import { nodeCertLifetimeMs } from '../limits.ts';
-import { RaftCore } from '../raft/core.ts';
-import { SnapshotStore } from '../raft/snapshot-store.ts';
 import type { MemberId } from '../raft/types.ts';
-import { WAL } from '../raft/wal.ts';
 import { NodeFileSystem } from '../io/node-fs.ts';
 import type { Backend, NodeSummary, SecretSpecInput, SwarmUpdate } from './api/backend.ts';
 import { dataDirPaths, type DataDirPaths } from './data-dir.ts';
 import { nodeKeysLocked, readNodeKeys, writeNodeKeys, type NodeKeys } from './node-keys.ts';
 import { readNodeState, type NodeState } from './node-state.ts';
-import { RaftNode } from './raft-node.ts';
+import type { RaftNode } from './raft-node.ts';
+import { openRaftNode } from './raft-open.ts';
 import type { Command } from './store/commands.ts';
 import { Store, toBase64, type ApplyResult } from './store/store.ts';
 import type { ClusterRecord, Labels, SecretRecord } from './store/types.ts';
@@ -93,33 +91,30 @@ export class Manager implements Backend {
 
   async #start(kek: Uint8Array | null): Promise<void> {
     const keys = await readNodeKeys(this.paths.nodeKeys, kek);
-    const fs = new NodeFileSystem();
-    const sealing = { dek: keys.dek, keyId: keys.dekKeyId, random: this.#options.random, fs };
-    const snapshots = await SnapshotStore.open(this.paths.snapshots, sealing);
-    const snapshot = await snapshots.loadLatest();
-    const { wal, state } = await WAL.open(this.paths.wal, sealing);
-    const store = snapshot ? Store.restore(snapshot.data) : new Store();
-    const snapshotIndex = snapshot?.meta.index ?? 0;
-    const entries = state.entries.filter((e) => e.index > snapshotIndex);
     const id = this.state.nodeId as MemberId;
-    const core = new RaftCore({
-      id,
-      electionTicks: 10,
-      heartbeatTicks: 1,
-      random: Math.random,
-      initial: { hardState: state.hardState, snapshot: snapshot?.meta ?? null, entries, conf: { voters: [id], learners: [] } },
-    });
-    // The core keeps the snapshot to send to followers too far behind; after a restart it must be given it again.
-    if (snapshot) core.compact(snapshot);
     this.#keys = keys;
     this.#kek = kek;
-    store.onEvent((event) => {
-      if (event.kind === 'cluster') this.#maybeRewrapKeys(event.cluster.unlockKey);
+    this.#raft = await openRaftNode({
+      id,
+      walDir: this.paths.wal,
+      snapshotDir: this.paths.snapshots,
+      dek: keys.dek,
+      dekKeyId: keys.dekKeyId,
+      fs: new NodeFileSystem(),
+      random: this.#options.random,
+      electionRandom: Math.random,
+      bootstrapConf: { voters: [id], learners: [] },
+      transport: { send: () => {} },
+      tickMs: this.#options.tickMs ?? 100,
+      onFatal: this.#options.onFatal,
+      ...(this.#options.snapshotEntries ? { snapshotEntries: this.#options.snapshotEntries } : {}),
+      onStore: (store) =>
+        store.onEvent((event) => {
+          if (event.kind === 'cluster') this.#maybeRewrapKeys(event.cluster.unlockKey);
+        }),
     });
-    this.#raft = new RaftNode(
-      { core, wal, snapshots, store, transport: { send: () => {} }, tickMs: this.#options.tickMs ?? 100, onFatal: this.#options.onFatal, ...(this.#options.snapshotEntries ? { snapshotEntries: this.#options.snapshotEntries } : {}) },
-      { hardState: state.hardState, lastIndex: entries.at(-1)?.index ?? snapshotIndex, snapshotIndex, snapshotTerm: snapshot?.meta.term ?? 0 },
-    );
+    const store = this.#raft.store;
+    const core = this.#raft.core;
     this.#raft.start();
     if (core.status().conf.voters.length === 1) this.#raft.campaign();
     store.announce();

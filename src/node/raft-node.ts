@@ -19,7 +19,8 @@ import type { RaftCore } from '../raft/core.ts';
 import type { SnapshotStore } from '../raft/snapshot-store.ts';
 import type { Entry, HardState, Message, Ready, Snapshot } from '../raft/types.ts';
 import type { WAL } from '../raft/wal.ts';
-import { decodeCommand, encodeCommand, type Command } from './store/commands.ts';
+import { sleep, systemTimers, type Timers } from '../io/timers.ts';
+import { decodeCommand, encodeCommand, type TaggedCommand } from './store/commands.ts';
 import { Store, type ApplyResult } from './store/store.ts';
 
 export interface Transport {
@@ -34,6 +35,8 @@ export interface RaftNodeOptions {
   readonly transport: Transport;
   /** Wall-clock length of one Raft tick. */
   readonly tickMs: number;
+  /** The clock (default: the system's); the simulator passes simulated time. */
+  readonly timers?: Timers;
   /** Applied entries between snapshots (default snapshotEntriesInterval). */
   readonly snapshotEntries?: number;
   /** Called when a snapshot from the leader replaces the whole store. */
@@ -63,7 +66,8 @@ export class RaftNode {
   #readyOutstanding = false;
   #running = false;
   #stopped = false;
-  #timer: ReturnType<typeof setInterval> | null = null;
+  #stopTicking: (() => void) | null = null;
+  readonly #timers: Timers;
   #persisted: HardState | null = null;
   #stableIndex = 0;
   #appliedTerm = 0;
@@ -71,6 +75,7 @@ export class RaftNode {
 
   constructor(options: RaftNodeOptions, recovered: { hardState: HardState | null; lastIndex: number; snapshotIndex: number; snapshotTerm: number }) {
     this.#options = options;
+    this.#timers = options.timers ?? systemTimers;
     this.#core = options.core;
     this.#wal = options.wal;
     this.#snapshots = options.snapshots;
@@ -90,7 +95,7 @@ export class RaftNode {
   }
 
   start(): void {
-    this.#timer = setInterval(() => this.#input(() => this.#core.tick()), this.#options.tickMs);
+    this.#stopTicking = this.#timers.every(this.#options.tickMs, () => this.#input(() => this.#core.tick()));
     this.#kick();
   }
 
@@ -104,7 +109,7 @@ export class RaftNode {
   }
 
   /** Resolves once the command is committed, fsynced and applied, with the store's verdict. */
-  propose(command: Command): Promise<ApplyResult> {
+  propose(command: TaggedCommand): Promise<ApplyResult> {
     if (this.#stopped) return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
     if (this.#inbox.length >= proposalQueueMax) return Promise.reject(new SecretdError('unavailable', 'Too many writes waiting; try again'));
     const data = encodeCommand(command);
@@ -128,12 +133,12 @@ export class RaftNode {
     if (this.#stopped) return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
     const context = `r${++this.#readSeq}`;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancel = this.#timers.after(timeoutMs, () => {
         this.#reads.delete(context);
         reject(new SecretdError('unavailable', 'Cannot read: no leader confirmed this read in time; try again'));
-      }, timeoutMs);
+      });
       const done = (): void => {
-        clearTimeout(timer);
+        cancel();
         resolve();
       };
       this.#input(() => {
@@ -141,7 +146,7 @@ export class RaftNode {
           this.#core.readIndex(context);
           this.#reads.set(context, [done]);
         } catch (error) {
-          clearTimeout(timer);
+          cancel();
           reject(error);
         }
       });
@@ -150,11 +155,11 @@ export class RaftNode {
 
   /** Resolves once some member is known to lead (this one, in a one-member cluster). */
   async waitForLeader(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = this.#timers.now() + timeoutMs;
     while (this.#core.status().leader === null || this.#readyOutstanding) {
       if (this.#stopped) throw new SecretdError('unavailable', 'Node is shutting down');
-      if (Date.now() > deadline) throw new SecretdError('unavailable', 'No leader was elected in time');
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      if (this.#timers.now() > deadline) throw new SecretdError('unavailable', 'No leader was elected in time');
+      await sleep(this.#timers, 5);
     }
   }
 
@@ -171,10 +176,10 @@ export class RaftNode {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#timer) clearInterval(this.#timer);
+    this.#stopTicking?.();
     for (const pending of this.#pending.values()) pending.reject(new SecretdError('unavailable', 'Node is shutting down; the write may or may not have happened'));
     this.#pending.clear();
-    while (this.#running) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (this.#running) await sleep(this.#timers, 1);
     await this.#wal.close();
   }
 
@@ -185,7 +190,7 @@ export class RaftNode {
       this.#loop()
         .catch((error: unknown) => {
           this.#stopped = true;
-          if (this.#timer) clearInterval(this.#timer);
+          this.#stopTicking?.();
           this.#options.onFatal(error);
         })
         .finally(() => {

@@ -47,14 +47,20 @@ export type Command =
 
 export type CommandOp = Command['op'];
 
+/**
+ * Any command may carry a request id; a command whose id the store has already applied is not
+ * applied again and gets the first outcome (a retried write lands once).
+ */
+export type TaggedCommand = Command & { readonly requestId?: string };
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-export function encodeCommand(command: Command): Uint8Array {
+export function encodeCommand(command: TaggedCommand): Uint8Array {
   return encoder.encode(JSON.stringify(command));
 }
 
-export function decodeCommand(bytes: Uint8Array): Command {
+export function decodeCommand(bytes: Uint8Array): TaggedCommand {
   let value: unknown;
   try {
     value = JSON.parse(decoder.decode(bytes));
@@ -64,5 +70,5 @@ export function decodeCommand(bytes: Uint8Array): Command {
   if (typeof value !== 'object' || value === null || typeof (value as { op?: unknown }).op !== 'string') {
     throw new SecretdError('corrupt', 'Log entry is not a valid command');
   }
-  return value as Command;
+  return value as TaggedCommand;
 }

@@ -125,3 +125,16 @@ describe('Store', () => {
     expect(errorOf(() => decodeCommand(new TextEncoder().encode('[1]'))).code).toBe('corrupt');
   });
 });
+
+describe('Store request de-duplication', () => {
+  test('a command retried with the same request id is applied once and answered with the first outcome', () => {
+    const store = new Store();
+    const first = store.apply(1, { ...create('id1', 'a'), requestId: 'req-1' });
+    expect(first).toEqual({ ok: true, id: 'id1' });
+    expect(store.apply(2, { ...create('id1', 'a'), requestId: 'req-1' })).toEqual(first);
+    expect([...store.secrets()]).toHaveLength(1);
+    expect(store.apply(3, { ...create('id2', 'a'), requestId: 'req-2' })).toMatchObject({ ok: false, code: 'conflict' });
+    const restored = Store.restore(store.snapshot());
+    expect(restored.apply(4, { ...create('id1', 'a'), requestId: 'req-1' })).toEqual(first);
+  });
+});

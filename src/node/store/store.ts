@@ -6,7 +6,8 @@
  * and returns an error result, the same on every manager.
  */
 import { assert, SecretdError, type ErrorCode } from '../../errors.ts';
-import type { Command } from './commands.ts';
+import type { Command, TaggedCommand } from './commands.ts';
+import { requestIdsRemembered } from '../../limits.ts';
 import type { ClusterRecord, Labels, NodeId, NodeRecord, SecretId, SecretRecord } from './types.ts';
 
 export type ApplyResult = { readonly ok: true; readonly id?: string } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
@@ -20,6 +21,8 @@ export class Store {
   readonly #secretNames = new Map<string, SecretId>();
   readonly #nodes = new Map<NodeId, NodeRecord>();
   #appliedIndex = 0;
+  /** Outcomes of recent tagged commands, oldest first (a Map keeps insertion order). */
+  readonly #requests = new Map<string, ApplyResult>();
   readonly #listeners: Array<(event: StoreEvent) => void> = [];
 
   get appliedIndex(): number {
@@ -39,14 +42,27 @@ export class Store {
     this.#advance(index);
   }
 
-  apply(index: number, command: Command): ApplyResult {
+  apply(index: number, command: TaggedCommand): ApplyResult {
     this.#advance(index);
-    try {
-      return this.#apply(index, command);
-    } catch (error) {
-      if (error instanceof SecretdError) return { ok: false, code: error.code, message: error.message };
-      throw error;
+    const requestId = command.requestId;
+    if (requestId !== undefined) {
+      const earlier = this.#requests.get(requestId);
+      if (earlier) return earlier;
     }
+    let result: ApplyResult;
+    try {
+      result = this.#apply(index, command);
+    } catch (error) {
+      if (!(error instanceof SecretdError)) throw error;
+      result = { ok: false, code: error.code, message: error.message };
+    }
+    if (requestId !== undefined) this.#remember(requestId, result);
+    return result;
+  }
+
+  #remember(requestId: string, result: ApplyResult): void {
+    this.#requests.set(requestId, result);
+    if (this.#requests.size > requestIdsRemembered) this.#requests.delete(this.#requests.keys().next().value!);
   }
 
   #advance(index: number): void {
@@ -199,7 +215,7 @@ export class Store {
   snapshot(): Uint8Array {
     const cluster = this.#cluster && { ...this.#cluster, caKey: toBase64(this.#cluster.caKey), unlockKey: this.#cluster.unlockKey && toBase64(this.#cluster.unlockKey) };
     const secrets = [...this.#secrets.values()].map((s) => ({ ...s, versions: s.versions.map((v) => ({ ...v, data: toBase64(v.data) })) }));
-    const body = { format: 1, appliedIndex: this.#appliedIndex, cluster, nodes: [...this.#nodes.values()], secrets };
+    const body = { format: 1, appliedIndex: this.#appliedIndex, cluster, nodes: [...this.#nodes.values()], secrets, requests: [...this.#requests] };
     return new TextEncoder().encode(JSON.stringify(body));
   }
 
@@ -212,6 +228,7 @@ export class Store {
       store.#cluster = { ...body.cluster, caKey: fromBase64(body.cluster.caKey), unlockKey: body.cluster.unlockKey === null ? null : fromBase64(body.cluster.unlockKey) };
     }
     for (const node of body.nodes) store.#nodes.set(node.id, node);
+    for (const [id, result] of body.requests ?? []) store.#requests.set(id, result);
     for (const s of body.secrets) {
       const record: SecretRecord = { ...s, versions: s.versions.map((v) => ({ ...v, data: fromBase64(v.data) })) };
       store.#secrets.set(record.id, record);
@@ -232,6 +249,7 @@ interface SnapshotBody {
   cluster: (Omit<ClusterRecord, 'caKey' | 'unlockKey'> & { caKey: string; unlockKey: string | null }) | null;
   nodes: NodeRecord[];
   secrets: Array<Omit<SecretRecord, 'versions'> & { versions: Array<{ version: number; data: string; createdAt: string }> }>;
+  requests?: Array<[string, ApplyResult]>;
 }
 
 function staleVersion(what: string, expected: number, actual: number): ApplyResult {

@@ -1,0 +1,74 @@
+/**
+ * Opening a Raft member from disk: the latest sealed snapshot, then the sealed WAL after it, into a
+ * core, a store and the loop that drives them. The manager and the deterministic simulator both
+ * start members through this one function, with only the ports (disk, clock, network) differing.
+ */
+import type { Random } from '../crypto/random.ts';
+import type { FileSystem } from '../io/fs.ts';
+import type { Timers } from '../io/timers.ts';
+import { RaftCore } from '../raft/core.ts';
+import { SnapshotStore } from '../raft/snapshot-store.ts';
+import type { ConfState, MemberId } from '../raft/types.ts';
+import { WAL } from '../raft/wal.ts';
+import { RaftNode, type Transport } from './raft-node.ts';
+import { Store } from './store/store.ts';
+
+export interface OpenRaftOptions {
+  readonly id: MemberId;
+  readonly walDir: string;
+  readonly snapshotDir: string;
+  readonly dek: Uint8Array;
+  readonly dekKeyId: number;
+  readonly fs: FileSystem;
+  /** Nonces for sealing. */
+  readonly random: Random;
+  /** The election timeout's jitter, in [0, 1). */
+  readonly electionRandom: () => number;
+  /** The configuration before entry 1: the founders (one for `init`). */
+  readonly bootstrapConf: ConfState;
+  readonly transport: Transport;
+  readonly tickMs: number;
+  /** Ticks without a leader before an election (default 10); heartbeats every `heartbeatTicks` (default 1). */
+  readonly electionTicks?: number;
+  readonly heartbeatTicks?: number;
+  readonly timers?: Timers;
+  readonly snapshotEntries?: number;
+  readonly onFatal: (error: unknown) => void;
+  /** Called with the store now, and again whenever a snapshot from the leader replaces it. */
+  readonly onStore?: (store: Store) => void;
+}
+
+export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> {
+  const sealing = { dek: options.dek, keyId: options.dekKeyId, random: options.random, fs: options.fs };
+  const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
+  const snapshot = await snapshots.loadLatest();
+  const { wal, state } = await WAL.open(options.walDir, sealing);
+  const store = snapshot ? Store.restore(snapshot.data) : new Store();
+  const snapshotIndex = snapshot?.meta.index ?? 0;
+  const entries = state.entries.filter((e) => e.index > snapshotIndex);
+  const core = new RaftCore({
+    id: options.id,
+    electionTicks: options.electionTicks ?? 10,
+    heartbeatTicks: options.heartbeatTicks ?? 1,
+    random: options.electionRandom,
+    initial: { hardState: state.hardState, snapshot: snapshot?.meta ?? null, entries, conf: options.bootstrapConf },
+  });
+  // The core keeps the snapshot to send to followers too far behind; after a restart it must be given it again.
+  if (snapshot) core.compact(snapshot);
+  options.onStore?.(store);
+  return new RaftNode(
+    {
+      core,
+      wal,
+      snapshots,
+      store,
+      transport: options.transport,
+      tickMs: options.tickMs,
+      onFatal: options.onFatal,
+      ...(options.timers ? { timers: options.timers } : {}),
+      ...(options.snapshotEntries ? { snapshotEntries: options.snapshotEntries } : {}),
+      ...(options.onStore ? { onStoreReplaced: options.onStore } : {}),
+    },
+    { hardState: state.hardState, lastIndex: entries.at(-1)?.index ?? snapshotIndex, snapshotIndex, snapshotTerm: snapshot?.meta.term ?? 0 },
+  );
+}

@@ -16,7 +16,7 @@ import { DockerUnavailableError, isSwarmManager, startDockerSwarm } from './dock
 import { forEachLimited, runLoad, type CreateTarget } from './load.ts';
 import { openSecretdSession, secretdTarget, type ClientTLSFiles, type SecretdClientOptions } from './secretd-client.ts';
 import { startSecretd } from './secretd-process.ts';
-import { formatNumber, formatTable, summarize, type RunSummary } from './stats.ts';
+import { formatNumber, formatTable, summarize, type Column, type RunSummary } from './stats.ts';
 
 /** A system ready to measure: opens a fresh client (connection pool or session) per measurement. */
 interface SystemUnderTest {
@@ -191,11 +191,13 @@ async function measure(system: SystemUnderTest, concurrency: number, context: Me
     const ids = [...warmup.ids, ...measured.ids];
     let undeleted = 0;
     // Not timed. Bounded, but wide enough that C=1 does not make cleanup take as long as the run.
-    await forEachLimited(ids, Math.max(concurrency, 16), async (id) => {
+    const removeOne = async (id: string): Promise<void> => {
       if (!(await target.remove(id))) undeleted++;
-    });
+    };
+    await forEachLimited(ids, removeOne, { limit: Math.max(concurrency, 16) });
     if (undeleted > 0) notes.push(`cleanup: ${undeleted} of ${ids.length} secrets not deleted`);
-    return { system: system.label, concurrency, summary: summarize(measured.latenciesMs, measured.errorCount, measured.wallMs), notes };
+    const summary = summarize(measured.latenciesMs, { errorCount: measured.errorCount, wallMs: measured.wallMs });
+    return { system: system.label, concurrency, summary, notes };
   } finally {
     await target.close();
   }
@@ -211,13 +213,14 @@ function report(options: BenchOptions, measurements: readonly Measurement[], ski
     system, String(concurrency), String(s.okCount), String(s.errorCount), formatNumber(s.throughputPerSec, 0),
     formatNumber(s.p50Ms, 2), formatNumber(s.p99Ms, 2), formatNumber(s.maxMs, 2),
   ]);
-  console.log(formatTable(['system', 'C', 'ok', 'errors', 'creates/s', 'p50 ms', 'p99 ms', 'max ms'], rows,
-    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right']));
+  const right = (title: string): Column => ({ title, align: 'right' });
+  const columns = [{ title: 'system', align: 'left' } as const, ...['C', 'ok', 'errors', 'creates/s', 'p50 ms', 'p99 ms', 'max ms'].map(right)];
+  console.log(formatTable(columns, rows));
   const ratios = ratioRows(measurements);
   if (ratios.length > 0) {
     console.log('\nsecretd/docker (throughput: above 1 is secretd faster; p99: below 1 is secretd quicker)');
     const ratioCells = ratios.map((r) => [String(r.concurrency), formatNumber(r.throughput, 2), formatNumber(r.p99, 2)]);
-    console.log(formatTable(['C', 'throughput', 'p99'], ratioCells, ['right', 'right', 'right']));
+    console.log(formatTable(['C', 'throughput', 'p99'].map(right), ratioCells));
   }
   const notes = measurements.flatMap((m) => m.notes.map((note) => `${m.system} C=${m.concurrency}: ${note}`));
   if (notes.length + skipped.length > 0) console.log(['', ...skipped, ...notes].join('\n'));
@@ -268,7 +271,7 @@ try {
   exitCode = await main(process.argv.slice(2));
 } catch (error) {
   const isUsage = error instanceof UsageError || (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
-  console.error(isUsage ? `${messageOf(error)}\n\n${usage}` : `create-secrets failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  console.error(isUsage ? `${messageOf(error)}\n\n${usage}` : `create-secrets failed: ${messageOf(error)}`);
   exitCode = isUsage ? 2 : 1;
 }
 await runCleanups();

@@ -84,7 +84,8 @@ export async function runLoad(target: CreateTarget, options: LoadOptions): Promi
 }
 
 /** Runs `task` over `items` with at most `limit` in flight; used for cleanup, so never throws. */
-export async function forEachLimited<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+export async function forEachLimited<T>(items: readonly T[], task: (item: T) => Promise<void>, options: { readonly limit: number }): Promise<void> {
+  const { limit } = options;
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {

@@ -32,7 +32,13 @@ export async function openSecretdSession(
   options: SecretdClientOptions,
 ): Promise<SecretdSession> {
   const [ca, cert, key] = await Promise.all([readFile(files.cacert), readFile(files.cert), readFile(files.key)]);
-  const session = connect(url, { ca, cert, key, ...(options.servername === undefined ? {} : { servername: options.servername }) });
+  let session: ClientHttp2Session;
+  try {
+    session = connect(url, { ca, cert, key, ...(options.servername === undefined ? {} : { servername: options.servername }) });
+  } catch (error) {
+    // Unreadable PEM throws here, synchronously, with only OpenSSL's wording.
+    throw new Error(`Cannot connect to secretd at ${url} with ${files.cert}: ${errorReason(error)}`, { cause: error });
+  }
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       session.destroy();

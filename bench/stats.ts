@@ -27,7 +27,14 @@ export function percentile(ascendingMs: readonly number[], fraction: number): nu
   return ascendingMs[index] ?? Number.NaN;
 }
 
-export function summarize(latenciesMs: readonly number[], errorCount: number, wallMs: number): RunSummary {
+export interface SummarizeOptions {
+  readonly errorCount: number;
+  /** Wall time of the whole measured phase, first request sent to last answer read. */
+  readonly wallMs: number;
+}
+
+export function summarize(latenciesMs: readonly number[], options: SummarizeOptions): RunSummary {
+  const { errorCount, wallMs } = options;
   const ascending = Float64Array.from(latenciesMs).sort();
   const sorted = Array.from(ascending);
   return {
@@ -46,21 +53,25 @@ export function formatNumber(value: number, decimals: number): string {
   return Number.isFinite(value) ? value.toFixed(decimals) : '-';
 }
 
-export type Align = 'left' | 'right';
+export interface Column {
+  readonly title: string;
+  /** Numbers read best right-aligned, names left-aligned. */
+  readonly align: 'left' | 'right';
+}
 
-/** Columns padded to their widest cell; numbers read best right-aligned, names left-aligned. */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[]): string {
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
+/** Each column padded to its widest cell, with a rule under the titles. */
+export function formatTable(columns: readonly Column[], rows: readonly (readonly string[])[]): string {
+  const widths = columns.map((column, index) =>
+    Math.max(column.title.length, ...rows.map((row) => (row[index] ?? '').length)),
   );
   const line = (cells: readonly string[]): string =>
     widths
-      .map((width, column) => {
-        const cell = cells[column] ?? '';
-        return align[column] === 'right' ? cell.padStart(width) : cell.padEnd(width);
+      .map((width, index) => {
+        const cell = cells[index] ?? '';
+        return columns[index]?.align === 'right' ? cell.padStart(width) : cell.padEnd(width);
       })
       .join('  ')
       .trimEnd();
   const rule = widths.map((width) => '-'.repeat(width)).join('  ');
-  return [line(header), rule, ...rows.map(line)].join('\n');
+  return [line(columns.map((column) => column.title)), rule, ...rows.map(line)].join('\n');
 }

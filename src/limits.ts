@@ -32,3 +32,10 @@ export const rootCertLifetimeMs = 20 * 365 * 24 * 3600 * 1000;
 export const certBackdateMs = 3600 * 1000;
 /** Request ids whose outcome the store remembers, so a retried write is applied once. */
 export const requestIdsRemembered = 10_000;
+/** Largest Raft message batch on the wire (a snapshot travels in one; Docker's gRPC limit is 4 MiB per chunk). */
+export const raftBatchBytesMax = 256 * 1024 * 1024;
+/** Messages queued for one peer while its previous batch is in flight; beyond it they are dropped (Raft retries). */
+export const raftPeerQueueMax = 4096;
+/** One Raft tick. Elections start after raftElectionTicks to 2× that without a leader (0.5–1 s). */
+export const raftTickMs = 50;
+export const raftElectionTicks = 10;

@@ -9,12 +9,14 @@ import { addConnectionOptions, readAllStdin, stdinArg, type Io } from './_common
 import { registerCa } from './ca.ts';
 import { registerCluster } from './cluster.ts';
 import { registerNodeProcess } from './node-process.ts';
+import { registerNode } from './node.ts';
 import { registerSecret } from './secret.ts';
 
 const groups: Record<string, { describe: string; register: (cli: CAC, io: Io) => void }> = {
   secret: { describe: 'Manage secrets', register: registerSecret },
   cluster: { describe: 'Manage the cluster: join tokens, unlock key, settings', register: registerCluster },
   ca: { describe: 'Issue client certificates', register: registerCa },
+  node: { describe: 'Manage nodes: list, promote, demote, drain, remove', register: registerNode },
 };
 
 export const defaultIo: Io = {

@@ -3,7 +3,7 @@ import type { CAC } from 'cac';
 import { networkInterfaces } from 'node:os';
 import { SecretdError } from '../errors.ts';
 import { splitHostPort } from '../node/bootstrap.ts';
-import { initDaemon, runDaemon, type Daemon } from '../node/daemon.ts';
+import { initDaemon, joinDaemon, runDaemon, type Daemon } from '../node/daemon.ts';
 import { dataDirOf, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call } from './client.ts';
 import { unlockKeyMessage } from './cluster.ts';
@@ -34,6 +34,25 @@ export function registerNodeProcess(cli: CAC, io: Io): void {
             io.out(`Data directory: ${dataDir}  (client commands use ${manager.paths.adminSocket})`);
           },
         },
+      );
+      return waitForStop(daemon);
+    });
+
+  cli
+    .command('join <manager>', 'Join a cluster through one of its managers (HOST:PORT), then serve')
+    .option('--token <token>', 'The join token (secretd cluster join-token manager)')
+    .option('--listen-addr <addr>', `Address to serve mutual TLS on (default ${defaultListenAddr})`)
+    .option('--advertise-addr <addr>', 'Address other nodes and clients use to reach this node (default: derived from --listen-addr)')
+    .action(async (remote: string, flags: GlobalFlags & { token?: string; listenAddr?: string; advertiseAddr?: string }) => {
+      if (!flags.token || typeof flags.token !== 'string') throw new SecretdError('invalid', 'Missing --token: the join token from `secretd cluster join-token manager`');
+      splitHostPort(remote);
+      const dataDir = dataDirOf(flags);
+      const listenAddr = flags.listenAddr ?? defaultListenAddr;
+      const advertiseAddr = flags.advertiseAddr ?? defaultAdvertise(listenAddr);
+      splitHostPort(advertiseAddr);
+      const daemon = await joinDaemon(
+        { dataDir, token: flags.token, remote, listenAddr, advertiseAddr },
+        { log: io.err, onReady: (manager) => io.out(`This node joined the cluster as a ${manager.state.role} (${manager.state.nodeId}).`) },
       );
       return waitForStop(daemon);
     });

@@ -62,7 +62,7 @@ export async function bootstrapCluster(options: InitOptions): Promise<Bootstrapp
   await writeFileAtomic(paths.nodeCert, certPem, 0o644);
   await writeNodeKeys(paths.nodeKeys, { dek: options.random(32), dekKeyId: 1, tlsKey: keyPkcs8 }, unlockKey, options.random);
   keyPkcs8.fill(0);
-  const state: NodeState = { format: 1, nodeId, clusterId, role: 'manager', listenAddr: options.listenAddr, advertiseAddr: options.advertiseAddr, createdAt: at };
+  const state: NodeState = { format: 1, nodeId, clusterId, role: 'manager', listenAddr: options.listenAddr, advertiseAddr: options.advertiseAddr, createdAt: at, bootstrapVoters: [nodeId], peers: [] };
   const firstCommand: Command = {
     op: 'cluster-init',
     at,

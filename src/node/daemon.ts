@@ -10,6 +10,8 @@ import { systemNow, systemRandom } from '../io/system.ts';
 import { bootstrapCluster, type InitOptions } from './bootstrap.ts';
 import { Manager, type ManagerOptions } from './manager.ts';
 import { writeNodeState } from './node-state.ts';
+import { joinCluster, type JoinOptions } from './join.ts';
+import { dataDirPaths } from './data-dir.ts';
 import { serveAdminSocket, serveTls } from './server.ts';
 
 export const secretdVersion = '0.1.0';
@@ -27,10 +29,6 @@ export interface DaemonHooks {
   readonly log: (line: string) => void;
 }
 
-function managerOptions(dataDir: string, hooks: DaemonHooks, fatal: (error: unknown) => void): ManagerOptions {
-  return { dataDir, random: systemRandom, now: systemNow, onFatal: fatal };
-}
-
 export async function initDaemon(options: Omit<InitOptions, 'random' | 'now'>, hooks: DaemonHooks): Promise<Daemon> {
   const boot = await bootstrapCluster({ ...options, random: systemRandom, now: systemNow() });
   return startDaemon(options.dataDir, hooks, async (opts) => {
@@ -38,6 +36,12 @@ export async function initDaemon(options: Omit<InitOptions, 'random' | 'now'>, h
     await writeNodeState(boot.paths.nodeState, boot.state);
     return manager;
   });
+}
+
+export async function joinDaemon(options: Omit<JoinOptions, 'random' | 'now'>, hooks: DaemonHooks): Promise<Daemon> {
+  const joined = await joinCluster({ ...options, random: systemRandom, now: systemNow() });
+  await writeNodeState(dataDirPaths(options.dataDir).nodeState, joined.state);
+  return startDaemon(options.dataDir, hooks, (opts) => Manager.openWithKey(opts, joined.unlockKey));
 }
 
 export async function runDaemon(dataDir: string, hooks: DaemonHooks): Promise<Daemon> {
@@ -54,22 +58,19 @@ async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: 
     // An fsync that failed or a broken invariant: do not serve another request from this state.
     process.exit(70);
   };
-  const manager = await open(managerOptions(dataDir, hooks, fatal));
-  const serve = { backend: manager, version: secretdVersion, clusterId: manager.state.clusterId };
-  servers.push(await serveAdminSocket(manager.paths.adminSocket, serve));
-  const startTls = async (): Promise<void> => {
-    const [caPem, certPem] = await Promise.all([readFile(manager.paths.caCert, 'utf8'), readFile(manager.paths.nodeCert, 'utf8')]);
-    servers.push(await serveTls({ ...serve, listenAddr: manager.state.listenAddr, caPem, certPem, tlsKey: manager.tlsKey }));
-    hooks.log(`secretd: serving the API on https://${manager.state.listenAddr} (mutual TLS) and ${manager.paths.adminSocket}`);
-  };
+  let tls: Promise<void> | null = null;
+  const startTls = (manager: Manager): Promise<void> =>
+    (tls ??= (async () => {
+      const [caPem, certPem] = await Promise.all([readFile(manager.paths.caCert, 'utf8'), readFile(manager.paths.nodeCert, 'utf8')]);
+      servers.push(await serveTls({ backend: manager, version: secretdVersion, clusterId: manager.state.clusterId, listenAddr: manager.state.listenAddr, caPem, certPem, tlsKey: manager.tlsKey }));
+      hooks.log(`secretd: serving the API on https://${manager.state.listenAddr} (mutual TLS) and ${manager.paths.adminSocket}`);
+    })());
+  const options: ManagerOptions = { dataDir, random: systemRandom, now: systemNow, onFatal: fatal, onRaftStarted: startTls };
+  const manager = await open(options);
+  servers.push(await serveAdminSocket(manager.paths.adminSocket, { backend: manager, version: secretdVersion, clusterId: manager.state.clusterId }));
   if (manager.locked) {
     hooks.log(`secretd: this manager is locked; run \`secretd unlock --data-dir ${dataDir}\` with the unlock key`);
-    manager.onStarted(() => {
-      hooks.log('secretd: unlocked');
-      startTls().catch(fatal);
-    });
-  } else {
-    await startTls();
+    manager.onStarted(() => hooks.log('secretd: unlocked'));
   }
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {

@@ -1,34 +1,36 @@
 /**
- * A manager: the Raft member holding the encrypted store, the CA, and the API's backend.
+ * A manager: a Raft member holding the encrypted store, the CA, and the API's backend.
  * Life cycle: `Manager.open` reads the data dir; if the node's keys are autolocked the manager
  * stays locked (serving only what `createApp` allows while locked) until `unlock` gives it the
- * key; then `#start` opens the sealed log, replays it and joins Raft.
+ * key; then `#start` opens the sealed log, replays it, and takes part in Raft over mTLS.
+ *
+ * Any manager accepts any call: writes are forwarded to the leader (tagged with a request id, so a
+ * retry after a lost answer lands once), reads are linearizable through ReadIndex, and node
+ * operations that need the leader's view of its followers run on the leader.
  */
 import { hostname } from 'node:os';
-import {
-  constantTimeEqual,
-  createKeyAndCSR,
-  encodeUnlockKey,
-  generateJoinToken,
-  certDerFromPem,
-  issueCertificate,
-  newId,
-  parseUnlockKey,
-  type Random,
-} from '../crypto/index.ts';
+import { readFile } from 'node:fs/promises';
+import { constantTimeEqual, encodeUnlockKey, generateJoinToken, certDerFromPem, issueCertificate, keyPkcs8ToPem, newId, parseUnlockKey, type Random } from '../crypto/index.ts';
 import { SecretdError } from '../errors.ts';
-import { nodeCertLifetimeMs } from '../limits.ts';
-import type { MemberId } from '../raft/types.ts';
+import { nodeCertLifetimeMs, raftElectionTicks, raftTickMs } from '../limits.ts';
 import { NodeFileSystem } from '../io/node-fs.ts';
-import type { Backend, NodeSummary, SecretSpecInput, SwarmUpdate } from './api/backend.ts';
+import { sleep, systemTimers } from '../io/timers.ts';
+import type { MemberId } from '../raft/types.ts';
+import type { Backend, Identity, NodeSummary, NodeUpdate, NodeView, SecretSpecInput, SwarmUpdate } from './api/backend.ts';
 import { dataDirPaths, type DataDirPaths } from './data-dir.ts';
+import { issueJoin, type JoinRequest } from './join-service.ts';
+import type { JoinAnswer } from './join.ts';
+import { bestSuccessor, nextMembershipAction, quorumSurvivesRemoval } from './membership.ts';
 import { nodeKeysLocked, readNodeKeys, writeNodeKeys, type NodeKeys } from './node-keys.ts';
 import { readNodeState, type NodeState } from './node-state.ts';
+import { PeerClient } from './peer-client.ts';
 import type { RaftNode } from './raft-node.ts';
 import { openRaftNode } from './raft-open.ts';
-import type { Command } from './store/commands.ts';
+import { RaftTransport } from './raft-transport.ts';
+import { decodeMessages } from './raft-wire.ts';
+import type { Command, TaggedCommand } from './store/commands.ts';
 import { Store, toBase64, type ApplyResult } from './store/store.ts';
-import type { ClusterRecord, Labels, SecretRecord } from './store/types.ts';
+import type { ClusterRecord, Labels, NodeRecord, SecretRecord } from './store/types.ts';
 
 export interface ManagerOptions {
   readonly dataDir: string;
@@ -39,17 +41,32 @@ export interface ManagerOptions {
   readonly snapshotEntries?: number;
   /** A broken invariant or a failed fsync: the process must stop. */
   readonly onFatal: (error: unknown) => void;
+  /**
+   * Called once the keys are open and Raft runs, before catching up with the leader: the node must
+   * already answer on its TLS port then, or the leader could never reach it.
+   */
+  readonly onRaftStarted?: (manager: Manager) => Promise<void>;
 }
+
+/** How long a write may wait for a leader (elections take about a second). */
+const writeDeadlineMs = 15_000;
+const forwardTimeoutMs = 10_000;
+export const proposePath = '/secretd/raft/propose';
+export const internalNodesPath = '/secretd/internal/nodes';
 
 export class Manager implements Backend {
   readonly paths: DataDirPaths;
   readonly state: NodeState;
   readonly #options: ManagerOptions;
   #raft: RaftNode | null = null;
+  #transport: RaftTransport | null = null;
+  #peers: PeerClient | null = null;
+  #stopReconciling: (() => void) | null = null;
   #keys: NodeKeys | null = null;
   #kek: Uint8Array | null = null;
   #keysWrite: Promise<void> = Promise.resolve();
   #unlocking = false;
+  #reconciling = false;
   readonly #startedListeners: Array<() => void> = [];
 
   private constructor(options: ManagerOptions, paths: DataDirPaths, state: NodeState) {
@@ -66,11 +83,19 @@ export class Manager implements Backend {
     return manager;
   }
 
+  /** Called right after `join`: the joiner was just handed the unlock key (if any) with its certificate. */
+  static async openWithKey(options: ManagerOptions, kek: Uint8Array | null): Promise<Manager> {
+    const paths = dataDirPaths(options.dataDir);
+    const manager = new Manager(options, paths, await readNodeState(paths.nodeState, options.dataDir));
+    await manager.#start(kek);
+    return manager;
+  }
+
   /** Called by `init`: starts on a fresh data dir and commits the cluster's first entry. */
   static async bootstrap(options: ManagerOptions, state: NodeState, firstCommand: Command, unlockKey: Uint8Array | null): Promise<Manager> {
     const manager = new Manager(options, dataDirPaths(options.dataDir), state);
     await manager.#start(unlockKey);
-    expectOk(await manager.#raftNode().propose(firstCommand));
+    await manager.#propose(firstCommand);
     return manager;
   }
 
@@ -84,6 +109,10 @@ export class Manager implements Backend {
     return this.#keys.tlsKey;
   }
 
+  get raft(): RaftNode {
+    return this.#raftNode();
+  }
+
   onStarted(listener: () => void): void {
     if (this.#raft) listener();
     else this.#startedListeners.push(listener);
@@ -92,9 +121,11 @@ export class Manager implements Backend {
   async #start(kek: Uint8Array | null): Promise<void> {
     const keys = await readNodeKeys(this.paths.nodeKeys, kek);
     const id = this.state.nodeId as MemberId;
-    this.#keys = keys;
-    this.#kek = kek;
-    this.#raft = await openRaftNode({
+    const [ca, cert] = await Promise.all([readFile(this.paths.caCert, 'utf8'), readFile(this.paths.nodeCert, 'utf8')]);
+    const peers = new PeerClient({ ca, cert, key: keyPkcs8ToPem(keys.tlsKey) });
+    const hints = new Map(this.state.peers.map((p) => [p.id, p.addr]));
+    const transport = new RaftTransport({ client: peers, timeoutMs: 5000, resolve: (member) => this.#raft?.store.node(member)?.addr ?? hints.get(member) });
+    const raft = await openRaftNode({
       id,
       walDir: this.paths.wal,
       snapshotDir: this.paths.snapshots,
@@ -103,24 +134,34 @@ export class Manager implements Backend {
       fs: new NodeFileSystem(),
       random: this.#options.random,
       electionRandom: Math.random,
-      bootstrapConf: { voters: [id], learners: [] },
-      transport: { send: () => {} },
-      tickMs: this.#options.tickMs ?? 100,
+      bootstrapConf: { voters: this.state.bootstrapVoters as MemberId[], learners: [] },
+      transport,
+      tickMs: this.#options.tickMs ?? raftTickMs,
+      electionTicks: raftElectionTicks,
       onFatal: this.#options.onFatal,
       ...(this.#options.snapshotEntries ? { snapshotEntries: this.#options.snapshotEntries } : {}),
-      onStore: (store) =>
-        store.onEvent((event) => {
-          if (event.kind === 'cluster') this.#maybeRewrapKeys(event.cluster.unlockKey);
-        }),
+      onStore: (store) => this.#watch(store),
     });
-    const store = this.#raft.store;
-    const core = this.#raft.core;
-    this.#raft.start();
-    if (core.status().conf.voters.length === 1) this.#raft.campaign();
-    store.announce();
-    await this.#raft.waitForLeader(10_000);
-    await this.#raft.linearizableRead();
+    this.#keys = keys;
+    this.#kek = kek;
+    this.#peers = peers;
+    this.#transport = transport;
+    this.#raft = raft;
+    raft.start();
+    const conf = raft.core.status().conf;
+    if (conf.voters.length === 1 && conf.voters[0] === id) raft.campaign();
+    raft.store.announce();
+    this.#stopReconciling = systemTimers.every((this.#options.tickMs ?? raftTickMs) * 4, () => void this.#reconcileMembership());
+    await this.#options.onRaftStarted?.(this);
+    await raft.waitForLeader(30_000);
+    await raft.linearizableRead(30_000);
     for (const listener of this.#startedListeners.splice(0)) listener();
+  }
+
+  #watch(store: Store): void {
+    store.onEvent((event) => {
+      if (event.kind === 'cluster') this.#maybeRewrapKeys(event.cluster.unlockKey);
+    });
   }
 
   /** Every manager keeps its keys file wrapped by the cluster's current unlock key. */
@@ -132,8 +173,43 @@ export class Manager implements Backend {
     this.#keysWrite = this.#keysWrite.then(() => writeNodeKeys(this.paths.nodeKeys, keys, kek, this.#options.random)).catch(this.#options.onFatal);
   }
 
+  /** On the leader: one step of moving the Raft configuration towards the store's managers. */
+  async #reconcileMembership(): Promise<void> {
+    const raft = this.#raft;
+    if (!raft || this.#reconciling) return;
+    const status = raft.core.status();
+    if (status.role !== 'leader' || !status.progress) return;
+    const managers = new Set([...raft.store.nodes()].filter((n) => n.role === 'manager').map((n) => n.id as string));
+    if (managers.size === 0) return;
+    const action = nextMembershipAction({ self: status.id, conf: status.conf, managers, progress: status.progress, commit: status.commit });
+    if (!action) return;
+    this.#reconciling = true;
+    try {
+      if (action.kind === 'transfer') await raft.transferLeadership(action.to);
+      else await raft.proposeConfChange(action.change);
+    } catch {
+      // One change at a time: the core refuses while another is pending; the next round retries.
+    } finally {
+      this.#reconciling = false;
+    }
+  }
+
+  /** Graceful stop: a leader first hands leadership to the most caught-up voter. */
   async stop(): Promise<void> {
-    await this.#raft?.stop();
+    this.#stopReconciling?.();
+    const raft = this.#raft;
+    if (raft) {
+      const status = raft.core.status();
+      const successor = status.role === 'leader' && status.progress ? bestSuccessor({ self: status.id, conf: status.conf, progress: status.progress }) : null;
+      if (successor) {
+        await raft.transferLeadership(successor).catch(() => {});
+        const deadline = Date.now() + 2000;
+        while (raft.core.status().role === 'leader' && Date.now() < deadline) await sleep(systemTimers, 10);
+      }
+      await raft.stop();
+    }
+    this.#transport?.close();
+    this.#peers?.closeAll();
     await this.#keysWrite;
   }
 
@@ -148,15 +224,178 @@ export class Manager implements Backend {
     return raft.store;
   }
 
-  async #propose(command: Command): Promise<ApplyResult & { ok: true }> {
-    return expectOk(await this.#raftNode().propose(command));
+  #leaderAddr(): { self: true } | { self: false; addr: string } {
+    const raft = this.#raftNode();
+    const leader = raft.core.status().leader;
+    if (leader === null) throw new SecretdError('unavailable', 'No leader: the managers are electing one, or a quorum is unreachable');
+    if (leader === this.state.nodeId) return { self: true };
+    const addr = raft.store.node(leader)?.addr ?? this.state.peers.find((p) => p.id === leader)?.addr;
+    if (!addr) throw new SecretdError('unavailable', `The leader ${leader} has no known address yet`);
+    return { self: false, addr };
   }
 
-  // --- Backend -------------------------------------------------------------------------------
+  /** Proposes on the leader, wherever it is; retries while leadership moves. */
+  async #propose(command: Command): Promise<ApplyResult & { ok: true }> {
+    const tagged: TaggedCommand = { ...command, requestId: newId(this.#options.random) };
+    const deadline = Date.now() + writeDeadlineMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const leader = this.#leaderAddr();
+        const result = leader.self ? await this.#raftNode().propose(tagged) : await this.#forward(leader.addr, tagged);
+        return expectOk(result);
+      } catch (error) {
+        const retryable = error instanceof SecretdError && error.code === 'unavailable' && !this.locked;
+        if (!retryable || Date.now() > deadline) throw error;
+        await sleep(systemTimers, Math.min(25 * (attempt + 1), 200));
+      }
+    }
+  }
+
+  async #forward(addr: string, command: TaggedCommand): Promise<ApplyResult> {
+    const body = new TextEncoder().encode(JSON.stringify({ Command: command }));
+    const response = await this.#peers!.request(addr, 'POST', proposePath, body, { timeoutMs: forwardTimeoutMs, contentType: 'application/json' });
+    const parsed = JSON.parse(new TextDecoder().decode(response.body)) as ApplyResult | { message: string };
+    if (response.status === 200) return parsed as ApplyResult;
+    throw new SecretdError(response.status === 503 ? 'unavailable' : 'internal', (parsed as { message: string }).message);
+  }
+
+  /** Runs on the leader: locally if this is it, else through the leader's internal route. */
+  async #onLeader<T>(local: () => Promise<T>, method: string, path: string, body: unknown = null): Promise<T> {
+    const leader = this.#leaderAddr();
+    if (leader.self) return local();
+    const payload = body === null ? null : new TextEncoder().encode(JSON.stringify(body));
+    const response = await this.#peers!.request(leader.addr, method, path, payload, { timeoutMs: forwardTimeoutMs, contentType: 'application/json' });
+    const text = new TextDecoder().decode(response.body);
+    const parsed: unknown = text ? JSON.parse(text) : null;
+    if (response.status >= 200 && response.status < 300) return parsed as T;
+    const code = ({ 400: 'invalid', 403: 'forbidden', 404: 'not_found', 409: 'conflict' } as const)[response.status as 400] ?? 'unavailable';
+    throw new SecretdError(code, (parsed as { message?: string } | null)?.message ?? `HTTP ${response.status}`);
+  }
+
+  // --- Raft between managers -----------------------------------------------------------------
+
+  raftReceive(from: Identity, body: Uint8Array): void {
+    if (from.role !== 'manager') throw new SecretdError('forbidden', 'Permission denied: only managers speak Raft');
+    const raft = this.#raftNode();
+    for (const message of decodeMessages(body)) {
+      // A manager speaks only for itself: the sender named in the message must be the certificate's node.
+      if (message.from !== from.nodeId || message.to !== this.state.nodeId) throw new SecretdError('forbidden', 'Permission denied: Raft message addressed or signed for another member');
+      raft.step(message);
+    }
+  }
+
+  async proposeForwarded(command: TaggedCommand): Promise<ApplyResult> {
+    const raft = this.#raftNode();
+    if (raft.core.status().leader !== this.state.nodeId) throw new SecretdError('unavailable', 'Not the leader');
+    return raft.propose(command);
+  }
+
+  async joinCA(): Promise<string> {
+    return readFile(this.paths.caCert, 'utf8');
+  }
+
+  async join(request: JoinRequest): Promise<JoinAnswer> {
+    const store = await this.#read();
+    const cluster = this.#clusterOf(store);
+    const issued = await issueJoin(cluster, request, { random: this.#options.random, now: this.#options.now(), idTaken: (id) => store.node(id) !== undefined || store.isRemovedNode(id) });
+    if (issued.role === 'worker') throw new SecretdError('unimplemented', 'Worker nodes cannot join yet: this secretd runs managers only');
+    await this.#propose({ op: 'node-add', at: this.#now(), node: { id: issued.nodeId, role: issued.role, hostname: request.hostname, addr: issued.addr } });
+    const managers = [...store.nodes()].filter((n) => n.role === 'manager').map((n) => ({ ID: n.id as string, Addr: n.addr }));
+    return {
+      NodeID: issued.nodeId,
+      Role: issued.role,
+      ClusterID: cluster.id,
+      Certificate: issued.certPem,
+      CA: cluster.caCertPem,
+      BootstrapVoters: [...this.state.bootstrapVoters],
+      Managers: managers,
+      UnlockKey: issued.role === 'manager' && cluster.unlockKey ? toBase64(cluster.unlockKey) : null,
+    };
+  }
+
+  isRemovedNode(nodeId: string): boolean {
+    return this.#raft?.store.isRemovedNode(nodeId) ?? false;
+  }
+
+  // --- Nodes ---------------------------------------------------------------------------------
+
+  async listNodes(): Promise<readonly NodeView[]> {
+    return this.#onLeader(async () => [...(await this.#read()).nodes()].map((n) => this.#view(n)), 'GET', internalNodesPath);
+  }
+
+  async getNode(ref: string): Promise<NodeView> {
+    return this.#onLeader(async () => this.#view(resolveNode(await this.#read(), ref)), 'GET', `${internalNodesPath}/${encodeURIComponent(ref)}`);
+  }
+
+  async updateNode(ref: string, expectedIndex: number, update: NodeUpdate): Promise<void> {
+    await this.#onLeader(
+      async () => {
+        const store = await this.#read();
+        const node = resolveNode(store, ref);
+        if (update.role === 'worker' && node.role === 'manager') this.#checkCanLoseManager(store, node, 'demote');
+        await this.#propose({ op: 'node-update', at: this.#now(), id: node.id, expectedIndex, ...update });
+        return null;
+      },
+      'POST',
+      `${internalNodesPath}/${encodeURIComponent(ref)}/update`,
+      { ExpectedIndex: expectedIndex, Update: update },
+    );
+  }
+
+  async removeNode(ref: string, force: boolean): Promise<void> {
+    await this.#onLeader(
+      async () => {
+        const store = await this.#read();
+        const node = resolveNode(store, ref);
+        const view = this.#view(node);
+        if (node.role === 'manager' && !force) {
+          throw new SecretdError('invalid', `Node ${node.id} is a cluster manager: demote it before removing it (secretd node demote ${node.id}), or use --force if it is gone for good`);
+        }
+        if (node.role === 'manager') this.#checkCanLoseManager(store, node, 'remove');
+        else if (view.state === 'ready' && !force) throw new SecretdError('invalid', `Node ${node.id} is not down and can't be removed: stop it first, or use --force`);
+        await this.#propose({ op: 'node-remove', at: this.#now(), ids: [node.id] });
+        return null;
+      },
+      'DELETE',
+      `${internalNodesPath}/${encodeURIComponent(ref)}?force=${force}`,
+    );
+  }
+
+  #checkCanLoseManager(store: Store, node: NodeRecord, action: 'demote' | 'remove'): void {
+    const managers = [...store.nodes()].filter((n) => n.role === 'manager');
+    if (managers.length <= 1) throw new SecretdError('invalid', `Cannot ${action} node ${node.id}: it is the last manager of the cluster`);
+    const status = this.#raftNode().core.status();
+    if (!status.progress || !quorumSurvivesRemoval({ self: status.id, conf: status.conf, progress: status.progress }, node.id)) {
+      throw new SecretdError('invalid', `Cannot ${action} node ${node.id}: the managers left could not form a quorum (too few of them are reachable)`);
+    }
+  }
+
+  #view(node: NodeRecord): NodeView {
+    const status = this.#raftNode().core.status();
+    const member = status.conf.voters.includes(node.id as unknown as MemberId) || status.conf.learners.includes(node.id as unknown as MemberId);
+    const isSelf = node.id === this.state.nodeId;
+    const active = isSelf || status.progress?.[node.id as string as MemberId]?.recentActive === true;
+    const reachability = !member ? 'unknown' : status.role !== 'leader' ? (isSelf ? 'reachable' : 'unknown') : active ? 'reachable' : 'unreachable';
+    return {
+      id: node.id,
+      metaIndex: node.metaIndex,
+      createdAt: node.createdAt,
+      updatedAt: node.updatedAt,
+      role: node.role,
+      availability: node.availability,
+      labels: node.labels,
+      hostname: node.hostname,
+      addr: node.addr,
+      state: node.role === 'manager' ? (reachability === 'reachable' ? 'ready' : reachability === 'unreachable' ? 'down' : 'unknown') : 'unknown',
+      manager: node.role === 'manager' ? { leader: status.leader === (node.id as string), reachability } : null,
+    };
+  }
+
+  // --- Backend: cluster and secrets ----------------------------------------------------------
 
   summary(): NodeSummary {
     const store = this.#raft?.store;
-    const count = (it: Iterable<unknown> | undefined): number => (it ? [...it].length : 0);
+    const nodes = store ? [...store.nodes()] : [];
     return {
       nodeId: this.state.nodeId,
       clusterId: this.state.clusterId,
@@ -164,9 +403,9 @@ export class Manager implements Backend {
       state: this.locked ? 'locked' : 'active',
       isManager: true,
       hostname: hostname(),
-      managers: store ? [...store.nodes()].filter((n) => n.role === 'manager').length : 0,
-      nodes: count(store?.nodes()),
-      secrets: count(store?.secrets()),
+      managers: nodes.filter((n) => n.role === 'manager').length,
+      nodes: nodes.length,
+      secrets: store ? [...store.secrets()].length : 0,
     };
   }
 
@@ -200,9 +439,12 @@ export class Manager implements Backend {
   }
 
   async cluster(): Promise<ClusterRecord> {
-    const cluster = (await this.#read()).cluster;
-    if (!cluster) throw new SecretdError('unavailable', 'This manager has not joined a cluster yet');
-    return cluster;
+    return this.#clusterOf(await this.#read());
+  }
+
+  #clusterOf(store: Store): ClusterRecord {
+    if (!store.cluster) throw new SecretdError('unavailable', 'This manager has not caught up with the cluster yet');
+    return store.cluster;
   }
 
   async updateSwarm(update: SwarmUpdate): Promise<void> {
@@ -229,7 +471,8 @@ export class Manager implements Backend {
         : {}),
       ...(unlockKey !== undefined ? { unlockKey } : {}),
     });
-    // Answer only once this manager's keys file is wrapped by the new key (or unwrapped).
+    // Answer only once this manager has applied the change and re-wrapped its keys file.
+    await this.#read();
     await this.#keysWrite;
   }
 
@@ -267,6 +510,18 @@ export class Manager implements Backend {
   }
 }
 
+/** Docker's order: full id, exact hostname, then a unique id prefix. */
+function resolveNode(store: Store, ref: string): NodeRecord {
+  const nodes = [...store.nodes()];
+  const exact = store.node(ref) ?? nodes.filter((n) => n.hostname === ref);
+  if (!Array.isArray(exact)) return exact;
+  if (exact.length === 1) return exact[0]!;
+  const matches = exact.length > 1 ? exact : nodes.filter((n) => ref !== '' && n.id.startsWith(ref));
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length > 1) throw new SecretdError('invalid', `Node ${ref} is ambiguous (${matches.length} matches found)`);
+  throw new SecretdError('not_found', `Node ${ref} not found`);
+}
+
 function expectOk(result: ApplyResult): ApplyResult & { ok: true } {
   if (!result.ok) throw new SecretdError(result.code, result.message);
   return result;
@@ -275,5 +530,3 @@ function expectOk(result: ApplyResult): ApplyResult & { ok: true } {
 function lockedError(): SecretdError {
   return new SecretdError('locked', 'This manager is locked: run `secretd unlock` with the cluster unlock key');
 }
-
-export { createKeyAndCSR };

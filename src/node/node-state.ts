@@ -12,6 +12,10 @@ export interface NodeState {
   readonly listenAddr: string;
   readonly advertiseAddr: string;
   readonly createdAt: string;
+  /** The Raft configuration before entry 1 (the founding manager); a joiner replays the log on top of it. */
+  readonly bootstrapVoters: readonly string[];
+  /** Managers known at join time, so this node can answer the leader before its store has caught up. */
+  readonly peers: ReadonlyArray<{ readonly id: string; readonly addr: string }>;
 }
 
 export async function writeNodeState(path: string, state: NodeState): Promise<void> {
@@ -31,7 +35,7 @@ export async function readNodeState(path: string, dataDir: string): Promise<Node
   } catch {
     throw new SecretdError('corrupt', `Cannot read ${path}: not valid JSON`);
   }
-  if (state.format !== 1 || typeof state.nodeId !== 'string' || typeof state.clusterId !== 'string') {
+  if (state.format !== 1 || typeof state.nodeId !== 'string' || typeof state.clusterId !== 'string' || !Array.isArray(state.bootstrapVoters)) {
     throw new SecretdError('corrupt', `Cannot read ${path}: unknown format`);
   }
   return state;

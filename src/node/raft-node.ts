@@ -17,7 +17,7 @@ import { assert, SecretdError } from '../errors.ts';
 import { proposalQueueMax, snapshotEntriesInterval } from '../limits.ts';
 import type { RaftCore } from '../raft/core.ts';
 import type { SnapshotStore } from '../raft/snapshot-store.ts';
-import type { Entry, HardState, Message, Ready, Snapshot } from '../raft/types.ts';
+import type { ConfChange, Entry, HardState, MemberId, Message, Ready, Snapshot } from '../raft/types.ts';
 import type { WAL } from '../raft/wal.ts';
 import { sleep, systemTimers, type Timers } from '../io/timers.ts';
 import { decodeCommand, encodeCommand, type TaggedCommand } from './store/commands.ts';
@@ -161,6 +161,29 @@ export class RaftNode {
       if (this.#timers.now() > deadline) throw new SecretdError('unavailable', 'No leader was elected in time');
       await sleep(this.#timers, 5);
     }
+  }
+
+  /** Proposes a membership change (one at a time, enforced by the core); resolves when queued. */
+  proposeConfChange(change: ConfChange): Promise<void> {
+    return this.#call(() => void this.#core.proposeConfChange(change));
+  }
+
+  transferLeadership(to: MemberId): Promise<void> {
+    return this.#call(() => this.#core.transferLeadership(to));
+  }
+
+  #call(fn: () => void): Promise<void> {
+    if (this.#stopped) return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
+    return new Promise((resolve, reject) =>
+      this.#input(() => {
+        try {
+          fn();
+          resolve();
+        } catch (error) {
+          reject(error);
+        }
+      }),
+    );
   }
 
   /** Feeds the core now, or right after the outstanding Ready is advanced. */

@@ -1,7 +1,10 @@
 /**
  * Serving the API: HTTP/2 with mutual TLS on the network (HTTP/1.1 too, for the docker CLI), and
- * plain HTTP on the root-only local admin socket. The TLS handshake refuses any client certificate
- * not signed by the cluster CA; the role in the certificate's OU then decides what it may do.
+ * plain HTTP on the root-only local admin socket. A connection presenting a certificate not signed
+ * by the cluster CA is cut as soon as its handshake completes, before any request; one with no
+ * certificate at all (a node about to join, as Docker's VerifyClientCertIfGiven allows) may reach
+ * only the join routes. The role in the certificate's OU then decides what a caller may do, and a
+ * removed node's certificate is refused from the moment its removal is applied.
  */
 import { getRequestListener } from '@hono/node-server';
 import type { Context } from 'hono';
@@ -55,6 +58,9 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
       identity = identityOf(socket, options.clusterId);
       identities.set(socket, identity);
     }
+    if (identity.role !== 'anonymous' && options.backend.isRemovedNode(identity.nodeId)) {
+      throw new SecretdError('forbidden', `Permission denied: node ${identity.nodeId} was removed from the cluster`);
+    }
     return identity;
   };
   const app = createApp({ backend: options.backend, version: options.version, identify });
@@ -64,13 +70,16 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
       cert: options.certPem,
       ca: options.caPem,
       requestCert: true,
-      rejectUnauthorized: true,
+      rejectUnauthorized: false,
       allowHTTP1: true,
       minVersion: 'TLSv1.2',
       settings: { maxConcurrentStreams: 1000 },
     },
     getRequestListener(app.fetch),
   );
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (!socket.authorized && hasPeerCertificate(socket)) socket.destroy();
+  });
   const { host, port } = splitHostPort(options.listenAddr);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -84,7 +93,14 @@ function peerSocket(c: Context): TLSSocket {
   return incoming.stream?.session?.socket ?? incoming.socket;
 }
 
+function hasPeerCertificate(socket: TLSSocket): boolean {
+  const cert = socket.getPeerCertificate();
+  return cert !== null && typeof cert === 'object' && Object.keys(cert).length > 0;
+}
+
 function identityOf(socket: TLSSocket, clusterId: string): Identity {
+  if (!hasPeerCertificate(socket)) return { role: 'anonymous', nodeId: '', via: 'tls' };
+  if (!socket.authorized) throw new SecretdError('forbidden', 'Permission denied: the client certificate is not signed by this cluster');
   const cert = socket.getPeerCertificate();
   const subject = cert?.subject as unknown as Record<string, string | string[] | undefined> | undefined;
   const first = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);

@@ -7,6 +7,8 @@ import { Hono, type Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { SecretdError, type ErrorCode } from '../../errors.ts';
 import type { Backend, Identity } from './backend.ts';
+import { nodeRoutes } from './routes-nodes.ts';
+import { forbiddenAnonymous, raftRoutes } from './routes-raft.ts';
 import { secretRoutes } from './routes-secrets.ts';
 import { swarmRoutes } from './routes-swarm.ts';
 import { systemRoutes } from './routes-system.ts';
@@ -35,13 +37,18 @@ const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
   internal: 500,
 };
 
+/** The only routes a TLS connection without a client certificate may reach. */
+const anonymousRoutes = new Set(['/_ping', '/secretd/join/ca', '/secretd/join']);
+
 /** Routes a locked manager still answers: enough to see that it is locked and to unlock it. */
 const allowedWhileLocked = new Set(['/_ping', '/version', '/info', '/swarm/unlock']);
 
 export function createApp(options: AppOptions): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
   api.use('*', async (c, next) => {
-    c.set('identity', options.identify(c));
+    const identity = options.identify(c);
+    c.set('identity', identity);
+    if (identity.role === 'anonymous' && !anonymousRoutes.has(routePath(c.req.path))) throw forbiddenAnonymous();
     if (options.backend.locked && !allowedWhileLocked.has(routePath(c.req.path))) {
       throw new SecretdError('locked', 'This manager is locked: run `secretd unlock` with the cluster unlock key');
     }
@@ -50,6 +57,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   systemRoutes(api, options);
   secretRoutes(api, options.backend);
   swarmRoutes(api, options.backend);
+  nodeRoutes(api, options.backend);
+  raftRoutes(api, options.backend);
 
   const app = new Hono<AppEnv>();
   app.route('/', api);

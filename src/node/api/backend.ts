@@ -1,10 +1,15 @@
 /** What the HTTP API needs from a node. The manager implements it; API tests may use a real manager. */
 import type { Role } from '../../crypto/ca.ts';
-import type { ClusterRecord, Labels, SecretRecord } from '../store/types.ts';
+import type { ApplyResult } from '../store/store.ts';
+import type { TaggedCommand } from '../store/commands.ts';
+import type { JoinRequest } from '../join-service.ts';
+import type { JoinAnswer } from '../join.ts';
+import type { Availability, ClusterRecord, Labels, SecretRecord } from '../store/types.ts';
 
 /** Who is calling, from the client certificate (or root on the local admin socket). */
 export interface Identity {
-  readonly role: Role;
+  /** 'anonymous': a TLS connection without a client certificate, allowed only to join. */
+  readonly role: Role | 'anonymous';
   readonly nodeId: string;
   readonly via: 'socket' | 'tls';
 }
@@ -36,6 +41,26 @@ export interface NodeSummary {
   readonly secrets: number;
 }
 
+export interface NodeView {
+  readonly id: string;
+  readonly metaIndex: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly role: Role;
+  readonly availability: Availability;
+  readonly labels: Labels;
+  readonly hostname: string;
+  readonly addr: string;
+  readonly state: 'ready' | 'down' | 'unknown';
+  readonly manager: { readonly leader: boolean; readonly reachability: 'reachable' | 'unreachable' | 'unknown' } | null;
+}
+
+export interface NodeUpdate {
+  readonly role?: 'manager' | 'worker';
+  readonly availability?: Availability;
+  readonly labels?: Labels;
+}
+
 export interface Backend {
   readonly locked: boolean;
   summary(): NodeSummary;
@@ -50,4 +75,18 @@ export interface Backend {
   unlockKey(): Promise<string>;
   unlock(keyText: string): Promise<void>;
   issueClientCertificate(name: string, csrPem: string): Promise<{ certPem: string; caPem: string }>;
+  /** A node id whose node was removed: its certificate is refused from then on. */
+  isRemovedNode(nodeId: string): boolean;
+
+  // Joining and Raft between managers.
+  joinCA(): Promise<string>;
+  join(request: JoinRequest): Promise<JoinAnswer>;
+  raftReceive(from: Identity, body: Uint8Array): void;
+  proposeForwarded(command: TaggedCommand): Promise<ApplyResult>;
+
+  // Nodes.
+  listNodes(): Promise<readonly NodeView[]>;
+  getNode(ref: string): Promise<NodeView>;
+  updateNode(ref: string, expectedIndex: number, update: NodeUpdate): Promise<void>;
+  removeNode(ref: string, force: boolean): Promise<void>;
 }

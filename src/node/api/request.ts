@@ -20,11 +20,12 @@ export async function readJsonObject(c: Context, what: string, allowed: readonly
   return record;
 }
 
-async function readBodyText(c: Context): Promise<string> {
+/** The raw body, refused (413) as soon as it passes `limit` bytes, without buffering more. */
+export async function readBodyBytes(c: Context, limit: number): Promise<Uint8Array> {
   const declared = Number(c.req.header('content-length') ?? '0');
-  if (declared > requestBodyBytesMax) throw tooLarge();
+  if (declared > limit) throw tooLarge(limit);
   const body = c.req.raw.body;
-  if (!body) return '';
+  if (!body) return new Uint8Array(0);
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -32,13 +33,17 @@ async function readBodyText(c: Context): Promise<string> {
     const { done, value } = await reader.read();
     if (done) break;
     total += value.byteLength;
-    if (total > requestBodyBytesMax) {
+    if (total > limit) {
       await reader.cancel().catch(() => {});
-      throw tooLarge();
+      throw tooLarge(limit);
     }
     chunks.push(value);
   }
-  const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  return chunks.length === 1 ? chunks[0]! : new Uint8Array(Buffer.concat(chunks));
+}
+
+async function readBodyText(c: Context): Promise<string> {
+  const bytes = await readBodyBytes(c, requestBodyBytesMax);
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
@@ -46,8 +51,8 @@ async function readBodyText(c: Context): Promise<string> {
   }
 }
 
-function tooLarge(): SecretdError {
-  return new SecretdError('too_large', `Request body is over the limit of ${requestBodyBytesMax} bytes`);
+function tooLarge(limit: number): SecretdError {
+  return new SecretdError('too_large', `Request body is over the limit of ${limit} bytes`);
 }
 
 const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

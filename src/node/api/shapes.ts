@@ -1,5 +1,6 @@
 /** Docker Engine API shapes for the swarm objects secretd serves. Secret data never appears here. */
 import type { ClusterRecord, SecretRecord } from '../store/types.ts';
+import type { NodeView } from './backend.ts';
 
 export function secretJSON(secret: SecretRecord): object {
   return {
@@ -30,5 +31,18 @@ export function swarmJSON(cluster: ClusterRecord, withTokens: boolean): object {
     TLSInfo: { TrustRoot: cluster.caCertPem },
     RootRotationInProgress: false,
     ...(withTokens ? { JoinTokens: { Worker: cluster.joinTokens.worker, Manager: cluster.joinTokens.manager } } : {}),
+  };
+}
+
+export function nodeJSON(node: NodeView): object {
+  return {
+    ID: node.id,
+    Version: { Index: node.metaIndex },
+    CreatedAt: node.createdAt,
+    UpdatedAt: node.updatedAt,
+    Spec: { Labels: node.labels, Role: node.role, Availability: node.availability },
+    Description: { Hostname: node.hostname, Platform: { Architecture: process.arch === 'x64' ? 'x86_64' : process.arch, OS: process.platform }, Engine: { EngineVersion: 'secretd' } },
+    Status: { State: node.state, Addr: node.addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '') },
+    ...(node.manager ? { ManagerStatus: { Leader: node.manager.leader, Reachability: node.manager.reachability, Addr: node.addr } } : {}),
   };
 }

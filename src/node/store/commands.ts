@@ -43,7 +43,20 @@ export type Command =
     }
   | { readonly op: 'secret-update'; readonly at: string; readonly id: string; readonly expectedIndex: number; readonly labels: Readonly<Record<string, string>> }
   | { readonly op: 'secret-remove'; readonly at: string; readonly ids: readonly string[] }
-  | { readonly op: 'node-add'; readonly at: string; readonly node: NodeSpec };
+  | { readonly op: 'node-add'; readonly at: string; readonly node: NodeSpec }
+  | {
+      readonly op: 'node-update';
+      readonly at: string;
+      readonly id: string;
+      readonly expectedIndex: number | null;
+      readonly role?: Role;
+      readonly availability?: 'active' | 'pause' | 'drain';
+      readonly labels?: Readonly<Record<string, string>>;
+      /** Set when a manager is recovered alone (--force-new-cluster): its new address, if it changed. */
+      readonly addr?: string;
+    }
+  /** Removed nodes' ids are never reused and their certificates stop working at once. */
+  | { readonly op: 'node-remove'; readonly at: string; readonly ids: readonly string[] };
 
 export type CommandOp = Command['op'];
 

@@ -6,13 +6,17 @@
  * and returns an error result, the same on every manager.
  */
 import { assert, SecretdError, type ErrorCode } from '../../errors.ts';
-import type { Command, TaggedCommand } from './commands.ts';
+import type { Command, NodeSpec, TaggedCommand } from './commands.ts';
 import { requestIdsRemembered } from '../../limits.ts';
 import type { ClusterRecord, Labels, NodeId, NodeRecord, SecretId, SecretRecord } from './types.ts';
 
 export type ApplyResult = { readonly ok: true; readonly id?: string } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
 
-export type StoreEvent = { readonly kind: 'cluster'; readonly cluster: ClusterRecord } | { readonly kind: 'secret-removed'; readonly id: SecretId };
+export type StoreEvent =
+  | { readonly kind: 'cluster'; readonly cluster: ClusterRecord }
+  | { readonly kind: 'secret-removed'; readonly id: SecretId }
+  | { readonly kind: 'node'; readonly node: NodeRecord }
+  | { readonly kind: 'node-removed'; readonly id: NodeId };
 
 export class Store {
   #cluster: ClusterRecord | null = null;
@@ -20,6 +24,7 @@ export class Store {
   /** Lower-cased name → id: names are unique ignoring case, as Docker's. */
   readonly #secretNames = new Map<string, SecretId>();
   readonly #nodes = new Map<NodeId, NodeRecord>();
+  readonly #removedNodes = new Set<string>();
   #appliedIndex = 0;
   /** Outcomes of recent tagged commands, oldest first (a Map keeps insertion order). */
   readonly #requests = new Map<string, ApplyResult>();
@@ -83,8 +88,11 @@ export class Store {
       case 'secret-remove':
         return this.#removeSecrets(command.ids);
       case 'node-add':
-        this.#nodes.set(command.node.id as NodeId, { ...command.node, id: command.node.id as NodeId, availability: 'active', createdAt: command.at, updatedAt: command.at, metaIndex: index });
-        return { ok: true, id: command.node.id };
+        return this.#addNode(index, command.at, command.node);
+      case 'node-update':
+        return this.#updateNode(index, command);
+      case 'node-remove':
+        return this.#removeNodes(command.ids);
       default:
         throw new SecretdError('corrupt', `Log entry has unknown operation ${JSON.stringify((command as { op: unknown }).op)}`);
     }
@@ -103,9 +111,48 @@ export class Store {
       unlockKey: command.unlockKey === null ? null : fromBase64(command.unlockKey),
       labels: {},
     });
-    const node = command.node;
-    this.#nodes.set(node.id as NodeId, { ...node, id: node.id as NodeId, availability: 'active', createdAt: command.at, updatedAt: command.at, metaIndex: index });
+    this.#addNode(index, command.at, command.node);
     return { ok: true, id: command.clusterId };
+  }
+
+  #addNode(index: number, at: string, node: NodeSpec): ApplyResult {
+    if (this.#removedNodes.has(node.id) || this.#nodes.has(node.id as NodeId)) return { ok: false, code: 'conflict', message: `Node id ${node.id} is already in use` };
+    this.#nodes.set(node.id as NodeId, { ...node, id: node.id as NodeId, availability: 'active', labels: {}, createdAt: at, updatedAt: at, metaIndex: index });
+    return { ok: true, id: node.id };
+  }
+
+  #updateNode(index: number, command: Extract<Command, { op: 'node-update' }>): ApplyResult {
+    const node = this.#nodes.get(command.id as NodeId);
+    if (!node) return { ok: false, code: 'not_found', message: `Node ${command.id} not found` };
+    if (command.expectedIndex !== null && command.expectedIndex !== node.metaIndex) return staleVersion(`node ${node.id}`, command.expectedIndex, node.metaIndex);
+    const updated: NodeRecord = {
+      ...node,
+      role: command.role ?? node.role,
+      availability: command.availability ?? node.availability,
+      labels: command.labels ?? node.labels,
+      addr: command.addr ?? node.addr,
+      updatedAt: command.at,
+      metaIndex: index,
+    };
+    this.#nodes.set(node.id, updated);
+    this.#emit({ kind: 'node', node: updated });
+    return { ok: true, id: node.id };
+  }
+
+  #removeNodes(ids: readonly string[]): ApplyResult {
+    const missing = ids.filter((id) => !this.#nodes.has(id as NodeId));
+    if (missing.length > 0) return { ok: false, code: 'not_found', message: `Node ${missing.join(', ')} not found` };
+    for (const id of ids) {
+      this.#nodes.delete(id as NodeId);
+      this.#removedNodes.add(id);
+      this.#emit({ kind: 'node-removed', id: id as NodeId });
+    }
+    return { ok: true };
+  }
+
+  /** A removed node's id: never reused, and its certificate is refused. */
+  isRemovedNode(id: string): boolean {
+    return this.#removedNodes.has(id);
   }
 
   #updateCluster(index: number, command: Extract<Command, { op: 'cluster-update' }>): ApplyResult {
@@ -215,7 +262,7 @@ export class Store {
   snapshot(): Uint8Array {
     const cluster = this.#cluster && { ...this.#cluster, caKey: toBase64(this.#cluster.caKey), unlockKey: this.#cluster.unlockKey && toBase64(this.#cluster.unlockKey) };
     const secrets = [...this.#secrets.values()].map((s) => ({ ...s, versions: s.versions.map((v) => ({ ...v, data: toBase64(v.data) })) }));
-    const body = { format: 1, appliedIndex: this.#appliedIndex, cluster, nodes: [...this.#nodes.values()], secrets, requests: [...this.#requests] };
+    const body = { format: 1, appliedIndex: this.#appliedIndex, cluster, nodes: [...this.#nodes.values()], removedNodes: [...this.#removedNodes], secrets, requests: [...this.#requests] };
     return new TextEncoder().encode(JSON.stringify(body));
   }
 
@@ -229,6 +276,7 @@ export class Store {
     }
     for (const node of body.nodes) store.#nodes.set(node.id, node);
     for (const [id, result] of body.requests ?? []) store.#requests.set(id, result);
+    for (const id of body.removedNodes ?? []) store.#removedNodes.add(id);
     for (const s of body.secrets) {
       const record: SecretRecord = { ...s, versions: s.versions.map((v) => ({ ...v, data: fromBase64(v.data) })) };
       store.#secrets.set(record.id, record);
@@ -250,6 +298,7 @@ interface SnapshotBody {
   nodes: NodeRecord[];
   secrets: Array<Omit<SecretRecord, 'versions'> & { versions: Array<{ version: number; data: string; createdAt: string }> }>;
   requests?: Array<[string, ApplyResult]>;
+  removedNodes?: string[];
 }
 
 function staleVersion(what: string, expected: number, actual: number): ApplyResult {

@@ -7,6 +7,7 @@ import type { Role } from '../../crypto/ca.ts';
 export type SecretId = string & { readonly __brand: 'SecretId' };
 export type NodeId = string & { readonly __brand: 'NodeId' };
 export type Labels = Readonly<Record<string, string>>;
+export type Availability = 'active' | 'pause' | 'drain';
 
 /** One immutable value of a secret. A secret holds one or more; the newest is what tasks follow. */
 export interface SecretVersion {
@@ -31,7 +32,8 @@ export interface NodeRecord {
   readonly role: Role;
   readonly hostname: string;
   readonly addr: string;
-  readonly availability: 'active' | 'pause' | 'drain';
+  readonly availability: Availability;
+  readonly labels: Labels;
   readonly createdAt: string;
   readonly updatedAt: string;
   readonly metaIndex: number;

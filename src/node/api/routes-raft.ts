@@ -1,0 +1,74 @@
+/**
+ * Between managers (manager certificates only): Raft messages, writes forwarded to the leader and
+ * node operations run on the leader. And the two join routes, the only ones a connection without a
+ * client certificate may reach.
+ */
+import type { Context, Hono } from 'hono';
+import { invalid, SecretdError } from '../../errors.ts';
+import { raftBatchBytesMax } from '../../limits.ts';
+import type { TaggedCommand } from '../store/commands.ts';
+import { requireRole, type AppEnv } from './app.ts';
+import type { Backend, NodeUpdate } from './backend.ts';
+import { readBodyBytes, readJsonObject } from './request.ts';
+
+export function raftRoutes(api: Hono<AppEnv>, backend: Backend): void {
+  api.get('/secretd/join/ca', async (c) => c.json({ CA: await backend.joinCA() }));
+
+  api.post('/secretd/join', async (c) => {
+    const body = await readJsonObject(c, 'join request', ['Token', 'CSR', 'Addr', 'Hostname']);
+    for (const field of ['Token', 'CSR', 'Addr', 'Hostname'] as const) {
+      if (typeof body[field] !== 'string' || body[field] === '') throw invalid(`Invalid join request: ${field} must be provided`);
+    }
+    const answer = await backend.join({
+      token: body.Token as string,
+      csrPem: body.CSR as string,
+      addr: body.Addr as string,
+      hostname: body.Hostname as string,
+      observedIp: remoteAddress(c),
+    });
+    return c.json(answer, 201);
+  });
+
+  api.post('/secretd/raft/messages', async (c) => {
+    requireRole(c, ['manager'], 'send Raft messages');
+    backend.raftReceive(c.get('identity'), await readBodyBytes(c, raftBatchBytesMax));
+    return c.body(null, 204);
+  });
+
+  api.post('/secretd/raft/propose', async (c) => {
+    requireRole(c, ['manager'], 'forward writes');
+    const body = await readJsonObject(c, 'forwarded write', ['Command']);
+    const command = body.Command as TaggedCommand | undefined;
+    if (typeof command !== 'object' || command === null || typeof command.op !== 'string') throw invalid('Invalid forwarded write: Command must be a command');
+    return c.json(await backend.proposeForwarded(command));
+  });
+
+  api.get('/secretd/internal/nodes', async (c) => {
+    requireRole(c, ['manager'], 'use internal routes');
+    return c.json(await backend.listNodes());
+  });
+  api.get('/secretd/internal/nodes/:id', async (c) => {
+    requireRole(c, ['manager'], 'use internal routes');
+    return c.json(await backend.getNode(c.req.param('id')));
+  });
+  api.post('/secretd/internal/nodes/:id/update', async (c) => {
+    requireRole(c, ['manager'], 'use internal routes');
+    const body = await readJsonObject(c, 'node update', ['ExpectedIndex', 'Update']);
+    await backend.updateNode(c.req.param('id'), Number(body.ExpectedIndex), body.Update as NodeUpdate);
+    return c.json(null);
+  });
+  api.delete('/secretd/internal/nodes/:id', async (c) => {
+    requireRole(c, ['manager'], 'use internal routes');
+    await backend.removeNode(c.req.param('id'), c.req.query('force') === 'true');
+    return c.json(null);
+  });
+}
+
+function remoteAddress(c: Context<AppEnv>): string | null {
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  return incoming?.socket?.remoteAddress ?? null;
+}
+
+export function forbiddenAnonymous(): SecretdError {
+  return new SecretdError('forbidden', 'Permission denied: a client certificate signed by the cluster CA is required');
+}

@@ -1,0 +1,59 @@
+/**
+ * `secretd join`, the manager's side: check the token (constant time, against both tokens: the
+ * token decides the role), then issue a certificate for the CSR's key with a fresh node id.
+ */
+import { isIP } from 'node:net';
+import { issueCertificate, joinTokenMatches, newId, type Random, type Role } from '../crypto/index.ts';
+import { invalid, SecretdError } from '../errors.ts';
+import { nodeCertLifetimeMs } from '../limits.ts';
+import { addressNames, splitHostPort } from './bootstrap.ts';
+import type { ClusterRecord } from './store/types.ts';
+
+export interface JoinRequest {
+  readonly token: string;
+  readonly csrPem: string;
+  readonly addr: string;
+  readonly hostname: string;
+  /** The joiner's address as this manager sees the connection, for an advertise address of 0.0.0.0. */
+  readonly observedIp: string | null;
+}
+
+export interface IssuedJoin {
+  readonly nodeId: string;
+  readonly role: Exclude<Role, 'admin'>;
+  readonly addr: string;
+  readonly certPem: string;
+}
+
+const hostnamePattern = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
+
+export async function issueJoin(
+  cluster: ClusterRecord,
+  request: JoinRequest,
+  options: { random: Random; now: Date; idTaken: (id: string) => boolean },
+): Promise<IssuedJoin> {
+  const role = joinTokenMatches(request.token, cluster.joinTokens.manager) ? 'manager' : joinTokenMatches(request.token, cluster.joinTokens.worker) ? 'worker' : null;
+  if (!role) throw new SecretdError('forbidden', 'A valid join token is necessary to join this cluster');
+  if (!hostnamePattern.test(request.hostname)) throw invalid('Invalid join request: Hostname must be a host name');
+  let { host, port } = splitHostPort(request.addr);
+  if (host === '' || host === '0.0.0.0' || host === '::') {
+    if (!request.observedIp) throw invalid('Invalid join request: give an --advertise-addr other nodes can reach');
+    host = request.observedIp.replace(/^::ffff:/, '');
+  }
+  const addr = isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  let nodeId = newId(options.random);
+  for (let tries = 0; options.idTaken(nodeId); tries++) {
+    if (tries > 3) throw new SecretdError('internal', 'Could not find a free node id');
+    nodeId = newId(options.random);
+  }
+  const certPem = await issueCertificate({ certPem: cluster.caCertPem, keyPkcs8: cluster.caKey }, request.csrPem, {
+    nodeId,
+    role,
+    clusterId: cluster.id,
+    now: options.now,
+    lifetimeMs: nodeCertLifetimeMs,
+    serial: options.random(16),
+    ...addressNames(addr),
+  });
+  return { nodeId, role, addr, certPem };
+}

@@ -1,0 +1,88 @@
+/**
+ * HTTP/2 mutual-TLS sessions from this manager to other managers, one per address, reused.
+ * Managers verify each other by the cluster CA and the `secretd-manager` name every manager
+ * certificate carries, whatever address they are reached at.
+ */
+import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import { SecretdError } from '../errors.ts';
+
+export interface PeerTls {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+export interface PeerResponse {
+  readonly status: number;
+  readonly body: Uint8Array;
+}
+
+export class PeerClient {
+  readonly #sessions = new Map<string, ClientHttp2Session>();
+  #tls: PeerTls;
+
+  constructor(tls: PeerTls) {
+    this.#tls = tls;
+  }
+
+  /** New certificates (renewal) apply to sessions opened from now on. */
+  setTls(tls: PeerTls): void {
+    this.#tls = tls;
+    this.closeAll();
+  }
+
+  #session(addr: string): ClientHttp2Session {
+    const existing = this.#sessions.get(addr);
+    if (existing && !existing.closed && !existing.destroyed) return existing;
+    const session = connect(`https://${addr}`, { ...this.#tls, servername: 'secretd-manager' });
+    session.on('error', () => this.#drop(addr, session));
+    session.on('close', () => this.#drop(addr, session));
+    session.on('goaway', () => this.#drop(addr, session));
+    this.#sessions.set(addr, session);
+    return session;
+  }
+
+  #drop(addr: string, session: ClientHttp2Session): void {
+    if (this.#sessions.get(addr) === session) this.#sessions.delete(addr);
+    if (!session.destroyed) session.destroy();
+  }
+
+  request(addr: string, method: string, path: string, body: Uint8Array | null, options: { timeoutMs: number; contentType?: string }): Promise<PeerResponse> {
+    return new Promise((resolve, reject) => {
+      let session: ClientHttp2Session;
+      try {
+        session = this.#session(addr);
+      } catch (error) {
+        reject(new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${(error as Error).message}`));
+        return;
+      }
+      const stream = session.request({
+        ':method': method,
+        ':path': path,
+        ...(body ? { 'content-type': options.contentType ?? 'application/octet-stream' } : {}),
+      });
+      const chunks: Buffer[] = [];
+      let status = 0;
+      const timer = setTimeout(() => {
+        stream.close(constants.NGHTTP2_CANCEL);
+        reject(new SecretdError('unavailable', `Manager at ${addr} did not answer within ${options.timeoutMs} ms`));
+      }, options.timeoutMs);
+      stream.on('response', (headers) => (status = Number(headers[':status'])));
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        clearTimeout(timer);
+        if (status === 0) reject(new SecretdError('unavailable', `Manager at ${addr} closed the stream without answering`));
+        else resolve({ status, body: new Uint8Array(Buffer.concat(chunks)) });
+      });
+      stream.on('error', (error) => {
+        clearTimeout(timer);
+        reject(new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${error.message}`));
+      });
+      stream.end(body ?? undefined);
+    });
+  }
+
+  closeAll(): void {
+    for (const [addr, session] of this.#sessions) this.#drop(addr, session);
+  }
+}

@@ -57,9 +57,12 @@ export function registerNodeProcess(cli: CAC, io: Io): void {
       return waitForStop(daemon);
     });
 
-  cli.command('run', 'Restart a node from its data directory and serve').action(async (flags: GlobalFlags) => {
-    return waitForStop(await runDaemon(dataDirOf(flags), { log: io.err }));
-  });
+  cli
+    .command('run', 'Restart a node from its data directory and serve')
+    .option('--force-new-cluster', 'Recover from a lost quorum: restart this manager alone with all committed data; the others must join again')
+    .action(async (flags: GlobalFlags & { forceNewCluster?: boolean }) => {
+      return waitForStop(await runDaemon(dataDirOf(flags), { log: io.err }, { forceNewCluster: flags.forceNewCluster === true }));
+    });
 
   cli
     .command('unlock', 'Unlock a locked manager (reads the unlock key from stdin, or asks for it)')

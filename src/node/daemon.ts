@@ -44,8 +44,8 @@ export async function joinDaemon(options: Omit<JoinOptions, 'random' | 'now'>, h
   return startDaemon(options.dataDir, hooks, (opts) => Manager.openWithKey(opts, joined.unlockKey));
 }
 
-export async function runDaemon(dataDir: string, hooks: DaemonHooks): Promise<Daemon> {
-  return startDaemon(dataDir, hooks, (opts) => Manager.open(opts));
+export async function runDaemon(dataDir: string, hooks: DaemonHooks, options: { forceNewCluster?: boolean } = {}): Promise<Daemon> {
+  return startDaemon(dataDir, hooks, (opts) => Manager.open({ ...opts, ...(options.forceNewCluster ? { forceNewCluster: true } : {}) }));
 }
 
 async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: ManagerOptions) => Promise<Manager>): Promise<Daemon> {

@@ -9,6 +9,7 @@
  * operations that need the leader's view of its followers run on the leader.
  */
 import { hostname } from 'node:os';
+import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { constantTimeEqual, encodeUnlockKey, generateJoinToken, certDerFromPem, issueCertificate, keyPkcs8ToPem, newId, parseUnlockKey, type Random } from '../crypto/index.ts';
 import { SecretdError } from '../errors.ts';
@@ -19,13 +20,15 @@ import type { MemberId } from '../raft/types.ts';
 import type { Backend, Identity, NodeSummary, NodeUpdate, NodeView, SecretSpecInput, SwarmUpdate } from './api/backend.ts';
 import { dataDirPaths, type DataDirPaths } from './data-dir.ts';
 import { issueJoin, type JoinRequest } from './join-service.ts';
+import { splitHostPort } from './bootstrap.ts';
 import type { JoinAnswer } from './join.ts';
 import { bestSuccessor, nextMembershipAction, quorumSurvivesRemoval } from './membership.ts';
 import { nodeKeysLocked, readNodeKeys, writeNodeKeys, type NodeKeys } from './node-keys.ts';
-import { readNodeState, type NodeState } from './node-state.ts';
+import { readNodeState, writeNodeState, type NodeState } from './node-state.ts';
 import { PeerClient } from './peer-client.ts';
 import type { RaftNode } from './raft-node.ts';
 import { openRaftNode } from './raft-open.ts';
+import { forceNewCluster } from './force-new-cluster.ts';
 import { RaftTransport } from './raft-transport.ts';
 import { decodeMessages } from './raft-wire.ts';
 import type { Command, TaggedCommand } from './store/commands.ts';
@@ -46,6 +49,8 @@ export interface ManagerOptions {
    * already answer on its TLS port then, or the leader could never reach it.
    */
   readonly onRaftStarted?: (manager: Manager) => Promise<void>;
+  /** Recover from a lost quorum: restart as a one-member cluster with every committed write. */
+  readonly forceNewCluster?: boolean;
 }
 
 /** How long a write may wait for a leader (elections take about a second). */
@@ -56,7 +61,7 @@ export const internalNodesPath = '/secretd/internal/nodes';
 
 export class Manager implements Backend {
   readonly paths: DataDirPaths;
-  readonly state: NodeState;
+  #state: NodeState;
   readonly #options: ManagerOptions;
   #raft: RaftNode | null = null;
   #transport: RaftTransport | null = null;
@@ -72,7 +77,11 @@ export class Manager implements Backend {
   private constructor(options: ManagerOptions, paths: DataDirPaths, state: NodeState) {
     this.#options = options;
     this.paths = paths;
-    this.state = state;
+    this.#state = state;
+  }
+
+  get state(): NodeState {
+    return this.#state;
   }
 
   static async open(options: ManagerOptions): Promise<Manager> {
@@ -122,8 +131,15 @@ export class Manager implements Backend {
     const keys = await readNodeKeys(this.paths.nodeKeys, kek);
     const id = this.state.nodeId as MemberId;
     const [ca, cert] = await Promise.all([readFile(this.paths.caCert, 'utf8'), readFile(this.paths.nodeCert, 'utf8')]);
-    const peers = new PeerClient({ ca, cert, key: keyPkcs8ToPem(keys.tlsKey) });
+    const peers = new PeerClient({ ca, cert, key: keyPkcs8ToPem(keys.tlsKey) }, localAddressOf(this.state.advertiseAddr));
     const hints = new Map(this.state.peers.map((p) => [p.id, p.addr]));
+    const fs = new NodeFileSystem();
+    if (this.#options.forceNewCluster) {
+      await forceNewCluster({ id, walDir: this.paths.wal, snapshotDir: this.paths.snapshots, dek: keys.dek, dekKeyId: keys.dekKeyId, fs, random: this.#options.random });
+      // From now on this manager founds the cluster: joiners replay from its configuration.
+      this.#state = { ...this.#state, bootstrapVoters: [id], peers: [] };
+      await writeNodeState(this.paths.nodeState, this.#state);
+    }
     const transport = new RaftTransport({ client: peers, timeoutMs: 5000, resolve: (member) => this.#raft?.store.node(member)?.addr ?? hints.get(member) });
     const raft = await openRaftNode({
       id,
@@ -131,7 +147,7 @@ export class Manager implements Backend {
       snapshotDir: this.paths.snapshots,
       dek: keys.dek,
       dekKeyId: keys.dekKeyId,
-      fs: new NodeFileSystem(),
+      fs,
       random: this.#options.random,
       electionRandom: Math.random,
       bootstrapConf: { voters: this.state.bootstrapVoters as MemberId[], learners: [] },
@@ -155,7 +171,14 @@ export class Manager implements Backend {
     await this.#options.onRaftStarted?.(this);
     await raft.waitForLeader(30_000);
     await raft.linearizableRead(30_000);
+    if (this.#options.forceNewCluster) await this.#dropOtherManagers();
     for (const listener of this.#startedListeners.splice(0)) listener();
+  }
+
+  /** After --force-new-cluster: the other managers' data is from the old cluster; they must join again. */
+  async #dropOtherManagers(): Promise<void> {
+    const others = [...this.#raftNode().store.nodes()].filter((n) => n.role === 'manager' && n.id !== this.state.nodeId).map((n) => n.id as string);
+    if (others.length > 0) await this.#propose({ op: 'node-remove', at: this.#now(), ids: others });
   }
 
   #watch(store: Store): void {
@@ -520,6 +543,12 @@ function resolveNode(store: Store, ref: string): NodeRecord {
   if (matches.length === 1) return matches[0]!;
   if (matches.length > 1) throw new SecretdError('invalid', `Node ${ref} is ambiguous (${matches.length} matches found)`);
   throw new SecretdError('not_found', `Node ${ref} not found`);
+}
+
+/** A specific IP to originate peer connections from; none for a wildcard or a host name. */
+function localAddressOf(advertiseAddr: string): string | undefined {
+  const { host } = splitHostPort(advertiseAddr);
+  return isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined;
 }
 
 function expectOk(result: ApplyResult): ApplyResult & { ok: true } {

@@ -20,9 +20,15 @@ export interface PeerResponse {
 export class PeerClient {
   readonly #sessions = new Map<string, ClientHttp2Session>();
   #tls: PeerTls;
+  readonly #localAddress: string | undefined;
 
-  constructor(tls: PeerTls) {
+  /**
+   * `localAddress`: the address this manager advertises, when it is a specific IP; connections to
+   * other managers leave from it, so that they see this manager at the address it claims.
+   */
+  constructor(tls: PeerTls, localAddress?: string) {
     this.#tls = tls;
+    this.#localAddress = localAddress;
   }
 
   /** New certificates (renewal) apply to sessions opened from now on. */
@@ -34,7 +40,7 @@ export class PeerClient {
   #session(addr: string): ClientHttp2Session {
     const existing = this.#sessions.get(addr);
     if (existing && !existing.closed && !existing.destroyed) return existing;
-    const session = connect(`https://${addr}`, { ...this.#tls, servername: 'secretd-manager' });
+    const session = connect(`https://${addr}`, { ...this.#tls, servername: 'secretd-manager', ...(this.#localAddress ? { localAddress: this.#localAddress } : {}) });
     session.on('error', () => this.#drop(addr, session));
     session.on('close', () => this.#drop(addr, session));
     session.on('goaway', () => this.#drop(addr, session));

@@ -1,22 +1,28 @@
 /**
- * Random ids (node, cluster, secret), as Docker's identity.NewID: 25 base-36 characters from 17
- * random bytes. Setting the top bit fixes the value in [2^135, 2^136), which always prints as 27
- * base-36 digits; dropping the first (least random) digit and keeping the next 25 gives a fixed
- * width with no padding, about 129 bits of entropy.
+ * Random ids (node, cluster, secret): 25 base-36 characters, as Docker's identity.NewID prints
+ * them, with about 129 bits of entropy. Each character is drawn uniformly by rejection sampling
+ * (bytes from 252 up are discarded, so `byte % 36` has no bias), which avoids big-integer
+ * arithmetic: ids are made on every write.
  */
-import { SecretdError, assert } from '../errors.ts';
-import { bytesToBigInt } from './_base36.ts';
+import { SecretdError } from '../errors.ts';
 import type { Random } from './random.ts';
 
 export const idChars = 25;
-const idEntropyBytes = 17;
+const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
+const unbiasedBelow = 252; // the largest multiple of 36 that fits in a byte
+/** A real source rejects a byte with probability 4/256; this many rounds failing means it is broken. */
+const roundsMax = 8;
 
 export function newId(random: Random): string {
-  // A copy, so setting the top bit never writes into the random source's buffer.
-  const bytes = random(idEntropyBytes).slice();
-  if (bytes.length !== idEntropyBytes) throw new SecretdError('internal', 'Random source returned a short id');
-  bytes[0] = bytes[0]! | 0x80;
-  const id = bytesToBigInt(bytes).toString(36).slice(1, 1 + idChars);
-  assert(id.length === idChars, `generated id has ${id.length} characters`);
+  let id = '';
+  for (let round = 0; round < roundsMax && id.length < idChars; round++) {
+    const bytes = random(idChars + 3);
+    if (bytes.length === 0) break;
+    for (let i = 0; i < bytes.length && id.length < idChars; i++) {
+      const byte = bytes[i]!;
+      if (byte < unbiasedBelow) id += alphabet[byte % 36];
+    }
+  }
+  if (id.length !== idChars) throw new SecretdError('internal', 'Random source returned too few usable bytes for an id');
   return id;
 }

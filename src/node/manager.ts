@@ -199,7 +199,7 @@ export class Manager implements Backend {
   /** On the leader: one step of moving the Raft configuration towards the store's managers. */
   async #reconcileMembership(): Promise<void> {
     const raft = this.#raft;
-    if (!raft || this.#reconciling) return;
+    if (!raft || this.#reconciling || raft.core.role !== 'leader') return;
     const status = raft.core.status();
     if (status.role !== 'leader' || !status.progress) return;
     const managers = new Set([...raft.store.nodes()].filter((n) => n.role === 'manager').map((n) => n.id as string));
@@ -249,7 +249,7 @@ export class Manager implements Backend {
 
   #leaderAddr(): { self: true } | { self: false; addr: string } {
     const raft = this.#raftNode();
-    const leader = raft.core.status().leader;
+    const leader = raft.core.leader;
     if (leader === null) throw new SecretdError('unavailable', 'No leader: the managers are electing one, or a quorum is unreachable');
     if (leader === this.state.nodeId) return { self: true };
     const addr = raft.store.node(leader)?.addr ?? this.state.peers.find((p) => p.id === leader)?.addr;
@@ -259,7 +259,7 @@ export class Manager implements Backend {
 
   /** Proposes on the leader, wherever it is; retries while leadership moves. */
   async #propose(command: Command): Promise<ApplyResult & { ok: true }> {
-    const tagged: TaggedCommand = { ...command, requestId: newId(this.#options.random) };
+    const tagged: TaggedCommand = { ...command, requestId: Buffer.from(this.#options.random(16)).toString('hex') };
     const deadline = Date.now() + writeDeadlineMs;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -309,7 +309,7 @@ export class Manager implements Backend {
 
   async proposeForwarded(command: TaggedCommand): Promise<ApplyResult> {
     const raft = this.#raftNode();
-    if (raft.core.status().leader !== this.state.nodeId) throw new SecretdError('unavailable', 'Not the leader');
+    if (raft.core.leader !== this.state.nodeId) throw new SecretdError('unavailable', 'Not the leader');
     return raft.propose(command);
   }
 
@@ -395,7 +395,9 @@ export class Manager implements Backend {
 
   #view(node: NodeRecord): NodeView {
     const status = this.#raftNode().core.status();
-    const member = status.conf.voters.includes(node.id as unknown as MemberId) || status.conf.learners.includes(node.id as unknown as MemberId);
+    // Only a voter counts towards the quorum: a manager still catching up as a learner is not yet
+    // reachable as a manager (showing it so would overstate how many failures the cluster survives).
+    const member = status.conf.voters.includes(node.id as unknown as MemberId);
     const isSelf = node.id === this.state.nodeId;
     const active = isSelf || status.progress?.[node.id as string as MemberId]?.recentActive === true;
     const reachability = !member ? 'unknown' : status.role !== 'leader' ? (isSelf ? 'reachable' : 'unknown') : active ? 'reachable' : 'unreachable';

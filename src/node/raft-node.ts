@@ -117,7 +117,7 @@ export class RaftNode {
       this.#input(() => {
         try {
           const index = this.#core.propose(data);
-          this.#pending.set(index, { term: this.#core.status().term, resolve, reject });
+          this.#pending.set(index, { term: this.#core.term, resolve, reject });
         } catch (error) {
           reject(error);
         }
@@ -156,7 +156,7 @@ export class RaftNode {
   /** Resolves once some member is known to lead (this one, in a one-member cluster). */
   async waitForLeader(timeoutMs: number): Promise<void> {
     const deadline = this.#timers.now() + timeoutMs;
-    while (this.#core.status().leader === null || this.#readyOutstanding) {
+    while (this.#core.leader === null || this.#readyOutstanding) {
       if (this.#stopped) throw new SecretdError('unavailable', 'Node is shutting down');
       if (this.#timers.now() > deadline) throw new SecretdError('unavailable', 'No leader was elected in time');
       await sleep(this.#timers, 5);

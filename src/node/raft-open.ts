@@ -6,7 +6,7 @@
 import type { Random } from '../crypto/random.ts';
 import type { FileSystem } from '../io/fs.ts';
 import type { Timers } from '../io/timers.ts';
-import { RaftCore } from '../raft/core.ts';
+import { RaftCore, type RaftOptions } from '../raft/core.ts';
 import { SnapshotStore } from '../raft/snapshot-store.ts';
 import type { ConfState, MemberId } from '../raft/types.ts';
 import { WAL } from '../raft/wal.ts';
@@ -36,13 +36,18 @@ export interface OpenRaftOptions {
   readonly onFatal: (error: unknown) => void;
   /** Called with the store now, and again whenever a snapshot from the leader replaces it. */
   readonly onStore?: (store: Store) => void;
+  /** Default walSegmentBytesTarget; the simulator makes segments tiny so that it crashes members mid-rotation. */
+  readonly walSegmentBytesTarget?: number;
+  /** Core settings the simulator varies (flow control) or breaks on purpose (its self-test). Production leaves them unset. */
+  readonly coreOptions?: Pick<RaftOptions, 'maxEntriesPerMessage' | 'maxInflightMessages' | 'unsafeTestingMutations'>;
 }
 
 export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> {
   const sealing = { dek: options.dek, keyId: options.dekKeyId, random: options.random, fs: options.fs };
   const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
   const snapshot = await snapshots.loadLatest();
-  const { wal, state } = await WAL.open(options.walDir, sealing);
+  const segmentBytes = options.walSegmentBytesTarget === undefined ? {} : { segmentBytesTarget: options.walSegmentBytesTarget };
+  const { wal, state } = await WAL.open(options.walDir, { ...sealing, ...segmentBytes });
   const store = snapshot ? Store.restore(snapshot.data) : new Store();
   const snapshotIndex = snapshot?.meta.index ?? 0;
   const entries = state.entries.filter((e) => e.index > snapshotIndex);
@@ -51,6 +56,7 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
     electionTicks: options.electionTicks ?? 10,
     heartbeatTicks: options.heartbeatTicks ?? 1,
     random: options.electionRandom,
+    ...options.coreOptions,
     initial: { hardState: state.hardState, snapshot: snapshot?.meta ?? null, entries, conf: options.bootstrapConf },
   });
   // The core keeps the snapshot to send to followers too far behind; after a restart it must be given it again.

@@ -50,13 +50,16 @@ export interface TlsServeOptions extends ServeOptions {
 }
 
 export async function serveTls(options: TlsServeOptions): Promise<Http2SecureServer> {
+  // Keyed by the HTTP/2 session (or HTTP/1 socket): one certificate check per connection, and no
+  // socket object is touched per request (reaching it is not free under Bun's http2).
   const identities = new WeakMap<object, Identity>();
   const identify = (c: Context): Identity => {
-    const socket = peerSocket(c);
-    let identity = identities.get(socket);
+    const incoming = (c.env as { incoming: PeerIncoming }).incoming;
+    const key: object = incoming.stream?.session ?? incoming.socket;
+    let identity = identities.get(key);
     if (!identity) {
-      identity = identityOf(socket, options.clusterId);
-      identities.set(socket, identity);
+      identity = identityOf(incoming.stream?.session?.socket ?? incoming.socket, options.clusterId);
+      identities.set(key, identity);
     }
     if (identity.role !== 'anonymous' && options.backend.isRemovedNode(identity.nodeId)) {
       throw new SecretdError('forbidden', `Permission denied: node ${identity.nodeId} was removed from the cluster`);
@@ -88,9 +91,9 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
   return server;
 }
 
-function peerSocket(c: Context): TLSSocket {
-  const incoming = (c.env as { incoming: { socket: TLSSocket; stream?: { session?: { socket: TLSSocket } } } }).incoming;
-  return incoming.stream?.session?.socket ?? incoming.socket;
+interface PeerIncoming {
+  readonly socket: TLSSocket;
+  readonly stream?: { readonly session?: { readonly socket: TLSSocket } };
 }
 
 function hasPeerCertificate(socket: TLSSocket): boolean {

@@ -212,6 +212,16 @@ export class RaftLog {
     this.#stableIndex = Math.max(this.#stableIndex, index);
   }
 
+  /**
+   * Drops the entries after `index`, committed or not. Unsafe: only for a deliberately broken
+   * variant in the simulator's self-test (RaftOptions.unsafeTestingMutations); Raft never does this.
+   */
+  unsafeDiscardAfter(index: LogIndex): void {
+    if (index >= this.lastIndex() || index < this.#snapshotIndex) return;
+    this.#entries.length = index - this.#snapshotIndex;
+    this.#stableIndex = Math.min(this.#stableIndex, index);
+  }
+
   /** True when a committed, not yet applied entry is a membership change. */
   hasUnappliedConfChange(): boolean {
     const pending = this.slice(Math.max(this.#applied, this.#snapshotIndex) + 1, this.#committed + 1) ?? [];

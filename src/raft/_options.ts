@@ -3,6 +3,19 @@ import { SecretdError } from '../errors.ts';
 import { proposalQueueMax, raftEntriesPerMessageMax, raftInflightMessagesMax } from '../limits.ts';
 import type { ConfState, Entry, HardState, MemberId, SnapshotMeta } from './types.ts';
 
+/**
+ * Deliberate bugs, for the deterministic simulator's self-test only (test/sim/broken-variants.test.ts
+ * shows it catches each). Never set by production code. Every one is off unless set to true.
+ */
+export interface UnsafeTestingMutations {
+  /** The vote recovered at start-up is ignored, as if votes were never persisted. */
+  readonly forgetVote?: boolean;
+  /** Count replicas to commit entries of earlier terms too (breaks Raft §5.4.2, figure 8). */
+  readonly commitOldTermByCount?: boolean;
+  /** A new leader drops its entries after its commit index, though its predecessor may have committed them. */
+  readonly truncateUncommittedOnElection?: boolean;
+}
+
 export interface RaftOptions {
   readonly id: MemberId;
   /** Election timeout: randomized in [electionTicks, 2 * electionTicks) ticks. Must exceed heartbeatTicks. */
@@ -23,6 +36,8 @@ export interface RaftOptions {
   readonly maxUncommittedEntries?: number;
   /** Default 10 * electionTicks: a snapshot not acknowledged within this many ticks is sent again. */
   readonly snapshotTimeoutTicks?: number;
+  /** For the simulator's self-test only; never set by production code. */
+  readonly unsafeTestingMutations?: UnsafeTestingMutations;
   /** Durable state recovered from the WAL and snapshot store (all of it is stable). */
   readonly initial: {
     readonly hardState: HardState | null;
@@ -48,6 +63,7 @@ export interface Settings {
   readonly snapshotTimeoutTicks: number;
   /** Pending reads (queued on the leader or waiting for its first commit). */
   readonly readsMax: number;
+  readonly mutations: UnsafeTestingMutations;
 }
 
 export function resolveOptions(options: RaftOptions): Settings {
@@ -80,5 +96,6 @@ export function resolveOptions(options: RaftOptions): Settings {
     uncommittedEntriesMax: options.maxUncommittedEntries ?? proposalQueueMax,
     snapshotTimeoutTicks: options.snapshotTimeoutTicks ?? 10 * options.electionTicks,
     readsMax: proposalQueueMax,
+    mutations: Object.freeze({ ...options.unsafeTestingMutations }),
   };
 }

@@ -31,6 +31,7 @@ export interface SegmentScan {
 export function scanSegment(bytes: Uint8Array, seq: number, key: WALKey): SegmentScan {
   const records: { record: WALRecord; offset: number }[] = [];
   let pending: { record: WALRecord; offset: number }[] = [];
+  let pendingRecords = 0; // records as framed on disk: a group counts once, as its commit counts it
   let batchOffset = segmentHeaderBytes;
   let offset = segmentHeaderBytes;
   while (offset < bytes.length) {
@@ -38,15 +39,20 @@ export function scanSegment(bytes: Uint8Array, seq: number, key: WALKey): Segmen
     if (!decoded.ok) return { records, validBytes: batchOffset, damage: { offset, reason: decoded.reason } };
     const { record, end } = decoded.value;
     if (record.type === 'commit') {
-      if (record.records !== pending.length) {
-        const reason = `commit record counts ${record.records} records but its batch has ${pending.length}`;
+      if (record.records !== pendingRecords) {
+        const reason = `commit record counts ${record.records} records but its batch has ${pendingRecords}`;
         return { records, validBytes: batchOffset, damage: { offset, reason } };
       }
       records.push(...pending);
       pending = [];
+      pendingRecords = 0;
       batchOffset = end;
+    } else if (record.type === 'group') {
+      for (const grouped of record.records) pending.push({ record: grouped, offset });
+      pendingRecords++;
     } else {
       pending.push({ record, offset });
+      pendingRecords++;
     }
     offset = end;
   }

@@ -76,7 +76,7 @@ import type {
   Term,
 } from './types.ts';
 
-export type { RaftOptions } from './_options.ts';
+export type { RaftOptions, UnsafeTestingMutations } from './_options.ts';
 
 export interface ProgressStatus {
   readonly match: LogIndex;
@@ -149,7 +149,7 @@ export class RaftCore {
     });
     this.#tracker.setConf(snapshot?.conf ?? conf);
     this.#term = hardState?.term ?? 0;
-    this.#vote = hardState?.vote ?? null;
+    this.#vote = this.#settings.mutations.forgetVote === true ? null : (hardState?.vote ?? null);
     assert(this.#term >= this.#log.lastTerm(), `term ${this.#term} is below the last log term ${this.#log.lastTerm()}`);
     this.#reportedHard = hardState ?? { term: 0, vote: null, commit: 0 };
     this.#becomeFollower(this.#term, null);
@@ -323,6 +323,19 @@ export class RaftCore {
       this.#log.appliedTo(entry.index);
       if (entry.type === 'conf') this.#applyConfEntry(entry);
     }
+  }
+
+  /** Cheap reads of what `status()` reports, for hot paths (status() copies the progress map). */
+  get term(): Term {
+    return this.#term;
+  }
+
+  get leader(): MemberId | null {
+    return this.#leader;
+  }
+
+  get role(): Role {
+    return this.#role;
   }
 
   status(): RaftStatus {
@@ -525,6 +538,7 @@ export class RaftCore {
     this.#reset(this.#term);
     this.#role = 'leader';
     this.#leader = this.#id;
+    if (this.#settings.mutations.truncateUncommittedOnElection === true) this.#log.unsafeDiscardAfter(this.#log.committed);
     this.#tracker.resetProgress(this.#id, this.#log.lastIndex(), this.#log.stableIndex, this.#settings.inflightMax);
     // The no-op commits the new term, and with it every earlier entry (§5.4.2). Until it is
     // applied the leader may not know what is committed, so membership changes wait for it
@@ -779,7 +793,8 @@ export class RaftCore {
     const index = this.#tracker.quorumMatch();
     // Raft §5.4.2 (figure 8): counting replicas commits only entries of the leader's own term;
     // earlier entries are committed along with them.
-    if (index <= this.#log.committed || this.#log.term(index) !== this.#term) return false;
+    if (index <= this.#log.committed) return false;
+    if (this.#log.term(index) !== this.#term && this.#settings.mutations.commitOldTermByCount !== true) return false;
     this.#log.commitTo(index);
     return true;
   }

@@ -1,3 +1,4 @@
+import type { InnerRecord } from './_wal-payload.ts';
 import { describe, expect, test } from 'bun:test';
 import { SecretdError } from '../errors.ts';
 import { systemRandom } from '../io/system.ts';
@@ -46,9 +47,14 @@ function decodeAll(bytes: Uint8Array, base: number, seq: number): WALRecord[] {
 }
 
 describe('encodeBatch / decodeRecord', () => {
-  test('decodeRecord() returns every record type as encoded, then the commit counting them', () => {
+  test('decodeRecord() returns several records as one sealed group, then the commit counting it', () => {
     const batch = encodeBatch(records, { seq: 3, offset: 200, durableOffset: 150 }, key);
-    expect(decodeAll(batch, 200, 3)).toEqual([...records, { type: 'commit', records: records.length }]);
+    expect(decodeAll(batch, 200, 3)).toEqual([{ type: 'group', records: records as InnerRecord[] }, { type: 'commit', records: 1 }]);
+  });
+
+  test('decodeRecord() returns a lone record as itself, then the commit counting it', () => {
+    const batch = encodeBatch([records[0]!], { seq: 3, offset: 200, durableOffset: 150 }, key);
+    expect(decodeAll(batch, 200, 3)).toEqual([records[0]!, { type: 'commit', records: 1 }]);
   });
 
   test('decodeRecord() rejects a record read at another offset, segment or batch', () => {

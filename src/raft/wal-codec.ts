@@ -22,7 +22,7 @@ import type { Random } from '../crypto/random.ts';
 import { assert, SecretdError } from '../errors.ts';
 import { walRecordBytesMax } from '../limits.ts';
 import { crc32c } from './crc32c.ts';
-import { decodePayload, encodePayload, type WALRecord, type WALRecordType } from './_wal-payload.ts';
+import { decodePayload, encodePayload, type InnerRecord, type WALRecord, type WALRecordType } from './_wal-payload.ts';
 
 export type { WALRecord, WALRecordType } from './_wal-payload.ts';
 
@@ -45,8 +45,8 @@ const crcAt = 16;
 export const segmentHeaderBytes = 28 + sealOverheadBytes;
 export const recordMagic = 0xa7;
 const segmentMagic = [0x73, 0x77, 0x61, 0x6c]; // "swal"
-const typeCodes: Record<WALRecordType, number> = { entry: 1, 'hard-state': 2, snapshot: 3, commit: 4 };
-const codeTypes: readonly (WALRecordType | undefined)[] = [undefined, 'entry', 'hard-state', 'snapshot', 'commit'];
+const typeCodes: Record<WALRecordType, number> = { entry: 1, 'hard-state': 2, snapshot: 3, commit: 4, group: 5 };
+const codeTypes: readonly (WALRecordType | undefined)[] = [undefined, 'entry', 'hard-state', 'snapshot', 'commit', 'group'];
 
 export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
@@ -92,7 +92,8 @@ export function decodeSegmentHeader(bytes: Uint8Array, key: WALKey): Decoded<Seg
 
 /**
  * Seals `records` followed by their COMMIT into one buffer, to be appended at `at.offset` of
- * segment `at.seq` with a single write.
+ * segment `at.seq` with a single write. Several records travel as one sealed group record, so a
+ * batch costs two AEAD calls (group and commit) however many entries it carries.
  */
 export function encodeBatch(
   records: readonly WALRecord[],
@@ -100,7 +101,8 @@ export function encodeBatch(
   key: WALSealKey,
 ): Uint8Array {
   assert(at.durableOffset <= at.offset, `WAL durable offset ${at.durableOffset} is past the batch at ${at.offset}`);
-  const all: WALRecord[] = [...records, { type: 'commit', records: records.length }];
+  const grouped: readonly WALRecord[] = records.length > 1 ? [{ type: 'group', records: records.map(inner) }] : records;
+  const all: WALRecord[] = [...grouped, { type: 'commit', records: grouped.length }];
   const bodies: Uint8Array[] = [];
   let offset = at.offset;
   for (const record of all) {
@@ -132,6 +134,11 @@ export function encodeBatch(
     pos += recordHeaderBytes + body.length;
   });
   return out;
+}
+
+function inner(record: WALRecord): InnerRecord {
+  assert(record.type !== 'group' && record.type !== 'commit', `a ${record.type} record cannot be grouped`);
+  return record;
 }
 
 export interface Frame {

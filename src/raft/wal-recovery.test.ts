@@ -179,14 +179,17 @@ describe('WAL corruption refuses to start', () => {
 
   test('open() refuses a record copied over another of the same size', async () => {
     using dir = tempDir('secretd-wal-');
-    const { path, bytes, endA } = await writeABC(dir.path);
-    const [first, second, third] = recordOffsets(bytes, segmentHeaderBytes, endA);
-    expect(second! - first!).toBe(third! - second!); // entries 1 and 2 seal to the same size
+    const { path, bytes, endA, endB } = await writeABC(dir.path);
+    // Every batch ends with a commit record counting one group: A's commit seals to the size of B's.
+    const [, commitA] = recordOffsets(bytes, segmentHeaderBytes, endA);
+    const [, second, endOfB] = recordOffsets(bytes, endA, endB);
+    expect(endOfB).toBeUndefined();
+    expect(endB - second!).toBe(endA - commitA!);
     const damaged = bytes.slice();
-    damaged.copyWithin(second!, first!, second!);
+    damaged.copyWithin(second!, commitA!, endA);
     await fs.writeFile(path, damaged);
     const error = await openError(dir.path);
-    expect(error.message).toStartWith(`WAL record at ${path} offset ${second} is corrupt: record failed authentication`);
+    expect(error.message).toStartWith(`WAL record at ${path} offset ${second} is corrupt: record claims a batch at offset ${segmentHeaderBytes}, expected ${endA}`);
   });
 
   test('open() refuses a record copied from one segment into the same place in another', async () => {

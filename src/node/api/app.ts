@@ -4,6 +4,7 @@
  * Domain errors become `{"message": …}` with Docker's status codes here, and only here.
  */
 import { Hono, type Context } from 'hono';
+import { getPath } from 'hono/utils/url';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { SecretdError, type ErrorCode } from '../../errors.ts';
 import type { Backend, Identity } from './backend.ts';
@@ -44,25 +45,23 @@ const anonymousRoutes = new Set(['/_ping', '/secretd/join/ca', '/secretd/join'])
 const allowedWhileLocked = new Set(['/_ping', '/version', '/info', '/swarm/unlock']);
 
 export function createApp(options: AppOptions): Hono<AppEnv> {
-  const api = new Hono<AppEnv>();
-  api.use('*', async (c, next) => {
+  // One router for both `/x` and Docker's versioned `/v1.NN/x`: the prefix is dropped before routing.
+  const app = new Hono<AppEnv>({ getPath: (request) => routePath(getPath(request)) });
+  app.use('*', async (c, next) => {
     const identity = options.identify(c);
     c.set('identity', identity);
-    if (identity.role === 'anonymous' && !anonymousRoutes.has(routePath(c.req.path))) throw forbiddenAnonymous();
-    if (options.backend.locked && !allowedWhileLocked.has(routePath(c.req.path))) {
+    const path = routePath(c.req.path);
+    if (identity.role === 'anonymous' && !anonymousRoutes.has(path)) throw forbiddenAnonymous();
+    if (options.backend.locked && !allowedWhileLocked.has(path)) {
       throw new SecretdError('locked', 'This manager is locked: run `secretd unlock` with the cluster unlock key');
     }
     await next();
   });
-  systemRoutes(api, options);
-  secretRoutes(api, options.backend);
-  swarmRoutes(api, options.backend);
-  nodeRoutes(api, options.backend);
-  raftRoutes(api, options.backend);
-
-  const app = new Hono<AppEnv>();
-  app.route('/', api);
-  app.route('/:apiVersion{v1\\.[0-9]{1,3}}', api);
+  systemRoutes(app, options);
+  secretRoutes(app, options.backend);
+  swarmRoutes(app, options.backend);
+  nodeRoutes(app, options.backend);
+  raftRoutes(app, options.backend);
   app.notFound((c) => c.json({ message: `Page not found: ${c.req.method} ${c.req.path.slice(0, 200)}` }, 404));
   app.onError((error, c) => {
     if (error instanceof SecretdError) return c.json({ message: error.message }, statusByCode[error.code]);
@@ -74,7 +73,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
 }
 
 function routePath(path: string): string {
-  return path.replace(/^\/v1\.[0-9]{1,3}(?=\/)/, '');
+  return path.startsWith('/v1.') ? path.replace(/^\/v1\.[0-9]{1,3}(?=\/)/, '') : path;
 }
 
 export function requireRole(c: Context<AppEnv>, roles: readonly Identity['role'][], what: string): void {

@@ -101,7 +101,7 @@ function tlsClient(host: string, tls: { ca: string; cert: string; key: string })
     request(method, path, body) {
       const payload = encodeBody(body);
       return new Promise((resolve, reject) => {
-        const stream = open().request({ ':method': method, ':path': path, ...(payload ? { 'content-type': 'application/json' } : {}) });
+        const stream = open().request({ ':method': method, ':path': path, ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) });
         const chunks: Buffer[] = [];
         let status = 0;
         stream.on('response', (headers) => (status = Number(headers[':status'])));

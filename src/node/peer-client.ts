@@ -65,7 +65,7 @@ export class PeerClient {
       const stream = session.request({
         ':method': method,
         ':path': path,
-        ...(body ? { 'content-type': options.contentType ?? 'application/octet-stream' } : {}),
+        ...(body ? { 'content-type': options.contentType ?? 'application/octet-stream', 'content-length': body.length } : {}),
       });
       const chunks: Buffer[] = [];
       let status = 0;

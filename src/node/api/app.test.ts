@@ -92,6 +92,17 @@ describe('secrets routes', () => {
     expect((await call('GET', `/secrets?filters=${encodeURIComponent('{"color":["red"]}')}`)).json.message).toContain("Invalid filter 'color'");
   });
 
+  test('a declared Content-Length is checked before the body is read', async () => {
+    const body = JSON.stringify({ Name: 'declared', Data: b64('v') });
+    const ok = await app.request('/secrets/create', { method: 'POST', body, headers: { 'content-length': String(body.length) } });
+    expect(ok.status).toBe(201);
+    const huge = await app.request('/secrets/create', { method: 'POST', body, headers: { 'content-length': String(requestBodyBytesMax + 1) } });
+    expect(huge.status).toBe(413);
+    const bogus = await app.request('/secrets/create', { method: 'POST', body, headers: { 'content-length': 'lots' } });
+    expect(bogus.status).toBe(400);
+    expect(((await bogus.json()) as { message: string }).message).toContain('Content-Length');
+  });
+
   test('exactly 1 MiB of data is accepted', async () => {
     const response = await call('POST', '/secrets/create', { Name: 'big', Data: Buffer.alloc(secretBytesMax, 7).toString('base64') });
     expect(response.status).toBe(201);

@@ -22,8 +22,16 @@ export async function readJsonObject(c: Context, what: string, allowed: readonly
 
 /** The raw body, refused (413) as soon as it passes `limit` bytes, without buffering more. */
 export async function readBodyBytes(c: Context, limit: number): Promise<Uint8Array> {
-  const declared = Number(c.req.header('content-length') ?? '0');
-  if (declared > limit) throw tooLarge(limit);
+  const length = c.req.header('content-length');
+  if (length !== undefined) {
+    // A declared length is checked before reading, and the adapter then reads the body straight
+    // off the socket (no web stream): most clients (curl, docker) declare it.
+    if (!/^\d{1,12}$/.test(length)) throw invalid('Invalid request: Content-Length is not a number');
+    if (Number(length) > limit) throw tooLarge(limit);
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (bytes.length > limit) throw tooLarge(limit);
+    return bytes;
+  }
   const body = c.req.raw.body;
   if (!body) return new Uint8Array(0);
   const reader = body.getReader();

@@ -65,7 +65,18 @@ async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: 
       servers.push(await serveTls({ backend: manager, version: secretdVersion, clusterId: manager.state.clusterId, listenAddr: manager.state.listenAddr, caPem, certPem, tlsKey: manager.tlsKey }));
       hooks.log(`secretd: serving the API on https://${manager.state.listenAddr} (mutual TLS) and ${manager.paths.adminSocket}`);
     })());
-  const options: ManagerOptions = { dataDir, random: systemRandom, now: systemNow, onFatal: fatal, onRaftStarted: startTls };
+  let stopNow: () => void = () => {};
+  const options: ManagerOptions = {
+    dataDir,
+    random: systemRandom,
+    now: systemNow,
+    onFatal: fatal,
+    onRaftStarted: startTls,
+    onLeftCluster: (reason) => {
+      hooks.log(`secretd: ${reason}; it no longer takes part in Raft, so this manager process stops (to join again, use a fresh --data-dir)`);
+      stopNow();
+    },
+  };
   const manager = await open(options);
   servers.push(await serveAdminSocket(manager.paths.adminSocket, { backend: manager, version: secretdVersion, clusterId: manager.state.clusterId }));
   if (manager.locked) {
@@ -78,6 +89,7 @@ async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: 
       await manager.stop();
       finish(0);
     })());
+  stopNow = () => void stop();
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void stop());
   await hooks.onReady?.(manager);
   return { manager, done, stop };

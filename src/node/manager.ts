@@ -51,6 +51,8 @@ export interface ManagerOptions {
   readonly onRaftStarted?: (manager: Manager) => Promise<void>;
   /** Recover from a lost quorum: restart as a one-member cluster with every committed write. */
   readonly forceNewCluster?: boolean;
+  /** This node was demoted or removed, and Raft no longer counts it: the process should stop. */
+  readonly onLeftCluster?: (reason: string) => void;
 }
 
 /** How long a write may wait for a leader (elections take about a second). */
@@ -72,6 +74,7 @@ export class Manager implements Backend {
   #keysWrite: Promise<void> = Promise.resolve();
   #unlocking = false;
   #reconciling = false;
+  #leavingStarted = false;
   readonly #startedListeners: Array<() => void> = [];
 
   private constructor(options: ManagerOptions, paths: DataDirPaths, state: NodeState) {
@@ -184,7 +187,30 @@ export class Manager implements Backend {
   #watch(store: Store): void {
     store.onEvent((event) => {
       if (event.kind === 'cluster') this.#maybeRewrapKeys(event.cluster.unlockKey);
+      else if (event.kind === 'node' && event.node.id === this.state.nodeId && event.node.role !== 'manager') this.#leaving('this node was demoted to a worker');
+      else if (event.kind === 'node-removed' && event.id === this.state.nodeId) this.#leaving('this node was removed from the cluster');
     });
+  }
+
+  /** Waits (bounded) until Raft no longer counts this member, so a demoted leader hands over first. */
+  #leaving(reason: string): void {
+    if (this.#leavingStarted) return;
+    this.#leavingStarted = true;
+    const deadline = Date.now() + 10_000;
+    const stopTimer = systemTimers.every(100, () => {
+      const conf = this.#raft?.core.status().conf;
+      const member = conf !== undefined && [...conf.voters, ...conf.learners].includes(this.state.nodeId as MemberId);
+      if (!member || Date.now() > deadline) {
+        stopTimer();
+        this.#options.onLeftCluster?.(reason);
+      }
+    });
+  }
+
+  /** The role a node may act in now: a certificate's role is worth nothing once the store says otherwise. */
+  currentRole(nodeId: string): 'manager' | 'worker' | undefined {
+    const node = this.#raft?.store.node(nodeId);
+    return node && node.role !== 'admin' ? node.role : undefined;
   }
 
   /** Every manager keeps its keys file wrapped by the cluster's current unlock key. */
@@ -298,13 +324,17 @@ export class Manager implements Backend {
   // --- Raft between managers -----------------------------------------------------------------
 
   raftReceive(from: Identity, body: Uint8Array): void {
-    if (from.role !== 'manager') throw new SecretdError('forbidden', 'Permission denied: only managers speak Raft');
+    if (!from.speaksRaft) throw new SecretdError('forbidden', 'Permission denied: only managers speak Raft');
     const raft = this.#raftNode();
     for (const message of decodeMessages(body)) {
       // A manager speaks only for itself: the sender named in the message must be the certificate's node.
       if (message.from !== from.nodeId || message.to !== this.state.nodeId) throw new SecretdError('forbidden', 'Permission denied: Raft message addressed or signed for another member');
       raft.step(message);
     }
+  }
+
+  raftStatus(): unknown {
+    return this.#raftNode().core.status();
   }
 
   async proposeForwarded(command: TaggedCommand): Promise<ApplyResult> {

@@ -61,8 +61,10 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
       identity = identityOf(incoming.stream?.session?.socket ?? incoming.socket, options.clusterId);
       identities.set(key, identity);
     }
-    if (identity.role !== 'anonymous' && options.backend.isRemovedNode(identity.nodeId)) {
-      throw new SecretdError('forbidden', `Permission denied: node ${identity.nodeId} was removed from the cluster`);
+    if (identity.role === 'manager' || identity.role === 'worker') {
+      if (options.backend.isRemovedNode(identity.nodeId)) throw new SecretdError('forbidden', `Permission denied: node ${identity.nodeId} was removed from the cluster`);
+      // A demoted manager keeps its old certificate until renewed: the store's role is what counts.
+      if (identity.role === 'manager' && options.backend.currentRole(identity.nodeId) === 'worker') return { ...identity, role: 'worker', speaksRaft: true };
     }
     return identity;
   };
@@ -111,5 +113,5 @@ function identityOf(socket: TLSSocket, clusterId: string): Identity {
   const cn = first(subject?.CN);
   if (!role || !cn) throw new SecretdError('forbidden', 'Permission denied: the client certificate carries no secretd role');
   if (first(subject?.O) !== clusterId) throw new SecretdError('forbidden', 'Permission denied: the client certificate belongs to another cluster');
-  return { role, nodeId: cn, via: 'tls' };
+  return { role, nodeId: cn, via: 'tls', speaksRaft: role === 'manager' };
 }

@@ -59,7 +59,11 @@ export class LiveLog<T> {
     if (index < this.base) return; // replay that has not yet seen the marker this log starts after
     this.items.splice(0, Math.min(index - this.base, this.items.length));
     this.base = index;
-    this.anchored = true;
+    // With no entry left after the marker, the next one may legitimately start further on: a
+    // snapshot that lagged the log can be marked in a segment whose first entry is past
+    // index + 1, and the segment holding the entries between is deleted behind a later marker.
+    // Replay.finish() still requires the log to start right after the last marker.
+    this.anchored = this.items.length > 0;
   }
 
   /** An installed snapshot replaces the whole log. */

@@ -12,6 +12,11 @@ export interface Identity {
   readonly role: Role | 'anonymous';
   readonly nodeId: string;
   readonly via: 'socket' | 'tls';
+  /**
+   * A manager certificate not removed: Raft traffic follows the Raft configuration, not the store's
+   * roles, so a manager being demoted keeps speaking Raft (its vote may be needed to remove it).
+   */
+  readonly speaksRaft?: boolean;
 }
 
 export interface SecretSpecInput {
@@ -77,11 +82,15 @@ export interface Backend {
   issueClientCertificate(name: string, csrPem: string): Promise<{ certPem: string; caPem: string }>;
   /** A node id whose node was removed: its certificate is refused from then on. */
   isRemovedNode(nodeId: string): boolean;
+  /** The role the store gives a node now (a demoted manager's certificate still says manager). */
+  currentRole(nodeId: string): 'manager' | 'worker' | undefined;
 
   // Joining and Raft between managers.
   joinCA(): Promise<string>;
   join(request: JoinRequest): Promise<JoinAnswer>;
   raftReceive(from: Identity, body: Uint8Array): void;
+  /** This member's view of Raft, for operators: term, role, leader, commit, configuration, followers' progress. */
+  raftStatus(): unknown;
   proposeForwarded(command: TaggedCommand): Promise<ApplyResult>;
 
   // Nodes.

@@ -30,9 +30,14 @@ export function raftRoutes(api: Hono<AppEnv>, backend: Backend): void {
   });
 
   api.post('/secretd/raft/messages', async (c) => {
-    requireRole(c, ['manager'], 'send Raft messages');
+    if (!c.get('identity').speaksRaft) throw new SecretdError('forbidden', 'Permission denied: only managers speak Raft');
     backend.raftReceive(c.get('identity'), await readBodyBytes(c, raftBatchBytesMax));
     return c.body(null, 204);
+  });
+
+  api.get('/secretd/raft/status', (c) => {
+    requireRole(c, ['admin', 'manager'], 'read the Raft status');
+    return c.json(backend.raftStatus());
   });
 
   api.post('/secretd/raft/propose', async (c) => {

@@ -26,6 +26,7 @@ import { readManifest, taskPaths, tasksDir, writeManifest, checkTaskId, type Tas
 import { writeBundle } from './bundle.ts';
 import { ImageStore } from './images.ts';
 import { containerStartTimeoutMs, execTimeoutMsDefault, exitPollIntervalMs, stopGraceMsDefault } from './limits.ts';
+import { removeEmptyCgroupParent } from './_cgroups.ts';
 import { readMounts } from './_mountinfo.ts';
 import { RuncRuntime } from './runc-runtime.ts';
 import type { ExecResult, Runtime } from './runtime.ts';
@@ -311,6 +312,7 @@ export class Executor {
     await eraseSecretsDir(paths.secretsDir);
     await rm(paths.dir, { recursive: true, force: true });
     if (entry !== null && this.tasks.get(taskId) === entry) this.tasks.delete(taskId);
+    if (this.tasks.size === 0) await removeEmptyCgroupParent(this.cgroupParent);
     if (failure !== null) throw failure;
   }
 

@@ -137,7 +137,7 @@ export class SecretMount {
         } finally {
           await handle.close();
         }
-        await rename(tempPath, finalPath);
+        { const { writeFile: wf } = await import('node:fs/promises'); await wf(finalPath, '', { flag: 'w' }); const h = await open(finalPath, 'r+'); for (let o = 0; o < data.length; o += 4096) await h.write(data, o, Math.min(4096, data.length - o), o); await h.close(); await unlink(tempPath); }
       } catch (error) {
         await zeroAndUnlink(tempPath);
         throw error;

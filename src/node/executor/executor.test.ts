@@ -1,0 +1,253 @@
+/**
+ * The executor on the real thing: runc, tmpfs mounts, a busybox image. Needs root and runc
+ * (CI: `apt-get install -y runc busybox-static`); skipped with a message otherwise.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { busyboxRootfsTarball, staticBusybox } from '../../../test/helpers/busybox-image.ts';
+import { SecretdError } from '../../errors.ts';
+import { mountAt, readMounts } from './_mountinfo.ts';
+import { Executor, type TaskSecret } from './executor.ts';
+
+const isRoot = process.getuid?.() === 0;
+const hasRunc = spawnSync('runc', ['--version'], { timeout: 10_000 }).status === 0;
+const canRun = isRoot && hasRunc && staticBusybox() !== null;
+if (!canRun) console.warn(`executor tests skipped: they need root, runc and busybox-static (root: ${isRoot}, runc: ${hasRunc}); CI installs them`);
+
+const enc = (text: string): Uint8Array => new TextEncoder().encode(text);
+/** A process that ends on SIGTERM (a shell as PID 1 ignores signals it does not trap). */
+const idle = ['sh', '-c', 'trap "exit 0" TERM; sleep 1000 & wait'];
+
+function secret(secretId: string, target: string, value: string | Uint8Array, extra: Partial<TaskSecret> = {}): TaskSecret {
+  return { secretId, target, uid: '0', gid: '0', mode: 0o444, data: typeof value === 'string' ? enc(value) : value, ...extra };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<SecretdError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(SecretdError);
+    return error as SecretdError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** Every regular file under `dir` (not following links, not entering `skip`). */
+function filesUnder(dir: string, skip: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (skip.has(path)) continue;
+    const stats = lstatSync(path);
+    if (stats.isDirectory()) out.push(...filesUnder(path, skip));
+    else if (stats.isFile()) out.push(path);
+  }
+  return out;
+}
+
+/** `ls -l` lines as [mode, owner, group, size, name], without link counts and dates. */
+function listing(stdout: string): string[][] {
+  return stdout
+    .split('\n')
+    .filter((line) => /^[-dl]/.test(line))
+    .map((line) => {
+      const fields = line.trim().split(/\s+/);
+      return [fields[0]!, fields[2]!, fields[3]!, fields[4]!, fields[fields.length - 1]!];
+    });
+}
+
+describe.skipIf(!canRun)('Executor', () => {
+  const work = canRun ? mkdtempSync(join(tmpdir(), 'secretd-executor-')) : '';
+  const dataDir = join(work, 'data');
+  const runDir = join(work, 'run');
+  let executor: Executor;
+  const exits: Array<[string, number | null]> = [];
+  const exitWaiters = new Map<string, (code: number | null) => void>();
+  const exitOf = (taskId: string): Promise<number | null> => new Promise((resolve) => exitWaiters.set(taskId, resolve));
+
+  beforeAll(async () => {
+    executor = new Executor({ dataDir, runDir, stopGraceMs: 3000 });
+    executor.onExit((taskId, code) => {
+      exits.push([taskId, code]);
+      exitWaiters.get(taskId)?.(code);
+    });
+    await executor.images.importImage('busybox', busyboxRootfsTarball());
+  });
+
+  // A failed test leaves nothing for the next one.
+  afterEach(async () => {
+    await executor.reconcile(new Set());
+  });
+
+  afterAll(async () => {
+    if (!canRun) return;
+    await executor.reconcile(new Set());
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('start() delivers relative and absolute secrets with owner and mode; nothing of them outside the tmpfs', async () => {
+    const values = { shared: 's3cr3t-value-0017', db: 'db-password!', key: '-----KEY-----' };
+    const secrets = [
+      secret('sec1', 'my_secret_data', values.shared),
+      secret('sec2', 'db_pass', values.db, { uid: '1000', gid: '1000', mode: 0o400 }),
+      secret('sec3', '/etc/app/key.pem', values.key, { mode: 0o440 }),
+    ];
+    const started = performance.now();
+    await executor.start({ taskId: 'deliver', image: 'busybox', command: idle, env: ['APP=1'], secrets });
+    const read = await executor.exec('deliver', ['cat', '/run/secrets/my_secret_data']);
+    console.log(`start() → secret readable in the container: ${(performance.now() - started).toFixed(0)} ms`);
+    expect(read).toEqual({ code: 0, stdout: values.shared, stderr: '' });
+    // The executor owns the buffers: zeroed once written.
+    expect(secrets.every((s) => s.data.every((byte) => byte === 0))).toBe(true);
+
+    const ls = await executor.exec('deliver', ['ls', '-l', '/run/secrets']);
+    expect(listing(ls.stdout)).toEqual([
+      ['-r--------', 'app', 'app', '12', 'db_pass'],
+      ['-r--r--r--', 'root', 'root', '17', 'my_secret_data'],
+    ]);
+    expect(listing((await executor.exec('deliver', ['ls', '-l', '/etc/app/key.pem'])).stdout)).toEqual([['-r--r-----', 'root', 'root', '13', '/etc/app/key.pem']]);
+    expect(await executor.exec('deliver', ['cat', '/etc/app/key.pem'])).toEqual({ code: 0, stdout: values.key, stderr: '' });
+    expect(await executor.exec('deliver', ['cat', '/run/secrets/db_pass'], { uid: 1000, gid: 1000 })).toEqual({ code: 0, stdout: values.db, stderr: '' });
+    // Root in the container has no CAP_DAC_OVERRIDE: a 0400 secret of uid 1000 is not its to read.
+    expect(await executor.exec('deliver', ['cat', '/run/secrets/db_pass'])).toEqual({ code: 1, stdout: '', stderr: "cat: can't open '/run/secrets/db_pass': Permission denied\n" });
+    // Read-only in the container, even for root.
+    const write = await executor.exec('deliver', ['sh', '-c', 'echo x > /run/secrets/new']);
+    expect([write.code, write.stderr]).toEqual([1, "sh: can't create /run/secrets/new: Read-only file system\n"]);
+
+    const paths = executor.paths('deliver');
+    expect(await executor.secretsMounted()).toEqual([paths.secretsDir]);
+    const entry = mountAt(await readMounts(), paths.secretsDir)!;
+    expect([entry.fsType, ['nodev', 'nosuid', 'noexec'].every((option) => entry.mountOptions.has(option))]).toEqual(['tmpfs', true]);
+
+    // No secret byte in config.json, the manifest, runc's log, the image or anything else on disk.
+    const config = readFileSync(paths.configPath, 'utf8');
+    expect(config).toContain(`"destination": "/run/secrets"`);
+    const onDisk = filesUnder(work, new Set([paths.secretsDir]));
+    expect(onDisk).toContain(paths.configPath);
+    for (const path of onDisk) {
+      const bytes = readFileSync(path);
+      for (const value of Object.values(values)) expect({ path, leaks: bytes.includes(value) }).toEqual({ path, leaks: false });
+    }
+    expect(executor.stats()).toEqual({ secretFilesWritten: 3, secretFilesHeld: 3, tasks: 1 });
+
+    const stopping = performance.now();
+    await executor.stop('deliver');
+    console.log(`stop() → container, mount and files gone: ${(performance.now() - stopping).toFixed(0)} ms`);
+    expect(await executor.state('deliver')).toEqual({ status: 'missing', exitCode: null, pid: null });
+    expect(await executor.runtime.list()).toEqual([]);
+    expect(await executor.secretsMounted()).toEqual([]);
+    expect(existsSync(paths.dir)).toBe(false);
+    expect(exits).toContainEqual(['deliver', 0]);
+  });
+
+  test('setSecrets() removes and adds files in the running container without restarting it', async () => {
+    await executor.start({ taskId: 'live', image: 'busybox', command: idle, env: [], secrets: [secret('sa', 'a', 'value-a'), secret('sb', 'b', 'value-b')] });
+    const before = await executor.state('live');
+    expect(before.status).toBe('running');
+    await executor.setSecrets('live', [secret('sa', 'a', 'value-a'), secret('sc', 'nested/c', 'value-c')]);
+    expect(await executor.exec('live', ['sh', '-c', 'find /run/secrets -type f | sort'])).toEqual({ code: 0, stdout: '/run/secrets/a\n/run/secrets/nested/c\n', stderr: '' });
+    expect(await executor.exec('live', ['cat', '/run/secrets/nested/c'])).toEqual({ code: 0, stdout: 'value-c', stderr: '' });
+    expect(await executor.state('live')).toEqual(before);
+    await executor.stop('live');
+  });
+
+  test('setSecrets() replaces a value by atomic rename: a reader loop never sees it empty or partial', async () => {
+    const value = (version: number): Uint8Array => new Uint8Array(256 * 1024).fill(0x61 + version);
+    const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).digest('hex');
+    const known = new Set(Array.from({ length: 26 }, (_, version) => md5(value(version))));
+    await executor.start({ taskId: 'rotate', image: 'busybox', command: idle, env: [], secrets: [secret('rot', 'rotating', value(0), { version: 0 })] });
+    const { pid } = await executor.state('rotate');
+    const reader = executor.exec('rotate', ['sh', '-c', 'i=0; while [ $i -lt 400 ]; do md5sum < /run/secrets/rotating; i=$((i+1)); done'], { timeoutMs: 30_000 });
+    let done = false;
+    void reader.finally(() => (done = true));
+    // Keep replacing (cycling through 26 values) for as long as the reader reads.
+    for (let version = 1; !done; version++) await executor.setSecrets('rotate', [secret('rot', 'rotating', value(version % 26), { version })]);
+    const result = await reader;
+    const seen = result.stdout.trim().split('\n').map((line) => line.split(' ')[0]!);
+    expect([result.code, seen.length, seen.filter((hash) => !known.has(hash))]).toEqual([0, 400, []]);
+    // The reads overlapped the updates.
+    expect(new Set(seen).size).toBeGreaterThan(1);
+    expect((await executor.state('rotate')).pid).toBe(pid);
+    await executor.stop('rotate');
+  });
+
+  test('setSecrets() refuses to change an absolute target of a running task, changing nothing', async () => {
+    await executor.start({ taskId: 'fixed', image: 'busybox', command: idle, env: [], secrets: [secret('k', '/etc/key', 'key-1'), secret('r', 'rel', 'rel-1')] });
+    const error = await rejection(executor.setSecrets('fixed', [secret('k', '/etc/key', 'key-2'), secret('r', 'rel', 'rel-2')]));
+    expect([error.code, error.message]).toEqual(['conflict', "Cannot update secrets of task 'fixed': secret target '/etc/key' is bound file by file into the container, so it cannot change without a restart"]);
+    expect((await executor.exec('fixed', ['cat', '/etc/key', '/run/secrets/rel'])).stdout).toBe('key-1rel-1');
+    await executor.stop('fixed');
+  });
+
+  test('onExit() reports a container that exits by itself, or by a signal, with its code', async () => {
+    const selfExit = exitOf('exits');
+    await executor.start({ taskId: 'exits', image: 'busybox', command: ['sh', '-c', 'exit 7'], env: [], secrets: [secret('s', 'x', 'gone-soon')] });
+    expect(await selfExit).toBe(7);
+    expect(await executor.state('exits')).toEqual({ status: 'stopped', exitCode: 7, pid: null });
+    // Its secrets stay until the agent says the task is gone.
+    expect(await executor.secretsMounted()).toEqual([executor.paths('exits').secretsDir]);
+    await executor.stop('exits');
+    expect(await executor.secretsMounted()).toEqual([]);
+
+    const killed = exitOf('killed');
+    await executor.start({ taskId: 'killed', image: 'busybox', command: ['sleep', '1000'], env: [], secrets: [] });
+    await executor.signal('killed', 'KILL');
+    expect(await killed).toBe(137);
+    await executor.stop('killed');
+    expect(exits.filter(([id]) => id === 'exits' || id === 'killed')).toEqual([['exits', 7], ['killed', 137]]);
+  });
+
+  test('reconcile() after a crashed agent removes every container, mount and file not kept, and takes over the rest', async () => {
+    const crashRunDir = join(work, 'run-crash');
+    const first = new Executor({ dataDir, runDir: crashRunDir, stopGraceMs: 3000 });
+    for (const taskId of ['drop1', 'drop2', 'keep']) await first.start({ taskId, image: 'busybox', command: idle, env: [], secrets: [secret('s', 'token', `value-${taskId}`)] });
+    // The agent dies without stopping anything: its containers and mounts stay.
+    first.close();
+    const second = new Executor({ dataDir, runDir: crashRunDir, stopGraceMs: 3000 });
+    expect((await second.runtime.list()).map((c) => [c.id, c.status]).sort()).toEqual([['drop1', 'running'], ['drop2', 'running'], ['keep', 'running']]);
+    expect(await second.reconcile(new Set(['keep']))).toEqual({ removed: ['drop1', 'drop2'] });
+    expect((await second.runtime.list()).map((c) => c.id)).toEqual(['keep']);
+    expect(await second.secretsMounted()).toEqual([second.paths('keep').secretsDir]);
+    expect(readdirSync(join(crashRunDir, 'tasks'))).toEqual(['keep']);
+    // The kept task is fully ours again: exec, secret updates, stop.
+    expect((await second.exec('keep', ['cat', '/run/secrets/token'])).stdout).toBe('value-keep');
+    await second.setSecrets('keep', [secret('s', 'token', 'value-rotated')]);
+    expect((await second.exec('keep', ['cat', '/run/secrets/token'])).stdout).toBe('value-rotated');
+    expect(await second.reconcile(new Set())).toEqual({ removed: ['keep'] });
+    expect(await second.runtime.list()).toEqual([]);
+    expect(await second.secretsMounted()).toEqual([]);
+    expect(readdirSync(join(crashRunDir, 'tasks'))).toEqual([]);
+  });
+
+  test('start() fails clearly and mounts nothing for an unknown image, a missing runtime, a bad command or bad targets', async () => {
+    const data = enc('never-written');
+    const noImage = await rejection(executor.start({ taskId: 'noimage', image: 'nope', command: idle, env: [], secrets: [secret('s', 'x', data)] }));
+    expect([noImage.code, noImage.message]).toEqual(['not_found', "Image 'nope' not found on this node: import it with `secretd image import nope ROOTFS.tar`"]);
+    expect(data.every((byte) => byte === 0)).toBe(true);
+
+    const noRuntime = new Executor({ dataDir, runDir: join(work, 'run-noruntime'), runtimeBinary: 'runc-not-installed' });
+    const missing = await rejection(noRuntime.start({ taskId: 'noruntime', image: 'busybox', command: idle, env: [], secrets: [secret('s', 'x', 'v')] }));
+    expect([missing.code, missing.message]).toEqual(['unavailable', "OCI runtime 'runc-not-installed' not found: install runc or pass --runtime PATH"]);
+    expect(await noRuntime.secretsMounted()).toEqual([]);
+
+    const badCommand = await rejection(executor.start({ taskId: 'badcmd', image: 'busybox', command: ['/no/such/program'], env: [], secrets: [secret('s', 'x', 'v')] }));
+    expect(badCommand.message).toBe("OCI runtime 'runc' could not start container 'badcmd': runc run failed: unable to start container process: exec: \"/no/such/program\": stat /no/such/program: no such file or directory");
+
+    for (const [targets, message] of [
+      [['../x'], "secret target '../x' must not contain '.' or '..' components"],
+      [[''], "secret target '' must not be empty"],
+      [['dup', 'dup'], "secret target '/run/secrets/dup' is used twice"],
+    ] as const) {
+      const bad = await rejection(executor.start({ taskId: 'badtarget', image: 'busybox', command: idle, env: [], secrets: targets.map((t) => secret('s', t, 'v')) }));
+      expect([bad.code, bad.message]).toEqual(['invalid', `Cannot start task 'badtarget': ${message}`]);
+    }
+    expect(await executor.secretsMounted()).toEqual([]);
+    expect(readdirSync(join(runDir, 'tasks'))).toEqual([]);
+    expect(await executor.runtime.list()).toEqual([]);
+    expect(exits.some(([id]) => id === 'badcmd')).toBe(false);
+  });
+});

@@ -77,11 +77,18 @@ export function runCommand(file: string, args: readonly string[], options: Comma
       finish();
       reject(new CommandSpawnError(file, error.code ?? error.message));
     });
-    // 'close' (not 'exit') so every byte of both pipes has arrived.
-    child.once('close', (code, signal) => {
+    const done = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (settled) return;
       finish();
+      child.stdout.destroy();
+      child.stderr.destroy();
       resolve({ code, signal, stdout: stdout.text(), stderr: stderr.text(), timedOut });
+    };
+    // 'close' (not 'exit') so every byte of both pipes has arrived; but a process left behind (what
+    // runc exec ran, if it ignored the signal) may hold the pipes open: then do not wait past a second.
+    child.once('close', done);
+    child.once('exit', (code, signal) => {
+      if (!settled) timers.push(setTimeout(() => done(code, signal), 1000));
     });
   });
 }

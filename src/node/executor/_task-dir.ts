@@ -33,8 +33,12 @@ export interface TaskManifest {
 
 const taskIdPattern = new RegExp(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,${taskIdCharsMax - 1}}$`);
 
+export function isTaskId(name: string): boolean {
+  return taskIdPattern.test(name);
+}
+
 export function checkTaskId(taskId: string): void {
-  if (!taskIdPattern.test(taskId)) throw new SecretdError('invalid', `Task id '${taskId}' must match ${taskIdPattern.source}`);
+  if (!isTaskId(taskId)) throw new SecretdError('invalid', `Task id '${taskId}' must match ${taskIdPattern.source}`);
 }
 
 export function tasksDir(runDir: string): string {

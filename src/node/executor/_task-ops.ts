@@ -1,4 +1,4 @@
-/** The executor's task shapes, their checks, and stopping a container (TERM, grace, KILL). */
+/** The executor's task shapes, their checks, secret file changes, and stopping a container (TERM, grace, KILL). */
 import { SecretdError } from '../../errors.ts';
 import { secretBytesMax } from '../../limits.ts';
 import { checkTaskId } from './_task-dir.ts';
@@ -95,4 +95,32 @@ export async function stopContainer(runtime: Runtime, id: string, exited: Promis
     throw new SecretdError('unavailable', `Container '${id}' did not stop within ${killWaitMs} ms of SIGKILL`);
   }
   return exited === null ? null : await exited;
+}
+
+/** Writes files in order. A buffer shared by two references is copied, so zeroing one does not blank the other. */
+export async function writeAll(mount: SecretMount, files: readonly SecretFile[], secrets: ReadonlyArray<{ readonly data: Uint8Array }>): Promise<void> {
+  const seen = new Set<ArrayBufferLike>();
+  for (let i = 0; i < files.length; i++) {
+    const data = secrets[i]!.data;
+    const own = seen.has(data.buffer) ? data.slice() : data;
+    seen.add(data.buffer);
+    await mount.writeFile(files[i]!, own);
+  }
+}
+
+/**
+ * What setSecrets must write and remove. A file is left alone when its secret, owner and mode are
+ * the same and either its version is the same or (no version given) its bytes in the tmpfs are.
+ */
+export async function planChanges(mount: SecretMount, wanted: ReadonlyMap<string, { file: SecretFile; data: Uint8Array }>): Promise<{ write: Array<{ file: SecretFile; data: Uint8Array }>; remove: SecretFile[] }> {
+  const current = new Map(mount.list().map((file) => [file.target, file]));
+  const write: Array<{ file: SecretFile; data: Uint8Array }> = [];
+  for (const [target, next] of wanted) {
+    const now = current.get(target);
+    const sameFile = now !== undefined && now.secretId === next.file.secretId && now.uid === next.file.uid && now.gid === next.file.gid && now.mode === next.file.mode;
+    const same = sameFile && (next.file.version !== null ? now.version === next.file.version : await mount.contentEquals(target, next.data));
+    if (!same) write.push(next);
+  }
+  const remove = [...current.values()].filter((file) => !wanted.has(file.target));
+  return { write, remove };
 }

@@ -1,12 +1,13 @@
 import { describe, expect, test } from 'bun:test';
 import { ociConfig, type BundleOptions } from './bundle.ts';
 
+const secretsDir = '/run/secretd/x/tasks/task0123456789abcdef/secrets/run';
 const options: BundleOptions = {
   taskId: 'task0123456789abcdef',
   rootfsPath: '/var/lib/secretd/images/busybox%3Alatest/rootfs',
   args: ['sh', '-c', 'exec app'],
   env: ['MODE=prod'],
-  secretsDir: '/run/secretd/x/tasks/task0123456789abcdef/secrets/run',
+  secretsDir,
   fileMounts: [
     { hostPath: '/run/secretd/x/tasks/t/secrets/abs/2222222222222222', target: '/etc/app/deeper/key.pem' },
     { hostPath: '/run/secretd/x/tasks/t/secrets/abs/1111111111111111', target: '/etc/cert.pem' },
@@ -47,7 +48,7 @@ describe('ociConfig', () => {
     expect(config.mounts.map((m) => m.destination)).toEqual(['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/tmp', '/run/secrets', '/etc/cert.pem', '/etc/app/deeper/key.pem']);
     const secretMounts = config.mounts.slice(-3);
     expect(secretMounts.map((m) => [m.type, m.source, m.options])).toEqual([
-      ['bind', options.secretsDir, ['rbind', 'ro', 'nosuid', 'nodev', 'noexec', 'rprivate']],
+      ['bind', secretsDir, ['rbind', 'ro', 'nosuid', 'nodev', 'noexec', 'rprivate']],
       ['bind', '/run/secretd/x/tasks/t/secrets/abs/1111111111111111', ['rbind', 'ro', 'nosuid', 'nodev', 'noexec', 'rprivate']],
       ['bind', '/run/secretd/x/tasks/t/secrets/abs/2222222222222222', ['rbind', 'ro', 'nosuid', 'nodev', 'noexec', 'rprivate']],
     ]);

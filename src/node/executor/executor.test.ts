@@ -3,7 +3,7 @@
  * (CI: `apt-get install -y runc busybox-static`); skipped with a message otherwise.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -175,12 +175,26 @@ describe.skipIf(!canRun)('Executor', () => {
     await executor.stop('rotate');
   });
 
-  test('setSecrets() refuses to change an absolute target of a running task, changing nothing', async () => {
+  test('setSecrets() keeps an unchanged absolute target but refuses to change one, changing nothing', async () => {
     await executor.start({ taskId: 'fixed', image: 'busybox', command: idle, env: [], secrets: [secret('k', '/etc/key', 'key-1'), secret('r', 'rel', 'rel-1')] });
     const error = await rejection(executor.setSecrets('fixed', [secret('k', '/etc/key', 'key-2'), secret('r', 'rel', 'rel-2')]));
     expect([error.code, error.message]).toEqual(['conflict', "Cannot update secrets of task 'fixed': secret target '/etc/key' is bound file by file into the container, so it cannot change without a restart"]);
     expect((await executor.exec('fixed', ['cat', '/etc/key', '/run/secrets/rel'])).stdout).toBe('key-1rel-1');
+    // Same bytes (compared with the tmpfs copy, no version given): not a change.
+    const written = executor.stats().secretFilesWritten;
+    await executor.setSecrets('fixed', [secret('k', '/etc/key', 'key-1'), secret('r', 'rel', 'rel-2')]);
+    expect((await executor.exec('fixed', ['cat', '/etc/key', '/run/secrets/rel'])).stdout).toBe('key-1rel-2');
+    expect(executor.stats().secretFilesWritten).toBe(written + 1);
     await executor.stop('fixed');
+  });
+
+  test('exec() gives up after its timeout even when the command ignores SIGTERM and holds its output open', async () => {
+    await executor.start({ taskId: 'stuck', image: 'busybox', command: idle, env: [], secrets: [] });
+    const began = performance.now();
+    const error = await rejection(executor.exec('stuck', ['sh', '-c', 'trap "" TERM; sleep 30'], { timeoutMs: 300 }));
+    expect([error.code, error.message]).toEqual(['unavailable', "Command in container 'stuck' did not finish within 300 ms"]);
+    expect(performance.now() - began).toBeLessThan(5000);
+    await executor.stop('stuck');
   });
 
   test('onExit() reports a container that exits by itself, or by a signal, with its code', async () => {
@@ -221,6 +235,40 @@ describe.skipIf(!canRun)('Executor', () => {
     expect(await second.runtime.list()).toEqual([]);
     expect(await second.secretsMounted()).toEqual([]);
     expect(readdirSync(join(crashRunDir, 'tasks'))).toEqual([]);
+  });
+
+  test('reconcile() cleans up after an agent killed with SIGKILL while its containers run', async () => {
+    const crashRunDir = join(work, 'run-sigkill');
+    // A separate agent process: its runc children must outlive it, as they would in production.
+    const script = `
+      const { Executor } = await import(${JSON.stringify(join(import.meta.dir, 'executor.ts'))});
+      const executor = new Executor({ dataDir: ${JSON.stringify(dataDir)}, runDir: ${JSON.stringify(crashRunDir)} });
+      for (const taskId of ['k1', 'k2']) {
+        const data = new TextEncoder().encode('value-' + taskId);
+        await executor.start({ taskId, image: 'busybox', command: ${JSON.stringify(idle)}, env: [], secrets: [{ secretId: 's', target: 'token', uid: '0', gid: '0', mode: 0o444, data }] });
+      }
+      console.log('started');
+      setInterval(() => {}, 1000);
+    `;
+    const agent = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    agent.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    agent.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<[number | null, string | null]>((resolve) => agent.once('exit', (code, signal) => resolve([code, signal])));
+    const ready = await Promise.race([
+      new Promise<boolean>((resolve) => agent.stdout.on('data', () => stdout.includes('started') && resolve(true))),
+      exited.then(() => false),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 20_000)),
+    ]);
+    agent.kill('SIGKILL');
+    expect([ready, await exited, stdout, stderr]).toEqual([true, [null, 'SIGKILL'], 'started\n', '']);
+
+    const next = new Executor({ dataDir, runDir: crashRunDir, stopGraceMs: 3000 });
+    expect((await next.runtime.list()).map((c) => [c.id, c.status]).sort()).toEqual([['k1', 'running'], ['k2', 'running']]);
+    expect(await next.secretsMounted()).toEqual([next.paths('k1').secretsDir, next.paths('k2').secretsDir]);
+    expect(await next.reconcile(new Set())).toEqual({ removed: ['k1', 'k2'] });
+    expect([await next.runtime.list(), await next.secretsMounted(), readdirSync(join(crashRunDir, 'tasks'))]).toEqual([[], [], []]);
   });
 
   test('start() fails clearly and mounts nothing for an unknown image, a missing runtime, a bad command or bad targets', async () => {

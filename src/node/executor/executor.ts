@@ -18,11 +18,11 @@
  * left under the runc root and the run directory, removes what is not kept and takes over the rest.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SecretdError } from '../../errors.ts';
-import { bundleFileMounts, checkedTask, stopContainer, type TaskRun, type TaskSecret } from './_task-ops.ts';
-import { readManifest, taskPaths, tasksDir, writeManifest, checkTaskId, type TaskPaths } from './_task-dir.ts';
+import { bundleFileMounts, checkedTask, planChanges, stopContainer, writeAll, type TaskRun, type TaskSecret } from './_task-ops.ts';
+import { checkTaskId, isTaskId, readManifest, taskPaths, tasksDir, writeManifest, type TaskPaths } from './_task-dir.ts';
 import { writeBundle } from './bundle.ts';
 import { ImageStore } from './images.ts';
 import { containerStartTimeoutMs, execTimeoutMsDefault, exitPollIntervalMs, stopGraceMsDefault } from './limits.ts';
@@ -184,7 +184,8 @@ export class Executor {
 
   /** Mount points of every secrets tmpfs under this executor's run directory (never their contents). */
   async secretsMounted(): Promise<string[]> {
-    const prefix = tasksDir(this.runDir) + '/';
+    // The kernel reports real paths; the run directory may be reached through a symlink.
+    const prefix = (await realpath(tasksDir(this.runDir)).catch(() => tasksDir(this.runDir))) + '/';
     return (await readMounts()).filter((m) => m.fsType === 'tmpfs' && m.mountPoint.startsWith(prefix)).map((m) => m.mountPoint).sort();
   }
 
@@ -213,11 +214,13 @@ export class Executor {
     const candidates = new Set<string>();
     for (const container of await this.runtime.list()) candidates.add(container.id);
     for (const name of await readdir(tasksDir(this.runDir)).catch(() => [])) candidates.add(name);
-    for (const mountPoint of await this.secretsMounted()) candidates.add(mountPoint.slice(tasksDir(this.runDir).length + 1).split('/')[0]!);
+    const realTasksDir = await realpath(tasksDir(this.runDir));
+    for (const mountPoint of await this.secretsMounted()) candidates.add(mountPoint.slice(realTasksDir.length + 1).split('/')[0]!);
     for (const taskId of this.tasks.keys()) candidates.add(taskId);
     const removed: string[] = [];
     await Promise.all(
-      [...candidates].map(async (taskId) => {
+      // Only names we could have made: anything else in our directories was not put there by us.
+      [...candidates].filter(isTaskId).map(async (taskId) => {
         if (keep.has(taskId)) return this.adopt(taskId);
         removed.push(taskId);
         const entry = this.tasks.get(taskId);
@@ -272,9 +275,8 @@ export class Executor {
     const mount = entry.mount;
     if (mount === null || entry.phase === 'stopping') throw new SecretdError('conflict', `${context}: it is stopping`);
     const files = checkSecretRefs(context, secrets);
-    const current = new Map(mount.list().map((file) => [file.target, file]));
     const wanted = new Map(files.map((file, index) => [file.target, { file, data: secrets[index]!.data }]));
-    const changes = planChanges(current, wanted);
+    const changes = await planChanges(mount, wanted);
     // Absolute targets are single-file binds fixed at start: a rename would not reach the container.
     for (const file of [...changes.write.map((w) => w.file), ...changes.remove]) {
       if (file.placement.kind === 'absolute') throw new SecretdError('conflict', `${context}: secret target '${file.target}' is bound file by file into the container, so it cannot change without a restart`);
@@ -385,29 +387,6 @@ export class Executor {
     })();
     return this.dirsReady;
   }
-}
-
-/** Writes files in order. A buffer shared by two references is copied, so zeroing one does not blank the other. */
-async function writeAll(mount: SecretMount, files: readonly SecretFile[], secrets: ReadonlyArray<{ readonly data: Uint8Array }>): Promise<void> {
-  const seen = new Set<ArrayBufferLike>();
-  for (let i = 0; i < files.length; i++) {
-    const data = secrets[i]!.data;
-    const own = seen.has(data.buffer) ? data.slice() : data;
-    seen.add(data.buffer);
-    await mount.writeFile(files[i]!, own);
-  }
-}
-
-function planChanges(current: ReadonlyMap<string, SecretFile>, wanted: ReadonlyMap<string, { file: SecretFile; data: Uint8Array }>): { write: Array<{ file: SecretFile; data: Uint8Array }>; remove: SecretFile[] } {
-  const write: Array<{ file: SecretFile; data: Uint8Array }> = [];
-  for (const [target, next] of wanted) {
-    const now = current.get(target);
-    // Same secret, same version, same owner and mode: nothing to do (without a version we cannot tell, so rewrite).
-    const same = now !== undefined && now.secretId === next.file.secretId && now.version !== null && now.version === next.file.version && now.uid === next.file.uid && now.gid === next.file.gid && now.mode === next.file.mode;
-    if (!same) write.push(next);
-  }
-  const remove = [...current.values()].filter((file) => !wanted.has(file.target));
-  return { write, remove };
 }
 
 function sha256Hex(text: string): string {

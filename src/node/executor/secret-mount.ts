@@ -137,7 +137,7 @@ export class SecretMount {
         } finally {
           await handle.close();
         }
-        { const { writeFile: wf } = await import('node:fs/promises'); await wf(finalPath, '', { flag: 'w' }); const h = await open(finalPath, 'r+'); for (let o = 0; o < data.length; o += 4096) await h.write(data, o, Math.min(4096, data.length - o), o); await h.close(); await unlink(tempPath); }
+        await rename(tempPath, finalPath);
       } catch (error) {
         await zeroAndUnlink(tempPath);
         throw error;
@@ -162,6 +162,28 @@ export class SecretMount {
       throw new SecretdError('not_found', `Cannot update secret target '${target}': no such file in ${this.path}`);
     }
     await this.writeFile(file, data);
+  }
+
+  /**
+   * Whether the file for `target` holds exactly `data` (read back from the tmpfs, the only copy we
+   * keep; the read buffer is zeroed). Lets an unchanged secret without a version skip a rewrite.
+   */
+  async contentEquals(target: string, data: Uint8Array): Promise<boolean> {
+    const file = this.files.get(target);
+    if (file === undefined) return false;
+    const handle = await open(this.hostPath(file), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW).catch(() => null);
+    if (handle === null) return false;
+    let stored: Uint8Array | null = null;
+    try {
+      if ((await handle.stat()).size !== data.length) return false;
+      stored = await handle.readFile();
+      let difference = 0;
+      for (let i = 0; i < data.length; i++) difference |= stored[i]! ^ data[i]!;
+      return difference === 0 && stored.length === data.length;
+    } finally {
+      stored?.fill(0);
+      await handle.close();
+    }
   }
 
   /** Zeroes and removes one file (and the directories its target created, once empty). */
@@ -190,7 +212,10 @@ export class SecretMount {
  * Erases a secrets directory, mounted or not: every regular file is overwritten with zeros and
  * unlinked, the tmpfs unmounted (lazily if the normal unmount is refused), the directory removed.
  */
-export async function eraseSecretsDir(path: string): Promise<void> {
+export async function eraseSecretsDir(given: string): Promise<void> {
+  // The kernel's mount table names real paths.
+  const path = await realpath(given).catch(() => null);
+  if (path === null) return;
   await zeroTree(path);
   const mounted = async (): Promise<boolean> => mountAt(await readMounts(), path) !== null;
   // Stacked mounts (never made by us, but possible) each need an unmount.

@@ -23,6 +23,15 @@ export class SecretdError extends Error {
   }
 }
 
+/** This manager cannot serve the call, the leader can: `leaderAddr` tells the caller where to go. */
+export class NotLeaderError extends SecretdError {
+  readonly leaderAddr: string | null;
+  constructor(message: string, leaderAddr: string | null) {
+    super('unavailable', message);
+    this.leaderAddr = leaderAddr;
+  }
+}
+
 export const invalid = (message: string): SecretdError => new SecretdError('invalid', message);
 export const notFound = (message: string): SecretdError => new SecretdError('not_found', message);
 export const conflict = (message: string): SecretdError => new SecretdError('conflict', message);

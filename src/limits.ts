@@ -39,3 +39,8 @@ export const raftPeerQueueMax = 4096;
 /** One Raft tick. Elections start after raftElectionTicks to 2× that without a leader (0.5–1 s). */
 export const raftTickMs = 50;
 export const raftElectionTicks = 10;
+/** Dispatcher heartbeat period; a node missing three in a row is marked down (Docker: 5 s). */
+export const heartbeatPeriodMs = 1000;
+export const heartbeatsMissedMax = 3;
+/** Output kept from `secretd exec` (each of stdout and stderr). */
+export const execOutputBytesMax = 1024 * 1024;

@@ -11,12 +11,16 @@ import { registerCluster } from './cluster.ts';
 import { registerNodeProcess } from './node-process.ts';
 import { registerNode } from './node.ts';
 import { registerSecret } from './secret.ts';
+import { registerService } from './service.ts';
+import { registerExec, registerImage } from './exec-image.ts';
 
 const groups: Record<string, { describe: string; register: (cli: CAC, io: Io) => void }> = {
   secret: { describe: 'Manage secrets', register: registerSecret },
   cluster: { describe: 'Manage the cluster: join tokens, unlock key, settings', register: registerCluster },
   ca: { describe: 'Issue client certificates', register: registerCa },
   node: { describe: 'Manage nodes: list, promote, demote, drain, remove', register: registerNode },
+  service: { describe: 'Manage services: containers that get secrets', register: registerService },
+  image: { describe: "Manage this node's images (root filesystems)", register: registerImage },
 };
 
 export const defaultIo: Io = {
@@ -26,6 +30,22 @@ export const defaultIo: Io = {
   stdinIsTTY: process.stdin.isTTY === true,
 };
 
+/** Options (of any command) that take a value, so the first positional after them can be found. */
+const valueOptions = new Set(['--data-dir', '-H', '--host', '--tlscacert', '--tlscert', '--tlskey', '--name', '--secret', '--replicas', '--mode', '-e', '--env', '-l', '--label', '--update-parallelism', '--update-delay']);
+
+function splitAtCommand(args: readonly string[]): string[] {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') return [...args];
+    if (arg.startsWith('-') && arg !== stdinArg) {
+      if (!arg.includes('=') && valueOptions.has(arg)) i++;
+      continue;
+    }
+    return [...args.slice(0, i + 1), '--', ...args.slice(i + 1)];
+  }
+  return [...args];
+}
+
 export async function main(argv: readonly string[], io: Io = defaultIo): Promise<number> {
   const [first, ...rest] = argv;
   const group = first !== undefined ? groups[first] : undefined;
@@ -34,13 +54,18 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
   if (group) group.register(cli, io);
   else {
     registerNodeProcess(cli, io);
+    registerExec(cli, io);
     for (const [name, g] of Object.entries(groups)) cli.command(`${name} <command>`, g.describe).action(() => usage(`Run 'secretd ${name} --help' for its commands`));
   }
   cli.help();
   cli.version(secretdVersion);
   try {
     // cac's parser drops a lone "-"; carry it through as a marker the commands recognise.
-    const args = (group ? rest : argv).map((arg) => (arg === '-' ? stdinArg : arg));
+    let args = (group ? rest : argv).map((arg) => (arg === '-' ? stdinArg : arg));
+    // `service create IMAGE CMD…` and `exec TASK CMD…`: everything after the image or task is the
+    // container's command line, options included (as docker does), so it must not reach cac's parser.
+    if (group && first === 'service' && args[0] === 'create') args = ['create', ...splitAtCommand(args.slice(1))];
+    if (!group && args[0] === 'exec') args = ['exec', ...splitAtCommand(args.slice(1))];
     cli.parse(['', '', ...args], { run: false });
     if (cli.options.help || cli.options.version) return 0;
     if (!cli.matchedCommand) {

@@ -16,7 +16,8 @@ export function registerNodeProcess(cli: CAC, io: Io): void {
     .option('--listen-addr <addr>', `Address to serve mutual TLS on (default ${defaultListenAddr})`)
     .option('--advertise-addr <addr>', 'Address other nodes and clients use to reach this manager (default: derived from --listen-addr)')
     .option('--autolock', 'Wrap this manager\'s keys with an unlock key, required at every restart')
-    .action(async (flags: GlobalFlags & { listenAddr?: string; advertiseAddr?: string; autolock?: boolean }) => {
+    .option('--runtime <path>', 'OCI runtime binary with runc\'s command line (default runc)')
+    .action(async (flags: GlobalFlags & { listenAddr?: string; advertiseAddr?: string; autolock?: boolean; runtime?: string }) => {
       const dataDir = dataDirOf(flags);
       const listenAddr = flags.listenAddr ?? defaultListenAddr;
       const advertiseAddr = flags.advertiseAddr ?? defaultAdvertise(listenAddr);
@@ -25,6 +26,7 @@ export function registerNodeProcess(cli: CAC, io: Io): void {
         { dataDir, listenAddr, advertiseAddr, autolock: flags.autolock === true },
         {
           log: io.err,
+          runtime: flags.runtime,
           onReady: async (manager) => {
             const swarm = (await manager.cluster()).joinTokens;
             io.out(`Cluster initialized: current node (${manager.state.nodeId}) is now a manager.\n`);
@@ -43,7 +45,8 @@ export function registerNodeProcess(cli: CAC, io: Io): void {
     .option('--token <token>', 'The join token (secretd cluster join-token manager)')
     .option('--listen-addr <addr>', `Address to serve mutual TLS on (default ${defaultListenAddr})`)
     .option('--advertise-addr <addr>', 'Address other nodes and clients use to reach this node (default: derived from --listen-addr)')
-    .action(async (remote: string, flags: GlobalFlags & { token?: string; listenAddr?: string; advertiseAddr?: string }) => {
+    .option('--runtime <path>', 'OCI runtime binary with runc\'s command line (default runc)')
+    .action(async (remote: string, flags: GlobalFlags & { token?: string; listenAddr?: string; advertiseAddr?: string; runtime?: string }) => {
       if (!flags.token || typeof flags.token !== 'string') throw new SecretdError('invalid', 'Missing --token: the join token from `secretd cluster join-token manager`');
       splitHostPort(remote);
       const dataDir = dataDirOf(flags);
@@ -52,7 +55,12 @@ export function registerNodeProcess(cli: CAC, io: Io): void {
       splitHostPort(advertiseAddr);
       const daemon = await joinDaemon(
         { dataDir, token: flags.token, remote, listenAddr, advertiseAddr },
-        { log: io.err, onReady: (manager) => io.out(`This node joined the cluster as a ${manager.state.role} (${manager.state.nodeId}).`) },
+        {
+          log: io.err,
+          runtime: flags.runtime,
+          onReady: (manager) => io.out(`This node joined the cluster as a manager (${manager.state.nodeId}).`),
+          onWorkerReady: (worker) => io.out(`This node joined the cluster as a worker (${worker.state.nodeId}).`),
+        },
       );
       return waitForStop(daemon);
     });
@@ -60,8 +68,9 @@ export function registerNodeProcess(cli: CAC, io: Io): void {
   cli
     .command('run', 'Restart a node from its data directory and serve')
     .option('--force-new-cluster', 'Recover from a lost quorum: restart this manager alone with all committed data; the others must join again')
-    .action(async (flags: GlobalFlags & { forceNewCluster?: boolean }) => {
-      return waitForStop(await runDaemon(dataDirOf(flags), { log: io.err }, { forceNewCluster: flags.forceNewCluster === true }));
+    .option('--runtime <path>', 'OCI runtime binary with runc\'s command line (default runc)')
+    .action(async (flags: GlobalFlags & { forceNewCluster?: boolean; runtime?: string }) => {
+      return waitForStop(await runDaemon(dataDirOf(flags), { log: io.err, runtime: flags.runtime }, { forceNewCluster: flags.forceNewCluster === true }));
     });
 
   cli

@@ -1,6 +1,7 @@
 /**
- * A running node process (`secretd init` / `secretd run`): the manager, its admin socket at once,
- * its mTLS listener as soon as it is unlocked, and a clean stop on SIGTERM/SIGINT.
+ * A running node process (`secretd init` / `join` / `run`). A manager: its admin socket at once,
+ * its mTLS listener as soon as it is unlocked, and (as in Docker) an agent running tasks. A worker:
+ * its agent and a local admin socket. Both stop cleanly on SIGTERM/SIGINT.
  */
 import type { Server } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
@@ -12,21 +13,34 @@ import { Manager, type ManagerOptions } from './manager.ts';
 import { writeNodeState } from './node-state.ts';
 import { joinCluster, type JoinOptions } from './join.ts';
 import { dataDirPaths } from './data-dir.ts';
-import { serveAdminSocket, serveTls } from './server.ts';
+import { serveAdminSocket, serveTls, serveWorkerSocket } from './server.ts';
+import { hostname } from 'node:os';
+import { Executor } from './executor/index.ts';
+import { readNodeState } from './node-state.ts';
+import { Worker } from './worker.ts';
 
 export const secretdVersion = '0.1.0';
 
 export interface Daemon {
-  readonly manager: Manager;
+  /** Null on a worker. */
+  readonly manager: Manager | null;
+  readonly worker: Worker | null;
   /** Resolves when the node has stopped (signal or fatal error). */
   readonly done: Promise<number>;
   stop(): Promise<void>;
 }
 
 export interface DaemonHooks {
-  /** Told once the node serves (unlocked or not): what to print for the operator. */
+  /** Told once a manager serves (unlocked or not): what to print for the operator. */
   readonly onReady?: (manager: Manager) => void | Promise<void>;
+  readonly onWorkerReady?: (worker: Worker) => void;
   readonly log: (line: string) => void;
+  /** The OCI runtime binary (default runc). */
+  readonly runtime?: string | undefined;
+}
+
+function executorFor(dataDir: string, hooks: DaemonHooks): Executor {
+  return new Executor({ dataDir, ...(hooks.runtime ? { runtimeBinary: hooks.runtime } : {}) });
 }
 
 export async function initDaemon(options: Omit<InitOptions, 'random' | 'now'>, hooks: DaemonHooks): Promise<Daemon> {
@@ -41,11 +55,44 @@ export async function initDaemon(options: Omit<InitOptions, 'random' | 'now'>, h
 export async function joinDaemon(options: Omit<JoinOptions, 'random' | 'now'>, hooks: DaemonHooks): Promise<Daemon> {
   const joined = await joinCluster({ ...options, random: systemRandom, now: systemNow() });
   await writeNodeState(dataDirPaths(options.dataDir).nodeState, joined.state);
+  if (joined.state.role === 'worker') return startWorker(options.dataDir, hooks);
   return startDaemon(options.dataDir, hooks, (opts) => Manager.openWithKey(opts, joined.unlockKey));
 }
 
 export async function runDaemon(dataDir: string, hooks: DaemonHooks, options: { forceNewCluster?: boolean } = {}): Promise<Daemon> {
+  const state = await readNodeState(dataDirPaths(dataDir).nodeState, dataDir);
+  if (state.role === 'worker') {
+    if (options.forceNewCluster) throw new SecretdError('invalid', '--force-new-cluster applies to managers; this node is a worker');
+    return startWorker(dataDir, hooks);
+  }
   return startDaemon(dataDir, hooks, (opts) => Manager.open({ ...opts, ...(options.forceNewCluster ? { forceNewCluster: true } : {}) }));
+}
+
+async function startWorker(dataDir: string, hooks: DaemonHooks): Promise<Daemon> {
+  let finish: (code: number) => void = () => {};
+  const done = new Promise<number>((resolve) => (finish = resolve));
+  const worker = await Worker.open({ dataDir, executor: executorFor(dataDir, hooks), log: hooks.log });
+  const server = await serveWorkerSocket(
+    worker.paths.adminSocket,
+    {
+      nodeId: worker.state.nodeId,
+      hostname: hostname(),
+      importImage: async (name, path) => ({ Name: (await worker.executor.images.importImage(name, path)).name }),
+      exec: (taskId, argv) => worker.agent.exec(taskId, argv),
+    },
+    secretdVersion,
+  );
+  hooks.log(`secretd: worker ${worker.state.nodeId} running; local admin socket ${worker.paths.adminSocket}`);
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      server.close();
+      await worker.stop();
+      finish(0);
+    })());
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void stop());
+  hooks.onWorkerReady?.(worker);
+  return { manager: null, worker, done, stop };
 }
 
 async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: ManagerOptions) => Promise<Manager>): Promise<Daemon> {
@@ -72,6 +119,8 @@ async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: 
     now: systemNow,
     onFatal: fatal,
     onRaftStarted: startTls,
+    executor: executorFor(dataDir, hooks),
+    log: hooks.log,
     onLeftCluster: (reason) => {
       hooks.log(`secretd: ${reason}; it no longer takes part in Raft, so this manager process stops (to join again, use a fresh --data-dir)`);
       stopNow();
@@ -92,7 +141,7 @@ async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: 
   stopNow = () => void stop();
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void stop());
   await hooks.onReady?.(manager);
-  return { manager, done, stop };
+  return { manager, worker: null, done, stop };
 }
 
 export function describeError(error: unknown): string {

@@ -12,7 +12,7 @@ import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { constantTimeEqual, encodeUnlockKey, generateJoinToken, certDerFromPem, issueCertificate, keyPkcs8ToPem, newId, parseUnlockKey, type Random } from '../crypto/index.ts';
-import { SecretdError } from '../errors.ts';
+import { NotLeaderError, SecretdError } from '../errors.ts';
 import { nodeCertLifetimeMs, raftElectionTicks, raftTickMs } from '../limits.ts';
 import { NodeFileSystem } from '../io/node-fs.ts';
 import { sleep, systemTimers } from '../io/timers.ts';
@@ -31,9 +31,15 @@ import { openRaftNode } from './raft-open.ts';
 import { forceNewCluster } from './force-new-cluster.ts';
 import { RaftTransport } from './raft-transport.ts';
 import { decodeMessages } from './raft-wire.ts';
-import type { Command, TaggedCommand } from './store/commands.ts';
+import type { Command, TaggedCommand, TaskStatusUpdate } from './store/commands.ts';
+import { Agent } from './agent.ts';
+import { Dispatcher } from './dispatcher.ts';
+import type { ExecResult } from './dispatch-messages.ts';
+import type { Executor } from './executor/index.ts';
 import { Store, toBase64, type ApplyResult } from './store/store.ts';
-import type { ClusterRecord, Labels, NodeRecord, SecretRecord } from './store/types.ts';
+import type { ClusterRecord, Labels, NodeRecord, SecretRecord, ServiceRecord, TaskRecord } from './store/types.ts';
+import type { ServiceSpecInput } from './api/service-shapes.ts';
+import { filterTasks, resolveService, resolveSpecSecrets, resolveTask } from './workload-refs.ts';
 
 export interface ManagerOptions {
   readonly dataDir: string;
@@ -53,6 +59,9 @@ export interface ManagerOptions {
   readonly forceNewCluster?: boolean;
   /** This node was demoted or removed, and Raft no longer counts it: the process should stop. */
   readonly onLeftCluster?: (reason: string) => void;
+  /** Runs tasks on this manager too (as Docker's managers do); none: this manager runs no tasks. */
+  readonly executor?: Executor;
+  readonly log?: (line: string) => void;
 }
 
 /** How long a write may wait for a leader (elections take about a second). */
@@ -60,6 +69,7 @@ const writeDeadlineMs = 15_000;
 const forwardTimeoutMs = 10_000;
 export const proposePath = '/secretd/raft/propose';
 export const internalNodesPath = '/secretd/internal/nodes';
+export const internalExecPath = '/secretd/internal/exec';
 
 export class Manager implements Backend {
   readonly paths: DataDirPaths;
@@ -75,6 +85,8 @@ export class Manager implements Backend {
   #unlocking = false;
   #reconciling = false;
   #leavingStarted = false;
+  #dispatcher: Dispatcher | null = null;
+  #agent: Agent | null = null;
   readonly #startedListeners: Array<() => void> = [];
 
   private constructor(options: ManagerOptions, paths: DataDirPaths, state: NodeState) {
@@ -166,6 +178,8 @@ export class Manager implements Backend {
     this.#peers = peers;
     this.#transport = transport;
     this.#raft = raft;
+    const log = this.#options.log ?? (() => {});
+    this.#dispatcher = new Dispatcher({ store: () => raft.store, propose: (command) => this.#propose(command), timers: systemTimers, now: () => this.#now(), log });
     raft.start();
     const conf = raft.core.status().conf;
     if (conf.voters.length === 1 && conf.voters[0] === id) raft.campaign();
@@ -175,6 +189,10 @@ export class Manager implements Backend {
     await raft.waitForLeader(30_000);
     await raft.linearizableRead(30_000);
     if (this.#options.forceNewCluster) await this.#dropOtherManagers();
+    if (this.#options.executor) {
+      this.#agent = new Agent({ nodeId: id, managers: () => this.#managerAddrs(), peers, executor: this.#options.executor, timers: systemTimers, log });
+      this.#agent.start();
+    }
     for (const listener of this.#startedListeners.splice(0)) listener();
   }
 
@@ -184,7 +202,18 @@ export class Manager implements Backend {
     if (others.length > 0) await this.#propose({ op: 'node-remove', at: this.#now(), ids: others });
   }
 
+  /** Where this node's agent looks for the dispatcher: the leader, then every manager. */
+  #managerAddrs(): string[] {
+    const raft = this.#raft;
+    if (!raft) return [];
+    const leader = raft.core.leader;
+    const addrs = [...raft.store.nodes()].filter((n) => n.role === 'manager').map((n) => ({ id: n.id as string, addr: n.addr }));
+    addrs.sort((a, b) => Number(b.id === leader) - Number(a.id === leader));
+    return addrs.map((a) => a.addr);
+  }
+
   #watch(store: Store): void {
+    store.onApplied(() => this.#dispatcher?.storeChanged());
     store.onEvent((event) => {
       if (event.kind === 'cluster') this.#maybeRewrapKeys(event.cluster.unlockKey);
       else if (event.kind === 'node' && event.node.id === this.state.nodeId && event.node.role !== 'manager') this.#leaving('this node was demoted to a worker');
@@ -225,6 +254,7 @@ export class Manager implements Backend {
   /** On the leader: one step of moving the Raft configuration towards the store's managers. */
   async #reconcileMembership(): Promise<void> {
     const raft = this.#raft;
+    this.#dispatcher?.setActive(raft?.core.role === 'leader' && !this.#leavingStarted);
     if (!raft || this.#reconciling || raft.core.role !== 'leader') return;
     const status = raft.core.status();
     if (status.role !== 'leader' || !status.progress) return;
@@ -246,6 +276,8 @@ export class Manager implements Backend {
   /** Graceful stop: a leader first hands leadership to the most caught-up voter. */
   async stop(): Promise<void> {
     this.#stopReconciling?.();
+    this.#dispatcher?.setActive(false);
+    await this.#agent?.stop();
     const raft = this.#raft;
     if (raft) {
       const status = raft.core.status();
@@ -333,6 +365,33 @@ export class Manager implements Backend {
     }
   }
 
+  openSession(from: Identity): ReadableStream<Uint8Array> {
+    const dispatcher = this.#dispatcher;
+    if (!dispatcher?.active) throw this.#notLeader('Not the leader: node sessions are served by the leader');
+    return dispatcher.openSession(from.nodeId);
+  }
+
+  sessionHeartbeat(from: Identity): void {
+    if (!this.#dispatcher?.active) throw this.#notLeader('Not the leader');
+    this.#dispatcher.heartbeat(from.nodeId);
+  }
+
+  async sessionStatus(from: Identity, updates: readonly TaskStatusUpdate[]): Promise<void> {
+    if (!this.#dispatcher?.active) throw this.#notLeader('Not the leader');
+    await this.#dispatcher.reportStatus(from.nodeId, updates);
+  }
+
+  sessionExecResult(from: Identity, id: string, result: ExecResult): void {
+    if (!this.#dispatcher?.active) throw this.#notLeader('Not the leader');
+    this.#dispatcher.execResult(from.nodeId, id, result);
+  }
+
+  #notLeader(message: string): NotLeaderError {
+    const leader = this.#raft?.core.leader ?? null;
+    const addr = leader === null ? null : (this.#raft?.store.node(leader)?.addr ?? null);
+    return new NotLeaderError(message, addr);
+  }
+
   raftStatus(): unknown {
     return this.#raftNode().core.status();
   }
@@ -351,7 +410,6 @@ export class Manager implements Backend {
     const store = await this.#read();
     const cluster = this.#clusterOf(store);
     const issued = await issueJoin(cluster, request, { random: this.#options.random, now: this.#options.now(), idTaken: (id) => store.node(id) !== undefined || store.isRemovedNode(id) });
-    if (issued.role === 'worker') throw new SecretdError('unimplemented', 'Worker nodes cannot join yet: this secretd runs managers only');
     await this.#propose({ op: 'node-add', at: this.#now(), node: { id: issued.nodeId, role: issued.role, hostname: request.hostname, addr: issued.addr } });
     const managers = [...store.nodes()].filter((n) => n.role === 'manager').map((n) => ({ ID: n.id as string, Addr: n.addr }));
     return {
@@ -368,6 +426,58 @@ export class Manager implements Backend {
 
   isRemovedNode(nodeId: string): boolean {
     return this.#raft?.store.isRemovedNode(nodeId) ?? false;
+  }
+
+  // --- Services, tasks, exec, images ---------------------------------------------------------
+
+  async listServices(): Promise<readonly ServiceRecord[]> {
+    return [...(await this.#read()).workloads.services.values()];
+  }
+
+  async getService(ref: string): Promise<ServiceRecord> {
+    return resolveService(await this.#read(), ref);
+  }
+
+  async createService(spec: ServiceSpecInput): Promise<string> {
+    const store = await this.#read();
+    if (store.workloads.serviceByName(spec.name)) throw new SecretdError('conflict', `Service ${spec.name} already exists`);
+    const result = await this.#propose({ op: 'service-create', at: this.#now(), id: newId(this.#options.random), spec: resolveSpecSecrets(store, spec) });
+    return result.id!;
+  }
+
+  async updateService(ref: string, expectedIndex: number, spec: ServiceSpecInput): Promise<void> {
+    const store = await this.#read();
+    const service = resolveService(store, ref);
+    await this.#propose({ op: 'service-update', at: this.#now(), id: service.id, expectedIndex, spec: resolveSpecSecrets(store, spec) });
+  }
+
+  async removeService(ref: string): Promise<void> {
+    const service = resolveService(await this.#read(), ref);
+    await this.#propose({ op: 'service-remove', at: this.#now(), id: service.id });
+  }
+
+  async listTasks(filters: ReadonlyMap<string, readonly string[]>): Promise<readonly TaskRecord[]> {
+    return filterTasks(await this.#read(), filters);
+  }
+
+  async getTask(ref: string): Promise<TaskRecord> {
+    return resolveTask(await this.#read(), ref);
+  }
+
+  /** Runs a command in a task's container wherever it runs: here, or relayed over its node's session. */
+  async exec(taskRef: string, argv: readonly string[]): Promise<ExecResult> {
+    const task = resolveTask(await this.#read(), taskRef);
+    if (task.nodeId === null) throw new SecretdError('conflict', `Task ${taskRef} is not placed on a node yet`);
+    if (task.nodeId === this.state.nodeId && this.#agent) return this.#agent.exec(task.id, argv);
+    if (this.#dispatcher?.active) return this.#dispatcher.exec(task.nodeId, task.id, argv, 60_000);
+    return this.#onLeader(() => this.exec(task.id, argv), 'POST', internalExecPath, { Task: task.id, Cmd: argv });
+  }
+
+  async importImage(name: string, path: string): Promise<{ Name: string }> {
+    const executor = this.#options.executor;
+    if (!executor) throw new SecretdError('unimplemented', 'This node runs no tasks, so it keeps no images');
+    const image = await executor.images.importImage(name, path);
+    return { Name: image.name };
   }
 
   // --- Nodes ---------------------------------------------------------------------------------

@@ -88,6 +88,55 @@ export class PeerClient {
     });
   }
 
+  /**
+   * A long-lived GET whose response body arrives as lines (the dispatcher session). Resolves with
+   * the HTTP status once headers arrive; `onLine` gets each line, `onEnd` the end, whichever way.
+   */
+  openLines(addr: string, path: string, handlers: { onLine: (line: string) => void; onEnd: (error: Error | null) => void }): Promise<{ status: number; body: string; close: () => void }> {
+    return new Promise((resolve, reject) => {
+      let session: ClientHttp2Session;
+      try {
+        session = this.#session(addr);
+      } catch (error) {
+        reject(new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${(error as Error).message}`));
+        return;
+      }
+      const stream = session.request({ ':method': 'GET', ':path': path });
+      let buffered = '';
+      let status = 0;
+      let ended = false;
+      const end = (error: Error | null): void => {
+        if (ended) return;
+        ended = true;
+        handlers.onEnd(error);
+      };
+      stream.setEncoding('utf8');
+      stream.on('response', (headers) => {
+        status = Number(headers[':status']);
+        if (status === 200) resolve({ status, body: '', close: () => stream.close(constants.NGHTTP2_CANCEL) });
+      });
+      stream.on('data', (chunk: string) => {
+        buffered += chunk;
+        if (status !== 200) return;
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          if (line) handlers.onLine(line);
+        }
+      });
+      stream.on('end', () => {
+        if (status !== 200) resolve({ status, body: buffered, close: () => {} });
+        end(null);
+      });
+      stream.on('close', () => end(null));
+      stream.on('error', (error) => {
+        if (status === 0) reject(new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${error.message}`));
+        end(error);
+      });
+    });
+  }
+
   closeAll(): void {
     for (const [addr, session] of this.#sessions) this.#drop(addr, session);
   }

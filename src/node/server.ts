@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import { keyPkcs8ToPem, roleFromOU } from '../crypto/index.ts';
 import { SecretdError } from '../errors.ts';
 import { createApp } from './api/app.ts';
+import { createWorkerApp, type WorkerBackend } from './api/worker-app.ts';
 import type { Backend, Identity } from './api/backend.ts';
 import { splitHostPort } from './bootstrap.ts';
 
@@ -26,9 +27,16 @@ export interface ServeOptions {
 
 export async function serveAdminSocket(path: string, options: ServeOptions): Promise<Server> {
   const admin: Identity = { role: 'admin', nodeId: 'local', via: 'socket' };
-  const app = createApp({ backend: options.backend, version: options.version, identify: () => admin });
+  return listenOnSocket(path, createApp({ backend: options.backend, version: options.version, identify: () => admin }).fetch);
+}
+
+export async function serveWorkerSocket(path: string, backend: WorkerBackend, version: string): Promise<Server> {
+  return listenOnSocket(path, createWorkerApp(backend, version).fetch);
+}
+
+async function listenOnSocket(path: string, fetch: (request: Request) => Response | Promise<Response>): Promise<Server> {
   await rm(path, { force: true });
-  const server = createHttpServer(getRequestListener(app.fetch));
+  const server = createHttpServer(getRequestListener(fetch));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // The socket must never be reachable by anyone but root, not even for an instant.

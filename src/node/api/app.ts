@@ -6,11 +6,13 @@
 import { Hono, type Context } from 'hono';
 import { getPath } from 'hono/utils/url';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { SecretdError, type ErrorCode } from '../../errors.ts';
+import { NotLeaderError, SecretdError, type ErrorCode } from '../../errors.ts';
 import type { Backend, Identity } from './backend.ts';
+import { dispatchRoutes } from './routes-dispatch.ts';
 import { nodeRoutes } from './routes-nodes.ts';
 import { forbiddenAnonymous, raftRoutes } from './routes-raft.ts';
 import { secretRoutes } from './routes-secrets.ts';
+import { serviceRoutes } from './routes-services.ts';
 import { swarmRoutes } from './routes-swarm.ts';
 import { systemRoutes } from './routes-system.ts';
 
@@ -62,8 +64,11 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   swarmRoutes(app, options.backend);
   nodeRoutes(app, options.backend);
   raftRoutes(app, options.backend);
+  dispatchRoutes(app, options.backend);
+  serviceRoutes(app, options.backend);
   app.notFound((c) => c.json({ message: `Page not found: ${c.req.method} ${c.req.path.slice(0, 200)}` }, 404));
   app.onError((error, c) => {
+    if (error instanceof NotLeaderError) return c.json({ message: error.message, Leader: error.leaderAddr }, 503);
     if (error instanceof SecretdError) return c.json({ message: error.message }, statusByCode[error.code]);
     // Unexpected: never echo internals (they could hold request data); the node logs them.
     console.error(`secretd: internal error on ${c.req.method} ${c.req.path}: ${error instanceof Error ? error.name : 'error'}`);

@@ -1,10 +1,12 @@
 /** What the HTTP API needs from a node. The manager implements it; API tests may use a real manager. */
 import type { Role } from '../../crypto/ca.ts';
 import type { ApplyResult } from '../store/store.ts';
-import type { TaggedCommand } from '../store/commands.ts';
+import type { TaggedCommand, TaskStatusUpdate } from '../store/commands.ts';
+import type { ExecResult } from '../dispatch-messages.ts';
 import type { JoinRequest } from '../join-service.ts';
 import type { JoinAnswer } from '../join.ts';
-import type { Availability, ClusterRecord, Labels, SecretRecord } from '../store/types.ts';
+import type { Availability, ClusterRecord, Labels, SecretRecord, ServiceRecord, TaskRecord } from '../store/types.ts';
+import type { ServiceSpecInput } from './service-shapes.ts';
 
 /** Who is calling, from the client certificate (or root on the local admin socket). */
 export interface Identity {
@@ -92,6 +94,23 @@ export interface Backend {
   /** This member's view of Raft, for operators: term, role, leader, commit, configuration, followers' progress. */
   raftStatus(): unknown;
   proposeForwarded(command: TaggedCommand): Promise<ApplyResult>;
+
+  // The dispatcher (node certificates only; served by the leader).
+  openSession(from: Identity): ReadableStream<Uint8Array>;
+  sessionHeartbeat(from: Identity): void;
+  sessionStatus(from: Identity, updates: readonly TaskStatusUpdate[]): Promise<void>;
+  sessionExecResult(from: Identity, id: string, result: ExecResult): void;
+
+  // Services, tasks, exec, images.
+  listServices(): Promise<readonly ServiceRecord[]>;
+  getService(ref: string): Promise<ServiceRecord>;
+  createService(spec: ServiceSpecInput): Promise<string>;
+  updateService(ref: string, expectedIndex: number, spec: ServiceSpecInput): Promise<void>;
+  removeService(ref: string): Promise<void>;
+  listTasks(filters: ReadonlyMap<string, readonly string[]>): Promise<readonly TaskRecord[]>;
+  getTask(ref: string): Promise<TaskRecord>;
+  exec(taskRef: string, argv: readonly string[]): Promise<ExecResult>;
+  importImage(name: string, path: string): Promise<{ Name: string }>;
 
   // Nodes.
   listNodes(): Promise<readonly NodeView[]>;

@@ -48,6 +48,12 @@ export function raftRoutes(api: Hono<AppEnv>, backend: Backend): void {
     return c.json(await backend.proposeForwarded(command));
   });
 
+  api.post('/secretd/internal/exec', async (c) => {
+    requireRole(c, ['manager'], 'use internal routes');
+    const body = await readJsonObject(c, 'exec request', ['Task', 'Cmd']);
+    return c.json(await backend.exec(String(body.Task), (body.Cmd as string[]) ?? []));
+  });
+
   api.get('/secretd/internal/nodes', async (c) => {
     requireRole(c, ['manager'], 'use internal routes');
     return c.json(await backend.listNodes());

@@ -4,6 +4,7 @@
  * state on every manager. Encoded as JSON with bytes in base64; the log seals it on disk.
  */
 import type { Role } from '../../crypto/ca.ts';
+import type { ContainerSpec, DesiredState, NodeStatus, ServiceSpec, TaskState } from './types.ts';
 import { SecretdError } from '../../errors.ts';
 
 export interface NodeSpec {
@@ -56,7 +57,38 @@ export type Command =
       readonly addr?: string;
     }
   /** Removed nodes' ids are never reused and their certificates stop working at once. */
-  | { readonly op: 'node-remove'; readonly at: string; readonly ids: readonly string[] };
+  | { readonly op: 'node-remove'; readonly at: string; readonly ids: readonly string[] }
+  | { readonly op: 'node-status'; readonly at: string; readonly id: string; readonly status: NodeStatus }
+  | { readonly op: 'service-create'; readonly at: string; readonly id: string; readonly spec: ServiceSpec }
+  | { readonly op: 'service-update'; readonly at: string; readonly id: string; readonly expectedIndex: number; readonly spec: ServiceSpec }
+  | { readonly op: 'service-remove'; readonly at: string; readonly id: string }
+  /** The orchestrator's and scheduler's decisions: new tasks, placements, desired-state changes. */
+  | { readonly op: 'tasks-put'; readonly at: string; readonly tasks: readonly TaskPut[] }
+  /** What agents report about their tasks. */
+  | { readonly op: 'task-status'; readonly at: string; readonly nodeId: string; readonly updates: readonly TaskStatusUpdate[] }
+  | { readonly op: 'tasks-remove'; readonly at: string; readonly ids: readonly string[] };
+
+export interface TaskPut {
+  readonly id: string;
+  readonly serviceId: string;
+  readonly slot: number;
+  readonly nodeId: string | null;
+  readonly specVersion: number;
+  readonly container: ContainerSpec;
+  readonly desiredState: DesiredState;
+  /** Set when the orchestrator or scheduler decides a state (new, pending, assigned, orphaned…). */
+  readonly state?: TaskState;
+  readonly message?: string;
+}
+
+export interface TaskStatusUpdate {
+  readonly id: string;
+  readonly state: TaskState;
+  readonly message: string;
+  readonly error: string;
+  readonly exitCode: number | null;
+  readonly secretVersions: Readonly<Record<string, number>>;
+}
 
 export type CommandOp = Command['op'];
 

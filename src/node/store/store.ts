@@ -8,7 +8,8 @@
 import { assert, SecretdError, type ErrorCode } from '../../errors.ts';
 import type { Command, NodeSpec, TaggedCommand } from './commands.ts';
 import { requestIdsRemembered } from '../../limits.ts';
-import type { ClusterRecord, Labels, NodeId, NodeRecord, SecretId, SecretRecord } from './types.ts';
+import type { ClusterRecord, Labels, NodeId, NodeRecord, SecretId, SecretRecord, ServiceRecord, TaskRecord } from './types.ts';
+import { Workloads } from './workloads.ts';
 
 export type ApplyResult = { readonly ok: true; readonly id?: string } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
 
@@ -25,10 +26,13 @@ export class Store {
   readonly #secretNames = new Map<string, SecretId>();
   readonly #nodes = new Map<NodeId, NodeRecord>();
   readonly #removedNodes = new Set<string>();
+  /** Services and tasks. */
+  readonly workloads = new Workloads();
   #appliedIndex = 0;
   /** Outcomes of recent tagged commands, oldest first (a Map keeps insertion order). */
   readonly #requests = new Map<string, ApplyResult>();
   readonly #listeners: Array<(event: StoreEvent) => void> = [];
+  readonly #appliedListeners: Array<() => void> = [];
 
   get appliedIndex(): number {
     return this.#appliedIndex;
@@ -40,6 +44,11 @@ export class Store {
 
   onEvent(listener: (event: StoreEvent) => void): void {
     this.#listeners.push(listener);
+  }
+
+  /** Called after every applied entry (the dispatcher and orchestrator coalesce these). */
+  onApplied(listener: () => void): void {
+    this.#appliedListeners.push(listener);
   }
 
   /** Entries without a command (a leader's no-op, a membership change) still advance the index. */
@@ -62,6 +71,7 @@ export class Store {
       result = { ok: false, code: error.code, message: error.message };
     }
     if (requestId !== undefined) this.#remember(requestId, result);
+    for (const listener of this.#appliedListeners) listener();
     return result;
   }
 
@@ -93,6 +103,32 @@ export class Store {
         return this.#updateNode(index, command);
       case 'node-remove':
         return this.#removeNodes(command.ids);
+      case 'node-status': {
+        const node = this.#nodes.get(command.id as NodeId);
+        if (!node) return { ok: false, code: 'not_found', message: `Node ${command.id} not found` };
+        const updated = { ...node, status: command.status, metaIndex: index };
+        this.#nodes.set(node.id, updated);
+        this.#emit({ kind: 'node', node: updated });
+        return { ok: true, id: node.id };
+      }
+      case 'service-create':
+        this.workloads.createService(index, command.at, command.id, command.spec, (id) => this.#secrets.get(id as SecretId));
+        return { ok: true, id: command.id };
+      case 'service-update':
+        this.workloads.updateService(index, command.at, command.id, command.expectedIndex, command.spec, (id) => this.#secrets.get(id as SecretId));
+        return { ok: true, id: command.id };
+      case 'service-remove':
+        this.workloads.removeService(command.at, command.id, index);
+        return { ok: true, id: command.id };
+      case 'tasks-put':
+        this.workloads.putTasks(index, command.at, command.tasks);
+        return { ok: true };
+      case 'task-status':
+        this.workloads.reportStatus(index, command.at, command.nodeId, command.updates);
+        return { ok: true };
+      case 'tasks-remove':
+        this.workloads.removeTasks(command.ids);
+        return { ok: true };
       default:
         throw new SecretdError('corrupt', `Log entry has unknown operation ${JSON.stringify((command as { op: unknown }).op)}`);
     }
@@ -117,7 +153,7 @@ export class Store {
 
   #addNode(index: number, at: string, node: NodeSpec): ApplyResult {
     if (this.#removedNodes.has(node.id) || this.#nodes.has(node.id as NodeId)) return { ok: false, code: 'conflict', message: `Node id ${node.id} is already in use` };
-    this.#nodes.set(node.id as NodeId, { ...node, id: node.id as NodeId, availability: 'active', labels: {}, createdAt: at, updatedAt: at, metaIndex: index });
+    this.#nodes.set(node.id as NodeId, { ...node, id: node.id as NodeId, availability: 'active', labels: {}, status: 'unknown', createdAt: at, updatedAt: at, metaIndex: index });
     return { ok: true, id: node.id };
   }
 
@@ -208,6 +244,13 @@ export class Store {
     const missing = ids.filter((id) => !this.#secrets.has(id as SecretId));
     if (missing.length > 0) return { ok: false, code: 'not_found', message: `Secret ${missing.join(', ')} not found` };
     for (const id of ids) {
+      const users = this.workloads.servicesUsing(id).map((s) => s.spec.name);
+      if (users.length > 0) {
+        const name = this.#secrets.get(id as SecretId)!.name;
+        return { ok: false, code: 'invalid', message: `Secret '${name}' is in use by the following ${users.length === 1 ? 'service' : 'services'}: ${users.join(', ')}` };
+      }
+    }
+    for (const id of ids) {
       const secret = this.#secrets.get(id as SecretId)!;
       this.#secrets.delete(secret.id);
       this.#secretNames.delete(secret.name.toLowerCase());
@@ -262,7 +305,7 @@ export class Store {
   snapshot(): Uint8Array {
     const cluster = this.#cluster && { ...this.#cluster, caKey: toBase64(this.#cluster.caKey), unlockKey: this.#cluster.unlockKey && toBase64(this.#cluster.unlockKey) };
     const secrets = [...this.#secrets.values()].map((s) => ({ ...s, versions: s.versions.map((v) => ({ ...v, data: toBase64(v.data) })) }));
-    const body = { format: 1, appliedIndex: this.#appliedIndex, cluster, nodes: [...this.#nodes.values()], removedNodes: [...this.#removedNodes], secrets, requests: [...this.#requests] };
+    const body = { format: 1, appliedIndex: this.#appliedIndex, cluster, nodes: [...this.#nodes.values()], removedNodes: [...this.#removedNodes], secrets, requests: [...this.#requests], ...this.workloads.snapshot() };
     return new TextEncoder().encode(JSON.stringify(body));
   }
 
@@ -277,6 +320,7 @@ export class Store {
     for (const node of body.nodes) store.#nodes.set(node.id, node);
     for (const [id, result] of body.requests ?? []) store.#requests.set(id, result);
     for (const id of body.removedNodes ?? []) store.#removedNodes.add(id);
+    store.workloads.restore(body);
     for (const s of body.secrets) {
       const record: SecretRecord = { ...s, versions: s.versions.map((v) => ({ ...v, data: fromBase64(v.data) })) };
       store.#secrets.set(record.id, record);
@@ -299,6 +343,8 @@ interface SnapshotBody {
   secrets: Array<Omit<SecretRecord, 'versions'> & { versions: Array<{ version: number; data: string; createdAt: string }> }>;
   requests?: Array<[string, ApplyResult]>;
   removedNodes?: string[];
+  services?: ServiceRecord[];
+  tasks?: TaskRecord[];
 }
 
 function staleVersion(what: string, expected: number, actual: number): ApplyResult {

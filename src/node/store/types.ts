@@ -34,10 +34,14 @@ export interface NodeRecord {
   readonly addr: string;
   readonly availability: Availability;
   readonly labels: Labels;
+  /** Written by the leader's dispatcher: ready while the node keeps its session, down after missed heartbeats. */
+  readonly status: NodeStatus;
   readonly createdAt: string;
   readonly updatedAt: string;
   readonly metaIndex: number;
 }
+
+export type NodeStatus = 'unknown' | 'ready' | 'down';
 
 export interface ClusterRecord {
   readonly id: string;
@@ -52,3 +56,83 @@ export interface ClusterRecord {
   readonly unlockKey: Uint8Array | null;
   readonly labels: Labels;
 }
+
+export type ServiceId = string & { readonly __brand: 'ServiceId' };
+export type TaskId = string & { readonly __brand: 'TaskId' };
+
+/** A service's reference to a secret: which one, and where and how it appears in the container. */
+export interface SecretReference {
+  readonly secretId: string;
+  readonly secretName: string;
+  /** A file name under /run/secrets, or an absolute path. */
+  readonly target: string;
+  readonly uid: string;
+  readonly gid: string;
+  readonly mode: number;
+}
+
+/** What a task runs; copied into each task so a running task never changes under it. */
+export interface ContainerSpec {
+  readonly image: string;
+  readonly command: readonly string[];
+  readonly args: readonly string[];
+  readonly env: readonly string[];
+  readonly secrets: readonly SecretReference[];
+}
+
+export type ServiceMode = { readonly kind: 'replicated'; readonly replicas: number } | { readonly kind: 'global' };
+
+export interface UpdateConfig {
+  /** Tasks replaced at once (0: all). */
+  readonly parallelism: number;
+  readonly delayMs: number;
+}
+
+export interface ServiceSpec {
+  readonly name: string;
+  readonly labels: Labels;
+  readonly container: ContainerSpec;
+  readonly mode: ServiceMode;
+  readonly update: UpdateConfig;
+}
+
+export interface ServiceRecord {
+  readonly id: ServiceId;
+  readonly spec: ServiceSpec;
+  /** Bumped on every spec change: tasks of an older spec version are rolled. */
+  readonly specVersion: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly metaIndex: number;
+}
+
+export type TaskState = 'new' | 'pending' | 'assigned' | 'preparing' | 'starting' | 'running' | 'complete' | 'shutdown' | 'failed' | 'rejected' | 'orphaned';
+export type DesiredState = 'running' | 'shutdown';
+
+export interface TaskStatus {
+  readonly state: TaskState;
+  readonly message: string;
+  readonly error: string;
+  readonly exitCode: number | null;
+  readonly at: string;
+  /** Which version of each secret (by id) the task holds; never the data. */
+  readonly secretVersions: Readonly<Record<string, number>>;
+}
+
+export interface TaskRecord {
+  readonly id: TaskId;
+  readonly serviceId: ServiceId;
+  /** Replica slot (1…N) of a replicated service; 0 for a global service's tasks. */
+  readonly slot: number;
+  /** Where it runs: chosen by the scheduler (null until then), fixed for a global task. */
+  readonly nodeId: string | null;
+  readonly specVersion: number;
+  readonly container: ContainerSpec;
+  readonly desiredState: DesiredState;
+  readonly status: TaskStatus;
+  readonly createdAt: string;
+  readonly metaIndex: number;
+}
+
+/** Terminal states: the task will not run again (the orchestrator makes a new one if needed). */
+export const terminalTaskStates: ReadonlySet<TaskState> = new Set(['complete', 'shutdown', 'failed', 'rejected', 'orphaned']);

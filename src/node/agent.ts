@@ -1,0 +1,244 @@
+/**
+ * The node's agent: keeps one session with the leader's dispatcher, runs what it is assigned
+ * through the executor, reports task status, and holds the secrets its tasks need in memory only
+ * (and in those tasks' tmpfs): a secret no task here references any more is zeroed and dropped.
+ * After a restart (even after SIGKILL) the first complete assignment set decides which containers
+ * and mounts left from before are kept; everything else is stopped and erased.
+ */
+import { SecretdError } from '../errors.ts';
+import { heartbeatPeriodMs } from '../limits.ts';
+import { sleep, type Timers } from '../io/timers.ts';
+import type { ExecResult, SessionMessage, TaskAssignment } from './dispatch-messages.ts';
+import { execResultPath, heartbeatPath, sessionPath, statusPath } from './dispatch-messages.ts';
+import type { Executor, TaskSecret } from './executor/index.ts';
+import type { PeerClient } from './peer-client.ts';
+import type { TaskStatusUpdate } from './store/commands.ts';
+import { fromBase64 } from './store/store.ts';
+import type { TaskState } from './store/types.ts';
+
+export interface AgentOptions {
+  readonly nodeId: string;
+  /** Managers to try, best first; the dispatcher's answer names the leader when it is elsewhere. */
+  readonly managers: () => readonly string[];
+  readonly peers: PeerClient;
+  readonly executor: Executor;
+  readonly timers: Timers;
+  readonly log: (line: string) => void;
+}
+
+interface HeldSecret {
+  readonly version: number;
+  readonly data: Uint8Array;
+}
+
+export class Agent {
+  readonly #options: AgentOptions;
+  readonly #assigned = new Map<string, TaskAssignment>();
+  /** Secret id → the newest version delivered (issue-free for tasks that follow the latest). */
+  readonly #secrets = new Map<string, HeldSecret>();
+  /** Tasks whose container this agent started (or adopted) and has not yet seen end. */
+  readonly #running = new Set<string>();
+  #queue: Promise<void> = Promise.resolve();
+  #stopped = false;
+  #adopted = false;
+  #leader: string | null = null;
+  #closeSession: (() => void) | null = null;
+  /** Count of secret deliveries received, without values: for tests and diagnostics. */
+  secretsReceived = 0;
+
+  constructor(options: AgentOptions) {
+    this.#options = options;
+    options.executor.onExit((taskId, exitCode) => {
+      if (!this.#running.delete(taskId)) return;
+      const desired = this.#assigned.get(taskId)?.desiredState;
+      const state: TaskState = desired === 'shutdown' ? 'shutdown' : exitCode === 0 ? 'complete' : 'failed';
+      void this.#report([{ id: taskId, state, message: state === 'failed' ? `container exited with code ${exitCode ?? 'unknown'}` : 'finished', error: state === 'failed' ? `task: non-zero exit (${exitCode ?? 'unknown'})` : '', exitCode, secretVersions: {} }]);
+    });
+  }
+
+  start(): void {
+    void this.#sessionLoop();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#closeSession?.();
+    await this.#queue;
+    for (const secret of this.#secrets.values()) secret.data.fill(0);
+    this.#secrets.clear();
+  }
+
+  /** Secrets held in memory right now (ids only). */
+  heldSecretIds(): string[] {
+    return [...this.#secrets.keys()];
+  }
+
+  exec(taskId: string, argv: readonly string[]): Promise<ExecResult> {
+    if (!this.#assigned.has(taskId)) throw new SecretdError('not_found', `Task ${taskId} does not run on this node`);
+    return this.#options.executor.exec(taskId, [...argv], { timeoutMs: 60_000 });
+  }
+
+  async #sessionLoop(): Promise<void> {
+    let attempt = 0;
+    while (!this.#stopped) {
+      const candidates = [...new Set([...(this.#leader ? [this.#leader] : []), ...this.#options.managers()])];
+      let served = false;
+      for (const addr of candidates) {
+        if (this.#stopped) return;
+        try {
+          served = await this.#runSession(addr);
+          if (served) break;
+        } catch {
+          // try the next manager
+        }
+      }
+      attempt = served ? 0 : attempt + 1;
+      await sleep(this.#options.timers, Math.min(100 * 2 ** Math.min(attempt, 4), 2000));
+    }
+  }
+
+  /** One session: resolves when it ends; false when this manager would not serve it. */
+  async #runSession(addr: string): Promise<boolean> {
+    let ended: (value: void) => void = () => {};
+    const done = new Promise<void>((resolve) => (ended = resolve));
+    const opened = await this.#options.peers.openLines(addr, sessionPath, {
+      onLine: (line) => this.#onMessage(addr, JSON.parse(line) as SessionMessage),
+      onEnd: () => ended(),
+    });
+    if (opened.status !== 200) {
+      const hint = (safeJson(opened.body) as { Leader?: string } | null)?.Leader;
+      this.#leader = hint && hint !== addr ? hint : null;
+      return false;
+    }
+    this.#leader = addr;
+    this.#closeSession = opened.close;
+    await done;
+    this.#closeSession = null;
+    return true;
+  }
+
+  #onMessage(addr: string, message: SessionMessage): void {
+    switch (message.type) {
+      case 'heartbeat':
+        void this.#options.peers.request(addr, 'POST', heartbeatPath, null, { timeoutMs: heartbeatPeriodMs * 2 }).catch(() => {});
+        return;
+      case 'exec':
+        void this.#execFor(addr, message.id, message.taskId, message.argv);
+        return;
+      case 'assignments':
+        this.#applyAssignments(message);
+        return;
+    }
+  }
+
+  #applyAssignments(message: Extract<SessionMessage, { type: 'assignments' }>): void {
+    if (message.full) this.#assigned.clear();
+    for (const id of message.removedTasks) this.#assigned.delete(id);
+    for (const task of message.tasks) this.#assigned.set(task.id, task);
+    for (const key of message.removedSecrets) {
+      const held = this.#secrets.get(key.id);
+      if (held && held.version === key.version) {
+        held.data.fill(0);
+        this.#secrets.delete(key.id);
+      }
+    }
+    for (const delivery of message.secrets) {
+      const held = this.#secrets.get(delivery.id);
+      if (held && held.version >= delivery.version) continue;
+      held?.data.fill(0);
+      this.#secrets.set(delivery.id, { version: delivery.version, data: fromBase64(delivery.data) });
+      this.secretsReceived++;
+    }
+    if (message.full) {
+      // Anything the assignment set no longer mentions must go, secrets included.
+      const referenced = new Set([...this.#assigned.values()].flatMap((t) => t.container.secrets.map((s) => s.secretId)));
+      for (const [id, held] of this.#secrets) {
+        if (!referenced.has(id)) {
+          held.data.fill(0);
+          this.#secrets.delete(id);
+        }
+      }
+    }
+    this.#enqueue(() => this.#reconcile(message.full));
+  }
+
+  #enqueue(work: () => Promise<void>): void {
+    this.#queue = this.#queue.then(work).catch((error: unknown) => this.#options.log(`secretd: agent: ${(error as Error).message}`));
+  }
+
+  async #reconcile(full: boolean): Promise<void> {
+    const executor = this.#options.executor;
+    if (full && !this.#adopted) {
+      this.#adopted = true;
+      const keep = new Set([...this.#assigned.values()].filter((t) => t.desiredState === 'running').map((t) => t.id));
+      await executor.reconcile(keep);
+      for (const id of keep) if ((await executor.state(id)).status === 'running') this.#running.add(id);
+    }
+    for (const id of [...this.#running]) {
+      const task = this.#assigned.get(id);
+      if (!task || task.desiredState === 'shutdown') await this.#stopTask(id, task !== undefined);
+    }
+    for (const task of this.#assigned.values()) {
+      if (task.desiredState === 'running' && !this.#running.has(task.id)) await this.#startTask(task);
+    }
+  }
+
+  async #startTask(task: TaskAssignment): Promise<void> {
+    const secrets: TaskSecret[] = [];
+    const versions: Record<string, number> = {};
+    for (const ref of task.container.secrets) {
+      const held = this.#secrets.get(ref.secretId);
+      if (!held) {
+        await this.#report([statusUpdate(task.id, 'rejected', 'secret not delivered', `secret ${ref.secretName} was not delivered to this node`)]);
+        return;
+      }
+      secrets.push({ secretId: ref.secretId, target: ref.target, uid: ref.uid, gid: ref.gid, mode: ref.mode, data: held.data.slice(), version: held.version });
+      versions[ref.secretId] = held.version;
+    }
+    await this.#report([statusUpdate(task.id, 'preparing', 'preparing', '')]);
+    try {
+      this.#running.add(task.id);
+      await this.#options.executor.start({ taskId: task.id, image: task.container.image, command: [...task.container.command, ...task.container.args], env: [...task.container.env], secrets });
+      await this.#report([{ ...statusUpdate(task.id, 'running', 'started', ''), secretVersions: versions }]);
+    } catch (error) {
+      this.#running.delete(task.id);
+      await this.#report([statusUpdate(task.id, 'rejected', 'failed to start', (error as Error).message)]);
+    }
+  }
+
+  async #stopTask(taskId: string, stillAssigned: boolean): Promise<void> {
+    this.#running.delete(taskId);
+    await this.#options.executor.stop(taskId);
+    if (stillAssigned) await this.#report([statusUpdate(taskId, 'shutdown', 'shut down', '')]);
+  }
+
+  async #execFor(addr: string, id: string, taskId: string, argv: readonly string[]): Promise<void> {
+    let result: ExecResult;
+    try {
+      result = await this.exec(taskId, argv);
+    } catch (error) {
+      result = { code: 126, stdout: '', stderr: `${(error as Error).message}\n` };
+    }
+    const body = new TextEncoder().encode(JSON.stringify({ Id: id, ...result }));
+    await this.#options.peers.request(addr, 'POST', execResultPath, body, { timeoutMs: 10_000, contentType: 'application/json' }).catch(() => {});
+  }
+
+  async #report(updates: TaskStatusUpdate[]): Promise<void> {
+    const addr = this.#leader;
+    if (!addr) return;
+    const body = new TextEncoder().encode(JSON.stringify({ Updates: updates }));
+    await this.#options.peers.request(addr, 'POST', statusPath, body, { timeoutMs: 10_000, contentType: 'application/json' }).catch(() => {});
+  }
+}
+
+function statusUpdate(id: string, state: TaskState, message: string, error: string): TaskStatusUpdate {
+  return { id, state, message, error, exitCode: null, secretVersions: {} };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}

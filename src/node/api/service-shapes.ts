@@ -1,0 +1,140 @@
+/**
+ * Docker's ServiceSpec and Task shapes, read and written. Reading checks every field; secret
+ * references may name a secret by SecretName alone (the manager fills in the id), as curl users
+ * would expect, or carry both as the docker CLI sends them.
+ */
+import { invalid } from '../../errors.ts';
+import { checkLabels } from '../store/secret-rules.ts';
+import type { ContainerSpec, ServiceRecord, ServiceSpec, TaskRecord } from '../store/types.ts';
+
+const serviceNamePattern = /^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+const idPattern = /^[0-9]{1,10}$/;
+
+export type ServiceSpecInput = Omit<ServiceSpec, 'container'> & { container: Omit<ServiceSpec['container'], 'secrets'> & { secrets: SecretRefInput[] } };
+export interface SecretRefInput {
+  readonly secretId: string | null;
+  readonly secretName: string;
+  readonly target: string;
+  readonly uid: string;
+  readonly gid: string;
+  readonly mode: number;
+}
+
+function object(value: unknown, what: string, allowed: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(`Invalid service spec: ${what} must be an object`);
+  for (const key of Object.keys(value)) if (!allowed.includes(key)) throw invalid(`Invalid service spec: unknown field ${what}.${key.slice(0, 64)}`);
+  return value as Record<string, unknown>;
+}
+
+function strings(value: unknown, what: string): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw invalid(`Invalid service spec: ${what} must be a list of strings`);
+  return value as string[];
+}
+
+export function readServiceSpec(body: Record<string, unknown>): ServiceSpecInput {
+  if (typeof body.Name !== 'string' || !serviceNamePattern.test(body.Name)) {
+    throw invalid(`Invalid service name ${JSON.stringify(String(body.Name ?? '').slice(0, 80))}: 1 to 63 letters, digits and dashes, starting and ending with a letter or digit`);
+  }
+  const template = object(body.TaskTemplate, 'TaskTemplate', ['ContainerSpec', 'RestartPolicy', 'Resources', 'Placement', 'ForceUpdate', 'Runtime', 'Networks', 'LogDriver']);
+  const container = object(template.ContainerSpec, 'TaskTemplate.ContainerSpec', ['Image', 'Command', 'Args', 'Env', 'Secrets', 'Labels', 'Init', 'Isolation', 'StopGracePeriod', 'Hostname', 'Dir', 'User', 'TTY', 'OpenStdin', 'Mounts', 'Configs', 'Privileges', 'DNSConfig', 'Hosts', 'StopSignal', 'Healthcheck', 'Groups', 'ReadOnly', 'Sysctls', 'CapabilityAdd', 'CapabilityDrop', 'Ulimits', 'Duration']);
+  if (typeof container.Image !== 'string' || container.Image === '') throw invalid('Invalid service spec: TaskTemplate.ContainerSpec.Image must be provided');
+  const command = strings(container.Command, 'ContainerSpec.Command');
+  const args = strings(container.Args, 'ContainerSpec.Args');
+  if (command.length + args.length === 0) throw invalid('Invalid service spec: give a command to run (secretd images are root filesystems without a default command)');
+  const secrets = (Array.isArray(container.Secrets) ? container.Secrets : container.Secrets == null ? [] : null)?.map(readSecretRef);
+  if (!secrets) throw invalid('Invalid service spec: ContainerSpec.Secrets must be a list');
+  const targets = new Map<string, string>();
+  for (const ref of secrets) {
+    const other = targets.get(ref.target);
+    if (other !== undefined) throw invalid(`Invalid service spec: secret references '${other}' and '${ref.secretName}' have a conflicting target: '${ref.target}'`);
+    targets.set(ref.target, ref.secretName);
+  }
+  return {
+    name: body.Name,
+    labels: checkLabels(body.Labels, 'service'),
+    container: { image: container.Image, command, args, env: strings(container.Env, 'ContainerSpec.Env'), secrets },
+    mode: readMode(body.Mode),
+    update: readUpdateConfig(body.UpdateConfig),
+  };
+}
+
+function readSecretRef(value: unknown): SecretRefInput {
+  const ref = object(value, 'secret reference', ['File', 'SecretID', 'SecretName']);
+  if (typeof ref.SecretName !== 'string' || ref.SecretName === '') throw invalid('Invalid service spec: malformed secret reference (SecretName is required)');
+  const file = object(ref.File ?? { Name: ref.SecretName }, 'secret reference File', ['Name', 'UID', 'GID', 'Mode']);
+  const target = typeof file.Name === 'string' ? file.Name : '';
+  if (target === '' || target.includes('\0') || (!target.startsWith('/') && target.split('/').includes('..'))) throw invalid(`Invalid service spec: malformed file secret reference, invalid target file name ${JSON.stringify(target.slice(0, 80))}`);
+  const uid = file.UID === undefined ? '0' : String(file.UID);
+  const gid = file.GID === undefined ? '0' : String(file.GID);
+  if (!idPattern.test(uid) || !idPattern.test(gid)) throw invalid(`Invalid service spec: secret ${ref.SecretName} needs numeric UID and GID`);
+  const mode = file.Mode === undefined ? 0o444 : file.Mode;
+  if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o777) throw invalid(`Invalid service spec: secret ${ref.SecretName} has an invalid file mode (expected 0 to 0777)`);
+  return { secretId: typeof ref.SecretID === 'string' && ref.SecretID !== '' ? ref.SecretID : null, secretName: ref.SecretName, target, uid, gid, mode };
+}
+
+function readMode(value: unknown): ServiceSpec['mode'] {
+  if (value === undefined || value === null) return { kind: 'replicated', replicas: 1 };
+  const mode = object(value, 'Mode', ['Replicated', 'Global']);
+  if (mode.Global !== undefined) return { kind: 'global' };
+  const replicated = object(mode.Replicated ?? {}, 'Mode.Replicated', ['Replicas']);
+  const replicas = replicated.Replicas ?? 1;
+  if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > 1000) throw invalid('Invalid service spec: Mode.Replicated.Replicas must be 0 to 1000');
+  return { kind: 'replicated', replicas };
+}
+
+function readUpdateConfig(value: unknown): ServiceSpec['update'] {
+  if (value === undefined || value === null) return { parallelism: 1, delayMs: 0 };
+  const config = object(value, 'UpdateConfig', ['Parallelism', 'Delay', 'FailureAction', 'Monitor', 'MaxFailureRatio', 'Order']);
+  const parallelism = config.Parallelism ?? 1;
+  const delayNs = config.Delay ?? 0;
+  if (typeof parallelism !== 'number' || !Number.isInteger(parallelism) || parallelism < 0) throw invalid('Invalid service spec: UpdateConfig.Parallelism must be 0 or more');
+  if (typeof delayNs !== 'number' || delayNs < 0) throw invalid('Invalid service spec: UpdateConfig.Delay must be 0 or more nanoseconds');
+  return { parallelism, delayMs: Math.round(delayNs / 1e6) };
+}
+
+function containerSpecJSON(container: ContainerSpec): object {
+  return {
+    Image: container.image,
+    ...(container.command.length ? { Command: container.command } : {}),
+    ...(container.args.length ? { Args: container.args } : {}),
+    ...(container.env.length ? { Env: container.env } : {}),
+    Secrets: container.secrets.map((r) => ({ File: { Name: r.target, UID: r.uid, GID: r.gid, Mode: r.mode }, SecretID: r.secretId, SecretName: r.secretName })),
+  };
+}
+
+export function serviceSpecJSON(spec: ServiceSpec): object {
+  return {
+    Name: spec.name,
+    Labels: spec.labels,
+    TaskTemplate: { ContainerSpec: containerSpecJSON(spec.container), ForceUpdate: 0 },
+    Mode: spec.mode.kind === 'global' ? { Global: {} } : { Replicated: { Replicas: spec.mode.replicas } },
+    UpdateConfig: { Parallelism: spec.update.parallelism, Delay: spec.update.delayMs * 1e6, FailureAction: 'pause', Order: 'stop-first' },
+  };
+}
+
+export function serviceJSON(service: ServiceRecord): object {
+  return { ID: service.id, Version: { Index: service.metaIndex }, CreatedAt: service.createdAt, UpdatedAt: service.updatedAt, Spec: serviceSpecJSON(service.spec), Endpoint: { Spec: {} } };
+}
+
+export function taskJSON(task: TaskRecord): object {
+  return {
+    ID: task.id,
+    Version: { Index: task.metaIndex },
+    CreatedAt: task.createdAt,
+    UpdatedAt: task.status.at,
+    Spec: { ContainerSpec: containerSpecJSON(task.container) },
+    ServiceID: task.serviceId,
+    ...(task.slot > 0 ? { Slot: task.slot } : {}),
+    ...(task.nodeId ? { NodeID: task.nodeId } : {}),
+    Status: {
+      Timestamp: task.status.at,
+      State: task.status.state,
+      Message: task.status.message,
+      ...(task.status.error ? { Err: task.status.error } : {}),
+      ...(task.status.exitCode !== null ? { ContainerStatus: { ExitCode: task.status.exitCode } } : {}),
+      SecretVersions: task.status.secretVersions,
+    },
+    DesiredState: task.desiredState,
+  };
+}

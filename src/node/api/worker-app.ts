@@ -1,0 +1,41 @@
+/**
+ * A worker's local admin socket: what only this machine can do. Everything about the cluster is
+ * asked of a manager, as Docker answers on a worker ("This node is not a swarm manager").
+ */
+import { Hono } from 'hono';
+import { invalid, SecretdError } from '../../errors.ts';
+import type { ExecResult } from '../dispatch-messages.ts';
+import { apiVersion } from './routes-system.ts';
+import { readJsonObject } from './request.ts';
+
+export interface WorkerBackend {
+  readonly nodeId: string;
+  readonly hostname: string;
+  importImage(name: string, path: string): Promise<{ Name: string }>;
+  exec(taskId: string, argv: readonly string[]): Promise<ExecResult>;
+}
+
+export function createWorkerApp(backend: WorkerBackend, version: string): Hono {
+  const app = new Hono();
+  app.get('/_ping', (c) => c.text('OK', 200, { 'API-Version': apiVersion, Swarm: 'active/worker' }));
+  app.get('/info', (c) =>
+    c.json({ ID: backend.nodeId, Name: backend.hostname, ServerVersion: version, Swarm: { NodeID: backend.nodeId, LocalNodeState: 'active', ControlAvailable: false, Error: '' } }),
+  );
+  app.post('/secretd/images/import', async (c) => {
+    const body = await readJsonObject(c, 'image import', ['Name', 'Path']);
+    if (typeof body.Name !== 'string' || typeof body.Path !== 'string') throw invalid('Invalid image import: Name and Path must be provided');
+    return c.json(await backend.importImage(body.Name, body.Path), 201);
+  });
+  app.post('/secretd/exec', async (c) => {
+    const body = await readJsonObject(c, 'exec request', ['Task', 'Cmd']);
+    if (typeof body.Task !== 'string' || !Array.isArray(body.Cmd) || body.Cmd.some((a) => typeof a !== 'string')) throw invalid('Invalid exec request');
+    const result = await backend.exec(body.Task, body.Cmd as string[]);
+    return c.json({ ExitCode: result.code, Stdout: result.stdout, Stderr: result.stderr });
+  });
+  app.all('*', (c) => c.json({ message: 'This node is a worker: worker nodes cannot be used to view or modify cluster state; ask a manager (secretd --host https://MANAGER:4377 …)' }, 503));
+  app.onError((error, c) => {
+    if (error instanceof SecretdError) return c.json({ message: error.message }, error.code === 'not_found' ? 404 : error.code === 'invalid' ? 400 : 503);
+    return c.json({ message: 'Internal error' }, 500);
+  });
+  return app;
+}

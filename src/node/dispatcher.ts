@@ -1,0 +1,227 @@
+/**
+ * The leader's dispatcher: one session per node (a long-lived stream of newline-delimited JSON),
+ * heartbeats both ways, node liveness, and assignments. A session starts with the node's complete
+ * assignment set, then carries changes in order: tasks, and only the secrets those tasks
+ * reference, counted per node; when no task on a node references a secret any more, the node is
+ * told to drop it. A node missing `heartbeatsMissedMax` heartbeats is marked down.
+ */
+import { randomUUID } from 'node:crypto';
+import { SecretdError } from '../errors.ts';
+import { execOutputBytesMax, heartbeatPeriodMs, heartbeatsMissedMax } from '../limits.ts';
+import type { Timers } from '../io/timers.ts';
+import type { ExecResult, SecretDelivery, SecretKey, SessionMessage, TaskAssignment } from './dispatch-messages.ts';
+import type { Command, TaskStatusUpdate } from './store/commands.ts';
+import { toBase64, type Store } from './store/store.ts';
+import { terminalTaskStates, type NodeStatus } from './store/types.ts';
+
+interface Session {
+  readonly nodeId: string;
+  readonly send: (message: SessionMessage) => void;
+  readonly close: () => void;
+  /** Task id → the desired state last sent. */
+  sentTasks: Map<string, string>;
+  /** `${secretId}:${version}` of secrets the node holds. */
+  sentSecrets: Set<string>;
+}
+
+export interface DispatcherOptions {
+  readonly store: () => Store;
+  readonly propose: (command: Command) => Promise<unknown>;
+  readonly timers: Timers;
+  readonly now: () => string;
+  readonly log: (line: string) => void;
+}
+
+export class Dispatcher {
+  readonly #options: DispatcherOptions;
+  readonly #sessions = new Map<string, Session>();
+  readonly #lastSeen = new Map<string, number>();
+  readonly #execs = new Map<string, { nodeId: string; resolve: (r: ExecResult) => void; reject: (e: Error) => void }>();
+  #active = false;
+  #activeSince = 0;
+  #dirty = false;
+  #stopTicking: (() => void) | null = null;
+
+  constructor(options: DispatcherOptions) {
+    this.#options = options;
+  }
+
+  /** Becomes the cluster's dispatcher (this manager leads) or stops being it. */
+  setActive(active: boolean): void {
+    if (active === this.#active) return;
+    this.#active = active;
+    if (active) {
+      this.#activeSince = this.#options.timers.now();
+      this.#stopTicking = this.#options.timers.every(heartbeatPeriodMs, () => this.#tick());
+    } else {
+      this.#stopTicking?.();
+      for (const session of [...this.#sessions.values()]) session.close();
+      this.#sessions.clear();
+      for (const exec of this.#execs.values()) exec.reject(new SecretdError('unavailable', 'The dispatcher moved to another manager; try again'));
+      this.#execs.clear();
+    }
+  }
+
+  get active(): boolean {
+    return this.#active;
+  }
+
+  /** Opens a node's session; the returned stream is its response body. */
+  openSession(nodeId: string): ReadableStream<Uint8Array> {
+    if (!this.#active) throw new SecretdError('unavailable', 'Not the leader: sessions are served by the leader');
+    this.#sessions.get(nodeId)?.close();
+    const encoder = new TextEncoder();
+    let session: Session | null = null;
+    return new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        const current: Session = {
+          nodeId,
+          sentTasks: new Map(),
+          sentSecrets: new Set(),
+          send: (message) => {
+            try {
+              controller.enqueue(encoder.encode(`${JSON.stringify(message)}\n`));
+            } catch {
+              current.close();
+            }
+          },
+          close: () => {
+            if (this.#sessions.get(nodeId) === current) this.#sessions.delete(nodeId);
+            try {
+              controller.close();
+            } catch {
+              // already closed by the client
+            }
+          },
+        };
+        session = current;
+        this.#sessions.set(nodeId, current);
+        this.#lastSeen.set(nodeId, this.#options.timers.now());
+        this.#push(current, true);
+        void this.#setStatus(nodeId, 'ready');
+      },
+      cancel: () => {
+        if (session && this.#sessions.get(nodeId) === session) this.#sessions.delete(nodeId);
+      },
+    });
+  }
+
+  heartbeat(nodeId: string): void {
+    this.#lastSeen.set(nodeId, this.#options.timers.now());
+  }
+
+  async reportStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void> {
+    this.heartbeat(nodeId);
+    if (updates.length > 0) await this.#options.propose({ op: 'task-status', at: this.#options.now(), nodeId, updates });
+  }
+
+  /** The store changed: recompute every session's assignments (coalesced into one pass). */
+  storeChanged(): void {
+    if (!this.#active || this.#dirty) return;
+    this.#dirty = true;
+    queueMicrotask(() => {
+      this.#dirty = false;
+      for (const session of this.#sessions.values()) this.#push(session, false);
+    });
+  }
+
+  exec(nodeId: string, taskId: string, argv: readonly string[], timeoutMs: number): Promise<ExecResult> {
+    const session = this.#sessions.get(nodeId);
+    if (!session) return Promise.reject(new SecretdError('unavailable', `Node ${nodeId} has no session with the dispatcher (is it down?)`));
+    const id = randomUUID();
+    return new Promise<ExecResult>((resolve, reject) => {
+      const cancel = this.#options.timers.after(timeoutMs, () => {
+        this.#execs.delete(id);
+        reject(new SecretdError('unavailable', `Node ${nodeId} did not answer the exec within ${timeoutMs} ms`));
+      });
+      this.#execs.set(id, {
+        nodeId,
+        resolve: (result) => {
+          cancel();
+          resolve(result);
+        },
+        reject: (error) => {
+          cancel();
+          reject(error);
+        },
+      });
+      session.send({ type: 'exec', id, taskId, argv });
+    });
+  }
+
+  execResult(nodeId: string, id: string, result: ExecResult): void {
+    const exec = this.#execs.get(id);
+    if (!exec || exec.nodeId !== nodeId) throw new SecretdError('not_found', 'No such exec is waiting for this node');
+    this.#execs.delete(id);
+    exec.resolve({ code: result.code, stdout: result.stdout.slice(0, execOutputBytesMax), stderr: result.stderr.slice(0, execOutputBytesMax) });
+  }
+
+  /** Nodes known to be connected right now. */
+  connected(nodeId: string): boolean {
+    return this.#sessions.has(nodeId);
+  }
+
+  #push(session: Session, full: boolean): void {
+    const store = this.#options.store();
+    const tasks: TaskAssignment[] = [];
+    const wanted = new Map<string, string>();
+    const wantedSecrets = new Map<string, SecretKey>();
+    for (const task of store.workloads.tasks.values()) {
+      if (task.nodeId !== session.nodeId || terminalTaskStates.has(task.status.state)) continue;
+      wanted.set(task.id, task.desiredState);
+      if (full || session.sentTasks.get(task.id) !== task.desiredState) {
+        const service = store.workloads.services.get(task.serviceId);
+        tasks.push({ id: task.id, serviceId: task.serviceId, serviceName: service?.spec.name ?? task.serviceId, slot: task.slot, container: task.container, desiredState: task.desiredState });
+      }
+      if (task.desiredState !== 'running') continue;
+      for (const ref of task.container.secrets) {
+        const version = store.secret(ref.secretId)?.versions.at(-1)?.version;
+        if (version !== undefined) wantedSecrets.set(`${ref.secretId}:${version}`, { id: ref.secretId, version });
+      }
+    }
+    const removedTasks = full ? [] : [...session.sentTasks.keys()].filter((id) => !wanted.has(id));
+    const secrets: SecretDelivery[] = [];
+    for (const [key, { id, version }] of wantedSecrets) {
+      if (!full && session.sentSecrets.has(key)) continue;
+      const data = store.secret(id)?.versions.find((v) => v.version === version)?.data;
+      if (data) secrets.push({ id, version, data: toBase64(data) });
+    }
+    const removedSecrets = full ? [] : [...session.sentSecrets].filter((key) => !wantedSecrets.has(key)).map(parseSecretKey);
+    session.sentTasks = wanted;
+    session.sentSecrets = new Set(wantedSecrets.keys());
+    if (full || tasks.length + removedTasks.length + secrets.length + removedSecrets.length > 0) {
+      session.send({ type: 'assignments', full, tasks, removedTasks, secrets, removedSecrets });
+    }
+  }
+
+  #tick(): void {
+    const now = this.#options.timers.now();
+    const limit = heartbeatPeriodMs * heartbeatsMissedMax;
+    for (const session of this.#sessions.values()) session.send({ type: 'heartbeat', periodMs: heartbeatPeriodMs });
+    // A new leader gives every node a full period to find it before calling it down.
+    if (now - this.#activeSince < limit) return;
+    for (const node of this.#options.store().nodes()) {
+      const seen = this.#lastSeen.get(node.id) ?? this.#activeSince;
+      if (now - seen > limit) {
+        this.#sessions.get(node.id)?.close();
+        if (node.status !== 'down') void this.#setStatus(node.id, 'down');
+      } else if (this.#sessions.has(node.id) && node.status !== 'ready') void this.#setStatus(node.id, 'ready');
+    }
+  }
+
+  async #setStatus(nodeId: string, status: NodeStatus): Promise<void> {
+    const node = this.#options.store().node(nodeId);
+    if (!node || node.status === status) return;
+    try {
+      await this.#options.propose({ op: 'node-status', at: this.#options.now(), id: nodeId, status });
+      if (status === 'down') this.#options.log(`secretd: node ${nodeId} missed ${heartbeatsMissedMax} heartbeats: marked down`);
+    } catch {
+      // Leadership moved or the write failed: the next tick (or the next leader) tries again.
+    }
+  }
+}
+
+function parseSecretKey(key: string): SecretKey {
+  const colon = key.lastIndexOf(':');
+  return { id: key.slice(0, colon), version: Number(key.slice(colon + 1)) };
+}

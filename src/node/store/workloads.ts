@@ -1,0 +1,124 @@
+/**
+ * Services and tasks in the replicated store: the deterministic part of "run this container with
+ * these secrets on N nodes". The orchestrator and scheduler (on the leader) decide; these rules
+ * only check and record, identically on every manager.
+ */
+import { SecretdError } from '../../errors.ts';
+import type { TaskPut, TaskStatusUpdate } from './commands.ts';
+import type { SecretRecord, ServiceId, ServiceRecord, ServiceSpec, TaskId, TaskRecord, TaskState } from './types.ts';
+import { terminalTaskStates } from './types.ts';
+
+/** Later states never go back to earlier ones (a late report must not revive a stopped task). */
+const stateOrder: Record<TaskState, number> = {
+  new: 0,
+  pending: 1,
+  assigned: 2,
+  preparing: 3,
+  starting: 4,
+  running: 5,
+  complete: 6,
+  shutdown: 6,
+  failed: 6,
+  rejected: 6,
+  orphaned: 6,
+};
+
+export class Workloads {
+  readonly services = new Map<ServiceId, ServiceRecord>();
+  readonly tasks = new Map<TaskId, TaskRecord>();
+
+  serviceByName(name: string): ServiceRecord | undefined {
+    for (const service of this.services.values()) if (service.spec.name === name) return service;
+    return undefined;
+  }
+
+  /** Services whose spec references the secret (Docker refuses to remove a secret in use). */
+  servicesUsing(secretId: string): ServiceRecord[] {
+    return [...this.services.values()].filter((s) => s.spec.container.secrets.some((r) => r.secretId === secretId));
+  }
+
+  createService(index: number, at: string, id: string, spec: ServiceSpec, secret: (id: string) => SecretRecord | undefined): void {
+    if (this.serviceByName(spec.name)) throw new SecretdError('conflict', `Service ${spec.name} already exists`);
+    if (this.services.has(id as ServiceId)) throw new SecretdError('conflict', `Service id ${id} is already in use`);
+    checkSecretsExist(spec, secret);
+    this.services.set(id as ServiceId, { id: id as ServiceId, spec, specVersion: 1, createdAt: at, updatedAt: at, metaIndex: index });
+  }
+
+  updateService(index: number, at: string, id: string, expectedIndex: number, spec: ServiceSpec, secret: (id: string) => SecretRecord | undefined): void {
+    const service = this.services.get(id as ServiceId);
+    if (!service) throw new SecretdError('not_found', `Service ${id} not found`);
+    if (service.metaIndex !== expectedIndex) {
+      throw new SecretdError('conflict', `Cannot update service ${service.spec.name}: version ${expectedIndex} is out of date (current version is ${service.metaIndex})`);
+    }
+    if (spec.name !== service.spec.name) throw new SecretdError('invalid', `Cannot update service ${service.spec.name}: renaming a service is not supported`);
+    const other = this.serviceByName(spec.name);
+    if (other && other.id !== service.id) throw new SecretdError('conflict', `Service ${spec.name} already exists`);
+    checkSecretsExist(spec, secret);
+    // Only a change to what tasks run rolls them; replicas and labels do not.
+    const rolled = JSON.stringify(spec.container) !== JSON.stringify(service.spec.container);
+    this.services.set(service.id, { ...service, spec, specVersion: service.specVersion + (rolled ? 1 : 0), updatedAt: at, metaIndex: index });
+  }
+
+  removeService(at: string, id: string, index: number): void {
+    const service = this.services.get(id as ServiceId);
+    if (!service) throw new SecretdError('not_found', `Service ${id} not found`);
+    this.services.delete(service.id);
+    for (const task of this.tasks.values()) {
+      if (task.serviceId === service.id && task.desiredState !== 'shutdown') this.tasks.set(task.id, { ...task, desiredState: 'shutdown', metaIndex: index });
+    }
+  }
+
+  putTasks(index: number, at: string, puts: readonly TaskPut[]): void {
+    for (const put of puts) {
+      const existing = this.tasks.get(put.id as TaskId);
+      const status = existing?.status ?? { state: 'new' as TaskState, message: 'created', error: '', exitCode: null, at, secretVersions: {} };
+      const nextStatus = put.state && (!existing || stateOrder[put.state] >= stateOrder[status.state] || put.state === 'orphaned')
+        ? { ...status, state: put.state, message: put.message ?? status.message, at }
+        : status;
+      this.tasks.set(put.id as TaskId, {
+        id: put.id as TaskId,
+        serviceId: put.serviceId as ServiceId,
+        slot: put.slot,
+        nodeId: put.nodeId,
+        specVersion: put.specVersion,
+        container: put.container,
+        desiredState: put.desiredState,
+        status: nextStatus,
+        createdAt: existing?.createdAt ?? at,
+        metaIndex: index,
+      });
+    }
+  }
+
+  /** An agent reports on its own tasks only; a report never moves a task backwards. */
+  reportStatus(index: number, at: string, nodeId: string, updates: readonly TaskStatusUpdate[]): void {
+    for (const update of updates) {
+      const task = this.tasks.get(update.id as TaskId);
+      if (!task || task.nodeId !== nodeId) continue;
+      if (terminalTaskStates.has(task.status.state) || stateOrder[update.state] < stateOrder[task.status.state]) continue;
+      this.tasks.set(task.id, {
+        ...task,
+        status: { state: update.state, message: update.message, error: update.error, exitCode: update.exitCode, at, secretVersions: update.secretVersions },
+        metaIndex: index,
+      });
+    }
+  }
+
+  removeTasks(ids: readonly string[]): void {
+    for (const id of ids) this.tasks.delete(id as TaskId);
+  }
+
+  snapshot(): { services: ServiceRecord[]; tasks: TaskRecord[] } {
+    return { services: [...this.services.values()], tasks: [...this.tasks.values()] };
+  }
+
+  restore(body: { services?: ServiceRecord[]; tasks?: TaskRecord[] }): void {
+    for (const service of body.services ?? []) this.services.set(service.id, service);
+    for (const task of body.tasks ?? []) this.tasks.set(task.id, task);
+  }
+}
+
+function checkSecretsExist(spec: ServiceSpec, secret: (id: string) => SecretRecord | undefined): void {
+  const missing = spec.container.secrets.filter((ref) => secret(ref.secretId)?.name !== ref.secretName).map((ref) => ref.secretName);
+  if (missing.length > 0) throw new SecretdError('invalid', `${missing.length === 1 ? 'Secret' : 'Secrets'} not found: ${missing.join(', ')}`);
+}

@@ -38,6 +38,8 @@ export class Agent {
   readonly #secrets = new Map<string, HeldSecret>();
   /** Tasks whose container this agent started (or adopted) and has not yet seen end. */
   readonly #running = new Set<string>();
+  /** Tasks being stopped: a stop waits out the grace period, so it runs beside the queue. */
+  readonly #stopping = new Map<string, Promise<void>>();
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
   #adopted = false;
@@ -64,6 +66,7 @@ export class Agent {
     this.#stopped = true;
     this.#closeSession?.();
     await this.#queue;
+    await Promise.all(this.#stopping.values());
     for (const secret of this.#secrets.values()) secret.data.fill(0);
     this.#secrets.clear();
   }
@@ -172,14 +175,20 @@ export class Agent {
       this.#adopted = true;
       const keep = new Set([...this.#assigned.values()].filter((t) => t.desiredState === 'running').map((t) => t.id));
       await executor.reconcile(keep);
-      for (const id of keep) if ((await executor.state(id)).status === 'running') this.#running.add(id);
+      const adopted: TaskStatusUpdate[] = [];
+      for (const id of keep) {
+        if ((await executor.state(id)).status !== 'running') continue;
+        this.#running.add(id);
+        adopted.push(statusUpdate(id, 'running', 'running (adopted after an agent restart)', ''));
+      }
+      if (adopted.length > 0) await this.#report(adopted);
     }
     for (const id of [...this.#running]) {
       const task = this.#assigned.get(id);
-      if (!task || task.desiredState === 'shutdown') await this.#stopTask(id, task !== undefined);
+      if (!task || task.desiredState === 'shutdown') this.#stopTask(id, task !== undefined);
     }
     for (const task of this.#assigned.values()) {
-      if (task.desiredState === 'running' && !this.#running.has(task.id)) await this.#startTask(task);
+      if (task.desiredState === 'running' && !this.#running.has(task.id) && !this.#stopping.has(task.id)) await this.#startTask(task);
     }
   }
 
@@ -206,10 +215,20 @@ export class Agent {
     }
   }
 
-  async #stopTask(taskId: string, stillAssigned: boolean): Promise<void> {
+  #stopTask(taskId: string, stillAssigned: boolean): void {
     this.#running.delete(taskId);
-    await this.#options.executor.stop(taskId);
-    if (stillAssigned) await this.#report([statusUpdate(taskId, 'shutdown', 'shut down', '')]);
+    if (this.#stopping.has(taskId)) return;
+    const stopping = (async () => {
+      try {
+        await this.#options.executor.stop(taskId);
+        if (stillAssigned) await this.#report([statusUpdate(taskId, 'shutdown', 'shut down', '')]);
+      } catch (error) {
+        this.#options.log(`secretd: agent: stopping task ${taskId}: ${(error as Error).message}`);
+      } finally {
+        this.#stopping.delete(taskId);
+      }
+    })();
+    this.#stopping.set(taskId, stopping);
   }
 
   async #execFor(addr: string, id: string, taskId: string, argv: readonly string[]): Promise<void> {

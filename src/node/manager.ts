@@ -34,6 +34,7 @@ import { decodeMessages } from './raft-wire.ts';
 import type { Command, TaggedCommand, TaskStatusUpdate } from './store/commands.ts';
 import { Agent } from './agent.ts';
 import { Dispatcher } from './dispatcher.ts';
+import { WorkloadLoop } from './workload-loop.ts';
 import type { ExecResult } from './dispatch-messages.ts';
 import type { Executor } from './executor/index.ts';
 import { Store, toBase64, type ApplyResult } from './store/store.ts';
@@ -86,6 +87,7 @@ export class Manager implements Backend {
   #reconciling = false;
   #leavingStarted = false;
   #dispatcher: Dispatcher | null = null;
+  #workloads: WorkloadLoop | null = null;
   #agent: Agent | null = null;
   readonly #startedListeners: Array<() => void> = [];
 
@@ -180,6 +182,7 @@ export class Manager implements Backend {
     this.#raft = raft;
     const log = this.#options.log ?? (() => {});
     this.#dispatcher = new Dispatcher({ store: () => raft.store, propose: (command) => this.#propose(command), timers: systemTimers, now: () => this.#now(), log });
+    this.#workloads = new WorkloadLoop({ store: () => raft.store, propose: (command) => this.#propose(command), timers: systemTimers, now: () => this.#now(), newId: () => newId(this.#options.random), log });
     raft.start();
     const conf = raft.core.status().conf;
     if (conf.voters.length === 1 && conf.voters[0] === id) raft.campaign();
@@ -202,6 +205,17 @@ export class Manager implements Backend {
     if (others.length > 0) await this.#propose({ op: 'node-remove', at: this.#now(), ids: others });
   }
 
+  #workloadKick = false;
+  /** Coalesces a burst of applied entries into one orchestrator round. */
+  #workloadsChanged(): void {
+    if (this.#workloadKick || !this.#workloads) return;
+    this.#workloadKick = true;
+    queueMicrotask(() => {
+      this.#workloadKick = false;
+      this.#workloads?.kick();
+    });
+  }
+
   /** Where this node's agent looks for the dispatcher: the leader, then every manager. */
   #managerAddrs(): string[] {
     const raft = this.#raft;
@@ -213,7 +227,10 @@ export class Manager implements Backend {
   }
 
   #watch(store: Store): void {
-    store.onApplied(() => this.#dispatcher?.storeChanged());
+    store.onApplied(() => {
+      this.#dispatcher?.storeChanged();
+      this.#workloadsChanged();
+    });
     store.onEvent((event) => {
       if (event.kind === 'cluster') this.#maybeRewrapKeys(event.cluster.unlockKey);
       else if (event.kind === 'node' && event.node.id === this.state.nodeId && event.node.role !== 'manager') this.#leaving('this node was demoted to a worker');
@@ -254,7 +271,9 @@ export class Manager implements Backend {
   /** On the leader: one step of moving the Raft configuration towards the store's managers. */
   async #reconcileMembership(): Promise<void> {
     const raft = this.#raft;
-    this.#dispatcher?.setActive(raft?.core.role === 'leader' && !this.#leavingStarted);
+    const leading = raft?.core.role === 'leader' && !this.#leavingStarted;
+    this.#dispatcher?.setActive(leading);
+    this.#workloads?.setActive(leading);
     if (!raft || this.#reconciling || raft.core.role !== 'leader') return;
     const status = raft.core.status();
     if (status.role !== 'leader' || !status.progress) return;
@@ -277,6 +296,7 @@ export class Manager implements Backend {
   async stop(): Promise<void> {
     this.#stopReconciling?.();
     this.#dispatcher?.setActive(false);
+    this.#workloads?.setActive(false);
     await this.#agent?.stop();
     const raft = this.#raft;
     if (raft) {

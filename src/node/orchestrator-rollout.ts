@@ -4,7 +4,8 @@
  * once), lowest slot (or node id) first. A batch is done when each of its slots has a live task of
  * the current version in state running (or the slot went away); the next batch starts
  * `update.delayMs` after that. A newer spec version cancels the batch in flight and starts over at
- * once, as Docker does.
+ * once, as Docker does. A task not placed yet is replaced at once, outside any batch: it runs
+ * nowhere, so replacing it interrupts nothing.
  *
  * A task that keeps failing keeps its batch open, so the update waits (like Docker's default
  * failure action, pause) while the slot restarts with back-off.
@@ -16,26 +17,35 @@ import type { SettledSlot } from './orchestrator-slot.ts';
 /** Chooses the slots whose live task is replaced in this round, and records the rollout's progress. */
 export function chooseReplacements(plan: PlanBuilder, service: ServiceRecord, slots: readonly SettledSlot[], memory: RolloutMemory | undefined): ReadonlySet<string> {
   const version = service.specVersion;
-  const outdated = slots.filter((s) => s.mayStart && s.live !== null && s.live.specVersion < version).map((s) => s.key);
+  const stale = slots.filter((s) => s.mayStart && s.live !== null && s.live.specVersion < version);
+  // A task not placed yet runs nowhere: replacing it interrupts nothing, so it needs no batch.
+  const unplaced = stale.filter((s) => s.live?.nodeId === null).map((s) => s.key);
+  const outdated = stale.filter((s) => s.live?.nodeId !== null).map((s) => s.key);
+  const batch = chooseBatch(plan, service, slots, outdated, memory);
+  return new Set([...unplaced, ...batch]);
+}
+
+function chooseBatch(plan: PlanBuilder, service: ServiceRecord, slots: readonly SettledSlot[], outdated: readonly string[], memory: RolloutMemory | undefined): readonly string[] {
+  const version = service.specVersion;
   let rollout = memory?.specVersion === version ? memory : undefined;
   if (rollout && rollout.batchSlotKeys.length > 0) {
     if (!batchDone(rollout, slots, version)) {
       plan.rollouts.set(service.id, rollout);
-      return new Set();
+      return [];
     }
     rollout = { specVersion: version, batchSlotKeys: [], nextBatchAtMs: plan.now + service.spec.update.delayMs };
   }
-  if (outdated.length === 0) return new Set();
+  if (outdated.length === 0) return [];
   const nextBatchAtMs = rollout?.nextBatchAtMs ?? 0;
   if (nextBatchAtMs > plan.now) {
     plan.lookAt(nextBatchAtMs);
     plan.rollouts.set(service.id, { specVersion: version, batchSlotKeys: [], nextBatchAtMs });
-    return new Set();
+    return [];
   }
   const { parallelism } = service.spec.update;
   const batch = parallelism === 0 ? outdated : outdated.slice(0, parallelism);
   plan.rollouts.set(service.id, { specVersion: version, batchSlotKeys: batch, nextBatchAtMs: 0 });
-  return new Set(batch);
+  return batch;
 }
 
 function batchDone(rollout: RolloutMemory, slots: readonly SettledSlot[], version: number): boolean {

@@ -9,8 +9,10 @@
  *               empty: stop-first (only after every stopping task of the slot has ended, or after
  *               stopWaitMaxMs), and never before the back-off has passed.
  *
- * Stop-first is Docker's default update order: the old container and its secrets are gone before
- * the new one starts, so a slot never runs twice, at the price of a short gap per slot.
+ * Stop-first is Docker's default update order, used here for every replacement (update, drain,
+ * restart): the old container and its secrets are gone before the new one starts, so a slot never
+ * runs twice, at the price of a short gap per slot. Only a node that never confirms the stop
+ * (stopWaitMaxMs) or is down (its tasks orphaned, at once) lets the successor start without it.
  */
 import type { ServiceRecord, TaskRecord, TaskState } from './store/types.ts';
 import {

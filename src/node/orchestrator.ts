@@ -29,7 +29,7 @@ import type { NodeRecord, ServiceRecord, TaskRecord } from './store/types.ts';
 import { type OrchestratorMemory, type OrchestratorPlan, PlanBuilder, type ReconcileOptions, taskHistoryPerSlot } from './orchestrator-plan.ts';
 import { chooseReplacements } from './orchestrator-rollout.ts';
 import { fillSlot, type Slot, settleSlot } from './orchestrator-slot.ts';
-import { isDead, isLive } from './workload-view.ts';
+import { isDead } from './workload-view.ts';
 
 export {
   emptyOrchestratorMemory,
@@ -131,7 +131,7 @@ function trimHistory(plan: PlanBuilder, tasks: readonly TaskRecord[]): void {
 /** Tasks of a slot or service that no longer exists: stop what runs, then forget them. */
 function retire(plan: PlanBuilder, tasks: readonly TaskRecord[]): void {
   for (const task of tasks) {
-    if (task.desiredState === 'running' && (isLive(task) || isDead(task))) plan.change(task, { desiredState: 'shutdown' });
+    if (task.desiredState === 'running') plan.change(task, { desiredState: 'shutdown' });
     else plan.removeIfDone(task);
   }
 }

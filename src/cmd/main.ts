@@ -33,6 +33,19 @@ export const defaultIo: Io = {
 /** Options (of any command) that take a value, so the first positional after them can be found. */
 const valueOptions = new Set(['--data-dir', '-H', '--host', '--tlscacert', '--tlscert', '--tlskey', '--name', '--secret', '--replicas', '--mode', '-e', '--env', '-l', '--label', '--update-parallelism', '--update-delay']);
 
+function firstPositional(args: readonly string[]): number {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') return -1;
+    if (arg.startsWith('-') && arg !== '-' && arg !== stdinArg) {
+      if (!arg.includes('=') && valueOptions.has(arg)) i++;
+      continue;
+    }
+    return i;
+  }
+  return -1;
+}
+
 function splitAtCommand(args: readonly string[]): string[] {
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -47,8 +60,11 @@ function splitAtCommand(args: readonly string[]): string[] {
 }
 
 export async function main(argv: readonly string[], io: Io = defaultIo): Promise<number> {
-  const [first, ...rest] = argv;
+  // The group is the first word that is not an option (global options may come before it).
+  const at = firstPositional(argv);
+  const first = at === -1 ? undefined : argv[at];
   const group = first !== undefined ? groups[first] : undefined;
+  const rest = group ? [...argv.slice(0, at), ...argv.slice(at + 1)] : [...argv];
   const cli = cac(group ? `secretd ${first}` : 'secretd');
   addConnectionOptions(cli);
   if (group) group.register(cli, io);
@@ -61,15 +77,17 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
   cli.version(secretdVersion);
   try {
     // cac's parser drops a lone "-"; carry it through as a marker the commands recognise.
-    let args = (group ? rest : argv).map((arg) => (arg === '-' ? stdinArg : arg));
+    let args = rest.map((arg) => (arg === '-' ? stdinArg : arg));
     // `service create IMAGE CMD…` and `exec TASK CMD…`: everything after the image or task is the
     // container's command line, options included (as docker does), so it must not reach cac's parser.
-    if (group && first === 'service' && args[0] === 'create') args = ['create', ...splitAtCommand(args.slice(1))];
-    if (!group && args[0] === 'exec') args = ['exec', ...splitAtCommand(args.slice(1))];
+    const verb = firstPositional(args);
+    if ((group && first === 'service' && args[verb] === 'create') || (!group && args[verb] === 'exec')) {
+      args = [...args.slice(0, verb + 1), ...splitAtCommand(args.slice(verb + 1))];
+    }
     cli.parse(['', '', ...args], { run: false });
     if (cli.options.help || cli.options.version) return 0;
     if (!cli.matchedCommand) {
-      const args = group ? rest : argv;
+      const args = rest;
       if (args.length === 0) {
         cli.outputHelp();
         return 2;

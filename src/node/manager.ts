@@ -71,6 +71,7 @@ const forwardTimeoutMs = 10_000;
 export const proposePath = '/secretd/raft/propose';
 export const internalNodesPath = '/secretd/internal/nodes';
 export const internalExecPath = '/secretd/internal/exec';
+const workloadOps: ReadonlySet<Command['op']> = new Set(['service-create', 'service-update', 'service-remove', 'tasks-put', 'task-status', 'tasks-remove', 'node-add', 'node-update', 'node-remove', 'node-status']);
 
 export class Manager implements Backend {
   readonly paths: DataDirPaths;
@@ -227,7 +228,9 @@ export class Manager implements Backend {
   }
 
   #watch(store: Store): void {
-    store.onApplied(() => {
+    store.onApplied((op) => {
+      // Secrets and cluster settings change no assignment (a secret in use cannot be removed).
+      if (!workloadOps.has(op)) return;
       this.#dispatcher?.storeChanged();
       this.#workloadsChanged();
     });
@@ -571,7 +574,8 @@ export class Manager implements Backend {
       labels: node.labels,
       hostname: node.hostname,
       addr: node.addr,
-      state: node.role === 'manager' ? (reachability === 'reachable' ? 'ready' : reachability === 'unreachable' ? 'down' : 'unknown') : 'unknown',
+      // A manager's state is the leader's Raft view of it; a worker's is its dispatcher session (the store's status).
+      state: node.role === 'manager' ? (reachability === 'reachable' ? 'ready' : reachability === 'unreachable' ? 'down' : 'unknown') : node.status,
       manager: node.role === 'manager' ? { leader: status.leader === (node.id as string), reachability } : null,
     };
   }
@@ -581,6 +585,7 @@ export class Manager implements Backend {
   summary(): NodeSummary {
     const store = this.#raft?.store;
     const nodes = store ? [...store.nodes()] : [];
+    const agentSecrets = this.#agent?.secretCounts() ?? { received: 0, held: 0 };
     return {
       nodeId: this.state.nodeId,
       clusterId: this.state.clusterId,
@@ -591,6 +596,8 @@ export class Manager implements Backend {
       managers: nodes.filter((n) => n.role === 'manager').length,
       nodes: nodes.length,
       secrets: store ? [...store.secrets()].length : 0,
+      secretsReceived: agentSecrets.received,
+      secretsHeld: agentSecrets.held,
     };
   }
 

@@ -32,7 +32,7 @@ export class Store {
   /** Outcomes of recent tagged commands, oldest first (a Map keeps insertion order). */
   readonly #requests = new Map<string, ApplyResult>();
   readonly #listeners: Array<(event: StoreEvent) => void> = [];
-  readonly #appliedListeners: Array<() => void> = [];
+  readonly #appliedListeners: Array<(op: Command['op']) => void> = [];
 
   get appliedIndex(): number {
     return this.#appliedIndex;
@@ -46,8 +46,8 @@ export class Store {
     this.#listeners.push(listener);
   }
 
-  /** Called after every applied entry (the dispatcher and orchestrator coalesce these). */
-  onApplied(listener: () => void): void {
+  /** Called after every applied command, with its operation (the dispatcher and orchestrator coalesce these). */
+  onApplied(listener: (op: Command['op']) => void): void {
     this.#appliedListeners.push(listener);
   }
 
@@ -71,7 +71,7 @@ export class Store {
       result = { ok: false, code: error.code, message: error.message };
     }
     if (requestId !== undefined) this.#remember(requestId, result);
-    for (const listener of this.#appliedListeners) listener();
+    for (const listener of this.#appliedListeners) listener(command.op);
     return result;
   }
 

@@ -28,6 +28,7 @@ import { readNodeState, writeNodeState, type NodeState } from './node-state.ts';
 import { PeerClient } from './peer-client.ts';
 import type { RaftNode } from './raft-node.ts';
 import { openRaftNode } from './raft-open.ts';
+import { readConsistency } from './read-consistency.ts';
 import { forceNewCluster } from './force-new-cluster.ts';
 import { RaftTransport } from './raft-transport.ts';
 import { decodeMessages } from './raft-wire.ts';
@@ -324,7 +325,7 @@ export class Manager implements Backend {
 
   async #read(): Promise<Store> {
     const raft = this.#raftNode();
-    await raft.linearizableRead();
+    if (readConsistency.getStore() !== 'local') await raft.linearizableRead();
     return raft.store;
   }
 

@@ -174,13 +174,25 @@ describe('roles and the swarm routes', () => {
     expect((await call('GET', '/swarm/unlockkey')).json).toEqual({ UnlockKey: '' });
   });
 
+  test('Secretd-Consistency: local reads this manager\'s state; an unknown value is 400', async () => {
+    const id = (await call('POST', '/secrets/create', { Name: 'local_read', Data: b64('v') })).json.ID;
+    const local = await app.request(`/secrets/${id}`, { headers: { 'secretd-consistency': 'local' } });
+    expect(local.status).toBe(200);
+    expect(((await local.json()) as { ID: string }).ID).toBe(id);
+    const bad = await app.request('/secrets', { headers: { 'secretd-consistency': 'eventual' } });
+    expect(bad.status).toBe(400);
+  });
+
   test('_ping, version and info answer with Docker shapes; unknown routes are 404 JSON', async () => {
     const ping = await app.request('/_ping');
     expect(await ping.text()).toBe('OK');
     expect(ping.headers.get('API-Version')).toBe('1.47');
     expect(ping.headers.get('Swarm')).toBe('active/manager');
     expect((await call('GET', '/v1.44/version')).json.ApiVersion).toBe('1.47');
-    expect((await call('GET', '/info')).json.Swarm.LocalNodeState).toBe('active');
+    const info = (await call('GET', '/info')).json;
+    expect(info.Swarm.LocalNodeState).toBe('active');
+    // A manager without an executor runs no tasks, so its agent was given no secret (counts only, never values).
+    expect({ SecretsReceived: info.SecretsReceived, SecretsHeld: info.SecretsHeld }).toEqual({ SecretsReceived: 0, SecretsHeld: 0 });
     const missing = await call('GET', '/nope');
     expect(missing.status).toBe(404);
     expect(missing.json.message).toContain('not found');

@@ -9,6 +9,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { NotLeaderError, SecretdError, type ErrorCode } from '../../errors.ts';
 import type { Backend, Identity } from './backend.ts';
 import { dispatchRoutes } from './routes-dispatch.ts';
+import { consistencyHeader, readConsistency } from '../read-consistency.ts';
 import { nodeRoutes } from './routes-nodes.ts';
 import { forbiddenAnonymous, raftRoutes } from './routes-raft.ts';
 import { secretRoutes } from './routes-secrets.ts';
@@ -57,7 +58,10 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     if (options.backend.locked && !allowedWhileLocked.has(path)) {
       throw new SecretdError('locked', 'This manager is locked: run `secretd unlock` with the cluster unlock key');
     }
-    await next();
+    const consistency = c.req.header(consistencyHeader);
+    if (consistency === undefined || consistency === 'linearizable') return next();
+    if (consistency !== 'local') throw new SecretdError('invalid', `Invalid ${consistencyHeader} header: expected linearizable (the default) or local`);
+    await readConsistency.run('local', next);
   });
   systemRoutes(app, options);
   secretRoutes(app, options.backend);

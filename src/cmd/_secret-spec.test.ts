@@ -1,0 +1,27 @@
+import { describe, expect, test } from 'bun:test';
+import { checkDuplicateTargets, parseSecretFlag } from './_secret-spec.ts';
+
+describe('--secret', () => {
+  test('a bare name gets Docker\'s defaults: target = name, uid 0, gid 0, mode 0444', () => {
+    expect(parseSecretFlag('db_pass')).toEqual({ SecretName: 'db_pass', File: { Name: 'db_pass', UID: '0', GID: '0', Mode: 0o444 } });
+  });
+
+  test('the long form reads source (or src), target, uid, gid and an octal or decimal mode', () => {
+    expect(parseSecretFlag('source=db_v2,target=db_pass,uid=1000,gid=1000,mode=0400')).toEqual({ SecretName: 'db_v2', File: { Name: 'db_pass', UID: '1000', GID: '1000', Mode: 0o400 } });
+    expect(parseSecretFlag('src=x,mode=292').File.Mode).toBe(0o444);
+    expect(parseSecretFlag('src=x,target=/etc/app/key.pem').File.Name).toBe('/etc/app/key.pem');
+  });
+
+  test('bad forms are refused with the reason', () => {
+    expect(() => parseSecretFlag('')).toThrow('source is required');
+    expect(() => parseSecretFlag('target=x')).toThrow('source is required');
+    expect(() => parseSecretFlag('source=x,colour=red')).toThrow('unknown field "colour"');
+    expect(() => parseSecretFlag('source=x,mode=999')).toThrow('invalid file mode "999"');
+    expect(() => parseSecretFlag('source=x,mode=0999')).toThrow('invalid file mode');
+    expect(() => parseSecretFlag('source=x,mode=rw')).toThrow('invalid file mode');
+  });
+
+  test('two secrets with one target are refused', () => {
+    expect(() => checkDuplicateTargets([parseSecretFlag('a'), parseSecretFlag('source=b,target=a')])).toThrow('Duplicate secret target for a not allowed');
+  });
+});

@@ -45,6 +45,8 @@ export class Agent {
   #adopted = false;
   #leader: string | null = null;
   #closeSession: (() => void) | null = null;
+  /** The cluster refused this node's session (and everything here was erased since). */
+  #refused = false;
   /** Count of secret deliveries received, without values: for tests and diagnostics. */
   secretsReceived = 0;
 
@@ -74,6 +76,11 @@ export class Agent {
   /** Secrets held in memory right now (ids only). */
   heldSecretIds(): string[] {
     return [...this.#secrets.keys()];
+  }
+
+  /** Counts for `/info`, never values: deliveries received so far and secrets held in memory now. */
+  secretCounts(): { received: number; held: number } {
+    return { received: this.secretsReceived, held: this.#secrets.size };
   }
 
   exec(taskId: string, argv: readonly string[]): Promise<ExecResult> {
@@ -109,10 +116,13 @@ export class Agent {
       onEnd: () => ended(),
     });
     if (opened.status !== 200) {
-      const hint = (safeJson(opened.body) as { Leader?: string } | null)?.Leader;
+      const answer = safeJson(opened.body) as { Leader?: string; message?: string } | null;
+      if (opened.status === 403) this.#onRefused(answer?.message ?? 'permission denied');
+      const hint = answer?.Leader;
       this.#leader = hint && hint !== addr ? hint : null;
       return false;
     }
+    this.#refused = false;
     this.#leader = addr;
     this.#closeSession = opened.close;
     await done;
@@ -132,6 +142,26 @@ export class Agent {
         this.#applyAssignments(message);
         return;
     }
+  }
+
+  /**
+   * A manager refused this node's certificate: it was removed from the cluster (say with `node rm
+   * --force` while it was down) and no assignment will ever come to say what to keep, so nothing
+   * here may keep running with a secret. Every task stops and every secret is erased, in memory
+   * and in the tmpfs, including what an earlier agent process left.
+   */
+  #onRefused(reason: string): void {
+    if (this.#refused) return;
+    this.#refused = true;
+    this.#options.log(`secretd: agent: the cluster refused this node (${reason}); stopping its tasks and erasing their secrets`);
+    this.#assigned.clear();
+    for (const held of this.#secrets.values()) held.data.fill(0);
+    this.#secrets.clear();
+    this.#enqueue(async () => {
+      for (const id of [...this.#running]) this.#stopTask(id, false);
+      await Promise.all(this.#stopping.values());
+      await this.#options.executor.reconcile(new Set());
+    });
   }
 
   #applyAssignments(message: Extract<SessionMessage, { type: 'assignments' }>): void {

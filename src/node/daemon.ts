@@ -79,6 +79,7 @@ async function startWorker(dataDir: string, hooks: DaemonHooks): Promise<Daemon>
       hostname: hostname(),
       importImage: async (name, path) => ({ Name: (await worker.executor.images.importImage(name, path)).name }),
       exec: (taskId, argv) => worker.agent.exec(taskId, argv),
+      secretCounts: () => worker.agent.secretCounts(),
     },
     secretdVersion,
   );

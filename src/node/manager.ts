@@ -17,6 +17,7 @@ import { nodeCertLifetimeMs, raftElectionTicks, raftTickMs } from '../limits.ts'
 import { NodeFileSystem } from '../io/node-fs.ts';
 import { sleep, systemTimers } from '../io/timers.ts';
 import type { MemberId } from '../raft/types.ts';
+import type { ProgressStatus, RaftStatus } from '../raft/core.ts';
 import type { Backend, Identity, NodeSummary, NodeUpdate, NodeView, SecretSpecInput, SwarmUpdate } from './api/backend.ts';
 import { dataDirPaths, type DataDirPaths } from './data-dir.ts';
 import { issueJoin, type JoinRequest } from './join-service.ts';
@@ -552,9 +553,27 @@ export class Manager implements Backend {
     const managers = [...store.nodes()].filter((n) => n.role === 'manager');
     if (managers.length <= 1) throw new SecretdError('invalid', `Cannot ${action} node ${node.id}: it is the last manager of the cluster`);
     const status = this.#raftNode().core.status();
-    if (!status.progress || !quorumSurvivesRemoval({ self: status.id, conf: status.conf, progress: status.progress }, node.id)) {
+    const progress = this.#activeProgress(status);
+    if (!progress || !quorumSurvivesRemoval({ self: status.id, conf: status.conf, progress }, node.id)) {
       throw new SecretdError('invalid', `Cannot ${action} node ${node.id}: the managers left could not form a quorum (too few of them are reachable)`);
     }
+  }
+
+  /**
+   * The leader's progress, with `recentActive` meaning what an operator means by it. The core
+   * clears it for every follower at each check-quorum round (once per election timeout) and sets it
+   * again at the follower's next answer, so just after a round a live follower reads as inactive;
+   * a successful exchange on the Raft transport within two election timeouts also counts.
+   */
+  #activeProgress(status: RaftStatus): Readonly<Record<string, ProgressStatus>> | undefined {
+    if (!status.progress) return undefined;
+    const windowMs = 2 * raftElectionTicks * (this.#options.tickMs ?? raftTickMs);
+    const progress: Record<string, ProgressStatus> = {};
+    for (const [id, pr] of Object.entries(status.progress)) {
+      const reachable = this.#transport?.reachable(id as MemberId, windowMs) === true;
+      progress[id] = pr.recentActive || !reachable ? pr : { ...pr, recentActive: true };
+    }
+    return progress;
   }
 
   #view(node: NodeRecord): NodeView {
@@ -563,7 +582,7 @@ export class Manager implements Backend {
     // reachable as a manager (showing it so would overstate how many failures the cluster survives).
     const member = status.conf.voters.includes(node.id as unknown as MemberId);
     const isSelf = node.id === this.state.nodeId;
-    const active = isSelf || status.progress?.[node.id as string as MemberId]?.recentActive === true;
+    const active = isSelf || this.#activeProgress(status)?.[node.id]?.recentActive === true;
     const reachability = !member ? 'unknown' : status.role !== 'leader' ? (isSelf ? 'reachable' : 'unknown') : active ? 'reachable' : 'unreachable';
     return {
       id: node.id,

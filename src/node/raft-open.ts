@@ -8,8 +8,8 @@ import type { FileSystem } from '../io/fs.ts';
 import type { Timers } from '../io/timers.ts';
 import { RaftCore, type RaftOptions } from '../raft/core.ts';
 import { SnapshotStore } from '../raft/snapshot-store.ts';
-import type { ConfState, MemberId } from '../raft/types.ts';
-import { WAL } from '../raft/wal.ts';
+import type { ConfState, Entry, HardState, MemberId, SnapshotMeta } from '../raft/types.ts';
+import { WAL, type WALState } from '../raft/wal.ts';
 import { RaftNode, type Transport } from './raft-node.ts';
 import { Store } from './store/store.ts';
 
@@ -50,14 +50,14 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
   const { wal, state } = await WAL.open(options.walDir, { ...sealing, ...segmentBytes });
   const store = snapshot ? Store.restore(snapshot.data) : new Store();
   const snapshotIndex = snapshot?.meta.index ?? 0;
-  const entries = state.entries.filter((e) => e.index > snapshotIndex);
+  const { hardState, entries } = snapshot ? await finishSnapshotInstall(wal, state, snapshot.meta) : state;
   const core = new RaftCore({
     id: options.id,
     electionTicks: options.electionTicks ?? 10,
     heartbeatTicks: options.heartbeatTicks ?? 1,
     random: options.electionRandom,
     ...options.coreOptions,
-    initial: { hardState: state.hardState, snapshot: snapshot?.meta ?? null, entries, conf: options.bootstrapConf },
+    initial: { hardState, snapshot: snapshot?.meta ?? null, entries, conf: options.bootstrapConf },
   });
   // The core keeps the snapshot to send to followers too far behind; after a restart it must be given it again.
   if (snapshot) core.compact(snapshot);
@@ -75,6 +75,30 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
       ...(options.snapshotEntries ? { snapshotEntries: options.snapshotEntries } : {}),
       ...(options.onStore ? { onStoreReplaced: options.onStore } : {}),
     },
-    { hardState: state.hardState, lastIndex: entries.at(-1)?.index ?? snapshotIndex, snapshotIndex, snapshotTerm: snapshot?.meta.term ?? 0 },
+    { hardState, lastIndex: entries.at(-1)?.index ?? snapshotIndex, snapshotIndex, snapshotTerm: snapshot?.meta.term ?? 0 },
   );
+}
+
+/**
+ * RaftNode installs a leader's snapshot in three durable steps: the snapshot file, its WAL marker,
+ * then the HardState that came with it. A crash between them must not leave a member that cannot
+ * start, so what the steps left undone is finished here:
+ *   - a snapshot newer than the WAL's marker is marked now (the WAL keeps its entries after it if
+ *     it holds the snapshot's last entry, else drops them, as when it was received);
+ *   - a saved term below the snapshot's is raised to it with no vote: a vote is saved before it is
+ *     sent, so none was given in any term after the saved one.
+ * Found by the deterministic simulator (test/sim/regressions.test.ts).
+ */
+async function finishSnapshotInstall(wal: WAL, state: WALState, meta: SnapshotMeta): Promise<{ hardState: HardState | null; entries: Entry[] }> {
+  let entries = state.entries.filter((e) => e.index > meta.index);
+  if (meta.index > (state.snapshot?.index ?? 0)) {
+    const holdsLast = state.entries.some((e) => e.index === meta.index && e.term === meta.term);
+    await wal.markSnapshot(meta);
+    if (!holdsLast) entries = [];
+  }
+  let hardState = state.hardState;
+  if (hardState === null || hardState.term < meta.term) {
+    hardState = { term: meta.term, vote: null, commit: Math.max(hardState?.commit ?? 0, meta.index) };
+  }
+  return { hardState, entries };
 }

@@ -14,6 +14,8 @@ export interface UnsafeTestingMutations {
   readonly commitOldTermByCount?: boolean;
   /** A new leader drops its entries after its commit index, though its predecessor may have committed them. */
   readonly truncateUncommittedOnElection?: boolean;
+  /** Every member answers reads from its own state, without ReadIndex (stale reads, as Jepsen found in etcd 0.4 and Consul). */
+  readonly localReads?: boolean;
 }
 
 export interface RaftOptions {

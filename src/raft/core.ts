@@ -228,6 +228,7 @@ export class RaftCore {
     if (this.#reads.size + this.#waitingReads.length >= readsMax) {
       throw new SecretdError('unavailable', `Cannot read: ${readsMax} reads are already waiting`);
     }
+    if (this.#settings.mutations.localReads === true) return void this.#readStates.push(Object.freeze({ index: this.#log.committed, context }));
     this.#onReadIndex(this.#id, context);
   }
 

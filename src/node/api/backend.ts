@@ -46,6 +46,9 @@ export interface NodeSummary {
   readonly managers: number;
   readonly nodes: number;
   readonly secrets: number;
+  /** This node's agent: secret deliveries received since it started, and secrets held in memory now (counts only). */
+  readonly secretsReceived: number;
+  readonly secretsHeld: number;
 }
 
 export interface NodeView {

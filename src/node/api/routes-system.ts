@@ -52,6 +52,9 @@ export function systemRoutes(api: Hono<AppEnv>, options: AppOptions): void {
         ...(s.clusterId && !backend.locked ? { Cluster: { ID: s.clusterId } } : {}),
       },
       Secrets: s.secrets,
+      // What this node's agent was given for its tasks, as counts: never names or values.
+      SecretsReceived: s.secretsReceived,
+      SecretsHeld: s.secretsHeld,
     });
   });
 

@@ -13,14 +13,24 @@ export interface WorkerBackend {
   readonly hostname: string;
   importImage(name: string, path: string): Promise<{ Name: string }>;
   exec(taskId: string, argv: readonly string[]): Promise<ExecResult>;
+  /** The agent's secret deliveries received and secrets held now: counts only, never values. */
+  secretCounts(): { received: number; held: number };
 }
 
 export function createWorkerApp(backend: WorkerBackend, version: string): Hono {
   const app = new Hono();
   app.get('/_ping', (c) => c.text('OK', 200, { 'API-Version': apiVersion, Swarm: 'active/worker' }));
-  app.get('/info', (c) =>
-    c.json({ ID: backend.nodeId, Name: backend.hostname, ServerVersion: version, Swarm: { NodeID: backend.nodeId, LocalNodeState: 'active', ControlAvailable: false, Error: '' } }),
-  );
+  app.get('/info', (c) => {
+    const secrets = backend.secretCounts();
+    return c.json({
+      ID: backend.nodeId,
+      Name: backend.hostname,
+      ServerVersion: version,
+      Swarm: { NodeID: backend.nodeId, LocalNodeState: 'active', ControlAvailable: false, Error: '' },
+      SecretsReceived: secrets.received,
+      SecretsHeld: secrets.held,
+    });
+  });
   app.post('/secretd/images/import', async (c) => {
     const body = await readJsonObject(c, 'image import', ['Name', 'Path']);
     if (typeof body.Name !== 'string' || typeof body.Path !== 'string') throw invalid('Invalid image import: Name and Path must be provided');

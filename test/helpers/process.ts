@@ -1,7 +1,7 @@
 /** Real processes for end-to-end tests: the compiled secretd, temp dirs, ports, an HTTP/2 mTLS client. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
-import { connect, type ClientHttp2Session } from 'node:http2';
+import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,28 +105,62 @@ export class H2Client implements Disposable {
   readonly session: ClientHttp2Session;
   readonly connected: Promise<void>;
 
-  constructor(url: string, certs: ClientCerts) {
-    this.session = connect(url, certs);
+  /** `localAddress`: the loopback IP to connect from (cluster tests tell callers apart by it). */
+  constructor(url: string, certs: ClientCerts, options: { localAddress?: string } = {}) {
+    this.session = connect(url, { ...certs, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
     this.connected = new Promise((resolve, reject) => {
       this.session.once('connect', () => resolve());
       this.session.once('error', reject);
     });
+    // Whoever awaits `connected` still sees the failure; nobody awaiting it is not an error.
+    this.connected.catch(() => {});
     this.session.on('error', () => {});
   }
 
-  request(method: string, path: string, body?: unknown): Promise<H2Response> {
+  /** `timeoutMs`: give up (cancelling the stream) when no complete answer came by then. */
+  request(method: string, path: string, body?: unknown, options: { timeoutMs?: number } = {}): Promise<H2Response> {
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-      const stream = this.session.request({ ':method': method, ':path': path, ...(payload ? { 'content-type': 'application/json' } : {}) });
+      let stream: ReturnType<ClientHttp2Session['request']>;
+      try {
+        stream = this.session.request({ ':method': method, ':path': path, ...(payload ? { 'content-type': 'application/json' } : {}) });
+      } catch (error) {
+        reject(error as Error);
+        return;
+      }
       let status = 0;
       let text = '';
+      const timer =
+        options.timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              stream.close(constants.NGHTTP2_CANCEL);
+              reject(new Error(`no answer to ${method} ${path} within ${options.timeoutMs} ms`));
+            }, options.timeoutMs);
+      let ended = false;
+      const settle = (): void => clearTimeout(timer);
       stream.on('response', (headers) => (status = Number(headers[':status'])));
       stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      stream.on('end', () => (status === 0 ? reject(new Error('stream ended without a response')) : resolve({ status, text, json: <T>() => JSON.parse(text) as T })));
-      stream.on('close', () => status === 0 && reject(new Error(`stream closed without a response (rst ${stream.rstCode})`)));
-      stream.on('error', reject);
+      stream.on('end', () => {
+        ended = true;
+        settle();
+        if (status === 0) reject(new Error('stream ended without a response'));
+        else resolve({ status, text, json: <T>() => JSON.parse(text) as T });
+      });
+      stream.on('close', () => {
+        settle();
+        if (!ended) reject(new Error(`stream closed ${status === 0 ? 'without a response' : 'before the response ended'} (rst ${stream.rstCode})`));
+      });
+      stream.on('error', (error) => {
+        settle();
+        reject(error);
+      });
       stream.end(payload);
     });
+  }
+
+  get usable(): boolean {
+    return !this.session.closed && !this.session.destroyed;
   }
 
   [Symbol.dispose](): void {

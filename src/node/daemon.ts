@@ -111,7 +111,7 @@ async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: 
     (tls ??= (async () => {
       const [caPem, certPem] = await Promise.all([readFile(manager.paths.caCert, 'utf8'), readFile(manager.paths.nodeCert, 'utf8')]);
       servers.push(await serveTls({ backend: manager, version: secretdVersion, clusterId: manager.state.clusterId, listenAddr: manager.state.listenAddr, caPem, certPem, tlsKey: manager.tlsKey }));
-      hooks.log(`secretd: serving the API on https://${manager.state.listenAddr} (mutual TLS) and ${manager.paths.adminSocket}`);
+      hooks.log(`secretd: serving the API on https://${manager.state.listenAddr} (mutual TLS)`);
     })());
   let stopNow: () => void = () => {};
   const options: ManagerOptions = {
@@ -129,6 +129,7 @@ async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: 
   };
   const manager = await open(options);
   servers.push(await serveAdminSocket(manager.paths.adminSocket, { backend: manager, version: secretdVersion, clusterId: manager.state.clusterId }));
+  hooks.log(`secretd: admin socket ready at ${manager.paths.adminSocket}`);
   if (manager.locked) {
     hooks.log(`secretd: this manager is locked; run \`secretd unlock --data-dir ${dataDir}\` with the unlock key`);
     manager.onStarted(() => hooks.log('secretd: unlocked'));

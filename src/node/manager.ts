@@ -347,13 +347,34 @@ export class Manager implements Backend {
     for (let attempt = 0; ; attempt++) {
       try {
         const leader = this.#leaderAddr();
-        const result = leader.self ? await this.#raftNode().propose(tagged) : await this.#forward(leader.addr, tagged);
+        const result = leader.self ? await this.#raftNode().propose(tagged) : await this.#forwardWhileLeading(leader.addr, tagged);
         return expectOk(result);
       } catch (error) {
         const retryable = error instanceof SecretdError && error.code === 'unavailable' && !this.locked;
         if (!retryable || Date.now() > deadline) throw error;
         await sleep(systemTimers, Math.min(25 * (attempt + 1), 200));
       }
+    }
+  }
+
+  /**
+   * Forwards to the leader, but gives up as soon as another manager is known to lead: a stopped or
+   * cut-off old leader would hold the write until its timeout. The retry carries the same request
+   * id, so a write the old leader did commit is not applied twice.
+   */
+  async #forwardWhileLeading(addr: string, command: TaggedCommand): Promise<ApplyResult> {
+    const raft = this.#raftNode();
+    const leader = raft.core.leader;
+    let stopWatching: () => void = () => {};
+    const moved = new Promise<never>((_, reject) => {
+      stopWatching = systemTimers.every(25, () => {
+        if (raft.core.leader !== leader) reject(new SecretdError('unavailable', 'Leadership moved while the write was forwarded; retrying'));
+      });
+    });
+    try {
+      return await Promise.race([this.#forward(addr, command), moved]);
+    } finally {
+      stopWatching();
     }
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import type { ProgressStatus } from '../raft/core.ts';
 import type { MemberId } from '../raft/types.ts';
-import { bestSuccessor, nextMembershipAction, quorumSurvivesRemoval } from './membership.ts';
+import { bestSuccessor, learnerLagEntriesMax, nextMembershipAction, quorumSurvivesRemoval } from './membership.ts';
 
 const id = (s: string): MemberId => s as MemberId;
 const progress = (match: number, recentActive = true): ProgressStatus => ({ match, next: match + 1, state: 'replicate', recentActive });
@@ -11,7 +11,9 @@ describe('nextMembershipAction', () => {
     const base = { self: id('a'), managers: new Set(['a', 'b']), commit: 10 };
     expect(nextMembershipAction({ ...base, conf: { voters: [id('a')], learners: [] }, progress: { a: progress(10) } })).toEqual({ kind: 'change', change: { kind: 'add-learner', id: id('b') } });
     const learning = { ...base, conf: { voters: [id('a')], learners: [id('b')] } };
-    expect(nextMembershipAction({ ...learning, progress: { a: progress(10), b: progress(4) } })).toBeNull();
+    const far = { ...learning, commit: 500 };
+    expect(nextMembershipAction({ ...far, progress: { a: progress(500), b: progress(400) } })).toBeNull();
+    expect(nextMembershipAction({ ...far, progress: { a: progress(500), b: progress(500 - learnerLagEntriesMax) } })).toEqual({ kind: 'change', change: { kind: 'promote', id: id('b') } });
     expect(nextMembershipAction({ ...learning, progress: { a: progress(10), b: progress(10) } })).toEqual({ kind: 'change', change: { kind: 'promote', id: id('b') } });
   });
 

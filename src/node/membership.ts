@@ -7,6 +7,9 @@
 import type { ProgressStatus } from '../raft/core.ts';
 import type { ConfChange, ConfState, MemberId } from '../raft/types.ts';
 
+/** A learner this close to the leader's commit index is promoted (a voter that lags a little only waits). */
+export const learnerLagEntriesMax = 64;
+
 export type MembershipAction = { readonly kind: 'change'; readonly change: ConfChange } | { readonly kind: 'transfer'; readonly to: MemberId } | null;
 
 export interface MembershipView {
@@ -32,7 +35,8 @@ export function nextMembershipAction(view: MembershipView): MembershipAction {
   }
   for (const id of view.conf.learners) {
     const progress = view.progress[id];
-    if (progress && progress.match >= view.commit) return { kind: 'change', change: { kind: 'promote', id } };
+    // Under steady writes the commit index keeps moving: "caught up" is within a few batches of it.
+    if (progress && progress.match + learnerLagEntriesMax >= view.commit) return { kind: 'change', change: { kind: 'promote', id } };
   }
   return null;
 }

@@ -11,7 +11,7 @@ const keyPattern = /SDKEY-1-[A-Za-z0-9+/]{43}/;
 
 async function restart(dataDir: string): Promise<Daemon> {
   const daemon = new Daemon(['run', '--data-dir', dataDir]);
-  await daemon.waitFor(/locked|serving the API/);
+  await daemon.waitFor(/locked|admin socket ready/);
   return daemon;
 }
 

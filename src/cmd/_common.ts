@@ -2,7 +2,7 @@
 import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
 import { defaultDataDir } from '../node/data-dir.ts';
-import { openClient, type ApiClient } from './client.ts';
+import { call, openClient, type ApiClient } from './client.ts';
 
 export interface Io {
   readonly out: (text: string) => void;
@@ -93,4 +93,43 @@ export async function readAllStdin(): Promise<Uint8Array> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return new Uint8Array(Buffer.concat(chunks));
+}
+
+/** Docker's `--filter key=value` flags, as the `filters` query parameter (empty when none). */
+export function filtersQuery(values: unknown, allowed: readonly string[]): string {
+  const filters: Record<string, string[]> = {};
+  for (const item of many(values)) {
+    const eq = item.indexOf('=');
+    const key = item.slice(0, eq);
+    if (eq <= 0 || !allowed.includes(key)) throw new SecretdError('invalid', `Invalid filter ${JSON.stringify(item)}: expected ${allowed.map((k) => `${k}=…`).join(', ')}`);
+    (filters[key] ??= []).push(item.slice(eq + 1));
+  }
+  return Object.keys(filters).length ? `?filters=${encodeURIComponent(JSON.stringify(filters))}` : '';
+}
+
+/**
+ * Runs `act` for each reference, as the docker CLI does for `inspect`/`rm` of several objects: a
+ * failure is reported and the others still go ahead; the exit code says whether any failed.
+ */
+export async function forEachRef(flags: GlobalFlags, io: Io, refs: readonly string[], act: (client: ApiClient, ref: string) => Promise<void>): Promise<number> {
+  return withClient(flags, async (client) => {
+    let code = 0;
+    for (const ref of refs) {
+      try {
+        await act(client, ref);
+      } catch (error) {
+        io.err(`Error: ${(error as Error).message}`);
+        code = 1;
+      }
+    }
+    return code;
+  });
+}
+
+/** `inspect` of several objects: a JSON array of those found, like `docker … inspect`. */
+export async function inspectEach(flags: GlobalFlags, io: Io, collection: string, refs: readonly string[]): Promise<number> {
+  const found: unknown[] = [];
+  const code = await forEachRef(flags, io, refs, async (client, ref) => void found.push(await call(client, 'GET', `/${collection}/${encodeURIComponent(ref)}`)));
+  io.out(JSON.stringify(found, null, 4));
+  return code;
 }

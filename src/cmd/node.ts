@@ -1,7 +1,7 @@
 /** `secretd node ls|inspect|promote|demote|update|rm`, shaped like `docker node …`. */
 import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
-import { many, parseKeyValues, table, withClient, type GlobalFlags, type Io } from './_common.ts';
+import { filtersQuery, forEachRef, inspectEach, many, parseKeyValues, table, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call, type ApiClient } from './client.ts';
 
 interface NodeJSON {
@@ -23,14 +23,7 @@ export function registerNode(cli: CAC, io: Io): void {
     .option('-f, --filter <filter>', 'Filter: id=…, name=…, role=manager|worker (repeatable)')
     .option('--format <format>', 'Output format: "table" (default) or "json"')
     .action(async (flags: GlobalFlags & { quiet?: boolean; filter?: unknown; format?: string }) => {
-      const filters: Record<string, string[]> = {};
-      for (const item of many(flags.filter)) {
-        const eq = item.indexOf('=');
-        const key = item.slice(0, eq);
-        if (eq <= 0 || !['id', 'name', 'role'].includes(key)) throw new SecretdError('invalid', `Invalid filter ${JSON.stringify(item)}: expected id=…, name=… or role=…`);
-        (filters[key] ??= []).push(item.slice(eq + 1));
-      }
-      const query = Object.keys(filters).length ? `?filters=${encodeURIComponent(JSON.stringify(filters))}` : '';
+      const query = filtersQuery(flags.filter, ['id', 'name', 'role']);
       return withClient(flags, async (client) => {
         const nodes = (await call(client, 'GET', `/nodes${query}`)) as NodeJSON[];
         if (flags.quiet) io.out(nodes.map((n) => n.ID).join('\n'));
@@ -49,26 +42,11 @@ export function registerNode(cli: CAC, io: Io): void {
       });
     });
 
-  cli.command('inspect <node> [...more]', 'Show nodes in detail').action(async (first: string, more: string[], flags: GlobalFlags) =>
-    withClient(flags, async (client) => {
-      const found: unknown[] = [];
-      let code = 0;
-      for (const ref of [first, ...more]) {
-        try {
-          found.push(await call(client, 'GET', `/nodes/${encodeURIComponent(ref)}`));
-        } catch (error) {
-          io.err(`Error: ${(error as Error).message}`);
-          code = 1;
-        }
-      }
-      io.out(JSON.stringify(found, null, 4));
-      return code;
-    }),
-  );
+  cli.command('inspect <node> [...more]', 'Show nodes in detail').action(async (first: string, more: string[], flags: GlobalFlags) => inspectEach(flags, io, 'nodes', [first, ...more]));
 
   for (const [verb, role] of [['promote', 'manager'], ['demote', 'worker']] as const) {
     cli.command(`${verb} <node> [...more]`, `${capitalize(verb)} nodes ${verb === 'promote' ? 'to' : 'from'} manager`).action(async (first: string, more: string[], flags: GlobalFlags) =>
-      eachNode(flags, io, [first, ...more], async (client, ref) => {
+      forEachRef(flags, io, [first, ...more], async (client, ref) => {
         const node = await inspect(client, ref);
         if (node.Spec.Role === role) {
           io.out(`Node ${ref} is already a ${role}.`);
@@ -86,7 +64,7 @@ export function registerNode(cli: CAC, io: Io): void {
     .option('--label-add <label>', 'Add or update a node label KEY=VALUE (repeatable)')
     .option('--label-rm <key>', 'Remove a node label (repeatable)')
     .action(async (ref: string, flags: GlobalFlags & { availability?: string; labelAdd?: unknown; labelRm?: unknown }) =>
-      eachNode(flags, io, [ref], async (client) => {
+      forEachRef(flags, io, [ref], async (client) => {
         const node = await inspect(client, ref);
         const labels = { ...node.Spec.Labels, ...parseKeyValues(many(flags.labelAdd), 'label') };
         for (const key of many(flags.labelRm)) delete labels[key];
@@ -100,7 +78,7 @@ export function registerNode(cli: CAC, io: Io): void {
     .alias('remove')
     .option('-f, --force', 'Remove a node that is not down, or a manager that is gone for good')
     .action(async (first: string, more: string[], flags: GlobalFlags & { force?: boolean }) =>
-      eachNode(flags, io, [first, ...more], async (client, ref) => {
+      forEachRef(flags, io, [first, ...more], async (client, ref) => {
         await call(client, 'DELETE', `/nodes/${encodeURIComponent(ref)}${flags.force ? '?force=true' : ''}`);
         io.out(ref);
       }),
@@ -109,19 +87,4 @@ export function registerNode(cli: CAC, io: Io): void {
 
 async function inspect(client: ApiClient, ref: string): Promise<NodeJSON> {
   return (await call(client, 'GET', `/nodes/${encodeURIComponent(ref)}`)) as NodeJSON;
-}
-
-async function eachNode(flags: GlobalFlags, io: Io, refs: readonly string[], act: (client: ApiClient, ref: string) => Promise<void>): Promise<number> {
-  return withClient(flags, async (client) => {
-    let code = 0;
-    for (const ref of refs) {
-      try {
-        await act(client, ref);
-      } catch (error) {
-        io.err(`Error: ${(error as Error).message}`);
-        code = 1;
-      }
-    }
-    return code;
-  });
 }

@@ -3,7 +3,7 @@ import type { CAC } from 'cac';
 import { readFile } from 'node:fs/promises';
 import { SecretdError } from '../errors.ts';
 import { toBase64 } from '../node/store/store.ts';
-import { ago, many, parseKeyValues, stdinArg, table, withClient, type GlobalFlags, type Io } from './_common.ts';
+import { ago, filtersQuery, forEachRef, inspectEach, many, parseKeyValues, stdinArg, table, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call } from './client.ts';
 
 interface SecretJSON {
@@ -37,14 +37,7 @@ export function registerSecret(cli: CAC, io: Io): void {
     .option('-f, --filter <filter>', 'Filter: name=…, id=…, label=KEY[=VALUE] (repeatable)')
     .option('--format <format>', 'Output format: "table" (default) or "json"')
     .action(async (flags: GlobalFlags & { quiet?: boolean; filter?: unknown; format?: string }) => {
-      const filters: Record<string, string[]> = {};
-      for (const item of many(flags.filter)) {
-        const eq = item.indexOf('=');
-        const key = item.slice(0, eq);
-        if (eq <= 0 || !['name', 'id', 'label'].includes(key)) throw new SecretdError('invalid', `Invalid filter ${JSON.stringify(item)}: expected name=…, id=… or label=…`);
-        (filters[key] ??= []).push(item.slice(eq + 1));
-      }
-      const query = Object.keys(filters).length ? `?filters=${encodeURIComponent(JSON.stringify(filters))}` : '';
+      const query = filtersQuery(flags.filter, ['name', 'id', 'label']);
       const secrets = (await withClient(flags, (c) => call(c, 'GET', `/secrets${query}`))) as SecretJSON[];
       if (flags.quiet) io.out(secrets.map((s) => s.ID).join('\n'));
       else if (flags.format === 'json') io.out(secrets.map((s) => JSON.stringify(s)).join('\n'));
@@ -57,41 +50,17 @@ export function registerSecret(cli: CAC, io: Io): void {
 
   cli
     .command('inspect <secret> [...more]', 'Show secrets in detail (never their data)')
-    .action(async (first: string, more: string[], flags: GlobalFlags) => {
-      return withClient(flags, async (client) => {
-        const found: unknown[] = [];
-        let code = 0;
-        for (const ref of [first, ...more]) {
-          try {
-            found.push(await call(client, 'GET', `/secrets/${encodeURIComponent(ref)}`));
-          } catch (error) {
-            io.err(`Error: ${(error as Error).message}`);
-            code = 1;
-          }
-        }
-        io.out(JSON.stringify(found, null, 4));
-        return code;
-      });
-    });
+    .action(async (first: string, more: string[], flags: GlobalFlags) => inspectEach(flags, io, 'secrets', [first, ...more]));
 
   cli
     .command('rm <secret> [...more]', 'Remove one or more secrets')
     .alias('remove')
-    .action(async (first: string, more: string[], flags: GlobalFlags) => {
-      return withClient(flags, async (client) => {
-        let code = 0;
-        for (const ref of [first, ...more]) {
-          try {
-            await call(client, 'DELETE', `/secrets/${encodeURIComponent(ref)}`);
-            io.out(ref);
-          } catch (error) {
-            io.err(`Error: ${(error as Error).message}`);
-            code = 1;
-          }
-        }
-        return code;
-      });
-    });
+    .action(async (first: string, more: string[], flags: GlobalFlags) =>
+      forEachRef(flags, io, [first, ...more], async (client, ref) => {
+        await call(client, 'DELETE', `/secrets/${encodeURIComponent(ref)}`);
+        io.out(ref);
+      }),
+    );
 }
 
 async function readSource(file: string): Promise<Uint8Array> {

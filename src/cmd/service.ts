@@ -1,7 +1,7 @@
 /** `secretd service create|ls|inspect|ps|update|scale|rm`, shaped like `docker service …`. */
 import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
-import { ago, many, parseKeyValues, table, withClient, type GlobalFlags, type Io } from './_common.ts';
+import { ago, forEachRef, inspectEach, many, parseKeyValues, table, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { checkDuplicateTargets, parseSecretFlag } from './_secret-spec.ts';
 import { call, type ApiClient } from './client.ts';
 
@@ -75,22 +75,7 @@ export function registerService(cli: CAC, io: Io): void {
       }),
     );
 
-  cli.command('inspect <service> [...more]', 'Show services in detail').action(async (first: string, more: string[], flags: GlobalFlags) =>
-    withClient(flags, async (client) => {
-      const found: unknown[] = [];
-      let code = 0;
-      for (const ref of [first, ...more]) {
-        try {
-          found.push(await call(client, 'GET', `/services/${encodeURIComponent(ref)}`));
-        } catch (error) {
-          io.err(`Error: ${(error as Error).message}`);
-          code = 1;
-        }
-      }
-      io.out(JSON.stringify(found, null, 4));
-      return code;
-    }),
-  );
+  cli.command('inspect <service> [...more]', 'Show services in detail').action(async (first: string, more: string[], flags: GlobalFlags) => inspectEach(flags, io, 'services', [first, ...more]));
 
   cli
     .command('ps <service>', "List a service's tasks")
@@ -155,23 +140,14 @@ export function registerService(cli: CAC, io: Io): void {
     );
 
   cli.command('scale <service=replicas> [...more]', 'Scale replicated services').action(async (first: string, more: string[], flags: GlobalFlags) =>
-    withClient(flags, async (client) => {
-      let code = 0;
-      for (const pair of [first, ...more]) {
-        const eq = pair.indexOf('=');
-        try {
-          if (eq <= 0) throw new SecretdError('invalid', `Invalid scale ${JSON.stringify(pair)}: expected SERVICE=REPLICAS`);
-          const service = await inspect(client, pair.slice(0, eq));
-          if (service.Spec.Mode.Global) throw new SecretdError('invalid', `${service.Spec.Name}: scale can only be used with replicated services`);
-          const spec = { ...service.Spec, Mode: { Replicated: { Replicas: count(pair.slice(eq + 1), 'replicas') } } };
-          await call(client, 'POST', `/services/${service.ID}/update?version=${service.Version.Index}`, spec);
-          io.out(`${service.Spec.Name} scaled to ${pair.slice(eq + 1)}`);
-        } catch (error) {
-          io.err(`Error: ${(error as Error).message}`);
-          code = 1;
-        }
-      }
-      return code;
+    forEachRef(flags, io, [first, ...more], async (client, pair) => {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new SecretdError('invalid', `Invalid scale ${JSON.stringify(pair)}: expected SERVICE=REPLICAS`);
+      const service = await inspect(client, pair.slice(0, eq));
+      if (service.Spec.Mode.Global) throw new SecretdError('invalid', `${service.Spec.Name}: scale can only be used with replicated services`);
+      const spec = { ...service.Spec, Mode: { Replicated: { Replicas: count(pair.slice(eq + 1), 'replicas') } } };
+      await call(client, 'POST', `/services/${service.ID}/update?version=${service.Version.Index}`, spec);
+      io.out(`${service.Spec.Name} scaled to ${pair.slice(eq + 1)}`);
     }),
   );
 
@@ -179,18 +155,9 @@ export function registerService(cli: CAC, io: Io): void {
     .command('rm <service> [...more]', 'Remove services')
     .alias('remove')
     .action(async (first: string, more: string[], flags: GlobalFlags) =>
-      withClient(flags, async (client) => {
-        let code = 0;
-        for (const ref of [first, ...more]) {
-          try {
-            await call(client, 'DELETE', `/services/${encodeURIComponent(ref)}`);
-            io.out(ref);
-          } catch (error) {
-            io.err(`Error: ${(error as Error).message}`);
-            code = 1;
-          }
-        }
-        return code;
+      forEachRef(flags, io, [first, ...more], async (client, ref) => {
+        await call(client, 'DELETE', `/services/${encodeURIComponent(ref)}`);
+        io.out(ref);
       }),
     );
 }

@@ -43,6 +43,13 @@ export interface RaftNodeOptions {
   readonly onStoreReplaced?: (store: Store) => void;
   /** Fatal I/O error: the process must stop rather than serve from a state it cannot persist. */
   readonly onFatal: (error: unknown) => void;
+  /**
+   * Prefix of this process's ReadIndex contexts (default ''), which must differ from one start of
+   * a member to the next and between members: otherwise a leader's late answer to a read made
+   * before a restart answers a read made after it, with a stale index (a stale read, found by the
+   * simulator). openRaftNode draws it at random.
+   */
+  readonly readContextPrefix?: string;
 }
 
 interface Pending {
@@ -131,7 +138,7 @@ export class RaftNode {
    */
   linearizableRead(timeoutMs = 5000): Promise<void> {
     if (this.#stopped) return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
-    const context = `r${++this.#readSeq}`;
+    const context = `${this.#options.readContextPrefix ?? ''}r${++this.#readSeq}`;
     return new Promise<void>((resolve, reject) => {
       const cancel = this.#timers.after(timeoutMs, () => {
         this.#reads.delete(context);

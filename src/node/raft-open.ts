@@ -71,6 +71,7 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
       transport: options.transport,
       tickMs: options.tickMs,
       onFatal: options.onFatal,
+      readContextPrefix: Buffer.from(options.random(8)).toString('hex'),
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.snapshotEntries ? { snapshotEntries: options.snapshotEntries } : {}),
       ...(options.onStore ? { onStoreReplaced: options.onStore } : {}),

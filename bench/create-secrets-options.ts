@@ -140,13 +140,13 @@ function dockerChoice(values: DockerValues): DockerChoice {
   return path === undefined ? { kind: 'auto' } : { kind: 'socket', path };
 }
 
-function positiveInteger(option: string, text: string): number {
+export function positiveInteger(option: string, text: string): number {
   const value = nonNegativeInteger(option, text);
   if (value === 0) throw new UsageError(`${option} must be at least 1, not '${text}'`);
   return value;
 }
 
-function nonNegativeInteger(option: string, text: string): number {
+export function nonNegativeInteger(option: string, text: string): number {
   const value = Number(text);
   if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value)) throw new UsageError(`${option} must be a whole number, not '${text}'`);
   return value;

@@ -6,14 +6,15 @@
  *
  * Run `bun bench/create-secrets.ts --help` for the options; bench/README.md explains the output.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { parseOptions, usage, UsageError, type BenchOptions, type DockerChoice, type SecretdChoice } from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
 import { dockerTarget } from './docker-client.ts';
 import { DockerUnavailableError, isSwarmManager, startDockerSwarm } from './docker-swarm.ts';
-import { forEachLimited, runLoad, type CreateTarget } from './load.ts';
+import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
+import { forEachLimited, runLoad, valuePool, type CreateTarget } from './load.ts';
+import { loadAverageAtStart } from './machine.ts';
 import { openSecretdSession, secretdTarget, type ClientTLSFiles, type SecretdClientOptions } from './secretd-client.ts';
 import { startSecretd } from './secretd-process.ts';
 import { formatNumber, formatTable, summarize, type Column, type RunSummary } from './stats.ts';
@@ -30,35 +31,6 @@ interface Measurement {
   readonly summary: RunSummary;
   /** Failure reasons of measured and warm-up requests, and of the cleanup, for the notes. */
   readonly notes: readonly string[];
-}
-
-/**
- * Client and servers share the CPUs, so other work on the machine skews a comparison; taken
- * before this run adds its own load, and printed with the results.
- */
-const loadAverageAtStart = loadavg()[0] ?? Number.NaN;
-
-/**
- * The first Ctrl-C stops sending: in-flight requests finish, created secrets are deleted, partial
- * results are printed and what was started is stopped. A second one skips to stopping.
- */
-const interrupted = new AbortController();
-
-/** Stops what this run started, newest first, on normal exit and on Ctrl-C alike. */
-const cleanups: (() => Promise<void>)[] = [];
-
-async function runCleanups(): Promise<void> {
-  for (let cleanup = cleanups.pop(); cleanup !== undefined; cleanup = cleanups.pop()) {
-    await cleanup().catch((error: unknown) => console.error(`Cleanup failed: ${errorReason(error)}`));
-  }
-}
-
-/** Random values are drawn once and shared, so both systems receive byte-identical requests. */
-const valuePoolBytesMax = 64 * 1024 * 1024;
-
-function valuePool(options: BenchOptions): string[] {
-  const size = Math.max(1, Math.min(options.count, Math.floor(valuePoolBytesMax / options.valueBytes)));
-  return Array.from({ length: size }, () => randomBytes(options.valueBytes).toString('base64'));
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -79,7 +51,7 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error('Nothing to measure.');
     return 1;
   }
-  const values = valuePool(options);
+  const values = valuePool({ count: options.count, valueBytes: options.valueBytes });
   const runId = Date.now().toString(36);
   const measurements: Measurement[] = [];
   for (const concurrency of options.concurrencies) {
@@ -110,7 +82,7 @@ async function openSecretd(choice: SecretdChoice, options: BenchOptions): Promis
       console.error('Starting secretd…');
       try {
         const secretd = await startSecretd(choice.command === undefined ? {} : { command: choice.command });
-        cleanups.push(() => secretd.stop());
+        deferCleanup(() => secretd.stop());
         return secretdSystem(secretd.url, secretd, timeouts);
       } catch (error) {
         return `secretd: skipped. ${messageOf(error)}`;
@@ -150,7 +122,7 @@ async function openDocker(choice: DockerChoice, options: BenchOptions): Promise<
       console.error('Starting a private dockerd and swarm…');
       try {
         const swarm = await startDockerSwarm();
-        cleanups.push(() => swarm.stop());
+        deferCleanup(() => swarm.stop());
         return system(swarm.socket);
       } catch (error) {
         if (error instanceof DockerUnavailableError) return `docker: skipped. ${error.message}`;
@@ -253,18 +225,6 @@ function ratioRows(measurements: readonly Measurement[]): Ratio[] {
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
-
-function onSignal(signal: NodeJS.Signals): void {
-  if (!interrupted.signal.aborted) {
-    console.error(`\n${signal}: finishing requests in flight, then cleaning up (again to skip to cleanup)`);
-    interrupted.abort();
-    return;
-  }
-  console.error(`\n${signal}: stopping what was started…`);
-  void runCleanups().finally(() => process.exit(130));
-}
-process.on('SIGINT', onSignal);
-process.on('SIGTERM', onSignal);
 
 let exitCode: number;
 try {

@@ -4,6 +4,7 @@
  * passes. Closed-loop keeps the offered load equal for both systems (a faster server simply gets
  * more requests per second) and bounds in-flight requests to C.
  */
+import { randomBytes } from 'node:crypto';
 
 /** The outcome of one create; `reason` is short and never contains the secret value. */
 export type CreateOutcome = { readonly ok: true; readonly id: string } | { readonly ok: false; readonly reason: string };
@@ -94,4 +95,13 @@ export async function forEachLimited<T>(items: readonly T[], task: (item: T) => 
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+/** Random values are drawn once and shared, so every system receives byte-identical values. */
+const valuePoolBytesMax = 64 * 1024 * 1024;
+
+/** Base64 of random values of `valueBytes` each: as many as requests, up to 64 MiB, reused round-robin. */
+export function valuePool(options: { readonly count: number; readonly valueBytes: number }): string[] {
+  const size = Math.max(1, Math.min(options.count, Math.floor(valuePoolBytesMax / options.valueBytes)));
+  return Array.from({ length: size }, () => randomBytes(options.valueBytes).toString('base64'));
 }

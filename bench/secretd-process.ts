@@ -5,20 +5,33 @@
  * The CLI is written in parallel with this file, so everything this helper assumes about it is in
  * `secretdCli` below; when the CLI changes, adapt that object and nothing else.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, connect as connectTcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
+import { once, repoRoot, retry, runToEnd, spawnCaptured, stopProcess } from './child-process.ts';
 import { errorReason } from './create-outcome.ts';
 import { openSecretdSession, type ClientTLSFiles } from './secretd-client.ts';
 
-/** The CLI contract: `init` serves in the foreground; `ca issue-client` writes three PEM files. */
-const secretdCli = {
+/**
+ * The CLI contract: `init`, `join` and `run` serve in the foreground; `init` prints a line starting
+ * "Data directory:" once it serves, `join` one starting "This node joined the cluster as a manager"
+ * once caught up; `cluster join-token manager -q` prints the token alone; `ca issue-client` writes
+ * three PEM files; `node ls --format json` prints one node per line, as Docker's API shapes it.
+ */
+export const secretdCli = {
   serve: (dataDir: string, listenAddr: string): string[] => ['init', '--data-dir', dataDir, '--listen-addr', listenAddr],
+  servingLine: /^Data directory: /,
+  join: (dataDir: string, options: { readonly token: string; readonly addr: string; readonly remote: string }): string[] => [
+    'join', '--data-dir', dataDir, '--token', options.token, '--listen-addr', options.addr, '--advertise-addr', options.addr, options.remote,
+  ],
+  joinedLine: /^This node joined the cluster as a manager \((\S+)\)\./,
+  restart: (dataDir: string): string[] => ['run', '--data-dir', dataDir],
+  managerToken: (dataDir: string): string[] => ['cluster', 'join-token', 'manager', '-q', '--data-dir', dataDir],
+  nodeList: (dataDir: string): string[] => ['node', 'ls', '--format', 'json', '--data-dir', dataDir],
+  version: (): string[] => ['--version'],
   issueClient: (dataDir: string, outDir: string): string[] => [
     'ca', 'issue-client', '--name', 'bench', '--out', outDir, '--data-dir', dataDir,
   ],
@@ -28,8 +41,6 @@ const secretdCli = {
     key: join(outDir, 'key.pem'),
   }),
 } as const;
-
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 export interface StartSecretdOptions {
   /** The secretd executable and leading args; default: this Bun running src/main.ts. */
@@ -58,7 +69,7 @@ export class SecretdUnavailableError extends Error {
 }
 
 export async function startSecretd(options: StartSecretdOptions = {}): Promise<SecretdProcess> {
-  const command = options.command ?? defaultCommand();
+  const command = options.command ?? defaultSecretdCommand();
   const [executable, ...leadingArgs] = command;
   if (executable === undefined) throw new SecretdUnavailableError('Cannot start secretd: empty command');
   const port = await freePort();
@@ -97,7 +108,8 @@ export async function startSecretd(options: StartSecretdOptions = {}): Promise<S
   }
 }
 
-function defaultCommand(): string[] {
+/** This Bun running src/main.ts: the secretd of the working tree. */
+export function defaultSecretdCommand(): string[] {
   const main = join(repoRoot, 'src', 'main.ts');
   if (!existsSync(main)) throw new SecretdUnavailableError(`Cannot start secretd: ${main} does not exist yet`);
   return [process.execPath, main];
@@ -116,7 +128,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-function acceptsTcp(port: number): Promise<boolean> {
+export function acceptsTcp(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connectTcp({ host: '127.0.0.1', port });
     socket.once('connect', () => {
@@ -127,7 +139,8 @@ function acceptsTcp(port: number): Promise<boolean> {
   });
 }
 
-async function pingOK(url: string, files: ClientTLSFiles): Promise<void> {
+/** GET /_ping over a fresh mutual-TLS session; throws unless it answers 200. */
+export async function pingOK(url: string, files: ClientTLSFiles): Promise<void> {
   const session = await openSecretdSession(url, files, { requestTimeoutMs: 2_000 });
   try {
     const answer = await session.request('GET', '/_ping');
@@ -137,86 +150,3 @@ async function pingOK(url: string, files: ClientTLSFiles): Promise<void> {
   }
 }
 
-/** Retries `attempt` every 200 ms; `check` throws to stop (process gone, deadline passed). */
-async function retry(attempt: () => Promise<void>, check: () => void): Promise<void> {
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (error) {
-      try {
-        check();
-      } catch (fatal) {
-        throw new Error(`${errorReason(fatal)}; last attempt: ${errorReason(error)}`, { cause: error });
-      }
-    }
-    await delay(200);
-  }
-}
-
-interface CapturedProcess {
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  hasExited(): boolean;
-  exitStatus(): string;
-  /** The last few KiB of stdout and stderr together: enough to explain a failure, bounded. */
-  output(): string;
-}
-
-const outputTailChars = 8 * 1024;
-
-function spawnCaptured(executable: string, args: readonly string[]): CapturedProcess {
-  const child = spawn(executable, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  let tail = '';
-  const keep = (chunk: Buffer): void => {
-    tail = (tail + chunk.toString('utf8')).slice(-outputTailChars);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  let exited = false;
-  const exitedPromise = new Promise<void>((resolve) => {
-    child.once('error', (error) => {
-      keep(Buffer.from(`spawn failed: ${error.message}\n`));
-      exited = true;
-      resolve();
-    });
-    child.once('exit', () => {
-      exited = true;
-      resolve();
-    });
-  });
-  return {
-    child,
-    exited: exitedPromise,
-    hasExited: () => exited,
-    exitStatus: () => (child.signalCode !== null ? `signal ${child.signalCode}` : `code ${child.exitCode ?? '?'}`),
-    output: () => tail.trimEnd(),
-  };
-}
-
-async function runToEnd(executable: string, args: readonly string[]): Promise<void> {
-  const run = spawnCaptured(executable, args);
-  const finished = await Promise.race([run.exited.then(() => true), delay(30_000).then(() => false)]);
-  if (!finished) {
-    run.child.kill('SIGKILL');
-    await run.exited;
-    throw new Error(`${args.slice(0, 2).join(' ')} did not finish in 30 s`);
-  }
-  if (run.child.exitCode !== 0) {
-    throw new Error(`${args.slice(0, 2).join(' ')} exited with ${run.exitStatus()}: ${run.output() || '(no output)'}`);
-  }
-}
-
-async function stopProcess(target: CapturedProcess, stopTimeoutMs: number): Promise<void> {
-  if (target.hasExited()) return;
-  target.child.kill('SIGTERM');
-  const stopped = await Promise.race([target.exited.then(() => true), delay(stopTimeoutMs).then(() => false)]);
-  if (!stopped) {
-    target.child.kill('SIGKILL');
-    await target.exited;
-  }
-}
-
-function once(action: () => Promise<void>): () => Promise<void> {
-  let running: Promise<void> | undefined;
-  return () => (running ??= action());
-}

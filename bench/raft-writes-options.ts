@@ -1,0 +1,75 @@
+/** Command-line options of bench/raft-writes.ts, parsed into one typed object. */
+import { parseArgs } from 'node:util';
+import { nonNegativeInteger, positiveInteger, UsageError } from './create-secrets-options.ts';
+
+export const raftWritesUsage = `Usage: bun bench/raft-writes.ts [options]
+
+Starts a 3-manager secretd and a 3-member etcd on loopback, both with mutual TLS and fsync, and
+writes N values of S random bytes to each leader at concurrency C: secretd POST /secrets/create,
+etcd POST /v3/kv/put (its HTTP/JSON gateway), from the same Bun HTTP/2 client. Prints throughput
+and latency for each, and the ratios.
+
+  --n N                  writes per measurement (default 2000)
+  --concurrency C[,C…]   concurrent requests; one measurement per value (default 1,16)
+  --size S               bytes of random data per value (default 64)
+  --warmup W             writes before each measurement, not counted (default 200)
+  --max-seconds T        wall-clock cap per measurement (default 120)
+  --json                 also print the results as one JSON line
+  --secretd-bin PATH     run this secretd executable (e.g. dist/secretd) instead of src/main.ts
+  --etcd-bin PATH        run this etcd (default: etcd on PATH; apt-get install -y etcd-server)
+  --no-secretd           skip secretd
+  --no-etcd              skip etcd
+`;
+
+export interface RaftWritesOptions {
+  readonly count: number;
+  readonly concurrencies: readonly number[];
+  readonly valueBytes: number;
+  readonly warmupCount: number;
+  readonly wallCapMs: number;
+  /** One request stuck longer than this counts as an error, so a hung server cannot hang the run. */
+  readonly requestTimeoutMs: number;
+  readonly json: boolean;
+  /** undefined: skip secretd; [] : this Bun running src/main.ts; else the executable. */
+  readonly secretdCommand: readonly string[] | undefined;
+  /** undefined: skip etcd; '' : etcd on PATH; else the executable. */
+  readonly etcdExecutable: string | undefined;
+}
+
+/** Undefined for --help. */
+export function parseRaftWritesOptions(argv: readonly string[]): RaftWritesOptions | undefined {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      n: { type: 'string' },
+      concurrency: { type: 'string', multiple: true },
+      size: { type: 'string' },
+      warmup: { type: 'string' },
+      'max-seconds': { type: 'string' },
+      json: { type: 'boolean' },
+      'secretd-bin': { type: 'string' },
+      'etcd-bin': { type: 'string' },
+      'no-secretd': { type: 'boolean' },
+      'no-etcd': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return undefined;
+  if (values['no-secretd'] === true && values['secretd-bin'] !== undefined) throw new UsageError('--no-secretd contradicts --secretd-bin');
+  if (values['no-etcd'] === true && values['etcd-bin'] !== undefined) throw new UsageError('--no-etcd contradicts --etcd-bin');
+  const concurrencies = (values.concurrency ?? ['1,16']).flatMap((list) => list.split(','));
+  const secretdBin = values['secretd-bin'];
+  return {
+    count: positiveInteger('--n', values.n ?? '2000'),
+    concurrencies: concurrencies.map((value) => positiveInteger('--concurrency', value)),
+    valueBytes: positiveInteger('--size', values.size ?? '64'),
+    warmupCount: nonNegativeInteger('--warmup', values.warmup ?? '200'),
+    wallCapMs: positiveInteger('--max-seconds', values['max-seconds'] ?? '120') * 1000,
+    requestTimeoutMs: 30_000,
+    json: values.json === true,
+    secretdCommand: values['no-secretd'] === true ? undefined : secretdBin === undefined ? [] : [secretdBin],
+    etcdExecutable: values['no-etcd'] === true ? undefined : (values['etcd-bin'] ?? ''),
+  };
+}

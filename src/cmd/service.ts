@@ -1,7 +1,7 @@
 /** `secretd service create|ls|inspect|ps|update|scale|rm`, shaped like `docker service …`. */
 import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
-import { ago, forEachRef, inspectEach, many, parseKeyValues, table, withClient, type GlobalFlags, type Io } from './_common.ts';
+import { ago, filtersQuery, forEachRef, inspectEach, many, parseKeyValues, table, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { checkDuplicateTargets, parseSecretFlag } from './_secret-spec.ts';
 import { call, type ApiClient } from './client.ts';
 
@@ -60,10 +60,12 @@ export function registerService(cli: CAC, io: Io): void {
     .command('ls', 'List services')
     .alias('list')
     .option('-q, --quiet', 'Only display IDs')
+    .option('-f, --filter <filter>', 'Filter: id=…, name=… (prefixes; repeatable)')
     .option('--format <format>', 'Output format: "table" (default) or "json"')
-    .action(async (flags: GlobalFlags & { quiet?: boolean; format?: string }) =>
+    .action(async (flags: GlobalFlags & { quiet?: boolean; filter?: unknown; format?: string }) =>
       withClient(flags, async (client) => {
-        const services = (await call(client, 'GET', '/services')) as ServiceJSON[];
+        if (flags.format !== undefined && flags.format !== 'table' && flags.format !== 'json') throw new SecretdError('invalid', `Invalid --format ${JSON.stringify(flags.format)}: expected table or json`);
+        const services = (await call(client, 'GET', `/services${filtersQuery(flags.filter, ['id', 'name'])}`)) as ServiceJSON[];
         if (flags.quiet) io.out(services.map((s) => s.ID).join('\n'));
         else if (flags.format === 'json') io.out(services.map((s) => JSON.stringify(s)).join('\n'));
         else {

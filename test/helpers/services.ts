@@ -16,30 +16,16 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { join, resolve } from 'node:path';
 import { Daemon, freePort, secretd, type RunResult } from './process.ts';
 
 /** The task command of these tests: an idle shell that exits at once on SIGTERM (PID 1 ignores it otherwise). */
+// One polling helper and one admin-socket client for every e2e suite.
+import { adminRequest, until, type ApiAnswer as AdminAnswer } from './cluster.ts';
+export { adminRequest, until, type AdminAnswer };
+
 export const idleCommand = ['sh', '-c', 'trap "exit 0" TERM; sleep 100000 & wait'];
 
-/** Polls `check` until it returns a value (not undefined), failing after `timeoutMs` with `what` and the last state seen. */
-export async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined, intervalMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = (error as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
-
-/** The executor's run directory for a data dir, as src/node/executor/executor.ts derives it. */
 export function runDirOf(dataDir: string): string {
   return join('/run/secretd', createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16));
 }
@@ -79,30 +65,6 @@ export function filesHolding(dirs: readonly string[], values: readonly string[],
     });
   }
   return found;
-}
-
-export interface AdminAnswer {
-  readonly status: number;
-  readonly text: string;
-}
-
-/** A request on a node's admin socket (plain HTTP over a Unix socket). */
-export function adminRequest(dataDir: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<AdminAnswer> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
-    const req = httpRequest(
-      { socketPath: join(dataDir, 'admin.sock'), method, path, timeout: timeoutMs, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {} },
-      (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${path} within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(payload ?? undefined);
-  });
 }
 
 export interface TaskJSON {

@@ -52,15 +52,20 @@ if (replaySeed !== undefined && replayVariant !== undefined) {
   describe('the simulator catches a deliberately broken build', () => {
     for (const variant of variants) {
       test(`${variant}: caught within ${seedsMax} seeds, as ${expected[variant].join(' or ')}`, async () => {
+        // Stops at the first seed that fails as this bug should; seeds failing otherwise (a cluster
+        // the bug leaves unable to converge fails 'liveness', say) are listed, not counted.
+        const otherwise: string[] = [];
         let caught: SimResult | null = null;
         for (let seed = 1; seed <= seedsMax && caught === null; seed++) {
           const result = await runSimulation(seed, { variant });
-          if (result.failure !== null) caught = result;
+          if (result.failure === null) continue;
+          if (expected[variant].includes(result.failure.invariant)) caught = result;
+          else otherwise.push(`seed ${seed}: ${result.failure.invariant}`);
         }
-        if (caught === null) throw new Error(`${variant} was not caught in seeds 1-${seedsMax}`);
+        if (otherwise.length > 0) console.log(`broken variant ${variant}: also failed otherwise: ${otherwise.join(', ')}`);
+        if (caught === null) throw new Error(`${variant} was not caught as ${expected[variant].join(' or ')} in seeds 1-${seedsMax}`);
         const { seed, failure } = caught;
         console.log(`broken variant ${variant}: caught at seed ${seed} as ${failure!.invariant}: ${failure!.message.split('\n')[0]}`);
-        if (!expected[variant].includes(failure!.invariant)) console.log(formatFailure(caught, replayCommand({ seed, variant })));
         expect(failure!.invariant).toBeOneOf([...expected[variant]]);
       }, 120_000);
     }

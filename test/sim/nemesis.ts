@@ -20,9 +20,10 @@
  *   figure-8      a choreographed schedule that leads to Raft's figure 8 (figure-8.ts); the other
  *                 actions wait while it runs.
  *
- * It also crashes members at chosen points: right after a member grants its vote, and right after
- * a leader sends new entries (the vote and the entries are durable by then; the Raft rules say
- * they must survive).
+ * It also crashes members at chosen points: right after a member grants its vote, right after a
+ * leader sends new entries (the vote and the entries are durable by then; the Raft rules say they
+ * must survive), and right after a member forwards a read to its leader (the answer may reach the
+ * member after it restarted).
  */
 import type { Message } from '../../src/raft/types.ts';
 import { Figure8, type ScenarioTarget } from './figure-8.ts';
@@ -56,9 +57,13 @@ export interface NemesisOptions {
   /** Of crashes, the share that are power losses (unsynced data lost) rather than process crashes. */
   readonly powerLossRate: number;
   readonly pauseMs: readonly [number, number];
-  /** Chance of a crash right after a member grants a vote, and right after a leader sends entries. */
+  /**
+   * Chance of a crash right after a member grants a vote, right after a leader sends entries, and
+   * right after a member forwards a read to its leader (whose answer may reach the restarted one).
+   */
   readonly crashAfterVoteRate: number;
   readonly crashAfterAppendRate: number;
+  readonly crashAfterReadRate: number;
 }
 
 export interface NemesisTarget extends ScenarioTarget {
@@ -115,12 +120,13 @@ export class Nemesis {
   /** Targeted crash points, seen as messages leave a member. */
   onSend(member: Member, messages: readonly Message[]): void {
     if (this.#target.scheduler.now >= this.#until) return;
-    const { crashAfterVoteRate, crashAfterAppendRate } = this.#options;
+    const { crashAfterVoteRate, crashAfterAppendRate, crashAfterReadRate } = this.#options;
     const granted = messages.some((m) => m.type === 'vote-response' && !m.reject);
     const entries = messages.some((m) => m.type === 'append' && m.entries.length > 0);
-    const p = (granted ? crashAfterVoteRate : 0) + (entries ? crashAfterAppendRate : 0);
+    const read = messages.some((m) => m.type === 'read-index');
+    const p = (granted ? crashAfterVoteRate : 0) + (entries ? crashAfterAppendRate : 0) + (read ? crashAfterReadRate : 0);
     if (p > 0 && this.#prng.chance(p)) {
-      const why = granted ? 'granting a vote' : 'sending entries';
+      const why = granted ? 'granting a vote' : entries ? 'sending entries' : 'forwarding a read';
       // After the send returns: the crash is its own event, at the same instant.
       this.#target.scheduler.after(0, world, () => {
         if (member.state !== 'up' || this.#target.scheduler.now >= this.#until) return;

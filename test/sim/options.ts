@@ -117,6 +117,7 @@ export function deriveOptions(seed: number, overrides: SimOverrides = {}): SimOp
     pauseMs: [electionMs / 4, prng.between(1, 4) * electionMs],
     crashAfterVoteRate: on(0.6) ? prng.between(0.1, 0.6) : 0,
     crashAfterAppendRate: on(0.3) ? prng.between(0, 0.02) : 0,
+    crashAfterReadRate: on(0.3) ? prng.between(0, 0.05) : 0,
   };
   const workload: WorkloadOptions = {
     clients: prng.intBetween(2, 8),

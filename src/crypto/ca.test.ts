@@ -30,6 +30,7 @@ import {
   verifyIssuedBy,
 } from './ca.ts';
 import { certDerFromPem, certPemFromDer, csrDerFromPem, keyPkcs8ToPem, pemEncode } from './pem.ts';
+import { rejection } from '../../test/helpers/errors.ts';
 
 // Whole seconds: X.509 times carry no milliseconds.
 const now = new Date('2025-03-01T12:00:00Z');
@@ -46,16 +47,6 @@ async function issue(role: Role, overrides: Partial<IssueCertificateOptions> = {
   const { keyPkcs8, csrPem } = await createKeyAndCSR({ commonName: 'ignored-by-the-ca' });
   const certPem = await issueCertificate(signer, csrPem, issueOptions({ role, ...overrides }));
   return { certPem, keyPem: keyPkcs8ToPem(keyPkcs8), csrPem };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<SecretdError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(SecretdError);
-    return error as SecretdError;
-  }
-  throw new Error('expected a SecretdError');
 }
 
 const spkiOf = (key: { publicKey: { rawData: ArrayBuffer } }) => new Uint8Array(key.publicKey.rawData);

@@ -12,6 +12,7 @@ import { busyboxRootfsTarball, staticBusybox } from '../../../test/helpers/busyb
 import { SecretdError } from '../../errors.ts';
 import { mountAt, readMounts } from './_mountinfo.ts';
 import { Executor, type TaskSecret } from './executor.ts';
+import { rejection } from '../../../test/helpers/errors.ts';
 
 const isRoot = process.getuid?.() === 0;
 const hasRunc = spawnSync('runc', ['--version'], { timeout: 10_000 }).status === 0;
@@ -24,16 +25,6 @@ const idle = ['sh', '-c', 'trap "exit 0" TERM; sleep 1000 & wait'];
 
 function secret(secretId: string, target: string, value: string | Uint8Array, extra: Partial<TaskSecret> = {}): TaskSecret {
   return { secretId, target, uid: '0', gid: '0', mode: 0o444, data: typeof value === 'string' ? enc(value) : value, ...extra };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<SecretdError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(SecretdError);
-    return error as SecretdError;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Every regular file under `dir` (not following links, not entering `skip`). */

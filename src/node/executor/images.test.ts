@@ -5,16 +5,7 @@ import { tempDir } from '../../../test/helpers/process.ts';
 import { busyboxRootfsTarball, staticBusybox } from '../../../test/helpers/busybox-image.ts';
 import { SecretdError } from '../../errors.ts';
 import { ImageStore, normalizeImageName } from './images.ts';
-
-async function rejection(promise: Promise<unknown>): Promise<SecretdError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(SecretdError);
-    return error as SecretdError;
-  }
-  throw new Error('expected a rejection');
-}
+import { rejection } from '../../../test/helpers/errors.ts';
 
 const now = (): Date => new Date('2026-01-02T03:04:05.000Z');
 

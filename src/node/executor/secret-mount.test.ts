@@ -8,6 +8,7 @@ import { SecretdError } from '../../errors.ts';
 import { mountAt, readMounts } from './_mountinfo.ts';
 import { SecretMount, secretsTmpfsBytes } from './secret-mount.ts';
 import { checkSecretRefs, type SecretRef } from './targets.ts';
+import { rejection } from '../../../test/helpers/errors.ts';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.warn('secret-mount tests skipped: mounting a tmpfs needs root (CI runs as root)');
@@ -23,16 +24,6 @@ function readFd(fd: number, length: number): Buffer {
   const buffer = Buffer.alloc(length);
   readSync(fd, buffer, 0, length, 0);
   return buffer;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<SecretdError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(SecretdError);
-    return error as SecretdError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('secretsTmpfsBytes', () => {

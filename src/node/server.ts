@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import { keyPkcs8ToPem, roleFromOU } from '../crypto/index.ts';
 import { SecretdError } from '../errors.ts';
 import { createApp } from './api/app.ts';
+import { installHotPath } from './api/hot-path.ts';
 import { createWorkerApp, type WorkerBackend } from './api/worker-app.ts';
 import type { Backend, Identity } from './api/backend.ts';
 import { splitHostPort } from './bootstrap.ts';
@@ -61,13 +62,11 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
   // Keyed by the HTTP/2 session (or HTTP/1 socket): one certificate check per connection, and no
   // socket object is touched per request (reaching it is not free under Bun's http2).
   const identities = new WeakMap<object, Identity>();
-  const identify = (c: Context): Identity => {
-    const incoming = (c.env as { incoming: PeerIncoming }).incoming;
-    const key: object = incoming.stream?.session ?? incoming.socket;
-    let identity = identities.get(key);
+  const identify = (connection: object, socket: () => TLSSocket): Identity => {
+    let identity = identities.get(connection);
     if (!identity) {
-      identity = identityOf(incoming.stream?.session?.socket ?? incoming.socket, options.clusterId);
-      identities.set(key, identity);
+      identity = identityOf(socket(), options.clusterId);
+      identities.set(connection, identity);
     }
     if (identity.role === 'manager' || identity.role === 'worker') {
       if (options.backend.isRemovedNode(identity.nodeId)) throw new SecretdError('forbidden', `Permission denied: node ${identity.nodeId} was removed from the cluster`);
@@ -76,7 +75,12 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
     }
     return identity;
   };
-  const app = createApp({ backend: options.backend, version: options.version, identify });
+  const app = createApp({ backend: options.backend, version: options.version, identify: (c: Context) => {
+      const incoming = (c.env as { incoming: PeerIncoming }).incoming;
+      const session = incoming.stream?.session;
+      return identify(session ?? incoming.socket, () => session?.socket ?? incoming.socket);
+    },
+  });
   const server = createSecureServer(
     {
       key: keyPkcs8ToPem(options.tlsKey),
@@ -90,6 +94,14 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
     },
     getRequestListener(app.fetch),
   );
+  installHotPath(server, {
+    backend: options.backend,
+    identify: (stream) => {
+      const session = stream.session;
+      if (!session) throw new SecretdError('unavailable', 'The connection closed');
+      return identify(session, () => session.socket as TLSSocket);
+    },
+  });
   server.on('secureConnection', (socket: TLSSocket) => {
     if (!socket.authorized && hasPeerCertificate(socket)) socket.destroy();
   });

@@ -9,7 +9,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { NotLeaderError, SecretdError, type ErrorCode } from '../../errors.ts';
 import type { Backend, Identity } from './backend.ts';
 import { dispatchRoutes } from './routes-dispatch.ts';
-import { consistencyHeader, readConsistency } from '../read-consistency.ts';
+import { consistencyHeader, readConsistency, type ReadConsistency } from '../read-consistency.ts';
 import { nodeRoutes } from './routes-nodes.ts';
 import { forbiddenAnonymous, raftRoutes } from './routes-raft.ts';
 import { secretRoutes } from './routes-secrets.ts';
@@ -53,14 +53,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.use('*', async (c, next) => {
     const identity = options.identify(c);
     c.set('identity', identity);
-    const path = routePath(c.req.path);
-    if (identity.role === 'anonymous' && !anonymousRoutes.has(path)) throw forbiddenAnonymous();
-    if (options.backend.locked && !allowedWhileLocked.has(path)) {
-      throw new SecretdError('locked', 'This manager is locked: run `secretd unlock` with the cluster unlock key');
-    }
-    const consistency = c.req.header(consistencyHeader);
-    if (consistency === undefined || consistency === 'linearizable') return next();
-    if (consistency !== 'local') throw new SecretdError('invalid', `Invalid ${consistencyHeader} header: expected linearizable (the default) or local`);
+    if (admit(options.backend, identity, c.req.path, c.req.header(consistencyHeader)) === 'linearizable') return next();
     await readConsistency.run('local', next);
   });
   systemRoutes(app, options);
@@ -72,21 +65,45 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   serviceRoutes(app, options.backend);
   app.notFound((c) => c.json({ message: `Page not found: ${c.req.method} ${c.req.path.slice(0, 200)}` }, 404));
   app.onError((error, c) => {
-    if (error instanceof NotLeaderError) return c.json({ message: error.message, Leader: error.leaderAddr }, 503);
-    if (error instanceof SecretdError) return c.json({ message: error.message }, statusByCode[error.code]);
-    // Unexpected: never echo internals (they could hold request data); the node logs them.
-    console.error(`secretd: internal error on ${c.req.method} ${c.req.path}: ${error instanceof Error ? error.name : 'error'}`);
-    return c.json({ message: 'Internal error' }, 500);
+    const answer = errorAnswer(error, c.req.method, c.req.path);
+    return c.json(answer.body, answer.status);
   });
   return app;
 }
 
-function routePath(path: string): string {
+/**
+ * The gate every request passes before its route: who may call what, nothing but unlocking while
+ * locked, and the read consistency asked for. Throws the refusal; returns the consistency.
+ */
+export function admit(backend: Backend, identity: Identity, path: string, consistency: string | undefined): ReadConsistency {
+  const route = routePath(path);
+  if (identity.role === 'anonymous' && !anonymousRoutes.has(route)) throw forbiddenAnonymous();
+  if (backend.locked && !allowedWhileLocked.has(route)) {
+    throw new SecretdError('locked', 'This manager is locked: run `secretd unlock` with the cluster unlock key');
+  }
+  if (consistency === undefined || consistency === 'linearizable') return 'linearizable';
+  if (consistency !== 'local') throw new SecretdError('invalid', `Invalid ${consistencyHeader} header: expected linearizable (the default) or local`);
+  return 'local';
+}
+
+/** Domain errors in Docker's shape and status; anything unexpected is logged without details. */
+export function errorAnswer(error: unknown, method: string, path: string): { status: ContentfulStatusCode; body: Record<string, unknown> } {
+  if (error instanceof NotLeaderError) return { status: 503, body: { message: error.message, Leader: error.leaderAddr } };
+  if (error instanceof SecretdError) return { status: statusByCode[error.code], body: { message: error.message } };
+  // Unexpected: never echo internals (they could hold request data); the node logs them.
+  console.error(`secretd: internal error on ${method} ${path.slice(0, 200)}: ${error instanceof Error ? error.name : 'error'}`);
+  return { status: 500, body: { message: 'Internal error' } };
+}
+
+export function routePath(path: string): string {
   return path.startsWith('/v1.') ? path.replace(/^\/v1\.[0-9]{1,3}(?=\/)/, '') : path;
 }
 
 export function requireRole(c: Context<AppEnv>, roles: readonly Identity['role'][], what: string): void {
-  const identity = c.get('identity');
+  checkRole(c.get('identity'), roles, what);
+}
+
+export function checkRole(identity: Identity, roles: readonly Identity['role'][], what: string): void {
   if (!roles.includes(identity.role)) {
     throw new SecretdError('forbidden', `Permission denied: a ${identity.role} certificate cannot ${what}`);
   }

@@ -4,7 +4,17 @@ import { invalid, SecretdError } from '../../errors.ts';
 import { requestBodyBytesMax } from '../../limits.ts';
 
 export async function readJsonObject(c: Context, what: string, allowed: readonly string[]): Promise<Record<string, unknown>> {
-  const text = await readBodyText(c);
+  return parseJsonObject(await readBodyBytes(c, requestBodyBytesMax), what, allowed);
+}
+
+/** A request body that must be one JSON object with only the `allowed` fields. */
+export function parseJsonObject(bytes: Uint8Array, what: string, allowed: readonly string[]): Record<string, unknown> {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw invalid('Invalid request: the body is not valid UTF-8');
+  }
   if (text.trim() === '') throw invalid(`Invalid ${what}: the request body is empty`);
   let value: unknown;
   try {
@@ -20,14 +30,15 @@ export async function readJsonObject(c: Context, what: string, allowed: readonly
   return record;
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 /** The raw body, refused (413) as soon as it passes `limit` bytes, without buffering more. */
 export async function readBodyBytes(c: Context, limit: number): Promise<Uint8Array> {
   const length = c.req.header('content-length');
   if (length !== undefined) {
     // A declared length is checked before reading, and the adapter then reads the body straight
     // off the socket (no web stream): most clients (curl, docker) declare it.
-    if (!/^\d{1,12}$/.test(length)) throw invalid('Invalid request: Content-Length is not a number');
-    if (Number(length) > limit) throw tooLarge(limit);
+    checkDeclaredLength(length, limit);
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     if (bytes.length > limit) throw tooLarge(limit);
     return bytes;
@@ -50,16 +61,13 @@ export async function readBodyBytes(c: Context, limit: number): Promise<Uint8Arr
   return chunks.length === 1 ? chunks[0]! : new Uint8Array(Buffer.concat(chunks));
 }
 
-async function readBodyText(c: Context): Promise<string> {
-  const bytes = await readBodyBytes(c, requestBodyBytesMax);
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw invalid('Invalid request: the body is not valid UTF-8');
-  }
+/** A declared Content-Length, refused before any of the body is read. */
+export function checkDeclaredLength(length: string, limit: number): void {
+  if (!/^\d{1,12}$/.test(length)) throw invalid('Invalid request: Content-Length is not a number');
+  if (Number(length) > limit) throw tooLarge(limit);
 }
 
-function tooLarge(limit: number): SecretdError {
+export function tooLarge(limit: number): SecretdError {
   return new SecretdError('too_large', `Request body is over the limit of ${limit} bytes`);
 }
 

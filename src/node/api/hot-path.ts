@@ -1,0 +1,90 @@
+/**
+ * The busiest write, `POST /secrets/create` over HTTP/2, served straight off the HTTP/2 stream:
+ * no compatibility request/response objects and no hono adapter, which together cost as much CPU
+ * per request as Raft, the WAL and the store (bench/create-secrets.ts at C=16). Nothing else
+ * differs: the gate, the role check, the parsing and the error answers are the app's own
+ * functions, so both paths answer the same request the same way. Every other stream, and every
+ * HTTP/1.1 request, goes on to the app.
+ */
+import type { IncomingHttpHeaders, Http2SecureServer, ServerHttp2Stream } from 'node:http2';
+import { requestBodyBytesMax } from '../../limits.ts';
+import { consistencyHeader } from '../read-consistency.ts';
+import { admit, checkRole, errorAnswer, routePath } from './app.ts';
+import type { Backend, Identity } from './backend.ts';
+import { checkDeclaredLength, tooLarge } from './request.ts';
+import { createSecret, createSecretRoute, createSecretWhat, secretRoles } from './routes-secrets.ts';
+
+export interface HotPathOptions {
+  readonly backend: Backend;
+  /** The caller on this stream's session; throws `forbidden` as the app's identify does. */
+  readonly identify: (stream: ServerHttp2Stream) => Identity;
+}
+
+type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => void;
+
+/**
+ * Puts the hot path in front of the server's own stream handling (which builds the compatibility
+ * objects and calls the app): install after the server is created with its request listener.
+ */
+export function installHotPath(server: Http2SecureServer, options: HotPathOptions): void {
+  const app = server.listeners('stream') as StreamListener[];
+  server.removeAllListeners('stream');
+  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
+    if (headers[':method'] === 'POST' && isCreateSecret(headers[':path'] ?? '')) {
+      serveCreateSecret(options, stream, headers).catch((error: unknown) => answer(stream, errorAnswer(error, 'POST', createSecretRoute)));
+      return;
+    }
+    for (const listener of app) listener.call(server, stream, headers, ...rest);
+  });
+}
+
+function isCreateSecret(path: string): boolean {
+  const query = path.indexOf('?');
+  return routePath(query === -1 ? path : path.slice(0, query)) === createSecretRoute;
+}
+
+async function serveCreateSecret(options: HotPathOptions, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+  const identity = options.identify(stream);
+  admit(options.backend, identity, createSecretRoute, headerValue(headers[consistencyHeader]));
+  checkRole(identity, secretRoles, createSecretWhat);
+  const body = await readBody(stream, headers, requestBodyBytesMax);
+  answer(stream, { status: 201, body: await createSecret(options.backend, body) });
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The body, refused as soon as it passes `limit` bytes (or declares more), without buffering more. */
+function readBody(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, limit: number): Promise<Uint8Array> {
+  const declared = headerValue(headers['content-length']);
+  if (declared !== undefined) checkDeclaredLength(declared, limit);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer): void => {
+      total += chunk.length;
+      if (total <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      stream.off('data', onData);
+      // Keep reading into nothing: the answer goes out now, the rest of the body is dropped.
+      stream.resume();
+      reject(tooLarge(limit));
+    };
+    stream.on('data', onData);
+    stream.once('end', () => {
+      if (total > limit) return;
+      const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      resolve(new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength));
+    });
+    stream.once('error', reject);
+  });
+}
+
+function answer(stream: ServerHttp2Stream, result: { status: number; body: unknown }): void {
+  if (stream.headersSent || stream.destroyed) return;
+  stream.respond({ ':status': result.status, 'content-type': 'application/json' });
+  stream.end(JSON.stringify(result.body));
+}

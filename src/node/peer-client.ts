@@ -3,7 +3,7 @@
  * Managers verify each other by the cluster CA and the `secretd-manager` name every manager
  * certificate carries, whatever address they are reached at.
  */
-import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { SecretdError } from '../errors.ts';
 
 export interface PeerTls {
@@ -135,6 +135,26 @@ export class PeerClient {
         end(error);
       });
     });
+  }
+
+  /**
+   * A long-lived POST whose body this manager writes as it goes (the Raft stream). Throws when no
+   * session can be opened; later failures arrive as the stream's `error` and `close` events.
+   */
+  openStream(addr: string, path: string): ClientHttp2Stream {
+    let session: ClientHttp2Session;
+    try {
+      session = this.#session(addr);
+    } catch (error) {
+      throw new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${(error as Error).message}`);
+    }
+    return session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/octet-stream' }, { endStream: false });
+  }
+
+  /** Drops the session to `addr`: the next request opens a new connection (a stalled one is not reused). */
+  reset(addr: string): void {
+    const session = this.#sessions.get(addr);
+    if (session) this.#drop(addr, session);
   }
 
   closeAll(): void {

@@ -1,27 +1,42 @@
 /**
- * Raft messages to other managers over HTTP/2 mutual TLS. One queue per peer; while a batch is in
- * flight, new messages wait and go together in the next one. Queues are bounded and a batch that
- * fails is dropped: Raft re-sends what matters (appends, heartbeats, votes) on its own schedule.
+ * Raft messages to other managers over HTTP/2 mutual TLS, streamed as etcd does: one long-lived
+ * stream per peer carries framed batches (raft-frames.ts), and the peer answers on the same stream
+ * with a byte now and then to say it is receiving. Messages queue while a stream is being opened or
+ * is full (HTTP/2 flow control), in a bounded queue; whatever a broken stream loses, Raft sends
+ * again on its own schedule (appends, heartbeats, votes).
  */
+import type { ClientHttp2Stream } from 'node:http2';
 import { raftPeerQueueMax } from '../limits.ts';
 import type { MemberId, Message } from '../raft/types.ts';
 import type { PeerClient } from './peer-client.ts';
 import type { Transport } from './raft-node.ts';
+import { frame } from './raft-frames.ts';
 import { encodeMessages } from './raft-wire.ts';
 
-export const raftMessagesPath = '/secretd/raft/messages';
+export const raftStreamPath = '/secretd/raft/stream';
 
 interface Peer {
+  readonly id: MemberId;
   queue: Message[];
-  sending: boolean;
-  lastOkAt: number;
+  stream: ClientHttp2Stream | null;
+  addr: string | null;
+  /** False from a write the stream could not take until its `drain`. */
+  writable: boolean;
+  flushQueued: boolean;
+  retryTimer: ReturnType<typeof setTimeout> | null;
+  /** No new stream before this time (ms): a peer that is down costs one attempt per backoff. */
+  retryAt: number;
   failures: number;
+  lastOkAt: number;
+  /** When the oldest frame not yet acknowledged was written; null when all are. */
+  unackedSince: number | null;
 }
 
 export interface RaftTransportOptions {
   readonly client: PeerClient;
   /** The address of a member, from the store (or from the join answer before the store has it). */
   readonly resolve: (id: MemberId) => string | undefined;
+  /** A stream whose frames go unacknowledged this long is dropped, with its connection. */
   readonly timeoutMs: number;
 }
 
@@ -40,11 +55,15 @@ export class RaftTransport implements Transport {
       const peer = this.#peer(message.to);
       if (peer.queue.length >= raftPeerQueueMax) peer.queue.shift();
       peer.queue.push(message);
+      if (!peer.flushQueued) {
+        // Everything sent in this turn of the event loop goes out as one frame.
+        peer.flushQueued = true;
+        queueMicrotask(() => this.#flush(peer));
+      }
     }
-    for (const [id, peer] of this.#peers) if (!peer.sending && peer.queue.length > 0) void this.#pump(id, peer);
   }
 
-  /** Whether the last exchange with this member succeeded recently. */
+  /** Whether the peer acknowledged frames recently, with nothing outstanding for too long. */
   reachable(id: MemberId, withinMs: number): boolean {
     const peer = this.#peers.get(id);
     return peer !== undefined && peer.failures === 0 && Date.now() - peer.lastOkAt < withinMs;
@@ -52,42 +71,99 @@ export class RaftTransport implements Transport {
 
   close(): void {
     this.#closed = true;
+    for (const peer of this.#peers.values()) {
+      if (peer.retryTimer) clearTimeout(peer.retryTimer);
+      peer.stream?.close();
+    }
     this.#peers.clear();
   }
 
   #peer(id: MemberId): Peer {
     let peer = this.#peers.get(id);
     if (!peer) {
-      peer = { queue: [], sending: false, lastOkAt: 0, failures: 0 };
+      peer = { id, queue: [], stream: null, addr: null, writable: true, flushQueued: false, retryTimer: null, retryAt: 0, failures: 0, lastOkAt: 0, unackedSince: null };
       this.#peers.set(id, peer);
     }
     return peer;
   }
 
-  async #pump(id: MemberId, peer: Peer): Promise<void> {
-    peer.sending = true;
+  #flush(peer: Peer): void {
+    peer.flushQueued = false;
+    if (this.#closed || peer.queue.length === 0) return;
+    const now = Date.now();
+    if (peer.stream && peer.unackedSince !== null && now - peer.unackedSince > this.#options.timeoutMs) this.#fail(peer, true);
+    if (!peer.stream && !this.#open(peer, now)) return;
+    if (!peer.writable) return; // `drain` flushes
+    const batch = peer.queue.splice(0);
+    const ok = peer.stream!.write(frame(encodeMessages(batch)));
+    peer.unackedSince ??= now;
+    if (!ok) peer.writable = false;
+  }
+
+  /** Opens the stream to `peer` unless it is backing off; false when there is none to write to. */
+  #open(peer: Peer, now: number): boolean {
+    if (now < peer.retryAt) {
+      peer.retryTimer ??= setTimeout(() => {
+        peer.retryTimer = null;
+        this.#flush(peer);
+      }, peer.retryAt - now);
+      return false;
+    }
+    const addr = this.#options.resolve(peer.id);
+    if (!addr) {
+      this.#backOff(peer, now);
+      return false;
+    }
+    let stream: ClientHttp2Stream;
     try {
-      while (peer.queue.length > 0 && !this.#closed) {
-        const batch = peer.queue.splice(0);
-        const addr = this.#options.resolve(id);
-        if (!addr) {
-          peer.failures++;
-          continue;
-        }
-        try {
-          const response = await this.#options.client.request(addr, 'POST', raftMessagesPath, encodeMessages(batch), { timeoutMs: this.#options.timeoutMs });
-          if (response.status >= 200 && response.status < 300) {
-            peer.failures = 0;
-            peer.lastOkAt = Date.now();
-          } else peer.failures++;
-        } catch {
-          peer.failures++;
-          // A peer that is down should not cost a connection attempt per message.
-          await new Promise((resolve) => setTimeout(resolve, Math.min(50 * peer.failures, 500)));
-        }
-      }
-    } finally {
-      peer.sending = false;
+      stream = this.#options.client.openStream(addr, raftStreamPath);
+    } catch {
+      this.#backOff(peer, now);
+      return false;
+    }
+    peer.stream = stream;
+    peer.addr = addr;
+    peer.writable = true;
+    peer.unackedSince = null;
+    stream.on('response', (headers) => {
+      if (Number(headers[':status']) !== 200 && peer.stream === stream) this.#fail(peer, false);
+    });
+    stream.on('data', () => {
+      if (peer.stream !== stream) return;
+      peer.failures = 0;
+      peer.lastOkAt = Date.now();
+      peer.unackedSince = null;
+    });
+    stream.on('drain', () => {
+      if (peer.stream !== stream) return;
+      peer.writable = true;
+      this.#flush(peer);
+    });
+    stream.on('error', () => {});
+    stream.on('close', () => {
+      if (peer.stream === stream) this.#fail(peer, false);
+    });
+    return true;
+  }
+
+  /** The stream is gone: back off, and drop the connection too when it stalled (a partition, a stopped peer). */
+  #fail(peer: Peer, stalled: boolean): void {
+    const stream = peer.stream;
+    peer.stream = null;
+    peer.unackedSince = null;
+    if (stream && !stream.closed) stream.close();
+    if (stalled && peer.addr) this.#options.client.reset(peer.addr);
+    this.#backOff(peer, Date.now());
+  }
+
+  #backOff(peer: Peer, now: number): void {
+    peer.failures++;
+    peer.retryAt = now + Math.min(50 * peer.failures, 500);
+    if (peer.queue.length > 0 && !peer.retryTimer) {
+      peer.retryTimer = setTimeout(() => {
+        peer.retryTimer = null;
+        this.#flush(peer);
+      }, peer.retryAt - now);
     }
   }
 }

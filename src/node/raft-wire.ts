@@ -37,7 +37,9 @@ export function encodeMessages(messages: readonly Message[]): Uint8Array {
   return out;
 }
 
-export function decodeMessages(bytes: Uint8Array): Message[] {
+export function decodeMessages(input: Uint8Array): Message[] {
+  // A plain view even of a Buffer, whose slice() would share memory the stream then reuses.
+  const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   if (bytes.length > raftBatchBytesMax) throw malformed(`batch of ${bytes.length} bytes is over the limit`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 4) throw malformed('batch is too short');

@@ -1,6 +1,6 @@
 /**
  * The TLS port, for real: a real manager behind `serveTls`, real client certificates, HTTP/2 and
- * HTTP/1.1. `POST /secrets/create` over HTTP/2 takes the hot path (api/hot-path.ts) while HTTP/1.1
+ * HTTP/1.1. `POST /secrets/create` over HTTP/2 is served off the stream (api/stream-routes.ts) while HTTP/1.1
  * goes through the app; every request here is sent both ways and must get the same answer.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
@@ -114,7 +114,7 @@ async function bothWays(who: Credentials, path: string, body: (name: string) => 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 const admin = (): Credentials => credentials.get('admin')!;
 
-describe('POST /secrets/create on the TLS port (hot path over HTTP/2, the app over HTTP/1.1)', () => {
+describe('POST /secrets/create on the TLS port (stream route over HTTP/2, the app over HTTP/1.1)', () => {
   test('creates the secret, at the plain and the versioned path and with a query string', async () => {
     for (const path of ['/secrets/create', '/v1.41/secrets/create', '/v1.47/secrets/create?x=1']) {
       const [h2, h1] = await bothWays(admin(), path, (name) => JSON.stringify({ Name: name, Labels: { env: 'prod' }, Data: b64('s3cr3t') }));

@@ -15,7 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import { keyPkcs8ToPem, roleFromOU } from '../crypto/index.ts';
 import { SecretdError } from '../errors.ts';
 import { createApp } from './api/app.ts';
-import { installHotPath } from './api/hot-path.ts';
+import { installStreamRoutes } from './api/stream-routes.ts';
 import { createWorkerApp, type WorkerBackend } from './api/worker-app.ts';
 import type { Backend, Identity } from './api/backend.ts';
 import { splitHostPort } from './bootstrap.ts';
@@ -94,7 +94,7 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
     },
     getRequestListener(app.fetch),
   );
-  installHotPath(server, {
+  installStreamRoutes(server, {
     backend: options.backend,
     identify: (stream) => {
       const session = stream.session;

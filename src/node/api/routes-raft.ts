@@ -1,15 +1,14 @@
 /**
- * Between managers (manager certificates only): Raft messages, writes forwarded to the leader and
+ * Between managers (manager certificates only; the Raft stream itself is in stream-routes.ts): writes forwarded to the leader and
  * node operations run on the leader. And the two join routes, the only ones a connection without a
  * client certificate may reach.
  */
 import type { Context, Hono } from 'hono';
 import { invalid, SecretdError } from '../../errors.ts';
-import { raftBatchBytesMax } from '../../limits.ts';
 import type { TaggedCommand } from '../store/commands.ts';
 import { requireRole, type AppEnv } from './app.ts';
 import type { Backend, NodeUpdate } from './backend.ts';
-import { readBodyBytes, readJsonObject } from './request.ts';
+import { readJsonObject } from './request.ts';
 
 export function raftRoutes(api: Hono<AppEnv>, backend: Backend): void {
   api.get('/secretd/join/ca', async (c) => c.json({ CA: await backend.joinCA() }));
@@ -27,12 +26,6 @@ export function raftRoutes(api: Hono<AppEnv>, backend: Backend): void {
       observedIp: remoteAddress(c),
     });
     return c.json(answer, 201);
-  });
-
-  api.post('/secretd/raft/messages', async (c) => {
-    if (!c.get('identity').speaksRaft) throw new SecretdError('forbidden', 'Permission denied: only managers speak Raft');
-    backend.raftReceive(c.get('identity'), await readBodyBytes(c, raftBatchBytesMax));
-    return c.body(null, 204);
   });
 
   api.get('/secretd/raft/status', (c) => {

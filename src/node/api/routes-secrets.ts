@@ -55,7 +55,7 @@ export const createSecretWhat = 'create secrets';
 
 /**
  * The create route's work once its caller is admitted (role checked): served through hono and by
- * the TLS port's hot path (hot-path.ts), so both give the same answers.
+ * the TLS port's stream route (stream-routes.ts), so both give the same answers.
  */
 export async function createSecret(backend: Backend, bytes: Uint8Array): Promise<{ ID: string }> {
   const body = parseJsonObject(bytes, 'secret', specFields);

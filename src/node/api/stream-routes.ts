@@ -1,20 +1,27 @@
 /**
- * The busiest write, `POST /secrets/create` over HTTP/2, served straight off the HTTP/2 stream:
- * no compatibility request/response objects and no hono adapter, which together cost as much CPU
- * per request as Raft, the WAL and the store (bench/create-secrets.ts at C=16). Nothing else
- * differs: the gate, the role check, the parsing and the error answers are the app's own
- * functions, so both paths answer the same request the same way. Every other stream, and every
- * HTTP/1.1 request, goes on to the app.
+ * Routes served straight off the HTTP/2 stream, with no compatibility request/response objects and
+ * no hono adapter, which together cost as much CPU per request as Raft, the WAL and the store:
+ *
+ * - `POST /secrets/create`, the busiest write (bench/create-secrets.ts at C=16: about a third less
+ *   server CPU per create). The gate, the role check, the parsing and the error answers are the
+ *   app's own functions, so it answers exactly as the app does (HTTP/1.1 requests still go there).
+ * - `POST /secretd/raft/stream`, the long-lived stream of Raft frames from another manager
+ *   (raft-transport.ts), which no request/response framework models.
+ *
+ * Every other stream goes on to the app.
  */
-import type { IncomingHttpHeaders, Http2SecureServer, ServerHttp2Stream } from 'node:http2';
-import { requestBodyBytesMax } from '../../limits.ts';
+import { constants, type IncomingHttpHeaders, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
+import { SecretdError } from '../../errors.ts';
+import { raftBatchBytesMax, requestBodyBytesMax } from '../../limits.ts';
+import { FrameReader } from '../raft-frames.ts';
+import { raftStreamPath } from '../raft-transport.ts';
 import { consistencyHeader } from '../read-consistency.ts';
 import { admit, checkRole, errorAnswer, routePath } from './app.ts';
 import type { Backend, Identity } from './backend.ts';
 import { checkDeclaredLength, tooLarge } from './request.ts';
 import { createSecret, createSecretRoute, createSecretWhat, secretRoles } from './routes-secrets.ts';
 
-export interface HotPathOptions {
+export interface StreamRoutesOptions {
   readonly backend: Backend;
   /** The caller on this stream's session; throws `forbidden` as the app's identify does. */
   readonly identify: (stream: ServerHttp2Stream) => Identity;
@@ -23,15 +30,23 @@ export interface HotPathOptions {
 type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => void;
 
 /**
- * Puts the hot path in front of the server's own stream handling (which builds the compatibility
+ * Puts these routes in front of the server's own stream handling (which builds the compatibility
  * objects and calls the app): install after the server is created with its request listener.
  */
-export function installHotPath(server: Http2SecureServer, options: HotPathOptions): void {
+export function installStreamRoutes(server: Http2SecureServer, options: StreamRoutesOptions): void {
   const app = server.listeners('stream') as StreamListener[];
   server.removeAllListeners('stream');
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
     if (headers[':method'] === 'POST' && isCreateSecret(headers[':path'] ?? '')) {
       serveCreateSecret(options, stream, headers).catch((error: unknown) => answer(stream, errorAnswer(error, 'POST', createSecretRoute)));
+      return;
+    }
+    if (headers[':method'] === 'POST' && headers[':path'] === raftStreamPath) {
+      try {
+        serveRaftStream(options, stream, headers);
+      } catch (error) {
+        answer(stream, errorAnswer(error, 'POST', raftStreamPath));
+      }
       return;
     }
     for (const listener of app) listener.call(server, stream, headers, ...rest);
@@ -43,13 +58,45 @@ function isCreateSecret(path: string): boolean {
   return routePath(query === -1 ? path : path.slice(0, query)) === createSecretRoute;
 }
 
-async function serveCreateSecret(options: HotPathOptions, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+async function serveCreateSecret(options: StreamRoutesOptions, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
   const identity = options.identify(stream);
   admit(options.backend, identity, createSecretRoute, headerValue(headers[consistencyHeader]));
   checkRole(identity, secretRoles, createSecretWhat);
   const body = await readBody(stream, headers, requestBodyBytesMax);
   answer(stream, { status: 201, body: await createSecret(options.backend, body) });
 }
+
+/**
+ * Frames from another manager, each handed to Raft as it completes; a byte goes back after each
+ * burst so the sender knows the stream is alive. The caller is checked per frame too, so a manager
+ * removed mid-stream is cut off at once. Anything wrong closes the stream; the sender opens another.
+ */
+function serveRaftStream(options: StreamRoutesOptions, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+  const identity = options.identify(stream);
+  admit(options.backend, identity, raftStreamPath, headerValue(headers[consistencyHeader]));
+  if (!identity.speaksRaft) throw new SecretdError('forbidden', 'Permission denied: only managers speak Raft');
+  stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
+  const reader = new FrameReader(raftBatchBytesMax);
+  let ackQueued = false;
+  stream.on('data', (chunk: Buffer) => {
+    try {
+      for (const frame of reader.push(chunk)) options.backend.raftReceive(options.identify(stream), frame);
+    } catch {
+      stream.close(constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    if (ackQueued) return;
+    ackQueued = true;
+    setImmediate(() => {
+      ackQueued = false;
+      if (!stream.destroyed && stream.writable) stream.write(ack);
+    });
+  });
+  stream.on('end', () => stream.end());
+  stream.on('error', () => {});
+}
+
+const ack = new Uint8Array([1]);
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;

@@ -6,10 +6,13 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { readFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
-import { connect, type ClientHttp2Session } from 'node:http2';
+import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import type { Http2SecureServer } from 'node:http2';
 import { createKeyAndCSR, issueCertificate, keyPkcs8ToPem, type Role } from '../crypto/index.ts';
-import { requestBodyBytesMax, secretBytesMax } from '../limits.ts';
+import { raftBatchBytesMax, requestBodyBytesMax, secretBytesMax } from '../limits.ts';
+import type { Message } from '../raft/types.ts';
+import { frame } from './raft-frames.ts';
+import { encodeMessages } from './raft-wire.ts';
 import { startTestManager, type TestManager } from '../../test/helpers/manager.ts';
 import { freePort } from '../../test/helpers/process.ts';
 import { serveTls } from './server.ts';
@@ -61,6 +64,7 @@ beforeAll(async () => {
   url = `https://127.0.0.1:${port}`;
   credentials.set('admin', await certificateFor('admin', 'tester'));
   credentials.set('worker', await certificateFor('worker', 'w1'));
+  credentials.set('manager', await certificateFor('manager', 'm-stranger'));
 });
 
 afterAll(async () => {
@@ -215,5 +219,45 @@ describe('POST /secrets/create on the TLS port (stream route over HTTP/2, the ap
     expect(await get('/secrets')).toBe(200);
     expect(await get('/_ping')).toBe(200);
     expect(await get('/secrets/create')).toBe(404);
+  });
+});
+
+describe('POST /secretd/raft/stream on the TLS port', () => {
+  /** Opens the Raft stream, writes `chunks`, and reports the status and how the stream ended. */
+  function raftStream(who: Credentials, chunks: Uint8Array[]): Promise<{ status: number; ended: 'closed' | 'open'; rstCode: number }> {
+    const session = connect(url, { ca: caPem, servername: 'secretd-manager', ...who });
+    sessions.push(session);
+    session.on('error', () => {});
+    return new Promise((resolve) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/secretd/raft/stream' }, { endStream: false });
+      let status = 0;
+      stream.on('error', () => {});
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+        for (const chunk of chunks) stream.write(chunk);
+        // Still open a while after the writes: the receiver took them.
+        setTimeout(() => resolve({ status, ended: 'open', rstCode: 0 }), 300);
+      });
+      stream.on('close', () => resolve({ status, ended: 'closed', rstCode: stream.rstCode ?? 0 }));
+    });
+  }
+
+  test('an admin or worker certificate, or none, is refused before any frame', async () => {
+    for (const who of [admin(), credentials.get('worker')!, {}]) expect((await raftStream(who, [])).status).toBe(403);
+  });
+
+  test('a manager certificate gets the stream; a malformed frame, one over the limit, or a message signed for another member closes it', async () => {
+    const manager = credentials.get('manager')!;
+    expect(await raftStream(manager, [])).toEqual({ status: 200, ended: 'open', rstCode: 0 });
+    const garbage = frame(new TextEncoder().encode('not a batch'));
+    const huge = new Uint8Array(4);
+    new DataView(huge.buffer).setUint32(0, raftBatchBytesMax + 1);
+    const forged = frame(encodeMessages([{ type: 'heartbeat', from: 'someone-else', to: tm.manager.state.nodeId, term: 1, commit: 0 } as unknown as Message]));
+    for (const chunk of [garbage, huge, forged]) {
+      const result = await raftStream(manager, [chunk]);
+      expect(result.status).toBe(200);
+      expect(result.ended).toBe('closed');
+      expect(result.rstCode).toBe(constants.NGHTTP2_REFUSED_STREAM);
+    }
   });
 });

@@ -345,6 +345,7 @@ export class Manager implements Backend {
     const tagged: TaggedCommand = { ...command, requestId: Buffer.from(this.#options.random(16)).toString('hex') };
     const deadline = Date.now() + writeDeadlineMs;
     for (let attempt = 0; ; attempt++) {
+      const leaderBefore = this.#raft?.core.leader ?? null;
       try {
         const leader = this.#leaderAddr();
         const result = leader.self ? await this.#raftNode().propose(tagged) : await this.#forwardWhileLeading(leader.addr, tagged);
@@ -352,8 +353,18 @@ export class Manager implements Backend {
       } catch (error) {
         const retryable = error instanceof SecretdError && error.code === 'unavailable' && !this.locked;
         if (!retryable || Date.now() > deadline) throw error;
-        await sleep(systemTimers, Math.min(25 * (attempt + 1), 200));
+        await this.#leaderChangeOrPause(leaderBefore, Math.min(25 * (attempt + 1), 200));
       }
+    }
+  }
+
+  /** Waits until a leader other than `previous` is known, or `maxMs`: a retry goes as soon as an election ends. */
+  async #leaderChangeOrPause(previous: string | null, maxMs: number): Promise<void> {
+    const until = Date.now() + maxMs;
+    while (Date.now() < until) {
+      const leader = this.#raft?.core.leader ?? null;
+      if (leader !== null && leader !== previous) return;
+      await sleep(systemTimers, 5);
     }
   }
 

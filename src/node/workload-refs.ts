@@ -63,11 +63,25 @@ export function filterTasks(store: Store, filters: ReadonlyMap<string, readonly 
   const nodes = filters.get('node') ?? [];
   const desired = filters.get('desired-state') ?? [];
   const ids = filters.get('id') ?? [];
+  const names = filters.get('name') ?? [];
+  // Tasks carry no labels of their own: a label filter matches none, as in Docker for unlabelled tasks.
+  const labelled = (filters.get('label') ?? []).length > 0;
+  // Docker's internal filter (the CLI's progress display): tasks of the service's current spec.
+  const upToDate = filters.get('_up-to-date') ?? [];
   return [...store.workloads.tasks.values()].filter((task) => {
     if (filters.has('service') && !serviceIds.includes(task.serviceId)) return false;
     if (nodes.length > 0 && !nodes.some((n) => task.nodeId === n || (task.nodeId !== null && store.node(task.nodeId)?.hostname === n))) return false;
     if (desired.length > 0 && !desired.includes(task.desiredState)) return false;
     if (ids.length > 0 && !ids.some((p) => task.id.startsWith(p))) return false;
+    if (names.length > 0 && !names.some((n) => taskName(store, task).startsWith(n))) return false;
+    if (labelled) return false;
+    if (upToDate.length > 0 && upToDate.includes('true') !== (task.specVersion === store.workloads.services.get(task.serviceId)?.specVersion)) return false;
     return true;
   });
+}
+
+/** Docker's task name: `service.slot`, or `service.node` for a global service's task. */
+export function taskName(store: Store, task: TaskRecord): string {
+  const service = store.workloads.services.get(task.serviceId)?.spec.name ?? task.serviceId;
+  return task.slot > 0 ? `${service}.${task.slot}` : `${service}.${task.nodeId ?? ''}`;
 }

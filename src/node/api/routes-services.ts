@@ -45,7 +45,7 @@ export function serviceRoutes(api: Hono<AppEnv>, backend: Backend): void {
 
   api.get('/tasks', async (c) => {
     requireRole(c, roles, 'list tasks');
-    const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'service', 'node', 'desired-state', 'label']);
+    const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'service', 'node', 'desired-state', 'label', '_up-to-date']);
     return c.json((await backend.listTasks(filters)).map(taskJSON));
   });
 

@@ -86,7 +86,7 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
       args = [...args.slice(0, verb + 1), ...splitAtCommand(args.slice(verb + 1))];
     }
     cli.parse(['', '', ...args], { run: false });
-    if (cli.options.help || cli.options.version) return 0;
+    if (cli.options.help || (!group && cli.options.version)) return 0;
     if (!cli.matchedCommand) {
       const args = rest;
       if (args.length === 0) {

@@ -44,3 +44,9 @@ export const heartbeatPeriodMs = 1000;
 export const heartbeatsMissedMax = 3;
 /** Output kept from `secretd exec` (each of stdout and stderr). */
 export const execOutputBytesMax = 1024 * 1024;
+/** Versions of a secret kept by default; older ones go when a new one is added, unless a pinned reference uses them. */
+export const secretVersionsKeptDefault = 10;
+/** The most versions per secret the retention setting may ask for. */
+export const secretVersionsKeptMax = 1000;
+/** Highest version number accepted in input (references, --if-version, --to). */
+export const secretVersionMax = 2 ** 31 - 1;

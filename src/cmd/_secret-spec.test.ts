@@ -21,6 +21,24 @@ describe('--secret', () => {
     expect(() => parseSecretFlag('source=x,mode=rw')).toThrow('invalid file mode');
   });
 
+  test('source=NAME@N pins a version and on-update says what a running task gets; the target defaults to the name', () => {
+    expect(parseSecretFlag('source=db_pass@3,target=db')).toEqual({ SecretName: 'db_pass', File: { Name: 'db', UID: '0', GID: '0', Mode: 0o444 }, Secretd: { Version: 3 } });
+    expect(parseSecretFlag('db_pass@2').File.Name).toBe('db_pass');
+    expect(parseSecretFlag('source=tls,on-update=restart').Secretd).toEqual({ OnUpdate: 'restart' });
+    expect(parseSecretFlag('source=tls,on-update=signal:hup').Secretd).toEqual({ OnUpdate: 'signal:SIGHUP' });
+    // none is the default: nothing to send, so a Docker-shaped spec stays Docker's.
+    expect(parseSecretFlag('source=tls,on-update=none').Secretd).toBeUndefined();
+  });
+
+  test('bad versions, on-update values and signals are refused with the flag named', () => {
+    expect(() => parseSecretFlag('source=db@0')).toThrow('Invalid --secret "source=db@0": version "0": a version is a whole number from 1 to 2147483647');
+    expect(() => parseSecretFlag('source=db@')).toThrow('a version is a whole number');
+    expect(() => parseSecretFlag('source=db@1@2')).toThrow('expected source=NAME or source=NAME@VERSION');
+    expect(() => parseSecretFlag('source=db,on-update=reload')).toThrow('Invalid --secret "source=db,on-update=reload": on-update "reload": expected none, restart or signal:SIGNAL');
+    expect(() => parseSecretFlag('source=db,on-update=signal:SIGKILL')).toThrow('the signal must be one of SIGHUP');
+    expect(() => parseSecretFlag('source=db@2,on-update=restart')).toThrow('a pinned version never changes, so on-update restart would never apply');
+  });
+
   test('two secrets with one target are refused', () => {
     expect(() => checkDuplicateTargets([parseSecretFlag('a'), parseSecretFlag('source=b,target=a')])).toThrow('Duplicate secret target for a not allowed');
   });

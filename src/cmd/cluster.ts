@@ -57,10 +57,20 @@ export function registerCluster(cli: CAC, io: Io): void {
   cli
     .command('update', 'Update the cluster settings')
     .option('--autolock <bool>', 'Require the unlock key to start a manager (true|false)')
-    .action(async (flags: GlobalFlags & { autolock?: unknown }) => {
-      if (flags.autolock === undefined) throw new SecretdError('invalid', 'Nothing to update: give --autolock=true|false');
+    .option('--secret-versions-kept <n>', 'Versions kept per secret (default 10): older ones go when a new one is added, unless pinned')
+    .action(async (flags: GlobalFlags & { autolock?: unknown; secretVersionsKept?: unknown }) => {
+      if (flags.autolock === undefined && flags.secretVersionsKept === undefined) throw new SecretdError('invalid', 'Nothing to update: give --autolock=true|false or --secret-versions-kept N');
+      const kept = flags.secretVersionsKept === undefined ? undefined : keptCount(flags.secretVersionsKept);
+      if (flags.autolock === undefined) {
+        return withClient(flags, async (client) => {
+          const settings = (await call(client, 'POST', '/secretd/settings', { SecretVersionsKept: kept })) as { SecretVersionsKept: number };
+          io.out(`Cluster updated: ${settings.SecretVersionsKept} versions kept per secret.`);
+          return 0;
+        });
+      }
       const autolock = parseBoolFlag(flags.autolock, '--autolock');
       return withClient(flags, async (client) => {
+        if (kept !== undefined) await call(client, 'POST', '/secretd/settings', { SecretVersionsKept: kept });
         const swarm = await inspect(client);
         const wasLocked = swarm.Spec.EncryptionConfig.AutoLockManagers;
         const spec = { ...swarm.Spec, EncryptionConfig: { AutoLockManagers: autolock } };
@@ -70,6 +80,12 @@ export function registerCluster(cli: CAC, io: Io): void {
         return 0;
       });
     });
+}
+
+function keptCount(value: unknown): number {
+  const text = String(value);
+  if (!/^[0-9]{1,4}$/.test(text)) throw new SecretdError('invalid', `Invalid --secret-versions-kept ${JSON.stringify(text.slice(0, 20))}: expected a whole number from 1`);
+  return Number(text);
 }
 
 async function inspect(client: ApiClient): Promise<SwarmJSON> {

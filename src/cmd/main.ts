@@ -31,7 +31,7 @@ export const defaultIo: Io = {
 };
 
 /** Options (of any command) that take a value, so the first positional after them can be found. */
-const valueOptions = new Set(['--data-dir', '-H', '--host', '--tlscacert', '--tlscert', '--tlskey', '--name', '--secret', '--replicas', '--mode', '-e', '--env', '-l', '--label', '--update-parallelism', '--update-delay']);
+const valueOptions = new Set(['--data-dir', '-H', '--host', '--tlscacert', '--tlscert', '--tlskey', '--name', '--secret', '--replicas', '--mode', '-e', '--env', '-l', '--label', '--update-parallelism', '--update-delay', '--if-version', '--to', '--version']);
 
 function firstPositional(args: readonly string[]): number {
   for (let i = 0; i < args.length; i++) {
@@ -74,7 +74,8 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
     for (const [name, g] of Object.entries(groups)) cli.command(`${name} <command>`, g.describe).action(() => usage(`Run 'secretd ${name} --help' for its commands`));
   }
   cli.help();
-  cli.version(secretdVersion);
+  // Only `secretd --version` prints the version: inside a group, `--version N` names a secret version.
+  if (!group) cli.version(secretdVersion);
   try {
     // cac's parser drops a lone "-"; carry it through as a marker the commands recognise.
     let args = rest.map((arg) => (arg === '-' ? stdinArg : arg));
@@ -85,7 +86,7 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
       args = [...args.slice(0, verb + 1), ...splitAtCommand(args.slice(verb + 1))];
     }
     cli.parse(['', '', ...args], { run: false });
-    if (cli.options.help || cli.options.version) return 0;
+    if (cli.options.help || (!group && cli.options.version)) return 0;
     if (!cli.matchedCommand) {
       const args = rest;
       if (args.length === 0) {

@@ -1,10 +1,20 @@
-/** `secretd secret create|ls|inspect|rm`, shaped like `docker secret …`. */
+/**
+ * `secretd secret create|ls|inspect|rm`, shaped like `docker secret …`, and secretd's versions:
+ * `update` (a new version), `versions`, `rollback`, `rm --version`.
+ */
 import type { CAC } from 'cac';
 import { readFile } from 'node:fs/promises';
 import { SecretdError } from '../errors.ts';
+import { checkVersionNumber } from '../node/store/secret-rules.ts';
 import { toBase64 } from '../node/store/store.ts';
 import { ago, filtersQuery, forEachRef, inspectEach, many, parseKeyValues, stdinArg, table, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call } from './client.ts';
+
+interface VersionsJSON {
+  ID: string;
+  Name: string;
+  Versions: Array<{ Version: number; CreatedAt: string; InUseBy: { Services: Array<{ Name: string; Pinned: boolean }>; Tasks: Array<{ Name: string }> } }>;
+}
 
 interface SecretJSON {
   ID: string;
@@ -53,14 +63,75 @@ export function registerSecret(cli: CAC, io: Io): void {
     .action(async (first: string, more: string[], flags: GlobalFlags) => inspectEach(flags, io, 'secrets', [first, ...more]));
 
   cli
-    .command('rm <secret> [...more]', 'Remove one or more secrets')
+    .command('rm <secret> [...more]', 'Remove one or more secrets, or with --version one old version of a secret')
     .alias('remove')
-    .action(async (first: string, more: string[], flags: GlobalFlags) =>
-      forEachRef(flags, io, [first, ...more], async (client, ref) => {
+    .option('--version <n>', 'Remove only this version (refused for the newest and while a pinned reference uses it)')
+    .action(async (first: string, more: string[], flags: GlobalFlags & { version?: unknown }) => {
+      if (flags.version !== undefined) {
+        if (more.length > 0) throw new SecretdError('invalid', '--version removes a version of one secret: give one secret');
+        const version = checkVersionNumber(String(flags.version), '--version');
+        await withClient(flags, (c) => call(c, 'DELETE', `/secretd/secrets/${encodeURIComponent(first)}/versions/${version}`));
+        io.out(`${first}: version ${version} removed`);
+        return 0;
+      }
+      return forEachRef(flags, io, [first, ...more], async (client, ref) => {
         await call(client, 'DELETE', `/secrets/${encodeURIComponent(ref)}`);
         io.out(ref);
-      }),
-    );
+      });
+    });
+
+  cli
+    .command('update <secret> <file>', 'Add a new version of a secret from a file or from stdin ("-"); equal data changes nothing')
+    .option('--if-version <n>', 'Only if the newest version is N now (compare-and-set); otherwise fail and change nothing')
+    .action(async (ref: string, file: string, flags: GlobalFlags & { ifVersion?: unknown }) => {
+      const ifVersion = flags.ifVersion === undefined ? undefined : checkVersionNumber(String(flags.ifVersion), '--if-version');
+      const data = file === stdinArg ? await io.stdin() : await readSource(file);
+      try {
+        const body = { Data: toBase64(data), ...(ifVersion === undefined ? {} : { IfVersion: ifVersion }) };
+        const outcome = (await withClient(flags, (c) => call(c, 'POST', `/secretd/secrets/${encodeURIComponent(ref)}/versions`, body))) as { Version: number; Changed: boolean };
+        io.out(outcome.Changed ? `${ref}: version ${outcome.Version}` : `${ref}: unchanged (version ${outcome.Version} holds the same data)`);
+      } finally {
+        data.fill(0);
+      }
+      return 0;
+    });
+
+  cli
+    .command('versions <secret>', 'List the versions of a secret and who uses each (never the data)')
+    .option('--format <format>', 'Output format: "table" (default) or "json"')
+    .action(async (ref: string, flags: GlobalFlags & { format?: string }) => {
+      if (flags.format !== undefined && flags.format !== 'table' && flags.format !== 'json') throw new SecretdError('invalid', `Invalid --format ${JSON.stringify(flags.format)}: expected table or json`);
+      const answer = (await withClient(flags, (c) => call(c, 'GET', `/secretd/secrets/${encodeURIComponent(ref)}/versions`))) as VersionsJSON;
+      if (flags.format === 'json') {
+        io.out(JSON.stringify(answer, null, 4));
+        return 0;
+      }
+      const now = new Date();
+      const rows = [...answer.Versions].reverse().map((v) => [String(v.Version), ago(v.CreatedAt, now), inUseBy(v.InUseBy)]);
+      io.out(table(['VERSION', 'CREATED', 'IN USE BY'], rows));
+      return 0;
+    });
+
+  cli
+    .command('rollback <secret>', "Make an old version's data the newest version again (a new version number)")
+    .option('--to <n>', 'The version whose data comes back')
+    .option('--if-version <n>', 'Only if the newest version is N now (compare-and-set)')
+    .action(async (ref: string, flags: GlobalFlags & { to?: unknown; ifVersion?: unknown }) => {
+      if (flags.to === undefined) throw new SecretdError('invalid', 'Missing --to: say which version to roll back to');
+      const to = checkVersionNumber(String(flags.to), '--to');
+      const ifVersion = flags.ifVersion === undefined ? undefined : checkVersionNumber(String(flags.ifVersion), '--if-version');
+      const body = { To: to, ...(ifVersion === undefined ? {} : { IfVersion: ifVersion }) };
+      const outcome = (await withClient(flags, (c) => call(c, 'POST', `/secretd/secrets/${encodeURIComponent(ref)}/rollback`, body))) as { Version: number; Changed: boolean };
+      io.out(outcome.Changed ? `${ref}: version ${outcome.Version} (the data of version ${to})` : `${ref}: unchanged (version ${outcome.Version} already holds the data of version ${to})`);
+      return 0;
+    });
+}
+
+/** `web (pinned), api; tasks: web.1, api.2` — names only. */
+function inUseBy(use: VersionsJSON['Versions'][number]['InUseBy']): string {
+  const services = use.Services.map((s) => (s.Pinned ? `${s.Name} (pinned)` : s.Name));
+  const parts = [...(services.length > 0 ? [`services: ${services.join(', ')}`] : []), ...(use.Tasks.length > 0 ? [`tasks: ${use.Tasks.map((t) => t.Name).join(', ')}`] : [])];
+  return parts.join('; ');
 }
 
 async function readSource(file: string): Promise<Uint8Array> {

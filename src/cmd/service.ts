@@ -11,7 +11,7 @@ interface ServiceJSON {
   Spec: {
     Name: string;
     Labels: Record<string, string>;
-    TaskTemplate: { ContainerSpec: { Image: string; Command?: string[]; Args?: string[]; Env?: string[]; Secrets: Array<{ SecretName: string; SecretID: string; File: { Name: string } }> } };
+    TaskTemplate: { ContainerSpec: { Image: string; Command?: string[]; Args?: string[]; Env?: string[]; Secrets: Array<{ SecretName: string; SecretID: string; File: { Name: string }; Secretd?: object }> } };
     Mode: { Replicated?: { Replicas: number }; Global?: object };
     UpdateConfig: { Parallelism: number; Delay: number };
   };
@@ -33,7 +33,7 @@ export function registerService(cli: CAC, io: Io): void {
   cli
     .command('create <image>', 'Create a service: secretd service create --name NAME [--secret SPEC]… IMAGE [COMMAND] [ARG…]')
     .option('--name <name>', 'Service name')
-    .option('--secret <spec>', 'Secret to expose: NAME or source=NAME,target=PATH,uid=0,gid=0,mode=0444 (repeatable)')
+    .option('--secret <spec>', 'Secret to expose: NAME or source=NAME[@VERSION],target=PATH,uid=0,gid=0,mode=0444,on-update=none|signal:SIGHUP|restart (repeatable)')
     .option('--replicas <n>', 'Number of tasks (default 1)')
     .option('--mode <mode>', 'replicated (default) or global')
     .option('-e, --env <var>', 'Environment variable KEY=VALUE (repeatable)')
@@ -105,7 +105,7 @@ export function registerService(cli: CAC, io: Io): void {
 
   cli
     .command('update <service>', 'Update a service')
-    .option('--secret-add <spec>', 'Add or update a secret reference (repeatable)')
+    .option('--secret-add <spec>', 'Add or update a secret reference, same form as --secret of create (repeatable)')
     .option('--secret-rm <name>', 'Remove a secret reference by secret name (repeatable)')
     .option('--replicas <n>', 'Number of tasks')
     .option('--image <image>', 'Image to run')
@@ -169,7 +169,7 @@ async function inspect(client: ApiClient, ref: string): Promise<ServiceJSON> {
 }
 
 function withoutEmptySecretIds(spec: ServiceJSON['Spec']): object {
-  const secrets = spec.TaskTemplate.ContainerSpec.Secrets.map((s) => (s.SecretID ? s : { SecretName: s.SecretName, File: s.File }));
+  const secrets = spec.TaskTemplate.ContainerSpec.Secrets.map((s) => (s.SecretID ? s : { SecretName: s.SecretName, File: s.File, ...(s.Secretd ? { Secretd: s.Secretd } : {}) }));
   return { ...spec, TaskTemplate: { ...spec.TaskTemplate, ContainerSpec: { ...spec.TaskTemplate.ContainerSpec, Secrets: secrets } } };
 }
 

@@ -1,7 +1,11 @@
 /**
  * The node's agent: keeps one session with the leader's dispatcher, runs what it is assigned
  * through the executor, reports task status, and holds the secrets its tasks need in memory only
- * (and in those tasks' tmpfs): a secret no task here references any more is zeroed and dropped.
+ * (and in those tasks' tmpfs): a secret version no task here uses any more is zeroed and dropped.
+ * When an assignment says a running task must now hold another version of a secret (it follows the
+ * newest, and a new one came), the executor writes it beside the old file and renames it over it,
+ * then the task's on-update signal, if any, goes to its main process; its status reports the
+ * versions it holds. No restart: on-update restart is the orchestrator's (it replaces the task).
  * After a restart (even after SIGKILL) the first complete assignment set decides which containers
  * and mounts left from before are kept; everything else is stopped and erased.
  */
@@ -26,16 +30,13 @@ export interface AgentOptions {
   readonly log: (line: string) => void;
 }
 
-interface HeldSecret {
-  readonly version: number;
-  readonly data: Uint8Array;
-}
-
 export class Agent {
   readonly #options: AgentOptions;
   readonly #assigned = new Map<string, TaskAssignment>();
-  /** Secret id → the newest version delivered (issue-free for tasks that follow the latest). */
-  readonly #secrets = new Map<string, HeldSecret>();
+  /** Secret id → version → value: every version a task here must hold, and no other. */
+  readonly #secrets = new Map<string, Map<number, Uint8Array>>();
+  /** Running task → the version of each secret its tmpfs holds. */
+  readonly #taskVersions = new Map<string, Readonly<Record<string, number>>>();
   /** Tasks whose container this agent started (or adopted) and has not yet seen end. */
   readonly #running = new Set<string>();
   /** Tasks being stopped: a stop waits out the grace period, so it runs beside the queue. */
@@ -69,8 +70,21 @@ export class Agent {
     this.#closeSession?.();
     await this.#queue;
     await Promise.all(this.#stopping.values());
-    for (const secret of this.#secrets.values()) secret.data.fill(0);
+    this.#dropAllSecrets();
+  }
+
+  #dropAllSecrets(): void {
+    for (const versions of this.#secrets.values()) for (const data of versions.values()) data.fill(0);
     this.#secrets.clear();
+  }
+
+  #dropSecret(id: string, version: number): void {
+    const versions = this.#secrets.get(id);
+    const data = versions?.get(version);
+    if (versions === undefined || data === undefined) return;
+    data.fill(0);
+    versions.delete(version);
+    if (versions.size === 0) this.#secrets.delete(id);
   }
 
   /** Secrets held in memory right now (ids only). */
@@ -80,7 +94,9 @@ export class Agent {
 
   /** Counts for `/info`, never values: deliveries received so far and secrets held in memory now. */
   secretCounts(): { received: number; held: number } {
-    return { received: this.secretsReceived, held: this.#secrets.size };
+    let held = 0;
+    for (const versions of this.#secrets.values()) held += versions.size;
+    return { received: this.secretsReceived, held };
   }
 
   exec(taskId: string, argv: readonly string[]): Promise<ExecResult> {
@@ -155,8 +171,7 @@ export class Agent {
     this.#refused = true;
     this.#options.log(`secretd: agent: the cluster refused this node (${reason}); stopping its tasks and erasing their secrets`);
     this.#assigned.clear();
-    for (const held of this.#secrets.values()) held.data.fill(0);
-    this.#secrets.clear();
+    this.#dropAllSecrets();
     this.#enqueue(async () => {
       for (const id of [...this.#running]) this.#stopTask(id, false);
       await Promise.all(this.#stopping.values());
@@ -168,29 +183,18 @@ export class Agent {
     if (message.full) this.#assigned.clear();
     for (const id of message.removedTasks) this.#assigned.delete(id);
     for (const task of message.tasks) this.#assigned.set(task.id, task);
-    for (const key of message.removedSecrets) {
-      const held = this.#secrets.get(key.id);
-      if (held && held.version === key.version) {
-        held.data.fill(0);
-        this.#secrets.delete(key.id);
-      }
-    }
+    for (const key of message.removedSecrets) this.#dropSecret(key.id, key.version);
     for (const delivery of message.secrets) {
-      const held = this.#secrets.get(delivery.id);
-      if (held && held.version >= delivery.version) continue;
-      held?.data.fill(0);
-      this.#secrets.set(delivery.id, { version: delivery.version, data: fromBase64(delivery.data) });
+      let versions = this.#secrets.get(delivery.id);
+      if (versions?.has(delivery.version)) continue;
+      if (versions === undefined) this.#secrets.set(delivery.id, (versions = new Map()));
+      versions.set(delivery.version, fromBase64(delivery.data));
       this.secretsReceived++;
     }
     if (message.full) {
-      // Anything the assignment set no longer mentions must go, secrets included.
-      const referenced = new Set([...this.#assigned.values()].flatMap((t) => t.container.secrets.map((s) => s.secretId)));
-      for (const [id, held] of this.#secrets) {
-        if (!referenced.has(id)) {
-          held.data.fill(0);
-          this.#secrets.delete(id);
-        }
-      }
+      // Anything the assignment set no longer mentions must go, secret versions included.
+      const referenced = new Set([...this.#assigned.values()].flatMap((t) => Object.entries(t.secretVersions ?? {}).map(([id, v]) => `${id}:${v}`)));
+      for (const [id, versions] of [...this.#secrets]) for (const version of [...versions.keys()]) if (!referenced.has(`${id}:${version}`)) this.#dropSecret(id, version);
     }
     this.#enqueue(() => this.#reconcile(message.full));
   }
@@ -217,27 +221,76 @@ export class Agent {
       const task = this.#assigned.get(id);
       if (!task || task.desiredState === 'shutdown') this.#stopTask(id, task !== undefined);
     }
+    // Running tasks whose assignment names other versions than they hold get them in place, in parallel.
+    await Promise.all(
+      [...this.#running].map((id) => {
+        const task = this.#assigned.get(id);
+        const held = this.#taskVersions.get(id);
+        if (task === undefined || task.desiredState !== 'running' || sameVersions(held, task.secretVersions)) return undefined;
+        // An adopted task's files are as the last agent left them: rewrite what differs, but a
+        // signal now could be one the task already got.
+        return this.#refreshSecrets(task, held !== undefined);
+      }),
+    );
     for (const task of this.#assigned.values()) {
       if (task.desiredState === 'running' && !this.#running.has(task.id) && !this.#stopping.has(task.id)) await this.#startTask(task);
     }
+  }
+
+  /** Puts the versions the assignment names into a running task's tmpfs (atomic per file), then signals it if asked. */
+  async #refreshSecrets(task: TaskAssignment, signal: boolean): Promise<void> {
+    const held = this.#taskVersions.get(task.id) ?? {};
+    const secrets: TaskSecret[] = [];
+    const signals = new Set<string>();
+    for (const ref of task.container.secrets) {
+      const version = task.secretVersions[ref.secretId];
+      const data = version === undefined ? undefined : this.#secrets.get(ref.secretId)?.get(version);
+      if (version === undefined || data === undefined) {
+        this.#options.log(`secretd: agent: task ${task.id}: version ${version ?? '?'} of secret ${ref.secretId} was not delivered; keeping the one it has`);
+        return;
+      }
+      secrets.push({ secretId: ref.secretId, target: ref.target, uid: ref.uid, gid: ref.gid, mode: ref.mode, data: data.slice(), version });
+      if (held[ref.secretId] !== version && ref.onUpdate?.kind === 'signal') signals.add(ref.onUpdate.signal);
+    }
+    try {
+      await this.#options.executor.setSecrets(task.id, secrets);
+    } catch (error) {
+      this.#options.log(`secretd: agent: task ${task.id}: cannot update its secrets: ${(error as Error).message}`);
+      return;
+    }
+    this.#taskVersions.set(task.id, { ...task.secretVersions });
+    let message = 'secrets updated';
+    if (signal) {
+      for (const name of signals) {
+        try {
+          await this.#options.executor.signal(task.id, name);
+          message = `secrets updated, ${name} sent`;
+        } catch (error) {
+          this.#options.log(`secretd: agent: task ${task.id}: cannot send ${name} after a secret update: ${(error as Error).message}`);
+        }
+      }
+    }
+    if (this.#running.has(task.id)) await this.#report([{ ...statusUpdate(task.id, 'running', message, ''), secretVersions: { ...task.secretVersions } }]);
   }
 
   async #startTask(task: TaskAssignment): Promise<void> {
     const secrets: TaskSecret[] = [];
     const versions: Record<string, number> = {};
     for (const ref of task.container.secrets) {
-      const held = this.#secrets.get(ref.secretId);
-      if (!held) {
+      const version = task.secretVersions[ref.secretId];
+      const data = version === undefined ? undefined : this.#secrets.get(ref.secretId)?.get(version);
+      if (version === undefined || data === undefined) {
         await this.#report([statusUpdate(task.id, 'rejected', 'secret not delivered', `secret ${ref.secretName} was not delivered to this node`)]);
         return;
       }
-      secrets.push({ secretId: ref.secretId, target: ref.target, uid: ref.uid, gid: ref.gid, mode: ref.mode, data: held.data.slice(), version: held.version });
-      versions[ref.secretId] = held.version;
+      secrets.push({ secretId: ref.secretId, target: ref.target, uid: ref.uid, gid: ref.gid, mode: ref.mode, data: data.slice(), version });
+      versions[ref.secretId] = version;
     }
     await this.#report([statusUpdate(task.id, 'preparing', 'preparing', '')]);
     try {
       this.#running.add(task.id);
       await this.#options.executor.start({ taskId: task.id, image: task.container.image, command: [...task.container.command, ...task.container.args], env: [...task.container.env], secrets });
+      this.#taskVersions.set(task.id, versions);
       await this.#report([{ ...statusUpdate(task.id, 'running', 'started', ''), secretVersions: versions }]);
     } catch (error) {
       this.#running.delete(task.id);
@@ -247,6 +300,7 @@ export class Agent {
 
   #stopTask(taskId: string, stillAssigned: boolean): void {
     this.#running.delete(taskId);
+    this.#taskVersions.delete(taskId);
     if (this.#stopping.has(taskId)) return;
     const stopping = (async () => {
       try {
@@ -278,6 +332,12 @@ export class Agent {
     const body = new TextEncoder().encode(JSON.stringify({ Updates: updates }));
     await this.#options.peers.request(addr, 'POST', statusPath, body, { timeoutMs: 10_000, contentType: 'application/json' }).catch(() => {});
   }
+}
+
+function sameVersions(a: Readonly<Record<string, number>> | undefined, b: Readonly<Record<string, number>>): boolean {
+  if (a === undefined) return false;
+  const keys = Object.keys(b);
+  return keys.length === Object.keys(a).length && keys.every((key) => a[key] === b[key]);
 }
 
 function statusUpdate(id: string, state: TaskState, message: string, error: string): TaskStatusUpdate {

@@ -12,6 +12,12 @@ export interface TaskAssignment {
   readonly slot: number;
   readonly container: ContainerSpec;
   readonly desiredState: DesiredState;
+  /**
+   * Secret id → the version this task must hold now: its pinned version, or the newest. When a
+   * secret the task follows gets a new version, the task is sent again with the new number (and the
+   * node gets that version's data in the same message).
+   */
+  readonly secretVersions: Readonly<Record<string, number>>;
 }
 
 export interface SecretDelivery {

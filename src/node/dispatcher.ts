@@ -12,13 +12,13 @@ import type { Timers } from '../io/timers.ts';
 import type { ExecResult, SecretDelivery, SecretKey, SessionMessage, TaskAssignment } from './dispatch-messages.ts';
 import type { Command, TaskStatusUpdate } from './store/commands.ts';
 import { toBase64, type Store } from './store/store.ts';
-import { terminalTaskStates, type NodeStatus } from './store/types.ts';
+import { terminalTaskStates, type ContainerSpec, type NodeStatus } from './store/types.ts';
 
 interface Session {
   readonly nodeId: string;
   readonly send: (message: SessionMessage) => void;
   readonly close: () => void;
-  /** Task id → the desired state last sent. */
+  /** Task id → the desired state and secret versions last sent. */
   sentTasks: Map<string, string>;
   /** `${secretId}:${version}` of secrets the node holds. */
   sentSecrets: Set<string>;
@@ -168,16 +168,14 @@ export class Dispatcher {
     const wantedSecrets = new Map<string, SecretKey>();
     for (const task of store.workloads.tasks.values()) {
       if (task.nodeId !== session.nodeId || terminalTaskStates.has(task.status.state)) continue;
-      wanted.set(task.id, task.desiredState);
-      if (full || session.sentTasks.get(task.id) !== task.desiredState) {
+      const secretVersions = task.desiredState === 'running' ? versionsFor(store, task.container) : {};
+      const sent = `${task.desiredState} ${JSON.stringify(secretVersions)}`;
+      wanted.set(task.id, sent);
+      if (full || session.sentTasks.get(task.id) !== sent) {
         const service = store.workloads.services.get(task.serviceId);
-        tasks.push({ id: task.id, serviceId: task.serviceId, serviceName: service?.spec.name ?? task.serviceId, slot: task.slot, container: task.container, desiredState: task.desiredState });
+        tasks.push({ id: task.id, serviceId: task.serviceId, serviceName: service?.spec.name ?? task.serviceId, slot: task.slot, container: task.container, desiredState: task.desiredState, secretVersions });
       }
-      if (task.desiredState !== 'running') continue;
-      for (const ref of task.container.secrets) {
-        const version = store.secret(ref.secretId)?.versions.at(-1)?.version;
-        if (version !== undefined) wantedSecrets.set(`${ref.secretId}:${version}`, { id: ref.secretId, version });
-      }
+      for (const [id, version] of Object.entries(secretVersions)) wantedSecrets.set(`${id}:${version}`, { id, version });
     }
     const removedTasks = full ? [] : [...session.sentTasks.keys()].filter((id) => !wanted.has(id));
     const secrets: SecretDelivery[] = [];
@@ -219,6 +217,16 @@ export class Dispatcher {
       // Leadership moved or the write failed: the next tick (or the next leader) tries again.
     }
   }
+}
+
+/** The version of each secret a task must hold: its pinned one, else the newest. */
+function versionsFor(store: Store, container: ContainerSpec): Record<string, number> {
+  const versions: Record<string, number> = {};
+  for (const ref of container.secrets) {
+    const version = ref.version ?? store.secret(ref.secretId)?.versions.at(-1)?.version;
+    if (version !== undefined) versions[ref.secretId] = version;
+  }
+  return versions;
 }
 
 function parseSecretKey(key: string): SecretKey {

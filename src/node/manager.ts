@@ -13,12 +13,12 @@ import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { constantTimeEqual, encodeUnlockKey, generateJoinToken, certDerFromPem, issueCertificate, keyPkcs8ToPem, newId, parseUnlockKey, type Random } from '../crypto/index.ts';
 import { NotLeaderError, SecretdError } from '../errors.ts';
-import { nodeCertLifetimeMs, raftElectionTicks, raftTickMs } from '../limits.ts';
+import { nodeCertLifetimeMs, raftElectionTicks, raftTickMs, secretVersionsKeptDefault } from '../limits.ts';
 import { NodeFileSystem } from '../io/node-fs.ts';
 import { sleep, systemTimers } from '../io/timers.ts';
 import type { MemberId } from '../raft/types.ts';
 import type { ProgressStatus, RaftStatus } from '../raft/core.ts';
-import type { Backend, Identity, NodeSummary, NodeUpdate, NodeView, SecretSpecInput, SwarmUpdate } from './api/backend.ts';
+import type { Backend, Identity, NodeSummary, NodeUpdate, NodeView, SecretSpecInput, SecretVersionView, SwarmUpdate, VersionOutcome } from './api/backend.ts';
 import { dataDirPaths, type DataDirPaths } from './data-dir.ts';
 import { issueJoin, type JoinRequest } from './join-service.ts';
 import { splitHostPort } from './bootstrap.ts';
@@ -43,6 +43,7 @@ import { Store, toBase64, type ApplyResult } from './store/store.ts';
 import type { ClusterRecord, Labels, NodeRecord, SecretRecord, ServiceRecord, TaskRecord } from './store/types.ts';
 import type { ServiceSpecInput } from './api/service-shapes.ts';
 import { filterTasks, resolveService, resolveSpecSecrets, resolveTask } from './workload-refs.ts';
+import { secretVersionViews } from './secret-usage.ts';
 
 export interface ManagerOptions {
   readonly dataDir: string;
@@ -73,7 +74,7 @@ const forwardTimeoutMs = 10_000;
 export const proposePath = '/secretd/raft/propose';
 export const internalNodesPath = '/secretd/internal/nodes';
 export const internalExecPath = '/secretd/internal/exec';
-const workloadOps: ReadonlySet<Command['op']> = new Set(['service-create', 'service-update', 'service-remove', 'tasks-put', 'task-status', 'tasks-remove', 'node-add', 'node-update', 'node-remove', 'node-status']);
+const workloadOps: ReadonlySet<Command['op']> = new Set(['secret-version-add', 'secret-rollback', 'secret-version-remove', 'service-create', 'service-update', 'service-remove', 'tasks-put', 'task-status', 'tasks-remove', 'node-add', 'node-update', 'node-remove', 'node-status']);
 
 export class Manager implements Backend {
   readonly paths: DataDirPaths;
@@ -231,7 +232,7 @@ export class Manager implements Backend {
 
   #watch(store: Store): void {
     store.onApplied((op) => {
-      // Secrets and cluster settings change no assignment (a secret in use cannot be removed).
+      // New secret versions change assignments; cluster settings, labels and removals do not (a secret in use cannot be removed).
       if (!workloadOps.has(op)) return;
       this.#dispatcher?.storeChanged();
       this.#workloadsChanged();
@@ -680,6 +681,44 @@ export class Manager implements Backend {
   async removeSecret(ref: string): Promise<void> {
     const secret = (await this.#read()).resolveSecret(ref);
     await this.#propose({ op: 'secret-remove', at: this.#now(), ids: [secret.id] });
+  }
+
+  async listSecretVersions(ref: string): Promise<{ secret: SecretRecord; versions: SecretVersionView[] }> {
+    const store = await this.#read();
+    const secret = store.resolveSecret(ref);
+    return { secret, versions: secretVersionViews(store, secret) };
+  }
+
+  async addSecretVersion(ref: string, data: Uint8Array, ifVersion: number | null): Promise<VersionOutcome> {
+    try {
+      const secret = (await this.#read()).resolveSecret(ref);
+      const newest = secret.versions.at(-1)!;
+      // Equal data is a no-op: answered here without a log entry (the store would decide the same).
+      if ((ifVersion === null || ifVersion === newest.version) && constantTimeEqual(data, newest.data)) return { version: newest.version, changed: false };
+      const result = await this.#propose({ op: 'secret-version-add', at: this.#now(), id: secret.id, data: toBase64(data), ifVersion });
+      return { version: result.version!, changed: result.changed ?? true };
+    } finally {
+      data.fill(0);
+    }
+  }
+
+  async rollbackSecret(ref: string, to: number, ifVersion: number | null): Promise<VersionOutcome> {
+    const secret = (await this.#read()).resolveSecret(ref);
+    const result = await this.#propose({ op: 'secret-rollback', at: this.#now(), id: secret.id, to, ifVersion });
+    return { version: result.version!, changed: result.changed ?? true };
+  }
+
+  async removeSecretVersion(ref: string, version: number): Promise<void> {
+    const secret = (await this.#read()).resolveSecret(ref);
+    await this.#propose({ op: 'secret-version-remove', at: this.#now(), id: secret.id, version });
+  }
+
+  async secretSettings(): Promise<{ versionsKept: number }> {
+    return { versionsKept: this.#clusterOf(await this.#read()).secretVersionsKept ?? secretVersionsKeptDefault };
+  }
+
+  async updateSecretSettings(settings: { versionsKept: number }): Promise<void> {
+    await this.#propose({ op: 'cluster-update', at: this.#now(), expectedIndex: null, secretVersionsKept: settings.versionsKept });
   }
 
   async cluster(): Promise<ClusterRecord> {

@@ -216,6 +216,19 @@ export class ServiceCluster implements AsyncDisposable {
     return node;
   }
 
+  /** Joins another manager (it runs tasks too, as every manager does). */
+  async joinManager(name: string): Promise<ServiceNode> {
+    const token = expectRun(this.manager.cli(['cluster', 'join-token', 'manager', '-q']), { stdout: /^SDTKN-/ }).stdout.trim();
+    const addr = `127.0.0.1:${await freePort()}`;
+    const dataDir = join(this.dir, name);
+    const daemon = new Daemon(['join', '--data-dir', dataDir, '--token', token, '--listen-addr', addr, '--advertise-addr', addr, this.managerAddr]);
+    const node = new ServiceNode(name, dataDir, 'manager', daemon);
+    this.nodes.push(node);
+    node.id = (await daemon.waitFor(/This node joined the cluster as a manager \((\w+)\)\./, 45_000))[1]!;
+    await daemon.waitFor(/serving the API on/, 30_000);
+    return node;
+  }
+
   /** `image import` on every node (each keeps its own images). */
   importImage(name: string, tarball: string): void {
     for (const node of this.nodes) expectRun(node.cli(['image', 'import', name, tarball]), { stdout: `${name}:latest\n` });

@@ -13,6 +13,7 @@ import { consistencyHeader, readConsistency, type ReadConsistency } from '../rea
 import { nodeRoutes } from './routes-nodes.ts';
 import { forbiddenAnonymous, raftRoutes } from './routes-raft.ts';
 import { secretRoutes } from './routes-secrets.ts';
+import { secretVersionRoutes } from './routes-secret-versions.ts';
 import { serviceRoutes } from './routes-services.ts';
 import { swarmRoutes } from './routes-swarm.ts';
 import { systemRoutes } from './routes-system.ts';
@@ -58,6 +59,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   });
   systemRoutes(app, options);
   secretRoutes(app, options.backend);
+  secretVersionRoutes(app, options.backend);
   swarmRoutes(app, options.backend);
   nodeRoutes(app, options.backend);
   raftRoutes(app, options.backend);

@@ -27,6 +27,23 @@ export interface SecretSpecInput {
   readonly data: Uint8Array;
 }
 
+/** One version of a secret as the API shows it: never its data. */
+export interface SecretVersionView {
+  readonly version: number;
+  readonly createdAt: string;
+  /** Services whose reference pins this version, or follows the newest (when this is it). */
+  readonly services: ReadonlyArray<{ readonly id: string; readonly name: string; readonly pinned: boolean }>;
+  /** Live tasks that hold this version now (as their status reports). */
+  readonly tasks: ReadonlyArray<{ readonly id: string; readonly name: string }>;
+}
+
+export interface VersionOutcome {
+  /** The newest version afterwards. */
+  readonly version: number;
+  /** False: the data equalled the newest version's, nothing was written. */
+  readonly changed: boolean;
+}
+
 export interface SwarmUpdate {
   readonly expectedIndex: number;
   readonly labels?: Labels;
@@ -80,6 +97,13 @@ export interface Backend {
   /** Docker's rule: only labels change; `data`, when given, must equal the current value. */
   updateSecret(ref: string, expectedIndex: number, spec: { name: string; labels: Labels; data: Uint8Array | null }): Promise<void>;
   removeSecret(ref: string): Promise<void>;
+  listSecretVersions(ref: string): Promise<{ readonly secret: SecretRecord; readonly versions: readonly SecretVersionView[] }>;
+  /** A new version; `ifVersion` makes it compare-and-set (409 if the newest is another). */
+  addSecretVersion(ref: string, data: Uint8Array, ifVersion: number | null): Promise<VersionOutcome>;
+  rollbackSecret(ref: string, to: number, ifVersion: number | null): Promise<VersionOutcome>;
+  removeSecretVersion(ref: string, version: number): Promise<void>;
+  secretSettings(): Promise<{ readonly versionsKept: number }>;
+  updateSecretSettings(settings: { readonly versionsKept: number }): Promise<void>;
   cluster(): Promise<ClusterRecord>;
   updateSwarm(update: SwarmUpdate): Promise<void>;
   unlockKey(): Promise<string>;

@@ -2,10 +2,14 @@
  * Docker's ServiceSpec and Task shapes, read and written. Reading checks every field; secret
  * references may name a secret by SecretName alone (the manager fills in the id), as curl users
  * would expect, or carry both as the docker CLI sends them.
+ *
+ * secretd's extension to a secret reference is one optional field, `Secretd: {Version, OnUpdate}`:
+ * a pinned version and what a running task gets when the version it follows changes. Docker
+ * clients never send it and get Docker's behaviour; it is written back only when set.
  */
 import { invalid } from '../../errors.ts';
-import { checkLabels } from '../store/secret-rules.ts';
-import type { ContainerSpec, ServiceRecord, ServiceSpec, TaskRecord } from '../store/types.ts';
+import { checkLabels, checkVersionNumber, onUpdateText, parseOnUpdate } from '../store/secret-rules.ts';
+import type { ContainerSpec, OnUpdate, SecretReference, ServiceRecord, ServiceSpec, TaskRecord } from '../store/types.ts';
 
 const serviceNamePattern = /^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 const idPattern = /^[0-9]{1,10}$/;
@@ -18,6 +22,8 @@ export interface SecretRefInput {
   readonly uid: string;
   readonly gid: string;
   readonly mode: number;
+  readonly version?: number;
+  readonly onUpdate?: OnUpdate;
 }
 
 function object(value: unknown, what: string, allowed: readonly string[]): Record<string, unknown> {
@@ -50,6 +56,7 @@ export function readServiceSpec(body: Record<string, unknown>): ServiceSpecInput
     if (other !== undefined) throw invalid(`Invalid service spec: secret references '${other}' and '${ref.secretName}' have a conflicting target: '${ref.target}'`);
     targets.set(ref.target, ref.secretName);
   }
+  checkSameSecretAgrees(secrets);
   return {
     name: body.Name,
     labels: checkLabels(body.Labels, 'service'),
@@ -60,7 +67,7 @@ export function readServiceSpec(body: Record<string, unknown>): ServiceSpecInput
 }
 
 function readSecretRef(value: unknown): SecretRefInput {
-  const ref = object(value, 'secret reference', ['File', 'SecretID', 'SecretName']);
+  const ref = object(value, 'secret reference', ['File', 'SecretID', 'SecretName', 'Secretd']);
   if (typeof ref.SecretName !== 'string' || ref.SecretName === '') throw invalid('Invalid service spec: malformed secret reference (SecretName is required)');
   const file = object(ref.File ?? { Name: ref.SecretName }, 'secret reference File', ['Name', 'UID', 'GID', 'Mode']);
   const target = typeof file.Name === 'string' ? file.Name : '';
@@ -70,7 +77,44 @@ function readSecretRef(value: unknown): SecretRefInput {
   if (!idPattern.test(uid) || !idPattern.test(gid)) throw invalid(`Invalid service spec: secret ${ref.SecretName} needs numeric UID and GID`);
   const mode = file.Mode === undefined ? 0o444 : file.Mode;
   if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o777) throw invalid(`Invalid service spec: secret ${ref.SecretName} has an invalid file mode (expected 0 to 0777)`);
-  return { secretId: typeof ref.SecretID === 'string' && ref.SecretID !== '' ? ref.SecretID : null, secretName: ref.SecretName, target, uid, gid, mode };
+  const base = { secretId: typeof ref.SecretID === 'string' && ref.SecretID !== '' ? ref.SecretID : null, secretName: ref.SecretName, target, uid, gid, mode };
+  return { ...base, ...readExtension(ref.Secretd, ref.SecretName, target) };
+}
+
+function readExtension(value: unknown, name: string, target: string): { version?: number; onUpdate?: OnUpdate } {
+  if (value === undefined || value === null) return {};
+  const extension = object(value, `secret reference ${name.slice(0, 64)}: Secretd`, ['Version', 'OnUpdate']);
+  const version = extension.Version === undefined || extension.Version === null ? undefined : checkVersionNumber(extension.Version, `version of secret ${name.slice(0, 64)}`);
+  const onUpdate = extension.OnUpdate === undefined || extension.OnUpdate === null ? undefined : parseOnUpdate(extension.OnUpdate);
+  if (onUpdate !== undefined && onUpdate.kind !== 'none' && version !== undefined) {
+    throw invalid(`Invalid service spec: secret ${name.slice(0, 64)} is pinned to version ${version}, so on-update ${onUpdateText(onUpdate)} would never apply`);
+  }
+  if (onUpdate?.kind === 'signal' && target.startsWith('/')) {
+    throw invalid(`Invalid service spec: secret ${name.slice(0, 64)} has the absolute target ${JSON.stringify(target.slice(0, 80))}, which cannot change under a running container: use on-update restart`);
+  }
+  return { ...(version === undefined ? {} : { version }), ...(onUpdate === undefined || onUpdate.kind === 'none' ? {} : { onUpdate }) };
+}
+
+/** A task holds one version of each secret, so every reference to one secret must agree on which. */
+function checkSameSecretAgrees(secrets: readonly SecretRefInput[]): void {
+  const first = new Map<string, SecretRefInput>();
+  for (const ref of secrets) {
+    const other = first.get(ref.secretName);
+    if (other === undefined) first.set(ref.secretName, ref);
+    else if (other.version !== ref.version || onUpdateText(other.onUpdate) !== onUpdateText(ref.onUpdate)) {
+      throw invalid(`Invalid service spec: the references to secret ${ref.secretName} must use the same version and on-update`);
+    }
+  }
+}
+
+function secretRefJSON(ref: SecretReference): object {
+  const extension = { ...(ref.version === undefined ? {} : { Version: ref.version }), ...(ref.onUpdate === undefined ? {} : { OnUpdate: onUpdateText(ref.onUpdate) }) };
+  return {
+    File: { Name: ref.target, UID: ref.uid, GID: ref.gid, Mode: ref.mode },
+    SecretID: ref.secretId,
+    SecretName: ref.secretName,
+    ...(Object.keys(extension).length > 0 ? { Secretd: extension } : {}),
+  };
 }
 
 function readMode(value: unknown): ServiceSpec['mode'] {
@@ -99,7 +143,7 @@ function containerSpecJSON(container: ContainerSpec): object {
     ...(container.command.length ? { Command: container.command } : {}),
     ...(container.args.length ? { Args: container.args } : {}),
     ...(container.env.length ? { Env: container.env } : {}),
-    Secrets: container.secrets.map((r) => ({ File: { Name: r.target, UID: r.uid, GID: r.gid, Mode: r.mode }, SecretID: r.secretId, SecretName: r.secretName })),
+    Secrets: container.secrets.map(secretRefJSON),
   };
 }
 

@@ -33,6 +33,8 @@ export type Command =
       readonly joinTokens?: { readonly worker: string; readonly manager: string };
       /** Present to change it: base64 of a new KEK, or null to turn autolock off. */
       readonly unlockKey?: string | null;
+      /** Present to change the version retention of every secret. */
+      readonly secretVersionsKept?: number;
     }
   | {
       readonly op: 'secret-create';
@@ -44,6 +46,15 @@ export type Command =
     }
   | { readonly op: 'secret-update'; readonly at: string; readonly id: string; readonly expectedIndex: number; readonly labels: Readonly<Record<string, string>> }
   | { readonly op: 'secret-remove'; readonly at: string; readonly ids: readonly string[] }
+  /**
+   * A new version of a secret's data. Data equal to the newest version's changes nothing (so a
+   * deploy script can run again); `ifVersion` makes it compare-and-set against the newest version.
+   */
+  | { readonly op: 'secret-version-add'; readonly at: string; readonly id: string; readonly data: string; readonly ifVersion: number | null }
+  /** Version `to`'s data becomes the newest version (a new number: history only grows). */
+  | { readonly op: 'secret-rollback'; readonly at: string; readonly id: string; readonly to: number; readonly ifVersion: number | null }
+  /** Drops one old version; refused for the newest and for one a pinned reference uses. */
+  | { readonly op: 'secret-version-remove'; readonly at: string; readonly id: string; readonly version: number }
   | { readonly op: 'node-add'; readonly at: string; readonly node: NodeSpec }
   | {
       readonly op: 'node-update';

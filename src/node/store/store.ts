@@ -10,8 +10,9 @@ import type { Command, NodeSpec, TaggedCommand } from './commands.ts';
 import { requestIdsRemembered } from '../../limits.ts';
 import type { ClusterRecord, Labels, NodeId, NodeRecord, SecretId, SecretRecord, ServiceRecord, TaskRecord } from './types.ts';
 import { Workloads } from './workloads.ts';
+import { addVersion, removeVersion, rollBack, type VersionChange, type VersionContext } from './secret-versions.ts';
 
-export type ApplyResult = { readonly ok: true; readonly id?: string } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
+export type ApplyResult = { readonly ok: true; readonly id?: string; readonly version?: number; readonly changed?: boolean } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
 
 export type StoreEvent =
   | { readonly kind: 'cluster'; readonly cluster: ClusterRecord }
@@ -97,6 +98,12 @@ export class Store {
         return this.#updateSecret(index, command);
       case 'secret-remove':
         return this.#removeSecrets(command.ids);
+      case 'secret-version-add':
+        return this.#changeVersions(index, command, (secret, context) => addVersion(secret, fromBase64(command.data), command.ifVersion, context));
+      case 'secret-rollback':
+        return this.#changeVersions(index, command, (secret, context) => rollBack(secret, command.to, command.ifVersion, context));
+      case 'secret-version-remove':
+        return this.#changeVersions(index, command, (secret, context) => removeVersion(secret, command.version, context));
       case 'node-add':
         return this.#addNode(index, command.at, command.node);
       case 'node-update':
@@ -121,7 +128,7 @@ export class Store {
         this.workloads.removeService(command.at, command.id, index);
         return { ok: true, id: command.id };
       case 'tasks-put':
-        this.workloads.putTasks(index, command.at, command.tasks);
+        this.workloads.putTasks(index, command.at, command.tasks, (id) => this.#secrets.get(id as SecretId)?.versions.at(-1)?.version);
         return { ok: true };
       case 'task-status':
         this.workloads.reportStatus(index, command.at, command.nodeId, command.updates);
@@ -204,6 +211,7 @@ export class Store {
       labels: command.labels ?? cluster.labels,
       joinTokens: command.joinTokens ?? cluster.joinTokens,
       unlockKey: command.unlockKey === undefined ? cluster.unlockKey : command.unlockKey === null ? null : fromBase64(command.unlockKey),
+      ...(command.secretVersionsKept === undefined ? {} : { secretVersionsKept: command.secretVersionsKept }),
     });
     return { ok: true, id: cluster.id };
   }
@@ -238,6 +246,29 @@ export class Store {
     if (secret.metaIndex !== command.expectedIndex) return staleVersion(`secret ${secret.name}`, command.expectedIndex, secret.metaIndex);
     this.#secrets.set(secret.id, { ...secret, labels: command.labels, updatedAt: command.at, metaIndex: index });
     return { ok: true, id: secret.id };
+  }
+
+  /**
+   * A change to a secret's versions. A new newest version rolls the tasks of services that follow
+   * it with on-update restart; others get it in place through the dispatcher.
+   */
+  #changeVersions(index: number, command: { at: string; id: string }, change: (secret: SecretRecord, context: VersionContext) => VersionChange): ApplyResult {
+    const secret = this.#secrets.get(command.id as SecretId);
+    if (!secret) return { ok: false, code: 'not_found', message: `Secret ${command.id} not found` };
+    const before = secret.versions.at(-1)!.version;
+    const context: VersionContext = {
+      index,
+      at: command.at,
+      kept: this.#cluster?.secretVersionsKept,
+      pinnedBy: (version) => this.workloads.pinnedUsers(secret.id, version),
+    };
+    const result = change(secret, context);
+    if (!result.changed) return { ok: true, id: secret.id, version: result.version, changed: false };
+    this.#secrets.set(secret.id, result.record);
+    // The log and snapshots keep their own sealed copies; this zeroes the in-memory one.
+    for (const dropped of result.dropped) dropped.data.fill(0);
+    if (result.version !== before) this.workloads.secretVersionAdded(index, command.at, secret.id);
+    return { ok: true, id: secret.id, version: result.version, changed: true };
   }
 
   #removeSecrets(ids: readonly string[]): ApplyResult {

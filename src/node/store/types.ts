@@ -9,7 +9,11 @@ export type NodeId = string & { readonly __brand: 'NodeId' };
 export type Labels = Readonly<Record<string, string>>;
 export type Availability = 'active' | 'pause' | 'drain';
 
-/** One immutable value of a secret. A secret holds one or more; the newest is what tasks follow. */
+/**
+ * One immutable value of a secret. A secret holds one or more, numbered from 1 without reuse; the
+ * newest is what unpinned references follow. No hash of a value is kept anywhere: a hash of a short
+ * password is a way to guess it.
+ */
 export interface SecretVersion {
   readonly version: number;
   readonly data: Uint8Array;
@@ -55,15 +59,32 @@ export interface ClusterRecord {
   /** The KEK that wraps every manager's DEK and TLS key; null when autolock is off. */
   readonly unlockKey: Uint8Array | null;
   readonly labels: Labels;
+  /** Versions kept per secret (the newest ones, plus any a pinned reference uses); absent: the default. */
+  readonly secretVersionsKept?: number;
 }
 
 export type ServiceId = string & { readonly __brand: 'ServiceId' };
 export type TaskId = string & { readonly __brand: 'TaskId' };
 
+/**
+ * What a running task gets when the version it follows changes: the file changes in place and
+ * nothing else (`none`), the file changes and then a signal goes to the container's main process,
+ * or the task is replaced (rolling, under the service's update settings).
+ */
+export type OnUpdate = { readonly kind: 'none' } | { readonly kind: 'signal'; readonly signal: string } | { readonly kind: 'restart' };
+
 /** A service's reference to a secret: which one, and where and how it appears in the container. */
 export interface SecretReference {
   readonly secretId: string;
   readonly secretName: string;
+  /**
+   * A pinned version (`source=db_pass@3`): it never changes. Absent: the reference follows the
+   * newest version. In a task's copy of the spec, the store also pins references that cannot change
+   * under a running task (on-update restart, absolute targets) to the version the task started with.
+   */
+  readonly version?: number;
+  /** Absent means `none` (Docker clients never send it). */
+  readonly onUpdate?: OnUpdate;
   /** A file name under /run/secrets, or an absolute path. */
   readonly target: string;
   readonly uid: string;

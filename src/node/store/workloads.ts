@@ -5,7 +5,7 @@
  */
 import { SecretdError } from '../../errors.ts';
 import type { TaskPut, TaskStatusUpdate } from './commands.ts';
-import type { SecretRecord, ServiceId, ServiceRecord, ServiceSpec, TaskId, TaskRecord, TaskState } from './types.ts';
+import type { ContainerSpec, SecretRecord, ServiceId, ServiceRecord, ServiceSpec, TaskId, TaskRecord, TaskState } from './types.ts';
 import { terminalTaskStates } from './types.ts';
 
 /** Later states never go back to earlier ones (a late report must not revive a stopped task). */
@@ -35,6 +35,40 @@ export class Workloads {
   /** Services whose spec references the secret (Docker refuses to remove a secret in use). */
   servicesUsing(secretId: string): ServiceRecord[] {
     return [...this.services.values()].filter((s) => s.spec.container.secrets.some((r) => r.secretId === secretId));
+  }
+
+  /**
+   * Who pins a version of a secret: services whose reference names it (`@N`), and live tasks whose
+   * copy of the spec holds it fixed (pinned, on-update restart, absolute target).
+   */
+  pinnedUsers(secretId: string, version: number): string[] {
+    const users: string[] = [];
+    for (const service of this.services.values()) {
+      if (service.spec.container.secrets.some((r) => r.secretId === secretId && r.version === version)) users.push(`service ${service.spec.name}`);
+    }
+    for (const task of this.tasks.values()) {
+      if (terminalTaskStates.has(task.status.state)) continue;
+      if (task.container.secrets.some((r) => r.secretId === secretId && r.version === version)) users.push(`task ${this.taskName(task)}`);
+    }
+    return users;
+  }
+
+  /** `service.slot` (or `service.node` for a global service's task), as Docker names tasks. */
+  taskName(task: TaskRecord): string {
+    const service = this.services.get(task.serviceId)?.spec.name ?? task.serviceId;
+    return `${service}.${task.slot > 0 ? task.slot : (task.nodeId ?? task.id)}`;
+  }
+
+  /**
+   * A secret has a new newest version: services that follow it with on-update restart get a new
+   * spec version, so the orchestrator replaces their tasks under their update settings; each new
+   * task's copy pins the version that is newest when it is created.
+   */
+  secretVersionAdded(index: number, at: string, secretId: string): void {
+    for (const service of this.services.values()) {
+      const restarts = service.spec.container.secrets.some((r) => r.secretId === secretId && r.version === undefined && r.onUpdate?.kind === 'restart');
+      if (restarts) this.services.set(service.id, { ...service, specVersion: service.specVersion + 1, updatedAt: at, metaIndex: index });
+    }
   }
 
   createService(index: number, at: string, id: string, spec: ServiceSpec, secret: (id: string) => SecretRecord | undefined): void {
@@ -68,7 +102,8 @@ export class Workloads {
     }
   }
 
-  putTasks(index: number, at: string, puts: readonly TaskPut[]): void {
+  /** `newest`: a secret's newest version, to pin a new task's references that cannot change in place. */
+  putTasks(index: number, at: string, puts: readonly TaskPut[], newest: (secretId: string) => number | undefined = () => undefined): void {
     for (const put of puts) {
       const existing = this.tasks.get(put.id as TaskId);
       const status = existing?.status ?? { state: 'new' as TaskState, message: 'created', error: '', exitCode: null, at, secretVersions: {} };
@@ -81,7 +116,8 @@ export class Workloads {
         slot: put.slot,
         nodeId: put.nodeId,
         specVersion: put.specVersion,
-        container: put.container,
+        // A task's spec never changes once it exists; a new one's is pinned where it must be.
+        container: existing?.container ?? pinForTask(put.container, newest),
         desiredState: put.desiredState,
         status: nextStatus,
         createdAt: existing?.createdAt ?? at,
@@ -121,4 +157,23 @@ export class Workloads {
 function checkSecretsExist(spec: ServiceSpec, secret: (id: string) => SecretRecord | undefined): void {
   const missing = spec.container.secrets.filter((ref) => secret(ref.secretId)?.name !== ref.secretName).map((ref) => ref.secretName);
   if (missing.length > 0) throw new SecretdError('invalid', `${missing.length === 1 ? 'Secret' : 'Secrets'} not found: ${missing.join(', ')}`);
+  for (const ref of spec.container.secrets) {
+    if (ref.version !== undefined && !secret(ref.secretId)!.versions.some((v) => v.version === ref.version)) {
+      throw new SecretdError('invalid', `Secret ${ref.secretName} has no version ${ref.version}`);
+    }
+  }
+}
+
+/**
+ * A new task's copy of the spec: references that cannot change under a running task are pinned to
+ * the newest version now. On-update restart replaces the task instead; an absolute target is bound
+ * into the container file by file, so a rename beside it would never reach the container.
+ */
+function pinForTask(container: ContainerSpec, newest: (secretId: string) => number | undefined): ContainerSpec {
+  const secrets = container.secrets.map((ref) => {
+    if (ref.version !== undefined || (ref.onUpdate?.kind !== 'restart' && !ref.target.startsWith('/'))) return ref;
+    const version = newest(ref.secretId);
+    return version === undefined ? ref : { ...ref, version };
+  });
+  return { ...container, secrets };
 }

@@ -210,6 +210,17 @@ export function parseIdentity(cert: string | Uint8Array): Identity {
   };
 }
 
+/** What Docker's node TLS info gives of the CA: its raw subject and public key (DER). */
+export interface IssuerInfo {
+  readonly subjectDer: Uint8Array;
+  readonly publicKeyDer: Uint8Array;
+}
+
+export function issuerInfo(caCertPem: string): IssuerInfo {
+  const cert = parseCertificate(certDerFromPem(caCertPem));
+  return { subjectDer: new Uint8Array(cert.subjectName.toArrayBuffer()), publicKeyDer: new Uint8Array(cert.publicKey.rawData) };
+}
+
 /** Whether `caCertPem` signed `certPem`: issuer name and signature only, no validity dates. */
 export async function verifyIssuedBy(certPem: string, caCertPem: string): Promise<boolean> {
   const cert = parseCertificate(certDerFromPem(certPem));

@@ -4,7 +4,7 @@
  * The cluster's secrets (CA key, tokens, unlock key) go into the first log entry; the node's own
  * keys into its keys file. node.json is written last: its presence means "initialized".
  */
-import { hostname } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
 import { rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { createKeyAndCSR, createRootCA, generateJoinToken, issueCertificate, newId, type Random } from '../crypto/index.ts';
@@ -13,7 +13,7 @@ import { nodeCertLifetimeMs } from '../limits.ts';
 import { dataDirPaths, ensureDir, exists, writeFileAtomic, type DataDirPaths } from './data-dir.ts';
 import { writeNodeKeys } from './node-keys.ts';
 import type { NodeState } from './node-state.ts';
-import type { Command } from './store/commands.ts';
+import type { Command, NodeResources } from './store/commands.ts';
 import { toBase64 } from './store/store.ts';
 
 export interface InitOptions {
@@ -71,7 +71,7 @@ export async function bootstrapCluster(options: InitOptions): Promise<Bootstrapp
     caKey: toBase64(ca.keyPkcs8),
     joinTokens: { worker: generateJoinToken(ca.certDer, options.random), manager: generateJoinToken(ca.certDer, options.random) },
     unlockKey: unlockKey && toBase64(unlockKey),
-    node: { id: nodeId, role: 'manager', hostname: hostname(), addr: options.advertiseAddr },
+    node: { id: nodeId, role: 'manager', hostname: hostname(), addr: options.advertiseAddr, resources: localResources() },
   };
   ca.keyPkcs8.fill(0);
   return { paths, state, firstCommand, unlockKey };
@@ -94,4 +94,9 @@ export function splitHostPort(addr: string): { host: string; port: number } {
   const port = Number(match[3]);
   if (port > 65535) throw new SecretdError('invalid', `Invalid address ${JSON.stringify(addr)}: port must be at most 65535`);
   return { host: match[1] ?? match[2] ?? '', port };
+}
+
+/** This machine's CPUs and memory, as Docker's node description gives them. */
+export function localResources(): NodeResources {
+  return { nanoCpus: availableParallelism() * 1e9, memoryBytes: totalmem() };
 }

@@ -7,6 +7,7 @@ import { issueCertificate, joinTokenMatches, newId, type Random, type Role } fro
 import { invalid, SecretdError } from '../errors.ts';
 import { nodeCertLifetimeMs } from '../limits.ts';
 import { addressNames, splitHostPort } from './bootstrap.ts';
+import type { NodeResources } from './store/commands.ts';
 import type { ClusterRecord } from './store/types.ts';
 
 export interface JoinRequest {
@@ -14,6 +15,8 @@ export interface JoinRequest {
   readonly csrPem: string;
   readonly addr: string;
   readonly hostname: string;
+  /** CPUs and memory the joiner has, as it reports them (shown by node inspect). */
+  readonly resources: NodeResources | null;
   /** The joiner's address as this manager sees the connection, for an advertise address of 0.0.0.0. */
   readonly observedIp: string | null;
 }
@@ -35,6 +38,7 @@ export async function issueJoin(
   const role = joinTokenMatches(request.token, cluster.joinTokens.manager) ? 'manager' : joinTokenMatches(request.token, cluster.joinTokens.worker) ? 'worker' : null;
   if (!role) throw new SecretdError('forbidden', 'A valid join token is necessary to join this cluster');
   if (!hostnamePattern.test(request.hostname)) throw invalid('Invalid join request: Hostname must be a host name');
+  if (request.resources !== null) checkResources(request.resources);
   let { host, port } = splitHostPort(request.addr);
   if (host === '' || host === '0.0.0.0' || host === '::') {
     if (!request.observedIp) throw invalid('Invalid join request: give an --advertise-addr other nodes can reach');
@@ -56,4 +60,10 @@ export async function issueJoin(
     ...addressNames(addr),
   });
   return { nodeId, role, addr, certPem };
+}
+
+function checkResources(resources: NodeResources): void {
+  for (const [field, value] of [['NanoCPUs', resources.nanoCpus], ['MemoryBytes', resources.memoryBytes]] as const) {
+    if (!Number.isSafeInteger(value) || value < 0) throw invalid(`Invalid join request: Resources.${field} must be a whole number, 0 or more`);
+  }
 }

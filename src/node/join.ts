@@ -9,6 +9,7 @@ import { rm } from 'node:fs/promises';
 import { caMatchesToken, certDerFromPem, createKeyAndCSR, parseJoinToken, type Random } from '../crypto/index.ts';
 import { SecretdError } from '../errors.ts';
 import { dataDirPaths, ensureDir, exists, writeFileAtomic } from './data-dir.ts';
+import { localResources } from './bootstrap.ts';
 import { writeNodeKeys } from './node-keys.ts';
 import type { NodeState } from './node-state.ts';
 import { fromBase64 } from './store/store.ts';
@@ -47,7 +48,7 @@ export async function joinCluster(options: JoinOptions): Promise<{ state: NodeSt
     throw new SecretdError('forbidden', `The manager at ${options.remote} presented a CA that does not match the join token's digest: refusing to join`);
   }
   const { keyPkcs8, csrPem } = await createKeyAndCSR();
-  const answer = (await request(options.remote, caPem, 'POST', joinPath, { Token: options.token, CSR: csrPem, Addr: options.advertiseAddr, Hostname: hostname() })) as JoinAnswer;
+  const answer = (await request(options.remote, caPem, 'POST', joinPath, { Token: options.token, CSR: csrPem, Addr: options.advertiseAddr, Hostname: hostname(), Resources: localResources() })) as JoinAnswer;
   await rm(`${options.dataDir}/raft`, { recursive: true, force: true });
   await ensureDir(options.dataDir);
   await ensureDir(`${options.dataDir}/certificates`, 0o755);

@@ -11,7 +11,7 @@
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
-import { constantTimeEqual, encodeUnlockKey, generateJoinToken, certDerFromPem, issueCertificate, keyPkcs8ToPem, newId, parseUnlockKey, type Random } from '../crypto/index.ts';
+import { constantTimeEqual, encodeUnlockKey, generateJoinToken, certDerFromPem, issueCertificate, issuerInfo, keyPkcs8ToPem, newId, parseUnlockKey, type Random } from '../crypto/index.ts';
 import { NotLeaderError, SecretdError } from '../errors.ts';
 import { nodeCertLifetimeMs, raftElectionTicks, raftTickMs, secretVersionsKeptDefault } from '../limits.ts';
 import { NodeFileSystem } from '../io/node-fs.ts';
@@ -468,7 +468,7 @@ export class Manager implements Backend {
     const store = await this.#read();
     const cluster = this.#clusterOf(store);
     const issued = await issueJoin(cluster, request, { random: this.#options.random, now: this.#options.now(), idTaken: (id) => store.node(id) !== undefined || store.isRemovedNode(id) });
-    await this.#propose({ op: 'node-add', at: this.#now(), node: { id: issued.nodeId, role: issued.role, hostname: request.hostname, addr: issued.addr } });
+    await this.#propose({ op: 'node-add', at: this.#now(), node: { id: issued.nodeId, role: issued.role, hostname: request.hostname, addr: issued.addr, ...(request.resources ? { resources: request.resources } : {}) } });
     const managers = [...store.nodes()].filter((n) => n.role === 'manager').map((n) => ({ ID: n.id as string, Addr: n.addr }));
     return {
       NodeID: issued.nodeId,
@@ -630,7 +630,21 @@ export class Manager implements Backend {
       // A manager's state is the leader's Raft view of it; a worker's is its dispatcher session (the store's status).
       state: node.role === 'manager' ? (reachability === 'reachable' ? 'ready' : reachability === 'unreachable' ? 'down' : 'unknown') : node.status,
       manager: node.role === 'manager' ? { leader: status.leader === (node.id as string), reachability } : null,
+      resources: node.resources ?? null,
+      tls: this.#tlsInfo(),
     };
+  }
+
+  #tlsInfoCache: { caPem: string; info: NodeView['tls'] } | null = null;
+
+  /** The CA as Docker's node TLS info shows it, worked out once per CA certificate. */
+  #tlsInfo(): NodeView['tls'] {
+    const caPem = this.#clusterOf(this.#raftNode().store).caCertPem;
+    if (this.#tlsInfoCache?.caPem !== caPem) {
+      const info = issuerInfo(caPem);
+      this.#tlsInfoCache = { caPem, info: { trustRoot: caPem, issuerSubject: toBase64(info.subjectDer), issuerPublicKey: toBase64(info.publicKeyDer) } };
+    }
+    return this.#tlsInfoCache.info;
   }
 
   // --- Backend: cluster and secrets ----------------------------------------------------------

@@ -11,6 +11,7 @@ import type { Backend, Identity } from './backend.ts';
 import { dispatchRoutes } from './routes-dispatch.ts';
 import { consistencyHeader, readConsistency, type ReadConsistency } from '../read-consistency.ts';
 import { nodeRoutes } from './routes-nodes.ts';
+import { notImplemented } from './not-implemented.ts';
 import { forbiddenAnonymous, raftRoutes } from './routes-raft.ts';
 import { secretRoutes } from './routes-secrets.ts';
 import { secretVersionRoutes } from './routes-secret-versions.ts';
@@ -65,7 +66,11 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   raftRoutes(app, options.backend);
   dispatchRoutes(app, options.backend);
   serviceRoutes(app, options.backend);
-  app.notFound((c) => c.json({ message: `Page not found: ${c.req.method} ${c.req.path.slice(0, 200)}` }, 404));
+  app.notFound((c) => {
+    const unimplemented = notImplemented(c.req.method, routePath(c.req.path));
+    if (unimplemented) return c.json({ message: unimplemented.message }, 501);
+    return c.json({ message: `Page not found: ${c.req.method} ${c.req.path.slice(0, 200)}` }, 404);
+  });
   app.onError((error, c) => {
     const answer = errorAnswer(error, c.req.method, c.req.path);
     return c.json(answer.body, answer.status);

@@ -80,6 +80,10 @@ export interface NodeView {
   readonly addr: string;
   readonly state: 'ready' | 'down' | 'unknown';
   readonly manager: { readonly leader: boolean; readonly reachability: 'reachable' | 'unreachable' | 'unknown' } | null;
+  /** CPUs and memory as the node reported them when it joined; null for nodes that did not. */
+  readonly resources: { readonly nanoCpus: number; readonly memoryBytes: number } | null;
+  /** The cluster CA the node's certificate chains to (Docker's `Description.TLSInfo`), base64 DER. */
+  readonly tls: { readonly trustRoot: string; readonly issuerSubject: string; readonly issuerPublicKey: string };
 }
 
 export interface NodeUpdate {

@@ -5,7 +5,7 @@
  */
 import type { Context, Hono } from 'hono';
 import { invalid, SecretdError } from '../../errors.ts';
-import type { TaggedCommand } from '../store/commands.ts';
+import type { NodeResources, TaggedCommand } from '../store/commands.ts';
 import { requireRole, type AppEnv } from './app.ts';
 import type { Backend, NodeUpdate } from './backend.ts';
 import { readJsonObject } from './request.ts';
@@ -14,7 +14,7 @@ export function raftRoutes(api: Hono<AppEnv>, backend: Backend): void {
   api.get('/secretd/join/ca', async (c) => c.json({ CA: await backend.joinCA() }));
 
   api.post('/secretd/join', async (c) => {
-    const body = await readJsonObject(c, 'join request', ['Token', 'CSR', 'Addr', 'Hostname']);
+    const body = await readJsonObject(c, 'join request', ['Token', 'CSR', 'Addr', 'Hostname', 'Resources']);
     for (const field of ['Token', 'CSR', 'Addr', 'Hostname'] as const) {
       if (typeof body[field] !== 'string' || body[field] === '') throw invalid(`Invalid join request: ${field} must be provided`);
     }
@@ -23,6 +23,7 @@ export function raftRoutes(api: Hono<AppEnv>, backend: Backend): void {
       csrPem: body.CSR as string,
       addr: body.Addr as string,
       hostname: body.Hostname as string,
+      resources: readResources(body.Resources),
       observedIp: remoteAddress(c),
     });
     return c.json(answer, 201);
@@ -75,4 +76,13 @@ function remoteAddress(c: Context<AppEnv>): string | null {
 
 export function forbiddenAnonymous(): SecretdError {
   return new SecretdError('forbidden', 'Permission denied: a client certificate signed by the cluster CA is required');
+}
+
+function readResources(value: unknown): NodeResources | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) throw invalid('Invalid join request: Resources must be an object');
+  const { NanoCPUs, MemoryBytes, ...rest } = value as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) throw invalid('Invalid join request: Resources takes only NanoCPUs and MemoryBytes');
+  if (typeof NanoCPUs !== 'number' || typeof MemoryBytes !== 'number') throw invalid('Invalid join request: Resources.NanoCPUs and Resources.MemoryBytes must be numbers');
+  return { nanoCpus: NanoCPUs, memoryBytes: MemoryBytes };
 }

@@ -8,6 +8,7 @@
  * clients never send it and get Docker's behaviour; it is written back only when set.
  */
 import { invalid } from '../../errors.ts';
+import { refuseUnsupported } from './service-unsupported.ts';
 import { checkLabels, checkVersionNumber, onUpdateText, parseOnUpdate } from '../store/secret-rules.ts';
 import type { ContainerSpec, OnUpdate, SecretReference, ServiceRecord, ServiceSpec, TaskRecord } from '../store/types.ts';
 
@@ -39,6 +40,7 @@ function strings(value: unknown, what: string): string[] {
 }
 
 export function readServiceSpec(body: Record<string, unknown>): ServiceSpecInput {
+  refuseUnsupported(body);
   if (typeof body.Name !== 'string' || !serviceNamePattern.test(body.Name)) {
     throw invalid(`Invalid service name ${JSON.stringify(String(body.Name ?? '').slice(0, 80))}: 1 to 63 letters, digits and dashes, starting and ending with a letter or digit`);
   }
@@ -57,12 +59,15 @@ export function readServiceSpec(body: Record<string, unknown>): ServiceSpecInput
     targets.set(ref.target, ref.secretName);
   }
   checkSameSecretAgrees(secrets);
+  const forceUpdate = template.ForceUpdate ?? 0;
+  if (typeof forceUpdate !== 'number' || !Number.isSafeInteger(forceUpdate) || forceUpdate < 0) throw invalid('Invalid service spec: TaskTemplate.ForceUpdate must be a counter (0 or more)');
   return {
     name: body.Name,
     labels: checkLabels(body.Labels, 'service'),
     container: { image: container.Image, command, args, env: strings(container.Env, 'ContainerSpec.Env'), secrets },
     mode: readMode(body.Mode),
     update: readUpdateConfig(body.UpdateConfig),
+    ...(forceUpdate > 0 ? { forceUpdate } : {}),
   };
 }
 
@@ -151,7 +156,7 @@ export function serviceSpecJSON(spec: ServiceSpec): object {
   return {
     Name: spec.name,
     Labels: spec.labels,
-    TaskTemplate: { ContainerSpec: containerSpecJSON(spec.container), ForceUpdate: 0 },
+    TaskTemplate: { ContainerSpec: containerSpecJSON(spec.container), ForceUpdate: spec.forceUpdate ?? 0 },
     Mode: spec.mode.kind === 'global' ? { Global: {} } : { Replicated: { Replicas: spec.mode.replicas } },
     UpdateConfig: { Parallelism: spec.update.parallelism, Delay: spec.update.delayMs * 1e6, FailureAction: 'pause', Order: 'stop-first' },
   };

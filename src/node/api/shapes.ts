@@ -41,7 +41,13 @@ export function nodeJSON(node: NodeView): object {
     CreatedAt: node.createdAt,
     UpdatedAt: node.updatedAt,
     Spec: { Labels: node.labels, Role: node.role, Availability: node.availability },
-    Description: { Hostname: node.hostname, Platform: { Architecture: process.arch === 'x64' ? 'x86_64' : process.arch, OS: process.platform }, Engine: { EngineVersion: 'secretd' } },
+    Description: {
+      Hostname: node.hostname,
+      Platform: { Architecture: process.arch === 'x64' ? 'x86_64' : process.arch, OS: process.platform },
+      Resources: node.resources ? { NanoCPUs: node.resources.nanoCpus, MemoryBytes: node.resources.memoryBytes } : {},
+      Engine: { EngineVersion: 'secretd' },
+      TLSInfo: { TrustRoot: node.tls.trustRoot, CertIssuerSubject: node.tls.issuerSubject, CertIssuerPublicKey: node.tls.issuerPublicKey },
+    },
     Status: { State: node.state, Addr: node.addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '') },
     ...(node.manager ? { ManagerStatus: { Leader: node.manager.leader, Reachability: node.manager.reachability, Addr: node.addr } } : {}),
   };

@@ -12,6 +12,13 @@ export interface NodeSpec {
   readonly role: Role;
   readonly hostname: string;
   readonly addr: string;
+  /** What the node reported when it joined (absent for nodes of older versions). */
+  readonly resources?: NodeResources;
+}
+
+export interface NodeResources {
+  readonly nanoCpus: number;
+  readonly memoryBytes: number;
 }
 
 export type Command =

@@ -36,6 +36,7 @@ export interface NodeRecord {
   readonly role: Role;
   readonly hostname: string;
   readonly addr: string;
+  readonly resources?: { readonly nanoCpus: number; readonly memoryBytes: number };
   readonly availability: Availability;
   readonly labels: Labels;
   /** Written by the leader's dispatcher: ready while the node keeps its session, down after missed heartbeats. */
@@ -115,6 +116,8 @@ export interface ServiceSpec {
   readonly container: ContainerSpec;
   readonly mode: ServiceMode;
   readonly update: UpdateConfig;
+  /** Docker's `TaskTemplate.ForceUpdate`: a counter whose change alone rolls the tasks (`service update --force`). */
+  readonly forceUpdate?: number;
 }
 
 export interface ServiceRecord {

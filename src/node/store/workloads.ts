@@ -88,8 +88,8 @@ export class Workloads {
     const other = this.serviceByName(spec.name);
     if (other && other.id !== service.id) throw new SecretdError('conflict', `Service ${spec.name} already exists`);
     checkSecretsExist(spec, secret);
-    // Only a change to what tasks run rolls them; replicas and labels do not.
-    const rolled = JSON.stringify(spec.container) !== JSON.stringify(service.spec.container);
+    // Only a change to what tasks run, or a forced update, rolls them; replicas and labels do not.
+    const rolled = JSON.stringify(spec.container) !== JSON.stringify(service.spec.container) || (spec.forceUpdate ?? 0) !== (service.spec.forceUpdate ?? 0);
     this.services.set(service.id, { ...service, spec, specVersion: service.specVersion + (rolled ? 1 : 0), updatedAt: at, metaIndex: index });
   }
 

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { describe, expect, test } from 'bun:test';
+import { createPublicKey } from 'node:crypto';
 import { once } from 'node:events';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +26,7 @@ import {
   createKeyAndCSR,
   createRootCA,
   issueCertificate,
+  issuerInfo,
   parseIdentity,
   roleFromOU,
   verifyIssuedBy,
@@ -350,5 +352,19 @@ describe('certificates in real TLS', () => {
     } finally {
       await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
     }
+  });
+});
+
+describe('issuerInfo', () => {
+  test('gives the CA certificate\'s raw subject and public key, as Docker\'s node TLS info does', () => {
+    const info = issuerInfo(ca.certPem);
+    const spki = new Uint8Array(createPublicKey(ca.certPem).export({ type: 'spki', format: 'der' }));
+    expect(Array.from(info.publicKeyDer)).toEqual(Array.from(spki));
+    // SEQUENCE { SET { SEQUENCE { OID commonName, PrintableString "secretd-ca" } } }
+    expect(Buffer.from(info.subjectDer).toString('hex')).toBe('3015311330110603550403130a' + Buffer.from('secretd-ca').toString('hex'));
+  });
+
+  test('refuses what is not a certificate', () => {
+    expect(() => issuerInfo('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')).toThrow();
   });
 });

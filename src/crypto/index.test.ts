@@ -20,6 +20,7 @@ test('index.ts exports the package API and nothing private', () => {
       'envelopeKeyId',
       'generateJoinToken',
       'issueCertificate',
+    'issuerInfo',
       'joinTokenMatches',
       'keyPkcs8FromPem',
       'keyPkcs8ToPem',

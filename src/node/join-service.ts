@@ -38,7 +38,6 @@ export async function issueJoin(
   const role = joinTokenMatches(request.token, cluster.joinTokens.manager) ? 'manager' : joinTokenMatches(request.token, cluster.joinTokens.worker) ? 'worker' : null;
   if (!role) throw new SecretdError('forbidden', 'A valid join token is necessary to join this cluster');
   if (!hostnamePattern.test(request.hostname)) throw invalid('Invalid join request: Hostname must be a host name');
-  if (request.resources !== null) checkResources(request.resources);
   let { host, port } = splitHostPort(request.addr);
   if (host === '' || host === '0.0.0.0' || host === '::') {
     if (!request.observedIp) throw invalid('Invalid join request: give an --advertise-addr other nodes can reach');
@@ -62,8 +61,3 @@ export async function issueJoin(
   return { nodeId, role, addr, certPem };
 }
 
-function checkResources(resources: NodeResources): void {
-  for (const [field, value] of [['NanoCPUs', resources.nanoCpus], ['MemoryBytes', resources.memoryBytes]] as const) {
-    if (!Number.isSafeInteger(value) || value < 0) throw invalid(`Invalid join request: Resources.${field} must be a whole number, 0 or more`);
-  }
-}

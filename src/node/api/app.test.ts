@@ -198,3 +198,17 @@ describe('roles and the swarm routes', () => {
     expect(missing.json.message).toContain('not found');
   });
 });
+
+describe('join request resources', () => {
+  test.each([
+    [{ NanoCPUs: -1, MemoryBytes: 1 }, 'Resources.NanoCPUs must be a whole number'],
+    [{ NanoCPUs: 1.5, MemoryBytes: 1 }, 'Resources.NanoCPUs must be a whole number'],
+    [{ NanoCPUs: 1, MemoryBytes: '1' }, 'must be numbers'],
+    [{ NanoCPUs: 1, MemoryBytes: 1, Disk: 1 }, 'only NanoCPUs and MemoryBytes'],
+    [[1, 2], 'Resources must be an object'],
+  ])('a join request with Resources %j is refused (400) before anything else', async (resources, message) => {
+    const response = await call('POST', '/secretd/join', { Token: 'SDTKN-1-x', CSR: 'csr', Addr: '10.0.0.9:4377', Hostname: 'w9', Resources: resources });
+    expect(response.status).toBe(400);
+    expect(response.json.message).toContain(message);
+  });
+});

@@ -84,5 +84,8 @@ function readResources(value: unknown): NodeResources | null {
   const { NanoCPUs, MemoryBytes, ...rest } = value as Record<string, unknown>;
   if (Object.keys(rest).length > 0) throw invalid('Invalid join request: Resources takes only NanoCPUs and MemoryBytes');
   if (typeof NanoCPUs !== 'number' || typeof MemoryBytes !== 'number') throw invalid('Invalid join request: Resources.NanoCPUs and Resources.MemoryBytes must be numbers');
+  for (const [field, number] of [['NanoCPUs', NanoCPUs], ['MemoryBytes', MemoryBytes]] as const) {
+    if (!Number.isSafeInteger(number) || number < 0) throw invalid(`Invalid join request: Resources.${field} must be a whole number, 0 or more`);
+  }
   return { nanoCpus: NanoCPUs, memoryBytes: MemoryBytes };
 }

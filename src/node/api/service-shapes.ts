@@ -8,6 +8,7 @@
  * clients never send it and get Docker's behaviour; it is written back only when set.
  */
 import { invalid } from '../../errors.ts';
+import { stopGraceMsDefault } from '../executor/limits.ts';
 import { refuseUnsupported } from './service-unsupported.ts';
 import { checkLabels, checkVersionNumber, onUpdateText, parseOnUpdate } from '../store/secret-rules.ts';
 import type { ContainerSpec, OnUpdate, SecretReference, ServiceRecord, ServiceSpec, TaskRecord } from '../store/types.ts';
@@ -149,6 +150,11 @@ function containerSpecJSON(container: ContainerSpec): object {
     ...(container.args.length ? { Args: container.args } : {}),
     ...(container.env.length ? { Env: container.env } : {}),
     Secrets: container.secrets.map(secretRefJSON),
+    // Docker's defaults, which are what secretd does: no init process, 10 s to stop, no DNS settings.
+    Init: false,
+    StopGracePeriod: stopGraceMsDefault * 1e6,
+    DNSConfig: {},
+    Isolation: 'default',
   };
 }
 
@@ -156,9 +162,16 @@ export function serviceSpecJSON(spec: ServiceSpec): object {
   return {
     Name: spec.name,
     Labels: spec.labels,
-    TaskTemplate: { ContainerSpec: containerSpecJSON(spec.container), ForceUpdate: spec.forceUpdate ?? 0 },
+    TaskTemplate: {
+      ContainerSpec: containerSpecJSON(spec.container),
+      Resources: { Limits: {}, Reservations: {} },
+      Placement: {},
+      ForceUpdate: spec.forceUpdate ?? 0,
+      Runtime: 'container',
+    },
     Mode: spec.mode.kind === 'global' ? { Global: {} } : { Replicated: { Replicas: spec.mode.replicas } },
-    UpdateConfig: { Parallelism: spec.update.parallelism, Delay: spec.update.delayMs * 1e6, FailureAction: 'pause', Order: 'stop-first' },
+    UpdateConfig: { Parallelism: spec.update.parallelism, ...(spec.update.delayMs > 0 ? { Delay: spec.update.delayMs * 1e6 } : {}), FailureAction: 'pause', MaxFailureRatio: 0, Order: 'stop-first' },
+    EndpointSpec: { Mode: 'vip' },
   };
 }
 

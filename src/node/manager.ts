@@ -40,7 +40,7 @@ import { WorkloadLoop } from './workload-loop.ts';
 import type { ExecResult } from './dispatch-messages.ts';
 import type { Executor } from './executor/index.ts';
 import { Store, toBase64, type ApplyResult } from './store/store.ts';
-import type { ClusterRecord, Labels, NodeRecord, SecretRecord, ServiceRecord, TaskRecord } from './store/types.ts';
+import { terminalTaskStates, type ClusterRecord, type Labels, type NodeRecord, type SecretRecord, type ServiceRecord, type TaskRecord } from './store/types.ts';
 import type { ServiceSpecInput } from './api/service-shapes.ts';
 import { filterTasks, resolveService, resolveSpecSecrets, resolveTask } from './workload-refs.ts';
 import { secretVersionViews } from './secret-usage.ts';
@@ -665,7 +665,21 @@ export class Manager implements Backend {
       secrets: store ? [...store.secrets()].length : 0,
       secretsReceived: agentSecrets.received,
       secretsHeld: agentSecrets.held,
+      remoteManagers: nodes.filter((n) => n.role === 'manager').map((n) => ({ nodeId: n.id as string, addr: n.addr })),
+      tasks: this.#localTaskCounts(store),
+      cluster: store && !this.locked ? (store.cluster ?? null) : null,
     };
+  }
+
+  #localTaskCounts(store: Store | undefined): NodeSummary['tasks'] {
+    let live = 0;
+    let running = 0;
+    for (const task of store?.workloads.tasks.values() ?? []) {
+      if (task.nodeId !== this.state.nodeId || terminalTaskStates.has(task.status.state)) continue;
+      live++;
+      if (task.status.state === 'running') running++;
+    }
+    return { live, running };
   }
 
   async listSecrets(): Promise<readonly SecretRecord[]> {

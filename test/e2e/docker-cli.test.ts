@@ -179,6 +179,24 @@ describe('the docker CLI against secretd', () => {
     expect(result.secretd.stdout).toMatch(/API version:\s+1\.\d+/);
   });
 
+  test('docker info shows the swarm and this machine as Docker does', () => {
+    const info = both(['info']);
+    expectSameOutcome(info, 0);
+    const fields = (text: string): Map<string, string> => new Map([...text.matchAll(/^ +([A-Za-z][A-Za-z ]*): (.*)$/gm)].map((m) => [m[1]!, m[2]!.trim()]));
+    const ours = fields(info.secretd.stdout);
+    expect(ours.get('Swarm')).toBe('active');
+    expect(ours.get('Is Manager')).toBe('true');
+    expect(ours.get('NodeID')).toMatch(/^[a-z0-9]{25}$/);
+    expect(ours.get('Server Version')).toMatch(/^\d+\.\d+\.\d+/);
+    if (info.docker) {
+      const theirs = fields(info.docker.stdout);
+      // The same machine, so the same answers; and the same swarm shape (one manager, one node).
+      for (const key of ['Is Manager', 'Managers', 'Nodes', 'Autolock Managers', 'Root Rotation In Progress', 'Node Address', 'Operating System', 'OSType', 'Architecture', 'CPUs', 'Total Memory', 'Kernel Version', 'Number of Old Snapshots to Retain', 'Heartbeat Tick', 'Election Tick', 'Expiry Duration']) {
+        expect(`${key}: ${ours.get(key)}`).toBe(`${key}: ${theirs.get(key)}`);
+      }
+    }
+  });
+
   test('docker secret create, ls, inspect (JSON and --pretty) and rm behave as against Docker Swarm, and never show the data', () => {
     const value = 'This is a secret';
     const created = both(['secret', 'create', 'my_secret_data', '-'], value);

@@ -66,6 +66,12 @@ export interface NodeSummary {
   /** This node's agent: secret deliveries received since it started, and secrets held in memory now (counts only). */
   readonly secretsReceived: number;
   readonly secretsHeld: number;
+  /** Every manager's id and address (Docker's `Swarm.RemoteManagers`). */
+  readonly remoteManagers: readonly { readonly nodeId: string; readonly addr: string }[];
+  /** This node's tasks: not yet finished, and running (Docker's container counts, for `docker info`). */
+  readonly tasks: { readonly live: number; readonly running: number };
+  /** The cluster record (without keys, tokens or the CA key) when this manager has one and is unlocked. */
+  readonly cluster: ClusterRecord | null;
 }
 
 export interface NodeView {

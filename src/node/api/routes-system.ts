@@ -1,12 +1,35 @@
 /** /_ping, /version, /info and secretd's own CA route. */
 import type { Hono } from 'hono';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, release, totalmem } from 'node:os';
 import { invalid } from '../../errors.ts';
 import { requireRole, type AppEnv, type AppOptions } from './app.ts';
 import { readJsonObject } from './request.ts';
+import { swarmJSON } from './shapes.ts';
 
 export const apiVersion = '1.47';
 export const minApiVersion = '1.24';
 const clientNamePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+
+/** The machine, read once: what `docker info` reports of it. */
+const host = {
+  operatingSystem: prettyOsName(),
+  kernel: release(),
+  cpus: availableParallelism(),
+  memoryBytes: totalmem(),
+};
+
+function prettyOsName(): string {
+  try {
+    return /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? process.platform;
+  } catch {
+    return process.platform;
+  }
+}
+
+function hostOf(addr: string): string {
+  return addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+}
 
 export function systemRoutes(api: Hono<AppEnv>, options: AppOptions): void {
   const { backend } = options;
@@ -33,23 +56,33 @@ export function systemRoutes(api: Hono<AppEnv>, options: AppOptions): void {
 
   api.get('/info', (c) => {
     const s = backend.summary();
+    const cluster = s.cluster ? (swarmJSON(s.cluster, false) as Record<string, unknown>) : s.clusterId && !backend.locked ? { ID: s.clusterId } : null;
     return c.json({
       ID: s.nodeId,
       Name: s.hostname,
       ServerVersion: options.version,
-      OperatingSystem: 'secretd',
+      // This machine's, as `docker info` shows them; the containers are this node's tasks.
+      Containers: s.tasks.live,
+      ContainersRunning: s.tasks.running,
+      ContainersPaused: 0,
+      ContainersStopped: s.tasks.live - s.tasks.running,
+      OperatingSystem: host.operatingSystem,
       OSType: process.platform,
-      Architecture: process.arch,
+      KernelVersion: host.kernel,
+      Architecture: process.arch === 'x64' ? 'x86_64' : process.arch,
+      NCPU: host.cpus,
+      MemTotal: host.memoryBytes,
+      DefaultRuntime: 'runc',
       Swarm: {
         NodeID: s.nodeId,
-        NodeAddr: s.addr,
+        NodeAddr: hostOf(s.addr),
         LocalNodeState: s.state,
         ControlAvailable: s.isManager,
         Error: '',
-        RemoteManagers: null,
+        RemoteManagers: s.remoteManagers.map((m) => ({ NodeID: m.nodeId, Addr: m.addr })),
         Nodes: s.nodes,
         Managers: s.managers,
-        ...(s.clusterId && !backend.locked ? { Cluster: { ID: s.clusterId } } : {}),
+        ...(cluster ? { Cluster: cluster } : {}),
       },
       Secrets: s.secrets,
       // What this node's agent was given for its tasks, as counts: never names or values.

@@ -1,4 +1,6 @@
 /** Docker Engine API shapes for the swarm objects secretd serves. Secret data never appears here. */
+import { heartbeatPeriodMs, nodeCertLifetimeMs, raftElectionTicks, snapshotEntriesInterval } from '../../limits.ts';
+import { taskHistoryPerSlot } from '../orchestrator-plan.ts';
 import type { ClusterRecord, SecretRecord } from '../store/types.ts';
 import type { NodeView } from './backend.ts';
 
@@ -21,10 +23,11 @@ export function swarmJSON(cluster: ClusterRecord, withTokens: boolean): object {
     Spec: {
       Name: 'default',
       Labels: cluster.labels,
-      Orchestration: { TaskHistoryRetentionLimit: 5 },
-      Raft: { SnapshotInterval: 10000, KeepOldSnapshots: 0, LogEntriesForSlowFollowers: 500, ElectionTick: 10, HeartbeatTick: 1 },
-      Dispatcher: { HeartbeatPeriod: 5_000_000_000 },
-      CAConfig: { NodeCertExpiry: 7_776_000_000_000_000 },
+      // secretd's own settings (fixed, not configurable), in Docker's fields and units.
+      Orchestration: { TaskHistoryRetentionLimit: taskHistoryPerSlot },
+      Raft: { SnapshotInterval: snapshotEntriesInterval, KeepOldSnapshots: 0, LogEntriesForSlowFollowers: 0, ElectionTick: raftElectionTicks, HeartbeatTick: 1 },
+      Dispatcher: { HeartbeatPeriod: heartbeatPeriodMs * 1e6 },
+      CAConfig: { NodeCertExpiry: nodeCertLifetimeMs * 1e6 },
       TaskDefaults: {},
       EncryptionConfig: { AutoLockManagers: cluster.unlockKey !== null },
     },

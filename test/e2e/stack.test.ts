@@ -182,6 +182,17 @@ describe("Docker's secrets example as a stack", () => {
     expect(await versions('app_db_password')).toEqual([1]);
   });
 
+  test('services left out of the file stay, unless --prune', async () => {
+    const dbOnly = join(dir.path, 'project', 'db-only.yml');
+    writeFileSync(dbOnly, compose.slice(0, compose.indexOf('  app:\n')) + compose.slice(compose.indexOf('secrets:\n  db_password:')));
+    const ids = { db: (await inspect('services', 'app_db')).ID, app: (await inspect('services', 'app_app')).ID };
+    expectRun(stack(['deploy', '-c', dbOnly, 'app']), { stdout: `Updating service app_db (id: ${ids.db})\n` });
+    expectRun(stack(['ls']), { stdout: 'NAME   SERVICES\napp    2\n' });
+    expectRun(stack(['deploy', '--prune', '-c', dbOnly, 'app']), { stdout: `Removing service app_app\nUpdating service app_db (id: ${ids.db})\n` });
+    expectRun(stack(['ls']), { stdout: 'NAME   SERVICES\napp    1\n' });
+    expect((await running('app_db')).ID).toBe(db.ID);
+  });
+
   test('bad compose files fail with exit code 1 and create nothing', async () => {
     const project = join(dir.path, 'project');
     const cases: Array<[string, string, RegExp]> = [
@@ -204,7 +215,7 @@ describe("Docker's secrets example as a stack", () => {
   });
 
   test('stack rm: services, then the stack\'s secrets; the external secret stays; every task erased', async () => {
-    expectRun(stack(['rm', 'app']), { stdout: 'Removing service app_app\nRemoving service app_db\nRemoving secret app_db_password\nRemoving secret app_db_root_password\n' });
+    expectRun(stack(['rm', 'app']), { stdout: 'Removing service app_db\nRemoving secret app_db_password\nRemoving secret app_db_root_password\n' });
     expectRun(secretd(['service', 'ls', '-q'], { env: { SECRETD_DATA_DIR: node.dataDir } }), { stdout: '\n' });
     expectRun(secretd(['secret', 'ls', '--format', 'json'], { env: { SECRETD_DATA_DIR: node.dataDir } }), { stdout: /^\{[^\n]*"Name":"shared_token"[^\n]*\}\n$/ });
     await cluster.waitForSecrets({ manager: { tasks: [], held: 0 } }, 'stack rm to erase every task');

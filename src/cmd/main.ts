@@ -12,6 +12,7 @@ import { registerNodeProcess } from './node-process.ts';
 import { registerNode } from './node.ts';
 import { registerSecret } from './secret.ts';
 import { registerService } from './service.ts';
+import { registerStack } from './stack.ts';
 import { registerExec, registerImage } from './exec-image.ts';
 
 const groups: Record<string, { describe: string; register: (cli: CAC, io: Io) => void }> = {
@@ -20,6 +21,7 @@ const groups: Record<string, { describe: string; register: (cli: CAC, io: Io) =>
   ca: { describe: 'Issue client certificates', register: registerCa },
   node: { describe: 'Manage nodes: list, promote, demote, drain, remove', register: registerNode },
   service: { describe: 'Manage services: containers that get secrets', register: registerService },
+  stack: { describe: 'Manage stacks: services and secrets from compose files', register: registerStack },
   image: { describe: "Manage this node's images (root filesystems)", register: registerImage },
 };
 
@@ -31,7 +33,7 @@ export const defaultIo: Io = {
 };
 
 /** Options (of any command) that take a value, so the first positional after them can be found. */
-const valueOptions = new Set(['--data-dir', '-H', '--host', '--tlscacert', '--tlscert', '--tlskey', '--name', '--secret', '--replicas', '--mode', '-e', '--env', '-l', '--label', '--update-parallelism', '--update-delay', '--if-version', '--to', '--version']);
+const valueOptions = new Set(['--data-dir', '-H', '--host', '--tlscacert', '--tlscert', '--tlskey', '--name', '--secret', '--replicas', '--mode', '-e', '--env', '-l', '--label', '--update-parallelism', '--update-delay', '--if-version', '--to', '--version', '-c', '--compose-file']);
 
 function firstPositional(args: readonly string[]): number {
   for (let i = 0; i < args.length; i++) {

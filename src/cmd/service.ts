@@ -4,6 +4,7 @@ import { SecretdError } from '../errors.ts';
 import { ago, filtersQuery, forEachRef, inspectEach, many, parseKeyValues, table, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { checkDuplicateTargets, parseSecretFlag } from './_secret-spec.ts';
 import { call, type ApiClient } from './client.ts';
+import { durationNs } from './_duration.ts';
 
 interface ServiceJSON {
   ID: string;
@@ -186,21 +187,6 @@ function count(text: string | number, flag: string): number {
   const value = Number(text);
   if (!/^\d+$/.test(String(text)) || value > 1000) throw new SecretdError('invalid', `Invalid ${flag} ${JSON.stringify(String(text))}: expected a whole number from 0 to 1000`);
   return value;
-}
-
-/** Go-style durations (`1s`, `500ms`, `1m30s`) to nanoseconds, as Docker's API carries them. */
-export function durationNs(text: string): number {
-  const units: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-  const pattern = /(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)/g;
-  let total = 0;
-  let consumed = 0;
-  for (const match of text.matchAll(pattern)) {
-    total += Number(match[1]) * units[match[2]!]!;
-    consumed += match[0].length;
-  }
-  if (text === '0') return 0;
-  if (consumed !== text.length || consumed === 0) throw new SecretdError('invalid', `Invalid duration ${JSON.stringify(text)}: expected e.g. 500ms, 2s, 1m`);
-  return Math.round(total);
 }
 
 function cap(text: string): string {

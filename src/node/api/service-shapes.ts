@@ -13,7 +13,8 @@ import { refuseUnsupported } from './service-unsupported.ts';
 import { checkLabels, checkVersionNumber, onUpdateText, parseOnUpdate } from '../store/secret-rules.ts';
 import type { ContainerSpec, OnUpdate, SecretReference, ServiceRecord, ServiceSpec, TaskRecord } from '../store/types.ts';
 
-const serviceNamePattern = /^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+// Swarmkit's rule (a DNS name component, underscores allowed as `docker stack` names services STACK_svc).
+const serviceNamePattern = /^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$/;
 const idPattern = /^[0-9]{1,10}$/;
 
 export type ServiceSpecInput = Omit<ServiceSpec, 'container'> & { container: Omit<ServiceSpec['container'], 'secrets'> & { secrets: SecretRefInput[] } };
@@ -43,7 +44,7 @@ function strings(value: unknown, what: string): string[] {
 export function readServiceSpec(body: Record<string, unknown>): ServiceSpecInput {
   refuseUnsupported(body);
   if (typeof body.Name !== 'string' || !serviceNamePattern.test(body.Name)) {
-    throw invalid(`Invalid service name ${JSON.stringify(String(body.Name ?? '').slice(0, 80))}: 1 to 63 letters, digits and dashes, starting and ending with a letter or digit`);
+    throw invalid(`Invalid service name ${JSON.stringify(String(body.Name ?? '').slice(0, 80))}: 1 to 63 letters, digits, dashes and underscores, starting and ending with a letter or digit`);
   }
   const template = object(body.TaskTemplate, 'TaskTemplate', ['ContainerSpec', 'RestartPolicy', 'Resources', 'Placement', 'ForceUpdate', 'Runtime', 'Networks', 'LogDriver']);
   const container = object(template.ContainerSpec, 'TaskTemplate.ContainerSpec', ['Image', 'Command', 'Args', 'Env', 'Secrets', 'Labels', 'Init', 'Isolation', 'StopGracePeriod', 'Hostname', 'Dir', 'User', 'TTY', 'OpenStdin', 'Mounts', 'Configs', 'Privileges', 'DNSConfig', 'Hosts', 'StopSignal', 'Healthcheck', 'Groups', 'ReadOnly', 'Sysctls', 'CapabilityAdd', 'CapabilityDrop', 'Ulimits', 'Duration']);

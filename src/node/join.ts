@@ -48,7 +48,7 @@ export async function joinCluster(options: JoinOptions): Promise<{ state: NodeSt
     throw new SecretdError('forbidden', `The manager at ${options.remote} presented a CA that does not match the join token's digest: refusing to join`);
   }
   const { keyPkcs8, csrPem } = await createKeyAndCSR();
-  const answer = (await request(options.remote, caPem, 'POST', joinPath, { Token: options.token, CSR: csrPem, Addr: options.advertiseAddr, Hostname: hostname(), Resources: localResources() })) as JoinAnswer;
+  const answer = (await request(options.remote, caPem, 'POST', joinPath, { Token: options.token, CSR: csrPem, Addr: options.advertiseAddr, Hostname: hostname(), Resources: resourcesJSON(localResources()) })) as JoinAnswer;
   await rm(`${options.dataDir}/raft`, { recursive: true, force: true });
   await ensureDir(options.dataDir);
   await ensureDir(`${options.dataDir}/certificates`, 0o755);
@@ -109,4 +109,9 @@ function request(remote: string, caPem: string | null, method: string, path: str
     });
     stream.end(payload);
   });
+}
+
+/** Resources in the join request's (Docker's) field names. */
+function resourcesJSON(resources: { nanoCpus: number; memoryBytes: number }): { NanoCPUs: number; MemoryBytes: number } {
+  return { NanoCPUs: resources.nanoCpus, MemoryBytes: resources.memoryBytes };
 }

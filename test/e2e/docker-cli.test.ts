@@ -217,6 +217,9 @@ describe('the docker CLI against secretd', () => {
 
     const inspect = both(['secret', 'inspect', 'my_secret_data']);
     expectSameJson(inspect);
+    // Docker's names and ids resolve: full id, a unique id prefix, the exact name.
+    const id = (JSON.parse(inspect.secretd.stdout) as { ID: string }[])[0]!.ID;
+    for (const ref of [id, id.slice(0, 6)]) expect(run(secretd, ['secret', 'inspect', '--format', '{{.Spec.Name}}', ref]).stdout).toBe('my_secret_data\n');
     const pretty = both(['secret', 'inspect', '--pretty', 'my_secret_data']);
     expectSameOutcome(pretty, 0);
     if (pretty.docker) expect(rows(pretty.secretd.stdout)).toEqual(rows(pretty.docker.stdout));
@@ -256,6 +259,8 @@ describe('the docker CLI against secretd', () => {
     await converged(docker, 'redis', 1);
     expect(inTask('redis', ['cat', '/run/secrets/my_secret_data'])).toBe('This is a secret\n');
 
+    const serviceId = run(secretd, ['service', 'inspect', '--format', '{{.ID}}', 'redis']).stdout.trim();
+    for (const ref of [serviceId, serviceId.slice(0, 5)]) expect(run(secretd, ['service', 'inspect', '--format', '{{.Spec.Name}}', ref]).stdout).toBe('redis\n');
     const ls = both(['service', 'ls']);
     expectSameOutcome(ls, 0);
     expect(rows(ls.secretd.stdout)).toEqual([
@@ -333,6 +338,8 @@ describe('the docker CLI against secretd', () => {
     expect(pretty.secretd.stdout).toMatch(/^ CPUs:\s+[1-9]\d*$/m);
 
     const hostname = ours[1]![1]!;
+    const nodeId = run(secretd, ['node', 'inspect', '--format', '{{.ID}}', 'self']).stdout.trim();
+    for (const ref of [nodeId, nodeId.slice(0, 7), hostname]) expect(run(secretd, ['node', 'inspect', '--format', '{{.Description.Hostname}}', ref]).stdout).toBe(`${hostname}\n`);
     for (const availability of ['drain', 'active']) {
       const updated = both(['node', 'update', '--availability', availability, hostname]);
       expectSameOutcome(updated, 0);

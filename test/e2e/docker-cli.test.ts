@@ -241,6 +241,13 @@ describe('the docker CLI against secretd', () => {
     const missingFile = both(['secret', 'create', 'from_file', join(dir.path, 'no-such-file')]);
     expect(missingFile.secretd.code).toBe(1);
     if (missingFile.docker) expect(normalize(missingFile.secretd.stderr)).toBe(normalize(missingFile.docker.stderr));
+    // The daemon's message is the one secretd's own CLI prints for the same mistake.
+    for (const [args, input] of [[['secret', 'create', 'dup', '-'], 'two'], [['secret', 'create', 'bad name', '-'], 'x'], [['secret', 'rm', 'no_such_secret'], undefined]] as const) {
+      const own = cluster.manager.cli(args, input);
+      expect(own.code).toBe(1);
+      expect(own.stderr).toMatch(/^Error: /);
+      expect(run(secretd, args, input).stderr).toBe(own.stderr.replace(/^Error: /, 'Error response from daemon: '));
+    }
     expectSameOutcome(both(['secret', 'rm', 'dup']), 0);
   });
 

@@ -35,7 +35,8 @@ export function finalChecks(members: readonly Member[], workload: Workload): Fin
     return { verdict: { invariant: 'linearizability', message }, checkedOps: 0, checkerSteps: 0 };
   }
   const checked = withoutUnobservedWrites(ops);
-  const { failed, steps } = checkByKey(checked, modelFor);
+  // SIM_CHECK_STEPS raises the checker's search budget, to settle a seed that ran out of it.
+  const { failed, steps } = checkByKey(checked, modelFor, process.env.SIM_CHECK_STEPS ? { stepsMax: Number(process.env.SIM_CHECK_STEPS) } : {});
   const result = { checkedOps: checked.length, checkerSteps: steps };
   if (failed === null || failed.verdict.ok) return { verdict: null, ...result };
   return { verdict: { invariant: 'linearizability', message: describeFailure(failed.key, failed.verdict, checked) }, ...result };
@@ -73,8 +74,12 @@ function describeFailure(key: string, verdict: Extract<Verdict<SimOperation>, { 
   const from = Math.min(...verdict.stuck.map((op) => op.call));
   const to = Math.max(...verdict.stuck.map((op) => (op.output === undefined ? op.call : op.ret)));
   const around = ops.filter((op) => (op.output === undefined || op.ret >= from) && op.call <= to).slice(0, 40);
+  const verdictLine =
+    verdict.reason === 'budget'
+      ? `the search for a linearization of ${key} (${ops.length} operations) ran out of its budget after ${verdict.steps} steps: undecided, not proven wrong (replay with SIM_CHECK_STEPS=100000000 to settle it)`
+      : `the history of ${key} (${ops.length} operations) is not linearizable (found after ${verdict.steps} steps)`;
   return [
-    `the history of ${key} (${ops.length} operations) is not linearizable (${verdict.reason} after ${verdict.steps} steps)`,
+    verdictLine,
     `the longest order found that the model accepts ends with:`,
     ...verdict.longest.slice(-6).map((op) => `  ${formatOp(op)}`),
     `and none of these can come next:`,

@@ -170,7 +170,7 @@ async function findSecret(client: ApiClient, name: string): Promise<SecretJSON |
 
 async function prune(client: ApiClient, existing: readonly ServiceJSON[], plan: StackPlan, io: Io): Promise<void> {
   const wanted = new Set(plan.services.map((s) => s.Name));
-  await removeServices(client, existing.filter((s) => !wanted.has(s.Spec.Name)), io);
+  await removeObjects(client, 'service', existing.filter((s) => !wanted.has(s.Spec.Name)), io);
 }
 
 /**
@@ -218,27 +218,19 @@ async function removeStack(client: ApiClient, stack: string, io: Io): Promise<bo
     io.err(`Nothing found in stack: ${stack}`);
     return true;
   }
-  let ok = await removeServices(client, services, io);
-  for (const secret of [...secrets].sort((a, b) => a.Spec.Name.localeCompare(b.Spec.Name))) {
-    io.out(`Removing secret ${secret.Spec.Name}`);
-    try {
-      await call(client, 'DELETE', `/secrets/${secret.ID}`);
-    } catch (error) {
-      io.err(`Failed to remove secret ${secret.ID}: ${(error as Error).message}`);
-      ok = false;
-    }
-  }
-  return ok;
+  const servicesGone = await removeObjects(client, 'service', services, io);
+  return (await removeObjects(client, 'secret', secrets, io)) && servicesGone;
 }
 
-async function removeServices(client: ApiClient, services: readonly ServiceJSON[], io: Io): Promise<boolean> {
+/** Docker's order and messages: by name, one line each, going on past a failure. */
+async function removeObjects(client: ApiClient, kind: 'service' | 'secret', objects: readonly { ID: string; Spec: { Name: string } }[], io: Io): Promise<boolean> {
   let ok = true;
-  for (const service of [...services].sort((a, b) => a.Spec.Name.localeCompare(b.Spec.Name))) {
-    io.out(`Removing service ${service.Spec.Name}`);
+  for (const object of [...objects].sort((a, b) => a.Spec.Name.localeCompare(b.Spec.Name))) {
+    io.out(`Removing ${kind} ${object.Spec.Name}`);
     try {
-      await call(client, 'DELETE', `/services/${service.ID}`);
+      await call(client, 'DELETE', `/${kind}s/${object.ID}`);
     } catch (error) {
-      io.err(`Failed to remove service ${service.ID}: ${(error as Error).message}`);
+      io.err(`Failed to remove ${kind} ${object.ID}: ${(error as Error).message}`);
       ok = false;
     }
   }

@@ -206,26 +206,25 @@ export class ServiceCluster implements AsyncDisposable {
   }
 
   async joinWorker(name: string): Promise<ServiceNode> {
-    const token = expectRun(this.manager.cli(['cluster', 'join-token', 'worker', '-q']), { stdout: /^SDTKN-/ }).stdout.trim();
-    const addr = `127.0.0.1:${await freePort()}`;
-    const dataDir = join(this.dir, name);
-    const daemon = new Daemon(['join', '--data-dir', dataDir, '--token', token, '--listen-addr', addr, '--advertise-addr', addr, this.managerAddr]);
-    const node = new ServiceNode(name, dataDir, 'worker', daemon);
-    this.nodes.push(node);
-    node.id = (await daemon.waitFor(/This node joined the cluster as a worker \((\w+)\)\./, 30_000))[1]!;
-    return node;
+    return this.#join(name, 'worker');
   }
 
   /** Joins another manager (it runs tasks too, as every manager does). */
   async joinManager(name: string): Promise<ServiceNode> {
-    const token = expectRun(this.manager.cli(['cluster', 'join-token', 'manager', '-q']), { stdout: /^SDTKN-/ }).stdout.trim();
+    const node = await this.#join(name, 'manager');
+    await node.daemon.waitFor(/serving the API on/, 30_000);
+    return node;
+  }
+
+  async #join(name: string, role: 'manager' | 'worker'): Promise<ServiceNode> {
+    const token = expectRun(this.manager.cli(['cluster', 'join-token', role, '-q']), { stdout: /^SDTKN-/ }).stdout.trim();
     const addr = `127.0.0.1:${await freePort()}`;
     const dataDir = join(this.dir, name);
     const daemon = new Daemon(['join', '--data-dir', dataDir, '--token', token, '--listen-addr', addr, '--advertise-addr', addr, this.managerAddr]);
-    const node = new ServiceNode(name, dataDir, 'manager', daemon);
+    const node = new ServiceNode(name, dataDir, role, daemon);
     this.nodes.push(node);
-    node.id = (await daemon.waitFor(/This node joined the cluster as a manager \((\w+)\)\./, 45_000))[1]!;
-    await daemon.waitFor(/serving the API on/, 30_000);
+    const joined = new RegExp(`This node joined the cluster as a ${role} \\((\\w+)\\)\\.`);
+    node.id = (await daemon.waitFor(joined, role === 'manager' ? 45_000 : 30_000))[1]!;
     return node;
   }
 

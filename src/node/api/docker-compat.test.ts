@@ -4,6 +4,7 @@
  * Docker's task filters. Through `app.request()` against a real manager.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { callApp, type AppAnswer } from '../../../test/helpers/app-request.ts';
 import { startTestManager, type TestManager } from '../../../test/helpers/manager.ts';
 import { createApp } from './app.ts';
 import type { Identity } from './backend.ts';
@@ -21,11 +22,7 @@ afterAll(async () => {
   await tm[Symbol.asyncDispose]();
 });
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const response = await app.request(path, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-  const text = await response.text();
-  return { status: response.status, json: text ? JSON.parse(text) : null };
-}
+const call = (method: string, path: string, body?: unknown): Promise<AppAnswer> => callApp(app, method, path, body);
 
 /** What `docker service create --name NAME --secret db busybox sh -c 'sleep 1000'` sends (docker CLI 28). */
 function cliSpec(name: string, extra: { container?: object; template?: object; top?: object } = {}): object {

@@ -1,6 +1,7 @@
 /** secretd's version routes through `app.request()` against a real manager (real sealed WAL, real Raft core). */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { secretBytesMax } from '../../limits.ts';
+import { callApp, type AppAnswer } from '../../../test/helpers/app-request.ts';
 import { startTestManager, type TestManager } from '../../../test/helpers/manager.ts';
 import { createApp } from './app.ts';
 import type { Identity } from './backend.ts';
@@ -20,17 +21,7 @@ afterAll(async () => {
   await tm[Symbol.asyncDispose]();
 });
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
-  const init: RequestInit = { method };
-  if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
-  const response = await app.request(path, init);
-  const text = await response.text();
-  let json: unknown = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {}
-  return { status: response.status, json, text };
-}
+const call = (method: string, path: string, body?: unknown): Promise<AppAnswer> => callApp(app, method, path, body);
 
 async function versionsOf(name: string): Promise<number[]> {
   const answer = await call('GET', `/secretd/secrets/${name}/versions`);

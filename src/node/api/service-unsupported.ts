@@ -64,14 +64,12 @@ const templateRules: [string, Check, string][] = [
 const serviceRules: [string, Check, string][] = [
   ['Networks', emptyList, 'networks (--network): secretd runs containers without networking of their own'],
   ['EndpointSpec', objectWhere({ Mode: oneOf('vip'), Ports: emptyList }), 'published ports and DNS round-robin (--publish, --endpoint-mode)'],
-  ['RollbackConfig', () => true, ''],
 ];
 
 const updateRules: [string, Check, string][] = [
   ['FailureAction', oneOf('pause', ''), 'update failure actions other than pause (--update-failure-action)'],
   ['MaxFailureRatio', oneOf(0), 'an update failure ratio (--update-max-failure-ratio)'],
   ['Order', oneOf('stop-first', ''), 'start-first updates (--update-order)'],
-  ['Monitor', () => true, ''],
 ];
 
 export function refuseUnsupported(body: Record<string, unknown>): void {

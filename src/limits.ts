@@ -50,3 +50,11 @@ export const secretVersionsKeptDefault = 10;
 export const secretVersionsKeptMax = 1000;
 /** Highest version number accepted in input (references, --if-version, --to). */
 export const secretVersionMax = 2 ** 31 - 1;
+/**
+ * Unlock back-off: after a wrong unlock key the next attempt waits unlockBackoffInitialMs, doubling
+ * with each wrong key in a row up to unlockBackoffMaxMs; a right key resets it. Attempts that arrive
+ * meanwhile wait their turn, one at a time; past unlockAttemptsWaitingMax waiting, callers get 503.
+ */
+export const unlockBackoffInitialMs = 100;
+export const unlockBackoffMaxMs = 5000;
+export const unlockAttemptsWaitingMax = 16;

@@ -15,7 +15,7 @@ import { constantTimeEqual, encodeUnlockKey, generateJoinToken, certDerFromPem, 
 import { NotLeaderError, SecretdError } from '../errors.ts';
 import { nodeCertLifetimeMs, raftElectionTicks, raftTickMs, secretVersionsKeptDefault } from '../limits.ts';
 import { NodeFileSystem } from '../io/node-fs.ts';
-import { sleep, systemTimers } from '../io/timers.ts';
+import { sleep, systemTimers, type Timers } from '../io/timers.ts';
 import type { MemberId } from '../raft/types.ts';
 import type { ProgressStatus, RaftStatus } from '../raft/core.ts';
 import type { Backend, Identity, NodeSummary, NodeUpdate, NodeView, SecretSpecInput, SecretVersionView, SwarmUpdate, VersionOutcome } from './api/backend.ts';
@@ -37,6 +37,7 @@ import type { Command, TaggedCommand, TaskStatusUpdate } from './store/commands.
 import { Agent } from './agent.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { WorkloadLoop } from './workload-loop.ts';
+import { UnlockBackoff, type UnlockBackoffState } from './unlock-backoff.ts';
 import type { ExecResult } from './dispatch-messages.ts';
 import type { Executor } from './executor/index.ts';
 import { Store, toBase64, type ApplyResult } from './store/store.ts';
@@ -66,6 +67,8 @@ export interface ManagerOptions {
   /** Runs tasks on this manager too (as Docker's managers do); none: this manager runs no tasks. */
   readonly executor?: Executor;
   readonly log?: (line: string) => void;
+  /** The clock of the back-off after wrong unlock keys (default: the system's). */
+  readonly unlockTimers?: Timers;
 }
 
 /** How long a write may wait for a leader (elections take about a second). */
@@ -87,7 +90,7 @@ export class Manager implements Backend {
   #keys: NodeKeys | null = null;
   #kek: Uint8Array | null = null;
   #keysWrite: Promise<void> = Promise.resolve();
-  #unlocking = false;
+  readonly #unlockBackoff: UnlockBackoff;
   #reconciling = false;
   #leavingStarted = false;
   #dispatcher: Dispatcher | null = null;
@@ -99,6 +102,7 @@ export class Manager implements Backend {
     this.#options = options;
     this.paths = paths;
     this.#state = state;
+    this.#unlockBackoff = new UnlockBackoff(options.unlockTimers ?? systemTimers);
   }
 
   get state(): NodeState {
@@ -792,15 +796,30 @@ export class Manager implements Backend {
     return cluster.unlockKey ? encodeUnlockKey(cluster.unlockKey) : '';
   }
 
+  /**
+   * Tries a key through the back-off (`unlock-backoff.ts`): one try at a time, each wrong key in a
+   * row doubling the wait before the next, and every key that fails zeroed (best effort: the text
+   * form is a string and cannot be cleared). A right key is kept: it re-wraps the keys file later.
+   */
   async unlock(keyText: string): Promise<void> {
-    if (!this.locked || this.#unlocking) throw new SecretdError('conflict', 'This manager is not locked');
+    if (!this.locked) throw new SecretdError('conflict', 'This manager is not locked');
     const kek = parseUnlockKey(keyText);
-    this.#unlocking = true;
-    try {
-      await this.#start(kek);
-    } finally {
-      this.#unlocking = false;
-    }
+    await this.#unlockBackoff.attempt(kek, async (key) => {
+      try {
+        // Unlocked while this attempt waited its turn.
+        if (!this.locked) throw new SecretdError('conflict', 'This manager is not locked');
+        await this.#start(key);
+      } catch (error) {
+        // A wrong key is zeroed by the back-off; after any other failure, unless the key was kept.
+        if (this.#kek !== key) key.fill(0);
+        throw error;
+      }
+    });
+  }
+
+  /** Wrong unlock keys in a row and the wait before the next try, for tests and diagnostics. */
+  get unlockBackoff(): UnlockBackoffState {
+    return this.#unlockBackoff.state;
   }
 
   async issueClientCertificate(name: string, csrPem: string): Promise<{ certPem: string; caPem: string }> {

@@ -8,9 +8,23 @@
  * versions it holds. No restart: on-update restart is the orchestrator's (it replaces the task).
  * After a restart (even after SIGKILL) the first complete assignment set decides which containers
  * and mounts left from before are kept; everything else is stopped and erased.
+ *
+ * A secret lives here exactly as long as a running container needs it. Every way a task ends:
+ *   exits on its own   the executor erases its tmpfs before the exit reaches `onExit`; the task is
+ *                      then reported complete or failed, never started again (a restart is a new
+ *                      task with a fresh tmpfs), and secret versions no other task needs are zeroed
+ *   fails to start     the executor erased what it made; reported rejected, never retried
+ *   told to stop       (service rm or update, scale down, drain, move, a new leader's full set
+ *                      without it) stopped, deleted, erased, then reported shutdown; a task told to
+ *                      stop that never started here is confirmed shut down at once, so it cannot
+ *                      stay assigned for ever
+ *   agent restart      the first full set decides (see above); a kept task whose container ended
+ *                      meanwhile is erased and reported failed
+ *   anything missed    a sweep every agentSweepIntervalMs erases any task directory or secrets
+ *                      mount that no starting or running container owns
  */
 import { SecretdError } from '../errors.ts';
-import { heartbeatPeriodMs } from '../limits.ts';
+import { agentSweepIntervalMs, heartbeatPeriodMs } from '../limits.ts';
 import { sleep, type Timers } from '../io/timers.ts';
 import type { ExecResult, SessionMessage, TaskAssignment } from './dispatch-messages.ts';
 import { execResultPath, heartbeatPath, sessionPath, statusPath } from './dispatch-messages.ts';
@@ -41,6 +55,11 @@ export class Agent {
   readonly #running = new Set<string>();
   /** Tasks being stopped: a stop waits out the grace period, so it runs beside the queue. */
   readonly #stopping = new Map<string, Promise<void>>();
+  /** Assigned tasks whose container ran here and ended (or never could start): never started again. */
+  readonly #ended = new Set<string>();
+  /** Tasks told to stop that never ran here, already confirmed shut down to this session's leader. */
+  readonly #confirmed = new Set<string>();
+  #stopSweeping: (() => void) | null = null;
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
   #adopted = false;
@@ -53,8 +72,12 @@ export class Agent {
 
   constructor(options: AgentOptions) {
     this.#options = options;
+    // The executor reports an exit only once the container's secrets are erased.
     options.executor.onExit((taskId, exitCode) => {
       if (!this.#running.delete(taskId)) return;
+      this.#taskVersions.delete(taskId);
+      this.#ended.add(taskId);
+      this.#dropUnneededSecrets();
       const desired = this.#assigned.get(taskId)?.desiredState;
       const state: TaskState = desired === 'shutdown' ? 'shutdown' : exitCode === 0 ? 'complete' : 'failed';
       void this.#report([{ id: taskId, state, message: state === 'failed' ? `container exited with code ${exitCode ?? 'unknown'}` : 'finished', error: state === 'failed' ? `task: non-zero exit (${exitCode ?? 'unknown'})` : '', exitCode, secretVersions: {} }]);
@@ -63,10 +86,12 @@ export class Agent {
 
   start(): void {
     void this.#sessionLoop();
+    this.#stopSweeping = this.#options.timers.every(agentSweepIntervalMs, () => this.#enqueue(() => this.#sweep()));
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stopSweeping?.();
     this.#closeSession?.();
     await this.#queue;
     await Promise.all(this.#stopping.values());
@@ -85,6 +110,23 @@ export class Agent {
     data.fill(0);
     versions.delete(version);
     if (versions.size === 0) this.#secrets.delete(id);
+  }
+
+  /** Zeroes every secret version that no task here is running or about to start with. */
+  #dropUnneededSecrets(): void {
+    const needed = new Set<string>();
+    for (const task of this.#assigned.values()) {
+      if (task.desiredState !== 'running' || this.#ended.has(task.id)) continue;
+      for (const [id, version] of Object.entries(task.secretVersions ?? {})) needed.add(`${id}:${version}`);
+    }
+    for (const [id, versions] of [...this.#secrets]) for (const version of [...versions.keys()]) if (!needed.has(`${id}:${version}`)) this.#dropSecret(id, version);
+  }
+
+  /** The safety net: erases what no running container owns (after the first full set only). */
+  async #sweep(): Promise<void> {
+    if (!this.#adopted || this.#stopped) return;
+    const erased = await this.#options.executor.sweep();
+    if (erased.length > 0) this.#options.log(`secretd: agent: swept the secrets of ${erased.length} task(s) no running container owned: ${erased.join(', ')}`);
   }
 
   /** Secrets held in memory right now (ids only). */
@@ -180,9 +222,15 @@ export class Agent {
   }
 
   #applyAssignments(message: Extract<SessionMessage, { type: 'assignments' }>): void {
-    if (message.full) this.#assigned.clear();
+    if (message.full) {
+      this.#assigned.clear();
+      // A new session (perhaps a new leader): confirm again what it still lists.
+      this.#confirmed.clear();
+    }
     for (const id of message.removedTasks) this.#assigned.delete(id);
     for (const task of message.tasks) this.#assigned.set(task.id, task);
+    for (const id of [...this.#ended]) if (!this.#assigned.has(id)) this.#ended.delete(id);
+    for (const id of [...this.#confirmed]) if (!this.#assigned.has(id)) this.#confirmed.delete(id);
     for (const key of message.removedSecrets) this.#dropSecret(key.id, key.version);
     for (const delivery of message.secrets) {
       let versions = this.#secrets.get(delivery.id);
@@ -191,11 +239,8 @@ export class Agent {
       versions.set(delivery.version, fromBase64(delivery.data));
       this.secretsReceived++;
     }
-    if (message.full) {
-      // Anything the assignment set no longer mentions must go, secret versions included.
-      const referenced = new Set([...this.#assigned.values()].flatMap((t) => Object.entries(t.secretVersions ?? {}).map(([id, v]) => `${id}:${v}`)));
-      for (const [id, versions] of [...this.#secrets]) for (const version of [...versions.keys()]) if (!referenced.has(`${id}:${version}`)) this.#dropSecret(id, version);
-    }
+    // Anything no task here will run with must go, whatever the dispatcher's removals said.
+    this.#dropUnneededSecrets();
     this.#enqueue(() => this.#reconcile(message.full));
   }
 
@@ -211,16 +256,31 @@ export class Agent {
       await executor.reconcile(keep);
       const adopted: TaskStatusUpdate[] = [];
       for (const id of keep) {
-        if ((await executor.state(id)).status !== 'running') continue;
+        if ((await executor.state(id)).status !== 'running') {
+          // It ended while no agent watched (reconcile erased it): its exit code is lost with the old agent.
+          this.#ended.add(id);
+          adopted.push({ ...statusUpdate(id, 'failed', 'the container ended while the agent was not running', 'task: exit not seen (agent restarted)'), exitCode: null });
+          continue;
+        }
         this.#running.add(id);
         adopted.push(statusUpdate(id, 'running', 'running (adopted after an agent restart)', ''));
       }
       if (adopted.length > 0) await this.#report(adopted);
+      this.#dropUnneededSecrets();
     }
     for (const id of [...this.#running]) {
       const task = this.#assigned.get(id);
       if (!task || task.desiredState === 'shutdown') this.#stopTask(id, task !== undefined);
     }
+    // Told to stop before it ever ran here (say, a service removed right after it was created):
+    // nothing to stop, but the cluster waits for this node to say so.
+    const neverRan: TaskStatusUpdate[] = [];
+    for (const task of this.#assigned.values()) {
+      if (task.desiredState !== 'shutdown' || this.#running.has(task.id) || this.#stopping.has(task.id) || this.#ended.has(task.id) || this.#confirmed.has(task.id)) continue;
+      this.#confirmed.add(task.id);
+      neverRan.push(statusUpdate(task.id, 'shutdown', 'shut down before it started', ''));
+    }
+    if (neverRan.length > 0) await this.#report(neverRan);
     // Running tasks whose assignment names other versions than they hold get them in place, in parallel.
     await Promise.all(
       [...this.#running].map((id) => {
@@ -233,7 +293,7 @@ export class Agent {
       }),
     );
     for (const task of this.#assigned.values()) {
-      if (task.desiredState === 'running' && !this.#running.has(task.id) && !this.#stopping.has(task.id)) await this.#startTask(task);
+      if (task.desiredState === 'running' && !this.#running.has(task.id) && !this.#stopping.has(task.id) && !this.#ended.has(task.id)) await this.#startTask(task);
     }
   }
 
@@ -280,6 +340,8 @@ export class Agent {
       const version = task.secretVersions[ref.secretId];
       const data = version === undefined ? undefined : this.#secrets.get(ref.secretId)?.get(version);
       if (version === undefined || data === undefined) {
+        for (const secret of secrets) secret.data.fill(0);
+        this.#ended.add(task.id);
         await this.#report([statusUpdate(task.id, 'rejected', 'secret not delivered', `secret ${ref.secretName} was not delivered to this node`)]);
         return;
       }
@@ -290,10 +352,15 @@ export class Agent {
     try {
       this.#running.add(task.id);
       await this.#options.executor.start({ taskId: task.id, image: task.container.image, command: [...task.container.command, ...task.container.args], env: [...task.container.env], secrets });
+      // It may already have ended (and been reported): a command that exits at once.
+      if (!this.#running.has(task.id)) return;
       this.#taskVersions.set(task.id, versions);
       await this.#report([{ ...statusUpdate(task.id, 'running', 'started', ''), secretVersions: versions }]);
     } catch (error) {
+      // The executor erased whatever it had made; a task id is started once, so this one is over.
       this.#running.delete(task.id);
+      this.#ended.add(task.id);
+      this.#dropUnneededSecrets();
       await this.#report([statusUpdate(task.id, 'rejected', 'failed to start', (error as Error).message)]);
     }
   }
@@ -301,6 +368,7 @@ export class Agent {
   #stopTask(taskId: string, stillAssigned: boolean): void {
     this.#running.delete(taskId);
     this.#taskVersions.delete(taskId);
+    this.#ended.add(taskId);
     if (this.#stopping.has(taskId)) return;
     const stopping = (async () => {
       try {

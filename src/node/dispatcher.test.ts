@@ -47,6 +47,8 @@ function setup() {
   apply({ op: 'node-add', at, node: { id: 'n1', role: 'worker', hostname: 'one', addr: '10.0.0.1:4377' } });
   apply({ op: 'node-add', at, node: { id: 'n2', role: 'worker', hostname: 'two', addr: '10.0.0.2:4377' } });
   for (const [id, name] of [['s1', 'db_pass'], ['s2', 'api_key']]) apply({ op: 'secret-create', at, id: id!, name: name!, labels: {}, data: toBase64(new TextEncoder().encode(`value-of-${name}`)) });
+  // The tasks below belong to service svc: the store creates no task for a service it lacks.
+  apply({ op: 'service-create', at, id: 'svc', spec: { name: 'svc', labels: {}, container: container([]), mode: { kind: 'replicated', replicas: 1 }, update: { parallelism: 1, delayMs: 0 } } });
   const timers = new ManualTimers();
   const dispatcher = new Dispatcher({ store: () => store, propose: async (c) => void proposed.push(c), timers, now: () => at, log: () => {} });
   dispatcher.setActive(true);

@@ -51,6 +51,15 @@ function listing(stdout: string): string[][] {
     });
 }
 
+/** Waits for a condition (bounded), never for a fixed time. */
+async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!(await check())) {
+    if (performance.now() > end) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 describe.skipIf(!canRun)('Executor', () => {
   const work = canRun ? mkdtempSync(join(tmpdir(), 'secretd-executor-')) : '';
   const dataDir = join(work, 'data');
@@ -188,22 +197,86 @@ describe.skipIf(!canRun)('Executor', () => {
     await executor.stop('stuck');
   });
 
-  test('onExit() reports a container that exits by itself, or by a signal, with its code', async () => {
-    const selfExit = exitOf('exits');
-    await executor.start({ taskId: 'exits', image: 'busybox', command: ['sh', '-c', 'exit 7'], env: [], secrets: [secret('s', 'x', 'gone-soon')] });
-    expect(await selfExit).toBe(7);
-    expect(await executor.state('exits')).toEqual({ status: 'stopped', exitCode: 7, pid: null });
-    // Its secrets stay until the agent says the task is gone.
-    expect(await executor.secretsMounted()).toEqual([executor.paths('exits').secretsDir]);
-    await executor.stop('exits');
-    expect(await executor.secretsMounted()).toEqual([]);
+  /** Where a value could be left on the host once its container is gone: the mount table and the run dir. */
+  function leftovers(taskId: string, value: string): string[] {
+    const found: string[] = [];
+    if (readFileSync('/proc/mounts', 'utf8').includes(`/tasks/${taskId}/`)) found.push(`a mount of ${taskId}`);
+    if (existsSync(executor.paths(taskId).dir)) found.push(`the directory of ${taskId}`);
+    for (const file of filesUnder(runDir, new Set())) if (readFileSync(file).includes(value)) found.push(file);
+    return found;
+  }
 
+  test('a container that ends on its own takes its secrets with it before its exit is reported: exit 0, exit 1, SIGKILL from the host', async () => {
+    const cases = [
+      { taskId: 'exit0', command: ['sh', '-c', 'cat /run/secrets/x >/dev/null; exit 0'], code: 0 },
+      { taskId: 'exit1', command: ['sh', '-c', 'cat /run/secrets/x >/dev/null; exit 1'], code: 1 },
+      { taskId: 'hostkill', command: ['sleep', '1000'], code: 137 },
+    ];
+    for (const { taskId, command, code } of cases) {
+      const value = `value-of-${taskId}-${crypto.randomUUID()}`;
+      // What the listener sees at the moment of the exit: nothing may be left by then.
+      const seen = new Promise<{ code: number | null; left: string[] }>((resolve) => exitWaiters.set(taskId, (exitCode) => resolve({ code: exitCode, left: leftovers(taskId, value) })));
+      await executor.start({ taskId, image: 'busybox', command, env: [], secrets: [secret('s', 'x', value)] });
+      if (taskId === 'hostkill') {
+        // As an operator (or the OOM killer) would: the signal comes from outside secretd.
+        const { pid } = await executor.state(taskId);
+        process.kill(pid!, 'SIGKILL');
+      }
+      expect(await seen).toEqual({ code, left: [] });
+      expect(await executor.state(taskId)).toEqual({ status: 'missing', exitCode: null, pid: null });
+      expect(leftovers(taskId, value)).toEqual([]);
+      // Stopping what already ended is harmless and reports nothing twice.
+      await executor.stop(taskId);
+    }
+    expect(await executor.secretsMounted()).toEqual([]);
+    expect(exits.filter(([id]) => cases.some((c) => c.taskId === id))).toEqual(cases.map((c) => [c.taskId, c.code]));
+  });
+
+  test('a container killed through the runtime is erased and reported once with its code', async () => {
     const killed = exitOf('killed');
-    await executor.start({ taskId: 'killed', image: 'busybox', command: ['sleep', '1000'], env: [], secrets: [] });
+    await executor.start({ taskId: 'killed', image: 'busybox', command: ['sleep', '1000'], env: [], secrets: [secret('s', 'x', 'killed-value')] });
     await executor.signal('killed', 'KILL');
     expect(await killed).toBe(137);
+    expect(leftovers('killed', 'killed-value')).toEqual([]);
     await executor.stop('killed');
-    expect(exits.filter(([id]) => id === 'exits' || id === 'killed')).toEqual([['exits', 7], ['killed', 137]]);
+    expect(exits.filter(([id]) => id === 'killed')).toEqual([['killed', 137]]);
+  });
+
+  test('a command that does not exist fails the start and leaves no mount, directory or value', async () => {
+    const value = `no-such-command-${crypto.randomUUID()}`;
+    const failed = await executor.start({ taskId: 'nocmd', image: 'busybox', command: ['/no/such/command'], env: [], secrets: [secret('s', 'x', value)] }).then(
+      () => null,
+      (error: unknown) => error as Error,
+    );
+    // runc either refuses to start it or the container exits at once with 127: both end in nothing left.
+    if (failed === null) await until(async () => (await executor.state('nocmd')).status === 'missing');
+    expect(leftovers('nocmd', value)).toEqual([]);
+    expect(await executor.secretsMounted()).toEqual([]);
+  });
+
+  test('sweep() erases a secrets mount and directory that no container owns, and leaves running tasks alone', async () => {
+    const sweepRunDir = join(work, 'run-sweep');
+    const left = new Executor({ dataDir, runDir: sweepRunDir, stopGraceMs: 3000 });
+    await left.start({ taskId: 'orphan', image: 'busybox', command: idle, env: [], secrets: [secret('s', 'x', 'orphan-value')] });
+    await left.start({ taskId: 'alive', image: 'busybox', command: idle, env: [], secrets: [secret('s', 'x', 'alive-value')] });
+    left.close();
+    const sweeper = new Executor({ dataDir, runDir: sweepRunDir, stopGraceMs: 3000 });
+    // 'alive' is taken over; 'orphan' belongs to nobody (its container was removed behind our back).
+    await sweeper.reconcile(new Set(['alive', 'orphan']));
+    spawnSync('runc', ['--root', join(sweepRunDir, 'runc'), 'kill', 'orphan', 'KILL']);
+    await until(async () => (await sweeper.sweep()).includes('orphan') || (await sweeper.secretsMounted()).length === 1);
+    expect(await sweeper.secretsMounted()).toEqual([sweeper.paths('alive').secretsDir]);
+    expect(readdirSync(join(sweepRunDir, 'tasks'))).toEqual(['alive']);
+    // A directory with a tmpfs that no task of this executor knows (a crash between mount and manifest).
+    const stray = join(sweepRunDir, 'tasks', 'stray', 'secrets');
+    spawnSync('mkdir', ['-p', stray]);
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', stray]).status).toBe(0);
+    expect(await sweeper.sweep()).toEqual(['stray']);
+    expect(await sweeper.secretsMounted()).toEqual([sweeper.paths('alive').secretsDir]);
+    expect(await sweeper.sweep()).toEqual([]);
+    expect((await sweeper.exec('alive', ['cat', '/run/secrets/x'])).stdout).toBe('alive-value');
+    await sweeper.reconcile(new Set());
+    expect(await sweeper.secretsMounted()).toEqual([]);
   });
 
   test('reconcile() after a crashed agent removes every container, mount and file not kept, and takes over the rest', async () => {

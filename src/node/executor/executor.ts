@@ -5,9 +5,12 @@
  * A task's life: `start` (check everything → resolve the image → check the runtime → mount the
  * tmpfs → write the files → write the bundle → `runc run`) ... `setSecrets` (add, replace by
  * atomic rename, remove; no restart) ... the container exits (reported to `onExit` once, with its
- * code) or `stop` (TERM, grace, KILL) ... `stop` deletes the container and erases the secrets
- * (zeroed, unlinked, unmounted, directory removed). The agent calls `stop` for every task it is
- * done with, exited or not: an exited task keeps its secrets until then.
+ * code) or `stop` (TERM, grace, KILL). Either way the container is deleted and its secrets erased
+ * (zeroed, unlinked, unmounted, directory removed) BEFORE the exit is reported to `onExit`: a
+ * secret lives here exactly as long as a running container needs it, so a container that ends on
+ * its own (exit 0 or not, a signal, the OOM killer, a runtime error) takes its secrets with it at
+ * once, without waiting for anyone to call `stop`. `sweep` is the safety net: it erases any task
+ * directory or secrets mount under the run directory that no starting or running container owns.
  *
  * Secret values: the executor owns every `TaskSecret.data` handed to `start`/`setSecrets` and zeroes
  * it once written (also on failure); pass a copy if you still need the bytes. Values go only into
@@ -199,6 +202,36 @@ export class Executor {
     return { secretFilesWritten: written, secretFilesHeld: held, tasks: this.tasks.size };
   }
 
+  /**
+   * The safety net behind the rule that a secret lives only as long as a running container needs
+   * it: erases every task directory and secrets mount under the run directory that no task of this
+   * executor is starting or running, and treats a task whose container is gone (its exit missed) as
+   * exited. Tasks being stopped are left to their stop. Returns the task ids it erased.
+   */
+  async sweep(): Promise<string[]> {
+    await this.ensureDirs();
+    const candidates = new Set<string>();
+    for (const name of await readdir(tasksDir(this.runDir)).catch(() => [])) candidates.add(name);
+    const realTasksDir = await realpath(tasksDir(this.runDir));
+    for (const mountPoint of await this.secretsMounted()) candidates.add(mountPoint.slice(realTasksDir.length + 1).split('/')[0]!);
+    const erased: string[] = [];
+    for (const taskId of [...candidates].filter(isTaskId)) {
+      const entry = this.tasks.get(taskId);
+      if (entry === undefined) {
+        erased.push(taskId);
+        await this.destroy(taskId, null);
+      } else if (entry.phase === 'running') {
+        const container = await this.runtime.state(taskId).catch(() => undefined);
+        if (container === null || container?.status === 'stopped') {
+          erased.push(taskId);
+          this.exited(entry, entry.exitCode);
+          await entry.queue;
+        }
+      }
+    }
+    return erased.sort();
+  }
+
   /** Stops watching containers; leaves them (and their secrets) running, as a crashed agent would. */
   close(): void {
     for (const entry of this.tasks.values()) entry.stopPolling?.();
@@ -308,12 +341,18 @@ export class Executor {
     if (entry !== null) {
       this.secretWritesOfGoneMounts += entry.mount?.filesWritten ?? 0;
       entry.mount = null;
-      if (code !== undefined) entry.exitCode = code;
-      this.reportExit(entry);
+      if (code !== undefined && code !== null) entry.exitCode = code;
     }
-    await eraseSecretsDir(paths.secretsDir);
-    await rm(paths.dir, { recursive: true, force: true });
-    if (entry !== null && this.tasks.get(taskId) === entry) this.tasks.delete(taskId);
+    try {
+      await eraseSecretsDir(paths.secretsDir);
+      await rm(paths.dir, { recursive: true, force: true });
+    } finally {
+      // Only now, with the secrets gone (or their erasure failed loudly), is the end reported.
+      if (entry !== null) {
+        if (this.tasks.get(taskId) === entry) this.tasks.delete(taskId);
+        this.reportExit(entry);
+      }
+    }
     if (this.tasks.size === 0) await removeEmptyCgroupParent(this.cgroupParent);
     if (failure !== null) throw failure;
   }
@@ -341,13 +380,21 @@ export class Executor {
     entry.stopPolling = () => clearInterval(timer);
   }
 
+  /**
+   * The container's first process is gone. Unless a stop is already erasing it, the container is
+   * deleted and its secrets erased now, and only then is the exit reported (by `destroy`).
+   */
   private exited(entry: TaskEntry, code: number | null): void {
     entry.stopPolling?.();
     entry.stopPolling = null;
     entry.exitCode = code;
     entry.pid = null;
-    if (entry.phase === 'running') entry.phase = 'exited';
-    this.reportExit(entry);
+    if (entry.phase !== 'running') return;
+    entry.phase = 'exited';
+    void this.serial(entry, () => this.destroy(entry.taskId, entry)).catch(() => {
+      // destroy reported the exit in any case; what failed is logged by the caller of stop/sweep
+      // and retried by the next sweep (the directory or mount is still there to find).
+    });
   }
 
   /** Once per container that ran; a task whose start failed never ran, so it has no exit. */

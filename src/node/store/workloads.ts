@@ -102,10 +102,20 @@ export class Workloads {
     }
   }
 
-  /** `newest`: a secret's newest version, to pin a new task's references that cannot change in place. */
+  /**
+   * `newest`: a secret's newest version, to pin a new task's references that cannot change in place.
+   *
+   * The leader's loop builds its puts from a view that can be older than what the API applied in
+   * between (a `service rm` right after a `service create`), so two rules hold here, where every
+   * manager applies them alike: no task is created for a service that no longer exists, and a
+   * desired state never goes back from shutdown to running (as in Docker, it only moves forward).
+   * Without them a removed service's task could be revived, assigned, and wait for ever.
+   */
   putTasks(index: number, at: string, puts: readonly TaskPut[], newest: (secretId: string) => number | undefined = () => undefined): void {
     for (const put of puts) {
       const existing = this.tasks.get(put.id as TaskId);
+      if (existing === undefined && !this.services.has(put.serviceId as ServiceId)) continue;
+      const desiredState = existing?.desiredState === 'shutdown' ? 'shutdown' : put.desiredState;
       const status = existing?.status ?? { state: 'new' as TaskState, message: 'created', error: '', exitCode: null, at, secretVersions: {} };
       const nextStatus = put.state && (!existing || stateOrder[put.state] >= stateOrder[status.state] || put.state === 'orphaned')
         ? { ...status, state: put.state, message: put.message ?? status.message, at }
@@ -118,7 +128,7 @@ export class Workloads {
         specVersion: put.specVersion,
         // A task's spec never changes once it exists; a new one's is pinned where it must be.
         container: existing?.container ?? pinForTask(put.container, newest),
-        desiredState: put.desiredState,
+        desiredState,
         status: nextStatus,
         createdAt: existing?.createdAt ?? at,
         metaIndex: index,

@@ -73,7 +73,7 @@ export class Progress {
   pendingSnapshot: LogIndex = 0;
   /** Ticks spent in the snapshot state, to retry a snapshot that was lost. */
   snapshotTicks = 0;
-  /** The follower's commit index, as last reported in a heartbeat response. */
+  /** The follower's commit index, as last reported in a heartbeat or append response. */
   commit: LogIndex = 0;
   /** Heard from in the current check-quorum interval. */
   recentActive = false;

@@ -246,7 +246,7 @@ describe('replication', () => {
     follower.step({ type: 'append', from: a, to: b, term: 2, prevIndex: 1, prevTerm: 1, entries: [entry(2, 1)], commit: 4 });
     expect(follower.status().commit).toBe(2);
     const ready = cycle(follower);
-    expect(ready.messages).toEqual([{ type: 'append-response', from: b, to: a, term: 2, reject: false, index: 2 }]);
+    expect(ready.messages).toEqual([{ type: 'append-response', from: b, to: a, term: 2, reject: false, index: 2, commit: 2 }]);
     expect(ready.committedEntries.map((e) => e.index)).toEqual([1, 2]);
   });
 
@@ -465,11 +465,19 @@ describe('membership', () => {
     net.core('a').proposeConfChange({ kind: 'remove', id: a });
     // From the moment the change is in its log, a leader being removed takes no new entries.
     expect(() => net.core('a').propose(bytes('x'))).toThrow('is being removed');
-    net.stabilize();
+    // Hold back the answers that would tell a that b and c know the change (index 2) is committed.
+    const tellsA = (m: Message): boolean => m.to === a && (m.type === 'append-response' || m.type === 'heartbeat-response') && (m.commit ?? 0) >= 2;
+    const held: Message[] = [];
+    for (let round = 0; round < 20; round++) {
+      net.processAllReady();
+      held.push(...net.take(tellsA));
+      for (const m of net.take(() => true)) net.deliver(m);
+    }
     // Applied, but b and c have not yet said they know it is committed: a leads on, without proposals.
     expect(net.core('a').status()).toMatchObject({ role: 'leader', conf: { voters: [b, c], learners: [] } });
     expect(() => net.core('a').propose(bytes('x'))).toThrow('Not the leader');
-    net.tickAll();
+    expect(held.length).toBeGreaterThan(0);
+    for (const m of held) net.deliver(m);
     net.stabilize();
     expect(net.core('a').status().role).toBe('follower');
     net.tickUntil(() => net.leader() !== null);
@@ -509,6 +517,93 @@ describe('membership', () => {
       for (const m of net.take(() => true)) net.deliver(m);
     }
     expect(() => net.core('a').proposeConfChange({ kind: 'remove', id: c })).toThrow(SecretdError);
+  });
+});
+
+describe('only members speak Raft', () => {
+  const z = mid('z');
+
+  test('a leader and a follower drop higher-term messages from an id outside the configuration', () => {
+    // No leader lease, so a member would follow any newer term: only membership stops z.
+    const net = threeMembers({ checkQuorum: false, preVote: false });
+    elect(net, 'a');
+    net.core('a').propose(bytes('x'));
+    net.stabilize();
+    const before = { a: net.core('a').status(), b: net.core('b').status() };
+    net.deliver({ type: 'heartbeat', from: z, to: a, term: 50, commit: 0 });
+    net.deliver({ type: 'append-response', from: z, to: a, term: 50, reject: false, index: 9 });
+    net.deliver({ type: 'vote', from: z, to: b, term: 50, lastIndex: 99, lastTerm: 49 });
+    net.deliver({ type: 'append', from: z, to: b, term: 50, prevIndex: 2, prevTerm: 1, entries: [{ term: 50, index: 3, type: 'normal', data: bytes('forged') }], commit: 3 });
+    net.deliver({ type: 'timeout-now', from: z, to: b, term: 1 });
+    expect(net.core('a').status()).toEqual(before.a);
+    expect(net.core('b').status()).toEqual(before.b);
+    expect(net.core('a').hasReady()).toBe(false);
+    expect(net.core('b').hasReady()).toBe(false);
+    net.core('a').propose(bytes('y'));
+    net.stabilize();
+    expect(net.member('b').appliedTexts()).toEqual(['x', 'y']);
+  });
+
+  test('a removed member cannot depose the leader with a higher term once its removal is applied', () => {
+    const net = threeMembers({ checkQuorum: false, preVote: false });
+    elect(net, 'a');
+    net.core('a').proposeConfChange({ kind: 'remove', id: c });
+    net.stabilize();
+    net.tickAll();
+    net.stabilize();
+    for (const id of ['a', 'b']) expect(net.core(id).status().conf).toEqual({ voters: [a, b], learners: [] });
+    net.deliver({ type: 'heartbeat', from: c, to: a, term: 7, commit: 0 });
+    net.deliver({ type: 'heartbeat', from: c, to: b, term: 7, commit: 0 });
+    net.deliver({ type: 'vote', from: c, to: b, term: 8, lastIndex: 50, lastTerm: 7 });
+    net.stabilize();
+    expect(net.core('a').status()).toMatchObject({ role: 'leader', term: 1 });
+    expect(net.core('b').status()).toMatchObject({ role: 'follower', term: 1, leader: a });
+    net.core('a').propose(bytes('after'));
+    net.stabilize();
+    expect(net.member('b').appliedTexts()).toEqual(['after']);
+  });
+
+  test('a joiner whose founding configuration lacks the leader still hears it until it is added', () => {
+    const net = new RaftNetwork({ voters: ['a', 'b', 'c'], spares: ['d', 'e'] });
+    elect(net, 'a');
+    const change = (leader: string, kind: 'add-learner' | 'promote' | 'remove', id: string): void => {
+      net.core(leader).proposeConfChange({ kind, id: mid(id) });
+      net.tickUntil(() => {
+        const { conf, lastIndex } = net.core(leader).status();
+        return [...conf.voters, ...conf.learners].every((id) => net.member(id).core?.status().applied === lastIndex);
+      });
+    };
+    change('a', 'add-learner', 'd');
+    change('a', 'promote', 'd');
+    net.core('a').transferLeadership(mid('d'));
+    net.tickUntil(() => net.leader() === mid('d'));
+    change('d', 'remove', 'a');
+    net.crash('a');
+    // e starts from the founders {a, b, c}: d, the leader, is not among them.
+    change('d', 'add-learner', 'e');
+    net.core('d').propose(bytes('for-e'));
+    net.tickUntil(() => net.member('e').appliedTexts().includes('for-e'));
+    expect(net.core('e').status()).toMatchObject({ leader: mid('d'), conf: { voters: [b, c, mid('d')], learners: [mid('e')] } });
+  });
+
+  test('a voter that missed the addition of its new leader hears it once a member vouches for it', () => {
+    const net = new RaftNetwork({ voters: ['a', 'b', 'c'], spares: ['d'] });
+    elect(net, 'a');
+    net.crash('c');
+    for (const kind of ['add-learner', 'promote'] as const) {
+      net.core('a').proposeConfChange({ kind, id: mid('d') });
+      net.tickUntil(() => ['a', 'b', 'd'].every((id) => net.core(id).status().applied === net.core('a').status().lastIndex));
+    }
+    net.core('a').transferLeadership(mid('d'));
+    net.tickUntil(() => net.leader() === mid('d'));
+    net.core('d').propose(bytes('while-c-was-down'));
+    net.stabilize();
+    net.restart('c');
+    expect(net.core('c').status().conf).toEqual({ voters: [a, b, c], learners: [] });
+    // c drops d's heartbeats until b or a, refusing its pre-vote, names d as their leader.
+    net.tickUntil(() => net.member('c').appliedTexts().includes('while-c-was-down'));
+    expect(net.core('c').status()).toMatchObject({ leader: mid('d'), conf: { voters: [a, b, c, mid('d')], learners: [] } });
+    expect(net.leader()).toBe(mid('d'));
   });
 });
 

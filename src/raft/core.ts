@@ -29,7 +29,8 @@
  *   and requests, and step them after advance(). Appends for new proposals are built at ready(),
  *   so proposals made between two Readies travel together (batching).
  *
- * Membership: a 'conf' entry takes effect on each member when it is APPLIED: advance() applies
+ * Membership: a member drops every message from an id outside its configuration (#acceptsFrom).
+ * A 'conf' entry takes effect on each member when it is APPLIED: advance() applies
  * every 'conf' entry of rd.committedEntries to the core's configuration, in log order. After
  * advance(), status().conf is the configuration as of status().applied: connect to new members,
  * drop removed ones, and record it in a snapshot taken at that point (SnapshotMeta.conf). A
@@ -121,6 +122,8 @@ export class RaftCore {
   #leavingAt: LogIndex | null = null;
   /** Leader: no membership change may be proposed until the entry at this index is applied. */
   #pendingConfIndex: LogIndex = 0;
+  /** A leader outside the configuration that a member vouched for, heard in that term only (#acceptsFrom). */
+  #vouched: { readonly leader: MemberId; readonly term: Term } | null = null;
   /** The newest snapshot with its data, for followers behind the compaction point. */
   #snapshot: Snapshot | null = null;
   readonly #reads: ReadOnlyQueue;
@@ -168,12 +171,16 @@ export class RaftCore {
     this.#assertNoReadyOutstanding('step');
     assert(message.to === this.#id, `message for ${message.to} delivered to ${this.#id}`);
     assert(message.from !== this.#id, `member ${this.#id} got a message from itself`);
+    if (!this.#acceptsFrom(message)) return;
     // A forwarded read carries no term: like a local request, it only matters whether we lead.
     if (message.type === 'read-index') return this.#onReadIndex(message.from, message.context);
     if (message.term > this.#term) {
       if (!this.#onHigherTerm(message)) return;
     } else if (message.term < this.#term) {
       return this.#onStaleTerm(message);
+    }
+    if (message.type === 'pre-vote-response' && message.leader !== undefined && message.leader !== this.#id) {
+      this.#vouched = { leader: message.leader, term: message.term };
     }
     if (message.type === 'pre-vote' || message.type === 'vote') return this.#onVoteRequest(message);
     switch (this.#role) {
@@ -394,6 +401,26 @@ export class RaftCore {
 
   // ---- terms and elections ------------------------------------------------------------------
 
+  /**
+   * Only members speak Raft. A member drops every message from an id outside its configuration
+   * (voters and learners): a removed or demoted manager, or any id never added, can then neither
+   * raise a member's term (and depose its leader) nor lead it, nor count in a vote or a commit.
+   * etcd drops the same: its server refuses removed members, its core answers from no unknown
+   * progress. Dropping is always safe (it is a lost message). A node outside its own configuration
+   * drops nothing: a joiner replaying the log from the founding configuration (which may no longer
+   * hold the leader) must hear the leader until it applies its own addition, and a removed node
+   * counts nowhere. And a member that missed, while down, both the addition of another member and
+   * its election would never hear that leader: members it knows vouch for it. A pre-candidate
+   * refused by a member in a leader's lease is told that leader's id; it then hears that id in
+   * that term only (#vouched). A voucher follows a leader only if it accepts it by the same rule,
+   * so this trusts no one its members do not. (A learner never campaigns, so a learner that
+   * missed its leader's addition stays behind: remove it and join again.)
+   */
+  #acceptsFrom(m: Message): boolean {
+    if (this.#tracker.isMember(m.from) || !this.#tracker.isMember(this.#id)) return true;
+    return this.#vouched !== null && this.#vouched.leader === m.from && this.#vouched.term === m.term;
+  }
+
   /** A message from a newer term. Returns false when it must be ignored. */
   #onHigherTerm(m: Message): boolean {
     if (m.type === 'pre-vote' || m.type === 'vote') {
@@ -401,7 +428,11 @@ export class RaftCore {
       // campaigns, so a member rejoining from a partition cannot depose a healthy leader. A
       // transfer is the leader's own request.
       const inLease = this.#settings.checkQuorum && this.#leader !== null && this.#electionElapsed < this.#settings.electionTicks;
-      if (inLease && m.transfer !== true) return false;
+      if (inLease && m.transfer !== true) {
+        // Refused, naming the leader: the pre-candidate may be a member that cannot hear it yet (#acceptsFrom).
+        if (m.type === 'pre-vote' && this.#leader !== null) this.#send({ type: 'pre-vote-response', to: m.from, term: this.#term, reject: true, leader: this.#leader });
+        return false;
+      }
       if (m.type === 'pre-vote') return true; // a pre-vote never changes anyone's term
       this.#becomeFollower(m.term, null);
       return true;
@@ -493,6 +524,7 @@ export class RaftCore {
       assert(term > this.#term, `term ${term} does not go back from ${this.#term}`);
       this.#term = term;
       this.#vote = null;
+      this.#vouched = null;
     }
     this.#leader = null;
     this.#electionElapsed = 0;
@@ -646,7 +678,7 @@ export class RaftCore {
   // ---- follower: replication ----------------------------------------------------------------
 
   #onAppend(m: MessageOf<'append'>): void {
-    this.#send({ type: 'append-response', to: m.from, term: this.#term, ...answerAppend(this.#log, m) });
+    this.#send({ type: 'append-response', to: m.from, term: this.#term, ...answerAppend(this.#log, m), commit: this.#log.committed });
   }
 
   #onHeartbeat(m: MessageOf<'heartbeat'>): void {
@@ -666,7 +698,7 @@ export class RaftCore {
       this.#tracker.setConf(m.snapshot.meta.conf);
       this.#snapshot = m.snapshot;
     }
-    this.#send({ type: 'append-response', to: m.from, term: this.#term, reject: false, index: this.#log.committed });
+    this.#send({ type: 'append-response', to: m.from, term: this.#term, reject: false, index: this.#log.committed, commit: this.#log.committed });
   }
 
   // ---- leader: replication ------------------------------------------------------------------
@@ -754,6 +786,9 @@ export class RaftCore {
     const pr = this.#tracker.progress.get(m.from);
     if (pr === undefined) return; // no longer a member
     pr.recentActive = true;
+    if (m.commit !== undefined && m.commit > pr.commit) pr.commit = m.commit;
+    if (this.#leavingAt !== null) this.#maybeFinishLeaving(this.#leavingAt);
+    if (this.#role !== 'leader') return;
     switch (recordAppendResponse(this.#log, pr, m)) {
       case 'stale':
         return;

@@ -61,7 +61,12 @@ interface MessageBase {
 
 export type Message =
   | (MessageBase & { readonly type: 'pre-vote' | 'vote'; readonly lastIndex: LogIndex; readonly lastTerm: Term; readonly transfer?: boolean })
-  | (MessageBase & { readonly type: 'pre-vote-response' | 'vote-response'; readonly reject: boolean })
+  | (MessageBase & {
+      readonly type: 'pre-vote-response' | 'vote-response';
+      readonly reject: boolean;
+      /** A refusal from a member in a leader's lease names that leader (it vouches for it, see core.ts). */
+      readonly leader?: MemberId;
+    })
   | (MessageBase & {
       readonly type: 'append';
       readonly prevIndex: LogIndex;
@@ -77,6 +82,12 @@ export type Message =
       readonly rejectHint?: LogIndex;
       /** On reject: the follower's term at rejectHint, so the leader can skip a whole term at once. */
       readonly rejectHintTerm?: Term;
+      /**
+       * The follower's commit index after the append. A leader that removed itself learns from it
+       * that the follower knows: once it applies the removal, that follower drops the leader's
+       * heartbeats, so their answers cannot tell it.
+       */
+      readonly commit?: LogIndex;
     })
   | (MessageBase & { readonly type: 'heartbeat'; readonly commit: LogIndex; readonly context?: string })
   | (MessageBase & {

@@ -10,7 +10,7 @@
  */
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { constantTimeEqual, encodeUnlockKey, generateJoinToken, certDerFromPem, issueCertificate, issuerInfo, keyPkcs8ToPem, newId, parseUnlockKey, type Random } from '../crypto/index.ts';
 import { NotLeaderError, SecretdError } from '../errors.ts';
 import { nodeCertLifetimeMs, raftElectionTicks, raftTickMs, secretVersionsKeptDefault } from '../limits.ts';
@@ -28,7 +28,7 @@ import { nodeKeysLocked, readNodeKeys, writeNodeKeys, type NodeKeys } from './no
 import { readNodeState, writeNodeState, type NodeState } from './node-state.ts';
 import { PeerClient } from './peer-client.ts';
 import type { RaftNode } from './raft-node.ts';
-import { openRaftNode } from './raft-open.ts';
+import { openRaftNode, walMarkerPath } from './raft-open.ts';
 import { readConsistency } from './read-consistency.ts';
 import { forceNewCluster } from './force-new-cluster.ts';
 import { RaftTransport } from './raft-transport.ts';
@@ -161,6 +161,8 @@ export class Manager implements Backend {
     const fs = new NodeFileSystem();
     if (this.#options.forceNewCluster) {
       await forceNewCluster({ id, walDir: this.paths.wal, snapshotDir: this.paths.snapshots, dek: keys.dek, dekKeyId: keys.dekKeyId, fs, random: this.#options.random });
+      // The old log's marker counts the old log's segments; the new log records its own on open.
+      await rm(walMarkerPath(this.#options.dataDir), { force: true });
       // From now on this manager founds the cluster: joiners replay from its configuration.
       this.#state = { ...this.#state, bootstrapVoters: [id], peers: [] };
       await writeNodeState(this.paths.nodeState, this.#state);
@@ -182,6 +184,8 @@ export class Manager implements Backend {
       onFatal: this.#options.onFatal,
       ...(this.#options.snapshotEntries ? { snapshotEntries: this.#options.snapshotEntries } : {}),
       onStore: (store) => this.#watch(store),
+      walMarker: walMarkerPath(this.#options.dataDir),
+      log: this.#options.log ?? ((line) => console.error(line)),
     });
     this.#keys = keys;
     this.#kek = kek;

@@ -2,6 +2,10 @@
  * Opening a Raft member from disk: the latest sealed snapshot, then the sealed WAL after it, into a
  * core, a store and the loop that drives them. The manager and the deterministic simulator both
  * start members through this one function, with only the ports (disk, clock, network) differing.
+ *
+ * A log that is gone, or lost its newest segments, refuses to open when the caller gives the WAL
+ * marker (`walMarkerPath`), or when a snapshot shows the log existed; a torn tail that recovery
+ * cut off is logged with its size and entry indexes (never contents).
  */
 import type { Random } from '../crypto/random.ts';
 import type { FileSystem } from '../io/fs.ts';
@@ -9,7 +13,7 @@ import type { Timers } from '../io/timers.ts';
 import { RaftCore, type RaftOptions } from '../raft/core.ts';
 import { SnapshotStore } from '../raft/snapshot-store.ts';
 import type { ConfState, Entry, HardState, MemberId, SnapshotMeta } from '../raft/types.ts';
-import { WAL, type WALState } from '../raft/wal.ts';
+import { WAL, type TornTail, type WALState } from '../raft/wal.ts';
 import { RaftNode, type Transport } from './raft-node.ts';
 import { Store } from './store/store.ts';
 
@@ -36,6 +40,10 @@ export interface OpenRaftOptions {
   readonly onFatal: (error: unknown) => void;
   /** Called with the store now, and again whenever a snapshot from the leader replaces it. */
   readonly onStore?: (store: Store) => void;
+  /** The WAL's marker file (see `walMarkerPath`); none: a missing log is only refused when a snapshot exists. */
+  readonly walMarker?: string;
+  /** Where recovery reports what it truncated. Default: nothing. */
+  readonly log?: (line: string) => void;
   /** Default walSegmentBytesTarget; the simulator makes segments tiny so that it crashes members mid-rotation. */
   readonly walSegmentBytesTarget?: number;
   /** Core settings the simulator varies (flow control) or breaks on purpose (its self-test). Production leaves them unset. */
@@ -47,7 +55,13 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
   const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
   const snapshot = await snapshots.loadLatest();
   const segmentBytes = options.walSegmentBytesTarget === undefined ? {} : { segmentBytesTarget: options.walSegmentBytesTarget };
-  const { wal, state } = await WAL.open(options.walDir, { ...sealing, ...segmentBytes });
+  const log = options.log;
+  const recovery = {
+    ...(options.walMarker === undefined ? {} : { marker: options.walMarker }),
+    ...(log === undefined ? {} : { onTornTail: (tail: TornTail) => log(describeTornTail(tail)) }),
+    mustExist: snapshot !== null,
+  };
+  const { wal, state } = await WAL.open(options.walDir, { ...sealing, ...segmentBytes, ...recovery });
   const store = snapshot ? Store.restore(snapshot.data) : new Store();
   const snapshotIndex = snapshot?.meta.index ?? 0;
   const { hardState, entries } = snapshot ? await finishSnapshotInstall(wal, state, snapshot.meta) : state;
@@ -77,6 +91,20 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
       ...(options.onStore ? { onStoreReplaced: options.onStore } : {}),
     },
     { hardState, lastIndex: entries.at(-1)?.index ?? snapshotIndex, snapshotIndex, snapshotTerm: snapshot?.meta.term ?? 0 },
+  );
+}
+
+/** The WAL marker of a node's data dir: beside `raft/`, so that it outlives a deleted `raft/wal` or `raft/`. */
+export function walMarkerPath(dataDir: string): string {
+  return `${dataDir.replace(/\/+$/, '')}/raft-log.json`;
+}
+
+/** A log line saying what recovery cut off: sizes and indexes only. */
+export function describeTornTail(tail: TornTail): string {
+  const entries = tail.discardedEntries === null ? 'no entries' : tail.discardedEntries.first === tail.discardedEntries.last ? `entry ${tail.discardedEntries.first}` : `entries ${tail.discardedEntries.first}-${tail.discardedEntries.last}`;
+  return (
+    `secretd: WAL recovery truncated ${tail.path} at offset ${tail.offset}: dropped ${tail.discardedBytes} bytes of a batch that never completed ` +
+    `(${tail.discardedRecords} readable record(s), ${entries}; ${tail.reason}): a crash in the middle of a write leaves this; if there was no crash, the log was cut and acknowledged writes may be lost`
   );
 }
 

@@ -124,6 +124,12 @@ export class Replay {
     if (this.log.baseIndex !== expectedBase) {
       return { reason: `entries start at index ${this.log.baseIndex + 1} but the snapshot index is ${expectedBase}` };
     }
+    // Entries are written before the HardState that commits them, in the same batch: a commit index
+    // past the log's end means committed entries were lost (a segment cut short, say).
+    const end = Math.max(this.log.lastIndex, expectedBase);
+    if (this.hardState !== null && this.hardState.commit > end) {
+      return { reason: `the HardState says entries up to index ${this.hardState.commit} are committed but the log ends at index ${end}, so acknowledged entries are missing` };
+    }
     return { state: { hardState: this.hardState, snapshot: this.snapshot, entries: [...this.log.all] } };
   }
 }

@@ -26,6 +26,8 @@ export interface SegmentScan {
   readonly validBytes: number;
   /** The first record that fails after `validBytes`, or the incomplete batch at the end. */
   readonly damage: { readonly offset: number; readonly reason: string } | null;
+  /** Records that decoded after `validBytes`, in the batch that never completed (for recovery's log). */
+  readonly unfinished: readonly WALRecord[];
 }
 
 export function scanSegment(bytes: Uint8Array, seq: number, key: WALKey): SegmentScan {
@@ -36,12 +38,12 @@ export function scanSegment(bytes: Uint8Array, seq: number, key: WALKey): Segmen
   let offset = segmentHeaderBytes;
   while (offset < bytes.length) {
     const decoded = decodeRecord(bytes, { seq, offset, batchOffset }, key);
-    if (!decoded.ok) return { records, validBytes: batchOffset, damage: { offset, reason: decoded.reason } };
+    if (!decoded.ok) return { records, validBytes: batchOffset, damage: { offset, reason: decoded.reason }, unfinished: pending.map((p) => p.record) };
     const { record, end } = decoded.value;
     if (record.type === 'commit') {
       if (record.records !== pendingRecords) {
         const reason = `commit record counts ${record.records} records but its batch has ${pendingRecords}`;
-        return { records, validBytes: batchOffset, damage: { offset, reason } };
+        return { records, validBytes: batchOffset, damage: { offset, reason }, unfinished: pending.map((p) => p.record) };
       }
       records.push(...pending);
       pending = [];
@@ -57,7 +59,7 @@ export function scanSegment(bytes: Uint8Array, seq: number, key: WALKey): Segmen
     offset = end;
   }
   const damage = pending.length > 0 ? { offset: batchOffset, reason: 'the batch has no commit record' } : null;
-  return { records, validBytes: batchOffset, damage };
+  return { records, validBytes: batchOffset, damage, unfinished: pending.map((p) => p.record) };
 }
 
 export type TailVerdict = { readonly torn: true } | { readonly torn: false; readonly reason: string };

@@ -12,11 +12,16 @@ export interface Segment extends SegmentHeader {
   readonly path: string;
 }
 
+/** What recovery cut off the last segment: sizes and indexes only, never contents. */
 export interface TornTail {
   readonly path: string;
   /** Where the file now ends: the end of the last complete batch. */
   readonly offset: number;
   readonly discardedBytes: number;
+  /** Records of the unfinished batch that still decoded (the damaged rest cannot be counted). */
+  readonly discardedRecords: number;
+  /** The entry indexes among them, or null when they held none. */
+  readonly discardedEntries: { readonly first: number; readonly last: number } | null;
   readonly reason: string;
 }
 
@@ -24,6 +29,8 @@ export interface SegmentIO {
   readonly fs: FileSystem;
   readonly key: WALSealKey;
   readonly onTornTail?: ((tail: TornTail) => void) | undefined;
+  /** The marker file recording the newest segment (_wal-marker.ts), if any. */
+  readonly marker?: string | undefined;
 }
 
 const segmentName = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
@@ -92,7 +99,9 @@ export async function replaySegment(io: SegmentIO, segment: Segment, isLast: boo
   const verdict = judgeTail(bytes, scan.validBytes, offset);
   if (!verdict.torn) throw corruptAt(path, offset, `${reason}, and ${verdict.reason}`);
   await io.fs.truncate(path, scan.validBytes); // durable before anything is appended after it
-  io.onTornTail?.({ path, offset: scan.validBytes, discardedBytes: bytes.length - scan.validBytes, reason });
+  const indexes = scan.unfinished.flatMap((record) => (record.type === 'entry' ? [record.entry.index] : []));
+  const discardedEntries = indexes.length === 0 ? null : { first: Math.min(...indexes), last: Math.max(...indexes) };
+  io.onTornTail?.({ path, offset: scan.validBytes, discardedBytes: bytes.length - scan.validBytes, discardedRecords: scan.unfinished.length, discardedEntries, reason });
   return scan.validBytes;
 }
 

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'bun:test';
+import { rmSync } from 'node:fs';
 import { tempDir } from '../../test/helpers/process.ts';
 import { systemRandom } from '../io/system.ts';
 import { walRecordBytesMax } from '../limits.ts';
@@ -253,5 +254,77 @@ describe('WAL corruption refuses to start', () => {
     );
     expect(Buffer.from(await fs.readFile(path)).equals(bytes)).toBe(true);
     expect(await reopen(dir.path)).toEqual(stateABC);
+  });
+});
+
+describe('WAL recovery never silently drops acknowledged writes', () => {
+  /** A log in `<root>/raft/wal` with its marker at `<root>/raft-log.json`, a new segment after every save. */
+  async function writeSegments(root: string): Promise<{ walDir: string; marker: string; paths: string[] }> {
+    const walDir = `${root}/raft/wal`;
+    const marker = `${root}/raft-log.json`;
+    const { wal } = await WAL.open(walDir, options({ marker, segmentBytesTarget: 1 }));
+    await wal.save({ hardState: hs(1, 0), entries: entries(1, 2, 1) }); // segment 1
+    await wal.save({ hardState: hs(1, 2), entries: entries(3, 4, 1) }); // segment 2 (after its restated HardState)
+    await wal.save({ hardState: hs(1, 4), entries: [] }); // segment 3: no entries
+    await wal.close();
+    return { walDir, marker, paths: await segmentPaths(walDir) };
+  }
+
+  test('open() records the newest segment in the marker and reopens the whole log', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { walDir, marker, paths } = await writeSegments(dir.path);
+    expect(paths.length).toBe(4);
+    expect(JSON.parse(new TextDecoder().decode(await fs.readFile(marker)))).toEqual({ format: 1, lastSegment: 4 });
+    expect(await reopen(walDir, { marker })).toEqual({ hardState: hs(1, 4), snapshot: null, entries: entries(1, 4, 1) });
+  });
+
+  test('open() refuses a WAL directory that was deleted, naming the marker, instead of starting an empty log', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { walDir, marker } = await writeSegments(dir.path);
+    for (const removed of [walDir, `${dir.path}/raft`]) {
+      rmSync(removed, { recursive: true, force: true });
+      const error = await openError(walDir, { marker });
+      expect(error.code).toBe('corrupt');
+      expect(error.message).toStartWith(`WAL in ${walDir} is gone (no segments) but ${marker} records that this node wrote 4 segment(s): refusing to start with an empty log`);
+      expect(error.message).toContain('restore the data dir from a backup, or remove this node from the cluster');
+    }
+  });
+
+  test('open() refuses a log whose newest segment was deleted', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { walDir, marker, paths } = await writeSegments(dir.path);
+    await fs.remove(paths.at(-1)!);
+    const error = await openError(walDir, { marker });
+    expect(error.message).toStartWith(`WAL in ${walDir} ends at segment 3 but ${marker} records that segment 4 was written: its newest segments are missing; refusing to start`);
+  });
+
+  test('open() refuses a log with no segments when the caller holds a snapshot taken from it', async () => {
+    using dir = tempDir('secretd-wal-');
+    const error = await openError(`${dir.path}/wal`, { mustExist: true });
+    expect(error.message).toStartWith(`WAL in ${dir.path}/wal is gone (no segments) but this node holds a snapshot taken from it: refusing to start`);
+  });
+
+  test('open() refuses an earlier segment cut at a batch boundary, though what is left reads as a valid log', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { walDir, paths } = await writeSegments(dir.path);
+    const second = (await fs.readFile(paths[1]!)).slice();
+    const [, , entriesBatch] = recordOffsets(second, segmentHeaderBytes, second.length); // restated HardState: group + commit
+    await fs.writeFile(paths[1]!, second.subarray(0, entriesBatch!));
+    const error = await openError(walDir); // without the marker too: the HardState tells
+    expect(error.code).toBe('corrupt');
+    expect(error.message).toBe(
+      `WAL in ${walDir} is inconsistent: the HardState says entries up to index 4 are committed but the log ends at index 2, so acknowledged entries are missing; refusing to start`,
+    );
+  });
+
+  test('open() truncates a torn last batch and reports its size and entry indexes, never its contents', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { path, bytes, endB } = await writeABC(dir.path);
+    await fs.writeFile(path, bytes.subarray(0, bytes.length - 1)); // C's commit record is torn
+    const tails: TornTail[] = [];
+    expect(await reopen(dir.path, { onTornTail: (tail) => tails.push(tail) })).toEqual(stateAB);
+    expect(tails).toEqual([
+      { path, offset: endB, discardedBytes: bytes.length - 1 - endB, discardedRecords: 3, discardedEntries: { first: 4, last: 5 }, reason: expect.any(String) },
+    ]);
   });
 });

@@ -13,20 +13,26 @@
  *   older segments never loses the HardState. A full segment is synced before the next exists,
  *   so damage in any segment but the last is corruption.
  * - Recovery: only the unsynced tail of the last segment may be torn (_wal-scan.ts); it is
- *   truncated, durably, before anything is appended. Anything else refuses to start. What
- *   recovery read is synced once more before use, in case only the process had crashed.
+ *   truncated, durably, before anything is appended, and reported (`onTornTail`: sizes and entry
+ *   indexes, never contents). Anything else refuses to start, including a HardState whose commit
+ *   index lies past the end of the log (committed entries are missing). What recovery read is
+ *   synced once more before use, in case only the process had crashed.
+ * - A log that lost whole segments at its end, or all of them, is still a valid log: only the
+ *   marker file kept beside it (_wal-marker.ts) tells, and then open refuses to start.
  * - A SNAPSHOT marker records whether the entries after it stay (local compaction) or go (a
  *   snapshot installed from the leader). A segment is deleted once the next one starts at or
  *   before marker index + 1, oldest first, syncing the directory after each so no gap can appear.
  *
  * Not detected: an attacker with the disk can roll the whole directory back to an older valid copy
- * (and with it votedFor). Nor does the WAL lock its directory: one process per data dir.
+ * (and with it votedFor), and a cut inside the last segment looks like a torn tail (it is logged).
+ * Nor does the WAL lock its directory: one process per data dir.
  */
 import { invalid, SecretdError } from '../errors.ts';
 import type { Random } from '../crypto/random.ts';
 import type { FileHandle, FileSystem } from '../io/fs.ts';
 import { walSegmentBytesTarget } from '../limits.ts';
 import { LiveLog, Replay } from './_wal-log.ts';
+import { checkAgainstMarker, readMarker, writeMarker } from './_wal-marker.ts';
 import { createSegment, listSegments, replaySegment, type Segment, type SegmentIO, type TornTail } from './_wal-segments.ts';
 import type { Entry, HardState, SnapshotMeta } from './types.ts';
 import { encodeBatch, segmentHeaderBytes, type WALRecord } from './wal-codec.ts';
@@ -42,6 +48,14 @@ export interface WALOptions {
   readonly segmentBytesTarget?: number;
   /** Told when recovery truncates a torn tail (for logs and simulator coverage). Default: nothing. */
   readonly onTornTail?: (tail: TornTail) => void;
+  /**
+   * A file outside `dir` recording that this log exists and its newest segment (_wal-marker.ts):
+   * with it, a log that is gone, empty or missing its newest segments refuses to open. Default:
+   * none, and an empty directory starts an empty log.
+   */
+  readonly marker?: string;
+  /** The caller knows this log existed (it holds a snapshot taken from it): no segments refuses to open. */
+  readonly mustExist?: boolean;
 }
 
 export interface WALState {
@@ -86,9 +100,14 @@ export class WAL {
   /** Opens the log in `dir`, creating an empty one if there is none, and returns what it holds. */
   static async open(dir: string, options: WALOptions): Promise<{ wal: WAL; state: WALState }> {
     const { fs } = options;
-    const io: SegmentIO = { fs, key: { dek: options.dek, keyId: options.keyId, random: options.random }, onTornTail: options.onTornTail };
+    const io: SegmentIO = { fs, key: { dek: options.dek, keyId: options.keyId, random: options.random }, onTornTail: options.onTornTail, marker: options.marker };
+    const marker = options.marker === undefined ? null : await readMarker(fs, options.marker);
     await fs.mkdirp(dir);
     const segments = await listSegments(fs, dir);
+    if (options.marker !== undefined) checkAgainstMarker(dir, options.marker, marker, segments.at(-1)?.seq ?? null);
+    if (segments.length === 0 && options.mustExist) {
+      throw new SecretdError('corrupt', `WAL in ${dir} is gone (no segments) but this node holds a snapshot taken from it: refusing to start with an empty log, which would forget acknowledged writes`);
+    }
     if (segments.length === 0) {
       const created = await createSegment(io, dir, { seq: 1, firstIndex: 1 }, []);
       await created.handle.close();
@@ -100,6 +119,8 @@ export class WAL {
     const finished = replay.finish();
     if ('reason' in finished) throw new SecretdError('corrupt', `WAL in ${dir} is inconsistent: ${finished.reason}; refusing to start`);
     const { state } = finished;
+    const lastSeq = segments[segments.length - 1]!.seq;
+    if (options.marker !== undefined && (marker === null || marker.lastSegment < lastSeq)) await writeMarker(fs, options.marker, { lastSegment: lastSeq });
     const handle = await fs.openAppend(segments[segments.length - 1]!.path);
     // What was read may sit only in the page cache (the process, not the machine, crashed):
     // make it durable before Raft relies on it and before records claim it is.
@@ -215,6 +236,7 @@ export class WAL {
       if (this.tip.durableOffset < this.tip.offset) await this.tip.handle.sync();
       await this.tip.handle.close();
       const created = await createSegment(this.io, this.dir, { seq: seq + 1, firstIndex: this.terms.lastIndex + 1 }, records);
+      if (this.io.marker !== undefined) await writeMarker(this.io.fs, this.io.marker, { lastSegment: seq + 1 });
       this.segments.push(created.segment);
       this.tip = { handle: created.handle, offset: created.offset, durableOffset: created.offset };
       this.createdOffset = created.offset;

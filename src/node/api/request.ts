@@ -3,12 +3,17 @@ import type { Context } from 'hono';
 import { invalid, SecretdError } from '../../errors.ts';
 import { requestBodyBytesMax } from '../../limits.ts';
 
-export async function readJsonObject(c: Context, what: string, allowed: readonly string[]): Promise<Record<string, unknown>> {
+export async function readJsonObject(c: Context, what: string, allowed: readonly string[] | FieldTree): Promise<Record<string, unknown>> {
   return parseJsonObject(await readBodyBytes(c, requestBodyBytesMax), what, allowed);
 }
 
-/** A request body that must be one JSON object with only the `allowed` fields. */
-export function parseJsonObject(bytes: Uint8Array, what: string, allowed: readonly string[]): Record<string, unknown> {
+/**
+ * A request body that must be one JSON object with only the `allowed` fields. Keys are matched to
+ * the field names as Go's encoding/json matches them (canonicalKeys): `replicas` is `Replicas`.
+ * Given a FieldTree, the objects inside are canonicalised too (their own unknown fields are for
+ * the shape's reader to refuse).
+ */
+export function parseJsonObject(bytes: Uint8Array, what: string, allowed: readonly string[] | FieldTree): Record<string, unknown> {
   let text: string;
   try {
     text = utf8.decode(bytes);
@@ -23,11 +28,72 @@ export function parseJsonObject(bytes: Uint8Array, what: string, allowed: readon
     throw invalid(`Invalid ${what}: the request body is not valid JSON`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(`Invalid ${what}: expected a JSON object`);
-  const record = value as Record<string, unknown>;
+  const fields: FieldTree = Array.isArray(allowed) ? Object.fromEntries(allowed.map((name) => [name, null])) : (allowed as FieldTree);
+  const record = canonicalKeys(value, fields, what) as Record<string, unknown>;
   for (const key of Object.keys(record)) {
-    if (!allowed.includes(key)) throw invalid(`Invalid ${what}: unknown field ${JSON.stringify(key.slice(0, 64))}`);
+    if (!Object.hasOwn(fields, key)) throw invalid(`Invalid ${what}: unknown field ${JSON.stringify(key.slice(0, 64))}`);
   }
   return record;
+}
+
+/**
+ * The field names of a JSON object, each mapped to its own FieldTree when it holds an object (or a
+ * list of objects) whose keys are field names too, or to null when its value is a leaf or a map
+ * whose keys are data (`Labels`), left as sent.
+ */
+export interface FieldTree {
+  readonly [field: string]: FieldTree | null;
+}
+
+/**
+ * A copy of `value` with its keys renamed to the field names they match as Go's encoding/json
+ * matches them, which Docker decodes every body with: the exact name first, else the name equal to
+ * the key ignoring case (Go's simple folding: ASCII, plus `K` for k and `ſ` for s). Objects and
+ * lists of objects under fields with a tree are renamed the same way, recursively. Unknown keys stay
+ * as sent, for the caller's unknown-field check to name. Two keys naming one field are refused (Go
+ * would keep the last one silently). `what` starts that message.
+ */
+export function canonicalKeys(value: unknown, fields: FieldTree, what: string): unknown {
+  if (Array.isArray(value)) return value.map((item) => canonicalKeys(item, fields, what));
+  if (typeof value !== 'object' || value === null) return value;
+  const out: Record<string, unknown> = {};
+  const sources = new Map<string, string>();
+  for (const [key, inner] of Object.entries(value)) {
+    const name = Object.hasOwn(fields, key) ? key : (Object.keys(fields).find((field) => equalFold(key, field)) ?? key);
+    const other = sources.get(name);
+    if (other !== undefined) throw invalid(`Invalid ${what}: fields ${JSON.stringify(other.slice(0, 64))} and ${JSON.stringify(key.slice(0, 64))} both name ${name}`);
+    sources.set(name, key);
+    const tree = Object.hasOwn(fields, name) ? fields[name] : null;
+    out[name] = tree ? canonicalKeys(inner, tree, what) : inner;
+  }
+  return out;
+}
+
+/**
+ * Refuses (400) a key that names no field, in every object under `fields` whose own fields are
+ * known, naming it by its path (`unknown field Mode.Replicated.Count`). Run on canonical keys.
+ */
+export function refuseUnknownFields(value: unknown, fields: FieldTree, what: string, path = ''): void {
+  if (Array.isArray(value)) {
+    for (const item of value) refuseUnknownFields(item, fields, what, path);
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  for (const [key, inner] of Object.entries(value)) {
+    if (!Object.hasOwn(fields, key)) throw invalid(`Invalid ${what}: unknown field ${path}${key.slice(0, 64)}`);
+    const tree = fields[key];
+    if (tree) refuseUnknownFields(inner, tree, what, `${path}${key}.`);
+  }
+}
+
+/** Go's case-insensitive name match for an ASCII field name (encoding/json's foldName). */
+function equalFold(key: string, field: string): boolean {
+  if (key.length !== field.length) return false;
+  for (let i = 0; i < key.length; i++) {
+    const c = key[i] === '\u212a' ? 'k' : key[i] === '\u017f' ? 's' : key[i]!;
+    if (c.charCodeAt(0) > 0x7f || c.toLowerCase() !== field[i]!.toLowerCase()) return false;
+  }
+  return true;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -91,10 +157,25 @@ export function parseVersionParam(value: string | undefined, what: string): numb
   return Number(value);
 }
 
-export function parseBoolParam(value: string | undefined, name: string): boolean {
-  if (value === undefined || value === '' || value === '0' || value === 'false') return false;
-  if (value === '1' || value === 'true') return true;
-  throw invalid(`Invalid query parameter ${name}: expected true or false`);
+/**
+ * A boolean query flag as Docker's `httputils.BoolValue` reads it (node removal's `force`): false
+ * for absent, empty, `0`, `no`, `false` and `none` in any case and around spaces; true otherwise.
+ */
+export function parseBoolParam(value: string | undefined): boolean {
+  const text = (value ?? '').trim().toLowerCase();
+  return !(text === '' || text === '0' || text === 'no' || text === 'false' || text === 'none');
+}
+
+/**
+ * A boolean query flag as Docker reads the ones it parses with Go's `strconv.ParseBool` (swarm
+ * update's rotations, `insertDefaults`, `status`): absent or empty is false; `1 t T TRUE true True`
+ * and `0 f F FALSE false False` are themselves; anything else is refused with Docker's message.
+ */
+export function parseStrictBoolParam(value: string | undefined, name: string): boolean {
+  if (value === undefined || value === '') return false;
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false;
+  throw invalid(`invalid value for ${name}: ${value.slice(0, 64)}`);
 }
 
 /**

@@ -45,7 +45,7 @@ export function nodeRoutes(api: Hono<AppEnv>, backend: Backend): void {
 
   api.delete('/nodes/:id', async (c) => {
     requireRole(c, nodeRoles, 'remove nodes');
-    await backend.removeNode(c.req.param('id'), parseBoolParam(c.req.query('force'), 'force'));
+    await backend.removeNode(c.req.param('id'), parseBoolParam(c.req.query('force')));
     return c.body(null, 200);
   });
 }

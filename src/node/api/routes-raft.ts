@@ -8,7 +8,7 @@ import { invalid, SecretdError } from '../../errors.ts';
 import type { NodeResources, TaggedCommand } from '../store/commands.ts';
 import { requireRole, type AppEnv } from './app.ts';
 import type { Backend, NodeUpdate } from './backend.ts';
-import { readJsonObject } from './request.ts';
+import { parseBoolParam, readJsonObject } from './request.ts';
 
 export function raftRoutes(api: Hono<AppEnv>, backend: Backend): void {
   api.get('/secretd/join/ca', async (c) => c.json({ CA: await backend.joinCA() }));
@@ -64,7 +64,7 @@ export function raftRoutes(api: Hono<AppEnv>, backend: Backend): void {
   });
   api.delete('/secretd/internal/nodes/:id', async (c) => {
     requireRole(c, ['manager'], 'use internal routes');
-    await backend.removeNode(c.req.param('id'), c.req.query('force') === 'true');
+    await backend.removeNode(c.req.param('id'), parseBoolParam(c.req.query('force')));
     return c.json(null);
   });
 }

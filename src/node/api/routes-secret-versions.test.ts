@@ -119,7 +119,7 @@ describe('secret version routes', () => {
       [{ Secretd: { OnUpdate: 'reload' } }, 'Invalid on-update "reload": expected none, restart or signal:SIGNAL (e.g. signal:SIGHUP)'],
       [{ Secretd: { OnUpdate: 'signal:SIGKILL' } }, /the signal must be one of SIGHUP/],
       [{ Secretd: { Version: 1, OnUpdate: 'restart' } }, 'Invalid service spec: secret svc is pinned to version 1, so on-update restart would never apply'],
-      [{ Secretd: { Colour: 1 } }, 'Invalid service spec: unknown field secret reference svc: Secretd.Colour'],
+      [{ Secretd: { Colour: 1 } }, 'Invalid service spec: unknown field TaskTemplate.ContainerSpec.Secrets.Secretd.Colour'],
       [{ File: { Name: '/etc/x' }, Secretd: { OnUpdate: 'signal:SIGHUP' } }, /absolute target "\/etc\/x", which cannot change under a running container: use on-update restart$/],
     ];
     for (const [secret, message] of refused) {

@@ -3,10 +3,9 @@ import type { Hono } from 'hono';
 import { invalid } from '../../errors.ts';
 import { requireRole, type AppEnv } from './app.ts';
 import type { Backend } from './backend.ts';
-import { parseFilters, parseVersionParam, readJsonObject } from './request.ts';
-import { readServiceSpec, serviceJSON, taskJSON } from './service-shapes.ts';
-
-const specFields = ['Name', 'Labels', 'TaskTemplate', 'Mode', 'UpdateConfig', 'RollbackConfig', 'Networks', 'EndpointSpec'];
+import { parseFilters, parseStrictBoolParam, parseVersionParam, readJsonObject } from './request.ts';
+import { serviceSpecFields } from './service-fields.ts';
+import { readServiceSpec, serviceJSON, serviceStatus, taskJSON } from './service-shapes.ts';
 const roles = ['admin', 'manager'] as const;
 
 export function serviceRoutes(api: Hono<AppEnv>, backend: Backend): void {
@@ -15,24 +14,28 @@ export function serviceRoutes(api: Hono<AppEnv>, backend: Backend): void {
     const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'label', 'mode']);
     const match = (key: string, value: string): boolean => (filters.get(key) ?? []).length === 0 || filters.get(key)!.some((v) => value.startsWith(v));
     const services = (await backend.listServices()).filter((s) => match('id', s.id) && match('name', s.spec.name));
-    return c.json(services.map(serviceJSON));
+    // `?status=true` (API 1.41): each service's task counts, as Docker's `service ls` reads them.
+    if (!parseStrictBoolParam(c.req.query('status'), 'status')) return c.json(services.map((s) => serviceJSON(s)));
+    const tasks = await backend.listTasks(new Map());
+    return c.json(services.map((s) => serviceJSON(s, { status: serviceStatus(s, tasks) })));
   });
 
   api.post('/services/create', async (c) => {
     requireRole(c, roles, 'create services');
-    const spec = readServiceSpec(await readJsonObject(c, 'service spec', specFields));
+    const spec = readServiceSpec(await readJsonObject(c, 'service spec', serviceSpecFields));
     return c.json({ ID: await backend.createService(spec) }, 201);
   });
 
   api.get('/services/:id', async (c) => {
     requireRole(c, roles, 'inspect services');
-    return c.json(serviceJSON(await backend.getService(c.req.param('id'))));
+    const insertDefaults = parseStrictBoolParam(c.req.query('insertDefaults'), 'insertDefaults');
+    return c.json(serviceJSON(await backend.getService(c.req.param('id')), { insertDefaults }));
   });
 
   api.post('/services/:id/update', async (c) => {
     requireRole(c, roles, 'update services');
     const expectedIndex = parseVersionParam(c.req.query('version'), 'service');
-    const spec = readServiceSpec(await readJsonObject(c, 'service spec', specFields));
+    const spec = readServiceSpec(await readJsonObject(c, 'service spec', serviceSpecFields));
     await backend.updateService(c.req.param('id'), expectedIndex, spec);
     return c.json({ Warnings: null });
   });

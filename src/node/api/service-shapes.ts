@@ -9,6 +9,9 @@
  */
 import { invalid } from '../../errors.ts';
 import { stopGraceMsDefault } from '../executor/limits.ts';
+import { checkSecretFiles } from '../executor/targets.ts';
+import { canonicalKeys, refuseUnknownFields } from './request.ts';
+import { serviceSpecFields } from './service-fields.ts';
 import { refuseUnsupported } from './service-unsupported.ts';
 import { checkLabels, checkVersionNumber, onUpdateText, parseOnUpdate } from '../store/secret-rules.ts';
 import type { ContainerSpec, OnUpdate, SecretReference, ServiceRecord, ServiceSpec, TaskRecord } from '../store/types.ts';
@@ -29,9 +32,9 @@ export interface SecretRefInput {
   readonly onUpdate?: OnUpdate;
 }
 
-function object(value: unknown, what: string, allowed: readonly string[]): Record<string, unknown> {
+/** Field names are checked once, up front (service-fields.ts): this checks only that it is an object. */
+function object(value: unknown, what: string): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(`Invalid service spec: ${what} must be an object`);
-  for (const key of Object.keys(value)) if (!allowed.includes(key)) throw invalid(`Invalid service spec: unknown field ${what}.${key.slice(0, 64)}`);
   return value as Record<string, unknown>;
 }
 
@@ -41,13 +44,21 @@ function strings(value: unknown, what: string): string[] {
   return value as string[];
 }
 
-export function readServiceSpec(body: Record<string, unknown>): ServiceSpecInput {
+/**
+ * A ServiceSpec body read as Docker's Go server reads it: keys matched to Docker's field names
+ * ignoring case (`"Mode": {"replicated": {"Replicas": 2}}`), unknown fields refused (400), features
+ * secretd lacks refused (501, service-unsupported.ts), then every field checked.
+ */
+export function readServiceSpec(input: Record<string, unknown>): ServiceSpecInput {
+  const body = canonicalKeys(input, serviceSpecFields, 'service spec') as Record<string, unknown>;
+  refuseUnknownFields(body, serviceSpecFields, 'service spec');
   refuseUnsupported(body);
   if (typeof body.Name !== 'string' || !serviceNamePattern.test(body.Name)) {
     throw invalid(`Invalid service name ${JSON.stringify(String(body.Name ?? '').slice(0, 80))}: 1 to 63 letters, digits, dashes and underscores, starting and ending with a letter or digit`);
   }
-  const template = object(body.TaskTemplate, 'TaskTemplate', ['ContainerSpec', 'RestartPolicy', 'Resources', 'Placement', 'ForceUpdate', 'Runtime', 'Networks', 'LogDriver']);
-  const container = object(template.ContainerSpec, 'TaskTemplate.ContainerSpec', ['Image', 'Command', 'Args', 'Env', 'Secrets', 'Labels', 'Init', 'Isolation', 'StopGracePeriod', 'Hostname', 'Dir', 'User', 'TTY', 'OpenStdin', 'Mounts', 'Configs', 'Privileges', 'DNSConfig', 'Hosts', 'StopSignal', 'Healthcheck', 'Groups', 'ReadOnly', 'Sysctls', 'CapabilityAdd', 'CapabilityDrop', 'Ulimits', 'Duration']);
+  const template = object(body.TaskTemplate, 'TaskTemplate');
+  const container = object(template.ContainerSpec, 'TaskTemplate.ContainerSpec');
+  if (template.Placement !== undefined && template.Placement !== null) object(template.Placement, 'TaskTemplate.Placement');
   if (typeof container.Image !== 'string' || container.Image === '') throw invalid('Invalid service spec: TaskTemplate.ContainerSpec.Image must be provided');
   const command = strings(container.Command, 'ContainerSpec.Command');
   const args = strings(container.Args, 'ContainerSpec.Args');
@@ -60,6 +71,8 @@ export function readServiceSpec(body: Record<string, unknown>): ServiceSpecInput
     if (other !== undefined) throw invalid(`Invalid service spec: secret references '${other}' and '${ref.secretName}' have a conflicting target: '${ref.target}'`);
     targets.set(ref.target, ref.secretName);
   }
+  // The executor's own rule (one copy): a target it would refuse is refused here, not in a restart loop.
+  checkSecretFiles('Invalid service spec', secrets);
   checkSameSecretAgrees(secrets);
   const forceUpdate = template.ForceUpdate ?? 0;
   if (typeof forceUpdate !== 'number' || !Number.isSafeInteger(forceUpdate) || forceUpdate < 0) throw invalid('Invalid service spec: TaskTemplate.ForceUpdate must be a counter (0 or more)');
@@ -74,11 +87,11 @@ export function readServiceSpec(body: Record<string, unknown>): ServiceSpecInput
 }
 
 function readSecretRef(value: unknown): SecretRefInput {
-  const ref = object(value, 'secret reference', ['File', 'SecretID', 'SecretName', 'Secretd']);
+  const ref = object(value, 'secret reference');
   if (typeof ref.SecretName !== 'string' || ref.SecretName === '') throw invalid('Invalid service spec: malformed secret reference (SecretName is required)');
-  const file = object(ref.File ?? { Name: ref.SecretName }, 'secret reference File', ['Name', 'UID', 'GID', 'Mode']);
+  const file = object(ref.File ?? { Name: ref.SecretName }, 'secret reference File');
   const target = typeof file.Name === 'string' ? file.Name : '';
-  if (target === '' || target.includes('\0') || (!target.startsWith('/') && target.split('/').includes('..'))) throw invalid(`Invalid service spec: malformed file secret reference, invalid target file name ${JSON.stringify(target.slice(0, 80))}`);
+  if (target === '') throw invalid(`Invalid service spec: malformed file secret reference, invalid target file name ""`);
   const uid = file.UID === undefined ? '0' : String(file.UID);
   const gid = file.GID === undefined ? '0' : String(file.GID);
   if (!idPattern.test(uid) || !idPattern.test(gid)) throw invalid(`Invalid service spec: secret ${ref.SecretName} needs numeric UID and GID`);
@@ -90,7 +103,7 @@ function readSecretRef(value: unknown): SecretRefInput {
 
 function readExtension(value: unknown, name: string, target: string): { version?: number; onUpdate?: OnUpdate } {
   if (value === undefined || value === null) return {};
-  const extension = object(value, `secret reference ${name.slice(0, 64)}: Secretd`, ['Version', 'OnUpdate']);
+  const extension = object(value, `secret reference ${name.slice(0, 64)}: Secretd`);
   const version = extension.Version === undefined || extension.Version === null ? undefined : checkVersionNumber(extension.Version, `version of secret ${name.slice(0, 64)}`);
   const onUpdate = extension.OnUpdate === undefined || extension.OnUpdate === null ? undefined : parseOnUpdate(extension.OnUpdate);
   if (onUpdate !== undefined && onUpdate.kind !== 'none' && version !== undefined) {
@@ -126,22 +139,37 @@ function secretRefJSON(ref: SecretReference): object {
 
 function readMode(value: unknown): ServiceSpec['mode'] {
   if (value === undefined || value === null) return { kind: 'replicated', replicas: 1 };
-  const mode = object(value, 'Mode', ['Replicated', 'Global']);
-  if (mode.Global !== undefined) return { kind: 'global' };
-  const replicated = object(mode.Replicated ?? {}, 'Mode.Replicated', ['Replicas']);
+  const mode = object(value, 'Mode');
+  if (mode.Global !== undefined && mode.Global !== null) return { kind: 'global' };
+  const replicated = object(mode.Replicated ?? {}, 'Mode.Replicated');
   const replicas = replicated.Replicas ?? 1;
   if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > 1000) throw invalid('Invalid service spec: Mode.Replicated.Replicas must be 0 to 1000');
   return { kind: 'replicated', replicas };
 }
 
+/** Docker's time.Duration: whole nanoseconds (Go refuses a fraction), 0 or more. */
+function nanoseconds(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw invalid(`Invalid service spec: ${what} must be a whole number of nanoseconds, 0 or more`);
+  return value;
+}
+
+/** Docker's UpdateConfig: Delay is kept exactly as sent; what secretd lacks was refused before (501). */
 function readUpdateConfig(value: unknown): ServiceSpec['update'] {
   if (value === undefined || value === null) return { parallelism: 1, delayMs: 0 };
-  const config = object(value, 'UpdateConfig', ['Parallelism', 'Delay', 'FailureAction', 'Monitor', 'MaxFailureRatio', 'Order']);
+  const config = object(value, 'UpdateConfig');
   const parallelism = config.Parallelism ?? 1;
-  const delayNs = config.Delay ?? 0;
-  if (typeof parallelism !== 'number' || !Number.isInteger(parallelism) || parallelism < 0) throw invalid('Invalid service spec: UpdateConfig.Parallelism must be 0 or more');
-  if (typeof delayNs !== 'number' || delayNs < 0) throw invalid('Invalid service spec: UpdateConfig.Delay must be 0 or more nanoseconds');
-  return { parallelism, delayMs: Math.round(delayNs / 1e6) };
+  if (typeof parallelism !== 'number' || !Number.isSafeInteger(parallelism) || parallelism < 0) throw invalid('Invalid service spec: UpdateConfig.Parallelism must be 0 or more');
+  const delayNs = nanoseconds(config.Delay ?? 0, 'UpdateConfig.Delay');
+  const failureAction = config.FailureAction ?? '';
+  if (failureAction !== '' && failureAction !== 'pause' && failureAction !== 'continue') {
+    throw invalid(`Invalid service spec: UpdateConfig.FailureAction ${JSON.stringify(String(failureAction).slice(0, 32))} is not one of pause, continue or rollback`);
+  }
+  return {
+    parallelism,
+    delayMs: Math.ceil(delayNs / 1e6),
+    ...(delayNs % 1e6 === 0 ? {} : { delayNs }),
+    ...(failureAction === 'continue' ? { failureAction } : {}),
+  };
 }
 
 function containerSpecJSON(container: ContainerSpec): object {
@@ -159,25 +187,67 @@ function containerSpecJSON(container: ContainerSpec): object {
   };
 }
 
-export function serviceSpecJSON(spec: ServiceSpec): object {
+export interface ServiceJSONOptions {
+  /**
+   * `?insertDefaults=true`: also the defaults Docker fills in that describe what secretd does (the
+   * restart policy: any exit, no limit on attempts). Default false. Docker's `UpdateConfig.Monitor`
+   * and `RollbackConfig` are not filled in: secretd has neither (the README says so).
+   */
+  readonly insertDefaults?: boolean;
+  /** `GET /services?status=true`: Docker's ServiceStatus, computed by the route. Default: none. */
+  readonly status?: ServiceStatus;
+}
+
+/** Docker's ServiceStatus (API 1.41): tasks running, tasks wanted, and tasks of jobs completed. */
+export interface ServiceStatus {
+  readonly RunningTasks: number;
+  readonly DesiredTasks: number;
+  readonly CompletedTasks: number;
+}
+
+export function serviceSpecJSON(spec: ServiceSpec, options: ServiceJSONOptions = {}): object {
+  const delayNs = spec.update.delayNs ?? spec.update.delayMs * 1e6;
   return {
     Name: spec.name,
     Labels: spec.labels,
     TaskTemplate: {
       ContainerSpec: containerSpecJSON(spec.container),
       Resources: { Limits: {}, Reservations: {} },
+      ...(options.insertDefaults ? { RestartPolicy: { Condition: 'any', MaxAttempts: 0 } } : {}),
       Placement: {},
       ForceUpdate: spec.forceUpdate ?? 0,
       Runtime: 'container',
     },
     Mode: spec.mode.kind === 'global' ? { Global: {} } : { Replicated: { Replicas: spec.mode.replicas } },
-    UpdateConfig: { Parallelism: spec.update.parallelism, ...(spec.update.delayMs > 0 ? { Delay: spec.update.delayMs * 1e6 } : {}), FailureAction: 'pause', MaxFailureRatio: 0, Order: 'stop-first' },
+    UpdateConfig: { Parallelism: spec.update.parallelism, ...(delayNs > 0 ? { Delay: delayNs } : {}), FailureAction: spec.update.failureAction ?? 'pause', MaxFailureRatio: 0, Order: 'stop-first' },
     EndpointSpec: { Mode: 'vip' },
   };
 }
 
-export function serviceJSON(service: ServiceRecord): object {
-  return { ID: service.id, Version: { Index: service.metaIndex }, CreatedAt: service.createdAt, UpdatedAt: service.updatedAt, Spec: serviceSpecJSON(service.spec), Endpoint: { Spec: {} } };
+export function serviceJSON(service: ServiceRecord, options: ServiceJSONOptions = {}): object {
+  return {
+    ID: service.id,
+    Version: { Index: service.metaIndex },
+    CreatedAt: service.createdAt,
+    UpdatedAt: service.updatedAt,
+    Spec: serviceSpecJSON(service.spec, options),
+    Endpoint: { Spec: {} },
+    ...(options.status ? { ServiceStatus: options.status } : {}),
+  };
+}
+
+/**
+ * Docker's ServiceStatus from a service's tasks, counted as swarmkit's ListServiceStatuses counts
+ * them: tasks whose state is running; a replicated service wants its replicas, a global one as many
+ * tasks as are desired running. secretd has no jobs, so none is ever completed.
+ */
+export function serviceStatus(service: ServiceRecord, tasks: readonly TaskRecord[]): ServiceStatus {
+  const own = tasks.filter((t) => t.serviceId === service.id);
+  return {
+    RunningTasks: own.filter((t) => t.status.state === 'running').length,
+    DesiredTasks: service.spec.mode.kind === 'replicated' ? service.spec.mode.replicas : own.filter((t) => t.desiredState === 'running').length,
+    CompletedTasks: 0,
+  };
 }
 
 export function taskJSON(task: TaskRecord): object {

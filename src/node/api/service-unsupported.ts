@@ -49,36 +49,59 @@ const containerRules: [string, Check, string][] = [
   ['CapabilityAdd', emptyList, 'added capabilities (--cap-add)'],
   ['CapabilityDrop', emptyList, 'dropped capabilities (--cap-drop)'],
   ['Ulimits', emptyList, 'ulimits (--ulimit)'],
+  ['OomScoreAdj', oneOf(0), 'an OOM score adjustment (--oom-score-adj)'],
   ['Duration', absent, 'jobs with a duration'],
 ];
 
 const templateRules: [string, Check, string][] = [
   ['Resources', objectWhere({ Limits: emptyObject, Reservations: emptyObject }), 'resource limits and reservations (--limit-*, --reserve-*)'],
-  ['Placement', objectWhere({ Constraints: emptyList, Preferences: emptyList, Platforms: () => true, MaxReplicas: oneOf(0) }), 'placement constraints and preferences (--constraint, --placement-pref, --replicas-max-per-node)'],
   ['RestartPolicy', restartPolicy, 'restart policies other than restarting on any exit (--restart-*)'],
   ['Runtime', oneOf('container', ''), 'task runtimes other than containers'],
   ['Networks', emptyList, 'networks (--network): secretd runs containers without networking of their own'],
   ['LogDriver', absent, 'log drivers (--log-driver)'],
 ];
 
+/** Placement by platform too: secretd's scheduler does not read a node's platform (each node runs the root filesystems it was given). */
+const placementRules: [string, Check, string][] = [
+  ['Constraints', emptyList, 'placement constraints (--constraint)'],
+  ['Preferences', emptyList, 'placement preferences (--placement-pref)'],
+  ['MaxReplicas', oneOf(0), 'a maximum of replicas per node (--replicas-max-per-node)'],
+  ['Platforms', emptyList, 'placement by platform'],
+];
+
 const serviceRules: [string, Check, string][] = [
   ['Networks', emptyList, 'networks (--network): secretd runs containers without networking of their own'],
   ['EndpointSpec', objectWhere({ Mode: oneOf('vip'), Ports: emptyList }), 'published ports and DNS round-robin (--publish, --endpoint-mode)'],
+  ['RollbackConfig', emptyObject, 'rolling services back, so it takes no rollback settings (--rollback-*)'],
 ];
 
+const modeRules: [string, Check, string][] = [
+  ['ReplicatedJob', absent, 'jobs (--mode replicated-job)'],
+  ['GlobalJob', absent, 'jobs (--mode global-job)'],
+];
+
+/**
+ * FailureAction `pause` and `continue` are both taken and kept, and secretd does the same for
+ * either: a batch whose new task fails waits while it restarts with back-off, and the rollout goes on
+ * once it runs. Any other value than these and `rollback` is a 400 (service-shapes.ts).
+ */
 const updateRules: [string, Check, string][] = [
-  ['FailureAction', oneOf('pause', ''), 'update failure actions other than pause (--update-failure-action)'],
+  ['FailureAction', (v) => v !== 'rollback', 'rolling back a failed update (--update-failure-action rollback)'],
+  ['Monitor', oneOf(0), 'a monitoring period after each updated task (--update-monitor): a batch is done once its new tasks run'],
   ['MaxFailureRatio', oneOf(0), 'an update failure ratio (--update-max-failure-ratio)'],
   ['Order', oneOf('stop-first', ''), 'start-first updates (--update-order)'],
 ];
 
+/** Run on a body whose keys are Docker's field names (service-shapes.ts canonicalises them first). */
 export function refuseUnsupported(body: Record<string, unknown>): void {
   check(body, serviceRules, '');
   const template = body.TaskTemplate;
   if (isRecord(template)) {
     check(template, templateRules, 'TaskTemplate.');
     if (isRecord(template.ContainerSpec)) check(template.ContainerSpec, containerRules, 'TaskTemplate.ContainerSpec.');
+    if (isRecord(template.Placement)) check(template.Placement, placementRules, 'TaskTemplate.Placement.');
   }
+  if (isRecord(body.Mode)) check(body.Mode, modeRules, 'Mode.');
   if (isRecord(body.UpdateConfig)) check(body.UpdateConfig, updateRules, 'UpdateConfig.');
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { SecretdError } from '../../errors.ts';
-import { checkSecretRefs, type SecretRef } from './targets.ts';
+import { checkSecretFiles, checkSecretRefs, type SecretRef } from './targets.ts';
 
 const ref = (target: string, extra: Partial<SecretRef> = {}): SecretRef => ({ secretId: 'abc123', target, uid: '0', gid: '0', mode: 0o444, ...extra });
 
@@ -58,5 +58,20 @@ describe('checkSecretRefs', () => {
     expect(refusal([ref('x', { gid: '-1' })])).toContain("has gid '-1'");
     expect(refusal([ref('x', { mode: 0o4755 })])).toContain('must be permission bits from 0 to 0777');
     expect(refusal([ref('x', { secretId: '../id' })])).toContain('has an invalid secret id');
+  });
+
+  test('checkSecretFiles is the same rule without secret ids, as the API applies it to a spec', () => {
+    const refused = (targets: string[]): string => {
+      try {
+        checkSecretFiles('Invalid service spec', targets.map((target) => ({ target, uid: '0', gid: '0', mode: 0o444 })));
+      } catch (error) {
+        return (error as SecretdError).message;
+      }
+      return 'accepted';
+    };
+    expect(refused(['/etc/../x'])).toBe("Invalid service spec: secret target '/etc/../x' must not contain '.' or '..' components");
+    expect(refused(['/proc/self/x'])).toContain('is reserved');
+    expect(refused(['db', '/run/secrets/db'])).toBe("Invalid service spec: secret target '/run/secrets/db' is used twice");
+    expect(refused(['db', '/etc/app/key.pem'])).toBe('accepted');
   });
 });

@@ -76,30 +76,51 @@ function parseNumericId(value: string, what: string, fail: (why: string) => Secr
   return Number(value);
 }
 
+/** One secret file as a service spec gives it: where it goes and who owns it. */
+export interface SecretFileSpec {
+  readonly target: string;
+  readonly uid: string;
+  readonly gid: string;
+  readonly mode: number;
+}
+
+/** A checked secret file without its secret: placement, host name and numeric owner and mode. */
+export type PlacedFile = Omit<SecretFile, 'secretId' | 'version'>;
+
+/**
+ * The rules every secret file of one task passes: the manager's API checks a service spec's
+ * references with them before storing it, and the executor checks them again before writing a byte
+ * (one copy of the rule, so a spec the API takes never loops on a refused start). Throws
+ * SecretdError('invalid') naming the first offending target; `context` starts the message.
+ */
+export function checkSecretFiles(context: string, refs: readonly SecretFileSpec[]): PlacedFile[] {
+  if (refs.length > secretsPerTaskMax) throw new SecretdError('invalid', `${context}: ${refs.length} secret files is more than the ${secretsPerTaskMax} allowed per task`);
+  const files = refs.map((ref): PlacedFile => {
+    const fail = (why: string): SecretdError => new SecretdError('invalid', `${context}: secret target '${ref.target}' ${why}`);
+    const placement = placeTarget(ref.target, fail);
+    const uid = parseNumericId(ref.uid, 'uid', fail);
+    const gid = parseNumericId(ref.gid, 'gid', fail);
+    if (!Number.isInteger(ref.mode) || ref.mode < 0 || ref.mode > 0o777) throw fail(`has mode ${String(ref.mode)}: it must be permission bits from 0 to 0777`);
+    return { target: placement.path, placement, hostName: hostNameFor(placement), uid, gid, mode: ref.mode };
+  });
+  refuseOverlaps(context, files);
+  return files;
+}
+
 /**
  * Checks every reference of one task and returns them normalized, or throws SecretdError('invalid')
  * naming the first offending target. `context` starts the message ("Cannot start task 't1'").
  */
 export function checkSecretRefs(context: string, refs: readonly SecretRef[]): SecretFile[] {
-  if (refs.length > secretsPerTaskMax) throw new SecretdError('invalid', `${context}: ${refs.length} secret files is more than the ${secretsPerTaskMax} allowed per task`);
-  const files: SecretFile[] = [];
   for (const ref of refs) {
-    const fail = (why: string): SecretdError => new SecretdError('invalid', `${context}: secret target '${ref.target}' ${why}`);
-    if (!secretIdPattern.test(ref.secretId)) throw fail(`has an invalid secret id: it must match ${secretIdPattern.source}`);
-    const placement = placeTarget(ref.target, fail);
-    const uid = parseNumericId(ref.uid, 'uid', fail);
-    const gid = parseNumericId(ref.gid, 'gid', fail);
-    if (!Number.isInteger(ref.mode) || ref.mode < 0 || ref.mode > 0o777) throw fail(`has mode ${String(ref.mode)}: it must be permission bits from 0 to 0777`);
-    const version = ref.version ?? null;
-    files.push({ secretId: ref.secretId, target: placement.path, placement, hostName: hostNameFor(placement), uid, gid, mode: ref.mode, version });
+    if (!secretIdPattern.test(ref.secretId)) throw new SecretdError('invalid', `${context}: secret target '${ref.target}' has an invalid secret id: it must match ${secretIdPattern.source}`);
   }
-  refuseOverlaps(context, files);
-  return files;
+  return checkSecretFiles(context, refs).map((file, i) => ({ ...file, secretId: refs[i]!.secretId, version: refs[i]!.version ?? null }));
 }
 
 /** Two files at one path, or a file where another needs a directory, cannot both be mounted. */
-function refuseOverlaps(context: string, files: readonly SecretFile[]): void {
-  const containerPath = (file: SecretFile): string => (file.placement.kind === 'relative' ? `${secretsDirInContainer}/${file.placement.path}` : file.placement.path);
+function refuseOverlaps(context: string, files: readonly PlacedFile[]): void {
+  const containerPath = (file: PlacedFile): string => (file.placement.kind === 'relative' ? `${secretsDirInContainer}/${file.placement.path}` : file.placement.path);
   const paths = files.map(containerPath).sort();
   for (let i = 1; i < paths.length; i++) {
     const previous = paths[i - 1]!;

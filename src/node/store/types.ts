@@ -107,7 +107,15 @@ export type ServiceMode = { readonly kind: 'replicated'; readonly replicas: numb
 export interface UpdateConfig {
   /** Tasks replaced at once (0: all). */
   readonly parallelism: number;
+  /** The wait between batches as the orchestrator counts it: Docker's Delay rounded up to whole milliseconds. */
   readonly delayMs: number;
+  /** Docker's Delay exactly as sent, in nanoseconds, when it is not a whole number of milliseconds (absent: delayMs × 10⁶). */
+  readonly delayNs?: number;
+  /**
+   * Docker's FailureAction as sent, when it is `continue` (absent: `pause`). secretd does the same
+   * for both: a batch waits while a failing task restarts with back-off, and goes on once it runs.
+   */
+  readonly failureAction?: 'continue';
 }
 
 export interface ServiceSpec {

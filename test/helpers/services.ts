@@ -43,9 +43,15 @@ export function secretMounts(runDir: string): string[] {
 
 /** Regular files under `dir`, not following links and not descending into `skip` (e.g. live tmpfs mounts). */
 export function filesUnder(dir: string, skip: readonly string[] = []): string[] {
-  if (!existsSync(dir)) return [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
   const out: string[] = [];
-  for (const name of readdirSync(dir)) {
+  for (const name of names) {
     const path = join(dir, name);
     if (skip.includes(path)) continue;
     const stat = statSync(path, { throwIfNoEntry: false });
@@ -59,7 +65,14 @@ export function filesUnder(dir: string, skip: readonly string[] = []): string[] 
 export function filesHolding(dirs: readonly string[], values: readonly string[], skip: readonly string[] = []): string[] {
   const found: string[] = [];
   for (const file of dirs.flatMap((dir) => filesUnder(dir, skip))) {
-    const bytes = readFileSync(file);
+    // A live node removes files while we look (runc state, erased task directories): gone is not held.
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw error;
+    }
     values.forEach((value, i) => {
       if (bytes.includes(value) || bytes.includes(Buffer.from(value).toString('base64'))) found.push(`${file}: value#${i}`);
     });

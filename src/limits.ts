@@ -42,6 +42,11 @@ export const raftElectionTicks = 10;
 /** Dispatcher heartbeat period; a node missing three in a row is marked down (Docker: 5 s). */
 export const heartbeatPeriodMs = 1000;
 export const heartbeatsMissedMax = 3;
+/**
+ * How often an agent sweeps its run directory for secrets no running container owns (a missed
+ * exit, a failed erase to retry): the safety net behind erase-on-exit, which is immediate.
+ */
+export const agentSweepIntervalMs = 5000;
 /** Output kept from `secretd exec` (each of stdout and stderr). */
 export const execOutputBytesMax = 1024 * 1024;
 /** Versions of a secret kept by default; older ones go when a new one is added, unless a pinned reference uses them. */

@@ -16,6 +16,8 @@ export interface UnsafeTestingMutations {
   readonly truncateUncommittedOnElection?: boolean;
   /** Every member answers reads from its own state, without ReadIndex (stale reads, as Jepsen found in etcd 0.4 and Consul). */
   readonly localReads?: boolean;
+  /** Messages from ids outside the configuration are stepped like members' (a demoted manager could take over). */
+  readonly acceptNonMembers?: boolean;
 }
 
 export interface RaftOptions {

@@ -417,7 +417,7 @@ export class RaftCore {
    * missed its leader's addition stays behind: remove it and join again.)
    */
   #acceptsFrom(m: Message): boolean {
-    if (this.#tracker.isMember(m.from) || !this.#tracker.isMember(this.#id)) return true;
+    if (this.#tracker.isMember(m.from) || !this.#tracker.isMember(this.#id) || this.#settings.mutations.acceptNonMembers === true) return true;
     return this.#vouched !== null && this.#vouched.leader === m.from && this.#vouched.term === m.term;
   }
 

@@ -14,7 +14,9 @@
  *                       .truncateUncommittedOnElection);
  *   stale-read          every member answers reads from its own state, without ReadIndex
  *                       (unsafeTestingMutations.localReads): only the linearizability checker can
- *                       see this one.
+ *                       see this one;
+ *   accept-non-members  members step messages from ids outside the configuration
+ *                       (unsafeTestingMutations.acceptNonMembers): the impostor takes over.
  *
  * Replay one:  SIM_SEED=2 SIM_VARIANT=commit-old-term SIM_TRACE=1 bun test test/sim/broken-variants.test.ts
  */
@@ -35,6 +37,9 @@ const expected: Readonly<Record<Variant, readonly Invariant[]>> = {
   'commit-old-term': ['leader-completeness', 'state-machine-safety'],
   'truncate-committed': ['leader-completeness', 'state-machine-safety'],
   'stale-read': ['linearizability'],
+  // Whichever comes first: a member in the impostor's term, or production's own checks (a forged
+  // append over committed entries, a snapshot that is not a store).
+  'accept-non-members': ['non-member-heard', 'production-assertion', 'unexpected-error'],
 };
 
 const replaySeed = process.env['SIM_SEED'];

@@ -14,7 +14,11 @@
  *                         (Store.snapshot()), and a snapshot sent to a follower equals that state;
  *   durability            a member's term never goes back across a restart: every message it sent
  *                         spoke of a term already saved (pre-votes aside, which name a term not
- *                         yet taken).
+ *                         yet taken);
+ *   non-member-heard      no member takes a term or a leader from the impostor, an id outside the
+ *                         configuration whose messages (nemesis.ts) speak of terms from
+ *                         impostorTermFloor up (a member that stepped one of its appends or
+ *                         snapshots would also break log matching or its store).
  *
  * The committed entries are known from what leaders commit (a leader's log at an index is what it
  * sent there in its term) and from what members apply. When an entry was committed is bounded above
@@ -22,8 +26,13 @@
  * its own term); leader completeness is only asserted for leaders of later terms, so a deposed
  * leader still sending its stale log is not mistaken for a violation.
  */
-import type { Entry, Message } from '../../src/raft/types.ts';
+import type { Entry, MemberId, Message } from '../../src/raft/types.ts';
 import type { Member } from './member.ts';
+
+/** The nemesis's sender outside the configuration (a demoted or removed manager, or a stranger). */
+export const impostorId = 'impostor' as MemberId;
+/** Every term the impostor speaks of is at least this, far above any term a run reaches. */
+export const impostorTermFloor = 1_000_000;
 
 export type Invariant =
   | 'election-safety'
@@ -33,6 +42,7 @@ export type Invariant =
   | 'leader-completeness'
   | 'state-divergence'
   | 'durability'
+  | 'non-member-heard'
   | 'linearizability'
   | 'liveness'
   | 'production-assertion'
@@ -117,6 +127,9 @@ export class Invariants {
       if (member.state !== 'up' || node === null) continue;
       const { core, store } = node;
       const term = core.term;
+      if (term >= impostorTermFloor || core.leader === impostorId) {
+        this.#fail('non-member-heard', `${member.id} is in term ${term} with leader ${core.leader}: it heard ${impostorId}, which is outside the configuration`);
+      }
       if (term < this.#savedTerm[i]!) {
         this.#fail('durability', `${member.id} is back in term ${term}, but it had sent messages in term ${this.#savedTerm[i]} before`);
       }

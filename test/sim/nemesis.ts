@@ -18,14 +18,20 @@
  *   transfer      the leader asked to hand leadership to another member;
  *   slow-disk     one member's disk ten times slower for a while;
  *   figure-8      a choreographed schedule that leads to Raft's figure 8 (figure-8.ts); the other
- *                 actions wait while it runs.
+ *                 actions wait while it runs;
+ *   impostor      a burst of messages to one member (often the leader) from an id outside the
+ *                 configuration, as a demoted or removed manager still holding its certificate
+ *                 could send: votes, heartbeats, appends of forged entries, a forged snapshot,
+ *                 answers and a leadership hand-over, all in terms far above the cluster's. Every
+ *                 member must drop them (checkers.ts: non-member-heard).
  *
  * It also crashes members at chosen points: right after a member grants its vote, right after a
  * leader sends new entries (the vote and the entries are durable by then; the Raft rules say they
  * must survive), and right after a member forwards a read to its leader (the answer may reach the
  * member after it restarted).
  */
-import type { Message } from '../../src/raft/types.ts';
+import type { Entry, Message } from '../../src/raft/types.ts';
+import { impostorId, impostorTermFloor } from './checkers.ts';
 import { Figure8, type ScenarioTarget } from './figure-8.ts';
 import type { Member } from './member.ts';
 import type { Prng } from './prng.ts';
@@ -44,7 +50,8 @@ export type NemesisAction =
   | 'pause'
   | 'transfer'
   | 'slow-disk'
-  | 'figure-8';
+  | 'figure-8'
+  | 'impostor';
 export type PartitionShape = 'majority' | 'isolate' | 'isolate-leader' | 'bridge' | 'one-way';
 
 export interface NemesisOptions {
@@ -72,6 +79,8 @@ export interface NemesisTarget extends ScenarioTarget {
   readonly network: SimNetwork;
   leader(): Member | null;
   crash(member: Member, kind: 'power' | 'process', restartAfterMs: number): void;
+  /** Delivers messages to `member` as the network would (through the wire format), from no member. */
+  inject(member: Member, messages: readonly Message[]): void;
   trace(line: string): void;
 }
 
@@ -83,6 +92,7 @@ export class Nemesis {
   #flapping = 0;
   readonly figure8: Figure8;
   actions = 0;
+  impostorMessages = 0;
 
   constructor(options: NemesisOptions, target: NemesisTarget, prng: Prng, electionMs: number) {
     this.#options = options;
@@ -204,6 +214,8 @@ export class Nemesis {
       }
       case 'figure-8':
         return this.figure8.start();
+      case 'impostor':
+        return this.#impostor();
       case 'slow-disk': {
         const member = prng.pick(members);
         const ms = prng.between(...this.#options.pauseMs);
@@ -211,6 +223,38 @@ export class Nemesis {
         return member.disk.slowDown(10, scheduler.now + ms);
       }
     }
+  }
+
+  #impostor(): void {
+    const { members } = this.#target;
+    const prng = this.#prng;
+    const member = prng.chance(0.6) ? (this.#target.leader() ?? prng.pick(members)) : prng.pick(members);
+    if (member.state !== 'up' || member.node === null) return;
+    const { lastIndex, commit, term: current } = member.node.core.status();
+    const term = impostorTermFloor + prng.intBetween(0, 1000);
+    const to = member.id;
+    const from = impostorId;
+    const forged = (index: number): Entry => ({ term, index, type: 'normal', data: new TextEncoder().encode(`forged by ${impostorId}`) });
+    const messages: Message[] = [
+      { type: 'pre-vote', from, to, term, lastIndex: lastIndex + 100, lastTerm: term - 1 },
+      { type: 'vote', from, to, term, lastIndex: lastIndex + 100, lastTerm: term - 1, transfer: true },
+      { type: 'heartbeat', from, to, term, commit },
+      // From index 1: whoever took it would overwrite committed entries.
+      { type: 'append', from, to, term, prevIndex: 0, prevTerm: 0, entries: [forged(1), forged(2)], commit: lastIndex + 2 },
+      { type: 'append', from, to, term, prevIndex: lastIndex, prevTerm: current, entries: [forged(lastIndex + 1)], commit: lastIndex + 1 },
+      { type: 'snapshot', from, to, term, snapshot: { meta: { index: lastIndex + 50, term, conf: { voters: [impostorId], learners: [] } }, data: new TextEncoder().encode('{}') } },
+      { type: 'append-response', from, to, term, reject: false, index: lastIndex, commit: lastIndex },
+      { type: 'heartbeat-response', from, to, term, commit: lastIndex },
+      { type: 'pre-vote-response', from, to, term, reject: false },
+      { type: 'vote-response', from, to, term: current, reject: false },
+      // In the member's own term: a follower that took it would campaign at once.
+      { type: 'timeout-now', from, to, term: current },
+      { type: 'read-index', from, to, term: 0, context: 'impostor-read' },
+    ];
+    const burst = prng.shuffle(messages).slice(0, prng.intBetween(1, messages.length));
+    this.impostorMessages += burst.length;
+    this.#target.trace(`nemesis: ${burst.length} messages from ${impostorId} (outside the configuration) in term ${term} to ${to}: ${burst.map((m) => m.type).join(', ')}`);
+    this.#target.inject(member, burst);
   }
 
   #crash(member: Member, restartAfterMs = this.#prng.between(...this.#options.restartMs)): void {

@@ -13,8 +13,8 @@ import type { DiskFaults } from './sim-fs.ts';
 import type { NetworkFaults } from './sim-network.ts';
 import type { WorkloadOptions } from './workload.ts';
 
-export type Variant = 'lying-fsync' | 'forget-vote' | 'commit-old-term' | 'truncate-committed' | 'stale-read';
-export const variants: readonly Variant[] = ['lying-fsync', 'forget-vote', 'commit-old-term', 'truncate-committed', 'stale-read'];
+export type Variant = 'lying-fsync' | 'forget-vote' | 'commit-old-term' | 'truncate-committed' | 'stale-read' | 'accept-non-members';
+export const variants: readonly Variant[] = ['lying-fsync', 'forget-vote', 'commit-old-term', 'truncate-committed', 'stale-read', 'accept-non-members'];
 
 export interface SimOptions {
   readonly seed: number;
@@ -82,6 +82,7 @@ export function deriveOptions(seed: number, overrides: SimOverrides = {}): SimOp
     'crash-all': on(0.3) ? prng.between(0.02, 0.15) : 0,
     'crash-mid-io': weight(0.6),
     'figure-8': 0,
+    impostor: 0,
     restart: weight(0.3),
     pause: weight(0.5),
     transfer: weight(0.3),
@@ -108,6 +109,9 @@ export function deriveOptions(seed: number, overrides: SimOverrides = {}): SimOp
   // Some runs lead the cluster into Raft's figure 8; that takes one entry per message.
   const figure8 = on(0.2);
   if (figure8) actions['figure-8'] = prng.between(0.5, 2);
+  // Drawn apart, so that adding the impostor left every other setting of a seed as it was.
+  const impostor = new Prng(seed).fork('impostor');
+  if (impostor.chance(0.4)) actions.impostor = impostor.between(0.2, 1);
   const nemesis: NemesisOptions = {
     intervalMs: churn ? [electionMs / 10, prng.between(0.5, 1.5) * electionMs] : [electionMs / 5, prng.between(1, 5) * electionMs],
     actions,
@@ -155,6 +159,7 @@ export function deriveOptions(seed: number, overrides: SimOverrides = {}): SimOp
       commitOldTermByCount: variant === 'commit-old-term',
       truncateUncommittedOnElection: variant === 'truncate-committed',
       localReads: variant === 'stale-read',
+      acceptNonMembers: variant === 'accept-non-members',
     },
   };
 }

@@ -23,6 +23,8 @@ export interface SimStats {
   nemesisActions: number;
   figure8Runs: number;
   figure8Completed: number;
+  /** Messages the impostor (an id outside the configuration) sent. */
+  impostorMessages: number;
   messages: number;
   dropped: number;
   acknowledged: number;

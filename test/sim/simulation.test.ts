@@ -56,6 +56,7 @@ if (replaySeed !== undefined) {
         walTruncates: 100,
         snapshotsInstalled: 90,
         figure8Completed: 20,
+        impostorMessages: 1_000,
         dropped: 15_000,
         acknowledged: 4_000,
         unknown: 200,

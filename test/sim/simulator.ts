@@ -32,12 +32,15 @@
  *            lost (all, none or a prefix, torn mid-record with zeros or garbage) and unsynced name
  *            changes lost (a prefix kept); fsync failing with EIO (the member must stop; it is
  *            restarted).
+ *   impostor messages from an id outside the configuration (a demoted or removed manager still
+ *            holding its certificate), in terms far above the cluster's: every member drops them.
  * Not injected (outside what Raft tolerates, or not modelled yet): corruption or loss of synced
  * data, a majority's disks lost, message corruption (the transport is authenticated), Byzantine
  * members, membership changes.
  */
 import { AssertionError } from '../../src/errors.ts';
-import type { MemberId } from '../../src/raft/types.ts';
+import { decodeMessages, encodeMessages } from '../../src/node/raft-wire.ts';
+import type { MemberId, Message } from '../../src/raft/types.ts';
 import { type Fail, type Invariant, Invariants } from './checkers.ts';
 export { formatFailure, type SimFailure, type SimResult, type SimStats } from './report.ts';
 import { finalChecks } from './final-checks.ts';
@@ -129,6 +132,10 @@ class Simulation {
       network: this.#network,
       leader: () => this.#leader(),
       crash: (member: Member, kind: 'power' | 'process', restartAfterMs: number) => this.#crash(member, kind, restartAfterMs),
+      inject: (member: Member, messages: readonly Message[]) =>
+        this.#guard(member.index, () => {
+          for (const message of decodeMessages(encodeMessages(messages))) if (member.state === 'up') member.node!.step(message);
+        }),
       trace,
       writeTo: (member: Member, count: number) => this.#workload.writeTo(member, count),
       unexpected: (error: unknown) => fail(error instanceof AssertionError ? 'production-assertion' : 'unexpected-error', describeError(error)),
@@ -290,6 +297,7 @@ class Simulation {
       nemesisActions: this.#nemesis.actions,
       figure8Runs: this.#nemesis.figure8.runs,
       figure8Completed: this.#nemesis.figure8.completed,
+      impostorMessages: this.#nemesis.impostorMessages,
       messages: this.#network.stats.sent,
       dropped: this.#network.stats.dropped + this.#network.stats.cut,
       acknowledged: history.filter((h) => h.status === 'ok' && h.requestId !== null).length,

@@ -27,7 +27,8 @@ import { SecretdError } from '../errors.ts';
 import { agentSweepIntervalMs, heartbeatPeriodMs } from '../limits.ts';
 import { sleep, type Timers } from '../io/timers.ts';
 import type { ExecResult, SessionMessage, TaskAssignment } from './dispatch-messages.ts';
-import { execResultPath, heartbeatPath, sessionPath, statusPath } from './dispatch-messages.ts';
+import { execResultPath, heartbeatPath, newSessionInstance, sessionPathFor, statusPath } from './dispatch-messages.ts';
+import { systemRandom } from '../io/system.ts';
 import type { Executor, TaskSecret } from './executor/index.ts';
 import type { PeerClient } from './peer-client.ts';
 import type { TaskStatusUpdate } from './store/commands.ts';
@@ -42,6 +43,8 @@ export interface AgentOptions {
   readonly executor: Executor;
   readonly timers: Timers;
   readonly log: (line: string) => void;
+  /** Draws this agent's session instance id (see SessionClaim). Default: the system's randomness. */
+  readonly random?: (bytes: number) => Uint8Array;
 }
 
 export class Agent {
@@ -65,6 +68,8 @@ export class Agent {
   #adopted = false;
   #leader: string | null = null;
   #closeSession: (() => void) | null = null;
+  /** This agent process's instance id, drawn once, sent with every session request. */
+  #instance: string | null = null;
   /** The cluster refused this node's session (and everything here was erased since). */
   #refused = false;
   /** Count of secret deliveries received, without values: for tests and diagnostics. */
@@ -169,7 +174,8 @@ export class Agent {
   async #runSession(addr: string): Promise<boolean> {
     let ended: (value: void) => void = () => {};
     const done = new Promise<void>((resolve) => (ended = resolve));
-    const opened = await this.#options.peers.openLines(addr, sessionPath, {
+    this.#instance ??= newSessionInstance(this.#options.random ?? systemRandom);
+    const opened = await this.#options.peers.openLines(addr, sessionPathFor(this.#instance), {
       onLine: (line) => this.#onMessage(addr, JSON.parse(line) as SessionMessage),
       onEnd: () => ended(),
     });

@@ -54,3 +54,28 @@ export const sessionPath = '/secretd/dispatcher/session';
 export const heartbeatPath = '/secretd/dispatcher/heartbeat';
 export const statusPath = '/secretd/dispatcher/status';
 export const execResultPath = '/secretd/dispatcher/exec-result';
+
+/**
+ * Who opens a session. Every agent process draws a random instance id once and sends it with each
+ * session request (`?instance=…` on sessionPath): a new session from the same process replaces
+ * its old one at once (a dropped connection), while one from another process claiming the same
+ * node id (a copied data dir started elsewhere) is refused with 409 as long as the first keeps up
+ * its heartbeats. `address` is where the request came from, for messages only.
+ */
+export interface SessionClaim {
+  readonly instance?: string | undefined;
+  readonly address?: string | undefined;
+}
+
+export const sessionInstanceParam = 'instance';
+export const sessionInstancePattern = /^[A-Za-z0-9_-]{16,64}$/;
+
+/** The session request path carrying this agent process's instance id. */
+export function sessionPathFor(instance: string): string {
+  return `${sessionPath}?${sessionInstanceParam}=${encodeURIComponent(instance)}`;
+}
+
+/** A fresh instance id: 16 random bytes, base64url (22 characters). */
+export function newSessionInstance(random: (bytes: number) => Uint8Array): string {
+  return Buffer.from(random(16)).toString('base64url');
+}

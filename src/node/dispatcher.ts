@@ -4,18 +4,27 @@
  * assignment set, then carries changes in order: tasks, and only the secrets those tasks
  * reference, counted per node; when no task on a node references a secret any more, the node is
  * told to drop it. A node missing `heartbeatsMissedMax` heartbeats is marked down.
+ *
+ * One process per node id: each session carries its agent process's instance id (SessionClaim). A
+ * session request from the same instance replaces the old session (a reconnect); one from another
+ * instance while the old session lives (open, heartbeats within the miss limit) is refused with
+ * `conflict` (409): a copy of the node's data dir running elsewhere must not take its tasks. Once
+ * the old session misses its heartbeats it is closed and the other process may take over.
  */
 import { randomUUID } from 'node:crypto';
 import { SecretdError } from '../errors.ts';
 import { execOutputBytesMax, heartbeatPeriodMs, heartbeatsMissedMax } from '../limits.ts';
 import type { Timers } from '../io/timers.ts';
-import type { ExecResult, SecretDelivery, SecretKey, SessionMessage, TaskAssignment } from './dispatch-messages.ts';
+import type { ExecResult, SecretDelivery, SecretKey, SessionClaim, SessionMessage, TaskAssignment } from './dispatch-messages.ts';
 import type { Command, TaskStatusUpdate } from './store/commands.ts';
 import { toBase64, type Store } from './store/store.ts';
 import { terminalTaskStates, type ContainerSpec, type NodeStatus } from './store/types.ts';
 
 interface Session {
   readonly nodeId: string;
+  /** The agent process's instance id; undefined (an agent that sent none) never matches another. */
+  readonly instance: string | undefined;
+  readonly address: string;
   readonly send: (message: SessionMessage) => void;
   readonly close: () => void;
   /** Task id → the desired state and secret versions last sent. */
@@ -36,6 +45,8 @@ export class Dispatcher {
   readonly #options: DispatcherOptions;
   readonly #sessions = new Map<string, Session>();
   readonly #lastSeen = new Map<string, number>();
+  /** Node id → the refused instance last logged, so a retrying second process is logged once. */
+  readonly #refusalsLogged = new Map<string, string>();
   readonly #execs = new Map<string, { nodeId: string; resolve: (r: ExecResult) => void; reject: (e: Error) => void }>();
   #active = false;
   #activeSince = 0;
@@ -66,16 +77,28 @@ export class Dispatcher {
     return this.#active;
   }
 
-  /** Opens a node's session; the returned stream is its response body. */
-  openSession(nodeId: string): ReadableStream<Uint8Array> {
+  /**
+   * Opens a node's session; the returned stream is its response body. Throws `conflict` while
+   * another process (another instance id) holds a live session for this node id.
+   */
+  openSession(nodeId: string, claim: SessionClaim = {}): ReadableStream<Uint8Array> {
     if (!this.#active) throw new SecretdError('unavailable', 'Not the leader: sessions are served by the leader');
-    this.#sessions.get(nodeId)?.close();
+    const address = claim.address ?? 'unknown';
+    const previous = this.#sessions.get(nodeId);
+    if (previous) {
+      const sameProcess = previous.instance !== undefined && previous.instance === claim.instance;
+      if (!sameProcess && this.#alive(nodeId)) throw this.#refuse(nodeId, previous, claim.instance ?? '', address);
+      previous.close();
+    }
+    this.#refusalsLogged.delete(nodeId);
     const encoder = new TextEncoder();
     let session: Session | null = null;
     return new ReadableStream<Uint8Array>({
       start: (controller) => {
         const current: Session = {
           nodeId,
+          instance: claim.instance,
+          address,
           sentTasks: new Map(),
           sentSecrets: new Set(),
           send: (message) => {
@@ -104,6 +127,26 @@ export class Dispatcher {
         if (session && this.#sessions.get(nodeId) === session) this.#sessions.delete(nodeId);
       },
     });
+  }
+
+  /** A session whose node was heard from within the miss limit. */
+  #alive(nodeId: string): boolean {
+    const seen = this.#lastSeen.get(nodeId);
+    return seen !== undefined && this.#options.timers.now() - seen <= heartbeatPeriodMs * heartbeatsMissedMax;
+  }
+
+  #refuse(nodeId: string, holder: Session, instance: string, address: string): SecretdError {
+    if (this.#refusalsLogged.get(nodeId) !== instance) {
+      if (this.#refusalsLogged.size >= 1024) this.#refusalsLogged.clear();
+      this.#refusalsLogged.set(nodeId, instance);
+      this.#options.log(
+        `secretd: dispatcher: refused a session for node ${nodeId} from ${address}: another process (address ${holder.address}) holds this node's session; two processes claim this node's identity (a copied data dir?)`,
+      );
+    }
+    return new SecretdError(
+      'conflict',
+      `Node ${nodeId} already has a session from another process (address ${holder.address}): two processes claim this node's identity (a copied data dir?); this one is refused while that one keeps its heartbeats`,
+    );
   }
 
   heartbeat(nodeId: string): void {

@@ -38,7 +38,7 @@ import { Agent } from './agent.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { WorkloadLoop } from './workload-loop.ts';
 import { UnlockBackoff, type UnlockBackoffState } from './unlock-backoff.ts';
-import type { ExecResult } from './dispatch-messages.ts';
+import type { ExecResult, SessionClaim } from './dispatch-messages.ts';
 import type { Executor } from './executor/index.ts';
 import { Store, toBase64, type ApplyResult } from './store/store.ts';
 import { terminalTaskStates, type ClusterRecord, type Labels, type NodeRecord, type SecretRecord, type ServiceRecord, type TaskRecord } from './store/types.ts';
@@ -431,10 +431,10 @@ export class Manager implements Backend {
     }
   }
 
-  openSession(from: Identity): ReadableStream<Uint8Array> {
+  openSession(from: Identity, claim?: SessionClaim): ReadableStream<Uint8Array> {
     const dispatcher = this.#dispatcher;
     if (!dispatcher?.active) throw this.#notLeader('Not the leader: node sessions are served by the leader');
-    return dispatcher.openSession(from.nodeId);
+    return dispatcher.openSession(from.nodeId, claim);
   }
 
   sessionHeartbeat(from: Identity): void {

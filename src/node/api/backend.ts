@@ -2,7 +2,7 @@
 import type { Role } from '../../crypto/ca.ts';
 import type { ApplyResult } from '../store/store.ts';
 import type { TaggedCommand, TaskStatusUpdate } from '../store/commands.ts';
-import type { ExecResult } from '../dispatch-messages.ts';
+import type { ExecResult, SessionClaim } from '../dispatch-messages.ts';
 import type { JoinRequest } from '../join-service.ts';
 import type { JoinAnswer } from '../join.ts';
 import type { Availability, ClusterRecord, Labels, SecretRecord, ServiceRecord, TaskRecord } from '../store/types.ts';
@@ -133,7 +133,8 @@ export interface Backend {
   proposeForwarded(command: TaggedCommand): Promise<ApplyResult>;
 
   // The dispatcher (node certificates only; served by the leader).
-  openSession(from: Identity): ReadableStream<Uint8Array>;
+  /** Throws `conflict` (409) while another process holds a live session for the same node id. */
+  openSession(from: Identity, claim?: SessionClaim): ReadableStream<Uint8Array>;
   sessionHeartbeat(from: Identity): void;
   sessionStatus(from: Identity, updates: readonly TaskStatusUpdate[]): Promise<void>;
   sessionExecResult(from: Identity, id: string, result: ExecResult): void;

@@ -2,7 +2,7 @@
 import type { Context, Hono } from 'hono';
 import { invalid, SecretdError } from '../../errors.ts';
 import { execOutputBytesMax } from '../../limits.ts';
-import { execResultPath, heartbeatPath, sessionPath, statusPath } from '../dispatch-messages.ts';
+import { execResultPath, heartbeatPath, sessionInstanceParam, sessionInstancePattern, sessionPath, statusPath, type SessionClaim } from '../dispatch-messages.ts';
 import type { TaskStatusUpdate } from '../store/commands.ts';
 import type { AppEnv } from './app.ts';
 import type { Backend, Identity } from './backend.ts';
@@ -12,7 +12,7 @@ const taskStates = new Set(['preparing', 'starting', 'running', 'complete', 'shu
 
 export function dispatchRoutes(api: Hono<AppEnv>, backend: Backend): void {
   api.get(sessionPath, (c) => {
-    const stream = backend.openSession(node(c));
+    const stream = backend.openSession(node(c), sessionClaim(c));
     return new Response(stream, { status: 200, headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' } });
   });
 
@@ -46,6 +46,23 @@ function node(c: Context<AppEnv>): Identity {
     throw new SecretdError('forbidden', 'Permission denied: only nodes hold dispatcher sessions');
   }
   return identity;
+}
+
+/** The agent process's instance id (optional: an agent that sends none never replaces a live session) and the caller's address. */
+function sessionClaim(c: Context<AppEnv>): SessionClaim {
+  const instance = c.req.query(sessionInstanceParam);
+  if (instance !== undefined && !sessionInstancePattern.test(instance)) {
+    throw invalid(`Invalid session request: ${sessionInstanceParam} must be 16 to 64 characters of A-Z, a-z, 0-9, _ and -`);
+  }
+  return { instance, address: remoteAddress(c) };
+}
+
+function remoteAddress(c: Context<AppEnv>): string | undefined {
+  const socket = (c.env as { incoming?: { socket?: { remoteAddress?: string; remotePort?: number } } } | undefined)?.incoming?.socket;
+  const host = socket?.remoteAddress;
+  if (host === undefined) return undefined;
+  const port = socket?.remotePort;
+  return port === undefined ? host : host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function checkUpdate(value: unknown): TaskStatusUpdate {

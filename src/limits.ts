@@ -63,3 +63,55 @@ export const secretVersionMax = 2 ** 31 - 1;
 export const unlockBackoffInitialMs = 100;
 export const unlockBackoffMaxMs = 5000;
 export const unlockAttemptsWaitingMax = 16;
+
+/*
+ * The TLS port against clients that never finish (issue 11): every connection and request has a
+ * deadline, connections are capped in total and per peer address, and a connection without a
+ * client certificate gets a small budget of its own so that it can never starve certified peers
+ * (the admin socket is a separate server and has none of these limits). Enforced in
+ * src/node/connection-guard.ts and the body readers; listed in the README ("Limits").
+ */
+/** A TLS handshake must complete within this, from the moment the connection is accepted. */
+export const tlsHandshakeTimeoutMs = 10_000;
+/** HTTP/1.1: a connection with no request in progress (keep-alive, or headers still arriving) is closed after this. */
+export const requestHeadersTimeoutMs = 10_000;
+/** A request body that brings no new byte for this long is refused and its stream (HTTP/2) or connection (HTTP/1.1) closed. */
+export const requestBodyIdleTimeoutMs = 10_000;
+/** A request body must arrive whole within this, from when its route starts reading it. */
+export const requestBodyTimeoutMs = 60_000;
+/**
+ * An HTTP/2 connection with a client certificate and no open stream is closed after this. A Raft
+ * stream or a dispatcher session is an open stream: long-lived authenticated traffic is never cut.
+ */
+export const idleConnectionTimeoutMs = 120_000;
+/** A connection without a client certificate: closed after this with no open stream (HTTP/2) or request (HTTP/1.1)… */
+export const anonymousIdleTimeoutMs = 10_000;
+/** …and after this in any case (fetching the CA and joining take well under a second). */
+export const anonymousConnectionLifetimeMs = 30_000;
+/** Connections the TLS port holds at once; a new one beyond this is closed as it is accepted. */
+export const connectionsMax = 4096;
+/** Connections with a client certificate from one peer address; a new one beyond this is closed. */
+export const certifiedConnectionsPerAddressMax = 512;
+/**
+ * Connections still in their TLS handshake, in all and per peer address. When either is full the
+ * oldest such connection is closed to make room: a flood of stalled handshakes cannot keep a
+ * certified peer from connecting, it only shortens how long each stalled one is kept.
+ */
+export const handshakingConnectionsMax = 256;
+export const handshakingConnectionsPerAddressMax = 64;
+/** Connections without a client certificate, in all and per peer address; a new one beyond either is closed at once. */
+export const anonymousConnectionsMax = 128;
+export const anonymousConnectionsPerAddressMax = 8;
+/** Streams open at once on an HTTP/2 connection without a client certificate (more are refused), and each one's flow-control window. */
+export const anonymousStreamsMax = 4;
+export const anonymousStreamWindowBytes = 16 * 1024;
+/** Largest join request body: a P-256 CSR, the token, an address, a host name and resources take about 1 KiB. */
+export const joinRequestBytesMax = 8 * 1024;
+/** Request-body bytes that the routes of one connection buffer at once; a body past it is refused (503). */
+export const connectionBodyBytesMax = 4 * requestBodyBytesMax;
+/** Request-body bytes buffered at once across all connections without a client certificate (503 past it). */
+export const anonymousBodyBytesMax = 256 * 1024;
+/** Largest answer a joiner reads from the manager it joins through (CA, certificate, manager list: a few KiB). */
+export const joinAnswerBytesMax = 256 * 1024;
+/** How long a joiner waits for each answer of the manager it joins through. */
+export const joinAnswerTimeoutMs = 30_000;

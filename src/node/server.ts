@@ -19,6 +19,7 @@ import { installStreamRoutes } from './api/stream-routes.ts';
 import { createWorkerApp, type WorkerBackend } from './api/worker-app.ts';
 import type { Backend, Identity } from './api/backend.ts';
 import { splitHostPort } from './bootstrap.ts';
+import { ConnectionGuard, defaultConnectionLimits, type ConnectionCounts, type ConnectionLimits } from './connection-guard.ts';
 
 export interface ServeOptions {
   readonly backend: Backend;
@@ -56,6 +57,15 @@ export interface TlsServeOptions extends ServeOptions {
   readonly caPem: string;
   readonly certPem: string;
   readonly tlsKey: Uint8Array;
+  /** Deadlines and caps for the port's connections (default: src/limits.ts; tests pass shorter ones). */
+  readonly limits?: Partial<ConnectionLimits>;
+}
+
+const guards = new WeakMap<Http2SecureServer, ConnectionGuard>();
+
+/** What a server returned by `serveTls` holds now, by phase (for tests and diagnostics). */
+export function connectionCounts(server: Http2SecureServer): ConnectionCounts | null {
+  return guards.get(server)?.counts() ?? null;
 }
 
 export async function serveTls(options: TlsServeOptions): Promise<Http2SecureServer> {
@@ -94,6 +104,10 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
     },
     getRequestListener(app.fetch),
   );
+  // Deadlines, connection caps and body budgets (connection-guard.ts) come before anything else.
+  const guard = new ConnectionGuard({ ...defaultConnectionLimits, ...options.limits }, (socket) => socket.authorized && hasPeerCertificate(socket));
+  guard.install(server);
+  guards.set(server, guard);
   installStreamRoutes(server, {
     backend: options.backend,
     identify: (stream) => {
@@ -102,6 +116,7 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
       return identify(session, () => session.socket as TLSSocket);
     },
   });
+  guard.guardStreams(server);
   server.on('secureConnection', (socket: TLSSocket) => {
     if (!socket.authorized && hasPeerCertificate(socket)) socket.destroy();
   });

@@ -2,6 +2,7 @@
 import type { Context } from 'hono';
 import { invalid, SecretdError } from '../../errors.ts';
 import { requestBodyBytesMax } from '../../limits.ts';
+import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead } from './body-budget.ts';
 
 export async function readJsonObject(c: Context, what: string, allowed: readonly string[] | FieldTree): Promise<Record<string, unknown>> {
   return parseJsonObject(await readBodyBytes(c, requestBodyBytesMax), what, allowed);
@@ -98,31 +99,36 @@ function equalFold(key: string, field: string): boolean {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** The raw body, refused (413) as soon as it passes `limit` bytes, without buffering more. */
+/**
+ * The raw body, refused (413) as soon as it passes `limit` bytes (or declares more), without
+ * buffering more; refused too when it stalls or takes too long, or when the connection's body
+ * budget (body-budget.ts) has no room (503). The server then closes what is left of the request:
+ * its HTTP/2 stream, or its HTTP/1.1 connection, instead of draining the rest.
+ */
 export async function readBodyBytes(c: Context, limit: number): Promise<Uint8Array> {
   const length = c.req.header('content-length');
-  if (length !== undefined) {
-    // A declared length is checked before reading, and the adapter then reads the body straight
-    // off the socket (no web stream): most clients (curl, docker) declare it.
-    checkDeclaredLength(length, limit);
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
-    if (bytes.length > limit) throw tooLarge(limit);
-    return bytes;
-  }
+  // A declared length is checked before reading anything: most clients (curl, docker) declare it.
+  if (length !== undefined) checkDeclaredLength(length, limit);
   const body = c.req.raw.body;
   if (!body) return new Uint8Array(0);
   const reader = body.getReader();
+  let timedOut: (error: SecretdError) => void = () => {};
+  const timeout = new Promise<never>((_, reject) => (timedOut = reject));
+  const read = new BodyRead(bodyBudgetOf((c.env as { incoming?: object } | undefined)?.incoming), limit, timedOut);
   const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge(limit);
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), timeout]);
+      if (done) break;
+      const verdict = read.add(value.byteLength);
+      if (verdict !== 'ok') throw verdict === 'too-large' ? tooLarge(limit) : bodyBusy();
+      chunks.push(value);
     }
-    chunks.push(value);
+  } catch (error) {
+    reader.cancel().catch(() => {});
+    throw error instanceof SecretdError ? error : bodyAborted();
+  } finally {
+    read.done();
   }
   return chunks.length === 1 ? chunks[0]! : new Uint8Array(Buffer.concat(chunks));
 }

@@ -8,13 +8,15 @@ import { invalid, SecretdError } from '../../errors.ts';
 import type { NodeResources, TaggedCommand } from '../store/commands.ts';
 import { requireRole, type AppEnv } from './app.ts';
 import type { Backend, NodeUpdate } from './backend.ts';
-import { parseBoolParam, readJsonObject } from './request.ts';
+import { joinRequestBytesMax } from '../../limits.ts';
+import { parseBoolParam, parseJsonObject, readBodyBytes, readJsonObject } from './request.ts';
 
 export function raftRoutes(api: Hono<AppEnv>, backend: Backend): void {
   api.get('/secretd/join/ca', async (c) => c.json({ CA: await backend.joinCA() }));
 
   api.post('/secretd/join', async (c) => {
-    const body = await readJsonObject(c, 'join request', ['Token', 'CSR', 'Addr', 'Hostname', 'Resources']);
+    // Anyone may reach this route: it buffers no more than a CSR and its fields need.
+    const body = parseJsonObject(await readBodyBytes(c, joinRequestBytesMax), 'join request', ['Token', 'CSR', 'Addr', 'Hostname', 'Resources']);
     for (const field of ['Token', 'CSR', 'Addr', 'Hostname'] as const) {
       if (typeof body[field] !== 'string' || body[field] === '') throw invalid(`Invalid join request: ${field} must be provided`);
     }

@@ -9,6 +9,8 @@ import { swarmJSON } from './shapes.ts';
 
 export const apiVersion = '1.47';
 export const minApiVersion = '1.24';
+/** Who may read /version and /info: everyone but workers (and connections without a certificate). */
+const readers = ['admin', 'manager'] as const;
 const clientNamePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
 /** The machine, read once: what `docker info` reports of it. */
@@ -39,8 +41,11 @@ export function systemRoutes(api: Hono<AppEnv>, options: AppOptions): void {
   api.get('/_ping', (c) => c.text('OK', 200, pingHeaders()));
   api.on('HEAD', '/_ping', (c) => c.body(null, 200, pingHeaders()));
 
-  api.get('/version', (c) =>
-    c.json({
+  // A worker's certificate opens only its dispatcher session (and /_ping, which even a connection
+  // without a certificate reaches): not even the version or this machine's facts.
+  api.get('/version', (c) => {
+    requireRole(c, readers, 'read the version');
+    return c.json({
       Platform: { Name: 'secretd' },
       Components: [{ Name: 'secretd', Version: options.version, Details: { ApiVersion: apiVersion, MinAPIVersion: minApiVersion } }],
       Version: options.version,
@@ -51,10 +56,11 @@ export function systemRoutes(api: Hono<AppEnv>, options: AppOptions): void {
       KernelVersion: '',
       GitCommit: '',
       GoVersion: '',
-    }),
-  );
+    });
+  });
 
   api.get('/info', (c) => {
+    requireRole(c, readers, 'read the node information');
     const s = backend.summary();
     const cluster = s.cluster ? (swarmJSON(s.cluster, false) as Record<string, unknown>) : s.clusterId && !backend.locked ? { ID: s.clusterId } : null;
     return c.json({

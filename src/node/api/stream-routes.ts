@@ -18,6 +18,7 @@ import { raftStreamPath } from '../raft-transport.ts';
 import { consistencyHeader } from '../read-consistency.ts';
 import { admit, checkRole, errorAnswer, routePath } from './app.ts';
 import type { Backend, Identity } from './backend.ts';
+import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead, type BodyBudget } from './body-budget.ts';
 import { checkDeclaredLength, tooLarge } from './request.ts';
 import { createSecret, createSecretRoute, createSecretWhat, secretRoles } from './routes-secrets.ts';
 
@@ -62,7 +63,7 @@ async function serveCreateSecret(options: StreamRoutesOptions, stream: ServerHtt
   const identity = options.identify(stream);
   admit(options.backend, identity, createSecretRoute, headerValue(headers[consistencyHeader]));
   checkRole(identity, secretRoles, createSecretWhat);
-  const body = await readBody(stream, headers, requestBodyBytesMax);
+  const body = await readBody(stream, headers, requestBodyBytesMax, bodyBudgetOf(stream));
   answer(stream, { status: 201, body: await createSecret(options.backend, body) });
 }
 
@@ -102,31 +103,36 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** The body, refused as soon as it passes `limit` bytes (or declares more), without buffering more. */
-function readBody(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, limit: number): Promise<Uint8Array> {
+/**
+ * The body, refused as soon as it passes `limit` bytes (or declares more), stalls, takes too long,
+ * or finds no room in the connection's budget, without buffering more: the answer goes out and
+ * the server closes the stream (server.ts), so the rest of the body is never read.
+ */
+function readBody(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, limit: number, budget: BodyBudget): Promise<Uint8Array> {
   const declared = headerValue(headers['content-length']);
   if (declared !== undefined) checkDeclaredLength(declared, limit);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    let total = 0;
-    const onData = (chunk: Buffer): void => {
-      total += chunk.length;
-      if (total <= limit) {
-        chunks.push(chunk);
-        return;
-      }
+    const fail = (error: unknown): void => {
       stream.off('data', onData);
-      // Keep reading into nothing: the answer goes out now, the rest of the body is dropped.
-      stream.resume();
-      reject(tooLarge(limit));
+      stream.pause();
+      read.done();
+      reject(error);
+    };
+    const read = new BodyRead(budget, limit, fail);
+    const onData = (chunk: Buffer): void => {
+      const verdict = read.add(chunk.length);
+      if (verdict === 'ok') chunks.push(chunk);
+      else fail(verdict === 'too-large' ? tooLarge(limit) : bodyBusy());
     };
     stream.on('data', onData);
     stream.once('end', () => {
-      if (total > limit) return;
+      read.done();
       const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       resolve(new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength));
     });
-    stream.once('error', reject);
+    stream.once('error', () => fail(bodyAborted()));
+    stream.once('close', () => fail(bodyAborted()));
   });
 }
 

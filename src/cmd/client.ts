@@ -2,13 +2,20 @@
  * The CLI's way to a node's API, like the docker CLI's: the local admin socket in the data dir by
  * default, or a remote manager over HTTP/2 mutual TLS (`--host https://mgr:4377` with
  * `--tlscacert/--tlscert/--tlskey`, or SECRETD_HOST and a SECRETD_CERT_PATH directory).
+ *
+ * Over TLS the server must chain to the given CA, carry the host's name, and be a manager: OU
+ * `secretd-manager` and, when the client certificate is a secretd one, the same cluster id (O) as
+ * the client's own. A worker's certificate from the same CA is refused during the handshake,
+ * before the request (and any secret in it) is sent.
  */
 import { request as httpRequest } from 'node:http';
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseIdentity } from '../crypto/index.ts';
 import { SecretdError, type ErrorCode } from '../errors.ts';
 import { dataDirPaths } from '../node/data-dir.ts';
+import { checkManagerIdentity, reasonOf } from '../node/peer-client.ts';
 
 export interface ConnectionOptions {
   readonly dataDir: string;
@@ -89,13 +96,27 @@ function socketClient(socketPath: string): ApiClient {
   };
 }
 
+/** The cluster the client certificate belongs to (its O), or undefined for a certificate that is not secretd's. */
+function clusterOf(certPem: string): string | undefined {
+  try {
+    return parseIdentity(certPem).clusterId;
+  } catch {
+    return undefined;
+  }
+}
+
 function tlsClient(host: string, tls: { ca: string; cert: string; key: string }): ApiClient {
   let session: ClientHttp2Session | null = null;
+  /** Why the session failed (a refused server certificate, a reset), for the requests it ends. */
+  let sessionError: Error | null = null;
+  const checkServerIdentity = checkManagerIdentity(clusterOf(tls.cert));
   const open = (): ClientHttp2Session => {
     if (session && !session.closed && !session.destroyed) return session;
-    session = connect(host, tls);
-    session.on('error', () => {});
-    return session;
+    sessionError = null;
+    const opened = connect(host, { ...tls, checkServerIdentity });
+    opened.on('error', (error) => (sessionError = error));
+    session = opened;
+    return opened;
   };
   return {
     request(method, path, body) {
@@ -106,8 +127,13 @@ function tlsClient(host: string, tls: { ca: string; cert: string; key: string })
         let status = 0;
         stream.on('response', (headers) => (status = Number(headers[':status'])));
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        const unreachable = (error: Error | null): SecretdError => new SecretdError('unavailable', `Cannot reach secretd at ${host}: ${sessionError || error ? reasonOf(sessionError ?? error) : 'the connection closed'}`);
         stream.on('end', () => resolve({ status, body: decodeBody(Buffer.concat(chunks).toString('utf8')) }));
-        stream.on('error', (error) => reject(new SecretdError('unavailable', `Cannot reach secretd at ${host}: ${error.message}`)));
+        stream.on('error', (error) => reject(unreachable(error)));
+        // A session refused during the handshake may close the stream without an error of its own.
+        stream.on('close', () => {
+          if (status === 0) reject(unreachable(null));
+        });
         stream.end(payload ?? undefined);
       });
     },

@@ -125,10 +125,19 @@ describe('issueCertificate', () => {
       expect(fromPem).toMatchObject({ nodeId: `${role}-1`, role, clusterId });
       expect(parseIdentity(certDerFromPem(certPem))).toEqual(fromPem);
       const sans = new X509Certificate(certDerFromPem(certPem)).getExtension(SubjectAlternativeNameExtension)!;
-      expect(sans.names.toJSON()).toEqual([
-        { type: 'dns', value: `secretd-${role}` },
-        { type: 'dns', value: `${role}-1` },
-      ]);
+      // A worker is named by its role and the id the cluster gave it; an admin's name, chosen by a
+      // person, stays out of the SANs (it could be a host name a client reaches a manager by).
+      expect(sans.names.toJSON()).toEqual(role === 'worker' ? [{ type: 'dns', value: 'secretd-worker' }, { type: 'dns', value: 'worker-1' }] : [{ type: 'dns', value: 'secretd-admin' }]);
+    }
+  });
+
+  test('issueCertificate() refuses host names and addresses for worker and admin certificates', async () => {
+    const { csrPem } = await createKeyAndCSR();
+    for (const role of ['worker', 'admin'] as const) {
+      for (const names of [{ dnsNames: ['secretd-manager'] }, { dnsNames: ['localhost'] }, { ipAddresses: ['127.0.0.1'] }]) {
+        const error = await rejection(issueCertificate(ca, csrPem, issueOptions({ role, ...names })));
+        expect([error.code, error.message]).toEqual(['internal', `Cannot issue certificate: only manager certificates carry host names or addresses, not a ${role}'s`]);
+      }
     }
   });
 

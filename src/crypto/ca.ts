@@ -6,6 +6,11 @@
  * takes only the public key from a request; the subject, SANs, usages and lifetime come from the
  * caller, so a joiner cannot ask for a role or a name.
  *
+ * Names (SANs) are what clients that check only a name (curl, the docker CLI) go by, so only
+ * manager certificates carry names a server is reached by (`secretd-manager`, loopback, its
+ * verified addresses). A worker's certificate names only `secretd-worker` and its node id; an
+ * admin's only `secretd-admin` (its name, chosen by a person, stays in the CN).
+ *
  * Pure except for one unavoidable leak: WebCrypto generates keys and ECDSA nonces from the system
  * source, which cannot be injected. Time is always passed in; certificate checks here are
  * signature-only because a validity check would have to read the clock.
@@ -134,9 +139,9 @@ export interface IssueCertificateOptions {
   readonly lifetimeMs: number;
   /** Random bytes (at most 20); the top bit is cleared so the serial is positive. */
   readonly serial: Uint8Array;
-  /** Extra DNS SANs beyond `secretd-<role>` and the node id. Default none. */
+  /** Extra DNS SANs beyond `secretd-manager` and the node id; manager certificates only. Default none. */
   readonly dnsNames?: readonly string[];
-  /** IP SANs, IPv4 or IPv6 text. Default none. */
+  /** IP SANs, IPv4 or IPv6 text; manager certificates only. Default none. */
   readonly ipAddresses?: readonly string[];
 }
 
@@ -298,8 +303,13 @@ function subjectAltNames(options: IssueCertificateOptions): JsonGeneralName[] {
   if (!Object.hasOwn(roleOUs, options.role)) {
     throw new SecretdError('invalid', `Cannot issue certificate: unknown role '${options.role}'`);
   }
-  const dns = [...new Set([roleOU(options.role), options.nodeId, ...(options.dnsNames ?? [])])];
+  const extraDns = options.dnsNames ?? [];
   const ips = [...new Set(options.ipAddresses ?? [])];
+  if (options.role !== 'manager' && (extraDns.length > 0 || ips.length > 0)) {
+    throw new SecretdError('internal', `Cannot issue certificate: only manager certificates carry host names or addresses, not a ${options.role}'s`);
+  }
+  // An admin's name is chosen by a person: it names the holder (CN), never a server (SAN).
+  const dns = [...new Set([roleOU(options.role), ...(options.role === 'admin' ? [] : [options.nodeId]), ...extraDns])];
   dns.forEach(checkDnsName);
   ips.forEach(checkIpAddress);
   return [

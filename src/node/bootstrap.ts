@@ -55,7 +55,7 @@ export async function bootstrapCluster(options: InitOptions): Promise<Bootstrapp
     now: options.now,
     lifetimeMs: nodeCertLifetimeMs,
     serial: options.random(16),
-    ...addressNames(options.advertiseAddr),
+    ...initAddressNames(options.listenAddr, options.advertiseAddr),
   });
   const unlockKey = options.autolock ? options.random(32) : null;
   await writeFileAtomic(paths.caCert, ca.certPem, 0o644);
@@ -77,14 +77,23 @@ export async function bootstrapCluster(options: InitOptions): Promise<Bootstrapp
   return { paths, state, firstCommand, unlockKey };
 }
 
-/** SANs so that clients (curl included) can verify this manager by any name it is reached by. */
-export function addressNames(advertiseAddr: string): { dnsNames: string[]; ipAddresses: string[] } {
-  const host = splitHostPort(advertiseAddr).host;
-  const dnsNames = new Set(['localhost', hostname()]);
-  const ipAddresses = new Set(['127.0.0.1', '::1']);
-  if (isIP(host)) {
-    if (host !== '0.0.0.0' && host !== '::') ipAddresses.add(host);
-  } else if (host) dnsNames.add(host);
+/** Names every manager certificate carries so that curl and the CLI work on the manager itself. */
+export const loopbackNames: { readonly dnsNames: readonly string[]; readonly ipAddresses: readonly string[] } = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] };
+
+/**
+ * SANs for the first manager, so that clients (curl included) can verify it by any name it is
+ * reached by: loopback, this machine's host name, and the listen and advertise hosts the operator
+ * gave `secretd init` on this machine (a wildcard listen address names nothing).
+ */
+export function initAddressNames(listenAddr: string, advertiseAddr: string): { dnsNames: string[]; ipAddresses: string[] } {
+  const dnsNames = new Set([...loopbackNames.dnsNames, hostname()]);
+  const ipAddresses = new Set(loopbackNames.ipAddresses);
+  for (const addr of [advertiseAddr, listenAddr]) {
+    const host = splitHostPort(addr).host;
+    if (isIP(host)) {
+      if (host !== '0.0.0.0' && host !== '::') ipAddresses.add(host);
+    } else if (host) dnsNames.add(host);
+  }
   return { dnsNames: [...dnsNames], ipAddresses: [...ipAddresses] };
 }
 

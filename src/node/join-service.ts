@@ -1,12 +1,16 @@
 /**
  * `secretd join`, the manager's side: check the token (constant time, against both tokens: the
  * token decides the role), then issue a certificate for the CSR's key with a fresh node id.
+ *
+ * Nothing the joiner says about itself goes into its certificate. A worker's names only its role
+ * and id; a manager's adds loopback names and its address only when that address is the one the
+ * join request came from (an address it merely claims, or a host name, is left out).
  */
 import { isIP } from 'node:net';
 import { issueCertificate, joinTokenMatches, newId, type Random, type Role } from '../crypto/index.ts';
 import { invalid, SecretdError } from '../errors.ts';
 import { nodeCertLifetimeMs } from '../limits.ts';
-import { addressNames, splitHostPort } from './bootstrap.ts';
+import { loopbackNames, splitHostPort } from './bootstrap.ts';
 import type { NodeResources } from './store/commands.ts';
 import type { ClusterRecord } from './store/types.ts';
 
@@ -39,9 +43,10 @@ export async function issueJoin(
   if (!role) throw new SecretdError('forbidden', 'A valid join token is necessary to join this cluster');
   if (!hostnamePattern.test(request.hostname)) throw invalid('Invalid join request: Hostname must be a host name');
   let { host, port } = splitHostPort(request.addr);
+  const observed = request.observedIp === null ? null : canonicalIp(request.observedIp);
   if (host === '' || host === '0.0.0.0' || host === '::') {
-    if (!request.observedIp) throw invalid('Invalid join request: give an --advertise-addr other nodes can reach');
-    host = request.observedIp.replace(/^::ffff:/, '');
+    if (!observed) throw invalid('Invalid join request: give an --advertise-addr other nodes can reach');
+    host = observed;
   }
   const addr = isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
   let nodeId = newId(options.random);
@@ -56,8 +61,28 @@ export async function issueJoin(
     now: options.now,
     lifetimeMs: nodeCertLifetimeMs,
     serial: options.random(16),
-    ...addressNames(addr),
+    ...(role === 'manager' ? verifiedManagerNames(host, observed) : {}),
   });
   return { nodeId, role, addr, certPem };
+}
+
+/** Loopback names, plus the joiner's IP when the join request came from exactly that IP. */
+function verifiedManagerNames(host: string, observedIp: string | null): { dnsNames: string[]; ipAddresses: string[] } {
+  const ipAddresses = [...loopbackNames.ipAddresses];
+  const claimed = isIP(host) ? canonicalIp(host) : null;
+  if (claimed !== null && claimed === observedIp && !ipAddresses.includes(claimed)) ipAddresses.push(claimed);
+  return { dnsNames: [...loopbackNames.dnsNames], ipAddresses };
+}
+
+/** One text per address: IPv4-mapped IPv6 as IPv4, IPv6 in its shortest form; null for a non-IP. */
+function canonicalIp(text: string): string | null {
+  const ip = text.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  if (isIP(ip) === 4) return ip;
+  if (isIP(ip) !== 6) return null;
+  try {
+    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  } catch {
+    return ip.toLowerCase(); // a zone index (fe80::1%eth0) is no URL host
+  }
 }
 

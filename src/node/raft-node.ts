@@ -20,7 +20,7 @@ import type { SnapshotStore } from '../raft/snapshot-store.ts';
 import type { ConfChange, Entry, HardState, MemberId, Message, Ready, Snapshot } from '../raft/types.ts';
 import type { WAL } from '../raft/wal.ts';
 import { sleep, systemTimers, type Timers } from '../io/timers.ts';
-import { decodeCommand, encodeCommand, type TaggedCommand } from './store/commands.ts';
+import { encodeCommand, parseCommand, type TaggedCommand } from './store/commands.ts';
 import { Store, type ApplyResult } from './store/store.ts';
 
 export interface Transport {
@@ -119,6 +119,12 @@ export class RaftNode {
   propose(command: TaggedCommand): Promise<ApplyResult> {
     if (this.#stopped) return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
     if (this.#inbox.length >= proposalQueueMax) return Promise.reject(new SecretdError('unavailable', 'Too many writes waiting; try again'));
+    // The schema the store checks again when it applies: a malformed write is refused before it is in the log.
+    try {
+      parseCommand(command);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const data = encodeCommand(command);
     return new Promise<ApplyResult>((resolve, reject) => {
       this.#input(() => {
@@ -281,7 +287,7 @@ export class RaftNode {
     for (const entry of entries) {
       if (entry.index <= this.#store.appliedIndex) continue;
       let result: ApplyResult | null = null;
-      if (entry.type === 'normal' && entry.data.length > 0) result = this.#store.apply(entry.index, decodeCommand(entry.data));
+      if (entry.type === 'normal' && entry.data.length > 0) result = this.#store.applyEntry(entry.index, entry.data);
       else this.#store.skip(entry.index);
       this.#appliedTerm = entry.term;
       const pending = this.#pending.get(entry.index);

@@ -5,7 +5,7 @@
  */
 import type { Context, Hono } from 'hono';
 import { invalid, SecretdError } from '../../errors.ts';
-import type { NodeResources, TaggedCommand } from '../store/commands.ts';
+import { parseCommand, type NodeResources } from '../store/commands.ts';
 import { requireRole, type AppEnv } from './app.ts';
 import type { Backend, NodeUpdate } from './backend.ts';
 import { joinRequestBytesMax } from '../../limits.ts';
@@ -39,9 +39,8 @@ export function raftRoutes(api: Hono<AppEnv>, backend: Backend): void {
   api.post('/secretd/raft/propose', async (c) => {
     requireRole(c, ['manager'], 'forward writes');
     const body = await readJsonObject(c, 'forwarded write', ['Command']);
-    const command = body.Command as TaggedCommand | undefined;
-    if (typeof command !== 'object' || command === null || typeof command.op !== 'string') throw invalid('Invalid forwarded write: Command must be a command');
-    return c.json(await backend.proposeForwarded(command));
+    // The schema every command meets (the store checks it again before applying): a malformed one is a 400, never a log entry.
+    return c.json(await backend.proposeForwarded(parseCommand(body.Command)));
   });
 
   api.post('/secretd/internal/exec', async (c) => {

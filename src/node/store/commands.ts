@@ -5,7 +5,8 @@
  */
 import type { Role } from '../../crypto/ca.ts';
 import type { ContainerSpec, DesiredState, NodeStatus, ServiceSpec, TaskState } from './types.ts';
-import { SecretdError } from '../../errors.ts';
+import { invalid, SecretdError } from '../../errors.ts';
+import { checkLabels, checkSecretData, checkSecretName, checkVersionNumber, checkVersionsKept, onUpdateSignals } from './secret-rules.ts';
 
 export interface NodeSpec {
   readonly id: string;
@@ -123,6 +124,11 @@ export function encodeCommand(command: TaggedCommand): Uint8Array {
   return encoder.encode(JSON.stringify(command));
 }
 
+/**
+ * Bytes of a log entry back to the command a proposer encoded. Only the framing is checked here
+ * (JSON, an object with an op): the store validates every field with parseCommand() when it
+ * applies, so that a malformed entry fails as a write, never as the process.
+ */
 export function decodeCommand(bytes: Uint8Array): TaggedCommand {
   let value: unknown;
   try {
@@ -134,4 +140,260 @@ export function decodeCommand(bytes: Uint8Array): TaggedCommand {
     throw new SecretdError('corrupt', 'Log entry is not a valid command');
   }
   return value as TaggedCommand;
+}
+
+/**
+ * The one schema of a command, every op and every field the store reads, with the same rules the
+ * API applies to its input (secret names, data sizes, labels, version numbers). Used where a
+ * command comes from another manager (a forwarded write) and by the store before it applies any
+ * entry, so that nothing shaped wrongly reaches the state machine. Fields it does not know are
+ * left alone. Throws `invalid` (or `too_large` for secret data) naming the field, never a value.
+ */
+export function parseCommand(value: unknown): TaggedCommand {
+  const c = object(value, 'command');
+  if (c.requestId !== undefined) text(c.requestId, 'requestId');
+  text(c.at, 'at');
+  const op = c.op;
+  switch (op) {
+    case 'cluster-init':
+      id(c.clusterId, 'clusterId');
+      text(c.caCertPem, 'caCertPem');
+      base64(c.caKey, 'caKey');
+      joinTokens(c.joinTokens, 'joinTokens');
+      nullable(c.unlockKey, 'unlockKey', base64);
+      nodeSpec(c.node, 'node');
+      break;
+    case 'cluster-update':
+      nullable(c.expectedIndex, 'expectedIndex', count);
+      optional(c.labels, 'labels', labels);
+      optional(c.joinTokens, 'joinTokens', joinTokens);
+      optional(c.unlockKey, 'unlockKey', (v, path) => nullable(v, path, base64));
+      optional(c.secretVersionsKept, 'secretVersionsKept', (v) => checkVersionsKept(v));
+      break;
+    case 'secret-create':
+      id(c.id, 'id');
+      checkSecretName(c.name);
+      labels(c.labels, 'labels');
+      secretData(c.data, 'data');
+      break;
+    case 'secret-update':
+      id(c.id, 'id');
+      count(c.expectedIndex, 'expectedIndex');
+      labels(c.labels, 'labels');
+      break;
+    case 'secret-version-add':
+      id(c.id, 'id');
+      secretData(c.data, 'data');
+      nullable(c.ifVersion, 'ifVersion', version);
+      break;
+    case 'secret-rollback':
+      id(c.id, 'id');
+      version(c.to, 'to');
+      nullable(c.ifVersion, 'ifVersion', version);
+      break;
+    case 'secret-version-remove':
+      id(c.id, 'id');
+      version(c.version, 'version');
+      break;
+    case 'node-add':
+      nodeSpec(c.node, 'node');
+      break;
+    case 'node-update':
+      id(c.id, 'id');
+      nullable(c.expectedIndex, 'expectedIndex', count);
+      optional(c.role, 'role', (v, path) => oneOf(v, path, roles));
+      optional(c.availability, 'availability', (v, path) => oneOf(v, path, ['active', 'pause', 'drain']));
+      optional(c.labels, 'labels', labels);
+      optional(c.addr, 'addr', text);
+      break;
+    case 'node-status':
+      id(c.id, 'id');
+      oneOf(c.status, 'status', ['unknown', 'ready', 'down']);
+      break;
+    case 'secret-remove':
+    case 'node-remove':
+    case 'tasks-remove':
+      list(c.ids, 'ids', id);
+      break;
+    case 'service-create':
+      id(c.id, 'id');
+      serviceSpec(c.spec, 'spec');
+      break;
+    case 'service-update':
+      id(c.id, 'id');
+      count(c.expectedIndex, 'expectedIndex');
+      serviceSpec(c.spec, 'spec');
+      break;
+    case 'service-remove':
+      id(c.id, 'id');
+      break;
+    case 'tasks-put':
+      list(c.tasks, 'tasks', taskPut);
+      break;
+    case 'task-status':
+      id(c.nodeId, 'nodeId');
+      list(c.updates, 'updates', taskStatusUpdate);
+      break;
+    default:
+      throw invalid(`Invalid command: unknown op ${JSON.stringify(typeof op === 'string' ? op.slice(0, 40) : (op ?? null))}`);
+  }
+  return c as unknown as TaggedCommand;
+}
+
+type Fields = Record<string, unknown>;
+type Reader<T> = (value: unknown, path: string) => T;
+
+const roles: readonly Role[] = ['manager', 'worker', 'admin'];
+const taskStates: readonly TaskState[] = ['new', 'pending', 'assigned', 'preparing', 'starting', 'running', 'complete', 'shutdown', 'failed', 'rejected', 'orphaned'];
+const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+const wrong = (path: string, expected: string): SecretdError => invalid(`Invalid command: ${path} must be ${expected}`);
+
+function object(value: unknown, path: string): Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw wrong(path, 'an object');
+  return value as Fields;
+}
+
+function text(value: unknown, path: string): string {
+  if (typeof value !== 'string') throw wrong(path, 'a string');
+  return value;
+}
+
+function id(value: unknown, path: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw wrong(path, 'a non-empty string');
+  return value;
+}
+
+function count(value: unknown, path: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw wrong(path, 'a whole number, 0 or more');
+  return value;
+}
+
+function amount(value: unknown, path: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw wrong(path, 'a number, 0 or more');
+  return value;
+}
+
+function version(value: unknown, path: string): number {
+  if (typeof value !== 'number') throw wrong(path, 'a version number');
+  return checkVersionNumber(value, `command ${path}`);
+}
+
+function base64(value: unknown, path: string): string {
+  if (typeof value !== 'string' || !base64Pattern.test(value)) throw wrong(path, 'base64');
+  return value;
+}
+
+function secretData(value: unknown, path: string): void {
+  const data = Buffer.from(base64(value, path), 'base64');
+  try {
+    checkSecretData(data);
+  } finally {
+    data.fill(0); // a copy of the secret: zeroed (best effort under a GC)
+  }
+}
+
+function labels(value: unknown, path: string): void {
+  const owner = path.replace(/\.?labels$/, '');
+  checkLabels(object(value, path), owner === '' ? 'command' : `command ${owner}`);
+}
+
+function oneOf<T extends string>(value: unknown, path: string, options: readonly T[]): T {
+  if (!options.includes(value as T)) throw wrong(path, `one of ${options.join(', ')}`);
+  return value as T;
+}
+
+function optional<T>(value: unknown, path: string, read: Reader<T>): void {
+  if (value !== undefined) read(value, path);
+}
+
+function nullable<T>(value: unknown, path: string, read: Reader<T>): void {
+  if (value !== null) read(value, path);
+}
+
+function list<T>(value: unknown, path: string, read: Reader<T>): void {
+  if (!Array.isArray(value)) throw wrong(path, 'a list');
+  value.forEach((item, i) => read(item, `${path}[${i}]`));
+}
+
+function joinTokens(value: unknown, path: string): void {
+  const tokens = object(value, path);
+  text(tokens.worker, `${path}.worker`);
+  text(tokens.manager, `${path}.manager`);
+}
+
+function nodeSpec(value: unknown, path: string): void {
+  const node = object(value, path);
+  id(node.id, `${path}.id`);
+  oneOf(node.role, `${path}.role`, roles);
+  text(node.hostname, `${path}.hostname`);
+  text(node.addr, `${path}.addr`);
+  optional(node.resources, `${path}.resources`, (v, p) => {
+    const resources = object(v, p);
+    count(resources.nanoCpus, `${p}.nanoCpus`);
+    count(resources.memoryBytes, `${p}.memoryBytes`);
+  });
+}
+
+function serviceSpec(value: unknown, path: string): void {
+  const spec = object(value, path);
+  id(spec.name, `${path}.name`);
+  labels(spec.labels, `${path}.labels`);
+  containerSpec(spec.container, `${path}.container`);
+  const mode = object(spec.mode, `${path}.mode`);
+  if (oneOf(mode.kind, `${path}.mode.kind`, ['replicated', 'global']) === 'replicated') count(mode.replicas, `${path}.mode.replicas`);
+  const update = object(spec.update, `${path}.update`);
+  count(update.parallelism, `${path}.update.parallelism`);
+  amount(update.delayMs, `${path}.update.delayMs`);
+  optional(update.delayNs, `${path}.update.delayNs`, amount);
+  optional(update.failureAction, `${path}.update.failureAction`, (v, p) => oneOf(v, p, ['continue']));
+  optional(spec.forceUpdate, `${path}.forceUpdate`, count);
+}
+
+function containerSpec(value: unknown, path: string): void {
+  const container = object(value, path);
+  text(container.image, `${path}.image`);
+  for (const field of ['command', 'args', 'env'] as const) list(container[field], `${path}.${field}`, text);
+  list(container.secrets, `${path}.secrets`, secretReference);
+}
+
+function secretReference(value: unknown, path: string): void {
+  const ref = object(value, path);
+  id(ref.secretId, `${path}.secretId`);
+  id(ref.secretName, `${path}.secretName`);
+  optional(ref.version, `${path}.version`, version);
+  optional(ref.onUpdate, `${path}.onUpdate`, (v, p) => {
+    const onUpdate = object(v, p);
+    if (oneOf(onUpdate.kind, `${p}.kind`, ['none', 'signal', 'restart']) === 'signal') oneOf(onUpdate.signal, `${p}.signal`, onUpdateSignals);
+  });
+  text(ref.target, `${path}.target`);
+  text(ref.uid, `${path}.uid`);
+  text(ref.gid, `${path}.gid`);
+  count(ref.mode, `${path}.mode`);
+}
+
+function taskPut(value: unknown, path: string): void {
+  const put = object(value, path);
+  id(put.id, `${path}.id`);
+  id(put.serviceId, `${path}.serviceId`);
+  count(put.slot, `${path}.slot`);
+  nullable(put.nodeId, `${path}.nodeId`, id);
+  count(put.specVersion, `${path}.specVersion`);
+  containerSpec(put.container, `${path}.container`);
+  oneOf(put.desiredState, `${path}.desiredState`, ['running', 'shutdown']);
+  optional(put.state, `${path}.state`, (v, p) => oneOf(v, p, taskStates));
+  optional(put.message, `${path}.message`, text);
+}
+
+function taskStatusUpdate(value: unknown, path: string): void {
+  const update = object(value, path);
+  id(update.id, `${path}.id`);
+  oneOf(update.state, `${path}.state`, taskStates);
+  text(update.message, `${path}.message`);
+  text(update.error, `${path}.error`);
+  nullable(update.exitCode, `${path}.exitCode`, (v, p) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw wrong(p, 'a whole number or null');
+  });
+  const versions = object(update.secretVersions, `${path}.secretVersions`);
+  for (const [secretId, n] of Object.entries(versions)) count(n, `${path}.secretVersions[${JSON.stringify(secretId.slice(0, 40))}]`);
 }

@@ -126,6 +126,47 @@ describe('Store', () => {
   });
 });
 
+describe('Store apply is total', () => {
+  /** The store's state without the applied index, which a failed entry still advances. */
+  const state = (store: Store): unknown => ({ ...JSON.parse(new TextDecoder().decode(store.snapshot())), appliedIndex: null });
+  const poisons: ReadonlyArray<readonly [string, unknown]> = [
+    ['secret-remove with ids null (the reported crash)', { op: 'secret-remove', at, ids: null }],
+    ['tasks-put with tasks null', { op: 'tasks-put', at, tasks: null }],
+    ['task-status with an update null', { op: 'task-status', at, nodeId: 'n1', updates: [null] }],
+    ['service-create with no container', { op: 'service-create', at, id: 'v1', spec: { name: 'web', labels: {}, mode: { kind: 'global' }, update: { parallelism: 1, delayMs: 0 } } }],
+    ['secret-version-add with data null', { op: 'secret-version-add', at, id: 'id1', data: null, ifVersion: null }],
+    ['an unknown op', { op: 'secret-purge', at }],
+    ['not an object', 'secret-remove'],
+  ];
+
+  for (const [what, poison] of poisons) {
+    test(`apply() of ${what} fails as a write, changes nothing and does not throw`, () => {
+      const store = new Store();
+      store.apply(1, create('id1', 'a'));
+      const before = state(store);
+      const result = store.apply(2, poison);
+      expect(result).toMatchObject({ ok: false, code: 'invalid' });
+      expect(state(store)).toEqual(before);
+      expect(store.appliedIndex).toBe(2);
+      expect(store.apply(3, create('id2', 'b'))).toEqual({ ok: true, id: 'id2' });
+    });
+  }
+
+  test('applyEntry() of bytes that are no command fails as a write; every store gives the same outcome', () => {
+    const entries = [new Uint8Array([0xff, 0x00]), new TextEncoder().encode('[1]'), encodeCommand(create('id1', 'a')), new TextEncoder().encode('{"op":"secret-remove","at":"x","ids":null}')];
+    const outcomes = [new Store(), new Store()].map((store) => ({ results: entries.map((bytes, i) => store.applyEntry(i + 1, bytes)), state: store.snapshot() }));
+    expect(outcomes[0]!.results.map((r) => r.ok)).toEqual([false, false, true, false]);
+    expect(outcomes[0]!.results[0]).toMatchObject({ code: 'corrupt' });
+    expect(outcomes[1]).toEqual(outcomes[0]!);
+  });
+
+  test('apply() still stops on a broken invariant', () => {
+    const store = new Store();
+    store.apply(2, create('id1', 'a'));
+    expect(() => store.apply(1, { op: 'secret-remove', at, ids: null })).toThrow('Invariant violated');
+  });
+});
+
 describe('Store request de-duplication', () => {
   test('a command retried with the same request id is applied once and answered with the first outcome', () => {
     const store = new Store();

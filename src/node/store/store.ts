@@ -4,9 +4,15 @@
  * no clock and no randomness (the proposer put those into the command). A command that conflicts
  * with the state at apply time (a name taken by a racing create, a stale version) changes nothing
  * and returns an error result, the same on every manager.
+ *
+ * Apply is total: an entry that is not a valid command (parseCommand()), or whose application
+ * throws anything but a broken invariant, changes nothing it has not already changed and fails as
+ * a write (its proposer gets the error), the same on every manager, since the outcome depends only
+ * on the entry and the store. Only an AssertionError (a corrupt state) stops the process. A
+ * malformed entry is refused before it touches anything; the catch-all is the backstop for a bug.
  */
-import { assert, SecretdError, type ErrorCode } from '../../errors.ts';
-import type { Command, NodeSpec, TaggedCommand } from './commands.ts';
+import { AssertionError, assert, SecretdError, type ErrorCode } from '../../errors.ts';
+import { decodeCommand, parseCommand, type Command, type NodeSpec, type TaggedCommand } from './commands.ts';
 import { requestIdsRemembered } from '../../limits.ts';
 import type { ClusterRecord, Labels, NodeId, NodeRecord, SecretId, SecretRecord, ServiceRecord, TaskRecord } from './types.ts';
 import { Workloads } from './workloads.ts';
@@ -57,22 +63,40 @@ export class Store {
     this.#advance(index);
   }
 
-  apply(index: number, command: TaggedCommand): ApplyResult {
+  /** A committed entry's bytes: decoded and applied; bytes that are no command fail as a write. */
+  applyEntry(index: number, data: Uint8Array): ApplyResult {
+    let command: TaggedCommand;
+    try {
+      command = decodeCommand(data);
+    } catch (error) {
+      this.#advance(index);
+      return failed(error, index, 'entry');
+    }
+    return this.apply(index, command);
+  }
+
+  /** Applies a command; `command` is validated here (parseCommand), whatever its static type. */
+  apply(index: number, command: unknown): ApplyResult {
     this.#advance(index);
-    const requestId = command.requestId;
+    let parsed: TaggedCommand;
+    try {
+      parsed = parseCommand(command);
+    } catch (error) {
+      return failed(error, index, 'entry');
+    }
+    const requestId = parsed.requestId;
     if (requestId !== undefined) {
       const earlier = this.#requests.get(requestId);
       if (earlier) return earlier;
     }
     let result: ApplyResult;
     try {
-      result = this.#apply(index, command);
+      result = this.#apply(index, parsed);
     } catch (error) {
-      if (!(error instanceof SecretdError)) throw error;
-      result = { ok: false, code: error.code, message: error.message };
+      result = failed(error, index, parsed.op);
     }
     if (requestId !== undefined) this.#remember(requestId, result);
-    for (const listener of this.#appliedListeners) listener(command.op);
+    for (const listener of this.#appliedListeners) listener(parsed.op);
     return result;
   }
 
@@ -376,6 +400,18 @@ interface SnapshotBody {
   removedNodes?: string[];
   services?: ServiceRecord[];
   tasks?: TaskRecord[];
+}
+
+/**
+ * The outcome of an entry that could not be applied. A SecretdError is an expected refusal; any
+ * other error but a broken invariant is reported by its name only (its message could quote the
+ * entry, and so secret data).
+ */
+function failed(error: unknown, index: number, what: string): ApplyResult {
+  if (error instanceof AssertionError) throw error;
+  if (error instanceof SecretdError) return { ok: false, code: error.code, message: error.message };
+  const name = error instanceof Error ? error.name : typeof error;
+  return { ok: false, code: 'internal', message: `Cannot apply the ${what} at index ${index}: it failed with ${name}` };
 }
 
 function staleVersion(what: string, expected: number, actual: number): ApplyResult {

@@ -283,8 +283,8 @@ describe('the docker CLI against secretd', () => {
     expect(psRows[1]).toEqual(['<ID12>', 'redis.1', 'busybox:latest', expect.any(String), 'Running', 'Running <AGO>']);
     if (ps.docker) expect(psRows).toEqual(rows(ps.docker.stdout));
 
-    // What Docker keeps and secretd does not: restart policy, rollback and monitoring settings, update history.
-    const serviceOnlyDocker = ['RestartPolicy', 'UpdateConfig.Monitor', 'RollbackConfig', 'PreviousSpec', 'UpdateStatus', 'Endpoint.Spec.Mode'];
+    // What Docker keeps and secretd does not: a restart delay (secretd backs off on its own), rollback and monitoring settings, update history.
+    const serviceOnlyDocker = ['RestartPolicy.Delay', 'UpdateConfig.Monitor', 'RollbackConfig', 'PreviousSpec', 'UpdateStatus', 'Endpoint.Spec.Mode'];
     expectSameJson(both(['service', 'inspect', 'redis']), { onlyDocker: serviceOnlyDocker });
 
     // Detached from here on: Docker's own rollout waits 5 s per task to see it stable.

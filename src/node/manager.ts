@@ -267,6 +267,22 @@ export class Manager implements Backend {
     });
   }
 
+  /**
+   * Whether Raft frames from a manager certificate's node reach the core: yes while it is in this
+   * member's Raft configuration (a manager being demoted or removed may still be needed for the
+   * quorum that removes it), no once it has left it and the store says it is a worker (demoted).
+   * An id the store does not know goes on to the core, which drops it unless this member is itself
+   * outside its configuration (a joiner catching up) or a member vouched for it as leader (core.ts).
+   * Removed nodes never get here (403 on every route).
+   */
+  speaksRaft(nodeId: string): boolean {
+    const raft = this.#raft;
+    if (!raft) return false;
+    const { voters, learners } = raft.core.conf;
+    const id = nodeId as MemberId;
+    return voters.includes(id) || learners.includes(id) || this.currentRole(nodeId) !== 'worker';
+  }
+
   /** The role a node may act in now: a certificate's role is worth nothing once the store says otherwise. */
   currentRole(nodeId: string): 'manager' | 'worker' | undefined {
     const node = this.#raft?.store.node(nodeId);

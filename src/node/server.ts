@@ -80,8 +80,11 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
     }
     if (identity.role === 'manager' || identity.role === 'worker') {
       if (options.backend.isRemovedNode(identity.nodeId)) throw new SecretdError('forbidden', `Permission denied: node ${identity.nodeId} was removed from the cluster`);
-      // A demoted manager keeps its old certificate until renewed: the store's role is what counts.
-      if (identity.role === 'manager' && options.backend.currentRole(identity.nodeId) === 'worker') return { ...identity, role: 'worker', speaksRaft: true };
+      // A manager certificate is worth what the store and Raft say now, not its 90 days: a demoted
+      // or unknown node is a worker to the API, and speaks Raft only as Backend.speaksRaft allows.
+      if (identity.role === 'manager' && options.backend.currentRole(identity.nodeId) !== 'manager') {
+        return { ...identity, role: 'worker', speaksRaft: options.backend.speaksRaft(identity.nodeId) };
+      }
     }
     return identity;
   };

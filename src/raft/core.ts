@@ -346,6 +346,11 @@ export class RaftCore {
     return this.#role;
   }
 
+  /** The configuration, as status().conf reports it. */
+  get conf(): ConfState {
+    return this.#tracker.conf;
+  }
+
   status(): RaftStatus {
     const base = {
       id: this.#id,

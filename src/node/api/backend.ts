@@ -15,8 +15,9 @@ export interface Identity {
   readonly nodeId: string;
   readonly via: 'socket' | 'tls';
   /**
-   * A manager certificate not removed: Raft traffic follows the Raft configuration, not the store's
-   * roles, so a manager being demoted keeps speaking Raft (its vote may be needed to remove it).
+   * Raft frames from this caller reach the Raft core (Backend.speaksRaft): a manager certificate,
+   * not removed, whose node is in this manager's Raft configuration (a manager being demoted keeps
+   * speaking Raft until it leaves: its vote may be needed to remove it) or not known as a worker.
    */
   readonly speaksRaft?: boolean;
 }
@@ -123,6 +124,8 @@ export interface Backend {
   isRemovedNode(nodeId: string): boolean;
   /** The role the store gives a node now (a demoted manager's certificate still says manager). */
   currentRole(nodeId: string): 'manager' | 'worker' | undefined;
+  /** Whether Raft frames from this node (holding a manager certificate, not removed) may reach the Raft core. */
+  speaksRaft(nodeId: string): boolean;
 
   // Joining and Raft between managers.
   joinCA(): Promise<string>;

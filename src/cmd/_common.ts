@@ -5,10 +5,20 @@ import { defaultDataDir } from '../node/data-dir.ts';
 import { call, openClient, type ApiClient } from './client.ts';
 
 export interface Io {
+  /** A line to standard output (the newline is added). */
   readonly out: (text: string) => void;
+  /** A line to standard error (the newline is added). */
   readonly err: (text: string) => void;
+  /** Bytes or text as they are, to standard output or error (`secretd exec` passes a task's output on). */
+  readonly write: (stream: 'out' | 'err', data: string) => void;
   readonly stdin: () => Promise<Uint8Array>;
   readonly stdinIsTTY: boolean;
+  /**
+   * Replaces this process with secretd run again with `args` and `env` added to its environment
+   * (execve: same pid, same parent, same standard streams); never returns. Undefined where the
+   * runtime cannot (then the caller carries on as it is).
+   */
+  readonly reexec?: ((args: readonly string[], env: Readonly<Record<string, string>>) => never) | undefined;
 }
 
 /** What a lone "-" (read standard input) arrives as in a command's arguments. */

@@ -11,8 +11,8 @@ export function registerExec(cli: CAC, io: Io): void {
       const cmd = flags['--'] ?? [];
       if (cmd.length === 0) throw new Error('secretd exec needs a command: secretd exec TASK CMD [ARG…]');
       const result = (await withClient(flags, (c) => call(c, 'POST', '/secretd/exec', { Task: task, Cmd: cmd }))) as { ExitCode: number; Stdout: string; Stderr: string };
-      if (result.Stdout) process.stdout.write(result.Stdout);
-      if (result.Stderr) process.stderr.write(result.Stderr);
+      if (result.Stdout) io.write('out', result.Stdout);
+      if (result.Stderr) io.write('err', result.Stderr);
       return result.ExitCode;
     });
 }

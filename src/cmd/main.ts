@@ -25,15 +25,44 @@ const groups: Record<string, { describe: string; register: (cli: CAC, io: Io) =>
   image: { describe: "Manage this node's images (root filesystems)", register: registerImage },
 };
 
+/**
+ * The newest write to each stream, settled once the stream has handed it (and, streams keeping
+ * order, everything before it) to the operating system. A pipe takes 64 KiB before its reader
+ * reads; what the process holds past that is lost if it exits first.
+ */
+const lastWrites = { out: Promise.resolve(), err: Promise.resolve() };
+
+function write(stream: 'out' | 'err', data: string): void {
+  const target = stream === 'out' ? process.stdout : process.stderr;
+  // Settled on success and on failure alike (a reader that went away): exiting is then right.
+  lastWrites[stream] = new Promise((resolve) => target.write(data, () => resolve()));
+}
+
+/** Resolves once everything written through `defaultIo` has left this process. */
+export async function outputWritten(): Promise<void> {
+  await Promise.all([lastWrites.out, lastWrites.err]);
+}
+
+/** Runs secretd again in this process (execve), as the compiled executable or as `bun src/main.ts`. */
+function reexec(args: readonly string[], env: Readonly<Record<string, string>>): never {
+  const execve = (process as { execve?: (file: string, args: string[], env: Record<string, string | undefined>) => never }).execve;
+  if (!execve) throw new Error('reexec: this runtime has no process.execve');
+  const script = process.argv[1];
+  const compiled = script === undefined || script.startsWith('/$bunfs/') || script === process.execPath;
+  return execve(process.execPath, [process.argv0, ...(compiled ? [] : [script]), ...args], { ...process.env, ...env });
+}
+
 export const defaultIo: Io = {
-  out: (text) => process.stdout.write(`${text}\n`),
-  err: (text) => process.stderr.write(`${text}\n`),
+  out: (text) => write('out', `${text}\n`),
+  err: (text) => write('err', `${text}\n`),
+  write,
   stdin: readAllStdin,
   stdinIsTTY: process.stdin.isTTY === true,
+  reexec: typeof (process as { execve?: unknown }).execve === 'function' ? reexec : undefined,
 };
 
 /** Options (of any command) that take a value, so the first positional after them can be found. */
-const valueOptions = new Set(['--data-dir', '-H', '--host', '--tlscacert', '--tlscert', '--tlskey', '--name', '--secret', '--replicas', '--mode', '-e', '--env', '-l', '--label', '--update-parallelism', '--update-delay', '--if-version', '--to', '--version', '-c', '--compose-file']);
+const valueOptions = new Set(['--token', '--token-file', '--data-dir', '-H', '--host', '--tlscacert', '--tlscert', '--tlskey', '--name', '--secret', '--replicas', '--mode', '-e', '--env', '-l', '--label', '--update-parallelism', '--update-delay', '--if-version', '--to', '--version', '-c', '--compose-file']);
 
 function firstPositional(args: readonly string[]): number {
   for (let i = 0; i < args.length; i++) {
@@ -71,7 +100,7 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
   addConnectionOptions(cli);
   if (group) group.register(cli, io);
   else {
-    registerNodeProcess(cli, io);
+    registerNodeProcess(cli, io, argv);
     registerExec(cli, io);
     for (const [name, g] of Object.entries(groups)) cli.command(`${name} <command>`, g.describe).action(() => usage(`Run 'secretd ${name} --help' for its commands`));
   }

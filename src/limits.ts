@@ -97,7 +97,7 @@ export const certifiedConnectionsPerAddressMax = 512;
  * oldest such connection is closed to make room: a flood of stalled handshakes cannot keep a
  * certified peer from connecting, it only shortens how long each stalled one is kept.
  */
-export const handshakingConnectionsMax = 256;
+export const handshakingConnectionsMax = 1024;
 export const handshakingConnectionsPerAddressMax = 64;
 /** Connections without a client certificate, in all and per peer address; a new one beyond either is closed at once. */
 export const anonymousConnectionsMax = 128;

@@ -77,6 +77,8 @@ export class AttackPool implements AsyncDisposable {
       }),
     );
     socket.on('error', () => {});
+    // Read (into nothing): a Bun TLS socket that negotiated h2 and is not read never sees the server's FIN.
+    socket.on('data', () => {});
     return { socket, ...track(socket), ready: readyOn(socket, 'secureConnect') };
   }
 

@@ -58,11 +58,18 @@ export class Agent {
   readonly #running = new Set<string>();
   /** Tasks being stopped: a stop waits out the grace period, so it runs beside the queue. */
   readonly #stopping = new Map<string, Promise<void>>();
-  /** Assigned tasks whose container ran here and ended (or never could start): never started again. */
-  readonly #ended = new Set<string>();
+  /**
+   * Assigned tasks whose container ran here and ended (or never could start): never started again.
+   * Each with the final status this node reported (null while its stop is under way), sent again to
+   * every new session's leader while the task is still listed: a report to a leader that died
+   * right after it was sent is lost with it.
+   */
+  readonly #ended = new Map<string, TaskStatusUpdate | null>();
   /** Tasks told to stop that never ran here, already confirmed shut down to this session's leader. */
   readonly #confirmed = new Set<string>();
   #stopSweeping: (() => void) | null = null;
+  /** Another process holds this node's session (its 409 was logged once). */
+  #claimedElsewhere = false;
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
   #adopted = false;
@@ -81,11 +88,12 @@ export class Agent {
     options.executor.onExit((taskId, exitCode) => {
       if (!this.#running.delete(taskId)) return;
       this.#taskVersions.delete(taskId);
-      this.#ended.add(taskId);
-      this.#dropUnneededSecrets();
       const desired = this.#assigned.get(taskId)?.desiredState;
       const state: TaskState = desired === 'shutdown' ? 'shutdown' : exitCode === 0 ? 'complete' : 'failed';
-      void this.#report([{ id: taskId, state, message: state === 'failed' ? `container exited with code ${exitCode ?? 'unknown'}` : 'finished', error: state === 'failed' ? `task: non-zero exit (${exitCode ?? 'unknown'})` : '', exitCode, secretVersions: {} }]);
+      const final = { id: taskId, state, message: state === 'failed' ? `container exited with code ${exitCode ?? 'unknown'}` : 'finished', error: state === 'failed' ? `task: non-zero exit (${exitCode ?? 'unknown'})` : '', exitCode, secretVersions: {} };
+      this.#ended.set(taskId, final);
+      this.#dropUnneededSecrets();
+      void this.#report([final]);
     });
   }
 
@@ -182,11 +190,18 @@ export class Agent {
     if (opened.status !== 200) {
       const answer = safeJson(opened.body) as { Leader?: string; message?: string } | null;
       if (opened.status === 403) this.#onRefused(answer?.message ?? 'permission denied');
+      // 409: another process holds this node's session (a copied data dir). What runs here is its,
+      // not ours: erase nothing, start nothing, say so once, and keep trying until it goes away.
+      if (opened.status === 409 && !this.#claimedElsewhere) {
+        this.#claimedElsewhere = true;
+        this.#options.log(`secretd: agent: ${answer?.message ?? 'another process holds this node\'s session'}`);
+      }
       const hint = answer?.Leader;
       this.#leader = hint && hint !== addr ? hint : null;
       return false;
     }
     this.#refused = false;
+    this.#claimedElsewhere = false;
     this.#leader = addr;
     this.#closeSession = opened.close;
     await done;
@@ -235,7 +250,7 @@ export class Agent {
     }
     for (const id of message.removedTasks) this.#assigned.delete(id);
     for (const task of message.tasks) this.#assigned.set(task.id, task);
-    for (const id of [...this.#ended]) if (!this.#assigned.has(id)) this.#ended.delete(id);
+    for (const id of [...this.#ended.keys()]) if (!this.#assigned.has(id)) this.#ended.delete(id);
     for (const id of [...this.#confirmed]) if (!this.#assigned.has(id)) this.#confirmed.delete(id);
     for (const key of message.removedSecrets) this.#dropSecret(key.id, key.version);
     for (const delivery of message.secrets) {
@@ -256,6 +271,11 @@ export class Agent {
 
   async #reconcile(full: boolean): Promise<void> {
     const executor = this.#options.executor;
+    if (full && this.#adopted) {
+      // A new session: its leader may not have heard how the tasks that ended here ended.
+      const finals = [...this.#ended].filter(([id, final]) => final !== null && this.#assigned.has(id)).map(([, final]) => final!);
+      if (finals.length > 0) await this.#report(finals);
+    }
     if (full && !this.#adopted) {
       this.#adopted = true;
       const keep = new Set([...this.#assigned.values()].filter((t) => t.desiredState === 'running').map((t) => t.id));
@@ -264,8 +284,9 @@ export class Agent {
       for (const id of keep) {
         if ((await executor.state(id)).status !== 'running') {
           // It ended while no agent watched (reconcile erased it): its exit code is lost with the old agent.
-          this.#ended.add(id);
-          adopted.push({ ...statusUpdate(id, 'failed', 'the container ended while the agent was not running', 'task: exit not seen (agent restarted)'), exitCode: null });
+          const final = statusUpdate(id, 'failed', 'the container ended while the agent was not running', 'task: exit not seen (agent restarted)');
+          this.#ended.set(id, final);
+          adopted.push(final);
           continue;
         }
         this.#running.add(id);
@@ -347,8 +368,9 @@ export class Agent {
       const data = version === undefined ? undefined : this.#secrets.get(ref.secretId)?.get(version);
       if (version === undefined || data === undefined) {
         for (const secret of secrets) secret.data.fill(0);
-        this.#ended.add(task.id);
-        await this.#report([statusUpdate(task.id, 'rejected', 'secret not delivered', `secret ${ref.secretName} was not delivered to this node`)]);
+        const final = statusUpdate(task.id, 'rejected', 'secret not delivered', `secret ${ref.secretName} was not delivered to this node`);
+        this.#ended.set(task.id, final);
+        await this.#report([final]);
         return;
       }
       secrets.push({ secretId: ref.secretId, target: ref.target, uid: ref.uid, gid: ref.gid, mode: ref.mode, data: data.slice(), version });
@@ -365,21 +387,24 @@ export class Agent {
     } catch (error) {
       // The executor erased whatever it had made; a task id is started once, so this one is over.
       this.#running.delete(task.id);
-      this.#ended.add(task.id);
+      const final = statusUpdate(task.id, 'rejected', 'failed to start', (error as Error).message);
+      this.#ended.set(task.id, final);
       this.#dropUnneededSecrets();
-      await this.#report([statusUpdate(task.id, 'rejected', 'failed to start', (error as Error).message)]);
+      await this.#report([final]);
     }
   }
 
   #stopTask(taskId: string, stillAssigned: boolean): void {
     this.#running.delete(taskId);
     this.#taskVersions.delete(taskId);
-    this.#ended.add(taskId);
+    if (!this.#ended.has(taskId)) this.#ended.set(taskId, null);
     if (this.#stopping.has(taskId)) return;
     const stopping = (async () => {
       try {
         await this.#options.executor.stop(taskId);
-        if (stillAssigned) await this.#report([statusUpdate(taskId, 'shutdown', 'shut down', '')]);
+        const final = statusUpdate(taskId, 'shutdown', 'shut down', '');
+        if (this.#ended.has(taskId)) this.#ended.set(taskId, final);
+        if (stillAssigned) await this.#report([final]);
       } catch (error) {
         this.#options.log(`secretd: agent: stopping task ${taskId}: ${(error as Error).message}`);
       } finally {

@@ -84,6 +84,13 @@ describe('joinCluster', () => {
     expect(readdirSync(join(options.dataDir, 'certificates')).sort()).toEqual(['ca.pem', 'node-keys.json', 'node.pem']);
   });
 
+  test("joinCluster() takes a manager answer with the cluster's unlock key and returns that key", async () => {
+    const unlockKey = systemRandom(32);
+    await using manager = await serveImpostor({ ca: cluster.caCertPem, ...(await managerCertificate()) }, joinServer(async (r) => ({ status: 201, body: JSON.stringify({ ...(await genuineAnswer(r, 'manager')), UnlockKey: Buffer.from(unlockKey).toString('base64') }) })));
+    const joined = await joinCluster({ ...joinOptions(manager.port), token: cluster.joinTokens.manager });
+    expect([joined.state.role, joined.unlockKey]).toEqual(['manager', unlockKey]);
+  });
+
   test('joinCluster() refuses each malformed answer, naming what is wrong, and leaves no data dir', async () => {
     const otherCA = await createRootCA({ now: new Date() });
     const foreignKey = await createKeyAndCSR();

@@ -1,9 +1,15 @@
 /**
- * Who may import what (the table is in the README's architecture section). Fails listing every
- * import that breaks a rule.
+ * The house rules that a machine can check, over every non-test file in src/ (the table is in the
+ * README's architecture section). Fails listing every line that breaks one:
+ *   - who may import what: the Raft core and crypto are pure; hono only in the API layer; cac only
+ *     in the CLI; nothing below the CLI imports it; the CLI reaches src/node/ only through its door
+ *     (src/node/index.ts); no folder imports another folder's private (`_`) file;
+ *   - no import cycle between modules (type-only imports aside: they vanish at run time);
+ *   - the clock, randomness and exit go through ports: no `Date.now`, `Math.random` or `randomUUID`
+ *     outside src/io/ and src/main.ts, and `process.exit` only in src/main.ts.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, normalize, relative } from 'node:path';
 
 interface Rule {
   readonly files: RegExp;
@@ -13,14 +19,23 @@ interface Rule {
 
 const rules: Rule[] = [
   { files: /^src\/(raft|crypto)\//, forbidden: /^(\.\.\/)+(node|cmd)\/|^(\.\.\/)+io\/(?!fs\.ts$)|^node:(fs|net|http|http2|https|child_process|os|tls|dgram)|^(hono|cac|@hono\/)/, why: 'the Raft core and crypto are pure: no I/O, nothing from node/ or cmd/, only the FileSystem port (io/fs.ts) from io/' },
-  { files: /^src\/(?!node\/api\/|node\/server\.ts)/, forbidden: /^hono(\/|$)/, why: 'hono belongs to the API layer (src/node/api/, src/node/server.ts)' },
-  { files: /^src\/(?!node\/server\.ts)/, forbidden: /^@hono\/node-server/, why: 'the node adapter is used only by src/node/server.ts' },
+  { files: /^src\/(?!node\/api\/)/, forbidden: /^hono(\/|$)/, why: 'hono belongs to the API layer (src/node/api/)' },
+  { files: /^src\/(?!node\/api\/server\.ts)/, forbidden: /^@hono\/node-server/, why: 'the node adapter is used only by src/node/api/server.ts' },
   { files: /^src\/(?!cmd\/)/, forbidden: /^cac$/, why: 'cac belongs to src/cmd/' },
   { files: /^src\/(?!cmd\/|main\.ts)/, forbidden: /^(\.\.\/)+cmd\/|^\.\/cmd\//, why: 'nothing below the CLI imports the CLI' },
 ];
 
+/** src/node's rooms: a file outside a room reaches it only through the room's door (its index.ts). */
+const rooms = /^src\/node\/([^/]+)\//;
+
+/** Calls that must go through a port (src/io/) or stay in the entry point. */
+const portRules: ReadonlyArray<{ readonly pattern: RegExp; readonly allowed: RegExp; readonly why: string }> = [
+  { pattern: /\bDate\.now\(|\bMath\.random\(|\brandomUUID\(/, allowed: /^src\/(io\/|main\.ts$)/, why: 'the clock and randomness come through ports (src/io/)' },
+  { pattern: /\bprocess\.exit\(/, allowed: /^src\/main\.ts$/, why: 'only the entry point (src/main.ts) exits the process' },
+];
+
 const root = join(import.meta.dir, '..');
-const importPattern = /^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]/gm;
+const importPattern = /^\s*(import|export)\s(type\s)?[^'"]*?from\s+['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]/gm;
 
 function* sourceFiles(dir: string): Generator<string> {
   for (const name of readdirSync(dir)) {
@@ -30,19 +45,73 @@ function* sourceFiles(dir: string): Generator<string> {
   }
 }
 
+/** The folder a file belongs to, for the privacy rule: a `_` file is private to its folder and the folders inside it. */
+function folderOf(file: string): string {
+  return dirname(file);
+}
+
 const problems: string[] = [];
+/** Value imports between src files, for the cycle check. */
+const graph = new Map<string, string[]>();
 for (const path of sourceFiles(join(root, 'src'))) {
   const file = relative(root, path);
   const text = readFileSync(path, 'utf8');
+  const edges: string[] = [];
   for (const match of text.matchAll(importPattern)) {
-    const spec = match[1] ?? match[2] ?? '';
+    const typeOnly = match[2] !== undefined;
+    const spec = match[3] ?? match[4] ?? '';
     for (const rule of rules) {
       if (rule.files.test(file) && rule.forbidden.test(spec)) problems.push(`${file}: imports ${spec} (${rule.why})`);
     }
+    if (!spec.startsWith('.')) continue;
+    const target = normalize(join(dirname(file), spec));
+    const room = rooms.exec(target)?.[1];
+    if (room !== undefined && rooms.exec(file)?.[1] !== room && target !== `src/node/${room}/index.ts` && file.startsWith('src/node/')) {
+      problems.push(`${file}: imports ${spec} (another room of src/node is reached only through its door, src/node/${room}/index.ts)`);
+    }
+    if (file.startsWith('src/cmd/') && target.startsWith('src/node/') && target !== 'src/node/index.ts') {
+      problems.push(`${file}: imports ${spec} (the CLI reaches src/node/ only through its door, src/node/index.ts)`);
+    }
+    const name = target.split('/').at(-1) ?? '';
+    if (name.startsWith('_') && !`${folderOf(file)}/`.startsWith(`${folderOf(target)}/`)) {
+      problems.push(`${file}: imports ${spec} (a file whose name starts with _ is private to its folder)`);
+    }
+    if (!typeOnly) edges.push(target);
   }
+  graph.set(file, edges);
+  const lines = text.split('\n');
+  lines.forEach((line, i) => {
+    const code = line.replace(/\/\/.*$/, '');
+    if (/^\s*(\*|\/\*)/.test(line)) return;
+    for (const rule of portRules) {
+      if (rule.pattern.test(code) && !rule.allowed.test(file)) problems.push(`${file}:${i + 1}: ${line.trim().slice(0, 80)} (${rule.why})`);
+    }
+  });
 }
+
+// Cycles: a depth-first search over value imports; each cycle is reported once, from its smallest file.
+const state = new Map<string, 'open' | 'done'>();
+const stack: string[] = [];
+const cycles = new Set<string>();
+function visit(file: string): void {
+  state.set(file, 'open');
+  stack.push(file);
+  for (const next of graph.get(file) ?? []) {
+    if (!graph.has(next)) continue;
+    if (state.get(next) === 'open') {
+      const cycle = stack.slice(stack.indexOf(next));
+      const start = cycle.indexOf([...cycle].sort()[0]!);
+      cycles.add([...cycle.slice(start), ...cycle.slice(0, start)].join(' → '));
+    } else if (!state.has(next)) visit(next);
+  }
+  stack.pop();
+  state.set(file, 'done');
+}
+for (const file of [...graph.keys()].sort()) if (!state.has(file)) visit(file);
+for (const cycle of cycles) problems.push(`import cycle: ${cycle}`);
+
 if (problems.length > 0) {
   console.error(problems.join('\n'));
   process.exit(1);
 }
-console.log('check-imports: every import follows the rules');
+console.log('check-imports: every import and port rule holds');

@@ -69,7 +69,7 @@ export const unlockAttemptsWaitingMax = 16;
  * deadline, connections are capped in total and per peer address, and a connection without a
  * client certificate gets a small budget of its own so that it can never starve certified peers
  * (the admin socket is a separate server and has none of these limits). Enforced in
- * src/node/connection-guard.ts and the body readers; listed in the README ("Limits").
+ * src/node/api/connection-guard.ts and the body readers; listed in the README ("Limits").
  */
 /** A TLS handshake must complete within this, from the moment the connection is accepted. */
 export const tlsHandshakeTimeoutMs = 10_000;

@@ -1,7 +1,7 @@
 /** What every command group shares: connection options, output helpers, reading input. */
 import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
-import { defaultDataDir } from '../node/data-dir.ts';
+import { defaultDataDir } from '../node/index.ts';
 import { call, openClient, type ApiClient } from './client.ts';
 
 export interface Io {

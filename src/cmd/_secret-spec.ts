@@ -4,7 +4,7 @@
  * `on-update=none|signal:SIGHUP|restart` says what a running task gets when that version changes.
  */
 import { SecretdError } from '../errors.ts';
-import { checkVersionNumber, onUpdateText, parseOnUpdate } from '../node/store/secret-rules.ts';
+import { checkVersionNumber, onUpdateText, parseOnUpdate } from '../node/index.ts';
 
 export interface SecretFlag {
   readonly SecretName: string;

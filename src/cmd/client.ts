@@ -14,8 +14,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseIdentity } from '../crypto/index.ts';
 import { SecretdError, type ErrorCode } from '../errors.ts';
-import { dataDirPaths } from '../node/data-dir.ts';
-import { checkManagerIdentity, reasonOf } from '../node/peer-client.ts';
+import { dataDirPaths } from '../node/index.ts';
+import { checkManagerIdentity, reasonOf } from '../node/index.ts';
 
 export interface ConnectionOptions {
   readonly dataDir: string;

@@ -4,7 +4,7 @@
  */
 import { cac, type CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
-import { secretdVersion } from '../node/daemon.ts';
+import { secretdVersion } from '../node/index.ts';
 import { addConnectionOptions, readAllStdin, stdinArg, type Io } from './_common.ts';
 import { registerCa } from './ca.ts';
 import { registerCluster } from './cluster.ts';

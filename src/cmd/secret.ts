@@ -5,8 +5,8 @@
 import type { CAC } from 'cac';
 import { readFile } from 'node:fs/promises';
 import { SecretdError } from '../errors.ts';
-import { checkVersionNumber } from '../node/store/secret-rules.ts';
-import { toBase64 } from '../node/store/store.ts';
+import { checkVersionNumber } from '../node/index.ts';
+import { toBase64 } from '../node/index.ts';
 import { ago, filtersQuery, forEachRef, inspectEach, many, parseKeyValues, stdinArg, table, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call } from './client.ts';
 

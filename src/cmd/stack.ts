@@ -8,7 +8,7 @@ import type { CAC } from 'cac';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { SecretdError } from '../errors.ts';
-import { toBase64 } from '../node/store/store.ts';
+import { toBase64 } from '../node/index.ts';
 import { many, stdinArg, table, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call, type ApiClient } from './client.ts';
 import { checkStackName, loadCompose, namespaceLabel, sameSpec, translate, type ComposeFileText, type CurrentSpec, type StackPlan } from './compose/index.ts';

@@ -7,12 +7,12 @@
 import { readFile } from 'node:fs/promises';
 import { keyPkcs8ToPem } from '../crypto/index.ts';
 import { systemTimers } from '../io/timers.ts';
-import { Agent } from './agent.ts';
-import { dataDirPaths, type DataDirPaths } from './data-dir.ts';
+import { Agent } from './task-dispatch/index.ts';
+import { dataDirPaths, type DataDirPaths } from './data-dir/index.ts';
 import type { Executor } from './executor/index.ts';
-import { readNodeKeys } from './node-keys.ts';
-import { readNodeState, type NodeState } from './node-state.ts';
-import { PeerClient } from './peer-client.ts';
+import { readNodeKeys } from './data-dir/index.ts';
+import { readNodeState, type NodeState } from './data-dir/index.ts';
+import { PeerClient } from './peers/index.ts';
 
 export class Worker {
   readonly paths: DataDirPaths;

@@ -12,7 +12,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keyPkcs8ToPem } from '../../src/crypto/index.ts';
-import { PeerClient } from '../../src/node/peer-client.ts';
+import { PeerClient } from '../../src/node/peers/index.ts';
 import { adminRequest } from '../helpers/cluster.ts';
 import { serveImpostor } from '../helpers/impostor.ts';
 import { Daemon, freePort, requireBinary, secretd, secretdBin, tempDir, type TempDir } from '../helpers/process.ts';

@@ -1,7 +1,7 @@
 /** A cluster's record as the store holds it (CA, key, join tokens), made fresh, for join tests. */
 import { createRootCA, generateJoinToken, newId } from '../../src/crypto/index.ts';
 import { systemRandom } from '../../src/io/system.ts';
-import type { ClusterRecord } from '../../src/node/store/types.ts';
+import type { ClusterRecord } from '../../src/node/store/index.ts';
 
 export async function freshClusterRecord(): Promise<ClusterRecord> {
   const ca = await createRootCA({ now: new Date() });

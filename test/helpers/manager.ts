@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemNow, systemRandom } from '../../src/io/system.ts';
-import { bootstrapCluster } from '../../src/node/bootstrap.ts';
-import { Manager, type ManagerOptions } from '../../src/node/manager.ts';
-import { writeNodeState } from '../../src/node/node-state.ts';
+import { bootstrapCluster } from '../../src/node/join/index.ts';
+import { Manager, type ManagerOptions } from '../../src/node/manager/index.ts';
+import { writeNodeState } from '../../src/node/data-dir/index.ts';
 
 export interface TestManager extends AsyncDisposable {
   readonly manager: Manager;

@@ -6,7 +6,7 @@
  *                     (the store remembers each request id's outcome for de-duplication);
  *   linearizability   the whole client history, key by key.
  */
-import type { ApplyResult } from '../../src/node/store/store.ts';
+import type { ApplyResult } from '../../src/node/store/index.ts';
 import type { Invariant } from './checkers.ts';
 import { checkByKey, type Verdict } from './linearizability.ts';
 import type { Member } from './member.ts';

@@ -10,10 +10,10 @@
  */
 import type { Message, MemberId } from '../../src/raft/types.ts';
 import type { UnsafeTestingMutations } from '../../src/raft/core.ts';
-import type { RaftNode } from '../../src/node/raft-node.ts';
-import { openRaftNode } from '../../src/node/raft-open.ts';
-import type { TaggedCommand } from '../../src/node/store/commands.ts';
-import type { ApplyResult, Store } from '../../src/node/store/store.ts';
+import type { RaftNode } from '../../src/node/raft-io/index.ts';
+import { openRaftNode } from '../../src/node/raft-io/index.ts';
+import type { TaggedCommand } from '../../src/node/store/index.ts';
+import type { ApplyResult, Store } from '../../src/node/store/index.ts';
 import type { Prng } from './prng.ts';
 import type { Scheduler } from './scheduler.ts';
 import { SimDisk, type DiskFaults } from './sim-fs.ts';

@@ -11,8 +11,8 @@
  *                      from the name) is ok iff absent, else conflict; 'secret-remove' of that id
  *                      is ok iff present, else not_found.
  */
-import type { TaggedCommand } from '../../src/node/store/commands.ts';
-import type { ApplyResult, Store } from '../../src/node/store/store.ts';
+import type { TaggedCommand } from '../../src/node/store/index.ts';
+import type { ApplyResult, Store } from '../../src/node/store/index.ts';
 import type { SimInput, SimOutput } from './models.ts';
 
 /** The commands that create the objects before the run: the cluster, and one node per node register. */

@@ -4,10 +4,10 @@
  */
 import { describe, expect, test } from 'bun:test';
 import { statSync } from 'node:fs';
-import { openRaftNode } from '../../src/node/raft-open.ts';
-import { Store } from '../../src/node/store/store.ts';
+import { openRaftNode } from '../../src/node/raft-io/index.ts';
+import { Store } from '../../src/node/store/index.ts';
 import { SnapshotStore } from '../../src/raft/snapshot-store.ts';
-import type { RaftNode, Transport } from '../../src/node/raft-node.ts';
+import type { RaftNode, Transport } from '../../src/node/raft-io/index.ts';
 import type { MemberId, Message } from '../../src/raft/types.ts';
 import { WAL } from '../../src/raft/wal.ts';
 import { tempDir } from '../helpers/process.ts';

@@ -1,6 +1,6 @@
 /**
  * The network between members: each Raft message is encoded with the production wire format
- * (src/node/raft-wire.ts), so members share no objects, and delivered after a seeded delay.
+ * (src/node/raft-io/wire.ts), so members share no objects, and delivered after a seeded delay.
  *
  * Faults: a message may be dropped, duplicated, or held back long enough to arrive after later
  * ones (reordering); a link may be cut in one direction or both. A cut link drops what is sent
@@ -8,7 +8,7 @@
  * isolated node, bridge, one-way, flapping) are built from cut links by the nemesis.
  */
 import type { Message } from '../../src/raft/types.ts';
-import { decodeMessages, encodeMessages } from '../../src/node/raft-wire.ts';
+import { decodeMessages, encodeMessages } from '../../src/node/raft-io/index.ts';
 import type { Prng } from './prng.ts';
 import type { Scheduler } from './scheduler.ts';
 

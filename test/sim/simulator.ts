@@ -39,7 +39,7 @@
  * members, membership changes.
  */
 import { AssertionError } from '../../src/errors.ts';
-import { decodeMessages, encodeMessages } from '../../src/node/raft-wire.ts';
+import { decodeMessages, encodeMessages } from '../../src/node/raft-io/index.ts';
 import type { MemberId, Message } from '../../src/raft/types.ts';
 import { type Fail, type Invariant, Invariants } from './checkers.ts';
 export { formatFailure, type SimFailure, type SimResult, type SimStats } from './report.ts';

@@ -15,8 +15,8 @@
  * applied can then refine the history before it is checked (checkedHistory()).
  */
 import { SecretdError } from '../../src/errors.ts';
-import type { TaggedCommand } from '../../src/node/store/commands.ts';
-import type { ApplyResult } from '../../src/node/store/store.ts';
+import type { TaggedCommand } from '../../src/node/store/index.ts';
+import type { ApplyResult } from '../../src/node/store/index.ts';
 import type { Member } from './member.ts';
 import type { SimInput, SimOperation, SimOutput } from './models.ts';
 import { commandFor, describeInput, outcomeOf, readKey, setupCommands } from './objects.ts';

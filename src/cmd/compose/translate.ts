@@ -9,8 +9,8 @@
  * is created. Pure: files and the environment come through `options`.
  */
 import { SecretdError } from '../../errors.ts';
-import { readServiceSpec } from '../../node/api/service-shapes.ts';
-import { checkSecretData, checkSecretName } from '../../node/store/secret-rules.ts';
+import { readServiceSpec } from '../../node/index.ts';
+import { checkSecretData, checkSecretName } from '../../node/index.ts';
 import type { Lookup } from './interpolate.ts';
 import { imageLabel, namespaceLabel, type ComposeProject, type SecretDefinition, type ServiceDefinition } from './model.ts';
 

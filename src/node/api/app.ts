@@ -8,16 +8,16 @@ import { getPath } from 'hono/utils/url';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { NotLeaderError, SecretdError, type ErrorCode } from '../../errors.ts';
 import type { Backend, Identity } from './backend.ts';
-import { dispatchRoutes } from './routes-dispatch.ts';
-import { consistencyHeader, readConsistency, type ReadConsistency } from '../read-consistency.ts';
-import { nodeRoutes } from './routes-nodes.ts';
+import { dispatchRoutes } from './routes/dispatch.ts';
+import { consistencyHeader, readConsistency, type ReadConsistency } from './read-consistency.ts';
+import { nodeRoutes } from './routes/nodes.ts';
 import { notImplemented } from './not-implemented.ts';
-import { forbiddenAnonymous, raftRoutes } from './routes-raft.ts';
-import { secretRoutes } from './routes-secrets.ts';
-import { secretVersionRoutes } from './routes-secret-versions.ts';
-import { serviceRoutes } from './routes-services.ts';
-import { swarmRoutes } from './routes-swarm.ts';
-import { systemRoutes } from './routes-system.ts';
+import { forbiddenAnonymous, raftRoutes } from './routes/peers.ts';
+import { secretRoutes } from './routes/secrets.ts';
+import { secretVersionRoutes } from './routes/secret-versions.ts';
+import { serviceRoutes } from './routes/services.ts';
+import { swarmRoutes } from './routes/swarm.ts';
+import { systemRoutes } from './routes/system.ts';
 
 export interface AppEnv {
   Variables: { identity: Identity };

@@ -1,11 +1,11 @@
 /** What the HTTP API needs from a node. The manager implements it; API tests may use a real manager. */
 import type { Role } from '../../crypto/ca.ts';
-import type { ApplyResult } from '../store/store.ts';
-import type { TaggedCommand, TaskStatusUpdate } from '../store/commands.ts';
-import type { ExecResult, SessionClaim } from '../dispatch-messages.ts';
-import type { JoinRequest } from '../join-service.ts';
-import type { JoinAnswer } from '../join.ts';
-import type { Availability, ClusterRecord, Labels, SecretRecord, ServiceRecord, TaskRecord } from '../store/types.ts';
+import type { ApplyResult } from '../store/index.ts';
+import type { TaggedCommand, TaskStatusUpdate } from '../store/index.ts';
+import type { ExecResult, SessionClaim } from '../task-dispatch/index.ts';
+import type { JoinRequest } from '../join/index.ts';
+import type { JoinAnswer } from '../join/index.ts';
+import type { Availability, ClusterRecord, Labels, SecretRecord, ServiceRecord, TaskRecord } from '../store/index.ts';
 import type { ServiceSpecInput } from './service-shapes.ts';
 
 /** Who is calling, from the client certificate (or root on the local admin socket). */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { SecretdError } from '../../errors.ts';
-import type { ServiceRecord, TaskRecord } from '../store/types.ts';
+import type { ServiceRecord, TaskRecord } from '../store/index.ts';
 import { readServiceSpec, serviceSpecJSON, serviceStatus } from './service-shapes.ts';
 
 const base = { Name: 'redis', TaskTemplate: { ContainerSpec: { Image: 'busybox', Args: ['sh', '-c', 'sleep 1'] } } };

@@ -8,13 +8,12 @@
  * clients never send it and get Docker's behaviour; it is written back only when set.
  */
 import { invalid } from '../../errors.ts';
-import { stopGraceMsDefault } from '../executor/limits.ts';
-import { checkSecretFiles } from '../executor/targets.ts';
+import { checkSecretFiles, stopGraceMsDefault } from '../executor/index.ts';
 import { canonicalKeys, refuseUnknownFields } from './request.ts';
 import { serviceSpecFields } from './service-fields.ts';
 import { refuseUnsupported } from './service-unsupported.ts';
-import { checkLabels, checkVersionNumber, onUpdateText, parseOnUpdate } from '../store/secret-rules.ts';
-import type { ContainerSpec, OnUpdate, SecretReference, ServiceRecord, ServiceSpec, TaskRecord } from '../store/types.ts';
+import { checkLabels, checkVersionNumber, onUpdateText, parseOnUpdate } from '../store/index.ts';
+import type { ContainerSpec, OnUpdate, SecretReference, ServiceRecord, ServiceSpec, TaskRecord } from '../store/index.ts';
 
 // Swarmkit's rule (a DNS name component, underscores allowed as `docker stack` names services STACK_svc).
 const serviceNamePattern = /^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$/;

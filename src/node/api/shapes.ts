@@ -1,7 +1,7 @@
 /** Docker Engine API shapes for the swarm objects secretd serves. Secret data never appears here. */
 import { heartbeatPeriodMs, nodeCertLifetimeMs, raftElectionTicks, snapshotEntriesInterval } from '../../limits.ts';
-import { taskHistoryPerSlot } from '../orchestrator-plan.ts';
-import type { ClusterRecord, SecretRecord } from '../store/types.ts';
+import { taskHistoryPerSlot } from '../orchestration/index.ts';
+import type { ClusterRecord, SecretRecord } from '../store/index.ts';
 import type { NodeView } from './backend.ts';
 
 export function secretJSON(secret: SecretRecord): object {

@@ -13,14 +13,14 @@
 import { constants, type IncomingHttpHeaders, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
 import { SecretdError } from '../../errors.ts';
 import { raftBatchBytesMax, requestBodyBytesMax } from '../../limits.ts';
-import { FrameReader } from '../raft-frames.ts';
-import { raftStreamPath } from '../raft-transport.ts';
-import { consistencyHeader } from '../read-consistency.ts';
+import { FrameReader } from '../raft-io/index.ts';
+import { raftStreamPath } from '../raft-io/index.ts';
+import { consistencyHeader } from './read-consistency.ts';
 import { admit, checkRole, errorAnswer, routePath } from './app.ts';
 import type { Backend, Identity } from './backend.ts';
 import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead, type BodyBudget } from './body-budget.ts';
 import { checkDeclaredLength, tooLarge } from './request.ts';
-import { createSecret, createSecretRoute, createSecretWhat, secretRoles } from './routes-secrets.ts';
+import { createSecret, createSecretRoute, createSecretWhat, secretRoles } from './routes/secrets.ts';
 
 export interface StreamRoutesOptions {
   readonly backend: Backend;

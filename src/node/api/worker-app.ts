@@ -4,8 +4,8 @@
  */
 import { Hono } from 'hono';
 import { invalid, SecretdError } from '../../errors.ts';
-import type { ExecResult } from '../dispatch-messages.ts';
-import { apiVersion } from './routes-system.ts';
+import type { ExecResult } from '../task-dispatch/index.ts';
+import { apiVersion } from './routes/system.ts';
 import { readJsonObject } from './request.ts';
 
 export interface WorkerBackend {

@@ -5,4 +5,5 @@ export { RuncRuntime, type RuncRuntimeOptions } from './runc-runtime.ts';
 export type { ContainerState, ContainerStatus, ExecOptions, ExecResult, RunOptions, Runtime, RunningContainer } from './runtime.ts';
 export { SecretMount, eraseSecretsDir, secretsTmpfsBytes, secretsMountSource } from './secret-mount.ts';
 export { ociConfig, writeBundle, type BundleOptions } from './bundle.ts';
-export { checkSecretRefs, type SecretFile, type SecretRef } from './targets.ts';
+export { checkSecretFiles, checkSecretRefs, type SecretFile, type SecretRef } from './targets.ts';
+export { stopGraceMsDefault } from './limits.ts';

@@ -1,0 +1,51 @@
+/** Docker-shaped node routes: list, inspect, update (role, availability, labels), remove. */
+import type { Hono } from 'hono';
+import { invalid } from '../../../errors.ts';
+import { checkLabels } from '../../store/index.ts';
+import { requireRole, type AppEnv } from '../app.ts';
+import type { Backend, NodeUpdate } from '../backend.ts';
+import { parseBoolParam, parseFilters, parseVersionParam, readJsonObject } from '../request.ts';
+import { nodeJSON } from '../shapes.ts';
+
+const nodeRoles = ['admin', 'manager'] as const;
+
+export function nodeRoutes(api: Hono<AppEnv>, backend: Backend): void {
+  api.get('/nodes', async (c) => {
+    requireRole(c, nodeRoles, 'list nodes');
+    const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'role', 'membership', 'label', 'node.label']);
+    const nodes = (await backend.listNodes()).filter((n) => {
+      const match = (key: string, value: string): boolean => (filters.get(key) ?? []).length === 0 || filters.get(key)!.some((v) => value.startsWith(v));
+      return match('id', n.id) && match('name', n.hostname) && ((filters.get('role') ?? []).length === 0 || filters.get('role')!.includes(n.role));
+    });
+    return c.json(nodes.map(nodeJSON));
+  });
+
+  api.get('/nodes/:id', async (c) => {
+    requireRole(c, nodeRoles, 'inspect nodes');
+    return c.json(nodeJSON(await backend.getNode(c.req.param('id'))));
+  });
+
+  api.post('/nodes/:id/update', async (c) => {
+    requireRole(c, nodeRoles, 'update nodes');
+    const expectedIndex = parseVersionParam(c.req.query('version'), 'node');
+    const body = await readJsonObject(c, 'node spec', ['Name', 'Labels', 'Role', 'Availability']);
+    const update: { -readonly [K in keyof NodeUpdate]: NodeUpdate[K] } = {};
+    if (body.Role !== undefined) {
+      if (body.Role !== 'manager' && body.Role !== 'worker') throw invalid('Invalid node spec: Role must be manager or worker');
+      update.role = body.Role;
+    }
+    if (body.Availability !== undefined) {
+      if (body.Availability !== 'active' && body.Availability !== 'pause' && body.Availability !== 'drain') throw invalid('Invalid node spec: Availability must be active, pause or drain');
+      update.availability = body.Availability;
+    }
+    if (body.Labels !== undefined) update.labels = checkLabels(body.Labels, 'node');
+    await backend.updateNode(c.req.param('id'), expectedIndex, update);
+    return c.body(null, 200);
+  });
+
+  api.delete('/nodes/:id', async (c) => {
+    requireRole(c, nodeRoles, 'remove nodes');
+    await backend.removeNode(c.req.param('id'), parseBoolParam(c.req.query('force')));
+    return c.body(null, 200);
+  });
+}

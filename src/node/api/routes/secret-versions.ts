@@ -1,0 +1,74 @@
+/**
+ * secretd's own secret routes, beside the Docker-shaped ones (whose `/update` keeps Docker's rule:
+ * labels only): versions of a secret's data, rollback, and the retention setting. Data goes in as
+ * base64 and never comes out.
+ */
+import type { Hono } from 'hono';
+import { invalid } from '../../../errors.ts';
+import { checkSecretData, checkVersionNumber, checkVersionsKept } from '../../store/index.ts';
+import { requireRole, type AppEnv } from '../app.ts';
+import type { Backend, SecretVersionView } from '../backend.ts';
+import { decodeBase64Field, readJsonObject } from '../request.ts';
+
+const roles = ['admin', 'manager'] as const;
+
+export function secretVersionRoutes(api: Hono<AppEnv>, backend: Backend): void {
+  api.get('/secretd/secrets/:id/versions', async (c) => {
+    requireRole(c, roles, 'list secret versions');
+    const { secret, versions } = await backend.listSecretVersions(c.req.param('id'));
+    return c.json({ ID: secret.id, Name: secret.name, Versions: versions.map(versionJSON) });
+  });
+
+  api.post('/secretd/secrets/:id/versions', async (c) => {
+    requireRole(c, roles, 'update secrets');
+    const body = await readJsonObject(c, 'secret version', ['Data', 'IfVersion']);
+    if (body.Data === undefined || body.Data === null) throw invalid('Invalid secret version: Data (base64) must be provided');
+    const ifVersion = optionalVersion(body.IfVersion, 'IfVersion');
+    const data = decodeBase64Field(body.Data, 'secret data');
+    checkSecretData(data);
+    const outcome = await backend.addSecretVersion(c.req.param('id'), data, ifVersion);
+    return c.json({ Version: outcome.version, Changed: outcome.changed }, outcome.changed ? 201 : 200);
+  });
+
+  api.post('/secretd/secrets/:id/rollback', async (c) => {
+    requireRole(c, roles, 'roll back secrets');
+    const body = await readJsonObject(c, 'secret rollback', ['To', 'IfVersion']);
+    const to = checkVersionNumber(body.To, 'rollback target To');
+    const outcome = await backend.rollbackSecret(c.req.param('id'), to, optionalVersion(body.IfVersion, 'IfVersion'));
+    return c.json({ Version: outcome.version, Changed: outcome.changed }, outcome.changed ? 201 : 200);
+  });
+
+  api.delete('/secretd/secrets/:id/versions/:version', async (c) => {
+    requireRole(c, roles, 'remove secret versions');
+    await backend.removeSecretVersion(c.req.param('id'), checkVersionNumber(c.req.param('version'), 'version'));
+    return c.body(null, 204);
+  });
+
+  api.get('/secretd/settings', async (c) => {
+    requireRole(c, roles, 'read the cluster settings');
+    return c.json({ SecretVersionsKept: (await backend.secretSettings()).versionsKept });
+  });
+
+  api.post('/secretd/settings', async (c) => {
+    requireRole(c, roles, 'change the cluster settings');
+    const body = await readJsonObject(c, 'settings', ['SecretVersionsKept']);
+    if (body.SecretVersionsKept === undefined) throw invalid('Invalid settings: nothing to change (give SecretVersionsKept)');
+    await backend.updateSecretSettings({ versionsKept: checkVersionsKept(body.SecretVersionsKept) });
+    return c.json({ SecretVersionsKept: (await backend.secretSettings()).versionsKept });
+  });
+}
+
+function optionalVersion(value: unknown, what: string): number | null {
+  return value === undefined || value === null ? null : checkVersionNumber(value, what);
+}
+
+function versionJSON(view: SecretVersionView): object {
+  return {
+    Version: view.version,
+    CreatedAt: view.createdAt,
+    InUseBy: {
+      Services: view.services.map((s) => ({ ID: s.id, Name: s.name, Pinned: s.pinned })),
+      Tasks: view.tasks.map((t) => ({ ID: t.id, Name: t.name })),
+    },
+  };
+}

@@ -1,0 +1,96 @@
+/** Docker-shaped secret routes. Data goes in as base64 and never comes out. */
+import type { Hono } from 'hono';
+import { invalid } from '../../../errors.ts';
+import { checkLabels, checkSecretData, checkSecretName } from '../../store/index.ts';
+import type { SecretRecord } from '../../store/index.ts';
+import { requireRole, type AppEnv } from '../app.ts';
+import type { Backend } from '../backend.ts';
+import { requestBodyBytesMax } from '../../../limits.ts';
+import { decodeBase64Field, parseFilters, parseJsonObject, parseVersionParam, readBodyBytes, readJsonObject } from '../request.ts';
+import { secretJSON } from '../shapes.ts';
+
+const specFields = ['Name', 'Labels', 'Data', 'Driver', 'Templating'];
+export const secretRoles = ['admin', 'manager'] as const;
+
+export function secretRoutes(api: Hono<AppEnv>, backend: Backend): void {
+  api.get('/secrets', async (c) => {
+    requireRole(c, secretRoles, 'list secrets');
+    const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'names', 'label']);
+    const secrets = (await backend.listSecrets()).filter((s) => matchesFilters(s, filters));
+    secrets.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : 1));
+    return c.json(secrets.map(secretJSON));
+  });
+
+  api.post(createSecretRoute, async (c) => {
+    requireRole(c, secretRoles, createSecretWhat);
+    return c.json(await createSecret(backend, await readBodyBytes(c, requestBodyBytesMax)), 201);
+  });
+
+  api.get('/secrets/:id', async (c) => {
+    requireRole(c, secretRoles, 'inspect secrets');
+    return c.json(secretJSON(await backend.getSecret(c.req.param('id'))));
+  });
+
+  api.post('/secrets/:id/update', async (c) => {
+    requireRole(c, secretRoles, 'update secrets');
+    const expectedIndex = parseVersionParam(c.req.query('version'), 'secret');
+    const body = await readJsonObject(c, 'secret', specFields);
+    rejectDriver(body);
+    const name = checkSecretName(body.Name);
+    const labels = checkLabels(body.Labels, 'secret');
+    const data = body.Data === undefined || body.Data === null ? null : decodeBase64Field(body.Data, 'secret data');
+    await backend.updateSecret(c.req.param('id'), expectedIndex, { name, labels, data });
+    return c.body(null, 200);
+  });
+
+  api.delete('/secrets/:id', async (c) => {
+    requireRole(c, secretRoles, 'remove secrets');
+    await backend.removeSecret(c.req.param('id'));
+    return c.body(null, 204);
+  });
+}
+
+export const createSecretRoute = '/secrets/create';
+export const createSecretWhat = 'create secrets';
+
+/**
+ * The create route's work once its caller is admitted (role checked): served through hono and by
+ * the TLS port's stream route (stream-routes.ts), so both give the same answers.
+ */
+export async function createSecret(backend: Backend, bytes: Uint8Array): Promise<{ ID: string }> {
+  const body = parseJsonObject(bytes, 'secret', specFields);
+  rejectDriver(body);
+  const name = checkSecretName(body.Name);
+  const labels = checkLabels(body.Labels, 'secret');
+  if (body.Data === undefined || body.Data === null) throw invalid('Invalid secret data: Data (base64) must be provided');
+  const data = decodeBase64Field(body.Data, 'secret data');
+  checkSecretData(data);
+  return { ID: await backend.createSecret({ name, labels, data }) };
+}
+
+function rejectDriver(body: Record<string, unknown>): void {
+  if (body.Driver !== undefined && body.Driver !== null) throw invalid('Invalid secret: secret drivers (external providers) are not supported by secretd');
+  if (body.Templating !== undefined && body.Templating !== null) throw invalid('Invalid secret: templated secrets are not supported by secretd');
+}
+
+/** Docker's semantics: `names` exact and `name`/`id` prefix filters are OR-ed, labels AND-ed. */
+function matchesFilters(secret: SecretRecord, filters: Map<string, string[]>): boolean {
+  const names = filters.get('names') ?? [];
+  const namePrefixes = filters.get('name') ?? [];
+  const idPrefixes = filters.get('id') ?? [];
+  if (names.length + namePrefixes.length + idPrefixes.length > 0) {
+    const lower = secret.name.toLowerCase();
+    const hit =
+      names.some((n) => n.toLowerCase() === lower) ||
+      namePrefixes.some((p) => lower.startsWith(p.toLowerCase())) ||
+      idPrefixes.some((p) => secret.id.startsWith(p));
+    if (!hit) return false;
+  }
+  for (const label of filters.get('label') ?? []) {
+    const eq = label.indexOf('=');
+    const key = eq === -1 ? label : label.slice(0, eq);
+    if (!(key in secret.labels)) return false;
+    if (eq !== -1 && secret.labels[key] !== label.slice(eq + 1)) return false;
+  }
+  return true;
+}

@@ -1,0 +1,108 @@
+/** Docker-shaped swarm routes: inspect (join tokens for managers), update and rotations, unlock. */
+import type { Context, Hono } from 'hono';
+import { invalid, SecretdError } from '../../../errors.ts';
+import { checkLabels } from '../../store/index.ts';
+import type { ClusterRecord } from '../../store/index.ts';
+import { requireRole, type AppEnv } from '../app.ts';
+import type { Backend, SwarmUpdate } from '../backend.ts';
+import { parseStrictBoolParam, parseVersionParam, readJsonObject, refuseUnknownFields, type FieldTree } from '../request.ts';
+import { swarmJSON } from '../shapes.ts';
+
+/** Docker's SwarmSpec. secretd acts on Labels and autolock; the rest are its fixed settings. */
+const swarmSpecFields: FieldTree = {
+  Name: null,
+  Labels: null,
+  Orchestration: { TaskHistoryRetentionLimit: null },
+  Raft: { SnapshotInterval: null, KeepOldSnapshots: null, LogEntriesForSlowFollowers: null, ElectionTick: null, HeartbeatTick: null },
+  Dispatcher: { HeartbeatPeriod: null },
+  CAConfig: { NodeCertExpiry: null, ExternalCAs: null, SigningCACert: null, SigningCAKey: null, ForceRotate: null },
+  TaskDefaults: { LogDriver: null },
+  EncryptionConfig: { AutoLockManagers: null },
+};
+
+/** The sections of settings secretd reports in `GET /swarm` but does not let change. */
+const fixedSections = ['Orchestration', 'Raft', 'Dispatcher', 'CAConfig', 'TaskDefaults'] as const;
+
+export function swarmRoutes(api: Hono<AppEnv>, backend: Backend): void {
+  api.get('/swarm', async (c) => {
+    requireRole(c, ['admin', 'manager'], 'inspect the swarm');
+    return c.json(swarmJSON(await backend.cluster(), true));
+  });
+
+  api.get('/swarm/unlockkey', async (c) => {
+    requireRole(c, ['admin', 'manager'], 'read the unlock key');
+    return c.json({ UnlockKey: await backend.unlockKey() });
+  });
+
+  api.post('/swarm/update', async (c) => {
+    requireRole(c, ['admin', 'manager'], 'update the swarm');
+    // Docker reads these flags with Go's strconv.ParseBool (`True` is true, `perhaps` is a 400).
+    const update: SwarmUpdate = {
+      expectedIndex: parseVersionParam(c.req.query('version'), 'swarm'),
+      rotateWorkerToken: parseStrictBoolParam(c.req.query('rotateWorkerToken'), 'rotateWorkerToken'),
+      rotateManagerToken: parseStrictBoolParam(c.req.query('rotateManagerToken'), 'rotateManagerToken'),
+      rotateUnlockKey: parseStrictBoolParam(c.req.query('rotateManagerUnlockKey'), 'rotateManagerUnlockKey'),
+      ...(await readSwarmSpec(c, await backend.cluster())),
+    };
+    await backend.updateSwarm(update);
+    return c.body(null, 200);
+  });
+
+  api.post('/swarm/unlock', async (c) => {
+    requireRole(c, ['admin', 'manager'], 'unlock a manager');
+    const body = await readJsonObject(c, 'unlock request', ['UnlockKey']);
+    if (typeof body.UnlockKey !== 'string' || body.UnlockKey === '') throw invalid('Invalid unlock request: UnlockKey must be provided');
+    await backend.unlock(body.UnlockKey);
+    return c.body(null, 200);
+  });
+}
+
+type SpecUpdate = Pick<SwarmUpdate, 'labels' | 'autolock'>;
+
+async function readSwarmSpec(c: Context<AppEnv>, cluster: ClusterRecord): Promise<SpecUpdate> {
+  const body = await readJsonObject(c, 'swarm spec', swarmSpecFields);
+  refuseUnknownFields(body, swarmSpecFields, 'swarm spec');
+  refuseFixedChanges(body, (swarmJSON(cluster, false) as { Spec: Record<string, unknown> }).Spec);
+  const out: { -readonly [K in keyof SpecUpdate]: SpecUpdate[K] } = {};
+  if (body.Labels !== undefined) out.labels = checkLabels(body.Labels, 'swarm');
+  const encryption = body.EncryptionConfig;
+  if (encryption !== undefined && encryption !== null) {
+    if (typeof encryption !== 'object' || Array.isArray(encryption)) throw invalid('Invalid swarm spec: EncryptionConfig must be an object');
+    const autolock = (encryption as Record<string, unknown>).AutoLockManagers;
+    if (autolock !== undefined) {
+      if (typeof autolock !== 'boolean') throw invalid('Invalid swarm spec: EncryptionConfig.AutoLockManagers must be true or false');
+      out.autolock = autolock;
+    }
+  }
+  return out;
+}
+
+/**
+ * secretd's Raft, dispatcher, CA and orchestration settings are fixed (`GET /swarm` reports them):
+ * a value equal to the reported one is accepted, since clients send back what inspect returned, and
+ * a change is refused (501) naming the field, never answered 200 and ignored.
+ */
+function refuseFixedChanges(body: Record<string, unknown>, reported: Record<string, unknown>): void {
+  if (body.Name !== undefined && body.Name !== null && body.Name !== '' && body.Name !== reported.Name) {
+    throw new SecretdError('unimplemented', `secretd does not support renaming the swarm (Spec.Name is ${JSON.stringify(reported.Name)})`);
+  }
+  for (const section of fixedSections) {
+    const given = body[section];
+    if (given === undefined || given === null) continue;
+    if (typeof given !== 'object' || Array.isArray(given)) throw invalid(`Invalid swarm spec: ${section} must be an object`);
+    const current = reported[section] as Record<string, unknown>;
+    for (const [field, value] of Object.entries(given)) {
+      if (value === undefined || value === null || sameSetting(value, current[field])) continue;
+      const now = current[field] === undefined ? 'not set' : JSON.stringify(current[field]);
+      throw new SecretdError('unimplemented', `secretd does not support changing its ${section} settings: Spec.${section}.${field} is ${now} here, not ${JSON.stringify(value).slice(0, 80)}`);
+    }
+  }
+}
+
+/** Equal to the reported value; for a setting secretd does not report, Go's zero value (0, "", false, empty). */
+function sameSetting(value: unknown, reported: unknown): boolean {
+  if (reported !== undefined) return JSON.stringify(value) === JSON.stringify(reported);
+  if (Array.isArray(value)) return value.length === 0;
+  if (typeof value === 'object' && value !== null) return Object.values(value).every((v) => v === null || v === undefined);
+  return value === 0 || value === '' || value === false;
+}

@@ -1,0 +1,112 @@
+/** /_ping, /version, /info and secretd's own CA route. */
+import type { Hono } from 'hono';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, release, totalmem } from 'node:os';
+import { invalid } from '../../../errors.ts';
+import { requireRole, type AppEnv, type AppOptions } from '../app.ts';
+import { readJsonObject } from '../request.ts';
+import { swarmJSON } from '../shapes.ts';
+
+export const apiVersion = '1.47';
+export const minApiVersion = '1.24';
+/** Who may read /version and /info: everyone but workers (and connections without a certificate). */
+const readers = ['admin', 'manager'] as const;
+const clientNamePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+
+/** The machine, read once: what `docker info` reports of it. */
+const host = {
+  operatingSystem: prettyOsName(),
+  kernel: release(),
+  cpus: availableParallelism(),
+  memoryBytes: totalmem(),
+};
+
+function prettyOsName(): string {
+  try {
+    return /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? process.platform;
+  } catch {
+    return process.platform;
+  }
+}
+
+function hostOf(addr: string): string {
+  return addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+}
+
+export function systemRoutes(api: Hono<AppEnv>, options: AppOptions): void {
+  const { backend } = options;
+  const swarmHeader = (): string => (backend.locked ? 'locked' : backend.summary().isManager ? 'active/manager' : 'active/worker');
+  const pingHeaders = (): Record<string, string> => ({ 'API-Version': apiVersion, 'Cache-Control': 'no-cache, no-store, must-revalidate', Swarm: swarmHeader() });
+
+  api.get('/_ping', (c) => c.text('OK', 200, pingHeaders()));
+  api.on('HEAD', '/_ping', (c) => c.body(null, 200, pingHeaders()));
+
+  // A worker's certificate opens only its dispatcher session (and /_ping, which even a connection
+  // without a certificate reaches): not even the version or this machine's facts.
+  api.get('/version', (c) => {
+    requireRole(c, readers, 'read the version');
+    return c.json({
+      Platform: { Name: 'secretd' },
+      Components: [{ Name: 'secretd', Version: options.version, Details: { ApiVersion: apiVersion, MinAPIVersion: minApiVersion } }],
+      Version: options.version,
+      ApiVersion: apiVersion,
+      MinAPIVersion: minApiVersion,
+      Os: process.platform,
+      Arch: process.arch === 'x64' ? 'amd64' : process.arch,
+      KernelVersion: '',
+      GitCommit: '',
+      GoVersion: '',
+    });
+  });
+
+  api.get('/info', (c) => {
+    requireRole(c, readers, 'read the node information');
+    const s = backend.summary();
+    const cluster = s.cluster ? (swarmJSON(s.cluster, false) as Record<string, unknown>) : s.clusterId && !backend.locked ? { ID: s.clusterId } : null;
+    return c.json({
+      ID: s.nodeId,
+      Name: s.hostname,
+      ServerVersion: options.version,
+      // This machine's, as `docker info` shows them; the containers are this node's tasks.
+      Containers: s.tasks.live,
+      ContainersRunning: s.tasks.running,
+      ContainersPaused: 0,
+      ContainersStopped: s.tasks.live - s.tasks.running,
+      OperatingSystem: host.operatingSystem,
+      OSType: process.platform,
+      KernelVersion: host.kernel,
+      Architecture: process.arch === 'x64' ? 'x86_64' : process.arch,
+      NCPU: host.cpus,
+      MemTotal: host.memoryBytes,
+      DefaultRuntime: 'runc',
+      Swarm: {
+        NodeID: s.nodeId,
+        NodeAddr: hostOf(s.addr),
+        LocalNodeState: s.state,
+        ControlAvailable: s.isManager,
+        Error: '',
+        RemoteManagers: s.remoteManagers.map((m) => ({ NodeID: m.nodeId, Addr: m.addr })),
+        Nodes: s.nodes,
+        Managers: s.managers,
+        ...(cluster ? { Cluster: cluster } : {}),
+      },
+      Secrets: s.secrets,
+      // What this node's agent was given for its tasks, as counts: never names or values.
+      SecretsReceived: s.secretsReceived,
+      SecretsHeld: s.secretsHeld,
+    });
+  });
+
+  api.post('/secretd/ca/client-certificates', async (c) => {
+    requireRole(c, ['admin'], 'issue client certificates');
+    const body = await readJsonObject(c, 'certificate request', ['Name', 'CSR']);
+    if (typeof body.Name !== 'string' || !clientNamePattern.test(body.Name)) {
+      throw invalid('Invalid certificate request: Name must be 1 to 64 characters [a-zA-Z0-9_.-] starting with a letter or digit');
+    }
+    if (typeof body.CSR !== 'string' || !body.CSR.includes('-----BEGIN CERTIFICATE REQUEST-----')) {
+      throw invalid('Invalid certificate request: CSR must be a PEM certificate signing request');
+    }
+    const issued = await backend.issueClientCertificate(body.Name, body.CSR);
+    return c.json({ Certificate: issued.certPem, CA: issued.caPem }, 201);
+  });
+}

@@ -1,0 +1,4 @@
+/** The data-dir room's door: what other parts of secretd may use of it. */
+export { dataDirPaths, type DataDirPaths, defaultDataDir, ensureDir, exists, writeFileAtomic } from './layout.ts';
+export { type NodeKeys, nodeKeysLocked, readNodeKeys, writeNodeKeys } from './node-keys.ts';
+export { type NodeState, readNodeState, writeNodeState } from './node-state.ts';

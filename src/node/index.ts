@@ -1,0 +1,10 @@
+/**
+ * The door of src/node for the CLI (src/cmd): starting and running a node, and the input checks
+ * the CLI shares with the API so that both refuse the same things with the same words.
+ */
+export { readServiceSpec } from './api/index.ts';
+export { type Daemon, initDaemon, joinDaemon, runDaemon, secretdVersion } from './daemon.ts';
+export { dataDirPaths, defaultDataDir } from './data-dir/index.ts';
+export { splitHostPort } from './join/index.ts';
+export { checkManagerIdentity, reasonOf } from './peers/index.ts';
+export { checkSecretData, checkSecretName, checkVersionNumber, onUpdateText, parseOnUpdate, toBase64 } from './store/index.ts';

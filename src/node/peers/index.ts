@@ -1,0 +1,2 @@
+/** The peers room's door: what other parts of secretd may use of it. */
+export { checkManagerIdentity, PeerClient, reasonOf } from './peer-client.ts';

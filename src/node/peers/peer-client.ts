@@ -1,0 +1,215 @@
+/**
+ * HTTP/2 mutual-TLS sessions from a node (a manager's Raft and forwarding, an agent's dispatcher
+ * session) to managers, one per address, reused.
+ *
+ * What a client of a manager checks, here and in every other client (the joiner, the CLI): the
+ * certificate chains to the cluster CA; it names the server (`secretd-manager`, which every
+ * manager certificate carries whatever address it is reached at, or the host the CLI was given);
+ * and, during the handshake, before a byte of any request is sent, its subject is a manager's:
+ * OU `secretd-manager` and, where the client knows it, the cluster id as O. A name alone proves
+ * nothing: the subject is what only the CA writes.
+ */
+import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import { checkServerIdentity as checkServerName, type PeerCertificate } from 'node:tls';
+import { parseIdentity, roleOU } from '../../crypto/index.ts';
+import { SecretdError } from '../../errors.ts';
+
+/** A certificate subject as node:tls gives it: each field a string, or an array when repeated. */
+export interface PeerSubject {
+  readonly CN?: string | readonly string[] | undefined;
+  readonly OU?: string | readonly string[] | undefined;
+  readonly O?: string | readonly string[] | undefined;
+}
+
+/**
+ * Why a server's certificate subject is not a manager's of cluster `clusterId` (any cluster when
+ * undefined), or null when it is one.
+ */
+export function managerSubjectProblem(subject: PeerSubject | undefined, clusterId: string | undefined): string | null {
+  const one = (value: string | readonly string[] | undefined): string | undefined => (typeof value === 'string' ? value : value?.length === 1 ? value[0] : undefined);
+  const ou = one(subject?.OU);
+  if (ou !== roleOU('manager')) return `its certificate is not a manager's (role ${JSON.stringify(ou ?? subject?.OU ?? null)}, not ${roleOU('manager')})`;
+  const o = one(subject?.O);
+  if (clusterId !== undefined && o !== clusterId) return `its certificate belongs to another cluster (${JSON.stringify(o ?? subject?.O ?? null)}, not ${clusterId})`;
+  if (one(subject?.CN) === undefined) return 'its certificate names no node id';
+  return null;
+}
+
+/**
+ * A `checkServerIdentity` for TLS connections to a manager: the usual name check, then the
+ * subject. Runs inside the handshake, so a server that fails it is never sent a request.
+ */
+export function checkManagerIdentity(clusterId: string | undefined): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (host, cert) => {
+    const nameError = checkServerName(host, cert);
+    if (nameError) return nameError;
+    const problem = managerSubjectProblem(cert.subject as PeerSubject | undefined, clusterId);
+    return problem === null ? undefined : new Error(`the server is not a secretd manager: ${problem}`);
+  };
+}
+
+export interface PeerTls {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+export interface PeerResponse {
+  readonly status: number;
+  readonly body: Uint8Array;
+}
+
+/** What went wrong, from the cause when there is one (a stream cancelled because its session failed the certificate check). */
+export function reasonOf(error: unknown): string {
+  const cause = error instanceof Error ? error.cause : undefined;
+  return (cause instanceof Error ? cause : error instanceof Error ? error : new Error(String(error))).message;
+}
+
+export class PeerClient {
+  readonly #sessions = new Map<string, ClientHttp2Session>();
+  #tls: PeerTls;
+  /** Checks servers against this node's own cluster: the O of its own certificate. */
+  #checkServer: (host: string, cert: PeerCertificate) => Error | undefined;
+  readonly #localAddress: string | undefined;
+
+  /**
+   * `localAddress`: the address this manager advertises, when it is a specific IP; connections to
+   * other managers leave from it, so that they see this manager at the address it claims.
+   */
+  constructor(tls: PeerTls, localAddress?: string) {
+    this.#tls = tls;
+    this.#checkServer = checkManagerIdentity(parseIdentity(tls.cert).clusterId);
+    this.#localAddress = localAddress;
+  }
+
+  /** New certificates (renewal) apply to sessions opened from now on. */
+  setTls(tls: PeerTls): void {
+    this.#tls = tls;
+    this.#checkServer = checkManagerIdentity(parseIdentity(tls.cert).clusterId);
+    this.closeAll();
+  }
+
+  #session(addr: string): ClientHttp2Session {
+    const existing = this.#sessions.get(addr);
+    if (existing && !existing.closed && !existing.destroyed) return existing;
+    const session = connect(`https://${addr}`, { ...this.#tls, servername: roleOU('manager'), checkServerIdentity: this.#checkServer, ...(this.#localAddress ? { localAddress: this.#localAddress } : {}) });
+    session.on('error', () => this.#drop(addr, session));
+    session.on('close', () => this.#drop(addr, session));
+    session.on('goaway', () => this.#drop(addr, session));
+    this.#sessions.set(addr, session);
+    return session;
+  }
+
+  #drop(addr: string, session: ClientHttp2Session): void {
+    if (this.#sessions.get(addr) === session) this.#sessions.delete(addr);
+    if (!session.destroyed) session.destroy();
+  }
+
+  request(addr: string, method: string, path: string, body: Uint8Array | null, options: { timeoutMs: number; contentType?: string }): Promise<PeerResponse> {
+    return new Promise((resolve, reject) => {
+      let session: ClientHttp2Session;
+      try {
+        session = this.#session(addr);
+      } catch (error) {
+        reject(new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`));
+        return;
+      }
+      const stream = session.request({
+        ':method': method,
+        ':path': path,
+        ...(body ? { 'content-type': options.contentType ?? 'application/octet-stream', 'content-length': body.length } : {}),
+      });
+      const chunks: Buffer[] = [];
+      let status = 0;
+      const timer = setTimeout(() => {
+        stream.close(constants.NGHTTP2_CANCEL);
+        reject(new SecretdError('unavailable', `Manager at ${addr} did not answer within ${options.timeoutMs} ms`));
+      }, options.timeoutMs);
+      stream.on('response', (headers) => (status = Number(headers[':status'])));
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        clearTimeout(timer);
+        if (status === 0) reject(new SecretdError('unavailable', `Manager at ${addr} closed the stream without answering`));
+        else resolve({ status, body: new Uint8Array(Buffer.concat(chunks)) });
+      });
+      stream.on('error', (error) => {
+        clearTimeout(timer);
+        reject(new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`));
+      });
+      stream.end(body ?? undefined);
+    });
+  }
+
+  /**
+   * A long-lived GET whose response body arrives as lines (the dispatcher session). Resolves with
+   * the HTTP status once headers arrive; `onLine` gets each line, `onEnd` the end, whichever way.
+   */
+  openLines(addr: string, path: string, handlers: { onLine: (line: string) => void; onEnd: (error: Error | null) => void }): Promise<{ status: number; body: string; close: () => void }> {
+    return new Promise((resolve, reject) => {
+      let session: ClientHttp2Session;
+      try {
+        session = this.#session(addr);
+      } catch (error) {
+        reject(new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`));
+        return;
+      }
+      const stream = session.request({ ':method': 'GET', ':path': path });
+      let buffered = '';
+      let status = 0;
+      let ended = false;
+      const end = (error: Error | null): void => {
+        if (ended) return;
+        ended = true;
+        handlers.onEnd(error);
+      };
+      stream.setEncoding('utf8');
+      stream.on('response', (headers) => {
+        status = Number(headers[':status']);
+        if (status === 200) resolve({ status, body: '', close: () => stream.close(constants.NGHTTP2_CANCEL) });
+      });
+      stream.on('data', (chunk: string) => {
+        buffered += chunk;
+        if (status !== 200) return;
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          if (line) handlers.onLine(line);
+        }
+      });
+      stream.on('end', () => {
+        if (status !== 200) resolve({ status, body: buffered, close: () => {} });
+        end(null);
+      });
+      stream.on('close', () => end(null));
+      stream.on('error', (error) => {
+        if (status === 0) reject(new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`));
+        end(error);
+      });
+    });
+  }
+
+  /**
+   * A long-lived POST whose body this manager writes as it goes (the Raft stream). Throws when no
+   * session can be opened; later failures arrive as the stream's `error` and `close` events.
+   */
+  openStream(addr: string, path: string): ClientHttp2Stream {
+    let session: ClientHttp2Session;
+    try {
+      session = this.#session(addr);
+    } catch (error) {
+      throw new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`);
+    }
+    return session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/octet-stream' }, { endStream: false });
+  }
+
+  /** Drops the session to `addr`: the next request opens a new connection (a stalled one is not reused). */
+  reset(addr: string): void {
+    const session = this.#sessions.get(addr);
+    if (session) this.#drop(addr, session);
+  }
+
+  closeAll(): void {
+    for (const [addr, session] of this.#sessions) this.#drop(addr, session);
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * `secretd run --force-new-cluster`: recover from a lost quorum with the data this manager has.
+ * Everything it knows to be committed is kept (the sealed snapshot plus the log up to its commit
+ * index); what was never committed is dropped, as Docker drops it. The result is a fresh snapshot
+ * whose configuration is this manager alone and a new, empty log after it; the old log is removed
+ * only once the new state is durable. The other managers are removed from the store afterwards
+ * (see Manager): they must join again with a fresh data dir.
+ */
+import { rename, rm } from 'node:fs/promises';
+import type { Random } from '../../crypto/random.ts';
+import type { FileSystem } from '../../io/fs.ts';
+import { SnapshotStore } from '../../raft/snapshot-store.ts';
+import type { MemberId } from '../../raft/types.ts';
+import { WAL } from '../../raft/wal.ts';
+import { decodeCommand } from '../store/index.ts';
+import { Store } from '../store/index.ts';
+
+export interface ForceNewClusterOptions {
+  readonly id: MemberId;
+  readonly walDir: string;
+  readonly snapshotDir: string;
+  readonly dek: Uint8Array;
+  readonly dekKeyId: number;
+  readonly fs: FileSystem;
+  readonly random: Random;
+}
+
+export async function forceNewCluster(options: ForceNewClusterOptions): Promise<{ index: number; term: number }> {
+  const sealing = { dek: options.dek, keyId: options.dekKeyId, random: options.random, fs: options.fs };
+  const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
+  const snapshot = await snapshots.loadLatest();
+  const { wal, state } = await WAL.open(options.walDir, sealing);
+  await wal.close();
+  const store = snapshot ? Store.restore(snapshot.data) : new Store();
+  let index = snapshot?.meta.index ?? 0;
+  let term = snapshot?.meta.term ?? 0;
+  const commit = state.hardState?.commit ?? index;
+  for (const entry of state.entries) {
+    if (entry.index <= index) continue;
+    if (entry.index > commit) break;
+    if (entry.type === 'normal' && entry.data.length > 0) store.apply(entry.index, decodeCommand(entry.data));
+    else store.skip(entry.index);
+    index = entry.index;
+    term = entry.term;
+  }
+  const meta = { index, term, conf: { voters: [options.id], learners: [] } };
+  await snapshots.save({ meta, data: store.snapshot() });
+  // A new log that starts after the snapshot, in the member's own vote and term.
+  const fresh = `${options.walDir}.new`;
+  await rm(fresh, { recursive: true, force: true });
+  const { wal: next } = await WAL.open(fresh, sealing);
+  await next.markSnapshot(meta);
+  await next.save({ hardState: { term: Math.max(term, state.hardState?.term ?? 0), vote: options.id, commit: index }, entries: [] });
+  await next.close();
+  const old = `${options.walDir}.old`;
+  await rm(old, { recursive: true, force: true });
+  await rename(options.walDir, old);
+  await rename(fresh, options.walDir);
+  await options.fs.syncDir(options.walDir.replace(/\/[^/]+$/, ''));
+  await rm(old, { recursive: true, force: true });
+  return { index, term };
+}

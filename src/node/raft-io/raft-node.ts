@@ -1,0 +1,341 @@
+/**
+ * The one loop that owns the order of I/O around the pure Raft core. For every Ready, in order:
+ *
+ *   1. apply committed entries that are already durable here (they need not wait for this batch);
+ *   2. persist: snapshot (if any), then entries + hard state with ONE fsync (group commit: every
+ *      proposal that arrived while the previous fsync ran is in this batch);
+ *   3. send messages (votes and append acks depend on step 2, so never before it);
+ *   4. apply the remaining committed entries, answer proposals and linearizable reads;
+ *   5. advance the core.
+ *
+ * A client is answered only in step 1 or 4, so an acknowledged write was fsynced first.
+ * The core takes no input between `ready()` and `advance()`: ticks, messages, proposals and reads
+ * that arrive while a Ready is being persisted wait in `#inbox` and are fed to the core right
+ * after `advance()`, so they all land in the next batch (that is the group commit).
+ */
+import { assert, SecretdError } from '../../errors.ts';
+import { proposalQueueMax, snapshotEntriesInterval } from '../../limits.ts';
+import type { RaftCore } from '../../raft/core.ts';
+import type { SnapshotStore } from '../../raft/snapshot-store.ts';
+import type { ConfChange, Entry, HardState, MemberId, Message, Ready, Snapshot } from '../../raft/types.ts';
+import type { WAL } from '../../raft/wal.ts';
+import { sleep, systemTimers, type Timers } from '../../io/timers.ts';
+import { encodeCommand, parseCommand, type TaggedCommand } from '../store/index.ts';
+import { Store, type ApplyResult } from '../store/index.ts';
+
+export interface Transport {
+  send(messages: readonly Message[]): void;
+}
+
+export interface RaftNodeOptions {
+  readonly core: RaftCore;
+  readonly wal: WAL;
+  readonly snapshots: SnapshotStore;
+  readonly store: Store;
+  readonly transport: Transport;
+  /** Wall-clock length of one Raft tick. */
+  readonly tickMs: number;
+  /** The clock (default: the system's); the simulator passes simulated time. */
+  readonly timers?: Timers;
+  /** Applied entries between snapshots (default snapshotEntriesInterval). */
+  readonly snapshotEntries?: number;
+  /** Called when a snapshot from the leader replaces the whole store. */
+  readonly onStoreReplaced?: (store: Store) => void;
+  /** Fatal I/O error: the process must stop rather than serve from a state it cannot persist. */
+  readonly onFatal: (error: unknown) => void;
+  /**
+   * Prefix of this process's ReadIndex contexts (default ''), which must differ from one start of
+   * a member to the next and between members: otherwise a leader's late answer to a read made
+   * before a restart answers a read made after it, with a stale index (a stale read, found by the
+   * simulator). openRaftNode draws it at random.
+   */
+  readonly readContextPrefix?: string;
+}
+
+interface Pending {
+  readonly term: number;
+  readonly resolve: (result: ApplyResult) => void;
+  readonly reject: (error: Error) => void;
+}
+
+export class RaftNode {
+  readonly #core: RaftCore;
+  readonly #wal: WAL;
+  readonly #snapshots: SnapshotStore;
+  #store: Store;
+  readonly #options: RaftNodeOptions;
+  readonly #pending = new Map<number, Pending>();
+  readonly #reads = new Map<string, Array<() => void>>();
+  readonly #appliedWaiters: Array<{ index: number; resolve: () => void }> = [];
+  #readSeq = 0;
+  /** Inputs that arrived while a Ready was outstanding; bounded by proposalQueueMax. */
+  readonly #inbox: Array<() => void> = [];
+  #readyOutstanding = false;
+  #running = false;
+  #stopped = false;
+  #stopTicking: (() => void) | null = null;
+  readonly #timers: Timers;
+  #persisted: HardState | null = null;
+  #stableIndex = 0;
+  #appliedTerm = 0;
+  #snapshotIndex = 0;
+
+  constructor(options: RaftNodeOptions, recovered: { hardState: HardState | null; lastIndex: number; snapshotIndex: number; snapshotTerm: number }) {
+    this.#options = options;
+    this.#timers = options.timers ?? systemTimers;
+    this.#core = options.core;
+    this.#wal = options.wal;
+    this.#snapshots = options.snapshots;
+    this.#store = options.store;
+    this.#persisted = recovered.hardState;
+    this.#stableIndex = recovered.lastIndex;
+    this.#snapshotIndex = recovered.snapshotIndex;
+    this.#appliedTerm = recovered.snapshotTerm;
+  }
+
+  get store(): Store {
+    return this.#store;
+  }
+
+  get core(): RaftCore {
+    return this.#core;
+  }
+
+  start(): void {
+    this.#stopTicking = this.#timers.every(this.#options.tickMs, () => this.#input(() => this.#core.tick()));
+    this.#kick();
+  }
+
+  campaign(): void {
+    this.#input(() => this.#core.campaign());
+  }
+
+  step(message: Message): void {
+    if (this.#stopped) return;
+    this.#input(() => this.#core.step(message));
+  }
+
+  /** Resolves once the command is committed, fsynced and applied, with the store's verdict. */
+  propose(command: TaggedCommand): Promise<ApplyResult> {
+    if (this.#stopped) return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
+    if (this.#inbox.length >= proposalQueueMax) return Promise.reject(new SecretdError('unavailable', 'Too many writes waiting; try again'));
+    // The schema the store checks again when it applies: a malformed write is refused before it is in the log.
+    try {
+      parseCommand(command);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const data = encodeCommand(command);
+    return new Promise<ApplyResult>((resolve, reject) => {
+      this.#input(() => {
+        try {
+          const index = this.#core.propose(data);
+          this.#pending.set(index, { term: this.#core.term, resolve, reject });
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+  }
+
+  /**
+   * Waits until the store reflects every write committed before this call (ReadIndex). A read
+   * lost to a leader change yields nothing from the core, hence the time limit.
+   */
+  linearizableRead(timeoutMs = 5000): Promise<void> {
+    if (this.#stopped) return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
+    const context = `${this.#options.readContextPrefix ?? ''}r${++this.#readSeq}`;
+    return new Promise<void>((resolve, reject) => {
+      const cancel = this.#timers.after(timeoutMs, () => {
+        this.#reads.delete(context);
+        reject(new SecretdError('unavailable', 'Cannot read: no leader confirmed this read in time; try again'));
+      });
+      const done = (): void => {
+        cancel();
+        resolve();
+      };
+      this.#input(() => {
+        try {
+          this.#core.readIndex(context);
+          this.#reads.set(context, [done]);
+        } catch (error) {
+          cancel();
+          reject(error);
+        }
+      });
+    });
+  }
+
+  /** Resolves once some member is known to lead (this one, in a one-member cluster). */
+  async waitForLeader(timeoutMs: number): Promise<void> {
+    const deadline = this.#timers.now() + timeoutMs;
+    while (this.#core.leader === null || this.#readyOutstanding) {
+      if (this.#stopped) throw new SecretdError('unavailable', 'Node is shutting down');
+      if (this.#timers.now() > deadline) throw new SecretdError('unavailable', 'No leader was elected in time');
+      await sleep(this.#timers, 5);
+    }
+  }
+
+  /** Proposes a membership change (one at a time, enforced by the core); resolves when queued. */
+  proposeConfChange(change: ConfChange): Promise<void> {
+    return this.#call(() => void this.#core.proposeConfChange(change));
+  }
+
+  transferLeadership(to: MemberId): Promise<void> {
+    return this.#call(() => this.#core.transferLeadership(to));
+  }
+
+  #call(fn: () => void): Promise<void> {
+    if (this.#stopped) return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
+    return new Promise((resolve, reject) =>
+      this.#input(() => {
+        try {
+          fn();
+          resolve();
+        } catch (error) {
+          reject(error);
+        }
+      }),
+    );
+  }
+
+  /** Feeds the core now, or right after the outstanding Ready is advanced. */
+  #input(apply: () => void): void {
+    if (this.#readyOutstanding) this.#inbox.push(apply);
+    else apply();
+    this.#kick();
+  }
+
+  #drainInbox(): void {
+    for (const apply of this.#inbox.splice(0)) apply();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#stopTicking?.();
+    for (const pending of this.#pending.values()) pending.reject(new SecretdError('unavailable', 'Node is shutting down; the write may or may not have happened'));
+    this.#pending.clear();
+    while (this.#running) await sleep(this.#timers, 1);
+    await this.#wal.close();
+  }
+
+  #kick(): void {
+    if (this.#running || this.#stopped) return;
+    this.#running = true;
+    queueMicrotask(() => {
+      this.#loop()
+        .catch((error: unknown) => {
+          this.#stopped = true;
+          this.#stopTicking?.();
+          this.#options.onFatal(error);
+        })
+        .finally(() => {
+          this.#running = false;
+        });
+    });
+  }
+
+  async #loop(): Promise<void> {
+    while (!this.#stopped && this.#core.hasReady()) {
+      const ready = this.#core.ready();
+      this.#readyOutstanding = true;
+      const durable = ready.committedEntries.filter((e) => e.index <= this.#stableIndex);
+      const later = ready.committedEntries.slice(durable.length);
+      this.#applyEntries(durable);
+      await this.#persist(ready);
+      if (ready.messages.length > 0) this.#options.transport.send(ready.messages);
+      this.#applyEntries(later);
+      for (const readState of ready.readStates) {
+        this.#whenApplied(readState.index, this.#reads.get(readState.context) ?? []);
+        this.#reads.delete(readState.context);
+      }
+      this.#core.advance(ready);
+      this.#readyOutstanding = false;
+      if (ready.softState && ready.softState.role !== 'leader') this.#failPending();
+      await this.#maybeSnapshot();
+      this.#drainInbox();
+    }
+  }
+
+  async #persist(ready: Ready): Promise<void> {
+    if (ready.snapshot) await this.#installSnapshot(ready.snapshot);
+    const hardState = ready.hardState;
+    const voteChanged = hardState !== null && (hardState.term !== this.#persisted?.term || hardState.vote !== this.#persisted?.vote);
+    if (ready.entries.length === 0 && hardState === null) return;
+    // The commit index alone need not be durable (it is learned again from the leader), so a
+    // Ready carrying only a new commit index is written without waiting for the disk.
+    const sync = ready.entries.length > 0 || voteChanged;
+    await this.#wal.save({ hardState, entries: ready.entries }, { sync });
+    if (hardState) this.#persisted = hardState;
+    const last = ready.entries.at(-1);
+    if (last) this.#stableIndex = last.index;
+  }
+
+  async #installSnapshot(snapshot: Snapshot): Promise<void> {
+    await this.#snapshots.save(snapshot);
+    await this.#wal.markSnapshot(snapshot.meta);
+    const store = Store.restore(snapshot.data);
+    this.#store = store;
+    this.#snapshotIndex = snapshot.meta.index;
+    this.#appliedTerm = snapshot.meta.term;
+    this.#stableIndex = Math.max(this.#stableIndex, snapshot.meta.index);
+    this.#options.onStoreReplaced?.(store);
+    store.announce();
+  }
+
+  #applyEntries(entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      if (entry.index <= this.#store.appliedIndex) continue;
+      let result: ApplyResult | null = null;
+      if (entry.type === 'normal' && entry.data.length > 0) result = this.#store.applyEntry(entry.index, entry.data);
+      else this.#store.skip(entry.index);
+      this.#appliedTerm = entry.term;
+      const pending = this.#pending.get(entry.index);
+      if (pending) {
+        this.#pending.delete(entry.index);
+        if (pending.term === entry.term && result) pending.resolve(result);
+        else pending.reject(new SecretdError('unavailable', 'Leadership changed before the write committed; it did not happen'));
+      }
+    }
+    const applied = this.#store.appliedIndex;
+    for (let i = this.#appliedWaiters.length - 1; i >= 0; i--) {
+      const waiter = this.#appliedWaiters[i]!;
+      if (waiter.index <= applied) {
+        this.#appliedWaiters.splice(i, 1);
+        waiter.resolve();
+      }
+    }
+  }
+
+  #whenApplied(index: number, callbacks: Array<() => void>): void {
+    for (const resolve of callbacks) {
+      if (index <= this.#store.appliedIndex) resolve();
+      else this.#appliedWaiters.push({ index, resolve });
+    }
+  }
+
+  #failPending(): void {
+    for (const pending of this.#pending.values()) {
+      pending.reject(new SecretdError('unavailable', 'This manager lost leadership; the write may or may not have happened'));
+    }
+    this.#pending.clear();
+  }
+
+  async #maybeSnapshot(): Promise<void> {
+    const applied = this.#store.appliedIndex;
+    if (applied - this.#snapshotIndex < (this.#options.snapshotEntries ?? snapshotEntriesInterval)) return;
+    await this.snapshotNow();
+  }
+
+  /** Seals the whole store into a snapshot and compacts the log behind it. */
+  async snapshotNow(): Promise<void> {
+    const index = this.#store.appliedIndex;
+    assert(index >= this.#snapshotIndex, 'snapshot index moves forward');
+    if (index === this.#snapshotIndex) return;
+    const snapshot: Snapshot = { meta: { index, term: this.#appliedTerm, conf: this.#core.status().conf }, data: this.#store.snapshot() };
+    await this.#snapshots.save(snapshot);
+    await this.#wal.markSnapshot(snapshot.meta);
+    this.#core.compact(snapshot);
+    this.#snapshotIndex = index;
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Raft messages to other managers over HTTP/2 mutual TLS, streamed as etcd does: one long-lived
+ * stream per peer carries framed batches (raft-frames.ts), and the peer answers on the same stream
+ * with a byte now and then to say it is receiving. Messages queue while a stream is being opened or
+ * is full (HTTP/2 flow control), in a bounded queue; whatever a broken stream loses, Raft sends
+ * again on its own schedule (appends, heartbeats, votes).
+ */
+import type { ClientHttp2Stream } from 'node:http2';
+import { raftPeerQueueMax } from '../../limits.ts';
+import type { MemberId, Message } from '../../raft/types.ts';
+import type { PeerClient } from '../peers/index.ts';
+import type { Transport } from './raft-node.ts';
+import { frame } from './frames.ts';
+import { encodeMessages } from './wire.ts';
+
+export const raftStreamPath = '/secretd/raft/stream';
+
+interface Peer {
+  readonly id: MemberId;
+  queue: Message[];
+  stream: ClientHttp2Stream | null;
+  addr: string | null;
+  /** False from a write the stream could not take until its `drain`. */
+  writable: boolean;
+  flushQueued: boolean;
+  retryTimer: ReturnType<typeof setTimeout> | null;
+  /** No new stream before this time (ms): a peer that is down costs one attempt per backoff. */
+  retryAt: number;
+  failures: number;
+  lastOkAt: number;
+  /** When the oldest frame not yet acknowledged was written; null when all are. */
+  unackedSince: number | null;
+}
+
+export interface RaftTransportOptions {
+  readonly client: PeerClient;
+  /** The address of a member, from the store (or from the join answer before the store has it). */
+  readonly resolve: (id: MemberId) => string | undefined;
+  /** A stream whose frames go unacknowledged this long is dropped, with its connection. */
+  readonly timeoutMs: number;
+}
+
+export class RaftTransport implements Transport {
+  readonly #options: RaftTransportOptions;
+  readonly #peers = new Map<MemberId, Peer>();
+  #closed = false;
+
+  constructor(options: RaftTransportOptions) {
+    this.#options = options;
+  }
+
+  send(messages: readonly Message[]): void {
+    if (this.#closed) return;
+    for (const message of messages) {
+      const peer = this.#peer(message.to);
+      if (peer.queue.length >= raftPeerQueueMax) peer.queue.shift();
+      peer.queue.push(message);
+      if (!peer.flushQueued) {
+        // Everything sent in this turn of the event loop goes out as one frame.
+        peer.flushQueued = true;
+        queueMicrotask(() => this.#flush(peer));
+      }
+    }
+  }
+
+  /** Whether the peer acknowledged frames recently, with nothing outstanding for too long. */
+  reachable(id: MemberId, withinMs: number): boolean {
+    const peer = this.#peers.get(id);
+    return peer !== undefined && peer.failures === 0 && Date.now() - peer.lastOkAt < withinMs;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const peer of this.#peers.values()) {
+      if (peer.retryTimer) clearTimeout(peer.retryTimer);
+      peer.stream?.close();
+    }
+    this.#peers.clear();
+  }
+
+  #peer(id: MemberId): Peer {
+    let peer = this.#peers.get(id);
+    if (!peer) {
+      peer = { id, queue: [], stream: null, addr: null, writable: true, flushQueued: false, retryTimer: null, retryAt: 0, failures: 0, lastOkAt: 0, unackedSince: null };
+      this.#peers.set(id, peer);
+    }
+    return peer;
+  }
+
+  #flush(peer: Peer): void {
+    peer.flushQueued = false;
+    if (this.#closed || peer.queue.length === 0) return;
+    const now = Date.now();
+    if (peer.stream && peer.unackedSince !== null && now - peer.unackedSince > this.#options.timeoutMs) this.#fail(peer, true);
+    if (!peer.stream && !this.#open(peer, now)) return;
+    if (!peer.writable) return; // `drain` flushes
+    const batch = peer.queue.splice(0);
+    const ok = peer.stream!.write(frame(encodeMessages(batch)));
+    peer.unackedSince ??= now;
+    if (!ok) peer.writable = false;
+  }
+
+  /** Opens the stream to `peer` unless it is backing off; false when there is none to write to. */
+  #open(peer: Peer, now: number): boolean {
+    if (now < peer.retryAt) {
+      peer.retryTimer ??= setTimeout(() => {
+        peer.retryTimer = null;
+        this.#flush(peer);
+      }, peer.retryAt - now);
+      return false;
+    }
+    const addr = this.#options.resolve(peer.id);
+    if (!addr) {
+      this.#backOff(peer, now);
+      return false;
+    }
+    let stream: ClientHttp2Stream;
+    try {
+      stream = this.#options.client.openStream(addr, raftStreamPath);
+    } catch {
+      this.#backOff(peer, now);
+      return false;
+    }
+    peer.stream = stream;
+    peer.addr = addr;
+    peer.writable = true;
+    peer.unackedSince = null;
+    stream.on('response', (headers) => {
+      if (Number(headers[':status']) !== 200 && peer.stream === stream) this.#fail(peer, false);
+    });
+    stream.on('data', () => {
+      if (peer.stream !== stream) return;
+      peer.failures = 0;
+      peer.lastOkAt = Date.now();
+      peer.unackedSince = null;
+    });
+    stream.on('drain', () => {
+      if (peer.stream !== stream) return;
+      peer.writable = true;
+      this.#flush(peer);
+    });
+    stream.on('error', () => {});
+    stream.on('close', () => {
+      if (peer.stream === stream) this.#fail(peer, false);
+    });
+    return true;
+  }
+
+  /** The stream is gone: back off, and drop the connection too when it stalled (a partition, a stopped peer). */
+  #fail(peer: Peer, stalled: boolean): void {
+    const stream = peer.stream;
+    peer.stream = null;
+    peer.unackedSince = null;
+    if (stream && !stream.closed) stream.close();
+    if (stalled && peer.addr) this.#options.client.reset(peer.addr);
+    this.#backOff(peer, Date.now());
+  }
+
+  #backOff(peer: Peer, now: number): void {
+    peer.failures++;
+    peer.retryAt = now + Math.min(50 * peer.failures, 500);
+    if (peer.queue.length > 0 && !peer.retryTimer) {
+      peer.retryTimer = setTimeout(() => {
+        peer.retryTimer = null;
+        this.#flush(peer);
+      }, peer.retryAt - now);
+    }
+  }
+}

@@ -1,0 +1,87 @@
+/** Resolving the names people use for services and tasks (Docker's rules), against the store. */
+import { SecretdError } from '../../errors.ts';
+import type { ServiceSpecInput } from '../api/index.ts';
+import type { Store } from './store.ts';
+import type { ServiceRecord, ServiceSpec, TaskRecord } from './types.ts';
+import { terminalTaskStates } from './types.ts';
+
+function unique<T extends { id: string }>(kind: string, ref: string, exact: T | undefined, all: Iterable<T>): T {
+  if (exact) return exact;
+  const matches = ref === '' ? [] : [...all].filter((x) => x.id.startsWith(ref));
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length > 1) throw new SecretdError('invalid', `${kind} ${ref} is ambiguous (${matches.length} matches found)`);
+  throw new SecretdError('not_found', `${kind} ${ref} not found`);
+}
+
+/** Full id, exact name, then a unique id prefix. */
+export function resolveService(store: Store, ref: string): ServiceRecord {
+  const services = store.workloads.services;
+  return unique('Service', ref, services.get(ref as ServiceRecord['id']) ?? store.workloads.serviceByName(ref), services.values());
+}
+
+/** A task id (or unique prefix), or `service.slot` — the live task of that slot, as Docker names tasks. */
+export function resolveTask(store: Store, ref: string): TaskRecord {
+  const tasks = store.workloads.tasks;
+  const dot = ref.lastIndexOf('.');
+  if (dot > 0 && /^\d+$/.test(ref.slice(dot + 1))) {
+    const service = store.workloads.serviceByName(ref.slice(0, dot));
+    const slot = Number(ref.slice(dot + 1));
+    if (service) {
+      const candidates = [...tasks.values()].filter((t) => t.serviceId === service.id && t.slot === slot);
+      const live = candidates.find((t) => t.desiredState === 'running' && !terminalTaskStates.has(t.status.state));
+      if (live) return live;
+      throw new SecretdError('not_found', `Task ${ref} not found (no running task in slot ${slot} of ${service.spec.name})`);
+    }
+  }
+  return unique('Task', ref, tasks.get(ref as TaskRecord['id']), tasks.values());
+}
+
+/** Fills in each secret reference's id from its name (or checks the pair), as the docker CLI does. */
+export function resolveSpecSecrets(store: Store, spec: ServiceSpecInput): ServiceSpec {
+  const missing: string[] = [];
+  const secrets = spec.container.secrets.map((ref) => {
+    const secret = ref.secretId ? store.secret(ref.secretId) : store.secretByName(ref.secretName);
+    if (!secret || secret.name !== ref.secretName) {
+      missing.push(ref.secretName);
+      return { ...ref, secretId: '' };
+    }
+    return { ...ref, secretId: secret.id };
+  });
+  if (missing.length > 0) throw new SecretdError('invalid', `${missing.length === 1 ? 'Secret' : 'Secrets'} not found: ${missing.join(', ')}`);
+  return { ...spec, container: { ...spec.container, secrets } };
+}
+
+/** Docker's task filters: service (id or name), node (id or hostname), desired-state, id, name. */
+export function filterTasks(store: Store, filters: ReadonlyMap<string, readonly string[]>): TaskRecord[] {
+  const serviceIds = (filters.get('service') ?? []).flatMap((ref) => {
+    try {
+      return [resolveService(store, ref).id as string];
+    } catch {
+      return [];
+    }
+  });
+  const nodes = filters.get('node') ?? [];
+  const desired = filters.get('desired-state') ?? [];
+  const ids = filters.get('id') ?? [];
+  const names = filters.get('name') ?? [];
+  // Tasks carry no labels of their own: a label filter matches none, as in Docker for unlabelled tasks.
+  const labelled = (filters.get('label') ?? []).length > 0;
+  // Docker's internal filter (the CLI's progress display): tasks of the service's current spec.
+  const upToDate = filters.get('_up-to-date') ?? [];
+  return [...store.workloads.tasks.values()].filter((task) => {
+    if (filters.has('service') && !serviceIds.includes(task.serviceId)) return false;
+    if (nodes.length > 0 && !nodes.some((n) => task.nodeId === n || (task.nodeId !== null && store.node(task.nodeId)?.hostname === n))) return false;
+    if (desired.length > 0 && !desired.includes(task.desiredState)) return false;
+    if (ids.length > 0 && !ids.some((p) => task.id.startsWith(p))) return false;
+    if (names.length > 0 && !names.some((n) => taskName(store, task).startsWith(n))) return false;
+    if (labelled) return false;
+    if (upToDate.length > 0 && upToDate.includes('true') !== (task.specVersion === store.workloads.services.get(task.serviceId)?.specVersion)) return false;
+    return true;
+  });
+}
+
+/** Docker's task name: `service.slot`, or `service.node` for a global service's task. */
+export function taskName(store: Store, task: TaskRecord): string {
+  const service = store.workloads.services.get(task.serviceId)?.spec.name ?? task.serviceId;
+  return task.slot > 0 ? `${service}.${task.slot}` : `${service}.${task.nodeId ?? ''}`;
+}

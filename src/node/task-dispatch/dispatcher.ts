@@ -1,0 +1,278 @@
+/**
+ * The leader's dispatcher: one session per node (a long-lived stream of newline-delimited JSON),
+ * heartbeats both ways, node liveness, and assignments. A session starts with the node's complete
+ * assignment set, then carries changes in order: tasks, and only the secrets those tasks
+ * reference, counted per node; when no task on a node references a secret any more, the node is
+ * told to drop it. A node missing `heartbeatsMissedMax` heartbeats is marked down.
+ *
+ * One process per node id: each session carries its agent process's instance id (SessionClaim). A
+ * session request from the same instance replaces the old session (a reconnect); one from another
+ * instance while the old session lives (open, heartbeats within the miss limit) is refused with
+ * `conflict` (409): a copy of the node's data dir running elsewhere must not take its tasks. Once
+ * the old session misses its heartbeats it is closed and the other process may take over.
+ */
+import { randomUUID } from 'node:crypto';
+import { SecretdError } from '../../errors.ts';
+import { execOutputBytesMax, heartbeatPeriodMs, heartbeatsMissedMax } from '../../limits.ts';
+import type { Timers } from '../../io/timers.ts';
+import type { ExecResult, SecretDelivery, SecretKey, SessionClaim, SessionMessage, TaskAssignment } from './messages.ts';
+import type { Command, TaskStatusUpdate } from '../store/index.ts';
+import { toBase64, type Store } from '../store/index.ts';
+import { terminalTaskStates, type ContainerSpec, type NodeStatus } from '../store/index.ts';
+
+interface Session {
+  readonly nodeId: string;
+  /** The agent process's instance id; undefined (an agent that sent none) never matches another. */
+  readonly instance: string | undefined;
+  readonly address: string;
+  readonly send: (message: SessionMessage) => void;
+  readonly close: () => void;
+  /** Task id → the desired state and secret versions last sent. */
+  sentTasks: Map<string, string>;
+  /** `${secretId}:${version}` of secrets the node holds. */
+  sentSecrets: Set<string>;
+}
+
+export interface DispatcherOptions {
+  readonly store: () => Store;
+  readonly propose: (command: Command) => Promise<unknown>;
+  readonly timers: Timers;
+  readonly now: () => string;
+  readonly log: (line: string) => void;
+}
+
+export class Dispatcher {
+  readonly #options: DispatcherOptions;
+  readonly #sessions = new Map<string, Session>();
+  readonly #lastSeen = new Map<string, number>();
+  /** Node id → the refused instance last logged, so a retrying second process is logged once. */
+  readonly #refusalsLogged = new Map<string, string>();
+  readonly #execs = new Map<string, { nodeId: string; resolve: (r: ExecResult) => void; reject: (e: Error) => void }>();
+  #active = false;
+  #activeSince = 0;
+  #dirty = false;
+  #stopTicking: (() => void) | null = null;
+
+  constructor(options: DispatcherOptions) {
+    this.#options = options;
+  }
+
+  /** Becomes the cluster's dispatcher (this manager leads) or stops being it. */
+  setActive(active: boolean): void {
+    if (active === this.#active) return;
+    this.#active = active;
+    if (active) {
+      this.#activeSince = this.#options.timers.now();
+      this.#stopTicking = this.#options.timers.every(heartbeatPeriodMs, () => this.#tick());
+    } else {
+      this.#stopTicking?.();
+      for (const session of [...this.#sessions.values()]) session.close();
+      this.#sessions.clear();
+      for (const exec of this.#execs.values()) exec.reject(new SecretdError('unavailable', 'The dispatcher moved to another manager; try again'));
+      this.#execs.clear();
+    }
+  }
+
+  get active(): boolean {
+    return this.#active;
+  }
+
+  /**
+   * Opens a node's session; the returned stream is its response body. Throws `conflict` while
+   * another process (another instance id) holds a live session for this node id.
+   */
+  openSession(nodeId: string, claim: SessionClaim = {}): ReadableStream<Uint8Array> {
+    if (!this.#active) throw new SecretdError('unavailable', 'Not the leader: sessions are served by the leader');
+    const address = claim.address ?? 'unknown';
+    const previous = this.#sessions.get(nodeId);
+    if (previous) {
+      const sameProcess = previous.instance !== undefined && previous.instance === claim.instance;
+      if (!sameProcess && this.#alive(nodeId)) throw this.#refuse(nodeId, previous, claim.instance ?? '', address);
+      previous.close();
+    }
+    this.#refusalsLogged.delete(nodeId);
+    const encoder = new TextEncoder();
+    let session: Session | null = null;
+    return new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        const current: Session = {
+          nodeId,
+          instance: claim.instance,
+          address,
+          sentTasks: new Map(),
+          sentSecrets: new Set(),
+          send: (message) => {
+            try {
+              controller.enqueue(encoder.encode(`${JSON.stringify(message)}\n`));
+            } catch {
+              current.close();
+            }
+          },
+          close: () => {
+            if (this.#sessions.get(nodeId) === current) this.#sessions.delete(nodeId);
+            try {
+              controller.close();
+            } catch {
+              // already closed by the client
+            }
+          },
+        };
+        session = current;
+        this.#sessions.set(nodeId, current);
+        this.#lastSeen.set(nodeId, this.#options.timers.now());
+        this.#push(current, true);
+        void this.#setStatus(nodeId, 'ready');
+      },
+      cancel: () => {
+        if (session && this.#sessions.get(nodeId) === session) this.#sessions.delete(nodeId);
+      },
+    });
+  }
+
+  /** A session whose node was heard from within the miss limit. */
+  #alive(nodeId: string): boolean {
+    const seen = this.#lastSeen.get(nodeId);
+    return seen !== undefined && this.#options.timers.now() - seen <= heartbeatPeriodMs * heartbeatsMissedMax;
+  }
+
+  #refuse(nodeId: string, holder: Session, instance: string, address: string): SecretdError {
+    if (this.#refusalsLogged.get(nodeId) !== instance) {
+      if (this.#refusalsLogged.size >= 1024) this.#refusalsLogged.clear();
+      this.#refusalsLogged.set(nodeId, instance);
+      this.#options.log(
+        `secretd: dispatcher: refused a session for node ${nodeId} from ${address}: another process (address ${holder.address}) holds this node's session; two processes claim this node's identity (a copied data dir?)`,
+      );
+    }
+    return new SecretdError(
+      'conflict',
+      `Node ${nodeId} already has a session from another process (address ${holder.address}): two processes claim this node's identity (a copied data dir?); this one is refused while that one keeps its heartbeats`,
+    );
+  }
+
+  heartbeat(nodeId: string): void {
+    this.#lastSeen.set(nodeId, this.#options.timers.now());
+  }
+
+  async reportStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void> {
+    this.heartbeat(nodeId);
+    if (updates.length > 0) await this.#options.propose({ op: 'task-status', at: this.#options.now(), nodeId, updates });
+  }
+
+  /** The store changed: recompute every session's assignments (coalesced into one pass). */
+  storeChanged(): void {
+    if (!this.#active || this.#dirty) return;
+    this.#dirty = true;
+    queueMicrotask(() => {
+      this.#dirty = false;
+      for (const session of this.#sessions.values()) this.#push(session, false);
+    });
+  }
+
+  exec(nodeId: string, taskId: string, argv: readonly string[], timeoutMs: number): Promise<ExecResult> {
+    const session = this.#sessions.get(nodeId);
+    if (!session) return Promise.reject(new SecretdError('unavailable', `Node ${nodeId} has no session with the dispatcher (is it down?)`));
+    const id = randomUUID();
+    return new Promise<ExecResult>((resolve, reject) => {
+      const cancel = this.#options.timers.after(timeoutMs, () => {
+        this.#execs.delete(id);
+        reject(new SecretdError('unavailable', `Node ${nodeId} did not answer the exec within ${timeoutMs} ms`));
+      });
+      this.#execs.set(id, {
+        nodeId,
+        resolve: (result) => {
+          cancel();
+          resolve(result);
+        },
+        reject: (error) => {
+          cancel();
+          reject(error);
+        },
+      });
+      session.send({ type: 'exec', id, taskId, argv });
+    });
+  }
+
+  execResult(nodeId: string, id: string, result: ExecResult): void {
+    const exec = this.#execs.get(id);
+    if (!exec || exec.nodeId !== nodeId) throw new SecretdError('not_found', 'No such exec is waiting for this node');
+    this.#execs.delete(id);
+    exec.resolve({ code: result.code, stdout: result.stdout.slice(0, execOutputBytesMax), stderr: result.stderr.slice(0, execOutputBytesMax) });
+  }
+
+  /** Nodes known to be connected right now. */
+  connected(nodeId: string): boolean {
+    return this.#sessions.has(nodeId);
+  }
+
+  #push(session: Session, full: boolean): void {
+    const store = this.#options.store();
+    const tasks: TaskAssignment[] = [];
+    const wanted = new Map<string, string>();
+    const wantedSecrets = new Map<string, SecretKey>();
+    for (const task of store.workloads.tasks.values()) {
+      if (task.nodeId !== session.nodeId || terminalTaskStates.has(task.status.state)) continue;
+      const secretVersions = task.desiredState === 'running' ? versionsFor(store, task.container) : {};
+      const sent = `${task.desiredState} ${JSON.stringify(secretVersions)}`;
+      wanted.set(task.id, sent);
+      if (full || session.sentTasks.get(task.id) !== sent) {
+        const service = store.workloads.services.get(task.serviceId);
+        tasks.push({ id: task.id, serviceId: task.serviceId, serviceName: service?.spec.name ?? task.serviceId, slot: task.slot, container: task.container, desiredState: task.desiredState, secretVersions });
+      }
+      for (const [id, version] of Object.entries(secretVersions)) wantedSecrets.set(`${id}:${version}`, { id, version });
+    }
+    const removedTasks = full ? [] : [...session.sentTasks.keys()].filter((id) => !wanted.has(id));
+    const secrets: SecretDelivery[] = [];
+    for (const [key, { id, version }] of wantedSecrets) {
+      if (!full && session.sentSecrets.has(key)) continue;
+      const data = store.secret(id)?.versions.find((v) => v.version === version)?.data;
+      if (data) secrets.push({ id, version, data: toBase64(data) });
+    }
+    const removedSecrets = full ? [] : [...session.sentSecrets].filter((key) => !wantedSecrets.has(key)).map(parseSecretKey);
+    session.sentTasks = wanted;
+    session.sentSecrets = new Set(wantedSecrets.keys());
+    if (full || tasks.length + removedTasks.length + secrets.length + removedSecrets.length > 0) {
+      session.send({ type: 'assignments', full, tasks, removedTasks, secrets, removedSecrets });
+    }
+  }
+
+  #tick(): void {
+    const now = this.#options.timers.now();
+    const limit = heartbeatPeriodMs * heartbeatsMissedMax;
+    for (const session of this.#sessions.values()) session.send({ type: 'heartbeat', periodMs: heartbeatPeriodMs });
+    // A new leader gives every node a full period to find it before calling it down.
+    if (now - this.#activeSince < limit) return;
+    for (const node of this.#options.store().nodes()) {
+      const seen = this.#lastSeen.get(node.id) ?? this.#activeSince;
+      if (now - seen > limit) {
+        this.#sessions.get(node.id)?.close();
+        if (node.status !== 'down') void this.#setStatus(node.id, 'down');
+      } else if (this.#sessions.has(node.id) && node.status !== 'ready') void this.#setStatus(node.id, 'ready');
+    }
+  }
+
+  async #setStatus(nodeId: string, status: NodeStatus): Promise<void> {
+    const node = this.#options.store().node(nodeId);
+    if (!node || node.status === status) return;
+    try {
+      await this.#options.propose({ op: 'node-status', at: this.#options.now(), id: nodeId, status });
+      if (status === 'down') this.#options.log(`secretd: node ${nodeId} missed ${heartbeatsMissedMax} heartbeats: marked down`);
+    } catch {
+      // Leadership moved or the write failed: the next tick (or the next leader) tries again.
+    }
+  }
+}
+
+/** The version of each secret a task must hold: its pinned one, else the newest. */
+function versionsFor(store: Store, container: ContainerSpec): Record<string, number> {
+  const versions: Record<string, number> = {};
+  for (const ref of container.secrets) {
+    const version = ref.version ?? store.secret(ref.secretId)?.versions.at(-1)?.version;
+    if (version !== undefined) versions[ref.secretId] = version;
+  }
+  return versions;
+}
+
+function parseSecretKey(key: string): SecretKey {
+  const colon = key.lastIndexOf(':');
+  return { id: key.slice(0, colon), version: Number(key.slice(colon + 1)) };
+}

@@ -1,0 +1,81 @@
+/**
+ * What flows on a node's session with the leader's dispatcher (newline-delimited JSON on one
+ * long-lived HTTP/2 stream), and back. Secrets travel only inside assignments, only to the node
+ * that runs a task referencing them; there is no request by which a node can ask for one.
+ */
+import type { ContainerSpec, DesiredState } from '../store/index.ts';
+
+export interface TaskAssignment {
+  readonly id: string;
+  readonly serviceId: string;
+  readonly serviceName: string;
+  readonly slot: number;
+  readonly container: ContainerSpec;
+  readonly desiredState: DesiredState;
+  /**
+   * Secret id → the version this task must hold now: its pinned version, or the newest. When a
+   * secret the task follows gets a new version, the task is sent again with the new number (and the
+   * node gets that version's data in the same message).
+   */
+  readonly secretVersions: Readonly<Record<string, number>>;
+}
+
+export interface SecretDelivery {
+  readonly id: string;
+  readonly version: number;
+  readonly data: string; // base64
+}
+
+export interface SecretKey {
+  readonly id: string;
+  readonly version: number;
+}
+
+export type SessionMessage =
+  | {
+      readonly type: 'assignments';
+      /** A full set replaces everything the node had; otherwise these are changes in order. */
+      readonly full: boolean;
+      readonly tasks: readonly TaskAssignment[];
+      readonly removedTasks: readonly string[];
+      readonly secrets: readonly SecretDelivery[];
+      readonly removedSecrets: readonly SecretKey[];
+    }
+  | { readonly type: 'heartbeat'; readonly periodMs: number }
+  | { readonly type: 'exec'; readonly id: string; readonly taskId: string; readonly argv: readonly string[] };
+
+export interface ExecResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export const sessionPath = '/secretd/dispatcher/session';
+export const heartbeatPath = '/secretd/dispatcher/heartbeat';
+export const statusPath = '/secretd/dispatcher/status';
+export const execResultPath = '/secretd/dispatcher/exec-result';
+
+/**
+ * Who opens a session. Every agent process draws a random instance id once and sends it with each
+ * session request (`?instance=…` on sessionPath): a new session from the same process replaces
+ * its old one at once (a dropped connection), while one from another process claiming the same
+ * node id (a copied data dir started elsewhere) is refused with 409 as long as the first keeps up
+ * its heartbeats. `address` is where the request came from, for messages only.
+ */
+export interface SessionClaim {
+  readonly instance?: string | undefined;
+  readonly address?: string | undefined;
+}
+
+export const sessionInstanceParam = 'instance';
+export const sessionInstancePattern = /^[A-Za-z0-9_-]{16,64}$/;
+
+/** The session request path carrying this agent process's instance id. */
+export function sessionPathFor(instance: string): string {
+  return `${sessionPath}?${sessionInstanceParam}=${encodeURIComponent(instance)}`;
+}
+
+/** A fresh instance id: 16 random bytes, base64url (22 characters). */
+export function newSessionInstance(random: (bytes: number) => Uint8Array): string {
+  return Buffer.from(random(16)).toString('base64url');
+}

@@ -14,6 +14,42 @@ export type ErrorCode =
   | 'corrupt' // on-disk data failed authentication or framing
   | 'internal';
 
+/** The one mapping between error codes and HTTP status: the API answers with it, clients read it back. */
+export const httpStatusByCode = {
+  invalid: 400,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  locked: 503,
+  unavailable: 503,
+  unimplemented: 501,
+  corrupt: 500,
+  internal: 500,
+} as const satisfies Record<ErrorCode, number>;
+
+/** An answer's status read back as a code (503 is `unavailable`: a client cannot tell locked from no leader). */
+export function codeForHttpStatus(status: number): ErrorCode {
+  switch (status) {
+    case 400:
+      return 'invalid';
+    case 403:
+      return 'forbidden';
+    case 404:
+      return 'not_found';
+    case 409:
+      return 'conflict';
+    case 413:
+      return 'too_large';
+    case 501:
+      return 'unimplemented';
+    case 503:
+      return 'unavailable';
+    default:
+      return 'internal';
+  }
+}
+
 export class SecretdError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {

@@ -13,7 +13,7 @@ import { connect, type ClientHttp2Session } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseIdentity } from '../crypto/index.ts';
-import { SecretdError, type ErrorCode } from '../errors.ts';
+import { codeForHttpStatus, SecretdError, type ErrorCode } from '../errors.ts';
 import { dataDirPaths } from '../node/index.ts';
 import { checkManagerIdentity, reasonOf } from '../node/index.ts';
 
@@ -35,14 +35,12 @@ export interface ApiClient {
   close(): void;
 }
 
-const codeByStatus: Record<number, ErrorCode> = { 400: 'invalid', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 413: 'too_large', 501: 'unimplemented', 503: 'unavailable' };
-
 /** Calls the API and turns a non-2xx answer into a SecretdError carrying the server's message. */
 export async function call(client: ApiClient, method: string, path: string, body?: unknown): Promise<unknown> {
   const response = await client.request(method, path, body);
   if (response.status >= 200 && response.status < 300) return response.body;
   const message = typeof response.body === 'object' && response.body !== null && 'message' in response.body ? String((response.body as { message: unknown }).message) : `HTTP ${response.status}`;
-  throw new SecretdError(codeByStatus[response.status] ?? 'internal', message);
+  throw new SecretdError(codeForHttpStatus(response.status), message);
 }
 
 export function openClient(options: ConnectionOptions): ApiClient {

@@ -6,7 +6,7 @@
 import { Hono, type Context } from 'hono';
 import { getPath } from 'hono/utils/url';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { NotLeaderError, SecretdError, type ErrorCode } from '../../errors.ts';
+import { httpStatusByCode, NotLeaderError, SecretdError, type ErrorCode } from '../../errors.ts';
 import type { Backend, Identity } from './backend.ts';
 import { dispatchRoutes } from './routes/dispatch.ts';
 import { consistencyHeader, readConsistency, type ReadConsistency } from './read-consistency.ts';
@@ -30,18 +30,7 @@ export interface AppOptions {
   readonly version: string;
 }
 
-const statusByCode: Record<ErrorCode, ContentfulStatusCode> = {
-  invalid: 400,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  too_large: 413,
-  locked: 503,
-  unavailable: 503,
-  unimplemented: 501,
-  corrupt: 500,
-  internal: 500,
-};
+const statusByCode: Record<ErrorCode, ContentfulStatusCode> = httpStatusByCode;
 
 /** The only routes a TLS connection without a client certificate may reach. */
 const anonymousRoutes = new Set(['/_ping', '/secretd/join/ca', '/secretd/join']);

@@ -12,7 +12,7 @@ import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { readFile, rm } from 'node:fs/promises';
 import { constantTimeEqual, encodeUnlockKey, generateJoinToken, certDerFromPem, issueCertificate, issuerInfo, keyPkcs8ToPem, newId, parseUnlockKey, type Random } from '../../crypto/index.ts';
-import { NotLeaderError, SecretdError } from '../../errors.ts';
+import { codeForHttpStatus, NotLeaderError, SecretdError } from '../../errors.ts';
 import { nodeCertLifetimeMs, raftElectionTicks, raftTickMs, secretVersionsKeptDefault } from '../../limits.ts';
 import { NodeFileSystem } from '../../io/node-fs.ts';
 import { sleep, systemTimers, type Timers } from '../../io/timers.ts';
@@ -419,7 +419,7 @@ export class Manager implements Backend {
     const response = await this.#peers!.request(addr, 'POST', proposePath, body, { timeoutMs: forwardTimeoutMs, contentType: 'application/json' });
     const parsed = JSON.parse(new TextDecoder().decode(response.body)) as ApplyResult | { message: string };
     if (response.status === 200) return parsed as ApplyResult;
-    throw new SecretdError(response.status === 503 ? 'unavailable' : 'internal', (parsed as { message: string }).message);
+    throw new SecretdError(codeForHttpStatus(response.status), (parsed as { message: string }).message);
   }
 
   /** Runs on the leader: locally if this is it, else through the leader's internal route. */
@@ -431,8 +431,7 @@ export class Manager implements Backend {
     const text = new TextDecoder().decode(response.body);
     const parsed: unknown = text ? JSON.parse(text) : null;
     if (response.status >= 200 && response.status < 300) return parsed as T;
-    const code = ({ 400: 'invalid', 403: 'forbidden', 404: 'not_found', 409: 'conflict' } as const)[response.status as 400] ?? 'unavailable';
-    throw new SecretdError(code, (parsed as { message?: string } | null)?.message ?? `HTTP ${response.status}`);
+    throw new SecretdError(codeForHttpStatus(response.status), (parsed as { message?: string } | null)?.message ?? `HTTP ${response.status}`);
   }
 
   // --- Raft between managers -----------------------------------------------------------------

@@ -18,6 +18,7 @@ import { secretVersionRoutes } from './routes/secret-versions.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { swarmRoutes } from './routes/swarm.ts';
 import { systemRoutes } from './routes/system.ts';
+import { peerPaths } from '../peers/index.ts';
 
 export interface AppEnv {
   Variables: { identity: Identity };
@@ -33,7 +34,7 @@ export interface AppOptions {
 const statusByCode: Record<ErrorCode, ContentfulStatusCode> = httpStatusByCode;
 
 /** The only routes a TLS connection without a client certificate may reach. */
-const anonymousRoutes = new Set(['/_ping', '/secretd/join/ca', '/secretd/join']);
+const anonymousRoutes = new Set<string>(['/_ping', peerPaths.joinCA, peerPaths.join]);
 
 /** Routes a locked manager still answers: enough to see that it is locked and to unlock it. */
 const allowedWhileLocked = new Set(['/_ping', '/version', '/info', '/swarm/unlock']);

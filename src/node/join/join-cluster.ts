@@ -25,6 +25,7 @@ import { writeNodeKeys } from '../data-dir/index.ts';
 import type { NodeState } from '../data-dir/index.ts';
 import { checkManagerIdentity, reasonOf } from '../peers/index.ts';
 import { fromBase64 } from '../store/index.ts';
+import { peerPaths } from '../peers/index.ts';
 
 export interface JoinOptions {
   readonly dataDir: string;
@@ -48,8 +49,8 @@ export interface JoinAnswer {
   readonly UnlockKey: string | null;
 }
 
-export const joinCAPath = '/secretd/join/ca';
-export const joinPath = '/secretd/join';
+export const joinCAPath = peerPaths.joinCA;
+export const joinPath = peerPaths.join;
 
 export async function joinCluster(options: JoinOptions): Promise<{ state: NodeState; unlockKey: Uint8Array | null }> {
   const paths = dataDirPaths(options.dataDir);

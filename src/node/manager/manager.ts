@@ -45,6 +45,7 @@ import { terminalTaskStates, type ClusterRecord, type Labels, type NodeRecord, t
 import type { ServiceSpecInput } from '../api/index.ts';
 import { filterTasks, resolveService, resolveSpecSecrets, resolveTask } from '../store/index.ts';
 import { secretVersionViews } from '../store/index.ts';
+import { peerPaths } from '../peers/index.ts';
 
 export interface ManagerOptions {
   readonly dataDir: string;
@@ -74,9 +75,9 @@ export interface ManagerOptions {
 /** How long a write may wait for a leader (elections take about a second). */
 const writeDeadlineMs = 15_000;
 const forwardTimeoutMs = 10_000;
-export const proposePath = '/secretd/raft/propose';
-export const internalNodesPath = '/secretd/internal/nodes';
-export const internalExecPath = '/secretd/internal/exec';
+export const proposePath = peerPaths.propose;
+export const internalNodesPath = peerPaths.internalNodes;
+export const internalExecPath = peerPaths.internalExec;
 const workloadOps: ReadonlySet<Command['op']> = new Set(['secret-version-add', 'secret-rollback', 'secret-version-remove', 'service-create', 'service-update', 'service-remove', 'tasks-put', 'task-status', 'tasks-remove', 'node-add', 'node-update', 'node-remove', 'node-status']);
 
 export class Manager implements Backend {

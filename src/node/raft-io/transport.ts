@@ -12,8 +12,9 @@ import type { PeerClient } from '../peers/index.ts';
 import type { Transport } from './raft-node.ts';
 import { frame } from './frames.ts';
 import { encodeMessages } from './wire.ts';
+import { peerPaths } from '../peers/index.ts';
 
-export const raftStreamPath = '/secretd/raft/stream';
+export const raftStreamPath = peerPaths.raftStream;
 
 interface Peer {
   readonly id: MemberId;

@@ -4,6 +4,7 @@
  * that runs a task referencing them; there is no request by which a node can ask for one.
  */
 import type { ContainerSpec, DesiredState } from '../store/index.ts';
+import { peerPaths } from '../peers/index.ts';
 
 export interface TaskAssignment {
   readonly id: string;
@@ -50,10 +51,10 @@ export interface ExecResult {
   readonly stderr: string;
 }
 
-export const sessionPath = '/secretd/dispatcher/session';
-export const heartbeatPath = '/secretd/dispatcher/heartbeat';
-export const statusPath = '/secretd/dispatcher/status';
-export const execResultPath = '/secretd/dispatcher/exec-result';
+export const sessionPath = peerPaths.session;
+export const heartbeatPath = peerPaths.heartbeat;
+export const statusPath = peerPaths.status;
+export const execResultPath = peerPaths.execResult;
 
 /**
  * Who opens a session. Every agent process draws a random instance id once and sends it with each

@@ -259,7 +259,7 @@ async function importSigningKey(keyPkcs8: Uint8Array): Promise<CryptoKey> {
 async function publicKeyFromCSR(csrPem: string): Promise<CryptoKey> {
   let csr: Pkcs10CertificateRequest;
   try {
-    csr = new Pkcs10CertificateRequest(csrDerFromPem(csrPem));
+    csr = new Pkcs10CertificateRequest(arrayBacked(csrDerFromPem(csrPem)));
   } catch (cause) {
     if (cause instanceof SecretdError) throw cause;
     throw new SecretdError('invalid', 'Certificate request is not a valid PKCS#10 request', { cause });
@@ -320,10 +320,23 @@ function subjectAltNames(options: IssueCertificateOptions): JsonGeneralName[] {
 
 function parseCertificate(der: Uint8Array): X509Certificate {
   try {
-    return new X509Certificate(der);
+    return new X509Certificate(arrayBacked(der));
   } catch (cause) {
     throw new SecretdError('invalid', 'Invalid certificate: not a DER X.509 certificate', { cause });
   }
+}
+
+/**
+ * The bytes as a view of an ArrayBuffer, which is what @peculiar/x509's BufferSource means under
+ * Deno's libs (a SharedArrayBuffer-backed view is not one): the same view when it already is, else a
+ * copy.
+ */
+function arrayBacked(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return isArrayBacked(bytes) ? bytes : bytes.slice();
+}
+
+function isArrayBacked(bytes: Uint8Array): bytes is Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer;
 }
 
 function singleField(values: string[], what: string): string {

@@ -101,6 +101,18 @@ export class RaftNode {
     return this.#core;
   }
 
+  readonly #advancedListeners = new Set<() => void>();
+
+  /**
+   * Calls `listener` after every Ready is advanced: the leader, this member's role, the
+   * configuration and the applied index may have moved. Returns a function that stops it. A
+   * listener must not throw (it runs inside the loop).
+   */
+  onAdvanced(listener: () => void): () => void {
+    this.#advancedListeners.add(listener);
+    return () => void this.#advancedListeners.delete(listener);
+  }
+
   start(): void {
     this.#stopTicking = this.#timers.every(this.#options.tickMs, () => this.#input(() => this.#core.tick()));
     this.#kick();
@@ -252,6 +264,7 @@ export class RaftNode {
       this.#core.advance(ready);
       this.#readyOutstanding = false;
       if (ready.softState && ready.softState.role !== 'leader') this.#failPending();
+      for (const listener of [...this.#advancedListeners]) listener();
       await this.#maybeSnapshot();
       this.#drainInbox();
     }

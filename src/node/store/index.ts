@@ -1,6 +1,6 @@
 /** The store room's door: what other parts of secretd may use of it. */
 export { type Command, decodeCommand, encodeCommand, type NodeResources, parseCommand, type TaggedCommand, type TaskPut, type TaskStatusUpdate } from './commands.ts';
-export { filterTasks, resolveService, resolveSpecSecrets, resolveTask } from './lookup.ts';
+export { filterTasks, resolveNode, resolveService, resolveSpecSecrets, resolveTask } from './lookup.ts';
 export { checkLabels, checkSecretData, checkSecretName, checkVersionNumber, checkVersionsKept, onUpdateText, parseOnUpdate } from './secret-rules.ts';
 export { secretVersionViews } from './secret-usage.ts';
 export { type ApplyResult, fromBase64, Store, toBase64 } from './store.ts';

@@ -2,7 +2,7 @@
 import { SecretdError } from '../../errors.ts';
 import type { ServiceSpecInput } from '../api/index.ts';
 import type { Store } from './store.ts';
-import type { ServiceRecord, ServiceSpec, TaskRecord } from './types.ts';
+import type { NodeRecord, ServiceRecord, ServiceSpec, TaskRecord } from './types.ts';
 import { terminalTaskStates } from './types.ts';
 
 function unique<T extends { id: string }>(kind: string, ref: string, exact: T | undefined, all: Iterable<T>): T {
@@ -17,6 +17,14 @@ function unique<T extends { id: string }>(kind: string, ref: string, exact: T | 
 export function resolveService(store: Store, ref: string): ServiceRecord {
   const services = store.workloads.services;
   return unique('Service', ref, services.get(ref as ServiceRecord['id']) ?? store.workloads.serviceByName(ref), services.values());
+}
+
+/** Full id, exact hostname (ambiguous when several nodes share it), then a unique id prefix: Docker's order for nodes. */
+export function resolveNode(store: Store, ref: string): NodeRecord {
+  const exact = store.node(ref);
+  const byHostname = exact ? [] : [...store.nodes()].filter((n) => n.hostname === ref);
+  if (byHostname.length > 1) throw new SecretdError('invalid', `Node ${ref} is ambiguous (${byHostname.length} matches found)`);
+  return unique('Node', ref, exact ?? byHostname[0], store.nodes());
 }
 
 /** A task id (or unique prefix), or `service.slot` — the live task of that slot, as Docker names tasks. */

@@ -4,19 +4,20 @@
  *
  * - `POST /secrets/create`, the busiest write (bench/create-secrets.ts at C=16: about a third less
  *   server CPU per create). The gate, the role check, the parsing and the error answers are the
- *   app's own functions, so it answers exactly as the app does (HTTP/1.1 requests still go there).
+ *   app's own functions (_gate.ts, routes/secrets.ts), so it answers exactly as the app does
+ *   (HTTP/1.1 requests still go there).
  * - `POST /secretd/raft/stream`, the long-lived stream of Raft frames from another manager
- *   (raft-transport.ts), which no request/response framework models.
+ *   (raft-io/transport.ts), which no request/response framework models.
  *
  * Every other stream goes on to the app.
  */
 import { constants, type IncomingHttpHeaders, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
 import { SecretdError } from '../../errors.ts';
 import { raftBatchBytesMax, requestBodyBytesMax } from '../../limits.ts';
+import { peerPaths } from '../peers/index.ts';
 import { FrameReader } from '../raft-io/index.ts';
-import { raftStreamPath } from '../raft-io/index.ts';
 import { consistencyHeader } from './read-consistency.ts';
-import { admit, checkRole, errorAnswer, routePath } from './app.ts';
+import { admit, checkRole, errorAnswer, routePath } from './_gate.ts';
 import type { Backend, Identity } from './backend.ts';
 import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead, type BodyBudget } from './body-budget.ts';
 import { checkDeclaredLength, tooLarge } from './request.ts';
@@ -42,11 +43,11 @@ export function installStreamRoutes(server: Http2SecureServer, options: StreamRo
       serveCreateSecret(options, stream, headers).catch((error: unknown) => answer(stream, errorAnswer(error, 'POST', createSecretRoute)));
       return;
     }
-    if (headers[':method'] === 'POST' && headers[':path'] === raftStreamPath) {
+    if (headers[':method'] === 'POST' && headers[':path'] === peerPaths.raftStream) {
       try {
         serveRaftStream(options, stream, headers);
       } catch (error) {
-        answer(stream, errorAnswer(error, 'POST', raftStreamPath));
+        answer(stream, errorAnswer(error, 'POST', peerPaths.raftStream));
       }
       return;
     }
@@ -74,7 +75,7 @@ async function serveCreateSecret(options: StreamRoutesOptions, stream: ServerHtt
  */
 function serveRaftStream(options: StreamRoutesOptions, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
   const identity = options.identify(stream);
-  admit(options.backend, identity, raftStreamPath, headerValue(headers[consistencyHeader]));
+  admit(options.backend, identity, peerPaths.raftStream, headerValue(headers[consistencyHeader]));
   if (!identity.speaksRaft) throw new SecretdError('forbidden', 'Permission denied: only managers speak Raft');
   stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
   const reader = new FrameReader(raftBatchBytesMax);

@@ -1,36 +1,38 @@
 /** A node's session with the leader's dispatcher, and what the node sends back. Node certificates only. */
-import type { Context, Hono } from 'hono';
-import { invalid, SecretdError } from '../../../errors.ts';
+import { Hono, type Context } from 'hono';
+import { invalid } from '../../../errors.ts';
 import { execOutputBytesMax } from '../../../limits.ts';
-import { execResultPath, heartbeatPath, sessionInstanceParam, sessionInstancePattern, sessionPath, statusPath, type SessionClaim } from '../../task-dispatch/index.ts';
+import { peerPaths } from '../../peers/index.ts';
+import { sessionInstanceParam, sessionInstancePattern, type SessionClaim } from '../../task-dispatch/index.ts';
 import type { TaskStatusUpdate } from '../../store/index.ts';
-import type { AppEnv } from '../app.ts';
-import type { Backend, Identity } from '../backend.ts';
+import { nodesOnly, type AppEnv } from '../_gate.ts';
+import type { Backend } from '../backend.ts';
 import { readJsonObject } from '../request.ts';
 
 const taskStates = new Set(['preparing', 'starting', 'running', 'complete', 'shutdown', 'failed', 'rejected']);
 
-export function dispatchRoutes(api: Hono<AppEnv>, backend: Backend): void {
-  api.get(sessionPath, (c) => {
-    const stream = backend.openSession(node(c), sessionClaim(c));
+export function dispatchRoutes(backend: Backend): Hono<AppEnv> {
+  const api = new Hono<AppEnv>();
+  api.get(peerPaths.session, nodesOnly, (c) => {
+    const stream = backend.openSession(c.get('identity'), sessionClaim(c));
     return new Response(stream, { status: 200, headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' } });
   });
 
-  api.post(heartbeatPath, (c) => {
-    backend.sessionHeartbeat(node(c));
+  api.post(peerPaths.heartbeat, nodesOnly, (c) => {
+    backend.sessionHeartbeat(c.get('identity'));
     return c.body(null, 204);
   });
 
-  api.post(statusPath, async (c) => {
-    const from = node(c);
+  api.post(peerPaths.status, nodesOnly, async (c) => {
+    const from = c.get('identity');
     const body = await readJsonObject(c, 'status report', ['Updates']);
     if (!Array.isArray(body.Updates) || body.Updates.length > 1000) throw invalid('Invalid status report: Updates must be a list of at most 1000');
     await backend.sessionStatus(from, body.Updates.map(checkUpdate));
     return c.body(null, 204);
   });
 
-  api.post(execResultPath, async (c) => {
-    const from = node(c);
+  api.post(peerPaths.execResult, nodesOnly, async (c) => {
+    const from = c.get('identity');
     const body = await readJsonObject(c, 'exec result', ['Id', 'code', 'stdout', 'stderr']);
     if (typeof body.Id !== 'string' || typeof body.code !== 'number' || typeof body.stdout !== 'string' || typeof body.stderr !== 'string') {
       throw invalid('Invalid exec result');
@@ -38,14 +40,8 @@ export function dispatchRoutes(api: Hono<AppEnv>, backend: Backend): void {
     backend.sessionExecResult(from, body.Id, { code: body.code, stdout: body.stdout.slice(0, execOutputBytesMax), stderr: body.stderr.slice(0, execOutputBytesMax) });
     return c.body(null, 204);
   });
-}
 
-function node(c: Context<AppEnv>): Identity {
-  const identity = c.get('identity');
-  if ((identity.role !== 'manager' && identity.role !== 'worker') || identity.via !== 'tls') {
-    throw new SecretdError('forbidden', 'Permission denied: only nodes hold dispatcher sessions');
-  }
-  return identity;
+  return api;
 }
 
 /** The agent process's instance id (optional: an agent that sends none never replaces a live session) and the caller's address. */

@@ -1,17 +1,17 @@
 /** Docker-shaped node routes: list, inspect, update (role, availability, labels), remove. */
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { invalid } from '../../../errors.ts';
 import { checkLabels } from '../../store/index.ts';
-import { requireRole, type AppEnv } from '../app.ts';
+import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend, NodeUpdate } from '../backend.ts';
 import { parseBoolParam, parseFilters, parseVersionParam, readJsonObject } from '../request.ts';
 import { nodeJSON } from '../shapes.ts';
 
 const nodeRoles = ['admin', 'manager'] as const;
 
-export function nodeRoutes(api: Hono<AppEnv>, backend: Backend): void {
-  api.get('/nodes', async (c) => {
-    requireRole(c, nodeRoles, 'list nodes');
+export function nodeRoutes(backend: Backend): Hono<AppEnv> {
+  const api = new Hono<AppEnv>();
+  api.get('/nodes', allow(nodeRoles, 'list nodes'), async (c) => {
     const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'role', 'membership', 'label', 'node.label']);
     const nodes = (await backend.listNodes()).filter((n) => {
       const match = (key: string, value: string): boolean => (filters.get(key) ?? []).length === 0 || filters.get(key)!.some((v) => value.startsWith(v));
@@ -20,13 +20,11 @@ export function nodeRoutes(api: Hono<AppEnv>, backend: Backend): void {
     return c.json(nodes.map(nodeJSON));
   });
 
-  api.get('/nodes/:id', async (c) => {
-    requireRole(c, nodeRoles, 'inspect nodes');
+  api.get('/nodes/:id', allow(nodeRoles, 'inspect nodes'), async (c) => {
     return c.json(nodeJSON(await backend.getNode(c.req.param('id'))));
   });
 
-  api.post('/nodes/:id/update', async (c) => {
-    requireRole(c, nodeRoles, 'update nodes');
+  api.post('/nodes/:id/update', allow(nodeRoles, 'update nodes'), async (c) => {
     const expectedIndex = parseVersionParam(c.req.query('version'), 'node');
     const body = await readJsonObject(c, 'node spec', ['Name', 'Labels', 'Role', 'Availability']);
     const update: { -readonly [K in keyof NodeUpdate]: NodeUpdate[K] } = {};
@@ -43,9 +41,10 @@ export function nodeRoutes(api: Hono<AppEnv>, backend: Backend): void {
     return c.body(null, 200);
   });
 
-  api.delete('/nodes/:id', async (c) => {
-    requireRole(c, nodeRoles, 'remove nodes');
+  api.delete('/nodes/:id', allow(nodeRoles, 'remove nodes'), async (c) => {
     await backend.removeNode(c.req.param('id'), parseBoolParam(c.req.query('force')));
     return c.body(null, 200);
   });
+
+  return api;
 }

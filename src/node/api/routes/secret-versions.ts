@@ -3,24 +3,23 @@
  * labels only): versions of a secret's data, rollback, and the retention setting. Data goes in as
  * base64 and never comes out.
  */
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { invalid } from '../../../errors.ts';
 import { checkSecretData, checkVersionNumber, checkVersionsKept } from '../../store/index.ts';
-import { requireRole, type AppEnv } from '../app.ts';
+import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend, SecretVersionView } from '../backend.ts';
 import { decodeBase64Field, readJsonObject } from '../request.ts';
 
 const roles = ['admin', 'manager'] as const;
 
-export function secretVersionRoutes(api: Hono<AppEnv>, backend: Backend): void {
-  api.get('/secretd/secrets/:id/versions', async (c) => {
-    requireRole(c, roles, 'list secret versions');
+export function secretVersionRoutes(backend: Backend): Hono<AppEnv> {
+  const api = new Hono<AppEnv>();
+  api.get('/secretd/secrets/:id/versions', allow(roles, 'list secret versions'), async (c) => {
     const { secret, versions } = await backend.listSecretVersions(c.req.param('id'));
     return c.json({ ID: secret.id, Name: secret.name, Versions: versions.map(versionJSON) });
   });
 
-  api.post('/secretd/secrets/:id/versions', async (c) => {
-    requireRole(c, roles, 'update secrets');
+  api.post('/secretd/secrets/:id/versions', allow(roles, 'update secrets'), async (c) => {
     const body = await readJsonObject(c, 'secret version', ['Data', 'IfVersion']);
     if (body.Data === undefined || body.Data === null) throw invalid('Invalid secret version: Data (base64) must be provided');
     const ifVersion = optionalVersion(body.IfVersion, 'IfVersion');
@@ -30,32 +29,30 @@ export function secretVersionRoutes(api: Hono<AppEnv>, backend: Backend): void {
     return c.json({ Version: outcome.version, Changed: outcome.changed }, outcome.changed ? 201 : 200);
   });
 
-  api.post('/secretd/secrets/:id/rollback', async (c) => {
-    requireRole(c, roles, 'roll back secrets');
+  api.post('/secretd/secrets/:id/rollback', allow(roles, 'roll back secrets'), async (c) => {
     const body = await readJsonObject(c, 'secret rollback', ['To', 'IfVersion']);
     const to = checkVersionNumber(body.To, 'rollback target To');
     const outcome = await backend.rollbackSecret(c.req.param('id'), to, optionalVersion(body.IfVersion, 'IfVersion'));
     return c.json({ Version: outcome.version, Changed: outcome.changed }, outcome.changed ? 201 : 200);
   });
 
-  api.delete('/secretd/secrets/:id/versions/:version', async (c) => {
-    requireRole(c, roles, 'remove secret versions');
+  api.delete('/secretd/secrets/:id/versions/:version', allow(roles, 'remove secret versions'), async (c) => {
     await backend.removeSecretVersion(c.req.param('id'), checkVersionNumber(c.req.param('version'), 'version'));
     return c.body(null, 204);
   });
 
-  api.get('/secretd/settings', async (c) => {
-    requireRole(c, roles, 'read the cluster settings');
+  api.get('/secretd/settings', allow(roles, 'read the cluster settings'), async (c) => {
     return c.json({ SecretVersionsKept: (await backend.secretSettings()).versionsKept });
   });
 
-  api.post('/secretd/settings', async (c) => {
-    requireRole(c, roles, 'change the cluster settings');
+  api.post('/secretd/settings', allow(roles, 'change the cluster settings'), async (c) => {
     const body = await readJsonObject(c, 'settings', ['SecretVersionsKept']);
     if (body.SecretVersionsKept === undefined) throw invalid('Invalid settings: nothing to change (give SecretVersionsKept)');
     await backend.updateSecretSettings({ versionsKept: checkVersionsKept(body.SecretVersionsKept) });
     return c.json({ SecretVersionsKept: (await backend.secretSettings()).versionsKept });
   });
+
+  return api;
 }
 
 function optionalVersion(value: unknown, what: string): number | null {

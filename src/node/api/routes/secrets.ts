@@ -1,9 +1,9 @@
 /** Docker-shaped secret routes. Data goes in as base64 and never comes out. */
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { invalid } from '../../../errors.ts';
 import { checkLabels, checkSecretData, checkSecretName } from '../../store/index.ts';
 import type { SecretRecord } from '../../store/index.ts';
-import { requireRole, type AppEnv } from '../app.ts';
+import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend } from '../backend.ts';
 import { requestBodyBytesMax } from '../../../limits.ts';
 import { decodeBase64Field, parseFilters, parseJsonObject, parseVersionParam, readBodyBytes, readJsonObject } from '../request.ts';
@@ -12,27 +12,24 @@ import { secretJSON } from '../shapes.ts';
 const specFields = ['Name', 'Labels', 'Data', 'Driver', 'Templating'];
 export const secretRoles = ['admin', 'manager'] as const;
 
-export function secretRoutes(api: Hono<AppEnv>, backend: Backend): void {
-  api.get('/secrets', async (c) => {
-    requireRole(c, secretRoles, 'list secrets');
+export function secretRoutes(backend: Backend): Hono<AppEnv> {
+  const api = new Hono<AppEnv>();
+  api.get('/secrets', allow(secretRoles, 'list secrets'), async (c) => {
     const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'names', 'label']);
     const secrets = (await backend.listSecrets()).filter((s) => matchesFilters(s, filters));
     secrets.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : 1));
     return c.json(secrets.map(secretJSON));
   });
 
-  api.post(createSecretRoute, async (c) => {
-    requireRole(c, secretRoles, createSecretWhat);
+  api.post(createSecretRoute, allow(secretRoles, createSecretWhat), async (c) => {
     return c.json(await createSecret(backend, await readBodyBytes(c, requestBodyBytesMax)), 201);
   });
 
-  api.get('/secrets/:id', async (c) => {
-    requireRole(c, secretRoles, 'inspect secrets');
+  api.get('/secrets/:id', allow(secretRoles, 'inspect secrets'), async (c) => {
     return c.json(secretJSON(await backend.getSecret(c.req.param('id'))));
   });
 
-  api.post('/secrets/:id/update', async (c) => {
-    requireRole(c, secretRoles, 'update secrets');
+  api.post('/secrets/:id/update', allow(secretRoles, 'update secrets'), async (c) => {
     const expectedIndex = parseVersionParam(c.req.query('version'), 'secret');
     const body = await readJsonObject(c, 'secret', specFields);
     rejectDriver(body);
@@ -43,11 +40,12 @@ export function secretRoutes(api: Hono<AppEnv>, backend: Backend): void {
     return c.body(null, 200);
   });
 
-  api.delete('/secrets/:id', async (c) => {
-    requireRole(c, secretRoles, 'remove secrets');
+  api.delete('/secrets/:id', allow(secretRoles, 'remove secrets'), async (c) => {
     await backend.removeSecret(c.req.param('id'));
     return c.body(null, 204);
   });
+
+  return api;
 }
 
 export const createSecretRoute = '/secrets/create';

@@ -1,16 +1,16 @@
 /** Docker-shaped services and tasks, plus `exec` (secretd's own) and local image import. */
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { invalid } from '../../../errors.ts';
-import { requireRole, type AppEnv } from '../app.ts';
+import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend } from '../backend.ts';
 import { parseFilters, parseStrictBoolParam, parseVersionParam, readJsonObject } from '../request.ts';
 import { serviceSpecFields } from '../service-fields.ts';
 import { readServiceSpec, serviceJSON, serviceStatus, taskJSON } from '../service-shapes.ts';
 const roles = ['admin', 'manager'] as const;
 
-export function serviceRoutes(api: Hono<AppEnv>, backend: Backend): void {
-  api.get('/services', async (c) => {
-    requireRole(c, roles, 'list services');
+export function serviceRoutes(backend: Backend): Hono<AppEnv> {
+  const api = new Hono<AppEnv>();
+  api.get('/services', allow(roles, 'list services'), async (c) => {
     const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'label', 'mode']);
     const match = (key: string, value: string): boolean => (filters.get(key) ?? []).length === 0 || filters.get(key)!.some((v) => value.startsWith(v));
     const services = (await backend.listServices()).filter((s) => match('id', s.id) && match('name', s.spec.name));
@@ -20,45 +20,38 @@ export function serviceRoutes(api: Hono<AppEnv>, backend: Backend): void {
     return c.json(services.map((s) => serviceJSON(s, { status: serviceStatus(s, tasks) })));
   });
 
-  api.post('/services/create', async (c) => {
-    requireRole(c, roles, 'create services');
+  api.post('/services/create', allow(roles, 'create services'), async (c) => {
     const spec = readServiceSpec(await readJsonObject(c, 'service spec', serviceSpecFields));
     return c.json({ ID: await backend.createService(spec) }, 201);
   });
 
-  api.get('/services/:id', async (c) => {
-    requireRole(c, roles, 'inspect services');
+  api.get('/services/:id', allow(roles, 'inspect services'), async (c) => {
     const insertDefaults = parseStrictBoolParam(c.req.query('insertDefaults'), 'insertDefaults');
     return c.json(serviceJSON(await backend.getService(c.req.param('id')), { insertDefaults }));
   });
 
-  api.post('/services/:id/update', async (c) => {
-    requireRole(c, roles, 'update services');
+  api.post('/services/:id/update', allow(roles, 'update services'), async (c) => {
     const expectedIndex = parseVersionParam(c.req.query('version'), 'service');
     const spec = readServiceSpec(await readJsonObject(c, 'service spec', serviceSpecFields));
     await backend.updateService(c.req.param('id'), expectedIndex, spec);
     return c.json({ Warnings: null });
   });
 
-  api.delete('/services/:id', async (c) => {
-    requireRole(c, roles, 'remove services');
+  api.delete('/services/:id', allow(roles, 'remove services'), async (c) => {
     await backend.removeService(c.req.param('id'));
     return c.body(null, 200);
   });
 
-  api.get('/tasks', async (c) => {
-    requireRole(c, roles, 'list tasks');
+  api.get('/tasks', allow(roles, 'list tasks'), async (c) => {
     const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'service', 'node', 'desired-state', 'label', '_up-to-date']);
     return c.json((await backend.listTasks(filters)).map(taskJSON));
   });
 
-  api.get('/tasks/:id', async (c) => {
-    requireRole(c, roles, 'inspect tasks');
+  api.get('/tasks/:id', allow(roles, 'inspect tasks'), async (c) => {
     return c.json(taskJSON(await backend.getTask(c.req.param('id'))));
   });
 
-  api.post('/secretd/exec', async (c) => {
-    requireRole(c, ['admin'], 'run commands in tasks');
+  api.post('/secretd/exec', allow(['admin'], 'run commands in tasks'), async (c) => {
     const body = await readJsonObject(c, 'exec request', ['Task', 'Cmd']);
     if (typeof body.Task !== 'string' || body.Task === '') throw invalid('Invalid exec request: Task must be provided');
     if (!Array.isArray(body.Cmd) || body.Cmd.length === 0 || body.Cmd.some((a) => typeof a !== 'string')) throw invalid('Invalid exec request: Cmd must be a non-empty list of strings');
@@ -66,11 +59,12 @@ export function serviceRoutes(api: Hono<AppEnv>, backend: Backend): void {
     return c.json({ ExitCode: result.code, Stdout: result.stdout, Stderr: result.stderr });
   });
 
-  api.post('/secretd/images/import', async (c) => {
-    requireRole(c, ['admin'], 'import images');
+  api.post('/secretd/images/import', allow(['admin'], 'import images'), async (c) => {
     if (c.get('identity').via !== 'socket') throw invalid('Images are imported on the node itself, through its admin socket');
     const body = await readJsonObject(c, 'image import', ['Name', 'Path']);
     if (typeof body.Name !== 'string' || typeof body.Path !== 'string') throw invalid('Invalid image import: Name and Path must be provided');
     return c.json(await backend.importImage(body.Name, body.Path), 201);
   });
+
+  return api;
 }

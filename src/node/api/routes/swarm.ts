@@ -1,9 +1,9 @@
 /** Docker-shaped swarm routes: inspect (join tokens for managers), update and rotations, unlock. */
-import type { Context, Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { invalid, SecretdError } from '../../../errors.ts';
 import { checkLabels } from '../../store/index.ts';
 import type { ClusterRecord } from '../../store/index.ts';
-import { requireRole, type AppEnv } from '../app.ts';
+import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend, SwarmUpdate } from '../backend.ts';
 import { parseStrictBoolParam, parseVersionParam, readJsonObject, refuseUnknownFields, type FieldTree } from '../request.ts';
 import { swarmJSON } from '../shapes.ts';
@@ -20,22 +20,23 @@ const swarmSpecFields: FieldTree = {
   EncryptionConfig: { AutoLockManagers: null },
 };
 
+/** Who may read and change the swarm: people (admin certificates) and managers. */
+const roles = ['admin', 'manager'] as const;
+
 /** The sections of settings secretd reports in `GET /swarm` but does not let change. */
 const fixedSections = ['Orchestration', 'Raft', 'Dispatcher', 'CAConfig', 'TaskDefaults'] as const;
 
-export function swarmRoutes(api: Hono<AppEnv>, backend: Backend): void {
-  api.get('/swarm', async (c) => {
-    requireRole(c, ['admin', 'manager'], 'inspect the swarm');
+export function swarmRoutes(backend: Backend): Hono<AppEnv> {
+  const api = new Hono<AppEnv>();
+  api.get('/swarm', allow(roles, 'inspect the swarm'), async (c) => {
     return c.json(swarmJSON(await backend.cluster(), true));
   });
 
-  api.get('/swarm/unlockkey', async (c) => {
-    requireRole(c, ['admin', 'manager'], 'read the unlock key');
+  api.get('/swarm/unlockkey', allow(roles, 'read the unlock key'), async (c) => {
     return c.json({ UnlockKey: await backend.unlockKey() });
   });
 
-  api.post('/swarm/update', async (c) => {
-    requireRole(c, ['admin', 'manager'], 'update the swarm');
+  api.post('/swarm/update', allow(roles, 'update the swarm'), async (c) => {
     // Docker reads these flags with Go's strconv.ParseBool (`True` is true, `perhaps` is a 400).
     const update: SwarmUpdate = {
       expectedIndex: parseVersionParam(c.req.query('version'), 'swarm'),
@@ -48,13 +49,14 @@ export function swarmRoutes(api: Hono<AppEnv>, backend: Backend): void {
     return c.body(null, 200);
   });
 
-  api.post('/swarm/unlock', async (c) => {
-    requireRole(c, ['admin', 'manager'], 'unlock a manager');
+  api.post('/swarm/unlock', allow(roles, 'unlock a manager'), async (c) => {
     const body = await readJsonObject(c, 'unlock request', ['UnlockKey']);
     if (typeof body.UnlockKey !== 'string' || body.UnlockKey === '') throw invalid('Invalid unlock request: UnlockKey must be provided');
     await backend.unlock(body.UnlockKey);
     return c.body(null, 200);
   });
+
+  return api;
 }
 
 type SpecUpdate = Pick<SwarmUpdate, 'labels' | 'autolock'>;

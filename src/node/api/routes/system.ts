@@ -1,9 +1,10 @@
 /** /_ping, /version, /info and secretd's own CA route. */
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, release, totalmem } from 'node:os';
 import { invalid } from '../../../errors.ts';
-import { requireRole, type AppEnv, type AppOptions } from '../app.ts';
+import { allow, type AppEnv } from '../_gate.ts';
+import type { Backend } from '../backend.ts';
 import { readJsonObject } from '../request.ts';
 import { swarmJSON } from '../shapes.ts';
 
@@ -33,8 +34,14 @@ function hostOf(addr: string): string {
   return addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
 }
 
-export function systemRoutes(api: Hono<AppEnv>, options: AppOptions): void {
+export interface SystemRoutesOptions {
+  readonly backend: Backend;
+  readonly version: string;
+}
+
+export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
   const { backend } = options;
+  const api = new Hono<AppEnv>();
   const swarmHeader = (): string => (backend.locked ? 'locked' : backend.summary().isManager ? 'active/manager' : 'active/worker');
   const pingHeaders = (): Record<string, string> => ({ 'API-Version': apiVersion, 'Cache-Control': 'no-cache, no-store, must-revalidate', Swarm: swarmHeader() });
 
@@ -43,8 +50,7 @@ export function systemRoutes(api: Hono<AppEnv>, options: AppOptions): void {
 
   // A worker's certificate opens only its dispatcher session (and /_ping, which even a connection
   // without a certificate reaches): not even the version or this machine's facts.
-  api.get('/version', (c) => {
-    requireRole(c, readers, 'read the version');
+  api.get('/version', allow(readers, 'read the version'), (c) => {
     return c.json({
       Platform: { Name: 'secretd' },
       Components: [{ Name: 'secretd', Version: options.version, Details: { ApiVersion: apiVersion, MinAPIVersion: minApiVersion } }],
@@ -59,8 +65,7 @@ export function systemRoutes(api: Hono<AppEnv>, options: AppOptions): void {
     });
   });
 
-  api.get('/info', (c) => {
-    requireRole(c, readers, 'read the node information');
+  api.get('/info', allow(readers, 'read the node information'), (c) => {
     const s = backend.summary();
     const cluster = s.cluster ? (swarmJSON(s.cluster, false) as Record<string, unknown>) : s.clusterId && !backend.locked ? { ID: s.clusterId } : null;
     return c.json({
@@ -97,8 +102,7 @@ export function systemRoutes(api: Hono<AppEnv>, options: AppOptions): void {
     });
   });
 
-  api.post('/secretd/ca/client-certificates', async (c) => {
-    requireRole(c, ['admin'], 'issue client certificates');
+  api.post('/secretd/ca/client-certificates', allow(['admin'], 'issue client certificates'), async (c) => {
     const body = await readJsonObject(c, 'certificate request', ['Name', 'CSR']);
     if (typeof body.Name !== 'string' || !clientNamePattern.test(body.Name)) {
       throw invalid('Invalid certificate request: Name must be 1 to 64 characters [a-zA-Z0-9_.-] starting with a letter or digit');
@@ -109,4 +113,6 @@ export function systemRoutes(api: Hono<AppEnv>, options: AppOptions): void {
     const issued = await backend.issueClientCertificate(body.Name, body.CSR);
     return c.json({ Certificate: issued.certPem, CA: issued.caPem }, 201);
   });
+
+  return api;
 }

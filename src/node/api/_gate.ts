@@ -1,0 +1,125 @@
+/**
+ * The gate: what every request passes before its route, and what it is told when it does not.
+ *
+ *   1. `admission`   (the app's first middleware) who the caller is; a connection without a
+ *                    certificate reaches only the join routes and /_ping; a locked manager answers
+ *                    nothing but what unlocking needs; the read consistency asked for.
+ *   2. `allow`       (per route) the roles that may call it, and the action a refused caller is
+ *                    told it cannot do; `nodesOnly` for the dispatcher session's routes.
+ *   3. `answerError` / `answerNotFound`: domain errors become `{"message": …}` with Docker's status
+ *                    codes (src/errors.ts maps code → status), here and only here.
+ *
+ * Routes import this file and nothing above them; app.ts imports the routes and this file. The
+ * TLS port's stream routes (stream-routes.ts) answer through the same functions.
+ */
+import type { Context, MiddlewareHandler } from 'hono';
+import { getPath } from 'hono/utils/url';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { httpStatusByCode, NotLeaderError, SecretdError } from '../../errors.ts';
+import { peerPaths } from '../peers/index.ts';
+import type { Backend, Identity } from './backend.ts';
+import { notImplemented } from './not-implemented.ts';
+import { consistencyHeader, readConsistency, type ReadConsistency } from './read-consistency.ts';
+
+/** What the gate leaves on the context for the routes: the caller. */
+export interface AppEnv {
+  Variables: { identity: Identity };
+}
+
+export type Role = Identity['role'];
+
+/** The only routes a TLS connection without a client certificate may reach. */
+const anonymousRoutes = new Set<string>(['/_ping', peerPaths.joinCA, peerPaths.join]);
+
+/** Routes a locked manager still answers: enough to see that it is locked and to unlock it. */
+const allowedWhileLocked = new Set(['/_ping', '/version', '/info', '/swarm/unlock']);
+
+/** A path without Docker's optional `/v1.NN` prefix: one route serves both `/x` and `/v1.NN/x`. */
+export function routePath(path: string): string {
+  return path.startsWith('/v1.') ? path.replace(/^\/v1\.[0-9]{1,3}(?=\/)/, '') : path;
+}
+
+/** The app's `getPath`: the request's path with the version prefix dropped, before routing. */
+export function routePathOf(request: Request): string {
+  return routePath(getPath(request));
+}
+
+/**
+ * The app's first middleware: identifies the caller (`identify` throws `forbidden` for a caller
+ * with no valid identity), admits it, and runs the rest at the read consistency it asked for.
+ */
+export function admission(backend: Backend, identify: (c: Context) => Identity): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const identity = identify(c);
+    c.set('identity', identity);
+    if (admit(backend, identity, c.req.path, c.req.header(consistencyHeader)) === 'linearizable') return next();
+    await readConsistency.run('local', next);
+  };
+}
+
+/**
+ * Who may call what before any route, nothing but unlocking while locked, and the read
+ * consistency asked for. Throws the refusal; returns the consistency.
+ */
+export function admit(backend: Backend, identity: Identity, path: string, consistency: string | undefined): ReadConsistency {
+  const route = routePath(path);
+  if (identity.role === 'anonymous' && !anonymousRoutes.has(route)) throw forbiddenAnonymous();
+  if (backend.locked && !allowedWhileLocked.has(route)) {
+    throw new SecretdError('locked', 'This manager is locked: run `secretd unlock` with the cluster unlock key');
+  }
+  if (consistency === undefined || consistency === 'linearizable') return 'linearizable';
+  if (consistency !== 'local') throw new SecretdError('invalid', `Invalid ${consistencyHeader} header: expected linearizable (the default) or local`);
+  return 'local';
+}
+
+export function forbiddenAnonymous(): SecretdError {
+  return new SecretdError('forbidden', 'Permission denied: a client certificate signed by the cluster CA is required');
+}
+
+/**
+ * A route's middleware: only `roles` reach the handler; anyone else gets 403 naming the action
+ * (`what`, e.g. "list secrets": "a worker certificate cannot list secrets").
+ */
+export function allow(roles: readonly Role[], what: string): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    checkRole(c.get('identity'), roles, what);
+    await next();
+  };
+}
+
+export function checkRole(identity: Identity, roles: readonly Role[], what: string): void {
+  if (!roles.includes(identity.role)) {
+    throw new SecretdError('forbidden', `Permission denied: a ${identity.role} certificate cannot ${what}`);
+  }
+}
+
+/** The dispatcher session's routes: a node's certificate (manager or worker), over TLS. */
+export const nodesOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const identity = c.get('identity');
+  if ((identity.role !== 'manager' && identity.role !== 'worker') || identity.via !== 'tls') {
+    throw new SecretdError('forbidden', 'Permission denied: only nodes hold dispatcher sessions');
+  }
+  await next();
+};
+
+/** Domain errors in Docker's shape and status; anything unexpected is logged without details. */
+export function errorAnswer(error: unknown, method: string, path: string): { status: ContentfulStatusCode; body: Record<string, unknown> } {
+  if (error instanceof NotLeaderError) return { status: 503, body: { message: error.message, Leader: error.leaderAddr } };
+  if (error instanceof SecretdError) return { status: httpStatusByCode[error.code], body: { message: error.message } };
+  // Unexpected: never echo internals (they could hold request data); the node logs them.
+  console.error(`secretd: internal error on ${method} ${path.slice(0, 200)}: ${error instanceof Error ? error.name : 'error'}`);
+  return { status: 500, body: { message: 'Internal error' } };
+}
+
+/** The app's `onError`. */
+export function answerError(error: Error, c: Context<AppEnv>): Response {
+  const answer = errorAnswer(error, c.req.method, c.req.path);
+  return c.json(answer.body, answer.status);
+}
+
+/** The app's `notFound`: 501 for a Docker endpoint secretd has nothing behind, else 404 naming the path. */
+export function answerNotFound(c: Context<AppEnv>): Response {
+  const unimplemented = notImplemented(c.req.method, routePath(c.req.path));
+  if (unimplemented) return c.json({ message: unimplemented.message }, 501);
+  return c.json({ message: `Page not found: ${c.req.method} ${c.req.path.slice(0, 200)}` }, 404);
+}

@@ -115,3 +115,52 @@ export const anonymousBodyBytesMax = 256 * 1024;
 export const joinAnswerBytesMax = 256 * 1024;
 /** How long a joiner waits for each answer of the manager it joins through. */
 export const joinAnswerTimeoutMs = 30_000;
+
+/*
+ * The orchestrator (src/node/orchestration/): restart back-off, how long a stopping task is waited
+ * for, and the task history kept for `service ps`.
+ */
+/** First restart delay of a slot whose task exited; it doubles with each exit in a row. */
+export const restartDelayMinMs = 500;
+/** Longest restart delay. */
+export const restartDelayMaxMs = 30_000;
+/** A task that ran this long before it exited restarts after the first delay again. */
+export const restartResetAfterRunMs = 10_000;
+/** Longest wait for a stopping task before its successor starts anyway (Docker: one minute). */
+export const stopWaitMaxMs = 60_000;
+/** Tasks kept per slot, the live one included, for `service ps` (Docker's TaskHistoryRetentionLimit). */
+export const taskHistoryPerSlot = 5;
+/** After a failed orchestration round (leadership moved, a write failed), the next one starts this much later. */
+export const orchestratorRetryDelayMs = 500;
+
+/* The node-side executor (src/node/executor/): containers through the OCI runtime, secrets in a per-task tmpfs. */
+/** Smallest secrets tmpfs; small secrets still take a 4 KiB page each. */
+export const secretsTmpfsBytesMin = 1024 * 1024;
+/** tmpfs accounts in pages: every file costs at least one. */
+export const tmpfsPageBytes = 4096;
+/** Secret files per task (Docker has no limit; ours bounds the tmpfs and the bundle). */
+export const secretsPerTaskMax = 512;
+/** Longest secret target path, in characters. */
+export const secretTargetCharsMax = 1024;
+/** Longest path component of a target (NAME_MAX). */
+export const secretTargetComponentCharsMax = 255;
+/** Task ids name containers, directories and cgroups. */
+export const taskIdCharsMax = 128;
+/** Image names, as Docker's references. */
+export const imageNameCharsMax = 128;
+/** Any short runtime or mount command (state, kill, delete, list, mount, umount). */
+export const commandTimeoutMs = 30_000;
+/** From `runc run` to the container's process running. */
+export const containerStartTimeoutMs = 30_000;
+/** Default for `exec` when the caller gives none. */
+export const execTimeoutMsDefault = 30_000;
+/** Output kept from one exec or command, per stream; the rest is dropped. */
+export const commandOutputBytesMax = 1024 * 1024;
+/** After SIGKILL, how long to wait for the container to be gone before deleting it anyway. */
+export const killWaitMs = 10_000;
+/** Default grace between SIGTERM and SIGKILL, as Docker's `stop`. */
+export const stopGraceMsDefault = 10_000;
+/** How often containers we did not start (adopted after a restart) are polled for exit. */
+export const exitPollIntervalMs = 1_000;
+/** Extracting an image tarball. */
+export const imageImportTimeoutMs = 10 * 60_000;

@@ -10,7 +10,7 @@ import type { Availability, NodeId, NodeRecord, NodeStatus, ServiceId, ServiceMo
 import { Workloads } from '../../src/node/store/index.ts';
 import { emptyOrchestratorMemory, type OrchestratorMemory, type OrchestratorPlan, reconcileServices } from '../../src/node/orchestration/index.ts';
 import { schedule } from '../../src/node/orchestration/index.ts';
-import { isDead } from '../../src/node/orchestration/index.ts';
+import { isDead } from '../../src/node/store/index.ts';
 
 export interface SimServiceOptions {
   readonly replicas?: number;

@@ -6,19 +6,9 @@
 import { assert } from '../../errors.ts';
 import type { TaskPut } from '../store/index.ts';
 import type { ServiceRecord, TaskId, TaskRecord } from '../store/index.ts';
-import { byCreation, isDead, taskPut, type TaskChange } from './task-view.ts';
+import { isDead } from '../store/index.ts';
+import { byCreation, taskPut, type TaskChange } from './task-view.ts';
 
-// The orchestrator's limits (candidates for src/limits.ts, kept here while that file is others').
-/** First restart delay of a slot whose task exited; it doubles with each exit in a row. */
-export const restartDelayMinMs = 500;
-/** Longest restart delay. */
-export const restartDelayMaxMs = 30_000;
-/** A task that ran this long before it exited restarts after the first delay again. */
-export const restartResetAfterRunMs = 10_000;
-/** Longest wait for a stopping task before its successor starts anyway (Docker: one minute). */
-export const stopWaitMaxMs = 60_000;
-/** Tasks kept per slot, the live one included, for `service ps` (Docker's TaskHistoryRetentionLimit). */
-export const taskHistoryPerSlot = 5;
 
 /** What the orchestrator remembers about one slot (a replica number, or a node of a global service). */
 export interface SlotMemory {

@@ -15,15 +15,10 @@
  * (stopWaitMaxMs) or is down (its tasks orphaned, at once) lets the successor start without it.
  */
 import type { ServiceRecord, TaskRecord, TaskState } from '../store/index.ts';
-import {
-  type PlanBuilder,
-  restartDelayMaxMs,
-  restartDelayMinMs,
-  restartResetAfterRunMs,
-  type SlotMemory,
-  stopWaitMaxMs,
-} from './_plan.ts';
-import { byCreation, isDead, isLive, isStopping } from './task-view.ts';
+import { restartDelayMaxMs, restartDelayMinMs, restartResetAfterRunMs, stopWaitMaxMs } from '../../limits.ts';
+import type { PlanBuilder, SlotMemory } from './_plan.ts';
+import { isDead, isLive, isStopping } from '../store/index.ts';
+import { byCreation } from './task-view.ts';
 
 export interface Slot {
   /** Unique across services; names the slot in the orchestrator's memory. */

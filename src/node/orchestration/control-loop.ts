@@ -4,6 +4,7 @@
  * store. It runs after changes are applied (coalesced) and when the orchestrator asked to look
  * again (back-off, update delays); it stops when this manager stops leading.
  */
+import { orchestratorRetryDelayMs } from '../../limits.ts';
 import type { Timers } from '../../io/timers.ts';
 import { emptyOrchestratorMemory, reconcileServices, type OrchestratorMemory } from './orchestrator.ts';
 import { schedule } from './scheduler.ts';
@@ -59,7 +60,7 @@ export class WorkloadLoop {
       } catch (error) {
         // Leadership moved or a write failed: the plan is dropped and the next round starts afresh.
         if (this.#active) this.#options.log(`secretd: orchestrator: ${(error as Error).message}`);
-        this.#arm(Date.now() + 500);
+        this.#arm(this.#options.timers.now() + orchestratorRetryDelayMs);
         return;
       }
     } while (this.#again && this.#active);
@@ -78,13 +79,13 @@ export class WorkloadLoop {
     const fresh = store();
     const placements = schedule({ tasks: [...fresh.workloads.tasks.values()], nodes: [...fresh.nodes()] });
     if (placements.length > 0) await propose({ op: 'tasks-put', at: now(), tasks: placements });
-    if (plan.nextLookAtMs !== null) this.#arm(plan.nextLookAtMs - timers.now() + Date.now());
+    if (plan.nextLookAtMs !== null) this.#arm(plan.nextLookAtMs);
   }
 
-  /** One timer, for the earliest time the orchestrator asked to look again (wall-clock ms). */
+  /** One timer, for the time the orchestrator asked to look again (ms on the `timers` clock, as `plan.nextLookAtMs`). */
   #arm(atMs: number): void {
     this.#cancelTimer?.();
-    this.#cancelTimer = this.#options.timers.after(Math.max(0, atMs - Date.now()), () => {
+    this.#cancelTimer = this.#options.timers.after(Math.max(0, atMs - this.#options.timers.now()), () => {
       this.#cancelTimer = null;
       this.kick();
     });

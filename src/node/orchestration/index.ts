@@ -1,6 +1,6 @@
 /** The orchestration room's door: what other parts of secretd may use of it. */
-export { taskHistoryPerSlot } from './_plan.ts';
-export { WorkloadLoop } from './control-loop.ts';
+export { WorkloadLoop, type WorkloadLoopOptions } from './control-loop.ts';
 export { emptyOrchestratorMemory, type OrchestratorMemory, type OrchestratorPlan, reconcileServices } from './orchestrator.ts';
 export { schedule } from './scheduler.ts';
-export { isDead } from './task-view.ts';
+/** Defined in src/limits.ts (import it from there); kept here for the API's swarm shape. */
+export { taskHistoryPerSlot } from '../../limits.ts';

@@ -2,7 +2,8 @@ import { describe, expect, test } from 'bun:test';
 import { taskHistoryPerSlot } from './orchestrator.ts';
 import { SimCluster } from '../../../test/helpers/orchestrator-cluster.ts';
 import type { Availability, NodeStatus, TaskRecord } from '../store/index.ts';
-import { acceptsNewTasks, isLive } from './task-view.ts';
+import { isLive } from '../store/index.ts';
+import { acceptsNewTasks } from './task-view.ts';
 
 /** A small seeded generator (mulberry32): one seed reproduces a whole run. */
 function random(seed: number): (n: number) => number {

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test';
 import { emptyOrchestratorMemory, reconcileServices, restartDelayMs, stopWaitMaxMs, taskHistoryPerSlot } from './orchestrator.ts';
 import { SimCluster } from '../../../test/helpers/orchestrator-cluster.ts';
 import type { TaskRecord } from '../store/index.ts';
-import { isLive } from './task-view.ts';
+import { isLive } from '../store/index.ts';
 
 /** slot → state of the slot's live task, for compact whole-value assertions. */
 function liveBySlot(sim: SimCluster, serviceId: string): Record<string, string> {

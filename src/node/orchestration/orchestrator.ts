@@ -26,19 +26,14 @@
  *     emptyOrchestratorMemory (restart back-off and update delays then start afresh).
  */
 import type { NodeRecord, ServiceRecord, TaskRecord } from '../store/index.ts';
-import { type OrchestratorMemory, type OrchestratorPlan, PlanBuilder, type ReconcileOptions, taskHistoryPerSlot } from './_plan.ts';
+import { taskHistoryPerSlot } from '../../limits.ts';
+import { type OrchestratorMemory, type OrchestratorPlan, PlanBuilder, type ReconcileOptions } from './_plan.ts';
 import { chooseReplacements } from './_rollout.ts';
 import { fillSlot, type Slot, settleSlot } from './_slot.ts';
-import { isDead } from './task-view.ts';
+import { isDead } from '../store/index.ts';
 
-export {
-  emptyOrchestratorMemory,
-  restartDelayMaxMs,
-  restartDelayMinMs,
-  restartResetAfterRunMs,
-  stopWaitMaxMs,
-  taskHistoryPerSlot,
-} from './_plan.ts';
+export { emptyOrchestratorMemory } from './_plan.ts';
+export { restartDelayMaxMs, restartDelayMinMs, restartResetAfterRunMs, stopWaitMaxMs, taskHistoryPerSlot } from '../../limits.ts';
 export type { OrchestratorMemory, OrchestratorPlan, ReconcileOptions, RolloutMemory, SlotMemory } from './_plan.ts';
 export { restartDelayMs } from './_slot.ts';
 

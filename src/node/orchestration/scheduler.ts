@@ -15,7 +15,8 @@
  */
 import type { TaskPut } from '../store/index.ts';
 import type { NodeRecord, TaskRecord } from '../store/index.ts';
-import { acceptsNewTasks, isDead, taskPut } from './task-view.ts';
+import { isDead } from '../store/index.ts';
+import { acceptsNewTasks, taskPut } from './task-view.ts';
 
 export interface SchedulerView {
   readonly tasks: readonly TaskRecord[];

@@ -1,27 +1,12 @@
 /**
- * What the orchestrator and the scheduler share: how a task is classified and how a decision about
- * a task becomes a `TaskPut`. Both decide from plain records (the store's own types), so the
- * leader can hand them a copy of its state and they never see the store, a clock or a socket.
- *
- *   live      desired running, not terminal: the task that holds its slot
- *   stopping  desired shutdown, not terminal: told to stop, its agent has not confirmed yet
- *   dead      terminal (complete, shutdown, failed, rejected, orphaned): history
+ * What the orchestrator and the scheduler share: which nodes take new tasks, the order of tasks,
+ * and how a decision about a task becomes a `TaskPut`. Both decide from plain records (the store's
+ * own types), so the leader can hand them a copy of its state and they never see the store, a
+ * clock or a socket. Whether a task is live, stopping or dead is the store's rule
+ * (src/node/store/task-states.ts).
  */
 import type { TaskPut } from '../store/index.ts';
 import type { DesiredState, NodeRecord, TaskRecord, TaskState } from '../store/index.ts';
-import { terminalTaskStates } from '../store/index.ts';
-
-export function isDead(task: TaskRecord): boolean {
-  return terminalTaskStates.has(task.status.state);
-}
-
-export function isLive(task: TaskRecord): boolean {
-  return task.desiredState === 'running' && !isDead(task);
-}
-
-export function isStopping(task: TaskRecord): boolean {
-  return task.desiredState === 'shutdown' && !isDead(task);
-}
 
 /** A node the scheduler may give a new task to; a paused node keeps its tasks but gets no new ones. */
 export function acceptsNewTasks(node: NodeRecord): boolean {

@@ -7,6 +7,7 @@
  */
 import type { ClientHttp2Stream } from 'node:http2';
 import { raftPeerQueueMax } from '../../limits.ts';
+import { systemTimers, type Timers } from '../../io/timers.ts';
 import type { MemberId, Message } from '../../raft/types.ts';
 import type { PeerClient } from '../peers/index.ts';
 import type { Transport } from './raft-node.ts';
@@ -24,10 +25,12 @@ interface Peer {
   /** False from a write the stream could not take until its `drain`. */
   writable: boolean;
   flushQueued: boolean;
-  retryTimer: ReturnType<typeof setTimeout> | null;
-  /** No new stream before this time (ms): a peer that is down costs one attempt per backoff. */
+  /** Cancels the pending retry, if one is armed. */
+  retryTimer: (() => void) | null;
+  /** No new stream before this time (ms on the Timers clock): a peer that is down costs one attempt per backoff. */
   retryAt: number;
   failures: number;
+  /** When the peer last acknowledged a frame; -Infinity until it has. */
   lastOkAt: number;
   /** When the oldest frame not yet acknowledged was written; null when all are. */
   unackedSince: number | null;
@@ -39,15 +42,19 @@ export interface RaftTransportOptions {
   readonly resolve: (id: MemberId) => string | undefined;
   /** A stream whose frames go unacknowledged this long is dropped, with its connection. */
   readonly timeoutMs: number;
+  /** The clock and timers (default: the system's); the simulator passes simulated time. */
+  readonly timers?: Timers;
 }
 
 export class RaftTransport implements Transport {
   readonly #options: RaftTransportOptions;
   readonly #peers = new Map<MemberId, Peer>();
+  readonly #timers: Timers;
   #closed = false;
 
   constructor(options: RaftTransportOptions) {
     this.#options = options;
+    this.#timers = options.timers ?? systemTimers;
   }
 
   send(messages: readonly Message[]): void {
@@ -67,13 +74,13 @@ export class RaftTransport implements Transport {
   /** Whether the peer acknowledged frames recently, with nothing outstanding for too long. */
   reachable(id: MemberId, withinMs: number): boolean {
     const peer = this.#peers.get(id);
-    return peer !== undefined && peer.failures === 0 && Date.now() - peer.lastOkAt < withinMs;
+    return peer !== undefined && peer.failures === 0 && this.#timers.now() - peer.lastOkAt < withinMs;
   }
 
   close(): void {
     this.#closed = true;
     for (const peer of this.#peers.values()) {
-      if (peer.retryTimer) clearTimeout(peer.retryTimer);
+      peer.retryTimer?.();
       peer.stream?.close();
     }
     this.#peers.clear();
@@ -82,7 +89,7 @@ export class RaftTransport implements Transport {
   #peer(id: MemberId): Peer {
     let peer = this.#peers.get(id);
     if (!peer) {
-      peer = { id, queue: [], stream: null, addr: null, writable: true, flushQueued: false, retryTimer: null, retryAt: 0, failures: 0, lastOkAt: 0, unackedSince: null };
+      peer = { id, queue: [], stream: null, addr: null, writable: true, flushQueued: false, retryTimer: null, retryAt: -Infinity, failures: 0, lastOkAt: -Infinity, unackedSince: null };
       this.#peers.set(id, peer);
     }
     return peer;
@@ -91,7 +98,7 @@ export class RaftTransport implements Transport {
   #flush(peer: Peer): void {
     peer.flushQueued = false;
     if (this.#closed || peer.queue.length === 0) return;
-    const now = Date.now();
+    const now = this.#timers.now();
     if (peer.stream && peer.unackedSince !== null && now - peer.unackedSince > this.#options.timeoutMs) this.#fail(peer, true);
     if (!peer.stream && !this.#open(peer, now)) return;
     if (!peer.writable) return; // `drain` flushes
@@ -104,10 +111,10 @@ export class RaftTransport implements Transport {
   /** Opens the stream to `peer` unless it is backing off; false when there is none to write to. */
   #open(peer: Peer, now: number): boolean {
     if (now < peer.retryAt) {
-      peer.retryTimer ??= setTimeout(() => {
+      peer.retryTimer ??= this.#timers.after(peer.retryAt - now, () => {
         peer.retryTimer = null;
         this.#flush(peer);
-      }, peer.retryAt - now);
+      });
       return false;
     }
     const addr = this.#options.resolve(peer.id);
@@ -132,7 +139,7 @@ export class RaftTransport implements Transport {
     stream.on('data', () => {
       if (peer.stream !== stream) return;
       peer.failures = 0;
-      peer.lastOkAt = Date.now();
+      peer.lastOkAt = this.#timers.now();
       peer.unackedSince = null;
     });
     stream.on('drain', () => {
@@ -154,17 +161,17 @@ export class RaftTransport implements Transport {
     peer.unackedSince = null;
     if (stream && !stream.closed) stream.close();
     if (stalled && peer.addr) this.#options.client.reset(peer.addr);
-    this.#backOff(peer, Date.now());
+    this.#backOff(peer, this.#timers.now());
   }
 
   #backOff(peer: Peer, now: number): void {
     peer.failures++;
     peer.retryAt = now + Math.min(50 * peer.failures, 500);
     if (peer.queue.length > 0 && !peer.retryTimer) {
-      peer.retryTimer = setTimeout(() => {
+      peer.retryTimer = this.#timers.after(peer.retryAt - now, () => {
         peer.retryTimer = null;
         this.#flush(peer);
-      }, peer.retryAt - now);
+      });
     }
   }
 }

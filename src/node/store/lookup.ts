@@ -1,30 +1,40 @@
-/** Resolving the names people use for services and tasks (Docker's rules), against the store. */
+/**
+ * Resolving the names people use for secrets, nodes, services and tasks (Docker's rules), against
+ * the store; and Docker's task filters.
+ */
 import { SecretdError } from '../../errors.ts';
 import type { ServiceSpecInput } from '../api/index.ts';
 import type { Store } from './store.ts';
 import type { NodeRecord, ServiceRecord, ServiceSpec, TaskRecord } from './types.ts';
-import { terminalTaskStates } from './types.ts';
+import { isLive } from './task-states.ts';
 
-function unique<T extends { id: string }>(kind: string, ref: string, exact: T | undefined, all: Iterable<T>): T {
-  if (exact) return exact;
-  const matches = ref === '' ? [] : [...all].filter((x) => x.id.startsWith(ref));
+/**
+ * Docker's resolution of a reference, for every kind of object: the object whose full id or exact
+ * name is `ref` (`exact`: the caller looks those up; a list where names need not be unique, as
+ * node host names, and more than one is ambiguous), else the one object whose id starts with
+ * `ref`. Several prefix matches are ambiguous; name prefixes never resolve; '' resolves nothing.
+ */
+export function resolveByRef<T extends { readonly id: string }>(kind: string, ref: string, exact: T | readonly T[] | undefined, all: Iterable<T>): T {
+  const named: readonly T[] = exact === undefined ? [] : isList(exact) ? exact : [exact];
+  const matches = named.length > 0 ? named : ref === '' ? [] : [...all].filter((x) => x.id.startsWith(ref));
   if (matches.length === 1) return matches[0]!;
   if (matches.length > 1) throw new SecretdError('invalid', `${kind} ${ref} is ambiguous (${matches.length} matches found)`);
   throw new SecretdError('not_found', `${kind} ${ref} not found`);
 }
 
+function isList<T>(exact: T | readonly T[]): exact is readonly T[] {
+  return Array.isArray(exact);
+}
+
 /** Full id, exact name, then a unique id prefix. */
 export function resolveService(store: Store, ref: string): ServiceRecord {
   const services = store.workloads.services;
-  return unique('Service', ref, services.get(ref as ServiceRecord['id']) ?? store.workloads.serviceByName(ref), services.values());
+  return resolveByRef('Service', ref, services.get(ref as ServiceRecord['id']) ?? store.workloads.serviceByName(ref), services.values());
 }
 
 /** Full id, exact hostname (ambiguous when several nodes share it), then a unique id prefix: Docker's order for nodes. */
 export function resolveNode(store: Store, ref: string): NodeRecord {
-  const exact = store.node(ref);
-  const byHostname = exact ? [] : [...store.nodes()].filter((n) => n.hostname === ref);
-  if (byHostname.length > 1) throw new SecretdError('invalid', `Node ${ref} is ambiguous (${byHostname.length} matches found)`);
-  return unique('Node', ref, exact ?? byHostname[0], store.nodes());
+  return resolveByRef('Node', ref, store.node(ref) ?? [...store.nodes()].filter((n) => n.hostname === ref), store.nodes());
 }
 
 /** A task id (or unique prefix), or `service.slot` — the live task of that slot, as Docker names tasks. */
@@ -36,12 +46,12 @@ export function resolveTask(store: Store, ref: string): TaskRecord {
     const slot = Number(ref.slice(dot + 1));
     if (service) {
       const candidates = [...tasks.values()].filter((t) => t.serviceId === service.id && t.slot === slot);
-      const live = candidates.find((t) => t.desiredState === 'running' && !terminalTaskStates.has(t.status.state));
+      const live = candidates.find(isLive);
       if (live) return live;
       throw new SecretdError('not_found', `Task ${ref} not found (no running task in slot ${slot} of ${service.spec.name})`);
     }
   }
-  return unique('Task', ref, tasks.get(ref as TaskRecord['id']), tasks.values());
+  return resolveByRef('Task', ref, tasks.get(ref as TaskRecord['id']), tasks.values());
 }
 
 /** Fills in each secret reference's id from its name (or checks the pair), as the docker CLI does. */
@@ -81,15 +91,9 @@ export function filterTasks(store: Store, filters: ReadonlyMap<string, readonly 
     if (nodes.length > 0 && !nodes.some((n) => task.nodeId === n || (task.nodeId !== null && store.node(task.nodeId)?.hostname === n))) return false;
     if (desired.length > 0 && !desired.includes(task.desiredState)) return false;
     if (ids.length > 0 && !ids.some((p) => task.id.startsWith(p))) return false;
-    if (names.length > 0 && !names.some((n) => taskName(store, task).startsWith(n))) return false;
+    if (names.length > 0 && !names.some((n) => store.workloads.taskName(task).startsWith(n))) return false;
     if (labelled) return false;
     if (upToDate.length > 0 && upToDate.includes('true') !== (task.specVersion === store.workloads.services.get(task.serviceId)?.specVersion)) return false;
     return true;
   });
-}
-
-/** Docker's task name: `service.slot`, or `service.node` for a global service's task. */
-export function taskName(store: Store, task: TaskRecord): string {
-  const service = store.workloads.services.get(task.serviceId)?.spec.name ?? task.serviceId;
-  return task.slot > 0 ? `${service}.${task.slot}` : `${service}.${task.nodeId ?? ''}`;
 }

@@ -1,7 +1,8 @@
 /** Who uses which version of a secret, for `secret versions` (never the data). */
 import type { SecretVersionView } from '../api/index.ts';
 import type { Store } from './store.ts';
-import { terminalTaskStates, type SecretRecord } from './types.ts';
+import { isLive } from './task-states.ts';
+import type { SecretRecord } from './types.ts';
 
 export function secretVersionViews(store: Store, secret: SecretRecord): SecretVersionView[] {
   const newest = secret.versions.at(-1)?.version;
@@ -15,7 +16,7 @@ export function secretVersionViews(store: Store, secret: SecretRecord): SecretVe
     }
     const tasks: Array<{ id: string; name: string }> = [];
     for (const task of store.workloads.tasks.values()) {
-      if (task.desiredState !== 'running' || terminalTaskStates.has(task.status.state)) continue;
+      if (!isLive(task)) continue;
       if (task.status.secretVersions[secret.id] === v.version) tasks.push({ id: task.id, name: store.workloads.taskName(task) });
     }
     tasks.sort((a, b) => a.name.localeCompare(b.name));

@@ -16,6 +16,7 @@ import { decodeCommand, parseCommand, type Command, type NodeSpec, type TaggedCo
 import { requestIdsRemembered } from '../../limits.ts';
 import type { ClusterRecord, Labels, NodeId, NodeRecord, SecretId, SecretRecord, ServiceRecord, TaskRecord } from './types.ts';
 import { Workloads } from './workloads.ts';
+import { resolveByRef } from './lookup.ts';
 import { addVersion, removeVersion, rollBack, type VersionChange, type VersionContext } from './secret-versions.ts';
 
 export type ApplyResult = { readonly ok: true; readonly id?: string; readonly version?: number; readonly changed?: boolean } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
@@ -347,12 +348,7 @@ export class Store {
    * Name prefixes never resolve.
    */
   resolveSecret(ref: string): SecretRecord {
-    const byId = this.#secrets.get(ref as SecretId) ?? this.secretByName(ref);
-    if (byId) return byId;
-    const matches = ref.length === 0 ? [] : [...this.#secrets.values()].filter((s) => s.id.startsWith(ref));
-    if (matches.length === 1) return matches[0]!;
-    if (matches.length > 1) throw new SecretdError('invalid', `Secret ${ref} is ambiguous (${matches.length} matches found)`);
-    throw new SecretdError('not_found', `Secret ${ref} not found`);
+    return resolveByRef('Secret', ref, this.#secrets.get(ref as SecretId) ?? this.secretByName(ref), this.#secrets.values());
   }
 
   // --- snapshots -----------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 import { SecretdError } from '../../errors.ts';
 import type { TaskPut, TaskStatusUpdate } from './commands.ts';
 import type { ContainerSpec, SecretRecord, ServiceId, ServiceRecord, ServiceSpec, TaskId, TaskRecord, TaskState } from './types.ts';
-import { terminalTaskStates } from './types.ts';
+import { isDead } from './task-states.ts';
 
 /** Later states never go back to earlier ones (a late report must not revive a stopped task). */
 const stateOrder: Record<TaskState, number> = {
@@ -47,13 +47,16 @@ export class Workloads {
       if (service.spec.container.secrets.some((r) => r.secretId === secretId && r.version === version)) users.push(`service ${service.spec.name}`);
     }
     for (const task of this.tasks.values()) {
-      if (terminalTaskStates.has(task.status.state)) continue;
+      if (isDead(task)) continue;
       if (task.container.secrets.some((r) => r.secretId === secretId && r.version === version)) users.push(`task ${this.taskName(task)}`);
     }
     return users;
   }
 
-  /** `service.slot` (or `service.node` for a global service's task), as Docker names tasks. */
+  /**
+   * Docker's task name, the one rule for it (lookups, filters, messages): `service.slot`, or
+   * `service.node` for a global service's task (`service.taskId` while it has no node).
+   */
   taskName(task: TaskRecord): string {
     const service = this.services.get(task.serviceId)?.spec.name ?? task.serviceId;
     return `${service}.${task.slot > 0 ? task.slot : (task.nodeId ?? task.id)}`;
@@ -141,7 +144,7 @@ export class Workloads {
     for (const update of updates) {
       const task = this.tasks.get(update.id as TaskId);
       if (!task || task.nodeId !== nodeId) continue;
-      if (terminalTaskStates.has(task.status.state) || stateOrder[update.state] < stateOrder[task.status.state]) continue;
+      if (isDead(task) || stateOrder[update.state] < stateOrder[task.status.state]) continue;
       this.tasks.set(task.id, {
         ...task,
         status: { state: update.state, message: update.message, error: update.error, exitCode: update.exitCode, at, secretVersions: update.secretVersions },

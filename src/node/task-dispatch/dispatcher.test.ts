@@ -2,6 +2,7 @@
 import { describe, expect, test } from 'bun:test';
 import { ManualTimers } from '../../../test/helpers/manual-timers.ts';
 import { callApp } from '../../../test/helpers/app-request.ts';
+import type { Random } from '../../crypto/index.ts';
 import type { SecretdError } from '../../errors.ts';
 import { createApp } from '../api/index.ts';
 import type { Backend, Identity } from '../api/index.ts';
@@ -13,7 +14,7 @@ import type { ContainerSpec } from '../store/index.ts';
 
 const at = '2026-11-28T00:00:00.000Z';
 
-function setup() {
+function setup(options: { readonly random?: Random } = {}) {
   const store = new Store();
   let index = 0;
   const proposed: Command[] = [];
@@ -25,7 +26,7 @@ function setup() {
   apply({ op: 'service-create', at, id: 'svc', spec: { name: 'svc', labels: {}, container: container([]), mode: { kind: 'replicated', replicas: 1 }, update: { parallelism: 1, delayMs: 0 } } });
   const timers = new ManualTimers();
   const logged: string[] = [];
-  const dispatcher = new Dispatcher({ store: () => store, propose: async (c) => void proposed.push(c), timers, now: () => at, log: (line) => logged.push(line) });
+  const dispatcher = new Dispatcher({ store: () => store, propose: async (c) => void proposed.push(c), timers, now: () => at, log: (line) => logged.push(line), ...options });
   dispatcher.setActive(true);
   return { store, apply, proposed, timers, dispatcher, logged };
 }
@@ -197,5 +198,17 @@ describe('Dispatcher: one process per node id', () => {
     const bad = await callApp(app, 'GET', `${sessionPath}?instance=short`);
     expect(bad.status).toBe(400);
     expect(bad.json).toEqual({ message: 'Invalid session request: instance must be 16 to 64 characters of A-Z, a-z, 0-9, _ and -' });
+  });
+
+  test('exec() names its request with an id from the injected random source and resolves with the node\'s answer', async () => {
+    const { apply, dispatcher } = setup({ random: (bytes) => new Uint8Array(bytes).fill(7) });
+    apply({ op: 'tasks-put', at, tasks: [{ id: 't1', serviceId: 'svc', slot: 1, nodeId: 'n1', specVersion: 1, container: container([]), desiredState: 'running', state: 'assigned' }] });
+    const one = await read(dispatcher.openSession('n1'));
+    expect(await one.next()).toMatchObject({ type: 'assignments', full: true });
+    const answer = dispatcher.exec('n1', 't1', ['cat', '/run/secrets/db'], 1000);
+    const id = '7'.repeat(25);
+    expect(await one.next()).toEqual({ type: 'exec', id, taskId: 't1', argv: ['cat', '/run/secrets/db'] });
+    dispatcher.execResult('n1', id, { code: 0, stdout: 'out', stderr: '' });
+    expect(await answer).toEqual({ code: 0, stdout: 'out', stderr: '' });
   });
 });

@@ -11,14 +11,15 @@
  * `conflict` (409): a copy of the node's data dir running elsewhere must not take its tasks. Once
  * the old session misses its heartbeats it is closed and the other process may take over.
  */
-import { randomUUID } from 'node:crypto';
 import { SecretdError } from '../../errors.ts';
 import { execOutputBytesMax, heartbeatPeriodMs, heartbeatsMissedMax } from '../../limits.ts';
+import { newId, type Random } from '../../crypto/index.ts';
+import { systemRandom } from '../../io/system.ts';
 import type { Timers } from '../../io/timers.ts';
 import type { ExecResult, SecretDelivery, SecretKey, SessionClaim, SessionMessage, TaskAssignment } from './messages.ts';
 import type { Command, TaskStatusUpdate } from '../store/index.ts';
 import { toBase64, type Store } from '../store/index.ts';
-import { terminalTaskStates, type ContainerSpec, type NodeStatus } from '../store/index.ts';
+import { isDead, type ContainerSpec, type NodeStatus } from '../store/index.ts';
 
 interface Session {
   readonly nodeId: string;
@@ -39,6 +40,8 @@ export interface DispatcherOptions {
   readonly timers: Timers;
   readonly now: () => string;
   readonly log: (line: string) => void;
+  /** Draws the ids of exec requests (default: the system's random source); the simulator passes a seeded one. */
+  readonly random?: Random;
 }
 
 export class Dispatcher {
@@ -171,7 +174,7 @@ export class Dispatcher {
   exec(nodeId: string, taskId: string, argv: readonly string[], timeoutMs: number): Promise<ExecResult> {
     const session = this.#sessions.get(nodeId);
     if (!session) return Promise.reject(new SecretdError('unavailable', `Node ${nodeId} has no session with the dispatcher (is it down?)`));
-    const id = randomUUID();
+    const id = newId(this.#options.random ?? systemRandom);
     return new Promise<ExecResult>((resolve, reject) => {
       const cancel = this.#options.timers.after(timeoutMs, () => {
         this.#execs.delete(id);
@@ -210,7 +213,7 @@ export class Dispatcher {
     const wanted = new Map<string, string>();
     const wantedSecrets = new Map<string, SecretKey>();
     for (const task of store.workloads.tasks.values()) {
-      if (task.nodeId !== session.nodeId || terminalTaskStates.has(task.status.state)) continue;
+      if (task.nodeId !== session.nodeId || isDead(task)) continue;
       const secretVersions = task.desiredState === 'running' ? versionsFor(store, task.container) : {};
       const sent = `${task.desiredState} ${JSON.stringify(secretVersions)}`;
       wanted.set(task.id, sent);

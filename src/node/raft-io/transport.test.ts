@@ -1,0 +1,77 @@
+/** The Raft transport against a fake peer client, on a hand-driven clock (the Timers port). */
+import { describe, expect, test } from 'bun:test';
+import { EventEmitter } from 'node:events';
+import { ManualTimers } from '../../../test/helpers/manual-timers.ts';
+import type { MemberId, Message } from '../../raft/types.ts';
+import type { PeerClient } from '../peers/index.ts';
+import { raftStreamPath, RaftTransport } from './transport.ts';
+
+const a = 'a' as MemberId;
+const b = 'b' as MemberId;
+const heartbeat: Message = { type: 'heartbeat', from: a, to: b, term: 1, commit: 0 };
+
+class FakeStream extends EventEmitter {
+  closed = false;
+  readonly frames: Uint8Array[] = [];
+  write(bytes: Uint8Array): boolean {
+    this.frames.push(bytes);
+    return true;
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+/** A client whose streams the test drives; `refuse` makes openStream throw, as for a peer that is down. */
+function fakeClient() {
+  const opened: Array<{ addr: string; path: string; stream: FakeStream }> = [];
+  let refuse = false;
+  const client = {
+    openStream(addr: string, path: string) {
+      if (refuse) throw new Error('connect ECONNREFUSED');
+      const stream = new FakeStream();
+      opened.push({ addr, path, stream });
+      return stream;
+    },
+    reset() {},
+  } as unknown as PeerClient;
+  return { client, opened, refuse: (value: boolean) => void (refuse = value) };
+}
+
+/** Lets the transport's queued flush run (it sends once per turn of the event loop). */
+const flushed = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('RaftTransport', () => {
+  test('reachable() holds only after the peer acknowledged a frame, and for withinMs on the Timers clock', async () => {
+    const timers = new ManualTimers(); // reads 0: a peer never heard from must not look recent
+    const peers = fakeClient();
+    const transport = new RaftTransport({ client: peers.client, resolve: () => '10.0.0.2:4377', timeoutMs: 5000, timers });
+    transport.send([heartbeat]);
+    await flushed();
+    expect(peers.opened.map(({ addr, path, stream }) => ({ addr, path, frames: stream.frames.length }))).toEqual([{ addr: '10.0.0.2:4377', path: raftStreamPath, frames: 1 }]);
+    expect(transport.reachable(b, 1000)).toBe(false);
+    peers.opened[0]!.stream.emit('data', new Uint8Array([1]));
+    expect(transport.reachable(b, 1000)).toBe(true);
+    timers.advance(999);
+    expect(transport.reachable(b, 1000)).toBe(true);
+    timers.advance(1);
+    expect(transport.reachable(b, 1000)).toBe(false);
+    transport.close();
+  });
+
+  test('a peer that cannot be reached is tried again after the back-off, on the Timers clock', async () => {
+    const timers = new ManualTimers();
+    const peers = fakeClient();
+    peers.refuse(true);
+    const transport = new RaftTransport({ client: peers.client, resolve: () => '10.0.0.2:4377', timeoutMs: 5000, timers });
+    transport.send([heartbeat]);
+    await flushed();
+    expect({ opened: peers.opened.length, retries: timers.pendingAfters() }).toEqual({ opened: 0, retries: [50] });
+    peers.refuse(false);
+    timers.advance(49);
+    expect(peers.opened.length).toBe(0);
+    timers.advance(1);
+    expect(peers.opened.map(({ stream }) => stream.frames.length)).toEqual([1]);
+    transport.close();
+  });
+});

@@ -1,12 +1,16 @@
 /**
- * The whole test suite, as CI runs it: type-check, import rules, compile the executable (the
- * end-to-end tests run it), then every bun test. Prints one closing line "tests: N passed, N failed".
+ * The whole test suite, as CI runs it: type-check (tsc, then deno check), import rules, compile the
+ * executable (the end-to-end tests run it), then every bun test (test/e2e/deno.test.ts runs secretd
+ * under Deno). Prints one closing line "tests: N passed, N failed".
  */
 import { join } from 'node:path';
 
 const root = join(import.meta.dir, '..');
 const bun = process.execPath;
 const tsc = join(root, 'node_modules', '.bin', 'tsc');
+const deno = join(root, 'node_modules', '.bin', 'deno');
+// Deno (the devDependency) reads only node_modules (deno.json) and must not look for a newer self.
+process.env.DENO_NO_UPDATE_CHECK = '1';
 
 function step(name: string, cmd: string[]): void {
   console.log(`\n== ${name}: ${cmd.map((c) => c.replace(root + '/', '')).join(' ')}`);
@@ -18,6 +22,7 @@ function step(name: string, cmd: string[]): void {
 }
 
 step('type-check', [tsc, '--noEmit', '-p', '.']);
+step('deno check', [deno, 'check', '--quiet', '--cached-only', join(root, 'src', 'main.ts')]);
 step('import rules', [bun, join(root, 'scripts', 'check-imports.ts')]);
 step('compile', [bun, join(root, 'scripts', 'compile.ts')]);
 

@@ -206,3 +206,10 @@ export function parseFilters(raw: string | undefined, allowed: readonly string[]
   }
   return out;
 }
+
+/** An exec request's body: the one check for the admin route and the leader's internal route. */
+export function readExecRequest(body: Record<string, unknown>): { task: string; cmd: string[] } {
+  if (typeof body.Task !== 'string' || body.Task === '') throw invalid('Invalid exec request: Task must be provided');
+  if (!Array.isArray(body.Cmd) || body.Cmd.length === 0 || body.Cmd.some((a) => typeof a !== 'string')) throw invalid('Invalid exec request: Cmd must be a non-empty list of strings');
+  return { task: body.Task, cmd: body.Cmd as string[] };
+}

@@ -3,7 +3,7 @@
  * asked of a manager, as Docker answers on a worker ("This node is not a swarm manager").
  */
 import { Hono } from 'hono';
-import { invalid, SecretdError } from '../../errors.ts';
+import { httpStatusByCode, invalid, SecretdError } from '../../errors.ts';
 import type { ExecResult } from '../task-dispatch/index.ts';
 import { apiVersion } from './routes/system.ts';
 import { readJsonObject } from './request.ts';
@@ -44,7 +44,7 @@ export function createWorkerApp(backend: WorkerBackend, version: string): Hono {
   });
   app.all('*', (c) => c.json({ message: 'This node is a worker: worker nodes cannot be used to view or modify cluster state; ask a manager (secretd --host https://MANAGER:4377 …)' }, 503));
   app.onError((error, c) => {
-    if (error instanceof SecretdError) return c.json({ message: error.message }, error.code === 'not_found' ? 404 : error.code === 'invalid' ? 400 : 503);
+    if (error instanceof SecretdError) return c.json({ message: error.message }, httpStatusByCode[error.code]);
     return c.json({ message: 'Internal error' }, 500);
   });
   return app;

@@ -56,3 +56,18 @@ describe('POST /secretd/raft/propose', () => {
     expect((tm.manager.raftStatus() as { lastIndex: number }).lastIndex).toBe(before.lastIndex);
   });
 });
+
+describe('POST /secretd/internal/exec', () => {
+  test('a forwarded exec with a missing task or a command that is not a list of strings is a 400, as on the admin route', async () => {
+    const cases: ReadonlyArray<readonly [unknown, string]> = [
+      [{ Cmd: ['true'] }, 'Invalid exec request: Task must be provided'],
+      [{ Task: 't', Cmd: null }, 'Invalid exec request: Cmd must be a non-empty list of strings'],
+      [{ Task: 't', Cmd: [] }, 'Invalid exec request: Cmd must be a non-empty list of strings'],
+      [{ Task: 't', Cmd: ['sh', 1] }, 'Invalid exec request: Cmd must be a non-empty list of strings'],
+    ];
+    for (const [body, message] of cases) {
+      const answer = await callApp(app, 'POST', '/secretd/internal/exec', body);
+      expect({ status: answer.status, json: answer.json }).toEqual({ status: 400, json: { message } });
+    }
+  });
+});

@@ -9,7 +9,7 @@ import { peerPaths } from '../../peers/index.ts';
 import { parseCommand } from '../../store/index.ts';
 import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend, NodeUpdate } from '../backend.ts';
-import { parseBoolParam, readJsonObject } from '../request.ts';
+import { parseBoolParam, readExecRequest, readJsonObject } from '../request.ts';
 
 const internal = allow(['manager'], 'use internal routes');
 
@@ -25,8 +25,8 @@ export function peerRoutes(backend: Backend): Hono<AppEnv> {
   });
 
   api.post(peerPaths.internalExec, internal, async (c) => {
-    const body = await readJsonObject(c, 'exec request', ['Task', 'Cmd']);
-    return c.json(await backend.exec(String(body.Task), (body.Cmd as string[]) ?? []));
+    const { task, cmd } = readExecRequest(await readJsonObject(c, 'exec request', ['Task', 'Cmd']));
+    return c.json(await backend.exec(task, cmd));
   });
 
   api.get(peerPaths.internalNodes, internal, async (c) => c.json(await backend.listNodes()));

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { invalid } from '../../../errors.ts';
 import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend } from '../backend.ts';
-import { parseFilters, parseStrictBoolParam, parseVersionParam, readJsonObject } from '../request.ts';
+import { parseFilters, parseStrictBoolParam, parseVersionParam, readExecRequest, readJsonObject } from '../request.ts';
 import { serviceSpecFields } from '../service-fields.ts';
 import { readServiceSpec, serviceJSON, serviceStatus, taskJSON } from '../service-shapes.ts';
 const roles = ['admin', 'manager'] as const;
@@ -52,10 +52,8 @@ export function serviceRoutes(backend: Backend): Hono<AppEnv> {
   });
 
   api.post('/secretd/exec', allow(['admin'], 'run commands in tasks'), async (c) => {
-    const body = await readJsonObject(c, 'exec request', ['Task', 'Cmd']);
-    if (typeof body.Task !== 'string' || body.Task === '') throw invalid('Invalid exec request: Task must be provided');
-    if (!Array.isArray(body.Cmd) || body.Cmd.length === 0 || body.Cmd.some((a) => typeof a !== 'string')) throw invalid('Invalid exec request: Cmd must be a non-empty list of strings');
-    const result = await backend.exec(body.Task, body.Cmd as string[]);
+    const { task, cmd } = readExecRequest(await readJsonObject(c, 'exec request', ['Task', 'Cmd']));
+    const result = await backend.exec(task, cmd);
     return c.json({ ExitCode: result.code, Stdout: result.stdout, Stderr: result.stderr });
   });
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bun
 /**
  * The secretd executable. Only this file calls process.exit, and only once what the command wrote
- * has left the process (output through a pipe is otherwise cut at the pipe's 64 KiB).
+ * has left the process (output through a pipe is otherwise cut at the pipe's 64 KiB). A node that
+ * meets a fatal error (a failed fsync, a broken invariant) reports it through `fatalExit`, and the
+ * process exits with its code at once, whatever the command was doing.
  */
 import { defaultIo, main, outputWritten } from './cmd/main.ts';
+import { fatalExit } from './node/index.ts';
 
-main(process.argv.slice(2)).then(
+Promise.race([main(process.argv.slice(2)), fatalExit]).then(
   async (code) => {
     await outputWritten();
     process.exit(code);

@@ -21,6 +21,14 @@ import { Worker } from './worker.ts';
 
 export const secretdVersion = '0.1.0';
 
+let reportFatal: (code: number) => void = () => {};
+/**
+ * Resolves with the exit code (70) as soon as a node in this process meets a fatal error (a failed
+ * fsync, a broken invariant), whatever the command is doing then: src/main.ts, the only place that
+ * exits the process, races the command against it. The node's `done` resolves with 70 too.
+ */
+export const fatalExit: Promise<number> = new Promise((resolve) => (reportFatal = resolve));
+
 export interface Daemon {
   /** Null on a worker. */
   readonly manager: Manager | null;
@@ -103,8 +111,11 @@ async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: 
   const servers: Array<Server | Http2SecureServer> = [];
   const fatal = (error: unknown): void => {
     hooks.log(`secretd: fatal: ${error instanceof Error ? error.message : String(error)}; stopping`);
-    // An fsync that failed or a broken invariant: do not serve another request from this state.
-    process.exit(70);
+    // An fsync that failed or a broken invariant: do not serve another request from this state. The
+    // manager already refuses every call; the listeners take no new connection, and main.ts exits.
+    for (const server of servers) server.close();
+    reportFatal(70);
+    finish(70);
   };
   let tls: Promise<void> | null = null;
   const startTls = (manager: Manager): Promise<void> =>

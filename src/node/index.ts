@@ -3,7 +3,7 @@
  * the CLI shares with the API so that both refuse the same things with the same words.
  */
 export { readServiceSpec } from './api/index.ts';
-export { type Daemon, initDaemon, joinDaemon, runDaemon, secretdVersion } from './daemon.ts';
+export { type Daemon, fatalExit, initDaemon, joinDaemon, runDaemon, secretdVersion } from './daemon.ts';
 export { dataDirPaths, defaultDataDir } from './data-dir/index.ts';
 export { splitHostPort } from './join/index.ts';
 export { checkManagerIdentity, reasonOf } from './peers/index.ts';

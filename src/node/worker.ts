@@ -4,15 +4,14 @@
  * run a command in one of its own containers). Its certificate lets it reach nothing but its own
  * session on the managers.
  */
-import { readFile } from 'node:fs/promises';
-import { keyPkcs8ToPem } from '../crypto/index.ts';
 import { systemTimers } from '../io/timers.ts';
-import { Agent } from './task-dispatch/index.ts';
+import type { Agent } from './task-dispatch/index.ts';
+import { openPeerClient, startAgent } from './_node-agent.ts';
 import { dataDirPaths, type DataDirPaths } from './data-dir/index.ts';
 import type { Executor } from './executor/index.ts';
 import { readNodeKeys } from './data-dir/index.ts';
 import { readNodeState, type NodeState } from './data-dir/index.ts';
-import { PeerClient } from './peers/index.ts';
+import type { PeerClient } from './peers/index.ts';
 
 export class Worker {
   readonly paths: DataDirPaths;
@@ -34,11 +33,9 @@ export class Worker {
     const state = await readNodeState(paths.nodeState, options.dataDir);
     // A worker's keys file is never autolocked: workers hold no sealed store.
     const keys = await readNodeKeys(paths.nodeKeys, null);
-    const [ca, cert] = await Promise.all([readFile(paths.caCert, 'utf8'), readFile(paths.nodeCert, 'utf8')]);
-    const peers = new PeerClient({ ca, cert, key: keyPkcs8ToPem(keys.tlsKey) });
+    const peers = await openPeerClient(paths, { tlsKey: keys.tlsKey });
     keys.dek.fill(0);
-    const agent = new Agent({ nodeId: state.nodeId, managers: () => state.peers.map((p) => p.addr), peers, executor: options.executor, timers: systemTimers, log: options.log });
-    agent.start();
+    const agent = startAgent({ nodeId: state.nodeId, managers: () => state.peers.map((p) => p.addr), peers, executor: options.executor, timers: systemTimers, log: options.log });
     return new Worker(paths, state, agent, options.executor, peers);
   }
 

@@ -121,6 +121,68 @@ describe('single member', () => {
   });
 });
 
+/** What a Ready asks the node to write, and whether it must wait for the disk. */
+const writeOf = (ready: Ready) => ({ hardState: ready.hardState, entries: ready.entries.map((e) => e.index), mustSync: ready.mustSync });
+
+describe('ready().mustSync (etcd\'s MustSync)', () => {
+  test('is true for new entries and a new term and vote, false when only the commit index moves', () => {
+    const core = solo();
+    core.campaign();
+    expect(writeOf(cycle(core))).toEqual({ hardState: { term: 1, vote: a, commit: 0 }, entries: [1], mustSync: true });
+    expect(writeOf(cycle(core))).toEqual({ hardState: { term: 1, vote: a, commit: 1 }, entries: [], mustSync: false });
+    core.propose(bytes('x'));
+    expect(writeOf(cycle(core))).toEqual({ hardState: null, entries: [2], mustSync: true });
+    expect(writeOf(cycle(core))).toEqual({ hardState: { term: 1, vote: a, commit: 2 }, entries: [], mustSync: false });
+  });
+
+  test('is true for a vote given, with no entry to write', () => {
+    const net = threeMembers({ preVote: false });
+    net.core('a').campaign();
+    net.processReady('a');
+    for (const message of net.take((m) => m.to === b)) net.deliver(message);
+    const ready = net.core('b').ready();
+    expect(writeOf(ready)).toEqual({ hardState: { term: 1, vote: a, commit: 0 }, entries: [], mustSync: true });
+    net.core('b').advance(ready);
+  });
+
+  test('is true for a new term without a vote (a vote refused to a candidate whose log is behind)', () => {
+    const net = threeMembers({ preVote: false, checkQuorum: false });
+    elect(net, 'a');
+    net.isolate('c');
+    net.core('a').propose(bytes('x'));
+    net.stabilize();
+    net.heal();
+    net.core('c').campaign();
+    net.processReady('c');
+    for (const message of net.take((m) => m.to === b && m.type === 'vote')) net.deliver(message);
+    const ready = net.core('b').ready();
+    expect(writeOf(ready)).toEqual({ hardState: { term: 2, vote: null, commit: 2 }, entries: [], mustSync: true });
+    net.core('b').advance(ready);
+  });
+
+  test('is false on a follower told only a new commit index, and on a leader sending only heartbeats', () => {
+    const net = threeMembers();
+    elect(net, 'a');
+    net.core('a').propose(bytes('x'));
+    net.processReady('a');
+    for (const message of net.take((m) => m.to === b)) net.deliver(message);
+    const appended = net.core('b').ready();
+    expect(writeOf(appended)).toEqual({ hardState: null, entries: [2], mustSync: true });
+    net.core('b').advance(appended);
+    for (const message of appended.messages) net.deliver(message);
+    net.processReady('a'); // commits x and tells the followers
+    for (const message of net.take((m) => m.to === b)) net.deliver(message);
+    const committed = net.core('b').ready();
+    expect(writeOf(committed)).toEqual({ hardState: { term: 1, vote: a, commit: 2 }, entries: [], mustSync: false });
+    net.core('b').advance(committed);
+    net.stabilize();
+    net.tick('a');
+    const heartbeats = net.core('a').ready();
+    expect({ ...writeOf(heartbeats), sends: [...new Set(heartbeats.messages.map((m) => m.type))] }).toEqual({ hardState: null, entries: [], mustSync: false, sends: ['heartbeat'] });
+    net.core('a').advance(heartbeats);
+  });
+});
+
 describe('elections', () => {
   test('three members elect exactly one leader, and the others follow it', () => {
     const net = threeMembers();

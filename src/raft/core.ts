@@ -11,23 +11,15 @@
  * control (probe / replicate / snapshot), batching, snapshots for followers behind the compaction
  * point, learners, single-server membership changes, leadership transfer and ReadIndex (§6.4).
  *
- * THE NODE LOOP CONTRACT (the raft loop in src/node must follow it):
- *   Feed inputs, then, while hasReady():
- *     const rd = core.ready();
- *     1. Persist, with one fsync: rd.snapshot (if not null), then rd.entries, then rd.hardState
- *        (if not null). A snapshot here comes from the leader and replaces the whole log: drop
- *        every persisted entry. rd.entries may start at or below the last persisted index: a new
- *        leader replaced an uncommitted suffix, so drop persisted entries from rd.entries[0].index on.
- *     2. Send rd.messages, only after 1: a vote, or an acknowledgement of entries, promises that
- *        the term, vote and entries it speaks of survive a crash.
- *     3. If rd.snapshot: restore the state machine from it. Then apply rd.committedEntries in
- *        order: a 'normal' entry with empty data is a leader's no-op (skip it); a 'conf' entry
- *        needs nothing from the node (see below). Then answer rd.readStates: each read may be
- *        served once the state machine has applied readState.index.
- *     4. core.advance(rd).
- *   Between ready() and advance() the core takes no input (assertion): queue received messages
- *   and requests, and step them after advance(). Appends for new proposals are built at ready(),
- *   so proposals made between two Readies travel together (batching).
+ * THE NODE LOOP: the order in which the node persists, sends and applies a Ready, and why that
+ * order is safe, is written once, in src/node/raft-io/raft-node.ts's header. The core relies on
+ * two things only:
+ *   - between ready() and advance() it takes no input (asserted): the node queues received
+ *     messages and requests and feeds them after advance(), so proposals made meanwhile travel
+ *     together in the next Ready (batching);
+ *   - advance(rd) means: rd.snapshot, rd.entries and rd.hardState are durable (fsynced when
+ *     rd.mustSync), rd.messages went out only after that, and rd.committedEntries are applied.
+ *     The leader counts its own log towards a quorum only from then on.
  *
  * Membership: a member drops every message from an id outside its configuration (#acceptsFrom).
  * A 'conf' entry takes effect on each member when it is APPLIED: advance() applies
@@ -302,14 +294,16 @@ export class RaftCore {
     this.#flushAppends();
     const soft = this.#softState();
     const hard = this.#hardState();
+    const entries = Object.freeze(this.#log.unstableEntries());
     const ready: Ready = Object.freeze({
       softState: sameSoft(soft, this.#reportedSoft) ? null : soft,
       hardState: sameHard(hard, this.#reportedHard) ? null : hard,
-      entries: Object.freeze(this.#log.unstableEntries()),
+      entries,
       snapshot: this.#log.pendingSnapshot,
       committedEntries: Object.freeze(this.#log.committedToApply()),
       messages: Object.freeze(this.#outbox),
       readStates: Object.freeze(this.#readStates),
+      mustSync: entries.length > 0 || hard.term !== this.#reportedHard.term || hard.vote !== this.#reportedHard.vote,
     });
     this.#outbox = [];
     this.#readStates = [];

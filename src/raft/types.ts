@@ -112,19 +112,28 @@ export interface SoftState {
 }
 
 /**
- * What the core asks the node loop to do, in this order:
- *   1. persist `snapshot` (if any; it replaces the whole log), `entries` (which may overwrite the
- *      persisted tail from entries[0].index on) and `hardState` (if any) with one fsync;
- *   2. send `messages` (only after 1: votes and append acks depend on it);
- *   3. apply `committedEntries` to the state machine and hand out `readStates`;
- *   4. call `advance()`.
+ * The work the core hands the node loop, acknowledged by advance(). In what order the node does
+ * it, and why that order is safe, is written once: the header of src/node/raft-io/raft-node.ts.
  */
 export interface Ready {
+  /** The leader and this member's role, when either changed; never persisted. */
   readonly softState: SoftState | null;
+  /** Term, vote and commit index, when any changed: written with `entries`, before `messages` are sent. */
   readonly hardState: HardState | null;
+  /** New log entries to persist; they may overwrite the persisted tail from entries[0].index on. */
   readonly entries: readonly Entry[];
+  /** A leader's snapshot to persist and restore; it replaces the whole log (and the configuration). */
   readonly snapshot: Snapshot | null;
+  /** Committed entries to apply, in order; some may be in `entries` (durable only once those are). */
   readonly committedEntries: readonly Entry[];
+  /** To send only once `hardState` and `entries` are durable: votes and append answers promise them. */
   readonly messages: readonly Message[];
+  /** Linearizable reads that may be answered once the state machine has applied `index`. */
   readonly readStates: readonly ReadState[];
+  /**
+   * Whether `entries` and `hardState` must be fsynced before `messages` go out (etcd's MustSync):
+   * true when the term or the vote changed or there are entries. A change of the commit index
+   * alone need not be durable (a restarted member learns it again from the leader).
+   */
+  readonly mustSync: boolean;
 }

@@ -12,8 +12,8 @@ import type { FileSystem } from '../../io/fs.ts';
 import { SnapshotStore } from '../../raft/snapshot-store.ts';
 import type { MemberId } from '../../raft/types.ts';
 import { WAL } from '../../raft/wal.ts';
-import { decodeCommand } from '../store/index.ts';
 import { Store } from '../store/index.ts';
+import { replayCommitted } from './_replay.ts';
 
 export interface ForceNewClusterOptions {
   readonly id: MemberId;
@@ -34,15 +34,10 @@ export async function forceNewCluster(options: ForceNewClusterOptions): Promise<
   const store = snapshot ? Store.restore(snapshot.data) : new Store();
   let index = snapshot?.meta.index ?? 0;
   let term = snapshot?.meta.term ?? 0;
-  const commit = state.hardState?.commit ?? index;
-  for (const entry of state.entries) {
-    if (entry.index <= index) continue;
-    if (entry.index > commit) break;
-    if (entry.type === 'normal' && entry.data.length > 0) store.apply(entry.index, decodeCommand(entry.data));
-    else store.skip(entry.index);
+  replayCommitted(store, state.entries, state.hardState?.commit ?? index, (entry) => {
     index = entry.index;
     term = entry.term;
-  }
+  });
   const meta = { index, term, conf: { voters: [options.id], learners: [] } };
   await snapshots.save({ meta, data: store.snapshot() });
   // A new log that starts after the snapshot, in the member's own vote and term.

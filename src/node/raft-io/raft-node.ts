@@ -1,27 +1,60 @@
 /**
- * The one loop that owns the order of I/O around the pure Raft core. For every Ready, in order:
+ * RaftNode: the one loop that owns the order of I/O around the pure Raft core (src/raft/core.ts).
+ * This header is the contract between the two, written once (core.ts and types.ts point here).
  *
- *   1. apply committed entries that are already durable here (they need not wait for this batch);
- *   2. persist: snapshot (if any), then entries + hard state with ONE fsync (group commit: every
- *      proposal that arrived while the previous fsync ran is in this batch);
- *   3. send messages (votes and append acks depend on step 2, so never before it);
- *   4. apply the remaining committed entries, answer proposals and linearizable reads;
- *   5. advance the core.
+ * For every Ready `rd = core.ready()`, one at a time, in this order (`#loop`):
+ *   1. Apply the committed entries that are already durable here (rd.committedEntries up to the
+ *      last index persisted by an earlier Ready) and answer their proposals.
+ *   2. Persist (`#persist`):
+ *      a. rd.snapshot, if any (a leader's; it replaces the whole log): the snapshot file, then the
+ *         WAL's marker (each synced by its own write), then the store is restored from it;
+ *      b. rd.entries (which may overwrite the persisted tail from entries[0].index on) and
+ *         rd.hardState as ONE WAL batch, fsynced when rd.mustSync. Group commit: every proposal
+ *         that arrived while the previous fsync ran is in this batch.
+ *   3. Assert that nothing of this Ready is answered before it is durable (`#assertDurable`): the
+ *      term and vote as fsynced, the new entries, and every committed entry to apply.
+ *   4. Send rd.messages.
+ *   5. Apply the remaining committed entries and answer their proposals; hand out rd.readStates
+ *      (each read is answered once the store has applied readState.index).
+ *   6. core.advance(rd).
+ *   7. If this member no longer leads, fail the proposals still waiting; call the onAdvanced
+ *      listeners (leader, role, configuration and applied index may have moved).
+ *   8. Every `snapshotEntries` applied entries, seal the store into a snapshot and compact the log
+ *      behind it (disk I/O, after advance(): the core takes compact() only between Readies).
+ *   9. Feed the core what arrived meanwhile: it takes no input between ready() and advance(), so
+ *      ticks, messages, proposals and reads wait in `#inbox` and land in the next Ready.
  *
- * A client is answered only in step 1 or 4, so an acknowledged write was fsynced first.
- * The core takes no input between `ready()` and `advance()`: ticks, messages, proposals and reads
- * that arrive while a Ready is being persisted wait in `#inbox` and are fed to the core right
- * after `advance()`, so they all land in the next batch (that is the group commit).
+ * Applying a committed entry: a 'normal' entry with data is a command for the store; a leader's
+ * no-op (empty data) and a 'conf' entry (the core applies it to itself at advance()) only move the
+ * store's applied index (`_replay.ts`, shared with --force-new-cluster).
+ *
+ * Why this order is safe:
+ *   - A message promises durability: a vote promises the term and vote, an append answer the
+ *     entries it acknowledges. Messages go out at 4, after 2 made the term, vote and entries
+ *     durable (the core's rd.mustSync, etcd's MustSync; checked at 3). The commit index alone is
+ *     written without an fsync: a restarted member learns it again from the leader.
+ *   - A proposal is answered only once its entry is committed (so durable on a quorum) AND durable
+ *     here: at 1 only entries persisted by an earlier Ready, at 5 only after 2. The leader counts
+ *     its own log towards the quorum only after advance(), so what it commits it has persisted.
+ *     Applying at 1 needs nothing from this Ready, whose hard state only adds to what is committed:
+ *     so a write persisted by an earlier batch is answered without waiting for this batch's fsync.
+ *   - The snapshot restored at 2a is already on disk and holds only committed state (a leader
+ *     sends nothing else); while one is pending the core hands out no committed entries, so 1 and
+ *     5 never mix with it. Its hard state, written at 2b without an fsync when only the commit
+ *     index moved, is finished at the next start if a crash cut it (open-raft-node.ts).
+ *   - A linearizable read is answered at 5 or later, when its index is applied.
+ * A client is therefore answered only at 1 or 5, and an acknowledged write was fsynced first.
  */
 import { assert, SecretdError } from '../../errors.ts';
 import { proposalQueueMax, snapshotEntriesInterval } from '../../limits.ts';
 import type { RaftCore } from '../../raft/core.ts';
 import type { SnapshotStore } from '../../raft/snapshot-store.ts';
-import type { ConfChange, Entry, HardState, MemberId, Message, Ready, Snapshot } from '../../raft/types.ts';
+import type { ConfChange, Entry, HardState, MemberId, Message, Ready, Snapshot, Term } from '../../raft/types.ts';
 import type { WAL } from '../../raft/wal.ts';
 import { sleep, systemTimers, type Timers } from '../../io/timers.ts';
 import { encodeCommand, parseCommand, type TaggedCommand } from '../store/index.ts';
 import { Store, type ApplyResult } from '../store/index.ts';
+import { replayCommitted } from './_replay.ts';
 
 export interface Transport {
   send(messages: readonly Message[]): void;
@@ -75,7 +108,9 @@ export class RaftNode {
   #stopped = false;
   #stopTicking: (() => void) | null = null;
   readonly #timers: Timers;
-  #persisted: HardState | null = null;
+  /** The term and vote as last fsynced (or recovered): all that a message sent now may promise. */
+  #durableVote: { readonly term: Term; readonly vote: MemberId | null };
+  /** The last log index fsynced here. */
   #stableIndex = 0;
   #appliedTerm = 0;
   #snapshotIndex = 0;
@@ -87,7 +122,7 @@ export class RaftNode {
     this.#wal = options.wal;
     this.#snapshots = options.snapshots;
     this.#store = options.store;
-    this.#persisted = recovered.hardState;
+    this.#durableVote = { term: recovered.hardState?.term ?? 0, vote: recovered.hardState?.vote ?? null };
     this.#stableIndex = recovered.lastIndex;
     this.#snapshotIndex = recovered.snapshotIndex;
     this.#appliedTerm = recovered.snapshotTerm;
@@ -251,10 +286,14 @@ export class RaftNode {
     while (!this.#stopped && this.#core.hasReady()) {
       const ready = this.#core.ready();
       this.#readyOutstanding = true;
-      const durable = ready.committedEntries.filter((e) => e.index <= this.#stableIndex);
+      // Durable already: persisted by an earlier Ready and not rewritten by this one (a new leader
+      // may replace an uncommitted tail from ready.entries[0].index on).
+      const stable = Math.min(this.#stableIndex, (ready.entries[0]?.index ?? Number.POSITIVE_INFINITY) - 1);
+      const durable = ready.committedEntries.filter((e) => e.index <= stable);
       const later = ready.committedEntries.slice(durable.length);
       this.#applyEntries(durable);
       await this.#persist(ready);
+      this.#assertDurable(ready, later);
       if (ready.messages.length > 0) this.#options.transport.send(ready.messages);
       this.#applyEntries(later);
       for (const readState of ready.readStates) {
@@ -272,16 +311,23 @@ export class RaftNode {
 
   async #persist(ready: Ready): Promise<void> {
     if (ready.snapshot) await this.#installSnapshot(ready.snapshot);
-    const hardState = ready.hardState;
-    const voteChanged = hardState !== null && (hardState.term !== this.#persisted?.term || hardState.vote !== this.#persisted?.vote);
-    if (ready.entries.length === 0 && hardState === null) return;
-    // The commit index alone need not be durable (it is learned again from the leader), so a
-    // Ready carrying only a new commit index is written without waiting for the disk.
-    const sync = ready.entries.length > 0 || voteChanged;
-    await this.#wal.save({ hardState, entries: ready.entries }, { sync });
-    if (hardState) this.#persisted = hardState;
-    const last = ready.entries.at(-1);
+    const { hardState, entries, mustSync } = ready;
+    if (entries.length === 0 && hardState === null) return;
+    // The core decides (etcd's MustSync); a Ready carrying only a new commit index is written
+    // without waiting for the disk. Only what was fsynced counts as durable below.
+    await this.#wal.save({ hardState, entries }, { sync: mustSync });
+    if (!mustSync) return;
+    if (hardState) this.#durableVote = { term: hardState.term, vote: hardState.vote };
+    const last = entries.at(-1);
     if (last) this.#stableIndex = last.index;
+  }
+
+  /** Step 3 of the header: after persist, before this Ready's messages go out or its entries are answered. */
+  #assertDurable(ready: Ready, toApply: readonly Entry[]): void {
+    const hard = ready.hardState;
+    assert(hard === null || (hard.term === this.#durableVote.term && hard.vote === this.#durableVote.vote), `term ${hard?.term} and vote are durable before any message is sent`);
+    assert((ready.entries.at(-1)?.index ?? 0) <= this.#stableIndex, 'new entries are durable before any message acknowledges them');
+    assert(toApply.every((e) => e.index <= this.#stableIndex), 'committed entries are durable here before they are applied and answered');
   }
 
   async #installSnapshot(snapshot: Snapshot): Promise<void> {
@@ -297,11 +343,7 @@ export class RaftNode {
   }
 
   #applyEntries(entries: readonly Entry[]): void {
-    for (const entry of entries) {
-      if (entry.index <= this.#store.appliedIndex) continue;
-      let result: ApplyResult | null = null;
-      if (entry.type === 'normal' && entry.data.length > 0) result = this.#store.applyEntry(entry.index, entry.data);
-      else this.#store.skip(entry.index);
+    replayCommitted(this.#store, entries, entries.at(-1)?.index ?? 0, (entry, result) => {
       this.#appliedTerm = entry.term;
       const pending = this.#pending.get(entry.index);
       if (pending) {
@@ -309,7 +351,7 @@ export class RaftNode {
         if (pending.term === entry.term && result) pending.resolve(result);
         else pending.reject(new SecretdError('unavailable', 'Leadership changed before the write committed; it did not happen'));
       }
-    }
+    });
     const applied = this.#store.appliedIndex;
     for (let i = this.#appliedWaiters.length - 1; i >= 0; i--) {
       const waiter = this.#appliedWaiters[i]!;

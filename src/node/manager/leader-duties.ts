@@ -65,7 +65,7 @@ export function stepDownSuccessor(status: RaftStatus): MemberId | null {
 /** What the duties need of the Raft member (RaftNode has it). */
 export interface DutiesRaft extends AdvanceEvents {
   readonly core: { readonly role: Role; readonly conf: ConfState; status(): RaftStatus };
-  readonly store: Pick<Store, 'nodes'>;
+  readonly store: { nodes(): Iterable<NodeRecord> };
   transferLeadership(to: MemberId): Promise<void>;
   proposeConfChange(change: ConfChange): Promise<void>;
 }

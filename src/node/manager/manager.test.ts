@@ -2,7 +2,9 @@
 import { describe, expect, test } from 'bun:test';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { systemNow, systemRandom } from '../../io/system.ts';
 import { startTestManager } from '../../../test/helpers/manager.ts';
+import { Manager } from './manager.ts';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 
@@ -40,5 +42,40 @@ describe('Manager', () => {
     await restarted.unlock(key);
     expect(restarted.locked).toBe(false);
     expect((await restarted.cluster()).id).toBe(cluster.id);
+  });
+
+  test('an unlock that fails after Raft started leaves the manager locked, and the next unlock starts it', async () => {
+    await using tm = await startTestManager();
+    const cluster = await tm.manager.cluster();
+    await tm.manager.updateSwarm({ expectedIndex: cluster.metaIndex, autolock: true, rotateWorkerToken: false, rotateManagerToken: false, rotateUnlockKey: false });
+    const key = await tm.manager.unlockKey();
+    await tm.manager.stop();
+    let starts = 0;
+    const manager = await Manager.open({
+      dataDir: tm.dataDir,
+      random: systemRandom,
+      now: systemNow,
+      tickMs: 10,
+      onFatal: (error) => {
+        throw error;
+      },
+      // The step after Raft starts (serving TLS, in the daemon) fails the first time.
+      onRaftStarted: async () => {
+        if (++starts === 1) throw new Error('listen EADDRINUSE');
+      },
+    });
+    try {
+      expect(manager.locked).toBe(true);
+      await expect(manager.unlock(key)).rejects.toThrow('listen EADDRINUSE');
+      expect(manager.locked).toBe(true);
+      await expect(manager.listSecrets()).rejects.toThrow('locked');
+      await manager.unlock(key);
+      expect([manager.locked, starts]).toEqual([false, 2]);
+      expect((await manager.cluster()).id).toBe(cluster.id);
+      await manager.createSecret({ name: 'after-retry', labels: {}, data: bytes('x') });
+      expect((await manager.getSecret('after-retry')).name).toBe('after-retry');
+    } finally {
+      await manager.stop();
+    }
   });
 });

@@ -25,6 +25,12 @@ const rules: Rule[] = [
   { files: /^src\/(?!cmd\/|main\.ts)/, forbidden: /^(\.\.\/)+cmd\/|^\.\/cmd\//, why: 'nothing below the CLI imports the CLI' },
 ];
 
+/** Which rooms of src/node may not reach which: the pure rooms stay pure, and the Raft shell knows nothing of what runs on it. */
+const roomRules: ReadonlyArray<{ readonly files: RegExp; readonly forbidden: RegExp; readonly why: string }> = [
+  { files: /^src\/node\/(store|orchestration)\/(?!control-loop\.ts)/, forbidden: /^src\/(io|node\/(peers|api|raft-io|manager|task-dispatch|executor|join))\//, why: 'the store and the orchestrator are pure rules: no I/O, peers, API, Raft shell or manager' },
+  { files: /^src\/node\/raft-io\//, forbidden: /^src\/node\/(manager|api|orchestration|task-dispatch|executor)\//, why: 'the Raft shell knows nothing of the manager, the API, the orchestrator, the dispatcher or the executor' },
+];
+
 /** src/node's rooms: a file outside a room reaches it only through the room's door (its index.ts). */
 const rooms = /^src\/node\/([^/]+)\//;
 
@@ -63,8 +69,14 @@ for (const path of sourceFiles(join(root, 'src'))) {
     for (const rule of rules) {
       if (rule.files.test(file) && rule.forbidden.test(spec)) problems.push(`${file}: imports ${spec} (${rule.why})`);
     }
-    if (!spec.startsWith('.')) continue;
+    if (!spec.startsWith('.')) {
+      if (/^src\/node\/(store|orchestration)\/(?!control-loop\.ts)/.test(file) && /^node:(fs|net|http|http2|https|child_process|tls|dgram)/.test(spec)) problems.push(`${file}: imports ${spec} (the store and the orchestrator are pure rules: no I/O)`);
+      continue;
+    }
     const target = normalize(join(dirname(file), spec));
+    for (const rule of roomRules) {
+      if (rule.files.test(file) && rule.forbidden.test(target)) problems.push(`${file}: imports ${spec} (${rule.why})`);
+    }
     const room = rooms.exec(target)?.[1];
     if (room !== undefined && rooms.exec(file)?.[1] !== room && target !== `src/node/${room}/index.ts` && file.startsWith('src/node/')) {
       problems.push(`${file}: imports ${spec} (another room of src/node is reached only through its door, src/node/${room}/index.ts)`);

@@ -5,3 +5,4 @@ export { readConsistency } from './read-consistency.ts';
 export { serveAdminSocket, serveTls, serveWorkerSocket } from './server.ts';
 export { readServiceSpec, type ServiceSpecInput } from './service-shapes.ts';
 export { createWorkerApp, type WorkerBackend } from './worker-app.ts';
+export { secretVersionViews } from './secret-usage.ts';

@@ -13,23 +13,13 @@ import { canonicalKeys, refuseUnknownFields } from './request.ts';
 import { serviceSpecFields } from './service-fields.ts';
 import { refuseUnsupported } from './service-unsupported.ts';
 import { checkLabels, checkVersionNumber, onUpdateText, parseOnUpdate } from '../store/index.ts';
-import type { ContainerSpec, OnUpdate, SecretReference, ServiceRecord, ServiceSpec, TaskRecord } from '../store/index.ts';
+import type { ContainerSpec, OnUpdate, SecretRefInput, SecretReference, ServiceRecord, ServiceSpec, ServiceSpecInput, TaskRecord } from '../store/index.ts';
+
+export type { SecretRefInput, ServiceSpecInput } from '../store/index.ts';
 
 // Swarmkit's rule (a DNS name component, underscores allowed as `docker stack` names services STACK_svc).
 const serviceNamePattern = /^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$/;
 const idPattern = /^[0-9]{1,10}$/;
-
-export type ServiceSpecInput = Omit<ServiceSpec, 'container'> & { container: Omit<ServiceSpec['container'], 'secrets'> & { secrets: SecretRefInput[] } };
-export interface SecretRefInput {
-  readonly secretId: string | null;
-  readonly secretName: string;
-  readonly target: string;
-  readonly uid: string;
-  readonly gid: string;
-  readonly mode: number;
-  readonly version?: number;
-  readonly onUpdate?: OnUpdate;
-}
 
 /** Field names are checked once, up front (service-fields.ts): this checks only that it is an object. */
 function object(value: unknown, what: string): Record<string, unknown> {

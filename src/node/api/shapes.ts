@@ -1,6 +1,6 @@
 /** Docker Engine API shapes for the swarm objects secretd serves. Secret data never appears here. */
 import { heartbeatPeriodMs, nodeCertLifetimeMs, raftElectionTicks, snapshotEntriesInterval } from '../../limits.ts';
-import { taskHistoryPerSlot } from '../orchestration/index.ts';
+import { taskHistoryPerSlot } from '../../limits.ts';
 import type { ClusterRecord, SecretRecord } from '../store/index.ts';
 import type { NodeView } from './backend.ts';
 

@@ -29,13 +29,14 @@ import { systemTimers, type Timers } from '../../io/timers.ts';
 import type { MemberId } from '../../raft/types.ts';
 import type { RaftStatus } from '../../raft/core.ts';
 import type { Backend, Identity, NodeSummary, NodeUpdate, NodeView, SecretSpecInput, SecretVersionView, ServiceSpecInput, SwarmUpdate, VersionOutcome } from '../api/index.ts';
+import { secretVersionViews } from '../api/index.ts';
 import { dataDirPaths, nodeKeysLocked, readNodeKeys, readNodeState, writeNodeKeys, writeNodeState, type DataDirPaths, type NodeKeys, type NodeState } from '../data-dir/index.ts';
 import type { Executor } from '../executor/index.ts';
 import { issueJoin, splitHostPort, type JoinAnswer, type JoinRequest } from '../join/index.ts';
 import { WorkloadLoop } from '../orchestration/index.ts';
 import type { PeerClient } from '../peers/index.ts';
 import { decodeMessages, forceNewCluster, openRaftNode, quorumSurvivesRemoval, RaftTransport, walMarkerPath, type RaftNode } from '../raft-io/index.ts';
-import { filterTasks, resolveNode, resolveService, resolveSpecSecrets, resolveTask, secretVersionViews, Store, toBase64, type ApplyResult, type ClusterRecord, type Command, type Labels, type NodeRecord, type SecretRecord, type ServiceRecord, type TaggedCommand, type TaskRecord, type TaskStatusUpdate } from '../store/index.ts';
+import { filterTasks, resolveNode, resolveService, resolveSpecSecrets, resolveTask, Store, toBase64, type ApplyResult, type ClusterRecord, type Command, type Labels, type NodeRecord, type SecretRecord, type ServiceRecord, type TaggedCommand, type TaskRecord, type TaskStatusUpdate } from '../store/index.ts';
 import { Dispatcher, type Agent, type ExecResult, type SessionClaim } from '../task-dispatch/index.ts';
 import { peerPaths } from '../peers/index.ts';
 import { openPeerClient, startAgent } from '../_node-agent.ts';
@@ -249,7 +250,7 @@ export class Manager implements Backend {
     const log = this.#options.log ?? (() => {});
     const propose = (command: Command): Promise<ApplyResult> => this.#router.propose(command);
     const now = (): string => this.#now();
-    const dispatcher = new Dispatcher({ store: () => raft.store, propose, timers: this.#timers, now, log });
+    const dispatcher = new Dispatcher({ store: () => raft.store, propose, timers: this.#timers, random: this.#options.random, now, log });
     const workloads = new WorkloadLoop({ store: () => raft.store, propose, timers: this.#timers, now, newId: () => newId(this.#options.random), log });
     const duties = new LeaderDuties({
       selfId: this.state.nodeId,

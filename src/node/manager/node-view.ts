@@ -7,7 +7,7 @@ import type { ProgressStatus, RaftStatus } from '../../raft/core.ts';
 import type { MemberId } from '../../raft/types.ts';
 import type { NodeSummary, NodeView } from '../api/index.ts';
 import type { NodeState } from '../data-dir/index.ts';
-import { terminalTaskStates, type NodeRecord, type Store } from '../store/index.ts';
+import { isDead, type NodeRecord, type Store } from '../store/index.ts';
 
 export type Reachability = NonNullable<NodeView['manager']>['reachability'];
 
@@ -117,7 +117,7 @@ export function localTaskCounts(store: Store | undefined, nodeId: string): NodeS
   let live = 0;
   let running = 0;
   for (const task of store?.workloads.tasks.values() ?? []) {
-    if (task.nodeId !== nodeId || terminalTaskStates.has(task.status.state)) continue;
+    if (task.nodeId !== nodeId || isDead(task)) continue;
     live++;
     if (task.status.state === 'running') running++;
   }

@@ -3,9 +3,8 @@
  * the store; and Docker's task filters.
  */
 import { SecretdError } from '../../errors.ts';
-import type { ServiceSpecInput } from '../api/index.ts';
 import type { Store } from './store.ts';
-import type { NodeRecord, ServiceRecord, ServiceSpec, TaskRecord } from './types.ts';
+import type { NodeRecord, ServiceRecord, ServiceSpec, ServiceSpecInput, TaskRecord } from './types.ts';
 import { isLive } from './task-states.ts';
 
 /**

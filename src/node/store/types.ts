@@ -168,3 +168,16 @@ export interface TaskRecord {
 
 /** Terminal states: the task will not run again (the orchestrator makes a new one if needed). */
 export const terminalTaskStates: ReadonlySet<TaskState> = new Set(['complete', 'shutdown', 'failed', 'rejected', 'orphaned']);
+
+/** A service spec as a client gives it: its secret references by name, their ids not yet resolved. */
+export type ServiceSpecInput = Omit<ServiceSpec, 'container'> & { container: Omit<ServiceSpec['container'], 'secrets'> & { secrets: SecretRefInput[] } };
+export interface SecretRefInput {
+  readonly secretId: string | null;
+  readonly secretName: string;
+  readonly target: string;
+  readonly uid: string;
+  readonly gid: string;
+  readonly mode: number;
+  readonly version?: number;
+  readonly onUpdate?: OnUpdate;
+}

@@ -1,8 +1,6 @@
 /** Who uses which version of a secret, for `secret versions` (never the data). */
-import type { SecretVersionView } from '../api/index.ts';
-import type { Store } from './store.ts';
-import { isLive } from './task-states.ts';
-import type { SecretRecord } from './types.ts';
+import { isLive, type SecretRecord, type Store } from '../store/index.ts';
+import type { SecretVersionView } from './backend.ts';
 
 export function secretVersionViews(store: Store, secret: SecretRecord): SecretVersionView[] {
   const newest = secret.versions.at(-1)?.version;

@@ -38,8 +38,15 @@ export interface SpawnCapturedOptions {
   readonly cwd?: string;
 }
 
-export function spawnCaptured(executable: string, args: readonly string[], options: SpawnCapturedOptions = {}): CapturedProcess {
-  const child = spawn(executable, args, { cwd: options.cwd ?? repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnCaptured(
+  executable: string,
+  args: readonly string[],
+  options: SpawnCapturedOptions = {},
+): CapturedProcess {
+  const child = spawn(executable, args, {
+    cwd: options.cwd ?? repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let tail = '';
   let stdout = '';
   let partialLine = '';
@@ -73,8 +80,12 @@ export function spawnCaptured(executable: string, args: readonly string[], optio
       resolve();
     });
   });
-  const exitStatus = (): string => (child.signalCode !== null ? `signal ${child.signalCode}` : `code ${child.exitCode ?? '?'}`);
-  const waitForLine = (pattern: RegExp, waitOptions: { readonly timeoutMs: number }): Promise<string> => {
+  const exitStatus = (): string =>
+    child.signalCode !== null ? `signal ${child.signalCode}` : `code ${child.exitCode ?? '?'}`;
+  const waitForLine = (
+    pattern: RegExp,
+    waitOptions: { readonly timeoutMs: number },
+  ): Promise<string> => {
     const seen = lines.find((line) => pattern.test(line));
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
@@ -113,17 +124,25 @@ export interface RunToEndOptions {
 }
 
 /** Runs a short command; resolves with its stdout when it exits 0, else throws with its output. */
-export async function runToEnd(executable: string, args: readonly string[], options: RunToEndOptions = {}): Promise<string> {
+export async function runToEnd(
+  executable: string,
+  args: readonly string[],
+  options: RunToEndOptions = {},
+): Promise<string> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const what = [executable.split('/').pop(), ...args.slice(0, 2)].join(' ');
   const run = spawnCaptured(executable, args);
-  const finished = await Promise.race([run.exited.then(() => true), delay(timeoutMs).then(() => false)]);
+  const finished = await Promise.race([
+    run.exited.then(() => true),
+    delay(timeoutMs).then(() => false),
+  ]);
   if (!finished) {
     run.child.kill('SIGKILL');
     await run.exited;
     throw new Error(`${what} did not finish in ${timeoutMs / 1000} s`);
   }
-  if (run.child.exitCode !== 0) throw new Error(`${what} exited with ${run.exitStatus()}: ${run.output() || '(no output)'}`);
+  if (run.child.exitCode !== 0)
+    throw new Error(`${what} exited with ${run.exitStatus()}: ${run.output() || '(no output)'}`);
   return run.stdout();
 }
 
@@ -131,7 +150,10 @@ export async function runToEnd(executable: string, args: readonly string[], opti
 export async function stopProcess(target: CapturedProcess, stopTimeoutMs: number): Promise<void> {
   if (target.hasExited()) return;
   target.child.kill('SIGTERM');
-  const stopped = await Promise.race([target.exited.then(() => true), delay(stopTimeoutMs).then(() => false)]);
+  const stopped = await Promise.race([
+    target.exited.then(() => true),
+    delay(stopTimeoutMs).then(() => false),
+  ]);
   if (!stopped) {
     target.child.kill('SIGKILL');
     await target.exited;
@@ -147,7 +169,9 @@ export async function retry<T>(attempt: () => Promise<T>, check: () => void): Pr
       try {
         check();
       } catch (fatal) {
-        throw new Error(`${errorReason(fatal)}; last attempt: ${errorReason(error)}`, { cause: error });
+        throw new Error(`${errorReason(fatal)}; last attempt: ${errorReason(error)}`, {
+          cause: error,
+        });
       }
     }
     await delay(200);
@@ -155,7 +179,10 @@ export async function retry<T>(attempt: () => Promise<T>, check: () => void): Pr
 }
 
 /** Polls `condition` every `intervalMs` until it is true; throws after `timeoutMs` with `what`. */
-export async function waitUntil(condition: () => Promise<boolean>, options: { readonly timeoutMs: number; readonly intervalMs?: number; readonly what: string }): Promise<void> {
+export async function waitUntil(
+  condition: () => Promise<boolean>,
+  options: { readonly timeoutMs: number; readonly intervalMs?: number; readonly what: string },
+): Promise<void> {
   const deadlineMs = performance.now() + options.timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -167,7 +194,9 @@ export async function waitUntil(condition: () => Promise<boolean>, options: { re
     }
     if (performance.now() > deadlineMs) {
       const last = lastError === undefined ? '' : ` (last error: ${errorReason(lastError)})`;
-      throw new Error(`timed out after ${options.timeoutMs / 1000} s waiting for ${options.what}${last}`);
+      throw new Error(
+        `timed out after ${options.timeoutMs / 1000} s waiting for ${options.what}${last}`,
+      );
     }
     await delay(options.intervalMs ?? 100);
   }

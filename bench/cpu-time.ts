@@ -8,7 +8,10 @@ import { spawnSync } from 'node:child_process';
 
 /** Clock ticks per second of /proc times: 100 on every common Linux, asked once. */
 const clockTicksPerSec = ((): number => {
-  const answer = Number.parseInt(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout ?? '', 10);
+  const answer = Number.parseInt(
+    spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout ?? '',
+    10,
+  );
   return Number.isSafeInteger(answer) && answer > 0 ? answer : 100;
 })();
 

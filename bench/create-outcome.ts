@@ -10,7 +10,8 @@ export interface HttpAnswer {
 }
 
 export function createOutcome(answer: HttpAnswer): CreateOutcome {
-  if (answer.status !== 201) return { ok: false, reason: `HTTP ${answer.status}: ${firstMessage(answer.body)}` };
+  if (answer.status !== 201)
+    return { ok: false, reason: `HTTP ${answer.status}: ${firstMessage(answer.body)}` };
   try {
     const parsed: unknown = JSON.parse(answer.body);
     const id = (parsed as { ID?: unknown } | null)?.ID;

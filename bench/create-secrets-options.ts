@@ -30,7 +30,12 @@ Docker (default: /var/run/docker.sock if it is a swarm manager):
 export type SecretdChoice =
   | { readonly kind: 'none' }
   | { readonly kind: 'start'; readonly command: readonly string[] | undefined }
-  | { readonly kind: 'url'; readonly url: string; readonly files: ClientTLSFiles; readonly servername: string | undefined };
+  | {
+      readonly kind: 'url';
+      readonly url: string;
+      readonly files: ClientTLSFiles;
+      readonly servername: string | undefined;
+    };
 
 export type DockerChoice =
   | { readonly kind: 'none' }
@@ -111,17 +116,22 @@ function secretdChoice(values: SecretdValues): SecretdChoice {
   const url = values['secretd-url'];
   const { cacert, cert, key } = values;
   if (values['no-secretd'] === true) {
-    if (url !== undefined || values['secretd-bin'] !== undefined) throw new UsageError('--no-secretd contradicts --secretd-url and --secretd-bin');
+    if (url !== undefined || values['secretd-bin'] !== undefined)
+      throw new UsageError('--no-secretd contradicts --secretd-url and --secretd-bin');
     return { kind: 'none' };
   }
   if (url === undefined) {
-    if (cacert !== undefined || cert !== undefined || key !== undefined) throw new UsageError('--cacert, --cert and --key go with --secretd-url');
+    if (cacert !== undefined || cert !== undefined || key !== undefined)
+      throw new UsageError('--cacert, --cert and --key go with --secretd-url');
     const bin = values['secretd-bin'];
     return { kind: 'start', command: bin === undefined ? undefined : [bin] };
   }
-  if (!url.startsWith('https://')) throw new UsageError(`--secretd-url must be https://HOST:PORT, not '${url}'`);
-  if (cacert === undefined || cert === undefined || key === undefined) throw new UsageError('--secretd-url needs --cacert, --cert and --key');
-  if (values['secretd-bin'] !== undefined) throw new UsageError('--secretd-bin contradicts --secretd-url');
+  if (!url.startsWith('https://'))
+    throw new UsageError(`--secretd-url must be https://HOST:PORT, not '${url}'`);
+  if (cacert === undefined || cert === undefined || key === undefined)
+    throw new UsageError('--secretd-url needs --cacert, --cert and --key');
+  if (values['secretd-bin'] !== undefined)
+    throw new UsageError('--secretd-bin contradicts --secretd-url');
   return { kind: 'url', url, files: { cacert, cert, key }, servername: values.servername };
 }
 
@@ -132,8 +142,13 @@ interface DockerValues {
 }
 
 function dockerChoice(values: DockerValues): DockerChoice {
-  const chosen = [values['docker-socket'] !== undefined, values['start-docker'] === true, values['no-docker'] === true];
-  if (chosen.filter(Boolean).length > 1) throw new UsageError('Choose one of --docker-socket, --start-docker and --no-docker');
+  const chosen = [
+    values['docker-socket'] !== undefined,
+    values['start-docker'] === true,
+    values['no-docker'] === true,
+  ];
+  if (chosen.filter(Boolean).length > 1)
+    throw new UsageError('Choose one of --docker-socket, --start-docker and --no-docker');
   if (values['no-docker'] === true) return { kind: 'none' };
   if (values['start-docker'] === true) return { kind: 'start' };
   const path = values['docker-socket'];
@@ -148,6 +163,7 @@ export function positiveInteger(option: string, text: string): number {
 
 export function nonNegativeInteger(option: string, text: string): number {
   const value = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value)) throw new UsageError(`${option} must be a whole number, not '${text}'`);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value))
+    throw new UsageError(`${option} must be a whole number, not '${text}'`);
   return value;
 }

@@ -8,14 +8,26 @@
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { parseOptions, usage, UsageError, type BenchOptions, type DockerChoice, type SecretdChoice } from './create-secrets-options.ts';
+import {
+  parseOptions,
+  usage,
+  UsageError,
+  type BenchOptions,
+  type DockerChoice,
+  type SecretdChoice,
+} from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
 import { dockerTarget } from './docker-client.ts';
 import { DockerUnavailableError, isSwarmManager, startDockerSwarm } from './docker-swarm.ts';
 import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
 import { forEachLimited, runLoad, valuePool, type CreateTarget } from './load.ts';
 import { loadAverageAtStart } from './machine.ts';
-import { openSecretdSession, secretdTarget, type ClientTLSFiles, type SecretdClientOptions } from './secretd-client.ts';
+import {
+  openSecretdSession,
+  secretdTarget,
+  type ClientTLSFiles,
+  type SecretdClientOptions,
+} from './secretd-client.ts';
 import { startSecretd } from './secretd-process.ts';
 import { formatNumber, formatTable, summarize, type Column, type RunSummary } from './stats.ts';
 
@@ -41,7 +53,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const skipped: string[] = [];
   const systems: SystemUnderTest[] = [];
-  for (const open of [() => openSecretd(options.secretd, options), () => openDocker(options.docker, options)]) {
+  for (const open of [
+    () => openSecretd(options.secretd, options),
+    () => openDocker(options.docker, options),
+  ]) {
     const opened = await open();
     if (typeof opened === 'string') skipped.push(opened);
     else if (opened !== undefined) systems.push(opened);
@@ -57,7 +72,9 @@ async function main(argv: readonly string[]): Promise<number> {
   for (const concurrency of options.concurrencies) {
     for (const system of systems) {
       if (interrupted.signal.aborted) break;
-      measurements.push(await measure(system, concurrency, { options, values, run: `${runId}c${concurrency}` }));
+      measurements.push(
+        await measure(system, concurrency, { options, values, run: `${runId}c${concurrency}` }),
+      );
     }
   }
   report(options, measurements, skipped);
@@ -73,7 +90,8 @@ async function openSecretd(choice: SecretdChoice, options: BenchOptions): Promis
     case 'none':
       return undefined;
     case 'url': {
-      const clientOptions = choice.servername === undefined ? timeouts : { ...timeouts, servername: choice.servername };
+      const clientOptions =
+        choice.servername === undefined ? timeouts : { ...timeouts, servername: choice.servername };
       // Connect once now so a wrong URL or certificate is reported before any measurement.
       await (await openSecretdSession(choice.url, choice.files, clientOptions)).close();
       return secretdSystem(choice.url, choice.files, clientOptions);
@@ -81,7 +99,9 @@ async function openSecretd(choice: SecretdChoice, options: BenchOptions): Promis
     case 'start': {
       console.error('Starting secretd…');
       try {
-        const secretd = await startSecretd(choice.command === undefined ? {} : { command: choice.command });
+        const secretd = await startSecretd(
+          choice.command === undefined ? {} : { command: choice.command },
+        );
         deferCleanup(() => secretd.stop());
         return secretdSystem(secretd.url, secretd, timeouts);
       } catch (error) {
@@ -91,7 +111,11 @@ async function openSecretd(choice: SecretdChoice, options: BenchOptions): Promis
   }
 }
 
-function secretdSystem(url: string, files: ClientTLSFiles, clientOptions: SecretdClientOptions): SystemUnderTest {
+function secretdSystem(
+  url: string,
+  files: ClientTLSFiles,
+  clientOptions: SecretdClientOptions,
+): SystemUnderTest {
   return {
     label: 'secretd',
     openTarget: async () => secretdTarget(await openSecretdSession(url, files, clientOptions)),
@@ -103,19 +127,25 @@ const defaultDockerSocket = '/var/run/docker.sock';
 async function openDocker(choice: DockerChoice, options: BenchOptions): Promise<Opened> {
   const system = (socketPath: string): SystemUnderTest => ({
     label: 'docker',
-    openTarget: async (concurrency) => dockerTarget({ socketPath, concurrency, requestTimeoutMs: options.requestTimeoutMs }),
+    openTarget: async (concurrency) =>
+      dockerTarget({ socketPath, concurrency, requestTimeoutMs: options.requestTimeoutMs }),
   });
   switch (choice.kind) {
     case 'none':
       return undefined;
     case 'auto':
-      if (!existsSync(defaultDockerSocket) || !(await isSwarmManager(defaultDockerSocket).catch(() => false))) {
+      if (
+        !existsSync(defaultDockerSocket) ||
+        !(await isSwarmManager(defaultDockerSocket).catch(() => false))
+      ) {
         return `docker: skipped. ${defaultDockerSocket} is not a swarm manager; use --start-docker or --docker-socket PATH.`;
       }
       return system(defaultDockerSocket);
     case 'socket':
       if (!(await isSwarmManager(choice.path).catch(() => false))) {
-        throw new UsageError(`Docker at ${choice.path} does not answer as a swarm manager (docker swarm init?)`);
+        throw new UsageError(
+          `Docker at ${choice.path} does not answer as a swarm manager (docker swarm init?)`,
+        );
       }
       return system(choice.path);
     case 'start': {
@@ -142,7 +172,11 @@ interface MeasureContext {
   readonly run: string;
 }
 
-async function measure(system: SystemUnderTest, concurrency: number, context: MeasureContext): Promise<Measurement> {
+async function measure(
+  system: SystemUnderTest,
+  concurrency: number,
+  context: MeasureContext,
+): Promise<Measurement> {
   const { options, values, run } = context;
   const body = (name: string, index: number): string =>
     `{"Name":${JSON.stringify(name)},"Data":"${values[index % values.length] ?? ''}","Labels":{}}`;
@@ -150,15 +184,25 @@ async function measure(system: SystemUnderTest, concurrency: number, context: Me
   try {
     const common = { concurrency, wallCapMs: options.wallCapMs, signal: interrupted.signal };
     console.error(`${system.label} C=${concurrency}: ${options.warmupCount} warm-up creates…`);
-    const warmup = await runLoad(target, { ...common, count: options.warmupCount, bodyFor: (i) => body(`bench-${run}-w${i}`, i) });
+    const warmup = await runLoad(target, {
+      ...common,
+      count: options.warmupCount,
+      bodyFor: (i) => body(`bench-${run}-w${i}`, i),
+    });
     console.error(`${system.label} C=${concurrency}: ${options.count} measured creates…`);
-    const measured = await runLoad(target, { ...common, count: options.count, bodyFor: (i) => body(`bench-${run}-${i}`, i) });
+    const measured = await runLoad(target, {
+      ...common,
+      count: options.count,
+      bodyFor: (i) => body(`bench-${run}-${i}`, i),
+    });
     const notes = [
       ...[...warmup.errorReasons].map(([reason, times]) => `warm-up: ${times}× ${reason}`),
       ...[...measured.errorReasons].map(([reason, times]) => `${times}× ${reason}`),
       ...(measured.capped ? [`stopped by the ${options.wallCapMs / 1000} s cap`] : []),
       ...(warmup.aborted || measured.aborted ? ['interrupted: partial results'] : []),
-      ...(measured.wallMs < shortRunMs ? [`measured for only ${Math.round(measured.wallMs)} ms; raise --n for a steadier figure`] : []),
+      ...(measured.wallMs < shortRunMs
+        ? [`measured for only ${Math.round(measured.wallMs)} ms; raise --n for a steadier figure`]
+        : []),
     ];
     const ids = [...warmup.ids, ...measured.ids];
     let undeleted = 0;
@@ -168,39 +212,83 @@ async function measure(system: SystemUnderTest, concurrency: number, context: Me
     };
     await forEachLimited(ids, removeOne, { limit: Math.max(concurrency, 16) });
     if (undeleted > 0) notes.push(`cleanup: ${undeleted} of ${ids.length} secrets not deleted`);
-    const summary = summarize(measured.latenciesMs, { errorCount: measured.errorCount, wallMs: measured.wallMs });
+    const summary = summarize(measured.latenciesMs, {
+      errorCount: measured.errorCount,
+      wallMs: measured.wallMs,
+    });
     return { system: system.label, concurrency, summary, notes };
   } finally {
     await target.close();
   }
 }
 
-function report(options: BenchOptions, measurements: readonly Measurement[], skipped: readonly string[]): void {
+function report(
+  options: BenchOptions,
+  measurements: readonly Measurement[],
+  skipped: readonly string[],
+): void {
   console.log(
     `create-secrets: N=${options.count} (+${options.warmupCount} warm-up), S=${options.valueBytes} B, ` +
       `C=${options.concurrencies.join(',')}; Bun ${process.versions['bun'] ?? '?'}, ${availableParallelism()} CPUs, ` +
       `load average before ${formatNumber(loadAverageAtStart, 2)}`,
   );
   const rows = measurements.map(({ system, concurrency, summary: s }) => [
-    system, String(concurrency), String(s.okCount), String(s.errorCount), formatNumber(s.throughputPerSec, 0),
-    formatNumber(s.p50Ms, 2), formatNumber(s.p99Ms, 2), formatNumber(s.maxMs, 2),
+    system,
+    String(concurrency),
+    String(s.okCount),
+    String(s.errorCount),
+    formatNumber(s.throughputPerSec, 0),
+    formatNumber(s.p50Ms, 2),
+    formatNumber(s.p99Ms, 2),
+    formatNumber(s.maxMs, 2),
   ]);
   const right = (title: string): Column => ({ title, align: 'right' });
-  const columns = [{ title: 'system', align: 'left' } as const, ...['C', 'ok', 'errors', 'creates/s', 'p50 ms', 'p99 ms', 'max ms'].map(right)];
+  const columns = [
+    { title: 'system', align: 'left' } as const,
+    ...['C', 'ok', 'errors', 'creates/s', 'p50 ms', 'p99 ms', 'max ms'].map(right),
+  ];
   console.log(formatTable(columns, rows));
   const ratios = ratioRows(measurements);
   if (ratios.length > 0) {
-    console.log('\nsecretd/docker (throughput: above 1 is secretd faster; p99: below 1 is secretd quicker)');
-    const ratioCells = ratios.map((r) => [String(r.concurrency), formatNumber(r.throughput, 2), formatNumber(r.p99, 2)]);
+    console.log(
+      '\nsecretd/docker (throughput: above 1 is secretd faster; p99: below 1 is secretd quicker)',
+    );
+    const ratioCells = ratios.map((r) => [
+      String(r.concurrency),
+      formatNumber(r.throughput, 2),
+      formatNumber(r.p99, 2),
+    ]);
     console.log(formatTable(['C', 'throughput', 'p99'].map(right), ratioCells));
   }
-  const notes = measurements.flatMap((m) => m.notes.map((note) => `${m.system} C=${m.concurrency}: ${note}`));
+  const notes = measurements.flatMap((m) =>
+    m.notes.map((note) => `${m.system} C=${m.concurrency}: ${note}`),
+  );
   if (notes.length + skipped.length > 0) console.log(['', ...skipped, ...notes].join('\n'));
   if (options.json) {
-    const results = measurements.map(({ system, concurrency, summary, notes: n }) => ({ system, concurrency, ...summary, notes: n }));
+    const results = measurements.map(({ system, concurrency, summary, notes: n }) => ({
+      system,
+      concurrency,
+      ...summary,
+      notes: n,
+    }));
     const { count: n, valueBytes, warmupCount } = options;
-    const machine = { bun: process.versions['bun'], cpus: availableParallelism(), loadAverageBefore: loadAverageAtStart };
-    console.log(JSON.stringify({ bench: 'create-secrets', n, valueBytes, warmupCount, machine, results, ratios, skipped }));
+    const machine = {
+      bun: process.versions['bun'],
+      cpus: availableParallelism(),
+      loadAverageBefore: loadAverageAtStart,
+    };
+    console.log(
+      JSON.stringify({
+        bench: 'create-secrets',
+        n,
+        valueBytes,
+        warmupCount,
+        machine,
+        results,
+        ratios,
+        skipped,
+      }),
+    );
   }
 }
 
@@ -218,7 +306,13 @@ function ratioRows(measurements: readonly Measurement[]): Ratio[] {
     const secretd = find('secretd', concurrency);
     const docker = find('docker', concurrency);
     if (secretd === undefined || docker === undefined) return [];
-    return [{ concurrency, throughput: secretd.throughputPerSec / docker.throughputPerSec, p99: secretd.p99Ms / docker.p99Ms }];
+    return [
+      {
+        concurrency,
+        throughput: secretd.throughputPerSec / docker.throughputPerSec,
+        p99: secretd.p99Ms / docker.p99Ms,
+      },
+    ];
   });
 }
 
@@ -230,8 +324,12 @@ let exitCode: number;
 try {
   exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  const isUsage = error instanceof UsageError || (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
-  console.error(isUsage ? `${messageOf(error)}\n\n${usage}` : `create-secrets failed: ${messageOf(error)}`);
+  const isUsage =
+    error instanceof UsageError ||
+    (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
+  console.error(
+    isUsage ? `${messageOf(error)}\n\n${usage}` : `create-secrets failed: ${messageOf(error)}`,
+  );
   exitCode = isUsage ? 2 : 1;
 }
 await runCleanups();

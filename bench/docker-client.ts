@@ -37,11 +37,21 @@ export function dockerRequest(options: DockerRequestOptions): Promise<HttpAnswer
       headers['Content-Length'] = Buffer.byteLength(options.body);
     }
     const req = request(
-      { socketPath: options.socketPath, method: options.method, path: options.path, headers, agent: options.agent ?? false },
+      {
+        socketPath: options.socketPath,
+        method: options.method,
+        path: options.path,
+        headers,
+        agent: options.agent ?? false,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => settle(() => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') })));
+        res.on('end', () =>
+          settle(() =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+          ),
+        );
         res.on('error', (error) => settle(() => reject(error)));
       },
     );
@@ -71,7 +81,11 @@ export function dockerTarget(options: DockerTargetOptions): CreateTarget {
   // Once dockerd is gone, stop using the Agent: in Bun 1.4.5 a keep-alive Agent whose connects
   // keep failing wedges, and then throws its sockets' errors as uncaught exceptions.
   let gone: string | undefined;
-  const send = async (method: 'POST' | 'DELETE', path: string, body?: string): Promise<HttpAnswer> => {
+  const send = async (
+    method: 'POST' | 'DELETE',
+    path: string,
+    body?: string,
+  ): Promise<HttpAnswer> => {
     if (gone !== undefined) throw new Error(`not sent, dockerd is gone (${gone})`);
     try {
       return await dockerRequest({

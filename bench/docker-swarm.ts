@@ -47,7 +47,10 @@ export class DockerUnavailableError extends Error {
 const extraBinDirs = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
 
 export function findExecutable(name: string): string | undefined {
-  const dirs = [...(process.env['PATH'] ?? '').split(':').filter((dir) => dir !== ''), ...extraBinDirs];
+  const dirs = [
+    ...(process.env['PATH'] ?? '').split(':').filter((dir) => dir !== ''),
+    ...extraBinDirs,
+  ];
   for (const dir of dirs) {
     const candidate = join(dir, name);
     try {
@@ -60,15 +63,21 @@ export function findExecutable(name: string): string | undefined {
   return undefined;
 }
 
-export async function startDockerSwarm(options: StartDockerSwarmOptions = {}): Promise<DockerSwarm> {
+export async function startDockerSwarm(
+  options: StartDockerSwarmOptions = {},
+): Promise<DockerSwarm> {
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;
   const dockerd = findExecutable('dockerd');
   if (dockerd === undefined) {
-    throw new DockerUnavailableError('Cannot start Docker: dockerd not found; install it with `apt-get install -y docker.io`');
+    throw new DockerUnavailableError(
+      'Cannot start Docker: dockerd not found; install it with `apt-get install -y docker.io`',
+    );
   }
-  if (process.getuid?.() !== 0) throw new DockerUnavailableError('Cannot start Docker: dockerd needs root');
+  if (process.getuid?.() !== 0)
+    throw new DockerUnavailableError('Cannot start Docker: dockerd needs root');
   for (const tool of ['unshare', 'ip']) {
-    if (findExecutable(tool) === undefined) throw new DockerUnavailableError(`Cannot start Docker: ${tool} not found`);
+    if (findExecutable(tool) === undefined)
+      throw new DockerUnavailableError(`Cannot start Docker: ${tool} not found`);
   }
   // Under /tmp, not $TMPDIR: containerd's socket paths nest four levels below the exec root and
   // must stay within the 107-byte limit of a unix socket path.
@@ -79,33 +88,51 @@ export async function startDockerSwarm(options: StartDockerSwarmOptions = {}): P
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const swarm: DockerSwarm = {
     socket,
-    stop: once(() => stopDockerd({ child, exited, dir, stopTimeoutMs: options.stopTimeoutMs ?? 15_000 })),
+    stop: once(() =>
+      stopDockerd({ child, exited, dir, stopTimeoutMs: options.stopTimeoutMs ?? 15_000 }),
+    ),
     [Symbol.asyncDispose]: () => swarm.stop(),
   };
   try {
     const deadlineMs = performance.now() + startTimeoutMs;
     await waitFor(() => ping(socket), { deadlineMs, exited, what: 'dockerd to answer /_ping' });
     await initSwarm(socket);
-    await waitFor(() => isSwarmManager(socket), { deadlineMs, exited, what: 'the swarm to accept writes' });
+    await waitFor(() => isSwarmManager(socket), {
+      deadlineMs,
+      exited,
+      what: 'the swarm to accept writes',
+    });
     return swarm;
   } catch (error) {
     const log = await readFile(logPath, 'utf8').catch(() => '');
     await swarm.stop();
     const message = error instanceof Error ? error.message : String(error);
-    throw new Error(`Cannot start Docker Swarm: ${message}\n--- dockerd log (last lines) ---\n${lastLines(log, 20)}`, { cause: error });
+    throw new Error(
+      `Cannot start Docker Swarm: ${message}\n--- dockerd log (last lines) ---\n${lastLines(log, 20)}`,
+      { cause: error },
+    );
   }
 }
 
 function spawnDockerd(dockerd: string, dir: string, logPath: string): ChildProcess {
   const namespace = `secretd-bench-${dir.slice(-6)}`;
   const args = [
-    '--data-root', join(dir, 'data'),
-    '--exec-root', join(dir, 'exec'),
-    '--pidfile', join(dir, 'docker.pid'),
-    '--host', `unix://${join(dir, 'docker.sock')}`,
-    '--containerd-namespace', namespace,
-    '--containerd-plugins-namespace', `${namespace}-plugins`,
-    '--iptables=false', '--ip-forward=false', '--ip-masq=false', '--bridge=none',
+    '--data-root',
+    join(dir, 'data'),
+    '--exec-root',
+    join(dir, 'exec'),
+    '--pidfile',
+    join(dir, 'docker.pid'),
+    '--host',
+    `unix://${join(dir, 'docker.sock')}`,
+    '--containerd-namespace',
+    namespace,
+    '--containerd-plugins-namespace',
+    `${namespace}-plugins`,
+    '--iptables=false',
+    '--ip-forward=false',
+    '--ip-masq=false',
+    '--bridge=none',
     // No image is pulled; vfs needs no kernel support and mounts nothing.
     '--storage-driver=vfs',
   ];
@@ -116,7 +143,18 @@ function spawnDockerd(dockerd: string, dir: string, logPath: string): ChildProce
     // starts down, and the swarm dials itself on 127.0.0.1.
     return spawn(
       'unshare',
-      ['--net', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', dockerd, ...args],
+      [
+        '--net',
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        'sh',
+        '-c',
+        'ip link set lo up && exec "$0" "$@"',
+        dockerd,
+        ...args,
+      ],
       { stdio: ['ignore', log, log] },
     );
   } finally {
@@ -132,19 +170,32 @@ async function initSwarm(socket: string): Promise<void> {
     body: JSON.stringify({ ListenAddr: '127.0.0.1:2377', AdvertiseAddr: '127.0.0.1:2377' }),
     timeoutMs: 30_000,
   });
-  if (answer.status !== 200) throw new Error(`swarm init answered ${answer.status}: ${answer.body.trim()}`);
+  if (answer.status !== 200)
+    throw new Error(`swarm init answered ${answer.status}: ${answer.body.trim()}`);
 }
 
 async function ping(socket: string): Promise<boolean> {
-  const answer = await dockerRequest({ socketPath: socket, method: 'GET', path: '/_ping', timeoutMs: 2_000 }).catch(() => undefined);
+  const answer = await dockerRequest({
+    socketPath: socket,
+    method: 'GET',
+    path: '/_ping',
+    timeoutMs: 2_000,
+  }).catch(() => undefined);
   return answer?.status === 200;
 }
 
 /** A swarm manager that can take writes: what `--docker-socket` must point at too. */
 export async function isSwarmManager(socket: string): Promise<boolean> {
-  const answer = await dockerRequest({ socketPath: socket, method: 'GET', path: `${dockerApiPrefix}/info`, timeoutMs: 5_000 });
+  const answer = await dockerRequest({
+    socketPath: socket,
+    method: 'GET',
+    path: `${dockerApiPrefix}/info`,
+    timeoutMs: 5_000,
+  });
   if (answer.status !== 200) return false;
-  const swarm = (JSON.parse(answer.body) as { Swarm?: { LocalNodeState?: unknown; ControlAvailable?: unknown } }).Swarm;
+  const swarm = (
+    JSON.parse(answer.body) as { Swarm?: { LocalNodeState?: unknown; ControlAvailable?: unknown } }
+  ).Swarm;
   return swarm?.LocalNodeState === 'active' && swarm.ControlAvailable === true;
 }
 
@@ -160,7 +211,8 @@ async function waitFor(condition: () => Promise<boolean>, options: WaitForOption
   void options.exited.then(() => (hasExited = true));
   while (!(await condition().catch(() => false))) {
     if (hasExited) throw new Error(`dockerd exited while waiting for ${options.what}`);
-    if (performance.now() > options.deadlineMs) throw new Error(`timed out waiting for ${options.what}`);
+    if (performance.now() > options.deadlineMs)
+      throw new Error(`timed out waiting for ${options.what}`);
     await delay(100);
   }
 }
@@ -178,7 +230,10 @@ async function stopDockerd(options: StopDockerdOptions): Promise<void> {
   const containerdPid = readPid(join(dir, 'exec', 'containerd', 'containerd.pid'));
   if (child.exitCode === null && child.signalCode === null) {
     child.kill('SIGTERM');
-    const stopped = await Promise.race([exited.then(() => true), delay(options.stopTimeoutMs).then(() => false)]);
+    const stopped = await Promise.race([
+      exited.then(() => true),
+      delay(options.stopTimeoutMs).then(() => false),
+    ]);
     if (!stopped) {
       child.kill('SIGKILL');
       await exited;

@@ -15,9 +15,14 @@ export function etcdPutBody(key: string, valueBase64: string): string {
 
 /** 200 with a header carrying the new revision is a put done; anything else is an error. */
 export function putOutcome(answer: HttpAnswer): CreateOutcome {
-  if (answer.status !== 200) return { ok: false, reason: `HTTP ${answer.status}: ${answer.body.slice(0, 120).trim() || '(empty body)'}` };
+  if (answer.status !== 200)
+    return {
+      ok: false,
+      reason: `HTTP ${answer.status}: ${answer.body.slice(0, 120).trim() || '(empty body)'}`,
+    };
   try {
-    const revision = (JSON.parse(answer.body) as { header?: { revision?: unknown } } | null)?.header?.revision;
+    const revision = (JSON.parse(answer.body) as { header?: { revision?: unknown } } | null)?.header
+      ?.revision;
     if (typeof revision === 'string' && revision !== '') return { ok: true, id: revision };
   } catch {
     // Falls through: a 200 without a revision is an error like any other.
@@ -30,7 +35,9 @@ export function etcdTarget(session: SecretdSession): CreateTarget {
   return {
     label: 'etcd',
     create: (body) =>
-      session.request('POST', '/v3/kv/put', body).then(putOutcome, (error: unknown) => ({ ok: false as const, reason: errorReason(error) })),
+      session
+        .request('POST', '/v3/kv/put', body)
+        .then(putOutcome, (error: unknown) => ({ ok: false as const, reason: errorReason(error) })),
     remove: async () => false,
     close: () => session.close(),
   };

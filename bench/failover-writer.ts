@@ -83,7 +83,10 @@ export class RoundRobinWriter {
   }
 
   /** The first attempt for which `accept` is true; rejects after `timeoutMs`. */
-  next(accept: (attempt: WriteAttempt) => boolean, options: { readonly timeoutMs: number; readonly what: string }): Promise<WriteAttempt> {
+  next(
+    accept: (attempt: WriteAttempt) => boolean,
+    options: { readonly timeoutMs: number; readonly what: string },
+  ): Promise<WriteAttempt> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         remove();
@@ -108,18 +111,27 @@ export class RoundRobinWriter {
       else this.#failed++;
       for (const listener of [...this.#listeners]) listener(attempt);
       failedInARow = attempt.ok ? 0 : failedInARow + 1;
-      if (failedInARow > 0 && failedInARow % this.#targets.length === 0) await delay(allFailedPauseMs);
+      if (failedInARow > 0 && failedInARow % this.#targets.length === 0)
+        await delay(allFailedPauseMs);
       if (this.#options.pauseMs > 0) await delay(this.#options.pauseMs);
     }
   }
 
   async #write(target: WriterTarget, name: string): Promise<WriteAttempt> {
     const sentMs = performance.now();
-    const done = (ok: boolean, reason: string): WriteAttempt => ({ manager: target.name, sentMs, answeredMs: performance.now(), ok, reason });
+    const done = (ok: boolean, reason: string): WriteAttempt => ({
+      manager: target.name,
+      sentMs,
+      answeredMs: performance.now(),
+      ok,
+      reason,
+    });
     let session = this.#sessions.get(target.name);
     if (session === undefined) {
       try {
-        session = await openSecretdSession(target.url, this.#options.files, { requestTimeoutMs: this.#options.requestTimeoutMs });
+        session = await openSecretdSession(target.url, this.#options.files, {
+          requestTimeoutMs: this.#options.requestTimeoutMs,
+        });
       } catch (error) {
         return done(false, errorReason(error));
       }

@@ -21,7 +21,11 @@ import { RoundRobinWriter, type WriteAttempt } from './failover-writer.ts';
 import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
 import { openSecretdSession, type ClientTLSFiles, type SecretdSession } from './secretd-client.ts';
-import { startSecretdCluster, type SecretdCluster, type SecretdManager } from './secretd-cluster.ts';
+import {
+  startSecretdCluster,
+  type SecretdCluster,
+  type SecretdManager,
+} from './secretd-cluster.ts';
 import { formatNumber, formatTable, percentile, type Column } from './stats.ts';
 
 const usage = `Usage: bun bench/failover.ts [options]
@@ -105,7 +109,9 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   console.error('Starting a 3-manager secretd…');
-  const cluster = await startSecretdCluster(options.secretdCommand === undefined ? {} : { command: options.secretdCommand });
+  const cluster = await startSecretdCluster(
+    options.secretdCommand === undefined ? {} : { command: options.secretdCommand },
+  );
   deferCleanup(() => cluster.stop());
   const writer = new RoundRobinWriter(cluster.managers, {
     files: cluster,
@@ -127,18 +133,30 @@ async function main(argv: readonly string[]): Promise<number> {
       rounds.push(await killLeader(cluster, writer, round));
     } catch (error) {
       if (interrupted.signal.aborted) break;
-      const outputs = cluster.managers.map((m) => `--- ${m.name} (${m.addr}) output, last lines ---\n${m.output() || '(nothing)'}`);
+      const outputs = cluster.managers.map(
+        (m) => `--- ${m.name} (${m.addr}) output, last lines ---\n${m.output() || '(nothing)'}`,
+      );
       failure = `round ${round} failed: ${errorReason(error)}`;
       console.error([failure, ...outputs].join('\n'));
       break;
     }
   }
   const elapsedMs = performance.now() - startMs;
-  report(options, { rounds, writes: writer.written, failedWrites: writer.failed, elapsedMs, failure });
+  report(options, {
+    rounds,
+    writes: writer.written,
+    failedWrites: writer.failed,
+    elapsedMs,
+    failure,
+  });
   return failure !== undefined ? 1 : interrupted.signal.aborted ? 130 : 0;
 }
 
-async function killLeader(cluster: SecretdCluster, writer: RoundRobinWriter, round: number): Promise<Round> {
+async function killLeader(
+  cluster: SecretdCluster,
+  writer: RoundRobinWriter,
+  round: number,
+): Promise<Round> {
   const victim = await cluster.leader();
   const survivors = cluster.managers.filter((m) => m !== victim);
   console.error(`round ${round}: SIGKILL the leader ${victim.name}…`);
@@ -146,14 +164,23 @@ async function killLeader(cluster: SecretdCluster, writer: RoundRobinWriter, rou
   const exited = victim.kill();
   const failures: Record<string, number> = {};
   const stopCounting = writer.onAttempt((attempt) => {
-    if (!attempt.ok && attempt.sentMs >= killedMs) failures[attempt.reason] = (failures[attempt.reason] ?? 0) + 1;
+    if (!attempt.ok && attempt.sentMs >= killedMs)
+      failures[attempt.reason] = (failures[attempt.reason] ?? 0) + 1;
   });
-  const written = writer.next((a) => a.ok && a.sentMs >= killedMs, { timeoutMs: recoveryTimeoutMs, what: 'successful write after the kill' });
-  const leaderSeen = newLeaderInNodeList(survivors, cluster, { excludedAddr: victim.addr, timeoutMs: recoveryTimeoutMs });
+  const written = writer.next((a) => a.ok && a.sentMs >= killedMs, {
+    timeoutMs: recoveryTimeoutMs,
+    what: 'successful write after the kill',
+  });
+  const leaderSeen = newLeaderInNodeList(survivors, cluster, {
+    excludedAddr: victim.addr,
+    timeoutMs: recoveryTimeoutMs,
+  });
   const [write, seen] = await unlessInterrupted(Promise.all([written, leaderSeen, exited]));
   stopCounting();
   const failedWrites = Object.values(failures).reduce((sum, times) => sum + times, 0);
-  console.error(`round ${round}: write after ${Math.round(write.answeredMs - killedMs)} ms, ${seen.leader.name} leader in node ls after ${Math.round(seen.atMs - killedMs)} ms; restarting ${victim.name}…`);
+  console.error(
+    `round ${round}: write after ${Math.round(write.answeredMs - killedMs)} ms, ${seen.leader.name} leader in node ls after ${Math.round(seen.atMs - killedMs)} ms; restarting ${victim.name}…`,
+  );
   const restartMs = performance.now();
   await unlessInterrupted(victim.restart());
   await unlessInterrupted(cluster.waitHealthy({ timeoutMs: recoveryTimeoutMs }));
@@ -182,10 +209,17 @@ function unlessInterrupted<T>(promise: Promise<T>): Promise<T> {
 }
 
 /** Waits until a write sent after `sinceMs` has succeeded through each of `managers`. */
-async function throughEveryManager(writer: RoundRobinWriter, managers: readonly SecretdManager[], sinceMs: number): Promise<void> {
+async function throughEveryManager(
+  writer: RoundRobinWriter,
+  managers: readonly SecretdManager[],
+  sinceMs: number,
+): Promise<void> {
   await Promise.all(
     managers.map((m) =>
-      writer.next((a: WriteAttempt) => a.ok && a.manager === m.name && a.sentMs >= sinceMs, { timeoutMs: recoveryTimeoutMs, what: `successful write through ${m.name}` }),
+      writer.next((a: WriteAttempt) => a.ok && a.manager === m.name && a.sentMs >= sinceMs, {
+        timeoutMs: recoveryTimeoutMs,
+        what: `successful write through ${m.name}`,
+      }),
     ),
   );
 }
@@ -215,14 +249,20 @@ async function newLeaderInNodeList(
     }
     const answer = await session.request('GET', '/nodes');
     if (answer.status !== 200) return undefined;
-    const nodes = JSON.parse(answer.body) as { ManagerStatus?: { Leader?: unknown; Addr?: unknown } }[];
+    const nodes = JSON.parse(answer.body) as {
+      ManagerStatus?: { Leader?: unknown; Addr?: unknown };
+    }[];
     const addr = nodes.find((node) => node.ManagerStatus?.Leader === true)?.ManagerStatus?.Addr;
     if (addr === options.excludedAddr) return undefined;
     return survivors.find((m) => m.addr === addr);
   };
   try {
     while (performance.now() < deadlineMs) {
-      const found = await Promise.any(survivors.map(async (m) => (await ask(m)) ?? Promise.reject(new Error('no new leader yet')))).catch(() => undefined);
+      const found = await Promise.any(
+        survivors.map(
+          async (m) => (await ask(m)) ?? Promise.reject(new Error('no new leader yet')),
+        ),
+      ).catch(() => undefined);
       if (found !== undefined) return { leader: found, atMs: performance.now() };
       await delay(leaderPollMs);
     }
@@ -246,25 +286,72 @@ const docker = { electionTick: 10, heartbeatTick: 1, tickMs: 1_000 } as const;
 function report(options: FailoverOptions, input: ReportInput): void {
   const { rounds } = input;
   const machine = machineFacts();
-  console.log(`failover: 3 managers, ${rounds.length} rounds, one write at a time round-robin over the managers; ${describeMachine(machine)}`);
+  console.log(
+    `failover: 3 managers, ${rounds.length} rounds, one write at a time round-robin over the managers; ${describeMachine(machine)}`,
+  );
   const right = (title: string): Column => ({ title, align: 'right' });
   const left = (title: string): Column => ({ title, align: 'left' });
   const rows = rounds.map((r) => [
-    String(r.round), r.killed, r.newLeader, formatNumber(r.writeMs, 0), formatNumber(r.nodeListMs, 0), String(r.failedWrites), formatNumber(r.backMs / 1000, 1),
+    String(r.round),
+    r.killed,
+    r.newLeader,
+    formatNumber(r.writeMs, 0),
+    formatNumber(r.nodeListMs, 0),
+    String(r.failedWrites),
+    formatNumber(r.backMs / 1000, 1),
   ]);
   const summary = (name: string, fraction: number): string[] => {
     const of = (pick: (r: Round) => number): number[] => rounds.map(pick).sort((a, b) => a - b);
     return [
-      name, '', '', formatNumber(percentile(of((r) => r.writeMs), fraction), 0), formatNumber(percentile(of((r) => r.nodeListMs), fraction), 0),
-      formatNumber(percentile(of((r) => r.failedWrites), fraction), 0), formatNumber(percentile(of((r) => r.backMs), fraction) / 1000, 1),
+      name,
+      '',
+      '',
+      formatNumber(
+        percentile(
+          of((r) => r.writeMs),
+          fraction,
+        ),
+        0,
+      ),
+      formatNumber(
+        percentile(
+          of((r) => r.nodeListMs),
+          fraction,
+        ),
+        0,
+      ),
+      formatNumber(
+        percentile(
+          of((r) => r.failedWrites),
+          fraction,
+        ),
+        0,
+      ),
+      formatNumber(
+        percentile(
+          of((r) => r.backMs),
+          fraction,
+        ) / 1000,
+        1,
+      ),
     ];
   };
-  const columns = [left('round'), left('killed'), left('new leader'), right('write ms'), right('node ls ms'), right('failed writes'), right('back s')];
+  const columns = [
+    left('round'),
+    left('killed'),
+    left('new leader'),
+    right('write ms'),
+    right('node ls ms'),
+    right('failed writes'),
+    right('back s'),
+  ];
   console.log(formatTable(columns, [...rows, summary('median', 0.5), summary('max', 1)]));
   const secretdElection = `${raftElectionTicks} ticks × ${raftTickMs} ms = ${(raftElectionTicks * raftTickMs) / 1000}–${(2 * raftElectionTicks * raftTickMs) / 1000} s`;
   const dockerElection = `ElectionTick ${docker.electionTick} × TickInterval ${docker.tickMs / 1000} s = ${(docker.electionTick * docker.tickMs) / 1000}–${(2 * docker.electionTick * docker.tickMs) / 1000} s`;
   const failures = new Map<string, number>();
-  for (const r of rounds) for (const [reason, times] of Object.entries(r.failures)) failures.set(reason, (failures.get(reason) ?? 0) + times);
+  for (const r of rounds)
+    for (const [reason, times] of Object.entries(r.failures))
+      failures.set(reason, (failures.get(reason) ?? 0) + times);
   const afterKills = rounds.reduce((sum, r) => sum + r.failedWrites, 0);
   const warning = busyWarning(machine);
   console.log(
@@ -282,9 +369,26 @@ function report(options: FailoverOptions, input: ReportInput): void {
     ].join('\n'),
   );
   if (options.json) {
-    const dockerDocumented = { ...docker, electionTimeoutMs: [docker.electionTick * docker.tickMs, 2 * docker.electionTick * docker.tickMs], measured: false };
+    const dockerDocumented = {
+      ...docker,
+      electionTimeoutMs: [
+        docker.electionTick * docker.tickMs,
+        2 * docker.electionTick * docker.tickMs,
+      ],
+      measured: false,
+    };
     const secretdConfigured = { electionTicks: raftElectionTicks, tickMs: raftTickMs };
-    console.log(JSON.stringify({ bench: 'failover', machine, rounds, writes: input.writes, failedWrites: input.failedWrites, secretdConfigured, dockerDocumented }));
+    console.log(
+      JSON.stringify({
+        bench: 'failover',
+        machine,
+        rounds,
+        writes: input.writes,
+        failedWrites: input.failedWrites,
+        secretdConfigured,
+        dockerDocumented,
+      }),
+    );
   }
 }
 
@@ -296,7 +400,9 @@ try {
     console.error('failover: interrupted');
     exitCode = 130;
   } else {
-    const isUsage = error instanceof UsageError || (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
+    const isUsage =
+      error instanceof UsageError ||
+      (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
     const message = error instanceof Error ? error.message : String(error);
     console.error(isUsage ? `${message}\n\n${usage}` : `failover failed: ${errorReason(error)}`);
     exitCode = isUsage ? 2 : 1;

@@ -17,13 +17,17 @@ export function deferCleanup(cleanup: () => Promise<void>): void {
 
 export async function runCleanups(): Promise<void> {
   for (let cleanup = cleanups.pop(); cleanup !== undefined; cleanup = cleanups.pop()) {
-    await cleanup().catch((error: unknown) => console.error(`Cleanup failed: ${errorReason(error)}`));
+    await cleanup().catch((error: unknown) =>
+      console.error(`Cleanup failed: ${errorReason(error)}`),
+    );
   }
 }
 
 function onSignal(signal: NodeJS.Signals): void {
   if (!interrupted.signal.aborted) {
-    console.error(`\n${signal}: finishing requests in flight, then cleaning up (again to skip to cleanup)`);
+    console.error(
+      `\n${signal}: finishing requests in flight, then cleaning up (again to skip to cleanup)`,
+    );
     interrupted.abort();
     return;
   }

@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 
 /** The outcome of one create; `reason` is short and never contains the secret value. */
-export type CreateOutcome = { readonly ok: true; readonly id: string } | { readonly ok: false; readonly reason: string };
+export type CreateOutcome =
+  { readonly ok: true; readonly id: string } | { readonly ok: false; readonly reason: string };
 
 /** One system under test, reached with the same request shape whatever the transport. */
 export interface CreateTarget {
@@ -81,11 +82,23 @@ export async function runLoad(target: CreateTarget, options: LoadOptions): Promi
 
   await Promise.all(Array.from({ length: options.concurrency }, worker));
   const wallMs = performance.now() - startMs;
-  return { latenciesMs, errorCount, errorReasons, ids, wallMs, capped, aborted: options.signal?.aborted === true };
+  return {
+    latenciesMs,
+    errorCount,
+    errorReasons,
+    ids,
+    wallMs,
+    capped,
+    aborted: options.signal?.aborted === true,
+  };
 }
 
 /** Runs `task` over `items` with at most `limit` in flight; used for cleanup, so never throws. */
-export async function forEachLimited<T>(items: readonly T[], task: (item: T) => Promise<void>, options: { readonly limit: number }): Promise<void> {
+export async function forEachLimited<T>(
+  items: readonly T[],
+  task: (item: T) => Promise<void>,
+  options: { readonly limit: number },
+): Promise<void> {
   const { limit } = options;
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -101,7 +114,13 @@ export async function forEachLimited<T>(items: readonly T[], task: (item: T) => 
 const valuePoolBytesMax = 64 * 1024 * 1024;
 
 /** Base64 of random values of `valueBytes` each: as many as requests, up to 64 MiB, reused round-robin. */
-export function valuePool(options: { readonly count: number; readonly valueBytes: number }): string[] {
-  const size = Math.max(1, Math.min(options.count, Math.floor(valuePoolBytesMax / options.valueBytes)));
+export function valuePool(options: {
+  readonly count: number;
+  readonly valueBytes: number;
+}): string[] {
+  const size = Math.max(
+    1,
+    Math.min(options.count, Math.floor(valuePoolBytesMax / options.valueBytes)),
+  );
   return Array.from({ length: size }, () => randomBytes(options.valueBytes).toString('base64'));
 }

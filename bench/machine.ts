@@ -57,9 +57,14 @@ function filesystemOf(path: string): string {
       const mountPoint = fields[4];
       const separator = fields.indexOf('-');
       if (mountPoint === undefined || separator < 0) continue;
-      const inside = path === mountPoint || path.startsWith(mountPoint.endsWith('/') ? mountPoint : `${mountPoint}/`);
+      const inside =
+        path === mountPoint ||
+        path.startsWith(mountPoint.endsWith('/') ? mountPoint : `${mountPoint}/`);
       if (inside && mountPoint.length >= best.mountPoint.length) {
-        best = { mountPoint, description: `${fields[separator + 1] ?? '?'} (${fields[separator + 2] ?? '?'})` };
+        best = {
+          mountPoint,
+          description: `${fields[separator + 1] ?? '?'} (${fields[separator + 2] ?? '?'})`,
+        };
       }
     }
     return best.description;

@@ -57,8 +57,10 @@ export function parseRaftWritesOptions(argv: readonly string[]): RaftWritesOptio
     },
   });
   if (values.help === true) return undefined;
-  if (values['no-secretd'] === true && values['secretd-bin'] !== undefined) throw new UsageError('--no-secretd contradicts --secretd-bin');
-  if (values['no-etcd'] === true && values['etcd-bin'] !== undefined) throw new UsageError('--no-etcd contradicts --etcd-bin');
+  if (values['no-secretd'] === true && values['secretd-bin'] !== undefined)
+    throw new UsageError('--no-secretd contradicts --secretd-bin');
+  if (values['no-etcd'] === true && values['etcd-bin'] !== undefined)
+    throw new UsageError('--no-etcd contradicts --etcd-bin');
   const concurrencies = (values.concurrency ?? ['1,16']).flatMap((list) => list.split(','));
   const secretdBin = values['secretd-bin'];
   return {
@@ -69,7 +71,8 @@ export function parseRaftWritesOptions(argv: readonly string[]): RaftWritesOptio
     wallCapMs: positiveInteger('--max-seconds', values['max-seconds'] ?? '120') * 1000,
     requestTimeoutMs: 30_000,
     json: values.json === true,
-    secretdCommand: values['no-secretd'] === true ? undefined : secretdBin === undefined ? [] : [secretdBin],
+    secretdCommand:
+      values['no-secretd'] === true ? undefined : secretdBin === undefined ? [] : [secretdBin],
     etcdExecutable: values['no-etcd'] === true ? undefined : (values['etcd-bin'] ?? ''),
   };
 }

@@ -21,7 +21,11 @@ import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.ts';
 import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
 import { runLoad, valuePool, type CreateTarget } from './load.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
-import { parseRaftWritesOptions, raftWritesUsage, type RaftWritesOptions } from './raft-writes-options.ts';
+import {
+  parseRaftWritesOptions,
+  raftWritesUsage,
+  type RaftWritesOptions,
+} from './raft-writes-options.ts';
 import { openSecretdSession, secretdTarget, type ClientTLSFiles } from './secretd-client.ts';
 import { startSecretdCluster, type SecretdCluster } from './secretd-cluster.ts';
 import { secretdCli } from './secretd-process.ts';
@@ -73,13 +77,18 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error('Nothing to measure.');
     return 1;
   }
-  const values = valuePool({ count: options.count + options.warmupCount, valueBytes: options.valueBytes });
+  const values = valuePool({
+    count: options.count + options.warmupCount,
+    valueBytes: options.valueBytes,
+  });
   const runId = Date.now().toString(36);
   const measurements: Measurement[] = [];
   for (const concurrency of options.concurrencies) {
     for (const system of systems) {
       if (interrupted.signal.aborted) break;
-      measurements.push(await measure(system, concurrency, { options, values, run: `${runId}c${concurrency}` }));
+      measurements.push(
+        await measure(system, concurrency, { options, values, run: `${runId}c${concurrency}` }),
+      );
     }
   }
   report(options, { measurements, systems, skipped });
@@ -94,14 +103,21 @@ async function openSecretd(options: RaftWritesOptions): Promise<Opened> {
   console.error('Starting a 3-manager secretd…');
   let cluster: SecretdCluster;
   try {
-    cluster = await startSecretdCluster(options.secretdCommand.length === 0 ? {} : { command: options.secretdCommand });
+    cluster = await startSecretdCluster(
+      options.secretdCommand.length === 0 ? {} : { command: options.secretdCommand },
+    );
   } catch (error) {
     return `secretd: skipped. ${errorReason(error)}`;
   }
   deferCleanup(() => cluster.stop());
   const [executable, ...leadingArgs] = cluster.command;
-  const version = executable === undefined ? '?' : (await runToEnd(executable, [...leadingArgs, ...secretdCli.version()])).trim();
-  const shortCommand = cluster.command.map((part) => part.replace(/^.*\/(bun|src\/main\.ts)$/, '$1')).join(' ');
+  const version =
+    executable === undefined
+      ? '?'
+      : (await runToEnd(executable, [...leadingArgs, ...secretdCli.version()])).trim();
+  const shortCommand = cluster.command
+    .map((part) => part.replace(/^.*\/(bun|src\/main\.ts)$/, '$1'))
+    .join(' ');
   return {
     label: 'secretd',
     description: `${version} (${shortCommand}), 3 managers, defaults`,
@@ -121,7 +137,9 @@ async function openEtcd(options: RaftWritesOptions): Promise<Opened> {
   console.error('Starting a 3-member etcd…');
   let cluster: EtcdCluster;
   try {
-    cluster = await startEtcdCluster(options.etcdExecutable === '' ? {} : { executable: options.etcdExecutable });
+    cluster = await startEtcdCluster(
+      options.etcdExecutable === '' ? {} : { executable: options.etcdExecutable },
+    );
   } catch (error) {
     return `etcd: skipped. ${errorReason(error)}`;
   }
@@ -150,35 +168,68 @@ interface MeasureContext {
   readonly run: string;
 }
 
-async function measure(system: ClusterUnderTest, concurrency: number, context: MeasureContext): Promise<Measurement> {
+async function measure(
+  system: ClusterUnderTest,
+  concurrency: number,
+  context: MeasureContext,
+): Promise<Measurement> {
   const { options, values, run } = context;
   const { warmupCount } = options;
   const valueAt = (index: number): string => values[index % values.length] ?? '';
   const leader = await system.leader();
-  const session = await openSecretdSession(leader.url, system.files, { requestTimeoutMs: options.requestTimeoutMs });
+  const session = await openSecretdSession(leader.url, system.files, {
+    requestTimeoutMs: options.requestTimeoutMs,
+  });
   const target = system.target(session);
   try {
     const common = { concurrency, wallCapMs: options.wallCapMs, signal: interrupted.signal };
-    console.error(`${system.label} C=${concurrency}: ${warmupCount} warm-up writes to the leader ${leader.name}…`);
-    const warmup = await runLoad(target, { ...common, count: warmupCount, bodyFor: (i) => system.body(`bench-${run}-w${i}`, valueAt(i)) });
+    console.error(
+      `${system.label} C=${concurrency}: ${warmupCount} warm-up writes to the leader ${leader.name}…`,
+    );
+    const warmup = await runLoad(target, {
+      ...common,
+      count: warmupCount,
+      bodyFor: (i) => system.body(`bench-${run}-w${i}`, valueAt(i)),
+    });
     console.error(`${system.label} C=${concurrency}: ${options.count} measured writes…`);
-    const bodyFor = (i: number): string => system.body(`bench-${run}-${i}`, valueAt(warmupCount + i));
+    const bodyFor = (i: number): string =>
+      system.body(`bench-${run}-${i}`, valueAt(warmupCount + i));
     const pids = system.pids();
     const [serverCpuBeforeMs, clientCpuBeforeMs] = [cpuTimeMs(pids), ownCpuTimeMs()];
     const measured = await runLoad(target, { ...common, count: options.count, bodyFor });
-    const [serverCpuMs, clientCpuMs] = [cpuTimeMs(pids) - serverCpuBeforeMs, ownCpuTimeMs() - clientCpuBeforeMs];
-    const leaderAfter = await system.leader().catch((error: unknown) => ({ name: `unknown (${errorReason(error)})`, url: '' }));
+    const [serverCpuMs, clientCpuMs] = [
+      cpuTimeMs(pids) - serverCpuBeforeMs,
+      ownCpuTimeMs() - clientCpuBeforeMs,
+    ];
+    const leaderAfter = await system
+      .leader()
+      .catch((error: unknown) => ({ name: `unknown (${errorReason(error)})`, url: '' }));
     const notes = [
       ...[...warmup.errorReasons].map(([reason, times]) => `warm-up: ${times}× ${reason}`),
       ...[...measured.errorReasons].map(([reason, times]) => `${times}× ${reason}`),
-      ...(leaderAfter.name === leader.name ? [] : [`the leader changed from ${leader.name} to ${leaderAfter.name} during the measurement`]),
+      ...(leaderAfter.name === leader.name
+        ? []
+        : [`the leader changed from ${leader.name} to ${leaderAfter.name} during the measurement`]),
       ...(measured.capped ? [`stopped by the ${options.wallCapMs / 1000} s cap`] : []),
       ...(warmup.aborted || measured.aborted ? ['interrupted: partial results'] : []),
-      ...(measured.wallMs < shortRunMs ? [`measured for only ${Math.round(measured.wallMs)} ms; raise --n for a steadier figure`] : []),
+      ...(measured.wallMs < shortRunMs
+        ? [`measured for only ${Math.round(measured.wallMs)} ms; raise --n for a steadier figure`]
+        : []),
     ];
-    const summary = summarize(measured.latenciesMs, { errorCount: measured.errorCount, wallMs: measured.wallMs });
+    const summary = summarize(measured.latenciesMs, {
+      errorCount: measured.errorCount,
+      wallMs: measured.wallMs,
+    });
     const perWrite = (ms: number): number => ms / summary.okCount;
-    return { system: system.label, concurrency, leader: leader.name, summary, serverCpuMsPerWrite: perWrite(serverCpuMs), clientCpuMsPerWrite: perWrite(clientCpuMs), notes };
+    return {
+      system: system.label,
+      concurrency,
+      leader: leader.name,
+      summary,
+      serverCpuMsPerWrite: perWrite(serverCpuMs),
+      clientCpuMsPerWrite: perWrite(clientCpuMs),
+      notes,
+    };
   } finally {
     await target.close();
   }
@@ -198,28 +249,87 @@ function report(options: RaftWritesOptions, input: ReportInput): void {
       `C=${options.concurrencies.join(',')}; ${describeMachine(machine)}`,
   );
   const right = (title: string): Column => ({ title, align: 'right' });
-  const rows = measurements.map(({ system, concurrency, leader, summary: s, serverCpuMsPerWrite, clientCpuMsPerWrite }) => [
-    system, String(concurrency), leader, String(s.okCount), String(s.errorCount), formatNumber(s.throughputPerSec, 0),
-    formatNumber(s.p50Ms, 2), formatNumber(s.p99Ms, 2), formatNumber(s.maxMs, 2), formatNumber(serverCpuMsPerWrite, 2), formatNumber(clientCpuMsPerWrite, 2),
-  ]);
-  const titles = ['ok', 'errors', 'writes/s', 'p50 ms', 'p99 ms', 'max ms', 'server CPU ms/write', 'client CPU ms/write'];
-  const columns = [{ title: 'system', align: 'left' } as const, right('C'), { title: 'leader', align: 'left' } as const, ...titles.map(right)];
+  const rows = measurements.map(
+    ({ system, concurrency, leader, summary: s, serverCpuMsPerWrite, clientCpuMsPerWrite }) => [
+      system,
+      String(concurrency),
+      leader,
+      String(s.okCount),
+      String(s.errorCount),
+      formatNumber(s.throughputPerSec, 0),
+      formatNumber(s.p50Ms, 2),
+      formatNumber(s.p99Ms, 2),
+      formatNumber(s.maxMs, 2),
+      formatNumber(serverCpuMsPerWrite, 2),
+      formatNumber(clientCpuMsPerWrite, 2),
+    ],
+  );
+  const titles = [
+    'ok',
+    'errors',
+    'writes/s',
+    'p50 ms',
+    'p99 ms',
+    'max ms',
+    'server CPU ms/write',
+    'client CPU ms/write',
+  ];
+  const columns = [
+    { title: 'system', align: 'left' } as const,
+    right('C'),
+    { title: 'leader', align: 'left' } as const,
+    ...titles.map(right),
+  ];
   console.log(formatTable(columns, rows));
   const ratios = ratioRows(measurements);
   if (ratios.length > 0) {
-    console.log('\nsecretd/etcd (throughput: above 1 is secretd faster; latencies and CPU: below 1 is secretd quicker or cheaper)');
-    const cells = ratios.map((r) => [String(r.concurrency), formatNumber(r.throughput, 2), formatNumber(r.p50, 2), formatNumber(r.p99, 2), formatNumber(r.serverCpuPerWrite, 2)]);
-    console.log(formatTable(['C', 'throughput', 'p50', 'p99', 'server CPU/write'].map(right), cells));
+    console.log(
+      '\nsecretd/etcd (throughput: above 1 is secretd faster; latencies and CPU: below 1 is secretd quicker or cheaper)',
+    );
+    const cells = ratios.map((r) => [
+      String(r.concurrency),
+      formatNumber(r.throughput, 2),
+      formatNumber(r.p50, 2),
+      formatNumber(r.p99, 2),
+      formatNumber(r.serverCpuPerWrite, 2),
+    ]);
+    console.log(
+      formatTable(['C', 'throughput', 'p50', 'p99', 'server CPU/write'].map(right), cells),
+    );
   }
-  const transport = 'both: HTTP/2 + mutual TLS (ECDSA P-256), one session to the leader, C concurrent streams; etcd through its HTTP/JSON gateway';
+  const transport =
+    'both: HTTP/2 + mutual TLS (ECDSA P-256), one session to the leader, C concurrent streams; etcd through its HTTP/JSON gateway';
   const warning = busyWarning(machine);
-  const notes = measurements.flatMap((m) => m.notes.map((note) => `${m.system} C=${m.concurrency}: ${note}`));
-  console.log(['', ...systems.map((s) => s.description), transport, ...(warning === undefined ? [] : [`warning: ${warning}`]), ...skipped, ...notes].join('\n'));
+  const notes = measurements.flatMap((m) =>
+    m.notes.map((note) => `${m.system} C=${m.concurrency}: ${note}`),
+  );
+  console.log(
+    [
+      '',
+      ...systems.map((s) => s.description),
+      transport,
+      ...(warning === undefined ? [] : [`warning: ${warning}`]),
+      ...skipped,
+      ...notes,
+    ].join('\n'),
+  );
   if (options.json) {
     const results = measurements.map(({ summary, ...rest }) => ({ ...rest, ...summary }));
     const { count: n, valueBytes, warmupCount } = options;
     const described = systems.map((s) => ({ system: s.label, description: s.description }));
-    console.log(JSON.stringify({ bench: 'raft-writes', n, valueBytes, warmupCount, machine, systems: described, results, ratios, skipped }));
+    console.log(
+      JSON.stringify({
+        bench: 'raft-writes',
+        n,
+        valueBytes,
+        warmupCount,
+        machine,
+        systems: described,
+        results,
+        ratios,
+        skipped,
+      }),
+    );
   }
 }
 
@@ -240,10 +350,15 @@ function ratioRows(measurements: readonly Measurement[]): Ratio[] {
     const etcd = find('etcd', concurrency);
     if (secretd === undefined || etcd === undefined) return [];
     const [a, b] = [secretd.summary, etcd.summary];
-    return [{
-      concurrency, throughput: a.throughputPerSec / b.throughputPerSec, p50: a.p50Ms / b.p50Ms, p99: a.p99Ms / b.p99Ms,
-      serverCpuPerWrite: secretd.serverCpuMsPerWrite / etcd.serverCpuMsPerWrite,
-    }];
+    return [
+      {
+        concurrency,
+        throughput: a.throughputPerSec / b.throughputPerSec,
+        p50: a.p50Ms / b.p50Ms,
+        p99: a.p99Ms / b.p99Ms,
+        serverCpuPerWrite: secretd.serverCpuMsPerWrite / etcd.serverCpuMsPerWrite,
+      },
+    ];
   });
 }
 
@@ -251,7 +366,9 @@ let exitCode: number;
 try {
   exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  const isUsage = error instanceof UsageError || (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
+  const isUsage =
+    error instanceof UsageError ||
+    (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
   const message = error instanceof Error ? error.message : String(error);
   console.error(isUsage ? `${message}\n\n${raftWritesUsage}` : `raft-writes failed: ${message}`);
   exitCode = isUsage ? 2 : 1;

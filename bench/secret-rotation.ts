@@ -110,20 +110,39 @@ interface Rotating {
   rotate(value: string, pollMs: number): Promise<Run>;
 }
 
-async function api(socketPath: string, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
-  const answer = await dockerRequest({ socketPath, method, path, timeoutMs: requestTimeoutMs, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-  if (answer.status >= 300) throw new Error(`${method} ${path} answered ${answer.status}: ${answer.body.trim().slice(0, 300)}`);
+async function api(
+  socketPath: string,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
+  const answer = await dockerRequest({
+    socketPath,
+    method,
+    path,
+    timeoutMs: requestTimeoutMs,
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  if (answer.status >= 300)
+    throw new Error(
+      `${method} ${path} answered ${answer.status}: ${answer.body.trim().slice(0, 300)}`,
+    );
   return answer.body.trim() === '' ? null : JSON.parse(answer.body);
 }
 
 interface TaskShape {
   readonly ID: string;
   readonly DesiredState: string;
-  readonly Status: { readonly State: string; readonly ContainerStatus?: { readonly ContainerID?: string } };
+  readonly Status: {
+    readonly State: string;
+    readonly ContainerStatus?: { readonly ContainerID?: string };
+  };
 }
 
 async function runningTasks(socket: string, prefix: string, service: string): Promise<TaskShape[]> {
-  const filters = encodeURIComponent(JSON.stringify({ service: [service], 'desired-state': ['running'] }));
+  const filters = encodeURIComponent(
+    JSON.stringify({ service: [service], 'desired-state': ['running'] }),
+  );
   return (await api(socket, 'GET', `${prefix}/tasks?filters=${filters}`)) as TaskShape[];
 }
 
@@ -131,28 +150,45 @@ async function runningTasks(socket: string, prefix: string, service: string): Pr
  * Probes every running task in parallel until `count` of them print `value`; returns when the
  * last one did, and the exec references seen at the end.
  */
-async function waitAllShow(count: number, pollMs: number, list: () => Promise<string[]>, cat: (ref: string) => Promise<string>, value: string): Promise<{ atMs: number; refs: string[] }> {
+async function waitAllShow(
+  count: number,
+  pollMs: number,
+  list: () => Promise<string[]>,
+  cat: (ref: string) => Promise<string>,
+  value: string,
+): Promise<{ atMs: number; refs: string[] }> {
   const deadline = performance.now() + stepTimeoutMs;
   const done = new Map<string, number>();
   for (;;) {
     if (interrupted.signal.aborted) throw new Error('interrupted');
     const refs = await list();
     await Promise.all(
-      refs.filter((ref) => !done.has(ref)).map(async (ref) => {
-        const output = await cat(ref).catch(() => '');
-        if (output === value) done.set(ref, performance.now());
-      }),
+      refs
+        .filter((ref) => !done.has(ref))
+        .map(async (ref) => {
+          const output = await cat(ref).catch(() => '');
+          if (output === value) done.set(ref, performance.now());
+        }),
     );
     const current = refs.filter((ref) => done.has(ref));
-    if (refs.length === count && current.length === count) return { atMs: Math.max(...current.map((ref) => done.get(ref)!)), refs };
-    if (performance.now() > deadline) throw new Error(`only ${current.length} of ${count} tasks showed the new value after ${stepTimeoutMs / 1000} s`);
+    if (refs.length === count && current.length === count)
+      return { atMs: Math.max(...current.map((ref) => done.get(ref)!)), refs };
+    if (performance.now() > deadline)
+      throw new Error(
+        `only ${current.length} of ${count} tasks showed the new value after ${stepTimeoutMs / 1000} s`,
+      );
     await delay(pollMs);
   }
 }
 
 // --- secretd: a manager and two workers -----------------------------------------------------------
 
-async function startSecretd(command: readonly string[], rootfs: string, replicas: number, firstValue: string): Promise<Rotating & { stop(): Promise<void> }> {
+async function startSecretd(
+  command: readonly string[],
+  rootfs: string,
+  replicas: number,
+  firstValue: string,
+): Promise<Rotating & { stop(): Promise<void> }> {
   const [executable, ...leading] = command;
   if (executable === undefined) throw new Error('Cannot start secretd: empty command');
   const dir = await mkdtemp(join(tmpdir(), 'secretd-bench-rotation-'));
@@ -169,29 +205,78 @@ async function startSecretd(command: readonly string[], rootfs: string, replicas
   const stop = async (): Promise<void> => {
     if (processes[0] && !processes[0].hasExited()) {
       await api(socket, 'DELETE', '/services/bench').catch(() => undefined);
-      await waitUntil(async () => dataDirs.every((d) => !readFileSync('/proc/mounts', 'utf8').includes(` ${runDirOf(d)}/`)), { timeoutMs: 60_000, what: 'secretd to erase its tasks' }).catch(() => undefined);
+      await waitUntil(
+        async () =>
+          dataDirs.every((d) => !readFileSync('/proc/mounts', 'utf8').includes(` ${runDirOf(d)}/`)),
+        { timeoutMs: 60_000, what: 'secretd to erase its tasks' },
+      ).catch(() => undefined);
     }
     await Promise.all(processes.map((p) => stopProcess(p, 10_000)));
-    for (const dataDir of dataDirs) if (!readFileSync('/proc/mounts', 'utf8').includes(` ${runDirOf(dataDir)}/`)) await rm(runDirOf(dataDir), { recursive: true, force: true });
+    for (const dataDir of dataDirs)
+      if (!readFileSync('/proc/mounts', 'utf8').includes(` ${runDirOf(dataDir)}/`))
+        await rm(runDirOf(dataDir), { recursive: true, force: true });
     await rm(dir, { recursive: true, force: true });
   };
   try {
     const manager = start(['init', '--listen-addr', managerAddr], join(dir, 'manager'));
     await manager.waitForLine(/^Data directory: /, { timeoutMs: 30_000 });
-    const { JoinTokens } = (await api(socket, 'GET', '/swarm')) as { JoinTokens: { Worker: string } };
+    const { JoinTokens } = (await api(socket, 'GET', '/swarm')) as {
+      JoinTokens: { Worker: string };
+    };
     for (const name of ['w1', 'w2']) {
       const addr = `127.0.0.1:${await freePort()}`;
-      const worker = start(['join', '--token', JoinTokens.Worker, '--listen-addr', addr, '--advertise-addr', addr, managerAddr], join(dir, name));
+      const worker = start(
+        [
+          'join',
+          '--token',
+          JoinTokens.Worker,
+          '--listen-addr',
+          addr,
+          '--advertise-addr',
+          addr,
+          managerAddr,
+        ],
+        join(dir, name),
+      );
       await worker.waitForLine(/joined the cluster as a worker/, { timeoutMs: 60_000 });
     }
-    for (const dataDir of dataDirs) await api(join(dataDir, 'admin.sock'), 'POST', '/secretd/images/import', { Name: 'busybox', Path: resolve(rootfs) });
-    await waitUntil(async () => ((await api(socket, 'GET', '/nodes')) as Array<{ Status: { State: string } }>).filter((n) => n.Status.State === 'ready').length === 3, { timeoutMs: 30_000, what: 'three ready nodes' });
-    await api(socket, 'POST', '/secrets/create', { Name: secretName, Data: Buffer.from(firstValue).toString('base64') });
-    const spec = { Name: 'bench', Mode: { Replicated: { Replicas: replicas } }, TaskTemplate: { ContainerSpec: { Image: 'busybox', Args: containerArgs, Secrets: [{ SecretName: secretName, File: { Name: secretName } }] } } };
+    for (const dataDir of dataDirs)
+      await api(join(dataDir, 'admin.sock'), 'POST', '/secretd/images/import', {
+        Name: 'busybox',
+        Path: resolve(rootfs),
+      });
+    await waitUntil(
+      async () =>
+        ((await api(socket, 'GET', '/nodes')) as Array<{ Status: { State: string } }>).filter(
+          (n) => n.Status.State === 'ready',
+        ).length === 3,
+      { timeoutMs: 30_000, what: 'three ready nodes' },
+    );
+    await api(socket, 'POST', '/secrets/create', {
+      Name: secretName,
+      Data: Buffer.from(firstValue).toString('base64'),
+    });
+    const spec = {
+      Name: 'bench',
+      Mode: { Replicated: { Replicas: replicas } },
+      TaskTemplate: {
+        ContainerSpec: {
+          Image: 'busybox',
+          Args: containerArgs,
+          Secrets: [{ SecretName: secretName, File: { Name: secretName } }],
+        },
+      },
+    };
     await api(socket, 'POST', '/services/create', spec);
-    const list = async (): Promise<string[]> => (await runningTasks(socket, '', 'bench')).filter((t) => t.Status.State === 'running').map((t) => t.ID);
+    const list = async (): Promise<string[]> =>
+      (await runningTasks(socket, '', 'bench'))
+        .filter((t) => t.Status.State === 'running')
+        .map((t) => t.ID);
     const cat = async (taskId: string): Promise<string> => {
-      const answer = (await api(socket, 'POST', '/secretd/exec', { Task: taskId, Cmd: ['cat', `/run/secrets/${secretName}`] })) as { ExitCode: number; Stdout: string };
+      const answer = (await api(socket, 'POST', '/secretd/exec', {
+        Task: taskId,
+        Cmd: ['cat', `/run/secrets/${secretName}`],
+      })) as { ExitCode: number; Stdout: string };
       return answer.ExitCode === 0 ? answer.Stdout : '';
     };
     await waitAllShow(replicas, 50, list, cat, firstValue);
@@ -201,7 +286,9 @@ async function startSecretd(command: readonly string[], rootfs: string, replicas
       rotate: async (value, pollMs) => {
         const before = new Set(await list());
         const startedAt = performance.now();
-        await api(socket, 'POST', `/secretd/secrets/${secretName}/versions`, { Data: Buffer.from(value).toString('base64') });
+        await api(socket, 'POST', `/secretd/secrets/${secretName}/versions`, {
+          Data: Buffer.from(value).toString('base64'),
+        });
         const { atMs, refs } = await waitAllShow(replicas, pollMs, list, cat, value);
         return { ms: atMs - startedAt, restarts: refs.filter((ref) => !before.has(ref)).length };
       },
@@ -214,27 +301,64 @@ async function startSecretd(command: readonly string[], rootfs: string, replicas
 }
 
 function runDirOf(dataDir: string): string {
-  return join('/run/secretd', createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16));
+  return join(
+    '/run/secretd',
+    createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16),
+  );
 }
 
 // --- Docker: the documented rotation ------------------------------------------------------------
 
-async function prepareDocker(socket: string, replicas: number, firstValue: string): Promise<Rotating> {
+async function prepareDocker(
+  socket: string,
+  replicas: number,
+  firstValue: string,
+): Promise<Rotating> {
   const prefix = dockerApiPrefix;
   let generation = 1;
-  const created = (await api(socket, 'POST', `${prefix}/secrets/create`, { Name: `${secretName}_v1`, Data: Buffer.from(firstValue).toString('base64') })) as { ID: string };
+  const created = (await api(socket, 'POST', `${prefix}/secrets/create`, {
+    Name: `${secretName}_v1`,
+    Data: Buffer.from(firstValue).toString('base64'),
+  })) as { ID: string };
   const spec = {
     Name: 'bench',
     Mode: { Replicated: { Replicas: replicas } },
-    TaskTemplate: { ContainerSpec: { Image: 'busybox:latest', Args: containerArgs, Secrets: [{ SecretID: created.ID, SecretName: `${secretName}_v1`, File: { Name: secretName, UID: '0', GID: '0', Mode: 0o444 } }] } },
+    TaskTemplate: {
+      ContainerSpec: {
+        Image: 'busybox:latest',
+        Args: containerArgs,
+        Secrets: [
+          {
+            SecretID: created.ID,
+            SecretName: `${secretName}_v1`,
+            File: { Name: secretName, UID: '0', GID: '0', Mode: 0o444 },
+          },
+        ],
+      },
+    },
   };
   const service = (await api(socket, 'POST', `${prefix}/services/create`, spec)) as { ID: string };
-  deferCleanup(async () => void (await api(socket, 'DELETE', `${prefix}/services/${service.ID}`).catch(() => undefined)));
+  deferCleanup(
+    async () =>
+      void (await api(socket, 'DELETE', `${prefix}/services/${service.ID}`).catch(() => undefined)),
+  );
   const list = async (): Promise<string[]> =>
-    (await runningTasks(socket, prefix, service.ID)).filter((t) => t.Status.State === 'running' && t.Status.ContainerStatus?.ContainerID).map((t) => t.Status.ContainerStatus!.ContainerID!);
+    (await runningTasks(socket, prefix, service.ID))
+      .filter((t) => t.Status.State === 'running' && t.Status.ContainerStatus?.ContainerID)
+      .map((t) => t.Status.ContainerStatus!.ContainerID!);
   const cat = async (containerId: string): Promise<string> => {
-    const exec = (await api(socket, 'POST', `${prefix}/containers/${containerId}/exec`, { AttachStdout: true, AttachStderr: false, Cmd: ['cat', `/run/secrets/${secretName}`] })) as { Id: string };
-    const started = await dockerRequest({ socketPath: socket, method: 'POST', path: `${prefix}/exec/${exec.Id}/start`, body: JSON.stringify({ Detach: false, Tty: false }), timeoutMs: requestTimeoutMs });
+    const exec = (await api(socket, 'POST', `${prefix}/containers/${containerId}/exec`, {
+      AttachStdout: true,
+      AttachStderr: false,
+      Cmd: ['cat', `/run/secrets/${secretName}`],
+    })) as { Id: string };
+    const started = await dockerRequest({
+      socketPath: socket,
+      method: 'POST',
+      path: `${prefix}/exec/${exec.Id}/start`,
+      body: JSON.stringify({ Detach: false, Tty: false }),
+      timeoutMs: requestTimeoutMs,
+    });
     // The attached stream is multiplexed: an 8-byte header per frame.
     return started.status === 200 ? demux(started.body) : '';
   };
@@ -245,11 +369,28 @@ async function prepareDocker(socket: string, replicas: number, firstValue: strin
       const before = new Set(await list());
       const startedAt = performance.now();
       generation += 1;
-      const next = (await api(socket, 'POST', `${prefix}/secrets/create`, { Name: `${secretName}_v${generation}`, Data: Buffer.from(value).toString('base64') })) as { ID: string };
-      const current = (await api(socket, 'GET', `${prefix}/services/${service.ID}`)) as { Version: { Index: number }; Spec: typeof spec };
+      const next = (await api(socket, 'POST', `${prefix}/secrets/create`, {
+        Name: `${secretName}_v${generation}`,
+        Data: Buffer.from(value).toString('base64'),
+      })) as { ID: string };
+      const current = (await api(socket, 'GET', `${prefix}/services/${service.ID}`)) as {
+        Version: { Index: number };
+        Spec: typeof spec;
+      };
       const updated = structuredClone(current.Spec);
-      updated.TaskTemplate.ContainerSpec.Secrets = [{ SecretID: next.ID, SecretName: `${secretName}_v${generation}`, File: { Name: secretName, UID: '0', GID: '0', Mode: 0o444 } }];
-      await api(socket, 'POST', `${prefix}/services/${service.ID}/update?version=${current.Version.Index}`, updated);
+      updated.TaskTemplate.ContainerSpec.Secrets = [
+        {
+          SecretID: next.ID,
+          SecretName: `${secretName}_v${generation}`,
+          File: { Name: secretName, UID: '0', GID: '0', Mode: 0o444 },
+        },
+      ];
+      await api(
+        socket,
+        'POST',
+        `${prefix}/services/${service.ID}/update?version=${current.Version.Index}`,
+        updated,
+      );
       const { atMs, refs } = await waitAllShow(replicas, pollMs, list, cat, value);
       return { ms: atMs - startedAt, restarts: refs.filter((ref) => !before.has(ref)).length };
     },
@@ -259,7 +400,7 @@ async function prepareDocker(socket: string, replicas: number, firstValue: strin
 function demux(body: string): string {
   const bytes = Buffer.from(body, 'latin1');
   let out = '';
-  for (let offset = 0; offset + 8 <= bytes.length; ) {
+  for (let offset = 0; offset + 8 <= bytes.length;) {
     const size = bytes.readUInt32BE(offset + 4);
     out += bytes.subarray(offset + 8, offset + 8 + size).toString('utf8');
     offset += 8 + size;
@@ -300,7 +441,9 @@ async function main(argv: readonly string[]): Promise<number> {
     for (const system of systems) {
       const value = `rotation-bench-${run + options.warmup + 1}-${randomUUID()}`;
       const result = await system.rotate(value, options.pollMs);
-      console.error(`${run > 0 ? `run ${run}` : 'warm-up'} ${system.label}: ${Math.round(result.ms)} ms, ${result.restarts} restarts`);
+      console.error(
+        `${run > 0 ? `run ${run}` : 'warm-up'} ${system.label}: ${Math.round(result.ms)} ms, ${result.restarts} restarts`,
+      );
       if (run > 0) runs.get(system.label)!.push(result);
     }
   }
@@ -312,26 +455,71 @@ async function main(argv: readonly string[]): Promise<number> {
 /** The bar: secretd at least ten times sooner than Docker's documented rotation, with no restart. */
 const speedupBar = 10;
 
-function report(options: Options, runs: ReadonlyMap<string, Run[]>, notes: readonly string[]): void {
+function report(
+  options: Options,
+  runs: ReadonlyMap<string, Run[]>,
+  notes: readonly string[],
+): void {
   const machine = machineFacts();
-  console.log(`secret-rotation: ${options.runs} runs (+${options.warmup} warm-up) per system, interleaved, ${options.replicas} tasks, one secret; secretd: 1 manager + 2 workers, docker: 1-node swarm; ${describeMachine(machine)}`);
+  console.log(
+    `secret-rotation: ${options.runs} runs (+${options.warmup} warm-up) per system, interleaved, ${options.replicas} tasks, one secret; secretd: 1 manager + 2 workers, docker: 1-node swarm; ${describeMachine(machine)}`,
+  );
   const right = (title: string): Column => ({ title, align: 'right' });
   const left = (title: string): Column => ({ title, align: 'left' });
   const rows = [...runs].map(([label, list]) => {
     const sorted = list.map((r) => r.ms).sort((a, b) => a - b);
-    return [label, formatNumber(percentile(sorted, 0.5), 0), formatNumber(sorted[0] ?? Number.NaN, 0), formatNumber(sorted.at(-1) ?? Number.NaN, 0), String(list.reduce((sum, r) => sum + r.restarts, 0)), list.map((r) => r.ms.toFixed(0)).join(' ')];
+    return [
+      label,
+      formatNumber(percentile(sorted, 0.5), 0),
+      formatNumber(sorted[0] ?? Number.NaN, 0),
+      formatNumber(sorted.at(-1) ?? Number.NaN, 0),
+      String(list.reduce((sum, r) => sum + r.restarts, 0)),
+      list.map((r) => r.ms.toFixed(0)).join(' '),
+    ];
   });
-  console.log(formatTable([left('system'), right('median ms'), right('min ms'), right('max ms'), right('restarts'), left('runs (ms)')], rows));
-  const median = (label: string): number => percentile((runs.get(label) ?? []).map((r) => r.ms).sort((a, b) => a - b), 0.5);
+  console.log(
+    formatTable(
+      [
+        left('system'),
+        right('median ms'),
+        right('min ms'),
+        right('max ms'),
+        right('restarts'),
+        left('runs (ms)'),
+      ],
+      rows,
+    ),
+  );
+  const median = (label: string): number =>
+    percentile(
+      (runs.get(label) ?? []).map((r) => r.ms).sort((a, b) => a - b),
+      0.5,
+    );
   let speedup: number | null = null;
   if ((runs.get('secretd')?.length ?? 0) > 0 && (runs.get('docker')?.length ?? 0) > 0) {
     speedup = median('docker') / median('secretd');
-    console.log(`\ndocker/secretd (median): ${formatNumber(speedup, 1)}× — the bar is ${speedupBar}×: ${speedup >= speedupBar ? 'met' : 'not met'}`);
+    console.log(
+      `\ndocker/secretd (median): ${formatNumber(speedup, 1)}× — the bar is ${speedupBar}×: ${speedup >= speedupBar ? 'met' : 'not met'}`,
+    );
   }
   const warning = busyWarning(machine);
-  const lines = [...notes, ...(warning === undefined ? [] : [`warning: ${warning}`]), ...(interrupted.signal.aborted ? ['interrupted: partial results'] : [])];
+  const lines = [
+    ...notes,
+    ...(warning === undefined ? [] : [`warning: ${warning}`]),
+    ...(interrupted.signal.aborted ? ['interrupted: partial results'] : []),
+  ];
   if (lines.length > 0) console.log(`\n${lines.join('\n')}`);
-  if (options.json) console.log(JSON.stringify({ bench: 'secret-rotation', machine, replicas: options.replicas, runs: Object.fromEntries(runs), speedup, speedupBar }));
+  if (options.json)
+    console.log(
+      JSON.stringify({
+        bench: 'secret-rotation',
+        machine,
+        replicas: options.replicas,
+        runs: Object.fromEntries(runs),
+        speedup,
+        speedupBar,
+      }),
+    );
 }
 
 let exitCode: number;
@@ -342,8 +530,14 @@ try {
     console.error('secret-rotation: interrupted');
     exitCode = 130;
   } else {
-    const isUsage = error instanceof UsageError || (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
-    console.error(isUsage ? `${(error as Error).message}\n\n${usage}` : `secret-rotation failed: ${errorReason(error)}`);
+    const isUsage =
+      error instanceof UsageError ||
+      (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
+    console.error(
+      isUsage
+        ? `${(error as Error).message}\n\n${usage}`
+        : `secret-rotation failed: ${errorReason(error)}`,
+    );
     exitCode = isUsage ? 2 : 1;
   }
 }

@@ -31,18 +31,34 @@ export async function openSecretdSession(
   files: ClientTLSFiles,
   options: SecretdClientOptions,
 ): Promise<SecretdSession> {
-  const [ca, cert, key] = await Promise.all([readFile(files.cacert), readFile(files.cert), readFile(files.key)]);
+  const [ca, cert, key] = await Promise.all([
+    readFile(files.cacert),
+    readFile(files.cert),
+    readFile(files.key),
+  ]);
   let session: ClientHttp2Session;
   try {
-    session = connect(url, { ca, cert, key, ...(options.servername === undefined ? {} : { servername: options.servername }) });
+    session = connect(url, {
+      ca,
+      cert,
+      key,
+      ...(options.servername === undefined ? {} : { servername: options.servername }),
+    });
   } catch (error) {
     // Unreadable PEM throws here, synchronously, with only OpenSSL's wording.
-    throw new Error(`Cannot connect to secretd at ${url} with ${files.cert}: ${errorReason(error)}`, { cause: error });
+    throw new Error(
+      `Cannot connect to secretd at ${url} with ${files.cert}: ${errorReason(error)}`,
+      { cause: error },
+    );
   }
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       session.destroy();
-      reject(new Error(`Cannot connect to secretd at ${url}: no TLS handshake after ${options.requestTimeoutMs} ms`));
+      reject(
+        new Error(
+          `Cannot connect to secretd at ${url}: no TLS handshake after ${options.requestTimeoutMs} ms`,
+        ),
+      );
     }, options.requestTimeoutMs);
     session.once('connect', () => {
       clearTimeout(timer);
@@ -50,13 +66,16 @@ export async function openSecretdSession(
     });
     session.once('error', (error) => {
       clearTimeout(timer);
-      reject(new Error(`Cannot connect to secretd at ${url}: ${errorReason(error)}`, { cause: error }));
+      reject(
+        new Error(`Cannot connect to secretd at ${url}: ${errorReason(error)}`, { cause: error }),
+      );
     });
   });
   // A late session error must not crash the benchmark: the failing streams report it per request.
   session.on('error', () => undefined);
   return {
-    request: (method, path, body) => streamRequest(session, { method, path, body, timeoutMs: options.requestTimeoutMs }),
+    request: (method, path, body) =>
+      streamRequest(session, { method, path, body, timeoutMs: options.requestTimeoutMs }),
     close: () => new Promise<void>((resolve) => session.close(() => resolve())),
   };
 }
@@ -68,9 +87,15 @@ interface StreamRequestOptions {
   readonly timeoutMs: number;
 }
 
-function streamRequest(session: ClientHttp2Session, options: StreamRequestOptions): Promise<HttpAnswer> {
+function streamRequest(
+  session: ClientHttp2Session,
+  options: StreamRequestOptions,
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = { ':method': options.method, ':path': options.path };
+    const headers: Record<string, string | number> = {
+      ':method': options.method,
+      ':path': options.path,
+    };
     if (options.body !== undefined) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = Buffer.byteLength(options.body);
@@ -93,10 +118,14 @@ function streamRequest(session: ClientHttp2Session, options: StreamRequestOption
       status = Number(responseHeaders[':status']);
     });
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.on('end', () => settle(() => resolve({ status, body: Buffer.concat(chunks).toString('utf8') })));
+    stream.on('end', () =>
+      settle(() => resolve({ status, body: Buffer.concat(chunks).toString('utf8') })),
+    );
     stream.on('error', (error) => settle(() => reject(error)));
     // A stream reset without an error (e.g. REFUSED_STREAM after GOAWAY) ends with neither event.
-    stream.on('close', () => settle(() => reject(new Error(`stream closed with code ${stream.rstCode}`))));
+    stream.on('close', () =>
+      settle(() => reject(new Error(`stream closed with code ${stream.rstCode}`))),
+    );
     if (options.body !== undefined) stream.end(options.body);
   });
 }

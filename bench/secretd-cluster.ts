@@ -9,10 +9,23 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { once, runToEnd, spawnCaptured, stopProcess, waitUntil, type CapturedProcess } from './child-process.ts';
+import {
+  once,
+  runToEnd,
+  spawnCaptured,
+  stopProcess,
+  waitUntil,
+  type CapturedProcess,
+} from './child-process.ts';
 import { errorReason } from './create-outcome.ts';
 import type { ClientTLSFiles } from './secretd-client.ts';
-import { defaultSecretdCommand, freePort, pingOK, secretdCli, SecretdUnavailableError } from './secretd-process.ts';
+import {
+  defaultSecretdCommand,
+  freePort,
+  pingOK,
+  secretdCli,
+  SecretdUnavailableError,
+} from './secretd-process.ts';
 
 export interface SecretdManager {
   /** m1, m2, …: m1 ran `init`. */
@@ -67,26 +80,39 @@ export interface StartSecretdClusterOptions {
   readonly stopTimeoutMs?: number;
 }
 
-export async function startSecretdCluster(options: StartSecretdClusterOptions = {}): Promise<SecretdCluster> {
+export async function startSecretdCluster(
+  options: StartSecretdClusterOptions = {},
+): Promise<SecretdCluster> {
   const command = options.command ?? defaultSecretdCommand();
   const [executable, ...leadingArgs] = command;
-  if (executable === undefined) throw new SecretdUnavailableError('Cannot start secretd: empty command');
+  if (executable === undefined)
+    throw new SecretdUnavailableError('Cannot start secretd: empty command');
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
   const dir = await mkdtemp(join(tmpdir(), 'secretd-bench-cluster-'));
   const files = secretdCli.clientFiles(join(dir, 'client'));
-  const cli = (args: readonly string[]): Promise<string> => runToEnd(executable, [...leadingArgs, ...args]);
+  const cli = (args: readonly string[]): Promise<string> =>
+    runToEnd(executable, [...leadingArgs, ...args]);
   const managers: ManagerProcess[] = [];
   for (let i = 1; i <= (options.managers ?? 3); i++) {
     const port = await freePort();
-    managers.push(new ManagerProcess({ name: `m${i}`, dataDir: join(dir, `m${i}`), addr: `127.0.0.1:${port}`, command, files }));
+    managers.push(
+      new ManagerProcess({
+        name: `m${i}`,
+        dataDir: join(dir, `m${i}`),
+        addr: `127.0.0.1:${port}`,
+        command,
+        files,
+      }),
+    );
   }
   const running = (): ManagerProcess => {
     const found = managers.find((m) => m.isRunning());
     if (found === undefined) throw new Error('No secretd manager is running');
     return found;
   };
-  const listNodes = async (): Promise<NodeEntry[]> => parseNodeList(await cli(secretdCli.nodeList(running().dataDir)));
+  const listNodes = async (): Promise<NodeEntry[]> =>
+    parseNodeList(await cli(secretdCli.nodeList(running().dataDir)));
   const cluster: SecretdCluster = {
     managers,
     command,
@@ -95,15 +121,19 @@ export async function startSecretdCluster(options: StartSecretdClusterOptions = 
     leader: async () => {
       const entry = (await listNodes()).find((node) => node.leader);
       const manager = managers.find((m) => m.addr === entry?.addr);
-      if (manager === undefined) throw new Error(`node ls shows no leader among ${managers.map((m) => m.addr).join(', ')}`);
+      if (manager === undefined)
+        throw new Error(`node ls shows no leader among ${managers.map((m) => m.addr).join(', ')}`);
       return manager;
     },
     waitHealthy: ({ timeoutMs }) =>
-      waitUntil(async () => managers.every((m) => m.isRunning()) && isHealthy(await listNodes(), managers), {
-        timeoutMs,
-        intervalMs: 200,
-        what: 'every manager reachable with one leader in node ls',
-      }),
+      waitUntil(
+        async () => managers.every((m) => m.isRunning()) && isHealthy(await listNodes(), managers),
+        {
+          timeoutMs,
+          intervalMs: 200,
+          what: 'every manager reachable with one leader in node ls',
+        },
+      ),
     stop: once(async () => {
       await Promise.all(managers.map((m) => m.stop(stopTimeoutMs)));
       await rm(dir, { recursive: true, force: true });
@@ -113,30 +143,50 @@ export async function startSecretdCluster(options: StartSecretdClusterOptions = 
   try {
     const [first, ...others] = managers;
     if (first === undefined) throw new Error('A cluster needs at least one manager');
-    await first.start(secretdCli.serve(first.dataDir, first.addr), secretdCli.servingLine, startTimeoutMs);
+    await first.start(
+      secretdCli.serve(first.dataDir, first.addr),
+      secretdCli.servingLine,
+      startTimeoutMs,
+    );
     const token = (await cli(secretdCli.managerToken(first.dataDir))).trim();
     for (const manager of others) {
-      const joinArgs = secretdCli.join(manager.dataDir, { token, addr: manager.addr, remote: first.addr });
+      const joinArgs = secretdCli.join(manager.dataDir, {
+        token,
+        addr: manager.addr,
+        remote: first.addr,
+      });
       await manager.start(joinArgs, secretdCli.joinedLine, startTimeoutMs);
     }
     await cli(secretdCli.issueClient(first.dataDir, join(dir, 'client')));
     await cluster.waitHealthy({ timeoutMs: startTimeoutMs });
     return cluster;
   } catch (error) {
-    const outputs = managers.map((m) => `--- ${m.name} (${m.addr}) output, last lines ---\n${m.output() || '(nothing)'}`).join('\n');
+    const outputs = managers
+      .map((m) => `--- ${m.name} (${m.addr}) output, last lines ---\n${m.output() || '(nothing)'}`)
+      .join('\n');
     await cluster.stop();
-    throw new SecretdUnavailableError(`Cannot start a secretd cluster (${command.join(' ')}): ${errorReason(error)}\n${outputs}`, { cause: error });
+    throw new SecretdUnavailableError(
+      `Cannot start a secretd cluster (${command.join(' ')}): ${errorReason(error)}\n${outputs}`,
+      { cause: error },
+    );
   }
 }
 
 function isHealthy(nodes: readonly NodeEntry[], managers: readonly SecretdManager[]): boolean {
   const listed = managers.map((m) => nodes.find((node) => node.addr === m.addr));
-  return listed.every((node) => node?.reachability === 'reachable') && nodes.filter((node) => node.leader).length === 1;
+  return (
+    listed.every((node) => node?.reachability === 'reachable') &&
+    nodes.filter((node) => node.leader).length === 1
+  );
 }
 
 interface NodeJSONLine {
   readonly ID?: unknown;
-  readonly ManagerStatus?: { readonly Leader?: unknown; readonly Reachability?: unknown; readonly Addr?: unknown };
+  readonly ManagerStatus?: {
+    readonly Leader?: unknown;
+    readonly Reachability?: unknown;
+    readonly Addr?: unknown;
+  };
 }
 
 function parseNodeList(stdout: string): NodeEntry[] {
@@ -146,8 +196,16 @@ function parseNodeList(stdout: string): NodeEntry[] {
     .flatMap((line) => {
       const node = JSON.parse(line) as NodeJSONLine;
       const status = node.ManagerStatus;
-      if (status === undefined || typeof node.ID !== 'string' || typeof status.Addr !== 'string') return [];
-      return [{ id: node.ID, addr: status.Addr, leader: status.Leader === true, reachability: String(status.Reachability) }];
+      if (status === undefined || typeof node.ID !== 'string' || typeof status.Addr !== 'string')
+        return [];
+      return [
+        {
+          id: node.ID,
+          addr: status.Addr,
+          leader: status.Leader === true,
+          reachability: String(status.Reachability),
+        },
+      ];
     });
 }
 
@@ -201,7 +259,11 @@ class ManagerProcess implements SecretdManager {
         await pingOK(this.url, this.#files);
         return true;
       },
-      { timeoutMs: 60_000, intervalMs: 50, what: `${this.name} to answer /_ping after secretd run` },
+      {
+        timeoutMs: 60_000,
+        intervalMs: 50,
+        what: `${this.name} to answer /_ping after secretd run`,
+      },
     );
   }
 
@@ -222,7 +284,8 @@ class ManagerProcess implements SecretdManager {
 
   #spawn(args: readonly string[]): CapturedProcess {
     if (this.isRunning()) throw new Error(`${this.name} is already running`);
-    if (this.#process !== undefined) this.#earlierOutput += `${this.#process.output()}\n[exited with ${this.#process.exitStatus()}]\n`;
+    if (this.#process !== undefined)
+      this.#earlierOutput += `${this.#process.output()}\n[exited with ${this.#process.exitStatus()}]\n`;
     const [executable, ...leadingArgs] = this.#command;
     if (executable === undefined) throw new Error('Cannot start secretd: empty command');
     this.#process = spawnCaptured(executable, [...leadingArgs, ...args]);

@@ -22,18 +22,57 @@ import { openSecretdSession, type ClientTLSFiles } from './secretd-client.ts';
  * three PEM files; `node ls --format json` prints one node per line, as Docker's API shapes it.
  */
 export const secretdCli = {
-  serve: (dataDir: string, listenAddr: string): string[] => ['init', '--data-dir', dataDir, '--listen-addr', listenAddr],
+  serve: (dataDir: string, listenAddr: string): string[] => [
+    'init',
+    '--data-dir',
+    dataDir,
+    '--listen-addr',
+    listenAddr,
+  ],
   servingLine: /^Data directory: /,
-  join: (dataDir: string, options: { readonly token: string; readonly addr: string; readonly remote: string }): string[] => [
-    'join', '--data-dir', dataDir, '--token', options.token, '--listen-addr', options.addr, '--advertise-addr', options.addr, options.remote,
+  join: (
+    dataDir: string,
+    options: { readonly token: string; readonly addr: string; readonly remote: string },
+  ): string[] => [
+    'join',
+    '--data-dir',
+    dataDir,
+    '--token',
+    options.token,
+    '--listen-addr',
+    options.addr,
+    '--advertise-addr',
+    options.addr,
+    options.remote,
   ],
   joinedLine: /^This node joined the cluster as a manager \((\S+)\)\./,
   restart: (dataDir: string): string[] => ['run', '--data-dir', dataDir],
-  managerToken: (dataDir: string): string[] => ['cluster', 'join-token', 'manager', '-q', '--data-dir', dataDir],
-  nodeList: (dataDir: string): string[] => ['node', 'ls', '--format', 'json', '--data-dir', dataDir],
+  managerToken: (dataDir: string): string[] => [
+    'cluster',
+    'join-token',
+    'manager',
+    '-q',
+    '--data-dir',
+    dataDir,
+  ],
+  nodeList: (dataDir: string): string[] => [
+    'node',
+    'ls',
+    '--format',
+    'json',
+    '--data-dir',
+    dataDir,
+  ],
   version: (): string[] => ['--version'],
   issueClient: (dataDir: string, outDir: string): string[] => [
-    'ca', 'issue-client', '--name', 'bench', '--out', outDir, '--data-dir', dataDir,
+    'ca',
+    'issue-client',
+    '--name',
+    'bench',
+    '--out',
+    outDir,
+    '--data-dir',
+    dataDir,
   ],
   clientFiles: (outDir: string): ClientTLSFiles => ({
     cacert: join(outDir, 'ca.pem'),
@@ -71,23 +110,32 @@ export class SecretdUnavailableError extends Error {
 export async function startSecretd(options: StartSecretdOptions = {}): Promise<SecretdProcess> {
   const command = options.command ?? defaultSecretdCommand();
   const [executable, ...leadingArgs] = command;
-  if (executable === undefined) throw new SecretdUnavailableError('Cannot start secretd: empty command');
+  if (executable === undefined)
+    throw new SecretdUnavailableError('Cannot start secretd: empty command');
   const port = await freePort();
   const listenAddr = `127.0.0.1:${port}`;
   const dir = await mkdtemp(join(tmpdir(), 'secretd-bench-'));
   const dataDir = join(dir, 'data');
   const files = secretdCli.clientFiles(join(dir, 'client'));
-  const server = spawnCaptured(executable, [...leadingArgs, ...secretdCli.serve(dataDir, listenAddr)]);
+  const server = spawnCaptured(executable, [
+    ...leadingArgs,
+    ...secretdCli.serve(dataDir, listenAddr),
+  ]);
   const secretd: SecretdProcess = {
     url: `https://${listenAddr}`,
     ...files,
-    stop: once(() => stopProcess(server, options.stopTimeoutMs ?? 10_000).then(() => rm(dir, { recursive: true, force: true }))),
+    stop: once(() =>
+      stopProcess(server, options.stopTimeoutMs ?? 10_000).then(() =>
+        rm(dir, { recursive: true, force: true }),
+      ),
+    ),
     [Symbol.asyncDispose]: () => secretd.stop(),
   };
   try {
     const deadlineMs = performance.now() + (options.startTimeoutMs ?? 30_000);
     const failIfGone = (): void => {
-      if (server.hasExited()) throw new Error(`secretd exited with ${server.exitStatus()} while starting`);
+      if (server.hasExited())
+        throw new Error(`secretd exited with ${server.exitStatus()} while starting`);
       if (performance.now() > deadlineMs) throw new Error('secretd did not become ready in time');
     };
     // Listening means init has created the cluster, so the CA can issue a client certificate.
@@ -95,7 +143,14 @@ export async function startSecretd(options: StartSecretdOptions = {}): Promise<S
       failIfGone();
       await delay(50);
     }
-    await retry(() => runToEnd(executable, [...leadingArgs, ...secretdCli.issueClient(dataDir, join(dir, 'client'))]), failIfGone);
+    await retry(
+      () =>
+        runToEnd(executable, [
+          ...leadingArgs,
+          ...secretdCli.issueClient(dataDir, join(dir, 'client')),
+        ]),
+      failIfGone,
+    );
     await retry(() => pingOK(secretd.url, files), failIfGone);
     return secretd;
   } catch (error) {
@@ -111,7 +166,8 @@ export async function startSecretd(options: StartSecretdOptions = {}): Promise<S
 /** This Bun running src/main.ts: the secretd of the working tree. */
 export function defaultSecretdCommand(): string[] {
   const main = join(repoRoot, 'src', 'main.ts');
-  if (!existsSync(main)) throw new SecretdUnavailableError(`Cannot start secretd: ${main} does not exist yet`);
+  if (!existsSync(main))
+    throw new SecretdUnavailableError(`Cannot start secretd: ${main} does not exist yet`);
   return [process.execPath, main];
 }
 
@@ -149,4 +205,3 @@ export async function pingOK(url: string, files: ClientTLSFiles): Promise<void> 
     await session.close();
   }
 }
-

@@ -28,7 +28,14 @@ import { DockerUnavailableError, startDockerSwarm } from './docker-swarm.ts';
 import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
 import { defaultSecretdCommand } from './secretd-process.ts';
-import { dockerSystem, importDockerImage, startSecretdNode, type RunningTask, type SecretRef, type ServiceSystem } from './service-systems.ts';
+import {
+  dockerSystem,
+  importDockerImage,
+  startSecretdNode,
+  type RunningTask,
+  type SecretRef,
+  type ServiceSystem,
+} from './service-systems.ts';
 import { formatNumber, formatTable, percentile, type Column } from './stats.ts';
 
 const usage = `Usage: bun bench/service-secrets.ts [options]
@@ -74,7 +81,8 @@ function parseOptions(argv: readonly string[]): Options | undefined {
     },
   });
   if (values.help === true) return undefined;
-  if (values['no-secretd'] === true && values['secretd-bin'] !== undefined) throw new UsageError('--no-secretd contradicts --secretd-bin');
+  if (values['no-secretd'] === true && values['secretd-bin'] !== undefined)
+    throw new UsageError('--no-secretd contradicts --secretd-bin');
   const bin = values['secretd-bin'];
   return {
     runs: positiveInteger('--runs', values.runs ?? '5'),
@@ -117,7 +125,10 @@ async function main(argv: readonly string[]): Promise<number> {
   const notes: string[] = [];
   if (options.secretdCommand !== undefined) {
     console.error('Starting secretd…');
-    const node = await startSecretdNode(options.secretdCommand.length > 0 ? options.secretdCommand : defaultSecretdCommand(), rootfs);
+    const node = await startSecretdNode(
+      options.secretdCommand.length > 0 ? options.secretdCommand : defaultSecretdCommand(),
+      rootfs,
+    );
     deferCleanup(() => node.stop());
     targets.push(await prepare(node));
   }
@@ -135,11 +146,21 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   let failure: string | undefined;
   // Interleaved, so that a change in the machine's load during the run weighs on both alike.
-  for (let run = 1 - options.warmup; run <= options.runs && !interrupted.signal.aborted && failure === undefined; run++) {
+  for (
+    let run = 1 - options.warmup;
+    run <= options.runs && !interrupted.signal.aborted && failure === undefined;
+    run++
+  ) {
     for (const target of targets) {
       try {
-        const result = await measure(target, `bench-${run > 0 ? run : `w${1 - run}`}`, options.pollMs);
-        console.error(`${run > 0 ? `run ${run}` : 'warm-up'} ${target.system.label}: create ${Math.round(result.createMs)} ms, drop ${Math.round(result.dropMs)} ms`);
+        const result = await measure(
+          target,
+          `bench-${run > 0 ? run : `w${1 - run}`}`,
+          options.pollMs,
+        );
+        console.error(
+          `${run > 0 ? `run ${run}` : 'warm-up'} ${target.system.label}: create ${Math.round(result.createMs)} ms, drop ${Math.round(result.dropMs)} ms`,
+        );
         if (run > 0) target.runs.push(result);
       } catch (error) {
         failure = `${target.system.label}, run ${run}: ${errorReason(error)}`;
@@ -163,11 +184,28 @@ async function measure(target: Target, serviceName: string, pollMs: number): Pro
   const createdAt = performance.now();
   const serviceId = await system.createService(serviceName, secret, containerArgs);
   try {
-    const first = await poll(system, serviceId, { argv, pollMs, notTaskId: null }, (answer) => answer.code === 0 && answer.output.includes(value), 'the secret readable in the task');
+    const first = await poll(
+      system,
+      serviceId,
+      { argv, pollMs, notTaskId: null },
+      (answer) => answer.code === 0 && answer.output.includes(value),
+      'the secret readable in the task',
+    );
     const droppedAt = performance.now();
     await system.dropSecrets(serviceId);
-    const second = await poll(system, serviceId, { argv, pollMs, notTaskId: first.task.taskId }, (answer) => answer.code !== 0 && !answer.output.includes(value), 'the new task running without the secret');
-    return { createMs: first.atMs - createdAt, dropMs: second.atMs - droppedAt, createProbeMs: first.probeMs, dropProbeMs: second.probeMs };
+    const second = await poll(
+      system,
+      serviceId,
+      { argv, pollMs, notTaskId: first.task.taskId },
+      (answer) => answer.code !== 0 && !answer.output.includes(value),
+      'the new task running without the secret',
+    );
+    return {
+      createMs: first.atMs - createdAt,
+      dropMs: second.atMs - droppedAt,
+      createProbeMs: first.probeMs,
+      dropProbeMs: second.probeMs,
+    };
   } finally {
     await system.removeService(serviceId);
   }
@@ -188,7 +226,13 @@ interface PollOptions {
 }
 
 /** Polls until a running task (other than `notTaskId`) answers the probe as `done` wants. */
-async function poll(system: ServiceSystem, serviceId: string, options: PollOptions, done: (answer: { code: number; output: string }) => boolean, what: string): Promise<Seen> {
+async function poll(
+  system: ServiceSystem,
+  serviceId: string,
+  options: PollOptions,
+  done: (answer: { code: number; output: string }) => boolean,
+  what: string,
+): Promise<Seen> {
   const { argv, pollMs, notTaskId } = options;
   const deadlineMs = performance.now() + stepTimeoutMs;
   let last = 'no running task';
@@ -198,12 +242,15 @@ async function poll(system: ServiceSystem, serviceId: string, options: PollOptio
     if (task !== null && task.taskId !== notTaskId) {
       const sentMs = performance.now();
       // A task can stop between the list and the exec (the update began): that is one more poll.
-      const answer = await system.exec(task.execRef, argv).catch((error: unknown) => ({ code: -1, output: '', error: errorReason(error) }));
+      const answer = await system
+        .exec(task.execRef, argv)
+        .catch((error: unknown) => ({ code: -1, output: '', error: errorReason(error) }));
       const atMs = performance.now();
       if (done(answer)) return { task, atMs, probeMs: atMs - sentMs };
       last = `task ${task.taskId.slice(0, 12)}: exec exit ${answer.code}${'error' in answer ? ` (${answer.error})` : ''}`;
     }
-    if (performance.now() > deadlineMs) throw new Error(`no ${what} after ${stepTimeoutMs / 1000} s (last: ${last})`);
+    if (performance.now() > deadlineMs)
+      throw new Error(`no ${what} after ${stepTimeoutMs / 1000} s (last: ${last})`);
     await delay(pollMs);
   }
 }
@@ -216,8 +263,17 @@ interface Medians {
 }
 
 function medians(runs: readonly Run[]): Medians {
-  const median = (pick: (r: Run) => number): number => percentile(runs.map(pick).sort((a, b) => a - b), 0.5);
-  return { createMs: median((r) => r.createMs), dropMs: median((r) => r.dropMs), createProbeMs: median((r) => r.createProbeMs), dropProbeMs: median((r) => r.dropProbeMs) };
+  const median = (pick: (r: Run) => number): number =>
+    percentile(
+      runs.map(pick).sort((a, b) => a - b),
+      0.5,
+    );
+  return {
+    createMs: median((r) => r.createMs),
+    dropMs: median((r) => r.dropMs),
+    createProbeMs: median((r) => r.createProbeMs),
+    dropProbeMs: median((r) => r.dropProbeMs),
+  };
 }
 
 /** The bar: secretd at most half of Docker's time on each step. */
@@ -225,12 +281,22 @@ const ratioBar = 0.5;
 
 function report(options: Options, targets: readonly Target[], notes: readonly string[]): void {
   const machine = machineFacts();
-  console.log(`service-secrets: ${options.runs} runs (+${options.warmup} warm-up) per system, interleaved, one replica, one secret; ${describeMachine(machine)}`);
+  console.log(
+    `service-secrets: ${options.runs} runs (+${options.warmup} warm-up) per system, interleaved, one replica, one secret; ${describeMachine(machine)}`,
+  );
   const right = (title: string): Column => ({ title, align: 'right' });
   const left = (title: string): Column => ({ title, align: 'left' });
   const steps = [
-    { name: 'create → secret readable', pick: (r: Run) => r.createMs, probe: (r: Run) => r.createProbeMs },
-    { name: '--secret-rm → secret gone', pick: (r: Run) => r.dropMs, probe: (r: Run) => r.dropProbeMs },
+    {
+      name: 'create → secret readable',
+      pick: (r: Run) => r.createMs,
+      probe: (r: Run) => r.createProbeMs,
+    },
+    {
+      name: '--secret-rm → secret gone',
+      pick: (r: Run) => r.dropMs,
+      probe: (r: Run) => r.dropProbeMs,
+    },
   ];
   const rows: string[][] = [];
   for (const step of steps) {
@@ -238,17 +304,39 @@ function report(options: Options, targets: readonly Target[], notes: readonly st
       const values = target.runs.map(step.pick);
       const sorted = [...values].sort((a, b) => a - b);
       const probes = target.runs.map(step.probe).sort((a, b) => a - b);
-      rows.push([step.name, target.system.label, formatNumber(percentile(sorted, 0.5), 0), formatNumber(sorted[0] ?? Number.NaN, 0), formatNumber(sorted.at(-1) ?? Number.NaN, 0), formatNumber(percentile(probes, 0.5), 0), values.map((v) => v.toFixed(0)).join(' ')]);
+      rows.push([
+        step.name,
+        target.system.label,
+        formatNumber(percentile(sorted, 0.5), 0),
+        formatNumber(sorted[0] ?? Number.NaN, 0),
+        formatNumber(sorted.at(-1) ?? Number.NaN, 0),
+        formatNumber(percentile(probes, 0.5), 0),
+        values.map((v) => v.toFixed(0)).join(' '),
+      ]);
     }
   }
-  console.log(formatTable([left('step'), left('system'), right('median ms'), right('min ms'), right('max ms'), right('probe ms'), left('runs (ms)')], rows));
+  console.log(
+    formatTable(
+      [
+        left('step'),
+        left('system'),
+        right('median ms'),
+        right('min ms'),
+        right('max ms'),
+        right('probe ms'),
+        left('runs (ms)'),
+      ],
+      rows,
+    ),
+  );
   const secretd = targets.find((t) => t.system.label === 'secretd');
   const docker = targets.find((t) => t.system.label === 'docker');
   let ratios: { create: number; drop: number } | undefined;
   if (secretd && docker && secretd.runs.length > 0 && docker.runs.length > 0) {
     const [s, d] = [medians(secretd.runs), medians(docker.runs)];
     ratios = { create: s.createMs / d.createMs, drop: s.dropMs / d.dropMs };
-    const verdict = (ratio: number): string => (ratio <= ratioBar ? `≤ ${ratioBar}: met` : `> ${ratioBar}: not met`);
+    const verdict = (ratio: number): string =>
+      ratio <= ratioBar ? `≤ ${ratioBar}: met` : `> ${ratioBar}: not met`;
     console.log(
       `\nsecretd/docker (median; below 1: secretd sooner; the bar is ${ratioBar})\n` +
         formatTable(
@@ -261,11 +349,31 @@ function report(options: Options, targets: readonly Target[], notes: readonly st
     );
   }
   const warning = busyWarning(machine);
-  const lines = [...notes, ...(warning === undefined ? [] : [`warning: ${warning}`]), ...(interrupted.signal.aborted ? ['interrupted: partial results'] : [])];
+  const lines = [
+    ...notes,
+    ...(warning === undefined ? [] : [`warning: ${warning}`]),
+    ...(interrupted.signal.aborted ? ['interrupted: partial results'] : []),
+  ];
   if (lines.length > 0) console.log(`\n${lines.join('\n')}`);
   if (options.json) {
-    const systems = Object.fromEntries(targets.map((t) => [t.system.label, { runs: t.runs, medians: t.runs.length > 0 ? medians(t.runs) : null }]));
-    console.log(JSON.stringify({ bench: 'service-secrets', machine, runs: options.runs, warmup: options.warmup, pollMs: options.pollMs, systems, ratios: ratios ?? null, ratioBar }));
+    const systems = Object.fromEntries(
+      targets.map((t) => [
+        t.system.label,
+        { runs: t.runs, medians: t.runs.length > 0 ? medians(t.runs) : null },
+      ]),
+    );
+    console.log(
+      JSON.stringify({
+        bench: 'service-secrets',
+        machine,
+        runs: options.runs,
+        warmup: options.warmup,
+        pollMs: options.pollMs,
+        systems,
+        ratios: ratios ?? null,
+        ratioBar,
+      }),
+    );
   }
 }
 
@@ -277,9 +385,13 @@ try {
     console.error('service-secrets: interrupted');
     exitCode = 130;
   } else {
-    const isUsage = error instanceof UsageError || (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
+    const isUsage =
+      error instanceof UsageError ||
+      (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
     const message = error instanceof Error ? error.message : String(error);
-    console.error(isUsage ? `${message}\n\n${usage}` : `service-secrets failed: ${errorReason(error)}`);
+    console.error(
+      isUsage ? `${message}\n\n${usage}` : `service-secrets failed: ${errorReason(error)}`,
+    );
     exitCode = isUsage ? 2 : 1;
   }
 }

@@ -18,30 +18,72 @@ interface Rule {
 }
 
 const rules: Rule[] = [
-  { files: /^src\/(raft|crypto)\//, forbidden: /^(\.\.\/)+(node|cmd)\/|^(\.\.\/)+io\/(?!fs\.ts$)|^node:(fs|net|http|http2|https|child_process|os|tls|dgram)|^(hono|cac|@hono\/)/, why: 'the Raft core and crypto are pure: no I/O, nothing from node/ or cmd/, only the FileSystem port (io/fs.ts) from io/' },
-  { files: /^src\/(?!node\/api\/)/, forbidden: /^hono(\/|$)/, why: 'hono belongs to the API layer (src/node/api/)' },
-  { files: /^src\/(?!node\/api\/server\.ts)/, forbidden: /^@hono\/node-server/, why: 'the node adapter is used only by src/node/api/server.ts' },
+  {
+    files: /^src\/(raft|crypto)\//,
+    forbidden:
+      /^(\.\.\/)+(node|cmd)\/|^(\.\.\/)+io\/(?!fs\.ts$)|^node:(fs|net|http|http2|https|child_process|os|tls|dgram)|^(hono|cac|@hono\/)/,
+    why: 'the Raft core and crypto are pure: no I/O, nothing from node/ or cmd/, only the FileSystem port (io/fs.ts) from io/',
+  },
+  {
+    files: /^src\/(?!node\/api\/)/,
+    forbidden: /^hono(\/|$)/,
+    why: 'hono belongs to the API layer (src/node/api/)',
+  },
+  {
+    files: /^src\/(?!node\/api\/server\.ts)/,
+    forbidden: /^@hono\/node-server/,
+    why: 'the node adapter is used only by src/node/api/server.ts',
+  },
   { files: /^src\/(?!cmd\/)/, forbidden: /^cac$/, why: 'cac belongs to src/cmd/' },
-  { files: /^src\/(?!cmd\/|main\.ts)/, forbidden: /^(\.\.\/)+cmd\/|^\.\/cmd\//, why: 'nothing below the CLI imports the CLI' },
+  {
+    files: /^src\/(?!cmd\/|main\.ts)/,
+    forbidden: /^(\.\.\/)+cmd\/|^\.\/cmd\//,
+    why: 'nothing below the CLI imports the CLI',
+  },
 ];
 
 /** Which rooms of src/node may not reach which: the pure rooms stay pure, and the Raft shell knows nothing of what runs on it. */
-const roomRules: ReadonlyArray<{ readonly files: RegExp; readonly forbidden: RegExp; readonly why: string }> = [
-  { files: /^src\/node\/(store|orchestration)\/(?!control-loop\.ts)/, forbidden: /^src\/(io|node\/(peers|api|raft-io|manager|task-dispatch|executor|join))\//, why: 'the store and the orchestrator are pure rules: no I/O, peers, API, Raft shell or manager' },
-  { files: /^src\/node\/raft-io\//, forbidden: /^src\/node\/(manager|api|orchestration|task-dispatch|executor)\//, why: 'the Raft shell knows nothing of the manager, the API, the orchestrator, the dispatcher or the executor' },
+const roomRules: ReadonlyArray<{
+  readonly files: RegExp;
+  readonly forbidden: RegExp;
+  readonly why: string;
+}> = [
+  {
+    files: /^src\/node\/(store|orchestration)\/(?!control-loop\.ts)/,
+    forbidden: /^src\/(io|node\/(peers|api|raft-io|manager|task-dispatch|executor|join))\//,
+    why: 'the store and the orchestrator are pure rules: no I/O, peers, API, Raft shell or manager',
+  },
+  {
+    files: /^src\/node\/raft-io\//,
+    forbidden: /^src\/node\/(manager|api|orchestration|task-dispatch|executor)\//,
+    why: 'the Raft shell knows nothing of the manager, the API, the orchestrator, the dispatcher or the executor',
+  },
 ];
 
 /** src/node's rooms: a file outside a room reaches it only through the room's door (its index.ts). */
 const rooms = /^src\/node\/([^/]+)\//;
 
 /** Calls that must go through a port (src/io/) or stay in the entry point. */
-const portRules: ReadonlyArray<{ readonly pattern: RegExp; readonly allowed: RegExp; readonly why: string }> = [
-  { pattern: /\bDate\.now\(|\bMath\.random\(|\brandomUUID\(/, allowed: /^src\/(io\/|main\.ts$)/, why: 'the clock and randomness come through ports (src/io/)' },
-  { pattern: /\bprocess\.exit\(/, allowed: /^src\/main\.ts$/, why: 'only the entry point (src/main.ts) exits the process' },
+const portRules: ReadonlyArray<{
+  readonly pattern: RegExp;
+  readonly allowed: RegExp;
+  readonly why: string;
+}> = [
+  {
+    pattern: /\bDate\.now\(|\bMath\.random\(|\brandomUUID\(/,
+    allowed: /^src\/(io\/|main\.ts$)/,
+    why: 'the clock and randomness come through ports (src/io/)',
+  },
+  {
+    pattern: /\bprocess\.exit\(/,
+    allowed: /^src\/main\.ts$/,
+    why: 'only the entry point (src/main.ts) exits the process',
+  },
 ];
 
 const root = join(import.meta.dir, '..');
-const importPattern = /^\s*(import|export)\s(type\s)?[^'"]*?from\s+['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]/gm;
+const importPattern =
+  /^\s*(import|export)\s(type\s)?[^'"]*?from\s+['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]/gm;
 
 function* sourceFiles(dir: string): Generator<string> {
   for (const name of readdirSync(dir)) {
@@ -67,26 +109,49 @@ for (const path of sourceFiles(join(root, 'src'))) {
     const typeOnly = match[2] !== undefined;
     const spec = match[3] ?? match[4] ?? '';
     for (const rule of rules) {
-      if (rule.files.test(file) && rule.forbidden.test(spec)) problems.push(`${file}: imports ${spec} (${rule.why})`);
+      if (rule.files.test(file) && rule.forbidden.test(spec))
+        problems.push(`${file}: imports ${spec} (${rule.why})`);
     }
     if (!spec.startsWith('.')) {
-      if (/^src\/node\/(store|orchestration)\/(?!control-loop\.ts)/.test(file) && /^node:(fs|net|http|http2|https|child_process|tls|dgram)/.test(spec)) problems.push(`${file}: imports ${spec} (the store and the orchestrator are pure rules: no I/O)`);
+      if (
+        /^src\/node\/(store|orchestration)\/(?!control-loop\.ts)/.test(file) &&
+        /^node:(fs|net|http|http2|https|child_process|tls|dgram)/.test(spec)
+      )
+        problems.push(
+          `${file}: imports ${spec} (the store and the orchestrator are pure rules: no I/O)`,
+        );
       continue;
     }
     const target = normalize(join(dirname(file), spec));
     for (const rule of roomRules) {
-      if (rule.files.test(file) && rule.forbidden.test(target)) problems.push(`${file}: imports ${spec} (${rule.why})`);
+      if (rule.files.test(file) && rule.forbidden.test(target))
+        problems.push(`${file}: imports ${spec} (${rule.why})`);
     }
     const room = rooms.exec(target)?.[1];
-    if (room !== undefined && rooms.exec(file)?.[1] !== room && target !== `src/node/${room}/index.ts` && file.startsWith('src/node/')) {
-      problems.push(`${file}: imports ${spec} (another room of src/node is reached only through its door, src/node/${room}/index.ts)`);
+    if (
+      room !== undefined &&
+      rooms.exec(file)?.[1] !== room &&
+      target !== `src/node/${room}/index.ts` &&
+      file.startsWith('src/node/')
+    ) {
+      problems.push(
+        `${file}: imports ${spec} (another room of src/node is reached only through its door, src/node/${room}/index.ts)`,
+      );
     }
-    if (file.startsWith('src/cmd/') && target.startsWith('src/node/') && target !== 'src/node/index.ts') {
-      problems.push(`${file}: imports ${spec} (the CLI reaches src/node/ only through its door, src/node/index.ts)`);
+    if (
+      file.startsWith('src/cmd/') &&
+      target.startsWith('src/node/') &&
+      target !== 'src/node/index.ts'
+    ) {
+      problems.push(
+        `${file}: imports ${spec} (the CLI reaches src/node/ only through its door, src/node/index.ts)`,
+      );
     }
     const name = target.split('/').at(-1) ?? '';
     if (name.startsWith('_') && !`${folderOf(file)}/`.startsWith(`${folderOf(target)}/`)) {
-      problems.push(`${file}: imports ${spec} (a file whose name starts with _ is private to its folder)`);
+      problems.push(
+        `${file}: imports ${spec} (a file whose name starts with _ is private to its folder)`,
+      );
     }
     if (!typeOnly) edges.push(target);
   }
@@ -96,7 +161,8 @@ for (const path of sourceFiles(join(root, 'src'))) {
     const code = line.replace(/\/\/.*$/, '');
     if (/^\s*(\*|\/\*)/.test(line)) return;
     for (const rule of portRules) {
-      if (rule.pattern.test(code) && !rule.allowed.test(file)) problems.push(`${file}:${i + 1}: ${line.trim().slice(0, 80)} (${rule.why})`);
+      if (rule.pattern.test(code) && !rule.allowed.test(file))
+        problems.push(`${file}:${i + 1}: ${line.trim().slice(0, 80)} (${rule.why})`);
     }
   });
 }

@@ -4,7 +4,18 @@ import { join } from 'node:path';
 const root = join(import.meta.dir, '..');
 const outfile = join(root, 'dist', 'secretd');
 const bun = process.execPath;
-const build = Bun.spawnSync([bun, 'build', '--compile', '--minify-syntax', join(root, 'src', 'main.ts'), '--outfile', outfile], { stdout: 'inherit', stderr: 'inherit' });
+const build = Bun.spawnSync(
+  [
+    bun,
+    'build',
+    '--compile',
+    '--minify-syntax',
+    join(root, 'src', 'main.ts'),
+    '--outfile',
+    outfile,
+  ],
+  { stdout: 'inherit', stderr: 'inherit' },
+);
 if (build.exitCode !== 0) {
   console.error('compile: bun build --compile failed');
   process.exit(build.exitCode ?? 1);

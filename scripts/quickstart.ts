@@ -6,7 +6,15 @@
  * container, removed from the service, gone. Safe to run again: it reuses what is there.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, openSync, readFileSync, symlinkSync, unlinkSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  symlinkSync,
+  unlinkSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { join } from 'node:path';
@@ -15,7 +23,8 @@ import { busyboxRootfsTarball } from '../test/helpers/busybox-image.ts';
 const root = join(import.meta.dir, '..');
 const bin = join(root, 'dist', 'secretd');
 const isRoot = process.getuid?.() === 0;
-const dataDir = process.env.SECRETD_DATA_DIR ?? (isRoot ? '/var/lib/secretd' : join(root, '.data', 'secretd'));
+const dataDir =
+  process.env.SECRETD_DATA_DIR ?? (isRoot ? '/var/lib/secretd' : join(root, '.data', 'secretd'));
 const listenAddr = process.env.SECRETD_LISTEN_ADDR ?? '0.0.0.0:4377';
 /** The executor's run dir for this data dir (/run/secretd/<sha256 of the path>): its mounts are ours. */
 const dataDirRunHint = `/run/secretd/${createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16)}`;
@@ -27,14 +36,19 @@ function say(text: string): void {
 function run(args: string[], input?: string): { code: number; stdout: string; stderr: string } {
   console.log(`$ secretd ${args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}`);
   // Options go before the image or task: what follows those is the container's command line.
-  const result = spawnSync(bin, ['--data-dir', dataDir, ...args], { input: input ?? '', encoding: 'utf8' });
+  const result = spawnSync(bin, ['--data-dir', dataDir, ...args], {
+    input: input ?? '',
+    encoding: 'utf8',
+  });
   if (result.stdout) process.stdout.write(result.stdout);
   if (result.stderr) process.stderr.write(result.stderr);
   return { code: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
 }
 
 function mountsHold(source: string): boolean {
-  return readFileSync('/proc/mounts', 'utf8').split('\n').some((line) => line.startsWith(`${source} `) && line.includes(dataDirRunHint));
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .some((line) => line.startsWith(`${source} `) && line.includes(dataDirRunHint));
 }
 
 async function waitFor(condition: () => boolean, timeoutMs = 60_000): Promise<void> {
@@ -51,7 +65,9 @@ async function waitFor(condition: () => boolean, timeoutMs = 60_000): Promise<vo
 async function waitUntilServing(logFile: string): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    const ping = spawnSync(bin, ['secret', 'ls', '-q', '--data-dir', dataDir], { encoding: 'utf8' });
+    const ping = spawnSync(bin, ['secret', 'ls', '-q', '--data-dir', dataDir], {
+      encoding: 'utf8',
+    });
     if (ping.status === 0) return;
     if (/locked/.test(ping.stderr)) {
       console.log(`The node is autolocked: run  ${bin} unlock --data-dir ${dataDir}`);
@@ -64,23 +80,42 @@ async function waitUntilServing(logFile: string): Promise<void> {
 }
 
 if (isRoot) {
-  const missing = [['runc', 'runc'], ['busybox', 'busybox-static']].filter(([cmd]) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0).map(([, pkg]) => pkg!);
+  const missing = [
+    ['runc', 'runc'],
+    ['busybox', 'busybox-static'],
+  ]
+    .filter(([cmd]) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0)
+    .map(([, pkg]) => pkg!);
   if (missing.length > 0) {
     say(`Installing ${missing.join(' and ')} from Debian (the OCI runtime and the image's binary)`);
     spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-    if (spawnSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status !== 0) process.exit(1);
+    if (
+      spawnSync('apt-get', ['install', '-y', '-qq', ...missing], {
+        stdio: 'inherit',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      }).status !== 0
+    )
+      process.exit(1);
   }
 } else {
-  console.log('Note: running containers needs root (runc, tmpfs mounts); run `npm start` as root for the whole flow.');
+  console.log(
+    'Note: running containers needs root (runc, tmpfs mounts); run `npm start` as root for the whole flow.',
+  );
 }
 
 say('Building the secretd executable (bun build --compile)');
-const build = spawnSync(process.execPath, [join(root, 'scripts', 'compile.ts')], { stdio: 'inherit' });
+const build = spawnSync(process.execPath, [join(root, 'scripts', 'compile.ts')], {
+  stdio: 'inherit',
+});
 if (build.status !== 0) process.exit(1);
 
 if (isRoot) {
   try {
-    if (existsSync('/usr/local/bin/secretd') && lstatSync('/usr/local/bin/secretd').isSymbolicLink()) unlinkSync('/usr/local/bin/secretd');
+    if (
+      existsSync('/usr/local/bin/secretd') &&
+      lstatSync('/usr/local/bin/secretd').isSymbolicLink()
+    )
+      unlinkSync('/usr/local/bin/secretd');
     if (!existsSync('/usr/local/bin/secretd')) symlinkSync(bin, '/usr/local/bin/secretd');
   } catch {
     // Not fatal: the full path works too.
@@ -94,8 +129,12 @@ if (running) {
   say(`A secretd node is already running on ${dataDir}`);
 } else {
   const initialized = existsSync(join(dataDir, 'node.json'));
-  const args = initialized ? ['run', '--data-dir', dataDir] : ['init', '--data-dir', dataDir, '--listen-addr', listenAddr];
-  say(`${initialized ? 'Restarting' : 'Creating'} a one-node cluster: secretd ${args.join(' ')} (in the background, log: ${logFile})`);
+  const args = initialized
+    ? ['run', '--data-dir', dataDir]
+    : ['init', '--data-dir', dataDir, '--listen-addr', listenAddr];
+  say(
+    `${initialized ? 'Restarting' : 'Creating'} a one-node cluster: secretd ${args.join(' ')} (in the background, log: ${logFile})`,
+  );
   const log = openSync(logFile, 'a');
   const child = spawn(bin, args, { detached: true, stdio: ['ignore', log, log] });
   child.unref();
@@ -114,18 +153,41 @@ run(['secret', 'ls']);
 
 say('Starting a service that uses it (the secret is pushed only to the node that runs the task)');
 spawnSync(bin, ['service', 'rm', 'redis', '--data-dir', dataDir]);
-await waitFor(() => spawnSync(bin, ['service', 'inspect', 'redis', '--data-dir', dataDir]).status !== 0 && !mountsHold('secretd-secrets'));
-run(['service', 'create', '--name', 'redis', '--secret', 'my_secret_data', 'busybox', 'sh', '-c', 'trap "exit 0" TERM; sleep 100000 & wait']);
-await waitFor(() => spawnSync(bin, ['exec', '--data-dir', dataDir, 'redis.1', 'true']).status === 0);
+await waitFor(
+  () =>
+    spawnSync(bin, ['service', 'inspect', 'redis', '--data-dir', dataDir]).status !== 0 &&
+    !mountsHold('secretd-secrets'),
+);
+run([
+  'service',
+  'create',
+  '--name',
+  'redis',
+  '--secret',
+  'my_secret_data',
+  'busybox',
+  'sh',
+  '-c',
+  'trap "exit 0" TERM; sleep 100000 & wait',
+]);
+await waitFor(
+  () => spawnSync(bin, ['exec', '--data-dir', dataDir, 'redis.1', 'true']).status === 0,
+);
 run(['service', 'ps', 'redis']);
 
 say('Reading it from inside the container (an in-memory filesystem at /run/secrets)');
 run(['exec', 'redis.1', 'ls', '-l', '/run/secrets']);
 run(['exec', 'redis.1', 'cat', '/run/secrets/my_secret_data']);
 
-say('Removing it from the service: the task is replaced and the old one\'s secrets are erased');
+say("Removing it from the service: the task is replaced and the old one's secrets are erased");
 run(['service', 'update', '--secret-rm', 'my_secret_data', 'redis']);
-await waitFor(() => spawnSync(bin, ['exec', '--data-dir', dataDir, 'redis.1', 'ls', '/run/secrets'], { encoding: 'utf8' }).stdout === '' && spawnSync(bin, ['exec', '--data-dir', dataDir, 'redis.1', 'true']).status === 0);
+await waitFor(
+  () =>
+    spawnSync(bin, ['exec', '--data-dir', dataDir, 'redis.1', 'ls', '/run/secrets'], {
+      encoding: 'utf8',
+    }).stdout === '' &&
+    spawnSync(bin, ['exec', '--data-dir', dataDir, 'redis.1', 'true']).status === 0,
+);
 run(['exec', 'redis.1', 'cat', '/run/secrets/my_secret_data']);
 run(['service', 'rm', 'redis']);
 await waitFor(() => !mountsHold('secretd-secrets'));
@@ -136,7 +198,8 @@ run(['cluster', 'join-token', 'worker']);
 
 say('A client certificate, for curl and for --host');
 const certs = join(dataDir, 'client-certs');
-if (!existsSync(join(certs, 'cert.pem'))) run(['ca', 'issue-client', '--name', 'quickstart', '--out', certs]);
+if (!existsSync(join(certs, 'cert.pem')))
+  run(['ca', 'issue-client', '--name', 'quickstart', '--out', certs]);
 const port = listenAddr.split(':').at(-1);
 console.log(`
 The cluster is running in the background (log: ${logFile}).

@@ -28,9 +28,11 @@ const count = positive('seeds', values.seeds);
 const start = positive('start', values.start);
 const workers = positive('workers', values.workers);
 const stopAfter = positive('stop-after', values['stop-after']);
-const faultMs = values['fault-ms'] === undefined ? undefined : positive('fault-ms', values['fault-ms']);
+const faultMs =
+  values['fault-ms'] === undefined ? undefined : positive('fault-ms', values['fault-ms']);
 const variant = (values.variant ?? null) as Variant | null;
-if (variant !== null && !variants.includes(variant)) fail(`--variant must be one of ${variants.join(', ')}`);
+if (variant !== null && !variants.includes(variant))
+  fail(`--variant must be one of ${variants.join(', ')}`);
 
 const failures: SeedOutcome[] = [];
 let done = 0;
@@ -42,7 +44,9 @@ function progress(final: boolean): void {
   const rate = done / seconds;
   const eta = rate > 0 ? (count - done) / rate : Infinity;
   const line = `${done}/${count} seeds, ${rate.toFixed(1)} seeds/s, ${failures.length} failed, ${formatDuration(seconds)} elapsed`;
-  console.log(final ? `sim-long: ${line}` : `sim-long: ${line}, about ${formatDuration(eta)} to go`);
+  console.log(
+    final ? `sim-long: ${line}` : `sim-long: ${line}, about ${formatDuration(eta)} to go`,
+  );
 }
 
 console.log(
@@ -58,7 +62,9 @@ await runSeeds(
       done++;
       if (outcome.failure !== null) {
         failures.push(outcome);
-        console.log(`\nsim-long: seed ${outcome.seed} FAILED (${outcome.failure.invariant})\n${outcome.report}\n`);
+        console.log(
+          `\nsim-long: seed ${outcome.seed} FAILED (${outcome.failure.invariant})\n${outcome.report}\n`,
+        );
       }
       if (performance.now() - lastReport > 10_000) {
         lastReport = performance.now();
@@ -75,13 +81,21 @@ await runSeeds(
 progress(true);
 if (failures.length > 0) {
   console.log('sim-long: failed seeds, replay each with:');
-  for (const outcome of failures.sort((a, b) => a.seed - b.seed)) console.log(`  ${outcome.report!.split('\n').find((line) => line.trim().startsWith('replay:'))!.trim().slice('replay: '.length)}`);
+  for (const outcome of failures.sort((a, b) => a.seed - b.seed))
+    console.log(
+      `  ${outcome
+        .report!.split('\n')
+        .find((line) => line.trim().startsWith('replay:'))!
+        .trim()
+        .slice('replay: '.length)}`,
+    );
 }
 process.exit(failures.length > 0 ? 1 : 0);
 
 function positive(name: string, text: string): number {
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n <= 0) fail(`--${name} must be a positive integer, not ${JSON.stringify(text)}`);
+  if (!Number.isSafeInteger(n) || n <= 0)
+    fail(`--${name} must be a positive integer, not ${JSON.stringify(text)}`);
   return n;
 }
 
@@ -90,7 +104,11 @@ function formatDuration(seconds: number): string {
   const h = Math.floor(seconds / 3600);
   const m = Math.floor((seconds % 3600) / 60);
   const s = Math.floor(seconds % 60);
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
+  return h > 0
+    ? `${h}h${String(m).padStart(2, '0')}m`
+    : m > 0
+      ? `${m}m${String(s).padStart(2, '0')}s`
+      : `${s}s`;
 }
 
 function fail(message: string): never {

@@ -14,7 +14,9 @@ Promise.race([main(process.argv.slice(2)), fatalExit]).then(
     process.exit(code);
   },
   async (error: unknown) => {
-    defaultIo.err(`secretd: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    defaultIo.err(
+      `secretd: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    );
     await outputWritten();
     process.exit(70);
   },

@@ -16,7 +16,18 @@
  */
 import { assert } from '../src/errors.ts';
 import { RaftCore, type RaftOptions } from '../src/raft/core.ts';
-import type { ConfState, Entry, HardState, LogIndex, MemberId, Message, Ready, ReadState, Snapshot, Term } from '../src/raft/types.ts';
+import type {
+  ConfState,
+  Entry,
+  HardState,
+  LogIndex,
+  MemberId,
+  Message,
+  Ready,
+  ReadState,
+  Snapshot,
+  Term,
+} from '../src/raft/types.ts';
 
 /** splitmix32-style generator: one seed derives every choice a test makes. */
 export function seededRandom(seed: number): () => number {
@@ -58,7 +69,9 @@ export class SimMember {
 
   /** The data of applied normal entries, no-ops left out. */
   appliedTexts(): string[] {
-    return this.applied.filter((key) => key.split('|')[1] === 'normal' && key.split('|')[2] !== '').map((key) => key.split('|').slice(2).join('|'));
+    return this.applied
+      .filter((key) => key.split('|')[1] === 'normal' && key.split('|')[2] !== '')
+      .map((key) => key.split('|').slice(2).join('|'));
   }
 }
 
@@ -140,7 +153,10 @@ export class RaftNetwork {
     if (this.#options.recordReadies !== false) member.readies.push(ready);
     this.#persist(member, ready);
     for (const message of ready.messages) {
-      assert(message.from === member.id && message.to !== member.id, `message ${message.type} from ${message.from} to ${message.to}`);
+      assert(
+        message.from === member.id && message.to !== member.id,
+        `message ${message.type} from ${message.from} to ${message.to}`,
+      );
       if (!this.#isCut(message.from, message.to)) this.inFlight.push(message);
     }
     this.#apply(member, ready);
@@ -151,7 +167,7 @@ export class RaftNetwork {
 
   processAllReady(): boolean {
     let any = false;
-    for (let progress = true; progress; ) {
+    for (let progress = true; progress;) {
       progress = false;
       for (const member of this.live()) if (this.processReady(member.id)) progress = any = true;
     }
@@ -195,7 +211,10 @@ export class RaftNetwork {
 
   /** Request a linearizable read on `id`; the harness checks the ReadState it yields. */
   readIndex(id: string, context: string): void {
-    const commits = [...this.committed.keys(), ...this.live().map((member) => member.core?.status().commit ?? 0)];
+    const commits = [
+      ...this.committed.keys(),
+      ...this.live().map((member) => member.core?.status().commit ?? 0),
+    ];
     this.#readFloors.set(context, Math.max(0, ...commits));
     this.core(id).readIndex(context);
   }
@@ -220,7 +239,8 @@ export class RaftNetwork {
   /** Only members in the same group can talk. */
   partition(groups: readonly (readonly string[])[]): void {
     this.heal();
-    for (const a of groups) for (const b of groups) if (a !== b) for (const x of a) for (const y of b) this.cut(x, y);
+    for (const a of groups)
+      for (const b of groups) if (a !== b) for (const x of a) for (const y of b) this.cut(x, y);
   }
 
   heal(): void {
@@ -261,7 +281,8 @@ export class RaftNetwork {
     let best: { id: MemberId; term: Term } | null = null;
     for (const member of this.live()) {
       const status = member.core?.status();
-      if (status?.role === 'leader' && (best === null || status.term > best.term)) best = { id: member.id, term: status.term };
+      if (status?.role === 'leader' && (best === null || status.term > best.term))
+        best = { id: member.id, term: status.term };
     }
     return best?.id ?? null;
   }
@@ -275,9 +296,15 @@ export class RaftNetwork {
       heartbeatTicks: this.#options.heartbeatTicks ?? 1,
       random: seededRandom(Math.floor(this.random() * 2 ** 32)),
       ...(this.#options.preVote === undefined ? {} : { preVote: this.#options.preVote }),
-      ...(this.#options.checkQuorum === undefined ? {} : { checkQuorum: this.#options.checkQuorum }),
-      ...(this.#options.maxEntriesPerMessage === undefined ? {} : { maxEntriesPerMessage: this.#options.maxEntriesPerMessage }),
-      ...(this.#options.maxInflightMessages === undefined ? {} : { maxInflightMessages: this.#options.maxInflightMessages }),
+      ...(this.#options.checkQuorum === undefined
+        ? {}
+        : { checkQuorum: this.#options.checkQuorum }),
+      ...(this.#options.maxEntriesPerMessage === undefined
+        ? {}
+        : { maxEntriesPerMessage: this.#options.maxEntriesPerMessage }),
+      ...(this.#options.maxInflightMessages === undefined
+        ? {}
+        : { maxInflightMessages: this.#options.maxInflightMessages }),
       initial: {
         hardState: member.disk.hardState,
         snapshot: member.disk.snapshot?.meta ?? null,
@@ -287,7 +314,8 @@ export class RaftNetwork {
     };
     member.core = new RaftCore(options);
     if (member.disk.snapshot !== null) member.core.compact(member.disk.snapshot);
-    member.applied = member.disk.snapshot === null ? [] : this.#restoreStateMachine(member.disk.snapshot);
+    member.applied =
+      member.disk.snapshot === null ? [] : this.#restoreStateMachine(member.disk.snapshot);
     member.readStates = [];
   }
 
@@ -299,7 +327,11 @@ export class RaftNetwork {
       disk.entries = [];
     }
     const first = ready.entries[0];
-    if (first !== undefined) disk.entries = [...disk.entries.filter((entry) => entry.index < first.index), ...ready.entries];
+    if (first !== undefined)
+      disk.entries = [
+        ...disk.entries.filter((entry) => entry.index < first.index),
+        ...ready.entries,
+      ];
     if (ready.hardState !== null) {
       disk.hardState = ready.hardState;
       this.#recordCommitted(member);
@@ -318,21 +350,27 @@ export class RaftNetwork {
   #checkCommitted(id: MemberId, index: LogIndex, key: string): void {
     const known = this.committed.get(index);
     if (known === undefined) this.committed.set(index, key);
-    else if (known !== key) throw new Error(`member ${id} has committed ${key} at ${index}, others ${known}`);
+    else if (known !== key)
+      throw new Error(`member ${id} has committed ${key} at ${index}, others ${known}`);
   }
 
   #apply(member: SimMember, ready: Ready): void {
     if (ready.snapshot !== null) member.applied = this.#restoreStateMachine(ready.snapshot);
     for (const entry of ready.committedEntries) {
       if (entry.index !== member.applied.length + 1) {
-        throw new Error(`member ${member.id} applies ${entry.index} after ${member.applied.length}`);
+        throw new Error(
+          `member ${member.id} applies ${entry.index} after ${member.applied.length}`,
+        );
       }
       this.#checkCommitted(member.id, entry.index, entryKey(entry));
       member.applied.push(entryKey(entry));
     }
     for (const read of ready.readStates) {
       const floor = this.#readFloors.get(read.context) ?? 0;
-      if (read.index < floor) throw new Error(`read ${read.context} on ${member.id} at ${read.index}, but ${floor} was committed`);
+      if (read.index < floor)
+        throw new Error(
+          `read ${read.context} on ${member.id} at ${read.index}, but ${floor} was committed`,
+        );
     }
     member.readStates.push(...ready.readStates);
   }
@@ -350,7 +388,8 @@ export class RaftNetwork {
       if (status?.role !== 'leader') continue;
       const known = this.leaders.get(status.term);
       if (known === undefined) this.leaders.set(status.term, member.id);
-      else if (known !== member.id) throw new Error(`two leaders in term ${status.term}: ${known} and ${member.id}`);
+      else if (known !== member.id)
+        throw new Error(`two leaders in term ${status.term}: ${known} and ${member.id}`);
     }
   }
 

@@ -18,7 +18,8 @@ export interface Io {
    * (execve: same pid, same parent, same standard streams); never returns. Undefined where the
    * runtime cannot (then the caller carries on as it is).
    */
-  readonly reexec?: ((args: readonly string[], env: Readonly<Record<string, string>>) => never) | undefined;
+  readonly reexec?:
+    ((args: readonly string[], env: Readonly<Record<string, string>>) => never) | undefined;
 }
 
 /** What a lone "-" (read standard input) arrives as in a command's arguments. */
@@ -33,10 +34,19 @@ export interface GlobalFlags {
 }
 
 export function addConnectionOptions(cli: CAC): void {
-  cli.option('--data-dir <dir>', `Data directory (env SECRETD_DATA_DIR, default ${defaultDataDir})`);
-  cli.option('-H, --host <url>', 'Remote manager, e.g. https://mgr:4377 (env SECRETD_HOST); default: the local admin socket');
+  cli.option(
+    '--data-dir <dir>',
+    `Data directory (env SECRETD_DATA_DIR, default ${defaultDataDir})`,
+  );
+  cli.option(
+    '-H, --host <url>',
+    'Remote manager, e.g. https://mgr:4377 (env SECRETD_HOST); default: the local admin socket',
+  );
   cli.option('--tlscacert <file>', 'CA certificate for --host (default $SECRETD_CERT_PATH/ca.pem)');
-  cli.option('--tlscert <file>', 'Client certificate for --host (default $SECRETD_CERT_PATH/cert.pem)');
+  cli.option(
+    '--tlscert <file>',
+    'Client certificate for --host (default $SECRETD_CERT_PATH/cert.pem)',
+  );
   cli.option('--tlskey <file>', 'Client key for --host (default $SECRETD_CERT_PATH/key.pem)');
 }
 
@@ -45,10 +55,19 @@ export function dataDirOf(flags: GlobalFlags): string {
 }
 
 export function clientFor(flags: GlobalFlags): ApiClient {
-  return openClient({ dataDir: dataDirOf(flags), host: flags.host, tlscacert: flags.tlscacert, tlscert: flags.tlscert, tlskey: flags.tlskey });
+  return openClient({
+    dataDir: dataDirOf(flags),
+    host: flags.host,
+    tlscacert: flags.tlscacert,
+    tlscert: flags.tlscert,
+    tlskey: flags.tlskey,
+  });
 }
 
-export async function withClient<T>(flags: GlobalFlags, use: (client: ApiClient) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  flags: GlobalFlags,
+  use: (client: ApiClient) => Promise<T>,
+): Promise<T> {
   const client = clientFor(flags);
   try {
     return await use(client);
@@ -68,7 +87,11 @@ export function parseKeyValues(values: readonly string[], what: string): Record<
   for (const item of values) {
     const eq = item.indexOf('=');
     const key = eq === -1 ? item : item.slice(0, eq);
-    if (key === '') throw new SecretdError('invalid', `Invalid ${what} ${JSON.stringify(item)}: expected KEY=VALUE`);
+    if (key === '')
+      throw new SecretdError(
+        'invalid',
+        `Invalid ${what} ${JSON.stringify(item)}: expected KEY=VALUE`,
+      );
     out[key] = eq === -1 ? '' : item.slice(eq + 1);
   }
   return out;
@@ -83,7 +106,11 @@ export function parseBoolFlag(value: unknown, flag: string): boolean {
 /** Docker-style table: columns padded to the widest cell plus three spaces. */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd();
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 3)))
+      .join('')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
@@ -111,17 +138,28 @@ export function filtersQuery(values: unknown, allowed: readonly string[]): strin
   for (const item of many(values)) {
     const eq = item.indexOf('=');
     const key = item.slice(0, eq);
-    if (eq <= 0 || !allowed.includes(key)) throw new SecretdError('invalid', `Invalid filter ${JSON.stringify(item)}: expected ${allowed.map((k) => `${k}=…`).join(', ')}`);
+    if (eq <= 0 || !allowed.includes(key))
+      throw new SecretdError(
+        'invalid',
+        `Invalid filter ${JSON.stringify(item)}: expected ${allowed.map((k) => `${k}=…`).join(', ')}`,
+      );
     (filters[key] ??= []).push(item.slice(eq + 1));
   }
-  return Object.keys(filters).length ? `?filters=${encodeURIComponent(JSON.stringify(filters))}` : '';
+  return Object.keys(filters).length
+    ? `?filters=${encodeURIComponent(JSON.stringify(filters))}`
+    : '';
 }
 
 /**
  * Runs `act` for each reference, as the docker CLI does for `inspect`/`rm` of several objects: a
  * failure is reported and the others still go ahead; the exit code says whether any failed.
  */
-export async function forEachRef(flags: GlobalFlags, io: Io, refs: readonly string[], act: (client: ApiClient, ref: string) => Promise<void>): Promise<number> {
+export async function forEachRef(
+  flags: GlobalFlags,
+  io: Io,
+  refs: readonly string[],
+  act: (client: ApiClient, ref: string) => Promise<void>,
+): Promise<number> {
   return withClient(flags, async (client) => {
     let code = 0;
     for (const ref of refs) {
@@ -137,9 +175,20 @@ export async function forEachRef(flags: GlobalFlags, io: Io, refs: readonly stri
 }
 
 /** `inspect` of several objects: a JSON array of those found, like `docker … inspect`. */
-export async function inspectEach(flags: GlobalFlags, io: Io, collection: string, refs: readonly string[]): Promise<number> {
+export async function inspectEach(
+  flags: GlobalFlags,
+  io: Io,
+  collection: string,
+  refs: readonly string[],
+): Promise<number> {
   const found: unknown[] = [];
-  const code = await forEachRef(flags, io, refs, async (client, ref) => void found.push(await call(client, 'GET', `/${collection}/${encodeURIComponent(ref)}`)));
+  const code = await forEachRef(
+    flags,
+    io,
+    refs,
+    async (client, ref) =>
+      void found.push(await call(client, 'GET', `/${collection}/${encodeURIComponent(ref)}`)),
+  );
   io.out(JSON.stringify(found, null, 4));
   return code;
 }

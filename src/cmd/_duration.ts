@@ -12,6 +12,10 @@ export function durationNs(text: string): number {
     consumed += match[0].length;
   }
   if (text === '0') return 0;
-  if (consumed !== text.length || consumed === 0) throw new SecretdError('invalid', `Invalid duration ${JSON.stringify(text)}: expected e.g. 500ms, 2s, 1m`);
+  if (consumed !== text.length || consumed === 0)
+    throw new SecretdError(
+      'invalid',
+      `Invalid duration ${JSON.stringify(text)}: expected e.g. 500ms, 2s, 1m`,
+    );
   return Math.round(total);
 }

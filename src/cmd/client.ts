@@ -36,10 +36,18 @@ export interface ApiClient {
 }
 
 /** Calls the API and turns a non-2xx answer into a SecretdError carrying the server's message. */
-export async function call(client: ApiClient, method: string, path: string, body?: unknown): Promise<unknown> {
+export async function call(
+  client: ApiClient,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
   const response = await client.request(method, path, body);
   if (response.status >= 200 && response.status < 300) return response.body;
-  const message = typeof response.body === 'object' && response.body !== null && 'message' in response.body ? String((response.body as { message: unknown }).message) : `HTTP ${response.status}`;
+  const message =
+    typeof response.body === 'object' && response.body !== null && 'message' in response.body
+      ? String((response.body as { message: unknown }).message)
+      : `HTTP ${response.status}`;
   throw new SecretdError(codeForHttpStatus(response.status), message);
 }
 
@@ -49,14 +57,22 @@ export function openClient(options: ConnectionOptions): ApiClient {
   const certPath = process.env.SECRETD_CERT_PATH;
   const file = (given: string | undefined, name: string): string => {
     const path = given ?? (certPath ? join(certPath, name) : undefined);
-    if (!path) throw new SecretdError('invalid', `Connecting to ${host} needs --tlscacert, --tlscert and --tlskey (or SECRETD_CERT_PATH holding ca.pem, cert.pem, key.pem)`);
+    if (!path)
+      throw new SecretdError(
+        'invalid',
+        `Connecting to ${host} needs --tlscacert, --tlscert and --tlskey (or SECRETD_CERT_PATH holding ca.pem, cert.pem, key.pem)`,
+      );
     try {
       return readFileSync(path, 'utf8');
     } catch {
       throw new SecretdError('invalid', `Cannot read ${path}`);
     }
   };
-  return tlsClient(host, { ca: file(options.tlscacert, 'ca.pem'), cert: file(options.tlscert, 'cert.pem'), key: file(options.tlskey, 'key.pem') });
+  return tlsClient(host, {
+    ca: file(options.tlscacert, 'ca.pem'),
+    cert: file(options.tlscert, 'cert.pem'),
+    key: file(options.tlskey, 'key.pem'),
+  });
 }
 
 function encodeBody(body: unknown): Buffer | null {
@@ -77,15 +93,40 @@ function socketClient(socketPath: string): ApiClient {
     request(method, path, body) {
       const payload = encodeBody(body);
       return new Promise((resolve, reject) => {
-        const req = httpRequest({ socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {} }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: decodeBody(Buffer.concat(chunks).toString('utf8')) }));
-          res.on('error', reject);
-        });
+        const req = httpRequest(
+          {
+            socketPath,
+            method,
+            path,
+            headers: payload
+              ? { 'content-type': 'application/json', 'content-length': payload.length }
+              : {},
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                body: decodeBody(Buffer.concat(chunks).toString('utf8')),
+              }),
+            );
+            res.on('error', reject);
+          },
+        );
         req.on('error', (error: NodeJS.ErrnoException) => {
-          const reason = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? 'is secretd running there?' : error.code === 'EACCES' ? 'permission denied (the admin socket is root only)' : error.message;
-          reject(new SecretdError('unavailable', `Cannot connect to the secretd admin socket at ${socketPath}: ${reason}`));
+          const reason =
+            error.code === 'ENOENT' || error.code === 'ECONNREFUSED'
+              ? 'is secretd running there?'
+              : error.code === 'EACCES'
+                ? 'permission denied (the admin socket is root only)'
+                : error.message;
+          reject(
+            new SecretdError(
+              'unavailable',
+              `Cannot connect to the secretd admin socket at ${socketPath}: ${reason}`,
+            ),
+          );
         });
         req.end(payload ?? undefined);
       });
@@ -120,13 +161,25 @@ function tlsClient(host: string, tls: { ca: string; cert: string; key: string })
     request(method, path, body) {
       const payload = encodeBody(body);
       return new Promise((resolve, reject) => {
-        const stream = open().request({ ':method': method, ':path': path, ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) });
+        const stream = open().request({
+          ':method': method,
+          ':path': path,
+          ...(payload
+            ? { 'content-type': 'application/json', 'content-length': payload.length }
+            : {}),
+        });
         const chunks: Buffer[] = [];
         let status = 0;
         stream.on('response', (headers) => (status = Number(headers[':status'])));
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-        const unreachable = (error: Error | null): SecretdError => new SecretdError('unavailable', `Cannot reach secretd at ${host}: ${sessionError || error ? reasonOf(sessionError ?? error) : 'the connection closed'}`);
-        stream.on('end', () => resolve({ status, body: decodeBody(Buffer.concat(chunks).toString('utf8')) }));
+        const unreachable = (error: Error | null): SecretdError =>
+          new SecretdError(
+            'unavailable',
+            `Cannot reach secretd at ${host}: ${sessionError || error ? reasonOf(sessionError ?? error) : 'the connection closed'}`,
+          );
+        stream.on('end', () =>
+          resolve({ status, body: decodeBody(Buffer.concat(chunks).toString('utf8')) }),
+        );
         stream.on('error', (error) => reject(unreachable(error)));
         // A session refused during the handshake may close the stream without an error of its own.
         stream.on('close', () => {

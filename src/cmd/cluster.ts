@@ -16,12 +16,21 @@ export function registerCluster(cli: CAC, io: Io): void {
     .option('--rotate', 'Rotate the join token')
     .option('-q, --quiet', 'Only display the token')
     .action(async (role: string, flags: GlobalFlags & { rotate?: boolean; quiet?: boolean }) => {
-      if (role !== 'worker' && role !== 'manager') throw new SecretdError('invalid', `Unknown role ${JSON.stringify(role)}: expected worker or manager`);
+      if (role !== 'worker' && role !== 'manager')
+        throw new SecretdError(
+          'invalid',
+          `Unknown role ${JSON.stringify(role)}: expected worker or manager`,
+        );
       return withClient(flags, async (client) => {
         if (flags.rotate) {
           const swarm = await inspect(client);
           const param = role === 'worker' ? 'rotateWorkerToken' : 'rotateManagerToken';
-          await call(client, 'POST', `/swarm/update?version=${swarm.Version.Index}&${param}=true`, swarm.Spec);
+          await call(
+            client,
+            'POST',
+            `/swarm/update?version=${swarm.Version.Index}&${param}=true`,
+            swarm.Spec,
+          );
           if (!flags.quiet) io.out(`Successfully rotated ${role} join token.\n`);
         }
         const swarm = await inspect(client);
@@ -29,7 +38,9 @@ export function registerCluster(cli: CAC, io: Io): void {
         if (flags.quiet) io.out(token);
         else {
           const info = (await call(client, 'GET', '/info')) as { Swarm: { NodeAddr: string } };
-          io.out(`To add a ${role} to this cluster, run the following command:\n\n    secretd join --token ${token} ${info.Swarm.NodeAddr}\n`);
+          io.out(
+            `To add a ${role} to this cluster, run the following command:\n\n    secretd join --token ${token} ${info.Swarm.NodeAddr}\n`,
+          );
         }
         return 0;
       });
@@ -43,12 +54,25 @@ export function registerCluster(cli: CAC, io: Io): void {
       return withClient(flags, async (client) => {
         if (flags.rotate) {
           const swarm = await inspect(client);
-          if (!swarm.Spec.EncryptionConfig.AutoLockManagers) throw new SecretdError('conflict', 'Cannot rotate the unlock key: autolock is not enabled (secretd cluster update --autolock=true)');
-          await call(client, 'POST', `/swarm/update?version=${swarm.Version.Index}&rotateManagerUnlockKey=true`, swarm.Spec);
+          if (!swarm.Spec.EncryptionConfig.AutoLockManagers)
+            throw new SecretdError(
+              'conflict',
+              'Cannot rotate the unlock key: autolock is not enabled (secretd cluster update --autolock=true)',
+            );
+          await call(
+            client,
+            'POST',
+            `/swarm/update?version=${swarm.Version.Index}&rotateManagerUnlockKey=true`,
+            swarm.Spec,
+          );
           if (!flags.quiet) io.out('Successfully rotated manager unlock key.\n');
         }
         const key = await unlockKey(client);
-        if (key === '') throw new SecretdError('conflict', 'No unlock key is set: autolock is not enabled (secretd cluster update --autolock=true)');
+        if (key === '')
+          throw new SecretdError(
+            'conflict',
+            'No unlock key is set: autolock is not enabled (secretd cluster update --autolock=true)',
+          );
         io.out(flags.quiet ? key : unlockKeyMessage(key));
         return 0;
       });
@@ -57,20 +81,31 @@ export function registerCluster(cli: CAC, io: Io): void {
   cli
     .command('update', 'Update the cluster settings')
     .option('--autolock <bool>', 'Require the unlock key to start a manager (true|false)')
-    .option('--secret-versions-kept <n>', 'Versions kept per secret (default 10): older ones go when a new one is added, unless pinned')
+    .option(
+      '--secret-versions-kept <n>',
+      'Versions kept per secret (default 10): older ones go when a new one is added, unless pinned',
+    )
     .action(async (flags: GlobalFlags & { autolock?: unknown; secretVersionsKept?: unknown }) => {
-      if (flags.autolock === undefined && flags.secretVersionsKept === undefined) throw new SecretdError('invalid', 'Nothing to update: give --autolock=true|false or --secret-versions-kept N');
-      const kept = flags.secretVersionsKept === undefined ? undefined : keptCount(flags.secretVersionsKept);
+      if (flags.autolock === undefined && flags.secretVersionsKept === undefined)
+        throw new SecretdError(
+          'invalid',
+          'Nothing to update: give --autolock=true|false or --secret-versions-kept N',
+        );
+      const kept =
+        flags.secretVersionsKept === undefined ? undefined : keptCount(flags.secretVersionsKept);
       if (flags.autolock === undefined) {
         return withClient(flags, async (client) => {
-          const settings = (await call(client, 'POST', '/secretd/settings', { SecretVersionsKept: kept })) as { SecretVersionsKept: number };
+          const settings = (await call(client, 'POST', '/secretd/settings', {
+            SecretVersionsKept: kept,
+          })) as { SecretVersionsKept: number };
           io.out(`Cluster updated: ${settings.SecretVersionsKept} versions kept per secret.`);
           return 0;
         });
       }
       const autolock = parseBoolFlag(flags.autolock, '--autolock');
       return withClient(flags, async (client) => {
-        if (kept !== undefined) await call(client, 'POST', '/secretd/settings', { SecretVersionsKept: kept });
+        if (kept !== undefined)
+          await call(client, 'POST', '/secretd/settings', { SecretVersionsKept: kept });
         const swarm = await inspect(client);
         const wasLocked = swarm.Spec.EncryptionConfig.AutoLockManagers;
         const spec = { ...swarm.Spec, EncryptionConfig: { AutoLockManagers: autolock } };
@@ -84,7 +119,11 @@ export function registerCluster(cli: CAC, io: Io): void {
 
 function keptCount(value: unknown): number {
   const text = String(value);
-  if (!/^[0-9]{1,4}$/.test(text)) throw new SecretdError('invalid', `Invalid --secret-versions-kept ${JSON.stringify(text.slice(0, 20))}: expected a whole number from 1`);
+  if (!/^[0-9]{1,4}$/.test(text))
+    throw new SecretdError(
+      'invalid',
+      `Invalid --secret-versions-kept ${JSON.stringify(text.slice(0, 20))}: expected a whole number from 1`,
+    );
   return Number(text);
 }
 

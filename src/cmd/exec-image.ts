@@ -6,11 +6,17 @@ import { call } from './client.ts';
 
 export function registerExec(cli: CAC, io: Io): void {
   cli
-    .command('exec <task>', 'Run a command in a task\'s container (TASK: id or SERVICE.SLOT), wherever it runs')
+    .command(
+      'exec <task>',
+      "Run a command in a task's container (TASK: id or SERVICE.SLOT), wherever it runs",
+    )
     .action(async (task: string, flags: GlobalFlags & { '--'?: string[] }) => {
       const cmd = flags['--'] ?? [];
-      if (cmd.length === 0) throw new Error('secretd exec needs a command: secretd exec TASK CMD [ARG…]');
-      const result = (await withClient(flags, (c) => call(c, 'POST', '/secretd/exec', { Task: task, Cmd: cmd }))) as { ExitCode: number; Stdout: string; Stderr: string };
+      if (cmd.length === 0)
+        throw new Error('secretd exec needs a command: secretd exec TASK CMD [ARG…]');
+      const result = (await withClient(flags, (c) =>
+        call(c, 'POST', '/secretd/exec', { Task: task, Cmd: cmd }),
+      )) as { ExitCode: number; Stdout: string; Stderr: string };
       if (result.Stdout) io.write('out', result.Stdout);
       if (result.Stderr) io.write('err', result.Stderr);
       return result.ExitCode;
@@ -18,9 +24,13 @@ export function registerExec(cli: CAC, io: Io): void {
 }
 
 export function registerImage(cli: CAC, io: Io): void {
-  cli.command('import <name> <rootfs>', 'Import a root filesystem tarball as an image on this node').action(async (name: string, rootfs: string, flags: GlobalFlags) => {
-    const image = (await withClient(flags, (c) => call(c, 'POST', '/secretd/images/import', { Name: name, Path: resolve(rootfs) }))) as { Name: string };
-    io.out(image.Name);
-    return 0;
-  });
+  cli
+    .command('import <name> <rootfs>', 'Import a root filesystem tarball as an image on this node')
+    .action(async (name: string, rootfs: string, flags: GlobalFlags) => {
+      const image = (await withClient(flags, (c) =>
+        call(c, 'POST', '/secretd/images/import', { Name: name, Path: resolve(rootfs) }),
+      )) as { Name: string };
+      io.out(image.Name);
+      return 0;
+    });
 }

@@ -17,11 +17,17 @@ import { registerExec, registerImage } from './exec-image.ts';
 
 const groups: Record<string, { describe: string; register: (cli: CAC, io: Io) => void }> = {
   secret: { describe: 'Manage secrets', register: registerSecret },
-  cluster: { describe: 'Manage the cluster: join tokens, unlock key, settings', register: registerCluster },
+  cluster: {
+    describe: 'Manage the cluster: join tokens, unlock key, settings',
+    register: registerCluster,
+  },
   ca: { describe: 'Issue client certificates', register: registerCa },
   node: { describe: 'Manage nodes: list, promote, demote, drain, remove', register: registerNode },
   service: { describe: 'Manage services: containers that get secrets', register: registerService },
-  stack: { describe: 'Manage stacks: services and secrets from compose files', register: registerStack },
+  stack: {
+    describe: 'Manage stacks: services and secrets from compose files',
+    register: registerStack,
+  },
   image: { describe: "Manage this node's images (root filesystems)", register: registerImage },
 };
 
@@ -45,11 +51,19 @@ export async function outputWritten(): Promise<void> {
 
 /** Runs secretd again in this process (execve), as the compiled executable or as `bun src/main.ts`. */
 function reexec(args: readonly string[], env: Readonly<Record<string, string>>): never {
-  const execve = (process as { execve?: (file: string, args: string[], env: Record<string, string | undefined>) => never }).execve;
+  const execve = (
+    process as {
+      execve?: (file: string, args: string[], env: Record<string, string | undefined>) => never;
+    }
+  ).execve;
   if (!execve) throw new Error('reexec: this runtime has no process.execve');
   const script = process.argv[1];
-  const compiled = script === undefined || script.startsWith('/$bunfs/') || script === process.execPath;
-  return execve(process.execPath, [process.argv0, ...(compiled ? [] : [script]), ...args], { ...process.env, ...env });
+  const compiled =
+    script === undefined || script.startsWith('/$bunfs/') || script === process.execPath;
+  return execve(process.execPath, [process.argv0, ...(compiled ? [] : [script]), ...args], {
+    ...process.env,
+    ...env,
+  });
 }
 
 export const defaultIo: Io = {
@@ -62,7 +76,31 @@ export const defaultIo: Io = {
 };
 
 /** Options (of any command) that take a value, so the first positional after them can be found. */
-const valueOptions = new Set(['--token', '--token-file', '--data-dir', '-H', '--host', '--tlscacert', '--tlscert', '--tlskey', '--name', '--secret', '--replicas', '--mode', '-e', '--env', '-l', '--label', '--update-parallelism', '--update-delay', '--if-version', '--to', '--version', '-c', '--compose-file']);
+const valueOptions = new Set([
+  '--token',
+  '--token-file',
+  '--data-dir',
+  '-H',
+  '--host',
+  '--tlscacert',
+  '--tlscert',
+  '--tlskey',
+  '--name',
+  '--secret',
+  '--replicas',
+  '--mode',
+  '-e',
+  '--env',
+  '-l',
+  '--label',
+  '--update-parallelism',
+  '--update-delay',
+  '--if-version',
+  '--to',
+  '--version',
+  '-c',
+  '--compose-file',
+]);
 
 function firstPositional(args: readonly string[]): number {
   for (let i = 0; i < args.length; i++) {
@@ -102,7 +140,10 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
   else {
     registerNodeProcess(cli, io, argv);
     registerExec(cli, io);
-    for (const [name, g] of Object.entries(groups)) cli.command(`${name} <command>`, g.describe).action(() => usage(`Run 'secretd ${name} --help' for its commands`));
+    for (const [name, g] of Object.entries(groups))
+      cli
+        .command(`${name} <command>`, g.describe)
+        .action(() => usage(`Run 'secretd ${name} --help' for its commands`));
   }
   cli.help();
   // Only `secretd --version` prints the version: inside a group, `--version N` names a secret version.
@@ -113,7 +154,10 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
     // `service create IMAGE CMD…` and `exec TASK CMD…`: everything after the image or task is the
     // container's command line, options included (as docker does), so it must not reach cac's parser.
     const verb = firstPositional(args);
-    if ((group && first === 'service' && args[verb] === 'create') || (!group && args[verb] === 'exec')) {
+    if (
+      (group && first === 'service' && args[verb] === 'create') ||
+      (!group && args[verb] === 'exec')
+    ) {
       args = [...args.slice(0, verb + 1), ...splitAtCommand(args.slice(verb + 1))];
     }
     cli.parse(['', '', ...args], { run: false });
@@ -124,7 +168,9 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
         cli.outputHelp();
         return 2;
       }
-      return usage(`Unknown command ${JSON.stringify(args[0])}. Run '${cli.name} --help' for usage`);
+      return usage(
+        `Unknown command ${JSON.stringify(args[0])}. Run '${cli.name} --help' for usage`,
+      );
     }
     const code: unknown = await cli.runMatchedCommand();
     return typeof code === 'number' ? code : 0;

@@ -27,64 +27,107 @@ export function registerNodeProcess(cli: CAC, io: Io, argv: readonly string[] = 
   cli
     .command('init', 'Create a new cluster with this machine as its first manager, then serve')
     .option('--listen-addr <addr>', `Address to serve mutual TLS on (default ${defaultListenAddr})`)
-    .option('--advertise-addr <addr>', 'Address other nodes and clients use to reach this manager (default: derived from --listen-addr)')
-    .option('--autolock', 'Wrap this manager\'s keys with an unlock key, required at every restart')
-    .option('--runtime <path>', 'OCI runtime binary with runc\'s command line (default runc)')
-    .action(async (flags: GlobalFlags & { listenAddr?: string; advertiseAddr?: string; autolock?: boolean; runtime?: string }) => {
-      const dataDir = dataDirOf(flags);
-      const listenAddr = flags.listenAddr ?? defaultListenAddr;
-      const advertiseAddr = flags.advertiseAddr ?? defaultAdvertise(listenAddr);
-      splitHostPort(advertiseAddr);
-      const daemon = await initDaemon(
-        { dataDir, listenAddr, advertiseAddr, autolock: flags.autolock === true },
-        {
-          log: io.err,
-          runtime: flags.runtime,
-          onReady: async (manager) => {
-            const swarm = (await manager.cluster()).joinTokens;
-            io.out(`Cluster initialized: current node (${manager.state.nodeId}) is now a manager.\n`);
-            io.out(`To add a worker to this cluster, run the following command:\n\n    secretd join --token ${swarm.worker} ${advertiseAddr}\n`);
-            io.out("To add a manager to this cluster, run 'secretd cluster join-token manager' and follow the instructions.\n");
-            if (flags.autolock) io.out(`${unlockKeyMessage(await manager.unlockKey())}\n`);
-            io.out(`Data directory: ${dataDir}  (client commands use ${manager.paths.adminSocket})`);
-          },
+    .option(
+      '--advertise-addr <addr>',
+      'Address other nodes and clients use to reach this manager (default: derived from --listen-addr)',
+    )
+    .option('--autolock', "Wrap this manager's keys with an unlock key, required at every restart")
+    .option('--runtime <path>', "OCI runtime binary with runc's command line (default runc)")
+    .action(
+      async (
+        flags: GlobalFlags & {
+          listenAddr?: string;
+          advertiseAddr?: string;
+          autolock?: boolean;
+          runtime?: string;
         },
-      );
-      return waitForStop(daemon);
-    });
+      ) => {
+        const dataDir = dataDirOf(flags);
+        const listenAddr = flags.listenAddr ?? defaultListenAddr;
+        const advertiseAddr = flags.advertiseAddr ?? defaultAdvertise(listenAddr);
+        splitHostPort(advertiseAddr);
+        const daemon = await initDaemon(
+          { dataDir, listenAddr, advertiseAddr, autolock: flags.autolock === true },
+          {
+            log: io.err,
+            runtime: flags.runtime,
+            onReady: async (manager) => {
+              const swarm = (await manager.cluster()).joinTokens;
+              io.out(
+                `Cluster initialized: current node (${manager.state.nodeId}) is now a manager.\n`,
+              );
+              io.out(
+                `To add a worker to this cluster, run the following command:\n\n    secretd join --token ${swarm.worker} ${advertiseAddr}\n`,
+              );
+              io.out(
+                "To add a manager to this cluster, run 'secretd cluster join-token manager' and follow the instructions.\n",
+              );
+              if (flags.autolock) io.out(`${unlockKeyMessage(await manager.unlockKey())}\n`);
+              io.out(
+                `Data directory: ${dataDir}  (client commands use ${manager.paths.adminSocket})`,
+              );
+            },
+          },
+        );
+        return waitForStop(daemon);
+      },
+    );
 
   cli
     .command('join <manager>', 'Join a cluster through one of its managers (HOST:PORT), then serve')
-    .option('--token <token>', `The join token (secretd cluster join-token manager); - reads it from stdin. Given here, it leaves the process arguments at once (env ${joinTokenEnv} is the other way in)`)
+    .option(
+      '--token <token>',
+      `The join token (secretd cluster join-token manager); - reads it from stdin. Given here, it leaves the process arguments at once (env ${joinTokenEnv} is the other way in)`,
+    )
     .option('--token-file <path>', 'Read the join token from this file')
     .option('--listen-addr <addr>', `Address to serve mutual TLS on (default ${defaultListenAddr})`)
-    .option('--advertise-addr <addr>', 'Address other nodes and clients use to reach this node (default: derived from --listen-addr)')
-    .option('--runtime <path>', 'OCI runtime binary with runc\'s command line (default runc)')
-    .action(async (remote: string, flags: GlobalFlags & JoinTokenFlags & { listenAddr?: string; advertiseAddr?: string; runtime?: string }) => {
-      const token = await joinToken(flags, io, argv);
-      splitHostPort(remote);
-      const dataDir = dataDirOf(flags);
-      const listenAddr = flags.listenAddr ?? defaultListenAddr;
-      const advertiseAddr = flags.advertiseAddr ?? defaultAdvertise(listenAddr);
-      splitHostPort(advertiseAddr);
-      const daemon = await joinDaemon(
-        { dataDir, token, remote, listenAddr, advertiseAddr },
-        {
-          log: io.err,
-          runtime: flags.runtime,
-          onReady: (manager) => io.out(`This node joined the cluster as a manager (${manager.state.nodeId}).`),
-          onWorkerReady: (worker) => io.out(`This node joined the cluster as a worker (${worker.state.nodeId}).`),
-        },
-      );
-      return waitForStop(daemon);
-    });
+    .option(
+      '--advertise-addr <addr>',
+      'Address other nodes and clients use to reach this node (default: derived from --listen-addr)',
+    )
+    .option('--runtime <path>', "OCI runtime binary with runc's command line (default runc)")
+    .action(
+      async (
+        remote: string,
+        flags: GlobalFlags &
+          JoinTokenFlags & { listenAddr?: string; advertiseAddr?: string; runtime?: string },
+      ) => {
+        const token = await joinToken(flags, io, argv);
+        splitHostPort(remote);
+        const dataDir = dataDirOf(flags);
+        const listenAddr = flags.listenAddr ?? defaultListenAddr;
+        const advertiseAddr = flags.advertiseAddr ?? defaultAdvertise(listenAddr);
+        splitHostPort(advertiseAddr);
+        const daemon = await joinDaemon(
+          { dataDir, token, remote, listenAddr, advertiseAddr },
+          {
+            log: io.err,
+            runtime: flags.runtime,
+            onReady: (manager) =>
+              io.out(`This node joined the cluster as a manager (${manager.state.nodeId}).`),
+            onWorkerReady: (worker) =>
+              io.out(`This node joined the cluster as a worker (${worker.state.nodeId}).`),
+          },
+        );
+        return waitForStop(daemon);
+      },
+    );
 
   cli
     .command('run', 'Restart a node from its data directory and serve')
-    .option('--force-new-cluster', 'Recover from a lost quorum: restart this manager alone with all committed data; the others must join again')
-    .option('--runtime <path>', 'OCI runtime binary with runc\'s command line (default runc)')
+    .option(
+      '--force-new-cluster',
+      'Recover from a lost quorum: restart this manager alone with all committed data; the others must join again',
+    )
+    .option('--runtime <path>', "OCI runtime binary with runc's command line (default runc)")
     .action(async (flags: GlobalFlags & { forceNewCluster?: boolean; runtime?: string }) => {
-      return waitForStop(await runDaemon(dataDirOf(flags), { log: io.err, runtime: flags.runtime }, { forceNewCluster: flags.forceNewCluster === true }));
+      return waitForStop(
+        await runDaemon(
+          dataDirOf(flags),
+          { log: io.err, runtime: flags.runtime },
+          { forceNewCluster: flags.forceNewCluster === true },
+        ),
+      );
     });
 
   cli
@@ -148,9 +191,18 @@ async function joinToken(flags: JoinTokenFlags, io: Io, argv: readonly string[])
   const given = flags.token;
   const fromEnv = process.env[joinTokenEnv];
   delete process.env[joinTokenEnv];
-  if (Array.isArray(given) || Array.isArray(flags.tokenFile)) throw new SecretdError('invalid', 'Give the join token once');
-  if (given !== undefined && flags.tokenFile !== undefined) throw new SecretdError('invalid', 'Give the join token once: --token or --token-file, not both');
-  if (given !== undefined && typeof given !== 'string') throw new SecretdError('invalid', 'Missing value for --token: the join token, or - to read it from stdin');
+  if (Array.isArray(given) || Array.isArray(flags.tokenFile))
+    throw new SecretdError('invalid', 'Give the join token once');
+  if (given !== undefined && flags.tokenFile !== undefined)
+    throw new SecretdError(
+      'invalid',
+      'Give the join token once: --token or --token-file, not both',
+    );
+  if (given !== undefined && typeof given !== 'string')
+    throw new SecretdError(
+      'invalid',
+      'Missing value for --token: the join token, or - to read it from stdin',
+    );
   let token: string;
   let from: string;
   if (given === stdinArg) {
@@ -159,7 +211,9 @@ async function joinToken(flags: JoinTokenFlags, io: Io, argv: readonly string[])
     if (token === '') throw new SecretdError('invalid', 'No join token on standard input');
   } else if (given !== undefined) {
     if (io.reexec) io.reexec(argsWithoutToken(argv), { [joinTokenEnv]: given });
-    io.err(`Warning: the join token stays visible in this process's arguments; use --token-file, --token - or ${joinTokenEnv}`);
+    io.err(
+      `Warning: the join token stays visible in this process's arguments; use --token-file, --token - or ${joinTokenEnv}`,
+    );
     token = given.trim();
     from = '--token';
   } else if (flags.tokenFile !== undefined) {
@@ -170,12 +224,16 @@ async function joinToken(flags: JoinTokenFlags, io: Io, argv: readonly string[])
     from = joinTokenEnv;
     if (token === '') throw new SecretdError('invalid', `${joinTokenEnv} is empty`);
   } else {
-    throw new SecretdError('invalid', `Missing join token: give --token-file PATH, --token - (stdin), ${joinTokenEnv} or --token TOKEN (from \`secretd cluster join-token manager|worker\`)`);
+    throw new SecretdError(
+      'invalid',
+      `Missing join token: give --token-file PATH, --token - (stdin), ${joinTokenEnv} or --token TOKEN (from \`secretd cluster join-token manager|worker\`)`,
+    );
   }
   try {
     parseJoinToken(token);
   } catch (error) {
-    if (error instanceof SecretdError) throw new SecretdError('invalid', `${error.message} (read from ${from})`);
+    if (error instanceof SecretdError)
+      throw new SecretdError('invalid', `${error.message} (read from ${from})`);
     throw error;
   }
   return token;
@@ -200,13 +258,26 @@ async function readTokenFile(path: string): Promise<string> {
   let bytes: Buffer;
   try {
     const info = await stat(path);
-    if (info.isDirectory()) throw new SecretdError('invalid', `Cannot read the join token from ${path}: it is a directory`);
-    if (info.size > tokenFileBytesMax) throw new SecretdError('invalid', `Cannot read the join token from ${path}: ${info.size} bytes is no token file (at most ${tokenFileBytesMax})`);
+    if (info.isDirectory())
+      throw new SecretdError(
+        'invalid',
+        `Cannot read the join token from ${path}: it is a directory`,
+      );
+    if (info.size > tokenFileBytesMax)
+      throw new SecretdError(
+        'invalid',
+        `Cannot read the join token from ${path}: ${info.size} bytes is no token file (at most ${tokenFileBytesMax})`,
+      );
     bytes = await readFile(path);
   } catch (error) {
     if (error instanceof SecretdError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+    const reason =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : (error as Error).message;
     throw new SecretdError('invalid', `Cannot read the join token from ${path}: ${reason}`);
   }
   const token = bytes.toString('utf8').trim();

@@ -11,7 +11,16 @@ import { SecretdError } from '../errors.ts';
 import { toBase64 } from '../node/index.ts';
 import { many, stdinArg, table, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call, type ApiClient } from './client.ts';
-import { checkStackName, loadCompose, namespaceLabel, sameSpec, translate, type ComposeFileText, type CurrentSpec, type StackPlan } from './compose/index.ts';
+import {
+  checkStackName,
+  loadCompose,
+  namespaceLabel,
+  sameSpec,
+  translate,
+  type ComposeFileText,
+  type CurrentSpec,
+  type StackPlan,
+} from './compose/index.ts';
 
 interface ServiceJSON {
   ID: string;
@@ -35,7 +44,10 @@ type DeployFlags = GlobalFlags & { composeFile?: unknown; prune?: boolean };
 export function registerStack(cli: CAC, io: Io): void {
   cli
     .command('deploy <stack>', 'Deploy a new stack or update an existing stack from compose files')
-    .option('-c, --compose-file <file>', 'Path to a Compose file, or "-" to read from stdin (repeatable)')
+    .option(
+      '-c, --compose-file <file>',
+      'Path to a Compose file, or "-" to read from stdin (repeatable)',
+    )
     .option('--prune', 'Prune services that are no longer referenced')
     .action(async (stack: string, flags: DeployFlags) => deploy(stack, flags, io));
 
@@ -52,8 +64,19 @@ export function registerStack(cli: CAC, io: Io): void {
           counts.set(name, (counts.get(name) ?? 0) + 1);
         }
         const rows = [...counts].sort(([a], [b]) => a.localeCompare(b));
-        if (flags.format === 'json') io.out(rows.map(([name, services]) => JSON.stringify({ Name: name, Services: String(services) })).join('\n'));
-        else io.out(table(['NAME', 'SERVICES'], rows.map(([name, services]) => [name, String(services)])));
+        if (flags.format === 'json')
+          io.out(
+            rows
+              .map(([name, services]) => JSON.stringify({ Name: name, Services: String(services) }))
+              .join('\n'),
+          );
+        else
+          io.out(
+            table(
+              ['NAME', 'SERVICES'],
+              rows.map(([name, services]) => [name, String(services)]),
+            ),
+          );
         return 0;
       }),
     );
@@ -65,7 +88,9 @@ export function registerStack(cli: CAC, io: Io): void {
     .action(async (stack: string, flags: GlobalFlags & { quiet?: boolean; format?: string }) =>
       withClient(flags, async (client) => {
         checkFormat(flags.format);
-        const services = (await stackServices(client, stack)).sort((a, b) => a.Spec.Name.localeCompare(b.Spec.Name, 'en', { numeric: true }));
+        const services = (await stackServices(client, stack)).sort((a, b) =>
+          a.Spec.Name.localeCompare(b.Spec.Name, 'en', { numeric: true }),
+        );
         if (services.length === 0) {
           io.err(`Nothing found in stack: ${stack}`);
           return 0;
@@ -74,15 +99,46 @@ export function registerStack(cli: CAC, io: Io): void {
           io.out(services.map((s) => s.ID).join('\n'));
           return 0;
         }
-        const tasks = (await call(client, 'GET', `/tasks?filters=${encodeURIComponent(JSON.stringify({ 'desired-state': ['running'] }))}`)) as TaskJSON[];
+        const tasks = (await call(
+          client,
+          'GET',
+          `/tasks?filters=${encodeURIComponent(JSON.stringify({ 'desired-state': ['running'] }))}`,
+        )) as TaskJSON[];
         const rows = services.map((s) => {
           const mine = tasks.filter((t) => t.ServiceID === s.ID);
           const global = s.Spec.Mode.Global !== undefined;
           const replicas = `${mine.filter((t) => t.Status.State === 'running').length}/${global ? mine.length : (s.Spec.Mode.Replicated?.Replicas ?? 1)}`;
-          return { ID: s.ID.slice(0, 12), Name: s.Spec.Name, Mode: global ? 'global' : 'replicated', Replicas: replicas, Image: s.Spec.TaskTemplate.ContainerSpec.Image, Ports: '' };
+          return {
+            ID: s.ID.slice(0, 12),
+            Name: s.Spec.Name,
+            Mode: global ? 'global' : 'replicated',
+            Replicas: replicas,
+            Image: s.Spec.TaskTemplate.ContainerSpec.Image,
+            Ports: '',
+          };
         });
-        if (flags.format === 'json') io.out(rows.map((r) => JSON.stringify({ ID: r.ID, Image: r.Image, Mode: r.Mode, Name: r.Name, Ports: r.Ports, Replicas: r.Replicas })).join('\n'));
-        else io.out(table(['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'], rows.map((r) => [r.ID, r.Name, r.Mode, r.Replicas, r.Image, r.Ports])));
+        if (flags.format === 'json')
+          io.out(
+            rows
+              .map((r) =>
+                JSON.stringify({
+                  ID: r.ID,
+                  Image: r.Image,
+                  Mode: r.Mode,
+                  Name: r.Name,
+                  Ports: r.Ports,
+                  Replicas: r.Replicas,
+                }),
+              )
+              .join('\n'),
+          );
+        else
+          io.out(
+            table(
+              ['ID', 'NAME', 'MODE', 'REPLICAS', 'IMAGE', 'PORTS'],
+              rows.map((r) => [r.ID, r.Name, r.Mode, r.Replicas, r.Image, r.Ports]),
+            ),
+          );
         return 0;
       }),
     );
@@ -94,7 +150,9 @@ export function registerStack(cli: CAC, io: Io): void {
     .action(async (first: string, more: string[], flags: GlobalFlags) =>
       withClient(flags, async (client) => {
         const failed: string[] = [];
-        for (const stack of [first, ...more]) if (!(await removeStack(client, stack, io))) failed.push(`Failed to remove some resources from stack: ${stack}`);
+        for (const stack of [first, ...more])
+          if (!(await removeStack(client, stack, io)))
+            failed.push(`Failed to remove some resources from stack: ${stack}`);
         if (failed.length > 0) throw new SecretdError('conflict', failed.join('\n'));
         return 0;
       }),
@@ -106,14 +164,20 @@ async function deploy(stack: string, flags: DeployFlags, io: Io): Promise<number
   const paths = many(flags.composeFile);
   const files = await readComposeFiles(paths, io);
   const env = (name: string): string | undefined => process.env[name];
-  const workingDir = paths.length === 0 || paths[0] === stdinArg ? process.cwd() : dirname(resolve(paths[0]!));
+  const workingDir =
+    paths.length === 0 || paths[0] === stdinArg ? process.cwd() : dirname(resolve(paths[0]!));
   const loaded = loadCompose(files, { workingDir, env });
   for (const warning of loaded.warnings) io.err(warning);
-  const plan = translate(loaded.project, stack, { env, readFile: (path) => new Uint8Array(readFileSync(path)) });
+  const plan = translate(loaded.project, stack, {
+    env,
+    readFile: (path) => new Uint8Array(readFileSync(path)),
+  });
   try {
     return await withClient(flags, async (client) => {
       // Every check that can fail comes before the first change.
-      for (const name of plan.external) if ((await findSecret(client, name)) === null) throw new SecretdError('not_found', `secret not found: ${name}`);
+      for (const name of plan.external)
+        if ((await findSecret(client, name)) === null)
+          throw new SecretdError('not_found', `secret not found: ${name}`);
       const existing = await stackServices(client, stack);
       if (flags.prune) await prune(client, existing, plan, io);
       await deploySecrets(client, plan, io);
@@ -126,11 +190,16 @@ async function deploy(stack: string, flags: DeployFlags, io: Io): Promise<number
 }
 
 async function readComposeFiles(paths: readonly string[], io: Io): Promise<ComposeFileText[]> {
-  if (paths.length === 0) throw new SecretdError('invalid', 'Please specify a Compose file (with --compose-file)');
+  if (paths.length === 0)
+    throw new SecretdError('invalid', 'Please specify a Compose file (with --compose-file)');
   const files: ComposeFileText[] = [];
   for (const path of paths) {
     if (path === stdinArg) {
-      if (paths.length > 1) throw new SecretdError('invalid', 'Reading a Compose file from stdin ("-") works only as the only file');
+      if (paths.length > 1)
+        throw new SecretdError(
+          'invalid',
+          'Reading a Compose file from stdin ("-") works only as the only file',
+        );
       files.push({ name: '-', text: new TextDecoder().decode(await io.stdin()) });
       continue;
     }
@@ -138,7 +207,10 @@ async function readComposeFiles(paths: readonly string[], io: Io): Promise<Compo
       files.push({ name: path, text: readFileSync(path, 'utf8') });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new SecretdError('invalid', `Cannot read compose file ${path}${code === 'ENOENT' ? ': no such file or directory' : code ? ` (${code})` : ''}`);
+      throw new SecretdError(
+        'invalid',
+        `Cannot read compose file ${path}${code === 'ENOENT' ? ': no such file or directory' : code ? ` (${code})` : ''}`,
+      );
     }
   }
   return files;
@@ -147,20 +219,36 @@ async function readComposeFiles(paths: readonly string[], io: Io): Promise<Compo
 /** The stack's services (or every stack's, for `null`), by the namespace label. */
 async function stackServices(client: ApiClient, stack: string | null): Promise<ServiceJSON[]> {
   const label = stack === null ? namespaceLabel : `${namespaceLabel}=${stack}`;
-  const services = (await call(client, 'GET', `/services?filters=${encodeURIComponent(JSON.stringify({ label: [label] }))}`)) as ServiceJSON[];
+  const services = (await call(
+    client,
+    'GET',
+    `/services?filters=${encodeURIComponent(JSON.stringify({ label: [label] }))}`,
+  )) as ServiceJSON[];
   // The manager filters already; checking again costs nothing and keeps a stack from touching another's services.
-  return services.filter((s) => (stack === null ? s.Spec.Labels?.[namespaceLabel] !== undefined : s.Spec.Labels?.[namespaceLabel] === stack));
+  return services.filter((s) =>
+    stack === null
+      ? s.Spec.Labels?.[namespaceLabel] !== undefined
+      : s.Spec.Labels?.[namespaceLabel] === stack,
+  );
 }
 
 async function stackSecrets(client: ApiClient, stack: string): Promise<SecretJSON[]> {
-  const secrets = (await call(client, 'GET', `/secrets?filters=${encodeURIComponent(JSON.stringify({ label: [`${namespaceLabel}=${stack}`] }))}`)) as SecretJSON[];
+  const secrets = (await call(
+    client,
+    'GET',
+    `/secrets?filters=${encodeURIComponent(JSON.stringify({ label: [`${namespaceLabel}=${stack}`] }))}`,
+  )) as SecretJSON[];
   return secrets.filter((s) => s.Spec.Labels?.[namespaceLabel] === stack);
 }
 
 /** The secret named exactly `name`, or null (`GET /secrets/{ref}` also resolves id prefixes: those do not count). */
 async function findSecret(client: ApiClient, name: string): Promise<SecretJSON | null> {
   try {
-    const secret = (await call(client, 'GET', `/secrets/${encodeURIComponent(name)}`)) as SecretJSON;
+    const secret = (await call(
+      client,
+      'GET',
+      `/secrets/${encodeURIComponent(name)}`,
+    )) as SecretJSON;
     return secret.Spec.Name === name ? secret : null;
   } catch (error) {
     if (error instanceof SecretdError && error.code === 'not_found') return null;
@@ -168,9 +256,19 @@ async function findSecret(client: ApiClient, name: string): Promise<SecretJSON |
   }
 }
 
-async function prune(client: ApiClient, existing: readonly ServiceJSON[], plan: StackPlan, io: Io): Promise<void> {
+async function prune(
+  client: ApiClient,
+  existing: readonly ServiceJSON[],
+  plan: StackPlan,
+  io: Io,
+): Promise<void> {
   const wanted = new Set(plan.services.map((s) => s.Name));
-  await removeObjects(client, 'service', existing.filter((s) => !wanted.has(s.Spec.Name)), io);
+  await removeObjects(
+    client,
+    'service',
+    existing.filter((s) => !wanted.has(s.Spec.Name)),
+    io,
+  );
 }
 
 /**
@@ -183,30 +281,54 @@ async function deploySecrets(client: ApiClient, plan: StackPlan, io: Io): Promis
     const current = await findSecret(client, secret.name);
     if (current === null) {
       io.out(`Creating secret ${secret.name}`);
-      await failWith(`failed to create secret ${secret.name}`, () => call(client, 'POST', '/secrets/create', { Name: secret.name, Labels: secret.labels, Data: toBase64(secret.data) }));
+      await failWith(`failed to create secret ${secret.name}`, () =>
+        call(client, 'POST', '/secrets/create', {
+          Name: secret.name,
+          Labels: secret.labels,
+          Data: toBase64(secret.data),
+        }),
+      );
       continue;
     }
     if (!sameLabels(current.Spec.Labels ?? {}, secret.labels)) {
-      await failWith(`failed to update secret ${secret.name}`, () => call(client, 'POST', `/secrets/${current.ID}/update?version=${current.Version.Index}`, { Name: secret.name, Labels: secret.labels }));
+      await failWith(`failed to update secret ${secret.name}`, () =>
+        call(client, 'POST', `/secrets/${current.ID}/update?version=${current.Version.Index}`, {
+          Name: secret.name,
+          Labels: secret.labels,
+        }),
+      );
     }
-    const outcome = (await failWith(`failed to update secret ${secret.name}`, () => call(client, 'POST', `/secretd/secrets/${current.ID}/versions`, { Data: toBase64(secret.data) }))) as { Version: number; Changed: boolean };
+    const outcome = (await failWith(`failed to update secret ${secret.name}`, () =>
+      call(client, 'POST', `/secretd/secrets/${current.ID}/versions`, {
+        Data: toBase64(secret.data),
+      }),
+    )) as { Version: number; Changed: boolean };
     if (outcome.Changed) io.out(`Updating secret ${secret.name} (new version ${outcome.Version})`);
   }
 }
 
-async function deployServices(client: ApiClient, existing: readonly ServiceJSON[], plan: StackPlan, io: Io): Promise<void> {
+async function deployServices(
+  client: ApiClient,
+  existing: readonly ServiceJSON[],
+  plan: StackPlan,
+  io: Io,
+): Promise<void> {
   const byName = new Map(existing.map((s) => [s.Spec.Name, s]));
   for (const spec of plan.services) {
     const current = byName.get(spec.Name);
     if (current === undefined) {
       io.out(`Creating service ${spec.Name}`);
-      await failWith(`failed to create service ${spec.Name}`, () => call(client, 'POST', '/services/create', spec));
+      await failWith(`failed to create service ${spec.Name}`, () =>
+        call(client, 'POST', '/services/create', spec),
+      );
       continue;
     }
     io.out(`Updating service ${spec.Name} (id: ${current.ID})`);
     // Unlike Docker, an unchanged spec is not sent at all: nothing to roll, no new spec version.
     if (sameSpec(current.Spec, spec)) continue;
-    await failWith(`failed to update service ${spec.Name}`, () => call(client, 'POST', `/services/${current.ID}/update?version=${current.Version.Index}`, spec));
+    await failWith(`failed to update service ${spec.Name}`, () =>
+      call(client, 'POST', `/services/${current.ID}/update?version=${current.Version.Index}`, spec),
+    );
   }
 }
 
@@ -223,7 +345,12 @@ async function removeStack(client: ApiClient, stack: string, io: Io): Promise<bo
 }
 
 /** Docker's order and messages: by name, one line each, going on past a failure. */
-async function removeObjects(client: ApiClient, kind: 'service' | 'secret', objects: readonly { ID: string; Spec: { Name: string } }[], io: Io): Promise<boolean> {
+async function removeObjects(
+  client: ApiClient,
+  kind: 'service' | 'secret',
+  objects: readonly { ID: string; Spec: { Name: string } }[],
+  io: Io,
+): Promise<boolean> {
   let ok = true;
   for (const object of [...objects].sort((a, b) => a.Spec.Name.localeCompare(b.Spec.Name))) {
     io.out(`Removing ${kind} ${object.Spec.Name}`);
@@ -246,11 +373,16 @@ async function failWith<T>(what: string, act: () => Promise<T>): Promise<T> {
   try {
     return await act();
   } catch (error) {
-    if (error instanceof SecretdError) throw new SecretdError(error.code, `${what}: ${error.message}`);
+    if (error instanceof SecretdError)
+      throw new SecretdError(error.code, `${what}: ${error.message}`);
     throw error;
   }
 }
 
 function checkFormat(format: string | undefined): void {
-  if (format !== undefined && format !== 'table' && format !== 'json') throw new SecretdError('invalid', `Invalid --format ${JSON.stringify(format)}: expected table or json`);
+  if (format !== undefined && format !== 'table' && format !== 'json')
+    throw new SecretdError(
+      'invalid',
+      `Invalid --format ${JSON.stringify(format)}: expected table or json`,
+    );
 }

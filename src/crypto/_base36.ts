@@ -27,7 +27,11 @@ export function toBase36(bytes: Uint8Array, width: number): string {
 }
 
 /** Parses exactly `width` base-36 digits encoding fewer than `byteLength` bytes' worth, else undefined. */
-export function fromBase36(text: string, width: number, byteLength: number): Uint8Array | undefined {
+export function fromBase36(
+  text: string,
+  width: number,
+  byteLength: number,
+): Uint8Array | undefined {
   if (text.length !== width || !digits.test(text)) return undefined;
   let n = 0n;
   for (const c of text) n = n * 36n + BigInt(parseInt(c, 36));

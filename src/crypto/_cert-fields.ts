@@ -36,7 +36,10 @@ export function positiveSerial(bytes: Uint8Array): Uint8Array {
   if (serial.length > 0) serial[0] = serial[0]! & 0x7f;
   // @peculiar/x509 silently draws its own random serial for a zero one; refuse it instead.
   if (serial.length === 0 || serial.length > serialBytesMax || serial.every((b) => b === 0)) {
-    throw new SecretdError('internal', `Certificate serial must be 1 to ${serialBytesMax} bytes and not zero`);
+    throw new SecretdError(
+      'internal',
+      `Certificate serial must be 1 to ${serialBytesMax} bytes and not zero`,
+    );
   }
   return serial;
 }

@@ -4,7 +4,8 @@ import { SecretdError } from '../errors.ts';
 import { envelopeKeyId, open, seal, sealOverheadBytes } from './aead.ts';
 import type { Random } from './random.ts';
 
-const hex = (text: string): Uint8Array<ArrayBuffer> => Uint8Array.from(text.replace(/\s+/g, '').match(/../g) ?? [], (b) => parseInt(b, 16));
+const hex = (text: string): Uint8Array<ArrayBuffer> =>
+  Uint8Array.from(text.replace(/\s+/g, '').match(/../g) ?? [], (b) => parseInt(b, 16));
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 const random: Random = (n) => crypto.getRandomValues(new Uint8Array(n));
 
@@ -36,14 +37,21 @@ const nacl = {
 
 describe('xsalsa20poly1305 (noble)', () => {
   test('matches the NaCl secretbox vector', () => {
-    expect([nacl.firstkey.length, nacl.nonce.length, nacl.message.length, nacl.tagAndCiphertext.length]).toEqual([
-      32, 24, 131, 147,
-    ]);
-    expect(xsalsa20poly1305(nacl.firstkey, nacl.nonce).encrypt(nacl.message)).toEqual(nacl.tagAndCiphertext);
+    expect([
+      nacl.firstkey.length,
+      nacl.nonce.length,
+      nacl.message.length,
+      nacl.tagAndCiphertext.length,
+    ]).toEqual([32, 24, 131, 147]);
+    expect(xsalsa20poly1305(nacl.firstkey, nacl.nonce).encrypt(nacl.message)).toEqual(
+      nacl.tagAndCiphertext,
+    );
   });
 
   test('opens the NaCl secretbox vector back to its message', () => {
-    expect(xsalsa20poly1305(nacl.firstkey, nacl.nonce).decrypt(nacl.tagAndCiphertext)).toEqual(nacl.message);
+    expect(xsalsa20poly1305(nacl.firstkey, nacl.nonce).decrypt(nacl.tagAndCiphertext)).toEqual(
+      nacl.message,
+    );
   });
 });
 
@@ -162,7 +170,9 @@ describe('seal/open', () => {
 
   test('seal() and open() refuse a key that is not 32 bytes', () => {
     const envelope = seal(key, plaintext, { aad, keyId: 1, random });
-    expect(() => seal(random(16), plaintext, { aad, keyId: 1, random })).toThrow('Key must be 32 bytes, got 16');
+    expect(() => seal(random(16), plaintext, { aad, keyId: 1, random })).toThrow(
+      'Key must be 32 bytes, got 16',
+    );
     expect(() => open(random(31), envelope, { aad })).toThrow('Key must be 32 bytes, got 31');
   });
 });

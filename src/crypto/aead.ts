@@ -36,7 +36,8 @@ export function seal(key: Uint8Array, plaintext: Uint8Array, options: SealOption
   checkKey(key);
   checkKeyId(options.keyId);
   const nonce = options.random(nonceBytes);
-  if (nonce.length !== nonceBytes) throw new SecretdError('internal', 'Random source returned a short nonce');
+  if (nonce.length !== nonceBytes)
+    throw new SecretdError('internal', 'Random source returned a short nonce');
   const inner = new Uint8Array(digestBytes + plaintext.length);
   inner.set(sha256(bindAad(options.keyId, options.aad)), 0);
   inner.set(plaintext, digestBytes);
@@ -58,7 +59,8 @@ export interface OpenOptions {
 export function open(key: Uint8Array, envelope: Uint8Array, options: OpenOptions): Uint8Array {
   checkKey(key);
   if (envelope.length < sealOverheadBytes) throw corrupt('sealed record is too short');
-  if (envelope[0] !== envelopeVersion) throw corrupt(`sealed record has unknown version ${envelope[0]}`);
+  if (envelope[0] !== envelopeVersion)
+    throw corrupt(`sealed record has unknown version ${envelope[0]}`);
   const keyId = envelopeKeyId(envelope);
   const nonce = envelope.subarray(5, headerBytes);
   let inner: Uint8Array;
@@ -103,7 +105,8 @@ function checkKeyId(keyId: number): void {
 }
 
 function checkKey(key: Uint8Array): void {
-  if (key.length !== keyBytes) throw new SecretdError('internal', `Key must be ${keyBytes} bytes, got ${key.length}`);
+  if (key.length !== keyBytes)
+    throw new SecretdError('internal', `Key must be ${keyBytes} bytes, got ${key.length}`);
 }
 
 function corrupt(message: string): SecretdError {

@@ -37,7 +37,13 @@ import {
 import { sha256 } from '@noble/hashes/sha2.js';
 import { SecretdError } from '../errors.ts';
 import { certBackdateMs, rootCertLifetimeMs } from '../limits.ts';
-import { checkDnsName, checkIpAddress, checkSubjectValue, positiveSerial, toHex } from './_cert-fields.ts';
+import {
+  checkDnsName,
+  checkIpAddress,
+  checkSubjectValue,
+  positiveSerial,
+  toHex,
+} from './_cert-fields.ts';
 import { certDerFromPem, certPemFromDer, csrDerFromPem, pemEncode } from './pem.ts';
 
 export type Role = 'manager' | 'worker' | 'admin';
@@ -155,19 +161,29 @@ export async function issueCertificate(
   const serial = positiveSerial(options.serial);
   const now = checkDate(options.now);
   if (!Number.isFinite(options.lifetimeMs) || options.lifetimeMs <= 0) {
-    throw new SecretdError('internal', `Certificate lifetime must be positive, got ${options.lifetimeMs} ms`);
+    throw new SecretdError(
+      'internal',
+      `Certificate lifetime must be positive, got ${options.lifetimeMs} ms`,
+    );
   }
   const publicKey = await publicKeyFromCSR(csrPem);
   const caCert = parseCertificate(certDerFromPem(ca.certPem));
   const caKey = await importSigningKey(ca.keyPkcs8);
   if (caCert.notAfter.getTime() <= now.getTime()) {
-    throw new SecretdError('conflict', `Cannot issue certificate: the CA certificate expired at ${caCert.notAfter.toISOString()}`);
+    throw new SecretdError(
+      'conflict',
+      `Cannot issue certificate: the CA certificate expired at ${caCert.notAfter.toISOString()}`,
+    );
   }
   const notAfterMs = Math.min(now.getTime() + options.lifetimeMs, caCert.notAfter.getTime());
   const cert = await X509CertificateGenerator.create(
     {
       serialNumber: toHex(serial),
-      subject: [{ O: [options.clusterId] }, { OU: [roleOU(options.role)] }, { CN: [options.nodeId] }],
+      subject: [
+        { O: [options.clusterId] },
+        { OU: [roleOU(options.role)] },
+        { CN: [options.nodeId] },
+      ],
       issuer: caCert.subjectName,
       notBefore: new Date(now.getTime() - certBackdateMs),
       notAfter: new Date(notAfterMs),
@@ -204,7 +220,8 @@ export function parseIdentity(cert: string | Uint8Array): Identity {
   const ou = singleField(subject.getField('OU'), 'role (OU)');
   const clusterId = singleField(subject.getField('O'), 'cluster id (O)');
   const role = roleFromOU(ou);
-  if (role === undefined) throw new SecretdError('forbidden', `Certificate role '${ou}' is not a secretd role`);
+  if (role === undefined)
+    throw new SecretdError('forbidden', `Certificate role '${ou}' is not a secretd role`);
   return {
     nodeId,
     role,
@@ -223,14 +240,18 @@ export interface IssuerInfo {
 
 export function issuerInfo(caCertPem: string): IssuerInfo {
   const cert = parseCertificate(certDerFromPem(caCertPem));
-  return { subjectDer: new Uint8Array(cert.subjectName.toArrayBuffer()), publicKeyDer: new Uint8Array(cert.publicKey.rawData) };
+  return {
+    subjectDer: new Uint8Array(cert.subjectName.toArrayBuffer()),
+    publicKeyDer: new Uint8Array(cert.publicKey.rawData),
+  };
 }
 
 /** Whether `caCertPem` signed `certPem`: issuer name and signature only, no validity dates. */
 export async function verifyIssuedBy(certPem: string, caCertPem: string): Promise<boolean> {
   const cert = parseCertificate(certDerFromPem(certPem));
   const caCert = parseCertificate(certDerFromPem(caCertPem));
-  if (!bytesEqual(cert.issuerName.toArrayBuffer(), caCert.subjectName.toArrayBuffer())) return false;
+  if (!bytesEqual(cert.issuerName.toArrayBuffer(), caCert.subjectName.toArrayBuffer()))
+    return false;
   try {
     return await cert.verify({ publicKey: caCert.publicKey, signatureOnly: true }, webCrypto);
   } catch {
@@ -262,20 +283,29 @@ async function publicKeyFromCSR(csrPem: string): Promise<CryptoKey> {
     csr = new Pkcs10CertificateRequest(arrayBacked(csrDerFromPem(csrPem)));
   } catch (cause) {
     if (cause instanceof SecretdError) throw cause;
-    throw new SecretdError('invalid', 'Certificate request is not a valid PKCS#10 request', { cause });
+    throw new SecretdError('invalid', 'Certificate request is not a valid PKCS#10 request', {
+      cause,
+    });
   }
   const signed = await csr.verify(webCrypto).catch(() => false);
   if (!signed) throw new SecretdError('invalid', 'Certificate request signature is invalid');
   const algorithm = csr.publicKey.algorithm as { name?: string; namedCurve?: string };
   if (algorithm.name !== keyAlgorithm.name || algorithm.namedCurve !== keyAlgorithm.namedCurve) {
     const found = [algorithm.name, algorithm.namedCurve].filter(Boolean).join(' ');
-    throw new SecretdError('invalid', `Certificate request key must be ECDSA P-256, got ${found || 'unknown'}`);
+    throw new SecretdError(
+      'invalid',
+      `Certificate request key must be ECDSA P-256, got ${found || 'unknown'}`,
+    );
   }
   try {
     // Importing checks the point is on the curve.
-    return await webCrypto.subtle.importKey('spki', csr.publicKey.rawData, keyAlgorithm, true, ['verify']);
+    return await webCrypto.subtle.importKey('spki', csr.publicKey.rawData, keyAlgorithm, true, [
+      'verify',
+    ]);
   } catch (cause) {
-    throw new SecretdError('invalid', 'Certificate request key is not a valid P-256 public key', { cause });
+    throw new SecretdError('invalid', 'Certificate request key is not a valid P-256 public key', {
+      cause,
+    });
   }
 }
 
@@ -306,10 +336,19 @@ function subjectAltNames(options: IssueCertificateOptions): JsonGeneralName[] {
   const extraDns = options.dnsNames ?? [];
   const ips = [...new Set(options.ipAddresses ?? [])];
   if (options.role !== 'manager' && (extraDns.length > 0 || ips.length > 0)) {
-    throw new SecretdError('internal', `Cannot issue certificate: only manager certificates carry host names or addresses, not a ${options.role}'s`);
+    throw new SecretdError(
+      'internal',
+      `Cannot issue certificate: only manager certificates carry host names or addresses, not a ${options.role}'s`,
+    );
   }
   // An admin's name is chosen by a person: it names the holder (CN), never a server (SAN).
-  const dns = [...new Set([roleOU(options.role), ...(options.role === 'admin' ? [] : [options.nodeId]), ...extraDns])];
+  const dns = [
+    ...new Set([
+      roleOU(options.role),
+      ...(options.role === 'admin' ? [] : [options.nodeId]),
+      ...extraDns,
+    ]),
+  ];
   dns.forEach(checkDnsName);
   ips.forEach(checkIpAddress);
   return [
@@ -322,7 +361,9 @@ function parseCertificate(der: Uint8Array): X509Certificate {
   try {
     return new X509Certificate(arrayBacked(der));
   } catch (cause) {
-    throw new SecretdError('invalid', 'Invalid certificate: not a DER X.509 certificate', { cause });
+    throw new SecretdError('invalid', 'Invalid certificate: not a DER X.509 certificate', {
+      cause,
+    });
   }
 }
 
@@ -342,13 +383,17 @@ function isArrayBacked(bytes: Uint8Array): bytes is Uint8Array<ArrayBuffer> {
 function singleField(values: string[], what: string): string {
   const [value] = values;
   if (value === undefined || values.length !== 1) {
-    throw new SecretdError('forbidden', `Certificate must name exactly one ${what}, found ${values.length}`);
+    throw new SecretdError(
+      'forbidden',
+      `Certificate must name exactly one ${what}, found ${values.length}`,
+    );
   }
   return value;
 }
 
 function checkDate(date: Date): Date {
-  if (Number.isNaN(date.getTime())) throw new SecretdError('internal', 'Certificate time is not a valid date');
+  if (Number.isNaN(date.getTime()))
+    throw new SecretdError('internal', 'Certificate time is not a valid date');
   return date;
 }
 

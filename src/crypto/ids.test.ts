@@ -23,13 +23,16 @@ describe('newId', () => {
   });
 
   test('newId() refuses a random source that never gives usable bytes', () => {
-    expect(() => newId((n) => new Uint8Array(n).fill(0xff))).toThrow('Random source returned too few usable bytes');
-    expect(() => newId(() => new Uint8Array(0))).toThrow('Random source returned too few usable bytes');
+    expect(() => newId((n) => new Uint8Array(n).fill(0xff))).toThrow(
+      'Random source returned too few usable bytes',
+    );
+    expect(() => newId(() => new Uint8Array(0))).toThrow(
+      'Random source returned too few usable bytes',
+    );
   });
 
   test('newId() gives 1000 distinct ids', () => {
     const ids = new Set(Array.from({ length: 1000 }, () => newId(random)));
     expect(ids.size).toBe(1000);
   });
-
 });

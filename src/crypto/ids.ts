@@ -23,6 +23,7 @@ export function newId(random: Random): string {
       if (byte < unbiasedBelow) id += alphabet[byte % 36];
     }
   }
-  if (id.length !== idChars) throw new SecretdError('internal', 'Random source returned too few usable bytes for an id');
+  if (id.length !== idChars)
+    throw new SecretdError('internal', 'Random source returned too few usable bytes for an id');
   return id;
 }

@@ -20,7 +20,7 @@ test('index.ts exports the package API and nothing private', () => {
       'envelopeKeyId',
       'generateJoinToken',
       'issueCertificate',
-    'issuerInfo',
+      'issuerInfo',
       'joinTokenMatches',
       'keyPkcs8FromPem',
       'keyPkcs8ToPem',

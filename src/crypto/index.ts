@@ -3,13 +3,28 @@
  * out; randomness and time are passed in (WebCrypto key generation in ca.ts is the one exception,
  * explained there).
  */
-export { constantTimeEqual, envelopeKeyId, keyBytes, nonceBytes, open, seal, sealOverheadBytes } from './aead.ts';
+export {
+  constantTimeEqual,
+  envelopeKeyId,
+  keyBytes,
+  nonceBytes,
+  open,
+  seal,
+  sealOverheadBytes,
+} from './aead.ts';
 export type { OpenOptions, SealOptions } from './aead.ts';
 export type { Random } from './random.ts';
 export { rewrapKey, unwrapKey, wrapKey, wrappedKekId, zero } from './key-wrap.ts';
 export type { UnwrapKeyOptions, WrapKeyOptions, WrapLabel } from './key-wrap.ts';
 export { encodeUnlockKey, parseUnlockKey, unlockKeyBytes, unlockKeyPrefix } from './unlock-key.ts';
-export { caDigest, caMatchesToken, generateJoinToken, joinTokenMatches, joinTokenPrefix, parseJoinToken } from './join-token.ts';
+export {
+  caDigest,
+  caMatchesToken,
+  generateJoinToken,
+  joinTokenMatches,
+  joinTokenPrefix,
+  parseJoinToken,
+} from './join-token.ts';
 export type { JoinToken } from './join-token.ts';
 export { idChars, newId } from './ids.ts';
 export {

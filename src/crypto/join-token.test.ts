@@ -2,7 +2,13 @@ import { describe, expect, test } from 'bun:test';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { SecretdError } from '../errors.ts';
 import type { Random } from './random.ts';
-import { caDigest, caMatchesToken, generateJoinToken, joinTokenMatches, parseJoinToken } from './join-token.ts';
+import {
+  caDigest,
+  caMatchesToken,
+  generateJoinToken,
+  joinTokenMatches,
+  parseJoinToken,
+} from './join-token.ts';
 
 const random: Random = (n) => crypto.getRandomValues(new Uint8Array(n));
 const caDer = new TextEncoder().encode('stand-in for a CA certificate DER');

@@ -37,7 +37,8 @@ export function caDigest(caCertDer: Uint8Array): Uint8Array {
 
 export function generateJoinToken(caCertDer: Uint8Array, random: Random): string {
   const secret = random(secretBytes);
-  if (secret.length !== secretBytes) throw new SecretdError('internal', 'Random source returned a short secret');
+  if (secret.length !== secretBytes)
+    throw new SecretdError('internal', 'Random source returned a short secret');
   return `${joinTokenPrefix}${toBase36(caDigest(caCertDer), digestChars)}-${toBase36(secret, secretChars)}`;
 }
 
@@ -48,7 +49,8 @@ export function parseJoinToken(text: string): JoinToken {
   if (parts.length !== 2) throw malformed('expected SDTKN-1-<digest>-<secret>');
   const [digestText = '', secret = ''] = parts;
   const digest = fromBase36(digestText, digestChars, digestBytes);
-  if (digest === undefined) throw malformed(`the CA digest must be ${digestChars} base-36 characters`);
+  if (digest === undefined)
+    throw malformed(`the CA digest must be ${digestChars} base-36 characters`);
   if (fromBase36(secret, secretChars, secretBytes) === undefined) {
     throw malformed(`the secret must be ${secretChars} base-36 characters`);
   }

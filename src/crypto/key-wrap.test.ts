@@ -30,7 +30,9 @@ describe('wrapKey/unwrapKey', () => {
 
   test('wrapKey() wraps keys of any length, such as a PKCS#8 TLS key', () => {
     const tlsKey = random(138);
-    expect(unwrapKey(kek, wrapKey(kek, tlsKey, { label: 'tls-key', random }), { label: 'tls-key' })).toEqual(tlsKey);
+    expect(
+      unwrapKey(kek, wrapKey(kek, tlsKey, { label: 'tls-key', random }), { label: 'tls-key' }),
+    ).toEqual(tlsKey);
   });
 
   test('unwrapKey() reports a wrong KEK as an invalid unlock key without key material', () => {
@@ -58,7 +60,9 @@ describe('wrapKey/unwrapKey', () => {
   test('unwrapKey() reports truncation and an unknown version as corrupt, not as a wrong key', () => {
     const wrapped = wrapKey(kek, dek, { label: 'dek', random });
     expect(wrapped[0]).toBe(1); // the version key-wrap.ts checks before opening
-    expect(caught(() => unwrapKey(kek, wrapped.subarray(0, 40), { label: 'dek' })).code).toBe('corrupt');
+    expect(caught(() => unwrapKey(kek, wrapped.subarray(0, 40), { label: 'dek' })).code).toBe(
+      'corrupt',
+    );
     const edited = wrapped.slice();
     edited[0] = 2;
     expect(caught(() => unwrapKey(kek, edited, { label: 'dek' })).message).toBe(
@@ -81,7 +85,9 @@ describe('wrapKey/unwrapKey', () => {
 
   test('wrapKey() refuses a malformed label and an empty key', () => {
     expect(caught(() => wrapKey(kek, dek, { label: 'Has Space', random })).code).toBe('internal');
-    expect(caught(() => wrapKey(kek, new Uint8Array(0), { label: 'dek', random })).code).toBe('internal');
+    expect(caught(() => wrapKey(kek, new Uint8Array(0), { label: 'dek', random })).code).toBe(
+      'internal',
+    );
   });
 
   test('wrapKey() records the KEK version, authenticated', () => {
@@ -108,7 +114,9 @@ describe('rewrapKey', () => {
 
   test('rewrapKey() with the wrong old KEK is an invalid unlock key', () => {
     const wrapped = wrapKey(random(32), random(32), { label: 'dek', random });
-    expect(caught(() => rewrapKey(random(32), random(32), wrapped, { label: 'dek', random })).code).toBe('invalid');
+    expect(
+      caught(() => rewrapKey(random(32), random(32), wrapped, { label: 'dek', random })).code,
+    ).toBe('invalid');
   });
 });
 

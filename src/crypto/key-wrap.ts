@@ -40,7 +40,11 @@ const aadPrefix = new TextEncoder().encode('secretd key-wrap v1\0');
 export function wrapKey(kek: Uint8Array, key: Uint8Array, options: WrapKeyOptions): Uint8Array {
   checkKek(kek);
   if (key.length === 0) throw new SecretdError('internal', 'Cannot wrap an empty key');
-  return seal(kek, key, { aad: wrapAad(options.label), keyId: options.kekId ?? 0, random: options.random });
+  return seal(kek, key, {
+    aad: wrapAad(options.label),
+    keyId: options.kekId ?? 0,
+    random: options.random,
+  });
 }
 
 /**
@@ -48,7 +52,11 @@ export function wrapKey(kek: Uint8Array, key: Uint8Array, options: WrapKeyOption
  * reported as a wrong unlock key: a wrong KEK is by far the likeliest cause, and a swapped label
  * or tampering is only told apart by the envelope's own message, which is kept as `cause`.
  */
-export function unwrapKey(kek: Uint8Array, wrapped: Uint8Array, options: UnwrapKeyOptions): Uint8Array {
+export function unwrapKey(
+  kek: Uint8Array,
+  wrapped: Uint8Array,
+  options: UnwrapKeyOptions,
+): Uint8Array {
   checkKek(kek);
   const aad = wrapAad(options.label);
   checkFraming(wrapped);
@@ -56,7 +64,9 @@ export function unwrapKey(kek: Uint8Array, wrapped: Uint8Array, options: UnwrapK
   try {
     opened = open(kek, wrapped, { aad });
   } catch (cause) {
-    throw new SecretdError('invalid', "Invalid unlock key: it does not open this node's keys", { cause });
+    throw new SecretdError('invalid', "Invalid unlock key: it does not open this node's keys", {
+      cause,
+    });
   }
   const key = opened.slice();
   opened.fill(0);
@@ -111,6 +121,9 @@ function checkFraming(wrapped: Uint8Array): void {
 
 function checkKek(kek: Uint8Array): void {
   if (kek.length !== keyBytes) {
-    throw new SecretdError('invalid', `Invalid unlock key: it must be ${keyBytes} bytes, got ${kek.length}`);
+    throw new SecretdError(
+      'invalid',
+      `Invalid unlock key: it must be ${keyBytes} bytes, got ${kek.length}`,
+    );
   }
 }

@@ -1,8 +1,17 @@
 import { describe, expect, test } from 'bun:test';
 import { SecretdError } from '../errors.ts';
-import { certDerFromPem, certPemFromDer, keyPkcs8FromPem, keyPkcs8ToPem, pemDecode, pemDecodeAll, pemEncode } from './pem.ts';
+import {
+  certDerFromPem,
+  certPemFromDer,
+  keyPkcs8FromPem,
+  keyPkcs8ToPem,
+  pemDecode,
+  pemDecodeAll,
+  pemEncode,
+} from './pem.ts';
 
-const bytes = (n: number, seed = 1): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
+const bytes = (n: number, seed = 1): Uint8Array =>
+  Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
 
 describe('pem', () => {
   test('pemEncode() writes 64-character lines between BEGIN and END lines', () => {
@@ -48,7 +57,9 @@ describe('pem', () => {
       }
       expect(error).toBeInstanceOf(SecretdError);
       expect((error as SecretdError).code).toBe('invalid');
-      expect((error as SecretdError).message).toBe(`Invalid PEM: expected exactly one well-formed ${label} block`);
+      expect((error as SecretdError).message).toBe(
+        `Invalid PEM: expected exactly one well-formed ${label} block`,
+      );
     }
   });
 

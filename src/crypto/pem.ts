@@ -47,5 +47,8 @@ export const keyPkcs8ToPem = (pkcs8: Uint8Array): string => pemEncode('PRIVATE K
 export const keyPkcs8FromPem = (pem: string): Uint8Array => pemDecode(pem, 'PRIVATE KEY');
 
 function invalidPem(label: PemLabel): SecretdError {
-  return new SecretdError('invalid', `Invalid PEM: expected exactly one well-formed ${label} block`);
+  return new SecretdError(
+    'invalid',
+    `Invalid PEM: expected exactly one well-formed ${label} block`,
+  );
 }

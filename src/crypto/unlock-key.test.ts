@@ -54,11 +54,16 @@ describe('unlock key', () => {
     ];
     for (const text of cases) {
       const error = parseError(text);
-      expect({ code: error.code, message: error.message }).toEqual({ code: 'invalid', message: malformedMessage });
+      expect({ code: error.code, message: error.message }).toEqual({
+        code: 'invalid',
+        message: malformedMessage,
+      });
     }
   });
 
   test('encodeUnlockKey() refuses a key that is not 32 bytes', () => {
-    expect(() => encodeUnlockKey(new Uint8Array(31))).toThrow('Unlock key must be 32 bytes, got 31');
+    expect(() => encodeUnlockKey(new Uint8Array(31))).toThrow(
+      'Unlock key must be 32 bytes, got 31',
+    );
   });
 });

@@ -11,7 +11,10 @@ export const unlockKeyBytes = 32;
 
 export function encodeUnlockKey(key: Uint8Array): string {
   if (key.length !== unlockKeyBytes) {
-    throw new SecretdError('internal', `Unlock key must be ${unlockKeyBytes} bytes, got ${key.length}`);
+    throw new SecretdError(
+      'internal',
+      `Unlock key must be ${unlockKeyBytes} bytes, got ${key.length}`,
+    );
   }
   return unlockKeyPrefix + base64Encode(key, { padded: false });
 }
@@ -29,5 +32,8 @@ export function parseUnlockKey(text: string): Uint8Array {
 }
 
 function malformed(): SecretdError {
-  return new SecretdError('invalid', 'Invalid unlock key: expected SDKEY-1- followed by 43 base64 characters');
+  return new SecretdError(
+    'invalid',
+    'Invalid unlock key: expected SDKEY-1- followed by 43 base64 characters',
+  );
 }

@@ -85,7 +85,8 @@ async function writeAll(handle: NodeFileHandle, bytes: Uint8Array, position = 0)
   let done = 0;
   while (done < bytes.length) {
     const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
-    if (bytesWritten <= 0) throw new Error(`Cannot write: the file accepted no bytes at offset ${position + done}`);
+    if (bytesWritten <= 0)
+      throw new Error(`Cannot write: the file accepted no bytes at offset ${position + done}`);
     done += bytesWritten;
   }
 }

@@ -4,7 +4,8 @@ import type { Random } from '../crypto/random.ts';
 export const systemRandom: Random = (bytes) => {
   const out = new Uint8Array(bytes);
   // getRandomValues fills at most 65536 bytes per call.
-  for (let offset = 0; offset < bytes; offset += 65536) crypto.getRandomValues(out.subarray(offset, Math.min(bytes, offset + 65536)));
+  for (let offset = 0; offset < bytes; offset += 65536)
+    crypto.getRandomValues(out.subarray(offset, Math.min(bytes, offset + 65536)));
   return out;
 };
 

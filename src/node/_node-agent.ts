@@ -11,8 +11,14 @@ import { PeerClient } from './peers/index.ts';
 import { Agent } from './task-dispatch/index.ts';
 
 /** `localAddress`: the IP to originate connections from (none: the system picks). */
-export async function openPeerClient(paths: DataDirPaths, options: { readonly tlsKey: Uint8Array; readonly localAddress?: string | undefined }): Promise<PeerClient> {
-  const [ca, cert] = await Promise.all([readFile(paths.caCert, 'utf8'), readFile(paths.nodeCert, 'utf8')]);
+export async function openPeerClient(
+  paths: DataDirPaths,
+  options: { readonly tlsKey: Uint8Array; readonly localAddress?: string | undefined },
+): Promise<PeerClient> {
+  const [ca, cert] = await Promise.all([
+    readFile(paths.caCert, 'utf8'),
+    readFile(paths.nodeCert, 'utf8'),
+  ]);
   return new PeerClient({ ca, cert, key: keyPkcs8ToPem(options.tlsKey) }, options.localAddress);
 }
 

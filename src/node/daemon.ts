@@ -51,7 +51,10 @@ function executorFor(dataDir: string, hooks: DaemonHooks): Executor {
   return new Executor({ dataDir, ...(hooks.runtime ? { runtimeBinary: hooks.runtime } : {}) });
 }
 
-export async function initDaemon(options: Omit<InitOptions, 'random' | 'now'>, hooks: DaemonHooks): Promise<Daemon> {
+export async function initDaemon(
+  options: Omit<InitOptions, 'random' | 'now'>,
+  hooks: DaemonHooks,
+): Promise<Daemon> {
   const boot = await bootstrapCluster({ ...options, random: systemRandom, now: systemNow() });
   return startDaemon(options.dataDir, hooks, async (opts) => {
     const manager = await Manager.bootstrap(opts, boot.state, boot.firstCommand, boot.unlockKey);
@@ -60,38 +63,59 @@ export async function initDaemon(options: Omit<InitOptions, 'random' | 'now'>, h
   });
 }
 
-export async function joinDaemon(options: Omit<JoinOptions, 'random' | 'now'>, hooks: DaemonHooks): Promise<Daemon> {
+export async function joinDaemon(
+  options: Omit<JoinOptions, 'random' | 'now'>,
+  hooks: DaemonHooks,
+): Promise<Daemon> {
   const joined = await joinCluster({ ...options, random: systemRandom, now: systemNow() });
   await writeNodeState(dataDirPaths(options.dataDir).nodeState, joined.state);
   if (joined.state.role === 'worker') return startWorker(options.dataDir, hooks);
   return startDaemon(options.dataDir, hooks, (opts) => Manager.openWithKey(opts, joined.unlockKey));
 }
 
-export async function runDaemon(dataDir: string, hooks: DaemonHooks, options: { forceNewCluster?: boolean } = {}): Promise<Daemon> {
+export async function runDaemon(
+  dataDir: string,
+  hooks: DaemonHooks,
+  options: { forceNewCluster?: boolean } = {},
+): Promise<Daemon> {
   const state = await readNodeState(dataDirPaths(dataDir).nodeState, dataDir);
   if (state.role === 'worker') {
-    if (options.forceNewCluster) throw new SecretdError('invalid', '--force-new-cluster applies to managers; this node is a worker');
+    if (options.forceNewCluster)
+      throw new SecretdError(
+        'invalid',
+        '--force-new-cluster applies to managers; this node is a worker',
+      );
     return startWorker(dataDir, hooks);
   }
-  return startDaemon(dataDir, hooks, (opts) => Manager.open({ ...opts, ...(options.forceNewCluster ? { forceNewCluster: true } : {}) }));
+  return startDaemon(dataDir, hooks, (opts) =>
+    Manager.open({ ...opts, ...(options.forceNewCluster ? { forceNewCluster: true } : {}) }),
+  );
 }
 
 async function startWorker(dataDir: string, hooks: DaemonHooks): Promise<Daemon> {
   let finish: (code: number) => void = () => {};
   const done = new Promise<number>((resolve) => (finish = resolve));
-  const worker = await Worker.open({ dataDir, executor: executorFor(dataDir, hooks), log: hooks.log });
+  const worker = await Worker.open({
+    dataDir,
+    executor: executorFor(dataDir, hooks),
+    log: hooks.log,
+  });
   const server = await serveWorkerSocket(
     worker.paths.adminSocket,
     {
       nodeId: worker.state.nodeId,
       hostname: hostname(),
-      importImage: async (name, path) => ({ Name: (await worker.executor.images.importImage(name, path)).name }),
+      importImage: async (name, path) => ({
+        Name: (await worker.executor.images.importImage(name, path)).name,
+      }),
       exec: (taskId, argv) => worker.agent.exec(taskId, argv),
       secretCounts: () => worker.agent.secretCounts(),
     },
     secretdVersion,
   );
-  hooks.log(`secretd: worker ${worker.state.nodeId} running; local admin socket ${worker.paths.adminSocket}`);
+  hooks.log(
+    `secretd: worker ${worker.state.nodeId} running; local admin socket ${worker.paths.adminSocket}`,
+  );
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
@@ -104,13 +128,19 @@ async function startWorker(dataDir: string, hooks: DaemonHooks): Promise<Daemon>
   return { manager: null, worker, done, stop };
 }
 
-async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: ManagerOptions) => Promise<Manager>): Promise<Daemon> {
+async function startDaemon(
+  dataDir: string,
+  hooks: DaemonHooks,
+  open: (options: ManagerOptions) => Promise<Manager>,
+): Promise<Daemon> {
   let finish: (code: number) => void = () => {};
   const done = new Promise<number>((resolve) => (finish = resolve));
   let stopping: Promise<void> | null = null;
   const servers: Array<Server | Http2SecureServer> = [];
   const fatal = (error: unknown): void => {
-    hooks.log(`secretd: fatal: ${error instanceof Error ? error.message : String(error)}; stopping`);
+    hooks.log(
+      `secretd: fatal: ${error instanceof Error ? error.message : String(error)}; stopping`,
+    );
     // An fsync that failed or a broken invariant: do not serve another request from this state. The
     // manager already refuses every call; the listeners take no new connection, and main.ts exits.
     for (const server of servers) server.close();
@@ -120,8 +150,21 @@ async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: 
   let tls: Promise<void> | null = null;
   const startTls = (manager: Manager): Promise<void> =>
     (tls ??= (async () => {
-      const [caPem, certPem] = await Promise.all([readFile(manager.paths.caCert, 'utf8'), readFile(manager.paths.nodeCert, 'utf8')]);
-      servers.push(await serveTls({ backend: manager, version: secretdVersion, clusterId: manager.state.clusterId, listenAddr: manager.state.listenAddr, caPem, certPem, tlsKey: manager.tlsKey }));
+      const [caPem, certPem] = await Promise.all([
+        readFile(manager.paths.caCert, 'utf8'),
+        readFile(manager.paths.nodeCert, 'utf8'),
+      ]);
+      servers.push(
+        await serveTls({
+          backend: manager,
+          version: secretdVersion,
+          clusterId: manager.state.clusterId,
+          listenAddr: manager.state.listenAddr,
+          caPem,
+          certPem,
+          tlsKey: manager.tlsKey,
+        }),
+      );
       hooks.log(`secretd: serving the API on https://${manager.state.listenAddr} (mutual TLS)`);
     })());
   let stopNow: () => void = () => {};
@@ -134,15 +177,25 @@ async function startDaemon(dataDir: string, hooks: DaemonHooks, open: (options: 
     executor: executorFor(dataDir, hooks),
     log: hooks.log,
     onLeftCluster: (reason) => {
-      hooks.log(`secretd: ${reason}; it no longer takes part in Raft, so this manager process stops (to join again, use a fresh --data-dir)`);
+      hooks.log(
+        `secretd: ${reason}; it no longer takes part in Raft, so this manager process stops (to join again, use a fresh --data-dir)`,
+      );
       stopNow();
     },
   };
   const manager = await open(options);
-  servers.push(await serveAdminSocket(manager.paths.adminSocket, { backend: manager, version: secretdVersion, clusterId: manager.state.clusterId }));
+  servers.push(
+    await serveAdminSocket(manager.paths.adminSocket, {
+      backend: manager,
+      version: secretdVersion,
+      clusterId: manager.state.clusterId,
+    }),
+  );
   hooks.log(`secretd: admin socket ready at ${manager.paths.adminSocket}`);
   if (manager.locked) {
-    hooks.log(`secretd: this manager is locked; run \`secretd unlock --data-dir ${dataDir}\` with the unlock key`);
+    hooks.log(
+      `secretd: this manager is locked; run \`secretd unlock --data-dir ${dataDir}\` with the unlock key`,
+    );
     manager.onStarted(() => hooks.log('secretd: unlocked'));
   }
   const stop = (): Promise<void> =>

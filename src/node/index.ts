@@ -3,8 +3,22 @@
  * the CLI shares with the API so that both refuse the same things with the same words.
  */
 export { readServiceSpec } from './api/index.ts';
-export { type Daemon, fatalExit, initDaemon, joinDaemon, runDaemon, secretdVersion } from './daemon.ts';
+export {
+  type Daemon,
+  fatalExit,
+  initDaemon,
+  joinDaemon,
+  runDaemon,
+  secretdVersion,
+} from './daemon.ts';
 export { dataDirPaths, defaultDataDir } from './data-dir/index.ts';
 export { splitHostPort } from './join/index.ts';
 export { checkManagerIdentity, reasonOf } from './peers/index.ts';
-export { checkSecretData, checkSecretName, checkVersionNumber, onUpdateText, parseOnUpdate, toBase64 } from './store/index.ts';
+export {
+  checkSecretData,
+  checkSecretName,
+  checkVersionNumber,
+  onUpdateText,
+  parseOnUpdate,
+  toBase64,
+} from './store/index.ts';

@@ -20,7 +20,13 @@ export class Worker {
   readonly executor: Executor;
   readonly #peers: PeerClient;
 
-  private constructor(paths: DataDirPaths, state: NodeState, agent: Agent, executor: Executor, peers: PeerClient) {
+  private constructor(
+    paths: DataDirPaths,
+    state: NodeState,
+    agent: Agent,
+    executor: Executor,
+    peers: PeerClient,
+  ) {
     this.paths = paths;
     this.state = state;
     this.agent = agent;
@@ -28,14 +34,25 @@ export class Worker {
     this.#peers = peers;
   }
 
-  static async open(options: { dataDir: string; executor: Executor; log: (line: string) => void }): Promise<Worker> {
+  static async open(options: {
+    dataDir: string;
+    executor: Executor;
+    log: (line: string) => void;
+  }): Promise<Worker> {
     const paths = dataDirPaths(options.dataDir);
     const state = await readNodeState(paths.nodeState, options.dataDir);
     // A worker's keys file is never autolocked: workers hold no sealed store.
     const keys = await readNodeKeys(paths.nodeKeys, null);
     const peers = await openPeerClient(paths, { tlsKey: keys.tlsKey });
     keys.dek.fill(0);
-    const agent = startAgent({ nodeId: state.nodeId, managers: () => state.peers.map((p) => p.addr), peers, executor: options.executor, timers: systemTimers, log: options.log });
+    const agent = startAgent({
+      nodeId: state.nodeId,
+      managers: () => state.peers.map((p) => p.addr),
+      peers,
+      executor: options.executor,
+      timers: systemTimers,
+      log: options.log,
+    });
     return new Worker(paths, state, agent, options.executor, peers);
   }
 

@@ -9,7 +9,12 @@ import type { LogIndex, Term } from './types.ts';
 
 export type AppendAnswer =
   | { readonly reject: false; readonly index: LogIndex }
-  | { readonly reject: true; readonly index: LogIndex; readonly rejectHint: LogIndex; readonly rejectHintTerm?: Term };
+  | {
+      readonly reject: true;
+      readonly index: LogIndex;
+      readonly rejectHint: LogIndex;
+      readonly rejectHintTerm?: Term;
+    };
 
 export function answerAppend(log: RaftLog, m: MessageOf<'append'>): AppendAnswer {
   // Everything up to our commit index matches any leader's log (§5.4): say where we are.

@@ -34,8 +34,14 @@ export class RaftLog {
     this.#entries = [];
     let previousTerm = start.snapshotTerm;
     for (const entry of start.entries) {
-      assert(entry.index === this.lastIndex() + 1, `log entry ${entry.index} does not follow ${this.lastIndex()}`);
-      assert(entry.term >= previousTerm, `log entry ${entry.index} has term ${entry.term} below ${previousTerm}`);
+      assert(
+        entry.index === this.lastIndex() + 1,
+        `log entry ${entry.index} does not follow ${this.lastIndex()}`,
+      );
+      assert(
+        entry.term >= previousTerm,
+        `log entry ${entry.index} has term ${entry.term} below ${previousTerm}`,
+      );
       previousTerm = entry.term;
       this.#entries.push(entry);
     }
@@ -99,7 +105,10 @@ export class RaftLog {
   /** Entries [lo, hi), or undefined when some of them are compacted away. */
   slice(lo: LogIndex, hi: LogIndex): readonly Entry[] | undefined {
     if (lo <= this.#snapshotIndex) return undefined;
-    assert(hi <= this.lastIndex() + 1 && lo <= hi, `slice [${lo}, ${hi}) outside the log ending at ${this.lastIndex()}`);
+    assert(
+      hi <= this.lastIndex() + 1 && lo <= hi,
+      `slice [${lo}, ${hi}) outside the log ending at ${this.lastIndex()}`,
+    );
     const offset = this.#snapshotIndex + 1;
     return this.#entries.slice(lo - offset, hi - offset);
   }
@@ -107,7 +116,10 @@ export class RaftLog {
   /** Leader: append its own new entries. */
   append(entries: readonly Entry[]): void {
     for (const entry of entries) {
-      assert(entry.index === this.lastIndex() + 1, `appended entry ${entry.index} does not follow ${this.lastIndex()}`);
+      assert(
+        entry.index === this.lastIndex() + 1,
+        `appended entry ${entry.index} does not follow ${this.lastIndex()}`,
+      );
       this.#entries.push(entry);
     }
   }
@@ -122,7 +134,10 @@ export class RaftLog {
     if (!this.matchTerm(prevIndex, prevTerm)) return null;
     const conflict = entries.find((entry) => this.term(entry.index) !== entry.term);
     if (conflict !== undefined) {
-      assert(conflict.index > this.#committed, `entry ${conflict.index} conflicts with committed entry (commit ${this.#committed})`);
+      assert(
+        conflict.index > this.#committed,
+        `entry ${conflict.index} conflicts with committed entry (commit ${this.#committed})`,
+      );
       this.#truncateAndAppend(entries.slice(conflict.index - prevIndex - 1));
     }
     return prevIndex + entries.length;
@@ -130,7 +145,10 @@ export class RaftLog {
 
   #truncateAndAppend(entries: readonly Entry[]): void {
     const first = entries[0];
-    assert(first !== undefined && first.index > this.#snapshotIndex, 'truncation keeps the snapshot');
+    assert(
+      first !== undefined && first.index > this.#snapshotIndex,
+      'truncation keeps the snapshot',
+    );
     this.#entries.length = first.index - this.#snapshotIndex - 1;
     // The persisted copy of the dropped suffix is overwritten when these entries are persisted.
     this.#stableIndex = Math.min(this.#stableIndex, first.index - 1);
@@ -151,7 +169,10 @@ export class RaftLog {
 
   commitTo(index: LogIndex): void {
     if (index <= this.#committed) return;
-    assert(index <= this.lastIndex(), `commit ${index} is past the last log entry ${this.lastIndex()}`);
+    assert(
+      index <= this.lastIndex(),
+      `commit ${index} is past the last log entry ${this.lastIndex()}`,
+    );
     this.#committed = index;
   }
 
@@ -172,20 +193,29 @@ export class RaftLog {
   committedToApply(): readonly Entry[] {
     if (this.#pendingSnapshot !== null || this.#committed <= this.#applied) return [];
     const entries = this.slice(this.#applied + 1, this.#committed + 1);
-    assert(entries !== undefined, `committed entries after ${this.#applied} were compacted before being applied`);
+    assert(
+      entries !== undefined,
+      `committed entries after ${this.#applied} were compacted before being applied`,
+    );
     return entries;
   }
 
   appliedTo(index: LogIndex): void {
     assert(index === this.#applied + 1, `applied entry ${index} does not follow ${this.#applied}`);
-    assert(index <= this.#committed, `applied entry ${index} is not committed (commit ${this.#committed})`);
+    assert(
+      index <= this.#committed,
+      `applied entry ${index} is not committed (commit ${this.#committed})`,
+    );
     this.#applied = index;
   }
 
   /** Follower: replace the whole log by a snapshot from the leader (persisted and applied later). */
   restore(snapshot: Snapshot): void {
     const { index, term } = snapshot.meta;
-    assert(index > this.#committed, `restored snapshot ${index} is not past commit ${this.#committed}`);
+    assert(
+      index > this.#committed,
+      `restored snapshot ${index} is not past commit ${this.#committed}`,
+    );
     this.#snapshotIndex = index;
     this.#snapshotTerm = term;
     this.#entries = [];
@@ -204,7 +234,10 @@ export class RaftLog {
   compact(index: LogIndex, term: Term): void {
     assert(index <= this.#applied, `compaction at ${index} is past applied ${this.#applied}`);
     if (index < this.#snapshotIndex) return;
-    assert(this.matchTerm(index, term), `snapshot term ${term} at ${index} differs from the log's ${this.term(index)}`);
+    assert(
+      this.matchTerm(index, term),
+      `snapshot term ${term} at ${index} differs from the log's ${this.term(index)}`,
+    );
     if (index === this.#snapshotIndex) return;
     this.#entries = this.#entries.slice(index - this.#snapshotIndex);
     this.#snapshotIndex = index;
@@ -224,7 +257,8 @@ export class RaftLog {
 
   /** True when a committed, not yet applied entry is a membership change. */
   hasUnappliedConfChange(): boolean {
-    const pending = this.slice(Math.max(this.#applied, this.#snapshotIndex) + 1, this.#committed + 1) ?? [];
+    const pending =
+      this.slice(Math.max(this.#applied, this.#snapshotIndex) + 1, this.#committed + 1) ?? [];
     return pending.some((entry) => entry.type === 'conf');
   }
 

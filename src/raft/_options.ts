@@ -73,7 +73,10 @@ export interface Settings {
 export function resolveOptions(options: RaftOptions): Settings {
   const positive = (name: string, value: number | undefined): void => {
     if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
-      throw new SecretdError('invalid', `Cannot start Raft: ${name} ${value} must be a positive integer`);
+      throw new SecretdError(
+        'invalid',
+        `Cannot start Raft: ${name} ${value} must be a positive integer`,
+      );
     }
   };
   positive('heartbeatTicks', options.heartbeatTicks);

@@ -21,7 +21,10 @@ export class Inflights {
   #count = 0;
 
   constructor(capacity: number) {
-    assert(Number.isSafeInteger(capacity) && capacity > 0, `in-flight capacity ${capacity} is a positive integer`);
+    assert(
+      Number.isSafeInteger(capacity) && capacity > 0,
+      `in-flight capacity ${capacity} is a positive integer`,
+    );
     this.capacity = capacity;
     this.#buffer = new Array<LogIndex>(capacity).fill(0);
   }

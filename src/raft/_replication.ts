@@ -9,13 +9,23 @@ import type { Progress } from './_progress.ts';
 import type { Entry, LogIndex, Term } from './types.ts';
 
 export type AppendPlan =
-  | { readonly kind: 'append'; readonly prevIndex: LogIndex; readonly prevTerm: Term; readonly entries: readonly Entry[] }
+  | {
+      readonly kind: 'append';
+      readonly prevIndex: LogIndex;
+      readonly prevTerm: Term;
+      readonly entries: readonly Entry[];
+    }
   /** The entries the follower needs are compacted away. */
   | { readonly kind: 'snapshot' }
   | { readonly kind: 'nothing' };
 
 /** The next append for a follower, or nothing when flow control holds it back or there is nothing to say. */
-export function planAppend(log: RaftLog, pr: Progress, entriesMax: number, sendIfEmpty: boolean): AppendPlan {
+export function planAppend(
+  log: RaftLog,
+  pr: Progress,
+  entriesMax: number,
+  sendIfEmpty: boolean,
+): AppendPlan {
   if (pr.isPaused()) return { kind: 'nothing' };
   assert(pr.next <= log.lastIndex() + 1, `next ${pr.next} is past the log end ${log.lastIndex()}`);
   const prevIndex = pr.next - 1;
@@ -33,11 +43,16 @@ export function planAppend(log: RaftLog, pr: Progress, entriesMax: number, sendI
  *   'advanced'  the follower holds more (or a probe was confirmed): try to commit, send more;
  *   'stale'     tells nothing new (duplicate, reordered, or about an earlier probe).
  */
-export function recordAppendResponse(log: RaftLog, pr: Progress, m: MessageOf<'append-response'>): 'retry' | 'advanced' | 'stale' {
+export function recordAppendResponse(
+  log: RaftLog,
+  pr: Progress,
+  m: MessageOf<'append-response'>,
+): 'retry' | 'advanced' | 'stale' {
   if (m.reject) {
     let probeIndex = m.rejectHint ?? m.index;
     // The follower's entry at the hint has term T: none of our entries of a newer term up to there can match.
-    if (m.rejectHintTerm !== undefined) probeIndex = log.findConflictByTerm(probeIndex, m.rejectHintTerm).index;
+    if (m.rejectHintTerm !== undefined)
+      probeIndex = log.findConflictByTerm(probeIndex, m.rejectHintTerm).index;
     return pr.maybeDecrTo(m.index, probeIndex) ? 'retry' : 'stale';
   }
   const probeConfirmed = pr.state === 'probe' && pr.match === m.index;

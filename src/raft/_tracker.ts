@@ -50,7 +50,9 @@ export class Tracker {
 
   /** The highest index a quorum of voters has (the leader counting its persisted log only). */
   quorumMatch(): LogIndex {
-    const matches = this.#conf.voters.map((id) => this.progress.get(id)?.match ?? 0).sort((a, b) => b - a);
+    const matches = this.#conf.voters
+      .map((id) => this.progress.get(id)?.match ?? 0)
+      .sort((a, b) => b - a);
     return matches[this.quorum() - 1] ?? 0;
   }
 
@@ -64,7 +66,12 @@ export class Tracker {
   }
 
   /** A new leader knows nothing of its followers: probe each from the end of its own log. */
-  resetProgress(self: MemberId, lastIndex: LogIndex, selfMatch: LogIndex, inflightMax: number): void {
+  resetProgress(
+    self: MemberId,
+    lastIndex: LogIndex,
+    selfMatch: LogIndex,
+    inflightMax: number,
+  ): void {
     this.progress.clear();
     this.syncProgress(lastIndex, inflightMax);
     const own = this.progress.get(self);

@@ -44,7 +44,8 @@ export class LiveLog<T> {
       this.base = index - 1;
       this.items = [];
     }
-    if (index > this.lastIndex + 1) return `entry ${index} would leave a gap after index ${this.lastIndex}`;
+    if (index > this.lastIndex + 1)
+      return `entry ${index} would leave a gap after index ${this.lastIndex}`;
     const previous = this.at(index - 1);
     if (previous !== undefined && this.termOf(previous) > this.termOf(item)) {
       return `entry ${index} has term ${this.termOf(item)}, below the term ${this.termOf(previous)} before it`;
@@ -122,14 +123,20 @@ export class Replay {
   finish(): { readonly state: ReplayedState } | { readonly reason: string } {
     const expectedBase = this.snapshot?.index ?? 0;
     if (this.log.baseIndex !== expectedBase) {
-      return { reason: `entries start at index ${this.log.baseIndex + 1} but the snapshot index is ${expectedBase}` };
+      return {
+        reason: `entries start at index ${this.log.baseIndex + 1} but the snapshot index is ${expectedBase}`,
+      };
     }
     // Entries are written before the HardState that commits them, in the same batch: a commit index
     // past the log's end means committed entries were lost (a segment cut short, say).
     const end = Math.max(this.log.lastIndex, expectedBase);
     if (this.hardState !== null && this.hardState.commit > end) {
-      return { reason: `the HardState says entries up to index ${this.hardState.commit} are committed but the log ends at index ${end}, so acknowledged entries are missing` };
+      return {
+        reason: `the HardState says entries up to index ${this.hardState.commit} are committed but the log ends at index ${end}, so acknowledged entries are missing`,
+      };
     }
-    return { state: { hardState: this.hardState, snapshot: this.snapshot, entries: [...this.log.all] } };
+    return {
+      state: { hardState: this.hardState, snapshot: this.snapshot, entries: [...this.log.all] },
+    };
   }
 }

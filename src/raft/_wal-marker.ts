@@ -22,25 +22,45 @@ export async function readMarker(fs: FileSystem, path: string): Promise<WALMarke
   try {
     parsed = JSON.parse(new TextDecoder().decode(await fs.readFile(path))) as typeof parsed;
   } catch {
-    throw new SecretdError('corrupt', `Cannot read the WAL marker ${path}: not valid JSON; refusing to start`);
+    throw new SecretdError(
+      'corrupt',
+      `Cannot read the WAL marker ${path}: not valid JSON; refusing to start`,
+    );
   }
-  if (parsed.format !== 1 || typeof parsed.lastSegment !== 'number' || !Number.isSafeInteger(parsed.lastSegment) || parsed.lastSegment < 1) {
-    throw new SecretdError('corrupt', `Cannot read the WAL marker ${path}: unknown format; refusing to start`);
+  if (
+    parsed.format !== 1 ||
+    typeof parsed.lastSegment !== 'number' ||
+    !Number.isSafeInteger(parsed.lastSegment) ||
+    parsed.lastSegment < 1
+  ) {
+    throw new SecretdError(
+      'corrupt',
+      `Cannot read the WAL marker ${path}: unknown format; refusing to start`,
+    );
   }
   return { lastSegment: parsed.lastSegment };
 }
 
 export async function writeMarker(fs: FileSystem, path: string, marker: WALMarker): Promise<void> {
   const temp = `${path}.tmp`;
-  await fs.writeFile(temp, new TextEncoder().encode(`${JSON.stringify({ format: 1, lastSegment: marker.lastSegment })}\n`));
+  await fs.writeFile(
+    temp,
+    new TextEncoder().encode(`${JSON.stringify({ format: 1, lastSegment: marker.lastSegment })}\n`),
+  );
   await fs.rename(temp, path);
   await fs.syncDir(path.slice(0, path.lastIndexOf('/')));
 }
 
 /** Refuses a log that the marker shows lost its newest segments, or all of them. */
-export function checkAgainstMarker(dir: string, markerPath: string, marker: WALMarker | null, lastSeq: number | null): void {
+export function checkAgainstMarker(
+  dir: string,
+  markerPath: string,
+  marker: WALMarker | null,
+  lastSeq: number | null,
+): void {
   if (marker === null) return;
-  const advice = 'restore the data dir from a backup, or remove this node from the cluster (`secretd node rm`) and join it again with a fresh data dir';
+  const advice =
+    'restore the data dir from a backup, or remove this node from the cluster (`secretd node rm`) and join it again with a fresh data dir';
   if (lastSeq === null) {
     throw new SecretdError(
       'corrupt',

@@ -3,7 +3,15 @@
  * big-endian; terms and indexes are u64 on disk but must be safe integers in memory.
  */
 import { assert, assertNever } from '../errors.ts';
-import type { ConfState, Entry, EntryType, HardState, MemberId, Snapshot, SnapshotMeta } from './types.ts';
+import type {
+  ConfState,
+  Entry,
+  EntryType,
+  HardState,
+  MemberId,
+  Snapshot,
+  SnapshotMeta,
+} from './types.ts';
 
 export type WALRecord =
   | { readonly type: 'entry'; readonly entry: Entry }
@@ -39,12 +47,18 @@ export function encodePayload(record: WALRecord): Uint8Array {
       const { term, commit, vote } = record.hardState;
       const voteBytes = textEncoder.encode(vote ?? '');
       const out = new Writer(17 + voteBytes.length);
-      out.u64(term).u64(commit).u8(vote === null ? 0 : 1).bytes(voteBytes);
+      out
+        .u64(term)
+        .u64(commit)
+        .u8(vote === null ? 0 : 1)
+        .bytes(voteBytes);
       return out.done();
     }
     case 'snapshot': {
       const out = new Writer(metaBytes(record.meta) + 1);
-      return writeMeta(out, record.meta).u8(record.keepLog ? 1 : 0).done();
+      return writeMeta(out, record.meta)
+        .u8(record.keepLog ? 1 : 0)
+        .done();
     }
     case 'commit':
       return new Writer(4).u32(record.records).done();
@@ -64,7 +78,12 @@ export function encodePayload(record: WALRecord): Uint8Array {
 }
 
 const innerCodes: Record<InnerRecord['type'], number> = { entry: 1, 'hard-state': 2, snapshot: 3 };
-const innerTypes: readonly (InnerRecord['type'] | undefined)[] = [undefined, 'entry', 'hard-state', 'snapshot'];
+const innerTypes: readonly (InnerRecord['type'] | undefined)[] = [
+  undefined,
+  'entry',
+  'hard-state',
+  'snapshot',
+];
 
 /** Throws a RangeError when the payload does not parse as `type` (the caller reports corruption). */
 export function decodePayload(type: WALRecordType, payload: Uint8Array): WALRecord {
@@ -75,7 +94,8 @@ export function decodePayload(type: WALRecordType, payload: Uint8Array): WALReco
       const index = r.u64();
       const term = r.u64();
       const code = r.u8();
-      const entryType: EntryType | undefined = code === 1 ? 'normal' : code === 2 ? 'conf' : undefined;
+      const entryType: EntryType | undefined =
+        code === 1 ? 'normal' : code === 2 ? 'conf' : undefined;
       if (entryType === undefined) throw new RangeError(`unknown entry type ${code}`);
       record = { type, entry: { index, term, type: entryType, data: r.rest() } };
       break;
@@ -165,7 +185,10 @@ class Writer {
     return this;
   }
   u16(n: number): this {
-    assert(Number.isInteger(n) && n >= 0 && n <= 0xffff, `WAL payload field ${n} does not fit in u16`);
+    assert(
+      Number.isInteger(n) && n >= 0 && n <= 0xffff,
+      `WAL payload field ${n} does not fit in u16`,
+    );
     this.view.setUint16(this.at, n);
     this.at += 2;
     return this;
@@ -176,7 +199,10 @@ class Writer {
     return this;
   }
   u64(n: number): this {
-    assert(Number.isSafeInteger(n) && n >= 0, `WAL payload field ${n} is not a non-negative safe integer`);
+    assert(
+      Number.isSafeInteger(n) && n >= 0,
+      `WAL payload field ${n} is not a non-negative safe integer`,
+    );
     this.view.setUint32(this.at, Math.floor(n / 2 ** 32));
     this.view.setUint32(this.at + 4, n >>> 0);
     this.at += 8;
@@ -188,7 +214,10 @@ class Writer {
     return this;
   }
   done(): Uint8Array {
-    assert(this.at === this.out.length, `WAL payload sized ${this.out.length} but ${this.at} bytes written`);
+    assert(
+      this.at === this.out.length,
+      `WAL payload sized ${this.out.length} but ${this.at} bytes written`,
+    );
     return this.out;
   }
 }
@@ -231,6 +260,7 @@ class Reader {
     return this.at === this.input.length;
   }
   end(): void {
-    if (this.at !== this.input.length) throw new RangeError(`${this.input.length - this.at} trailing payload bytes`);
+    if (this.at !== this.input.length)
+      throw new RangeError(`${this.input.length - this.at} trailing payload bytes`);
   }
 }

@@ -15,7 +15,13 @@
  * last batch is dropped.
  */
 import type { WALRecord } from './_wal-payload.ts';
-import { decodeFrame, decodeRecord, recordMagic, segmentHeaderBytes, type WALKey } from './wal-codec.ts';
+import {
+  decodeFrame,
+  decodeRecord,
+  recordMagic,
+  segmentHeaderBytes,
+  type WALKey,
+} from './wal-codec.ts';
 
 const sectorBytes = 512;
 
@@ -38,12 +44,23 @@ export function scanSegment(bytes: Uint8Array, seq: number, key: WALKey): Segmen
   let offset = segmentHeaderBytes;
   while (offset < bytes.length) {
     const decoded = decodeRecord(bytes, { seq, offset, batchOffset }, key);
-    if (!decoded.ok) return { records, validBytes: batchOffset, damage: { offset, reason: decoded.reason }, unfinished: pending.map((p) => p.record) };
+    if (!decoded.ok)
+      return {
+        records,
+        validBytes: batchOffset,
+        damage: { offset, reason: decoded.reason },
+        unfinished: pending.map((p) => p.record),
+      };
     const { record, end } = decoded.value;
     if (record.type === 'commit') {
       if (record.records !== pendingRecords) {
         const reason = `commit record counts ${record.records} records but its batch has ${pendingRecords}`;
-        return { records, validBytes: batchOffset, damage: { offset, reason }, unfinished: pending.map((p) => p.record) };
+        return {
+          records,
+          validBytes: batchOffset,
+          damage: { offset, reason },
+          unfinished: pending.map((p) => p.record),
+        };
       }
       records.push(...pending);
       pending = [];
@@ -58,14 +75,20 @@ export function scanSegment(bytes: Uint8Array, seq: number, key: WALKey): Segmen
     }
     offset = end;
   }
-  const damage = pending.length > 0 ? { offset: batchOffset, reason: 'the batch has no commit record' } : null;
+  const damage =
+    pending.length > 0 ? { offset: batchOffset, reason: 'the batch has no commit record' } : null;
   return { records, validBytes: batchOffset, damage, unfinished: pending.map((p) => p.record) };
 }
 
-export type TailVerdict = { readonly torn: true } | { readonly torn: false; readonly reason: string };
+export type TailVerdict =
+  { readonly torn: true } | { readonly torn: false; readonly reason: string };
 
 /** Judges damage found after `validBytes` in the last segment (see the module header). */
-export function judgeTail(bytes: Uint8Array, validBytes: number, damageOffset: number): TailVerdict {
+export function judgeTail(
+  bytes: Uint8Array,
+  validBytes: number,
+  damageOffset: number,
+): TailVerdict {
   let ownCommit = -1;
   for (let at = damageOffset + 1; at < bytes.length; at++) {
     if (bytes[at] !== recordMagic) continue;
@@ -73,12 +96,18 @@ export function judgeTail(bytes: Uint8Array, validBytes: number, damageOffset: n
     if (!frame.ok) continue;
     const { batchOffset, durableOffset, type } = frame.value;
     if (durableOffset > validBytes) {
-      return { torn: false, reason: `an intact record at offset ${at} shows it was synced (durable to offset ${durableOffset})` };
+      return {
+        torn: false,
+        reason: `an intact record at offset ${at} shows it was synced (durable to offset ${durableOffset})`,
+      };
     }
     if (batchOffset === validBytes && type === 'commit') ownCommit = at;
   }
   if (ownCommit >= 0 && !hasLostSector(bytes, validBytes, damageOffset, ownCommit)) {
-    return { torn: false, reason: `its batch's commit record at offset ${ownCommit} is intact and no sector was lost` };
+    return {
+      torn: false,
+      reason: `its batch's commit record at offset ${ownCommit} is intact and no sector was lost`,
+    };
   }
   return { torn: true };
 }
@@ -88,7 +117,11 @@ export function judgeTail(bytes: Uint8Array, validBytes: number, damageOffset: n
  * of a sector after the batch start (the sector began with older data that was already synced).
  */
 function hasLostSector(bytes: Uint8Array, batchStart: number, from: number, to: number): boolean {
-  for (let boundary = (Math.floor(from / sectorBytes) + 1) * sectorBytes; boundary <= to; boundary += sectorBytes) {
+  for (
+    let boundary = (Math.floor(from / sectorBytes) + 1) * sectorBytes;
+    boundary <= to;
+    boundary += sectorBytes
+  ) {
     const start = boundary - sectorBytes;
     if (start < from && from !== batchStart) continue;
     if (isZero(bytes, Math.max(start, from), boundary)) return true;

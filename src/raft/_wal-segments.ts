@@ -6,7 +6,14 @@ import { SecretdError } from '../errors.ts';
 import type { FileHandle, FileSystem } from '../io/fs.ts';
 import type { Replay } from './_wal-log.ts';
 import { judgeTail, scanSegment } from './_wal-scan.ts';
-import { decodeSegmentHeader, encodeBatch, encodeSegmentHeader, type SegmentHeader, type WALRecord, type WALSealKey } from './wal-codec.ts';
+import {
+  decodeSegmentHeader,
+  encodeBatch,
+  encodeSegmentHeader,
+  type SegmentHeader,
+  type WALRecord,
+  type WALSealKey,
+} from './wal-codec.ts';
 
 export interface Segment extends SegmentHeader {
   readonly path: string;
@@ -46,13 +53,20 @@ export async function listSegments(fs: FileSystem, dir: string): Promise<Segment
   for (const name of names) {
     const match = segmentName.exec(name);
     if (match === null) continue;
-    segments.push({ seq: parseInt(match[1]!, 16), firstIndex: parseInt(match[2]!, 16), path: `${dir}/${name}` });
+    segments.push({
+      seq: parseInt(match[1]!, 16),
+      firstIndex: parseInt(match[2]!, 16),
+      path: `${dir}/${name}`,
+    });
   }
   segments.sort((a, b) => a.seq - b.seq);
   for (let i = 1; i < segments.length; i++) {
     const [before, after] = [segments[i - 1]!, segments[i]!];
     if (after.seq !== before.seq + 1) {
-      throw new SecretdError('corrupt', `WAL in ${dir} is missing a segment between ${before.path} and ${after.path}; refusing to start`);
+      throw new SecretdError(
+        'corrupt',
+        `WAL in ${dir} is missing a segment between ${before.path} and ${after.path}; refusing to start`,
+      );
     }
   }
   return segments;
@@ -66,7 +80,10 @@ export async function createSegment(
   records: readonly WALRecord[],
 ): Promise<{ segment: Segment; handle: FileHandle; offset: number }> {
   const head = encodeSegmentHeader(header, io.key);
-  const batch = records.length > 0 ? encodeBatch(records, { seq: header.seq, offset: head.length, durableOffset: 0 }, io.key) : new Uint8Array(0);
+  const batch =
+    records.length > 0
+      ? encodeBatch(records, { seq: header.seq, offset: head.length, durableOffset: 0 }, io.key)
+      : new Uint8Array(0);
   const bytes = new Uint8Array(head.length + batch.length);
   bytes.set(head, 0);
   bytes.set(batch, head.length);
@@ -80,13 +97,26 @@ export async function createSegment(
 }
 
 /** Replays one segment into `replay`; returns the offset appends continue from. */
-export async function replaySegment(io: SegmentIO, segment: Segment, isLast: boolean, replay: Replay): Promise<number> {
+export async function replaySegment(
+  io: SegmentIO,
+  segment: Segment,
+  isLast: boolean,
+  replay: Replay,
+): Promise<number> {
   const { path } = segment;
   const bytes = await io.fs.readFile(path);
   const header = decodeSegmentHeader(bytes, io.key);
-  if (!header.ok) throw new SecretdError('corrupt', `WAL segment ${path} cannot be opened: ${header.reason}; refusing to start`);
+  if (!header.ok)
+    throw new SecretdError(
+      'corrupt',
+      `WAL segment ${path} cannot be opened: ${header.reason}; refusing to start`,
+    );
   if (header.value.seq !== segment.seq || header.value.firstIndex !== segment.firstIndex) {
-    throw corruptAt(path, 0, `the header says segment ${header.value.seq} from index ${header.value.firstIndex}, unlike its name`);
+    throw corruptAt(
+      path,
+      0,
+      `the header says segment ${header.value.seq} from index ${header.value.firstIndex}, unlike its name`,
+    );
   }
   const scan = scanSegment(bytes, segment.seq, io.key);
   for (const { record, offset } of scan.records) {
@@ -99,12 +129,25 @@ export async function replaySegment(io: SegmentIO, segment: Segment, isLast: boo
   const verdict = judgeTail(bytes, scan.validBytes, offset);
   if (!verdict.torn) throw corruptAt(path, offset, `${reason}, and ${verdict.reason}`);
   await io.fs.truncate(path, scan.validBytes); // durable before anything is appended after it
-  const indexes = scan.unfinished.flatMap((record) => (record.type === 'entry' ? [record.entry.index] : []));
-  const discardedEntries = indexes.length === 0 ? null : { first: Math.min(...indexes), last: Math.max(...indexes) };
-  io.onTornTail?.({ path, offset: scan.validBytes, discardedBytes: bytes.length - scan.validBytes, discardedRecords: scan.unfinished.length, discardedEntries, reason });
+  const indexes = scan.unfinished.flatMap((record) =>
+    record.type === 'entry' ? [record.entry.index] : [],
+  );
+  const discardedEntries =
+    indexes.length === 0 ? null : { first: Math.min(...indexes), last: Math.max(...indexes) };
+  io.onTornTail?.({
+    path,
+    offset: scan.validBytes,
+    discardedBytes: bytes.length - scan.validBytes,
+    discardedRecords: scan.unfinished.length,
+    discardedEntries,
+    reason,
+  });
   return scan.validBytes;
 }
 
 function corruptAt(path: string, offset: number, reason: string): SecretdError {
-  return new SecretdError('corrupt', `WAL record at ${path} offset ${offset} is corrupt: ${reason}; refusing to start`);
+  return new SecretdError(
+    'corrupt',
+    `WAL record at ${path} offset ${offset} is corrupt: ${reason}; refusing to start`,
+  );
 }

@@ -13,7 +13,10 @@ import type { ConfChange, ConfState, MemberId } from './types.ts';
 const encodingVersion = 1;
 const idBytesMax = 255;
 
-const kindCodes = { 'add-learner': 1, promote: 2, remove: 3 } as const satisfies Record<ConfChange['kind'], number>;
+const kindCodes = { 'add-learner': 1, promote: 2, remove: 3 } as const satisfies Record<
+  ConfChange['kind'],
+  number
+>;
 
 function kindFromCode(code: number): ConfChange['kind'] | null {
   switch (code) {
@@ -31,7 +34,10 @@ function kindFromCode(code: number): ConfChange['kind'] | null {
 export function encodeConfChange(change: ConfChange): Uint8Array {
   const id = new TextEncoder().encode(change.id);
   if (id.length === 0 || id.length > idBytesMax) {
-    throw new SecretdError('invalid', `Cannot encode membership change: member id '${change.id}' must be 1 to ${idBytesMax} bytes`);
+    throw new SecretdError(
+      'invalid',
+      `Cannot encode membership change: member id '${change.id}' must be 1 to ${idBytesMax} bytes`,
+    );
   }
   const bytes = new Uint8Array(3 + id.length);
   bytes[0] = encodingVersion;
@@ -53,7 +59,9 @@ export function decodeConfChange(bytes: Uint8Array): ConfChange {
   try {
     id = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(3));
   } catch (cause) {
-    throw new SecretdError('corrupt', 'Cannot decode membership change: member id is not UTF-8', { cause });
+    throw new SecretdError('corrupt', 'Cannot decode membership change: member id is not UTF-8', {
+      cause,
+    });
   }
   return { kind, id: id as MemberId };
 }
@@ -77,7 +85,8 @@ export function confChangeProblem(conf: ConfState, change: ConfChange): string |
       return null;
     case 'remove':
       if (!isVoter && !isLearner) return `Cannot remove ${change.id}: it is not a member`;
-      if (isVoter && conf.voters.length === 1) return `Cannot remove ${change.id}: it is the last voter`;
+      if (isVoter && conf.voters.length === 1)
+        return `Cannot remove ${change.id}: it is the last voter`;
       return null;
     default:
       return assertNever(change);
@@ -100,7 +109,10 @@ export function applyConfChange(conf: ConfState, change: ConfChange): ConfState 
 }
 
 export function freezeConf(conf: ConfState): ConfState {
-  return Object.freeze({ voters: Object.freeze([...conf.voters]), learners: Object.freeze([...conf.learners]) });
+  return Object.freeze({
+    voters: Object.freeze([...conf.voters]),
+    learners: Object.freeze([...conf.learners]),
+  });
 }
 
 export function sameConf(a: ConfState, b: ConfState): boolean {

@@ -65,7 +65,8 @@ class Scenario {
       if (copy !== undefined) net.deliver(copy);
     } else if (r < 0.56) net.tickAll();
     else if (r < 0.7) this.#propose();
-    else if (r < 0.72 && someone !== undefined) attempt(() => net.readIndex(someone, `read-${this.#proposals}-${r}`));
+    else if (r < 0.72 && someone !== undefined)
+      attempt(() => net.readIndex(someone, `read-${this.#proposals}-${r}`));
     else if (r < 0.74) this.#partition();
     else if (r < 0.77) net.heal();
     else if (r < 0.785 && someone !== undefined && live.length > 1) net.crash(someone);
@@ -96,7 +97,10 @@ class Scenario {
       const leader = net.leader();
       if (leader === null) return false;
       const term = net.core(leader).status().term;
-      if (proposedTo !== `${leader}@${term}` && !net.member(leader).appliedTexts().includes(final)) {
+      if (
+        proposedTo !== `${leader}@${term}` &&
+        !net.member(leader).appliedTexts().includes(final)
+      ) {
         attempt(() => (net.core(leader).propose(bytes(final)), (proposedTo = `${leader}@${term}`)));
       }
       return members().every((id) => net.member(id).appliedTexts().includes(final));
@@ -118,7 +122,8 @@ class Scenario {
 
   #propose(): void {
     const leader = this.net.leader();
-    if (leader !== null) attempt(() => this.net.core(leader).propose(bytes(`v${this.#proposals++}`)));
+    if (leader !== null)
+      attempt(() => this.net.core(leader).propose(bytes(`v${this.#proposals++}`)));
   }
 
   #partition(): void {
@@ -154,25 +159,35 @@ class Scenario {
     const outsiders = [...this.net.members.keys()].filter((id) => !members.includes(id));
     const choice = this.random();
     const id =
-      choice < 0.4 ? pick(this.random, outsiders) : choice < 0.7 ? pick(this.random, conf.learners) : pick(this.random, members);
+      choice < 0.4
+        ? pick(this.random, outsiders)
+        : choice < 0.7
+          ? pick(this.random, conf.learners)
+          : pick(this.random, members);
     if (id === undefined) return;
     const kind = choice < 0.4 ? 'add-learner' : choice < 0.7 ? 'promote' : 'remove';
     attempt(() => this.net.core(leader).proposeConfChange({ kind, id: mid(id) }));
   }
 }
 
-test(`random faults over ${seeds.length} seeds keep one leader per term and one committed log`, () => {
-  let committedEntries = 0;
-  for (const seed of seeds) {
-    const scenario = new Scenario(seed);
-    try {
-      for (let i = 0; i < stepsPerSeed; i++) scenario.step();
-      scenario.converge();
-    } catch (error) {
-      throw new Error(`seed ${seed} failed (rerun with RAFT_SEED=${seed}): ${(error as Error).stack}`);
+test(
+  `random faults over ${seeds.length} seeds keep one leader per term and one committed log`,
+  () => {
+    let committedEntries = 0;
+    for (const seed of seeds) {
+      const scenario = new Scenario(seed);
+      try {
+        for (let i = 0; i < stepsPerSeed; i++) scenario.step();
+        scenario.converge();
+      } catch (error) {
+        throw new Error(
+          `seed ${seed} failed (rerun with RAFT_SEED=${seed}): ${(error as Error).stack}`,
+        );
+      }
+      committedEntries += scenario.net.committed.size;
     }
-    committedEntries += scenario.net.committed.size;
-  }
-  // Guard against a harness that silently does nothing.
-  expect(committedEntries).toBeGreaterThan(seeds.length * 5);
-}, Math.max(60_000, seeds.length * 200));
+    // Guard against a harness that silently does nothing.
+    expect(committedEntries).toBeGreaterThan(seeds.length * 5);
+  },
+  Math.max(60_000, seeds.length * 200),
+);

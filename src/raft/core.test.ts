@@ -25,7 +25,9 @@ function cycle(core: RaftCore): Ready {
   return ready;
 }
 
-function threeMembers(options: Partial<ConstructorParameters<typeof RaftNetwork>[0]> = {}): RaftNetwork {
+function threeMembers(
+  options: Partial<ConstructorParameters<typeof RaftNetwork>[0]> = {},
+): RaftNetwork {
   return new RaftNetwork({ voters: ['a', 'b', 'c'], ...options });
 }
 
@@ -35,8 +37,13 @@ function elect(net: RaftNetwork, id: string): void {
   expect(net.leader()).toBe(mid(id));
 }
 
-const appendsTo = (messages: readonly Message[], to: string): Extract<Message, { type: 'append' }>[] =>
-  messages.filter((m): m is Extract<Message, { type: 'append' }> => m.type === 'append' && m.to === to);
+const appendsTo = (
+  messages: readonly Message[],
+  to: string,
+): Extract<Message, { type: 'append' }>[] =>
+  messages.filter(
+    (m): m is Extract<Message, { type: 'append' }> => m.type === 'append' && m.to === to,
+  );
 
 describe('single member', () => {
   test('campaign() makes it leader at once; its no-op commits on the advance after it is persisted', () => {
@@ -90,7 +97,10 @@ describe('single member', () => {
       error = caught;
     }
     expect(error).toBeInstanceOf(SecretdError);
-    expect(error).toMatchObject({ code: 'unavailable', message: expect.stringMatching(/^Not the leader/) });
+    expect(error).toMatchObject({
+      code: 'unavailable',
+      message: expect.stringMatching(/^Not the leader/),
+    });
     core.campaign();
     expect(() => core.propose(new Uint8Array(0))).toThrow('empty entry');
   });
@@ -114,7 +124,13 @@ describe('single member', () => {
         conf: { voters: [a], learners: [] },
       },
     });
-    expect(restarted.status()).toMatchObject({ term: 1, role: 'follower', commit: 2, applied: 0, lastIndex: 2 });
+    expect(restarted.status()).toMatchObject({
+      term: 1,
+      role: 'follower',
+      commit: 2,
+      applied: 0,
+      lastIndex: 2,
+    });
     expect(cycle(restarted).committedEntries.map((e) => e.index)).toEqual([1, 2]);
     restarted.campaign();
     expect(restarted.status()).toMatchObject({ term: 2, role: 'leader' });
@@ -122,17 +138,33 @@ describe('single member', () => {
 });
 
 /** What a Ready asks the node to write, and whether it must wait for the disk. */
-const writeOf = (ready: Ready) => ({ hardState: ready.hardState, entries: ready.entries.map((e) => e.index), mustSync: ready.mustSync });
+const writeOf = (ready: Ready) => ({
+  hardState: ready.hardState,
+  entries: ready.entries.map((e) => e.index),
+  mustSync: ready.mustSync,
+});
 
-describe('ready().mustSync (etcd\'s MustSync)', () => {
+describe("ready().mustSync (etcd's MustSync)", () => {
   test('is true for new entries and a new term and vote, false when only the commit index moves', () => {
     const core = solo();
     core.campaign();
-    expect(writeOf(cycle(core))).toEqual({ hardState: { term: 1, vote: a, commit: 0 }, entries: [1], mustSync: true });
-    expect(writeOf(cycle(core))).toEqual({ hardState: { term: 1, vote: a, commit: 1 }, entries: [], mustSync: false });
+    expect(writeOf(cycle(core))).toEqual({
+      hardState: { term: 1, vote: a, commit: 0 },
+      entries: [1],
+      mustSync: true,
+    });
+    expect(writeOf(cycle(core))).toEqual({
+      hardState: { term: 1, vote: a, commit: 1 },
+      entries: [],
+      mustSync: false,
+    });
     core.propose(bytes('x'));
     expect(writeOf(cycle(core))).toEqual({ hardState: null, entries: [2], mustSync: true });
-    expect(writeOf(cycle(core))).toEqual({ hardState: { term: 1, vote: a, commit: 2 }, entries: [], mustSync: false });
+    expect(writeOf(cycle(core))).toEqual({
+      hardState: { term: 1, vote: a, commit: 2 },
+      entries: [],
+      mustSync: false,
+    });
   });
 
   test('is true for a vote given, with no entry to write', () => {
@@ -141,7 +173,11 @@ describe('ready().mustSync (etcd\'s MustSync)', () => {
     net.processReady('a');
     for (const message of net.take((m) => m.to === b)) net.deliver(message);
     const ready = net.core('b').ready();
-    expect(writeOf(ready)).toEqual({ hardState: { term: 1, vote: a, commit: 0 }, entries: [], mustSync: true });
+    expect(writeOf(ready)).toEqual({
+      hardState: { term: 1, vote: a, commit: 0 },
+      entries: [],
+      mustSync: true,
+    });
     net.core('b').advance(ready);
   });
 
@@ -156,7 +192,11 @@ describe('ready().mustSync (etcd\'s MustSync)', () => {
     net.processReady('c');
     for (const message of net.take((m) => m.to === b && m.type === 'vote')) net.deliver(message);
     const ready = net.core('b').ready();
-    expect(writeOf(ready)).toEqual({ hardState: { term: 2, vote: null, commit: 2 }, entries: [], mustSync: true });
+    expect(writeOf(ready)).toEqual({
+      hardState: { term: 2, vote: null, commit: 2 },
+      entries: [],
+      mustSync: true,
+    });
     net.core('b').advance(ready);
   });
 
@@ -173,12 +213,19 @@ describe('ready().mustSync (etcd\'s MustSync)', () => {
     net.processReady('a'); // commits x and tells the followers
     for (const message of net.take((m) => m.to === b)) net.deliver(message);
     const committed = net.core('b').ready();
-    expect(writeOf(committed)).toEqual({ hardState: { term: 1, vote: a, commit: 2 }, entries: [], mustSync: false });
+    expect(writeOf(committed)).toEqual({
+      hardState: { term: 1, vote: a, commit: 2 },
+      entries: [],
+      mustSync: false,
+    });
     net.core('b').advance(committed);
     net.stabilize();
     net.tick('a');
     const heartbeats = net.core('a').ready();
-    expect({ ...writeOf(heartbeats), sends: [...new Set(heartbeats.messages.map((m) => m.type))] }).toEqual({ hardState: null, entries: [], mustSync: false, sends: ['heartbeat'] });
+    expect({
+      ...writeOf(heartbeats),
+      sends: [...new Set(heartbeats.messages.map((m) => m.type))],
+    }).toEqual({ hardState: null, entries: [], mustSync: false, sends: ['heartbeat'] });
     net.core('a').advance(heartbeats);
   });
 });
@@ -201,7 +248,9 @@ describe('elections', () => {
     for (const message of net.take((m) => m.to === b)) net.deliver(message);
     const ready = net.core('b').ready();
     expect(ready.hardState).toEqual({ term: 1, vote: a, commit: 0 });
-    expect(ready.messages).toEqual([{ type: 'vote-response', from: b, to: a, term: 1, reject: false }]);
+    expect(ready.messages).toEqual([
+      { type: 'vote-response', from: b, to: a, term: 1, reject: false },
+    ]);
     net.core('b').advance(ready);
   });
 
@@ -216,7 +265,13 @@ describe('elections', () => {
     net.processReady('c');
     const [toB] = net.take((m) => m.to === b && m.type === 'vote');
     net.deliver(toB!);
-    expect(net.core('b').ready().messages).toContainEqual({ type: 'vote-response', from: b, to: c, term: 2, reject: true });
+    expect(net.core('b').ready().messages).toContainEqual({
+      type: 'vote-response',
+      from: b,
+      to: c,
+      term: 2,
+      reject: true,
+    });
   });
 
   test('after the leader crashes a new one is elected and no committed entry is lost', () => {
@@ -232,7 +287,8 @@ describe('elections', () => {
     net.stabilize();
     net.restart('a');
     net.tickUntil(() => net.member('a').appliedTexts().length === 4);
-    for (const id of ['a', 'b', 'c']) expect(net.member(id).appliedTexts()).toEqual(['x1', 'x2', 'x3', 'y1']);
+    for (const id of ['a', 'b', 'c'])
+      expect(net.member(id).appliedTexts()).toEqual(['x1', 'x2', 'x3', 'y1']);
   });
 });
 
@@ -291,7 +347,12 @@ describe('replication', () => {
   });
 
   test('a follower commits only entries the append vouches for, not a stale suffix it holds', () => {
-    const entry = (index: number, term: number) => ({ index, term, type: 'normal' as const, data: bytes(`e${index}`) });
+    const entry = (index: number, term: number) => ({
+      index,
+      term,
+      type: 'normal' as const,
+      data: bytes(`e${index}`),
+    });
     const follower = new RaftCore({
       id: b,
       electionTicks: 10,
@@ -305,10 +366,21 @@ describe('replication', () => {
       },
     });
     // The leader of term 2 has committed up to 4; its entry 3 (term 2) differs from ours.
-    follower.step({ type: 'append', from: a, to: b, term: 2, prevIndex: 1, prevTerm: 1, entries: [entry(2, 1)], commit: 4 });
+    follower.step({
+      type: 'append',
+      from: a,
+      to: b,
+      term: 2,
+      prevIndex: 1,
+      prevTerm: 1,
+      entries: [entry(2, 1)],
+      commit: 4,
+    });
     expect(follower.status().commit).toBe(2);
     const ready = cycle(follower);
-    expect(ready.messages).toEqual([{ type: 'append-response', from: b, to: a, term: 2, reject: false, index: 2, commit: 2 }]);
+    expect(ready.messages).toEqual([
+      { type: 'append-response', from: b, to: a, term: 2, reject: false, index: 2, commit: 2 },
+    ]);
     expect(ready.committedEntries.map((e) => e.index)).toEqual([1, 2]);
   });
 
@@ -328,13 +400,21 @@ describe('replication', () => {
     net.member('a').readies = [];
     net.heal();
     net.tickUntil(() => net.member('a').appliedTexts().length === 100);
-    const rejections = net.member('a').readies.flatMap((r) => r.messages).filter((m) => m.type === 'append-response' && m.reject);
+    const rejections = net
+      .member('a')
+      .readies.flatMap((r) => r.messages)
+      .filter((m) => m.type === 'append-response' && m.reject);
     expect(rejections.length).toBeLessThanOrEqual(2);
   });
 
   test('figure 8: an entry of an earlier term is not committed by counting replicas', () => {
     const voters = ['a', 'b', 'c', 'd', 'e'];
-    const net = new RaftNetwork({ voters, preVote: false, checkQuorum: false, maxEntriesPerMessage: 1 });
+    const net = new RaftNetwork({
+      voters,
+      preVote: false,
+      checkQuorum: false,
+      maxEntriesPerMessage: 1,
+    });
     /** Campaign until `id` leads, delivering what `filter` makes of each message (null: drop it). */
     const win = (id: string, filter: (m: Message) => Message | null = (m) => m): number => {
       for (let attempt = 0; net.core(id).status().role !== 'leader'; attempt++) {
@@ -470,9 +550,13 @@ describe('membership', () => {
     elect(net, 'a');
     net.core('a').propose(bytes('before'));
     net.stabilize();
-    expect(() => net.core('a').proposeConfChange({ kind: 'promote', id: mid('d') })).toThrow('not a learner');
+    expect(() => net.core('a').proposeConfChange({ kind: 'promote', id: mid('d') })).toThrow(
+      'not a learner',
+    );
     net.core('a').proposeConfChange({ kind: 'add-learner', id: mid('d') });
-    expect(() => net.core('a').proposeConfChange({ kind: 'add-learner', id: mid('e') })).toThrow('not applied yet');
+    expect(() => net.core('a').proposeConfChange({ kind: 'add-learner', id: mid('e') })).toThrow(
+      'not applied yet',
+    );
     net.stabilize();
     net.tickAll();
     net.stabilize();
@@ -500,7 +584,10 @@ describe('membership', () => {
       expect(net.core(id).status().conf).toEqual({ voters: [a, b, c, mid('d')], learners: [] });
     }
     // Now d counts: with b and c down, a and d are only 2 of 4 voters.
-    net.partition([['a', 'd'], ['b', 'c']]);
+    net.partition([
+      ['a', 'd'],
+      ['b', 'c'],
+    ]);
     net.core('a').propose(bytes('two-of-four'));
     net.stabilize();
     expect(net.member('a').appliedTexts()).toHaveLength(2);
@@ -528,7 +615,10 @@ describe('membership', () => {
     // From the moment the change is in its log, a leader being removed takes no new entries.
     expect(() => net.core('a').propose(bytes('x'))).toThrow('is being removed');
     // Hold back the answers that would tell a that b and c know the change (index 2) is committed.
-    const tellsA = (m: Message): boolean => m.to === a && (m.type === 'append-response' || m.type === 'heartbeat-response') && (m.commit ?? 0) >= 2;
+    const tellsA = (m: Message): boolean =>
+      m.to === a &&
+      (m.type === 'append-response' || m.type === 'heartbeat-response') &&
+      (m.commit ?? 0) >= 2;
     const held: Message[] = [];
     for (let round = 0; round < 20; round++) {
       net.processAllReady();
@@ -536,7 +626,10 @@ describe('membership', () => {
       for (const m of net.take(() => true)) net.deliver(m);
     }
     // Applied, but b and c have not yet said they know it is committed: a leads on, without proposals.
-    expect(net.core('a').status()).toMatchObject({ role: 'leader', conf: { voters: [b, c], learners: [] } });
+    expect(net.core('a').status()).toMatchObject({
+      role: 'leader',
+      conf: { voters: [b, c], learners: [] },
+    });
     expect(() => net.core('a').propose(bytes('x'))).toThrow('Not the leader');
     expect(held.length).toBeGreaterThan(0);
     for (const m of held) net.deliver(m);
@@ -558,7 +651,10 @@ describe('membership', () => {
     for (const m of net.take(() => true)) net.deliver(m); // c learns a has the change: committed
     net.processReady('c'); // c applies its removal; the commit it sends a is lost
     net.inFlight = [];
-    expect(net.core('c').status()).toMatchObject({ role: 'leader', conf: { voters: [a], learners: [] } });
+    expect(net.core('c').status()).toMatchObject({
+      role: 'leader',
+      conf: { voters: [a], learners: [] },
+    });
     expect(net.core('a').status().commit).toBe(1);
     // a's configuration still needs c's vote; c steps down only once a reports the commit.
     net.tickUntil(() => net.core('c').status().role === 'follower');
@@ -595,7 +691,16 @@ describe('only members speak Raft', () => {
     net.deliver({ type: 'heartbeat', from: z, to: a, term: 50, commit: 0 });
     net.deliver({ type: 'append-response', from: z, to: a, term: 50, reject: false, index: 9 });
     net.deliver({ type: 'vote', from: z, to: b, term: 50, lastIndex: 99, lastTerm: 49 });
-    net.deliver({ type: 'append', from: z, to: b, term: 50, prevIndex: 2, prevTerm: 1, entries: [{ term: 50, index: 3, type: 'normal', data: bytes('forged') }], commit: 3 });
+    net.deliver({
+      type: 'append',
+      from: z,
+      to: b,
+      term: 50,
+      prevIndex: 2,
+      prevTerm: 1,
+      entries: [{ term: 50, index: 3, type: 'normal', data: bytes('forged') }],
+      commit: 3,
+    });
     net.deliver({ type: 'timeout-now', from: z, to: b, term: 1 });
     expect(net.core('a').status()).toEqual(before.a);
     expect(net.core('b').status()).toEqual(before.b);
@@ -613,7 +718,8 @@ describe('only members speak Raft', () => {
     net.stabilize();
     net.tickAll();
     net.stabilize();
-    for (const id of ['a', 'b']) expect(net.core(id).status().conf).toEqual({ voters: [a, b], learners: [] });
+    for (const id of ['a', 'b'])
+      expect(net.core(id).status().conf).toEqual({ voters: [a, b], learners: [] });
     net.deliver({ type: 'heartbeat', from: c, to: a, term: 7, commit: 0 });
     net.deliver({ type: 'heartbeat', from: c, to: b, term: 7, commit: 0 });
     net.deliver({ type: 'vote', from: c, to: b, term: 8, lastIndex: 50, lastTerm: 7 });
@@ -628,11 +734,17 @@ describe('only members speak Raft', () => {
   test('a joiner whose founding configuration lacks the leader still hears it until it is added', () => {
     const net = new RaftNetwork({ voters: ['a', 'b', 'c'], spares: ['d', 'e'] });
     elect(net, 'a');
-    const change = (leader: string, kind: 'add-learner' | 'promote' | 'remove', id: string): void => {
+    const change = (
+      leader: string,
+      kind: 'add-learner' | 'promote' | 'remove',
+      id: string,
+    ): void => {
       net.core(leader).proposeConfChange({ kind, id: mid(id) });
       net.tickUntil(() => {
         const { conf, lastIndex } = net.core(leader).status();
-        return [...conf.voters, ...conf.learners].every((id) => net.member(id).core?.status().applied === lastIndex);
+        return [...conf.voters, ...conf.learners].every(
+          (id) => net.member(id).core?.status().applied === lastIndex,
+        );
       });
     };
     change('a', 'add-learner', 'd');
@@ -645,7 +757,10 @@ describe('only members speak Raft', () => {
     change('d', 'add-learner', 'e');
     net.core('d').propose(bytes('for-e'));
     net.tickUntil(() => net.member('e').appliedTexts().includes('for-e'));
-    expect(net.core('e').status()).toMatchObject({ leader: mid('d'), conf: { voters: [b, c, mid('d')], learners: [mid('e')] } });
+    expect(net.core('e').status()).toMatchObject({
+      leader: mid('d'),
+      conf: { voters: [b, c, mid('d')], learners: [mid('e')] },
+    });
   });
 
   test('a voter that missed the addition of its new leader hears it once a member vouches for it', () => {
@@ -654,7 +769,11 @@ describe('only members speak Raft', () => {
     net.crash('c');
     for (const kind of ['add-learner', 'promote'] as const) {
       net.core('a').proposeConfChange({ kind, id: mid('d') });
-      net.tickUntil(() => ['a', 'b', 'd'].every((id) => net.core(id).status().applied === net.core('a').status().lastIndex));
+      net.tickUntil(() =>
+        ['a', 'b', 'd'].every(
+          (id) => net.core(id).status().applied === net.core('a').status().lastIndex,
+        ),
+      );
     }
     net.core('a').transferLeadership(mid('d'));
     net.tickUntil(() => net.leader() === mid('d'));
@@ -664,7 +783,10 @@ describe('only members speak Raft', () => {
     expect(net.core('c').status().conf).toEqual({ voters: [a, b, c], learners: [] });
     // c drops d's heartbeats until b or a, refusing its pre-vote, names d as their leader.
     net.tickUntil(() => net.member('c').appliedTexts().includes('while-c-was-down'));
-    expect(net.core('c').status()).toMatchObject({ leader: mid('d'), conf: { voters: [a, b, c, mid('d')], learners: [] } });
+    expect(net.core('c').status()).toMatchObject({
+      leader: mid('d'),
+      conf: { voters: [a, b, c, mid('d')], learners: [] },
+    });
     expect(net.leader()).toBe(mid('d'));
   });
 });
@@ -807,9 +929,20 @@ describe('messages', () => {
   test('a message from an older term is answered with the current term and otherwise ignored', () => {
     const net = threeMembers();
     elect(net, 'a');
-    net.deliver({ type: 'append', from: c, to: b, term: 0, prevIndex: 0, prevTerm: 0, entries: [], commit: 0 });
+    net.deliver({
+      type: 'append',
+      from: c,
+      to: b,
+      term: 0,
+      prevIndex: 0,
+      prevTerm: 0,
+      entries: [],
+      commit: 0,
+    });
     const ready = net.core('b').ready();
-    expect(ready.messages).toEqual([{ type: 'append-response', from: b, to: c, term: 1, reject: false, index: 0 }]);
+    expect(ready.messages).toEqual([
+      { type: 'append-response', from: b, to: c, term: 1, reject: false, index: 0 },
+    ]);
     expect(ready.hardState).toBeNull();
     net.core('b').advance(ready);
   });

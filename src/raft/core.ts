@@ -51,7 +51,13 @@ import type { Progress, ProgressState } from './_progress.ts';
 import { ReadOnlyQueue } from './_read-only.ts';
 import { planAppend, recordAppendResponse } from './_replication.ts';
 import { Tracker } from './_tracker.ts';
-import { applyConfChange, confChangeProblem, decodeConfChange, encodeConfChange, sameConf } from './conf-change.ts';
+import {
+  applyConfChange,
+  confChangeProblem,
+  decodeConfChange,
+  encodeConfChange,
+  sameConf,
+} from './conf-change.ts';
 import type {
   ConfChange,
   ConfState,
@@ -145,7 +151,10 @@ export class RaftCore {
     this.#tracker.setConf(snapshot?.conf ?? conf);
     this.#term = hardState?.term ?? 0;
     this.#vote = this.#settings.mutations.forgetVote === true ? null : (hardState?.vote ?? null);
-    assert(this.#term >= this.#log.lastTerm(), `term ${this.#term} is below the last log term ${this.#log.lastTerm()}`);
+    assert(
+      this.#term >= this.#log.lastTerm(),
+      `term ${this.#term} is below the last log term ${this.#log.lastTerm()}`,
+    );
     this.#reportedHard = hardState ?? { term: 0, vote: null, commit: 0 };
     this.#becomeFollower(this.#term, null);
   }
@@ -171,7 +180,11 @@ export class RaftCore {
     } else if (message.term < this.#term) {
       return this.#onStaleTerm(message);
     }
-    if (message.type === 'pre-vote-response' && message.leader !== undefined && message.leader !== this.#id) {
+    if (
+      message.type === 'pre-vote-response' &&
+      message.leader !== undefined &&
+      message.leader !== this.#id
+    ) {
       this.#vouched = { leader: message.leader, term: message.term };
     }
     if (message.type === 'pre-vote' || message.type === 'vote') return this.#onVoteRequest(message);
@@ -193,7 +206,10 @@ export class RaftCore {
     this.#assertNoReadyOutstanding('propose');
     this.#assertCanPropose('propose');
     if (data.length === 0) {
-      throw new SecretdError('invalid', "Cannot propose an empty entry: empty data marks a leader's no-op");
+      throw new SecretdError(
+        'invalid',
+        "Cannot propose an empty entry: empty data marks a leader's no-op",
+      );
     }
     // Copied: the caller may reuse its buffer, and the entry must not change once in the log.
     return this.#appendEntry('normal', data.slice());
@@ -212,7 +228,8 @@ export class RaftCore {
     const problem = confChangeProblem(this.#tracker.conf, change);
     if (problem !== null) throw new SecretdError('invalid', problem);
     this.#pendingConfIndex = this.#appendEntry('conf', encodeConfChange(change));
-    if (change.kind === 'remove' && change.id === this.#id) this.#selfRemovalAt = this.#pendingConfIndex;
+    if (change.kind === 'remove' && change.id === this.#id)
+      this.#selfRemovalAt = this.#pendingConfIndex;
     return this.#pendingConfIndex;
   }
 
@@ -227,7 +244,8 @@ export class RaftCore {
     if (this.#reads.size + this.#waitingReads.length >= readsMax) {
       throw new SecretdError('unavailable', `Cannot read: ${readsMax} reads are already waiting`);
     }
-    if (this.#settings.mutations.localReads === true) return void this.#readStates.push(Object.freeze({ index: this.#log.committed, context }));
+    if (this.#settings.mutations.localReads === true)
+      return void this.#readStates.push(Object.freeze({ index: this.#log.committed, context }));
     this.#onReadIndex(this.#id, context);
   }
 
@@ -235,7 +253,10 @@ export class RaftCore {
   transferLeadership(to: MemberId): void {
     this.#assertNoReadyOutstanding('transferLeadership');
     if (this.#role !== 'leader') {
-      throw new SecretdError('unavailable', `Not the leader: member ${this.#id} cannot transfer leadership`);
+      throw new SecretdError(
+        'unavailable',
+        `Not the leader: member ${this.#id} cannot transfer leadership`,
+      );
     }
     if (to === this.#id || to === this.#transferee) return;
     if (!this.#tracker.isVoter(to)) {
@@ -244,7 +265,8 @@ export class RaftCore {
     this.#transferee = to;
     this.#electionElapsed = 0;
     const pr = this.#progress(to);
-    if (pr.match === this.#log.lastIndex()) this.#send({ type: 'timeout-now', to, term: this.#term });
+    if (pr.match === this.#log.lastIndex())
+      this.#send({ type: 'timeout-now', to, term: this.#term });
     else this.#sendAppend(to, true);
   }
 
@@ -265,7 +287,10 @@ export class RaftCore {
     if (index < this.#log.snapshotIndex) return;
     // A snapshot with the wrong configuration would silently change membership for whoever loads it.
     if (index === this.#log.applied) {
-      assert(sameConf(conf, this.#tracker.conf), `snapshot at ${index} records the configuration as of ${index}`);
+      assert(
+        sameConf(conf, this.#tracker.conf),
+        `snapshot at ${index} records the configuration as of ${index}`,
+      );
     }
     this.#log.compact(index, term);
     this.#snapshot = snapshot;
@@ -303,7 +328,10 @@ export class RaftCore {
       committedEntries: Object.freeze(this.#log.committedToApply()),
       messages: Object.freeze(this.#outbox),
       readStates: Object.freeze(this.#readStates),
-      mustSync: entries.length > 0 || hard.term !== this.#reportedHard.term || hard.vote !== this.#reportedHard.vote,
+      mustSync:
+        entries.length > 0 ||
+        hard.term !== this.#reportedHard.term ||
+        hard.vote !== this.#reportedHard.vote,
     });
     this.#outbox = [];
     this.#readStates = [];
@@ -360,7 +388,12 @@ export class RaftCore {
     if (this.#role !== 'leader') return base;
     const progress: Record<MemberId, ProgressStatus> = {};
     for (const [id, pr] of this.#tracker.progress) {
-      progress[id] = { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive };
+      progress[id] = {
+        match: pr.match,
+        next: pr.next,
+        state: pr.state,
+        recentActive: pr.recentActive,
+      };
     }
     return { ...base, progress };
   }
@@ -380,7 +413,8 @@ export class RaftCore {
     this.#electionElapsed++;
     for (const pr of this.#tracker.progress.values()) {
       // The snapshot (or its acknowledgement) was probably lost: probing will send it again.
-      if (pr.state === 'snapshot' && ++pr.snapshotTicks >= this.#settings.snapshotTimeoutTicks) pr.becomeProbe();
+      if (pr.state === 'snapshot' && ++pr.snapshotTicks >= this.#settings.snapshotTimeoutTicks)
+        pr.becomeProbe();
     }
     if (this.#electionElapsed >= this.#settings.electionTicks) {
       this.#electionElapsed = 0;
@@ -416,8 +450,15 @@ export class RaftCore {
    * missed its leader's addition stays behind: remove it and join again.)
    */
   #acceptsFrom(m: Message): boolean {
-    if (this.#tracker.isMember(m.from) || !this.#tracker.isMember(this.#id) || this.#settings.mutations.acceptNonMembers === true) return true;
-    return this.#vouched !== null && this.#vouched.leader === m.from && this.#vouched.term === m.term;
+    if (
+      this.#tracker.isMember(m.from) ||
+      !this.#tracker.isMember(this.#id) ||
+      this.#settings.mutations.acceptNonMembers === true
+    )
+      return true;
+    return (
+      this.#vouched !== null && this.#vouched.leader === m.from && this.#vouched.term === m.term
+    );
   }
 
   /** A message from a newer term. Returns false when it must be ignored. */
@@ -426,10 +467,20 @@ export class RaftCore {
       // Leader lease: whoever heard from a live leader within the election timeout ignores
       // campaigns, so a member rejoining from a partition cannot depose a healthy leader. A
       // transfer is the leader's own request.
-      const inLease = this.#settings.checkQuorum && this.#leader !== null && this.#electionElapsed < this.#settings.electionTicks;
+      const inLease =
+        this.#settings.checkQuorum &&
+        this.#leader !== null &&
+        this.#electionElapsed < this.#settings.electionTicks;
       if (inLease && m.transfer !== true) {
         // Refused, naming the leader: the pre-candidate may be a member that cannot hear it yet (#acceptsFrom).
-        if (m.type === 'pre-vote' && this.#leader !== null) this.#send({ type: 'pre-vote-response', to: m.from, term: this.#term, reject: true, leader: this.#leader });
+        if (m.type === 'pre-vote' && this.#leader !== null)
+          this.#send({
+            type: 'pre-vote-response',
+            to: m.from,
+            term: this.#term,
+            reject: true,
+            leader: this.#leader,
+          });
         return false;
       }
       if (m.type === 'pre-vote') return true; // a pre-vote never changes anyone's term
@@ -448,7 +499,13 @@ export class RaftCore {
       // A deposed leader learns the newer term from the answer and steps down. Without it, a
       // leader cut off while the others moved on (or a member stuck at a higher term behind the
       // lease) could go on forever.
-      this.#send({ type: 'append-response', to: m.from, term: this.#term, reject: false, index: 0 });
+      this.#send({
+        type: 'append-response',
+        to: m.from,
+        term: this.#term,
+        reject: false,
+        index: 0,
+      });
     } else if (m.type === 'pre-vote') {
       this.#send({ type: 'pre-vote-response', to: m.from, term: this.#term, reject: true });
     }
@@ -493,7 +550,14 @@ export class RaftCore {
     const lastTerm = this.#log.lastTerm();
     for (const to of this.#tracker.conf.voters) {
       if (to === this.#id) continue;
-      this.#send({ type: kind, to, term, lastIndex, lastTerm, ...(transfer ? { transfer: true } : {}) });
+      this.#send({
+        type: kind,
+        to,
+        term,
+        lastIndex,
+        lastTerm,
+        ...(transfer ? { transfer: true } : {}),
+      });
     }
   }
 
@@ -540,7 +604,10 @@ export class RaftCore {
 
   #randomizeElectionTimeout(): void {
     const extra = Math.floor(this.#settings.random() * this.#settings.electionTicks);
-    assert(extra >= 0 && extra < this.#settings.electionTicks, 'random() returns a number in [0, 1)');
+    assert(
+      extra >= 0 && extra < this.#settings.electionTicks,
+      'random() returns a number in [0, 1)',
+    );
     this.#electionTimeout = this.#settings.electionTicks + extra;
   }
 
@@ -570,8 +637,14 @@ export class RaftCore {
     this.#reset(this.#term);
     this.#role = 'leader';
     this.#leader = this.#id;
-    if (this.#settings.mutations.truncateUncommittedOnElection === true) this.#log.unsafeDiscardAfter(this.#log.committed);
-    this.#tracker.resetProgress(this.#id, this.#log.lastIndex(), this.#log.stableIndex, this.#settings.inflightMax);
+    if (this.#settings.mutations.truncateUncommittedOnElection === true)
+      this.#log.unsafeDiscardAfter(this.#log.committed);
+    this.#tracker.resetProgress(
+      this.#id,
+      this.#log.lastIndex(),
+      this.#log.stableIndex,
+      this.#settings.inflightMax,
+    );
     // The no-op commits the new term, and with it every earlier entry (§5.4.2). Until it is
     // applied the leader may not know what is committed, so membership changes wait for it
     // (Ongaro's fix to single-server changes) and reads wait for it to commit (§6.4).
@@ -677,7 +750,13 @@ export class RaftCore {
   // ---- follower: replication ----------------------------------------------------------------
 
   #onAppend(m: MessageOf<'append'>): void {
-    this.#send({ type: 'append-response', to: m.from, term: this.#term, ...answerAppend(this.#log, m), commit: this.#log.committed });
+    this.#send({
+      type: 'append-response',
+      to: m.from,
+      term: this.#term,
+      ...answerAppend(this.#log, m),
+      commit: this.#log.committed,
+    });
   }
 
   #onHeartbeat(m: MessageOf<'heartbeat'>): void {
@@ -697,7 +776,14 @@ export class RaftCore {
       this.#tracker.setConf(m.snapshot.meta.conf);
       this.#snapshot = m.snapshot;
     }
-    this.#send({ type: 'append-response', to: m.from, term: this.#term, reject: false, index: this.#log.committed, commit: this.#log.committed });
+    this.#send({
+      type: 'append-response',
+      to: m.from,
+      term: this.#term,
+      reject: false,
+      index: this.#log.committed,
+      commit: this.#log.committed,
+    });
   }
 
   // ---- leader: replication ------------------------------------------------------------------
@@ -712,19 +798,33 @@ export class RaftCore {
     // A leader being removed takes no new entries: its log then never outgrows the remaining
     // voters', so that, until they learn the change committed, it can still give them its vote.
     if (this.#selfRemovalAt !== null || this.#leavingAt !== null) {
-      throw new SecretdError('unavailable', `Not the leader: member ${this.#id} is being removed; cannot ${action}`);
+      throw new SecretdError(
+        'unavailable',
+        `Not the leader: member ${this.#id} is being removed; cannot ${action}`,
+      );
     }
     if (this.#transferee !== null) {
-      throw new SecretdError('unavailable', `Cannot ${action}: leadership is being transferred to ${this.#transferee}`);
+      throw new SecretdError(
+        'unavailable',
+        `Cannot ${action}: leadership is being transferred to ${this.#transferee}`,
+      );
     }
     const uncommitted = this.#log.lastIndex() - this.#log.committed;
     if (uncommitted >= this.#settings.uncommittedEntriesMax) {
-      throw new SecretdError('unavailable', `Cannot ${action}: ${uncommitted} entries are waiting to commit`);
+      throw new SecretdError(
+        'unavailable',
+        `Cannot ${action}: ${uncommitted} entries are waiting to commit`,
+      );
     }
   }
 
   #appendEntry(type: EntryType, data: Uint8Array): LogIndex {
-    const entry: Entry = Object.freeze({ term: this.#term, index: this.#log.lastIndex() + 1, type, data });
+    const entry: Entry = Object.freeze({
+      term: this.#term,
+      index: this.#log.lastIndex() + 1,
+      type,
+      data,
+    });
     this.#log.append([entry]);
     const own = this.#tracker.progress.get(this.#id);
     if (own !== undefined) own.next = entry.index + 1;
@@ -739,7 +839,8 @@ export class RaftCore {
   }
 
   #broadcastAppend(sendIfEmpty: boolean): void {
-    for (const id of this.#tracker.members()) if (id !== this.#id) this.#sendAppends(id, sendIfEmpty);
+    for (const id of this.#tracker.members())
+      if (id !== this.#id) this.#sendAppends(id, sendIfEmpty);
   }
 
   /** Send as many appends as flow control allows. */
@@ -759,7 +860,15 @@ export class RaftCore {
         return this.#sendSnapshot(to, pr);
       case 'append': {
         const { prevIndex, prevTerm, entries } = plan;
-        this.#send({ type: 'append', to, term: this.#term, prevIndex, prevTerm, entries, commit: this.#log.committed });
+        this.#send({
+          type: 'append',
+          to,
+          term: this.#term,
+          prevIndex,
+          prevTerm,
+          entries,
+          commit: this.#log.committed,
+        });
         pr.sentAppend(prevIndex + entries.length, entries.length);
         return true;
       }
@@ -829,7 +938,11 @@ export class RaftCore {
     // Raft §5.4.2 (figure 8): counting replicas commits only entries of the leader's own term;
     // earlier entries are committed along with them.
     if (index <= this.#log.committed) return false;
-    if (this.#log.term(index) !== this.#term && this.#settings.mutations.commitOldTermByCount !== true) return false;
+    if (
+      this.#log.term(index) !== this.#term &&
+      this.#settings.mutations.commitOldTermByCount !== true
+    )
+      return false;
     this.#log.commitTo(index);
     return true;
   }
@@ -845,7 +958,13 @@ export class RaftCore {
       if (to === this.#id) continue;
       // Never more than the follower is known to have: it could not commit what it lacks.
       const commit = Math.min(this.#progress(to).match, this.#log.committed);
-      this.#send({ type: 'heartbeat', to, term: this.#term, commit, ...(context === undefined ? {} : { context }) });
+      this.#send({
+        type: 'heartbeat',
+        to,
+        term: this.#term,
+        commit,
+        ...(context === undefined ? {} : { context }),
+      });
     }
   }
 
@@ -865,7 +984,8 @@ export class RaftCore {
     this.#tracker.setConf(applyConfChange(this.#tracker.conf, change));
     if (this.#role !== 'leader') return;
     this.#tracker.syncProgress(this.#log.lastIndex(), this.#settings.inflightMax);
-    if (this.#transferee !== null && !this.#tracker.isVoter(this.#transferee)) this.#transferee = null;
+    if (this.#transferee !== null && !this.#tracker.isVoter(this.#transferee))
+      this.#transferee = null;
     // With fewer voters the quorum may already hold more entries.
     if (this.#maybeCommit()) this.#onCommitted();
     if (!this.#tracker.isVoter(this.#id)) {
@@ -880,7 +1000,9 @@ export class RaftCore {
   }
 
   #maybeFinishLeaving(changeIndex: LogIndex): void {
-    const informed = this.#tracker.conf.voters.filter((id) => (this.#tracker.progress.get(id)?.commit ?? 0) >= changeIndex);
+    const informed = this.#tracker.conf.voters.filter(
+      (id) => (this.#tracker.progress.get(id)?.commit ?? 0) >= changeIndex,
+    );
     if (this.#tracker.hasQuorum(new Set(informed))) this.#becomeFollower(this.#term, null);
   }
 
@@ -898,7 +1020,8 @@ export class RaftCore {
     }
     // Until an entry of its term commits, a new leader may not know the latest commit (§6.4).
     if (this.#log.term(this.#log.committed) !== this.#term) {
-      if (this.#waitingReads.length < this.#settings.readsMax) this.#waitingReads.push({ context, requester });
+      if (this.#waitingReads.length < this.#settings.readsMax)
+        this.#waitingReads.push({ context, requester });
       return;
     }
     this.#serveRead(requester, context);
@@ -914,7 +1037,8 @@ export class RaftCore {
   }
 
   #releaseWaitingReads(): void {
-    if (this.#waitingReads.length === 0 || this.#log.term(this.#log.committed) !== this.#term) return;
+    if (this.#waitingReads.length === 0 || this.#log.term(this.#log.committed) !== this.#term)
+      return;
     const waiting = this.#waitingReads;
     this.#waitingReads = [];
     for (const { requester, context } of waiting) this.#serveRead(requester, context);
@@ -930,7 +1054,8 @@ export class RaftCore {
 
   #answerRead(requester: MemberId, index: LogIndex, context: string): void {
     if (requester === this.#id) this.#readStates.push(Object.freeze({ index, context }));
-    else this.#send({ type: 'read-index-response', to: requester, term: this.#term, index, context });
+    else
+      this.#send({ type: 'read-index-response', to: requester, term: this.#term, index, context });
   }
 
   // ---- plumbing -----------------------------------------------------------------------------

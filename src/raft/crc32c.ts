@@ -15,7 +15,8 @@ export function crc32c(bytes: Uint8Array, previous = 0): number {
   let i = 0;
   const fastEnd = bytes.length - (bytes.length % 8);
   while (i < fastEnd) {
-    const lo = crc ^ (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24));
+    const lo =
+      crc ^ (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24));
     crc =
       t[7 * 256 + (lo & 0xff)]! ^
       t[6 * 256 + ((lo >>> 8) & 0xff)]! ^

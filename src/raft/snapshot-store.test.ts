@@ -8,7 +8,13 @@ import type { MemberId, Snapshot } from './types.ts';
 
 const fs = new NodeFileSystem();
 const dek = systemRandom(32);
-const options = (extra: Partial<SnapshotStoreOptions> = {}): SnapshotStoreOptions => ({ dek, keyId: 3, random: systemRandom, fs, ...extra });
+const options = (extra: Partial<SnapshotStoreOptions> = {}): SnapshotStoreOptions => ({
+  dek,
+  keyId: 3,
+  random: systemRandom,
+  fs,
+  ...extra,
+});
 const conf = { voters: ['node-a', 'node-b'] as MemberId[], learners: ['node-c'] as MemberId[] };
 const snapshot = (index: number, term: number, data = `state at ${index}`): Snapshot => ({
   meta: { index, term, conf },
@@ -17,7 +23,10 @@ const snapshot = (index: number, term: number, data = `state at ${index}`): Snap
 const name = (index: number, term: number): string =>
   `${term.toString(16).padStart(16, '0')}-${index.toString(16).padStart(16, '0')}.snap`;
 
-async function loadError(dir: string, extra: Partial<SnapshotStoreOptions> = {}): Promise<SecretdError> {
+async function loadError(
+  dir: string,
+  extra: Partial<SnapshotStoreOptions> = {},
+): Promise<SecretdError> {
   const store = await SnapshotStore.open(dir, options(extra));
   try {
     await store.loadLatest();
@@ -48,7 +57,13 @@ describe('SnapshotStore', () => {
   test('save() keeps the newest snapshot and the one before it, and deletes older ones', async () => {
     using dir = tempDir('secretd-snap-');
     const store = await SnapshotStore.open(dir.path, options());
-    for (const [index, term] of [[5, 1], [9, 1], [14, 2], [30, 3]] as const) await store.save(snapshot(index, term));
+    for (const [index, term] of [
+      [5, 1],
+      [9, 1],
+      [14, 2],
+      [30, 3],
+    ] as const)
+      await store.save(snapshot(index, term));
     expect((await fs.list(dir.path)).sort()).toEqual([name(14, 2), name(30, 3)]);
     expect(await store.loadLatest()).toEqual(snapshot(30, 3));
   });
@@ -70,8 +85,12 @@ describe('SnapshotStore', () => {
     const wrongKey = await loadError(dir.path, { dek: systemRandom(32) });
     const wrongId = await loadError(dir.path, { keyId: 4 });
     expect([wrongKey.code, wrongId.code]).toEqual(['corrupt', 'corrupt']);
-    expect(wrongKey.message).toStartWith(`Snapshot ${path} is corrupt: Sealed record failed authentication`);
-    expect(wrongId.message).toBe(`Snapshot ${path} is corrupt: it is sealed with key id 3 but the snapshot key has id 4; refusing to start`);
+    expect(wrongKey.message).toStartWith(
+      `Snapshot ${path} is corrupt: Sealed record failed authentication`,
+    );
+    expect(wrongId.message).toBe(
+      `Snapshot ${path} is corrupt: it is sealed with key id 3 but the snapshot key has id 4; refusing to start`,
+    );
   });
 
   test('loadLatest() refuses a flipped byte anywhere in the newest snapshot, naming the file', async () => {
@@ -86,7 +105,8 @@ describe('SnapshotStore', () => {
       damaged[at]! ^= 0x01;
       await fs.writeFile(path, damaged);
       const error = await loadError(dir.path);
-      if (error.code !== 'corrupt' || !error.message.startsWith(`Snapshot ${path} is corrupt: `)) wrong.push(`byte ${at}: ${error.message}`);
+      if (error.code !== 'corrupt' || !error.message.startsWith(`Snapshot ${path} is corrupt: `))
+        wrong.push(`byte ${at}: ${error.message}`);
     }
     expect(wrong).toEqual([]);
   });
@@ -97,14 +117,22 @@ describe('SnapshotStore', () => {
     await store.save(snapshot(5, 1));
     await fs.rename(`${dir.path}/${name(5, 1)}`, `${dir.path}/${name(50, 1)}`);
     const error = await loadError(dir.path);
-    expect(error.message).toBe(`Snapshot ${dir.path}/${name(50, 1)} is corrupt: its header disagrees with its name; refusing to start`);
+    expect(error.message).toBe(
+      `Snapshot ${dir.path}/${name(50, 1)} is corrupt: its header disagrees with its name; refusing to start`,
+    );
   });
 
   test('snapshot files never contain the plaintext of the data or member ids', async () => {
     using dir = tempDir('secretd-snap-');
     const store = await SnapshotStore.open(dir.path, options());
-    await store.save({ meta: { index: 1, term: 1, conf: { voters: ['MEMBER-MARKER' as MemberId], learners: [] } }, data: new TextEncoder().encode('PLAINTEXT-MARKER') });
+    await store.save({
+      meta: { index: 1, term: 1, conf: { voters: ['MEMBER-MARKER' as MemberId], learners: [] } },
+      data: new TextEncoder().encode('PLAINTEXT-MARKER'),
+    });
     const raw = Buffer.from(await fs.readFile(`${dir.path}/${name(1, 1)}`));
-    expect([raw.includes('PLAINTEXT-MARKER'), raw.includes('MEMBER-MARKER')]).toEqual([false, false]);
+    expect([raw.includes('PLAINTEXT-MARKER'), raw.includes('MEMBER-MARKER')]).toEqual([
+      false,
+      false,
+    ]);
   });
 });

@@ -73,7 +73,11 @@ export class SnapshotStore {
     setU64(view, 8, index);
     setU64(view, 16, term);
     const payload = encodeSnapshotPayload(snapshot);
-    const body = seal(this.options.dek, payload, { aad: aadFor(header), keyId: this.options.keyId, random: this.options.random });
+    const body = seal(this.options.dek, payload, {
+      aad: aadFor(header),
+      keyId: this.options.keyId,
+      random: this.options.random,
+    });
     payload.fill(0); // best effort: drops our plaintext copy; the GC may hold others
     const bytes = new Uint8Array(headerBytes + body.length);
     bytes.set(header, 0);
@@ -93,15 +97,21 @@ export class SnapshotStore {
     const bytes = await this.options.fs.readFile(path);
     const corrupt = (reason: string): SecretdError =>
       new SecretdError('corrupt', `Snapshot ${path} is corrupt: ${reason}; refusing to start`);
-    if (bytes.length < headerBytes || magic.some((b, i) => bytes[i] !== b)) throw corrupt('it has no snapshot header');
+    if (bytes.length < headerBytes || magic.some((b, i) => bytes[i] !== b))
+      throw corrupt('it has no snapshot header');
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const version = view.getUint16(4);
-    if (version !== formatVersion) throw corrupt(`it has format version ${version}, expected ${formatVersion}`);
+    if (version !== formatVersion)
+      throw corrupt(`it has format version ${version}, expected ${formatVersion}`);
     if (view.getUint16(6) !== 0) throw corrupt('it has unknown flags');
-    if (getU64(view, 8) !== newest.index || getU64(view, 16) !== newest.term) throw corrupt('its header disagrees with its name');
+    if (getU64(view, 8) !== newest.index || getU64(view, 16) !== newest.term)
+      throw corrupt('its header disagrees with its name');
     const body = bytes.subarray(headerBytes);
     const keyId = body.length >= 5 ? envelopeKeyId(body) : -1;
-    if (keyId !== this.options.keyId) throw corrupt(`it is sealed with key id ${keyId} but the snapshot key has id ${this.options.keyId}`);
+    if (keyId !== this.options.keyId)
+      throw corrupt(
+        `it is sealed with key id ${keyId} but the snapshot key has id ${this.options.keyId}`,
+      );
     let payload: Uint8Array;
     try {
       payload = open(this.options.dek, body, { aad: aadFor(bytes.subarray(0, headerBytes)) });
@@ -114,7 +124,8 @@ export class SnapshotStore {
     } catch (error) {
       throw corrupt(`its payload is malformed (${(error as Error).message})`);
     }
-    if (snapshot.meta.index !== newest.index || snapshot.meta.term !== newest.term) throw corrupt('its meta disagrees with its name');
+    if (snapshot.meta.index !== newest.index || snapshot.meta.term !== newest.term)
+      throw corrupt('its meta disagrees with its name');
     return snapshot;
   }
 
@@ -123,7 +134,8 @@ export class SnapshotStore {
     const files: SnapshotFile[] = [];
     for (const name of await this.options.fs.list(this.dir)) {
       const match = fileName.exec(name);
-      if (match !== null) files.push({ term: parseInt(match[1]!, 16), index: parseInt(match[2]!, 16), name });
+      if (match !== null)
+        files.push({ term: parseInt(match[1]!, 16), index: parseInt(match[2]!, 16), name });
     }
     return files.sort((a, b) => a.index - b.index || a.term - b.term);
   }
@@ -148,7 +160,8 @@ function aadFor(header: Uint8Array): Uint8Array {
 }
 
 function setU64(view: DataView, at: number, n: number): void {
-  if (!Number.isSafeInteger(n) || n < 0) throw new SecretdError('invalid', `Cannot save snapshot: ${n} is not a valid index or term`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new SecretdError('invalid', `Cannot save snapshot: ${n} is not a valid index or term`);
   view.setUint32(at, Math.floor(n / 2 ** 32));
   view.setUint32(at + 4, n >>> 0);
 }

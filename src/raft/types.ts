@@ -60,7 +60,12 @@ interface MessageBase {
 }
 
 export type Message =
-  | (MessageBase & { readonly type: 'pre-vote' | 'vote'; readonly lastIndex: LogIndex; readonly lastTerm: Term; readonly transfer?: boolean })
+  | (MessageBase & {
+      readonly type: 'pre-vote' | 'vote';
+      readonly lastIndex: LogIndex;
+      readonly lastTerm: Term;
+      readonly transfer?: boolean;
+    })
   | (MessageBase & {
       readonly type: 'pre-vote-response' | 'vote-response';
       readonly reject: boolean;
@@ -89,7 +94,11 @@ export type Message =
        */
       readonly commit?: LogIndex;
     })
-  | (MessageBase & { readonly type: 'heartbeat'; readonly commit: LogIndex; readonly context?: string })
+  | (MessageBase & {
+      readonly type: 'heartbeat';
+      readonly commit: LogIndex;
+      readonly context?: string;
+    })
   | (MessageBase & {
       readonly type: 'heartbeat-response';
       readonly context?: string;
@@ -100,7 +109,11 @@ export type Message =
   | (MessageBase & { readonly type: 'timeout-now' })
   /** A follower forwards a ReadIndex request to its leader; the leader answers with read-index-response. */
   | (MessageBase & { readonly type: 'read-index'; readonly context: string })
-  | (MessageBase & { readonly type: 'read-index-response'; readonly index: LogIndex; readonly context: string });
+  | (MessageBase & {
+      readonly type: 'read-index-response';
+      readonly index: LogIndex;
+      readonly context: string;
+    });
 
 export type MessageType = Message['type'];
 

@@ -23,13 +23,24 @@ const records: WALRecord[] = [
   { type: 'entry', entry: { index: 1, term: 1, type: 'normal', data: new Uint8Array(0) } },
   { type: 'entry', entry: { index: 2, term: 2 ** 40, type: 'conf', data: text('conf change') } },
   { type: 'hard-state', hardState: { term: 3, vote: null, commit: 0 } },
-  { type: 'hard-state', hardState: { term: 4, vote: 'node-b' as MemberId, commit: Number.MAX_SAFE_INTEGER } },
+  {
+    type: 'hard-state',
+    hardState: { term: 4, vote: 'node-b' as MemberId, commit: Number.MAX_SAFE_INTEGER },
+  },
   {
     type: 'snapshot',
-    meta: { index: 9, term: 2, conf: { voters: ['a' as MemberId, 'b' as MemberId], learners: ['c' as MemberId] } },
+    meta: {
+      index: 9,
+      term: 2,
+      conf: { voters: ['a' as MemberId, 'b' as MemberId], learners: ['c' as MemberId] },
+    },
     keepLog: true,
   },
-  { type: 'snapshot', meta: { index: 10, term: 3, conf: { voters: [], learners: [] } }, keepLog: false },
+  {
+    type: 'snapshot',
+    meta: { index: 10, term: 3, conf: { voters: [], learners: [] } },
+    keepLog: false,
+  },
 ];
 
 /** Decodes a whole batch written at `offset` of segment `seq`. */
@@ -37,7 +48,7 @@ function decodeAll(bytes: Uint8Array, base: number, seq: number): WALRecord[] {
   const padded = new Uint8Array(base + bytes.length);
   padded.set(bytes, base);
   const out: WALRecord[] = [];
-  for (let offset = base; offset < padded.length; ) {
+  for (let offset = base; offset < padded.length;) {
     const decoded = decodeRecord(padded, { seq, offset, batchOffset: base }, key);
     if (!decoded.ok) throw new Error(decoded.reason);
     out.push(decoded.value.record);
@@ -49,7 +60,10 @@ function decodeAll(bytes: Uint8Array, base: number, seq: number): WALRecord[] {
 describe('encodeBatch / decodeRecord', () => {
   test('decodeRecord() returns several records as one sealed group, then the commit counting it', () => {
     const batch = encodeBatch(records, { seq: 3, offset: 200, durableOffset: 150 }, key);
-    expect(decodeAll(batch, 200, 3)).toEqual([{ type: 'group', records: records as InnerRecord[] }, { type: 'commit', records: 1 }]);
+    expect(decodeAll(batch, 200, 3)).toEqual([
+      { type: 'group', records: records as InnerRecord[] },
+      { type: 'commit', records: 1 },
+    ]);
   });
 
   test('decodeRecord() returns a lone record as itself, then the commit counting it', () => {
@@ -75,14 +89,27 @@ describe('encodeBatch / decodeRecord', () => {
 
   test('decodeRecord() rejects a record sealed under another key id or key', () => {
     const batch = encodeBatch([records[0]!], { seq: 1, offset: 0, durableOffset: 0 }, key);
-    const otherId = decodeRecord(batch, { seq: 1, offset: 0, batchOffset: 0 }, { ...key, keyId: 8 });
-    const otherKey = decodeRecord(batch, { seq: 1, offset: 0, batchOffset: 0 }, { dek: systemRandom(32), keyId: 7 });
-    expect(!otherId.ok && otherId.reason).toBe('record is sealed with key id 7 but the WAL key has id 8');
+    const otherId = decodeRecord(
+      batch,
+      { seq: 1, offset: 0, batchOffset: 0 },
+      { ...key, keyId: 8 },
+    );
+    const otherKey = decodeRecord(
+      batch,
+      { seq: 1, offset: 0, batchOffset: 0 },
+      { dek: systemRandom(32), keyId: 7 },
+    );
+    expect(!otherId.ok && otherId.reason).toBe(
+      'record is sealed with key id 7 but the WAL key has id 8',
+    );
     expect(!otherKey.ok && otherKey.reason).toContain('failed authentication');
   });
 
   test('encodeBatch() refuses a record whose sealed body exceeds walRecordBytesMax', () => {
-    const big: WALRecord = { type: 'entry', entry: { index: 1, term: 1, type: 'normal', data: new Uint8Array(walRecordBytesMax) } };
+    const big: WALRecord = {
+      type: 'entry',
+      entry: { index: 1, term: 1, type: 'normal', data: new Uint8Array(walRecordBytesMax) },
+    };
     let error: unknown;
     try {
       encodeBatch([big], { seq: 1, offset: 0, durableOffset: 0 }, key);
@@ -95,7 +122,11 @@ describe('encodeBatch / decodeRecord', () => {
 
   test('the sealed bytes never contain the plaintext of entry data', () => {
     const marker = 'PLAINTEXT-MARKER-codec';
-    const batch = encodeBatch([{ type: 'entry', entry: { index: 1, term: 1, type: 'normal', data: text(marker) } }], { seq: 1, offset: 0, durableOffset: 0 }, key);
+    const batch = encodeBatch(
+      [{ type: 'entry', entry: { index: 1, term: 1, type: 'normal', data: text(marker) } }],
+      { seq: 1, offset: 0, durableOffset: 0 },
+      key,
+    );
     expect(Buffer.from(batch).includes(marker)).toBe(false);
   });
 });
@@ -107,16 +138,21 @@ describe('decodeFrame', () => {
     const header = frame.slice(0, recordHeaderBytes); // no body present at all
     new DataView(header.buffer).setUint32(4, 2 ** 31);
     const decoded = decodeFrame(header, 0);
-    expect(decoded).toEqual({ ok: false, reason: `body length 2147483648 exceeds walRecordBytesMax (${walRecordBytesMax})` });
+    expect(decoded).toEqual({
+      ok: false,
+      reason: `body length 2147483648 exceeds walRecordBytesMax (${walRecordBytesMax})`,
+    });
   });
 
   test('decodeFrame() reports short headers, short bodies, zeros and checksum mismatches', () => {
     const flipped = frame.slice();
     flipped[recordHeaderBytes + 40]! ^= 0x01;
-    const reasons = [frame.subarray(0, 10), frame.subarray(0, 60), new Uint8Array(64), flipped].map((bytes) => {
-      const decoded = decodeFrame(bytes, 0);
-      return decoded.ok ? 'ok' : decoded.reason;
-    });
+    const reasons = [frame.subarray(0, 10), frame.subarray(0, 60), new Uint8Array(64), flipped].map(
+      (bytes) => {
+        const decoded = decodeFrame(bytes, 0);
+        return decoded.ok ? 'ok' : decoded.reason;
+      },
+    );
     expect(reasons).toEqual([
       'short record header (10 bytes)',
       `short record body (40 of ${new DataView(frame.buffer).getUint32(4)} bytes)`,
@@ -132,7 +168,10 @@ describe('segment header', () => {
 
   test('decodeSegmentHeader() returns the encoded sequence and first index', () => {
     expect(header.length).toBe(segmentHeaderBytes);
-    expect(decodeSegmentHeader(header, key)).toEqual({ ok: true, value: { seq: 2 ** 33, firstIndex: 12345 } });
+    expect(decodeSegmentHeader(header, key)).toEqual({
+      ok: true,
+      value: { seq: 2 ** 33, firstIndex: 12345 },
+    });
   });
 
   test('decodeSegmentHeader() refuses a wrong key, a wrong key id and a flipped byte', () => {

@@ -22,7 +22,13 @@ import type { Random } from '../crypto/random.ts';
 import { assert, SecretdError } from '../errors.ts';
 import { walRecordBytesMax } from '../limits.ts';
 import { crc32c } from './crc32c.ts';
-import { decodePayload, encodePayload, type InnerRecord, type WALRecord, type WALRecordType } from './_wal-payload.ts';
+import {
+  decodePayload,
+  encodePayload,
+  type InnerRecord,
+  type WALRecord,
+  type WALRecordType,
+} from './_wal-payload.ts';
 
 export type { WALRecord, WALRecordType } from './_wal-payload.ts';
 
@@ -45,10 +51,24 @@ const crcAt = 16;
 export const segmentHeaderBytes = 28 + sealOverheadBytes;
 export const recordMagic = 0xa7;
 const segmentMagic = [0x73, 0x77, 0x61, 0x6c]; // "swal"
-const typeCodes: Record<WALRecordType, number> = { entry: 1, 'hard-state': 2, snapshot: 3, commit: 4, group: 5 };
-const codeTypes: readonly (WALRecordType | undefined)[] = [undefined, 'entry', 'hard-state', 'snapshot', 'commit', 'group'];
+const typeCodes: Record<WALRecordType, number> = {
+  entry: 1,
+  'hard-state': 2,
+  snapshot: 3,
+  commit: 4,
+  group: 5,
+};
+const codeTypes: readonly (WALRecordType | undefined)[] = [
+  undefined,
+  'entry',
+  'hard-state',
+  'snapshot',
+  'commit',
+  'group',
+];
 
-export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
+export type Decoded<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
 export function encodeSegmentHeader(header: SegmentHeader, key: WALSealKey): Uint8Array {
   const out = new Uint8Array(segmentHeaderBytes);
@@ -57,21 +77,30 @@ export function encodeSegmentHeader(header: SegmentHeader, key: WALSealKey): Uin
   view.setUint16(4, formatVersion);
   setU64(view, 8, header.seq);
   setU64(view, 16, header.firstIndex);
-  const check = seal(key.dek, new Uint8Array(0), { aad: headerAad(header), keyId: key.keyId, random: key.random });
+  const check = seal(key.dek, new Uint8Array(0), {
+    aad: headerAad(header),
+    keyId: key.keyId,
+    random: key.random,
+  });
   out.set(check, 24);
   view.setUint32(segmentHeaderBytes - 4, crc32c(out.subarray(0, segmentHeaderBytes - 4)));
   return out;
 }
 
 export function decodeSegmentHeader(bytes: Uint8Array, key: WALKey): Decoded<SegmentHeader> {
-  if (bytes.length < segmentHeaderBytes) return fail(`the segment header is short (${bytes.length} bytes)`);
+  if (bytes.length < segmentHeaderBytes)
+    return fail(`the segment header is short (${bytes.length} bytes)`);
   const view = viewOf(bytes);
-  if (segmentMagic.some((b, i) => bytes[i] !== b)) return fail('the segment header has no WAL magic');
-  if (view.getUint32(segmentHeaderBytes - 4) !== crc32c(bytes.subarray(0, segmentHeaderBytes - 4))) {
+  if (segmentMagic.some((b, i) => bytes[i] !== b))
+    return fail('the segment header has no WAL magic');
+  if (
+    view.getUint32(segmentHeaderBytes - 4) !== crc32c(bytes.subarray(0, segmentHeaderBytes - 4))
+  ) {
     return fail('the segment header checksum does not match');
   }
   const version = view.getUint16(4);
-  if (version !== formatVersion) return fail(`the segment has format version ${version}, expected ${formatVersion}`);
+  if (version !== formatVersion)
+    return fail(`the segment has format version ${version}, expected ${formatVersion}`);
   if (view.getUint16(6) !== 0) return fail('the segment header has unknown flags');
   const header = { seq: getU64(view, 8), firstIndex: getU64(view, 16) };
   if (!Number.isSafeInteger(header.seq) || !Number.isSafeInteger(header.firstIndex)) {
@@ -80,12 +109,16 @@ export function decodeSegmentHeader(bytes: Uint8Array, key: WALKey): Decoded<Seg
   const check = bytes.subarray(24, segmentHeaderBytes - 4);
   const checkKeyId = envelopeKeyId(check);
   if (checkKeyId !== key.keyId) {
-    return fail(`the segment is sealed with key id ${checkKeyId} but the WAL key has id ${key.keyId}`);
+    return fail(
+      `the segment is sealed with key id ${checkKeyId} but the WAL key has id ${key.keyId}`,
+    );
   }
   try {
     open(key.dek, check, { aad: headerAad(header) });
   } catch {
-    return fail('the segment key check failed: the WAL key (DEK) is wrong or the header was altered');
+    return fail(
+      'the segment key check failed: the WAL key (DEK) is wrong or the header was altered',
+    );
   }
   return { ok: true, value: header };
 }
@@ -100,8 +133,12 @@ export function encodeBatch(
   at: { readonly seq: number; readonly offset: number; readonly durableOffset: number },
   key: WALSealKey,
 ): Uint8Array {
-  assert(at.durableOffset <= at.offset, `WAL durable offset ${at.durableOffset} is past the batch at ${at.offset}`);
-  const grouped: readonly WALRecord[] = records.length > 1 ? [{ type: 'group', records: records.map(inner) }] : records;
+  assert(
+    at.durableOffset <= at.offset,
+    `WAL durable offset ${at.durableOffset} is past the batch at ${at.offset}`,
+  );
+  const grouped: readonly WALRecord[] =
+    records.length > 1 ? [{ type: 'group', records: records.map(inner) }] : records;
   const all: WALRecord[] = [...grouped, { type: 'commit', records: grouped.length }];
   const bodies: Uint8Array[] = [];
   let offset = at.offset;
@@ -110,9 +147,15 @@ export function encodeBatch(
     if (payload.length + sealOverheadBytes > walRecordBytesMax) {
       const size = payload.length + sealOverheadBytes;
       payload.fill(0);
-      throw new SecretdError('too_large', `Cannot write WAL record: ${size} bytes exceeds walRecordBytesMax (${walRecordBytesMax})`);
+      throw new SecretdError(
+        'too_large',
+        `Cannot write WAL record: ${size} bytes exceeds walRecordBytesMax (${walRecordBytesMax})`,
+      );
     }
-    const aad = recordAad({ seq: at.seq, offset, batchOffset: at.offset, durableOffset: at.durableOffset }, typeCodes[record.type]);
+    const aad = recordAad(
+      { seq: at.seq, offset, batchOffset: at.offset, durableOffset: at.durableOffset },
+      typeCodes[record.type],
+    );
     const body = seal(key.dek, payload, { aad, keyId: key.keyId, random: key.random });
     payload.fill(0); // best effort: drops our plaintext copy; the GC may hold others
     bodies.push(body);
@@ -137,7 +180,10 @@ export function encodeBatch(
 }
 
 function inner(record: WALRecord): InnerRecord {
-  assert(record.type !== 'group' && record.type !== 'commit', `a ${record.type} record cannot be grouped`);
+  assert(
+    record.type !== 'group' && record.type !== 'commit',
+    `a ${record.type} record cannot be grouped`,
+  );
   return record;
 }
 
@@ -154,24 +200,35 @@ export interface Frame {
  * limit and the bytes present before anything is read or allocated for it.
  */
 export function decodeFrame(bytes: Uint8Array, offset: number): Decoded<Frame> {
-  if (bytes.length - offset < recordHeaderBytes) return fail(`short record header (${bytes.length - offset} bytes)`);
+  if (bytes.length - offset < recordHeaderBytes)
+    return fail(`short record header (${bytes.length - offset} bytes)`);
   const view = viewOf(bytes);
   const magic = view.getUint8(offset);
-  if (magic !== recordMagic) return fail(`bad record magic 0x${magic.toString(16).padStart(2, '0')}`);
+  if (magic !== recordMagic)
+    return fail(`bad record magic 0x${magic.toString(16).padStart(2, '0')}`);
   const type = codeTypes[view.getUint8(offset + 1)];
-  if (type === undefined || view.getUint16(offset + 2) !== 0) return fail('bad record type or reserved field');
+  if (type === undefined || view.getUint16(offset + 2) !== 0)
+    return fail('bad record type or reserved field');
   const bodyLength = view.getUint32(offset + 4);
-  if (bodyLength > walRecordBytesMax) return fail(`body length ${bodyLength} exceeds walRecordBytesMax (${walRecordBytesMax})`);
-  if (bodyLength < sealOverheadBytes) return fail(`body length ${bodyLength} is below the sealed minimum`);
+  if (bodyLength > walRecordBytesMax)
+    return fail(`body length ${bodyLength} exceeds walRecordBytesMax (${walRecordBytesMax})`);
+  if (bodyLength < sealOverheadBytes)
+    return fail(`body length ${bodyLength} is below the sealed minimum`);
   const end = offset + recordHeaderBytes + bodyLength;
-  if (end > bytes.length) return fail(`short record body (${bytes.length - offset - recordHeaderBytes} of ${bodyLength} bytes)`);
+  if (end > bytes.length)
+    return fail(
+      `short record body (${bytes.length - offset - recordHeaderBytes} of ${bodyLength} bytes)`,
+    );
   const body = bytes.subarray(offset + recordHeaderBytes, end);
-  if (crc32c(body, crc32c(bytes.subarray(offset, offset + crcAt))) !== view.getUint32(offset + crcAt)) {
+  if (
+    crc32c(body, crc32c(bytes.subarray(offset, offset + crcAt))) !== view.getUint32(offset + crcAt)
+  ) {
     return fail('record checksum mismatch');
   }
   const batchOffset = view.getUint32(offset + 8);
   const durableOffset = view.getUint32(offset + 12);
-  if (batchOffset > offset || durableOffset > batchOffset) return fail('record offsets point past the record');
+  if (batchOffset > offset || durableOffset > batchOffset)
+    return fail('record offsets point past the record');
   return { ok: true, value: { type, batchOffset, durableOffset, body, end } };
 }
 
@@ -184,12 +241,19 @@ export function decodeRecord(
   const frame = decodeFrame(bytes, at.offset);
   if (!frame.ok) return frame;
   const { type, batchOffset, durableOffset, body, end } = frame.value;
-  if (batchOffset !== at.batchOffset) return fail(`record claims a batch at offset ${batchOffset}, expected ${at.batchOffset}`);
+  if (batchOffset !== at.batchOffset)
+    return fail(`record claims a batch at offset ${batchOffset}, expected ${at.batchOffset}`);
   const keyId = envelopeKeyId(body);
-  if (keyId !== key.keyId) return fail(`record is sealed with key id ${keyId} but the WAL key has id ${key.keyId}`);
+  if (keyId !== key.keyId)
+    return fail(`record is sealed with key id ${keyId} but the WAL key has id ${key.keyId}`);
   let payload: Uint8Array;
   try {
-    payload = open(key.dek, body, { aad: recordAad({ seq: at.seq, offset: at.offset, batchOffset, durableOffset }, typeCodes[type]) });
+    payload = open(key.dek, body, {
+      aad: recordAad(
+        { seq: at.seq, offset: at.offset, batchOffset, durableOffset },
+        typeCodes[type],
+      ),
+    });
   } catch (error) {
     return fail(`record failed authentication (${(error as Error).message})`);
   }
@@ -228,7 +292,10 @@ function headerAad(header: SegmentHeader): Uint8Array {
 }
 
 function setU64(view: DataView, at: number, n: number): void {
-  assert(Number.isSafeInteger(n) && n >= 0, `WAL header field ${n} is not a non-negative safe integer`);
+  assert(
+    Number.isSafeInteger(n) && n >= 0,
+    `WAL header field ${n} is not a non-negative safe integer`,
+  );
   view.setUint32(at, Math.floor(n / 2 ** 32));
   view.setUint32(at + 4, n >>> 0);
 }

@@ -5,16 +5,32 @@ import { systemRandom } from '../io/system.ts';
 import { walRecordBytesMax } from '../limits.ts';
 import { segmentHeaderBytes } from './wal-codec.ts';
 import { WAL, type TornTail, type WALBatch, type WALState } from './wal.ts';
-import { entries, entry, fs, hs, openError, options, recordOffsets, reopen, segmentPaths } from '../../test/helpers/wal.ts';
+import {
+  entries,
+  entry,
+  fs,
+  hs,
+  openError,
+  options,
+  recordOffsets,
+  reopen,
+  segmentPaths,
+} from '../../test/helpers/wal.ts';
 
 const batchA: WALBatch = { hardState: hs(1, 0), entries: entries(1, 2, 1) };
 const batchB: WALBatch = { hardState: hs(1, 2), entries: [entry(3, 1)] };
 const batchC: WALBatch = { hardState: hs(2, 3, 'node-b'), entries: entries(4, 5, 2) };
 const stateAB: WALState = { hardState: hs(1, 2), snapshot: null, entries: entries(1, 3, 1) };
-const stateABC: WALState = { hardState: hs(2, 3, 'node-b'), snapshot: null, entries: [...entries(1, 3, 1), ...entries(4, 5, 2)] };
+const stateABC: WALState = {
+  hardState: hs(2, 3, 'node-b'),
+  snapshot: null,
+  entries: [...entries(1, 3, 1), ...entries(4, 5, 2)],
+};
 
 /** Saves A, B and C into a fresh log; returns the segment's bytes and where A and B end. */
-async function writeABC(dir: string): Promise<{ path: string; bytes: Uint8Array; endA: number; endB: number }> {
+async function writeABC(
+  dir: string,
+): Promise<{ path: string; bytes: Uint8Array; endA: number; endB: number }> {
   const { wal } = await WAL.open(dir, options());
   const [path] = await segmentPaths(dir);
   await wal.save(batchA);
@@ -31,7 +47,11 @@ async function expectAppendable(dir: string, wal: WAL, state: WALState): Promise
   const next = state.entries.length + 1;
   await wal.save({ hardState: hs(3, next - 1, 'node-c'), entries: [entry(next, 3)] });
   await wal.close();
-  expect(await reopen(dir)).toEqual({ hardState: hs(3, next - 1, 'node-c'), snapshot: null, entries: [...state.entries, entry(next, 3)] });
+  expect(await reopen(dir)).toEqual({
+    hardState: hs(3, next - 1, 'node-c'),
+    snapshot: null,
+    entries: [...state.entries, entry(next, 3)],
+  });
 }
 
 /** Deterministic garbage (an LCG), so a failure reproduces. */
@@ -47,12 +67,18 @@ describe('WAL recovery from a torn tail', () => {
     for (let length = endB; length <= bytes.length; length++) {
       await fs.writeFile(path, bytes.subarray(0, length));
       const tails: TornTail[] = [];
-      const { wal, state } = await WAL.open(dir.path, options({ onTornTail: (tail) => tails.push(tail) }));
+      const { wal, state } = await WAL.open(
+        dir.path,
+        options({ onTornTail: (tail) => tails.push(tail) }),
+      );
       const complete = length === bytes.length;
       expect(state).toEqual(complete ? stateABC : stateAB);
       expect((await fs.readFile(path)).length).toBe(complete ? length : endB);
-      expect(tails.map((tail) => [tail.offset, tail.discardedBytes])).toEqual(complete || length === endB ? [] : [[endB, length - endB]]);
-      if (length % 16 === 0 || length === endB + 1 || complete) await expectAppendable(dir.path, wal, state);
+      expect(tails.map((tail) => [tail.offset, tail.discardedBytes])).toEqual(
+        complete || length === endB ? [] : [[endB, length - endB]],
+      );
+      if (length % 16 === 0 || length === endB + 1 || complete)
+        await expectAppendable(dir.path, wal, state);
       else await wal.close();
     }
   });
@@ -92,12 +118,18 @@ describe('WAL recovery from a torn tail', () => {
 
 describe('WAL recovery of unsynced batches', () => {
   /** A synced, then B and C with `sync: false` (or B synced); then B's first sector is lost. */
-  async function loseSectorOfB(dir: string, syncB: boolean): Promise<{ path: string; endA: number }> {
+  async function loseSectorOfB(
+    dir: string,
+    syncB: boolean,
+  ): Promise<{ path: string; endA: number }> {
     const { wal } = await WAL.open(dir, options());
     const [path] = await segmentPaths(dir);
     await wal.save(batchA);
     const endA = (await fs.readFile(path!)).length;
-    await wal.save({ hardState: hs(1, 2), entries: [entry(3, 1, 'b'.repeat(2000))] }, { sync: syncB });
+    await wal.save(
+      { hardState: hs(1, 2), entries: [entry(3, 1, 'b'.repeat(2000))] },
+      { sync: syncB },
+    );
     await wal.save({ hardState: hs(1, 3), entries: [entry(4, 1)] }, { sync: false });
     await wal.close();
     const bytes = (await fs.readFile(path!)).slice();
@@ -119,7 +151,9 @@ describe('WAL recovery of unsynced batches', () => {
     using dir = tempDir('secretd-wal-');
     const { path, endA } = await loseSectorOfB(dir.path, true);
     const error = await openError(dir.path);
-    expect(error.message).toStartWith(`WAL record at ${path} offset ${endA} is corrupt: bad record magic 0x00, and an intact record at offset `);
+    expect(error.message).toStartWith(
+      `WAL record at ${path} offset ${endA} is corrupt: bad record magic 0x00, and an intact record at offset `,
+    );
     expect(error.message).toContain('shows it was synced');
   });
 });
@@ -137,7 +171,12 @@ describe('WAL corruption refuses to start', () => {
       const error = await openError(dir.path);
       const expected = `WAL record at ${path} offset ${starts.filter((start) => start <= at).at(-1)} is corrupt: `;
       const untouched = Buffer.from(await fs.readFile(path)).equals(damaged);
-      if (error.code !== 'corrupt' || !error.message.startsWith(expected) || !error.message.endsWith('; refusing to start') || !untouched) {
+      if (
+        error.code !== 'corrupt' ||
+        !error.message.startsWith(expected) ||
+        !error.message.endsWith('; refusing to start') ||
+        !untouched
+      ) {
         wrong.push(`byte ${at}: ${error.message} (file untouched: ${untouched})`);
       }
     }
@@ -155,10 +194,14 @@ describe('WAL corruption refuses to start', () => {
       await fs.writeFile(path, damaged);
       if (at < commit) {
         const error = await openError(dir.path);
-        outcomes.add(`${error.code}: ${error.message.includes('commit record at offset') ? 'intact commit' : error.message}`);
+        outcomes.add(
+          `${error.code}: ${error.message.includes('commit record at offset') ? 'intact commit' : error.message}`,
+        );
       } else {
         // A flip in the commit record itself looks like a torn write: the batch is dropped.
-        outcomes.add(`commit flip recovers A+B: ${JSON.stringify(await reopen(dir.path)) === JSON.stringify(stateAB)}`);
+        outcomes.add(
+          `commit flip recovers A+B: ${JSON.stringify(await reopen(dir.path)) === JSON.stringify(stateAB)}`,
+        );
       }
     }
     expect([...outcomes]).toEqual(['corrupt: intact commit', 'commit flip recovers A+B: true']);
@@ -173,7 +216,11 @@ describe('WAL corruption refuses to start', () => {
       damaged[at]! ^= 0x01;
       await fs.writeFile(path, damaged);
       const error = await openError(dir.path);
-      if (error.code !== 'corrupt' || !error.message.startsWith(`WAL segment ${path} cannot be opened: `)) wrong.push(`byte ${at}: ${error.message}`);
+      if (
+        error.code !== 'corrupt' ||
+        !error.message.startsWith(`WAL segment ${path} cannot be opened: `)
+      )
+        wrong.push(`byte ${at}: ${error.message}`);
     }
     expect(wrong).toEqual([]);
   });
@@ -190,7 +237,9 @@ describe('WAL corruption refuses to start', () => {
     damaged.copyWithin(second!, commitA!, endA);
     await fs.writeFile(path, damaged);
     const error = await openError(dir.path);
-    expect(error.message).toStartWith(`WAL record at ${path} offset ${second} is corrupt: record claims a batch at offset ${segmentHeaderBytes}, expected ${endA}`);
+    expect(error.message).toStartWith(
+      `WAL record at ${path} offset ${second} is corrupt: record claims a batch at offset ${segmentHeaderBytes}, expected ${endA}`,
+    );
   });
 
   test('open() refuses a record copied from one segment into the same place in another', async () => {
@@ -202,13 +251,22 @@ describe('WAL corruption refuses to start', () => {
     const paths = await segmentPaths(dir.path); // each begins with a HARDSTATE record at the same offset
     expect(paths.length).toBe(3);
     const [one, two, three] = await Promise.all(paths.map((path) => fs.readFile(path)));
-    const recordLength = recordOffsets(one!, segmentHeaderBytes, one!.length)[1]! - segmentHeaderBytes;
-    for (const [target, bytes, source] of [[1, two!, one!], [2, three!, two!]] as const) {
+    const recordLength =
+      recordOffsets(one!, segmentHeaderBytes, one!.length)[1]! - segmentHeaderBytes;
+    for (const [target, bytes, source] of [
+      [1, two!, one!],
+      [2, three!, two!],
+    ] as const) {
       const damaged = bytes.slice();
-      damaged.set(source.subarray(segmentHeaderBytes, segmentHeaderBytes + recordLength), segmentHeaderBytes);
+      damaged.set(
+        source.subarray(segmentHeaderBytes, segmentHeaderBytes + recordLength),
+        segmentHeaderBytes,
+      );
       await fs.writeFile(paths[target]!, damaged);
       const error = await openError(dir.path);
-      expect(error.message).toStartWith(`WAL record at ${paths[target]} offset ${segmentHeaderBytes} is corrupt: record failed authentication`);
+      expect(error.message).toStartWith(
+        `WAL record at ${paths[target]} offset ${segmentHeaderBytes} is corrupt: record failed authentication`,
+      );
       await fs.writeFile(paths[target]!, bytes);
     }
     expect((await reopen(dir.path)).hardState).toEqual(hs(2, 0));
@@ -259,7 +317,9 @@ describe('WAL corruption refuses to start', () => {
 
 describe('WAL recovery never silently drops acknowledged writes', () => {
   /** A log in `<root>/raft/wal` with its marker at `<root>/raft-log.json`, a new segment after every save. */
-  async function writeSegments(root: string): Promise<{ walDir: string; marker: string; paths: string[] }> {
+  async function writeSegments(
+    root: string,
+  ): Promise<{ walDir: string; marker: string; paths: string[] }> {
     const walDir = `${root}/raft/wal`;
     const marker = `${root}/raft-log.json`;
     const { wal } = await WAL.open(walDir, options({ marker, segmentBytesTarget: 1 }));
@@ -274,8 +334,15 @@ describe('WAL recovery never silently drops acknowledged writes', () => {
     using dir = tempDir('secretd-wal-');
     const { walDir, marker, paths } = await writeSegments(dir.path);
     expect(paths.length).toBe(4);
-    expect(JSON.parse(new TextDecoder().decode(await fs.readFile(marker)))).toEqual({ format: 1, lastSegment: 4 });
-    expect(await reopen(walDir, { marker })).toEqual({ hardState: hs(1, 4), snapshot: null, entries: entries(1, 4, 1) });
+    expect(JSON.parse(new TextDecoder().decode(await fs.readFile(marker)))).toEqual({
+      format: 1,
+      lastSegment: 4,
+    });
+    expect(await reopen(walDir, { marker })).toEqual({
+      hardState: hs(1, 4),
+      snapshot: null,
+      entries: entries(1, 4, 1),
+    });
   });
 
   test('open() refuses a WAL directory that was deleted, naming the marker, instead of starting an empty log', async () => {
@@ -285,8 +352,12 @@ describe('WAL recovery never silently drops acknowledged writes', () => {
       rmSync(removed, { recursive: true, force: true });
       const error = await openError(walDir, { marker });
       expect(error.code).toBe('corrupt');
-      expect(error.message).toStartWith(`WAL in ${walDir} is gone (no segments) but ${marker} records that this node wrote 4 segment(s): refusing to start with an empty log`);
-      expect(error.message).toContain('restore the data dir from a backup, or remove this node from the cluster');
+      expect(error.message).toStartWith(
+        `WAL in ${walDir} is gone (no segments) but ${marker} records that this node wrote 4 segment(s): refusing to start with an empty log`,
+      );
+      expect(error.message).toContain(
+        'restore the data dir from a backup, or remove this node from the cluster',
+      );
     }
   });
 
@@ -295,13 +366,17 @@ describe('WAL recovery never silently drops acknowledged writes', () => {
     const { walDir, marker, paths } = await writeSegments(dir.path);
     await fs.remove(paths.at(-1)!);
     const error = await openError(walDir, { marker });
-    expect(error.message).toStartWith(`WAL in ${walDir} ends at segment 3 but ${marker} records that segment 4 was written: its newest segments are missing; refusing to start`);
+    expect(error.message).toStartWith(
+      `WAL in ${walDir} ends at segment 3 but ${marker} records that segment 4 was written: its newest segments are missing; refusing to start`,
+    );
   });
 
   test('open() refuses a log with no segments when the caller holds a snapshot taken from it', async () => {
     using dir = tempDir('secretd-wal-');
     const error = await openError(`${dir.path}/wal`, { mustExist: true });
-    expect(error.message).toStartWith(`WAL in ${dir.path}/wal is gone (no segments) but this node holds a snapshot taken from it: refusing to start`);
+    expect(error.message).toStartWith(
+      `WAL in ${dir.path}/wal is gone (no segments) but this node holds a snapshot taken from it: refusing to start`,
+    );
   });
 
   test('open() refuses an earlier segment cut at a batch boundary, though what is left reads as a valid log', async () => {
@@ -324,7 +399,14 @@ describe('WAL recovery never silently drops acknowledged writes', () => {
     const tails: TornTail[] = [];
     expect(await reopen(dir.path, { onTornTail: (tail) => tails.push(tail) })).toEqual(stateAB);
     expect(tails).toEqual([
-      { path, offset: endB, discardedBytes: bytes.length - 1 - endB, discardedRecords: 3, discardedEntries: { first: 4, last: 5 }, reason: expect.any(String) },
+      {
+        path,
+        offset: endB,
+        discardedBytes: bytes.length - 1 - endB,
+        discardedRecords: 3,
+        discardedEntries: { first: 4, last: 5 },
+        reason: expect.any(String),
+      },
     ]);
   });
 });

@@ -5,7 +5,18 @@ import type { FileHandle, FileSystem } from '../io/fs.ts';
 import { NodeFileSystem } from '../io/node-fs.ts';
 import type { Entry, MemberId } from './types.ts';
 import { WAL } from './wal.ts';
-import { entries, entry, fs, hs, meta, openError, options, reopen, segmentPaths, text } from '../../test/helpers/wal.ts';
+import {
+  entries,
+  entry,
+  fs,
+  hs,
+  meta,
+  openError,
+  options,
+  reopen,
+  segmentPaths,
+  text,
+} from '../../test/helpers/wal.ts';
 
 describe('WAL round trip', () => {
   test('open() of a missing directory creates an empty log', async () => {
@@ -37,12 +48,19 @@ describe('WAL round trip', () => {
     await wal.save({ hardState: hs(1, 0), entries: entries(1, 5, 1) });
     await wal.save({ hardState: hs(2, 2), entries: entries(3, 4, 2) });
     await wal.close();
-    const expected = { hardState: hs(2, 2), snapshot: null, entries: [...entries(1, 2, 1), ...entries(3, 4, 2)] };
+    const expected = {
+      hardState: hs(2, 2),
+      snapshot: null,
+      entries: [...entries(1, 2, 1), ...entries(3, 4, 2)],
+    };
     expect(await reopen(dir.path)).toEqual(expected);
     const again = await WAL.open(dir.path, options());
     await again.wal.save({ hardState: null, entries: [entry(5, 2)] });
     await again.wal.close();
-    expect(await reopen(dir.path)).toEqual({ ...expected, entries: [...expected.entries, entry(5, 2)] });
+    expect(await reopen(dir.path)).toEqual({
+      ...expected,
+      entries: [...expected.entries, entry(5, 2)],
+    });
   });
 
   test('save() refuses a gap, an index at or below the snapshot and a falling term, and stays usable', async () => {
@@ -51,11 +69,22 @@ describe('WAL round trip', () => {
     await wal.save({ hardState: hs(2, 0), entries: [entry(1, 2), entry(2, 2)] });
     await wal.markSnapshot(meta(1, 2));
     const attempts = [[entry(4, 2)], [entry(1, 2)], [entry(3, 1)], [entry(3, 2), entry(5, 2)]];
-    const codes = await Promise.all(attempts.map((batch) => wal.save({ hardState: null, entries: batch }).then(() => 'ok', (e: SecretdError) => e.code)));
+    const codes = await Promise.all(
+      attempts.map((batch) =>
+        wal.save({ hardState: null, entries: batch }).then(
+          () => 'ok',
+          (e: SecretdError) => e.code,
+        ),
+      ),
+    );
     expect(codes).toEqual(['invalid', 'invalid', 'invalid', 'invalid']);
     await wal.save({ hardState: null, entries: [entry(3, 2)] });
     await wal.close();
-    expect(await reopen(dir.path)).toEqual({ hardState: hs(2, 0), snapshot: meta(1, 2), entries: [entry(2, 2), entry(3, 2)] });
+    expect(await reopen(dir.path)).toEqual({
+      hardState: hs(2, 0),
+      snapshot: meta(1, 2),
+      entries: [entry(2, 2), entry(3, 2)],
+    });
   });
 });
 
@@ -74,7 +103,11 @@ describe('WAL segments and snapshots', () => {
     expect(after).toEqual(before.slice(before.length - after.length)); // the oldest went, nothing else
     await wal.save({ hardState: null, entries: [entry(41, 3)] });
     await wal.close();
-    expect(await reopen(dir.path)).toEqual({ hardState: hs(3, 0, 'node-c'), snapshot: meta(30, 3), entries: entries(31, 41, 3) });
+    expect(await reopen(dir.path)).toEqual({
+      hardState: hs(3, 0, 'node-c'),
+      snapshot: meta(30, 3),
+      entries: entries(31, 41, 3),
+    });
   });
 
   test('markSnapshot() of a snapshot the log does not match (installed from a leader) drops the log', async () => {
@@ -86,7 +119,11 @@ describe('WAL segments and snapshots', () => {
     await wal.markSnapshot(meta(4, 2)); // the entry at 4 has term 1: everything after the snapshot goes
     await wal.save({ hardState: hs(2, 5), entries: [entry(5, 2)] });
     await wal.close();
-    expect(await reopen(dir.path)).toEqual({ hardState: hs(2, 5), snapshot: meta(4, 2), entries: [entry(5, 2)] });
+    expect(await reopen(dir.path)).toEqual({
+      hardState: hs(2, 5),
+      snapshot: meta(4, 2),
+      entries: [entry(5, 2)],
+    });
   });
 
   test('open() removes a temp segment left by a crash while creating a segment', async () => {
@@ -94,8 +131,15 @@ describe('WAL segments and snapshots', () => {
     const { wal } = await WAL.open(dir.path, options());
     await wal.save({ hardState: hs(1, 0), entries: [entry(1, 1)] });
     await wal.close();
-    await fs.writeFile(`${dir.path}/0000000000000002-0000000000000002.wal.tmp`, text('half a segment'));
-    expect(await reopen(dir.path)).toEqual({ hardState: hs(1, 0), snapshot: null, entries: [entry(1, 1)] });
+    await fs.writeFile(
+      `${dir.path}/0000000000000002-0000000000000002.wal.tmp`,
+      text('half a segment'),
+    );
+    expect(await reopen(dir.path)).toEqual({
+      hardState: hs(1, 0),
+      snapshot: null,
+      entries: [entry(1, 1)],
+    });
     expect((await fs.list(dir.path)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
   });
 
@@ -121,7 +165,8 @@ class RecordingFileSystem implements FileSystem {
   mkdirp = (dir: string): Promise<void> => this.inner.mkdirp(dir);
   list = (dir: string): Promise<string[]> => this.inner.list(dir);
   readFile = (path: string): Promise<Uint8Array> => this.inner.readFile(path);
-  writeFile = (path: string, bytes: Uint8Array): Promise<void> => this.track('writeFile', () => this.inner.writeFile(path, bytes));
+  writeFile = (path: string, bytes: Uint8Array): Promise<void> =>
+    this.track('writeFile', () => this.inner.writeFile(path, bytes));
   truncate = (path: string, size: number): Promise<void> => this.inner.truncate(path, size);
   rename = (from: string, to: string): Promise<void> => this.inner.rename(from, to);
   remove = (path: string): Promise<void> => this.inner.remove(path);
@@ -152,23 +197,39 @@ describe('WAL writes', () => {
     const { wal } = await WAL.open(dir.path, options({ fs: recording }));
     recording.calls.length = 0;
     recording.maxInFlight = 0;
-    await Promise.all(Array.from({ length: 20 }, (_, i) => wal.save({ hardState: hs(1, i), entries: [entry(i + 1, 1)] })));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        wal.save({ hardState: hs(1, i), entries: [entry(i + 1, 1)] }),
+      ),
+    );
     expect(recording.calls).toEqual(Array.from({ length: 20 }, () => ['write', 'sync']).flat());
     expect(recording.maxInFlight).toBe(1);
     await wal.close();
-    expect(await reopen(dir.path)).toEqual({ hardState: hs(1, 19), snapshot: null, entries: entries(1, 20, 1) });
+    expect(await reopen(dir.path)).toEqual({
+      hardState: hs(1, 19),
+      snapshot: null,
+      entries: entries(1, 20, 1),
+    });
   });
 
   test('concurrent saves across segment rollovers keep every entry and segments near their target size', async () => {
     using dir = tempDir('secretd-wal-');
     const { wal } = await WAL.open(dir.path, options({ segmentBytesTarget: 600 }));
-    await Promise.all(Array.from({ length: 30 }, (_, i) => wal.save({ hardState: hs(1, i), entries: [entry(i + 1, 1)] })));
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        wal.save({ hardState: hs(1, i), entries: [entry(i + 1, 1)] }),
+      ),
+    );
     await wal.close();
     const paths = await segmentPaths(dir.path);
     expect(paths.length).toBeGreaterThan(3);
     const sizes = await Promise.all(paths.map(async (path) => (await fs.readFile(path)).length));
     expect(sizes.slice(0, -1).every((size) => size >= 600 && size < 1200)).toBe(true); // full, and one batch over at most
-    expect(await reopen(dir.path)).toEqual({ hardState: hs(1, 29), snapshot: null, entries: entries(1, 30, 1) });
+    expect(await reopen(dir.path)).toEqual({
+      hardState: hs(1, 29),
+      snapshot: null,
+      entries: entries(1, 30, 1),
+    });
   });
 
   test('save() with sync false skips the fdatasync, and close() syncs', async () => {
@@ -189,7 +250,11 @@ describe('WAL writes', () => {
     class FlakyFileSystem extends NodeFileSystem {
       override async openAppend(path: string): Promise<FileHandle> {
         const handle = await super.openAppend(path);
-        return { ...handle, sync: () => (failing ? Promise.reject(new Error('EIO: fdatasync failed')) : handle.sync()) };
+        return {
+          ...handle,
+          sync: () =>
+            failing ? Promise.reject(new Error('EIO: fdatasync failed')) : handle.sync(),
+        };
       }
     }
     const flaky = new FlakyFileSystem();
@@ -197,7 +262,9 @@ describe('WAL writes', () => {
     failing = true;
     await expect(wal.save({ hardState: hs(1, 0), entries: [] })).rejects.toThrow('EIO');
     failing = false;
-    await expect(wal.save({ hardState: hs(1, 0), entries: [] })).rejects.toThrow('an earlier write failed');
+    await expect(wal.save({ hardState: hs(1, 0), entries: [] })).rejects.toThrow(
+      'an earlier write failed',
+    );
     await wal.close();
   });
 });
@@ -206,12 +273,20 @@ describe('WAL on-disk bytes', () => {
   test('segment files never contain the plaintext of entries, votes or member ids', async () => {
     using dir = tempDir('secretd-wal-');
     const { wal } = await WAL.open(dir.path, options());
-    await wal.save({ hardState: hs(1, 1, 'VOTE-MARKER-node'), entries: [entry(1, 1, 'PLAINTEXT-MARKER-secret-value')] });
-    await wal.markSnapshot({ index: 1, term: 1, conf: { voters: ['MEMBER-MARKER-a' as MemberId], learners: [] } });
+    await wal.save({
+      hardState: hs(1, 1, 'VOTE-MARKER-node'),
+      entries: [entry(1, 1, 'PLAINTEXT-MARKER-secret-value')],
+    });
+    await wal.markSnapshot({
+      index: 1,
+      term: 1,
+      conf: { voters: ['MEMBER-MARKER-a' as MemberId], learners: [] },
+    });
     await wal.close();
     const [path] = await segmentPaths(dir.path);
     const raw = Buffer.from(await fs.readFile(path!));
-    expect(['PLAINTEXT-MARKER', 'VOTE-MARKER', 'MEMBER-MARKER'].map((marker) => raw.includes(marker))).toEqual([false, false, false]);
+    expect(
+      ['PLAINTEXT-MARKER', 'VOTE-MARKER', 'MEMBER-MARKER'].map((marker) => raw.includes(marker)),
+    ).toEqual([false, false, false]);
   });
 });
-

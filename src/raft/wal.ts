@@ -33,7 +33,14 @@ import type { FileHandle, FileSystem } from '../io/fs.ts';
 import { walSegmentBytesTarget } from '../limits.ts';
 import { LiveLog, Replay } from './_wal-log.ts';
 import { checkAgainstMarker, readMarker, writeMarker } from './_wal-marker.ts';
-import { createSegment, listSegments, replaySegment, type Segment, type SegmentIO, type TornTail } from './_wal-segments.ts';
+import {
+  createSegment,
+  listSegments,
+  replaySegment,
+  type Segment,
+  type SegmentIO,
+  type TornTail,
+} from './_wal-segments.ts';
 import type { Entry, HardState, SnapshotMeta } from './types.ts';
 import { encodeBatch, segmentHeaderBytes, type WALRecord } from './wal-codec.ts';
 
@@ -100,13 +107,22 @@ export class WAL {
   /** Opens the log in `dir`, creating an empty one if there is none, and returns what it holds. */
   static async open(dir: string, options: WALOptions): Promise<{ wal: WAL; state: WALState }> {
     const { fs } = options;
-    const io: SegmentIO = { fs, key: { dek: options.dek, keyId: options.keyId, random: options.random }, onTornTail: options.onTornTail, marker: options.marker };
+    const io: SegmentIO = {
+      fs,
+      key: { dek: options.dek, keyId: options.keyId, random: options.random },
+      onTornTail: options.onTornTail,
+      marker: options.marker,
+    };
     const marker = options.marker === undefined ? null : await readMarker(fs, options.marker);
     await fs.mkdirp(dir);
     const segments = await listSegments(fs, dir);
-    if (options.marker !== undefined) checkAgainstMarker(dir, options.marker, marker, segments.at(-1)?.seq ?? null);
+    if (options.marker !== undefined)
+      checkAgainstMarker(dir, options.marker, marker, segments.at(-1)?.seq ?? null);
     if (segments.length === 0 && options.mustExist) {
-      throw new SecretdError('corrupt', `WAL in ${dir} is gone (no segments) but this node holds a snapshot taken from it: refusing to start with an empty log, which would forget acknowledged writes`);
+      throw new SecretdError(
+        'corrupt',
+        `WAL in ${dir} is gone (no segments) but this node holds a snapshot taken from it: refusing to start with an empty log, which would forget acknowledged writes`,
+      );
     }
     if (segments.length === 0) {
       const created = await createSegment(io, dir, { seq: 1, firstIndex: 1 }, []);
@@ -115,20 +131,34 @@ export class WAL {
     }
     const replay = new Replay();
     let offset = 0;
-    for (const [i, segment] of segments.entries()) offset = await replaySegment(io, segment, i === segments.length - 1, replay);
+    for (const [i, segment] of segments.entries())
+      offset = await replaySegment(io, segment, i === segments.length - 1, replay);
     const finished = replay.finish();
-    if ('reason' in finished) throw new SecretdError('corrupt', `WAL in ${dir} is inconsistent: ${finished.reason}; refusing to start`);
+    if ('reason' in finished)
+      throw new SecretdError(
+        'corrupt',
+        `WAL in ${dir} is inconsistent: ${finished.reason}; refusing to start`,
+      );
     const { state } = finished;
     const lastSeq = segments[segments.length - 1]!.seq;
-    if (options.marker !== undefined && (marker === null || marker.lastSegment < lastSeq)) await writeMarker(fs, options.marker, { lastSegment: lastSeq });
+    if (options.marker !== undefined && (marker === null || marker.lastSegment < lastSeq))
+      await writeMarker(fs, options.marker, { lastSegment: lastSeq });
     const handle = await fs.openAppend(segments[segments.length - 1]!.path);
     // What was read may sit only in the page cache (the process, not the machine, crashed):
     // make it durable before Raft relies on it and before records claim it is.
     await handle.sync();
     const tip = { handle, offset, durableOffset: offset };
-    const terms = new LiveLog<number>(state.snapshot?.index ?? 0, true, (term) => term, state.entries.map((entry) => entry.term));
+    const terms = new LiveLog<number>(
+      state.snapshot?.index ?? 0,
+      true,
+      (term) => term,
+      state.entries.map((entry) => entry.term),
+    );
     const target = options.segmentBytesTarget ?? walSegmentBytesTarget;
-    return { wal: new WAL(dir, io, target, segments, tip, state.hardState, state.snapshot, terms), state };
+    return {
+      wal: new WAL(dir, io, target, segments, tip, state.hardState, state.snapshot, terms),
+      state,
+    };
   }
 
   /** Appends the batch with one write and, unless `sync` is false, one fdatasync before resolving. */
@@ -136,7 +166,8 @@ export class WAL {
     return this.serialize(async () => {
       this.checkEntries(batch.entries);
       const records: WALRecord[] = batch.entries.map((entry) => ({ type: 'entry', entry }));
-      if (batch.hardState !== null) records.push({ type: 'hard-state', hardState: batch.hardState });
+      if (batch.hardState !== null)
+        records.push({ type: 'hard-state', hardState: batch.hardState });
       if (records.length === 0) return;
       await this.cutIfFull(); // saves queued before the cut below bound the segment to one batch over
       await this.append(records, options.sync ?? true);
@@ -155,9 +186,12 @@ export class WAL {
   markSnapshot(meta: SnapshotMeta): Promise<void> {
     return this.serialize(async () => {
       if (this.snapshot !== null && meta.index < this.snapshot.index) {
-        throw invalid(`Cannot mark snapshot at index ${meta.index}: the WAL already has one at ${this.snapshot.index}`);
+        throw invalid(
+          `Cannot mark snapshot at index ${meta.index}: the WAL already has one at ${this.snapshot.index}`,
+        );
       }
-      const term = meta.index === this.snapshot?.index ? this.snapshot.term : this.terms.at(meta.index);
+      const term =
+        meta.index === this.snapshot?.index ? this.snapshot.term : this.terms.at(meta.index);
       const keepLog = term === meta.term;
       await this.append([{ type: 'snapshot', meta, keepLog }], true);
       if (keepLog) this.terms.compact(meta.index);
@@ -180,7 +214,8 @@ export class WAL {
       if (this.closed) return;
       this.closed = true;
       try {
-        if (this.tip.durableOffset < this.tip.offset && this.failure === null) await this.tip.handle.sync();
+        if (this.tip.durableOffset < this.tip.offset && this.failure === null)
+          await this.tip.handle.sync();
       } finally {
         // After a failed cut the handle may already be closed; that earlier error is the one to report.
         await this.tip.handle.close().catch((error: unknown) => {
@@ -195,9 +230,14 @@ export class WAL {
   /** Writes never interleave: each operation starts when the one before it has settled. */
   private serialize<T>(operation: () => Promise<T>): Promise<T> {
     const run = this.queue.then(() => {
-      if (this.closed) throw new SecretdError('unavailable', `Cannot write to WAL in ${this.dir}: it is closed`);
+      if (this.closed)
+        throw new SecretdError('unavailable', `Cannot write to WAL in ${this.dir}: it is closed`);
       if (this.failure !== null) {
-        throw new SecretdError('internal', `Cannot write to WAL in ${this.dir}: an earlier write failed`, { cause: this.failure });
+        throw new SecretdError(
+          'internal',
+          `Cannot write to WAL in ${this.dir}: an earlier write failed`,
+          { cause: this.failure },
+        );
       }
       return operation();
     });
@@ -231,12 +271,19 @@ export class WAL {
     this.cutQueued = false;
     if (this.tip.offset < this.segmentBytesTarget || this.tip.offset === this.createdOffset) return;
     const { seq } = this.segments[this.segments.length - 1]!;
-    const records: WALRecord[] = this.hardState === null ? [] : [{ type: 'hard-state', hardState: this.hardState }];
+    const records: WALRecord[] =
+      this.hardState === null ? [] : [{ type: 'hard-state', hardState: this.hardState }];
     await this.guard(async () => {
       if (this.tip.durableOffset < this.tip.offset) await this.tip.handle.sync();
       await this.tip.handle.close();
-      const created = await createSegment(this.io, this.dir, { seq: seq + 1, firstIndex: this.terms.lastIndex + 1 }, records);
-      if (this.io.marker !== undefined) await writeMarker(this.io.fs, this.io.marker, { lastSegment: seq + 1 });
+      const created = await createSegment(
+        this.io,
+        this.dir,
+        { seq: seq + 1, firstIndex: this.terms.lastIndex + 1 },
+        records,
+      );
+      if (this.io.marker !== undefined)
+        await writeMarker(this.io.fs, this.io.marker, { lastSegment: seq + 1 });
       this.segments.push(created.segment);
       this.tip = { handle: created.handle, offset: created.offset, durableOffset: created.offset };
       this.createdOffset = created.offset;
@@ -249,14 +296,23 @@ export class WAL {
     if (first === undefined) return;
     const { baseIndex, lastIndex } = this.terms;
     if (first.index <= baseIndex || first.index > lastIndex + 1) {
-      throw invalid(`Cannot save entry ${first.index}: the log holds indexes ${baseIndex + 1} to ${lastIndex}, and the next is ${lastIndex + 1}`);
+      throw invalid(
+        `Cannot save entry ${first.index}: the log holds indexes ${baseIndex + 1} to ${lastIndex}, and the next is ${lastIndex + 1}`,
+      );
     }
-    let previousTerm = first.index - 1 === baseIndex ? this.snapshot?.term : this.terms.at(first.index - 1);
+    let previousTerm =
+      first.index - 1 === baseIndex ? this.snapshot?.term : this.terms.at(first.index - 1);
     for (const [i, entry] of entries.entries()) {
-      if (entry.index !== first.index + i) throw invalid(`Cannot save entries: index ${entry.index} does not follow ${first.index + i - 1}`);
-      if (!Number.isSafeInteger(entry.term) || entry.term < 0) throw invalid(`Cannot save entry ${entry.index}: bad term ${entry.term}`);
+      if (entry.index !== first.index + i)
+        throw invalid(
+          `Cannot save entries: index ${entry.index} does not follow ${first.index + i - 1}`,
+        );
+      if (!Number.isSafeInteger(entry.term) || entry.term < 0)
+        throw invalid(`Cannot save entry ${entry.index}: bad term ${entry.term}`);
       if (previousTerm !== undefined && entry.term < previousTerm) {
-        throw invalid(`Cannot save entry ${entry.index}: term ${entry.term} is below the term ${previousTerm} before it`);
+        throw invalid(
+          `Cannot save entry ${entry.index}: term ${entry.term} is below the term ${previousTerm} before it`,
+        );
       }
       previousTerm = entry.term;
     }

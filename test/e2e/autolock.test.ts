@@ -1,7 +1,14 @@
 /** Autolock on real processes: locked after restart, wrong keys refused, rotation, on and off. */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { join } from 'node:path';
-import { Daemon, freePort, requireBinary, secretd, tempDir, type TempDir } from '../helpers/process.ts';
+import {
+  Daemon,
+  freePort,
+  requireBinary,
+  secretd,
+  tempDir,
+  type TempDir,
+} from '../helpers/process.ts';
 
 beforeAll(requireBinary);
 // Real processes, fsync and TLS handshakes: generous, since CI machines vary.
@@ -23,11 +30,22 @@ describe('autolock', () => {
   test('a restarted manager answers 503 until unlocked; a wrong key is refused and changes nothing', async () => {
     const dataDir = join(dir.path, 'a');
     const port = await freePort();
-    const first = new Daemon(['init', '--data-dir', dataDir, '--listen-addr', `127.0.0.1:${port}`, '--autolock']);
+    const first = new Daemon([
+      'init',
+      '--data-dir',
+      dataDir,
+      '--listen-addr',
+      `127.0.0.1:${port}`,
+      '--autolock',
+    ]);
     await first.waitFor(/Data directory:/);
     const key = keyPattern.exec(first.stdout)?.[0];
     expect(key).toBeDefined();
-    expect(secretd(['secret', 'create', 'locked_one', '-', '--data-dir', dataDir], { input: 'top secret' }).code).toBe(0);
+    expect(
+      secretd(['secret', 'create', 'locked_one', '-', '--data-dir', dataDir], {
+        input: 'top secret',
+      }).code,
+    ).toBe(0);
     const printed = secretd(['cluster', 'unlock-key', '-q', '--data-dir', dataDir]);
     expect(printed.stdout.trim()).toBe(key!);
     await first.kill('SIGKILL');
@@ -54,13 +72,22 @@ describe('autolock', () => {
     const after = secretd(['secret', 'ls', '--format', 'json', '--data-dir', dataDir]);
     expect(after.code).toBe(0);
     expect(JSON.parse(after.stdout.trim()).Spec.Name).toBe('locked_one');
-    expect(secretd(['unlock', '--data-dir', dataDir], { input: key! }).stderr).toContain('not locked');
+    expect(secretd(['unlock', '--data-dir', dataDir], { input: key! }).stderr).toContain(
+      'not locked',
+    );
   });
 
   test('rotating the unlock key makes the old key useless at the next restart', async () => {
     const dataDir = join(dir.path, 'b');
     const port = await freePort();
-    const first = new Daemon(['init', '--data-dir', dataDir, '--listen-addr', `127.0.0.1:${port}`, '--autolock']);
+    const first = new Daemon([
+      'init',
+      '--data-dir',
+      dataDir,
+      '--listen-addr',
+      `127.0.0.1:${port}`,
+      '--autolock',
+    ]);
     await first.waitFor(/Data directory:/);
     const oldKey = keyPattern.exec(first.stdout)![0];
     const rotated = secretd(['cluster', 'unlock-key', '--rotate', '-q', '--data-dir', dataDir]);
@@ -71,7 +98,9 @@ describe('autolock', () => {
     await first.kill('SIGKILL');
 
     await using second = await restart(dataDir);
-    expect(secretd(['unlock', '--data-dir', dataDir], { input: oldKey }).stderr).toContain('Invalid unlock key');
+    expect(secretd(['unlock', '--data-dir', dataDir], { input: oldKey }).stderr).toContain(
+      'Invalid unlock key',
+    );
     expect(secretd(['unlock', '--data-dir', dataDir], { input: newKey }).code).toBe(0);
   });
 
@@ -80,7 +109,9 @@ describe('autolock', () => {
     const port = await freePort();
     const first = new Daemon(['init', '--data-dir', dataDir, '--listen-addr', `127.0.0.1:${port}`]);
     await first.waitFor(/Data directory:/);
-    expect(secretd(['cluster', 'unlock-key', '--data-dir', dataDir]).stderr).toContain('autolock is not enabled');
+    expect(secretd(['cluster', 'unlock-key', '--data-dir', dataDir]).stderr).toContain(
+      'autolock is not enabled',
+    );
     const on = secretd(['cluster', 'update', '--autolock=true', '--data-dir', dataDir]);
     expect(on.code).toBe(0);
     const key = keyPattern.exec(on.stdout)![0];
@@ -96,6 +127,8 @@ describe('autolock', () => {
     await using third = await restart(dataDir);
     expect(third.stderr).not.toContain('locked');
     expect(secretd(['secret', 'ls', '--data-dir', dataDir]).code).toBe(0);
-    expect(secretd(['cluster', 'update', '--autolock=maybe', '--data-dir', dataDir]).stderr).toContain('expected true or false');
+    expect(
+      secretd(['cluster', 'update', '--autolock=maybe', '--data-dir', dataDir]).stderr,
+    ).toContain('expected true or false');
   });
 });

@@ -17,14 +17,21 @@ setDefaultTimeout(120_000);
 /** SIGKILL of the leader → first create sent after it acknowledged, in ms, for the report below. */
 const failovers: number[] = [];
 afterAll(() => {
-  if (failovers.length > 0) console.log(`failover after SIGKILL of the leader: ${failovers.map((ms) => `${ms} ms`).join(', ')}`);
+  if (failovers.length > 0)
+    console.log(
+      `failover after SIGKILL of the leader: ${failovers.map((ms) => `${ms} ms`).join(', ')}`,
+    );
 });
 
 /** Three managers, all voters, and the one leading. */
-async function threeManagers(cluster: Cluster): Promise<{ nodes: ClusterNode[]; leader: ClusterNode }> {
+async function threeManagers(
+  cluster: Cluster,
+): Promise<{ nodes: ClusterNode[]; leader: ClusterNode }> {
   const nodes = await cluster.bootstrap(3);
   const leader = await cluster.waitForLeader(nodes);
-  expect([...(await leader.raftStatus()).conf.voters].sort()).toEqual(nodes.map((n) => n.id).sort());
+  expect([...(await leader.raftStatus()).conf.voters].sort()).toEqual(
+    nodes.map((n) => n.id).sort(),
+  );
   return { nodes, leader };
 }
 
@@ -33,21 +40,35 @@ function writer(cluster: Cluster, prefix: string, targets: () => readonly Cluste
 }
 
 /** `secretd node ls --format json` on one manager, as a user would run it. */
-async function nodeLs(via: ClusterNode, args: readonly string[] = []): Promise<Array<{ ID: string; Spec: { Role: string }; ManagerStatus?: { Leader: boolean } }>> {
+async function nodeLs(
+  via: ClusterNode,
+  args: readonly string[] = [],
+): Promise<Array<{ ID: string; Spec: { Role: string }; ManagerStatus?: { Leader: boolean } }>> {
   const ls = await via.cli(['node', 'ls', '--format', 'json', ...args]);
   expect({ code: ls.code, stderr: ls.stderr }).toEqual({ code: 0, stderr: '' });
-  return ls.stdout.trim().split('\n').map((line) => JSON.parse(line));
+  return ls.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
 }
 
 /** `node ls` on every manager names the same one leader, and lists exactly these managers. */
-async function expectOneLeader(managers: readonly ClusterNode[], leader: ClusterNode): Promise<void> {
+async function expectOneLeader(
+  managers: readonly ClusterNode[],
+  leader: ClusterNode,
+): Promise<void> {
   for (const via of managers) {
     const listed = await nodeLs(via, ['--filter', 'role=manager']);
-    expect({ via: via.name, all: listed.map((n) => n.ID).sort(), leaders: listed.filter((n) => n.ManagerStatus?.Leader).map((n) => n.ID) }).toEqual({ via: via.name, all: managers.map((n) => n.id).sort(), leaders: [leader.id] });
+    expect({
+      via: via.name,
+      all: listed.map((n) => n.ID).sort(),
+      leaders: listed.filter((n) => n.ManagerStatus?.Leader).map((n) => n.ID),
+    }).toEqual({ via: via.name, all: managers.map((n) => n.id).sort(), leaders: [leader.id] });
   }
 }
 
-const firstAckAfter = (workload: Workload, t: number): number => Math.min(...workload.ackedSentAfter(t).map((a) => a.ackedAt)) - t;
+const firstAckAfter = (workload: Workload, t: number): number =>
+  Math.min(...workload.ackedSentAfter(t).map((a) => a.ackedAt)) - t;
 
 describe('three managers under faults', () => {
   test('SIGKILL of the leader, twice: a new leader each time, and every acknowledged create on every manager', async () => {
@@ -62,7 +83,10 @@ describe('three managers under faults', () => {
       for (let round = 0; round < 2; round++) {
         const killedAt = Date.now();
         await leader.kill();
-        const next = await cluster.waitForLeader(nodes.filter((n) => n !== leader), { not: leader });
+        const next = await cluster.waitForLeader(
+          nodes.filter((n) => n !== leader),
+          { not: leader },
+        );
         await workload.waitForAcks(50, killedAt, 20_000);
         failovers.push(firstAckAfter(workload, killedAt));
         // The old leader comes back as a follower and catches up; leadership stays put.
@@ -91,9 +115,14 @@ describe('three managers under faults', () => {
       const stoppedAt = Date.now();
       leader.signal('SIGSTOP');
       try {
-        next = await cluster.waitForLeader(nodes.filter((n) => n !== leader), { not: leader });
+        next = await cluster.waitForLeader(
+          nodes.filter((n) => n !== leader),
+          { not: leader },
+        );
         await workload.waitForAcks(50, stoppedAt, 30_000);
-        console.log(`stop: first create acknowledged ${firstAckAfter(workload, stoppedAt)} ms after SIGSTOP`);
+        console.log(
+          `stop: first create acknowledged ${firstAckAfter(workload, stoppedAt)} ms after SIGSTOP`,
+        );
       } finally {
         leader.signal('SIGCONT');
       }
@@ -129,18 +158,29 @@ describe('three managers under faults', () => {
       cluster.net.isolate(leader.ip);
       next = await cluster.waitForLeader(majority, { not: leader });
       // Check-quorum: cut off from a quorum, the old leader steps down on its own.
-      await until('the cut-off leader to step down', 10_000, async () => ((await leader.raftStatus()).role !== 'leader' ? true : undefined));
+      await until('the cut-off leader to step down', 10_000, async () =>
+        (await leader.raftStatus()).role !== 'leader' ? true : undefined,
+      );
       await workload.waitForAcks(50, cutAt, 30_000);
-      console.log(`partition: first create acknowledged ${firstAckAfter(workload, cutAt)} ms after the cut`);
+      console.log(
+        `partition: first create acknowledged ${firstAckAfter(workload, cutAt)} ms after the cut`,
+      );
       // Jepsen's stale read: asked directly, the old leader must not answer from its own state
       // (it would miss what the majority acknowledged since), nor acknowledge a write.
       const ackedBeforeRead = [...workload.acked.keys()];
       const [read, write] = await Promise.all([
         leader.admin('GET', '/secrets', undefined, 20_000),
-        leader.admin('POST', '/secrets/create', { Name: 'part-minority', Data: Buffer.from('minority').toString('base64') }, 20_000),
+        leader.admin(
+          'POST',
+          '/secrets/create',
+          { Name: 'part-minority', Data: Buffer.from('minority').toString('base64') },
+          20_000,
+        ),
       ]);
       if (read.status === 200) {
-        const names = new Set((JSON.parse(read.text) as Array<{ Spec: { Name: string } }>).map((s) => s.Spec.Name));
+        const names = new Set(
+          (JSON.parse(read.text) as Array<{ Spec: { Name: string } }>).map((s) => s.Spec.Name),
+        );
         expect(ackedBeforeRead.filter((name) => !names.has(name))).toEqual([]);
       }
       expect({ read: read.status, write: write.status }).toEqual({ read: 503, write: 503 });
@@ -155,7 +195,9 @@ describe('three managers under faults', () => {
       await workload.stop();
     }
     const summary = await verifyHistory(workload, nodes, (n) => cluster.client(n), 'part');
-    console.log(`partition: ${JSON.stringify(summary)}, indeterminate ${workload.indeterminate.size}, network ${JSON.stringify(cluster.net.stats)}`);
+    console.log(
+      `partition: ${JSON.stringify(summary)}, indeterminate ${workload.indeterminate.size}, network ${JSON.stringify(cluster.net.stats)}`,
+    );
     await expectOneLeader(nodes, next!);
     expect(cluster.net.stats.cut).toBeGreaterThan(0);
     expect((await leader.admin('GET', '/secrets/part-minority')).status).toBe(404);
@@ -180,24 +222,38 @@ describe('membership under write load', () => {
         targets.push(node);
         // Listed reachable means a voter: under load, a learner is promoted once it has caught up.
         await cluster.waitForLeader(targets, { timeoutMs: 30_000 });
-        console.log(`join: ${node.name} a voter ${Date.now() - joinedAt} ms after \`join\` started`);
+        console.log(
+          `join: ${node.name} a voter ${Date.now() - joinedAt} ms after \`join\` started`,
+        );
         await workload.waitForAcks(30, joinedAt, 20_000);
       }
       const leader = await cluster.waitForLeader(targets);
       const demote = await leader.cli(['node', 'demote', leader.id]);
-      expect({ code: demote.code, stdout: demote.stdout.trim(), stderr: demote.stderr }).toEqual({ code: 0, stdout: `Node ${leader.id} demoted to a worker in the cluster.`, stderr: '' });
+      expect({ code: demote.code, stdout: demote.stdout.trim(), stderr: demote.stderr }).toEqual({
+        code: 0,
+        stdout: `Node ${leader.id} demoted to a worker in the cluster.`,
+        stderr: '',
+      });
       const demotedAt = Date.now();
       targets.splice(targets.indexOf(leader), 1);
       const next = await cluster.waitForLeader(targets, { not: leader });
       await workload.waitForAcks(50, demotedAt, 20_000);
-      console.log(`demote: first create acknowledged ${firstAckAfter(workload, demotedAt)} ms after the demotion`);
+      console.log(
+        `demote: first create acknowledged ${firstAckAfter(workload, demotedAt)} ms after the demotion`,
+      );
       // Once Raft no longer counts it, the demoted manager stops on its own, cleanly.
       expect(await leader.daemon!.exited).toBe(0);
       expect(leader.daemon!.stderr).toContain('this node was demoted to a worker');
       const inspect = await next.cli(['node', 'inspect', leader.id]);
       expect({ code: inspect.code, stderr: inspect.stderr }).toEqual({ code: 0, stderr: '' });
-      const [demoted] = JSON.parse(inspect.stdout) as Array<{ Spec: { Role: string }; ManagerStatus?: unknown }>;
-      expect({ role: demoted!.Spec.Role, managerStatus: demoted!.ManagerStatus }).toEqual({ role: 'worker', managerStatus: undefined });
+      const [demoted] = JSON.parse(inspect.stdout) as Array<{
+        Spec: { Role: string };
+        ManagerStatus?: unknown;
+      }>;
+      expect({ role: demoted!.Spec.Role, managerStatus: demoted!.ManagerStatus }).toEqual({
+        role: 'worker',
+        managerStatus: undefined,
+      });
 
       // Back to three managers: a fresh one joins, still under load.
       const fresh = await cluster.addNode();
@@ -210,7 +266,9 @@ describe('membership under write load', () => {
       await workload.stop();
     }
     const summary = await verifyHistory(workload, targets, (n) => cluster.client(n), 'join');
-    console.log(`join/demote: ${JSON.stringify(summary)}, indeterminate ${workload.indeterminate.size}`);
+    console.log(
+      `join/demote: ${JSON.stringify(summary)}, indeterminate ${workload.indeterminate.size}`,
+    );
     expect(cluster.daemonErrors()).toEqual([]);
   });
 
@@ -229,11 +287,23 @@ describe('membership under write load', () => {
       targets.splice(targets.indexOf(victim), 1);
       const removedAt = Date.now();
       const rm = await leader.cli(['node', 'rm', '--force', victim.id]);
-      expect({ code: rm.code, stdout: rm.stdout.trim(), stderr: rm.stderr }).toEqual({ code: 0, stdout: victim.id, stderr: '' });
-      await until('the removed manager to leave the node list and the Raft configuration', 10_000, async () => {
-        const [view, status] = await Promise.all([leader.nodes(), leader.raftStatus()]);
-        return view && !view.some((n) => n.ID === victim.id) && !status.conf.voters.includes(victim.id) ? true : undefined;
+      expect({ code: rm.code, stdout: rm.stdout.trim(), stderr: rm.stderr }).toEqual({
+        code: 0,
+        stdout: victim.id,
+        stderr: '',
       });
+      await until(
+        'the removed manager to leave the node list and the Raft configuration',
+        10_000,
+        async () => {
+          const [view, status] = await Promise.all([leader.nodes(), leader.raftStatus()]);
+          return view &&
+            !view.some((n) => n.ID === victim.id) &&
+            !status.conf.voters.includes(victim.id)
+            ? true
+            : undefined;
+        },
+      );
       await workload.waitForAcks(50, removedAt, 20_000);
 
       // Back from the dead with its old data: its peers refuse its certificate, so it finds no
@@ -241,8 +311,16 @@ describe('membership under write load', () => {
       const restarted = victim.run();
       await restarted.waitFor(/serving the API on/);
       using toVictim = cluster.client(victim);
-      const write = await toVictim.request('POST', '/secrets/create', { Name: 'rm-zombie', Data: Buffer.from('zombie').toString('base64') }, { timeoutMs: 25_000 });
-      expect({ status: write.status, message: write.json<{ message: string }>().message }).toEqual({ status: 503, message: expect.stringContaining('No leader') });
+      const write = await toVictim.request(
+        'POST',
+        '/secrets/create',
+        { Name: 'rm-zombie', Data: Buffer.from('zombie').toString('base64') },
+        { timeoutMs: 25_000 },
+      );
+      expect({ status: write.status, message: write.json<{ message: string }>().message }).toEqual({
+        status: 503,
+        message: expect.stringContaining('No leader'),
+      });
       await workload.waitForAcks(30, Date.now(), 20_000);
       expect(await cluster.waitForLeader(rest)).toBe(leader);
     } finally {
@@ -250,7 +328,11 @@ describe('membership under write load', () => {
       await victim.kill();
     }
     const ls = await leader.cli(['node', 'ls', '-q']);
-    expect({ code: ls.code, ids: ls.stdout.trim().split('\n').sort(), stderr: ls.stderr }).toEqual({ code: 0, ids: rest.map((n) => n.id).sort(), stderr: '' });
+    expect({ code: ls.code, ids: ls.stdout.trim().split('\n').sort(), stderr: ls.stderr }).toEqual({
+      code: 0,
+      ids: rest.map((n) => n.id).sort(),
+      stderr: '',
+    });
     const summary = await verifyHistory(workload, rest, (n) => cluster.client(n), 'rm');
     console.log(`rm: ${JSON.stringify(summary)}, indeterminate ${workload.indeterminate.size}`);
     expect((await leader.admin('GET', '/secrets/rm-zombie')).status).toBe(404);
@@ -281,8 +363,12 @@ describe('membership under write load', () => {
     const forcedAt = Date.now();
     await survivor.restart(['--force-new-cluster']);
     expect(await cluster.waitForLeader([survivor])).toBe(survivor);
-    console.log(`force-new-cluster: leading alone ${Date.now() - forcedAt} ms after \`run --force-new-cluster\` started`);
-    expect((await nodeLs(survivor)).map((n) => [n.ID, n.ManagerStatus?.Leader])).toEqual([[survivor.id, true]]);
+    console.log(
+      `force-new-cluster: leading alone ${Date.now() - forcedAt} ms after \`run --force-new-cluster\` started`,
+    );
+    expect((await nodeLs(survivor)).map((n) => [n.ID, n.ManagerStatus?.Leader])).toEqual([
+      [survivor.id, true],
+    ]);
 
     const targets = [survivor];
     const after = writer(cluster, 'fnc2', () => targets);
@@ -300,7 +386,9 @@ describe('membership under write load', () => {
       await ghost.waitFor(/serving the API on/);
       await after.waitForAcks(30, Date.now(), 20_000);
       expect(await cluster.waitForLeader(targets)).toBe(newLeader);
-      expect((await nodeLs(survivor)).map((n) => n.ID).sort()).toEqual(targets.map((n) => n.id).sort());
+      expect((await nodeLs(survivor)).map((n) => n.ID).sort()).toEqual(
+        targets.map((n) => n.id).sort(),
+      );
     } finally {
       await after.stop();
       await leader.kill();

@@ -26,16 +26,28 @@ setDefaultTimeout(120_000);
 async function certsOf(node: ClusterNode): Promise<ClientCerts> {
   const dir = join(node.dataDir, 'certificates');
   const keys = await readNodeKeys(join(dir, 'node-keys.json'), null);
-  return { ca: readFileSync(join(dir, 'ca.pem'), 'utf8'), cert: readFileSync(join(dir, 'node.pem'), 'utf8'), key: keyPkcs8ToPem(keys.tlsKey) };
+  return {
+    ca: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    cert: readFileSync(join(dir, 'node.pem'), 'utf8'),
+    key: keyPkcs8ToPem(keys.tlsKey),
+  };
 }
 
 /** Opens the Raft stream to `node` with `certs` and sends `messages` in one frame: the answer's status and body. */
-function sendRaft(node: ClusterNode, certs: ClientCerts, messages: readonly Message[]): Promise<{ status: number; text: string }> {
+function sendRaft(
+  node: ClusterNode,
+  certs: ClientCerts,
+  messages: readonly Message[],
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const options = { ...certs, localAddress: clientIp };
     const session = connect(node.url, options);
     session.on('error', reject);
-    const stream = session.request({ ':method': 'POST', ':path': raftStreamPath, 'content-type': 'application/octet-stream' });
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': raftStreamPath,
+      'content-type': 'application/octet-stream',
+    });
     let status = 0;
     let text = '';
     const timer = setTimeout(() => stream.close(constants.NGHTTP2_CANCEL), 10_000);
@@ -57,8 +69,25 @@ function takeover(from: string, to: string, term: number, lastIndex: number): Me
   const t = to as MemberId;
   return [
     { type: 'heartbeat', from: f, to: t, term, commit: 0 },
-    { type: 'vote', from: f, to: t, term, lastIndex: lastIndex + 1000, lastTerm: term - 1, transfer: true },
-    { type: 'append', from: f, to: t, term, prevIndex: lastIndex, prevTerm: term - 1, entries: [], commit: lastIndex },
+    {
+      type: 'vote',
+      from: f,
+      to: t,
+      term,
+      lastIndex: lastIndex + 1000,
+      lastTerm: term - 1,
+      transfer: true,
+    },
+    {
+      type: 'append',
+      from: f,
+      to: t,
+      term,
+      prevIndex: lastIndex,
+      prevTerm: term - 1,
+      entries: [],
+      commit: lastIndex,
+    },
     { type: 'timeout-now', from: f, to: t, term },
   ];
 }
@@ -73,13 +102,21 @@ describe('a demoted manager holding its old certificate', () => {
     const certs = await certsOf(demoted);
 
     const demote = await leader.cli(['node', 'demote', demoted.id]);
-    expect({ code: demote.code, stdout: demote.stdout.trim(), stderr: demote.stderr }).toEqual({ code: 0, stdout: `Node ${demoted.id} demoted to a worker in the cluster.`, stderr: '' });
+    expect({ code: demote.code, stdout: demote.stdout.trim(), stderr: demote.stderr }).toEqual({
+      code: 0,
+      stdout: `Node ${demoted.id} demoted to a worker in the cluster.`,
+      stderr: '',
+    });
     // The leader takes it out of the Raft configuration; then the demoted manager's process stops.
     for (const node of [leader, other]) {
-      await until(`${node.name} to apply the removal of ${demoted.name} from Raft`, 20_000, async () => {
-        const { conf } = await node.raftStatus();
-        return [...conf.voters, ...conf.learners].includes(demoted.id) ? undefined : true;
-      });
+      await until(
+        `${node.name} to apply the removal of ${demoted.name} from Raft`,
+        20_000,
+        async () => {
+          const { conf } = await node.raftStatus();
+          return [...conf.voters, ...conf.learners].includes(demoted.id) ? undefined : true;
+        },
+      );
     }
     expect(await demoted.daemon!.exited).toBe(0);
     const before = await leader.raftStatus();
@@ -89,8 +126,19 @@ describe('a demoted manager holding its old certificate', () => {
     // Its old certificate: Raft frames with a term far above the cluster's, to the leader and to the follower.
     for (const target of [leader, other]) {
       const status = await target.raftStatus();
-      const answer = await sendRaft(target, certs, takeover(demoted.id, target.id, status.term + 1000, status.commit));
-      expect({ to: target.name, status: answer.status, message: answer.status === 403 ? (JSON.parse(answer.text) as { message: string }).message : answer.text }).toEqual({
+      const answer = await sendRaft(
+        target,
+        certs,
+        takeover(demoted.id, target.id, status.term + 1000, status.commit),
+      );
+      expect({
+        to: target.name,
+        status: answer.status,
+        message:
+          answer.status === 403
+            ? (JSON.parse(answer.text) as { message: string }).message
+            : answer.text,
+      }).toEqual({
         to: target.name,
         status: 403,
         message: 'Permission denied: only managers speak Raft',
@@ -99,20 +147,47 @@ describe('a demoted manager holding its old certificate', () => {
 
     // Forwarded writes and the internal routes the leader serves to managers.
     using client = new H2Client(leader.url, certs, { localAddress: clientIp });
-    const forwarded = await client.request('POST', '/secretd/raft/propose', { Command: { op: 'secret-create', at: new Date().toISOString(), id: 'x'.repeat(25), name: 'planted', labels: {}, data: Buffer.from('planted').toString('base64') } });
-    expect({ status: forwarded.status, text: forwarded.text }).toEqual({ status: 403, text: JSON.stringify({ message: 'Permission denied: a worker certificate cannot forward writes' }) });
-    for (const [method, path] of [['GET', '/secretd/internal/nodes'], ['POST', '/secretd/internal/exec']] as const) {
-      const answer = await client.request(method, path, method === 'POST' ? { Task: 'x', Cmd: ['id'] } : undefined);
+    const forwarded = await client.request('POST', '/secretd/raft/propose', {
+      Command: {
+        op: 'secret-create',
+        at: new Date().toISOString(),
+        id: 'x'.repeat(25),
+        name: 'planted',
+        labels: {},
+        data: Buffer.from('planted').toString('base64'),
+      },
+    });
+    expect({ status: forwarded.status, text: forwarded.text }).toEqual({
+      status: 403,
+      text: JSON.stringify({
+        message: 'Permission denied: a worker certificate cannot forward writes',
+      }),
+    });
+    for (const [method, path] of [
+      ['GET', '/secretd/internal/nodes'],
+      ['POST', '/secretd/internal/exec'],
+    ] as const) {
+      const answer = await client.request(
+        method,
+        path,
+        method === 'POST' ? { Task: 'x', Cmd: ['id'] } : undefined,
+      );
       expect({ path, status: answer.status }).toEqual({ path, status: 403 });
     }
 
     // Nothing moved: the same leader in the same term, the follower in the same term.
     const after = await leader.raftStatus();
-    expect({ role: after.role, term: after.term, leader: after.leader }).toEqual({ role: 'leader', term: before.term, leader: leader.id });
+    expect({ role: after.role, term: after.term, leader: after.leader }).toEqual({
+      role: 'leader',
+      term: before.term,
+      leader: leader.id,
+    });
     expect((await other.raftStatus()).term).toBe(otherBefore.term);
 
     // An admin's write through the follower (forwarded to the leader) is stored on both managers.
-    const created = await other.cli(['secret', 'create', 'after_demotion', '-'], { input: 'kept-value' });
+    const created = await other.cli(['secret', 'create', 'after_demotion', '-'], {
+      input: 'kept-value',
+    });
     expect({ code: created.code, stderr: created.stderr }).toEqual({ code: 0, stderr: '' });
     const id = created.stdout.trim();
     expect(id).toMatch(/^[0-9a-z]{25}$/);
@@ -121,7 +196,9 @@ describe('a demoted manager holding its old certificate', () => {
         const answer = await node.admin('GET', `/secrets/${id}`);
         return answer.status === 200 ? answer : undefined;
       });
-      expect((JSON.parse(inspect.text) as { Spec: { Name: string } }).Spec.Name).toBe('after_demotion');
+      expect((JSON.parse(inspect.text) as { Spec: { Name: string } }).Spec.Name).toBe(
+        'after_demotion',
+      );
       expect((await node.admin('GET', '/secrets/planted')).status).toBe(404);
     }
     expect(cluster.daemonErrors()).toEqual([]);

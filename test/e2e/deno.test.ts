@@ -15,7 +15,15 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { adminRequest, secretdAsync, until } from '../helpers/cluster.ts';
-import { Daemon, freePort, repoRoot, requireBinary, tempDir, type RunResult, type TempDir } from '../helpers/process.ts';
+import {
+  Daemon,
+  freePort,
+  repoRoot,
+  requireBinary,
+  tempDir,
+  type RunResult,
+  type TempDir,
+} from '../helpers/process.ts';
 
 beforeAll(requireBinary);
 // Real processes, TLS handshakes, a Raft join, and Deno starting once per command: generous.
@@ -26,7 +34,13 @@ const main = join(repoRoot, 'src', 'main.ts');
 // Only what node_modules holds (deno.json: nodeModulesDir "manual"), and no update check: nothing
 // but loopback is reached.
 const denoEnv = { ...process.env, DENO_NO_UPDATE_CHECK: '1', DENO_NO_PROMPT: '1', NO_COLOR: '1' };
-const denoArgs = (args: readonly string[]): string[] => ['run', '-A', '--cached-only', main, ...args];
+const denoArgs = (args: readonly string[]): string[] => [
+  'run',
+  '-A',
+  '--cached-only',
+  main,
+  ...args,
+];
 
 /** A long-running `deno run -A src/main.ts …` (init), its output collected as it comes. */
 class DenoDaemon implements AsyncDisposable {
@@ -35,10 +49,16 @@ class DenoDaemon implements AsyncDisposable {
   readonly exited: Promise<number | null>;
 
   constructor(args: readonly string[]) {
-    this.proc = spawn(denoBin, denoArgs(args), { cwd: repoRoot, env: denoEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(denoBin, denoArgs(args), {
+      cwd: repoRoot,
+      env: denoEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.proc.stdout!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
     this.proc.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
-    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
+    this.exited = new Promise((resolve) =>
+      this.proc.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))),
+    );
   }
 
   get running(): boolean {
@@ -50,7 +70,10 @@ class DenoDaemon implements AsyncDisposable {
     return until(`the Deno manager to print ${pattern}`, timeoutMs, () => {
       const match = pattern.exec(this.output);
       if (match) return match;
-      if (!this.running) throw new Error(`exited (${this.proc.exitCode ?? this.proc.signalCode}) before printing ${pattern}:\n${this.output}`);
+      if (!this.running)
+        throw new Error(
+          `exited (${this.proc.exitCode ?? this.proc.signalCode}) before printing ${pattern}:\n${this.output}`,
+        );
       return undefined;
     });
   }
@@ -62,9 +85,17 @@ class DenoDaemon implements AsyncDisposable {
 }
 
 /** A command run to completion: `command` with `args`, `input` on stdin. */
-function run(command: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+function run(
+  command: string,
+  args: readonly string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(command, args, { cwd: repoRoot, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(command, args, {
+      cwd: repoRoot,
+      env: options.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -84,7 +115,8 @@ function run(command: string, args: readonly string[], options: { input?: string
 }
 
 /** A secretd client command under Deno. */
-const denoCli = (args: readonly string[], input?: string): Promise<RunResult> => run(denoBin, denoArgs(args), { env: denoEnv, ...(input === undefined ? {} : { input }) });
+const denoCli = (args: readonly string[], input?: string): Promise<RunResult> =>
+  run(denoBin, denoArgs(args), { env: denoEnv, ...(input === undefined ? {} : { input }) });
 
 /** Expects a command to have succeeded, showing what it printed when it did not. */
 function ok(result: RunResult): string {
@@ -125,20 +157,33 @@ describe('secretd under Deno', () => {
     await manager.waitFor(/Data directory:/);
     await manager.waitFor(/serving the API on https:\/\/127\.0\.0\.1:\d+ \(mutual TLS\)/);
     expect(manager.output).toContain('secretd join --token SDTKN-1-');
-    const nodes = JSON.parse((await adminRequest(dataDir, 'GET', '/nodes')).text) as Array<{ ID: string; ManagerStatus?: { Leader: boolean } }>;
+    const nodes = JSON.parse((await adminRequest(dataDir, 'GET', '/nodes')).text) as Array<{
+      ID: string;
+      ManagerStatus?: { Leader: boolean };
+    }>;
     expect(nodes.map((n) => [n.ID, n.ManagerStatus?.Leader])).toEqual([[id, true]]);
   });
 
   test('secrets are created, listed, inspected and removed over the admin socket by the CLI under Deno', async () => {
-    const id = ok(await denoCli(['secret', 'create', 'db-pass', '-', '--label', 'env=prod', '--data-dir', dataDir], 'hunter2')).trim();
+    const id = ok(
+      await denoCli(
+        ['secret', 'create', 'db-pass', '-', '--label', 'env=prod', '--data-dir', dataDir],
+        'hunter2',
+      ),
+    ).trim();
     expect(id).toMatch(/^\w{25}$/);
     ok(await denoCli(['secret', 'create', 'api-key', '-', '--data-dir', dataDir], 'k-123'));
 
     const listed = ok(await denoCli(['secret', 'ls', '--format', 'json', '--data-dir', dataDir]));
-    const names = listed.trim().split('\n').map((line) => (JSON.parse(line) as SecretJSON).Spec.Name);
+    const names = listed
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as SecretJSON).Spec.Name);
     expect(names.sort()).toEqual(['api-key', 'db-pass']);
 
-    const [inspected] = JSON.parse(ok(await denoCli(['secret', 'inspect', 'db-pass', '--data-dir', dataDir]))) as SecretJSON[];
+    const [inspected] = JSON.parse(
+      ok(await denoCli(['secret', 'inspect', 'db-pass', '--data-dir', dataDir])),
+    ) as SecretJSON[];
     expect(inspected?.ID).toBe(id);
     expect(inspected?.Spec.Labels).toEqual({ env: 'prod' });
     expect(JSON.stringify(inspected)).not.toContain('hunter2');
@@ -151,19 +196,59 @@ describe('secretd under Deno', () => {
   });
 
   test('secrets are created, listed, inspected and removed over mutual TLS with a certificate the Deno manager issued', async () => {
-    ok(await denoCli(['ca', 'issue-client', '--name', 'e2e', '--out', certs, '--data-dir', dataDir]));
-    const tls = ['--host', url, '--tlscacert', join(certs, 'ca.pem'), '--tlscert', join(certs, 'cert.pem'), '--tlskey', join(certs, 'key.pem')];
-    const remote = (args: readonly string[], input?: string): Promise<RunResult> => secretdAsync([...tls, ...args], input === undefined ? {} : { input });
+    ok(
+      await denoCli(['ca', 'issue-client', '--name', 'e2e', '--out', certs, '--data-dir', dataDir]),
+    );
+    const tls = [
+      '--host',
+      url,
+      '--tlscacert',
+      join(certs, 'ca.pem'),
+      '--tlscert',
+      join(certs, 'cert.pem'),
+      '--tlskey',
+      join(certs, 'key.pem'),
+    ];
+    const remote = (args: readonly string[], input?: string): Promise<RunResult> =>
+      secretdAsync([...tls, ...args], input === undefined ? {} : { input });
 
-    const id = ok(await remote(['secret', 'create', 'tls-token', '-', '--label', 'via=mtls'], 't0k3n')).trim();
-    expect(ok(await remote(['secret', 'ls', '-q'])).trim().split('\n').sort()).toContain(id);
-    const [inspected] = JSON.parse(ok(await remote(['secret', 'inspect', 'tls-token']))) as SecretJSON[];
+    const id = ok(
+      await remote(['secret', 'create', 'tls-token', '-', '--label', 'via=mtls'], 't0k3n'),
+    ).trim();
+    expect(
+      ok(await remote(['secret', 'ls', '-q']))
+        .trim()
+        .split('\n')
+        .sort(),
+    ).toContain(id);
+    const [inspected] = JSON.parse(
+      ok(await remote(['secret', 'inspect', 'tls-token'])),
+    ) as SecretJSON[];
     expect(inspected?.Spec).toEqual({ Name: 'tls-token', Labels: { via: 'mtls' } });
 
     // curl, over HTTP/2 and over HTTP/1.1, with the same certificate.
-    const curlTls = ['--cacert', join(certs, 'ca.pem'), '--cert', join(certs, 'cert.pem'), '--key', join(certs, 'key.pem')];
-    for (const [flag, version] of [['--http2', '2'], ['--http1.1', '1.1']] as const) {
-      const curlArgs = ['-sS', flag, '--max-time', '20', ...curlTls, '-w', '\n%{http_version} %{http_code}', `${url}/secrets/tls-token`];
+    const curlTls = [
+      '--cacert',
+      join(certs, 'ca.pem'),
+      '--cert',
+      join(certs, 'cert.pem'),
+      '--key',
+      join(certs, 'key.pem'),
+    ];
+    for (const [flag, version] of [
+      ['--http2', '2'],
+      ['--http1.1', '1.1'],
+    ] as const) {
+      const curlArgs = [
+        '-sS',
+        flag,
+        '--max-time',
+        '20',
+        ...curlTls,
+        '-w',
+        '\n%{http_version} %{http_code}',
+        `${url}/secrets/tls-token`,
+      ];
       const answer = ok(await run('curl', curlArgs));
       const [body, status] = answer.split('\n');
       expect(status).toBe(`${version} 200`);
@@ -177,28 +262,63 @@ describe('secretd under Deno', () => {
   });
 
   test('a manager from the compiled Bun executable joins the Deno manager and shares its secrets', async () => {
-    const token = ok(await denoCli(['cluster', 'join-token', 'manager', '-q', '--data-dir', dataDir])).trim();
+    const token = ok(
+      await denoCli(['cluster', 'join-token', 'manager', '-q', '--data-dir', dataDir]),
+    ).trim();
     const bunDataDir = join(dir.path, 'bun-manager');
     const port = await freePort();
-    bunManager = new Daemon(['join', '--data-dir', bunDataDir, '--token', token, '--listen-addr', `127.0.0.1:${port}`, new URL(url).host]);
-    const bunId = (await bunManager.waitFor(/This node joined the cluster as a manager \((\w+)\)\./, 45_000))[1]!;
+    bunManager = new Daemon([
+      'join',
+      '--data-dir',
+      bunDataDir,
+      '--token',
+      token,
+      '--listen-addr',
+      `127.0.0.1:${port}`,
+      new URL(url).host,
+    ]);
+    const bunId = (
+      await bunManager.waitFor(/This node joined the cluster as a manager \((\w+)\)\./, 45_000)
+    )[1]!;
 
     // The Deno manager leads; the Bun one is a reachable manager, as both of them see it.
     for (const where of [dataDir, bunDataDir]) {
       const nodes = await until(`${where} to list both managers as reachable`, 30_000, async () => {
         const answer = await adminRequest(where, 'GET', '/nodes');
-        const list = answer.status === 200 ? (JSON.parse(answer.text) as Array<{ ID: string; ManagerStatus?: { Leader: boolean; Reachability: string } }>) : [];
-        return list.length === 2 && list.every((n) => n.ManagerStatus?.Reachability === 'reachable') ? list : undefined;
+        const list =
+          answer.status === 200
+            ? (JSON.parse(answer.text) as Array<{
+                ID: string;
+                ManagerStatus?: { Leader: boolean; Reachability: string };
+              }>)
+            : [];
+        return list.length === 2 && list.every((n) => n.ManagerStatus?.Reachability === 'reachable')
+          ? list
+          : undefined;
       });
       expect(nodes.find((n) => n.ID === bunId)?.ManagerStatus?.Leader).toBe(false);
     }
 
     // What the Deno manager holds reaches the Bun one, and a write through the Bun one (forwarded to
     // the Deno leader) reaches the Deno one.
-    const held = ok(await secretdAsync(['secret', 'ls', '-q', '--data-dir', bunDataDir])).trim().split('\n').sort();
-    expect(held).toEqual(ok(await denoCli(['secret', 'ls', '-q', '--data-dir', dataDir])).trim().split('\n').sort());
-    const id = ok(await secretdAsync(['secret', 'create', 'from-bun', '-', '--data-dir', bunDataDir], { input: 'b' })).trim();
-    const [seen] = JSON.parse(ok(await denoCli(['secret', 'inspect', 'from-bun', '--data-dir', dataDir]))) as SecretJSON[];
+    const held = ok(await secretdAsync(['secret', 'ls', '-q', '--data-dir', bunDataDir]))
+      .trim()
+      .split('\n')
+      .sort();
+    expect(held).toEqual(
+      ok(await denoCli(['secret', 'ls', '-q', '--data-dir', dataDir]))
+        .trim()
+        .split('\n')
+        .sort(),
+    );
+    const id = ok(
+      await secretdAsync(['secret', 'create', 'from-bun', '-', '--data-dir', bunDataDir], {
+        input: 'b',
+      }),
+    ).trim();
+    const [seen] = JSON.parse(
+      ok(await denoCli(['secret', 'inspect', 'from-bun', '--data-dir', dataDir])),
+    ) as SecretJSON[];
     expect(seen?.ID).toBe(id);
     expect(manager.running).toBe(true);
   });

@@ -41,25 +41,43 @@ let noDocker = '';
 
 beforeAll(async () => {
   requireBinary();
-  if (!findExecutable('docker')) throw new Error('The docker CLI is needed for these tests: apt-get install -y docker.io');
+  if (!findExecutable('docker'))
+    throw new Error('The docker CLI is needed for these tests: apt-get install -y docker.io');
   dir = tempDir('secretd-docker-cli-');
   cluster = await ServiceCluster.init(dir.path);
   cluster.importImage('busybox', busyboxRootfsTarball());
   const certs = join(dir.path, 'certs');
-  expectRun(cluster.manager.cli(['ca', 'issue-client', '--name', 'docker-cli', '--out', certs]), { stdout: /Wrote/ });
-  secretd = { name: 'secretd', env: { ...clientEnv('secretd'), DOCKER_HOST: `tcp://${cluster.managerAddr}`, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs } };
+  expectRun(cluster.manager.cli(['ca', 'issue-client', '--name', 'docker-cli', '--out', certs]), {
+    stdout: /Wrote/,
+  });
+  secretd = {
+    name: 'secretd',
+    env: {
+      ...clientEnv('secretd'),
+      DOCKER_HOST: `tcp://${cluster.managerAddr}`,
+      DOCKER_TLS_VERIFY: '1',
+      DOCKER_CERT_PATH: certs,
+    },
+  };
   if (process.getuid?.() !== 0 || !findExecutable('dockerd')) {
     noDocker = 'dockerd is not installed or this is not root';
   } else {
     try {
       swarm = await startDockerSwarm();
       await importDockerImage(swarm.socket, 'busybox', busyboxRootfsTarball());
-      docker = { name: 'docker', env: { ...clientEnv('docker'), DOCKER_HOST: `unix://${swarm.socket}` } };
+      docker = {
+        name: 'docker',
+        env: { ...clientEnv('docker'), DOCKER_HOST: `unix://${swarm.socket}` },
+      };
     } catch (error) {
       noDocker = `Docker Swarm could not start here: ${(error as Error).message}`;
     }
   }
-  console.log(docker ? 'docker-cli: comparing secretd with a private Docker Swarm' : `docker-cli: secretd only (${noDocker})`);
+  console.log(
+    docker
+      ? 'docker-cli: comparing secretd with a private Docker Swarm'
+      : `docker-cli: secretd only (${noDocker})`,
+  );
 });
 
 afterAll(async () => {
@@ -76,7 +94,12 @@ function clientEnv(name: string): Record<string, string> {
 }
 
 function run(target: Target, args: readonly string[], input?: string): Run {
-  const result = spawnSync('docker', args, { env: target.env, encoding: 'utf8', input: input ?? '', timeout: 60_000 });
+  const result = spawnSync('docker', args, {
+    env: target.env,
+    encoding: 'utf8',
+    input: input ?? '',
+    timeout: 60_000,
+  });
   return { code: result.status ?? -1, stdout: result.stdout ?? '', stderr: result.stderr ?? '' };
 }
 
@@ -114,7 +137,10 @@ function settled(text: string): string {
 }
 
 function expectSameOutcome(result: { secretd: Run; docker: Run | null }, code: number): void {
-  expect({ code: result.secretd.code, stderr: result.secretd.stderr }).toEqual({ code, stderr: expect.any(String) });
+  expect({ code: result.secretd.code, stderr: result.secretd.stderr }).toEqual({
+    code,
+    stderr: expect.any(String),
+  });
   if (result.docker) expect(result.docker.code).toBe(code);
 }
 
@@ -132,7 +158,14 @@ function expectSameFailure(result: { secretd: Run; docker: Run | null }, words: 
  * Inspect JSON compared field by field: every field both have must agree (after normalizing), and
  * a field only one has must be in `onlyDocker` (what secretd does not keep) or `onlySecretd`.
  */
-function expectSameJson(result: { secretd: Run; docker: Run | null }, known: { onlyDocker?: readonly string[]; onlySecretd?: readonly string[]; differ?: readonly string[] } = {}): void {
+function expectSameJson(
+  result: { secretd: Run; docker: Run | null },
+  known: {
+    onlyDocker?: readonly string[];
+    onlySecretd?: readonly string[];
+    differ?: readonly string[];
+  } = {},
+): void {
   expect(result.secretd.code).toBe(0);
   const ours: unknown = JSON.parse(normalize(result.secretd.stdout));
   if (!result.docker) return;
@@ -147,11 +180,15 @@ function expectSameJson(result: { secretd: Run; docker: Run | null }, known: { o
         const sub = `${path}.${key}`;
         const inA = key in a;
         const inB = key in b;
-        if (inA && !inB && !known.onlyDocker?.some((p) => sub.endsWith(p))) problems.push(`only Docker has ${sub}`);
-        else if (!inA && inB && !known.onlySecretd?.some((p) => sub.endsWith(p))) problems.push(`only secretd has ${sub}`);
-        else if (inA && inB) walk((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], sub);
+        if (inA && !inB && !known.onlyDocker?.some((p) => sub.endsWith(p)))
+          problems.push(`only Docker has ${sub}`);
+        else if (!inA && inB && !known.onlySecretd?.some((p) => sub.endsWith(p)))
+          problems.push(`only secretd has ${sub}`);
+        else if (inA && inB)
+          walk((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], sub);
       }
-    } else if (JSON.stringify(a) !== JSON.stringify(b)) problems.push(`${path}: Docker ${JSON.stringify(a)}, secretd ${JSON.stringify(b)}`);
+    } else if (JSON.stringify(a) !== JSON.stringify(b))
+      problems.push(`${path}: Docker ${JSON.stringify(a)}, secretd ${JSON.stringify(b)}`);
   };
   walk(theirs, ours, '');
   expect(problems).toEqual([]);
@@ -161,7 +198,14 @@ function expectSameJson(result: { secretd: Run; docker: Run | null }, known: { o
 async function converged(target: Target | null, service: string, replicas: number): Promise<void> {
   if (!target) return;
   await until(`${replicas} running replica(s) of ${service} on ${target.name}`, 30_000, () => {
-    const ls = run(target, ['service', 'ls', '--filter', `name=${service}`, '--format', '{{.Replicas}}']);
+    const ls = run(target, [
+      'service',
+      'ls',
+      '--filter',
+      `name=${service}`,
+      '--format',
+      '{{.Replicas}}',
+    ]);
     return ls.stdout.trim() === `${replicas}/${replicas}` ? true : undefined;
   });
 }
@@ -182,7 +226,10 @@ describe('the docker CLI against secretd', () => {
   test('docker info shows the swarm and this machine as Docker does', () => {
     const info = both(['info']);
     expectSameOutcome(info, 0);
-    const fields = (text: string): Map<string, string> => new Map([...text.matchAll(/^ +([A-Za-z][A-Za-z ]*): (.*)$/gm)].map((m) => [m[1]!, m[2]!.trim()]));
+    const fields = (text: string): Map<string, string> =>
+      new Map(
+        [...text.matchAll(/^ +([A-Za-z][A-Za-z ]*): (.*)$/gm)].map((m) => [m[1]!, m[2]!.trim()]),
+      );
     const ours = fields(info.secretd.stdout);
     expect(ours.get('Swarm')).toBe('active');
     expect(ours.get('Is Manager')).toBe('true');
@@ -191,7 +238,24 @@ describe('the docker CLI against secretd', () => {
     if (info.docker) {
       const theirs = fields(info.docker.stdout);
       // The same machine, so the same answers; and the same swarm shape (one manager, one node).
-      for (const key of ['Is Manager', 'Managers', 'Nodes', 'Autolock Managers', 'Root Rotation In Progress', 'Node Address', 'Operating System', 'OSType', 'Architecture', 'CPUs', 'Total Memory', 'Kernel Version', 'Number of Old Snapshots to Retain', 'Heartbeat Tick', 'Election Tick', 'Expiry Duration']) {
+      for (const key of [
+        'Is Manager',
+        'Managers',
+        'Nodes',
+        'Autolock Managers',
+        'Root Rotation In Progress',
+        'Node Address',
+        'Operating System',
+        'OSType',
+        'Architecture',
+        'CPUs',
+        'Total Memory',
+        'Kernel Version',
+        'Number of Old Snapshots to Retain',
+        'Heartbeat Tick',
+        'Election Tick',
+        'Expiry Duration',
+      ]) {
         expect(`${key}: ${ours.get(key)}`).toBe(`${key}: ${theirs.get(key)}`);
       }
     }
@@ -219,12 +283,16 @@ describe('the docker CLI against secretd', () => {
     expectSameJson(inspect);
     // Docker's names and ids resolve: full id, a unique id prefix, the exact name.
     const id = (JSON.parse(inspect.secretd.stdout) as { ID: string }[])[0]!.ID;
-    for (const ref of [id, id.slice(0, 6)]) expect(run(secretd, ['secret', 'inspect', '--format', '{{.Spec.Name}}', ref]).stdout).toBe('my_secret_data\n');
+    for (const ref of [id, id.slice(0, 6)])
+      expect(run(secretd, ['secret', 'inspect', '--format', '{{.Spec.Name}}', ref]).stdout).toBe(
+        'my_secret_data\n',
+      );
     const pretty = both(['secret', 'inspect', '--pretty', 'my_secret_data']);
     expectSameOutcome(pretty, 0);
     if (pretty.docker) expect(rows(pretty.secretd.stdout)).toEqual(rows(pretty.docker.stdout));
 
-    for (const output of [created, ls, inspect, pretty]) expect(output.secretd.stdout + output.secretd.stderr).not.toContain(value);
+    for (const output of [created, ls, inspect, pretty])
+      expect(output.secretd.stdout + output.secretd.stderr).not.toContain(value);
 
     const removed = both(['secret', 'rm', 'my_secret_data']);
     expectSameOutcome(removed, 0);
@@ -237,16 +305,26 @@ describe('the docker CLI against secretd', () => {
     expectSameFailure(both(['secret', 'create', 'dup', '-'], 'two'), /already exists/);
     expectSameFailure(both(['secret', 'rm', 'no_such_secret']), /not found|no such secret/i);
     expectSameFailure(both(['secret', 'inspect', 'no_such_secret']), /no such secret|not found/i);
-    expectSameFailure(both(['secret', 'create', 'bad name', '-'], 'x'), /Invalid secret name|invalid/i);
+    expectSameFailure(
+      both(['secret', 'create', 'bad name', '-'], 'x'),
+      /Invalid secret name|invalid/i,
+    );
     const missingFile = both(['secret', 'create', 'from_file', join(dir.path, 'no-such-file')]);
     expect(missingFile.secretd.code).toBe(1);
-    if (missingFile.docker) expect(normalize(missingFile.secretd.stderr)).toBe(normalize(missingFile.docker.stderr));
+    if (missingFile.docker)
+      expect(normalize(missingFile.secretd.stderr)).toBe(normalize(missingFile.docker.stderr));
     // The daemon's message is the one secretd's own CLI prints for the same mistake.
-    for (const [args, input] of [[['secret', 'create', 'dup', '-'], 'two'], [['secret', 'create', 'bad name', '-'], 'x'], [['secret', 'rm', 'no_such_secret'], undefined]] as const) {
+    for (const [args, input] of [
+      [['secret', 'create', 'dup', '-'], 'two'],
+      [['secret', 'create', 'bad name', '-'], 'x'],
+      [['secret', 'rm', 'no_such_secret'], undefined],
+    ] as const) {
       const own = cluster.manager.cli(args, input);
       expect(own.code).toBe(1);
       expect(own.stderr).toMatch(/^Error: /);
-      expect(run(secretd, args, input).stderr).toBe(own.stderr.replace(/^Error: /, 'Error response from daemon: '));
+      expect(run(secretd, args, input).stderr).toBe(
+        own.stderr.replace(/^Error: /, 'Error response from daemon: '),
+      );
     }
     expectSameOutcome(both(['secret', 'rm', 'dup']), 0);
   });
@@ -256,18 +334,43 @@ describe('the docker CLI against secretd', () => {
     expectSameOutcome(both(['secret', 'create', 'db_v2', '-'], 'db-password-v2'), 0);
 
     // Not detached: the CLI follows the rollout through the task filters (`_up-to-date`).
-    const created = both(['service', 'create', '--name', 'redis', '--secret', 'my_secret_data', 'busybox', 'sh', '-c', 'sleep 100000']);
+    const created = both([
+      'service',
+      'create',
+      '--name',
+      'redis',
+      '--secret',
+      'my_secret_data',
+      'busybox',
+      'sh',
+      '-c',
+      'sleep 100000',
+    ]);
     expectSameOutcome(created, 0);
     // (The docker CLI of Debian's docker.io prints `Service converged`, newer ones name it.)
-    expect(settled(normalize(created.secretd.stdout))).toMatch(/^<ID>\nverify: Service (<ID> )?converged$/);
-    if (created.docker) expect(settled(normalize(created.secretd.stdout))).toBe(settled(normalize(created.docker.stdout)));
+    expect(settled(normalize(created.secretd.stdout))).toMatch(
+      /^<ID>\nverify: Service (<ID> )?converged$/,
+    );
+    if (created.docker)
+      expect(settled(normalize(created.secretd.stdout))).toBe(
+        settled(normalize(created.docker.stdout)),
+      );
     expect(created.secretd.stderr).toContain('could not be accessed on a registry'); // as Docker says with no registry
     await converged(secretd, 'redis', 1);
     await converged(docker, 'redis', 1);
     expect(inTask('redis', ['cat', '/run/secrets/my_secret_data'])).toBe('This is a secret\n');
 
-    const serviceId = run(secretd, ['service', 'inspect', '--format', '{{.ID}}', 'redis']).stdout.trim();
-    for (const ref of [serviceId, serviceId.slice(0, 5)]) expect(run(secretd, ['service', 'inspect', '--format', '{{.Spec.Name}}', ref]).stdout).toBe('redis\n');
+    const serviceId = run(secretd, [
+      'service',
+      'inspect',
+      '--format',
+      '{{.ID}}',
+      'redis',
+    ]).stdout.trim();
+    for (const ref of [serviceId, serviceId.slice(0, 5)])
+      expect(run(secretd, ['service', 'inspect', '--format', '{{.Spec.Name}}', ref]).stdout).toBe(
+        'redis\n',
+      );
     const ls = both(['service', 'ls']);
     expectSameOutcome(ls, 0);
     expect(rows(ls.secretd.stdout)).toEqual([
@@ -279,12 +382,35 @@ describe('the docker CLI against secretd', () => {
     const ps = both(['service', 'ps', 'redis']);
     expectSameOutcome(ps, 0);
     const psRows = rows(ps.secretd.stdout);
-    expect(psRows[0]).toEqual(['ID', 'NAME', 'IMAGE', 'NODE', 'DESIRED STATE', 'CURRENT STATE', 'ERROR', 'PORTS']);
-    expect(psRows[1]).toEqual(['<ID12>', 'redis.1', 'busybox:latest', expect.any(String), 'Running', 'Running <AGO>']);
+    expect(psRows[0]).toEqual([
+      'ID',
+      'NAME',
+      'IMAGE',
+      'NODE',
+      'DESIRED STATE',
+      'CURRENT STATE',
+      'ERROR',
+      'PORTS',
+    ]);
+    expect(psRows[1]).toEqual([
+      '<ID12>',
+      'redis.1',
+      'busybox:latest',
+      expect.any(String),
+      'Running',
+      'Running <AGO>',
+    ]);
     if (ps.docker) expect(psRows).toEqual(rows(ps.docker.stdout));
 
     // What Docker keeps and secretd does not: a restart delay (secretd backs off on its own), rollback and monitoring settings, update history.
-    const serviceOnlyDocker = ['RestartPolicy.Delay', 'UpdateConfig.Monitor', 'RollbackConfig', 'PreviousSpec', 'UpdateStatus', 'Endpoint.Spec.Mode'];
+    const serviceOnlyDocker = [
+      'RestartPolicy.Delay',
+      'UpdateConfig.Monitor',
+      'RollbackConfig',
+      'PreviousSpec',
+      'UpdateStatus',
+      'Endpoint.Spec.Mode',
+    ];
     expectSameJson(both(['service', 'inspect', 'redis']), { onlyDocker: serviceOnlyDocker });
 
     // Detached from here on: Docker's own rollout waits 5 s per task to see it stable.
@@ -294,21 +420,49 @@ describe('the docker CLI against secretd', () => {
     if (scaled.docker) expect(scaled.secretd.stdout).toBe(scaled.docker.stdout);
     await converged(secretd, 'redis', 3);
     await converged(docker, 'redis', 3);
-    const ps3 = both(['service', 'ps', '--filter', 'desired-state=running', '--format', '{{.Name}} {{.DesiredState}}', 'redis']);
-    expect(ps3.secretd.stdout.split('\n').filter(Boolean).sort()).toEqual(['redis.1 Running', 'redis.2 Running', 'redis.3 Running']);
-    if (ps3.docker) expect(ps3.secretd.stdout.split('\n').sort()).toEqual(ps3.docker.stdout.split('\n').sort());
+    const ps3 = both([
+      'service',
+      'ps',
+      '--filter',
+      'desired-state=running',
+      '--format',
+      '{{.Name}} {{.DesiredState}}',
+      'redis',
+    ]);
+    expect(ps3.secretd.stdout.split('\n').filter(Boolean).sort()).toEqual([
+      'redis.1 Running',
+      'redis.2 Running',
+      'redis.3 Running',
+    ]);
+    if (ps3.docker)
+      expect(ps3.secretd.stdout.split('\n').sort()).toEqual(ps3.docker.stdout.split('\n').sort());
 
     const secretRm = both(['service', 'update', '-d', '--secret-rm', 'my_secret_data', 'redis']);
     expectSameOutcome(secretRm, 0);
     expect(secretRm.secretd.stdout).toBe('redis\n');
     if (secretRm.docker) expect(secretRm.secretd.stdout).toBe(secretRm.docker.stdout);
-    await until('the task to lose my_secret_data', 30_000, () => (cluster.manager.cli(['exec', 'redis.1', 'ls', '/run/secrets']).stdout === '' ? true : undefined));
+    await until('the task to lose my_secret_data', 30_000, () =>
+      cluster.manager.cli(['exec', 'redis.1', 'ls', '/run/secrets']).stdout === ''
+        ? true
+        : undefined,
+    );
 
-    const secretAdd = both(['service', 'update', '-d', '--secret-add', 'source=db_v2,target=db_pass,mode=0400', 'redis']);
+    const secretAdd = both([
+      'service',
+      'update',
+      '-d',
+      '--secret-add',
+      'source=db_v2,target=db_pass,mode=0400',
+      'redis',
+    ]);
     expectSameOutcome(secretAdd, 0);
     expect(secretAdd.secretd.stdout).toBe('redis\n');
     await converged(secretd, 'redis', 3);
-    await until('the updated task to hold db_pass', 20_000, () => (cluster.manager.cli(['exec', 'redis.1', 'ls', '/run/secrets']).stdout === 'db_pass\n' ? true : undefined));
+    await until('the updated task to hold db_pass', 20_000, () =>
+      cluster.manager.cli(['exec', 'redis.1', 'ls', '/run/secrets']).stdout === 'db_pass\n'
+        ? true
+        : undefined,
+    );
     expect(inTask('redis', ['cat', '/run/secrets/db_pass'])).toBe('db-password-v2');
     expect(inTask('redis', ['stat', '-c', '%a', '/run/secrets/db_pass'])).toBe('400\n');
     expectSameJson(both(['service', 'inspect', 'redis']), { onlyDocker: serviceOnlyDocker });
@@ -320,25 +474,67 @@ describe('the docker CLI against secretd', () => {
   });
 
   test('bad service input fails as it does against Docker', () => {
-    expectSameFailure(both(['service', 'create', '-d', '--name', 'orphan', '--secret', 'no_such_secret', 'busybox', 'true']), /no_such_secret/);
-    expectSameFailure(both(['service', 'scale', 'no_such_service=2']), /not found|no such service/i);
+    expectSameFailure(
+      both([
+        'service',
+        'create',
+        '-d',
+        '--name',
+        'orphan',
+        '--secret',
+        'no_such_secret',
+        'busybox',
+        'true',
+      ]),
+      /no_such_secret/,
+    );
+    expectSameFailure(
+      both(['service', 'scale', 'no_such_service=2']),
+      /not found|no such service/i,
+    );
     expectSameFailure(both(['service', 'rm', 'no_such_service']), /not found|no such service/i);
     const badName = both(['service', 'create', '-d', '--name', 'bad_name!', 'busybox', 'true']);
     expect(badName.secretd.code).toBe(1);
     if (badName.docker) expect(badName.docker.code).toBe(1);
-    for (const name of ['orphan', 'bad_name!']) expect(run(secretd, ['service', 'ls', '-q', '--filter', `name=${name}`]).stdout).toBe('');
+    for (const name of ['orphan', 'bad_name!'])
+      expect(run(secretd, ['service', 'ls', '-q', '--filter', `name=${name}`]).stdout).toBe('');
   });
 
   test('docker node ls, inspect, update --availability, promote, demote and rm', () => {
     const ls = both(['node', 'ls']);
     expectSameOutcome(ls, 0);
     const ours = rows(ls.secretd.stdout);
-    expect(ours[0]).toEqual(['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'MANAGER STATUS', 'ENGINE VERSION']);
-    expect(ours[1]!.slice(0, 5)).toEqual(['<ID> *', expect.any(String), 'Ready', 'Active', 'Leader']);
+    expect(ours[0]).toEqual([
+      'ID',
+      'HOSTNAME',
+      'STATUS',
+      'AVAILABILITY',
+      'MANAGER STATUS',
+      'ENGINE VERSION',
+    ]);
+    expect(ours[1]!.slice(0, 5)).toEqual([
+      '<ID> *',
+      expect.any(String),
+      'Ready',
+      'Active',
+      'Leader',
+    ]);
     expect(ours[1]![5]).toBe('secretd');
-    if (ls.docker) expect(ours.map((row) => row.slice(0, 5))).toEqual(rows(ls.docker.stdout).map((row) => row.slice(0, 5)));
+    if (ls.docker)
+      expect(ours.map((row) => row.slice(0, 5))).toEqual(
+        rows(ls.docker.stdout).map((row) => row.slice(0, 5)),
+      );
 
-    expectSameJson(both(['node', 'inspect', 'self']), { onlyDocker: ['Engine.Plugins'], differ: ['EngineVersion', 'TLSInfo.TrustRoot', 'CertIssuerSubject', 'CertIssuerPublicKey', 'Resources.MemoryBytes'] });
+    expectSameJson(both(['node', 'inspect', 'self']), {
+      onlyDocker: ['Engine.Plugins'],
+      differ: [
+        'EngineVersion',
+        'TLSInfo.TrustRoot',
+        'CertIssuerSubject',
+        'CertIssuerPublicKey',
+        'Resources.MemoryBytes',
+      ],
+    });
     const pretty = both(['node', 'inspect', '--pretty', 'self']);
     expectSameOutcome(pretty, 0);
     expect(pretty.secretd.stdout).toMatch(/^ Raft Status:\s+Reachable$/m);
@@ -346,12 +542,17 @@ describe('the docker CLI against secretd', () => {
 
     const hostname = ours[1]![1]!;
     const nodeId = run(secretd, ['node', 'inspect', '--format', '{{.ID}}', 'self']).stdout.trim();
-    for (const ref of [nodeId, nodeId.slice(0, 7), hostname]) expect(run(secretd, ['node', 'inspect', '--format', '{{.Description.Hostname}}', ref]).stdout).toBe(`${hostname}\n`);
+    for (const ref of [nodeId, nodeId.slice(0, 7), hostname])
+      expect(
+        run(secretd, ['node', 'inspect', '--format', '{{.Description.Hostname}}', ref]).stdout,
+      ).toBe(`${hostname}\n`);
     for (const availability of ['drain', 'active']) {
       const updated = both(['node', 'update', '--availability', availability, hostname]);
       expectSameOutcome(updated, 0);
       expect(updated.secretd.stdout).toBe(`${hostname}\n`);
-      expect(run(secretd, ['node', 'inspect', '--format', '{{.Spec.Availability}}', 'self']).stdout).toBe(`${availability}\n`);
+      expect(
+        run(secretd, ['node', 'inspect', '--format', '{{.Spec.Availability}}', 'self']).stdout,
+      ).toBe(`${availability}\n`);
     }
     const promote = both(['node', 'promote', hostname]);
     expectSameOutcome(promote, 0);
@@ -365,14 +566,18 @@ describe('the docker CLI against secretd', () => {
     for (const role of ['worker', 'manager']) {
       const token = both(['swarm', 'join-token', role]);
       expectSameOutcome(token, 0);
-      expect(normalize(token.secretd.stdout)).toBe(`To add a ${role} to this swarm, run the following command:\n\n    docker swarm join --token <TOKEN> 127.0.0.1:<PORT>\n\n`);
-      if (token.docker) expect(normalize(token.secretd.stdout)).toBe(normalize(token.docker.stdout));
+      expect(normalize(token.secretd.stdout)).toBe(
+        `To add a ${role} to this swarm, run the following command:\n\n    docker swarm join --token <TOKEN> 127.0.0.1:<PORT>\n\n`,
+      );
+      if (token.docker)
+        expect(normalize(token.secretd.stdout)).toBe(normalize(token.docker.stdout));
     }
     const before = run(secretd, ['swarm', 'join-token', '-q', 'worker']).stdout;
     expect(before).toMatch(/^SDTKN-1-/);
     const rotated = both(['swarm', 'join-token', '--rotate', 'worker']);
     expectSameOutcome(rotated, 0);
-    if (rotated.docker) expect(normalize(rotated.secretd.stdout)).toBe(normalize(rotated.docker.stdout));
+    if (rotated.docker)
+      expect(normalize(rotated.secretd.stdout)).toBe(normalize(rotated.docker.stdout));
     expect(run(secretd, ['swarm', 'join-token', '-q', 'worker']).stdout).not.toBe(before);
 
     const noKey = both(['swarm', 'unlock-key']);
@@ -388,7 +593,8 @@ describe('the docker CLI against secretd', () => {
     expect(key).toMatch(/^SDKEY-1-/);
     const rotatedKey = both(['swarm', 'unlock-key', '--rotate']);
     expectSameOutcome(rotatedKey, 0);
-    if (rotatedKey.docker) expect(normalize(rotatedKey.secretd.stdout)).toBe(normalize(rotatedKey.docker.stdout));
+    if (rotatedKey.docker)
+      expect(normalize(rotatedKey.secretd.stdout)).toBe(normalize(rotatedKey.docker.stdout));
     expect(run(secretd, ['swarm', 'unlock-key', '-q']).stdout).not.toBe(key);
     const unlocked = both(['swarm', 'update', '--autolock=false']);
     expectSameOutcome(unlocked, 0);
@@ -400,16 +606,46 @@ describe('the docker CLI against secretd', () => {
       [['network', 'ls'], 'secretd has no networks'],
       [['ps'], 'runs containers only as service tasks'],
       [['volume', 'ls'], 'secretd has no volumes'],
-      [['service', 'create', '-d', '--name', 'limited', '--limit-memory', '64m', 'busybox', 'true'], 'resource limits'],
-      [['service', 'create', '-d', '--name', 'mounted', '--mount', 'type=tmpfs,target=/data', 'busybox', 'true'], 'mounts'],
+      [
+        [
+          'service',
+          'create',
+          '-d',
+          '--name',
+          'limited',
+          '--limit-memory',
+          '64m',
+          'busybox',
+          'true',
+        ],
+        'resource limits',
+      ],
+      [
+        [
+          'service',
+          'create',
+          '-d',
+          '--name',
+          'mounted',
+          '--mount',
+          'type=tmpfs,target=/data',
+          'busybox',
+          'true',
+        ],
+        'mounts',
+      ],
     ] as const) {
       const result = run(secretd, args);
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/^Error response from daemon: /);
       expect(result.stderr).toContain(words);
     }
-    for (const name of ['limited', 'mounted']) expect(run(secretd, ['service', 'ls', '-q', '--filter', `name=${name}`]).stdout).toBe('');
-    expect(run(secretd, ['service', 'create', '-d', '--name', 'logged', 'busybox', 'sleep', '1000']).code).toBe(0);
+    for (const name of ['limited', 'mounted'])
+      expect(run(secretd, ['service', 'ls', '-q', '--filter', `name=${name}`]).stdout).toBe('');
+    expect(
+      run(secretd, ['service', 'create', '-d', '--name', 'logged', 'busybox', 'sleep', '1000'])
+        .code,
+    ).toBe(0);
     const logs = run(secretd, ['service', 'logs', 'logged']);
     expect(logs.code).toBe(1);
     expect(logs.stderr).toContain('does not collect container logs');

@@ -17,9 +17,25 @@ import {
   joinRequestBytesMax,
   tlsHandshakeTimeoutMs,
 } from '../../src/limits.ts';
-import { AttackPool, closesWithin, footprint, type Target, type Tracked } from '../helpers/attack-clients.ts';
+import {
+  AttackPool,
+  closesWithin,
+  footprint,
+  type Target,
+  type Tracked,
+} from '../helpers/attack-clients.ts';
 import { adminRequest } from '../helpers/cluster.ts';
-import { Daemon, freePort, H2Client, readCerts, requireBinary, secretd, tempDir, type ClientCerts, type TempDir } from '../helpers/process.ts';
+import {
+  Daemon,
+  freePort,
+  H2Client,
+  readCerts,
+  requireBinary,
+  secretd,
+  tempDir,
+  type ClientCerts,
+  type TempDir,
+} from '../helpers/process.ts';
 
 beforeAll(requireBinary);
 setDefaultTimeout(120_000);
@@ -50,7 +66,16 @@ describe('a manager under unauthenticated exhaustion attacks', () => {
     const port = await freePort();
     daemon = new Daemon(['init', '--data-dir', dataDir, '--listen-addr', `127.0.0.1:${port}`]);
     await daemon.waitFor(/serving the API on/);
-    const issued = secretd(['ca', 'issue-client', '--name', 'probe', '--out', join(dir.path, 'certs'), '--data-dir', dataDir]);
+    const issued = secretd([
+      'ca',
+      'issue-client',
+      '--name',
+      'probe',
+      '--out',
+      join(dir.path, 'certs'),
+      '--data-dir',
+      dataDir,
+    ]);
     expect({ code: issued.code, stderr: issued.stderr }).toEqual({ code: 0, stderr: '' });
     certs = readCerts(join(dir.path, 'certs'));
     target = { host: '127.0.0.1', port, ca: certs.ca };
@@ -69,7 +94,11 @@ describe('a manager under unauthenticated exhaustion attacks', () => {
 
     // (c) Clients that never finish, on a quiet server: each must be closed by a deadline.
     const slow = pool.tls(target, { alpn: 'http/1.1', localAddress: '127.0.3.1' });
-    const slowCertified = pool.tls(target, { alpn: 'http/1.1', localAddress: '127.0.3.1', ...certs });
+    const slowCertified = pool.tls(target, {
+      alpn: 'http/1.1',
+      localAddress: '127.0.3.1',
+      ...certs,
+    });
     const idleSession = pool.session(target, {}, '127.0.3.2');
     const bodyless = pool.session(target, {}, '127.0.3.3');
     await Promise.all([slow.ready, slowCertified.ready, idleSession.ready, bodyless.ready]);
@@ -92,9 +121,15 @@ describe('a manager under unauthenticated exhaustion attacks', () => {
       for (let round = 0; attacking || round < 3; round++) {
         const localAddress = round % 2 === 0 ? '127.0.0.1' : '127.0.1.1';
         using client = new H2Client(url, certs, { localAddress });
-        const tls = await client.request('GET', '/secrets', undefined, { timeoutMs: 10_000 }).then((r) => r.status, (e: Error) => e.message);
+        const tls = await client.request('GET', '/secrets', undefined, { timeoutMs: 10_000 }).then(
+          (r) => r.status,
+          (e: Error) => e.message,
+        );
         probes.push({ what: `mTLS from ${localAddress}`, status: tls });
-        const admin = await adminRequest(dataDir, 'GET', '/info', undefined, 10_000).then((r) => r.status, (e: Error) => e.message);
+        const admin = await adminRequest(dataDir, 'GET', '/info', undefined, 10_000).then(
+          (r) => r.status,
+          (e: Error) => e.message,
+        );
         probes.push({ what: 'admin socket', status: admin });
         await new Promise((resolve) => setTimeout(resolve, 50)); // a steady pace, not a wait for anything
       }
@@ -117,14 +152,26 @@ describe('a manager under unauthenticated exhaustion attacks', () => {
         const session = pool.session(target, {}, `127.0.1.${1 + (i % 6)}`);
         // As a careful attacker would: streams opened once the server's settings are known, so that
         // the client keeps as many open as the server allows, not more (those would be refused).
-        const settled = new Promise<void>((resolve) => session.socket.on('remoteSettings', (settings) => settings.maxConcurrentStreams !== undefined && settings.maxConcurrentStreams < 1000 && resolve()));
+        const settled = new Promise<void>((resolve) =>
+          session.socket.on(
+            'remoteSettings',
+            (settings) =>
+              settings.maxConcurrentStreams !== undefined &&
+              settings.maxConcurrentStreams < 1000 &&
+              resolve(),
+          ),
+        );
         bodyConnections.push(Promise.race([settled, session.closed]));
         void settled.then(() => {
           for (let j = 0; j < bodyStreamsPerSession; j++) {
             const stream = pool.stalledBody(session.socket, '/secretd/join', 0);
             if (j % 2 === 0) stream.stream.write(large);
             else stream.stream.write(Buffer.alloc(joinRequestBytesMax - 1024, 0x7b));
-            bodies.push(stream.status.then((status) => void bodyStatuses.set(status, (bodyStatuses.get(status) ?? 0) + 1)));
+            bodies.push(
+              stream.status.then(
+                (status) => void bodyStatuses.set(status, (bodyStatuses.get(status) ?? 0) + 1),
+              ),
+            );
           }
         });
       }
@@ -134,23 +181,38 @@ describe('a manager under unauthenticated exhaustion attacks', () => {
       // (b) Thousands of idle TLS connections without a certificate, and stalled handshakes.
       const idle: Tracked[] = [];
       for (let i = 0; i < idleTlsConnections; i += 100) {
-        const batch = Array.from({ length: 100 }, (_, k) => pool.tls(target, { localAddress: `127.0.2.${1 + ((i + k) % 40)}` }));
+        const batch = Array.from({ length: 100 }, (_, k) =>
+          pool.tls(target, { localAddress: `127.0.2.${1 + ((i + k) % 40)}` }),
+        );
         idle.push(...batch);
         await Promise.allSettled(batch.map((c) => c.ready));
       }
       for (let i = 0; i < stalledHandshakes; i += 100) {
-        const batch = Array.from({ length: 100 }, (_, k) => pool.stalledHandshake(target, `127.0.4.${1 + ((i + k) % 40)}`));
+        const batch = Array.from({ length: 100 }, (_, k) =>
+          pool.stalledHandshake(target, `127.0.4.${1 + ((i + k) % 40)}`),
+        );
         idle.push(...batch);
         await Promise.allSettled(batch.map((c) => c.ready));
       }
 
       // Every stalled client is closed by the server: nothing here is closed by the client.
-      for (const [tracked, what] of slowClients) await closesWithin(tracked, anonymousConnectionLifetimeMs + 10_000, what);
+      for (const [tracked, what] of slowClients)
+        await closesWithin(tracked, anonymousConnectionLifetimeMs + 10_000, what);
       expect(await neverEnds.status).toBe(400);
-      await Promise.all(idle.map((c, i) => closesWithin(c, anonymousConnectionLifetimeMs + tlsHandshakeTimeoutMs + 10_000, `idle connection ${i}`)));
+      await Promise.all(
+        idle.map((c, i) =>
+          closesWithin(
+            c,
+            anonymousConnectionLifetimeMs + tlsHandshakeTimeoutMs + 10_000,
+            `idle connection ${i}`,
+          ),
+        ),
+      );
       await Promise.all(bodies);
       // Past the limit: 413 (or refused outright: over the anonymous budget); stalled: 400 once idle, or 503 with no room.
-      expect([...bodyStatuses.keys()].filter((status) => ![0, 400, 413, 503].includes(status))).toEqual([]);
+      expect(
+        [...bodyStatuses.keys()].filter((status) => ![0, 400, 413, 503].includes(status)),
+      ).toEqual([]);
       expect(bodyStatuses.get(413) ?? 0).toBeGreaterThan(0);
     } finally {
       attacking = false;
@@ -162,7 +224,11 @@ describe('a manager under unauthenticated exhaustion attacks', () => {
     expect(probes.filter((p) => p.status !== 200)).toEqual([]);
     const report = `manager RSS ${mib(start.rssBytes)} → peak ${mib(peak.rssBytes)} (cap ${mib(rssBytesCap)}); descriptors ${start.fds} → peak ${peak.fds} (cap ${fdsCap}); join answers ${JSON.stringify(Object.fromEntries(bodyStatuses))}`;
     console.log(`exhaustion: ${report}; ${probes.length} probes answered`);
-    expect({ rss: peak.rssBytes < rssBytesCap, fds: peak.fds < fdsCap, report }).toEqual({ rss: true, fds: true, report });
+    expect({ rss: peak.rssBytes < rssBytesCap, fds: peak.fds < fdsCap, report }).toEqual({
+      rss: true,
+      fds: true,
+      report,
+    });
     expect(daemon.stderr).not.toContain('internal error');
   });
 });

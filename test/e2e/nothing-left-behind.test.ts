@@ -15,7 +15,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
 import { requireBinary, tempDir } from '../helpers/process.ts';
-import { expectRun, filesHolding, idleCommand, ServiceCluster, until, type ServiceNode, type TaskJSON } from '../helpers/services.ts';
+import {
+  expectRun,
+  filesHolding,
+  idleCommand,
+  ServiceCluster,
+  until,
+  type ServiceNode,
+  type TaskJSON,
+} from '../helpers/services.ts';
 
 beforeAll(requireBinary);
 setDefaultTimeout(120_000);
@@ -39,10 +47,15 @@ async function heldAfterEnd(cluster: ServiceCluster, values: readonly string[]):
   const ended = new Set(tasks.filter((t) => terminal.has(t.Status.State)).map((t) => t.ID));
   const found: string[] = [];
   for (const node of cluster.nodes.filter((n) => n.running)) {
-    for (const id of node.mountedTasks()) if (ended.has(id)) found.push(`${node.name}: mount of ended task ${id}`);
-    for (const id of node.taskDirs()) if (ended.has(id)) found.push(`${node.name}: directory of ended task ${id}`);
+    for (const id of node.mountedTasks())
+      if (ended.has(id)) found.push(`${node.name}: mount of ended task ${id}`);
+    for (const id of node.taskDirs())
+      if (ended.has(id)) found.push(`${node.name}: directory of ended task ${id}`);
     // Files with a value: only inside the tmpfs of a task not known to have ended (or too new to be listed).
-    const skip = node.mountedTasks().filter((id) => !ended.has(id)).map((id) => join(node.runDir, 'tasks', id));
+    const skip = node
+      .mountedTasks()
+      .filter((id) => !ended.has(id))
+      .map((id) => join(node.runDir, 'tasks', id));
     for (const hit of filesHolding([node.dataDir, node.runDir], values, skip)) {
       // A task created after the list was read may hold it legitimately: only an ended one is a leak.
       const task = /\/tasks\/(\w+)\//.exec(hit)?.[1];
@@ -54,7 +67,10 @@ async function heldAfterEnd(cluster: ServiceCluster, values: readonly string[]):
 
 /** The pid of a task's container, as runc knows it. */
 function containerPid(node: ServiceNode, taskId: string): number {
-  const state = spawnSync('runc', ['--root', join(node.runDir, 'runc'), 'state', taskId], { encoding: 'utf8', timeout: 10_000 });
+  const state = spawnSync('runc', ['--root', join(node.runDir, 'runc'), 'state', taskId], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
   if (state.status !== 0) throw new Error(`runc state ${taskId}: ${state.stderr}`);
   return (JSON.parse(state.stdout) as { pid: number }).pid;
 }
@@ -80,8 +96,25 @@ describe('one node', () => {
     for (const { name, command } of services) {
       const value = `lb-value-${name}-${crypto.randomUUID()}`;
       values.push(value);
-      expectRun(node.cli(['secret', 'create', `leak_${name}`, '-'], value), { stdout: /^\w{25}\n$/ });
-      ids.set(name, expectRun(node.cli(['service', 'create', '--name', name, '--secret', `source=leak_${name},target=leak`, 'busybox', ...command]), { stdout: /^\w{25}\n$/ }).stdout.trim());
+      expectRun(node.cli(['secret', 'create', `leak_${name}`, '-'], value), {
+        stdout: /^\w{25}\n$/,
+      });
+      ids.set(
+        name,
+        expectRun(
+          node.cli([
+            'service',
+            'create',
+            '--name',
+            name,
+            '--secret',
+            `source=leak_${name},target=leak`,
+            'busybox',
+            ...command,
+          ]),
+          { stdout: /^\w{25}\n$/ },
+        ).stdout.trim(),
+      );
     }
 
     // Kill the 'killed' task's container from the host (as the OOM killer would), three times over,
@@ -99,17 +132,40 @@ describe('one node', () => {
     await until('every service to have ended three tasks', 60_000, async () => {
       for (const leak of await heldAfterEnd(cluster, values)) leaks.add(leak);
       const tasks = await allTasks(node);
-      return services.every(({ name }) => endedCount(tasks, ids.get(name)!) >= 3) ? true : undefined;
+      return services.every(({ name }) => endedCount(tasks, ids.get(name)!) >= 3)
+        ? true
+        : undefined;
     });
     for (const leak of await heldAfterEnd(cluster, values)) leaks.add(leak);
     expect([...leaks]).toEqual([]);
     const tasks = await allTasks(node);
-    const states = (name: string): string[] => [...new Set(tasks.filter((t) => t.ServiceID === ids.get(name) && terminal.has(t.Status.State)).map((t) => t.Status.State))].sort();
-    expect({ ex0: states('ex0'), ex1: states('ex1'), killed: states('killed'), nocmd: states('nocmd') }).toEqual({ ex0: ['complete'], ex1: ['failed'], killed: ['failed'], nocmd: [expect.stringMatching(/^(failed|rejected)$/)] as unknown as string[] });
+    const states = (name: string): string[] =>
+      [
+        ...new Set(
+          tasks
+            .filter((t) => t.ServiceID === ids.get(name) && terminal.has(t.Status.State))
+            .map((t) => t.Status.State),
+        ),
+      ].sort();
+    expect({
+      ex0: states('ex0'),
+      ex1: states('ex1'),
+      killed: states('killed'),
+      nocmd: states('nocmd'),
+    }).toEqual({
+      ex0: ['complete'],
+      ex1: ['failed'],
+      killed: ['failed'],
+      nocmd: [expect.stringMatching(/^(failed|rejected)$/)] as unknown as string[],
+    });
 
     expectRun(node.cli(['service', 'rm', ...services.map((s) => s.name)]), {});
     expectRun(node.cli(['secret', 'rm', ...services.map((s) => `leak_${s.name}`)]), {});
-    await cluster.waitForSecrets({ manager: { tasks: [], held: 0 } }, 'service rm and secret rm to leave nothing', 20_000);
+    await cluster.waitForSecrets(
+      { manager: { tasks: [], held: 0 } },
+      'service rm and secret rm to leave nothing',
+      20_000,
+    );
     expect(filesHolding([node.dataDir, node.runDir], values)).toEqual([]);
     expect(readMountsHolding(values)).toEqual([]);
     expect(cluster.output()).not.toContain('lb-value-');
@@ -124,21 +180,49 @@ describe('one node', () => {
     const value = `agent-restart-${crypto.randomUUID()}`;
     expectRun(node.cli(['secret', 'create', 'churn', '-'], value), { stdout: /^\w{25}\n$/ });
     // Three replicas that each live a fraction of a second: some are always starting or exiting.
-    const service = expectRun(node.cli(['service', 'create', '--name', 'churn', '--replicas', '3', '--secret', 'churn', 'busybox', 'sh', '-c', 'cat /run/secrets/churn >/dev/null; sleep 0.3; exit 3']), { stdout: /^\w{25}\n$/ }).stdout.trim();
-    await until('tasks to have ended and restarted', 40_000, async () => (endedCount(await allTasks(node), service) >= 3 ? true : undefined));
+    const service = expectRun(
+      node.cli([
+        'service',
+        'create',
+        '--name',
+        'churn',
+        '--replicas',
+        '3',
+        '--secret',
+        'churn',
+        'busybox',
+        'sh',
+        '-c',
+        'cat /run/secrets/churn >/dev/null; sleep 0.3; exit 3',
+      ]),
+      { stdout: /^\w{25}\n$/ },
+    ).stdout.trim();
+    await until('tasks to have ended and restarted', 40_000, async () =>
+      endedCount(await allTasks(node), service) >= 3 ? true : undefined,
+    );
     await node.daemon.kill('SIGKILL');
     // Containers outlive the agent and go on exiting with nobody to see it.
     await new Promise((resolve) => setTimeout(resolve, 1000));
     await node.restart();
     // Once the restarted node has taken stock, nothing of an ended task is left, and no more appears.
-    await until('the restarted node to erase what ended while it was down', 30_000, async () => ((await heldAfterEnd(cluster, [value])).length === 0 && (await allTasks(node)).some((t) => t.Status.State === 'running') ? true : undefined));
+    await until('the restarted node to erase what ended while it was down', 30_000, async () =>
+      (await heldAfterEnd(cluster, [value])).length === 0 &&
+      (await allTasks(node)).some((t) => t.Status.State === 'running')
+        ? true
+        : undefined,
+    );
     const leaks = new Set<string>();
     const deadline = Date.now() + 5000;
-    while (Date.now() < deadline) for (const leak of await heldAfterEnd(cluster, [value])) leaks.add(leak);
+    while (Date.now() < deadline)
+      for (const leak of await heldAfterEnd(cluster, [value])) leaks.add(leak);
     expect([...leaks]).toEqual([]);
     expectRun(node.cli(['service', 'rm', 'churn']), { stdout: 'churn\n' });
     expectRun(node.cli(['secret', 'rm', 'churn']), { stdout: 'churn\n' });
-    await cluster.waitForSecrets({ manager: { tasks: [], held: 0 } }, 'service rm after the restart to leave nothing', 20_000);
+    await cluster.waitForSecrets(
+      { manager: { tasks: [], held: 0 } },
+      'service rm after the restart to leave nothing',
+      20_000,
+    );
     expect(filesHolding([node.dataDir, node.runDir], [value])).toEqual([]);
     expect(readMountsHolding([value])).toEqual([]);
   });
@@ -148,15 +232,37 @@ describe('one node', () => {
     await using cluster = await ServiceCluster.init(dir.path);
     const node = cluster.manager;
     cluster.importImage('busybox', busyboxRootfsTarball());
-    expectRun(node.cli(['secret', 'create', 'quick', '-'], `quick-${crypto.randomUUID()}`), { stdout: /^\w{25}\n$/ });
+    expectRun(node.cli(['secret', 'create', 'quick', '-'], `quick-${crypto.randomUUID()}`), {
+      stdout: /^\w{25}\n$/,
+    });
     for (let i = 0; i < 50; i++) {
-      expectRun(node.cli(['service', 'create', '--name', `quick${i}`, '--secret', 'quick', 'busybox', ...idleCommand]), { stdout: /^\w{25}\n$/ });
+      expectRun(
+        node.cli([
+          'service',
+          'create',
+          '--name',
+          `quick${i}`,
+          '--secret',
+          'quick',
+          'busybox',
+          ...idleCommand,
+        ]),
+        { stdout: /^\w{25}\n$/ },
+      );
       expectRun(node.cli(['service', 'rm', `quick${i}`]), { stdout: `quick${i}\n` });
     }
-    await until('every task of the removed services to be gone', 30_000, async () => ((await allTasks(node)).length === 0 ? true : undefined)).catch(async (error: Error) => {
-      throw new Error(`${error.message}: ${(await allTasks(node)).map((t) => `${t.ID} ${t.DesiredState}/${t.Status.State}`).join(', ')}`);
+    await until('every task of the removed services to be gone', 30_000, async () =>
+      (await allTasks(node)).length === 0 ? true : undefined,
+    ).catch(async (error: Error) => {
+      throw new Error(
+        `${error.message}: ${(await allTasks(node)).map((t) => `${t.ID} ${t.DesiredState}/${t.Status.State}`).join(', ')}`,
+      );
     });
-    await cluster.waitForSecrets({ manager: { tasks: [], held: 0 } }, 'nothing mounted or held', 20_000);
+    await cluster.waitForSecrets(
+      { manager: { tasks: [], held: 0 } },
+      'nothing mounted or held',
+      20_000,
+    );
   });
 });
 
@@ -173,32 +279,82 @@ describe('three managers and two workers', () => {
     const value = `five-nodes-${crypto.randomUUID()}`;
     expectRun(leader.cli(['secret', 'create', 'five', '-'], value), { stdout: /^\w{25}\n$/ });
     await until('five ready nodes', 30_000, async () => {
-      const nodes = JSON.parse((await leader.admin('GET', '/nodes')).text) as Array<{ Status: { State: string } }>;
-      return nodes.length === 5 && nodes.every((n) => n.Status.State === 'ready') ? true : undefined;
+      const nodes = JSON.parse((await leader.admin('GET', '/nodes')).text) as Array<{
+        Status: { State: string };
+      }>;
+      return nodes.length === 5 && nodes.every((n) => n.Status.State === 'ready')
+        ? true
+        : undefined;
     });
     for (let i = 0; i < 50; i++) {
-      expectRun(leader.cli(['service', 'create', '--name', `quick${i}`, '--replicas', '2', '--secret', 'five', 'busybox', ...idleCommand]), { stdout: /^\w{25}\n$/ });
+      expectRun(
+        leader.cli([
+          'service',
+          'create',
+          '--name',
+          `quick${i}`,
+          '--replicas',
+          '2',
+          '--secret',
+          'five',
+          'busybox',
+          ...idleCommand,
+        ]),
+        { stdout: /^\w{25}\n$/ },
+      );
       expectRun(leader.cli(['service', 'rm', `quick${i}`]), { stdout: `quick${i}\n` });
     }
-    await until('every task of the removed services to be gone', 40_000, async () => ((await allTasks(leader)).length === 0 ? true : undefined)).catch(async (error: Error) => {
-      throw new Error(`${error.message}: ${(await allTasks(leader)).map((t) => `${t.ID} ${t.DesiredState}/${t.Status.State}@${t.NodeID}`).join(', ')}`);
+    await until('every task of the removed services to be gone', 40_000, async () =>
+      (await allTasks(leader)).length === 0 ? true : undefined,
+    ).catch(async (error: Error) => {
+      throw new Error(
+        `${error.message}: ${(await allTasks(leader)).map((t) => `${t.ID} ${t.DesiredState}/${t.Status.State}@${t.NodeID}`).join(', ')}`,
+      );
     });
     const none = { tasks: [] as string[], held: 0 };
-    await cluster.waitForSecrets({ manager: none, m2: none, m3: none, w1: none, w2: none }, 'nothing mounted or held anywhere', 20_000);
+    await cluster.waitForSecrets(
+      { manager: none, m2: none, m3: none, w1: none, w2: none },
+      'nothing mounted or held anywhere',
+      20_000,
+    );
 
     // Five replicas spread over the nodes; remove the service and kill the leader at once.
-    expectRun(leader.cli(['service', 'create', '--name', 'spread', '--replicas', '5', '--secret', 'five', 'busybox', ...idleCommand]), { stdout: /^\w{25}\n$/ });
+    expectRun(
+      leader.cli([
+        'service',
+        'create',
+        '--name',
+        'spread',
+        '--replicas',
+        '5',
+        '--secret',
+        'five',
+        'busybox',
+        ...idleCommand,
+      ]),
+      { stdout: /^\w{25}\n$/ },
+    );
     await cluster.runningTasks('spread', 5, { timeoutMs: 40_000 });
     expectRun(leader.cli(['service', 'rm', 'spread']), { stdout: 'spread\n' });
     await leader.daemon.kill('SIGKILL');
     const m2 = cluster.node('m2');
     await until('a new leader to show no task', 40_000, async () => {
       const answer = await m2.admin('GET', '/tasks');
-      return answer.status === 200 && (JSON.parse(answer.text) as TaskJSON[]).length === 0 ? true : undefined;
+      return answer.status === 200 && (JSON.parse(answer.text) as TaskJSON[]).length === 0
+        ? true
+        : undefined;
     });
     await leader.restart();
-    await cluster.waitForSecrets({ manager: none, m2: none, m3: none, w1: none, w2: none }, 'nothing mounted or held anywhere after the leader change', 30_000);
-    for (const node of cluster.nodes) expect({ node: node.name, files: filesHolding([node.dataDir, node.runDir], [value]) }).toEqual({ node: node.name, files: [] });
+    await cluster.waitForSecrets(
+      { manager: none, m2: none, m3: none, w1: none, w2: none },
+      'nothing mounted or held anywhere after the leader change',
+      30_000,
+    );
+    for (const node of cluster.nodes)
+      expect({
+        node: node.name,
+        files: filesHolding([node.dataDir, node.runDir], [value]),
+      }).toEqual({ node: node.name, files: [] });
     expect(readMountsHolding([value])).toEqual([]);
     expect(cluster.daemonErrors()).toEqual([]);
   });
@@ -206,6 +362,12 @@ describe('three managers and two workers', () => {
 
 /** Any tmpfs on the machine, under any secretd run directory, with one of the values in a file (there must be none). */
 function readMountsHolding(values: readonly string[]): string[] {
-  const mounts = spawnSync('sh', ['-c', "awk '$3==\"tmpfs\" && $2 ~ /^\\/run\\/secretd\\// {print $2}' /proc/mounts"], { encoding: 'utf8' }).stdout.split('\n').filter((m) => m !== '' && existsSync(m));
+  const mounts = spawnSync(
+    'sh',
+    ['-c', 'awk \'$3=="tmpfs" && $2 ~ /^\\/run\\/secretd\\// {print $2}\' /proc/mounts'],
+    { encoding: 'utf8' },
+  )
+    .stdout.split('\n')
+    .filter((m) => m !== '' && existsSync(m));
   return mounts.flatMap((mount) => filesHolding([mount], values));
 }

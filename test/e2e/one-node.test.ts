@@ -6,7 +6,16 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Daemon, freePort, H2Client, readCerts, requireBinary, secretd, tempDir, type TempDir } from '../helpers/process.ts';
+import {
+  Daemon,
+  freePort,
+  H2Client,
+  readCerts,
+  requireBinary,
+  secretd,
+  tempDir,
+  type TempDir,
+} from '../helpers/process.ts';
 
 beforeAll(requireBinary);
 // Real processes, fsync and TLS handshakes: generous, since CI machines vary.
@@ -23,15 +32,34 @@ function filesUnder(dir: string): string[] {
   return out;
 }
 
-async function startCluster(dataDir: string, extra: string[] = []): Promise<{ daemon: Daemon; port: number; url: string }> {
+async function startCluster(
+  dataDir: string,
+  extra: string[] = [],
+): Promise<{ daemon: Daemon; port: number; url: string }> {
   const port = await freePort();
-  const daemon = new Daemon(['init', '--data-dir', dataDir, '--listen-addr', `127.0.0.1:${port}`, ...extra]);
+  const daemon = new Daemon([
+    'init',
+    '--data-dir',
+    dataDir,
+    '--listen-addr',
+    `127.0.0.1:${port}`,
+    ...extra,
+  ]);
   await daemon.waitFor(/Data directory:/);
   return { daemon, port, url: `https://127.0.0.1:${port}` };
 }
 
 function issueClient(dataDir: string, out: string): void {
-  const result = secretd(['ca', 'issue-client', '--name', 'e2e', '--out', out, '--data-dir', dataDir]);
+  const result = secretd([
+    'ca',
+    'issue-client',
+    '--name',
+    'e2e',
+    '--out',
+    out,
+    '--data-dir',
+    dataDir,
+  ]);
   expect(result.stderr).toBe('');
   expect(result.code).toBe(0);
 }
@@ -61,8 +89,15 @@ describe('one manager', () => {
         const i = next++;
         const name = `s${i}`;
         const value = `plaintext-marker-${i}-${crypto.randomUUID()}`;
-        const response = await client.request('POST', '/secrets/create', { Name: name, Labels: { n: String(i) }, Data: b64(value) }).catch(() => null);
-        if (response?.status === 201) acked.set(name, { id: response.json<{ ID: string }>().ID, value });
+        const response = await client
+          .request('POST', '/secrets/create', {
+            Name: name,
+            Labels: { n: String(i) },
+            Data: b64(value),
+          })
+          .catch(() => null);
+        if (response?.status === 201)
+          acked.set(name, { id: response.json<{ ID: string }>().ID, value });
         if (acked.size >= 150 && !killed) {
           killed = true;
           daemon.proc.kill('SIGKILL');
@@ -79,18 +114,35 @@ describe('one manager', () => {
     using client2 = new H2Client(url, readCerts(certs));
     const list = await client2.request('GET', '/secrets');
     expect(list.status).toBe(200);
-    const byName = new Map(list.json<Array<{ ID: string; Spec: { Name: string } }>>().map((s) => [s.Spec.Name, s.ID]));
+    const byName = new Map(
+      list.json<Array<{ ID: string; Spec: { Name: string } }>>().map((s) => [s.Spec.Name, s.ID]),
+    );
     for (const [name, { id }] of acked) expect(byName.get(name)).toBe(id);
 
     // The API never returns data; Docker's update rule (data may be sent only if unchanged) proves it intact.
     for (const [name, { value }] of [...acked].slice(0, 40)) {
-      const inspect = (await client2.request('GET', `/secrets/${name}`)).json<{ Version: { Index: number }; Spec: { Labels: Record<string, string> } }>();
-      const same = await client2.request('POST', `/secrets/${name}/update?version=${inspect.Version.Index}`, { Name: name, Labels: inspect.Spec.Labels, Data: b64(value) });
+      const inspect = (await client2.request('GET', `/secrets/${name}`)).json<{
+        Version: { Index: number };
+        Spec: { Labels: Record<string, string> };
+      }>();
+      const same = await client2.request(
+        'POST',
+        `/secrets/${name}/update?version=${inspect.Version.Index}`,
+        { Name: name, Labels: inspect.Spec.Labels, Data: b64(value) },
+      );
       expect(same.status).toBe(200);
-      const again = (await client2.request('GET', `/secrets/${name}`)).json<{ Version: { Index: number } }>();
-      const different = await client2.request('POST', `/secrets/${name}/update?version=${again.Version.Index}`, { Name: name, Data: b64(`${value}x`) });
+      const again = (await client2.request('GET', `/secrets/${name}`)).json<{
+        Version: { Index: number };
+      }>();
+      const different = await client2.request(
+        'POST',
+        `/secrets/${name}/update?version=${again.Version.Index}`,
+        { Name: name, Data: b64(`${value}x`) },
+      );
       expect(different.status).toBe(400);
-      expect(different.json<{ message: string }>().message).toContain('only updates to Labels are allowed');
+      expect(different.json<{ message: string }>().message).toContain(
+        'only updates to Labels are allowed',
+      );
     }
 
     const files = filesUnder(dataDir);
@@ -115,7 +167,10 @@ describe('one manager', () => {
     issueClient(theirs, join(dir.path, 'c-certs'));
     issueClient(mine, join(dir.path, 'b-certs'));
     const foreign = readCerts(join(dir.path, 'c-certs'));
-    using stranger = new H2Client(a.url, { ...foreign, ca: readCerts(join(dir.path, 'b-certs')).ca });
+    using stranger = new H2Client(a.url, {
+      ...foreign,
+      ca: readCerts(join(dir.path, 'b-certs')).ca,
+    });
     // Under TLS 1.3 the client may finish its half of the handshake before the server checks the
     // certificate; the refusal then shows as a connection reset with no response.
     const refused = await stranger.request('GET', '/secrets').then(
@@ -132,9 +187,15 @@ describe('one manager', () => {
   test('a corrupt WAL record before the last batch refuses to start, naming the file and offset', async () => {
     const dataDir = join(dir.path, 'd');
     const { daemon } = await startCluster(dataDir);
-    for (let i = 0; i < 5; i++) expect(secretd(['secret', 'create', `c${i}`, '-', '--data-dir', dataDir], { input: `value-${i}` }).code).toBe(0);
+    for (let i = 0; i < 5; i++)
+      expect(
+        secretd(['secret', 'create', `c${i}`, '-', '--data-dir', dataDir], { input: `value-${i}` })
+          .code,
+      ).toBe(0);
     await daemon.kill('SIGKILL');
-    const wal = filesUnder(dataDir).filter((f) => f.endsWith('.wal')).sort()[0]!;
+    const wal = filesUnder(dataDir)
+      .filter((f) => f.endsWith('.wal'))
+      .sort()[0]!;
     const bytes = readFileSync(wal);
     bytes[Math.floor(bytes.length / 3)]! ^= 0x40;
     writeFileSync(wal, bytes);

@@ -9,7 +9,12 @@ export interface AppAnswer {
 }
 
 /** `body`: a string is sent as it is, anything else as JSON. */
-export async function callApp(app: Hono<any>, method: string, path: string, body?: unknown): Promise<AppAnswer> {
+export async function callApp(
+  app: Hono<any>,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<AppAnswer> {
   const init: RequestInit = { method };
   if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
   const response = await app.request(path, init);

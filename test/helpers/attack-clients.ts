@@ -38,7 +38,10 @@ function track(emitter: { once(event: 'close', listener: () => void): unknown })
   return { closed, isClosed: () => done };
 }
 
-function readyOn(emitter: { once(event: string, listener: () => void): unknown }, event: string): Promise<void> {
+function readyOn(
+  emitter: { once(event: string, listener: () => void): unknown },
+  event: string,
+): Promise<void> {
   const ready = new Promise<void>((resolve, reject) => {
     emitter.once(event, () => resolve());
     emitter.once('close', () => reject(new Error(`closed before '${event}'`)));
@@ -58,13 +61,22 @@ export class AttackPool implements AsyncDisposable {
 
   /** A TCP connection that never starts its TLS handshake. */
   stalledHandshake(target: Target, localAddress?: string): TrackedSocket<Socket> {
-    const socket = this.add(netConnect({ host: target.host, port: target.port, ...(localAddress ? { localAddress } : {}) }));
+    const socket = this.add(
+      netConnect({
+        host: target.host,
+        port: target.port,
+        ...(localAddress ? { localAddress } : {}),
+      }),
+    );
     socket.on('error', () => {});
     return { socket, ...track(socket), ready: readyOn(socket, 'connect') };
   }
 
   /** A TLS connection (without a client certificate unless given one) that, once connected, sends nothing. */
-  tls(target: Target, options: { alpn?: 'h2' | 'http/1.1'; localAddress?: string; cert?: string; key?: string } = {}): TrackedSocket<TLSSocket> {
+  tls(
+    target: Target,
+    options: { alpn?: 'h2' | 'http/1.1'; localAddress?: string; cert?: string; key?: string } = {},
+  ): TrackedSocket<TLSSocket> {
     const socket = this.add(
       tlsConnect({
         host: target.host,
@@ -83,9 +95,18 @@ export class AttackPool implements AsyncDisposable {
   }
 
   /** An HTTP/2 session (with `credentials` or without a certificate). */
-  session(target: Target, credentials: { cert?: string; key?: string } = {}, localAddress?: string): TrackedSocket<ClientHttp2Session> {
+  session(
+    target: Target,
+    credentials: { cert?: string; key?: string } = {},
+    localAddress?: string,
+  ): TrackedSocket<ClientHttp2Session> {
     const session = this.add(
-      h2connect(`https://${target.host}:${target.port}`, { ca: target.ca, servername: 'secretd-manager', ...credentials, ...(localAddress ? { localAddress } : {}) }),
+      h2connect(`https://${target.host}:${target.port}`, {
+        ca: target.ca,
+        servername: 'secretd-manager',
+        ...credentials,
+        ...(localAddress ? { localAddress } : {}),
+      }),
     );
     session.on('error', () => {});
     return { socket: session, ...track(session), ready: readyOn(session, 'connect') };
@@ -95,8 +116,18 @@ export class AttackPool implements AsyncDisposable {
    * A POST whose body starts and never ends: `bytes` are written (as far as flow control lets
    * them go) and the stream is left open. Resolves with the answer's status, if one comes.
    */
-  stalledBody(session: ClientHttp2Session, path: string, bytes: number, headers: Record<string, string> = {}): Tracked & { readonly stream: ClientHttp2Stream; readonly status: Promise<number> } {
-    const stream = this.add(session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json', ...headers }, { endStream: false }));
+  stalledBody(
+    session: ClientHttp2Session,
+    path: string,
+    bytes: number,
+    headers: Record<string, string> = {},
+  ): Tracked & { readonly stream: ClientHttp2Stream; readonly status: Promise<number> } {
+    const stream = this.add(
+      session.request(
+        { ':method': 'POST', ':path': path, 'content-type': 'application/json', ...headers },
+        { endStream: false },
+      ),
+    );
     stream.on('error', () => {});
     stream.on('data', () => {});
     const status = new Promise<number>((resolve) => {
@@ -126,10 +157,23 @@ export function footprint(pid: number): { rssBytes: number; fds: number } {
 }
 
 /** Waits for `tracked` to close; fails naming `what` after `timeoutMs`. */
-export async function closesWithin(tracked: Tracked, timeoutMs: number, what: string): Promise<void> {
+export async function closesWithin(
+  tracked: Tracked,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([tracked.closed, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} was still open after ${timeoutMs} ms`)), timeoutMs)))]);
+    await Promise.race([
+      tracked.closed,
+      new Promise<never>(
+        (_, reject) =>
+          (timer = setTimeout(
+            () => reject(new Error(`${what} was still open after ${timeoutMs} ms`)),
+            timeoutMs,
+          )),
+      ),
+    ]);
   } finally {
     clearTimeout(timer);
   }

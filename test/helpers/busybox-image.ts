@@ -8,7 +8,17 @@
  * `--install -s` on the host, which would point them at the host path of the binary.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -31,24 +41,48 @@ export function staticBusybox(): string | null {
 export function busyboxRootfsTarball(): string {
   if (cached !== null) return cached;
   const busybox = staticBusybox();
-  if (busybox === null) throw new Error('busybox-static is not installed: apt-get install -y busybox-static');
+  if (busybox === null)
+    throw new Error('busybox-static is not installed: apt-get install -y busybox-static');
   const work = mkdtempSync(join(tmpdir(), 'secretd-busybox-'));
   process.once('exit', () => rmSync(work, { recursive: true, force: true }));
   const root = join(work, 'rootfs');
-  for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'proc', 'dev', 'sys', 'tmp', 'run', 'root', 'home/app']) mkdirSync(join(root, dir), { recursive: true });
+  for (const dir of [
+    'bin',
+    'sbin',
+    'usr/bin',
+    'usr/sbin',
+    'etc',
+    'proc',
+    'dev',
+    'sys',
+    'tmp',
+    'run',
+    'root',
+    'home/app',
+  ])
+    mkdirSync(join(root, dir), { recursive: true });
   copyFileSync(busybox, join(root, 'bin', 'busybox'));
   chmodSync(join(root, 'bin', 'busybox'), 0o755);
   const list = spawnSync(busybox, ['--list-full'], { encoding: 'utf8', timeout: 10_000 });
   if (list.status !== 0) throw new Error(`busybox --list-full failed: ${list.stderr}`);
-  for (const applet of list.stdout.split('\n').filter((line) => line !== '' && line !== 'bin/busybox')) {
+  for (const applet of list.stdout
+    .split('\n')
+    .filter((line) => line !== '' && line !== 'bin/busybox')) {
     mkdirSync(dirname(join(root, applet)), { recursive: true });
     if (!existsSync(join(root, applet))) symlinkSync('/bin/busybox', join(root, applet));
   }
-  writeFileSync(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n');
+  writeFileSync(
+    join(root, 'etc', 'passwd'),
+    'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n',
+  );
   writeFileSync(join(root, 'etc', 'group'), 'root:x:0:\napp:x:1000:\n');
   chmodSync(join(root, 'tmp'), 0o1777);
   const tarball = join(work, 'rootfs.tar');
-  const tar = spawnSync('tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.'], { encoding: 'utf8', timeout: 60_000 });
+  const tar = spawnSync(
+    'tar',
+    ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.'],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
   if (tar.status !== 0) throw new Error(`tar failed: ${tar.stderr}`);
   cached = tarball;
   return tarball;

@@ -13,7 +13,10 @@ export async function freshClusterRecord(): Promise<ClusterRecord> {
     metaIndex: 1,
     caCertPem: ca.certPem,
     caKey: ca.keyPkcs8,
-    joinTokens: { worker: generateJoinToken(ca.certDer, systemRandom), manager: generateJoinToken(ca.certDer, systemRandom) },
+    joinTokens: {
+      worker: generateJoinToken(ca.certDer, systemRandom),
+      manager: generateJoinToken(ca.certDer, systemRandom),
+    },
     unlockKey: null,
     labels: {},
   };

@@ -13,7 +13,14 @@ import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { FaultNetwork } from './fault-proxy.ts';
-import { Daemon, H2Client, readCerts, secretdBin, type ClientCerts, type RunResult } from './process.ts';
+import {
+  Daemon,
+  H2Client,
+  readCerts,
+  secretdBin,
+  type ClientCerts,
+  type RunResult,
+} from './process.ts';
 
 /** Where the test client connects from. */
 export const clientIp = '127.0.0.100';
@@ -23,7 +30,11 @@ export interface NodeJSON {
   readonly Version: { readonly Index: number };
   readonly Spec: { readonly Role: 'manager' | 'worker'; readonly Availability: string };
   readonly Status: { readonly State: string; readonly Addr: string };
-  readonly ManagerStatus?: { readonly Leader: boolean; readonly Reachability: string; readonly Addr: string };
+  readonly ManagerStatus?: {
+    readonly Leader: boolean;
+    readonly Reachability: string;
+    readonly Addr: string;
+  };
 }
 
 export interface RaftStatusJSON {
@@ -48,7 +59,12 @@ export interface ApiAnswer {
 }
 
 /** Polls `check` until it returns a value (not undefined), failing after `timeoutMs` with `what`. */
-export async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined, intervalMs = 50): Promise<T> {
+export async function until<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined> | T | undefined,
+  intervalMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   for (;;) {
@@ -58,13 +74,19 @@ export async function until<T>(what: string, timeoutMs: number, check: () => Pro
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 
 /** Runs a secretd client command without blocking this process's event loop (the proxy lives here). */
-export function secretdAsync(args: readonly string[], options: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function secretdAsync(
+  args: readonly string[],
+  options: { input?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve) => {
     const proc = spawn(secretdBin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -85,11 +107,25 @@ export function secretdAsync(args: readonly string[], options: { input?: string;
 }
 
 /** A request on a node's admin socket (plain HTTP over a Unix socket, root's view, never proxied). */
-export function adminRequest(dataDir: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<ApiAnswer> {
+export function adminRequest(
+  dataDir: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 5000,
+): Promise<ApiAnswer> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
     const req = httpRequest(
-      { socketPath: join(dataDir, 'admin.sock'), method, path, timeout: timeoutMs, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {} },
+      {
+        socketPath: join(dataDir, 'admin.sock'),
+        method,
+        path,
+        timeout: timeoutMs,
+        headers: payload
+          ? { 'content-type': 'application/json', 'content-length': payload.length }
+          : {},
+      },
       (res) => {
         let text = '';
         res.on('data', (chunk: Buffer) => (text += chunk.toString()));
@@ -97,7 +133,9 @@ export function adminRequest(dataDir: string, method: string, path: string, body
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${path} within ${timeoutMs} ms`)));
+    req.on('timeout', () =>
+      req.destroy(new Error(`no answer to ${method} ${path} within ${timeoutMs} ms`)),
+    );
     req.on('error', reject);
     req.end(payload ?? undefined);
   });
@@ -157,7 +195,15 @@ export class ClusterNode {
   }
 
   async init(): Promise<void> {
-    const daemon = this.#spawn(['init', '--data-dir', this.dataDir, '--listen-addr', this.listenAddr, '--advertise-addr', this.addr]);
+    const daemon = this.#spawn([
+      'init',
+      '--data-dir',
+      this.dataDir,
+      '--listen-addr',
+      this.listenAddr,
+      '--advertise-addr',
+      this.addr,
+    ]);
     this.id = (await daemon.waitFor(/current node \((\w+)\) is now a manager/))[1]!;
     await daemon.waitFor(/Data directory:/);
     await daemon.waitFor(/serving the API on/);
@@ -165,8 +211,21 @@ export class ClusterNode {
 
   /** `secretd join` through `via` (its advertised address, so through its proxy). */
   async join(via: ClusterNode, token: string): Promise<void> {
-    const daemon = this.#spawn(['join', '--data-dir', this.dataDir, '--token', token, '--listen-addr', this.listenAddr, '--advertise-addr', this.addr, via.addr]);
-    this.id = (await daemon.waitFor(/This node joined the cluster as a manager \((\w+)\)\./, 45_000))[1]!;
+    const daemon = this.#spawn([
+      'join',
+      '--data-dir',
+      this.dataDir,
+      '--token',
+      token,
+      '--listen-addr',
+      this.listenAddr,
+      '--advertise-addr',
+      this.addr,
+      via.addr,
+    ]);
+    this.id = (
+      await daemon.waitFor(/This node joined the cluster as a manager \((\w+)\)\./, 45_000)
+    )[1]!;
   }
 
   /** `secretd run` on the existing data dir; does not wait for it to serve. */
@@ -178,7 +237,9 @@ export class ClusterNode {
   async restart(extra: readonly string[] = [], timeoutMs = 30_000): Promise<void> {
     const daemon = this.run(extra);
     await daemon.waitFor(/serving the API on/, timeoutMs);
-    await until(`${this.name} to serve its admin socket`, timeoutMs, async () => ((await this.admin('GET', '/_ping', undefined, 1000)).status === 200 ? true : undefined));
+    await until(`${this.name} to serve its admin socket`, timeoutMs, async () =>
+      (await this.admin('GET', '/_ping', undefined, 1000)).status === 200 ? true : undefined,
+    );
   }
 
   signal(signal: NodeJS.Signals): void {
@@ -190,7 +251,10 @@ export class ClusterNode {
     await this.daemon?.kill('SIGKILL');
   }
 
-  cli(args: readonly string[], options: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  cli(
+    args: readonly string[],
+    options: { input?: string; timeoutMs?: number } = {},
+  ): Promise<RunResult> {
     return secretdAsync([...args, '--data-dir', this.dataDir], options);
   }
 
@@ -213,7 +277,10 @@ export class ClusterNode {
   /** This node's own Raft state (role, term, leader, configuration), from its admin socket. */
   async raftStatus(timeoutMs = 3000): Promise<RaftStatusJSON> {
     const answer = await this.admin('GET', '/secretd/raft/status', undefined, timeoutMs);
-    if (answer.status !== 200) throw new Error(`${this.name}: GET /secretd/raft/status answered ${answer.status} ${answer.text}`);
+    if (answer.status !== 200)
+      throw new Error(
+        `${this.name}: GET /secretd/raft/status answered ${answer.status} ${answer.text}`,
+      );
     return JSON.parse(answer.text) as RaftStatusJSON;
   }
 
@@ -240,7 +307,14 @@ export class Cluster implements AsyncDisposable {
     const ip = `127.0.0.${10 + index}`;
     const port = await freePortOn(ip);
     const proxyPort = await this.net.proxy(ip, port);
-    const node = new ClusterNode(`n${index}`, ip, port, proxyPort, join(this.dir, `n${index}`), this.#spawned);
+    const node = new ClusterNode(
+      `n${index}`,
+      ip,
+      port,
+      proxyPort,
+      join(this.dir, `n${index}`),
+      this.#spawned,
+    );
     this.nodes.push(node);
     return node;
   }
@@ -251,7 +325,8 @@ export class Cluster implements AsyncDisposable {
     await first.init();
     const out = join(this.dir, 'client-certs');
     const issued = await first.cli(['ca', 'issue-client', '--name', 'e2e', '--out', out]);
-    if (issued.code !== 0 || issued.stderr !== '') throw new Error(`ca issue-client failed (${issued.code}): ${issued.stderr}`);
+    if (issued.code !== 0 || issued.stderr !== '')
+      throw new Error(`ca issue-client failed (${issued.code}): ${issued.stderr}`);
     this.#certs = readCerts(out);
     for (let i = 1; i < size; i++) await this.join(await this.addNode(), first);
     return this.nodes.slice(0, size);
@@ -276,33 +351,50 @@ export class Cluster implements AsyncDisposable {
    * Waits until every node in `among` names the same single leader, one of `among` (and not
    * `not`), with every manager listed reachable; returns it.
    */
-  async waitForLeader(among: readonly ClusterNode[], options: { not?: ClusterNode; timeoutMs?: number } = {}): Promise<ClusterNode> {
+  async waitForLeader(
+    among: readonly ClusterNode[],
+    options: { not?: ClusterNode; timeoutMs?: number } = {},
+  ): Promise<ClusterNode> {
     const ids = new Set(among.map((n) => n.id));
     let seen = '';
     try {
       return await until(`one leader`, options.timeoutMs ?? 20_000, async () => {
         const views = await Promise.all(among.map((n) => n.nodes()));
-        seen = views.map((view, i) => `${among[i]!.name}: ${view ? view.map((n) => `${n.ID.slice(0, 6)}=${n.ManagerStatus?.Leader ? 'Leader' : (n.ManagerStatus?.Reachability ?? n.Spec.Role)}`).join(' ') : `no answer (${among[i]!.lastNodesError})`}`).join('; ');
+        seen = views
+          .map(
+            (view, i) =>
+              `${among[i]!.name}: ${view ? view.map((n) => `${n.ID.slice(0, 6)}=${n.ManagerStatus?.Leader ? 'Leader' : (n.ManagerStatus?.Reachability ?? n.Spec.Role)}`).join(' ') : `no answer (${among[i]!.lastNodesError})`}`,
+          )
+          .join('; ');
         let leader: string | null = null;
         for (const view of views) {
           if (!view) return undefined;
           const leaders = view.filter((n) => n.ManagerStatus?.Leader);
-          if (leaders.length !== 1 || (leader !== null && leaders[0]!.ID !== leader)) return undefined;
-          if (view.some((n) => ids.has(n.ID) && n.ManagerStatus?.Reachability !== 'reachable')) return undefined;
+          if (leaders.length !== 1 || (leader !== null && leaders[0]!.ID !== leader))
+            return undefined;
+          if (view.some((n) => ids.has(n.ID) && n.ManagerStatus?.Reachability !== 'reachable'))
+            return undefined;
           leader = leaders[0]!.ID;
         }
         const node = among.find((n) => n.id === leader);
         return node && node !== options.not ? node : undefined;
       });
     } catch (error) {
-      const processes = among.map((n) => `${n.name}: ${n.running ? 'running' : `exited ${n.daemon?.proc.exitCode ?? n.daemon?.proc.signalCode}`}, stderr: ${n.daemon?.stderr.trim().split('\n').slice(-5).join(' | ')}`);
-      throw new Error(`${(error as Error).message} among ${among.map((n) => `${n.name}=${n.id.slice(0, 6)}`).join(', ')}${options.not ? ` other than ${options.not.name}` : ''}; last seen: ${seen}\n${processes.join('\n')}`);
+      const processes = among.map(
+        (n) =>
+          `${n.name}: ${n.running ? 'running' : `exited ${n.daemon?.proc.exitCode ?? n.daemon?.proc.signalCode}`}, stderr: ${n.daemon?.stderr.trim().split('\n').slice(-5).join(' | ')}`,
+      );
+      throw new Error(
+        `${(error as Error).message} among ${among.map((n) => `${n.name}=${n.id.slice(0, 6)}`).join(', ')}${options.not ? ` other than ${options.not.name}` : ''}; last seen: ${seen}\n${processes.join('\n')}`,
+      );
     }
   }
 
   /** Each daemon ever started here: stderr with no fatal error and no uncaught exception. */
   daemonErrors(): string[] {
-    return this.#spawned.filter((d) => /fatal|uncaught|panic|TypeError|AssertionError/i.test(d.stderr)).map((d) => `${d.proc.spawnargs.slice(1, 4).join(' ')}: ${d.stderr}`);
+    return this.#spawned
+      .filter((d) => /fatal|uncaught|panic|TypeError|AssertionError/i.test(d.stderr))
+      .map((d) => `${d.proc.spawnargs.slice(1, 4).join(' ')}: ${d.stderr}`);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -79,11 +79,17 @@ export class FaultNetwork implements AsyncDisposable {
   heal(): void {
     this.#cutLinks.clear();
     this.#isolated.clear();
-    for (const connection of [...this.#connections]) if (connection.blackholed) this.#reset(connection);
+    for (const connection of [...this.#connections])
+      if (connection.blackholed) this.#reset(connection);
   }
 
   #modeFor(from: string, to: string): CutMode | null {
-    return this.#cutLinks.get(linkKey(from, to)) ?? this.#isolated.get(from) ?? this.#isolated.get(to) ?? null;
+    return (
+      this.#cutLinks.get(linkKey(from, to)) ??
+      this.#isolated.get(from) ??
+      this.#isolated.get(to) ??
+      null
+    );
   }
 
   #enforce(): void {
@@ -95,7 +101,13 @@ export class FaultNetwork implements AsyncDisposable {
   }
 
   #accept(ip: string, targetPort: number, client: Socket): void {
-    const connection: Connection = { from: normalize(client.remoteAddress), to: ip, client, upstream: null, blackholed: false };
+    const connection: Connection = {
+      from: normalize(client.remoteAddress),
+      to: ip,
+      client,
+      upstream: null,
+      blackholed: false,
+    };
     const mode = this.#modeFor(connection.from, connection.to);
     client.on('error', () => this.#reset(connection));
     if (mode === 'refuse') {
@@ -107,7 +119,8 @@ export class FaultNetwork implements AsyncDisposable {
     // A natural close travels through the pipes (end → FIN); the proxy forgets the connection once
     // both of its sockets are closed.
     const forget = (): void => {
-      if (client.destroyed && (connection.upstream === null || connection.upstream.destroyed)) this.#connections.delete(connection);
+      if (client.destroyed && (connection.upstream === null || connection.upstream.destroyed))
+        this.#connections.delete(connection);
     };
     client.on('close', forget);
     if (mode === 'blackhole') {
@@ -118,7 +131,11 @@ export class FaultNetwork implements AsyncDisposable {
     }
     this.stats.forwarded++;
     // A node that is down shows to its caller as a connection accepted, then reset.
-    const upstream = connect({ host: ip, port: targetPort, ...(connection.from ? { localAddress: connection.from } : {}) });
+    const upstream = connect({
+      host: ip,
+      port: targetPort,
+      ...(connection.from ? { localAddress: connection.from } : {}),
+    });
     connection.upstream = upstream;
     upstream.on('error', () => this.#reset(connection));
     upstream.on('close', forget);
@@ -130,12 +147,15 @@ export class FaultNetwork implements AsyncDisposable {
   #reset(connection: Connection): void {
     this.#connections.delete(connection);
     if (!connection.client.destroyed) connection.client.resetAndDestroy();
-    if (connection.upstream && !connection.upstream.destroyed) connection.upstream.resetAndDestroy();
+    if (connection.upstream && !connection.upstream.destroyed)
+      connection.upstream.resetAndDestroy();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     for (const connection of [...this.#connections]) this.#reset(connection);
-    await Promise.all(this.#servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    await Promise.all(
+      this.#servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+    );
     this.#servers.length = 0;
   }
 }

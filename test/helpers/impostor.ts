@@ -37,19 +37,33 @@ export interface Impostor extends AsyncDisposable {
   readonly seen: SeenRequest[];
 }
 
-export type ImpostorHandler = (request: SeenRequest) => { status: number; body: string } | Promise<{ status: number; body: string }>;
+export type ImpostorHandler = (
+  request: SeenRequest,
+) => { status: number; body: string } | Promise<{ status: number; body: string }>;
 
 const notFound: ImpostorHandler = () => ({ status: 404, body: '{"message":"not found"}' });
 
 /** Serves on 127.0.0.1 with `cert`/`key`; client certificates are asked for, not required. */
-export async function serveImpostor(tls: { cert: string; key: string; ca: string }, handler: ImpostorHandler = notFound): Promise<Impostor> {
+export async function serveImpostor(
+  tls: { cert: string; key: string; ca: string },
+  handler: ImpostorHandler = notFound,
+): Promise<Impostor> {
   const seen: SeenRequest[] = [];
-  const server: Http2SecureServer = createSecureServer({ ...tls, requestCert: true, rejectUnauthorized: false, allowHTTP1: true });
+  const server: Http2SecureServer = createSecureServer({
+    ...tls,
+    requestCert: true,
+    rejectUnauthorized: false,
+    allowHTTP1: true,
+  });
   server.on('stream', (stream: ServerHttp2Stream, headers) => {
     const chunks: Buffer[] = [];
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
     stream.on('end', async () => {
-      const request = { method: String(headers[':method']), path: String(headers[':path']), body: Buffer.concat(chunks).toString('utf8') };
+      const request = {
+        method: String(headers[':method']),
+        path: String(headers[':path']),
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
       seen.push(request);
       const answer = await handler(request);
       if (stream.destroyed) return;
@@ -64,7 +78,11 @@ export async function serveImpostor(tls: { cert: string; key: string; ca: string
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', async () => {
-      const seenRequest = { method: request.method ?? '', path: request.url ?? '', body: Buffer.concat(chunks).toString('utf8') };
+      const seenRequest = {
+        method: request.method ?? '',
+        path: request.url ?? '',
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
       seen.push(seenRequest);
       const answer = await handler(seenRequest);
       response.writeHead(answer.status, { 'content-type': 'application/json' });
@@ -85,10 +103,16 @@ export async function serveImpostor(tls: { cert: string; key: string; ca: string
 }
 
 /** A worker certificate (OU secretd-worker) from `ca` that also names secretd-manager and loopback. */
-export async function workerCertificateNamedAsManager(ca: { certPem: string; keyPkcs8: Uint8Array }, clusterId: string, nodeId: string): Promise<{ cert: string; key: string }> {
+export async function workerCertificateNamedAsManager(
+  ca: { certPem: string; keyPkcs8: Uint8Array },
+  clusterId: string,
+  nodeId: string,
+): Promise<{ cert: string; key: string }> {
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;
   const keys = await crypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
-  const caKey = await crypto.subtle.importKey('pkcs8', ca.keyPkcs8.slice(), algorithm, false, ['sign']);
+  const caKey = await crypto.subtle.importKey('pkcs8', ca.keyPkcs8.slice(), algorithm, false, [
+    'sign',
+  ]);
   const caCert = new X509Certificate(ca.certPem);
   const now = Date.now();
   const cert = await X509CertificateGenerator.create({

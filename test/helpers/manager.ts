@@ -14,9 +14,18 @@ export interface TestManager extends AsyncDisposable {
   restart(): Promise<Manager>;
 }
 
-export async function startTestManager(options: { autolock?: boolean; snapshotEntries?: number } = {}): Promise<TestManager> {
+export async function startTestManager(
+  options: { autolock?: boolean; snapshotEntries?: number } = {},
+): Promise<TestManager> {
   const dataDir = mkdtempSync(join(tmpdir(), 'secretd-manager-'));
-  const boot = await bootstrapCluster({ dataDir, listenAddr: '127.0.0.1:0', advertiseAddr: '127.0.0.1:4377', autolock: options.autolock ?? false, random: systemRandom, now: systemNow() });
+  const boot = await bootstrapCluster({
+    dataDir,
+    listenAddr: '127.0.0.1:0',
+    advertiseAddr: '127.0.0.1:4377',
+    autolock: options.autolock ?? false,
+    random: systemRandom,
+    now: systemNow(),
+  });
   const managerOptions: ManagerOptions = {
     dataDir,
     random: systemRandom,
@@ -27,7 +36,12 @@ export async function startTestManager(options: { autolock?: boolean; snapshotEn
       throw error;
     },
   };
-  let manager = await Manager.bootstrap(managerOptions, boot.state, boot.firstCommand, boot.unlockKey);
+  let manager = await Manager.bootstrap(
+    managerOptions,
+    boot.state,
+    boot.firstCommand,
+    boot.unlockKey,
+  );
   await writeNodeState(boot.paths.nodeState, boot.state);
   return {
     get manager() {

@@ -19,7 +19,10 @@ export class ManualTimers implements Timers {
   }
   /** Milliseconds from now to each one-shot timer still waiting, soonest first. */
   pendingAfters(): number[] {
-    return this.#tasks.filter((t) => t.live && t.every === 0).map((t) => t.at - this.time).sort((a, b) => a - b);
+    return this.#tasks
+      .filter((t) => t.live && t.every === 0)
+      .map((t) => t.at - this.time)
+      .sort((a, b) => a - b);
   }
   advance(ms: number): void {
     const end = this.time + ms;

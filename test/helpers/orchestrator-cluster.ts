@@ -6,9 +6,25 @@
  */
 import { assert } from '../../src/errors.ts';
 import type { TaskPut } from '../../src/node/store/index.ts';
-import type { Availability, NodeId, NodeRecord, NodeStatus, ServiceId, ServiceMode, ServiceRecord, ServiceSpec, TaskRecord, TaskState } from '../../src/node/store/index.ts';
+import type {
+  Availability,
+  NodeId,
+  NodeRecord,
+  NodeStatus,
+  ServiceId,
+  ServiceMode,
+  ServiceRecord,
+  ServiceSpec,
+  TaskRecord,
+  TaskState,
+} from '../../src/node/store/index.ts';
 import { Workloads } from '../../src/node/store/index.ts';
-import { emptyOrchestratorMemory, type OrchestratorMemory, type OrchestratorPlan, reconcileServices } from '../../src/node/orchestration/index.ts';
+import {
+  emptyOrchestratorMemory,
+  type OrchestratorMemory,
+  type OrchestratorPlan,
+  reconcileServices,
+} from '../../src/node/orchestration/index.ts';
 import { schedule } from '../../src/node/orchestration/index.ts';
 import { isDead } from '../../src/node/store/index.ts';
 
@@ -36,8 +52,16 @@ export class SimCluster {
   addNode(id: string, fields: { availability?: Availability; status?: NodeStatus } = {}): void {
     const index = ++this.#index;
     this.nodes.set(id, {
-      id: id as NodeId, role: 'worker', hostname: id, addr: `${id}:4242`, availability: fields.availability ?? 'active',
-      labels: {}, status: fields.status ?? 'ready', createdAt: this.at, updatedAt: this.at, metaIndex: index,
+      id: id as NodeId,
+      role: 'worker',
+      hostname: id,
+      addr: `${id}:4242`,
+      availability: fields.availability ?? 'active',
+      labels: {},
+      status: fields.status ?? 'ready',
+      createdAt: this.at,
+      updatedAt: this.at,
+      metaIndex: index,
     });
   }
 
@@ -53,10 +77,26 @@ export class SimCluster {
 
   updateService(id: string, options: SimServiceOptions): void {
     const service = this.service(id);
-    const mode: ServiceMode = options.replicas === undefined ? service.spec.mode : { kind: 'replicated', replicas: options.replicas };
-    const update = { parallelism: options.parallelism ?? service.spec.update.parallelism, delayMs: options.delayMs ?? service.spec.update.delayMs };
-    const container = { ...service.spec.container, image: options.image ?? service.spec.container.image };
-    this.workloads.updateService(++this.#index, this.at, id, service.metaIndex, { ...service.spec, mode, update, container }, () => undefined);
+    const mode: ServiceMode =
+      options.replicas === undefined
+        ? service.spec.mode
+        : { kind: 'replicated', replicas: options.replicas };
+    const update = {
+      parallelism: options.parallelism ?? service.spec.update.parallelism,
+      delayMs: options.delayMs ?? service.spec.update.delayMs,
+    };
+    const container = {
+      ...service.spec.container,
+      image: options.image ?? service.spec.container.image,
+    };
+    this.workloads.updateService(
+      ++this.#index,
+      this.at,
+      id,
+      service.metaIndex,
+      { ...service.spec, mode, update, container },
+      () => undefined,
+    );
   }
 
   removeService(id: string): void {
@@ -82,8 +122,16 @@ export class SimCluster {
 
   /** Runs the orchestrator on the current state and applies its plan. */
   reconcile(): OrchestratorPlan {
-    const view = { services: [...this.workloads.services.values()], tasks: this.tasks(), nodes: [...this.nodes.values()], memory: this.memory };
-    const plan = reconcileServices(view, { now: this.now, newId: () => `t${String(++this.#taskIds).padStart(5, '0')}` });
+    const view = {
+      services: [...this.workloads.services.values()],
+      tasks: this.tasks(),
+      nodes: [...this.nodes.values()],
+      memory: this.memory,
+    };
+    const plan = reconcileServices(view, {
+      now: this.now,
+      newId: () => `t${String(++this.#taskIds).padStart(5, '0')}`,
+    });
     this.put(plan.puts);
     this.workloads.removeTasks(plan.removeIds);
     this.memory = plan.memory;
@@ -106,16 +154,24 @@ export class SimCluster {
   report(taskId: string, state: TaskState): void {
     const task = this.task(taskId);
     assert(task.nodeId !== null, `task ${taskId} has no node to report it`);
-    this.workloads.reportStatus(++this.#index, this.at, task.nodeId, [{ id: taskId, state, message: state, error: '', exitCode: null, secretVersions: {} }]);
+    this.workloads.reportStatus(++this.#index, this.at, task.nodeId, [
+      { id: taskId, state, message: state, error: '', exitCode: null, secretVersions: {} },
+    ]);
   }
 
   /** Agents on ready nodes start what they are given and stop what they are told to; returns the reports. */
   runAgents(): number {
     let reports = 0;
     for (const task of this.tasks()) {
-      if (task.nodeId === null || this.nodes.get(task.nodeId)?.status !== 'ready' || isDead(task)) continue;
+      if (task.nodeId === null || this.nodes.get(task.nodeId)?.status !== 'ready' || isDead(task))
+        continue;
       if (task.desiredState === 'shutdown') this.report(task.id, 'shutdown');
-      else if (task.status.state !== 'running' && task.status.state !== 'new' && task.status.state !== 'pending') this.report(task.id, 'running');
+      else if (
+        task.status.state !== 'running' &&
+        task.status.state !== 'new' &&
+        task.status.state !== 'pending'
+      )
+        this.report(task.id, 'running');
       else continue;
       reports++;
     }
@@ -146,7 +202,9 @@ function specOf(name: string, options: SimServiceOptions): ServiceSpec {
     name,
     labels: {},
     container: { image: options.image ?? 'app:1', command: [], args: [], env: [], secrets: [] },
-    mode: options.global ? { kind: 'global' } : { kind: 'replicated', replicas: options.replicas ?? 1 },
+    mode: options.global
+      ? { kind: 'global' }
+      : { kind: 'replicated', replicas: options.replicas ?? 1 },
     update: { parallelism: options.parallelism ?? 1, delayMs: options.delayMs ?? 0 },
   };
 }

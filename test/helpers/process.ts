@@ -11,7 +11,8 @@ export const repoRoot = join(import.meta.dir, '..', '..');
 export const secretdBin = join(repoRoot, 'dist', 'secretd');
 
 export function requireBinary(): void {
-  if (!existsSync(secretdBin)) throw new Error(`${secretdBin} is missing: run \`bun scripts/compile.ts\` (npm test does)`);
+  if (!existsSync(secretdBin))
+    throw new Error(`${secretdBin} is missing: run \`bun scripts/compile.ts\` (npm test does)`);
 }
 
 export interface TempDir extends Disposable {
@@ -41,9 +42,20 @@ export interface RunResult {
 }
 
 /** Runs a short secretd command (a client command) to completion. */
-export function secretd(args: readonly string[], options: { input?: string | Uint8Array; env?: Record<string, string> } = {}): RunResult {
-  const result = spawnSync(secretdBin, args, { input: options.input ?? '', env: { ...process.env, ...options.env }, timeout: 30_000 });
-  return { code: result.status, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+export function secretd(
+  args: readonly string[],
+  options: { input?: string | Uint8Array; env?: Record<string, string> } = {},
+): RunResult {
+  const result = spawnSync(secretdBin, args, {
+    input: options.input ?? '',
+    env: { ...process.env, ...options.env },
+    timeout: 30_000,
+  });
+  return {
+    code: result.status,
+    stdout: result.stdout.toString(),
+    stderr: result.stderr.toString(),
+  };
 }
 
 /** A long-running secretd (init / run) whose output is collected as it comes. */
@@ -57,7 +69,9 @@ export class Daemon implements AsyncDisposable {
     this.proc = spawn(secretdBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()));
     this.proc.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
+    this.exited = new Promise((resolve) =>
+      this.proc.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))),
+    );
   }
 
   /** Waits until the output matches, failing with everything printed if the process exits first. */
@@ -68,8 +82,14 @@ export class Daemon implements AsyncDisposable {
     for (;;) {
       const match = pattern.exec(this.stdout + this.stderr);
       if (match) return match;
-      if (exited) throw new Error(`secretd exited before printing ${pattern}:\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
+      if (exited)
+        throw new Error(
+          `secretd exited before printing ${pattern}:\nstdout: ${this.stdout}\nstderr: ${this.stderr}`,
+        );
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out waiting for ${pattern}:\nstdout: ${this.stdout}\nstderr: ${this.stderr}`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
@@ -97,7 +117,11 @@ export interface ClientCerts {
 }
 
 export function readCerts(dir: string): ClientCerts {
-  return { ca: readFileSync(join(dir, 'ca.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8') };
+  return {
+    ca: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+  };
 }
 
 /** An HTTP/2 mutual-TLS client, as curl --http2 --cacert --cert --key would be. */
@@ -107,7 +131,10 @@ export class H2Client implements Disposable {
 
   /** `localAddress`: the loopback IP to connect from (cluster tests tell callers apart by it). */
   constructor(url: string, certs: ClientCerts, options: { localAddress?: string } = {}) {
-    this.session = connect(url, { ...certs, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
+    this.session = connect(url, {
+      ...certs,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+    });
     this.connected = new Promise((resolve, reject) => {
       this.session.once('connect', () => resolve());
       this.session.once('error', reject);
@@ -118,12 +145,22 @@ export class H2Client implements Disposable {
   }
 
   /** `timeoutMs`: give up (cancelling the stream) when no complete answer came by then. */
-  request(method: string, path: string, body?: unknown, options: { timeoutMs?: number } = {}): Promise<H2Response> {
+  request(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: { timeoutMs?: number } = {},
+  ): Promise<H2Response> {
     return new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+      const payload =
+        body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
       let stream: ReturnType<ClientHttp2Session['request']>;
       try {
-        stream = this.session.request({ ':method': method, ':path': path, ...(payload ? { 'content-type': 'application/json' } : {}) });
+        stream = this.session.request({
+          ':method': method,
+          ':path': path,
+          ...(payload ? { 'content-type': 'application/json' } : {}),
+        });
       } catch (error) {
         reject(error as Error);
         return;
@@ -149,7 +186,12 @@ export class H2Client implements Disposable {
       });
       stream.on('close', () => {
         settle();
-        if (!ended) reject(new Error(`stream closed ${status === 0 ? 'without a response' : 'before the response ended'} (rst ${stream.rstCode})`));
+        if (!ended)
+          reject(
+            new Error(
+              `stream closed ${status === 0 ? 'without a response' : 'before the response ended'} (rst ${stream.rstCode})`,
+            ),
+          );
       });
       stream.on('error', (error) => {
         settle();

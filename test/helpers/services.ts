@@ -27,7 +27,10 @@ export { adminRequest, until, type AdminAnswer };
 export const idleCommand = ['sh', '-c', 'trap "exit 0" TERM; sleep 100000 & wait'];
 
 export function runDirOf(dataDir: string): string {
-  return join('/run/secretd', createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16));
+  return join(
+    '/run/secretd',
+    createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16),
+  );
 }
 
 /** Secrets tmpfs mount points under a run directory, from /proc/mounts (the kernel's view). */
@@ -62,7 +65,11 @@ export function filesUnder(dir: string, skip: readonly string[] = []): string[] 
 }
 
 /** Which files under `dirs` hold any of `values`, raw or in base64 (as `file: value#i`); none is the answer wanted. */
-export function filesHolding(dirs: readonly string[], values: readonly string[], skip: readonly string[] = []): string[] {
+export function filesHolding(
+  dirs: readonly string[],
+  values: readonly string[],
+  skip: readonly string[] = [],
+): string[] {
   const found: string[] = [];
   for (const file of dirs.flatMap((dir) => filesUnder(dir, skip))) {
     // A live node removes files while we look (runc state, erased task directories): gone is not held.
@@ -74,7 +81,8 @@ export function filesHolding(dirs: readonly string[], values: readonly string[],
       throw error;
     }
     values.forEach((value, i) => {
-      if (bytes.includes(value) || bytes.includes(Buffer.from(value).toString('base64'))) found.push(`${file}: value#${i}`);
+      if (bytes.includes(value) || bytes.includes(Buffer.from(value).toString('base64')))
+        found.push(`${file}: value#${i}`);
     });
   }
   return found;
@@ -86,8 +94,20 @@ export interface TaskJSON {
   readonly Slot?: number;
   readonly NodeID?: string;
   readonly DesiredState: string;
-  readonly Spec: { readonly ContainerSpec: { readonly Secrets: ReadonlyArray<{ readonly SecretName: string; readonly File: { readonly Name: string } }> } };
-  readonly Status: { readonly State: string; readonly Message: string; readonly Err?: string; readonly SecretVersions: Record<string, number> };
+  readonly Spec: {
+    readonly ContainerSpec: {
+      readonly Secrets: ReadonlyArray<{
+        readonly SecretName: string;
+        readonly File: { readonly Name: string };
+      }>;
+    };
+  };
+  readonly Status: {
+    readonly State: string;
+    readonly Message: string;
+    readonly Err?: string;
+    readonly SecretVersions: Record<string, number>;
+  };
 }
 
 export interface SecretCounts {
@@ -120,7 +140,10 @@ export class ServiceNode {
 
   /** A client command against this node (its data dir through the environment, so no flag lands after the task command). */
   cli(args: readonly string[], input?: string): RunResult {
-    return secretd(args, { env: { SECRETD_DATA_DIR: this.dataDir }, ...(input === undefined ? {} : { input }) });
+    return secretd(args, {
+      env: { SECRETD_DATA_DIR: this.dataDir },
+      ...(input === undefined ? {} : { input }),
+    });
   }
 
   admin(method: string, path: string, body?: unknown): Promise<AdminAnswer> {
@@ -129,7 +152,9 @@ export class ServiceNode {
 
   /** Task ids whose secrets tmpfs is mounted on this node. */
   mountedTasks(): string[] {
-    return secretMounts(this.runDir).map((mount) => mount.slice(`${this.runDir}/tasks/`.length).split('/')[0]!);
+    return secretMounts(this.runDir).map(
+      (mount) => mount.slice(`${this.runDir}/tasks/`.length).split('/')[0]!,
+    );
   }
 
   /** Task ids with a directory under this node's run directory (bundle, manifest, tmpfs mount point). */
@@ -141,7 +166,8 @@ export class ServiceNode {
   /** The agent's counters from `/info` (counts only: the answer never carries a value). */
   async secretCounts(): Promise<SecretCounts> {
     const answer = await this.admin('GET', '/info');
-    if (answer.status !== 200) throw new Error(`${this.name}: GET /info answered ${answer.status} ${answer.text}`);
+    if (answer.status !== 200)
+      throw new Error(`${this.name}: GET /info answered ${answer.status} ${answer.text}`);
     const info = JSON.parse(answer.text) as SecretCounts;
     return { SecretsReceived: info.SecretsReceived, SecretsHeld: info.SecretsHeld };
   }
@@ -151,7 +177,9 @@ export class ServiceNode {
     this.daemon = new Daemon(['run', '--data-dir', this.dataDir]);
     this.spawned.push(this.daemon);
     await this.daemon.waitFor(this.role === 'worker' ? /worker \w+ running/ : /serving the API on/);
-    await until(`${this.name} to answer on its admin socket`, 10_000, async () => ((await this.admin('GET', '/_ping')).status === 200 ? true : undefined));
+    await until(`${this.name} to answer on its admin socket`, 10_000, async () =>
+      (await this.admin('GET', '/_ping')).status === 200 ? true : undefined,
+    );
   }
 }
 
@@ -159,13 +187,23 @@ export class ServiceNode {
  * Checks a client command's exit code, stdout and stderr together: the code must be `code` (0),
  * stdout must match `stdout` when given, and stderr must match `stderr` (default: empty).
  */
-export function expectRun(result: RunResult, expected: { code?: number; stdout?: RegExp | string; stderr?: RegExp | string }): RunResult {
-  const matches = (actual: string, want: RegExp | string | undefined): boolean => want === undefined || (typeof want === 'string' ? actual === want : want.test(actual));
+export function expectRun(
+  result: RunResult,
+  expected: { code?: number; stdout?: RegExp | string; stderr?: RegExp | string },
+): RunResult {
+  const matches = (actual: string, want: RegExp | string | undefined): boolean =>
+    want === undefined || (typeof want === 'string' ? actual === want : want.test(actual));
   const problems: string[] = [];
-  if (result.code !== (expected.code ?? 0)) problems.push(`exit code ${result.code}, expected ${expected.code ?? 0}`);
-  if (!matches(result.stdout, expected.stdout)) problems.push(`stdout does not match ${String(expected.stdout)}`);
-  if (!matches(result.stderr, expected.stderr ?? '')) problems.push(`stderr does not match ${JSON.stringify(String(expected.stderr ?? ''))}`);
-  if (problems.length > 0) throw new Error(`secretd command failed: ${problems.join('; ')}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+  if (result.code !== (expected.code ?? 0))
+    problems.push(`exit code ${result.code}, expected ${expected.code ?? 0}`);
+  if (!matches(result.stdout, expected.stdout))
+    problems.push(`stdout does not match ${String(expected.stdout)}`);
+  if (!matches(result.stderr, expected.stderr ?? ''))
+    problems.push(`stderr does not match ${JSON.stringify(String(expected.stderr ?? ''))}`);
+  if (problems.length > 0)
+    throw new Error(
+      `secretd command failed: ${problems.join('; ')}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`,
+    );
   return result;
 }
 
@@ -189,7 +227,14 @@ export class ServiceCluster implements AsyncDisposable {
   static async init(dir: string, options: ServiceClusterOptions = {}): Promise<ServiceCluster> {
     const cluster = new ServiceCluster(dir, `127.0.0.1:${await freePort()}`);
     const dataDir = join(dir, 'manager');
-    const daemon = new Daemon(['init', '--data-dir', dataDir, '--listen-addr', cluster.managerAddr, ...(options.initFlags ?? [])]);
+    const daemon = new Daemon([
+      'init',
+      '--data-dir',
+      dataDir,
+      '--listen-addr',
+      cluster.managerAddr,
+      ...(options.initFlags ?? []),
+    ]);
     const node = new ServiceNode('manager', dataDir, 'manager', daemon);
     cluster.nodes.push(node);
     try {
@@ -230,10 +275,23 @@ export class ServiceCluster implements AsyncDisposable {
   }
 
   async #join(name: string, role: 'manager' | 'worker'): Promise<ServiceNode> {
-    const token = expectRun(this.manager.cli(['cluster', 'join-token', role, '-q']), { stdout: /^SDTKN-/ }).stdout.trim();
+    const token = expectRun(this.manager.cli(['cluster', 'join-token', role, '-q']), {
+      stdout: /^SDTKN-/,
+    }).stdout.trim();
     const addr = `127.0.0.1:${await freePort()}`;
     const dataDir = join(this.dir, name);
-    const daemon = new Daemon(['join', '--data-dir', dataDir, '--token', token, '--listen-addr', addr, '--advertise-addr', addr, this.managerAddr]);
+    const daemon = new Daemon([
+      'join',
+      '--data-dir',
+      dataDir,
+      '--token',
+      token,
+      '--listen-addr',
+      addr,
+      '--advertise-addr',
+      addr,
+      this.managerAddr,
+    ]);
     const node = new ServiceNode(name, dataDir, role, daemon);
     this.nodes.push(node);
     const joined = new RegExp(`This node joined the cluster as a ${role} \\((\\w+)\\)\\.`);
@@ -243,27 +301,50 @@ export class ServiceCluster implements AsyncDisposable {
 
   /** `image import` on every node (each keeps its own images). */
   importImage(name: string, tarball: string): void {
-    for (const node of this.nodes) expectRun(node.cli(['image', 'import', name, tarball]), { stdout: `${name}:latest\n` });
+    for (const node of this.nodes)
+      expectRun(node.cli(['image', 'import', name, tarball]), { stdout: `${name}:latest\n` });
   }
 
   /** The tasks of a service, as the manager answers `GET /tasks`. */
   async tasks(service: string, desiredState?: string): Promise<TaskJSON[]> {
-    const filters = { service: [service], ...(desiredState ? { 'desired-state': [desiredState] } : {}) };
-    const answer = await this.manager.admin('GET', `/tasks?filters=${encodeURIComponent(JSON.stringify(filters))}`);
-    if (answer.status !== 200) throw new Error(`GET /tasks answered ${answer.status} ${answer.text}`);
+    const filters = {
+      service: [service],
+      ...(desiredState ? { 'desired-state': [desiredState] } : {}),
+    };
+    const answer = await this.manager.admin(
+      'GET',
+      `/tasks?filters=${encodeURIComponent(JSON.stringify(filters))}`,
+    );
+    if (answer.status !== 200)
+      throw new Error(`GET /tasks answered ${answer.status} ${answer.text}`);
     return JSON.parse(answer.text) as TaskJSON[];
   }
 
   /** Waits until the service has exactly `count` tasks desired running, all running, none of them in `not`. */
-  async runningTasks(service: string, count: number, options: { not?: readonly string[]; timeoutMs?: number } = {}): Promise<TaskJSON[]> {
+  async runningTasks(
+    service: string,
+    count: number,
+    options: { not?: readonly string[]; timeoutMs?: number } = {},
+  ): Promise<TaskJSON[]> {
     let seen = '';
     try {
-      return await until(`${count} running task(s) of ${service}`, options.timeoutMs ?? 20_000, async () => {
-        const tasks = await this.tasks(service, 'running');
-        seen = tasks.map((t) => `${t.ID.slice(0, 8)}@${t.NodeID?.slice(0, 6)}:${t.Status.State}${t.Status.Err ? ` (${t.Status.Err})` : ''}`).join(', ');
-        const ok = tasks.length === count && tasks.every((t) => t.Status.State === 'running' && !(options.not ?? []).includes(t.ID));
-        return ok ? tasks.sort((a, b) => (a.Slot ?? 0) - (b.Slot ?? 0)) : undefined;
-      });
+      return await until(
+        `${count} running task(s) of ${service}`,
+        options.timeoutMs ?? 20_000,
+        async () => {
+          const tasks = await this.tasks(service, 'running');
+          seen = tasks
+            .map(
+              (t) =>
+                `${t.ID.slice(0, 8)}@${t.NodeID?.slice(0, 6)}:${t.Status.State}${t.Status.Err ? ` (${t.Status.Err})` : ''}`,
+            )
+            .join(', ');
+          const ok =
+            tasks.length === count &&
+            tasks.every((t) => t.Status.State === 'running' && !(options.not ?? []).includes(t.ID));
+          return ok ? tasks.sort((a, b) => (a.Slot ?? 0) - (b.Slot ?? 0)) : undefined;
+        },
+      );
     } catch (error) {
       throw new Error(`${(error as Error).message}; last seen: ${seen || 'none'}`);
     }
@@ -275,7 +356,12 @@ export class ServiceCluster implements AsyncDisposable {
    */
   async secretsByNode(): Promise<Record<string, NodeSecrets>> {
     const out: Record<string, NodeSecrets> = {};
-    for (const node of this.nodes) out[node.name] = { mounted: node.mountedTasks(), dirs: node.taskDirs(), held: node.running ? (await node.secretCounts()).SecretsHeld : -1 };
+    for (const node of this.nodes)
+      out[node.name] = {
+        mounted: node.mountedTasks(),
+        dirs: node.taskDirs(),
+        held: node.running ? (await node.secretCounts()).SecretsHeld : -1,
+      };
     return out;
   }
 
@@ -283,9 +369,22 @@ export class ServiceCluster implements AsyncDisposable {
    * Waits until each node has exactly `tasks` mounted and as task directories, and holds `held`
    * secrets in memory; returns how long that took.
    */
-  async waitForSecrets(expected: Record<string, { tasks: string[]; held: number }>, what: string, timeoutMs = 15_000): Promise<number> {
+  async waitForSecrets(
+    expected: Record<string, { tasks: string[]; held: number }>,
+    what: string,
+    timeoutMs = 15_000,
+  ): Promise<number> {
     const start = Date.now();
-    const want = JSON.stringify(sortedTasks(Object.fromEntries(Object.entries(expected).map(([name, e]) => [name, { mounted: e.tasks, dirs: e.tasks, held: e.held }]))));
+    const want = JSON.stringify(
+      sortedTasks(
+        Object.fromEntries(
+          Object.entries(expected).map(([name, e]) => [
+            name,
+            { mounted: e.tasks, dirs: e.tasks, held: e.held },
+          ]),
+        ),
+      ),
+    );
     let seen = '';
     try {
       await until(what, timeoutMs, async () => {
@@ -305,20 +404,30 @@ export class ServiceCluster implements AsyncDisposable {
 
   /** Lines the daemons printed that mean a crash or a broken invariant. */
   daemonErrors(): string[] {
-    return this.output().split('\n').filter((line) => /fatal|uncaught|panic|TypeError|AssertionError/i.test(line));
+    return this.output()
+      .split('\n')
+      .filter((line) => /fatal|uncaught|panic|TypeError|AssertionError/i.test(line));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     const manager = this.manager;
     if (manager.running) {
-      const services = manager.cli(['service', 'ls', '-q']).stdout.split('\n').filter((id) => id !== '');
+      const services = manager
+        .cli(['service', 'ls', '-q'])
+        .stdout.split('\n')
+        .filter((id) => id !== '');
       if (services.length > 0) manager.cli(['service', 'rm', ...services]);
       // The running nodes erase their tasks; a killed node's tasks are swept below.
-      await until('every running node to erase its tasks', 15_000, () => (this.nodes.every((n) => !n.running || n.mountedTasks().length === 0) ? true : undefined)).catch(() => undefined);
+      await until('every running node to erase its tasks', 15_000, () =>
+        this.nodes.every((n) => !n.running || n.mountedTasks().length === 0) ? true : undefined,
+      ).catch(() => undefined);
     }
     await Promise.all(this.nodes.map((node) => stopDaemon(node.daemon)));
     for (const node of this.nodes) this.swept.push(...sweep(node.runDir));
-    if (this.swept.some((item) => item.startsWith('mount '))) throw new Error(`secrets were left mounted after the test (removed now):\n${this.swept.join('\n')}`);
+    if (this.swept.some((item) => item.startsWith('mount ')))
+      throw new Error(
+        `secrets were left mounted after the test (removed now):\n${this.swept.join('\n')}`,
+      );
   }
 }
 
@@ -329,7 +438,14 @@ export interface NodeSecrets {
 }
 
 function sortedTasks(state: Record<string, NodeSecrets>): Record<string, NodeSecrets> {
-  return Object.fromEntries(Object.entries(state).sort(([a], [b]) => a.localeCompare(b)).map(([name, s]) => [name, { mounted: [...s.mounted].sort(), dirs: [...s.dirs].sort(), held: s.held }]));
+  return Object.fromEntries(
+    Object.entries(state)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, s]) => [
+        name,
+        { mounted: [...s.mounted].sort(), dirs: [...s.dirs].sort(), held: s.held },
+      ]),
+  );
 }
 
 /** SIGTERM, then SIGKILL if it has not exited within 5 s. */
@@ -346,7 +462,10 @@ function sweep(runDir: string): string[] {
   const swept: string[] = [];
   const runcRoot = join(runDir, 'runc');
   if (existsSync(runcRoot)) {
-    const list = spawnSync('runc', ['--root', runcRoot, 'list', '-q'], { encoding: 'utf8', timeout: 10_000 });
+    const list = spawnSync('runc', ['--root', runcRoot, 'list', '-q'], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
     for (const id of (list.stdout ?? '').split('\n').filter((line) => line !== '')) {
       spawnSync('runc', ['--root', runcRoot, 'delete', '--force', id], { timeout: 10_000 });
       swept.push(`container ${id}`);
@@ -358,7 +477,10 @@ function sweep(runDir: string): string[] {
   }
   if (secretMounts(runDir).length === 0) rmSync(runDir, { recursive: true, force: true });
   // The executor's cgroup parent, named after the run directory (src/node/executor/executor.ts).
-  const cgroup = join('/sys/fs/cgroup/secretd', createHash('sha256').update(runDir).digest('hex').slice(0, 12));
+  const cgroup = join(
+    '/sys/fs/cgroup/secretd',
+    createHash('sha256').update(runDir).digest('hex').slice(0, 12),
+  );
   try {
     rmdirSync(cgroup);
   } catch {

@@ -8,12 +8,26 @@ import { WAL, type WALOptions, type WALState } from '../../src/raft/wal.ts';
 
 export const fs = new NodeFileSystem();
 export const dek = systemRandom(32);
-export const options = (extra: Partial<WALOptions> = {}): WALOptions => ({ dek, keyId: 1, random: systemRandom, fs, ...extra });
+export const options = (extra: Partial<WALOptions> = {}): WALOptions => ({
+  dek,
+  keyId: 1,
+  random: systemRandom,
+  fs,
+  ...extra,
+});
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
-export const entry = (index: number, term: number, data = `entry ${index} term ${term}`): Entry => ({ index, term, type: 'normal', data: text(data) });
+export const entry = (
+  index: number,
+  term: number,
+  data = `entry ${index} term ${term}`,
+): Entry => ({ index, term, type: 'normal', data: text(data) });
 export const entries = (from: number, to: number, term: number): Entry[] =>
   Array.from({ length: to - from + 1 }, (_, i) => entry(from + i, term));
-export const hs = (term: number, commit: number, vote: string | null = 'node-a'): HardState => ({ term, commit, vote: vote as MemberId | null });
+export const hs = (term: number, commit: number, vote: string | null = 'node-a'): HardState => ({
+  term,
+  commit,
+  vote: vote as MemberId | null,
+});
 export const conf = { voters: ['node-a', 'node-b', 'node-c'] as MemberId[], learners: [] };
 export const meta = (index: number, term: number): SnapshotMeta => ({ index, term, conf });
 
@@ -24,10 +38,16 @@ export async function reopen(dir: string, extra: Partial<WALOptions> = {}): Prom
 }
 
 export async function segmentPaths(dir: string): Promise<string[]> {
-  return (await fs.list(dir)).filter((name) => name.endsWith('.wal')).sort().map((name) => `${dir}/${name}`);
+  return (await fs.list(dir))
+    .filter((name) => name.endsWith('.wal'))
+    .sort()
+    .map((name) => `${dir}/${name}`);
 }
 
-export async function openError(dir: string, extra: Partial<WALOptions> = {}): Promise<SecretdError> {
+export async function openError(
+  dir: string,
+  extra: Partial<WALOptions> = {},
+): Promise<SecretdError> {
   try {
     await reopen(dir, extra);
   } catch (error) {
@@ -40,7 +60,7 @@ export async function openError(dir: string, extra: Partial<WALOptions> = {}): P
 /** Offsets of the records in `bytes` from `from` up to `to`. */
 export function recordOffsets(bytes: Uint8Array, from: number, to: number): number[] {
   const offsets: number[] = [];
-  for (let at = from; at < to; ) {
+  for (let at = from; at < to;) {
     const frame = decodeFrame(bytes, at);
     if (!frame.ok) throw new Error(frame.reason);
     offsets.push(at);

@@ -71,7 +71,9 @@ export class Workload {
 
   start(): void {
     if (this.#running) throw new Error('workload already running');
-    this.#running = Promise.all(Array.from({ length: this.#options.workers ?? 4 }, (_, i) => this.#worker(i))).then(() => {});
+    this.#running = Promise.all(
+      Array.from({ length: this.#options.workers ?? 4 }, (_, i) => this.#worker(i)),
+    ).then(() => {});
   }
 
   /** Stops after each worker's current create has ended (so its outcome is recorded). */
@@ -93,7 +95,9 @@ export class Workload {
     const deadline = Date.now() + timeoutMs;
     while (this.ackedSentAfter(t).length < count) {
       if (Date.now() > deadline) {
-        throw new Error(`timed out after ${timeoutMs} ms waiting for ${count} acknowledged creates (have ${this.ackedSentAfter(t).length}; indeterminate ${this.indeterminate.size}; unexpected: ${this.unexpected.slice(0, 3).join('; ')})`);
+        throw new Error(
+          `timed out after ${timeoutMs} ms waiting for ${count} acknowledged creates (have ${this.ackedSentAfter(t).length}; indeterminate ${this.indeterminate.size}; unexpected: ${this.unexpected.slice(0, 3).join('; ')})`,
+        );
       }
       await pause(20);
     }
@@ -129,7 +133,9 @@ export class Workload {
         let status = 0;
         let text = '';
         try {
-          const answer = await client.request('POST', '/secrets/create', body, { timeoutMs: this.#options.requestTimeoutMs ?? 4000 });
+          const answer = await client.request('POST', '/secrets/create', body, {
+            timeoutMs: this.#options.requestTimeoutMs ?? 4000,
+          });
           status = answer.status;
           text = answer.text;
         } catch {
@@ -137,13 +143,20 @@ export class Workload {
           this.#drop(node, client);
         }
         if (status === 201) {
-          this.acked.set(name, { id: (JSON.parse(text) as { ID: string }).ID, value, sentAt, ackedAt: Date.now() });
+          this.acked.set(name, {
+            id: (JSON.parse(text) as { ID: string }).ID,
+            value,
+            sentAt,
+            ackedAt: Date.now(),
+          });
           outcome = 'done';
         } else if (status === 409 && attempt > 0 && text.includes('already exists')) {
           this.committed.set(name, value);
           outcome = 'done';
         } else if (status !== 0 && status < 500) {
-          this.unexpected.push(`${name} at ${node.name} (attempt ${attempt + 1}): ${status} ${text}`);
+          this.unexpected.push(
+            `${name} at ${node.name} (attempt ${attempt + 1}): ${status} ${text}`,
+          );
           outcome = 'done';
         } else {
           cursor++;
@@ -161,7 +174,11 @@ export class Workload {
  * Asks until a definite answer: a 503 (no leader confirmed the read or write in time) or no answer
  * is what a client retries on; the checks are about safety, availability is tested elsewhere.
  */
-async function definite(what: string, ask: () => Promise<H2Response>, timeoutMs = 30_000): Promise<H2Response> {
+async function definite(
+  what: string,
+  ask: () => Promise<H2Response>,
+  timeoutMs = 30_000,
+): Promise<H2Response> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
@@ -172,7 +189,8 @@ async function definite(what: string, ask: () => Promise<H2Response>, timeoutMs 
     } catch (error) {
       last = (error as Error).message;
     }
-    if (Date.now() > deadline) throw new Error(`${what}: no definite answer within ${timeoutMs} ms (last: ${last})`);
+    if (Date.now() > deadline)
+      throw new Error(`${what}: no definite answer within ${timeoutMs} ms (last: ${last})`);
     await pause(200);
   }
 }
@@ -195,18 +213,33 @@ export class ManagerClient implements Disposable {
 
 /** Lists the secrets on one manager (a linearizable read there). */
 export async function listSecrets(client: ManagerClient): Promise<SecretJSON[]> {
-  const answer = await definite('GET /secrets', () => client.get().request('GET', '/secrets', undefined, { timeoutMs: 10_000 }));
-  if (answer.status !== 200) throw new Error(`GET /secrets answered ${answer.status}: ${answer.text}`);
+  const answer = await definite('GET /secrets', () =>
+    client.get().request('GET', '/secrets', undefined, { timeoutMs: 10_000 }),
+  );
+  if (answer.status !== 200)
+    throw new Error(`GET /secrets answered ${answer.status}: ${answer.text}`);
   return answer.json<SecretJSON[]>();
 }
 
 /** One manager's view as name → id, checking names are ours and unique. */
-function namesToIds(list: readonly SecretJSON[], ours: ReadonlyMap<string, string>, prefix: string, where: string): Map<string, string> {
+function namesToIds(
+  list: readonly SecretJSON[],
+  ours: ReadonlyMap<string, string>,
+  prefix: string,
+  where: string,
+): Map<string, string> {
   const byName = new Map<string, string>();
   for (const secret of list) {
     if (!secret.Spec.Name.startsWith(`${prefix}-`)) continue;
-    expect({ where, name: secret.Spec.Name, ours: ours.has(secret.Spec.Name) }).toEqual({ where, name: secret.Spec.Name, ours: true });
-    expect({ where, duplicate: byName.has(secret.Spec.Name) ? secret.Spec.Name : null }).toEqual({ where, duplicate: null });
+    expect({ where, name: secret.Spec.Name, ours: ours.has(secret.Spec.Name) }).toEqual({
+      where,
+      name: secret.Spec.Name,
+      ours: true,
+    });
+    expect({ where, duplicate: byName.has(secret.Spec.Name) ? secret.Spec.Name : null }).toEqual({
+      where,
+      duplicate: null,
+    });
     byName.set(secret.Spec.Name, secret.ID);
   }
   return byName;
@@ -216,7 +249,13 @@ function namesToIds(list: readonly SecretJSON[], ours: ReadonlyMap<string, strin
  * Data check on one manager, by Docker's update rule: an update carrying the stored value
  * succeeds (200); one carrying another value is refused (400). Runs `concurrency` at a time.
  */
-async function checkValues(client: ManagerClient, list: readonly SecretJSON[], values: ReadonlyMap<string, string>, where: string, concurrency = 8): Promise<void> {
+async function checkValues(
+  client: ManagerClient,
+  list: readonly SecretJSON[],
+  values: ReadonlyMap<string, string>,
+  where: string,
+  concurrency = 8,
+): Promise<void> {
   const todo = list.filter((s) => values.has(s.Spec.Name));
   const failures: string[] = [];
   let next = 0;
@@ -225,25 +264,48 @@ async function checkValues(client: ManagerClient, list: readonly SecretJSON[], v
       const secret = todo[next++]!;
       const value = values.get(secret.Spec.Name)!;
       const update = (data: string, version: number): Promise<H2Response> =>
-        definite(`update ${secret.Spec.Name}`, () => client.get().request('POST', `/secrets/${secret.ID}/update?version=${version}`, { Name: secret.Spec.Name, Labels: secret.Spec.Labels, Data: b64(data) }, { timeoutMs: 10_000 }));
+        definite(`update ${secret.Spec.Name}`, () =>
+          client
+            .get()
+            .request(
+              'POST',
+              `/secrets/${secret.ID}/update?version=${version}`,
+              { Name: secret.Spec.Name, Labels: secret.Spec.Labels, Data: b64(data) },
+              { timeoutMs: 10_000 },
+            ),
+        );
       let version = secret.Version.Index;
       let same = await update(value, version);
       // A retried update whose first try did land finds a newer version: the value matched then.
-      for (let tries = 0; same.status !== 200 && same.text.includes('is out of date') && tries < 3; tries++) {
-        const current = await definite(`GET /secrets/${secret.ID}`, () => client.get().request('GET', `/secrets/${secret.ID}`, undefined, { timeoutMs: 10_000 }));
+      for (
+        let tries = 0;
+        same.status !== 200 && same.text.includes('is out of date') && tries < 3;
+        tries++
+      ) {
+        const current = await definite(`GET /secrets/${secret.ID}`, () =>
+          client.get().request('GET', `/secrets/${secret.ID}`, undefined, { timeoutMs: 10_000 }),
+        );
         version = current.json<SecretJSON>().Version.Index;
         same = await update(value, version);
       }
-      if (same.status !== 200) failures.push(`${secret.Spec.Name}: same value answered ${same.status} ${same.text}`);
+      if (same.status !== 200)
+        failures.push(`${secret.Spec.Name}: same value answered ${same.status} ${same.text}`);
       // A negative control on a sample: the oracle must be able to say no.
       if (next % 50 === 1) {
         const other = await update(`${value}x`, version);
-        if (other.status !== 400 || !other.text.includes('only updates to Labels are allowed')) failures.push(`${secret.Spec.Name}: another value answered ${other.status} ${other.text}`);
+        if (other.status !== 400 || !other.text.includes('only updates to Labels are allowed'))
+          failures.push(
+            `${secret.Spec.Name}: another value answered ${other.status} ${other.text}`,
+          );
       }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  expect({ where, checked: todo.length, failures }).toEqual({ where, checked: todo.length, failures: [] });
+  expect({ where, checked: todo.length, failures }).toEqual({
+    where,
+    checked: todo.length,
+    failures: [],
+  });
 }
 
 /**
@@ -251,7 +313,12 @@ async function checkValues(client: ManagerClient, list: readonly SecretJSON[], v
  * (bounded) for the managers to list the same secrets: a write a manager was still retrying
  * internally when the workload stopped may land a moment later.
  */
-export async function verifyHistory(workload: Workload, managers: readonly ClusterNode[], client: (node: ClusterNode) => H2Client, prefix: string): Promise<{ acked: number; committed: number; indeterminatePresent: number }> {
+export async function verifyHistory(
+  workload: Workload,
+  managers: readonly ClusterNode[],
+  client: (node: ClusterNode) => H2Client,
+  prefix: string,
+): Promise<{ acked: number; committed: number; indeterminatePresent: number }> {
   expect(workload.unexpected).toEqual([]);
   const ours = workload.attempted;
   const clients = managers.map((m) => new ManagerClient(() => client(m)));
@@ -265,19 +332,34 @@ export async function verifyHistory(workload: Workload, managers: readonly Clust
         views.push({ list, byName: namesToIds(list, ours, prefix, managers[i]!.name) });
       }
       const first = JSON.stringify([...views[0]!.byName].sort());
-      if (views.every((v) => JSON.stringify([...v.byName].sort()) === first) || Date.now() > deadline) break;
+      if (
+        views.every((v) => JSON.stringify([...v.byName].sort()) === first) ||
+        Date.now() > deadline
+      )
+        break;
       await pause(100);
     }
     // Every manager lists the same secrets with the same ids.
-    for (const [i, view] of views.entries()) expect({ manager: managers[i]!.name, secrets: [...view.byName].sort() }).toEqual({ manager: managers[i]!.name, secrets: [...views[0]!.byName].sort() });
+    for (const [i, view] of views.entries())
+      expect({ manager: managers[i]!.name, secrets: [...view.byName].sort() }).toEqual({
+        manager: managers[i]!.name,
+        secrets: [...views[0]!.byName].sort(),
+      });
     const byName = views[0]!.byName;
-    const missingAcked = [...workload.acked].filter(([name, { id }]) => byName.get(name) !== id).map(([name, { id }]) => `${name}: acked ${id}, listed ${byName.get(name) ?? 'nothing'}`);
+    const missingAcked = [...workload.acked]
+      .filter(([name, { id }]) => byName.get(name) !== id)
+      .map(([name, { id }]) => `${name}: acked ${id}, listed ${byName.get(name) ?? 'nothing'}`);
     expect(missingAcked).toEqual([]);
     const missingCommitted = [...workload.committed.keys()].filter((name) => !byName.has(name));
     expect(missingCommitted).toEqual([]);
     // Listed again just before: each check writes a new version of every secret it checks.
-    for (const [i, c] of clients.entries()) await checkValues(c, await listSecrets(c), ours, managers[i]!.name);
-    return { acked: workload.acked.size, committed: workload.committed.size, indeterminatePresent: [...workload.indeterminate.keys()].filter((n) => byName.has(n)).length };
+    for (const [i, c] of clients.entries())
+      await checkValues(c, await listSecrets(c), ours, managers[i]!.name);
+    return {
+      acked: workload.acked.size,
+      committed: workload.committed.size,
+      indeterminatePresent: [...workload.indeterminate.keys()].filter((n) => byName.has(n)).length,
+    };
   } finally {
     for (const c of clients) c[Symbol.dispose]();
   }

@@ -32,7 +32,15 @@ const seedsMax = 200;
 const expected: Readonly<Record<Variant, readonly Invariant[]>> = {
   // Whichever notices the lost data first: the harness, or production's own checks (a WAL that
   // refuses to open, an assertion on a commit index past the log).
-  'lying-fsync': ['durability', 'double-vote', 'election-safety', 'leader-completeness', 'state-machine-safety', 'restart-failed', 'production-assertion'],
+  'lying-fsync': [
+    'durability',
+    'double-vote',
+    'election-safety',
+    'leader-completeness',
+    'state-machine-safety',
+    'restart-failed',
+    'production-assertion',
+  ],
   'forget-vote': ['double-vote', 'election-safety'],
   'commit-old-term': ['leader-completeness', 'state-machine-safety'],
   'truncate-committed': ['leader-completeness', 'state-machine-safety'],
@@ -48,9 +56,17 @@ const replayVariant = process.env['SIM_VARIANT'] as Variant | undefined;
 if (replaySeed !== undefined && replayVariant !== undefined) {
   test(`variant ${replayVariant} is caught at seed ${replaySeed} (replay)`, async () => {
     const seed = Number(replaySeed);
-    const trace = process.env['SIM_TRACE'] === '1' ? (line: string) => console.log(line) : undefined;
-    const result = await runSimulation(seed, { variant: replayVariant, ...(trace ? { onTrace: trace } : {}) });
-    console.log(result.failure === null ? `seed ${seed}: not caught` : formatFailure(result, replayCommand({ seed, variant: replayVariant })));
+    const trace =
+      process.env['SIM_TRACE'] === '1' ? (line: string) => console.log(line) : undefined;
+    const result = await runSimulation(seed, {
+      variant: replayVariant,
+      ...(trace ? { onTrace: trace } : {}),
+    });
+    console.log(
+      result.failure === null
+        ? `seed ${seed}: not caught`
+        : formatFailure(result, replayCommand({ seed, variant: replayVariant })),
+    );
     expect(result.failure?.invariant).toBeOneOf([...expected[replayVariant]]);
   }, 120_000);
 } else {
@@ -67,10 +83,16 @@ if (replaySeed !== undefined && replayVariant !== undefined) {
           if (expected[variant].includes(result.failure.invariant)) caught = result;
           else otherwise.push(`seed ${seed}: ${result.failure.invariant}`);
         }
-        if (otherwise.length > 0) console.log(`broken variant ${variant}: also failed otherwise: ${otherwise.join(', ')}`);
-        if (caught === null) throw new Error(`${variant} was not caught as ${expected[variant].join(' or ')} in seeds 1-${seedsMax}`);
+        if (otherwise.length > 0)
+          console.log(`broken variant ${variant}: also failed otherwise: ${otherwise.join(', ')}`);
+        if (caught === null)
+          throw new Error(
+            `${variant} was not caught as ${expected[variant].join(' or ')} in seeds 1-${seedsMax}`,
+          );
         const { seed, failure } = caught;
-        console.log(`broken variant ${variant}: caught at seed ${seed} as ${failure!.invariant}: ${failure!.message.split('\n')[0]}`);
+        console.log(
+          `broken variant ${variant}: caught at seed ${seed} as ${failure!.invariant}: ${failure!.message.split('\n')[0]}`,
+        );
         expect(failure!.invariant).toBeOneOf([...expected[variant]]);
       }, 120_000);
     }

@@ -98,14 +98,21 @@ export class Invariants {
         this.#savedTerm[member.index] = Math.max(this.#savedTerm[member.index]!, m.term);
       }
       if (m.type === 'vote-response' && !m.reject) this.#vote(m.from, m.term, m.to);
-      else if (m.type === 'vote') this.#vote(m.from, m.term, m.from); // a candidate has voted for itself
+      else if (m.type === 'vote')
+        this.#vote(m.from, m.term, m.from); // a candidate has voted for itself
       else if (m.type === 'append') this.#append(member, m.term, m.entries);
-      else if (m.type === 'snapshot') this.#snapshot(member, m.snapshot.meta.index, m.snapshot.data);
+      else if (m.type === 'snapshot')
+        this.#snapshot(member, m.snapshot.meta.index, m.snapshot.data);
     }
   }
 
   onApply(member: Member, index: number, content: string): void {
-    this.#commit(index, content, member.node?.core.status().term ?? Infinity, `${member.id} applied`);
+    this.#commit(
+      index,
+      content,
+      member.node?.core.status().term ?? Infinity,
+      `${member.id} applied`,
+    );
   }
 
   /** `index` holds `content` for good: learned in `term` (an upper bound on when it was committed). */
@@ -114,7 +121,10 @@ export class Invariants {
     if (committed === undefined) {
       this.#committed.set(index, { content, termBound: term, firstBy: how });
     } else if (committed.content !== content) {
-      this.#fail('state-machine-safety', `${how} ${describe(content)} at index ${index}, but ${committed.firstBy} ${describe(committed.content)} there`);
+      this.#fail(
+        'state-machine-safety',
+        `${how} ${describe(content)} at index ${index}, but ${committed.firstBy} ${describe(committed.content)} there`,
+      );
     } else {
       committed.termBound = Math.min(committed.termBound, term);
     }
@@ -128,10 +138,16 @@ export class Invariants {
       const { core, store } = node;
       const term = core.term;
       if (term >= impostorTermFloor || core.leader === impostorId) {
-        this.#fail('non-member-heard', `${member.id} is in term ${term} with leader ${core.leader}: it heard ${impostorId}, which is outside the configuration`);
+        this.#fail(
+          'non-member-heard',
+          `${member.id} is in term ${term} with leader ${core.leader}: it heard ${impostorId}, which is outside the configuration`,
+        );
       }
       if (term < this.#savedTerm[i]!) {
-        this.#fail('durability', `${member.id} is back in term ${term}, but it had sent messages in term ${this.#savedTerm[i]} before`);
+        this.#fail(
+          'durability',
+          `${member.id} is back in term ${term}, but it had sent messages in term ${this.#savedTerm[i]} before`,
+        );
       }
       if (core.role === 'leader') this.#leading(i, member, term, core.status().commit);
       else this.#lastLeaderTerm[i] = 0;
@@ -153,14 +169,16 @@ export class Invariants {
       this.#trace(`${member.id} is leader of term ${term}`);
       const other = this.#leaders.get(term);
       if (other === undefined) this.#leaders.set(term, member.id);
-      else if (other !== member.id) this.#fail('election-safety', `${member.id} and ${other} are both leaders of term ${term}`);
+      else if (other !== member.id)
+        this.#fail('election-safety', `${member.id} and ${other} are both leaders of term ${term}`);
     }
     // What a leader commits is committed, applied or not yet: its log there is what it sent.
     const sent = this.#sentBy.get(`${member.id}@${term}`);
     if (sent === undefined) return;
     for (let index = this.#lastCommit[i]! + 1; index <= commit; index++) {
       const content = sent.get(index);
-      if (content !== undefined) this.#commit(index, content, term, `${member.id}, leader of term ${term}, committed`);
+      if (content !== undefined)
+        this.#commit(index, content, term, `${member.id}, leader of term ${term}, committed`);
     }
     this.#lastCommit[i] = commit;
   }
@@ -169,7 +187,11 @@ export class Invariants {
     const key = `${voter}@${term}`;
     const earlier = this.#votes.get(key);
     if (earlier === undefined) this.#votes.set(key, candidate);
-    else if (earlier !== candidate) this.#fail('double-vote', `${voter} voted for ${earlier} and for ${candidate} in term ${term}`);
+    else if (earlier !== candidate)
+      this.#fail(
+        'double-vote',
+        `${voter} voted for ${earlier} and for ${candidate} in term ${term}`,
+      );
   }
 
   #append(leader: Member, term: number, entries: readonly Entry[]): void {
@@ -184,7 +206,10 @@ export class Invariants {
       const known = terms.get(entry.term);
       if (known === undefined) terms.set(entry.term, content);
       else if (known !== content) {
-        this.#fail('log-matching', `two entries at index ${entry.index} in term ${entry.term}: ${describe(known)} and ${describe(content)}`);
+        this.#fail(
+          'log-matching',
+          `two entries at index ${entry.index} in term ${entry.term}: ${describe(known)} and ${describe(content)}`,
+        );
       }
       const committed = this.#committed.get(entry.index);
       if (committed !== undefined && committed.content !== content && term > committed.termBound) {
@@ -199,7 +224,10 @@ export class Invariants {
   #snapshot(leader: Member, index: number, data: Uint8Array): void {
     const known = this.#states.get(index);
     if (known !== undefined && known.hash !== Bun.hash.wyhash(data)) {
-      this.#fail('state-divergence', `${leader.id} sends a snapshot at index ${index} that differs from the store ${known.by} had there`);
+      this.#fail(
+        'state-divergence',
+        `${leader.id} sends a snapshot at index ${index} that differs from the store ${known.by} had there`,
+      );
     }
   }
 
@@ -208,13 +236,20 @@ export class Invariants {
     const known = this.#states.get(applied);
     this.stateComparisons++;
     if (known === undefined) this.#states.set(applied, { hash, by: member.id });
-    else if (known.hash !== hash) this.#fail('state-divergence', `${member.id} and ${known.by} hold different stores at applied index ${applied}`);
+    else if (known.hash !== hash)
+      this.#fail(
+        'state-divergence',
+        `${member.id} and ${known.by} hold different stores at applied index ${applied}`,
+      );
   }
 
   #content(entry: Entry): string {
     let content = this.#contentOf.get(entry);
     if (content === undefined) {
-      content = entry.type === 'conf' ? `conf:${Buffer.from(entry.data).toString('hex')}` : new TextDecoder().decode(entry.data);
+      content =
+        entry.type === 'conf'
+          ? `conf:${Buffer.from(entry.data).toString('hex')}`
+          : new TextDecoder().decode(entry.data);
       this.#contentOf.set(entry, content);
     }
     return content;

@@ -72,7 +72,9 @@ export class Figure8 {
     this.#a = a;
     this.#aLastAtCut = status(a)?.lastIndex ?? 0;
     this.#d = members.length > 3 ? this.#prng.pick(members.filter((m) => m !== a)) : null;
-    this.#trace(`start: ${a.id} leads${this.#d === null ? '' : `, ${this.#d.id} is crashed for the scenario`}; cut ${a.id} off`);
+    this.#trace(
+      `start: ${a.id} leads${this.#d === null ? '' : `, ${this.#d.id} is crashed for the scenario`}; cut ${a.id} off`,
+    );
     if (this.#d !== null) this.#target.crash(this.#d, 'process', 1e9);
     network.separate([a.index], this.#others([a]));
     this.#target.writeTo(a, this.#prng.intBetween(1, 3));
@@ -82,39 +84,50 @@ export class Figure8 {
   /** Called after every event: checks the current step's condition. */
   afterEvent(): void {
     if (!this.active) return;
-    if (this.#target.scheduler.now > this.#deadline) return this.abort(`step '${this.#phase}' timed out`);
+    if (this.#target.scheduler.now > this.#deadline)
+      return this.abort(`step '${this.#phase}' timed out`);
     const a = this.#a!;
     const statusA = status(a);
     switch (this.#phase) {
       case 'entries':
-        if (statusA !== null && statusA.lastIndex > this.#aLastAtCut) this.#enter('other-leader', 20);
+        if (statusA !== null && statusA.lastIndex > this.#aLastAtCut)
+          this.#enter('other-leader', 20);
         return;
       case 'other-leader': {
         const b = this.#target.members.find((m) => m !== a && status(m)?.role === 'leader');
         if (b === undefined) return;
         this.#b = b;
-        this.#trace(`${b.id} leads term ${status(b)!.term}: cut it off before its no-op leaves; reconnect ${a.id}`);
+        this.#trace(
+          `${b.id} leads term ${status(b)!.term}: cut it off before its no-op leaves; reconnect ${a.id}`,
+        );
         this.#target.network.heal();
         this.#target.network.separate([b.index], this.#others([b]));
         return this.#enter('a-leader', 30);
       }
       case 'a-leader': {
-        const other = this.#target.members.find((m) => m !== a && m !== this.#b && status(m)?.role === 'leader');
+        const other = this.#target.members.find(
+          (m) => m !== a && m !== this.#b && status(m)?.role === 'leader',
+        );
         if (other !== undefined) return this.abort(`${other.id} won instead of ${a.id}`);
         if (statusA?.role !== 'leader' || statusA.term <= (status(this.#b!)?.term ?? 0)) return;
         [this.#aTerm, this.#aCommit] = [statusA.term, statusA.commit];
-        this.#trace(`${a.id} leads term ${statusA.term} with commit ${statusA.commit} and last index ${statusA.lastIndex}`);
+        this.#trace(
+          `${a.id} leads term ${statusA.term} with commit ${statusA.commit} and last index ${statusA.lastIndex}`,
+        );
         return this.#enter('a-commit', 10);
       }
       case 'a-commit':
-        if (statusA === null || statusA.term !== this.#aTerm) return this.abort(`${a.id} lost leadership`);
+        if (statusA === null || statusA.term !== this.#aTerm)
+          return this.abort(`${a.id} lost leadership`);
         if (statusA.commit <= this.#aCommit) return;
         this.#trace(`${a.id} commits up to ${statusA.commit}: kill it, reconnect ${this.#b!.id}`);
         this.#target.crash(a, 'process', 1e9);
         this.#target.network.heal();
         return this.#enter('final-leader', 30);
       case 'final-leader': {
-        const leader = this.#target.members.find((m) => status(m)?.role === 'leader' && status(m)!.term > this.#aTerm);
+        const leader = this.#target.members.find(
+          (m) => status(m)?.role === 'leader' && status(m)!.term > this.#aTerm,
+        );
         if (leader === undefined) return;
         this.completed++;
         return this.abort(`done: ${leader.id} leads term ${status(leader)!.term}`);
@@ -130,7 +143,8 @@ export class Figure8 {
     this.#trace(`end (${why})`);
     this.#phase = 'idle';
     this.#target.network.heal();
-    for (const member of [this.#a, this.#d]) if (member !== null && member.state === 'down') member.start();
+    for (const member of [this.#a, this.#d])
+      if (member !== null && member.state === 'down') member.start();
     this.#a = this.#b = this.#d = null;
   }
 

@@ -36,10 +36,20 @@ export function finalChecks(members: readonly Member[], workload: Workload): Fin
   }
   const checked = withoutUnobservedWrites(ops);
   // SIM_CHECK_STEPS raises the checker's search budget, to settle a seed that ran out of it.
-  const { failed, steps } = checkByKey(checked, modelFor, process.env.SIM_CHECK_STEPS ? { stepsMax: Number(process.env.SIM_CHECK_STEPS) } : {});
+  const { failed, steps } = checkByKey(
+    checked,
+    modelFor,
+    process.env.SIM_CHECK_STEPS ? { stepsMax: Number(process.env.SIM_CHECK_STEPS) } : {},
+  );
   const result = { checkedOps: checked.length, checkerSteps: steps };
   if (failed === null || failed.verdict.ok) return { verdict: null, ...result };
-  return { verdict: { invariant: 'linearizability', message: describeFailure(failed.key, failed.verdict, checked) }, ...result };
+  return {
+    verdict: {
+      invariant: 'linearizability',
+      message: describeFailure(failed.key, failed.verdict, checked),
+    },
+    ...result,
+  };
 }
 
 function sameStores(members: readonly Member[]): FinalVerdict | null {
@@ -47,33 +57,48 @@ function sameStores(members: readonly Member[]): FinalVerdict | null {
   const first = text.decode(members[0]!.node!.store.snapshot());
   for (const member of members.slice(1)) {
     if (text.decode(member.node!.store.snapshot()) !== first) {
-      return { invariant: 'state-divergence', message: `after converging, ${member.id} and ${members[0]!.id} hold different stores` };
+      return {
+        invariant: 'state-divergence',
+        message: `after converging, ${member.id} and ${members[0]!.id} hold different stores`,
+      };
     }
   }
   return null;
 }
 
 function acknowledgedWritesKept(member: Member, workload: Workload): FinalVerdict | null {
-  const body = JSON.parse(new TextDecoder().decode(member.node!.store.snapshot())) as { requests: [string, ApplyResult][] };
+  const body = JSON.parse(new TextDecoder().decode(member.node!.store.snapshot())) as {
+    requests: [string, ApplyResult][];
+  };
   const remembered = new Map(body.requests);
   for (const op of workload.history) {
     if (op.status !== 'ok' || op.requestId === null || op.result === null) continue;
     const stored = remembered.get(op.requestId);
     const told = outcomeOf(op.result);
     if (stored === undefined || outcomeOf(stored) !== told) {
-      const found = stored === undefined ? 'is not in the store' : `is in the store as ${outcomeOf(stored)}`;
-      return { invariant: 'durability', message: `write ${op.requestId} (${op.key}) was acknowledged as ${told} but ${found}` };
+      const found =
+        stored === undefined ? 'is not in the store' : `is in the store as ${outcomeOf(stored)}`;
+      return {
+        invariant: 'durability',
+        message: `write ${op.requestId} (${op.key}) was acknowledged as ${told} but ${found}`,
+      };
     }
   }
   return null;
 }
 
-function describeFailure(key: string, verdict: Extract<Verdict<SimOperation>, { ok: false }>, checked: readonly SimOperation[]): string {
+function describeFailure(
+  key: string,
+  verdict: Extract<Verdict<SimOperation>, { ok: false }>,
+  checked: readonly SimOperation[],
+): string {
   const ops = checked.filter((op) => op.key === key);
   // The operations around the failure: those overlapping the ones that could not be placed.
   const from = Math.min(...verdict.stuck.map((op) => op.call));
   const to = Math.max(...verdict.stuck.map((op) => (op.output === undefined ? op.call : op.ret)));
-  const around = ops.filter((op) => (op.output === undefined || op.ret >= from) && op.call <= to).slice(0, 40);
+  const around = ops
+    .filter((op) => (op.output === undefined || op.ret >= from) && op.call <= to)
+    .slice(0, 40);
   const verdictLine =
     verdict.reason === 'budget'
       ? `the search for a linearization of ${key} (${ops.length} operations) ran out of its budget after ${verdict.steps} steps: undecided, not proven wrong (replay with SIM_CHECK_STEPS=100000000 to settle it)`

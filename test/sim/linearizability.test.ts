@@ -1,30 +1,62 @@
 import { describe, expect, test } from 'bun:test';
 import { checkByKey, checkLinearizable } from './linearizability.ts';
-import { modelFor, registerModel, setModel, type SimInput, type SimOperation, type SimOutput, withoutUnobservedWrites } from './models.ts';
+import {
+  modelFor,
+  registerModel,
+  setModel,
+  type SimInput,
+  type SimOperation,
+  type SimOutput,
+  withoutUnobservedWrites,
+} from './models.ts';
 import { Prng } from './prng.ts';
 
 const unknown = undefined;
 let nextClient = 0;
-function op(key: string, input: SimInput, output: SimOutput | undefined, call: number, ret = Infinity): SimOperation {
+function op(
+  key: string,
+  input: SimInput,
+  output: SimOutput | undefined,
+  call: number,
+  ret = Infinity,
+): SimOperation {
   return { key, client: nextClient++, input, output, call, ret };
 }
-const write = (value: string, output: SimOutput | undefined, call: number, ret?: number): SimOperation =>
-  op('register:x', { f: 'write', value }, output, call, ret);
-const read = (value: string | null, call: number, ret: number): SimOperation => op('register:x', { f: 'read' }, value, call, ret);
-const create = (output: SimOutput | undefined, call: number, ret?: number): SimOperation => op('set:s', { f: 'create' }, output, call, ret);
-const remove = (output: SimOutput | undefined, call: number, ret?: number): SimOperation => op('set:s', { f: 'remove' }, output, call, ret);
-const exists = (present: boolean, call: number, ret: number): SimOperation => op('set:s', { f: 'exists' }, present ? 'present' : 'absent', call, ret);
+const write = (
+  value: string,
+  output: SimOutput | undefined,
+  call: number,
+  ret?: number,
+): SimOperation => op('register:x', { f: 'write', value }, output, call, ret);
+const read = (value: string | null, call: number, ret: number): SimOperation =>
+  op('register:x', { f: 'read' }, value, call, ret);
+const create = (output: SimOutput | undefined, call: number, ret?: number): SimOperation =>
+  op('set:s', { f: 'create' }, output, call, ret);
+const remove = (output: SimOutput | undefined, call: number, ret?: number): SimOperation =>
+  op('set:s', { f: 'remove' }, output, call, ret);
+const exists = (present: boolean, call: number, ret: number): SimOperation =>
+  op('set:s', { f: 'exists' }, present ? 'present' : 'absent', call, ret);
 
 const registerOk = (ops: SimOperation[]): boolean => checkLinearizable(registerModel, ops).ok;
 const setOk = (ops: SimOperation[]): boolean => checkLinearizable(setModel, ops).ok;
 
 describe('checkLinearizable() on a register', () => {
   test('accepts a sequential history that reads what was last written', () => {
-    expect(registerOk([read(null, 0, 1), write('a', 'ok', 2, 3), read('a', 4, 5), write('b', 'ok', 6, 7), read('b', 8, 9)])).toBe(true);
+    expect(
+      registerOk([
+        read(null, 0, 1),
+        write('a', 'ok', 2, 3),
+        read('a', 4, 5),
+        write('b', 'ok', 6, 7),
+        read('b', 8, 9),
+      ]),
+    ).toBe(true);
   });
 
   test('rejects a stale read after a later write completed', () => {
-    expect(registerOk([write('a', 'ok', 0, 1), write('b', 'ok', 2, 3), read('a', 4, 5)])).toBe(false);
+    expect(registerOk([write('a', 'ok', 0, 1), write('b', 'ok', 2, 3), read('a', 4, 5)])).toBe(
+      false,
+    );
   });
 
   test('rejects a read of null after an acknowledged write (a lost write)', () => {
@@ -36,8 +68,12 @@ describe('checkLinearizable() on a register', () => {
   });
 
   test('accepts either value for a read concurrent with a write', () => {
-    expect(registerOk([write('a', 'ok', 0, 1), write('b', 'ok', 2, 10), read('a', 3, 4)])).toBe(true);
-    expect(registerOk([write('a', 'ok', 0, 1), write('b', 'ok', 2, 10), read('b', 3, 4)])).toBe(true);
+    expect(registerOk([write('a', 'ok', 0, 1), write('b', 'ok', 2, 10), read('a', 3, 4)])).toBe(
+      true,
+    );
+    expect(registerOk([write('a', 'ok', 0, 1), write('b', 'ok', 2, 10), read('b', 3, 4)])).toBe(
+      true,
+    );
   });
 
   test('treats intervals as closed: a read returning when a write is called may see it', () => {
@@ -45,15 +81,38 @@ describe('checkLinearizable() on a register', () => {
   });
 
   test('rejects reads that flip back between two concurrent writes', () => {
-    expect(registerOk([write('a', 'ok', 0, 10), write('b', 'ok', 0, 10), read('a', 1, 2), read('b', 3, 4), read('a', 5, 6)])).toBe(false);
+    expect(
+      registerOk([
+        write('a', 'ok', 0, 10),
+        write('b', 'ok', 0, 10),
+        read('a', 1, 2),
+        read('b', 3, 4),
+        read('a', 5, 6),
+      ]),
+    ).toBe(false);
   });
 
   test('lets a write of unknown outcome take effect long after its call', () => {
-    expect(registerOk([write('a', unknown, 0), read(null, 1, 2), write('b', 'ok', 3, 4), read('b', 5, 6), read('a', 7, 8)])).toBe(true);
+    expect(
+      registerOk([
+        write('a', unknown, 0),
+        read(null, 1, 2),
+        write('b', 'ok', 3, 4),
+        read('b', 5, 6),
+        read('a', 7, 8),
+      ]),
+    ).toBe(true);
   });
 
   test('lets a write of unknown outcome never take effect', () => {
-    expect(registerOk([write('a', unknown, 0), read(null, 5, 6), write('b', 'ok', 7, 8), read('b', 9, 10)])).toBe(true);
+    expect(
+      registerOk([
+        write('a', unknown, 0),
+        read(null, 5, 6),
+        write('b', 'ok', 7, 8),
+        read('b', 9, 10),
+      ]),
+    ).toBe(true);
   });
 
   test('never lets a write of unknown outcome take effect before its call', () => {
@@ -75,7 +134,13 @@ describe('checkLinearizable() on a register', () => {
   });
 
   test('reports budget, not success, when the step budget runs out', () => {
-    const history = [write('a', 'ok', 0, 10), write('b', 'ok', 0, 10), read('a', 1, 2), read('b', 3, 4), read('a', 5, 6)];
+    const history = [
+      write('a', 'ok', 0, 10),
+      write('b', 'ok', 0, 10),
+      read('a', 1, 2),
+      read('b', 3, 4),
+      read('a', 5, 6),
+    ];
     const verdict = checkLinearizable(registerModel, history, { stepsMax: 3 });
     expect(verdict.ok ? 'ok' : verdict.reason).toBe('budget');
   });
@@ -83,7 +148,16 @@ describe('checkLinearizable() on a register', () => {
 
 describe('checkLinearizable() on set membership', () => {
   test('accepts create, conflicting create, remove, missing remove', () => {
-    expect(setOk([create('ok', 0, 1), create('conflict', 2, 3), exists(true, 4, 5), remove('ok', 6, 7), remove('not_found', 8, 9), exists(false, 10, 11)])).toBe(true);
+    expect(
+      setOk([
+        create('ok', 0, 1),
+        create('conflict', 2, 3),
+        exists(true, 4, 5),
+        remove('ok', 6, 7),
+        remove('not_found', 8, 9),
+        exists(false, 10, 11),
+      ]),
+    ).toBe(true);
   });
 
   test('rejects two successful creates with no remove between them', () => {
@@ -107,14 +181,19 @@ describe('checkLinearizable() on set membership', () => {
   });
 
   test('accepts a remove of unknown outcome taking effect after a later read', () => {
-    expect(setOk([create('ok', 0, 1), remove(unknown, 2), exists(true, 3, 4), exists(false, 5, 6)])).toBe(true);
+    expect(
+      setOk([create('ok', 0, 1), remove(unknown, 2), exists(true, 3, 4), exists(false, 5, 6)]),
+    ).toBe(true);
   });
 });
 
 describe('checkByKey()', () => {
   test('checks keys independently and names the one that fails', () => {
     const good = [write('a', 'ok', 0, 1), read('a', 2, 3)];
-    const bad = [op('register:y', { f: 'write', value: 'a' }, 'ok', 0, 1), op('register:y', { f: 'read' }, null, 2, 3)];
+    const bad = [
+      op('register:y', { f: 'write', value: 'a' }, 'ok', 0, 1),
+      op('register:y', { f: 'read' }, null, 2, 3),
+    ];
     expect(checkByKey([...good, create('ok', 0, 1)], modelFor).failed).toBeNull();
     expect(checkByKey([...good, ...bad], modelFor).failed?.key).toBe('register:y');
   });
@@ -127,7 +206,12 @@ describe('withoutUnobservedWrites()', () => {
     const acknowledged = write('c', 'ok', 2, 3);
     const reading = read('a', 4, 5);
     const creating = create(unknown, 6);
-    expect(withoutUnobservedWrites([seen, unseen, acknowledged, reading, creating])).toEqual([seen, acknowledged, reading, creating]);
+    expect(withoutUnobservedWrites([seen, unseen, acknowledged, reading, creating])).toEqual([
+      seen,
+      acknowledged,
+      reading,
+      creating,
+    ]);
   });
 
   test('keeps a key with many timed-out writes cheap to check, with the same verdict', () => {
@@ -164,7 +248,8 @@ describe('checkLinearizable() on random histories', () => {
 
   test('accepts every history widened from a sequential run', () => {
     const prng = new Prng(42);
-    for (let round = 0; round < 200; round++) expect(registerOk(randomHistory(prng, 40))).toBe(true);
+    for (let round = 0; round < 200; round++)
+      expect(registerOk(randomHistory(prng, 40))).toBe(true);
   });
 
   test('rejects every history whose one read returns a value never written', () => {
@@ -186,7 +271,9 @@ describe('checkLinearizable() on random histories', () => {
     for (let round = 0; round < 300; round++) {
       const ops = randomHistory(prng, 40);
       const values = ops.flatMap((o) => (o.input.f === 'write' ? [o.input.value] : []));
-      const reads = ops.map((o, i) => [o, i] as const).filter(([o]) => o.input.f === 'read' && values.indexOf(o.output as string) >= 3);
+      const reads = ops
+        .map((o, i) => [o, i] as const)
+        .filter(([o]) => o.input.f === 'read' && values.indexOf(o.output as string) >= 3);
       if (reads.length === 0) continue;
       const [victim, at] = prng.pick(reads);
       ops[at] = { ...victim, output: values[values.indexOf(victim.output as string) - 3]! };
@@ -206,8 +293,12 @@ describe('checkLinearizable() on random histories', () => {
  * return before latest call) overlap, and no backward zone lies inside a forward one.
  */
 function zonesAgree(ops: readonly SimOperation[]): boolean {
-  const writes = new Map(ops.flatMap((op) => (op.input.f === 'write' ? [[op.input.value, op] as const] : [])));
-  const clusters = new Map<string | null, { minRet: number; maxCall: number }>([[null, { minRet: -Infinity, maxCall: -Infinity }]]);
+  const writes = new Map(
+    ops.flatMap((op) => (op.input.f === 'write' ? [[op.input.value, op] as const] : [])),
+  );
+  const clusters = new Map<string | null, { minRet: number; maxCall: number }>([
+    [null, { minRet: -Infinity, maxCall: -Infinity }],
+  ]);
   for (const op of ops) {
     const value = op.input.f === 'write' ? op.input.value : (op.output as string | null);
     if (op.input.f === 'read' && value !== null) {
@@ -215,20 +306,24 @@ function zonesAgree(ops: readonly SimOperation[]): boolean {
       if (write === undefined || op.ret < write.call) return false;
     }
     const zone = clusters.get(value) ?? { minRet: Infinity, maxCall: -Infinity };
-    clusters.set(value, { minRet: Math.min(zone.minRet, op.ret), maxCall: Math.max(zone.maxCall, op.call) });
+    clusters.set(value, {
+      minRet: Math.min(zone.minRet, op.ret),
+      maxCall: Math.max(zone.maxCall, op.call),
+    });
   }
   const zones = [...clusters.values()];
   const forward = zones.filter((z) => z.minRet < z.maxCall);
   const backward = zones.filter((z) => z.minRet >= z.maxCall);
   for (const [i, a] of forward.entries()) {
-    for (const b of forward.slice(i + 1)) if (a.minRet < b.maxCall && b.minRet < a.maxCall) return false;
+    for (const b of forward.slice(i + 1))
+      if (a.minRet < b.maxCall && b.minRet < a.maxCall) return false;
     for (const b of backward) if (a.minRet < b.maxCall && b.minRet < a.maxCall) return false;
   }
   return true;
 }
 
 describe('checkLinearizable() against an independent oracle', () => {
-  test('agrees with Gibbons and Korach\'s zones on random concurrent register histories', () => {
+  test("agrees with Gibbons and Korach's zones on random concurrent register histories", () => {
     const prng = new Prng(2024);
     let linearizable = 0;
     for (let round = 0; round < 1000; round++) {
@@ -244,13 +339,18 @@ describe('checkLinearizable() against an independent oracle', () => {
           ops.push(write(`v${i}`, 'ok', call, ret));
         } else {
           const current = written.at(-1) ?? null;
-          ops.push(read(prng.chance(0.3) && written.length > 0 ? prng.pick(written) : current, call, ret));
+          ops.push(
+            read(prng.chance(0.3) && written.length > 0 ? prng.pick(written) : current, call, ret),
+          );
         }
       }
       const expected = zonesAgree(ops);
       if (expected) linearizable++;
       const verdict = checkLinearizable(registerModel, ops);
-      if (verdict.ok !== expected) throw new Error(`The checker says ${verdict.ok}, the zones ${expected}: ${JSON.stringify(ops)}`);
+      if (verdict.ok !== expected)
+        throw new Error(
+          `The checker says ${verdict.ok}, the zones ${expected}: ${JSON.stringify(ops)}`,
+        );
     }
     // Both verdicts are well represented.
     expect(linearizable).toBeGreaterThan(100);

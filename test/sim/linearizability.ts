@@ -65,13 +65,19 @@ interface ListNode {
   match: ListNode | null;
 }
 
-export function checkLinearizable<S, I, O, Op extends Operation<I, O>>(model: Model<S, I, O>, ops: readonly Op[], options: CheckOptions = {}): Verdict<Op> {
+export function checkLinearizable<S, I, O, Op extends Operation<I, O>>(
+  model: Model<S, I, O>,
+  ops: readonly Op[],
+  options: CheckOptions = {},
+): Verdict<Op> {
   const stepsMax = options.stepsMax ?? 5_000_000;
   const head = buildList(ops);
   const placed = new Uint32Array((ops.length + 31) >>> 5);
   const seen = new Set<string>();
   // One frame per operation placed: the state after it, and the candidates for the next place.
-  const stack: Frame<S>[] = [{ via: null, state: model.init, candidates: candidates(head), next: 0 }];
+  const stack: Frame<S>[] = [
+    { via: null, state: model.init, candidates: candidates(head), next: 0 },
+  ];
   let knownLeft = ops.filter((op) => op.output !== undefined).length;
   let steps = 0;
   let longest: Op[] = [];
@@ -84,7 +90,8 @@ export function checkLinearizable<S, I, O, Op extends Operation<I, O>>(model: Mo
     if (frame.next === frame.candidates.length) {
       // No candidate fits here: take back the placement that led here and try the next one.
       stack.pop();
-      if (frame.via === null) return { ok: false, reason: 'not-linearizable', steps, longest, stuck };
+      if (frame.via === null)
+        return { ok: false, reason: 'not-linearizable', steps, longest, stuck };
       flip(placed, frame.via.op);
       unlift(frame.via);
       if (ops[frame.via.op]!.output !== undefined) knownLeft++;
@@ -152,14 +159,29 @@ function buildList<I, O>(ops: readonly Operation<I, O>[]): ListNode {
   const nodes: ListNode[] = [];
   for (const [i, op] of ops.entries()) {
     const ret = op.output === undefined ? Infinity : op.ret;
-    if (!(ret >= op.call)) throw new Error(`Operation ${i} returns (${ret}) before it is called (${op.call})`);
-    const call: ListNode = { op: i, isCall: true, time: op.call, prev: null, next: null, match: null };
+    if (!(ret >= op.call))
+      throw new Error(`Operation ${i} returns (${ret}) before it is called (${op.call})`);
+    const call: ListNode = {
+      op: i,
+      isCall: true,
+      time: op.call,
+      prev: null,
+      next: null,
+      match: null,
+    };
     const back: ListNode = { op: i, isCall: false, time: ret, prev: null, next: null, match: null };
     call.match = back;
     nodes.push(call, back);
   }
   nodes.sort((a, b) => a.time - b.time || Number(b.isCall) - Number(a.isCall) || a.op - b.op);
-  const head: ListNode = { op: -1, isCall: false, time: -Infinity, prev: null, next: null, match: null };
+  const head: ListNode = {
+    op: -1,
+    isCall: false,
+    time: -Infinity,
+    prev: null,
+    next: null,
+    match: null,
+  };
   let last = head;
   for (const node of nodes) {
     last.next = node;

@@ -34,7 +34,12 @@ export interface MemberEnvironment {
   readonly mutations: UnsafeTestingMutations;
   send(from: Member, messages: readonly Message[]): void;
   /** A committed entry applied to this member's store: '' for an entry without a command; a command's request id and outcome. */
-  applied(member: Member, index: number, content: string, tagged: { readonly requestId: string; readonly result: ApplyResult } | null): void;
+  applied(
+    member: Member,
+    index: number,
+    content: string,
+    tagged: { readonly requestId: string; readonly result: ApplyResult } | null,
+  ): void;
   storeReplaced(member: Member): void;
   /** The process stopped itself (RaftNode's onFatal). */
   fatal(member: Member, error: unknown): void;
@@ -56,7 +61,13 @@ export class Member {
   /** A fixed DEK per member: sealing is real, the key need not be secret here. */
   readonly dek: Uint8Array;
 
-  constructor(env: MemberEnvironment, index: number, prng: Prng, disk: DiskFaults, clockRate: number) {
+  constructor(
+    env: MemberEnvironment,
+    index: number,
+    prng: Prng,
+    disk: DiskFaults,
+    clockRate: number,
+  ) {
     this.#env = env;
     this.index = index;
     this.id = env.ids[index]!;
@@ -145,7 +156,8 @@ export class Member {
     const skip = store.skip.bind(store);
     store.apply = (index: number, command: TaggedCommand) => {
       const result = apply(index, command);
-      const tagged = command.requestId === undefined ? null : { requestId: command.requestId, result };
+      const tagged =
+        command.requestId === undefined ? null : { requestId: command.requestId, result };
       if (alive()) this.#env.applied(this, index, JSON.stringify(command), tagged);
       return result;
     };

@@ -72,6 +72,15 @@ export function modelFor(key: string): Model<unknown, SimInput, SimOutput> {
  * key time out.
  */
 export function withoutUnobservedWrites<Op extends SimOperation>(ops: readonly Op[]): Op[] {
-  const read = new Set(ops.filter((op) => op.input.f === 'read').map((op) => `${op.key}\u0000${op.output}`));
-  return ops.filter((op) => !(op.input.f === 'write' && op.output === undefined && !read.has(`${op.key}\u0000${op.input.value}`)));
+  const read = new Set(
+    ops.filter((op) => op.input.f === 'read').map((op) => `${op.key}\u0000${op.output}`),
+  );
+  return ops.filter(
+    (op) =>
+      !(
+        op.input.f === 'write' &&
+        op.output === undefined &&
+        !read.has(`${op.key}\u0000${op.input.value}`)
+      ),
+  );
 }

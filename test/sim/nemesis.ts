@@ -134,7 +134,10 @@ export class Nemesis {
     const granted = messages.some((m) => m.type === 'vote-response' && !m.reject);
     const entries = messages.some((m) => m.type === 'append' && m.entries.length > 0);
     const read = messages.some((m) => m.type === 'read-index');
-    const p = (granted ? crashAfterVoteRate : 0) + (entries ? crashAfterAppendRate : 0) + (read ? crashAfterReadRate : 0);
+    const p =
+      (granted ? crashAfterVoteRate : 0) +
+      (entries ? crashAfterAppendRate : 0) +
+      (read ? crashAfterReadRate : 0);
     if (p > 0 && this.#prng.chance(p)) {
       const why = granted ? 'granting a vote' : entries ? 'sending entries' : 'forwarding a read';
       // After the send returns: the crash is its own event, at the same instant.
@@ -180,7 +183,9 @@ export class Nemesis {
       case 'crash-all': {
         const restartMs = prng.between(...this.#options.restartMs);
         this.#target.trace('nemesis: power cut on every member');
-        for (const member of members) if (member.state !== 'down') this.#target.crash(member, 'power', restartMs + prng.float() * 20);
+        for (const member of members)
+          if (member.state !== 'down')
+            this.#target.crash(member, 'power', restartMs + prng.float() * 20);
         return;
       }
       case 'crash-mid-io': {
@@ -199,7 +204,9 @@ export class Nemesis {
         return member.restartCleanly();
       }
       case 'pause': {
-        const member = prng.chance(0.5) ? (this.#target.leader() ?? prng.pick(members)) : prng.pick(members);
+        const member = prng.chance(0.5)
+          ? (this.#target.leader() ?? prng.pick(members))
+          : prng.pick(members);
         const ms = prng.between(...this.#options.pauseMs);
         this.#target.trace(`nemesis: pause ${member.id} for ${ms.toFixed(1)}ms`);
         return scheduler.pause(member.index, scheduler.now + ms);
@@ -228,22 +235,72 @@ export class Nemesis {
   #impostor(): void {
     const { members } = this.#target;
     const prng = this.#prng;
-    const member = prng.chance(0.6) ? (this.#target.leader() ?? prng.pick(members)) : prng.pick(members);
+    const member = prng.chance(0.6)
+      ? (this.#target.leader() ?? prng.pick(members))
+      : prng.pick(members);
     if (member.state !== 'up' || member.node === null) return;
     const { lastIndex, commit, term: current } = member.node.core.status();
     const term = impostorTermFloor + prng.intBetween(0, 1000);
     const to = member.id;
     const from = impostorId;
-    const forged = (index: number): Entry => ({ term, index, type: 'normal', data: new TextEncoder().encode(`forged by ${impostorId}`) });
+    const forged = (index: number): Entry => ({
+      term,
+      index,
+      type: 'normal',
+      data: new TextEncoder().encode(`forged by ${impostorId}`),
+    });
     const messages: Message[] = [
       { type: 'pre-vote', from, to, term, lastIndex: lastIndex + 100, lastTerm: term - 1 },
-      { type: 'vote', from, to, term, lastIndex: lastIndex + 100, lastTerm: term - 1, transfer: true },
+      {
+        type: 'vote',
+        from,
+        to,
+        term,
+        lastIndex: lastIndex + 100,
+        lastTerm: term - 1,
+        transfer: true,
+      },
       { type: 'heartbeat', from, to, term, commit },
       // From index 1: whoever took it would overwrite committed entries.
-      { type: 'append', from, to, term, prevIndex: 0, prevTerm: 0, entries: [forged(1), forged(2)], commit: lastIndex + 2 },
-      { type: 'append', from, to, term, prevIndex: lastIndex, prevTerm: current, entries: [forged(lastIndex + 1)], commit: lastIndex + 1 },
-      { type: 'snapshot', from, to, term, snapshot: { meta: { index: lastIndex + 50, term, conf: { voters: [impostorId], learners: [] } }, data: new TextEncoder().encode('{}') } },
-      { type: 'append-response', from, to, term, reject: false, index: lastIndex, commit: lastIndex },
+      {
+        type: 'append',
+        from,
+        to,
+        term,
+        prevIndex: 0,
+        prevTerm: 0,
+        entries: [forged(1), forged(2)],
+        commit: lastIndex + 2,
+      },
+      {
+        type: 'append',
+        from,
+        to,
+        term,
+        prevIndex: lastIndex,
+        prevTerm: current,
+        entries: [forged(lastIndex + 1)],
+        commit: lastIndex + 1,
+      },
+      {
+        type: 'snapshot',
+        from,
+        to,
+        term,
+        snapshot: {
+          meta: { index: lastIndex + 50, term, conf: { voters: [impostorId], learners: [] } },
+          data: new TextEncoder().encode('{}'),
+        },
+      },
+      {
+        type: 'append-response',
+        from,
+        to,
+        term,
+        reject: false,
+        index: lastIndex,
+        commit: lastIndex,
+      },
       { type: 'heartbeat-response', from, to, term, commit: lastIndex },
       { type: 'pre-vote-response', from, to, term, reject: false },
       { type: 'vote-response', from, to, term: current, reject: false },
@@ -253,7 +310,9 @@ export class Nemesis {
     ];
     const burst = prng.shuffle(messages).slice(0, prng.intBetween(1, messages.length));
     this.impostorMessages += burst.length;
-    this.#target.trace(`nemesis: ${burst.length} messages from ${impostorId} (outside the configuration) in term ${term} to ${to}: ${burst.map((m) => m.type).join(', ')}`);
+    this.#target.trace(
+      `nemesis: ${burst.length} messages from ${impostorId} (outside the configuration) in term ${term} to ${to}: ${burst.map((m) => m.type).join(', ')}`,
+    );
     this.#target.inject(member, burst);
   }
 
@@ -277,8 +336,14 @@ export class Nemesis {
       }
       case 'isolate':
       case 'isolate-leader': {
-        const alone = shape === 'isolate-leader' ? (this.#target.leader()?.index ?? prng.pick(all)) : prng.pick(all);
-        network.separate([alone], all.filter((i) => i !== alone));
+        const alone =
+          shape === 'isolate-leader'
+            ? (this.#target.leader()?.index ?? prng.pick(all))
+            : prng.pick(all);
+        network.separate(
+          [alone],
+          all.filter((i) => i !== alone),
+        );
         break;
       }
       case 'bridge': {
@@ -291,7 +356,8 @@ export class Nemesis {
       case 'one-way': {
         const member = prng.pick(all);
         const deaf = prng.chance(0.5);
-        for (const other of all) if (other !== member) network.setCut(deaf ? other : member, deaf ? member : other, true);
+        for (const other of all)
+          if (other !== member) network.setCut(deaf ? other : member, deaf ? member : other, true);
         break;
       }
     }
@@ -303,7 +369,8 @@ export class Nemesis {
     const generation = ++this.#flapping;
     const periodMs = this.#prng.between(...this.#options.pauseMs);
     const step = (round: number): void => {
-      if (generation !== this.#flapping || scheduler.now >= this.#until || round >= 2 * rounds) return;
+      if (generation !== this.#flapping || scheduler.now >= this.#until || round >= 2 * rounds)
+        return;
       if (round % 2 === 0) this.#partition(shape);
       else {
         network.heal();

@@ -28,19 +28,31 @@ export function setupCommands(nodes: readonly string[], at: string): TaggedComma
     node: { id: 'node-manager', role: 'manager', hostname: 'manager', addr: '10.0.0.1' },
     requestId: 'setup-init',
   };
-  const adds = nodes.map((id): TaggedCommand => ({ op: 'node-add', at, node: { id, role: 'worker', hostname: id, addr: '10.0.0.2' }, requestId: `setup-${id}` }));
+  const adds = nodes.map((id): TaggedCommand => ({
+    op: 'node-add',
+    at,
+    node: { id, role: 'worker', hostname: id, addr: '10.0.0.2' },
+    requestId: `setup-${id}`,
+  }));
   return [init, ...adds];
 }
 
-export function commandFor(key: string, input: SimInput, requestId: string, at: string): TaggedCommand {
+export function commandFor(
+  key: string,
+  input: SimInput,
+  requestId: string,
+  at: string,
+): TaggedCommand {
   const [kind, name] = splitKey(key);
   if (input.f === 'write') {
     const labels = { v: input.value };
-    if (name === 'cluster') return { op: 'cluster-update', at, expectedIndex: null, labels, requestId };
+    if (name === 'cluster')
+      return { op: 'cluster-update', at, expectedIndex: null, labels, requestId };
     return { op: 'node-update', at, id: name, expectedIndex: null, labels, requestId };
   }
   if (kind !== 'set') throw new Error(`Cannot ${input.f} register ${name}`);
-  if (input.f === 'create') return { op: 'secret-create', at, id: `id-${name}`, name, labels: {}, data: 'c2lt', requestId };
+  if (input.f === 'create')
+    return { op: 'secret-create', at, id: `id-${name}`, name, labels: {}, data: 'c2lt', requestId };
   if (input.f === 'remove') return { op: 'secret-remove', at, ids: [`id-${name}`], requestId };
   throw new Error(`${input.f} is not a write`);
 }

@@ -13,8 +13,21 @@ import type { DiskFaults } from './sim-fs.ts';
 import type { NetworkFaults } from './sim-network.ts';
 import type { WorkloadOptions } from './workload.ts';
 
-export type Variant = 'lying-fsync' | 'forget-vote' | 'commit-old-term' | 'truncate-committed' | 'stale-read' | 'accept-non-members';
-export const variants: readonly Variant[] = ['lying-fsync', 'forget-vote', 'commit-old-term', 'truncate-committed', 'stale-read', 'accept-non-members'];
+export type Variant =
+  | 'lying-fsync'
+  | 'forget-vote'
+  | 'commit-old-term'
+  | 'truncate-committed'
+  | 'stale-read'
+  | 'accept-non-members';
+export const variants: readonly Variant[] = [
+  'lying-fsync',
+  'forget-vote',
+  'commit-old-term',
+  'truncate-committed',
+  'stale-read',
+  'accept-non-members',
+];
 
 export interface SimOptions {
   readonly seed: number;
@@ -113,10 +126,17 @@ export function deriveOptions(seed: number, overrides: SimOverrides = {}): SimOp
   const impostor = new Prng(seed).fork('impostor');
   if (impostor.chance(0.4)) actions.impostor = impostor.between(0.2, 1);
   const nemesis: NemesisOptions = {
-    intervalMs: churn ? [electionMs / 10, prng.between(0.5, 1.5) * electionMs] : [electionMs / 5, prng.between(1, 5) * electionMs],
+    intervalMs: churn
+      ? [electionMs / 10, prng.between(0.5, 1.5) * electionMs]
+      : [electionMs / 5, prng.between(1, 5) * electionMs],
     actions,
     shapes,
-    restartMs: [1, longRestarts && !churn ? prng.between(2, 10) * electionMs : prng.between(0.1, 1.5) * electionMs],
+    restartMs: [
+      1,
+      longRestarts && !churn
+        ? prng.between(2, 10) * electionMs
+        : prng.between(0.1, 1.5) * electionMs,
+    ],
     powerLossRate: prng.between(0.3, 1),
     pauseMs: [electionMs / 4, prng.between(1, 4) * electionMs],
     crashAfterVoteRate: on(0.6) ? prng.between(0.1, 0.6) : 0,
@@ -127,7 +147,13 @@ export function deriveOptions(seed: number, overrides: SimOverrides = {}): SimOp
     clients: prng.intBetween(2, 8),
     nodeRegisters: prng.intBetween(0, 2),
     secretNames: prng.intBetween(1, 3),
-    mix: { write: prng.between(0.5, 1), read: prng.between(0.3, 1), create: prng.between(0, 0.4), remove: prng.between(0, 0.3), exists: prng.between(0, 0.3) },
+    mix: {
+      write: prng.between(0.5, 1),
+      read: prng.between(0.3, 1),
+      create: prng.between(0, 0.4),
+      remove: prng.between(0, 0.3),
+      exists: prng.between(0, 0.3),
+    },
     thinkMs: [0, prng.between(2, 30)],
     attemptTimeoutMs: prng.between(1, 5) * electionMs,
     attemptsMax: prng.intBetween(2, 6),

@@ -36,7 +36,10 @@ export interface PoolOptions {
 const workerPath = join(import.meta.dir, 'seed-worker.ts');
 
 /** Runs `seeds`; resolves with their outcomes in completion order. */
-export async function runSeeds(seeds: Iterable<number>, options: PoolOptions = {}): Promise<SeedOutcome[]> {
+export async function runSeeds(
+  seeds: Iterable<number>,
+  options: PoolOptions = {},
+): Promise<SeedOutcome[]> {
   const iterator = seeds[Symbol.iterator]();
   const outcomes: SeedOutcome[] = [];
   let stopped = false;
@@ -44,7 +47,11 @@ export async function runSeeds(seeds: Iterable<number>, options: PoolOptions = {
     if (stopped) return null;
     const step = iterator.next();
     if (step.done === true) return null;
-    return { seed: step.value, variant: options.variant ?? null, ...(options.faultMs === undefined ? {} : { faultMs: options.faultMs }) };
+    return {
+      seed: step.value,
+      variant: options.variant ?? null,
+      ...(options.faultMs === undefined ? {} : { faultMs: options.faultMs }),
+    };
   };
   const workers = Math.max(1, options.workers ?? availableParallelism());
   await Promise.all(
@@ -54,7 +61,7 @@ export async function runSeeds(seeds: Iterable<number>, options: PoolOptions = {
       let current: SeedJob = job;
       let settle: () => void = () => {};
       let fail: (error: Error) => void = () => {};
-      const done = new Promise<void>((resolve, reject) => [settle, fail] = [resolve, reject]);
+      const done = new Promise<void>((resolve, reject) => ([settle, fail] = [resolve, reject]));
       let stderr = '';
       const child = Bun.spawn([process.execPath, workerPath], {
         stdio: ['ignore', 'inherit', 'pipe'],
@@ -73,12 +80,17 @@ export async function runSeeds(seeds: Iterable<number>, options: PoolOptions = {
         onExit(_subprocess, exitCode, signalCode) {
           if (signalCode === 'SIGTERM' || exitCode === 0) return settle();
           const output = stderr.split('\n').slice(-30).join('\n');
-          fail(new Error(`Simulation worker died (exit ${exitCode}, signal ${signalCode}) running seed ${current.seed}:\n${output}`));
+          fail(
+            new Error(
+              `Simulation worker died (exit ${exitCode}, signal ${signalCode}) running seed ${current.seed}:\n${output}`,
+            ),
+          );
         },
       });
       void (async () => {
         // The last few KiB only: enough for the error that killed it.
-        for await (const chunk of child.stderr) stderr = (stderr + new TextDecoder().decode(chunk)).slice(-16_384);
+        for await (const chunk of child.stderr)
+          stderr = (stderr + new TextDecoder().decode(chunk)).slice(-16_384);
       })();
       child.send(current);
       await done;

@@ -11,9 +11,23 @@ import type { RaftNode, Transport } from '../../src/node/raft-io/index.ts';
 import type { MemberId, Message } from '../../src/raft/types.ts';
 import { WAL } from '../../src/raft/wal.ts';
 import { tempDir } from '../helpers/process.ts';
-import { conf, dek, entries, entry, fs, hs, meta, options, reopen, segmentPaths } from '../helpers/wal.ts';
+import {
+  conf,
+  dek,
+  entries,
+  entry,
+  fs,
+  hs,
+  meta,
+  options,
+  reopen,
+  segmentPaths,
+} from '../helpers/wal.ts';
 
-async function openRaftNodeAt(dir: string, transport: Transport = { send: () => {} }): Promise<RaftNode> {
+async function openRaftNodeAt(
+  dir: string,
+  transport: Transport = { send: () => {} },
+): Promise<RaftNode> {
   return openRaftNode({
     id: 'node-a' as MemberId,
     walDir: `${dir}/wal`,
@@ -50,11 +64,15 @@ describe('WAL recovery', () => {
     await wal.markSnapshot(meta(index, 1)); // deletes segment 1, which held entries 5 and 6
     await wal.close();
     expect((await segmentPaths(dir.path)).length).toBe(1);
-    expect(await reopen(dir.path)).toEqual({ hardState: hs(1, index), snapshot: meta(index, 1), entries: [] });
+    expect(await reopen(dir.path)).toEqual({
+      hardState: hs(1, index),
+      snapshot: meta(index, 1),
+      entries: [],
+    });
   });
 });
 
-describe('openRaftNode() after a crash while installing a leader\'s snapshot', () => {
+describe("openRaftNode() after a crash while installing a leader's snapshot", () => {
   /** A data dir whose WAL holds entries 1-3 of term 1, and a snapshot at index 5 of term 2 (from a leader). */
   async function crashedInstall(dir: string, marked: boolean): Promise<void> {
     const { wal } = await WAL.open(`${dir}/wal`, options());
@@ -85,7 +103,7 @@ describe('openRaftNode() after a crash while installing a leader\'s snapshot', (
 
   // Found while fixing the case above: after a crash between the WAL marker and the HardState
   // saved with it, every restart failed "term 1 is below the last log term 2".
-  test('raises a saved term below the snapshot\'s, with no vote', async () => {
+  test("raises a saved term below the snapshot's, with no vote", async () => {
     using dir = tempDir();
     await crashedInstall(dir.path, true);
     const node = await openRaftNodeAt(dir.path);
@@ -105,7 +123,11 @@ describe('openRaftNode() after a crash while installing a leader\'s snapshot', (
     const node = await openRaftNodeAt(dir.path);
     expect(node.core.status()).toMatchObject({ term: 1, commit: 3, lastIndex: 4 });
     await node.stop();
-    expect(await reopen(`${dir.path}/wal`)).toEqual({ hardState: hs(1, 3), snapshot: meta(3, 1), entries: [entry(4, 1)] });
+    expect(await reopen(`${dir.path}/wal`)).toEqual({
+      hardState: hs(1, 3),
+      snapshot: meta(3, 1),
+      entries: [entry(4, 1)],
+    });
   });
 });
 
@@ -117,11 +139,18 @@ describe('RaftNode reads', () => {
     using dir = tempDir();
     const contexts: string[] = [];
     const transport: Transport = {
-      send: (messages) => contexts.push(...messages.flatMap((m) => (m.type === 'read-index' ? [m.context] : []))),
+      send: (messages) =>
+        contexts.push(...messages.flatMap((m) => (m.type === 'read-index' ? [m.context] : []))),
     };
     for (let start = 1; start <= 2; start++) {
       const node = await openRaftNodeAt(dir.path, transport);
-      const heartbeat: Message = { type: 'heartbeat', from: 'node-b' as MemberId, to: 'node-a' as MemberId, term: 1, commit: 0 };
+      const heartbeat: Message = {
+        type: 'heartbeat',
+        from: 'node-b' as MemberId,
+        to: 'node-a' as MemberId,
+        term: 1,
+        commit: 0,
+      };
       node.step(heartbeat); // now it knows its leader, to whom it forwards reads
       const read = node.linearizableRead(20).catch(() => {});
       while (contexts.length < start) await Bun.sleep(1);

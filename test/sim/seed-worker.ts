@@ -12,7 +12,10 @@ process.on('message', (job: SeedJob) => {
 
 async function run(job: SeedJob): Promise<void> {
   const started = performance.now();
-  const result = await runSimulation(job.seed, { variant: job.variant, ...(job.faultMs === undefined ? {} : { faultMs: job.faultMs }) });
+  const result = await runSimulation(job.seed, {
+    variant: job.variant,
+    ...(job.faultMs === undefined ? {} : { faultMs: job.faultMs }),
+  });
   const outcome: SeedOutcome = {
     seed: job.seed,
     failure: result.failure,
@@ -26,6 +29,7 @@ async function run(job: SeedJob): Promise<void> {
 
 export function replayCommand(job: SeedJob): string {
   const faultMs = job.faultMs === undefined ? '' : ` SIM_FAULT_MS=${job.faultMs}`;
-  if (job.variant === null) return `SIM_SEED=${job.seed}${faultMs} bun test test/sim/simulation.test.ts`;
+  if (job.variant === null)
+    return `SIM_SEED=${job.seed}${faultMs} bun test test/sim/simulation.test.ts`;
   return `SIM_SEED=${job.seed} SIM_VARIANT=${job.variant}${faultMs} bun test test/sim/broken-variants.test.ts`;
 }

@@ -41,7 +41,10 @@ async function drive<T>(scheduler: Scheduler, promise: Promise<T>): Promise<T> {
   }
 }
 
-function disk(seed: number, extra: Partial<DiskFaults> = {}): { scheduler: Scheduler; disk: SimDisk; fs: FileSystem; run: <T>(p: Promise<T>) => Promise<T> } {
+function disk(
+  seed: number,
+  extra: Partial<DiskFaults> = {},
+): { scheduler: Scheduler; disk: SimDisk; fs: FileSystem; run: <T>(p: Promise<T>) => Promise<T> } {
   const scheduler = new Scheduler();
   const simDisk = new SimDisk(scheduler, 0, new Prng(seed), faults(extra));
   return { scheduler, disk: simDisk, fs: simDisk.mount(), run: (p) => drive(scheduler, p) };
@@ -84,7 +87,15 @@ describe('SimDisk', () => {
       expect(text(data.subarray(0, 6))).toBe('synced');
       expect(data.length).toBeLessThanOrEqual('synced+unsynced'.length);
       const kept = text(data.subarray(6));
-      outcomes.add('+unsynced'.startsWith(kept) ? (kept.length === 0 ? 'none' : kept.length === 9 ? 'all' : 'prefix') : 'torn');
+      outcomes.add(
+        '+unsynced'.startsWith(kept)
+          ? kept.length === 0
+            ? 'none'
+            : kept.length === 9
+              ? 'all'
+              : 'prefix'
+          : 'torn',
+      );
     }
     expect([...outcomes].sort()).toEqual(['all', 'none', 'prefix', 'torn']);
   });
@@ -132,7 +143,11 @@ describe('SimDisk', () => {
   });
 
   test('with a lying fsync, acknowledges syncs but loses the data on power loss', async () => {
-    const d = await halfSynced(5, { lyingFsync: true, crashKeep: { none: 1, all: 0, prefix: 0 }, tornRate: 0 });
+    const d = await halfSynced(5, {
+      lyingFsync: true,
+      crashKeep: { none: 1, all: 0, prefix: 0 },
+      tornRate: 0,
+    });
     d.disk.crash('power');
     expect(text(await d.run(d.disk.mount().readFile('/d/f')))).toBe('');
   });
@@ -155,7 +170,9 @@ describe('SimDisk', () => {
       simDisk.crash('power');
     });
     await run(fs.writeFile('/d/a', bytes('a')));
-    await expect(run(fs.writeFile('/d/b', bytes('b')))).rejects.toThrow('The operation never completed');
+    await expect(run(fs.writeFile('/d/b', bytes('b')))).rejects.toThrow(
+      'The operation never completed',
+    );
     expect(crashed).toBe(true);
   });
 
@@ -163,10 +180,21 @@ describe('SimDisk', () => {
     for (let seed = 1; seed <= 40; seed++) {
       const d = disk(seed);
       const nonces = new Prng(seed);
-      const options = { dek: new Uint8Array(32).fill(9), keyId: 1, random: (n: number) => nonces.bytes(n), fs: d.fs, segmentBytesTarget: 1200 };
+      const options = {
+        dek: new Uint8Array(32).fill(9),
+        keyId: 1,
+        random: (n: number) => nonces.bytes(n),
+        fs: d.fs,
+        segmentBytesTarget: 1200,
+      };
       const { wal } = await d.run(WAL.open('/wal', options));
       for (let batch = 0; batch < 6; batch++) {
-        await d.run(wal.save({ hardState: hs(1, batch * 2), entries: entries(batch * 2 + 1, batch * 2 + 2, 1) }, { sync: batch % 3 !== 2 }));
+        await d.run(
+          wal.save(
+            { hardState: hs(1, batch * 2), entries: entries(batch * 2 + 1, batch * 2 + 2, 1) },
+            { sync: batch % 3 !== 2 },
+          ),
+        );
       }
       d.disk.crash('power');
       const { state } = await d.run(WAL.open('/wal', { ...options, fs: d.disk.mount() }));

@@ -82,7 +82,14 @@ export class SimDisk {
   #slowFactor = 1;
   /** Mutable: the heal phase turns the faults off. */
   readonly faults: DiskFaults;
-  readonly stats: DiskStats = { crashes: 0, tornFiles: 0, lostBytes: 0, lostNameChanges: 0, syncErrors: 0, truncates: 0 };
+  readonly stats: DiskStats = {
+    crashes: 0,
+    tornFiles: 0,
+    lostBytes: 0,
+    lostNameChanges: 0,
+    syncErrors: 0,
+    truncates: 0,
+  };
 
   constructor(scheduler: Scheduler, owner: number, prng: Prng, faults: DiskFaults) {
     this.#scheduler = scheduler;
@@ -108,7 +115,8 @@ export class SimDisk {
   /** The FileSystem one process sees; it goes dead when the disk crashes. */
   mount(): FileSystem {
     const generation = this.#generation;
-    const op = <T>(sync: boolean, effect: () => T): Promise<T> => this.#op(generation, sync, effect);
+    const op = <T>(sync: boolean, effect: () => T): Promise<T> =>
+      this.#op(generation, sync, effect);
     return {
       mkdirp: (dir) => op(false, () => this.#mkdirp(dir)),
       list: (dir) => op(false, () => [...this.#dir(dir).current.keys()]),
@@ -134,7 +142,11 @@ export class SimDisk {
     const out: { path: string; bytes: Uint8Array; durable: number }[] = [];
     for (const [dirPath, dir] of [...this.#dirs].sort(([a], [b]) => (a < b ? -1 : 1))) {
       for (const [name, inode] of [...dir.current].sort(([a], [b]) => (a < b ? -1 : 1))) {
-        out.push({ path: `${dirPath}/${name}`, bytes: inode.bytes.slice(0, inode.size), durable: inode.durable });
+        out.push({
+          path: `${dirPath}/${name}`,
+          bytes: inode.bytes.slice(0, inode.size),
+          durable: inode.durable,
+        });
       }
     }
     return out;
@@ -147,7 +159,8 @@ export class SimDisk {
     this.stats.crashes++;
     const inodes = new Set<Inode>();
     for (const dir of this.#dirs.values()) {
-      const kept = kind === 'process' ? dir.pending.length : this.#prng.intBetween(0, dir.pending.length);
+      const kept =
+        kind === 'process' ? dir.pending.length : this.#prng.intBetween(0, dir.pending.length);
       this.stats.lostNameChanges += dir.pending.length - kept;
       for (const change of dir.pending.slice(0, kept)) applyChange(dir.durable, change);
       dir.pending = [];
@@ -191,7 +204,8 @@ export class SimDisk {
       write: (bytes) => {
         if (generation !== this.#generation) return new Promise(() => {});
         // In the page cache at once: a crash before the write returns may keep any part of it.
-        if (position !== inode.size) throw new Error(`sim-fs only appends (handle at ${position}, file size ${inode.size})`);
+        if (position !== inode.size)
+          throw new Error(`sim-fs only appends (handle at ${position}, file size ${inode.size})`);
         grow(inode, position + bytes.length);
         inode.bytes.set(bytes, position);
         inode.size = position += bytes.length;
@@ -204,7 +218,8 @@ export class SimDisk {
             this.stats.syncErrors++;
             throw new SimIOError('EIO: fdatasync failed (simulated)');
           }
-          if (!this.faults.lyingFsync) inode.durable = Math.max(inode.durable, Math.min(upTo, inode.size));
+          if (!this.faults.lyingFsync)
+            inode.durable = Math.max(inode.durable, Math.min(upTo, inode.size));
         });
       },
       close: () => this.#op(generation, false, () => undefined),
@@ -215,7 +230,8 @@ export class SimDisk {
     const parts = dir.split('/').filter((part) => part.length > 0);
     for (let i = 1; i <= parts.length; i++) {
       const path = '/' + parts.slice(0, i).join('/');
-      if (!this.#dirs.has(path)) this.#dirs.set(path, { current: new Map(), durable: new Map(), pending: [] });
+      if (!this.#dirs.has(path))
+        this.#dirs.set(path, { current: new Map(), durable: new Map(), pending: [] });
     }
   }
 
@@ -238,7 +254,8 @@ export class SimDisk {
   #rename(from: string, to: string): void {
     const [fromDir, fromName] = this.#split(from);
     const [toDir, toName] = this.#split(to);
-    if (fromDir !== toDir) throw new Error(`sim-fs renames within one directory only: ${from} -> ${to}`);
+    if (fromDir !== toDir)
+      throw new Error(`sim-fs renames within one directory only: ${from} -> ${to}`);
     const inode = this.#inode(from);
     this.#change(fromDir, [
       [toName, inode],
@@ -265,11 +282,18 @@ export class SimDisk {
   #tear(inode: Inode): void {
     const unsynced = inode.size - inode.durable;
     const keep = this.#prng.weighted(this.faults.crashKeep);
-    let cut = keep === 'none' ? inode.durable : keep === 'all' ? inode.size : inode.durable + this.#prng.intBetween(1, unsynced - 1);
+    let cut =
+      keep === 'none'
+        ? inode.durable
+        : keep === 'all'
+          ? inode.size
+          : inode.durable + this.#prng.intBetween(1, unsynced - 1);
     let size = cut;
     if (cut < inode.size && this.#prng.chance(this.faults.tornRate)) {
       size = cut + this.#prng.intBetween(1, inode.size - cut);
-      const tail = this.#prng.chance(0.5) ? new Uint8Array(size - cut) : this.#prng.bytes(size - cut);
+      const tail = this.#prng.chance(0.5)
+        ? new Uint8Array(size - cut)
+        : this.#prng.bytes(size - cut);
       inode.bytes.set(tail, cut);
       this.stats.tornFiles++;
     }

@@ -103,7 +103,8 @@ export class SimNetwork {
   describe(): string {
     const links: string[] = [];
     for (let from = 0; from < this.#size; from++) {
-      for (let to = 0; to < this.#size; to++) if (this.isCut(from, to)) links.push(`${from}->${to}`);
+      for (let to = 0; to < this.#size; to++)
+        if (this.isCut(from, to)) links.push(`${from}->${to}`);
     }
     return links.length === 0 ? 'none' : links.join(' ');
   }
@@ -111,7 +112,8 @@ export class SimNetwork {
   #schedule(from: number, to: number, wire: Uint8Array): void {
     const [lo, hi] = this.faults.delayMs;
     let delay = this.#prng.between(lo, hi);
-    if (this.#prng.chance(this.faults.reorderRate)) delay += this.#prng.float() * this.faults.reorderMs;
+    if (this.#prng.chance(this.faults.reorderRate))
+      delay += this.#prng.float() * this.faults.reorderMs;
     this.#scheduler.after(delay, to, () => {
       if (this.isCut(from, to)) {
         this.stats.cut++;

@@ -79,7 +79,14 @@ class Simulation {
   readonly #workload: Workload;
   readonly #onTrace: ((line: string) => void) | undefined;
   readonly #tail: string[] = [];
-  readonly #stats = { crashes: 0, powerLosses: 0, ioErrors: 0, snapshotsInstalled: 0, checkedOps: 0, checkerSteps: 0 };
+  readonly #stats = {
+    crashes: 0,
+    powerLosses: 0,
+    ioErrors: 0,
+    snapshotsInstalled: 0,
+    checkedOps: 0,
+    checkerSteps: 0,
+  };
   #hash = 0x811c9dc5;
   #failure: SimFailure | null = null;
 
@@ -90,11 +97,16 @@ class Simulation {
     const ids = Array.from({ length: options.members }, (_, i) => `m${i + 1}` as MemberId);
     const fail: Fail = (invariant, message) => this.#fail(invariant, message);
     const trace = (line: string): void => this.#trace(line);
-    this.#network = new SimNetwork(this.#scheduler, root.fork('network'), ids, { ...options.network }, (to, message) =>
-      this.#guard(to, () => {
-        const member = this.#members[to]!;
-        if (member.state === 'up') member.node!.step(message);
-      }),
+    this.#network = new SimNetwork(
+      this.#scheduler,
+      root.fork('network'),
+      ids,
+      { ...options.network },
+      (to, message) =>
+        this.#guard(to, () => {
+          const member = this.#members[to]!;
+          if (member.state === 'up') member.node!.step(message);
+        }),
     );
     const env: MemberEnvironment = {
       ...options,
@@ -117,7 +129,13 @@ class Simulation {
       openFailed: (member, error) => {
         // An fsync error while opening stops the process like any other; it is restarted.
         if (isInjectedIOError(error)) return this.#onFatal(member, error);
-        fail('restart-failed', [`${member.id} could not open its data: ${describeError(error)}`, ...dumpWAL(member, member.dek)].join('\n'));
+        fail(
+          'restart-failed',
+          [
+            `${member.id} could not open its data: ${describeError(error)}`,
+            ...dumpWAL(member, member.dek),
+          ].join('\n'),
+        );
       },
       trace,
     };
@@ -131,16 +149,27 @@ class Simulation {
       members: this.#members,
       network: this.#network,
       leader: () => this.#leader(),
-      crash: (member: Member, kind: 'power' | 'process', restartAfterMs: number) => this.#crash(member, kind, restartAfterMs),
+      crash: (member: Member, kind: 'power' | 'process', restartAfterMs: number) =>
+        this.#crash(member, kind, restartAfterMs),
       inject: (member: Member, messages: readonly Message[]) =>
         this.#guard(member.index, () => {
-          for (const message of decodeMessages(encodeMessages(messages))) if (member.state === 'up') member.node!.step(message);
+          for (const message of decodeMessages(encodeMessages(messages)))
+            if (member.state === 'up') member.node!.step(message);
         }),
       trace,
       writeTo: (member: Member, count: number) => this.#workload.writeTo(member, count),
-      unexpected: (error: unknown) => fail(error instanceof AssertionError ? 'production-assertion' : 'unexpected-error', describeError(error)),
+      unexpected: (error: unknown) =>
+        fail(
+          error instanceof AssertionError ? 'production-assertion' : 'unexpected-error',
+          describeError(error),
+        ),
     };
-    this.#nemesis = new Nemesis(options.nemesis, target, root.fork('nemesis'), options.tickMs * options.electionTicks);
+    this.#nemesis = new Nemesis(
+      options.nemesis,
+      target,
+      root.fork('nemesis'),
+      options.tickMs * options.electionTicks,
+    );
     this.#workload = new Workload(options.workload, target, root.fork('clients'));
   }
 
@@ -148,9 +177,14 @@ class Simulation {
     const { faultMs, settleMs } = this.#options;
     const electionMs = this.#options.tickMs * this.#options.electionTicks;
     for (const member of this.#members) member.start();
-    this.#workload.setup().catch((error: unknown) => this.#fail('unexpected-error', `set-up: ${describeError(error)}`));
+    this.#workload
+      .setup()
+      .catch((error: unknown) => this.#fail('unexpected-error', `set-up: ${describeError(error)}`));
     if (!(await this.#runUntil(() => this.#workload.setupDone, 50 * electionMs))) {
-      this.#fail('liveness', `the cluster was not initialized within ${50 * electionMs}ms of a fault-free start`);
+      this.#fail(
+        'liveness',
+        `the cluster was not initialized within ${50 * electionMs}ms of a fault-free start`,
+      );
     }
     const faultEnd = this.#scheduler.now + faultMs;
     this.#nemesis.start(faultEnd);
@@ -175,12 +209,16 @@ class Simulation {
     while (this.#failure === null) {
       if (done()) return true;
       if (this.#scheduler.executed >= eventsMax) {
-        this.#fail('liveness', `${eventsMax} events without finishing (a message storm or a busy loop): ${this.#describeMembers()}`);
+        this.#fail(
+          'liveness',
+          `${eventsMax} events without finishing (a message storm or a busy loop): ${this.#describeMembers()}`,
+        );
         break;
       }
       const event = this.#scheduler.next(deadlineMs);
       if (event === undefined) return done();
-      this.#hash = Math.imul(this.#hash ^ Math.floor(event.time * 4096), 0x01000193) ^ (event.owner + 2);
+      this.#hash =
+        Math.imul(this.#hash ^ Math.floor(event.time * 4096), 0x01000193) ^ (event.owner + 2);
       this.#guard(event.owner, event.run);
       await drain();
       if (this.#failure === null) this.#invariants.afterEvent();
@@ -192,7 +230,10 @@ class Simulation {
   async #settle(what: string, done: () => boolean, withinMs: number): Promise<void> {
     if (this.#failure !== null) return;
     if (!(await this.#runUntil(done, this.#scheduler.now + withinMs)) && this.#failure === null) {
-      this.#fail('liveness', `after healing every fault, still waiting for ${what} ${withinMs}ms later: ${this.#describeMembers()}`);
+      this.#fail(
+        'liveness',
+        `after healing every fault, still waiting for ${what} ${withinMs}ms later: ${this.#describeMembers()}`,
+      );
     }
   }
 
@@ -211,7 +252,12 @@ class Simulation {
     const leader = statuses.find((s) => s?.role === 'leader');
     if (leader === undefined) return false;
     return statuses.every(
-      (s, i) => s !== undefined && s.term === leader.term && s.leader === leader.id && s.lastIndex === leader.lastIndex && nodes[i]!.store.appliedIndex === leader.lastIndex,
+      (s, i) =>
+        s !== undefined &&
+        s.term === leader.term &&
+        s.leader === leader.id &&
+        s.lastIndex === leader.lastIndex &&
+        nodes[i]!.store.appliedIndex === leader.lastIndex,
     );
   }
 
@@ -219,7 +265,9 @@ class Simulation {
     member.crash(kind);
     this.#stats.crashes++;
     if (kind === 'power') this.#stats.powerLosses++;
-    this.#trace(`${member.id} crashed (${kind === 'power' ? 'power loss' : 'process killed'}), restart in ${restartAfterMs.toFixed(1)}ms`);
+    this.#trace(
+      `${member.id} crashed (${kind === 'power' ? 'power loss' : 'process killed'}), restart in ${restartAfterMs.toFixed(1)}ms`,
+    );
     const incarnation = member.incarnation;
     this.#scheduler.after(restartAfterMs, world, () => {
       if (member.incarnation === incarnation && member.state === 'down') member.start();
@@ -228,8 +276,14 @@ class Simulation {
 
   #onFatal(member: Member, error: unknown): void {
     if (!isInjectedIOError(error)) {
-      const lines = [`${member.id} stopped: ${describeError(error)}`, ...dumpWAL(member, member.dek)];
-      this.#fail(error instanceof AssertionError ? 'production-assertion' : 'unexpected-error', lines.join('\n'));
+      const lines = [
+        `${member.id} stopped: ${describeError(error)}`,
+        ...dumpWAL(member, member.dek),
+      ];
+      this.#fail(
+        error instanceof AssertionError ? 'production-assertion' : 'unexpected-error',
+        lines.join('\n'),
+      );
       return;
     }
     // fsync failed: the member stopped, as it must (it may not retry); it is restarted like a crash.
@@ -244,7 +298,10 @@ class Simulation {
       run();
     } catch (error) {
       const who = owner === world ? 'the simulator' : this.#members[owner]!.id;
-      this.#fail(error instanceof AssertionError ? 'production-assertion' : 'unexpected-error', `${who}: ${describeError(error)}`);
+      this.#fail(
+        error instanceof AssertionError ? 'production-assertion' : 'unexpected-error',
+        `${who}: ${describeError(error)}`,
+      );
     }
   }
 
@@ -253,7 +310,8 @@ class Simulation {
     let bestTerm = -1;
     for (const member of this.#members) {
       const status = member.state === 'up' ? member.node?.core.status() : undefined;
-      if (status?.role === 'leader' && status.term > bestTerm) [best, bestTerm] = [member, status.term];
+      if (status?.role === 'leader' && status.term > bestTerm)
+        [best, bestTerm] = [member, status.term];
     }
     return best;
   }
@@ -266,7 +324,8 @@ class Simulation {
 
   #trace(line: string): void {
     const stamped = `[${this.#scheduler.now.toFixed(3)}ms] ${line}`;
-    for (let i = 0; i < stamped.length; i++) this.#hash = Math.imul(this.#hash ^ stamped.charCodeAt(i), 0x01000193);
+    for (let i = 0; i < stamped.length; i++)
+      this.#hash = Math.imul(this.#hash ^ stamped.charCodeAt(i), 0x01000193);
     this.#tail.push(stamped);
     if (this.#tail.length > traceTailLines) this.#tail.shift();
     this.#onTrace?.(stamped);
@@ -276,7 +335,9 @@ class Simulation {
     return this.#members
       .map((m) => {
         const s = m.state === 'up' ? m.node?.core.status() : undefined;
-        return s === undefined ? `${m.id} ${m.state}` : `${m.id} ${s.role} term ${s.term} commit ${s.commit} last ${s.lastIndex} applied ${m.node!.store.appliedIndex}`;
+        return s === undefined
+          ? `${m.id} ${m.state}`
+          : `${m.id} ${s.role} term ${s.term} commit ${s.commit} last ${s.lastIndex} applied ${m.node!.store.appliedIndex}`;
       })
       .join('; ');
   }
@@ -284,7 +345,8 @@ class Simulation {
   #result(): SimResult {
     const history = this.#workload.history;
     const disks = this.#members.map((m) => m.disk.stats);
-    const sum = (pick: (d: (typeof disks)[number]) => number): number => disks.reduce((total, d) => total + pick(d), 0);
+    const sum = (pick: (d: (typeof disks)[number]) => number): number =>
+      disks.reduce((total, d) => total + pick(d), 0);
     const stats: SimStats = {
       events: this.#scheduler.executed,
       simMs: this.#scheduler.now,
@@ -306,11 +368,19 @@ class Simulation {
       reads: history.filter((h) => h.status === 'ok' && h.requestId === null).length,
       stateComparisons: this.#invariants.stateComparisons,
     };
-    return { seed: this.#options.seed, options: this.#options, failure: this.#failure, stats, traceHash: this.#hash >>> 0, traceTail: [...this.#tail] };
+    return {
+      seed: this.#options.seed,
+      options: this.#options,
+      failure: this.#failure,
+      stats,
+      traceHash: this.#hash >>> 0,
+      traceTail: [...this.#tail],
+    };
   }
 }
 
 function isInjectedIOError(error: unknown): boolean {
-  return error instanceof SimIOError || (error instanceof Error && error.cause instanceof SimIOError);
+  return (
+    error instanceof SimIOError || (error instanceof Error && error.cause instanceof SimIOError)
+  );
 }
-

@@ -13,8 +13,12 @@ export function dumpWAL(member: Member, dek: Uint8Array): string[] {
     const match = /\/([0-9a-f]{16})-([0-9a-f]{16})\.wal$/.exec(file.path);
     if (match === null) continue;
     const scan = scanSegment(file.bytes, parseInt(match[1]!, 16), { dek, keyId: 1 });
-    for (const { record, offset } of scan.records) lines.push(`  @${offset} ${describeRecord(record)}`);
-    if (scan.damage !== null) lines.push(`  damage at ${scan.damage.offset}: ${scan.damage.reason} (valid up to ${scan.validBytes})`);
+    for (const { record, offset } of scan.records)
+      lines.push(`  @${offset} ${describeRecord(record)}`);
+    if (scan.damage !== null)
+      lines.push(
+        `  damage at ${scan.damage.offset}: ${scan.damage.reason} (valid up to ${scan.validBytes})`,
+      );
   }
   return lines;
 }

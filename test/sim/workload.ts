@@ -53,7 +53,9 @@ export interface HistoryEntry extends SimOperation {
   attempts: number;
 }
 
-type Attempt = { readonly kind: 'result'; readonly output: SimOutput; readonly result: ApplyResult | null } | { readonly kind: 'definite' | 'ambiguous'; readonly why: string };
+type Attempt =
+  | { readonly kind: 'result'; readonly output: SimOutput; readonly result: ApplyResult | null }
+  | { readonly kind: 'definite' | 'ambiguous'; readonly why: string };
 
 export interface WorkloadTarget {
   readonly scheduler: Scheduler;
@@ -63,7 +65,8 @@ export interface WorkloadTarget {
   unexpected(error: unknown): void;
 }
 
-const definite = /^(Not the leader|Cannot propose|Too many writes waiting|Node is shutting down$)|did not happen/;
+const definite =
+  /^(Not the leader|Cannot propose|Too many writes waiting|Node is shutting down$)|did not happen/;
 
 export class Workload {
   readonly history: HistoryEntry[] = [];
@@ -85,7 +88,10 @@ export class Workload {
     this.#options = options;
     this.#target = target;
     this.#prng = prng;
-    this.#registers = ['cluster', ...Array.from({ length: options.nodeRegisters }, (_, i) => `node-${i}`)];
+    this.#registers = [
+      'cluster',
+      ...Array.from({ length: options.nodeRegisters }, (_, i) => `node-${i}`),
+    ];
     this.#sets = Array.from({ length: options.secretNames }, (_, i) => `secret-${i}`);
   }
 
@@ -97,7 +103,8 @@ export class Workload {
   /** Initializes the cluster and adds the register nodes, retrying until each is acknowledged. */
   async setup(): Promise<void> {
     this.#busy++;
-    for (const command of setupCommands(this.#registers.slice(1), this.#at())) await this.#mustWrite(command);
+    for (const command of setupCommands(this.#registers.slice(1), this.#at()))
+      await this.#mustWrite(command);
     this.setupDone = true;
     this.#busy--;
   }
@@ -113,13 +120,22 @@ export class Workload {
     for (let i = 0; i < count; i++) {
       const key = `register:${this.#prng.pick(this.#registers)}`;
       this.#busy++;
-      this.#spawn(this.#execute(this.#options.clients + 1, key, { f: 'write', value: `s.${this.history.length}` }, 1, member).finally(() => this.#busy--));
+      this.#spawn(
+        this.#execute(
+          this.#options.clients + 1,
+          key,
+          { f: 'write', value: `s.${this.history.length}` },
+          1,
+          member,
+        ).finally(() => this.#busy--),
+      );
     }
   }
 
   /** A member applied a command; the first application of a request id is when it took effect. */
   observeApply(requestId: string, result: ApplyResult): void {
-    if (!this.#applied.has(requestId)) this.#applied.set(requestId, { stamp: ++this.#stamp, result });
+    if (!this.#applied.has(requestId))
+      this.#applied.set(requestId, { stamp: ++this.#stamp, result });
   }
 
   /**
@@ -148,10 +164,15 @@ export class Workload {
 
   /** One read of every key, after the faults: they see the final state through the history. */
   finalReads(): void {
-    for (const key of [...this.#registers.map((r) => `register:${r}`), ...this.#sets.map((s) => `set:${s}`)]) {
+    for (const key of [
+      ...this.#registers.map((r) => `register:${r}`),
+      ...this.#sets.map((s) => `set:${s}`),
+    ]) {
       this.#busy++;
       const input: SimInput = key.startsWith('set:') ? { f: 'exists' } : { f: 'read' };
-      this.#spawn(this.#execute(this.#options.clients, key, input, 100).finally(() => this.#busy--));
+      this.#spawn(
+        this.#execute(this.#options.clients, key, input, 100).finally(() => this.#busy--),
+      );
     }
   }
 
@@ -163,16 +184,28 @@ export class Workload {
       const f = this.#prng.weighted(this.#options.mix);
       if (f === 'write' || f === 'read') {
         const key = `register:${this.#prng.pick(this.#registers)}`;
-        const input: SimInput = f === 'write' ? { f, value: `v${c}.${this.history.length}` } : { f };
+        const input: SimInput =
+          f === 'write' ? { f, value: `v${c}.${this.history.length}` } : { f };
         await this.#execute(c, key, input, this.#options.attemptsMax);
       } else if (this.#sets.length > 0) {
-        await this.#execute(c, `set:${this.#prng.pick(this.#sets)}`, { f }, this.#options.attemptsMax);
+        await this.#execute(
+          c,
+          `set:${this.#prng.pick(this.#sets)}`,
+          { f },
+          this.#options.attemptsMax,
+        );
       }
     }
     this.#busy--;
   }
 
-  async #execute(client: number, key: string, input: SimInput, attemptsMax: number, first?: Member): Promise<void> {
+  async #execute(
+    client: number,
+    key: string,
+    input: SimInput,
+    attemptsMax: number,
+    first?: Member,
+  ): Promise<void> {
     const isWrite = input.f === 'write' || input.f === 'create' || input.f === 'remove';
     const entry: HistoryEntry = {
       key,
@@ -190,11 +223,14 @@ export class Workload {
     const command = isWrite ? commandFor(key, input, entry.requestId!, this.#at()) : null;
     let ambiguous = false;
     const home = this.#home.get(client);
-    let target: Member | undefined = first ?? (home !== undefined && this.#prng.chance(this.#options.stickiness) ? home : undefined);
+    let target: Member | undefined =
+      first ??
+      (home !== undefined && this.#prng.chance(this.#options.stickiness) ? home : undefined);
     while (entry.attempts < attemptsMax) {
       entry.attempts++;
       target ??= this.#prng.pick(this.#target.members);
-      const attempt = command === null ? await this.#read(target, key) : await this.#propose(target, command);
+      const attempt =
+        command === null ? await this.#read(target, key) : await this.#propose(target, command);
       if (attempt.kind === 'result') {
         this.#home.set(client, target);
         this.#complete(entry, attempt.output, attempt.result);
@@ -204,7 +240,9 @@ export class Workload {
         ambiguous = true;
         if (!this.#prng.chance(this.#options.retrySameRate)) break;
       }
-      target = this.#leaderHint(attempt.why) ?? this.#prng.pick(this.#target.members.filter((m) => m !== target));
+      target =
+        this.#leaderHint(attempt.why) ??
+        this.#prng.pick(this.#target.members.filter((m) => m !== target));
       await this.#sleep(this.#prng.between(1, 20));
     }
     entry.status = ambiguous && isWrite ? 'unknown' : 'failed';
@@ -215,7 +253,10 @@ export class Workload {
     for (;;) {
       const attempt = await this.#propose(this.#prng.pick(this.#target.members), command);
       if (attempt.kind === 'result') {
-        if (attempt.output !== 'ok') this.#target.unexpected(new Error(`Set-up write ${command.op} failed: ${JSON.stringify(attempt.result)}`));
+        if (attempt.output !== 'ok')
+          this.#target.unexpected(
+            new Error(`Set-up write ${command.op} failed: ${JSON.stringify(attempt.result)}`),
+          );
         return;
       }
       await this.#sleep(this.#prng.between(5, 30));
@@ -227,13 +268,20 @@ export class Workload {
     entry.output = output;
     entry.result = result;
     entry.status = 'ok';
-    this.#target.trace(`client ${entry.client}: ${entry.key} ${describeInput(entry.input)} -> ${output} (${entry.attempts} attempts)`);
+    this.#target.trace(
+      `client ${entry.client}: ${entry.key} ${describeInput(entry.input)} -> ${output} (${entry.attempts} attempts)`,
+    );
   }
 
-  async #propose(member: Member, command: TaggedCommand, timeoutMs = this.#options.attemptTimeoutMs): Promise<Attempt> {
+  async #propose(
+    member: Member,
+    command: TaggedCommand,
+    timeoutMs = this.#options.attemptTimeoutMs,
+  ): Promise<Attempt> {
     await this.#reach(member);
     const node = member.node;
-    if (member.state !== 'up' || node === null) return { kind: 'definite', why: 'connection refused' };
+    if (member.state !== 'up' || node === null)
+      return { kind: 'definite', why: 'connection refused' };
     const outcome = await this.#withTimeout(node.propose(command), timeoutMs);
     if (outcome === 'timeout') return { kind: 'ambiguous', why: 'timed out' };
     if ('error' in outcome) return this.#failure(outcome.error);
@@ -244,8 +292,12 @@ export class Workload {
   async #read(member: Member, key: string): Promise<Attempt> {
     await this.#reach(member);
     const node = member.node;
-    if (member.state !== 'up' || node === null) return { kind: 'definite', why: 'connection refused' };
-    const outcome = await this.#withTimeout(node.linearizableRead(this.#options.attemptTimeoutMs), this.#options.attemptTimeoutMs);
+    if (member.state !== 'up' || node === null)
+      return { kind: 'definite', why: 'connection refused' };
+    const outcome = await this.#withTimeout(
+      node.linearizableRead(this.#options.attemptTimeoutMs),
+      this.#options.attemptTimeoutMs,
+    );
     if (outcome === 'timeout') return { kind: 'ambiguous', why: 'timed out' };
     if ('error' in outcome) return this.#failure(outcome.error);
     return { kind: 'result', output: readKey(node.store, key), result: null };
@@ -261,10 +313,15 @@ export class Workload {
 
   /** The request's trip to the member: an event of the member, so a paused member holds it. */
   #reach(member: Member): Promise<void> {
-    return new Promise((resolve) => this.#target.scheduler.after(this.#prng.between(0.2, 2), member.index, resolve));
+    return new Promise((resolve) =>
+      this.#target.scheduler.after(this.#prng.between(0.2, 2), member.index, resolve),
+    );
   }
 
-  #withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<{ value: T } | { error: unknown } | 'timeout'> {
+  #withTimeout<T>(
+    promise: Promise<T>,
+    timeoutMs: number,
+  ): Promise<{ value: T } | { error: unknown } | 'timeout'> {
     return new Promise((resolve) => {
       this.#target.scheduler.after(timeoutMs, world, () => resolve('timeout'));
       promise.then(

@@ -10,7 +10,24 @@ import type { ServiceSpecBody } from './translate.ts';
 export interface CurrentSpec {
   readonly Name: string;
   readonly Labels?: Record<string, string>;
-  readonly TaskTemplate: { readonly ContainerSpec: { readonly Image: string; readonly Command?: readonly string[]; readonly Args?: readonly string[]; readonly Env?: readonly string[]; readonly Secrets?: ReadonlyArray<{ readonly SecretName: string; readonly File?: { readonly Name: string; readonly UID?: string; readonly GID?: string; readonly Mode?: number }; readonly Secretd?: { readonly Version?: number; readonly OnUpdate?: string } }> } };
+  readonly TaskTemplate: {
+    readonly ContainerSpec: {
+      readonly Image: string;
+      readonly Command?: readonly string[];
+      readonly Args?: readonly string[];
+      readonly Env?: readonly string[];
+      readonly Secrets?: ReadonlyArray<{
+        readonly SecretName: string;
+        readonly File?: {
+          readonly Name: string;
+          readonly UID?: string;
+          readonly GID?: string;
+          readonly Mode?: number;
+        };
+        readonly Secretd?: { readonly Version?: number; readonly OnUpdate?: string };
+      }>;
+    };
+  };
   readonly Mode: { readonly Replicated?: { readonly Replicas?: number }; readonly Global?: object };
   readonly UpdateConfig?: { readonly Parallelism?: number; readonly Delay?: number };
 }
@@ -22,7 +39,15 @@ export function sameSpec(current: CurrentSpec, wanted: ServiceSpecBody): boolean
 function canonical(spec: CurrentSpec): string {
   const container = spec.TaskTemplate.ContainerSpec;
   const secrets = (container.Secrets ?? [])
-    .map((s) => ({ name: s.SecretName, target: s.File?.Name ?? s.SecretName, uid: String(s.File?.UID ?? '0'), gid: String(s.File?.GID ?? '0'), mode: s.File?.Mode ?? 0o444, version: s.Secretd?.Version ?? null, onUpdate: s.Secretd?.OnUpdate ?? 'none' }))
+    .map((s) => ({
+      name: s.SecretName,
+      target: s.File?.Name ?? s.SecretName,
+      uid: String(s.File?.UID ?? '0'),
+      gid: String(s.File?.GID ?? '0'),
+      mode: s.File?.Mode ?? 0o444,
+      version: s.Secretd?.Version ?? null,
+      onUpdate: s.Secretd?.OnUpdate ?? 'none',
+    }))
     .sort((a, b) => a.name.localeCompare(b.name) || a.target.localeCompare(b.target));
   const labels = Object.entries(spec.Labels ?? {}).sort(([a], [b]) => a.localeCompare(b));
   return JSON.stringify({

@@ -18,7 +18,11 @@ export interface InterpolateContext {
 const namePattern = /^[_a-zA-Z][_a-zA-Z0-9]*/;
 
 /** Interpolates one string; `where` names the value in errors (e.g. services.db.image). */
-export function interpolateString(text: string, where: string, context: InterpolateContext): string {
+export function interpolateString(
+  text: string,
+  where: string,
+  context: InterpolateContext,
+): string {
   let out = '';
   let i = 0;
   while (i < text.length) {
@@ -45,15 +49,28 @@ export function interpolateString(text: string, where: string, context: Interpol
 }
 
 /** Interpolates every string in a parsed YAML value, keeping its shape. */
-export function interpolateValue(value: unknown, where: string, context: InterpolateContext): unknown {
+export function interpolateValue(
+  value: unknown,
+  where: string,
+  context: InterpolateContext,
+): unknown {
   if (typeof value === 'string') return interpolateString(value, where, context);
-  if (Array.isArray(value)) return value.map((item, i) => interpolateValue(item, `${where}[${i}]`, context));
-  if (isMapping(value)) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, interpolateValue(item, where === '' ? key : `${where}.${key}`, context)]));
+  if (Array.isArray(value))
+    return value.map((item, i) => interpolateValue(item, `${where}[${i}]`, context));
+  if (isMapping(value))
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [
+        key,
+        interpolateValue(item, where === '' ? key : `${where}.${key}`, context),
+      ]),
+    );
   return value;
 }
 
 export function isMapping(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+  return (
+    typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date)
+  );
 }
 
 /** Index of the `}` closing a `${` whose body starts at `from`, allowing nested `${…}` in defaults. */
@@ -77,14 +94,20 @@ function braced(body: string, text: string, where: string, context: InterpolateC
   const operator = /^(:-|-|:\?|\?|:\+|\+)/.exec(rest)?.[0];
   if (operator === undefined) throw invalidTemplate(text, where);
   const argument = (): string => interpolateString(rest.slice(operator.length), where, context);
-  const missing = operator.startsWith(':') ? value === undefined || value === '' : value === undefined;
+  const missing = operator.startsWith(':')
+    ? value === undefined || value === ''
+    : value === undefined;
   switch (operator) {
     case ':-':
     case '-':
       return missing ? argument() : value!;
     case ':?':
     case '?':
-      if (missing) throw new SecretdError('invalid', `required variable ${name} is missing a value${rest.length > operator.length ? `: ${argument()}` : ''}`);
+      if (missing)
+        throw new SecretdError(
+          'invalid',
+          `required variable ${name} is missing a value${rest.length > operator.length ? `: ${argument()}` : ''}`,
+        );
       return value!;
     default:
       return missing ? '' : argument();
@@ -99,5 +122,8 @@ function valueOf(name: string, context: InterpolateContext): string {
 }
 
 function invalidTemplate(text: string, where: string): SecretdError {
-  return new SecretdError('invalid', `invalid interpolation format for ${where}: ${JSON.stringify(text)}. You may need to escape any $ with another $`);
+  return new SecretdError(
+    'invalid',
+    `invalid interpolation format for ${where}: ${JSON.stringify(text)}. You may need to escape any $ with another $`,
+  );
 }

@@ -12,7 +12,13 @@ import { SecretdError } from '../../errors.ts';
 import { readServiceSpec } from '../../node/index.ts';
 import { checkSecretData, checkSecretName } from '../../node/index.ts';
 import type { Lookup } from './interpolate.ts';
-import { imageLabel, namespaceLabel, type ComposeProject, type SecretDefinition, type ServiceDefinition } from './model.ts';
+import {
+  imageLabel,
+  namespaceLabel,
+  type ComposeProject,
+  type SecretDefinition,
+  type ServiceDefinition,
+} from './model.ts';
 
 export interface TranslateOptions {
   readonly env: Lookup;
@@ -29,7 +35,12 @@ export interface SecretPlan {
 
 export interface SecretRefBody {
   readonly SecretName: string;
-  readonly File: { readonly Name: string; readonly UID: string; readonly GID: string; readonly Mode: number };
+  readonly File: {
+    readonly Name: string;
+    readonly UID: string;
+    readonly GID: string;
+    readonly Mode: number;
+  };
   readonly Secretd?: { readonly OnUpdate: string };
 }
 
@@ -37,8 +48,18 @@ export interface SecretRefBody {
 export interface ServiceSpecBody {
   readonly Name: string;
   readonly Labels: Record<string, string>;
-  readonly TaskTemplate: { readonly ContainerSpec: { readonly Image: string; readonly Command?: string[]; readonly Args?: string[]; readonly Env?: string[]; readonly Secrets: SecretRefBody[] } };
-  readonly Mode: { readonly Replicated: { readonly Replicas: number } } | { readonly Global: Record<string, never> };
+  readonly TaskTemplate: {
+    readonly ContainerSpec: {
+      readonly Image: string;
+      readonly Command?: string[];
+      readonly Args?: string[];
+      readonly Env?: string[];
+      readonly Secrets: SecretRefBody[];
+    };
+  };
+  readonly Mode:
+    | { readonly Replicated: { readonly Replicas: number } }
+    | { readonly Global: Record<string, never> };
   readonly UpdateConfig: { readonly Parallelism: number; readonly Delay: number };
 }
 
@@ -53,18 +74,30 @@ export interface StackPlan {
 }
 
 export function checkStackName(stack: string): string {
-  if (stack.trim() === '') throw new SecretdError('invalid', `invalid stack name: ${JSON.stringify(stack)}`);
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(stack)) throw new SecretdError('invalid', `Invalid stack name ${JSON.stringify(stack.slice(0, 80))}: letters, digits, '_', '.' and '-', starting with a letter or digit`);
+  if (stack.trim() === '')
+    throw new SecretdError('invalid', `invalid stack name: ${JSON.stringify(stack)}`);
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(stack))
+    throw new SecretdError(
+      'invalid',
+      `Invalid stack name ${JSON.stringify(stack.slice(0, 80))}: letters, digits, '_', '.' and '-', starting with a letter or digit`,
+    );
   return stack;
 }
 
-export function translate(project: ComposeProject, stack: string, options: TranslateOptions): StackPlan {
+export function translate(
+  project: ComposeProject,
+  stack: string,
+  options: TranslateOptions,
+): StackPlan {
   checkStackName(stack);
   const scope = (key: string): string => `${stack}_${key}`;
-  const secretName = (key: string, definition: SecretDefinition): string => definition.name ?? (definition.source.kind === 'external' ? key : scope(key));
+  const secretName = (key: string, definition: SecretDefinition): string =>
+    definition.name ?? (definition.source.kind === 'external' ? key : scope(key));
   const secrets: SecretPlan[] = [];
   const external = new Set<string>();
-  const used = new Set([...project.services.values()].flatMap((s) => s.secrets.map((u) => u.source)));
+  const used = new Set(
+    [...project.services.values()].flatMap((s) => s.secrets.map((u) => u.source)),
+  );
   try {
     for (const [key, definition] of project.secrets) {
       const name = secretName(key, definition);
@@ -78,15 +111,33 @@ export function translate(project: ComposeProject, stack: string, options: Trans
       secrets.push({ key, name, labels: { ...definition.labels, [namespaceLabel]: stack }, data });
     }
     secrets.sort((a, b) => a.name.localeCompare(b.name));
-    const services = [...project.services].map(([key, service]) => serviceSpec(scope(key), key, service, stack, (k) => secretName(k, project.secrets.get(k)!), options.env));
-    return { stack, secrets, external: [...external].sort(), services: services.sort((a, b) => a.Name.localeCompare(b.Name)) };
+    const services = [...project.services].map(([key, service]) =>
+      serviceSpec(
+        scope(key),
+        key,
+        service,
+        stack,
+        (k) => secretName(k, project.secrets.get(k)!),
+        options.env,
+      ),
+    );
+    return {
+      stack,
+      secrets,
+      external: [...external].sort(),
+      services: services.sort((a, b) => a.Name.localeCompare(b.Name)),
+    };
   } catch (error) {
     for (const secret of secrets) secret.data.fill(0);
     throw error;
   }
 }
 
-function secretData(key: string, definition: SecretDefinition, options: TranslateOptions): Uint8Array {
+function secretData(
+  key: string,
+  definition: SecretDefinition,
+  options: TranslateOptions,
+): Uint8Array {
   const source = definition.source;
   switch (source.kind) {
     case 'file':
@@ -94,11 +145,18 @@ function secretData(key: string, definition: SecretDefinition, options: Translat
         return options.readFile(source.path);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        throw new SecretdError('invalid', `secret ${key}: cannot read file ${source.path}${code === 'ENOENT' ? ': no such file or directory' : code ? ` (${code})` : ''}`);
+        throw new SecretdError(
+          'invalid',
+          `secret ${key}: cannot read file ${source.path}${code === 'ENOENT' ? ': no such file or directory' : code ? ` (${code})` : ''}`,
+        );
       }
     case 'environment': {
       const value = options.env(source.variable);
-      if (value === undefined) throw new SecretdError('invalid', `secret ${key}: environment variable ${source.variable} is not set`);
+      if (value === undefined)
+        throw new SecretdError(
+          'invalid',
+          `secret ${key}: environment variable ${source.variable} is not set`,
+        );
       return new TextEncoder().encode(value);
     }
     case 'external':
@@ -106,7 +164,14 @@ function secretData(key: string, definition: SecretDefinition, options: Translat
   }
 }
 
-function serviceSpec(name: string, key: string, service: ServiceDefinition, stack: string, secretName: (key: string) => string, env: Lookup): ServiceSpecBody {
+function serviceSpec(
+  name: string,
+  key: string,
+  service: ServiceDefinition,
+  stack: string,
+  secretName: (key: string) => string,
+  env: Lookup,
+): ServiceSpecBody {
   const environment = Object.entries(service.environment).flatMap(([k, v]) => {
     // Compose takes an unset or empty value from the deploying shell when that has the variable.
     const value = v === null || v === '' ? (env(k) ?? v) : v;
@@ -114,8 +179,15 @@ function serviceSpec(name: string, key: string, service: ServiceDefinition, stac
   });
   const secrets = service.secrets.map((use) => ({
     SecretName: secretName(use.source),
-    File: { Name: use.target ?? use.source, UID: use.uid ?? '0', GID: use.gid ?? '0', Mode: use.mode ?? 0o444 },
-    ...(use.onUpdate === undefined || use.onUpdate === 'none' ? {} : { Secretd: { OnUpdate: use.onUpdate } }),
+    File: {
+      Name: use.target ?? use.source,
+      UID: use.uid ?? '0',
+      GID: use.gid ?? '0',
+      Mode: use.mode ?? 0o444,
+    },
+    ...(use.onUpdate === undefined || use.onUpdate === 'none'
+      ? {}
+      : { Secretd: { OnUpdate: use.onUpdate } }),
   }));
   secrets.sort((a, b) => a.SecretName.localeCompare(b.SecretName));
   const deploy = service.deploy;
@@ -131,7 +203,10 @@ function serviceSpec(name: string, key: string, service: ServiceDefinition, stac
         Secrets: secrets,
       },
     },
-    Mode: deploy.mode === 'global' ? { Global: {} } : { Replicated: { Replicas: deploy.replicas ?? 1 } },
+    Mode:
+      deploy.mode === 'global'
+        ? { Global: {} }
+        : { Replicated: { Replicas: deploy.replicas ?? 1 } },
     UpdateConfig: { Parallelism: deploy.parallelism ?? 1, Delay: deploy.delayNs ?? 0 },
   };
   checkNamed(() => readServiceSpec(spec as unknown as Record<string, unknown>), `service ${key}`);
@@ -142,7 +217,11 @@ function checkNamed(check: () => unknown, what: string): void {
   try {
     check();
   } catch (error) {
-    if (error instanceof SecretdError) throw new SecretdError('invalid', `${what}: ${error.message.replace(/^Invalid service spec: /, '')}`);
+    if (error instanceof SecretdError)
+      throw new SecretdError(
+        'invalid',
+        `${what}: ${error.message.replace(/^Invalid service spec: /, '')}`,
+      );
     throw error;
   }
 }

@@ -18,7 +18,9 @@ const nodes = ['manager', 'worker'] as const;
 const onlyNodes = 'only nodes hold dispatcher sessions';
 
 /** Every route: who is admitted, and the action a refused certificate is told it cannot do. */
-const table: ReadonlyArray<readonly [method: string, path: string, admitted: readonly Role[], what: string]> = [
+const table: ReadonlyArray<
+  readonly [method: string, path: string, admitted: readonly Role[], what: string]
+> = [
   ['GET', '/_ping', everyone, ''],
   ['HEAD', '/_ping', everyone, ''],
   ['GET', '/version', people, 'read the version'],
@@ -67,7 +69,8 @@ const table: ReadonlyArray<readonly [method: string, path: string, admitted: rea
   ['POST', peerPaths.execResult, nodes, onlyNodes],
 ];
 
-const anonymousRefusal = 'Permission denied: a client certificate signed by the cluster CA is required';
+const anonymousRefusal =
+  'Permission denied: a client certificate signed by the cluster CA is required';
 const lockedRefusal = 'This manager is locked: run `secretd unlock` with the cluster unlock key';
 
 /** A backend that admits nothing past the gate: every method fails, `locked` is as given. */
@@ -83,14 +86,22 @@ function stubBackend(locked: boolean): Backend {
 }
 
 function appFor(role: Role, locked = false): ReturnType<typeof createApp> {
-  const identity: Identity = { role, nodeId: role === 'anonymous' ? '' : `${role}-node`, via: 'tls' };
+  const identity: Identity = {
+    role,
+    nodeId: role === 'anonymous' ? '' : `${role}-node`,
+    via: 'tls',
+  };
   return createApp({ backend: stubBackend(locked), version: 'test', identify: () => identity });
 }
 
 const concrete = (path: string): string => path.replace(':id', 'x').replace(':version', '1');
 
 /** `admitted`, or what the caller was told: `403 <message>` or `503 <message>`. */
-async function outcome(app: ReturnType<typeof createApp>, method: string, path: string): Promise<string> {
+async function outcome(
+  app: ReturnType<typeof createApp>,
+  method: string,
+  path: string,
+): Promise<string> {
   const response = await app.request(path, { method });
   if (response.status !== 403 && response.status !== 503) return 'admitted';
   const message = method === 'HEAD' ? '' : ((await response.json()) as { message: string }).message;
@@ -101,13 +112,21 @@ async function outcome(app: ReturnType<typeof createApp>, method: string, path: 
 function expected(role: Role, admitted: readonly Role[], what: string): string {
   if (admitted.includes(role)) return 'admitted';
   if (role === 'anonymous') return `403 ${anonymousRefusal}`;
-  return what === onlyNodes ? `403 Permission denied: ${onlyNodes}` : `403 Permission denied: a ${role} certificate cannot ${what}`;
+  return what === onlyNodes
+    ? `403 Permission denied: ${onlyNodes}`
+    : `403 Permission denied: a ${role} certificate cannot ${what}`;
 }
 
 describe('the gate', () => {
   test('every route the app registers is in the table above, and only those', () => {
-    const registered = new Set(appFor('admin').routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path}`));
-    expect([...registered].sort()).toEqual(table.map(([method, path]) => `${method} ${path}`).sort());
+    const registered = new Set(
+      appFor('admin')
+        .routes.filter((r) => r.method !== 'ALL')
+        .map((r) => `${r.method} ${r.path}`),
+    );
+    expect([...registered].sort()).toEqual(
+      table.map(([method, path]) => `${method} ${path}`).sort(),
+    );
   });
 
   test('each role reaches exactly the routes its certificate allows; the others are told which action it cannot do', async () => {
@@ -131,20 +150,30 @@ describe('the gate', () => {
       const app = appFor(role);
       for (const [method, path] of table) {
         bare.push(`${role} ${method} ${path}: ${await outcome(app, method, concrete(path))}`);
-        versioned.push(`${role} ${method} ${path}: ${await outcome(app, method, `/v1.41${concrete(path)}`)}`);
+        versioned.push(
+          `${role} ${method} ${path}: ${await outcome(app, method, `/v1.41${concrete(path)}`)}`,
+        );
       }
     }
     expect(versioned).toEqual(bare);
   });
 
   test('a locked manager answers only /_ping, /version, /info and /swarm/unlock; everything else is 503 locked', async () => {
-    const open = new Set(['GET /_ping', 'HEAD /_ping', 'GET /version', 'GET /info', 'POST /swarm/unlock']);
+    const open = new Set([
+      'GET /_ping',
+      'HEAD /_ping',
+      'GET /version',
+      'GET /info',
+      'POST /swarm/unlock',
+    ]);
     const app = appFor('admin', true);
     const got: Record<string, string> = {};
     const want: Record<string, string> = {};
     for (const [method, path] of table) {
       got[`${method} ${path}`] = await outcome(app, method, concrete(path));
-      want[`${method} ${path}`] = open.has(`${method} ${path}`) ? 'admitted' : `503 ${lockedRefusal}`;
+      want[`${method} ${path}`] = open.has(`${method} ${path}`)
+        ? 'admitted'
+        : `503 ${lockedRefusal}`;
     }
     expect(got).toEqual(want);
   });
@@ -159,9 +188,15 @@ describe('the gate', () => {
   test('an unknown path is 404 naming it, and a Docker endpoint secretd lacks is 501, after the gate', async () => {
     const admin = appFor('admin');
     const missing = await admin.request('/v1.41/nope/x', { method: 'PUT' });
-    expect({ status: missing.status, body: await missing.json() }).toEqual({ status: 404, body: { message: 'Page not found: PUT /nope/x' } });
+    expect({ status: missing.status, body: await missing.json() }).toEqual({
+      status: 404,
+      body: { message: 'Page not found: PUT /nope/x' },
+    });
     const logs = await admin.request('/v1.41/services/x/logs');
-    expect({ status: logs.status, body: await logs.json() }).toEqual({ status: 501, body: { message: 'secretd does not collect container logs (GET /services/x/logs)' } });
+    expect({ status: logs.status, body: await logs.json() }).toEqual({
+      status: 501,
+      body: { message: 'secretd does not collect container logs (GET /services/x/logs)' },
+    });
     // A role gate guards the routes that exist: a worker on a path nobody serves gets the same 404.
     expect((await appFor('worker').request('/secrets/x', { method: 'PUT' })).status).toBe(404);
     expect(await outcome(appFor('anonymous'), 'PUT', '/nope')).toBe(`403 ${anonymousRefusal}`);

@@ -48,11 +48,15 @@ export function routePathOf(request: Request): string {
  * The app's first middleware: identifies the caller (`identify` throws `forbidden` for a caller
  * with no valid identity), admits it, and runs the rest at the read consistency it asked for.
  */
-export function admission(backend: Backend, identify: (c: Context) => Identity): MiddlewareHandler<AppEnv> {
+export function admission(
+  backend: Backend,
+  identify: (c: Context) => Identity,
+): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const identity = identify(c);
     c.set('identity', identity);
-    if (admit(backend, identity, c.req.path, c.req.header(consistencyHeader)) === 'linearizable') return next();
+    if (admit(backend, identity, c.req.path, c.req.header(consistencyHeader)) === 'linearizable')
+      return next();
     await readConsistency.run('local', next);
   };
 }
@@ -61,19 +65,34 @@ export function admission(backend: Backend, identify: (c: Context) => Identity):
  * Who may call what before any route, nothing but unlocking while locked, and the read
  * consistency asked for. Throws the refusal; returns the consistency.
  */
-export function admit(backend: Backend, identity: Identity, path: string, consistency: string | undefined): ReadConsistency {
+export function admit(
+  backend: Backend,
+  identity: Identity,
+  path: string,
+  consistency: string | undefined,
+): ReadConsistency {
   const route = routePath(path);
   if (identity.role === 'anonymous' && !anonymousRoutes.has(route)) throw forbiddenAnonymous();
   if (backend.locked && !allowedWhileLocked.has(route)) {
-    throw new SecretdError('locked', 'This manager is locked: run `secretd unlock` with the cluster unlock key');
+    throw new SecretdError(
+      'locked',
+      'This manager is locked: run `secretd unlock` with the cluster unlock key',
+    );
   }
   if (consistency === undefined || consistency === 'linearizable') return 'linearizable';
-  if (consistency !== 'local') throw new SecretdError('invalid', `Invalid ${consistencyHeader} header: expected linearizable (the default) or local`);
+  if (consistency !== 'local')
+    throw new SecretdError(
+      'invalid',
+      `Invalid ${consistencyHeader} header: expected linearizable (the default) or local`,
+    );
   return 'local';
 }
 
 export function forbiddenAnonymous(): SecretdError {
-  return new SecretdError('forbidden', 'Permission denied: a client certificate signed by the cluster CA is required');
+  return new SecretdError(
+    'forbidden',
+    'Permission denied: a client certificate signed by the cluster CA is required',
+  );
 }
 
 /**
@@ -89,7 +108,10 @@ export function allow(roles: readonly Role[], what: string): MiddlewareHandler<A
 
 export function checkRole(identity: Identity, roles: readonly Role[], what: string): void {
   if (!roles.includes(identity.role)) {
-    throw new SecretdError('forbidden', `Permission denied: a ${identity.role} certificate cannot ${what}`);
+    throw new SecretdError(
+      'forbidden',
+      `Permission denied: a ${identity.role} certificate cannot ${what}`,
+    );
   }
 }
 
@@ -103,11 +125,19 @@ export const nodesOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 /** Domain errors in Docker's shape and status; anything unexpected is logged without details. */
-export function errorAnswer(error: unknown, method: string, path: string): { status: ContentfulStatusCode; body: Record<string, unknown> } {
-  if (error instanceof NotLeaderError) return { status: 503, body: { message: error.message, Leader: error.leaderAddr } };
-  if (error instanceof SecretdError) return { status: httpStatusByCode[error.code], body: { message: error.message } };
+export function errorAnswer(
+  error: unknown,
+  method: string,
+  path: string,
+): { status: ContentfulStatusCode; body: Record<string, unknown> } {
+  if (error instanceof NotLeaderError)
+    return { status: 503, body: { message: error.message, Leader: error.leaderAddr } };
+  if (error instanceof SecretdError)
+    return { status: httpStatusByCode[error.code], body: { message: error.message } };
   // Unexpected: never echo internals (they could hold request data); the node logs them.
-  console.error(`secretd: internal error on ${method} ${path.slice(0, 200)}: ${error instanceof Error ? error.name : 'error'}`);
+  console.error(
+    `secretd: internal error on ${method} ${path.slice(0, 200)}: ${error instanceof Error ? error.name : 'error'}`,
+  );
   return { status: 500, body: { message: 'Internal error' } };
 }
 

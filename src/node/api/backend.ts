@@ -5,7 +5,14 @@ import type { TaggedCommand, TaskStatusUpdate } from '../store/index.ts';
 import type { ExecResult, SessionClaim } from '../task-dispatch/index.ts';
 import type { JoinRequest } from '../join/index.ts';
 import type { JoinAnswer } from '../join/index.ts';
-import type { Availability, ClusterRecord, Labels, SecretRecord, ServiceRecord, TaskRecord } from '../store/index.ts';
+import type {
+  Availability,
+  ClusterRecord,
+  Labels,
+  SecretRecord,
+  ServiceRecord,
+  TaskRecord,
+} from '../store/index.ts';
 import type { ServiceSpecInput } from './service-shapes.ts';
 
 /** Who is calling, from the client certificate (or root on the local admin socket). */
@@ -33,7 +40,11 @@ export interface SecretVersionView {
   readonly version: number;
   readonly createdAt: string;
   /** Services whose reference pins this version, or follows the newest (when this is it). */
-  readonly services: ReadonlyArray<{ readonly id: string; readonly name: string; readonly pinned: boolean }>;
+  readonly services: ReadonlyArray<{
+    readonly id: string;
+    readonly name: string;
+    readonly pinned: boolean;
+  }>;
   /** Live tasks that hold this version now (as their status reports). */
   readonly tasks: ReadonlyArray<{ readonly id: string; readonly name: string }>;
 }
@@ -86,11 +97,18 @@ export interface NodeView {
   readonly hostname: string;
   readonly addr: string;
   readonly state: 'ready' | 'down' | 'unknown';
-  readonly manager: { readonly leader: boolean; readonly reachability: 'reachable' | 'unreachable' | 'unknown' } | null;
+  readonly manager: {
+    readonly leader: boolean;
+    readonly reachability: 'reachable' | 'unreachable' | 'unknown';
+  } | null;
   /** CPUs and memory as the node reported them when it joined; null for nodes that did not. */
   readonly resources: { readonly nanoCpus: number; readonly memoryBytes: number } | null;
   /** The cluster CA the node's certificate chains to (Docker's `Description.TLSInfo`), base64 DER. */
-  readonly tls: { readonly trustRoot: string; readonly issuerSubject: string; readonly issuerPublicKey: string };
+  readonly tls: {
+    readonly trustRoot: string;
+    readonly issuerSubject: string;
+    readonly issuerPublicKey: string;
+  };
 }
 
 export interface NodeUpdate {
@@ -106,11 +124,21 @@ export interface Backend {
   getSecret(ref: string): Promise<SecretRecord>;
   createSecret(spec: SecretSpecInput): Promise<string>;
   /** Docker's rule: only labels change; `data`, when given, must equal the current value. */
-  updateSecret(ref: string, expectedIndex: number, spec: { name: string; labels: Labels; data: Uint8Array | null }): Promise<void>;
+  updateSecret(
+    ref: string,
+    expectedIndex: number,
+    spec: { name: string; labels: Labels; data: Uint8Array | null },
+  ): Promise<void>;
   removeSecret(ref: string): Promise<void>;
-  listSecretVersions(ref: string): Promise<{ readonly secret: SecretRecord; readonly versions: readonly SecretVersionView[] }>;
+  listSecretVersions(
+    ref: string,
+  ): Promise<{ readonly secret: SecretRecord; readonly versions: readonly SecretVersionView[] }>;
   /** A new version; `ifVersion` makes it compare-and-set (409 if the newest is another). */
-  addSecretVersion(ref: string, data: Uint8Array, ifVersion: number | null): Promise<VersionOutcome>;
+  addSecretVersion(
+    ref: string,
+    data: Uint8Array,
+    ifVersion: number | null,
+  ): Promise<VersionOutcome>;
   rollbackSecret(ref: string, to: number, ifVersion: number | null): Promise<VersionOutcome>;
   removeSecretVersion(ref: string, version: number): Promise<void>;
   secretSettings(): Promise<{ readonly versionsKept: number }>;

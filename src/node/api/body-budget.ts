@@ -52,7 +52,10 @@ export class BodyRead {
     this.#budget = budget;
     this.#limit = limit;
     this.#onTimeout = onTimeout;
-    this.#overall = setTimeout(() => this.#expire(`it did not arrive whole within ${budget.totalTimeoutMs} ms`), budget.totalTimeoutMs);
+    this.#overall = setTimeout(
+      () => this.#expire(`it did not arrive whole within ${budget.totalTimeoutMs} ms`),
+      budget.totalTimeoutMs,
+    );
     this.#armIdle();
   }
 
@@ -75,7 +78,10 @@ export class BodyRead {
 
   #armIdle(): void {
     clearTimeout(this.#idle);
-    this.#idle = setTimeout(() => this.#expire(`no byte of it arrived for ${this.#budget.idleTimeoutMs} ms`), this.#budget.idleTimeoutMs);
+    this.#idle = setTimeout(
+      () => this.#expire(`no byte of it arrived for ${this.#budget.idleTimeoutMs} ms`),
+      this.#budget.idleTimeoutMs,
+    );
   }
 
   #expire(why: string): void {
@@ -86,9 +92,15 @@ export class BodyRead {
 
 /** The client went away (or reset the stream) before its body ended. */
 export function bodyAborted(): SecretdError {
-  return new SecretdError('invalid', 'Cannot read the request body: the client closed the request before it ended');
+  return new SecretdError(
+    'invalid',
+    'Cannot read the request body: the client closed the request before it ended',
+  );
 }
 
 export function bodyBusy(): SecretdError {
-  return new SecretdError('unavailable', 'Cannot read the request body: this server is buffering too many request bodies now; retry later');
+  return new SecretdError(
+    'unavailable',
+    'Cannot read the request body: this server is buffering too many request bodies now; retry later',
+  );
 }

@@ -26,7 +26,13 @@
  * 'connection' event gave; so the deadlines are this module's own timers, and a session is matched
  * to its connection by the peer's address and port.
  */
-import { constants, type Http2SecureServer, type Http2ServerRequest, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import {
+  constants,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -122,8 +128,14 @@ export class ConnectionGuard {
 
   counts(): ConnectionCounts {
     let certified = 0;
-    for (const connection of this.#byKey.values()) if (connection.phase === 'certified') certified++;
-    return { handshaking: this.#handshaking.size, anonymous: this.#anonymous, certified, anonymousBodyBytes: this.#anonymousBodyBytes };
+    for (const connection of this.#byKey.values())
+      if (connection.phase === 'certified') certified++;
+    return {
+      handshaking: this.#handshaking.size,
+      anonymous: this.#anonymous,
+      certified,
+      anonymousBodyBytes: this.#anonymousBodyBytes,
+    };
   }
 
   /** Install before the server's other listeners: requests get their budget before any route runs. */
@@ -134,7 +146,11 @@ export class ConnectionGuard {
       if (connection) this.#secured(connection, socket, socket.alpnProtocol === 'h2');
     });
     server.prependListener('session', (session: ServerHttp2Session) => this.#session(session));
-    server.prependListener('request', (request: Http2ServerRequest | IncomingMessage, response: unknown) => this.#request(request, response as ServerResponse));
+    server.prependListener(
+      'request',
+      (request: Http2ServerRequest | IncomingMessage, response: unknown) =>
+        this.#request(request, response as ServerResponse),
+    );
   }
 
   /**
@@ -143,12 +159,18 @@ export class ConnectionGuard {
    * sees them, every stream is counted, and a stream answered before its body ended is closed.
    */
   guardStreams(server: Http2SecureServer): void {
-    const others = server.listeners('stream') as ((stream: ServerHttp2Stream, ...rest: unknown[]) => void)[];
+    const others = server.listeners('stream') as ((
+      stream: ServerHttp2Stream,
+      ...rest: unknown[]
+    ) => void)[];
     server.removeAllListeners('stream');
     server.on('stream', (stream: ServerHttp2Stream, ...rest: unknown[]) => {
       const connection = stream.session ? this.#bySession.get(stream.session) : undefined;
       if (connection) {
-        if (connection.phase === 'anonymous' && connection.open >= this.#limits.anonymousStreamsMax) {
+        if (
+          connection.phase === 'anonymous' &&
+          connection.open >= this.#limits.anonymousStreamsMax
+        ) {
           stream.close(constants.NGHTTP2_REFUSED_STREAM);
           return;
         }
@@ -159,7 +181,8 @@ export class ConnectionGuard {
       stream.once('finish', () => {
         // Answered while the client is still sending: RST_STREAM(NO_ERROR) asks it to stop (RFC
         // 9113 §8.1), and nothing more of the body is read.
-        if (!stream.readableEnded && !stream.closed && !stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
+        if (!stream.readableEnded && !stream.closed && !stream.destroyed)
+          stream.close(constants.NGHTTP2_NO_ERROR);
       });
       for (const listener of others) listener.call(server, stream, ...rest);
     });
@@ -178,7 +201,8 @@ export class ConnectionGuard {
     socket.once('close', () => this.#forget(connection));
     this.#arm(connection, this.#limits.tlsHandshakeTimeoutMs);
     // Room for the newcomer: the oldest stalled handshakes go first.
-    if (this.#handshaking.size > this.#limits.handshakingConnectionsMax) this.#close(this.#handshaking.values().next().value!);
+    if (this.#handshaking.size > this.#limits.handshakingConnectionsMax)
+      this.#close(this.#handshaking.values().next().value!);
     if (this.#countOf(address).handshaking > this.#limits.handshakingConnectionsPerAddressMax) {
       for (const other of this.#handshaking) {
         if (other.address === address) {
@@ -200,13 +224,21 @@ export class ConnectionGuard {
     this.#count(connection.address, phase, 1);
     if (phase === 'anonymous') {
       this.#anonymous++;
-      if (this.#anonymous > this.#limits.anonymousConnectionsMax || this.#countOf(connection.address).anonymous > this.#limits.anonymousConnectionsPerAddressMax) {
+      if (
+        this.#anonymous > this.#limits.anonymousConnectionsMax ||
+        this.#countOf(connection.address).anonymous > this.#limits.anonymousConnectionsPerAddressMax
+      ) {
         this.#close(connection);
         return;
       }
-      connection.lifetimeTimer = setTimeout(() => this.#close(connection), this.#limits.anonymousConnectionLifetimeMs);
+      connection.lifetimeTimer = setTimeout(
+        () => this.#close(connection),
+        this.#limits.anonymousConnectionLifetimeMs,
+      );
       connection.lifetimeTimer.unref?.();
-    } else if (this.#countOf(connection.address).certified > this.#limits.certifiedConnectionsPerAddressMax) {
+    } else if (
+      this.#countOf(connection.address).certified > this.#limits.certifiedConnectionsPerAddressMax
+    ) {
       this.#close(connection);
       return;
     }
@@ -222,7 +254,10 @@ export class ConnectionGuard {
     this.#bySession.set(session, connection);
     this.#secured(connection, socket, true);
     if (connection.phase === 'anonymous' && !connection.closed) {
-      session.settings({ maxConcurrentStreams: this.#limits.anonymousStreamsMax, initialWindowSize: this.#limits.anonymousStreamWindowBytes });
+      session.settings({
+        maxConcurrentStreams: this.#limits.anonymousStreamsMax,
+        initialWindowSize: this.#limits.anonymousStreamWindowBytes,
+      });
     }
   }
 
@@ -261,7 +296,8 @@ export class ConnectionGuard {
         if (connection.closed) return false;
         if (connection.bodyBytes + bytes > this.#limits.connectionBodyBytesMax) return false;
         const anonymous = connection.phase !== 'certified';
-        if (anonymous && this.#anonymousBodyBytes + bytes > this.#limits.anonymousBodyBytesMax) return false;
+        if (anonymous && this.#anonymousBodyBytes + bytes > this.#limits.anonymousBodyBytesMax)
+          return false;
         connection.bodyBytes += bytes;
         if (anonymous) this.#anonymousBodyBytes += bytes;
         return true;
@@ -284,12 +320,15 @@ export class ConnectionGuard {
 
   #done(connection: Connection): void {
     connection.open--;
-    if (connection.open === 0 && connection.phase !== 'handshaking' && !connection.closed) this.#arm(connection, this.#idleTimeoutMs(connection));
+    if (connection.open === 0 && connection.phase !== 'handshaking' && !connection.closed)
+      this.#arm(connection, this.#idleTimeoutMs(connection));
   }
 
   #idleTimeoutMs(connection: Connection): number {
     if (connection.phase === 'anonymous') return this.#limits.anonymousIdleTimeoutMs;
-    return connection.http2 ? this.#limits.idleConnectionTimeoutMs : this.#limits.requestHeadersTimeoutMs;
+    return connection.http2
+      ? this.#limits.idleConnectionTimeoutMs
+      : this.#limits.requestHeadersTimeoutMs;
   }
 
   #arm(connection: Connection, ms: number): void {
@@ -303,7 +342,12 @@ export class ConnectionGuard {
     // Counted out now: a socket being destroyed no longer holds a place in any budget.
     this.#forget(connection);
     const session = connection.session;
-    if (session && !session.destroyed && connection.phase === 'certified' && connection.open === 0) {
+    if (
+      session &&
+      !session.destroyed &&
+      connection.phase === 'certified' &&
+      connection.open === 0
+    ) {
       // An idle certified session: GOAWAY first, so the peer opens its next stream elsewhere.
       session.close();
       setTimeout(() => connection.socket.destroy(), 1000).unref?.();
@@ -330,14 +374,16 @@ export class ConnectionGuard {
 
   #countOf(address: string): Record<Phase, number> {
     let counts = this.#perAddress.get(address);
-    if (!counts) this.#perAddress.set(address, (counts = { handshaking: 0, anonymous: 0, certified: 0 }));
+    if (!counts)
+      this.#perAddress.set(address, (counts = { handshaking: 0, anonymous: 0, certified: 0 }));
     return counts;
   }
 
   #count(address: string, phase: Phase, delta: number): void {
     const counts = this.#countOf(address);
     counts[phase] += delta;
-    if (counts.handshaking === 0 && counts.anonymous === 0 && counts.certified === 0) this.#perAddress.delete(address);
+    if (counts.handshaking === 0 && counts.anonymous === 0 && counts.certified === 0)
+      this.#perAddress.delete(address);
   }
 }
 

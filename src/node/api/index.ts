@@ -1,6 +1,16 @@
 /** The api room's door: what other parts of secretd may use of it. */
 export { createApp, type AppOptions } from './app.ts';
-export { type Backend, type Identity, type NodeSummary, type NodeUpdate, type NodeView, type SecretSpecInput, type SecretVersionView, type SwarmUpdate, type VersionOutcome } from './backend.ts';
+export {
+  type Backend,
+  type Identity,
+  type NodeSummary,
+  type NodeUpdate,
+  type NodeView,
+  type SecretSpecInput,
+  type SecretVersionView,
+  type SwarmUpdate,
+  type VersionOutcome,
+} from './backend.ts';
 export { readConsistency } from './read-consistency.ts';
 export { serveAdminSocket, serveTls, serveWorkerSocket } from './server.ts';
 export { readServiceSpec, type ServiceSpecInput } from './service-shapes.ts';

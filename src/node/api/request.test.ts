@@ -1,69 +1,152 @@
 import { describe, expect, test } from 'bun:test';
 import { SecretdError } from '../../errors.ts';
-import { canonicalKeys, parseBoolParam, parseJsonObject, parseStrictBoolParam, refuseUnknownFields } from './request.ts';
+import {
+  canonicalKeys,
+  parseBoolParam,
+  parseJsonObject,
+  parseStrictBoolParam,
+  refuseUnknownFields,
+} from './request.ts';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 
-describe('parseBoolParam (Docker\'s httputils.BoolValue, as for ?force=)', () => {
-  test.each([undefined, '', '0', 'no', 'NO', 'false', 'False', 'FALSE', 'none', 'None', ' none '])('reads %p as false', (value) => {
-    expect(parseBoolParam(value)).toBe(false);
-  });
+describe("parseBoolParam (Docker's httputils.BoolValue, as for ?force=)", () => {
+  test.each([undefined, '', '0', 'no', 'NO', 'false', 'False', 'FALSE', 'none', 'None', ' none '])(
+    'reads %p as false',
+    (value) => {
+      expect(parseBoolParam(value)).toBe(false);
+    },
+  );
 
   test.each(['1', 'true', 'True', 'TRUE', 'yes', 'on', 'perhaps'])('reads %p as true', (value) => {
     expect(parseBoolParam(value)).toBe(true);
   });
 });
 
-describe('parseStrictBoolParam (Go\'s strconv.ParseBool, as Docker reads rotations, insertDefaults and status)', () => {
-  test('reads Go\'s spellings, and absent or empty as false', () => {
-    const read = (values: readonly (string | undefined)[]): boolean[] => values.map((v) => parseStrictBoolParam(v, 'flag'));
-    expect(read(['1', 't', 'T', 'TRUE', 'true', 'True'])).toEqual([true, true, true, true, true, true]);
-    expect(read([undefined, '', '0', 'f', 'F', 'FALSE', 'false', 'False'])).toEqual([false, false, false, false, false, false, false, false]);
+describe("parseStrictBoolParam (Go's strconv.ParseBool, as Docker reads rotations, insertDefaults and status)", () => {
+  test("reads Go's spellings, and absent or empty as false", () => {
+    const read = (values: readonly (string | undefined)[]): boolean[] =>
+      values.map((v) => parseStrictBoolParam(v, 'flag'));
+    expect(read(['1', 't', 'T', 'TRUE', 'true', 'True'])).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect(read([undefined, '', '0', 'f', 'F', 'FALSE', 'false', 'False'])).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
   });
 
-  test.each(['perhaps', 'yes', 'tRUE', ' true'])('refuses %p (400) with Docker\'s message', (value) => {
-    expect(() => parseStrictBoolParam(value, 'rotateWorkerToken')).toThrow(new SecretdError('invalid', `invalid value for rotateWorkerToken: ${value}`));
-  });
+  test.each(['perhaps', 'yes', 'tRUE', ' true'])(
+    "refuses %p (400) with Docker's message",
+    (value) => {
+      expect(() => parseStrictBoolParam(value, 'rotateWorkerToken')).toThrow(
+        new SecretdError('invalid', `invalid value for rotateWorkerToken: ${value}`),
+      );
+    },
+  );
 });
 
-describe('canonicalKeys (Go\'s encoding/json key matching)', () => {
-  const fields = { Mode: { Replicated: { Replicas: null }, Global: {} }, Labels: null, Secrets: { SecretName: null } };
+describe("canonicalKeys (Go's encoding/json key matching)", () => {
+  const fields = {
+    Mode: { Replicated: { Replicas: null }, Global: {} },
+    Labels: null,
+    Secrets: { SecretName: null },
+  };
 
   test('renames keys to the field they name ignoring case, inside objects and lists of objects', () => {
-    expect(canonicalKeys({ mode: { REPLICATED: { replicas: 2 } }, secrets: [{ secretname: 'a' }, { SecretName: 'b' }] }, fields, 'spec')).toEqual({ Mode: { Replicated: { Replicas: 2 } }, Secrets: [{ SecretName: 'a' }, { SecretName: 'b' }] });
+    expect(
+      canonicalKeys(
+        {
+          mode: { REPLICATED: { replicas: 2 } },
+          secrets: [{ secretname: 'a' }, { SecretName: 'b' }],
+        },
+        fields,
+        'spec',
+      ),
+    ).toEqual({
+      Mode: { Replicated: { Replicas: 2 } },
+      Secrets: [{ SecretName: 'a' }, { SecretName: 'b' }],
+    });
   });
 
   test('leaves the keys of maps whose keys are data (a null leaf) as sent, and unknown keys as sent', () => {
-    expect(canonicalKeys({ labels: { mode: 'x', Env: 'y' }, Colour: 'red' }, fields, 'spec')).toEqual({ Labels: { mode: 'x', Env: 'y' }, Colour: 'red' });
+    expect(
+      canonicalKeys({ labels: { mode: 'x', Env: 'y' }, Colour: 'red' }, fields, 'spec'),
+    ).toEqual({ Labels: { mode: 'x', Env: 'y' }, Colour: 'red' });
   });
 
   test('folds as Go does: the Kelvin sign matches k and the long s matches s; other non-ASCII letters match nothing', () => {
-    expect(canonicalKeys({ '\u212aey': 1, '\u017fize': 2, 'Ké': 3 }, { Key: null, Size: null, Ke: null }, 'spec')).toEqual({ Key: 1, Size: 2, 'Ké': 3 });
+    expect(
+      canonicalKeys(
+        { '\u212aey': 1, '\u017fize': 2, Ké: 3 },
+        { Key: null, Size: null, Ke: null },
+        'spec',
+      ),
+    ).toEqual({ Key: 1, Size: 2, Ké: 3 });
   });
 
   test('prefers an exact match over a case-insensitive one', () => {
-    expect(canonicalKeys({ name: 1, NAME: 2 }, { Name: null, name: null }, 'spec')).toEqual({ name: 1, Name: 2 });
+    expect(canonicalKeys({ name: 1, NAME: 2 }, { Name: null, name: null }, 'spec')).toEqual({
+      name: 1,
+      Name: 2,
+    });
   });
 
   test('refuses two keys that name one field (400) rather than dropping one', () => {
-    expect(() => canonicalKeys({ Mode: {}, mode: {} }, fields, 'service spec')).toThrow(new SecretdError('invalid', 'Invalid service spec: fields "Mode" and "mode" both name Mode'));
+    expect(() => canonicalKeys({ Mode: {}, mode: {} }, fields, 'service spec')).toThrow(
+      new SecretdError('invalid', 'Invalid service spec: fields "Mode" and "mode" both name Mode'),
+    );
   });
 });
 
 describe('refuseUnknownFields', () => {
   test('names an unknown field by its path, in lists too', () => {
     const fields = { TaskTemplate: { Secrets: { File: { Name: null } } }, Labels: null };
-    expect(() => refuseUnknownFields({ Labels: { anything: 'goes' }, TaskTemplate: { Secrets: [{ File: { Name: 'a' } }, { File: { Size: 1 } }] } }, fields, 'spec')).toThrow(new SecretdError('invalid', 'Invalid spec: unknown field TaskTemplate.Secrets.File.Size'));
+    expect(() =>
+      refuseUnknownFields(
+        {
+          Labels: { anything: 'goes' },
+          TaskTemplate: { Secrets: [{ File: { Name: 'a' } }, { File: { Size: 1 } }] },
+        },
+        fields,
+        'spec',
+      ),
+    ).toThrow(
+      new SecretdError('invalid', 'Invalid spec: unknown field TaskTemplate.Secrets.File.Size'),
+    );
   });
 });
 
 describe('parseJsonObject', () => {
   test('matches the allowed field names ignoring case, and refuses what matches none', () => {
-    expect(parseJsonObject(bytes('{"name":"db","LABELS":{"env":"prod"}}'), 'secret', ['Name', 'Labels', 'Data'])).toEqual({ Name: 'db', Labels: { env: 'prod' } });
-    expect(() => parseJsonObject(bytes('{"Name":"db","Colour":"red"}'), 'secret', ['Name'])).toThrow('Invalid secret: unknown field "Colour"');
+    expect(
+      parseJsonObject(bytes('{"name":"db","LABELS":{"env":"prod"}}'), 'secret', [
+        'Name',
+        'Labels',
+        'Data',
+      ]),
+    ).toEqual({ Name: 'db', Labels: { env: 'prod' } });
+    expect(() =>
+      parseJsonObject(bytes('{"Name":"db","Colour":"red"}'), 'secret', ['Name']),
+    ).toThrow('Invalid secret: unknown field "Colour"');
   });
 
   test('with a field tree, canonicalises the objects inside too', () => {
-    expect(parseJsonObject(bytes('{"raft":{"snapshotinterval":5}}'), 'swarm spec', { Raft: { SnapshotInterval: null } })).toEqual({ Raft: { SnapshotInterval: 5 } });
+    expect(
+      parseJsonObject(bytes('{"raft":{"snapshotinterval":5}}'), 'swarm spec', {
+        Raft: { SnapshotInterval: null },
+      }),
+    ).toEqual({ Raft: { SnapshotInterval: 5 } });
   });
 });

@@ -4,7 +4,11 @@ import { invalid, SecretdError } from '../../errors.ts';
 import { requestBodyBytesMax } from '../../limits.ts';
 import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead } from './body-budget.ts';
 
-export async function readJsonObject(c: Context, what: string, allowed: readonly string[] | FieldTree): Promise<Record<string, unknown>> {
+export async function readJsonObject(
+  c: Context,
+  what: string,
+  allowed: readonly string[] | FieldTree,
+): Promise<Record<string, unknown>> {
   return parseJsonObject(await readBodyBytes(c, requestBodyBytesMax), what, allowed);
 }
 
@@ -14,7 +18,11 @@ export async function readJsonObject(c: Context, what: string, allowed: readonly
  * Given a FieldTree, the objects inside are canonicalised too (their own unknown fields are for
  * the shape's reader to refuse).
  */
-export function parseJsonObject(bytes: Uint8Array, what: string, allowed: readonly string[] | FieldTree): Record<string, unknown> {
+export function parseJsonObject(
+  bytes: Uint8Array,
+  what: string,
+  allowed: readonly string[] | FieldTree,
+): Record<string, unknown> {
   let text: string;
   try {
     text = utf8.decode(bytes);
@@ -28,11 +36,15 @@ export function parseJsonObject(bytes: Uint8Array, what: string, allowed: readon
   } catch {
     throw invalid(`Invalid ${what}: the request body is not valid JSON`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(`Invalid ${what}: expected a JSON object`);
-  const fields: FieldTree = Array.isArray(allowed) ? Object.fromEntries(allowed.map((name) => [name, null])) : (allowed as FieldTree);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw invalid(`Invalid ${what}: expected a JSON object`);
+  const fields: FieldTree = Array.isArray(allowed)
+    ? Object.fromEntries(allowed.map((name) => [name, null]))
+    : (allowed as FieldTree);
   const record = canonicalKeys(value, fields, what) as Record<string, unknown>;
   for (const key of Object.keys(record)) {
-    if (!Object.hasOwn(fields, key)) throw invalid(`Invalid ${what}: unknown field ${JSON.stringify(key.slice(0, 64))}`);
+    if (!Object.hasOwn(fields, key))
+      throw invalid(`Invalid ${what}: unknown field ${JSON.stringify(key.slice(0, 64))}`);
   }
   return record;
 }
@@ -60,9 +72,14 @@ export function canonicalKeys(value: unknown, fields: FieldTree, what: string): 
   const out: Record<string, unknown> = {};
   const sources = new Map<string, string>();
   for (const [key, inner] of Object.entries(value)) {
-    const name = Object.hasOwn(fields, key) ? key : (Object.keys(fields).find((field) => equalFold(key, field)) ?? key);
+    const name = Object.hasOwn(fields, key)
+      ? key
+      : (Object.keys(fields).find((field) => equalFold(key, field)) ?? key);
     const other = sources.get(name);
-    if (other !== undefined) throw invalid(`Invalid ${what}: fields ${JSON.stringify(other.slice(0, 64))} and ${JSON.stringify(key.slice(0, 64))} both name ${name}`);
+    if (other !== undefined)
+      throw invalid(
+        `Invalid ${what}: fields ${JSON.stringify(other.slice(0, 64))} and ${JSON.stringify(key.slice(0, 64))} both name ${name}`,
+      );
     sources.set(name, key);
     const tree = Object.hasOwn(fields, name) ? fields[name] : null;
     out[name] = tree ? canonicalKeys(inner, tree, what) : inner;
@@ -74,14 +91,20 @@ export function canonicalKeys(value: unknown, fields: FieldTree, what: string): 
  * Refuses (400) a key that names no field, in every object under `fields` whose own fields are
  * known, naming it by its path (`unknown field Mode.Replicated.Count`). Run on canonical keys.
  */
-export function refuseUnknownFields(value: unknown, fields: FieldTree, what: string, path = ''): void {
+export function refuseUnknownFields(
+  value: unknown,
+  fields: FieldTree,
+  what: string,
+  path = '',
+): void {
   if (Array.isArray(value)) {
     for (const item of value) refuseUnknownFields(item, fields, what, path);
     return;
   }
   if (typeof value !== 'object' || value === null) return;
   for (const [key, inner] of Object.entries(value)) {
-    if (!Object.hasOwn(fields, key)) throw invalid(`Invalid ${what}: unknown field ${path}${key.slice(0, 64)}`);
+    if (!Object.hasOwn(fields, key))
+      throw invalid(`Invalid ${what}: unknown field ${path}${key.slice(0, 64)}`);
     const tree = fields[key];
     if (tree) refuseUnknownFields(inner, tree, what, `${path}${key}.`);
   }
@@ -114,7 +137,11 @@ export async function readBodyBytes(c: Context, limit: number): Promise<Uint8Arr
   const reader = body.getReader();
   let timedOut: (error: SecretdError) => void = () => {};
   const timeout = new Promise<never>((_, reject) => (timedOut = reject));
-  const read = new BodyRead(bodyBudgetOf((c.env as { incoming?: object } | undefined)?.incoming), limit, timedOut);
+  const read = new BodyRead(
+    bodyBudgetOf((c.env as { incoming?: object } | undefined)?.incoming),
+    limit,
+    timedOut,
+  );
   const chunks: Uint8Array[] = [];
   try {
     for (;;) {
@@ -159,7 +186,8 @@ export function optionalString(value: unknown, what: string): string | undefined
 }
 
 export function parseVersionParam(value: string | undefined, what: string): number {
-  if (value === undefined || !/^\d{1,15}$/.test(value)) throw invalid(`Invalid ${what} version: expected ?version=N with the object's Version.Index`);
+  if (value === undefined || !/^\d{1,15}$/.test(value))
+    throw invalid(`Invalid ${what} version: expected ?version=N with the object's Version.Index`);
   return Number(value);
 }
 
@@ -188,7 +216,10 @@ export function parseStrictBoolParam(value: string | undefined, name: string): b
  * Docker's `filters` query: JSON of name → list of values, or (as newer clients send it)
  * name → { value: true }.
  */
-export function parseFilters(raw: string | undefined, allowed: readonly string[]): Map<string, string[]> {
+export function parseFilters(
+  raw: string | undefined,
+  allowed: readonly string[],
+): Map<string, string[]> {
   const out = new Map<string, string[]>();
   if (raw === undefined || raw === '') return out;
   let value: unknown;
@@ -197,11 +228,17 @@ export function parseFilters(raw: string | undefined, allowed: readonly string[]
   } catch {
     throw invalid('Invalid filters: not valid JSON');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('Invalid filters: expected a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw invalid('Invalid filters: expected a JSON object');
   for (const [key, spec] of Object.entries(value)) {
     if (!allowed.includes(key)) throw invalid(`Invalid filter '${key.slice(0, 64)}'`);
-    const values = Array.isArray(spec) ? spec : typeof spec === 'object' && spec !== null ? Object.keys(spec) : null;
-    if (!values || values.some((v) => typeof v !== 'string')) throw invalid(`Invalid filter '${key}': expected a list of strings`);
+    const values = Array.isArray(spec)
+      ? spec
+      : typeof spec === 'object' && spec !== null
+        ? Object.keys(spec)
+        : null;
+    if (!values || values.some((v) => typeof v !== 'string'))
+      throw invalid(`Invalid filter '${key}': expected a list of strings`);
     out.set(key, values as string[]);
   }
   return out;
@@ -209,7 +246,13 @@ export function parseFilters(raw: string | undefined, allowed: readonly string[]
 
 /** An exec request's body: the one check for the admin route and the leader's internal route. */
 export function readExecRequest(body: Record<string, unknown>): { task: string; cmd: string[] } {
-  if (typeof body.Task !== 'string' || body.Task === '') throw invalid('Invalid exec request: Task must be provided');
-  if (!Array.isArray(body.Cmd) || body.Cmd.length === 0 || body.Cmd.some((a) => typeof a !== 'string')) throw invalid('Invalid exec request: Cmd must be a non-empty list of strings');
+  if (typeof body.Task !== 'string' || body.Task === '')
+    throw invalid('Invalid exec request: Task must be provided');
+  if (
+    !Array.isArray(body.Cmd) ||
+    body.Cmd.length === 0 ||
+    body.Cmd.some((a) => typeof a !== 'string')
+  )
+    throw invalid('Invalid exec request: Cmd must be a non-empty list of strings');
   return { task: body.Task, cmd: body.Cmd as string[] };
 }

@@ -10,7 +10,12 @@ import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import type { Http2SecureServer } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { createKeyAndCSR, issueCertificate, keyPkcs8ToPem, type Role } from '../../crypto/index.ts';
-import { joinRequestBytesMax, raftBatchBytesMax, requestBodyBytesMax, secretBytesMax } from '../../limits.ts';
+import {
+  joinRequestBytesMax,
+  raftBatchBytesMax,
+  requestBodyBytesMax,
+  secretBytesMax,
+} from '../../limits.ts';
 import type { Message } from '../../raft/types.ts';
 import { frame } from '../raft-io/index.ts';
 import { encodeMessages } from '../raft-io/index.ts';
@@ -41,14 +46,18 @@ const credentials = new Map<Role, Credentials>();
 async function certificateFor(role: Role, name: string): Promise<Credentials> {
   const cluster = await tm.manager.cluster();
   const { keyPkcs8, csrPem } = await createKeyAndCSR();
-  const cert = await issueCertificate({ certPem: cluster.caCertPem, keyPkcs8: cluster.caKey }, csrPem, {
-    nodeId: name,
-    role,
-    clusterId: cluster.id,
-    now: new Date(),
-    lifetimeMs: 3_600_000,
-    serial: crypto.getRandomValues(new Uint8Array(16)),
-  });
+  const cert = await issueCertificate(
+    { certPem: cluster.caCertPem, keyPkcs8: cluster.caKey },
+    csrPem,
+    {
+      nodeId: name,
+      role,
+      clusterId: cluster.id,
+      now: new Date(),
+      lifetimeMs: 3_600_000,
+      serial: crypto.getRandomValues(new Uint8Array(16)),
+    },
+  );
   return { cert, key: keyPkcs8ToPem(keyPkcs8) };
 }
 
@@ -86,12 +95,22 @@ function parse(text: string): Record<string, unknown> | null {
   }
 }
 
-function overHttp2(who: Credentials, path: string, body: string, headers: Record<string, string> = {}): Promise<Answer> {
+function overHttp2(
+  who: Credentials,
+  path: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
   const session = connect(url, { ca: caPem, servername: 'secretd-manager', ...who });
   sessions.push(session);
   session.on('error', () => {});
   return new Promise((resolve, reject) => {
-    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json', ...headers });
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': path,
+      'content-type': 'application/json',
+      ...headers,
+    });
     let status = 0;
     let text = '';
     stream.on('response', (h) => (status = Number(h[':status'])));
@@ -102,22 +121,45 @@ function overHttp2(who: Credentials, path: string, body: string, headers: Record
   });
 }
 
-function overHttp1(who: Credentials, path: string, body: string, headers: Record<string, string> = {}): Promise<Answer> {
+function overHttp1(
+  who: Credentials,
+  path: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const request = httpsRequest(`${url}${path}`, { method: 'POST', ca: caPem, servername: 'secretd-manager', ...who, headers: { 'content-type': 'application/json', ...headers } }, (response) => {
-      let text = '';
-      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, json: parse(text) }));
-    });
+    const request = httpsRequest(
+      `${url}${path}`,
+      {
+        method: 'POST',
+        ca: caPem,
+        servername: 'secretd-manager',
+        ...who,
+        headers: { 'content-type': 'application/json', ...headers },
+      },
+      (response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, json: parse(text) }));
+      },
+    );
     request.on('error', reject);
     request.end(body);
   });
 }
 
 /** Sends the request both ways, with a name unique to each way, and returns both answers. */
-async function bothWays(who: Credentials, path: string, body: (name: string) => string, headers?: Record<string, string>): Promise<[Answer, Answer]> {
+async function bothWays(
+  who: Credentials,
+  path: string,
+  body: (name: string) => string,
+  headers?: Record<string, string>,
+): Promise<[Answer, Answer]> {
   const tag = crypto.randomUUID().slice(0, 8);
-  return [await overHttp2(who, path, body(`h2-${tag}`), headers), await overHttp1(who, path, body(`h1-${tag}`), headers)];
+  return [
+    await overHttp2(who, path, body(`h2-${tag}`), headers),
+    await overHttp1(who, path, body(`h1-${tag}`), headers),
+  ];
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
@@ -126,7 +168,9 @@ const admin = (): Credentials => credentials.get('admin')!;
 describe('POST /secrets/create on the TLS port (stream route over HTTP/2, the app over HTTP/1.1)', () => {
   test('creates the secret, at the plain and the versioned path and with a query string', async () => {
     for (const path of ['/secrets/create', '/v1.41/secrets/create', '/v1.47/secrets/create?x=1']) {
-      const [h2, h1] = await bothWays(admin(), path, (name) => JSON.stringify({ Name: name, Labels: { env: 'prod' }, Data: b64('s3cr3t') }));
+      const [h2, h1] = await bothWays(admin(), path, (name) =>
+        JSON.stringify({ Name: name, Labels: { env: 'prod' }, Data: b64('s3cr3t') }),
+      );
       expect(h2.status).toBe(201);
       expect(h1.status).toBe(201);
       expect(Object.keys(h2.json ?? {})).toEqual(['ID']);
@@ -140,23 +184,62 @@ describe('POST /secrets/create on the TLS port (stream route over HTTP/2, the ap
     ['invalid JSON', () => '{not json', 400, 'not valid JSON'],
     ['an empty body', () => '', 400, 'body is empty'],
     ['a JSON array', () => '[1]', 400, 'expected a JSON object'],
-    ['an unknown field', (name) => JSON.stringify({ Name: name, Data: 'eA==', Colour: 'red' }), 400, 'unknown field "Colour"'],
-    ['an invalid name', () => JSON.stringify({ Name: 'bad name', Data: 'eA==' }), 400, 'Invalid secret name'],
-    ['missing data', (name) => JSON.stringify({ Name: name }), 400, 'Data (base64) must be provided'],
-    ['data that is not base64', (name) => JSON.stringify({ Name: name, Data: '!!!' }), 400, 'not valid base64'],
-    ['a driver', (name) => JSON.stringify({ Name: name, Data: 'eA==', Driver: { Name: 'vault' } }), 400, 'drivers'],
+    [
+      'an unknown field',
+      (name) => JSON.stringify({ Name: name, Data: 'eA==', Colour: 'red' }),
+      400,
+      'unknown field "Colour"',
+    ],
+    [
+      'an invalid name',
+      () => JSON.stringify({ Name: 'bad name', Data: 'eA==' }),
+      400,
+      'Invalid secret name',
+    ],
+    [
+      'missing data',
+      (name) => JSON.stringify({ Name: name }),
+      400,
+      'Data (base64) must be provided',
+    ],
+    [
+      'data that is not base64',
+      (name) => JSON.stringify({ Name: name, Data: '!!!' }),
+      400,
+      'not valid base64',
+    ],
+    [
+      'a driver',
+      (name) => JSON.stringify({ Name: name, Data: 'eA==', Driver: { Name: 'vault' } }),
+      400,
+      'drivers',
+    ],
     ['invalid UTF-8', () => '\u00ff', 400, ''],
-    ['data over 1 MiB', (name) => JSON.stringify({ Name: name, Data: Buffer.alloc(secretBytesMax + 1).toString('base64') }), 413, 'over the limit'],
-    ['a body over the request limit', (name) => JSON.stringify({ Name: name, Data: 'A'.repeat(requestBodyBytesMax) }), 413, 'over the limit'],
+    [
+      'data over 1 MiB',
+      (name) =>
+        JSON.stringify({ Name: name, Data: Buffer.alloc(secretBytesMax + 1).toString('base64') }),
+      413,
+      'over the limit',
+    ],
+    [
+      'a body over the request limit',
+      (name) => JSON.stringify({ Name: name, Data: 'A'.repeat(requestBodyBytesMax) }),
+      413,
+      'over the limit',
+    ],
   ];
-  test.each(refusals)('%s is refused the same way, and nothing is stored', async (_what, body, status, message) => {
-    const before = (await tm.manager.listSecrets()).length;
-    const [h2, h1] = await bothWays(admin(), '/secrets/create', body);
-    expect(h2.status).toBe(status);
-    expect(h2).toEqual(h1);
-    expect(String(h2.json?.message)).toContain(message);
-    expect((await tm.manager.listSecrets()).length).toBe(before);
-  });
+  test.each(refusals)(
+    '%s is refused the same way, and nothing is stored',
+    async (_what, body, status, message) => {
+      const before = (await tm.manager.listSecrets()).length;
+      const [h2, h1] = await bothWays(admin(), '/secrets/create', body);
+      expect(h2.status).toBe(status);
+      expect(h2).toEqual(h1);
+      expect(String(h2.json?.message)).toContain(message);
+      expect((await tm.manager.listSecrets()).length).toBe(before);
+    },
+  );
 
   test('a declared Content-Length over the limit is refused before any body is sent; one not a number is reset', async () => {
     const session = connect(url, { ca: caPem, servername: 'secretd-manager', ...admin() });
@@ -165,7 +248,10 @@ describe('POST /secrets/create on the TLS port (stream route over HTTP/2, the ap
     for (const [length, status] of [[String(requestBodyBytesMax + 1), 413]] as const) {
       // Headers only: the answer must come while the client still holds the whole body back.
       const answer = await new Promise<number>((resolve, reject) => {
-        const stream = session.request({ ':method': 'POST', ':path': '/secrets/create', 'content-length': length }, { endStream: false });
+        const stream = session.request(
+          { ':method': 'POST', ':path': '/secrets/create', 'content-length': length },
+          { endStream: false },
+        );
         stream.on('response', (h) => {
           resolve(Number(h[':status']));
           stream.close();
@@ -175,16 +261,33 @@ describe('POST /secrets/create on the TLS port (stream route over HTTP/2, the ap
       expect(answer).toBe(status);
     }
     // One that is not a number never reaches a route over HTTP/2: the protocol layer resets it.
-    const bogus = await overHttp2(admin(), '/secrets/create', JSON.stringify({ Name: 'bogus', Data: 'eA==' }), { 'content-length': 'lots' }).catch((error: Error) => error.message);
+    const bogus = await overHttp2(
+      admin(),
+      '/secrets/create',
+      JSON.stringify({ Name: 'bogus', Data: 'eA==' }),
+      { 'content-length': 'lots' },
+    ).catch((error: Error) => error.message);
     expect(String(bogus)).toContain('PROTOCOL_ERROR');
     expect((await tm.manager.listSecrets()).some((s) => s.name === 'bogus')).toBe(false);
   });
 
   test('a duplicate name is 409 both ways and the first secret is untouched', async () => {
-    const first = await overHttp2(admin(), '/secrets/create', JSON.stringify({ Name: 'dup', Data: b64('one') }));
+    const first = await overHttp2(
+      admin(),
+      '/secrets/create',
+      JSON.stringify({ Name: 'dup', Data: b64('one') }),
+    );
     expect(first.status).toBe(201);
-    const h2 = await overHttp2(admin(), '/secrets/create', JSON.stringify({ Name: 'DUP', Data: b64('two') }));
-    const h1 = await overHttp1(admin(), '/secrets/create', JSON.stringify({ Name: 'Dup', Data: b64('two') }));
+    const h2 = await overHttp2(
+      admin(),
+      '/secrets/create',
+      JSON.stringify({ Name: 'DUP', Data: b64('two') }),
+    );
+    const h1 = await overHttp1(
+      admin(),
+      '/secrets/create',
+      JSON.stringify({ Name: 'Dup', Data: b64('two') }),
+    );
     expect([h2.status, h1.status]).toEqual([409, 409]);
     expect(h2.json?.message).toBe('Secret DUP already exists');
     const stored = await tm.manager.getSecret('dup');
@@ -192,7 +295,12 @@ describe('POST /secrets/create on the TLS port (stream route over HTTP/2, the ap
   });
 
   test('a bad consistency header is refused the same way', async () => {
-    const [h2, h1] = await bothWays(admin(), '/secrets/create', (name) => JSON.stringify({ Name: name, Data: 'eA==' }), { 'secretd-consistency': 'eventually' });
+    const [h2, h1] = await bothWays(
+      admin(),
+      '/secrets/create',
+      (name) => JSON.stringify({ Name: name, Data: 'eA==' }),
+      { 'secretd-consistency': 'eventually' },
+    );
     expect(h2.status).toBe(400);
     expect(h2).toEqual(h1);
   });
@@ -200,7 +308,9 @@ describe('POST /secrets/create on the TLS port (stream route over HTTP/2, the ap
   test('a worker certificate and a connection without one are refused (403) and store nothing', async () => {
     const before = (await tm.manager.listSecrets()).length;
     for (const who of [credentials.get('worker')!, {}]) {
-      const [h2, h1] = await bothWays(who, '/secrets/create', (name) => JSON.stringify({ Name: name, Data: 'eA==' }));
+      const [h2, h1] = await bothWays(who, '/secrets/create', (name) =>
+        JSON.stringify({ Name: name, Data: 'eA==' }),
+      );
       expect(h2.status).toBe(403);
       expect(h2).toEqual(h1);
       expect(String(h2.json?.message)).toContain('Permission denied');
@@ -229,12 +339,18 @@ describe('POST /secrets/create on the TLS port (stream route over HTTP/2, the ap
 
 describe('POST /secretd/raft/stream on the TLS port', () => {
   /** Opens the Raft stream, writes `chunks`, and reports the status and how the stream ended. */
-  function raftStream(who: Credentials, chunks: Uint8Array[]): Promise<{ status: number; ended: 'closed' | 'open'; rstCode: number }> {
+  function raftStream(
+    who: Credentials,
+    chunks: Uint8Array[],
+  ): Promise<{ status: number; ended: 'closed' | 'open'; rstCode: number }> {
     const session = connect(url, { ca: caPem, servername: 'secretd-manager', ...who });
     sessions.push(session);
     session.on('error', () => {});
     return new Promise((resolve) => {
-      const stream = session.request({ ':method': 'POST', ':path': '/secretd/raft/stream' }, { endStream: false });
+      const stream = session.request(
+        { ':method': 'POST', ':path': '/secretd/raft/stream' },
+        { endStream: false },
+      );
       let status = 0;
       stream.on('error', () => {});
       stream.on('response', (h) => {
@@ -248,7 +364,8 @@ describe('POST /secretd/raft/stream on the TLS port', () => {
   }
 
   test('an admin or worker certificate, or none, is refused before any frame', async () => {
-    for (const who of [admin(), credentials.get('worker')!, {}]) expect((await raftStream(who, [])).status).toBe(403);
+    for (const who of [admin(), credentials.get('worker')!, {}])
+      expect((await raftStream(who, [])).status).toBe(403);
   });
 
   test('a manager certificate gets the stream; a malformed frame, one over the limit, or a message signed for another member closes it', async () => {
@@ -257,7 +374,17 @@ describe('POST /secretd/raft/stream on the TLS port', () => {
     const garbage = frame(new TextEncoder().encode('not a batch'));
     const huge = new Uint8Array(4);
     new DataView(huge.buffer).setUint32(0, raftBatchBytesMax + 1);
-    const forged = frame(encodeMessages([{ type: 'heartbeat', from: 'someone-else', to: tm.manager.state.nodeId, term: 1, commit: 0 } as unknown as Message]));
+    const forged = frame(
+      encodeMessages([
+        {
+          type: 'heartbeat',
+          from: 'someone-else',
+          to: tm.manager.state.nodeId,
+          term: 1,
+          commit: 0,
+        } as unknown as Message,
+      ]),
+    );
     for (const chunk of [garbage, huge, forged]) {
       const result = await raftStream(manager, [chunk]);
       expect(result.status).toBe(200);
@@ -284,16 +411,28 @@ describe('who may read /version and /info on the TLS port', () => {
 
   test('a worker certificate gets 403 on /version and /info and 200 on /_ping; admin and manager certificates read them', async () => {
     const worker = credentials.get('worker')!;
-    expect([await get(worker, '/version'), await get(worker, '/v1.41/info'), await get(worker, '/_ping')]).toEqual([403, 403, 200]);
+    expect([
+      await get(worker, '/version'),
+      await get(worker, '/v1.41/info'),
+      await get(worker, '/_ping'),
+    ]).toEqual([403, 403, 200]);
     // The manager's own node certificate (one the store knows as a manager's).
-    const manager = { cert: await readFile(tm.manager.paths.nodeCert, 'utf8'), key: keyPkcs8ToPem(tm.manager.tlsKey) };
-    for (const who of [admin(), manager]) expect([await get(who, '/version'), await get(who, '/info')]).toEqual([200, 200]);
-    expect([await get({}, '/version'), await get({}, '/info'), await get({}, '/_ping')]).toEqual([403, 403, 200]);
+    const manager = {
+      cert: await readFile(tm.manager.paths.nodeCert, 'utf8'),
+      key: keyPkcs8ToPem(tm.manager.tlsKey),
+    };
+    for (const who of [admin(), manager])
+      expect([await get(who, '/version'), await get(who, '/info')]).toEqual([200, 200]);
+    expect([await get({}, '/version'), await get({}, '/info'), await get({}, '/_ping')]).toEqual([
+      403, 403, 200,
+    ]);
   });
 });
 
 /** A second TLS server on the same manager, with `limits` instead of the defaults. */
-async function limitedServer(limits: Partial<ConnectionLimits>): Promise<{ server: Http2SecureServer; target: Target; url: string }> {
+async function limitedServer(
+  limits: Partial<ConnectionLimits>,
+): Promise<{ server: Http2SecureServer; target: Target; url: string }> {
   const port = await freePort();
   const limited = await serveTls({
     backend: tm.manager,
@@ -305,14 +444,20 @@ async function limitedServer(limits: Partial<ConnectionLimits>): Promise<{ serve
     tlsKey: tm.manager.tlsKey,
     limits,
   });
-  return { server: limited, target: { host: '127.0.0.1', port, ca: caPem }, url: `https://127.0.0.1:${port}` };
+  return {
+    server: limited,
+    target: { host: '127.0.0.1', port, ca: caPem },
+    url: `https://127.0.0.1:${port}`,
+  };
 }
 
 const nothingHeld = { handshaking: 0, anonymous: 0, certified: 0, anonymousBodyBytes: 0 };
 
 /** Waits until the server holds no connection (what a test left behind is gone). */
 async function drained(limited: Http2SecureServer): Promise<void> {
-  await until('the server to hold no connection', 10_000, () => (JSON.stringify(connectionCounts(limited)) === JSON.stringify(nothingHeld) ? true : undefined));
+  await until('the server to hold no connection', 10_000, () =>
+    JSON.stringify(connectionCounts(limited)) === JSON.stringify(nothingHeld) ? true : undefined,
+  );
 }
 
 /** Reads an HTTP/1.1 answer's status line off a raw TLS socket. */
@@ -424,7 +569,9 @@ describe('deadlines on the TLS port (short ones, through the real server)', () =
     const socket = pool.tls(limited.target, { alpn: 'http/1.1' });
     await socket.ready;
     const answered = statusLine(socket.socket);
-    socket.socket.write('POST /secretd/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"To');
+    socket.socket.write(
+      'POST /secretd/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"To',
+    );
     expect(await answered).toBe('HTTP/1.1 400');
     await closesWithin(socket, 10_000, 'a connection whose request body never ends');
   });
@@ -464,11 +611,17 @@ describe('caps on the TLS port (small ones, through the real server)', () => {
 
   test('anonymous connections past the per-address cap and past the total cap are closed at once; certified ones still get through', async () => {
     await using pool = new AttackPool();
-    const first = [pool.tls(limited.target, { localAddress: '127.0.0.2' }), pool.tls(limited.target, { localAddress: '127.0.0.2' })];
+    const first = [
+      pool.tls(limited.target, { localAddress: '127.0.0.2' }),
+      pool.tls(limited.target, { localAddress: '127.0.0.2' }),
+    ];
     await Promise.all(first.map((s) => s.ready));
     const overAddress = pool.tls(limited.target, { localAddress: '127.0.0.2' });
     await closesWithin(overAddress, 10_000, 'a third anonymous connection from one address');
-    const second = [pool.tls(limited.target, { localAddress: '127.0.0.3' }), pool.tls(limited.target, { localAddress: '127.0.0.3' })];
+    const second = [
+      pool.tls(limited.target, { localAddress: '127.0.0.3' }),
+      pool.tls(limited.target, { localAddress: '127.0.0.3' }),
+    ];
     await Promise.all(second.map((s) => s.ready));
     const overTotal = pool.tls(limited.target, { localAddress: '127.0.0.4' });
     await closesWithin(overTotal, 10_000, 'a fifth anonymous connection');
@@ -480,23 +633,42 @@ describe('caps on the TLS port (small ones, through the real server)', () => {
   test('stalled handshakes past the per-address and the total cap close the oldest one, and a certified peer still connects', async () => {
     await using pool = new AttackPool();
     const stalled = [pool.stalledHandshake(limited.target, '127.0.0.5')];
-    await until('the first stalled handshake to be held', 10_000, () => (connectionCounts(limited.server)?.handshaking === 1 ? true : undefined));
-    stalled.push(pool.stalledHandshake(limited.target, '127.0.0.5'), pool.stalledHandshake(limited.target, '127.0.0.5'));
-    await until('three stalled handshakes to be held', 10_000, () => (connectionCounts(limited.server)?.handshaking === 3 ? true : undefined));
+    await until('the first stalled handshake to be held', 10_000, () =>
+      connectionCounts(limited.server)?.handshaking === 1 ? true : undefined,
+    );
+    stalled.push(
+      pool.stalledHandshake(limited.target, '127.0.0.5'),
+      pool.stalledHandshake(limited.target, '127.0.0.5'),
+    );
+    await until('three stalled handshakes to be held', 10_000, () =>
+      connectionCounts(limited.server)?.handshaking === 3 ? true : undefined,
+    );
     stalled.push(pool.stalledHandshake(limited.target, '127.0.0.5'));
     await closesWithin(stalled[0]!, 10_000, 'the oldest stalled handshake from the address');
-    const elsewhere = [pool.stalledHandshake(limited.target, '127.0.0.6'), pool.stalledHandshake(limited.target, '127.0.0.6')];
-    await until('five stalled handshakes to be held', 10_000, () => (connectionCounts(limited.server)?.handshaking === 5 ? true : undefined));
+    const elsewhere = [
+      pool.stalledHandshake(limited.target, '127.0.0.6'),
+      pool.stalledHandshake(limited.target, '127.0.0.6'),
+    ];
+    await until('five stalled handshakes to be held', 10_000, () =>
+      connectionCounts(limited.server)?.handshaking === 5 ? true : undefined,
+    );
     expect(stalled.map((s) => s.isClosed())).toEqual([true, false, false, false]);
     // The sixth: the oldest left goes, in all.
     expect(await certifiedPing(pool, '127.0.0.5')).toBe(200);
     await closesWithin(stalled[1]!, 10_000, 'the oldest stalled handshake in all');
-    expect([...stalled.slice(2), ...elsewhere].map((s) => s.isClosed())).toEqual([false, false, false, false]);
+    expect([...stalled.slice(2), ...elsewhere].map((s) => s.isClosed())).toEqual([
+      false,
+      false,
+      false,
+      false,
+    ]);
   });
 
   test('certified connections past the per-address cap are closed', async () => {
     await using pool = new AttackPool();
-    const held = [0, 1, 2].map(() => pool.tls(limited.target, { localAddress: '127.0.0.7', ...admin() }));
+    const held = [0, 1, 2].map(() =>
+      pool.tls(limited.target, { localAddress: '127.0.0.7', ...admin() }),
+    );
     await Promise.all(held.map((s) => s.ready));
     const over = pool.tls(limited.target, { localAddress: '127.0.0.7', ...admin() });
     await closesWithin(over, 10_000, 'a fourth certified connection from one address');
@@ -507,24 +679,48 @@ describe('caps on the TLS port (small ones, through the real server)', () => {
     await using pool = new AttackPool();
     const session = pool.session(limited.target);
     await session.ready;
-    await until('the anonymous settings', 10_000, () => (session.socket.remoteSettings.maxConcurrentStreams === 2 ? true : undefined));
+    await until('the anonymous settings', 10_000, () =>
+      session.socket.remoteSettings.maxConcurrentStreams === 2 ? true : undefined,
+    );
     expect(session.socket.remoteSettings.initialWindowSize).toBe(16 * 1024);
     const certified = pool.session(limited.target, admin());
     await certified.ready;
-    await until('the certified settings', 10_000, () => (certified.socket.remoteSettings.maxConcurrentStreams === 1000 ? true : undefined));
+    await until('the certified settings', 10_000, () =>
+      certified.socket.remoteSettings.maxConcurrentStreams === 1000 ? true : undefined,
+    );
   });
 
   test('request bodies buffered past the connection budget, or past the anonymous budget, are refused (503) and their streams closed', async () => {
     await using pool = new AttackPool();
     const certified = pool.session(limited.target, admin());
-    const creates = [pool.stalledBody(certified.socket, '/secrets/create', 12 * 1024), pool.stalledBody(certified.socket, '/secrets/create', 12 * 1024)];
-    const joins = [pool.stalledBody(pool.session(limited.target, {}, '127.0.0.8').socket, '/secretd/join', 7 * 1024), pool.stalledBody(pool.session(limited.target, {}, '127.0.0.9').socket, '/secretd/join', 7 * 1024)];
+    const creates = [
+      pool.stalledBody(certified.socket, '/secrets/create', 12 * 1024),
+      pool.stalledBody(certified.socket, '/secrets/create', 12 * 1024),
+    ];
+    const joins = [
+      pool.stalledBody(
+        pool.session(limited.target, {}, '127.0.0.8').socket,
+        '/secretd/join',
+        7 * 1024,
+      ),
+      pool.stalledBody(
+        pool.session(limited.target, {}, '127.0.0.9').socket,
+        '/secretd/join',
+        7 * 1024,
+      ),
+    ];
     // One of each pair fits its budget and waits for the rest of its body; the other is refused.
-    const refused = await Promise.all([Promise.race(creates.map((s) => s.status)), Promise.race(joins.map((s) => s.status))]);
+    const refused = await Promise.all([
+      Promise.race(creates.map((s) => s.status)),
+      Promise.race(joins.map((s) => s.status)),
+    ]);
     expect(refused).toEqual([503, 503]);
     await Promise.race(creates.map((s) => s.closed));
     await Promise.race(joins.map((s) => s.closed));
-    expect([creates.filter((s) => s.isClosed()).length, joins.filter((s) => s.isClosed()).length]).toEqual([1, 1]);
+    expect([
+      creates.filter((s) => s.isClosed()).length,
+      joins.filter((s) => s.isClosed()).length,
+    ]).toEqual([1, 1]);
   });
 
   test('a join body over its limit is refused (413) and its stream closed without reading the rest; declared, before any of it', async () => {
@@ -533,7 +729,12 @@ describe('caps on the TLS port (small ones, through the real server)', () => {
     const undeclared = pool.stalledBody(session.socket, '/secretd/join', joinRequestBytesMax + 1);
     expect(await undeclared.status).toBe(413);
     await closesWithin(undeclared, 10_000, 'a join stream over the limit');
-    const declared = pool.stalledBody(pool.session(limited.target, {}, '127.0.0.10').socket, '/secretd/join', 0, { 'content-length': String(joinRequestBytesMax + 1) });
+    const declared = pool.stalledBody(
+      pool.session(limited.target, {}, '127.0.0.10').socket,
+      '/secretd/join',
+      0,
+      { 'content-length': String(joinRequestBytesMax + 1) },
+    );
     expect(await declared.status).toBe(413);
     await closesWithin(declared, 10_000, 'a join stream declaring too much');
   });
@@ -543,7 +744,9 @@ describe('caps on the TLS port (small ones, through the real server)', () => {
     const socket = pool.tls(limited.target, { alpn: 'http/1.1' });
     await socket.ready;
     const answered = statusLine(socket.socket);
-    socket.socket.write(`POST /secretd/join HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${(joinRequestBytesMax + 1).toString(16)}\r\n${'{'.repeat(joinRequestBytesMax + 1)}\r\n`);
+    socket.socket.write(
+      `POST /secretd/join HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${(joinRequestBytesMax + 1).toString(16)}\r\n${'{'.repeat(joinRequestBytesMax + 1)}\r\n`,
+    );
     expect(await answered).toBe('HTTP/1.1 413');
     await closesWithin(socket, 10_000, 'a connection whose join body is over the limit');
   });

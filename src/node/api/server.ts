@@ -19,7 +19,12 @@ import { installStreamRoutes } from './stream-routes.ts';
 import { createWorkerApp, type WorkerBackend } from './worker-app.ts';
 import type { Backend, Identity } from './backend.ts';
 import { splitHostPort } from '../join/index.ts';
-import { ConnectionGuard, defaultConnectionLimits, type ConnectionCounts, type ConnectionLimits } from './connection-guard.ts';
+import {
+  ConnectionGuard,
+  defaultConnectionLimits,
+  type ConnectionCounts,
+  type ConnectionLimits,
+} from './connection-guard.ts';
 
 export interface ServeOptions {
   readonly backend: Backend;
@@ -29,14 +34,24 @@ export interface ServeOptions {
 
 export async function serveAdminSocket(path: string, options: ServeOptions): Promise<Server> {
   const admin: Identity = { role: 'admin', nodeId: 'local', via: 'socket' };
-  return listenOnSocket(path, createApp({ backend: options.backend, version: options.version, identify: () => admin }).fetch);
+  return listenOnSocket(
+    path,
+    createApp({ backend: options.backend, version: options.version, identify: () => admin }).fetch,
+  );
 }
 
-export async function serveWorkerSocket(path: string, backend: WorkerBackend, version: string): Promise<Server> {
+export async function serveWorkerSocket(
+  path: string,
+  backend: WorkerBackend,
+  version: string,
+): Promise<Server> {
   return listenOnSocket(path, createWorkerApp(backend, version).fetch);
 }
 
-async function listenOnSocket(path: string, fetch: (request: Request) => Response | Promise<Response>): Promise<Server> {
+async function listenOnSocket(
+  path: string,
+  fetch: (request: Request) => Response | Promise<Response>,
+): Promise<Server> {
   await rm(path, { force: true });
   const server = createHttpServer(getRequestListener(fetch));
   await new Promise<void>((resolve, reject) => {
@@ -79,16 +94,30 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
       identities.set(connection, identity);
     }
     if (identity.role === 'manager' || identity.role === 'worker') {
-      if (options.backend.isRemovedNode(identity.nodeId)) throw new SecretdError('forbidden', `Permission denied: node ${identity.nodeId} was removed from the cluster`);
+      if (options.backend.isRemovedNode(identity.nodeId))
+        throw new SecretdError(
+          'forbidden',
+          `Permission denied: node ${identity.nodeId} was removed from the cluster`,
+        );
       // A manager certificate is worth what the store and Raft say now, not its 90 days: a demoted
       // or unknown node is a worker to the API, and speaks Raft only as Backend.speaksRaft allows.
-      if (identity.role === 'manager' && options.backend.currentRole(identity.nodeId) !== 'manager') {
-        return { ...identity, role: 'worker', speaksRaft: options.backend.speaksRaft(identity.nodeId) };
+      if (
+        identity.role === 'manager' &&
+        options.backend.currentRole(identity.nodeId) !== 'manager'
+      ) {
+        return {
+          ...identity,
+          role: 'worker',
+          speaksRaft: options.backend.speaksRaft(identity.nodeId),
+        };
       }
     }
     return identity;
   };
-  const app = createApp({ backend: options.backend, version: options.version, identify: (c: Context) => {
+  const app = createApp({
+    backend: options.backend,
+    version: options.version,
+    identify: (c: Context) => {
       const incoming = (c.env as { incoming: PeerIncoming }).incoming;
       const session = incoming.stream?.session;
       return identify(session ?? incoming.socket, () => session?.socket ?? incoming.socket);
@@ -108,7 +137,10 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
     getRequestListener(app.fetch),
   );
   // Deadlines, connection caps and body budgets (connection-guard.ts) come before anything else.
-  const guard = new ConnectionGuard({ ...defaultConnectionLimits, ...options.limits }, (socket) => socket.authorized && hasPeerCertificate(socket));
+  const guard = new ConnectionGuard(
+    { ...defaultConnectionLimits, ...options.limits },
+    (socket) => socket.authorized && hasPeerCertificate(socket),
+  );
   guard.install(server);
   guards.set(server, guard);
   installStreamRoutes(server, {
@@ -143,13 +175,27 @@ function hasPeerCertificate(socket: TLSSocket): boolean {
 
 function identityOf(socket: TLSSocket, clusterId: string): Identity {
   if (!hasPeerCertificate(socket)) return { role: 'anonymous', nodeId: '', via: 'tls' };
-  if (!socket.authorized) throw new SecretdError('forbidden', 'Permission denied: the client certificate is not signed by this cluster');
+  if (!socket.authorized)
+    throw new SecretdError(
+      'forbidden',
+      'Permission denied: the client certificate is not signed by this cluster',
+    );
   const cert = socket.getPeerCertificate();
-  const subject = cert?.subject as unknown as Record<string, string | string[] | undefined> | undefined;
-  const first = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);
+  const subject = cert?.subject as unknown as
+    Record<string, string | string[] | undefined> | undefined;
+  const first = (value: string | string[] | undefined): string | undefined =>
+    Array.isArray(value) ? value[0] : value;
   const role = roleFromOU(first(subject?.OU) ?? '');
   const cn = first(subject?.CN);
-  if (!role || !cn) throw new SecretdError('forbidden', 'Permission denied: the client certificate carries no secretd role');
-  if (first(subject?.O) !== clusterId) throw new SecretdError('forbidden', 'Permission denied: the client certificate belongs to another cluster');
+  if (!role || !cn)
+    throw new SecretdError(
+      'forbidden',
+      'Permission denied: the client certificate carries no secretd role',
+    );
+  if (first(subject?.O) !== clusterId)
+    throw new SecretdError(
+      'forbidden',
+      'Permission denied: the client certificate belongs to another cluster',
+    );
   return { role, nodeId: cn, via: 'tls', speaksRaft: role === 'manager' };
 }

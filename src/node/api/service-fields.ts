@@ -7,7 +7,14 @@
 import type { FieldTree } from './request.ts';
 
 /** Docker's UpdateConfig, also the shape of RollbackConfig. */
-const updateConfigFields: FieldTree = { Parallelism: null, Delay: null, FailureAction: null, Monitor: null, MaxFailureRatio: null, Order: null };
+const updateConfigFields: FieldTree = {
+  Parallelism: null,
+  Delay: null,
+  FailureAction: null,
+  Monitor: null,
+  MaxFailureRatio: null,
+  Order: null,
+};
 
 const secretReferenceFields: FieldTree = {
   File: { Name: null, UID: null, GID: null, Mode: null },
@@ -62,7 +69,12 @@ export const serviceSpecFields: FieldTree = {
     Networks: null,
     LogDriver: null,
   },
-  Mode: { Replicated: { Replicas: null }, Global: {}, ReplicatedJob: { MaxConcurrent: null, TotalCompletions: null }, GlobalJob: {} },
+  Mode: {
+    Replicated: { Replicas: null },
+    Global: {},
+    ReplicatedJob: { MaxConcurrent: null, TotalCompletions: null },
+    GlobalJob: {},
+  },
   UpdateConfig: updateConfigFields,
   RollbackConfig: updateConfigFields,
   Networks: null,

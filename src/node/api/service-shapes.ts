@@ -13,7 +13,16 @@ import { canonicalKeys, refuseUnknownFields } from './request.ts';
 import { serviceSpecFields } from './service-fields.ts';
 import { refuseUnsupported } from './service-unsupported.ts';
 import { checkLabels, checkVersionNumber, onUpdateText, parseOnUpdate } from '../store/index.ts';
-import type { ContainerSpec, OnUpdate, SecretRefInput, SecretReference, ServiceRecord, ServiceSpec, ServiceSpecInput, TaskRecord } from '../store/index.ts';
+import type {
+  ContainerSpec,
+  OnUpdate,
+  SecretRefInput,
+  SecretReference,
+  ServiceRecord,
+  ServiceSpec,
+  ServiceSpecInput,
+  TaskRecord,
+} from '../store/index.ts';
 
 export type { SecretRefInput, ServiceSpecInput } from '../store/index.ts';
 
@@ -23,13 +32,15 @@ const idPattern = /^[0-9]{1,10}$/;
 
 /** Field names are checked once, up front (service-fields.ts): this checks only that it is an object. */
 function object(value: unknown, what: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(`Invalid service spec: ${what} must be an object`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw invalid(`Invalid service spec: ${what} must be an object`);
   return value as Record<string, unknown>;
 }
 
 function strings(value: unknown, what: string): string[] {
   if (value === undefined || value === null) return [];
-  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw invalid(`Invalid service spec: ${what} must be a list of strings`);
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string'))
+    throw invalid(`Invalid service spec: ${what} must be a list of strings`);
   return value as string[];
 }
 
@@ -43,32 +54,51 @@ export function readServiceSpec(input: Record<string, unknown>): ServiceSpecInpu
   refuseUnknownFields(body, serviceSpecFields, 'service spec');
   refuseUnsupported(body);
   if (typeof body.Name !== 'string' || !serviceNamePattern.test(body.Name)) {
-    throw invalid(`Invalid service name ${JSON.stringify(String(body.Name ?? '').slice(0, 80))}: 1 to 63 letters, digits, dashes and underscores, starting and ending with a letter or digit`);
+    throw invalid(
+      `Invalid service name ${JSON.stringify(String(body.Name ?? '').slice(0, 80))}: 1 to 63 letters, digits, dashes and underscores, starting and ending with a letter or digit`,
+    );
   }
   const template = object(body.TaskTemplate, 'TaskTemplate');
   const container = object(template.ContainerSpec, 'TaskTemplate.ContainerSpec');
-  if (template.Placement !== undefined && template.Placement !== null) object(template.Placement, 'TaskTemplate.Placement');
-  if (typeof container.Image !== 'string' || container.Image === '') throw invalid('Invalid service spec: TaskTemplate.ContainerSpec.Image must be provided');
+  if (template.Placement !== undefined && template.Placement !== null)
+    object(template.Placement, 'TaskTemplate.Placement');
+  if (typeof container.Image !== 'string' || container.Image === '')
+    throw invalid('Invalid service spec: TaskTemplate.ContainerSpec.Image must be provided');
   const command = strings(container.Command, 'ContainerSpec.Command');
   const args = strings(container.Args, 'ContainerSpec.Args');
-  if (command.length + args.length === 0) throw invalid('Invalid service spec: give a command to run (secretd images are root filesystems without a default command)');
-  const secrets = (Array.isArray(container.Secrets) ? container.Secrets : container.Secrets == null ? [] : null)?.map(readSecretRef);
+  if (command.length + args.length === 0)
+    throw invalid(
+      'Invalid service spec: give a command to run (secretd images are root filesystems without a default command)',
+    );
+  const secrets = (
+    Array.isArray(container.Secrets) ? container.Secrets : container.Secrets == null ? [] : null
+  )?.map(readSecretRef);
   if (!secrets) throw invalid('Invalid service spec: ContainerSpec.Secrets must be a list');
   const targets = new Map<string, string>();
   for (const ref of secrets) {
     const other = targets.get(ref.target);
-    if (other !== undefined) throw invalid(`Invalid service spec: secret references '${other}' and '${ref.secretName}' have a conflicting target: '${ref.target}'`);
+    if (other !== undefined)
+      throw invalid(
+        `Invalid service spec: secret references '${other}' and '${ref.secretName}' have a conflicting target: '${ref.target}'`,
+      );
     targets.set(ref.target, ref.secretName);
   }
   // The executor's own rule (one copy): a target it would refuse is refused here, not in a restart loop.
   checkSecretFiles('Invalid service spec', secrets);
   checkSameSecretAgrees(secrets);
   const forceUpdate = template.ForceUpdate ?? 0;
-  if (typeof forceUpdate !== 'number' || !Number.isSafeInteger(forceUpdate) || forceUpdate < 0) throw invalid('Invalid service spec: TaskTemplate.ForceUpdate must be a counter (0 or more)');
+  if (typeof forceUpdate !== 'number' || !Number.isSafeInteger(forceUpdate) || forceUpdate < 0)
+    throw invalid('Invalid service spec: TaskTemplate.ForceUpdate must be a counter (0 or more)');
   return {
     name: body.Name,
     labels: checkLabels(body.Labels, 'service'),
-    container: { image: container.Image, command, args, env: strings(container.Env, 'ContainerSpec.Env'), secrets },
+    container: {
+      image: container.Image,
+      command,
+      args,
+      env: strings(container.Env, 'ContainerSpec.Env'),
+      secrets,
+    },
     mode: readMode(body.Mode),
     update: readUpdateConfig(body.UpdateConfig),
     ...(forceUpdate > 0 ? { forceUpdate } : {}),
@@ -77,31 +107,63 @@ export function readServiceSpec(input: Record<string, unknown>): ServiceSpecInpu
 
 function readSecretRef(value: unknown): SecretRefInput {
   const ref = object(value, 'secret reference');
-  if (typeof ref.SecretName !== 'string' || ref.SecretName === '') throw invalid('Invalid service spec: malformed secret reference (SecretName is required)');
+  if (typeof ref.SecretName !== 'string' || ref.SecretName === '')
+    throw invalid('Invalid service spec: malformed secret reference (SecretName is required)');
   const file = object(ref.File ?? { Name: ref.SecretName }, 'secret reference File');
   const target = typeof file.Name === 'string' ? file.Name : '';
-  if (target === '') throw invalid(`Invalid service spec: malformed file secret reference, invalid target file name ""`);
+  if (target === '')
+    throw invalid(
+      `Invalid service spec: malformed file secret reference, invalid target file name ""`,
+    );
   const uid = file.UID === undefined ? '0' : String(file.UID);
   const gid = file.GID === undefined ? '0' : String(file.GID);
-  if (!idPattern.test(uid) || !idPattern.test(gid)) throw invalid(`Invalid service spec: secret ${ref.SecretName} needs numeric UID and GID`);
+  if (!idPattern.test(uid) || !idPattern.test(gid))
+    throw invalid(`Invalid service spec: secret ${ref.SecretName} needs numeric UID and GID`);
   const mode = file.Mode === undefined ? 0o444 : file.Mode;
-  if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o777) throw invalid(`Invalid service spec: secret ${ref.SecretName} has an invalid file mode (expected 0 to 0777)`);
-  const base = { secretId: typeof ref.SecretID === 'string' && ref.SecretID !== '' ? ref.SecretID : null, secretName: ref.SecretName, target, uid, gid, mode };
+  if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o777)
+    throw invalid(
+      `Invalid service spec: secret ${ref.SecretName} has an invalid file mode (expected 0 to 0777)`,
+    );
+  const base = {
+    secretId: typeof ref.SecretID === 'string' && ref.SecretID !== '' ? ref.SecretID : null,
+    secretName: ref.SecretName,
+    target,
+    uid,
+    gid,
+    mode,
+  };
   return { ...base, ...readExtension(ref.Secretd, ref.SecretName, target) };
 }
 
-function readExtension(value: unknown, name: string, target: string): { version?: number; onUpdate?: OnUpdate } {
+function readExtension(
+  value: unknown,
+  name: string,
+  target: string,
+): { version?: number; onUpdate?: OnUpdate } {
   if (value === undefined || value === null) return {};
   const extension = object(value, `secret reference ${name.slice(0, 64)}: Secretd`);
-  const version = extension.Version === undefined || extension.Version === null ? undefined : checkVersionNumber(extension.Version, `version of secret ${name.slice(0, 64)}`);
-  const onUpdate = extension.OnUpdate === undefined || extension.OnUpdate === null ? undefined : parseOnUpdate(extension.OnUpdate);
+  const version =
+    extension.Version === undefined || extension.Version === null
+      ? undefined
+      : checkVersionNumber(extension.Version, `version of secret ${name.slice(0, 64)}`);
+  const onUpdate =
+    extension.OnUpdate === undefined || extension.OnUpdate === null
+      ? undefined
+      : parseOnUpdate(extension.OnUpdate);
   if (onUpdate !== undefined && onUpdate.kind !== 'none' && version !== undefined) {
-    throw invalid(`Invalid service spec: secret ${name.slice(0, 64)} is pinned to version ${version}, so on-update ${onUpdateText(onUpdate)} would never apply`);
+    throw invalid(
+      `Invalid service spec: secret ${name.slice(0, 64)} is pinned to version ${version}, so on-update ${onUpdateText(onUpdate)} would never apply`,
+    );
   }
   if (onUpdate?.kind === 'signal' && target.startsWith('/')) {
-    throw invalid(`Invalid service spec: secret ${name.slice(0, 64)} has the absolute target ${JSON.stringify(target.slice(0, 80))}, which cannot change under a running container: use on-update restart`);
+    throw invalid(
+      `Invalid service spec: secret ${name.slice(0, 64)} has the absolute target ${JSON.stringify(target.slice(0, 80))}, which cannot change under a running container: use on-update restart`,
+    );
   }
-  return { ...(version === undefined ? {} : { version }), ...(onUpdate === undefined || onUpdate.kind === 'none' ? {} : { onUpdate }) };
+  return {
+    ...(version === undefined ? {} : { version }),
+    ...(onUpdate === undefined || onUpdate.kind === 'none' ? {} : { onUpdate }),
+  };
 }
 
 /** A task holds one version of each secret, so every reference to one secret must agree on which. */
@@ -110,14 +172,22 @@ function checkSameSecretAgrees(secrets: readonly SecretRefInput[]): void {
   for (const ref of secrets) {
     const other = first.get(ref.secretName);
     if (other === undefined) first.set(ref.secretName, ref);
-    else if (other.version !== ref.version || onUpdateText(other.onUpdate) !== onUpdateText(ref.onUpdate)) {
-      throw invalid(`Invalid service spec: the references to secret ${ref.secretName} must use the same version and on-update`);
+    else if (
+      other.version !== ref.version ||
+      onUpdateText(other.onUpdate) !== onUpdateText(ref.onUpdate)
+    ) {
+      throw invalid(
+        `Invalid service spec: the references to secret ${ref.secretName} must use the same version and on-update`,
+      );
     }
   }
 }
 
 function secretRefJSON(ref: SecretReference): object {
-  const extension = { ...(ref.version === undefined ? {} : { Version: ref.version }), ...(ref.onUpdate === undefined ? {} : { OnUpdate: onUpdateText(ref.onUpdate) }) };
+  const extension = {
+    ...(ref.version === undefined ? {} : { Version: ref.version }),
+    ...(ref.onUpdate === undefined ? {} : { OnUpdate: onUpdateText(ref.onUpdate) }),
+  };
   return {
     File: { Name: ref.target, UID: ref.uid, GID: ref.gid, Mode: ref.mode },
     SecretID: ref.secretId,
@@ -132,13 +202,20 @@ function readMode(value: unknown): ServiceSpec['mode'] {
   if (mode.Global !== undefined && mode.Global !== null) return { kind: 'global' };
   const replicated = object(mode.Replicated ?? {}, 'Mode.Replicated');
   const replicas = replicated.Replicas ?? 1;
-  if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > 1000) throw invalid('Invalid service spec: Mode.Replicated.Replicas must be 0 to 1000');
+  if (
+    typeof replicas !== 'number' ||
+    !Number.isInteger(replicas) ||
+    replicas < 0 ||
+    replicas > 1000
+  )
+    throw invalid('Invalid service spec: Mode.Replicated.Replicas must be 0 to 1000');
   return { kind: 'replicated', replicas };
 }
 
 /** Docker's time.Duration: whole nanoseconds (Go refuses a fraction), 0 or more. */
 function nanoseconds(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw invalid(`Invalid service spec: ${what} must be a whole number of nanoseconds, 0 or more`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+    throw invalid(`Invalid service spec: ${what} must be a whole number of nanoseconds, 0 or more`);
   return value;
 }
 
@@ -147,11 +224,14 @@ function readUpdateConfig(value: unknown): ServiceSpec['update'] {
   if (value === undefined || value === null) return { parallelism: 1, delayMs: 0 };
   const config = object(value, 'UpdateConfig');
   const parallelism = config.Parallelism ?? 1;
-  if (typeof parallelism !== 'number' || !Number.isSafeInteger(parallelism) || parallelism < 0) throw invalid('Invalid service spec: UpdateConfig.Parallelism must be 0 or more');
+  if (typeof parallelism !== 'number' || !Number.isSafeInteger(parallelism) || parallelism < 0)
+    throw invalid('Invalid service spec: UpdateConfig.Parallelism must be 0 or more');
   const delayNs = nanoseconds(config.Delay ?? 0, 'UpdateConfig.Delay');
   const failureAction = config.FailureAction ?? '';
   if (failureAction !== '' && failureAction !== 'pause' && failureAction !== 'continue') {
-    throw invalid(`Invalid service spec: UpdateConfig.FailureAction ${JSON.stringify(String(failureAction).slice(0, 32))} is not one of pause, continue or rollback`);
+    throw invalid(
+      `Invalid service spec: UpdateConfig.FailureAction ${JSON.stringify(String(failureAction).slice(0, 32))} is not one of pause, continue or rollback`,
+    );
   }
   return {
     parallelism,
@@ -207,8 +287,17 @@ export function serviceSpecJSON(spec: ServiceSpec, options: ServiceJSONOptions =
       ForceUpdate: spec.forceUpdate ?? 0,
       Runtime: 'container',
     },
-    Mode: spec.mode.kind === 'global' ? { Global: {} } : { Replicated: { Replicas: spec.mode.replicas } },
-    UpdateConfig: { Parallelism: spec.update.parallelism, ...(delayNs > 0 ? { Delay: delayNs } : {}), FailureAction: spec.update.failureAction ?? 'pause', MaxFailureRatio: 0, Order: 'stop-first' },
+    Mode:
+      spec.mode.kind === 'global'
+        ? { Global: {} }
+        : { Replicated: { Replicas: spec.mode.replicas } },
+    UpdateConfig: {
+      Parallelism: spec.update.parallelism,
+      ...(delayNs > 0 ? { Delay: delayNs } : {}),
+      FailureAction: spec.update.failureAction ?? 'pause',
+      MaxFailureRatio: 0,
+      Order: 'stop-first',
+    },
     EndpointSpec: { Mode: 'vip' },
   };
 }
@@ -234,7 +323,10 @@ export function serviceStatus(service: ServiceRecord, tasks: readonly TaskRecord
   const own = tasks.filter((t) => t.serviceId === service.id);
   return {
     RunningTasks: own.filter((t) => t.status.state === 'running').length,
-    DesiredTasks: service.spec.mode.kind === 'replicated' ? service.spec.mode.replicas : own.filter((t) => t.desiredState === 'running').length,
+    DesiredTasks:
+      service.spec.mode.kind === 'replicated'
+        ? service.spec.mode.replicas
+        : own.filter((t) => t.desiredState === 'running').length,
     CompletedTasks: 0,
   };
 }
@@ -254,7 +346,9 @@ export function taskJSON(task: TaskRecord): object {
       State: task.status.state,
       Message: task.status.message,
       ...(task.status.error ? { Err: task.status.error } : {}),
-      ...(task.status.exitCode !== null ? { ContainerStatus: { ExitCode: task.status.exitCode } } : {}),
+      ...(task.status.exitCode !== null
+        ? { ContainerStatus: { ExitCode: task.status.exitCode } }
+        : {}),
       SecretVersions: task.status.secretVersions,
     },
     DesiredState: task.desiredState,

@@ -11,7 +11,9 @@ type Check = (value: unknown) => boolean;
 
 const absent = (value: unknown): boolean => value === undefined || value === null;
 const emptyList: Check = (v) => absent(v) || (Array.isArray(v) && v.length === 0);
-const emptyObject: Check = (v) => absent(v) || (typeof v === 'object' && !Array.isArray(v) && Object.values(v as object).every(absent));
+const emptyObject: Check = (v) =>
+  absent(v) ||
+  (typeof v === 'object' && !Array.isArray(v) && Object.values(v as object).every(absent));
 const emptyString: Check = (v) => absent(v) || v === '';
 const isFalse: Check = (v) => absent(v) || v === false;
 const oneOf =
@@ -21,16 +23,30 @@ const oneOf =
 const objectWhere =
   (fields: Record<string, Check>): Check =>
   (v) =>
-    absent(v) || (typeof v === 'object' && !Array.isArray(v) && Object.entries(v as Record<string, unknown>).every(([key, inner]) => (fields[key] ?? absent)(inner)));
+    absent(v) ||
+    (typeof v === 'object' &&
+      !Array.isArray(v) &&
+      Object.entries(v as Record<string, unknown>).every(([key, inner]) =>
+        (fields[key] ?? absent)(inner),
+      ));
 
 /** Docker's defaults for the restart policy: what secretd's orchestrator does (restart on any exit, with back-off). */
-const restartPolicy = objectWhere({ Condition: oneOf('any'), Delay: () => true, MaxAttempts: oneOf(0), Window: oneOf(0) });
+const restartPolicy = objectWhere({
+  Condition: oneOf('any'),
+  Delay: () => true,
+  MaxAttempts: oneOf(0),
+  Window: oneOf(0),
+});
 
 const containerRules: [string, Check, string][] = [
   ['Labels', emptyObject, 'container labels (--container-label)'],
   ['Init', isFalse, 'an init process in containers (--init)'],
   ['Isolation', oneOf('default', ''), 'container isolation modes (--isolation)'],
-  ['StopGracePeriod', oneOf(10_000_000_000), 'a custom stop grace period (--stop-grace-period; tasks get 10 s)'],
+  [
+    'StopGracePeriod',
+    oneOf(10_000_000_000),
+    'a custom stop grace period (--stop-grace-period; tasks get 10 s)',
+  ],
   ['StopSignal', emptyString, 'a custom stop signal (--stop-signal)'],
   ['Hostname', emptyString, 'container hostnames (--hostname)'],
   ['Dir', emptyString, 'a working directory (--workdir)'],
@@ -54,10 +70,22 @@ const containerRules: [string, Check, string][] = [
 ];
 
 const templateRules: [string, Check, string][] = [
-  ['Resources', objectWhere({ Limits: emptyObject, Reservations: emptyObject }), 'resource limits and reservations (--limit-*, --reserve-*)'],
-  ['RestartPolicy', restartPolicy, 'restart policies other than restarting on any exit (--restart-*)'],
+  [
+    'Resources',
+    objectWhere({ Limits: emptyObject, Reservations: emptyObject }),
+    'resource limits and reservations (--limit-*, --reserve-*)',
+  ],
+  [
+    'RestartPolicy',
+    restartPolicy,
+    'restart policies other than restarting on any exit (--restart-*)',
+  ],
   ['Runtime', oneOf('container', ''), 'task runtimes other than containers'],
-  ['Networks', emptyList, 'networks (--network): secretd runs containers without networking of their own'],
+  [
+    'Networks',
+    emptyList,
+    'networks (--network): secretd runs containers without networking of their own',
+  ],
   ['LogDriver', absent, 'log drivers (--log-driver)'],
 ];
 
@@ -70,9 +98,21 @@ const placementRules: [string, Check, string][] = [
 ];
 
 const serviceRules: [string, Check, string][] = [
-  ['Networks', emptyList, 'networks (--network): secretd runs containers without networking of their own'],
-  ['EndpointSpec', objectWhere({ Mode: oneOf('vip'), Ports: emptyList }), 'published ports and DNS round-robin (--publish, --endpoint-mode)'],
-  ['RollbackConfig', emptyObject, 'rolling services back, so it takes no rollback settings (--rollback-*)'],
+  [
+    'Networks',
+    emptyList,
+    'networks (--network): secretd runs containers without networking of their own',
+  ],
+  [
+    'EndpointSpec',
+    objectWhere({ Mode: oneOf('vip'), Ports: emptyList }),
+    'published ports and DNS round-robin (--publish, --endpoint-mode)',
+  ],
+  [
+    'RollbackConfig',
+    emptyObject,
+    'rolling services back, so it takes no rollback settings (--rollback-*)',
+  ],
 ];
 
 const modeRules: [string, Check, string][] = [
@@ -86,8 +126,16 @@ const modeRules: [string, Check, string][] = [
  * once it runs. Any other value than these and `rollback` is a 400 (service-shapes.ts).
  */
 const updateRules: [string, Check, string][] = [
-  ['FailureAction', (v) => v !== 'rollback', 'rolling back a failed update (--update-failure-action rollback)'],
-  ['Monitor', oneOf(0), 'a monitoring period after each updated task (--update-monitor): a batch is done once its new tasks run'],
+  [
+    'FailureAction',
+    (v) => v !== 'rollback',
+    'rolling back a failed update (--update-failure-action rollback)',
+  ],
+  [
+    'Monitor',
+    oneOf(0),
+    'a monitoring period after each updated task (--update-monitor): a batch is done once its new tasks run',
+  ],
   ['MaxFailureRatio', oneOf(0), 'an update failure ratio (--update-max-failure-ratio)'],
   ['Order', oneOf('stop-first', ''), 'start-first updates (--update-order)'],
 ];
@@ -98,16 +146,26 @@ export function refuseUnsupported(body: Record<string, unknown>): void {
   const template = body.TaskTemplate;
   if (isRecord(template)) {
     check(template, templateRules, 'TaskTemplate.');
-    if (isRecord(template.ContainerSpec)) check(template.ContainerSpec, containerRules, 'TaskTemplate.ContainerSpec.');
-    if (isRecord(template.Placement)) check(template.Placement, placementRules, 'TaskTemplate.Placement.');
+    if (isRecord(template.ContainerSpec))
+      check(template.ContainerSpec, containerRules, 'TaskTemplate.ContainerSpec.');
+    if (isRecord(template.Placement))
+      check(template.Placement, placementRules, 'TaskTemplate.Placement.');
   }
   if (isRecord(body.Mode)) check(body.Mode, modeRules, 'Mode.');
   if (isRecord(body.UpdateConfig)) check(body.UpdateConfig, updateRules, 'UpdateConfig.');
 }
 
-function check(object: Record<string, unknown>, rules: readonly [string, Check, string][], prefix: string): void {
+function check(
+  object: Record<string, unknown>,
+  rules: readonly [string, Check, string][],
+  prefix: string,
+): void {
   for (const [field, isDefault, feature] of rules) {
-    if (!isDefault(object[field])) throw new SecretdError('unimplemented', `secretd does not support ${feature} (${prefix}${field})`);
+    if (!isDefault(object[field]))
+      throw new SecretdError(
+        'unimplemented',
+        `secretd does not support ${feature} (${prefix}${field})`,
+      );
   }
 }
 

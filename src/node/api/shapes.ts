@@ -1,5 +1,10 @@
 /** Docker Engine API shapes for the swarm objects secretd serves. Secret data never appears here. */
-import { heartbeatPeriodMs, nodeCertLifetimeMs, raftElectionTicks, snapshotEntriesInterval } from '../../limits.ts';
+import {
+  heartbeatPeriodMs,
+  nodeCertLifetimeMs,
+  raftElectionTicks,
+  snapshotEntriesInterval,
+} from '../../limits.ts';
 import { taskHistoryPerSlot } from '../../limits.ts';
 import type { ClusterRecord, SecretRecord } from '../store/index.ts';
 import type { NodeView } from './backend.ts';
@@ -25,7 +30,13 @@ export function swarmJSON(cluster: ClusterRecord, withTokens: boolean): object {
       Labels: cluster.labels,
       // secretd's own settings (fixed, not configurable), in Docker's fields and units.
       Orchestration: { TaskHistoryRetentionLimit: taskHistoryPerSlot },
-      Raft: { SnapshotInterval: snapshotEntriesInterval, KeepOldSnapshots: 0, LogEntriesForSlowFollowers: 0, ElectionTick: raftElectionTicks, HeartbeatTick: 1 },
+      Raft: {
+        SnapshotInterval: snapshotEntriesInterval,
+        KeepOldSnapshots: 0,
+        LogEntriesForSlowFollowers: 0,
+        ElectionTick: raftElectionTicks,
+        HeartbeatTick: 1,
+      },
       Dispatcher: { HeartbeatPeriod: heartbeatPeriodMs * 1e6 },
       CAConfig: { NodeCertExpiry: nodeCertLifetimeMs * 1e6 },
       TaskDefaults: {},
@@ -33,7 +44,9 @@ export function swarmJSON(cluster: ClusterRecord, withTokens: boolean): object {
     },
     TLSInfo: { TrustRoot: cluster.caCertPem },
     RootRotationInProgress: false,
-    ...(withTokens ? { JoinTokens: { Worker: cluster.joinTokens.worker, Manager: cluster.joinTokens.manager } } : {}),
+    ...(withTokens
+      ? { JoinTokens: { Worker: cluster.joinTokens.worker, Manager: cluster.joinTokens.manager } }
+      : {}),
   };
 }
 
@@ -46,12 +59,29 @@ export function nodeJSON(node: NodeView): object {
     Spec: { Labels: node.labels, Role: node.role, Availability: node.availability },
     Description: {
       Hostname: node.hostname,
-      Platform: { Architecture: process.arch === 'x64' ? 'x86_64' : process.arch, OS: process.platform },
-      Resources: node.resources ? { NanoCPUs: node.resources.nanoCpus, MemoryBytes: node.resources.memoryBytes } : {},
+      Platform: {
+        Architecture: process.arch === 'x64' ? 'x86_64' : process.arch,
+        OS: process.platform,
+      },
+      Resources: node.resources
+        ? { NanoCPUs: node.resources.nanoCpus, MemoryBytes: node.resources.memoryBytes }
+        : {},
       Engine: { EngineVersion: 'secretd' },
-      TLSInfo: { TrustRoot: node.tls.trustRoot, CertIssuerSubject: node.tls.issuerSubject, CertIssuerPublicKey: node.tls.issuerPublicKey },
+      TLSInfo: {
+        TrustRoot: node.tls.trustRoot,
+        CertIssuerSubject: node.tls.issuerSubject,
+        CertIssuerPublicKey: node.tls.issuerPublicKey,
+      },
     },
     Status: { State: node.state, Addr: node.addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '') },
-    ...(node.manager ? { ManagerStatus: { Leader: node.manager.leader, Reachability: node.manager.reachability, Addr: node.addr } } : {}),
+    ...(node.manager
+      ? {
+          ManagerStatus: {
+            Leader: node.manager.leader,
+            Reachability: node.manager.reachability,
+            Addr: node.addr,
+          },
+        }
+      : {}),
   };
 }

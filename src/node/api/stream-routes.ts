@@ -11,7 +11,12 @@
  *
  * Every other stream goes on to the app.
  */
-import { constants, type IncomingHttpHeaders, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
+import {
+  constants,
+  type IncomingHttpHeaders,
+  type Http2SecureServer,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import { SecretdError } from '../../errors.ts';
 import { raftBatchBytesMax, requestBodyBytesMax } from '../../limits.ts';
 import { peerPaths } from '../peers/index.ts';
@@ -21,7 +26,12 @@ import { admit, checkRole, errorAnswer, routePath } from './_gate.ts';
 import type { Backend, Identity } from './backend.ts';
 import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead, type BodyBudget } from './body-budget.ts';
 import { checkDeclaredLength, tooLarge } from './request.ts';
-import { createSecret, createSecretRoute, createSecretWhat, secretRoles } from './routes/secrets.ts';
+import {
+  createSecret,
+  createSecretRoute,
+  createSecretWhat,
+  secretRoles,
+} from './routes/secrets.ts';
 
 export interface StreamRoutesOptions {
   readonly backend: Backend;
@@ -29,7 +39,11 @@ export interface StreamRoutesOptions {
   readonly identify: (stream: ServerHttp2Stream) => Identity;
 }
 
-type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => void;
+type StreamListener = (
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  ...rest: unknown[]
+) => void;
 
 /**
  * Puts these routes in front of the server's own stream handling (which builds the compatibility
@@ -38,21 +52,26 @@ type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, 
 export function installStreamRoutes(server: Http2SecureServer, options: StreamRoutesOptions): void {
   const app = server.listeners('stream') as StreamListener[];
   server.removeAllListeners('stream');
-  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
-    if (headers[':method'] === 'POST' && isCreateSecret(headers[':path'] ?? '')) {
-      serveCreateSecret(options, stream, headers).catch((error: unknown) => answer(stream, errorAnswer(error, 'POST', createSecretRoute)));
-      return;
-    }
-    if (headers[':method'] === 'POST' && headers[':path'] === peerPaths.raftStream) {
-      try {
-        serveRaftStream(options, stream, headers);
-      } catch (error) {
-        answer(stream, errorAnswer(error, 'POST', peerPaths.raftStream));
+  server.on(
+    'stream',
+    (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
+      if (headers[':method'] === 'POST' && isCreateSecret(headers[':path'] ?? '')) {
+        serveCreateSecret(options, stream, headers).catch((error: unknown) =>
+          answer(stream, errorAnswer(error, 'POST', createSecretRoute)),
+        );
+        return;
       }
-      return;
-    }
-    for (const listener of app) listener.call(server, stream, headers, ...rest);
-  });
+      if (headers[':method'] === 'POST' && headers[':path'] === peerPaths.raftStream) {
+        try {
+          serveRaftStream(options, stream, headers);
+        } catch (error) {
+          answer(stream, errorAnswer(error, 'POST', peerPaths.raftStream));
+        }
+        return;
+      }
+      for (const listener of app) listener.call(server, stream, headers, ...rest);
+    },
+  );
 }
 
 function isCreateSecret(path: string): boolean {
@@ -60,7 +79,11 @@ function isCreateSecret(path: string): boolean {
   return routePath(query === -1 ? path : path.slice(0, query)) === createSecretRoute;
 }
 
-async function serveCreateSecret(options: StreamRoutesOptions, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+async function serveCreateSecret(
+  options: StreamRoutesOptions,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+): Promise<void> {
   const identity = options.identify(stream);
   admit(options.backend, identity, createSecretRoute, headerValue(headers[consistencyHeader]));
   checkRole(identity, secretRoles, createSecretWhat);
@@ -73,16 +96,22 @@ async function serveCreateSecret(options: StreamRoutesOptions, stream: ServerHtt
  * burst so the sender knows the stream is alive. The caller is checked per frame too, so a manager
  * removed mid-stream is cut off at once. Anything wrong closes the stream; the sender opens another.
  */
-function serveRaftStream(options: StreamRoutesOptions, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+function serveRaftStream(
+  options: StreamRoutesOptions,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+): void {
   const identity = options.identify(stream);
   admit(options.backend, identity, peerPaths.raftStream, headerValue(headers[consistencyHeader]));
-  if (!identity.speaksRaft) throw new SecretdError('forbidden', 'Permission denied: only managers speak Raft');
+  if (!identity.speaksRaft)
+    throw new SecretdError('forbidden', 'Permission denied: only managers speak Raft');
   stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
   const reader = new FrameReader(raftBatchBytesMax);
   let ackQueued = false;
   stream.on('data', (chunk: Buffer) => {
     try {
-      for (const frame of reader.push(chunk)) options.backend.raftReceive(options.identify(stream), frame);
+      for (const frame of reader.push(chunk))
+        options.backend.raftReceive(options.identify(stream), frame);
     } catch {
       stream.close(constants.NGHTTP2_REFUSED_STREAM);
       return;
@@ -109,7 +138,12 @@ function headerValue(value: string | string[] | undefined): string | undefined {
  * or finds no room in the connection's budget, without buffering more: the answer goes out and
  * the server closes the stream (server.ts), so the rest of the body is never read.
  */
-function readBody(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, limit: number, budget: BodyBudget): Promise<Uint8Array> {
+function readBody(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  limit: number,
+  budget: BodyBudget,
+): Promise<Uint8Array> {
   const declared = headerValue(headers['content-length']);
   if (declared !== undefined) checkDeclaredLength(declared, limit);
   return new Promise((resolve, reject) => {

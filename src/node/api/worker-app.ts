@@ -19,32 +19,54 @@ export interface WorkerBackend {
 
 export function createWorkerApp(backend: WorkerBackend, version: string): Hono {
   const app = new Hono();
-  app.get('/_ping', (c) => c.text('OK', 200, { 'API-Version': apiVersion, Swarm: 'active/worker' }));
+  app.get('/_ping', (c) =>
+    c.text('OK', 200, { 'API-Version': apiVersion, Swarm: 'active/worker' }),
+  );
   app.get('/info', (c) => {
     const secrets = backend.secretCounts();
     return c.json({
       ID: backend.nodeId,
       Name: backend.hostname,
       ServerVersion: version,
-      Swarm: { NodeID: backend.nodeId, LocalNodeState: 'active', ControlAvailable: false, Error: '' },
+      Swarm: {
+        NodeID: backend.nodeId,
+        LocalNodeState: 'active',
+        ControlAvailable: false,
+        Error: '',
+      },
       SecretsReceived: secrets.received,
       SecretsHeld: secrets.held,
     });
   });
   app.post('/secretd/images/import', async (c) => {
     const body = await readJsonObject(c, 'image import', ['Name', 'Path']);
-    if (typeof body.Name !== 'string' || typeof body.Path !== 'string') throw invalid('Invalid image import: Name and Path must be provided');
+    if (typeof body.Name !== 'string' || typeof body.Path !== 'string')
+      throw invalid('Invalid image import: Name and Path must be provided');
     return c.json(await backend.importImage(body.Name, body.Path), 201);
   });
   app.post('/secretd/exec', async (c) => {
     const body = await readJsonObject(c, 'exec request', ['Task', 'Cmd']);
-    if (typeof body.Task !== 'string' || !Array.isArray(body.Cmd) || body.Cmd.some((a) => typeof a !== 'string')) throw invalid('Invalid exec request');
+    if (
+      typeof body.Task !== 'string' ||
+      !Array.isArray(body.Cmd) ||
+      body.Cmd.some((a) => typeof a !== 'string')
+    )
+      throw invalid('Invalid exec request');
     const result = await backend.exec(body.Task, body.Cmd as string[]);
     return c.json({ ExitCode: result.code, Stdout: result.stdout, Stderr: result.stderr });
   });
-  app.all('*', (c) => c.json({ message: 'This node is a worker: worker nodes cannot be used to view or modify cluster state; ask a manager (secretd --host https://MANAGER:4377 …)' }, 503));
+  app.all('*', (c) =>
+    c.json(
+      {
+        message:
+          'This node is a worker: worker nodes cannot be used to view or modify cluster state; ask a manager (secretd --host https://MANAGER:4377 …)',
+      },
+      503,
+    ),
+  );
   app.onError((error, c) => {
-    if (error instanceof SecretdError) return c.json({ message: error.message }, httpStatusByCode[error.code]);
+    if (error instanceof SecretdError)
+      return c.json({ message: error.message }, httpStatusByCode[error.code]);
     return c.json({ message: 'Internal error' }, 500);
   });
   return app;

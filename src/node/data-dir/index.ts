@@ -1,4 +1,11 @@
 /** The data-dir room's door: what other parts of secretd may use of it. */
-export { dataDirPaths, type DataDirPaths, defaultDataDir, ensureDir, exists, writeFileAtomic } from './layout.ts';
+export {
+  dataDirPaths,
+  type DataDirPaths,
+  defaultDataDir,
+  ensureDir,
+  exists,
+  writeFileAtomic,
+} from './layout.ts';
 export { type NodeKeys, nodeKeysLocked, readNodeKeys, writeNodeKeys } from './node-keys.ts';
 export { type NodeState, readNodeState, writeNodeState } from './node-state.ts';

@@ -54,7 +54,11 @@ export async function ensureDir(path: string, mode = 0o700): Promise<void> {
 }
 
 /** Write to a temp file, fsync, rename over the target, fsync the directory: all or nothing. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode: number,
+): Promise<void> {
   const tmp = `${path}.tmp`;
   await rm(tmp, { force: true });
   const handle = await open(tmp, 'wx', mode);

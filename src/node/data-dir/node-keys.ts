@@ -31,9 +31,21 @@ interface NodeKeysFile {
   tlsKey: string;
 }
 
-export async function writeNodeKeys(path: string, keys: NodeKeys, kek: Uint8Array | null, random: Random): Promise<void> {
-  const seal = (key: Uint8Array, label: string): string => toBase64(kek ? wrapKey(kek, key, { label, random }) : key);
-  const file: NodeKeysFile = { format: 1, autolock: kek !== null, dekKeyId: keys.dekKeyId, dek: seal(keys.dek, 'dek'), tlsKey: seal(keys.tlsKey, 'tls-key') };
+export async function writeNodeKeys(
+  path: string,
+  keys: NodeKeys,
+  kek: Uint8Array | null,
+  random: Random,
+): Promise<void> {
+  const seal = (key: Uint8Array, label: string): string =>
+    toBase64(kek ? wrapKey(kek, key, { label, random }) : key);
+  const file: NodeKeysFile = {
+    format: 1,
+    autolock: kek !== null,
+    dekKeyId: keys.dekKeyId,
+    dek: seal(keys.dek, 'dek'),
+    tlsKey: seal(keys.tlsKey, 'tls-key'),
+  };
   await writeFileAtomic(path, JSON.stringify(file), 0o600);
 }
 
@@ -42,9 +54,17 @@ async function readKeysFile(path: string): Promise<NodeKeysFile> {
   try {
     file = JSON.parse(await readFile(path, 'utf8')) as NodeKeysFile;
   } catch (error) {
-    throw new SecretdError('corrupt', `Cannot read this node's keys from ${path}: ${(error as Error).message.split('\n')[0]}`);
+    throw new SecretdError(
+      'corrupt',
+      `Cannot read this node's keys from ${path}: ${(error as Error).message.split('\n')[0]}`,
+    );
   }
-  if (file.format !== 1 || typeof file.dek !== 'string' || typeof file.tlsKey !== 'string' || typeof file.autolock !== 'boolean') {
+  if (
+    file.format !== 1 ||
+    typeof file.dek !== 'string' ||
+    typeof file.tlsKey !== 'string' ||
+    typeof file.autolock !== 'boolean'
+  ) {
     throw new SecretdError('corrupt', `Cannot read this node's keys from ${path}: unknown format`);
   }
   return file;
@@ -57,10 +77,19 @@ export async function nodeKeysLocked(path: string): Promise<boolean> {
 /** Opens the keys with the unlock key (required exactly when the file is autolocked). */
 export async function readNodeKeys(path: string, kek: Uint8Array | null): Promise<NodeKeys> {
   const file = await readKeysFile(path);
-  if (file.autolock && !kek) throw new SecretdError('locked', 'This manager is locked: run `secretd unlock` with the cluster unlock key');
-  const open = (text: string, label: string): Uint8Array => (file.autolock ? unwrapKey(kek!, fromBase64(text), { label }) : fromBase64(text));
+  if (file.autolock && !kek)
+    throw new SecretdError(
+      'locked',
+      'This manager is locked: run `secretd unlock` with the cluster unlock key',
+    );
+  const open = (text: string, label: string): Uint8Array =>
+    file.autolock ? unwrapKey(kek!, fromBase64(text), { label }) : fromBase64(text);
   const dek = open(file.dek, 'dek');
   const tlsKey = open(file.tlsKey, 'tls-key');
-  if (dek.length !== 32) throw new SecretdError('corrupt', `Cannot read this node's keys from ${path}: the DEK has the wrong length`);
+  if (dek.length !== 32)
+    throw new SecretdError(
+      'corrupt',
+      `Cannot read this node's keys from ${path}: the DEK has the wrong length`,
+    );
   return { dek, dekKeyId: file.dekKeyId, tlsKey };
 }

@@ -27,7 +27,10 @@ export async function readNodeState(path: string, dataDir: string): Promise<Node
   try {
     text = await readFile(path, 'utf8');
   } catch {
-    throw new SecretdError('not_found', `No secretd node in ${dataDir}: run \`secretd init\` (or \`secretd join\`) first`);
+    throw new SecretdError(
+      'not_found',
+      `No secretd node in ${dataDir}: run \`secretd init\` (or \`secretd join\`) first`,
+    );
   }
   let state: NodeState;
   try {
@@ -35,7 +38,12 @@ export async function readNodeState(path: string, dataDir: string): Promise<Node
   } catch {
     throw new SecretdError('corrupt', `Cannot read ${path}: not valid JSON`);
   }
-  if (state.format !== 1 || typeof state.nodeId !== 'string' || typeof state.clusterId !== 'string' || !Array.isArray(state.bootstrapVoters)) {
+  if (
+    state.format !== 1 ||
+    typeof state.nodeId !== 'string' ||
+    typeof state.clusterId !== 'string' ||
+    !Array.isArray(state.bootstrapVoters)
+  ) {
     throw new SecretdError('corrupt', `Cannot read ${path}: unknown format`);
   }
   return state;

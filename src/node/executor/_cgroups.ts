@@ -8,11 +8,16 @@ import { join } from 'node:path';
 import { readMounts } from './_mountinfo.ts';
 
 export async function removeEmptyCgroupParent(parent: string): Promise<void> {
-  const hierarchies = (await readMounts()).filter((m) => m.fsType === 'cgroup' || m.fsType === 'cgroup2');
+  const hierarchies = (await readMounts()).filter(
+    (m) => m.fsType === 'cgroup' || m.fsType === 'cgroup2',
+  );
   for (const hierarchy of hierarchies) {
     // Innermost first: /secretd/<instance>, then /secretd if nothing else (another node) uses it.
     for (let dir = parent; dir !== '/' && dir !== ''; dir = dir.slice(0, dir.lastIndexOf('/'))) {
-      const removed = await rmdir(join(hierarchy.mountPoint, dir)).then(() => true, () => false);
+      const removed = await rmdir(join(hierarchy.mountPoint, dir)).then(
+        () => true,
+        () => false,
+      );
       if (!removed) break;
     }
   }

@@ -47,7 +47,11 @@ class BoundedText {
   }
 }
 
-export function runCommand(file: string, args: readonly string[], options: CommandOptions): Promise<CommandResult> {
+export function runCommand(
+  file: string,
+  args: readonly string[],
+  options: CommandOptions,
+): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const stdout = new BoundedText();
@@ -95,6 +99,9 @@ export function runCommand(file: string, args: readonly string[], options: Comma
 
 /** The last non-empty line of a command's stderr, trimmed: runc and mount put their reason there. */
 export function lastLine(text: string): string {
-  const lines = text.split('\n').map((line) => line.trim()).filter((line) => line.length > 0);
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0);
   return lines[lines.length - 1] ?? '';
 }

@@ -16,7 +16,9 @@ export interface MountEntry {
 
 /** mountinfo escapes space, tab, newline and backslash as octal (`\040`). */
 function unescape(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) =>
+    String.fromCharCode(parseInt(octal, 8)),
+  );
 }
 
 export function parseMountInfo(text: string): MountEntry[] {

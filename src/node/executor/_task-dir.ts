@@ -38,7 +38,8 @@ export function isTaskId(name: string): boolean {
 }
 
 export function checkTaskId(taskId: string): void {
-  if (!isTaskId(taskId)) throw new SecretdError('invalid', `Task id '${taskId}' must match ${taskIdPattern.source}`);
+  if (!isTaskId(taskId))
+    throw new SecretdError('invalid', `Task id '${taskId}' must match ${taskIdPattern.source}`);
 }
 
 export function tasksDir(runDir: string): string {
@@ -48,11 +49,20 @@ export function tasksDir(runDir: string): string {
 export function taskPaths(runDir: string, taskId: string): TaskPaths {
   const dir = join(tasksDir(runDir), taskId);
   const bundleDir = join(dir, 'bundle');
-  return { dir, manifest: join(dir, 'task.json'), secretsDir: join(dir, 'secrets'), bundleDir, configPath: join(bundleDir, 'config.json'), runtimeLog: join(dir, 'runtime.log') };
+  return {
+    dir,
+    manifest: join(dir, 'task.json'),
+    secretsDir: join(dir, 'secrets'),
+    bundleDir,
+    configPath: join(bundleDir, 'config.json'),
+    runtimeLog: join(dir, 'runtime.log'),
+  };
 }
 
 export async function writeManifest(paths: TaskPaths, manifest: TaskManifest): Promise<void> {
-  await writeFile(`${paths.manifest}.tmp`, JSON.stringify(manifest, null, 2) + '\n', { mode: 0o600 });
+  await writeFile(`${paths.manifest}.tmp`, JSON.stringify(manifest, null, 2) + '\n', {
+    mode: 0o600,
+  });
   await rename(`${paths.manifest}.tmp`, paths.manifest);
 }
 

@@ -34,20 +34,36 @@ export interface TaskRun {
 /** Everything about a task that can be checked without touching the system. */
 export function checkedTask(context: string, task: TaskRun): { files: SecretFile[] } {
   checkTaskId(task.taskId);
-  if (task.command.length === 0) throw new SecretdError('invalid', `${context}: the command is empty`);
-  if (task.command.some((arg) => arg.includes('\0'))) throw new SecretdError('invalid', `${context}: the command contains a NUL character`);
+  if (task.command.length === 0)
+    throw new SecretdError('invalid', `${context}: the command is empty`);
+  if (task.command.some((arg) => arg.includes('\0')))
+    throw new SecretdError('invalid', `${context}: the command contains a NUL character`);
   for (const entry of task.env) {
-    if (!/^[^=\0]+=/.test(entry) || entry.includes('\0')) throw new SecretdError('invalid', `${context}: environment entries must be NAME=value without NUL characters`);
+    if (!/^[^=\0]+=/.test(entry) || entry.includes('\0'))
+      throw new SecretdError(
+        'invalid',
+        `${context}: environment entries must be NAME=value without NUL characters`,
+      );
   }
   for (const secret of task.secrets) {
-    if (!(secret.data instanceof Uint8Array)) throw new SecretdError('invalid', `${context}: secret ${secret.secretId} has no data`);
-    if (secret.data.length > secretBytesMax) throw new SecretdError('too_large', `${context}: secret ${secret.secretId} is larger than ${secretBytesMax} bytes`);
+    if (!(secret.data instanceof Uint8Array))
+      throw new SecretdError('invalid', `${context}: secret ${secret.secretId} has no data`);
+    if (secret.data.length > secretBytesMax)
+      throw new SecretdError(
+        'too_large',
+        `${context}: secret ${secret.secretId} is larger than ${secretBytesMax} bytes`,
+      );
   }
   return { files: checkSecretRefs(context, task.secrets) };
 }
 
-export function bundleFileMounts(mount: SecretMount, files: readonly SecretFile[]): Array<{ hostPath: string; target: string }> {
-  return files.filter((file) => file.placement.kind === 'absolute').map((file) => ({ hostPath: mount.hostPath(file), target: file.target }));
+export function bundleFileMounts(
+  mount: SecretMount,
+  files: readonly SecretFile[],
+): Array<{ hostPath: string; target: string }> {
+  return files
+    .filter((file) => file.placement.kind === 'absolute')
+    .map((file) => ({ hostPath: mount.hostPath(file), target: file.target }));
 }
 
 type Outcome<T> = { readonly done: true; readonly value: T } | { readonly done: false };
@@ -63,7 +79,12 @@ function within<T>(promise: Promise<T>, ms: number): Promise<Outcome<T>> {
 }
 
 /** Resolves true once the container is gone (its runc child exited, or runc no longer runs it). */
-async function waitGone(runtime: Runtime, id: string, exited: Promise<number | null> | null, timeoutMs: number): Promise<boolean> {
+async function waitGone(
+  runtime: Runtime,
+  id: string,
+  exited: Promise<number | null> | null,
+  timeoutMs: number,
+): Promise<boolean> {
   if (exited !== null) return (await within(exited, timeoutMs)).done;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
@@ -78,7 +99,12 @@ async function waitGone(runtime: Runtime, id: string, exited: Promise<number | n
  * SIGTERM, up to `graceMs` to exit, then SIGKILL, up to killWaitMs. Returns the exit code when the
  * runc child told it, null when unknown, undefined when there was nothing to stop.
  */
-export async function stopContainer(runtime: Runtime, id: string, exited: Promise<number | null> | null, graceMs: number): Promise<number | null | undefined> {
+export async function stopContainer(
+  runtime: Runtime,
+  id: string,
+  exited: Promise<number | null> | null,
+  graceMs: number,
+): Promise<number | null | undefined> {
   const state = await runtime.state(id);
   if (state === null || state.status === 'stopped') {
     // Already gone; its runc child may still be about to report the code.
@@ -92,13 +118,20 @@ export async function stopContainer(runtime: Runtime, id: string, exited: Promis
   }
   await runtime.kill(id, 'KILL');
   if (!(await waitGone(runtime, id, exited, killWaitMs))) {
-    throw new SecretdError('unavailable', `Container '${id}' did not stop within ${killWaitMs} ms of SIGKILL`);
+    throw new SecretdError(
+      'unavailable',
+      `Container '${id}' did not stop within ${killWaitMs} ms of SIGKILL`,
+    );
   }
   return exited === null ? null : await exited;
 }
 
 /** Writes files in order. A buffer shared by two references is copied, so zeroing one does not blank the other. */
-export async function writeAll(mount: SecretMount, files: readonly SecretFile[], secrets: ReadonlyArray<{ readonly data: Uint8Array }>): Promise<void> {
+export async function writeAll(
+  mount: SecretMount,
+  files: readonly SecretFile[],
+  secrets: ReadonlyArray<{ readonly data: Uint8Array }>,
+): Promise<void> {
   const seen = new Set<ArrayBufferLike>();
   for (let i = 0; i < files.length; i++) {
     const data = secrets[i]!.data;
@@ -112,13 +145,25 @@ export async function writeAll(mount: SecretMount, files: readonly SecretFile[],
  * What setSecrets must write and remove. A file is left alone when its secret, owner and mode are
  * the same and either its version is the same or (no version given) its bytes in the tmpfs are.
  */
-export async function planChanges(mount: SecretMount, wanted: ReadonlyMap<string, { file: SecretFile; data: Uint8Array }>): Promise<{ write: Array<{ file: SecretFile; data: Uint8Array }>; remove: SecretFile[] }> {
+export async function planChanges(
+  mount: SecretMount,
+  wanted: ReadonlyMap<string, { file: SecretFile; data: Uint8Array }>,
+): Promise<{ write: Array<{ file: SecretFile; data: Uint8Array }>; remove: SecretFile[] }> {
   const current = new Map(mount.list().map((file) => [file.target, file]));
   const write: Array<{ file: SecretFile; data: Uint8Array }> = [];
   for (const [target, next] of wanted) {
     const now = current.get(target);
-    const sameFile = now !== undefined && now.secretId === next.file.secretId && now.uid === next.file.uid && now.gid === next.file.gid && now.mode === next.file.mode;
-    const same = sameFile && (next.file.version !== null ? now.version === next.file.version : await mount.contentEquals(target, next.data));
+    const sameFile =
+      now !== undefined &&
+      now.secretId === next.file.secretId &&
+      now.uid === next.file.uid &&
+      now.gid === next.file.gid &&
+      now.mode === next.file.mode;
+    const same =
+      sameFile &&
+      (next.file.version !== null
+        ? now.version === next.file.version
+        : await mount.contentEquals(target, next.data));
     if (!same) write.push(next);
   }
   const remove = [...current.values()].filter((file) => !wanted.has(file.target));

@@ -50,23 +50,75 @@ const secretBindOptions = ['rbind', 'ro', 'nosuid', 'nodev', 'noexec', 'rprivate
 function standardMounts(): Mount[] {
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
-    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
-    { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=65536k'] },
+    {
+      destination: '/dev',
+      type: 'tmpfs',
+      source: 'tmpfs',
+      options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+    },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+    },
+    {
+      destination: '/dev/shm',
+      type: 'tmpfs',
+      source: 'shm',
+      options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+    },
+    {
+      destination: '/dev/mqueue',
+      type: 'mqueue',
+      source: 'mqueue',
+      options: ['nosuid', 'noexec', 'nodev'],
+    },
+    {
+      destination: '/sys',
+      type: 'sysfs',
+      source: 'sysfs',
+      options: ['nosuid', 'noexec', 'nodev', 'ro'],
+    },
+    {
+      destination: '/sys/fs/cgroup',
+      type: 'cgroup',
+      source: 'cgroup',
+      options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+    },
+    {
+      destination: '/tmp',
+      type: 'tmpfs',
+      source: 'tmpfs',
+      options: ['nosuid', 'nodev', 'mode=1777', 'size=65536k'],
+    },
   ];
 }
 
 export function ociConfig(options: BundleOptions): Record<string, unknown> {
-  const env = options.env.some((entry) => entry.startsWith('PATH=')) ? [...options.env] : [defaultPath, ...options.env];
+  const env = options.env.some((entry) => entry.startsWith('PATH='))
+    ? [...options.env]
+    : [defaultPath, ...options.env];
   const mounts = standardMounts();
-  if (options.secretsDir !== null) mounts.push({ destination: secretsDirInContainer, type: 'bind', source: options.secretsDir, options: secretBindOptions });
+  if (options.secretsDir !== null)
+    mounts.push({
+      destination: secretsDirInContainer,
+      type: 'bind',
+      source: options.secretsDir,
+      options: secretBindOptions,
+    });
   // Parents before children, so a deeper target is not hidden by a shallower one.
-  const files = [...options.fileMounts].sort((a, b) => a.target.split('/').length - b.target.split('/').length || a.target.localeCompare(b.target));
-  for (const file of files) mounts.push({ destination: file.target, type: 'bind', source: file.hostPath, options: secretBindOptions });
+  const files = [...options.fileMounts].sort(
+    (a, b) =>
+      a.target.split('/').length - b.target.split('/').length || a.target.localeCompare(b.target),
+  );
+  for (const file of files)
+    mounts.push({
+      destination: file.target,
+      type: 'bind',
+      source: file.hostPath,
+      options: secretBindOptions,
+    });
   return {
     ociVersion: '1.0.2',
     process: {
@@ -75,7 +127,12 @@ export function ociConfig(options: BundleOptions): Record<string, unknown> {
       args: [...options.args],
       env,
       cwd: options.cwd ?? '/',
-      capabilities: { bounding: defaultCapabilities, effective: defaultCapabilities, permitted: defaultCapabilities, ambient: defaultCapabilities },
+      capabilities: {
+        bounding: defaultCapabilities,
+        effective: defaultCapabilities,
+        permitted: defaultCapabilities,
+        ambient: defaultCapabilities,
+      },
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
       noNewPrivileges: true,
     },
@@ -86,8 +143,25 @@ export function ociConfig(options: BundleOptions): Record<string, unknown> {
     linux: {
       cgroupsPath: options.cgroupsPath,
       resources: { devices: [{ allow: false, access: 'rwm' }] },
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
-      maskedPaths: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'],
+      namespaces: [
+        { type: 'pid' },
+        { type: 'network' },
+        { type: 'ipc' },
+        { type: 'uts' },
+        { type: 'mount' },
+      ],
+      maskedPaths: [
+        '/proc/acpi',
+        '/proc/asound',
+        '/proc/kcore',
+        '/proc/keys',
+        '/proc/latency_stats',
+        '/proc/timer_list',
+        '/proc/timer_stats',
+        '/proc/sched_debug',
+        '/sys/firmware',
+        '/proc/scsi',
+      ],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
     },
   };
@@ -97,6 +171,8 @@ export function ociConfig(options: BundleOptions): Record<string, unknown> {
 export async function writeBundle(bundleDir: string, options: BundleOptions): Promise<void> {
   await mkdir(bundleDir, { recursive: true, mode: 0o700 });
   const path = join(bundleDir, 'config.json');
-  await writeFile(`${path}.tmp`, JSON.stringify(ociConfig(options), null, 2) + '\n', { mode: 0o600 });
+  await writeFile(`${path}.tmp`, JSON.stringify(ociConfig(options), null, 2) + '\n', {
+    mode: 0o600,
+  });
   await rename(`${path}.tmp`, path);
 }

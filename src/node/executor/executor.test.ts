@@ -17,14 +17,30 @@ import { rejection } from '../../../test/helpers/errors.ts';
 const isRoot = process.getuid?.() === 0;
 const hasRunc = spawnSync('runc', ['--version'], { timeout: 10_000 }).status === 0;
 const canRun = isRoot && hasRunc && staticBusybox() !== null;
-if (!canRun) console.warn(`executor tests skipped: they need root, runc and busybox-static (root: ${isRoot}, runc: ${hasRunc}); CI installs them`);
+if (!canRun)
+  console.warn(
+    `executor tests skipped: they need root, runc and busybox-static (root: ${isRoot}, runc: ${hasRunc}); CI installs them`,
+  );
 
 const enc = (text: string): Uint8Array => new TextEncoder().encode(text);
 /** A process that ends on SIGTERM (a shell as PID 1 ignores signals it does not trap). */
 const idle = ['sh', '-c', 'trap "exit 0" TERM; sleep 1000 & wait'];
 
-function secret(secretId: string, target: string, value: string | Uint8Array, extra: Partial<TaskSecret> = {}): TaskSecret {
-  return { secretId, target, uid: '0', gid: '0', mode: 0o444, data: typeof value === 'string' ? enc(value) : value, ...extra };
+function secret(
+  secretId: string,
+  target: string,
+  value: string | Uint8Array,
+  extra: Partial<TaskSecret> = {},
+): TaskSecret {
+  return {
+    secretId,
+    target,
+    uid: '0',
+    gid: '0',
+    mode: 0o444,
+    data: typeof value === 'string' ? enc(value) : value,
+    ...extra,
+  };
 }
 
 /** Every regular file under `dir` (not following links, not entering `skip`). */
@@ -67,7 +83,8 @@ describe.skipIf(!canRun)('Executor', () => {
   let executor: Executor;
   const exits: Array<[string, number | null]> = [];
   const exitWaiters = new Map<string, (code: number | null) => void>();
-  const exitOf = (taskId: string): Promise<number | null> => new Promise((resolve) => exitWaiters.set(taskId, resolve));
+  const exitOf = (taskId: string): Promise<number | null> =>
+    new Promise((resolve) => exitWaiters.set(taskId, resolve));
 
   beforeAll(async () => {
     executor = new Executor({ dataDir, runDir, stopGraceMs: 3000 });
@@ -97,9 +114,17 @@ describe.skipIf(!canRun)('Executor', () => {
       secret('sec3', '/etc/app/key.pem', values.key, { mode: 0o440 }),
     ];
     const started = performance.now();
-    await executor.start({ taskId: 'deliver', image: 'busybox', command: idle, env: ['APP=1'], secrets });
+    await executor.start({
+      taskId: 'deliver',
+      image: 'busybox',
+      command: idle,
+      env: ['APP=1'],
+      secrets,
+    });
     const read = await executor.exec('deliver', ['cat', '/run/secrets/my_secret_data']);
-    console.log(`start() → secret readable in the container: ${(performance.now() - started).toFixed(0)} ms`);
+    console.log(
+      `start() → secret readable in the container: ${(performance.now() - started).toFixed(0)} ms`,
+    );
     expect(read).toEqual({ code: 0, stdout: values.shared, stderr: '' });
     // The executor owns the buffers: zeroed once written.
     expect(secrets.every((s) => s.data.every((byte) => byte === 0))).toBe(true);
@@ -109,19 +134,37 @@ describe.skipIf(!canRun)('Executor', () => {
       ['-r--------', 'app', 'app', '12', 'db_pass'],
       ['-r--r--r--', 'root', 'root', '17', 'my_secret_data'],
     ]);
-    expect(listing((await executor.exec('deliver', ['ls', '-l', '/etc/app/key.pem'])).stdout)).toEqual([['-r--r-----', 'root', 'root', '13', '/etc/app/key.pem']]);
-    expect(await executor.exec('deliver', ['cat', '/etc/app/key.pem'])).toEqual({ code: 0, stdout: values.key, stderr: '' });
-    expect(await executor.exec('deliver', ['cat', '/run/secrets/db_pass'], { uid: 1000, gid: 1000 })).toEqual({ code: 0, stdout: values.db, stderr: '' });
+    expect(
+      listing((await executor.exec('deliver', ['ls', '-l', '/etc/app/key.pem'])).stdout),
+    ).toEqual([['-r--r-----', 'root', 'root', '13', '/etc/app/key.pem']]);
+    expect(await executor.exec('deliver', ['cat', '/etc/app/key.pem'])).toEqual({
+      code: 0,
+      stdout: values.key,
+      stderr: '',
+    });
+    expect(
+      await executor.exec('deliver', ['cat', '/run/secrets/db_pass'], { uid: 1000, gid: 1000 }),
+    ).toEqual({ code: 0, stdout: values.db, stderr: '' });
     // Root in the container has no CAP_DAC_OVERRIDE: a 0400 secret of uid 1000 is not its to read.
-    expect(await executor.exec('deliver', ['cat', '/run/secrets/db_pass'])).toEqual({ code: 1, stdout: '', stderr: "cat: can't open '/run/secrets/db_pass': Permission denied\n" });
+    expect(await executor.exec('deliver', ['cat', '/run/secrets/db_pass'])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: "cat: can't open '/run/secrets/db_pass': Permission denied\n",
+    });
     // Read-only in the container, even for root.
     const write = await executor.exec('deliver', ['sh', '-c', 'echo x > /run/secrets/new']);
-    expect([write.code, write.stderr]).toEqual([1, "sh: can't create /run/secrets/new: Read-only file system\n"]);
+    expect([write.code, write.stderr]).toEqual([
+      1,
+      "sh: can't create /run/secrets/new: Read-only file system\n",
+    ]);
 
     const paths = executor.paths('deliver');
     expect(await executor.secretsMounted()).toEqual([paths.secretsDir]);
     const entry = mountAt(await readMounts(), paths.secretsDir)!;
-    expect([entry.fsType, ['nodev', 'nosuid', 'noexec'].every((option) => entry.mountOptions.has(option))]).toEqual(['tmpfs', true]);
+    expect([
+      entry.fsType,
+      ['nodev', 'nosuid', 'noexec'].every((option) => entry.mountOptions.has(option)),
+    ]).toEqual(['tmpfs', true]);
 
     // No secret byte in config.json, the manifest, runc's log, the image or anything else on disk.
     const config = readFileSync(paths.configPath, 'utf8');
@@ -130,14 +173,21 @@ describe.skipIf(!canRun)('Executor', () => {
     expect(onDisk).toContain(paths.configPath);
     for (const path of onDisk) {
       const bytes = readFileSync(path);
-      for (const value of Object.values(values)) expect({ path, leaks: bytes.includes(value) }).toEqual({ path, leaks: false });
+      for (const value of Object.values(values))
+        expect({ path, leaks: bytes.includes(value) }).toEqual({ path, leaks: false });
     }
     expect(executor.stats()).toEqual({ secretFilesWritten: 3, secretFilesHeld: 3, tasks: 1 });
 
     const stopping = performance.now();
     await executor.stop('deliver');
-    console.log(`stop() → container, mount and files gone: ${(performance.now() - stopping).toFixed(0)} ms`);
-    expect(await executor.state('deliver')).toEqual({ status: 'missing', exitCode: null, pid: null });
+    console.log(
+      `stop() → container, mount and files gone: ${(performance.now() - stopping).toFixed(0)} ms`,
+    );
+    expect(await executor.state('deliver')).toEqual({
+      status: 'missing',
+      exitCode: null,
+      pid: null,
+    });
     expect(await executor.runtime.list()).toEqual([]);
     expect(await executor.secretsMounted()).toEqual([]);
     expect(existsSync(paths.dir)).toBe(false);
@@ -145,12 +195,29 @@ describe.skipIf(!canRun)('Executor', () => {
   });
 
   test('setSecrets() removes and adds files in the running container without restarting it', async () => {
-    await executor.start({ taskId: 'live', image: 'busybox', command: idle, env: [], secrets: [secret('sa', 'a', 'value-a'), secret('sb', 'b', 'value-b')] });
+    await executor.start({
+      taskId: 'live',
+      image: 'busybox',
+      command: idle,
+      env: [],
+      secrets: [secret('sa', 'a', 'value-a'), secret('sb', 'b', 'value-b')],
+    });
     const before = await executor.state('live');
     expect(before.status).toBe('running');
-    await executor.setSecrets('live', [secret('sa', 'a', 'value-a'), secret('sc', 'nested/c', 'value-c')]);
-    expect(await executor.exec('live', ['sh', '-c', 'find /run/secrets -type f | sort'])).toEqual({ code: 0, stdout: '/run/secrets/a\n/run/secrets/nested/c\n', stderr: '' });
-    expect(await executor.exec('live', ['cat', '/run/secrets/nested/c'])).toEqual({ code: 0, stdout: 'value-c', stderr: '' });
+    await executor.setSecrets('live', [
+      secret('sa', 'a', 'value-a'),
+      secret('sc', 'nested/c', 'value-c'),
+    ]);
+    expect(await executor.exec('live', ['sh', '-c', 'find /run/secrets -type f | sort'])).toEqual({
+      code: 0,
+      stdout: '/run/secrets/a\n/run/secrets/nested/c\n',
+      stderr: '',
+    });
+    expect(await executor.exec('live', ['cat', '/run/secrets/nested/c'])).toEqual({
+      code: 0,
+      stdout: 'value-c',
+      stderr: '',
+    });
     expect(await executor.state('live')).toEqual(before);
     await executor.stop('live');
   });
@@ -159,16 +226,40 @@ describe.skipIf(!canRun)('Executor', () => {
     const value = (version: number): Uint8Array => new Uint8Array(256 * 1024).fill(0x61 + version);
     const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).digest('hex');
     const known = new Set(Array.from({ length: 26 }, (_, version) => md5(value(version))));
-    await executor.start({ taskId: 'rotate', image: 'busybox', command: idle, env: [], secrets: [secret('rot', 'rotating', value(0), { version: 0 })] });
+    await executor.start({
+      taskId: 'rotate',
+      image: 'busybox',
+      command: idle,
+      env: [],
+      secrets: [secret('rot', 'rotating', value(0), { version: 0 })],
+    });
     const { pid } = await executor.state('rotate');
-    const reader = executor.exec('rotate', ['sh', '-c', 'i=0; while [ $i -lt 400 ]; do md5sum < /run/secrets/rotating; i=$((i+1)); done'], { timeoutMs: 30_000 });
+    const reader = executor.exec(
+      'rotate',
+      [
+        'sh',
+        '-c',
+        'i=0; while [ $i -lt 400 ]; do md5sum < /run/secrets/rotating; i=$((i+1)); done',
+      ],
+      { timeoutMs: 30_000 },
+    );
     let done = false;
     void reader.finally(() => (done = true));
     // Keep replacing (cycling through 26 values) for as long as the reader reads.
-    for (let version = 1; !done; version++) await executor.setSecrets('rotate', [secret('rot', 'rotating', value(version % 26), { version })]);
+    for (let version = 1; !done; version++)
+      await executor.setSecrets('rotate', [
+        secret('rot', 'rotating', value(version % 26), { version }),
+      ]);
     const result = await reader;
-    const seen = result.stdout.trim().split('\n').map((line) => line.split(' ')[0]!);
-    expect([result.code, seen.length, seen.filter((hash) => !known.has(hash))]).toEqual([0, 400, []]);
+    const seen = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' ')[0]!);
+    expect([result.code, seen.length, seen.filter((hash) => !known.has(hash))]).toEqual([
+      0,
+      400,
+      [],
+    ]);
     // The reads overlapped the updates.
     expect(new Set(seen).size).toBeGreaterThan(1);
     expect((await executor.state('rotate')).pid).toBe(pid);
@@ -176,23 +267,52 @@ describe.skipIf(!canRun)('Executor', () => {
   });
 
   test('setSecrets() keeps an unchanged absolute target but refuses to change one, changing nothing', async () => {
-    await executor.start({ taskId: 'fixed', image: 'busybox', command: idle, env: [], secrets: [secret('k', '/etc/key', 'key-1'), secret('r', 'rel', 'rel-1')] });
-    const error = await rejection(executor.setSecrets('fixed', [secret('k', '/etc/key', 'key-2'), secret('r', 'rel', 'rel-2')]));
-    expect([error.code, error.message]).toEqual(['conflict', "Cannot update secrets of task 'fixed': secret target '/etc/key' is bound file by file into the container, so it cannot change without a restart"]);
-    expect((await executor.exec('fixed', ['cat', '/etc/key', '/run/secrets/rel'])).stdout).toBe('key-1rel-1');
+    await executor.start({
+      taskId: 'fixed',
+      image: 'busybox',
+      command: idle,
+      env: [],
+      secrets: [secret('k', '/etc/key', 'key-1'), secret('r', 'rel', 'rel-1')],
+    });
+    const error = await rejection(
+      executor.setSecrets('fixed', [secret('k', '/etc/key', 'key-2'), secret('r', 'rel', 'rel-2')]),
+    );
+    expect([error.code, error.message]).toEqual([
+      'conflict',
+      "Cannot update secrets of task 'fixed': secret target '/etc/key' is bound file by file into the container, so it cannot change without a restart",
+    ]);
+    expect((await executor.exec('fixed', ['cat', '/etc/key', '/run/secrets/rel'])).stdout).toBe(
+      'key-1rel-1',
+    );
     // Same bytes (compared with the tmpfs copy, no version given): not a change.
     const written = executor.stats().secretFilesWritten;
-    await executor.setSecrets('fixed', [secret('k', '/etc/key', 'key-1'), secret('r', 'rel', 'rel-2')]);
-    expect((await executor.exec('fixed', ['cat', '/etc/key', '/run/secrets/rel'])).stdout).toBe('key-1rel-2');
+    await executor.setSecrets('fixed', [
+      secret('k', '/etc/key', 'key-1'),
+      secret('r', 'rel', 'rel-2'),
+    ]);
+    expect((await executor.exec('fixed', ['cat', '/etc/key', '/run/secrets/rel'])).stdout).toBe(
+      'key-1rel-2',
+    );
     expect(executor.stats().secretFilesWritten).toBe(written + 1);
     await executor.stop('fixed');
   });
 
   test('exec() gives up after its timeout even when the command ignores SIGTERM and holds its output open', async () => {
-    await executor.start({ taskId: 'stuck', image: 'busybox', command: idle, env: [], secrets: [] });
+    await executor.start({
+      taskId: 'stuck',
+      image: 'busybox',
+      command: idle,
+      env: [],
+      secrets: [],
+    });
     const began = performance.now();
-    const error = await rejection(executor.exec('stuck', ['sh', '-c', 'trap "" TERM; sleep 30'], { timeoutMs: 300 }));
-    expect([error.code, error.message]).toEqual(['unavailable', "Command in container 'stuck' did not finish within 300 ms"]);
+    const error = await rejection(
+      executor.exec('stuck', ['sh', '-c', 'trap "" TERM; sleep 30'], { timeoutMs: 300 }),
+    );
+    expect([error.code, error.message]).toEqual([
+      'unavailable',
+      "Command in container 'stuck' did not finish within 300 ms",
+    ]);
     expect(performance.now() - began).toBeLessThan(5000);
     await executor.stop('stuck');
   });
@@ -200,9 +320,11 @@ describe.skipIf(!canRun)('Executor', () => {
   /** Where a value could be left on the host once its container is gone: the mount table and the run dir. */
   function leftovers(taskId: string, value: string): string[] {
     const found: string[] = [];
-    if (readFileSync('/proc/mounts', 'utf8').includes(`/tasks/${taskId}/`)) found.push(`a mount of ${taskId}`);
+    if (readFileSync('/proc/mounts', 'utf8').includes(`/tasks/${taskId}/`))
+      found.push(`a mount of ${taskId}`);
     if (existsSync(executor.paths(taskId).dir)) found.push(`the directory of ${taskId}`);
-    for (const file of filesUnder(runDir, new Set())) if (readFileSync(file).includes(value)) found.push(file);
+    for (const file of filesUnder(runDir, new Set()))
+      if (readFileSync(file).includes(value)) found.push(file);
     return found;
   }
 
@@ -215,26 +337,48 @@ describe.skipIf(!canRun)('Executor', () => {
     for (const { taskId, command, code } of cases) {
       const value = `value-of-${taskId}-${crypto.randomUUID()}`;
       // What the listener sees at the moment of the exit: nothing may be left by then.
-      const seen = new Promise<{ code: number | null; left: string[] }>((resolve) => exitWaiters.set(taskId, (exitCode) => resolve({ code: exitCode, left: leftovers(taskId, value) })));
-      await executor.start({ taskId, image: 'busybox', command, env: [], secrets: [secret('s', 'x', value)] });
+      const seen = new Promise<{ code: number | null; left: string[] }>((resolve) =>
+        exitWaiters.set(taskId, (exitCode) =>
+          resolve({ code: exitCode, left: leftovers(taskId, value) }),
+        ),
+      );
+      await executor.start({
+        taskId,
+        image: 'busybox',
+        command,
+        env: [],
+        secrets: [secret('s', 'x', value)],
+      });
       if (taskId === 'hostkill') {
         // As an operator (or the OOM killer) would: the signal comes from outside secretd.
         const { pid } = await executor.state(taskId);
         process.kill(pid!, 'SIGKILL');
       }
       expect(await seen).toEqual({ code, left: [] });
-      expect(await executor.state(taskId)).toEqual({ status: 'missing', exitCode: null, pid: null });
+      expect(await executor.state(taskId)).toEqual({
+        status: 'missing',
+        exitCode: null,
+        pid: null,
+      });
       expect(leftovers(taskId, value)).toEqual([]);
       // Stopping what already ended is harmless and reports nothing twice.
       await executor.stop(taskId);
     }
     expect(await executor.secretsMounted()).toEqual([]);
-    expect(exits.filter(([id]) => cases.some((c) => c.taskId === id))).toEqual(cases.map((c) => [c.taskId, c.code]));
+    expect(exits.filter(([id]) => cases.some((c) => c.taskId === id))).toEqual(
+      cases.map((c) => [c.taskId, c.code]),
+    );
   });
 
   test('a container killed through the runtime is erased and reported once with its code', async () => {
     const killed = exitOf('killed');
-    await executor.start({ taskId: 'killed', image: 'busybox', command: ['sleep', '1000'], env: [], secrets: [secret('s', 'x', 'killed-value')] });
+    await executor.start({
+      taskId: 'killed',
+      image: 'busybox',
+      command: ['sleep', '1000'],
+      env: [],
+      secrets: [secret('s', 'x', 'killed-value')],
+    });
     await executor.signal('killed', 'KILL');
     expect(await killed).toBe(137);
     expect(leftovers('killed', 'killed-value')).toEqual([]);
@@ -244,12 +388,21 @@ describe.skipIf(!canRun)('Executor', () => {
 
   test('a command that does not exist fails the start and leaves no mount, directory or value', async () => {
     const value = `no-such-command-${crypto.randomUUID()}`;
-    const failed = await executor.start({ taskId: 'nocmd', image: 'busybox', command: ['/no/such/command'], env: [], secrets: [secret('s', 'x', value)] }).then(
-      () => null,
-      (error: unknown) => error as Error,
-    );
+    const failed = await executor
+      .start({
+        taskId: 'nocmd',
+        image: 'busybox',
+        command: ['/no/such/command'],
+        env: [],
+        secrets: [secret('s', 'x', value)],
+      })
+      .then(
+        () => null,
+        (error: unknown) => error as Error,
+      );
     // runc either refuses to start it or the container exits at once with 127: both end in nothing left.
-    if (failed === null) await until(async () => (await executor.state('nocmd')).status === 'missing');
+    if (failed === null)
+      await until(async () => (await executor.state('nocmd')).status === 'missing');
     expect(leftovers('nocmd', value)).toEqual([]);
     expect(await executor.secretsMounted()).toEqual([]);
   });
@@ -257,14 +410,29 @@ describe.skipIf(!canRun)('Executor', () => {
   test('sweep() erases a secrets mount and directory that no container owns, and leaves running tasks alone', async () => {
     const sweepRunDir = join(work, 'run-sweep');
     const left = new Executor({ dataDir, runDir: sweepRunDir, stopGraceMs: 3000 });
-    await left.start({ taskId: 'orphan', image: 'busybox', command: idle, env: [], secrets: [secret('s', 'x', 'orphan-value')] });
-    await left.start({ taskId: 'alive', image: 'busybox', command: idle, env: [], secrets: [secret('s', 'x', 'alive-value')] });
+    await left.start({
+      taskId: 'orphan',
+      image: 'busybox',
+      command: idle,
+      env: [],
+      secrets: [secret('s', 'x', 'orphan-value')],
+    });
+    await left.start({
+      taskId: 'alive',
+      image: 'busybox',
+      command: idle,
+      env: [],
+      secrets: [secret('s', 'x', 'alive-value')],
+    });
     left.close();
     const sweeper = new Executor({ dataDir, runDir: sweepRunDir, stopGraceMs: 3000 });
     // 'alive' is taken over; 'orphan' belongs to nobody (its container was removed behind our back).
     await sweeper.reconcile(new Set(['alive', 'orphan']));
     spawnSync('runc', ['--root', join(sweepRunDir, 'runc'), 'kill', 'orphan', 'KILL']);
-    await until(async () => (await sweeper.sweep()).includes('orphan') || (await sweeper.secretsMounted()).length === 1);
+    await until(
+      async () =>
+        (await sweeper.sweep()).includes('orphan') || (await sweeper.secretsMounted()).length === 1,
+    );
     expect(await sweeper.secretsMounted()).toEqual([sweeper.paths('alive').secretsDir]);
     expect(readdirSync(join(sweepRunDir, 'tasks'))).toEqual(['alive']);
     // A directory with a tmpfs that no task of this executor knows (a crash between mount and manifest).
@@ -282,11 +450,22 @@ describe.skipIf(!canRun)('Executor', () => {
   test('reconcile() after a crashed agent removes every container, mount and file not kept, and takes over the rest', async () => {
     const crashRunDir = join(work, 'run-crash');
     const first = new Executor({ dataDir, runDir: crashRunDir, stopGraceMs: 3000 });
-    for (const taskId of ['drop1', 'drop2', 'keep']) await first.start({ taskId, image: 'busybox', command: idle, env: [], secrets: [secret('s', 'token', `value-${taskId}`)] });
+    for (const taskId of ['drop1', 'drop2', 'keep'])
+      await first.start({
+        taskId,
+        image: 'busybox',
+        command: idle,
+        env: [],
+        secrets: [secret('s', 'token', `value-${taskId}`)],
+      });
     // The agent dies without stopping anything: its containers and mounts stay.
     first.close();
     const second = new Executor({ dataDir, runDir: crashRunDir, stopGraceMs: 3000 });
-    expect((await second.runtime.list()).map((c) => [c.id, c.status]).sort()).toEqual([['drop1', 'running'], ['drop2', 'running'], ['keep', 'running']]);
+    expect((await second.runtime.list()).map((c) => [c.id, c.status]).sort()).toEqual([
+      ['drop1', 'running'],
+      ['drop2', 'running'],
+      ['keep', 'running'],
+    ]);
     expect(await second.reconcile(new Set(['keep']))).toEqual({ removed: ['drop1', 'drop2'] });
     expect((await second.runtime.list()).map((c) => c.id)).toEqual(['keep']);
     expect(await second.secretsMounted()).toEqual([second.paths('keep').secretsDir]);
@@ -319,43 +498,109 @@ describe.skipIf(!canRun)('Executor', () => {
     let stderr = '';
     agent.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     agent.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<[number | null, string | null]>((resolve) => agent.once('exit', (code, signal) => resolve([code, signal])));
+    const exited = new Promise<[number | null, string | null]>((resolve) =>
+      agent.once('exit', (code, signal) => resolve([code, signal])),
+    );
     const ready = await Promise.race([
-      new Promise<boolean>((resolve) => agent.stdout.on('data', () => stdout.includes('started') && resolve(true))),
+      new Promise<boolean>((resolve) =>
+        agent.stdout.on('data', () => stdout.includes('started') && resolve(true)),
+      ),
       exited.then(() => false),
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 20_000)),
     ]);
     agent.kill('SIGKILL');
-    expect([ready, await exited, stdout, stderr]).toEqual([true, [null, 'SIGKILL'], 'started\n', '']);
+    expect([ready, await exited, stdout, stderr]).toEqual([
+      true,
+      [null, 'SIGKILL'],
+      'started\n',
+      '',
+    ]);
 
     const next = new Executor({ dataDir, runDir: crashRunDir, stopGraceMs: 3000 });
-    expect((await next.runtime.list()).map((c) => [c.id, c.status]).sort()).toEqual([['k1', 'running'], ['k2', 'running']]);
-    expect(await next.secretsMounted()).toEqual([next.paths('k1').secretsDir, next.paths('k2').secretsDir]);
+    expect((await next.runtime.list()).map((c) => [c.id, c.status]).sort()).toEqual([
+      ['k1', 'running'],
+      ['k2', 'running'],
+    ]);
+    expect(await next.secretsMounted()).toEqual([
+      next.paths('k1').secretsDir,
+      next.paths('k2').secretsDir,
+    ]);
     expect(await next.reconcile(new Set())).toEqual({ removed: ['k1', 'k2'] });
-    expect([await next.runtime.list(), await next.secretsMounted(), readdirSync(join(crashRunDir, 'tasks'))]).toEqual([[], [], []]);
+    expect([
+      await next.runtime.list(),
+      await next.secretsMounted(),
+      readdirSync(join(crashRunDir, 'tasks')),
+    ]).toEqual([[], [], []]);
   });
 
   test('start() fails clearly and mounts nothing for an unknown image, a missing runtime, a bad command or bad targets', async () => {
     const data = enc('never-written');
-    const noImage = await rejection(executor.start({ taskId: 'noimage', image: 'nope', command: idle, env: [], secrets: [secret('s', 'x', data)] }));
-    expect([noImage.code, noImage.message]).toEqual(['not_found', "Image 'nope' not found on this node: import it with `secretd image import nope ROOTFS.tar`"]);
+    const noImage = await rejection(
+      executor.start({
+        taskId: 'noimage',
+        image: 'nope',
+        command: idle,
+        env: [],
+        secrets: [secret('s', 'x', data)],
+      }),
+    );
+    expect([noImage.code, noImage.message]).toEqual([
+      'not_found',
+      "Image 'nope' not found on this node: import it with `secretd image import nope ROOTFS.tar`",
+    ]);
     expect(data.every((byte) => byte === 0)).toBe(true);
 
-    const noRuntime = new Executor({ dataDir, runDir: join(work, 'run-noruntime'), runtimeBinary: 'runc-not-installed' });
-    const missing = await rejection(noRuntime.start({ taskId: 'noruntime', image: 'busybox', command: idle, env: [], secrets: [secret('s', 'x', 'v')] }));
-    expect([missing.code, missing.message]).toEqual(['unavailable', "OCI runtime 'runc-not-installed' not found: install runc or pass --runtime PATH"]);
+    const noRuntime = new Executor({
+      dataDir,
+      runDir: join(work, 'run-noruntime'),
+      runtimeBinary: 'runc-not-installed',
+    });
+    const missing = await rejection(
+      noRuntime.start({
+        taskId: 'noruntime',
+        image: 'busybox',
+        command: idle,
+        env: [],
+        secrets: [secret('s', 'x', 'v')],
+      }),
+    );
+    expect([missing.code, missing.message]).toEqual([
+      'unavailable',
+      "OCI runtime 'runc-not-installed' not found: install runc or pass --runtime PATH",
+    ]);
     expect(await noRuntime.secretsMounted()).toEqual([]);
 
-    const badCommand = await rejection(executor.start({ taskId: 'badcmd', image: 'busybox', command: ['/no/such/program'], env: [], secrets: [secret('s', 'x', 'v')] }));
-    expect(badCommand.message).toBe("OCI runtime 'runc' could not start container 'badcmd': runc run failed: unable to start container process: exec: \"/no/such/program\": stat /no/such/program: no such file or directory");
+    const badCommand = await rejection(
+      executor.start({
+        taskId: 'badcmd',
+        image: 'busybox',
+        command: ['/no/such/program'],
+        env: [],
+        secrets: [secret('s', 'x', 'v')],
+      }),
+    );
+    expect(badCommand.message).toBe(
+      "OCI runtime 'runc' could not start container 'badcmd': runc run failed: unable to start container process: exec: \"/no/such/program\": stat /no/such/program: no such file or directory",
+    );
 
     for (const [targets, message] of [
       [['../x'], "secret target '../x' must not contain '.' or '..' components"],
       [[''], "secret target '' must not be empty"],
       [['dup', 'dup'], "secret target '/run/secrets/dup' is used twice"],
     ] as const) {
-      const bad = await rejection(executor.start({ taskId: 'badtarget', image: 'busybox', command: idle, env: [], secrets: targets.map((t) => secret('s', t, 'v')) }));
-      expect([bad.code, bad.message]).toEqual(['invalid', `Cannot start task 'badtarget': ${message}`]);
+      const bad = await rejection(
+        executor.start({
+          taskId: 'badtarget',
+          image: 'busybox',
+          command: idle,
+          env: [],
+          secrets: targets.map((t) => secret('s', t, 'v')),
+        }),
+      );
+      expect([bad.code, bad.message]).toEqual([
+        'invalid',
+        `Cannot start task 'badtarget': ${message}`,
+      ]);
     }
     expect(await executor.secretsMounted()).toEqual([]);
     expect(readdirSync(join(runDir, 'tasks'))).toEqual([]);

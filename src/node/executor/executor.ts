@@ -24,11 +24,32 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, realpath, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SecretdError } from '../../errors.ts';
-import { bundleFileMounts, checkedTask, planChanges, stopContainer, writeAll, type TaskRun, type TaskSecret } from './_task-ops.ts';
-import { checkTaskId, isTaskId, readManifest, taskPaths, tasksDir, writeManifest, type TaskPaths } from './_task-dir.ts';
+import {
+  bundleFileMounts,
+  checkedTask,
+  planChanges,
+  stopContainer,
+  writeAll,
+  type TaskRun,
+  type TaskSecret,
+} from './_task-ops.ts';
+import {
+  checkTaskId,
+  isTaskId,
+  readManifest,
+  taskPaths,
+  tasksDir,
+  writeManifest,
+  type TaskPaths,
+} from './_task-dir.ts';
 import { writeBundle } from './bundle.ts';
 import { ImageStore } from './images.ts';
-import { containerStartTimeoutMs, execTimeoutMsDefault, exitPollIntervalMs, stopGraceMsDefault } from './limits.ts';
+import {
+  containerStartTimeoutMs,
+  execTimeoutMsDefault,
+  exitPollIntervalMs,
+  stopGraceMsDefault,
+} from './limits.ts';
 import { removeEmptyCgroupParent } from './_cgroups.ts';
 import { readMounts } from './_mountinfo.ts';
 import { RuncRuntime } from './runc-runtime.ts';
@@ -104,7 +125,12 @@ export class Executor {
     const dataDir = resolve(options.dataDir);
     this.runDir = resolve(options.runDir ?? join('/run/secretd', sha256Hex(dataDir).slice(0, 16)));
     this.images = options.images ?? new ImageStore(dataDir);
-    this.runtime = options.runtime ?? new RuncRuntime({ rootDir: join(this.runDir, 'runc'), ...(options.runtimeBinary === undefined ? {} : { binary: options.runtimeBinary }) });
+    this.runtime =
+      options.runtime ??
+      new RuncRuntime({
+        rootDir: join(this.runDir, 'runc'),
+        ...(options.runtimeBinary === undefined ? {} : { binary: options.runtimeBinary }),
+      });
     this.stopGraceMs = options.stopGraceMs ?? stopGraceMsDefault;
     // One cgroup parent per executor instance (its run dir), so nodes sharing a machine never collide.
     this.cgroupParent = `/secretd/${sha256Hex(this.runDir).slice(0, 12)}`;
@@ -124,7 +150,8 @@ export class Executor {
     try {
       const context = `Cannot start task '${task.taskId}'`;
       const { files } = checkedTask(context, task);
-      if (this.tasks.has(task.taskId)) throw new SecretdError('conflict', `${context}: it is already on this node`);
+      if (this.tasks.has(task.taskId))
+        throw new SecretdError('conflict', `${context}: it is already on this node`);
       const entry = this.newEntry(task.taskId, 'creating');
       this.tasks.set(task.taskId, entry);
       await this.serial(entry, () => this.create(entry, task, files)).catch((error: unknown) => {
@@ -158,30 +185,46 @@ export class Executor {
 
   async signal(taskId: string, signal: string): Promise<void> {
     const context = `Cannot signal task '${taskId}'`;
-    if (!/^(SIG)?[A-Z0-9+-]{1,16}$|^\d{1,2}$/.test(signal)) throw new SecretdError('invalid', `${context}: '${signal}' is not a signal name or number`);
+    if (!/^(SIG)?[A-Z0-9+-]{1,16}$|^\d{1,2}$/.test(signal))
+      throw new SecretdError('invalid', `${context}: '${signal}' is not a signal name or number`);
     const entry = this.runningEntry(taskId, context);
     await this.serial(entry, () => this.runtime.kill(taskId, signal));
   }
 
-  async exec(taskId: string, argv: readonly string[], options: { timeoutMs?: number; uid?: number; gid?: number } = {}): Promise<ExecResult> {
+  async exec(
+    taskId: string,
+    argv: readonly string[],
+    options: { timeoutMs?: number; uid?: number; gid?: number } = {},
+  ): Promise<ExecResult> {
     const context = `Cannot exec in task '${taskId}'`;
-    if (argv.length === 0 || argv.some((arg) => arg.includes('\0'))) throw new SecretdError('invalid', `${context}: the command must be non-empty and contain no NUL`);
+    if (argv.length === 0 || argv.some((arg) => arg.includes('\0')))
+      throw new SecretdError(
+        'invalid',
+        `${context}: the command must be non-empty and contain no NUL`,
+      );
     this.runningEntry(taskId, context);
     const { timeoutMs = execTimeoutMsDefault, uid, gid } = options;
-    return this.runtime.exec(taskId, argv, { timeoutMs, ...(uid === undefined ? {} : { uid }), ...(gid === undefined ? {} : { gid }) });
+    return this.runtime.exec(taskId, argv, {
+      timeoutMs,
+      ...(uid === undefined ? {} : { uid }),
+      ...(gid === undefined ? {} : { gid }),
+    });
   }
 
   async state(taskId: string): Promise<TaskState> {
     checkTaskId(taskId);
     const entry = this.tasks.get(taskId);
     if (entry?.phase === 'creating') return { status: 'creating', exitCode: null, pid: null };
-    if (entry !== undefined && entry.phase === 'exited') return { status: 'stopped', exitCode: entry.exitCode, pid: null };
+    if (entry !== undefined && entry.phase === 'exited')
+      return { status: 'stopped', exitCode: entry.exitCode, pid: null };
     const container = await this.runtime.state(taskId);
     if (container === null || container.status === 'stopped') {
-      if (entry === undefined) return { status: container === null ? 'missing' : 'stopped', exitCode: null, pid: null };
+      if (entry === undefined)
+        return { status: container === null ? 'missing' : 'stopped', exitCode: null, pid: null };
       return { status: 'stopped', exitCode: entry.exitCode, pid: null };
     }
-    if (container.status === 'creating' || container.status === 'created') return { status: 'creating', exitCode: null, pid: null };
+    if (container.status === 'creating' || container.status === 'created')
+      return { status: 'creating', exitCode: null, pid: null };
     return { status: 'running', exitCode: null, pid: container.pid };
   }
 
@@ -189,7 +232,10 @@ export class Executor {
   async secretsMounted(): Promise<string[]> {
     // The kernel reports real paths; the run directory may be reached through a symlink.
     const prefix = (await realpath(tasksDir(this.runDir)).catch(() => tasksDir(this.runDir))) + '/';
-    return (await readMounts()).filter((m) => m.fsType === 'tmpfs' && m.mountPoint.startsWith(prefix)).map((m) => m.mountPoint).sort();
+    return (await readMounts())
+      .filter((m) => m.fsType === 'tmpfs' && m.mountPoint.startsWith(prefix))
+      .map((m) => m.mountPoint)
+      .sort();
   }
 
   stats(): ExecutorStats {
@@ -213,7 +259,8 @@ export class Executor {
     const candidates = new Set<string>();
     for (const name of await readdir(tasksDir(this.runDir)).catch(() => [])) candidates.add(name);
     const realTasksDir = await realpath(tasksDir(this.runDir));
-    for (const mountPoint of await this.secretsMounted()) candidates.add(mountPoint.slice(realTasksDir.length + 1).split('/')[0]!);
+    for (const mountPoint of await this.secretsMounted())
+      candidates.add(mountPoint.slice(realTasksDir.length + 1).split('/')[0]!);
     const erased: string[] = [];
     for (const taskId of [...candidates].filter(isTaskId)) {
       const entry = this.tasks.get(taskId);
@@ -248,7 +295,8 @@ export class Executor {
     for (const container of await this.runtime.list()) candidates.add(container.id);
     for (const name of await readdir(tasksDir(this.runDir)).catch(() => [])) candidates.add(name);
     const realTasksDir = await realpath(tasksDir(this.runDir));
-    for (const mountPoint of await this.secretsMounted()) candidates.add(mountPoint.slice(realTasksDir.length + 1).split('/')[0]!);
+    for (const mountPoint of await this.secretsMounted())
+      candidates.add(mountPoint.slice(realTasksDir.length + 1).split('/')[0]!);
     for (const taskId of this.tasks.keys()) candidates.add(taskId);
     const removed: string[] = [];
     await Promise.all(
@@ -257,13 +305,19 @@ export class Executor {
         if (keep.has(taskId)) return this.adopt(taskId);
         removed.push(taskId);
         const entry = this.tasks.get(taskId);
-        await (entry === undefined ? this.destroy(taskId, null) : this.serial(entry, () => this.destroy(taskId, entry)));
+        await (entry === undefined
+          ? this.destroy(taskId, null)
+          : this.serial(entry, () => this.destroy(taskId, entry)));
       }),
     );
     return { removed: removed.sort() };
   }
 
-  private async create(entry: TaskEntry, task: TaskRun, files: readonly SecretFile[]): Promise<void> {
+  private async create(
+    entry: TaskEntry,
+    task: TaskRun,
+    files: readonly SecretFile[],
+  ): Promise<void> {
     const paths = entry.paths;
     // Everything that can fail without side effects first: nothing is mounted for a bad image or runtime.
     const rootfsPath = await this.images.resolveImage(task.image);
@@ -272,15 +326,27 @@ export class Executor {
     try {
       await mkdir(paths.dir, { mode: 0o700 });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new SecretdError('conflict', `Cannot start task '${task.taskId}': ${paths.dir} exists (left by an earlier agent? reconcile first)`);
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new SecretdError(
+          'conflict',
+          `Cannot start task '${task.taskId}': ${paths.dir} exists (left by an earlier agent? reconcile first)`,
+        );
       throw error;
     }
     try {
-      const mount = await SecretMount.create(paths.secretsDir, secretsTmpfsBytes(task.secrets.map((s) => s.data.length)));
+      const mount = await SecretMount.create(
+        paths.secretsDir,
+        secretsTmpfsBytes(task.secrets.map((s) => s.data.length)),
+      );
       entry.mount = mount;
       await writeAll(mount, files, task.secrets);
       entry.manifest = { image: task.image, rootfsPath };
-      await writeManifest(paths, { taskId: task.taskId, image: task.image, rootfsPath, files: mount.list() });
+      await writeManifest(paths, {
+        taskId: task.taskId,
+        image: task.image,
+        rootfsPath,
+        files: mount.list(),
+      });
       const relative = files.some((file) => file.placement.kind === 'relative');
       await writeBundle(paths.bundleDir, {
         taskId: task.taskId,
@@ -291,7 +357,10 @@ export class Executor {
         fileMounts: bundleFileMounts(mount, files),
         cgroupsPath: `${this.cgroupParent}/${task.taskId}`,
       });
-      const container = await this.runtime.run(task.taskId, paths.bundleDir, { logPath: paths.runtimeLog, startTimeoutMs: containerStartTimeoutMs });
+      const container = await this.runtime.run(task.taskId, paths.bundleDir, {
+        logPath: paths.runtimeLog,
+        startTimeoutMs: containerStartTimeoutMs,
+      });
       entry.phase = 'running';
       entry.started = true;
       entry.pid = container.pid;
@@ -306,18 +375,34 @@ export class Executor {
   private async replaceSecrets(entry: TaskEntry, secrets: readonly TaskSecret[]): Promise<void> {
     const context = `Cannot update secrets of task '${entry.taskId}'`;
     const mount = entry.mount;
-    if (mount === null || entry.phase === 'stopping') throw new SecretdError('conflict', `${context}: it is stopping`);
+    if (mount === null || entry.phase === 'stopping')
+      throw new SecretdError('conflict', `${context}: it is stopping`);
     const files = checkSecretRefs(context, secrets);
-    const wanted = new Map(files.map((file, index) => [file.target, { file, data: secrets[index]!.data }]));
+    const wanted = new Map(
+      files.map((file, index) => [file.target, { file, data: secrets[index]!.data }]),
+    );
     const changes = await planChanges(mount, wanted);
     // Absolute targets are single-file binds fixed at start: a rename would not reach the container.
     for (const file of [...changes.write.map((w) => w.file), ...changes.remove]) {
-      if (file.placement.kind === 'absolute') throw new SecretdError('conflict', `${context}: secret target '${file.target}' is bound file by file into the container, so it cannot change without a restart`);
+      if (file.placement.kind === 'absolute')
+        throw new SecretdError(
+          'conflict',
+          `${context}: secret target '${file.target}' is bound file by file into the container, so it cannot change without a restart`,
+        );
     }
     await mount.ensureSize(secretsTmpfsBytes(secrets.map((s) => s.data.length)));
-    await writeAll(mount, changes.write.map((w) => w.file), changes.write.map((w) => ({ data: w.data })));
+    await writeAll(
+      mount,
+      changes.write.map((w) => w.file),
+      changes.write.map((w) => ({ data: w.data })),
+    );
     for (const file of changes.remove) await mount.removeFile(file.target);
-    if (entry.manifest !== null) await writeManifest(entry.paths, { taskId: entry.taskId, ...entry.manifest, files: mount.list() });
+    if (entry.manifest !== null)
+      await writeManifest(entry.paths, {
+        taskId: entry.taskId,
+        ...entry.manifest,
+        files: mount.list(),
+      });
   }
 
   /**
@@ -372,9 +457,12 @@ export class Executor {
     entry.pid = container.pid;
     // No runc child to wait on: poll at a modest rate; the exit code is lost with the old agent.
     const timer = setInterval(() => {
-      void this.runtime.state(taskId).then((state) => {
-        if (state === null || state.status === 'stopped') this.exited(entry, null);
-      }, () => undefined);
+      void this.runtime.state(taskId).then(
+        (state) => {
+          if (state === null || state.status === 'stopped') this.exited(entry, null);
+        },
+        () => undefined,
+      );
     }, exitPollIntervalMs);
     timer.unref?.();
     entry.stopPolling = () => clearInterval(timer);
@@ -405,19 +493,37 @@ export class Executor {
   }
 
   private newEntry(taskId: string, phase: TaskEntry['phase']): TaskEntry {
-    return { taskId, paths: taskPaths(this.runDir, taskId), manifest: null, mount: null, phase, started: phase !== 'creating', pid: null, exitCode: null, exitReported: false, exited: null, stopPolling: null, queue: Promise.resolve() };
+    return {
+      taskId,
+      paths: taskPaths(this.runDir, taskId),
+      manifest: null,
+      mount: null,
+      phase,
+      started: phase !== 'creating',
+      pid: null,
+      exitCode: null,
+      exitReported: false,
+      exited: null,
+      stopPolling: null,
+      queue: Promise.resolve(),
+    };
   }
 
   private entry(taskId: string, context: string): TaskEntry {
     checkTaskId(taskId);
     const entry = this.tasks.get(taskId);
-    if (entry === undefined) throw new SecretdError('not_found', `${context}: no such task on this node`);
+    if (entry === undefined)
+      throw new SecretdError('not_found', `${context}: no such task on this node`);
     return entry;
   }
 
   private runningEntry(taskId: string, context: string): TaskEntry {
     const entry = this.entry(taskId, context);
-    if (entry.phase !== 'running') throw new SecretdError('conflict', `${context}: it is ${entry.phase === 'exited' ? 'not running (exited)' : entry.phase}`);
+    if (entry.phase !== 'running')
+      throw new SecretdError(
+        'conflict',
+        `${context}: it is ${entry.phase === 'exited' ? 'not running (exited)' : entry.phase}`,
+      );
     return entry;
   }
 

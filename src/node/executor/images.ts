@@ -36,7 +36,10 @@ const namePattern = /^[a-z0-9][a-z0-9._/:-]*$/;
 /** Checks a name and adds Docker's default tag: `busybox` → `busybox:latest`. */
 export function normalizeImageName(name: string): string {
   if (name.length === 0 || name.length > imageNameCharsMax || !namePattern.test(name)) {
-    throw new SecretdError('invalid', `Image name '${name}' must be 1 to ${imageNameCharsMax} characters of [a-z0-9._/:-], starting with a letter or digit`);
+    throw new SecretdError(
+      'invalid',
+      `Image name '${name}' must be 1 to ${imageNameCharsMax} characters of [a-z0-9._/:-], starting with a letter or digit`,
+    );
   }
   const tagged = name.lastIndexOf(':') > name.lastIndexOf('/');
   return tagged ? name : `${name}:latest`;
@@ -53,31 +56,53 @@ export class ImageStore {
 
   async importImage(name: string, tarballPath: string): Promise<ImageInfo> {
     const normalized = normalizeImageName(name);
-    const fail = (code: 'invalid' | 'conflict' | 'internal' | 'unavailable', why: string): SecretdError => new SecretdError(code, `Cannot import image '${normalized}': ${why}`);
+    const fail = (
+      code: 'invalid' | 'conflict' | 'internal' | 'unavailable',
+      why: string,
+    ): SecretdError => new SecretdError(code, `Cannot import image '${normalized}': ${why}`);
     const tarball = await stat(tarballPath).catch(() => null);
-    if (tarball === null || !tarball.isFile()) throw fail('invalid', `${tarballPath} is not a readable file`);
+    if (tarball === null || !tarball.isFile())
+      throw fail('invalid', `${tarballPath} is not a readable file`);
     const finalDir = this.imageDir(normalized);
-    if (await exists(finalDir)) throw fail('conflict', 'an image with this name exists: remove it first');
+    if (await exists(finalDir))
+      throw fail('conflict', 'an image with this name exists: remove it first');
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const tempDir = join(this.dir, `.import-${randomBytes(8).toString('hex')}`);
     try {
       await mkdir(join(tempDir, 'rootfs'), { recursive: true, mode: 0o755 });
       let result;
       try {
-        result = await runCommand('tar', ['-x', '--numeric-owner', '-f', tarballPath, '-C', join(tempDir, 'rootfs')], { timeoutMs: imageImportTimeoutMs });
+        result = await runCommand(
+          'tar',
+          ['-x', '--numeric-owner', '-f', tarballPath, '-C', join(tempDir, 'rootfs')],
+          { timeoutMs: imageImportTimeoutMs },
+        );
       } catch (error) {
-        if (error instanceof CommandSpawnError) throw fail('unavailable', `\`tar\` cannot be run (${error.errno})`);
+        if (error instanceof CommandSpawnError)
+          throw fail('unavailable', `\`tar\` cannot be run (${error.errno})`);
         throw error;
       }
-      if (result.timedOut) throw fail('internal', `tar did not finish within ${imageImportTimeoutMs} ms`);
-      if (result.code !== 0) throw fail('invalid', `tar failed: ${lastLine(result.stderr) || `exit code ${result.code}`}`);
-      const info = { name: normalized, digest: `sha256:${await sha256File(tarballPath)}`, importedAt: this.now().toISOString() };
-      await writeFile(join(tempDir, 'image.json'), JSON.stringify(info, null, 2) + '\n', { mode: 0o644 });
+      if (result.timedOut)
+        throw fail('internal', `tar did not finish within ${imageImportTimeoutMs} ms`);
+      if (result.code !== 0)
+        throw fail(
+          'invalid',
+          `tar failed: ${lastLine(result.stderr) || `exit code ${result.code}`}`,
+        );
+      const info = {
+        name: normalized,
+        digest: `sha256:${await sha256File(tarballPath)}`,
+        importedAt: this.now().toISOString(),
+      };
+      await writeFile(join(tempDir, 'image.json'), JSON.stringify(info, null, 2) + '\n', {
+        mode: 0o644,
+      });
       try {
         await rename(tempDir, finalDir);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST' || code === 'ENOTEMPTY') throw fail('conflict', 'an image with this name was imported meanwhile');
+        if (code === 'EEXIST' || code === 'ENOTEMPTY')
+          throw fail('conflict', 'an image with this name was imported meanwhile');
         throw error;
       }
       return { ...info, rootfsPath: join(finalDir, 'rootfs') };
@@ -92,7 +117,10 @@ export class ImageStore {
     const rootfs = join(this.imageDir(normalized), 'rootfs');
     const info = await stat(rootfs).catch(() => null);
     if (info === null || !info.isDirectory()) {
-      throw new SecretdError('not_found', `Image '${name}' not found on this node: import it with \`secretd image import ${name} ROOTFS.tar\``);
+      throw new SecretdError(
+        'not_found',
+        `Image '${name}' not found on this node: import it with \`secretd image import ${name} ROOTFS.tar\``,
+      );
     }
     return rootfs;
   }
@@ -108,8 +136,15 @@ export class ImageStore {
     // Entries starting with '.' are imports or removals in progress.
     for (const entry of names.filter((n) => !n.startsWith('.')).sort()) {
       try {
-        const info = JSON.parse(await readFile(join(this.dir, entry, 'image.json'), 'utf8')) as Omit<ImageInfo, 'rootfsPath'>;
-        images.push({ name: info.name, digest: info.digest, importedAt: info.importedAt, rootfsPath: join(this.dir, entry, 'rootfs') });
+        const info = JSON.parse(
+          await readFile(join(this.dir, entry, 'image.json'), 'utf8'),
+        ) as Omit<ImageInfo, 'rootfsPath'>;
+        images.push({
+          name: info.name,
+          digest: info.digest,
+          importedAt: info.importedAt,
+          rootfsPath: join(this.dir, entry, 'rootfs'),
+        });
       } catch {
         // A directory that is not an image (no metadata): not ours to list.
       }
@@ -121,7 +156,8 @@ export class ImageStore {
   async removeImage(name: string): Promise<void> {
     const normalized = normalizeImageName(name);
     const dir = this.imageDir(normalized);
-    if (!(await exists(dir))) throw new SecretdError('not_found', `Image '${normalized}' not found on this node`);
+    if (!(await exists(dir)))
+      throw new SecretdError('not_found', `Image '${normalized}' not found on this node`);
     // Renamed away first, so the name is free at once and a crash mid-removal leaves no half image.
     const doomed = join(this.dir, `.remove-${randomBytes(8).toString('hex')}`);
     await rename(dir, doomed);

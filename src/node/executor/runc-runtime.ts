@@ -14,7 +14,14 @@ import { join } from 'node:path';
 import { SecretdError } from '../../errors.ts';
 import { CommandSpawnError, lastLine, runCommand, type CommandResult } from './_command.ts';
 import { commandTimeoutMs } from './limits.ts';
-import type { ContainerState, ExecOptions, ExecResult, RunOptions, Runtime, RunningContainer } from './runtime.ts';
+import type {
+  ContainerState,
+  ExecOptions,
+  ExecResult,
+  RunOptions,
+  Runtime,
+  RunningContainer,
+} from './runtime.ts';
 
 export interface RuncRuntimeOptions {
   /** runc's state directory (`--root`); ours alone, e.g. `<runDir>/runc`. */
@@ -38,7 +45,11 @@ export class RuncRuntime implements Runtime {
   async check(): Promise<void> {
     if (this.checked) return;
     const result = await this.command(['--version'], false);
-    if (result.code !== 0) throw new SecretdError('unavailable', `OCI runtime '${this.name}' does not work: \`${this.name} --version\` failed: ${lastLine(result.stderr)}`);
+    if (result.code !== 0)
+      throw new SecretdError(
+        'unavailable',
+        `OCI runtime '${this.name}' does not work: \`${this.name} --version\` failed: ${lastLine(result.stderr)}`,
+      );
     this.checked = true;
   }
 
@@ -47,7 +58,20 @@ export class RuncRuntime implements Runtime {
     const pidPath = join(bundleDir, 'init.pid');
     await rm(options.logPath, { force: true });
     await rm(pidPath, { force: true });
-    const args = ['--root', this.rootDir, '--log', options.logPath, '--log-format', 'json', 'run', '--bundle', bundleDir, '--pid-file', pidPath, id];
+    const args = [
+      '--root',
+      this.rootDir,
+      '--log',
+      options.logPath,
+      '--log-format',
+      'json',
+      'run',
+      '--bundle',
+      bundleDir,
+      '--pid-file',
+      pidPath,
+      id,
+    ];
     const child = spawn(this.name, args, { detached: true, stdio: 'ignore' });
     // The agent must be able to exit while containers run: do not hold its event loop open.
     child.unref();
@@ -72,14 +96,21 @@ export class RuncRuntime implements Runtime {
       if (pid !== null) return { pid, exited };
       if (exitCode !== undefined) {
         const reason = await runtimeErrors(options.logPath);
-        if (reason !== '') throw new SecretdError('internal', `OCI runtime '${this.name}' could not start container '${id}': ${reason}`);
+        if (reason !== '')
+          throw new SecretdError(
+            'internal',
+            `OCI runtime '${this.name}' could not start container '${id}': ${reason}`,
+          );
         // The process started and is already gone (a command that exits at once): a normal exit.
         return { pid: null, exited };
       }
       if (performance.now() > deadline) {
         child.kill('SIGKILL');
         await this.delete(id).catch(() => undefined);
-        throw new SecretdError('unavailable', `OCI runtime '${this.name}' did not start container '${id}' within ${options.startTimeoutMs} ms`);
+        throw new SecretdError(
+          'unavailable',
+          `OCI runtime '${this.name}' did not start container '${id}' within ${options.startTimeoutMs} ms`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, startPollMs));
     }
@@ -94,7 +125,11 @@ export class RuncRuntime implements Runtime {
 
   async kill(id: string, signal: string): Promise<void> {
     const result = await this.command(['kill', id, signal]);
-    if (result.code === 0 || /not running|does not exist|process already finished/.test(result.stderr)) return;
+    if (
+      result.code === 0 ||
+      /not running|does not exist|process already finished/.test(result.stderr)
+    )
+      return;
     throw this.failure('kill', id, result);
   }
 
@@ -105,10 +140,17 @@ export class RuncRuntime implements Runtime {
   }
 
   async exec(id: string, argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
-    const user = options.uid === undefined ? [] : ['--user', `${options.uid}:${options.gid ?? options.uid}`];
+    const user =
+      options.uid === undefined ? [] : ['--user', `${options.uid}:${options.gid ?? options.uid}`];
     const result = await this.command(['exec', ...user, id, ...argv], true, options.timeoutMs);
-    if (result.timedOut) throw new SecretdError('unavailable', `Command in container '${id}' did not finish within ${options.timeoutMs} ms`);
-    const code = result.code ?? (result.signal === null ? 255 : 128 + (osConstants.signals[result.signal] ?? 0));
+    if (result.timedOut)
+      throw new SecretdError(
+        'unavailable',
+        `Command in container '${id}' did not finish within ${options.timeoutMs} ms`,
+      );
+    const code =
+      result.code ??
+      (result.signal === null ? 255 : 128 + (osConstants.signals[result.signal] ?? 0));
     return { code, stdout: result.stdout, stderr: result.stderr };
   }
 
@@ -120,7 +162,11 @@ export class RuncRuntime implements Runtime {
     return Array.isArray(parsed) ? parsed.map(parseState) : [];
   }
 
-  private async command(args: readonly string[], withRoot = true, timeoutMs = commandTimeoutMs): Promise<CommandResult> {
+  private async command(
+    args: readonly string[],
+    withRoot = true,
+    timeoutMs = commandTimeoutMs,
+  ): Promise<CommandResult> {
     const fullArgs = withRoot ? ['--root', this.rootDir, ...args] : args;
     let result: CommandResult;
     try {
@@ -130,24 +176,42 @@ export class RuncRuntime implements Runtime {
       if (error instanceof CommandSpawnError) throw this.spawnFailure(error.errno);
       throw error;
     }
-    if (result.timedOut && args[0] !== 'exec') throw new SecretdError('unavailable', `OCI runtime '${this.name}' did not answer \`${args[0] ?? ''}\` within ${timeoutMs} ms`);
+    if (result.timedOut && args[0] !== 'exec')
+      throw new SecretdError(
+        'unavailable',
+        `OCI runtime '${this.name}' did not answer \`${args[0] ?? ''}\` within ${timeoutMs} ms`,
+      );
     return result;
   }
 
   private spawnFailure(errno: string): SecretdError {
-    if (errno === 'ENOENT') return new SecretdError('unavailable', `OCI runtime '${this.name}' not found: install runc or pass --runtime PATH`);
-    return new SecretdError('unavailable', `OCI runtime '${this.name}' cannot be run (${errno}): install runc or pass --runtime PATH`);
+    if (errno === 'ENOENT')
+      return new SecretdError(
+        'unavailable',
+        `OCI runtime '${this.name}' not found: install runc or pass --runtime PATH`,
+      );
+    return new SecretdError(
+      'unavailable',
+      `OCI runtime '${this.name}' cannot be run (${errno}): install runc or pass --runtime PATH`,
+    );
   }
 
   private failure(action: string, id: string, result: CommandResult): SecretdError {
     const target = id === '' ? '' : ` '${id}'`;
-    return new SecretdError('internal', `OCI runtime '${this.name}' failed to ${action} container${target}: ${lastLine(result.stderr) || `exit code ${result.code}`}`);
+    return new SecretdError(
+      'internal',
+      `OCI runtime '${this.name}' failed to ${action} container${target}: ${lastLine(result.stderr) || `exit code ${result.code}`}`,
+    );
   }
 }
 
 function parseState(value: unknown): ContainerState {
   const record = value as { id?: unknown; pid?: unknown; status?: unknown; bundle?: unknown };
-  if (typeof record.id !== 'string' || typeof record.status !== 'string') throw new SecretdError('internal', 'OCI runtime printed a container state without id or status');
+  if (typeof record.id !== 'string' || typeof record.status !== 'string')
+    throw new SecretdError(
+      'internal',
+      'OCI runtime printed a container state without id or status',
+    );
   return {
     id: record.id,
     pid: typeof record.pid === 'number' ? record.pid : 0,
@@ -179,7 +243,8 @@ async function runtimeErrors(logPath: string): Promise<string> {
     if (line.trim() === '') continue;
     try {
       const entry = JSON.parse(line) as { level?: unknown; msg?: unknown };
-      if ((entry.level === 'error' || entry.level === 'fatal') && typeof entry.msg === 'string') messages.push(entry.msg);
+      if ((entry.level === 'error' || entry.level === 'fatal') && typeof entry.msg === 'string')
+        messages.push(entry.msg);
     } catch {
       const match = /level=(?:error|fatal) msg="((?:[^"\\]|\\.)*)"/.exec(line);
       if (match?.[1] !== undefined) messages.push(match[1].replace(/\\"/g, '"'));

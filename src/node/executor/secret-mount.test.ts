@@ -1,6 +1,15 @@
 import { describe, expect, test } from 'bun:test';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+} from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { tempDir } from '../../../test/helpers/process.ts';
@@ -11,13 +20,17 @@ import { checkSecretRefs, type SecretRef } from './targets.ts';
 import { rejection } from '../../../test/helpers/errors.ts';
 
 const isRoot = process.getuid?.() === 0;
-if (!isRoot) console.warn('secret-mount tests skipped: mounting a tmpfs needs root (CI runs as root)');
+if (!isRoot)
+  console.warn('secret-mount tests skipped: mounting a tmpfs needs root (CI runs as root)');
 
 const [major = 0, minor = 0] = release().split('.').map(Number);
 const kernelHasNoswap = major > 6 || (major === 6 && minor >= 4);
 
 const enc = (text: string): Uint8Array => new TextEncoder().encode(text);
-const file = (target: string, extra: Partial<SecretRef> = {}) => checkSecretRefs('test', [{ secretId: 'sec1', target, uid: '0', gid: '0', mode: 0o444, ...extra }])[0]!;
+const file = (target: string, extra: Partial<SecretRef> = {}) =>
+  checkSecretRefs('test', [
+    { secretId: 'sec1', target, uid: '0', gid: '0', mode: 0o444, ...extra },
+  ])[0]!;
 
 /** Reads a file through an fd opened earlier: what a process holding it open would see. */
 function readFd(fd: number, length: number): Buffer {
@@ -41,7 +54,9 @@ describe.skipIf(!isRoot)('SecretMount', () => {
     try {
       const entry = mountAt(await readMounts(), mount.path)!;
       expect(entry.fsType).toBe('tmpfs');
-      expect(['nodev', 'nosuid', 'noexec'].every((option) => entry.mountOptions.has(option))).toBe(true);
+      expect(['nodev', 'nosuid', 'noexec'].every((option) => entry.mountOptions.has(option))).toBe(
+        true,
+      );
       expect(entry.superOptions.has('size=1024k')).toBe(true);
       expect(entry.superOptions.has('mode=700')).toBe(true);
       expect(entry.superOptions.has('noswap')).toBe(kernelHasNoswap);
@@ -62,7 +77,12 @@ describe.skipIf(!isRoot)('SecretMount', () => {
       expect(data).toEqual(new Uint8Array(9));
       const path = join(mount.path, 'run', 'app', 'db_pass');
       const stats = statSync(path);
-      expect([stats.uid, stats.gid, (stats.mode & 0o7777).toString(8), readFileSync(path, 'utf8')]).toEqual([1000, 1001, '400', 'value-one']);
+      expect([
+        stats.uid,
+        stats.gid,
+        (stats.mode & 0o7777).toString(8),
+        readFileSync(path, 'utf8'),
+      ]).toEqual([1000, 1001, '400', 'value-one']);
       expect(readdirSync(join(mount.path, 'tmp'))).toEqual([]);
       expect(mount.filesWritten).toBe(1);
     } finally {
@@ -80,7 +100,11 @@ describe.skipIf(!isRoot)('SecretMount', () => {
       const before = statSync(path).ino;
       const fd = openSync(path, 'r');
       await mount.updateFile('token', enc('new-value!'));
-      expect([readFileSync(path, 'utf8'), statSync(path).ino === before, readFd(fd, 9).toString()]).toEqual(['new-value!', false, 'old-value']);
+      expect([
+        readFileSync(path, 'utf8'),
+        statSync(path).ino === before,
+        readFd(fd, 9).toString(),
+      ]).toEqual(['new-value!', false, 'old-value']);
       closeSync(fd);
       expect((await rejection(mount.updateFile('nope', enc('x')))).code).toBe('not_found');
     } finally {
@@ -113,7 +137,10 @@ describe.skipIf(!isRoot)('SecretMount', () => {
     mkdirSync(join(mount.path, 'run'));
     const data = enc('must-not-land-on-disk');
     const error = await rejection(mount.writeFile(file('x'), data));
-    expect([error.code, error.message]).toEqual(['internal', `Refusing to write secrets at ${mount.path}: nothing is mounted there`]);
+    expect([error.code, error.message]).toEqual([
+      'internal',
+      `Refusing to write secrets at ${mount.path}: nothing is mounted there`,
+    ]);
     expect(readdirSync(join(mount.path, 'run'))).toEqual([]);
     expect(data).toEqual(new Uint8Array(data.length));
     await mount.destroy();
@@ -122,7 +149,9 @@ describe.skipIf(!isRoot)('SecretMount', () => {
   test('open() refuses a directory that is not a tmpfs mount', async () => {
     using dir = tempDir('secretd-mount-');
     const error = await rejection(SecretMount.open(dir.path, []));
-    expect(error.message).toBe(`Refusing to write secrets at ${dir.path}: nothing is mounted there`);
+    expect(error.message).toBe(
+      `Refusing to write secrets at ${dir.path}: nothing is mounted there`,
+    );
   });
 
   test('ensureSize() grows the cap so a larger secret fits', async () => {
@@ -131,7 +160,9 @@ describe.skipIf(!isRoot)('SecretMount', () => {
     try {
       const big = (): Uint8Array => new Uint8Array(1536 * 1024).fill(7);
       const full = await rejection(mount.writeFile(file('big'), big()));
-      expect(full.message).toBe("Cannot write the secret file for target 'big' (secret sec1): the secrets tmpfs is full");
+      expect(full.message).toBe(
+        "Cannot write the secret file for target 'big' (secret sec1): the secrets tmpfs is full",
+      );
       expect(readdirSync(join(mount.path, 'tmp'))).toEqual([]);
       await mount.ensureSize(secretsTmpfsBytes([1536 * 1024]));
       await mount.writeFile(file('big'), big());

@@ -15,7 +15,18 @@
  * the bytes before, and we cannot reach those copies.
  */
 import { constants as fsConstants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, realpath, rename, rmdir, statfs, unlink } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  realpath,
+  rename,
+  rmdir,
+  statfs,
+  unlink,
+} from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { SecretdError, assert } from '../../errors.ts';
@@ -58,12 +69,28 @@ export class SecretMount {
   static async create(path: string, sizeBytes: number): Promise<SecretMount> {
     await mkdir(path, { recursive: true, mode: 0o700 });
     const real = await realpath(path);
-    if (mountAt(await readMounts(), real) !== null) throw new SecretdError('conflict', `Cannot mount secrets at ${real}: something is already mounted there`);
+    if (mountAt(await readMounts(), real) !== null)
+      throw new SecretdError(
+        'conflict',
+        `Cannot mount secrets at ${real}: something is already mounted there`,
+      );
     const base = ['nodev', 'nosuid', 'noexec', 'mode=0700', 'uid=0', 'gid=0', `size=${sizeBytes}`];
     // noswap (Linux 6.4+) keeps the pages out of swap; older kernels refuse the option.
-    let result = await mountCommand(['-t', 'tmpfs', '-o', [...base, 'noswap'].join(','), secretsMountSource, real]);
-    if (result.code !== 0) result = await mountCommand(['-t', 'tmpfs', '-o', base.join(','), secretsMountSource, real]);
-    if (result.code !== 0) throw new SecretdError('internal', `Cannot mount a tmpfs for secrets at ${real}: ${lastLine(result.stderr) || `mount exited with ${result.code}`}`);
+    let result = await mountCommand([
+      '-t',
+      'tmpfs',
+      '-o',
+      [...base, 'noswap'].join(','),
+      secretsMountSource,
+      real,
+    ]);
+    if (result.code !== 0)
+      result = await mountCommand(['-t', 'tmpfs', '-o', base.join(','), secretsMountSource, real]);
+    if (result.code !== 0)
+      throw new SecretdError(
+        'internal',
+        `Cannot mount a tmpfs for secrets at ${real}: ${lastLine(result.stderr) || `mount exited with ${result.code}`}`,
+      );
     const mount = new SecretMount(real, sizeBytes);
     try {
       await mount.verify();
@@ -116,7 +143,11 @@ export class SecretMount {
   async ensureSize(sizeBytes: number): Promise<void> {
     if (sizeBytes <= this.sizeBytes) return;
     const result = await mountCommand(['-o', `remount,size=${sizeBytes}`, this.path]);
-    if (result.code !== 0) throw new SecretdError('internal', `Cannot grow the secrets tmpfs at ${this.path}: ${lastLine(result.stderr)}`);
+    if (result.code !== 0)
+      throw new SecretdError(
+        'internal',
+        `Cannot grow the secrets tmpfs at ${this.path}: ${lastLine(result.stderr)}`,
+      );
     this.sizeBytes = sizeBytes;
   }
 
@@ -126,10 +157,15 @@ export class SecretMount {
       await this.verify();
       const finalPath = this.hostPath(file);
       assert(finalPath.startsWith(this.path + '/'), 'a secret file path stays inside its tmpfs');
-      if (file.placement.kind === 'relative') await mkdirInside(this.relativeDir, dirname(finalPath));
+      if (file.placement.kind === 'relative')
+        await mkdirInside(this.relativeDir, dirname(finalPath));
       const tempPath = join(this.path, 'tmp', randomBytes(12).toString('hex'));
       try {
-        const handle = await open(tempPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+        const handle = await open(
+          tempPath,
+          fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
+          0o600,
+        );
         try {
           await handle.writeFile(data);
           await handle.chown(file.uid, file.gid);
@@ -148,7 +184,10 @@ export class SecretMount {
       if (error instanceof SecretdError) throw error;
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
       const why = code === 'ENOSPC' ? 'the secrets tmpfs is full' : code;
-      throw new SecretdError('internal', `Cannot write the secret file for target '${file.target}' (secret ${file.secretId}): ${why}`);
+      throw new SecretdError(
+        'internal',
+        `Cannot write the secret file for target '${file.target}' (secret ${file.secretId}): ${why}`,
+      );
     } finally {
       data.fill(0);
     }
@@ -159,7 +198,10 @@ export class SecretMount {
     const file = this.files.get(target);
     if (file === undefined) {
       data.fill(0);
-      throw new SecretdError('not_found', `Cannot update secret target '${target}': no such file in ${this.path}`);
+      throw new SecretdError(
+        'not_found',
+        `Cannot update secret target '${target}': no such file in ${this.path}`,
+      );
     }
     await this.writeFile(file, data);
   }
@@ -171,7 +213,10 @@ export class SecretMount {
   async contentEquals(target: string, data: Uint8Array): Promise<boolean> {
     const file = this.files.get(target);
     if (file === undefined) return false;
-    const handle = await open(this.hostPath(file), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW).catch(() => null);
+    const handle = await open(
+      this.hostPath(file),
+      fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW,
+    ).catch(() => null);
     if (handle === null) return false;
     let stored: Uint8Array | null = null;
     try {
@@ -223,7 +268,8 @@ export async function eraseSecretsDir(given: string): Promise<void> {
     const result = await mountCommand(['--no-canonicalize', path], 'umount');
     if (result.code !== 0) await mountCommand(['--lazy', '--no-canonicalize', path], 'umount');
   }
-  if (await mounted()) throw new SecretdError('internal', `Cannot unmount the secrets tmpfs at ${path}`);
+  if (await mounted())
+    throw new SecretdError('internal', `Cannot unmount the secrets tmpfs at ${path}`);
   try {
     await zeroTree(path);
     await rmdir(path);
@@ -234,13 +280,16 @@ export async function eraseSecretsDir(given: string): Promise<void> {
 
 async function verifiedMount(path: string): Promise<MountEntry> {
   const entry = mountAt(await readMounts(), path);
-  const refuse = (why: string): SecretdError => new SecretdError('internal', `Refusing to write secrets at ${path}: ${why}`);
+  const refuse = (why: string): SecretdError =>
+    new SecretdError('internal', `Refusing to write secrets at ${path}: ${why}`);
   if (entry === null) throw refuse('nothing is mounted there');
   if (entry.fsType !== 'tmpfs') throw refuse(`it is ${entry.fsType}, not tmpfs`);
-  for (const option of requiredMountOptions) if (!entry.mountOptions.has(option)) throw refuse(`the mount lacks ${option}`);
+  for (const option of requiredMountOptions)
+    if (!entry.mountOptions.has(option)) throw refuse(`the mount lacks ${option}`);
   // A second opinion from the filesystem itself.
   const stats = await statfs(path);
-  if (stats.type !== tmpfsMagic) throw refuse(`statfs reports filesystem type 0x${stats.type.toString(16)}, not tmpfs`);
+  if (stats.type !== tmpfsMagic)
+    throw refuse(`statfs reports filesystem type 0x${stats.type.toString(16)}, not tmpfs`);
   return entry;
 }
 
@@ -254,7 +303,11 @@ async function mkdirInside(root: string, dir: string): Promise<void> {
     await chmod(dir, 0o755);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    if (!(await lstat(dir)).isDirectory()) throw new SecretdError('invalid', `Cannot create secret directory ${dir}: a file is in the way`);
+    if (!(await lstat(dir)).isDirectory())
+      throw new SecretdError(
+        'invalid',
+        `Cannot create secret directory ${dir}: a file is in the way`,
+      );
   }
 }
 
@@ -284,7 +337,8 @@ async function zeroAndUnlink(path: string): Promise<void> {
     const handle = await open(path, fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW);
     try {
       const { size } = await handle.stat();
-      for (let offset = 0; offset < size; offset += zeroChunk.length) await handle.write(zeroChunk, 0, Math.min(zeroChunk.length, size - offset), offset);
+      for (let offset = 0; offset < size; offset += zeroChunk.length)
+        await handle.write(zeroChunk, 0, Math.min(zeroChunk.length, size - offset), offset);
     } finally {
       await handle.close();
     }
@@ -299,15 +353,24 @@ async function zeroAndUnlink(path: string): Promise<void> {
 function parseSize(text: string): number | null {
   const match = /^(\d+)([kmg]?)$/i.exec(text);
   if (match === null) return null;
-  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[
+    match[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'
+  ];
   return Number(match[1]) * unit;
 }
 
-async function mountCommand(args: readonly string[], binary: 'mount' | 'umount' = 'mount'): Promise<{ code: number | null; stderr: string }> {
+async function mountCommand(
+  args: readonly string[],
+  binary: 'mount' | 'umount' = 'mount',
+): Promise<{ code: number | null; stderr: string }> {
   try {
     return await runCommand(binary, args, { timeoutMs: commandTimeoutMs });
   } catch (error) {
-    if (error instanceof CommandSpawnError) throw new SecretdError('unavailable', `Cannot manage the secrets tmpfs: \`${binary}\` cannot be run (${error.errno})`);
+    if (error instanceof CommandSpawnError)
+      throw new SecretdError(
+        'unavailable',
+        `Cannot manage the secrets tmpfs: \`${binary}\` cannot be run (${error.errno})`,
+      );
     throw error;
   }
 }

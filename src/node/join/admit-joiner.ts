@@ -7,7 +7,13 @@
  * join request came from (an address it merely claims, or a host name, is left out).
  */
 import { isIP } from 'node:net';
-import { issueCertificate, joinTokenMatches, newId, type Random, type Role } from '../../crypto/index.ts';
+import {
+  issueCertificate,
+  joinTokenMatches,
+  newId,
+  type Random,
+  type Role,
+} from '../../crypto/index.ts';
 import { invalid, SecretdError } from '../../errors.ts';
 import { nodeCertLifetimeMs } from '../../limits.ts';
 import { loopbackNames, splitHostPort } from './init-cluster.ts';
@@ -39,13 +45,20 @@ export async function issueJoin(
   request: JoinRequest,
   options: { random: Random; now: Date; idTaken: (id: string) => boolean },
 ): Promise<IssuedJoin> {
-  const role = joinTokenMatches(request.token, cluster.joinTokens.manager) ? 'manager' : joinTokenMatches(request.token, cluster.joinTokens.worker) ? 'worker' : null;
-  if (!role) throw new SecretdError('forbidden', 'A valid join token is necessary to join this cluster');
-  if (!hostnamePattern.test(request.hostname)) throw invalid('Invalid join request: Hostname must be a host name');
+  const role = joinTokenMatches(request.token, cluster.joinTokens.manager)
+    ? 'manager'
+    : joinTokenMatches(request.token, cluster.joinTokens.worker)
+      ? 'worker'
+      : null;
+  if (!role)
+    throw new SecretdError('forbidden', 'A valid join token is necessary to join this cluster');
+  if (!hostnamePattern.test(request.hostname))
+    throw invalid('Invalid join request: Hostname must be a host name');
   let { host, port } = splitHostPort(request.addr);
   const observed = request.observedIp === null ? null : canonicalIp(request.observedIp);
   if (host === '' || host === '0.0.0.0' || host === '::') {
-    if (!observed) throw invalid('Invalid join request: give an --advertise-addr other nodes can reach');
+    if (!observed)
+      throw invalid('Invalid join request: give an --advertise-addr other nodes can reach');
     host = observed;
   }
   const addr = isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
@@ -54,23 +67,31 @@ export async function issueJoin(
     if (tries > 3) throw new SecretdError('internal', 'Could not find a free node id');
     nodeId = newId(options.random);
   }
-  const certPem = await issueCertificate({ certPem: cluster.caCertPem, keyPkcs8: cluster.caKey }, request.csrPem, {
-    nodeId,
-    role,
-    clusterId: cluster.id,
-    now: options.now,
-    lifetimeMs: nodeCertLifetimeMs,
-    serial: options.random(16),
-    ...(role === 'manager' ? verifiedManagerNames(host, observed) : {}),
-  });
+  const certPem = await issueCertificate(
+    { certPem: cluster.caCertPem, keyPkcs8: cluster.caKey },
+    request.csrPem,
+    {
+      nodeId,
+      role,
+      clusterId: cluster.id,
+      now: options.now,
+      lifetimeMs: nodeCertLifetimeMs,
+      serial: options.random(16),
+      ...(role === 'manager' ? verifiedManagerNames(host, observed) : {}),
+    },
+  );
   return { nodeId, role, addr, certPem };
 }
 
 /** Loopback names, plus the joiner's IP when the join request came from exactly that IP. */
-function verifiedManagerNames(host: string, observedIp: string | null): { dnsNames: string[]; ipAddresses: string[] } {
+function verifiedManagerNames(
+  host: string,
+  observedIp: string | null,
+): { dnsNames: string[]; ipAddresses: string[] } {
   const ipAddresses = [...loopbackNames.ipAddresses];
   const claimed = isIP(host) ? canonicalIp(host) : null;
-  if (claimed !== null && claimed === observedIp && !ipAddresses.includes(claimed)) ipAddresses.push(claimed);
+  if (claimed !== null && claimed === observedIp && !ipAddresses.includes(claimed))
+    ipAddresses.push(claimed);
   return { dnsNames: [...loopbackNames.dnsNames], ipAddresses };
 }
 
@@ -85,4 +106,3 @@ function canonicalIp(text: string): string | null {
     return ip.toLowerCase(); // a zone index (fe80::1%eth0) is no URL host
   }
 }
-

@@ -7,10 +7,23 @@
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { createKeyAndCSR, createRootCA, generateJoinToken, issueCertificate, newId, type Random } from '../../crypto/index.ts';
+import {
+  createKeyAndCSR,
+  createRootCA,
+  generateJoinToken,
+  issueCertificate,
+  newId,
+  type Random,
+} from '../../crypto/index.ts';
 import { SecretdError } from '../../errors.ts';
 import { nodeCertLifetimeMs } from '../../limits.ts';
-import { dataDirPaths, ensureDir, exists, writeFileAtomic, type DataDirPaths } from '../data-dir/index.ts';
+import {
+  dataDirPaths,
+  ensureDir,
+  exists,
+  writeFileAtomic,
+  type DataDirPaths,
+} from '../data-dir/index.ts';
 import { writeNodeKeys } from '../data-dir/index.ts';
 import type { NodeState } from '../data-dir/index.ts';
 import type { Command, NodeResources } from '../store/index.ts';
@@ -37,7 +50,10 @@ export interface Bootstrapped {
 export async function bootstrapCluster(options: InitOptions): Promise<Bootstrapped> {
   const paths = dataDirPaths(options.dataDir);
   if (await exists(paths.nodeState)) {
-    throw new SecretdError('conflict', `${options.dataDir} already holds a secretd node: use \`secretd run\` to restart it, or choose another --data-dir`);
+    throw new SecretdError(
+      'conflict',
+      `${options.dataDir} already holds a secretd node: use \`secretd run\` to restart it, or choose another --data-dir`,
+    );
   }
   // Leftovers of an init that crashed before node.json: nothing in them was ever acknowledged.
   await rm(`${options.dataDir}/raft`, { recursive: true, force: true });
@@ -60,32 +76,62 @@ export async function bootstrapCluster(options: InitOptions): Promise<Bootstrapp
   const unlockKey = options.autolock ? options.random(32) : null;
   await writeFileAtomic(paths.caCert, ca.certPem, 0o644);
   await writeFileAtomic(paths.nodeCert, certPem, 0o644);
-  await writeNodeKeys(paths.nodeKeys, { dek: options.random(32), dekKeyId: 1, tlsKey: keyPkcs8 }, unlockKey, options.random);
+  await writeNodeKeys(
+    paths.nodeKeys,
+    { dek: options.random(32), dekKeyId: 1, tlsKey: keyPkcs8 },
+    unlockKey,
+    options.random,
+  );
   keyPkcs8.fill(0);
-  const state: NodeState = { format: 1, nodeId, clusterId, role: 'manager', listenAddr: options.listenAddr, advertiseAddr: options.advertiseAddr, createdAt: at, bootstrapVoters: [nodeId], peers: [] };
+  const state: NodeState = {
+    format: 1,
+    nodeId,
+    clusterId,
+    role: 'manager',
+    listenAddr: options.listenAddr,
+    advertiseAddr: options.advertiseAddr,
+    createdAt: at,
+    bootstrapVoters: [nodeId],
+    peers: [],
+  };
   const firstCommand: Command = {
     op: 'cluster-init',
     at,
     clusterId,
     caCertPem: ca.certPem,
     caKey: toBase64(ca.keyPkcs8),
-    joinTokens: { worker: generateJoinToken(ca.certDer, options.random), manager: generateJoinToken(ca.certDer, options.random) },
+    joinTokens: {
+      worker: generateJoinToken(ca.certDer, options.random),
+      manager: generateJoinToken(ca.certDer, options.random),
+    },
     unlockKey: unlockKey && toBase64(unlockKey),
-    node: { id: nodeId, role: 'manager', hostname: hostname(), addr: options.advertiseAddr, resources: localResources() },
+    node: {
+      id: nodeId,
+      role: 'manager',
+      hostname: hostname(),
+      addr: options.advertiseAddr,
+      resources: localResources(),
+    },
   };
   ca.keyPkcs8.fill(0);
   return { paths, state, firstCommand, unlockKey };
 }
 
 /** Names every manager certificate carries so that curl and the CLI work on the manager itself. */
-export const loopbackNames: { readonly dnsNames: readonly string[]; readonly ipAddresses: readonly string[] } = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] };
+export const loopbackNames: {
+  readonly dnsNames: readonly string[];
+  readonly ipAddresses: readonly string[];
+} = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] };
 
 /**
  * SANs for the first manager, so that clients (curl included) can verify it by any name it is
  * reached by: loopback, this machine's host name, and the listen and advertise hosts the operator
  * gave `secretd init` on this machine (a wildcard listen address names nothing).
  */
-export function initAddressNames(listenAddr: string, advertiseAddr: string): { dnsNames: string[]; ipAddresses: string[] } {
+export function initAddressNames(
+  listenAddr: string,
+  advertiseAddr: string,
+): { dnsNames: string[]; ipAddresses: string[] } {
   const dnsNames = new Set([...loopbackNames.dnsNames, hostname()]);
   const ipAddresses = new Set(loopbackNames.ipAddresses);
   for (const addr of [advertiseAddr, listenAddr]) {
@@ -99,9 +145,17 @@ export function initAddressNames(listenAddr: string, advertiseAddr: string): { d
 
 export function splitHostPort(addr: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
-  if (!match) throw new SecretdError('invalid', `Invalid address ${JSON.stringify(addr)}: expected HOST:PORT`);
+  if (!match)
+    throw new SecretdError(
+      'invalid',
+      `Invalid address ${JSON.stringify(addr)}: expected HOST:PORT`,
+    );
   const port = Number(match[3]);
-  if (port > 65535) throw new SecretdError('invalid', `Invalid address ${JSON.stringify(addr)}: port must be at most 65535`);
+  if (port > 65535)
+    throw new SecretdError(
+      'invalid',
+      `Invalid address ${JSON.stringify(addr)}: port must be at most 65535`,
+    );
   return { host: match[1] ?? match[2] ?? '', port };
 }
 

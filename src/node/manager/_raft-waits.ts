@@ -11,7 +11,11 @@ export interface AdvanceEvents {
 }
 
 /** Calls `fn` once, as soon as `condition` holds (at once if it does now); returns a function that cancels the watch. */
-export function whenTrue(raft: AdvanceEvents, condition: () => boolean, fn: () => void): () => void {
+export function whenTrue(
+  raft: AdvanceEvents,
+  condition: () => boolean,
+  fn: () => void,
+): () => void {
   if (condition()) {
     fn();
     return () => {};
@@ -25,7 +29,11 @@ export function whenTrue(raft: AdvanceEvents, condition: () => boolean, fn: () =
 }
 
 /** Resolves true once `condition` holds, or false once `timeoutMs` has passed without it. */
-export function waitUntil(raft: AdvanceEvents, condition: () => boolean, options: { readonly timers: Timers; readonly timeoutMs: number }): Promise<boolean> {
+export function waitUntil(
+  raft: AdvanceEvents,
+  condition: () => boolean,
+  options: { readonly timers: Timers; readonly timeoutMs: number },
+): Promise<boolean> {
   if (condition()) return Promise.resolve(true);
   return new Promise((resolve) => {
     let cancelTimer: () => void = () => {};

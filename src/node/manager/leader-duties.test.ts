@@ -4,12 +4,34 @@ import { ManualTimers } from '../../../test/helpers/manual-timers.ts';
 import type { ProgressStatus, RaftStatus } from '../../raft/core.ts';
 import type { ConfChange, ConfState, MemberId, Role } from '../../raft/types.ts';
 import type { NodeId, NodeRecord } from '../store/index.ts';
-import { changesWorkloads, dutiesActive, isMember, LeaderDuties, leavingReason, leavingWaitMs, membershipStep, stepDownSuccessor, stepDownWaitMs, type DutiesRaft } from './leader-duties.ts';
+import {
+  changesWorkloads,
+  dutiesActive,
+  isMember,
+  LeaderDuties,
+  leavingReason,
+  leavingWaitMs,
+  membershipStep,
+  stepDownSuccessor,
+  stepDownWaitMs,
+  type DutiesRaft,
+} from './leader-duties.ts';
 
 const m = (id: string): MemberId => id as MemberId;
 
 function node(id: string, role: NodeRecord['role']): NodeRecord {
-  return { id: id as NodeId, role, hostname: id, addr: `${id}:4377`, availability: 'active', labels: {}, status: 'ready', createdAt: 't', updatedAt: 't', metaIndex: 1 };
+  return {
+    id: id as NodeId,
+    role,
+    hostname: id,
+    addr: `${id}:4377`,
+    availability: 'active',
+    labels: {},
+    status: 'ready',
+    createdAt: 't',
+    updatedAt: 't',
+    metaIndex: 1,
+  };
 }
 
 function progress(match: number): ProgressStatus {
@@ -27,7 +49,13 @@ function status(role: Role, conf: ConfState, matches?: Record<string, number>): 
     lastIndex: 100,
     conf,
     transferee: null,
-    ...(matches ? { progress: Object.fromEntries(Object.entries(matches).map(([id, match]) => [id, progress(match)])) as Record<MemberId, ProgressStatus> } : {}),
+    ...(matches
+      ? {
+          progress: Object.fromEntries(
+            Object.entries(matches).map(([id, match]) => [id, progress(match)]),
+          ) as Record<MemberId, ProgressStatus>,
+        }
+      : {}),
   };
 }
 
@@ -35,17 +63,34 @@ const abc: ConfState = { voters: [m('a'), m('b'), m('c')], learners: [] };
 
 describe('the decisions', () => {
   test('writes that change assignments or plans wake the dispatcher and orchestrator; cluster settings and secret metadata do not', () => {
-    expect((['service-create', 'secret-version-add', 'task-status', 'node-update'] as const).map(changesWorkloads)).toEqual([true, true, true, true]);
-    expect((['cluster-update', 'secret-create', 'secret-update', 'secret-remove'] as const).map(changesWorkloads)).toEqual([false, false, false, false]);
+    expect(
+      (['service-create', 'secret-version-add', 'task-status', 'node-update'] as const).map(
+        changesWorkloads,
+      ),
+    ).toEqual([true, true, true, true]);
+    expect(
+      (['cluster-update', 'secret-create', 'secret-update', 'secret-remove'] as const).map(
+        changesWorkloads,
+      ),
+    ).toEqual([false, false, false, false]);
   });
 
   test('the dispatcher and orchestrator run on a leader that is not leaving, and nowhere else', () => {
-    expect([dutiesActive('leader', false), dutiesActive('leader', true), dutiesActive('follower', false), dutiesActive('candidate', false)]).toEqual([true, false, false, false]);
+    expect([
+      dutiesActive('leader', false),
+      dutiesActive('leader', true),
+      dutiesActive('follower', false),
+      dutiesActive('candidate', false),
+    ]).toEqual([true, false, false, false]);
   });
 
   test("this node's demotion or removal is a reason to leave; another node's, or a promotion, is not", () => {
-    expect(leavingReason({ kind: 'node', node: node('a', 'worker') }, 'a')).toBe('this node was demoted to a worker');
-    expect(leavingReason({ kind: 'node-removed', id: 'a' as NodeId }, 'a')).toBe('this node was removed from the cluster');
+    expect(leavingReason({ kind: 'node', node: node('a', 'worker') }, 'a')).toBe(
+      'this node was demoted to a worker',
+    );
+    expect(leavingReason({ kind: 'node-removed', id: 'a' as NodeId }, 'a')).toBe(
+      'this node was removed from the cluster',
+    );
     expect(leavingReason({ kind: 'node', node: node('a', 'manager') }, 'a')).toBeNull();
     expect(leavingReason({ kind: 'node', node: node('b', 'worker') }, 'a')).toBeNull();
     expect(leavingReason({ kind: 'node-removed', id: 'b' as NodeId }, 'a')).toBeNull();
@@ -53,14 +98,29 @@ describe('the decisions', () => {
 
   test('a learner is a member of the configuration; a node outside it is not', () => {
     const conf: ConfState = { voters: [m('a')], learners: [m('b')] };
-    expect([isMember(conf, 'a'), isMember(conf, 'b'), isMember(conf, 'c')]).toEqual([true, true, false]);
+    expect([isMember(conf, 'a'), isMember(conf, 'b'), isMember(conf, 'c')]).toEqual([
+      true,
+      true,
+      false,
+    ]);
   });
 
   test('the leader adds a new manager as a learner, removes a demoted one, and does nothing on a follower', () => {
-    const withD = [node('a', 'manager'), node('b', 'manager'), node('c', 'manager'), node('d', 'manager')];
-    expect(membershipStep(status('leader', abc, { a: 100, b: 100, c: 100 }), withD)).toEqual({ kind: 'change', change: { kind: 'add-learner', id: m('d') } });
+    const withD = [
+      node('a', 'manager'),
+      node('b', 'manager'),
+      node('c', 'manager'),
+      node('d', 'manager'),
+    ];
+    expect(membershipStep(status('leader', abc, { a: 100, b: 100, c: 100 }), withD)).toEqual({
+      kind: 'change',
+      change: { kind: 'add-learner', id: m('d') },
+    });
     const cDemoted = [node('a', 'manager'), node('b', 'manager'), node('c', 'worker')];
-    expect(membershipStep(status('leader', abc, { a: 100, b: 100, c: 100 }), cDemoted)).toEqual({ kind: 'change', change: { kind: 'remove', id: m('c') } });
+    expect(membershipStep(status('leader', abc, { a: 100, b: 100, c: 100 }), cDemoted)).toEqual({
+      kind: 'change',
+      change: { kind: 'remove', id: m('c') },
+    });
     expect(membershipStep(status('follower', abc), withD)).toBeNull();
     expect(membershipStep(status('leader', abc, { a: 100, b: 100, c: 100 }), [])).toBeNull();
   });
@@ -83,7 +143,8 @@ class FakeRaft implements DutiesRaft {
     const core = {
       role,
       conf: abc,
-      status: (): RaftStatus => status(core.role, core.conf, core.role === 'leader' ? { a: 100, b: 80, c: 95 } : undefined),
+      status: (): RaftStatus =>
+        status(core.role, core.conf, core.role === 'leader' ? { a: 100, b: 80, c: 95 } : undefined),
     };
     this.core = core;
   }
@@ -117,8 +178,14 @@ function setUp(role: Role) {
   const duties = new LeaderDuties({
     selfId: 'a',
     raft,
-    dispatcher: { setActive: (on) => void active.push(['dispatcher', on]), storeChanged: () => void wakes.storeChanged++ },
-    workloads: { setActive: (on) => void active.push(['workloads', on]), kick: () => void wakes.kicks++ },
+    dispatcher: {
+      setActive: (on) => void active.push(['dispatcher', on]),
+      storeChanged: () => void wakes.storeChanged++,
+    },
+    workloads: {
+      setActive: (on) => void active.push(['workloads', on]),
+      kick: () => void wakes.kicks++,
+    },
     timers,
     roundMs: 40,
     onLeft: (reason) => void left.push(reason),

@@ -23,7 +23,21 @@ export const leavingWaitMs = 10_000;
 export const stepDownWaitMs = 2000;
 
 /** Writes that change what the dispatcher assigns or the orchestrator plans; cluster settings, labels and secret removals do not (a secret in use cannot be removed). */
-const workloadOps: ReadonlySet<Command['op']> = new Set(['secret-version-add', 'secret-rollback', 'secret-version-remove', 'service-create', 'service-update', 'service-remove', 'tasks-put', 'task-status', 'tasks-remove', 'node-add', 'node-update', 'node-remove', 'node-status']);
+const workloadOps: ReadonlySet<Command['op']> = new Set([
+  'secret-version-add',
+  'secret-rollback',
+  'secret-version-remove',
+  'service-create',
+  'service-update',
+  'service-remove',
+  'tasks-put',
+  'task-status',
+  'tasks-remove',
+  'node-add',
+  'node-update',
+  'node-remove',
+  'node-status',
+]);
 
 type StoreEvent = Parameters<Parameters<Store['onEvent']>[0]>[0];
 export type MembershipStep = ReturnType<typeof nextMembershipAction>;
@@ -40,26 +54,41 @@ export function dutiesActive(role: Role, leaving: boolean): boolean {
 
 /** Why this manager leaves the cluster after a store event, or null if it does not. */
 export function leavingReason(event: StoreEvent, selfId: string): string | null {
-  if (event.kind === 'node' && event.node.id === selfId && event.node.role !== 'manager') return 'this node was demoted to a worker';
-  if (event.kind === 'node-removed' && event.id === selfId) return 'this node was removed from the cluster';
+  if (event.kind === 'node' && event.node.id === selfId && event.node.role !== 'manager')
+    return 'this node was demoted to a worker';
+  if (event.kind === 'node-removed' && event.id === selfId)
+    return 'this node was removed from the cluster';
   return null;
 }
 
 export function isMember(conf: ConfState, id: string): boolean {
-  return (conf.voters as readonly string[]).includes(id) || (conf.learners as readonly string[]).includes(id);
+  return (
+    (conf.voters as readonly string[]).includes(id) ||
+    (conf.learners as readonly string[]).includes(id)
+  );
 }
 
 /** On the leader: the next step from the Raft configuration towards the store's managers, if any. */
 export function membershipStep(status: RaftStatus, nodes: Iterable<NodeRecord>): MembershipStep {
   if (status.role !== 'leader' || !status.progress) return null;
-  const managers = new Set([...nodes].filter((n) => n.role === 'manager').map((n) => n.id as string));
+  const managers = new Set(
+    [...nodes].filter((n) => n.role === 'manager').map((n) => n.id as string),
+  );
   if (managers.size === 0) return null;
-  return nextMembershipAction({ self: status.id, conf: status.conf, managers, progress: status.progress, commit: status.commit });
+  return nextMembershipAction({
+    self: status.id,
+    conf: status.conf,
+    managers,
+    progress: status.progress,
+    commit: status.commit,
+  });
 }
 
 /** On the leader: the voter to hand leadership to before stopping (the most caught-up), if any. */
 export function stepDownSuccessor(status: RaftStatus): MemberId | null {
-  return status.role === 'leader' && status.progress ? bestSuccessor({ self: status.id, conf: status.conf, progress: status.progress }) : null;
+  return status.role === 'leader' && status.progress
+    ? bestSuccessor({ self: status.id, conf: status.conf, progress: status.progress })
+    : null;
 }
 
 /** What the duties need of the Raft member (RaftNode has it). */
@@ -166,7 +195,11 @@ export class LeaderDuties {
       cancel();
       if (left) timers.after(0, () => this.#options.onLeft(reason));
     };
-    const stopWatch = whenTrue(raft, () => !isMember(raft.core.conf, selfId), () => finish(true));
+    const stopWatch = whenTrue(
+      raft,
+      () => !isMember(raft.core.conf, selfId),
+      () => finish(true),
+    );
     if (over) return;
     const cancelTimer = timers.after(leavingWaitMs, () => finish(true));
     cancel = () => {

@@ -20,8 +20,16 @@ class FakeRaft implements RouterRaft {
   constructor(leader: string | null) {
     this.core = { leader };
     // The store knows b and c; d is known only from the node state (knownAddr).
-    this.store.apply(1, { op: 'node-add', at: 't', node: { id: 'b', role: 'manager', hostname: 'hb', addr: '10.0.0.2:4377' } });
-    this.store.apply(2, { op: 'node-add', at: 't', node: { id: 'c', role: 'manager', hostname: 'hc', addr: '10.0.0.3:4377' } });
+    this.store.apply(1, {
+      op: 'node-add',
+      at: 't',
+      node: { id: 'b', role: 'manager', hostname: 'hb', addr: '10.0.0.2:4377' },
+    });
+    this.store.apply(2, {
+      op: 'node-add',
+      at: 't',
+      node: { id: 'c', role: 'manager', hostname: 'hc', addr: '10.0.0.3:4377' },
+    });
   }
 
   async propose(command: TaggedCommand): Promise<ApplyResult> {
@@ -54,10 +62,21 @@ interface Call {
 
 class FakePeers {
   readonly calls: Call[] = [];
-  answer: (call: Call) => Promise<PeerResponse> = async () => json(200, { ok: true, id: 'forwarded-id' });
+  answer: (call: Call) => Promise<PeerResponse> = async () =>
+    json(200, { ok: true, id: 'forwarded-id' });
 
-  request(addr: string, method: string, path: string, body: Uint8Array | null): Promise<PeerResponse> {
-    const call = { addr, method, path, body: body === null ? null : JSON.parse(new TextDecoder().decode(body)) };
+  request(
+    addr: string,
+    method: string,
+    path: string,
+    body: Uint8Array | null,
+  ): Promise<PeerResponse> {
+    const call = {
+      addr,
+      method,
+      path,
+      body: body === null ? null : JSON.parse(new TextDecoder().decode(body)),
+    };
     this.calls.push(call);
     return this.answer(call);
   }
@@ -107,11 +126,18 @@ describe('LeaderRouter.propose', () => {
   test("on a follower, the tagged write is forwarded to the leader's address from the store", async () => {
     const { raft, peers, router } = setUp({ leader: 'b' });
     expect(await router.propose(command)).toEqual({ ok: true, id: 'forwarded-id' });
-    expect(peers.calls).toEqual([{ addr: '10.0.0.2:4377', method: 'POST', path: peerPaths.propose, body: { Command: { ...command, requestId } } }]);
+    expect(peers.calls).toEqual([
+      {
+        addr: '10.0.0.2:4377',
+        method: 'POST',
+        path: peerPaths.propose,
+        body: { Command: { ...command, requestId } },
+      },
+    ]);
     expect(raft.proposals).toEqual([]);
   });
 
-  test("a leader the store does not know yet is reached at the address this node joined with", async () => {
+  test('a leader the store does not know yet is reached at the address this node joined with', async () => {
     const { peers, router } = setUp({ leader: 'd' });
     await router.propose(command);
     expect(peers.calls.map((c) => c.addr)).toEqual(['10.0.0.4:4377']);
@@ -128,7 +154,8 @@ describe('LeaderRouter.propose', () => {
 
   test('a write the store refuses fails with its code', async () => {
     const { peers, router } = setUp({ leader: 'b' });
-    peers.answer = async () => json(200, { ok: false, code: 'not_found', message: 'Secret s1 not found' });
+    peers.answer = async () =>
+      json(200, { ok: false, code: 'not_found', message: 'Secret s1 not found' });
     const result = await outcome(router.propose(command));
     expect((result as { error: SecretdError }).error.code).toBe('not_found');
   });
@@ -140,7 +167,9 @@ describe('LeaderRouter.propose', () => {
     expect([raft.proposals.length, peers.calls.length]).toEqual([0, 0]);
     raft.elect('c');
     expect(await pending).toEqual({ ok: true, id: 'forwarded-id' });
-    expect(peers.calls.map((c) => [c.addr, (c.body as { Command: TaggedCommand }).Command.requestId])).toEqual([['10.0.0.3:4377', requestId]]);
+    expect(
+      peers.calls.map((c) => [c.addr, (c.body as { Command: TaggedCommand }).Command.requestId]),
+    ).toEqual([['10.0.0.3:4377', requestId]]);
   });
 
   test('without a leader for the whole write deadline, a write fails as unavailable', async () => {
@@ -158,18 +187,23 @@ describe('LeaderRouter.propose', () => {
     }
     const failure = (result as { error: unknown } | null)?.error;
     expect(failure instanceof SecretdError && failure.code).toBe('unavailable');
-    expect((failure as Error).message).toBe('No leader: the managers are electing one, or a quorum is unreachable');
+    expect((failure as Error).message).toBe(
+      'No leader: the managers are electing one, or a quorum is unreachable',
+    );
   });
 
   test('a forwarded write is sent again, with the same request id, to the next leader when leadership moves', async () => {
     const { raft, peers, router } = setUp({ leader: 'b' });
-    peers.answer = async (call) => (call.addr === '10.0.0.2:4377' ? never() : json(200, { ok: true, id: 'from-c' }));
+    peers.answer = async (call) =>
+      call.addr === '10.0.0.2:4377' ? never() : json(200, { ok: true, id: 'from-c' });
     const pending = router.propose(command);
     await settle();
     expect(peers.calls.length).toBe(1);
     raft.elect('c');
     expect(await pending).toEqual({ ok: true, id: 'from-c' });
-    expect(peers.calls.map((c) => [c.addr, (c.body as { Command: TaggedCommand }).Command.requestId])).toEqual([
+    expect(
+      peers.calls.map((c) => [c.addr, (c.body as { Command: TaggedCommand }).Command.requestId]),
+    ).toEqual([
       ['10.0.0.2:4377', requestId],
       ['10.0.0.3:4377', requestId],
     ]);
@@ -195,29 +229,46 @@ describe('LeaderRouter.propose', () => {
 describe('LeaderRouter.onLeader', () => {
   test('on the leader, the call runs here', async () => {
     const { peers, router } = setUp({ leader: 'a' });
-    expect(await router.onLeader(async () => 'local', { method: 'GET', path: peerPaths.internalNodes })).toBe('local');
+    expect(
+      await router.onLeader(async () => 'local', { method: 'GET', path: peerPaths.internalNodes }),
+    ).toBe('local');
     expect(peers.calls).toEqual([]);
   });
 
   test("on a follower, the call goes to the leader's internal route and its answer is returned", async () => {
     const { peers, router } = setUp({ leader: 'b' });
     peers.answer = async () => json(200, [{ id: 'b' }]);
-    const answer = await router.onLeader<unknown>(async () => 'local', { method: 'POST', path: peerPaths.internalExec, body: { Task: 't1', Cmd: ['ls'] } });
+    const answer = await router.onLeader<unknown>(async () => 'local', {
+      method: 'POST',
+      path: peerPaths.internalExec,
+      body: { Task: 't1', Cmd: ['ls'] },
+    });
     expect(answer).toEqual([{ id: 'b' }]);
-    expect(peers.calls).toEqual([{ addr: '10.0.0.2:4377', method: 'POST', path: peerPaths.internalExec, body: { Task: 't1', Cmd: ['ls'] } }]);
+    expect(peers.calls).toEqual([
+      {
+        addr: '10.0.0.2:4377',
+        method: 'POST',
+        path: peerPaths.internalExec,
+        body: { Task: 't1', Cmd: ['ls'] },
+      },
+    ]);
   });
 
   test("the leader's refusal becomes the error of its status, with its message", async () => {
     const { peers, router } = setUp({ leader: 'b' });
     peers.answer = async () => json(404, { message: 'Node x not found' });
-    const result = await outcome(router.onLeader(async () => null, { method: 'GET', path: `${peerPaths.internalNodes}/x` }));
+    const result = await outcome(
+      router.onLeader(async () => null, { method: 'GET', path: `${peerPaths.internalNodes}/x` }),
+    );
     expect(result).toEqual({ error: new SecretdError('not_found', 'Node x not found') });
     expect((result as { error: SecretdError }).error.code).toBe('not_found');
   });
 
   test('without a leader, the call fails as unavailable', async () => {
     const { router } = setUp({ leader: null });
-    const result = await outcome(router.onLeader(async () => null, { method: 'GET', path: peerPaths.internalNodes }));
+    const result = await outcome(
+      router.onLeader(async () => null, { method: 'GET', path: peerPaths.internalNodes }),
+    );
     expect((result as { error: SecretdError }).error.code).toBe('unavailable');
   });
 });
@@ -235,7 +286,10 @@ describe('LeaderRouter reads and the leader end', () => {
     const result = await outcome(router.proposeForwarded({ ...command, requestId }));
     expect((result as { error: SecretdError }).error.code).toBe('unavailable');
     raft.elect('a');
-    expect(await router.proposeForwarded({ ...command, requestId })).toEqual({ ok: true, id: 'new-id' });
+    expect(await router.proposeForwarded({ ...command, requestId })).toEqual({
+      ok: true,
+      id: 'new-id',
+    });
   });
 
   test("the refusal of a leader-only call names the leader's address when it is known", () => {

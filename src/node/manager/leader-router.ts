@@ -82,12 +82,20 @@ export class LeaderRouter {
       const leaderBefore = this.#options.raft()?.core.leader ?? null;
       try {
         const leader = this.#leaderAddr();
-        const result = leader.self ? await this.raft().propose(tagged) : await this.#forwardWhileLeading(leader.addr, tagged);
+        const result = leader.self
+          ? await this.raft().propose(tagged)
+          : await this.#forwardWhileLeading(leader.addr, tagged);
         return expectOk(result);
       } catch (error) {
-        const retryable = error instanceof SecretdError && error.code === 'unavailable' && this.#options.raft() !== null;
+        const retryable =
+          error instanceof SecretdError &&
+          error.code === 'unavailable' &&
+          this.#options.raft() !== null;
         if (!retryable || timers.now() > deadline) throw error;
-        await this.#leaderChangeOrPause(leaderBefore, Math.min(retryPauseStepMs * (attempt + 1), retryPauseMsMax));
+        await this.#leaderChangeOrPause(
+          leaderBefore,
+          Math.min(retryPauseStepMs * (attempt + 1), retryPauseMsMax),
+        );
       }
     }
   }
@@ -95,7 +103,8 @@ export class LeaderRouter {
   /** The leader's end of a forwarded write. */
   async proposeForwarded(command: TaggedCommand): Promise<ApplyResult> {
     const raft = this.raft();
-    if (raft.core.leader !== this.#options.selfId) throw new SecretdError('unavailable', 'Not the leader');
+    if (raft.core.leader !== this.#options.selfId)
+      throw new SecretdError('unavailable', 'Not the leader');
     return raft.propose(command);
   }
 
@@ -103,12 +112,23 @@ export class LeaderRouter {
   async onLeader<T>(local: () => Promise<T>, call: LeaderCall): Promise<T> {
     const leader = this.#leaderAddr();
     if (leader.self) return local();
-    const payload = call.body === undefined || call.body === null ? null : new TextEncoder().encode(JSON.stringify(call.body));
-    const response = await this.#options.peers().request(leader.addr, call.method, call.path, payload, { timeoutMs: forwardTimeoutMs, contentType: 'application/json' });
+    const payload =
+      call.body === undefined || call.body === null
+        ? null
+        : new TextEncoder().encode(JSON.stringify(call.body));
+    const response = await this.#options
+      .peers()
+      .request(leader.addr, call.method, call.path, payload, {
+        timeoutMs: forwardTimeoutMs,
+        contentType: 'application/json',
+      });
     const text = new TextDecoder().decode(response.body);
     const parsed: unknown = text ? JSON.parse(text) : null;
     if (response.status >= 200 && response.status < 300) return parsed as T;
-    throw new SecretdError(codeForHttpStatus(response.status), (parsed as { message?: string } | null)?.message ?? `HTTP ${response.status}`);
+    throw new SecretdError(
+      codeForHttpStatus(response.status),
+      (parsed as { message?: string } | null)?.message ?? `HTTP ${response.status}`,
+    );
   }
 
   /** The refusal of a call only the leader serves, naming the leader's address when it is known. */
@@ -122,10 +142,15 @@ export class LeaderRouter {
   #leaderAddr(): { self: true } | { self: false; addr: string } {
     const raft = this.raft();
     const leader = raft.core.leader;
-    if (leader === null) throw new SecretdError('unavailable', 'No leader: the managers are electing one, or a quorum is unreachable');
+    if (leader === null)
+      throw new SecretdError(
+        'unavailable',
+        'No leader: the managers are electing one, or a quorum is unreachable',
+      );
     if (leader === this.#options.selfId) return { self: true };
     const addr = raft.store.node(leader)?.addr ?? this.#options.knownAddr(leader);
-    if (!addr) throw new SecretdError('unavailable', `The leader ${leader} has no known address yet`);
+    if (!addr)
+      throw new SecretdError('unavailable', `The leader ${leader} has no known address yet`);
     return { self: false, addr };
   }
 
@@ -156,7 +181,13 @@ export class LeaderRouter {
       stopWatching = whenTrue(
         raft,
         () => raft.core.leader !== leader,
-        () => reject(new SecretdError('unavailable', 'Leadership moved while the write was forwarded; retrying')),
+        () =>
+          reject(
+            new SecretdError(
+              'unavailable',
+              'Leadership moved while the write was forwarded; retrying',
+            ),
+          ),
       );
     });
     try {
@@ -168,15 +199,25 @@ export class LeaderRouter {
 
   async #forward(addr: string, command: TaggedCommand): Promise<ApplyResult> {
     const body = new TextEncoder().encode(JSON.stringify({ Command: command }));
-    const response = await this.#options.peers().request(addr, 'POST', peerPaths.propose, body, { timeoutMs: forwardTimeoutMs, contentType: 'application/json' });
-    const parsed = JSON.parse(new TextDecoder().decode(response.body)) as ApplyResult | { message: string };
+    const response = await this.#options.peers().request(addr, 'POST', peerPaths.propose, body, {
+      timeoutMs: forwardTimeoutMs,
+      contentType: 'application/json',
+    });
+    const parsed = JSON.parse(new TextDecoder().decode(response.body)) as
+      ApplyResult | { message: string };
     if (response.status === 200) return parsed as ApplyResult;
-    throw new SecretdError(codeForHttpStatus(response.status), (parsed as { message: string }).message);
+    throw new SecretdError(
+      codeForHttpStatus(response.status),
+      (parsed as { message: string }).message,
+    );
   }
 }
 
 export function lockedError(): SecretdError {
-  return new SecretdError('locked', 'This manager is locked: run `secretd unlock` with the cluster unlock key');
+  return new SecretdError(
+    'locked',
+    'This manager is locked: run `secretd unlock` with the cluster unlock key',
+  );
 }
 
 function expectOk(result: ApplyResult): ApplyResult & { ok: true } {

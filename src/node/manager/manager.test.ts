@@ -12,7 +12,15 @@ describe('Manager', () => {
   test('state survives restarts across snapshots and log compaction', async () => {
     await using tm = await startTestManager({ snapshotEntries: 25 });
     const ids = new Map<string, string>();
-    for (let i = 0; i < 120; i++) ids.set(`s${i}`, await tm.manager.createSecret({ name: `s${i}`, labels: { i: String(i) }, data: bytes(`value-${i}`) }));
+    for (let i = 0; i < 120; i++)
+      ids.set(
+        `s${i}`,
+        await tm.manager.createSecret({
+          name: `s${i}`,
+          labels: { i: String(i) },
+          data: bytes(`value-${i}`),
+        }),
+      );
     await tm.manager.removeSecret('s7');
     const snaps = readdirSync(join(tm.dataDir, 'raft', 'snap')).filter((f) => f.endsWith('.snap'));
     expect(snaps.length).toBeGreaterThanOrEqual(1);
@@ -33,7 +41,13 @@ describe('Manager', () => {
   test('turning autolock on re-wraps the keys file; the restarted manager needs the key', async () => {
     await using tm = await startTestManager();
     const cluster = await tm.manager.cluster();
-    await tm.manager.updateSwarm({ expectedIndex: cluster.metaIndex, autolock: true, rotateWorkerToken: false, rotateManagerToken: false, rotateUnlockKey: false });
+    await tm.manager.updateSwarm({
+      expectedIndex: cluster.metaIndex,
+      autolock: true,
+      rotateWorkerToken: false,
+      rotateManagerToken: false,
+      rotateUnlockKey: false,
+    });
     const key = await tm.manager.unlockKey();
     expect(key).toMatch(/^SDKEY-1-/);
     const restarted = await tm.restart();
@@ -47,7 +61,13 @@ describe('Manager', () => {
   test('an unlock that fails after Raft started leaves the manager locked, and the next unlock starts it', async () => {
     await using tm = await startTestManager();
     const cluster = await tm.manager.cluster();
-    await tm.manager.updateSwarm({ expectedIndex: cluster.metaIndex, autolock: true, rotateWorkerToken: false, rotateManagerToken: false, rotateUnlockKey: false });
+    await tm.manager.updateSwarm({
+      expectedIndex: cluster.metaIndex,
+      autolock: true,
+      rotateWorkerToken: false,
+      rotateManagerToken: false,
+      rotateUnlockKey: false,
+    });
     const key = await tm.manager.unlockKey();
     await tm.manager.stop();
     let starts = 0;

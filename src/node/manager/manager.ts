@@ -21,28 +21,101 @@
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { readFile, rm } from 'node:fs/promises';
-import { constantTimeEqual, encodeUnlockKey, generateJoinToken, certDerFromPem, issueCertificate, issuerInfo, newId, parseUnlockKey, type Random } from '../../crypto/index.ts';
+import {
+  constantTimeEqual,
+  encodeUnlockKey,
+  generateJoinToken,
+  certDerFromPem,
+  issueCertificate,
+  issuerInfo,
+  newId,
+  parseUnlockKey,
+  type Random,
+} from '../../crypto/index.ts';
 import { SecretdError } from '../../errors.ts';
-import { nodeCertLifetimeMs, raftElectionTicks, raftTickMs, secretVersionsKeptDefault } from '../../limits.ts';
+import {
+  nodeCertLifetimeMs,
+  raftElectionTicks,
+  raftTickMs,
+  secretVersionsKeptDefault,
+} from '../../limits.ts';
 import { NodeFileSystem } from '../../io/node-fs.ts';
 import { systemTimers, type Timers } from '../../io/timers.ts';
 import type { MemberId } from '../../raft/types.ts';
 import type { RaftStatus } from '../../raft/core.ts';
-import type { Backend, Identity, NodeSummary, NodeUpdate, NodeView, SecretSpecInput, SecretVersionView, ServiceSpecInput, SwarmUpdate, VersionOutcome } from '../api/index.ts';
+import type {
+  Backend,
+  Identity,
+  NodeSummary,
+  NodeUpdate,
+  NodeView,
+  SecretSpecInput,
+  SecretVersionView,
+  ServiceSpecInput,
+  SwarmUpdate,
+  VersionOutcome,
+} from '../api/index.ts';
 import { secretVersionViews } from '../api/index.ts';
-import { dataDirPaths, nodeKeysLocked, readNodeKeys, readNodeState, writeNodeKeys, writeNodeState, type DataDirPaths, type NodeKeys, type NodeState } from '../data-dir/index.ts';
+import {
+  dataDirPaths,
+  nodeKeysLocked,
+  readNodeKeys,
+  readNodeState,
+  writeNodeKeys,
+  writeNodeState,
+  type DataDirPaths,
+  type NodeKeys,
+  type NodeState,
+} from '../data-dir/index.ts';
 import type { Executor } from '../executor/index.ts';
 import { issueJoin, splitHostPort, type JoinAnswer, type JoinRequest } from '../join/index.ts';
 import { WorkloadLoop } from '../orchestration/index.ts';
 import type { PeerClient } from '../peers/index.ts';
-import { decodeMessages, forceNewCluster, openRaftNode, quorumSurvivesRemoval, RaftTransport, walMarkerPath, type RaftNode } from '../raft-io/index.ts';
-import { filterTasks, resolveNode, resolveService, resolveSpecSecrets, resolveTask, Store, toBase64, type ApplyResult, type ClusterRecord, type Command, type Labels, type NodeRecord, type SecretRecord, type ServiceRecord, type TaggedCommand, type TaskRecord, type TaskStatusUpdate } from '../store/index.ts';
-import { Dispatcher, type Agent, type ExecResult, type SessionClaim } from '../task-dispatch/index.ts';
+import {
+  decodeMessages,
+  forceNewCluster,
+  openRaftNode,
+  quorumSurvivesRemoval,
+  RaftTransport,
+  walMarkerPath,
+  type RaftNode,
+} from '../raft-io/index.ts';
+import {
+  filterTasks,
+  resolveNode,
+  resolveService,
+  resolveSpecSecrets,
+  resolveTask,
+  Store,
+  toBase64,
+  type ApplyResult,
+  type ClusterRecord,
+  type Command,
+  type Labels,
+  type NodeRecord,
+  type SecretRecord,
+  type ServiceRecord,
+  type TaggedCommand,
+  type TaskRecord,
+  type TaskStatusUpdate,
+} from '../store/index.ts';
+import {
+  Dispatcher,
+  type Agent,
+  type ExecResult,
+  type SessionClaim,
+} from '../task-dispatch/index.ts';
 import { peerPaths } from '../peers/index.ts';
 import { openPeerClient, startAgent } from '../_node-agent.ts';
 import { LeaderDuties } from './leader-duties.ts';
 import { LeaderRouter, lockedError } from './leader-router.ts';
-import { activeIds, activeProgress, nodeSummary, nodeView, type NodeViewContext } from './node-view.ts';
+import {
+  activeIds,
+  activeProgress,
+  nodeSummary,
+  nodeView,
+  type NodeViewContext,
+} from './node-view.ts';
 import { UnlockBackoff, type UnlockBackoffState } from './unlock-backoff.ts';
 
 export interface ManagerOptions {
@@ -145,13 +218,22 @@ export class Manager implements Backend {
   /** Called right after `join`: the joiner was just handed the unlock key (if any) with its certificate. */
   static async openWithKey(options: ManagerOptions, kek: Uint8Array | null): Promise<Manager> {
     const paths = dataDirPaths(options.dataDir);
-    const manager = new Manager(options, paths, await readNodeState(paths.nodeState, options.dataDir));
+    const manager = new Manager(
+      options,
+      paths,
+      await readNodeState(paths.nodeState, options.dataDir),
+    );
     await manager.#start(kek);
     return manager;
   }
 
   /** Called by `init`: starts on a fresh data dir and commits the cluster's first entry. */
-  static async bootstrap(options: ManagerOptions, state: NodeState, firstCommand: Command, unlockKey: Uint8Array | null): Promise<Manager> {
+  static async bootstrap(
+    options: ManagerOptions,
+    state: NodeState,
+    firstCommand: Command,
+    unlockKey: Uint8Array | null,
+  ): Promise<Manager> {
     const manager = new Manager(options, dataDirPaths(options.dataDir), state);
     await manager.#start(unlockKey);
     await manager.#router.propose(firstCommand);
@@ -198,12 +280,22 @@ export class Manager implements Backend {
   }
 
   /** Step 1: the node's keys, its peer client and the sealed log replayed into the store (Raft not yet running). */
-  async #openStorage(kek: Uint8Array | null): Promise<Pick<Running, 'keys' | 'peers' | 'transport' | 'raft'>> {
+  async #openStorage(
+    kek: Uint8Array | null,
+  ): Promise<Pick<Running, 'keys' | 'peers' | 'transport' | 'raft'>> {
     const keys = await readNodeKeys(this.paths.nodeKeys, kek);
     const id = this.state.nodeId as MemberId;
     const fs = new NodeFileSystem();
     if (this.#options.forceNewCluster && !this.#clusterForced) {
-      await forceNewCluster({ id, walDir: this.paths.wal, snapshotDir: this.paths.snapshots, dek: keys.dek, dekKeyId: keys.dekKeyId, fs, random: this.#options.random });
+      await forceNewCluster({
+        id,
+        walDir: this.paths.wal,
+        snapshotDir: this.paths.snapshots,
+        dek: keys.dek,
+        dekKeyId: keys.dekKeyId,
+        fs,
+        random: this.#options.random,
+      });
       // The old log's marker counts the old log's segments; the new log records its own on open.
       await rm(walMarkerPath(this.#options.dataDir), { force: true });
       // From now on this manager founds the cluster: joiners replay from its configuration.
@@ -211,10 +303,18 @@ export class Manager implements Backend {
       await writeNodeState(this.paths.nodeState, this.#state);
       this.#clusterForced = true;
     }
-    const peers = await openPeerClient(this.paths, { tlsKey: keys.tlsKey, localAddress: localAddressOf(this.state.advertiseAddr) });
+    const peers = await openPeerClient(this.paths, {
+      tlsKey: keys.tlsKey,
+      localAddress: localAddressOf(this.state.advertiseAddr),
+    });
     const hints = new Map(this.state.peers.map((p) => [p.id, p.addr]));
     let raft: RaftNode | null = null;
-    const transport = new RaftTransport({ client: peers, timeoutMs: raftStreamTimeoutMs, timers: this.#timers, resolve: (member) => raft?.store.node(member)?.addr ?? hints.get(member) });
+    const transport = new RaftTransport({
+      client: peers,
+      timeoutMs: raftStreamTimeoutMs,
+      timers: this.#timers,
+      resolve: (member) => raft?.store.node(member)?.addr ?? hints.get(member),
+    });
     try {
       raft = await openRaftNode({
         id,
@@ -231,7 +331,9 @@ export class Manager implements Backend {
         electionTicks: raftElectionTicks,
         timers: this.#timers,
         onFatal: (error) => this.#fatal(error),
-        ...(this.#options.snapshotEntries ? { snapshotEntries: this.#options.snapshotEntries } : {}),
+        ...(this.#options.snapshotEntries
+          ? { snapshotEntries: this.#options.snapshotEntries }
+          : {}),
         onStore: (store) => this.#watch(store),
         walMarker: walMarkerPath(this.#options.dataDir),
         log: this.#options.log ?? ((line) => console.error(line)),
@@ -250,8 +352,22 @@ export class Manager implements Backend {
     const log = this.#options.log ?? (() => {});
     const propose = (command: Command): Promise<ApplyResult> => this.#router.propose(command);
     const now = (): string => this.#now();
-    const dispatcher = new Dispatcher({ store: () => raft.store, propose, timers: this.#timers, random: this.#options.random, now, log });
-    const workloads = new WorkloadLoop({ store: () => raft.store, propose, timers: this.#timers, now, newId: () => newId(this.#options.random), log });
+    const dispatcher = new Dispatcher({
+      store: () => raft.store,
+      propose,
+      timers: this.#timers,
+      random: this.#options.random,
+      now,
+      log,
+    });
+    const workloads = new WorkloadLoop({
+      store: () => raft.store,
+      propose,
+      timers: this.#timers,
+      now,
+      newId: () => newId(this.#options.random),
+      log,
+    });
     const duties = new LeaderDuties({
       selfId: this.state.nodeId,
       raft,
@@ -283,7 +399,15 @@ export class Manager implements Backend {
     const executor = this.#options.executor;
     if (!executor) return;
     const log = this.#options.log ?? (() => {});
-    this.#agent = startAgent({ nodeId: this.state.nodeId, managers: () => this.#managerAddrs(), peers, executor, timers: this.#timers, log, random: this.#options.random });
+    this.#agent = startAgent({
+      nodeId: this.state.nodeId,
+      managers: () => this.#managerAddrs(),
+      peers,
+      executor,
+      timers: this.#timers,
+      log,
+      random: this.#options.random,
+    });
   }
 
   /** A start that failed: everything it started stops, and the manager is locked again. */
@@ -298,8 +422,11 @@ export class Manager implements Backend {
 
   /** After --force-new-cluster: the other managers' data is from the old cluster; they must join again. */
   async #dropOtherManagers(store: Store): Promise<void> {
-    const others = [...store.nodes()].filter((n) => n.role === 'manager' && n.id !== this.state.nodeId).map((n) => n.id as string);
-    if (others.length > 0) await this.#router.propose({ op: 'node-remove', at: this.#now(), ids: others });
+    const others = [...store.nodes()]
+      .filter((n) => n.role === 'manager' && n.id !== this.state.nodeId)
+      .map((n) => n.id as string);
+    if (others.length > 0)
+      await this.#router.propose({ op: 'node-remove', at: this.#now(), ids: others });
   }
 
   /** Graceful stop: a leader first hands leadership to the most caught-up voter. */
@@ -328,12 +455,14 @@ export class Manager implements Backend {
   }
 
   #raftOrNull(): RaftNode | null {
-    if (this.#failed) throw new SecretdError('unavailable', 'This manager stopped after a fatal error');
+    if (this.#failed)
+      throw new SecretdError('unavailable', 'This manager stopped after a fatal error');
     return this.#run?.raft ?? null;
   }
 
   #running(): Running {
-    if (this.#failed) throw new SecretdError('unavailable', 'This manager stopped after a fatal error');
+    if (this.#failed)
+      throw new SecretdError('unavailable', 'This manager stopped after a fatal error');
     if (!this.#run) throw lockedError();
     return this.#run;
   }
@@ -349,11 +478,14 @@ export class Manager implements Backend {
 
   /** Every manager keeps its keys file wrapped by the cluster's current unlock key. */
   #maybeRewrapKeys(kek: Uint8Array | null): void {
-    const same = kek === null ? this.#kek === null : this.#kek !== null && constantTimeEqual(kek, this.#kek);
+    const same =
+      kek === null ? this.#kek === null : this.#kek !== null && constantTimeEqual(kek, this.#kek);
     const keys = this.#run?.keys;
     if (same || !keys) return;
     this.#kek = kek && kek.slice();
-    this.#keysWrite = this.#keysWrite.then(() => writeNodeKeys(this.paths.nodeKeys, keys, kek, this.#options.random)).catch((error: unknown) => this.#fatal(error));
+    this.#keysWrite = this.#keysWrite
+      .then(() => writeNodeKeys(this.paths.nodeKeys, keys, kek, this.#options.random))
+      .catch((error: unknown) => this.#fatal(error));
   }
 
   /** Where this node's agent looks for the dispatcher: the leader, then every manager. */
@@ -361,7 +493,9 @@ export class Manager implements Backend {
     const raft = this.#run?.raft;
     if (!raft) return [];
     const leader = raft.core.leader;
-    const addrs = [...raft.store.nodes()].filter((n) => n.role === 'manager').map((n) => ({ id: n.id as string, addr: n.addr }));
+    const addrs = [...raft.store.nodes()]
+      .filter((n) => n.role === 'manager')
+      .map((n) => ({ id: n.id as string, addr: n.addr }));
     addrs.sort((a, b) => Number(b.id === leader) - Number(a.id === leader));
     return addrs.map((a) => a.addr);
   }
@@ -391,17 +525,24 @@ export class Manager implements Backend {
   // --- Raft between managers -----------------------------------------------------------------
 
   raftReceive(from: Identity, body: Uint8Array): void {
-    if (!from.speaksRaft) throw new SecretdError('forbidden', 'Permission denied: only managers speak Raft');
+    if (!from.speaksRaft)
+      throw new SecretdError('forbidden', 'Permission denied: only managers speak Raft');
     const raft = this.#running().raft;
     for (const message of decodeMessages(body)) {
       // A manager speaks only for itself: the sender named in the message must be the certificate's node.
-      if (message.from !== from.nodeId || message.to !== this.state.nodeId) throw new SecretdError('forbidden', 'Permission denied: Raft message addressed or signed for another member');
+      if (message.from !== from.nodeId || message.to !== this.state.nodeId)
+        throw new SecretdError(
+          'forbidden',
+          'Permission denied: Raft message addressed or signed for another member',
+        );
       raft.step(message);
     }
   }
 
   openSession(from: Identity, claim?: SessionClaim): ReadableStream<Uint8Array> {
-    return this.#activeDispatcher('Not the leader: node sessions are served by the leader').openSession(from.nodeId, claim);
+    return this.#activeDispatcher(
+      'Not the leader: node sessions are served by the leader',
+    ).openSession(from.nodeId, claim);
   }
 
   sessionHeartbeat(from: Identity): void {
@@ -437,9 +578,25 @@ export class Manager implements Backend {
   async join(request: JoinRequest): Promise<JoinAnswer> {
     const store = await this.#router.read();
     const cluster = clusterOf(store);
-    const issued = await issueJoin(cluster, request, { random: this.#options.random, now: this.#options.now(), idTaken: (id) => store.node(id) !== undefined || store.isRemovedNode(id) });
-    await this.#router.propose({ op: 'node-add', at: this.#now(), node: { id: issued.nodeId, role: issued.role, hostname: request.hostname, addr: issued.addr, ...(request.resources ? { resources: request.resources } : {}) } });
-    const managers = [...store.nodes()].filter((n) => n.role === 'manager').map((n) => ({ ID: n.id as string, Addr: n.addr }));
+    const issued = await issueJoin(cluster, request, {
+      random: this.#options.random,
+      now: this.#options.now(),
+      idTaken: (id) => store.node(id) !== undefined || store.isRemovedNode(id),
+    });
+    await this.#router.propose({
+      op: 'node-add',
+      at: this.#now(),
+      node: {
+        id: issued.nodeId,
+        role: issued.role,
+        hostname: request.hostname,
+        addr: issued.addr,
+        ...(request.resources ? { resources: request.resources } : {}),
+      },
+    });
+    const managers = [...store.nodes()]
+      .filter((n) => n.role === 'manager')
+      .map((n) => ({ ID: n.id as string, Addr: n.addr }));
     return {
       NodeID: issued.nodeId,
       Role: issued.role,
@@ -448,7 +605,8 @@ export class Manager implements Backend {
       CA: cluster.caCertPem,
       BootstrapVoters: [...this.state.bootstrapVoters],
       Managers: managers,
-      UnlockKey: issued.role === 'manager' && cluster.unlockKey ? toBase64(cluster.unlockKey) : null,
+      UnlockKey:
+        issued.role === 'manager' && cluster.unlockKey ? toBase64(cluster.unlockKey) : null,
     };
   }
 
@@ -468,15 +626,27 @@ export class Manager implements Backend {
 
   async createService(spec: ServiceSpecInput): Promise<string> {
     const store = await this.#router.read();
-    if (store.workloads.serviceByName(spec.name)) throw new SecretdError('conflict', `Service ${spec.name} already exists`);
-    const result = await this.#router.propose({ op: 'service-create', at: this.#now(), id: newId(this.#options.random), spec: resolveSpecSecrets(store, spec) });
+    if (store.workloads.serviceByName(spec.name))
+      throw new SecretdError('conflict', `Service ${spec.name} already exists`);
+    const result = await this.#router.propose({
+      op: 'service-create',
+      at: this.#now(),
+      id: newId(this.#options.random),
+      spec: resolveSpecSecrets(store, spec),
+    });
     return result.id!;
   }
 
   async updateService(ref: string, expectedIndex: number, spec: ServiceSpecInput): Promise<void> {
     const store = await this.#router.read();
     const service = resolveService(store, ref);
-    await this.#router.propose({ op: 'service-update', at: this.#now(), id: service.id, expectedIndex, spec: resolveSpecSecrets(store, spec) });
+    await this.#router.propose({
+      op: 'service-update',
+      at: this.#now(),
+      id: service.id,
+      expectedIndex,
+      spec: resolveSpecSecrets(store, spec),
+    });
   }
 
   async removeService(ref: string): Promise<void> {
@@ -495,16 +665,22 @@ export class Manager implements Backend {
   /** Runs a command in a task's container wherever it runs: here, or relayed over its node's session. */
   async exec(taskRef: string, argv: readonly string[]): Promise<ExecResult> {
     const task = resolveTask(await this.#router.read(), taskRef);
-    if (task.nodeId === null) throw new SecretdError('conflict', `Task ${taskRef} is not placed on a node yet`);
+    if (task.nodeId === null)
+      throw new SecretdError('conflict', `Task ${taskRef} is not placed on a node yet`);
     if (task.nodeId === this.state.nodeId && this.#agent) return this.#agent.exec(task.id, argv);
     const dispatcher = this.#run?.dispatcher;
     if (dispatcher?.active) return dispatcher.exec(task.nodeId, task.id, argv, execTimeoutMs);
-    return this.#router.onLeader(() => this.exec(task.id, argv), { method: 'POST', path: peerPaths.internalExec, body: { Task: task.id, Cmd: argv } });
+    return this.#router.onLeader(() => this.exec(task.id, argv), {
+      method: 'POST',
+      path: peerPaths.internalExec,
+      body: { Task: task.id, Cmd: argv },
+    });
   }
 
   async importImage(name: string, path: string): Promise<{ Name: string }> {
     const executor = this.#options.executor;
-    if (!executor) throw new SecretdError('unimplemented', 'This node runs no tasks, so it keeps no images');
+    if (!executor)
+      throw new SecretdError('unimplemented', 'This node runs no tasks, so it keeps no images');
     const image = await executor.images.importImage(name, path);
     return { Name: image.name };
   }
@@ -537,11 +713,22 @@ export class Manager implements Backend {
       async () => {
         const store = await this.#router.read();
         const node = resolveNode(store, ref);
-        if (update.role === 'worker' && node.role === 'manager') this.#checkCanLoseManager(store, node, 'demote');
-        await this.#router.propose({ op: 'node-update', at: this.#now(), id: node.id, expectedIndex, ...update });
+        if (update.role === 'worker' && node.role === 'manager')
+          this.#checkCanLoseManager(store, node, 'demote');
+        await this.#router.propose({
+          op: 'node-update',
+          at: this.#now(),
+          id: node.id,
+          expectedIndex,
+          ...update,
+        });
         return null;
       },
-      { method: 'POST', path: `${peerPaths.internalNodes}/${encodeURIComponent(ref)}/update`, body: { ExpectedIndex: expectedIndex, Update: update } },
+      {
+        method: 'POST',
+        path: `${peerPaths.internalNodes}/${encodeURIComponent(ref)}/update`,
+        body: { ExpectedIndex: expectedIndex, Update: update },
+      },
     );
   }
 
@@ -552,31 +739,56 @@ export class Manager implements Backend {
         const node = resolveNode(store, ref);
         const view = nodeView(node, this.#viewContext(store));
         if (node.role === 'manager' && !force) {
-          throw new SecretdError('invalid', `Node ${node.id} is a cluster manager: demote it before removing it (secretd node demote ${node.id}), or use --force if it is gone for good`);
+          throw new SecretdError(
+            'invalid',
+            `Node ${node.id} is a cluster manager: demote it before removing it (secretd node demote ${node.id}), or use --force if it is gone for good`,
+          );
         }
         if (node.role === 'manager') this.#checkCanLoseManager(store, node, 'remove');
-        else if (view.state === 'ready' && !force) throw new SecretdError('invalid', `Node ${node.id} is not down and can't be removed: stop it first, or use --force`);
+        else if (view.state === 'ready' && !force)
+          throw new SecretdError(
+            'invalid',
+            `Node ${node.id} is not down and can't be removed: stop it first, or use --force`,
+          );
         await this.#router.propose({ op: 'node-remove', at: this.#now(), ids: [node.id] });
         return null;
       },
-      { method: 'DELETE', path: `${peerPaths.internalNodes}/${encodeURIComponent(ref)}?force=${force}` },
+      {
+        method: 'DELETE',
+        path: `${peerPaths.internalNodes}/${encodeURIComponent(ref)}?force=${force}`,
+      },
     );
   }
 
   #checkCanLoseManager(store: Store, node: NodeRecord, action: 'demote' | 'remove'): void {
     const managers = [...store.nodes()].filter((n) => n.role === 'manager');
-    if (managers.length <= 1) throw new SecretdError('invalid', `Cannot ${action} node ${node.id}: it is the last manager of the cluster`);
+    if (managers.length <= 1)
+      throw new SecretdError(
+        'invalid',
+        `Cannot ${action} node ${node.id}: it is the last manager of the cluster`,
+      );
     const status = this.#running().raft.core.status();
     const progress = this.#activeProgress(status);
-    if (!progress || !quorumSurvivesRemoval({ self: status.id, conf: status.conf, progress }, node.id)) {
-      throw new SecretdError('invalid', `Cannot ${action} node ${node.id}: the managers left could not form a quorum (too few of them are reachable)`);
+    if (
+      !progress ||
+      !quorumSurvivesRemoval({ self: status.id, conf: status.conf, progress }, node.id)
+    ) {
+      throw new SecretdError(
+        'invalid',
+        `Cannot ${action} node ${node.id}: the managers left could not form a quorum (too few of them are reachable)`,
+      );
     }
   }
 
   /** The Raft status and what the transport saw, read once for a whole list of node views. */
   #viewContext(store: Store): NodeViewContext {
     const status = this.#running().raft.core.status();
-    return { status, activeIds: activeIds(this.#activeProgress(status)), selfId: this.state.nodeId, tls: this.#tlsInfo(store) };
+    return {
+      status,
+      activeIds: activeIds(this.#activeProgress(status)),
+      selfId: this.state.nodeId,
+      tls: this.#tlsInfo(store),
+    };
   }
 
   /** The leader's progress, a follower counted active also when the transport exchanged with it within two election timeouts. */
@@ -591,7 +803,14 @@ export class Manager implements Backend {
     const caPem = clusterOf(store).caCertPem;
     if (this.#tlsInfoCache?.caPem !== caPem) {
       const info = issuerInfo(caPem);
-      this.#tlsInfoCache = { caPem, info: { trustRoot: caPem, issuerSubject: toBase64(info.subjectDer), issuerPublicKey: toBase64(info.publicKeyDer) } };
+      this.#tlsInfoCache = {
+        caPem,
+        info: {
+          trustRoot: caPem,
+          issuerSubject: toBase64(info.subjectDer),
+          issuerPublicKey: toBase64(info.publicKeyDer),
+        },
+      };
     }
     return this.#tlsInfoCache.info;
   }
@@ -599,7 +818,13 @@ export class Manager implements Backend {
   // --- Backend: cluster and secrets ----------------------------------------------------------
 
   summary(): NodeSummary {
-    return nodeSummary({ state: this.state, store: this.#run?.raft.store, locked: this.locked, hostname: hostname(), agentSecrets: this.#agent?.secretCounts() ?? { received: 0, held: 0 } });
+    return nodeSummary({
+      state: this.state,
+      store: this.#run?.raft.store,
+      locked: this.locked,
+      hostname: hostname(),
+      agentSecrets: this.#agent?.secretCounts() ?? { received: 0, held: 0 },
+    });
   }
 
   async listSecrets(): Promise<readonly SecretRecord[]> {
@@ -612,18 +837,42 @@ export class Manager implements Backend {
 
   async createSecret(spec: SecretSpecInput): Promise<string> {
     const store = this.#running().raft.store;
-    if (store.secretByName(spec.name)) throw new SecretdError('conflict', `Secret ${spec.name} already exists`);
-    const result = await this.#router.propose({ op: 'secret-create', at: this.#now(), id: newId(this.#options.random), name: spec.name, labels: spec.labels, data: toBase64(spec.data) });
+    if (store.secretByName(spec.name))
+      throw new SecretdError('conflict', `Secret ${spec.name} already exists`);
+    const result = await this.#router.propose({
+      op: 'secret-create',
+      at: this.#now(),
+      id: newId(this.#options.random),
+      name: spec.name,
+      labels: spec.labels,
+      data: toBase64(spec.data),
+    });
     return result.id!;
   }
 
-  async updateSecret(ref: string, expectedIndex: number, spec: { name: string; labels: Labels; data: Uint8Array | null }): Promise<void> {
+  async updateSecret(
+    ref: string,
+    expectedIndex: number,
+    spec: { name: string; labels: Labels; data: Uint8Array | null },
+  ): Promise<void> {
     const secret = (await this.#router.read()).resolveSecret(ref);
     const latest = secret.versions.at(-1)!.data;
-    if (spec.name !== secret.name || (spec.data !== null && !constantTimeEqual(spec.data, latest))) {
-      throw new SecretdError('invalid', `Cannot update secret ${secret.name}: only updates to Labels are allowed`);
+    if (
+      spec.name !== secret.name ||
+      (spec.data !== null && !constantTimeEqual(spec.data, latest))
+    ) {
+      throw new SecretdError(
+        'invalid',
+        `Cannot update secret ${secret.name}: only updates to Labels are allowed`,
+      );
     }
-    await this.#router.propose({ op: 'secret-update', at: this.#now(), id: secret.id, expectedIndex, labels: spec.labels });
+    await this.#router.propose({
+      op: 'secret-update',
+      at: this.#now(),
+      id: secret.id,
+      expectedIndex,
+      labels: spec.labels,
+    });
   }
 
   async removeSecret(ref: string): Promise<void> {
@@ -631,19 +880,35 @@ export class Manager implements Backend {
     await this.#router.propose({ op: 'secret-remove', at: this.#now(), ids: [secret.id] });
   }
 
-  async listSecretVersions(ref: string): Promise<{ secret: SecretRecord; versions: SecretVersionView[] }> {
+  async listSecretVersions(
+    ref: string,
+  ): Promise<{ secret: SecretRecord; versions: SecretVersionView[] }> {
     const store = await this.#router.read();
     const secret = store.resolveSecret(ref);
     return { secret, versions: secretVersionViews(store, secret) };
   }
 
-  async addSecretVersion(ref: string, data: Uint8Array, ifVersion: number | null): Promise<VersionOutcome> {
+  async addSecretVersion(
+    ref: string,
+    data: Uint8Array,
+    ifVersion: number | null,
+  ): Promise<VersionOutcome> {
     try {
       const secret = (await this.#router.read()).resolveSecret(ref);
       const newest = secret.versions.at(-1)!;
       // Equal data is a no-op: answered here without a log entry (the store would decide the same).
-      if ((ifVersion === null || ifVersion === newest.version) && constantTimeEqual(data, newest.data)) return { version: newest.version, changed: false };
-      const result = await this.#router.propose({ op: 'secret-version-add', at: this.#now(), id: secret.id, data: toBase64(data), ifVersion });
+      if (
+        (ifVersion === null || ifVersion === newest.version) &&
+        constantTimeEqual(data, newest.data)
+      )
+        return { version: newest.version, changed: false };
+      const result = await this.#router.propose({
+        op: 'secret-version-add',
+        at: this.#now(),
+        id: secret.id,
+        data: toBase64(data),
+        ifVersion,
+      });
       return { version: result.version!, changed: result.changed ?? true };
     } finally {
       data.fill(0);
@@ -652,21 +917,40 @@ export class Manager implements Backend {
 
   async rollbackSecret(ref: string, to: number, ifVersion: number | null): Promise<VersionOutcome> {
     const secret = (await this.#router.read()).resolveSecret(ref);
-    const result = await this.#router.propose({ op: 'secret-rollback', at: this.#now(), id: secret.id, to, ifVersion });
+    const result = await this.#router.propose({
+      op: 'secret-rollback',
+      at: this.#now(),
+      id: secret.id,
+      to,
+      ifVersion,
+    });
     return { version: result.version!, changed: result.changed ?? true };
   }
 
   async removeSecretVersion(ref: string, version: number): Promise<void> {
     const secret = (await this.#router.read()).resolveSecret(ref);
-    await this.#router.propose({ op: 'secret-version-remove', at: this.#now(), id: secret.id, version });
+    await this.#router.propose({
+      op: 'secret-version-remove',
+      at: this.#now(),
+      id: secret.id,
+      version,
+    });
   }
 
   async secretSettings(): Promise<{ versionsKept: number }> {
-    return { versionsKept: clusterOf(await this.#router.read()).secretVersionsKept ?? secretVersionsKeptDefault };
+    return {
+      versionsKept:
+        clusterOf(await this.#router.read()).secretVersionsKept ?? secretVersionsKeptDefault,
+    };
   }
 
   async updateSecretSettings(settings: { versionsKept: number }): Promise<void> {
-    await this.#router.propose({ op: 'cluster-update', at: this.#now(), expectedIndex: null, secretVersionsKept: settings.versionsKept });
+    await this.#router.propose({
+      op: 'cluster-update',
+      at: this.#now(),
+      expectedIndex: null,
+      secretVersionsKept: settings.versionsKept,
+    });
   }
 
   async cluster(): Promise<ClusterRecord> {
@@ -690,8 +974,12 @@ export class Manager implements Backend {
       ...(rotateTokens
         ? {
             joinTokens: {
-              worker: update.rotateWorkerToken ? generateJoinToken(caDer, random) : cluster.joinTokens.worker,
-              manager: update.rotateManagerToken ? generateJoinToken(caDer, random) : cluster.joinTokens.manager,
+              worker: update.rotateWorkerToken
+                ? generateJoinToken(caDer, random)
+                : cluster.joinTokens.worker,
+              manager: update.rotateManagerToken
+                ? generateJoinToken(caDer, random)
+                : cluster.joinTokens.manager,
             },
           }
         : {}),
@@ -733,16 +1021,23 @@ export class Manager implements Backend {
     return this.#unlockBackoff.state;
   }
 
-  async issueClientCertificate(name: string, csrPem: string): Promise<{ certPem: string; caPem: string }> {
+  async issueClientCertificate(
+    name: string,
+    csrPem: string,
+  ): Promise<{ certPem: string; caPem: string }> {
     const cluster = await this.cluster();
-    const certPem = await issueCertificate({ certPem: cluster.caCertPem, keyPkcs8: cluster.caKey }, csrPem, {
-      nodeId: name,
-      role: 'admin',
-      clusterId: cluster.id,
-      now: this.#options.now(),
-      lifetimeMs: nodeCertLifetimeMs,
-      serial: this.#options.random(16),
-    });
+    const certPem = await issueCertificate(
+      { certPem: cluster.caCertPem, keyPkcs8: cluster.caKey },
+      csrPem,
+      {
+        nodeId: name,
+        role: 'admin',
+        clusterId: cluster.id,
+        now: this.#options.now(),
+        lifetimeMs: nodeCertLifetimeMs,
+        serial: this.#options.random(16),
+      },
+    );
     return { certPem, caPem: cluster.caCertPem };
   }
 
@@ -752,7 +1047,8 @@ export class Manager implements Backend {
 }
 
 function clusterOf(store: Store): ClusterRecord {
-  if (!store.cluster) throw new SecretdError('unavailable', 'This manager has not caught up with the cluster yet');
+  if (!store.cluster)
+    throw new SecretdError('unavailable', 'This manager has not caught up with the cluster yet');
   return store.cluster;
 }
 

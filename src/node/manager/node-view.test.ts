@@ -4,13 +4,36 @@ import type { ProgressStatus, RaftStatus } from '../../raft/core.ts';
 import type { MemberId } from '../../raft/types.ts';
 import type { NodeId, NodeRecord } from '../store/index.ts';
 import { Store } from '../store/index.ts';
-import { activeIds, activeProgress, localTaskCounts, nodeSummary, nodeView, reachability, type NodeViewContext } from './node-view.ts';
+import {
+  activeIds,
+  activeProgress,
+  localTaskCounts,
+  nodeSummary,
+  nodeView,
+  reachability,
+  type NodeViewContext,
+} from './node-view.ts';
 
 const m = (id: string): MemberId => id as MemberId;
 const tls = { trustRoot: 'ca-pem', issuerSubject: 'subject', issuerPublicKey: 'key' };
 
-function node(id: string, role: NodeRecord['role'], status: NodeRecord['status'] = 'unknown'): NodeRecord {
-  return { id: id as NodeId, role, hostname: `host-${id}`, addr: `10.0.0.${id.length}:4377`, availability: 'active', labels: { zone: 'z1' }, status, createdAt: 't0', updatedAt: 't1', metaIndex: 7 };
+function node(
+  id: string,
+  role: NodeRecord['role'],
+  status: NodeRecord['status'] = 'unknown',
+): NodeRecord {
+  return {
+    id: id as NodeId,
+    role,
+    hostname: `host-${id}`,
+    addr: `10.0.0.${id.length}:4377`,
+    availability: 'active',
+    labels: { zone: 'z1' },
+    status,
+    createdAt: 't0',
+    updatedAt: 't1',
+    metaIndex: 7,
+  };
 }
 
 function progress(match: number, recentActive: boolean): ProgressStatus {
@@ -18,7 +41,12 @@ function progress(match: number, recentActive: boolean): ProgressStatus {
 }
 
 /** Members a, b, c vote; d is a learner; `self` answers in `role`. */
-function status(self: string, role: RaftStatus['role'], leader: string | null, withProgress?: Record<string, ProgressStatus>): RaftStatus {
+function status(
+  self: string,
+  role: RaftStatus['role'],
+  leader: string | null,
+  withProgress?: Record<string, ProgressStatus>,
+): RaftStatus {
   return {
     id: m(self),
     term: 3,
@@ -40,17 +68,31 @@ function context(raft: RaftStatus, active: string[]): NodeViewContext {
 describe('reachability', () => {
   test('the leader sees itself and the voters it heard from as reachable, a silent voter as unreachable, a learner as unknown', () => {
     const leaderView = context(status('a', 'leader', 'a'), ['b']);
-    expect(['a', 'b', 'c', 'd', 'e'].map((id) => reachability(id, leaderView))).toEqual(['reachable', 'reachable', 'unreachable', 'unknown', 'unknown']);
+    expect(['a', 'b', 'c', 'd', 'e'].map((id) => reachability(id, leaderView))).toEqual([
+      'reachable',
+      'reachable',
+      'unreachable',
+      'unknown',
+      'unknown',
+    ]);
   });
 
   test('a follower knows only itself: every other voter is unknown, whatever it saw', () => {
     const followerView = context(status('b', 'follower', 'a'), ['a', 'c']);
-    expect(['a', 'b', 'c', 'd'].map((id) => reachability(id, followerView))).toEqual(['unknown', 'reachable', 'unknown', 'unknown']);
+    expect(['a', 'b', 'c', 'd'].map((id) => reachability(id, followerView))).toEqual([
+      'unknown',
+      'reachable',
+      'unknown',
+      'unknown',
+    ]);
   });
 
   test('a candidate answers as a follower does', () => {
     const candidateView = context(status('b', 'candidate', null), ['a']);
-    expect(['a', 'b'].map((id) => reachability(id, candidateView))).toEqual(['unknown', 'reachable']);
+    expect(['a', 'b'].map((id) => reachability(id, candidateView))).toEqual([
+      'unknown',
+      'reachable',
+    ]);
   });
 });
 
@@ -72,22 +114,44 @@ describe('nodeView', () => {
       resources: null,
       tls,
     });
-    expect([nodeView(node('c', 'manager', 'ready'), view).state, nodeView(node('c', 'manager', 'ready'), view).manager]).toEqual(['down', { leader: false, reachability: 'unreachable' }]);
-    expect([nodeView(node('d', 'manager', 'ready'), view).state, nodeView(node('d', 'manager'), view).manager]).toEqual(['unknown', { leader: false, reachability: 'unknown' }]);
+    expect([
+      nodeView(node('c', 'manager', 'ready'), view).state,
+      nodeView(node('c', 'manager', 'ready'), view).manager,
+    ]).toEqual(['down', { leader: false, reachability: 'unreachable' }]);
+    expect([
+      nodeView(node('d', 'manager', 'ready'), view).state,
+      nodeView(node('d', 'manager'), view).manager,
+    ]).toEqual(['unknown', { leader: false, reachability: 'unknown' }]);
   });
 
   test("a worker's state is its dispatcher session's (the store's status), with no manager status", () => {
     const view = context(status('a', 'leader', 'a'), []);
-    const worker = { ...node('w', 'worker', 'down'), resources: { nanoCpus: 2e9, memoryBytes: 1024 } };
-    expect(nodeView(worker, view)).toMatchObject({ role: 'worker', state: 'down', manager: null, resources: { nanoCpus: 2e9, memoryBytes: 1024 } });
+    const worker = {
+      ...node('w', 'worker', 'down'),
+      resources: { nanoCpus: 2e9, memoryBytes: 1024 },
+    };
+    expect(nodeView(worker, view)).toMatchObject({
+      role: 'worker',
+      state: 'down',
+      manager: null,
+      resources: { nanoCpus: 2e9, memoryBytes: 1024 },
+    });
   });
 });
 
 describe('activeProgress', () => {
   test('a follower the core marked inactive counts as active when the transport exchanged with it recently', () => {
-    const raft = status('a', 'leader', 'a', { a: progress(10, true), b: progress(9, false), c: progress(3, false) });
+    const raft = status('a', 'leader', 'a', {
+      a: progress(10, true),
+      b: progress(9, false),
+      c: progress(3, false),
+    });
     const progressSeen = activeProgress(raft, (id) => id === 'b');
-    expect(progressSeen).toEqual({ a: progress(10, true), b: progress(9, true), c: progress(3, false) });
+    expect(progressSeen).toEqual({
+      a: progress(10, true),
+      b: progress(9, true),
+      c: progress(3, false),
+    });
     expect([...activeIds(progressSeen)].sort()).toEqual(['a', 'b']);
   });
 
@@ -99,10 +163,22 @@ describe('activeProgress', () => {
 });
 
 describe('nodeSummary', () => {
-  const state = { nodeId: 'a', clusterId: 'cluster-1', advertiseAddr: '10.0.0.1:4377' } as Parameters<typeof nodeSummary>[0]['state'];
+  const state = {
+    nodeId: 'a',
+    clusterId: 'cluster-1',
+    advertiseAddr: '10.0.0.1:4377',
+  } as Parameters<typeof nodeSummary>[0]['state'];
 
   test('a locked manager shows its identity, no counts and no cluster', () => {
-    expect(nodeSummary({ state, store: undefined, locked: true, hostname: 'h', agentSecrets: { received: 0, held: 0 } })).toEqual({
+    expect(
+      nodeSummary({
+        state,
+        store: undefined,
+        locked: true,
+        hostname: 'h',
+        agentSecrets: { received: 0, held: 0 },
+      }),
+    ).toEqual({
       nodeId: 'a',
       clusterId: 'cluster-1',
       addr: '10.0.0.1:4377',
@@ -122,10 +198,31 @@ describe('nodeSummary', () => {
 
   test('an unlocked manager counts the managers and nodes the store holds', () => {
     const store = new Store();
-    store.apply(1, { op: 'node-add', at: 't', node: { id: 'a', role: 'manager', hostname: 'ha', addr: '10.0.0.1:4377' } });
-    store.apply(2, { op: 'node-add', at: 't', node: { id: 'w', role: 'worker', hostname: 'hw', addr: '10.0.0.9:4377' } });
-    const summary = nodeSummary({ state, store, locked: false, hostname: 'h', agentSecrets: { received: 4, held: 2 } });
-    expect(summary).toMatchObject({ state: 'active', managers: 1, nodes: 2, secretsReceived: 4, secretsHeld: 2, remoteManagers: [{ nodeId: 'a', addr: '10.0.0.1:4377' }] });
+    store.apply(1, {
+      op: 'node-add',
+      at: 't',
+      node: { id: 'a', role: 'manager', hostname: 'ha', addr: '10.0.0.1:4377' },
+    });
+    store.apply(2, {
+      op: 'node-add',
+      at: 't',
+      node: { id: 'w', role: 'worker', hostname: 'hw', addr: '10.0.0.9:4377' },
+    });
+    const summary = nodeSummary({
+      state,
+      store,
+      locked: false,
+      hostname: 'h',
+      agentSecrets: { received: 4, held: 2 },
+    });
+    expect(summary).toMatchObject({
+      state: 'active',
+      managers: 1,
+      nodes: 2,
+      secretsReceived: 4,
+      secretsHeld: 2,
+      remoteManagers: [{ nodeId: 'a', addr: '10.0.0.1:4377' }],
+    });
     expect(localTaskCounts(store, 'a')).toEqual({ live: 0, running: 0 });
   });
 });

@@ -25,13 +25,19 @@ export interface NodeViewContext {
  * what it saw of the node. A manager that is no voter (a learner still catching up, or one being
  * removed) is `unknown`: counting it would overstate how many failures the cluster survives.
  */
-const reachabilityOf: Readonly<Record<'leader' | 'follower', Readonly<Record<'self' | 'active' | 'silent', Reachability>>>> = {
+const reachabilityOf: Readonly<
+  Record<'leader' | 'follower', Readonly<Record<'self' | 'active' | 'silent', Reachability>>>
+> = {
   leader: { self: 'reachable', active: 'reachable', silent: 'unreachable' },
   follower: { self: 'reachable', active: 'unknown', silent: 'unknown' },
 };
 
 /** A manager's state is the leader's Raft view of it; a worker's is its dispatcher session (the store's status). */
-const managerStateOf: Readonly<Record<Reachability, NodeView['state']>> = { reachable: 'ready', unreachable: 'down', unknown: 'unknown' };
+const managerStateOf: Readonly<Record<Reachability, NodeView['state']>> = {
+  reachable: 'ready',
+  unreachable: 'down',
+  unknown: 'unknown',
+};
 
 export function reachability(nodeId: string, context: Omit<NodeViewContext, 'tls'>): Reachability {
   const { status, activeIds, selfId } = context;
@@ -41,7 +47,13 @@ export function reachability(nodeId: string, context: Omit<NodeViewContext, 'tls
 }
 
 export function nodeView(node: NodeRecord, context: NodeViewContext): NodeView {
-  const manager = node.role === 'manager' ? { leader: context.status.leader === (node.id as string), reachability: reachability(node.id, context) } : null;
+  const manager =
+    node.role === 'manager'
+      ? {
+          leader: context.status.leader === (node.id as string),
+          reachability: reachability(node.id, context),
+        }
+      : null;
   return {
     id: node.id,
     metaIndex: node.metaIndex,
@@ -66,18 +78,26 @@ export function nodeView(node: NodeRecord, context: NodeViewContext): NodeView {
  * a successful exchange on the Raft transport within the window (`reachable`) also counts.
  * None on a follower.
  */
-export function activeProgress(status: RaftStatus, reachable: (id: MemberId) => boolean): Readonly<Record<string, ProgressStatus>> | undefined {
+export function activeProgress(
+  status: RaftStatus,
+  reachable: (id: MemberId) => boolean,
+): Readonly<Record<string, ProgressStatus>> | undefined {
   if (!status.progress) return undefined;
   const progress: Record<string, ProgressStatus> = {};
   for (const [id, pr] of Object.entries(status.progress)) {
-    progress[id] = pr.recentActive || !reachable(id as MemberId) ? pr : { ...pr, recentActive: true };
+    progress[id] =
+      pr.recentActive || !reachable(id as MemberId) ? pr : { ...pr, recentActive: true };
   }
   return progress;
 }
 
 /** The members counted as active in `activeProgress`. */
-export function activeIds(progress: Readonly<Record<string, ProgressStatus>> | undefined): ReadonlySet<string> {
-  return new Set(Object.entries(progress ?? {}).flatMap(([id, pr]) => (pr.recentActive ? [id] : [])));
+export function activeIds(
+  progress: Readonly<Record<string, ProgressStatus>> | undefined,
+): ReadonlySet<string> {
+  return new Set(
+    Object.entries(progress ?? {}).flatMap(([id, pr]) => (pr.recentActive ? [id] : [])),
+  );
 }
 
 export interface SummaryInput {

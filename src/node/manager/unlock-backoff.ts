@@ -12,7 +12,11 @@
  * text form is a string, which cannot be cleared at all.
  */
 import { SecretdError } from '../../errors.ts';
-import { unlockAttemptsWaitingMax, unlockBackoffInitialMs, unlockBackoffMaxMs } from '../../limits.ts';
+import {
+  unlockAttemptsWaitingMax,
+  unlockBackoffInitialMs,
+  unlockBackoffMaxMs,
+} from '../../limits.ts';
 import { sleep, type Timers } from '../../io/timers.ts';
 
 export interface UnlockBackoffState {
@@ -36,7 +40,11 @@ export class UnlockBackoff {
   }
 
   get state(): UnlockBackoffState {
-    return { failures: this.#failures, waitMs: Math.max(0, this.#notBefore - this.#timers.now()), pending: this.#pending };
+    return {
+      failures: this.#failures,
+      waitMs: Math.max(0, this.#notBefore - this.#timers.now()),
+      pending: this.#pending,
+    };
   }
 
   /**
@@ -47,7 +55,10 @@ export class UnlockBackoff {
   async attempt(key: Uint8Array, open: (key: Uint8Array) => Promise<void>): Promise<void> {
     if (this.#pending >= unlockAttemptsWaitingMax) {
       key.fill(0);
-      throw new SecretdError('unavailable', `Cannot unlock now: ${this.#pending} unlock attempts are already waiting after wrong keys; try again in ${Math.ceil(this.state.waitMs / 1000) || 1} s`);
+      throw new SecretdError(
+        'unavailable',
+        `Cannot unlock now: ${this.#pending} unlock attempts are already waiting after wrong keys; try again in ${Math.ceil(this.state.waitMs / 1000) || 1} s`,
+      );
     }
     this.#pending++;
     const run = this.#turn.then(() => this.#try(key, open));
@@ -71,7 +82,12 @@ export class UnlockBackoff {
       if (error instanceof SecretdError && error.code === 'invalid') {
         key.fill(0);
         this.#failures++;
-        this.#notBefore = this.#timers.now() + Math.min(unlockBackoffInitialMs * 2 ** Math.min(this.#failures - 1, 30), unlockBackoffMaxMs);
+        this.#notBefore =
+          this.#timers.now() +
+          Math.min(
+            unlockBackoffInitialMs * 2 ** Math.min(this.#failures - 1, 30),
+            unlockBackoffMaxMs,
+          );
       }
       throw error;
     }

@@ -9,7 +9,6 @@ import type { ServiceRecord, TaskId, TaskRecord } from '../store/index.ts';
 import { isDead } from '../store/index.ts';
 import { byCreation, taskPut, type TaskChange } from './task-view.ts';
 
-
 /** What the orchestrator remembers about one slot (a replica number, or a node of a global service). */
 export interface SlotMemory {
   /** Exits in a row; each doubles the restart delay. */
@@ -39,7 +38,10 @@ export interface OrchestratorMemory {
   readonly rollouts: ReadonlyMap<string, RolloutMemory>;
 }
 
-export const emptyOrchestratorMemory: OrchestratorMemory = { slots: new Map(), rollouts: new Map() };
+export const emptyOrchestratorMemory: OrchestratorMemory = {
+  slots: new Map(),
+  rollouts: new Map(),
+};
 
 export interface OrchestratorPlan {
   /** Proposed as one `tasks-put`: new tasks and changes to existing ones. */
@@ -74,7 +76,10 @@ export class PlanBuilder {
     this.now = options.now;
     this.#newId = options.newId;
     this.#original = new Map(tasks.map((task) => [task.id, task]));
-    assert(this.#original.size === tasks.length, 'the orchestrator was given two tasks with one id');
+    assert(
+      this.#original.size === tasks.length,
+      'the orchestrator was given two tasks with one id',
+    );
     this.#tasks = new Map([...tasks].sort(byCreation).map((task) => [task.id, task]));
   }
 
@@ -110,7 +115,14 @@ export class PlanBuilder {
       specVersion: service.specVersion,
       container: service.spec.container,
       desiredState: 'running',
-      status: { state: 'new', message: 'created', error: '', exitCode: null, at: '', secretVersions: {} },
+      status: {
+        state: 'new',
+        message: 'created',
+        error: '',
+        exitCode: null,
+        at: '',
+        secretVersions: {},
+      },
       createdAt: new Date(this.now).toISOString(),
       metaIndex: 0,
     };
@@ -125,7 +137,13 @@ export class PlanBuilder {
    */
   removeIfDone(task: TaskRecord): boolean {
     const original = this.#original.get(task.id);
-    if (!original || !isDead(original) || original.desiredState !== 'shutdown' || this.#changes.has(task.id)) return false;
+    if (
+      !original ||
+      !isDead(original) ||
+      original.desiredState !== 'shutdown' ||
+      this.#changes.has(task.id)
+    )
+      return false;
     this.#removeIds.push(task.id);
     return true;
   }
@@ -138,12 +156,20 @@ export class PlanBuilder {
 
   finish(): OrchestratorPlan {
     const puts = [...this.#changes].map(([id, change]) => taskPut(this.#tasks.get(id)!, change));
-    return { puts, removeIds: this.#removeIds, nextLookAtMs: this.#nextLookAtMs, memory: { slots: this.slots, rollouts: this.rollouts } };
+    return {
+      puts,
+      removeIds: this.#removeIds,
+      nextLookAtMs: this.#nextLookAtMs,
+      memory: { slots: this.slots, rollouts: this.rollouts },
+    };
   }
 }
 
 function applyChange(task: TaskRecord, change: TaskChange): TaskRecord {
-  const status = change.state === undefined ? task.status : { ...task.status, state: change.state, message: change.message ?? task.status.message };
+  const status =
+    change.state === undefined
+      ? task.status
+      : { ...task.status, state: change.state, message: change.message ?? task.status.message };
   return {
     ...task,
     desiredState: change.desiredState ?? task.desiredState,

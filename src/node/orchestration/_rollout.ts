@@ -15,7 +15,12 @@ import type { PlanBuilder, RolloutMemory } from './_plan.ts';
 import type { SettledSlot } from './_slot.ts';
 
 /** Chooses the slots whose live task is replaced in this round, and records the rollout's progress. */
-export function chooseReplacements(plan: PlanBuilder, service: ServiceRecord, slots: readonly SettledSlot[], memory: RolloutMemory | undefined): ReadonlySet<string> {
+export function chooseReplacements(
+  plan: PlanBuilder,
+  service: ServiceRecord,
+  slots: readonly SettledSlot[],
+  memory: RolloutMemory | undefined,
+): ReadonlySet<string> {
   const version = service.specVersion;
   const stale = slots.filter((s) => s.mayStart && s.live !== null && s.live.specVersion < version);
   // A task not placed yet runs nowhere: replacing it interrupts nothing, so it needs no batch.
@@ -25,7 +30,13 @@ export function chooseReplacements(plan: PlanBuilder, service: ServiceRecord, sl
   return new Set([...unplaced, ...batch]);
 }
 
-function chooseBatch(plan: PlanBuilder, service: ServiceRecord, slots: readonly SettledSlot[], outdated: readonly string[], memory: RolloutMemory | undefined): readonly string[] {
+function chooseBatch(
+  plan: PlanBuilder,
+  service: ServiceRecord,
+  slots: readonly SettledSlot[],
+  outdated: readonly string[],
+  memory: RolloutMemory | undefined,
+): readonly string[] {
   const version = service.specVersion;
   let rollout = memory?.specVersion === version ? memory : undefined;
   if (rollout && rollout.batchSlotKeys.length > 0) {
@@ -33,7 +44,11 @@ function chooseBatch(plan: PlanBuilder, service: ServiceRecord, slots: readonly 
       plan.rollouts.set(service.id, rollout);
       return [];
     }
-    rollout = { specVersion: version, batchSlotKeys: [], nextBatchAtMs: plan.now + service.spec.update.delayMs };
+    rollout = {
+      specVersion: version,
+      batchSlotKeys: [],
+      nextBatchAtMs: plan.now + service.spec.update.delayMs,
+    };
   }
   if (outdated.length === 0) return [];
   const nextBatchAtMs = rollout?.nextBatchAtMs ?? 0;
@@ -48,12 +63,20 @@ function chooseBatch(plan: PlanBuilder, service: ServiceRecord, slots: readonly 
   return batch;
 }
 
-function batchDone(rollout: RolloutMemory, slots: readonly SettledSlot[], version: number): boolean {
+function batchDone(
+  rollout: RolloutMemory,
+  slots: readonly SettledSlot[],
+  version: number,
+): boolean {
   const byKey = new Map(slots.map((s) => [s.key, s]));
   return rollout.batchSlotKeys.every((key) => {
     const slot = byKey.get(key);
     // A slot that went away (scaled down, node drained or paused) no longer holds the batch open.
     if (!slot || !slot.mayStart) return true;
-    return slot.live !== null && slot.live.specVersion === version && slot.live.status.state === 'running';
+    return (
+      slot.live !== null &&
+      slot.live.specVersion === version &&
+      slot.live.status.state === 'running'
+    );
   });
 }

@@ -15,7 +15,12 @@
  * (stopWaitMaxMs) or is down (its tasks orphaned, at once) lets the successor start without it.
  */
 import type { ServiceRecord, TaskRecord, TaskState } from '../store/index.ts';
-import { restartDelayMaxMs, restartDelayMinMs, restartResetAfterRunMs, stopWaitMaxMs } from '../../limits.ts';
+import {
+  restartDelayMaxMs,
+  restartDelayMinMs,
+  restartResetAfterRunMs,
+  stopWaitMaxMs,
+} from '../../limits.ts';
 import type { PlanBuilder, SlotMemory } from './_plan.ts';
 import { isDead, isLive, isStopping } from '../store/index.ts';
 import { byCreation } from './task-view.ts';
@@ -39,14 +44,25 @@ export interface SettledSlot extends Slot {
   readonly memory: SlotMemory;
 }
 
-const noMemory: SlotMemory = { failures: 0, restartAtMs: 0, runningTaskId: null, runningSinceMs: 0, stopWaitSinceMs: null };
+const noMemory: SlotMemory = {
+  failures: 0,
+  restartAtMs: 0,
+  runningTaskId: null,
+  runningSinceMs: 0,
+  stopWaitSinceMs: null,
+};
 
 /** Delay before the next task of a slot whose tasks exited `failures` times in a row. */
 export function restartDelayMs(failures: number): number {
   return Math.min(restartDelayMaxMs, restartDelayMinMs * 2 ** Math.max(0, failures - 1));
 }
 
-export function settleSlot(plan: PlanBuilder, slot: Slot, tasks: readonly TaskRecord[], memory: SlotMemory | undefined): SettledSlot {
+export function settleSlot(
+  plan: PlanBuilder,
+  slot: Slot,
+  tasks: readonly TaskRecord[],
+  memory: SlotMemory | undefined,
+): SettledSlot {
   let mem = memory ?? noMemory;
   let working = [...tasks];
   const update = (task: TaskRecord, next: TaskRecord): void => {
@@ -61,14 +77,20 @@ export function settleSlot(plan: PlanBuilder, slot: Slot, tasks: readonly TaskRe
   }
   const [live = null, ...extra] = working.filter(isLive).sort(keepFirst(slot.service.specVersion));
   for (const task of extra) update(task, plan.change(task, { desiredState: 'shutdown' }));
-  if (live?.status.state === 'running' && mem.runningTaskId !== live.id) mem = { ...mem, runningTaskId: live.id, runningSinceMs: plan.now };
-  if (live?.status.state === 'running' && plan.now - mem.runningSinceMs >= restartResetAfterRunMs) mem = { ...mem, failures: 0 };
+  if (live?.status.state === 'running' && mem.runningTaskId !== live.id)
+    mem = { ...mem, runningTaskId: live.id, runningSinceMs: plan.now };
+  if (live?.status.state === 'running' && plan.now - mem.runningSinceMs >= restartResetAfterRunMs)
+    mem = { ...mem, failures: 0 };
   return { ...slot, tasks: working, live, memory: mem };
 }
 
 export function fillSlot(plan: PlanBuilder, settled: SettledSlot, replace: boolean): void {
   const mem = fill(plan, settled, replace);
-  const idle = mem.failures === 0 && mem.restartAtMs <= plan.now && mem.runningTaskId === null && mem.stopWaitSinceMs === null;
+  const idle =
+    mem.failures === 0 &&
+    mem.restartAtMs <= plan.now &&
+    mem.runningTaskId === null &&
+    mem.stopWaitSinceMs === null;
   if (!idle) plan.slots.set(settled.key, mem);
 }
 
@@ -100,12 +122,27 @@ function fill(plan: PlanBuilder, settled: SettledSlot, replace: boolean): SlotMe
 function countExit(mem: SlotMemory, taskId: string, now: number): SlotMemory {
   const ranMs = mem.runningTaskId === taskId ? now - mem.runningSinceMs : 0;
   const failures = ranMs >= restartResetAfterRunMs ? 1 : mem.failures + 1;
-  return { ...mem, failures, restartAtMs: now + restartDelayMs(failures), runningTaskId: null, runningSinceMs: 0 };
+  return {
+    ...mem,
+    failures,
+    restartAtMs: now + restartDelayMs(failures),
+    runningTaskId: null,
+    runningSinceMs: 0,
+  };
 }
 
 const stateRank: Record<TaskState, number> = {
-  new: 0, pending: 1, assigned: 2, preparing: 3, starting: 4, running: 5,
-  complete: 6, shutdown: 6, failed: 6, rejected: 6, orphaned: 6,
+  new: 0,
+  pending: 1,
+  assigned: 2,
+  preparing: 3,
+  starting: 4,
+  running: 5,
+  complete: 6,
+  shutdown: 6,
+  failed: 6,
+  rejected: 6,
+  orphaned: 6,
 };
 
 /** Which of several live tasks keeps the slot: the current spec, then the furthest along, then the newest. */

@@ -6,7 +6,13 @@ import { isLive, Store, type Command, type ContainerSpec } from '../store/index.
 import { WorkloadLoop } from './control-loop.ts';
 
 const at = '2026-12-01T00:00:00.000Z';
-const container: ContainerSpec = { image: 'busybox', command: [], args: ['sleep', '1'], env: [], secrets: [] };
+const container: ContainerSpec = {
+  image: 'busybox',
+  command: [],
+  args: ['sleep', '1'],
+  env: [],
+  secrets: [],
+};
 
 /** Lets every round in flight finish: proposals resolve at once, so one turn of the event loop is enough. */
 const roundsDone = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -15,9 +21,24 @@ function setup(options: { readonly failWrites?: () => boolean } = {}) {
   const store = new Store();
   let index = 0;
   const apply = (command: Command): void => void store.apply(++index, command);
-  apply({ op: 'node-add', at, node: { id: 'n1', role: 'worker', hostname: 'one', addr: '10.0.0.1:4377' } });
+  apply({
+    op: 'node-add',
+    at,
+    node: { id: 'n1', role: 'worker', hostname: 'one', addr: '10.0.0.1:4377' },
+  });
   apply({ op: 'node-status', at, id: 'n1', status: 'ready' });
-  apply({ op: 'service-create', at, id: 'web', spec: { name: 'web', labels: {}, container, mode: { kind: 'replicated', replicas: 1 }, update: { parallelism: 1, delayMs: 0 } } });
+  apply({
+    op: 'service-create',
+    at,
+    id: 'web',
+    spec: {
+      name: 'web',
+      labels: {},
+      container,
+      mode: { kind: 'replicated', replicas: 1 },
+      update: { parallelism: 1, delayMs: 0 },
+    },
+  });
   // Far from 0, as a monotonic clock is: a round that mixed in another clock would be armed far off.
   const timers = new ManualTimers();
   timers.time = 7_000_000;
@@ -34,7 +55,10 @@ function setup(options: { readonly failWrites?: () => boolean } = {}) {
     newId: () => `t${++ids}`,
     log: (line) => logged.push(line),
   });
-  const liveTasks = (): string[] => [...store.workloads.tasks.values()].filter(isLive).map((t) => `${t.id} ${t.status.state} on ${t.nodeId}`);
+  const liveTasks = (): string[] =>
+    [...store.workloads.tasks.values()]
+      .filter(isLive)
+      .map((t) => `${t.id} ${t.status.state} on ${t.nodeId}`);
   return { store, apply, timers, loop, liveTasks, logged };
 }
 
@@ -45,10 +69,27 @@ describe('WorkloadLoop', () => {
     await roundsDone();
     expect(liveTasks()).toEqual(['t1 assigned on n1']);
 
-    apply({ op: 'task-status', at, nodeId: 'n1', updates: [{ id: 't1', state: 'failed', message: 'exited', error: 'exit 1', exitCode: 1, secretVersions: {} }] });
+    apply({
+      op: 'task-status',
+      at,
+      nodeId: 'n1',
+      updates: [
+        {
+          id: 't1',
+          state: 'failed',
+          message: 'exited',
+          error: 'exit 1',
+          exitCode: 1,
+          secretVersions: {},
+        },
+      ],
+    });
     loop.kick();
     await roundsDone();
-    expect({ live: liveTasks(), waiting: timers.pendingAfters() }).toEqual({ live: [], waiting: [restartDelayMinMs] });
+    expect({ live: liveTasks(), waiting: timers.pendingAfters() }).toEqual({
+      live: [],
+      waiting: [restartDelayMinMs],
+    });
 
     timers.advance(restartDelayMinMs - 1);
     await roundsDone();

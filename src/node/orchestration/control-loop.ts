@@ -6,7 +6,11 @@
  */
 import { orchestratorRetryDelayMs } from '../../limits.ts';
 import type { Timers } from '../../io/timers.ts';
-import { emptyOrchestratorMemory, reconcileServices, type OrchestratorMemory } from './orchestrator.ts';
+import {
+  emptyOrchestratorMemory,
+  reconcileServices,
+  type OrchestratorMemory,
+} from './orchestrator.ts';
 import { schedule } from './scheduler.ts';
 import type { Command } from '../store/index.ts';
 import type { Store } from '../store/index.ts';
@@ -70,14 +74,23 @@ export class WorkloadLoop {
     const { store, propose, timers, now } = this.#options;
     const state = store();
     const plan = reconcileServices(
-      { services: [...state.workloads.services.values()], tasks: [...state.workloads.tasks.values()], nodes: [...state.nodes()], memory: this.#memory },
+      {
+        services: [...state.workloads.services.values()],
+        tasks: [...state.workloads.tasks.values()],
+        nodes: [...state.nodes()],
+        memory: this.#memory,
+      },
       { now: timers.now(), newId: this.#options.newId },
     );
     if (plan.puts.length > 0) await propose({ op: 'tasks-put', at: now(), tasks: plan.puts });
-    if (plan.removeIds.length > 0) await propose({ op: 'tasks-remove', at: now(), ids: plan.removeIds });
+    if (plan.removeIds.length > 0)
+      await propose({ op: 'tasks-remove', at: now(), ids: plan.removeIds });
     this.#memory = plan.memory;
     const fresh = store();
-    const placements = schedule({ tasks: [...fresh.workloads.tasks.values()], nodes: [...fresh.nodes()] });
+    const placements = schedule({
+      tasks: [...fresh.workloads.tasks.values()],
+      nodes: [...fresh.nodes()],
+    });
     if (placements.length > 0) await propose({ op: 'tasks-put', at: now(), tasks: placements });
     if (plan.nextLookAtMs !== null) this.#arm(plan.nextLookAtMs);
   }
@@ -85,9 +98,12 @@ export class WorkloadLoop {
   /** One timer, for the time the orchestrator asked to look again (ms on the `timers` clock, as `plan.nextLookAtMs`). */
   #arm(atMs: number): void {
     this.#cancelTimer?.();
-    this.#cancelTimer = this.#options.timers.after(Math.max(0, atMs - this.#options.timers.now()), () => {
-      this.#cancelTimer = null;
-      this.kick();
-    });
+    this.#cancelTimer = this.#options.timers.after(
+      Math.max(0, atMs - this.#options.timers.now()),
+      () => {
+        this.#cancelTimer = null;
+        this.kick();
+      },
+    );
   }
 }

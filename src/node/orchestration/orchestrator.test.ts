@@ -1,5 +1,11 @@
 import { describe, expect, test } from 'bun:test';
-import { emptyOrchestratorMemory, reconcileServices, restartDelayMs, stopWaitMaxMs, taskHistoryPerSlot } from './orchestrator.ts';
+import {
+  emptyOrchestratorMemory,
+  reconcileServices,
+  restartDelayMs,
+  stopWaitMaxMs,
+  taskHistoryPerSlot,
+} from './orchestrator.ts';
 import { SimCluster } from '../../../test/helpers/orchestrator-cluster.ts';
 import type { TaskRecord } from '../store/index.ts';
 import { isLive } from '../store/index.ts';
@@ -7,8 +13,12 @@ import { isLive } from '../store/index.ts';
 /** slot → state of the slot's live task, for compact whole-value assertions. */
 function liveBySlot(sim: SimCluster, serviceId: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const t of sim.tasks(serviceId).filter(isLive).sort((a, b) => a.slot - b.slot || (a.nodeId ?? '').localeCompare(b.nodeId ?? ''))) {
-    out[t.slot === 0 ? `@${t.nodeId}` : String(t.slot)] = `${t.status.state} v${t.specVersion}${t.slot === 0 ? '' : ` on ${t.nodeId}`}`;
+  for (const t of sim
+    .tasks(serviceId)
+    .filter(isLive)
+    .sort((a, b) => a.slot - b.slot || (a.nodeId ?? '').localeCompare(b.nodeId ?? ''))) {
+    out[t.slot === 0 ? `@${t.nodeId}` : String(t.slot)] =
+      `${t.status.state} v${t.specVersion}${t.slot === 0 ? '' : ` on ${t.nodeId}`}`;
   }
   return out;
 }
@@ -31,9 +41,19 @@ describe('reconcileServices() replicated services', () => {
     const sim = cluster(['n1']);
     sim.createService('web', { replicas: 3 });
     const plan = sim.reconcile();
-    expect(plan.puts.map((p) => ({ ...p, container: undefined }))).toEqual([1, 2, 3].map((slot) => ({
-      id: `t0000${slot}`, serviceId: 'web', slot, nodeId: null, specVersion: 1, container: undefined, desiredState: 'running', state: 'new', message: 'created',
-    })));
+    expect(plan.puts.map((p) => ({ ...p, container: undefined }))).toEqual(
+      [1, 2, 3].map((slot) => ({
+        id: `t0000${slot}`,
+        serviceId: 'web',
+        slot,
+        nodeId: null,
+        specVersion: 1,
+        container: undefined,
+        desiredState: 'running',
+        state: 'new',
+        message: 'created',
+      })),
+    );
     expect(plan.puts[0]!.container).toEqual(sim.service('web').spec.container);
     expect(plan.removeIds).toEqual([]);
     expect(plan.nextLookAtMs).toBeNull();
@@ -44,12 +64,22 @@ describe('reconcileServices() replicated services', () => {
     const sim = cluster(['n1', 'n2']);
     sim.createService('web', { replicas: 2 });
     sim.createService('db', { global: true });
-    const view = { services: [...sim.workloads.services.values()], tasks: sim.tasks(), nodes: [...sim.nodes.values()], memory: emptyOrchestratorMemory };
+    const view = {
+      services: [...sim.workloads.services.values()],
+      tasks: sim.tasks(),
+      nodes: [...sim.nodes.values()],
+      memory: emptyOrchestratorMemory,
+    };
     const ids = (): (() => string) => {
       let n = 0;
       return () => `id${++n}`;
     };
-    expect(reconcileServices(view, { now: 5, newId: ids() })).toEqual(reconcileServices({ ...view, services: [...view.services].reverse(), nodes: [...view.nodes].reverse() }, { now: 5, newId: ids() }));
+    expect(reconcileServices(view, { now: 5, newId: ids() })).toEqual(
+      reconcileServices(
+        { ...view, services: [...view.services].reverse(), nodes: [...view.nodes].reverse() },
+        { now: 5, newId: ids() },
+      ),
+    );
   });
 
   test('scaling up adds slots; scaling down shuts the top slots down and forgets them once stopped', () => {
@@ -58,10 +88,17 @@ describe('reconcileServices() replicated services', () => {
     sim.settle();
     sim.updateService('web', { replicas: 3 });
     sim.settle();
-    expect(liveBySlot(sim, 'web')).toEqual({ 1: 'running v1 on n1', 2: 'running v1 on n2', 3: 'running v1 on n1' });
+    expect(liveBySlot(sim, 'web')).toEqual({
+      1: 'running v1 on n1',
+      2: 'running v1 on n2',
+      3: 'running v1 on n1',
+    });
     sim.updateService('web', { replicas: 1 });
     const plan = sim.reconcile();
-    expect(plan.puts.map((p) => [p.slot, p.desiredState])).toEqual([[2, 'shutdown'], [3, 'shutdown']]);
+    expect(plan.puts.map((p) => [p.slot, p.desiredState])).toEqual([
+      [2, 'shutdown'],
+      [3, 'shutdown'],
+    ]);
     sim.runAgents();
     expect([...sim.reconcile().removeIds].sort()).toEqual(['t00002', 't00003']);
     expect(sim.tasks('web').map((t) => t.slot)).toEqual([1]);
@@ -71,10 +108,24 @@ describe('reconcileServices() replicated services', () => {
     const sim = new SimCluster();
     sim.createService('web', { replicas: 2 });
     sim.settle();
-    expect(sim.tasks('web').map((t) => t.status)).toEqual([1, 2].map(() => expect.objectContaining({ state: 'pending', message: 'no suitable node (0 nodes not available for new tasks)' })));
+    expect(sim.tasks('web').map((t) => t.status)).toEqual(
+      [1, 2].map(() =>
+        expect.objectContaining({
+          state: 'pending',
+          message: 'no suitable node (0 nodes not available for new tasks)',
+        }),
+      ),
+    );
     sim.updateService('web', { replicas: 1 });
     const plan = sim.reconcile();
-    expect(plan.puts).toEqual([expect.objectContaining({ slot: 2, desiredState: 'shutdown', state: 'shutdown', message: 'shut down before it was scheduled' })]);
+    expect(plan.puts).toEqual([
+      expect.objectContaining({
+        slot: 2,
+        desiredState: 'shutdown',
+        state: 'shutdown',
+        message: 'shut down before it was scheduled',
+      }),
+    ]);
     expect(sim.reconcile().removeIds).toEqual(['t00002']);
   });
 
@@ -84,7 +135,9 @@ describe('reconcileServices() replicated services', () => {
     sim.settle();
     const running = liveInSlot(sim, 'web', 1);
     sim.put([{ ...running, id: 'stray', nodeId: null, state: 'new' }]);
-    expect(sim.reconcile().puts).toEqual([expect.objectContaining({ id: 'stray', desiredState: 'shutdown', state: 'shutdown' })]);
+    expect(sim.reconcile().puts).toEqual([
+      expect.objectContaining({ id: 'stray', desiredState: 'shutdown', state: 'shutdown' }),
+    ]);
     expect(liveInSlot(sim, 'web', 1).id).toBe(running.id);
   });
 });
@@ -99,13 +152,17 @@ describe('reconcileServices() restarts', () => {
       const failed = liveInSlot(sim, 'web', 1);
       sim.report(failed.id, 'failed');
       const plan = sim.reconcile();
-      expect(plan.puts).toEqual([expect.objectContaining({ id: failed.id, desiredState: 'shutdown' })]);
+      expect(plan.puts).toEqual([
+        expect.objectContaining({ id: failed.id, desiredState: 'shutdown' }),
+      ]);
       expect(plan.puts[0]!.state).toBeUndefined();
       delays.push(plan.nextLookAtMs! - sim.now);
       sim.now = plan.nextLookAtMs! - 1;
       expect(sim.reconcile().puts).toEqual([]);
       sim.now += 1;
-      expect(sim.reconcile().puts).toEqual([expect.objectContaining({ slot: 1, state: 'new', desiredState: 'running' })]);
+      expect(sim.reconcile().puts).toEqual([
+        expect.objectContaining({ slot: 1, state: 'new', desiredState: 'running' }),
+      ]);
       sim.schedule();
       sim.runAgents();
       sim.reconcile();
@@ -135,8 +192,18 @@ describe('reconcileServices() restarts', () => {
     sim.setNode('n1', { status: 'down' });
     const plan = sim.reconcile();
     expect(plan.puts).toEqual([
-      expect.objectContaining({ id: lost.id, desiredState: 'shutdown', state: 'orphaned', message: 'node n1 is down' }),
-      expect.objectContaining({ slot: lost.slot, nodeId: null, state: 'new', desiredState: 'running' }),
+      expect.objectContaining({
+        id: lost.id,
+        desiredState: 'shutdown',
+        state: 'orphaned',
+        message: 'node n1 is down',
+      }),
+      expect.objectContaining({
+        slot: lost.slot,
+        nodeId: null,
+        state: 'new',
+        desiredState: 'running',
+      }),
     ]);
     expect(plan.nextLookAtMs).toBeNull();
     sim.settle();
@@ -150,10 +217,14 @@ describe('reconcileServices() restarts', () => {
     const drained = sim.tasks('web').find((t) => t.nodeId === 'n1')!;
     sim.setNode('n1', { availability: 'drain' });
     const plan = sim.reconcile();
-    expect(plan.puts).toEqual([expect.objectContaining({ id: drained.id, desiredState: 'shutdown', nodeId: 'n1' })]);
+    expect(plan.puts).toEqual([
+      expect.objectContaining({ id: drained.id, desiredState: 'shutdown', nodeId: 'n1' }),
+    ]);
     expect(plan.nextLookAtMs).toBe(sim.now + stopWaitMaxMs);
     sim.runAgents();
-    expect(sim.reconcile().puts).toEqual([expect.objectContaining({ slot: drained.slot, nodeId: null, state: 'new' })]);
+    expect(sim.reconcile().puts).toEqual([
+      expect.objectContaining({ slot: drained.slot, nodeId: null, state: 'new' }),
+    ]);
     sim.settle();
     expect(liveBySlot(sim, 'web')).toEqual({ 1: 'running v1 on n2', 2: 'running v1 on n2' });
   });
@@ -176,23 +247,37 @@ describe('reconcileServices() global services', () => {
     const sim = cluster(['n1', 'n2']);
     sim.addNode('n3', { availability: 'pause' });
     sim.createService('agent', { global: true });
-    expect(sim.reconcile().puts.map((p) => [p.slot, p.nodeId, p.state])).toEqual([[0, 'n1', 'new'], [0, 'n2', 'new']]);
+    expect(sim.reconcile().puts.map((p) => [p.slot, p.nodeId, p.state])).toEqual([
+      [0, 'n1', 'new'],
+      [0, 'n2', 'new'],
+    ]);
     sim.settle();
     sim.addNode('n4');
     sim.settle();
-    expect(liveBySlot(sim, 'agent')).toEqual({ '@n1': 'running v1', '@n2': 'running v1', '@n4': 'running v1' });
+    expect(liveBySlot(sim, 'agent')).toEqual({
+      '@n1': 'running v1',
+      '@n2': 'running v1',
+      '@n4': 'running v1',
+    });
 
     sim.setNode('n1', { availability: 'drain' });
     sim.setNode('n2', { status: 'down' });
     sim.setNode('n4', { availability: 'pause' });
-    expect(sim.reconcile().puts.map((p) => [p.nodeId, p.desiredState, p.state])).toEqual([['n1', 'shutdown', undefined], ['n2', 'shutdown', 'orphaned']]);
+    expect(sim.reconcile().puts.map((p) => [p.nodeId, p.desiredState, p.state])).toEqual([
+      ['n1', 'shutdown', undefined],
+      ['n2', 'shutdown', 'orphaned'],
+    ]);
     sim.settle();
     expect(liveBySlot(sim, 'agent')).toEqual({ '@n4': 'running v1' });
 
     sim.setNode('n2', { status: 'ready' });
     sim.setNode('n3', { availability: 'active' });
     sim.settle();
-    expect(liveBySlot(sim, 'agent')).toEqual({ '@n2': 'running v1', '@n3': 'running v1', '@n4': 'running v1' });
+    expect(liveBySlot(sim, 'agent')).toEqual({
+      '@n2': 'running v1',
+      '@n3': 'running v1',
+      '@n4': 'running v1',
+    });
   });
 
   test('a task on a node that left the cluster is orphaned, then removed', () => {
@@ -201,7 +286,9 @@ describe('reconcileServices() global services', () => {
     sim.settle();
     const gone = sim.tasks('agent').find((t) => t.nodeId === 'n2')!;
     sim.nodes.delete('n2');
-    expect(sim.reconcile().puts).toEqual([expect.objectContaining({ id: gone.id, state: 'orphaned', message: 'node n2 was removed' })]);
+    expect(sim.reconcile().puts).toEqual([
+      expect.objectContaining({ id: gone.id, state: 'orphaned', message: 'node n2 was removed' }),
+    ]);
     expect(sim.reconcile().removeIds).toEqual([gone.id]);
   });
 });
@@ -213,11 +300,17 @@ describe('reconcileServices() rolling updates', () => {
     sim.settle();
     sim.updateService('web', { image: 'app:2' });
     const first = sim.reconcile();
-    expect(first.puts.map((p) => [p.slot, p.specVersion, p.desiredState])).toEqual([[1, 1, 'shutdown'], [2, 1, 'shutdown']]);
+    expect(first.puts.map((p) => [p.slot, p.specVersion, p.desiredState])).toEqual([
+      [1, 1, 'shutdown'],
+      [2, 1, 'shutdown'],
+    ]);
     // Stop-first: no successor until the old task has stopped.
     expect(sim.reconcile().puts).toEqual([]);
     sim.runAgents();
-    expect(sim.reconcile().puts.map((p) => [p.slot, p.specVersion, p.state])).toEqual([[1, 2, 'new'], [2, 2, 'new']]);
+    expect(sim.reconcile().puts.map((p) => [p.slot, p.specVersion, p.state])).toEqual([
+      [1, 2, 'new'],
+      [2, 2, 'new'],
+    ]);
     sim.schedule();
     expect(sim.reconcile().puts).toEqual([]);
     sim.runAgents();
@@ -227,9 +320,17 @@ describe('reconcileServices() rolling updates', () => {
     sim.now += 4999;
     expect(sim.reconcile().puts).toEqual([]);
     sim.now += 1;
-    expect(sim.reconcile().puts.map((p) => [p.slot, p.specVersion, p.desiredState])).toEqual([[3, 1, 'shutdown'], [4, 1, 'shutdown']]);
+    expect(sim.reconcile().puts.map((p) => [p.slot, p.specVersion, p.desiredState])).toEqual([
+      [3, 1, 'shutdown'],
+      [4, 1, 'shutdown'],
+    ]);
     sim.settle();
-    expect(liveBySlot(sim, 'web')).toEqual({ 1: 'running v2 on n1', 2: 'running v2 on n2', 3: 'running v2 on n1', 4: 'running v2 on n2' });
+    expect(liveBySlot(sim, 'web')).toEqual({
+      1: 'running v2 on n1',
+      2: 'running v2 on n2',
+      3: 'running v2 on n1',
+      4: 'running v2 on n2',
+    });
     expect(sim.memory.rollouts.size).toBe(0);
   });
 
@@ -252,7 +353,9 @@ describe('reconcileServices() rolling updates', () => {
     sim.updateService('web', { image: 'app:3' });
     // The v2 task was not placed yet, so it ends at once and v3 takes its slot in the same round,
     // outside the batch; the batch of one starts over with slot 2.
-    expect(sim.reconcile().puts.map((p) => [p.slot, p.specVersion, p.desiredState, p.state])).toEqual([
+    expect(
+      sim.reconcile().puts.map((p) => [p.slot, p.specVersion, p.desiredState, p.state]),
+    ).toEqual([
       [1, 2, 'shutdown', 'shutdown'],
       [1, 3, 'running', 'new'],
       [2, 1, 'shutdown', undefined],
@@ -267,9 +370,15 @@ describe('reconcileServices() rolling updates', () => {
     sim.settle();
     sim.setNode('n2', { availability: 'pause' });
     sim.updateService('agent', { image: 'app:2' });
-    expect(sim.reconcile().puts.map((p) => [p.nodeId, p.desiredState])).toEqual([['n1', 'shutdown']]);
+    expect(sim.reconcile().puts.map((p) => [p.nodeId, p.desiredState])).toEqual([
+      ['n1', 'shutdown'],
+    ]);
     sim.settle();
-    expect(liveBySlot(sim, 'agent')).toEqual({ '@n1': 'running v2', '@n2': 'running v1', '@n3': 'running v2' });
+    expect(liveBySlot(sim, 'agent')).toEqual({
+      '@n1': 'running v2',
+      '@n2': 'running v1',
+      '@n3': 'running v2',
+    });
   });
 });
 
@@ -282,7 +391,10 @@ describe('reconcileServices() history', () => {
       sim.report(liveInSlot(sim, 'web', 1).id, 'failed');
       sim.settle();
     }
-    const ids = sim.tasks('web').map((t): string => t.id).sort();
+    const ids = sim
+      .tasks('web')
+      .map((t): string => t.id)
+      .sort();
     expect(ids).toEqual(['t00005', 't00006', 't00007', 't00008', 't00009']);
     expect(liveInSlot(sim, 'web', 1).id as string).toBe('t00009');
   });
@@ -292,7 +404,12 @@ describe('reconcileServices() history', () => {
     sim.createService('web', { replicas: 2 });
     sim.settle();
     sim.removeService('web');
-    expect(sim.reconcile()).toEqual({ puts: [], removeIds: [], nextLookAtMs: null, memory: { slots: new Map(), rollouts: new Map() } });
+    expect(sim.reconcile()).toEqual({
+      puts: [],
+      removeIds: [],
+      nextLookAtMs: null,
+      memory: { slots: new Map(), rollouts: new Map() },
+    });
     sim.runAgents();
     expect(sim.reconcile().removeIds).toEqual(['t00001', 't00002']);
     expect(sim.tasks()).toEqual([]);

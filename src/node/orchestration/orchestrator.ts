@@ -27,14 +27,31 @@
  */
 import type { NodeRecord, ServiceRecord, TaskRecord } from '../store/index.ts';
 import { taskHistoryPerSlot } from '../../limits.ts';
-import { type OrchestratorMemory, type OrchestratorPlan, PlanBuilder, type ReconcileOptions } from './_plan.ts';
+import {
+  type OrchestratorMemory,
+  type OrchestratorPlan,
+  PlanBuilder,
+  type ReconcileOptions,
+} from './_plan.ts';
 import { chooseReplacements } from './_rollout.ts';
 import { fillSlot, type Slot, settleSlot } from './_slot.ts';
 import { isDead } from '../store/index.ts';
 
 export { emptyOrchestratorMemory } from './_plan.ts';
-export { restartDelayMaxMs, restartDelayMinMs, restartResetAfterRunMs, stopWaitMaxMs, taskHistoryPerSlot } from '../../limits.ts';
-export type { OrchestratorMemory, OrchestratorPlan, ReconcileOptions, RolloutMemory, SlotMemory } from './_plan.ts';
+export {
+  restartDelayMaxMs,
+  restartDelayMinMs,
+  restartResetAfterRunMs,
+  stopWaitMaxMs,
+  taskHistoryPerSlot,
+} from '../../limits.ts';
+export type {
+  OrchestratorMemory,
+  OrchestratorPlan,
+  ReconcileOptions,
+  RolloutMemory,
+  SlotMemory,
+} from './_plan.ts';
 export { restartDelayMs } from './_slot.ts';
 
 export interface OrchestratorView {
@@ -45,7 +62,10 @@ export interface OrchestratorView {
   readonly memory: OrchestratorMemory;
 }
 
-export function reconcileServices(view: OrchestratorView, options: ReconcileOptions): OrchestratorPlan {
+export function reconcileServices(
+  view: OrchestratorView,
+  options: ReconcileOptions,
+): OrchestratorPlan {
   const plan = new PlanBuilder(view.tasks, options);
   const nodes = new Map(view.nodes.map((node) => [node.id as string, node]));
   for (const task of plan.tasks()) followNode(plan, task, nodes);
@@ -61,7 +81,11 @@ export function reconcileServices(view: OrchestratorView, options: ReconcileOpti
 }
 
 /** A task's node went down, away or into drain: whatever the service, the task cannot stay. */
-function followNode(plan: PlanBuilder, task: TaskRecord, nodes: ReadonlyMap<string, NodeRecord>): void {
+function followNode(
+  plan: PlanBuilder,
+  task: TaskRecord,
+  nodes: ReadonlyMap<string, NodeRecord>,
+): void {
   if (isDead(task)) return;
   if (task.nodeId === null) {
     // Never placed, so no agent will confirm a stop: change() ends it if it is desired shutdown.
@@ -77,9 +101,17 @@ function followNode(plan: PlanBuilder, task: TaskRecord, nodes: ReadonlyMap<stri
   }
 }
 
-function reconcileService(plan: PlanBuilder, service: ServiceRecord, tasks: readonly TaskRecord[], nodes: readonly NodeRecord[], memory: OrchestratorMemory): void {
+function reconcileService(
+  plan: PlanBuilder,
+  service: ServiceRecord,
+  tasks: readonly TaskRecord[],
+  nodes: readonly NodeRecord[],
+  memory: OrchestratorMemory,
+): void {
   const { wanted, surplus } = slotsOf(service, tasks, nodes);
-  const settled = wanted.map(({ slot, tasks }) => settleSlot(plan, slot, tasks, memory.slots.get(slot.key)));
+  const settled = wanted.map(({ slot, tasks }) =>
+    settleSlot(plan, slot, tasks, memory.slots.get(slot.key)),
+  );
   const replace = chooseReplacements(plan, service, settled, memory.rollouts.get(service.id));
   for (const slot of settled) fillSlot(plan, slot, replace.has(slot.key));
   for (const { tasks } of wanted) trimHistory(plan, tasks);
@@ -93,13 +125,20 @@ interface SlotTasks {
 }
 
 /** The slots the service should fill, and the tasks of slots it no longer has. */
-function slotsOf(service: ServiceRecord, tasks: readonly TaskRecord[], nodes: readonly NodeRecord[]): { wanted: SlotTasks[]; surplus: TaskRecord[][] } {
+function slotsOf(
+  service: ServiceRecord,
+  tasks: readonly TaskRecord[],
+  nodes: readonly NodeRecord[],
+): { wanted: SlotTasks[]; surplus: TaskRecord[][] } {
   const mode = service.spec.mode;
   if (mode.kind === 'replicated') {
     const bySlot = groupBy(tasks, (task) => task.slot);
     const wanted: SlotTasks[] = [];
     for (let slot = 1; slot <= mode.replicas; slot++) {
-      wanted.push({ slot: { key: `${service.id}/${slot}`, service, slot, nodeId: null, mayStart: true }, tasks: bySlot.get(slot) ?? [] });
+      wanted.push({
+        slot: { key: `${service.id}/${slot}`, service, slot, nodeId: null, mayStart: true },
+        tasks: bySlot.get(slot) ?? [],
+      });
       bySlot.delete(slot);
     }
     return { wanted, surplus: [...bySlot.values()] };
@@ -109,7 +148,10 @@ function slotsOf(service: ServiceRecord, tasks: readonly TaskRecord[], nodes: re
     const mayStart = node.availability === 'active' && node.status !== 'down';
     const slotTasks = byNode.get(node.id) ?? [];
     byNode.delete(node.id);
-    return { slot: { key: `${service.id}@${node.id}`, service, slot: 0, nodeId: node.id, mayStart }, tasks: slotTasks };
+    return {
+      slot: { key: `${service.id}@${node.id}`, service, slot: 0, nodeId: node.id, mayStart },
+      tasks: slotTasks,
+    };
   });
   return { wanted, surplus: [...byNode.values()] };
 }

@@ -3,7 +3,12 @@ import { SimCluster } from '../../../test/helpers/orchestrator-cluster.ts';
 import { assignedMessage, noSuitableNodeMessage, schedule } from './scheduler.ts';
 
 function placements(sim: SimCluster): Record<string, string | null> {
-  return Object.fromEntries(sim.tasks().filter((t) => t.desiredState === 'running').map((t) => [`${t.serviceId}.${t.slot || t.nodeId}`, t.nodeId]));
+  return Object.fromEntries(
+    sim
+      .tasks()
+      .filter((t) => t.desiredState === 'running')
+      .map((t) => [`${t.serviceId}.${t.slot || t.nodeId}`, t.nodeId]),
+  );
 }
 
 describe('schedule()', () => {
@@ -32,7 +37,13 @@ describe('schedule()', () => {
     sim.createService('web', { replicas: 2 });
     sim.settle();
     // web.1 goes to the empty n1; web.2 to n2, which runs 3 tasks but none of web's.
-    expect(placements(sim)).toEqual({ 'big.1': 'n2', 'big.2': 'n2', 'big.3': 'n2', 'web.1': 'n1', 'web.2': 'n2' });
+    expect(placements(sim)).toEqual({
+      'big.1': 'n2',
+      'big.2': 'n2',
+      'big.3': 'n2',
+      'web.1': 'n1',
+      'web.2': 'n2',
+    });
   });
 
   test('gives nothing to drained, paused, down or unknown nodes', () => {
@@ -47,14 +58,22 @@ describe('schedule()', () => {
     expect(sim.schedule().map((p) => p.nodeId)).toEqual(['e', 'e']);
   });
 
-  test('marks a task pending with Docker\'s explanation when no node can take it, once', () => {
+  test("marks a task pending with Docker's explanation when no node can take it, once", () => {
     const sim = new SimCluster();
     sim.addNode('a', { availability: 'drain' });
     sim.addNode('b', { status: 'down' });
     sim.createService('web', { replicas: 1 });
     sim.reconcile();
     const puts = sim.schedule();
-    expect(puts).toEqual([{ ...puts[0]!, nodeId: null, desiredState: 'running', state: 'pending', message: 'no suitable node (2 nodes not available for new tasks)' }]);
+    expect(puts).toEqual([
+      {
+        ...puts[0]!,
+        nodeId: null,
+        desiredState: 'running',
+        state: 'pending',
+        message: 'no suitable node (2 nodes not available for new tasks)',
+      },
+    ]);
     expect(sim.schedule()).toEqual([]);
     expect(noSuitableNodeMessage(1)).toBe('no suitable node (1 node not available for new tasks)');
     sim.addNode('c');
@@ -84,7 +103,9 @@ describe('schedule()', () => {
     const tasks = sim.tasks();
     const nodes = [...sim.nodes.values()];
     const expected = schedule({ tasks, nodes });
-    expect(schedule({ tasks: [...tasks].reverse(), nodes: [...nodes].reverse() })).toEqual(expected);
+    expect(schedule({ tasks: [...tasks].reverse(), nodes: [...nodes].reverse() })).toEqual(
+      expected,
+    );
     const stopped = tasks.map((t) => ({ ...t, desiredState: 'shutdown' as const }));
     expect(schedule({ tasks: stopped, nodes })).toEqual([]);
   });

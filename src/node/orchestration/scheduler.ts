@@ -38,7 +38,9 @@ export function schedule(view: SchedulerView): TaskPut[] {
     if (task.nodeId !== null) {
       // Placed by the orchestrator (a global task): already counted in the load.
       const ok = usable.some((node) => node.id === task.nodeId);
-      const put = ok ? taskPut(task, { state: 'assigned', message: assignedMessage }) : pending(task, noSuitableNodeMessage(1));
+      const put = ok
+        ? taskPut(task, { state: 'assigned', message: assignedMessage })
+        : pending(task, noSuitableNodeMessage(1));
       if (put) puts.push(put);
       continue;
     }
@@ -55,7 +57,10 @@ export function schedule(view: SchedulerView): TaskPut[] {
 }
 
 function waiting(task: TaskRecord): boolean {
-  return task.desiredState === 'running' && (task.status.state === 'new' || task.status.state === 'pending');
+  return (
+    task.desiredState === 'running' &&
+    (task.status.state === 'new' || task.status.state === 'pending')
+  );
 }
 
 /** A pending put, or null if the task already says exactly that. */
@@ -70,7 +75,8 @@ class Load {
   readonly #perService = new Map<string, number>();
 
   constructor(tasks: readonly TaskRecord[]) {
-    for (const task of tasks) if (task.nodeId !== null && !isDead(task)) this.add(task.nodeId, task.serviceId);
+    for (const task of tasks)
+      if (task.nodeId !== null && !isDead(task)) this.add(task.nodeId, task.serviceId);
   }
 
   add(nodeId: string, serviceId: string): void {
@@ -84,7 +90,10 @@ class Load {
     let best: NodeRecord | undefined;
     let bestScore: readonly [number, number] = [Infinity, Infinity];
     for (const node of nodes) {
-      const score = [this.#perService.get(`${node.id}\n${serviceId}`) ?? 0, this.#total.get(node.id) ?? 0] as const;
+      const score = [
+        this.#perService.get(`${node.id}\n${serviceId}`) ?? 0,
+        this.#total.get(node.id) ?? 0,
+      ] as const;
       if (score[0] < bestScore[0] || (score[0] === bestScore[0] && score[1] < bestScore[1])) {
         best = node;
         bestScore = score;

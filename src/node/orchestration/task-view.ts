@@ -39,5 +39,7 @@ export function taskPut(task: TaskRecord, change: TaskChange): TaskPut {
     desiredState: change.desiredState ?? task.desiredState,
   };
   if (change.state === undefined) return put;
-  return change.message === undefined ? { ...put, state: change.state } : { ...put, state: change.state, message: change.message };
+  return change.message === undefined
+    ? { ...put, state: change.state }
+    : { ...put, state: change.state, message: change.message };
 }

@@ -4,15 +4,29 @@
  * not only the `secretd-manager` name, which a certificate's SANs can carry whatever its role.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
-import { createKeyAndCSR, createRootCA, issueCertificate, keyPkcs8ToPem, type Role } from '../../crypto/index.ts';
-import { serveImpostor, workerCertificateNamedAsManager, type Impostor } from '../../../test/helpers/impostor.ts';
+import {
+  createKeyAndCSR,
+  createRootCA,
+  issueCertificate,
+  keyPkcs8ToPem,
+  type Role,
+} from '../../crypto/index.ts';
+import {
+  serveImpostor,
+  workerCertificateNamedAsManager,
+  type Impostor,
+} from '../../../test/helpers/impostor.ts';
 import { managerSubjectProblem, PeerClient } from './peer-client.ts';
 
 const clusterId = 'k3x9c2lq0v8w1m5n7p4r6t2y0';
 const otherClusterId = 'z9y8x7w6v5u4t3s2r1q0p9o8n';
 const ca = await createRootCA({ now: new Date() });
 
-async function certificate(role: Role, nodeId: string, cluster = clusterId): Promise<{ cert: string; key: string }> {
+async function certificate(
+  role: Role,
+  nodeId: string,
+  cluster = clusterId,
+): Promise<{ cert: string; key: string }> {
   const { keyPkcs8, csrPem } = await createKeyAndCSR();
   const cert = await issueCertificate(ca, csrPem, {
     nodeId,
@@ -35,15 +49,24 @@ const ok = () => ({ status: 200, body: '{}' });
 describe('managerSubjectProblem', () => {
   test('managerSubjectProblem() accepts a manager of the expected cluster, and of any cluster when none is expected', () => {
     const subject = { O: clusterId, OU: 'secretd-manager', CN: 'n1' };
-    expect([managerSubjectProblem(subject, clusterId), managerSubjectProblem(subject, undefined)]).toEqual([null, null]);
+    expect([
+      managerSubjectProblem(subject, clusterId),
+      managerSubjectProblem(subject, undefined),
+    ]).toEqual([null, null]);
   });
 
   test('managerSubjectProblem() refuses other roles, another cluster, repeated fields and no subject', () => {
     expect([
       managerSubjectProblem({ O: clusterId, OU: 'secretd-worker', CN: 'n1' }, clusterId),
-      managerSubjectProblem({ O: clusterId, OU: 'secretd-admin', CN: 'secretd-manager' }, undefined),
+      managerSubjectProblem(
+        { O: clusterId, OU: 'secretd-admin', CN: 'secretd-manager' },
+        undefined,
+      ),
       managerSubjectProblem({ O: otherClusterId, OU: 'secretd-manager', CN: 'n1' }, clusterId),
-      managerSubjectProblem({ O: clusterId, OU: ['secretd-manager', 'secretd-worker'], CN: 'n1' }, clusterId),
+      managerSubjectProblem(
+        { O: clusterId, OU: ['secretd-manager', 'secretd-worker'], CN: 'n1' },
+        clusterId,
+      ),
       managerSubjectProblem({ O: clusterId, OU: 'secretd-manager' }, clusterId),
       managerSubjectProblem(undefined, undefined),
     ]).toEqual([
@@ -59,30 +82,84 @@ describe('managerSubjectProblem', () => {
 
 describe('PeerClient', () => {
   test('PeerClient.request() refuses a server holding a worker certificate named secretd-manager, sending it nothing', async () => {
-    await using impostor = await serveImpostor({ ca: ca.certPem, ...(await workerCertificateNamedAsManager(ca, clusterId, 'workerworkerworkerworker0')) }, ok);
-    const error = await refusal(client.request(`127.0.0.1:${impostor.port}`, 'POST', '/secretd/raft/propose', new TextEncoder().encode('{"Command":{}}'), { timeoutMs: 20_000 }));
-    expect(error).toBe(`Cannot reach manager at 127.0.0.1:${impostor.port}: the server is not a secretd manager: its certificate is not a manager's (role "secretd-worker", not secretd-manager)`);
+    await using impostor = await serveImpostor(
+      {
+        ca: ca.certPem,
+        ...(await workerCertificateNamedAsManager(ca, clusterId, 'workerworkerworkerworker0')),
+      },
+      ok,
+    );
+    const error = await refusal(
+      client.request(
+        `127.0.0.1:${impostor.port}`,
+        'POST',
+        '/secretd/raft/propose',
+        new TextEncoder().encode('{"Command":{}}'),
+        { timeoutMs: 20_000 },
+      ),
+    );
+    expect(error).toBe(
+      `Cannot reach manager at 127.0.0.1:${impostor.port}: the server is not a secretd manager: its certificate is not a manager's (role "secretd-worker", not secretd-manager)`,
+    );
     expect(impostor.seen).toEqual([]);
   });
 
   test("PeerClient.openLines() (an agent's dispatcher session) refuses a worker certificate named secretd-manager", async () => {
-    await using impostor = await serveImpostor({ ca: ca.certPem, ...(await workerCertificateNamedAsManager(ca, clusterId, 'workerworkerworkerworker0')) }, ok);
-    const error = await refusal(client.openLines(`127.0.0.1:${impostor.port}`, '/secretd/dispatcher/session', { onLine: () => {}, onEnd: () => {} }));
-    expect(error).toContain('the server is not a secretd manager: its certificate is not a manager');
+    await using impostor = await serveImpostor(
+      {
+        ca: ca.certPem,
+        ...(await workerCertificateNamedAsManager(ca, clusterId, 'workerworkerworkerworker0')),
+      },
+      ok,
+    );
+    const error = await refusal(
+      client.openLines(`127.0.0.1:${impostor.port}`, '/secretd/dispatcher/session', {
+        onLine: () => {},
+        onEnd: () => {},
+      }),
+    );
+    expect(error).toContain(
+      'the server is not a secretd manager: its certificate is not a manager',
+    );
     expect(impostor.seen).toEqual([]);
   });
 
   test('PeerClient.request() refuses a manager certificate that names another cluster', async () => {
-    await using impostor = await serveImpostor({ ca: ca.certPem, ...(await certificate('manager', 'strangerstrangerstranger0', otherClusterId)) }, ok);
-    const error = await refusal(client.request(`127.0.0.1:${impostor.port}`, 'GET', '/secretd/raft/status', null, { timeoutMs: 20_000 }));
-    expect(error).toBe(`Cannot reach manager at 127.0.0.1:${impostor.port}: the server is not a secretd manager: its certificate belongs to another cluster ("${otherClusterId}", not ${clusterId})`);
+    await using impostor = await serveImpostor(
+      {
+        ca: ca.certPem,
+        ...(await certificate('manager', 'strangerstrangerstranger0', otherClusterId)),
+      },
+      ok,
+    );
+    const error = await refusal(
+      client.request(`127.0.0.1:${impostor.port}`, 'GET', '/secretd/raft/status', null, {
+        timeoutMs: 20_000,
+      }),
+    );
+    expect(error).toBe(
+      `Cannot reach manager at 127.0.0.1:${impostor.port}: the server is not a secretd manager: its certificate belongs to another cluster ("${otherClusterId}", not ${clusterId})`,
+    );
     expect(impostor.seen).toEqual([]);
   });
 
   test('PeerClient.request() reaches a manager of its own cluster', async () => {
-    await using manager = await serveImpostor({ ca: ca.certPem, ...(await certificate('manager', 'peerpeerpeerpeerpeerpeer0')) }, ok);
-    const answer = await client.request(`127.0.0.1:${manager.port}`, 'GET', '/secretd/raft/status', null, { timeoutMs: 20_000 });
-    expect([answer.status, new TextDecoder().decode(answer.body), manager.seen]).toEqual([200, '{}', [{ method: 'GET', path: '/secretd/raft/status', body: '' }]]);
+    await using manager = await serveImpostor(
+      { ca: ca.certPem, ...(await certificate('manager', 'peerpeerpeerpeerpeerpeer0')) },
+      ok,
+    );
+    const answer = await client.request(
+      `127.0.0.1:${manager.port}`,
+      'GET',
+      '/secretd/raft/status',
+      null,
+      { timeoutMs: 20_000 },
+    );
+    expect([answer.status, new TextDecoder().decode(answer.body), manager.seen]).toEqual([
+      200,
+      '{}',
+      [{ method: 'GET', path: '/secretd/raft/status', body: '' }],
+    ]);
   });
 });
 

@@ -25,12 +25,18 @@ export interface PeerSubject {
  * Why a server's certificate subject is not a manager's of cluster `clusterId` (any cluster when
  * undefined), or null when it is one.
  */
-export function managerSubjectProblem(subject: PeerSubject | undefined, clusterId: string | undefined): string | null {
-  const one = (value: string | readonly string[] | undefined): string | undefined => (typeof value === 'string' ? value : value?.length === 1 ? value[0] : undefined);
+export function managerSubjectProblem(
+  subject: PeerSubject | undefined,
+  clusterId: string | undefined,
+): string | null {
+  const one = (value: string | readonly string[] | undefined): string | undefined =>
+    typeof value === 'string' ? value : value?.length === 1 ? value[0] : undefined;
   const ou = one(subject?.OU);
-  if (ou !== roleOU('manager')) return `its certificate is not a manager's (role ${JSON.stringify(ou ?? subject?.OU ?? null)}, not ${roleOU('manager')})`;
+  if (ou !== roleOU('manager'))
+    return `its certificate is not a manager's (role ${JSON.stringify(ou ?? subject?.OU ?? null)}, not ${roleOU('manager')})`;
   const o = one(subject?.O);
-  if (clusterId !== undefined && o !== clusterId) return `its certificate belongs to another cluster (${JSON.stringify(o ?? subject?.O ?? null)}, not ${clusterId})`;
+  if (clusterId !== undefined && o !== clusterId)
+    return `its certificate belongs to another cluster (${JSON.stringify(o ?? subject?.O ?? null)}, not ${clusterId})`;
   if (one(subject?.CN) === undefined) return 'its certificate names no node id';
   return null;
 }
@@ -39,12 +45,16 @@ export function managerSubjectProblem(subject: PeerSubject | undefined, clusterI
  * A `checkServerIdentity` for TLS connections to a manager: the usual name check, then the
  * subject. Runs inside the handshake, so a server that fails it is never sent a request.
  */
-export function checkManagerIdentity(clusterId: string | undefined): (host: string, cert: PeerCertificate) => Error | undefined {
+export function checkManagerIdentity(
+  clusterId: string | undefined,
+): (host: string, cert: PeerCertificate) => Error | undefined {
   return (host, cert) => {
     const nameError = checkServerName(host, cert);
     if (nameError) return nameError;
     const problem = managerSubjectProblem(cert.subject as PeerSubject | undefined, clusterId);
-    return problem === null ? undefined : new Error(`the server is not a secretd manager: ${problem}`);
+    return problem === null
+      ? undefined
+      : new Error(`the server is not a secretd manager: ${problem}`);
   };
 }
 
@@ -62,7 +72,9 @@ export interface PeerResponse {
 /** What went wrong, from the cause when there is one (a stream cancelled because its session failed the certificate check). */
 export function reasonOf(error: unknown): string {
   const cause = error instanceof Error ? error.cause : undefined;
-  return (cause instanceof Error ? cause : error instanceof Error ? error : new Error(String(error))).message;
+  return (
+    cause instanceof Error ? cause : error instanceof Error ? error : new Error(String(error))
+  ).message;
 }
 
 export class PeerClient {
@@ -92,7 +104,12 @@ export class PeerClient {
   #session(addr: string): ClientHttp2Session {
     const existing = this.#sessions.get(addr);
     if (existing && !existing.closed && !existing.destroyed) return existing;
-    const session = connect(`https://${addr}`, { ...this.#tls, servername: roleOU('manager'), checkServerIdentity: this.#checkServer, ...(this.#localAddress ? { localAddress: this.#localAddress } : {}) });
+    const session = connect(`https://${addr}`, {
+      ...this.#tls,
+      servername: roleOU('manager'),
+      checkServerIdentity: this.#checkServer,
+      ...(this.#localAddress ? { localAddress: this.#localAddress } : {}),
+    });
     session.on('error', () => this.#drop(addr, session));
     session.on('close', () => this.#drop(addr, session));
     session.on('goaway', () => this.#drop(addr, session));
@@ -105,36 +122,62 @@ export class PeerClient {
     if (!session.destroyed) session.destroy();
   }
 
-  request(addr: string, method: string, path: string, body: Uint8Array | null, options: { timeoutMs: number; contentType?: string }): Promise<PeerResponse> {
+  request(
+    addr: string,
+    method: string,
+    path: string,
+    body: Uint8Array | null,
+    options: { timeoutMs: number; contentType?: string },
+  ): Promise<PeerResponse> {
     return new Promise((resolve, reject) => {
       let session: ClientHttp2Session;
       try {
         session = this.#session(addr);
       } catch (error) {
-        reject(new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`));
+        reject(
+          new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`),
+        );
         return;
       }
       const stream = session.request({
         ':method': method,
         ':path': path,
-        ...(body ? { 'content-type': options.contentType ?? 'application/octet-stream', 'content-length': body.length } : {}),
+        ...(body
+          ? {
+              'content-type': options.contentType ?? 'application/octet-stream',
+              'content-length': body.length,
+            }
+          : {}),
       });
       const chunks: Buffer[] = [];
       let status = 0;
       const timer = setTimeout(() => {
         stream.close(constants.NGHTTP2_CANCEL);
-        reject(new SecretdError('unavailable', `Manager at ${addr} did not answer within ${options.timeoutMs} ms`));
+        reject(
+          new SecretdError(
+            'unavailable',
+            `Manager at ${addr} did not answer within ${options.timeoutMs} ms`,
+          ),
+        );
       }, options.timeoutMs);
       stream.on('response', (headers) => (status = Number(headers[':status'])));
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
         clearTimeout(timer);
-        if (status === 0) reject(new SecretdError('unavailable', `Manager at ${addr} closed the stream without answering`));
+        if (status === 0)
+          reject(
+            new SecretdError(
+              'unavailable',
+              `Manager at ${addr} closed the stream without answering`,
+            ),
+          );
         else resolve({ status, body: new Uint8Array(Buffer.concat(chunks)) });
       });
       stream.on('error', (error) => {
         clearTimeout(timer);
-        reject(new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`));
+        reject(
+          new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`),
+        );
       });
       stream.end(body ?? undefined);
     });
@@ -144,13 +187,19 @@ export class PeerClient {
    * A long-lived GET whose response body arrives as lines (the dispatcher session). Resolves with
    * the HTTP status once headers arrive; `onLine` gets each line, `onEnd` the end, whichever way.
    */
-  openLines(addr: string, path: string, handlers: { onLine: (line: string) => void; onEnd: (error: Error | null) => void }): Promise<{ status: number; body: string; close: () => void }> {
+  openLines(
+    addr: string,
+    path: string,
+    handlers: { onLine: (line: string) => void; onEnd: (error: Error | null) => void },
+  ): Promise<{ status: number; body: string; close: () => void }> {
     return new Promise((resolve, reject) => {
       let session: ClientHttp2Session;
       try {
         session = this.#session(addr);
       } catch (error) {
-        reject(new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`));
+        reject(
+          new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`),
+        );
         return;
       }
       const stream = session.request({ ':method': 'GET', ':path': path });
@@ -165,7 +214,8 @@ export class PeerClient {
       stream.setEncoding('utf8');
       stream.on('response', (headers) => {
         status = Number(headers[':status']);
-        if (status === 200) resolve({ status, body: '', close: () => stream.close(constants.NGHTTP2_CANCEL) });
+        if (status === 200)
+          resolve({ status, body: '', close: () => stream.close(constants.NGHTTP2_CANCEL) });
       });
       stream.on('data', (chunk: string) => {
         buffered += chunk;
@@ -183,7 +233,10 @@ export class PeerClient {
       });
       stream.on('close', () => end(null));
       stream.on('error', (error) => {
-        if (status === 0) reject(new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`));
+        if (status === 0)
+          reject(
+            new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`),
+          );
         end(error);
       });
     });
@@ -200,7 +253,10 @@ export class PeerClient {
     } catch (error) {
       throw new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`);
     }
-    return session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/octet-stream' }, { endStream: false });
+    return session.request(
+      { ':method': 'POST', ':path': path, 'content-type': 'application/octet-stream' },
+      { endStream: false },
+    );
   }
 
   /** Drops the session to `addr`: the next request opens a new connection (a stalled one is not reused). */

@@ -9,7 +9,14 @@ const secret = (index: number, name: string): Entry => ({
   term: 2,
   index,
   type: 'normal',
-  data: encodeCommand({ op: 'secret-create', at, id: `id-${name}`, name, labels: {}, data: btoa(name) }),
+  data: encodeCommand({
+    op: 'secret-create',
+    at,
+    id: `id-${name}`,
+    name,
+    labels: {},
+    data: btoa(name),
+  }),
 });
 
 describe('replayCommitted()', () => {
@@ -24,24 +31,42 @@ describe('replayCommitted()', () => {
     ];
     const seen: Array<[number, unknown]> = [];
     replayCommitted(store, entries, 4, (entry, result) => seen.push([entry.index, result]));
-    expect(seen).toEqual([[1, null], [2, { ok: true, id: 'id-one' }], [3, null], [4, { ok: true, id: 'id-two' }]]);
-    expect({ applied: store.appliedIndex, secrets: [...store.secrets()].map((s) => s.name) }).toEqual({ applied: 4, secrets: ['one', 'two'] });
+    expect(seen).toEqual([
+      [1, null],
+      [2, { ok: true, id: 'id-one' }],
+      [3, null],
+      [4, { ok: true, id: 'id-two' }],
+    ]);
+    expect({
+      applied: store.appliedIndex,
+      secrets: [...store.secrets()].map((s) => s.name),
+    }).toEqual({ applied: 4, secrets: ['one', 'two'] });
   });
 
   test('passes over entries the store already holds (a snapshot covers them)', () => {
     const store = new Store();
     replayCommitted(store, [secret(1, 'one')], 1);
     const seen: number[] = [];
-    replayCommitted(store, [secret(1, 'one'), secret(2, 'two')], 2, (entry) => seen.push(entry.index));
+    replayCommitted(store, [secret(1, 'one'), secret(2, 'two')], 2, (entry) =>
+      seen.push(entry.index),
+    );
     expect({ seen, applied: store.appliedIndex }).toEqual({ seen: [2], applied: 2 });
   });
 
   test('an entry that is no command fails as a write, the same live and from disk, and the replay goes on', () => {
     const store = new Store();
     const results: unknown[] = [];
-    replayCommitted(store, [{ term: 1, index: 1, type: 'normal', data: new Uint8Array([0xff, 0x00]) }, secret(2, 'two')], 2, (_entry, result) => results.push(result));
+    replayCommitted(
+      store,
+      [{ term: 1, index: 1, type: 'normal', data: new Uint8Array([0xff, 0x00]) }, secret(2, 'two')],
+      2,
+      (_entry, result) => results.push(result),
+    );
     expect({ results, applied: store.appliedIndex }).toEqual({
-      results: [{ ok: false, code: 'corrupt', message: 'Log entry is not a valid command' }, { ok: true, id: 'id-two' }],
+      results: [
+        { ok: false, code: 'corrupt', message: 'Log entry is not a valid command' },
+        { ok: true, id: 'id-two' },
+      ],
       applied: 2,
     });
   });

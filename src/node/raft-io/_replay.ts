@@ -9,7 +9,8 @@ import type { ApplyResult, Store } from '../store/index.ts';
 
 /** Applies one committed entry; returns the store's verdict on a command, null for any other entry. */
 export function applyCommitted(store: Store, entry: Entry): ApplyResult | null {
-  if (entry.type === 'normal' && entry.data.length > 0) return store.applyEntry(entry.index, entry.data);
+  if (entry.type === 'normal' && entry.data.length > 0)
+    return store.applyEntry(entry.index, entry.data);
   store.skip(entry.index);
   return null;
 }
@@ -18,7 +19,12 @@ export function applyCommitted(store: Store, entry: Entry): ApplyResult | null {
  * Applies, in log order, the entries after the store's applied index and up to `upTo` (the commit
  * index), calling `onApplied` after each; entries the store already holds are passed over.
  */
-export function replayCommitted(store: Store, entries: readonly Entry[], upTo: LogIndex, onApplied?: (entry: Entry, result: ApplyResult | null) => void): void {
+export function replayCommitted(
+  store: Store,
+  entries: readonly Entry[],
+  upTo: LogIndex,
+  onApplied?: (entry: Entry, result: ApplyResult | null) => void,
+): void {
   for (const entry of entries) {
     if (entry.index > upTo) break;
     if (entry.index <= store.appliedIndex) continue;

@@ -25,8 +25,15 @@ export interface ForceNewClusterOptions {
   readonly random: Random;
 }
 
-export async function forceNewCluster(options: ForceNewClusterOptions): Promise<{ index: number; term: number }> {
-  const sealing = { dek: options.dek, keyId: options.dekKeyId, random: options.random, fs: options.fs };
+export async function forceNewCluster(
+  options: ForceNewClusterOptions,
+): Promise<{ index: number; term: number }> {
+  const sealing = {
+    dek: options.dek,
+    keyId: options.dekKeyId,
+    random: options.random,
+    fs: options.fs,
+  };
   const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
   const snapshot = await snapshots.loadLatest();
   const { wal, state } = await WAL.open(options.walDir, sealing);
@@ -45,7 +52,14 @@ export async function forceNewCluster(options: ForceNewClusterOptions): Promise<
   await rm(fresh, { recursive: true, force: true });
   const { wal: next } = await WAL.open(fresh, sealing);
   await next.markSnapshot(meta);
-  await next.save({ hardState: { term: Math.max(term, state.hardState?.term ?? 0), vote: options.id, commit: index }, entries: [] });
+  await next.save({
+    hardState: {
+      term: Math.max(term, state.hardState?.term ?? 0),
+      vote: options.id,
+      commit: index,
+    },
+    entries: [],
+  });
   await next.close();
   const old = `${options.walDir}.old`;
   await rm(old, { recursive: true, force: true });

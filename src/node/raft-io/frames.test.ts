@@ -23,7 +23,9 @@ describe('Raft stream frames', () => {
 
   test('a frame over the limit is refused as soon as its length is read', () => {
     const reader = new FrameReader(16);
-    expect(() => reader.push(frame(new Uint8Array(17)).subarray(0, 4))).toThrow('over the limit of 16');
+    expect(() => reader.push(frame(new Uint8Array(17)).subarray(0, 4))).toThrow(
+      'over the limit of 16',
+    );
   });
 
   test('a half-received frame waits for the rest and does not keep the chunk it came in', () => {

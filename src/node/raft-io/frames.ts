@@ -36,7 +36,11 @@ export class FrameReader {
     for (;;) {
       if (buffer.length < 4) break;
       const length = new DataView(buffer.buffer, buffer.byteOffset, 4).getUint32(0);
-      if (length > this.#maxFrameBytes) throw new SecretdError('too_large', `Raft frame of ${length} bytes is over the limit of ${this.#maxFrameBytes}`);
+      if (length > this.#maxFrameBytes)
+        throw new SecretdError(
+          'too_large',
+          `Raft frame of ${length} bytes is over the limit of ${this.#maxFrameBytes}`,
+        );
       if (buffer.length < 4 + length) break;
       frames.push(buffer.subarray(4, 4 + length));
       buffer = buffer.subarray(4 + length);

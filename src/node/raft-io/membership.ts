@@ -10,7 +10,10 @@ import type { ConfChange, ConfState, MemberId } from '../../raft/types.ts';
 /** A learner this close to the leader's commit index is promoted (a voter that lags a little only waits). */
 export const learnerLagEntriesMax = 64;
 
-export type MembershipAction = { readonly kind: 'change'; readonly change: ConfChange } | { readonly kind: 'transfer'; readonly to: MemberId } | null;
+export type MembershipAction =
+  | { readonly kind: 'change'; readonly change: ConfChange }
+  | { readonly kind: 'transfer'; readonly to: MemberId }
+  | null;
 
 export interface MembershipView {
   readonly self: MemberId;
@@ -31,18 +34,22 @@ export function nextMembershipAction(view: MembershipView): MembershipAction {
     return successor ? { kind: 'transfer', to: successor } : null;
   }
   for (const id of view.managers) {
-    if (!members.includes(id as MemberId)) return { kind: 'change', change: { kind: 'add-learner', id: id as MemberId } };
+    if (!members.includes(id as MemberId))
+      return { kind: 'change', change: { kind: 'add-learner', id: id as MemberId } };
   }
   for (const id of view.conf.learners) {
     const progress = view.progress[id];
     // Under steady writes the commit index keeps moving: "caught up" is within a few batches of it.
-    if (progress && progress.match + learnerLagEntriesMax >= view.commit) return { kind: 'change', change: { kind: 'promote', id } };
+    if (progress && progress.match + learnerLagEntriesMax >= view.commit)
+      return { kind: 'change', change: { kind: 'promote', id } };
   }
   return null;
 }
 
 /** The most caught-up voter other than self. */
-export function bestSuccessor(view: Pick<MembershipView, 'self' | 'conf' | 'progress'>): MemberId | null {
+export function bestSuccessor(
+  view: Pick<MembershipView, 'self' | 'conf' | 'progress'>,
+): MemberId | null {
   let best: MemberId | null = null;
   let bestMatch = -1;
   for (const id of view.conf.voters) {
@@ -59,9 +66,14 @@ export function bestSuccessor(view: Pick<MembershipView, 'self' | 'conf' | 'prog
  * Whether the voters left after removing `removing` can still form a quorum among themselves,
  * counting only those the leader heard from recently (Docker's CanRemoveMember rule).
  */
-export function quorumSurvivesRemoval(view: Pick<MembershipView, 'self' | 'conf' | 'progress'>, removing: string): boolean {
+export function quorumSurvivesRemoval(
+  view: Pick<MembershipView, 'self' | 'conf' | 'progress'>,
+  removing: string,
+): boolean {
   const remaining = view.conf.voters.filter((id) => id !== removing);
   if (remaining.length === 0) return false;
-  const reachable = remaining.filter((id) => id === view.self || view.progress[id]?.recentActive === true).length;
+  const reachable = remaining.filter(
+    (id) => id === view.self || view.progress[id]?.recentActive === true,
+  ).length;
   return reachable >= Math.floor(remaining.length / 2) + 1;
 }

@@ -60,6 +60,8 @@ describe('openRaftNode', () => {
     const first = await openRaftNode(openOptions(dir.path, []));
     await first.stop();
     rmSync(`${dir.path}/raft`, { recursive: true, force: true });
-    await expect(openRaftNode(openOptions(dir.path, []))).rejects.toThrow(`WAL in ${dir.path}/raft/wal is gone (no segments) but ${dir.path}/raft-log.json records that this node wrote 1 segment(s)`);
+    await expect(openRaftNode(openOptions(dir.path, []))).rejects.toThrow(
+      `WAL in ${dir.path}/raft/wal is gone (no segments) but ${dir.path}/raft-log.json records that this node wrote 1 segment(s)`,
+    );
   });
 });

@@ -47,24 +47,41 @@ export interface OpenRaftOptions {
   /** Default walSegmentBytesTarget; the simulator makes segments tiny so that it crashes members mid-rotation. */
   readonly walSegmentBytesTarget?: number;
   /** Core settings the simulator varies (flow control) or breaks on purpose (its self-test). Production leaves them unset. */
-  readonly coreOptions?: Pick<RaftOptions, 'maxEntriesPerMessage' | 'maxInflightMessages' | 'unsafeTestingMutations'>;
+  readonly coreOptions?: Pick<
+    RaftOptions,
+    'maxEntriesPerMessage' | 'maxInflightMessages' | 'unsafeTestingMutations'
+  >;
 }
 
 export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> {
-  const sealing = { dek: options.dek, keyId: options.dekKeyId, random: options.random, fs: options.fs };
+  const sealing = {
+    dek: options.dek,
+    keyId: options.dekKeyId,
+    random: options.random,
+    fs: options.fs,
+  };
   const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
   const snapshot = await snapshots.loadLatest();
-  const segmentBytes = options.walSegmentBytesTarget === undefined ? {} : { segmentBytesTarget: options.walSegmentBytesTarget };
+  const segmentBytes =
+    options.walSegmentBytesTarget === undefined
+      ? {}
+      : { segmentBytesTarget: options.walSegmentBytesTarget };
   const log = options.log;
   const recovery = {
     ...(options.walMarker === undefined ? {} : { marker: options.walMarker }),
     ...(log === undefined ? {} : { onTornTail: (tail: TornTail) => log(describeTornTail(tail)) }),
     mustExist: snapshot !== null,
   };
-  const { wal, state } = await WAL.open(options.walDir, { ...sealing, ...segmentBytes, ...recovery });
+  const { wal, state } = await WAL.open(options.walDir, {
+    ...sealing,
+    ...segmentBytes,
+    ...recovery,
+  });
   const store = snapshot ? Store.restore(snapshot.data) : new Store();
   const snapshotIndex = snapshot?.meta.index ?? 0;
-  const { hardState, entries } = snapshot ? await finishSnapshotInstall(wal, state, snapshot.meta) : state;
+  const { hardState, entries } = snapshot
+    ? await finishSnapshotInstall(wal, state, snapshot.meta)
+    : state;
   const core = new RaftCore({
     id: options.id,
     electionTicks: options.electionTicks ?? 10,
@@ -90,7 +107,12 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
       ...(options.snapshotEntries ? { snapshotEntries: options.snapshotEntries } : {}),
       ...(options.onStore ? { onStoreReplaced: options.onStore } : {}),
     },
-    { hardState, lastIndex: entries.at(-1)?.index ?? snapshotIndex, snapshotIndex, snapshotTerm: snapshot?.meta.term ?? 0 },
+    {
+      hardState,
+      lastIndex: entries.at(-1)?.index ?? snapshotIndex,
+      snapshotIndex,
+      snapshotTerm: snapshot?.meta.term ?? 0,
+    },
   );
 }
 
@@ -101,7 +123,12 @@ export function walMarkerPath(dataDir: string): string {
 
 /** A log line saying what recovery cut off: sizes and indexes only. */
 export function describeTornTail(tail: TornTail): string {
-  const entries = tail.discardedEntries === null ? 'no entries' : tail.discardedEntries.first === tail.discardedEntries.last ? `entry ${tail.discardedEntries.first}` : `entries ${tail.discardedEntries.first}-${tail.discardedEntries.last}`;
+  const entries =
+    tail.discardedEntries === null
+      ? 'no entries'
+      : tail.discardedEntries.first === tail.discardedEntries.last
+        ? `entry ${tail.discardedEntries.first}`
+        : `entries ${tail.discardedEntries.first}-${tail.discardedEntries.last}`;
   return (
     `secretd: WAL recovery truncated ${tail.path} at offset ${tail.offset}: dropped ${tail.discardedBytes} bytes of a batch that never completed ` +
     `(${tail.discardedRecords} readable record(s), ${entries}; ${tail.reason}): a crash in the middle of a write leaves this; if there was no crash, the log was cut and acknowledged writes may be lost`
@@ -118,7 +145,11 @@ export function describeTornTail(tail: TornTail): string {
  *     sent, so none was given in any term after the saved one.
  * Found by the deterministic simulator (test/sim/regressions.test.ts).
  */
-async function finishSnapshotInstall(wal: WAL, state: WALState, meta: SnapshotMeta): Promise<{ hardState: HardState | null; entries: Entry[] }> {
+async function finishSnapshotInstall(
+  wal: WAL,
+  state: WALState,
+  meta: SnapshotMeta,
+): Promise<{ hardState: HardState | null; entries: Entry[] }> {
   let entries = state.entries.filter((e) => e.index > meta.index);
   if (meta.index > (state.snapshot?.index ?? 0)) {
     const holdsLast = state.entries.some((e) => e.index === meta.index && e.term === meta.term);
@@ -127,7 +158,11 @@ async function finishSnapshotInstall(wal: WAL, state: WALState, meta: SnapshotMe
   }
   let hardState = state.hardState;
   if (hardState === null || hardState.term < meta.term) {
-    hardState = { term: meta.term, vote: null, commit: Math.max(hardState?.commit ?? 0, meta.index) };
+    hardState = {
+      term: meta.term,
+      vote: null,
+      commit: Math.max(hardState?.commit ?? 0, meta.index),
+    };
   }
   return { hardState, entries };
 }

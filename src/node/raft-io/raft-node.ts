@@ -49,7 +49,16 @@ import { assert, SecretdError } from '../../errors.ts';
 import { proposalQueueMax, snapshotEntriesInterval } from '../../limits.ts';
 import type { RaftCore } from '../../raft/core.ts';
 import type { SnapshotStore } from '../../raft/snapshot-store.ts';
-import type { ConfChange, Entry, HardState, MemberId, Message, Ready, Snapshot, Term } from '../../raft/types.ts';
+import type {
+  ConfChange,
+  Entry,
+  HardState,
+  MemberId,
+  Message,
+  Ready,
+  Snapshot,
+  Term,
+} from '../../raft/types.ts';
 import type { WAL } from '../../raft/wal.ts';
 import { sleep, systemTimers, type Timers } from '../../io/timers.ts';
 import { encodeCommand, parseCommand, type TaggedCommand } from '../store/index.ts';
@@ -115,14 +124,25 @@ export class RaftNode {
   #appliedTerm = 0;
   #snapshotIndex = 0;
 
-  constructor(options: RaftNodeOptions, recovered: { hardState: HardState | null; lastIndex: number; snapshotIndex: number; snapshotTerm: number }) {
+  constructor(
+    options: RaftNodeOptions,
+    recovered: {
+      hardState: HardState | null;
+      lastIndex: number;
+      snapshotIndex: number;
+      snapshotTerm: number;
+    },
+  ) {
     this.#options = options;
     this.#timers = options.timers ?? systemTimers;
     this.#core = options.core;
     this.#wal = options.wal;
     this.#snapshots = options.snapshots;
     this.#store = options.store;
-    this.#durableVote = { term: recovered.hardState?.term ?? 0, vote: recovered.hardState?.vote ?? null };
+    this.#durableVote = {
+      term: recovered.hardState?.term ?? 0,
+      vote: recovered.hardState?.vote ?? null,
+    };
     this.#stableIndex = recovered.lastIndex;
     this.#snapshotIndex = recovered.snapshotIndex;
     this.#appliedTerm = recovered.snapshotTerm;
@@ -149,7 +169,9 @@ export class RaftNode {
   }
 
   start(): void {
-    this.#stopTicking = this.#timers.every(this.#options.tickMs, () => this.#input(() => this.#core.tick()));
+    this.#stopTicking = this.#timers.every(this.#options.tickMs, () =>
+      this.#input(() => this.#core.tick()),
+    );
     this.#kick();
   }
 
@@ -164,8 +186,10 @@ export class RaftNode {
 
   /** Resolves once the command is committed, fsynced and applied, with the store's verdict. */
   propose(command: TaggedCommand): Promise<ApplyResult> {
-    if (this.#stopped) return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
-    if (this.#inbox.length >= proposalQueueMax) return Promise.reject(new SecretdError('unavailable', 'Too many writes waiting; try again'));
+    if (this.#stopped)
+      return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
+    if (this.#inbox.length >= proposalQueueMax)
+      return Promise.reject(new SecretdError('unavailable', 'Too many writes waiting; try again'));
     // The schema the store checks again when it applies: a malformed write is refused before it is in the log.
     try {
       parseCommand(command);
@@ -190,12 +214,18 @@ export class RaftNode {
    * lost to a leader change yields nothing from the core, hence the time limit.
    */
   linearizableRead(timeoutMs = 5000): Promise<void> {
-    if (this.#stopped) return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
+    if (this.#stopped)
+      return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
     const context = `${this.#options.readContextPrefix ?? ''}r${++this.#readSeq}`;
     return new Promise<void>((resolve, reject) => {
       const cancel = this.#timers.after(timeoutMs, () => {
         this.#reads.delete(context);
-        reject(new SecretdError('unavailable', 'Cannot read: no leader confirmed this read in time; try again'));
+        reject(
+          new SecretdError(
+            'unavailable',
+            'Cannot read: no leader confirmed this read in time; try again',
+          ),
+        );
       });
       const done = (): void => {
         cancel();
@@ -218,7 +248,8 @@ export class RaftNode {
     const deadline = this.#timers.now() + timeoutMs;
     while (this.#core.leader === null || this.#readyOutstanding) {
       if (this.#stopped) throw new SecretdError('unavailable', 'Node is shutting down');
-      if (this.#timers.now() > deadline) throw new SecretdError('unavailable', 'No leader was elected in time');
+      if (this.#timers.now() > deadline)
+        throw new SecretdError('unavailable', 'No leader was elected in time');
       await sleep(this.#timers, 5);
     }
   }
@@ -233,7 +264,8 @@ export class RaftNode {
   }
 
   #call(fn: () => void): Promise<void> {
-    if (this.#stopped) return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
+    if (this.#stopped)
+      return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
     return new Promise((resolve, reject) =>
       this.#input(() => {
         try {
@@ -260,7 +292,13 @@ export class RaftNode {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#stopTicking?.();
-    for (const pending of this.#pending.values()) pending.reject(new SecretdError('unavailable', 'Node is shutting down; the write may or may not have happened'));
+    for (const pending of this.#pending.values())
+      pending.reject(
+        new SecretdError(
+          'unavailable',
+          'Node is shutting down; the write may or may not have happened',
+        ),
+      );
     this.#pending.clear();
     while (this.#running) await sleep(this.#timers, 1);
     await this.#wal.close();
@@ -288,7 +326,10 @@ export class RaftNode {
       this.#readyOutstanding = true;
       // Durable already: persisted by an earlier Ready and not rewritten by this one (a new leader
       // may replace an uncommitted tail from ready.entries[0].index on).
-      const stable = Math.min(this.#stableIndex, (ready.entries[0]?.index ?? Number.POSITIVE_INFINITY) - 1);
+      const stable = Math.min(
+        this.#stableIndex,
+        (ready.entries[0]?.index ?? Number.POSITIVE_INFINITY) - 1,
+      );
       const durable = ready.committedEntries.filter((e) => e.index <= stable);
       const later = ready.committedEntries.slice(durable.length);
       this.#applyEntries(durable);
@@ -325,9 +366,19 @@ export class RaftNode {
   /** Step 3 of the header: after persist, before this Ready's messages go out or its entries are answered. */
   #assertDurable(ready: Ready, toApply: readonly Entry[]): void {
     const hard = ready.hardState;
-    assert(hard === null || (hard.term === this.#durableVote.term && hard.vote === this.#durableVote.vote), `term ${hard?.term} and vote are durable before any message is sent`);
-    assert((ready.entries.at(-1)?.index ?? 0) <= this.#stableIndex, 'new entries are durable before any message acknowledges them');
-    assert(toApply.every((e) => e.index <= this.#stableIndex), 'committed entries are durable here before they are applied and answered');
+    assert(
+      hard === null ||
+        (hard.term === this.#durableVote.term && hard.vote === this.#durableVote.vote),
+      `term ${hard?.term} and vote are durable before any message is sent`,
+    );
+    assert(
+      (ready.entries.at(-1)?.index ?? 0) <= this.#stableIndex,
+      'new entries are durable before any message acknowledges them',
+    );
+    assert(
+      toApply.every((e) => e.index <= this.#stableIndex),
+      'committed entries are durable here before they are applied and answered',
+    );
   }
 
   async #installSnapshot(snapshot: Snapshot): Promise<void> {
@@ -349,7 +400,13 @@ export class RaftNode {
       if (pending) {
         this.#pending.delete(entry.index);
         if (pending.term === entry.term && result) pending.resolve(result);
-        else pending.reject(new SecretdError('unavailable', 'Leadership changed before the write committed; it did not happen'));
+        else
+          pending.reject(
+            new SecretdError(
+              'unavailable',
+              'Leadership changed before the write committed; it did not happen',
+            ),
+          );
       }
     });
     const applied = this.#store.appliedIndex;
@@ -371,14 +428,20 @@ export class RaftNode {
 
   #failPending(): void {
     for (const pending of this.#pending.values()) {
-      pending.reject(new SecretdError('unavailable', 'This manager lost leadership; the write may or may not have happened'));
+      pending.reject(
+        new SecretdError(
+          'unavailable',
+          'This manager lost leadership; the write may or may not have happened',
+        ),
+      );
     }
     this.#pending.clear();
   }
 
   async #maybeSnapshot(): Promise<void> {
     const applied = this.#store.appliedIndex;
-    if (applied - this.#snapshotIndex < (this.#options.snapshotEntries ?? snapshotEntriesInterval)) return;
+    if (applied - this.#snapshotIndex < (this.#options.snapshotEntries ?? snapshotEntriesInterval))
+      return;
     await this.snapshotNow();
   }
 
@@ -387,7 +450,10 @@ export class RaftNode {
     const index = this.#store.appliedIndex;
     assert(index >= this.#snapshotIndex, 'snapshot index moves forward');
     if (index === this.#snapshotIndex) return;
-    const snapshot: Snapshot = { meta: { index, term: this.#appliedTerm, conf: this.#core.status().conf }, data: this.#store.snapshot() };
+    const snapshot: Snapshot = {
+      meta: { index, term: this.#appliedTerm, conf: this.#core.status().conf },
+      data: this.#store.snapshot(),
+    };
     await this.#snapshots.save(snapshot);
     await this.#wal.markSnapshot(snapshot.meta);
     this.#core.compact(snapshot);

@@ -45,10 +45,17 @@ describe('RaftTransport', () => {
   test('reachable() holds only after the peer acknowledged a frame, and for withinMs on the Timers clock', async () => {
     const timers = new ManualTimers(); // reads 0: a peer never heard from must not look recent
     const peers = fakeClient();
-    const transport = new RaftTransport({ client: peers.client, resolve: () => '10.0.0.2:4377', timeoutMs: 5000, timers });
+    const transport = new RaftTransport({
+      client: peers.client,
+      resolve: () => '10.0.0.2:4377',
+      timeoutMs: 5000,
+      timers,
+    });
     transport.send([heartbeat]);
     await flushed();
-    expect(peers.opened.map(({ addr, path, stream }) => ({ addr, path, frames: stream.frames.length }))).toEqual([{ addr: '10.0.0.2:4377', path: raftStreamPath, frames: 1 }]);
+    expect(
+      peers.opened.map(({ addr, path, stream }) => ({ addr, path, frames: stream.frames.length })),
+    ).toEqual([{ addr: '10.0.0.2:4377', path: raftStreamPath, frames: 1 }]);
     expect(transport.reachable(b, 1000)).toBe(false);
     peers.opened[0]!.stream.emit('data', new Uint8Array([1]));
     expect(transport.reachable(b, 1000)).toBe(true);
@@ -63,10 +70,18 @@ describe('RaftTransport', () => {
     const timers = new ManualTimers();
     const peers = fakeClient();
     peers.refuse(true);
-    const transport = new RaftTransport({ client: peers.client, resolve: () => '10.0.0.2:4377', timeoutMs: 5000, timers });
+    const transport = new RaftTransport({
+      client: peers.client,
+      resolve: () => '10.0.0.2:4377',
+      timeoutMs: 5000,
+      timers,
+    });
     transport.send([heartbeat]);
     await flushed();
-    expect({ opened: peers.opened.length, retries: timers.pendingAfters() }).toEqual({ opened: 0, retries: [50] });
+    expect({ opened: peers.opened.length, retries: timers.pendingAfters() }).toEqual({
+      opened: 0,
+      retries: [50],
+    });
     peers.refuse(false);
     timers.advance(49);
     expect(peers.opened.length).toBe(0);

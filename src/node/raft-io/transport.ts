@@ -74,7 +74,9 @@ export class RaftTransport implements Transport {
   /** Whether the peer acknowledged frames recently, with nothing outstanding for too long. */
   reachable(id: MemberId, withinMs: number): boolean {
     const peer = this.#peers.get(id);
-    return peer !== undefined && peer.failures === 0 && this.#timers.now() - peer.lastOkAt < withinMs;
+    return (
+      peer !== undefined && peer.failures === 0 && this.#timers.now() - peer.lastOkAt < withinMs
+    );
   }
 
   close(): void {
@@ -89,7 +91,19 @@ export class RaftTransport implements Transport {
   #peer(id: MemberId): Peer {
     let peer = this.#peers.get(id);
     if (!peer) {
-      peer = { id, queue: [], stream: null, addr: null, writable: true, flushQueued: false, retryTimer: null, retryAt: -Infinity, failures: 0, lastOkAt: -Infinity, unackedSince: null };
+      peer = {
+        id,
+        queue: [],
+        stream: null,
+        addr: null,
+        writable: true,
+        flushQueued: false,
+        retryTimer: null,
+        retryAt: -Infinity,
+        failures: 0,
+        lastOkAt: -Infinity,
+        unackedSince: null,
+      };
       this.#peers.set(id, peer);
     }
     return peer;
@@ -99,7 +113,12 @@ export class RaftTransport implements Transport {
     peer.flushQueued = false;
     if (this.#closed || peer.queue.length === 0) return;
     const now = this.#timers.now();
-    if (peer.stream && peer.unackedSince !== null && now - peer.unackedSince > this.#options.timeoutMs) this.#fail(peer, true);
+    if (
+      peer.stream &&
+      peer.unackedSince !== null &&
+      now - peer.unackedSince > this.#options.timeoutMs
+    )
+      this.#fail(peer, true);
     if (!peer.stream && !this.#open(peer, now)) return;
     if (!peer.writable) return; // `drain` flushes
     const batch = peer.queue.splice(0);

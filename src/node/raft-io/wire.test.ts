@@ -9,9 +9,30 @@ const b = 'b' as MemberId;
 describe('Raft messages on the wire', () => {
   test('a batch of messages with entry and snapshot bytes round-trips exactly', () => {
     const messages: Message[] = [
-      { type: 'append', from: a, to: b, term: 3, prevIndex: 4, prevTerm: 2, commit: 4, entries: [{ term: 3, index: 5, type: 'normal', data: new Uint8Array([1, 2, 3]) }, { term: 3, index: 6, type: 'conf', data: new Uint8Array(0) }] },
+      {
+        type: 'append',
+        from: a,
+        to: b,
+        term: 3,
+        prevIndex: 4,
+        prevTerm: 2,
+        commit: 4,
+        entries: [
+          { term: 3, index: 5, type: 'normal', data: new Uint8Array([1, 2, 3]) },
+          { term: 3, index: 6, type: 'conf', data: new Uint8Array(0) },
+        ],
+      },
       { type: 'heartbeat', from: a, to: b, term: 3, commit: 6, context: 'r1' },
-      { type: 'snapshot', from: a, to: b, term: 3, snapshot: { meta: { index: 9, term: 3, conf: { voters: [a, b], learners: [] } }, data: new Uint8Array(70_000).fill(9) } },
+      {
+        type: 'snapshot',
+        from: a,
+        to: b,
+        term: 3,
+        snapshot: {
+          meta: { index: 9, term: 3, conf: { voters: [a, b], learners: [] } },
+          data: new Uint8Array(70_000).fill(9),
+        },
+      },
     ];
     expect(decodeMessages(encodeMessages(messages))).toEqual(messages);
   });
@@ -33,6 +54,8 @@ describe('Raft messages on the wire', () => {
     const notJson = new Uint8Array([0, 0, 0, 2, 0x7b, 0x7b]);
     expect(errorOf(notJson)).toContain('not valid JSON');
     const notList = new TextEncoder().encode('{"type":"x"}');
-    expect(errorOf(new Uint8Array([0, 0, 0, notList.length, ...notList]))).toContain('expected a list of messages');
+    expect(errorOf(new Uint8Array([0, 0, 0, notList.length, ...notList]))).toContain(
+      'expected a list of messages',
+    );
   });
 });

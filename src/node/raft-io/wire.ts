@@ -40,7 +40,8 @@ export function encodeMessages(messages: readonly Message[]): Uint8Array {
 export function decodeMessages(input: Uint8Array): Message[] {
   // A plain view even of a Buffer, whose slice() would share memory the stream then reuses.
   const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
-  if (bytes.length > raftBatchBytesMax) throw malformed(`batch of ${bytes.length} bytes is over the limit`);
+  if (bytes.length > raftBatchBytesMax)
+    throw malformed(`batch of ${bytes.length} bytes is over the limit`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 4) throw malformed('batch is too short');
   const headerLength = view.getUint32(0);
@@ -56,19 +57,28 @@ export function decodeMessages(input: Uint8Array): Message[] {
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(4, 4 + headerLength)), (_key, value: unknown) => {
-      if (typeof value === 'string' && value.startsWith(blobTag)) {
-        const blob = blobs[Number(value.slice(blobTag.length))];
-        if (!blob) throw malformed('unknown blob');
-        return blob;
-      }
-      return value;
-    });
+    parsed = JSON.parse(
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(4, 4 + headerLength)),
+      (_key, value: unknown) => {
+        if (typeof value === 'string' && value.startsWith(blobTag)) {
+          const blob = blobs[Number(value.slice(blobTag.length))];
+          if (!blob) throw malformed('unknown blob');
+          return blob;
+        }
+        return value;
+      },
+    );
   } catch (error) {
     if (error instanceof SecretdError) throw error;
     throw malformed('header is not valid JSON');
   }
-  if (!Array.isArray(parsed) || parsed.some((m) => typeof m !== 'object' || m === null || typeof (m as { type?: unknown }).type !== 'string')) {
+  if (
+    !Array.isArray(parsed) ||
+    parsed.some(
+      (m) =>
+        typeof m !== 'object' || m === null || typeof (m as { type?: unknown }).type !== 'string',
+    )
+  ) {
     throw malformed('expected a list of messages');
   }
   return parsed as Message[];

@@ -12,52 +12,250 @@ const container = {
   command: ['sh'],
   args: ['-c', 'sleep 1'],
   env: ['A=b'],
-  secrets: [{ secretId: 's1', secretName: 'db', version: 2, onUpdate: { kind: 'signal', signal: 'SIGHUP' }, target: 'db', uid: '0', gid: '0', mode: 0o400 }],
+  secrets: [
+    {
+      secretId: 's1',
+      secretName: 'db',
+      version: 2,
+      onUpdate: { kind: 'signal', signal: 'SIGHUP' },
+      target: 'db',
+      uid: '0',
+      gid: '0',
+      mode: 0o400,
+    },
+  ],
 };
-const spec = { name: 'web', labels: { tier: 'front' }, container, mode: { kind: 'replicated', replicas: 2 }, update: { parallelism: 1, delayMs: 0 }, forceUpdate: 0 };
-const node = { id: 'n1', role: 'manager', hostname: 'h', addr: '127.0.0.1:4377', resources: { nanoCpus: 1, memoryBytes: 2 } };
+const spec = {
+  name: 'web',
+  labels: { tier: 'front' },
+  container,
+  mode: { kind: 'replicated', replicas: 2 },
+  update: { parallelism: 1, delayMs: 0 },
+  forceUpdate: 0,
+};
+const node = {
+  id: 'n1',
+  role: 'manager',
+  hostname: 'h',
+  addr: '127.0.0.1:4377',
+  resources: { nanoCpus: 1, memoryBytes: 2 },
+};
 
 /** One valid command of every op (the Record makes a new op without a sample a type error). */
 const samples: Record<CommandOp, TaggedCommand> = {
-  'cluster-init': { op: 'cluster-init', at, clusterId: 'c1', caCertPem: 'PEM', caKey: toBase64(new Uint8Array([1, 2])), joinTokens: { worker: 'w', manager: 'm' }, unlockKey: null, node: node as never },
-  'cluster-update': { op: 'cluster-update', at, expectedIndex: 3, labels: { a: 'b' }, joinTokens: { worker: 'w', manager: 'm' }, unlockKey: data, secretVersionsKept: 5 },
-  'secret-create': { op: 'secret-create', at, id: 's1', name: 'db_pass', labels: {}, data, requestId: 'r1' },
+  'cluster-init': {
+    op: 'cluster-init',
+    at,
+    clusterId: 'c1',
+    caCertPem: 'PEM',
+    caKey: toBase64(new Uint8Array([1, 2])),
+    joinTokens: { worker: 'w', manager: 'm' },
+    unlockKey: null,
+    node: node as never,
+  },
+  'cluster-update': {
+    op: 'cluster-update',
+    at,
+    expectedIndex: 3,
+    labels: { a: 'b' },
+    joinTokens: { worker: 'w', manager: 'm' },
+    unlockKey: data,
+    secretVersionsKept: 5,
+  },
+  'secret-create': {
+    op: 'secret-create',
+    at,
+    id: 's1',
+    name: 'db_pass',
+    labels: {},
+    data,
+    requestId: 'r1',
+  },
   'secret-update': { op: 'secret-update', at, id: 's1', expectedIndex: 4, labels: { a: 'b' } },
   'secret-remove': { op: 'secret-remove', at, ids: ['s1', 's2'] },
   'secret-version-add': { op: 'secret-version-add', at, id: 's1', data, ifVersion: null },
   'secret-rollback': { op: 'secret-rollback', at, id: 's1', to: 1, ifVersion: 2 },
   'secret-version-remove': { op: 'secret-version-remove', at, id: 's1', version: 1 },
   'node-add': { op: 'node-add', at, node: node as never },
-  'node-update': { op: 'node-update', at, id: 'n1', expectedIndex: null, role: 'worker', availability: 'drain', labels: { a: 'b' }, addr: '10.0.0.1:4377' },
+  'node-update': {
+    op: 'node-update',
+    at,
+    id: 'n1',
+    expectedIndex: null,
+    role: 'worker',
+    availability: 'drain',
+    labels: { a: 'b' },
+    addr: '10.0.0.1:4377',
+  },
   'node-remove': { op: 'node-remove', at, ids: ['n1'] },
   'node-status': { op: 'node-status', at, id: 'n1', status: 'ready' },
   'service-create': { op: 'service-create', at, id: 'v1', spec: spec as never },
-  'service-update': { op: 'service-update', at, id: 'v1', expectedIndex: 7, spec: { ...spec, mode: { kind: 'global' } } as never },
+  'service-update': {
+    op: 'service-update',
+    at,
+    id: 'v1',
+    expectedIndex: 7,
+    spec: { ...spec, mode: { kind: 'global' } } as never,
+  },
   'service-remove': { op: 'service-remove', at, id: 'v1' },
-  'tasks-put': { op: 'tasks-put', at, tasks: [{ id: 't1', serviceId: 'v1', slot: 1, nodeId: null, specVersion: 1, container: container as never, desiredState: 'running', state: 'pending', message: 'm' }] },
-  'task-status': { op: 'task-status', at, nodeId: 'n1', updates: [{ id: 't1', state: 'running', message: 'started', error: '', exitCode: null, secretVersions: { s1: 2 } }] },
+  'tasks-put': {
+    op: 'tasks-put',
+    at,
+    tasks: [
+      {
+        id: 't1',
+        serviceId: 'v1',
+        slot: 1,
+        nodeId: null,
+        specVersion: 1,
+        container: container as never,
+        desiredState: 'running',
+        state: 'pending',
+        message: 'm',
+      },
+    ],
+  },
+  'task-status': {
+    op: 'task-status',
+    at,
+    nodeId: 'n1',
+    updates: [
+      {
+        id: 't1',
+        state: 'running',
+        message: 'started',
+        error: '',
+        exitCode: null,
+        secretVersions: { s1: 2 },
+      },
+    ],
+  },
   'tasks-remove': { op: 'tasks-remove', at, ids: [] },
 };
 
 /** For each op, fields set to values of the wrong shape: each must be refused. */
 const wrongShapes: Record<CommandOp, ReadonlyArray<readonly [string, unknown]>> = {
-  'cluster-init': [['clusterId', ''], ['caCertPem', 1], ['caKey', 'not base64!'], ['joinTokens', null], ['joinTokens.worker', 1], ['unlockKey', 7], ['node', 'n1'], ['node.role', 'root'], ['node.resources.nanoCpus', -1]],
-  'cluster-update': [['expectedIndex', '3'], ['labels', ['a']], ['labels', { a: 1 }], ['joinTokens', {}], ['unlockKey', {}], ['secretVersionsKept', 0]],
-  'secret-create': [['id', null], ['name', 'a b'], ['name', 5], ['labels', null], ['data', ''], ['data', 42], ['data', '%%%%'], ['requestId', 9]],
-  'secret-update': [['id', 1], ['expectedIndex', -1], ['expectedIndex', 1.5], ['labels', 'x']],
-  'secret-remove': [['ids', null], ['ids', 's1'], ['ids', [1]], ['ids', ['']], ['ids', { 0: 's1' }]],
-  'secret-version-add': [['data', null], ['ifVersion', 0], ['ifVersion', '1'], ['id', {}]],
-  'secret-rollback': [['to', null], ['to', 0], ['ifVersion', -2]],
-  'secret-version-remove': [['version', '1'], ['version', 2 ** 60]],
-  'node-add': [['node', null], ['node.id', 3], ['node.hostname', null], ['node.addr', []], ['node.resources', 'big']],
-  'node-update': [['id', null], ['expectedIndex', 'x'], ['role', 'boss'], ['availability', 'off'], ['labels', 3], ['addr', 1]],
-  'node-remove': [['ids', null], ['ids', [null]]],
-  'node-status': [['status', 'up'], ['id', '']],
-  'service-create': [['spec', null], ['spec.name', ''], ['spec.labels', null], ['spec.container', null], ['spec.container.command', 'sh'], ['spec.container.env', [1]], ['spec.container.secrets', null], ['spec.container.secrets.0.mode', '0400'], ['spec.container.secrets.0.onUpdate', { kind: 'signal', signal: 'SIGKILL' }], ['spec.container.secrets.0.version', 0], ['spec.mode', { kind: 'replicated' }], ['spec.mode', { kind: 'sometimes' }], ['spec.update', null], ['spec.update.delayMs', -1], ['spec.update.failureAction', 'rollback'], ['spec.forceUpdate', 'yes']],
-  'service-update': [['expectedIndex', null], ['spec', []]],
+  'cluster-init': [
+    ['clusterId', ''],
+    ['caCertPem', 1],
+    ['caKey', 'not base64!'],
+    ['joinTokens', null],
+    ['joinTokens.worker', 1],
+    ['unlockKey', 7],
+    ['node', 'n1'],
+    ['node.role', 'root'],
+    ['node.resources.nanoCpus', -1],
+  ],
+  'cluster-update': [
+    ['expectedIndex', '3'],
+    ['labels', ['a']],
+    ['labels', { a: 1 }],
+    ['joinTokens', {}],
+    ['unlockKey', {}],
+    ['secretVersionsKept', 0],
+  ],
+  'secret-create': [
+    ['id', null],
+    ['name', 'a b'],
+    ['name', 5],
+    ['labels', null],
+    ['data', ''],
+    ['data', 42],
+    ['data', '%%%%'],
+    ['requestId', 9],
+  ],
+  'secret-update': [
+    ['id', 1],
+    ['expectedIndex', -1],
+    ['expectedIndex', 1.5],
+    ['labels', 'x'],
+  ],
+  'secret-remove': [
+    ['ids', null],
+    ['ids', 's1'],
+    ['ids', [1]],
+    ['ids', ['']],
+    ['ids', { 0: 's1' }],
+  ],
+  'secret-version-add': [
+    ['data', null],
+    ['ifVersion', 0],
+    ['ifVersion', '1'],
+    ['id', {}],
+  ],
+  'secret-rollback': [
+    ['to', null],
+    ['to', 0],
+    ['ifVersion', -2],
+  ],
+  'secret-version-remove': [
+    ['version', '1'],
+    ['version', 2 ** 60],
+  ],
+  'node-add': [
+    ['node', null],
+    ['node.id', 3],
+    ['node.hostname', null],
+    ['node.addr', []],
+    ['node.resources', 'big'],
+  ],
+  'node-update': [
+    ['id', null],
+    ['expectedIndex', 'x'],
+    ['role', 'boss'],
+    ['availability', 'off'],
+    ['labels', 3],
+    ['addr', 1],
+  ],
+  'node-remove': [
+    ['ids', null],
+    ['ids', [null]],
+  ],
+  'node-status': [
+    ['status', 'up'],
+    ['id', ''],
+  ],
+  'service-create': [
+    ['spec', null],
+    ['spec.name', ''],
+    ['spec.labels', null],
+    ['spec.container', null],
+    ['spec.container.command', 'sh'],
+    ['spec.container.env', [1]],
+    ['spec.container.secrets', null],
+    ['spec.container.secrets.0.mode', '0400'],
+    ['spec.container.secrets.0.onUpdate', { kind: 'signal', signal: 'SIGKILL' }],
+    ['spec.container.secrets.0.version', 0],
+    ['spec.mode', { kind: 'replicated' }],
+    ['spec.mode', { kind: 'sometimes' }],
+    ['spec.update', null],
+    ['spec.update.delayMs', -1],
+    ['spec.update.failureAction', 'rollback'],
+    ['spec.forceUpdate', 'yes'],
+  ],
+  'service-update': [
+    ['expectedIndex', null],
+    ['spec', []],
+  ],
   'service-remove': [['id', 0]],
-  'tasks-put': [['tasks', null], ['tasks.0', null], ['tasks.0.slot', -1], ['tasks.0.nodeId', 1], ['tasks.0.container.secrets', {}], ['tasks.0.desiredState', 'paused'], ['tasks.0.state', 'gone'], ['tasks.0.message', 1]],
-  'task-status': [['nodeId', null], ['updates', null], ['updates.0.state', 'done'], ['updates.0.exitCode', '0'], ['updates.0.secretVersions', null], ['updates.0.secretVersions.s1', '2']],
+  'tasks-put': [
+    ['tasks', null],
+    ['tasks.0', null],
+    ['tasks.0.slot', -1],
+    ['tasks.0.nodeId', 1],
+    ['tasks.0.container.secrets', {}],
+    ['tasks.0.desiredState', 'paused'],
+    ['tasks.0.state', 'gone'],
+    ['tasks.0.message', 1],
+  ],
+  'task-status': [
+    ['nodeId', null],
+    ['updates', null],
+    ['updates.0.state', 'done'],
+    ['updates.0.exitCode', '0'],
+    ['updates.0.secretVersions', null],
+    ['updates.0.secretVersions.s1', '2'],
+  ],
   'tasks-remove': [['ids', 'all']],
 };
 
@@ -93,7 +291,10 @@ describe('parseCommand()', () => {
     });
   }
 
-  for (const [op, cases] of Object.entries(wrongShapes) as [CommandOp, (typeof wrongShapes)[CommandOp]][]) {
+  for (const [op, cases] of Object.entries(wrongShapes) as [
+    CommandOp,
+    (typeof wrongShapes)[CommandOp],
+  ][]) {
     test(`refuses a ${op} with a field of the wrong shape, naming the field and never the value`, () => {
       for (const [path, value] of cases) {
         const error = refusal(withField(samples[op], path, value));
@@ -113,19 +314,34 @@ describe('parseCommand()', () => {
   }
 
   test('refuses what is not a command: not an object, no op, an unknown op', () => {
-    for (const value of [null, 'secret-remove', [samples['secret-remove']], { at, ids: [] }, { op: 'secret-purge', at }, { op: 7, at }]) {
+    for (const value of [
+      null,
+      'secret-remove',
+      [samples['secret-remove']],
+      { at, ids: [] },
+      { op: 'secret-purge', at },
+      { op: 7, at },
+    ]) {
       expect(refusal(value).code).toBe('invalid');
     }
   });
 
   test('the reported poison command, secret-remove with ids null, is refused', () => {
-    expect(refusal({ op: 'secret-remove', ids: null, at }).message).toBe('Invalid command: ids must be a list');
+    expect(refusal({ op: 'secret-remove', ids: null, at }).message).toBe(
+      'Invalid command: ids must be a list',
+    );
   });
 
   test('secret data follows the API rule: at least 1 byte, at most the limit (too_large beyond), never echoed', () => {
     const big = toBase64(new Uint8Array(secretBytesMax + 1).fill(0x41));
     expect(refusal(withField(samples['secret-create'], 'data', big)).code).toBe('too_large');
-    expect(parseCommand(withField(samples['secret-create'], 'data', toBase64(new Uint8Array(secretBytesMax))))).toMatchObject({ op: 'secret-create' });
-    expect(refusal(withField(samples['secret-version-add'], 'data', '')).message).toBe('Invalid secret data: it must be at least 1 byte');
+    expect(
+      parseCommand(
+        withField(samples['secret-create'], 'data', toBase64(new Uint8Array(secretBytesMax))),
+      ),
+    ).toMatchObject({ op: 'secret-create' });
+    expect(refusal(withField(samples['secret-version-add'], 'data', '')).message).toBe(
+      'Invalid secret data: it must be at least 1 byte',
+    );
   });
 });

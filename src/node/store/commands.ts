@@ -6,7 +6,14 @@
 import type { Role } from '../../crypto/ca.ts';
 import type { ContainerSpec, DesiredState, NodeStatus, ServiceSpec, TaskState } from './types.ts';
 import { invalid, SecretdError } from '../../errors.ts';
-import { checkLabels, checkSecretData, checkSecretName, checkVersionNumber, checkVersionsKept, onUpdateSignals } from './secret-rules.ts';
+import {
+  checkLabels,
+  checkSecretData,
+  checkSecretName,
+  checkVersionNumber,
+  checkVersionsKept,
+  onUpdateSignals,
+} from './secret-rules.ts';
 
 export interface NodeSpec {
   readonly id: string;
@@ -52,17 +59,40 @@ export type Command =
       readonly labels: Readonly<Record<string, string>>;
       readonly data: string; // base64
     }
-  | { readonly op: 'secret-update'; readonly at: string; readonly id: string; readonly expectedIndex: number; readonly labels: Readonly<Record<string, string>> }
+  | {
+      readonly op: 'secret-update';
+      readonly at: string;
+      readonly id: string;
+      readonly expectedIndex: number;
+      readonly labels: Readonly<Record<string, string>>;
+    }
   | { readonly op: 'secret-remove'; readonly at: string; readonly ids: readonly string[] }
   /**
    * A new version of a secret's data. Data equal to the newest version's changes nothing (so a
    * deploy script can run again); `ifVersion` makes it compare-and-set against the newest version.
    */
-  | { readonly op: 'secret-version-add'; readonly at: string; readonly id: string; readonly data: string; readonly ifVersion: number | null }
+  | {
+      readonly op: 'secret-version-add';
+      readonly at: string;
+      readonly id: string;
+      readonly data: string;
+      readonly ifVersion: number | null;
+    }
   /** Version `to`'s data becomes the newest version (a new number: history only grows). */
-  | { readonly op: 'secret-rollback'; readonly at: string; readonly id: string; readonly to: number; readonly ifVersion: number | null }
+  | {
+      readonly op: 'secret-rollback';
+      readonly at: string;
+      readonly id: string;
+      readonly to: number;
+      readonly ifVersion: number | null;
+    }
   /** Drops one old version; refused for the newest and for one a pinned reference uses. */
-  | { readonly op: 'secret-version-remove'; readonly at: string; readonly id: string; readonly version: number }
+  | {
+      readonly op: 'secret-version-remove';
+      readonly at: string;
+      readonly id: string;
+      readonly version: number;
+    }
   | { readonly op: 'node-add'; readonly at: string; readonly node: NodeSpec }
   | {
       readonly op: 'node-update';
@@ -77,14 +107,35 @@ export type Command =
     }
   /** Removed nodes' ids are never reused and their certificates stop working at once. */
   | { readonly op: 'node-remove'; readonly at: string; readonly ids: readonly string[] }
-  | { readonly op: 'node-status'; readonly at: string; readonly id: string; readonly status: NodeStatus }
-  | { readonly op: 'service-create'; readonly at: string; readonly id: string; readonly spec: ServiceSpec }
-  | { readonly op: 'service-update'; readonly at: string; readonly id: string; readonly expectedIndex: number; readonly spec: ServiceSpec }
+  | {
+      readonly op: 'node-status';
+      readonly at: string;
+      readonly id: string;
+      readonly status: NodeStatus;
+    }
+  | {
+      readonly op: 'service-create';
+      readonly at: string;
+      readonly id: string;
+      readonly spec: ServiceSpec;
+    }
+  | {
+      readonly op: 'service-update';
+      readonly at: string;
+      readonly id: string;
+      readonly expectedIndex: number;
+      readonly spec: ServiceSpec;
+    }
   | { readonly op: 'service-remove'; readonly at: string; readonly id: string }
   /** The orchestrator's and scheduler's decisions: new tasks, placements, desired-state changes. */
   | { readonly op: 'tasks-put'; readonly at: string; readonly tasks: readonly TaskPut[] }
   /** What agents report about their tasks. */
-  | { readonly op: 'task-status'; readonly at: string; readonly nodeId: string; readonly updates: readonly TaskStatusUpdate[] }
+  | {
+      readonly op: 'task-status';
+      readonly at: string;
+      readonly nodeId: string;
+      readonly updates: readonly TaskStatusUpdate[];
+    }
   | { readonly op: 'tasks-remove'; readonly at: string; readonly ids: readonly string[] };
 
 export interface TaskPut {
@@ -136,7 +187,11 @@ export function decodeCommand(bytes: Uint8Array): TaggedCommand {
   } catch {
     throw new SecretdError('corrupt', 'Log entry is not a valid command');
   }
-  if (typeof value !== 'object' || value === null || typeof (value as { op?: unknown }).op !== 'string') {
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    typeof (value as { op?: unknown }).op !== 'string'
+  ) {
     throw new SecretdError('corrupt', 'Log entry is not a valid command');
   }
   return value as TaggedCommand;
@@ -202,7 +257,9 @@ export function parseCommand(value: unknown): TaggedCommand {
       id(c.id, 'id');
       nullable(c.expectedIndex, 'expectedIndex', count);
       optional(c.role, 'role', (v, path) => oneOf(v, path, roles));
-      optional(c.availability, 'availability', (v, path) => oneOf(v, path, ['active', 'pause', 'drain']));
+      optional(c.availability, 'availability', (v, path) =>
+        oneOf(v, path, ['active', 'pause', 'drain']),
+      );
       optional(c.labels, 'labels', labels);
       optional(c.addr, 'addr', text);
       break;
@@ -235,7 +292,9 @@ export function parseCommand(value: unknown): TaggedCommand {
       list(c.updates, 'updates', taskStatusUpdate);
       break;
     default:
-      throw invalid(`Invalid command: unknown op ${JSON.stringify(typeof op === 'string' ? op.slice(0, 40) : (op ?? null))}`);
+      throw invalid(
+        `Invalid command: unknown op ${JSON.stringify(typeof op === 'string' ? op.slice(0, 40) : (op ?? null))}`,
+      );
   }
   return c as unknown as TaggedCommand;
 }
@@ -244,13 +303,27 @@ type Fields = Record<string, unknown>;
 type Reader<T> = (value: unknown, path: string) => T;
 
 const roles: readonly Role[] = ['manager', 'worker', 'admin'];
-const taskStates: readonly TaskState[] = ['new', 'pending', 'assigned', 'preparing', 'starting', 'running', 'complete', 'shutdown', 'failed', 'rejected', 'orphaned'];
+const taskStates: readonly TaskState[] = [
+  'new',
+  'pending',
+  'assigned',
+  'preparing',
+  'starting',
+  'running',
+  'complete',
+  'shutdown',
+  'failed',
+  'rejected',
+  'orphaned',
+];
 const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-const wrong = (path: string, expected: string): SecretdError => invalid(`Invalid command: ${path} must be ${expected}`);
+const wrong = (path: string, expected: string): SecretdError =>
+  invalid(`Invalid command: ${path} must be ${expected}`);
 
 function object(value: unknown, path: string): Fields {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw wrong(path, 'an object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw wrong(path, 'an object');
   return value as Fields;
 }
 
@@ -265,12 +338,14 @@ function id(value: unknown, path: string): string {
 }
 
 function count(value: unknown, path: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw wrong(path, 'a whole number, 0 or more');
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+    throw wrong(path, 'a whole number, 0 or more');
   return value;
 }
 
 function amount(value: unknown, path: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw wrong(path, 'a number, 0 or more');
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+    throw wrong(path, 'a number, 0 or more');
   return value;
 }
 
@@ -341,19 +416,23 @@ function serviceSpec(value: unknown, path: string): void {
   labels(spec.labels, `${path}.labels`);
   containerSpec(spec.container, `${path}.container`);
   const mode = object(spec.mode, `${path}.mode`);
-  if (oneOf(mode.kind, `${path}.mode.kind`, ['replicated', 'global']) === 'replicated') count(mode.replicas, `${path}.mode.replicas`);
+  if (oneOf(mode.kind, `${path}.mode.kind`, ['replicated', 'global']) === 'replicated')
+    count(mode.replicas, `${path}.mode.replicas`);
   const update = object(spec.update, `${path}.update`);
   count(update.parallelism, `${path}.update.parallelism`);
   amount(update.delayMs, `${path}.update.delayMs`);
   optional(update.delayNs, `${path}.update.delayNs`, amount);
-  optional(update.failureAction, `${path}.update.failureAction`, (v, p) => oneOf(v, p, ['continue']));
+  optional(update.failureAction, `${path}.update.failureAction`, (v, p) =>
+    oneOf(v, p, ['continue']),
+  );
   optional(spec.forceUpdate, `${path}.forceUpdate`, count);
 }
 
 function containerSpec(value: unknown, path: string): void {
   const container = object(value, path);
   text(container.image, `${path}.image`);
-  for (const field of ['command', 'args', 'env'] as const) list(container[field], `${path}.${field}`, text);
+  for (const field of ['command', 'args', 'env'] as const)
+    list(container[field], `${path}.${field}`, text);
   list(container.secrets, `${path}.secrets`, secretReference);
 }
 
@@ -364,7 +443,8 @@ function secretReference(value: unknown, path: string): void {
   optional(ref.version, `${path}.version`, version);
   optional(ref.onUpdate, `${path}.onUpdate`, (v, p) => {
     const onUpdate = object(v, p);
-    if (oneOf(onUpdate.kind, `${p}.kind`, ['none', 'signal', 'restart']) === 'signal') oneOf(onUpdate.signal, `${p}.signal`, onUpdateSignals);
+    if (oneOf(onUpdate.kind, `${p}.kind`, ['none', 'signal', 'restart']) === 'signal')
+      oneOf(onUpdate.signal, `${p}.signal`, onUpdateSignals);
   });
   text(ref.target, `${path}.target`);
   text(ref.uid, `${path}.uid`);
@@ -395,5 +475,6 @@ function taskStatusUpdate(value: unknown, path: string): void {
     if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw wrong(p, 'a whole number or null');
   });
   const versions = object(update.secretVersions, `${path}.secretVersions`);
-  for (const [secretId, n] of Object.entries(versions)) count(n, `${path}.secretVersions[${JSON.stringify(secretId.slice(0, 40))}]`);
+  for (const [secretId, n] of Object.entries(versions))
+    count(n, `${path}.secretVersions[${JSON.stringify(secretId.slice(0, 40))}]`);
 }

@@ -1,8 +1,54 @@
 /** The store room's door: what other parts of secretd may use of it. */
-export { type Command, decodeCommand, encodeCommand, type NodeResources, parseCommand, type TaggedCommand, type TaskPut, type TaskStatusUpdate } from './commands.ts';
-export { filterTasks, resolveByRef, resolveNode, resolveService, resolveSpecSecrets, resolveTask } from './lookup.ts';
-export { checkLabels, checkSecretData, checkSecretName, checkVersionNumber, checkVersionsKept, onUpdateText, parseOnUpdate } from './secret-rules.ts';
+export {
+  type Command,
+  decodeCommand,
+  encodeCommand,
+  type NodeResources,
+  parseCommand,
+  type TaggedCommand,
+  type TaskPut,
+  type TaskStatusUpdate,
+} from './commands.ts';
+export {
+  filterTasks,
+  resolveByRef,
+  resolveNode,
+  resolveService,
+  resolveSpecSecrets,
+  resolveTask,
+} from './lookup.ts';
+export {
+  checkLabels,
+  checkSecretData,
+  checkSecretName,
+  checkVersionNumber,
+  checkVersionsKept,
+  onUpdateText,
+  parseOnUpdate,
+} from './secret-rules.ts';
 export { type ApplyResult, fromBase64, Store, toBase64 } from './store.ts';
 export { isDead, isLive, isStopping } from './task-states.ts';
-export { type Availability, type ClusterRecord, type ContainerSpec, type DesiredState, type Labels, type NodeId, type NodeRecord, type NodeStatus, type OnUpdate, type SecretRefInput, type SecretRecord, type SecretReference, type ServiceId, type ServiceMode, type ServiceRecord, type ServiceSpec, type ServiceSpecInput, type TaskId, type TaskRecord, type TaskState, terminalTaskStates } from './types.ts';
+export {
+  type Availability,
+  type ClusterRecord,
+  type ContainerSpec,
+  type DesiredState,
+  type Labels,
+  type NodeId,
+  type NodeRecord,
+  type NodeStatus,
+  type OnUpdate,
+  type SecretRefInput,
+  type SecretRecord,
+  type SecretReference,
+  type ServiceId,
+  type ServiceMode,
+  type ServiceRecord,
+  type ServiceSpec,
+  type ServiceSpecInput,
+  type TaskId,
+  type TaskRecord,
+  type TaskState,
+  terminalTaskStates,
+} from './types.ts';
 export { Workloads } from './workloads.ts';

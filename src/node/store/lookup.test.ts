@@ -26,12 +26,23 @@ function attempt(resolve: () => Thing): Thing | { code: string; message: string 
 
 /** By id or exact name, as the store looks them up for secrets and services. */
 function resolve(ref: string): Thing | { code: string; message: string } {
-  return attempt(() => resolveByRef('Thing', ref, things.find((t) => t.id === ref) ?? things.find((t) => t.name === ref), things));
+  return attempt(() =>
+    resolveByRef(
+      'Thing',
+      ref,
+      things.find((t) => t.id === ref) ?? things.find((t) => t.name === ref),
+      things,
+    ),
+  );
 }
 
 describe('resolveByRef()', () => {
   test('resolves a full id, then an exact name, then a unique id prefix', () => {
-    expect([resolve('abc222'), resolve('db'), resolve('xyz')]).toEqual([things[1]!, things[0]!, things[2]!]);
+    expect([resolve('abc222'), resolve('db'), resolve('xyz')]).toEqual([
+      things[1]!,
+      things[0]!,
+      things[2]!,
+    ]);
   });
 
   test('an exact name wins over an id prefix it also matches', () => {
@@ -48,8 +59,14 @@ describe('resolveByRef()', () => {
   });
 
   test('several exact matches (names that need not be unique, as host names) are ambiguous, not a prefix search', () => {
-    const twins = [{ id: 'n1', name: 'host' }, { id: 'n2', name: 'host' }];
-    expect(attempt(() => resolveByRef('Node', 'host', twins, twins))).toEqual({ code: 'invalid', message: 'Node host is ambiguous (2 matches found)' });
+    const twins = [
+      { id: 'n1', name: 'host' },
+      { id: 'n2', name: 'host' },
+    ];
+    expect(attempt(() => resolveByRef('Node', 'host', twins, twins))).toEqual({
+      code: 'invalid',
+      message: 'Node host is ambiguous (2 matches found)',
+    });
     expect(resolveByRef('Node', 'n', [], [twins[0]!])).toEqual(twins[0]!);
   });
 });

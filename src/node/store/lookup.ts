@@ -4,7 +4,13 @@
  */
 import { SecretdError } from '../../errors.ts';
 import type { Store } from './store.ts';
-import type { NodeRecord, ServiceRecord, ServiceSpec, ServiceSpecInput, TaskRecord } from './types.ts';
+import type {
+  NodeRecord,
+  ServiceRecord,
+  ServiceSpec,
+  ServiceSpecInput,
+  TaskRecord,
+} from './types.ts';
 import { isLive } from './task-states.ts';
 
 /**
@@ -13,11 +19,21 @@ import { isLive } from './task-states.ts';
  * node host names, and more than one is ambiguous), else the one object whose id starts with
  * `ref`. Several prefix matches are ambiguous; name prefixes never resolve; '' resolves nothing.
  */
-export function resolveByRef<T extends { readonly id: string }>(kind: string, ref: string, exact: T | readonly T[] | undefined, all: Iterable<T>): T {
+export function resolveByRef<T extends { readonly id: string }>(
+  kind: string,
+  ref: string,
+  exact: T | readonly T[] | undefined,
+  all: Iterable<T>,
+): T {
   const named: readonly T[] = exact === undefined ? [] : isList(exact) ? exact : [exact];
-  const matches = named.length > 0 ? named : ref === '' ? [] : [...all].filter((x) => x.id.startsWith(ref));
+  const matches =
+    named.length > 0 ? named : ref === '' ? [] : [...all].filter((x) => x.id.startsWith(ref));
   if (matches.length === 1) return matches[0]!;
-  if (matches.length > 1) throw new SecretdError('invalid', `${kind} ${ref} is ambiguous (${matches.length} matches found)`);
+  if (matches.length > 1)
+    throw new SecretdError(
+      'invalid',
+      `${kind} ${ref} is ambiguous (${matches.length} matches found)`,
+    );
   throw new SecretdError('not_found', `${kind} ${ref} not found`);
 }
 
@@ -28,12 +44,22 @@ function isList<T>(exact: T | readonly T[]): exact is readonly T[] {
 /** Full id, exact name, then a unique id prefix. */
 export function resolveService(store: Store, ref: string): ServiceRecord {
   const services = store.workloads.services;
-  return resolveByRef('Service', ref, services.get(ref as ServiceRecord['id']) ?? store.workloads.serviceByName(ref), services.values());
+  return resolveByRef(
+    'Service',
+    ref,
+    services.get(ref as ServiceRecord['id']) ?? store.workloads.serviceByName(ref),
+    services.values(),
+  );
 }
 
 /** Full id, exact hostname (ambiguous when several nodes share it), then a unique id prefix: Docker's order for nodes. */
 export function resolveNode(store: Store, ref: string): NodeRecord {
-  return resolveByRef('Node', ref, store.node(ref) ?? [...store.nodes()].filter((n) => n.hostname === ref), store.nodes());
+  return resolveByRef(
+    'Node',
+    ref,
+    store.node(ref) ?? [...store.nodes()].filter((n) => n.hostname === ref),
+    store.nodes(),
+  );
 }
 
 /** A task id (or unique prefix), or `service.slot` — the live task of that slot, as Docker names tasks. */
@@ -44,10 +70,15 @@ export function resolveTask(store: Store, ref: string): TaskRecord {
     const service = store.workloads.serviceByName(ref.slice(0, dot));
     const slot = Number(ref.slice(dot + 1));
     if (service) {
-      const candidates = [...tasks.values()].filter((t) => t.serviceId === service.id && t.slot === slot);
+      const candidates = [...tasks.values()].filter(
+        (t) => t.serviceId === service.id && t.slot === slot,
+      );
       const live = candidates.find(isLive);
       if (live) return live;
-      throw new SecretdError('not_found', `Task ${ref} not found (no running task in slot ${slot} of ${service.spec.name})`);
+      throw new SecretdError(
+        'not_found',
+        `Task ${ref} not found (no running task in slot ${slot} of ${service.spec.name})`,
+      );
     }
   }
   return resolveByRef('Task', ref, tasks.get(ref as TaskRecord['id']), tasks.values());
@@ -64,12 +95,19 @@ export function resolveSpecSecrets(store: Store, spec: ServiceSpecInput): Servic
     }
     return { ...ref, secretId: secret.id };
   });
-  if (missing.length > 0) throw new SecretdError('invalid', `${missing.length === 1 ? 'Secret' : 'Secrets'} not found: ${missing.join(', ')}`);
+  if (missing.length > 0)
+    throw new SecretdError(
+      'invalid',
+      `${missing.length === 1 ? 'Secret' : 'Secrets'} not found: ${missing.join(', ')}`,
+    );
   return { ...spec, container: { ...spec.container, secrets } };
 }
 
 /** Docker's task filters: service (id or name), node (id or hostname), desired-state, id, name. */
-export function filterTasks(store: Store, filters: ReadonlyMap<string, readonly string[]>): TaskRecord[] {
+export function filterTasks(
+  store: Store,
+  filters: ReadonlyMap<string, readonly string[]>,
+): TaskRecord[] {
   const serviceIds = (filters.get('service') ?? []).flatMap((ref) => {
     try {
       return [resolveService(store, ref).id as string];
@@ -87,12 +125,25 @@ export function filterTasks(store: Store, filters: ReadonlyMap<string, readonly 
   const upToDate = filters.get('_up-to-date') ?? [];
   return [...store.workloads.tasks.values()].filter((task) => {
     if (filters.has('service') && !serviceIds.includes(task.serviceId)) return false;
-    if (nodes.length > 0 && !nodes.some((n) => task.nodeId === n || (task.nodeId !== null && store.node(task.nodeId)?.hostname === n))) return false;
+    if (
+      nodes.length > 0 &&
+      !nodes.some(
+        (n) =>
+          task.nodeId === n || (task.nodeId !== null && store.node(task.nodeId)?.hostname === n),
+      )
+    )
+      return false;
     if (desired.length > 0 && !desired.includes(task.desiredState)) return false;
     if (ids.length > 0 && !ids.some((p) => task.id.startsWith(p))) return false;
-    if (names.length > 0 && !names.some((n) => store.workloads.taskName(task).startsWith(n))) return false;
+    if (names.length > 0 && !names.some((n) => store.workloads.taskName(task).startsWith(n)))
+      return false;
     if (labelled) return false;
-    if (upToDate.length > 0 && upToDate.includes('true') !== (task.specVersion === store.workloads.services.get(task.serviceId)?.specVersion)) return false;
+    if (
+      upToDate.length > 0 &&
+      upToDate.includes('true') !==
+        (task.specVersion === store.workloads.services.get(task.serviceId)?.specVersion)
+    )
+      return false;
     return true;
   });
 }

@@ -37,13 +37,42 @@ class Fixture {
     return this.store.secret('db')!.versions.map((v) => [v.version, text(v.data)]);
   }
   service(id: string, ref: Partial<SecretReference>): void {
-    const container: ContainerSpec = { image: 'busybox', command: ['sh'], args: [], env: [], secrets: [{ secretId: 'db', secretName: 'db', target: 'db', uid: '0', gid: '0', mode: 0o444, ...ref }] };
-    const spec: ServiceSpec = { name: id, labels: {}, container, mode: { kind: 'replicated', replicas: 1 }, update: { parallelism: 1, delayMs: 0 } };
+    const container: ContainerSpec = {
+      image: 'busybox',
+      command: ['sh'],
+      args: [],
+      env: [],
+      secrets: [
+        { secretId: 'db', secretName: 'db', target: 'db', uid: '0', gid: '0', mode: 0o444, ...ref },
+      ],
+    };
+    const spec: ServiceSpec = {
+      name: id,
+      labels: {},
+      container,
+      mode: { kind: 'replicated', replicas: 1 },
+      update: { parallelism: 1, delayMs: 0 },
+    };
     expect(this.apply({ op: 'service-create', at, id, spec })).toEqual({ ok: true, id });
   }
   task(id: string, serviceId: string): void {
     const service = this.store.workloads.services.get(serviceId as never)!;
-    this.apply({ op: 'tasks-put', at, tasks: [{ id, serviceId, slot: 1, nodeId: 'n1', specVersion: service.specVersion, container: service.spec.container, desiredState: 'running', state: 'assigned' }] });
+    this.apply({
+      op: 'tasks-put',
+      at,
+      tasks: [
+        {
+          id,
+          serviceId,
+          slot: 1,
+          nodeId: 'n1',
+          specVersion: service.specVersion,
+          container: service.spec.container,
+          desiredState: 'running',
+          state: 'assigned',
+        },
+      ],
+    });
   }
 }
 
@@ -51,7 +80,10 @@ describe('secret versions in the store', () => {
   test('an update adds version 2 with the new data and moves the compare-and-set index', () => {
     const f = new Fixture();
     expect(f.add('v2')).toEqual({ ok: true, id: 'db', version: 2, changed: true });
-    expect(f.versions()).toEqual([[1, 'v1'], [2, 'v2']]);
+    expect(f.versions()).toEqual([
+      [1, 'v1'],
+      [2, 'v2'],
+    ]);
     expect(f.store.secret('db')!.metaIndex).toBe(2);
   });
 
@@ -67,16 +99,36 @@ describe('secret versions in the store', () => {
     const f = new Fixture();
     expect(f.add('v2', 1)).toMatchObject({ ok: true, version: 2 });
     const stale = f.add('v3', 1);
-    expect(stale).toEqual({ ok: false, code: 'conflict', message: 'Cannot update secret db: --if-version 1 is out of date (the newest version is 2)' });
-    expect(f.versions()).toEqual([[1, 'v1'], [2, 'v2']]);
+    expect(stale).toEqual({
+      ok: false,
+      code: 'conflict',
+      message: 'Cannot update secret db: --if-version 1 is out of date (the newest version is 2)',
+    });
+    expect(f.versions()).toEqual([
+      [1, 'v1'],
+      [2, 'v2'],
+    ]);
   });
 
-  test('rollback copies an old version\'s data into a new newest version', () => {
+  test("rollback copies an old version's data into a new newest version", () => {
     const f = new Fixture();
     f.add('v2');
-    expect(f.apply({ op: 'secret-rollback', at, id: 'db', to: 1, ifVersion: 2 })).toEqual({ ok: true, id: 'db', version: 3, changed: true });
-    expect(f.versions()).toEqual([[1, 'v1'], [2, 'v2'], [3, 'v1']]);
-    expect(f.apply({ op: 'secret-rollback', at, id: 'db', to: 9, ifVersion: null })).toEqual({ ok: false, code: 'not_found', message: 'Cannot roll back secret db: it has no version 9 (it has 1, 2, 3)' });
+    expect(f.apply({ op: 'secret-rollback', at, id: 'db', to: 1, ifVersion: 2 })).toEqual({
+      ok: true,
+      id: 'db',
+      version: 3,
+      changed: true,
+    });
+    expect(f.versions()).toEqual([
+      [1, 'v1'],
+      [2, 'v2'],
+      [3, 'v1'],
+    ]);
+    expect(f.apply({ op: 'secret-rollback', at, id: 'db', to: 9, ifVersion: null })).toEqual({
+      ok: false,
+      code: 'not_found',
+      message: 'Cannot roll back secret db: it has no version 9 (it has 1, 2, 3)',
+    });
   });
 
   test('removing a version: refused for the newest, for a missing one, and while a service pins it', () => {
@@ -84,29 +136,63 @@ describe('secret versions in the store', () => {
     f.add('v2');
     f.add('v3');
     f.service('web', { version: 2 });
-    expect(f.apply({ op: 'secret-version-remove', at, id: 'db', version: 3 })).toMatchObject({ ok: false, code: 'conflict', message: 'Cannot remove version 3 of secret db: it is the newest version (add a new one or roll back first)' });
-    expect(f.apply({ op: 'secret-version-remove', at, id: 'db', version: 2 })).toEqual({ ok: false, code: 'conflict', message: 'Cannot remove version 2 of secret db: it is pinned by service web' });
-    expect(f.apply({ op: 'secret-version-remove', at, id: 'db', version: 7 })).toMatchObject({ ok: false, code: 'not_found' });
-    expect(f.apply({ op: 'secret-version-remove', at, id: 'db', version: 1 })).toMatchObject({ ok: true });
-    expect(f.versions()).toEqual([[2, 'v2'], [3, 'v3']]);
+    expect(f.apply({ op: 'secret-version-remove', at, id: 'db', version: 3 })).toMatchObject({
+      ok: false,
+      code: 'conflict',
+      message:
+        'Cannot remove version 3 of secret db: it is the newest version (add a new one or roll back first)',
+    });
+    expect(f.apply({ op: 'secret-version-remove', at, id: 'db', version: 2 })).toEqual({
+      ok: false,
+      code: 'conflict',
+      message: 'Cannot remove version 2 of secret db: it is pinned by service web',
+    });
+    expect(f.apply({ op: 'secret-version-remove', at, id: 'db', version: 7 })).toMatchObject({
+      ok: false,
+      code: 'not_found',
+    });
+    expect(f.apply({ op: 'secret-version-remove', at, id: 'db', version: 1 })).toMatchObject({
+      ok: true,
+    });
+    expect(f.versions()).toEqual([
+      [2, 'v2'],
+      [3, 'v3'],
+    ]);
     // Numbers are never reused: the next version is 4.
     expect(f.add('v4')).toMatchObject({ version: 4 });
   });
 
   test('retention keeps the newest N versions and every pinned one', () => {
     const f = new Fixture();
-    f.apply({ op: 'cluster-init', at, clusterId: 'c', caCertPem: '', caKey: '', joinTokens: { worker: 'w', manager: 'm' }, unlockKey: null, node: { id: 'n1', role: 'manager', hostname: 'h', addr: 'a' } });
-    expect(f.apply({ op: 'cluster-update', at, expectedIndex: null, secretVersionsKept: 2 })).toMatchObject({ ok: true });
+    f.apply({
+      op: 'cluster-init',
+      at,
+      clusterId: 'c',
+      caCertPem: '',
+      caKey: '',
+      joinTokens: { worker: 'w', manager: 'm' },
+      unlockKey: null,
+      node: { id: 'n1', role: 'manager', hostname: 'h', addr: 'a' },
+    });
+    expect(
+      f.apply({ op: 'cluster-update', at, expectedIndex: null, secretVersionsKept: 2 }),
+    ).toMatchObject({ ok: true });
     f.add('v2');
     f.service('pinned', { version: 2 });
     for (const value of ['v3', 'v4', 'v5']) f.add(value);
-    expect(f.versions()).toEqual([[2, 'v2'], [4, 'v4'], [5, 'v5']]);
+    expect(f.versions()).toEqual([
+      [2, 'v2'],
+      [4, 'v4'],
+      [5, 'v5'],
+    ]);
   });
 
   test('the default retention is ' + secretVersionsKeptDefault + ' versions', () => {
     const f = new Fixture();
     for (let i = 2; i <= secretVersionsKeptDefault + 3; i++) f.add(`v${i}`);
-    expect(f.versions().map(([v]) => v)).toEqual(Array.from({ length: secretVersionsKeptDefault }, (_, i) => i + 4));
+    expect(f.versions().map(([v]) => v)).toEqual(
+      Array.from({ length: secretVersionsKeptDefault }, (_, i) => i + 4),
+    );
   });
 
   test('a new task pins on-update restart and absolute-target references to the newest version; others follow', () => {
@@ -118,11 +204,16 @@ describe('secret versions in the store', () => {
     f.task('t1', 'restarts');
     f.task('t2', 'absolute');
     f.task('t3', 'follows');
-    const version = (id: string): number | undefined => f.store.workloads.tasks.get(id as never)!.container.secrets[0]!.version;
+    const version = (id: string): number | undefined =>
+      f.store.workloads.tasks.get(id as never)!.container.secrets[0]!.version;
     expect([version('t1'), version('t2'), version('t3')]).toEqual([2, 2, undefined]);
     // The pinned task version is protected from removal while the task lives.
     f.add('v3');
-    expect(f.apply({ op: 'secret-version-remove', at, id: 'db', version: 2 })).toMatchObject({ ok: false, message: 'Cannot remove version 2 of secret db: it is pinned by task restarts.1, task absolute.1' });
+    expect(f.apply({ op: 'secret-version-remove', at, id: 'db', version: 2 })).toMatchObject({
+      ok: false,
+      message:
+        'Cannot remove version 2 of secret db: it is pinned by task restarts.1, task absolute.1',
+    });
   });
 
   test('a new version rolls only the services that follow it with on-update restart', () => {
@@ -131,7 +222,9 @@ describe('secret versions in the store', () => {
     f.service('inplace', {});
     f.service('pinned', { version: 1 });
     f.add('v2');
-    const specVersions = ['restarts', 'inplace', 'pinned'].map((id) => f.store.workloads.services.get(id as never)!.specVersion);
+    const specVersions = ['restarts', 'inplace', 'pinned'].map(
+      (id) => f.store.workloads.services.get(id as never)!.specVersion,
+    );
     expect(specVersions).toEqual([2, 1, 1]);
     f.add('v2');
     expect(f.store.workloads.services.get('restarts' as never)!.specVersion).toBe(2);
@@ -139,15 +232,47 @@ describe('secret versions in the store', () => {
 
   test('a service may not pin a version the secret does not have', () => {
     const f = new Fixture();
-    const container: ContainerSpec = { image: 'b', command: ['sh'], args: [], env: [], secrets: [{ secretId: 'db', secretName: 'db', target: 'db', uid: '0', gid: '0', mode: 0o444, version: 5 }] };
-    expect(f.apply({ op: 'service-create', at, id: 's', spec: { name: 's', labels: {}, container, mode: { kind: 'replicated', replicas: 1 }, update: { parallelism: 1, delayMs: 0 } } })).toEqual({ ok: false, code: 'invalid', message: 'Secret db has no version 5' });
+    const container: ContainerSpec = {
+      image: 'b',
+      command: ['sh'],
+      args: [],
+      env: [],
+      secrets: [
+        {
+          secretId: 'db',
+          secretName: 'db',
+          target: 'db',
+          uid: '0',
+          gid: '0',
+          mode: 0o444,
+          version: 5,
+        },
+      ],
+    };
+    expect(
+      f.apply({
+        op: 'service-create',
+        at,
+        id: 's',
+        spec: {
+          name: 's',
+          labels: {},
+          container,
+          mode: { kind: 'replicated', replicas: 1 },
+          update: { parallelism: 1, delayMs: 0 },
+        },
+      }),
+    ).toEqual({ ok: false, code: 'invalid', message: 'Secret db has no version 5' });
   });
 
   test('versions survive a snapshot and restore', () => {
     const f = new Fixture();
     f.add('v2');
     const restored = Store.restore(f.store.snapshot());
-    expect(restored.secret('db')!.versions.map((v) => [v.version, text(v.data)])).toEqual([[1, 'v1'], [2, 'v2']]);
+    expect(restored.secret('db')!.versions.map((v) => [v.version, text(v.data)])).toEqual([
+      [1, 'v1'],
+      [2, 'v2'],
+    ]);
   });
 });
 
@@ -155,8 +280,23 @@ describe('version input rules', () => {
   test('checkVersionNumber() takes whole numbers from 1 (numbers or digit strings) and nothing else', () => {
     expect(checkVersionNumber(3, 'v')).toBe(3);
     expect(checkVersionNumber('12', 'v')).toBe(12);
-    for (const bad of [0, -1, 1.5, '0', 'abc', '', '1e3', ' 2', secretVersionMax + 1, null, undefined, true]) {
-      expect(errorOf(() => checkVersionNumber(bad, '--if-version')).message).toMatch(/^Invalid --if-version .*: a version is a whole number from 1 to 2147483647$/);
+    for (const bad of [
+      0,
+      -1,
+      1.5,
+      '0',
+      'abc',
+      '',
+      '1e3',
+      ' 2',
+      secretVersionMax + 1,
+      null,
+      undefined,
+      true,
+    ]) {
+      expect(errorOf(() => checkVersionNumber(bad, '--if-version')).message).toMatch(
+        /^Invalid --if-version .*: a version is a whole number from 1 to 2147483647$/,
+      );
     }
   });
 
@@ -165,14 +305,19 @@ describe('version input rules', () => {
     expect(parseOnUpdate('restart')).toEqual({ kind: 'restart' });
     expect(parseOnUpdate('signal:SIGHUP')).toEqual({ kind: 'signal', signal: 'SIGHUP' });
     expect(parseOnUpdate('signal:usr1')).toEqual({ kind: 'signal', signal: 'SIGUSR1' });
-    expect(errorOf(() => parseOnUpdate('reload')).message).toBe('Invalid on-update "reload": expected none, restart or signal:SIGNAL (e.g. signal:SIGHUP)');
-    expect(errorOf(() => parseOnUpdate('signal:SIGKILL')).message).toStartWith('Invalid on-update "signal:SIGKILL": the signal must be one of SIGHUP');
+    expect(errorOf(() => parseOnUpdate('reload')).message).toBe(
+      'Invalid on-update "reload": expected none, restart or signal:SIGNAL (e.g. signal:SIGHUP)',
+    );
+    expect(errorOf(() => parseOnUpdate('signal:SIGKILL')).message).toStartWith(
+      'Invalid on-update "signal:SIGKILL": the signal must be one of SIGHUP',
+    );
     expect(errorOf(() => parseOnUpdate('signal:')).code).toBe('invalid');
     expect(errorOf(() => parseOnUpdate(3)).code).toBe('invalid');
   });
 
   test('checkVersionsKept() takes 1 to 1000', () => {
     expect(checkVersionsKept(1)).toBe(1);
-    for (const bad of [0, 1001, 2.5, '3']) expect(errorOf(() => checkVersionsKept(bad)).code).toBe('invalid');
+    for (const bad of [0, 1001, 2.5, '3'])
+      expect(errorOf(() => checkVersionsKept(bad)).code).toBe('invalid');
   });
 });

@@ -40,12 +40,20 @@ export function newestVersion(secret: SecretRecord): SecretVersion {
 function checkIfVersion(secret: SecretRecord, ifVersion: number | null): void {
   const newest = newestVersion(secret).version;
   if (ifVersion !== null && ifVersion !== newest) {
-    throw new SecretdError('conflict', `Cannot update secret ${secret.name}: --if-version ${ifVersion} is out of date (the newest version is ${newest})`);
+    throw new SecretdError(
+      'conflict',
+      `Cannot update secret ${secret.name}: --if-version ${ifVersion} is out of date (the newest version is ${newest})`,
+    );
   }
 }
 
 /** Adds `data` as the newest version, unless it equals the newest already. Takes ownership of `data`. */
-export function addVersion(secret: SecretRecord, data: Uint8Array, ifVersion: number | null, context: VersionContext): VersionChange {
+export function addVersion(
+  secret: SecretRecord,
+  data: Uint8Array,
+  ifVersion: number | null,
+  context: VersionContext,
+): VersionChange {
   checkIfVersion(secret, ifVersion);
   const newest = newestVersion(secret);
   if (constantTimeEqual(data, newest.data)) {
@@ -55,28 +63,57 @@ export function addVersion(secret: SecretRecord, data: Uint8Array, ifVersion: nu
   const version = newest.version + 1;
   const versions = [...secret.versions, { version, data, createdAt: context.at }];
   const { kept, dropped } = retain(versions, context);
-  return { record: { ...secret, versions: kept, updatedAt: context.at, metaIndex: context.index }, version, changed: true, dropped };
+  return {
+    record: { ...secret, versions: kept, updatedAt: context.at, metaIndex: context.index },
+    version,
+    changed: true,
+    dropped,
+  };
 }
 
 /** Version `to`'s data, copied, becomes the newest version. */
-export function rollBack(secret: SecretRecord, to: number, ifVersion: number | null, context: VersionContext): VersionChange {
+export function rollBack(
+  secret: SecretRecord,
+  to: number,
+  ifVersion: number | null,
+  context: VersionContext,
+): VersionChange {
   checkIfVersion(secret, ifVersion);
   const source = secret.versions.find((v) => v.version === to);
-  if (source === undefined) throw new SecretdError('not_found', `Cannot roll back secret ${secret.name}: it has no version ${to} (${versionList(secret)})`);
+  if (source === undefined)
+    throw new SecretdError(
+      'not_found',
+      `Cannot roll back secret ${secret.name}: it has no version ${to} (${versionList(secret)})`,
+    );
   return addVersion(secret, source.data.slice(), null, context);
 }
 
 /** Removes one version that is neither the newest nor pinned. */
-export function removeVersion(secret: SecretRecord, version: number, context: VersionContext): VersionChange {
+export function removeVersion(
+  secret: SecretRecord,
+  version: number,
+  context: VersionContext,
+): VersionChange {
   const what = `Cannot remove version ${version} of secret ${secret.name}`;
   const target = secret.versions.find((v) => v.version === version);
-  if (target === undefined) throw new SecretdError('not_found', `${what}: no such version (${versionList(secret)})`);
+  if (target === undefined)
+    throw new SecretdError('not_found', `${what}: no such version (${versionList(secret)})`);
   const newest = newestVersion(secret).version;
-  if (version === newest) throw new SecretdError('conflict', `${what}: it is the newest version (add a new one or roll back first)`);
+  if (version === newest)
+    throw new SecretdError(
+      'conflict',
+      `${what}: it is the newest version (add a new one or roll back first)`,
+    );
   const users = context.pinnedBy(version);
-  if (users.length > 0) throw new SecretdError('conflict', `${what}: it is pinned by ${users.join(', ')}`);
+  if (users.length > 0)
+    throw new SecretdError('conflict', `${what}: it is pinned by ${users.join(', ')}`);
   return {
-    record: { ...secret, versions: secret.versions.filter((v) => v !== target), updatedAt: context.at, metaIndex: context.index },
+    record: {
+      ...secret,
+      versions: secret.versions.filter((v) => v !== target),
+      updatedAt: context.at,
+      metaIndex: context.index,
+    },
     version: newest,
     changed: true,
     dropped: [target],
@@ -84,7 +121,10 @@ export function removeVersion(secret: SecretRecord, version: number, context: Ve
 }
 
 /** The newest `kept` versions stay, and so does any older one a pinned reference uses. */
-function retain(versions: readonly SecretVersion[], context: VersionContext): { kept: SecretVersion[]; dropped: SecretVersion[] } {
+function retain(
+  versions: readonly SecretVersion[],
+  context: VersionContext,
+): { kept: SecretVersion[]; dropped: SecretVersion[] } {
   const limit = context.kept ?? secretVersionsKeptDefault;
   const kept: SecretVersion[] = [];
   const dropped: SecretVersion[] = [];

@@ -7,7 +7,14 @@ import { checkLabels, checkSecretData, checkSecretName } from './secret-rules.ts
 import { Store, toBase64 } from './store.ts';
 
 const at = '2026-11-28T00:00:00.000Z';
-const create = (id: string, name: string, data = 'secret'): Command => ({ op: 'secret-create', at, id, name, labels: { a: 'b' }, data: toBase64(new TextEncoder().encode(data)) });
+const create = (id: string, name: string, data = 'secret'): Command => ({
+  op: 'secret-create',
+  at,
+  id,
+  name,
+  labels: { a: 'b' },
+  data: toBase64(new TextEncoder().encode(data)),
+});
 
 function errorOf(fn: () => unknown): SecretdError {
   try {
@@ -20,29 +27,70 @@ function errorOf(fn: () => unknown): SecretdError {
 }
 
 describe('secret names (Docker fixtures)', () => {
-  const rejected = ['', '.', '-', '_', '.name', 'name.', '-name', 'name-', '_name', 'name_', '/a', 'a/', 'a/b', '..', '../a', 'a/..', 'withexclamation!', 'with space', 'with\nnewline', 'with@splat', 'with:colon', 'with;semicolon', 'snowman☃', 'a'.repeat(65)];
-  const accepted = ['0', 'a', 'A', 'name-with--dashes', 'name.with..dots', 'name_with__underscores', 'name.with-all_special', '02624name035with1699numbers015125', 'a'.repeat(64)];
+  const rejected = [
+    '',
+    '.',
+    '-',
+    '_',
+    '.name',
+    'name.',
+    '-name',
+    'name-',
+    '_name',
+    'name_',
+    '/a',
+    'a/',
+    'a/b',
+    '..',
+    '../a',
+    'a/..',
+    'withexclamation!',
+    'with space',
+    'with\nnewline',
+    'with@splat',
+    'with:colon',
+    'with;semicolon',
+    'snowman☃',
+    'a'.repeat(65),
+  ];
+  const accepted = [
+    '0',
+    'a',
+    'A',
+    'name-with--dashes',
+    'name.with..dots',
+    'name_with__underscores',
+    'name.with-all_special',
+    '02624name035with1699numbers015125',
+    'a'.repeat(64),
+  ];
   for (const name of rejected) {
     test(`checkSecretName() rejects ${JSON.stringify(name)}`, () => {
       expect(errorOf(() => checkSecretName(name)).code).toBe('invalid');
     });
   }
   for (const name of accepted) {
-    test(`checkSecretName() accepts ${JSON.stringify(name)}`, () => expect(checkSecretName(name)).toBe(name));
+    test(`checkSecretName() accepts ${JSON.stringify(name)}`, () =>
+      expect(checkSecretName(name)).toBe(name));
   }
-  test('checkSecretName() rejects a non-string', () => expect(errorOf(() => checkSecretName(42)).message).toContain('must be provided'));
+  test('checkSecretName() rejects a non-string', () =>
+    expect(errorOf(() => checkSecretName(42)).message).toContain('must be provided'));
 });
 
 describe('secret data and labels', () => {
   test('checkSecretData() rejects empty data and data over 1 MiB, accepts exactly 1 MiB', () => {
     expect(errorOf(() => checkSecretData(new Uint8Array(0))).code).toBe('invalid');
-    expect(errorOf(() => checkSecretData(new Uint8Array(secretBytesMax + 1))).code).toBe('too_large');
+    expect(errorOf(() => checkSecretData(new Uint8Array(secretBytesMax + 1))).code).toBe(
+      'too_large',
+    );
     expect(() => checkSecretData(new Uint8Array(secretBytesMax))).not.toThrow();
   });
   test('checkLabels() requires string values and non-empty keys', () => {
     expect(checkLabels({ env: 'prod' }, 'secret')).toEqual({ env: 'prod' });
     expect(checkLabels(undefined, 'secret')).toEqual({});
-    expect(errorOf(() => checkLabels({ env: 1 }, 'secret')).message).toContain('"env" must be a string');
+    expect(errorOf(() => checkLabels({ env: 1 }, 'secret')).message).toContain(
+      '"env" must be a string',
+    );
     expect(errorOf(() => checkLabels({ '': 'x' }, 'secret')).code).toBe('invalid');
     expect(errorOf(() => checkLabels(['a'], 'secret')).code).toBe('invalid');
   });
@@ -63,7 +111,11 @@ describe('Store', () => {
   test('apply() refuses a second secret whose name differs only in case, changing nothing', () => {
     const store = new Store();
     store.apply(1, create('id1', 'db_pass'));
-    expect(store.apply(2, create('id2', 'DB_PASS'))).toEqual({ ok: false, code: 'conflict', message: 'Secret DB_PASS already exists' });
+    expect(store.apply(2, create('id2', 'DB_PASS'))).toEqual({
+      ok: false,
+      code: 'conflict',
+      message: 'Secret DB_PASS already exists',
+    });
     expect([...store.secrets()].map((s) => s.id as string)).toEqual(['id1']);
     expect(store.appliedIndex).toBe(2);
   });
@@ -71,8 +123,16 @@ describe('Store', () => {
   test('apply() updates labels only with the current version and refuses a stale one', () => {
     const store = new Store();
     store.apply(1, create('id1', 'a'));
-    expect(store.apply(2, { op: 'secret-update', at, id: 'id1', expectedIndex: 1, labels: { x: 'y' } })).toEqual({ ok: true, id: 'id1' });
-    const stale = store.apply(3, { op: 'secret-update', at, id: 'id1', expectedIndex: 1, labels: { z: 'z' } });
+    expect(
+      store.apply(2, { op: 'secret-update', at, id: 'id1', expectedIndex: 1, labels: { x: 'y' } }),
+    ).toEqual({ ok: true, id: 'id1' });
+    const stale = store.apply(3, {
+      op: 'secret-update',
+      at,
+      id: 'id1',
+      expectedIndex: 1,
+      labels: { z: 'z' },
+    });
     expect(stale.ok).toBe(false);
     expect(stale).toMatchObject({ code: 'conflict' });
     expect(store.secret('id1')!.labels).toEqual({ x: 'y' });
@@ -87,7 +147,10 @@ describe('Store', () => {
     expect(data.every((b) => b === 0)).toBe(true);
     expect(store.secretByName('a')).toBeUndefined();
     expect(store.apply(3, create('id2', 'a')).ok).toBe(true);
-    expect(store.apply(4, { op: 'secret-remove', at, ids: ['nope'] })).toMatchObject({ ok: false, code: 'not_found' });
+    expect(store.apply(4, { op: 'secret-remove', at, ids: ['nope'] })).toMatchObject({
+      ok: false,
+      code: 'not_found',
+    });
   });
 
   test('resolveSecret() takes a full id, an exact name, then a unique id prefix; never a name prefix', () => {
@@ -97,14 +160,25 @@ describe('Store', () => {
     expect(store.resolveSecret('abc111').name).toBe('first');
     expect(store.resolveSecret('SECOND').id as string).toBe('abc222');
     expect(store.resolveSecret('abc2').id as string).toBe('abc222');
-    expect(errorOf(() => store.resolveSecret('abc')).message).toBe('Secret abc is ambiguous (2 matches found)');
+    expect(errorOf(() => store.resolveSecret('abc')).message).toBe(
+      'Secret abc is ambiguous (2 matches found)',
+    );
     expect(errorOf(() => store.resolveSecret('fir')).code).toBe('not_found');
     expect(errorOf(() => store.resolveSecret('')).code).toBe('not_found');
   });
 
   test('snapshot() and restore() give an identical store', () => {
     const store = new Store();
-    store.apply(1, { op: 'cluster-init', at, clusterId: 'c1', caCertPem: 'PEM', caKey: toBase64(new Uint8Array([1, 2, 3])), joinTokens: { worker: 'w', manager: 'm' }, unlockKey: null, node: { id: 'n1', role: 'manager', hostname: 'h', addr: '127.0.0.1:4377' } });
+    store.apply(1, {
+      op: 'cluster-init',
+      at,
+      clusterId: 'c1',
+      caCertPem: 'PEM',
+      caKey: toBase64(new Uint8Array([1, 2, 3])),
+      joinTokens: { worker: 'w', manager: 'm' },
+      unlockKey: null,
+      node: { id: 'n1', role: 'manager', hostname: 'h', addr: '127.0.0.1:4377' },
+    });
     store.apply(2, create('id1', 'a', 'value-1'));
     const restored = Store.restore(store.snapshot());
     expect(restored.snapshot()).toEqual(store.snapshot());
@@ -128,13 +202,32 @@ describe('Store', () => {
 
 describe('Store apply is total', () => {
   /** The store's state without the applied index, which a failed entry still advances. */
-  const state = (store: Store): unknown => ({ ...JSON.parse(new TextDecoder().decode(store.snapshot())), appliedIndex: null });
+  const state = (store: Store): unknown => ({
+    ...JSON.parse(new TextDecoder().decode(store.snapshot())),
+    appliedIndex: null,
+  });
   const poisons: ReadonlyArray<readonly [string, unknown]> = [
     ['secret-remove with ids null (the reported crash)', { op: 'secret-remove', at, ids: null }],
     ['tasks-put with tasks null', { op: 'tasks-put', at, tasks: null }],
     ['task-status with an update null', { op: 'task-status', at, nodeId: 'n1', updates: [null] }],
-    ['service-create with no container', { op: 'service-create', at, id: 'v1', spec: { name: 'web', labels: {}, mode: { kind: 'global' }, update: { parallelism: 1, delayMs: 0 } } }],
-    ['secret-version-add with data null', { op: 'secret-version-add', at, id: 'id1', data: null, ifVersion: null }],
+    [
+      'service-create with no container',
+      {
+        op: 'service-create',
+        at,
+        id: 'v1',
+        spec: {
+          name: 'web',
+          labels: {},
+          mode: { kind: 'global' },
+          update: { parallelism: 1, delayMs: 0 },
+        },
+      },
+    ],
+    [
+      'secret-version-add with data null',
+      { op: 'secret-version-add', at, id: 'id1', data: null, ifVersion: null },
+    ],
     ['an unknown op', { op: 'secret-purge', at }],
     ['not an object', 'secret-remove'],
   ];
@@ -153,8 +246,16 @@ describe('Store apply is total', () => {
   }
 
   test('applyEntry() of bytes that are no command fails as a write; every store gives the same outcome', () => {
-    const entries = [new Uint8Array([0xff, 0x00]), new TextEncoder().encode('[1]'), encodeCommand(create('id1', 'a')), new TextEncoder().encode('{"op":"secret-remove","at":"x","ids":null}')];
-    const outcomes = [new Store(), new Store()].map((store) => ({ results: entries.map((bytes, i) => store.applyEntry(i + 1, bytes)), state: store.snapshot() }));
+    const entries = [
+      new Uint8Array([0xff, 0x00]),
+      new TextEncoder().encode('[1]'),
+      encodeCommand(create('id1', 'a')),
+      new TextEncoder().encode('{"op":"secret-remove","at":"x","ids":null}'),
+    ];
+    const outcomes = [new Store(), new Store()].map((store) => ({
+      results: entries.map((bytes, i) => store.applyEntry(i + 1, bytes)),
+      state: store.snapshot(),
+    }));
     expect(outcomes[0]!.results.map((r) => r.ok)).toEqual([false, false, true, false]);
     expect(outcomes[0]!.results[0]).toMatchObject({ code: 'corrupt' });
     expect(outcomes[1]).toEqual(outcomes[0]!);
@@ -163,7 +264,9 @@ describe('Store apply is total', () => {
   test('apply() still stops on a broken invariant', () => {
     const store = new Store();
     store.apply(2, create('id1', 'a'));
-    expect(() => store.apply(1, { op: 'secret-remove', at, ids: null })).toThrow('Invariant violated');
+    expect(() => store.apply(1, { op: 'secret-remove', at, ids: null })).toThrow(
+      'Invariant violated',
+    );
   });
 });
 
@@ -174,7 +277,10 @@ describe('Store request de-duplication', () => {
     expect(first).toEqual({ ok: true, id: 'id1' });
     expect(store.apply(2, { ...create('id1', 'a'), requestId: 'req-1' })).toEqual(first);
     expect([...store.secrets()]).toHaveLength(1);
-    expect(store.apply(3, { ...create('id2', 'a'), requestId: 'req-2' })).toMatchObject({ ok: false, code: 'conflict' });
+    expect(store.apply(3, { ...create('id2', 'a'), requestId: 'req-2' })).toMatchObject({
+      ok: false,
+      code: 'conflict',
+    });
     const restored = Store.restore(store.snapshot());
     expect(restored.apply(4, { ...create('id1', 'a'), requestId: 'req-1' })).toEqual(first);
   });

@@ -12,14 +12,42 @@
  * malformed entry is refused before it touches anything; the catch-all is the backstop for a bug.
  */
 import { AssertionError, assert, SecretdError, type ErrorCode } from '../../errors.ts';
-import { decodeCommand, parseCommand, type Command, type NodeSpec, type TaggedCommand } from './commands.ts';
+import {
+  decodeCommand,
+  parseCommand,
+  type Command,
+  type NodeSpec,
+  type TaggedCommand,
+} from './commands.ts';
 import { requestIdsRemembered } from '../../limits.ts';
-import type { ClusterRecord, Labels, NodeId, NodeRecord, SecretId, SecretRecord, ServiceRecord, TaskRecord } from './types.ts';
+import type {
+  ClusterRecord,
+  Labels,
+  NodeId,
+  NodeRecord,
+  SecretId,
+  SecretRecord,
+  ServiceRecord,
+  TaskRecord,
+} from './types.ts';
 import { Workloads } from './workloads.ts';
 import { resolveByRef } from './lookup.ts';
-import { addVersion, removeVersion, rollBack, type VersionChange, type VersionContext } from './secret-versions.ts';
+import {
+  addVersion,
+  removeVersion,
+  rollBack,
+  type VersionChange,
+  type VersionContext,
+} from './secret-versions.ts';
 
-export type ApplyResult = { readonly ok: true; readonly id?: string; readonly version?: number; readonly changed?: boolean } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
+export type ApplyResult =
+  | {
+      readonly ok: true;
+      readonly id?: string;
+      readonly version?: number;
+      readonly changed?: boolean;
+    }
+  | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
 
 export type StoreEvent =
   | { readonly kind: 'cluster'; readonly cluster: ClusterRecord }
@@ -103,7 +131,8 @@ export class Store {
 
   #remember(requestId: string, result: ApplyResult): void {
     this.#requests.set(requestId, result);
-    if (this.#requests.size > requestIdsRemembered) this.#requests.delete(this.#requests.keys().next().value!);
+    if (this.#requests.size > requestIdsRemembered)
+      this.#requests.delete(this.#requests.keys().next().value!);
   }
 
   #advance(index: number): void {
@@ -124,11 +153,17 @@ export class Store {
       case 'secret-remove':
         return this.#removeSecrets(command.ids);
       case 'secret-version-add':
-        return this.#changeVersions(index, command, (secret, context) => addVersion(secret, fromBase64(command.data), command.ifVersion, context));
+        return this.#changeVersions(index, command, (secret, context) =>
+          addVersion(secret, fromBase64(command.data), command.ifVersion, context),
+        );
       case 'secret-rollback':
-        return this.#changeVersions(index, command, (secret, context) => rollBack(secret, command.to, command.ifVersion, context));
+        return this.#changeVersions(index, command, (secret, context) =>
+          rollBack(secret, command.to, command.ifVersion, context),
+        );
       case 'secret-version-remove':
-        return this.#changeVersions(index, command, (secret, context) => removeVersion(secret, command.version, context));
+        return this.#changeVersions(index, command, (secret, context) =>
+          removeVersion(secret, command.version, context),
+        );
       case 'node-add':
         return this.#addNode(index, command.at, command.node);
       case 'node-update':
@@ -144,16 +179,30 @@ export class Store {
         return { ok: true, id: node.id };
       }
       case 'service-create':
-        this.workloads.createService(index, command.at, command.id, command.spec, (id) => this.#secrets.get(id as SecretId));
+        this.workloads.createService(index, command.at, command.id, command.spec, (id) =>
+          this.#secrets.get(id as SecretId),
+        );
         return { ok: true, id: command.id };
       case 'service-update':
-        this.workloads.updateService(index, command.at, command.id, command.expectedIndex, command.spec, (id) => this.#secrets.get(id as SecretId));
+        this.workloads.updateService(
+          index,
+          command.at,
+          command.id,
+          command.expectedIndex,
+          command.spec,
+          (id) => this.#secrets.get(id as SecretId),
+        );
         return { ok: true, id: command.id };
       case 'service-remove':
         this.workloads.removeService(command.at, command.id, index);
         return { ok: true, id: command.id };
       case 'tasks-put':
-        this.workloads.putTasks(index, command.at, command.tasks, (id) => this.#secrets.get(id as SecretId)?.versions.at(-1)?.version);
+        this.workloads.putTasks(
+          index,
+          command.at,
+          command.tasks,
+          (id) => this.#secrets.get(id as SecretId)?.versions.at(-1)?.version,
+        );
         return { ok: true };
       case 'task-status':
         this.workloads.reportStatus(index, command.at, command.nodeId, command.updates);
@@ -162,12 +211,16 @@ export class Store {
         this.workloads.removeTasks(command.ids);
         return { ok: true };
       default:
-        throw new SecretdError('corrupt', `Log entry has unknown operation ${JSON.stringify((command as { op: unknown }).op)}`);
+        throw new SecretdError(
+          'corrupt',
+          `Log entry has unknown operation ${JSON.stringify((command as { op: unknown }).op)}`,
+        );
     }
   }
 
   #initCluster(index: number, command: Extract<Command, { op: 'cluster-init' }>): ApplyResult {
-    if (this.#cluster) return { ok: false, code: 'conflict', message: 'Cluster is already initialized' };
+    if (this.#cluster)
+      return { ok: false, code: 'conflict', message: 'Cluster is already initialized' };
     this.#setCluster({
       id: command.clusterId,
       createdAt: command.at,
@@ -184,15 +237,26 @@ export class Store {
   }
 
   #addNode(index: number, at: string, node: NodeSpec): ApplyResult {
-    if (this.#removedNodes.has(node.id) || this.#nodes.has(node.id as NodeId)) return { ok: false, code: 'conflict', message: `Node id ${node.id} is already in use` };
-    this.#nodes.set(node.id as NodeId, { ...node, id: node.id as NodeId, availability: 'active', labels: {}, status: 'unknown', createdAt: at, updatedAt: at, metaIndex: index });
+    if (this.#removedNodes.has(node.id) || this.#nodes.has(node.id as NodeId))
+      return { ok: false, code: 'conflict', message: `Node id ${node.id} is already in use` };
+    this.#nodes.set(node.id as NodeId, {
+      ...node,
+      id: node.id as NodeId,
+      availability: 'active',
+      labels: {},
+      status: 'unknown',
+      createdAt: at,
+      updatedAt: at,
+      metaIndex: index,
+    });
     return { ok: true, id: node.id };
   }
 
   #updateNode(index: number, command: Extract<Command, { op: 'node-update' }>): ApplyResult {
     const node = this.#nodes.get(command.id as NodeId);
     if (!node) return { ok: false, code: 'not_found', message: `Node ${command.id} not found` };
-    if (command.expectedIndex !== null && command.expectedIndex !== node.metaIndex) return staleVersion(`node ${node.id}`, command.expectedIndex, node.metaIndex);
+    if (command.expectedIndex !== null && command.expectedIndex !== node.metaIndex)
+      return staleVersion(`node ${node.id}`, command.expectedIndex, node.metaIndex);
     const updated: NodeRecord = {
       ...node,
       role: command.role ?? node.role,
@@ -209,7 +273,8 @@ export class Store {
 
   #removeNodes(ids: readonly string[]): ApplyResult {
     const missing = ids.filter((id) => !this.#nodes.has(id as NodeId));
-    if (missing.length > 0) return { ok: false, code: 'not_found', message: `Node ${missing.join(', ')} not found` };
+    if (missing.length > 0)
+      return { ok: false, code: 'not_found', message: `Node ${missing.join(', ')} not found` };
     for (const id of ids) {
       this.#nodes.delete(id as NodeId);
       this.#removedNodes.add(id);
@@ -235,8 +300,15 @@ export class Store {
       metaIndex: index,
       labels: command.labels ?? cluster.labels,
       joinTokens: command.joinTokens ?? cluster.joinTokens,
-      unlockKey: command.unlockKey === undefined ? cluster.unlockKey : command.unlockKey === null ? null : fromBase64(command.unlockKey),
-      ...(command.secretVersionsKept === undefined ? {} : { secretVersionsKept: command.secretVersionsKept }),
+      unlockKey:
+        command.unlockKey === undefined
+          ? cluster.unlockKey
+          : command.unlockKey === null
+            ? null
+            : fromBase64(command.unlockKey),
+      ...(command.secretVersionsKept === undefined
+        ? {}
+        : { secretVersionsKept: command.secretVersionsKept }),
     });
     return { ok: true, id: cluster.id };
   }
@@ -248,9 +320,11 @@ export class Store {
 
   #createSecret(index: number, command: Extract<Command, { op: 'secret-create' }>): ApplyResult {
     const key = command.name.toLowerCase();
-    if (this.#secretNames.has(key)) return { ok: false, code: 'conflict', message: `Secret ${command.name} already exists` };
+    if (this.#secretNames.has(key))
+      return { ok: false, code: 'conflict', message: `Secret ${command.name} already exists` };
     const id = command.id as SecretId;
-    if (this.#secrets.has(id)) return { ok: false, code: 'conflict', message: `Secret id ${id} is already in use` };
+    if (this.#secrets.has(id))
+      return { ok: false, code: 'conflict', message: `Secret id ${id} is already in use` };
     const record: SecretRecord = {
       id,
       name: command.name,
@@ -268,8 +342,14 @@ export class Store {
   #updateSecret(index: number, command: Extract<Command, { op: 'secret-update' }>): ApplyResult {
     const secret = this.#secrets.get(command.id as SecretId);
     if (!secret) return { ok: false, code: 'not_found', message: `Secret ${command.id} not found` };
-    if (secret.metaIndex !== command.expectedIndex) return staleVersion(`secret ${secret.name}`, command.expectedIndex, secret.metaIndex);
-    this.#secrets.set(secret.id, { ...secret, labels: command.labels, updatedAt: command.at, metaIndex: index });
+    if (secret.metaIndex !== command.expectedIndex)
+      return staleVersion(`secret ${secret.name}`, command.expectedIndex, secret.metaIndex);
+    this.#secrets.set(secret.id, {
+      ...secret,
+      labels: command.labels,
+      updatedAt: command.at,
+      metaIndex: index,
+    });
     return { ok: true, id: secret.id };
   }
 
@@ -277,7 +357,11 @@ export class Store {
    * A change to a secret's versions. A new newest version rolls the tasks of services that follow
    * it with on-update restart; others get it in place through the dispatcher.
    */
-  #changeVersions(index: number, command: { at: string; id: string }, change: (secret: SecretRecord, context: VersionContext) => VersionChange): ApplyResult {
+  #changeVersions(
+    index: number,
+    command: { at: string; id: string },
+    change: (secret: SecretRecord, context: VersionContext) => VersionChange,
+  ): ApplyResult {
     const secret = this.#secrets.get(command.id as SecretId);
     if (!secret) return { ok: false, code: 'not_found', message: `Secret ${command.id} not found` };
     const before = secret.versions.at(-1)!.version;
@@ -288,7 +372,8 @@ export class Store {
       pinnedBy: (version) => this.workloads.pinnedUsers(secret.id, version),
     };
     const result = change(secret, context);
-    if (!result.changed) return { ok: true, id: secret.id, version: result.version, changed: false };
+    if (!result.changed)
+      return { ok: true, id: secret.id, version: result.version, changed: false };
     this.#secrets.set(secret.id, result.record);
     // The log and snapshots keep their own sealed copies; this zeroes the in-memory one.
     for (const dropped of result.dropped) dropped.data.fill(0);
@@ -298,12 +383,17 @@ export class Store {
 
   #removeSecrets(ids: readonly string[]): ApplyResult {
     const missing = ids.filter((id) => !this.#secrets.has(id as SecretId));
-    if (missing.length > 0) return { ok: false, code: 'not_found', message: `Secret ${missing.join(', ')} not found` };
+    if (missing.length > 0)
+      return { ok: false, code: 'not_found', message: `Secret ${missing.join(', ')} not found` };
     for (const id of ids) {
       const users = this.workloads.servicesUsing(id).map((s) => s.spec.name);
       if (users.length > 0) {
         const name = this.#secrets.get(id as SecretId)!.name;
-        return { ok: false, code: 'invalid', message: `Secret '${name}' is in use by the following ${users.length === 1 ? 'service' : 'services'}: ${users.join(', ')}` };
+        return {
+          ok: false,
+          code: 'invalid',
+          message: `Secret '${name}' is in use by the following ${users.length === 1 ? 'service' : 'services'}: ${users.join(', ')}`,
+        };
       }
     }
     for (const id of ids) {
@@ -348,32 +438,61 @@ export class Store {
    * Name prefixes never resolve.
    */
   resolveSecret(ref: string): SecretRecord {
-    return resolveByRef('Secret', ref, this.#secrets.get(ref as SecretId) ?? this.secretByName(ref), this.#secrets.values());
+    return resolveByRef(
+      'Secret',
+      ref,
+      this.#secrets.get(ref as SecretId) ?? this.secretByName(ref),
+      this.#secrets.values(),
+    );
   }
 
   // --- snapshots -----------------------------------------------------------------------------
 
   snapshot(): Uint8Array {
-    const cluster = this.#cluster && { ...this.#cluster, caKey: toBase64(this.#cluster.caKey), unlockKey: this.#cluster.unlockKey && toBase64(this.#cluster.unlockKey) };
-    const secrets = [...this.#secrets.values()].map((s) => ({ ...s, versions: s.versions.map((v) => ({ ...v, data: toBase64(v.data) })) }));
-    const body = { format: 1, appliedIndex: this.#appliedIndex, cluster, nodes: [...this.#nodes.values()], removedNodes: [...this.#removedNodes], secrets, requests: [...this.#requests], ...this.workloads.snapshot() };
+    const cluster = this.#cluster && {
+      ...this.#cluster,
+      caKey: toBase64(this.#cluster.caKey),
+      unlockKey: this.#cluster.unlockKey && toBase64(this.#cluster.unlockKey),
+    };
+    const secrets = [...this.#secrets.values()].map((s) => ({
+      ...s,
+      versions: s.versions.map((v) => ({ ...v, data: toBase64(v.data) })),
+    }));
+    const body = {
+      format: 1,
+      appliedIndex: this.#appliedIndex,
+      cluster,
+      nodes: [...this.#nodes.values()],
+      removedNodes: [...this.#removedNodes],
+      secrets,
+      requests: [...this.#requests],
+      ...this.workloads.snapshot(),
+    };
     return new TextEncoder().encode(JSON.stringify(body));
   }
 
   static restore(bytes: Uint8Array): Store {
     const body = JSON.parse(new TextDecoder().decode(bytes)) as SnapshotBody;
-    if (body.format !== 1) throw new SecretdError('corrupt', `Snapshot has unknown format ${String(body.format)}`);
+    if (body.format !== 1)
+      throw new SecretdError('corrupt', `Snapshot has unknown format ${String(body.format)}`);
     const store = new Store();
     store.#appliedIndex = body.appliedIndex;
     if (body.cluster) {
-      store.#cluster = { ...body.cluster, caKey: fromBase64(body.cluster.caKey), unlockKey: body.cluster.unlockKey === null ? null : fromBase64(body.cluster.unlockKey) };
+      store.#cluster = {
+        ...body.cluster,
+        caKey: fromBase64(body.cluster.caKey),
+        unlockKey: body.cluster.unlockKey === null ? null : fromBase64(body.cluster.unlockKey),
+      };
     }
     for (const node of body.nodes) store.#nodes.set(node.id, node);
     for (const [id, result] of body.requests ?? []) store.#requests.set(id, result);
     for (const id of body.removedNodes ?? []) store.#removedNodes.add(id);
     store.workloads.restore(body);
     for (const s of body.secrets) {
-      const record: SecretRecord = { ...s, versions: s.versions.map((v) => ({ ...v, data: fromBase64(v.data) })) };
+      const record: SecretRecord = {
+        ...s,
+        versions: s.versions.map((v) => ({ ...v, data: fromBase64(v.data) })),
+      };
       store.#secrets.set(record.id, record);
       store.#secretNames.set(record.name.toLowerCase(), record.id);
     }
@@ -389,9 +508,15 @@ export class Store {
 interface SnapshotBody {
   format: number;
   appliedIndex: number;
-  cluster: (Omit<ClusterRecord, 'caKey' | 'unlockKey'> & { caKey: string; unlockKey: string | null }) | null;
+  cluster:
+    | (Omit<ClusterRecord, 'caKey' | 'unlockKey'> & { caKey: string; unlockKey: string | null })
+    | null;
   nodes: NodeRecord[];
-  secrets: Array<Omit<SecretRecord, 'versions'> & { versions: Array<{ version: number; data: string; createdAt: string }> }>;
+  secrets: Array<
+    Omit<SecretRecord, 'versions'> & {
+      versions: Array<{ version: number; data: string; createdAt: string }>;
+    }
+  >;
   requests?: Array<[string, ApplyResult]>;
   removedNodes?: string[];
   services?: ServiceRecord[];
@@ -407,11 +532,19 @@ function failed(error: unknown, index: number, what: string): ApplyResult {
   if (error instanceof AssertionError) throw error;
   if (error instanceof SecretdError) return { ok: false, code: error.code, message: error.message };
   const name = error instanceof Error ? error.name : typeof error;
-  return { ok: false, code: 'internal', message: `Cannot apply the ${what} at index ${index}: it failed with ${name}` };
+  return {
+    ok: false,
+    code: 'internal',
+    message: `Cannot apply the ${what} at index ${index}: it failed with ${name}`,
+  };
 }
 
 function staleVersion(what: string, expected: number, actual: number): ApplyResult {
-  return { ok: false, code: 'conflict', message: `Cannot update ${what}: version ${expected} is out of date (current version is ${actual})` };
+  return {
+    ok: false,
+    code: 'conflict',
+    message: `Cannot update ${what}: version ${expected} is out of date (current version is ${actual})`,
+  };
 }
 
 export function toBase64(bytes: Uint8Array): string {

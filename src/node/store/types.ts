@@ -72,7 +72,10 @@ export type TaskId = string & { readonly __brand: 'TaskId' };
  * nothing else (`none`), the file changes and then a signal goes to the container's main process,
  * or the task is replaced (rolling, under the service's update settings).
  */
-export type OnUpdate = { readonly kind: 'none' } | { readonly kind: 'signal'; readonly signal: string } | { readonly kind: 'restart' };
+export type OnUpdate =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'signal'; readonly signal: string }
+  | { readonly kind: 'restart' };
 
 /** A service's reference to a secret: which one, and where and how it appears in the container. */
 export interface SecretReference {
@@ -102,7 +105,8 @@ export interface ContainerSpec {
   readonly secrets: readonly SecretReference[];
 }
 
-export type ServiceMode = { readonly kind: 'replicated'; readonly replicas: number } | { readonly kind: 'global' };
+export type ServiceMode =
+  { readonly kind: 'replicated'; readonly replicas: number } | { readonly kind: 'global' };
 
 export interface UpdateConfig {
   /** Tasks replaced at once (0: all). */
@@ -138,7 +142,18 @@ export interface ServiceRecord {
   readonly metaIndex: number;
 }
 
-export type TaskState = 'new' | 'pending' | 'assigned' | 'preparing' | 'starting' | 'running' | 'complete' | 'shutdown' | 'failed' | 'rejected' | 'orphaned';
+export type TaskState =
+  | 'new'
+  | 'pending'
+  | 'assigned'
+  | 'preparing'
+  | 'starting'
+  | 'running'
+  | 'complete'
+  | 'shutdown'
+  | 'failed'
+  | 'rejected'
+  | 'orphaned';
 export type DesiredState = 'running' | 'shutdown';
 
 export interface TaskStatus {
@@ -167,10 +182,18 @@ export interface TaskRecord {
 }
 
 /** Terminal states: the task will not run again (the orchestrator makes a new one if needed). */
-export const terminalTaskStates: ReadonlySet<TaskState> = new Set(['complete', 'shutdown', 'failed', 'rejected', 'orphaned']);
+export const terminalTaskStates: ReadonlySet<TaskState> = new Set([
+  'complete',
+  'shutdown',
+  'failed',
+  'rejected',
+  'orphaned',
+]);
 
 /** A service spec as a client gives it: its secret references by name, their ids not yet resolved. */
-export type ServiceSpecInput = Omit<ServiceSpec, 'container'> & { container: Omit<ServiceSpec['container'], 'secrets'> & { secrets: SecretRefInput[] } };
+export type ServiceSpecInput = Omit<ServiceSpec, 'container'> & {
+  container: Omit<ServiceSpec['container'], 'secrets'> & { secrets: SecretRefInput[] };
+};
 export interface SecretRefInput {
   readonly secretId: string | null;
   readonly secretName: string;

@@ -5,7 +5,16 @@
  */
 import { SecretdError } from '../../errors.ts';
 import type { TaskPut, TaskStatusUpdate } from './commands.ts';
-import type { ContainerSpec, SecretRecord, ServiceId, ServiceRecord, ServiceSpec, TaskId, TaskRecord, TaskState } from './types.ts';
+import type {
+  ContainerSpec,
+  SecretRecord,
+  ServiceId,
+  ServiceRecord,
+  ServiceSpec,
+  TaskId,
+  TaskRecord,
+  TaskState,
+} from './types.ts';
 import { isDead } from './task-states.ts';
 
 /** Later states never go back to earlier ones (a late report must not revive a stopped task). */
@@ -34,7 +43,9 @@ export class Workloads {
 
   /** Services whose spec references the secret (Docker refuses to remove a secret in use). */
   servicesUsing(secretId: string): ServiceRecord[] {
-    return [...this.services.values()].filter((s) => s.spec.container.secrets.some((r) => r.secretId === secretId));
+    return [...this.services.values()].filter((s) =>
+      s.spec.container.secrets.some((r) => r.secretId === secretId),
+    );
   }
 
   /**
@@ -44,11 +55,15 @@ export class Workloads {
   pinnedUsers(secretId: string, version: number): string[] {
     const users: string[] = [];
     for (const service of this.services.values()) {
-      if (service.spec.container.secrets.some((r) => r.secretId === secretId && r.version === version)) users.push(`service ${service.spec.name}`);
+      if (
+        service.spec.container.secrets.some((r) => r.secretId === secretId && r.version === version)
+      )
+        users.push(`service ${service.spec.name}`);
     }
     for (const task of this.tasks.values()) {
       if (isDead(task)) continue;
-      if (task.container.secrets.some((r) => r.secretId === secretId && r.version === version)) users.push(`task ${this.taskName(task)}`);
+      if (task.container.secrets.some((r) => r.secretId === secretId && r.version === version))
+        users.push(`task ${this.taskName(task)}`);
     }
     return users;
   }
@@ -69,31 +84,77 @@ export class Workloads {
    */
   secretVersionAdded(index: number, at: string, secretId: string): void {
     for (const service of this.services.values()) {
-      const restarts = service.spec.container.secrets.some((r) => r.secretId === secretId && r.version === undefined && r.onUpdate?.kind === 'restart');
-      if (restarts) this.services.set(service.id, { ...service, specVersion: service.specVersion + 1, updatedAt: at, metaIndex: index });
+      const restarts = service.spec.container.secrets.some(
+        (r) => r.secretId === secretId && r.version === undefined && r.onUpdate?.kind === 'restart',
+      );
+      if (restarts)
+        this.services.set(service.id, {
+          ...service,
+          specVersion: service.specVersion + 1,
+          updatedAt: at,
+          metaIndex: index,
+        });
     }
   }
 
-  createService(index: number, at: string, id: string, spec: ServiceSpec, secret: (id: string) => SecretRecord | undefined): void {
-    if (this.serviceByName(spec.name)) throw new SecretdError('conflict', `Service ${spec.name} already exists`);
-    if (this.services.has(id as ServiceId)) throw new SecretdError('conflict', `Service id ${id} is already in use`);
+  createService(
+    index: number,
+    at: string,
+    id: string,
+    spec: ServiceSpec,
+    secret: (id: string) => SecretRecord | undefined,
+  ): void {
+    if (this.serviceByName(spec.name))
+      throw new SecretdError('conflict', `Service ${spec.name} already exists`);
+    if (this.services.has(id as ServiceId))
+      throw new SecretdError('conflict', `Service id ${id} is already in use`);
     checkSecretsExist(spec, secret);
-    this.services.set(id as ServiceId, { id: id as ServiceId, spec, specVersion: 1, createdAt: at, updatedAt: at, metaIndex: index });
+    this.services.set(id as ServiceId, {
+      id: id as ServiceId,
+      spec,
+      specVersion: 1,
+      createdAt: at,
+      updatedAt: at,
+      metaIndex: index,
+    });
   }
 
-  updateService(index: number, at: string, id: string, expectedIndex: number, spec: ServiceSpec, secret: (id: string) => SecretRecord | undefined): void {
+  updateService(
+    index: number,
+    at: string,
+    id: string,
+    expectedIndex: number,
+    spec: ServiceSpec,
+    secret: (id: string) => SecretRecord | undefined,
+  ): void {
     const service = this.services.get(id as ServiceId);
     if (!service) throw new SecretdError('not_found', `Service ${id} not found`);
     if (service.metaIndex !== expectedIndex) {
-      throw new SecretdError('conflict', `Cannot update service ${service.spec.name}: version ${expectedIndex} is out of date (current version is ${service.metaIndex})`);
+      throw new SecretdError(
+        'conflict',
+        `Cannot update service ${service.spec.name}: version ${expectedIndex} is out of date (current version is ${service.metaIndex})`,
+      );
     }
-    if (spec.name !== service.spec.name) throw new SecretdError('invalid', `Cannot update service ${service.spec.name}: renaming a service is not supported`);
+    if (spec.name !== service.spec.name)
+      throw new SecretdError(
+        'invalid',
+        `Cannot update service ${service.spec.name}: renaming a service is not supported`,
+      );
     const other = this.serviceByName(spec.name);
-    if (other && other.id !== service.id) throw new SecretdError('conflict', `Service ${spec.name} already exists`);
+    if (other && other.id !== service.id)
+      throw new SecretdError('conflict', `Service ${spec.name} already exists`);
     checkSecretsExist(spec, secret);
     // Only a change to what tasks run, or a forced update, rolls them; replicas and labels do not.
-    const rolled = JSON.stringify(spec.container) !== JSON.stringify(service.spec.container) || (spec.forceUpdate ?? 0) !== (service.spec.forceUpdate ?? 0);
-    this.services.set(service.id, { ...service, spec, specVersion: service.specVersion + (rolled ? 1 : 0), updatedAt: at, metaIndex: index });
+    const rolled =
+      JSON.stringify(spec.container) !== JSON.stringify(service.spec.container) ||
+      (spec.forceUpdate ?? 0) !== (service.spec.forceUpdate ?? 0);
+    this.services.set(service.id, {
+      ...service,
+      spec,
+      specVersion: service.specVersion + (rolled ? 1 : 0),
+      updatedAt: at,
+      metaIndex: index,
+    });
   }
 
   removeService(at: string, id: string, index: number): void {
@@ -101,7 +162,8 @@ export class Workloads {
     if (!service) throw new SecretdError('not_found', `Service ${id} not found`);
     this.services.delete(service.id);
     for (const task of this.tasks.values()) {
-      if (task.serviceId === service.id && task.desiredState !== 'shutdown') this.tasks.set(task.id, { ...task, desiredState: 'shutdown', metaIndex: index });
+      if (task.serviceId === service.id && task.desiredState !== 'shutdown')
+        this.tasks.set(task.id, { ...task, desiredState: 'shutdown', metaIndex: index });
     }
   }
 
@@ -114,15 +176,29 @@ export class Workloads {
    * desired state never goes back from shutdown to running (as in Docker, it only moves forward).
    * Without them a removed service's task could be revived, assigned, and wait for ever.
    */
-  putTasks(index: number, at: string, puts: readonly TaskPut[], newest: (secretId: string) => number | undefined = () => undefined): void {
+  putTasks(
+    index: number,
+    at: string,
+    puts: readonly TaskPut[],
+    newest: (secretId: string) => number | undefined = () => undefined,
+  ): void {
     for (const put of puts) {
       const existing = this.tasks.get(put.id as TaskId);
       if (existing === undefined && !this.services.has(put.serviceId as ServiceId)) continue;
       const desiredState = existing?.desiredState === 'shutdown' ? 'shutdown' : put.desiredState;
-      const status = existing?.status ?? { state: 'new' as TaskState, message: 'created', error: '', exitCode: null, at, secretVersions: {} };
-      const nextStatus = put.state && (!existing || stateOrder[put.state] >= stateOrder[status.state] || put.state === 'orphaned')
-        ? { ...status, state: put.state, message: put.message ?? status.message, at }
-        : status;
+      const status = existing?.status ?? {
+        state: 'new' as TaskState,
+        message: 'created',
+        error: '',
+        exitCode: null,
+        at,
+        secretVersions: {},
+      };
+      const nextStatus =
+        put.state &&
+        (!existing || stateOrder[put.state] >= stateOrder[status.state] || put.state === 'orphaned')
+          ? { ...status, state: put.state, message: put.message ?? status.message, at }
+          : status;
       this.tasks.set(put.id as TaskId, {
         id: put.id as TaskId,
         serviceId: put.serviceId as ServiceId,
@@ -140,14 +216,26 @@ export class Workloads {
   }
 
   /** An agent reports on its own tasks only; a report never moves a task backwards. */
-  reportStatus(index: number, at: string, nodeId: string, updates: readonly TaskStatusUpdate[]): void {
+  reportStatus(
+    index: number,
+    at: string,
+    nodeId: string,
+    updates: readonly TaskStatusUpdate[],
+  ): void {
     for (const update of updates) {
       const task = this.tasks.get(update.id as TaskId);
       if (!task || task.nodeId !== nodeId) continue;
       if (isDead(task) || stateOrder[update.state] < stateOrder[task.status.state]) continue;
       this.tasks.set(task.id, {
         ...task,
-        status: { state: update.state, message: update.message, error: update.error, exitCode: update.exitCode, at, secretVersions: update.secretVersions },
+        status: {
+          state: update.state,
+          message: update.message,
+          error: update.error,
+          exitCode: update.exitCode,
+          at,
+          secretVersions: update.secretVersions,
+        },
         metaIndex: index,
       });
     }
@@ -167,11 +255,23 @@ export class Workloads {
   }
 }
 
-function checkSecretsExist(spec: ServiceSpec, secret: (id: string) => SecretRecord | undefined): void {
-  const missing = spec.container.secrets.filter((ref) => secret(ref.secretId)?.name !== ref.secretName).map((ref) => ref.secretName);
-  if (missing.length > 0) throw new SecretdError('invalid', `${missing.length === 1 ? 'Secret' : 'Secrets'} not found: ${missing.join(', ')}`);
+function checkSecretsExist(
+  spec: ServiceSpec,
+  secret: (id: string) => SecretRecord | undefined,
+): void {
+  const missing = spec.container.secrets
+    .filter((ref) => secret(ref.secretId)?.name !== ref.secretName)
+    .map((ref) => ref.secretName);
+  if (missing.length > 0)
+    throw new SecretdError(
+      'invalid',
+      `${missing.length === 1 ? 'Secret' : 'Secrets'} not found: ${missing.join(', ')}`,
+    );
   for (const ref of spec.container.secrets) {
-    if (ref.version !== undefined && !secret(ref.secretId)!.versions.some((v) => v.version === ref.version)) {
+    if (
+      ref.version !== undefined &&
+      !secret(ref.secretId)!.versions.some((v) => v.version === ref.version)
+    ) {
       throw new SecretdError('invalid', `Secret ${ref.secretName} has no version ${ref.version}`);
     }
   }
@@ -182,9 +282,16 @@ function checkSecretsExist(spec: ServiceSpec, secret: (id: string) => SecretReco
  * the newest version now. On-update restart replaces the task instead; an absolute target is bound
  * into the container file by file, so a rename beside it would never reach the container.
  */
-function pinForTask(container: ContainerSpec, newest: (secretId: string) => number | undefined): ContainerSpec {
+function pinForTask(
+  container: ContainerSpec,
+  newest: (secretId: string) => number | undefined,
+): ContainerSpec {
   const secrets = container.secrets.map((ref) => {
-    if (ref.version !== undefined || (ref.onUpdate?.kind !== 'restart' && !ref.target.startsWith('/'))) return ref;
+    if (
+      ref.version !== undefined ||
+      (ref.onUpdate?.kind !== 'restart' && !ref.target.startsWith('/'))
+    )
+      return ref;
     const version = newest(ref.secretId);
     return version === undefined ? ref : { ...ref, version };
   });

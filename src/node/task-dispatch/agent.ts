@@ -27,7 +27,13 @@ import { SecretdError } from '../../errors.ts';
 import { agentSweepIntervalMs, heartbeatPeriodMs } from '../../limits.ts';
 import { sleep, type Timers } from '../../io/timers.ts';
 import type { ExecResult, SessionMessage, TaskAssignment } from './messages.ts';
-import { execResultPath, heartbeatPath, newSessionInstance, sessionPathFor, statusPath } from './messages.ts';
+import {
+  execResultPath,
+  heartbeatPath,
+  newSessionInstance,
+  sessionPathFor,
+  statusPath,
+} from './messages.ts';
 import { systemRandom } from '../../io/system.ts';
 import type { Executor, TaskSecret } from '../executor/index.ts';
 import type { PeerClient } from '../peers/index.ts';
@@ -89,8 +95,17 @@ export class Agent {
       if (!this.#running.delete(taskId)) return;
       this.#taskVersions.delete(taskId);
       const desired = this.#assigned.get(taskId)?.desiredState;
-      const state: TaskState = desired === 'shutdown' ? 'shutdown' : exitCode === 0 ? 'complete' : 'failed';
-      const final = { id: taskId, state, message: state === 'failed' ? `container exited with code ${exitCode ?? 'unknown'}` : 'finished', error: state === 'failed' ? `task: non-zero exit (${exitCode ?? 'unknown'})` : '', exitCode, secretVersions: {} };
+      const state: TaskState =
+        desired === 'shutdown' ? 'shutdown' : exitCode === 0 ? 'complete' : 'failed';
+      const final = {
+        id: taskId,
+        state,
+        message:
+          state === 'failed' ? `container exited with code ${exitCode ?? 'unknown'}` : 'finished',
+        error: state === 'failed' ? `task: non-zero exit (${exitCode ?? 'unknown'})` : '',
+        exitCode,
+        secretVersions: {},
+      };
       this.#ended.set(taskId, final);
       this.#dropUnneededSecrets();
       void this.#report([final]);
@@ -99,7 +114,9 @@ export class Agent {
 
   start(): void {
     void this.#sessionLoop();
-    this.#stopSweeping = this.#options.timers.every(agentSweepIntervalMs, () => this.#enqueue(() => this.#sweep()));
+    this.#stopSweeping = this.#options.timers.every(agentSweepIntervalMs, () =>
+      this.#enqueue(() => this.#sweep()),
+    );
   }
 
   async stop(): Promise<void> {
@@ -112,7 +129,8 @@ export class Agent {
   }
 
   #dropAllSecrets(): void {
-    for (const versions of this.#secrets.values()) for (const data of versions.values()) data.fill(0);
+    for (const versions of this.#secrets.values())
+      for (const data of versions.values()) data.fill(0);
     this.#secrets.clear();
   }
 
@@ -130,16 +148,22 @@ export class Agent {
     const needed = new Set<string>();
     for (const task of this.#assigned.values()) {
       if (task.desiredState !== 'running' || this.#ended.has(task.id)) continue;
-      for (const [id, version] of Object.entries(task.secretVersions ?? {})) needed.add(`${id}:${version}`);
+      for (const [id, version] of Object.entries(task.secretVersions ?? {}))
+        needed.add(`${id}:${version}`);
     }
-    for (const [id, versions] of [...this.#secrets]) for (const version of [...versions.keys()]) if (!needed.has(`${id}:${version}`)) this.#dropSecret(id, version);
+    for (const [id, versions] of [...this.#secrets])
+      for (const version of [...versions.keys()])
+        if (!needed.has(`${id}:${version}`)) this.#dropSecret(id, version);
   }
 
   /** The safety net: erases what no running container owns (after the first full set only). */
   async #sweep(): Promise<void> {
     if (!this.#adopted || this.#stopped) return;
     const erased = await this.#options.executor.sweep();
-    if (erased.length > 0) this.#options.log(`secretd: agent: swept the secrets of ${erased.length} task(s) no running container owned: ${erased.join(', ')}`);
+    if (erased.length > 0)
+      this.#options.log(
+        `secretd: agent: swept the secrets of ${erased.length} task(s) no running container owned: ${erased.join(', ')}`,
+      );
   }
 
   /** Secrets held in memory right now (ids only). */
@@ -155,14 +179,17 @@ export class Agent {
   }
 
   exec(taskId: string, argv: readonly string[]): Promise<ExecResult> {
-    if (!this.#assigned.has(taskId)) throw new SecretdError('not_found', `Task ${taskId} does not run on this node`);
+    if (!this.#assigned.has(taskId))
+      throw new SecretdError('not_found', `Task ${taskId} does not run on this node`);
     return this.#options.executor.exec(taskId, [...argv], { timeoutMs: 60_000 });
   }
 
   async #sessionLoop(): Promise<void> {
     let attempt = 0;
     while (!this.#stopped) {
-      const candidates = [...new Set([...(this.#leader ? [this.#leader] : []), ...this.#options.managers()])];
+      const candidates = [
+        ...new Set([...(this.#leader ? [this.#leader] : []), ...this.#options.managers()]),
+      ];
       let served = false;
       for (const addr of candidates) {
         if (this.#stopped) return;
@@ -194,7 +221,9 @@ export class Agent {
       // not ours: erase nothing, start nothing, say so once, and keep trying until it goes away.
       if (opened.status === 409 && !this.#claimedElsewhere) {
         this.#claimedElsewhere = true;
-        this.#options.log(`secretd: agent: ${answer?.message ?? 'another process holds this node\'s session'}`);
+        this.#options.log(
+          `secretd: agent: ${answer?.message ?? "another process holds this node's session"}`,
+        );
       }
       const hint = answer?.Leader;
       this.#leader = hint && hint !== addr ? hint : null;
@@ -212,7 +241,9 @@ export class Agent {
   #onMessage(addr: string, message: SessionMessage): void {
     switch (message.type) {
       case 'heartbeat':
-        void this.#options.peers.request(addr, 'POST', heartbeatPath, null, { timeoutMs: heartbeatPeriodMs * 2 }).catch(() => {});
+        void this.#options.peers
+          .request(addr, 'POST', heartbeatPath, null, { timeoutMs: heartbeatPeriodMs * 2 })
+          .catch(() => {});
         return;
       case 'exec':
         void this.#execFor(addr, message.id, message.taskId, message.argv);
@@ -232,7 +263,9 @@ export class Agent {
   #onRefused(reason: string): void {
     if (this.#refused) return;
     this.#refused = true;
-    this.#options.log(`secretd: agent: the cluster refused this node (${reason}); stopping its tasks and erasing their secrets`);
+    this.#options.log(
+      `secretd: agent: the cluster refused this node (${reason}); stopping its tasks and erasing their secrets`,
+    );
     this.#assigned.clear();
     this.#dropAllSecrets();
     this.#enqueue(async () => {
@@ -266,25 +299,36 @@ export class Agent {
   }
 
   #enqueue(work: () => Promise<void>): void {
-    this.#queue = this.#queue.then(work).catch((error: unknown) => this.#options.log(`secretd: agent: ${(error as Error).message}`));
+    this.#queue = this.#queue
+      .then(work)
+      .catch((error: unknown) => this.#options.log(`secretd: agent: ${(error as Error).message}`));
   }
 
   async #reconcile(full: boolean): Promise<void> {
     const executor = this.#options.executor;
     if (full && this.#adopted) {
       // A new session: its leader may not have heard how the tasks that ended here ended.
-      const finals = [...this.#ended].filter(([id, final]) => final !== null && this.#assigned.has(id)).map(([, final]) => final!);
+      const finals = [...this.#ended]
+        .filter(([id, final]) => final !== null && this.#assigned.has(id))
+        .map(([, final]) => final!);
       if (finals.length > 0) await this.#report(finals);
     }
     if (full && !this.#adopted) {
       this.#adopted = true;
-      const keep = new Set([...this.#assigned.values()].filter((t) => t.desiredState === 'running').map((t) => t.id));
+      const keep = new Set(
+        [...this.#assigned.values()].filter((t) => t.desiredState === 'running').map((t) => t.id),
+      );
       await executor.reconcile(keep);
       const adopted: TaskStatusUpdate[] = [];
       for (const id of keep) {
         if ((await executor.state(id)).status !== 'running') {
           // It ended while no agent watched (reconcile erased it): its exit code is lost with the old agent.
-          const final = statusUpdate(id, 'failed', 'the container ended while the agent was not running', 'task: exit not seen (agent restarted)');
+          const final = statusUpdate(
+            id,
+            'failed',
+            'the container ended while the agent was not running',
+            'task: exit not seen (agent restarted)',
+          );
           this.#ended.set(id, final);
           adopted.push(final);
           continue;
@@ -303,7 +347,14 @@ export class Agent {
     // nothing to stop, but the cluster waits for this node to say so.
     const neverRan: TaskStatusUpdate[] = [];
     for (const task of this.#assigned.values()) {
-      if (task.desiredState !== 'shutdown' || this.#running.has(task.id) || this.#stopping.has(task.id) || this.#ended.has(task.id) || this.#confirmed.has(task.id)) continue;
+      if (
+        task.desiredState !== 'shutdown' ||
+        this.#running.has(task.id) ||
+        this.#stopping.has(task.id) ||
+        this.#ended.has(task.id) ||
+        this.#confirmed.has(task.id)
+      )
+        continue;
       this.#confirmed.add(task.id);
       neverRan.push(statusUpdate(task.id, 'shutdown', 'shut down before it started', ''));
     }
@@ -313,14 +364,25 @@ export class Agent {
       [...this.#running].map((id) => {
         const task = this.#assigned.get(id);
         const held = this.#taskVersions.get(id);
-        if (task === undefined || task.desiredState !== 'running' || sameVersions(held, task.secretVersions)) return undefined;
+        if (
+          task === undefined ||
+          task.desiredState !== 'running' ||
+          sameVersions(held, task.secretVersions)
+        )
+          return undefined;
         // An adopted task's files are as the last agent left them: rewrite what differs, but a
         // signal now could be one the task already got.
         return this.#refreshSecrets(task, held !== undefined);
       }),
     );
     for (const task of this.#assigned.values()) {
-      if (task.desiredState === 'running' && !this.#running.has(task.id) && !this.#stopping.has(task.id) && !this.#ended.has(task.id)) await this.#startTask(task);
+      if (
+        task.desiredState === 'running' &&
+        !this.#running.has(task.id) &&
+        !this.#stopping.has(task.id) &&
+        !this.#ended.has(task.id)
+      )
+        await this.#startTask(task);
     }
   }
 
@@ -331,18 +393,32 @@ export class Agent {
     const signals = new Set<string>();
     for (const ref of task.container.secrets) {
       const version = task.secretVersions[ref.secretId];
-      const data = version === undefined ? undefined : this.#secrets.get(ref.secretId)?.get(version);
+      const data =
+        version === undefined ? undefined : this.#secrets.get(ref.secretId)?.get(version);
       if (version === undefined || data === undefined) {
-        this.#options.log(`secretd: agent: task ${task.id}: version ${version ?? '?'} of secret ${ref.secretId} was not delivered; keeping the one it has`);
+        this.#options.log(
+          `secretd: agent: task ${task.id}: version ${version ?? '?'} of secret ${ref.secretId} was not delivered; keeping the one it has`,
+        );
         return;
       }
-      secrets.push({ secretId: ref.secretId, target: ref.target, uid: ref.uid, gid: ref.gid, mode: ref.mode, data: data.slice(), version });
-      if (held[ref.secretId] !== version && ref.onUpdate?.kind === 'signal') signals.add(ref.onUpdate.signal);
+      secrets.push({
+        secretId: ref.secretId,
+        target: ref.target,
+        uid: ref.uid,
+        gid: ref.gid,
+        mode: ref.mode,
+        data: data.slice(),
+        version,
+      });
+      if (held[ref.secretId] !== version && ref.onUpdate?.kind === 'signal')
+        signals.add(ref.onUpdate.signal);
     }
     try {
       await this.#options.executor.setSecrets(task.id, secrets);
     } catch (error) {
-      this.#options.log(`secretd: agent: task ${task.id}: cannot update its secrets: ${(error as Error).message}`);
+      this.#options.log(
+        `secretd: agent: task ${task.id}: cannot update its secrets: ${(error as Error).message}`,
+      );
       return;
     }
     this.#taskVersions.set(task.id, { ...task.secretVersions });
@@ -353,11 +429,19 @@ export class Agent {
           await this.#options.executor.signal(task.id, name);
           message = `secrets updated, ${name} sent`;
         } catch (error) {
-          this.#options.log(`secretd: agent: task ${task.id}: cannot send ${name} after a secret update: ${(error as Error).message}`);
+          this.#options.log(
+            `secretd: agent: task ${task.id}: cannot send ${name} after a secret update: ${(error as Error).message}`,
+          );
         }
       }
     }
-    if (this.#running.has(task.id)) await this.#report([{ ...statusUpdate(task.id, 'running', message, ''), secretVersions: { ...task.secretVersions } }]);
+    if (this.#running.has(task.id))
+      await this.#report([
+        {
+          ...statusUpdate(task.id, 'running', message, ''),
+          secretVersions: { ...task.secretVersions },
+        },
+      ]);
   }
 
   async #startTask(task: TaskAssignment): Promise<void> {
@@ -365,25 +449,47 @@ export class Agent {
     const versions: Record<string, number> = {};
     for (const ref of task.container.secrets) {
       const version = task.secretVersions[ref.secretId];
-      const data = version === undefined ? undefined : this.#secrets.get(ref.secretId)?.get(version);
+      const data =
+        version === undefined ? undefined : this.#secrets.get(ref.secretId)?.get(version);
       if (version === undefined || data === undefined) {
         for (const secret of secrets) secret.data.fill(0);
-        const final = statusUpdate(task.id, 'rejected', 'secret not delivered', `secret ${ref.secretName} was not delivered to this node`);
+        const final = statusUpdate(
+          task.id,
+          'rejected',
+          'secret not delivered',
+          `secret ${ref.secretName} was not delivered to this node`,
+        );
         this.#ended.set(task.id, final);
         await this.#report([final]);
         return;
       }
-      secrets.push({ secretId: ref.secretId, target: ref.target, uid: ref.uid, gid: ref.gid, mode: ref.mode, data: data.slice(), version });
+      secrets.push({
+        secretId: ref.secretId,
+        target: ref.target,
+        uid: ref.uid,
+        gid: ref.gid,
+        mode: ref.mode,
+        data: data.slice(),
+        version,
+      });
       versions[ref.secretId] = version;
     }
     await this.#report([statusUpdate(task.id, 'preparing', 'preparing', '')]);
     try {
       this.#running.add(task.id);
-      await this.#options.executor.start({ taskId: task.id, image: task.container.image, command: [...task.container.command, ...task.container.args], env: [...task.container.env], secrets });
+      await this.#options.executor.start({
+        taskId: task.id,
+        image: task.container.image,
+        command: [...task.container.command, ...task.container.args],
+        env: [...task.container.env],
+        secrets,
+      });
       // It may already have ended (and been reported): a command that exits at once.
       if (!this.#running.has(task.id)) return;
       this.#taskVersions.set(task.id, versions);
-      await this.#report([{ ...statusUpdate(task.id, 'running', 'started', ''), secretVersions: versions }]);
+      await this.#report([
+        { ...statusUpdate(task.id, 'running', 'started', ''), secretVersions: versions },
+      ]);
     } catch (error) {
       // The executor erased whatever it had made; a task id is started once, so this one is over.
       this.#running.delete(task.id);
@@ -422,24 +528,42 @@ export class Agent {
       result = { code: 126, stdout: '', stderr: `${(error as Error).message}\n` };
     }
     const body = new TextEncoder().encode(JSON.stringify({ Id: id, ...result }));
-    await this.#options.peers.request(addr, 'POST', execResultPath, body, { timeoutMs: 10_000, contentType: 'application/json' }).catch(() => {});
+    await this.#options.peers
+      .request(addr, 'POST', execResultPath, body, {
+        timeoutMs: 10_000,
+        contentType: 'application/json',
+      })
+      .catch(() => {});
   }
 
   async #report(updates: TaskStatusUpdate[]): Promise<void> {
     const addr = this.#leader;
     if (!addr) return;
     const body = new TextEncoder().encode(JSON.stringify({ Updates: updates }));
-    await this.#options.peers.request(addr, 'POST', statusPath, body, { timeoutMs: 10_000, contentType: 'application/json' }).catch(() => {});
+    await this.#options.peers
+      .request(addr, 'POST', statusPath, body, {
+        timeoutMs: 10_000,
+        contentType: 'application/json',
+      })
+      .catch(() => {});
   }
 }
 
-function sameVersions(a: Readonly<Record<string, number>> | undefined, b: Readonly<Record<string, number>>): boolean {
+function sameVersions(
+  a: Readonly<Record<string, number>> | undefined,
+  b: Readonly<Record<string, number>>,
+): boolean {
   if (a === undefined) return false;
   const keys = Object.keys(b);
   return keys.length === Object.keys(a).length && keys.every((key) => a[key] === b[key]);
 }
 
-function statusUpdate(id: string, state: TaskState, message: string, error: string): TaskStatusUpdate {
+function statusUpdate(
+  id: string,
+  state: TaskState,
+  message: string,
+  error: string,
+): TaskStatusUpdate {
   return { id, state, message, error, exitCode: null, secretVersions: {} };
 }
 

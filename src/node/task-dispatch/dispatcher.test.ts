@@ -19,14 +19,51 @@ function setup(options: { readonly random?: Random } = {}) {
   let index = 0;
   const proposed: Command[] = [];
   const apply = (command: Command): void => void store.apply(++index, command);
-  apply({ op: 'node-add', at, node: { id: 'n1', role: 'worker', hostname: 'one', addr: '10.0.0.1:4377' } });
-  apply({ op: 'node-add', at, node: { id: 'n2', role: 'worker', hostname: 'two', addr: '10.0.0.2:4377' } });
-  for (const [id, name] of [['s1', 'db_pass'], ['s2', 'api_key']]) apply({ op: 'secret-create', at, id: id!, name: name!, labels: {}, data: toBase64(new TextEncoder().encode(`value-of-${name}`)) });
+  apply({
+    op: 'node-add',
+    at,
+    node: { id: 'n1', role: 'worker', hostname: 'one', addr: '10.0.0.1:4377' },
+  });
+  apply({
+    op: 'node-add',
+    at,
+    node: { id: 'n2', role: 'worker', hostname: 'two', addr: '10.0.0.2:4377' },
+  });
+  for (const [id, name] of [
+    ['s1', 'db_pass'],
+    ['s2', 'api_key'],
+  ])
+    apply({
+      op: 'secret-create',
+      at,
+      id: id!,
+      name: name!,
+      labels: {},
+      data: toBase64(new TextEncoder().encode(`value-of-${name}`)),
+    });
   // The tasks below belong to service svc: the store creates no task for a service it lacks.
-  apply({ op: 'service-create', at, id: 'svc', spec: { name: 'svc', labels: {}, container: container([]), mode: { kind: 'replicated', replicas: 1 }, update: { parallelism: 1, delayMs: 0 } } });
+  apply({
+    op: 'service-create',
+    at,
+    id: 'svc',
+    spec: {
+      name: 'svc',
+      labels: {},
+      container: container([]),
+      mode: { kind: 'replicated', replicas: 1 },
+      update: { parallelism: 1, delayMs: 0 },
+    },
+  });
   const timers = new ManualTimers();
   const logged: string[] = [];
-  const dispatcher = new Dispatcher({ store: () => store, propose: async (c) => void proposed.push(c), timers, now: () => at, log: (line) => logged.push(line), ...options });
+  const dispatcher = new Dispatcher({
+    store: () => store,
+    propose: async (c) => void proposed.push(c),
+    timers,
+    now: () => at,
+    log: (line) => logged.push(line),
+    ...options,
+  });
   dispatcher.setActive(true);
   return { store, apply, proposed, timers, dispatcher, logged };
 }
@@ -36,10 +73,19 @@ const container = (secretIds: string[]): ContainerSpec => ({
   command: [],
   args: ['sleep', '1'],
   env: [],
-  secrets: secretIds.map((id) => ({ secretId: id, secretName: id === 's1' ? 'db_pass' : 'api_key', target: id, uid: '0', gid: '0', mode: 0o444 })),
+  secrets: secretIds.map((id) => ({
+    secretId: id,
+    secretName: id === 's1' ? 'db_pass' : 'api_key',
+    target: id,
+    uid: '0',
+    gid: '0',
+    mode: 0o444,
+  })),
 });
 
-async function read(stream: ReadableStream<Uint8Array>): Promise<{ next: () => Promise<SessionMessage> }> {
+async function read(
+  stream: ReadableStream<Uint8Array>,
+): Promise<{ next: () => Promise<SessionMessage> }> {
   const reader = stream.getReader();
   const decoder = new TextDecoder();
   let buffered = '';
@@ -63,34 +109,93 @@ async function read(stream: ReadableStream<Uint8Array>): Promise<{ next: () => P
 describe('Dispatcher', () => {
   test('a node is sent its tasks and only the secrets they reference; the others get none', async () => {
     const { apply, dispatcher } = setup();
-    apply({ op: 'tasks-put', at, tasks: [{ id: 't1', serviceId: 'svc', slot: 1, nodeId: 'n1', specVersion: 1, container: container(['s1']), desiredState: 'running', state: 'assigned' }] });
+    apply({
+      op: 'tasks-put',
+      at,
+      tasks: [
+        {
+          id: 't1',
+          serviceId: 'svc',
+          slot: 1,
+          nodeId: 'n1',
+          specVersion: 1,
+          container: container(['s1']),
+          desiredState: 'running',
+          state: 'assigned',
+        },
+      ],
+    });
     const one = await read(dispatcher.openSession('n1'));
     const two = await read(dispatcher.openSession('n2'));
     const first = await one.next();
-    expect(first).toMatchObject({ type: 'assignments', full: true, removedTasks: [], removedSecrets: [] });
+    expect(first).toMatchObject({
+      type: 'assignments',
+      full: true,
+      removedTasks: [],
+      removedSecrets: [],
+    });
     if (first.type !== 'assignments') throw new Error('expected assignments');
     expect(first.tasks.map((t) => t.id)).toEqual(['t1']);
-    expect(first.secrets.map((s) => [s.id, s.version, Buffer.from(s.data, 'base64').toString()])).toEqual([['s1', 1, 'value-of-db_pass']]);
-    expect(await two.next()).toEqual({ type: 'assignments', full: true, tasks: [], removedTasks: [], secrets: [], removedSecrets: [] });
+    expect(
+      first.secrets.map((s) => [s.id, s.version, Buffer.from(s.data, 'base64').toString()]),
+    ).toEqual([['s1', 1, 'value-of-db_pass']]);
+    expect(await two.next()).toEqual({
+      type: 'assignments',
+      full: true,
+      tasks: [],
+      removedTasks: [],
+      secrets: [],
+      removedSecrets: [],
+    });
   });
 
   test('when the last task using a secret stops, the node is told to drop it', async () => {
     const { apply, dispatcher } = setup();
     const put = (desiredState: 'running' | 'shutdown', state: 'assigned' | 'shutdown') =>
-      apply({ op: 'tasks-put', at, tasks: [{ id: 't1', serviceId: 'svc', slot: 1, nodeId: 'n1', specVersion: 1, container: container(['s1', 's2']), desiredState, state }] });
+      apply({
+        op: 'tasks-put',
+        at,
+        tasks: [
+          {
+            id: 't1',
+            serviceId: 'svc',
+            slot: 1,
+            nodeId: 'n1',
+            specVersion: 1,
+            container: container(['s1', 's2']),
+            desiredState,
+            state,
+          },
+        ],
+      });
     put('running', 'assigned');
     const one = await read(dispatcher.openSession('n1'));
     await one.next();
     put('shutdown', 'assigned');
     dispatcher.storeChanged();
     const stopping = await one.next();
-    expect(stopping).toMatchObject({ type: 'assignments', full: false, removedTasks: [], secrets: [] });
+    expect(stopping).toMatchObject({
+      type: 'assignments',
+      full: false,
+      removedTasks: [],
+      secrets: [],
+    });
     if (stopping.type !== 'assignments') throw new Error('expected assignments');
     expect(stopping.tasks.map((t) => [t.id, t.desiredState])).toEqual([['t1', 'shutdown']]);
-    expect(stopping.removedSecrets).toEqual([{ id: 's1', version: 1 }, { id: 's2', version: 1 }]);
+    expect(stopping.removedSecrets).toEqual([
+      { id: 's1', version: 1 },
+      { id: 's2', version: 1 },
+    ]);
     put('shutdown', 'shutdown');
     dispatcher.storeChanged();
-    expect(await one.next()).toEqual({ type: 'assignments', full: false, tasks: [], removedTasks: ['t1'], secrets: [], removedSecrets: [] });
+    expect(await one.next()).toEqual({
+      type: 'assignments',
+      full: false,
+      tasks: [],
+      removedTasks: ['t1'],
+      secrets: [],
+      removedSecrets: [],
+    });
   });
 
   test('a node that misses three heartbeats is marked down; one that keeps beating stays ready', async () => {
@@ -101,7 +206,9 @@ describe('Dispatcher', () => {
       timers.advance(1000);
       dispatcher.heartbeat('n1');
     }
-    const statuses = proposed.filter((c): c is Extract<Command, { op: 'node-status' }> => c.op === 'node-status').map((c) => [c.id, c.status]);
+    const statuses = proposed
+      .filter((c): c is Extract<Command, { op: 'node-status' }> => c.op === 'node-status')
+      .map((c) => [c.id, c.status]);
     expect(statuses).toContainEqual(['n2', 'down']);
     expect(statuses).not.toContainEqual(['n1', 'down']);
   });
@@ -118,7 +225,22 @@ describe('Dispatcher: one process per node id', () => {
   const copy = { instance: 'copied-data-dir-02', address: '10.0.0.9:50002' };
   const refusal = `Node n1 already has a session from another process (address 10.0.0.1:40001): two processes claim this node's identity (a copied data dir?); this one is refused while that one keeps its heartbeats`;
   const putTask = (apply: (c: Command) => void, desiredState: 'running' | 'shutdown') =>
-    apply({ op: 'tasks-put', at, tasks: [{ id: 't1', serviceId: 'svc', slot: 1, nodeId: 'n1', specVersion: 1, container: container(['s1']), desiredState, state: 'assigned' }] });
+    apply({
+      op: 'tasks-put',
+      at,
+      tasks: [
+        {
+          id: 't1',
+          serviceId: 'svc',
+          slot: 1,
+          nodeId: 'n1',
+          specVersion: 1,
+          container: container(['s1']),
+          desiredState,
+          state: 'assigned',
+        },
+      ],
+    });
 
   function conflictOf(open: () => unknown): { code: string; message: string } {
     try {
@@ -133,9 +255,16 @@ describe('Dispatcher: one process per node id', () => {
     const { apply, dispatcher, timers, proposed, logged } = setup();
     putTask(apply, 'running');
     const live = await read(dispatcher.openSession('n1', first));
-    expect(await live.next()).toMatchObject({ type: 'assignments', full: true, tasks: [{ id: 't1' }] });
+    expect(await live.next()).toMatchObject({
+      type: 'assignments',
+      full: true,
+      tasks: [{ id: 't1' }],
+    });
     for (let second = 0; second < 5; second++) {
-      expect(conflictOf(() => dispatcher.openSession('n1', copy))).toEqual({ code: 'conflict', message: refusal });
+      expect(conflictOf(() => dispatcher.openSession('n1', copy))).toEqual({
+        code: 'conflict',
+        message: refusal,
+      });
       timers.advance(1000);
       dispatcher.heartbeat('n1');
     }
@@ -148,15 +277,23 @@ describe('Dispatcher: one process per node id', () => {
     dispatcher.storeChanged();
     let next = await live.next();
     while (next.type === 'heartbeat') next = await live.next();
-    expect(next).toMatchObject({ type: 'assignments', full: false, tasks: [{ id: 't1', desiredState: 'shutdown' }] });
-    const statusesOfOne = proposed.flatMap((c) => (c.op === 'node-status' && c.id === 'n1' ? [c.status] : []));
+    expect(next).toMatchObject({
+      type: 'assignments',
+      full: false,
+      tasks: [{ id: 't1', desiredState: 'shutdown' }],
+    });
+    const statusesOfOne = proposed.flatMap((c) =>
+      c.op === 'node-status' && c.id === 'n1' ? [c.status] : [],
+    );
     expect([...new Set(statusesOfOne)]).toEqual(['ready']); // never down
   });
 
   test('a session request without an instance id never replaces a live session', async () => {
     const { dispatcher } = setup();
     await read(dispatcher.openSession('n1', first));
-    expect(conflictOf(() => dispatcher.openSession('n1', { address: '10.0.0.9:50003' })).code).toBe('conflict');
+    expect(conflictOf(() => dispatcher.openSession('n1', { address: '10.0.0.9:50003' })).code).toBe(
+      'conflict',
+    );
   });
 
   test('the same process reconnecting replaces its old session at once, heartbeats or not', async () => {
@@ -167,7 +304,9 @@ describe('Dispatcher: one process per node id', () => {
     expect(await again.next()).toMatchObject({ type: 'assignments', full: true });
     await expect(old.next()).rejects.toThrow('session ended');
     // The replacement is the live one now: a copy is refused naming its address.
-    expect(conflictOf(() => dispatcher.openSession('n1', copy)).message).toContain('(address 10.0.0.1:40777)');
+    expect(conflictOf(() => dispatcher.openSession('n1', copy)).message).toContain(
+      '(address 10.0.0.1:40777)',
+    );
   });
 
   test('another process may take over once the first session misses its heartbeats, or its stream is gone', async () => {
@@ -188,8 +327,16 @@ describe('Dispatcher: one process per node id', () => {
   test('the session route answers 409 with the refusal and 400 for a malformed instance id', async () => {
     const { dispatcher } = setup();
     await read(dispatcher.openSession('n1', first));
-    const backend = { locked: false, openSession: (from: Identity, claim?: SessionClaim) => dispatcher.openSession(from.nodeId, claim) } as unknown as Backend;
-    const app = createApp({ backend, version: 'test', identify: () => ({ role: 'worker', nodeId: 'n1', via: 'tls' }) });
+    const backend = {
+      locked: false,
+      openSession: (from: Identity, claim?: SessionClaim) =>
+        dispatcher.openSession(from.nodeId, claim),
+    } as unknown as Backend;
+    const app = createApp({
+      backend,
+      version: 'test',
+      identify: () => ({ role: 'worker', nodeId: 'n1', via: 'tls' }),
+    });
     expect(await callApp(app, 'GET', sessionPathFor(copy.instance))).toEqual({
       status: 409,
       text: JSON.stringify({ message: refusal }),
@@ -197,17 +344,40 @@ describe('Dispatcher: one process per node id', () => {
     });
     const bad = await callApp(app, 'GET', `${sessionPath}?instance=short`);
     expect(bad.status).toBe(400);
-    expect(bad.json).toEqual({ message: 'Invalid session request: instance must be 16 to 64 characters of A-Z, a-z, 0-9, _ and -' });
+    expect(bad.json).toEqual({
+      message:
+        'Invalid session request: instance must be 16 to 64 characters of A-Z, a-z, 0-9, _ and -',
+    });
   });
 
-  test('exec() names its request with an id from the injected random source and resolves with the node\'s answer', async () => {
+  test("exec() names its request with an id from the injected random source and resolves with the node's answer", async () => {
     const { apply, dispatcher } = setup({ random: (bytes) => new Uint8Array(bytes).fill(7) });
-    apply({ op: 'tasks-put', at, tasks: [{ id: 't1', serviceId: 'svc', slot: 1, nodeId: 'n1', specVersion: 1, container: container([]), desiredState: 'running', state: 'assigned' }] });
+    apply({
+      op: 'tasks-put',
+      at,
+      tasks: [
+        {
+          id: 't1',
+          serviceId: 'svc',
+          slot: 1,
+          nodeId: 'n1',
+          specVersion: 1,
+          container: container([]),
+          desiredState: 'running',
+          state: 'assigned',
+        },
+      ],
+    });
     const one = await read(dispatcher.openSession('n1'));
     expect(await one.next()).toMatchObject({ type: 'assignments', full: true });
     const answer = dispatcher.exec('n1', 't1', ['cat', '/run/secrets/db'], 1000);
     const id = '7'.repeat(25);
-    expect(await one.next()).toEqual({ type: 'exec', id, taskId: 't1', argv: ['cat', '/run/secrets/db'] });
+    expect(await one.next()).toEqual({
+      type: 'exec',
+      id,
+      taskId: 't1',
+      argv: ['cat', '/run/secrets/db'],
+    });
     dispatcher.execResult('n1', id, { code: 0, stdout: 'out', stderr: '' });
     expect(await answer).toEqual({ code: 0, stdout: 'out', stderr: '' });
   });

@@ -16,7 +16,14 @@ import { execOutputBytesMax, heartbeatPeriodMs, heartbeatsMissedMax } from '../.
 import { newId, type Random } from '../../crypto/index.ts';
 import { systemRandom } from '../../io/system.ts';
 import type { Timers } from '../../io/timers.ts';
-import type { ExecResult, SecretDelivery, SecretKey, SessionClaim, SessionMessage, TaskAssignment } from './messages.ts';
+import type {
+  ExecResult,
+  SecretDelivery,
+  SecretKey,
+  SessionClaim,
+  SessionMessage,
+  TaskAssignment,
+} from './messages.ts';
 import type { Command, TaskStatusUpdate } from '../store/index.ts';
 import { toBase64, type Store } from '../store/index.ts';
 import { isDead, type ContainerSpec, type NodeStatus } from '../store/index.ts';
@@ -50,7 +57,10 @@ export class Dispatcher {
   readonly #lastSeen = new Map<string, number>();
   /** Node id → the refused instance last logged, so a retrying second process is logged once. */
   readonly #refusalsLogged = new Map<string, string>();
-  readonly #execs = new Map<string, { nodeId: string; resolve: (r: ExecResult) => void; reject: (e: Error) => void }>();
+  readonly #execs = new Map<
+    string,
+    { nodeId: string; resolve: (r: ExecResult) => void; reject: (e: Error) => void }
+  >();
   #active = false;
   #activeSince = 0;
   #dirty = false;
@@ -71,7 +81,10 @@ export class Dispatcher {
       this.#stopTicking?.();
       for (const session of [...this.#sessions.values()]) session.close();
       this.#sessions.clear();
-      for (const exec of this.#execs.values()) exec.reject(new SecretdError('unavailable', 'The dispatcher moved to another manager; try again'));
+      for (const exec of this.#execs.values())
+        exec.reject(
+          new SecretdError('unavailable', 'The dispatcher moved to another manager; try again'),
+        );
       this.#execs.clear();
     }
   }
@@ -85,12 +98,14 @@ export class Dispatcher {
    * another process (another instance id) holds a live session for this node id.
    */
   openSession(nodeId: string, claim: SessionClaim = {}): ReadableStream<Uint8Array> {
-    if (!this.#active) throw new SecretdError('unavailable', 'Not the leader: sessions are served by the leader');
+    if (!this.#active)
+      throw new SecretdError('unavailable', 'Not the leader: sessions are served by the leader');
     const address = claim.address ?? 'unknown';
     const previous = this.#sessions.get(nodeId);
     if (previous) {
       const sameProcess = previous.instance !== undefined && previous.instance === claim.instance;
-      if (!sameProcess && this.#alive(nodeId)) throw this.#refuse(nodeId, previous, claim.instance ?? '', address);
+      if (!sameProcess && this.#alive(nodeId))
+        throw this.#refuse(nodeId, previous, claim.instance ?? '', address);
       previous.close();
     }
     this.#refusalsLogged.delete(nodeId);
@@ -135,7 +150,10 @@ export class Dispatcher {
   /** A session whose node was heard from within the miss limit. */
   #alive(nodeId: string): boolean {
     const seen = this.#lastSeen.get(nodeId);
-    return seen !== undefined && this.#options.timers.now() - seen <= heartbeatPeriodMs * heartbeatsMissedMax;
+    return (
+      seen !== undefined &&
+      this.#options.timers.now() - seen <= heartbeatPeriodMs * heartbeatsMissedMax
+    );
   }
 
   #refuse(nodeId: string, holder: Session, instance: string, address: string): SecretdError {
@@ -158,7 +176,8 @@ export class Dispatcher {
 
   async reportStatus(nodeId: string, updates: readonly TaskStatusUpdate[]): Promise<void> {
     this.heartbeat(nodeId);
-    if (updates.length > 0) await this.#options.propose({ op: 'task-status', at: this.#options.now(), nodeId, updates });
+    if (updates.length > 0)
+      await this.#options.propose({ op: 'task-status', at: this.#options.now(), nodeId, updates });
   }
 
   /** The store changed: recompute every session's assignments (coalesced into one pass). */
@@ -171,14 +190,30 @@ export class Dispatcher {
     });
   }
 
-  exec(nodeId: string, taskId: string, argv: readonly string[], timeoutMs: number): Promise<ExecResult> {
+  exec(
+    nodeId: string,
+    taskId: string,
+    argv: readonly string[],
+    timeoutMs: number,
+  ): Promise<ExecResult> {
     const session = this.#sessions.get(nodeId);
-    if (!session) return Promise.reject(new SecretdError('unavailable', `Node ${nodeId} has no session with the dispatcher (is it down?)`));
+    if (!session)
+      return Promise.reject(
+        new SecretdError(
+          'unavailable',
+          `Node ${nodeId} has no session with the dispatcher (is it down?)`,
+        ),
+      );
     const id = newId(this.#options.random ?? systemRandom);
     return new Promise<ExecResult>((resolve, reject) => {
       const cancel = this.#options.timers.after(timeoutMs, () => {
         this.#execs.delete(id);
-        reject(new SecretdError('unavailable', `Node ${nodeId} did not answer the exec within ${timeoutMs} ms`));
+        reject(
+          new SecretdError(
+            'unavailable',
+            `Node ${nodeId} did not answer the exec within ${timeoutMs} ms`,
+          ),
+        );
       });
       this.#execs.set(id, {
         nodeId,
@@ -197,9 +232,14 @@ export class Dispatcher {
 
   execResult(nodeId: string, id: string, result: ExecResult): void {
     const exec = this.#execs.get(id);
-    if (!exec || exec.nodeId !== nodeId) throw new SecretdError('not_found', 'No such exec is waiting for this node');
+    if (!exec || exec.nodeId !== nodeId)
+      throw new SecretdError('not_found', 'No such exec is waiting for this node');
     this.#execs.delete(id);
-    exec.resolve({ code: result.code, stdout: result.stdout.slice(0, execOutputBytesMax), stderr: result.stderr.slice(0, execOutputBytesMax) });
+    exec.resolve({
+      code: result.code,
+      stdout: result.stdout.slice(0, execOutputBytesMax),
+      stderr: result.stderr.slice(0, execOutputBytesMax),
+    });
   }
 
   /** Nodes known to be connected right now. */
@@ -214,14 +254,24 @@ export class Dispatcher {
     const wantedSecrets = new Map<string, SecretKey>();
     for (const task of store.workloads.tasks.values()) {
       if (task.nodeId !== session.nodeId || isDead(task)) continue;
-      const secretVersions = task.desiredState === 'running' ? versionsFor(store, task.container) : {};
+      const secretVersions =
+        task.desiredState === 'running' ? versionsFor(store, task.container) : {};
       const sent = `${task.desiredState} ${JSON.stringify(secretVersions)}`;
       wanted.set(task.id, sent);
       if (full || session.sentTasks.get(task.id) !== sent) {
         const service = store.workloads.services.get(task.serviceId);
-        tasks.push({ id: task.id, serviceId: task.serviceId, serviceName: service?.spec.name ?? task.serviceId, slot: task.slot, container: task.container, desiredState: task.desiredState, secretVersions });
+        tasks.push({
+          id: task.id,
+          serviceId: task.serviceId,
+          serviceName: service?.spec.name ?? task.serviceId,
+          slot: task.slot,
+          container: task.container,
+          desiredState: task.desiredState,
+          secretVersions,
+        });
       }
-      for (const [id, version] of Object.entries(secretVersions)) wantedSecrets.set(`${id}:${version}`, { id, version });
+      for (const [id, version] of Object.entries(secretVersions))
+        wantedSecrets.set(`${id}:${version}`, { id, version });
     }
     const removedTasks = full ? [] : [...session.sentTasks.keys()].filter((id) => !wanted.has(id));
     const secrets: SecretDelivery[] = [];
@@ -230,7 +280,9 @@ export class Dispatcher {
       const data = store.secret(id)?.versions.find((v) => v.version === version)?.data;
       if (data) secrets.push({ id, version, data: toBase64(data) });
     }
-    const removedSecrets = full ? [] : [...session.sentSecrets].filter((key) => !wantedSecrets.has(key)).map(parseSecretKey);
+    const removedSecrets = full
+      ? []
+      : [...session.sentSecrets].filter((key) => !wantedSecrets.has(key)).map(parseSecretKey);
     session.sentTasks = wanted;
     session.sentSecrets = new Set(wantedSecrets.keys());
     if (full || tasks.length + removedTasks.length + secrets.length + removedSecrets.length > 0) {
@@ -241,7 +293,8 @@ export class Dispatcher {
   #tick(): void {
     const now = this.#options.timers.now();
     const limit = heartbeatPeriodMs * heartbeatsMissedMax;
-    for (const session of this.#sessions.values()) session.send({ type: 'heartbeat', periodMs: heartbeatPeriodMs });
+    for (const session of this.#sessions.values())
+      session.send({ type: 'heartbeat', periodMs: heartbeatPeriodMs });
     // A new leader gives every node a full period to find it before calling it down.
     if (now - this.#activeSince < limit) return;
     for (const node of this.#options.store().nodes()) {
@@ -249,7 +302,8 @@ export class Dispatcher {
       if (now - seen > limit) {
         this.#sessions.get(node.id)?.close();
         if (node.status !== 'down') void this.#setStatus(node.id, 'down');
-      } else if (this.#sessions.has(node.id) && node.status !== 'ready') void this.#setStatus(node.id, 'ready');
+      } else if (this.#sessions.has(node.id) && node.status !== 'ready')
+        void this.#setStatus(node.id, 'ready');
     }
   }
 
@@ -257,8 +311,16 @@ export class Dispatcher {
     const node = this.#options.store().node(nodeId);
     if (!node || node.status === status) return;
     try {
-      await this.#options.propose({ op: 'node-status', at: this.#options.now(), id: nodeId, status });
-      if (status === 'down') this.#options.log(`secretd: node ${nodeId} missed ${heartbeatsMissedMax} heartbeats: marked down`);
+      await this.#options.propose({
+        op: 'node-status',
+        at: this.#options.now(),
+        id: nodeId,
+        status,
+      });
+      if (status === 'down')
+        this.#options.log(
+          `secretd: node ${nodeId} missed ${heartbeatsMissedMax} heartbeats: marked down`,
+        );
     } catch {
       // Leadership moved or the write failed: the next tick (or the next leader) tries again.
     }

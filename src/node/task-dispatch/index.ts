@@ -1,4 +1,13 @@
 /** The task-dispatch room's door: what other parts of secretd may use of it. */
 export { Agent } from './agent.ts';
 export { Dispatcher } from './dispatcher.ts';
-export { type ExecResult, execResultPath, heartbeatPath, type SessionClaim, sessionInstanceParam, sessionInstancePattern, sessionPath, statusPath } from './messages.ts';
+export {
+  type ExecResult,
+  execResultPath,
+  heartbeatPath,
+  type SessionClaim,
+  sessionInstanceParam,
+  sessionInstancePattern,
+  sessionPath,
+  statusPath,
+} from './messages.ts';

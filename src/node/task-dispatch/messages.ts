@@ -43,7 +43,12 @@ export type SessionMessage =
       readonly removedSecrets: readonly SecretKey[];
     }
   | { readonly type: 'heartbeat'; readonly periodMs: number }
-  | { readonly type: 'exec'; readonly id: string; readonly taskId: string; readonly argv: readonly string[] };
+  | {
+      readonly type: 'exec';
+      readonly id: string;
+      readonly taskId: string;
+      readonly argv: readonly string[];
+    };
 
 export interface ExecResult {
   readonly code: number;

@@ -19,9 +19,16 @@ export function joinRoutes(backend: Backend): Hono<AppEnv> {
 
   api.post(peerPaths.join, async (c) => {
     // Anyone may reach this route: it buffers no more than a CSR and its fields need.
-    const body = parseJsonObject(await readBodyBytes(c, joinRequestBytesMax), 'join request', ['Token', 'CSR', 'Addr', 'Hostname', 'Resources']);
+    const body = parseJsonObject(await readBodyBytes(c, joinRequestBytesMax), 'join request', [
+      'Token',
+      'CSR',
+      'Addr',
+      'Hostname',
+      'Resources',
+    ]);
     for (const field of ['Token', 'CSR', 'Addr', 'Hostname'] as const) {
-      if (typeof body[field] !== 'string' || body[field] === '') throw invalid(`Invalid join request: ${field} must be provided`);
+      if (typeof body[field] !== 'string' || body[field] === '')
+        throw invalid(`Invalid join request: ${field} must be provided`);
     }
     const answer = await backend.join({
       token: body.Token as string,
@@ -38,18 +45,28 @@ export function joinRoutes(backend: Backend): Hono<AppEnv> {
 }
 
 function remoteAddress(c: Context<AppEnv>): string | null {
-  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)
+    ?.incoming;
   return incoming?.socket?.remoteAddress ?? null;
 }
 
 function readResources(value: unknown): NodeResources | null {
   if (value === undefined || value === null) return null;
-  if (typeof value !== 'object' || Array.isArray(value)) throw invalid('Invalid join request: Resources must be an object');
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw invalid('Invalid join request: Resources must be an object');
   const { NanoCPUs, MemoryBytes, ...rest } = value as Record<string, unknown>;
-  if (Object.keys(rest).length > 0) throw invalid('Invalid join request: Resources takes only NanoCPUs and MemoryBytes');
-  if (typeof NanoCPUs !== 'number' || typeof MemoryBytes !== 'number') throw invalid('Invalid join request: Resources.NanoCPUs and Resources.MemoryBytes must be numbers');
-  for (const [field, number] of [['NanoCPUs', NanoCPUs], ['MemoryBytes', MemoryBytes]] as const) {
-    if (!Number.isSafeInteger(number) || number < 0) throw invalid(`Invalid join request: Resources.${field} must be a whole number, 0 or more`);
+  if (Object.keys(rest).length > 0)
+    throw invalid('Invalid join request: Resources takes only NanoCPUs and MemoryBytes');
+  if (typeof NanoCPUs !== 'number' || typeof MemoryBytes !== 'number')
+    throw invalid(
+      'Invalid join request: Resources.NanoCPUs and Resources.MemoryBytes must be numbers',
+    );
+  for (const [field, number] of [
+    ['NanoCPUs', NanoCPUs],
+    ['MemoryBytes', MemoryBytes],
+  ] as const) {
+    if (!Number.isSafeInteger(number) || number < 0)
+      throw invalid(`Invalid join request: Resources.${field} must be a whole number, 0 or more`);
   }
   return { nanoCpus: NanoCPUs, memoryBytes: MemoryBytes };
 }

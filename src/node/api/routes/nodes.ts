@@ -12,10 +12,22 @@ const nodeRoles = ['admin', 'manager'] as const;
 export function nodeRoutes(backend: Backend): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
   api.get('/nodes', allow(nodeRoles, 'list nodes'), async (c) => {
-    const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'role', 'membership', 'label', 'node.label']);
+    const filters = parseFilters(c.req.query('filters'), [
+      'id',
+      'name',
+      'role',
+      'membership',
+      'label',
+      'node.label',
+    ]);
     const nodes = (await backend.listNodes()).filter((n) => {
-      const match = (key: string, value: string): boolean => (filters.get(key) ?? []).length === 0 || filters.get(key)!.some((v) => value.startsWith(v));
-      return match('id', n.id) && match('name', n.hostname) && ((filters.get('role') ?? []).length === 0 || filters.get('role')!.includes(n.role));
+      const match = (key: string, value: string): boolean =>
+        (filters.get(key) ?? []).length === 0 || filters.get(key)!.some((v) => value.startsWith(v));
+      return (
+        match('id', n.id) &&
+        match('name', n.hostname) &&
+        ((filters.get('role') ?? []).length === 0 || filters.get('role')!.includes(n.role))
+      );
     });
     return c.json(nodes.map(nodeJSON));
   });
@@ -29,11 +41,17 @@ export function nodeRoutes(backend: Backend): Hono<AppEnv> {
     const body = await readJsonObject(c, 'node spec', ['Name', 'Labels', 'Role', 'Availability']);
     const update: { -readonly [K in keyof NodeUpdate]: NodeUpdate[K] } = {};
     if (body.Role !== undefined) {
-      if (body.Role !== 'manager' && body.Role !== 'worker') throw invalid('Invalid node spec: Role must be manager or worker');
+      if (body.Role !== 'manager' && body.Role !== 'worker')
+        throw invalid('Invalid node spec: Role must be manager or worker');
       update.role = body.Role;
     }
     if (body.Availability !== undefined) {
-      if (body.Availability !== 'active' && body.Availability !== 'pause' && body.Availability !== 'drain') throw invalid('Invalid node spec: Availability must be active, pause or drain');
+      if (
+        body.Availability !== 'active' &&
+        body.Availability !== 'pause' &&
+        body.Availability !== 'drain'
+      )
+        throw invalid('Invalid node spec: Availability must be active, pause or drain');
       update.availability = body.Availability;
     }
     if (body.Labels !== undefined) update.labels = checkLabels(body.Labels, 'node');

@@ -16,7 +16,9 @@ const internal = allow(['manager'], 'use internal routes');
 export function peerRoutes(backend: Backend): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
 
-  api.get(peerPaths.raftStatus, allow(['admin', 'manager'], 'read the Raft status'), (c) => c.json(backend.raftStatus()));
+  api.get(peerPaths.raftStatus, allow(['admin', 'manager'], 'read the Raft status'), (c) =>
+    c.json(backend.raftStatus()),
+  );
 
   api.post(peerPaths.propose, allow(['manager'], 'forward writes'), async (c) => {
     const body = await readJsonObject(c, 'forwarded write', ['Command']);
@@ -31,11 +33,17 @@ export function peerRoutes(backend: Backend): Hono<AppEnv> {
 
   api.get(peerPaths.internalNodes, internal, async (c) => c.json(await backend.listNodes()));
 
-  api.get(`${peerPaths.internalNodes}/:id`, internal, async (c) => c.json(await backend.getNode(c.req.param('id'))));
+  api.get(`${peerPaths.internalNodes}/:id`, internal, async (c) =>
+    c.json(await backend.getNode(c.req.param('id'))),
+  );
 
   api.post(`${peerPaths.internalNodes}/:id/update`, internal, async (c) => {
     const body = await readJsonObject(c, 'node update', ['ExpectedIndex', 'Update']);
-    await backend.updateNode(c.req.param('id'), Number(body.ExpectedIndex), body.Update as NodeUpdate);
+    await backend.updateNode(
+      c.req.param('id'),
+      Number(body.ExpectedIndex),
+      body.Update as NodeUpdate,
+    );
     return c.json(null);
   });
 

@@ -21,25 +21,43 @@ export function secretVersionRoutes(backend: Backend): Hono<AppEnv> {
 
   api.post('/secretd/secrets/:id/versions', allow(roles, 'update secrets'), async (c) => {
     const body = await readJsonObject(c, 'secret version', ['Data', 'IfVersion']);
-    if (body.Data === undefined || body.Data === null) throw invalid('Invalid secret version: Data (base64) must be provided');
+    if (body.Data === undefined || body.Data === null)
+      throw invalid('Invalid secret version: Data (base64) must be provided');
     const ifVersion = optionalVersion(body.IfVersion, 'IfVersion');
     const data = decodeBase64Field(body.Data, 'secret data');
     checkSecretData(data);
     const outcome = await backend.addSecretVersion(c.req.param('id'), data, ifVersion);
-    return c.json({ Version: outcome.version, Changed: outcome.changed }, outcome.changed ? 201 : 200);
+    return c.json(
+      { Version: outcome.version, Changed: outcome.changed },
+      outcome.changed ? 201 : 200,
+    );
   });
 
   api.post('/secretd/secrets/:id/rollback', allow(roles, 'roll back secrets'), async (c) => {
     const body = await readJsonObject(c, 'secret rollback', ['To', 'IfVersion']);
     const to = checkVersionNumber(body.To, 'rollback target To');
-    const outcome = await backend.rollbackSecret(c.req.param('id'), to, optionalVersion(body.IfVersion, 'IfVersion'));
-    return c.json({ Version: outcome.version, Changed: outcome.changed }, outcome.changed ? 201 : 200);
+    const outcome = await backend.rollbackSecret(
+      c.req.param('id'),
+      to,
+      optionalVersion(body.IfVersion, 'IfVersion'),
+    );
+    return c.json(
+      { Version: outcome.version, Changed: outcome.changed },
+      outcome.changed ? 201 : 200,
+    );
   });
 
-  api.delete('/secretd/secrets/:id/versions/:version', allow(roles, 'remove secret versions'), async (c) => {
-    await backend.removeSecretVersion(c.req.param('id'), checkVersionNumber(c.req.param('version'), 'version'));
-    return c.body(null, 204);
-  });
+  api.delete(
+    '/secretd/secrets/:id/versions/:version',
+    allow(roles, 'remove secret versions'),
+    async (c) => {
+      await backend.removeSecretVersion(
+        c.req.param('id'),
+        checkVersionNumber(c.req.param('version'), 'version'),
+      );
+      return c.body(null, 204);
+    },
+  );
 
   api.get('/secretd/settings', allow(roles, 'read the cluster settings'), async (c) => {
     return c.json({ SecretVersionsKept: (await backend.secretSettings()).versionsKept });
@@ -47,8 +65,11 @@ export function secretVersionRoutes(backend: Backend): Hono<AppEnv> {
 
   api.post('/secretd/settings', allow(roles, 'change the cluster settings'), async (c) => {
     const body = await readJsonObject(c, 'settings', ['SecretVersionsKept']);
-    if (body.SecretVersionsKept === undefined) throw invalid('Invalid settings: nothing to change (give SecretVersionsKept)');
-    await backend.updateSecretSettings({ versionsKept: checkVersionsKept(body.SecretVersionsKept) });
+    if (body.SecretVersionsKept === undefined)
+      throw invalid('Invalid settings: nothing to change (give SecretVersionsKept)');
+    await backend.updateSecretSettings({
+      versionsKept: checkVersionsKept(body.SecretVersionsKept),
+    });
     return c.json({ SecretVersionsKept: (await backend.secretSettings()).versionsKept });
   });
 

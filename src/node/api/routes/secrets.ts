@@ -6,7 +6,14 @@ import type { SecretRecord } from '../../store/index.ts';
 import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend } from '../backend.ts';
 import { requestBodyBytesMax } from '../../../limits.ts';
-import { decodeBase64Field, parseFilters, parseJsonObject, parseVersionParam, readBodyBytes, readJsonObject } from '../request.ts';
+import {
+  decodeBase64Field,
+  parseFilters,
+  parseJsonObject,
+  parseVersionParam,
+  readBodyBytes,
+  readJsonObject,
+} from '../request.ts';
 import { secretJSON } from '../shapes.ts';
 
 const specFields = ['Name', 'Labels', 'Data', 'Driver', 'Templating'];
@@ -17,7 +24,9 @@ export function secretRoutes(backend: Backend): Hono<AppEnv> {
   api.get('/secrets', allow(secretRoles, 'list secrets'), async (c) => {
     const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'names', 'label']);
     const secrets = (await backend.listSecrets()).filter((s) => matchesFilters(s, filters));
-    secrets.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : 1));
+    secrets.sort((a, b) =>
+      a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : 1,
+    );
     return c.json(secrets.map(secretJSON));
   });
 
@@ -35,7 +44,10 @@ export function secretRoutes(backend: Backend): Hono<AppEnv> {
     rejectDriver(body);
     const name = checkSecretName(body.Name);
     const labels = checkLabels(body.Labels, 'secret');
-    const data = body.Data === undefined || body.Data === null ? null : decodeBase64Field(body.Data, 'secret data');
+    const data =
+      body.Data === undefined || body.Data === null
+        ? null
+        : decodeBase64Field(body.Data, 'secret data');
     await backend.updateSecret(c.req.param('id'), expectedIndex, { name, labels, data });
     return c.body(null, 200);
   });
@@ -60,15 +72,20 @@ export async function createSecret(backend: Backend, bytes: Uint8Array): Promise
   rejectDriver(body);
   const name = checkSecretName(body.Name);
   const labels = checkLabels(body.Labels, 'secret');
-  if (body.Data === undefined || body.Data === null) throw invalid('Invalid secret data: Data (base64) must be provided');
+  if (body.Data === undefined || body.Data === null)
+    throw invalid('Invalid secret data: Data (base64) must be provided');
   const data = decodeBase64Field(body.Data, 'secret data');
   checkSecretData(data);
   return { ID: await backend.createSecret({ name, labels, data }) };
 }
 
 function rejectDriver(body: Record<string, unknown>): void {
-  if (body.Driver !== undefined && body.Driver !== null) throw invalid('Invalid secret: secret drivers (external providers) are not supported by secretd');
-  if (body.Templating !== undefined && body.Templating !== null) throw invalid('Invalid secret: templated secrets are not supported by secretd');
+  if (body.Driver !== undefined && body.Driver !== null)
+    throw invalid(
+      'Invalid secret: secret drivers (external providers) are not supported by secretd',
+    );
+  if (body.Templating !== undefined && body.Templating !== null)
+    throw invalid('Invalid secret: templated secrets are not supported by secretd');
 }
 
 /** Docker's semantics: `names` exact and `name`/`id` prefix filters are OR-ed, labels AND-ed. */

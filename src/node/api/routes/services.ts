@@ -3,7 +3,13 @@ import { Hono } from 'hono';
 import { invalid } from '../../../errors.ts';
 import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend } from '../backend.ts';
-import { parseFilters, parseStrictBoolParam, parseVersionParam, readExecRequest, readJsonObject } from '../request.ts';
+import {
+  parseFilters,
+  parseStrictBoolParam,
+  parseVersionParam,
+  readExecRequest,
+  readJsonObject,
+} from '../request.ts';
 import { serviceSpecFields } from '../service-fields.ts';
 import { readServiceSpec, serviceJSON, serviceStatus, taskJSON } from '../service-shapes.ts';
 const roles = ['admin', 'manager'] as const;
@@ -12,10 +18,14 @@ export function serviceRoutes(backend: Backend): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
   api.get('/services', allow(roles, 'list services'), async (c) => {
     const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'label', 'mode']);
-    const match = (key: string, value: string): boolean => (filters.get(key) ?? []).length === 0 || filters.get(key)!.some((v) => value.startsWith(v));
-    const services = (await backend.listServices()).filter((s) => match('id', s.id) && match('name', s.spec.name));
+    const match = (key: string, value: string): boolean =>
+      (filters.get(key) ?? []).length === 0 || filters.get(key)!.some((v) => value.startsWith(v));
+    const services = (await backend.listServices()).filter(
+      (s) => match('id', s.id) && match('name', s.spec.name),
+    );
     // `?status=true` (API 1.41): each service's task counts, as Docker's `service ls` reads them.
-    if (!parseStrictBoolParam(c.req.query('status'), 'status')) return c.json(services.map((s) => serviceJSON(s)));
+    if (!parseStrictBoolParam(c.req.query('status'), 'status'))
+      return c.json(services.map((s) => serviceJSON(s)));
     const tasks = await backend.listTasks(new Map());
     return c.json(services.map((s) => serviceJSON(s, { status: serviceStatus(s, tasks) })));
   });
@@ -43,7 +53,15 @@ export function serviceRoutes(backend: Backend): Hono<AppEnv> {
   });
 
   api.get('/tasks', allow(roles, 'list tasks'), async (c) => {
-    const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'service', 'node', 'desired-state', 'label', '_up-to-date']);
+    const filters = parseFilters(c.req.query('filters'), [
+      'id',
+      'name',
+      'service',
+      'node',
+      'desired-state',
+      'label',
+      '_up-to-date',
+    ]);
     return c.json((await backend.listTasks(filters)).map(taskJSON));
   });
 
@@ -58,9 +76,11 @@ export function serviceRoutes(backend: Backend): Hono<AppEnv> {
   });
 
   api.post('/secretd/images/import', allow(['admin'], 'import images'), async (c) => {
-    if (c.get('identity').via !== 'socket') throw invalid('Images are imported on the node itself, through its admin socket');
+    if (c.get('identity').via !== 'socket')
+      throw invalid('Images are imported on the node itself, through its admin socket');
     const body = await readJsonObject(c, 'image import', ['Name', 'Path']);
-    if (typeof body.Name !== 'string' || typeof body.Path !== 'string') throw invalid('Invalid image import: Name and Path must be provided');
+    if (typeof body.Name !== 'string' || typeof body.Path !== 'string')
+      throw invalid('Invalid image import: Name and Path must be provided');
     return c.json(await backend.importImage(body.Name, body.Path), 201);
   });
 

@@ -5,7 +5,13 @@ import { checkLabels } from '../../store/index.ts';
 import type { ClusterRecord } from '../../store/index.ts';
 import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend, SwarmUpdate } from '../backend.ts';
-import { parseStrictBoolParam, parseVersionParam, readJsonObject, refuseUnknownFields, type FieldTree } from '../request.ts';
+import {
+  parseStrictBoolParam,
+  parseVersionParam,
+  readJsonObject,
+  refuseUnknownFields,
+  type FieldTree,
+} from '../request.ts';
 import { swarmJSON } from '../shapes.ts';
 
 /** Docker's SwarmSpec. secretd acts on Labels and autolock; the rest are its fixed settings. */
@@ -13,9 +19,21 @@ const swarmSpecFields: FieldTree = {
   Name: null,
   Labels: null,
   Orchestration: { TaskHistoryRetentionLimit: null },
-  Raft: { SnapshotInterval: null, KeepOldSnapshots: null, LogEntriesForSlowFollowers: null, ElectionTick: null, HeartbeatTick: null },
+  Raft: {
+    SnapshotInterval: null,
+    KeepOldSnapshots: null,
+    LogEntriesForSlowFollowers: null,
+    ElectionTick: null,
+    HeartbeatTick: null,
+  },
   Dispatcher: { HeartbeatPeriod: null },
-  CAConfig: { NodeCertExpiry: null, ExternalCAs: null, SigningCACert: null, SigningCAKey: null, ForceRotate: null },
+  CAConfig: {
+    NodeCertExpiry: null,
+    ExternalCAs: null,
+    SigningCACert: null,
+    SigningCAKey: null,
+    ForceRotate: null,
+  },
   TaskDefaults: { LogDriver: null },
   EncryptionConfig: { AutoLockManagers: null },
 };
@@ -40,9 +58,18 @@ export function swarmRoutes(backend: Backend): Hono<AppEnv> {
     // Docker reads these flags with Go's strconv.ParseBool (`True` is true, `perhaps` is a 400).
     const update: SwarmUpdate = {
       expectedIndex: parseVersionParam(c.req.query('version'), 'swarm'),
-      rotateWorkerToken: parseStrictBoolParam(c.req.query('rotateWorkerToken'), 'rotateWorkerToken'),
-      rotateManagerToken: parseStrictBoolParam(c.req.query('rotateManagerToken'), 'rotateManagerToken'),
-      rotateUnlockKey: parseStrictBoolParam(c.req.query('rotateManagerUnlockKey'), 'rotateManagerUnlockKey'),
+      rotateWorkerToken: parseStrictBoolParam(
+        c.req.query('rotateWorkerToken'),
+        'rotateWorkerToken',
+      ),
+      rotateManagerToken: parseStrictBoolParam(
+        c.req.query('rotateManagerToken'),
+        'rotateManagerToken',
+      ),
+      rotateUnlockKey: parseStrictBoolParam(
+        c.req.query('rotateManagerUnlockKey'),
+        'rotateManagerUnlockKey',
+      ),
       ...(await readSwarmSpec(c, await backend.cluster())),
     };
     await backend.updateSwarm(update);
@@ -51,7 +78,8 @@ export function swarmRoutes(backend: Backend): Hono<AppEnv> {
 
   api.post('/swarm/unlock', allow(roles, 'unlock a manager'), async (c) => {
     const body = await readJsonObject(c, 'unlock request', ['UnlockKey']);
-    if (typeof body.UnlockKey !== 'string' || body.UnlockKey === '') throw invalid('Invalid unlock request: UnlockKey must be provided');
+    if (typeof body.UnlockKey !== 'string' || body.UnlockKey === '')
+      throw invalid('Invalid unlock request: UnlockKey must be provided');
     await backend.unlock(body.UnlockKey);
     return c.body(null, 200);
   });
@@ -69,10 +97,14 @@ async function readSwarmSpec(c: Context<AppEnv>, cluster: ClusterRecord): Promis
   if (body.Labels !== undefined) out.labels = checkLabels(body.Labels, 'swarm');
   const encryption = body.EncryptionConfig;
   if (encryption !== undefined && encryption !== null) {
-    if (typeof encryption !== 'object' || Array.isArray(encryption)) throw invalid('Invalid swarm spec: EncryptionConfig must be an object');
+    if (typeof encryption !== 'object' || Array.isArray(encryption))
+      throw invalid('Invalid swarm spec: EncryptionConfig must be an object');
     const autolock = (encryption as Record<string, unknown>).AutoLockManagers;
     if (autolock !== undefined) {
-      if (typeof autolock !== 'boolean') throw invalid('Invalid swarm spec: EncryptionConfig.AutoLockManagers must be true or false');
+      if (typeof autolock !== 'boolean')
+        throw invalid(
+          'Invalid swarm spec: EncryptionConfig.AutoLockManagers must be true or false',
+        );
       out.autolock = autolock;
     }
   }
@@ -84,19 +116,34 @@ async function readSwarmSpec(c: Context<AppEnv>, cluster: ClusterRecord): Promis
  * a value equal to the reported one is accepted, since clients send back what inspect returned, and
  * a change is refused (501) naming the field, never answered 200 and ignored.
  */
-function refuseFixedChanges(body: Record<string, unknown>, reported: Record<string, unknown>): void {
-  if (body.Name !== undefined && body.Name !== null && body.Name !== '' && body.Name !== reported.Name) {
-    throw new SecretdError('unimplemented', `secretd does not support renaming the swarm (Spec.Name is ${JSON.stringify(reported.Name)})`);
+function refuseFixedChanges(
+  body: Record<string, unknown>,
+  reported: Record<string, unknown>,
+): void {
+  if (
+    body.Name !== undefined &&
+    body.Name !== null &&
+    body.Name !== '' &&
+    body.Name !== reported.Name
+  ) {
+    throw new SecretdError(
+      'unimplemented',
+      `secretd does not support renaming the swarm (Spec.Name is ${JSON.stringify(reported.Name)})`,
+    );
   }
   for (const section of fixedSections) {
     const given = body[section];
     if (given === undefined || given === null) continue;
-    if (typeof given !== 'object' || Array.isArray(given)) throw invalid(`Invalid swarm spec: ${section} must be an object`);
+    if (typeof given !== 'object' || Array.isArray(given))
+      throw invalid(`Invalid swarm spec: ${section} must be an object`);
     const current = reported[section] as Record<string, unknown>;
     for (const [field, value] of Object.entries(given)) {
       if (value === undefined || value === null || sameSetting(value, current[field])) continue;
       const now = current[field] === undefined ? 'not set' : JSON.stringify(current[field]);
-      throw new SecretdError('unimplemented', `secretd does not support changing its ${section} settings: Spec.${section}.${field} is ${now} here, not ${JSON.stringify(value).slice(0, 80)}`);
+      throw new SecretdError(
+        'unimplemented',
+        `secretd does not support changing its ${section} settings: Spec.${section}.${field} is ${now} here, not ${JSON.stringify(value).slice(0, 80)}`,
+      );
     }
   }
 }
@@ -105,6 +152,7 @@ function refuseFixedChanges(body: Record<string, unknown>, reported: Record<stri
 function sameSetting(value: unknown, reported: unknown): boolean {
   if (reported !== undefined) return JSON.stringify(value) === JSON.stringify(reported);
   if (Array.isArray(value)) return value.length === 0;
-  if (typeof value === 'object' && value !== null) return Object.values(value).every((v) => v === null || v === undefined);
+  if (typeof value === 'object' && value !== null)
+    return Object.values(value).every((v) => v === null || v === undefined);
   return value === 0 || value === '' || value === false;
 }

@@ -24,7 +24,10 @@ const host = {
 
 function prettyOsName(): string {
   try {
-    return /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? process.platform;
+    return (
+      /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ??
+      process.platform
+    );
   } catch {
     return process.platform;
   }
@@ -42,8 +45,13 @@ export interface SystemRoutesOptions {
 export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
   const { backend } = options;
   const api = new Hono<AppEnv>();
-  const swarmHeader = (): string => (backend.locked ? 'locked' : backend.summary().isManager ? 'active/manager' : 'active/worker');
-  const pingHeaders = (): Record<string, string> => ({ 'API-Version': apiVersion, 'Cache-Control': 'no-cache, no-store, must-revalidate', Swarm: swarmHeader() });
+  const swarmHeader = (): string =>
+    backend.locked ? 'locked' : backend.summary().isManager ? 'active/manager' : 'active/worker';
+  const pingHeaders = (): Record<string, string> => ({
+    'API-Version': apiVersion,
+    'Cache-Control': 'no-cache, no-store, must-revalidate',
+    Swarm: swarmHeader(),
+  });
 
   api.get('/_ping', (c) => c.text('OK', 200, pingHeaders()));
   api.on('HEAD', '/_ping', (c) => c.body(null, 200, pingHeaders()));
@@ -53,7 +61,13 @@ export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
   api.get('/version', allow(readers, 'read the version'), (c) => {
     return c.json({
       Platform: { Name: 'secretd' },
-      Components: [{ Name: 'secretd', Version: options.version, Details: { ApiVersion: apiVersion, MinAPIVersion: minApiVersion } }],
+      Components: [
+        {
+          Name: 'secretd',
+          Version: options.version,
+          Details: { ApiVersion: apiVersion, MinAPIVersion: minApiVersion },
+        },
+      ],
       Version: options.version,
       ApiVersion: apiVersion,
       MinAPIVersion: minApiVersion,
@@ -67,7 +81,11 @@ export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
 
   api.get('/info', allow(readers, 'read the node information'), (c) => {
     const s = backend.summary();
-    const cluster = s.cluster ? (swarmJSON(s.cluster, false) as Record<string, unknown>) : s.clusterId && !backend.locked ? { ID: s.clusterId } : null;
+    const cluster = s.cluster
+      ? (swarmJSON(s.cluster, false) as Record<string, unknown>)
+      : s.clusterId && !backend.locked
+        ? { ID: s.clusterId }
+        : null;
     return c.json({
       ID: s.nodeId,
       Name: s.hostname,
@@ -102,17 +120,26 @@ export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
     });
   });
 
-  api.post('/secretd/ca/client-certificates', allow(['admin'], 'issue client certificates'), async (c) => {
-    const body = await readJsonObject(c, 'certificate request', ['Name', 'CSR']);
-    if (typeof body.Name !== 'string' || !clientNamePattern.test(body.Name)) {
-      throw invalid('Invalid certificate request: Name must be 1 to 64 characters [a-zA-Z0-9_.-] starting with a letter or digit');
-    }
-    if (typeof body.CSR !== 'string' || !body.CSR.includes('-----BEGIN CERTIFICATE REQUEST-----')) {
-      throw invalid('Invalid certificate request: CSR must be a PEM certificate signing request');
-    }
-    const issued = await backend.issueClientCertificate(body.Name, body.CSR);
-    return c.json({ Certificate: issued.certPem, CA: issued.caPem }, 201);
-  });
+  api.post(
+    '/secretd/ca/client-certificates',
+    allow(['admin'], 'issue client certificates'),
+    async (c) => {
+      const body = await readJsonObject(c, 'certificate request', ['Name', 'CSR']);
+      if (typeof body.Name !== 'string' || !clientNamePattern.test(body.Name)) {
+        throw invalid(
+          'Invalid certificate request: Name must be 1 to 64 characters [a-zA-Z0-9_.-] starting with a letter or digit',
+        );
+      }
+      if (
+        typeof body.CSR !== 'string' ||
+        !body.CSR.includes('-----BEGIN CERTIFICATE REQUEST-----')
+      ) {
+        throw invalid('Invalid certificate request: CSR must be a PEM certificate signing request');
+      }
+      const issued = await backend.issueClientCertificate(body.Name, body.CSR);
+      return c.json({ Certificate: issued.certPem, CA: issued.caPem }, 201);
+    },
+  );
 
   return api;
 }

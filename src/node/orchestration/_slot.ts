@@ -22,7 +22,7 @@ import {
   stopWaitMaxMs,
 } from '../../limits.ts';
 import type { PlanBuilder, SlotMemory } from './_plan.ts';
-import { isDead, isLive, isStopping } from '../store/index.ts';
+import { isDead, isLive, isStopping, taskStateRank } from '../store/index.ts';
 import { byCreation } from './task-view.ts';
 
 export interface Slot {
@@ -131,24 +131,10 @@ function countExit(mem: SlotMemory, taskId: string, now: number): SlotMemory {
   };
 }
 
-const stateRank: Record<TaskState, number> = {
-  new: 0,
-  pending: 1,
-  assigned: 2,
-  preparing: 3,
-  starting: 4,
-  running: 5,
-  complete: 6,
-  shutdown: 6,
-  failed: 6,
-  rejected: 6,
-  orphaned: 6,
-};
-
 /** Which of several live tasks keeps the slot: the current spec, then the furthest along, then the newest. */
 function keepFirst(specVersion: number): (a: TaskRecord, b: TaskRecord) => number {
   return (a, b) =>
     Number(b.specVersion === specVersion) - Number(a.specVersion === specVersion) ||
-    stateRank[b.status.state] - stateRank[a.status.state] ||
+    taskStateRank[b.status.state] - taskStateRank[a.status.state] ||
     byCreation(b, a);
 }

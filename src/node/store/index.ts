@@ -27,7 +27,7 @@ export {
   parseOnUpdate,
 } from './secret-rules.ts';
 export { type ApplyResult, fromBase64, Store, toBase64 } from './store.ts';
-export { isDead, isLive, isStopping } from './task-states.ts';
+export { isDead, isLive, isStopping, taskStateRank } from './task-states.ts';
 export {
   type Availability,
   type ClusterRecord,

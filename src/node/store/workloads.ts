@@ -15,22 +15,7 @@ import type {
   TaskRecord,
   TaskState,
 } from './types.ts';
-import { isDead } from './task-states.ts';
-
-/** Later states never go back to earlier ones (a late report must not revive a stopped task). */
-const stateOrder: Record<TaskState, number> = {
-  new: 0,
-  pending: 1,
-  assigned: 2,
-  preparing: 3,
-  starting: 4,
-  running: 5,
-  complete: 6,
-  shutdown: 6,
-  failed: 6,
-  rejected: 6,
-  orphaned: 6,
-};
+import { isDead, taskStateRank } from './task-states.ts';
 
 export class Workloads {
   readonly services = new Map<ServiceId, ServiceRecord>();
@@ -196,7 +181,9 @@ export class Workloads {
       };
       const nextStatus =
         put.state &&
-        (!existing || stateOrder[put.state] >= stateOrder[status.state] || put.state === 'orphaned')
+        (!existing ||
+          taskStateRank[put.state] >= taskStateRank[status.state] ||
+          put.state === 'orphaned')
           ? { ...status, state: put.state, message: put.message ?? status.message, at }
           : status;
       this.tasks.set(put.id as TaskId, {
@@ -225,7 +212,7 @@ export class Workloads {
     for (const update of updates) {
       const task = this.tasks.get(update.id as TaskId);
       if (!task || task.nodeId !== nodeId) continue;
-      if (isDead(task) || stateOrder[update.state] < stateOrder[task.status.state]) continue;
+      if (isDead(task) || taskStateRank[update.state] < taskStateRank[task.status.state]) continue;
       this.tasks.set(task.id, {
         ...task,
         status: {

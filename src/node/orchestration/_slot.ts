@@ -14,7 +14,7 @@
  * runs twice, at the price of a short gap per slot. Only a node that never confirms the stop
  * (stopWaitMaxMs) or is down (its tasks orphaned, at once) lets the successor start without it.
  */
-import type { ServiceRecord, TaskRecord, TaskState } from '../store/index.ts';
+import type { ServiceRecord, TaskRecord } from '../store/index.ts';
 import {
   restartDelayMaxMs,
   restartDelayMinMs,

@@ -389,28 +389,20 @@ export class Agent {
   /** Puts the versions the assignment names into a running task's tmpfs (atomic per file), then signals it if asked. */
   async #refreshSecrets(task: TaskAssignment, signal: boolean): Promise<void> {
     const held = this.#taskVersions.get(task.id) ?? {};
-    const secrets: TaskSecret[] = [];
+    const copied = this.#copySecrets(task);
+    if ('missing' in copied) {
+      this.#options.log(
+        `secretd: agent: task ${task.id}: version ${copied.missing.version ?? '?'} of secret ${copied.missing.secretId} was not delivered; keeping the one it has`,
+      );
+      return;
+    }
+    const secrets = copied.secrets;
     const signals = new Set<string>();
     for (const ref of task.container.secrets) {
-      const version = task.secretVersions[ref.secretId];
-      const data =
-        version === undefined ? undefined : this.#secrets.get(ref.secretId)?.get(version);
-      if (version === undefined || data === undefined) {
-        this.#options.log(
-          `secretd: agent: task ${task.id}: version ${version ?? '?'} of secret ${ref.secretId} was not delivered; keeping the one it has`,
-        );
-        return;
-      }
-      secrets.push({
-        secretId: ref.secretId,
-        target: ref.target,
-        uid: ref.uid,
-        gid: ref.gid,
-        mode: ref.mode,
-        data: data.slice(),
-        version,
-      });
-      if (held[ref.secretId] !== version && ref.onUpdate?.kind === 'signal')
+      if (
+        held[ref.secretId] !== task.secretVersions[ref.secretId] &&
+        ref.onUpdate?.kind === 'signal'
+      )
         signals.add(ref.onUpdate.signal);
     }
     try {
@@ -444,7 +436,16 @@ export class Agent {
       ]);
   }
 
-  async #startTask(task: TaskAssignment): Promise<void> {
+  /**
+   * Copies of the secret versions a task's assignment names, for the executor (which zeroes them
+   * once written); or the first reference whose version was not delivered, with every copy made so
+   * far zeroed.
+   */
+  #copySecrets(
+    task: TaskAssignment,
+  ):
+    | { secrets: TaskSecret[]; versions: Record<string, number> }
+    | { missing: { secretId: string; secretName: string; version: number | undefined } } {
     const secrets: TaskSecret[] = [];
     const versions: Record<string, number> = {};
     for (const ref of task.container.secrets) {
@@ -453,15 +454,7 @@ export class Agent {
         version === undefined ? undefined : this.#secrets.get(ref.secretId)?.get(version);
       if (version === undefined || data === undefined) {
         for (const secret of secrets) secret.data.fill(0);
-        const final = statusUpdate(
-          task.id,
-          'rejected',
-          'secret not delivered',
-          `secret ${ref.secretName} was not delivered to this node`,
-        );
-        this.#ended.set(task.id, final);
-        await this.#report([final]);
-        return;
+        return { missing: { secretId: ref.secretId, secretName: ref.secretName, version } };
       }
       secrets.push({
         secretId: ref.secretId,
@@ -474,6 +467,23 @@ export class Agent {
       });
       versions[ref.secretId] = version;
     }
+    return { secrets, versions };
+  }
+
+  async #startTask(task: TaskAssignment): Promise<void> {
+    const copied = this.#copySecrets(task);
+    if ('missing' in copied) {
+      const final = statusUpdate(
+        task.id,
+        'rejected',
+        'secret not delivered',
+        `secret ${copied.missing.secretName} was not delivered to this node`,
+      );
+      this.#ended.set(task.id, final);
+      await this.#report([final]);
+      return;
+    }
+    const { secrets, versions } = copied;
     await this.#report([statusUpdate(task.id, 'preparing', 'preparing', '')]);
     try {
       this.#running.add(task.id);

@@ -19,3 +19,22 @@ export function durationNs(text: string): number {
     );
   return Math.round(total);
 }
+
+/**
+ * A certificate lifetime as people write it (`90d`, `12h`, `30m`, `1d12h`): Go's units plus `d`
+ * (24 h), as `docker swarm update --cert-expiry` does not take but operators expect. Milliseconds.
+ */
+export function lifetimeMs(text: string): number {
+  const days = /^(\d+)d(.*)$/.exec(text);
+  const dayMs = days ? Number(days[1]) * 24 * 3600 * 1000 : 0;
+  const rest = days ? days[2]! : text;
+  if (days && rest === '') return dayMs;
+  try {
+    return dayMs + Math.round(durationNs(rest) / 1e6);
+  } catch {
+    throw new SecretdError(
+      'invalid',
+      `Invalid duration ${JSON.stringify(text)}: expected e.g. 90d, 12h, 30m or 1d12h`,
+    );
+  }
+}

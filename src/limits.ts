@@ -164,3 +164,13 @@ export const stopGraceMsDefault = 10_000;
 export const exitPollIntervalMs = 1_000;
 /** Extracting an image tarball. */
 export const imageImportTimeoutMs = 10 * 60_000;
+/** A client certificate's validity when `ca issue-client` is given no --expiry (Docker's node default). */
+export const clientCertLifetimeMsDefault = 90 * 24 * 3600 * 1000;
+/** The shortest validity `ca issue-client --expiry` takes. */
+export const clientCertLifetimeMsMin = 60_000;
+/** Records of revoked client certificates and removed nodes are pruned this long after their certificates expired (Docker: 7 days). */
+export const certRecordsPruneGraceMs = 24 * 3600 * 1000;
+/** How often the leader looks for records to prune. */
+export const certRecordsPruneIntervalMs = 10 * 60_000;
+/** How long `ca revoke` waits for each other manager to confirm it applied the revocation. */
+export const revocationConfirmTimeoutMs = 10_000;

@@ -131,6 +131,21 @@ const samples: Record<CommandOp, TaggedCommand> = {
     ],
   },
   'tasks-remove': { op: 'tasks-remove', at, ids: [] },
+  'client-cert-issue': {
+    op: 'client-cert-issue',
+    at,
+    cert: {
+      serial: '4a3f09',
+      name: 'ci-bot',
+      role: 'admin',
+      scope: [],
+      issuedAt: at,
+      expiresAt: '2027-02-26T00:00:00.000Z',
+      revokedAt: null,
+    },
+  },
+  'client-cert-revoke': { op: 'client-cert-revoke', at, serials: ['4a3f09', '51'] },
+  'cert-records-prune': { op: 'cert-records-prune', at, clientCerts: ['4a3f09'], removedNodes: [] },
 };
 
 /** For each op, fields set to values of the wrong shape: each must be refused. */
@@ -257,6 +272,32 @@ const wrongShapes: Record<CommandOp, ReadonlyArray<readonly [string, unknown]>> 
     ['updates.0.secretVersions.s1', '2'],
   ],
   'tasks-remove': [['ids', 'all']],
+  'client-cert-issue': [
+    ['cert', null],
+    ['cert.serial', 'xyz'],
+    ['cert.serial', '4A3F09'],
+    ['cert.serial', 'a'.repeat(41)],
+    ['cert.name', 'a b'],
+    ['cert.name', ''],
+    ['cert.role', 'manager'],
+    ['cert.scope', null],
+    ['cert.scope', [1]],
+    ['cert.issuedAt', 'yesterday'],
+    ['cert.expiresAt', '2026-11-27T00:00:00.000Z'],
+    ['cert.revokedAt', at],
+  ],
+  'client-cert-revoke': [
+    ['serials', []],
+    ['serials', '4a3f09'],
+    ['serials', ['not-hex']],
+    ['serials', [7]],
+  ],
+  'cert-records-prune': [
+    ['clientCerts', null],
+    ['clientCerts', ['g']],
+    ['removedNodes', [''] as unknown],
+    ['removedNodes', 'n1'],
+  ],
 };
 
 /** Top-level fields a command may leave out (a change to only some settings). */

@@ -5,6 +5,7 @@
  */
 import type { Role } from '../../crypto/ca.ts';
 import type { ContainerSpec, DesiredState, NodeStatus, ServiceSpec, TaskState } from './types.ts';
+import { checkClientCertRecord, isSerial, type ClientCertRecord } from './client-certs.ts';
 import { invalid, SecretdError } from '../../errors.ts';
 import {
   checkLabels,
@@ -136,7 +137,25 @@ export type Command =
       readonly nodeId: string;
       readonly updates: readonly TaskStatusUpdate[];
     }
-  | { readonly op: 'tasks-remove'; readonly at: string; readonly ids: readonly string[] };
+  | { readonly op: 'tasks-remove'; readonly at: string; readonly ids: readonly string[] }
+  /** A client certificate just signed, recorded before it is handed out (client-certs.ts). */
+  | { readonly op: 'client-cert-issue'; readonly at: string; readonly cert: ClientCertRecord }
+  /** Every manager refuses these serials from the moment it applies this (client-certs.ts). */
+  | {
+      readonly op: 'client-cert-revoke';
+      readonly at: string;
+      readonly serials: readonly string[];
+    }
+  /**
+   * The leader's prune: records of client certificates and removed nodes whose certificates
+   * expired long enough before `at` (`certRecordsPruneGraceMs`; checked again when applied).
+   */
+  | {
+      readonly op: 'cert-records-prune';
+      readonly at: string;
+      readonly clientCerts: readonly string[];
+      readonly removedNodes: readonly string[];
+    };
 
 export interface TaskPut {
   readonly id: string;
@@ -291,6 +310,17 @@ export function parseCommand(value: unknown): TaggedCommand {
       id(c.nodeId, 'nodeId');
       list(c.updates, 'updates', taskStatusUpdate);
       break;
+    case 'client-cert-issue':
+      checkClientCertRecord(c.cert, 'cert');
+      break;
+    case 'client-cert-revoke':
+      list(c.serials, 'serials', serial);
+      if ((c.serials as unknown[]).length === 0) throw wrong('serials', 'a non-empty list');
+      break;
+    case 'cert-records-prune':
+      list(c.clientCerts, 'clientCerts', serial);
+      list(c.removedNodes, 'removedNodes', id);
+      break;
     default:
       throw invalid(
         `Invalid command: unknown op ${JSON.stringify(typeof op === 'string' ? op.slice(0, 40) : (op ?? null))}`,
@@ -334,6 +364,12 @@ function text(value: unknown, path: string): string {
 
 function id(value: unknown, path: string): string {
   if (typeof value !== 'string' || value.length === 0) throw wrong(path, 'a non-empty string');
+  return value;
+}
+
+function serial(value: unknown, path: string): string {
+  if (typeof value !== 'string' || !isSerial(value))
+    throw wrong(path, 'a certificate serial (hex)');
   return value;
 }
 

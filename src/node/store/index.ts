@@ -10,6 +10,14 @@ export {
   type TaskStatusUpdate,
 } from './commands.ts';
 export {
+  certRecordsToPrune,
+  clientCertNamePattern,
+  normalizeSerial,
+  revocationMessage,
+  type ClientCertRecord,
+  type RemovedNodeRecord,
+} from './client-certs.ts';
+export {
   filterTasks,
   resolveByRef,
   resolveNode,

@@ -19,7 +19,13 @@ import {
   type NodeSpec,
   type TaggedCommand,
 } from './commands.ts';
-import { requestIdsRemembered } from '../../limits.ts';
+import { certRecordsPruneGraceMs, nodeCertLifetimeMs, requestIdsRemembered } from '../../limits.ts';
+import {
+  ClientCerts,
+  expiredBefore,
+  type ClientCertRecord,
+  type RemovedNodeRecord,
+} from './client-certs.ts';
 import type {
   ClusterRecord,
   Labels,
@@ -53,7 +59,9 @@ export type StoreEvent =
   | { readonly kind: 'cluster'; readonly cluster: ClusterRecord }
   | { readonly kind: 'secret-removed'; readonly id: SecretId }
   | { readonly kind: 'node'; readonly node: NodeRecord }
-  | { readonly kind: 'node-removed'; readonly id: NodeId };
+  | { readonly kind: 'node-removed'; readonly id: NodeId }
+  /** Client certificates revoked by an applied command: open connections using them are closed. */
+  | { readonly kind: 'client-certs-revoked'; readonly serials: readonly string[] };
 
 export class Store {
   #cluster: ClusterRecord | null = null;
@@ -61,7 +69,10 @@ export class Store {
   /** Lower-cased name → id: names are unique ignoring case, as Docker's. */
   readonly #secretNames = new Map<string, SecretId>();
   readonly #nodes = new Map<NodeId, NodeRecord>();
-  readonly #removedNodes = new Set<string>();
+  /** Removed nodes' ids, refused until their certificates have expired (then pruned). */
+  readonly #removedNodes = new Map<string, RemovedNodeRecord>();
+  /** Client certificates issued, by serial (client-certs.ts). */
+  readonly clientCerts = new ClientCerts();
   /** Services and tasks. */
   readonly workloads = new Workloads();
   #appliedIndex = 0;
@@ -169,7 +180,7 @@ export class Store {
       case 'node-update':
         return this.#updateNode(index, command);
       case 'node-remove':
-        return this.#removeNodes(command.ids);
+        return this.#removeNodes(command.at, command.ids);
       case 'node-status': {
         const node = this.#nodes.get(command.id as NodeId);
         if (!node) return { ok: false, code: 'not_found', message: `Node ${command.id} not found` };
@@ -209,6 +220,18 @@ export class Store {
         return { ok: true };
       case 'tasks-remove':
         this.workloads.removeTasks(command.ids);
+        return { ok: true };
+      case 'client-cert-issue':
+        this.clientCerts.issue(command.cert);
+        return { ok: true, id: command.cert.serial };
+      case 'client-cert-revoke': {
+        const serials = this.clientCerts.revoke(command.at, command.serials);
+        if (serials.length > 0) this.#emit({ kind: 'client-certs-revoked', serials });
+        return { ok: true };
+      }
+      case 'cert-records-prune':
+        this.clientCerts.prune(command.at, command.clientCerts, certRecordsPruneGraceMs);
+        this.#pruneRemovedNodes(command.at, command.removedNodes);
         return { ok: true };
       default:
         throw new SecretdError(
@@ -271,21 +294,48 @@ export class Store {
     return { ok: true, id: node.id };
   }
 
-  #removeNodes(ids: readonly string[]): ApplyResult {
+  #removeNodes(at: string, ids: readonly string[]): ApplyResult {
     const missing = ids.filter((id) => !this.#nodes.has(id as NodeId));
     if (missing.length > 0)
       return { ok: false, code: 'not_found', message: `Node ${missing.join(', ')} not found` };
+    const certsExpireAt = this.#nodeCertsExpireAt(at);
     for (const id of ids) {
       this.#nodes.delete(id as NodeId);
-      this.#removedNodes.add(id);
+      this.#removedNodes.set(id, { id, certsExpireAt });
       this.#emit({ kind: 'node-removed', id: id as NodeId });
     }
     return { ok: true };
   }
 
-  /** A removed node's id: never reused, and its certificate is refused. */
+  /**
+   * The latest a certificate held by a node removed at `at` can expire: no node certificate
+   * outlives its issue by more than the longer of the default lifetime and the cluster's setting
+   * now (one issued under an even longer setting since lowered may outlive this bound; the prune
+   * grace covers clocks, not that). Null (never pruned) when `at` is not a time.
+   */
+  #nodeCertsExpireAt(at: string): string | null {
+    const atMs = Date.parse(at);
+    if (!Number.isFinite(atMs)) return null;
+    const setting = this.#cluster?.nodeCertExpiryMs ?? 0;
+    return new Date(atMs + Math.max(nodeCertLifetimeMs, setting)).toISOString();
+  }
+
+  #pruneRemovedNodes(at: string, ids: readonly string[]): void {
+    const atMs = Date.parse(at);
+    for (const id of ids) {
+      const record = this.#removedNodes.get(id);
+      if (record && expiredBefore(record.certsExpireAt, atMs, certRecordsPruneGraceMs))
+        this.#removedNodes.delete(id);
+    }
+  }
+
+  /** A removed node's id: never reused, and its certificate is refused (until pruned, once it has expired). */
   isRemovedNode(id: string): boolean {
     return this.#removedNodes.has(id);
+  }
+
+  removedNodes(): IterableIterator<RemovedNodeRecord> {
+    return this.#removedNodes.values();
   }
 
   #updateCluster(index: number, command: Extract<Command, { op: 'cluster-update' }>): ApplyResult {
@@ -463,7 +513,12 @@ export class Store {
       appliedIndex: this.#appliedIndex,
       cluster,
       nodes: [...this.#nodes.values()],
-      removedNodes: [...this.#removedNodes],
+      removedNodes: [...this.#removedNodes.keys()],
+      removedNodesCertsExpireAt: [...this.#removedNodes.values()].map((n) => [
+        n.id,
+        n.certsExpireAt,
+      ]),
+      clientCerts: this.clientCerts.snapshot(),
       secrets,
       requests: [...this.#requests],
       ...this.workloads.snapshot(),
@@ -486,7 +541,11 @@ export class Store {
     }
     for (const node of body.nodes) store.#nodes.set(node.id, node);
     for (const [id, result] of body.requests ?? []) store.#requests.set(id, result);
-    for (const id of body.removedNodes ?? []) store.#removedNodes.add(id);
+    // Snapshots from before expiry was recorded list ids only: those are never pruned.
+    const expiry = new Map(body.removedNodesCertsExpireAt ?? []);
+    for (const id of body.removedNodes ?? [])
+      store.#removedNodes.set(id, { id, certsExpireAt: expiry.get(id) ?? null });
+    store.clientCerts.restore(body.clientCerts ?? []);
     store.workloads.restore(body);
     for (const s of body.secrets) {
       const record: SecretRecord = {
@@ -519,6 +578,8 @@ interface SnapshotBody {
   >;
   requests?: Array<[string, ApplyResult]>;
   removedNodes?: string[];
+  removedNodesCertsExpireAt?: Array<[string, string | null]>;
+  clientCerts?: ClientCertRecord[];
   services?: ServiceRecord[];
   tasks?: TaskRecord[];
 }

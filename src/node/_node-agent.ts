@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { keyPkcs8ToPem } from '../crypto/index.ts';
-import type { DataDirPaths } from './data-dir/index.ts';
+import { readNodeCertificate, type DataDirPaths } from './data-dir/index.ts';
 import { PeerClient } from './peers/index.ts';
 import { Agent } from './task-dispatch/index.ts';
 
@@ -15,9 +15,10 @@ export async function openPeerClient(
   paths: DataDirPaths,
   options: { readonly tlsKey: Uint8Array; readonly localAddress?: string | undefined },
 ): Promise<PeerClient> {
+  // The certificate the keys file pairs with the key (node.pem is its copy).
   const [ca, cert] = await Promise.all([
     readFile(paths.caCert, 'utf8'),
-    readFile(paths.nodeCert, 'utf8'),
+    readNodeCertificate(paths.nodeKeys, paths.nodeCert),
   ]);
   return new PeerClient({ ca, cert, key: keyPkcs8ToPem(options.tlsKey) }, options.localAddress);
 }

@@ -15,9 +15,11 @@ export { dataDirPaths, defaultDataDir } from './data-dir/index.ts';
 export { splitHostPort } from './join/index.ts';
 export { checkManagerIdentity, reasonOf } from './peers/index.ts';
 export {
+  checkNodeCertExpiry,
   checkSecretData,
   checkSecretName,
   checkVersionNumber,
+  nodeCertExpiryText,
   onUpdateText,
   parseOnUpdate,
   toBase64,

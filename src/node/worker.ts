@@ -4,12 +4,16 @@
  * run a command in one of its own containers). Its certificate lets it reach nothing but its own
  * session on the managers.
  */
+import { readFile } from 'node:fs/promises';
+import { keyPkcs8ToPem } from '../crypto/index.ts';
+import { systemNow, systemRandom } from '../io/system.ts';
 import { systemTimers } from '../io/timers.ts';
+import { CertRenewer, checkNodeCertificate } from './certs/index.ts';
 import type { Agent } from './task-dispatch/index.ts';
 import { openPeerClient, startAgent } from './_node-agent.ts';
 import { dataDirPaths, type DataDirPaths } from './data-dir/index.ts';
 import type { Executor } from './executor/index.ts';
-import { readNodeKeys } from './data-dir/index.ts';
+import { readNodeKeys, writeRenewedPair } from './data-dir/index.ts';
 import { readNodeState, type NodeState } from './data-dir/index.ts';
 import type { PeerClient } from './peers/index.ts';
 
@@ -19,6 +23,7 @@ export class Worker {
   readonly agent: Agent;
   readonly executor: Executor;
   readonly #peers: PeerClient;
+  readonly #renewer: CertRenewer;
 
   private constructor(
     paths: DataDirPaths,
@@ -26,12 +31,14 @@ export class Worker {
     agent: Agent,
     executor: Executor,
     peers: PeerClient,
+    renewer: CertRenewer,
   ) {
     this.paths = paths;
     this.state = state;
     this.agent = agent;
     this.executor = executor;
     this.#peers = peers;
+    this.#renewer = renewer;
   }
 
   static async open(options: {
@@ -41,22 +48,57 @@ export class Worker {
   }): Promise<Worker> {
     const paths = dataDirPaths(options.dataDir);
     const state = await readNodeState(paths.nodeState, options.dataDir);
+    // An expired certificate cannot be renewed: say so instead of failing every handshake.
+    let certPem = await checkNodeCertificate(paths, { now: systemNow(), log: options.log });
     // A worker's keys file is never autolocked: workers hold no sealed store.
     const keys = await readNodeKeys(paths.nodeKeys, null);
+    const caPem = await readFile(paths.caCert, 'utf8');
     const peers = await openPeerClient(paths, { tlsKey: keys.tlsKey });
     keys.dek.fill(0);
+    const managers = (): string[] => state.peers.map((p) => p.addr);
+    let renewer: CertRenewer | null = null;
     const agent = startAgent({
       nodeId: state.nodeId,
-      managers: () => state.peers.map((p) => p.addr),
+      managers,
       peers,
       executor: options.executor,
       timers: systemTimers,
       log: options.log,
+      onRenewCertificate: (reason) => renewer?.renewNow(reason),
     });
-    return new Worker(paths, state, agent, options.executor, peers);
+    renewer = new CertRenewer({
+      nodeId: state.nodeId,
+      clusterId: state.clusterId,
+      caPem: () => caPem,
+      certificate: () => certPem,
+      managers,
+      peers,
+      timers: systemTimers,
+      now: systemNow,
+      random: systemRandom,
+      persist: async (pair) => {
+        const current = await readNodeKeys(paths.nodeKeys, null);
+        current.dek.fill(0);
+        await writeRenewedPair(
+          paths,
+          { ...current, tlsKey: pair.keyPkcs8, tlsCert: pair.certPem },
+          null,
+          systemRandom,
+        );
+      },
+      apply: (pair) => {
+        certPem = pair.certPem;
+        peers.setTls({ ca: caPem, cert: pair.certPem, key: keyPkcs8ToPem(pair.keyPkcs8) });
+        agent.reconnect();
+      },
+      log: options.log,
+    });
+    renewer.start();
+    return new Worker(paths, state, agent, options.executor, peers, renewer);
   }
 
   async stop(): Promise<void> {
+    this.#renewer.stop();
     await this.agent.stop();
     this.#peers.closeAll();
   }

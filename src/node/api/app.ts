@@ -11,6 +11,7 @@
 import { Hono, type Context } from 'hono';
 import { admission, answerError, answerNotFound, routePathOf, type AppEnv } from './_gate.ts';
 import type { Backend, Identity } from './backend.ts';
+import { certificateRoutes } from './routes/certificates.ts';
 import { dispatchRoutes } from './routes/dispatch.ts';
 import { joinRoutes } from './routes/join.ts';
 import { nodeRoutes } from './routes/nodes.ts';
@@ -41,6 +42,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.route('/', joinRoutes(backend));
   app.route('/', peerRoutes(backend));
   app.route('/', dispatchRoutes(backend));
+  app.route('/', certificateRoutes(backend));
   app.route('/', serviceRoutes(backend));
   app.notFound(answerNotFound);
   app.onError(answerError);

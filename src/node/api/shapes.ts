@@ -1,12 +1,7 @@
 /** Docker Engine API shapes for the swarm objects secretd serves. Secret data never appears here. */
-import {
-  heartbeatPeriodMs,
-  nodeCertLifetimeMs,
-  raftElectionTicks,
-  snapshotEntriesInterval,
-} from '../../limits.ts';
+import { heartbeatPeriodMs, raftElectionTicks, snapshotEntriesInterval } from '../../limits.ts';
 import { taskHistoryPerSlot } from '../../limits.ts';
-import type { ClusterRecord, SecretRecord } from '../store/index.ts';
+import { nodeCertExpiryOf, type ClusterRecord, type SecretRecord } from '../store/index.ts';
 import type { NodeView } from './backend.ts';
 
 export function secretJSON(secret: SecretRecord): object {
@@ -38,7 +33,7 @@ export function swarmJSON(cluster: ClusterRecord, withTokens: boolean): object {
         HeartbeatTick: 1,
       },
       Dispatcher: { HeartbeatPeriod: heartbeatPeriodMs * 1e6 },
-      CAConfig: { NodeCertExpiry: nodeCertLifetimeMs * 1e6 },
+      CAConfig: { NodeCertExpiry: nodeCertExpiryOf(cluster) * 1e6 },
       TaskDefaults: {},
       EncryptionConfig: { AutoLockManagers: cluster.unlockKey !== null },
     },

@@ -15,10 +15,9 @@ import {
   type Role,
 } from '../../crypto/index.ts';
 import { invalid, SecretdError } from '../../errors.ts';
-import { nodeCertLifetimeMs } from '../../limits.ts';
 import { loopbackNames, splitHostPort } from './init-cluster.ts';
 import type { NodeResources } from '../store/index.ts';
-import type { ClusterRecord } from '../store/index.ts';
+import { nodeCertExpiryOf, type ClusterRecord } from '../store/index.ts';
 
 export interface JoinRequest {
   readonly token: string;
@@ -75,7 +74,7 @@ export async function issueJoin(
       role,
       clusterId: cluster.id,
       now: options.now,
-      lifetimeMs: nodeCertLifetimeMs,
+      lifetimeMs: nodeCertExpiryOf(cluster),
       serial: options.random(16),
       ...(role === 'manager' ? verifiedManagerNames(host, observed) : {}),
     },
@@ -83,20 +82,33 @@ export async function issueJoin(
   return { nodeId, role, addr, certPem };
 }
 
-/** Loopback names, plus the joiner's IP when the join request came from exactly that IP. */
-function verifiedManagerNames(
+/**
+ * The names a manager's certificate carries, for a join and a renewal alike: loopback names, plus
+ * its IP when the request came from exactly that IP, plus (renewal) the names of the manager
+ * certificate it presented, which the CA verified when it issued that one.
+ */
+export function verifiedManagerNames(
   host: string,
   observedIp: string | null,
+  kept: { readonly dnsNames: readonly string[]; readonly ipAddresses: readonly string[] } = {
+    dnsNames: [],
+    ipAddresses: [],
+  },
 ): { dnsNames: string[]; ipAddresses: string[] } {
   const ipAddresses = [...loopbackNames.ipAddresses];
   const claimed = isIP(host) ? canonicalIp(host) : null;
   if (claimed !== null && claimed === observedIp && !ipAddresses.includes(claimed))
     ipAddresses.push(claimed);
-  return { dnsNames: [...loopbackNames.dnsNames], ipAddresses };
+  for (const ip of kept.ipAddresses) {
+    const canonical = canonicalIp(ip);
+    if (canonical !== null && !ipAddresses.includes(canonical)) ipAddresses.push(canonical);
+  }
+  const dnsNames = [...new Set([...loopbackNames.dnsNames, ...kept.dnsNames])];
+  return { dnsNames, ipAddresses };
 }
 
 /** One text per address: IPv4-mapped IPv6 as IPv4, IPv6 in its shortest form; null for a non-IP. */
-function canonicalIp(text: string): string | null {
+export function canonicalIp(text: string): string | null {
   const ip = text.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
   if (isIP(ip) === 4) return ip;
   if (isIP(ip) !== 6) return null;

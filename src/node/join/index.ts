@@ -1,4 +1,4 @@
 /** The join room's door: what other parts of secretd may use of it. */
-export { issueJoin, type JoinRequest } from './admit-joiner.ts';
+export { canonicalIp, issueJoin, type JoinRequest, verifiedManagerNames } from './admit-joiner.ts';
 export { bootstrapCluster, type InitOptions, splitHostPort } from './init-cluster.ts';
 export { type JoinAnswer, joinCluster, type JoinOptions } from './join-cluster.ts';

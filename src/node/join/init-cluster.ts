@@ -78,7 +78,7 @@ export async function bootstrapCluster(options: InitOptions): Promise<Bootstrapp
   await writeFileAtomic(paths.nodeCert, certPem, 0o644);
   await writeNodeKeys(
     paths.nodeKeys,
-    { dek: options.random(32), dekKeyId: 1, tlsKey: keyPkcs8 },
+    { dek: options.random(32), dekKeyId: 1, tlsKey: keyPkcs8, tlsCert: certPem },
     unlockKey,
     options.random,
   );

@@ -147,7 +147,12 @@ async function writeJoinedFiles(
         () =>
           writeNodeKeys(
             paths.nodeKeys,
-            { dek: options.random(32), dekKeyId: 1, tlsKey: files.keyPkcs8 },
+            {
+              dek: options.random(32),
+              dekKeyId: 1,
+              tlsKey: files.keyPkcs8,
+              tlsCert: files.certPem,
+            },
             files.unlockKey,
             options.random,
           ),

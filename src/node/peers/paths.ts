@@ -7,6 +7,7 @@
  *   leader        propose (a write forwarded to the leader), internalNodes and internalExec (node
  *                 operations and exec that only the leader can do, forwarded by another manager)
  *   dispatcher    session (the agent's long-lived stream), heartbeat, status, execResult
+ *   certificates  renewCertificate (a node's new certificate for a new key, over its mTLS connection)
  */
 export const peerPaths = {
   joinCA: '/secretd/join/ca',
@@ -20,4 +21,7 @@ export const peerPaths = {
   heartbeat: '/secretd/dispatcher/heartbeat',
   status: '/secretd/dispatcher/status',
   execResult: '/secretd/dispatcher/exec-result',
+  renewCertificate: '/secretd/node/certificate',
+  /** The client certificates list, which a manager reads on the others to confirm a revocation. */
+  clientCertificates: '/secretd/ca/client-certificates',
 } as const;

@@ -94,11 +94,18 @@ export class PeerClient {
     this.#localAddress = localAddress;
   }
 
-  /** New certificates (renewal) apply to sessions opened from now on. */
+  /**
+   * A renewed certificate: sessions opened from now on present it. Open sessions are retired
+   * gracefully (no new stream on them; what they carry, a Raft stream or a request in flight,
+   * finishes on the old certificate, which is still valid), so a renewal fails nothing.
+   */
   setTls(tls: PeerTls): void {
     this.#tls = tls;
     this.#checkServer = checkManagerIdentity(parseIdentity(tls.cert).clusterId);
-    this.closeAll();
+    for (const [addr, session] of [...this.#sessions]) {
+      this.#sessions.delete(addr);
+      if (!session.closed && !session.destroyed) session.close();
+    }
   }
 
   #session(addr: string): ClientHttp2Session {

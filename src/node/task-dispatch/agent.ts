@@ -51,6 +51,8 @@ export interface AgentOptions {
   readonly log: (line: string) => void;
   /** Draws this agent's session instance id (see SessionClaim). Default: the system's randomness. */
   readonly random?: (bytes: number) => Uint8Array;
+  /** The dispatcher asks this node to renew its certificate now (its role changed). */
+  readonly onRenewCertificate?: (reason: string) => void;
 }
 
 export class Agent {
@@ -251,7 +253,18 @@ export class Agent {
       case 'assignments':
         this.#applyAssignments(message);
         return;
+      case 'renew-certificate':
+        this.#options.onRenewCertificate?.(message.reason);
+        return;
     }
+  }
+
+  /**
+   * Ends the session so that the loop opens a new one at once: after a renewal, on a connection
+   * that presents the new certificate. Nothing is lost: the new session starts with a full set.
+   */
+  reconnect(): void {
+    this.#closeSession?.();
   }
 
   /**

@@ -39,6 +39,10 @@ interface Session {
   sentTasks: Map<string, string>;
   /** `${secretId}:${version}` of secrets the node holds. */
   sentSecrets: Set<string>;
+  /** The role in the certificate the session presented (unknown: never asked to renew). */
+  readonly certificateRole: 'manager' | 'worker' | undefined;
+  /** The store role a renewal was last asked for in this session (asked once per role). */
+  renewalAskedFor: string | null;
 }
 
 export interface DispatcherOptions {
@@ -119,6 +123,8 @@ export class Dispatcher {
           address,
           sentTasks: new Map(),
           sentSecrets: new Set(),
+          certificateRole: claim.certificateRole,
+          renewalAskedFor: null,
           send: (message) => {
             try {
               controller.enqueue(encoder.encode(`${JSON.stringify(message)}\n`));
@@ -139,6 +145,7 @@ export class Dispatcher {
         this.#sessions.set(nodeId, current);
         this.#lastSeen.set(nodeId, this.#options.timers.now());
         this.#push(current, true);
+        this.#checkCertificateRole(current);
         void this.#setStatus(nodeId, 'ready');
       },
       cancel: () => {
@@ -186,7 +193,26 @@ export class Dispatcher {
     this.#dirty = true;
     queueMicrotask(() => {
       this.#dirty = false;
-      for (const session of this.#sessions.values()) this.#push(session, false);
+      for (const session of this.#sessions.values()) {
+        this.#push(session, false);
+        this.#checkCertificateRole(session);
+      }
+    });
+  }
+
+  /**
+   * A node whose certificate names another role than the store gives it now (promoted, demoted)
+   * is told to renew at once, once per session and role: the renewed certificate comes with a new
+   * session, which presents it.
+   */
+  #checkCertificateRole(session: Session): void {
+    const role = this.#options.store().node(session.nodeId)?.role;
+    if (role === undefined || role === 'admin' || session.certificateRole === undefined) return;
+    if (role === session.certificateRole || session.renewalAskedFor === role) return;
+    session.renewalAskedFor = role;
+    session.send({
+      type: 'renew-certificate',
+      reason: `the node is a ${role} now, its certificate says ${session.certificateRole}`,
     });
   }
 

@@ -48,7 +48,12 @@ export type SessionMessage =
       readonly id: string;
       readonly taskId: string;
       readonly argv: readonly string[];
-    };
+    }
+  /**
+   * Renew this node's certificate now (peerPaths.renewCertificate): the store gives the node
+   * another role than the certificate its session presented (a promotion or a demotion).
+   */
+  | { readonly type: 'renew-certificate'; readonly reason: string };
 
 export interface ExecResult {
   readonly code: number;
@@ -71,6 +76,8 @@ export const execResultPath = peerPaths.execResult;
 export interface SessionClaim {
   readonly instance?: string | undefined;
   readonly address?: string | undefined;
+  /** The role (OU) of the certificate the session's connection presented; the dispatcher asks for a renewal when the store's differs. */
+  readonly certificateRole?: 'manager' | 'worker' | undefined;
 }
 
 export const sessionInstanceParam = 'instance';

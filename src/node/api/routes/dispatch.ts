@@ -11,6 +11,7 @@ import {
 import type { TaskStatusUpdate } from '../../store/index.ts';
 import { nodesOnly, type AppEnv } from '../_gate.ts';
 import type { Backend } from '../backend.ts';
+import { presentedCertificate } from '../peer-certificate.ts';
 import { readJsonObject } from '../request.ts';
 
 const taskStates = new Set([
@@ -77,7 +78,12 @@ function sessionClaim(c: Context<AppEnv>): SessionClaim {
       `Invalid session request: ${sessionInstanceParam} must be 16 to 64 characters of A-Z, a-z, 0-9, _ and -`,
     );
   }
-  return { instance, address: remoteAddress(c) };
+  const presented = presentedCertificate(c)?.role;
+  return {
+    instance,
+    address: remoteAddress(c),
+    ...(presented === 'manager' || presented === 'worker' ? { certificateRole: presented } : {}),
+  };
 }
 
 function remoteAddress(c: Context<AppEnv>): string | undefined {

@@ -1,0 +1,5 @@
+/** The certs room's door: renewing node certificates (the schedule, the node's renewer, the manager's issuing). */
+export { CertRenewer, type RenewedPair, type RenewerOptions } from './renewer.ts';
+export { issueRenewal, type RenewalContext, type RenewalRequest } from './issue-renewal.ts';
+export { issuedAtMs, renewalBackoffMs, renewalDueMs, type Validity } from './schedule.ts';
+export { certificateInForce, checkExpiryWithinCA, checkNodeCertificate } from './startup.ts';

@@ -1,4 +1,4 @@
-/** `secretd cluster join-token|unlock-key|update`, like `docker swarm join-token|unlock-key|update`. */
+/** `secretd cluster join-token|unlock-key|update|rotate-keys`, like `docker swarm join-token|unlock-key|update`. */
 import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
 import { parseBoolFlag, withClient, type GlobalFlags, type Io } from './_common.ts';
@@ -77,6 +77,22 @@ export function registerCluster(cli: CAC, io: Io): void {
         return 0;
       });
     });
+
+  cli
+    .command('rotate-keys', "Rotate every manager's data encryption key (DEK)")
+    .action(async (flags: GlobalFlags) =>
+      withClient(flags, async (client) => {
+        const answer = (await call(client, 'POST', '/secretd/rotate-keys')) as {
+          Rotation: number;
+          Encryption: { KeyId: number; OldestKeyIdOnDisk: number };
+        };
+        io.out(
+          `DEK rotation ${answer.Rotation} finished on this manager: its log and snapshots are sealed with key id ${answer.Encryption.KeyId}, and no older key is on disk.\n` +
+            'The other managers rotate as they apply it; `Encryption` in GET /secretd/raft/status on each shows its KeyId and OldestKeyIdOnDisk.\n',
+        );
+        return 0;
+      }),
+    );
 
   cli
     .command('update', 'Update the cluster settings')

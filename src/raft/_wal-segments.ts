@@ -11,12 +11,19 @@ import {
   encodeBatch,
   encodeSegmentHeader,
   type SegmentHeader,
+  segmentKeyId,
+  type WALKey,
   type WALRecord,
   type WALSealKey,
 } from './wal-codec.ts';
 
 export interface Segment extends SegmentHeader {
   readonly path: string;
+}
+
+/** A segment whose header was read or written: the key its header and every record are sealed with. */
+export interface KeyedSegment extends Segment {
+  readonly keyId: number;
 }
 
 /** What recovery cut off the last segment: sizes and indexes only, never contents. */
@@ -34,7 +41,10 @@ export interface TornTail {
 
 export interface SegmentIO {
   readonly fs: FileSystem;
+  /** The key new segments and records are sealed with. */
   readonly key: WALSealKey;
+  /** Keys of an unfinished rotation, besides `key`: segments sealed under them are read, never appended to. */
+  readonly olderKeys: readonly WALKey[];
   readonly onTornTail?: ((tail: TornTail) => void) | undefined;
   /** The marker file recording the newest segment (_wal-marker.ts), if any. */
   readonly marker?: string | undefined;
@@ -78,7 +88,7 @@ export async function createSegment(
   dir: string,
   header: SegmentHeader,
   records: readonly WALRecord[],
-): Promise<{ segment: Segment; handle: FileHandle; offset: number }> {
+): Promise<{ segment: KeyedSegment; handle: FileHandle; offset: number }> {
   const head = encodeSegmentHeader(header, io.key);
   const batch =
     records.length > 0
@@ -93,19 +103,24 @@ export async function createSegment(
   await io.fs.rename(path + tempSuffix, path);
   await io.fs.syncDir(dir);
   const handle = await io.fs.openAppend(path);
-  return { segment: { ...header, path }, handle, offset: bytes.length };
+  return { segment: { ...header, path, keyId: io.key.keyId }, handle, offset: bytes.length };
 }
 
-/** Replays one segment into `replay`; returns the offset appends continue from. */
+/**
+ * Replays one segment into `replay`; returns the offset appends continue from and the key the
+ * segment is sealed with (its header's, which every record in it must share: a segment is never
+ * sealed under two keys, so that a rotation can delete the old key's segments whole).
+ */
 export async function replaySegment(
   io: SegmentIO,
   segment: Segment,
   isLast: boolean,
   replay: Replay,
-): Promise<number> {
+): Promise<{ offset: number; keyId: number }> {
   const { path } = segment;
   const bytes = await io.fs.readFile(path);
-  const header = decodeSegmentHeader(bytes, io.key);
+  const key = keyFor(io, bytes);
+  const header = decodeSegmentHeader(bytes, key);
   if (!header.ok)
     throw new SecretdError(
       'corrupt',
@@ -118,12 +133,12 @@ export async function replaySegment(
       `the header says segment ${header.value.seq} from index ${header.value.firstIndex}, unlike its name`,
     );
   }
-  const scan = scanSegment(bytes, segment.seq, io.key);
+  const scan = scanSegment(bytes, segment.seq, key);
   for (const { record, offset } of scan.records) {
     const reason = replay.apply(record);
     if (reason !== null) throw corruptAt(path, offset, reason);
   }
-  if (scan.damage === null) return bytes.length;
+  if (scan.damage === null) return { offset: bytes.length, keyId: key.keyId };
   const { offset, reason } = scan.damage;
   if (!isLast) throw corruptAt(path, offset, `${reason}, in a segment that is not the last`);
   const verdict = judgeTail(bytes, scan.validBytes, offset);
@@ -142,7 +157,13 @@ export async function replaySegment(
     discardedEntries,
     reason,
   });
-  return scan.validBytes;
+  return { offset: scan.validBytes, keyId: key.keyId };
+}
+
+/** The key among this node's that the segment's header names; the sealing key when none does (decoding then says why it fails). */
+function keyFor(io: SegmentIO, bytes: Uint8Array): WALKey {
+  const keyId = segmentKeyId(bytes);
+  return [io.key, ...io.olderKeys].find((key) => key.keyId === keyId) ?? io.key;
 }
 
 function corruptAt(path: string, offset: number, reason: string): SecretdError {

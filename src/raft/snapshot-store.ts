@@ -7,8 +7,9 @@
  * A snapshot is written as a temp file, synced, renamed and the directory synced, so a crash
  * leaves either the old set or the new file whole. The index and term are bound into the AEAD, so
  * a file renamed to pose as another snapshot fails. The previous snapshot is kept besides the
- * newest; older ones are deleted. A corrupt newest snapshot refuses to start rather than fall back:
- * the WAL behind it may already be compacted.
+ * newest when it is sealed with the current key; older ones, and any sealed with another key (a
+ * rotation, `rotateKey`), are deleted. A corrupt newest snapshot refuses to start rather than fall
+ * back: the WAL behind it may already be compacted.
  */
 import { envelopeKeyId, open, seal } from '../crypto/aead.ts';
 import type { Random } from '../crypto/random.ts';
@@ -20,8 +21,15 @@ import type { Snapshot } from './types.ts';
 export interface SnapshotStoreOptions {
   readonly dek: Uint8Array;
   readonly keyId: number;
+  /** Keys of a rotation not yet finished, besides `dek`: snapshots sealed under them are read. Default: none. */
+  readonly olderKeys?: readonly SnapshotKey[];
   readonly random: Random;
   readonly fs: FileSystem;
+}
+
+export interface SnapshotKey {
+  readonly dek: Uint8Array;
+  readonly keyId: number;
 }
 
 interface SnapshotFile {
@@ -40,10 +48,12 @@ const snapshotsKept = 2;
 
 export class SnapshotStore {
   private queue: Promise<unknown> = Promise.resolve();
+  /** The key id each snapshot file on disk is sealed with, by file name. */
+  private readonly fileKeyIds = new Map<string, number>();
 
   private constructor(
     private readonly dir: string,
-    private readonly options: SnapshotStoreOptions,
+    private options: SnapshotStoreOptions,
   ) {}
 
   /** Opens (creating) the directory and removes temp files a crash left behind. */
@@ -53,7 +63,35 @@ export class SnapshotStore {
     const temps = (await fs.list(dir)).filter((name) => name.endsWith(tempSuffix));
     for (const name of temps) await fs.remove(`${dir}/${name}`);
     if (temps.length > 0) await fs.syncDir(dir);
-    return new SnapshotStore(dir, options);
+    const store = new SnapshotStore(dir, options);
+    for (const file of await store.files()) {
+      const bytes = await fs.readFile(`${dir}/${file.name}`);
+      store.fileKeyIds.set(
+        file.name,
+        bytes.length >= headerBytes + 5 ? envelopeKeyId(bytes.subarray(headerBytes)) : -1,
+      );
+    }
+    return store;
+  }
+
+  /** Seals later snapshots with `key`; the next save deletes every snapshot sealed with another. */
+  rotateKey(key: SnapshotKey): void {
+    const older = [this.currentKey(), ...(this.options.olderKeys ?? [])].filter(
+      (k) => k.keyId !== key.keyId,
+    );
+    this.options = { ...this.options, dek: key.dek, keyId: key.keyId, olderKeys: older };
+  }
+
+  /** The key id of each snapshot file on disk, oldest first (-1 for a file too short to say). */
+  keyIds(): number[] {
+    return [...this.fileKeyIds.entries()]
+      .map(([name, keyId]) => ({ keyId, file: parseName(name)! }))
+      .sort((a, b) => a.file.index - b.file.index || a.file.term - b.file.term)
+      .map((f) => f.keyId);
+  }
+
+  private currentKey(): SnapshotKey {
+    return { dek: this.options.dek, keyId: this.options.keyId };
   }
 
   /** Durably writes `snapshot`, then deletes all but it and the one before it. Saves run one at a time. */
@@ -73,11 +111,8 @@ export class SnapshotStore {
     setU64(view, 8, index);
     setU64(view, 16, term);
     const payload = encodeSnapshotPayload(snapshot);
-    const body = seal(this.options.dek, payload, {
-      aad: aadFor(header),
-      keyId: this.options.keyId,
-      random: this.options.random,
-    });
+    const { dek, keyId } = this.options;
+    const body = seal(dek, payload, { aad: aadFor(header), keyId, random: this.options.random });
     payload.fill(0); // best effort: drops our plaintext copy; the GC may hold others
     const bytes = new Uint8Array(headerBytes + body.length);
     bytes.set(header, 0);
@@ -85,6 +120,7 @@ export class SnapshotStore {
     const path = `${this.dir}/${nameFor(index, term)}`;
     await fs.writeFile(path + tempSuffix, bytes);
     await fs.rename(path + tempSuffix, path);
+    this.fileKeyIds.set(nameFor(index, term), keyId);
     await fs.syncDir(this.dir);
     await this.prune();
   }
@@ -108,13 +144,15 @@ export class SnapshotStore {
       throw corrupt('its header disagrees with its name');
     const body = bytes.subarray(headerBytes);
     const keyId = body.length >= 5 ? envelopeKeyId(body) : -1;
-    if (keyId !== this.options.keyId)
+    const keys = [this.currentKey(), ...(this.options.olderKeys ?? [])];
+    const key = keys.find((k) => k.keyId === keyId);
+    if (key === undefined)
       throw corrupt(
-        `it is sealed with key id ${keyId} but the snapshot key has id ${this.options.keyId}`,
+        `it is sealed with key id ${keyId} but the snapshot key has id ${keys.map((k) => k.keyId).join(' or ')}`,
       );
     let payload: Uint8Array;
     try {
-      payload = open(this.options.dek, body, { aad: aadFor(bytes.subarray(0, headerBytes)) });
+      payload = open(key.dek, body, { aad: aadFor(bytes.subarray(0, headerBytes)) });
     } catch (error) {
       throw corrupt(`${(error as Error).message} (wrong key or altered file)`);
     }
@@ -133,18 +171,33 @@ export class SnapshotStore {
   private async files(): Promise<SnapshotFile[]> {
     const files: SnapshotFile[] = [];
     for (const name of await this.options.fs.list(this.dir)) {
-      const match = fileName.exec(name);
-      if (match !== null)
-        files.push({ term: parseInt(match[1]!, 16), index: parseInt(match[2]!, 16), name });
+      const file = parseName(name);
+      if (file !== null) files.push(file);
     }
     return files.sort((a, b) => a.index - b.index || a.term - b.term);
   }
 
+  /** Keeps the newest, and the one before it if it is sealed with the current key. */
   private async prune(): Promise<void> {
-    const old = (await this.files()).slice(0, -snapshotsKept);
-    for (const file of old) await this.options.fs.remove(`${this.dir}/${file.name}`);
+    const files = await this.files();
+    const kept = files.slice(-snapshotsKept, -1);
+    const old = [
+      ...files.slice(0, -snapshotsKept),
+      ...kept.filter((f) => this.fileKeyIds.get(f.name) !== this.options.keyId),
+    ];
+    for (const file of old) {
+      await this.options.fs.remove(`${this.dir}/${file.name}`);
+      this.fileKeyIds.delete(file.name);
+    }
     if (old.length > 0) await this.options.fs.syncDir(this.dir);
   }
+}
+
+function parseName(name: string): SnapshotFile | null {
+  const match = fileName.exec(name);
+  return match === null
+    ? null
+    : { term: parseInt(match[1]!, 16), index: parseInt(match[2]!, 16), name };
 }
 
 function nameFor(index: number, term: number): string {

@@ -123,6 +123,11 @@ export function decodeSegmentHeader(bytes: Uint8Array, key: WALKey): Decoded<Seg
   return { ok: true, value: header };
 }
 
+/** The key id a segment header's key check claims, or null for a header too short to hold one. */
+export function segmentKeyId(bytes: Uint8Array): number | null {
+  return bytes.length < segmentHeaderBytes ? null : envelopeKeyId(bytes.subarray(24));
+}
+
 /**
  * Seals `records` followed by their COMMIT into one buffer, to be appended at `at.offset` of
  * segment `at.seq` with a single write. Several records travel as one sealed group record, so a

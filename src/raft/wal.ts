@@ -23,6 +23,11 @@
  *   snapshot installed from the leader). A segment is deleted once the next one starts at or
  *   before marker index + 1, oldest first, syncing the directory after each so no gap can appear.
  *
+ * - Key rotation (`rotateKey`): new records are sealed with the new key at once, in a new segment,
+ *   so a segment is always sealed under one key (checked on replay) and the old key's segments go
+ *   whole once a snapshot covers them. A log opened with older keys (a rotation a crash cut short)
+ *   reads their segments and starts a new segment under the current key before appending.
+ *
  * Not detected: an attacker with the disk can roll the whole directory back to an older valid copy
  * (and with it votedFor), and a cut inside the last segment looks like a torn tail (it is logged).
  * Nor does the WAL lock its directory: one process per data dir.
@@ -37,12 +42,12 @@ import {
   createSegment,
   listSegments,
   replaySegment,
-  type Segment,
+  type KeyedSegment,
   type SegmentIO,
   type TornTail,
 } from './_wal-segments.ts';
 import type { Entry, HardState, SnapshotMeta } from './types.ts';
-import { encodeBatch, segmentHeaderBytes, type WALRecord } from './wal-codec.ts';
+import { encodeBatch, segmentHeaderBytes, type WALKey, type WALRecord } from './wal-codec.ts';
 
 export type { TornTail } from './_wal-segments.ts';
 
@@ -51,6 +56,11 @@ export interface WALOptions {
   readonly keyId: number;
   readonly random: Random;
   readonly fs: FileSystem;
+  /**
+   * Keys of a rotation not yet finished, besides `dek`: segments sealed under them are read, and
+   * the next record goes to a new segment under `dek`. Default: none.
+   */
+  readonly olderKeys?: readonly WALKey[];
   /** Size past which the next segment is started. Default `walSegmentBytesTarget` (64 MiB). */
   readonly segmentBytesTarget?: number;
   /** Told when recovery truncates a torn tail (for logs and simulator coverage). Default: nothing. */
@@ -94,9 +104,9 @@ export class WAL {
 
   private constructor(
     private readonly dir: string,
-    private readonly io: SegmentIO,
+    private io: SegmentIO,
     private readonly segmentBytesTarget: number,
-    private readonly segments: Segment[],
+    private readonly segments: KeyedSegment[],
     private tip: Tip,
     private hardState: HardState | null,
     private snapshot: SnapshotMeta | null,
@@ -110,29 +120,35 @@ export class WAL {
     const io: SegmentIO = {
       fs,
       key: { dek: options.dek, keyId: options.keyId, random: options.random },
+      olderKeys: options.olderKeys ?? [],
       onTornTail: options.onTornTail,
       marker: options.marker,
     };
     const marker = options.marker === undefined ? null : await readMarker(fs, options.marker);
     await fs.mkdirp(dir);
-    const segments = await listSegments(fs, dir);
+    const listed = await listSegments(fs, dir);
     if (options.marker !== undefined)
-      checkAgainstMarker(dir, options.marker, marker, segments.at(-1)?.seq ?? null);
-    if (segments.length === 0 && options.mustExist) {
+      checkAgainstMarker(dir, options.marker, marker, listed.at(-1)?.seq ?? null);
+    if (listed.length === 0 && options.mustExist) {
       throw new SecretdError(
         'corrupt',
         `WAL in ${dir} is gone (no segments) but this node holds a snapshot taken from it: refusing to start with an empty log, which would forget acknowledged writes`,
       );
     }
+    const segments: KeyedSegment[] = [];
+    const replay = new Replay();
+    let offset = 0;
+    for (const [i, segment] of listed.entries()) {
+      const replayed = await replaySegment(io, segment, i === listed.length - 1, replay);
+      segments.push({ ...segment, keyId: replayed.keyId });
+      offset = replayed.offset;
+    }
     if (segments.length === 0) {
       const created = await createSegment(io, dir, { seq: 1, firstIndex: 1 }, []);
       await created.handle.close();
       segments.push(created.segment);
+      offset = created.offset;
     }
-    const replay = new Replay();
-    let offset = 0;
-    for (const [i, segment] of segments.entries())
-      offset = await replaySegment(io, segment, i === segments.length - 1, replay);
     const finished = replay.finish();
     if ('reason' in finished)
       throw new SecretdError(
@@ -155,10 +171,39 @@ export class WAL {
       state.entries.map((entry) => entry.term),
     );
     const target = options.segmentBytesTarget ?? walSegmentBytesTarget;
-    return {
-      wal: new WAL(dir, io, target, segments, tip, state.hardState, state.snapshot, terms),
-      state,
-    };
+    const wal = new WAL(dir, io, target, segments, tip, state.hardState, state.snapshot, terms);
+    // A rotation cut short: nothing is appended to a segment sealed under an older key.
+    if (segments.at(-1)!.keyId !== io.key.keyId) await wal.rotateKey(io.key);
+    return { wal, state };
+  }
+
+  /**
+   * Seals every later record with `key`, in a new segment (unless the newest is already sealed
+   * with it). Resolves with the last index that segments sealed under other keys may hold (0 if
+   * there are none): a snapshot at or past it lets `markSnapshot` delete them all.
+   */
+  rotateKey(key: WALKey): Promise<number> {
+    return this.serialize(async () => {
+      const random = this.io.key.random;
+      const previous = [this.io.key, ...this.io.olderKeys].filter((k) => k.keyId !== key.keyId);
+      this.io = {
+        ...this.io,
+        key: { dek: key.dek, keyId: key.keyId, random },
+        olderKeys: previous,
+      };
+      if (this.segments.at(-1)!.keyId !== key.keyId) await this.startSegment();
+      // markSnapshot deletes a segment once the next one starts at or before the snapshot index + 1.
+      const last = this.segments.findLastIndex((segment) => segment.keyId !== key.keyId);
+      let boundary = 0;
+      for (const segment of this.segments.slice(1, last + 2))
+        boundary = Math.max(boundary, segment.firstIndex - 1);
+      return boundary;
+    });
+  }
+
+  /** The key id of each segment on disk, oldest first. */
+  keyIds(): number[] {
+    return this.segments.map((segment) => segment.keyId);
   }
 
   /** Appends the batch with one write and, unless `sync` is false, one fdatasync before resolving. */
@@ -270,6 +315,11 @@ export class WAL {
   private async cutIfFull(): Promise<void> {
     this.cutQueued = false;
     if (this.tip.offset < this.segmentBytesTarget || this.tip.offset === this.createdOffset) return;
+    await this.startSegment();
+  }
+
+  /** Closes the current segment (synced) and appends from now on to a new one, sealed with the current key. */
+  private async startSegment(): Promise<void> {
     const { seq } = this.segments[this.segments.length - 1]!;
     const records: WALRecord[] =
       this.hardState === null ? [] : [{ type: 'hard-state', hardState: this.hardState }];

@@ -41,6 +41,7 @@ const table: ReadonlyArray<
   ['GET', '/swarm/unlockkey', people, 'read the unlock key'],
   ['POST', '/swarm/update', people, 'update the swarm'],
   ['POST', '/swarm/unlock', people, 'unlock a manager'],
+  ['POST', '/secretd/rotate-keys', people, 'rotate the data keys'],
   ['GET', '/nodes', people, 'list nodes'],
   ['GET', '/nodes/:id', people, 'inspect nodes'],
   ['POST', '/nodes/:id/update', people, 'update nodes'],

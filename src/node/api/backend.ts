@@ -145,6 +145,15 @@ export interface Backend {
   updateSecretSettings(settings: { readonly versionsKept: number }): Promise<void>;
   cluster(): Promise<ClusterRecord>;
   updateSwarm(update: SwarmUpdate): Promise<void>;
+  /**
+   * `cluster rotate-keys`: every manager rotates its DEK as it applies the request; answers once
+   * this one has (Encryption as in the Raft status: the key id records are sealed with, and the
+   * oldest key id left on disk).
+   */
+  rotateDataKeys(): Promise<{
+    readonly rotation: number;
+    readonly encryption: { readonly KeyId: number; readonly OldestKeyIdOnDisk: number };
+  }>;
   unlockKey(): Promise<string>;
   unlock(keyText: string): Promise<void>;
   issueClientCertificate(name: string, csrPem: string): Promise<{ certPem: string; caPem: string }>;

@@ -7,5 +7,15 @@ export {
   exists,
   writeFileAtomic,
 } from './layout.ts';
-export { type NodeKeys, nodeKeysLocked, readNodeKeys, writeNodeKeys } from './node-keys.ts';
+export {
+  beginDekRotation,
+  type DataKeyPair,
+  finishDekRotation,
+  type NodeKeys,
+  nodeKeysLocked,
+  openingKeys,
+  readNodeKeys,
+  sealingKey,
+  writeNodeKeys,
+} from './node-keys.ts';
 export { type NodeState, readNodeState, writeNodeState } from './node-state.ts';

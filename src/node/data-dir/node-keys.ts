@@ -9,7 +9,14 @@
  * clear. That protects the data from anyone who gets the disk without this file (a backup of raft/,
  * a copied volume), not from root on a running machine. With autolock on, the file alone is useless
  * without the unlock key, which lives only in the managers' memory and in the sealed store.
+ *
+ * DEK rotation (swarmkit's raft-dek / raft-dek-pending): `beginDekRotation` adds a pending DEK
+ * beside the current one (wrapped the same way) before anything is sealed with it; new records
+ * are sealed with the pending DEK at once while the current one still opens older records; once
+ * none remains on disk, `finishDekRotation` makes the pending DEK the only one. Each step is one
+ * atomic write of this file, so a crash leaves a node that starts with the keys its log needs.
  */
+
 import { readFile } from 'node:fs/promises';
 import { unwrapKey, wrapKey } from '../../crypto/key-wrap.ts';
 import type { Random } from '../../crypto/random.ts';
@@ -21,6 +28,16 @@ export interface NodeKeys {
   readonly dek: Uint8Array;
   readonly dekKeyId: number;
   readonly tlsKey: Uint8Array;
+  /** The DEK being rotated to: new records are sealed with it, `dek` still opens older ones. */
+  readonly pendingDek?: DataKeyPair;
+  /** The cluster's DEK rotation count this node's DEK answers; absent: not recorded yet. */
+  readonly dekRotation?: number;
+}
+
+/** A DEK and its key id (the id sealed envelopes carry). */
+export interface DataKeyPair {
+  readonly dek: Uint8Array;
+  readonly keyId: number;
 }
 
 interface NodeKeysFile {
@@ -29,6 +46,43 @@ interface NodeKeysFile {
   dekKeyId: number;
   dek: string;
   tlsKey: string;
+  pendingDek?: string;
+  pendingDekKeyId?: number;
+  dekRotation?: number;
+}
+
+/** Step one of a DEK rotation (pure): `next` becomes the pending DEK, answering `rotation`. */
+export function beginDekRotation(keys: NodeKeys, next: DataKeyPair, rotation: number): NodeKeys {
+  if (keys.pendingDek !== undefined)
+    throw new SecretdError(
+      'conflict',
+      `Cannot start DEK rotation ${rotation}: the rotation to key id ${keys.pendingDek.keyId} is not finished`,
+    );
+  if (next.keyId === keys.dekKeyId || next.dek.length !== 32)
+    throw new SecretdError(
+      'internal',
+      `Cannot start DEK rotation ${rotation}: the new DEK must be 32 bytes with a key id other than ${keys.dekKeyId}`,
+    );
+  return { ...keys, pendingDek: next, dekRotation: rotation };
+}
+
+/** The last step (pure): the pending DEK becomes the only one; the old one is forgotten. */
+export function finishDekRotation(keys: NodeKeys): NodeKeys {
+  const pending = keys.pendingDek;
+  if (pending === undefined)
+    throw new SecretdError('internal', 'Cannot finish a DEK rotation: none is under way');
+  const { pendingDek: _, ...rest } = keys;
+  return { ...rest, dek: pending.dek, dekKeyId: pending.keyId };
+}
+
+/** The key new records are sealed with: the pending DEK during a rotation, else the current one. */
+export function sealingKey(keys: NodeKeys): DataKeyPair {
+  return keys.pendingDek ?? { dek: keys.dek, keyId: keys.dekKeyId };
+}
+
+/** Keys that only open what is already on disk: the current DEK during a rotation, else none. */
+export function openingKeys(keys: NodeKeys): DataKeyPair[] {
+  return keys.pendingDek === undefined ? [] : [{ dek: keys.dek, keyId: keys.dekKeyId }];
 }
 
 export async function writeNodeKeys(
@@ -45,7 +99,15 @@ export async function writeNodeKeys(
     dekKeyId: keys.dekKeyId,
     dek: seal(keys.dek, 'dek'),
     tlsKey: seal(keys.tlsKey, 'tls-key'),
+    ...(keys.pendingDek === undefined
+      ? {}
+      : {
+          pendingDek: seal(keys.pendingDek.dek, 'dek-pending'),
+          pendingDekKeyId: keys.pendingDek.keyId,
+        }),
+    ...(keys.dekRotation === undefined ? {} : { dekRotation: keys.dekRotation }),
   };
+
   await writeFileAtomic(path, JSON.stringify(file), 0o600);
 }
 
@@ -91,5 +153,33 @@ export async function readNodeKeys(path: string, kek: Uint8Array | null): Promis
       'corrupt',
       `Cannot read this node's keys from ${path}: the DEK has the wrong length`,
     );
-  return { dek, dekKeyId: file.dekKeyId, tlsKey };
+  return {
+    dek,
+    dekKeyId: file.dekKeyId,
+    tlsKey,
+    ...readRotation(path, file, open),
+  };
+}
+
+/** The pending DEK and rotation count, checked: a pending DEK needs its own key id and 32 bytes. */
+function readRotation(
+  path: string,
+  file: NodeKeysFile,
+  open: (text: string, label: string) => Uint8Array,
+): Pick<NodeKeys, 'pendingDek' | 'dekRotation'> {
+  const bad = (what: string): SecretdError =>
+    new SecretdError('corrupt', `Cannot read this node's keys from ${path}: ${what}`);
+  const keyId = (value: unknown): value is number =>
+    typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffffffff;
+  if (file.dekRotation !== undefined && !keyId(file.dekRotation))
+    throw bad('the DEK rotation count is not a whole number');
+  const rotation = file.dekRotation === undefined ? {} : { dekRotation: file.dekRotation };
+  if (file.pendingDek === undefined && file.pendingDekKeyId === undefined) return rotation;
+  if (typeof file.pendingDek !== 'string' || !keyId(file.pendingDekKeyId))
+    throw bad('the pending DEK or its key id is missing');
+  if (file.pendingDekKeyId === file.dekKeyId)
+    throw bad(`the pending DEK has the current DEK's key id ${file.dekKeyId}`);
+  const dek = open(file.pendingDek, 'dek-pending');
+  if (dek.length !== 32) throw bad('the pending DEK has the wrong length');
+  return { ...rotation, pendingDek: { dek, keyId: file.pendingDekKeyId } };
 }

@@ -59,12 +59,12 @@ import { secretVersionViews } from '../api/index.ts';
 import {
   dataDirPaths,
   nodeKeysLocked,
+  openingKeys,
   readNodeKeys,
   readNodeState,
-  writeNodeKeys,
+  sealingKey,
   writeNodeState,
   type DataDirPaths,
-  type NodeKeys,
   type NodeState,
 } from '../data-dir/index.ts';
 import type { Executor } from '../executor/index.ts';
@@ -107,6 +107,8 @@ import {
 } from '../task-dispatch/index.ts';
 import { peerPaths } from '../peers/index.ts';
 import { openPeerClient, startAgent } from '../_node-agent.ts';
+import { DekRotation, type EncryptionStatus } from './dek-rotation.ts';
+import { KeysFile } from './keys-file.ts';
 import { LeaderDuties } from './leader-duties.ts';
 import { LeaderRouter, lockedError } from './leader-router.ts';
 import {
@@ -158,7 +160,9 @@ const membershipRoundTicks = 4;
 
 /** Everything a start builds; torn down together. */
 interface Running {
-  readonly keys: NodeKeys;
+  /** The keys file: every write of it goes through here (keys-file.ts says why). */
+  readonly keysFile: KeysFile;
+  readonly dekRotation: DekRotation;
   readonly peers: PeerClient;
   readonly transport: RaftTransport;
   readonly raft: RaftNode;
@@ -180,7 +184,6 @@ export class Manager implements Backend {
   #agent: Agent | null = null;
   /** The unlock key the keys file is wrapped with now (null: not autolocked). */
   #kek: Uint8Array | null = null;
-  #keysWrite: Promise<void> = Promise.resolve();
   /** A fatal error was reported: nothing more is served from this state. */
   #failed = false;
   /** --force-new-cluster rewrote the data dir (once, even if a start is retried). */
@@ -246,7 +249,7 @@ export class Manager implements Backend {
 
   /** The TLS private key (PKCS#8), available once unlocked. */
   get tlsKey(): Uint8Array {
-    return this.#running().keys.tlsKey;
+    return this.#running().keysFile.keys.tlsKey;
   }
 
   get raft(): RaftNode {
@@ -270,6 +273,7 @@ export class Manager implements Backend {
       run.duties.start();
       await this.#options.onRaftStarted?.(this);
       await this.#catchUp(run.raft);
+      await run.dekRotation.start();
       if (this.#options.forceNewCluster) await this.#dropOtherManagers(run.raft.store);
       this.#startAgent(run.peers);
     } catch (error) {
@@ -282,8 +286,11 @@ export class Manager implements Backend {
   /** Step 1: the node's keys, its peer client and the sealed log replayed into the store (Raft not yet running). */
   async #openStorage(
     kek: Uint8Array | null,
-  ): Promise<Pick<Running, 'keys' | 'peers' | 'transport' | 'raft'>> {
+  ): Promise<Pick<Running, 'keysFile' | 'dekRotation' | 'peers' | 'transport' | 'raft'>> {
     const keys = await readNodeKeys(this.paths.nodeKeys, kek);
+    // During a DEK rotation a crash cut short, new records are sealed with the pending DEK and the current one opens the rest.
+    const { dek, keyId: dekKeyId } = sealingKey(keys);
+    const olderKeys = openingKeys(keys);
     const id = this.state.nodeId as MemberId;
     const fs = new NodeFileSystem();
     if (this.#options.forceNewCluster && !this.#clusterForced) {
@@ -291,8 +298,9 @@ export class Manager implements Backend {
         id,
         walDir: this.paths.wal,
         snapshotDir: this.paths.snapshots,
-        dek: keys.dek,
-        dekKeyId: keys.dekKeyId,
+        dek,
+        dekKeyId,
+        olderKeys,
         fs,
         random: this.#options.random,
       });
@@ -320,8 +328,9 @@ export class Manager implements Backend {
         id,
         walDir: this.paths.wal,
         snapshotDir: this.paths.snapshots,
-        dek: keys.dek,
-        dekKeyId: keys.dekKeyId,
+        dek,
+        dekKeyId,
+        olderKeys,
         fs,
         random: this.#options.random,
         electionRandom: this.#options.electionRandom ?? (() => unitInterval(this.#options.random)),
@@ -343,11 +352,27 @@ export class Manager implements Backend {
       peers.closeAll();
       throw error;
     }
-    return { keys, peers, transport, raft };
+    const keysFile = new KeysFile(keys, kek, {
+      path: this.paths.nodeKeys,
+      random: this.#options.random,
+      onFatal: (error) => this.#fatal(error),
+    });
+    const log = this.#options.log ?? ((line) => console.error(line));
+    const dekRotation = new DekRotation({
+      file: keysFile,
+      raft,
+      random: this.#options.random,
+      log,
+    });
+    const cluster = raft.store.cluster;
+    if (cluster) dekRotation.request(cluster.dekRotations ?? 0);
+    return { keysFile, dekRotation, peers, transport, raft };
   }
 
   /** The parts that act on the store: the dispatcher, the orchestrator and the duties that turn them on. */
-  #wire(opened: Pick<Running, 'keys' | 'peers' | 'transport' | 'raft'>): Running {
+  #wire(
+    opened: Pick<Running, 'keysFile' | 'dekRotation' | 'peers' | 'transport' | 'raft'>,
+  ): Running {
     const { raft } = opened;
     const log = this.#options.log ?? (() => {});
     const propose = (command: Command): Promise<ApplyResult> => this.#router.propose(command);
@@ -439,8 +464,8 @@ export class Manager implements Backend {
       await run.raft.stop();
       run.transport.close();
       run.peers.closeAll();
+      await run.keysFile.settled();
     }
-    await this.#keysWrite;
   }
 
   // --- Wiring ------------------------------------------------------------------------------------
@@ -471,8 +496,10 @@ export class Manager implements Backend {
   #watch(store: Store): void {
     store.onApplied((op) => this.#run?.duties.applied(op));
     store.onEvent((event) => {
-      if (event.kind === 'cluster') this.#maybeRewrapKeys(event.cluster.unlockKey);
-      else this.#run?.duties.storeEvent(event);
+      if (event.kind === 'cluster') {
+        this.#maybeRewrapKeys(event.cluster.unlockKey);
+        this.#run?.dekRotation.request(event.cluster.dekRotations ?? 0);
+      } else this.#run?.duties.storeEvent(event);
     });
   }
 
@@ -480,12 +507,10 @@ export class Manager implements Backend {
   #maybeRewrapKeys(kek: Uint8Array | null): void {
     const same =
       kek === null ? this.#kek === null : this.#kek !== null && constantTimeEqual(kek, this.#kek);
-    const keys = this.#run?.keys;
-    if (same || !keys) return;
+    const file = this.#run?.keysFile;
+    if (same || !file) return;
     this.#kek = kek && kek.slice();
-    this.#keysWrite = this.#keysWrite
-      .then(() => writeNodeKeys(this.paths.nodeKeys, keys, kek, this.#options.random))
-      .catch((error: unknown) => this.#fatal(error));
+    void file.rewrap(this.#kek).catch(() => {}); // a failed write goes to onFatal
   }
 
   /** Where this node's agent looks for the dispatcher: the leader, then every manager. */
@@ -564,7 +589,20 @@ export class Manager implements Backend {
   }
 
   raftStatus(): unknown {
-    return this.#running().raft.core.status();
+    const run = this.#running();
+    return { ...run.raft.core.status(), Encryption: run.dekRotation.status() };
+  }
+
+  /**
+   * `cluster rotate-keys`: every manager seals its log under a new DEK as it applies the request.
+   * Answers once this manager has finished its own rotation.
+   */
+  async rotateDataKeys(): Promise<{ rotation: number; encryption: EncryptionStatus }> {
+    await this.#router.propose({ op: 'dek-rotate', at: this.#now() });
+    const cluster = clusterOf(await this.#router.read());
+    const run = this.#running();
+    await run.dekRotation.idle();
+    return { rotation: cluster.dekRotations ?? 0, encryption: run.dekRotation.status() };
   }
 
   proposeForwarded(command: TaggedCommand): Promise<ApplyResult> {
@@ -987,7 +1025,7 @@ export class Manager implements Backend {
     });
     // Answer only once this manager has applied the change and re-wrapped its keys file.
     await this.#router.read();
-    await this.#keysWrite;
+    await this.#running().keysFile.settled();
   }
 
   async unlockKey(): Promise<string> {

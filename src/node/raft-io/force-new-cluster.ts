@@ -21,6 +21,8 @@ export interface ForceNewClusterOptions {
   readonly snapshotDir: string;
   readonly dek: Uint8Array;
   readonly dekKeyId: number;
+  /** Keys of an unfinished rotation, read but never written with (see openRaftNode). */
+  readonly olderKeys?: readonly { readonly dek: Uint8Array; readonly keyId: number }[];
   readonly fs: FileSystem;
   readonly random: Random;
 }
@@ -31,6 +33,7 @@ export async function forceNewCluster(
   const sealing = {
     dek: options.dek,
     keyId: options.dekKeyId,
+    olderKeys: options.olderKeys ?? [],
     random: options.random,
     fs: options.fs,
   };

@@ -14,15 +14,21 @@ import { RaftCore, type RaftOptions } from '../../raft/core.ts';
 import { SnapshotStore } from '../../raft/snapshot-store.ts';
 import type { ConfState, Entry, HardState, MemberId, SnapshotMeta } from '../../raft/types.ts';
 import { WAL, type TornTail, type WALState } from '../../raft/wal.ts';
-import { RaftNode, type Transport } from './raft-node.ts';
+import { RaftNode, type DataKey, type Transport } from './raft-node.ts';
 import { Store } from '../store/index.ts';
 
 export interface OpenRaftOptions {
   readonly id: MemberId;
   readonly walDir: string;
   readonly snapshotDir: string;
+  /** The key new records and snapshots are sealed with. */
   readonly dek: Uint8Array;
   readonly dekKeyId: number;
+  /**
+   * Keys of a rotation a crash cut short: what is sealed under them is read, nothing more is
+   * written with them. Call `rotateKey` with the `dek` to finish the rotation. Default: none.
+   */
+  readonly olderKeys?: readonly DataKey[];
   readonly fs: FileSystem;
   /** Nonces for sealing. */
   readonly random: Random;
@@ -57,6 +63,7 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
   const sealing = {
     dek: options.dek,
     keyId: options.dekKeyId,
+    olderKeys: options.olderKeys ?? [],
     random: options.random,
     fs: options.fs,
   };

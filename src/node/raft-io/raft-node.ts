@@ -23,6 +23,15 @@
  *      behind it (disk I/O, after advance(): the core takes compact() only between Readies).
  *   9. Feed the core what arrived meanwhile: it takes no input between ready() and advance(), so
  *      ticks, messages, proposals and reads wait in `#inbox` and land in the next Ready.
+ *  10. With no Ready left: if a key rotation waits for this member to apply the entries its log
+ *      held when the key changed, and it has, snapshot and compact now (`#maybeFinishRotation`).
+ *
+ * Key rotation (`rotateKey`, swarmkit's in spirit): the WAL seals every later record with the new
+ * key, in a new segment, and so do later snapshots; once the store has applied every entry the
+ * old key's segments may hold, a snapshot is sealed with the new key at that index (even if one
+ * exists there already) and the log compacted behind it, which deletes those segments whole and
+ * every snapshot under the old key. Then, and only then, the rotation resolves: the caller may
+ * forget the old key.
  *
  * Applying a committed entry: a 'normal' entry with data is a command for the store; a leader's
  * no-op (empty data) and a 'conf' entry (the core applies it to itself at advance()) only move the
@@ -67,6 +76,12 @@ import { replayCommitted } from './_replay.ts';
 
 export interface Transport {
   send(messages: readonly Message[]): void;
+}
+
+/** A key that seals WAL records and snapshots. */
+export interface DataKey {
+  readonly dek: Uint8Array;
+  readonly keyId: number;
 }
 
 export interface RaftNodeOptions {
@@ -123,6 +138,16 @@ export class RaftNode {
   #stableIndex = 0;
   #appliedTerm = 0;
   #snapshotIndex = 0;
+  /**
+   * The key rotation under way: it waits for the store to apply `untilIndex` (see the header);
+   * null while the WAL is switching keys or the snapshot is being written.
+   */
+  #rotation: {
+    readonly key: DataKey;
+    untilIndex: number | null;
+    readonly resolve: () => void;
+    readonly reject: (error: Error) => void;
+  } | null = null;
 
   constructor(
     options: RaftNodeOptions,
@@ -289,9 +314,49 @@ export class RaftNode {
     for (const apply of this.#inbox.splice(0)) apply();
   }
 
+  /**
+   * Seals every later WAL record and snapshot with `key` at once; resolves once no record or
+   * snapshot sealed with any other key remains on disk (see the header). One rotation at a time.
+   */
+  rotateKey(key: DataKey): Promise<void> {
+    if (this.#stopped)
+      return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
+    if (this.#rotation !== null)
+      return Promise.reject(
+        new SecretdError(
+          'conflict',
+          `Cannot rotate to key id ${key.keyId}: a rotation to key id ${this.#rotation.key.keyId} is under way`,
+        ),
+      );
+    return new Promise<void>((resolve, reject) => {
+      const rotation = { key, untilIndex: null as number | null, resolve, reject };
+      this.#rotation = rotation;
+      this.#snapshots.rotateKey(key);
+      this.#wal.rotateKey(key).then(
+        (untilIndex) => {
+          rotation.untilIndex = untilIndex;
+          this.#kick();
+        },
+        (error: unknown) => {
+          if (this.#rotation === rotation) this.#rotation = null;
+          reject(error as Error);
+        },
+      );
+    });
+  }
+
+  /** The key id of every WAL segment and snapshot file on disk (the same id may repeat). */
+  keyIdsOnDisk(): number[] {
+    return [...this.#wal.keyIds(), ...this.#snapshots.keyIds()];
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#stopTicking?.();
+    this.#rotation?.reject(
+      new SecretdError('unavailable', 'Node is shutting down; the key rotation resumes at restart'),
+    );
+    this.#rotation = null;
     for (const pending of this.#pending.values())
       pending.reject(
         new SecretdError(
@@ -321,6 +386,11 @@ export class RaftNode {
   }
 
   async #loop(): Promise<void> {
+    do await this.#readies();
+    while (!this.#stopped && (await this.#maybeFinishRotation()));
+  }
+
+  async #readies(): Promise<void> {
     while (!this.#stopped && this.#core.hasReady()) {
       const ready = this.#core.ready();
       this.#readyOutstanding = true;
@@ -438,6 +508,31 @@ export class RaftNode {
     this.#pending.clear();
   }
 
+  /** Step 10 of the header; true when it did something (new input may have arrived meanwhile). */
+  async #maybeFinishRotation(): Promise<boolean> {
+    const rotation = this.#rotation;
+    const applied = this.#store.appliedIndex;
+    if (rotation?.untilIndex == null || applied === 0 || applied < rotation.untilIndex)
+      return false;
+    rotation.untilIndex = null;
+    try {
+      await this.snapshotNow({ force: true });
+    } catch (error) {
+      this.#rotation = null;
+      rotation.reject(error as Error);
+      throw error; // the loop's failure: fatal, as for any snapshot that cannot be written
+    }
+    const keyId = rotation.key.keyId;
+    if (this.keyIdsOnDisk().every((id) => id === keyId)) {
+      if (this.#rotation === rotation) this.#rotation = null;
+      rotation.resolve();
+    } else {
+      // A segment the snapshot did not cover (the log moved on meanwhile): wait for the new boundary.
+      rotation.untilIndex = await this.#wal.rotateKey(rotation.key);
+    }
+    return true;
+  }
+
   async #maybeSnapshot(): Promise<void> {
     const applied = this.#store.appliedIndex;
     if (applied - this.#snapshotIndex < (this.#options.snapshotEntries ?? snapshotEntriesInterval))
@@ -445,11 +540,14 @@ export class RaftNode {
     await this.snapshotNow();
   }
 
-  /** Seals the whole store into a snapshot and compacts the log behind it. */
-  async snapshotNow(): Promise<void> {
+  /**
+   * Seals the whole store into a snapshot and compacts the log behind it. `force` writes one even
+   * at the index of the last (a key rotation re-seals it under the new key).
+   */
+  async snapshotNow(options: { readonly force?: boolean } = {}): Promise<void> {
     const index = this.#store.appliedIndex;
     assert(index >= this.#snapshotIndex, 'snapshot index moves forward');
-    if (index === this.#snapshotIndex) return;
+    if (index === this.#snapshotIndex && !(options.force && index > 0)) return;
     const snapshot: Snapshot = {
       meta: { index, term: this.#appliedTerm, conf: this.#core.status().conf },
       data: this.#store.snapshot(),

@@ -146,6 +146,7 @@ const samples: Record<CommandOp, TaggedCommand> = {
   },
   'client-cert-revoke': { op: 'client-cert-revoke', at, serials: ['4a3f09', '51'] },
   'cert-records-prune': { op: 'cert-records-prune', at, clientCerts: ['4a3f09'], removedNodes: [] },
+  'dek-rotate': { op: 'dek-rotate', at },
 };
 
 /** For each op, fields set to values of the wrong shape: each must be refused. */
@@ -272,6 +273,7 @@ const wrongShapes: Record<CommandOp, ReadonlyArray<readonly [string, unknown]>> 
     ['updates.0.secretVersions.s1', '2'],
   ],
   'tasks-remove': [['ids', 'all']],
+  'dek-rotate': [['at', 7]],
   'client-cert-issue': [
     ['cert', null],
     ['cert.serial', 'xyz'],

@@ -108,6 +108,8 @@ export type Command =
     }
   /** Removed nodes' ids are never reused and their certificates stop working at once. */
   | { readonly op: 'node-remove'; readonly at: string; readonly ids: readonly string[] }
+  /** Every manager seals its log under a new DEK (`cluster rotate-keys`; ClusterRecord.dekRotations). */
+  | { readonly op: 'dek-rotate'; readonly at: string }
   | {
       readonly op: 'node-status';
       readonly at: string;
@@ -281,6 +283,8 @@ export function parseCommand(value: unknown): TaggedCommand {
       );
       optional(c.labels, 'labels', labels);
       optional(c.addr, 'addr', text);
+      break;
+    case 'dek-rotate':
       break;
     case 'node-status':
       id(c.id, 'id');

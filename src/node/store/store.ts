@@ -181,6 +181,14 @@ export class Store {
         return this.#updateNode(index, command);
       case 'node-remove':
         return this.#removeNodes(command.at, command.ids);
+      case 'dek-rotate': {
+        const cluster = this.#cluster;
+        if (!cluster)
+          return { ok: false, code: 'unavailable', message: 'Cluster is not initialized' };
+        const dekRotations = (cluster.dekRotations ?? 0) + 1;
+        this.#setCluster({ ...cluster, updatedAt: command.at, metaIndex: index, dekRotations });
+        return { ok: true, id: cluster.id };
+      }
       case 'node-status': {
         const node = this.#nodes.get(command.id as NodeId);
         if (!node) return { ok: false, code: 'not_found', message: `Node ${command.id} not found` };
@@ -359,6 +367,10 @@ export class Store {
       ...(command.secretVersionsKept === undefined
         ? {}
         : { secretVersionsKept: command.secretVersionsKept }),
+      // Turning autolock on rotates every manager's DEK: the old one was on disk in the clear.
+      ...(cluster.unlockKey === null && typeof command.unlockKey === 'string'
+        ? { dekRotations: (cluster.dekRotations ?? 0) + 1 }
+        : {}),
     });
     return { ok: true, id: cluster.id };
   }

@@ -62,6 +62,11 @@ export interface ClusterRecord {
   readonly labels: Labels;
   /** Versions kept per secret (the newest ones, plus any a pinned reference uses); absent: the default. */
   readonly secretVersionsKept?: number;
+  /**
+   * DEK rotations asked of every manager (`cluster rotate-keys`, and each time autolock is turned
+   * on); absent: 0. A manager whose keys file answers fewer rotates its DEK.
+   */
+  readonly dekRotations?: number;
 }
 
 export type ServiceId = string & { readonly __brand: 'ServiceId' };

@@ -1,4 +1,4 @@
-/** Docker-shaped swarm routes: inspect (join tokens for managers), update and rotations, unlock. */
+/** Docker-shaped swarm routes: inspect (join tokens for managers), update and rotations, unlock; and secretd's DEK rotation. */
 import { Hono, type Context } from 'hono';
 import { invalid, SecretdError } from '../../../errors.ts';
 import { checkLabels } from '../../store/index.ts';
@@ -74,6 +74,12 @@ export function swarmRoutes(backend: Backend): Hono<AppEnv> {
     };
     await backend.updateSwarm(update);
     return c.body(null, 200);
+  });
+
+  // secretd's own: every manager seals its log under a new DEK (README, "Keys and encryption at rest").
+  api.post('/secretd/rotate-keys', allow(roles, 'rotate the data keys'), async (c) => {
+    const { rotation, encryption } = await backend.rotateDataKeys();
+    return c.json({ Rotation: rotation, Encryption: encryption });
   });
 
   api.post('/swarm/unlock', allow(roles, 'unlock a manager'), async (c) => {

@@ -1,0 +1,116 @@
+/**
+ * RaftNode.rotateKey on a one-member node with real files: new records under the new key at once,
+ * a snapshot and compaction that leave nothing under the old key on disk, and a rotation a crash
+ * cut short that opens with both keys and finishes.
+ */
+import { describe, expect, test } from 'bun:test';
+import { tempDir } from '../../../test/helpers/process.ts';
+import { keyIdsIn, sealedFiles } from '../../../test/helpers/sealed-files.ts';
+import { NodeFileSystem } from '../../io/node-fs.ts';
+import { systemRandom } from '../../io/system.ts';
+import type { MemberId } from '../../raft/types.ts';
+import { openRaftNode, walMarkerPath } from './open-raft-node.ts';
+import type { DataKey, RaftNode } from './raft-node.ts';
+
+const id = 'node-a' as MemberId;
+const oldKey: DataKey = { dek: systemRandom(32), keyId: 1 };
+const newKey: DataKey = { dek: systemRandom(32), keyId: 2 };
+const at = '2026-11-28T00:00:00.000Z';
+
+async function open(
+  root: string,
+  key: DataKey,
+  olderKeys: DataKey[] = [],
+  snapshotEntries = 4,
+): Promise<RaftNode> {
+  const node = await openRaftNode({
+    id,
+    walDir: `${root}/raft/wal`,
+    snapshotDir: `${root}/raft/snap`,
+    dek: key.dek,
+    dekKeyId: key.keyId,
+    olderKeys,
+    fs: new NodeFileSystem(),
+    random: systemRandom,
+    electionRandom: () => 0.5,
+    bootstrapConf: { voters: [id], learners: [] },
+    transport: { send: () => {} },
+    tickMs: 5,
+    snapshotEntries,
+    walSegmentBytesTarget: 2048,
+    onFatal: (error) => {
+      throw error;
+    },
+    walMarker: walMarkerPath(root),
+  });
+  node.start();
+  node.campaign();
+  await node.waitForLeader(5000);
+  return node;
+}
+
+/** Writes `n` entries (commands the store refuses without a cluster: still log entries). */
+async function write(node: RaftNode, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await node.propose({ op: 'dek-rotate', at });
+}
+
+const keyIdsOnDisk = (root: string): number[] =>
+  keyIdsIn(sealedFiles(`${root}/raft/wal`, `${root}/raft/snap`));
+
+describe('RaftNode.rotateKey', () => {
+  test('resolves once no WAL record or snapshot on disk is sealed with the old key; the node then opens with the new key alone', async () => {
+    using dir = tempDir('secretd-raft-rot-');
+    const node = await open(dir.path, oldKey);
+    await write(node, 30);
+    expect(keyIdsOnDisk(dir.path)).toEqual([1]);
+    await node.rotateKey(newKey);
+    expect(keyIdsOnDisk(dir.path)).toEqual([2]);
+    expect(node.keyIdsOnDisk().every((keyId) => keyId === 2)).toBe(true);
+    await write(node, 3);
+    const applied = node.store.appliedIndex;
+    await node.stop();
+    expect(keyIdsOnDisk(dir.path)).toEqual([2]);
+
+    const reopened = await open(dir.path, newKey);
+    await write(reopened, 1);
+    expect(reopened.store.appliedIndex).toBeGreaterThan(applied);
+    await reopened.stop();
+  });
+
+  test('after a crash mid-rotation the node opens with both keys, seals only with the new one, and finishes the rotation', async () => {
+    using dir = tempDir('secretd-raft-rot-');
+    const node = await open(dir.path, oldKey);
+    await write(node, 10);
+    await node.stop();
+    // The keys file held both keys when it stopped: it opens with both, as the manager does.
+    // No snapshot of its own meanwhile (one would compact the old key's segments away too).
+    const resumed = await open(dir.path, newKey, [oldKey], 1000);
+    await write(resumed, 2);
+    await resumed.stop(); // crash before the snapshot: both keys still on disk
+    expect(keyIdsOnDisk(dir.path)).toEqual([1, 2]);
+    const files = sealedFiles(`${dir.path}/raft/wal`, `${dir.path}/raft/snap`);
+    for (const file of files) expect(new Set(file.keyIds).size).toBe(1); // one key per file
+
+    const again = await open(dir.path, newKey, [oldKey], 1000);
+    const applied = again.store.appliedIndex;
+    await again.rotateKey(newKey);
+    expect(again.store.appliedIndex).toBeGreaterThanOrEqual(applied);
+    expect(keyIdsOnDisk(dir.path)).toEqual([2]);
+    await again.stop();
+    const finished = await open(dir.path, newKey);
+    await write(finished, 1);
+    await finished.stop();
+  });
+
+  test('a second rotation while one is under way is refused', async () => {
+    using dir = tempDir('secretd-raft-rot-');
+    const node = await open(dir.path, oldKey);
+    await write(node, 2);
+    const first = node.rotateKey(newKey);
+    await expect(node.rotateKey({ dek: systemRandom(32), keyId: 3 })).rejects.toThrow(
+      'Cannot rotate to key id 3: a rotation to key id 2 is under way',
+    );
+    await first;
+    await node.stop();
+  });
+});

@@ -1,0 +1,44 @@
+/**
+ * The key id of every sealed envelope in a data dir's Raft files, read straight from the bytes
+ * (src/crypto/aead.ts: `version u8 | keyId u32 BE | nonce | box`), without any key: for each
+ * WAL segment its header's key check and every record's body (wal-codec.ts framing), for each
+ * snapshot its one sealed body (snapshot-store.ts: a 24-byte header, then the envelope).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { envelopeKeyId } from '../../src/crypto/aead.ts';
+import { decodeFrame, segmentHeaderBytes } from '../../src/raft/wal-codec.ts';
+
+export interface SealedFile {
+  readonly path: string;
+  /** One per envelope, in file order. */
+  readonly keyIds: readonly number[];
+}
+
+/** Every `.wal` file in `walDir` and `.snap` file in `snapDir`, with the key ids of its envelopes. */
+export function sealedFiles(walDir: string, snapDir: string): SealedFile[] {
+  const files: SealedFile[] = [];
+  for (const name of readdirSync(walDir).sort()) {
+    if (!name.endsWith('.wal')) continue;
+    const path = `${walDir}/${name}`;
+    const bytes = new Uint8Array(readFileSync(path));
+    const keyIds = [envelopeKeyId(bytes.subarray(24, segmentHeaderBytes - 4))];
+    for (let at = segmentHeaderBytes; at < bytes.length;) {
+      const frame = decodeFrame(bytes, at);
+      if (!frame.ok) break; // a torn tail: nothing past it is read back
+      keyIds.push(envelopeKeyId(frame.value.body));
+      at = frame.value.end;
+    }
+    files.push({ path, keyIds });
+  }
+  for (const name of readdirSync(snapDir).sort()) {
+    if (!name.endsWith('.snap')) continue;
+    const path = `${snapDir}/${name}`;
+    files.push({ path, keyIds: [envelopeKeyId(new Uint8Array(readFileSync(path)).subarray(24))] });
+  }
+  return files;
+}
+
+/** The distinct key ids found, ascending. */
+export function keyIdsIn(files: readonly SealedFile[]): number[] {
+  return [...new Set(files.flatMap((f) => f.keyIds))].sort((a, b) => a - b);
+}

@@ -174,3 +174,5 @@ export const certRecordsPruneGraceMs = 24 * 3600 * 1000;
 export const certRecordsPruneIntervalMs = 10 * 60_000;
 /** How long `ca revoke` waits for each other manager to confirm it applied the revocation. */
 export const revocationConfirmTimeoutMs = 10_000;
+/** Records dropped by one prune command at most (the rest go in the next round). */
+export const certRecordsPrunedPerCommandMax = 1000;

@@ -26,6 +26,8 @@ const table: ReadonlyArray<
   ['GET', '/version', people, 'read the version'],
   ['GET', '/info', people, 'read the node information'],
   ['POST', '/secretd/ca/client-certificates', ['admin'], 'issue client certificates'],
+  ['GET', '/secretd/ca/client-certificates', people, 'list client certificates'],
+  ['DELETE', '/secretd/ca/client-certificates/:ref', ['admin'], 'revoke client certificates'],
   ['GET', '/secrets', people, 'list secrets'],
   ['POST', '/secrets/create', people, 'create secrets'],
   ['GET', '/secrets/:id', people, 'inspect secrets'],

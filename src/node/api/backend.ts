@@ -1,6 +1,6 @@
 /** What the HTTP API needs from a node. The manager implements it; API tests may use a real manager. */
 import type { Role } from '../../crypto/ca.ts';
-import type { ApplyResult } from '../store/index.ts';
+import type { ApplyResult, ClientCertRecord } from '../store/index.ts';
 import type { TaggedCommand, TaskStatusUpdate } from '../store/index.ts';
 import type { ExecResult, SessionClaim } from '../task-dispatch/index.ts';
 import type { JoinRequest } from '../join/index.ts';
@@ -27,6 +27,25 @@ export interface Identity {
    * speaking Raft until it leaves: its vote may be needed to remove it) or not known as a worker.
    */
   readonly speaksRaft?: boolean;
+  /** A client certificate's serial (lower-case hex), checked against revocations on every request. */
+  readonly serial?: string;
+}
+
+/** A client certificate just issued (and recorded), with its CA. */
+export interface IssuedClientCertificate {
+  readonly certPem: string;
+  readonly caPem: string;
+  readonly record: ClientCertRecord;
+}
+
+/** What a revocation did: the certificates it names, and the managers that could not confirm it. */
+export interface RevocationOutcome {
+  readonly certificates: readonly ClientCertRecord[];
+  readonly unconfirmed: ReadonlyArray<{
+    readonly nodeId: string;
+    readonly addr: string;
+    readonly reason: string;
+  }>;
 }
 
 export interface SecretSpecInput {
@@ -156,7 +175,22 @@ export interface Backend {
   }>;
   unlockKey(): Promise<string>;
   unlock(keyText: string): Promise<void>;
-  issueClientCertificate(name: string, csrPem: string): Promise<{ certPem: string; caPem: string }>;
+  /** Signs and records a client certificate (role admin) valid `lifetimeMs` (default 90 days). */
+  issueClientCertificate(
+    name: string,
+    csrPem: string,
+    options?: { readonly lifetimeMs?: number },
+  ): Promise<IssuedClientCertificate>;
+  listClientCertificates(): Promise<readonly ClientCertRecord[]>;
+  /** Revokes the certificate with serial `ref`, or every one named `ref`; returns once every manager refuses them. */
+  revokeClientCertificates(ref: string): Promise<RevocationOutcome>;
+  /** The refusal for a revoked client certificate serial, or null: cheap, called on every request. */
+  clientCertificateRefusal(serial: string): string | null;
+  /**
+   * `listener` runs (outside the Raft loop) whenever revocations may have changed on this manager:
+   * a revocation or a node removal applied, a snapshot installed. Returns how to stop listening.
+   */
+  onRevocations(listener: () => void): () => void;
   /** A node id whose node was removed: its certificate is refused from then on. */
   isRemovedNode(nodeId: string): boolean;
   /** The role the store gives a node now (a demoted manager's certificate still says manager). */

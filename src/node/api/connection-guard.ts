@@ -17,6 +17,9 @@
  *   between HTTP/1.1 requests.
  * All connections together are capped at `connectionsMax`; the admin socket is another server.
  *
+ * Certified connections may carry a label (server.ts: the client certificate's serial), by which
+ * they are closed at once, whatever they carry (`closeLabelled`: a certificate was revoked).
+ *
  * Requests: a response that ends before its request body did closes the rest of the request, its
  * HTTP/2 stream (RST_STREAM) or its HTTP/1.1 connection, instead of reading the body into nothing.
  * Request bodies that routes buffer are counted per connection, and across anonymous connections.
@@ -101,6 +104,7 @@ class Connection {
   idleTimer: ReturnType<typeof setTimeout> | undefined;
   lifetimeTimer: ReturnType<typeof setTimeout> | undefined;
   budget: BodyBudget | null = null;
+  label: string | null = null;
   constructor(
     readonly socket: Socket,
     readonly key: string,
@@ -119,11 +123,37 @@ export class ConnectionGuard {
   readonly #perAddress = new Map<string, Record<Phase, number>>();
   #anonymous = 0;
   #anonymousBodyBytes = 0;
+  readonly #labelOf: ((socket: TLSSocket) => string | null) | undefined;
+  readonly #byLabel = new Map<string, Set<Connection>>();
 
-  /** `certified`: whether a connection that finished its handshake presented a valid cluster certificate. */
-  constructor(limitsIn: ConnectionLimits, certified: (socket: TLSSocket) => boolean) {
+  /**
+   * `certified`: whether a connection that finished its handshake presented a valid cluster
+   * certificate; `labelOf`: the label of a certified connection, if any (none: no labels).
+   */
+  constructor(
+    limitsIn: ConnectionLimits,
+    certified: (socket: TLSSocket) => boolean,
+    labelOf?: (socket: TLSSocket) => string | null,
+  ) {
     this.#limits = limitsIn;
     this.#certified = certified;
+    this.#labelOf = labelOf;
+  }
+
+  /** The labels of the connections held now. */
+  labels(): string[] {
+    return [...this.#byLabel.keys()];
+  }
+
+  /** Closes every connection labelled `label` at once (streams in progress included); returns how many. */
+  closeLabelled(label: string): number {
+    const connections = [...(this.#byLabel.get(label) ?? [])];
+    for (const connection of connections) {
+      this.#forget(connection);
+      connection.session?.destroy();
+      connection.socket.destroy();
+    }
+    return connections.length;
   }
 
   counts(): ConnectionCounts {
@@ -241,6 +271,14 @@ export class ConnectionGuard {
     ) {
       this.#close(connection);
       return;
+    } else {
+      const label = this.#labelOf?.(socket) ?? null;
+      if (label !== null) {
+        connection.label = label;
+        let labelled = this.#byLabel.get(label);
+        if (!labelled) this.#byLabel.set(label, (labelled = new Set()));
+        labelled.add(connection);
+      }
     }
     if (connection.open === 0) this.#arm(connection, this.#idleTimeoutMs(connection));
     else clearTimeout(connection.idleTimer);
@@ -365,6 +403,11 @@ export class ConnectionGuard {
     if (this.#byKey.get(connection.key) === connection) this.#byKey.delete(connection.key);
     this.#handshaking.delete(connection);
     this.#count(connection.address, connection.phase, -1);
+    if (connection.label !== null) {
+      const labelled = this.#byLabel.get(connection.label);
+      labelled?.delete(connection);
+      if (labelled?.size === 0) this.#byLabel.delete(connection.label);
+    }
     if (connection.phase === 'anonymous') {
       this.#anonymous--;
       this.#anonymousBodyBytes -= connection.bodyBytes;

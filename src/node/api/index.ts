@@ -3,6 +3,8 @@ export { createApp, type AppOptions } from './app.ts';
 export {
   type Backend,
   type Identity,
+  type IssuedClientCertificate,
+  type RevocationOutcome,
   type NodeSummary,
   type NodeUpdate,
   type NodeView,

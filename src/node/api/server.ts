@@ -4,7 +4,10 @@
  * by the cluster CA is cut as soon as its handshake completes, before any request; one with no
  * certificate at all (a node about to join, as Docker's VerifyClientCertIfGiven allows) may reach
  * only the join routes. The role in the certificate's OU then decides what a caller may do, and a
- * removed node's certificate is refused from the moment its removal is applied.
+ * removed node's certificate is refused from the moment its removal is applied, and a revoked
+ * client certificate from the moment its revocation is applied: checked by serial on every request
+ * (the identity cached per connection is not enough), and the connections presenting it are closed
+ * then (the guard labels each connection with its client certificate's serial).
  */
 import { getRequestListener } from '@hono/node-server';
 import type { Context } from 'hono';
@@ -19,6 +22,7 @@ import { installStreamRoutes } from './stream-routes.ts';
 import { createWorkerApp, type WorkerBackend } from './worker-app.ts';
 import type { Backend, Identity } from './backend.ts';
 import { splitHostPort } from '../join/index.ts';
+import { normalizeSerial } from '../store/index.ts';
 import {
   ConnectionGuard,
   defaultConnectionLimits,
@@ -93,6 +97,10 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
       identity = identityOf(socket(), options.clusterId);
       identities.set(connection, identity);
     }
+    if (identity.serial !== undefined) {
+      const refusal = options.backend.clientCertificateRefusal(identity.serial);
+      if (refusal !== null) throw new SecretdError('forbidden', refusal);
+    }
     if (identity.role === 'manager' || identity.role === 'worker') {
       if (options.backend.isRemovedNode(identity.nodeId))
         throw new SecretdError(
@@ -140,9 +148,16 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
   const guard = new ConnectionGuard(
     { ...defaultConnectionLimits, ...options.limits },
     (socket) => socket.authorized && hasPeerCertificate(socket),
+    clientSerialOf,
   );
   guard.install(server);
   guards.set(server, guard);
+  // A revocation applied here closes the connections presenting a revoked certificate.
+  const stopRevocations = options.backend.onRevocations(() => {
+    for (const serial of guard.labels())
+      if (options.backend.clientCertificateRefusal(serial) !== null) guard.closeLabelled(serial);
+  });
+  server.once('close', stopRevocations);
   installStreamRoutes(server, {
     backend: options.backend,
     identify: (stream) => {
@@ -197,5 +212,22 @@ function identityOf(socket: TLSSocket, clusterId: string): Identity {
       'forbidden',
       'Permission denied: the client certificate belongs to another cluster',
     );
-  return { role, nodeId: cn, via: 'tls', speaksRaft: role === 'manager' };
+  return {
+    role,
+    nodeId: cn,
+    via: 'tls',
+    speaksRaft: role === 'manager',
+    ...(role === 'admin' && typeof cert.serialNumber === 'string'
+      ? { serial: normalizeSerial(cert.serialNumber) }
+      : {}),
+  };
+}
+
+/** A client (admin) certificate's serial, the label of its connections; null for any other. */
+function clientSerialOf(socket: TLSSocket): string | null {
+  const cert = socket.getPeerCertificate();
+  const ou = (cert?.subject as unknown as Record<string, string | string[] | undefined> | undefined)
+    ?.OU;
+  if (roleFromOU(Array.isArray(ou) ? (ou[0] ?? '') : (ou ?? '')) !== 'admin') return null;
+  return typeof cert.serialNumber === 'string' ? normalizeSerial(cert.serialNumber) : null;
 }

@@ -301,3 +301,66 @@ describe('LeaderDuties', () => {
     expect(done).toBe(true);
   });
 });
+
+describe('LeaderDuties: pruning expired certificate records', () => {
+  function withPrune(role: Role) {
+    const raft = new FakeRaft(role);
+    const timers = new ManualTimers();
+    const runs: string[] = [];
+    const duties = new LeaderDuties({
+      selfId: 'a',
+      raft,
+      dispatcher: { setActive: () => {}, storeChanged: () => {} },
+      workloads: { setActive: () => {}, kick: () => {} },
+      timers,
+      roundMs: 40,
+      onLeft: () => {},
+      prune: { everyMs: 1000, run: async () => void runs.push(raft.core.role) },
+    });
+    return { raft, timers, duties, runs };
+  }
+
+  test('the leader prunes once every period, a follower never, and stop() ends it', () => {
+    const { raft, timers, duties, runs } = withPrune('leader');
+    duties.start();
+    timers.advance(999);
+    expect(runs).toEqual([]);
+    timers.advance(1);
+    expect(runs).toEqual(['leader']);
+    raft.advance((core) => (core.role = 'follower'));
+    timers.advance(1000);
+    expect(runs).toEqual(['leader']);
+    raft.advance((core) => (core.role = 'leader'));
+    timers.advance(1000);
+    expect(runs).toEqual(['leader', 'leader']);
+    duties.stop();
+    timers.advance(5000);
+    expect(runs).toEqual(['leader', 'leader']);
+  });
+
+  test('a failed prune is left for the next period', async () => {
+    const timers = new ManualTimers();
+    let calls = 0;
+    const failing = new LeaderDuties({
+      selfId: 'a',
+      raft: new FakeRaft('leader'),
+      dispatcher: { setActive: () => {}, storeChanged: () => {} },
+      workloads: { setActive: () => {}, kick: () => {} },
+      timers,
+      roundMs: 40,
+      onLeft: () => {},
+      prune: {
+        everyMs: 1000,
+        run: async () => {
+          calls++;
+          throw new Error('not the leader any more');
+        },
+      },
+    });
+    failing.start();
+    timers.advance(2000);
+    await settle();
+    expect(calls).toBe(2);
+    failing.stop();
+  });
+});

@@ -7,7 +7,9 @@
  *   - applied writes that change workloads wake the dispatcher and (coalesced) the orchestrator;
  *   - a manager the store demotes or removes waits, bounded, until Raft no longer counts it (so a
  *     demoted leader hands over first), then says it has left;
- *   - on a graceful stop, a leader hands leadership to the most caught-up voter first.
+ *   - on a graceful stop, a leader hands leadership to the most caught-up voter first;
+ *   - every so often, the leader prunes the records of client certificates and removed nodes whose
+ *     certificates expired long ago (`prune`).
  * The decisions are pure functions below; the class only applies them to the running parts.
  */
 import type { Timers } from '../../io/timers.ts';
@@ -109,11 +111,14 @@ export interface LeaderDutiesOptions {
   readonly roundMs: number;
   /** This manager was demoted or removed, and Raft no longer counts it (or the wait for that ended). */
   readonly onLeft: (reason: string) => void;
+  /** On the leader, every `everyMs`: prune the records of expired certificates (none: no pruning). */
+  readonly prune?: { readonly everyMs: number; run(): Promise<void> };
 }
 
 export class LeaderDuties {
   readonly #options: LeaderDutiesOptions;
   #stopRounds: (() => void) | null = null;
+  #stopPrune: (() => void) | null = null;
   #reconciling = false;
   #leaving = false;
   #stopLeaving: () => void = () => {};
@@ -129,12 +134,20 @@ export class LeaderDuties {
 
   start(): void {
     this.#stopRounds ??= this.#options.timers.every(this.#options.roundMs, () => void this.round());
+    const prune = this.#options.prune;
+    if (prune)
+      this.#stopPrune ??= this.#options.timers.every(prune.everyMs, () => {
+        // A failed prune (leadership moved) is tried again next period.
+        if (dutiesActive(this.#options.raft.core.role, this.#leaving)) prune.run().catch(() => {});
+      });
   }
 
   /** Turns every duty off (the membership rounds, the dispatcher, the orchestrator, a leaving wait). */
   stop(): void {
     this.#stopRounds?.();
     this.#stopRounds = null;
+    this.#stopPrune?.();
+    this.#stopPrune = null;
     this.#stopLeaving();
     this.#options.dispatcher.setActive(false);
     this.#options.workloads.setActive(false);

@@ -26,7 +26,6 @@ import {
   encodeUnlockKey,
   generateJoinToken,
   certDerFromPem,
-  issueCertificate,
   issuerInfo,
   newId,
   parseUnlockKey,
@@ -34,7 +33,7 @@ import {
 } from '../../crypto/index.ts';
 import { SecretdError } from '../../errors.ts';
 import {
-  nodeCertLifetimeMs,
+  certRecordsPruneIntervalMs,
   raftElectionTicks,
   raftTickMs,
   secretVersionsKeptDefault,
@@ -46,12 +45,14 @@ import type { RaftStatus } from '../../raft/core.ts';
 import type {
   Backend,
   Identity,
+  IssuedClientCertificate,
   NodeSummary,
   NodeUpdate,
   NodeView,
   SecretSpecInput,
   SecretVersionView,
   ServiceSpecInput,
+  RevocationOutcome,
   SwarmUpdate,
   VersionOutcome,
 } from '../api/index.ts';
@@ -89,6 +90,7 @@ import {
   Store,
   toBase64,
   type ApplyResult,
+  type ClientCertRecord,
   type ClusterRecord,
   type Command,
   type Labels,
@@ -110,6 +112,13 @@ import { openPeerClient, startAgent } from '../_node-agent.ts';
 import { DekRotation, type EncryptionStatus } from './dek-rotation.ts';
 import { KeysFile } from './keys-file.ts';
 import { LeaderDuties } from './leader-duties.ts';
+import {
+  clientCertificateRefusal,
+  issueClientCertificate,
+  pruneCertRecords,
+  revokeClientCertificates,
+  type ClientCertsContext,
+} from './_client-certs.ts';
 import { LeaderRouter, lockedError } from './leader-router.ts';
 import {
   activeIds,
@@ -189,6 +198,8 @@ export class Manager implements Backend {
   /** --force-new-cluster rewrote the data dir (once, even if a start is retried). */
   #clusterForced = false;
   #tlsInfoCache: { caPem: string; info: NodeView['tls'] } | null = null;
+  /** Told (outside the Raft loop) when revocations may have changed: the TLS server closes connections. */
+  readonly #revocationListeners = new Set<() => void>();
 
   private constructor(options: ManagerOptions, paths: DataDirPaths, state: NodeState) {
     this.#options = options;
@@ -400,6 +411,10 @@ export class Manager implements Backend {
       workloads,
       timers: this.#timers,
       roundMs: this.#tickMs * membershipRoundTicks,
+      prune: {
+        everyMs: certRecordsPruneIntervalMs,
+        run: () => pruneCertRecords(this.#clientCertsContext(), raft.store),
+      },
       onLeft: (reason) => this.#options.onLeftCluster?.(reason),
     });
     return { ...opened, dispatcher, workloads, duties };
@@ -495,11 +510,22 @@ export class Manager implements Backend {
   /** Called with the store when Raft opens it, and again whenever a snapshot replaces it. */
   #watch(store: Store): void {
     store.onApplied((op) => this.#run?.duties.applied(op));
+    // A new store (a snapshot installed) may hold revocations no event announced.
+    this.#revocationsChanged();
     store.onEvent((event) => {
+      if (event.kind === 'client-certs-revoked' || event.kind === 'node-removed')
+        this.#revocationsChanged();
       if (event.kind === 'cluster') {
         this.#maybeRewrapKeys(event.cluster.unlockKey);
         this.#run?.dekRotation.request(event.cluster.dekRotations ?? 0);
       } else this.#run?.duties.storeEvent(event);
+    });
+  }
+
+  #revocationsChanged(): void {
+    if (this.#revocationListeners.size === 0) return;
+    queueMicrotask(() => {
+      for (const listener of this.#revocationListeners) listener();
     });
   }
 
@@ -1062,21 +1088,46 @@ export class Manager implements Backend {
   async issueClientCertificate(
     name: string,
     csrPem: string,
-  ): Promise<{ certPem: string; caPem: string }> {
-    const cluster = await this.cluster();
-    const certPem = await issueCertificate(
-      { certPem: cluster.caCertPem, keyPkcs8: cluster.caKey },
+    options: { readonly lifetimeMs?: number } = {},
+  ): Promise<IssuedClientCertificate> {
+    return issueClientCertificate(this.#clientCertsContext(), {
+      name,
       csrPem,
-      {
-        nodeId: name,
-        role: 'admin',
-        clusterId: cluster.id,
-        now: this.#options.now(),
-        lifetimeMs: nodeCertLifetimeMs,
-        serial: this.#options.random(16),
+      ...(options.lifetimeMs === undefined ? {} : { lifetimeMs: options.lifetimeMs }),
+    });
+  }
+
+  async listClientCertificates(): Promise<readonly ClientCertRecord[]> {
+    return [...(await this.#router.read()).clientCerts.all()];
+  }
+
+  revokeClientCertificates(ref: string): Promise<RevocationOutcome> {
+    return revokeClientCertificates(this.#clientCertsContext(), ref);
+  }
+
+  clientCertificateRefusal(serial: string): string | null {
+    return clientCertificateRefusal(this.#run?.raft.store ?? null, serial);
+  }
+
+  onRevocations(listener: () => void): () => void {
+    this.#revocationListeners.add(listener);
+    return () => this.#revocationListeners.delete(listener);
+  }
+
+  #clientCertsContext(): ClientCertsContext {
+    return {
+      read: async () => {
+        // Linearizable whatever the request asked: a revocation is confirmed on fresh state only.
+        const raft = this.#running().raft;
+        await raft.linearizableRead();
+        return raft.store;
       },
-    );
-    return { certPem, caPem: cluster.caCertPem };
+      propose: (command) => this.#router.propose(command),
+      now: () => this.#options.now(),
+      random: this.#options.random,
+      selfId: this.state.nodeId,
+      peers: () => this.#running().peers,
+    };
   }
 
   #now(): string {

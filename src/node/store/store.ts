@@ -324,7 +324,8 @@ export class Store {
   #nodeCertsExpireAt(at: string): string | null {
     const atMs = Date.parse(at);
     if (!Number.isFinite(atMs)) return null;
-    const setting = this.#cluster?.nodeCertExpiryMs ?? 0;
+    // The cluster's node certificate validity (`cluster update --cert-expiry`), when set.
+    const setting = (this.#cluster as { nodeCertExpiryMs?: number } | null)?.nodeCertExpiryMs ?? 0;
     return new Date(atMs + Math.max(nodeCertLifetimeMs, setting)).toISOString();
   }
 

@@ -1,4 +1,4 @@
-/** /_ping, /version, /info and secretd's own CA route. */
+/** /_ping, /version, /info and secretd's own CA routes (client certificates: issue, list, revoke). */
 import { Hono } from 'hono';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, release, totalmem } from 'node:os';
@@ -6,13 +6,45 @@ import { invalid } from '../../../errors.ts';
 import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend } from '../backend.ts';
 import { readJsonObject } from '../request.ts';
+import { clientCertLifetimeMsMin } from '../../../limits.ts';
+import { peerPaths } from '../../peers/index.ts';
+import { clientCertNamePattern, type ClientCertRecord } from '../../store/index.ts';
 import { swarmJSON } from '../shapes.ts';
 
 export const apiVersion = '1.47';
 export const minApiVersion = '1.24';
 /** Who may read /version and /info: everyone but workers (and connections without a certificate). */
 const readers = ['admin', 'manager'] as const;
-const clientNamePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+
+/**
+ * A client certificate's `Expiry`, in nanoseconds as Docker's API carries durations (absent: the
+ * default, 90 days), as milliseconds; at least `clientCertLifetimeMsMin`.
+ */
+function expiryMs(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    value < clientCertLifetimeMsMin * 1e6
+  )
+    throw invalid(
+      `Invalid certificate request: Expiry must be a whole number of nanoseconds, at least ${clientCertLifetimeMsMin * 1e6} (1 minute)`,
+    );
+  return Math.round(value / 1e6);
+}
+
+/** A client certificate record as the API shows it: never a key. */
+function clientCertJSON(record: ClientCertRecord): Record<string, unknown> {
+  return {
+    Serial: record.serial,
+    Name: record.name,
+    Role: record.role,
+    Scope: record.scope,
+    IssuedAt: record.issuedAt,
+    ExpiresAt: record.expiresAt,
+    RevokedAt: record.revokedAt,
+  };
+}
 
 /** The machine, read once: what `docker info` reports of it. */
 const host = {
@@ -121,11 +153,11 @@ export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
   });
 
   api.post(
-    '/secretd/ca/client-certificates',
+    peerPaths.clientCertificates,
     allow(['admin'], 'issue client certificates'),
     async (c) => {
-      const body = await readJsonObject(c, 'certificate request', ['Name', 'CSR']);
-      if (typeof body.Name !== 'string' || !clientNamePattern.test(body.Name)) {
+      const body = await readJsonObject(c, 'certificate request', ['Name', 'CSR', 'Expiry']);
+      if (typeof body.Name !== 'string' || !clientCertNamePattern.test(body.Name)) {
         throw invalid(
           'Invalid certificate request: Name must be 1 to 64 characters [a-zA-Z0-9_.-] starting with a letter or digit',
         );
@@ -136,8 +168,39 @@ export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
       ) {
         throw invalid('Invalid certificate request: CSR must be a PEM certificate signing request');
       }
-      const issued = await backend.issueClientCertificate(body.Name, body.CSR);
-      return c.json({ Certificate: issued.certPem, CA: issued.caPem }, 201);
+      const lifetimeMs = expiryMs(body.Expiry);
+      const issued = await backend.issueClientCertificate(
+        body.Name,
+        body.CSR,
+        lifetimeMs === undefined ? {} : { lifetimeMs },
+      );
+      return c.json(
+        { Certificate: issued.certPem, CA: issued.caPem, ...clientCertJSON(issued.record) },
+        201,
+      );
+    },
+  );
+
+  // Managers read the list too: one that revokes confirms on the others that they refuse it.
+  api.get(
+    peerPaths.clientCertificates,
+    allow(['admin', 'manager'], 'list client certificates'),
+    async (c) => c.json((await backend.listClientCertificates()).map(clientCertJSON)),
+  );
+
+  api.delete(
+    `${peerPaths.clientCertificates}/:ref`,
+    allow(['admin'], 'revoke client certificates'),
+    async (c) => {
+      const outcome = await backend.revokeClientCertificates(c.req.param('ref'));
+      return c.json({
+        Revoked: outcome.certificates.map(clientCertJSON),
+        Unconfirmed: outcome.unconfirmed.map((m) => ({
+          NodeID: m.nodeId,
+          Addr: m.addr,
+          Error: m.reason,
+        })),
+      });
     },
   );
 

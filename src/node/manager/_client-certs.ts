@@ -23,6 +23,7 @@ import type { IssuedClientCertificate, RevocationOutcome } from '../api/index.ts
 import { peerPaths, reasonOf, type PeerClient } from '../peers/index.ts';
 import {
   certRecordsToPrune,
+  normalizeSerial,
   revocationMessage,
   type ApplyResult,
   type ClientCertRecord,
@@ -78,7 +79,7 @@ export async function issueClientCertificate(
       `Cannot issue client certificate ${request.name}: its expiry goes beyond the CA certificate's, ${issued.notAfter.toISOString()}`,
     );
   const record: ClientCertRecord = {
-    serial: issued.serialHex.replace(/^0+(?=.)/, ''),
+    serial: normalizeSerial(issued.serialHex),
     name: request.name,
     role: 'admin',
     scope: [],

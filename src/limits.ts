@@ -176,3 +176,5 @@ export const certRecordsPruneIntervalMs = 10 * 60_000;
 export const revocationConfirmTimeoutMs = 10_000;
 /** Records dropped by one prune command at most (the rest go in the next round). */
 export const certRecordsPrunedPerCommandMax = 1000;
+/** Certificates presented with a leaf that verifyChain considers (secretd's chains hold one, during a root rotation); more is refused, so a path search stays small. */
+export const certChainIntermediatesMax = 4;

@@ -13,7 +13,12 @@
  *
  * Pure except for one unavoidable leak: WebCrypto generates keys and ECDSA nonces from the system
  * source, which cannot be injected. Time is always passed in; certificate checks here are
- * signature-only because a validity check would have to read the clock.
+ * signature-only because a validity check would have to read the clock (`verifyChain` in
+ * cert-chain.ts takes the time and checks dates too).
+ *
+ * While the root CA rotates (swarmkit's protocol), the CA signs with the new root's key and hands
+ * out the new root cross-signed by the old one (ca-rotation.ts) with every certificate, so a leaf
+ * chains to either root: `issueCertificateWithChain`.
  */
 // @peculiar/x509 resolves its algorithms through tsyringe, which throws at load time unless the
 // Reflect metadata polyfill is already installed; this import must stay first.
@@ -45,6 +50,18 @@ import {
   toHex,
 } from './_cert-fields.ts';
 import { certDerFromPem, certPemFromDer, csrDerFromPem, pemEncode } from './pem.ts';
+import {
+  arrayBacked,
+  bytesEqual,
+  checkDate,
+  generateKeyPair,
+  importSigningKey,
+  keyAlgorithm,
+  parseCertificate,
+  signingAlgorithm,
+  subjectKeyId,
+  webCrypto,
+} from './_x509.ts';
 
 export type Role = 'manager' | 'worker' | 'admin';
 
@@ -55,9 +72,6 @@ const roleOUs: Readonly<Record<Role, string>> = {
 };
 
 export const caCommonName = 'secretd-ca';
-const keyAlgorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-const signingAlgorithm = { name: 'ECDSA', hash: 'SHA-256' } as const;
-const webCrypto: Crypto = globalThis.crypto;
 
 export function roleOU(role: Role): string {
   return roleOUs[role];
@@ -134,6 +148,23 @@ export async function createKeyAndCSR(options: CreateKeyAndCSROptions = {}): Pro
 export interface SigningCA {
   readonly certPem: string;
   readonly keyPkcs8: Uint8Array;
+  /**
+   * While the root CA rotates: this CA's certificate cross-signed by the root it replaces
+   * (`crossSignRoot`), handed out with every certificate it issues so that peers still trusting
+   * only the old root accept them. Only `issueCertificateWithChain` takes a CA with one, so the
+   * chain is never dropped. Default none.
+   */
+  readonly intermediatePem?: string;
+}
+
+/** A certificate and what a peer needs between it and a root it trusts. */
+export interface IssuedCertificate {
+  readonly certPem: string;
+  /**
+   * The CA's intermediate (PEM) to present after `certPem`, or '' when the CA has none. In TLS
+   * options: `cert: certPem + chainPem`.
+   */
+  readonly chainPem: string;
 }
 
 export interface IssueCertificateOptions {
@@ -151,12 +182,32 @@ export interface IssueCertificateOptions {
   readonly ipAddresses?: readonly string[];
 }
 
-/** Signs a certificate for the CSR's public key; returns it as PEM. */
+/** Signs a certificate for the CSR's public key; returns it as PEM. The CA must have no intermediate. */
 export async function issueCertificate(
   ca: SigningCA,
   csrPem: string,
   options: IssueCertificateOptions,
 ): Promise<string> {
+  if (ca.intermediatePem !== undefined) {
+    throw new SecretdError(
+      'internal',
+      'Cannot issue certificate: a CA with an intermediate (a root rotation) issues through issueCertificateWithChain, which returns the chain too',
+    );
+  }
+  return (await issueCertificateWithChain(ca, csrPem, options)).certPem;
+}
+
+/**
+ * Signs a certificate for the CSR's public key, with the CA's intermediate as its chain. During a
+ * root rotation (`ca.intermediatePem` set) the certificate chains to the new root directly and to
+ * the old one through the intermediate; its lifetime is capped at the intermediate's expiry too,
+ * so it is valid through either path for its whole life.
+ */
+export async function issueCertificateWithChain(
+  ca: SigningCA,
+  csrPem: string,
+  options: IssueCertificateOptions,
+): Promise<IssuedCertificate> {
   const names = subjectAltNames(options);
   const serial = positiveSerial(options.serial);
   const now = checkDate(options.now);
@@ -175,7 +226,19 @@ export async function issueCertificate(
       `Cannot issue certificate: the CA certificate expired at ${caCert.notAfter.toISOString()}`,
     );
   }
-  const notAfterMs = Math.min(now.getTime() + options.lifetimeMs, caCert.notAfter.getTime());
+  const intermediate =
+    ca.intermediatePem === undefined ? undefined : checkIntermediate(caCert, ca.intermediatePem);
+  if (intermediate !== undefined && intermediate.notAfter.getTime() <= now.getTime()) {
+    throw new SecretdError(
+      'conflict',
+      `Cannot issue certificate: the CA's cross-signed certificate expired at ${intermediate.notAfter.toISOString()}`,
+    );
+  }
+  const notAfterMs = Math.min(
+    now.getTime() + options.lifetimeMs,
+    caCert.notAfter.getTime(),
+    intermediate?.notAfter.getTime() ?? Infinity,
+  );
   const cert = await X509CertificateGenerator.create(
     {
       serialNumber: toHex(serial),
@@ -200,7 +263,33 @@ export async function issueCertificate(
   if (!(await verifyIssuedBy(certPem, ca.certPem))) {
     throw new SecretdError('internal', 'CA private key does not match the CA certificate');
   }
-  return certPem;
+  return {
+    certPem,
+    chainPem:
+      intermediate === undefined ? '' : certPemFromDer(new Uint8Array(intermediate.rawData)),
+  };
+}
+
+/**
+ * The CA's intermediate, refused unless it names the CA's subject and carries the CA's key and key
+ * id (a leaf's authority key id must find it as it finds the CA certificate).
+ */
+function checkIntermediate(caCert: X509Certificate, intermediatePem: string): X509Certificate {
+  const intermediate = parseCertificate(certDerFromPem(intermediatePem));
+  const sameName = bytesEqual(
+    intermediate.subjectName.toArrayBuffer(),
+    caCert.subjectName.toArrayBuffer(),
+  );
+  const sameKey =
+    bytesEqual(intermediate.publicKey.rawData, caCert.publicKey.rawData) &&
+    subjectKeyId(intermediate) === subjectKeyId(caCert);
+  if (!sameName || !sameKey) {
+    throw new SecretdError(
+      'internal',
+      "Cannot issue certificate: the CA's intermediate certificate is not for the CA's name and key",
+    );
+  }
+  return intermediate;
 }
 
 export interface Identity {
@@ -256,23 +345,6 @@ export async function verifyIssuedBy(certPem: string, caCertPem: string): Promis
     return await cert.verify({ publicKey: caCert.publicKey, signatureOnly: true }, webCrypto);
   } catch {
     return false;
-  }
-}
-
-async function generateKeyPair(): Promise<CryptoKeyPair> {
-  // Extractable so the private key can be stored (wrapped) as PKCS#8.
-  return webCrypto.subtle.generateKey(keyAlgorithm, true, ['sign', 'verify']);
-}
-
-async function importSigningKey(keyPkcs8: Uint8Array): Promise<CryptoKey> {
-  // WebCrypto wants an ArrayBuffer-backed view; the copy is ours to zero.
-  const copy = keyPkcs8.slice();
-  try {
-    return await webCrypto.subtle.importKey('pkcs8', copy, keyAlgorithm, false, ['sign']);
-  } catch (cause) {
-    throw new SecretdError('invalid', 'CA private key is not a PKCS#8 ECDSA P-256 key', { cause });
-  } finally {
-    copy.fill(0);
   }
 }
 
@@ -357,29 +429,6 @@ function subjectAltNames(options: IssueCertificateOptions): JsonGeneralName[] {
   ];
 }
 
-function parseCertificate(der: Uint8Array): X509Certificate {
-  try {
-    return new X509Certificate(arrayBacked(der));
-  } catch (cause) {
-    throw new SecretdError('invalid', 'Invalid certificate: not a DER X.509 certificate', {
-      cause,
-    });
-  }
-}
-
-/**
- * The bytes as a view of an ArrayBuffer, which is what @peculiar/x509's BufferSource means under
- * Deno's libs (a SharedArrayBuffer-backed view is not one): the same view when it already is, else a
- * copy.
- */
-function arrayBacked(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  return isArrayBacked(bytes) ? bytes : bytes.slice();
-}
-
-function isArrayBacked(bytes: Uint8Array): bytes is Uint8Array<ArrayBuffer> {
-  return bytes.buffer instanceof ArrayBuffer;
-}
-
 function singleField(values: string[], what: string): string {
   const [value] = values;
   if (value === undefined || values.length !== 1) {
@@ -389,16 +438,4 @@ function singleField(values: string[], what: string): string {
     );
   }
   return value;
-}
-
-function checkDate(date: Date): Date {
-  if (Number.isNaN(date.getTime()))
-    throw new SecretdError('internal', 'Certificate time is not a valid date');
-  return date;
-}
-
-function bytesEqual(a: ArrayBuffer, b: ArrayBuffer): boolean {
-  const x = new Uint8Array(a);
-  const y = new Uint8Array(b);
-  return x.length === y.length && x.every((v, i) => v === y[i]);
 }

@@ -32,6 +32,7 @@ export {
   createKeyAndCSR,
   createRootCA,
   issueCertificate,
+  issueCertificateWithChain,
   issuerInfo,
   parseIdentity,
   roleFromOU,
@@ -43,12 +44,17 @@ export type {
   CreateRootCAOptions,
   Identity,
   IssueCertificateOptions,
+  IssuedCertificate,
   IssuerInfo,
   KeyAndCSR,
   Role,
   RootCA,
   SigningCA,
 } from './ca.ts';
+export { crossSignRoot } from './ca-rotation.ts';
+export type { CrossSignRootOptions } from './ca-rotation.ts';
+export { verifyChain } from './cert-chain.ts';
+export type { ChainVerdict, VerifyChainOptions } from './cert-chain.ts';
 export {
   certDerFromPem,
   certPemFromDer,

@@ -164,6 +164,20 @@ export const stopGraceMsDefault = 10_000;
 export const exitPollIntervalMs = 1_000;
 /** Extracting an image tarball. */
 export const imageImportTimeoutMs = 10 * 60_000;
+/** The shortest node certificate validity `cluster update --cert-expiry` takes (Docker's is 1 h; ours is lower so that renewal can be tested end to end). */
+export const nodeCertExpiryMinMs = 60_000;
+/** A validity under this is accepted with a warning: every node renews every few minutes. */
+export const nodeCertExpiryWarnBelowMs = 3600_000;
+/** A node renews its certificate at a random point between these fractions of its validity (Docker: 50–80%). */
+export const certRenewalWindowStart = 0.5;
+export const certRenewalWindowEnd = 0.8;
+/** A failed renewal is retried after this, doubling with each failure in a row up to certRenewalBackoffMaxMs (Docker: 5 s to 1 h). */
+export const certRenewalBackoffBaseMs = 5000;
+export const certRenewalBackoffMaxMs = 3600_000;
+/** The renewer never waits longer than this before looking at the clock again (timers cap near 24.8 days; the wall clock may jump). */
+export const certRenewalCheckMaxMs = 3600_000;
+/** One renewal request, per manager tried. */
+export const certRenewalTimeoutMs = 15_000;
 /** A client certificate's validity when `ca issue-client` is given no --expiry (Docker's node default). */
 export const clientCertLifetimeMsDefault = 90 * 24 * 3600 * 1000;
 /** The shortest validity `ca issue-client --expiry` takes. */
@@ -176,5 +190,7 @@ export const certRecordsPruneIntervalMs = 10 * 60_000;
 export const revocationConfirmTimeoutMs = 10_000;
 /** Records dropped by one prune command at most (the rest go in the next round). */
 export const certRecordsPrunedPerCommandMax = 1000;
+/** A node whose certificate lasts longer than the cluster's validity setting by more than this is told to renew (the setting was shortened). */
+export const nodeCertExpirySlackMs = 60_000;
 /** Certificates presented with a leaf that verifyChain considers (secretd's chains hold one, during a root rotation); more is refused, so a path search stays small. */
 export const certChainIntermediatesMax = 4;

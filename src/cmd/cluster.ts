@@ -1,12 +1,18 @@
 /** `secretd cluster join-token|unlock-key|update|rotate-keys`, like `docker swarm join-token|unlock-key|update`. */
 import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
+import { nodeCertExpiryWarnBelowMs } from '../limits.ts';
+import { checkNodeCertExpiry, nodeCertExpiryText } from '../node/index.ts';
+import { lifetimeMs } from './_duration.ts';
 import { parseBoolFlag, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call, type ApiClient } from './client.ts';
 
 interface SwarmJSON {
   Version: { Index: number };
-  Spec: Record<string, unknown> & { EncryptionConfig: { AutoLockManagers: boolean } };
+  Spec: Record<string, unknown> & {
+    EncryptionConfig: { AutoLockManagers: boolean };
+    CAConfig?: Record<string, unknown>;
+  };
   JoinTokens: { Worker: string; Manager: string };
 }
 
@@ -101,15 +107,24 @@ export function registerCluster(cli: CAC, io: Io): void {
       '--secret-versions-kept <n>',
       'Versions kept per secret (default 10): older ones go when a new one is added, unless pinned',
     )
-    .action(async (flags: GlobalFlags & { autolock?: unknown; secretVersionsKept?: unknown }) => {
-      if (flags.autolock === undefined && flags.secretVersionsKept === undefined)
+    .option(
+      '--cert-expiry <duration>',
+      'Validity of node certificates issued from now on (default 90d; s, m, h, d; at least 1m): nodes renew at 50-80% of it',
+    )
+    .action(async (flags: UpdateFlags) => {
+      if (
+        flags.autolock === undefined &&
+        flags.secretVersionsKept === undefined &&
+        flags.certExpiry === undefined
+      )
         throw new SecretdError(
           'invalid',
-          'Nothing to update: give --autolock=true|false or --secret-versions-kept N',
+          'Nothing to update: give --autolock=true|false, --secret-versions-kept N or --cert-expiry DURATION',
         );
       const kept =
         flags.secretVersionsKept === undefined ? undefined : keptCount(flags.secretVersionsKept);
-      if (flags.autolock === undefined) {
+      const expiryMs = flags.certExpiry === undefined ? undefined : certExpiry(flags.certExpiry);
+      if (flags.autolock === undefined && expiryMs === undefined) {
         return withClient(flags, async (client) => {
           const settings = (await call(client, 'POST', '/secretd/settings', {
             SecretVersionsKept: kept,
@@ -118,19 +133,59 @@ export function registerCluster(cli: CAC, io: Io): void {
           return 0;
         });
       }
-      const autolock = parseBoolFlag(flags.autolock, '--autolock');
+      const autolock =
+        flags.autolock === undefined ? undefined : parseBoolFlag(flags.autolock, '--autolock');
       return withClient(flags, async (client) => {
         if (kept !== undefined)
           await call(client, 'POST', '/secretd/settings', { SecretVersionsKept: kept });
         const swarm = await inspect(client);
         const wasLocked = swarm.Spec.EncryptionConfig.AutoLockManagers;
-        const spec = { ...swarm.Spec, EncryptionConfig: { AutoLockManagers: autolock } };
+        const spec = {
+          ...swarm.Spec,
+          ...(autolock === undefined ? {} : { EncryptionConfig: { AutoLockManagers: autolock } }),
+          // Docker's field, in nanoseconds, as `docker swarm update --cert-expiry` sends it.
+          ...(expiryMs === undefined
+            ? {}
+            : { CAConfig: { ...swarm.Spec.CAConfig, NodeCertExpiry: expiryMs * 1e6 } }),
+        };
         await call(client, 'POST', `/swarm/update?version=${swarm.Version.Index}`, spec);
         io.out('Cluster updated.');
+        if (expiryMs !== undefined && expiryMs < nodeCertExpiryWarnBelowMs)
+          io.err(
+            `Warning: node certificates now last ${nodeCertExpiryText(expiryMs)}, so every node renews its certificate every few minutes (Docker's minimum is 1h); use this for tests only.`,
+          );
         if (autolock && !wasLocked) io.out(unlockKeyMessage(await unlockKey(client)));
         return 0;
       });
     });
+}
+
+type UpdateFlags = GlobalFlags & {
+  autolock?: unknown;
+  secretVersionsKept?: unknown;
+  certExpiry?: unknown;
+};
+
+/** `--cert-expiry`: a duration (`90d`, `2h`, `30m`, `1d12h`), at least 1 minute; checked before anything is sent. */
+function certExpiry(value: unknown): number {
+  const text = String(value);
+  let ms: number;
+  try {
+    ms = lifetimeMs(text);
+  } catch {
+    throw new SecretdError(
+      'invalid',
+      `Invalid --cert-expiry ${JSON.stringify(text.slice(0, 40))}: expected a duration such as 90d, 12h, 30m or 1d12h`,
+    );
+  }
+  try {
+    return checkNodeCertExpiry(ms);
+  } catch (error) {
+    throw new SecretdError(
+      'invalid',
+      `Invalid --cert-expiry ${JSON.stringify(text.slice(0, 40))}: ${(error as Error).message.replace(/^Invalid certificate expiry [^:]*: /, '')}`,
+    );
+  }
 }
 
 function keptCount(value: unknown): number {

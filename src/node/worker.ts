@@ -88,8 +88,8 @@ export class Worker {
       },
       apply: (pair) => {
         certPem = pair.certPem;
+        // New connections present it; the open dispatcher session stays on the old one, still valid.
         peers.setTls({ ca: caPem, cert: pair.certPem, key: keyPkcs8ToPem(pair.keyPkcs8) });
-        agent.reconnect();
       },
       log: options.log,
     });

@@ -601,6 +601,26 @@ describe('the docker CLI against secretd', () => {
     expect(unlocked.secretd.stdout).toBe('Swarm updated.\n');
   });
 
+  test('docker swarm update --cert-expiry: the new validity in docker info, a bad one refused', () => {
+    const expiry = (target: Target): string =>
+      run(target, ['info', '--format', '{{.Swarm.Cluster.Spec.CAConfig.NodeCertExpiry}}']).stdout;
+    const before = both(['info', '--format', '{{.Swarm.Cluster.Spec.CAConfig.NodeCertExpiry}}']);
+    expectSameOutcome(before, 0);
+    expect(before.secretd.stdout).toBe('2160h0m0s\n');
+    if (before.docker) expect(before.secretd.stdout).toBe(before.docker.stdout);
+    const updated = both(['swarm', 'update', '--cert-expiry', '2h']);
+    expectSameOutcome(updated, 0);
+    expect(updated.secretd.stdout).toBe('Swarm updated.\n');
+    expect(expiry(secretd)).toBe('2h0m0s\n');
+    if (docker) expect(expiry(docker)).toBe('2h0m0s\n');
+    // Under Docker's minimum (1 h) and ours (1 m): both refuse and keep what they had.
+    expectSameFailure(both(['swarm', 'update', '--cert-expiry', '30s']), /minimum/);
+    expect(expiry(secretd)).toBe('2h0m0s\n');
+    const restored = both(['swarm', 'update', '--cert-expiry', '2160h']);
+    expectSameOutcome(restored, 0);
+    expect(expiry(secretd)).toBe('2160h0m0s\n');
+  });
+
   test('what secretd does not do is an honest 501, never a fake success', () => {
     for (const [args, words] of [
       [['network', 'ls'], 'secretd has no networks'],

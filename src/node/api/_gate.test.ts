@@ -70,6 +70,7 @@ const table: ReadonlyArray<
   ['POST', peerPaths.heartbeat, nodes, onlyNodes],
   ['POST', peerPaths.status, nodes, onlyNodes],
   ['POST', peerPaths.execResult, nodes, onlyNodes],
+  ['POST', peerPaths.renewCertificate, nodes, 'renew a node certificate'],
 ];
 
 const anonymousRefusal =

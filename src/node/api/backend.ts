@@ -1,6 +1,7 @@
 /** What the HTTP API needs from a node. The manager implements it; API tests may use a real manager. */
 import type { Role } from '../../crypto/ca.ts';
 import type { ApplyResult, ClientCertRecord } from '../store/index.ts';
+import type { RenewalRequest } from '../certs/index.ts';
 import type { TaggedCommand, TaskStatusUpdate } from '../store/index.ts';
 import type { ExecResult, SessionClaim } from '../task-dispatch/index.ts';
 import type { JoinRequest } from '../join/index.ts';
@@ -82,6 +83,8 @@ export interface SwarmUpdate {
   readonly rotateWorkerToken: boolean;
   readonly rotateManagerToken: boolean;
   readonly rotateUnlockKey: boolean;
+  /** A new validity for node certificates issued from now on (Docker's CAConfig.NodeCertExpiry). */
+  readonly nodeCertExpiryMs?: number;
 }
 
 export interface NodeSummary {
@@ -197,6 +200,15 @@ export interface Backend {
   currentRole(nodeId: string): 'manager' | 'worker' | undefined;
   /** Whether Raft frames from this node (holding a manager certificate, not removed) may reach the Raft core. */
   speaksRaft(nodeId: string): boolean;
+  /** A node's new certificate for a new key, asked over its own mTLS connection (certs/issue-renewal.ts). */
+  renewNodeCertificate(
+    from: Identity,
+    request: RenewalRequest,
+  ): Promise<{ readonly certPem: string; readonly caPem: string }>;
+  /** Calls `listener` with each renewed certificate of this node, for the TLS server's new connections. */
+  onNodeCertificate?(
+    listener: (pair: { readonly certPem: string; readonly tlsKey: Uint8Array }) => void,
+  ): void;
 
   // Joining and Raft between managers.
   joinCA(): Promise<string>;

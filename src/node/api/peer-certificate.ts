@@ -11,6 +11,8 @@ export interface PresentedCertificate {
   readonly der: Uint8Array;
   /** The role its OU names (undefined: not one of secretd's). */
   readonly role: ReturnType<typeof roleFromOU>;
+  /** When it ends (ms since the epoch); undefined when it cannot be read. */
+  readonly notAfterMs: number | undefined;
 }
 
 interface Incoming {
@@ -26,7 +28,9 @@ export function presentedCertificate(c: Context): PresentedCertificate | null {
   if (!cert || typeof cert !== 'object' || !cert.raw) return null;
   const ou = (cert.subject as unknown as Record<string, string | string[] | undefined> | undefined)
     ?.OU;
+  const notAfterMs = Date.parse(cert.valid_to);
   return {
+    notAfterMs: Number.isNaN(notAfterMs) ? undefined : notAfterMs,
     der: new Uint8Array(cert.raw),
     role: roleFromOU(Array.isArray(ou) ? (ou.length === 1 ? ou[0]! : '') : (ou ?? '')),
   };

@@ -144,6 +144,15 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
     },
     getRequestListener(app.fetch),
   );
+  // A renewed certificate serves every connection from then on; open ones keep theirs.
+  options.backend.onNodeCertificate?.((pair) =>
+    server.setSecureContext({
+      key: keyPkcs8ToPem(pair.tlsKey),
+      cert: pair.certPem,
+      ca: options.caPem,
+      minVersion: 'TLSv1.2',
+    }),
+  );
   // Deadlines, connection caps and body budgets (connection-guard.ts) come before anything else.
   const guard = new ConnectionGuard(
     { ...defaultConnectionLimits, ...options.limits },

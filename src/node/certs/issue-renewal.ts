@@ -20,8 +20,8 @@ export interface RenewalRequest {
   /** The node the request names (its body's NodeID). */
   readonly nodeId: string;
   readonly csrPem: string;
-  /** The certificate the connection presented (DER), whose key the new one must not reuse. */
-  readonly presentedCertDer: Uint8Array;
+  /** The certificate the connection presented (DER), whose key the new one must not reuse; null: none (refused). */
+  readonly presentedCertDer: Uint8Array | null;
   /** The address the request came from, as this manager sees the connection. */
   readonly observedIp: string | null;
 }
@@ -90,14 +90,15 @@ interface Presented {
   readonly names: { dnsNames: string[]; ipAddresses: string[] };
 }
 
-function parsePresented(der: Uint8Array): Presented {
+function parsePresented(der: Uint8Array | null): Presented {
   let cert: X509Certificate;
   try {
+    if (der === null) throw new Error('no certificate');
     cert = new X509Certificate(der);
   } catch {
     throw new SecretdError(
       'forbidden',
-      'Permission denied: the connection presented no certificate',
+      'Permission denied: a node renews its certificate over its own mutual-TLS connection, presenting the certificate it renews',
     );
   }
   const manager = /(^|\n)OU=secretd-manager(\n|$)/.test(cert.subject);

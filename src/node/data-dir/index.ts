@@ -14,8 +14,11 @@ export {
   type NodeKeys,
   nodeKeysLocked,
   openingKeys,
-  readNodeKeys,
   sealingKey,
+  readNodeCertificate,
+  readNodeKeys,
+  restoreNodeCertificate,
   writeNodeKeys,
+  writeRenewedPair,
 } from './node-keys.ts';
 export { type NodeState, readNodeState, writeNodeState } from './node-state.ts';

@@ -16,7 +16,6 @@
  * none remains on disk, `finishDekRotation` makes the pending DEK the only one. Each step is one
  * atomic write of this file, so a crash leaves a node that starts with the keys its log needs.
  */
-
 import { readFile } from 'node:fs/promises';
 import { unwrapKey, wrapKey } from '../../crypto/key-wrap.ts';
 import type { Random } from '../../crypto/random.ts';
@@ -28,6 +27,13 @@ export interface NodeKeys {
   readonly dek: Uint8Array;
   readonly dekKeyId: number;
   readonly tlsKey: Uint8Array;
+  /**
+   * The certificate for `tlsKey` (public, never wrapped), kept beside its key so that one rename
+   * replaces both when the certificate is renewed; certificates/node.pem is its copy for people
+   * and tools, put right at start-up (`restoreNodeCertificate`). Absent in files written before
+   * renewal existed: node.pem is then the certificate.
+   */
+  readonly tlsCert?: string;
   /** The DEK being rotated to: new records are sealed with it, `dek` still opens older ones. */
   readonly pendingDek?: DataKeyPair;
   /** The cluster's DEK rotation count this node's DEK answers; absent: not recorded yet. */
@@ -46,6 +52,7 @@ interface NodeKeysFile {
   dekKeyId: number;
   dek: string;
   tlsKey: string;
+  tlsCert?: string;
   pendingDek?: string;
   pendingDekKeyId?: number;
   dekRotation?: number;
@@ -99,6 +106,7 @@ export async function writeNodeKeys(
     dekKeyId: keys.dekKeyId,
     dek: seal(keys.dek, 'dek'),
     tlsKey: seal(keys.tlsKey, 'tls-key'),
+    ...(keys.tlsCert === undefined ? {} : { tlsCert: keys.tlsCert }),
     ...(keys.pendingDek === undefined
       ? {}
       : {
@@ -107,7 +115,6 @@ export async function writeNodeKeys(
         }),
     ...(keys.dekRotation === undefined ? {} : { dekRotation: keys.dekRotation }),
   };
-
   await writeFileAtomic(path, JSON.stringify(file), 0o600);
 }
 
@@ -157,6 +164,7 @@ export async function readNodeKeys(path: string, kek: Uint8Array | null): Promis
     dek,
     dekKeyId: file.dekKeyId,
     tlsKey,
+    ...(typeof file.tlsCert === 'string' ? { tlsCert: file.tlsCert } : {}),
     ...readRotation(path, file, open),
   };
 }
@@ -182,4 +190,43 @@ function readRotation(
   const dek = open(file.pendingDek, 'dek-pending');
   if (dek.length !== 32) throw bad('the pending DEK has the wrong length');
   return { ...rotation, pendingDek: { dek, keyId: file.pendingDekKeyId } };
+}
+
+/**
+ * This node's certificate as its keys file pairs it with its key (readable while locked: it is
+ * public), else certificates/node.pem for a keys file from before renewal.
+ */
+export async function readNodeCertificate(keysPath: string, certPath: string): Promise<string> {
+  const file = await readKeysFile(keysPath);
+  return typeof file.tlsCert === 'string' ? file.tlsCert : readFile(certPath, 'utf8');
+}
+
+/**
+ * At start-up: certificates/node.pem made equal to the certificate the keys file pairs with the
+ * key. A renewal writes the keys file (new key and certificate, one rename), then node.pem; a crash
+ * between the two leaves the old node.pem, put right here. Returns whether it had to.
+ */
+export async function restoreNodeCertificate(keysPath: string, certPath: string): Promise<boolean> {
+  const file = await readKeysFile(keysPath);
+  if (typeof file.tlsCert !== 'string') return false;
+  const onDisk = await readFile(certPath, 'utf8').catch(() => null);
+  if (onDisk === file.tlsCert) return false;
+  await writeFileAtomic(certPath, file.tlsCert, 0o644);
+  return true;
+}
+
+/**
+ * A renewed pair on disk, in the order a start-up can resolve: the keys file (the new key, wrapped
+ * by `kek` under autolock, and its certificate) replaced in one rename, then certificates/node.pem.
+ * A crash before the first rename leaves the old pair; after it, the new one (node.pem follows at
+ * start-up).
+ */
+export async function writeRenewedPair(
+  paths: { readonly nodeKeys: string; readonly nodeCert: string },
+  keys: NodeKeys & { readonly tlsCert: string },
+  kek: Uint8Array | null,
+  random: Random,
+): Promise<void> {
+  await writeNodeKeys(paths.nodeKeys, keys, kek, random);
+  await writeFileAtomic(paths.nodeCert, keys.tlsCert, 0o644);
 }

@@ -27,13 +27,16 @@ import {
   generateJoinToken,
   certDerFromPem,
   issuerInfo,
+  keyPkcs8ToPem,
   newId,
+  parseIdentity,
   parseUnlockKey,
   type Random,
 } from '../../crypto/index.ts';
 import { SecretdError } from '../../errors.ts';
 import {
   certRecordsPruneIntervalMs,
+  certRenewalTimeoutMs,
   raftElectionTicks,
   raftTickMs,
   secretVersionsKeptDefault,
@@ -58,7 +61,16 @@ import type {
 } from '../api/index.ts';
 import { secretVersionViews } from '../api/index.ts';
 import {
+  CertRenewer,
+  checkExpiryWithinCA,
+  checkNodeCertificate,
+  issueRenewal,
+  type RenewalRequest,
+  type RenewedPair,
+} from '../certs/index.ts';
+import {
   dataDirPaths,
+  writeFileAtomic,
   nodeKeysLocked,
   openingKeys,
   readNodeKeys,
@@ -200,6 +212,13 @@ export class Manager implements Backend {
   #tlsInfoCache: { caPem: string; info: NodeView['tls'] } | null = null;
   /** Told (outside the Raft loop) when revocations may have changed: the TLS server closes connections. */
   readonly #revocationListeners = new Set<() => void>();
+  /** This node's certificate in use (PEM) and the CA it chains to: read at start, replaced by renewals. */
+  #certPem = '';
+  #caPem = '';
+  #renewer: CertRenewer | null = null;
+  #roleRenewalAsked = '';
+  readonly #certificateListeners: Array<(pair: { certPem: string; tlsKey: Uint8Array }) => void> =
+    [];
 
   private constructor(options: ManagerOptions, paths: DataDirPaths, state: NodeState) {
     this.#options = options;
@@ -224,6 +243,8 @@ export class Manager implements Backend {
   static async open(options: ManagerOptions): Promise<Manager> {
     const paths = dataDirPaths(options.dataDir);
     const state = await readNodeState(paths.nodeState, options.dataDir);
+    // An expired certificate cannot be renewed: say so instead of failing every handshake.
+    await checkNodeCertificate(paths, { now: options.now(), log: options.log ?? (() => {}) });
     const manager = new Manager(options, paths, state);
     if (!(await nodeKeysLocked(paths.nodeKeys))) await manager.#start(null);
     return manager;
@@ -287,6 +308,7 @@ export class Manager implements Backend {
       await run.dekRotation.start();
       if (this.#options.forceNewCluster) await this.#dropOtherManagers(run.raft.store);
       this.#startAgent(run.peers);
+      this.#startRenewer(run.peers);
     } catch (error) {
       await this.#undoStart(run);
       throw error;
@@ -299,6 +321,10 @@ export class Manager implements Backend {
     kek: Uint8Array | null,
   ): Promise<Pick<Running, 'keysFile' | 'dekRotation' | 'peers' | 'transport' | 'raft'>> {
     const keys = await readNodeKeys(this.paths.nodeKeys, kek);
+    [this.#certPem, this.#caPem] = await Promise.all([
+      keys.tlsCert ?? readFile(this.paths.nodeCert, 'utf8'),
+      readFile(this.paths.caCert, 'utf8'),
+    ]);
     // During a DEK rotation a crash cut short, new records are sealed with the pending DEK and the current one opens the rest.
     const { dek, keyId: dekKeyId } = sealingKey(keys);
     const olderKeys = openingKeys(keys);
@@ -415,7 +441,12 @@ export class Manager implements Backend {
         everyMs: certRecordsPruneIntervalMs,
         run: () => pruneCertRecords(this.#clientCertsContext(), raft.store),
       },
-      onLeft: (reason) => this.#options.onLeftCluster?.(reason),
+      // A demoted manager leaves with a worker's certificate: a renewal under way finishes first.
+      onLeft: (reason) => {
+        const renewal = this.#renewer?.settled ?? Promise.resolve();
+        const bounded = new Promise<void>((done) => this.#timers.after(certRenewalTimeoutMs, done));
+        void Promise.race([renewal, bounded]).then(() => this.#options.onLeftCluster?.(reason));
+      },
     });
     return { ...opened, dispatcher, workloads, duties };
   }
@@ -447,7 +478,79 @@ export class Manager implements Backend {
       timers: this.#timers,
       log,
       random: this.#options.random,
+      onRenewCertificate: (reason) => this.#renewer?.renewNow(reason),
     });
+  }
+
+  /** Step 5 too: this manager renews its own certificate over mTLS, as every node does (certs/renewer.ts). */
+  #startRenewer(peers: PeerClient): void {
+    this.#renewer = new CertRenewer({
+      nodeId: this.state.nodeId,
+      clusterId: this.state.clusterId,
+      caPem: () => this.#caPem,
+      certificate: () => this.#certPem,
+      // Other managers first (the leader first of all): this one may be the one behind.
+      managers: () => {
+        const self = this.#run?.raft.store.node(this.state.nodeId)?.addr;
+        const addrs = this.#managerAddrs();
+        return [...addrs.filter((a) => a !== self), ...addrs.filter((a) => a === self)];
+      },
+      peers,
+      timers: this.#timers,
+      now: this.#options.now,
+      random: this.#options.random,
+      persist: (pair) => this.#persistCertificate(pair),
+      apply: (pair) => this.#applyCertificate(pair),
+      log: this.#options.log ?? (() => {}),
+    });
+    this.#renewer.start();
+  }
+
+  /** The renewed pair into the keys file (one write: key wrapped under autolock, certificate), then node.pem. */
+  async #persistCertificate(pair: RenewedPair): Promise<void> {
+    await this.#running().keysFile.update(
+      (keys) => ({ ...keys, tlsKey: pair.keyPkcs8, tlsCert: pair.certPem }),
+      () => writeFileAtomic(this.paths.nodeCert, pair.certPem, 0o644),
+    );
+  }
+
+  /**
+   * New connections, both ways, present the renewed certificate. Open ones (the agent's dispatcher
+   * session, Raft streams) stay on the old one, still valid: closing them could lose what is in
+   * flight on them (an exec request), and nothing needs them moved.
+   */
+  #applyCertificate(pair: RenewedPair): void {
+    this.#certPem = pair.certPem;
+    const key = keyPkcs8ToPem(pair.keyPkcs8);
+    this.#run?.peers.setTls({ ca: this.#caPem, cert: pair.certPem, key });
+    for (const listener of this.#certificateListeners)
+      listener({ certPem: pair.certPem, tlsKey: pair.keyPkcs8 });
+  }
+
+  onNodeCertificate(listener: (pair: { certPem: string; tlsKey: Uint8Array }) => void): void {
+    this.#certificateListeners.push(listener);
+  }
+
+  /** This node's certificate in use now (PEM). */
+  get certificatePem(): string {
+    return this.#certPem;
+  }
+
+  /** Renews this node's certificate now; resolves once the attempt has ended (a failure is logged and retried). */
+  async renewCertificate(reason: string): Promise<void> {
+    this.#renewer?.renewNow(reason);
+    await this.#renewer?.settled;
+  }
+
+  /** The store gives this node another role than its certificate names (demoted): renew now. */
+  #checkOwnRole(role: string): void {
+    if (!this.#renewer || this.#certPem === '') return;
+    const named = parseIdentity(this.#certPem).role;
+    // Asked once per certificate and role: the node's other events (its status) do not ask again.
+    const asked = `${role} ${this.#certPem.length} ${this.#certPem.slice(-80)}`;
+    if (named === role || this.#roleRenewalAsked === asked) return;
+    this.#roleRenewalAsked = asked;
+    this.#renewer.renewNow(`this node is a ${role} now, its certificate says ${named}`);
   }
 
   /** A start that failed: everything it started stops, and the manager is locked again. */
@@ -472,6 +575,7 @@ export class Manager implements Backend {
   /** Graceful stop: a leader first hands leadership to the most caught-up voter. */
   async stop(): Promise<void> {
     const run = this.#run;
+    this.#renewer?.stop();
     run?.duties.stop();
     await this.#agent?.stop();
     if (run) {
@@ -518,7 +622,11 @@ export class Manager implements Backend {
       if (event.kind === 'cluster') {
         this.#maybeRewrapKeys(event.cluster.unlockKey);
         this.#run?.dekRotation.request(event.cluster.dekRotations ?? 0);
-      } else this.#run?.duties.storeEvent(event);
+      } else {
+        if (event.kind === 'node' && event.node.id === this.state.nodeId)
+          this.#checkOwnRole(event.node.role);
+        this.#run?.duties.storeEvent(event);
+      }
     });
   }
 
@@ -672,6 +780,23 @@ export class Manager implements Backend {
       UnlockKey:
         issued.role === 'manager' && cluster.unlockKey ? toBase64(cluster.unlockKey) : null,
     };
+  }
+
+  async renewNodeCertificate(
+    from: Identity,
+    request: RenewalRequest,
+  ): Promise<{ certPem: string; caPem: string }> {
+    const store = await this.#router.read();
+    const cluster = clusterOf(store);
+    const certPem = await issueRenewal(request, {
+      cluster,
+      callerId: from.nodeId,
+      node: store.node(from.nodeId),
+      removed: store.isRemovedNode(from.nodeId),
+      random: this.#options.random,
+      now: this.#options.now(),
+    });
+    return { certPem, caPem: cluster.caCertPem };
   }
 
   isRemovedNode(nodeId: string): boolean {
@@ -1030,11 +1155,14 @@ export class Manager implements Backend {
     if (!autolock) unlockKey = cluster.unlockKey === null ? undefined : null;
     else if (cluster.unlockKey === null || update.rotateUnlockKey) unlockKey = toBase64(random(32));
     const rotateTokens = update.rotateWorkerToken || update.rotateManagerToken;
+    const expiry = update.nodeCertExpiryMs;
+    if (expiry !== undefined) checkExpiryWithinCA(expiry, cluster.caCertPem, this.#options.now());
     await this.#router.propose({
       op: 'cluster-update',
       at: this.#now(),
       expectedIndex: update.expectedIndex,
       ...(update.labels ? { labels: update.labels } : {}),
+      ...(expiry !== undefined ? { nodeCertExpiryMs: expiry } : {}),
       ...(rotateTokens
         ? {
             joinTokens: {

@@ -15,6 +15,7 @@ import {
   checkVersionsKept,
   onUpdateSignals,
 } from './secret-rules.ts';
+import { checkNodeCertExpiry } from './cluster-rules.ts';
 
 export interface NodeSpec {
   readonly id: string;
@@ -51,6 +52,8 @@ export type Command =
       readonly unlockKey?: string | null;
       /** Present to change the version retention of every secret. */
       readonly secretVersionsKept?: number;
+      /** Present to change the validity of node certificates issued from now on. */
+      readonly nodeCertExpiryMs?: number;
     }
   | {
       readonly op: 'secret-create';
@@ -245,6 +248,7 @@ export function parseCommand(value: unknown): TaggedCommand {
       optional(c.joinTokens, 'joinTokens', joinTokens);
       optional(c.unlockKey, 'unlockKey', (v, path) => nullable(v, path, base64));
       optional(c.secretVersionsKept, 'secretVersionsKept', (v) => checkVersionsKept(v));
+      optional(c.nodeCertExpiryMs, 'nodeCertExpiryMs', (v) => checkNodeCertExpiry(v));
       break;
     case 'secret-create':
       id(c.id, 'id');

@@ -57,6 +57,8 @@ export {
   type TaskId,
   type TaskRecord,
   type TaskState,
+  nodeCertExpiryOf,
   terminalTaskStates,
 } from './types.ts';
+export { checkNodeCertExpiry, nodeCertExpiryText } from './cluster-rules.ts';
 export { Workloads } from './workloads.ts';

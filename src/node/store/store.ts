@@ -372,6 +372,9 @@ export class Store {
       ...(cluster.unlockKey === null && typeof command.unlockKey === 'string'
         ? { dekRotations: (cluster.dekRotations ?? 0) + 1 }
         : {}),
+      ...(command.nodeCertExpiryMs === undefined
+        ? {}
+        : { nodeCertExpiryMs: command.nodeCertExpiryMs }),
     });
     return { ok: true, id: cluster.id };
   }

@@ -3,6 +3,7 @@
  * writes (sealed) into snapshots. Secret values live only here, in the sealed log and in snapshots.
  */
 import type { Role } from '../../crypto/ca.ts';
+import { nodeCertLifetimeMs } from '../../limits.ts';
 
 export type SecretId = string & { readonly __brand: 'SecretId' };
 export type NodeId = string & { readonly __brand: 'NodeId' };
@@ -67,6 +68,13 @@ export interface ClusterRecord {
    * on); absent: 0. A manager whose keys file answers fewer rotates its DEK.
    */
   readonly dekRotations?: number;
+  /** How long node certificates issued from now on are valid (`cluster update --cert-expiry`); absent: the default. */
+  readonly nodeCertExpiryMs?: number;
+}
+
+/** The validity of node certificates issued now: the cluster's setting, else 90 days. */
+export function nodeCertExpiryOf(cluster: ClusterRecord): number {
+  return cluster.nodeCertExpiryMs ?? nodeCertLifetimeMs;
 }
 
 export type ServiceId = string & { readonly __brand: 'ServiceId' };

@@ -260,14 +260,6 @@ export class Agent {
   }
 
   /**
-   * Ends the session so that the loop opens a new one at once: after a renewal, on a connection
-   * that presents the new certificate. Nothing is lost: the new session starts with a full set.
-   */
-  reconnect(): void {
-    this.#closeSession?.();
-  }
-
-  /**
    * A manager refused this node's certificate: it was removed from the cluster (say with `node rm
    * --force` while it was down) and no assignment will ever come to say what to keep, so nothing
    * here may keep running with a secret. Every task stops and every secret is erased, in memory

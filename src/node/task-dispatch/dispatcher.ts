@@ -12,7 +12,12 @@
  * the old session misses its heartbeats it is closed and the other process may take over.
  */
 import { SecretdError } from '../../errors.ts';
-import { execOutputBytesMax, heartbeatPeriodMs, heartbeatsMissedMax } from '../../limits.ts';
+import {
+  execOutputBytesMax,
+  heartbeatPeriodMs,
+  heartbeatsMissedMax,
+  nodeCertExpirySlackMs,
+} from '../../limits.ts';
 import { newId, type Random } from '../../crypto/index.ts';
 import { systemRandom } from '../../io/system.ts';
 import type { Timers } from '../../io/timers.ts';
@@ -27,6 +32,7 @@ import type {
 import type { Command, TaskStatusUpdate } from '../store/index.ts';
 import { toBase64, type Store } from '../store/index.ts';
 import { isDead, type ContainerSpec, type NodeStatus } from '../store/index.ts';
+import { nodeCertExpiryOf, nodeCertExpiryText } from '../store/index.ts';
 
 interface Session {
   readonly nodeId: string;
@@ -41,7 +47,9 @@ interface Session {
   sentSecrets: Set<string>;
   /** The role in the certificate the session presented (unknown: never asked to renew). */
   readonly certificateRole: 'manager' | 'worker' | undefined;
-  /** The store role a renewal was last asked for in this session (asked once per role). */
+  /** When that certificate ends (ms since the epoch; unknown: never asked to renew for it). */
+  readonly certificateNotAfter: number | undefined;
+  /** Why a renewal was last asked for in this session (each reason is asked once per session). */
   renewalAskedFor: string | null;
 }
 
@@ -124,6 +132,7 @@ export class Dispatcher {
           sentTasks: new Map(),
           sentSecrets: new Set(),
           certificateRole: claim.certificateRole,
+          certificateNotAfter: claim.certificateNotAfter,
           renewalAskedFor: null,
           send: (message) => {
             try {
@@ -145,7 +154,7 @@ export class Dispatcher {
         this.#sessions.set(nodeId, current);
         this.#lastSeen.set(nodeId, this.#options.timers.now());
         this.#push(current, true);
-        this.#checkCertificateRole(current);
+        this.#checkCertificate(current);
         void this.#setStatus(nodeId, 'ready');
       },
       cancel: () => {
@@ -195,25 +204,41 @@ export class Dispatcher {
       this.#dirty = false;
       for (const session of this.#sessions.values()) {
         this.#push(session, false);
-        this.#checkCertificateRole(session);
+        this.#checkCertificate(session);
       }
     });
   }
 
   /**
-   * A node whose certificate names another role than the store gives it now (promoted, demoted)
-   * is told to renew at once, once per session and role: the renewed certificate comes with a new
-   * session, which presents it.
+   * A node is told to renew at once, once per session and reason, when the certificate its session
+   * presented names another role than the store gives it now (promoted, demoted), or lasts longer
+   * than the cluster now issues (`cluster update --cert-expiry` shortened it). The session itself
+   * stays on the certificate it opened with, so each reason is asked once per session.
    */
-  #checkCertificateRole(session: Session): void {
-    const role = this.#options.store().node(session.nodeId)?.role;
-    if (role === undefined || role === 'admin' || session.certificateRole === undefined) return;
-    if (role === session.certificateRole || session.renewalAskedFor === role) return;
-    session.renewalAskedFor = role;
-    session.send({
-      type: 'renew-certificate',
-      reason: `the node is a ${role} now, its certificate says ${session.certificateRole}`,
-    });
+  #checkCertificate(session: Session): void {
+    const why = this.#renewalReason(session);
+    if (why === null || session.renewalAskedFor === why.key) return;
+    session.renewalAskedFor = why.key;
+    session.send({ type: 'renew-certificate', reason: why.reason });
+  }
+
+  #renewalReason(session: Session): { key: string; reason: string } | null {
+    const store = this.#options.store();
+    const role = store.node(session.nodeId)?.role;
+    const named = session.certificateRole;
+    if (role !== undefined && role !== 'admin' && named !== undefined && role !== named)
+      return {
+        key: `role ${role}`,
+        reason: `the node is a ${role} now, its certificate says ${named}`,
+      };
+    const notAfter = session.certificateNotAfter;
+    if (notAfter === undefined || !store.cluster) return null;
+    const expiryMs = nodeCertExpiryOf(store.cluster);
+    if (notAfter - Date.parse(this.#options.now()) <= expiryMs + nodeCertExpirySlackMs) return null;
+    return {
+      key: `expiry ${expiryMs}`,
+      reason: `the cluster's certificates now last ${nodeCertExpiryText(expiryMs)}, this one until ${new Date(notAfter).toISOString()}`,
+    };
   }
 
   exec(
@@ -319,8 +344,11 @@ export class Dispatcher {
   #tick(): void {
     const now = this.#options.timers.now();
     const limit = heartbeatPeriodMs * heartbeatsMissedMax;
-    for (const session of this.#sessions.values())
+    for (const session of this.#sessions.values()) {
       session.send({ type: 'heartbeat', periodMs: heartbeatPeriodMs });
+      // A settings change wakes no session: the validity is looked at with every heartbeat.
+      this.#checkCertificate(session);
+    }
     // A new leader gives every node a full period to find it before calling it down.
     if (now - this.#activeSince < limit) return;
     for (const node of this.#options.store().nodes()) {

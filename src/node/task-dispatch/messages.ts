@@ -78,6 +78,8 @@ export interface SessionClaim {
   readonly address?: string | undefined;
   /** The role (OU) of the certificate the session's connection presented; the dispatcher asks for a renewal when the store's differs. */
   readonly certificateRole?: 'manager' | 'worker' | undefined;
+  /** When that certificate ends (ms since the epoch); one lasting longer than the cluster now issues is renewed. */
+  readonly certificateNotAfter?: number | undefined;
 }
 
 export const sessionInstanceParam = 'instance';

@@ -78,11 +78,13 @@ function sessionClaim(c: Context<AppEnv>): SessionClaim {
       `Invalid session request: ${sessionInstanceParam} must be 16 to 64 characters of A-Z, a-z, 0-9, _ and -`,
     );
   }
-  const presented = presentedCertificate(c)?.role;
+  const presented = presentedCertificate(c);
+  const role = presented?.role;
   return {
     instance,
     address: remoteAddress(c),
-    ...(presented === 'manager' || presented === 'worker' ? { certificateRole: presented } : {}),
+    ...(role === 'manager' || role === 'worker' ? { certificateRole: role } : {}),
+    ...(presented?.notAfterMs === undefined ? {} : { certificateNotAfter: presented.notAfterMs }),
   };
 }
 

@@ -1,7 +1,7 @@
 /** Docker-shaped swarm routes: inspect (join tokens for managers), update and rotations, unlock; and secretd's DEK rotation. */
 import { Hono, type Context } from 'hono';
 import { invalid, SecretdError } from '../../../errors.ts';
-import { checkLabels } from '../../store/index.ts';
+import { checkLabels, checkNodeCertExpiry } from '../../store/index.ts';
 import type { ClusterRecord } from '../../store/index.ts';
 import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend, SwarmUpdate } from '../backend.ts';
@@ -41,7 +41,10 @@ const swarmSpecFields: FieldTree = {
 /** Who may read and change the swarm: people (admin certificates) and managers. */
 const roles = ['admin', 'manager'] as const;
 
-/** The sections of settings secretd reports in `GET /swarm` but does not let change. */
+/**
+ * The sections of settings secretd reports in `GET /swarm` but does not let change. CAConfig is
+ * fixed but for NodeCertExpiry (`docker swarm update --cert-expiry`), read by `readCAConfig`.
+ */
 const fixedSections = ['Orchestration', 'Raft', 'Dispatcher', 'CAConfig', 'TaskDefaults'] as const;
 
 export function swarmRoutes(backend: Backend): Hono<AppEnv> {
@@ -93,13 +96,16 @@ export function swarmRoutes(backend: Backend): Hono<AppEnv> {
   return api;
 }
 
-type SpecUpdate = Pick<SwarmUpdate, 'labels' | 'autolock'>;
+type SpecUpdate = Pick<SwarmUpdate, 'labels' | 'autolock' | 'nodeCertExpiryMs'>;
 
 async function readSwarmSpec(c: Context<AppEnv>, cluster: ClusterRecord): Promise<SpecUpdate> {
   const body = await readJsonObject(c, 'swarm spec', swarmSpecFields);
   refuseUnknownFields(body, swarmSpecFields, 'swarm spec');
-  refuseFixedChanges(body, (swarmJSON(cluster, false) as { Spec: Record<string, unknown> }).Spec);
+  const reported = (swarmJSON(cluster, false) as { Spec: Record<string, unknown> }).Spec;
+  const nodeCertExpiryMs = readNodeCertExpiry(body, reported);
+  refuseFixedChanges(body, reported);
   const out: { -readonly [K in keyof SpecUpdate]: SpecUpdate[K] } = {};
+  if (nodeCertExpiryMs !== undefined) out.nodeCertExpiryMs = nodeCertExpiryMs;
   if (body.Labels !== undefined) out.labels = checkLabels(body.Labels, 'swarm');
   const encryption = body.EncryptionConfig;
   if (encryption !== undefined && encryption !== null) {
@@ -115,6 +121,30 @@ async function readSwarmSpec(c: Context<AppEnv>, cluster: ClusterRecord): Promis
     }
   }
   return out;
+}
+
+/**
+ * `Spec.CAConfig.NodeCertExpiry` (nanoseconds, as Docker's): a new validity for node certificates
+ * issued from now on, checked as the store checks it (1 minute to 20 years; the manager refuses
+ * more than the root CA's remaining life). Returned in milliseconds when it changes; it is then
+ * taken out of `body` so that the fixed-settings check sees only the rest of CAConfig.
+ */
+function readNodeCertExpiry(
+  body: Record<string, unknown>,
+  reported: Record<string, unknown>,
+): number | undefined {
+  const ca = body.CAConfig;
+  if (typeof ca !== 'object' || ca === null || Array.isArray(ca)) return undefined;
+  const { NodeCertExpiry: given, ...rest } = ca as Record<string, unknown>;
+  const current = (reported.CAConfig as { NodeCertExpiry?: unknown } | undefined)?.NodeCertExpiry;
+  body.CAConfig = rest;
+  // Go's zero value: a client that does not set it (Docker's own default applies: keep ours).
+  if (given === undefined || given === null || given === 0 || given === current) return undefined;
+  if (typeof given !== 'number' || !Number.isInteger(given) || given < 0)
+    throw invalid(
+      'Invalid swarm spec: CAConfig.NodeCertExpiry must be a whole number of nanoseconds',
+    );
+  return checkNodeCertExpiry(Math.round(given / 1e6));
 }
 
 /**

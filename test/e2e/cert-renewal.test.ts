@@ -166,7 +166,7 @@ describe('certificate renewal', () => {
       if (Date.now() - started > runMs + 120_000 || stopped().length > 0) break;
       version++;
       expectRun(await cli(['secret', 'update', 'token', '-'], `value-${version}`), {
-        stdout: `${version + 1}\n`,
+        stdout: `token: version ${version + 1}\n`,
       });
       for (const task of tasks) {
         const want = `value-${version}`;
@@ -209,6 +209,13 @@ describe('certificate renewal', () => {
     }
     console.log(
       `cert-renewal: ${writes} write pairs, ${version} secret versions delivered to ${tasks.length} tasks; certificates replaced: ${nodes.map((n) => `${n.name} ${history.get(n.name)!.length - 1}`).join(', ')}`,
+    );
+
+    // The service goes first: a demoted manager's process stops once it leaves Raft, and would
+    // leave its task behind for the teardown to find.
+    expectRun(await cli(['service', 'rm', 'reader']), { stdout: 'reader\n' });
+    await until('every node to erase its task', 20_000, () =>
+      nodes.every((n) => n.mountedTasks().length === 0) ? true : undefined,
     );
 
     // A demoted manager's certificate becomes a worker's within seconds.

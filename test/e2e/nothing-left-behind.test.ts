@@ -360,6 +360,51 @@ describe('three managers and two workers', () => {
   });
 });
 
+describe('three managers', () => {
+  test('a demoted manager, whose process stops, first stops its tasks and erases their secrets', async () => {
+    using dir = tempDir('secretd-lb-');
+    await using cluster = await ServiceCluster.init(dir.path);
+    const m2 = await cluster.joinManager('m2');
+    const m3 = await cluster.joinManager('m3');
+    cluster.importImage('busybox', busyboxRootfsTarball());
+    const leader = cluster.manager;
+    const value = `demoted-${crypto.randomUUID()}`;
+    expectRun(leader.cli(['secret', 'create', 'demo', '-'], value), { stdout: /^\w{25}\n$/ });
+    // One task on every node, the one about to be demoted included.
+    expectRun(
+      leader.cli([
+        'service',
+        'create',
+        '--name',
+        'everywhere',
+        '--mode',
+        'global',
+        '--secret',
+        'demo',
+        'busybox',
+        ...idleCommand,
+      ]),
+      {
+        stdout: /^\w{25}\n$/,
+      },
+    );
+    await cluster.runningTasks('everywhere', 3, { timeoutMs: 40_000 });
+    expect(m3.mountedTasks().length).toBe(1);
+    expectRun(leader.cli(['node', 'demote', m3.id]), {});
+    await m3.daemon.exited;
+    // The process is gone and nothing of its task is left on its machine.
+    expect({
+      mounted: m3.mountedTasks(),
+      dirs: m3.taskDirs(),
+      files: filesHolding([m3.dataDir, m3.runDir], [value]),
+    }).toEqual({ mounted: [], dirs: [], files: [] });
+    expect(m3.daemon.stderr + m3.daemon.stdout).toContain(
+      'stopping its tasks and erasing their secrets',
+    );
+    expect(m2.running).toBe(true);
+  });
+});
+
 /** Any tmpfs on the machine, under any secretd run directory, with one of the values in a file (there must be none). */
 function readMountsHolding(values: readonly string[]): string[] {
   const mounts = spawnSync(

@@ -442,10 +442,16 @@ export class Manager implements Backend {
         run: () => pruneCertRecords(this.#clientCertsContext(), raft.store),
       },
       // A demoted manager leaves with a worker's certificate: a renewal under way finishes first.
+      // Its tasks stop and their secrets are erased before the process goes: no agent stays behind to.
       onLeft: (reason) => {
         const renewal = this.#renewer?.settled ?? Promise.resolve();
         const bounded = new Promise<void>((done) => this.#timers.after(certRenewalTimeoutMs, done));
-        void Promise.race([renewal, bounded]).then(() => this.#options.onLeftCluster?.(reason));
+        void Promise.race([renewal, bounded])
+          .then(() => this.#agent?.leave(reason))
+          .catch((error: unknown) =>
+            log(`secretd: erasing this node's tasks on leaving: ${(error as Error).message}`),
+          )
+          .then(() => this.#options.onLeftCluster?.(reason));
       },
     });
     return { ...opened, dispatcher, workloads, duties };

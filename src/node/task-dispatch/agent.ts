@@ -268,9 +268,25 @@ export class Agent {
   #onRefused(reason: string): void {
     if (this.#refused) return;
     this.#refused = true;
-    this.#options.log(
-      `secretd: agent: the cluster refused this node (${reason}); stopping its tasks and erasing their secrets`,
-    );
+    this.#eraseEverything(`the cluster refused this node (${reason})`);
+  }
+
+  /**
+   * This node is leaving the cluster (a demoted manager's process stops): nothing may stay running
+   * here with a secret once it is gone, since no agent will be left to erase it. Every task stops
+   * and every secret is erased, in memory and in the tmpfs; resolves when that is done.
+   */
+  async leave(reason: string): Promise<void> {
+    this.#stopped = true;
+    this.#stopSweeping?.();
+    this.#closeSession?.();
+    this.#eraseEverything(reason);
+    await this.#queue;
+    await Promise.all(this.#stopping.values());
+  }
+
+  #eraseEverything(why: string): void {
+    this.#options.log(`secretd: agent: ${why}; stopping its tasks and erasing their secrets`);
     this.#assigned.clear();
     this.#dropAllSecrets();
     this.#enqueue(async () => {

@@ -324,8 +324,7 @@ export class Store {
   #nodeCertsExpireAt(at: string): string | null {
     const atMs = Date.parse(at);
     if (!Number.isFinite(atMs)) return null;
-    // The cluster's node certificate validity (`cluster update --cert-expiry`), when set.
-    const setting = (this.#cluster as { nodeCertExpiryMs?: number } | null)?.nodeCertExpiryMs ?? 0;
+    const setting = this.#cluster?.nodeCertExpiryMs ?? 0;
     return new Date(atMs + Math.max(nodeCertLifetimeMs, setting)).toISOString();
   }
 

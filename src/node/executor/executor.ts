@@ -250,9 +250,9 @@ export class Executor {
 
   /**
    * The safety net behind the rule that a secret lives only as long as a running container needs
-   * it: erases every task directory and secrets mount under the run directory that no task of this
-   * executor is starting or running, and treats a task whose container is gone (its exit missed) as
-   * exited. Tasks being stopped are left to their stop. Returns the task ids it erased.
+   * it: erases every task directory and secrets mount under the run directory that belongs to no
+   * task of this executor (left by a crash between steps, or by an erase that failed before).
+   * Tasks this executor holds are left to their own exit or stop. Returns the task ids it erased.
    */
   async sweep(): Promise<string[]> {
     await this.ensureDirs();
@@ -264,17 +264,12 @@ export class Executor {
     const erased: string[] = [];
     for (const taskId of [...candidates].filter(isTaskId)) {
       const entry = this.tasks.get(taskId);
-      if (entry === undefined) {
-        erased.push(taskId);
-        await this.destroy(taskId, null);
-      } else if (entry.phase === 'running') {
-        const container = await this.runtime.state(taskId).catch(() => undefined);
-        if (container === null || container?.status === 'stopped') {
-          erased.push(taskId);
-          this.exited(entry, entry.exitCode);
-          await entry.queue;
-        }
-      }
+      // A task of ours is left to its own end: a container this executor started reports its exit
+      // through its runc child, an adopted one through its poll; asking runc about every running
+      // task here every few seconds would cost a process per task.
+      if (entry !== undefined) continue;
+      erased.push(taskId);
+      await this.destroy(taskId, null);
     }
     return erased.sort();
   }

@@ -194,3 +194,9 @@ export const certRecordsPrunedPerCommandMax = 1000;
 export const nodeCertExpirySlackMs = 60_000;
 /** Certificates presented with a leaf that verifyChain considers (secretd's chains hold one, during a root rotation); more is refused, so a path search stays small. */
 export const certChainIntermediatesMax = 4;
+/**
+ * Under Deno only, the TLS server closes an HTTP/2 session (gracefully) once it has carried this
+ * many streams: Deno's nghttp2 binding aborts when a client closes a session after about 100
+ * (denoland/deno#36788); clients retry a refused request on a new session.
+ */
+export const denoSessionStreamsMax = 90;

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseIdentity } from '../crypto/index.ts';
 import { codeForHttpStatus, SecretdError, type ErrorCode } from '../errors.ts';
 import { dataDirPaths } from '../node/index.ts';
-import { checkManagerIdentity, reasonOf } from '../node/index.ts';
+import { checkManagerIdentity, reasonOf, wasRefused } from '../node/index.ts';
 
 export interface ConnectionOptions {
   readonly dataDir: string;
@@ -157,39 +157,63 @@ function tlsClient(host: string, tls: { ca: string; cert: string; key: string })
     session = opened;
     return opened;
   };
-  return {
-    request(method, path, body) {
-      const payload = encodeBody(body);
-      return new Promise((resolve, reject) => {
-        const stream = open().request({
+  const once = (method: string, path: string, payload: Buffer | null): Promise<ApiResponse> =>
+    new Promise((resolve, reject) => {
+      let stream: ReturnType<ClientHttp2Session['request']>;
+      try {
+        stream = open().request({
           ':method': method,
           ':path': path,
           ...(payload
             ? { 'content-type': 'application/json', 'content-length': payload.length }
             : {}),
         });
-        const chunks: Buffer[] = [];
-        let status = 0;
-        stream.on('response', (headers) => (status = Number(headers[':status'])));
-        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-        const unreachable = (error: Error | null): SecretdError =>
-          new SecretdError(
-            'unavailable',
-            `Cannot reach secretd at ${host}: ${sessionError || error ? reasonOf(sessionError ?? error) : 'the connection closed'}`,
-          );
-        stream.on('end', () =>
-          resolve({ status, body: decodeBody(Buffer.concat(chunks).toString('utf8')) }),
+      } catch (error) {
+        // A session that got a GOAWAY refuses new streams at once: nothing was sent.
+        reject(wasRefused({}, error) ? new Refused() : error);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let status = 0;
+      stream.on('response', (headers) => (status = Number(headers[':status'])));
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const unreachable = (error: Error | null): SecretdError =>
+        new SecretdError(
+          'unavailable',
+          `Cannot reach secretd at ${host}: ${sessionError || error ? reasonOf(sessionError ?? error) : 'the connection closed'}`,
         );
-        stream.on('error', (error) => reject(unreachable(error)));
-        // A session refused during the handshake may close the stream without an error of its own.
-        stream.on('close', () => {
-          if (status === 0) reject(unreachable(null));
-        });
-        stream.end(payload ?? undefined);
+      stream.on('end', () =>
+        resolve({ status, body: decodeBody(Buffer.concat(chunks).toString('utf8')) }),
+      );
+      stream.on('error', (error) =>
+        reject(status === 0 && wasRefused(stream, error) ? new Refused() : unreachable(error)),
+      );
+      // A session refused during the handshake may close the stream without an error of its own.
+      stream.on('close', () => {
+        if (status === 0) reject(wasRefused(stream, null) ? new Refused() : unreachable(null));
       });
+      stream.end(payload ?? undefined);
+    });
+  return {
+    // A request the server refused unprocessed (it was closing the session) goes once more on a new one.
+    async request(method, path, body) {
+      const payload = encodeBody(body);
+      try {
+        return await once(method, path, payload);
+      } catch (error) {
+        if (!(error instanceof Refused)) throw error;
+        return once(method, path, payload).catch((again: unknown) => {
+          throw again instanceof Refused
+            ? new SecretdError('unavailable', `secretd at ${host} refused the request twice`)
+            : again;
+        });
+      }
     },
     close() {
       session?.close();
     },
   };
 }
+
+/** The server refused a request without processing it: safe to send again on a new session. */
+class Refused extends Error {}

@@ -13,7 +13,7 @@ export {
 } from './daemon.ts';
 export { dataDirPaths, defaultDataDir } from './data-dir/index.ts';
 export { splitHostPort } from './join/index.ts';
-export { checkManagerIdentity, reasonOf } from './peers/index.ts';
+export { checkManagerIdentity, reasonOf, wasRefused } from './peers/index.ts';
 export {
   checkNodeCertExpiry,
   checkSecretData,

@@ -23,6 +23,7 @@ import { createWorkerApp, type WorkerBackend } from './worker-app.ts';
 import type { Backend, Identity } from './backend.ts';
 import { splitHostPort } from '../join/index.ts';
 import { normalizeSerial } from '../store/index.ts';
+import { denoSessionStreamsMax } from '../../limits.ts';
 import {
   ConnectionGuard,
   defaultConnectionLimits,
@@ -161,6 +162,7 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
   );
   guard.install(server);
   guards.set(server, guard);
+  if ('Deno' in globalThis) closeSessionsEarly(server, denoSessionStreamsMax);
   // A revocation applied here closes the connections presenting a revoked certificate.
   const stopRevocations = options.backend.onRevocations(() => {
     for (const serial of guard.labels())
@@ -239,4 +241,21 @@ function clientSerialOf(socket: TLSSocket): string | null {
     ?.OU;
   if (roleFromOU(Array.isArray(ou) ? (ou[0] ?? '') : (ou ?? '')) !== 'admin') return null;
   return typeof cert.serialNumber === 'string' ? normalizeSerial(cert.serialNumber) : null;
+}
+
+/**
+ * Under Deno only: its nghttp2 binding aborts the process when a client closes an HTTP/2 session
+ * after more than about 100 streams (denoland/deno#36788), but never when the server closes first.
+ * So the server closes each session gracefully (GOAWAY: streams under way finish, a stream sent
+ * after it is refused) once it has carried `streamsMax` streams; clients open a new session and
+ * retry a refused request there (peers/peer-client.ts, cmd/client.ts).
+ */
+function closeSessionsEarly(server: Http2SecureServer, streamsMax: number): void {
+  server.on('session', (session) => {
+    let streams = 0;
+    session.on('stream', (stream) => {
+      streams++;
+      if (streams === streamsMax) stream.once('close', () => session.closed || session.close());
+    });
+  });
 }

@@ -129,7 +129,28 @@ export class PeerClient {
     if (!session.destroyed) session.destroy();
   }
 
-  request(
+  /**
+   * One request. A request the server refused without processing it (REFUSED_STREAM, or sent on a
+   * session it was closing with GOAWAY) is sent once more on a new session: nothing of it was done.
+   */
+  async request(
+    addr: string,
+    method: string,
+    path: string,
+    body: Uint8Array | null,
+    options: { timeoutMs: number; contentType?: string },
+  ): Promise<PeerResponse> {
+    try {
+      return await this.#requestOnce(addr, method, path, body, options);
+    } catch (error) {
+      if (!(error instanceof RefusedRequest)) throw error;
+      return this.#requestOnce(addr, method, path, body, options).catch((again: unknown) => {
+        throw again instanceof RefusedRequest ? again.error : again;
+      });
+    }
+  }
+
+  #requestOnce(
     addr: string,
     method: string,
     path: string,
@@ -146,16 +167,27 @@ export class PeerClient {
         );
         return;
       }
-      const stream = session.request({
-        ':method': method,
-        ':path': path,
-        ...(body
-          ? {
-              'content-type': options.contentType ?? 'application/octet-stream',
-              'content-length': body.length,
-            }
-          : {}),
-      });
+      let stream: ReturnType<ClientHttp2Session['request']>;
+      try {
+        stream = session.request({
+          ':method': method,
+          ':path': path,
+          ...(body
+            ? {
+                'content-type': options.contentType ?? 'application/octet-stream',
+                'content-length': body.length,
+              }
+            : {}),
+        });
+      } catch (error) {
+        // A session that got a GOAWAY refuses new streams at once: nothing was sent.
+        const failure = new SecretdError(
+          'unavailable',
+          `Cannot reach manager at ${addr}: ${reasonOf(error)}`,
+        );
+        reject(wasRefused({}, error) ? new RefusedRequest(failure) : failure);
+        return;
+      }
       const chunks: Buffer[] = [];
       let status = 0;
       const timer = setTimeout(() => {
@@ -169,13 +201,17 @@ export class PeerClient {
       }, options.timeoutMs);
       stream.on('response', (headers) => (status = Number(headers[':status'])));
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const refused = (error: SecretdError, cause: unknown = null): Error =>
+        status === 0 && wasRefused(stream, cause) ? new RefusedRequest(error) : error;
       stream.on('end', () => {
         clearTimeout(timer);
         if (status === 0)
           reject(
-            new SecretdError(
-              'unavailable',
-              `Manager at ${addr} closed the stream without answering`,
+            refused(
+              new SecretdError(
+                'unavailable',
+                `Manager at ${addr} closed the stream without answering`,
+              ),
             ),
           );
         else resolve({ status, body: new Uint8Array(Buffer.concat(chunks)) });
@@ -183,7 +219,10 @@ export class PeerClient {
       stream.on('error', (error) => {
         clearTimeout(timer);
         reject(
-          new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`),
+          refused(
+            new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`),
+            error,
+          ),
         );
       });
       stream.end(body ?? undefined);
@@ -275,4 +314,23 @@ export class PeerClient {
   closeAll(): void {
     for (const [addr, session] of this.#sessions) this.#drop(addr, session);
   }
+}
+
+/** A request the server did not process (refused stream, or a session closing under it): safe to send again. */
+class RefusedRequest extends Error {
+  constructor(readonly error: SecretdError) {
+    super(error.message);
+  }
+}
+
+/**
+ * Whether a stream that got no answer was refused unprocessed: the server reset it with
+ * REFUSED_STREAM (it arrived after the server's GOAWAY), or it was never sent because the session
+ * had received a GOAWAY. A session that simply broke is not a refusal: the request may have run.
+ */
+export function wasRefused(stream: { readonly rstCode?: number }, error: unknown): boolean {
+  return (
+    stream.rstCode === constants.NGHTTP2_REFUSED_STREAM ||
+    (error as { code?: unknown } | null)?.code === 'ERR_HTTP2_GOAWAY_SESSION'
+  );
 }

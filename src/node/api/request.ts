@@ -3,6 +3,7 @@ import type { Context } from 'hono';
 import { invalid, SecretdError } from '../../errors.ts';
 import { requestBodyBytesMax } from '../../limits.ts';
 import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead } from './body-budget.ts';
+import { isStandardBase64 } from '../store/index.ts';
 
 export async function readJsonObject(
   c: Context,
@@ -170,12 +171,10 @@ export function tooLarge(limit: number): SecretdError {
   return new SecretdError('too_large', `Request body is over the limit of ${limit} bytes`);
 }
 
-const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
 /** Strict standard base64 (as Go's encoding/json decodes []byte); anything else is refused. */
 export function decodeBase64Field(value: unknown, what: string): Uint8Array {
   if (typeof value !== 'string') throw invalid(`Invalid ${what}: expected a base64 string`);
-  if (!base64Pattern.test(value)) throw invalid(`Invalid ${what}: not valid base64`);
+  if (!isStandardBase64(value)) throw invalid(`Invalid ${what}: not valid base64`);
   return new Uint8Array(Buffer.from(value, 'base64'));
 }
 

@@ -16,6 +16,7 @@ import {
   onUpdateSignals,
 } from './secret-rules.ts';
 import { checkNodeCertExpiry } from './cluster-rules.ts';
+import { taskStateRank } from './task-states.ts';
 
 export interface NodeSpec {
   readonly id: string;
@@ -341,20 +342,12 @@ type Fields = Record<string, unknown>;
 type Reader<T> = (value: unknown, path: string) => T;
 
 const roles: readonly Role[] = ['manager', 'worker', 'admin'];
-const taskStates: readonly TaskState[] = [
-  'new',
-  'pending',
-  'assigned',
-  'preparing',
-  'starting',
-  'running',
-  'complete',
-  'shutdown',
-  'failed',
-  'rejected',
-  'orphaned',
-];
-const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// Every state a task can be in: the one ordered list (task-states.ts).
+const taskStates = Object.keys(taskStateRank) as readonly TaskState[];
+/** Strict standard base64, as Go's encoding/json decodes []byte: the one check, for commands and the API. */
+export function isStandardBase64(text: string): boolean {
+  return /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text);
+}
 
 const wrong = (path: string, expected: string): SecretdError =>
   invalid(`Invalid command: ${path} must be ${expected}`);
@@ -399,7 +392,7 @@ function version(value: unknown, path: string): number {
 }
 
 function base64(value: unknown, path: string): string {
-  if (typeof value !== 'string' || !base64Pattern.test(value)) throw wrong(path, 'base64');
+  if (typeof value !== 'string' || !isStandardBase64(value)) throw wrong(path, 'base64');
   return value;
 }
 

@@ -8,6 +8,7 @@ export {
   type TaggedCommand,
   type TaskPut,
   type TaskStatusUpdate,
+  isStandardBase64,
 } from './commands.ts';
 export {
   certRecordsToPrune,

@@ -329,18 +329,19 @@ export class Manager implements Backend {
     const { dek, keyId: dekKeyId } = sealingKey(keys);
     const olderKeys = openingKeys(keys);
     const id = this.state.nodeId as MemberId;
-    const fs = new NodeFileSystem();
+    // This member's log and snapshots on disk, and the keys that seal and open them.
+    const storage = {
+      id,
+      walDir: this.paths.wal,
+      snapshotDir: this.paths.snapshots,
+      dek,
+      dekKeyId,
+      olderKeys,
+      fs: new NodeFileSystem(),
+      random: this.#options.random,
+    };
     if (this.#options.forceNewCluster && !this.#clusterForced) {
-      await forceNewCluster({
-        id,
-        walDir: this.paths.wal,
-        snapshotDir: this.paths.snapshots,
-        dek,
-        dekKeyId,
-        olderKeys,
-        fs,
-        random: this.#options.random,
-      });
+      await forceNewCluster(storage);
       // The old log's marker counts the old log's segments; the new log records its own on open.
       await rm(walMarkerPath(this.#options.dataDir), { force: true });
       // From now on this manager founds the cluster: joiners replay from its configuration.
@@ -362,14 +363,7 @@ export class Manager implements Backend {
     });
     try {
       raft = await openRaftNode({
-        id,
-        walDir: this.paths.wal,
-        snapshotDir: this.paths.snapshots,
-        dek,
-        dekKeyId,
-        olderKeys,
-        fs,
-        random: this.#options.random,
+        ...storage,
         electionRandom: this.#options.electionRandom ?? (() => unitInterval(this.#options.random)),
         bootstrapConf: { voters: this.state.bootstrapVoters as MemberId[], learners: [] },
         transport,

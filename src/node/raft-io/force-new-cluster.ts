@@ -14,6 +14,7 @@ import type { MemberId } from '../../raft/types.ts';
 import { WAL } from '../../raft/wal.ts';
 import { Store } from '../store/index.ts';
 import { replayCommitted } from './_replay.ts';
+import { sealingOf } from './_sealing.ts';
 
 export interface ForceNewClusterOptions {
   readonly id: MemberId;
@@ -30,13 +31,7 @@ export interface ForceNewClusterOptions {
 export async function forceNewCluster(
   options: ForceNewClusterOptions,
 ): Promise<{ index: number; term: number }> {
-  const sealing = {
-    dek: options.dek,
-    keyId: options.dekKeyId,
-    olderKeys: options.olderKeys ?? [],
-    random: options.random,
-    fs: options.fs,
-  };
+  const sealing = sealingOf(options);
   const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
   const snapshot = await snapshots.loadLatest();
   const { wal, state } = await WAL.open(options.walDir, sealing);

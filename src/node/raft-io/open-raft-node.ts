@@ -16,6 +16,7 @@ import type { ConfState, Entry, HardState, MemberId, SnapshotMeta } from '../../
 import { WAL, type TornTail, type WALState } from '../../raft/wal.ts';
 import { RaftNode, type DataKey, type Transport } from './raft-node.ts';
 import { Store } from '../store/index.ts';
+import { sealingOf } from './_sealing.ts';
 
 export interface OpenRaftOptions {
   readonly id: MemberId;
@@ -60,13 +61,7 @@ export interface OpenRaftOptions {
 }
 
 export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> {
-  const sealing = {
-    dek: options.dek,
-    keyId: options.dekKeyId,
-    olderKeys: options.olderKeys ?? [],
-    random: options.random,
-    fs: options.fs,
-  };
+  const sealing = sealingOf(options);
   const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
   const snapshot = await snapshots.loadLatest();
   const segmentBytes =

@@ -1,0 +1,26 @@
+/** The sealing options of one member's log and snapshot store, shared by opening and --force-new-cluster. */
+import type { Random } from '../../crypto/random.ts';
+import type { FileSystem } from '../../io/fs.ts';
+
+/** How the log and snapshots of this member are sealed and opened: one key to seal, older ones to open. */
+export function sealingOf(options: {
+  readonly dek: Uint8Array;
+  readonly dekKeyId: number;
+  readonly olderKeys?: readonly { readonly dek: Uint8Array; readonly keyId: number }[];
+  readonly random: Random;
+  readonly fs: FileSystem;
+}): {
+  dek: Uint8Array;
+  keyId: number;
+  olderKeys: readonly { readonly dek: Uint8Array; readonly keyId: number }[];
+  random: Random;
+  fs: FileSystem;
+} {
+  return {
+    dek: options.dek,
+    keyId: options.dekKeyId,
+    olderKeys: options.olderKeys ?? [],
+    random: options.random,
+    fs: options.fs,
+  };
+}

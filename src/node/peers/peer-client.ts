@@ -124,6 +124,18 @@ export class PeerClient {
     return session;
   }
 
+  /** The session to `addr`, or null after rejecting with why it cannot be opened. */
+  #sessionOr(addr: string, reject: (error: SecretdError) => void): ClientHttp2Session | null {
+    try {
+      return this.#session(addr);
+    } catch (error) {
+      reject(
+        new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`),
+      );
+      return null;
+    }
+  }
+
   #drop(addr: string, session: ClientHttp2Session): void {
     if (this.#sessions.get(addr) === session) this.#sessions.delete(addr);
     if (!session.destroyed) session.destroy();
@@ -158,15 +170,8 @@ export class PeerClient {
     options: { timeoutMs: number; contentType?: string },
   ): Promise<PeerResponse> {
     return new Promise((resolve, reject) => {
-      let session: ClientHttp2Session;
-      try {
-        session = this.#session(addr);
-      } catch (error) {
-        reject(
-          new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`),
-        );
-        return;
-      }
+      const session = this.#sessionOr(addr, reject);
+      if (session === null) return;
       let stream: ReturnType<ClientHttp2Session['request']>;
       try {
         stream = session.request({
@@ -239,15 +244,8 @@ export class PeerClient {
     handlers: { onLine: (line: string) => void; onEnd: (error: Error | null) => void },
   ): Promise<{ status: number; body: string; close: () => void }> {
     return new Promise((resolve, reject) => {
-      let session: ClientHttp2Session;
-      try {
-        session = this.#session(addr);
-      } catch (error) {
-        reject(
-          new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`),
-        );
-        return;
-      }
+      const session = this.#sessionOr(addr, reject);
+      if (session === null) return;
       const stream = session.request({ ':method': 'GET', ':path': path });
       let buffered = '';
       let status = 0;

@@ -182,6 +182,8 @@ export const certRenewalTimeoutMs = 15_000;
 export const clientCertLifetimeMsDefault = 90 * 24 * 3600 * 1000;
 /** The shortest validity `ca issue-client --expiry` takes. */
 export const clientCertLifetimeMsMin = 60_000;
+/** The most `--scope` globs one client certificate's record holds (a writer's; README, Access control). */
+export const clientCertScopesMax = 32;
 /** Records of revoked client certificates and removed nodes are pruned this long after their certificates expired (Docker: 7 days). */
 export const certRecordsPruneGraceMs = 24 * 3600 * 1000;
 /** How often the leader looks for records to prune. */

@@ -1,11 +1,13 @@
 /**
- * `secretd ca`: client certificates (role admin) for curl, scripts or --host: issued for a time
- * (`issue-client --expiry`), listed (`ls`), revoked (`revoke NAME|SERIAL`).
+ * `secretd ca`: client certificates for curl, scripts or --host: issued for a time and a role
+ * (`issue-client --expiry --role --scope`), listed (`ls`), given another role (`update`), revoked
+ * (`revoke NAME|SERIAL`).
  */
 import type { CAC } from 'cac';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createKeyAndCSR, keyPkcs8ToPem } from '../crypto/index.ts';
+import { checkRoleAndScope } from '../node/index.ts';
 import { SecretdError } from '../errors.ts';
 import { clientCertLifetimeMsMin } from '../limits.ts';
 import { lifetimeMs } from './_duration.ts';
@@ -38,41 +40,117 @@ export function parseExpiry(value: unknown): number | undefined {
   return ms;
 }
 
+/**
+ * `--role` and `--scope` (repeatable) as checked by the store (unknown role, empty or malformed
+ * glob, a scope on a role that takes none: `invalid`), before anything is made or sent.
+ */
+export function parseRoleAndScope(
+  role: unknown,
+  scope: unknown,
+  action: string,
+): { readonly role: string; readonly scope: readonly string[] } {
+  const globs = scope === undefined ? [] : (Array.isArray(scope) ? scope : [scope]).map(String);
+  return checkRoleAndScope(role === undefined ? 'admin' : String(role), globs, action);
+}
+
+type Unconfirmed = ReadonlyArray<{ NodeID: string; Addr: string; Error: string }>;
+
+function warnUnconfirmed(io: Io, unconfirmed: Unconfirmed | undefined, what: string): void {
+  for (const m of unconfirmed ?? [])
+    io.err(`Warning: manager ${m.NodeID} (${m.Addr}) has not confirmed ${what} yet: ${m.Error}`);
+}
+
+const scopeText = (scope: readonly string[]): string => (scope.length > 0 ? scope.join(',') : '-');
+
 export function registerCa(cli: CAC, io: Io): void {
   cli
     .command('issue-client', 'Issue a client certificate: writes ca.pem, cert.pem and key.pem')
     .option('--name <name>', 'Who the certificate is for (its CN)')
     .option('--out <dir>', 'Directory to write into (created if missing)')
     .option('--expiry <duration>', 'How long it is valid: 90d (default), 12h, 30m (at least 1m)')
-    .action(async (flags: GlobalFlags & { name?: string; out?: string; expiry?: unknown }) => {
-      if (!flags.name || typeof flags.name !== 'string')
-        throw new SecretdError('invalid', 'Missing --name: who the certificate is for');
-      if (!flags.out || typeof flags.out !== 'string')
-        throw new SecretdError(
-          'invalid',
-          'Missing --out: the directory to write ca.pem, cert.pem and key.pem into',
+    .option('--role <role>', 'admin (default), operator, writer, reader or auditor')
+    .option('--scope <glob>', "A writer's secret names (* and ?), repeatable; none: every name")
+    .action(
+      async (
+        flags: GlobalFlags & {
+          name?: string;
+          out?: string;
+          expiry?: unknown;
+          role?: unknown;
+          scope?: unknown;
+        },
+      ) => {
+        if (!flags.name || typeof flags.name !== 'string')
+          throw new SecretdError('invalid', 'Missing --name: who the certificate is for');
+        if (!flags.out || typeof flags.out !== 'string')
+          throw new SecretdError(
+            'invalid',
+            'Missing --out: the directory to write ca.pem, cert.pem and key.pem into',
+          );
+        const expiryMs = parseExpiry(flags.expiry);
+        const access = parseRoleAndScope(
+          flags.role,
+          flags.scope,
+          `issue client certificate ${flags.name}`,
         );
-      const expiryMs = parseExpiry(flags.expiry);
-      // The private key is made here and never leaves this machine; only the CSR is sent.
-      const { keyPkcs8, csrPem } = await createKeyAndCSR({ commonName: flags.name });
-      const issued = (await withClient(flags, (c) =>
-        call(c, 'POST', path, {
-          Name: flags.name,
-          CSR: csrPem,
-          // Docker's API carries durations in nanoseconds.
-          ...(expiryMs === undefined ? {} : { Expiry: expiryMs * 1e6 }),
-        }),
-      )) as { Certificate: string; CA: string } & ClientCertJSON;
-      await mkdir(flags.out, { recursive: true, mode: 0o700 });
-      await writeFile(join(flags.out, 'ca.pem'), issued.CA, { mode: 0o644 });
-      await writeFile(join(flags.out, 'cert.pem'), issued.Certificate, { mode: 0o644 });
-      await writeFile(join(flags.out, 'key.pem'), keyPkcs8ToPem(keyPkcs8), { mode: 0o600 });
-      keyPkcs8.fill(0);
-      io.out(
-        `Wrote ${join(flags.out, 'ca.pem')}, cert.pem and key.pem (client certificate for ${flags.name}, role admin, serial ${issued.Serial}, expires ${issued.ExpiresAt})`,
-      );
-      return 0;
-    });
+        // The private key is made here and never leaves this machine; only the CSR is sent.
+        const { keyPkcs8, csrPem } = await createKeyAndCSR({ commonName: flags.name });
+        const issued = (await withClient(flags, (c) =>
+          call(c, 'POST', path, {
+            Name: flags.name,
+            CSR: csrPem,
+            Role: access.role,
+            Scope: access.scope,
+            // Docker's API carries durations in nanoseconds.
+            ...(expiryMs === undefined ? {} : { Expiry: expiryMs * 1e6 }),
+          }),
+        )) as { Certificate: string; CA: string; Unconfirmed?: Unconfirmed } & ClientCertJSON;
+        await mkdir(flags.out, { recursive: true, mode: 0o700 });
+        await writeFile(join(flags.out, 'ca.pem'), issued.CA, { mode: 0o644 });
+        await writeFile(join(flags.out, 'cert.pem'), issued.Certificate, { mode: 0o644 });
+        await writeFile(join(flags.out, 'key.pem'), keyPkcs8ToPem(keyPkcs8), { mode: 0o600 });
+        keyPkcs8.fill(0);
+        const scope = issued.Scope.length > 0 ? `, scope ${issued.Scope.join(',')}` : '';
+        io.out(
+          `Wrote ${join(flags.out, 'ca.pem')}, cert.pem and key.pem (client certificate for ${flags.name}, role ${issued.Role}${scope}, serial ${issued.Serial}, expires ${issued.ExpiresAt})`,
+        );
+        warnUnconfirmed(io, issued.Unconfirmed, 'its record');
+        return 0;
+      },
+    );
+
+  cli
+    .command(
+      'update <name-or-serial>',
+      'Give a client certificate (by serial, or every live one under a name) another role and scope',
+    )
+    .option('--role <role>', 'admin, operator, writer, reader or auditor')
+    .option('--scope <glob>', "A writer's secret names (* and ?), repeatable; none: every name")
+    .action(
+      async (ref: string | number, flags: GlobalFlags & { role?: unknown; scope?: unknown }) => {
+        // cac reads a serial of digits only as a number; it is hex text.
+        const text = String(ref);
+        if (flags.role === undefined)
+          throw new SecretdError('invalid', 'Missing --role: the role to give the certificate');
+        const access = parseRoleAndScope(
+          flags.role,
+          flags.scope,
+          `update client certificate ${text}`,
+        );
+        const outcome = (await withClient(flags, (c) =>
+          call(c, 'POST', `${path}/${encodeURIComponent(text)}/update`, {
+            Role: access.role,
+            Scope: access.scope,
+          }),
+        )) as { Updated: ClientCertJSON[]; Unconfirmed: Unconfirmed };
+        for (const c of outcome.Updated)
+          io.out(
+            `Updated client certificate ${c.Serial} (name ${c.Name}): role ${c.Role}, scope ${scopeText(c.Scope)}`,
+          );
+        warnUnconfirmed(io, outcome.Unconfirmed, 'the update');
+        return 0;
+      },
+    );
 
   cli
     .command('ls', 'List the client certificates issued (never a key)')
@@ -91,11 +169,12 @@ export function registerCa(cli: CAC, io: Io): void {
       else
         io.out(
           table(
-            ['SERIAL', 'NAME', 'ROLE', 'ISSUED', 'EXPIRES', 'REVOKED'],
+            ['SERIAL', 'NAME', 'ROLE', 'SCOPE', 'ISSUED', 'EXPIRES', 'REVOKED'],
             certs.map((c) => [
               c.Serial,
               c.Name,
               c.Role,
+              scopeText(c.Scope),
               c.IssuedAt,
               c.ExpiresAt,
               c.RevokedAt ?? '-',
@@ -122,10 +201,7 @@ export function registerCa(cli: CAC, io: Io): void {
       for (const c of outcome.Revoked)
         io.out(`Revoked client certificate ${c.Serial} (name ${c.Name}) at ${c.RevokedAt ?? '?'}`);
       // Committed either way: a manager that did not confirm refuses it once it catches up.
-      for (const m of outcome.Unconfirmed)
-        io.err(
-          `Warning: manager ${m.NodeID} (${m.Addr}) has not confirmed the revocation yet: ${m.Error}`,
-        );
+      warnUnconfirmed(io, outcome.Unconfirmed, 'the revocation');
       return 0;
     });
 }

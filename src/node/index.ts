@@ -16,6 +16,7 @@ export { splitHostPort } from './join/index.ts';
 export { checkManagerIdentity, reasonOf, wasRefused } from './peers/index.ts';
 export {
   checkNodeCertExpiry,
+  checkRoleAndScope,
   checkSecretData,
   checkSecretName,
   checkVersionNumber,

@@ -4,8 +4,8 @@
  *   1. `admission`   (the app's first middleware) who the caller is; a connection without a
  *                    certificate reaches only the join routes and /_ping; a locked manager answers
  *                    nothing but what unlocking needs; the read consistency asked for.
- *   2. `allow`       (per route) the roles that may call it, and the action a refused caller is
- *                    told it cannot do; `nodesOnly` for the dispatcher session's routes.
+ *   2. `allow`       (per route) its row of the access table (access.ts): the roles that may call
+ *                    it, the action a refused caller is told it may not do, a writer's scope.
  *   3. `answerError` / `answerNotFound`: domain errors become `{"message": …}` with Docker's status
  *                    codes (src/errors.ts maps code → status), here and only here.
  *
@@ -17,6 +17,7 @@ import { getPath } from 'hono/utils/url';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { httpStatusByCode, NotLeaderError, SecretdError } from '../../errors.ts';
 import { peerPaths } from '../peers/index.ts';
+import { checkAccess, checkSecretScope, ruleOf, scopeOf, type AccessRule } from './access.ts';
 import type { Backend, Identity } from './backend.ts';
 import { notImplemented } from './not-implemented.ts';
 import { consistencyHeader, readConsistency, type ReadConsistency } from './read-consistency.ts';
@@ -26,7 +27,7 @@ export interface AppEnv {
   Variables: { identity: Identity };
 }
 
-export type Role = Identity['role'];
+export type { Role } from './access.ts';
 
 /** The only routes a TLS connection without a client certificate may reach. */
 const anonymousRoutes = new Set<string>(['/_ping', peerPaths.joinCA, peerPaths.join]);
@@ -96,33 +97,32 @@ export function forbiddenAnonymous(): SecretdError {
 }
 
 /**
- * A route's middleware: only `roles` reach the handler; anyone else gets 403 naming the action
- * (`what`, e.g. "list secrets": "a worker certificate cannot list secrets").
+ * A route's middleware: its rule in the access table (access.ts, `METHOD path` as registered);
+ * only the rule's roles reach the handler, anyone else gets 403 naming the role and the action.
+ * A rule scoped to one secret (`scope: 'secret'`) resolves the route's `:id` through `backend`
+ * (when the caller is a writer with a scope) and refuses a secret outside it.
  */
-export function allow(roles: readonly Role[], what: string): MiddlewareHandler<AppEnv> {
+export function allow(key: string, backend?: Backend): MiddlewareHandler<AppEnv> {
+  const rule = ruleOf(key);
+  if (rule.scope === 'secret' && !backend)
+    throw new Error(`The access rule for ${key} checks a secret's scope: give allow() the backend`);
   return async (c, next) => {
-    checkRole(c.get('identity'), roles, what);
+    const identity = c.get('identity');
+    checkAccess(identity, rule);
+    if (rule.scope === 'secret' && scopeOf(identity) !== null) {
+      const secret = await backend!.getSecret(c.req.param('id') ?? '');
+      checkSecretScope(identity, rule, secret.name);
+    }
     await next();
   };
 }
 
-export function checkRole(identity: Identity, roles: readonly Role[], what: string): void {
-  if (!roles.includes(identity.role)) {
-    throw new SecretdError(
-      'forbidden',
-      `Permission denied: a ${identity.role} certificate cannot ${what}`,
-    );
-  }
+/** The access check of a route served outside the app (stream-routes.ts): its rule, role only. */
+export function checkRoute(identity: Identity, key: string): AccessRule {
+  const rule = ruleOf(key);
+  checkAccess(identity, rule);
+  return rule;
 }
-
-/** The dispatcher session's routes: a node's certificate (manager or worker), over TLS. */
-export const nodesOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const identity = c.get('identity');
-  if ((identity.role !== 'manager' && identity.role !== 'worker') || identity.via !== 'tls') {
-    throw new SecretdError('forbidden', 'Permission denied: only nodes hold dispatcher sessions');
-  }
-  await next();
-};
 
 /** Domain errors in Docker's shape and status; anything unexpected is logged without details. */
 export function errorAnswer(

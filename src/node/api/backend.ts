@@ -1,6 +1,6 @@
 /** What the HTTP API needs from a node. The manager implements it; API tests may use a real manager. */
 import type { Role } from '../../crypto/ca.ts';
-import type { ApplyResult, ClientCertRecord } from '../store/index.ts';
+import type { ApplyResult, ClientCertRecord, ClientCertRole } from '../store/index.ts';
 import type { RenewalRequest } from '../certs/index.ts';
 import type { TaggedCommand, TaskStatusUpdate } from '../store/index.ts';
 import type { ExecResult, SessionClaim } from '../task-dispatch/index.ts';
@@ -16,10 +16,15 @@ import type {
 } from '../store/index.ts';
 import type { ServiceSpecInput } from './service-shapes.ts';
 
-/** Who is calling, from the client certificate (or root on the local admin socket). */
+/**
+ * Who is calling: a node's certificate (manager, worker), a client certificate (its role and scope
+ * are its record's in the store, read on every request: `ca update` takes effect on the next one;
+ * one issued before records existed has none and stays admin), root on the local admin socket
+ * (admin), or a TLS connection without a certificate (anonymous: allowed only to join).
+ */
 export interface Identity {
-  /** 'anonymous': a TLS connection without a client certificate, allowed only to join. */
-  readonly role: Role | 'anonymous';
+  readonly role: ClientCertRole | Exclude<Role, 'admin'> | 'anonymous';
+  /** The certificate's CN (a node's id, a client certificate's name); 'local' on the admin socket. */
   readonly nodeId: string;
   readonly via: 'socket' | 'tls';
   /**
@@ -30,6 +35,10 @@ export interface Identity {
   readonly speaksRaft?: boolean;
   /** A client certificate's serial (lower-case hex), checked against revocations on every request. */
   readonly serial?: string;
+  /** A client certificate's name (its CN). */
+  readonly name?: string;
+  /** A writer's scope globs (access.ts): empty or absent, every name. */
+  readonly scope?: readonly string[];
 }
 
 /** A client certificate just issued (and recorded), with its CA. */
@@ -37,6 +46,14 @@ export interface IssuedClientCertificate {
   readonly certPem: string;
   readonly caPem: string;
   readonly record: ClientCertRecord;
+  /** Managers that could not confirm, in time, that they list its record (they may take it for admin until they do). */
+  readonly unconfirmed: RevocationOutcome['unconfirmed'];
+}
+
+/** What `ca update` did: the records after, and the managers that could not confirm them in time. */
+export interface ClientCertUpdateOutcome {
+  readonly certificates: readonly ClientCertRecord[];
+  readonly unconfirmed: RevocationOutcome['unconfirmed'];
 }
 
 /** What a revocation did: the certificates it names, and the managers that could not confirm it. */
@@ -178,12 +195,30 @@ export interface Backend {
   }>;
   unlockKey(): Promise<string>;
   unlock(keyText: string): Promise<void>;
-  /** Signs and records a client certificate (role admin) valid `lifetimeMs` (default 90 days). */
+  /**
+   * Signs and records a client certificate valid `lifetimeMs` (default 90 days), with a role
+   * (default admin) and a writer's scope globs (default none: every name).
+   */
   issueClientCertificate(
     name: string,
     csrPem: string,
-    options?: { readonly lifetimeMs?: number },
+    options?: {
+      readonly lifetimeMs?: number;
+      readonly role?: ClientCertRole;
+      readonly scope?: readonly string[];
+    },
   ): Promise<IssuedClientCertificate>;
+  /**
+   * `ca update`: a new role and scope for the certificate with serial `ref`, or every live one named
+   * `ref`; `not_found` naming an unknown one, `conflict` for a revoked one. Returns once every
+   * manager lists the change (those that did not confirm in time are reported).
+   */
+  updateClientCertificate(
+    ref: string,
+    update: { readonly role: ClientCertRole; readonly scope: readonly string[] },
+  ): Promise<ClientCertUpdateOutcome>;
+  /** A client certificate's record by serial, or undefined: cheap (a Map lookup), called on every request. */
+  clientCertificate(serial: string): ClientCertRecord | undefined;
   listClientCertificates(): Promise<readonly ClientCertRecord[]>;
   /** Revokes the certificate with serial `ref`, or every one named `ref`; returns once every manager refuses them. */
   revokeClientCertificates(ref: string): Promise<RevocationOutcome>;

@@ -3,6 +3,7 @@ export { createApp, type AppOptions } from './app.ts';
 export {
   type Backend,
   type Identity,
+  type ClientCertUpdateOutcome,
   type IssuedClientCertificate,
   type RevocationOutcome,
   type NodeSummary,

@@ -2,10 +2,26 @@
  * The certificate a request's TLS connection presented, as the routes that need more than the
  * caller's identity read it: a renewal (its key must change, a manager's names are kept) and a
  * dispatcher session (the role it names, against the store's). Null over the admin socket.
+ *
+ * And a client certificate's caller as the store says now (`clientIdentity`): every client
+ * certificate's OU says admin; its record by serial gives its role and scope, read on every
+ * request, so `ca update` takes effect on the next one on every manager.
  */
 import type { Context } from 'hono';
 import type { TLSSocket } from 'node:tls';
 import { roleFromOU } from '../../crypto/index.ts';
+import type { ClientCertRecord } from '../store/index.ts';
+import type { Identity } from './backend.ts';
+
+/**
+ * A client certificate's caller (`identity`, from its certificate: role admin, its serial) with
+ * its record's role, scope and name. A certificate without a record (issued before records
+ * existed, before `ca issue-client` recorded what it issued) keeps the admin role it always had.
+ */
+export function clientIdentity(identity: Identity, record: ClientCertRecord | undefined): Identity {
+  if (!record) return identity;
+  return { ...identity, role: record.role, scope: record.scope, name: record.name };
+}
 
 export interface PresentedCertificate {
   readonly der: Uint8Array;

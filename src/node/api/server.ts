@@ -18,6 +18,7 @@ import type { TLSSocket } from 'node:tls';
 import { keyPkcs8ToPem, roleFromOU } from '../../crypto/index.ts';
 import { SecretdError } from '../../errors.ts';
 import { createApp } from './app.ts';
+import { clientIdentity } from './peer-certificate.ts';
 import { installStreamRoutes } from './stream-routes.ts';
 import { createWorkerApp, type WorkerBackend } from './worker-app.ts';
 import type { Backend, Identity } from './backend.ts';
@@ -101,6 +102,8 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
     if (identity.serial !== undefined) {
       const refusal = options.backend.clientCertificateRefusal(identity.serial);
       if (refusal !== null) throw new SecretdError('forbidden', refusal);
+      // Its role and scope: the store's record now (peer-certificate.ts).
+      return clientIdentity(identity, options.backend.clientCertificate(identity.serial));
     }
     if (identity.role === 'manager' || identity.role === 'worker') {
       if (options.backend.isRemovedNode(identity.nodeId))
@@ -229,7 +232,7 @@ function identityOf(socket: TLSSocket, clusterId: string): Identity {
     via: 'tls',
     speaksRaft: role === 'manager',
     ...(role === 'admin' && typeof cert.serialNumber === 'string'
-      ? { serial: normalizeSerial(cert.serialNumber) }
+      ? { serial: normalizeSerial(cert.serialNumber), name: cn }
       : {}),
   };
 }

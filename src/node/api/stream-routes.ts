@@ -22,16 +22,11 @@ import { raftBatchBytesMax, requestBodyBytesMax } from '../../limits.ts';
 import { peerPaths } from '../peers/index.ts';
 import { FrameReader } from '../raft-io/index.ts';
 import { consistencyHeader } from './read-consistency.ts';
-import { admit, checkRole, errorAnswer, routePath } from './_gate.ts';
+import { admit, checkRoute, errorAnswer, routePath } from './_gate.ts';
 import type { Backend, Identity } from './backend.ts';
 import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead, type BodyBudget } from './body-budget.ts';
 import { checkDeclaredLength, tooLarge } from './request.ts';
-import {
-  createSecret,
-  createSecretRoute,
-  createSecretWhat,
-  secretRoles,
-} from './routes/secrets.ts';
+import { createSecret, createSecretKey, createSecretRoute } from './routes/secrets.ts';
 
 export interface StreamRoutesOptions {
   readonly backend: Backend;
@@ -86,9 +81,9 @@ async function serveCreateSecret(
 ): Promise<void> {
   const identity = options.identify(stream);
   admit(options.backend, identity, createSecretRoute, headerValue(headers[consistencyHeader]));
-  checkRole(identity, secretRoles, createSecretWhat);
+  checkRoute(identity, createSecretKey);
   const body = await readBody(stream, headers, requestBodyBytesMax, bodyBudgetOf(stream));
-  answer(stream, { status: 201, body: await createSecret(options.backend, body) });
+  answer(stream, { status: 201, body: await createSecret(options.backend, body, identity) });
 }
 
 /**
@@ -103,6 +98,7 @@ function serveRaftStream(
 ): void {
   const identity = options.identify(stream);
   admit(options.backend, identity, peerPaths.raftStream, headerValue(headers[consistencyHeader]));
+  checkRoute(identity, `POST ${peerPaths.raftStream}`);
   if (!identity.speaksRaft)
     throw new SecretdError('forbidden', 'Permission denied: only managers speak Raft');
   stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });

@@ -11,7 +11,7 @@
  * does not answer within `revocationConfirmTimeoutMs` is reported, not waited for.
  */
 import { issueCertificate, parseIdentity, type Random } from '../../crypto/index.ts';
-import { invalid, SecretdError } from '../../errors.ts';
+import { conflict, invalid, SecretdError } from '../../errors.ts';
 import {
   certRecordsPruneGraceMs,
   certRecordsPrunedPerCommandMax,
@@ -19,7 +19,11 @@ import {
   clientCertLifetimeMsMin,
   revocationConfirmTimeoutMs,
 } from '../../limits.ts';
-import type { IssuedClientCertificate, RevocationOutcome } from '../api/index.ts';
+import type {
+  ClientCertUpdateOutcome,
+  IssuedClientCertificate,
+  RevocationOutcome,
+} from '../api/index.ts';
 import { peerPaths, reasonOf, type PeerClient } from '../peers/index.ts';
 import {
   certRecordsToPrune,
@@ -27,6 +31,7 @@ import {
   revocationMessage,
   type ApplyResult,
   type ClientCertRecord,
+  type ClientCertRole,
   type Command,
   type Store,
 } from '../store/index.ts';
@@ -41,10 +46,22 @@ export interface ClientCertsContext {
   peers(): PeerClient;
 }
 
-/** Signs a client certificate for the CSR's key, records it, and returns it. */
+/**
+ * Signs a client certificate for the CSR's key, records it with its role and scope (checked by
+ * the route; the certificate itself says admin, its record decides), and returns it once every
+ * other manager lists the record too, or reports those that did not confirm in time: a manager
+ * that has no record of a client certificate takes it for one issued before records existed,
+ * an admin.
+ */
 export async function issueClientCertificate(
   context: ClientCertsContext,
-  request: { readonly name: string; readonly csrPem: string; readonly lifetimeMs?: number },
+  request: {
+    readonly name: string;
+    readonly csrPem: string;
+    readonly lifetimeMs?: number;
+    readonly role?: ClientCertRole;
+    readonly scope?: readonly string[];
+  },
 ): Promise<IssuedClientCertificate> {
   const lifetimeMs = request.lifetimeMs ?? clientCertLifetimeMsDefault;
   if (!Number.isFinite(lifetimeMs) || lifetimeMs < clientCertLifetimeMsMin)
@@ -81,15 +98,76 @@ export async function issueClientCertificate(
   const record: ClientCertRecord = {
     serial: normalizeSerial(issued.serialHex),
     name: request.name,
-    role: 'admin',
-    scope: [],
+    role: request.role ?? 'admin',
+    scope: [...(request.scope ?? [])],
     issuedAt: now.toISOString(),
     expiresAt: issued.notAfter.toISOString(),
     revokedAt: null,
   };
   await context.propose({ op: 'client-cert-issue', at: now.toISOString(), cert: record });
-  return { certPem, caPem: cluster.caCertPem, record };
+  const unconfirmed = await confirmOnManagers(
+    context,
+    await context.read(),
+    listsWithAccess([record]),
+  );
+  return { certPem, caPem: cluster.caCertPem, record, unconfirmed };
 }
+
+/**
+ * `ca update`: a new role and scope for the certificate whose serial is `ref`, or every live one
+ * issued under the name `ref`; returns once every other manager lists them so (or reports those that
+ * did not confirm in time). Unknown: `not_found`; revoked (every one named): `conflict`.
+ */
+export async function updateClientCertificate(
+  context: ClientCertsContext,
+  ref: string,
+  update: { readonly role: ClientCertRole; readonly scope: readonly string[] },
+): Promise<ClientCertUpdateOutcome> {
+  const targets = (await context.read()).clientCerts.resolve(ref);
+  const live = targets.filter((c) => c.revokedAt === null);
+  if (live.length === 0)
+    throw conflict(
+      `Cannot update client certificate ${ref.slice(0, 80)}: it was revoked at ${targets[0]!.revokedAt}`,
+    );
+  await context.propose({
+    op: 'client-cert-update',
+    at: context.now().toISOString(),
+    serials: live.map((c) => c.serial),
+    role: update.role,
+    scope: update.scope,
+  });
+  const store = await context.read();
+  const certificates = live.map((c) => store.clientCerts.get(c.serial)!);
+  return {
+    certificates,
+    unconfirmed: await confirmOnManagers(context, store, listsWithAccess(certificates)),
+  };
+}
+
+/** A manager's list confirms `records` when it lists each with the same role and scope. */
+function listsWithAccess(records: readonly ClientCertRecord[]): ListCheck {
+  return (listed) => {
+    const bySerial = new Map(listed.map((c) => [c.Serial, c]));
+    const missing = records.filter((r) => {
+      const c = bySerial.get(r.serial);
+      return c?.Role !== r.role || JSON.stringify(c.Scope) !== JSON.stringify(r.scope);
+    });
+    return missing.length === 0
+      ? null
+      : `it does not list ${missing.map((r) => r.serial).join(', ')} as role ${missing[0]!.role} yet`;
+  };
+}
+
+/** A client certificate as another manager lists it (GET …/client-certificates). */
+interface ListedCert {
+  readonly Serial?: unknown;
+  readonly Role?: unknown;
+  readonly Scope?: unknown;
+  readonly RevokedAt?: unknown;
+}
+
+/** Why a manager's list does not confirm what was done, or null when it does. */
+type ListCheck = (listed: readonly ListedCert[]) => string | null;
 
 /**
  * Revokes the certificate whose serial is `ref`, or every one issued under the name `ref`; those
@@ -111,14 +189,23 @@ export async function revokeClientCertificates(
   const store = await context.read();
   const serials = targets.map((c) => c.serial);
   const certificates = serials.map((s) => store.clientCerts.get(s)!);
-  return { certificates, unconfirmed: await confirmOnManagers(context, store, serials) };
+  return {
+    certificates,
+    unconfirmed: await confirmOnManagers(context, store, (listed) => {
+      const revoked = new Set(
+        listed.filter((c) => typeof c.RevokedAt === 'string').map((c) => c.Serial),
+      );
+      const missing = serials.filter((s) => !revoked.has(s));
+      return missing.length === 0 ? null : `it does not list ${missing.join(', ')} as revoked`;
+    }),
+  };
 }
 
-/** The managers other than this one that could not confirm, within the limit, that they refuse `serials`. */
+/** The managers other than this one whose list of client certificates did not confirm `check` within the limit. */
 async function confirmOnManagers(
   context: ClientCertsContext,
   store: Store,
-  serials: readonly string[],
+  check: ListCheck,
 ): Promise<RevocationOutcome['unconfirmed']> {
   const others = [...store.nodes()].filter((n) => n.role === 'manager' && n.id !== context.selfId);
   const answers = await Promise.all(
@@ -131,15 +218,7 @@ async function confirmOnManagers(
           });
         if (response.status !== 200)
           return `it answered ${response.status}: ${new TextDecoder().decode(response.body).slice(0, 200)}`;
-        const listed = JSON.parse(new TextDecoder().decode(response.body)) as Array<{
-          Serial?: unknown;
-          RevokedAt?: unknown;
-        }>;
-        const revoked = new Set(
-          listed.filter((c) => typeof c.RevokedAt === 'string').map((c) => c.Serial),
-        );
-        const missing = serials.filter((s) => !revoked.has(s));
-        return missing.length === 0 ? null : `it does not list ${missing.join(', ')} as revoked`;
+        return check(JSON.parse(new TextDecoder().decode(response.body)) as ListedCert[]);
       } catch (error) {
         return reasonOf(error);
       }
@@ -148,6 +227,14 @@ async function confirmOnManagers(
   return others.flatMap((node, i) =>
     answers[i] === null ? [] : [{ nodeId: node.id, addr: node.addr, reason: answers[i]! }],
   );
+}
+
+/** A client certificate's record by serial on this manager now (no read: called on every request). */
+export function clientCertificateRecord(
+  store: Store | null,
+  serial: string,
+): ClientCertRecord | undefined {
+  return store?.clientCerts.get(serial);
 }
 
 /** Why a client certificate serial is refused now (it was revoked), or null. */

@@ -48,6 +48,7 @@ import type { RaftStatus } from '../../raft/core.ts';
 import type {
   Backend,
   Identity,
+  ClientCertUpdateOutcome,
   IssuedClientCertificate,
   NodeSummary,
   NodeUpdate,
@@ -103,6 +104,7 @@ import {
   toBase64,
   type ApplyResult,
   type ClientCertRecord,
+  type ClientCertRole,
   type ClusterRecord,
   type Command,
   type Labels,
@@ -125,10 +127,12 @@ import { DekRotation, type EncryptionStatus } from './dek-rotation.ts';
 import { KeysFile } from './keys-file.ts';
 import { LeaderDuties } from './leader-duties.ts';
 import {
+  clientCertificateRecord,
   clientCertificateRefusal,
   issueClientCertificate,
   pruneCertRecords,
   revokeClientCertificates,
+  updateClientCertificate,
   type ClientCertsContext,
 } from './_client-certs.ts';
 import { LeaderRouter, lockedError } from './leader-router.ts';
@@ -1216,13 +1220,30 @@ export class Manager implements Backend {
   async issueClientCertificate(
     name: string,
     csrPem: string,
-    options: { readonly lifetimeMs?: number } = {},
+    options: {
+      readonly lifetimeMs?: number;
+      readonly role?: ClientCertRole;
+      readonly scope?: readonly string[];
+    } = {},
   ): Promise<IssuedClientCertificate> {
     return issueClientCertificate(this.#clientCertsContext(), {
       name,
       csrPem,
       ...(options.lifetimeMs === undefined ? {} : { lifetimeMs: options.lifetimeMs }),
+      ...(options.role === undefined ? {} : { role: options.role }),
+      ...(options.scope === undefined ? {} : { scope: options.scope }),
     });
+  }
+
+  updateClientCertificate(
+    ref: string,
+    update: { readonly role: ClientCertRole; readonly scope: readonly string[] },
+  ): Promise<ClientCertUpdateOutcome> {
+    return updateClientCertificate(this.#clientCertsContext(), ref, update);
+  }
+
+  clientCertificate(serial: string): ClientCertRecord | undefined {
+    return clientCertificateRecord(this.#run?.raft.store ?? null, serial);
   }
 
   async listClientCertificates(): Promise<readonly ClientCertRecord[]> {

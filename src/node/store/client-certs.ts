@@ -9,7 +9,8 @@
  * Pure: the times compared are the commands' own (`at`), never a clock. Refusals are thrown as
  * SecretdError before anything changes; the store turns them into a failed write.
  */
-import { invalid, notFound, SecretdError } from '../../errors.ts';
+import { conflict, invalid, notFound, SecretdError } from '../../errors.ts';
+import { clientCertScopesMax, secretNameCharsMax } from '../../limits.ts';
 
 /** What the store records of each client certificate it issued. Never a key. */
 export interface ClientCertRecord {
@@ -27,8 +28,96 @@ export interface ClientCertRecord {
   readonly revokedAt: string | null;
 }
 
-export type ClientCertRole = 'admin';
-export const clientCertRoles: readonly ClientCertRole[] = ['admin'];
+/**
+ * What a client certificate may do (api/access.ts holds the rule table): `admin` everything,
+ * `operator` workloads and nodes, `writer` the secrets its scope names, `reader` every object's
+ * metadata, `auditor` the audit trail. The certificate itself says admin (its OU); the role is
+ * this record's, so `ca update` changes it without reissuing.
+ */
+export type ClientCertRole = 'admin' | 'operator' | 'writer' | 'reader' | 'auditor';
+export const clientCertRoles: readonly ClientCertRole[] = [
+  'admin',
+  'operator',
+  'writer',
+  'reader',
+  'auditor',
+];
+/** The only role a scope narrows; any other role's scope is empty. */
+export const scopedClientCertRoles: readonly ClientCertRole[] = ['writer'];
+
+/**
+ * A scope glob: secret-name characters ([a-zA-Z0-9_.-]) and the wildcards `*` (any run of
+ * characters, empty too) and `?` (exactly one), starting as a secret name may ([a-zA-Z0-9]) or with
+ * a wildcard, at most `secretNameCharsMax` characters.
+ */
+const scopeGlobPattern = new RegExp(`^[a-zA-Z0-9*?][a-zA-Z0-9_.*?-]{0,${secretNameCharsMax - 1}}$`);
+
+/**
+ * Checks a role and its scope as `ca issue-client` and `ca update` give them; throws `invalid`
+ * naming the offending value (never issuing or recording anything). Returns them as recorded.
+ */
+export function checkRoleAndScope(
+  role: unknown,
+  scope: unknown,
+  action: string,
+): { readonly role: ClientCertRole; readonly scope: readonly string[] } {
+  if (typeof role !== 'string' || !clientCertRoles.includes(role as ClientCertRole))
+    throw invalid(
+      `Cannot ${action}: unknown role ${JSON.stringify(String(role).slice(0, 40))} (expected one of ${clientCertRoles.join(', ')})`,
+    );
+  if (!Array.isArray(scope)) throw invalid(`Cannot ${action}: the scope must be a list of globs`);
+  if (scope.length > 0 && !scopedClientCertRoles.includes(role as ClientCertRole))
+    throw invalid(
+      `Cannot ${action}: role ${role} takes no scope (only ${scopedClientCertRoles.join(', ')} does)`,
+    );
+  if (scope.length > clientCertScopesMax)
+    throw invalid(
+      `Cannot ${action}: at most ${clientCertScopesMax} scope globs, not ${scope.length}`,
+    );
+  for (const glob of scope) {
+    if (typeof glob !== 'string' || glob === '')
+      throw invalid(`Cannot ${action}: a scope glob must not be empty`);
+    if (!scopeGlobPattern.test(glob))
+      throw invalid(
+        `Cannot ${action}: invalid scope glob ${JSON.stringify(glob.slice(0, 80))}: up to ${secretNameCharsMax} characters [a-zA-Z0-9_.-] and the wildcards * and ?, starting with a letter, a digit or a wildcard`,
+      );
+  }
+  return { role: role as ClientCertRole, scope: [...(scope as string[])] };
+}
+
+/**
+ * Whether a secret name matches a scope glob: `*` any run of characters, `?` exactly one, the
+ * rest literal; without regard to case, as secret names are unique without regard to case.
+ * Iterative (backtracking to the last `*` only): linear-ish time, no regular expression built
+ * from input.
+ */
+export function scopeGlobMatches(glob: string, name: string): boolean {
+  const g = glob.toLowerCase();
+  const n = name.toLowerCase();
+  let gi = 0;
+  let ni = 0;
+  let star = -1;
+  let starNi = 0;
+  while (ni < n.length) {
+    if (gi < g.length && (g[gi] === '?' || g[gi] === n[ni])) {
+      gi++;
+      ni++;
+    } else if (gi < g.length && g[gi] === '*') {
+      star = gi++;
+      starNi = ni;
+    } else if (star !== -1) {
+      gi = star + 1;
+      ni = ++starNi;
+    } else return false;
+  }
+  while (gi < g.length && g[gi] === '*') gi++;
+  return gi === g.length;
+}
+
+/** Whether a secret name is in a scope: an empty scope holds every name. */
+export function inScope(scope: readonly string[], name: string): boolean {
+  return scope.length === 0 || scope.some((glob) => scopeGlobMatches(glob, name));
+}
 
 /** A client certificate's name: its CN, chosen by a person, so kept to a safe alphabet. */
 export const clientCertNamePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
@@ -110,6 +199,26 @@ export class ClientCerts {
     return revoked;
   }
 
+  /**
+   * Gives the serials listed a new role and scope (`ca update`), from the next request on. An
+   * unknown serial refuses the whole command (`not_found`), and so does a revoked one (`conflict`):
+   * a revoked certificate stays as it was revoked.
+   */
+  update(serials: readonly string[], role: ClientCertRole, scope: readonly string[]): void {
+    const keys = serials.map(normalizeSerial);
+    const missing = keys.filter((s) => !this.#bySerial.has(s));
+    if (missing.length > 0) throw notFound(`Client certificate ${missing.join(', ')} not found`);
+    for (const serial of keys) {
+      const record = this.#bySerial.get(serial)!;
+      if (record.revokedAt !== null)
+        throw conflict(
+          `Cannot update client certificate ${serial} (name ${record.name}): it was revoked at ${record.revokedAt}`,
+        );
+    }
+    for (const serial of keys)
+      this.#bySerial.set(serial, { ...this.#bySerial.get(serial)!, role, scope: [...scope] });
+  }
+
   /** Drops the records listed whose certificate expired at least `graceMs` before `at`; others stay. */
   prune(at: string, serials: readonly string[], graceMs: number): void {
     const atMs = Date.parse(at);
@@ -172,12 +281,24 @@ export function checkClientCertRecord(value: unknown, path: string): void {
     throw wrong('name', '1 to 64 characters [a-zA-Z0-9_.-] starting with a letter or digit');
   if (!clientCertRoles.includes(r.role as ClientCertRole))
     throw wrong('role', `one of ${clientCertRoles.join(', ')}`);
-  if (!Array.isArray(r.scope) || !r.scope.every((s) => typeof s === 'string'))
-    throw wrong('scope', 'a list of strings');
+  checkRecordedScope(r.role, r.scope, path);
   const issued = typeof r.issuedAt === 'string' ? Date.parse(r.issuedAt) : NaN;
   if (!Number.isFinite(issued)) throw wrong('issuedAt', 'a time');
   const expires = typeof r.expiresAt === 'string' ? Date.parse(r.expiresAt) : NaN;
   if (!Number.isFinite(expires) || expires <= issued)
     throw wrong('expiresAt', 'a time after issuedAt');
   if (r.revokedAt !== null) throw wrong('revokedAt', 'null when issued');
+}
+
+/** The command schema's check of a role and scope (parseCommand), naming the field, never a value. */
+export function checkRecordedScope(role: unknown, scope: unknown, path: string): void {
+  if (!clientCertRoles.includes(role as ClientCertRole))
+    throw invalid(`Invalid command: ${path}.role must be one of ${clientCertRoles.join(', ')}`);
+  try {
+    checkRoleAndScope(role, scope, 'record the certificate');
+  } catch {
+    throw invalid(
+      `Invalid command: ${path}.scope must be at most ${clientCertScopesMax} scope globs, and only for role ${scopedClientCertRoles.join(', ')}`,
+    );
+  }
 }

@@ -5,7 +5,13 @@
  */
 import type { Role } from '../../crypto/ca.ts';
 import type { ContainerSpec, DesiredState, NodeStatus, ServiceSpec, TaskState } from './types.ts';
-import { checkClientCertRecord, isSerial, type ClientCertRecord } from './client-certs.ts';
+import {
+  checkClientCertRecord,
+  checkRecordedScope,
+  isSerial,
+  type ClientCertRecord,
+  type ClientCertRole,
+} from './client-certs.ts';
 import { invalid, SecretdError } from '../../errors.ts';
 import {
   checkLabels,
@@ -146,6 +152,14 @@ export type Command =
   | { readonly op: 'tasks-remove'; readonly at: string; readonly ids: readonly string[] }
   /** A client certificate just signed, recorded before it is handed out (client-certs.ts). */
   | { readonly op: 'client-cert-issue'; readonly at: string; readonly cert: ClientCertRecord }
+  /** `ca update`: a new role and scope for these serials, from the next request on (client-certs.ts). */
+  | {
+      readonly op: 'client-cert-update';
+      readonly at: string;
+      readonly serials: readonly string[];
+      readonly role: ClientCertRole;
+      readonly scope: readonly string[];
+    }
   /** Every manager refuses these serials from the moment it applies this (client-certs.ts). */
   | {
       readonly op: 'client-cert-revoke';
@@ -321,6 +335,11 @@ export function parseCommand(value: unknown): TaggedCommand {
       break;
     case 'client-cert-issue':
       checkClientCertRecord(c.cert, 'cert');
+      break;
+    case 'client-cert-update':
+      list(c.serials, 'serials', serial);
+      if ((c.serials as unknown[]).length === 0) throw wrong('serials', 'a non-empty list');
+      checkRecordedScope(c.role, c.scope, 'update');
       break;
     case 'client-cert-revoke':
       list(c.serials, 'serials', serial);

@@ -12,10 +12,15 @@ export {
 } from './commands.ts';
 export {
   certRecordsToPrune,
+  checkRoleAndScope,
   clientCertNamePattern,
+  clientCertRoles,
+  inScope,
   normalizeSerial,
   revocationMessage,
+  scopeGlobMatches,
   type ClientCertRecord,
+  type ClientCertRole,
   type RemovedNodeRecord,
 } from './client-certs.ts';
 export {

@@ -232,6 +232,9 @@ export class Store {
       case 'client-cert-issue':
         this.clientCerts.issue(command.cert);
         return { ok: true, id: command.cert.serial };
+      case 'client-cert-update':
+        this.clientCerts.update(command.serials, command.role, command.scope);
+        return { ok: true };
       case 'client-cert-revoke': {
         const serials = this.clientCerts.revoke(command.at, command.serials);
         if (serials.length > 0) this.#emit({ kind: 'client-certs-revoked', serials });

@@ -111,7 +111,7 @@ describe('POST /secretd/node/certificate', () => {
     const admin = await renew(workerId, await csrFor(await newKeys()));
     expect([admin.status, admin.json.message]).toEqual([
       403,
-      'Permission denied: a admin certificate cannot renew a node certificate',
+      'Permission denied: role admin may not renew a node certificate',
     ]);
     identity = { role: 'worker', nodeId: workerId, via: 'tls' };
     const garbage = await renew(workerId, 'not a CSR');

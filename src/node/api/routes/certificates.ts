@@ -15,31 +15,27 @@ import { parseJsonObject, readBodyBytes } from '../request.ts';
 export function certificateRoutes(backend: Backend): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
 
-  api.post(
-    peerPaths.renewCertificate,
-    allow(['manager', 'worker'], 'renew a node certificate'),
-    async (c) => {
-      const from = c.get('identity');
-      // A CSR and a node id: no more than a join request's budget.
-      const body = parseJsonObject(
-        await readBodyBytes(c, joinRequestBytesMax),
-        'certificate renewal',
-        ['NodeID', 'CSR'],
-      );
-      for (const field of ['NodeID', 'CSR'] as const) {
-        if (typeof body[field] !== 'string' || body[field] === '')
-          throw invalid(`Invalid certificate renewal: ${field} must be provided`);
-      }
-      const renewed = await backend.renewNodeCertificate(from, {
-        nodeId: body.NodeID as string,
-        csrPem: body.CSR as string,
-        // None over the admin socket: refused, a node renews over its own mutual-TLS connection.
-        presentedCertDer: presentedCertificate(c)?.der ?? null,
-        observedIp: remoteIp(c),
-      });
-      return c.json({ Certificate: renewed.certPem, CA: renewed.caPem });
-    },
-  );
+  api.post(peerPaths.renewCertificate, allow(`POST ${peerPaths.renewCertificate}`), async (c) => {
+    const from = c.get('identity');
+    // A CSR and a node id: no more than a join request's budget.
+    const body = parseJsonObject(
+      await readBodyBytes(c, joinRequestBytesMax),
+      'certificate renewal',
+      ['NodeID', 'CSR'],
+    );
+    for (const field of ['NodeID', 'CSR'] as const) {
+      if (typeof body[field] !== 'string' || body[field] === '')
+        throw invalid(`Invalid certificate renewal: ${field} must be provided`);
+    }
+    const renewed = await backend.renewNodeCertificate(from, {
+      nodeId: body.NodeID as string,
+      csrPem: body.CSR as string,
+      // None over the admin socket: refused, a node renews over its own mutual-TLS connection.
+      presentedCertDer: presentedCertificate(c)?.der ?? null,
+      observedIp: remoteIp(c),
+    });
+    return c.json({ Certificate: renewed.certPem, CA: renewed.caPem });
+  });
 
   return api;
 }

@@ -9,7 +9,7 @@ import {
   type SessionClaim,
 } from '../../task-dispatch/index.ts';
 import type { TaskStatusUpdate } from '../../store/index.ts';
-import { nodesOnly, type AppEnv } from '../_gate.ts';
+import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend } from '../backend.ts';
 import { presentedCertificate } from '../peer-certificate.ts';
 import { readJsonObject } from '../request.ts';
@@ -26,7 +26,7 @@ const taskStates = new Set([
 
 export function dispatchRoutes(backend: Backend): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
-  api.get(peerPaths.session, nodesOnly, (c) => {
+  api.get(peerPaths.session, allow(`GET ${peerPaths.session}`), (c) => {
     const stream = backend.openSession(c.get('identity'), sessionClaim(c));
     return new Response(stream, {
       status: 200,
@@ -34,12 +34,12 @@ export function dispatchRoutes(backend: Backend): Hono<AppEnv> {
     });
   });
 
-  api.post(peerPaths.heartbeat, nodesOnly, (c) => {
+  api.post(peerPaths.heartbeat, allow(`POST ${peerPaths.heartbeat}`), (c) => {
     backend.sessionHeartbeat(c.get('identity'));
     return c.body(null, 204);
   });
 
-  api.post(peerPaths.status, nodesOnly, async (c) => {
+  api.post(peerPaths.status, allow(`POST ${peerPaths.status}`), async (c) => {
     const from = c.get('identity');
     const body = await readJsonObject(c, 'status report', ['Updates']);
     if (!Array.isArray(body.Updates) || body.Updates.length > 1000)
@@ -48,7 +48,7 @@ export function dispatchRoutes(backend: Backend): Hono<AppEnv> {
     return c.body(null, 204);
   });
 
-  api.post(peerPaths.execResult, nodesOnly, async (c) => {
+  api.post(peerPaths.execResult, allow(`POST ${peerPaths.execResult}`), async (c) => {
     const from = c.get('identity');
     const body = await readJsonObject(c, 'exec result', ['Id', 'code', 'stdout', 'stderr']);
     if (

@@ -8,16 +8,18 @@ import { invalid } from '../../../errors.ts';
 import { joinRequestBytesMax } from '../../../limits.ts';
 import { peerPaths } from '../../peers/index.ts';
 import type { NodeResources } from '../../store/index.ts';
-import type { AppEnv } from '../_gate.ts';
+import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend } from '../backend.ts';
 import { parseJsonObject, readBodyBytes } from '../request.ts';
 
 export function joinRoutes(backend: Backend): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
 
-  api.get(peerPaths.joinCA, async (c) => c.json({ CA: await backend.joinCA() }));
+  api.get(peerPaths.joinCA, allow(`GET ${peerPaths.joinCA}`), async (c) =>
+    c.json({ CA: await backend.joinCA() }),
+  );
 
-  api.post(peerPaths.join, async (c) => {
+  api.post(peerPaths.join, allow(`POST ${peerPaths.join}`), async (c) => {
     // Anyone may reach this route: it buffers no more than a CSR and its fields need.
     const body = parseJsonObject(await readBodyBytes(c, joinRequestBytesMax), 'join request', [
       'Token',

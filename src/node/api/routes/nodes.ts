@@ -7,11 +7,9 @@ import type { Backend, NodeUpdate } from '../backend.ts';
 import { parseBoolParam, parseFilters, parseVersionParam, readJsonObject } from '../request.ts';
 import { nodeJSON } from '../shapes.ts';
 
-const nodeRoles = ['admin', 'manager'] as const;
-
 export function nodeRoutes(backend: Backend): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
-  api.get('/nodes', allow(nodeRoles, 'list nodes'), async (c) => {
+  api.get('/nodes', allow('GET /nodes'), async (c) => {
     const filters = parseFilters(c.req.query('filters'), [
       'id',
       'name',
@@ -32,11 +30,11 @@ export function nodeRoutes(backend: Backend): Hono<AppEnv> {
     return c.json(nodes.map(nodeJSON));
   });
 
-  api.get('/nodes/:id', allow(nodeRoles, 'inspect nodes'), async (c) => {
+  api.get('/nodes/:id', allow('GET /nodes/:id'), async (c) => {
     return c.json(nodeJSON(await backend.getNode(c.req.param('id'))));
   });
 
-  api.post('/nodes/:id/update', allow(nodeRoles, 'update nodes'), async (c) => {
+  api.post('/nodes/:id/update', allow('POST /nodes/:id/update'), async (c) => {
     const expectedIndex = parseVersionParam(c.req.query('version'), 'node');
     const body = await readJsonObject(c, 'node spec', ['Name', 'Labels', 'Role', 'Availability']);
     const update: { -readonly [K in keyof NodeUpdate]: NodeUpdate[K] } = {};
@@ -59,7 +57,7 @@ export function nodeRoutes(backend: Backend): Hono<AppEnv> {
     return c.body(null, 200);
   });
 
-  api.delete('/nodes/:id', allow(nodeRoles, 'remove nodes'), async (c) => {
+  api.delete('/nodes/:id', allow('DELETE /nodes/:id'), async (c) => {
     await backend.removeNode(c.req.param('id'), parseBoolParam(c.req.query('force')));
     return c.body(null, 200);
   });

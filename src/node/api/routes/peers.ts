@@ -11,46 +11,56 @@ import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend, NodeUpdate } from '../backend.ts';
 import { parseBoolParam, readExecRequest, readJsonObject } from '../request.ts';
 
-const internal = allow(['manager'], 'use internal routes');
-
 export function peerRoutes(backend: Backend): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
 
-  api.get(peerPaths.raftStatus, allow(['admin', 'manager'], 'read the Raft status'), (c) =>
+  api.get(peerPaths.raftStatus, allow(`GET ${peerPaths.raftStatus}`), (c) =>
     c.json(backend.raftStatus()),
   );
 
-  api.post(peerPaths.propose, allow(['manager'], 'forward writes'), async (c) => {
+  api.post(peerPaths.propose, allow(`POST ${peerPaths.propose}`), async (c) => {
     const body = await readJsonObject(c, 'forwarded write', ['Command']);
     // The schema every command meets (the store checks it again before applying): a malformed one is a 400, never a log entry.
     return c.json(await backend.proposeForwarded(parseCommand(body.Command)));
   });
 
-  api.post(peerPaths.internalExec, internal, async (c) => {
+  api.post(peerPaths.internalExec, allow(`POST ${peerPaths.internalExec}`), async (c) => {
     const { task, cmd } = readExecRequest(await readJsonObject(c, 'exec request', ['Task', 'Cmd']));
     return c.json(await backend.exec(task, cmd));
   });
 
-  api.get(peerPaths.internalNodes, internal, async (c) => c.json(await backend.listNodes()));
-
-  api.get(`${peerPaths.internalNodes}/:id`, internal, async (c) =>
-    c.json(await backend.getNode(c.req.param('id'))),
+  api.get(peerPaths.internalNodes, allow(`GET ${peerPaths.internalNodes}`), async (c) =>
+    c.json(await backend.listNodes()),
   );
 
-  api.post(`${peerPaths.internalNodes}/:id/update`, internal, async (c) => {
-    const body = await readJsonObject(c, 'node update', ['ExpectedIndex', 'Update']);
-    await backend.updateNode(
-      c.req.param('id'),
-      Number(body.ExpectedIndex),
-      body.Update as NodeUpdate,
-    );
-    return c.json(null);
-  });
+  api.get(
+    `${peerPaths.internalNodes}/:id`,
+    allow(`GET ${peerPaths.internalNodes}/:id`),
+    async (c) => c.json(await backend.getNode(c.req.param('id'))),
+  );
 
-  api.delete(`${peerPaths.internalNodes}/:id`, internal, async (c) => {
-    await backend.removeNode(c.req.param('id'), parseBoolParam(c.req.query('force')));
-    return c.json(null);
-  });
+  api.post(
+    `${peerPaths.internalNodes}/:id/update`,
+    allow(`POST ${peerPaths.internalNodes}/:id/update`),
+    async (c) => {
+      const body = await readJsonObject(c, 'node update', ['ExpectedIndex', 'Update']);
+      await backend.updateNode(
+        c.req.param('id'),
+        Number(body.ExpectedIndex),
+        body.Update as NodeUpdate,
+      );
+      return c.json(null);
+    },
+  );
+
+  api.delete(
+    `${peerPaths.internalNodes}/:id`,
+    allow(`DELETE ${peerPaths.internalNodes}/:id`),
+    async (c) => {
+      await backend.removeNode(c.req.param('id'), parseBoolParam(c.req.query('force')));
+      return c.json(null);
+    },
+  );
 
   return api;
 }

@@ -10,46 +10,56 @@ import { allow, type AppEnv } from '../_gate.ts';
 import type { Backend, SecretVersionView } from '../backend.ts';
 import { decodeBase64Field, readJsonObject } from '../request.ts';
 
-const roles = ['admin', 'manager'] as const;
-
 export function secretVersionRoutes(backend: Backend): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
-  api.get('/secretd/secrets/:id/versions', allow(roles, 'list secret versions'), async (c) => {
-    const { secret, versions } = await backend.listSecretVersions(c.req.param('id'));
-    return c.json({ ID: secret.id, Name: secret.name, Versions: versions.map(versionJSON) });
-  });
+  api.get(
+    '/secretd/secrets/:id/versions',
+    allow('GET /secretd/secrets/:id/versions', backend),
+    async (c) => {
+      const { secret, versions } = await backend.listSecretVersions(c.req.param('id'));
+      return c.json({ ID: secret.id, Name: secret.name, Versions: versions.map(versionJSON) });
+    },
+  );
 
-  api.post('/secretd/secrets/:id/versions', allow(roles, 'update secrets'), async (c) => {
-    const body = await readJsonObject(c, 'secret version', ['Data', 'IfVersion']);
-    if (body.Data === undefined || body.Data === null)
-      throw invalid('Invalid secret version: Data (base64) must be provided');
-    const ifVersion = optionalVersion(body.IfVersion, 'IfVersion');
-    const data = decodeBase64Field(body.Data, 'secret data');
-    checkSecretData(data);
-    const outcome = await backend.addSecretVersion(c.req.param('id'), data, ifVersion);
-    return c.json(
-      { Version: outcome.version, Changed: outcome.changed },
-      outcome.changed ? 201 : 200,
-    );
-  });
+  api.post(
+    '/secretd/secrets/:id/versions',
+    allow('POST /secretd/secrets/:id/versions', backend),
+    async (c) => {
+      const body = await readJsonObject(c, 'secret version', ['Data', 'IfVersion']);
+      if (body.Data === undefined || body.Data === null)
+        throw invalid('Invalid secret version: Data (base64) must be provided');
+      const ifVersion = optionalVersion(body.IfVersion, 'IfVersion');
+      const data = decodeBase64Field(body.Data, 'secret data');
+      checkSecretData(data);
+      const outcome = await backend.addSecretVersion(c.req.param('id'), data, ifVersion);
+      return c.json(
+        { Version: outcome.version, Changed: outcome.changed },
+        outcome.changed ? 201 : 200,
+      );
+    },
+  );
 
-  api.post('/secretd/secrets/:id/rollback', allow(roles, 'roll back secrets'), async (c) => {
-    const body = await readJsonObject(c, 'secret rollback', ['To', 'IfVersion']);
-    const to = checkVersionNumber(body.To, 'rollback target To');
-    const outcome = await backend.rollbackSecret(
-      c.req.param('id'),
-      to,
-      optionalVersion(body.IfVersion, 'IfVersion'),
-    );
-    return c.json(
-      { Version: outcome.version, Changed: outcome.changed },
-      outcome.changed ? 201 : 200,
-    );
-  });
+  api.post(
+    '/secretd/secrets/:id/rollback',
+    allow('POST /secretd/secrets/:id/rollback', backend),
+    async (c) => {
+      const body = await readJsonObject(c, 'secret rollback', ['To', 'IfVersion']);
+      const to = checkVersionNumber(body.To, 'rollback target To');
+      const outcome = await backend.rollbackSecret(
+        c.req.param('id'),
+        to,
+        optionalVersion(body.IfVersion, 'IfVersion'),
+      );
+      return c.json(
+        { Version: outcome.version, Changed: outcome.changed },
+        outcome.changed ? 201 : 200,
+      );
+    },
+  );
 
   api.delete(
     '/secretd/secrets/:id/versions/:version',
-    allow(roles, 'remove secret versions'),
+    allow('DELETE /secretd/secrets/:id/versions/:version', backend),
     async (c) => {
       await backend.removeSecretVersion(
         c.req.param('id'),
@@ -59,11 +69,11 @@ export function secretVersionRoutes(backend: Backend): Hono<AppEnv> {
     },
   );
 
-  api.get('/secretd/settings', allow(roles, 'read the cluster settings'), async (c) => {
+  api.get('/secretd/settings', allow('GET /secretd/settings'), async (c) => {
     return c.json({ SecretVersionsKept: (await backend.secretSettings()).versionsKept });
   });
 
-  api.post('/secretd/settings', allow(roles, 'change the cluster settings'), async (c) => {
+  api.post('/secretd/settings', allow('POST /secretd/settings'), async (c) => {
     const body = await readJsonObject(c, 'settings', ['SecretVersionsKept']);
     if (body.SecretVersionsKept === undefined)
       throw invalid('Invalid settings: nothing to change (give SecretVersionsKept)');

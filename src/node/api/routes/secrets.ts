@@ -4,7 +4,8 @@ import { invalid } from '../../../errors.ts';
 import { checkLabels, checkSecretData, checkSecretName } from '../../store/index.ts';
 import type { SecretRecord } from '../../store/index.ts';
 import { allow, type AppEnv } from '../_gate.ts';
-import type { Backend } from '../backend.ts';
+import { checkSecretScope, ruleOf, visibleSecrets } from '../access.ts';
+import type { Backend, Identity } from '../backend.ts';
 import { requestBodyBytesMax } from '../../../limits.ts';
 import {
   decodeBase64Field,
@@ -17,28 +18,31 @@ import {
 import { secretJSON } from '../shapes.ts';
 
 const specFields = ['Name', 'Labels', 'Data', 'Driver', 'Templating'];
-export const secretRoles = ['admin', 'manager'] as const;
 
 export function secretRoutes(backend: Backend): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
-  api.get('/secrets', allow(secretRoles, 'list secrets'), async (c) => {
+  api.get('/secrets', allow('GET /secrets'), async (c) => {
     const filters = parseFilters(c.req.query('filters'), ['id', 'name', 'names', 'label']);
-    const secrets = (await backend.listSecrets()).filter((s) => matchesFilters(s, filters));
+    // A writer with a scope sees only the secrets in it.
+    const secrets = visibleSecrets(c.get('identity'), await backend.listSecrets()).filter((s) =>
+      matchesFilters(s, filters),
+    );
     secrets.sort((a, b) =>
       a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : 1,
     );
     return c.json(secrets.map(secretJSON));
   });
 
-  api.post(createSecretRoute, allow(secretRoles, createSecretWhat), async (c) => {
-    return c.json(await createSecret(backend, await readBodyBytes(c, requestBodyBytesMax)), 201);
+  api.post(createSecretRoute, allow(`POST ${createSecretRoute}`), async (c) => {
+    const bytes = await readBodyBytes(c, requestBodyBytesMax);
+    return c.json(await createSecret(backend, bytes, c.get('identity')), 201);
   });
 
-  api.get('/secrets/:id', allow(secretRoles, 'inspect secrets'), async (c) => {
+  api.get('/secrets/:id', allow('GET /secrets/:id', backend), async (c) => {
     return c.json(secretJSON(await backend.getSecret(c.req.param('id'))));
   });
 
-  api.post('/secrets/:id/update', allow(secretRoles, 'update secrets'), async (c) => {
+  api.post('/secrets/:id/update', allow('POST /secrets/:id/update', backend), async (c) => {
     const expectedIndex = parseVersionParam(c.req.query('version'), 'secret');
     const body = await readJsonObject(c, 'secret', specFields);
     rejectDriver(body);
@@ -52,7 +56,7 @@ export function secretRoutes(backend: Backend): Hono<AppEnv> {
     return c.body(null, 200);
   });
 
-  api.delete('/secrets/:id', allow(secretRoles, 'remove secrets'), async (c) => {
+  api.delete('/secrets/:id', allow('DELETE /secrets/:id', backend), async (c) => {
     await backend.removeSecret(c.req.param('id'));
     return c.body(null, 204);
   });
@@ -61,16 +65,22 @@ export function secretRoutes(backend: Backend): Hono<AppEnv> {
 }
 
 export const createSecretRoute = '/secrets/create';
-export const createSecretWhat = 'create secrets';
+export const createSecretKey = `POST ${createSecretRoute}`;
 
 /**
  * The create route's work once its caller is admitted (role checked): served through hono and by
- * the TLS port's stream route (stream-routes.ts), so both give the same answers.
+ * the TLS port's stream route (stream-routes.ts), so both give the same answers. A writer's scope
+ * is checked here, on the name in the body, before anything else is read of it.
  */
-export async function createSecret(backend: Backend, bytes: Uint8Array): Promise<{ ID: string }> {
+export async function createSecret(
+  backend: Backend,
+  bytes: Uint8Array,
+  identity: Identity,
+): Promise<{ ID: string }> {
   const body = parseJsonObject(bytes, 'secret', specFields);
   rejectDriver(body);
   const name = checkSecretName(body.Name);
+  checkSecretScope(identity, ruleOf(createSecretKey), name);
   const labels = checkLabels(body.Labels, 'secret');
   if (body.Data === undefined || body.Data === null)
     throw invalid('Invalid secret data: Data (base64) must be provided');

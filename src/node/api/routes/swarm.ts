@@ -4,6 +4,7 @@ import { invalid, SecretdError } from '../../../errors.ts';
 import { checkLabels, checkNodeCertExpiry } from '../../store/index.ts';
 import type { ClusterRecord } from '../../store/index.ts';
 import { allow, type AppEnv } from '../_gate.ts';
+import { seesJoinTokens } from '../access.ts';
 import type { Backend, SwarmUpdate } from '../backend.ts';
 import {
   parseStrictBoolParam,
@@ -38,9 +39,6 @@ const swarmSpecFields: FieldTree = {
   EncryptionConfig: { AutoLockManagers: null },
 };
 
-/** Who may read and change the swarm: people (admin certificates) and managers. */
-const roles = ['admin', 'manager'] as const;
-
 /**
  * The sections of settings secretd reports in `GET /swarm` but does not let change. CAConfig is
  * fixed but for NodeCertExpiry (`docker swarm update --cert-expiry`), read by `readCAConfig`.
@@ -49,15 +47,16 @@ const fixedSections = ['Orchestration', 'Raft', 'Dispatcher', 'CAConfig', 'TaskD
 
 export function swarmRoutes(backend: Backend): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
-  api.get('/swarm', allow(roles, 'inspect the swarm'), async (c) => {
-    return c.json(swarmJSON(await backend.cluster(), true));
+  api.get('/swarm', allow('GET /swarm'), async (c) => {
+    // Join tokens only to the roles that may join nodes with them (access.ts).
+    return c.json(swarmJSON(await backend.cluster(), seesJoinTokens(c.get('identity'))));
   });
 
-  api.get('/swarm/unlockkey', allow(roles, 'read the unlock key'), async (c) => {
+  api.get('/swarm/unlockkey', allow('GET /swarm/unlockkey'), async (c) => {
     return c.json({ UnlockKey: await backend.unlockKey() });
   });
 
-  api.post('/swarm/update', allow(roles, 'update the swarm'), async (c) => {
+  api.post('/swarm/update', allow('POST /swarm/update'), async (c) => {
     // Docker reads these flags with Go's strconv.ParseBool (`True` is true, `perhaps` is a 400).
     const update: SwarmUpdate = {
       expectedIndex: parseVersionParam(c.req.query('version'), 'swarm'),
@@ -80,12 +79,12 @@ export function swarmRoutes(backend: Backend): Hono<AppEnv> {
   });
 
   // secretd's own: every manager seals its log under a new DEK (README, "Keys and encryption at rest").
-  api.post('/secretd/rotate-keys', allow(roles, 'rotate the data keys'), async (c) => {
+  api.post('/secretd/rotate-keys', allow('POST /secretd/rotate-keys'), async (c) => {
     const { rotation, encryption } = await backend.rotateDataKeys();
     return c.json({ Rotation: rotation, Encryption: encryption });
   });
 
-  api.post('/swarm/unlock', allow(roles, 'unlock a manager'), async (c) => {
+  api.post('/swarm/unlock', allow('POST /swarm/unlock'), async (c) => {
     const body = await readJsonObject(c, 'unlock request', ['UnlockKey']);
     if (typeof body.UnlockKey !== 'string' || body.UnlockKey === '')
       throw invalid('Invalid unlock request: UnlockKey must be provided');

@@ -4,17 +4,19 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, release, totalmem } from 'node:os';
 import { invalid } from '../../../errors.ts';
 import { allow, type AppEnv } from '../_gate.ts';
-import type { Backend } from '../backend.ts';
+import type { Backend, RevocationOutcome } from '../backend.ts';
 import { readJsonObject } from '../request.ts';
 import { clientCertLifetimeMsMin } from '../../../limits.ts';
 import { peerPaths } from '../../peers/index.ts';
-import { clientCertNamePattern, type ClientCertRecord } from '../../store/index.ts';
+import {
+  checkRoleAndScope,
+  clientCertNamePattern,
+  type ClientCertRecord,
+} from '../../store/index.ts';
 import { swarmJSON } from '../shapes.ts';
 
 export const apiVersion = '1.47';
 export const minApiVersion = '1.24';
-/** Who may read /version and /info: everyone but workers (and connections without a certificate). */
-const readers = ['admin', 'manager'] as const;
 
 /**
  * A client certificate's `Expiry`, in nanoseconds as Docker's API carries durations (absent: the
@@ -44,6 +46,11 @@ function clientCertJSON(record: ClientCertRecord): Record<string, unknown> {
     ExpiresAt: record.expiresAt,
     RevokedAt: record.revokedAt,
   };
+}
+
+/** The managers that did not confirm a change to the client certificates in time. */
+function unconfirmedJSON(unconfirmed: RevocationOutcome['unconfirmed']): object[] {
+  return unconfirmed.map((m) => ({ NodeID: m.nodeId, Addr: m.addr, Error: m.reason }));
 }
 
 /** The machine, read once: what `docker info` reports of it. */
@@ -85,12 +92,12 @@ export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
     Swarm: swarmHeader(),
   });
 
-  api.get('/_ping', (c) => c.text('OK', 200, pingHeaders()));
-  api.on('HEAD', '/_ping', (c) => c.body(null, 200, pingHeaders()));
+  api.get('/_ping', allow('GET /_ping'), (c) => c.text('OK', 200, pingHeaders()));
+  api.on('HEAD', '/_ping', allow('HEAD /_ping'), (c) => c.body(null, 200, pingHeaders()));
 
   // A worker's certificate opens only its dispatcher session (and /_ping, which even a connection
   // without a certificate reaches): not even the version or this machine's facts.
-  api.get('/version', allow(readers, 'read the version'), (c) => {
+  api.get('/version', allow('GET /version'), (c) => {
     return c.json({
       Platform: { Name: 'secretd' },
       Components: [
@@ -111,7 +118,7 @@ export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
     });
   });
 
-  api.get('/info', allow(readers, 'read the node information'), (c) => {
+  api.get('/info', allow('GET /info'), (c) => {
     const s = backend.summary();
     const cluster = s.cluster
       ? (swarmJSON(s.cluster, false) as Record<string, unknown>)
@@ -154,9 +161,15 @@ export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
 
   api.post(
     peerPaths.clientCertificates,
-    allow(['admin'], 'issue client certificates'),
+    allow(`POST ${peerPaths.clientCertificates}`),
     async (c) => {
-      const body = await readJsonObject(c, 'certificate request', ['Name', 'CSR', 'Expiry']);
+      const body = await readJsonObject(c, 'certificate request', [
+        'Name',
+        'CSR',
+        'Expiry',
+        'Role',
+        'Scope',
+      ]);
       if (typeof body.Name !== 'string' || !clientCertNamePattern.test(body.Name)) {
         throw invalid(
           'Invalid certificate request: Name must be 1 to 64 characters [a-zA-Z0-9_.-] starting with a letter or digit',
@@ -169,37 +182,61 @@ export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
         throw invalid('Invalid certificate request: CSR must be a PEM certificate signing request');
       }
       const lifetimeMs = expiryMs(body.Expiry);
-      const issued = await backend.issueClientCertificate(
-        body.Name,
-        body.CSR,
-        lifetimeMs === undefined ? {} : { lifetimeMs },
+      const access = checkRoleAndScope(
+        body.Role ?? 'admin',
+        body.Scope ?? [],
+        `issue client certificate ${body.Name}`,
       );
+      const issued = await backend.issueClientCertificate(body.Name, body.CSR, {
+        ...access,
+        ...(lifetimeMs === undefined ? {} : { lifetimeMs }),
+      });
       return c.json(
-        { Certificate: issued.certPem, CA: issued.caPem, ...clientCertJSON(issued.record) },
+        {
+          Certificate: issued.certPem,
+          CA: issued.caPem,
+          ...clientCertJSON(issued.record),
+          Unconfirmed: unconfirmedJSON(issued.unconfirmed),
+        },
         201,
       );
     },
   );
 
   // Managers read the list too: one that revokes confirms on the others that they refuse it.
-  api.get(
-    peerPaths.clientCertificates,
-    allow(['admin', 'manager'], 'list client certificates'),
-    async (c) => c.json((await backend.listClientCertificates()).map(clientCertJSON)),
+  api.get(peerPaths.clientCertificates, allow(`GET ${peerPaths.clientCertificates}`), async (c) =>
+    c.json((await backend.listClientCertificates()).map(clientCertJSON)),
+  );
+
+  // `ca update`: a new role and scope, from the next request on every manager (no reissue).
+  api.post(
+    `${peerPaths.clientCertificates}/:ref/update`,
+    allow(`POST ${peerPaths.clientCertificates}/:ref/update`),
+    async (c) => {
+      const ref = c.req.param('ref');
+      const body = await readJsonObject(c, 'certificate update', ['Role', 'Scope']);
+      if (body.Role === undefined) throw invalid('Invalid certificate update: Role must be given');
+      const update = checkRoleAndScope(
+        body.Role,
+        body.Scope ?? [],
+        `update client certificate ${ref.slice(0, 80)}`,
+      );
+      const outcome = await backend.updateClientCertificate(ref, update);
+      return c.json({
+        Updated: outcome.certificates.map(clientCertJSON),
+        Unconfirmed: unconfirmedJSON(outcome.unconfirmed),
+      });
+    },
   );
 
   api.delete(
     `${peerPaths.clientCertificates}/:ref`,
-    allow(['admin'], 'revoke client certificates'),
+    allow(`DELETE ${peerPaths.clientCertificates}/:ref`),
     async (c) => {
       const outcome = await backend.revokeClientCertificates(c.req.param('ref'));
       return c.json({
         Revoked: outcome.certificates.map(clientCertJSON),
-        Unconfirmed: outcome.unconfirmed.map((m) => ({
-          NodeID: m.nodeId,
-          Addr: m.addr,
-          Error: m.reason,
-        })),
+        Unconfirmed: unconfirmedJSON(outcome.unconfirmed),
       });
     },
   );

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SecretdError } from '../errors.ts';
 import { lifetimeMs } from './_duration.ts';
-import { parseExpiry } from './ca.ts';
+import { parseExpiry, parseRoleAndScope, scopeArgs } from './ca.ts';
 import { main } from './main.ts';
 
 const minute = 60_000;
@@ -96,5 +96,74 @@ describe('ca issue-client --expiry', () => {
       expect({ code, errors, lines }).toEqual({ code: 1, errors: [message], lines: [] });
       expect(existsSync(out)).toBe(false);
     }
+  });
+});
+
+describe('ca issue-client --role --scope, ca update', () => {
+  test('parseRoleAndScope(): admin by default; --scope once or repeated', () => {
+    expect(parseRoleAndScope(undefined, undefined, 'x')).toEqual({ role: 'admin', scope: [] });
+    expect(parseRoleAndScope('writer', 'app_*', 'x')).toEqual({ role: 'writer', scope: ['app_*'] });
+    expect(parseRoleAndScope('writer', ['app_*', 'ci-?'], 'x')).toEqual({
+      role: 'writer',
+      scope: ['app_*', 'ci-?'],
+    });
+  });
+
+  test('scopeArgs() reads every --scope as typed, empty ones too (cac would read them as numbers)', () => {
+    expect(scopeArgs(['ca', 'update', 'x', '--role', 'writer'])).toBeUndefined();
+    expect(
+      scopeArgs(['--scope', '', '--scope=007', '--scope', 'app_*', '--', '--scope', 'z']),
+    ).toEqual(['', '007', 'app_*']);
+  });
+
+  const dir = mkdtempSync(join(tmpdir(), 'secretd-ca-roles-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('a bad role or scope exits 1 with the reason, before any request, writing nothing', async () => {
+    const io = (lines: string[], errors: string[]) => ({
+      out: (text: string) => lines.push(text),
+      err: (text: string) => errors.push(text),
+      write: () => {},
+      stdin: async () => new Uint8Array(),
+      stdinIsTTY: false,
+    });
+    const out = join(dir, 'certs');
+    // No manager here: a request would fail with another message.
+    const none = ['--data-dir', join(dir, 'none')];
+    const cases: Array<[string[], string]> = [
+      [
+        ['ca', 'issue-client', '--name', 'bot', '--out', out, '--role', 'root'],
+        'Error: Cannot issue client certificate bot: unknown role "root" (expected one of admin, operator, writer, reader, auditor)',
+      ],
+      [
+        ['ca', 'issue-client', '--name', 'bot', '--out', out, '--role', 'reader', '--scope', 'a*'],
+        'Error: Cannot issue client certificate bot: role reader takes no scope (only writer does)',
+      ],
+      [
+        ['ca', 'issue-client', '--name', 'bot', '--out', out, '--scope', 'a*'],
+        'Error: Cannot issue client certificate bot: role admin takes no scope (only writer does)',
+      ],
+      [
+        ['ca', 'issue-client', '--name', 'bot', '--out', out, '--role', 'writer', '--scope', ''],
+        'Error: Cannot issue client certificate bot: a scope glob must not be empty',
+      ],
+      [['ca', 'update', 'bot'], 'Error: Missing --role: the role to give the certificate'],
+      [
+        ['ca', 'update', 'bot', '--role', 'writer', '--scope', 'a/b'],
+        'Error: Cannot update client certificate bot: invalid scope glob "a/b": up to 64 characters [a-zA-Z0-9_.-] and the wildcards * and ?, starting with a letter, a digit or a wildcard',
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const lines: string[] = [];
+      const errors: string[] = [];
+      const code = await main([...args, ...none], io(lines, errors));
+      expect({ args, code, errors, lines }).toEqual({
+        args,
+        code: 1,
+        errors: [message],
+        lines: [],
+      });
+    }
+    expect(existsSync(out)).toBe(false);
   });
 });

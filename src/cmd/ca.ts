@@ -53,6 +53,21 @@ export function parseRoleAndScope(
   return checkRoleAndScope(role === undefined ? 'admin' : String(role), globs, action);
 }
 
+/**
+ * The `--scope` values as typed: cac reads `--scope ''` as the number 0 (and `--scope 007` as 7),
+ * so the globs are taken from the raw arguments, as strings.
+ */
+export function scopeArgs(rawArgs: readonly string[]): string[] | undefined {
+  const globs: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    if (arg === '--') break;
+    if (arg === '--scope') globs.push(rawArgs[++i] ?? '');
+    else if (arg.startsWith('--scope=')) globs.push(arg.slice('--scope='.length));
+  }
+  return globs.length === 0 ? undefined : globs;
+}
+
 type Unconfirmed = ReadonlyArray<{ NodeID: string; Addr: string; Error: string }>;
 
 function warnUnconfirmed(io: Io, unconfirmed: Unconfirmed | undefined, what: string): void {
@@ -90,7 +105,7 @@ export function registerCa(cli: CAC, io: Io): void {
         const expiryMs = parseExpiry(flags.expiry);
         const access = parseRoleAndScope(
           flags.role,
-          flags.scope,
+          scopeArgs(cli.rawArgs) ?? flags.scope,
           `issue client certificate ${flags.name}`,
         );
         // The private key is made here and never leaves this machine; only the CSR is sent.
@@ -134,7 +149,7 @@ export function registerCa(cli: CAC, io: Io): void {
           throw new SecretdError('invalid', 'Missing --role: the role to give the certificate');
         const access = parseRoleAndScope(
           flags.role,
-          flags.scope,
+          scopeArgs(cli.rawArgs) ?? flags.scope,
           `update client certificate ${text}`,
         );
         const outcome = (await withClient(flags, (c) =>

@@ -3,10 +3,14 @@ import { describe, expect, test } from 'bun:test';
 import { certRecordsPruneGraceMs, nodeCertLifetimeMs } from '../../limits.ts';
 import {
   certRecordsToPrune,
+  checkRoleAndScope,
+  inScope,
   normalizeSerial,
   revocationMessage,
+  scopeGlobMatches,
   type ClientCertRecord,
 } from './client-certs.ts';
+import { SecretdError } from '../../errors.ts';
 import type { Command } from './commands.ts';
 import { Store, type StoreEvent } from './store.ts';
 
@@ -207,5 +211,144 @@ describe('removed nodes in the store', () => {
       removedNodes: ['n1'],
     });
     expect(old.isRemovedNode('n1')).toBe(true);
+  });
+});
+
+describe('roles and scopes', () => {
+  test('scopeGlobMatches(): * is any run (empty too), ? exactly one character, the rest literal, case aside', () => {
+    const cases: Array<[string, string, boolean]> = [
+      ['app_*', 'app_x', true],
+      ['app_*', 'app_', true],
+      ['app_*', 'APP_DB', true],
+      ['app_*', 'xapp_x', false],
+      ['app_*', 'app', false],
+      ['*_prod', 'db_prod', true],
+      ['*_prod', 'db_prod2', false],
+      ['a*b*c', 'abc', true],
+      ['a*b*c', 'aXbYbZc', true],
+      ['a*b*c', 'aXbYc_', false],
+      ['ci-?', 'ci-1', true],
+      ['ci-?', 'ci-', false],
+      ['ci-?', 'ci-12', false],
+      ['?', 'a', true],
+      ['*', 'anything.at-all', true],
+      ['db.pass', 'db.pass', true],
+      ['db.pass', 'dbXpass', false],
+      ['a**?', 'ab', true],
+      ['a**?', 'a', false],
+    ];
+    expect(cases.map(([glob, name]) => [glob, name, scopeGlobMatches(glob, name)])).toEqual(cases);
+  });
+
+  test('scopeGlobMatches() stays fast on a pattern built to backtrack', () => {
+    const glob = `${'*a'.repeat(20)}b`;
+    const name = 'a'.repeat(64);
+    expect(scopeGlobMatches(glob, name)).toBe(false);
+  });
+
+  test('inScope(): an empty scope holds every name; otherwise any one glob', () => {
+    expect(inScope([], 'db_password')).toBe(true);
+    expect(inScope(['app_*', 'ci-?'], 'ci-9')).toBe(true);
+    expect(inScope(['app_*', 'ci-?'], 'db_password')).toBe(false);
+  });
+
+  test('checkRoleAndScope() takes the five roles, and scopes for writers only, as recorded', () => {
+    expect(checkRoleAndScope('writer', ['app_*', 'ci-?'], 'x')).toEqual({
+      role: 'writer',
+      scope: ['app_*', 'ci-?'],
+    });
+    for (const role of ['admin', 'operator', 'writer', 'reader', 'auditor'] as const)
+      expect(checkRoleAndScope(role, [], 'x')).toEqual({ role, scope: [] });
+  });
+
+  test('checkRoleAndScope() refuses an unknown role, a bad or empty glob and a scope on another role, naming them', () => {
+    const refusal = (role: unknown, scope: unknown): string => {
+      try {
+        checkRoleAndScope(role, scope, 'issue client certificate ci');
+      } catch (error) {
+        if (error instanceof SecretdError && error.code === 'invalid') return error.message;
+        throw error;
+      }
+      return 'accepted';
+    };
+    const glob = (text: string): string =>
+      `Cannot issue client certificate ci: invalid scope glob ${JSON.stringify(text)}: up to 64 characters [a-zA-Z0-9_.-] and the wildcards * and ?, starting with a letter, a digit or a wildcard`;
+    const cases: Array<[unknown, unknown, string]> = [
+      [
+        'root',
+        [],
+        'Cannot issue client certificate ci: unknown role "root" (expected one of admin, operator, writer, reader, auditor)',
+      ],
+      [
+        'manager',
+        [],
+        'Cannot issue client certificate ci: unknown role "manager" (expected one of admin, operator, writer, reader, auditor)',
+      ],
+      ['writer', 'app_*', 'Cannot issue client certificate ci: the scope must be a list of globs'],
+      ['writer', [''], 'Cannot issue client certificate ci: a scope glob must not be empty'],
+      ['writer', ['app_[0-9]'], glob('app_[0-9]')],
+      ['writer', ['app/*'], glob('app/*')],
+      ['writer', ['_app'], glob('_app')],
+      ['writer', ['a b'], glob('a b')],
+      ['writer', ['a'.repeat(65)], glob('a'.repeat(65))],
+      ['writer', [7], 'Cannot issue client certificate ci: a scope glob must not be empty'],
+      [
+        'writer',
+        Array.from({ length: 33 }, (_, i) => `s${i}`),
+        'Cannot issue client certificate ci: at most 32 scope globs, not 33',
+      ],
+      [
+        'reader',
+        ['app_*'],
+        'Cannot issue client certificate ci: role reader takes no scope (only writer does)',
+      ],
+      [
+        'admin',
+        ['*'],
+        'Cannot issue client certificate ci: role admin takes no scope (only writer does)',
+      ],
+    ];
+    expect(cases.map(([role, scope]) => [role, scope, refusal(role, scope)])).toEqual(cases);
+  });
+
+  test('client-cert-update gives live serials a new role and scope; unknown or revoked refuses the whole command', () => {
+    const f = new Fixture();
+    expect(
+      f.apply({
+        op: 'client-cert-update',
+        at,
+        serials: ['a1', 'b1'],
+        role: 'writer',
+        scope: ['app_*'],
+      }),
+    ).toEqual({ ok: true });
+    expect(f.store.clientCerts.get('a1')).toEqual({
+      ...cert('a1', 'ci'),
+      role: 'writer',
+      scope: ['app_*'],
+    });
+    expect(f.store.clientCerts.get('a2')!.role).toBe('admin');
+    expect(
+      f.apply({ op: 'client-cert-update', at, serials: ['a2', 'ff'], role: 'reader', scope: [] }),
+    ).toEqual({
+      ok: false,
+      code: 'not_found',
+      message: 'Client certificate ff not found',
+    });
+    f.apply({ op: 'client-cert-revoke', at, serials: ['a2'] });
+    expect(
+      f.apply({ op: 'client-cert-update', at, serials: ['b1', 'a2'], role: 'reader', scope: [] }),
+    ).toEqual({
+      ok: false,
+      code: 'conflict',
+      message: `Cannot update client certificate a2 (name ci): it was revoked at ${at}`,
+    });
+    // Nothing of a refused command changed.
+    expect(f.store.clientCerts.get('b1')!.role).toBe('writer');
+    expect(f.store.clientCerts.get('a2')!.role).toBe('admin');
+    // Kept across a snapshot.
+    expect(Store.restore(f.store.snapshot()).clientCerts.get('b1')).toEqual(
+      f.store.clientCerts.get('b1'),
+    );
   });
 });

@@ -202,3 +202,25 @@ export const certChainIntermediatesMax = 4;
  * (denoland/deno#36788); clients retry a refused request on a new session.
  */
 export const denoSessionStreamsMax = 90;
+
+// --- audit trail (src/node/audit/, src/node/store/audit-log.ts) ---
+/** Audit records kept when the cluster sets nothing (`cluster update --audit-kept`). */
+export const auditKeptDefault = 1_000_000;
+/** The fewest and most records `--audit-kept` takes. */
+export const auditKeptMin = 4096;
+export const auditKeptMax = 100_000_000;
+/** Records are dropped in whole segments of this many, oldest first (the chain then starts at an anchor). */
+export const auditSegmentRecords = 4096;
+/** Records appended by one `audit-append` entry at most (denials, exec, unlocks, deliveries, releases). */
+export const auditBatchRecordsMax = 256;
+/** A manager proposes its queued records this long after the first one is queued (or at once, when a batch is full). */
+export const auditFlushMs = 250;
+/** Records a manager holds while it cannot propose (locked, no leader); past this the oldest go, counted in a record. */
+export const auditPendingMax = 10_000;
+/** Denials recorded one by one per identity and window; the rest are counted in one summary record. */
+export const auditDenialsPerWindow = 10;
+export const auditDenialWindowMs = 10_000;
+/** Identities whose denials are counted apart in one window; past this they share one count. */
+export const auditDenialActorsMax = 1000;
+/** Bytes of one record field (names, sources, details) at most: longer is cut. */
+export const auditFieldBytesMax = 256;

@@ -31,7 +31,13 @@ export interface ApiResponse {
 }
 
 export interface ApiClient {
-  request(method: string, path: string, body?: unknown): Promise<ApiResponse>;
+  /** `onData`, when given, gets the response body as it arrives (a follow stream); `body` is then null. */
+  request(
+    method: string,
+    path: string,
+    body?: unknown,
+    onData?: (chunk: Buffer) => void,
+  ): Promise<ApiResponse>;
   close(): void;
 }
 
@@ -90,7 +96,7 @@ function decodeBody(text: string): unknown {
 
 function socketClient(socketPath: string): ApiClient {
   return {
-    request(method, path, body) {
+    request(method, path, body, onData) {
       const payload = encodeBody(body);
       return new Promise((resolve, reject) => {
         const req = httpRequest(
@@ -104,7 +110,9 @@ function socketClient(socketPath: string): ApiClient {
           },
           (res) => {
             const chunks: Buffer[] = [];
-            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('data', (chunk: Buffer) =>
+              onData && (res.statusCode ?? 0) < 300 ? onData(chunk) : chunks.push(chunk),
+            );
             res.on('end', () =>
               resolve({
                 status: res.statusCode ?? 0,
@@ -157,7 +165,12 @@ function tlsClient(host: string, tls: { ca: string; cert: string; key: string })
     session = opened;
     return opened;
   };
-  const once = (method: string, path: string, payload: Buffer | null): Promise<ApiResponse> =>
+  const once = (
+    method: string,
+    path: string,
+    payload: Buffer | null,
+    onData?: (chunk: Buffer) => void,
+  ): Promise<ApiResponse> =>
     new Promise((resolve, reject) => {
       let stream: ReturnType<ClientHttp2Session['request']>;
       try {
@@ -176,7 +189,9 @@ function tlsClient(host: string, tls: { ca: string; cert: string; key: string })
       const chunks: Buffer[] = [];
       let status = 0;
       stream.on('response', (headers) => (status = Number(headers[':status'])));
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('data', (chunk: Buffer) =>
+        onData && status < 300 ? onData(chunk) : chunks.push(chunk),
+      );
       const unreachable = (error: Error | null): SecretdError =>
         new SecretdError(
           'unavailable',
@@ -196,13 +211,13 @@ function tlsClient(host: string, tls: { ca: string; cert: string; key: string })
     });
   return {
     // A request the server refused unprocessed (it was closing the session) goes once more on a new one.
-    async request(method, path, body) {
+    async request(method, path, body, onData) {
       const payload = encodeBody(body);
       try {
-        return await once(method, path, payload);
+        return await once(method, path, payload, onData);
       } catch (error) {
         if (!(error instanceof Refused)) throw error;
-        return once(method, path, payload).catch((again: unknown) => {
+        return once(method, path, payload, onData).catch((again: unknown) => {
           throw again instanceof Refused
             ? new SecretdError('unavailable', `secretd at ${host} refused the request twice`)
             : again;

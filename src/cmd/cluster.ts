@@ -1,8 +1,14 @@
 /** `secretd cluster join-token|unlock-key|update|rotate-keys`, like `docker swarm join-token|unlock-key|update`. */
 import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
-import { nodeCertExpiryWarnBelowMs } from '../limits.ts';
-import { checkNodeCertExpiry, nodeCertExpiryText } from '../node/index.ts';
+import {
+  auditKeptDefault,
+  auditKeptMax,
+  auditKeptMin,
+  auditSegmentRecords,
+  nodeCertExpiryWarnBelowMs,
+} from '../limits.ts';
+import { checkAuditKept, checkNodeCertExpiry, nodeCertExpiryText } from '../node/index.ts';
 import { lifetimeMs } from './_duration.ts';
 import { parseBoolFlag, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call, type ApiClient } from './client.ts';
@@ -111,19 +117,32 @@ export function registerCluster(cli: CAC, io: Io): void {
       '--cert-expiry <duration>',
       'Validity of node certificates issued from now on (default 90d; s, m, h, d; at least 1m): nodes renew at 50-80% of it',
     )
+    .option(
+      '--audit-kept <n>',
+      `Audit records kept (default ${auditKeptDefault}): the oldest go in whole segments of ${auditSegmentRecords}`,
+    )
     .action(async (flags: UpdateFlags) => {
       if (
+        flags.auditKept === undefined &&
         flags.autolock === undefined &&
         flags.secretVersionsKept === undefined &&
         flags.certExpiry === undefined
       )
         throw new SecretdError(
           'invalid',
-          'Nothing to update: give --autolock=true|false, --secret-versions-kept N or --cert-expiry DURATION',
+          'Nothing to update: give --autolock=true|false, --secret-versions-kept N, --cert-expiry DURATION or --audit-kept N',
         );
       const kept =
         flags.secretVersionsKept === undefined ? undefined : keptCount(flags.secretVersionsKept);
       const expiryMs = flags.certExpiry === undefined ? undefined : certExpiry(flags.certExpiry);
+      if (flags.auditKept !== undefined) {
+        const auditKept = auditKeptCount(flags.auditKept);
+        const answer = (await withClient(flags, (client) =>
+          call(client, 'POST', '/secretd/audit/settings', { AuditKept: auditKept }),
+        )) as { AuditKept: number };
+        io.out(`Cluster updated: ${answer.AuditKept} audit records kept.`);
+        if (flags.autolock === undefined && kept === undefined && expiryMs === undefined) return 0;
+      }
       if (flags.autolock === undefined && expiryMs === undefined) {
         return withClient(flags, async (client) => {
           const settings = (await call(client, 'POST', '/secretd/settings', {
@@ -161,6 +180,7 @@ export function registerCluster(cli: CAC, io: Io): void {
 }
 
 type UpdateFlags = GlobalFlags & {
+  auditKept?: unknown;
   autolock?: unknown;
   secretVersionsKept?: unknown;
   certExpiry?: unknown;
@@ -184,6 +204,24 @@ function certExpiry(value: unknown): number {
     throw new SecretdError(
       'invalid',
       `Invalid --cert-expiry ${JSON.stringify(text.slice(0, 40))}: ${(error as Error).message.replace(/^Invalid certificate expiry [^:]*: /, '')}`,
+    );
+  }
+}
+
+/** `--audit-kept`: a whole number of records, checked as the store checks it before anything is sent. */
+function auditKeptCount(value: unknown): number {
+  const text = String(value);
+  if (!/^[0-9]{1,12}$/.test(text))
+    throw new SecretdError(
+      'invalid',
+      `Invalid --audit-kept ${JSON.stringify(text.slice(0, 20))}: expected a whole number of records from ${auditKeptMin} to ${auditKeptMax}`,
+    );
+  try {
+    return checkAuditKept(Number(text));
+  } catch (error) {
+    throw new SecretdError(
+      'invalid',
+      `Invalid --audit-kept ${text}: ${(error as Error).message.replace(/^Invalid audit retention [0-9]+: /, '')}`,
     );
   }
 }

@@ -8,6 +8,7 @@ import { secretdVersion } from '../node/index.ts';
 import { addConnectionOptions, readAllStdin, stdinArg, type Io } from './_common.ts';
 import { registerCa } from './ca.ts';
 import { registerCluster } from './cluster.ts';
+import { registerAudit } from './audit.ts';
 import { registerNodeProcess } from './node-process.ts';
 import { registerNode } from './node.ts';
 import { registerSecret } from './secret.ts';
@@ -22,6 +23,10 @@ const groups: Record<string, { describe: string; register: (cli: CAC, io: Io) =>
     register: registerCluster,
   },
   ca: { describe: 'Issue client certificates', register: registerCa },
+  audit: {
+    describe: 'Read, export and verify the audit trail',
+    register: registerAudit,
+  },
   node: { describe: 'Manage nodes: list, promote, demote, drain, remove', register: registerNode },
   service: { describe: 'Manage services: containers that get secrets', register: registerService },
   stack: {

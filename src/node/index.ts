@@ -15,6 +15,13 @@ export { dataDirPaths, defaultDataDir } from './data-dir/index.ts';
 export { splitHostPort } from './join/index.ts';
 export { checkManagerIdentity, reasonOf, wasRefused } from './peers/index.ts';
 export {
+  auditQueryFields,
+  parseAuditQuery,
+  verifyExport,
+  type AuditRecord,
+} from './audit/index.ts';
+export { checkAuditKept } from './store/index.ts';
+export {
   checkNodeCertExpiry,
   checkRoleAndScope,
   checkSecretData,

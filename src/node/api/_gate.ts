@@ -20,6 +20,7 @@ import { peerPaths } from '../peers/index.ts';
 import { checkAccess, checkSecretScope, ruleOf, scopeOf, type AccessRule } from './access.ts';
 import type { Backend, Identity } from './backend.ts';
 import { notImplemented } from './not-implemented.ts';
+import { auditRequest } from '../audit/index.ts';
 import { consistencyHeader, readConsistency, type ReadConsistency } from './read-consistency.ts';
 
 /** What the gate leaves on the context for the routes: the caller. */
@@ -56,10 +57,36 @@ export function admission(
   return async (c, next) => {
     const identity = identify(c);
     c.set('identity', identity);
-    if (admit(backend, identity, c.req.path, c.req.header(consistencyHeader)) === 'linearizable')
-      return next();
-    await readConsistency.run('local', next);
+    // The request runs in its audit context (audit/audited.ts): a denial, or a change that proposed nothing, is recorded.
+    const request = {
+      identity,
+      method: c.req.method,
+      path: routePath(c.req.path),
+      source: () => peerAddressOf(c),
+    };
+    await auditRequest(
+      backend.audit?.sink,
+      request,
+      async () => {
+        if (
+          admit(backend, identity, c.req.path, c.req.header(consistencyHeader)) === 'linearizable'
+        )
+          return next();
+        await readConsistency.run('local', next);
+      },
+      () => c.error,
+    );
   };
+}
+
+/** The caller's `address:port` (HTTP/2 or HTTP/1.1 over TLS); `unknown` without a socket (tests). */
+function peerAddressOf(c: Context): string {
+  const incoming = (
+    c.env as { incoming?: { socket?: { remoteAddress?: string; remotePort?: number } } } | undefined
+  )?.incoming;
+  const socket = incoming?.socket;
+  if (!socket?.remoteAddress) return 'unknown';
+  return `${socket.remoteAddress}:${socket.remotePort ?? 0}`;
 }
 
 /**

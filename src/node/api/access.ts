@@ -146,6 +146,12 @@ export const accessRules: Readonly<Record<string, AccessRule>> = {
   'GET /tasks/:id': { roles: readers, what: 'inspect tasks' },
   // exec reads what a task's files hold, its secrets too: admins only.
   'POST /secretd/exec': { roles: ['admin'], what: 'run commands in tasks' },
+  // The audit trail (routes/audit.ts): admins and auditors read it; retention is an admin's setting.
+  'GET /secretd/audit': { roles: ['admin', 'auditor'], what: 'read the audit trail' },
+  'GET /secretd/audit/export': { roles: ['admin', 'auditor'], what: 'export the audit trail' },
+  'GET /secretd/audit/verify': { roles: ['admin', 'auditor'], what: 'verify the audit trail' },
+  'GET /secretd/audit/settings': { roles: ['admin', 'auditor'], what: 'read the audit retention' },
+  'POST /secretd/audit/settings': { roles: ['admin'], what: 'change the audit retention' },
   // Served on the admin socket only (the route refuses TLS), where the caller is always admin.
   'POST /secretd/images/import': { roles: ['admin'], what: 'import images' },
 

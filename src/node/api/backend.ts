@@ -15,6 +15,7 @@ import type {
   TaskRecord,
 } from '../store/index.ts';
 import type { ServiceSpecInput } from './service-shapes.ts';
+import type { AuditBackend } from '../audit/index.ts';
 
 /**
  * Who is calling: a node's certificate (manager, worker), a client certificate (its role and scope
@@ -158,6 +159,8 @@ export interface NodeUpdate {
 
 export interface Backend {
   readonly locked: boolean;
+  /** The audit trail: where requests' own records go, and reading it (absent: nothing is audited, as in API tests without a manager). */
+  readonly audit?: AuditBackend;
   summary(): NodeSummary;
   listSecrets(): Promise<readonly SecretRecord[]>;
   getSecret(ref: string): Promise<SecretRecord>;

@@ -22,6 +22,7 @@ import { raftBatchBytesMax, requestBodyBytesMax } from '../../limits.ts';
 import { peerPaths } from '../peers/index.ts';
 import { FrameReader } from '../raft-io/index.ts';
 import { consistencyHeader } from './read-consistency.ts';
+import { auditRequest } from '../audit/index.ts';
 import { admit, checkRoute, errorAnswer, routePath } from './_gate.ts';
 import type { Backend, Identity } from './backend.ts';
 import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead, type BodyBudget } from './body-budget.ts';
@@ -80,10 +81,33 @@ async function serveCreateSecret(
   headers: IncomingHttpHeaders,
 ): Promise<void> {
   const identity = options.identify(stream);
-  admit(options.backend, identity, createSecretRoute, headerValue(headers[consistencyHeader]));
-  checkRoute(identity, createSecretKey);
-  const body = await readBody(stream, headers, requestBodyBytesMax, bodyBudgetOf(stream));
-  answer(stream, { status: 201, body: await createSecret(options.backend, body, identity) });
+  // Audited as the app's admission does (audit/audited.ts): the record goes in the create's entry.
+  const request = {
+    identity,
+    method: 'POST',
+    path: createSecretRoute,
+    source: () => streamPeerAddress(stream),
+  };
+  await auditRequest(options.backend.audit?.sink, request, async () => {
+    admit(options.backend, identity, createSecretRoute, headerValue(headers[consistencyHeader]));
+    checkRoute(identity, createSecretKey);
+    const body = await readBody(stream, headers, requestBodyBytesMax, bodyBudgetOf(stream));
+    answer(stream, { status: 201, body: await createSecret(options.backend, body, identity) });
+  });
+}
+
+/** The peer's `address:port`, read once per HTTP/2 session. */
+const sessionAddresses = new WeakMap<object, string>();
+function streamPeerAddress(stream: ServerHttp2Stream): string {
+  const session = stream.session;
+  if (!session) return 'unknown';
+  let address = sessionAddresses.get(session);
+  if (address === undefined) {
+    const socket = session.socket;
+    address = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
+    sessionAddresses.set(session, address);
+  }
+  return address;
 }
 
 /**

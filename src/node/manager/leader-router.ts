@@ -12,6 +12,7 @@ import type { Random } from '../../crypto/index.ts';
 import { codeForHttpStatus, NotLeaderError, SecretdError } from '../../errors.ts';
 import type { Timers } from '../../io/timers.ts';
 import { readConsistency } from '../api/index.ts';
+import { auditContext, auditedOps, auditTagOf } from '../audit/index.ts';
 import { peerPaths, type PeerClient } from '../peers/index.ts';
 import type { ApplyResult, Command, Store, TaggedCommand } from '../store/index.ts';
 import { waitUntil, whenTrue, type AdvanceEvents } from './_raft-waits.ts';
@@ -73,9 +74,24 @@ export class LeaderRouter {
     return raft.store;
   }
 
-  /** Proposes on the leader, wherever it is; retries while leadership moves, until `writeDeadlineMs`. */
+  /**
+   * Proposes on the leader, wherever it is; retries while leadership moves, until `writeDeadlineMs`.
+   * Within a request, the command carries the request's audit context (audit/context.ts), so the
+   * store appends the change's record in the same entry.
+   */
   async propose(command: Command): Promise<ApplyResult & { ok: true }> {
-    const tagged: TaggedCommand = { ...command, requestId: hex(this.#options.random(16)) };
+    const requestId = hex(this.#options.random(16));
+    const ctx = auditedOps(command.op) ? auditContext.current() : undefined;
+    if (ctx !== undefined) {
+      ctx.proposed = true;
+      ctx.requestId ??= requestId;
+    }
+    const audit = auditTagOf(ctx);
+    const tagged: TaggedCommand = {
+      ...command,
+      requestId,
+      ...(audit === undefined ? {} : { audit }),
+    };
     const { timers } = this.#options;
     const deadline = timers.now() + writeDeadlineMs;
     for (let attempt = 0; ; attempt++) {

@@ -136,6 +136,8 @@ import {
   type ClientCertsContext,
 } from './_client-certs.ts';
 import { LeaderRouter, lockedError } from './leader-router.ts';
+import { ManagerAudit } from './_audit.ts';
+import { auditContext } from '../audit/index.ts';
 import {
   activeIds,
   activeProgress,
@@ -202,6 +204,8 @@ export class Manager implements Backend {
   readonly #options: ManagerOptions;
   readonly #timers: Timers;
   readonly #router: LeaderRouter;
+  /** The audit trail (Backend.audit): requests' own records, reading it (_audit.ts). */
+  readonly audit: ManagerAudit;
   readonly #unlockBackoff: UnlockBackoff;
   readonly #startedListeners: Array<() => void> = [];
   /** Set from the second start step on; null while locked. */
@@ -237,6 +241,14 @@ export class Manager implements Backend {
       knownAddr: (id) => this.#state.peers.find((p) => p.id === id)?.addr,
       timers: this.#timers,
       random: options.random,
+    });
+    this.audit = new ManagerAudit({
+      router: this.#router,
+      store: () => this.#run?.raft.store ?? null,
+      timers: this.#timers,
+      now: () => this.#now(),
+      random: options.random,
+      log: options.log ?? ((line) => console.error(line)),
     });
   }
 
@@ -419,6 +431,7 @@ export class Manager implements Backend {
       random: this.#options.random,
       now,
       log,
+      record: (entry) => this.audit.recorder.record(entry),
     });
     const workloads = new WorkloadLoop({
       store: () => raft.store,
@@ -579,6 +592,13 @@ export class Manager implements Backend {
   /** Graceful stop: a leader first hands leadership to the most caught-up voter. */
   async stop(): Promise<void> {
     const run = this.#run;
+    // Records still queued (denials, deliveries) go now if they can; none is taken after this.
+    if (run && this.audit.recorder.pending > 0)
+      await Promise.race([
+        this.audit.recorder.flush(),
+        new Promise<void>((done) => this.#timers.after(1000, done)),
+      ]);
+    this.audit.recorder.stop();
     this.#renewer?.stop();
     run?.duties.stop();
     await this.#agent?.stop();
@@ -618,6 +638,7 @@ export class Manager implements Backend {
   /** Called with the store when Raft opens it, and again whenever a snapshot replaces it. */
   #watch(store: Store): void {
     store.onApplied((op) => this.#run?.duties.applied(op));
+    this.audit.watch(store);
     // A new store (a snapshot installed) may hold revocations no event announced.
     this.#revocationsChanged();
     store.onEvent((event) => {
@@ -858,6 +879,9 @@ export class Manager implements Backend {
   /** Runs a command in a task's container wherever it runs: here, or relayed over its node's session. */
   async exec(taskRef: string, argv: readonly string[]): Promise<ExecResult> {
     const task = resolveTask(await this.#router.read(), taskRef);
+    // exec proposes nothing: its record (the gate's) names the task, never the command run.
+    const audit = auditContext.current();
+    if (audit) audit.object = { id: task.id };
     if (task.nodeId === null)
       throw new SecretdError('conflict', `Task ${taskRef} is not placed on a node yet`);
     if (task.nodeId === this.state.nodeId && this.#agent) return this.#agent.exec(task.id, argv);

@@ -153,6 +153,20 @@ const samples: Record<CommandOp, TaggedCommand> = {
   },
   'client-cert-revoke': { op: 'client-cert-revoke', at, serials: ['4a3f09', '51'] },
   'cert-records-prune': { op: 'cert-records-prune', at, clientCerts: ['4a3f09'], removedNodes: [] },
+  'audit-append': {
+    op: 'audit-append',
+    at,
+    records: [
+      {
+        at,
+        actor: { kind: 'client', name: 'ci', serial: '4a3f09', role: 'writer' },
+        source: '127.0.0.1:5000',
+        action: 'secret-create',
+        object: { name: 'db_x' },
+        result: 'denied',
+      },
+    ],
+  },
   'dek-rotate': { op: 'dek-rotate', at },
 };
 
@@ -318,6 +332,15 @@ const wrongShapes: Record<CommandOp, ReadonlyArray<readonly [string, unknown]>> 
     ['clientCerts', ['g']],
     ['removedNodes', [''] as unknown],
     ['removedNodes', 'n1'],
+  ],
+  'audit-append': [
+    ['records', []],
+    ['records', 'r'],
+    ['records.0.actor.kind', 'root'],
+    ['records.0.actor.name', 1],
+    ['records.0.result', null],
+    ['records.0.version', -1],
+    ['records.0.object', 'db_x'],
   ],
 };
 

@@ -23,6 +23,9 @@ import {
 } from './secret-rules.ts';
 import { checkNodeCertExpiry } from './cluster-rules.ts';
 import { taskStateRank } from './task-states.ts';
+import { checkAuditKept } from './audit-log.ts';
+import { checkAuditEntry, type AuditEntry, type AuditTag } from '../audit/index.ts';
+import { auditBatchRecordsMax } from '../../limits.ts';
 
 export interface NodeSpec {
   readonly id: string;
@@ -61,6 +64,8 @@ export type Command =
       readonly secretVersionsKept?: number;
       /** Present to change the validity of node certificates issued from now on. */
       readonly nodeCertExpiryMs?: number;
+      /** Present to change how many audit records are kept (`--audit-kept`). */
+      readonly auditKept?: number;
     }
   | {
       readonly op: 'secret-create';
@@ -170,6 +175,12 @@ export type Command =
    * The leader's prune: records of client certificates and removed nodes whose certificates
    * expired long enough before `at` (`certRecordsPruneGraceMs`; checked again when applied).
    */
+  /**
+   * Audit records no state change carries (denials, refused requests, exec, unlock attempts,
+   * deliveries and releases), proposed in batches (audit/recorder.ts); each is numbered and chained
+   * as it is applied.
+   */
+  | { readonly op: 'audit-append'; readonly at: string; readonly records: readonly AuditEntry[] }
   | {
       readonly op: 'cert-records-prune';
       readonly at: string;
@@ -205,7 +216,11 @@ export type CommandOp = Command['op'];
  * Any command may carry a request id; a command whose id the store has already applied is not
  * applied again and gets the first outcome (a retried write lands once).
  */
-export type TaggedCommand = Command & { readonly requestId?: string };
+export type TaggedCommand = Command & {
+  readonly requestId?: string;
+  /** Who proposed it, from where (a request's audit context): the store appends its record in this same entry. */
+  readonly audit?: AuditTag;
+};
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -246,6 +261,7 @@ export function decodeCommand(bytes: Uint8Array): TaggedCommand {
 export function parseCommand(value: unknown): TaggedCommand {
   const c = object(value, 'command');
   if (c.requestId !== undefined) text(c.requestId, 'requestId');
+  if (c.audit !== undefined) auditTag(c.audit, 'audit');
   text(c.at, 'at');
   const op = c.op;
   switch (op) {
@@ -264,6 +280,7 @@ export function parseCommand(value: unknown): TaggedCommand {
       optional(c.unlockKey, 'unlockKey', (v, path) => nullable(v, path, base64));
       optional(c.secretVersionsKept, 'secretVersionsKept', (v) => checkVersionsKept(v));
       optional(c.nodeCertExpiryMs, 'nodeCertExpiryMs', (v) => checkNodeCertExpiry(v));
+      optional(c.auditKept, 'auditKept', (v) => checkAuditKept(v));
       break;
     case 'secret-create':
       id(c.id, 'id');
@@ -344,6 +361,14 @@ export function parseCommand(value: unknown): TaggedCommand {
     case 'client-cert-revoke':
       list(c.serials, 'serials', serial);
       if ((c.serials as unknown[]).length === 0) throw wrong('serials', 'a non-empty list');
+      break;
+    case 'audit-append':
+      list(c.records, 'records', checkAuditEntry);
+      if (
+        (c.records as unknown[]).length === 0 ||
+        (c.records as unknown[]).length > auditBatchRecordsMax + 1
+      )
+        throw wrong('records', `a list of 1 to ${auditBatchRecordsMax + 1} records`);
       break;
     case 'cert-records-prune':
       list(c.clientCerts, 'clientCerts', serial);
@@ -445,6 +470,25 @@ function nullable<T>(value: unknown, path: string, read: Reader<T>): void {
 function list<T>(value: unknown, path: string, read: Reader<T>): void {
   if (!Array.isArray(value)) throw wrong(path, 'a list');
   value.forEach((item, i) => read(item, `${path}[${i}]`));
+}
+
+/** A command's audit tag: the record's actor, source and request id (audit/record.ts's rules). */
+function auditTag(value: unknown, path: string): void {
+  const tag = object(value, path);
+  for (const key of Object.keys(tag))
+    if (!['actor', 'source', 'requestId'].includes(key))
+      throw wrong(`${path}.${key.slice(0, 40)}`, 'absent');
+  checkAuditEntry(
+    {
+      at: '',
+      action: '',
+      result: '',
+      actor: tag.actor,
+      source: tag.source,
+      ...(tag.requestId === undefined ? {} : { requestId: tag.requestId }),
+    },
+    path,
+  );
 }
 
 function joinTokens(value: unknown, path: string): void {

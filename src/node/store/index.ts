@@ -68,3 +68,4 @@ export {
 } from './types.ts';
 export { checkNodeCertExpiry, nodeCertExpiryText } from './cluster-rules.ts';
 export { Workloads } from './workloads.ts';
+export { AuditLog, auditKeptOf, checkAuditKept, type AuditLogSnapshot } from './audit-log.ts';

@@ -37,6 +37,8 @@ import type {
   TaskRecord,
 } from './types.ts';
 import { Workloads } from './workloads.ts';
+import { auditKeptOf, AuditLog, type AuditLogSnapshot } from './audit-log.ts';
+import { auditedOps, auditSubject, type AuditSubject } from '../audit/index.ts';
 import { resolveByRef } from './lookup.ts';
 import {
   addVersion,
@@ -75,6 +77,8 @@ export class Store {
   readonly clientCerts = new ClientCerts();
   /** Services and tasks. */
   readonly workloads = new Workloads();
+  /** The audit trail (audit-log.ts): records appended by the entries they describe. */
+  #audit = new AuditLog();
   #appliedIndex = 0;
   /** Outcomes of recent tagged commands, oldest first (a Map keeps insertion order). */
   readonly #requests = new Map<string, ApplyResult>();
@@ -87,6 +91,10 @@ export class Store {
 
   get cluster(): ClusterRecord | null {
     return this.#cluster;
+  }
+
+  get audit(): AuditLog {
+    return this.#audit;
   }
 
   onEvent(listener: (event: StoreEvent) => void): void {
@@ -129,15 +137,52 @@ export class Store {
       const earlier = this.#requests.get(requestId);
       if (earlier) return earlier;
     }
+    // Read before the change: a removed secret's record still names it.
+    const audit =
+      parsed.audit !== undefined && auditedOps(parsed.op) ? this.#auditSubject(parsed) : null;
     let result: ApplyResult;
     try {
       result = this.#apply(index, parsed);
     } catch (error) {
       result = failed(error, index, parsed.op);
     }
+    // The change's record, in the same entry: its outcome is the apply's (ok, or the error code).
+    if (audit !== null) this.#appendAudit(parsed, audit, result);
     if (requestId !== undefined) this.#remember(requestId, result);
     for (const listener of this.#appliedListeners) listener(parsed.op);
     return result;
+  }
+
+  #auditSubject(command: TaggedCommand): AuditSubject {
+    return auditSubject(command as unknown as Readonly<Record<string, unknown>> & { op: string }, {
+      secretName: (id) => this.#secrets.get(id as SecretId)?.name,
+      serviceName: (id) => this.workloads.services.get(id as never)?.spec.name,
+    });
+  }
+
+  #appendAudit(command: TaggedCommand, subject: AuditSubject, result: ApplyResult): void {
+    const tag = command.audit!;
+    const version = !result.ok
+      ? undefined
+      : command.op === 'secret-create'
+        ? 1
+        : command.op === 'secret-version-remove'
+          ? command.version
+          : result.version;
+    this.#audit.append(
+      {
+        at: command.at,
+        actor: tag.actor,
+        source: tag.source,
+        action: subject.action,
+        ...(subject.object === undefined ? {} : { object: subject.object }),
+        ...(version === undefined ? {} : { version }),
+        ...(subject.detail === undefined ? {} : { detail: subject.detail }),
+        result: result.ok ? 'ok' : result.code,
+        ...(tag.requestId === undefined ? {} : { requestId: tag.requestId }),
+      },
+      auditKeptOf(this.#cluster),
+    );
   }
 
   #remember(requestId: string, result: ApplyResult): void {
@@ -243,6 +288,10 @@ export class Store {
       case 'cert-records-prune':
         this.clientCerts.prune(command.at, command.clientCerts, certRecordsPruneGraceMs);
         this.#pruneRemovedNodes(command.at, command.removedNodes);
+        return { ok: true };
+      case 'audit-append':
+        for (const record of command.records)
+          this.#audit.append(record, auditKeptOf(this.#cluster));
         return { ok: true };
       default:
         throw new SecretdError(
@@ -377,6 +426,7 @@ export class Store {
       ...(command.nodeCertExpiryMs === undefined
         ? {}
         : { nodeCertExpiryMs: command.nodeCertExpiryMs }),
+      ...(command.auditKept === undefined ? {} : { auditKept: command.auditKept }),
     });
     return { ok: true, id: cluster.id };
   }
@@ -539,6 +589,7 @@ export class Store {
       clientCerts: this.clientCerts.snapshot(),
       secrets,
       requests: [...this.#requests],
+      audit: this.#audit.snapshot(),
       ...this.workloads.snapshot(),
     };
     return new TextEncoder().encode(JSON.stringify(body));
@@ -564,6 +615,7 @@ export class Store {
     for (const id of body.removedNodes ?? [])
       store.#removedNodes.set(id, { id, certsExpireAt: expiry.get(id) ?? null });
     store.clientCerts.restore(body.clientCerts ?? []);
+    store.#audit = AuditLog.restore(body.audit);
     store.workloads.restore(body);
     for (const s of body.secrets) {
       const record: SecretRecord = {
@@ -598,6 +650,7 @@ interface SnapshotBody {
   removedNodes?: string[];
   removedNodesCertsExpireAt?: Array<[string, string | null]>;
   clientCerts?: ClientCertRecord[];
+  audit?: AuditLogSnapshot;
   services?: ServiceRecord[];
   tasks?: TaskRecord[];
 }

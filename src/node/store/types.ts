@@ -70,6 +70,8 @@ export interface ClusterRecord {
   readonly dekRotations?: number;
   /** How long node certificates issued from now on are valid (`cluster update --cert-expiry`); absent: the default. */
   readonly nodeCertExpiryMs?: number;
+  /** Audit records kept (`cluster update --audit-kept`); absent: the default (limits.ts auditKeptDefault). */
+  readonly auditKept?: number;
 }
 
 /** The validity of node certificates issued now: the cluster's setting, else 90 days. */

@@ -30,6 +30,7 @@ import type {
   TaskAssignment,
 } from './messages.ts';
 import type { Command, TaskStatusUpdate } from '../store/index.ts';
+import type { AuditEntry } from '../audit/index.ts';
 import { toBase64, type Store } from '../store/index.ts';
 import { isDead, type ContainerSpec, type NodeStatus } from '../store/index.ts';
 import { nodeCertExpiryOf, nodeCertExpiryText } from '../store/index.ts';
@@ -61,6 +62,12 @@ export interface DispatcherOptions {
   readonly log: (line: string) => void;
   /** Draws the ids of exec requests (default: the system's random source); the simulator passes a seeded one. */
   readonly random?: Random;
+  /**
+   * Audit records of secret versions sent to a node (`secret-deliver`) and dropped by it
+   * (`secret-release`), naming the node, the tasks that hold it there, the secret and the version;
+   * the manager's recorder proposes them in batches (audit/recorder.ts).
+   */
+  readonly record?: (entry: AuditEntry) => void;
 }
 
 export class Dispatcher {
@@ -298,8 +305,12 @@ export class Dispatcher {
     return this.#sessions.has(nodeId);
   }
 
+  /** Per session: `${secretId}:${version}` → the tasks that hold it on that node (for release records). */
+  readonly #secretTasks = new WeakMap<Session, Map<string, string[]>>();
+
   #push(session: Session, full: boolean): void {
     const store = this.#options.store();
+    const holders = new Map<string, string[]>();
     const tasks: TaskAssignment[] = [];
     const wanted = new Map<string, string>();
     const wantedSecrets = new Map<string, SecretKey>();
@@ -321,8 +332,12 @@ export class Dispatcher {
           secretVersions,
         });
       }
-      for (const [id, version] of Object.entries(secretVersions))
+      for (const [id, version] of Object.entries(secretVersions)) {
         wantedSecrets.set(`${id}:${version}`, { id, version });
+        const tasksHolding = holders.get(`${id}:${version}`);
+        if (tasksHolding) tasksHolding.push(task.id);
+        else holders.set(`${id}:${version}`, [task.id]);
+      }
     }
     const removedTasks = full ? [] : [...session.sentTasks.keys()].filter((id) => !wanted.has(id));
     const secrets: SecretDelivery[] = [];
@@ -334,10 +349,45 @@ export class Dispatcher {
     const removedSecrets = full
       ? []
       : [...session.sentSecrets].filter((key) => !wantedSecrets.has(key)).map(parseSecretKey);
+    this.#recordHoldings(session, store, secrets, holders);
     session.sentTasks = wanted;
     session.sentSecrets = new Set(wantedSecrets.keys());
     if (full || tasks.length + removedTasks.length + secrets.length + removedSecrets.length > 0) {
       session.send({ type: 'assignments', full, tasks, removedTasks, secrets, removedSecrets });
+    }
+  }
+
+  /** Deliveries (the versions in `secrets`) and releases (versions the node held, no task of it wants now). */
+  #recordHoldings(
+    session: Session,
+    store: Store,
+    secrets: readonly SecretDelivery[],
+    holders: Map<string, string[]>,
+  ): void {
+    const record = this.#options.record;
+    if (!record) return;
+    const before = this.#secretTasks.get(session) ?? new Map<string, string[]>();
+    this.#secretTasks.set(session, holders);
+    const entry = (action: string, id: string, version: number, tasks: readonly string[]): void => {
+      const name = store.secret(id)?.name;
+      record({
+        at: this.#options.now(),
+        actor: { kind: 'node', name: 'dispatcher', role: 'manager' },
+        source: 'dispatcher',
+        action,
+        object: name === undefined ? { id } : { id, name },
+        version,
+        node: session.nodeId,
+        task: tasks.join(',').slice(0, 256),
+        result: 'ok',
+      });
+    };
+    for (const { id, version } of secrets)
+      entry('secret-deliver', id, version, holders.get(`${id}:${version}`) ?? []);
+    for (const key of session.sentSecrets) {
+      if (holders.has(key)) continue;
+      const { id, version } = parseSecretKey(key);
+      entry('secret-release', id, version, before.get(key) ?? []);
     }
   }
 

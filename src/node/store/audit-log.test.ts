@@ -1,0 +1,233 @@
+import { describe, expect, test } from 'bun:test';
+import { parseRecordLine, type AuditTag } from '../audit/index.ts';
+import { decodeCommand, encodeCommand, type TaggedCommand } from './commands.ts';
+import { Store, toBase64 } from './store.ts';
+
+const at = '2026-12-01T10:00:00.000Z';
+const writer: AuditTag = {
+  actor: { kind: 'client', name: 'ci', serial: '4a3f09', role: 'writer' },
+  source: '10.0.0.7:51000',
+  requestId: 'req-1',
+};
+const socket: AuditTag = {
+  actor: { kind: 'admin-socket', name: 'admin-socket', role: 'admin', uid: 0 },
+  source: 'admin-socket',
+};
+const bytes = (text: string): string => toBase64(new TextEncoder().encode(text));
+
+/** A cluster, then secrets created, updated, rolled back, relabelled and removed, all audited. */
+function history(values: { first: string; second: string }): TaggedCommand[] {
+  return [
+    {
+      op: 'cluster-init',
+      at,
+      clusterId: 'c1',
+      caCertPem: 'PEM',
+      caKey: bytes('ca-private-key-material'),
+      joinTokens: { worker: 'SWMTKN-worker-token-value', manager: 'SWMTKN-manager-token-value' },
+      unlockKey: bytes('unlock-key-material-32-bytes....'),
+      node: { id: 'n1', role: 'manager', hostname: 'h', addr: '127.0.0.1:4377' },
+      audit: socket,
+    },
+    {
+      op: 'secret-create',
+      at,
+      id: 's1',
+      name: 'app_db',
+      labels: {},
+      data: bytes(values.first),
+      audit: writer,
+    },
+    {
+      op: 'secret-version-add',
+      at,
+      id: 's1',
+      data: bytes(values.second),
+      ifVersion: null,
+      audit: writer,
+    },
+    { op: 'secret-rollback', at, id: 's1', to: 1, ifVersion: null, audit: writer },
+    { op: 'secret-update', at, id: 's1', expectedIndex: 999, labels: { a: 'b' }, audit: writer },
+    {
+      op: 'cluster-update',
+      at,
+      expectedIndex: null,
+      joinTokens: { worker: 'SWMTKN-new-worker-token', manager: 'SWMTKN-new-manager-token' },
+      unlockKey: bytes('another-unlock-key-material-32b.'),
+      audit: socket,
+    },
+    { op: 'secret-remove', at, ids: ['s1'], audit: writer },
+  ];
+}
+
+function applyAll(store: Store, commands: readonly TaggedCommand[], from = 1): void {
+  commands.forEach((command, i) => store.applyEntry(from + i, encodeCommand(command)));
+}
+
+const recordsOf = (store: Store) => [...store.audit.lines()].map((l) => parseRecordLine(l).record);
+
+describe('Store audit records', () => {
+  test('a change and its record are applied by the same entry, with the apply outcome', () => {
+    const store = new Store();
+    const commands = history({ first: 'pw-one', second: 'pw-two' });
+    const sizes: number[] = [];
+    commands.forEach((command, i) => {
+      store.applyEntry(i + 1, encodeCommand(command));
+      sizes.push(store.audit.size);
+    });
+    expect(sizes).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(
+      recordsOf(store).map((r) => [
+        r.seq,
+        r.actor.name,
+        r.action,
+        r.object?.name,
+        r.version,
+        r.result,
+      ]),
+    ).toEqual([
+      [1, 'admin-socket', 'cluster-init', undefined, undefined, 'ok'],
+      [2, 'ci', 'secret-create', 'app_db', 1, 'ok'],
+      [3, 'ci', 'secret-update', 'app_db', 2, 'ok'],
+      [4, 'ci', 'secret-rollback', 'app_db', 3, 'ok'],
+      // A stale expected index: refused by apply, recorded with its code.
+      [5, 'ci', 'secret-label', 'app_db', undefined, 'conflict'],
+      [6, 'admin-socket', 'cluster-update', undefined, undefined, 'ok'],
+      [7, 'ci', 'secret-rm', 'app_db', undefined, 'ok'],
+    ]);
+    const first = recordsOf(store)[1]!;
+    expect(first).toMatchObject({ at, source: '10.0.0.7:51000', requestId: 'req-1' });
+    expect(recordsOf(store)[5]!.detail).toBe('changed: joinTokens, unlockKey');
+  });
+
+  test('no record holds a secret value, token, key or a part of one', () => {
+    const values = { first: 'Sup3r-S3cret-Value-1', second: 'An0ther-S3cret-Value-2' };
+    const store = new Store();
+    applyAll(store, history(values));
+    const commands = history(values);
+    const forbidden = [
+      values.first,
+      values.second,
+      bytes(values.first),
+      bytes(values.second),
+      'SWMTKN',
+      'ca-private-key-material',
+      bytes('ca-private-key-material'),
+      bytes('unlock-key-material-32-bytes....'),
+      bytes('another-unlock-key-material-32b.'),
+      'unlock-key-material',
+    ];
+    expect(commands.length).toBe(store.audit.size);
+    for (const line of store.audit.lines())
+      for (const value of forbidden)
+        expect({ line, has: line.includes(value) }).toEqual({ line, has: false });
+  });
+
+  test('a retried command (same request id) lands once and has one record', () => {
+    const store = new Store();
+    const [init, create] = history({ first: 'a', second: 'b' });
+    applyAll(store, [init!, { ...create!, requestId: 'r1' }, { ...create!, requestId: 'r1' }]);
+    expect(recordsOf(store).map((r) => r.action)).toEqual(['cluster-init', 'secret-create']);
+  });
+
+  test('commands without an audit tag (the cluster loops) and internal ops add no record', () => {
+    const store = new Store();
+    const [init, create] = history({ first: 'a', second: 'b' });
+    const { audit: _dropped, ...untagged } = create!;
+    applyAll(store, [
+      init!,
+      untagged as TaggedCommand,
+      { op: 'node-status', at, id: 'n1', status: 'ready', audit: writer },
+    ]);
+    expect(recordsOf(store).map((r) => r.action)).toEqual(['cluster-init']);
+  });
+
+  test('replaying the same entries, or restoring a snapshot and going on, gives the same chain', () => {
+    const commands = history({ first: 'a', second: 'b' });
+    const one = new Store();
+    const two = new Store();
+    applyAll(one, commands);
+    applyAll(two, commands.slice(0, 3));
+    const restored = Store.restore(two.snapshot());
+    applyAll(restored, commands.slice(3), 4);
+    expect([...restored.audit.lines()]).toEqual([...one.audit.lines()]);
+    expect(restored.audit.head).toEqual(one.audit.head);
+    expect(one.audit.verify()).toMatchObject({ ok: true, last: 7 });
+  });
+
+  test('audit-append entries are numbered and chained after the changes', () => {
+    const store = new Store();
+    applyAll(store, history({ first: 'a', second: 'b' }).slice(0, 2));
+    store.applyEntry(
+      3,
+      encodeCommand({
+        op: 'audit-append',
+        at,
+        records: [
+          {
+            at,
+            actor: writer.actor,
+            source: writer.source,
+            action: 'denied',
+            detail: 'POST /secrets/create',
+            result: 'denied',
+          },
+          {
+            at,
+            actor: { kind: 'node', name: 'dispatcher', role: 'manager' },
+            source: 'dispatcher',
+            action: 'secret-deliver',
+            object: { id: 's1', name: 'app_db' },
+            version: 1,
+            node: 'w1',
+            task: 't1',
+            result: 'ok',
+          },
+        ],
+      }),
+    );
+    expect(recordsOf(store).map((r) => [r.seq, r.action, r.node])).toEqual([
+      [1, 'cluster-init', undefined],
+      [2, 'secret-create', undefined],
+      [3, 'denied', undefined],
+      [4, 'secret-deliver', 'w1'],
+    ]);
+    expect(store.audit.verify()).toMatchObject({ ok: true, last: 4 });
+  });
+
+  test('the retention setting comes from the cluster and is checked by parseCommand', () => {
+    const store = new Store();
+    applyAll(store, history({ first: 'a', second: 'b' }).slice(0, 1));
+    const result = store.applyEntry(
+      2,
+      encodeCommand({ op: 'cluster-update', at, expectedIndex: null, auditKept: 5000 }),
+    );
+    expect(result).toMatchObject({ ok: true });
+    expect(store.cluster?.auditKept).toBe(5000);
+    const refused = store.applyEntry(
+      3,
+      encodeCommand({ op: 'cluster-update', at, expectedIndex: null, auditKept: 3 }),
+    );
+    expect(refused).toMatchObject({ ok: false, code: 'invalid' });
+    expect(decodeCommand(encodeCommand({ op: 'dek-rotate', at }))).toEqual({
+      op: 'dek-rotate',
+      at,
+    });
+  });
+
+  test('a command whose audit tag is malformed is refused whole: no change, no record', () => {
+    const store = new Store();
+    applyAll(store, history({ first: 'a', second: 'b' }).slice(0, 1));
+    const [, create] = history({ first: 'a', second: 'b' });
+    const bad = {
+      ...create!,
+      audit: { ...writer, actor: { kind: 'root', name: 'x', role: 'admin' } },
+    };
+    expect(store.applyEntry(2, encodeCommand(bad as TaggedCommand))).toMatchObject({
+      ok: false,
+      code: 'invalid',
+    });
+    expect(store.secretByName('app_db')).toBeUndefined();
+    expect(store.audit.size).toBe(1);
+  });
+});

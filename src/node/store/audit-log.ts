@@ -1,0 +1,153 @@
+/**
+ * The audit trail as the store holds it: the record lines (audit/record.ts), numbered from 1 and
+ * chained by hash, in segments of `auditSegmentRecords`. Applied like everything else: a change's
+ * record is appended by the same `apply` as the change (the command's `audit` tag names who), and
+ * records no change carries arrive as `audit-append` entries. So the trail is replicated, sealed
+ * in the log and snapshots, and the same on every manager.
+ *
+ * Compact: a record is kept as its line (one string, about 250-400 bytes), the form every reader
+ * and every export wants, and parsed only when a query filters. Retention drops the oldest whole
+ * segments while the rest still hold `kept` records; the hash of the last dropped record becomes
+ * the anchor the first kept record chains from.
+ */
+import {
+  canonical,
+  chainHash,
+  ChainVerifier,
+  genesisHash,
+  hashOfLine,
+  recordLine,
+  type AuditEntry,
+  type ChainAnchor,
+  type VerifyOutcome,
+} from '../audit/index.ts';
+import { auditKeptDefault, auditKeptMax, auditKeptMin, auditSegmentRecords } from '../../limits.ts';
+import { assert, invalid } from '../../errors.ts';
+
+export interface AuditLogSnapshot {
+  readonly anchor: ChainAnchor;
+  readonly lines: readonly string[];
+}
+
+export class AuditLog {
+  readonly #segmentRecords: number;
+  /** Oldest first; only the last segment grows. */
+  #segments: string[][] = [[]];
+  #anchor: ChainAnchor = { seq: 0, hash: genesisHash };
+  #head: ChainAnchor = { seq: 0, hash: genesisHash };
+  readonly #listeners = new Set<(line: string) => void>();
+
+  constructor(segmentRecords: number = auditSegmentRecords) {
+    this.#segmentRecords = segmentRecords;
+  }
+
+  /** The record before the first kept one (seq 0 and the genesis hash until retention drops any). */
+  get anchor(): ChainAnchor {
+    return this.#anchor;
+  }
+
+  /** The newest record's sequence number and hash. */
+  get head(): ChainAnchor {
+    return this.#head;
+  }
+
+  get size(): number {
+    return this.#head.seq - this.#anchor.seq;
+  }
+
+  /** Numbers, chains and keeps a record; then drops old segments past `kept`. Returns its line. */
+  append(entry: AuditEntry, kept: number = auditKeptDefault): string {
+    const seq = this.#head.seq + 1;
+    const text = canonical(seq, entry);
+    const hash = chainHash(this.#head.hash, text);
+    const line = recordLine(text, hash);
+    let last = this.#segments[this.#segments.length - 1]!;
+    if (last.length === this.#segmentRecords) {
+      last = [];
+      this.#segments.push(last);
+    }
+    last.push(line);
+    this.#head = { seq, hash };
+    this.#retain(kept);
+    for (const listener of this.#listeners) listener(line);
+    return line;
+  }
+
+  #retain(kept: number): void {
+    while (this.#segments.length > 1 && this.size - this.#segments[0]!.length >= kept) {
+      const dropped = this.#segments.shift()!;
+      this.#anchor = { seq: this.#anchor.seq + dropped.length, hash: hashOfLine(dropped.at(-1)!) };
+    }
+  }
+
+  /** Lines from sequence number `fromSeq` on (from the first kept one when it is older). */
+  *lines(fromSeq = 0): Generator<string> {
+    // Taken now: retention may drop segments while a reader is still going (the last one only grows).
+    let seq = this.#anchor.seq + 1;
+    for (const segment of [...this.#segments]) {
+      if (seq + segment.length <= fromSeq) {
+        seq += segment.length;
+        continue;
+      }
+      const start = Math.max(0, fromSeq - seq);
+      for (let i = start; i < segment.length; i++) yield segment[i]!;
+      seq += segment.length;
+    }
+  }
+
+  /** Checks every kept record's chain from the anchor. */
+  verify(): VerifyOutcome {
+    const verifier = new ChainVerifier(this.#anchor);
+    for (const line of this.lines()) if (!verifier.push(line)) break;
+    return verifier.outcome(this.#head);
+  }
+
+  /** Called with each appended line (the API's follow streams; never while restoring). */
+  onAppend(listener: (line: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  snapshot(): AuditLogSnapshot {
+    return { anchor: this.#anchor, lines: [...this.lines()] };
+  }
+
+  static restore(body: AuditLogSnapshot | undefined, segmentRecords?: number): AuditLog {
+    const log = new AuditLog(segmentRecords);
+    if (body === undefined) return log;
+    log.#anchor = body.anchor;
+    log.#head = body.anchor;
+    const size = log.#segmentRecords;
+    log.#segments = [];
+    for (let i = 0; i < body.lines.length; i += size)
+      log.#segments.push(body.lines.slice(i, i + size));
+    if (log.#segments.length === 0) log.#segments.push([]);
+    const lastLine = body.lines.at(-1);
+    if (lastLine !== undefined)
+      log.#head = { seq: body.anchor.seq + body.lines.length, hash: hashOfLine(lastLine) };
+    assert(
+      lastLine === undefined || lastLine.startsWith(`{"seq":${log.#head.seq},`),
+      'the audit trail in a snapshot is numbered without gaps',
+    );
+    return log;
+  }
+}
+
+/** The cluster's retention setting, or the default. */
+export function auditKeptOf(cluster: { readonly auditKept?: number } | null): number {
+  return cluster?.auditKept ?? auditKeptDefault;
+}
+
+/** `--audit-kept` and `AuditKept`: a whole number of records in [auditKeptMin, auditKeptMax]. */
+export function checkAuditKept(value: unknown): number {
+  if (
+    typeof value !== 'number' ||
+    !Number.isSafeInteger(value) ||
+    value < auditKeptMin ||
+    value > auditKeptMax
+  )
+    throw invalid(
+      `Invalid audit retention ${JSON.stringify(value)}: expected a whole number of records from ${auditKeptMin} to ${auditKeptMax}`,
+    );
+  return value;
+}

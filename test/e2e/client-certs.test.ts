@@ -145,12 +145,13 @@ describe('client certificates on three managers', () => {
       const table = await first.cli(['ca', 'ls']);
       expect(table.code).toBe(0);
       const lines = table.stdout.trim().split('\n');
-      expect(lines[0]).toMatch(/^SERIAL\s+NAME\s+ROLE\s+ISSUED\s+EXPIRES\s+REVOKED$/);
+      expect(lines[0]).toMatch(/^SERIAL\s+NAME\s+ROLE\s+SCOPE\s+ISSUED\s+EXPIRES\s+REVOKED$/);
       const row = lines.find((line) => line.startsWith(cert.serialHex))!;
       expect(row.split(/\s+/)).toEqual([
         cert.serialHex,
         'robot',
         'admin',
+        '-',
         entry!.IssuedAt,
         entry!.ExpiresAt,
         after.RevokedAt!,

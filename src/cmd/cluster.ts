@@ -226,24 +226,6 @@ function auditKeptCount(value: unknown): number {
   }
 }
 
-/** `--audit-kept`: a whole number of records, checked as the store checks it before anything is sent. */
-function auditKeptCount(value: unknown): number {
-  const text = String(value);
-  if (!/^[0-9]{1,12}$/.test(text))
-    throw new SecretdError(
-      'invalid',
-      `Invalid --audit-kept ${JSON.stringify(text.slice(0, 20))}: expected a whole number of records from ${auditKeptMin} to ${auditKeptMax}`,
-    );
-  try {
-    return checkAuditKept(Number(text));
-  } catch (error) {
-    throw new SecretdError(
-      'invalid',
-      `Invalid --audit-kept ${text}: ${(error as Error).message.replace(/^Invalid audit retention [0-9]+: /, '')}`,
-    );
-  }
-}
-
 function keptCount(value: unknown): number {
   const text = String(value);
   if (!/^[0-9]{1,4}$/.test(text))

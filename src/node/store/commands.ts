@@ -491,25 +491,6 @@ function auditTag(value: unknown, path: string): void {
   );
 }
 
-/** A command's audit tag: the record's actor, source and request id (audit/record.ts's rules). */
-function auditTag(value: unknown, path: string): void {
-  const tag = object(value, path);
-  for (const key of Object.keys(tag))
-    if (!['actor', 'source', 'requestId'].includes(key))
-      throw wrong(`${path}.${key.slice(0, 40)}`, 'absent');
-  checkAuditEntry(
-    {
-      at: '',
-      action: '',
-      result: '',
-      actor: tag.actor,
-      source: tag.source,
-      ...(tag.requestId === undefined ? {} : { requestId: tag.requestId }),
-    },
-    path,
-  );
-}
-
 function joinTokens(value: unknown, path: string): void {
   const tokens = object(value, path);
   text(tokens.worker, `${path}.worker`);

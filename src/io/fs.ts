@@ -24,8 +24,11 @@ export interface FileSystem {
   /** Names (not paths) of the entries in `dir`, in no particular order. */
   list(dir: string): Promise<string[]>;
   readFile(path: string): Promise<Uint8Array>;
-  /** Creates or replaces `path` with `bytes`, durably; the name itself needs `syncDir`. */
-  writeFile(path: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Creates or replaces `path` with `bytes`, durably; the name itself needs `syncDir`. `mode`: the
+   * permissions of a file it creates (default 0600: owner only); a simulated disk may ignore it.
+   */
+  writeFile(path: string, bytes: Uint8Array, mode?: number): Promise<void>;
   /** Opens an existing file for appending. */
   openAppend(path: string): Promise<FileHandle>;
   /** Cuts the file to `size` bytes, durably. */

@@ -29,8 +29,8 @@ export class NodeFileSystem implements FileSystem {
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   }
 
-  async writeFile(path: string, bytes: Uint8Array): Promise<void> {
-    const handle = await open(path, 'w', 0o600);
+  async writeFile(path: string, bytes: Uint8Array, mode = 0o600): Promise<void> {
+    const handle = await open(path, 'w', mode);
     try {
       await writeAll(handle, bytes);
       await handle.datasync();

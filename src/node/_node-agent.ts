@@ -4,21 +4,31 @@
  * and the agent that keeps a session with the leader's dispatcher and runs this node's tasks.
  * Private to src/node: manager/manager.ts and worker.ts wire their agents through it.
  */
-import { readFile } from 'node:fs/promises';
 import { keyPkcs8ToPem } from '../crypto/index.ts';
-import { readNodeCertificate, type DataDirPaths } from './data-dir/index.ts';
+import type { FileSystem } from '../io/fs.ts';
+import {
+  readNodeCertificate,
+  readTextFile,
+  systemFs,
+  type DataDirPaths,
+} from './data-dir/index.ts';
 import { PeerClient } from './peers/index.ts';
 import { Agent } from './task-dispatch/index.ts';
 
-/** `localAddress`: the IP to originate connections from (none: the system picks). */
+/** `localAddress`: the IP to originate connections from (none: the system picks); `fs`: the data dir's disk. */
 export async function openPeerClient(
   paths: DataDirPaths,
-  options: { readonly tlsKey: Uint8Array; readonly localAddress?: string | undefined },
+  options: {
+    readonly tlsKey: Uint8Array;
+    readonly localAddress?: string | undefined;
+    readonly fs?: FileSystem;
+  },
 ): Promise<PeerClient> {
+  const fs = options.fs ?? systemFs;
   // The certificate the keys file pairs with the key (node.pem is its copy).
   const [ca, cert] = await Promise.all([
-    readFile(paths.caCert, 'utf8'),
-    readNodeCertificate(paths.nodeKeys, paths.nodeCert),
+    readTextFile(paths.caCert, fs),
+    readNodeCertificate(paths.nodeKeys, paths.nodeCert, fs),
   ]);
   return new PeerClient({ ca, cert, key: keyPkcs8ToPem(options.tlsKey) }, options.localAddress);
 }

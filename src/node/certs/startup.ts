@@ -7,6 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import { parseIdentity } from '../../crypto/index.ts';
 import { SecretdError } from '../../errors.ts';
+import type { FileSystem } from '../../io/fs.ts';
 import {
   readNodeCertificate,
   restoreNodeCertificate,
@@ -16,13 +17,18 @@ import { nodeCertExpiryText } from '../store/index.ts';
 
 export async function checkNodeCertificate(
   paths: DataDirPaths,
-  options: { readonly now: Date; readonly log: (line: string) => void },
+  options: {
+    readonly now: Date;
+    readonly log: (line: string) => void;
+    /** The data dir's disk (default: the real one). */
+    readonly fs?: FileSystem;
+  },
 ): Promise<string> {
-  if (await restoreNodeCertificate(paths.nodeKeys, paths.nodeCert))
+  if (await restoreNodeCertificate(paths.nodeKeys, paths.nodeCert, options.fs))
     options.log(
       `secretd: ${paths.nodeCert} was behind the keys file (a renewal was cut short): restored from it`,
     );
-  const certPem = await readNodeCertificate(paths.nodeKeys, paths.nodeCert);
+  const certPem = await readNodeCertificate(paths.nodeKeys, paths.nodeCert, options.fs);
   certificateInForce(certPem, options.now);
   return certPem;
 }

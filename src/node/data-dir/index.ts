@@ -5,6 +5,9 @@ export {
   defaultDataDir,
   ensureDir,
   exists,
+  readTextFile,
+  removeIfPresent,
+  systemFs,
   writeFileAtomic,
 } from './layout.ts';
 export {

@@ -11,8 +11,10 @@
  *     raft/snap/*.snap          sealed snapshots
  *     admin.sock                0600 local admin socket (root only)
  */
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { FileSystem } from '../../io/fs.ts';
+import { NodeFileSystem } from '../../io/node-fs.ts';
 
 export interface DataDirPaths {
   readonly root: string;
@@ -26,6 +28,9 @@ export interface DataDirPaths {
 }
 
 export const defaultDataDir = '/var/lib/secretd';
+
+/** The real disk: the default `fs` of every reader and writer here (a simulator passes its own). */
+export const systemFs: FileSystem = new NodeFileSystem();
 
 export function dataDirPaths(root: string): DataDirPaths {
   return {
@@ -58,25 +63,26 @@ export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,
   mode: number,
+  fs: FileSystem = systemFs,
 ): Promise<void> {
   const tmp = `${path}.tmp`;
-  await rm(tmp, { force: true });
-  const handle = await open(tmp, 'wx', mode);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, path);
-  await syncDir(dirname(path));
+  // A leftover of a write a crash cut short: removed first, so the new file gets `mode`.
+  await removeIfPresent(fs, tmp);
+  await fs.writeFile(tmp, typeof data === 'string' ? new TextEncoder().encode(data) : data, mode);
+  await fs.rename(tmp, path);
+  await fs.syncDir(dirname(path));
 }
 
-export async function syncDir(path: string): Promise<void> {
-  const handle = await open(path, 'r');
+/** A file's text (UTF-8) through `fs`. */
+export async function readTextFile(path: string, fs: FileSystem = systemFs): Promise<string> {
+  return new TextDecoder().decode(await fs.readFile(path));
+}
+
+/** Removes `path`; one that does not exist is not an error. */
+export async function removeIfPresent(fs: FileSystem, path: string): Promise<void> {
   try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+    await fs.remove(path);
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== 'ENOENT') throw error;
   }
 }

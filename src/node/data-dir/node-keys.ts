@@ -16,12 +16,12 @@
  * none remains on disk, `finishDekRotation` makes the pending DEK the only one. Each step is one
  * atomic write of this file, so a crash leaves a node that starts with the keys its log needs.
  */
-import { readFile } from 'node:fs/promises';
 import { unwrapKey, wrapKey } from '../../crypto/key-wrap.ts';
 import type { Random } from '../../crypto/random.ts';
 import { SecretdError } from '../../errors.ts';
+import type { FileSystem } from '../../io/fs.ts';
 import { fromBase64, toBase64 } from '../store/index.ts';
-import { writeFileAtomic } from './layout.ts';
+import { readTextFile, systemFs, writeFileAtomic } from './layout.ts';
 
 export interface NodeKeys {
   readonly dek: Uint8Array;
@@ -97,6 +97,7 @@ export async function writeNodeKeys(
   keys: NodeKeys,
   kek: Uint8Array | null,
   random: Random,
+  fs: FileSystem = systemFs,
 ): Promise<void> {
   const seal = (key: Uint8Array, label: string): string =>
     toBase64(kek ? wrapKey(kek, key, { label, random }) : key);
@@ -115,13 +116,13 @@ export async function writeNodeKeys(
         }),
     ...(keys.dekRotation === undefined ? {} : { dekRotation: keys.dekRotation }),
   };
-  await writeFileAtomic(path, JSON.stringify(file), 0o600);
+  await writeFileAtomic(path, JSON.stringify(file), 0o600, fs);
 }
 
-async function readKeysFile(path: string): Promise<NodeKeysFile> {
+async function readKeysFile(path: string, fs: FileSystem): Promise<NodeKeysFile> {
   let file: NodeKeysFile;
   try {
-    file = JSON.parse(await readFile(path, 'utf8')) as NodeKeysFile;
+    file = JSON.parse(await readTextFile(path, fs)) as NodeKeysFile;
   } catch (error) {
     throw new SecretdError(
       'corrupt',
@@ -139,13 +140,17 @@ async function readKeysFile(path: string): Promise<NodeKeysFile> {
   return file;
 }
 
-export async function nodeKeysLocked(path: string): Promise<boolean> {
-  return (await readKeysFile(path)).autolock;
+export async function nodeKeysLocked(path: string, fs: FileSystem = systemFs): Promise<boolean> {
+  return (await readKeysFile(path, fs)).autolock;
 }
 
 /** Opens the keys with the unlock key (required exactly when the file is autolocked). */
-export async function readNodeKeys(path: string, kek: Uint8Array | null): Promise<NodeKeys> {
-  const file = await readKeysFile(path);
+export async function readNodeKeys(
+  path: string,
+  kek: Uint8Array | null,
+  fs: FileSystem = systemFs,
+): Promise<NodeKeys> {
+  const file = await readKeysFile(path, fs);
   if (file.autolock && !kek)
     throw new SecretdError(
       'locked',
@@ -196,9 +201,13 @@ function readRotation(
  * This node's certificate as its keys file pairs it with its key (readable while locked: it is
  * public), else certificates/node.pem for a keys file from before renewal.
  */
-export async function readNodeCertificate(keysPath: string, certPath: string): Promise<string> {
-  const file = await readKeysFile(keysPath);
-  return typeof file.tlsCert === 'string' ? file.tlsCert : readFile(certPath, 'utf8');
+export async function readNodeCertificate(
+  keysPath: string,
+  certPath: string,
+  fs: FileSystem = systemFs,
+): Promise<string> {
+  const file = await readKeysFile(keysPath, fs);
+  return typeof file.tlsCert === 'string' ? file.tlsCert : readTextFile(certPath, fs);
 }
 
 /**
@@ -206,12 +215,16 @@ export async function readNodeCertificate(keysPath: string, certPath: string): P
  * key. A renewal writes the keys file (new key and certificate, one rename), then node.pem; a crash
  * between the two leaves the old node.pem, put right here. Returns whether it had to.
  */
-export async function restoreNodeCertificate(keysPath: string, certPath: string): Promise<boolean> {
-  const file = await readKeysFile(keysPath);
+export async function restoreNodeCertificate(
+  keysPath: string,
+  certPath: string,
+  fs: FileSystem = systemFs,
+): Promise<boolean> {
+  const file = await readKeysFile(keysPath, fs);
   if (typeof file.tlsCert !== 'string') return false;
-  const onDisk = await readFile(certPath, 'utf8').catch(() => null);
+  const onDisk = await readTextFile(certPath, fs).catch(() => null);
   if (onDisk === file.tlsCert) return false;
-  await writeFileAtomic(certPath, file.tlsCert, 0o644);
+  await writeFileAtomic(certPath, file.tlsCert, 0o644, fs);
   return true;
 }
 
@@ -226,7 +239,8 @@ export async function writeRenewedPair(
   keys: NodeKeys & { readonly tlsCert: string },
   kek: Uint8Array | null,
   random: Random,
+  fs: FileSystem = systemFs,
 ): Promise<void> {
-  await writeNodeKeys(paths.nodeKeys, keys, kek, random);
-  await writeFileAtomic(paths.nodeCert, keys.tlsCert, 0o644);
+  await writeNodeKeys(paths.nodeKeys, keys, kek, random, fs);
+  await writeFileAtomic(paths.nodeCert, keys.tlsCert, 0o644, fs);
 }

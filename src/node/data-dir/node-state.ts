@@ -1,8 +1,8 @@
 /** node.json: the public facts a node needs to restart. Nothing secret is written here. */
-import { readFile } from 'node:fs/promises';
 import type { Role } from '../../crypto/ca.ts';
 import { SecretdError } from '../../errors.ts';
-import { writeFileAtomic } from './layout.ts';
+import type { FileSystem } from '../../io/fs.ts';
+import { readTextFile, systemFs, writeFileAtomic } from './layout.ts';
 
 export interface NodeState {
   readonly format: 1;
@@ -18,14 +18,22 @@ export interface NodeState {
   readonly peers: ReadonlyArray<{ readonly id: string; readonly addr: string }>;
 }
 
-export async function writeNodeState(path: string, state: NodeState): Promise<void> {
-  await writeFileAtomic(path, `${JSON.stringify(state, null, 2)}\n`, 0o600);
+export async function writeNodeState(
+  path: string,
+  state: NodeState,
+  fs: FileSystem = systemFs,
+): Promise<void> {
+  await writeFileAtomic(path, `${JSON.stringify(state, null, 2)}\n`, 0o600, fs);
 }
 
-export async function readNodeState(path: string, dataDir: string): Promise<NodeState> {
+export async function readNodeState(
+  path: string,
+  dataDir: string,
+  fs: FileSystem = systemFs,
+): Promise<NodeState> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readTextFile(path, fs);
   } catch {
     throw new SecretdError(
       'not_found',

@@ -24,7 +24,7 @@ import type {
   IssuedClientCertificate,
   RevocationOutcome,
 } from '../api/index.ts';
-import { peerPaths, reasonOf, type PeerClient } from '../peers/index.ts';
+import { peerPaths, reasonOf, type PeerLink } from '../peers/index.ts';
 import {
   certRecordsToPrune,
   normalizeSerial,
@@ -43,7 +43,7 @@ export interface ClientCertsContext {
   now(): Date;
   random: Random;
   selfId: string;
-  peers(): PeerClient;
+  peers(): PeerLink;
 }
 
 /**

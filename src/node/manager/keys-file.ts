@@ -10,11 +10,14 @@
  * and the log sealed under it could no longer be read.
  */
 import type { Random } from '../../crypto/index.ts';
+import type { FileSystem } from '../../io/fs.ts';
 import { writeNodeKeys, type NodeKeys } from '../data-dir/index.ts';
 
 export interface KeysFileOptions {
   readonly path: string;
   readonly random: Random;
+  /** The data dir's disk (default: the real one). */
+  readonly fs?: FileSystem;
   /** A write that failed: the file's state is unknown, the manager must stop. */
   readonly onFatal: (error: unknown) => void;
 }
@@ -47,7 +50,13 @@ export class KeysFile {
   ): Promise<NodeKeys> {
     const run = this.#writes.then(async () => {
       const keys = change(this.#keys);
-      await writeNodeKeys(this.#options.path, keys, this.#kek, this.#options.random);
+      await writeNodeKeys(
+        this.#options.path,
+        keys,
+        this.#kek,
+        this.#options.random,
+        this.#options.fs,
+      );
       this.#keys = keys;
       await after?.(keys);
       return keys;

@@ -16,11 +16,12 @@
  * catch it up); a step that fails undoes the earlier ones, so the manager is locked again and
  * `unlock` can be retried.
  *
- * The clock and randomness come in through the options (`timers`, `random`, `electionRandom`).
+ * The clock and randomness come in through the options (`timers`, `now`, `random`,
+ * `electionRandom`), the data dir's disk and the link to other nodes through `ports` (ports.ts):
+ * the simulator runs this same code on simulated ones (test/sim/manager-sim.test.ts).
  */
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
-import { readFile, rm } from 'node:fs/promises';
 import {
   constantTimeEqual,
   encodeUnlockKey,
@@ -41,7 +42,6 @@ import {
   raftTickMs,
   secretVersionsKeptDefault,
 } from '../../limits.ts';
-import { NodeFileSystem } from '../../io/node-fs.ts';
 import { systemTimers, type Timers } from '../../io/timers.ts';
 import type { MemberId } from '../../raft/types.ts';
 import type { RaftStatus } from '../../raft/core.ts';
@@ -76,6 +76,8 @@ import {
   openingKeys,
   readNodeKeys,
   readNodeState,
+  readTextFile,
+  removeIfPresent,
   sealingKey,
   writeNodeState,
   type DataDirPaths,
@@ -84,7 +86,7 @@ import {
 import type { Executor } from '../executor/index.ts';
 import { issueJoin, splitHostPort, type JoinAnswer, type JoinRequest } from '../join/index.ts';
 import { WorkloadLoop } from '../orchestration/index.ts';
-import type { PeerClient } from '../peers/index.ts';
+import type { PeerLink } from '../peers/index.ts';
 import {
   decodeMessages,
   forceNewCluster,
@@ -122,7 +124,7 @@ import {
   type SessionClaim,
 } from '../task-dispatch/index.ts';
 import { peerPaths } from '../peers/index.ts';
-import { openPeerClient, startAgent } from '../_node-agent.ts';
+import { startAgent } from '../_node-agent.ts';
 import { DekRotation, type EncryptionStatus } from './dek-rotation.ts';
 import { KeysFile } from './keys-file.ts';
 import { LeaderDuties } from './leader-duties.ts';
@@ -146,6 +148,7 @@ import {
   type NodeViewContext,
 } from './node-view.ts';
 import { UnlockBackoff, type UnlockBackoffState } from './unlock-backoff.ts';
+import { systemPorts, type ManagerPorts } from './ports.ts';
 
 export interface ManagerOptions {
   readonly dataDir: string;
@@ -174,6 +177,8 @@ export interface ManagerOptions {
   readonly log?: (line: string) => void;
   /** The clock of the back-off after wrong unlock keys (default: `timers`). */
   readonly unlockTimers?: Timers;
+  /** The data dir's disk and the link to other nodes (default: the real ones, `systemPorts`). */
+  readonly ports?: ManagerPorts;
 }
 
 /** A stream to a peer whose frames go unacknowledged this long is dropped. */
@@ -190,7 +195,7 @@ interface Running {
   /** The keys file: every write of it goes through here (keys-file.ts says why). */
   readonly keysFile: KeysFile;
   readonly dekRotation: DekRotation;
-  readonly peers: PeerClient;
+  readonly peers: PeerLink;
   readonly transport: RaftTransport;
   readonly raft: RaftNode;
   readonly dispatcher: Dispatcher;
@@ -202,6 +207,7 @@ export class Manager implements Backend {
   readonly paths: DataDirPaths;
   #state: NodeState;
   readonly #options: ManagerOptions;
+  readonly #ports: ManagerPorts;
   readonly #timers: Timers;
   readonly #router: LeaderRouter;
   /** The audit trail (Backend.audit): requests' own records, reading it (_audit.ts). */
@@ -232,6 +238,7 @@ export class Manager implements Backend {
     this.#options = options;
     this.paths = paths;
     this.#state = state;
+    this.#ports = options.ports ?? systemPorts;
     this.#timers = options.timers ?? systemTimers;
     this.#unlockBackoff = new UnlockBackoff(options.unlockTimers ?? this.#timers);
     this.#router = new LeaderRouter({
@@ -258,21 +265,23 @@ export class Manager implements Backend {
 
   static async open(options: ManagerOptions): Promise<Manager> {
     const paths = dataDirPaths(options.dataDir);
-    const state = await readNodeState(paths.nodeState, options.dataDir);
+    const { fs } = options.ports ?? systemPorts;
+    const state = await readNodeState(paths.nodeState, options.dataDir, fs);
     // An expired certificate cannot be renewed: say so instead of failing every handshake.
-    await checkNodeCertificate(paths, { now: options.now(), log: options.log ?? (() => {}) });
+    await checkNodeCertificate(paths, { now: options.now(), log: options.log ?? (() => {}), fs });
     const manager = new Manager(options, paths, state);
-    if (!(await nodeKeysLocked(paths.nodeKeys))) await manager.#start(null);
+    if (!(await nodeKeysLocked(paths.nodeKeys, fs))) await manager.#start(null);
     return manager;
   }
 
   /** Called right after `join`: the joiner was just handed the unlock key (if any) with its certificate. */
   static async openWithKey(options: ManagerOptions, kek: Uint8Array | null): Promise<Manager> {
     const paths = dataDirPaths(options.dataDir);
+    const { fs } = options.ports ?? systemPorts;
     const manager = new Manager(
       options,
       paths,
-      await readNodeState(paths.nodeState, options.dataDir),
+      await readNodeState(paths.nodeState, options.dataDir, fs),
     );
     await manager.#start(kek);
     return manager;
@@ -336,10 +345,12 @@ export class Manager implements Backend {
   async #openStorage(
     kek: Uint8Array | null,
   ): Promise<Pick<Running, 'keysFile' | 'dekRotation' | 'peers' | 'transport' | 'raft'>> {
-    const keys = await readNodeKeys(this.paths.nodeKeys, kek);
+    const { fs } = this.#ports;
+    const keys = await readNodeKeys(this.paths.nodeKeys, kek, fs);
+    // The certificate the keys file pairs with the key (in older files: node.pem).
     [this.#certPem, this.#caPem] = await Promise.all([
-      keys.tlsCert ?? readFile(this.paths.nodeCert, 'utf8'),
-      readFile(this.paths.caCert, 'utf8'),
+      keys.tlsCert ?? readTextFile(this.paths.nodeCert, fs),
+      readTextFile(this.paths.caCert, fs),
     ]);
     // During a DEK rotation a crash cut short, new records are sealed with the pending DEK and the current one opens the rest.
     const { dek, keyId: dekKeyId } = sealingKey(keys);
@@ -353,22 +364,22 @@ export class Manager implements Backend {
       dek,
       dekKeyId,
       olderKeys,
-      fs: new NodeFileSystem(),
+      fs,
       random: this.#options.random,
     };
     if (this.#options.forceNewCluster && !this.#clusterForced) {
       await forceNewCluster(storage);
       // The old log's marker counts the old log's segments; the new log records its own on open.
-      await rm(walMarkerPath(this.#options.dataDir), { force: true });
+      await removeIfPresent(fs, walMarkerPath(this.#options.dataDir));
       // From now on this manager founds the cluster: joiners replay from its configuration.
       this.#state = { ...this.#state, bootstrapVoters: [id], peers: [] };
-      await writeNodeState(this.paths.nodeState, this.#state);
+      await writeNodeState(this.paths.nodeState, this.#state, fs);
       this.#clusterForced = true;
     }
-    const peers = await openPeerClient(this.paths, {
-      tlsKey: keys.tlsKey,
-      localAddress: localAddressOf(this.state.advertiseAddr),
-    });
+    const peers = this.#ports.peers(
+      { ca: this.#caPem, cert: this.#certPem, key: keyPkcs8ToPem(keys.tlsKey) },
+      localAddressOf(this.state.advertiseAddr),
+    );
     const hints = new Map(this.state.peers.map((p) => [p.id, p.addr]));
     let raft: RaftNode | null = null;
     const transport = new RaftTransport({
@@ -401,6 +412,7 @@ export class Manager implements Backend {
     }
     const keysFile = new KeysFile(keys, kek, {
       path: this.paths.nodeKeys,
+      fs,
       random: this.#options.random,
       onFatal: (error) => this.#fatal(error),
     });
@@ -483,7 +495,7 @@ export class Manager implements Backend {
   }
 
   /** Step 5: this manager runs tasks too, when it has an executor. */
-  #startAgent(peers: PeerClient): void {
+  #startAgent(peers: PeerLink): void {
     const executor = this.#options.executor;
     if (!executor) return;
     const log = this.#options.log ?? (() => {});
@@ -500,7 +512,7 @@ export class Manager implements Backend {
   }
 
   /** Step 5 too: this manager renews its own certificate over mTLS, as every node does (certs/renewer.ts). */
-  #startRenewer(peers: PeerClient): void {
+  #startRenewer(peers: PeerLink): void {
     this.#renewer = new CertRenewer({
       nodeId: this.state.nodeId,
       clusterId: this.state.clusterId,
@@ -527,8 +539,13 @@ export class Manager implements Backend {
   async #persistCertificate(pair: RenewedPair): Promise<void> {
     await this.#running().keysFile.update(
       (keys) => ({ ...keys, tlsKey: pair.keyPkcs8, tlsCert: pair.certPem }),
-      () => writeFileAtomic(this.paths.nodeCert, pair.certPem, 0o644),
+      () => writeFileAtomic(this.paths.nodeCert, pair.certPem, 0o644, this.#ports.fs),
     );
+  }
+
+  /** Whether this manager's leader duties (dispatcher, orchestrator) are on now: the leader's only. */
+  get leaderDutiesActive(): boolean {
+    return this.#run?.dispatcher.active === true;
   }
 
   /**
@@ -769,7 +786,7 @@ export class Manager implements Backend {
   }
 
   async joinCA(): Promise<string> {
-    return readFile(this.paths.caCert, 'utf8');
+    return readTextFile(this.paths.caCert, this.#ports.fs);
   }
 
   async join(request: JoinRequest): Promise<JoinAnswer> {

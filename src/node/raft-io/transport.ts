@@ -5,11 +5,10 @@
  * is full (HTTP/2 flow control), in a bounded queue; whatever a broken stream loses, Raft sends
  * again on its own schedule (appends, heartbeats, votes).
  */
-import type { ClientHttp2Stream } from 'node:http2';
 import { raftPeerQueueMax } from '../../limits.ts';
 import { systemTimers, type Timers } from '../../io/timers.ts';
 import type { MemberId, Message } from '../../raft/types.ts';
-import type { PeerClient } from '../peers/index.ts';
+import type { PeerLink, PeerStream } from '../peers/index.ts';
 import type { Transport } from './raft-node.ts';
 import { frame } from './frames.ts';
 import { encodeMessages } from './wire.ts';
@@ -20,7 +19,7 @@ export const raftStreamPath = peerPaths.raftStream;
 interface Peer {
   readonly id: MemberId;
   queue: Message[];
-  stream: ClientHttp2Stream | null;
+  stream: PeerStream | null;
   addr: string | null;
   /** False from a write the stream could not take until its `drain`. */
   writable: boolean;
@@ -37,7 +36,7 @@ interface Peer {
 }
 
 export interface RaftTransportOptions {
-  readonly client: PeerClient;
+  readonly client: PeerLink;
   /** The address of a member, from the store (or from the join answer before the store has it). */
   readonly resolve: (id: MemberId) => string | undefined;
   /** A stream whose frames go unacknowledged this long is dropped, with its connection. */
@@ -141,7 +140,7 @@ export class RaftTransport implements Transport {
       this.#backOff(peer, now);
       return false;
     }
-    let stream: ClientHttp2Stream;
+    let stream: PeerStream;
     try {
       stream = this.#options.client.openStream(addr, raftStreamPath);
     } catch {

@@ -36,7 +36,7 @@ import {
 } from './messages.ts';
 import { systemRandom } from '../../io/system.ts';
 import type { Executor, TaskSecret } from '../executor/index.ts';
-import type { PeerClient } from '../peers/index.ts';
+import type { PeerLink } from '../peers/index.ts';
 import type { TaskStatusUpdate } from '../store/index.ts';
 import { fromBase64 } from '../store/index.ts';
 import type { TaskState } from '../store/index.ts';
@@ -45,7 +45,7 @@ export interface AgentOptions {
   readonly nodeId: string;
   /** Managers to try, best first; the dispatcher's answer names the leader when it is elsewhere. */
   readonly managers: () => readonly string[];
-  readonly peers: PeerClient;
+  readonly peers: PeerLink;
   readonly executor: Executor;
   readonly timers: Timers;
   readonly log: (line: string) => void;

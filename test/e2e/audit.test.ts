@@ -375,6 +375,17 @@ describe('audit trail, three managers', () => {
     for (const name of oks.keys())
       expect({ name, exists: existing.has(name) }).toEqual({ name, exists: true });
     expect(final.every((r) => r.actor.name === 'e2e' && r.actor.kind === 'client')).toBe(true);
+    // A node change sent to a follower runs on the leader: its record names the caller, not the follower.
+    const current = await three.waitForLeader(nodes);
+    const follower = nodes.find((n) => n !== current)!;
+    const paused = await follower.cli(['node', 'update', '--availability', 'pause', follower.id]);
+    expect({ code: paused.code, stderr: paused.stderr }).toEqual({ code: 0, stderr: '' });
+    const nodeRecords = parseLines(
+      (await current.admin('GET', `/secretd/audit?action=node-update&node=${follower.id}`)).text,
+    );
+    expect(nodeRecords.map((r) => [r.actor.kind, r.source, r.detail, r.result])).toEqual([
+      ['admin-socket', 'admin-socket', 'changed: availability', 'ok'],
+    ]);
     expect(three.daemonErrors()).toEqual([]);
   });
 });

@@ -20,7 +20,7 @@ import { peerPaths } from '../peers/index.ts';
 import { checkAccess, checkSecretScope, ruleOf, scopeOf, type AccessRule } from './access.ts';
 import type { Backend, Identity } from './backend.ts';
 import { notImplemented } from './not-implemented.ts';
-import { auditRequest } from '../audit/index.ts';
+import { auditForwardParam, auditRequest } from '../audit/index.ts';
 import { consistencyHeader, readConsistency, type ReadConsistency } from './read-consistency.ts';
 
 /** What the gate leaves on the context for the routes: the caller. */
@@ -63,6 +63,7 @@ export function admission(
       method: c.req.method,
       path: routePath(c.req.path),
       source: () => peerAddressOf(c),
+      forwarded: () => c.req.query(auditForwardParam),
     };
     await auditRequest(
       backend.audit?.sink,

@@ -13,8 +13,14 @@
  * recorded unless refused.
  */
 import { SecretdError } from '../../errors.ts';
-import { auditActorOf, auditContext, type AuditContext, type AuditIdentity } from './context.ts';
-import { clip, type AuditEntry } from './record.ts';
+import {
+  auditActorOf,
+  auditContext,
+  type AuditContext,
+  type AuditIdentity,
+  type AuditTag,
+} from './context.ts';
+import { checkAuditEntry, clip, type AuditEntry } from './record.ts';
 import type { ChainAnchor, VerifyOutcome } from './verify.ts';
 
 /** Where a request's own records go (AuditRecorder, through the Backend). */
@@ -34,11 +40,14 @@ export interface AuditedRequest {
   readonly path: string;
   /** The peer's address, read only when a record needs it. */
   readonly source: () => string;
+  /** The audit tag a manager forwarded with the call (`auditForwardParam`), if any. */
+  readonly forwarded?: () => string | undefined;
 }
 
 /** Actions of routes that change state without proposing (named for `audit ls --action`). */
 const routeActions: ReadonlyArray<readonly [RegExp, string]> = [
   [/^\/secretd\/exec$/, 'exec'],
+  [/^\/secretd\/internal\/exec$/, 'exec'],
   [/^\/swarm\/unlock$/, 'unlock'],
 ];
 
@@ -63,6 +72,14 @@ export async function auditRequest<T>(
 }
 
 function contextOf(request: AuditedRequest, socketUid: number | undefined): AuditContext {
+  const forwarded = forwardedTag(request);
+  if (forwarded !== undefined)
+    return {
+      actor: forwarded.actor,
+      source: forwarded.source,
+      requestId: forwarded.requestId,
+      proposed: false,
+    };
   let source: string | undefined;
   return {
     actor: auditActorOf(request.identity, socketUid),
@@ -73,6 +90,25 @@ function contextOf(request: AuditedRequest, socketUid: number | undefined): Audi
     requestId: undefined,
     proposed: false,
   };
+}
+
+/** A forwarded tag, taken from a manager's certificate only (a manager is trusted with the log anyway); a malformed one is ignored. */
+function forwardedTag(request: AuditedRequest): AuditTag | undefined {
+  const { identity } = request;
+  if (identity.role !== 'manager' || identity.via !== 'tls') return undefined;
+  const raw = request.forwarded?.();
+  if (raw === undefined) return undefined;
+  try {
+    const tag = JSON.parse(raw) as AuditTag;
+    checkAuditEntry(
+      { at: '', action: '', result: '', actor: tag.actor, source: tag.source },
+      'forwarded',
+    );
+    if (tag.requestId !== undefined && typeof tag.requestId !== 'string') return undefined;
+    return tag;
+  } catch {
+    return undefined;
+  }
 }
 
 function afterRequest(

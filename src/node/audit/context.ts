@@ -27,6 +27,13 @@ export interface AuditTag {
   readonly requestId?: string;
 }
 
+/**
+ * The query parameter a manager adds to a call it forwards to the leader's internal routes
+ * (leader-router.ts `onLeader`): the request's AuditTag as JSON. The leader's gate takes it from a
+ * manager certificate only, so the record names the original actor, not the forwarding manager.
+ */
+export const auditForwardParam = 'secretd-audit';
+
 const storage = new AsyncLocalStorage<AuditContext>();
 
 export const auditContext = {

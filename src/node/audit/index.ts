@@ -7,6 +7,7 @@
 export {
   auditActorOf,
   auditContext,
+  auditForwardParam,
   auditTagOf,
   type AuditContext,
   type AuditIdentity,

@@ -179,4 +179,26 @@ describe('auditRequest()', () => {
     }).catch(() => {});
     expect(s.records).toEqual([]);
   });
+
+  test("a manager's forwarded call is recorded under the original actor; a tag from anyone else is ignored", async () => {
+    const s = sink();
+    const tag = JSON.stringify({
+      actor: { kind: 'client', name: 'ops', serial: 'cd', role: 'operator' },
+      source: '10.0.0.8:6000',
+      requestId: 'r9',
+    });
+    const forwardedBy = (identity: { role: string; nodeId: string; via: 'tls' }) => ({
+      ...request('DELETE', '/secretd/internal/nodes/n3', identity),
+      forwarded: () => tag,
+    });
+    await auditRequest(s, forwardedBy({ role: 'manager', nodeId: 'm2', via: 'tls' }), async () => {
+      throw new SecretdError('conflict', 'Cannot remove node n3: it is a manager');
+    }).catch(() => {});
+    await auditRequest(s, forwardedBy({ role: 'worker', nodeId: 'w1', via: 'tls' }), async () => {
+      throw new SecretdError('conflict', 'no');
+    }).catch(() => {});
+    expect(s.records.map((r) => [r.actor.name, r.source, r.result, r.requestId])).toEqual([
+      ['ops', '10.0.0.8:6000', 'conflict', 'r9'],
+    ]);
+  });
 });

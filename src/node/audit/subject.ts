@@ -40,6 +40,8 @@ const actionNames: Readonly<Record<string, string>> = {
 export interface AuditLookups {
   readonly secretName: (id: string) => string | undefined;
   readonly serviceName: (id: string) => string | undefined;
+  /** A node's record as it is before the change (to name only the fields a node update changes). */
+  readonly node?: (id: string) => Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface AuditSubject {
@@ -87,11 +89,17 @@ export function auditSubject(
       return { action, object: named(str(command.id), lookups.serviceName) };
     case 'node-add':
       return { action, object: { id: str((command.node as Fields | undefined)?.id) ?? '' } };
-    case 'node-update':
+    case 'node-update': {
+      // Docker's clients send the whole spec: name only what differs from the node's record.
+      const before = lookups.node?.(str(command.id) ?? '');
+      const fields = ['role', 'availability', 'labels', 'addr'].filter(
+        (f) => before === undefined || JSON.stringify(command[f]) !== JSON.stringify(before[f]),
+      );
       return withDetail(
         { action, object: { id: str(command.id) ?? '' } },
-        changed(command, ['role', 'availability', 'labels', 'addr']),
+        changed(command, fields),
       );
+    }
     case 'node-remove':
       return { action, object: { id: ids?.join(',') ?? '' } };
     case 'cluster-update':

@@ -12,7 +12,7 @@ import type { Random } from '../../crypto/index.ts';
 import { codeForHttpStatus, NotLeaderError, SecretdError } from '../../errors.ts';
 import type { Timers } from '../../io/timers.ts';
 import { readConsistency } from '../api/index.ts';
-import { auditContext, auditedOps, auditTagOf } from '../audit/index.ts';
+import { auditContext, auditedOps, auditForwardParam, auditTagOf } from '../audit/index.ts';
 import { peerPaths, type PeerClient } from '../peers/index.ts';
 import type { ApplyResult, Command, Store, TaggedCommand } from '../store/index.ts';
 import { waitUntil, whenTrue, type AdvanceEvents } from './_raft-waits.ts';
@@ -132,12 +132,19 @@ export class LeaderRouter {
       call.body === undefined || call.body === null
         ? null
         : new TextEncoder().encode(JSON.stringify(call.body));
-    const response = await this.#options
-      .peers()
-      .request(leader.addr, call.method, call.path, payload, {
-        timeoutMs: forwardTimeoutMs,
-        contentType: 'application/json',
-      });
+    // The request's audit context goes with it: the leader records it (proposal or outcome) under
+    // the original actor, and this manager records nothing more for it.
+    const ctx = auditContext.current();
+    const tag = auditTagOf(ctx);
+    if (ctx) ctx.proposed = true;
+    const path =
+      tag === undefined
+        ? call.path
+        : `${call.path}${call.path.includes('?') ? '&' : '?'}${auditForwardParam}=${encodeURIComponent(JSON.stringify(tag))}`;
+    const response = await this.#options.peers().request(leader.addr, call.method, path, payload, {
+      timeoutMs: forwardTimeoutMs,
+      contentType: 'application/json',
+    });
     const text = new TextDecoder().decode(response.body);
     const parsed: unknown = text ? JSON.parse(text) : null;
     if (response.status >= 200 && response.status < 300) return parsed as T;

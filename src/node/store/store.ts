@@ -157,6 +157,7 @@ export class Store {
     return auditSubject(command as unknown as Readonly<Record<string, unknown>> & { op: string }, {
       secretName: (id) => this.#secrets.get(id as SecretId)?.name,
       serviceName: (id) => this.workloads.services.get(id as never)?.spec.name,
+      node: (id) => this.#nodes.get(id as NodeId) as Readonly<Record<string, unknown>> | undefined,
     });
   }
 

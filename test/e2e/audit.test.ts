@@ -17,6 +17,8 @@ import { join } from 'node:path';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
 import { Cluster, until } from '../helpers/cluster.ts';
 import {
+  Daemon,
+  freePort,
   requireBinary,
   secretd,
   secretdBin,
@@ -387,5 +389,49 @@ describe('audit trail, three managers', () => {
       ['admin-socket', 'admin-socket', 'changed: availability', 'ok'],
     ]);
     expect(three.daemonErrors()).toEqual([]);
+  });
+});
+
+describe('audit trail, autolock', () => {
+  test('unlock attempts on a locked manager, failed and ok, are recorded once it is unlocked, without the key', async () => {
+    using lockDir = tempDir('secretd-audit-lock-');
+    const dataDir = join(lockDir.path, 'm');
+    await using first = new Daemon([
+      'init',
+      '--data-dir',
+      dataDir,
+      '--listen-addr',
+      `127.0.0.1:${await freePort()}`,
+      '--autolock',
+    ]);
+    await first.waitFor(/Data directory:/);
+    const key = /SDKEY-1-[A-Za-z0-9+/]{43}/.exec(first.stdout)![0];
+    await first.kill('SIGKILL');
+    await using locked = new Daemon(['run', '--data-dir', dataDir]);
+    await locked.waitFor(/this manager is locked/);
+    const wrongKey = `SDKEY-1-${Buffer.alloc(32, 7).toString('base64').replace(/=+$/, '')}`;
+    expect(secretd(['unlock', '--data-dir', dataDir], { input: wrongKey }).code).toBe(1);
+    expect(
+      secretd(['secret', 'create', 'while_locked', '-', '--data-dir', dataDir], { input: 'x' })
+        .code,
+    ).toBe(1);
+    expect(secretd(['unlock', '--data-dir', dataDir], { input: `${key}\n` }).code).toBe(0);
+    const ls = (args: readonly string[]) =>
+      parseLines(
+        secretd(['audit', 'ls', '--format', 'json', '--data-dir', dataDir, ...args]).stdout,
+      );
+    const unlocks = await until('the unlock attempts to be recorded', 15_000, async () => {
+      const found = ls(['--action', 'unlock']);
+      return found.length === 2 ? found : undefined;
+    });
+    expect(unlocks.map((r) => [r.result, r.source, r.actor.kind])).toEqual([
+      ['invalid', 'admin-socket', 'admin-socket'],
+      ['ok', 'admin-socket', 'admin-socket'],
+    ]);
+    expect(ls(['--action', 'POST /secrets/create']).map((r) => r.result)).toEqual(['locked']);
+    const all = secretd(['audit', 'ls', '--format', 'json', '--data-dir', dataDir]).stdout;
+    for (const secret of [key, wrongKey, key.slice(8), wrongKey.slice(8)])
+      expect(all).not.toContain(secret);
+    expect(secretd(['audit', 'verify', '--data-dir', dataDir]).code).toBe(0);
   });
 });

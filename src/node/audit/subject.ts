@@ -35,6 +35,7 @@ const actionNames: Readonly<Record<string, string>> = {
   'dek-rotate': 'cluster-rotate-keys',
   'client-cert-issue': 'ca-issue-client',
   'client-cert-revoke': 'ca-revoke',
+  'client-cert-update': 'ca-update',
 };
 
 export interface AuditLookups {
@@ -116,6 +117,16 @@ export function auditSubject(
     case 'client-cert-issue': {
       const cert = command.cert as Fields | undefined;
       return { action, object: { id: str(cert?.serial) ?? '', name: str(cert?.name) ?? '' } };
+    }
+    case 'client-cert-update': {
+      const scope = Array.isArray(command.scope) ? (command.scope as string[]) : [];
+      return withDetail(
+        { action, object: { id: (command.serials as string[] | undefined)?.join(',') ?? '' } },
+        `role ${str(command.role) ?? ''}${scope.length > 0 ? `, scope ${scope.join(',')}` : ''}`.slice(
+          0,
+          256,
+        ),
+      );
     }
     case 'client-cert-revoke':
       return { action, object: { id: (command.serials as string[] | undefined)?.join(',') ?? '' } };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { parseRecordLine, type AuditTag } from '../audit/index.ts';
+import { auditSubject, parseRecordLine, type AuditTag } from '../audit/index.ts';
 import { decodeCommand, encodeCommand, type TaggedCommand } from './commands.ts';
 import { Store, toBase64 } from './store.ts';
 
@@ -229,5 +229,24 @@ describe('Store audit records', () => {
     });
     expect(store.secretByName('app_db')).toBeUndefined();
     expect(store.audit.size).toBe(1);
+  });
+});
+
+describe('auditSubject()', () => {
+  test('names the action and object of a command, and what a role change gives (never a key)', () => {
+    const lookups = { secretName: () => undefined, serviceName: () => undefined };
+    expect(
+      auditSubject(
+        { op: 'client-cert-update', at, serials: ['4a3f09'], role: 'writer', scope: ['app_*'] },
+        lookups,
+      ),
+    ).toEqual({
+      action: 'ca-update',
+      object: { id: '4a3f09' },
+      detail: 'role writer, scope app_*',
+    });
+    expect(
+      auditSubject({ op: 'cluster-update', at, expectedIndex: null, unlockKey: 'S0VZ' }, lookups),
+    ).toEqual({ action: 'cluster-update', detail: 'changed: unlockKey' });
   });
 });

@@ -224,3 +224,13 @@ export const auditDenialWindowMs = 10_000;
 export const auditDenialActorsMax = 1000;
 /** Bytes of one record field (names, sources, details) at most: longer is cut. */
 export const auditFieldBytesMax = 256;
+
+// --- root CA rotation (src/node/certs/ca-rotation*.ts) ---
+/** How often the leader looks at a root CA rotation: asks nodes to renew, finishes it once all have (Docker: 3 s). */
+export const caRotationReconcileMs = 3000;
+/** Nodes asked to renew in one pass at most (Docker's IssuanceStateRotateMaxBatchSize: 30). */
+export const caRotationRenewBatchMax = 30;
+/** A node asked to renew for a rotation is asked again after this if it has still not converged. */
+export const caRotationRenewAgainMs = 30_000;
+/** How often `secretd ca rotate` reads the rotation's progress while it waits. */
+export const caRotationPollMs = 500;

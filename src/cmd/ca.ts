@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { createKeyAndCSR, keyPkcs8ToPem } from '../crypto/index.ts';
 import { checkRoleAndScope } from '../node/index.ts';
 import { SecretdError } from '../errors.ts';
-import { clientCertLifetimeMsMin } from '../limits.ts';
+import { caRotationPollMs, clientCertLifetimeMsMin } from '../limits.ts';
+import { sleep, systemTimers } from '../io/timers.ts';
 import { lifetimeMs } from './_duration.ts';
 import { table, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call } from './client.ts';
@@ -77,7 +78,48 @@ function warnUnconfirmed(io: Io, unconfirmed: Unconfirmed | undefined, what: str
 
 const scopeText = (scope: readonly string[]): string => (scope.length > 0 ? scope.join(',') : '-');
 
+/** Where a root CA rotation stands, as `GET /secretd/ca/rotation` answers. */
+interface RotationJSON {
+  readonly InProgress: boolean;
+  readonly ID: string | null;
+  readonly StartedAt: string | null;
+  readonly Converged: number;
+  readonly Total: number;
+  readonly Pending: readonly string[];
+}
+
+function progressLine(status: RotationJSON): string {
+  return `Root CA rotation ${status.ID}: ${status.Converged} of ${status.Total} nodes converged${status.Pending.length > 0 && status.Pending.length <= 5 ? ` (waiting for ${status.Pending.join(', ')})` : ''}`;
+}
+
 export function registerCa(cli: CAC, io: Io): void {
+  cli
+    .command(
+      'rotate',
+      'Rotate the root CA: a new root, cross-signed by the current one; waits until every node has converged',
+    )
+    .option('-d, --detach', 'Return once the rotation has started, without waiting')
+    .action(async (flags: GlobalFlags & { detach?: boolean }) => {
+      await withClient(flags, async (c) => {
+        let status = (await call(c, 'POST', '/secretd/ca/rotate')) as RotationJSON;
+        const id = status.ID;
+        io.out(progressLine(status));
+        if (flags.detach) return;
+        let shown = progressLine(status);
+        // Polled until the rotation ends; it goes on in the cluster if this command is stopped.
+        while (status.InProgress && status.ID === id) {
+          await sleep(systemTimers, caRotationPollMs);
+          status = (await call(c, 'GET', '/secretd/ca/rotation')) as RotationJSON;
+          const line = progressLine(status);
+          if (status.InProgress && line !== shown) io.out((shown = line));
+        }
+        io.out(
+          `Root CA rotation ${id} finished: every node has a certificate from the new root, the old root is no longer trusted, and both join tokens changed`,
+        );
+      });
+      return 0;
+    });
+
   cli
     .command('issue-client', 'Issue a client certificate: writes ca.pem, cert.pem and key.pem')
     .option('--name <name>', 'Who the certificate is for (its CN)')

@@ -49,7 +49,7 @@ import {
   positiveSerial,
   toHex,
 } from './_cert-fields.ts';
-import { certDerFromPem, certPemFromDer, csrDerFromPem, pemEncode } from './pem.ts';
+import { certDerFromPem, certPemFromDer, csrDerFromPem, pemDecodeAll, pemEncode } from './pem.ts';
 import {
   arrayBacked,
   bytesEqual,
@@ -303,7 +303,10 @@ export interface Identity {
 
 /** Reads who a certificate names; it does not check who signed it (see `verifyIssuedBy`). */
 export function parseIdentity(cert: string | Uint8Array): Identity {
-  const parsed = parseCertificate(typeof cert === 'string' ? certDerFromPem(cert) : cert);
+  // A certificate issued during a root rotation comes with its chain: the leaf is the first block.
+  const der = typeof cert === 'string' ? pemDecodeAll(cert, 'CERTIFICATE')[0] : cert;
+  if (der === undefined) throw new SecretdError('invalid', 'Invalid PEM: no CERTIFICATE block');
+  const parsed = parseCertificate(der);
   const subject = parsed.subjectName;
   const nodeId = singleField(subject.getField('CN'), 'node id (CN)');
   const ou = singleField(subject.getField('OU'), 'role (OU)');

@@ -8,12 +8,17 @@ import { readFile } from 'node:fs/promises';
 import { keyPkcs8ToPem } from '../crypto/index.ts';
 import { systemNow, systemRandom } from '../io/system.ts';
 import { systemTimers } from '../io/timers.ts';
-import { CertRenewer, checkNodeCertificate } from './certs/index.ts';
+import {
+  CertRenewer,
+  checkNodeCertificate,
+  reportCertificateInUse,
+  samePemSet,
+} from './certs/index.ts';
 import type { Agent } from './task-dispatch/index.ts';
 import { openPeerClient, startAgent } from './_node-agent.ts';
 import { dataDirPaths, type DataDirPaths } from './data-dir/index.ts';
 import type { Executor } from './executor/index.ts';
-import { readNodeKeys, writeRenewedPair } from './data-dir/index.ts';
+import { readNodeKeys, writeFileAtomic, writeRenewedPair } from './data-dir/index.ts';
 import { readNodeState, type NodeState } from './data-dir/index.ts';
 import type { PeerClient } from './peers/index.ts';
 
@@ -52,7 +57,8 @@ export class Worker {
     let certPem = await checkNodeCertificate(paths, { now: systemNow(), log: options.log });
     // A worker's keys file is never autolocked: workers hold no sealed store.
     const keys = await readNodeKeys(paths.nodeKeys, null);
-    const caPem = await readFile(paths.caCert, 'utf8');
+    // The roots this worker trusts: replaced by a renewal's answer (both during a root CA rotation).
+    let caPem = await readFile(paths.caCert, 'utf8');
     const peers = await openPeerClient(paths, { tlsKey: keys.tlsKey });
     keys.dek.fill(0);
     const managers = (): string[] => state.peers.map((p) => p.addr);
@@ -77,6 +83,8 @@ export class Worker {
       now: systemNow,
       random: systemRandom,
       persist: async (pair) => {
+        // The roots first: during a rotation they include the old one, which the old pair chains to.
+        if (!samePemSet(pair.caPem, caPem)) await writeFileAtomic(paths.caCert, pair.caPem, 0o644);
         const current = await readNodeKeys(paths.nodeKeys, null);
         current.dek.fill(0);
         await writeRenewedPair(
@@ -88,9 +96,12 @@ export class Worker {
       },
       apply: (pair) => {
         certPem = pair.certPem;
+        caPem = pair.caPem;
         // New connections present it; the open dispatcher session stays on the old one, still valid.
         peers.setTls({ ca: caPem, cert: pair.certPem, key: keyPkcs8ToPem(pair.keyPkcs8) });
       },
+      // The managers count it for a root CA rotation (certs/report.ts).
+      report: () => reportCertificateInUse(peers, managers()),
       log: options.log,
     });
     renewer.start();

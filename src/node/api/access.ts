@@ -16,6 +16,7 @@
  */
 import type { Identity } from './backend.ts';
 import { peerPaths } from '../peers/index.ts';
+import { certificateReportPath } from '../certs/index.ts';
 import { SecretdError } from '../../errors.ts';
 import { inScope } from '../store/index.ts';
 
@@ -131,6 +132,8 @@ export const accessRules: Readonly<Record<string, AccessRule>> = {
   'POST /swarm/update': { roles: admins, what: 'update the swarm' },
   'POST /swarm/unlock': { roles: admins, what: 'unlock a manager' },
   'POST /secretd/rotate-keys': { roles: admins, what: 'rotate the data keys' },
+  'POST /secretd/ca/rotate': { roles: admins, what: 'rotate the root CA' },
+  'GET /secretd/ca/rotation': { roles: readers, what: 'read the root CA rotation' },
 
   'GET /nodes': { roles: readers, what: 'list nodes' },
   'GET /nodes/:id': { roles: readers, what: 'inspect nodes' },
@@ -169,6 +172,7 @@ export const accessRules: Readonly<Record<string, AccessRule>> = {
   [`POST ${peerPaths.status}`]: session,
   [`POST ${peerPaths.execResult}`]: session,
   [`POST ${peerPaths.renewCertificate}`]: { roles: nodes, what: 'renew a node certificate' },
+  [`POST ${certificateReportPath}`]: { roles: nodes, what: 'report a node certificate' },
   // A stream route (stream-routes.ts): Raft frames, also checked against Backend.speaksRaft (a
   // manager being demoted still speaks Raft under its worker role until it leaves).
   [`POST ${peerPaths.raftStream}`]: { roles: nodes, what: 'speak Raft' },

@@ -11,6 +11,7 @@
 import { Hono, type Context } from 'hono';
 import { admission, answerError, answerNotFound, routePathOf, type AppEnv } from './_gate.ts';
 import type { Backend, Identity } from './backend.ts';
+import { caRotationRoutes } from './routes/ca-rotation.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { certificateRoutes } from './routes/certificates.ts';
 import { dispatchRoutes } from './routes/dispatch.ts';
@@ -44,6 +45,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.route('/', peerRoutes(backend));
   app.route('/', dispatchRoutes(backend));
   app.route('/', certificateRoutes(backend));
+  app.route('/', caRotationRoutes(backend));
   app.route('/', serviceRoutes(backend));
   app.route('/', auditRoutes(backend));
   app.notFound(answerNotFound);

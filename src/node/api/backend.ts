@@ -94,6 +94,16 @@ export interface VersionOutcome {
   readonly changed: boolean;
 }
 
+/** Where the root CA's rotation stands: every node listed (managers and workers) counts. */
+export interface RootRotationStatus {
+  readonly inProgress: boolean;
+  readonly id: string | null;
+  readonly startedAt: string | null;
+  /** Nodes whose certificate comes from the new root. */
+  readonly converged: readonly string[];
+  readonly pending: readonly string[];
+}
+
 export interface SwarmUpdate {
   readonly expectedIndex: number;
   readonly labels?: Labels;
@@ -103,6 +113,8 @@ export interface SwarmUpdate {
   readonly rotateUnlockKey: boolean;
   /** A new validity for node certificates issued from now on (Docker's CAConfig.NodeCertExpiry). */
   readonly nodeCertExpiryMs?: number;
+  /** Docker's CAConfig.ForceRotate when it changed: start a root CA rotation. */
+  readonly forceRotate?: number;
 }
 
 export interface NodeSummary {
@@ -243,10 +255,24 @@ export interface Backend {
     from: Identity,
     request: RenewalRequest,
   ): Promise<{ readonly certPem: string; readonly caPem: string }>;
-  /** Calls `listener` with each renewed certificate of this node, for the TLS server's new connections. */
+  /**
+   * Calls `listener` with each renewed certificate of this node, for the TLS server's new
+   * connections, and with the roots to trust (`caPem`) whenever they change (a root CA rotation).
+   */
   onNodeCertificate?(
-    listener: (pair: { readonly certPem: string; readonly tlsKey: Uint8Array }) => void,
+    listener: (pair: {
+      readonly certPem: string;
+      readonly tlsKey: Uint8Array;
+      readonly caPem?: string;
+    }) => void,
   ): void;
+
+  // The root CA's rotation (README, "Root CA rotation"; routes/ca-rotation.ts).
+  /** Starts one; `conflict` naming the progress while one runs. `forceRotate`: Docker's counter that asked. */
+  startRootRotation?(options?: { readonly forceRotate?: number }): Promise<RootRotationStatus>;
+  rootRotationStatus?(): Promise<RootRotationStatus>;
+  /** A node reports the certificate its connection presented as the one it uses now. */
+  reportNodeCertificate?(from: Identity, presentedDer: Uint8Array | null): Promise<void>;
 
   // Joining and Raft between managers.
   joinCA(): Promise<string>;

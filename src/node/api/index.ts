@@ -11,6 +11,7 @@ export {
   type NodeView,
   type SecretSpecInput,
   type SecretVersionView,
+  type RootRotationStatus,
   type SwarmUpdate,
   type VersionOutcome,
 } from './backend.ts';

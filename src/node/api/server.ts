@@ -148,12 +148,14 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
     },
     getRequestListener(app.fetch),
   );
-  // A renewed certificate serves every connection from then on; open ones keep theirs.
+  // A renewed certificate, or new roots to trust (a root CA rotation), serve every connection from
+  // then on; open ones keep theirs.
+  let caPem = options.caPem;
   options.backend.onNodeCertificate?.((pair) =>
     server.setSecureContext({
       key: keyPkcs8ToPem(pair.tlsKey),
       cert: pair.certPem,
-      ca: options.caPem,
+      ca: (caPem = pair.caPem ?? caPem),
       minVersion: 'TLSv1.2',
     }),
   );

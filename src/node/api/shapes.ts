@@ -3,6 +3,7 @@ import { heartbeatPeriodMs, raftElectionTicks, snapshotEntriesInterval } from '.
 import { taskHistoryPerSlot } from '../../limits.ts';
 import { nodeCertExpiryOf, type ClusterRecord, type SecretRecord } from '../store/index.ts';
 import type { NodeView } from './backend.ts';
+import { issuerInfo } from '../../crypto/index.ts';
 
 export function secretJSON(secret: SecretRecord): object {
   return {
@@ -33,15 +34,30 @@ export function swarmJSON(cluster: ClusterRecord, withTokens: boolean): object {
         HeartbeatTick: 1,
       },
       Dispatcher: { HeartbeatPeriod: heartbeatPeriodMs * 1e6 },
-      CAConfig: { NodeCertExpiry: nodeCertExpiryOf(cluster) * 1e6 },
+      CAConfig: {
+        NodeCertExpiry: nodeCertExpiryOf(cluster) * 1e6,
+        // Docker's counter, omitted at 0 as Docker's: `docker swarm ca --rotate` sends it back
+        // incremented (routes/swarm.ts).
+        ...(cluster.forceRotate ? { ForceRotate: cluster.forceRotate } : {}),
+      },
       TaskDefaults: {},
       EncryptionConfig: { AutoLockManagers: cluster.unlockKey !== null },
     },
-    TLSInfo: { TrustRoot: cluster.caCertPem },
-    RootRotationInProgress: false,
+    TLSInfo: rootTLSInfo(cluster.caCertPem),
+    RootRotationInProgress: cluster.rootRotation !== undefined,
     ...(withTokens
       ? { JoinTokens: { Worker: cluster.joinTokens.worker, Manager: cluster.joinTokens.manager } }
       : {}),
+  };
+}
+
+/** The root as Docker's `TLSInfo` gives it: what a converged node's TLSInfo matches (`docker swarm ca --rotate` waits on it). */
+function rootTLSInfo(caCertPem: string): object {
+  const info = issuerInfo(caCertPem);
+  return {
+    TrustRoot: caCertPem,
+    CertIssuerSubject: Buffer.from(info.subjectDer).toString('base64'),
+    CertIssuerPublicKey: Buffer.from(info.publicKeyDer).toString('base64'),
   };
 }
 

@@ -9,12 +9,15 @@
  * or a demotion changes it), O = the cluster id, valid for the cluster's setting (backdated 1 h),
  * and the SANs a join gives (join/admit-joiner.ts `verifiedManagerNames`): a manager keeps the
  * names of the manager certificate it presented, which the CA verified when it issued that one.
+ * During a root rotation it comes from the new root's key, followed by the new root cross-signed
+ * by the old (certs/ca-rotation.ts): the answer is then a PEM chain, leaf first.
  */
 import { X509Certificate } from 'node:crypto';
-import { issueCertificate, type Random } from '../../crypto/index.ts';
+import { issueCertificateWithChain, type Random } from '../../crypto/index.ts';
 import { SecretdError } from '../../errors.ts';
 import { splitHostPort, verifiedManagerNames } from '../join/index.ts';
 import { nodeCertExpiryOf, type ClusterRecord, type NodeRecord } from '../store/index.ts';
+import { signingCAOf } from './ca-rotation.ts';
 
 export interface RenewalRequest {
   /** The node the request names (its body's NodeID). */
@@ -53,23 +56,21 @@ export async function issueRenewal(
   const presented = parsePresented(request.presentedCertDer);
   const role = node.role;
   const keptNames = role === 'manager' && presented.manager ? presented.names : undefined;
-  const certPem = await issueCertificate(
-    { certPem: cluster.caCertPem, keyPkcs8: cluster.caKey },
-    request.csrPem,
-    {
-      nodeId: callerId,
-      role,
-      clusterId: cluster.id,
-      now: context.now,
-      lifetimeMs: nodeCertExpiryOf(cluster),
-      serial: context.random(16),
-      ...(role === 'manager'
-        ? verifiedManagerNames(hostOf(node.addr), request.observedIp, keptNames)
-        : {}),
-    },
-  );
+  // During a root rotation: the new key signs, and the cross-signed root follows as the chain.
+  const issued = await issueCertificateWithChain(signingCAOf(cluster), request.csrPem, {
+    nodeId: callerId,
+    role,
+    clusterId: cluster.id,
+    now: context.now,
+    lifetimeMs: nodeCertExpiryOf(cluster),
+    serial: context.random(16),
+    ...(role === 'manager'
+      ? verifiedManagerNames(hostOf(node.addr), request.observedIp, keptNames)
+      : {}),
+  });
+  const certPem = issued.certPem + issued.chainPem;
   // The key is compared on what was signed: the CSR's key as the CA read it.
-  if (spkiOf(new X509Certificate(certPem)).equals(presented.spki))
+  if (spkiOf(new X509Certificate(issued.certPem)).equals(presented.spki))
     throw refused(
       'the certificate request is for the key this node already holds; a renewal needs a new key',
       callerId,

@@ -9,6 +9,9 @@
  *            (peerPaths.renewCertificate) naming this node; the answer checked whole (signed by
  *            this cluster's CA, for this key, naming this node and cluster, not yet expired)
  *            before anything is written
+ *   trust    the answer carries the roots to trust (both during a root rotation, the new one
+ *            after): the new certificate must chain to them (through its chain, leaf first); they
+ *            come from a manager this node authenticated, and are written and applied with the pair
  *   then     `persist` writes the pair (keys file and certificate, in an order a start-up can
  *            resolve), and only then `apply` takes it into use for new connections: the TLS server
  *            and the peer client; connections already open keep the old certificate, which is
@@ -21,7 +24,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import {
   createKeyAndCSR,
   parseIdentity,
-  verifyIssuedBy,
+  verifyChain,
   type KeyAndCSR,
   type Random,
 } from '../../crypto/index.ts';
@@ -32,7 +35,10 @@ import { peerPaths, reasonOf, type PeerClient } from '../peers/index.ts';
 import { renewalBackoffMs, renewalDueMs } from './schedule.ts';
 
 export interface RenewedPair {
+  /** The certificate, followed by its chain during a root rotation. */
   readonly certPem: string;
+  /** The roots to trust from now on (PEM, one or two certificates), as the manager answered. */
+  readonly caPem: string;
   /** PKCS#8; handed over to `persist` and `apply`, which keep it (the renewer does not zero it). */
   readonly keyPkcs8: Uint8Array;
 }
@@ -56,6 +62,11 @@ export interface RenewerOptions {
   readonly persist: (pair: RenewedPair) => Promise<void>;
   /** Takes the written pair into use for new connections. */
   readonly apply: (pair: RenewedPair) => void;
+  /**
+   * Tells the managers which certificate this node uses now, once applied (a root rotation
+   * counts the nodes that converged); a failure is logged, and the leader asks again.
+   */
+  readonly report?: () => Promise<void>;
   readonly log: (line: string) => void;
   /** A new key and CSR (default: crypto's, P-256); tests pass their own. */
   readonly createKeyAndCSR?: () => Promise<KeyAndCSR>;
@@ -163,23 +174,32 @@ export class CertRenewer {
     const { keyPkcs8, csrPem } = await (this.#options.createKeyAndCSR ?? createKeyAndCSR)();
     let handedOver = false;
     try {
-      const certPem = await this.#ask(csrPem);
-      const notAfter = await this.#check(certPem, keyPkcs8);
+      const answer = await this.#ask(csrPem);
+      const caPem = answer.caPem ?? this.#options.caPem();
+      const { certPem } = answer;
+      const notAfter = await this.#check(certPem, caPem, keyPkcs8);
       if (this.#stopped) return;
-      await this.#options.persist({ certPem, keyPkcs8 });
+      await this.#options.persist({ certPem, caPem, keyPkcs8 });
       handedOver = true;
-      this.#options.apply({ certPem, keyPkcs8 });
+      this.#options.apply({ certPem, caPem, keyPkcs8 });
       const identity = parseIdentity(certPem);
       this.#options.log(
         `secretd: certificate renewed (${reason}): ${identity.role} certificate ${identity.serialHex}, valid until ${notAfter.toISOString()}`,
       );
+      await this.#options
+        .report?.()
+        .catch((error: unknown) =>
+          this.#options.log(
+            `secretd: telling the managers about the renewed certificate failed: ${reasonOf(error)}`,
+          ),
+        );
     } finally {
       if (!handedOver) keyPkcs8.fill(0);
     }
   }
 
   /** Each manager in turn; a refusal (403) ends the attempt (another manager would say the same). */
-  async #ask(csrPem: string): Promise<string> {
+  async #ask(csrPem: string): Promise<{ certPem: string; caPem: string | undefined }> {
     const body = new TextEncoder().encode(
       JSON.stringify({ NodeID: this.#options.nodeId, CSR: csrPem }),
     );
@@ -205,7 +225,11 @@ export class CertRenewer {
         continue;
       }
       const message = typeof answer?.message === 'string' ? answer.message : `HTTP ${status}`;
-      if (status === 200 && typeof answer?.Certificate === 'string') return answer.Certificate;
+      if (status === 200 && typeof answer?.Certificate === 'string')
+        return {
+          certPem: answer.Certificate,
+          caPem: typeof answer.CA === 'string' && answer.CA !== '' ? answer.CA : undefined,
+        };
       if (status === 403)
         throw new SecretdError('forbidden', `The manager at ${addr} refused: ${message}`);
       last = `${addr}: ${message}`;
@@ -213,8 +237,8 @@ export class CertRenewer {
     throw new SecretdError('unavailable', `No manager renewed the certificate (${last})`);
   }
 
-  /** The answer before anything is written: this CA, this key, this node and cluster, still valid. */
-  async #check(certPem: string, keyPkcs8: Uint8Array): Promise<Date> {
+  /** The answer before anything is written: chains to the roots given, this key, this node and cluster, still valid. */
+  async #check(certPem: string, caPem: string, keyPkcs8: Uint8Array): Promise<Date> {
     const bad = (why: string): SecretdError =>
       new SecretdError('unavailable', `The renewed certificate was refused: ${why}`);
     let identity: ReturnType<typeof parseIdentity>;
@@ -222,7 +246,13 @@ export class CertRenewer {
     let signed: boolean;
     try {
       identity = parseIdentity(certPem);
-      signed = await verifyIssuedBy(certPem, this.#options.caPem());
+      const [leaf, ...chain] = certPem.split(/(?=-----BEGIN CERTIFICATE-----)/);
+      const verdict = await verifyChain(leaf ?? '', {
+        chainPems: chain,
+        trustedRootPems: [caPem],
+        now: this.#options.now(),
+      });
+      signed = verdict.ok;
       ownsKey = new X509Certificate(certPem).checkPrivateKey(
         createPrivateKey({ key: Buffer.from(keyPkcs8), format: 'der', type: 'pkcs8' }),
       );

@@ -60,9 +60,16 @@ import type {
   SwarmUpdate,
   VersionOutcome,
 } from '../api/index.ts';
-import { secretVersionViews } from '../api/index.ts';
+import { secretVersionViews, type RootRotationStatus } from '../api/index.ts';
 import {
   CertRenewer,
+  issuerKeyOf,
+  issuerKeyOfDer,
+  newRotation,
+  reportCertificateInUse,
+  RootRotationDriver,
+  samePemSet,
+  trustBundleOf,
   checkExpiryWithinCA,
   checkNodeCertificate,
   issueRenewal,
@@ -116,6 +123,8 @@ import {
   type TaggedCommand,
   type TaskRecord,
   type TaskStatusUpdate,
+  nodeIssuerKey,
+  rotationProgress,
 } from '../store/index.ts';
 import {
   Dispatcher,
@@ -231,8 +240,15 @@ export class Manager implements Backend {
   #caPem = '';
   #renewer: CertRenewer | null = null;
   #roleRenewalAsked = '';
-  readonly #certificateListeners: Array<(pair: { certPem: string; tlsKey: Uint8Array }) => void> =
-    [];
+  /** The leader's part in a root CA rotation (certs/ca-rotation-driver.ts). */
+  #rotationDriver: RootRotationDriver | null = null;
+  /** The rotation this manager last renewed its own certificate for. */
+  #rootRenewalAsked = '';
+  /** Writes of the trust bundle (certificates/ca.pem), one after another. */
+  #trustWrites: Promise<void> = Promise.resolve();
+  readonly #certificateListeners: Array<
+    (pair: { certPem: string; tlsKey: Uint8Array; caPem?: string }) => void
+  > = [];
 
   private constructor(options: ManagerOptions, paths: DataDirPaths, state: NodeState) {
     this.#options = options;
@@ -334,6 +350,7 @@ export class Manager implements Backend {
       if (this.#options.forceNewCluster) await this.#dropOtherManagers(run.raft.store);
       this.#startAgent(run.peers);
       this.#startRenewer(run.peers);
+      this.#startRootRotation(run);
     } catch (error) {
       await this.#undoStart(run);
       throw error;
@@ -530,6 +547,7 @@ export class Manager implements Backend {
       random: this.#options.random,
       persist: (pair) => this.#persistCertificate(pair),
       apply: (pair) => this.#applyCertificate(pair),
+      report: () => this.#reportOwnCertificate(),
       log: this.#options.log ?? (() => {}),
     });
     this.#renewer.start();
@@ -537,6 +555,8 @@ export class Manager implements Backend {
 
   /** The renewed pair into the keys file (one write: key wrapped under autolock, certificate), then node.pem. */
   async #persistCertificate(pair: RenewedPair): Promise<void> {
+    // The roots first: during a rotation they include the old one, which the old pair chains to.
+    if (!samePemSet(pair.caPem, this.#caPem)) await this.#writeTrust(pair.caPem);
     await this.#running().keysFile.update(
       (keys) => ({ ...keys, tlsKey: pair.keyPkcs8, tlsCert: pair.certPem }),
       () => writeFileAtomic(this.paths.nodeCert, pair.certPem, 0o644, this.#ports.fs),
@@ -555,13 +575,16 @@ export class Manager implements Backend {
    */
   #applyCertificate(pair: RenewedPair): void {
     this.#certPem = pair.certPem;
+    this.#caPem = pair.caPem;
     const key = keyPkcs8ToPem(pair.keyPkcs8);
     this.#run?.peers.setTls({ ca: this.#caPem, cert: pair.certPem, key });
     for (const listener of this.#certificateListeners)
-      listener({ certPem: pair.certPem, tlsKey: pair.keyPkcs8 });
+      listener({ certPem: pair.certPem, tlsKey: pair.keyPkcs8, caPem: this.#caPem });
   }
 
-  onNodeCertificate(listener: (pair: { certPem: string; tlsKey: Uint8Array }) => void): void {
+  onNodeCertificate(
+    listener: (pair: { certPem: string; tlsKey: Uint8Array; caPem?: string }) => void,
+  ): void {
     this.#certificateListeners.push(listener);
   }
 
@@ -589,6 +612,7 @@ export class Manager implements Backend {
 
   /** A start that failed: everything it started stops, and the manager is locked again. */
   async #undoStart(run: Running): Promise<void> {
+    this.#rotationDriver?.stop();
     run.duties.stop();
     await run.raft.stop().catch(() => {});
     run.transport.close();
@@ -617,6 +641,7 @@ export class Manager implements Backend {
       ]);
     this.audit.recorder.stop();
     this.#renewer?.stop();
+    this.#rotationDriver?.stop();
     run?.duties.stop();
     await this.#agent?.stop();
     if (run) {
@@ -662,6 +687,7 @@ export class Manager implements Backend {
       if (event.kind === 'client-certs-revoked' || event.kind === 'node-removed')
         this.#revocationsChanged();
       if (event.kind === 'cluster') {
+        this.#followRoot(event.cluster);
         this.#maybeRewrapKeys(event.cluster.unlockKey);
         this.#run?.dekRotation.request(event.cluster.dekRotations ?? 0);
       } else {
@@ -785,8 +811,155 @@ export class Manager implements Backend {
     return this.#router.proposeForwarded(command);
   }
 
+  /** The root the join tokens' digest is of: the cluster's, not the trust bundle of a rotation. */
   async joinCA(): Promise<string> {
-    return readTextFile(this.paths.caCert, this.#ports.fs);
+    return (
+      this.#run?.raft.store.cluster?.caCertPem ?? readTextFile(this.paths.caCert, this.#ports.fs)
+    );
+  }
+
+  // --- Root CA rotation (README, "Root CA rotation"; certs/ca-rotation*.ts) --------------------
+
+  /** `secretd ca rotate`, Docker's `swarm ca --rotate`: a new root, cross-signed by the current one. */
+  async startRootRotation(options: { forceRotate?: number } = {}): Promise<RootRotationStatus> {
+    const cluster = clusterOf(await this.#router.read());
+    if (cluster.rootRotation) throw this.#rotationRunning(await this.rootRotationStatus());
+    const rotation = await newRotation(cluster, {
+      now: this.#options.now(),
+      random: this.#options.random,
+    });
+    const result = await this.#router.propose({
+      op: 'ca-rotation-start',
+      at: this.#now(),
+      rotation,
+      ...(options.forceRotate === undefined ? {} : { forceRotate: options.forceRotate }),
+    });
+    this.#options.log?.(`secretd: root CA rotation ${result.id ?? rotation.id} started`);
+    this.#rotationDriver?.pass();
+    return this.rootRotationStatus();
+  }
+
+  async rootRotationStatus(): Promise<RootRotationStatus> {
+    const store = await this.#router.read();
+    const rotation = clusterOf(store).rootRotation;
+    if (!rotation)
+      return { inProgress: false, id: null, startedAt: null, converged: [], pending: [] };
+    return {
+      inProgress: true,
+      id: rotation.id,
+      startedAt: rotation.startedAt,
+      ...rotationProgress(rotation, store.nodes()),
+    };
+  }
+
+  /** A node's report (certs/report.ts): records which root signed the certificate it presented. */
+  async reportNodeCertificate(from: Identity, presentedDer: Uint8Array | null): Promise<void> {
+    if ((from.role !== 'manager' && from.role !== 'worker') || presentedDer === null)
+      throw new SecretdError(
+        'forbidden',
+        'Permission denied: a node reports its certificate over its own mutual-TLS connection',
+      );
+    await this.#recordIssuer(from.nodeId, (cluster) => issuerKeyOfDer(presentedDer, cluster));
+  }
+
+  async #recordIssuer(
+    nodeId: string,
+    issuerOf: (cluster: ClusterRecord) => Promise<string | null>,
+  ): Promise<void> {
+    const store = await this.#router.read();
+    const cluster = clusterOf(store);
+    const node = store.node(nodeId);
+    if (!node) throw new SecretdError('not_found', `Node ${nodeId.slice(0, 64)} not found`);
+    const issuerKey = await issuerOf(cluster);
+    if (issuerKey === null)
+      throw new SecretdError(
+        'invalid',
+        `Node ${node.id}'s certificate is signed by neither the cluster's root nor the new root`,
+      );
+    if (nodeIssuerKey(node, cluster) === issuerKey) return;
+    await this.#router.propose({ op: 'node-cert-issuer', at: this.#now(), id: node.id, issuerKey });
+  }
+
+  #rotationRunning(status: RootRotationStatus): SecretdError {
+    return new SecretdError(
+      'conflict',
+      `A root CA rotation is already in progress (started at ${status.startedAt}): ${status.converged.length} of ${status.converged.length + status.pending.length} nodes converged`,
+    );
+  }
+
+  /** Step 5 too: the leader drives rotations; this manager's own certificate follows the root. */
+  #startRootRotation(run: Running): void {
+    this.#rotationDriver = new RootRotationDriver({
+      store: () => this.#run?.raft.store ?? null,
+      leading: () => run.dispatcher.active,
+      // This manager renews by itself when it applies a rotation (#followRoot).
+      askRenewal: (nodeId, reason) =>
+        nodeId === this.state.nodeId || run.dispatcher.askRenewal(nodeId, reason),
+      propose: (command) => this.#router.propose(command),
+      timers: this.#timers,
+      random: this.#options.random,
+      now: () => this.#now(),
+      log: this.#options.log ?? (() => {}),
+      // A manager renewed for the rotation but its report was lost: report again.
+      everyPass: () => {
+        const store = this.#run?.raft.store;
+        const rotation = store?.cluster?.rootRotation;
+        const self = store?.node(this.state.nodeId);
+        if (!rotation || !self || self.certIssuerKey === rotation.issuerKey) return;
+        void issuerKeyOf(this.#certPem, store!.cluster!)
+          .then((key) => (key === rotation.issuerKey ? this.#reportOwnCertificate() : undefined))
+          .catch(() => {});
+      },
+    });
+    this.#rotationDriver.start();
+    const cluster = run.raft.store.cluster;
+    if (cluster) this.#followRoot(cluster);
+    // A crash between a renewal and its report: the store learns which certificate is in use.
+    void this.#reportOwnCertificate().catch(() => {});
+  }
+
+  /**
+   * The cluster's root changed (a rotation started or finished, or a snapshot said so): this
+   * manager trusts what the cluster trusts (certificates/ca.pem, the TLS server, the peer client),
+   * and renews its own certificate once per rotation unless it already comes from the new root.
+   */
+  #followRoot(cluster: ClusterRecord): void {
+    const run = this.#run;
+    if (!run || this.#certPem === '') return;
+    const bundle = trustBundleOf(cluster);
+    if (!samePemSet(bundle, this.#caPem)) {
+      this.#caPem = bundle;
+      void this.#writeTrust(bundle).catch((error: unknown) =>
+        this.#options.log?.(
+          `secretd: writing the trusted roots failed: ${(error as Error).message}`,
+        ),
+      );
+      const tlsKey = run.keysFile.keys.tlsKey;
+      run.peers.setTls({ ca: bundle, cert: this.#certPem, key: keyPkcs8ToPem(tlsKey) });
+      for (const listener of this.#certificateListeners)
+        listener({ certPem: this.#certPem, tlsKey, caPem: bundle });
+    }
+    const rotation = cluster.rootRotation;
+    if (!rotation || !this.#renewer || this.#rootRenewalAsked === rotation.id) return;
+    this.#rootRenewalAsked = rotation.id;
+    void issuerKeyOf(this.#certPem, cluster).then((key) => {
+      if (key !== rotation.issuerKey)
+        this.#renewer?.renewNow(`the root CA is rotating (rotation ${rotation.id})`);
+    });
+  }
+
+  #writeTrust(bundle: string): Promise<void> {
+    const write = this.#trustWrites.then(() =>
+      writeFileAtomic(this.paths.caCert, bundle, 0o644, this.#ports.fs),
+    );
+    this.#trustWrites = write.catch(() => {});
+    return write;
+  }
+
+  /** Records which root signed this manager's certificate in use (after a renewal, and at start). */
+  async #reportOwnCertificate(): Promise<void> {
+    const certPem = this.#certPem;
+    await this.#recordIssuer(this.state.nodeId, (cluster) => issuerKeyOf(certPem, cluster));
   }
 
   async join(request: JoinRequest): Promise<JoinAnswer> {
@@ -838,7 +1011,8 @@ export class Manager implements Backend {
       random: this.#options.random,
       now: this.#options.now(),
     });
-    return { certPem, caPem: cluster.caCertPem };
+    // The roots the node trusts from now on: both during a root rotation.
+    return { certPem, caPem: trustBundleOf(cluster) };
   }
 
   isRemovedNode(nodeId: string): boolean {
@@ -926,7 +1100,9 @@ export class Manager implements Backend {
       async () => {
         const store = await this.#router.read();
         const context = this.#viewContext(store);
-        return [...store.nodes()].map((n) => nodeView(n, context));
+        return [...store.nodes()].map((n) =>
+          nodeView(n, { ...context, tls: this.#tlsInfo(store, n) }),
+        );
       },
       { method: 'GET', path: peerPaths.internalNodes },
     );
@@ -936,7 +1112,8 @@ export class Manager implements Backend {
     return this.#router.onLeader(
       async () => {
         const store = await this.#router.read();
-        return nodeView(resolveNode(store, ref), this.#viewContext(store));
+        const node = resolveNode(store, ref);
+        return nodeView(node, { ...this.#viewContext(store), tls: this.#tlsInfo(store, node) });
       },
       { method: 'GET', path: `${peerPaths.internalNodes}/${encodeURIComponent(ref)}` },
     );
@@ -1033,8 +1210,9 @@ export class Manager implements Backend {
   }
 
   /** The CA as Docker's node TLS info shows it, worked out once per CA certificate. */
-  #tlsInfo(store: Store): NodeView['tls'] {
-    const caPem = clusterOf(store).caCertPem;
+  #tlsInfo(store: Store, node?: NodeRecord): NodeView['tls'] {
+    const cluster = clusterOf(store);
+    const caPem = cluster.caCertPem;
     if (this.#tlsInfoCache?.caPem !== caPem) {
       const info = issuerInfo(caPem);
       this.#tlsInfoCache = {
@@ -1046,7 +1224,10 @@ export class Manager implements Backend {
         },
       };
     }
-    return this.#tlsInfoCache.info;
+    // Per node, as Docker's: the key that signed the certificate it reported using (both roots
+    // share the subject `secretd-ca`); the trust root is the cluster's.
+    const info = this.#tlsInfoCache.info;
+    return node ? { ...info, issuerPublicKey: nodeIssuerKey(node, cluster) } : info;
   }
 
   // --- Backend: cluster and secrets ----------------------------------------------------------
@@ -1222,6 +1403,9 @@ export class Manager implements Backend {
         : {}),
       ...(unlockKey !== undefined ? { unlockKey } : {}),
     });
+    // Docker's `swarm ca --rotate`: after the rest, whose entry checked the version the client read.
+    if (update.forceRotate !== undefined)
+      await this.startRootRotation({ forceRotate: update.forceRotate });
     // Answer only once this manager has applied the change and re-wrapped its keys file.
     await this.#router.read();
     await this.#running().keysFile.settled();

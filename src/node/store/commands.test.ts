@@ -41,6 +41,12 @@ const node = {
   resources: { nanoCpus: 1, memoryBytes: 2 },
 };
 
+/** A root certificate (createRootCA, public) and its key's SPKI, for the rotation's samples. */
+const rootPem =
+  '-----BEGIN CERTIFICATE-----\nMIIBbTCCAROgAwIBAgIQciRZVRJHr/P/gy+JcsBV+zAKBggqhkjOPQQDAjAVMRMw\nEQYDVQQDEwpzZWNyZXRkLWNhMB4XDTI2MTEyNzIzMDAwMFoXDTQ2MTEyMzAwMDAw\nMFowFTETMBEGA1UEAxMKc2VjcmV0ZC1jYTBZMBMGByqGSM49AgEGCCqGSM49AwEH\nA0IABPyXxPR8U+2U+vA0EoNjsEfwxy7suRpSz4Mui3BwKnj0J/H7JLMnxBXLgptz\nqSNlqgiGy98E2mFvSHFMhi758rejRTBDMBIGA1UdEwEB/wQIMAYBAf8CAQEwDgYD\nVR0PAQH/BAQDAgEGMB0GA1UdDgQWBBQqWQSkUsGPMhNEQf9+LdKU961p1jAKBggq\nhkjOPQQDAgNIADBFAiEAkz9zq/tnYpjUcq+CeqfcpTtMdg7p1W4ZbqWPGCUjff0C\nIAcMFqXPGSqQQopUvoFrGUuy2f0pdWGza2RzkC07k1Ht\n-----END CERTIFICATE-----\n';
+const rootKey =
+  'MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE/JfE9HxT7ZT68DQSg2OwR/DHLuy5GlLPgy6LcHAqePQn8fsksyfEFcuCm3OpI2WqCIbL3wTaYW9IcUyGLvnytw==';
+
 /** One valid command of every op (the Record makes a new op without a sample a type error). */
 const samples: Record<CommandOp, TaggedCommand> = {
   'cluster-init': {
@@ -168,6 +174,26 @@ const samples: Record<CommandOp, TaggedCommand> = {
     ],
   },
   'dek-rotate': { op: 'dek-rotate', at },
+  'ca-rotation-start': {
+    op: 'ca-rotation-start',
+    at,
+    rotation: {
+      id: 'r1',
+      startedAt: at,
+      caCertPem: rootPem,
+      caKey: toBase64(new Uint8Array([1, 2])),
+      crossSignedPem: 'PEM',
+      issuerKey: rootKey,
+    },
+    forceRotate: 1,
+  },
+  'node-cert-issuer': { op: 'node-cert-issuer', at, id: 'n1', issuerKey: rootKey },
+  'ca-rotation-finish': {
+    op: 'ca-rotation-finish',
+    at,
+    rotationId: 'r1',
+    joinTokens: { worker: 'w', manager: 'm' },
+  },
 };
 
 /** For each op, fields set to values of the wrong shape: each must be refused. */
@@ -295,6 +321,23 @@ const wrongShapes: Record<CommandOp, ReadonlyArray<readonly [string, unknown]>> 
   ],
   'tasks-remove': [['ids', 'all']],
   'dek-rotate': [['at', 7]],
+  'ca-rotation-start': [
+    ['rotation', null],
+    ['rotation.id', ''],
+    ['rotation.caKey', 3],
+    ['rotation.caCertPem', 'not a certificate'],
+    ['rotation.issuerKey', 'QUJD'],
+    ['forceRotate', -1],
+  ],
+  'node-cert-issuer': [
+    ['id', ''],
+    ['issuerKey', 'not base64!'],
+    ['issuerKey', ''],
+  ],
+  'ca-rotation-finish': [
+    ['rotationId', 7],
+    ['joinTokens', null],
+  ],
   'client-cert-issue': [
     ['cert', null],
     ['cert.serial', 'xyz'],
@@ -348,6 +391,7 @@ const wrongShapes: Record<CommandOp, ReadonlyArray<readonly [string, unknown]>> 
 const optionalFields: Partial<Record<CommandOp, readonly string[]>> = {
   'cluster-update': ['labels', 'joinTokens', 'unlockKey', 'secretVersionsKept'],
   'node-update': ['role', 'availability', 'labels', 'addr'],
+  'ca-rotation-start': ['forceRotate'],
 };
 
 function withField(command: TaggedCommand, path: string, value: unknown): unknown {

@@ -26,6 +26,7 @@ import { taskStateRank } from './task-states.ts';
 import { checkAuditKept } from './audit-log.ts';
 import { checkAuditEntry, type AuditEntry, type AuditTag } from '../audit/index.ts';
 import { auditBatchRecordsMax } from '../../limits.ts';
+import { checkRootRotation, type RootRotation } from './root-rotation.ts';
 
 export interface NodeSpec {
   readonly id: string;
@@ -125,6 +126,27 @@ export type Command =
   | { readonly op: 'node-remove'; readonly at: string; readonly ids: readonly string[] }
   /** Every manager seals its log under a new DEK (`cluster rotate-keys`; ClusterRecord.dekRotations). */
   | { readonly op: 'dek-rotate'; readonly at: string }
+  /** A root CA rotation begins (root-rotation.ts); `forceRotate`: Docker's counter that asked for it. */
+  | {
+      readonly op: 'ca-rotation-start';
+      readonly at: string;
+      readonly rotation: RootRotation;
+      readonly forceRotate?: number;
+    }
+  /** The key that signed the certificate a node uses now, as the node showed it (root-rotation.ts). */
+  | {
+      readonly op: 'node-cert-issuer';
+      readonly at: string;
+      readonly id: string;
+      readonly issuerKey: string;
+    }
+  /** Every node has converged: the new root replaces the old, with new join tokens. */
+  | {
+      readonly op: 'ca-rotation-finish';
+      readonly at: string;
+      readonly rotationId: string;
+      readonly joinTokens: { readonly worker: string; readonly manager: string };
+    }
   | {
       readonly op: 'node-status';
       readonly at: string;
@@ -321,6 +343,18 @@ export function parseCommand(value: unknown): TaggedCommand {
       optional(c.addr, 'addr', text);
       break;
     case 'dek-rotate':
+      break;
+    case 'ca-rotation-start':
+      checkRootRotation(c.rotation, 'rotation');
+      optional(c.forceRotate, 'forceRotate', count);
+      break;
+    case 'node-cert-issuer':
+      id(c.id, 'id');
+      if (base64(c.issuerKey, 'issuerKey') === '') throw wrong('issuerKey', 'non-empty base64');
+      break;
+    case 'ca-rotation-finish':
+      id(c.rotationId, 'rotationId');
+      joinTokens(c.joinTokens, 'joinTokens');
       break;
     case 'node-status':
       id(c.id, 'id');

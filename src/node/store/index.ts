@@ -69,3 +69,10 @@ export {
 export { checkNodeCertExpiry, nodeCertExpiryText } from './cluster-rules.ts';
 export { Workloads } from './workloads.ts';
 export { AuditLog, auditKeptOf, checkAuditKept, type AuditLogSnapshot } from './audit-log.ts';
+export {
+  nodeIssuerKey,
+  rootKeyOf,
+  rotationProgress,
+  type RootRotation,
+  type RotationProgress,
+} from './root-rotation.ts';

@@ -39,6 +39,7 @@ import type {
 import { Workloads } from './workloads.ts';
 import { auditKeptOf, AuditLog, type AuditLogSnapshot } from './audit-log.ts';
 import { auditedOps, auditSubject, type AuditSubject } from '../audit/index.ts';
+import { rotationProgress } from './root-rotation.ts';
 import { resolveByRef } from './lookup.ts';
 import {
   addVersion,
@@ -235,6 +236,10 @@ export class Store {
         this.#setCluster({ ...cluster, updatedAt: command.at, metaIndex: index, dekRotations });
         return { ok: true, id: cluster.id };
       }
+      case 'ca-rotation-start':
+      case 'node-cert-issuer':
+      case 'ca-rotation-finish':
+        return this.#rotateRoot(index, command);
       case 'node-status': {
         const node = this.#nodes.get(command.id as NodeId);
         if (!node) return { ok: false, code: 'not_found', message: `Node ${command.id} not found` };
@@ -430,6 +435,67 @@ export class Store {
       ...(command.auditKept === undefined ? {} : { auditKept: command.auditKept }),
     });
     return { ok: true, id: cluster.id };
+  }
+
+  /** The root CA's rotation (root-rotation.ts): start, a node's report, finish. */
+  #rotateRoot(
+    index: number,
+    command: Extract<
+      Command,
+      { op: 'ca-rotation-start' | 'node-cert-issuer' | 'ca-rotation-finish' }
+    >,
+  ): ApplyResult {
+    const cluster = this.#cluster;
+    if (!cluster) return { ok: false, code: 'unavailable', message: 'Cluster is not initialized' };
+    const rotation = cluster.rootRotation;
+    const stamp = { updatedAt: command.at, metaIndex: index };
+    switch (command.op) {
+      case 'ca-rotation-start': {
+        if (rotation)
+          return {
+            ok: false,
+            code: 'conflict',
+            message: `A root CA rotation is already in progress (started at ${rotation.startedAt})`,
+          };
+        const forced =
+          command.forceRotate === undefined ? {} : { forceRotate: command.forceRotate };
+        this.#setCluster({ ...cluster, ...stamp, ...forced, rootRotation: command.rotation });
+        return { ok: true, id: command.rotation.id };
+      }
+      case 'node-cert-issuer': {
+        const node = this.#nodes.get(command.id as NodeId);
+        if (!node) return { ok: false, code: 'not_found', message: `Node ${command.id} not found` };
+        if (node.certIssuerKey === command.issuerKey) return { ok: true, id: node.id };
+        const updated = { ...node, certIssuerKey: command.issuerKey, metaIndex: index };
+        this.#nodes.set(node.id, updated);
+        this.#emit({ kind: 'node', node: updated });
+        return { ok: true, id: node.id };
+      }
+      case 'ca-rotation-finish': {
+        if (rotation?.id !== command.rotationId)
+          return {
+            ok: false,
+            code: 'conflict',
+            message: `Cannot finish root CA rotation ${command.rotationId}: it is not the one in progress`,
+          };
+        const { pending } = rotationProgress(rotation, this.#nodes.values());
+        if (pending.length > 0)
+          return {
+            ok: false,
+            code: 'conflict',
+            message: `Cannot finish the root CA rotation: ${pending.length} node(s) have no certificate from the new root yet (${pending.slice(0, 5).join(', ')})`,
+          };
+        const { rootRotation: _, ...rest } = cluster;
+        this.#setCluster({
+          ...rest,
+          ...stamp,
+          caCertPem: rotation.caCertPem,
+          caKey: fromBase64(rotation.caKey),
+          joinTokens: command.joinTokens,
+        });
+        return { ok: true, id: rotation.id };
+      }
+    }
   }
 
   #setCluster(cluster: ClusterRecord): void {

@@ -4,6 +4,7 @@
  */
 import type { Role } from '../../crypto/ca.ts';
 import { nodeCertLifetimeMs } from '../../limits.ts';
+import type { RootRotation } from './root-rotation.ts';
 
 export type SecretId = string & { readonly __brand: 'SecretId' };
 export type NodeId = string & { readonly __brand: 'NodeId' };
@@ -45,6 +46,11 @@ export interface NodeRecord {
   readonly createdAt: string;
   readonly updatedAt: string;
   readonly metaIndex: number;
+  /**
+   * The key (SPKI DER, base64) that signed the certificate the node uses, as it last reported
+   * (root-rotation.ts); absent: never reported, a certificate from the cluster's current root.
+   */
+  readonly certIssuerKey?: string;
 }
 
 export type NodeStatus = 'unknown' | 'ready' | 'down';
@@ -72,6 +78,10 @@ export interface ClusterRecord {
   readonly nodeCertExpiryMs?: number;
   /** Audit records kept (`cluster update --audit-kept`); absent: the default (limits.ts auditKeptDefault). */
   readonly auditKept?: number;
+  /** A root CA rotation in progress (root-rotation.ts); absent: none. */
+  readonly rootRotation?: RootRotation;
+  /** Docker's `Spec.CAConfig.ForceRotate` as last seen: a client sending another value asks for a rotation. */
+  readonly forceRotate?: number;
 }
 
 /** The validity of node certificates issued now: the cluster's setting, else 90 days. */

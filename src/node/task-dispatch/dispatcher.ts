@@ -229,6 +229,14 @@ export class Dispatcher {
     session.send({ type: 'renew-certificate', reason: why.reason });
   }
 
+  /** Asks a node to renew now, over its session (a root CA rotation); false: it has no session here. */
+  askRenewal(nodeId: string, reason: string): boolean {
+    const session = this.#sessions.get(nodeId);
+    if (!this.#active || !session) return false;
+    session.send({ type: 'renew-certificate', reason });
+    return true;
+  }
+
   #renewalReason(session: Session): { key: string; reason: string } | null {
     const store = this.#options.store();
     const role = store.node(session.nodeId)?.role;

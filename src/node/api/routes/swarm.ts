@@ -95,15 +95,17 @@ export function swarmRoutes(backend: Backend): Hono<AppEnv> {
   return api;
 }
 
-type SpecUpdate = Pick<SwarmUpdate, 'labels' | 'autolock' | 'nodeCertExpiryMs'>;
+type SpecUpdate = Pick<SwarmUpdate, 'labels' | 'autolock' | 'nodeCertExpiryMs' | 'forceRotate'>;
 
 async function readSwarmSpec(c: Context<AppEnv>, cluster: ClusterRecord): Promise<SpecUpdate> {
   const body = await readJsonObject(c, 'swarm spec', swarmSpecFields);
   refuseUnknownFields(body, swarmSpecFields, 'swarm spec');
   const reported = (swarmJSON(cluster, false) as { Spec: Record<string, unknown> }).Spec;
   const nodeCertExpiryMs = readNodeCertExpiry(body, reported);
+  const forceRotate = readForceRotate(body, reported);
   refuseFixedChanges(body, reported);
   const out: { -readonly [K in keyof SpecUpdate]: SpecUpdate[K] } = {};
+  if (forceRotate !== undefined) out.forceRotate = forceRotate;
   if (nodeCertExpiryMs !== undefined) out.nodeCertExpiryMs = nodeCertExpiryMs;
   if (body.Labels !== undefined) out.labels = checkLabels(body.Labels, 'swarm');
   const encryption = body.EncryptionConfig;
@@ -144,6 +146,28 @@ function readNodeCertExpiry(
       'Invalid swarm spec: CAConfig.NodeCertExpiry must be a whole number of nanoseconds',
     );
   return checkNodeCertExpiry(Math.round(given / 1e6));
+}
+
+/**
+ * `Spec.CAConfig.ForceRotate` (`docker swarm ca --rotate` sends it incremented): a value other than
+ * the reported one (absent: 0, as Docker omits it) starts a root CA rotation with a new root
+ * secretd makes. Taken out of `body` like NodeCertExpiry; a root supplied by the client
+ * (SigningCACert, SigningCAKey: `--ca-cert`, `--ca-key`) or external CAs (`--external-ca`) stay
+ * fixed settings, refused (501) naming the field by `refuseFixedChanges`.
+ */
+function readForceRotate(
+  body: Record<string, unknown>,
+  reported: Record<string, unknown>,
+): number | undefined {
+  const ca = body.CAConfig;
+  if (typeof ca !== 'object' || ca === null || Array.isArray(ca)) return undefined;
+  const { ForceRotate: given, ...rest } = ca as Record<string, unknown>;
+  body.CAConfig = rest;
+  const current = (reported.CAConfig as { ForceRotate?: unknown } | undefined)?.ForceRotate ?? 0;
+  if (given === undefined || given === null || given === current) return undefined;
+  if (typeof given !== 'number' || !Number.isSafeInteger(given) || given < 0)
+    throw invalid('Invalid swarm spec: CAConfig.ForceRotate must be a whole number, 0 or more');
+  return given;
 }
 
 /**

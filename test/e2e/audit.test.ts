@@ -174,6 +174,21 @@ describe('audit trail, one manager', () => {
       (rs) => rs.length > 0,
     );
     expect(readerDenied.map((r) => [r.actor.role, r.result])).toEqual([['reader', 'denied']]);
+    // A revoked certificate is refused before it has an identity: recorded, naming the certificate.
+    expectRun(cluster.manager.cli(['ca', 'revoke', 'ci-writer']), { stdout: /ci-writer/ });
+    expect(as(writer, ['secret', 'ls']).code).toBe(1);
+    const revoked = await eventually(
+      'the revoked caller to be recorded',
+      ['--action', 'GET /secrets'],
+      (rs) => rs.some((r) => r.result === 'denied'),
+    );
+    expect(
+      revoked.map((r) => [
+        r.actor.kind,
+        r.result,
+        /\(name ci-writer\) was revoked/.test(r.detail ?? ''),
+      ]),
+    ).toEqual([['anonymous', 'denied', true]]);
     // Never a value: not in any record, in any encoding.
     const text = cluster.manager.cli(['audit', 'ls', '--format', 'json']).stdout;
     for (const value of values) {

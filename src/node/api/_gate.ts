@@ -20,7 +20,7 @@ import { peerPaths } from '../peers/index.ts';
 import { checkAccess, checkSecretScope, ruleOf, scopeOf, type AccessRule } from './access.ts';
 import type { Backend, Identity } from './backend.ts';
 import { notImplemented } from './not-implemented.ts';
-import { auditForwardParam, auditRequest } from '../audit/index.ts';
+import { auditForwardParam, auditRefusedCaller, auditRequest } from '../audit/index.ts';
 import { consistencyHeader, readConsistency, type ReadConsistency } from './read-consistency.ts';
 
 /** What the gate leaves on the context for the routes: the caller. */
@@ -55,7 +55,18 @@ export function admission(
   identify: (c: Context) => Identity,
 ): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const identity = identify(c);
+    let identity: Identity;
+    try {
+      identity = identify(c);
+    } catch (error) {
+      const request = {
+        method: c.req.method,
+        path: routePath(c.req.path),
+        source: () => peerAddressOf(c),
+      };
+      auditRefusedCaller(backend.audit?.sink, request, error);
+      throw error;
+    }
     c.set('identity', identity);
     // The request runs in its audit context (audit/audited.ts): a denial, or a change that proposed nothing, is recorded.
     const request = {

@@ -22,7 +22,7 @@ import { raftBatchBytesMax, requestBodyBytesMax } from '../../limits.ts';
 import { peerPaths } from '../peers/index.ts';
 import { FrameReader } from '../raft-io/index.ts';
 import { consistencyHeader } from './read-consistency.ts';
-import { auditRequest } from '../audit/index.ts';
+import { auditRefusedCaller, auditRequest } from '../audit/index.ts';
 import { admit, checkRoute, errorAnswer, routePath } from './_gate.ts';
 import type { Backend, Identity } from './backend.ts';
 import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead, type BodyBudget } from './body-budget.ts';
@@ -80,7 +80,18 @@ async function serveCreateSecret(
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
 ): Promise<void> {
-  const identity = options.identify(stream);
+  let identity: Identity;
+  try {
+    identity = options.identify(stream);
+  } catch (error) {
+    const request = {
+      method: 'POST',
+      path: createSecretRoute,
+      source: () => streamPeerAddress(stream),
+    };
+    auditRefusedCaller(options.backend.audit?.sink, request, error);
+    throw error;
+  }
   // Audited as the app's admission does (audit/audited.ts): the record goes in the create's entry.
   const request = {
     identity,

@@ -167,3 +167,25 @@ export interface AuditBackend {
   kept(): Promise<number>;
   updateKept(kept: number): Promise<number>;
 }
+
+/**
+ * A caller refused before it had an identity (a revoked client certificate, a removed node's, one of
+ * another cluster): a denied record whose actor is unknown and whose detail is the refusal (it names
+ * the certificate's serial and name). Rate-limited with every other such caller.
+ */
+export function auditRefusedCaller(
+  sink: AuditSink | undefined,
+  request: Omit<AuditedRequest, 'identity'>,
+  error: unknown,
+): void {
+  if (sink === undefined || !(error instanceof SecretdError) || error.code !== 'forbidden') return;
+  sink.denied({
+    at: sink.now(),
+    actor: { kind: 'anonymous', name: '', role: 'unknown' },
+    source: clip(request.source()),
+    action: `${request.method} ${clip(request.path)}`,
+    detail: clip(error.message),
+    result: 'denied',
+    requestId: sink.requestId(),
+  });
+}

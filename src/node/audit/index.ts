@@ -46,6 +46,7 @@ export {
 } from './query.ts';
 export { AuditRecorder, type AuditAppendCommand, type AuditRecorderOptions } from './recorder.ts';
 export {
+  auditRefusedCaller,
   auditRequest,
   type AuditBackend,
   type AuditedRequest,

@@ -619,6 +619,8 @@ export class Manager implements Backend {
     run.peers.closeAll();
     this.#run = null;
     this.#kek = null;
+    // Its keys-file writes finish before a retry starts: the retry writes the same file.
+    await run.keysFile.settled();
   }
 
   /** After --force-new-cluster: the other managers' data is from the old cluster; they must join again. */

@@ -27,6 +27,7 @@ import { SecretdError } from '../../errors.ts';
 import { agentSweepIntervalMs, heartbeatPeriodMs } from '../../limits.ts';
 import { sleep, type Timers } from '../../io/timers.ts';
 import type { ExecResult, SessionMessage, TaskAssignment } from './messages.ts';
+import { GrantedSecrets } from './granted.ts';
 import {
   execResultPath,
   heartbeatPath,
@@ -89,9 +90,14 @@ export class Agent {
   #refused = false;
   /** Count of secret deliveries received, without values: for tests and diagnostics. */
   secretsReceived = 0;
+  /** What this node holds by grant, outside of any task (memory only; zeroed on withdraw and on stop). */
+  readonly granted: GrantedSecrets;
 
   constructor(options: AgentOptions) {
     this.#options = options;
+    this.granted = new GrantedSecrets((error) =>
+      options.log(`secretd: agent: a granted-secrets listener failed: ${(error as Error).message}`),
+    );
     // The executor reports an exit only once the container's secrets are erased.
     options.executor.onExit((taskId, exitCode) => {
       if (!this.#running.delete(taskId)) return;
@@ -134,6 +140,7 @@ export class Agent {
     for (const versions of this.#secrets.values())
       for (const data of versions.values()) data.fill(0);
     this.#secrets.clear();
+    this.granted.withdrawAllBut();
   }
 
   #dropSecret(id: string, version: number): void {

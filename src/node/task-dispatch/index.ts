@@ -2,6 +2,13 @@
 export { Agent } from './agent.ts';
 export { Dispatcher } from './dispatcher.ts';
 export {
+  type GrantedChange,
+  type GrantedListener,
+  type GrantedSecret,
+  type GrantedSecretInfo,
+  GrantedSecrets,
+} from './granted.ts';
+export {
   type ExecResult,
   execResultPath,
   heartbeatPath,

@@ -171,7 +171,14 @@ const reached = (role: Role): string[] =>
     .map(([key]) => key)
     .sort();
 
-const ping = ['GET /_ping', 'HEAD /_ping', `GET ${peerPaths.joinCA}`, `POST ${peerPaths.join}`];
+/** Routes every role reaches: the ping, the join routes, and whoami (who the caller is, for the console). */
+const ping = [
+  'GET /_ping',
+  'HEAD /_ping',
+  `GET ${peerPaths.joinCA}`,
+  `POST ${peerPaths.join}`,
+  'GET /secretd/whoami',
+];
 
 describe('the roles, as the issue defines them', () => {
   test('admin reaches every route but those of nodes and of managers between themselves', () => {

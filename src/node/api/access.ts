@@ -155,6 +155,11 @@ export const accessRules: Readonly<Record<string, AccessRule>> = {
   'GET /secretd/audit/verify': { roles: ['admin', 'auditor'], what: 'verify the audit trail' },
   'GET /secretd/audit/settings': { roles: ['admin', 'auditor'], what: 'read the audit retention' },
   'POST /secretd/audit/settings': { roles: ['admin'], what: 'change the audit retention' },
+  // Who the caller is and which of these routes its role reaches (routes/whoami.ts; the console asks).
+  'GET /secretd/whoami': {
+    roles: everyone.filter((role) => role !== 'anonymous'),
+    what: 'read who it is',
+  },
   // Served on the admin socket only (the route refuses TLS), where the caller is always admin.
   'POST /secretd/images/import': { roles: ['admin'], what: 'import images' },
 

@@ -23,6 +23,7 @@ import { secretVersionRoutes } from './routes/secret-versions.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { swarmRoutes } from './routes/swarm.ts';
 import { systemRoutes } from './routes/system.ts';
+import { whoamiRoutes } from './routes/whoami.ts';
 
 export interface AppOptions {
   readonly backend: Backend;
@@ -48,6 +49,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.route('/', caRotationRoutes(backend));
   app.route('/', serviceRoutes(backend));
   app.route('/', auditRoutes(backend));
+  app.route('/', whoamiRoutes());
   app.notFound(answerNotFound);
   app.onError(answerError);
   return app;

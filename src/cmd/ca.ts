@@ -116,6 +116,9 @@ export function registerCa(cli: CAC, io: Io): void {
         io.out(
           `Root CA rotation ${id} finished: every node has a certificate from the new root, the old root is no longer trusted, and both join tokens changed`,
         );
+        io.out(
+          'Client certificates issued before the rotation are refused from now on: issue new ones (secretd ca issue-client), whose ca.pem is the new root',
+        );
       });
       return 0;
     });

@@ -157,7 +157,7 @@ describe('root CA rotation', () => {
     const rotated = await rotate;
     expectRun(rotated, {
       stdout: new RegExp(
-        `^Root CA rotation (\\w+): \\d of 4 nodes converged.*\\n(Root CA rotation \\1: \\d of 4 nodes converged.*\\n)*Root CA rotation \\1 finished: every node has a certificate from the new root, the old root is no longer trusted, and both join tokens changed\\n$`,
+        `^Root CA rotation (\\w+): \\d of 4 nodes converged.*\\n(Root CA rotation \\1: \\d of 4 nodes converged.*\\n)*Root CA rotation \\1 finished: every node has a certificate from the new root, the old root is no longer trusted, and both join tokens changed\\nClient certificates issued before the rotation are refused from now on: issue new ones \\(secretd ca issue-client\\), whose ca\\.pem is the new root\\n$`,
       ),
     });
 

@@ -9,7 +9,8 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findExecutable, startDockerSwarm, type DockerSwarm } from '../../bench/docker-swarm.ts';
 import { importDockerImage } from '../../bench/service-systems.ts';
@@ -619,6 +620,65 @@ describe('the docker CLI against secretd', () => {
     const restored = both(['swarm', 'update', '--cert-expiry', '2160h']);
     expectSameOutcome(restored, 0);
     expect(expiry(secretd)).toBe('2160h0m0s\n');
+  });
+
+  test('docker swarm ca prints the root; --rotate waits until every node has a certificate from a new root, then prints it', () => {
+    const pem = /^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n*$/;
+    const before = both(['swarm', 'ca']);
+    expectSameOutcome(before, 0);
+    expect(before.secretd.stdout).toMatch(pem);
+    if (before.docker) expect(before.docker.stdout).toMatch(pem);
+
+    const rotated = both(['swarm', 'ca', '--rotate']);
+    expectSameOutcome(rotated, 0);
+    for (const result of [rotated.secretd, rotated.docker]) {
+      if (!result) continue;
+      // The progress display, then the new root: the one `docker swarm ca` prints from now on.
+      const root = /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----\n*$/.exec(
+        result.stdout,
+      )?.[0];
+      expect(root).toBeDefined();
+      expect(result.stdout).toContain('rotated TLS certificates');
+    }
+    // The client certificate this suite uses came from the old root, which no node trusts now:
+    // a new one (and the new root as its ca.pem), as README's "Root CA rotation" says.
+    expectRun(
+      cluster.manager.cli([
+        'ca',
+        'issue-client',
+        '--name',
+        'docker-cli',
+        '--out',
+        secretd.env.DOCKER_CERT_PATH!,
+      ]),
+      { stdout: /Wrote/ },
+    );
+    const after = run(secretd, ['swarm', 'ca']);
+    expect(after.code).toBe(0);
+    expect(after.stdout).not.toBe(before.secretd.stdout);
+    expect(rotated.secretd.stdout.endsWith(after.stdout.trimEnd() + '\n')).toBe(true);
+    // A root or key supplied by the client, or an external CA: refused, naming it.
+    const given = join(dir.path, 'given-root.pem');
+    writeFileSync(given, after.stdout);
+    const givenKey = join(dir.path, 'given-key.pem');
+    writeFileSync(
+      givenKey,
+      generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+        type: 'pkcs8',
+        format: 'pem',
+      }),
+    );
+    const supplied = run(secretd, [
+      'swarm',
+      'ca',
+      '--rotate',
+      '--ca-cert',
+      given,
+      '--ca-key',
+      givenKey,
+    ]);
+    expect(supplied.code).toBe(1);
+    expect(supplied.stderr).toContain('SigningCACert');
   });
 
   test('what secretd does not do is an honest 501, never a fake success', () => {

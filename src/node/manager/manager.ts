@@ -902,9 +902,11 @@ export class Manager implements Backend {
       random: this.#options.random,
       now: () => this.#now(),
       log: this.#options.log ?? (() => {}),
-      // A manager renewed for the rotation but its report was lost: report again.
+      // The roots of a store no event announced (a snapshot installed) are followed here too; a
+      // manager renewed for the rotation but whose report was lost reports again.
       everyPass: () => {
         const store = this.#run?.raft.store;
+        if (store?.cluster) this.#followRoot(store.cluster);
         const rotation = store?.cluster?.rootRotation;
         const self = store?.node(this.state.nodeId);
         if (!rotation || !self || self.certIssuerKey === rotation.issuerKey) return;

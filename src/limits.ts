@@ -234,3 +234,11 @@ export const caRotationRenewBatchMax = 30;
 export const caRotationRenewAgainMs = 30_000;
 /** How often `secretd ca rotate` reads the rotation's progress while it waits. */
 export const caRotationPollMs = 500;
+
+// --- backup and restore (src/crypto/backup-format.ts, src/node/backup/) ---
+/** Plaintext bytes per sealed chunk of a backup file: what restore holds of the file at once. */
+export const backupChunkBytes = 64 * 1024;
+/** A backup file's readable header (magic line and JSON line) is at most this long. */
+export const backupHeaderBytesMax = 4096;
+/** A file holding an unlock key or a backup key larger than this is not one (a key is under 100 bytes). */
+export const keyFileBytesMax = 4096;

@@ -55,6 +55,12 @@ export const secretVersionsKeptDefault = 10;
 export const secretVersionsKeptMax = 1000;
 /** Highest version number accepted in input (references, --if-version, --to). */
 export const secretVersionMax = 2 ** 31 - 1;
+/** Grants per secret (`secret grant`): each is one alternative set of node constraints. */
+export const secretGrantsMax = 64;
+/** Node constraints in one grant (all must hold). */
+export const grantConstraintsMax = 16;
+/** Characters in one node constraint expression (`node.labels.role==db`). */
+export const nodeConstraintCharsMax = 256;
 /**
  * Unlock back-off: after a wrong unlock key the next attempt waits unlockBackoffInitialMs, doubling
  * with each wrong key in a row up to unlockBackoffMaxMs; a right key resets it. Attempts that arrive

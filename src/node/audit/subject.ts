@@ -25,6 +25,8 @@ const actionNames: Readonly<Record<string, string>> = {
   'secret-version-add': 'secret-update',
   'secret-rollback': 'secret-rollback',
   'secret-version-remove': 'secret-version-rm',
+  'secret-grant': 'secret-grant',
+  'secret-ungrant': 'secret-ungrant',
   'secret-remove': 'secret-rm',
   'service-create': 'service-create',
   'service-update': 'service-update',
@@ -70,6 +72,17 @@ export function auditSubject(
     case 'secret-rollback':
     case 'secret-version-remove':
       return { action, object: named(str(command.id), lookups.secretName) };
+    case 'secret-grant':
+    case 'secret-ungrant': {
+      // The grant's node constraints (names and label values, never secret material).
+      const constraints = Array.isArray(command.constraints)
+        ? (command.constraints as unknown[]).filter((c) => typeof c === 'string')
+        : [];
+      return withDetail(
+        { action, object: named(str(command.id), lookups.secretName) },
+        `node constraints ${constraints.join(', ')}`.slice(0, 256),
+      );
+    }
     case 'secret-remove':
       return {
         action,

@@ -29,6 +29,8 @@ const workloadOps: ReadonlySet<Command['op']> = new Set([
   'secret-version-add',
   'secret-rollback',
   'secret-version-remove',
+  'secret-grant',
+  'secret-ungrant',
   'service-create',
   'service-update',
   'service-remove',

@@ -82,6 +82,14 @@ const samples: Record<CommandOp, TaggedCommand> = {
   'secret-version-add': { op: 'secret-version-add', at, id: 's1', data, ifVersion: null },
   'secret-rollback': { op: 'secret-rollback', at, id: 's1', to: 1, ifVersion: 2 },
   'secret-version-remove': { op: 'secret-version-remove', at, id: 's1', version: 1 },
+  'secret-grant': {
+    op: 'secret-grant',
+    at,
+    id: 's1',
+    constraints: ['node.labels.role==db', 'node.role!=manager'],
+    version: null,
+  },
+  'secret-ungrant': { op: 'secret-ungrant', at, id: 's1', constraints: ['node.id==n1'] },
   'node-add': { op: 'node-add', at, node: node as never },
   'node-update': {
     op: 'node-update',
@@ -254,6 +262,23 @@ const wrongShapes: Record<CommandOp, ReadonlyArray<readonly [string, unknown]>> 
   'secret-version-remove': [
     ['version', '1'],
     ['version', 2 ** 60],
+  ],
+  'secret-grant': [
+    ['id', ''],
+    ['constraints', []],
+    ['constraints', 'node.id==n1'],
+    ['constraints', ['node.labels.role=db']],
+    ['constraints', ['node.platform.os==linux']],
+    ['constraints', ['node.role==worker', 'node.id==n1']],
+    ['constraints', ['node.id==n1', 'node.id==n1']],
+    ['constraints', ['NODE.ID==n1']],
+    ['version', 0],
+    ['version', '2'],
+  ],
+  'secret-ungrant': [
+    ['id', 7],
+    ['constraints', null],
+    ['constraints', ['node.labels.==x']],
   ],
   'node-add': [
     ['node', null],

@@ -22,6 +22,7 @@ import {
   onUpdateSignals,
 } from './secret-rules.ts';
 import { checkNodeCertExpiry } from './cluster-rules.ts';
+import { checkGrantConstraints } from './grants.ts';
 import { taskStateRank } from './task-states.ts';
 import { checkAuditKept } from './audit-log.ts';
 import { checkAuditEntry, type AuditEntry, type AuditTag } from '../audit/index.ts';
@@ -102,6 +103,24 @@ export type Command =
       readonly id: string;
       readonly to: number;
       readonly ifVersion: number | null;
+    }
+  /**
+   * A grant (grants.ts): nodes matching every one of `constraints` (normalized, sorted) hold the
+   * secret, at `version` or the newest; the same constraints again change only the version.
+   */
+  | {
+      readonly op: 'secret-grant';
+      readonly at: string;
+      readonly id: string;
+      readonly constraints: readonly string[];
+      readonly version: number | null;
+    }
+  /** Removes the grant with exactly these constraints. */
+  | {
+      readonly op: 'secret-ungrant';
+      readonly at: string;
+      readonly id: string;
+      readonly constraints: readonly string[];
     }
   /** Drops one old version; refused for the newest and for one a pinned reference uses. */
   | {
@@ -329,6 +348,15 @@ export function parseCommand(value: unknown): TaggedCommand {
       id(c.id, 'id');
       version(c.version, 'version');
       break;
+    case 'secret-grant':
+      id(c.id, 'id');
+      grantConstraints(c.constraints, 'constraints');
+      nullable(c.version, 'version', version);
+      break;
+    case 'secret-ungrant':
+      id(c.id, 'id');
+      grantConstraints(c.constraints, 'constraints');
+      break;
     case 'node-add':
       nodeSpec(c.node, 'node');
       break;
@@ -501,9 +529,9 @@ function nullable<T>(value: unknown, path: string, read: Reader<T>): void {
   if (value !== null) read(value, path);
 }
 
-function list<T>(value: unknown, path: string, read: Reader<T>): void {
+function list<T>(value: unknown, path: string, read: Reader<T>): T[] {
   if (!Array.isArray(value)) throw wrong(path, 'a list');
-  value.forEach((item, i) => read(item, `${path}[${i}]`));
+  return value.map((item, i) => read(item, `${path}[${i}]`));
 }
 
 /** A command's audit tag: the record's actor, source and request id (audit/record.ts's rules). */
@@ -523,6 +551,14 @@ function auditTag(value: unknown, path: string): void {
     },
     path,
   );
+}
+
+/** A grant's constraints exactly as a proposer writes them: valid, normalized, sorted, no duplicates. */
+function grantConstraints(value: unknown, path: string): void {
+  const given = list(value, path, text);
+  const normalized = checkGrantConstraints(value, `command ${path}`);
+  if (given.length !== normalized.length || given.some((t, i) => t !== normalized[i]))
+    throw wrong(path, 'node constraints, normalized, sorted and without duplicates');
 }
 
 function joinTokens(value: unknown, path: string): void {

@@ -41,6 +41,19 @@ export {
   parseOnUpdate,
 } from './secret-rules.ts';
 export { type ApplyResult, fromBase64, Store, toBase64 } from './store.ts';
+export {
+  checkGrantConstraints,
+  grantedVersion,
+  grantText,
+  type SecretGrant,
+} from './grants.ts';
+export {
+  constraintHolds,
+  type NodeConstraint,
+  nodeMatches,
+  normalizeNodeConstraint,
+  parseNodeConstraint,
+} from './node-constraints.ts';
 export { isDead, isLive, isStopping, taskStateRank } from './task-states.ts';
 export {
   type Availability,

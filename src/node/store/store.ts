@@ -41,6 +41,7 @@ import { auditKeptOf, AuditLog, type AuditLogSnapshot } from './audit-log.ts';
 import { auditedOps, auditSubject, type AuditSubject } from '../audit/index.ts';
 import { rotationProgress } from './root-rotation.ts';
 import { resolveByRef } from './lookup.ts';
+import { addGrant, grantedRemovalRefusal, grantPins, removeGrant } from './grants.ts';
 import {
   addVersion,
   removeVersion,
@@ -222,6 +223,9 @@ export class Store {
         return this.#changeVersions(index, command, (secret, context) =>
           removeVersion(secret, command.version, context),
         );
+      case 'secret-grant':
+      case 'secret-ungrant':
+        return this.#changeGrants(index, command);
       case 'node-add':
         return this.#addNode(index, command.at, command.node);
       case 'node-update':
@@ -554,7 +558,10 @@ export class Store {
       index,
       at: command.at,
       kept: this.#cluster?.secretVersionsKept,
-      pinnedBy: (version) => this.workloads.pinnedUsers(secret.id, version),
+      pinnedBy: (version) => [
+        ...this.workloads.pinnedUsers(secret.id, version),
+        ...grantPins(secret, version),
+      ],
     };
     const result = change(secret, context);
     if (!result.changed)
@@ -564,6 +571,28 @@ export class Store {
     for (const dropped of result.dropped) dropped.data.fill(0);
     if (result.version !== before) this.workloads.secretVersionAdded(index, command.at, secret.id);
     return { ok: true, id: secret.id, version: result.version, changed: true };
+  }
+
+  /** A grant added or changed, or removed (grants.ts); the dispatcher pushes or withdraws. */
+  #changeGrants(
+    index: number,
+    command: Extract<Command, { op: 'secret-grant' | 'secret-ungrant' }>,
+  ): ApplyResult {
+    const secret = this.#secrets.get(command.id as SecretId);
+    if (!secret) return { ok: false, code: 'not_found', message: `Secret ${command.id} not found` };
+    const stamp = { at: command.at, index };
+    const change =
+      command.op === 'secret-grant'
+        ? addGrant(secret, command.constraints, command.version, stamp)
+        : removeGrant(secret, command.constraints, stamp);
+    if (change.changed) this.#secrets.set(secret.id, change.record);
+    const pinned = command.op === 'secret-grant' && command.version !== null;
+    return {
+      ok: true,
+      id: secret.id,
+      changed: change.changed,
+      ...(pinned ? { version: command.version! } : {}),
+    };
   }
 
   #removeSecrets(ids: readonly string[]): ApplyResult {
@@ -580,6 +609,8 @@ export class Store {
           message: `Secret '${name}' is in use by the following ${users.length === 1 ? 'service' : 'services'}: ${users.join(', ')}`,
         };
       }
+      const granted = grantedRemovalRefusal(this.#secrets.get(id as SecretId)!);
+      if (granted !== null) return { ok: false, code: 'conflict', message: granted };
     }
     for (const id of ids) {
       const secret = this.#secrets.get(id as SecretId)!;

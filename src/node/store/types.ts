@@ -5,6 +5,7 @@
 import type { Role } from '../../crypto/ca.ts';
 import { nodeCertLifetimeMs } from '../../limits.ts';
 import type { RootRotation } from './root-rotation.ts';
+import type { SecretGrant } from './grants.ts';
 
 export type SecretId = string & { readonly __brand: 'SecretId' };
 export type NodeId = string & { readonly __brand: 'NodeId' };
@@ -31,6 +32,8 @@ export interface SecretRecord {
   /** The Raft index of the last change: Docker's `Version.Index`, the compare-and-set token. */
   readonly metaIndex: number;
   readonly versions: readonly SecretVersion[];
+  /** Which nodes may hold it outside of services (grants.ts); absent: none. */
+  readonly grants?: readonly SecretGrant[];
 }
 
 export interface NodeRecord {

@@ -158,6 +158,14 @@ export const imageNameCharsMax = 128;
 export const commandTimeoutMs = 30_000;
 /** From `runc run` to the container's process running. */
 export const containerStartTimeoutMs = 30_000;
+/** Containers (and `secretd spawn` processes) one node holds granted secrets for at once (local-containers.ts). */
+export const localContainersMax = 4096;
+/** Secret references one `secretd oci-runtime create` or `secretd spawn` may name. */
+export const localSecretRefsMax = 64;
+/** A bundle's config.json larger than this is refused by `secretd oci-runtime create`. */
+export const ociConfigBytesMax = 4 * 1024 * 1024;
+/** How long `secretd oci-runtime` and `secretd spawn` wait for the agent's answer on the admin socket. */
+export const localAgentTimeoutMs = 20_000;
 /** Default for `exec` when the caller gives none. */
 export const execTimeoutMsDefault = 30_000;
 /** Output kept from one exec or command, per stream; the rest is dropped. */

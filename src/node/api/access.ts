@@ -155,6 +155,8 @@ export const accessRules: Readonly<Record<string, AccessRule>> = {
   'GET /secretd/audit/verify': { roles: ['admin', 'auditor'], what: 'verify the audit trail' },
   'GET /secretd/audit/settings': { roles: ['admin', 'auditor'], what: 'read the audit retention' },
   'POST /secretd/audit/settings': { roles: ['admin'], what: 'change the audit retention' },
+  // A backup holds every secret, the CA key and the join tokens (sealed with the key the caller gets): admins only.
+  'POST /secretd/backup': { roles: ['admin'], what: 'take backups' },
   // Who the caller is and which of these routes its role reaches (routes/whoami.ts; the console asks).
   'GET /secretd/whoami': {
     roles: everyone.filter((role) => role !== 'anonymous'),
@@ -162,6 +164,11 @@ export const accessRules: Readonly<Record<string, AccessRule>> = {
   },
   // Served on the admin socket only (the route refuses TLS), where the caller is always admin.
   'POST /secretd/images/import': { roles: ['admin'], what: 'import images' },
+  // Containers' granted secrets on this node (secretd-runc, spawn): the admin socket only (the
+  // routes refuse TLS), where the caller is always admin.
+  'POST /secretd/local/containers': { roles: ['admin'], what: "prepare containers' secrets" },
+  'DELETE /secretd/local/containers/:id': { roles: ['admin'], what: "erase containers' secrets" },
+  'GET /secretd/local/containers': { roles: ['admin'], what: "list containers' secrets" },
 
   [`GET ${peerPaths.joinCA}`]: { roles: everyone, what: 'read the join CA' },
   [`POST ${peerPaths.join}`]: { roles: everyone, what: 'join' },

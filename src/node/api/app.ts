@@ -9,13 +9,22 @@
  * leads straight to its route file. A sub-app imports the gate, never this file.
  */
 import { Hono, type Context } from 'hono';
-import { admission, answerError, answerNotFound, routePathOf, type AppEnv } from './_gate.ts';
+import {
+  admission,
+  allow,
+  answerError,
+  answerNotFound,
+  routePathOf,
+  type AppEnv,
+} from './_gate.ts';
 import type { Backend, Identity } from './backend.ts';
 import { caRotationRoutes } from './routes/ca-rotation.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { backupRoutes } from './routes/backup.ts';
 import { certificateRoutes } from './routes/certificates.ts';
 import { dispatchRoutes } from './routes/dispatch.ts';
 import { joinRoutes } from './routes/join.ts';
+import { localContainerRoutes } from './routes/local-containers.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { peerRoutes } from './routes/peers.ts';
 import { secretRoutes } from './routes/secrets.ts';
@@ -49,6 +58,15 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.route('/', caRotationRoutes(backend));
   app.route('/', serviceRoutes(backend));
   app.route('/', auditRoutes(backend));
+  app.route('/', backupRoutes(backend));
+  app.route(
+    '/',
+    localContainerRoutes({
+      containers: () => backend.localContainers?.() ?? null,
+      guard: (key) => allow(key),
+      viaSocket: (c) => c.get('identity').via === 'socket',
+    }),
+  );
   app.route('/', whoamiRoutes());
   app.notFound(answerNotFound);
   app.onError(answerError);

@@ -1,4 +1,5 @@
 /** What the HTTP API needs from a node. The manager implements it; API tests may use a real manager. */
+import type { LocalContainers } from '../task-dispatch/index.ts';
 import type { Role } from '../../crypto/ca.ts';
 import type { ApplyResult, ClientCertRecord, ClientCertRole } from '../store/index.ts';
 import type { RenewalRequest } from '../certs/index.ts';
@@ -174,6 +175,8 @@ export interface Backend {
   /** The audit trail: where requests' own records go, and reading it (absent: nothing is audited, as in API tests without a manager). */
   readonly audit?: AuditBackend;
   summary(): NodeSummary;
+  /** This node's agent's service for other engines' containers (local-containers.ts); null while no agent runs. */
+  localContainers?(): LocalContainers | null;
   listSecrets(): Promise<readonly SecretRecord[]>;
   getSecret(ref: string): Promise<SecretRecord>;
   createSecret(spec: SecretSpecInput): Promise<string>;

@@ -7,6 +7,8 @@ import { httpStatusByCode, invalid, SecretdError } from '../../errors.ts';
 import type { ExecResult } from '../task-dispatch/index.ts';
 import { apiVersion } from './routes/system.ts';
 import { readJsonObject } from './request.ts';
+import { localContainerCounts, localContainerRoutes } from './routes/local-containers.ts';
+import type { LocalContainers } from '../task-dispatch/index.ts';
 
 export interface WorkerBackend {
   readonly nodeId: string;
@@ -15,6 +17,8 @@ export interface WorkerBackend {
   exec(taskId: string, argv: readonly string[]): Promise<ExecResult>;
   /** The agent's secret deliveries received and secrets held now: counts only, never values. */
   secretCounts(): { received: number; held: number };
+  /** The agent's service for other engines' containers and spawned processes. */
+  localContainers?(): LocalContainers | null;
 }
 
 export function createWorkerApp(backend: WorkerBackend, version: string): Hono {
@@ -36,6 +40,7 @@ export function createWorkerApp(backend: WorkerBackend, version: string): Hono {
       },
       SecretsReceived: secrets.received,
       SecretsHeld: secrets.held,
+      ...localContainerCounts(backend.localContainers?.() ?? null),
     });
   });
   app.post('/secretd/images/import', async (c) => {
@@ -55,6 +60,17 @@ export function createWorkerApp(backend: WorkerBackend, version: string): Hono {
     const result = await backend.exec(body.Task, body.Cmd as string[]);
     return c.json({ ExitCode: result.code, Stdout: result.stdout, Stderr: result.stderr });
   });
+  // The admin socket is the only way in: every caller is root on this machine.
+  app.route(
+    '/',
+    localContainerRoutes({
+      containers: () => backend.localContainers?.() ?? null,
+      guard: () => async (_c, next) => {
+        await next();
+      },
+      viaSocket: () => true,
+    }),
+  );
   app.all('*', (c) =>
     c.json(
       {

@@ -134,6 +134,7 @@ import {
 } from '../task-dispatch/index.ts';
 import { peerPaths } from '../peers/index.ts';
 import { startAgent } from '../_node-agent.ts';
+import type { LocalContainers } from '../task-dispatch/index.ts';
 import { DekRotation, type EncryptionStatus } from './dek-rotation.ts';
 import { KeysFile } from './keys-file.ts';
 import { LeaderDuties } from './leader-duties.ts';
@@ -1235,6 +1236,10 @@ export class Manager implements Backend {
   }
 
   // --- Backend: cluster and secrets ----------------------------------------------------------
+
+  localContainers(): LocalContainers | null {
+    return this.#agent?.containers ?? null;
+  }
 
   summary(): NodeSummary {
     return nodeSummary({

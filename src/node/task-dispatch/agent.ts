@@ -28,6 +28,7 @@ import { agentSweepIntervalMs, heartbeatPeriodMs } from '../../limits.ts';
 import { sleep, type Timers } from '../../io/timers.ts';
 import type { ExecResult, SessionMessage, TaskAssignment } from './messages.ts';
 import { GrantedSecrets } from './granted.ts';
+import { LocalContainers } from './local-containers.ts';
 import {
   execResultPath,
   heartbeatPath,
@@ -92,12 +93,20 @@ export class Agent {
   secretsReceived = 0;
   /** What this node holds by grant, outside of any task (memory only; zeroed on withdraw and on stop). */
   readonly granted: GrantedSecrets;
+  /** Granted secrets in containers other engines start (secretd-runc) and in `secretd spawn` processes. */
+  readonly containers: LocalContainers;
 
   constructor(options: AgentOptions) {
     this.#options = options;
     this.granted = new GrantedSecrets((error) =>
       options.log(`secretd: agent: a granted-secrets listener failed: ${(error as Error).message}`),
     );
+    this.containers = new LocalContainers({
+      runDir: options.executor.runDir,
+      granted: this.granted,
+      log: options.log,
+      ready: () => this.#adopted,
+    });
     // The executor reports an exit only once the container's secrets are erased.
     options.executor.onExit((taskId, exitCode) => {
       if (!this.#running.delete(taskId)) return;
@@ -133,6 +142,7 @@ export class Agent {
     this.#closeSession?.();
     await this.#queue;
     await Promise.all(this.#stopping.values());
+    this.containers.close();
     this.#dropAllSecrets();
   }
 
@@ -167,7 +177,14 @@ export class Agent {
 
   /** The safety net: erases what no running container owns (after the first full set only). */
   async #sweep(): Promise<void> {
-    if (!this.#adopted || this.#stopped) return;
+    if (this.#stopped) return;
+    // Other engines' containers and spawned processes: their own liveness decides, not assignments.
+    const gone = await this.containers.sweep();
+    if (gone.length > 0)
+      this.#options.log(
+        `secretd: agent: erased the secrets of ${gone.length} container(s) or spawned process(es) no longer running: ${gone.join(', ')}`,
+      );
+    if (!this.#adopted) return;
     const erased = await this.#options.executor.sweep();
     if (erased.length > 0)
       this.#options.log(

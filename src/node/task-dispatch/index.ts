@@ -2,6 +2,14 @@
 export { Agent } from './agent.ts';
 export { Dispatcher } from './dispatcher.ts';
 export {
+  LocalContainers,
+  processStartTime,
+  type LocalContainerInfo,
+  type LocalOwner,
+  type LocalSecretRef,
+  type Prepared,
+} from './local-containers.ts';
+export {
   type GrantedChange,
   type GrantedListener,
   type GrantedSecret,

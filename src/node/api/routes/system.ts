@@ -14,6 +14,7 @@ import {
   type ClientCertRecord,
 } from '../../store/index.ts';
 import { swarmJSON } from '../shapes.ts';
+import { localContainerCounts } from './local-containers.ts';
 
 export const apiVersion = '1.47';
 export const minApiVersion = '1.24';
@@ -156,6 +157,8 @@ export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
       // What this node's agent was given for its tasks, as counts: never names or values.
       SecretsReceived: s.secretsReceived,
       SecretsHeld: s.secretsHeld,
+      // Containers of other engines and spawned processes holding granted secrets here: counts only.
+      ...localContainerCounts(backend.localContainers?.() ?? null),
     });
   });
 

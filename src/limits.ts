@@ -249,6 +249,14 @@ export const caRotationRenewAgainMs = 30_000;
 /** How often `secretd ca rotate` reads the rotation's progress while it waits. */
 export const caRotationPollMs = 500;
 
+// --- the web console (src/console/) ---
+/** How often the console reads the cluster for the views no watch covers (nodes, Raft, tasks), while a page listens. */
+export const consolePollMs = 2000;
+/** Audit records the console's audit page and a secret's history show at most (the newest). */
+export const consoleAuditRecordsMax = 500;
+/** Pages listening for live updates at once, per console. */
+export const consoleEventClientsMax = 32;
+
 // --- backup and restore (src/crypto/backup-format.ts, src/node/backup/) ---
 /** Plaintext bytes per sealed chunk of a backup file: what restore holds of the file at once. */
 export const backupChunkBytes = 64 * 1024;

@@ -9,6 +9,7 @@ import { addConnectionOptions, readAllStdin, stdinArg, type Io } from './_common
 import { registerCa } from './ca.ts';
 import { registerCluster } from './cluster.ts';
 import { registerAudit } from './audit.ts';
+import { registerConsole } from './console.ts';
 import { registerNodeProcess } from './node-process.ts';
 import { registerNode } from './node.ts';
 import { registerSecret } from './secret.ts';
@@ -34,6 +35,10 @@ const groups: Record<string, { describe: string; register: (cli: CAC, io: Io) =>
     register: registerStack,
   },
   image: { describe: "Manage this node's images (root filesystems)", register: registerImage },
+  console: {
+    describe: 'Serve a web console for the cluster on this machine',
+    register: registerConsole,
+  },
 };
 
 /**
@@ -105,6 +110,7 @@ const valueOptions = new Set([
   '--version',
   '-c',
   '--compose-file',
+  '--listen',
 ]);
 
 function firstPositional(args: readonly string[]): number {

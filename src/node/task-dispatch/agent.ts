@@ -197,9 +197,9 @@ export class Agent {
     return [...this.#secrets.keys()];
   }
 
-  /** Counts for `/info`, never values: deliveries received so far and secrets held in memory now. */
+  /** Counts for `/info`, never values: deliveries received so far and secrets held in memory now (by task or by grant). */
   secretCounts(): { received: number; held: number } {
-    let held = 0;
+    let held = this.granted.size;
     for (const versions of this.#secrets.values()) held += versions.size;
     return { received: this.secretsReceived, held };
   }
@@ -340,7 +340,13 @@ export class Agent {
     }
     // Anything no task here will run with must go, whatever the dispatcher's removals said.
     this.#dropUnneededSecrets();
+    this.#applyGrants(message);
     this.#enqueue(() => this.#reconcile(message.full));
+  }
+
+  /** Secrets held by grant (granted.ts): what the message says this node holds now. */
+  #applyGrants(message: Extract<SessionMessage, { type: 'assignments' }>): void {
+    this.secretsReceived += this.granted.apply(message);
   }
 
   #enqueue(work: () => Promise<void>): void {

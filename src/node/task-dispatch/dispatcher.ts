@@ -5,6 +5,11 @@
  * reference, counted per node; when no task on a node references a secret any more, the node is
  * told to drop it. A node missing `heartbeatsMissedMax` heartbeats is marked down.
  *
+ * Grants ride the same stream: every secret one of whose grants matches the node (its id,
+ * hostname, role and labels, as the store has them now) is pushed at the version its grants name
+ * (grantedVersion), and withdrawn when none matches any more (grant removed, labels or role
+ * changed, secret removed); a new version an unpinned grant follows is pushed as it comes.
+ *
  * One process per node id: each session carries its agent process's instance id (SessionClaim). A
  * session request from the same instance replaces the old session (a reconnect); one from another
  * instance while the old session lives (open, heartbeats within the miss limit) is refused with
@@ -23,6 +28,7 @@ import { systemRandom } from '../../io/system.ts';
 import type { Timers } from '../../io/timers.ts';
 import type {
   ExecResult,
+  GrantDelivery,
   SecretDelivery,
   SecretKey,
   SessionClaim,
@@ -34,6 +40,7 @@ import type { AuditEntry } from '../audit/index.ts';
 import { toBase64, type Store } from '../store/index.ts';
 import { isDead, type ContainerSpec, type NodeStatus } from '../store/index.ts';
 import { nodeCertExpiryOf, nodeCertExpiryText } from '../store/index.ts';
+import { grantedVersion, type NodeRecord } from '../store/index.ts';
 
 interface Session {
   readonly nodeId: string;
@@ -46,6 +53,8 @@ interface Session {
   sentTasks: Map<string, string>;
   /** `${secretId}:${version}` of secrets the node holds. */
   sentSecrets: Set<string>;
+  /** Secret id → the version the node holds by grant. */
+  sentGrants: Map<string, number>;
   /** The role in the certificate the session presented (unknown: never asked to renew). */
   readonly certificateRole: 'manager' | 'worker' | undefined;
   /** When that certificate ends (ms since the epoch; unknown: never asked to renew for it). */
@@ -138,6 +147,7 @@ export class Dispatcher {
           address,
           sentTasks: new Map(),
           sentSecrets: new Set(),
+          sentGrants: new Map(),
           certificateRole: claim.certificateRole,
           certificateNotAfter: claim.certificateNotAfter,
           renewalAskedFor: null,
@@ -360,9 +370,81 @@ export class Dispatcher {
     this.#recordHoldings(session, store, secrets, holders);
     session.sentTasks = wanted;
     session.sentSecrets = new Set(wantedSecrets.keys());
-    if (full || tasks.length + removedTasks.length + secrets.length + removedSecrets.length > 0) {
-      session.send({ type: 'assignments', full, tasks, removedTasks, secrets, removedSecrets });
+    const { grants, removedGrants } = this.#grantChanges(session, store, full);
+    const changes =
+      tasks.length + removedTasks.length + secrets.length + removedSecrets.length;
+    if (full || changes + grants.length + removedGrants.length > 0) {
+      session.send({
+        type: 'assignments',
+        full,
+        tasks,
+        removedTasks,
+        secrets,
+        removedSecrets,
+        // Left out when empty (a full set without them withdraws every grant).
+        ...(grants.length > 0 ? { grants } : {}),
+        ...(removedGrants.length > 0 ? { removedGrants } : {}),
+      });
     }
+  }
+
+  /**
+   * What the node must hold by grant now against what it was sent: the deliveries (every held one
+   * in a full set) and the withdrawals, recorded in the audit trail; `session.sentGrants` updated.
+   */
+  #grantChanges(
+    session: Session,
+    store: Store,
+    full: boolean,
+  ): { grants: GrantDelivery[]; removedGrants: string[] } {
+    const node = store.node(session.nodeId);
+    const wanted = node === undefined ? new Map<string, number>() : grantedTo(store, node);
+    const grants: GrantDelivery[] = [];
+    const released: Array<{ id: string; version: number }> = [];
+    for (const [id, version] of wanted) {
+      const sent = session.sentGrants.get(id);
+      if (!full && sent === version) continue;
+      const secret = store.secret(id)!;
+      const data = secret.versions.find((v) => v.version === version)!.data;
+      grants.push({ id, name: secret.name, version, data: toBase64(data) });
+      if (sent !== undefined && sent !== version) released.push({ id, version: sent });
+    }
+    const removedGrants: string[] = [];
+    for (const [id, version] of session.sentGrants) {
+      if (wanted.has(id)) continue;
+      released.push({ id, version });
+      if (!full) removedGrants.push(id);
+    }
+    session.sentGrants = wanted;
+    this.#recordGrants(session, store, grants, released);
+    return { grants, removedGrants };
+  }
+
+  /** Deliveries and releases by grant, as for tasks' secrets, with `by grant` in their detail and no task. */
+  #recordGrants(
+    session: Session,
+    store: Store,
+    delivered: readonly GrantDelivery[],
+    released: ReadonlyArray<{ id: string; version: number }>,
+  ): void {
+    const record = this.#options.record;
+    if (!record) return;
+    const entry = (action: string, id: string, version: number, name?: string): void => {
+      const known = name ?? store.secret(id)?.name;
+      record({
+        at: this.#options.now(),
+        actor: { kind: 'node', name: 'dispatcher', role: 'manager' },
+        source: 'dispatcher',
+        action,
+        object: known === undefined ? { id } : { id, name: known },
+        version,
+        node: session.nodeId,
+        detail: 'by grant',
+        result: 'ok',
+      });
+    };
+    for (const { id, version } of released) entry('secret-release', id, version);
+    for (const { id, version, name } of delivered) entry('secret-deliver', id, version, name);
   }
 
   /** Deliveries (the versions in `secrets`) and releases (versions the node held, no task of it wants now). */
@@ -447,6 +529,17 @@ function versionsFor(store: Store, container: ContainerSpec): Record<string, num
     if (version !== undefined) versions[ref.secretId] = version;
   }
   return versions;
+}
+
+/** Secret id → the version a node holds by grant, for every secret one of whose grants matches it. */
+function grantedTo(store: Store, node: NodeRecord): Map<string, number> {
+  const granted = new Map<string, number>();
+  for (const secret of store.secrets()) {
+    if (secret.grants === undefined) continue;
+    const version = grantedVersion(secret, node);
+    if (version !== null) granted.set(secret.id, version);
+  }
+  return granted;
 }
 
 function parseSecretKey(key: string): SecretKey {

@@ -10,6 +10,9 @@
  * once, never keeping the array: it is this node's only copy and is zeroed in place on withdraw.
  */
 
+import { fromBase64 } from '../store/index.ts';
+import type { SessionMessage } from './messages.ts';
+
 /** A granted secret's value as this node holds it (the data is the agent's copy: copy it out). */
 export interface GrantedSecret {
   readonly secretId: string;
@@ -100,6 +103,24 @@ export class GrantedSecrets {
   /** The agent only: withdraws everything but `keep` (secret ids); with no argument, everything. */
   withdrawAllBut(keep: ReadonlySet<string> = new Set()): void {
     for (const secretId of [...this.#held.keys()]) if (!keep.has(secretId)) this.withdraw(secretId);
+  }
+
+  /**
+   * The agent only: what an assignments message from the dispatcher says this node holds by grant.
+   * A full set names every one (the rest are withdrawn), changes name new versions and
+   * withdrawals. Returns how many values were received (versions not held before).
+   */
+  apply(message: Extract<SessionMessage, { type: 'assignments' }>): number {
+    const grants = message.grants ?? [];
+    if (message.full) this.withdrawAllBut(new Set(grants.map((g) => g.id)));
+    for (const id of message.removedGrants ?? []) this.withdraw(id);
+    let received = 0;
+    for (const grant of grants) {
+      if (this.#held.get(grant.id)?.version === grant.version) continue;
+      this.hold(grant.id, grant.name, grant.version, fromBase64(grant.data));
+      received++;
+    }
+    return received;
   }
 
   /** How many secrets this node holds by grant. */

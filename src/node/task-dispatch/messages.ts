@@ -1,7 +1,8 @@
 /**
  * What flows on a node's session with the leader's dispatcher (newline-delimited JSON on one
  * long-lived HTTP/2 stream), and back. Secrets travel only inside assignments, only to the node
- * that runs a task referencing them; there is no request by which a node can ask for one.
+ * that runs a task referencing them or that one of their grants matches; there is no request by
+ * which a node can ask for one.
  */
 import type { ContainerSpec, DesiredState } from '../store/index.ts';
 import { peerPaths } from '../peers/index.ts';
@@ -27,6 +28,17 @@ export interface SecretDelivery {
   readonly data: string; // base64
 }
 
+/**
+ * A secret this node now holds by grant (granted.ts), at this version, with its data: pushed because
+ * the node matches one of the secret's grants, never asked for.
+ */
+export interface GrantDelivery {
+  readonly id: string;
+  readonly name: string;
+  readonly version: number;
+  readonly data: string; // base64
+}
+
 export interface SecretKey {
   readonly id: string;
   readonly version: number;
@@ -41,6 +53,13 @@ export type SessionMessage =
       readonly removedTasks: readonly string[];
       readonly secrets: readonly SecretDelivery[];
       readonly removedSecrets: readonly SecretKey[];
+      /**
+       * Secrets held by grant: in a full set, every one the node holds (the rest are withdrawn);
+       * otherwise those it now holds at a new version. Absent from dispatchers without grants.
+       */
+      readonly grants?: readonly GrantDelivery[];
+      /** Secret ids the node no longer holds by grant (never in a full set). */
+      readonly removedGrants?: readonly string[];
     }
   | { readonly type: 'heartbeat'; readonly periodMs: number }
   | {

@@ -16,6 +16,9 @@ import { registerSecret } from './secret.ts';
 import { registerService } from './service.ts';
 import { registerStack } from './stack.ts';
 import { registerExec, registerImage } from './exec-image.ts';
+import { registerBackup } from './backup.ts';
+import { registerRestore } from './restore.ts';
+import { registerSystemdUnit } from './systemd-unit.ts';
 
 const groups: Record<string, { describe: string; register: (cli: CAC, io: Io) => void }> = {
   secret: { describe: 'Manage secrets', register: registerSecret },
@@ -35,6 +38,10 @@ const groups: Record<string, { describe: string; register: (cli: CAC, io: Io) =>
     register: registerStack,
   },
   image: { describe: "Manage this node's images (root filesystems)", register: registerImage },
+  backup: {
+    describe: 'Take an encrypted backup of the cluster, or inspect one',
+    register: registerBackup,
+  },
   console: {
     describe: 'Serve a web console for the cluster on this machine',
     register: registerConsole,
@@ -151,6 +158,8 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
   else {
     registerNodeProcess(cli, io, argv);
     registerExec(cli, io);
+    registerRestore(cli, io);
+    registerSystemdUnit(cli, io);
     for (const [name, g] of Object.entries(groups))
       cli
         .command(`${name} <command>`, g.describe)

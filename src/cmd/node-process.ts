@@ -9,6 +9,7 @@ import { initDaemon, joinDaemon, runDaemon, type Daemon } from '../node/index.ts
 import { dataDirOf, stdinArg, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call } from './client.ts';
 import { unlockKeyMessage } from './cluster.ts';
+import { unlockCredentialName, unlockFromFile } from './_key-files.ts';
 
 const defaultListenAddr = '0.0.0.0:4377';
 
@@ -120,15 +121,28 @@ export function registerNodeProcess(cli: CAC, io: Io, argv: readonly string[] = 
       'Recover from a lost quorum: restart this manager alone with all committed data; the others must join again',
     )
     .option('--runtime <path>', "OCI runtime binary with runc's command line (default runc)")
-    .action(async (flags: GlobalFlags & { forceNewCluster?: boolean; runtime?: string }) => {
-      return waitForStop(
-        await runDaemon(
+    .option(
+      '--unlock-key-file <file>',
+      `Unlock an autolocked manager with the key in this file (root's, mode 0600 or 0400); default: $CREDENTIALS_DIRECTORY/${unlockCredentialName} when systemd gives one`,
+    )
+    .action(
+      async (
+        flags: GlobalFlags & {
+          forceNewCluster?: boolean;
+          runtime?: string;
+          unlockKeyFile?: string;
+        },
+      ) => {
+        const daemon = await runDaemon(
           dataDirOf(flags),
           { log: io.err, runtime: flags.runtime },
           { forceNewCluster: flags.forceNewCluster === true },
-        ),
-      );
-    });
+        );
+        const file = typeof flags.unlockKeyFile === 'string' ? flags.unlockKeyFile : undefined;
+        await unlockFromFile(daemon.manager, file, process.env.CREDENTIALS_DIRECTORY, io.err);
+        return waitForStop(daemon);
+      },
+    );
 
   cli
     .command('unlock', 'Unlock a locked manager (reads the unlock key from stdin, or asks for it)')
@@ -286,7 +300,7 @@ async function readTokenFile(path: string): Promise<string> {
   return token;
 }
 
-function defaultAdvertise(listenAddr: string): string {
+export function defaultAdvertise(listenAddr: string): string {
   const { host, port } = splitHostPort(listenAddr);
   if (host && host !== '0.0.0.0' && host !== '::') return listenAddr;
   for (const addresses of Object.values(networkInterfaces())) {

@@ -12,6 +12,14 @@ export {
   secretdVersion,
 } from './daemon.ts';
 export { dataDirPaths, defaultDataDir } from './data-dir/index.ts';
+export {
+  encodeBackupKey,
+  parseBackupKey,
+  readBackupFileHeader,
+  restoreCluster,
+  type BackupHeader,
+  type Restored,
+} from './backup/index.ts';
 export { splitHostPort } from './join/index.ts';
 export { checkManagerIdentity, reasonOf, wasRefused } from './peers/index.ts';
 export {

@@ -7,8 +7,15 @@
  */
 import { defaultIo, main, outputWritten } from './cmd/main.ts';
 import { fatalExit } from './node/index.ts';
+import { basename } from 'node:path';
 
-Promise.race([main(process.argv.slice(2)), fatalExit]).then(
+// Run as `secretd-runc` (a symlink, for engines that take a runtime's path): the OCI runtime.
+const args =
+  basename(process.argv0) === 'secretd-runc'
+    ? ['oci-runtime', ...process.argv.slice(2)]
+    : process.argv.slice(2);
+
+Promise.race([main(args), fatalExit]).then(
   async (code) => {
     await outputWritten();
     process.exit(code);

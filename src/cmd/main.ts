@@ -16,6 +16,8 @@ import { registerSecret } from './secret.ts';
 import { registerService } from './service.ts';
 import { registerStack } from './stack.ts';
 import { registerExec, registerImage } from './exec-image.ts';
+import { ociRuntime } from './oci-runtime.ts';
+import { spawnCommand } from './spawn.ts';
 import { registerBackup } from './backup.ts';
 import { registerRestore } from './restore.ts';
 import { registerSystemdUnit } from './systemd-unit.ts';
@@ -147,6 +149,9 @@ function splitAtCommand(args: readonly string[]): string[] {
 }
 
 export async function main(argv: readonly string[], io: Io = defaultIo): Promise<number> {
+  // runc's command line and a command after `--`: neither goes through cac's parser.
+  if (argv[0] === 'oci-runtime') return ociRuntime(argv.slice(1), io);
+  if (argv[0] === 'spawn') return spawnCommand(argv.slice(1), io);
   // The group is the first word that is not an option (global options may come before it).
   const at = firstPositional(argv);
   const first = at === -1 ? undefined : argv[at];

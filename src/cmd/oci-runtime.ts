@@ -1,0 +1,403 @@
+/**
+ * `secretd oci-runtime RUNC-ARGS…`, also run as `secretd-runc` (a symlink to the executable): an
+ * OCI runtime with runc's command line for docker (`--add-runtime`), docker-compose (`runtime:`)
+ * and podman (`--runtime`). Every call goes through to runc (its global flags untouched) in one
+ * execve, except:
+ *
+ *   create, run   references in the bundle's config.json (environment `SECRETD_SECRET*=SPEC`,
+ *                 annotations `io.secretd.secret.*`, in `--secret` syntax) are prepared by this
+ *                 node's agent (admin socket of SECRETD_DATA_DIR): a fresh tmpfs for this container;
+ *                 config.json gets read-only bind mounts of it (written back by rename), then runc
+ *                 runs. Any refusal fails the call before runc runs, with the reason on stderr and
+ *                 in runc's --log file (which docker and podman show), and nothing mounted.
+ *   delete        runc's delete, then the agent erases the container's secrets.
+ *
+ * A container without references costs one execve more than runc alone. Secret values never pass
+ * through this process: only names, paths and versions.
+ */
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants as fsConstants, readFileSync, renameSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { SecretdError } from '../errors.ts';
+import { localAgentTimeoutMs, localSecretRefsMax, ociConfigBytesMax } from '../limits.ts';
+import { defaultDataDir } from '../node/index.ts';
+import type { Io } from './_common.ts';
+import { openClient, type ApiClient } from './client.ts';
+import { parseSecretFlag } from './_secret-spec.ts';
+
+/** Where an administrator names the runtime to hand over to and the data dir (both optional). */
+export const ociRuntimeConfigPath = '/etc/secretd/oci-runtime.json';
+export const secretEnvPrefix = 'SECRETD_SECRET';
+export const secretAnnotationPrefix = 'io.secretd.secret.';
+
+/** runc's global flags that take a value (urfave/cli accepts one or two dashes). */
+const globalValueFlags = new Set(['root', 'log', 'log-format', 'criu', 'rootless']);
+/** `create`/`run` flags that take a value. */
+const createValueFlags = new Set(['bundle', 'b', 'console-socket', 'pid-file', 'preserve-fds']);
+
+export interface RuncCall {
+  /** Global flags by name (without dashes), last one wins. */
+  readonly globals: ReadonlyMap<string, string | true>;
+  readonly command: string | null;
+  /** The command's own flags by name. */
+  readonly flags: ReadonlyMap<string, string | true>;
+  /** The command's positional arguments (the container id is the first, for create/run/delete). */
+  readonly positionals: readonly string[];
+}
+
+/** Reads runc's command line without changing it: global flags, command, its flags, positionals. */
+export function parseRuncCall(args: readonly string[]): RuncCall {
+  const globals = new Map<string, string | true>();
+  const flags = new Map<string, string | true>();
+  const positionals: string[] = [];
+  let command: string | null = null;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (command !== null && arg === '--') {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith('-') && arg.length > 1) {
+      const body = arg.replace(/^--?/, '');
+      const eq = body.indexOf('=');
+      const name = eq === -1 ? body : body.slice(0, eq);
+      const takesValue = (command === null ? globalValueFlags : createValueFlags).has(name);
+      const value = eq !== -1 ? body.slice(eq + 1) : takesValue ? (args[++i] ?? '') : true;
+      (command === null ? globals : flags).set(name, value);
+      continue;
+    }
+    if (command === null) command = arg;
+    else positionals.push(arg);
+  }
+  return { globals, command, flags, positionals };
+}
+
+/** One reference as the agent's route takes it. */
+export interface SecretRequestRef {
+  readonly Secret: string;
+  readonly Version?: number;
+  readonly Target: string;
+  readonly UID: string;
+  readonly GID: string;
+  readonly Mode: number;
+  readonly OnUpdate: string;
+}
+
+/** `--secret` syntax → the route's shape; `where` names the reference in messages (the variable or annotation). */
+export function secretRequestRef(where: string, spec: string): SecretRequestRef {
+  let flag;
+  try {
+    flag = parseSecretFlag(spec);
+  } catch (error) {
+    throw new SecretdError(
+      'invalid',
+      `Cannot prepare secrets: ${where} is not a valid reference: ${(error as Error).message.replace(/^Invalid --secret /, '')}`,
+    );
+  }
+  return {
+    Secret: flag.SecretName,
+    ...(flag.Secretd?.Version === undefined ? {} : { Version: flag.Secretd.Version }),
+    Target: flag.File.Name,
+    UID: flag.File.UID,
+    GID: flag.File.GID,
+    Mode: flag.File.Mode,
+    OnUpdate: flag.Secretd?.OnUpdate ?? 'none',
+  };
+}
+
+interface OciConfig {
+  process?: { env?: unknown };
+  annotations?: unknown;
+  mounts?: unknown;
+  [key: string]: unknown;
+}
+
+/** The references a bundle's config names, in order: environment first, then annotations. */
+export function bundleSecretRefs(config: OciConfig): SecretRequestRef[] {
+  const refs: SecretRequestRef[] = [];
+  const env = Array.isArray(config.process?.env) ? (config.process.env as unknown[]) : [];
+  for (const entry of env) {
+    if (typeof entry !== 'string' || !entry.startsWith(secretEnvPrefix)) continue;
+    const eq = entry.indexOf('=');
+    const name = eq === -1 ? entry : entry.slice(0, eq);
+    if (!/^SECRETD_SECRET(_[A-Za-z0-9_]*)?$/.test(name)) continue;
+    refs.push(secretRequestRef(`environment variable ${name}`, eq === -1 ? '' : entry.slice(eq + 1)));
+  }
+  const annotations =
+    typeof config.annotations === 'object' && config.annotations !== null
+      ? (config.annotations as Record<string, unknown>)
+      : {};
+  for (const [key, value] of Object.entries(annotations)) {
+    if (!key.startsWith(secretAnnotationPrefix)) continue;
+    refs.push(secretRequestRef(`annotation ${key}`, typeof value === 'string' ? value : ''));
+  }
+  if (refs.length > localSecretRefsMax)
+    throw new SecretdError(
+      'invalid',
+      `Cannot prepare secrets: ${refs.length} references is more than the ${localSecretRefsMax} allowed per container`,
+    );
+  return refs;
+}
+
+/** What the agent answered: where the prepared files are on the host. */
+export interface PreparedMounts {
+  readonly SecretsDir: string | null;
+  readonly FileMounts: readonly { readonly Source: string; readonly Destination: string }[];
+}
+
+/** config.json with the prepared files bound read-only (after every mount the engine asked for). */
+export function withSecretMounts(config: OciConfig, prepared: PreparedMounts): OciConfig {
+  const options = ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'];
+  const mounts = Array.isArray(config.mounts) ? [...(config.mounts as unknown[])] : [];
+  if (prepared.SecretsDir !== null)
+    mounts.push({ destination: '/run/secrets', type: 'bind', source: prepared.SecretsDir, options });
+  for (const file of prepared.FileMounts)
+    mounts.push({ destination: file.Destination, type: 'bind', source: file.Source, options });
+  return { ...config, mounts };
+}
+
+interface RuntimeSettings {
+  readonly runtime: string;
+  readonly dataDir: string;
+}
+
+function settings(): RuntimeSettings {
+  let file: { runtime?: unknown; dataDir?: unknown } = {};
+  try {
+    file = JSON.parse(readFileSync(process.env.SECRETD_OCI_RUNTIME_CONFIG ?? ociRuntimeConfigPath, 'utf8')) as typeof file;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new SecretdError('invalid', `Cannot read ${ociRuntimeConfigPath}: ${(error as Error).message}`);
+  }
+  return {
+    runtime:
+      process.env.SECRETD_RUNC ?? (typeof file.runtime === 'string' ? file.runtime : 'runc'),
+    dataDir:
+      process.env.SECRETD_DATA_DIR ?? (typeof file.dataDir === 'string' ? file.dataDir : defaultDataDir),
+  };
+}
+
+/** The runtime as a path (execve does not search PATH). */
+export function resolveRuntime(name: string): string {
+  const candidates = name.includes('/')
+    ? [name]
+    : [...(process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':'), '/usr/sbin', '/usr/bin']
+        .filter((dir) => dir !== '')
+        .map((dir) => join(dir, name));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      if (statSync(candidate).isFile()) return resolve(candidate);
+    } catch {
+      // not here
+    }
+  }
+  throw new SecretdError(
+    'unavailable',
+    `Cannot run the OCI runtime '${name}': not found or not executable (set "runtime" in ${ociRuntimeConfigPath} or SECRETD_RUNC)`,
+  );
+}
+
+/** Writes a failure where the engine looks for it: runc's --log file, in its --log-format. */
+function logFailure(call: RuncCall, message: string): void {
+  const log = call.globals.get('log');
+  if (typeof log !== 'string' || log === '') return;
+  const time = new Date().toISOString();
+  const line =
+    call.globals.get('log-format') === 'json'
+      ? JSON.stringify({ level: 'error', msg: message, time })
+      : `time="${time}" level=error msg=${JSON.stringify(message)}`;
+  try {
+    appendFileSync(log, line + '\n');
+  } catch {
+    // stderr still says it
+  }
+}
+
+async function agentRequest(
+  client: ApiClient,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: unknown }> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new SecretdError('unavailable', `the node's agent did not answer within ${localAgentTimeoutMs} ms`)),
+      localAgentTimeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([client.request(method, path, body), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Asks the node's agent to prepare; throws a SecretdError with the agent's reason. */
+export async function prepareSecrets(
+  dataDir: string,
+  request: { Id: string; Owner: unknown; Secrets: readonly SecretRequestRef[] },
+): Promise<PreparedMounts> {
+  const client = openClient({ dataDir });
+  try {
+    const answer = await agentRequest(client, 'POST', '/secretd/local/containers', request).catch(
+      (error: unknown) => {
+        if (error instanceof SecretdError) throw error;
+        throw new SecretdError(
+          'unavailable',
+          `Cannot reach this node's secretd (admin socket of ${dataDir}): ${(error as Error).message}; is secretd running on this node?`,
+        );
+      },
+    );
+    if (answer.status === 201) return answer.body as PreparedMounts;
+    const message =
+      typeof answer.body === 'object' && answer.body !== null && 'message' in answer.body
+        ? String((answer.body as { message: unknown }).message)
+        : `the agent answered HTTP ${answer.status}`;
+    throw new SecretdError('invalid', message);
+  } finally {
+    client.close();
+  }
+}
+
+/** Asks the agent to erase a container's secrets; false when the agent cannot be reached. */
+export async function eraseSecrets(dataDir: string, id: string): Promise<string | null> {
+  const client = openClient({ dataDir });
+  try {
+    const answer = await agentRequest(client, 'DELETE', `/secretd/local/containers/${encodeURIComponent(id)}`);
+    if (answer.status === 200) return null;
+    return typeof answer.body === 'object' && answer.body !== null && 'message' in answer.body
+      ? String((answer.body as { message: unknown }).message)
+      : `HTTP ${answer.status}`;
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    client.close();
+  }
+}
+
+type Execve = (file: string, args: string[], env: Record<string, string | undefined>) => never;
+
+export interface OciRuntimeDeps {
+  /** Replaces this process (default: process.execve). */
+  readonly execve?: Execve;
+}
+
+/** `secretd oci-runtime ARGS…`: returns an exit code, or never returns (runc took over). */
+export async function ociRuntime(args: readonly string[], io: Io, deps: OciRuntimeDeps = {}): Promise<number> {
+  if (args[0] === '--print-config') return printConfig(args[1], io);
+  const call = parseRuncCall(args);
+  const fail = (message: string): number => {
+    io.err(`secretd-runc: ${message}`);
+    logFailure(call, `secretd-runc: ${message}`);
+    return 1;
+  };
+  let runtime: string;
+  let dataDir: string;
+  try {
+    const found = settings();
+    dataDir = found.dataDir;
+    runtime = resolveRuntime(found.runtime);
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+  const handOver = (): never => {
+    const execve =
+      deps.execve ?? ((process as { execve?: Execve }).execve?.bind(process) as Execve | undefined);
+    if (execve === undefined) throw new Error('secretd-runc needs a runtime with process.execve (Bun 1.2+, Node 23+)');
+    return execve(runtime, [runtime, ...args], { ...process.env });
+  };
+  const id = call.positionals[0];
+  if ((call.command === 'create' || call.command === 'run') && id !== undefined) {
+    try {
+      await prepareFor(call, id, dataDir);
+    } catch (error) {
+      return fail((error as Error).message);
+    }
+    return handOver();
+  }
+  if (call.command === 'delete' && id !== undefined) {
+    const result = spawnSync(runtime, [...args], { stdio: 'inherit' });
+    const code = result.status ?? 1;
+    // Erase even when runc failed because the container was already gone.
+    const why = await eraseSecrets(dataDir, id);
+    if (why !== null && !/ENOENT|ECONNREFUSED/.test(why))
+      io.err(`secretd-runc: cannot erase the secrets of container ${id}: ${why}`);
+    return code;
+  }
+  return handOver();
+}
+
+async function prepareFor(call: RuncCall, id: string, dataDir: string): Promise<void> {
+  const bundleFlag = call.flags.get('bundle') ?? call.flags.get('b');
+  const bundle = resolve(typeof bundleFlag === 'string' && bundleFlag !== '' ? bundleFlag : '.');
+  const configPath = join(bundle, 'config.json');
+  let config: OciConfig;
+  try {
+    if (statSync(configPath).size > ociConfigBytesMax)
+      throw new Error(`it is larger than ${ociConfigBytesMax} bytes`);
+    const parsed: unknown = JSON.parse(readFileSync(configPath, 'utf8'));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new Error('it is not a JSON object');
+    config = parsed as OciConfig;
+  } catch (error) {
+    throw new SecretdError(
+      'invalid',
+      `Cannot create container ${id}: cannot read ${configPath}: ${(error as Error).message}`,
+    );
+  }
+  const refs = bundleSecretRefs(config);
+  if (refs.length === 0) return;
+  const root = call.globals.get('root');
+  const prepared = await prepareSecrets(dataDir, {
+    Id: id,
+    Owner: {
+      Kind: 'runc',
+      Root: typeof root === 'string' && root !== '' ? resolve(root) : null,
+      Binary: resolveRuntime(settings().runtime),
+    },
+    Secrets: refs,
+  });
+  const updated = withSecretMounts(config, prepared);
+  const temp = `${configPath}.secretd-${process.pid}`;
+  try {
+    writeFileSync(temp, JSON.stringify(updated), { mode: statSync(configPath).mode & 0o777 });
+    renameSync(temp, configPath);
+  } catch (error) {
+    await eraseSecrets(dataDir, id);
+    throw new SecretdError('internal', `Cannot create container ${id}: cannot write ${configPath}: ${(error as Error).message}`);
+  }
+}
+
+/** The setup for each engine, exactly as the README gives it. */
+export function printConfig(engine: string | undefined, io: Io): number {
+  const self = process.env.SECRETD_RUNC_PATH ?? '/usr/local/bin/secretd-runc';
+  if (engine === 'docker') {
+    io.out(
+      JSON.stringify({ runtimes: { secretd: { path: self } } }, null, 2),
+    );
+    io.err(
+      [
+        `# Merge the above into /etc/docker/daemon.json (or start dockerd with --add-runtime secretd=${self}), restart dockerd, then:`,
+        '#   docker run --runtime secretd -e SECRETD_SECRET_DB=db_pass IMAGE …',
+        '#   docker-compose: `runtime: secretd` and SECRETD_SECRET_* under `environment:`',
+        `# ${self} is a symlink to the secretd executable (ln -s "$(command -v secretd)" ${self}).`,
+      ].join('\n'),
+    );
+    return 0;
+  }
+  if (engine === 'podman') {
+    io.out(`[engine.runtimes]\nsecretd = ["${self}"]`);
+    io.err(
+      [
+        '# Add the above to /etc/containers/containers.conf, then:',
+        '#   podman run --runtime secretd -e SECRETD_SECRET_DB=db_pass IMAGE …',
+        `#   podman run --runtime ${self} --annotation io.secretd.secret.db=db_pass IMAGE …`,
+      ].join('\n'),
+    );
+    return 0;
+  }
+  io.err("Error: --print-config takes 'docker' or 'podman'");
+  return 2;
+}

@@ -111,6 +111,7 @@ async function startWorker(dataDir: string, hooks: DaemonHooks): Promise<Daemon>
       exec: (taskId, argv) => worker.agent.exec(taskId, argv),
       secretCounts: () => worker.agent.secretCounts(),
       localContainers: () => worker.agent.containers,
+      localGrants: () => worker.agent.granted.list(),
     },
     secretdVersion,
   );

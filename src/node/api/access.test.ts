@@ -216,11 +216,14 @@ describe('the roles, as the issue defines them', () => {
     const writer = reached('writer').filter((key) => !ping.includes(key));
     expect(writer.every((key) => ruleOf(key).scope !== undefined)).toBe(true);
     expect(writer).toEqual([
+      'DELETE /secretd/secrets/:id/grants',
       'DELETE /secretd/secrets/:id/versions/:version',
       'DELETE /secrets/:id',
+      'GET /secretd/secrets/:id/grants',
       'GET /secretd/secrets/:id/versions',
       'GET /secrets',
       'GET /secrets/:id',
+      'POST /secretd/secrets/:id/grants',
       'POST /secretd/secrets/:id/rollback',
       'POST /secretd/secrets/:id/versions',
       'POST /secrets/:id/update',

@@ -123,6 +123,25 @@ export const accessRules: Readonly<Record<string, AccessRule>> = {
     whatOne: 'remove a version of secret',
     scope: 'secret',
   },
+  // Grants (routes/grants.ts): changing one is a secret write; reading them is metadata.
+  'GET /secretd/secrets/:id/grants': {
+    roles: secretReaders,
+    what: 'list secret grants',
+    whatOne: 'list the grants of secret',
+    scope: 'secret',
+  },
+  'POST /secretd/secrets/:id/grants': {
+    roles: secretWriters,
+    what: 'grant secrets',
+    whatOne: 'grant secret',
+    scope: 'secret',
+  },
+  'DELETE /secretd/secrets/:id/grants': {
+    roles: secretWriters,
+    what: 'ungrant secrets',
+    whatOne: 'ungrant secret',
+    scope: 'secret',
+  },
   'GET /secretd/settings': { roles: readers, what: 'read the cluster settings' },
   'POST /secretd/settings': { roles: admins, what: 'change the cluster settings' },
 
@@ -169,6 +188,11 @@ export const accessRules: Readonly<Record<string, AccessRule>> = {
   'POST /secretd/local/containers': { roles: ['admin'], what: "prepare containers' secrets" },
   'DELETE /secretd/local/containers/:id': { roles: ['admin'], what: "erase containers' secrets" },
   'GET /secretd/local/containers': { roles: ['admin'], what: "list containers' secrets" },
+  // What this node holds by grant: the admin socket only (the route refuses TLS).
+  'GET /secretd/local/grants': {
+    roles: ['admin'],
+    what: 'list the secrets this node holds by grant',
+  },
 
   [`GET ${peerPaths.joinCA}`]: { roles: everyone, what: 'read the join CA' },
   [`POST ${peerPaths.join}`]: { roles: everyone, what: 'join' },

@@ -25,6 +25,7 @@ import { certificateRoutes } from './routes/certificates.ts';
 import { dispatchRoutes } from './routes/dispatch.ts';
 import { joinRoutes } from './routes/join.ts';
 import { localContainerRoutes } from './routes/local-containers.ts';
+import { grantRoutes, localGrantRoutes } from './routes/grants.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { peerRoutes } from './routes/peers.ts';
 import { secretRoutes } from './routes/secrets.ts';
@@ -63,6 +64,15 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     '/',
     localContainerRoutes({
       containers: () => backend.localContainers?.() ?? null,
+      guard: (key) => allow(key),
+      viaSocket: (c) => c.get('identity').via === 'socket',
+    }),
+  );
+  app.route('/', grantRoutes(backend));
+  app.route(
+    '/',
+    localGrantRoutes({
+      grants: () => backend.localGrants?.() ?? null,
       guard: (key) => allow(key),
       viaSocket: (c) => c.get('identity').via === 'socket',
     }),

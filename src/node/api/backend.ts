@@ -1,5 +1,6 @@
 /** What the HTTP API needs from a node. The manager implements it; API tests may use a real manager. */
 import type { LocalContainers } from '../task-dispatch/index.ts';
+import type { GrantedSecretInfo } from '../task-dispatch/index.ts';
 import type { Role } from '../../crypto/ca.ts';
 import type { ApplyResult, ClientCertRecord, ClientCertRole } from '../store/index.ts';
 import type { RenewalRequest } from '../certs/index.ts';
@@ -177,6 +178,19 @@ export interface Backend {
   summary(): NodeSummary;
   /** This node's agent's service for other engines' containers (local-containers.ts); null while no agent runs. */
   localContainers?(): LocalContainers | null;
+  /** What this node's agent holds by grant (names and versions, never values); null while no agent runs. */
+  localGrants?(): readonly GrantedSecretInfo[] | null;
+  /**
+   * A grant of the secret to the nodes matching every one of `constraints` (normalized), at
+   * `version` or the newest; the same constraints again change only the version. The secret after it.
+   */
+  grantSecret(
+    ref: string,
+    constraints: readonly string[],
+    version: number | null,
+  ): Promise<{ readonly secret: SecretRecord; readonly changed: boolean }>;
+  /** Removes the grant with exactly these constraints (`not_found` naming them); the secret after it. */
+  ungrantSecret(ref: string, constraints: readonly string[]): Promise<SecretRecord>;
   listSecrets(): Promise<readonly SecretRecord[]>;
   getSecret(ref: string): Promise<SecretRecord>;
   createSecret(spec: SecretSpecInput): Promise<string>;

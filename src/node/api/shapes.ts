@@ -2,6 +2,7 @@
 import { heartbeatPeriodMs, raftElectionTicks, snapshotEntriesInterval } from '../../limits.ts';
 import { taskHistoryPerSlot } from '../../limits.ts';
 import { nodeCertExpiryOf, type ClusterRecord, type SecretRecord } from '../store/index.ts';
+import type { SecretGrant } from '../store/index.ts';
 import type { NodeView } from './backend.ts';
 import { issuerInfo } from '../../crypto/index.ts';
 
@@ -12,7 +13,18 @@ export function secretJSON(secret: SecretRecord): object {
     CreatedAt: secret.createdAt,
     UpdatedAt: secret.updatedAt,
     Spec: { Name: secret.name, Labels: secret.labels },
+    // secretd's own: which nodes may hold it outside of services (routes/grants.ts).
+    Grants: grantListJSON(secret.grants),
   };
+}
+
+/** A secret's grants as the API shows them (its inspect's `Grants`, routes/grants.ts). */
+export function grantListJSON(grants: readonly SecretGrant[] | undefined): object[] {
+  return (grants ?? []).map((g) => ({
+    Constraints: g.constraints,
+    Version: g.version,
+    CreatedAt: g.createdAt,
+  }));
 }
 
 export function swarmJSON(cluster: ClusterRecord, withTokens: boolean): object {

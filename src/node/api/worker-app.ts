@@ -9,6 +9,8 @@ import { apiVersion } from './routes/system.ts';
 import { readJsonObject } from './request.ts';
 import { localContainerCounts, localContainerRoutes } from './routes/local-containers.ts';
 import type { LocalContainers } from '../task-dispatch/index.ts';
+import type { GrantedSecretInfo } from '../task-dispatch/index.ts';
+import { localGrantRoutes } from './routes/grants.ts';
 
 export interface WorkerBackend {
   readonly nodeId: string;
@@ -19,6 +21,8 @@ export interface WorkerBackend {
   secretCounts(): { received: number; held: number };
   /** The agent's service for other engines' containers and spawned processes. */
   localContainers?(): LocalContainers | null;
+  /** What the agent holds by grant: names and versions, never values. */
+  localGrants?(): readonly GrantedSecretInfo[];
 }
 
 export function createWorkerApp(backend: WorkerBackend, version: string): Hono {
@@ -65,6 +69,16 @@ export function createWorkerApp(backend: WorkerBackend, version: string): Hono {
     '/',
     localContainerRoutes({
       containers: () => backend.localContainers?.() ?? null,
+      guard: () => async (_c, next) => {
+        await next();
+      },
+      viaSocket: () => true,
+    }),
+  );
+  app.route(
+    '/',
+    localGrantRoutes({
+      grants: () => backend.localGrants?.() ?? null,
       guard: () => async (_c, next) => {
         await next();
       },

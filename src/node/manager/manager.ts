@@ -136,6 +136,7 @@ import { peerPaths } from '../peers/index.ts';
 import { startAgent } from '../_node-agent.ts';
 import type { LocalContainers } from '../task-dispatch/index.ts';
 import { DekRotation, type EncryptionStatus } from './dek-rotation.ts';
+import type { GrantedSecretInfo } from '../task-dispatch/index.ts';
 import { KeysFile } from './keys-file.ts';
 import { LeaderDuties } from './leader-duties.ts';
 import {
@@ -1265,6 +1266,40 @@ export class Manager implements Backend {
       throw new SecretdError('conflict', `Secret ${spec.name} already exists`);
     const result = await this.#router.propose({
       op: 'secret-create',
+
+  localGrants(): readonly GrantedSecretInfo[] | null {
+    return this.#agent?.granted.list() ?? null;
+  }
+
+  async grantSecret(
+    ref: string,
+    constraints: readonly string[],
+    version: number | null,
+  ): Promise<{ secret: SecretRecord; changed: boolean }> {
+    const secret = (await this.#router.read()).resolveSecret(ref);
+    const result = await this.#router.propose({
+      op: 'secret-grant',
+      at: this.#now(),
+      id: secret.id,
+      constraints: [...constraints],
+      version,
+    });
+    return {
+      secret: (await this.#router.read()).resolveSecret(secret.id),
+      changed: result.changed ?? true,
+    };
+  }
+
+  async ungrantSecret(ref: string, constraints: readonly string[]): Promise<SecretRecord> {
+    const secret = (await this.#router.read()).resolveSecret(ref);
+    await this.#router.propose({
+      op: 'secret-ungrant',
+      at: this.#now(),
+      id: secret.id,
+      constraints: [...constraints],
+    });
+    return (await this.#router.read()).resolveSecret(secret.id);
+  }
       at: this.#now(),
       id: newId(this.#options.random),
       name: spec.name,

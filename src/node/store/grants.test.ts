@@ -137,7 +137,9 @@ describe('grants in the store', () => {
       changed: true,
       version: 1,
     });
-    expect(f.grants()).toEqual([{ constraints: ['node.labels.role==db'], version: 1, createdAt: at }]);
+    expect(f.grants()).toEqual([
+      { constraints: ['node.labels.role==db'], version: 1, createdAt: at },
+    ]);
   });
 
   test('several grants are kept as alternatives', () => {
@@ -254,8 +256,7 @@ describe('grants in the store', () => {
     expect(f.apply({ op: 'secret-version-remove', at, id: 'db', version: 1 })).toEqual({
       ok: false,
       code: 'conflict',
-      message:
-        'Cannot remove version 1 of secret db: it is pinned by grant [node.labels.role==db]',
+      message: 'Cannot remove version 1 of secret db: it is pinned by grant [node.labels.role==db]',
     });
     f.apply({ op: 'cluster-init', ...clusterInit() });
     f.apply({ op: 'cluster-update', at, expectedIndex: null, secretVersionsKept: 1 });

@@ -26,9 +26,7 @@ export interface SecretGrant {
 /** A grant's constraints as input: 1 to grantConstraintsMax expressions, normalized, sorted, duplicates dropped. */
 export function checkGrantConstraints(value: unknown, what = 'grant'): string[] {
   if (!Array.isArray(value) || value.length === 0)
-    throw invalid(
-      `Invalid ${what}: give at least one node constraint (e.g. node.labels.role==db)`,
-    );
+    throw invalid(`Invalid ${what}: give at least one node constraint (e.g. node.labels.role==db)`);
   if (value.length > grantConstraintsMax)
     throw invalid(
       `Invalid ${what}: ${value.length} node constraints is over the limit of ${grantConstraintsMax}`,

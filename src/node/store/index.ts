@@ -41,12 +41,7 @@ export {
   parseOnUpdate,
 } from './secret-rules.ts';
 export { type ApplyResult, fromBase64, Store, toBase64 } from './store.ts';
-export {
-  checkGrantConstraints,
-  grantedVersion,
-  grantText,
-  type SecretGrant,
-} from './grants.ts';
+export { checkGrantConstraints, grantedVersion, grantText, type SecretGrant } from './grants.ts';
 export {
   constraintHolds,
   type NodeConstraint,

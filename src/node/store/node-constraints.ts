@@ -38,9 +38,7 @@ export function parseNodeConstraint(text: unknown): NodeConstraint {
     throw invalid('Invalid node constraint: expected a string such as node.labels.role==db');
   const shown = JSON.stringify(text.slice(0, 80));
   if (text.length > nodeConstraintCharsMax)
-    throw invalid(
-      `Invalid node constraint ${shown}: over ${nodeConstraintCharsMax} characters`,
-    );
+    throw invalid(`Invalid node constraint ${shown}: over ${nodeConstraintCharsMax} characters`);
   for (const operator of ['==', '!='] as const) {
     const at = text.indexOf(operator);
     if (at < 0) continue;
@@ -89,8 +87,7 @@ function nodeValue(node: NodeRecord, key: string): string {
 
 /** Whether one constraint holds on a node (values compared ignoring case, as Docker's). */
 export function constraintHolds(constraint: NodeConstraint, node: NodeRecord): boolean {
-  const equal =
-    nodeValue(node, constraint.key).toLowerCase() === constraint.value.toLowerCase();
+  const equal = nodeValue(node, constraint.key).toLowerCase() === constraint.value.toLowerCase();
   return constraint.operator === '==' ? equal : !equal;
 }
 

@@ -240,7 +240,7 @@ describe('Dispatcher, grants', () => {
     await changed(dispatcher, one);
     const base = {
       at,
-      actor: { kind: 'node', name: 'dispatcher', role: 'manager' },
+      actor: { kind: 'node' as const, name: 'dispatcher', role: 'manager' },
       source: 'dispatcher',
       object: { id: 's1', name: 'db_pass' },
       node: 'n1',

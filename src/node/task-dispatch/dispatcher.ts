@@ -371,8 +371,7 @@ export class Dispatcher {
     session.sentTasks = wanted;
     session.sentSecrets = new Set(wantedSecrets.keys());
     const { grants, removedGrants } = this.#grantChanges(session, store, full);
-    const changes =
-      tasks.length + removedTasks.length + secrets.length + removedSecrets.length;
+    const changes = tasks.length + removedTasks.length + secrets.length + removedSecrets.length;
     if (full || changes + grants.length + removedGrants.length > 0) {
       session.send({
         type: 'assignments',

@@ -2,7 +2,9 @@
  * The root CA rotates, on the compiled executable: three managers and a worker running a task
  * with a secret, a steady writer on every manager's admin socket, and `secretd ca rotate` while
  * the worker is stopped. The rotation waits for it (3 of 4 nodes converged); a second rotate says
- * one is running; the worker comes back with its old-root certificate, converges, and the rotation
+ * one is running; a worker joining meanwhile gets a certificate from the new key, chained to the
+ * old root its token pins, and converges with one renewal; the stopped worker comes back with its
+ * old-root certificate, converges, and the rotation
  * finishes: every node's certificate comes from the new root, every node trusts only the new root,
  * GET /nodes says so, the old join token is refused and the new one joins a worker, the task's
  * secret is still delivered (a new version too), and no write failed.
@@ -151,13 +153,35 @@ describe('root CA rotation', () => {
     // Docker's form says the same.
     const swarm = JSON.parse((await m1.admin('GET', '/swarm')).text);
     expect(swarm.RootRotationInProgress).toBe(true);
+    // A worker joining now (the token still pins the old root) gets a certificate from the new
+    // key with the cross-signed root as its chain: converged at once.
+    const w3 = await cluster.joinWorker('w3');
+    expect(
+      pemBlocks(readFileSync(join(w3.dataDir, 'certificates', 'node.pem'), 'utf8')).length,
+    ).toBe(2);
+    expect(trustedOf(w3)).toEqual([oldRoot.trim()]);
+    expectRun(w3.cli(['image', 'import', 'busybox', busyboxRootfsTarball()]), {
+      stdout: 'busybox:latest\n',
+    });
+    nodes.push(w3);
+    // It trusts the pinned root alone: asked to renew once, it gets both roots, and converges.
+    const joined = await until(
+      'the worker joined during the rotation to converge',
+      30_000,
+      async () => {
+        const s = await status();
+        return s.Converged === 4 ? s : undefined;
+      },
+    );
+    expect(joined).toEqual({ ...waiting, Converged: 4, Total: 5 });
+    expect(trustedOf(w3)).toEqual([oldRoot.trim(), expect.any(String)]);
 
     // The worker comes back with its old-root certificate, still accepted, and converges.
     await w1.restart();
     const rotated = await rotate;
     expectRun(rotated, {
       stdout: new RegExp(
-        `^Root CA rotation (\\w+): \\d of 4 nodes converged.*\\n(Root CA rotation \\1: \\d of 4 nodes converged.*\\n)*Root CA rotation \\1 finished: every node has a certificate from the new root, the old root is no longer trusted, and both join tokens changed\\nClient certificates issued before the rotation are refused from now on: issue new ones \\(secretd ca issue-client\\), whose ca\\.pem is the new root\\n$`,
+        `^Root CA rotation (\\w+): \\d of [45] nodes converged.*\\n(Root CA rotation \\1: \\d of [45] nodes converged.*\\n)*Root CA rotation \\1 finished: every node has a certificate from the new root, the old root is no longer trusted, and both join tokens changed\\nClient certificates issued before the rotation are refused from now on: issue new ones \\(secretd ca issue-client\\), whose ca\\.pem is the new root\\n$`,
       ),
     });
 
@@ -220,7 +244,7 @@ describe('root CA rotation', () => {
     expectRun(m1.cli(['secret', 'update', 'token', '-'], 'value-1'), {
       stdout: 'token: version 2\n',
     });
-    const tasks = await cluster.runningTasks('reader', 5, { timeoutMs: 60_000 });
+    const tasks = await cluster.runningTasks('reader', 6, { timeoutMs: 60_000 });
     for (const task of tasks)
       await until(`version 2 in task ${task.ID}`, 20_000, async () => {
         const read = await secretdAsync([

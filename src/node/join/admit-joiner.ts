@@ -8,7 +8,7 @@
  */
 import { isIP } from 'node:net';
 import {
-  issueCertificate,
+  issueCertificateWithChain,
   joinTokenMatches,
   newId,
   type Random,
@@ -17,7 +17,7 @@ import {
 import { invalid, SecretdError } from '../../errors.ts';
 import { loopbackNames, splitHostPort } from './init-cluster.ts';
 import type { NodeResources } from '../store/index.ts';
-import { nodeCertExpiryOf, type ClusterRecord } from '../store/index.ts';
+import { fromBase64, nodeCertExpiryOf, type ClusterRecord } from '../store/index.ts';
 
 export interface JoinRequest {
   readonly token: string;
@@ -34,6 +34,7 @@ export interface IssuedJoin {
   readonly nodeId: string;
   readonly role: Exclude<Role, 'admin'>;
   readonly addr: string;
+  /** During a root CA rotation: from the new root's key, followed by the new root cross-signed by the old. */
   readonly certPem: string;
 }
 
@@ -66,8 +67,17 @@ export async function issueJoin(
     if (tries > 3) throw new SecretdError('internal', 'Could not find a free node id');
     nodeId = newId(options.random);
   }
-  const certPem = await issueCertificate(
-    { certPem: cluster.caCertPem, keyPkcs8: cluster.caKey },
+  // During a root rotation the new key signs, and the cross-signed root goes with the certificate:
+  // the joiner checks it against the old root its token pins (leaf → cross-signed → old root).
+  const rotation = cluster.rootRotation;
+  const issued = await issueCertificateWithChain(
+    rotation
+      ? {
+          certPem: rotation.caCertPem,
+          keyPkcs8: fromBase64(rotation.caKey),
+          intermediatePem: rotation.crossSignedPem,
+        }
+      : { certPem: cluster.caCertPem, keyPkcs8: cluster.caKey },
     request.csrPem,
     {
       nodeId,
@@ -79,7 +89,12 @@ export async function issueJoin(
       ...(role === 'manager' ? verifiedManagerNames(host, observed) : {}),
     },
   );
-  return { nodeId, role, addr, certPem };
+  return {
+    nodeId,
+    role,
+    addr,
+    certPem: issued.certPem + issued.chainPem,
+  };
 }
 
 /**

@@ -24,7 +24,7 @@ import {
   parseIdentity,
   parseJoinToken,
   unlockKeyBytes,
-  verifyIssuedBy,
+  verifyChain,
   type Random,
 } from '../../crypto/index.ts';
 import { SecretdError } from '../../errors.ts';
@@ -100,6 +100,7 @@ export async function joinCluster(
       caPem,
       keyPkcs8,
       serverClusterId,
+      now: options.now,
     });
     const unlockKey = answer.UnlockKey === null ? null : fromBase64(answer.UnlockKey);
     await writeJoinedFiles(options, { caPem, certPem: answer.Certificate, keyPkcs8, unlockKey });
@@ -200,6 +201,7 @@ interface CheckContext {
   readonly keyPkcs8: Uint8Array;
   /** The O of the certificate the manager presented: its cluster. */
   readonly serverClusterId: string | null;
+  readonly now: Date;
 }
 
 const idPattern = new RegExp(`^[0-9a-z]{${idChars}}$`);
@@ -279,7 +281,15 @@ async function checkCertificate(
   let identity: { nodeId: string; role: string; clusterId: string };
   let ownsKey = false;
   try {
-    signed = await verifyIssuedBy(certPem, context.caPem);
+    // During a root CA rotation the certificate comes with the new root cross-signed by the pinned one.
+    const [leaf = '', ...chain] = certPem.split(/(?=-----BEGIN CERTIFICATE-----)/);
+    signed = (
+      await verifyChain(leaf, {
+        chainPems: chain,
+        trustedRootPems: [context.caPem],
+        now: context.now,
+      })
+    ).ok;
     identity = parseIdentity(certPem);
     ownsKey = new X509Certificate(certPem).checkPrivateKey(
       createPrivateKey({ key: Buffer.from(context.keyPkcs8), format: 'der', type: 'pkcs8' }),

@@ -20,6 +20,7 @@
  * `electionRandom`), the data dir's disk and the link to other nodes through `ports` (ports.ts):
  * the simulator runs this same code on simulated ones (test/sim/manager-sim.test.ts).
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import {
@@ -248,6 +249,8 @@ export class Manager implements Backend {
   #rootRenewalAsked = '';
   /** Writes of the trust bundle (certificates/ca.pem), one after another. */
   #trustWrites: Promise<void> = Promise.resolve();
+  /** The roots the TLS server and the peer client were last given ('' : those they opened with). */
+  #trustApplied = '';
   readonly #certificateListeners: Array<
     (pair: { certPem: string; tlsKey: Uint8Array; caPem?: string }) => void
   > = [];
@@ -582,6 +585,7 @@ export class Manager implements Backend {
     this.#run?.peers.setTls({ ca: this.#caPem, cert: pair.certPem, key });
     for (const listener of this.#certificateListeners)
       listener({ certPem: pair.certPem, tlsKey: pair.keyPkcs8, caPem: this.#caPem });
+    this.#trustApplied = this.#caPem;
   }
 
   onNodeCertificate(
@@ -932,6 +936,8 @@ export class Manager implements Backend {
   #followRoot(cluster: ClusterRecord): void {
     const run = this.#run;
     if (!run || this.#certPem === '') return;
+    // The TLS server and the peer client opened with the roots read from the file.
+    if (this.#trustApplied === '') this.#trustApplied = this.#caPem;
     const bundle = trustBundleOf(cluster);
     if (!samePemSet(bundle, this.#caPem)) {
       this.#caPem = bundle;
@@ -940,11 +946,8 @@ export class Manager implements Backend {
           `secretd: writing the trusted roots failed: ${(error as Error).message}`,
         ),
       );
-      const tlsKey = run.keysFile.keys.tlsKey;
-      run.peers.setTls({ ca: bundle, cert: this.#certPem, key: keyPkcs8ToPem(tlsKey) });
-      for (const listener of this.#certificateListeners)
-        listener({ certPem: this.#certPem, tlsKey, caPem: bundle });
     }
+    if (this.#trustApplied !== this.#caPem) this.#applyTrust(run);
     const rotation = cluster.rootRotation;
     if (!rotation || !this.#renewer || this.#rootRenewalAsked === rotation.id) return;
     this.#rootRenewalAsked = rotation.id;
@@ -952,6 +955,28 @@ export class Manager implements Backend {
       if (key !== rotation.issuerKey)
         this.#renewer?.renewNow(`the root CA is rotating (rotation ${rotation.id})`);
     });
+  }
+
+  /**
+   * The roots into the TLS server and the peer client, with the certificate in use. Skipped while
+   * the keys file already holds a renewed key whose certificate is not applied yet (a renewal
+   * between persist and apply): applying that renewal takes the roots too.
+   */
+  #applyTrust(run: Running): void {
+    const tlsKey = run.keysFile.keys.tlsKey;
+    const key = keyPkcs8ToPem(tlsKey);
+    try {
+      if (!new X509Certificate(this.#certPem).checkPrivateKey(createPrivateKey(key))) return;
+      run.peers.setTls({ ca: this.#caPem, cert: this.#certPem, key });
+      for (const listener of this.#certificateListeners)
+        listener({ certPem: this.#certPem, tlsKey, caPem: this.#caPem });
+      this.#trustApplied = this.#caPem;
+    } catch (error) {
+      // Tried again on the rotation driver's next pass.
+      this.#options.log?.(
+        `secretd: taking the new trusted roots failed: ${(error as Error).message}`,
+      );
+    }
   }
 
   #writeTrust(bundle: string): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * `secretd secret create|ls|inspect|rm`, shaped like `docker secret …`, and secretd's versions:
- * `update` (a new version), `versions`, `rollback`, `rm --version`.
+ * `update` (a new version), `versions`, `rollback`, `rm --version`; and grants: `grant`, `ungrant`.
  */
 import type { CAC } from 'cac';
 import { readFile } from 'node:fs/promises';
@@ -216,6 +216,76 @@ export function registerSecret(cli: CAC, io: Io): void {
       );
       return 0;
     });
+
+  registerGrants(cli, io);
+}
+
+interface GrantsJSON {
+  ID: string;
+  Name: string;
+  Grants: Array<{ Constraints: string[]; Version: number | null }>;
+}
+
+/** `secret grant` and `secret ungrant`: which nodes may hold a secret outside of services. */
+function registerGrants(cli: CAC, io: Io): void {
+  cli
+    .command(
+      'grant <secret>',
+      'Let the nodes matching every --node-constraint hold the secret (pushed to them; several grants are alternatives)',
+    )
+    .option(
+      '--node-constraint <expr>',
+      "Docker's placement syntax: node.labels.KEY==V, node.role==worker, node.id!=ID, node.hostname==H (repeatable: all must hold)",
+    )
+    .option('--version <n>', 'Push this version (default: the newest, following updates)')
+    .action(
+      async (ref: string, flags: GlobalFlags & { nodeConstraint?: unknown; version?: unknown }) => {
+        const constraints = requiredConstraints(flags.nodeConstraint, 'grant');
+        const version =
+          flags.version === undefined
+            ? null
+            : checkVersionNumber(String(flags.version), '--version');
+        const answer = (await withClient(flags, (c) =>
+          call(c, 'POST', `/secretd/secrets/${encodeURIComponent(ref)}/grants`, {
+            Constraints: constraints,
+            ...(version === null ? {} : { Version: version }),
+          }),
+        )) as GrantsJSON;
+        io.out(
+          `${answer.Name}: granted to nodes where ${constraints.join(' and ')} (${version === null ? 'the newest version' : `version ${version}`})`,
+        );
+        return 0;
+      },
+    );
+
+  cli
+    .command(
+      'ungrant <secret>',
+      'Remove the grant with exactly these node constraints (its nodes erase the secret)',
+    )
+    .option(
+      '--node-constraint <expr>',
+      "The grant's constraints, as given to secret grant (repeatable)",
+    )
+    .action(async (ref: string, flags: GlobalFlags & { nodeConstraint?: unknown }) => {
+      const constraints = requiredConstraints(flags.nodeConstraint, 'ungrant');
+      const query = constraints.map((c) => `constraint=${encodeURIComponent(c)}`).join('&');
+      const answer = (await withClient(flags, (c) =>
+        call(c, 'DELETE', `/secretd/secrets/${encodeURIComponent(ref)}/grants?${query}`),
+      )) as GrantsJSON;
+      io.out(`${answer.Name}: grant removed (${answer.Grants.length} left)`);
+      return 0;
+    });
+}
+
+function requiredConstraints(value: unknown, command: string): string[] {
+  const constraints = many(value);
+  if (constraints.length === 0)
+    throw new SecretdError(
+      'invalid',
+      `Missing --node-constraint: say which nodes the ${command} is for (e.g. --node-constraint node.labels.role==db)`,
+    );
+  return constraints;
 }
 
 /** `web (pinned), api; tasks: web.1, api.2` — names only. */

@@ -116,6 +116,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
         return text(res, 200, 'text/javascript; charset=utf-8', appScript);
       if (path === '/assets/style.css')
         return text(res, 200, 'text/css; charset=utf-8', styleSheet);
+      if (path === '/favicon.ico') return void res.writeHead(204, securityHeaders).end();
       if (path === '/api/whoami') return answer(res, 200, { ...whoami, Csrf: session.csrf });
       if (path === '/api/cluster') return answer(res, 200, await cluster.cluster(whoami.Allowed));
       if (path === '/api/workload')

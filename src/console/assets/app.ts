@@ -475,6 +475,7 @@ export const appScript = String.raw`'use strict';
     });
     clear(main);
     clear(flash);
+    document.body.removeAttribute('data-refreshed');
     var root = h('div', { id: 'view-' + name });
     main.appendChild(root);
     state.refresh = views[name](root, arg);

@@ -13,8 +13,11 @@ export function secretJSON(secret: SecretRecord): object {
     CreatedAt: secret.createdAt,
     UpdatedAt: secret.updatedAt,
     Spec: { Name: secret.name, Labels: secret.labels },
-    // secretd's own: which nodes may hold it outside of services (routes/grants.ts).
-    Grants: grantListJSON(secret.grants),
+    // secretd's own, only when there are some (Docker's clients compare the rest with Swarm's):
+    // which nodes may hold it outside of services (routes/grants.ts).
+    ...(secret.grants === undefined || secret.grants.length === 0
+      ? {}
+      : { Grants: grantListJSON(secret.grants) }),
   };
 }
 

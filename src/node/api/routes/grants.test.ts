@@ -73,6 +73,8 @@ describe('grant routes', () => {
       Constraints: ['node.role==worker', 'node.labels.role==db'],
     });
     expect(byBody).toMatchObject({ status: 200, json: { Grants: [] } });
+    // Without grants, a secret's inspect is Docker's shape again.
+    expect(Object.keys((await call('GET', '/secrets/g1')).json)).not.toContain('Grants');
     expect((await call('DELETE', '/secrets/g1')).status).toBe(204);
   });
 

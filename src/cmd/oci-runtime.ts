@@ -16,8 +16,8 @@
  * through this process: only names, paths and versions.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants as fsConstants, readFileSync, renameSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { accessSync, constants as fsConstants, existsSync, readFileSync, renameSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { SecretdError } from '../errors.ts';
 import { localAgentTimeoutMs, localSecretRefsMax, ociConfigBytesMax } from '../limits.ts';
 import { defaultDataDir } from '../node/index.ts';
@@ -129,7 +129,9 @@ export function bundleSecretRefs(config: OciConfig): SecretRequestRef[] {
       : {};
   for (const [key, value] of Object.entries(annotations)) {
     if (!key.startsWith(secretAnnotationPrefix)) continue;
-    refs.push(secretRequestRef(`annotation ${key}`, typeof value === 'string' ? value : ''));
+    // podman splits an --annotation value at its commas: fields may be separated by ';' there.
+    const spec = typeof value === 'string' ? value.replaceAll(';', ',') : '';
+    refs.push(secretRequestRef(`annotation ${key}`, spec));
   }
   if (refs.length > localSecretRefsMax)
     throw new SecretdError(
@@ -161,13 +163,28 @@ interface RuntimeSettings {
   readonly dataDir: string;
 }
 
+/**
+ * The settings file: SECRETD_OCI_RUNTIME_CONFIG, else `oci-runtime.json` beside the `secretd-runc`
+ * link the engine ran (podman's conmon passes no environment, so a node other than the machine's
+ * default is named there), else /etc/secretd/oci-runtime.json. Environment variables win over it.
+ */
+function settingsPath(): string {
+  if (process.env.SECRETD_OCI_RUNTIME_CONFIG) return process.env.SECRETD_OCI_RUNTIME_CONFIG;
+  if (basename(process.argv0) === 'secretd-runc') {
+    const beside = join(dirname(process.argv0), 'oci-runtime.json');
+    if (existsSync(beside)) return beside;
+  }
+  return ociRuntimeConfigPath;
+}
+
 function settings(): RuntimeSettings {
   let file: { runtime?: unknown; dataDir?: unknown } = {};
+  const path = settingsPath();
   try {
-    file = JSON.parse(readFileSync(process.env.SECRETD_OCI_RUNTIME_CONFIG ?? ociRuntimeConfigPath, 'utf8')) as typeof file;
+    file = JSON.parse(readFileSync(path, 'utf8')) as typeof file;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
-      throw new SecretdError('invalid', `Cannot read ${ociRuntimeConfigPath}: ${(error as Error).message}`);
+      throw new SecretdError('invalid', `Cannot read ${path}: ${(error as Error).message}`);
   }
   return {
     runtime:
@@ -322,7 +339,8 @@ export async function ociRuntime(args: readonly string[], io: Io, deps: OciRunti
     const code = result.status ?? 1;
     // Erase even when runc failed because the container was already gone.
     const why = await eraseSecrets(dataDir, id);
-    if (why !== null && !/ENOENT|ECONNREFUSED/.test(why))
+    // No secretd on this node (or it is down): nothing to say; its sweep erases what is left once it runs.
+    if (why !== null && !/Cannot connect|ENOENT|ECONNREFUSED/.test(why))
       io.err(`secretd-runc: cannot erase the secrets of container ${id}: ${why}`);
     return code;
   }

@@ -91,7 +91,7 @@ export function secretRequestRef(where: string, spec: string): SecretRequestRef 
   } catch (error) {
     throw new SecretdError(
       'invalid',
-      `Cannot prepare secrets: ${where} is not a valid reference: ${(error as Error).message.replace(/^Invalid --secret /, '')}`,
+      `Cannot prepare secrets: ${where} is not a valid reference: ${(error as Error).message.replace(/^Invalid --secret:? ?/, '')}`,
     );
   }
   return {

@@ -1,0 +1,190 @@
+import { describe, expect, test } from 'bun:test';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../../test/helpers/process.ts';
+import type { Io } from './_common.ts';
+import {
+  bundleSecretRefs,
+  ociRuntime,
+  parseRuncCall,
+  withSecretMounts,
+} from './oci-runtime.ts';
+import { parseSpawnArgs, spawnRefs } from './spawn.ts';
+
+function capture(): { io: Io; out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    out,
+    err,
+    io: {
+      out: (text) => out.push(text),
+      err: (text) => err.push(text),
+      write: () => {},
+      stdin: async () => new Uint8Array(),
+      stdinIsTTY: false,
+    },
+  };
+}
+
+describe('parseRuncCall', () => {
+  test('reads the global flags, the command, its flags and the container id as dockerd gives them', () => {
+    const call = parseRuncCall([
+      '--root', '/run/docker/runtime-secretd/moby', '--log', '/b/log.json', '--log-format', 'json',
+      '--systemd-cgroup', 'create', '--bundle', '/b', '--pid-file', '/b/init.pid', 'abc123',
+    ]);
+    expect(call).toEqual({
+      globals: new Map<string, string | true>([
+        ['root', '/run/docker/runtime-secretd/moby'],
+        ['log', '/b/log.json'],
+        ['log-format', 'json'],
+        ['systemd-cgroup', true],
+      ]),
+      command: 'create',
+      flags: new Map<string, string | true>([
+        ['bundle', '/b'],
+        ['pid-file', '/b/init.pid'],
+      ]),
+      positionals: ['abc123'],
+    });
+  });
+
+  test('takes --flag=value, single dashes and -b as runc does', () => {
+    const call = parseRuncCall(['-root=/r', 'run', '-b', '/b', '-d', 'id1']);
+    expect([call.globals.get('root'), call.command, call.flags.get('b'), call.flags.get('d'), call.positionals]).toEqual([
+      '/r', 'run', '/b', true, ['id1'],
+    ]);
+  });
+});
+
+describe('bundleSecretRefs', () => {
+  test('takes SECRETD_SECRET* variables and io.secretd.secret.* annotations in --secret syntax, and nothing else', () => {
+    const refs = bundleSecretRefs({
+      process: {
+        env: [
+          'PATH=/bin',
+          'SECRETD_SECRET_DB=db_pass',
+          'SECRETD_SECRET=source=tls@2,target=/etc/app/key.pem,uid=999,gid=998,mode=0400',
+          'SECRETD_SECRETS_DIR=/x',
+          'SECRETD_SECRET_HUP=source=api,on-update=signal:SIGHUP',
+        ],
+      },
+      annotations: { 'io.secretd.secret.web': 'source=web;target=w/key;mode=0440', other: 'x' },
+    });
+    expect(refs).toEqual([
+      { Secret: 'db_pass', Target: 'db_pass', UID: '0', GID: '0', Mode: 0o444, OnUpdate: 'none' },
+      { Secret: 'tls', Version: 2, Target: '/etc/app/key.pem', UID: '999', GID: '998', Mode: 0o400, OnUpdate: 'none' },
+      { Secret: 'api', Target: 'api', UID: '0', GID: '0', Mode: 0o444, OnUpdate: 'signal:SIGHUP' },
+      { Secret: 'web', Target: 'w/key', UID: '0', GID: '0', Mode: 0o440, OnUpdate: 'none' },
+    ]);
+  });
+
+  test('refuses a malformed reference naming the variable', () => {
+    expect(() => bundleSecretRefs({ process: { env: ['SECRETD_SECRET_X=source=a,bogus=1'] } })).toThrow(
+      'Cannot prepare secrets: environment variable SECRETD_SECRET_X is not a valid reference: "source=a,bogus=1": unknown field "bogus"',
+    );
+    expect(() => bundleSecretRefs({ annotations: { 'io.secretd.secret.y': '' } })).toThrow(
+      'annotation io.secretd.secret.y is not a valid reference: source is required',
+    );
+  });
+
+  test('withSecretMounts adds read-only binds after the engine mounts', () => {
+    const config = withSecretMounts(
+      { mounts: [{ destination: '/proc', type: 'proc' }], process: {} },
+      { SecretsDir: '/run/s/c1/secrets/run', FileMounts: [{ Source: '/run/s/c1/secrets/abs/0a', Destination: '/etc/k' }] },
+    );
+    const options = ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'];
+    expect(config.mounts).toEqual([
+      { destination: '/proc', type: 'proc' },
+      { destination: '/run/secrets', type: 'bind', source: '/run/s/c1/secrets/run', options },
+      { destination: '/etc/k', type: 'bind', source: '/run/s/c1/secrets/abs/0a', options },
+    ]);
+  });
+});
+
+describe('ociRuntime', () => {
+  test('a config.json that is not JSON fails create with the reason on stderr and in the --log file as JSON, without running runc', async () => {
+    using dir = tempDir('secretd-oci-unit-');
+    mkdirSync(join(dir.path, 'bundle'));
+    writeFileSync(join(dir.path, 'bundle', 'config.json'), '{not json');
+    const log = join(dir.path, 'log.json');
+    const { io, err } = capture();
+    let execs = 0;
+    const code = await ociRuntime(
+      ['--log', log, '--log-format', 'json', 'create', '--bundle', join(dir.path, 'bundle'), 'c1'],
+      io,
+      { execve: (() => { execs++; throw new Error('no exec here'); }) as never },
+    );
+    expect(code).toBe(1);
+    expect(execs).toBe(0);
+    expect(err).toHaveLength(1);
+    expect(err[0]).toStartWith(`secretd-runc: Cannot create container c1: cannot read ${join(dir.path, 'bundle', 'config.json')}: `);
+    const logged = JSON.parse(readFileSync(log, 'utf8')) as { level: string; msg: string };
+    expect([logged.level, logged.msg]).toEqual(['error', err[0]!]);
+  });
+
+  test('a runtime that is missing fails every call naming it', async () => {
+    const previous = process.env.SECRETD_RUNC;
+    process.env.SECRETD_RUNC = '/nonexistent/runc';
+    try {
+      const { io, err } = capture();
+      expect(await ociRuntime(['state', 'c1'], io)).toBe(1);
+      expect(err).toEqual([
+        "secretd-runc: Cannot run the OCI runtime '/nonexistent/runc': not found or not executable (set \"runtime\" in /etc/secretd/oci-runtime.json or SECRETD_RUNC)",
+      ]);
+    } finally {
+      if (previous === undefined) delete process.env.SECRETD_RUNC;
+      else process.env.SECRETD_RUNC = previous;
+    }
+  });
+
+  test('a container without references goes straight to runc with its arguments untouched', async () => {
+    using dir = tempDir('secretd-oci-unit-');
+    writeFileSync(join(dir.path, 'config.json'), JSON.stringify({ process: { env: ['A=1'] } }));
+    const calls: string[][] = [];
+    const { io } = capture();
+    const args = ['--root', '/r', 'create', '--bundle', dir.path, 'c2'];
+    await expect(
+      ociRuntime(args, io, { execve: ((file: string, argv: string[]) => { calls.push([file, ...argv]); throw new Error('exec'); }) as never }),
+    ).rejects.toThrow('exec');
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.slice(2)).toEqual(args);
+    expect(calls[0]![0]).toMatch(/\/runc$/);
+  });
+
+  test('--print-config prints a daemon.json for docker and a containers.conf entry for podman', async () => {
+    const docker = capture();
+    expect(await ociRuntime(['--print-config', 'docker'], docker.io)).toBe(0);
+    expect(JSON.parse(docker.out.join('\n'))).toEqual({ runtimes: { secretd: { path: '/usr/local/bin/secretd-runc' } } });
+    const podman = capture();
+    expect(await ociRuntime(['--print-config', 'podman'], podman.io)).toBe(0);
+    expect(podman.out).toEqual(['[engine.runtimes]\nsecretd = ["/usr/local/bin/secretd-runc"]']);
+    const neither = capture();
+    expect(await ociRuntime(['--print-config', 'crio'], neither.io)).toBe(2);
+  });
+});
+
+describe('secretd spawn arguments', () => {
+  test('reads --secret, --env, --dir and --user, and the command after --', () => {
+    const options = parseSpawnArgs(['--secret', 'db_pass', '--env', 'API=api_key', '--dir=/run/app', '--user', '1000:1001', '--', 'app', '--flag']);
+    expect(options).toEqual({
+      secrets: ['db_pass'],
+      env: [{ variable: 'API', secret: 'api_key' }],
+      dir: '/run/app',
+      user: { uid: 1000, gid: 1001 },
+      dataDir: undefined,
+      command: ['app', '--flag'],
+    });
+    expect(spawnRefs(options).map((ref) => ref.Target)).toEqual(['db_pass', '/.secretd-env/API']);
+  });
+
+  test('refuses an absolute --secret target, a bad --env, no command and nothing to give', () => {
+    expect(() => spawnRefs(parseSpawnArgs(['--secret', 'source=a,target=/etc/x', '--', 'true']))).toThrow(
+      'spawn puts secrets under --dir, so the target must be relative',
+    );
+    expect(() => parseSpawnArgs(['--env', '1A=x', '--', 'true'])).toThrow('Invalid --env "1A=x"');
+    expect(() => parseSpawnArgs(['--secret', 'a'])).toThrow('No command given');
+    expect(() => parseSpawnArgs(['--', 'true'])).toThrow('Nothing to give');
+    expect(() => parseSpawnArgs(['--user', 'root', '--secret', 'a', '--', 'true'])).toThrow('Invalid --user "root"');
+  });
+});

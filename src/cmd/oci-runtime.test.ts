@@ -3,12 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../test/helpers/process.ts';
 import type { Io } from './_common.ts';
-import {
-  bundleSecretRefs,
-  ociRuntime,
-  parseRuncCall,
-  withSecretMounts,
-} from './oci-runtime.ts';
+import { bundleSecretRefs, ociRuntime, parseRuncCall, withSecretMounts } from './oci-runtime.ts';
 import { parseSpawnArgs, spawnRefs } from './spawn.ts';
 
 function capture(): { io: Io; out: string[]; err: string[] } {
@@ -30,8 +25,19 @@ function capture(): { io: Io; out: string[]; err: string[] } {
 describe('parseRuncCall', () => {
   test('reads the global flags, the command, its flags and the container id as dockerd gives them', () => {
     const call = parseRuncCall([
-      '--root', '/run/docker/runtime-secretd/moby', '--log', '/b/log.json', '--log-format', 'json',
-      '--systemd-cgroup', 'create', '--bundle', '/b', '--pid-file', '/b/init.pid', 'abc123',
+      '--root',
+      '/run/docker/runtime-secretd/moby',
+      '--log',
+      '/b/log.json',
+      '--log-format',
+      'json',
+      '--systemd-cgroup',
+      'create',
+      '--bundle',
+      '/b',
+      '--pid-file',
+      '/b/init.pid',
+      'abc123',
     ]);
     expect(call).toEqual({
       globals: new Map<string, string | true>([
@@ -51,9 +57,13 @@ describe('parseRuncCall', () => {
 
   test('takes --flag=value, single dashes and -b as runc does', () => {
     const call = parseRuncCall(['-root=/r', 'run', '-b', '/b', '-d', 'id1']);
-    expect([call.globals.get('root'), call.command, call.flags.get('b'), call.flags.get('d'), call.positionals]).toEqual([
-      '/r', 'run', '/b', true, ['id1'],
-    ]);
+    expect([
+      call.globals.get('root'),
+      call.command,
+      call.flags.get('b'),
+      call.flags.get('d'),
+      call.positionals,
+    ]).toEqual(['/r', 'run', '/b', true, ['id1']]);
   });
 });
 
@@ -73,14 +83,24 @@ describe('bundleSecretRefs', () => {
     });
     expect(refs).toEqual([
       { Secret: 'db_pass', Target: 'db_pass', UID: '0', GID: '0', Mode: 0o444, OnUpdate: 'none' },
-      { Secret: 'tls', Version: 2, Target: '/etc/app/key.pem', UID: '999', GID: '998', Mode: 0o400, OnUpdate: 'none' },
+      {
+        Secret: 'tls',
+        Version: 2,
+        Target: '/etc/app/key.pem',
+        UID: '999',
+        GID: '998',
+        Mode: 0o400,
+        OnUpdate: 'none',
+      },
       { Secret: 'api', Target: 'api', UID: '0', GID: '0', Mode: 0o444, OnUpdate: 'signal:SIGHUP' },
       { Secret: 'web', Target: 'w/key', UID: '0', GID: '0', Mode: 0o440, OnUpdate: 'none' },
     ]);
   });
 
   test('refuses a malformed reference naming the variable', () => {
-    expect(() => bundleSecretRefs({ process: { env: ['SECRETD_SECRET_X=source=a,bogus=1'] } })).toThrow(
+    expect(() =>
+      bundleSecretRefs({ process: { env: ['SECRETD_SECRET_X=source=a,bogus=1'] } }),
+    ).toThrow(
       'Cannot prepare secrets: environment variable SECRETD_SECRET_X is not a valid reference: "source=a,bogus=1": unknown field "bogus"',
     );
     expect(() => bundleSecretRefs({ annotations: { 'io.secretd.secret.y': '' } })).toThrow(
@@ -91,7 +111,10 @@ describe('bundleSecretRefs', () => {
   test('withSecretMounts adds read-only binds after the engine mounts', () => {
     const config = withSecretMounts(
       { mounts: [{ destination: '/proc', type: 'proc' }], process: {} },
-      { SecretsDir: '/run/s/c1/secrets/run', FileMounts: [{ Source: '/run/s/c1/secrets/abs/0a', Destination: '/etc/k' }] },
+      {
+        SecretsDir: '/run/s/c1/secrets/run',
+        FileMounts: [{ Source: '/run/s/c1/secrets/abs/0a', Destination: '/etc/k' }],
+      },
     );
     const options = ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'];
     expect(config.mounts).toEqual([
@@ -113,12 +136,19 @@ describe('ociRuntime', () => {
     const code = await ociRuntime(
       ['--log', log, '--log-format', 'json', 'create', '--bundle', join(dir.path, 'bundle'), 'c1'],
       io,
-      { execve: (() => { execs++; throw new Error('no exec here'); }) as never },
+      {
+        execve: (() => {
+          execs++;
+          throw new Error('no exec here');
+        }) as never,
+      },
     );
     expect(code).toBe(1);
     expect(execs).toBe(0);
     expect(err).toHaveLength(1);
-    expect(err[0]).toStartWith(`secretd-runc: Cannot create container c1: cannot read ${join(dir.path, 'bundle', 'config.json')}: `);
+    expect(err[0]).toStartWith(
+      `secretd-runc: Cannot create container c1: cannot read ${join(dir.path, 'bundle', 'config.json')}: `,
+    );
     const logged = JSON.parse(readFileSync(log, 'utf8')) as { level: string; msg: string };
     expect([logged.level, logged.msg]).toEqual(['error', err[0]!]);
   });
@@ -130,7 +160,7 @@ describe('ociRuntime', () => {
       const { io, err } = capture();
       expect(await ociRuntime(['state', 'c1'], io)).toBe(1);
       expect(err).toEqual([
-        "secretd-runc: Cannot run the OCI runtime '/nonexistent/runc': not found or not executable (set \"runtime\" in /etc/secretd/oci-runtime.json or SECRETD_RUNC)",
+        'secretd-runc: Cannot run the OCI runtime \'/nonexistent/runc\': not found or not executable (set "runtime" in /etc/secretd/oci-runtime.json or SECRETD_RUNC)',
       ]);
     } finally {
       if (previous === undefined) delete process.env.SECRETD_RUNC;
@@ -145,7 +175,12 @@ describe('ociRuntime', () => {
     const { io } = capture();
     const args = ['--root', '/r', 'create', '--bundle', dir.path, 'c2'];
     await expect(
-      ociRuntime(args, io, { execve: ((file: string, argv: string[]) => { calls.push([file, ...argv]); throw new Error('exec'); }) as never }),
+      ociRuntime(args, io, {
+        execve: ((file: string, argv: string[]) => {
+          calls.push([file, ...argv]);
+          throw new Error('exec');
+        }) as never,
+      }),
     ).rejects.toThrow('exec');
     expect(calls).toHaveLength(1);
     expect(calls[0]!.slice(2)).toEqual(args);
@@ -155,7 +190,9 @@ describe('ociRuntime', () => {
   test('--print-config prints a daemon.json for docker and a containers.conf entry for podman', async () => {
     const docker = capture();
     expect(await ociRuntime(['--print-config', 'docker'], docker.io)).toBe(0);
-    expect(JSON.parse(docker.out.join('\n'))).toEqual({ runtimes: { secretd: { path: '/usr/local/bin/secretd-runc' } } });
+    expect(JSON.parse(docker.out.join('\n'))).toEqual({
+      runtimes: { secretd: { path: '/usr/local/bin/secretd-runc' } },
+    });
     const podman = capture();
     expect(await ociRuntime(['--print-config', 'podman'], podman.io)).toBe(0);
     expect(podman.out).toEqual(['[engine.runtimes]\nsecretd = ["/usr/local/bin/secretd-runc"]']);
@@ -166,7 +203,18 @@ describe('ociRuntime', () => {
 
 describe('secretd spawn arguments', () => {
   test('reads --secret, --env, --dir and --user, and the command after --', () => {
-    const options = parseSpawnArgs(['--secret', 'db_pass', '--env', 'API=api_key', '--dir=/run/app', '--user', '1000:1001', '--', 'app', '--flag']);
+    const options = parseSpawnArgs([
+      '--secret',
+      'db_pass',
+      '--env',
+      'API=api_key',
+      '--dir=/run/app',
+      '--user',
+      '1000:1001',
+      '--',
+      'app',
+      '--flag',
+    ]);
     expect(options).toEqual({
       secrets: ['db_pass'],
       env: [{ variable: 'API', secret: 'api_key' }],
@@ -179,12 +227,14 @@ describe('secretd spawn arguments', () => {
   });
 
   test('refuses an absolute --secret target, a bad --env, no command and nothing to give', () => {
-    expect(() => spawnRefs(parseSpawnArgs(['--secret', 'source=a,target=/etc/x', '--', 'true']))).toThrow(
-      'spawn puts secrets under --dir, so the target must be relative',
-    );
+    expect(() =>
+      spawnRefs(parseSpawnArgs(['--secret', 'source=a,target=/etc/x', '--', 'true'])),
+    ).toThrow('spawn puts secrets under --dir, so the target must be relative');
     expect(() => parseSpawnArgs(['--env', '1A=x', '--', 'true'])).toThrow('Invalid --env "1A=x"');
     expect(() => parseSpawnArgs(['--secret', 'a'])).toThrow('No command given');
     expect(() => parseSpawnArgs(['--', 'true'])).toThrow('Nothing to give');
-    expect(() => parseSpawnArgs(['--user', 'root', '--secret', 'a', '--', 'true'])).toThrow('Invalid --user "root"');
+    expect(() => parseSpawnArgs(['--user', 'root', '--secret', 'a', '--', 'true'])).toThrow(
+      'Invalid --user "root"',
+    );
   });
 });

@@ -16,7 +16,16 @@
  * through this process: only names, paths and versions.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, readFileSync, renameSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants as fsConstants,
+  existsSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+  appendFileSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SecretdError } from '../errors.ts';
 import { localAgentTimeoutMs, localSecretRefsMax, ociConfigBytesMax } from '../limits.ts';
@@ -121,7 +130,9 @@ export function bundleSecretRefs(config: OciConfig): SecretRequestRef[] {
     const eq = entry.indexOf('=');
     const name = eq === -1 ? entry : entry.slice(0, eq);
     if (!/^SECRETD_SECRET(_[A-Za-z0-9_]*)?$/.test(name)) continue;
-    refs.push(secretRequestRef(`environment variable ${name}`, eq === -1 ? '' : entry.slice(eq + 1)));
+    refs.push(
+      secretRequestRef(`environment variable ${name}`, eq === -1 ? '' : entry.slice(eq + 1)),
+    );
   }
   const annotations =
     typeof config.annotations === 'object' && config.annotations !== null
@@ -152,7 +163,12 @@ export function withSecretMounts(config: OciConfig, prepared: PreparedMounts): O
   const options = ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'];
   const mounts = Array.isArray(config.mounts) ? [...(config.mounts as unknown[])] : [];
   if (prepared.SecretsDir !== null)
-    mounts.push({ destination: '/run/secrets', type: 'bind', source: prepared.SecretsDir, options });
+    mounts.push({
+      destination: '/run/secrets',
+      type: 'bind',
+      source: prepared.SecretsDir,
+      options,
+    });
   for (const file of prepared.FileMounts)
     mounts.push({ destination: file.Destination, type: 'bind', source: file.Source, options });
   return { ...config, mounts };
@@ -187,10 +203,10 @@ function settings(): RuntimeSettings {
       throw new SecretdError('invalid', `Cannot read ${path}: ${(error as Error).message}`);
   }
   return {
-    runtime:
-      process.env.SECRETD_RUNC ?? (typeof file.runtime === 'string' ? file.runtime : 'runc'),
+    runtime: process.env.SECRETD_RUNC ?? (typeof file.runtime === 'string' ? file.runtime : 'runc'),
     dataDir:
-      process.env.SECRETD_DATA_DIR ?? (typeof file.dataDir === 'string' ? file.dataDir : defaultDataDir),
+      process.env.SECRETD_DATA_DIR ??
+      (typeof file.dataDir === 'string' ? file.dataDir : defaultDataDir),
   };
 }
 
@@ -198,7 +214,13 @@ function settings(): RuntimeSettings {
 export function resolveRuntime(name: string): string {
   const candidates = name.includes('/')
     ? [name]
-    : [...(process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':'), '/usr/sbin', '/usr/bin']
+    : [
+        ...(
+          process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+        ).split(':'),
+        '/usr/sbin',
+        '/usr/bin',
+      ]
         .filter((dir) => dir !== '')
         .map((dir) => join(dir, name));
   for (const candidate of candidates) {
@@ -240,7 +262,13 @@ async function agentRequest(
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new SecretdError('unavailable', `the node's agent did not answer within ${localAgentTimeoutMs} ms`)),
+      () =>
+        reject(
+          new SecretdError(
+            'unavailable',
+            `the node's agent did not answer within ${localAgentTimeoutMs} ms`,
+          ),
+        ),
       localAgentTimeoutMs,
     );
   });
@@ -282,7 +310,11 @@ export async function prepareSecrets(
 export async function eraseSecrets(dataDir: string, id: string): Promise<string | null> {
   const client = openClient({ dataDir });
   try {
-    const answer = await agentRequest(client, 'DELETE', `/secretd/local/containers/${encodeURIComponent(id)}`);
+    const answer = await agentRequest(
+      client,
+      'DELETE',
+      `/secretd/local/containers/${encodeURIComponent(id)}`,
+    );
     if (answer.status === 200) return null;
     return typeof answer.body === 'object' && answer.body !== null && 'message' in answer.body
       ? String((answer.body as { message: unknown }).message)
@@ -302,7 +334,11 @@ export interface OciRuntimeDeps {
 }
 
 /** `secretd oci-runtime ARGS…`: returns an exit code, or never returns (runc took over). */
-export async function ociRuntime(args: readonly string[], io: Io, deps: OciRuntimeDeps = {}): Promise<number> {
+export async function ociRuntime(
+  args: readonly string[],
+  io: Io,
+  deps: OciRuntimeDeps = {},
+): Promise<number> {
   if (args[0] === '--print-config') return printConfig(args[1], io);
   const call = parseRuncCall(args);
   const fail = (message: string): number => {
@@ -322,7 +358,8 @@ export async function ociRuntime(args: readonly string[], io: Io, deps: OciRunti
   const handOver = (): never => {
     const execve =
       deps.execve ?? ((process as { execve?: Execve }).execve?.bind(process) as Execve | undefined);
-    if (execve === undefined) throw new Error('secretd-runc needs a runtime with process.execve (Bun 1.2+, Node 23+)');
+    if (execve === undefined)
+      throw new Error('secretd-runc needs a runtime with process.execve (Bun 1.2+, Node 23+)');
     return execve(runtime, [runtime, ...args], { ...process.env });
   };
   const id = call.positionals[0];
@@ -384,7 +421,10 @@ async function prepareFor(call: RuncCall, id: string, dataDir: string): Promise<
     renameSync(temp, configPath);
   } catch (error) {
     await eraseSecrets(dataDir, id);
-    throw new SecretdError('internal', `Cannot create container ${id}: cannot write ${configPath}: ${(error as Error).message}`);
+    throw new SecretdError(
+      'internal',
+      `Cannot create container ${id}: cannot write ${configPath}: ${(error as Error).message}`,
+    );
   }
 }
 
@@ -392,9 +432,7 @@ async function prepareFor(call: RuncCall, id: string, dataDir: string): Promise<
 export function printConfig(engine: string | undefined, io: Io): number {
   const self = process.env.SECRETD_RUNC_PATH ?? '/usr/local/bin/secretd-runc';
   if (engine === 'docker') {
-    io.out(
-      JSON.stringify({ runtimes: { secretd: { path: self } } }, null, 2),
-    );
+    io.out(JSON.stringify({ runtimes: { secretd: { path: self } } }, null, 2));
     io.err(
       [
         `# Merge the above into /etc/docker/daemon.json (or start dockerd with --add-runtime secretd=${self}), restart dockerd, then:`,

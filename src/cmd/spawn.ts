@@ -20,7 +20,12 @@ import { resolve } from 'node:path';
 import { SecretdError } from '../errors.ts';
 import type { Io } from './_common.ts';
 import { dataDirOf } from './_common.ts';
-import { eraseSecrets, prepareSecrets, secretRequestRef, type SecretRequestRef } from './oci-runtime.ts';
+import {
+  eraseSecrets,
+  prepareSecrets,
+  secretRequestRef,
+  type SecretRequestRef,
+} from './oci-runtime.ts';
 
 export interface SpawnOptions {
   readonly secrets: readonly string[];
@@ -35,7 +40,15 @@ const usage =
   'Usage: secretd spawn [--secret SPEC]… [--env VAR=SECRET]… [--dir /run/secrets] [--user UID:GID] [--data-dir DIR] -- CMD [ARGS…]';
 /** Where an --env secret lives in the tmpfs: an absolute target, so never under --dir. */
 const envTargetDir = '/.secretd-env';
-const forwardedSignals = ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGWINCH'] as const;
+const forwardedSignals = [
+  'SIGHUP',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGINT',
+  'SIGTERM',
+  'SIGQUIT',
+  'SIGWINCH',
+] as const;
 
 export function parseSpawnArgs(args: readonly string[]): SpawnOptions {
   const secrets: string[] = [];
@@ -53,7 +66,8 @@ export function parseSpawnArgs(args: readonly string[]): SpawnOptions {
     const arg = args[i]!;
     if (arg === '--') break;
     const eq = arg.indexOf('=');
-    const [flag, inline] = arg.startsWith('--') && eq !== -1 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+    const [flag, inline] =
+      arg.startsWith('--') && eq !== -1 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
     const take = (): string => inline ?? value(flag);
     if (flag === '--secret') secrets.push(take());
     else if (flag === '--env' || flag === '-e') {
@@ -62,7 +76,10 @@ export function parseSpawnArgs(args: readonly string[]): SpawnOptions {
       const variable = at === -1 ? text : text.slice(0, at);
       const secret = at === -1 ? text : text.slice(at + 1);
       if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(variable) || secret === '')
-        throw new SecretdError('invalid', `Invalid --env ${JSON.stringify(text)}: expected VAR=SECRET with VAR a variable name`);
+        throw new SecretdError(
+          'invalid',
+          `Invalid --env ${JSON.stringify(text)}: expected VAR=SECRET with VAR a variable name`,
+        );
       env.push({ variable, secret });
     } else if (flag === '--dir') dir = take();
     else if (flag === '--data-dir') dataDir = take();
@@ -70,7 +87,10 @@ export function parseSpawnArgs(args: readonly string[]): SpawnOptions {
       const text = take();
       const match = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(text);
       if (match === null)
-        throw new SecretdError('invalid', `Invalid --user ${JSON.stringify(text)}: expected numeric UID:GID`);
+        throw new SecretdError(
+          'invalid',
+          `Invalid --user ${JSON.stringify(text)}: expected numeric UID:GID`,
+        );
       user = { uid: Number(match[1]), gid: Number(match[2] ?? match[1]) };
     } else throw new SecretdError('invalid', `Unknown option ${JSON.stringify(arg)}. ${usage}`);
   }
@@ -78,9 +98,15 @@ export function parseSpawnArgs(args: readonly string[]): SpawnOptions {
   if (i >= args.length || command.length === 0)
     throw new SecretdError('invalid', `No command given (put it after --). ${usage}`);
   if (!dir.startsWith('/') || dir.includes('\0'))
-    throw new SecretdError('invalid', `Invalid --dir ${JSON.stringify(dir)}: it must be an absolute path`);
+    throw new SecretdError(
+      'invalid',
+      `Invalid --dir ${JSON.stringify(dir)}: it must be an absolute path`,
+    );
   if (secrets.length === 0 && env.length === 0)
-    throw new SecretdError('invalid', `Nothing to give: name at least one --secret or --env. ${usage}`);
+    throw new SecretdError(
+      'invalid',
+      `Nothing to give: name at least one --secret or --env. ${usage}`,
+    );
   return { secrets, env, dir: resolve(dir), user, dataDir, command };
 }
 
@@ -96,7 +122,14 @@ export function spawnRefs(options: SpawnOptions): SecretRequestRef[] {
     return ref;
   });
   for (const { variable, secret } of options.env)
-    refs.push({ ...secretRequestRef(`--env ${variable}`, secret), Target: `${envTargetDir}/${variable}`, Mode: 0o400, UID: '0', GID: '0', OnUpdate: 'none' });
+    refs.push({
+      ...secretRequestRef(`--env ${variable}`, secret),
+      Target: `${envTargetDir}/${variable}`,
+      Mode: 0o400,
+      UID: '0',
+      GID: '0',
+      OnUpdate: 'none',
+    });
   return refs;
 }
 
@@ -110,11 +143,17 @@ export async function spawnCommand(args: readonly string[], io: Io): Promise<num
     io.err(`Error: ${(error as Error).message}`);
     return 2;
   }
-  const dataDir = dataDirOf({ ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }) });
+  const dataDir = dataDirOf({
+    ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+  });
   const id = `spawn-${process.pid}-${randomBytes(6).toString('hex')}`;
   let prepared;
   try {
-    prepared = await prepareSecrets(dataDir, { Id: id, Owner: { Kind: 'process', Pid: process.pid }, Secrets: refs });
+    prepared = await prepareSecrets(dataDir, {
+      Id: id,
+      Owner: { Kind: 'process', Pid: process.pid },
+      Secrets: refs,
+    });
   } catch (error) {
     io.err(`Error: ${(error as Error).message}`);
     return 1;
@@ -123,7 +162,8 @@ export async function spawnCommand(args: readonly string[], io: Io): Promise<num
     const env: Record<string, string> = { ...(process.env as Record<string, string>) };
     for (const { variable } of options.env) {
       const file = prepared.FileMounts.find((m) => m.Destination === `${envTargetDir}/${variable}`);
-      if (file === undefined) throw new SecretdError('internal', `The agent prepared no value for --env ${variable}`);
+      if (file === undefined)
+        throw new SecretdError('internal', `The agent prepared no value for --env ${variable}`);
       const bytes = readFileSync(file.Source);
       env[variable] = bytes.toString('utf8');
       bytes.fill(0);
@@ -147,7 +187,16 @@ function runInNamespace(
   secretsDir: string | null,
   env: Record<string, string>,
 ): Promise<number> {
-  const drop = options.user === null ? [] : ['setpriv', `--reuid=${options.user.uid}`, `--regid=${options.user.gid}`, '--clear-groups', '--'];
+  const drop =
+    options.user === null
+      ? []
+      : [
+          'setpriv',
+          `--reuid=${options.user.uid}`,
+          `--regid=${options.user.gid}`,
+          '--clear-groups',
+          '--',
+        ];
   // $1: the tmpfs's run/, $2: --dir; then the command. mount(8) applies ro,nosuid,nodev,noexec by a remount of the bind.
   const script =
     secretsDir === null
@@ -155,7 +204,20 @@ function runInNamespace(
       : 'mkdir -p "$2" && mount --bind "$1" "$2" && mount -o remount,bind,ro,nosuid,nodev,noexec "$2" || exit 125; shift 2; exec "$@"';
   const child = spawn(
     'unshare',
-    ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', secretsDir ?? '-', options.dir, ...drop, ...options.command],
+    [
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      'sh',
+      '-c',
+      script,
+      'sh',
+      secretsDir ?? '-',
+      options.dir,
+      ...drop,
+      ...options.command,
+    ],
     { stdio: 'inherit', env },
   );
   const forward = (signal: NodeJS.Signals): void => {
@@ -165,7 +227,12 @@ function runInNamespace(
   return new Promise((resolveCode, reject) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
       for (const signal of forwardedSignals) process.off(signal, forward);
-      reject(new SecretdError('unavailable', `Cannot run unshare (util-linux): ${error.code ?? error.message}`));
+      reject(
+        new SecretdError(
+          'unavailable',
+          `Cannot run unshare (util-linux): ${error.code ?? error.message}`,
+        ),
+      );
     });
     child.once('exit', (code, signal) => {
       for (const signal of forwardedSignals) process.off(signal, forward);

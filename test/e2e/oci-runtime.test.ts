@@ -2,51 +2,39 @@
  * secretd as the OCI runtime of real engines, on the compiled binary: a private dockerd started
  * with `--add-runtime secretd=<dir>/secretd-runc` (a symlink to dist/secretd), docker-compose
  * against it, podman with `--runtime` and `--annotation`, and `secretd spawn` for host processes.
- *
- * Everything runs in one private mount namespace made for this file (`unshare --mount`, held by a
- * sleeping process): the secretd node, dockerd (in its own network namespace too), podman and
- * spawn. The agent's tmpfs mounts must be where runc binds them from, as on a real host where all
- * of them share the host's namespace; here nothing they mount reaches the machine's mount table,
- * and it all goes with the namespace. The test reads that namespace's mount table and files
- * through /proc/<pid>/mountinfo and /proc/<pid>/root.
+ * The node, dockerd, podman and spawn share one private mount namespace (bench/oci-engines.ts says
+ * why); the test reads its mount table and files through /proc/<pid>/mountinfo and /proc/<pid>/root.
  *
  * Needs root, runc, dockerd (docker.io), docker-compose, podman, unshare/nsenter (util-linux) and
  * busybox-static; CI installs them.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
-  closeSync,
   existsSync,
-  mkdtempSync,
   mkdirSync,
-  openSync,
-  chmodSync,
   readdirSync,
   readFileSync,
   readlinkSync,
-  rmSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { findExecutable } from '../../bench/docker-swarm.ts';
+import {
+  missingTools,
+  ok,
+  runSync as run,
+  startOciEngines,
+  type OciEngines,
+  type Run,
+} from '../../bench/oci-engines.ts';
 import { importDockerImage } from '../../bench/service-systems.ts';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
 import { adminRequest, until } from '../helpers/cluster.ts';
-import { freePort, requireBinary, secretdBin } from '../helpers/process.ts';
+import { requireBinary, secretdBin } from '../helpers/process.ts';
 
 setDefaultTimeout(60_000);
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-const missing = ['dockerd', 'docker', 'docker-compose', 'podman', 'unshare', 'nsenter', 'runc', 'ip'].filter(
-  (tool) => findExecutable(tool) === undefined,
-);
+const missing = missingTools(['docker-compose', 'podman']);
 const skipReason =
   process.getuid?.() !== 0
     ? 'needs root'
@@ -55,42 +43,18 @@ const skipReason =
       : null;
 if (skipReason !== null) console.warn(`oci-runtime e2e skipped: ${skipReason}`);
 
+let engines: OciEngines;
 let dir = '';
-let anchor: ChildProcess | null = null;
-let node: ChildProcess | null = null;
-let nodeOutput = '';
-let dockerd: ChildProcess | null = null;
 let dataDir = '';
 let nodeId = '';
 let runtimePath = '';
 let dockerSock = '';
 
-const nsPid = (): number => anchor!.pid!;
-const inNamespace = (argv: readonly string[]): string[] => [
-  'nsenter',
-  `--mount=/proc/${nsPid()}/ns/mnt`,
-  '--',
-  ...argv,
-];
-
-function run(argv: readonly string[], options: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Run {
-  const result = spawnSync(argv[0]!, argv.slice(1), {
-    input: options.input ?? '',
-    env: { ...process.env, ...options.env },
-    timeout: options.timeoutMs ?? 60_000,
-  });
-  return { code: result.status, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
-}
-
-function ok(result: Run, what: string): Run {
-  if (result.code !== 0)
-    throw new Error(`${what} exited with ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
-  return result;
-}
-
-const cli = (args: readonly string[], input?: string): Run =>
-  run([secretdBin, ...args], { env: { SECRETD_DATA_DIR: dataDir }, ...(input === undefined ? {} : { input }) });
-const docker = (args: readonly string[]): Run => run(['docker', '-H', `unix://${dockerSock}`, ...args]);
+const nsPid = (): number => engines.nsPid;
+const inNamespace = (argv: readonly string[]): string[] => engines.inNamespace(argv);
+const cli = (args: readonly string[], input?: string): Run => engines.cli(args, input);
+const docker = (args: readonly string[]): Run => engines.docker(args);
+const containerMounts = (): string[] => engines.containerMounts();
 const podmanArgs = (): string[] => [
   'podman',
   '--root',
@@ -106,17 +70,9 @@ const podmanArgs = (): string[] => [
 ];
 // This machine's root lacks CAP_SYS_RESOURCE: podman's default ulimits (above the hard limits) fail in runc.
 const podman = (args: readonly string[]): Run =>
-  run(inNamespace([...podmanArgs(), ...args]), { env: { CONTAINERS_CONF: join(dir, 'containers.conf') } });
-
-/** Secrets tmpfs mounts under the node's run directory for other engines' containers, in the namespace. */
-function containerMounts(): string[] {
-  return readFileSync(`/proc/${nsPid()}/mountinfo`, 'utf8')
-    .split('\n')
-    .map((line) => line.split(' '))
-    .filter((fields) => fields.includes('secretd-secrets') && (fields[4] ?? '').includes('/containers/'))
-    .map((fields) => fields[4]!)
-    .sort();
-}
+  run(inNamespace([...podmanArgs(), ...args]), {
+    env: { CONTAINERS_CONF: join(dir, 'containers.conf') },
+  });
 
 interface LocalRow {
   readonly Id: string;
@@ -126,13 +82,17 @@ interface LocalRow {
 
 async function localContainers(): Promise<LocalRow[]> {
   const answer = await adminRequest(dataDir, 'GET', '/secretd/local/containers');
-  if (answer.status !== 200) throw new Error(`GET /secretd/local/containers answered ${answer.status} ${answer.text}`);
+  if (answer.status !== 200)
+    throw new Error(`GET /secretd/local/containers answered ${answer.status} ${answer.text}`);
   return JSON.parse(answer.text) as LocalRow[];
 }
 
 async function grant(secret: string, constraint: string): Promise<void> {
-  const answer = await adminRequest(dataDir, 'POST', `/secretd/secrets/${secret}/grants`, { Constraints: [constraint] });
-  if (answer.status !== 201 && answer.status !== 200) throw new Error(`grant answered ${answer.status} ${answer.text}`);
+  const answer = await adminRequest(dataDir, 'POST', `/secretd/secrets/${secret}/grants`, {
+    Constraints: [constraint],
+  });
+  if (answer.status !== 201 && answer.status !== 200)
+    throw new Error(`grant answered ${answer.status} ${answer.text}`);
 }
 
 async function ungrant(secret: string, constraint: string): Promise<void> {
@@ -148,7 +108,9 @@ async function ungrant(secret: string, constraint: string): Promise<void> {
 async function nodeHolds(secret: string, version: number | null): Promise<void> {
   await until(`the node to hold ${secret} at ${String(version)}`, 15_000, async () => {
     const answer = await adminRequest(dataDir, 'GET', '/secretd/local/grants');
-    const held = (JSON.parse(answer.text) as { Name: string; Version: number }[]).find((g) => g.Name === secret);
+    const held = (JSON.parse(answer.text) as { Name: string; Version: number }[]).find(
+      (g) => g.Name === secret,
+    );
     return (held?.Version ?? null) === version ? true : undefined;
   });
 }
@@ -158,46 +120,17 @@ function containerFile(id: string, path: string): Run {
 }
 
 /** A container command that idles, counting the SIGHUPs it gets in /tmp/hups. */
-const idleCountingHups = ['sh', '-c', 'trap "echo hup >> /tmp/hups" HUP; while true; do sleep 0.1; done'];
-
-async function waitFor(child: ChildProcess, output: () => string, pattern: RegExp, what: string): Promise<RegExpExecArray> {
-  return until(what, 30_000, () => {
-    if (child.exitCode !== null) throw new Error(`${what}: the process exited (${child.exitCode})\n${output()}`);
-    return pattern.exec(output()) ?? undefined;
-  });
-}
+const idleCountingHups = [
+  'sh',
+  '-c',
+  'trap "echo hup >> /tmp/hups" HUP; while true; do sleep 0.1; done',
+];
 
 describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
   beforeAll(async () => {
     requireBinary();
-    // Under /tmp: containerd's socket paths must stay short.
-    dir = mkdtempSync('/tmp/secretd-oci-');
-    // Spawned commands run as another user in one test: they pass through here to their files.
-    chmodSync(dir, 0o711);
-    mkdirSync(join(dir, 'shared'), { mode: 0o777 });
-    chmodSync(join(dir, 'shared'), 0o777);
-    anchor = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sleep', '1000000'], { stdio: 'ignore' });
-    const own = readlinkSync('/proc/self/ns/mnt');
-    await until('the private mount namespace', 5000, () => {
-      try {
-        return readlinkSync(`/proc/${nsPid()}/ns/mnt`) !== own ? true : undefined;
-      } catch {
-        return undefined;
-      }
-    });
-    // The node.
-    dataDir = join(dir, 'node');
-    const init = inNamespace([secretdBin, 'init', '--data-dir', dataDir, '--listen-addr', `127.0.0.1:${await freePort()}`]);
-    node = spawn(init[0]!, init.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    node.stdout!.on('data', (chunk: Buffer) => (nodeOutput += chunk.toString()));
-    node.stderr!.on('data', (chunk: Buffer) => (nodeOutput += chunk.toString()));
-    nodeId = (await waitFor(node, () => nodeOutput, /current node \((\w+)\) is now a manager/, 'secretd init'))[1]!;
-    await waitFor(node, () => nodeOutput, /Data directory:/, 'secretd init');
-    // The runtime, set up as a user would: a secretd-runc link, and its settings beside it.
-    mkdirSync(join(dir, 'bin'));
-    runtimePath = join(dir, 'bin', 'secretd-runc');
-    symlinkSync(secretdBin, runtimePath);
-    writeFileSync(join(dir, 'bin', 'oci-runtime.json'), JSON.stringify({ dataDir }));
+    engines = await startOciEngines(secretdBin);
+    ({ dir, dataDir, nodeId, runtimePath, dockerSock } = engines);
     writeFileSync(join(dir, 'containers.conf'), '[containers]\ndefault_ulimits = []\n');
     // Secrets, granted to this node.
     ok(cli(['secret', 'create', 'db_pass', '-'], 'db-v1'), 'secret create db_pass');
@@ -208,94 +141,55 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     await grant('api_key', `node.id==${nodeId}`);
     await grant('web_key', 'node.role==manager');
     await nodeHolds('web_key', 1);
-    // A private dockerd with the runtime added.
-    dockerSock = join(dir, 'docker.sock');
-    const namespace = `secretd-oci-${dir.slice(-6)}`;
-    const log = openSync(join(dir, 'dockerd.log'), 'a');
-    dockerd = spawn(
-      'nsenter',
-      [
-        `--mount=/proc/${nsPid()}/ns/mnt`,
-        '--',
-        'unshare',
-        '--net',
-        '--',
-        'sh',
-        '-c',
-        'ip link set lo up && exec "$0" "$@"',
-        findExecutable('dockerd')!,
-        '--data-root',
-        join(dir, 'docker-data'),
-        '--exec-root',
-        join(dir, 'docker-exec'),
-        '--pidfile',
-        join(dir, 'docker.pid'),
-        '--host',
-        `unix://${dockerSock}`,
-        '--containerd-namespace',
-        namespace,
-        '--containerd-plugins-namespace',
-        `${namespace}-plugins`,
-        '--iptables=false',
-        '--ip-forward=false',
-        '--ip-masq=false',
-        '--bridge=none',
-        '--storage-driver=vfs',
-        '--add-runtime',
-        `secretd=${runtimePath}`,
-      ],
-      { stdio: ['ignore', log, log] },
-    );
-    closeSync(log);
-    await until('dockerd to answer', 60_000, () => (docker(['version']).code === 0 ? true : undefined), 200);
     await importDockerImage(dockerSock, 'busybox', busyboxRootfsTarball());
     ok(podman(['import', busyboxRootfsTarball(), 'localhost/busybox:latest']), 'podman import');
   }, 120_000);
 
   afterAll(async () => {
-    if (dockerSock !== '' && dockerd?.exitCode === null) {
-      const ids = docker(['ps', '-aq']).stdout.split('\n').filter((id) => id !== '');
-      if (ids.length > 0) docker(['rm', '-f', ...ids]);
-    }
-    const leftovers = anchor ? containerMounts() : [];
-    for (const child of [dockerd, node]) {
-      if (child === null || child.exitCode !== null || child.signalCode !== null) continue;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
-      child.kill('SIGKILL');
-    }
-    // Whatever the engine left in the namespace (containerd, shims) goes with it.
-    if (anchor !== null) {
-      const ns = readlinkSync(`/proc/${nsPid()}/ns/mnt`);
-      for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-        try {
-          if (readlinkSync(`/proc/${pid}/ns/mnt`) === ns && Number(pid) !== process.pid) process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-    }
-    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+    if (engines === undefined) return;
+    const ids = docker(['ps', '-aq'])
+      .stdout.split('\n')
+      .filter((id) => id !== '');
+    if (ids.length > 0) docker(['rm', '-f', ...ids]);
+    const leftovers = containerMounts();
+    await engines.stop();
     expect(leftovers).toEqual([]);
   }, 60_000);
 
   test('docker run --runtime secretd gets a granted secret on a read-only tmpfs with its mode and owner, never in docker inspect, updated in place with SIGHUP, erased by docker rm -f', async () => {
     const started = docker([
-      'run', '-d', '--runtime', 'secretd', '--network', 'none',
-      '-e', 'SECRETD_SECRET_DB=source=db_pass,target=db,uid=123,gid=456,mode=0440,on-update=signal:SIGHUP',
-      'busybox', ...idleCountingHups,
+      'run',
+      '-d',
+      '--runtime',
+      'secretd',
+      '--network',
+      'none',
+      '-e',
+      'SECRETD_SECRET_DB=source=db_pass,target=db,uid=123,gid=456,mode=0440,on-update=signal:SIGHUP',
+      'busybox',
+      ...idleCountingHups,
     ]);
     const id = ok(started, 'docker run').stdout.trim();
     expect(containerFile(id, '/run/secrets/db')).toEqual({ code: 0, stdout: 'db-v1', stderr: '' });
-    expect(ok(docker(['exec', id, 'stat', '-c', '%u %g %a', '/run/secrets/db']), 'stat').stdout).toBe('123 456 440\n');
-    const mount = ok(docker(['exec', id, 'grep', ' /run/secrets ', '/proc/mounts']), 'mounts').stdout;
+    expect(
+      ok(docker(['exec', id, 'stat', '-c', '%u %g %a', '/run/secrets/db']), 'stat').stdout,
+    ).toBe('123 456 440\n');
+    const mount = ok(
+      docker(['exec', id, 'grep', ' /run/secrets ', '/proc/mounts']),
+      'mounts',
+    ).stdout;
     expect(mount).toMatch(/^secretd-secrets \/run\/secrets tmpfs ro,nosuid,nodev,noexec/);
     const inspect = ok(docker(['inspect', id]), 'docker inspect').stdout;
     expect(inspect).toContain('SECRETD_SECRET_DB=source=db_pass,target=db');
     expect(inspect).not.toContain('db-v1');
     const rows = await localContainers();
-    expect(rows).toEqual([{ Id: id, Owner: 'runc', Secrets: [{ ID: expect.any(String), Name: 'db_pass', Version: 1, Target: 'db' }] }] as never);
+    expect(rows).toEqual([
+      {
+        Id: id,
+        Owner: 'runc',
+        Secrets: [{ ID: expect.any(String), Name: 'db_pass', Version: 1, Target: 'db' }],
+      },
+    ] as never);
     expect(containerMounts()).toHaveLength(1);
     const pid = ok(docker(['inspect', '-f', '{{.State.Pid}}', id]), 'pid').stdout.trim();
 
@@ -310,7 +204,9 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     expect((await localContainers())[0]!.Secrets[0]!.Version).toBe(2);
 
     ok(docker(['rm', '-f', id]), 'docker rm -f');
-    await until('the erase', 10_000, async () => ((await localContainers()).length === 0 && containerMounts().length === 0 ? true : undefined));
+    await until('the erase', 10_000, async () =>
+      (await localContainers()).length === 0 && containerMounts().length === 0 ? true : undefined,
+    );
   });
 
   test('docker run fails with the secret named in docker error when it is not granted, on-update=restart or a bad target, mounting nothing', async () => {
@@ -318,24 +214,59 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
       ['not_granted', /secret 'not_granted' is not granted to this node/],
       ['source=db_pass,on-update=restart', /secret 'db_pass' asks for on-update=restart/],
       ['source=db_pass,target=../x', /secret target '\.\.\/x' must not contain '\.' or '\.\.'/],
-      ['source=db_pass,mode=99999', /SECRETD_SECRET_BAD is not a valid reference.*invalid file mode/],
+      [
+        'source=db_pass,mode=99999',
+        /SECRETD_SECRET_BAD is not a valid reference.*invalid file mode/,
+      ],
     ];
     for (const [spec, message] of cases) {
-      const result = docker(['run', '--rm', '--runtime', 'secretd', '--network', 'none', '-e', `SECRETD_SECRET_BAD=${spec}`, 'busybox', 'true']);
+      const result = docker([
+        'run',
+        '--rm',
+        '--runtime',
+        'secretd',
+        '--network',
+        'none',
+        '-e',
+        `SECRETD_SECRET_BAD=${spec}`,
+        'busybox',
+        'true',
+      ]);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toMatch(message);
     }
     const twice = docker([
-      'run', '--rm', '--runtime', 'secretd', '--network', 'none',
-      '-e', 'SECRETD_SECRET_A=source=db_pass,target=x', '-e', 'SECRETD_SECRET_B=source=api_key,target=x',
-      'busybox', 'true',
+      'run',
+      '--rm',
+      '--runtime',
+      'secretd',
+      '--network',
+      'none',
+      '-e',
+      'SECRETD_SECRET_A=source=db_pass,target=x',
+      '-e',
+      'SECRETD_SECRET_B=source=api_key,target=x',
+      'busybox',
+      'true',
     ]);
     expect(twice.code).not.toBe(0);
     expect(twice.stderr).toMatch(/secret target '\/run\/secrets\/x' is used twice/);
     expect(await localContainers()).toEqual([]);
     expect(containerMounts()).toEqual([]);
     // Without a reference: straight through.
-    expect(docker(['run', '--rm', '--runtime', 'secretd', '--network', 'none', 'busybox', 'echo', 'plain'])).toEqual({ code: 0, stdout: 'plain\n', stderr: '' });
+    expect(
+      docker([
+        'run',
+        '--rm',
+        '--runtime',
+        'secretd',
+        '--network',
+        'none',
+        'busybox',
+        'echo',
+        'plain',
+      ]),
+    ).toEqual({ code: 0, stdout: 'plain\n', stderr: '' });
   });
 
   test('secret ungrant and a node label that stops matching withdraw the file from running containers, and new containers cannot get it', async () => {
@@ -343,10 +274,25 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     await grant('not_granted', 'node.labels.role==db');
     await nodeHolds('not_granted', 1);
     const id = ok(
-      docker(['run', '-d', '--runtime', 'secretd', '--network', 'none', '-e', 'SECRETD_SECRET_A=api_key', '-e', 'SECRETD_SECRET_L=not_granted', 'busybox', ...idleCountingHups]),
+      docker([
+        'run',
+        '-d',
+        '--runtime',
+        'secretd',
+        '--network',
+        'none',
+        '-e',
+        'SECRETD_SECRET_A=api_key',
+        '-e',
+        'SECRETD_SECRET_L=not_granted',
+        'busybox',
+        ...idleCountingHups,
+      ]),
       'docker run',
     ).stdout.trim();
-    expect(ok(docker(['exec', id, 'ls', '/run/secrets']), 'ls').stdout).toBe('api_key\nnot_granted\n');
+    expect(ok(docker(['exec', id, 'ls', '/run/secrets']), 'ls').stdout).toBe(
+      'api_key\nnot_granted\n',
+    );
 
     await ungrant('api_key', `node.id==${nodeId}`);
     await until('api_key to leave the container', 10_000, () =>
@@ -356,12 +302,25 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     await until('not_granted to leave the container', 10_000, () =>
       docker(['exec', id, 'ls', '/run/secrets']).stdout === '' ? true : undefined,
     );
-    const again = docker(['run', '--rm', '--runtime', 'secretd', '--network', 'none', '-e', 'SECRETD_SECRET_A=api_key', 'busybox', 'true']);
+    const again = docker([
+      'run',
+      '--rm',
+      '--runtime',
+      'secretd',
+      '--network',
+      'none',
+      '-e',
+      'SECRETD_SECRET_A=api_key',
+      'busybox',
+      'true',
+    ]);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toMatch(/secret 'api_key' is not granted to this node/);
     ok(docker(['rm', '-f', id]), 'docker rm -f');
     await grant('api_key', `node.id==${nodeId}`);
-    await until('the erase', 10_000, async () => ((await localContainers()).length === 0 ? true : undefined));
+    await until('the erase', 10_000, async () =>
+      (await localContainers()).length === 0 ? true : undefined,
+    );
   });
 
   test('docker-compose up with runtime: secretd gives each of two services only its own secrets', async () => {
@@ -391,47 +350,100 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
       ].join('\n'),
     );
     const compose = (args: readonly string[]): Run =>
-      run(['docker-compose', '-p', 'secretdoci', '-f', join(project, 'docker-compose.yml'), ...args], {
-        env: { DOCKER_HOST: `unix://${dockerSock}` },
-        timeoutMs: 120_000,
-      });
+      run(
+        ['docker-compose', '-p', 'secretdoci', '-f', join(project, 'docker-compose.yml'), ...args],
+        {
+          env: { DOCKER_HOST: `unix://${dockerSock}` },
+          timeoutMs: 120_000,
+        },
+      );
     ok(compose(['up', '-d']), 'docker-compose up');
     try {
       const api = ok(compose(['ps', '-q', 'api']), 'ps api').stdout.trim();
       const web = ok(compose(['ps', '-q', 'web']), 'ps web').stdout.trim();
-      expect(ok(docker(['exec', api, 'find', '/run/secrets', '-type', 'f']), 'find').stdout).toBe('/run/secrets/api_key\n');
-      expect(ok(docker(['exec', web, 'find', '/run/secrets', '-type', 'f']), 'find').stdout).toBe('/run/secrets/tls/key.pem\n');
+      expect(ok(docker(['exec', api, 'find', '/run/secrets', '-type', 'f']), 'find').stdout).toBe(
+        '/run/secrets/api_key\n',
+      );
+      expect(ok(docker(['exec', web, 'find', '/run/secrets', '-type', 'f']), 'find').stdout).toBe(
+        '/run/secrets/tls/key.pem\n',
+      );
       expect(containerFile(web, '/run/secrets/tls/key.pem').stdout).toBe('web-v1');
-      expect((await localContainers()).map((row) => row.Secrets.map((s) => s.Name)).sort()).toEqual([['api_key'], ['web_key']]);
+      expect((await localContainers()).map((row) => row.Secrets.map((s) => s.Name)).sort()).toEqual(
+        [['api_key'], ['web_key']],
+      );
     } finally {
       ok(compose(['down', '-t', '1']), 'docker-compose down');
     }
-    await until('the erase', 10_000, async () => ((await localContainers()).length === 0 && containerMounts().length === 0 ? true : undefined));
+    await until('the erase', 10_000, async () =>
+      (await localContainers()).length === 0 && containerMounts().length === 0 ? true : undefined,
+    );
   });
 
   test('podman run with --runtime and an environment reference, and with --annotation', async () => {
     const runtime = ['--runtime', runtimePath, '--network', 'none'];
-    expect(podman(['run', '--rm', ...runtime, '-e', 'SECRETD_SECRET_DB=db_pass', 'localhost/busybox:latest', 'cat', '/run/secrets/db_pass'])).toEqual({
+    expect(
+      podman([
+        'run',
+        '--rm',
+        ...runtime,
+        '-e',
+        'SECRETD_SECRET_DB=db_pass',
+        'localhost/busybox:latest',
+        'cat',
+        '/run/secrets/db_pass',
+      ]),
+    ).toEqual({
       code: 0,
       stdout: 'db-v2',
       stderr: '',
     });
     expect(
-      podman(['run', '--rm', ...runtime, '--annotation', 'io.secretd.secret.tls=source=web_key;target=/etc/app/key.pem;mode=0400', 'localhost/busybox:latest', 'sh', '-c', 'cat /etc/app/key.pem; stat -c " %a" /etc/app/key.pem']),
+      podman([
+        'run',
+        '--rm',
+        ...runtime,
+        '--annotation',
+        'io.secretd.secret.tls=source=web_key;target=/etc/app/key.pem;mode=0400',
+        'localhost/busybox:latest',
+        'sh',
+        '-c',
+        'cat /etc/app/key.pem; stat -c " %a" /etc/app/key.pem',
+      ]),
     ).toEqual({ code: 0, stdout: 'web-v1 400\n', stderr: '' });
-    const refused = podman(['run', '--rm', ...runtime, '--annotation', 'io.secretd.secret.x=not_there', 'localhost/busybox:latest', 'true']);
+    const refused = podman([
+      'run',
+      '--rm',
+      ...runtime,
+      '--annotation',
+      'io.secretd.secret.x=not_there',
+      'localhost/busybox:latest',
+      'true',
+    ]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/secret 'not_there' is not granted to this node/);
-    await until('the erase', 10_000, async () => ((await localContainers()).length === 0 && containerMounts().length === 0 ? true : undefined));
+    await until('the erase', 10_000, async () =>
+      (await localContainers()).length === 0 && containerMounts().length === 0 ? true : undefined,
+    );
   });
 
   test('secretd spawn gives a host process its secrets under --dir and in --env, passes its exit code on and leaves nothing behind', async () => {
     const secretsDir = join(dir, 'spawn-secrets');
     const result = run(
       inNamespace([
-        secretdBin, 'spawn', '--data-dir', dataDir, '--dir', secretsDir,
-        '--secret', 'source=db_pass,target=db,mode=0400', '--env', 'API_KEY=api_key', '--',
-        'sh', '-c', `cat ${secretsDir}/db; echo " $API_KEY"; grep " ${secretsDir} " /proc/self/mountinfo | grep -c " ro,"; exit 7`,
+        secretdBin,
+        'spawn',
+        '--data-dir',
+        dataDir,
+        '--dir',
+        secretsDir,
+        '--secret',
+        'source=db_pass,target=db,mode=0400',
+        '--env',
+        'API_KEY=api_key',
+        '--',
+        'sh',
+        '-c',
+        `cat ${secretsDir}/db; echo " $API_KEY"; grep " ${secretsDir} " /proc/self/mountinfo | grep -c " ro,"; exit 7`,
       ]),
     );
     expect(result).toEqual({ code: 7, stdout: 'db-v2 api-v1\n1\n', stderr: '' });
@@ -440,10 +452,32 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     // Outside the spawn's namespace, --dir holds nothing.
     expect(existsSync(join(`/proc/${nsPid()}/root`, secretsDir, 'db'))).toBe(false);
 
-    const refused = run(inNamespace([secretdBin, 'spawn', '--data-dir', dataDir, '--secret', 'not_there', '--', 'true']));
+    const refused = run(
+      inNamespace([
+        secretdBin,
+        'spawn',
+        '--data-dir',
+        dataDir,
+        '--secret',
+        'not_there',
+        '--',
+        'true',
+      ]),
+    );
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/secret 'not_there' is not granted to this node/);
-    const escaping = run(inNamespace([secretdBin, 'spawn', '--data-dir', dataDir, '--secret', 'source=db_pass,target=../x', '--', 'true']));
+    const escaping = run(
+      inNamespace([
+        secretdBin,
+        'spawn',
+        '--data-dir',
+        dataDir,
+        '--secret',
+        'source=db_pass,target=../x',
+        '--',
+        'true',
+      ]),
+    );
     expect(escaping.code).toBe(1);
     expect(escaping.stderr).toMatch(/secret target '\.\.\/x' must not contain/);
   });
@@ -455,14 +489,29 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     const child = spawn(
       'nsenter',
       inNamespace([
-        secretdBin, 'spawn', '--data-dir', dataDir, '--dir', secretsDir, '--user', '1000:1000',
-        '--secret', 'source=db_pass,uid=1000,mode=0400,on-update=signal:SIGUSR1', '--',
-        'sh', '-c', `trap 'cat ${secretsDir}/db_pass > ${out}; exit 3' USR1; id -u > ${ready}; while true; do sleep 0.1; done`,
+        secretdBin,
+        'spawn',
+        '--data-dir',
+        dataDir,
+        '--dir',
+        secretsDir,
+        '--user',
+        '1000:1000',
+        '--secret',
+        'source=db_pass,uid=1000,mode=0400,on-update=signal:SIGUSR1',
+        '--',
+        'sh',
+        '-c',
+        `trap 'cat ${secretsDir}/db_pass > ${out}; exit 3' USR1; id -u > ${ready}; while true; do sleep 0.1; done`,
       ]).slice(1),
       { stdio: 'ignore' },
     );
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    await until('the spawned command to start', 10_000, () => (existsSync(ready) ? true : undefined));
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => resolve(code)),
+    );
+    await until('the spawned command to start', 10_000, () =>
+      existsSync(ready) ? true : undefined,
+    );
     expect(readFileSync(ready, 'utf8')).toBe('1000\n');
     expect((await localContainers()).map((row) => row.Owner)).toEqual(['process']);
     ok(cli(['secret', 'update', 'db_pass', '-'], 'db-v3'), 'secret update');
@@ -476,10 +525,25 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     const pidFile = join(dir, 'spawn-killed.pid');
     const child = spawn(
       'nsenter',
-      inNamespace([secretdBin, 'spawn', '--data-dir', dataDir, '--dir', join(dir, 'spawn-killed'), '--secret', 'db_pass', '--', 'sh', '-c', `echo $$ > ${pidFile}; exec sleep 1000`]).slice(1),
+      inNamespace([
+        secretdBin,
+        'spawn',
+        '--data-dir',
+        dataDir,
+        '--dir',
+        join(dir, 'spawn-killed'),
+        '--secret',
+        'db_pass',
+        '--',
+        'sh',
+        '-c',
+        `echo $$ > ${pidFile}; exec sleep 1000`,
+      ]).slice(1),
       { stdio: 'ignore' },
     );
-    await until('the spawned command to start', 10_000, () => (existsSync(pidFile) && readFileSync(pidFile, 'utf8') !== '' ? true : undefined));
+    await until('the spawned command to start', 10_000, () =>
+      existsSync(pidFile) && readFileSync(pidFile, 'utf8') !== '' ? true : undefined,
+    );
     expect(containerMounts()).toHaveLength(1);
     // nsenter execs secretd: the child's pid is spawn's.
     child.kill('SIGKILL');
@@ -491,10 +555,23 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
 
   test('an engine crash (kill -9 of dockerd, containerd, the shim and the container) leaves a mount that the agent erases', async () => {
     const id = ok(
-      docker(['run', '-d', '--runtime', 'secretd', '--network', 'none', '-e', 'SECRETD_SECRET_DB=db_pass', 'busybox', ...idleCountingHups]),
+      docker([
+        'run',
+        '-d',
+        '--runtime',
+        'secretd',
+        '--network',
+        'none',
+        '-e',
+        'SECRETD_SECRET_DB=db_pass',
+        'busybox',
+        ...idleCountingHups,
+      ]),
       'docker run',
     ).stdout.trim();
-    const containerPid = Number(ok(docker(['inspect', '-f', '{{.State.Pid}}', id]), 'pid').stdout.trim());
+    const containerPid = Number(
+      ok(docker(['inspect', '-f', '{{.State.Pid}}', id]), 'pid').stdout.trim(),
+    );
     expect(containerMounts()).toHaveLength(1);
     // Every process of the engine in the namespace, and the container's.
     const ns = readlinkSync(`/proc/${nsPid()}/ns/mnt`);
@@ -503,7 +580,11 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
       if (!/^\d+$/.test(pid)) continue;
       try {
         const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-        if (readlinkSync(`/proc/${pid}/ns/mnt`) === ns && /^(dockerd|containerd|containerd-shim)/.test(comm)) engine.push(Number(pid));
+        if (
+          readlinkSync(`/proc/${pid}/ns/mnt`) === ns &&
+          /^(dockerd|containerd|containerd-shim)/.test(comm)
+        )
+          engine.push(Number(pid));
       } catch {
         // gone
       }
@@ -513,6 +594,8 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     await until('the sweep to erase the crashed engine container', 20_000, async () =>
       (await localContainers()).length === 0 && containerMounts().length === 0 ? true : undefined,
     );
-    expect(nodeOutput).toContain(`erased the secrets of 1 container(s) or spawned process(es) no longer running: ${id}`);
+    expect(engines.nodeOutput()).toContain(
+      `erased the secrets of 1 container(s) or spawned process(es) no longer running: ${id}`,
+    );
   });
 });

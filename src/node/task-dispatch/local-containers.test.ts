@@ -8,7 +8,8 @@ import { GrantedSecrets } from './granted.ts';
 import { LocalContainers, processStartTime, type LocalSecretRef } from './local-containers.ts';
 
 const isRoot = process.getuid?.() === 0;
-if (!isRoot) console.warn('local-containers tests skipped: mounting a tmpfs needs root (CI runs as root)');
+if (!isRoot)
+  console.warn('local-containers tests skipped: mounting a tmpfs needs root (CI runs as root)');
 
 const enc = (text: string): Uint8Array => new TextEncoder().encode(text);
 const ref = (secret: string, extra: Partial<LocalSecretRef> = {}): LocalSecretRef => ({
@@ -20,7 +21,11 @@ const ref = (secret: string, extra: Partial<LocalSecretRef> = {}): LocalSecretRe
   onUpdate: 'none',
   ...extra,
 });
-const me = { kind: 'process' as const, pid: process.pid, startTime: processStartTime(process.pid)! };
+const me = {
+  kind: 'process' as const,
+  pid: process.pid,
+  startTime: processStartTime(process.pid)!,
+};
 
 function mountsUnder(dir: string): string[] {
   return readFileSync('/proc/self/mountinfo', 'utf8')
@@ -76,7 +81,10 @@ describe.if(isRoot)('LocalContainers', () => {
       owner: me,
       refs: [ref('db_pass', { target: 'db', uid: '999', gid: '998', mode: 0o400 })],
     });
-    expect(prepared).toEqual({ secretsDir: join(dir.path, 'containers/c1/secrets/run'), fileMounts: [] });
+    expect(prepared).toEqual({
+      secretsDir: join(dir.path, 'containers/c1/secrets/run'),
+      fileMounts: [],
+    });
     const file = join(prepared.secretsDir!, 'db');
     expect(readFileSync(file, 'utf8')).toBe('hunter2');
     const stats = statSync(file);
@@ -89,7 +97,9 @@ describe.if(isRoot)('LocalContainers', () => {
         secrets: [{ secretId: 's1', name: 'db_pass', version: 3, target: 'db' }],
       },
     ]);
-    expect(readFileSync(join(dir.path, 'containers/c1/container.json'), 'utf8')).not.toContain('hunter2');
+    expect(readFileSync(join(dir.path, 'containers/c1/container.json'), 'utf8')).not.toContain(
+      'hunter2',
+    );
     expect(await service.erase('c1')).toBe(true);
     expect(mountsUnder(dir.path)).toEqual([]);
     expect(existsSync(join(dir.path, 'containers/c1'))).toBe(false);
@@ -102,9 +112,18 @@ describe.if(isRoot)('LocalContainers', () => {
     const cases: [LocalSecretRef[], RegExp][] = [
       [[ref('other')], /secret 'other' is not granted to this node/],
       [[ref('db_pass', { onUpdate: 'restart' })], /secret 'db_pass' asks for on-update=restart/],
-      [[ref('db_pass', { version: 2 })], /secret 'db_pass' version 2 is not granted to this node \(it holds version 3\)/],
-      [[ref('db_pass', { target: '../etc/passwd' })], /secret target '..\/etc\/passwd' must not contain '.' or '..'/],
-      [[ref('db_pass', { target: 'a' }), ref('db_pass', { target: '/run/secrets/a' })], /secret target '\/run\/secrets\/a' is used twice/],
+      [
+        [ref('db_pass', { version: 2 })],
+        /secret 'db_pass' version 2 is not granted to this node \(it holds version 3\)/,
+      ],
+      [
+        [ref('db_pass', { target: '../etc/passwd' })],
+        /secret target '..\/etc\/passwd' must not contain '.' or '..'/,
+      ],
+      [
+        [ref('db_pass', { target: 'a' }), ref('db_pass', { target: '/run/secrets/a' })],
+        /secret target '\/run\/secrets\/a' is used twice/,
+      ],
     ];
     for (const [refs, message] of cases) {
       const error = await rejection(service.prepare({ containerId: 'c2', owner: me, refs }));
@@ -167,7 +186,12 @@ describe.if(isRoot)('LocalContainers', () => {
     granted.hold('s1', 'db_pass', 1, enc('one'));
     await service.prepare({ containerId: 'kept', owner: me, refs: [ref('db_pass')] });
     service.close();
-    const again = new LocalContainers({ runDir: dir.path, granted, log: () => {}, ready: () => true });
+    const again = new LocalContainers({
+      runDir: dir.path,
+      granted,
+      log: () => {},
+      ready: () => true,
+    });
     expect(await again.sweep()).toEqual([]);
     expect(again.list().map((row) => row.containerId)).toEqual(['kept']);
     expect(await again.erase('kept')).toBe(true);

@@ -294,7 +294,10 @@ export class LocalContainers {
       );
     if (ref.onUpdate.startsWith('signal:')) signal = ref.onUpdate.slice('signal:'.length);
     else if (ref.onUpdate !== 'none')
-      throw fail('invalid', `has on-update '${ref.onUpdate.slice(0, 40)}': expected none or signal:SIG`);
+      throw fail(
+        'invalid',
+        `has on-update '${ref.onUpdate.slice(0, 40)}': expected none or signal:SIG`,
+      );
     const held = this.#options.granted.get(ref.secret);
     if (held === undefined) {
       if (!this.#options.ready())
@@ -302,7 +305,10 @@ export class LocalContainers {
           'unavailable',
           "cannot be given yet: this node's agent has no session with a manager (is the cluster down, or the manager locked?)",
         );
-      throw fail('not_found', 'is not granted to this node (secretd secret grant NAME --node-constraint …)');
+      throw fail(
+        'not_found',
+        'is not granted to this node (secretd secret grant NAME --node-constraint …)',
+      );
     }
     if (ref.version !== undefined && ref.version !== held.version)
       throw fail(

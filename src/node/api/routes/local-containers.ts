@@ -51,9 +51,7 @@ export function localContainerRoutes(options: LocalContainersRoutesOptions): Hon
   const service = (c: Context<AppEnv>): LocalContainers => {
     if (!options.viaSocket(c))
       // As image import: a 400 (not a role's 403), since no certificate ever may.
-      throw invalid(
-        "Containers' secrets are given on the node itself, through its admin socket",
-      );
+      throw invalid("Containers' secrets are given on the node itself, through its admin socket");
     const containers = options.containers();
     if (containers === null)
       throw new SecretdError(
@@ -66,7 +64,8 @@ export function localContainerRoutes(options: LocalContainersRoutesOptions): Hon
   api.post(localContainersPath, options.guard(`POST ${localContainersPath}`), async (c) => {
     const containers = service(c);
     const body = await readJsonObject(c, 'container secrets request', ['Id', 'Owner', 'Secrets']);
-    if (typeof body.Id !== 'string') throw invalid('Invalid container secrets request: Id must be a string');
+    if (typeof body.Id !== 'string')
+      throw invalid('Invalid container secrets request: Id must be a string');
     const prepared = await containers.prepare({
       containerId: body.Id,
       owner: readOwner(body.Owner),
@@ -121,14 +120,17 @@ function readOwner(value: unknown): LocalOwner {
     const root = owner.Root ?? null;
     const binary = owner.Binary ?? 'runc';
     if ((root !== null && typeof root !== 'string') || typeof binary !== 'string')
-      throw invalid('Invalid container secrets request: Owner.Root and Owner.Binary must be strings');
+      throw invalid(
+        'Invalid container secrets request: Owner.Root and Owner.Binary must be strings',
+      );
     if ((root !== null && !root.startsWith('/')) || binary.includes('\0') || binary === '')
       throw invalid('Invalid container secrets request: Owner.Root must be an absolute path');
     return { kind: 'runc', root, binary };
   }
   if (owner.Kind === 'process') {
     const pid = owner.Pid;
-    const startTime = typeof pid === 'number' && Number.isInteger(pid) && pid > 1 ? processStartTime(pid) : null;
+    const startTime =
+      typeof pid === 'number' && Number.isInteger(pid) && pid > 1 ? processStartTime(pid) : null;
     if (startTime === null)
       throw invalid('Invalid container secrets request: Owner.Pid must be a running process');
     return { kind: 'process', pid: pid as number, startTime };
@@ -151,7 +153,10 @@ function readRefs(value: unknown): LocalSecretRef[] {
     if (typeof ref.GID !== 'string') throw bad('GID');
     if (typeof ref.Mode !== 'number') throw bad('Mode');
     if (ref.OnUpdate !== undefined && typeof ref.OnUpdate !== 'string') throw bad('OnUpdate');
-    if (ref.Version !== undefined && (typeof ref.Version !== 'number' || !Number.isInteger(ref.Version)))
+    if (
+      ref.Version !== undefined &&
+      (typeof ref.Version !== 'number' || !Number.isInteger(ref.Version))
+    )
       throw bad('Version');
     return {
       secret: ref.Secret,

@@ -246,6 +246,27 @@ describe('secretd console in chromium', () => {
     );
   });
 
+  test('the audit page filters by secret and action', async () => {
+    await auditPage.fill('#audit-filters input[name=secret]', 'db_password');
+    await auditPage.fill('#audit-filters input[name=action]', 'secret-update');
+    await auditPage.click('#audit-filters button[type=submit]');
+    // The version added, and the one refused for its stale --if-version (newest first).
+    const want = 'secret-update conflict,secret-update ok';
+    let seen = '';
+    await until('only the two updates listed', 10_000, async () => {
+      seen = (
+        await auditPage
+          .locator('table.audit tr[data-action]')
+          .evaluateAll((rows) =>
+            rows.map((r) => `${r.getAttribute('data-action')} ${r.lastElementChild?.textContent}`),
+          )
+      ).join(',');
+      return seen === want ? true : undefined;
+    }).catch((error: Error) => {
+      throw new Error(`${error.message}; last seen: ${seen}`);
+    });
+  });
+
   test('screenshots of every page', async () => {
     for (const view of ['cluster', 'secrets', 'services', 'audit', 'graph']) {
       await page.goto(`${admin.origin}/#/${view}`);
@@ -379,5 +400,22 @@ describe('secretd console in chromium', () => {
         : undefined,
     );
     await page.screenshot({ path: join(shots, 'graph-three-managers.png'), fullPage: true });
+  });
+
+  test('a rollback and a version removal from the secret page, each followed by the table', async () => {
+    await page.goto(`${admin.origin}/#/secrets/db_password`);
+    await page.click('button[data-rollback="1"]');
+    await page.waitForSelector('#flash .msg:text("Rolled back db_password to v1 as v3")');
+    await until('every task to hold v3', 30_000, async () =>
+      (await page.locator('#node-version td[data-version="3"] .badge').count()) === 3
+        ? true
+        : undefined,
+    );
+    await page.click('button[data-remove-version="2"]');
+    await page.waitForSelector('#flash .msg:text("Removed v2 of db_password")');
+    await until('the timeline to show v1 and v3', 10_000, async () => {
+      const shown = await page.locator('#node-version th[data-version]').allTextContents();
+      return shown.join(' ') === 'v1 v3 (newest)' ? true : undefined;
+    });
   });
 });

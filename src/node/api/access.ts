@@ -177,6 +177,10 @@ export const accessRules: Readonly<Record<string, AccessRule>> = {
   // A backup holds every secret, the CA key and the join tokens (sealed with the key the caller gets): admins only.
   'POST /secretd/backup': { roles: ['admin'], what: 'take backups' },
   // Who the caller is and which of these routes its role reaches (routes/whoami.ts; the console asks).
+  'GET /secretd/metrics': {
+    roles: ['admin', 'reader', 'manager'],
+    what: 'read the metrics',
+  },
   'GET /secretd/whoami': {
     roles: everyone.filter((role) => role !== 'anonymous'),
     what: 'read who it is',

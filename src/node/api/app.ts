@@ -34,6 +34,7 @@ import { serviceRoutes } from './routes/services.ts';
 import { swarmRoutes } from './routes/swarm.ts';
 import { systemRoutes } from './routes/system.ts';
 import { whoamiRoutes } from './routes/whoami.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 
 export interface AppOptions {
   readonly backend: Backend;
@@ -78,6 +79,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     }),
   );
   app.route('/', whoamiRoutes());
+  app.route('/', metricsRoutes());
   app.notFound(answerNotFound);
   app.onError(answerError);
   return app;

@@ -25,6 +25,7 @@ import type { Backend, Identity } from './backend.ts';
 import { splitHostPort } from '../join/index.ts';
 import { normalizeSerial } from '../store/index.ts';
 import { denoSessionStreamsMax } from '../../limits.ts';
+import { processMetrics, routeClassOf } from '../metrics/index.ts';
 import {
   ConnectionGuard,
   defaultConnectionLimits,
@@ -42,7 +43,9 @@ export async function serveAdminSocket(path: string, options: ServeOptions): Pro
   const admin: Identity = { role: 'admin', nodeId: 'local', via: 'socket' };
   return listenOnSocket(
     path,
-    createApp({ backend: options.backend, version: options.version, identify: () => admin }).fetch,
+    countedFetch(
+      createApp({ backend: options.backend, version: options.version, identify: () => admin }).fetch,
+    ),
   );
 }
 
@@ -146,7 +149,7 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
       minVersion: 'TLSv1.2',
       settings: { maxConcurrentStreams: 1000 },
     },
-    getRequestListener(app.fetch),
+    getRequestListener(countedFetch(app.fetch)),
   );
   // A renewed certificate, or new roots to trust (a root CA rotation), serve every connection from
   // then on; open ones keep theirs.
@@ -192,6 +195,24 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
     server.listen(port, host || '0.0.0.0', () => resolve());
   });
   return server;
+}
+
+/** `fetch` with every answer counted by route class and status for /secretd/metrics. */
+function countedFetch<E>(
+  fetch: (request: Request, env?: E) => Response | Promise<Response>,
+): (request: Request, env?: E) => Promise<Response> {
+  return async (request, env) => {
+    const response = await fetch(request, env);
+    processMetrics.request(routeClassOf(request.method, pathOfUrl(request.url)), response.status);
+    return response;
+  };
+}
+
+/** The path of an absolute URL (`http://host/path?query` → `/path?query`), without parsing it. */
+function pathOfUrl(url: string): string {
+  const scheme = url.indexOf('://');
+  const slash = scheme === -1 ? -1 : url.indexOf('/', scheme + 3);
+  return slash === -1 ? url : url.slice(slash);
 }
 
 interface PeerIncoming {

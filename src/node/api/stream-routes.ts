@@ -28,6 +28,7 @@ import type { Backend, Identity } from './backend.ts';
 import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead, type BodyBudget } from './body-budget.ts';
 import { checkDeclaredLength, tooLarge } from './request.ts';
 import { createSecret, createSecretKey, createSecretRoute } from './routes/secrets.ts';
+import { processMetrics, requestTrace, type RequestTrace } from '../metrics/index.ts';
 
 export interface StreamRoutesOptions {
   readonly backend: Backend;
@@ -52,9 +53,15 @@ export function installStreamRoutes(server: Http2SecureServer, options: StreamRo
     'stream',
     (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
       if (headers[':method'] === 'POST' && isCreateSecret(headers[':path'] ?? '')) {
-        serveCreateSecret(options, stream, headers).catch((error: unknown) =>
-          answer(stream, errorAnswer(error, 'POST', createSecretRoute)),
-        );
+        // Timed for /secretd/metrics: the stages of this create, from its arrival (metrics/index.ts).
+        const trace: RequestTrace = { receivedAt: processMetrics.now() };
+        requestTrace
+          .run(trace, () => serveCreateSecret(options, stream, headers, trace))
+          .catch((error: unknown) => {
+            const result = errorAnswer(error, 'POST', createSecretRoute);
+            answer(stream, result);
+            processMetrics.request('secrets_write', result.status);
+          });
         return;
       }
       if (headers[':method'] === 'POST' && headers[':path'] === peerPaths.raftStream) {
@@ -103,7 +110,11 @@ async function serveCreateSecret(
     admit(options.backend, identity, createSecretRoute, headerValue(headers[consistencyHeader]));
     checkRoute(identity, createSecretKey);
     const body = await readBody(stream, headers, requestBodyBytesMax, bodyBudgetOf(stream));
+    const metrics = processMetrics;
+    metrics.create.body_read.observe((metrics.now() - trace.receivedAt) / 1000);
     answer(stream, { status: 201, body: await createSecret(options.backend, body, identity) });
+    metrics.create.replied.observe((metrics.now() - trace.receivedAt) / 1000);
+    metrics.request('secrets_write', 201);
   });
 }
 

@@ -17,6 +17,7 @@ import { WAL, type TornTail, type WALState } from '../../raft/wal.ts';
 import { RaftNode, type DataKey, type Transport } from './raft-node.ts';
 import { Store } from '../store/index.ts';
 import { sealingOf } from './_sealing.ts';
+import { timedFileSystem, type SecretdMetrics } from '../metrics/index.ts';
 
 export interface OpenRaftOptions {
   readonly id: MemberId;
@@ -54,6 +55,8 @@ export interface OpenRaftOptions {
   /** Default walSegmentBytesTarget; the simulator makes segments tiny so that it crashes members mid-rotation. */
   readonly walSegmentBytesTarget?: number;
   /** Core settings the simulator varies (flow control) or breaks on purpose (its self-test). Production leaves them unset. */
+  /** Where the writes' stages and the WAL's timings are recorded (default: the process's metrics). */
+  readonly metrics?: SecretdMetrics;
   readonly coreOptions?: Pick<
     RaftOptions,
     'maxEntriesPerMessage' | 'maxInflightMessages' | 'unsafeTestingMutations'
@@ -61,7 +64,8 @@ export interface OpenRaftOptions {
 }
 
 export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> {
-  const sealing = sealingOf(options);
+  // The WAL's writes and fsyncs are timed for /secretd/metrics (metrics/index.ts); nothing else changes.
+  const sealing = sealingOf({ ...options, fs: timedFileSystem(options.fs, options.metrics) });
   const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
   const snapshot = await snapshots.loadLatest();
   const segmentBytes =
@@ -108,6 +112,7 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.snapshotEntries ? { snapshotEntries: options.snapshotEntries } : {}),
       ...(options.onStore ? { onStoreReplaced: options.onStore } : {}),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
     },
     {
       hardState,

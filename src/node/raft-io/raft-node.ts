@@ -73,6 +73,7 @@ import { sleep, systemTimers, type Timers } from '../../io/timers.ts';
 import { encodeCommand, parseCommand, type TaggedCommand } from '../store/index.ts';
 import { Store, type ApplyResult } from '../store/index.ts';
 import { replayCommitted } from './_replay.ts';
+import { processMetrics, requestTrace, type SecretdMetrics } from '../metrics/index.ts';
 
 export interface Transport {
   send(messages: readonly Message[]): void;
@@ -107,10 +108,14 @@ export interface RaftNodeOptions {
    * simulator). openRaftNode draws it at random.
    */
   readonly readContextPrefix?: string;
+  /** Where the stages of each write are recorded (default: the process's, served on /secretd/metrics). */
+  readonly metrics?: SecretdMetrics;
 }
 
 interface Pending {
   readonly term: number;
+  /** When propose() was called (ms, the metrics clock). */
+  readonly at: number;
   readonly resolve: (result: ApplyResult) => void;
   readonly reject: (error: Error) => void;
 }
@@ -132,6 +137,9 @@ export class RaftNode {
   #stopped = false;
   #stopTicking: (() => void) | null = null;
   readonly #timers: Timers;
+  readonly #metrics: SecretdMetrics;
+  /** When the first Raft message since the last Ready arrived (ms, the metrics clock); -1: none. */
+  #stepAt = -1;
   /** The term and vote as last fsynced (or recovered): all that a message sent now may promise. */
   #durableVote: { readonly term: Term; readonly vote: MemberId | null };
   /** The last log index fsynced here. */
@@ -160,6 +168,7 @@ export class RaftNode {
   ) {
     this.#options = options;
     this.#timers = options.timers ?? systemTimers;
+    this.#metrics = options.metrics ?? processMetrics;
     this.#core = options.core;
     this.#wal = options.wal;
     this.#snapshots = options.snapshots;
@@ -194,6 +203,12 @@ export class RaftNode {
   }
 
   start(): void {
+    this.#metrics.registry.gauge('secretd_raft', 'This member\'s Raft term and indexes.', this.#raftGauge);
+    this.#metrics.registry.gauge(
+      'secretd_store_objects',
+      'What this member\'s store holds: secrets, their versions, the bytes of their values, audit records.',
+      this.#storeGauge,
+    );
     this.#stopTicking = this.#timers.every(this.#options.tickMs, () =>
       this.#input(() => this.#core.tick()),
     );
@@ -206,6 +221,7 @@ export class RaftNode {
 
   step(message: Message): void {
     if (this.#stopped) return;
+    if (this.#stepAt < 0 && message.type === 'append') this.#stepAt = this.#metrics.now();
     this.#input(() => this.#core.step(message));
   }
 
@@ -222,11 +238,17 @@ export class RaftNode {
       return Promise.reject(error);
     }
     const data = encodeCommand(command);
+    const metrics = this.#metrics;
+    const at = metrics.now();
+    const trace = requestTrace.getStore();
+    if (trace) metrics.create.proposed.observe((at - trace.receivedAt) / 1000);
     return new Promise<ApplyResult>((resolve, reject) => {
       this.#input(() => {
         try {
           const index = this.#core.propose(data);
-          this.#pending.set(index, { term: this.#core.term, resolve, reject });
+          metrics.proposals.inc();
+          metrics.leader.queued.observe((metrics.now() - at) / 1000);
+          this.#pending.set(index, { term: this.#core.term, at, resolve, reject });
         } catch (error) {
           reject(error);
         }
@@ -350,7 +372,38 @@ export class RaftNode {
     return [...this.#wal.keyIds(), ...this.#snapshots.keyIds()];
   }
 
+  readonly #raftGauge = (): ReadonlyArray<readonly [{ readonly index: string }, number]> => {
+    const status = this.#core.status();
+    return [
+      [{ index: 'term' }, status.term],
+      [{ index: 'commit' }, status.commit],
+      [{ index: 'applied' }, this.#store.appliedIndex],
+      [{ index: 'last' }, status.lastIndex],
+      [{ index: 'snapshot' }, this.#snapshotIndex],
+      [{ index: 'leader' }, status.role === 'leader' ? 1 : 0],
+    ];
+  };
+
+  readonly #storeGauge = (): ReadonlyArray<readonly [{ readonly kind: string }, number]> => {
+    let secrets = 0;
+    let versions = 0;
+    let bytes = 0;
+    for (const secret of this.#store.secrets()) {
+      secrets++;
+      versions += secret.versions.length;
+      for (const version of secret.versions) bytes += version.data.byteLength;
+    }
+    return [
+      [{ kind: 'secrets' }, secrets],
+      [{ kind: 'secret_versions' }, versions],
+      [{ kind: 'secret_value_bytes' }, bytes],
+      [{ kind: 'audit_records' }, this.#store.audit.size],
+    ];
+  };
+
   async stop(): Promise<void> {
+    this.#metrics.registry.dropGauge('secretd_raft', this.#raftGauge);
+    this.#metrics.registry.dropGauge('secretd_store_objects', this.#storeGauge);
     this.#stopped = true;
     this.#stopTicking?.();
     this.#rotation?.reject(
@@ -394,6 +447,9 @@ export class RaftNode {
     while (!this.#stopped && this.#core.hasReady()) {
       const ready = this.#core.ready();
       this.#readyOutstanding = true;
+      const stepAt = this.#stepAt;
+      this.#stepAt = -1;
+      this.#recordCommitted(ready.committedEntries);
       // Durable already: persisted by an earlier Ready and not rewritten by this one (a new leader
       // may replace an uncommitted tail from ready.entries[0].index on).
       const stable = Math.min(
@@ -405,7 +461,9 @@ export class RaftNode {
       this.#applyEntries(durable);
       await this.#persist(ready);
       this.#assertDurable(ready, later);
+      const persistedAt = this.#recordPersisted(ready, stepAt);
       if (ready.messages.length > 0) this.#options.transport.send(ready.messages);
+      if (persistedAt >= 0) this.#recordSent(ready, stepAt);
       this.#applyEntries(later);
       for (const readState of ready.readStates) {
         this.#whenApplied(readState.index, this.#reads.get(readState.context) ?? []);
@@ -417,6 +475,54 @@ export class RaftNode {
       for (const listener of [...this.#advancedListeners]) listener();
       await this.#maybeSnapshot();
       this.#drainInbox();
+    }
+  }
+
+  /** The committed stage of every write proposed here that this Ready commits. */
+  #recordCommitted(entries: readonly Entry[]): void {
+    if (this.#pending.size === 0) return;
+    const now = this.#metrics.now();
+    for (const entry of entries) {
+      const pending = this.#pending.get(entry.index);
+      if (pending) this.#metrics.leader.committed.observe((now - pending.at) / 1000);
+    }
+  }
+
+  /**
+   * The appended and fsynced stages of this Ready's new entries: of the writes proposed here, or
+   * on a follower from the arrival of the first message. Returns when they were fsynced, or -1 when
+   * this Ready synced no entries.
+   */
+  #recordPersisted(ready: Ready, stepAt: number): number {
+    if (ready.entries.length === 0 || !ready.mustSync) return -1;
+    const metrics = this.#metrics;
+    const now = metrics.now();
+    const written = metrics.walWrittenAt;
+    if (this.#pending.size > 0) {
+      for (const entry of ready.entries) {
+        const pending = this.#pending.get(entry.index);
+        if (!pending) continue;
+        if (written >= pending.at) metrics.leader.appended.observe((written - pending.at) / 1000);
+        metrics.leader.fsynced.observe((now - pending.at) / 1000);
+      }
+    } else if (stepAt >= 0) {
+      if (written >= stepAt) metrics.follower.appended.observe((written - stepAt) / 1000);
+      metrics.follower.fsynced.observe((now - stepAt) / 1000);
+    }
+    return now;
+  }
+
+  /** The sent stage: the Ready's messages are with the transport. */
+  #recordSent(ready: Ready, stepAt: number): void {
+    const metrics = this.#metrics;
+    const now = metrics.now();
+    if (this.#pending.size > 0) {
+      for (const entry of ready.entries) {
+        const pending = this.#pending.get(entry.index);
+        if (pending) metrics.leader.sent.observe((now - pending.at) / 1000);
+      }
+    } else if (stepAt >= 0 && ready.messages.length > 0) {
+      metrics.follower.sent.observe((now - stepAt) / 1000);
     }
   }
 
@@ -454,6 +560,7 @@ export class RaftNode {
   async #installSnapshot(snapshot: Snapshot): Promise<void> {
     await this.#snapshots.save(snapshot);
     await this.#wal.markSnapshot(snapshot.meta);
+    this.#metrics.snapshotBytes.observe(snapshot.data.byteLength);
     const store = Store.restore(snapshot.data);
     this.#store = store;
     this.#snapshotIndex = snapshot.meta.index;
@@ -469,6 +576,7 @@ export class RaftNode {
       const pending = this.#pending.get(entry.index);
       if (pending) {
         this.#pending.delete(entry.index);
+        this.#metrics.leader.applied.observe((this.#metrics.now() - pending.at) / 1000);
         if (pending.term === entry.term && result) pending.resolve(result);
         else
           pending.reject(
@@ -552,6 +660,7 @@ export class RaftNode {
       meta: { index, term: this.#appliedTerm, conf: this.#core.status().conf },
       data: this.#store.snapshot(),
     };
+    this.#metrics.snapshotBytes.observe(snapshot.data.byteLength);
     await this.#snapshots.save(snapshot);
     await this.#wal.markSnapshot(snapshot.meta);
     this.#core.compact(snapshot);

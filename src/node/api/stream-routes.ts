@@ -86,6 +86,7 @@ async function serveCreateSecret(
   options: StreamRoutesOptions,
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
+  trace: RequestTrace,
 ): Promise<void> {
   let identity: Identity;
   try {

@@ -21,7 +21,11 @@ setDefaultTimeout(90_000);
 const chromiumPath = '/usr/bin/chromium';
 const shots = join(repoRoot, 'docs', 'console');
 /** The values written through the console: none may appear in anything the browser receives or keeps. */
-const values = ['console-first-value-4f1c9a', 'console-second-value-88d02e'];
+const values = [
+  'console-first-value-4f1c9a',
+  'console-second-value-88d02e',
+  'console-file-value-0b7e55\n',
+];
 const forbidden = [...values, ...values.map((v) => Buffer.from(v).toString('base64'))];
 
 interface Console {
@@ -189,6 +193,19 @@ describe('secretd console in chromium', () => {
       '0 tasks',
       expect.any(String),
     ]);
+  });
+
+  test('a secret created from a file chosen in the browser is listed', async () => {
+    await page.fill('#create-secret input[name=name]', 'tls_key');
+    await page.setInputFiles('#create-secret input[type=file]', {
+      name: 'tls.key',
+      mimeType: 'application/octet-stream',
+      buffer: Buffer.from(values[2]!),
+    });
+    await page.click('#create-secret button[type=submit]');
+    await page.waitForSelector('tr[data-secret="tls_key"]');
+    expect(await page.locator('#flash').textContent()).toMatch(/^Created secret tls_key \(\w+\)$/);
+    expect(await page.locator('#create-secret input[type=file]').inputValue()).toBe('');
   });
 
   test('a new version reaches the service task, and the node × version table follows it live', async () => {
@@ -400,6 +417,44 @@ describe('secretd console in chromium', () => {
         : undefined,
     );
     await page.screenshot({ path: join(shots, 'graph-three-managers.png'), fullPage: true });
+  });
+
+  test('--secret-add and --secret-rm from the services page change the service’s spec', async () => {
+    await page.goto(`${admin.origin}/#/services`);
+    await page.fill('#service-change input[name=service]', 'web');
+    await page.fill('#service-change input[name=add]', 'source=tls_key,target=tls.key,mode=0400');
+    await page.click('#service-change button[data-act=add]');
+    await page.waitForSelector('[data-service="web"] .badge:text("tls_key → tls.key")');
+    const spec = () =>
+      JSON.parse(
+        expectRun(cluster.manager.cli(['service', 'inspect', 'web']), {}).stdout,
+      )[0].Spec.TaskTemplate.ContainerSpec.Secrets.map(
+        (s: { SecretName: string; File: object }) => ({
+          SecretName: s.SecretName,
+          File: s.File,
+        }),
+      );
+    expect(spec()).toEqual([
+      { SecretName: 'db_password', File: { Name: 'db_password', UID: '0', GID: '0', Mode: 0o444 } },
+      { SecretName: 'tls_key', File: { Name: 'tls.key', UID: '0', GID: '0', Mode: 0o400 } },
+    ]);
+    // A bad spec gets the CLI's own error and changes nothing.
+    await page.fill('#service-change input[name=add]', 'source=tls_key,colour=blue');
+    await page.click('#service-change button[data-act=add]');
+    await page.waitForSelector('#flash .msg.error');
+    expect(await page.locator('#flash').textContent()).toBe(
+      'Invalid --secret "source=tls_key,colour=blue": unknown field "colour"',
+    );
+    await page.fill('#service-change input[name=rm]', 'tls_key');
+    await page.click('#service-change button[data-act=rm]');
+    await until('the badge to go', 10_000, async () =>
+      (await page.locator('[data-service="web"] .badge:text("tls_key → tls.key")').count()) === 0
+        ? true
+        : undefined,
+    );
+    expect(spec()).toEqual([
+      { SecretName: 'db_password', File: { Name: 'db_password', UID: '0', GID: '0', Mode: 0o444 } },
+    ]);
   });
 
   test('a rollback and a version removal from the secret page, each followed by the table', async () => {

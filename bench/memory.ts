@@ -1,0 +1,78 @@
+/**
+ * Memory held per byte of secret values (issue 17's bar: the manager's RSS at most 1.5 × the bytes
+ * of values held, plus a fixed base). Starts one manager, reads its RSS with an empty store (the
+ * base), creates secrets of `--size` bytes until `--total` bytes of values are held, and prints,
+ * from its GET /secretd/metrics: RSS, bytes of values held, RSS − base over values, the WAL bytes
+ * written, the Raft indexes (whether a snapshot has been taken) and the snapshot sizes. RSS is not
+ * distorted by a busy machine, so this may run anywhere.
+ *
+ *   bun bench/memory.ts [--total 150000000] [--size 65536] [--concurrency 4] [--secretd-bin dist/secretd]
+ */
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { scrape, type Scrape } from './metrics-scrape.ts';
+import { openSecretdSession } from './secretd-client.ts';
+import { startSecretdCluster } from './secretd-cluster.ts';
+
+const { values } = parseArgs({
+  options: {
+    total: { type: 'string' },
+    size: { type: 'string' },
+    concurrency: { type: 'string' },
+    'secretd-bin': { type: 'string' },
+  },
+});
+const total = Number(values.total ?? '150000000');
+const size = Number(values.size ?? '65536');
+const concurrency = Number(values.concurrency ?? '4');
+const command = values['secretd-bin'] === undefined ? undefined : [values['secretd-bin']];
+const count = Math.ceil(total / size);
+
+const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
+const line = (label: string, s: Scrape): string => {
+  const rss = s.get('secretd_process_resident_memory_bytes') ?? Number.NaN;
+  const held = s.get('secretd_store_objects{kind="secret_value_bytes"}') ?? Number.NaN;
+  return `${label}: RSS ${mb(rss)}, values held ${mb(held)}, secrets ${s.get('secretd_store_objects{kind="secrets"}')}, applied ${s.get('secretd_raft{index="applied"}')}, snapshot at ${s.get('secretd_raft{index="snapshot"}')}, WAL written ${mb(s.get('secretd_wal_written_bytes_total') ?? Number.NaN)}`;
+};
+
+const cluster = await startSecretdCluster({ managers: 1, ...(command ? { command } : {}) });
+try {
+  const [manager] = cluster.managers;
+  const session = await openSecretdSession(manager!.url, cluster, { requestTimeoutMs: 60_000 });
+  const base = await scrape(session);
+  console.log(`memory: ${count} creates of ${size} B (${mb(count * size)}), C=${concurrency}`);
+  console.log(line('empty', base));
+  const run = Math.floor(performance.timeOrigin).toString(36);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      const body = JSON.stringify({
+        Name: `mem-${run}-${i}`,
+        Data: randomBytes(size).toString('base64'),
+        Labels: {},
+      });
+      const answer = await session.request('POST', '/secrets/create', body);
+      if (answer.status !== 201)
+        throw new Error(`Create ${i} answered ${answer.status}: ${answer.body.slice(0, 200)}`);
+      if ((i + 1) % Math.max(1, Math.floor(count / 5)) === 0)
+        console.log(line(`after ${i + 1}`, await scrape(session)));
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const end = await scrape(session);
+  console.log(line('end', end));
+  const baseRss = base.get('secretd_process_resident_memory_bytes') ?? Number.NaN;
+  const rss = end.get('secretd_process_resident_memory_bytes') ?? Number.NaN;
+  const held = end.get('secretd_store_objects{kind="secret_value_bytes"}') ?? Number.NaN;
+  console.log(
+    `RSS/values: ${(rss / held).toFixed(2)}; (RSS − empty RSS)/values: ${((rss - baseRss) / held).toFixed(2)} (bar: ≤ 1.5 over a fixed base)`,
+  );
+  const snapshots = end.get('secretd_snapshot_bytes_count') ?? 0;
+  console.log(
+    `snapshots sealed or installed: ${snapshots}, ${mb(end.get('secretd_snapshot_bytes_sum') ?? 0)} in all`,
+  );
+  await session.close();
+} finally {
+  await cluster.stop();
+}

@@ -10,6 +10,8 @@ const build = Bun.spawnSync(
     'build',
     '--compile',
     '--minify-syntax',
+    // Bytecode: a third of the start-up time (the OCI runtime path is run for every container).
+    '--bytecode',
     join(root, 'src', 'main.ts'),
     '--outfile',
     outfile,

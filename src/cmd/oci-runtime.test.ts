@@ -3,7 +3,15 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../test/helpers/process.ts';
 import type { Io } from './_common.ts';
-import { bundleSecretRefs, ociRuntime, parseRuncCall, withSecretMounts } from './oci-runtime.ts';
+import { dataDirPaths, defaultDataDir } from '../node/index.ts';
+import {
+  adminSocketOf,
+  bundleSecretRefs,
+  nodeDataDirDefault,
+  ociRuntime,
+  parseRuncCall,
+  withSecretMounts,
+} from './oci-runtime.ts';
 import { parseSpawnArgs, spawnRefs } from './spawn.ts';
 
 function capture(): { io: Io; out: string[]; err: string[] } {
@@ -68,8 +76,8 @@ describe('parseRuncCall', () => {
 });
 
 describe('bundleSecretRefs', () => {
-  test('takes SECRETD_SECRET* variables and io.secretd.secret.* annotations in --secret syntax, and nothing else', () => {
-    const refs = bundleSecretRefs({
+  test('takes SECRETD_SECRET* variables and io.secretd.secret.* annotations in --secret syntax, and nothing else', async () => {
+    const refs = await bundleSecretRefs({
       process: {
         env: [
           'PATH=/bin',
@@ -97,13 +105,13 @@ describe('bundleSecretRefs', () => {
     ]);
   });
 
-  test('refuses a malformed reference naming the variable', () => {
-    expect(() =>
+  test('refuses a malformed reference naming the variable', async () => {
+    await expect(
       bundleSecretRefs({ process: { env: ['SECRETD_SECRET_X=source=a,bogus=1'] } }),
-    ).toThrow(
+    ).rejects.toThrow(
       'Cannot prepare secrets: environment variable SECRETD_SECRET_X is not a valid reference: "source=a,bogus=1": unknown field "bogus"',
     );
-    expect(() => bundleSecretRefs({ annotations: { 'io.secretd.secret.y': '' } })).toThrow(
+    await expect(bundleSecretRefs({ annotations: { 'io.secretd.secret.y': '' } })).rejects.toThrow(
       'annotation io.secretd.secret.y is not a valid reference: source is required',
     );
   });
@@ -126,6 +134,13 @@ describe('bundleSecretRefs', () => {
 });
 
 describe('ociRuntime', () => {
+  test("its copies of the node's default data dir and admin socket path agree with the node's", () => {
+    expect([nodeDataDirDefault, adminSocketOf('/d')]).toEqual([
+      defaultDataDir,
+      dataDirPaths('/d').adminSocket,
+    ]);
+  });
+
   test('a config.json that is not JSON fails create with the reason on stderr and in the --log file as JSON, without running runc', async () => {
     using dir = tempDir('secretd-oci-unit-');
     mkdirSync(join(dir.path, 'bundle'));

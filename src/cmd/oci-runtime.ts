@@ -14,8 +14,13 @@
  *
  * A container without references costs one execve more than runc alone. Secret values never pass
  * through this process: only names, paths and versions.
+ *
+ * Engines run this for every container they create, start and delete (docker: create, start,
+ * delete, delete --force), so it loads nothing of the node's code (src/main.ts imports it alone):
+ * the `--secret` parser comes in (import()) only for a container that names a secret, and the admin
+ * socket is spoken to with node:http directly.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
   accessSync,
   constants as fsConstants,
@@ -25,14 +30,16 @@ import {
   statSync,
   writeFileSync,
   appendFileSync,
+  writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { request as httpRequest } from 'node:http';
 import { SecretdError } from '../errors.ts';
 import { localAgentTimeoutMs, localSecretRefsMax, ociConfigBytesMax } from '../limits.ts';
-import { defaultDataDir } from '../node/index.ts';
 import type { Io } from './_common.ts';
-import { openClient, type ApiClient } from './client.ts';
-import { parseSecretFlag } from './_secret-spec.ts';
+import type { SecretRequestRef } from './_secret-request.ts';
+
+export type { SecretRequestRef } from './_secret-request.ts';
 
 /** Where an administrator names the runtime to hand over to and the data dir (both optional). */
 export const ociRuntimeConfigPath = '/etc/secretd/oci-runtime.json';
@@ -81,39 +88,6 @@ export function parseRuncCall(args: readonly string[]): RuncCall {
   return { globals, command, flags, positionals };
 }
 
-/** One reference as the agent's route takes it. */
-export interface SecretRequestRef {
-  readonly Secret: string;
-  readonly Version?: number;
-  readonly Target: string;
-  readonly UID: string;
-  readonly GID: string;
-  readonly Mode: number;
-  readonly OnUpdate: string;
-}
-
-/** `--secret` syntax → the route's shape; `where` names the reference in messages (the variable or annotation). */
-export function secretRequestRef(where: string, spec: string): SecretRequestRef {
-  let flag;
-  try {
-    flag = parseSecretFlag(spec);
-  } catch (error) {
-    throw new SecretdError(
-      'invalid',
-      `Cannot prepare secrets: ${where} is not a valid reference: ${(error as Error).message.replace(/^Invalid --secret:? ?/, '')}`,
-    );
-  }
-  return {
-    Secret: flag.SecretName,
-    ...(flag.Secretd?.Version === undefined ? {} : { Version: flag.Secretd.Version }),
-    Target: flag.File.Name,
-    UID: flag.File.UID,
-    GID: flag.File.GID,
-    Mode: flag.File.Mode,
-    OnUpdate: flag.Secretd?.OnUpdate ?? 'none',
-  };
-}
-
 interface OciConfig {
   process?: { env?: unknown };
   annotations?: unknown;
@@ -121,18 +95,25 @@ interface OciConfig {
   [key: string]: unknown;
 }
 
+/** One reference as the bundle gives it: where it was found (for messages) and its `--secret` text. */
+export interface BundleSecretSpec {
+  readonly where: string;
+  readonly spec: string;
+}
+
 /** The references a bundle's config names, in order: environment first, then annotations. */
-export function bundleSecretRefs(config: OciConfig): SecretRequestRef[] {
-  const refs: SecretRequestRef[] = [];
+export function bundleSecretSpecs(config: OciConfig): BundleSecretSpec[] {
+  const specs: BundleSecretSpec[] = [];
   const env = Array.isArray(config.process?.env) ? (config.process.env as unknown[]) : [];
   for (const entry of env) {
     if (typeof entry !== 'string' || !entry.startsWith(secretEnvPrefix)) continue;
     const eq = entry.indexOf('=');
     const name = eq === -1 ? entry : entry.slice(0, eq);
     if (!/^SECRETD_SECRET(_[A-Za-z0-9_]*)?$/.test(name)) continue;
-    refs.push(
-      secretRequestRef(`environment variable ${name}`, eq === -1 ? '' : entry.slice(eq + 1)),
-    );
+    specs.push({
+      where: `environment variable ${name}`,
+      spec: eq === -1 ? '' : entry.slice(eq + 1),
+    });
   }
   const annotations =
     typeof config.annotations === 'object' && config.annotations !== null
@@ -141,15 +122,28 @@ export function bundleSecretRefs(config: OciConfig): SecretRequestRef[] {
   for (const [key, value] of Object.entries(annotations)) {
     if (!key.startsWith(secretAnnotationPrefix)) continue;
     // podman splits an --annotation value at its commas: fields may be separated by ';' there.
-    const spec = typeof value === 'string' ? value.replaceAll(';', ',') : '';
-    refs.push(secretRequestRef(`annotation ${key}`, spec));
+    specs.push({
+      where: `annotation ${key}`,
+      spec: typeof value === 'string' ? value.replaceAll(';', ',') : '',
+    });
   }
-  if (refs.length > localSecretRefsMax)
+  if (specs.length > localSecretRefsMax)
     throw new SecretdError(
       'invalid',
-      `Cannot prepare secrets: ${refs.length} references is more than the ${localSecretRefsMax} allowed per container`,
+      `Cannot prepare secrets: ${specs.length} references is more than the ${localSecretRefsMax} allowed per container`,
     );
-  return refs;
+  return specs;
+}
+
+/** The bundle's references, parsed by the CLI's `--secret` parser (loaded only now). */
+export async function bundleSecretRefs(config: OciConfig): Promise<SecretRequestRef[]> {
+  const specs = bundleSecretSpecs(config);
+  if (specs.length === 0) return [];
+  // reflect-metadata first (as src/main.ts does): the x509 library under the node's door, which the
+  // parser's module graph reaches, needs it before its own modules are evaluated.
+  await import('reflect-metadata');
+  const { secretRequestRef } = await import('./_secret-request.ts');
+  return specs.map(({ where, spec }) => secretRequestRef(where, spec));
 }
 
 /** What the agent answered: where the prepared files are on the host. */
@@ -172,6 +166,16 @@ export function withSecretMounts(config: OciConfig, prepared: PreparedMounts): O
   for (const file of prepared.FileMounts)
     mounts.push({ destination: file.Destination, type: 'bind', source: file.Source, options });
   return { ...config, mounts };
+}
+
+/**
+ * The node's default data dir (data-dir/layout.ts's `defaultDataDir`, which oci-runtime.test.ts
+ * checks this against): a copy, so that this module loads none of the node's code.
+ */
+export const nodeDataDirDefault = '/var/lib/secretd';
+/** Its admin socket, as data-dir/layout.ts names it (checked by the same test). */
+export function adminSocketOf(dataDir: string): string {
+  return join(dataDir, 'admin.sock');
 }
 
 interface RuntimeSettings {
@@ -206,7 +210,7 @@ function settings(): RuntimeSettings {
     runtime: process.env.SECRETD_RUNC ?? (typeof file.runtime === 'string' ? file.runtime : 'runc'),
     dataDir:
       process.env.SECRETD_DATA_DIR ??
-      (typeof file.dataDir === 'string' ? file.dataDir : defaultDataDir),
+      (typeof file.dataDir === 'string' ? file.dataDir : nodeDataDirDefault),
   };
 }
 
@@ -253,30 +257,67 @@ function logFailure(call: RuncCall, message: string): void {
   }
 }
 
-async function agentRequest(
-  client: ApiClient,
+/** One JSON request on the node's admin socket (node:http: the CLI's client would load the node's code). */
+function agentRequest(
+  dataDir: string,
   method: string,
   path: string,
   body?: unknown,
 ): Promise<{ status: number; body: unknown }> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new SecretdError(
-            'unavailable',
-            `the node's agent did not answer within ${localAgentTimeoutMs} ms`,
-          ),
-        ),
-      localAgentTimeoutMs,
+  const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
+  return new Promise((resolveAnswer, reject) => {
+    const req = httpRequest(
+      {
+        socketPath: adminSocketOf(dataDir),
+        method,
+        path,
+        timeout: localAgentTimeoutMs,
+        headers: payload
+          ? { 'content-type': 'application/json', 'content-length': payload.length }
+          : {},
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = text;
+          try {
+            parsed = text === '' ? null : JSON.parse(text);
+          } catch {
+            // not JSON: kept as text
+          }
+          resolveAnswer({ status: res.statusCode ?? 0, body: parsed });
+        });
+      },
     );
+    req.on('timeout', () =>
+      req.destroy(
+        new SecretdError(
+          'unavailable',
+          `the node's agent did not answer within ${localAgentTimeoutMs} ms`,
+        ),
+      ),
+    );
+    req.on('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error instanceof SecretdError
+          ? error
+          : new SecretdError(
+              'unavailable',
+              `Cannot reach this node's secretd at ${adminSocketOf(dataDir)} (${error.code ?? error.message}): is secretd running on this node?`,
+            ),
+      ),
+    );
+    req.end(payload ?? undefined);
   });
-  try {
-    return await Promise.race([client.request(method, path, body), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+}
+
+function messageOf(answer: { status: number; body: unknown }): string {
+  return typeof answer.body === 'object' && answer.body !== null && 'message' in answer.body
+    ? String((answer.body as { message: unknown }).message)
+    : `the agent answered HTTP ${answer.status}`;
 }
 
 /** Asks the node's agent to prepare; throws a SecretdError with the agent's reason. */
@@ -284,45 +325,22 @@ export async function prepareSecrets(
   dataDir: string,
   request: { Id: string; Owner: unknown; Secrets: readonly SecretRequestRef[] },
 ): Promise<PreparedMounts> {
-  const client = openClient({ dataDir });
-  try {
-    const answer = await agentRequest(client, 'POST', '/secretd/local/containers', request).catch(
-      (error: unknown) => {
-        if (error instanceof SecretdError) throw error;
-        throw new SecretdError(
-          'unavailable',
-          `Cannot reach this node's secretd (admin socket of ${dataDir}): ${(error as Error).message}; is secretd running on this node?`,
-        );
-      },
-    );
-    if (answer.status === 201) return answer.body as PreparedMounts;
-    const message =
-      typeof answer.body === 'object' && answer.body !== null && 'message' in answer.body
-        ? String((answer.body as { message: unknown }).message)
-        : `the agent answered HTTP ${answer.status}`;
-    throw new SecretdError('invalid', message);
-  } finally {
-    client.close();
-  }
+  const answer = await agentRequest(dataDir, 'POST', '/secretd/local/containers', request);
+  if (answer.status === 201) return answer.body as PreparedMounts;
+  throw new SecretdError('invalid', messageOf(answer));
 }
 
-/** Asks the agent to erase a container's secrets; false when the agent cannot be reached. */
+/** Asks the agent to erase a container's secrets: null when done, else why not. */
 export async function eraseSecrets(dataDir: string, id: string): Promise<string | null> {
-  const client = openClient({ dataDir });
   try {
     const answer = await agentRequest(
-      client,
+      dataDir,
       'DELETE',
       `/secretd/local/containers/${encodeURIComponent(id)}`,
     );
-    if (answer.status === 200) return null;
-    return typeof answer.body === 'object' && answer.body !== null && 'message' in answer.body
-      ? String((answer.body as { message: unknown }).message)
-      : `HTTP ${answer.status}`;
+    return answer.status === 200 ? null : messageOf(answer);
   } catch (error) {
     return (error as Error).message;
-  } finally {
-    client.close();
   }
 }
 
@@ -372,12 +390,17 @@ export async function ociRuntime(
     return handOver();
   }
   if (call.command === 'delete' && id !== undefined) {
-    const result = spawnSync(runtime, [...args], { stdio: 'inherit' });
-    const code = result.status ?? 1;
-    // Erase even when runc failed because the container was already gone.
-    const why = await eraseSecrets(dataDir, id);
+    // The erase goes beside runc's delete (the container is stopped, or being killed by --force):
+    // even when runc fails because the container is already gone.
+    const erased = eraseSecrets(dataDir, id);
+    const code = await new Promise<number>((resolveCode) => {
+      const child = spawn(runtime, [...args], { stdio: 'inherit' });
+      child.once('error', () => resolveCode(127));
+      child.once('exit', (status) => resolveCode(status ?? 1));
+    });
+    const why = await erased;
     // No secretd on this node (or it is down): nothing to say; its sweep erases what is left once it runs.
-    if (why !== null && !/Cannot connect|ENOENT|ECONNREFUSED/.test(why))
+    if (why !== null && !/Cannot reach this node's secretd/.test(why))
       io.err(`secretd-runc: cannot erase the secrets of container ${id}: ${why}`);
     return code;
   }
@@ -402,7 +425,7 @@ async function prepareFor(call: RuncCall, id: string, dataDir: string): Promise<
       `Cannot create container ${id}: cannot read ${configPath}: ${(error as Error).message}`,
     );
   }
-  const refs = bundleSecretRefs(config);
+  const refs = await bundleSecretRefs(config);
   if (refs.length === 0) return;
   const root = call.globals.get('root');
   const prepared = await prepareSecrets(dataDir, {
@@ -427,6 +450,18 @@ async function prepareFor(call: RuncCall, id: string, dataDir: string): Promise<
     );
   }
 }
+
+/**
+ * Standard output and error written synchronously: the runtime's messages must be out before it
+ * exits or execs, and it carries none of the CLI's output plumbing (src/main.ts runs it alone).
+ */
+export const runtimeIo: Io = {
+  out: (text) => writeSync(1, `${text}\n`),
+  err: (text) => writeSync(2, `${text}\n`),
+  write: (stream, data) => writeSync(stream === 'out' ? 1 : 2, data),
+  stdin: async () => new Uint8Array(),
+  stdinIsTTY: false,
+};
 
 /** The setup for each engine, exactly as the README gives it. */
 export function printConfig(engine: string | undefined, io: Io): number {

@@ -20,12 +20,8 @@ import { resolve } from 'node:path';
 import { SecretdError } from '../errors.ts';
 import type { Io } from './_common.ts';
 import { dataDirOf } from './_common.ts';
-import {
-  eraseSecrets,
-  prepareSecrets,
-  secretRequestRef,
-  type SecretRequestRef,
-} from './oci-runtime.ts';
+import { eraseSecrets, prepareSecrets } from './oci-runtime.ts';
+import { secretRequestRef, type SecretRequestRef } from './_secret-request.ts';
 
 export interface SpawnOptions {
   readonly secrets: readonly string[];

@@ -31,6 +31,7 @@ import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promise
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecretdError } from '../../errors.ts';
+import { systemNow } from '../../io/system.ts';
 import { containerStartTimeoutMs, localContainersMax } from '../../limits.ts';
 import {
   RuncRuntime,
@@ -117,12 +118,13 @@ export interface LocalContainersOptions {
   readonly log: (line: string) => void;
   /** Whether the agent has had its first complete set from a dispatcher (before that, nothing is granted yet). */
   readonly ready: () => boolean;
-  /** Default Date.now. */
+  /** The clock, in milliseconds; default the system's (io/system.ts). */
   readonly nowMs?: () => number;
   /** Sends a signal to a spawned process; default process.kill. */
   readonly killProcess?: (pid: number, signal: string) => void;
 }
 
+const systemNowMs = (): number => systemNow().getTime();
 const containerIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 export class LocalContainers {
@@ -206,7 +208,7 @@ export class LocalContainers {
     const entry: Entry = {
       containerId: id,
       owner: request.owner,
-      preparedAtMs: (this.#options.nowMs ?? Date.now)(),
+      preparedAtMs: (this.#options.nowMs ?? systemNowMs)(),
       held: files.map((file, i) => ({
         secretId: chosen[i]!.secretId,
         name: chosen[i]!.name,
@@ -258,7 +260,7 @@ export class LocalContainers {
    */
   async sweep(): Promise<string[]> {
     await this.#load();
-    const now = (this.#options.nowMs ?? Date.now)();
+    const now = (this.#options.nowMs ?? systemNowMs)();
     const erased: string[] = [];
     for (const entry of [...this.#entries.values()]) {
       if (await this.#alive(entry, now)) continue;

@@ -102,7 +102,12 @@ async function measure(managers: number): Promise<{ rows: Row[]; cpuPer1000: num
     ];
     const add = (what: string, b: Scrape, a: Scrape, name: string, labels: string): void => {
       const delta = histogramDelta(b, a, name, labels);
-      rows.push({ what, p50: quantileMs(delta, 0.5), p99: quantileMs(delta, 0.99), count: delta.count });
+      rows.push({
+        what,
+        p50: quantileMs(delta, 0.5),
+        p99: quantileMs(delta, 0.99),
+        count: delta.count,
+      });
     };
     const route = 'secretd_create_secret_stage_seconds';
     add('server: received → body read', before, after, route, 'stage="body_read"');
@@ -131,18 +136,26 @@ async function measure(managers: number): Promise<{ rows: Row[]; cpuPer1000: num
 }
 
 const facts = machineFacts();
-console.log(`latency-breakdown: N=${n} (+${warmup} warm-up), S=${size} B, C=1; ${describeMachine(facts)}`);
+console.log(
+  `latency-breakdown: N=${n} (+${warmup} warm-up), S=${size} B, C=1; ${describeMachine(facts)}`,
+);
 const warning = busyWarning(facts);
 if (warning) console.log(warning);
 for (const managers of clusterSizes) {
   const { rows, cpuPer1000 } = await measure(managers);
-  console.log(`\n${managers} manager${managers === 1 ? '' : 's'} (stages cumulative from their start; quantiles from buckets, ±20%)`);
+  console.log(
+    `\n${managers} manager${managers === 1 ? '' : 's'} (stages cumulative from their start; quantiles from buckets, ±20%)`,
+  );
   const width = Math.max(...rows.map((r) => r.what.length));
-  console.log(`${'stage'.padEnd(width)}  ${'p50 ms'.padStart(8)}  ${'p99 ms'.padStart(8)}  ${'count'.padStart(7)}`);
+  console.log(
+    `${'stage'.padEnd(width)}  ${'p50 ms'.padStart(8)}  ${'p99 ms'.padStart(8)}  ${'count'.padStart(7)}`,
+  );
   console.log(`${'-'.repeat(width)}  --------  --------  -------`);
   for (const r of rows)
     console.log(
       `${r.what.padEnd(width)}  ${formatNumber(r.p50, 3).padStart(8)}  ${formatNumber(r.p99, 3).padStart(8)}  ${String(r.count).padStart(7)}`,
     );
-  console.log(`server CPU (user+sys, all managers) per 1,000 creates: ${formatNumber(cpuPer1000, 0)} ms`);
+  console.log(
+    `server CPU (user+sys, all managers) per 1,000 creates: ${formatNumber(cpuPer1000, 0)} ms`,
+  );
 }

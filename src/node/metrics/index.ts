@@ -35,7 +35,14 @@ export {
   type Labels,
 } from './metrics.ts';
 
-export const leaderStages = ['queued', 'appended', 'fsynced', 'sent', 'committed', 'applied'] as const;
+export const leaderStages = [
+  'queued',
+  'appended',
+  'fsynced',
+  'sent',
+  'committed',
+  'applied',
+] as const;
 export type LeaderStage = (typeof leaderStages)[number];
 export const followerStages = ['appended', 'fsynced', 'sent'] as const;
 export type FollowerStage = (typeof followerStages)[number];
@@ -83,7 +90,10 @@ export class SecretdMetrics {
       'Create-secret stream route: seconds from the stream arriving to each stage (cumulative).',
       createStages,
     ) as Record<CreateStage, Histogram>;
-    this.walWrite = r.histogram('secretd_wal_write_seconds', 'WAL batch writes (before any fsync).');
+    this.walWrite = r.histogram(
+      'secretd_wal_write_seconds',
+      'WAL batch writes (before any fsync).',
+    );
     this.walFsync = r.histogram('secretd_wal_fsync_seconds', 'WAL fdatasync calls.');
     this.walBytes = r.counter('secretd_wal_written_bytes_total', 'Bytes written to the WAL.');
     this.snapshotBytes = r.histogram(
@@ -99,13 +109,17 @@ export class SecretdMetrics {
     r.gauge('secretd_process_resident_memory_bytes', 'Resident set size of this process.', () => [
       [{}, process.memoryUsage.rss()],
     ]);
-    r.gauge('secretd_process_cpu_seconds_total', 'User and system CPU time of this process.', () => {
-      const usage = process.cpuUsage();
-      return [
-        [{ mode: 'user' }, usage.user / 1e6],
-        [{ mode: 'system' }, usage.system / 1e6],
-      ];
-    });
+    r.gauge(
+      'secretd_process_cpu_seconds_total',
+      'User and system CPU time of this process.',
+      () => {
+        const usage = process.cpuUsage();
+        return [
+          [{ mode: 'user' }, usage.user / 1e6],
+          [{ mode: 'system' }, usage.system / 1e6],
+        ];
+      },
+    );
   }
 
   /** Milliseconds on the metrics clock. */
@@ -180,10 +194,15 @@ const known = new Set([
 export const processMetrics = new SecretdMetrics(() => systemTimers.now());
 
 /**
- * `fs` with its append handles timed (the WAL's): each write and fdatasync is recorded, and
- * `walWrittenAt` set when a write completes. Behaviour is unchanged.
+ * `fs` with its append handles timed (the WAL's) on `now` (the Raft loop's clock: simulated time in
+ * the simulator): each write and fdatasync is recorded, and `walWrittenAt` set when a write
+ * completes. Behaviour is unchanged.
  */
-export function timedFileSystem(fs: FileSystem, metrics: SecretdMetrics = processMetrics): FileSystem {
+export function timedFileSystem(
+  fs: FileSystem,
+  metrics: SecretdMetrics = processMetrics,
+  now: () => number = () => metrics.now(),
+): FileSystem {
   return {
     mkdirp: (dir) => fs.mkdirp(dir),
     list: (dir) => fs.list(dir),
@@ -193,24 +212,24 @@ export function timedFileSystem(fs: FileSystem, metrics: SecretdMetrics = proces
     rename: (from, to) => fs.rename(from, to),
     remove: (path) => fs.remove(path),
     syncDir: (dir) => fs.syncDir(dir),
-    openAppend: async (path) => timedHandle(await fs.openAppend(path), metrics),
+    openAppend: async (path) => timedHandle(await fs.openAppend(path), metrics, now),
   };
 }
 
-function timedHandle(handle: FileHandle, metrics: SecretdMetrics): FileHandle {
+function timedHandle(handle: FileHandle, metrics: SecretdMetrics, now: () => number): FileHandle {
   return {
     async write(bytes) {
-      const start = metrics.now();
+      const start = now();
       await handle.write(bytes);
-      const end = metrics.now();
+      const end = now();
       metrics.walWrite.observe((end - start) / 1000);
       metrics.walBytes.inc(bytes.byteLength);
       metrics.walWrittenAt = end;
     },
     async sync() {
-      const start = metrics.now();
+      const start = now();
       await handle.sync();
-      metrics.walFsync.observe((metrics.now() - start) / 1000);
+      metrics.walFsync.observe((now() - start) / 1000);
     },
     close: () => handle.close(),
   };

@@ -127,7 +127,12 @@ export class Registry {
     return counter;
   }
 
-  histogram(name: string, help: string, labels: Labels = {}, bounds: Buckets = latencyBuckets): Histogram {
+  histogram(
+    name: string,
+    help: string,
+    labels: Labels = {},
+    bounds: Buckets = latencyBuckets,
+  ): Histogram {
     const histogram = new Histogram(labels, bounds);
     this.#family(name, help, 'histogram').series.push(histogram);
     return histogram;
@@ -161,7 +166,10 @@ export class Registry {
   render(): string {
     const out: string[] = [];
     for (const family of this.#families.values()) {
-      out.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`);
+      out.push(
+        `# HELP ${family.name} ${escapeHelp(family.help)}`,
+        `# TYPE ${family.name} ${family.type}`,
+      );
       for (const series of family.series) {
         if (series instanceof Counter) {
           out.push(`${family.name}${labelText(series.labels)} ${numberText(series.value)}`);

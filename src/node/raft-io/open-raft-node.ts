@@ -9,7 +9,7 @@
  */
 import type { Random } from '../../crypto/random.ts';
 import type { FileSystem } from '../../io/fs.ts';
-import type { Timers } from '../../io/timers.ts';
+import { systemTimers, type Timers } from '../../io/timers.ts';
 import { RaftCore, type RaftOptions } from '../../raft/core.ts';
 import { SnapshotStore } from '../../raft/snapshot-store.ts';
 import type { ConfState, Entry, HardState, MemberId, SnapshotMeta } from '../../raft/types.ts';
@@ -65,7 +65,9 @@ export interface OpenRaftOptions {
 
 export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> {
   // The WAL's writes and fsyncs are timed for /secretd/metrics (metrics/index.ts); nothing else changes.
-  const sealing = sealingOf({ ...options, fs: timedFileSystem(options.fs, options.metrics) });
+  const timers = options.timers ?? systemTimers;
+  const fs = timedFileSystem(options.fs, options.metrics, () => timers.now());
+  const sealing = sealingOf({ ...options, fs });
   const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
   const snapshot = await snapshots.loadLatest();
   const segmentBytes =

@@ -221,7 +221,7 @@ export class RaftNode {
 
   step(message: Message): void {
     if (this.#stopped) return;
-    if (this.#stepAt < 0 && message.type === 'append') this.#stepAt = this.#metrics.now();
+    if (this.#stepAt < 0 && message.type === 'append') this.#stepAt = this.#timers.now();
     this.#input(() => this.#core.step(message));
   }
 
@@ -239,15 +239,17 @@ export class RaftNode {
     }
     const data = encodeCommand(command);
     const metrics = this.#metrics;
-    const at = metrics.now();
+    const timers = this.#timers;
+    const at = timers.now();
+    // The create route's own clock (the process's metrics), only when a request is being traced.
     const trace = requestTrace.getStore();
-    if (trace) metrics.create.proposed.observe((at - trace.receivedAt) / 1000);
+    if (trace) processMetrics.create.proposed.observe((processMetrics.now() - trace.receivedAt) / 1000);
     return new Promise<ApplyResult>((resolve, reject) => {
       this.#input(() => {
         try {
           const index = this.#core.propose(data);
           metrics.proposals.inc();
-          metrics.leader.queued.observe((metrics.now() - at) / 1000);
+          metrics.leader.queued.observe((timers.now() - at) / 1000);
           this.#pending.set(index, { term: this.#core.term, at, resolve, reject });
         } catch (error) {
           reject(error);
@@ -481,7 +483,7 @@ export class RaftNode {
   /** The committed stage of every write proposed here that this Ready commits. */
   #recordCommitted(entries: readonly Entry[]): void {
     if (this.#pending.size === 0) return;
-    const now = this.#metrics.now();
+    const now = this.#timers.now();
     for (const entry of entries) {
       const pending = this.#pending.get(entry.index);
       if (pending) this.#metrics.leader.committed.observe((now - pending.at) / 1000);
@@ -496,7 +498,7 @@ export class RaftNode {
   #recordPersisted(ready: Ready, stepAt: number): number {
     if (ready.entries.length === 0 || !ready.mustSync) return -1;
     const metrics = this.#metrics;
-    const now = metrics.now();
+    const now = this.#timers.now();
     const written = metrics.walWrittenAt;
     if (this.#pending.size > 0) {
       for (const entry of ready.entries) {
@@ -515,7 +517,7 @@ export class RaftNode {
   /** The sent stage: the Ready's messages are with the transport. */
   #recordSent(ready: Ready, stepAt: number): void {
     const metrics = this.#metrics;
-    const now = metrics.now();
+    const now = this.#timers.now();
     if (this.#pending.size > 0) {
       for (const entry of ready.entries) {
         const pending = this.#pending.get(entry.index);
@@ -576,7 +578,7 @@ export class RaftNode {
       const pending = this.#pending.get(entry.index);
       if (pending) {
         this.#pending.delete(entry.index);
-        this.#metrics.leader.applied.observe((this.#metrics.now() - pending.at) / 1000);
+        this.#metrics.leader.applied.observe((this.#timers.now() - pending.at) / 1000);
         if (pending.term === entry.term && result) pending.resolve(result);
         else
           pending.reject(

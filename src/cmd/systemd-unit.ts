@@ -63,7 +63,6 @@ export function systemdUnit(options: {
   return [
     '[Unit]',
     `Description=secretd ${options.role}`,
-    'Documentation=https://github.com/secretd/secretd#unattended-unlock',
     'Wants=network-online.target',
     'After=network-online.target',
     '',

@@ -256,6 +256,8 @@ export const consolePollMs = 2000;
 export const consoleAuditRecordsMax = 500;
 /** Pages listening for live updates at once, per console. */
 export const consoleEventClientsMax = 32;
+/** How long the leader waits for a manager's `/info` when reporting which managers are locked (GET /secretd/nodes/state). */
+export const managerLockProbeTimeoutMs = 2000;
 
 // --- backup and restore (src/crypto/backup-format.ts, src/node/backup/) ---
 /** Plaintext bytes per sealed chunk of a backup file: what restore holds of the file at once. */

@@ -220,6 +220,7 @@ describe('the roles, as the issue defines them', () => {
       'DELETE /secretd/secrets/:id/versions/:version',
       'DELETE /secrets/:id',
       'GET /secretd/secrets/:id/grants',
+      'GET /secretd/secrets/:id/holders',
       'GET /secretd/secrets/:id/versions',
       'GET /secrets',
       'GET /secrets/:id',

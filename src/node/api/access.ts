@@ -142,6 +142,14 @@ export const accessRules: Readonly<Record<string, AccessRule>> = {
     whatOne: 'ungrant secret',
     scope: 'secret',
   },
+  // Who holds a secret now, and the nodes' certificates and lock state (routes/holdings.ts): metadata.
+  'GET /secretd/secrets/:id/holders': {
+    roles: secretReaders,
+    what: 'list secret holders',
+    whatOne: 'list the holders of secret',
+    scope: 'secret',
+  },
+  'GET /secretd/nodes/state': { roles: readers, what: "read the nodes' state" },
   'GET /secretd/settings': { roles: readers, what: 'read the cluster settings' },
   'POST /secretd/settings': { roles: admins, what: 'change the cluster settings' },
 
@@ -205,6 +213,8 @@ export const accessRules: Readonly<Record<string, AccessRule>> = {
   [`POST ${peerPaths.internalExec}`]: internal,
   [`GET ${peerPaths.internalNodes}`]: internal,
   [`GET ${peerPaths.internalNodes}/:id`]: internal,
+  'GET /secretd/internal/holders/:id': internal,
+  'GET /secretd/internal/node-states': internal,
   [`POST ${peerPaths.internalNodes}/:id/update`]: internal,
   [`DELETE ${peerPaths.internalNodes}/:id`]: internal,
   [`GET ${peerPaths.session}`]: session,

@@ -26,6 +26,7 @@ import { dispatchRoutes } from './routes/dispatch.ts';
 import { joinRoutes } from './routes/join.ts';
 import { localContainerRoutes } from './routes/local-containers.ts';
 import { grantRoutes, localGrantRoutes } from './routes/grants.ts';
+import { holdingsRoutes } from './routes/holdings.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { peerRoutes } from './routes/peers.ts';
 import { secretRoutes } from './routes/secrets.ts';
@@ -70,6 +71,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     }),
   );
   app.route('/', grantRoutes(backend));
+  app.route('/', holdingsRoutes(backend));
   app.route(
     '/',
     localGrantRoutes({

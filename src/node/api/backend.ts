@@ -18,6 +18,7 @@ import type {
 } from '../store/index.ts';
 import type { ServiceSpecInput } from './service-shapes.ts';
 import type { AuditBackend } from '../audit/index.ts';
+import type { NodeStateView, SecretHolderView } from './routes/holdings.ts';
 
 /**
  * Who is calling: a node's certificate (manager, worker), a client certificate (its role and scope
@@ -191,6 +192,10 @@ export interface Backend {
   ): Promise<{ readonly secret: SecretRecord; readonly changed: boolean }>;
   /** Removes the grant with exactly these constraints (`not_found` naming them); the secret after it. */
   ungrantSecret(ref: string, constraints: readonly string[]): Promise<SecretRecord>;
+  /** Who holds secret `ref` now, as the leader's dispatcher sent it (routes/holdings.ts); metadata only. */
+  secretHolders?(ref: string): Promise<readonly SecretHolderView[]>;
+  /** Every node's session and certificate end, every manager's lock state (routes/holdings.ts). */
+  nodeStates?(): Promise<readonly NodeStateView[]>;
   listSecrets(): Promise<readonly SecretRecord[]>;
   getSecret(ref: string): Promise<SecretRecord>;
   createSecret(spec: SecretSpecInput): Promise<string>;

@@ -20,3 +20,4 @@ export { serveAdminSocket, serveTls, serveWorkerSocket } from './server.ts';
 export { readServiceSpec, type ServiceSpecInput } from './service-shapes.ts';
 export { createWorkerApp, type WorkerBackend } from './worker-app.ts';
 export { secretVersionViews } from './secret-usage.ts';
+export { holdingsPaths, type NodeStateView, type SecretHolderView } from './routes/holdings.ts';

@@ -61,7 +61,13 @@ import type {
   SwarmUpdate,
   VersionOutcome,
 } from '../api/index.ts';
-import { secretVersionViews, type RootRotationStatus } from '../api/index.ts';
+import {
+  holdingsPaths,
+  secretVersionViews,
+  type NodeStateView,
+  type RootRotationStatus,
+  type SecretHolderView,
+} from '../api/index.ts';
 import {
   CertRenewer,
   issuerKeyOf,
@@ -160,6 +166,7 @@ import {
   type NodeViewContext,
 } from './node-view.ts';
 import { UnlockBackoff, type UnlockBackoffState } from './unlock-backoff.ts';
+import { nodeStatesView, probeLocked, secretHoldersView } from './holdings.ts';
 import { systemPorts, type ManagerPorts } from './ports.ts';
 
 export interface ManagerOptions {
@@ -796,6 +803,38 @@ export class Manager implements Backend {
     const dispatcher = this.#run?.dispatcher;
     if (!dispatcher?.active) throw this.#router.notLeader(refusal);
     return dispatcher;
+  }
+
+  // --- Who holds what, nodes' certificates and locks: the leader's view (manager/holdings.ts) ---
+
+  async secretHolders(ref: string): Promise<readonly SecretHolderView[]> {
+    return this.#router.onLeader(
+      async () => {
+        const store = await this.#router.read();
+        const held = this.#activeDispatcher('Not the leader').holdersOf(
+          store.resolveSecret(ref).id,
+        );
+        return secretHoldersView(store, held);
+      },
+      { method: 'GET', path: `${holdingsPaths.internalHolders}/${encodeURIComponent(ref)}` },
+    );
+  }
+
+  async nodeStates(): Promise<readonly NodeStateView[]> {
+    return this.#router.onLeader(
+      async () => {
+        const store = await this.#router.read();
+        const peers = this.#running().peers;
+        return nodeStatesView(store, {
+          selfId: this.state.nodeId,
+          selfNotAfterMs:
+            this.#certPem === '' ? null : parseIdentity(this.#certPem).notAfter.getTime(),
+          sessions: this.#activeDispatcher('Not the leader').sessionCertificates(),
+          probeLocked: (addr) => probeLocked(peers, addr),
+        });
+      },
+      { method: 'GET', path: holdingsPaths.internalNodeStates },
+    );
   }
 
   raftStatus(): unknown {

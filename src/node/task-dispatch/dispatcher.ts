@@ -323,6 +323,38 @@ export class Dispatcher {
     return this.#sessions.has(nodeId);
   }
 
+  /**
+   * Who holds secret `secretId` now, as this dispatcher sent it over the open sessions: a version
+   * per task (the task's id) and per grant. Metadata only; empty while not the leader.
+   */
+  holdersOf(
+    secretId: string,
+  ): Array<{ nodeId: string; version: number; by: 'task' | 'grant'; taskId?: string }> {
+    const held: Array<{ nodeId: string; version: number; by: 'task' | 'grant'; taskId?: string }> =
+      [];
+    for (const session of this.#sessions.values()) {
+      for (const [taskId, sent] of session.sentTasks) {
+        // `${desiredState} ${JSON of secret id → version}`, as #push wrote it.
+        const versions = JSON.parse(sent.slice(sent.indexOf(' ') + 1)) as Record<string, number>;
+        const version = versions[secretId];
+        if (version !== undefined)
+          held.push({ nodeId: session.nodeId, version, by: 'task', taskId });
+      }
+      const granted = session.sentGrants.get(secretId);
+      if (granted !== undefined)
+        held.push({ nodeId: session.nodeId, version: granted, by: 'grant' });
+    }
+    return held;
+  }
+
+  /** Each open session's node id → when the certificate it presented ends (ms since the epoch; undefined: unknown). */
+  sessionCertificates(): Map<string, number | undefined> {
+    const ends = new Map<string, number | undefined>();
+    for (const session of this.#sessions.values())
+      ends.set(session.nodeId, session.certificateNotAfter);
+    return ends;
+  }
+
   /** Per session: `${secretId}:${version}` → the tasks that hold it on that node (for release records). */
   readonly #secretTasks = new WeakMap<Session, Map<string, string[]>>();
 

@@ -58,12 +58,14 @@ export class Cluster {
   }
 
   async cluster(allowed: readonly string[]): Promise<object> {
-    const [nodes, raft, rotation] = await Promise.all([
+    const [nodes, raft, rotation, states] = await Promise.all([
       this.#maybe(allowed, 'GET /nodes', '/nodes'),
       this.#maybe(allowed, 'GET /secretd/raft/status', '/secretd/raft/status'),
       this.#maybe(allowed, 'GET /secretd/ca/rotation', '/secretd/ca/rotation').catch(() => null),
+      // Certificate ends and locked managers (the leader's view): left out while there is no leader.
+      this.#maybe(allowed, 'GET /secretd/nodes/state', '/secretd/nodes/state').catch(() => null),
     ]);
-    return { nodes, raft, rotation };
+    return { nodes, raft, rotation, states };
   }
 
   /** Secrets, services, tasks and nodes: what the secrets list, a secret's page, services and the graph draw. */
@@ -77,34 +79,52 @@ export class Cluster {
     return { secrets, services, tasks, nodes };
   }
 
-  /** The workload and each secret's newest version (one read per secret: for the pages, not the poll). */
+  /**
+   * The workload, each secret's newest version and who holds it now (the leader's dispatcher: tasks
+   * and grants; null when the role may not read it or there is no leader). Two reads per secret:
+   * for the pages, not the poll.
+   */
   async workloadWithVersions(allowed: readonly string[]): Promise<object> {
     const workload = (await this.workload(allowed)) as { secrets: unknown };
     const secrets = (workload.secrets ?? []) as Array<{ ID: string }>;
     const newest: Record<string, number> = {};
+    const holders: Record<string, unknown> = {};
     await Promise.all(
       secrets.map(async (secret) => {
-        const listed = (await this.call('GET', `/secretd/secrets/${q(secret.ID)}/versions`).catch(
-          () => null,
-        )) as { Versions?: Array<{ Version: number }> } | null;
-        const last = listed?.Versions?.at(-1);
+        const [listed, held] = await Promise.all([
+          this.call('GET', `/secretd/secrets/${q(secret.ID)}/versions`).catch(() => null),
+          this.#holders(allowed, secret.ID),
+        ]);
+        const last = (listed as { Versions?: Array<{ Version: number }> } | null)?.Versions?.at(-1);
         if (last) newest[secret.ID] = last.Version;
+        if (held !== null) holders[secret.ID] = held;
       }),
     );
-    return { ...workload, newest };
+    return { ...workload, newest, holders };
+  }
+
+  /** Who holds a secret now (GET /secretd/secrets/{id}/holders), or null when it cannot be read. */
+  #holders(allowed: readonly string[], ref: string): Promise<unknown> {
+    return this.#maybe(
+      allowed,
+      'GET /secretd/secrets/:id/holders',
+      `/secretd/secrets/${q(ref)}/holders`,
+    ).catch(() => null);
   }
 
   async secret(allowed: readonly string[], ref: string): Promise<object> {
-    const [secret, versions, workload] = await Promise.all([
+    const [secret, versions, workload, grants, holders] = await Promise.all([
       this.call('GET', `/secrets/${q(ref)}`),
       this.call('GET', `/secretd/secrets/${q(ref)}/versions`),
       this.workload(allowed),
+      this.#maybe(allowed, 'GET /secretd/secrets/:id/grants', `/secretd/secrets/${q(ref)}/grants`),
+      this.#holders(allowed, ref),
     ]);
     const name = (secret as { Spec?: { Name?: string } }).Spec?.Name ?? ref;
     const audit = allowed.includes('GET /secretd/audit')
       ? await this.audit({ secret: name })
       : null;
-    return { secret, versions, audit, ...workload };
+    return { secret, versions, audit, grants, holders, ...workload };
   }
 
   /**
@@ -166,6 +186,31 @@ export class Cluster {
     return this.call('DELETE', `/secrets/${q(ref)}`);
   }
 
+  /** `secret grant REF --node-constraint EXPR… [--version N]`: the CLI's call and its line. */
+  async grant(ref: string, constraints: readonly string[], version: number | null) {
+    requiredConstraints(constraints, 'grant');
+    const answer = (await this.call('POST', `/secretd/secrets/${q(ref)}/grants`, {
+      Constraints: constraints,
+      ...(version === null ? {} : { Version: version }),
+    })) as GrantsJSON;
+    const which = version === null ? 'the newest version' : `version ${version}`;
+    return {
+      ...answer,
+      Message: `${answer.Name}: granted to nodes where ${constraints.join(' and ')} (${which})`,
+    };
+  }
+
+  /** `secret ungrant REF --node-constraint EXPR…`: the CLI's call and its line. */
+  async ungrant(ref: string, constraints: readonly string[]) {
+    requiredConstraints(constraints, 'ungrant');
+    const query = constraints.map((c) => `constraint=${q(c)}`).join('&');
+    const answer = (await this.call(
+      'DELETE',
+      `/secretd/secrets/${q(ref)}/grants?${query}`,
+    )) as GrantsJSON;
+    return { ...answer, Message: `${answer.Name}: grant removed (${answer.Grants.length} left)` };
+  }
+
   /** `service scale NAME=N` and `service update --secret-add/--secret-rm`, as the CLI builds them. */
   async updateService(
     ref: string,
@@ -201,6 +246,24 @@ export class Cluster {
       spec,
     );
   }
+}
+
+interface GrantsJSON {
+  readonly ID: string;
+  readonly Name: string;
+  readonly Grants: ReadonlyArray<{
+    readonly Constraints: string[];
+    readonly Version: number | null;
+  }>;
+}
+
+/** The CLI's refusal of a grant or ungrant without constraints (src/cmd/secret.ts), word for word. */
+function requiredConstraints(constraints: readonly string[], command: string): void {
+  if (constraints.length === 0)
+    throw new SecretdError(
+      'invalid',
+      `Missing --node-constraint: say which nodes the ${command} is for (e.g. --node-constraint node.labels.role==db)`,
+    );
 }
 
 interface SecretRef {

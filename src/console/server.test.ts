@@ -36,6 +36,14 @@ function recordingClient(role: 'admin' | 'reader', calls: Call[]): ClusterClient
               status: 403,
               body: { message: 'Permission denied: role reader may not create secrets' },
             };
+      if (path.startsWith('/secretd/secrets/db/grants')) {
+        const grants =
+          method === 'POST' ? [{ Constraints: ['node.role==manager'], Version: 2 }] : [];
+        return {
+          status: method === 'POST' ? 201 : 200,
+          body: { ID: 'id-db', Name: 'db', Grants: grants },
+        };
+      }
       return { status: 200, body: [] };
     },
     close() {},
@@ -200,6 +208,56 @@ describe('the console server', () => {
     expect(await post('Name=db', 'application/x-www-form-urlencoded')).toMatchObject({
       status: 400,
       text: '{"message":"Invalid request: the body must be JSON (content-type application/json)"}',
+    });
+    expect(calls).toEqual([]);
+  });
+
+  test('grant and ungrant make the CLI’s calls and answer with its lines; no constraint is the CLI’s error, before the cluster', async () => {
+    const { origin, cookie, csrf } = await session(admin);
+    const change = (method: string, body: unknown) => {
+      const text = JSON.stringify(body);
+      // A DELETE's body needs its length (node:http sends none chunked); browsers send it.
+      const length = String(Buffer.byteLength(text));
+      return send(`${origin}/api/secrets/db/grants`, {
+        method,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': length,
+          cookie,
+          origin,
+          'x-csrf-token': csrf,
+        },
+        body: text,
+      });
+    };
+    calls.length = 0;
+    expect(
+      JSON.parse((await change('POST', { Constraints: [' node.role==manager '], Version: 2 })).text)
+        .Message,
+    ).toBe('db: granted to nodes where node.role==manager (version 2)');
+    expect(
+      JSON.parse((await change('DELETE', { Constraints: ['node.role==manager'] })).text).Message,
+    ).toBe('db: grant removed (0 left)');
+    expect(calls).toEqual([
+      {
+        method: 'POST',
+        path: '/secretd/secrets/db/grants',
+        body: { Constraints: ['node.role==manager'], Version: 2 },
+      },
+      {
+        method: 'DELETE',
+        path: '/secretd/secrets/db/grants?constraint=node.role%3D%3Dmanager',
+        body: undefined,
+      },
+    ]);
+    calls.length = 0;
+    expect(await change('POST', { Constraints: ['', ' '] })).toMatchObject({
+      status: 400,
+      text: '{"message":"Missing --node-constraint: say which nodes the grant is for (e.g. --node-constraint node.labels.role==db)"}',
+    });
+    expect(await change('DELETE', { Constraints: 'node.role==manager' })).toMatchObject({
+      status: 400,
+      text: '{"message":"Invalid request: Constraints must be a list of strings"}',
     });
     expect(calls).toEqual([]);
   });

@@ -138,9 +138,11 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
         );
       return answer(res, 404, { message: `Not found: ${path}` });
     }
-    const body = method === 'POST' ? await readJson(req) : {};
+    // A DELETE carries a body only for ungrant (its constraints).
+    const withBody = method === 'POST' || req.headers['content-type'] !== undefined;
+    const body = withBody ? await readJson(req) : {};
     const one =
-      /^\/api\/(secrets|services)\/([^/]+)(?:\/(versions|rollback|update)(?:\/(\d+))?)?$/.exec(
+      /^\/api\/(secrets|services)\/([^/]+)(?:\/(versions|rollback|update|grants)(?:\/(\d+))?)?$/.exec(
         path,
       );
     if (method === 'POST' && path === '/api/secrets')
@@ -176,6 +178,24 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
         );
       if (kind === 'secrets' && method === 'DELETE' && action === 'versions' && version)
         return answer(res, 200, (await cluster.removeVersion(ref, Number(version))) ?? {});
+      if (kind === 'secrets' && method === 'POST' && action === 'grants' && !version)
+        return answer(
+          res,
+          201,
+          await cluster.grant(
+            ref,
+            strings(body.Constraints, 'Constraints'),
+            body.Version === undefined || body.Version === null || body.Version === ''
+              ? null
+              : int(body.Version, 'Version'),
+          ),
+        );
+      if (kind === 'secrets' && method === 'DELETE' && action === 'grants' && !version)
+        return answer(
+          res,
+          200,
+          await cluster.ungrant(ref, strings(body.Constraints, 'Constraints')),
+        );
       if (kind === 'secrets' && method === 'DELETE' && action === undefined)
         return answer(res, 200, (await cluster.removeSecret(ref)) ?? {});
       if (kind === 'services' && method === 'POST' && action === 'update')
@@ -290,6 +310,13 @@ function optionalInt(value: unknown, field: string): { IfVersion?: number } {
   return value === undefined || value === null || value === ''
     ? {}
     : { IfVersion: int(value, field) };
+}
+
+/** A list of strings (empty ones dropped): a grant's node constraints. */
+function strings(value: unknown, field: string): string[] {
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string'))
+    throw new SecretdError('invalid', `Invalid request: ${field} must be a list of strings`);
+  return (value as string[]).map((v) => v.trim()).filter((v) => v !== '');
 }
 
 function labels(value: unknown): Record<string, string> {

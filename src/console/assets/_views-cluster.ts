@@ -12,6 +12,18 @@ export const clusterViews = String.raw`  views.cluster = function (root) {
         var managers = nodes.filter(function (n) { return n.ManagerStatus; });
         var workers = nodes.filter(function (n) { return !n.ManagerStatus; });
         var leader = managers.filter(function (n) { return n.ManagerStatus.Leader; })[0];
+        // The leader's view of each node: its certificate's end, a manager's lock (null: no leader, or not readable).
+        var states = {};
+        (c.states || []).forEach(function (s) { states[s.NodeID] = s; });
+        var known = !!c.states;
+        function lockOf(n) {
+          var s = states[n.ID];
+          if (!known || !s) return h('span', { class: 'muted' }, '—');
+          return s.Locked === true ? badge('locked', 'bad') : s.Locked === false ? badge('unlocked', 'ok') : h('span', { class: 'muted' }, 'no answer');
+        }
+        function certOf(n) {
+          return h('td', { 'data-cert': n.Description.Hostname }, known ? certificateEnd(states[n.ID] && states[n.ID].CertificateNotAfter) : h('span', { class: 'muted' }, '—'));
+        }
         data.appendChild(h('section', { id: 'raft' },
           h('h3', null, 'Raft'),
           h('p', null,
@@ -22,15 +34,18 @@ export const clusterViews = String.raw`  views.cluster = function (root) {
         data.appendChild(h('section', { id: 'managers' },
           h('h3', null, 'Managers'),
           h('table', null,
-            h('tr', null, ['ID', 'Host', 'Raft role', 'Reachability', 'Address', 'Match', 'Lag'].map(function (t) { return h('th', null, t); })),
+            h('tr', null, ['ID', 'Host', 'Raft role', 'Reachability', 'Lock', 'Certificate until', 'Address', 'Match', 'Lag'].map(function (t) { return h('th', null, t); })),
             managers.map(function (n) {
               var p = progress[n.ID];
               var reach = n.ManagerStatus.Reachability;
-              return h('tr', { class: reach === 'reachable' ? '' : 'alert' },
+              var locked = states[n.ID] && states[n.ID].Locked === true;
+              return h('tr', { class: reach === 'reachable' && !locked ? '' : 'alert', 'data-manager': n.Description.Hostname },
                 h('td', { class: 'mono' }, short(n.ID)),
                 h('td', null, n.Description.Hostname),
                 h('td', null, n.ManagerStatus.Leader ? badge('Leader', 'leader') : badge('Follower', 'follower')),
                 h('td', null, badge(reach)),
+                h('td', { 'data-lock': n.Description.Hostname }, lockOf(n)),
+                certOf(n),
                 h('td', { class: 'mono' }, n.ManagerStatus.Addr),
                 h('td', { class: 'num' }, p ? p.match : ''),
                 h('td', { class: 'num' }, p ? Math.max(0, raft.lastIndex - p.match) : (raft.progress ? '' : '—')));
@@ -39,13 +54,14 @@ export const clusterViews = String.raw`  views.cluster = function (root) {
           h('h3', null, 'Workers'),
           workers.length === 0 ? h('p', { class: 'muted' }, 'No workers.') :
             h('table', null,
-              h('tr', null, ['ID', 'Host', 'Status', 'Availability', 'Address'].map(function (t) { return h('th', null, t); })),
+              h('tr', null, ['ID', 'Host', 'Status', 'Availability', 'Certificate until', 'Address'].map(function (t) { return h('th', null, t); })),
               workers.map(function (n) {
                 return h('tr', { class: n.Status.State === 'ready' ? '' : 'alert' },
                   h('td', { class: 'mono' }, short(n.ID)),
                   h('td', null, n.Description.Hostname),
                   h('td', null, badge(n.Status.State)),
                   h('td', null, badge(n.Spec.Availability)),
+                  certOf(n),
                   h('td', { class: 'mono' }, n.Status.Addr));
               }))));
       });
@@ -134,11 +150,7 @@ export const clusterViews = String.raw`  views.cluster = function (root) {
           if (leader && p !== leader) svg.appendChild(s('line', { x1: leader.x, y1: leader.y, x2: p.x, y2: p.y, stroke: '#c9d1db', 'stroke-width': '2' }));
         });
         points.forEach(function (p) {
-          var held = {};
-          live(w.tasks).filter(function (t) { return t.NodeID === p.n.ID; }).forEach(function (t) {
-            var sv = t.Status.SecretVersions || {};
-            Object.keys(sv).forEach(function (id) { held[id + ' ' + sv[id]] = { id: id, v: sv[id] }; });
-          });
+          var held = heldOnNode(w, p.n.ID);
           var manager = !!p.n.ManagerStatus;
           var down = p.n.Status.State !== 'ready';
           var g = s('g', { 'data-node': p.n.Description.Hostname });
@@ -156,7 +168,7 @@ export const clusterViews = String.raw`  views.cluster = function (root) {
           svg.appendChild(g);
         });
         data.appendChild(svg);
-        data.appendChild(h('p', { class: 'muted' }, 'Each node with the secret versions its running tasks hold: green is a secret’s newest version, amber an older one — during a rotation the new version spreads from node to node.'));
+        data.appendChild(h('p', { class: 'muted' }, 'Each node with the secret versions it holds now (its tasks’ and its grants’): green is a secret’s newest version, amber an older one — during a rotation the new version spreads from node to node.'));
       });
     };
   };

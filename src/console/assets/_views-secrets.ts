@@ -80,6 +80,8 @@ export const secretViews = String.raw`  views.secrets = function (root) {
           });
         } }, 'Remove secret ' + ref)));
     }
+    var granting = grantForm(ref);
+    if (granting) forms.appendChild(granting);
     root.appendChild(forms);
     var data = h('div');
     root.appendChild(data);
@@ -97,24 +99,9 @@ export const secretViews = String.raw`  views.secrets = function (root) {
                 h('div', { class: 'muted' }, when(v.CreatedAt)),
                 h('div', null, (v.InUseBy.Tasks || []).length + ' task(s)'))];
           }))));
-        // Who holds what now: nodes x versions, each cell the tasks there holding that version.
-        var tasks = live(d.tasks).filter(function (t) { return t.Status.SecretVersions && t.Status.SecretVersions[id] !== undefined; });
-        var nodes = d.nodes || [];
-        var matrix = h('table', { id: 'node-version' },
-          h('tr', null, h('th', null, 'Node'), versions.map(function (v) {
-            return h('th', { 'data-version': v.Version }, 'v' + v.Version + (v.Version === newest ? ' (newest)' : ''));
-          })),
-          nodes.map(function (n) {
-            return h('tr', { 'data-node': n.Description.Hostname },
-              h('td', null, n.Description.Hostname, ' ', h('span', { class: 'muted mono' }, short(n.ID))),
-              versions.map(function (v) {
-                var here = tasks.filter(function (t) { return t.NodeID === n.ID && t.Status.SecretVersions[id] === v.Version; });
-                return h('td', { 'data-version': v.Version, class: here.length ? 'held' : '' },
-                  here.map(function (t) { return badge(taskName(d.services, t), v.Version === newest ? 'newest' : 'warn'); }));
-              }));
-          }));
-        data.appendChild(h('section', null, h('h3', null, 'Who holds what now (node × version)'), matrix,
-          h('p', { class: 'muted' }, 'Tasks (desired running) and the version each holds, as its node reported it.')));
+        // Who holds what now: nodes x versions, each cell the tasks and grants holding that version there.
+        data.appendChild(h('section', null, h('h3', null, 'Who holds what now (node × version)'), holdersTable(d, id, versions, newest)));
+        data.appendChild(grantsSection(ref, d.grants));
         var rows = versions.slice().reverse().map(function (v) {
           return h('tr', null,
             h('td', null, 'v' + v.Version),

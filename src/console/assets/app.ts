@@ -9,6 +9,7 @@
 import { core } from './_core.ts';
 import { auditViews } from './_views-audit.ts';
 import { clusterViews } from './_views-cluster.ts';
+import { holdingsViews } from './_views-holdings.ts';
 import { secretViews } from './_views-secrets.ts';
 
 const boot = String.raw`  // ---- routing and live updates ------------------------------------------------------------
@@ -64,5 +65,5 @@ const boot = String.raw`  // ---- routing and live updates ---------------------
 
 export const appScript = `'use strict';
 (function () {
-${core}${clusterViews}${secretViews}${auditViews}${boot}})();
+${core}${holdingsViews}${clusterViews}${secretViews}${auditViews}${boot}})();
 `;

@@ -12,8 +12,10 @@ import {
   systemFs,
   type DataDirPaths,
 } from './data-dir/index.ts';
-import { PeerClient } from './peers/index.ts';
+import { PeerClient, type PeerLink } from './peers/index.ts';
 import { Agent } from './task-dispatch/index.ts';
+
+type AgentOptions = ConstructorParameters<typeof Agent>[0];
 
 /** `localAddress`: the IP to originate connections from (none: the system picks); `fs`: the data dir's disk. */
 export async function openPeerClient(
@@ -33,9 +35,47 @@ export async function openPeerClient(
   return new PeerClient({ ca, cert, key: keyPkcs8ToPem(options.tlsKey) }, options.localAddress);
 }
 
-/** A started agent. */
-export function startAgent(options: ConstructorParameters<typeof Agent>[0]): Agent {
-  const agent = new Agent(options);
+/** A started agent, or `carried` (an agent this process already runs) bound to these options. */
+export function startAgent(options: AgentOptions, carried?: Agent | null): Agent {
+  if (carried) {
+    const binding = bindings.get(carried);
+    if (!binding) throw new Error('startAgent: the carried agent was not started here');
+    binding.target = options;
+    return carried;
+  }
+  const binding: Binding = { target: options };
+  const agent = new Agent({
+    ...options,
+    managers: () => binding.target.managers(),
+    peers: switchingLink(binding),
+    onRenewCertificate: (reason) => binding.target.onRenewCertificate?.(reason),
+  });
+  bindings.set(agent, binding);
   agent.start();
   return agent;
+}
+
+/**
+ * What an agent reaches the managers through, switched when the node changes role in place
+ * (role-switch.ts): the agent object, its executor and its running tasks stay; its session, the
+ * manager list and renewal requests go to the new role's wiring. Its session instance id is the
+ * agent's own, so the dispatcher takes the next session as a reconnect of the same process.
+ */
+interface Binding {
+  target: AgentOptions;
+}
+
+const bindings = new WeakMap<Agent, Binding>();
+
+function switchingLink(binding: Binding): PeerLink {
+  const link = (): PeerLink => binding.target.peers;
+  return {
+    request: (addr, method, path, body, options) =>
+      link().request(addr, method, path, body, options),
+    openLines: (addr, path, handlers) => link().openLines(addr, path, handlers),
+    openStream: (addr, path) => link().openStream(addr, path),
+    reset: (addr) => link().reset(addr),
+    setTls: (tls) => link().setTls(tls),
+    closeAll: () => link().closeAll(),
+  };
 }

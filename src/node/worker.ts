@@ -2,10 +2,11 @@
  * A worker node: no Raft, no store — an agent that keeps a session with the leader's dispatcher and
  * runs its tasks, plus a local admin socket for what only this machine can do (import an image,
  * run a command in one of its own containers). Its certificate lets it reach nothing but its own
- * session on the managers.
+ * session on the managers. A certificate naming a manager (a renewal after `node promote`) makes it
+ * say so (`onPromoted`): daemon.ts turns the process into a manager, taking its agent on.
  */
 import { readFile } from 'node:fs/promises';
-import { keyPkcs8ToPem } from '../crypto/index.ts';
+import { keyPkcs8ToPem, parseIdentity } from '../crypto/index.ts';
 import { systemNow, systemRandom } from '../io/system.ts';
 import { systemTimers } from '../io/timers.ts';
 import {
@@ -25,7 +26,7 @@ import type { PeerClient } from './peers/index.ts';
 export class Worker {
   readonly paths: DataDirPaths;
   readonly state: NodeState;
-  readonly agent: Agent;
+  #agent: Agent | null;
   readonly executor: Executor;
   readonly #peers: PeerClient;
   readonly #renewer: CertRenewer;
@@ -40,7 +41,7 @@ export class Worker {
   ) {
     this.paths = paths;
     this.state = state;
-    this.agent = agent;
+    this.#agent = agent;
     this.executor = executor;
     this.#peers = peers;
     this.#renewer = renewer;
@@ -50,6 +51,10 @@ export class Worker {
     dataDir: string;
     executor: Executor;
     log: (line: string) => void;
+    /** An agent this process already runs (a demoted manager's): taken on with its tasks. */
+    agent?: Agent | null;
+    /** This node's certificate names a manager now (promoted): called once, after it is on disk. */
+    onPromoted?: () => void;
   }): Promise<Worker> {
     const paths = dataDirPaths(options.dataDir);
     const state = await readNodeState(paths.nodeState, options.dataDir);
@@ -63,15 +68,24 @@ export class Worker {
     keys.dek.fill(0);
     const managers = (): string[] => state.peers.map((p) => p.addr);
     let renewer: CertRenewer | null = null;
-    const agent = startAgent({
-      nodeId: state.nodeId,
-      managers,
-      peers,
-      executor: options.executor,
-      timers: systemTimers,
-      log: options.log,
-      onRenewCertificate: (reason) => renewer?.renewNow(reason),
-    });
+    const agent = startAgent(
+      {
+        nodeId: state.nodeId,
+        managers,
+        peers,
+        executor: options.executor,
+        timers: systemTimers,
+        log: options.log,
+        onRenewCertificate: (reason) => renewer?.renewNow(reason),
+      },
+      options.agent,
+    );
+    let promoted = false;
+    const checkRole = (): void => {
+      if (promoted || parseIdentity(certPem).role !== 'manager') return;
+      promoted = true;
+      options.onPromoted?.();
+    };
     renewer = new CertRenewer({
       nodeId: state.nodeId,
       clusterId: state.clusterId,
@@ -99,18 +113,49 @@ export class Worker {
         caPem = pair.caPem;
         // New connections present it; the open dispatcher session stays on the old one, still valid.
         peers.setTls({ ca: caPem, cert: pair.certPem, key: keyPkcs8ToPem(pair.keyPkcs8) });
+        checkRole();
       },
       // The managers count it for a root CA rotation (certs/report.ts).
       report: () => reportCertificateInUse(peers, managers()),
       log: options.log,
     });
     renewer.start();
+    // A manager's certificate at start: promoted while a switch was cut short, or demoted while
+    // its renewal was. A renewal now says which (its answer names the role the store gives now).
+    if (parseIdentity(certPem).role === 'manager')
+      renewer.renewNow('this worker holds a manager certificate: asking which role it has now');
     return new Worker(paths, state, agent, options.executor, peers, renewer);
+  }
+
+  get agent(): Agent {
+    if (!this.#agent) throw new Error('Worker.agent: handed over to a manager');
+    return this.#agent;
+  }
+
+  /** Its agent, handed over (promoted): `stop` leaves it and its tasks running. */
+  detachAgent(): Agent | null {
+    const agent = this.#agent;
+    this.#agent = null;
+    return agent;
+  }
+
+  /** The key pair in use now, from the keys file (a copy: the caller zeroes it). */
+  async currentKeys(): Promise<{ tlsKey: Uint8Array; tlsCert: string }> {
+    const keys = await readNodeKeys(this.paths.nodeKeys, null);
+    keys.dek.fill(0);
+    const tlsCert = keys.tlsCert ?? (await readFile(this.paths.nodeCert, 'utf8'));
+    return { tlsKey: keys.tlsKey, tlsCert };
   }
 
   async stop(): Promise<void> {
     this.#renewer.stop();
-    await this.agent.stop();
+    await this.#agent?.stop();
     this.#peers.closeAll();
+  }
+
+  /** Renewals stop, and a renewal under way ends first: the keys file is then this worker's last word. */
+  async settle(): Promise<void> {
+    this.#renewer.stop();
+    await this.#renewer.settled;
   }
 }

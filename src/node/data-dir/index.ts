@@ -16,6 +16,7 @@ export {
   finishDekRotation,
   type NodeKeys,
   nodeKeysLocked,
+  nodeKeysRole,
   openingKeys,
   sealingKey,
   readNodeCertificate,

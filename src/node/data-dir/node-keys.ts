@@ -38,6 +38,11 @@ export interface NodeKeys {
   readonly pendingDek?: DataKeyPair;
   /** The cluster's DEK rotation count this node's DEK answers; absent: not recorded yet. */
   readonly dekRotation?: number;
+  /**
+   * The role these keys were written for by a role switch in place (role-switch.ts): the switch's
+   * commit point, node.json follows. Absent (a join, an init): node.json's role.
+   */
+  readonly role?: 'manager' | 'worker';
 }
 
 /** A DEK and its key id (the id sealed envelopes carry). */
@@ -56,6 +61,7 @@ interface NodeKeysFile {
   pendingDek?: string;
   pendingDekKeyId?: number;
   dekRotation?: number;
+  role?: 'manager' | 'worker';
 }
 
 /** Step one of a DEK rotation (pure): `next` becomes the pending DEK, answering `rotation`. */
@@ -115,6 +121,7 @@ export async function writeNodeKeys(
           pendingDekKeyId: keys.pendingDek.keyId,
         }),
     ...(keys.dekRotation === undefined ? {} : { dekRotation: keys.dekRotation }),
+    ...(keys.role === undefined ? {} : { role: keys.role }),
   };
   await writeFileAtomic(path, JSON.stringify(file), 0o600, fs);
 }
@@ -138,6 +145,15 @@ async function readKeysFile(path: string, fs: FileSystem): Promise<NodeKeysFile>
     throw new SecretdError('corrupt', `Cannot read this node's keys from ${path}: unknown format`);
   }
   return file;
+}
+
+/** The role a role switch wrote these keys for (readable while locked: it is public); null: none. */
+export async function nodeKeysRole(
+  path: string,
+  fs: FileSystem = systemFs,
+): Promise<'manager' | 'worker' | null> {
+  const role = (await readKeysFile(path, fs)).role;
+  return role === 'manager' || role === 'worker' ? role : null;
 }
 
 export async function nodeKeysLocked(path: string, fs: FileSystem = systemFs): Promise<boolean> {
@@ -170,6 +186,7 @@ export async function readNodeKeys(
     dekKeyId: file.dekKeyId,
     tlsKey,
     ...(typeof file.tlsCert === 'string' ? { tlsCert: file.tlsCert } : {}),
+    ...(file.role === 'manager' || file.role === 'worker' ? { role: file.role } : {}),
     ...readRotation(path, file, open),
   };
 }

@@ -193,6 +193,13 @@ export interface ManagerOptions {
   readonly onLeftCluster?: (reason: string) => void;
   /** Runs tasks on this manager too (as Docker's managers do); none: this manager runs no tasks. */
   readonly executor?: Executor;
+  /** An agent this process already runs (a promoted worker's, role-switch.ts): taken on, not started anew. */
+  readonly agent?: Agent;
+  /**
+   * Demoted (not removed), this node lives on as a worker in the same process (role-switch.ts):
+   * its agent keeps its tasks and their secrets, and `onLeftCluster` takes it on (`detachAgent`).
+   */
+  readonly keepsTasksOnDemotion?: boolean;
   readonly log?: (line: string) => void;
   /** The clock of the back-off after wrong unlock keys (default: `timers`). */
   readonly unlockTimers?: Timers;
@@ -235,6 +242,8 @@ export class Manager implements Backend {
   readonly #startedListeners: Array<() => void> = [];
   /** Set from the second start step on; null while locked. */
   #run: Running | null = null;
+  /** This member has caught up with the leader once (step 4). */
+  #caughtUp = false;
   #agent: Agent | null = null;
   /** The unlock key the keys file is wrapped with now (null: not autolocked). */
   #kek: Uint8Array | null = null;
@@ -358,6 +367,9 @@ export class Manager implements Backend {
       run.duties.start();
       await this.#options.onRaftStarted?.(this);
       await this.#catchUp(run.raft);
+      this.#caughtUp = true;
+      const self = run.raft.store.node(this.state.nodeId);
+      if (self && self.role === 'worker') run.duties.storeEvent({ kind: 'node', node: self });
       await run.dekRotation.start();
       if (this.#options.forceNewCluster) await this.#dropOtherManagers(run.raft.store);
       this.#startAgent(run.peers);
@@ -494,12 +506,18 @@ export class Manager implements Backend {
         run: () => pruneCertRecords(this.#clientCertsContext(), raft.store),
       },
       // A demoted manager leaves with a worker's certificate: a renewal under way finishes first.
-      // Its tasks stop and their secrets are erased before the process goes: no agent stays behind to.
+      // One that lives on as a worker keeps its tasks (onLeftCluster takes the agent on); otherwise
+      // its tasks stop and their secrets are erased before the process goes: no agent stays behind.
       onLeft: (reason) => {
+        // Out of Raft now: a demoted manager may take its worker's certificate (#renewForRole).
+        const role = this.currentRole(this.state.nodeId);
+        if (role !== undefined) this.#checkOwnRole(role);
         const renewal = this.#renewer?.settled ?? Promise.resolve();
         const bounded = new Promise<void>((done) => this.#timers.after(certRenewalTimeoutMs, done));
+        const livesOn = (): boolean =>
+          this.#options.keepsTasksOnDemotion === true && !this.isRemovedNode(this.state.nodeId);
         void Promise.race([renewal, bounded])
-          .then(() => this.#agent?.leave(reason))
+          .then(() => (livesOn() ? undefined : this.#agent?.leave(reason)))
           .catch((error: unknown) =>
             log(`secretd: erasing this node's tasks on leaving: ${(error as Error).message}`),
           )
@@ -528,16 +546,26 @@ export class Manager implements Backend {
     const executor = this.#options.executor;
     if (!executor) return;
     const log = this.#options.log ?? (() => {});
-    this.#agent = startAgent({
-      nodeId: this.state.nodeId,
-      managers: () => this.#managerAddrs(),
-      peers,
-      executor,
-      timers: this.#timers,
-      log,
-      random: this.#options.random,
-      onRenewCertificate: (reason) => this.#renewer?.renewNow(reason),
-    });
+    this.#agent = startAgent(
+      {
+        nodeId: this.state.nodeId,
+        managers: () => this.#managerAddrs(),
+        peers,
+        executor,
+        timers: this.#timers,
+        log,
+        random: this.#options.random,
+        onRenewCertificate: (reason) => this.#renewForRole(reason),
+      },
+      this.#options.agent,
+    );
+  }
+
+  /** This node's agent, handed over (a demoted manager living on as a worker): `stop` leaves it running. */
+  detachAgent(): Agent | null {
+    const agent = this.#agent;
+    this.#agent = null;
+    return agent;
   }
 
   /** Step 5 too: this manager renews its own certificate over mTLS, as every node does (certs/renewer.ts). */
@@ -619,8 +647,40 @@ export class Manager implements Backend {
     // Asked once per certificate and role: the node's other events (its status) do not ask again.
     const asked = `${role} ${this.#certPem.length} ${this.#certPem.slice(-80)}`;
     if (named === role || this.#roleRenewalAsked === asked) return;
+    if (this.#demotedInRaft()) return; // asked again on leaving (onLeft)
     this.#roleRenewalAsked = asked;
     this.#renewer.renewNow(`this node is a ${role} now, its certificate says ${named}`);
+  }
+
+  /**
+   * A renewal the dispatcher asks for. Asked to become a worker (dispatcher.ts's role reason) while
+   * still in the Raft configuration, this manager waits until it has left (onLeft renews then): the
+   * leader's store may say so before this member has applied it.
+   */
+  #renewForRole(reason: string): void {
+    const toWorker = reason.startsWith('the node is a worker now');
+    if (!this.#demotedInRaft() && !(toWorker && this.#inRaftConf()))
+      this.#renewer?.renewNow(reason);
+  }
+
+  #inRaftConf(): boolean {
+    const raft = this.#run?.raft;
+    if (!raft) return false;
+    const { voters, learners } = raft.core.conf;
+    const self = this.state.nodeId as MemberId;
+    return voters.includes(self) || learners.includes(self);
+  }
+
+  /**
+   * Demoted, but still in the Raft configuration: the leader may need this member's answers to
+   * remove it (with two managers, its vote is half the quorum), and a worker's certificate would
+   * get them refused (only managers speak Raft). It keeps its manager certificate until it has left.
+   */
+  #demotedInRaft(): boolean {
+    const raft = this.#run?.raft;
+    return (
+      raft !== undefined && this.currentRole(this.state.nodeId) === 'worker' && this.#inRaftConf()
+    );
   }
 
   /** A start that failed: everything it started stops, and the manager is locked again. */
@@ -706,9 +766,12 @@ export class Manager implements Backend {
         this.#maybeRewrapKeys(event.cluster.unlockKey);
         this.#run?.dekRotation.request(event.cluster.dekRotations ?? 0);
       } else {
-        if (event.kind === 'node' && event.node.id === this.state.nodeId)
-          this.#checkOwnRole(event.node.role);
-        this.#run?.duties.storeEvent(event);
+        const own = event.kind === 'node' && event.node.id === this.state.nodeId;
+        if (own) this.#checkOwnRole(event.node.role);
+        // While catching up, this member replays history: a promoted worker's own record says
+        // worker there. Whether it must leave is decided on what the store says once caught up.
+        if (!own || this.#caughtUp || event.node.role === 'manager')
+          this.#run?.duties.storeEvent(event);
       }
     });
   }

@@ -3,13 +3,15 @@
  * as root) driven by playwright-core, against the compiled binary on a real cluster (one manager
  * running a busybox service through runc, then two more managers). An admin console on the admin
  * socket and a reader's console over mutual TLS with a reader certificate. Screenshots of every
- * page go to docs/console/.
+ * page go to $TMPDIR/secretd-console-screenshots/, or, with SECRETD_UPDATE_SCREENSHOTS=1, to
+ * docs/console/ (where the two the README shows are committed), so a run leaves the tree clean.
  *
  * Needs root, runc, busybox-static and chromium (CI installs them).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { request as httpRequest } from 'node:http';
 import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
@@ -19,7 +21,10 @@ import { expectRun, idleCommand, ServiceCluster, until } from '../helpers/servic
 setDefaultTimeout(90_000);
 
 const chromiumPath = '/usr/bin/chromium';
-const shots = join(repoRoot, 'docs', 'console');
+const shots =
+  process.env.SECRETD_UPDATE_SCREENSHOTS === '1'
+    ? join(repoRoot, 'docs', 'console')
+    : join(tmpdir(), 'secretd-console-screenshots');
 /** The values written through the console: none may appear in anything the browser receives or keeps. */
 const values = [
   'console-first-value-4f1c9a',
@@ -236,7 +241,34 @@ describe('secretd console in chromium', () => {
       (await page.locator(`${cell(1)} .badge`).count()) === 0 ? true : undefined,
     );
     expect(await page.locator('#flash').textContent()).toBe('Added version 2 of db_password');
+  });
+
+  test('a grant from the secret page puts its node in the table, and an ungrant takes it out', async () => {
+    const grantCell = '#node-version tr[data-node] td[data-version="2"] .badge:text-is("grant")';
+    // No constraint: the CLI's own refusal, and nothing granted.
+    await page.click('#grant-form button[type=submit]');
+    await page.waitForSelector('#flash .msg.error');
+    expect(await page.locator('#flash').textContent()).toBe(
+      'Missing --node-constraint: say which nodes the grant is for (e.g. --node-constraint node.labels.role==db)',
+    );
+    // The one manager matches node.role==manager: the dispatcher pushes it the newest version.
+    await page.fill('#grant-form input[name=constraints]', 'node.role==manager');
+    await page.click('#grant-form button[type=submit]');
+    await page.waitForSelector(
+      '#flash .msg:text-is("db_password: granted to nodes where node.role==manager (the newest version)")',
+    );
+    await page.waitForSelector('#grants tr[data-grant="node.role==manager"]');
+    await page.waitForSelector(grantCell, { timeout: 20_000 });
+    expect(
+      (await page.locator('#node-version td[data-version="2"] .badge').allTextContents()).sort(),
+    ).toEqual(['grant', 'web.1']);
     await page.screenshot({ path: join(shots, 'secret.png'), fullPage: true });
+    await page.click('button[data-ungrant="node.role==manager"]');
+    await page.waitForSelector('#flash .msg:text-is("db_password: grant removed (0 left)")');
+    await until('the grant to leave the table', 20_000, async () =>
+      (await page.locator(grantCell).count()) === 0 ? true : undefined,
+    );
+    expect(await page.locator('#grants tr[data-grant]').count()).toBe(0);
   });
 
   test('a version added against a stale --if-version is refused with the CLI’s error', async () => {
@@ -319,7 +351,9 @@ describe('secretd console in chromium', () => {
     await readerPage.waitForSelector('#node-version');
     expect(
       await readerPage
-        .locator('#add-version, #remove-secret, [data-rollback], [data-remove-version]')
+        .locator(
+          '#add-version, #remove-secret, [data-rollback], [data-remove-version], #grant-form, [data-ungrant]',
+        )
         .count(),
     ).toBe(0);
     await readerPage.goto(`${reader.origin}/#/services`);
@@ -402,6 +436,16 @@ describe('secretd console in chromium', () => {
     });
     expect(await page.locator('#managers .badge.leader').count()).toBe(1);
     expect(await page.locator('#managers .badge.follower').count()).toBe(2);
+    // Each manager's certificate end (from its dispatcher session; 90 days by default) and lock state.
+    await until('a certificate end and a lock state for each manager', 30_000, async () => {
+      const ends = await page.locator('#managers td[data-cert]').allTextContents();
+      const locks = await page.locator('#managers td[data-lock]').allTextContents();
+      return ends.length === 3 &&
+        ends.every((text) => / (89|90) d$/.test(text)) &&
+        locks.join(',') === 'unlocked,unlocked,unlocked'
+        ? true
+        : undefined;
+    });
     await page.screenshot({ path: join(shots, 'cluster-three-managers.png'), fullPage: true });
     // Scaled from the services page: a task on each manager, each holding the newest version.
     await page.goto(`${admin.origin}/#/services`);

@@ -1,13 +1,15 @@
 /**
- * A demoted manager keeps its certificate (90 days) and its key in its data dir. Issue 11, finding 1:
+ * A demoted manager lives on as a worker (role-switch.ts), but whoever copied its data dir before
+ * keeps its old certificate (90 days) and its key. Issue 11, finding 1:
  * with them it sent heartbeats of a higher term, the real leader followed it, and admins' writes,
  * with the values in them, went to it. Here the attack runs against three real managers: once the
  * demoted node has left the Raft configuration, its frames are refused (403) by every manager, its
  * forwarded writes and internal calls too, the leader keeps its leadership and term, and an admin's
- * write afterwards is stored for real on every manager.
+ * write afterwards is stored for real on every manager. The demoted node itself goes on as a
+ * worker in the same process, with its Raft log, snapshots and data key erased from its disk.
  */
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect, constants } from 'node:http2';
 import { join } from 'node:path';
 import { keyPkcs8ToPem } from '../../src/crypto/index.ts';
@@ -100,6 +102,8 @@ describe('a demoted manager holding its old certificate', () => {
     const leader = await cluster.waitForLeader(nodes);
     const [demoted, other] = nodes.filter((n) => n !== leader) as [ClusterNode, ClusterNode];
     const certs = await certsOf(demoted);
+    const keysPath = join(demoted.dataDir, 'certificates', 'node-keys.json');
+    const dekBefore = Buffer.from((await readNodeKeys(keysPath, null)).dek);
 
     const demote = await leader.cli(['node', 'demote', demoted.id]);
     expect({ code: demote.code, stdout: demote.stdout.trim(), stderr: demote.stderr }).toEqual({
@@ -107,7 +111,7 @@ describe('a demoted manager holding its old certificate', () => {
       stdout: `Node ${demoted.id} demoted to a worker in the cluster.`,
       stderr: '',
     });
-    // The leader takes it out of the Raft configuration; then the demoted manager's process stops.
+    // The leader takes it out of the Raft configuration; then the demoted manager's process goes on as a worker.
     for (const node of [leader, other]) {
       await until(
         `${node.name} to apply the removal of ${demoted.name} from Raft`,
@@ -118,7 +122,18 @@ describe('a demoted manager holding its old certificate', () => {
         },
       );
     }
-    expect(await demoted.daemon!.exited).toBe(0);
+    await demoted.daemon!.waitFor(/goes on as a worker[^]*worker \w+ running/, 30_000);
+    expect(demoted.running).toBe(true);
+    const state = JSON.parse(readFileSync(join(demoted.dataDir, 'node.json'), 'utf8')) as {
+      role: string;
+    };
+    const keysAfter = await readNodeKeys(keysPath, null);
+    expect({
+      role: state.role,
+      keysRole: keysAfter.role,
+      raftDir: existsSync(join(demoted.dataDir, 'raft')),
+      sameDek: Buffer.from(keysAfter.dek).equals(dekBefore),
+    }).toEqual({ role: 'worker', keysRole: 'worker', raftDir: false, sameDek: false });
     const before = await leader.raftStatus();
     expect(before.role).toBe('leader');
     const otherBefore = await other.raftStatus();

@@ -4,101 +4,10 @@
  * `on-update=none|signal:SIGHUP|restart` says what a running task gets when that version changes.
  */
 import { SecretdError } from '../errors.ts';
-import { checkVersionNumber, onUpdateText, parseOnUpdate } from '../node/index.ts';
+import type { SecretFlag } from '../node/index.ts';
 
-export interface SecretFlag {
-  readonly SecretName: string;
-  readonly File: {
-    readonly Name: string;
-    readonly UID: string;
-    readonly GID: string;
-    readonly Mode: number;
-  };
-  readonly Secretd?: { readonly Version?: number; readonly OnUpdate?: string };
-}
-
-export function parseSecretFlag(value: string): SecretFlag {
-  if (value === '') throw new SecretdError('invalid', 'Invalid --secret: source is required');
-  const fields: Record<string, string> = {};
-  if (!value.includes('=')) fields.source = value;
-  else {
-    for (const part of value.split(',')) {
-      const eq = part.indexOf('=');
-      const key = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase();
-      if (!['source', 'src', 'target', 'uid', 'gid', 'mode', 'on-update'].includes(key))
-        throw new SecretdError(
-          'invalid',
-          `Invalid --secret ${JSON.stringify(value)}: unknown field ${JSON.stringify(key)}`,
-        );
-      fields[key === 'src' ? 'source' : key] = eq === -1 ? '' : part.slice(eq + 1);
-    }
-  }
-  const [source = '', versionText, ...extra] = (fields.source ?? '').split('@');
-  if (source === '')
-    throw new SecretdError(
-      'invalid',
-      `Invalid --secret ${JSON.stringify(value)}: source is required`,
-    );
-  if (extra.length > 0)
-    throw new SecretdError(
-      'invalid',
-      `Invalid --secret ${JSON.stringify(value)}: expected source=NAME or source=NAME@VERSION`,
-    );
-  const version =
-    versionText === undefined
-      ? undefined
-      : flagPart(value, () => checkVersionNumber(versionText, 'version'));
-  const onUpdate =
-    fields['on-update'] === undefined
-      ? undefined
-      : flagPart(value, () => parseOnUpdate(fields['on-update']));
-  if (version !== undefined && onUpdate !== undefined && onUpdate.kind !== 'none') {
-    throw new SecretdError(
-      'invalid',
-      `Invalid --secret ${JSON.stringify(value)}: a pinned version never changes, so on-update ${onUpdateText(onUpdate)} would never apply`,
-    );
-  }
-  const extension = {
-    ...(version === undefined ? {} : { Version: version }),
-    ...(onUpdate === undefined || onUpdate.kind === 'none'
-      ? {}
-      : { OnUpdate: onUpdateText(onUpdate) }),
-  };
-  const modeText = fields.mode ?? '0444';
-  // Like Go's ParseUint with base 0: a leading 0 means octal.
-  const mode = /^0[0-7]*$/.test(modeText)
-    ? parseInt(modeText, 8)
-    : /^[1-9][0-9]*$/.test(modeText)
-      ? Number(modeText)
-      : NaN;
-  if (!Number.isInteger(mode) || mode > 0o777)
-    throw new SecretdError(
-      'invalid',
-      `Invalid --secret ${JSON.stringify(value)}: invalid file mode ${JSON.stringify(modeText)}`,
-    );
-  return {
-    SecretName: source,
-    File: {
-      Name: fields.target || source,
-      UID: fields.uid ?? '0',
-      GID: fields.gid ?? '0',
-      Mode: mode,
-    },
-    ...(Object.keys(extension).length > 0 ? { Secretd: extension } : {}),
-  };
-}
-
-/** Runs a check on part of a --secret value, naming the whole flag in its error. */
-function flagPart<T>(value: string, check: () => T): T {
-  try {
-    return check();
-  } catch (error) {
-    throw new SecretdError(
-      'invalid',
-      `Invalid --secret ${JSON.stringify(value)}: ${(error as Error).message.replace(/^Invalid /, '')}`,
-    );
-  }
-}
+/** The parser lives with the node (its agent reads the same syntax): src/node/api/secret-flag.ts. */
+export { parseSecretFlag, type SecretFlag } from '../node/index.ts';
 
 export function checkDuplicateTargets(secrets: readonly SecretFlag[]): void {
   const seen = new Set<string>();

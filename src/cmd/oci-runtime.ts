@@ -17,8 +17,7 @@
  *
  * Engines run this for every container they create, start and delete (docker: create, start,
  * delete, delete --force), so it loads nothing of the node's code (src/main.ts imports it alone):
- * the `--secret` parser comes in (import()) only for a container that names a secret, and the admin
- * socket is spoken to with node:http directly.
+ * the agent parses the `--secret` text, and the admin socket is spoken to with node:http directly.
  */
 import { spawn } from 'node:child_process';
 import {
@@ -37,9 +36,6 @@ import { request as httpRequest } from 'node:http';
 import { SecretdError } from '../errors.ts';
 import { localAgentTimeoutMs, localSecretRefsMax, ociConfigBytesMax } from '../limits.ts';
 import type { Io } from './_common.ts';
-import type { SecretRequestRef } from './_secret-request.ts';
-
-export type { SecretRequestRef } from './_secret-request.ts';
 
 /** Where an administrator names the runtime to hand over to and the data dir (both optional). */
 export const ociRuntimeConfigPath = '/etc/secretd/oci-runtime.json';
@@ -95,24 +91,28 @@ interface OciConfig {
   [key: string]: unknown;
 }
 
-/** One reference as the bundle gives it: where it was found (for messages) and its `--secret` text. */
-export interface BundleSecretSpec {
-  readonly where: string;
-  readonly spec: string;
+/**
+ * One reference as the bundle gives it: its `--secret` text, and where it was found (for
+ * messages). The agent parses it (src/node/api/secret-flag.ts, the CLI's parser too), so this
+ * process loads no parser.
+ */
+export interface SecretRequestRef {
+  readonly Spec: string;
+  readonly Where: string;
 }
 
 /** The references a bundle's config names, in order: environment first, then annotations. */
-export function bundleSecretSpecs(config: OciConfig): BundleSecretSpec[] {
-  const specs: BundleSecretSpec[] = [];
+export function bundleSecretRefs(config: OciConfig): SecretRequestRef[] {
+  const refs: SecretRequestRef[] = [];
   const env = Array.isArray(config.process?.env) ? (config.process.env as unknown[]) : [];
   for (const entry of env) {
     if (typeof entry !== 'string' || !entry.startsWith(secretEnvPrefix)) continue;
     const eq = entry.indexOf('=');
     const name = eq === -1 ? entry : entry.slice(0, eq);
     if (!/^SECRETD_SECRET(_[A-Za-z0-9_]*)?$/.test(name)) continue;
-    specs.push({
-      where: `environment variable ${name}`,
-      spec: eq === -1 ? '' : entry.slice(eq + 1),
+    refs.push({
+      Where: `environment variable ${name}`,
+      Spec: eq === -1 ? '' : entry.slice(eq + 1),
     });
   }
   const annotations =
@@ -122,28 +122,17 @@ export function bundleSecretSpecs(config: OciConfig): BundleSecretSpec[] {
   for (const [key, value] of Object.entries(annotations)) {
     if (!key.startsWith(secretAnnotationPrefix)) continue;
     // podman splits an --annotation value at its commas: fields may be separated by ';' there.
-    specs.push({
-      where: `annotation ${key}`,
-      spec: typeof value === 'string' ? value.replaceAll(';', ',') : '',
+    refs.push({
+      Where: `annotation ${key}`,
+      Spec: typeof value === 'string' ? value.replaceAll(';', ',') : '',
     });
   }
-  if (specs.length > localSecretRefsMax)
+  if (refs.length > localSecretRefsMax)
     throw new SecretdError(
       'invalid',
-      `Cannot prepare secrets: ${specs.length} references is more than the ${localSecretRefsMax} allowed per container`,
+      `Cannot prepare secrets: ${refs.length} references is more than the ${localSecretRefsMax} allowed per container`,
     );
-  return specs;
-}
-
-/** The bundle's references, parsed by the CLI's `--secret` parser (loaded only now). */
-export async function bundleSecretRefs(config: OciConfig): Promise<SecretRequestRef[]> {
-  const specs = bundleSecretSpecs(config);
-  if (specs.length === 0) return [];
-  // reflect-metadata first (as src/main.ts does): the x509 library under the node's door, which the
-  // parser's module graph reaches, needs it before its own modules are evaluated.
-  await import('reflect-metadata');
-  const { secretRequestRef } = await import('./_secret-request.ts');
-  return specs.map(({ where, spec }) => secretRequestRef(where, spec));
+  return refs;
 }
 
 /** What the agent answered: where the prepared files are on the host. */
@@ -425,7 +414,7 @@ async function prepareFor(call: RuncCall, id: string, dataDir: string): Promise<
       `Cannot create container ${id}: cannot read ${configPath}: ${(error as Error).message}`,
     );
   }
-  const refs = await bundleSecretRefs(config);
+  const refs = bundleSecretRefs(config);
   if (refs.length === 0) return;
   const root = call.globals.get('root');
   const prepared = await prepareSecrets(dataDir, {

@@ -20,8 +20,8 @@ import { resolve } from 'node:path';
 import { SecretdError } from '../errors.ts';
 import type { Io } from './_common.ts';
 import { dataDirOf } from './_common.ts';
-import { eraseSecrets, prepareSecrets } from './oci-runtime.ts';
-import { secretRequestRef, type SecretRequestRef } from './_secret-request.ts';
+import { eraseSecrets, prepareSecrets, type SecretRequestRef } from './oci-runtime.ts';
+import { parseSecretFlag } from './_secret-spec.ts';
 
 export interface SpawnOptions {
   readonly secrets: readonly string[];
@@ -107,25 +107,31 @@ export function parseSpawnArgs(args: readonly string[]): SpawnOptions {
 }
 
 /** The references for the agent: --secret targets stay under --dir; --env ones never reach it. */
+/**
+ * The references for the agent (which parses them again): --secret targets stay under --dir;
+ * --env ones get a target of their own that is never bound there.
+ */
 export function spawnRefs(options: SpawnOptions): SecretRequestRef[] {
-  const refs = options.secrets.map((spec) => {
-    const ref = secretRequestRef(`--secret ${JSON.stringify(spec)}`, spec);
-    if (ref.Target.startsWith('/'))
+  const refs = options.secrets.map((spec): SecretRequestRef => {
+    if (parseSecretFlag(spec).File.Name.startsWith('/'))
       throw new SecretdError(
         'invalid',
         `Invalid --secret ${JSON.stringify(spec)}: spawn puts secrets under --dir, so the target must be relative`,
       );
-    return ref;
+    return { Spec: spec, Where: `--secret ${JSON.stringify(spec)}` };
   });
-  for (const { variable, secret } of options.env)
+  for (const { variable, secret } of options.env) {
+    // A name (or NAME@VERSION), nothing more: its fields are spawn's.
+    if (secret.includes(',') || secret.includes('=') || parseSecretFlag(secret).SecretName === '')
+      throw new SecretdError(
+        'invalid',
+        `Invalid --env ${variable}=${secret}: expected VAR=SECRET or VAR=SECRET@VERSION`,
+      );
     refs.push({
-      ...secretRequestRef(`--env ${variable}`, secret),
-      Target: `${envTargetDir}/${variable}`,
-      Mode: 0o400,
-      UID: '0',
-      GID: '0',
-      OnUpdate: 'none',
+      Spec: `source=${secret},target=${envTargetDir}/${variable},uid=0,gid=0,mode=0400`,
+      Where: `--env ${variable}`,
     });
+  }
   return refs;
 }
 

@@ -2,7 +2,7 @@
  * The door of src/node for the CLI (src/cmd): starting and running a node, and the input checks
  * the CLI shares with the API so that both refuse the same things with the same words.
  */
-export { readServiceSpec } from './api/index.ts';
+export { parseSecretFlag, readServiceSpec, type SecretFlag } from './api/index.ts';
 export {
   type Daemon,
   fatalExit,

@@ -594,8 +594,13 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     await until('the sweep to erase the crashed engine container', 20_000, async () =>
       (await localContainers()).length === 0 && containerMounts().length === 0 ? true : undefined,
     );
-    expect(engines.nodeOutput()).toContain(
-      `erased the secrets of 1 container(s) or spawned process(es) no longer running: ${id}`,
+    // The agent says so once its sweep has finished (the list is empty a moment before).
+    await until('the sweep to log the erase', 10_000, () =>
+      new RegExp(
+        `erased the secrets of \\d+ container\\(s\\) or spawned process\\(es\\) no longer running: .*${id}`,
+      ).test(engines.nodeOutput())
+        ? true
+        : undefined,
     );
   });
 });

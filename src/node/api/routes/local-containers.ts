@@ -5,7 +5,7 @@
  * (no remote caller prepares or erases a container's secrets on a node), and the worker's admin
  * socket app mounts the same routes. Answers carry paths, ids, names and versions, never a value.
  *
- *   POST   /secretd/local/containers      {Id, Owner, Secrets[]} → 201 {SecretsDir, FileMounts[]}
+ *   POST   /secretd/local/containers      {Id, Owner, Secrets: [{Spec, Where}]} → 201 {SecretsDir, FileMounts[]}
  *   DELETE /secretd/local/containers/:id  → 200 {Erased}
  *   GET    /secretd/local/containers      → [{Id, Owner, Secrets: [{ID, Name, Version, Target}]}]
  */
@@ -20,6 +20,7 @@ import {
   type LocalSecretRef,
 } from '../../task-dispatch/index.ts';
 import { readJsonObject } from '../request.ts';
+import { parseSecretFlag, type SecretFlag } from '../secret-flag.ts';
 
 export interface LocalContainersRoutesOptions {
   /** The agent's service; null while this node runs no agent (a locked manager). */
@@ -69,7 +70,7 @@ export function localContainerRoutes(options: LocalContainersRoutesOptions): Hon
     const prepared = await containers.prepare({
       containerId: body.Id,
       owner: readOwner(body.Owner),
-      refs: readRefs(body.Secrets),
+      refs: readLocalSecretRefs(body.Secrets),
     });
     return c.json(
       {
@@ -138,34 +139,38 @@ function readOwner(value: unknown): LocalOwner {
   throw invalid("Invalid container secrets request: Owner.Kind must be 'runc' or 'process'");
 }
 
-function readRefs(value: unknown): LocalSecretRef[] {
+/**
+ * The request's references, each the `--secret` text as the runtime found it (`Spec`) and where
+ * (`Where`, for messages: "environment variable SECRETD_SECRET_DB"), parsed here by the one parser.
+ */
+export function readLocalSecretRefs(value: unknown): LocalSecretRef[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > localSecretRefsMax)
     throw invalid(
       `Invalid container secrets request: Secrets must be a list of 1 to ${localSecretRefsMax} references`,
     );
   return value.map((item: unknown, i): LocalSecretRef => {
     const ref = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
-    const bad = (field: string): SecretdError =>
-      invalid(`Invalid container secrets request: Secrets[${i}].${field} is missing or malformed`);
-    if (typeof ref.Secret !== 'string' || ref.Secret === '') throw bad('Secret');
-    if (typeof ref.Target !== 'string') throw bad('Target');
-    if (typeof ref.UID !== 'string') throw bad('UID');
-    if (typeof ref.GID !== 'string') throw bad('GID');
-    if (typeof ref.Mode !== 'number') throw bad('Mode');
-    if (ref.OnUpdate !== undefined && typeof ref.OnUpdate !== 'string') throw bad('OnUpdate');
-    if (
-      ref.Version !== undefined &&
-      (typeof ref.Version !== 'number' || !Number.isInteger(ref.Version))
-    )
-      throw bad('Version');
+    if (typeof ref.Spec !== 'string' || (ref.Where !== undefined && typeof ref.Where !== 'string'))
+      throw invalid(
+        `Invalid container secrets request: Secrets[${i}] must be {"Spec": "--secret text", "Where": "…"}`,
+      );
+    const where = ((ref.Where as string | undefined) ?? `reference ${i + 1}`).slice(0, 200);
+    let flag: SecretFlag;
+    try {
+      flag = parseSecretFlag(ref.Spec);
+    } catch (error) {
+      throw invalid(
+        `Cannot prepare secrets: ${where} is not a valid reference: ${(error as Error).message.replace(/^Invalid --secret:? ?/, '')}`,
+      );
+    }
     return {
-      secret: ref.Secret,
-      target: ref.Target,
-      uid: ref.UID,
-      gid: ref.GID,
-      mode: ref.Mode,
-      onUpdate: (ref.OnUpdate as string | undefined) ?? 'none',
-      ...(ref.Version === undefined ? {} : { version: ref.Version as number }),
+      secret: flag.SecretName,
+      target: flag.File.Name,
+      uid: flag.File.UID,
+      gid: flag.File.GID,
+      mode: flag.File.Mode,
+      onUpdate: flag.Secretd?.OnUpdate ?? 'none',
+      ...(flag.Secretd?.Version === undefined ? {} : { version: flag.Secretd.Version }),
     };
   });
 }

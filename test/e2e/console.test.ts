@@ -422,7 +422,7 @@ describe('secretd console in chromium', () => {
     );
   });
 
-  test('three managers: the cluster page shows each with its Raft role, one leader', async () => {
+  test('three managers: the cluster page shows each with its Raft role, one leader, its certificate end and lock; a follower forwards the holders and node-state reads', async () => {
     await cluster.joinManager('m2');
     await cluster.joinManager('m3');
     for (const name of ['m2', 'm3'])
@@ -461,6 +461,31 @@ describe('secretd console in chromium', () => {
         : undefined,
     );
     await page.screenshot({ path: join(shots, 'graph-three-managers.png'), fullPage: true });
+    // A follower's API forwards both leader reads to the leader and answers with its view.
+    const roles = await Promise.all(
+      ['m2', 'm3'].map(async (name) => {
+        const status = await cluster.node(name).admin('GET', '/secretd/raft/status');
+        return (JSON.parse(status.text) as { role: string }).role;
+      }),
+    );
+    const follower = cluster.node(roles[0] === 'leader' ? 'm3' : 'm2');
+    const holders = await follower.admin('GET', '/secretd/secrets/db_password/holders');
+    expect(holders.status).toBe(200);
+    expect(
+      (JSON.parse(holders.text) as Array<{ By: string; Version: number }>).map(
+        (h) => `${h.By} v${h.Version}`,
+      ),
+    ).toEqual(['task v2', 'task v2', 'task v2']);
+    const states = await follower.admin('GET', '/secretd/nodes/state');
+    expect(
+      (JSON.parse(states.text) as Array<{ Role: string; Session: boolean; Locked: boolean }>).map(
+        (n) => [n.Role, n.Session, n.Locked],
+      ),
+    ).toEqual([
+      ['manager', true, false],
+      ['manager', true, false],
+      ['manager', true, false],
+    ]);
   });
 
   test('--secret-add and --secret-rm from the services page change the service’s spec', async () => {

@@ -92,7 +92,7 @@ export async function runDaemon(
   options: { forceNewCluster?: boolean } = {},
 ): Promise<Daemon> {
   // A role switch a crash cut short is finished first (role-switch.ts).
-  const state = await settleRoleSwitch(dataDir, hooks.log);
+  const state = await settleRoleSwitch(dataDir, hooks.log, systemRandom);
   if (state.role === 'worker' && options.forceNewCluster)
     throw new SecretdError(
       'invalid',

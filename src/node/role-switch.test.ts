@@ -1,8 +1,9 @@
 /** The role switch's part on disk: each switch's files, and a start-up after a crash at each step. */
-import { describe, expect, test } from 'bun:test';
+import { beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../test/helpers/process.ts';
+import { createKeyAndCSR, createRootCA, issueCertificate } from '../crypto/index.ts';
 import { systemRandom } from '../io/system.ts';
 import {
   dataDirPaths,
@@ -15,7 +16,26 @@ import {
 import { settleRoleSwitch, writeDemotedFiles, writePromotedFiles } from './role-switch.ts';
 
 const tlsKey = systemRandom(138);
-const tlsCert = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+/** A certificate per role, from one CA (the key pair is not checked here: `tlsKey` stands for it). */
+const certs = { manager: '', worker: '' };
+let tlsCert = '';
+
+beforeAll(async () => {
+  const now = new Date();
+  const ca = await createRootCA({ now });
+  for (const role of ['manager', 'worker'] as const) {
+    const { csrPem } = await createKeyAndCSR();
+    certs[role] = await issueCertificate(ca, csrPem, {
+      nodeId: 'n'.repeat(25),
+      role,
+      clusterId: 'c'.repeat(25),
+      now,
+      lifetimeMs: 3_600_000,
+      serial: systemRandom(16),
+    });
+  }
+  tlsCert = certs.manager;
+});
 const managers = [{ id: 'm'.repeat(25), addr: '10.0.0.1:4377' }];
 
 function stateOf(role: 'manager' | 'worker'): NodeState {
@@ -33,14 +53,20 @@ function stateOf(role: 'manager' | 'worker'): NodeState {
 }
 
 /** A data dir as `role` leaves it: node.json, a keys file (a DEK, no switch role) and, for a manager, raft/. */
-async function dataDir(root: string, role: 'manager' | 'worker'): Promise<Uint8Array> {
+async function dataDir(
+  root: string,
+  role: 'manager' | 'worker',
+  options: { certificate?: 'manager' | 'worker'; kek?: Uint8Array } = {},
+): Promise<Uint8Array> {
   const paths = dataDirPaths(root);
   mkdirSync(join(root, 'certificates'), { recursive: true });
   const dek = systemRandom(32);
+  const cert = certs[options.certificate ?? role];
+  writeFileSync(paths.nodeCert, cert);
   await writeNodeKeys(
     paths.nodeKeys,
-    { dek: dek.slice(), dekKeyId: 3, tlsKey, tlsCert },
-    null,
+    { dek: dek.slice(), dekKeyId: 3, tlsKey, tlsCert: cert },
+    options.kek ?? null,
     systemRandom,
   );
   await writeNodeState(paths.nodeState, stateOf(role));
@@ -118,7 +144,9 @@ describe('settleRoleSwitch', () => {
       systemRandom,
     );
     const lines: string[] = [];
-    expect((await settleRoleSwitch(dir.path, (line) => lines.push(line))).role).toBe('manager');
+    expect((await settleRoleSwitch(dir.path, (line) => lines.push(line), systemRandom)).role).toBe(
+      'manager',
+    );
     expect((await readNodeState(paths.nodeState, dir.path)).role).toBe('manager');
     expect(lines).toEqual([
       "secretd: finishing this node's switch from worker to manager that a stop cut short",
@@ -135,7 +163,7 @@ describe('settleRoleSwitch', () => {
       null,
       systemRandom,
     );
-    expect((await settleRoleSwitch(dir.path, quiet)).role).toBe('worker');
+    expect((await settleRoleSwitch(dir.path, quiet, systemRandom)).role).toBe('worker');
     expect((await readNodeState(paths.nodeState, dir.path)).role).toBe('worker');
     expect(existsSync(join(dir.path, 'raft'))).toBe(false);
   });
@@ -145,8 +173,32 @@ describe('settleRoleSwitch', () => {
     const paths = dataDirPaths(dir.path);
     await dataDir(dir.path, 'manager');
     await writeNodeState(paths.nodeState, stateOf('worker'));
-    expect((await settleRoleSwitch(dir.path, quiet)).role).toBe('worker');
+    expect((await settleRoleSwitch(dir.path, quiet, systemRandom)).role).toBe('worker');
     expect(existsSync(join(dir.path, 'raft'))).toBe(false);
+  });
+
+  test("finishes the demotion of a manager that stopped holding a worker's certificate", async () => {
+    using dir = tempDir('secretd-role-switch-');
+    const paths = dataDirPaths(dir.path);
+    const oldDek = await dataDir(dir.path, 'manager', { certificate: 'worker' });
+    expect((await settleRoleSwitch(dir.path, quiet, systemRandom)).role).toBe('worker');
+    const keys = await readNodeKeys(paths.nodeKeys, null);
+    expect({
+      role: keys.role,
+      sameDek: Buffer.from(keys.dek).equals(Buffer.from(oldDek)),
+      tlsKey: keys.tlsKey,
+      tlsCert: keys.tlsCert,
+    }).toEqual({ role: 'worker', sameDek: false, tlsKey, tlsCert: certs.worker });
+    expect((await readNodeState(paths.nodeState, dir.path)).role).toBe('worker');
+    expect(existsSync(join(dir.path, 'raft'))).toBe(false);
+  });
+
+  test("leaves an autolocked manager holding a worker's certificate as it is: its keys need the unlock key", async () => {
+    using dir = tempDir('secretd-role-switch-');
+    const paths = dataDirPaths(dir.path);
+    await dataDir(dir.path, 'manager', { certificate: 'worker', kek: systemRandom(32) });
+    expect((await settleRoleSwitch(dir.path, quiet, systemRandom)).role).toBe('manager');
+    expect(existsSync(join(paths.wal, '0000000000000001.wal'))).toBe(true);
   });
 
   test("leaves a manager's data dir alone when no switch was under way", async () => {
@@ -154,7 +206,7 @@ describe('settleRoleSwitch', () => {
     const paths = dataDirPaths(dir.path);
     await dataDir(dir.path, 'manager');
     const lines: string[] = [];
-    expect(await settleRoleSwitch(dir.path, (line) => lines.push(line))).toEqual(
+    expect(await settleRoleSwitch(dir.path, (line) => lines.push(line), systemRandom)).toEqual(
       stateOf('manager'),
     );
     expect(existsSync(join(paths.wal, '0000000000000001.wal'))).toBe(true);

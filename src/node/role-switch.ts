@@ -25,17 +25,23 @@
  *
  * At start (`settleRoleSwitch`): a keys file written for another role than node.json's finishes
  * that switch (node.json, then raft/ for a worker); a worker with a raft/ left removes it. A crash
- * before the keys file's rename leaves the old role whole: a promotion is asked for again (the
- * worker's certificate names a manager: it renews at once and switches), a demotion is left again
- * by the manager's leader duties.
+ * before the keys file's rename leaves the old role whole. A promotion is then asked for again: the
+ * worker's certificate names a manager, so it renews at once and switches. A demoted manager takes
+ * its worker's certificate only once it has left Raft (manager.ts), so a manager whose keys file
+ * holds a worker's certificate was demoted and left: its demotion is done here (unless its keys
+ * file is autolocked: it starts locked, and the unlock key is needed first). Were it wrong (the
+ * node promoted again meanwhile), the dispatcher's renewal request would promote it back.
  */
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Random } from '../crypto/index.ts';
+import { parseIdentity, type Random } from '../crypto/index.ts';
 import {
   dataDirPaths,
   exists,
+  nodeKeysLocked,
   nodeKeysRole,
+  readNodeCertificate,
+  readNodeKeys,
   readNodeState,
   writeNodeKeys,
   writeNodeState,
@@ -113,10 +119,24 @@ async function writeSwitchedKeys(
 export async function settleRoleSwitch(
   dataDir: string,
   log: (line: string) => void,
+  random: Random,
 ): Promise<NodeState> {
   const paths = dataDirPaths(dataDir);
   let state = await readNodeState(paths.nodeState, dataDir);
   const keysRole = await nodeKeysRole(paths.nodeKeys);
+  if (state.role === 'manager' && keysRole !== 'worker' && (await leftAsWorker(paths))) {
+    log(
+      "secretd: this manager holds a worker's certificate: it was demoted and had left Raft when it stopped; it goes on as a worker",
+    );
+    const keys = await readNodeKeys(paths.nodeKeys, null);
+    keys.dek.fill(0);
+    const tlsCert = await readNodeCertificate(paths.nodeKeys, paths.nodeCert);
+    try {
+      return await writeDemotedFiles(paths, state, { tlsKey: keys.tlsKey, tlsCert }, [], random);
+    } finally {
+      keys.tlsKey.fill(0); // best effort under a GC
+    }
+  }
   if (keysRole !== null && keysRole !== state.role) {
     log(
       `secretd: finishing this node's switch from ${state.role} to ${keysRole} that a stop cut short`,
@@ -129,4 +149,11 @@ export async function settleRoleSwitch(
     await rm(raftDir(paths), { recursive: true, force: true });
   }
   return state;
+}
+
+/** The keys file pairs a worker's certificate with its key, and is not autolocked. */
+async function leftAsWorker(paths: DataDirPaths): Promise<boolean> {
+  const certPem = await readNodeCertificate(paths.nodeKeys, paths.nodeCert);
+  if (parseIdentity(certPem).role !== 'worker') return false;
+  return !(await nodeKeysLocked(paths.nodeKeys));
 }

@@ -219,4 +219,36 @@ describe('a node switching role in place', () => {
     expectTaskKept(worker, taskId, pid);
     expect(cluster.daemonErrors()).toEqual([]);
   });
+  test('a manager killed in the middle of its demotion restarts as a worker, its task still running with its secret', async () => {
+    using dir = tempDir('secretd-role-switch-kill-');
+    const { cluster, worker, taskId, pid } = await setUp(dir.path);
+    await using _cluster = cluster;
+    const manager = cluster.manager;
+    expectRun(manager.cli(['node', 'promote', worker.id]), {
+      stdout: `Node ${worker.id} promoted to a manager in the cluster.\n`,
+    });
+    await waitForVoters([manager, worker], [manager.id, worker.id]);
+
+    expectRun(manager.cli(['node', 'demote', worker.id]), {
+      stdout: `Node ${worker.id} demoted to a worker in the cluster.\n`,
+    });
+    await worker.daemon.waitFor(/goes on as a worker/, 30_000);
+    await worker.daemon.kill('SIGKILL');
+    const restarted = new Daemon(['run', '--data-dir', worker.dataDir]);
+    worker.spawned.push(restarted);
+    worker.daemon = restarted;
+    await restarted.waitFor(/worker \w+ running/, 30_000);
+    await waitForVoters([manager], [manager.id]);
+    expect({
+      role: nodeState(worker).role,
+      raftDir: existsSync(join(worker.dataDir, 'raft')),
+      nodeLs: await roleInNodeLs(manager, worker.id),
+    }).toEqual({ role: 'worker', raftDir: false, nodeLs: 'worker' });
+    // The restarted agent adopts the running container at its first full assignment set.
+    await until("the restarted worker to hold the task's secret again", 20_000, async () =>
+      (await worker.secretCounts()).SecretsHeld > 0 ? true : undefined,
+    );
+    expectTaskKept(worker, taskId, pid);
+    expect(cluster.daemonErrors()).toEqual([]);
+  });
 });

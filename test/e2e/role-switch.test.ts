@@ -6,7 +6,9 @@
  * (the same container, the same process); demoted, it becomes a worker again, the task still
  * running with its secret, its Raft log, snapshots and data key erased from disk, and `node ls`
  * lists it as a worker. Killed (SIGKILL) in the middle of a promotion, it restarts in a working
- * role and the promotion completes.
+ * role and the promotion completes; killed in the middle of a demotion, it restarts as a worker. In
+ * an autolocked cluster the promoted node gets the unlock key through the replicated store, wraps
+ * its keys file with it, and restarts locked like every manager.
  *
  * Needs root, runc and busybox-static (CI installs them).
  */
@@ -14,7 +16,7 @@ import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readNodeKeys } from '../../src/node/data-dir/index.ts';
+import { nodeKeysLocked, readNodeKeys } from '../../src/node/data-dir/index.ts';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
 import { Daemon, H2Client, readCerts, requireBinary, tempDir } from '../helpers/process.ts';
 import {
@@ -249,6 +251,34 @@ describe('a node switching role in place', () => {
       (await worker.secretCounts()).SecretsHeld > 0 ? true : undefined,
     );
     expectTaskKept(worker, taskId, pid);
+    expect(cluster.daemonErrors()).toEqual([]);
+  });
+  test("in an autolocked cluster a promoted worker's keys file is wrapped by the cluster's unlock key, and it restarts locked", async () => {
+    using dir = tempDir('secretd-role-switch-autolock-');
+    await using cluster = await ServiceCluster.init(dir.path, { initFlags: ['--autolock'] });
+    const manager = cluster.manager;
+    const worker = await cluster.joinWorker('w1');
+    const keysPath = join(worker.dataDir, 'certificates', 'node-keys.json');
+    expect(await nodeKeysLocked(keysPath)).toBe(false);
+    expectRun(manager.cli(['node', 'promote', worker.id]), {
+      stdout: `Node ${worker.id} promoted to a manager in the cluster.\n`,
+    });
+    await waitForVoters([manager, worker], [manager.id, worker.id]);
+    await until("the promoted node's keys file to be wrapped", 10_000, async () =>
+      (await nodeKeysLocked(keysPath)) ? true : undefined,
+    );
+    // Asked while both voters run: one of two cannot confirm a read.
+    const unlockKey = expectRun(manager.cli(['cluster', 'unlock-key', '-q']), {
+      stdout: /^SDKEY-/,
+    }).stdout.trim();
+    await worker.daemon.kill('SIGTERM');
+    const restarted = new Daemon(['run', '--data-dir', worker.dataDir]);
+    worker.spawned.push(restarted);
+    worker.daemon = restarted;
+    await restarted.waitFor(/this manager is locked/, 30_000);
+    expectRun(worker.cli(['unlock'], unlockKey), {});
+    await restarted.waitFor(/unlocked/, 30_000);
+    await waitForVoters([manager, worker], [manager.id, worker.id]);
     expect(cluster.daemonErrors()).toEqual([]);
   });
 });

@@ -18,7 +18,8 @@
  *               zeroed and unlinked from every container's tmpfs here (the file disappears from the
  *               running container's /run/secrets at once)
  *   engine gone a sweep (every agent sweep) erases containers that runc no longer lists as live
- *               under the `--root` recorded at create, and spawns whose process is gone
+ *               under the `--root` recorded at create (one `runc list` per root), and spawns
+ *               whose process is gone (pid and start time)
  * A new version of a granted secret is written beside the old file and renamed over it (relative
  * targets: the directory bind shows the new file at once), then the reference's on-update signal
  * goes to the container's init (`runc kill`) or to the spawned process. Absolute targets are bound
@@ -262,8 +263,10 @@ export class LocalContainers {
     await this.#load();
     const now = (this.#options.nowMs ?? systemNowMs)();
     const erased: string[] = [];
+    // One `runc list` per root, not a `runc state` per container.
+    const listings = new Map<string, Promise<ReadonlyMap<string, string> | null>>();
     for (const entry of [...this.#entries.values()]) {
-      if (await this.#alive(entry, now)) continue;
+      if (await this.#alive(entry, now, listings)) continue;
       if (this.#entries.get(entry.containerId) !== entry) continue;
       await this.#serial(entry, () => this.#erase(entry)).then(
         () => erased.push(entry.containerId),
@@ -429,18 +432,31 @@ export class LocalContainers {
     await this.#runtime(owner).kill(entry.containerId, signal);
   }
 
-  async #alive(entry: Entry, now: number): Promise<boolean> {
+  async #alive(
+    entry: Entry,
+    now: number,
+    listings: Map<string, Promise<ReadonlyMap<string, string> | null>>,
+  ): Promise<boolean> {
     const owner = entry.owner;
     if (owner.kind === 'process') return processStartTime(owner.pid) === owner.startTime;
-    try {
-      const state = await this.#runtime(owner).state(entry.containerId);
-      if (state !== null && state.status !== 'stopped') return true;
-      // Not there yet (or stopped before `start`): `runc create` may still be under way.
-      return state === null && now - entry.preparedAtMs < containerStartTimeoutMs;
-    } catch {
-      // The runtime cannot say (missing binary, unreadable root): keep, and try again next sweep.
-      return true;
+    const key = `${owner.root ?? ''}\0${owner.binary}`;
+    let listing = listings.get(key);
+    if (listing === undefined) {
+      listing = this.#runtime(owner)
+        .list()
+        .then(
+          (states) => new Map(states.map((state) => [state.id, state.status])),
+          // The runtime cannot say (missing binary, unreadable root): keep, and try next sweep.
+          () => null,
+        );
+      listings.set(key, listing);
     }
+    const statuses = await listing;
+    if (statuses === null) return true;
+    const status = statuses.get(entry.containerId);
+    if (status !== undefined && status !== 'stopped') return true;
+    // Not there yet (or stopped before `start`): `runc create` may still be under way.
+    return status === undefined && now - entry.preparedAtMs < containerStartTimeoutMs;
   }
 
   #runtime(owner: Extract<LocalOwner, { kind: 'runc' }>): RuncRuntime {

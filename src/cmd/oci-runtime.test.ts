@@ -162,6 +162,36 @@ describe('ociRuntime', () => {
     expect([logged.level, logged.msg]).toEqual(['error', err[0]!]);
   });
 
+  test('a container naming a secret on a node where secretd does not answer fails create, naming the socket, without running runc', async () => {
+    using dir = tempDir('secretd-oci-unit-');
+    writeFileSync(
+      join(dir.path, 'config.json'),
+      JSON.stringify({ process: { env: ['SECRETD_SECRET_DB=db_pass'] } }),
+    );
+    const previous = process.env.SECRETD_DATA_DIR;
+    process.env.SECRETD_DATA_DIR = join(dir.path, 'no-node');
+    try {
+      const { io, err } = capture();
+      let execs = 0;
+      const code = await ociRuntime(['create', '--bundle', dir.path, 'c3'], io, {
+        execve: (() => {
+          execs++;
+          throw new Error('no exec here');
+        }) as never,
+      });
+      expect([code, execs]).toEqual([1, 0]);
+      expect(err).toEqual([
+        `secretd-runc: Cannot reach this node's secretd at ${join(dir.path, 'no-node', 'admin.sock')} (ENOENT): is secretd running on this node?`,
+      ]);
+      expect(JSON.parse(readFileSync(join(dir.path, 'config.json'), 'utf8'))).toEqual({
+        process: { env: ['SECRETD_SECRET_DB=db_pass'] },
+      });
+    } finally {
+      if (previous === undefined) delete process.env.SECRETD_DATA_DIR;
+      else process.env.SECRETD_DATA_DIR = previous;
+    }
+  });
+
   test('a runtime that is missing fails every call naming it', async () => {
     const previous = process.env.SECRETD_RUNC;
     process.env.SECRETD_RUNC = '/nonexistent/runc';

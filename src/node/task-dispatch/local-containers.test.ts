@@ -134,6 +134,20 @@ describe.if(isRoot)('LocalContainers', () => {
     expect(service.list()).toEqual([]);
   });
 
+  test('prepare() says the node has no session yet when the agent has not had its first set from a manager', async () => {
+    make();
+    service.close();
+    service = new LocalContainers({ runDir: dir.path, granted, log: () => {}, ready: () => false });
+    const error = await rejection(
+      service.prepare({ containerId: 'c0', owner: me, refs: [ref('db_pass')] }),
+    );
+    expect([error.code, error.message]).toEqual([
+      'unavailable',
+      "Cannot give secrets to container 'c0': secret 'db_pass' cannot be given yet: this node's agent has no session with a manager (is the cluster down, or the manager locked?)",
+    ]);
+    expect(mountsUnder(dir.path)).toEqual([]);
+  });
+
   test('a new version replaces the file in place and sends the on-update signal; a withdrawn secret disappears from the mount', async () => {
     make();
     granted.hold('s1', 'db_pass', 1, enc('one'));

@@ -2,7 +2,9 @@
  * What every node builds to reach the managers, manager and worker alike: a peer client on this
  * node's certificate (the CA and certificate from the data dir, the TLS key from its keys file),
  * and the agent that keeps a session with the leader's dispatcher and runs this node's tasks.
- * Private to src/node: manager/manager.ts and worker.ts wire their agents through it.
+ * Private to src/node: manager/manager.ts and worker.ts wire their agents through it. An agent
+ * outlives a role switch in place (daemon.ts): the role started next takes it on (`startAgent`
+ * with `carried`), and its session, manager list and renewal requests go to that role's wiring.
  */
 import { keyPkcs8ToPem } from '../crypto/index.ts';
 import type { FileSystem } from '../io/fs.ts';

@@ -110,6 +110,15 @@ describe('bundleSecretRefs', () => {
     );
   });
 
+  test("withSecretMounts on a bundle prepared before replaces that container's earlier binds", () => {
+    const prepared = {
+      SecretsDir: '/run/s/containers/c1/secrets/run',
+      FileMounts: [{ Source: '/run/s/containers/c1/secrets/abs/0a', Destination: '/etc/k' }],
+    };
+    const once = withSecretMounts({ mounts: [{ destination: '/proc', type: 'proc' }] }, prepared);
+    expect(withSecretMounts(once, prepared)).toEqual(once);
+  });
+
   test('withSecretMounts adds read-only binds after the engine mounts', () => {
     const config = withSecretMounts(
       { mounts: [{ destination: '/proc', type: 'proc' }], process: {} },

@@ -144,7 +144,18 @@ export interface PreparedMounts {
 /** config.json with the prepared files bound read-only (after every mount the engine asked for). */
 export function withSecretMounts(config: OciConfig, prepared: PreparedMounts): OciConfig {
   const options = ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'];
-  const mounts = Array.isArray(config.mounts) ? [...(config.mounts as unknown[])] : [];
+  // A create run again on the same bundle: this container's earlier binds (the same tmpfs path,
+  // erased and mounted anew by the agent) go, so that none points at a path that is gone.
+  const first = prepared.SecretsDir ?? prepared.FileMounts[0]?.Source ?? '';
+  const cut = first.lastIndexOf('/secrets/');
+  const ours = cut === -1 ? null : first.slice(0, cut + '/secrets/'.length);
+  const mounts = (Array.isArray(config.mounts) ? (config.mounts as unknown[]) : []).filter(
+    (mount) =>
+      ours === null ||
+      typeof mount !== 'object' ||
+      mount === null ||
+      !String((mount as { source?: unknown }).source ?? '').startsWith(ours),
+  );
   if (prepared.SecretsDir !== null)
     mounts.push({
       destination: '/run/secrets',

@@ -86,6 +86,43 @@ describe('unlockFromFile()', () => {
     expect(lines).toEqual([`secretd: unlocked with the key from ${join(dir, 'u')}`]);
   });
 
+  test('records each attempt in the audit sink: the node, the path, the outcome, never the key', async () => {
+    const records: unknown[] = [];
+    const m = {
+      ...manager(true, 'another'),
+      state: { nodeId: 'node1' },
+      audit: {
+        sink: {
+          record: (entry: unknown) => records.push(entry),
+          now: () => '2026-12-06T00:00:00.000Z',
+          requestId: () => 'r1',
+        },
+      },
+    };
+    await unlockFromFile(m, file('a', 0o600), undefined, () => {});
+    await unlockFromFile(m, file('a2', 0o604), undefined, () => {});
+    const base = {
+      at: '2026-12-06T00:00:00.000Z',
+      actor: { kind: 'node', name: 'node1', role: 'manager' },
+      source: 'unlock-key-file',
+      action: 'unlock',
+      requestId: 'r1',
+    };
+    expect(records).toEqual([
+      { ...base, detail: `${join(dir, 'a')}: Invalid unlock key`, result: 'internal' },
+      {
+        ...base,
+        detail:
+          `${join(dir, 'a2')}: Not reading the unlock key from ${join(dir, 'a2')}: it is readable or writable by its group or others (mode 0604; chmod 600 it)`.slice(
+            0,
+            200,
+          ),
+        result: 'invalid',
+      },
+    ]);
+    expect(JSON.stringify(records)).not.toContain(key);
+  });
+
   test('a wrong key or a refused file leaves it locked and says why, never the key', async () => {
     const m = manager(true, 'another');
     const lines: string[] = [];

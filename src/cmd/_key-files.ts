@@ -90,7 +90,7 @@ function reasonOf(error: unknown): string {
  * key) or a missing one leaves the manager locked, serving `unlock`, and says why on `log`.
  */
 export async function unlockFromFile(
-  manager: { readonly locked: boolean; unlock(keyText: string): Promise<void> } | null,
+  manager: UnlockTarget | null,
   flag: string | undefined,
   credentialsDirectory: string | undefined,
   log: (line: string) => void,
@@ -107,16 +107,63 @@ export async function unlockFromFile(
     keyText = await readUnlockKeyFile(path);
   } catch (error) {
     log(`secretd: ${messageOf(error)}; this manager stays locked (run \`secretd unlock\`)`);
+    record(manager, path, error);
     return;
   }
   try {
     await manager.unlock(keyText);
     log(`secretd: unlocked with the key from ${path}`);
+    record(manager, path, null);
   } catch (error) {
     log(
       `secretd: the key in ${path} did not unlock this manager: ${messageOf(error)}; it stays locked (run \`secretd unlock\`)`,
     );
+    record(manager, path, error);
   }
+}
+
+/** What unlocking from a file needs of a manager; its audit sink records the attempt. */
+export interface UnlockTarget {
+  readonly locked: boolean;
+  unlock(keyText: string): Promise<void>;
+  readonly state?: { readonly nodeId: string };
+  readonly audit?: {
+    readonly sink: {
+      record(entry: UnlockAttemptRecord): void;
+      now(): string;
+      requestId(): string;
+    };
+  };
+}
+
+interface UnlockAttemptRecord {
+  readonly at: string;
+  readonly actor: { readonly kind: 'node'; readonly name: string; readonly role: 'manager' };
+  readonly source: string;
+  readonly action: 'unlock';
+  readonly detail: string;
+  readonly result: string;
+  readonly requestId: string;
+}
+
+/**
+ * An unlock attempt from a file, in the audit trail as the API's are (held in memory while the
+ * manager is locked, proposed once it is unlocked): the node itself, source `unlock-key-file`, the
+ * path and, for a failure, the reason (never the key).
+ */
+function record(manager: UnlockTarget, path: string, error: unknown): void {
+  const sink = manager.audit?.sink;
+  if (sink === undefined) return;
+  const code = error === null ? 'ok' : error instanceof SecretdError ? error.code : 'internal';
+  sink.record({
+    at: sink.now(),
+    actor: { kind: 'node', name: manager.state?.nodeId ?? '', role: 'manager' },
+    source: 'unlock-key-file',
+    action: 'unlock',
+    detail: error === null ? path : `${path}: ${messageOf(error)}`.slice(0, 200),
+    result: code,
+    requestId: sink.requestId(),
+  });
 }
 
 function messageOf(error: unknown): string {

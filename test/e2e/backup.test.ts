@@ -442,6 +442,8 @@ describe('unattended unlock', () => {
       await using d = await run(['--unlock-key-file', good], /unlocked with the key from/);
       await until('the manager to answer', 10_000, () => (isLocked() ? undefined : true));
       expect(d.stderr).not.toContain(key);
+      // A graceful stop proposes the records still queued (this attempt's among them).
+      expect(await d.kill('SIGTERM')).toBe(0);
     }
     const wrong = writeTemp(
       'wrong-unlock.key',
@@ -458,6 +460,38 @@ describe('unattended unlock', () => {
       // Still serves unlock.
       expectRun(secretd(['unlock', '--data-dir', dataDir], { input: key }), {});
       expect(isLocked()).toBe(false);
+      // The attempts from files are in the audit trail, as the API's are, without the key.
+      const records = await until('the unlock attempts in the audit trail', 10_000, () => {
+        const out = secretd([
+          'audit',
+          'ls',
+          '--action',
+          'unlock',
+          '--format',
+          'json',
+          '--data-dir',
+          dataDir,
+        ]);
+        const lines = out.stdout
+          .trim()
+          .split('\n')
+          .filter((l) => l !== '');
+        const parsed = lines.map(
+          (l) => JSON.parse(l) as { source: string; result: string; detail?: string },
+        );
+        return parsed.filter((r) => r.source === 'unlock-key-file').length >= 2
+          ? parsed
+          : undefined;
+      });
+      expect(
+        records
+          .filter((r) => r.source === 'unlock-key-file')
+          .map((r) => [r.result, r.detail?.split(':')[0]]),
+      ).toEqual([
+        ['ok', good],
+        ['invalid', wrong],
+      ]);
+      expect(JSON.stringify(records)).not.toContain(key.slice(8));
     }
     const shared = writeTemp('shared-unlock.key', `${key}\n`, 0o640);
     {

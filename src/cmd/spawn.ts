@@ -189,16 +189,17 @@ function runInNamespace(
   secretsDir: string | null,
   env: Record<string, string>,
 ): Promise<number> {
-  const drop =
-    options.user === null
+  // setpriv sets the parent-death signal after the credential change (which would clear it): if
+  // spawn itself is killed, the command dies with it instead of running on without its secrets.
+  const drop = [
+    'setpriv',
+    ...(options.user === null
       ? []
-      : [
-          'setpriv',
-          `--reuid=${options.user.uid}`,
-          `--regid=${options.user.gid}`,
-          '--clear-groups',
-          '--',
-        ];
+      : [`--reuid=${options.user.uid}`, `--regid=${options.user.gid}`, '--clear-groups']),
+    '--pdeathsig',
+    'KILL',
+    '--',
+  ];
   // $1: the tmpfs's run/, $2: --dir; then the command. mount(8) applies ro,nosuid,nodev,noexec by a remount of the bind.
   const script =
     secretsDir === null

@@ -521,7 +521,7 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     expect(containerMounts()).toEqual([]);
   });
 
-  test('a spawn killed with SIGKILL leaves its tmpfs, which the agent sweep erases', async () => {
+  test('a spawn killed with SIGKILL takes its command with it and leaves its tmpfs, which the agent sweep erases', async () => {
     const pidFile = join(dir, 'spawn-killed.pid');
     const child = spawn(
       'nsenter',
@@ -550,7 +550,16 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     await until('the sweep to erase the killed spawn', 20_000, async () =>
       (await localContainers()).length === 0 && containerMounts().length === 0 ? true : undefined,
     );
-    process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+    // The command does not outlive spawn (its parent-death signal): nothing runs on without its secrets.
+    const commandPid = Number(readFileSync(pidFile, 'utf8'));
+    await until('the command to die with spawn', 10_000, () => {
+      try {
+        process.kill(commandPid, 0);
+        return undefined;
+      } catch {
+        return true;
+      }
+    });
   });
 
   test('an engine crash (kill -9 of dockerd, containerd, the shim and the container) leaves a mount that the agent erases', async () => {

@@ -61,6 +61,8 @@ export const secretGrantsMax = 64;
 export const grantConstraintsMax = 16;
 /** Characters in one node constraint expression (`node.labels.role==db`). */
 export const nodeConstraintCharsMax = 256;
+/** Placement constraints of one service (`service create --constraint`; all must hold). */
+export const serviceConstraintsMax = 16;
 /**
  * Unlock back-off: after a wrong unlock key the next attempt waits unlockBackoffInitialMs, doubling
  * with each wrong key in a row up to unlockBackoffMaxMs; a right key resets it. Attempts that arrive

@@ -112,6 +112,7 @@ const valueOptions = new Set([
   '--env',
   '-l',
   '--label',
+  '--constraint',
   '--update-parallelism',
   '--update-delay',
   '--if-version',

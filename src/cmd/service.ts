@@ -59,6 +59,7 @@ type CreateFlags = GlobalFlags & {
   mode?: string;
   env?: unknown;
   label?: unknown;
+  constraint?: unknown;
   updateParallelism?: string;
   updateDelay?: string;
   '--'?: string[];
@@ -80,6 +81,10 @@ export function registerService(cli: CAC, io: Io): void {
     .option('-e, --env <var>', 'Environment variable KEY=VALUE (repeatable)')
     .option('-l, --label <label>', 'Service label KEY=VALUE (repeatable)')
     .option(
+      '--constraint <expr>',
+      'Placement constraint, e.g. node.labels.zone==a or node.role!=manager (repeatable; all must hold)',
+    )
+    .option(
       '--update-parallelism <n>',
       'Tasks replaced at once during an update (default 1, 0 = all)',
     )
@@ -99,6 +104,7 @@ export function registerService(cli: CAC, io: Io): void {
             Env: many(flags.env),
             Secrets: secrets,
           },
+          Placement: { Constraints: many(flags.constraint) },
         },
         Mode: modeOf(flags),
         UpdateConfig: {

@@ -341,6 +341,47 @@ describe('a manager and two workers', () => {
       await removeService('scaled');
     }));
 
+  test('a --constraint no node matches leaves the task pending with "no suitable node"; once a node matches, the task and its secret go there only', () =>
+    withService('constrained', async () => {
+      const w2 = cluster.node('w2');
+      try {
+        expectRun(
+          cluster.manager.cli([
+            'service',
+            'create',
+            '--name',
+            'constrained',
+            '--constraint',
+            'node.labels.zone==e2e',
+            '--secret',
+            'placed',
+            'busybox',
+            ...idleCommand,
+          ]),
+          { stdout: /^\w{25}\n$/ },
+        );
+        const pending = await until('the task pending', 15_000, async () => {
+          const [task] = await cluster.tasks('constrained', 'running');
+          return task?.Status.State === 'pending' ? task : undefined;
+        });
+        expect([pending.NodeID ?? null, pending.Status.Message]).toEqual([
+          null,
+          'no suitable node (scheduling constraints not satisfied on 3 nodes)',
+        ]);
+        await cluster.waitForSecrets(only({}), 'the secret nowhere');
+        expectRun(cluster.manager.cli(['node', 'update', '--label-add', 'zone=e2e', w2.id]), {
+          stdout: `${w2.id}\n`,
+        });
+        const [task] = await cluster.runningTasks('constrained', 1);
+        expect([task!.ID, task!.NodeID]).toEqual([pending.ID, w2.id]);
+        readable(task!.ID);
+        await cluster.waitForSecrets(only({ w2: [task!.ID] }), 'the secret on w2 only');
+        await removeService('constrained');
+      } finally {
+        cluster.manager.cli(['node', 'update', '--label-rm', 'zone', w2.id]);
+      }
+    }));
+
   test("draining the node that runs the task erases the secret there and delivers it to the replacement's node", () =>
     withService('drained', async () => {
       create('drained');

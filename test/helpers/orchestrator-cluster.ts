@@ -34,6 +34,14 @@ export interface SimServiceOptions {
   readonly image?: string;
   readonly parallelism?: number;
   readonly delayMs?: number;
+  /** Placement constraints, normalized (`node.labels.zone==a`). */
+  readonly constraints?: readonly string[];
+}
+
+export interface SimNodeFields {
+  readonly availability?: Availability;
+  readonly status?: NodeStatus;
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 export class SimCluster {
@@ -49,7 +57,7 @@ export class SimCluster {
     return new Date(this.now).toISOString();
   }
 
-  addNode(id: string, fields: { availability?: Availability; status?: NodeStatus } = {}): void {
+  addNode(id: string, fields: SimNodeFields = {}): void {
     const index = ++this.#index;
     this.nodes.set(id, {
       id: id as NodeId,
@@ -57,7 +65,7 @@ export class SimCluster {
       hostname: id,
       addr: `${id}:4242`,
       availability: fields.availability ?? 'active',
-      labels: {},
+      labels: fields.labels ?? {},
       status: fields.status ?? 'ready',
       createdAt: this.at,
       updatedAt: this.at,
@@ -65,7 +73,7 @@ export class SimCluster {
     });
   }
 
-  setNode(id: string, fields: { availability?: Availability; status?: NodeStatus }): void {
+  setNode(id: string, fields: SimNodeFields): void {
     const node = this.nodes.get(id);
     assert(node, `no node ${id}`);
     this.nodes.set(id, { ...node, ...fields, metaIndex: ++this.#index });
@@ -141,7 +149,11 @@ export class SimCluster {
 
   /** Runs the scheduler on the current state and applies its placements. */
   schedule(): TaskPut[] {
-    const puts = schedule({ tasks: this.tasks(), nodes: [...this.nodes.values()] });
+    const puts = schedule({
+      tasks: this.tasks(),
+      nodes: [...this.nodes.values()],
+      services: [...this.workloads.services.values()],
+    });
     this.put(puts);
     return puts;
   }
@@ -206,5 +218,6 @@ function specOf(name: string, options: SimServiceOptions): ServiceSpec {
       ? { kind: 'global' }
       : { kind: 'replicated', replicas: options.replicas ?? 1 },
     update: { parallelism: options.parallelism ?? 1, delayMs: options.delayMs ?? 0 },
+    ...(options.constraints ? { constraints: options.constraints } : {}),
   };
 }

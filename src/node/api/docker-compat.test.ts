@@ -112,6 +112,26 @@ describe('ServiceSpec fields from the docker CLI', () => {
     ).toBe(200);
   });
 
+  test('placement constraints are taken, normalized, and shown by inspect as Docker shows them', async () => {
+    const extra = {
+      template: { Placement: { Constraints: [' node.ROLE == manager', 'node.labels.Zone!=b'] } },
+    };
+    expect((await call('POST', '/services/create', cliSpec('placed', extra))).status).toBe(201);
+    const inspected = await call('GET', '/services/placed');
+    expect(inspected.json.Spec.TaskTemplate.Placement).toEqual({
+      Constraints: ['node.role==manager', 'node.labels.Zone!=b'],
+    });
+    expect((await call('DELETE', '/services/placed')).status).toBe(200);
+  });
+
+  test('a placement constraint secretd cannot parse is refused (400) naming it, and nothing is created', async () => {
+    const extra = { template: { Placement: { Constraints: ['node.platform.os==linux'] } } };
+    const response = await call('POST', '/services/create', cliSpec('misplaced', extra));
+    expect(response.status).toBe(400);
+    expect(response.json.message).toContain('node.platform.os');
+    expect((await call('GET', '/services/misplaced')).status).toBe(404);
+  });
+
   test.each([
     [
       'a mount',
@@ -134,10 +154,14 @@ describe('ServiceSpec fields from the docker CLI', () => {
       'TaskTemplate.Resources',
     ],
     [
-      'a placement constraint',
-      { template: { Placement: { Constraints: ['node.role==manager'] } } },
-      'placement constraints',
-      'TaskTemplate.Placement',
+      'a placement preference',
+      {
+        template: {
+          Placement: { Preferences: [{ Spread: { SpreadDescriptor: 'node.labels.z' } }] },
+        },
+      },
+      'placement preferences',
+      'TaskTemplate.Placement.Preferences',
     ],
     [
       'a restart condition',

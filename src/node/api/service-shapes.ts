@@ -12,7 +12,13 @@ import { checkSecretFiles, stopGraceMsDefault } from '../executor/index.ts';
 import { canonicalKeys, refuseUnknownFields } from './request.ts';
 import { serviceSpecFields } from './service-fields.ts';
 import { refuseUnsupported } from './service-unsupported.ts';
-import { checkLabels, checkVersionNumber, onUpdateText, parseOnUpdate } from '../store/index.ts';
+import {
+  checkLabels,
+  checkServiceConstraints,
+  checkVersionNumber,
+  onUpdateText,
+  parseOnUpdate,
+} from '../store/index.ts';
 import type {
   ContainerSpec,
   OnUpdate,
@@ -60,8 +66,11 @@ export function readServiceSpec(input: Record<string, unknown>): ServiceSpecInpu
   }
   const template = object(body.TaskTemplate, 'TaskTemplate');
   const container = object(template.ContainerSpec, 'TaskTemplate.ContainerSpec');
-  if (template.Placement !== undefined && template.Placement !== null)
-    object(template.Placement, 'TaskTemplate.Placement');
+  const placement =
+    template.Placement === undefined || template.Placement === null
+      ? {}
+      : object(template.Placement, 'TaskTemplate.Placement');
+  const constraints = checkServiceConstraints(placement.Constraints);
   if (typeof container.Image !== 'string' || container.Image === '')
     throw invalid('Invalid service spec: TaskTemplate.ContainerSpec.Image must be provided');
   const command = strings(container.Command, 'ContainerSpec.Command');
@@ -102,6 +111,7 @@ export function readServiceSpec(input: Record<string, unknown>): ServiceSpecInpu
     mode: readMode(body.Mode),
     update: readUpdateConfig(body.UpdateConfig),
     ...(forceUpdate > 0 ? { forceUpdate } : {}),
+    ...(constraints.length > 0 ? { constraints } : {}),
   };
 }
 
@@ -283,7 +293,7 @@ export function serviceSpecJSON(spec: ServiceSpec, options: ServiceJSONOptions =
       ContainerSpec: containerSpecJSON(spec.container),
       Resources: { Limits: {}, Reservations: {} },
       ...(options.insertDefaults ? { RestartPolicy: { Condition: 'any', MaxAttempts: 0 } } : {}),
-      Placement: {},
+      Placement: spec.constraints?.length ? { Constraints: spec.constraints } : {},
       ForceUpdate: spec.forceUpdate ?? 0,
       Runtime: 'container',
     },

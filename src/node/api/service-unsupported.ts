@@ -89,9 +89,12 @@ const templateRules: [string, Check, string][] = [
   ['LogDriver', absent, 'log drivers (--log-driver)'],
 ];
 
-/** Placement by platform too: secretd's scheduler does not read a node's platform (each node runs the root filesystems it was given). */
+/**
+ * Constraints are taken (the scheduler matches them, store/node-constraints.ts). Placement by
+ * platform is not: secretd's scheduler does not read a node's platform (each node runs the root
+ * filesystems it was given).
+ */
 const placementRules: [string, Check, string][] = [
-  ['Constraints', emptyList, 'placement constraints (--constraint)'],
   ['Preferences', emptyList, 'placement preferences (--placement-pref)'],
   ['MaxReplicas', oneOf(0), 'a maximum of replicas per node (--replicas-max-per-node)'],
   ['Platforms', emptyList, 'placement by platform'],

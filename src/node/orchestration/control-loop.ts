@@ -90,6 +90,7 @@ export class WorkloadLoop {
     const placements = schedule({
       tasks: [...fresh.workloads.tasks.values()],
       nodes: [...fresh.nodes()],
+      services: [...fresh.workloads.services.values()],
     });
     if (placements.length > 0) await propose({ op: 'tasks-put', at: now(), tasks: placements });
     if (plan.nextLookAtMs !== null) this.#arm(plan.nextLookAtMs);

@@ -6,8 +6,9 @@
  *
  *   replicated  one live task per slot 1…N; a new task (state new, no node) for an empty slot;
  *               tasks of slots above N are shut down
- *   global      one live task per node that is active and not down, its node fixed at creation;
- *               a paused node keeps its task but gets no new one
+ *   global      one live task per node that is active and not down and where the service's
+ *               placement constraints hold, its node fixed at creation; a paused node keeps its
+ *               task but gets no new one; a node that stops matching has its task shut down
  *   exits       a task that ended while desired running is acknowledged (desired → shutdown) and
  *               its slot restarts after a back-off per slot (0.5 s doubling to 30 s, back to 0.5 s
  *               once a task ran 10 s); a task orphaned by its node restarts at once
@@ -35,7 +36,7 @@ import {
 } from './_plan.ts';
 import { chooseReplacements } from './_rollout.ts';
 import { fillSlot, type Slot, settleSlot } from './_slot.ts';
-import { isDead } from '../store/index.ts';
+import { isDead, nodeMatches } from '../store/index.ts';
 
 export { emptyOrchestratorMemory } from './_plan.ts';
 export {
@@ -144,7 +145,10 @@ function slotsOf(
     return { wanted, surplus: [...bySlot.values()] };
   }
   const byNode = groupBy(tasks, (task) => task.nodeId ?? '');
-  const wanted = nodes.map((node) => {
+  // Only the nodes its placement constraints hold on: a node that stops matching loses its task.
+  const constraints = service.spec.constraints ?? [];
+  const placed = nodes.filter((node) => nodeMatches(constraints, node));
+  const wanted = placed.map((node) => {
     const mayStart = node.availability === 'active' && node.status !== 'down';
     const slotTasks = byNode.get(node.id) ?? [];
     byNode.delete(node.id);

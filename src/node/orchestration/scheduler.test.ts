@@ -109,4 +109,69 @@ describe('schedule()', () => {
     const stopped = tasks.map((t) => ({ ...t, desiredState: 'shutdown' as const }));
     expect(schedule({ tasks: stopped, nodes })).toEqual([]);
   });
+
+  test('places a task only on nodes where every placement constraint of its service holds', () => {
+    const sim = new SimCluster();
+    sim.addNode('n1', { labels: { zone: 'a' } });
+    sim.addNode('n2', { labels: { zone: 'B', disk: 'ssd' } });
+    sim.addNode('n3', { labels: { zone: 'b' } });
+    sim.createService('db', {
+      replicas: 3,
+      constraints: ['node.labels.zone==b', 'node.labels.disk!=hdd'],
+    });
+    sim.reconcile();
+    // zone==b matches B (values ignore case); n1 is never used although it is the least loaded.
+    expect(sim.schedule().map((p) => [p.slot, p.nodeId])).toEqual([
+      [1, 'n2'],
+      [2, 'n3'],
+      [3, 'n2'],
+    ]);
+  });
+
+  test("leaves a task pending with Docker's explanation when no node matches, until one does", () => {
+    const sim = new SimCluster();
+    sim.addNode('n1');
+    sim.addNode('n2');
+    sim.addNode('n3', { availability: 'drain' });
+    sim.createService('db', { replicas: 1, constraints: ['node.labels.role==db'] });
+    sim.reconcile();
+    expect(sim.schedule().map((p) => [p.nodeId, p.state, p.message])).toEqual([
+      [
+        null,
+        'pending',
+        'no suitable node (scheduling constraints not satisfied on 2 nodes; 1 node not available for new tasks)',
+      ],
+    ]);
+    expect(sim.schedule()).toEqual([]);
+    sim.setNode('n2', { labels: { role: 'db' } });
+    expect(sim.schedule().map((p) => [p.nodeId, p.state])).toEqual([['n2', 'assigned']]);
+  });
+
+  test('names only the constraints when every node is available but none matches', () => {
+    expect(noSuitableNodeMessage(0, 1)).toBe(
+      'no suitable node (scheduling constraints not satisfied on 1 node)',
+    );
+    expect(noSuitableNodeMessage(2, 2)).toBe(
+      'no suitable node (2 nodes not available for new tasks; scheduling constraints not satisfied on 2 nodes)',
+    );
+  });
+
+  test("runs a global service's tasks only on matching nodes, and stops one on a node that stops matching", () => {
+    const sim = new SimCluster();
+    sim.addNode('n1', { labels: { agent: 'yes' } });
+    sim.addNode('n2');
+    sim.addNode('n3', { labels: { agent: 'yes' } });
+    sim.createService('agent', { global: true, constraints: ['node.labels.agent==yes'] });
+    sim.settle();
+    const running = (): (string | null)[] =>
+      sim
+        .tasks()
+        .filter((t) => t.desiredState === 'running')
+        .map((t) => t.nodeId)
+        .sort();
+    expect(running()).toEqual(['n1', 'n3']);
+    sim.setNode('n3', { labels: {} });
+    sim.settle();
+    expect(running()).toEqual(['n1']);
+  });
 });

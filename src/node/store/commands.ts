@@ -23,6 +23,7 @@ import {
 } from './secret-rules.ts';
 import { checkNodeCertExpiry } from './cluster-rules.ts';
 import { checkGrantConstraints } from './grants.ts';
+import { checkServiceConstraints } from './node-constraints.ts';
 import { taskStateRank } from './task-states.ts';
 import { checkAuditKept } from './audit-log.ts';
 import { checkAuditEntry, type AuditEntry, type AuditTag } from '../audit/index.ts';
@@ -596,6 +597,14 @@ function serviceSpec(value: unknown, path: string): void {
     oneOf(v, p, ['continue']),
   );
   optional(spec.forceUpdate, `${path}.forceUpdate`, count);
+  optional(spec.constraints, `${path}.constraints`, serviceConstraints);
+}
+
+/** A service's placement constraints exactly as a proposer writes them: valid and normalized. */
+function serviceConstraints(value: unknown, path: string): void {
+  const given = list(value, path, text);
+  const normalized = checkServiceConstraints(value);
+  if (given.some((t, i) => t !== normalized[i])) throw wrong(path, 'node constraints, normalized');
 }
 
 function containerSpec(value: unknown, path: string): void {

@@ -43,6 +43,7 @@ export {
 export { type ApplyResult, fromBase64, Store, toBase64 } from './store.ts';
 export { checkGrantConstraints, grantedVersion, grantText, type SecretGrant } from './grants.ts';
 export {
+  checkServiceConstraints,
   constraintHolds,
   type NodeConstraint,
   nodeMatches,

@@ -15,7 +15,7 @@
  * the key and value trimmed): two spellings of one constraint are the same constraint.
  */
 import { invalid } from '../../errors.ts';
-import { nodeConstraintCharsMax } from '../../limits.ts';
+import { nodeConstraintCharsMax, serviceConstraintsMax } from '../../limits.ts';
 import type { NodeRecord } from './types.ts';
 
 export type ConstraintOperator = '==' | '!=';
@@ -100,4 +100,20 @@ export function nodeMatches(constraints: readonly string[], node: NodeRecord): b
       return false;
     }
   });
+}
+
+/**
+ * A service's placement constraints (Docker's `Placement.Constraints`): a list of at most
+ * serviceConstraintsMax expressions, each normalized, in the order given. Throws `invalid` naming
+ * a bad one.
+ */
+export function checkServiceConstraints(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value))
+    throw invalid('Invalid service spec: TaskTemplate.Placement.Constraints must be a list');
+  if (value.length > serviceConstraintsMax)
+    throw invalid(
+      `Invalid service spec: ${value.length} placement constraints is over the limit of ${serviceConstraintsMax}`,
+    );
+  return value.map((text) => normalizeNodeConstraint(text));
 }

@@ -158,6 +158,11 @@ export interface ServiceSpec {
   readonly update: UpdateConfig;
   /** Docker's `TaskTemplate.ForceUpdate`: a counter whose change alone rolls the tasks (`service update --force`). */
   readonly forceUpdate?: number;
+  /**
+   * Docker's `TaskTemplate.Placement.Constraints`, normalized (node-constraints.ts), in the order
+   * given: every one must hold on a node for the scheduler to place a task there. Absent: none.
+   */
+  readonly constraints?: readonly string[];
 }
 
 export interface ServiceRecord {

@@ -29,6 +29,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
+import { curlWithCerts, issueClientCert } from '../helpers/client-certs.ts';
 import { secretdAsync } from '../helpers/cluster.ts';
 import {
   Daemon,
@@ -396,6 +397,84 @@ describe('backup and restore', () => {
     );
     expect(readdirSync(parent)).toEqual(['busy']);
     expect(readdirSync(busy)).toEqual(['keep']);
+  });
+
+  test("GET /secretd/backup with curl and an admin's certificate: the key in a header, a file inspect reads and restore takes; an operator is refused", async () => {
+    await using cluster = await ServiceCluster.init(join(dir.path, 'curl'));
+    const manager = cluster.manager;
+    const value = `bk-curl-${randomBytes(8).toString('hex')}`;
+    expectRun(manager.cli(['secret', 'create', 'curl_s', '-'], value), { stdout: /^\w{25}\n$/ });
+    const url = `https://${cluster.managerAddr}/secretd/backup`;
+    const operator = issueClientCert(manager.dataDir, join(dir.path, 'curl-operator'), {
+      name: 'curl-operator',
+      role: 'operator',
+    });
+    const refused = curlWithCerts(operator, url, ['-w', '%{http_code}', '-o', '/dev/null']);
+    expect(refused).toEqual({ code: 0, stdout: '403', stderr: '' });
+
+    const admin = issueClientCert(manager.dataDir, join(dir.path, 'curl-admin'), {
+      name: 'curl-admin',
+      role: 'admin',
+    });
+    const file = join(dir.path, 'curl.bak');
+    const headersFile = join(dir.path, 'curl.headers');
+    expect(curlWithCerts(admin, url, ['--fail', '-D', headersFile, '-o', file])).toEqual({
+      code: 0,
+      stdout: '',
+      stderr: '',
+    });
+    const headers = readFileSync(headersFile, 'utf8');
+    expect(headers).toStartWith('HTTP/2 200');
+    const headerOf = (name: string): string | undefined =>
+      new RegExp(`^${name}: (\\S+)\r?$`, 'im').exec(headers)?.[1];
+    const key = headerOf('secretd-backup-key');
+    expect(key).toMatch(new RegExp(`^${backupKeyPattern.source}$`));
+    const inspect = expectRun(secretd(['backup', 'inspect', file, '--format', 'json']), {
+      stdout: /"format": 1/,
+    });
+    const header = JSON.parse(inspect.stdout) as {
+      clusterId: string;
+      index: number;
+      counts: { secrets: number };
+    };
+    expect([header.clusterId, String(header.index), header.counts.secrets]).toEqual([
+      headerOf('secretd-backup-cluster') ?? 'no Secretd-Backup-Cluster header',
+      headerOf('secretd-backup-index') ?? 'no Secretd-Backup-Index header',
+      1,
+    ]);
+    const bytes = readFileSync(file);
+    expect(bytes.includes(Buffer.from(value))).toBe(false);
+    expect(bytes.includes(Buffer.from(Buffer.from(value).toString('base64')))).toBe(false);
+    expectRun(manager.cli(['audit', 'ls', '--action', 'backup']), {
+      stdout: /backup\s.*ok/,
+    });
+
+    const restoredDir = join(dir.path, 'curl-restored');
+    const restoreDaemon = new Daemon([
+      'restore',
+      '--from',
+      file,
+      '--key-file',
+      writeTemp('curl.key', `${key}\n`),
+      '--data-dir',
+      restoredDir,
+      '--listen-addr',
+      `127.0.0.1:${await freePort()}`,
+    ]);
+    const restored = new ServiceNode('curl-restored', restoredDir, 'manager', restoreDaemon);
+    cluster.nodes.push(restored);
+    restored.id = (
+      await restoreDaemon.waitFor(/This node \((\w+)\) is its only manager/, 30_000)
+    )[1]!;
+    await restoreDaemon.waitFor(/Data directory:/, 30_000);
+    const listed = expectRun(restored.cli(['secret', 'ls', '--format', 'json']), {}).stdout;
+    expect(
+      listed
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line).Spec.Name),
+    ).toEqual(['curl_s']);
+    expect(cluster.daemonErrors()).toEqual([]);
   });
 });
 

@@ -184,6 +184,7 @@ export const accessRules: Readonly<Record<string, AccessRule>> = {
   'POST /secretd/audit/settings': { roles: ['admin'], what: 'change the audit retention' },
   // A backup holds every secret, the CA key and the join tokens (sealed with the key the caller gets): admins only.
   'POST /secretd/backup': { roles: ['admin'], what: 'take backups' },
+  'GET /secretd/backup': { roles: ['admin'], what: 'take backups' },
   // Who the caller is and which of these routes its role reaches (routes/whoami.ts; the console asks).
   'GET /secretd/metrics': {
     roles: ['admin', 'reader', 'manager'],

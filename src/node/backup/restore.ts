@@ -10,9 +10,8 @@
  * an empty log after it, node.json last. Everything is built in a directory beside the target and
  * renamed into place at the end; any failure removes it, so nothing is left behind.
  */
-import { hostname, availableParallelism, totalmem } from 'node:os';
-import { isIP } from 'node:net';
-import { open as openFile, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { BackupOpener, type BackupHeader } from '../../crypto/backup-format.ts';
 import {
@@ -37,8 +36,9 @@ import {
   writeNodeState,
   type NodeState,
 } from '../data-dir/index.ts';
-import { splitHostPort } from '../join/index.ts';
+import { initAddressNames, localResources } from '../join/index.ts';
 import { nodeCertExpiryOf, Store, toBase64, type Command } from '../store/index.ts';
+import { openBackupFile } from './inspect.ts';
 
 export interface RestoreOptions {
   /** The data dir to create: absent or empty. */
@@ -114,16 +114,7 @@ async function readBackup(
 ): Promise<{ header: BackupHeader; store: Store }> {
   const opener = new BackupOpener(key);
   const pieces: Uint8Array[] = [];
-  let handle;
-  try {
-    handle = await openFile(path, 'r');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new SecretdError(
-      'invalid',
-      `Cannot read the backup ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message}`,
-    );
-  }
+  const handle = await openBackupFile(path);
   try {
     const buffer = new Uint8Array(backupChunkBytes);
     for (;;) {
@@ -190,7 +181,8 @@ async function writeDataDir(
       now: options.now,
       lifetimeMs: nodeCertExpiryOf(cluster),
       serial: options.random(16),
-      ...addressNames(options.listenAddr, options.advertiseAddr),
+      // The SANs init gives its manager: loopback, this host, the given addresses.
+      ...initAddressNames(options.listenAddr, options.advertiseAddr),
     },
   );
   const unlockKey = options.autolock ? options.random(32) : null;
@@ -209,7 +201,7 @@ async function writeDataDir(
         role: 'manager',
         hostname: hostname(),
         addr: options.advertiseAddr,
-        resources: { nanoCpus: availableParallelism() * 1e9, memoryBytes: totalmem() },
+        resources: localResources(),
       },
     },
     ...(removedManagers.length > 0
@@ -289,20 +281,4 @@ async function writeDataDir(
   };
   await writeNodeState(paths.nodeState, state);
   return { header, nodeId, index, unlockKey, removedManagers, downWorkers };
-}
-
-/** The SANs init gives its manager (join/init-cluster.ts): loopback, this host, the given addresses. */
-function addressNames(
-  listenAddr: string,
-  advertiseAddr: string,
-): { dnsNames: string[]; ipAddresses: string[] } {
-  const dnsNames = new Set(['localhost', hostname()]);
-  const ipAddresses = new Set(['127.0.0.1', '::1']);
-  for (const addr of [advertiseAddr, listenAddr]) {
-    const host = splitHostPort(addr).host;
-    if (isIP(host)) {
-      if (host !== '0.0.0.0' && host !== '::') ipAddresses.add(host);
-    } else if (host) dnsNames.add(host);
-  }
-  return { dnsNames: [...dnsNames], ipAddresses: [...ipAddresses] };
 }

@@ -1,4 +1,10 @@
 /** The join room's door: what other parts of secretd may use of it. */
 export { canonicalIp, issueJoin, type JoinRequest, verifiedManagerNames } from './admit-joiner.ts';
-export { bootstrapCluster, type InitOptions, splitHostPort } from './init-cluster.ts';
+export {
+  bootstrapCluster,
+  initAddressNames,
+  type InitOptions,
+  localResources,
+  splitHostPort,
+} from './init-cluster.ts';
 export { type JoinAnswer, joinCluster, type JoinOptions } from './join-cluster.ts';

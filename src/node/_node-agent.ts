@@ -50,7 +50,7 @@ export function startAgent(options: AgentOptions, carried?: Agent | null): Agent
     ...options,
     managers: () => binding.target.managers(),
     peers: switchingLink(binding),
-    onRenewCertificate: (reason) => binding.target.onRenewCertificate?.(reason),
+    onRenewCertificate: (reason, role) => binding.target.onRenewCertificate?.(reason, role),
   });
   bindings.set(agent, binding);
   agent.start();

@@ -555,7 +555,7 @@ export class Manager implements Backend {
         timers: this.#timers,
         log,
         random: this.#options.random,
-        onRenewCertificate: (reason) => this.#renewForRole(reason),
+        onRenewCertificate: (reason, role) => this.#renewForRole(reason, role),
       },
       this.#options.agent,
     );
@@ -657,8 +657,8 @@ export class Manager implements Backend {
    * still in the Raft configuration, this manager waits until it has left (onLeft renews then): the
    * leader's store may say so before this member has applied it.
    */
-  #renewForRole(reason: string): void {
-    const toWorker = reason.startsWith('the node is a worker now');
+  #renewForRole(reason: string, role: 'manager' | 'worker' | undefined): void {
+    const toWorker = role === 'worker';
     if (!this.#demotedInRaft() && !(toWorker && this.#inRaftConf()))
       this.#renewer?.renewNow(reason);
   }

@@ -54,7 +54,8 @@ export interface AgentOptions {
   /** Draws this agent's session instance id (see SessionClaim). Default: the system's randomness. */
   readonly random?: (bytes: number) => Uint8Array;
   /** The dispatcher asks this node to renew its certificate now (its role changed). */
-  readonly onRenewCertificate?: (reason: string) => void;
+  /** `role`: the role the new certificate will name, when the renewal is for a role change. */
+  readonly onRenewCertificate?: (reason: string, role?: 'manager' | 'worker') => void;
 }
 
 export class Agent {
@@ -278,7 +279,7 @@ export class Agent {
         this.#applyAssignments(message);
         return;
       case 'renew-certificate':
-        this.#options.onRenewCertificate?.(message.reason);
+        this.#options.onRenewCertificate?.(message.reason, message.role);
         return;
     }
   }

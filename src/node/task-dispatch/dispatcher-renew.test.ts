@@ -57,6 +57,7 @@ describe('Dispatcher: certificate roles', () => {
       {
         type: 'renew-certificate',
         reason: 'the node is a worker now, its certificate says manager',
+        role: 'worker',
       },
     ]);
     dispatcher.storeChanged();
@@ -79,6 +80,7 @@ describe('Dispatcher: certificate roles', () => {
       {
         type: 'renew-certificate',
         reason: 'the node is a manager now, its certificate says worker',
+        role: 'manager',
       },
     ]);
   });

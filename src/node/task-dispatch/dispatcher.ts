@@ -236,7 +236,11 @@ export class Dispatcher {
     const why = this.#renewalReason(session);
     if (why === null || session.renewalAskedFor === why.key) return;
     session.renewalAskedFor = why.key;
-    session.send({ type: 'renew-certificate', reason: why.reason });
+    session.send({
+      type: 'renew-certificate',
+      reason: why.reason,
+      ...(why.role ? { role: why.role } : {}),
+    });
   }
 
   /** Asks a node to renew now, over its session (a root CA rotation); false: it has no session here. */
@@ -247,7 +251,9 @@ export class Dispatcher {
     return true;
   }
 
-  #renewalReason(session: Session): { key: string; reason: string } | null {
+  #renewalReason(
+    session: Session,
+  ): { key: string; reason: string; role?: 'manager' | 'worker' } | null {
     const store = this.#options.store();
     const role = store.node(session.nodeId)?.role;
     const named = session.certificateRole;
@@ -255,6 +261,7 @@ export class Dispatcher {
       return {
         key: `role ${role}`,
         reason: `the node is a ${role} now, its certificate says ${named}`,
+        role,
       };
     const notAfter = session.certificateNotAfter;
     if (notAfter === undefined || !store.cluster) return null;

@@ -70,9 +70,15 @@ export type SessionMessage =
     }
   /**
    * Renew this node's certificate now (peerPaths.renewCertificate): the store gives the node
-   * another role than the certificate its session presented (a promotion or a demotion).
+   * another role than the certificate its session presented (a promotion or a demotion: `role` is
+   * the role the new certificate will name), its certificate outlasts the cluster's setting, or a
+   * root CA rotation wants it on the new root.
    */
-  | { readonly type: 'renew-certificate'; readonly reason: string };
+  | {
+      readonly type: 'renew-certificate';
+      readonly reason: string;
+      readonly role?: 'manager' | 'worker';
+    };
 
 export interface ExecResult {
   readonly code: number;

@@ -211,8 +211,8 @@ describe('certificate renewal', () => {
       `cert-renewal: ${writes} write pairs, ${version} secret versions delivered to ${tasks.length} tasks; certificates replaced: ${nodes.map((n) => `${n.name} ${history.get(n.name)!.length - 1}`).join(', ')}`,
     );
 
-    // The service goes first: a demoted manager's process stops once it leaves Raft, and would
-    // leave its task behind for the teardown to find.
+    // The service goes first, so the demotion below is seen on its certificate alone (the demoted
+    // manager goes on as a worker: role-switch.test.ts follows its tasks).
     expectRun(await cli(['service', 'rm', 'reader']), { stdout: 'reader\n' });
     await until('every node to erase its task', 20_000, () =>
       nodes.every((n) => n.mountedTasks().length === 0) ? true : undefined,

@@ -417,13 +417,11 @@ export function parseCommand(value: unknown): TaggedCommand {
       checkClientCertRecord(c.cert, 'cert');
       break;
     case 'client-cert-update':
-      list(c.serials, 'serials', serial);
-      if ((c.serials as unknown[]).length === 0) throw wrong('serials', 'a non-empty list');
+      nonEmptyList(c.serials, 'serials', serial);
       checkRecordedScope(c.role, c.scope, 'update');
       break;
     case 'client-cert-revoke':
-      list(c.serials, 'serials', serial);
-      if ((c.serials as unknown[]).length === 0) throw wrong('serials', 'a non-empty list');
+      nonEmptyList(c.serials, 'serials', serial);
       break;
     case 'audit-append':
       list(c.records, 'records', checkAuditEntry);
@@ -535,6 +533,12 @@ function list<T>(value: unknown, path: string, read: Reader<T>): T[] {
   return value.map((item, i) => read(item, `${path}[${i}]`));
 }
 
+function nonEmptyList<T>(value: unknown, path: string, read: Reader<T>): T[] {
+  const items = list(value, path, read);
+  if (items.length === 0) throw wrong(path, 'a non-empty list');
+  return items;
+}
+
 /** A command's audit tag: the record's actor, source and request id (audit/record.ts's rules). */
 function auditTag(value: unknown, path: string): void {
   const tag = object(value, path);
@@ -554,13 +558,33 @@ function auditTag(value: unknown, path: string): void {
   );
 }
 
-/** A grant's constraints exactly as a proposer writes them: valid, normalized, sorted, no duplicates. */
-function grantConstraints(value: unknown, path: string): void {
-  const given = list(value, path, text);
-  const normalized = checkGrantConstraints(value, `command ${path}`);
-  if (given.length !== normalized.length || given.some((t, i) => t !== normalized[i]))
-    throw wrong(path, 'node constraints, normalized, sorted and without duplicates');
+/**
+ * Node constraints exactly as a proposer writes them: a list of strings that `check` (the rule the
+ * API applies, which normalizes) gives back unchanged; else `wrong` saying what `form` they must take.
+ */
+function storedConstraints(
+  check: (value: unknown, path: string) => string[],
+  form: string,
+): Reader<void> {
+  return (value, path) => {
+    const given = list(value, path, text);
+    const normalized = check(value, path);
+    if (given.length !== normalized.length || given.some((t, i) => t !== normalized[i]))
+      throw wrong(path, form);
+  };
 }
+
+/** A grant's constraints: valid, normalized, sorted, no duplicates. */
+const grantConstraints = storedConstraints(
+  (value, path) => checkGrantConstraints(value, `command ${path}`),
+  'node constraints, normalized, sorted and without duplicates',
+);
+
+/** A service's placement constraints: valid and normalized, in the order given. */
+const serviceConstraints = storedConstraints(
+  checkServiceConstraints,
+  'node constraints, normalized',
+);
 
 function joinTokens(value: unknown, path: string): void {
   const tokens = object(value, path);
@@ -598,13 +622,6 @@ function serviceSpec(value: unknown, path: string): void {
   );
   optional(spec.forceUpdate, `${path}.forceUpdate`, count);
   optional(spec.constraints, `${path}.constraints`, serviceConstraints);
-}
-
-/** A service's placement constraints exactly as a proposer writes them: valid and normalized. */
-function serviceConstraints(value: unknown, path: string): void {
-  const given = list(value, path, text);
-  const normalized = checkServiceConstraints(value);
-  if (given.some((t, i) => t !== normalized[i])) throw wrong(path, 'node constraints, normalized');
 }
 
 function containerSpec(value: unknown, path: string): void {

@@ -3,11 +3,11 @@
  * labels only): versions of a secret's data, rollback, and the retention setting. Data goes in as
  * base64 and never comes out.
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { invalid } from '../../../errors.ts';
 import { checkSecretData, checkVersionNumber, checkVersionsKept } from '../../store/index.ts';
 import { allow, type AppEnv } from '../_gate.ts';
-import type { Backend, SecretVersionView } from '../backend.ts';
+import type { Backend, SecretVersionView, VersionOutcome } from '../backend.ts';
 import { decodeBase64Field, readJsonObject } from '../request.ts';
 
 export function secretVersionRoutes(backend: Backend): Hono<AppEnv> {
@@ -31,11 +31,7 @@ export function secretVersionRoutes(backend: Backend): Hono<AppEnv> {
       const ifVersion = optionalVersion(body.IfVersion, 'IfVersion');
       const data = decodeBase64Field(body.Data, 'secret data');
       checkSecretData(data);
-      const outcome = await backend.addSecretVersion(c.req.param('id'), data, ifVersion);
-      return c.json(
-        { Version: outcome.version, Changed: outcome.changed },
-        outcome.changed ? 201 : 200,
-      );
+      return outcomeAnswer(c, await backend.addSecretVersion(c.req.param('id'), data, ifVersion));
     },
   );
 
@@ -45,15 +41,8 @@ export function secretVersionRoutes(backend: Backend): Hono<AppEnv> {
     async (c) => {
       const body = await readJsonObject(c, 'secret rollback', ['To', 'IfVersion']);
       const to = checkVersionNumber(body.To, 'rollback target To');
-      const outcome = await backend.rollbackSecret(
-        c.req.param('id'),
-        to,
-        optionalVersion(body.IfVersion, 'IfVersion'),
-      );
-      return c.json(
-        { Version: outcome.version, Changed: outcome.changed },
-        outcome.changed ? 201 : 200,
-      );
+      const ifVersion = optionalVersion(body.IfVersion, 'IfVersion');
+      return outcomeAnswer(c, await backend.rollbackSecret(c.req.param('id'), to, ifVersion));
     },
   );
 
@@ -99,4 +88,12 @@ function versionJSON(view: SecretVersionView): object {
       Tasks: view.tasks.map((t) => ({ ID: t.id, Name: t.name })),
     },
   };
+}
+
+/** A new version or rollback: 201 with the version it made, or 200 with the one it already was. */
+function outcomeAnswer(c: Context<AppEnv>, outcome: VersionOutcome): Response {
+  return c.json(
+    { Version: outcome.version, Changed: outcome.changed },
+    outcome.changed ? 201 : 200,
+  );
 }

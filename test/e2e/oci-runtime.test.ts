@@ -119,6 +119,25 @@ function containerFile(id: string, path: string): Run {
   return docker(['exec', id, 'cat', path]);
 }
 
+/**
+ * `docker run --runtime secretd --network none -e VAR… busybox ARG…`: detached (`-d`, its id on
+ * stdout) or removed once it exits (`--rm`).
+ */
+function dockerRun(mode: '-d' | '--rm', env: readonly string[], args: readonly string[]): Run {
+  const envArgs = env.flatMap((variable) => ['-e', variable]);
+  return docker([
+    'run',
+    mode,
+    '--runtime',
+    'secretd',
+    '--network',
+    'none',
+    ...envArgs,
+    'busybox',
+    ...args,
+  ]);
+}
+
 /** A container command that idles, counting the SIGHUPs it gets in /tmp/hups. */
 const idleCountingHups = [
   'sh',
@@ -157,18 +176,13 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
   }, 60_000);
 
   test('docker run --runtime secretd gets a granted secret on a read-only tmpfs with its mode and owner, never in docker inspect, updated in place with SIGHUP, erased by docker rm -f', async () => {
-    const started = docker([
-      'run',
+    const started = dockerRun(
       '-d',
-      '--runtime',
-      'secretd',
-      '--network',
-      'none',
-      '-e',
-      'SECRETD_SECRET_DB=source=db_pass,target=db,uid=123,gid=456,mode=0440,on-update=signal:SIGHUP',
-      'busybox',
-      ...idleCountingHups,
-    ]);
+      [
+        'SECRETD_SECRET_DB=source=db_pass,target=db,uid=123,gid=456,mode=0440,on-update=signal:SIGHUP',
+      ],
+      idleCountingHups,
+    );
     const id = ok(started, 'docker run').stdout.trim();
     expect(containerFile(id, '/run/secrets/db')).toEqual({ code: 0, stdout: 'db-v1', stderr: '' });
     expect(
@@ -220,53 +234,25 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
       ],
     ];
     for (const [spec, message] of cases) {
-      const result = docker([
-        'run',
-        '--rm',
-        '--runtime',
-        'secretd',
-        '--network',
-        'none',
-        '-e',
-        `SECRETD_SECRET_BAD=${spec}`,
-        'busybox',
-        'true',
-      ]);
+      const result = dockerRun('--rm', [`SECRETD_SECRET_BAD=${spec}`], ['true']);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toMatch(message);
     }
-    const twice = docker([
-      'run',
+    const twice = dockerRun(
       '--rm',
-      '--runtime',
-      'secretd',
-      '--network',
-      'none',
-      '-e',
-      'SECRETD_SECRET_A=source=db_pass,target=x',
-      '-e',
-      'SECRETD_SECRET_B=source=api_key,target=x',
-      'busybox',
-      'true',
-    ]);
+      ['SECRETD_SECRET_A=source=db_pass,target=x', 'SECRETD_SECRET_B=source=api_key,target=x'],
+      ['true'],
+    );
     expect(twice.code).not.toBe(0);
     expect(twice.stderr).toMatch(/secret target '\/run\/secrets\/x' is used twice/);
     expect(await localContainers()).toEqual([]);
     expect(containerMounts()).toEqual([]);
     // Without a reference: straight through.
-    expect(
-      docker([
-        'run',
-        '--rm',
-        '--runtime',
-        'secretd',
-        '--network',
-        'none',
-        'busybox',
-        'echo',
-        'plain',
-      ]),
-    ).toEqual({ code: 0, stdout: 'plain\n', stderr: '' });
+    expect(dockerRun('--rm', [], ['echo', 'plain'])).toEqual({
+      code: 0,
+      stdout: 'plain\n',
+      stderr: '',
+    });
   });
 
   test('secret ungrant and a node label that stops matching withdraw the file from running containers, and new containers cannot get it', async () => {
@@ -274,20 +260,11 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     await grant('not_granted', 'node.labels.role==db');
     await nodeHolds('not_granted', 1);
     const id = ok(
-      docker([
-        'run',
+      dockerRun(
         '-d',
-        '--runtime',
-        'secretd',
-        '--network',
-        'none',
-        '-e',
-        'SECRETD_SECRET_A=api_key',
-        '-e',
-        'SECRETD_SECRET_L=not_granted',
-        'busybox',
-        ...idleCountingHups,
-      ]),
+        ['SECRETD_SECRET_A=api_key', 'SECRETD_SECRET_L=not_granted'],
+        idleCountingHups,
+      ),
       'docker run',
     ).stdout.trim();
     expect(ok(docker(['exec', id, 'ls', '/run/secrets']), 'ls').stdout).toBe(
@@ -302,18 +279,7 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     await until('not_granted to leave the container', 10_000, () =>
       docker(['exec', id, 'ls', '/run/secrets']).stdout === '' ? true : undefined,
     );
-    const again = docker([
-      'run',
-      '--rm',
-      '--runtime',
-      'secretd',
-      '--network',
-      'none',
-      '-e',
-      'SECRETD_SECRET_A=api_key',
-      'busybox',
-      'true',
-    ]);
+    const again = dockerRun('--rm', ['SECRETD_SECRET_A=api_key'], ['true']);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toMatch(/secret 'api_key' is not granted to this node/);
     ok(docker(['rm', '-f', id]), 'docker rm -f');
@@ -564,18 +530,7 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
 
   test('an engine crash (kill -9 of dockerd, containerd, the shim and the container) leaves a mount that the agent erases', async () => {
     const id = ok(
-      docker([
-        'run',
-        '-d',
-        '--runtime',
-        'secretd',
-        '--network',
-        'none',
-        '-e',
-        'SECRETD_SECRET_DB=db_pass',
-        'busybox',
-        ...idleCountingHups,
-      ]),
+      dockerRun('-d', ['SECRETD_SECRET_DB=db_pass'], idleCountingHups),
       'docker run',
     ).stdout.trim();
     const containerPid = Number(

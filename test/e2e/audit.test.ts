@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
+import { asClient, issueClientCert } from '../helpers/client-certs.ts';
 import { Cluster, until } from '../helpers/cluster.ts';
 import {
   Daemon,
@@ -88,29 +89,11 @@ async function eventually(
 }
 
 function issue(name: string, role: string, scope: readonly string[] = []): string {
-  const out = join(dir.path, name);
-  expectRun(
-    cluster.manager.cli([
-      'ca',
-      'issue-client',
-      '--name',
-      name,
-      '--out',
-      out,
-      '--role',
-      role,
-      ...scope.flatMap((glob) => ['--scope', glob]),
-    ]),
-    { stdout: /^Wrote / },
-  );
-  return out;
+  return issueClientCert(cluster.manager.dataDir, join(dir.path, name), { name, role, scope });
 }
 
 function as(certs: string, args: readonly string[], input?: string): RunResult {
-  return secretd(args, {
-    env: { SECRETD_HOST: `https://${cluster.managerAddr}`, SECRETD_CERT_PATH: certs },
-    ...(input === undefined ? {} : { input }),
-  });
+  return asClient(cluster.managerAddr, certs, args, input);
 }
 
 const values = ['Audit-Value-One-x91', 'Audit-Value-Two-x92', 'Writer-Value-x93'];

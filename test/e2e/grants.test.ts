@@ -9,14 +9,9 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { join } from 'node:path';
+import { asClient, issueClientCert } from '../helpers/client-certs.ts';
 import { until } from '../helpers/cluster.ts';
-import {
-  requireBinary,
-  secretd,
-  tempDir,
-  type RunResult,
-  type TempDir,
-} from '../helpers/process.ts';
+import { requireBinary, tempDir, type RunResult, type TempDir } from '../helpers/process.ts';
 import { expectRun, ServiceCluster, type ServiceNode } from '../helpers/services.ts';
 
 setDefaultTimeout(120_000);
@@ -216,24 +211,11 @@ describe('grants', () => {
   });
 
   test('a reader cannot grant or ungrant (403), and may read the grants', () => {
-    const out = join(dir.path, 'reader');
-    expectRun(
-      cluster.manager.cli([
-        'ca',
-        'issue-client',
-        '--name',
-        'grant-reader',
-        '--out',
-        out,
-        '--role',
-        'reader',
-      ]),
-      { stdout: /^Wrote / },
-    );
-    const as = (args: readonly string[]): RunResult =>
-      secretd(args, {
-        env: { SECRETD_HOST: `https://${cluster.managerAddr}`, SECRETD_CERT_PATH: out },
-      });
+    const out = issueClientCert(cluster.manager.dataDir, join(dir.path, 'reader'), {
+      name: 'grant-reader',
+      role: 'reader',
+    });
+    const as = (args: readonly string[]): RunResult => asClient(cluster.managerAddr, out, args);
     expectRun(as(['secret', 'grant', 'db_pass', '--node-constraint', 'node.id==x']), {
       code: 1,
       stdout: '',

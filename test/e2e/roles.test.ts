@@ -13,11 +13,11 @@ import { join } from 'node:path';
 import { findExecutable } from '../../bench/docker-swarm.ts';
 import { accessRules } from '../../src/node/api/access.ts';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
+import { asClient, issueClientCert } from '../helpers/client-certs.ts';
 import {
   H2Client,
   readCerts,
   requireBinary,
-  secretd,
   tempDir,
   type RunResult,
   type TempDir,
@@ -45,36 +45,12 @@ afterAll(async () => {
 
 /** A client certificate issued (through the admin socket) with a role and scope; its directory. */
 function issue(name: string, role: string, scope: readonly string[] = []): string {
-  const out = join(dir.path, name);
-  const flags = scope.flatMap((glob) => ['--scope', glob]);
-  const scopeText = scope.length > 0 ? `, scope ${scope.join(',')}` : '';
-  expectRun(
-    cluster.manager.cli([
-      'ca',
-      'issue-client',
-      '--name',
-      name,
-      '--out',
-      out,
-      '--role',
-      role,
-      ...flags,
-    ]),
-    {
-      stdout: new RegExp(
-        `^Wrote .*cert\\.pem and key\\.pem \\(client certificate for ${name}, role ${role}${scopeText.replace('*', '\\*')}, serial \\w+, expires .*\\)\\n$`,
-      ),
-    },
-  );
-  return out;
+  return issueClientCert(cluster.manager.dataDir, join(dir.path, name), { name, role, scope });
 }
 
 /** secretd's CLI over mutual TLS with the certificate in `certs`. */
 function as(certs: string, args: readonly string[], input?: string): RunResult {
-  return secretd(args, {
-    env: { SECRETD_HOST: `https://${cluster.managerAddr}`, SECRETD_CERT_PATH: certs },
-    ...(input === undefined ? {} : { input }),
-  });
+  return asClient(cluster.managerAddr, certs, args, input);
 }
 
 /** A refused command: exit code 1, nothing on stdout, the 403's message on stderr. */

@@ -36,10 +36,13 @@ export function issueClientCert(dataDir: string, out: string, options: IssueClie
     { env: { SECRETD_DATA_DIR: dataDir } },
   );
   const scopeText = scope.length > 0 ? `, scope ${scope.join(',')}` : '';
-  const line = `(client certificate for ${options.name}, role ${options.role ?? 'admin'}${scopeText}, serial `;
+  const facts = `client certificate for ${options.name}, role ${options.role ?? 'admin'}${scopeText}`;
   expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
-  expect(result.stdout).toStartWith('Wrote ');
-  expect(result.stdout).toContain(line);
+  expect(result.stdout).toMatch(
+    new RegExp(
+      `^Wrote .*cert\\.pem and key\\.pem \\(${escapeRegExp(facts)}, serial \\w+, expires .*\\)\\n$`,
+    ),
+  );
   return out;
 }
 
@@ -84,4 +87,8 @@ export function curlWithCerts(
     stdout: result.stdout.toString(),
     stderr: result.stderr.toString(),
   };
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

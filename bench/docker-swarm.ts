@@ -22,6 +22,10 @@ import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
 export interface DockerSwarm {
   /** Path of the unix socket dockerd listens on. */
   readonly socket: string;
+  /** SIGKILLs dockerd and the containerd it started (a crash of the host's engine); resolves once both are gone. */
+  kill(): Promise<void>;
+  /** Starts dockerd again on the same data root after kill(); resolves once it answers /_ping. */
+  restart(): Promise<void>;
   /** Stops dockerd and removes everything it wrote; safe to call twice. */
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -84,12 +88,47 @@ export async function startDockerSwarm(
   const dir = await mkdtemp('/tmp/secretd-bench-docker-');
   const socket = join(dir, 'docker.sock');
   const logPath = join(dir, 'dockerd.log');
-  const child = spawnDockerd(dockerd, dir, logPath);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const launch = (): { child: ChildProcess; exited: Promise<void> } => {
+    const child = spawnDockerd(dockerd, dir, logPath);
+    return { child, exited: new Promise<void>((resolve) => child.once('exit', () => resolve())) };
+  };
+  let current = launch();
+  const { child, exited } = current;
   const swarm: DockerSwarm = {
     socket,
+    kill: async () => {
+      const containerdPid = readPid(join(dir, 'exec', 'containerd', 'containerd.pid'));
+      if (current.child.exitCode === null && current.child.signalCode === null)
+        current.child.kill('SIGKILL');
+      await current.exited;
+      if (containerdPid !== undefined) await killIfOurs(containerdPid, dir);
+      // Runtime state only (a host's /run): a stale containerd socket and pid file stop the next start.
+      unmountUnder(join(dir, 'exec'));
+      await rm(join(dir, 'exec'), { recursive: true, force: true });
+    },
+    restart: async () => {
+      current = launch();
+      try {
+        await waitFor(() => ping(socket), {
+          deadlineMs: performance.now() + startTimeoutMs,
+          exited: current.exited,
+          what: 'dockerd to answer /_ping after a restart',
+        });
+      } catch (error) {
+        const log = await readFile(logPath, 'utf8').catch(() => '');
+        throw new Error(
+          `${error instanceof Error ? error.message : String(error)}\n--- dockerd log (last lines) ---\n${lastLines(log, 20)}`,
+          { cause: error },
+        );
+      }
+    },
     stop: once(() =>
-      stopDockerd({ child, exited, dir, stopTimeoutMs: options.stopTimeoutMs ?? 15_000 }),
+      stopDockerd({
+        child: current.child,
+        exited: current.exited,
+        dir,
+        stopTimeoutMs: options.stopTimeoutMs ?? 15_000,
+      }),
     ),
     [Symbol.asyncDispose]: () => swarm.stop(),
   };

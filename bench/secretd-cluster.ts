@@ -42,6 +42,8 @@ export interface SecretdManager {
   kill(): Promise<void>;
   /** `secretd run --data-dir …`; resolves once it answers /_ping over mutual TLS. */
   restart(): Promise<void>;
+  /** `secretd run --data-dir …` without waiting for anything (a locked manager serves no TLS until unlocked). */
+  launch(): void;
   /** Last lines of its stdout and stderr, to explain a failure. */
   output(): string;
 }
@@ -265,6 +267,10 @@ class ManagerProcess implements SecretdManager {
         what: `${this.name} to answer /_ping after secretd run`,
       },
     );
+  }
+
+  launch(): void {
+    this.#spawn(secretdCli.restart(this.dataDir));
   }
 
   kill(): Promise<void> {

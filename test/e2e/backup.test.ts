@@ -43,7 +43,6 @@ import {
 import {
   adminRequest,
   expectRun,
-  idleCommand,
   ServiceCluster,
   ServiceNode,
   until,
@@ -117,36 +116,15 @@ describe('backup and restore', () => {
     expectRun(manager.cli(['secret', 'create', 's_big', '-'], values.big), {
       stdout: /^\w{25}\n$/,
     });
-    expectRun(
-      manager.cli([
-        'service',
-        'create',
-        '--name',
-        'app',
-        '--secret',
-        'source=s_a@1,target=a1',
-        '--secret',
-        'source=s_b,target=b1',
-        '--secret',
-        'source=s_big,target=big',
-        'busybox',
-        ...idleCommand,
-      ]),
-      { stdout: /^\w{25}\n$/ },
-    );
-    expectRun(
-      manager.cli([
-        'service',
-        'create',
-        '--name',
-        'app2',
-        '--secret',
-        'source=s_a@2,target=a2',
-        'busybox',
-        ...idleCommand,
-      ]),
-      { stdout: /^\w{25}\n$/ },
-    );
+    manager.createIdleService('app', [
+      '--secret',
+      'source=s_a@1,target=a1',
+      '--secret',
+      'source=s_b,target=b1',
+      '--secret',
+      'source=s_big,target=big',
+    ]);
+    manager.createIdleService('app2', ['--secret', 'source=s_a@2,target=a2']);
     await cluster.runningTasks('app', 1);
     await cluster.runningTasks('app2', 1);
 

@@ -18,13 +18,7 @@ import { join } from 'node:path';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
 import { secretdAsync } from '../helpers/cluster.ts';
 import { freePort, requireBinary, secretd, tempDir } from '../helpers/process.ts';
-import {
-  expectRun,
-  idleCommand,
-  ServiceCluster,
-  until,
-  type ServiceNode,
-} from '../helpers/services.ts';
+import { expectRun, ServiceCluster, until, type ServiceNode } from '../helpers/services.ts';
 
 beforeAll(requireBinary);
 setDefaultTimeout(300_000);
@@ -65,21 +59,7 @@ describe('root CA rotation', () => {
 
     cluster.importImage('busybox', busyboxRootfsTarball());
     expectRun(m1.cli(['secret', 'create', 'token', '-'], 'value-0'), { stdout: /^\w{25}\n$/ });
-    expectRun(
-      m1.cli([
-        'service',
-        'create',
-        '--name',
-        'reader',
-        '--mode',
-        'global',
-        '--secret',
-        'token',
-        'busybox',
-        ...idleCommand,
-      ]),
-      { stdout: /^\w{25}\n$/ },
-    );
+    m1.createIdleService('reader', ['--mode', 'global', '--secret', 'token']);
     await cluster.runningTasks('reader', 4, { timeoutMs: 60_000 });
     const oldRoot = JSON.parse((await m1.admin('GET', '/swarm')).text).TLSInfo.TrustRoot as string;
     const oldWorkerToken = expectRun(m1.cli(['cluster', 'join-token', 'worker', '-q']), {

@@ -15,7 +15,6 @@ import { requireBinary, tempDir, type TempDir } from '../helpers/process.ts';
 import {
   adminRequest,
   expectRun,
-  idleCommand,
   ServiceCluster,
   until,
   type ServiceNode,
@@ -212,23 +211,14 @@ describe('a manager and a worker', () => {
     const node = cluster.manager;
     expectRun(node.cli(['secret', 'create', 'tls', '-'], 'cert-1'), { stdout: /^\w{25}\n$/ });
     const id = secretId(node, 'tls');
-    expectRun(
-      node.cli([
-        'service',
-        'create',
-        '--name',
-        'web',
-        '--replicas',
-        '2',
-        '--update-parallelism',
-        '1',
-        '--secret',
-        'source=tls,on-update=restart',
-        'busybox',
-        ...idleCommand,
-      ]),
-      { stdout: /^\w{25}\n$/ },
-    );
+    node.createIdleService('web', [
+      '--replicas',
+      '2',
+      '--update-parallelism',
+      '1',
+      '--secret',
+      'source=tls,on-update=restart',
+    ]);
     const old = await cluster.runningTasks('web', 2);
     expectRun(node.cli(['secret', 'update', 'tls', '-'], 'cert-2'), { stdout: 'tls: version 2\n' });
     const fresh = await cluster.runningTasks('web', 2, {
@@ -263,33 +253,9 @@ describe('a manager and a worker', () => {
     const node = cluster.manager;
     expectRun(node.cli(['secret', 'create', 'pr', '-'], 'p1'), { stdout: /^\w{25}\n$/ });
     const id = secretId(node, 'pr');
-    expectRun(
-      node.cli([
-        'service',
-        'create',
-        '--name',
-        'follow',
-        '--secret',
-        'pr',
-        'busybox',
-        ...idleCommand,
-      ]),
-      { stdout: /^\w{25}\n$/ },
-    );
+    node.createIdleService('follow', ['--secret', 'pr']);
     expectRun(node.cli(['secret', 'update', 'pr', '-'], 'p2'), { stdout: 'pr: version 2\n' });
-    expectRun(
-      node.cli([
-        'service',
-        'create',
-        '--name',
-        'pin',
-        '--secret',
-        'source=pr@1,target=pr',
-        'busybox',
-        ...idleCommand,
-      ]),
-      { stdout: /^\w{25}\n$/ },
-    );
+    node.createIdleService('pin', ['--secret', 'source=pr@1,target=pr']);
     const [pinned] = await cluster.runningTasks('pin', 1);
     const [follower] = await holding('follow', 1, id, 2);
     const pinHost = cluster.nodeById(pinned!.NodeID);
@@ -377,21 +343,7 @@ describe('three managers', () => {
     });
     expectRun(m2.cli(['secret', 'create', 'fo', '-'], 'f1'), { stdout: /^\w{25}\n$/ });
     const id = secretId(m2, 'fo');
-    expectRun(
-      m2.cli([
-        'service',
-        'create',
-        '--name',
-        'ha',
-        '--replicas',
-        '3',
-        '--secret',
-        'fo',
-        'busybox',
-        ...idleCommand,
-      ]),
-      { stdout: /^\w{25}\n$/ },
-    );
+    m2.createIdleService('ha', ['--replicas', '3', '--secret', 'fo']);
     await cluster.runningTasks('ha', 3, { timeoutMs: 30_000 });
 
     // Updates go through m2, which forwards them to the leader (m1) and retries while a new one is elected.

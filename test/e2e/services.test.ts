@@ -47,19 +47,7 @@ describe('one node', () => {
       node.cli(['secret', 'create', 'my_secret_data', '-'], 'This is a secret\n'),
       { stdout: /^\w{25}\n$/ },
     ).stdout.trim();
-    expectRun(
-      node.cli([
-        'service',
-        'create',
-        '--name',
-        'redis',
-        '--secret',
-        'my_secret_data',
-        'busybox',
-        ...idleCommand,
-      ]),
-      { stdout: /^\w{25}\n$/ },
-    );
+    node.createIdleService('redis', ['--secret', 'my_secret_data']);
 
     const [first] = await cluster.runningTasks('redis', 1);
     expectRun(node.cli(['exec', 'redis.1', 'ls', '-l', '/run/secrets']), {
@@ -184,21 +172,7 @@ describe('a manager and two workers', () => {
   }
 
   function create(name: string, replicas = 1): void {
-    expectRun(
-      cluster.manager.cli([
-        'service',
-        'create',
-        '--name',
-        name,
-        '--replicas',
-        String(replicas),
-        '--secret',
-        'placed',
-        'busybox',
-        ...idleCommand,
-      ]),
-      { stdout: /^\w{25}\n$/ },
-    );
+    cluster.manager.createIdleService(name, ['--replicas', String(replicas), '--secret', 'placed']);
   }
 
   function readable(taskId: string): void {
@@ -345,21 +319,12 @@ describe('a manager and two workers', () => {
     withService('constrained', async () => {
       const w2 = cluster.node('w2');
       try {
-        expectRun(
-          cluster.manager.cli([
-            'service',
-            'create',
-            '--name',
-            'constrained',
-            '--constraint',
-            'node.labels.zone==e2e',
-            '--secret',
-            'placed',
-            'busybox',
-            ...idleCommand,
-          ]),
-          { stdout: /^\w{25}\n$/ },
-        );
+        cluster.manager.createIdleService('constrained', [
+          '--constraint',
+          'node.labels.zone==e2e',
+          '--secret',
+          'placed',
+        ]);
         const pending = await until('the task pending', 15_000, async () => {
           const [task] = await cluster.tasks('constrained', 'running');
           return task?.Status.State === 'pending' ? task : undefined;
@@ -622,19 +587,7 @@ describe('bad input', () => {
   });
 
   test('secret rm of a secret in use is refused, naming the service; once the service is gone it succeeds', async () => {
-    expectRun(
-      cluster.manager.cli([
-        'service',
-        'create',
-        '--name',
-        'user',
-        '--secret',
-        'b',
-        'busybox',
-        ...idleCommand,
-      ]),
-      { stdout: /^\w{25}\n$/ },
-    );
+    cluster.manager.createIdleService('user', ['--secret', 'b']);
     expectRun(cluster.manager.cli(['secret', 'rm', 'b']), {
       code: 1,
       stdout: '',
@@ -726,19 +679,7 @@ describe('bad input', () => {
     expectRun(broken.manager.cli(['secret', 'create', 'a', '-'], 'value-a'), {
       stdout: /^\w{25}\n$/,
     });
-    expectRun(
-      broken.manager.cli([
-        'service',
-        'create',
-        '--name',
-        'noruntime',
-        '--secret',
-        'a',
-        'busybox',
-        ...idleCommand,
-      ]),
-      { stdout: /^\w{25}\n$/ },
-    );
+    broken.manager.createIdleService('noruntime', ['--secret', 'a']);
     const rejected = await until('a rejected task', 15_000, async () =>
       (await broken.tasks('noruntime')).find((t) => t.Status.State === 'rejected'),
     );

@@ -146,6 +146,15 @@ export class ServiceNode {
     });
   }
 
+  /**
+   * `service create --name NAME FLAG… busybox` running idleCommand, through this node; checks that
+   * it printed the new service's id (and nothing else) and returns it.
+   */
+  createIdleService(name: string, flags: readonly string[] = []): string {
+    const args = ['service', 'create', '--name', name, ...flags, 'busybox', ...idleCommand];
+    return expectRun(this.cli(args), { stdout: /^\w{25}\n$/ }).stdout.trim();
+  }
+
   admin(method: string, path: string, body?: unknown): Promise<AdminAnswer> {
     return adminRequest(this.dataDir, method, path, body);
   }

@@ -1,29 +1,15 @@
-/** API routes through `app.request()` against a real manager (real sealed WAL, real Raft core). */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+/** API routes through `api.app.request()` against a real manager (real sealed WAL, real Raft core). */
+import { describe, expect, test } from 'bun:test';
 import { requestBodyBytesMax, secretBytesMax } from '../../limits.ts';
-import { callApp, type AppAnswer } from '../../../test/helpers/app-request.ts';
-import { startTestManager, type TestManager } from '../../../test/helpers/manager.ts';
-import { createApp } from './app.ts';
+import { adminIdentity, useManagerApp } from '../../../test/helpers/manager-app.ts';
 import type { Identity } from './backend.ts';
 
-const admin: Identity = { role: 'admin', nodeId: 'tester', via: 'tls' };
+const admin: Identity = adminIdentity;
 const worker: Identity = { role: 'worker', nodeId: 'w1', via: 'tls' };
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
-let tm: TestManager;
-let identity: Identity = admin;
-let app: ReturnType<typeof createApp>;
-
-beforeAll(async () => {
-  tm = await startTestManager();
-  app = createApp({ backend: tm.manager, version: 'test', identify: () => identity });
-});
-afterAll(async () => {
-  await tm[Symbol.asyncDispose]();
-});
-
-const call = (method: string, path: string, body?: unknown): Promise<AppAnswer> =>
-  callApp(app, method, path, body);
+const api = useManagerApp();
+const call = api.call;
 
 describe('secrets routes', () => {
   test('create, inspect, list and remove a secret in Docker shapes, never returning data', async () => {
@@ -134,19 +120,19 @@ describe('secrets routes', () => {
 
   test('a declared Content-Length is checked before the body is read', async () => {
     const body = JSON.stringify({ Name: 'declared', Data: b64('v') });
-    const ok = await app.request('/secrets/create', {
+    const ok = await api.app.request('/secrets/create', {
       method: 'POST',
       body,
       headers: { 'content-length': String(body.length) },
     });
     expect(ok.status).toBe(201);
-    const huge = await app.request('/secrets/create', {
+    const huge = await api.app.request('/secrets/create', {
       method: 'POST',
       body,
       headers: { 'content-length': String(requestBodyBytesMax + 1) },
     });
     expect(huge.status).toBe(413);
-    const bogus = await app.request('/secrets/create', {
+    const bogus = await api.app.request('/secrets/create', {
       method: 'POST',
       body,
       headers: { 'content-length': 'lots' },
@@ -217,7 +203,7 @@ describe('secrets routes', () => {
 
 describe('roles and the swarm routes', () => {
   test('a worker certificate gets 403 on every secret and swarm route', async () => {
-    identity = worker;
+    api.identity = worker;
     try {
       for (const [method, path] of [
         ['GET', '/secrets'],
@@ -240,7 +226,7 @@ describe('roles and the swarm routes', () => {
       }
       expect((await call('GET', '/_ping')).status).toBe(200);
     } finally {
-      identity = admin;
+      api.identity = admin;
     }
   });
 
@@ -288,17 +274,19 @@ describe('roles and the swarm routes', () => {
   test("Secretd-Consistency: local reads this manager's state; an unknown value is 400", async () => {
     const id = (await call('POST', '/secrets/create', { Name: 'local_read', Data: b64('v') })).json
       .ID;
-    const local = await app.request(`/secrets/${id}`, {
+    const local = await api.app.request(`/secrets/${id}`, {
       headers: { 'secretd-consistency': 'local' },
     });
     expect(local.status).toBe(200);
     expect(((await local.json()) as { ID: string }).ID).toBe(id);
-    const bad = await app.request('/secrets', { headers: { 'secretd-consistency': 'eventual' } });
+    const bad = await api.app.request('/secrets', {
+      headers: { 'secretd-consistency': 'eventual' },
+    });
     expect(bad.status).toBe(400);
   });
 
   test('_ping, version and info answer with Docker shapes; unknown routes are 404 JSON', async () => {
-    const ping = await app.request('/_ping');
+    const ping = await api.app.request('/_ping');
     expect(await ping.text()).toBe('OK');
     expect(ping.headers.get('API-Version')).toBe('1.47');
     expect(ping.headers.get('Swarm')).toBe('active/manager');

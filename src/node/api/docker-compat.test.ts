@@ -3,19 +3,13 @@
  * secretd does not do, the CLI's default ServiceSpec fields accepted, anything else refused, and
  * Docker's task filters. Through `app.request()` against a real manager.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { callApp, type AppAnswer } from '../../../test/helpers/app-request.ts';
-import { startTestManager, type TestManager } from '../../../test/helpers/manager.ts';
-import { createApp } from './app.ts';
-import type { Identity } from './backend.ts';
+import { beforeAll, describe, expect, test } from 'bun:test';
+import { useManagerApp } from '../../../test/helpers/manager-app.ts';
 
-const admin: Identity = { role: 'admin', nodeId: 'tester', via: 'tls' };
-let tm: TestManager;
-let app: ReturnType<typeof createApp>;
+const api = useManagerApp();
+const call = api.call;
 
 beforeAll(async () => {
-  tm = await startTestManager();
-  app = createApp({ backend: tm.manager, version: 'test', identify: () => admin });
   expect(
     (
       await call('POST', '/secrets/create', {
@@ -25,12 +19,6 @@ beforeAll(async () => {
     ).status,
   ).toBe(201);
 });
-afterAll(async () => {
-  await tm[Symbol.asyncDispose]();
-});
-
-const call = (method: string, path: string, body?: unknown): Promise<AppAnswer> =>
-  callApp(app, method, path, body);
 
 /** What `docker service create --name NAME --secret db busybox sh -c 'sleep 1000'` sends (docker CLI 28). */
 function cliSpec(
@@ -201,7 +189,7 @@ describe('ServiceSpec fields from the docker CLI', () => {
   test('ForceUpdate (service update --force) rolls the tasks even with nothing else changed', async () => {
     const created = (await call('POST', '/services/create', cliSpec('forced'))).json;
     const specVersion = (): number =>
-      tm.manager.raft.store.workloads.services.get(created.ID)!.specVersion;
+      api.tm.manager.raft.store.workloads.services.get(created.ID)!.specVersion;
     const before = specVersion();
     const current = (await call('GET', `/services/${created.ID}`)).json;
     const forced = {
@@ -256,7 +244,7 @@ describe('Docker task filters', () => {
       TaskTemplate: { ...current.Spec.TaskTemplate, ForceUpdate: 1 },
     });
     // The tasks of the old spec are no longer up to date; whatever is, runs the new one.
-    const store = tm.manager.raft.store.workloads;
+    const store = api.tm.manager.raft.store.workloads;
     const upToDate = (await tasks({ '_up-to-date': { true: true } })).map((t) => t.ID as string);
     expect(upToDate.filter((id) => before.includes(id))).toEqual([]);
     for (const id of upToDate)

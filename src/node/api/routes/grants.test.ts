@@ -1,27 +1,13 @@
 /** The grant routes through `app.request()` against a real manager (real sealed WAL, real Raft core). */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { callApp, type AppAnswer } from '../../../../test/helpers/app-request.ts';
-import { startTestManager, type TestManager } from '../../../../test/helpers/manager.ts';
-import { createApp } from '../app.ts';
+import { describe, expect, test } from 'bun:test';
+import { adminIdentity, useManagerApp } from '../../../../test/helpers/manager-app.ts';
 import type { Identity } from '../backend.ts';
 
-const admin: Identity = { role: 'admin', nodeId: 'tester', via: 'tls' };
+const admin: Identity = adminIdentity;
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
-let tm: TestManager;
-let identity: Identity = admin;
-let app: ReturnType<typeof createApp>;
-
-beforeAll(async () => {
-  tm = await startTestManager();
-  app = createApp({ backend: tm.manager, version: 'test', identify: () => identity });
-});
-afterAll(async () => {
-  await tm[Symbol.asyncDispose]();
-});
-
-const call = (method: string, path: string, body?: unknown): Promise<AppAnswer> =>
-  callApp(app, method, path, body);
+const api = useManagerApp();
+const call = api.call;
 
 const grant = (constraints: string[], version: number | null = null) => ({
   Constraints: constraints,
@@ -142,11 +128,11 @@ describe('grant routes', () => {
   });
 
   test('a writer scoped to app_* may grant app_ secrets only; a reader lists grants and cannot grant', async () => {
-    identity = admin;
+    api.identity = admin;
     await call('POST', '/secrets/create', { Name: 'app_g', Data: b64('value') });
     await call('POST', '/secrets/create', { Name: 'db_g', Data: b64('value') });
     try {
-      identity = {
+      api.identity = {
         role: 'writer',
         nodeId: 'w',
         name: 'w',
@@ -164,7 +150,14 @@ describe('grant routes', () => {
         status: 403,
         json: { message: 'Permission denied: role writer (scope app_*) may not grant secret db_g' },
       });
-      identity = { role: 'reader', nodeId: 'r', name: 'r', serial: '4b', via: 'tls', scope: [] };
+      api.identity = {
+        role: 'reader',
+        nodeId: 'r',
+        name: 'r',
+        serial: '4b',
+        via: 'tls',
+        scope: [],
+      };
       expect((await call('GET', '/secretd/secrets/app_g/grants')).status).toBe(200);
       expect(
         await call('POST', '/secretd/secrets/app_g/grants', { Constraints: ['node.id==n2'] }),
@@ -173,7 +166,7 @@ describe('grant routes', () => {
         json: { message: 'Permission denied: role reader may not grant secrets' },
       });
     } finally {
-      identity = admin;
+      api.identity = admin;
     }
   });
 });

@@ -1,28 +1,14 @@
 /** secretd's version routes through `app.request()` against a real manager (real sealed WAL, real Raft core). */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { describe, expect, test } from 'bun:test';
 import { secretBytesMax } from '../../../limits.ts';
-import { callApp, type AppAnswer } from '../../../../test/helpers/app-request.ts';
-import { startTestManager, type TestManager } from '../../../../test/helpers/manager.ts';
-import { createApp } from '../app.ts';
+import { adminIdentity, useManagerApp } from '../../../../test/helpers/manager-app.ts';
 import type { Identity } from '../backend.ts';
 
-const admin: Identity = { role: 'admin', nodeId: 'tester', via: 'tls' };
+const admin: Identity = adminIdentity;
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
-let tm: TestManager;
-let identity: Identity = admin;
-let app: ReturnType<typeof createApp>;
-
-beforeAll(async () => {
-  tm = await startTestManager();
-  app = createApp({ backend: tm.manager, version: 'test', identify: () => identity });
-});
-afterAll(async () => {
-  await tm[Symbol.asyncDispose]();
-});
-
-const call = (method: string, path: string, body?: unknown): Promise<AppAnswer> =>
-  callApp(app, method, path, body);
+const api = useManagerApp();
+const call = api.call;
 
 async function versionsOf(name: string): Promise<number[]> {
   const answer = await call('GET', `/secretd/secrets/${name}/versions`);
@@ -180,7 +166,7 @@ describe('secret version routes', () => {
     for (const value of ['k2', 'k3', 'k4'])
       await call('POST', '/secretd/secrets/kept/versions', { Data: b64(value) });
     expect(await versionsOf('kept')).toEqual([3, 4]);
-    identity = { role: 'worker', nodeId: 'w1', via: 'tls' };
+    api.identity = { role: 'worker', nodeId: 'w1', via: 'tls' };
     try {
       expect((await call('POST', '/secretd/settings', { SecretVersionsKept: 5 })).status).toBe(403);
       expect(
@@ -188,7 +174,7 @@ describe('secret version routes', () => {
       ).toBe(403);
       expect((await call('GET', '/secretd/secrets/kept/versions')).status).toBe(403);
     } finally {
-      identity = admin;
+      api.identity = admin;
     }
     await call('POST', '/secretd/settings', { SecretVersionsKept: 10 });
   });

@@ -29,11 +29,11 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
 import { startDockerSwarm, type DockerSwarm } from './docker-swarm.ts';
 import { describeMachine, machineFacts } from './machine.ts';
+import { freePort } from './secretd-process.ts';
 
 interface Options {
   secretdBin: string;
@@ -410,17 +410,6 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promis
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
     await Bun.sleep(10);
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => done(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 await main();

@@ -25,9 +25,9 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { findExecutable } from './docker-swarm.ts';
+import { freePort } from './secretd-process.ts';
 
 export interface Run {
   readonly code: number | null;
@@ -101,17 +101,6 @@ async function poll<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 function killAndWait(child: ChildProcess | null, timeoutMs: number): Promise<void> {

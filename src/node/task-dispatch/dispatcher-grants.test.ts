@@ -3,9 +3,8 @@
  * as the node reads it (its session's messages applied to a GrantedSecrets, as the agent does).
  */
 import { describe, expect, test } from 'bun:test';
-import { ManualTimers } from '../../../test/helpers/manual-timers.ts';
+import { activeDispatcher, applierOf, sessionReader } from '../../../test/helpers/dispatcher.ts';
 import type { AuditEntry } from '../audit/index.ts';
-import type { Command } from '../store/index.ts';
 import { Store, toBase64 } from '../store/index.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { GrantedSecrets, type GrantedChange } from './granted.ts';
@@ -16,8 +15,7 @@ const text = (value: string): string => toBase64(new TextEncoder().encode(value)
 
 function setup() {
   const store = new Store();
-  let index = 0;
-  const apply = (command: Command) => store.apply(++index, command);
+  const apply = applierOf(store);
   apply({
     op: 'node-add',
     at,
@@ -31,15 +29,7 @@ function setup() {
   apply({ op: 'node-update', at, id: 'n1', expectedIndex: null, labels: { role: 'db' } });
   apply({ op: 'secret-create', at, id: 's1', name: 'db_pass', labels: {}, data: text('v1') });
   const records: AuditEntry[] = [];
-  const dispatcher = new Dispatcher({
-    store: () => store,
-    propose: async () => {},
-    timers: new ManualTimers(),
-    now: () => at,
-    log: () => {},
-    record: (entry) => records.push(entry),
-  });
-  dispatcher.setActive(true);
+  const dispatcher = activeDispatcher(store, at, { record: (entry) => records.push(entry) });
   return { store, apply, dispatcher, records };
 }
 
@@ -47,27 +37,12 @@ function setup() {
 async function nodeView(dispatcher: Dispatcher, nodeId: string) {
   // One agent process per node: a second view of the same node is that process reconnecting.
   const instance = `agent-process-of-${nodeId}`;
-  const reader = dispatcher.openSession(nodeId, { instance }).getReader();
   const granted = new GrantedSecrets();
   const changes: GrantedChange[] = [];
   granted.onChange((change) => changes.push(change));
-  let buffered = '';
-  const decoder = new TextDecoder();
-  const next = async (): Promise<SessionMessage> => {
-    for (;;) {
-      const newline = buffered.indexOf('\n');
-      if (newline >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        const message = JSON.parse(line) as SessionMessage;
-        if (message.type === 'assignments') granted.apply(message);
-        return message;
-      }
-      const { value, done } = await reader.read();
-      if (done) throw new Error('session ended');
-      buffered += decoder.decode(value);
-    }
-  };
+  const { next } = sessionReader(dispatcher.openSession(nodeId, { instance }), (message) => {
+    if (message.type === 'assignments') granted.apply(message);
+  });
   /** What the node holds now: name, version and value. */
   const holds = (): Array<[string, number, string]> =>
     granted

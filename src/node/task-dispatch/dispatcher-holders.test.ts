@@ -3,10 +3,9 @@
  * (sessionCertificates): what it sent over the open sessions, by task and by grant, against a real store.
  */
 import { describe, expect, test } from 'bun:test';
-import { ManualTimers } from '../../../test/helpers/manual-timers.ts';
-import type { Command, ContainerSpec } from '../store/index.ts';
+import { activeDispatcher, applierOf } from '../../../test/helpers/dispatcher.ts';
+import type { ContainerSpec } from '../store/index.ts';
 import { Store, toBase64 } from '../store/index.ts';
-import { Dispatcher } from './dispatcher.ts';
 
 const at = '2026-12-06T00:00:00.000Z';
 const text = (value: string): string => toBase64(new TextEncoder().encode(value));
@@ -28,8 +27,7 @@ const container = (secretIds: string[]): ContainerSpec => ({
 
 function setup() {
   const store = new Store();
-  let index = 0;
-  const apply = (command: Command) => store.apply(++index, command);
+  const apply = applierOf(store);
   for (const [id, role] of [
     ['n1', 'worker'],
     ['n2', 'manager'],
@@ -58,15 +56,7 @@ function setup() {
     desiredState,
     state: 'assigned' as const,
   });
-  const dispatcher = new Dispatcher({
-    store: () => store,
-    propose: async () => {},
-    timers: new ManualTimers(),
-    now: () => at,
-    log: () => {},
-  });
-  dispatcher.setActive(true);
-  return { apply, dispatcher, task };
+  return { apply, dispatcher: activeDispatcher(store, at), task };
 }
 
 /** Lets the coalesced recomputation that storeChanged() queues run. */

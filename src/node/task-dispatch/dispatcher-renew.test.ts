@@ -1,30 +1,20 @@
 /** The dispatcher tells a node to renew its certificate when the store's role differs from the certificate's. */
 import { describe, expect, test } from 'bun:test';
-import { ManualTimers } from '../../../test/helpers/manual-timers.ts';
-import { Store, type Command } from '../store/index.ts';
-import { Dispatcher } from './dispatcher.ts';
+import { activeDispatcher, applierOf } from '../../../test/helpers/dispatcher.ts';
+import { Store } from '../store/index.ts';
 import type { SessionMessage } from './messages.ts';
 
 const at = '2026-11-28T00:00:00.000Z';
 
 function setup() {
   const store = new Store();
-  let index = 0;
-  const apply = (command: Command): void => void store.apply(++index, command);
-  for (const [id, role] of [
-    ['m1', 'manager'],
-    ['w1', 'worker'],
+  const apply = applierOf(store);
+  for (const [id, role, addr] of [
+    ['m1', 'manager', '10.0.0.0:4377'],
+    ['w1', 'worker', '10.0.0.1:4377'],
   ] as const)
-    apply({ op: 'node-add', at, node: { id, role, hostname: id, addr: `10.0.0.${index}:4377` } });
-  const dispatcher = new Dispatcher({
-    store: () => store,
-    propose: async () => {},
-    timers: new ManualTimers(),
-    now: () => at,
-    log: () => {},
-  });
-  dispatcher.setActive(true);
-  return { store, apply, dispatcher };
+    apply({ op: 'node-add', at, node: { id, role, hostname: id, addr } });
+  return { store, apply, dispatcher: activeDispatcher(store, at) };
 }
 
 /** A session's messages, read as they come: `drain` returns those sent since the last call. */

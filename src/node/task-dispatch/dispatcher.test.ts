@@ -1,13 +1,13 @@
 /** The dispatcher against a real store, with a hand-driven clock: what each node is sent. */
 import { describe, expect, test } from 'bun:test';
 import { ManualTimers } from '../../../test/helpers/manual-timers.ts';
+import { activeDispatcher, applierOf, sessionReader } from '../../../test/helpers/dispatcher.ts';
 import { callApp } from '../../../test/helpers/app-request.ts';
 import type { Random } from '../../crypto/index.ts';
 import type { SecretdError } from '../../errors.ts';
 import { createApp } from '../api/index.ts';
 import type { Backend, Identity } from '../api/index.ts';
 import { sessionPath, sessionPathFor, type SessionClaim, type SessionMessage } from './messages.ts';
-import { Dispatcher } from './dispatcher.ts';
 import type { Command } from '../store/index.ts';
 import { Store, toBase64 } from '../store/index.ts';
 import type { ContainerSpec } from '../store/index.ts';
@@ -16,9 +16,8 @@ const at = '2026-11-28T00:00:00.000Z';
 
 function setup(options: { readonly random?: Random } = {}) {
   const store = new Store();
-  let index = 0;
   const proposed: Command[] = [];
-  const apply = (command: Command): void => void store.apply(++index, command);
+  const apply = applierOf(store);
   apply({
     op: 'node-add',
     at,
@@ -56,15 +55,12 @@ function setup(options: { readonly random?: Random } = {}) {
   });
   const timers = new ManualTimers();
   const logged: string[] = [];
-  const dispatcher = new Dispatcher({
-    store: () => store,
+  const dispatcher = activeDispatcher(store, at, {
     propose: async (c) => void proposed.push(c),
     timers,
-    now: () => at,
     log: (line) => logged.push(line),
     ...options,
   });
-  dispatcher.setActive(true);
   return { store, apply, proposed, timers, dispatcher, logged };
 }
 
@@ -86,24 +82,7 @@ const container = (secretIds: string[]): ContainerSpec => ({
 async function read(
   stream: ReadableStream<Uint8Array>,
 ): Promise<{ next: () => Promise<SessionMessage> }> {
-  const reader = stream.getReader();
-  const decoder = new TextDecoder();
-  let buffered = '';
-  return {
-    async next() {
-      for (;;) {
-        const newline = buffered.indexOf('\n');
-        if (newline >= 0) {
-          const line = buffered.slice(0, newline);
-          buffered = buffered.slice(newline + 1);
-          return JSON.parse(line) as SessionMessage;
-        }
-        const { value, done } = await reader.read();
-        if (done) throw new Error('session ended');
-        buffered += decoder.decode(value);
-      }
-    },
-  };
+  return sessionReader(stream);
 }
 
 describe('Dispatcher', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { SecretdError } from '../errors.ts';
+import { errorOf } from '../../test/helpers/errors.ts';
 import { backupChunkBytes } from '../limits.ts';
 import {
   BackupOpener,
@@ -47,16 +47,6 @@ function openFile(key: Uint8Array, file: Uint8Array, step = 10_000): Uint8Array 
   for (let i = 0; i < file.length; i += step) out.push(...opener.push(file.subarray(i, i + step)));
   opener.finish();
   return Buffer.concat(out);
-}
-
-function errorOf(fn: () => unknown): SecretdError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof SecretdError) return error;
-    throw error;
-  }
-  throw new Error('expected an error');
 }
 
 const key = random(32);

@@ -1,4 +1,4 @@
-/** The SecretdError a promise rejects with; fails the test if it resolves or rejects with anything else. */
+/** The SecretdError a call throws or a promise rejects with, for tests. */
 import { expect } from 'bun:test';
 import { SecretdError } from '../../src/errors.ts';
 
@@ -10,4 +10,15 @@ export async function rejection(promise: Promise<unknown>): Promise<SecretdError
     return error as SecretdError;
   }
   throw new Error('expected a rejection with a SecretdError');
+}
+
+/** The SecretdError `fn` throws; any other error is thrown on, and returning is a failure. */
+export function errorOf(fn: () => unknown): SecretdError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof SecretdError) return error;
+    throw error;
+  }
+  throw new Error('expected a SecretdError');
 }

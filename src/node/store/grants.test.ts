@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { SecretdError } from '../../errors.ts';
+import { errorOf } from '../../../test/helpers/errors.ts';
 import { grantConstraintsMax, secretGrantsMax } from '../../limits.ts';
 import type { Command } from './commands.ts';
 import { checkGrantConstraints, grantedVersion } from './grants.ts';
@@ -9,16 +9,6 @@ import type { NodeRecord, ServiceSpec } from './types.ts';
 
 const at = '2026-12-06T00:00:00.000Z';
 const bytes = (text: string): string => toBase64(new TextEncoder().encode(text));
-
-function errorOf(fn: () => unknown): SecretdError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof SecretdError) return error;
-    throw error;
-  }
-  throw new Error('expected a SecretdError');
-}
 
 const node = (over: Partial<NodeRecord> = {}): NodeRecord =>
   ({

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { SecretdError } from '../../errors.ts';
+import { errorOf } from '../../../test/helpers/errors.ts';
 import { secretVersionMax, secretVersionsKeptDefault } from '../../limits.ts';
 import type { Command } from './commands.ts';
 import { checkVersionNumber, checkVersionsKept, parseOnUpdate } from './secret-rules.ts';
@@ -9,16 +9,6 @@ import type { ContainerSpec, SecretReference, ServiceSpec } from './types.ts';
 const at = '2026-11-28T00:00:00.000Z';
 const bytes = (text: string): string => toBase64(new TextEncoder().encode(text));
 const text = (data: Uint8Array): string => new TextDecoder().decode(data);
-
-function errorOf(fn: () => unknown): SecretdError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof SecretdError) return error;
-    throw error;
-  }
-  throw new Error('expected a SecretdError');
-}
 
 /** A store with one secret `db` (version 1 = "v1") and a running index to apply at. */
 class Fixture {

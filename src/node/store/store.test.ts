@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { SecretdError } from '../../errors.ts';
+import { errorOf } from '../../../test/helpers/errors.ts';
 import { secretBytesMax } from '../../limits.ts';
 import type { Command } from './commands.ts';
 import { decodeCommand, encodeCommand } from './commands.ts';
@@ -15,16 +15,6 @@ const create = (id: string, name: string, data = 'secret'): Command => ({
   labels: { a: 'b' },
   data: toBase64(new TextEncoder().encode(data)),
 });
-
-function errorOf(fn: () => unknown): SecretdError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof SecretdError) return error;
-    throw error;
-  }
-  throw new Error('expected a SecretdError');
-}
 
 describe('secret names (Docker fixtures)', () => {
   const rejected = [

@@ -4,37 +4,22 @@
  * incremented, what `docker swarm ca --rotate` sends). The manager renews over its TLS port, which
  * these tests do not serve: the rotation stays in progress, which is what they look at.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { callApp } from '../../../../test/helpers/app-request.ts';
-import { startTestManager, type TestManager } from '../../../../test/helpers/manager.ts';
-import { createApp } from '../app.ts';
+import { describe, expect, test } from 'bun:test';
+import { useManagerApp } from '../../../../test/helpers/manager-app.ts';
 
-let tm: TestManager;
-let app: ReturnType<typeof createApp>;
-
-beforeAll(async () => {
-  tm = await startTestManager();
-  app = createApp({
-    backend: tm.manager,
-    version: 'test',
-    identify: () => ({ role: 'admin', nodeId: 'tester', via: 'tls' }),
-  });
-});
-afterAll(async () => {
-  await tm[Symbol.asyncDispose]();
-});
+const api = useManagerApp();
 
 async function swarm(): Promise<
   { Version: { Index: number }; Spec: Record<string, any> } & Record<string, any>
 > {
-  return (await callApp(app, 'GET', '/swarm')).json;
+  return (await api.call('GET', '/swarm')).json;
 }
 
 /** Sends back what inspect returned, with `ca` merged into its CAConfig, as the docker CLI does. */
 async function update(ca: Record<string, unknown>): Promise<{ status: number; message: string }> {
   const current = await swarm();
   const spec = { ...current.Spec, CAConfig: { ...current.Spec.CAConfig, ...ca } };
-  const answer = await callApp(app, 'POST', `/swarm/update?version=${current.Version.Index}`, spec);
+  const answer = await api.call('POST', `/swarm/update?version=${current.Version.Index}`, spec);
   return { status: answer.status, message: answer.json?.message ?? '' };
 }
 
@@ -48,7 +33,7 @@ describe('root CA rotation through the API', () => {
       'CertIssuerSubject',
       'TrustRoot',
     ]);
-    expect((await callApp(app, 'GET', '/secretd/ca/rotation')).json).toEqual({
+    expect((await api.call('GET', '/secretd/ca/rotation')).json).toEqual({
       InProgress: false,
       ID: null,
       StartedAt: null,
@@ -71,29 +56,29 @@ describe('root CA rotation through the API', () => {
       inProgress: true,
       force: 1,
     });
-    const status = (await callApp(app, 'GET', '/secretd/ca/rotation')).json;
+    const status = (await api.call('GET', '/secretd/ca/rotation')).json;
     expect(status).toEqual({
       InProgress: true,
       ID: expect.stringMatching(/^\w{25}$/),
       StartedAt: expect.any(String),
       Converged: 0,
       Total: 1,
-      Pending: [tm.manager.state.nodeId],
+      Pending: [api.tm.manager.state.nodeId],
     });
     // The root stays the old one until every node has converged.
-    expect(during.TLSInfo.TrustRoot).toBe((await tm.manager.cluster()).caCertPem);
+    expect(during.TLSInfo.TrustRoot).toBe((await api.tm.manager.cluster()).caCertPem);
     expect(await update({ ForceRotate: 1 })).toEqual({ status: 200, message: '' });
     const again = await update({ ForceRotate: 2 });
     expect(again).toEqual({
       status: 409,
       message: `A root CA rotation is already in progress (started at ${status.StartedAt}): 0 of 1 nodes converged`,
     });
-    const rotate = await callApp(app, 'POST', '/secretd/ca/rotate');
+    const rotate = await api.call('POST', '/secretd/ca/rotate');
     expect({ status: rotate.status, message: rotate.json.message }).toEqual({
       status: 409,
       message: again.message,
     });
-    expect((await callApp(app, 'GET', '/secretd/ca/rotation')).json.ID).toBe(status.ID);
+    expect((await api.call('GET', '/secretd/ca/rotation')).json.ID).toBe(status.ID);
   });
 
   test('a root supplied by the client or an external CA is refused (501) naming the field', async () => {

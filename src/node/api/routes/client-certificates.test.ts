@@ -1,31 +1,19 @@
 /** The client certificate routes (issue, list, revoke) through `app.request()` against a real manager. */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { beforeAll, describe, expect, test } from 'bun:test';
 import { createKeyAndCSR, parseIdentity } from '../../../crypto/index.ts';
-import { callApp, type AppAnswer } from '../../../../test/helpers/app-request.ts';
-import { startTestManager, type TestManager } from '../../../../test/helpers/manager.ts';
-import { createApp } from '../app.ts';
-import type { Identity } from '../backend.ts';
+import { useManagerApp } from '../../../../test/helpers/manager-app.ts';
 
-const admin: Identity = { role: 'admin', nodeId: 'tester', via: 'tls' };
 const path = '/secretd/ca/client-certificates';
 const minuteNs = 60e9;
 const hourMs = 3600_000;
 
-let tm: TestManager;
-let app: ReturnType<typeof createApp>;
+const api = useManagerApp();
+const call = api.call;
 let csr: string;
 
 beforeAll(async () => {
-  tm = await startTestManager();
-  app = createApp({ backend: tm.manager, version: 'test', identify: () => admin });
   csr = (await createKeyAndCSR({ commonName: 'x' })).csrPem;
 });
-afterAll(async () => {
-  await tm[Symbol.asyncDispose]();
-});
-
-const call = (method: string, url: string, body?: unknown): Promise<AppAnswer> =>
-  callApp(app, method, url, body);
 const serials = async (): Promise<string[]> =>
   (await call('GET', path)).json.map((c: { Serial: string }) => c.Serial);
 
@@ -119,7 +107,7 @@ describe('GET and DELETE /secretd/ca/client-certificates', () => {
     const first = (await call('POST', path, { Name: 'bot', CSR: csr })).json;
     const second = (await call('POST', path, { Name: 'bot', CSR: csr })).json;
     const other = (await call('POST', path, { Name: 'other', CSR: csr })).json;
-    expect(tm.manager.clientCertificateRefusal(first.Serial)).toBeNull();
+    expect(api.tm.manager.clientCertificateRefusal(first.Serial)).toBeNull();
 
     const revoked = await call('DELETE', `${path}/bot`);
     expect(revoked.status).toBe(200);
@@ -130,10 +118,10 @@ describe('GET and DELETE /secretd/ca/client-certificates', () => {
     ]);
     const at: string = revoked.json.Revoked[0].RevokedAt;
     expect(at).toMatch(/^\d{4}-\d\d-\d\dT/);
-    expect(tm.manager.clientCertificateRefusal(first.Serial.toUpperCase())).toBe(
+    expect(api.tm.manager.clientCertificateRefusal(first.Serial.toUpperCase())).toBe(
       `Permission denied: client certificate ${first.Serial} (name bot) was revoked at ${at}`,
     );
-    expect(tm.manager.clientCertificateRefusal(other.Serial)).toBeNull();
+    expect(api.tm.manager.clientCertificateRefusal(other.Serial)).toBeNull();
 
     const again = await call('DELETE', `${path}/bot`);
     expect(again.status).toBe(200);
@@ -149,8 +137,8 @@ describe('GET and DELETE /secretd/ca/client-certificates', () => {
     const answer = await call('DELETE', `${path}/${one.Serial}`);
     expect(answer.status).toBe(200);
     expect(answer.json.Revoked.map((c: { Serial: string }) => c.Serial)).toEqual([one.Serial]);
-    expect(tm.manager.clientCertificateRefusal(one.Serial)).not.toBeNull();
-    expect(tm.manager.clientCertificateRefusal(two.Serial)).toBeNull();
+    expect(api.tm.manager.clientCertificateRefusal(one.Serial)).not.toBeNull();
+    expect(api.tm.manager.clientCertificateRefusal(two.Serial)).toBeNull();
   });
 
   test('revoking an unknown name or serial is 404 naming it', async () => {

@@ -1,34 +1,19 @@
 /** `POST /swarm/update` with `Spec.CAConfig.NodeCertExpiry` (what `docker swarm update --cert-expiry` sends), through `app.request()`. */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { callApp } from '../../../../test/helpers/app-request.ts';
-import { startTestManager, type TestManager } from '../../../../test/helpers/manager.ts';
-import { createApp } from '../app.ts';
+import { describe, expect, test } from 'bun:test';
+import { useManagerApp } from '../../../../test/helpers/manager-app.ts';
 
 const hourNs = 3_600_000_000_000;
-let tm: TestManager;
-let app: ReturnType<typeof createApp>;
-
-beforeAll(async () => {
-  tm = await startTestManager();
-  app = createApp({
-    backend: tm.manager,
-    version: 'test',
-    identify: () => ({ role: 'admin', nodeId: 'tester', via: 'tls' }),
-  });
-});
-afterAll(async () => {
-  await tm[Symbol.asyncDispose]();
-});
+const api = useManagerApp();
 
 async function swarm(): Promise<{ Version: { Index: number }; Spec: Record<string, any> }> {
-  return (await callApp(app, 'GET', '/swarm')).json;
+  return (await api.call('GET', '/swarm')).json;
 }
 
 /** Sends back what inspect returned, with `ca` merged into its CAConfig, as the docker CLI does. */
 async function update(ca: Record<string, unknown>): Promise<{ status: number; message: string }> {
   const current = await swarm();
   const spec = { ...current.Spec, CAConfig: { ...current.Spec.CAConfig, ...ca } };
-  const answer = await callApp(app, 'POST', `/swarm/update?version=${current.Version.Index}`, spec);
+  const answer = await api.call('POST', `/swarm/update?version=${current.Version.Index}`, spec);
   return { status: answer.status, message: answer.json?.message ?? '' };
 }
 
@@ -37,7 +22,7 @@ describe('CAConfig.NodeCertExpiry', () => {
     expect((await swarm()).Spec.CAConfig).toEqual({ NodeCertExpiry: 2160 * hourNs });
     expect(await update({ NodeCertExpiry: 2 * hourNs })).toEqual({ status: 200, message: '' });
     expect((await swarm()).Spec.CAConfig).toEqual({ NodeCertExpiry: 2 * hourNs });
-    expect((await tm.manager.cluster()).nodeCertExpiryMs).toBe(7_200_000);
+    expect((await api.tm.manager.cluster()).nodeCertExpiryMs).toBe(7_200_000);
   });
 
   test('refuses bad values with 400 and changes nothing', async () => {

@@ -14,12 +14,12 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { initAutolocked } from '../helpers/autolock.ts';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
 import { asClient, issueClientCert } from '../helpers/client-certs.ts';
 import { Cluster, until } from '../helpers/cluster.ts';
 import {
   Daemon,
-  freePort,
   requireBinary,
   secretd,
   secretdBin,
@@ -394,16 +394,9 @@ describe('audit trail, autolock', () => {
   test('unlock attempts on a locked manager, failed and ok, are recorded once it is unlocked, without the key', async () => {
     using lockDir = tempDir('secretd-audit-lock-');
     const dataDir = join(lockDir.path, 'm');
-    await using first = new Daemon([
-      'init',
-      '--data-dir',
-      dataDir,
-      '--listen-addr',
-      `127.0.0.1:${await freePort()}`,
-      '--autolock',
-    ]);
-    await first.waitFor(/Data directory:/);
-    const key = /SDKEY-1-[A-Za-z0-9+/]{43}/.exec(first.stdout)![0];
+    const started = await initAutolocked(dataDir);
+    await using first = started.daemon;
+    const key = started.key;
     await first.kill('SIGKILL');
     await using locked = new Daemon(['run', '--data-dir', dataDir]);
     await locked.waitFor(/this manager is locked/);

@@ -1,6 +1,7 @@
 /** Autolock on real processes: locked after restart, wrong keys refused, rotation, on and off. */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { join } from 'node:path';
+import { initAutolocked, unlockKeyPattern } from '../helpers/autolock.ts';
 import {
   Daemon,
   freePort,
@@ -14,7 +15,7 @@ beforeAll(requireBinary);
 // Real processes, fsync and TLS handshakes: generous, since CI machines vary.
 setDefaultTimeout(60_000);
 
-const keyPattern = /SDKEY-1-[A-Za-z0-9+/]{43}/;
+const keyPattern = unlockKeyPattern;
 
 async function restart(dataDir: string): Promise<Daemon> {
   const daemon = new Daemon(['run', '--data-dir', dataDir]);
@@ -29,25 +30,14 @@ describe('autolock', () => {
 
   test('a restarted manager answers 503 until unlocked; a wrong key is refused and changes nothing', async () => {
     const dataDir = join(dir.path, 'a');
-    const port = await freePort();
-    const first = new Daemon([
-      'init',
-      '--data-dir',
-      dataDir,
-      '--listen-addr',
-      `127.0.0.1:${port}`,
-      '--autolock',
-    ]);
-    await first.waitFor(/Data directory:/);
-    const key = keyPattern.exec(first.stdout)?.[0];
-    expect(key).toBeDefined();
+    const { daemon: first, key } = await initAutolocked(dataDir);
     expect(
       secretd(['secret', 'create', 'locked_one', '-', '--data-dir', dataDir], {
         input: 'top secret',
       }).code,
     ).toBe(0);
     const printed = secretd(['cluster', 'unlock-key', '-q', '--data-dir', dataDir]);
-    expect(printed.stdout.trim()).toBe(key!);
+    expect(printed.stdout.trim()).toBe(key);
     await first.kill('SIGKILL');
 
     await using locked = await restart(dataDir);
@@ -72,24 +62,14 @@ describe('autolock', () => {
     const after = secretd(['secret', 'ls', '--format', 'json', '--data-dir', dataDir]);
     expect(after.code).toBe(0);
     expect(JSON.parse(after.stdout.trim()).Spec.Name).toBe('locked_one');
-    expect(secretd(['unlock', '--data-dir', dataDir], { input: key! }).stderr).toContain(
+    expect(secretd(['unlock', '--data-dir', dataDir], { input: key }).stderr).toContain(
       'not locked',
     );
   });
 
   test('rotating the unlock key makes the old key useless at the next restart', async () => {
     const dataDir = join(dir.path, 'b');
-    const port = await freePort();
-    const first = new Daemon([
-      'init',
-      '--data-dir',
-      dataDir,
-      '--listen-addr',
-      `127.0.0.1:${port}`,
-      '--autolock',
-    ]);
-    await first.waitFor(/Data directory:/);
-    const oldKey = keyPattern.exec(first.stdout)![0];
+    const { daemon: first, key: oldKey } = await initAutolocked(dataDir);
     const rotated = secretd(['cluster', 'unlock-key', '--rotate', '-q', '--data-dir', dataDir]);
     expect(rotated.code).toBe(0);
     const newKey = rotated.stdout.trim();
@@ -119,7 +99,7 @@ describe('autolock', () => {
 
     const second = await restart(dataDir);
     expect(second.stderr).toContain('locked');
-    expect(secretd(['unlock', '--data-dir', dataDir], { input: key! }).code).toBe(0);
+    expect(secretd(['unlock', '--data-dir', dataDir], { input: key }).code).toBe(0);
     const off = secretd(['cluster', 'update', '--autolock=false', '--data-dir', dataDir]);
     expect(off.code).toBe(0);
     await second.kill('SIGKILL');

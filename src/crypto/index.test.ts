@@ -20,6 +20,7 @@ test('index.ts exports the package API and nothing private', () => {
       'encodeUnlockKey',
       'envelopeKeyId',
       'generateJoinToken',
+      'generateJoinTokens',
       'issueCertificate',
       'issueCertificateWithChain',
       'issuerInfo',

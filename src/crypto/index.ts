@@ -21,6 +21,7 @@ export {
   caDigest,
   caMatchesToken,
   generateJoinToken,
+  generateJoinTokens,
   joinTokenMatches,
   joinTokenPrefix,
   parseJoinToken,

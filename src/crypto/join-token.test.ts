@@ -6,6 +6,7 @@ import {
   caDigest,
   caMatchesToken,
   generateJoinToken,
+  generateJoinTokens,
   joinTokenMatches,
   parseJoinToken,
 } from './join-token.ts';
@@ -49,6 +50,15 @@ describe('join tokens', () => {
     expect(token).toMatch(tokenPattern);
     expect((2n ** 256n - 1n).toString(36).length).toBe(50);
     expect((2n ** 128n - 1n).toString(36).length).toBe(25);
+  });
+
+  test('generateJoinTokens() draws the worker token, then the manager token, for one CA', () => {
+    let draw = 0;
+    const counting: Random = (n) => new Uint8Array(n).fill(++draw);
+    expect(generateJoinTokens(caDer, counting)).toEqual({
+      worker: generateJoinToken(caDer, (n) => new Uint8Array(n).fill(1)),
+      manager: generateJoinToken(caDer, (n) => new Uint8Array(n).fill(2)),
+    });
   });
 
   test('parseJoinToken() returns the digest, secret and trimmed token', () => {

@@ -42,6 +42,17 @@ export function generateJoinToken(caCertDer: Uint8Array, random: Random): string
   return `${joinTokenPrefix}${toBase36(caDigest(caCertDer), digestChars)}-${toBase36(secret, secretChars)}`;
 }
 
+/** A new pair of join tokens for the CA `caCertDer` (init, a restore, the end of a root rotation). */
+export function generateJoinTokens(
+  caCertDer: Uint8Array,
+  random: Random,
+): { worker: string; manager: string } {
+  return {
+    worker: generateJoinToken(caCertDer, random),
+    manager: generateJoinToken(caCertDer, random),
+  };
+}
+
 export function parseJoinToken(text: string): JoinToken {
   const raw = text.trim();
   if (!raw.startsWith(joinTokenPrefix)) throw malformed('it must start with SDTKN-1-');

@@ -17,7 +17,7 @@ import { BackupOpener, type BackupHeader } from '../../crypto/backup-format.ts';
 import {
   certDerFromPem,
   createKeyAndCSR,
-  generateJoinToken,
+  generateJoinTokens,
   issueCertificate,
   newId,
   type Random,
@@ -212,10 +212,7 @@ async function writeDataDir(
       op: 'cluster-update',
       at,
       expectedIndex: null,
-      joinTokens: {
-        worker: generateJoinToken(caDer, options.random),
-        manager: generateJoinToken(caDer, options.random),
-      },
+      joinTokens: generateJoinTokens(caDer, options.random),
       unlockKey: unlockKey && toBase64(unlockKey),
     },
     {

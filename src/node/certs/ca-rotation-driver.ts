@@ -16,7 +16,7 @@
  * valid certificate (every node trusts both roots until the finish), as in Docker; to finish
  * without it, remove it (`secretd node rm`).
  */
-import { certDerFromPem, generateJoinToken, type Random } from '../../crypto/index.ts';
+import { certDerFromPem, generateJoinTokens, type Random } from '../../crypto/index.ts';
 import {
   caRotationReconcileMs,
   caRotationRenewAgainMs,
@@ -97,10 +97,7 @@ export class RootRotationDriver {
         op: 'ca-rotation-finish',
         at: this.#options.now(),
         rotationId: rotation.id,
-        joinTokens: {
-          worker: generateJoinToken(digestOf, this.#options.random),
-          manager: generateJoinToken(digestOf, this.#options.random),
-        },
+        joinTokens: generateJoinTokens(digestOf, this.#options.random),
       });
       this.#options.log(
         `secretd: root CA rotation ${rotation.id} finished: every node has a certificate from the new root; the old root is no longer trusted and both join tokens changed`,

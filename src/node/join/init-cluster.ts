@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import {
   createKeyAndCSR,
   createRootCA,
-  generateJoinToken,
+  generateJoinTokens,
   issueCertificate,
   newId,
   type Random,
@@ -100,10 +100,7 @@ export async function bootstrapCluster(options: InitOptions): Promise<Bootstrapp
     clusterId,
     caCertPem: ca.certPem,
     caKey: toBase64(ca.keyPkcs8),
-    joinTokens: {
-      worker: generateJoinToken(ca.certDer, options.random),
-      manager: generateJoinToken(ca.certDer, options.random),
-    },
+    joinTokens: generateJoinTokens(ca.certDer, options.random),
     unlockKey: unlockKey && toBase64(unlockKey),
     node: {
       id: nodeId,

@@ -13,7 +13,8 @@
  *         that arrived while the previous fsync ran is in this batch.
  *   3. Assert that nothing of this Ready is answered before it is durable (`#assertDurable`): the
  *      term and vote as fsynced, the new entries, and every committed entry to apply.
- *   4. Send rd.messages.
+ *   4. Send rd.messages. 4a: a leader sends its append messages BEFORE 2 instead (`#earlyAppends`),
+ *      so its own WAL write and fsync run alongside its followers' (etcd's leader does the same).
  *   5. Apply the remaining committed entries and answer their proposals; hand out rd.readStates
  *      (each read is answered once the store has applied readState.index).
  *   6. core.advance(rd).
@@ -40,7 +41,10 @@
  * Why this order is safe:
  *   - A message promises durability: a vote promises the term and vote, an append answer the
  *     entries it acknowledges. Messages go out at 4, after 2 made the term, vote and entries
- *     durable (the core's rd.mustSync, etcd's MustSync; checked at 3). The commit index alone is
+ *     durable (the core's rd.mustSync, etcd's MustSync; checked at 3). A leader's append (4a)
+ *     promises nothing of its own log, so it may go out before 2, but only in a term and with a
+ *     vote already durable: a follower that takes it must never see this member in a term it
+ *     could forget after a crash. The commit index alone is
  *     written without an fsync: a restarted member learns it again from the leader.
  *   - A proposal is answered only once its entry is committed (so durable on a quorum) AND durable
  *     here: at 1 only entries persisted by an earlier Ready, at 5 only after 2. The leader counts
@@ -461,11 +465,19 @@ export class RaftNode {
       const durable = ready.committedEntries.filter((e) => e.index <= stable);
       const later = ready.committedEntries.slice(durable.length);
       this.#applyEntries(durable);
+      // A leader's appends go out before its own write, which runs alongside the followers' (4a).
+      const early = this.#earlyAppends(ready);
+      if (early !== null) {
+        this.#options.transport.send(early);
+        this.#recordSent(ready, stepAt);
+      }
       await this.#persist(ready);
       this.#assertDurable(ready, later);
       const persistedAt = this.#recordPersisted(ready, stepAt);
-      if (ready.messages.length > 0) this.#options.transport.send(ready.messages);
-      if (persistedAt >= 0) this.#recordSent(ready, stepAt);
+      const rest =
+        early === null ? ready.messages : ready.messages.filter((m) => !early.includes(m));
+      if (rest.length > 0) this.#options.transport.send(rest);
+      if (persistedAt >= 0 && early === null) this.#recordSent(ready, stepAt);
       this.#applyEntries(later);
       for (const readState of ready.readStates) {
         this.#whenApplied(readState.index, this.#reads.get(readState.context) ?? []);
@@ -478,6 +490,27 @@ export class RaftNode {
       await this.#maybeSnapshot();
       this.#drainInbox();
     }
+  }
+
+  /**
+   * Step 4a of the header: the append messages a leader may send before this Ready is persisted,
+   * or null. Only while it leads in the term and with the vote already durable (a Ready that
+   * changes either sends everything after its fsync) and with no snapshot to install: an append
+   * promises nothing about the leader's own log, which counts towards a quorum only once it is
+   * persisted (the core takes the leader's own match from advance()).
+   */
+  #earlyAppends(ready: Ready): Message[] | null {
+    if (ready.messages.length === 0 || ready.snapshot) return null;
+    const core = this.#core;
+    if (core.role !== 'leader') return null;
+    const durable = this.#durableVote;
+    const hard = ready.hardState;
+    if (hard !== null && (hard.term !== durable.term || hard.vote !== durable.vote)) return null;
+    if (core.term !== durable.term) return null;
+    let early: Message[] | null = null;
+    for (const message of ready.messages)
+      if (message.type === 'append' && message.term === durable.term) (early ??= []).push(message);
+    return early;
   }
 
   /** The committed stage of every write proposed here that this Ready commits. */

@@ -13,6 +13,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keyPkcs8ToPem } from '../../src/crypto/index.ts';
 import { PeerClient } from '../../src/node/peers/index.ts';
+import { curlTlsArgs, issueClientCert } from '../helpers/client-certs.ts';
 import { adminRequest } from '../helpers/cluster.ts';
 import { serveImpostor } from '../helpers/impostor.ts';
 import {
@@ -121,17 +122,7 @@ beforeAll(async () => {
   managerAddr = `127.0.0.1:${port}`;
   manager = new Daemon(['init', '--data-dir', managerDir, '--listen-addr', managerAddr]);
   await manager.waitFor(/Data directory:/);
-  const issued = secretd([
-    'ca',
-    'issue-client',
-    '--name',
-    'e2e',
-    '--out',
-    certs,
-    '--data-dir',
-    managerDir,
-  ]);
-  expect([issued.code, issued.stderr]).toEqual([0, '']);
+  issueClientCert(managerDir, certs, { name: 'e2e' });
   workerToken = secretd([
     'cluster',
     'join-token',
@@ -358,20 +349,7 @@ describe("a server presenting a real worker's certificate (one that joined claim
   test('is refused by curl, which checks names only, where the real manager is accepted', async () => {
     await using impostor = await workerImpostor();
     const curl = (url: string, extra: string[] = []) =>
-      run('curl', [
-        '-sS',
-        '--http2',
-        '--max-time',
-        '20',
-        '--cacert',
-        join(certs, 'ca.pem'),
-        '--cert',
-        join(certs, 'cert.pem'),
-        '--key',
-        join(certs, 'key.pem'),
-        ...extra,
-        url,
-      ]);
+      run('curl', ['-sS', '--http2', '--max-time', '20', ...curlTlsArgs(certs), ...extra, url]);
     const port = impostor.port;
     for (const [url, extra] of [
       [`https://127.0.0.1:${port}/_ping`, []],

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { issueClientCert } from '../helpers/client-certs.ts';
 import {
   Daemon,
   freePort,
@@ -50,18 +51,7 @@ async function startCluster(
 }
 
 function issueClient(dataDir: string, out: string): void {
-  const result = secretd([
-    'ca',
-    'issue-client',
-    '--name',
-    'e2e',
-    '--out',
-    out,
-    '--data-dir',
-    dataDir,
-  ]);
-  expect(result.stderr).toBe('');
-  expect(result.code).toBe(0);
+  issueClientCert(dataDir, out, { name: 'e2e' });
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');

@@ -74,6 +74,25 @@ async function oldCluster(): Promise<{
   return { store, tokens };
 }
 
+/** restoreCluster() into `dataDir` from `from` with `key`, on 127.0.0.1:4377, at `at`. */
+function restoreInto(
+  dataDir: string,
+  from: string,
+  key: Uint8Array,
+  autolock = false,
+): ReturnType<typeof restoreCluster> {
+  return restoreCluster({
+    dataDir,
+    from,
+    key,
+    listenAddr: '127.0.0.1:4377',
+    advertiseAddr: '127.0.0.1:4377',
+    autolock,
+    random,
+    now: new Date(at),
+  });
+}
+
 async function backupFile(store: Store, key: Uint8Array, name: string): Promise<string> {
   const { stream } = backupStream(store, { key, random, at });
   const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
@@ -102,16 +121,7 @@ describe('restoreCluster()', () => {
     const key = random(32);
     const from = await backupFile(store, key, 'plain.bak');
     const dataDir = join(dir, 'plain');
-    const restored = await restoreCluster({
-      dataDir,
-      from,
-      key,
-      listenAddr: '127.0.0.1:4377',
-      advertiseAddr: '127.0.0.1:4377',
-      autolock: false,
-      random,
-      now: new Date(at),
-    });
+    const restored = await restoreInto(dataDir, from, key);
     expect(restored.header.index).toBe(5);
     expect(restored.removedManagers).toEqual(['oldmanager000000000000000']);
     expect(restored.downWorkers).toEqual(['oldworker0000000000000000']);
@@ -151,16 +161,7 @@ describe('restoreCluster()', () => {
     const key = random(32);
     const from = await backupFile(store, key, 'locked.bak');
     const dataDir = join(dir, 'locked');
-    const restored = await restoreCluster({
-      dataDir,
-      from,
-      key,
-      listenAddr: '127.0.0.1:4377',
-      advertiseAddr: '127.0.0.1:4377',
-      autolock: true,
-      random,
-      now: new Date(at),
-    });
+    const restored = await restoreInto(dataDir, from, key, true);
     expect(restored.unlockKey).toHaveLength(32);
     expect(await nodeKeysLocked(dataDirPaths(dataDir).nodeKeys)).toBe(true);
     const after = await restoredStore(dataDir, restored.unlockKey);
@@ -177,16 +178,7 @@ describe('restoreCluster()', () => {
     const { mkdirSync } = await import('node:fs');
     mkdirSync(parent);
     const attempt = (dataDir: string, k: Uint8Array, file = from): Promise<unknown> =>
-      restoreCluster({
-        dataDir,
-        from: file,
-        key: k,
-        listenAddr: '127.0.0.1:4377',
-        advertiseAddr: '127.0.0.1:4377',
-        autolock: false,
-        random,
-        now: new Date(at),
-      }).then(
+      restoreInto(dataDir, file, k).then(
         () => null,
         (error: unknown) => error,
       );

@@ -16,6 +16,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
+import { SteadyWrites } from '../helpers/steady-writes.ts';
 import { secretdAsync } from '../helpers/cluster.ts';
 import { freePort, requireBinary, secretd, tempDir } from '../helpers/process.ts';
 import { expectRun, ServiceCluster, until, type ServiceNode } from '../helpers/services.ts';
@@ -67,43 +68,7 @@ describe('root CA rotation', () => {
     }).stdout.trim();
 
     // The steady writer: one write after another, each manager's admin socket in turn.
-    const started = Date.now();
-    let writes = 0;
-    const failures: string[] = [];
-    let writing = true;
-    const writer = (async () => {
-      const managers = [m1, m2, m3];
-      while (writing) {
-        const node = managers[writes % managers.length]!;
-        const name = `w-${writes}`;
-        for (const [what, call, expected] of [
-          [
-            'create',
-            () =>
-              node.admin('POST', '/secrets/create', {
-                Name: name,
-                Data: Buffer.from(`data-${writes}`).toString('base64'),
-              }),
-            201,
-          ],
-          ['rm', () => node.admin('DELETE', `/secrets/${name}`), 204],
-        ] as const) {
-          try {
-            const answer = await call();
-            if (answer.status !== expected && failures.length < 20)
-              failures.push(
-                `${what} on ${node.name} at ${Date.now() - started} ms: ${answer.status} ${answer.text}`,
-              );
-          } catch (error) {
-            if (failures.length < 20)
-              failures.push(
-                `${what} on ${node.name} at ${Date.now() - started} ms: ${(error as Error).message}`,
-              );
-          }
-        }
-        writes++;
-      }
-    })();
+    const writer = new SteadyWrites([m1, m2, m3]);
 
     // The worker is down when the rotation starts: the rotation waits for it.
     await w1.daemon.kill('SIGTERM');
@@ -238,10 +203,12 @@ describe('root CA rotation', () => {
         return read.code === 0 && read.stdout === 'value-1' ? true : undefined;
       });
 
-    writing = false;
-    await writer;
-    expect({ failures, enoughWrites: writes > 20 }).toEqual({ failures: [], enoughWrites: true });
-    console.log(`ca-rotation: ${writes} write pairs during the rotation, none failed`);
+    await writer.stop();
+    expect({ failures: writer.failures, enoughWrites: writer.pairs > 20 }).toEqual({
+      failures: [],
+      enoughWrites: true,
+    });
+    console.log(`ca-rotation: ${writer.pairs} write pairs during the rotation, none failed`);
     expect(cluster.daemonErrors()).toEqual([]);
   });
 });

@@ -14,6 +14,7 @@ import { X509Certificate } from 'node:crypto';
 import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
+import { SteadyWrites } from '../helpers/steady-writes.ts';
 import { secretdAsync } from '../helpers/cluster.ts';
 import { requireBinary, secretd, tempDir } from '../helpers/process.ts';
 import { expectRun, ServiceCluster, until, type ServiceNode } from '../helpers/services.ts';
@@ -86,53 +87,14 @@ describe('certificate renewal', () => {
     const replaced = (): number => Math.min(...nodes.map((n) => history.get(n.name)!.length - 1));
 
     const started = Date.now();
-    // The steady writer: one write after another, each manager's admin socket in turn.
-    let writes = 0;
-    // The first few failures, word for word (a dead node would fail every write: keep memory bounded).
-    const failures: string[] = [];
-    let failed = 0;
-    const fail = (line: string): void => {
-      failed++;
-      if (failures.length < 20) failures.push(line);
-    };
     const stopped = (): string[] => nodes.filter((n) => !n.running).map((n) => n.name);
-    let writing = true;
-    const writer = (async () => {
-      const managers = [m1, m2, m3];
-      while (writing && stopped().length === 0) {
-        const node = managers[writes % managers.length]!;
-        const name = `w-${writes}`;
-        const attempt = async (
-          what: string,
-          call: () => Promise<{ status: number; text: string }>,
-          expected: number,
-        ) => {
-          try {
-            const answer = await call();
-            if (answer.status !== expected)
-              fail(
-                `${what} on ${node.name} at ${Date.now() - started} ms: ${answer.status} ${answer.text}`,
-              );
-          } catch (error) {
-            fail(
-              `${what} on ${node.name} at ${Date.now() - started} ms: ${(error as Error).message}`,
-            );
-          }
-        };
-        await attempt(
-          'create',
-          () =>
-            node.admin('POST', '/secrets/create', {
-              Name: name,
-              Data: Buffer.from(`data-${writes}`).toString('base64'),
-            }),
-          201,
-        );
-        await attempt('rm', () => node.admin('DELETE', `/secrets/${name}`), 204);
-        writes++;
-        if (writes % 20 === 0) sample();
-      }
-    })();
+    // The steady writer: one write after another, each manager's admin socket in turn.
+    const writer = new SteadyWrites([m1, m2, m3], {
+      keepGoing: () => stopped().length === 0,
+      afterPair: (pairs) => {
+        if (pairs % 20 === 0) sample();
+      },
+    });
 
     // Deliveries: a new version every round, read back from the task on every node. Client
     // commands run asynchronously, so that the writer above never stalls behind them.
@@ -157,17 +119,16 @@ describe('certificate renewal', () => {
       }
       sample();
     }
-    writing = false;
-    await writer;
+    await writer.stop();
     sample();
 
     expect({
       stopped: stopped(),
-      failed,
-      failures,
+      failed: writer.failed,
+      failures: writer.failures,
       elapsedAtLeast3m: Date.now() - started >= runMs,
     }).toEqual({ stopped: [], failed: 0, failures: [], elapsedAtLeast3m: true });
-    expect(writes).toBeGreaterThan(100);
+    expect(writer.pairs).toBeGreaterThan(100);
     for (const node of nodes) {
       const seen = history.get(node.name)!;
       const ends = seen.map((s) => s.notAfter);
@@ -188,7 +149,7 @@ describe('certificate renewal', () => {
       expect(seen.at(-1)!.notAfter - Date.now()).toBeLessThanOrEqual(60_000);
     }
     console.log(
-      `cert-renewal: ${writes} write pairs, ${version} secret versions delivered to ${tasks.length} tasks; certificates replaced: ${nodes.map((n) => `${n.name} ${history.get(n.name)!.length - 1}`).join(', ')}`,
+      `cert-renewal: ${writer.pairs} write pairs, ${version} secret versions delivered to ${tasks.length} tasks; certificates replaced: ${nodes.map((n) => `${n.name} ${history.get(n.name)!.length - 1}`).join(', ')}`,
     );
 
     // The service goes first, so the demotion below is seen on its certificate alone (the demoted

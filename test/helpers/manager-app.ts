@@ -49,3 +49,21 @@ export function useManagerApp(): ManagerApp {
   });
   return fixture;
 }
+
+/** Docker's swarm inspect (`GET /swarm`), as the fixture's manager answers it. */
+export async function inspectSwarm(
+  api: ManagerApp,
+): Promise<{ Version: { Index: number }; Spec: Record<string, any> } & Record<string, any>> {
+  return (await api.call('GET', '/swarm')).json;
+}
+
+/** Sends back what inspect returned, with `ca` merged into its CAConfig, as the docker CLI does. */
+export async function updateSwarmCA(
+  api: ManagerApp,
+  ca: Record<string, unknown>,
+): Promise<{ status: number; message: string }> {
+  const current = await inspectSwarm(api);
+  const spec = { ...current.Spec, CAConfig: { ...current.Spec.CAConfig, ...ca } };
+  const answer = await api.call('POST', `/swarm/update?version=${current.Version.Index}`, spec);
+  return { status: answer.status, message: answer.json?.message ?? '' };
+}

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { errorOf } from '../../../test/helpers/errors.ts';
+import { OneSecretStore } from '../../../test/helpers/store-fixture.ts';
 import { grantConstraintsMax, secretGrantsMax } from '../../limits.ts';
 import type { Command } from './commands.ts';
 import { checkGrantConstraints, grantedVersion } from './grants.ts';
@@ -25,15 +26,10 @@ const node = (over: Partial<NodeRecord> = {}): NodeRecord =>
     ...over,
   }) as NodeRecord;
 
-/** A store with one secret `db` (version 1) and a running index to apply at. */
-class Fixture {
-  readonly store = new Store();
-  index = 0;
+/** A store with one secret `db` (version 1), and its grants. */
+class Fixture extends OneSecretStore {
   constructor() {
-    this.apply({ op: 'secret-create', at, id: 'db', name: 'db', labels: {}, data: bytes('v1') });
-  }
-  apply(command: Command): ReturnType<Store['apply']> {
-    return this.store.apply(++this.index, command);
+    super(at);
   }
   grant(constraints: string[], version: number | null = null): ReturnType<Store['apply']> {
     return this.apply({ op: 'secret-grant', at, id: 'db', constraints, version });

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { errorOf } from '../../../test/helpers/errors.ts';
+import { OneSecretStore } from '../../../test/helpers/store-fixture.ts';
 import { secretVersionMax, secretVersionsKeptDefault } from '../../limits.ts';
-import type { Command } from './commands.ts';
 import { checkVersionNumber, checkVersionsKept, parseOnUpdate } from './secret-rules.ts';
 import { Store, toBase64 } from './store.ts';
 import type { ContainerSpec, SecretReference, ServiceSpec } from './types.ts';
@@ -10,15 +10,10 @@ const at = '2026-11-28T00:00:00.000Z';
 const bytes = (text: string): string => toBase64(new TextEncoder().encode(text));
 const text = (data: Uint8Array): string => new TextDecoder().decode(data);
 
-/** A store with one secret `db` (version 1 = "v1") and a running index to apply at. */
-class Fixture {
-  readonly store = new Store();
-  index = 0;
+/** A store with one secret `db` (version 1 = "v1"), its versions and services using it. */
+class Fixture extends OneSecretStore {
   constructor() {
-    this.apply({ op: 'secret-create', at, id: 'db', name: 'db', labels: {}, data: bytes('v1') });
-  }
-  apply(command: Command): ReturnType<Store['apply']> {
-    return this.store.apply(++this.index, command);
+    super(at);
   }
   add(data: string, ifVersion: number | null = null): ReturnType<Store['apply']> {
     return this.apply({ op: 'secret-version-add', at, id: 'db', data: bytes(data), ifVersion });

@@ -5,23 +5,16 @@
  * these tests do not serve: the rotation stays in progress, which is what they look at.
  */
 import { describe, expect, test } from 'bun:test';
-import { useManagerApp } from '../../../../test/helpers/manager-app.ts';
+import {
+  inspectSwarm,
+  updateSwarmCA,
+  useManagerApp,
+} from '../../../../test/helpers/manager-app.ts';
 
 const api = useManagerApp();
 
-async function swarm(): Promise<
-  { Version: { Index: number }; Spec: Record<string, any> } & Record<string, any>
-> {
-  return (await api.call('GET', '/swarm')).json;
-}
-
-/** Sends back what inspect returned, with `ca` merged into its CAConfig, as the docker CLI does. */
-async function update(ca: Record<string, unknown>): Promise<{ status: number; message: string }> {
-  const current = await swarm();
-  const spec = { ...current.Spec, CAConfig: { ...current.Spec.CAConfig, ...ca } };
-  const answer = await api.call('POST', `/swarm/update?version=${current.Version.Index}`, spec);
-  return { status: answer.status, message: answer.json?.message ?? '' };
-}
+const swarm = () => inspectSwarm(api);
+const update = (ca: Record<string, unknown>) => updateSwarmCA(api, ca);
 
 describe('root CA rotation through the API', () => {
   test('GET /swarm reports the root as Docker does, no ForceRotate at 0, and no rotation; GET /secretd/ca/rotation says none runs', async () => {

@@ -1,21 +1,16 @@
 /** `POST /swarm/update` with `Spec.CAConfig.NodeCertExpiry` (what `docker swarm update --cert-expiry` sends), through `app.request()`. */
 import { describe, expect, test } from 'bun:test';
-import { useManagerApp } from '../../../../test/helpers/manager-app.ts';
+import {
+  inspectSwarm,
+  updateSwarmCA,
+  useManagerApp,
+} from '../../../../test/helpers/manager-app.ts';
 
 const hourNs = 3_600_000_000_000;
 const api = useManagerApp();
 
-async function swarm(): Promise<{ Version: { Index: number }; Spec: Record<string, any> }> {
-  return (await api.call('GET', '/swarm')).json;
-}
-
-/** Sends back what inspect returned, with `ca` merged into its CAConfig, as the docker CLI does. */
-async function update(ca: Record<string, unknown>): Promise<{ status: number; message: string }> {
-  const current = await swarm();
-  const spec = { ...current.Spec, CAConfig: { ...current.Spec.CAConfig, ...ca } };
-  const answer = await api.call('POST', `/swarm/update?version=${current.Version.Index}`, spec);
-  return { status: answer.status, message: answer.json?.message ?? '' };
-}
+const swarm = () => inspectSwarm(api);
+const update = (ca: Record<string, unknown>) => updateSwarmCA(api, ca);
 
 describe('CAConfig.NodeCertExpiry', () => {
   test('GET /swarm reports 90 days in nanoseconds until it is changed, then the new value', async () => {

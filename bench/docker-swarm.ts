@@ -153,17 +153,24 @@ export async function startDockerSwarm(
   }
 }
 
-function spawnDockerd(dockerd: string, dir: string, logPath: string): ChildProcess {
-  const namespace = `secretd-bench-${dir.slice(-6)}`;
-  const args = [
+/**
+ * dockerd's flags for a private engine beside the host's: its own data and exec roots, pid file,
+ * socket and containerd namespaces; no iptables, forwarding, masquerading or bridge (it runs in a
+ * network namespace of its own); vfs storage. Shared with oci-engines.ts.
+ */
+export function privateDockerdArgs(
+  paths: { dataRoot: string; execRoot: string; pidFile: string; socket: string },
+  namespace: string,
+): string[] {
+  return [
     '--data-root',
-    join(dir, 'data'),
+    paths.dataRoot,
     '--exec-root',
-    join(dir, 'exec'),
+    paths.execRoot,
     '--pidfile',
-    join(dir, 'docker.pid'),
+    paths.pidFile,
     '--host',
-    `unix://${join(dir, 'docker.sock')}`,
+    `unix://${paths.socket}`,
     '--containerd-namespace',
     namespace,
     '--containerd-plugins-namespace',
@@ -175,6 +182,19 @@ function spawnDockerd(dockerd: string, dir: string, logPath: string): ChildProce
     // No image is pulled; vfs needs no kernel support and mounts nothing.
     '--storage-driver=vfs',
   ];
+}
+
+function spawnDockerd(dockerd: string, dir: string, logPath: string): ChildProcess {
+  const namespace = `secretd-bench-${dir.slice(-6)}`;
+  const args = privateDockerdArgs(
+    {
+      dataRoot: join(dir, 'data'),
+      execRoot: join(dir, 'exec'),
+      pidFile: join(dir, 'docker.pid'),
+      socket: join(dir, 'docker.sock'),
+    },
+    namespace,
+  );
   // dockerd's output goes to a file: a pipe nobody reads would fill and block it.
   const log = openSync(logPath, 'a');
   try {

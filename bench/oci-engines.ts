@@ -26,7 +26,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { findExecutable } from './docker-swarm.ts';
+import { findExecutable, privateDockerdArgs } from './docker-swarm.ts';
 import { freePort } from './secretd-process.ts';
 
 export interface Run {
@@ -209,23 +209,15 @@ export async function startOciEngines(secretdBin: string): Promise<OciEngines> {
         '-c',
         'ip link set lo up && exec "$0" "$@"',
         findExecutable('dockerd')!,
-        '--data-root',
-        join(dir, 'docker-data'),
-        '--exec-root',
-        join(dir, 'docker-exec'),
-        '--pidfile',
-        join(dir, 'docker.pid'),
-        '--host',
-        `unix://${dockerSock}`,
-        '--containerd-namespace',
-        namespace,
-        '--containerd-plugins-namespace',
-        `${namespace}-plugins`,
-        '--iptables=false',
-        '--ip-forward=false',
-        '--ip-masq=false',
-        '--bridge=none',
-        '--storage-driver=vfs',
+        ...privateDockerdArgs(
+          {
+            dataRoot: join(dir, 'docker-data'),
+            execRoot: join(dir, 'docker-exec'),
+            pidFile: join(dir, 'docker.pid'),
+            socket: dockerSock,
+          },
+          namespace,
+        ),
         '--add-runtime',
         `secretd=${runtimePath}`,
       ],

@@ -44,7 +44,8 @@ export async function serveAdminSocket(path: string, options: ServeOptions): Pro
   return listenOnSocket(
     path,
     countedFetch(
-      createApp({ backend: options.backend, version: options.version, identify: () => admin }).fetch,
+      createApp({ backend: options.backend, version: options.version, identify: () => admin })
+        .fetch,
     ),
   );
 }

@@ -142,17 +142,17 @@ import {
 import { peerPaths } from '../peers/index.ts';
 import { startAgent } from '../_node-agent.ts';
 import type { LocalContainers } from '../task-dispatch/index.ts';
-import { DekRotation, type EncryptionStatus } from './dek-rotation.ts';
 import type { GrantedSecretInfo } from '../task-dispatch/index.ts';
+import { DekRotation, type EncryptionStatus } from './dek-rotation.ts';
 import { KeysFile } from './keys-file.ts';
 import { LeaderDuties } from './leader-duties.ts';
 import {
   clientCertificateRecord,
   clientCertificateRefusal,
   issueClientCertificate,
+  updateClientCertificate,
   pruneCertRecords,
   revokeClientCertificates,
-  updateClientCertificate,
   type ClientCertsContext,
 } from './_client-certs.ts';
 import { LeaderRouter, lockedError } from './leader-router.ts';
@@ -1369,31 +1369,6 @@ export class Manager implements Backend {
     return this.#agent?.containers ?? null;
   }
 
-  summary(): NodeSummary {
-    return nodeSummary({
-      state: this.state,
-      store: this.#run?.raft.store,
-      locked: this.locked,
-      hostname: hostname(),
-      agentSecrets: this.#agent?.secretCounts() ?? { received: 0, held: 0 },
-    });
-  }
-
-  async listSecrets(): Promise<readonly SecretRecord[]> {
-    return [...(await this.#router.read()).secrets()];
-  }
-
-  async getSecret(ref: string): Promise<SecretRecord> {
-    return (await this.#router.read()).resolveSecret(ref);
-  }
-
-  async createSecret(spec: SecretSpecInput): Promise<string> {
-    const store = this.#running().raft.store;
-    if (store.secretByName(spec.name))
-      throw new SecretdError('conflict', `Secret ${spec.name} already exists`);
-    const result = await this.#router.propose({
-      op: 'secret-create',
-
   localGrants(): readonly GrantedSecretInfo[] | null {
     return this.#agent?.granted.list() ?? null;
   }
@@ -1427,6 +1402,31 @@ export class Manager implements Backend {
     });
     return (await this.#router.read()).resolveSecret(secret.id);
   }
+
+  summary(): NodeSummary {
+    return nodeSummary({
+      state: this.state,
+      store: this.#run?.raft.store,
+      locked: this.locked,
+      hostname: hostname(),
+      agentSecrets: this.#agent?.secretCounts() ?? { received: 0, held: 0 },
+    });
+  }
+
+  async listSecrets(): Promise<readonly SecretRecord[]> {
+    return [...(await this.#router.read()).secrets()];
+  }
+
+  async getSecret(ref: string): Promise<SecretRecord> {
+    return (await this.#router.read()).resolveSecret(ref);
+  }
+
+  async createSecret(spec: SecretSpecInput): Promise<string> {
+    const store = this.#running().raft.store;
+    if (store.secretByName(spec.name))
+      throw new SecretdError('conflict', `Secret ${spec.name} already exists`);
+    const result = await this.#router.propose({
+      op: 'secret-create',
       at: this.#now(),
       id: newId(this.#options.random),
       name: spec.name,

@@ -207,10 +207,14 @@ export class RaftNode {
   }
 
   start(): void {
-    this.#metrics.registry.gauge('secretd_raft', 'This member\'s Raft term and indexes.', this.#raftGauge);
+    this.#metrics.registry.gauge(
+      'secretd_raft',
+      "This member's Raft term and indexes.",
+      this.#raftGauge,
+    );
     this.#metrics.registry.gauge(
       'secretd_store_objects',
-      'What this member\'s store holds: secrets, their versions, the bytes of their values, audit records.',
+      "What this member's store holds: secrets, their versions, the bytes of their values, audit records.",
       this.#storeGauge,
     );
     this.#stopTicking = this.#timers.every(this.#options.tickMs, () =>
@@ -247,7 +251,8 @@ export class RaftNode {
     const at = timers.now();
     // The create route's own clock (the process's metrics), only when a request is being traced.
     const trace = requestTrace.getStore();
-    if (trace) processMetrics.create.proposed.observe((processMetrics.now() - trace.receivedAt) / 1000);
+    if (trace)
+      processMetrics.create.proposed.observe((processMetrics.now() - trace.receivedAt) / 1000);
     return new Promise<ApplyResult>((resolve, reject) => {
       this.#input(() => {
         try {

@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
 import { requireBinary, tempDir } from '../helpers/process.ts';
@@ -361,7 +361,7 @@ describe('three managers and two workers', () => {
 });
 
 describe('three managers', () => {
-  test('a demoted manager, whose process stops, first stops its tasks and erases their secrets', async () => {
+  test('a demoted manager goes on as a worker with its task and secret, and erases them when the task ends', async () => {
     using dir = tempDir('secretd-lb-');
     await using cluster = await ServiceCluster.init(dir.path);
     const m2 = await cluster.joinManager('m2');
@@ -391,18 +391,25 @@ describe('three managers', () => {
     await cluster.runningTasks('everywhere', 3, { timeoutMs: 40_000 });
     expect(m3.mountedTasks().length).toBe(1);
     expectRun(leader.cli(['node', 'demote', m3.id]), {});
-    await m3.daemon.exited;
-    // The process is gone and nothing of its task is left on its machine.
-    expect({
-      mounted: m3.mountedTasks(),
-      dirs: m3.taskDirs(),
-      files: filesHolding([m3.dataDir, m3.runDir], [value]),
-    }).toEqual({ mounted: [], dirs: [], files: [] });
-    expect(m3.daemon.stderr + m3.daemon.stdout).toContain(
-      'stopping its tasks and erasing their secrets',
+    // In place, as Docker's: the process lives on as a worker (its Raft data gone), and its task
+    // keeps running with its secret: a running container's secret is never taken from it.
+    await until('the demoted manager to be a worker', 60_000, () => {
+      const state = JSON.parse(readFileSync(join(m3.dataDir, 'node.json'), 'utf8')) as {
+        role: string;
+      };
+      return state.role === 'worker' && !existsSync(join(m3.dataDir, 'raft')) ? true : undefined;
+    });
+    expect(m3.running).toBe(true);
+    await cluster.runningTasks('everywhere', 3, { timeoutMs: 40_000 });
+    expect(m3.mountedTasks().length).toBe(1);
+    // The task ends: nothing of it is left on the demoted node's machine.
+    expectRun(leader.cli(['service', 'rm', 'everywhere']), { stdout: 'everywhere\n' });
+    await until('the demoted node to erase its task', 30_000, () =>
+      m3.mountedTasks().length === 0 && m3.taskDirs().length === 0 ? true : undefined,
     );
+    expect(filesHolding([m3.dataDir, m3.runDir], [value])).toEqual([]);
     expect(m2.running).toBe(true);
-  });
+  }, 240_000);
 });
 
 /** Any tmpfs on the machine, under any secretd run directory, with one of the values in a file (there must be none). */

@@ -36,6 +36,8 @@ export class AuditLog {
   #anchor: ChainAnchor = { seq: 0, hash: genesisHash };
   #head: ChainAnchor = { seq: 0, hash: genesisHash };
   readonly #listeners = new Set<(line: string) => void>();
+  /** The JSON of each full segment's lines, without the brackets (snapshotJson). */
+  readonly #segmentJson = new WeakMap<readonly string[], string>();
 
   constructor(segmentRecords: number = auditSegmentRecords) {
     this.#segmentRecords = segmentRecords;
@@ -110,6 +112,28 @@ export class AuditLog {
 
   snapshot(): AuditLogSnapshot {
     return { anchor: this.#anchor, lines: [...this.lines()] };
+  }
+
+  /**
+   * `JSON.stringify(this.snapshot())`, made faster: a full segment never changes again (only the
+   * last one grows, and retention drops whole segments), so its JSON is made once and kept.
+   */
+  snapshotJson(): string {
+    const parts: string[] = [];
+    for (const segment of this.#segments) {
+      if (segment.length === 0) continue;
+      if (segment.length < this.#segmentRecords) {
+        parts.push(JSON.stringify(segment).slice(1, -1));
+        continue;
+      }
+      let text = this.#segmentJson.get(segment);
+      if (text === undefined) {
+        text = JSON.stringify(segment).slice(1, -1);
+        this.#segmentJson.set(segment, text);
+      }
+      parts.push(text);
+    }
+    return `{"anchor":${JSON.stringify(this.#anchor)},"lines":[${parts.join(',')}]}`;
   }
 
   static restore(body: AuditLogSnapshot | undefined, segmentRecords?: number): AuditLog {

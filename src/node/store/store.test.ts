@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { errorOf } from '../../../test/helpers/errors.ts';
-import { secretBytesMax } from '../../limits.ts';
-import type { Command } from './commands.ts';
+import { requestIdsRemembered, secretBytesMax } from '../../limits.ts';
+import type { Command, TaggedCommand } from './commands.ts';
 import { decodeCommand, encodeCommand } from './commands.ts';
 import { checkLabels, checkSecretData, checkSecretName } from './secret-rules.ts';
 import { Store, toBase64 } from './store.ts';
@@ -273,5 +273,21 @@ describe('Store request de-duplication', () => {
     });
     const restored = Store.restore(store.snapshot());
     expect(restored.apply(4, { ...create('id1', 'a'), requestId: 'req-1' })).toEqual(first);
+  });
+
+  test('remembers the last requestIdsRemembered request ids, oldest forgotten first, across a snapshot', () => {
+    const store = new Store();
+    const total = requestIdsRemembered + 3;
+    const retry = (n: number): TaggedCommand => ({
+      ...create(`id${n}`, `s${n}`),
+      requestId: `req-${n}`,
+    });
+    for (let n = 1; n <= total; n++) store.apply(n, retry(n));
+    const restored = Store.restore(store.snapshot());
+    for (const s of [store, restored]) {
+      // The oldest remembered id answers its first outcome; the newest forgotten one is applied again.
+      expect(s.apply(total + 1, retry(4))).toEqual({ ok: true, id: 'id4' });
+      expect(s.apply(total + 2, retry(3))).toMatchObject({ ok: false, code: 'conflict' });
+    }
   });
 });

@@ -84,6 +84,14 @@ export class Store {
   #appliedIndex = 0;
   /** Outcomes of recent tagged commands, oldest first (a Map keeps insertion order). */
   readonly #requests = new Map<string, ApplyResult>();
+  /**
+   * The remembered request ids, oldest first, as a ring: the oldest is dropped by name. (Dropping
+   * `keys().next()` made JSC walk the map's deleted slots from the start on every apply.)
+   */
+  readonly #requestOrder: (string | undefined)[] = new Array<string | undefined>(
+    requestIdsRemembered,
+  );
+  #requestNext = 0;
   readonly #listeners: Array<(event: StoreEvent) => void> = [];
   readonly #appliedListeners: Array<(op: Command['op']) => void> = [];
 
@@ -189,9 +197,15 @@ export class Store {
   }
 
   #remember(requestId: string, result: ApplyResult): void {
+    if (this.#requests.has(requestId)) {
+      this.#requests.set(requestId, result);
+      return;
+    }
+    const oldest = this.#requestOrder[this.#requestNext];
+    if (oldest !== undefined) this.#requests.delete(oldest);
+    this.#requestOrder[this.#requestNext] = requestId;
+    this.#requestNext = (this.#requestNext + 1) % requestIdsRemembered;
     this.#requests.set(requestId, result);
-    if (this.#requests.size > requestIdsRemembered)
-      this.#requests.delete(this.#requests.keys().next().value!);
   }
 
   #advance(index: number): void {
@@ -687,10 +701,12 @@ export class Store {
       clientCerts: this.clientCerts.snapshot(),
       secrets,
       requests: [...this.#requests],
-      audit: this.#audit.snapshot(),
       ...this.workloads.snapshot(),
     };
-    return new TextEncoder().encode(JSON.stringify(body));
+    // The audit trail is spliced in as text: its full segments never change, and their JSON is
+    // made once (AuditLog.snapshotJson), not again for every snapshot.
+    const json = JSON.stringify(body);
+    return new TextEncoder().encode(`${json.slice(0, -1)},"audit":${this.#audit.snapshotJson()}}`);
   }
 
   static restore(bytes: Uint8Array): Store {
@@ -707,7 +723,8 @@ export class Store {
       };
     }
     for (const node of body.nodes) store.#nodes.set(node.id, node);
-    for (const [id, result] of body.requests ?? []) store.#requests.set(id, result);
+    for (const [id, result] of (body.requests ?? []).slice(-requestIdsRemembered))
+      store.#remember(id, result);
     // Snapshots from before expiry was recorded list ids only: those are never pruned.
     const expiry = new Map(body.removedNodesCertsExpireAt ?? []);
     for (const id of body.removedNodes ?? [])

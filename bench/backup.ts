@@ -123,7 +123,7 @@ async function secretdRun(
   );
   try {
     await waitFor(async () => (await admin(dataDir, 'GET', '/_ping')).status === 200, 30_000);
-    await loadSecrets(set, 16, (name, data) =>
+    await loadSecrets(set, set.bytes > 65536 ? 2 : 16, (name, data) =>
       admin(dataDir, 'POST', '/secrets/create', { Name: name, Data: data.toString('base64') }).then(
         (a) => a.status === 201,
       ),

@@ -1,7 +1,7 @@
 /**
  * A secretd node and a private dockerd that uses secretd as an OCI runtime, as a user would set
- * them up (`--add-runtime secretd=<dir>/secretd-runc`, a symlink to the secretd executable, with its
- * settings file beside it), for test/e2e/oci-runtime.test.ts and bench/oci-runtime.ts.
+ * them up (`--add-runtime secretd=<dir>/secretd-runc`, the shim `secretd oci-runtime install` writes
+ * with this node's data dir), for test/e2e/oci-runtime.test.ts and bench/oci-runtime.ts.
  *
  * Everything runs in one private mount namespace (`unshare --mount`, held by a sleeping process):
  * the node, dockerd (in a network namespace of its own too, as docker-swarm.ts starts it), and
@@ -22,8 +22,6 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
-  symlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { findExecutable, privateDockerdArgs } from './docker-swarm.ts';
@@ -40,7 +38,7 @@ export interface OciEngines {
   readonly dir: string;
   readonly dataDir: string;
   readonly nodeId: string;
-  /** The secretd-runc link dockerd runs. */
+  /** The secretd-runc shim dockerd runs. */
   readonly runtimePath: string;
   readonly dockerSock: string;
   /** The pid holding the mount namespace. */
@@ -191,11 +189,22 @@ export async function startOciEngines(secretdBin: string): Promise<OciEngines> {
       });
     const nodeId = (await waitOutput(/current node \((\w+)\) is now a manager/))[1]!;
     await waitOutput(/Data directory:/);
-    // The runtime, set up as a user would: a secretd-runc link, and its settings beside it.
+    // The runtime, set up as a user would: `secretd oci-runtime install` writes the secretd-runc
+    // shim (runc for containers without references, secretd for the rest) with this data dir.
     mkdirSync(join(dir, 'bin'));
+    ok(
+      runSync([
+        secretdBin,
+        'oci-runtime',
+        'install',
+        '--dir',
+        join(dir, 'bin'),
+        '--data-dir',
+        dataDir,
+      ]),
+      'secretd oci-runtime install',
+    );
     const runtimePath = join(dir, 'bin', 'secretd-runc');
-    symlinkSync(secretdBin, runtimePath);
-    writeFileSync(join(dir, 'bin', 'oci-runtime.json'), JSON.stringify({ dataDir }));
     const namespace = `secretd-oci-${dir.slice(-6)}`;
     const log = openSync(join(dir, 'dockerd.log'), 'a');
     dockerd = spawn(

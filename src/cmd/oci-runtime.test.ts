@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../test/helpers/process.ts';
 import type { Io } from './_common.ts';
@@ -13,6 +14,8 @@ import {
   withSecretMounts,
 } from './oci-runtime.ts';
 import { parseSpawnArgs, spawnRefs } from './spawn.ts';
+import { runDirOf, writeShim } from './_oci-shim.ts';
+import { Executor } from '../node/executor/executor.ts';
 
 function capture(): { io: Io; out: string[]; err: string[] } {
   const out: string[] = [];
@@ -287,5 +290,157 @@ describe('secretd spawn arguments', () => {
     expect(() => parseSpawnArgs(['--user', 'root', '--secret', 'a', '--', 'true'])).toThrow(
       'Invalid --user "root"',
     );
+  });
+});
+
+describe('secretd-runc shim', () => {
+  /** A shim whose runc and secretd are scripts that print which one ran and its argv. */
+  function shimIn(dir: string): { path: string; dataDir: string; containers: string } {
+    const fake = (name: string): string => {
+      const path = join(dir, name);
+      writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' ${name} "$SECRETD_DATA_DIR" "$@"\n`, {
+        mode: 0o755,
+      });
+      return path;
+    };
+    const dataDir = join(dir, 'data');
+    const path = join(dir, 'secretd-runc');
+    writeShim(path, {
+      secretd: [fake('secretd')],
+      runc: fake('runc'),
+      grep: '/usr/bin/grep',
+      dataDir,
+    });
+    return { path, dataDir, containers: join(runDirOf(dataDir), 'containers') };
+  }
+  function runShim(path: string, args: string[], cwd: string): string[] {
+    const result = spawnSync(path, args, { cwd, env: {} });
+    expect(result.status).toBe(0);
+    return result.stdout.toString().trimEnd().split('\n');
+  }
+  const globals = [
+    '--root',
+    '/run/docker/runtime-runc/moby',
+    '--log',
+    '/x/log.json',
+    '--log-format',
+    'json',
+    '--systemd-cgroup',
+  ];
+
+  test('runDirOf derives the run dir the node executor uses for the same data dir', () => {
+    expect(runDirOf('/var/lib/secretd')).toBe(new Executor({ dataDir: '/var/lib/secretd' }).runDir);
+    expect(runDirOf('/tmp/a/../b')).toBe(new Executor({ dataDir: '/tmp/b' }).runDir);
+  });
+
+  test('create goes to runc without a reference in config.json and to secretd with one, in every bundle flag form', () => {
+    using tmp = tempDir();
+    const { path, dataDir } = shimIn(tmp.path);
+    const plain = join(tmp.path, 'plain');
+    const refs = join(tmp.path, 'refs');
+    const annotated = join(tmp.path, 'annotated');
+    for (const dir of [plain, refs, annotated]) mkdirSync(dir);
+    writeFileSync(join(plain, 'config.json'), '{"process":{"env":["PATH=/bin","SECRETD=1"]}}');
+    writeFileSync(join(refs, 'config.json'), '{"process":{"env":["SECRETD_SECRET_DB=db_pass"]}}');
+    writeFileSync(join(annotated, 'config.json'), '{"annotations":{"io.secretd.secret.x":"a"}}');
+    for (const bundleArgs of [
+      (b: string) => ['--bundle', b],
+      (b: string) => ['-b', b],
+      (b: string) => [`--bundle=${b}`],
+      (b: string) => [`-bundle=${b}`],
+    ]) {
+      const create = (b: string): string[] => [
+        ...globals,
+        'create',
+        ...bundleArgs(b),
+        '--pid-file',
+        '/x/pid',
+        'c1',
+      ];
+      expect(runShim(path, create(plain), tmp.path)).toEqual(['runc', dataDir, ...create(plain)]);
+      expect(runShim(path, create(refs), tmp.path)).toEqual([
+        'secretd',
+        dataDir,
+        'oci-runtime',
+        ...create(refs),
+      ]);
+      expect(runShim(path, create(annotated), tmp.path)[0]).toBe('secretd');
+    }
+    // No --bundle: the current directory's config.json.
+    expect(runShim(path, ['create', 'c1'], plain)[0]).toBe('runc');
+    expect(runShim(path, ['run', '-d', 'c1'], refs)[0]).toBe('secretd');
+    // An unreadable config.json: secretd decides (and refuses).
+    expect(
+      runShim(path, ['create', '--bundle', join(tmp.path, 'missing'), 'c1'], tmp.path)[0],
+    ).toBe('secretd');
+  });
+
+  test('delete goes to secretd only when the agent holds a directory for that container id', () => {
+    using tmp = tempDir();
+    const { path, containers } = shimIn(tmp.path);
+    try {
+      mkdirSync(join(containers, 'held'), { recursive: true });
+      expect(runShim(path, [...globals, 'delete', 'held'], tmp.path).slice(0, 3)).toEqual([
+        'secretd',
+        expect.any(String),
+        'oci-runtime',
+      ]);
+      expect(runShim(path, [...globals, 'delete', '--force', 'held'], tmp.path)[0]).toBe('secretd');
+      expect(runShim(path, [...globals, 'delete', 'other'], tmp.path)[0]).toBe('runc');
+      expect(runShim(path, [...globals, 'delete', '--force', 'other'], tmp.path)[0]).toBe('runc');
+      expect(runShim(path, ['delete', '..'], tmp.path)[0]).toBe('secretd');
+      expect(runShim(path, ['delete'], tmp.path)[0]).toBe('secretd');
+    } finally {
+      rmSync(runDirOf(join(tmp.path, 'data')), { recursive: true, force: true });
+    }
+  });
+
+  test('start, state, kill and list go to runc with their arguments untouched', () => {
+    using tmp = tempDir();
+    const { path, dataDir } = shimIn(tmp.path);
+    for (const args of [
+      [...globals, 'start', 'c1'],
+      ['--root=/r', '--debug', 'state', 'c1'],
+      ['-root', '/r', 'kill', 'c1', 'SIGTERM'],
+      ['--log-format=text', 'list', '-q'],
+      ['start', 'it has spaces', "and 'quotes'"],
+    ])
+      expect(runShim(path, args, tmp.path)).toEqual(['runc', dataDir, ...args]);
+  });
+
+  test('an unknown global or create flag, no command or an unknown command goes through secretd', () => {
+    using tmp = tempDir();
+    const { path } = shimIn(tmp.path);
+    mkdirSync(join(tmp.path, 'b'));
+    writeFileSync(join(tmp.path, 'b', 'config.json'), '{}');
+    for (const args of [
+      ['--new-flag', 'x', 'create', '--bundle', join(tmp.path, 'b'), 'c1'],
+      ['create', '--bundle', join(tmp.path, 'b'), '--new-flag', 'c1'],
+      ['create', '--bundle', join(tmp.path, 'b'), '--', 'c1'],
+      ['create', '--bundle', join(tmp.path, 'b')],
+      ['--debug'],
+      ['frobnicate', 'c1'],
+    ])
+      expect(runShim(path, args, tmp.path)[0]).toBe('secretd');
+  });
+
+  test('install writes an executable shim with this data dir and runc baked in', async () => {
+    using tmp = tempDir();
+    const out = capture();
+    const code = await ociRuntime(
+      ['install', '--dir', tmp.path, '--runc', '/usr/sbin/runc', `--data-dir=${tmp.path}/d`],
+      out.io,
+    );
+    expect(code).toBe(0);
+    expect(out.out).toEqual([join(tmp.path, 'secretd-runc')]);
+    const path = join(tmp.path, 'secretd-runc');
+    expect(statSync(path).mode & 0o777).toBe(0o755);
+    const text = readFileSync(path, 'utf8');
+    expect(text).toStartWith('#!/bin/sh\n');
+    expect(text).toContain(`runc='/usr/sbin/runc'`);
+    expect(text).toContain(`SECRETD_DATA_DIR='${tmp.path}/d'`);
+    expect(text).toContain(`containers='${runDirOf(`${tmp.path}/d`)}/containers'`);
+    const bad = capture();
+    expect(await ociRuntime(['install', '--nope'], bad.io)).toBe(2);
   });
 });

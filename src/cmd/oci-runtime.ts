@@ -13,7 +13,9 @@
  *   delete        runc's delete, then the agent erases the container's secrets.
  *
  * A container without references costs one execve more than runc alone. Secret values never pass
- * through this process: only names, paths and versions.
+ * through this process: only names, paths and versions. `secretd oci-runtime install` writes
+ * `secretd-runc` as a sh script instead (_oci-shim.ts) that runs this only for the calls that need
+ * it (create/run with references, delete of a container the agent holds), runc for the rest.
  *
  * Engines run this for every container they create, start and delete (docker: create, start,
  * delete, delete --force), so it loads nothing of the node's code (src/main.ts imports it alone):
@@ -358,6 +360,7 @@ export async function ociRuntime(
   deps: OciRuntimeDeps = {},
 ): Promise<number> {
   if (args[0] === '--print-config') return printConfig(args[1], io);
+  if (args[0] === 'install') return install(args.slice(1), io);
   const call = parseRuncCall(args);
   const fail = (message: string): number => {
     io.err(`secretd-runc: ${message}`);
@@ -463,6 +466,55 @@ export const runtimeIo: Io = {
   stdinIsTTY: false,
 };
 
+/** The secretd command the shim runs: this executable, or bun and main.ts when run from source. */
+function selfCommand(): string[] {
+  const exe = resolve(process.execPath);
+  const script = process.argv[1];
+  if (/^bun(-|$)/.test(basename(exe)) && script !== undefined && !script.startsWith('/$bunfs'))
+    return [exe, resolve(script)];
+  return [exe];
+}
+
+/**
+ * `secretd oci-runtime install [--dir DIR] [--runc PATH] [--data-dir DIR]`: writes DIR/secretd-runc
+ * (default /usr/local/bin), the sh script of _oci-shim.ts, with this executable, runc and the data
+ * dir baked in (defaults: the settings file and environment, as the runtime reads them).
+ */
+export async function install(args: readonly string[], io: Io): Promise<number> {
+  const options = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    if (!['--dir', '--runc', '--data-dir'].includes(name)) {
+      io.err(`Error: unknown option '${name}' for oci-runtime install (--dir, --runc, --data-dir)`);
+      return 2;
+    }
+    const value = eq === -1 ? args[++i] : arg.slice(eq + 1);
+    if (value === undefined || value === '') {
+      io.err(`Error: option '${name}' of oci-runtime install needs a value`);
+      return 2;
+    }
+    options.set(name, value);
+  }
+  try {
+    const found = settings();
+    const { writeShim } = await import('./_oci-shim.ts');
+    const path = join(resolve(options.get('--dir') ?? '/usr/local/bin'), 'secretd-runc');
+    const runc = resolveRuntime(options.get('--runc') ?? found.runtime);
+    const dataDir = resolve(options.get('--data-dir') ?? found.dataDir);
+    writeShim(path, { secretd: selfCommand(), runc, grep: resolveRuntime('grep'), dataDir });
+    io.out(path);
+    io.err(
+      `# ${path} runs ${runc} for containers without references, and this secretd (data dir ${dataDir}) for the rest.`,
+    );
+    return 0;
+  } catch (error) {
+    io.err(`secretd-runc: cannot install: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
 /** The setup for each engine, exactly as the README gives it. */
 export function printConfig(engine: string | undefined, io: Io): number {
   const self = process.env.SECRETD_RUNC_PATH ?? '/usr/local/bin/secretd-runc';
@@ -473,7 +525,8 @@ export function printConfig(engine: string | undefined, io: Io): number {
         `# Merge the above into /etc/docker/daemon.json (or start dockerd with --add-runtime secretd=${self}), restart dockerd, then:`,
         '#   docker run --runtime secretd -e SECRETD_SECRET_DB=db_pass IMAGE …',
         '#   docker-compose: `runtime: secretd` and SECRETD_SECRET_* under `environment:`',
-        `# ${self} is a symlink to the secretd executable (ln -s "$(command -v secretd)" ${self}).`,
+        `# Write ${self} first: secretd oci-runtime install --dir ${dirname(self)} [--runc PATH] [--data-dir DIR]`,
+        '# (a sh script: containers without references go straight to runc, the rest through secretd).',
       ].join('\n'),
     );
     return 0;
@@ -482,6 +535,7 @@ export function printConfig(engine: string | undefined, io: Io): number {
     io.out(`[engine.runtimes]\nsecretd = ["${self}"]`);
     io.err(
       [
+        `# Write ${self} first: secretd oci-runtime install --dir ${dirname(self)} [--runc PATH] [--data-dir DIR]`,
         '# Add the above to /etc/containers/containers.conf, then:',
         '#   podman run --runtime secretd -e SECRETD_SECRET_DB=db_pass IMAGE …',
         `#   podman run --runtime ${self} --annotation io.secretd.secret.db=db_pass IMAGE …`,

@@ -1,6 +1,6 @@
 /**
  * secretd as the OCI runtime of real engines, on the compiled binary: a private dockerd started
- * with `--add-runtime secretd=<dir>/secretd-runc` (a symlink to dist/secretd), docker-compose
+ * with `--add-runtime secretd=<dir>/secretd-runc` (the shim `secretd oci-runtime install` writes), docker-compose
  * against it, podman with `--runtime` and `--annotation`, and `secretd spawn` for host processes.
  * The node, dockerd, podman and spawn share one private mount namespace (bench/oci-engines.ts says
  * why); the test reads its mount table and files through /proc/<pid>/mountinfo and /proc/<pid>/root.

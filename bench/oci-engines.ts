@@ -49,9 +49,22 @@ export interface OciEngines {
   inNamespace(argv: readonly string[]): string[];
   cli(args: readonly string[], input?: string): Run;
   docker(args: readonly string[]): Run;
+  /**
+   * Another dockerd like the first (the shim as runtime `secretd`) with `extraArgs` added, e.g.
+   * `--default-runtime secretd`; `name` names its socket, data root and log under `dir`.
+   */
+  startDockerd(name: string, extraArgs: readonly string[]): Promise<DockerdHandle>;
   /** Secrets tmpfs mounts of other engines' containers and spawns, in the namespace. */
   containerMounts(): string[];
   /** Kills dockerd, the node and every process left in the namespace; removes the dir. */
+  stop(): Promise<void>;
+}
+
+export interface DockerdHandle {
+  readonly child: ChildProcess;
+  readonly socket: string;
+  docker(args: readonly string[]): Run;
+  /** SIGTERM, then SIGKILL if it has not exited within 15 s. */
   stop(): Promise<void>;
 }
 
@@ -139,7 +152,9 @@ export async function startOciEngines(secretdBin: string): Promise<OciEngines> {
   ];
   const dataDir = join(dir, 'node');
   const dockerSock = join(dir, 'docker.sock');
+  const extraDockerds: ChildProcess[] = [];
   const stop = async (): Promise<void> => {
+    for (const extra of extraDockerds) await killAndWait(extra, 15_000);
     await killAndWait(dockerd, 15_000);
     await killAndWait(node, 15_000);
     // Whatever the engine left in the namespace (containerd, shims) goes with it.
@@ -205,42 +220,57 @@ export async function startOciEngines(secretdBin: string): Promise<OciEngines> {
       'secretd oci-runtime install',
     );
     const runtimePath = join(dir, 'bin', 'secretd-runc');
-    const namespace = `secretd-oci-${dir.slice(-6)}`;
-    const log = openSync(join(dir, 'dockerd.log'), 'a');
-    dockerd = spawn(
-      'nsenter',
-      [
-        ...inNamespace([]).slice(1),
-        'unshare',
-        '--net',
-        '--',
-        'sh',
-        '-c',
-        'ip link set lo up && exec "$0" "$@"',
-        findExecutable('dockerd')!,
-        ...privateDockerdArgs(
-          {
-            dataRoot: join(dir, 'docker-data'),
-            execRoot: join(dir, 'docker-exec'),
-            pidFile: join(dir, 'docker.pid'),
-            socket: dockerSock,
-          },
-          namespace,
-        ),
-        '--add-runtime',
-        `secretd=${runtimePath}`,
-      ],
-      { stdio: ['ignore', log, log] },
-    );
-    closeSync(log);
-    const docker = (args: readonly string[]): Run =>
-      runSync(['docker', '-H', `unix://${dockerSock}`, ...args]);
-    await poll(
-      'dockerd to answer',
-      60_000,
-      () => (docker(['version']).code === 0 ? true : undefined),
-      200,
-    );
+    // A dockerd in the namespace (and a network namespace of its own, loopback only) with the
+    // shim as the `secretd` runtime; `name` keeps its data root, exec root and socket apart.
+    const startDockerd = async (name: string, extraArgs: readonly string[]): Promise<DockerdHandle> => {
+      const sock = join(dir, `${name}.sock`);
+      const log = openSync(join(dir, `${name}.log`), 'a');
+      const child = spawn(
+        'nsenter',
+        [
+          ...inNamespace([]).slice(1),
+          'unshare',
+          '--net',
+          '--',
+          'sh',
+          '-c',
+          'ip link set lo up && exec "$0" "$@"',
+          findExecutable('dockerd')!,
+          ...privateDockerdArgs(
+            {
+              dataRoot: join(dir, `${name}-data`),
+              execRoot: join(dir, `${name}-exec`),
+              pidFile: join(dir, `${name}.pid`),
+              socket: sock,
+            },
+            `secretd-oci-${dir.slice(-6)}-${name}`,
+          ),
+          '--add-runtime',
+          `secretd=${runtimePath}`,
+          ...extraArgs,
+        ],
+        { stdio: ['ignore', log, log] },
+      );
+      closeSync(log);
+      const run = (args: readonly string[]): Run =>
+        runSync(['docker', '-H', `unix://${sock}`, ...args]);
+      await poll(
+        `dockerd ${name} to answer`,
+        60_000,
+        () => {
+          if (child.exitCode !== null)
+            throw new Error(
+              `dockerd ${name} exited (${child.exitCode}): ${readFileSync(join(dir, `${name}.log`), 'utf8').split('\n').slice(-20).join('\n')}`,
+            );
+          return run(['version']).code === 0 ? true : undefined;
+        },
+        200,
+      );
+      return { child, socket: sock, docker: run, stop: () => killAndWait(child, 15_000) };
+    };
+    const first = await startDockerd('docker', []);
+    dockerd = first.child;
+    const docker = first.docker;
     return {
       dir,
       dataDir,
@@ -256,6 +286,11 @@ export async function startOciEngines(secretdBin: string): Promise<OciEngines> {
           ...(input === undefined ? {} : { input }),
         }),
       docker,
+      startDockerd: async (name, extraArgs) => {
+        const started = await startDockerd(name, extraArgs);
+        extraDockerds.push(started.child);
+        return started;
+      },
       containerMounts: () =>
         readFileSync(`/proc/${nsPid}/mountinfo`, 'utf8')
           .split('\n')
@@ -271,7 +306,7 @@ export async function startOciEngines(secretdBin: string): Promise<OciEngines> {
   } catch (error) {
     const log = (() => {
       try {
-        return readFileSync(join(dir, 'dockerd.log'), 'utf8').split('\n').slice(-20).join('\n');
+        return readFileSync(join(dir, 'docker.log'), 'utf8').split('\n').slice(-20).join('\n');
       } catch {
         return '';
       }

@@ -1,7 +1,8 @@
 /**
  * secretd as the OCI runtime of real engines, on the compiled binary: a private dockerd started
  * with `--add-runtime secretd=<dir>/secretd-runc` (the shim `secretd oci-runtime install` writes), docker-compose
- * against it, podman with `--runtime` and `--annotation`, and `secretd spawn` for host processes.
+ * against it, a one-node Docker Swarm on a second dockerd with `--default-runtime secretd`, podman
+ * with `--runtime` and `--annotation`, and `secretd spawn` for host processes.
  * The node, dockerd, podman and spawn share one private mount namespace (bench/oci-engines.ts says
  * why); the test reads its mount table and files through /proc/<pid>/mountinfo and /proc/<pid>/root.
  *
@@ -526,6 +527,76 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
         return true;
       }
     });
+  });
+
+  test('a Docker Swarm service on a dockerd with --default-runtime secretd gets its granted secret from the environment, erased by docker service rm', async () => {
+    ok(cli(['secret', 'create', 'svc_key', '-'], 'svc-v1'), 'secret create svc_key');
+    await grant('svc_key', 'node.role==manager');
+    await nodeHolds('svc_key', 1);
+    // Its own dockerd (data root, containerd namespace, loopback-only network namespace): the
+    // crash test below kills every engine process in the namespace.
+    const swarmd = await engines.startDockerd('swarmd', ['--default-runtime', 'secretd']);
+    try {
+      await importDockerImage(swarmd.socket, 'busybox', busyboxRootfsTarball());
+      ok(
+        swarmd.docker([
+          'swarm',
+          'init',
+          '--listen-addr',
+          '127.0.0.1:2377',
+          '--advertise-addr',
+          '127.0.0.1:2377',
+        ]),
+        'docker swarm init',
+      );
+      ok(
+        swarmd.docker([
+          'service',
+          'create',
+          '--detach',
+          '--no-resolve-image',
+          '--name',
+          'svc',
+          '--env',
+          'SECRETD_SECRET_SVC=source=svc_key,target=svc',
+          'busybox',
+          'sh',
+          '-c',
+          'while true; do sleep 0.1; done',
+        ]),
+        'docker service create',
+      );
+      const id = await until('the service task container to run', 60_000, () => {
+        const ids = swarmd
+          .docker(['ps', '-q', '--no-trunc', '--filter', 'label=com.docker.swarm.service.name=svc'])
+          .stdout.split('\n')
+          .filter((line) => line !== '');
+        return ids.length === 1 ? ids[0] : undefined;
+      });
+      expect(
+        ok(swarmd.docker(['inspect', '-f', '{{.HostConfig.Runtime}}', id]), 'inspect').stdout,
+      ).toBe('secretd\n');
+      expect(swarmd.docker(['exec', id, 'cat', '/run/secrets/svc'])).toEqual({
+        code: 0,
+        stdout: 'svc-v1',
+        stderr: '',
+      });
+      expect((await localContainers()).map((row) => [row.Id, row.Secrets.map((s) => s.Name)])).toEqual([
+        [id, ['svc_key']],
+      ]);
+      expect(containerMounts().filter((mount) => mount.includes(id))).toHaveLength(1);
+
+      ok(swarmd.docker(['service', 'rm', 'svc']), 'docker service rm');
+      await until('the erase of the service task container', 30_000, async () =>
+        (await localContainers()).every((row) => row.Id !== id) &&
+        containerMounts().every((mount) => !mount.includes(id))
+          ? true
+          : undefined,
+      );
+    } finally {
+      swarmd.docker(['swarm', 'leave', '--force']);
+      await swarmd.stop();
+    }
   });
 
   test('an engine crash (kill -9 of dockerd, containerd, the shim and the container) leaves a mount that the agent erases', async () => {

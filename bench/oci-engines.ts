@@ -222,7 +222,10 @@ export async function startOciEngines(secretdBin: string): Promise<OciEngines> {
     const runtimePath = join(dir, 'bin', 'secretd-runc');
     // A dockerd in the namespace (and a network namespace of its own, loopback only) with the
     // shim as the `secretd` runtime; `name` keeps its data root, exec root and socket apart.
-    const startDockerd = async (name: string, extraArgs: readonly string[]): Promise<DockerdHandle> => {
+    const startDockerd = async (
+      name: string,
+      extraArgs: readonly string[],
+    ): Promise<DockerdHandle> => {
       const sock = join(dir, `${name}.sock`);
       const log = openSync(join(dir, `${name}.log`), 'a');
       const child = spawn(
@@ -260,7 +263,13 @@ export async function startOciEngines(secretdBin: string): Promise<OciEngines> {
         () => {
           if (child.exitCode !== null)
             throw new Error(
-              `dockerd ${name} exited (${child.exitCode}): ${readFileSync(join(dir, `${name}.log`), 'utf8').split('\n').slice(-20).join('\n')}`,
+              `dockerd ${name} exited (${child.exitCode}): ${readFileSync(
+                join(dir, `${name}.log`),
+                'utf8',
+              )
+                .split('\n')
+                .slice(-20)
+                .join('\n')}`,
             );
           return run(['version']).code === 0 ? true : undefined;
         },

@@ -581,9 +581,9 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
         stdout: 'svc-v1',
         stderr: '',
       });
-      expect((await localContainers()).map((row) => [row.Id, row.Secrets.map((s) => s.Name)])).toEqual([
-        [id, ['svc_key']],
-      ]);
+      expect(
+        (await localContainers()).map((row) => [row.Id, row.Secrets.map((s) => s.Name)]),
+      ).toEqual([[id, ['svc_key']]]);
       expect(containerMounts().filter((mount) => mount.includes(id))).toHaveLength(1);
 
       ok(swarmd.docker(['service', 'rm', 'svc']), 'docker service rm');

@@ -20,7 +20,12 @@ import { peerPaths } from '../peers/index.ts';
 import { checkAccess, checkSecretScope, ruleOf, scopeOf, type AccessRule } from './access.ts';
 import type { Backend, Identity } from './backend.ts';
 import { notImplemented } from './not-implemented.ts';
-import { auditForwardParam, auditRefusedCaller, auditRequest } from '../audit/index.ts';
+import {
+  auditForwardParam,
+  auditRefusedCaller,
+  auditRequest,
+  type AuditedRequest,
+} from '../audit/index.ts';
 import { consistencyHeader, readConsistency, type ReadConsistency } from './read-consistency.ts';
 
 /** What the gate leaves on the context for the routes: the caller. */
@@ -55,27 +60,19 @@ export function admission(
   identify: (c: Context) => Identity,
 ): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    let identity: Identity;
-    try {
-      identity = identify(c);
-    } catch (error) {
-      const request = {
+    const request = identifyAudited(
+      backend,
+      {
         method: c.req.method,
         path: routePath(c.req.path),
         source: () => peerAddressOf(c),
-      };
-      auditRefusedCaller(backend.audit?.sink, request, error);
-      throw error;
-    }
+        forwarded: () => c.req.query(auditForwardParam),
+      },
+      () => identify(c),
+    );
+    const identity = request.identity;
     c.set('identity', identity);
     // The request runs in its audit context (audit/audited.ts): a denial, or a change that proposed nothing, is recorded.
-    const request = {
-      identity,
-      method: c.req.method,
-      path: routePath(c.req.path),
-      source: () => peerAddressOf(c),
-      forwarded: () => c.req.query(auditForwardParam),
-    };
     await auditRequest(
       backend.audit?.sink,
       request,
@@ -89,6 +86,26 @@ export function admission(
       () => c.error,
     );
   };
+}
+
+/**
+ * Who the caller of `request` is (`identify`), as the request the audit log records; a caller
+ * refused before it has an identity (`identify` throws) is recorded as a denial. The app's
+ * admission and the TLS port's stream routes (stream-routes.ts) both identify through here.
+ */
+export function identifyAudited(
+  backend: Backend,
+  request: Omit<AuditedRequest, 'identity'>,
+  identify: () => Identity,
+): AuditedRequest & { readonly identity: Identity } {
+  let identity: Identity;
+  try {
+    identity = identify();
+  } catch (error) {
+    auditRefusedCaller(backend.audit?.sink, request, error);
+    throw error;
+  }
+  return { ...request, identity };
 }
 
 /** The caller's `address:port` (HTTP/2 or HTTP/1.1 over TLS); `unknown` without a socket (tests). */

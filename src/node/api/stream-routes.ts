@@ -22,8 +22,8 @@ import { raftBatchBytesMax, requestBodyBytesMax } from '../../limits.ts';
 import { peerPaths } from '../peers/index.ts';
 import { FrameReader } from '../raft-io/index.ts';
 import { consistencyHeader } from './read-consistency.ts';
-import { auditRefusedCaller, auditRequest } from '../audit/index.ts';
-import { admit, checkRoute, errorAnswer, routePath } from './_gate.ts';
+import { auditRequest } from '../audit/index.ts';
+import { admit, checkRoute, errorAnswer, identifyAudited, routePath } from './_gate.ts';
 import type { Backend, Identity } from './backend.ts';
 import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead, type BodyBudget } from './body-budget.ts';
 import { checkDeclaredLength, tooLarge } from './request.ts';
@@ -88,25 +88,13 @@ async function serveCreateSecret(
   headers: IncomingHttpHeaders,
   trace: RequestTrace,
 ): Promise<void> {
-  let identity: Identity;
-  try {
-    identity = options.identify(stream);
-  } catch (error) {
-    const request = {
-      method: 'POST',
-      path: createSecretRoute,
-      source: () => streamPeerAddress(stream),
-    };
-    auditRefusedCaller(options.backend.audit?.sink, request, error);
-    throw error;
-  }
   // Audited as the app's admission does (audit/audited.ts): the record goes in the create's entry.
-  const request = {
-    identity,
-    method: 'POST',
-    path: createSecretRoute,
-    source: () => streamPeerAddress(stream),
-  };
+  const request = identifyAudited(
+    options.backend,
+    { method: 'POST', path: createSecretRoute, source: () => streamPeerAddress(stream) },
+    () => options.identify(stream),
+  );
+  const identity = request.identity;
   await auditRequest(options.backend.audit?.sink, request, async () => {
     admit(options.backend, identity, createSecretRoute, headerValue(headers[consistencyHeader]));
     checkRoute(identity, createSecretKey);

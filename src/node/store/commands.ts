@@ -423,14 +423,12 @@ export function parseCommand(value: unknown): TaggedCommand {
     case 'client-cert-revoke':
       nonEmptyList(c.serials, 'serials', serial);
       break;
-    case 'audit-append':
-      list(c.records, 'records', checkAuditEntry);
-      if (
-        (c.records as unknown[]).length === 0 ||
-        (c.records as unknown[]).length > auditBatchRecordsMax + 1
-      )
+    case 'audit-append': {
+      const records = list(c.records, 'records', checkAuditEntry);
+      if (records.length === 0 || records.length > auditBatchRecordsMax + 1)
         throw wrong('records', `a list of 1 to ${auditBatchRecordsMax + 1} records`);
       break;
+    }
     case 'cert-records-prune':
       list(c.clientCerts, 'clientCerts', serial);
       list(c.removedNodes, 'removedNodes', id);

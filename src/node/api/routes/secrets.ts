@@ -33,7 +33,7 @@ export function secretRoutes(backend: Backend): Hono<AppEnv> {
     return c.json(secrets.map(secretJSON));
   });
 
-  api.post(createSecretRoute, allow(`POST ${createSecretRoute}`), async (c) => {
+  api.post(createSecretRoute, allow(createSecretKey), async (c) => {
     const bytes = await readBodyBytes(c, requestBodyBytesMax);
     return c.json(await createSecret(backend, bytes, c.get('identity')), 201);
   });
@@ -66,6 +66,8 @@ export function secretRoutes(backend: Backend): Hono<AppEnv> {
 
 export const createSecretRoute = '/secrets/create';
 export const createSecretKey = `POST ${createSecretRoute}`;
+/** Its access rule, looked up once rather than at every create. */
+const createSecretRule = ruleOf(createSecretKey);
 
 /**
  * The create route's work once its caller is admitted (role checked): served through hono and by
@@ -80,7 +82,7 @@ export async function createSecret(
   const body = parseJsonObject(bytes, 'secret', specFields);
   rejectDriver(body);
   const name = checkSecretName(body.Name);
-  checkSecretScope(identity, ruleOf(createSecretKey), name);
+  checkSecretScope(identity, createSecretRule, name);
   const labels = checkLabels(body.Labels, 'secret');
   if (body.Data === undefined || body.Data === null)
     throw invalid('Invalid secret data: Data (base64) must be provided');

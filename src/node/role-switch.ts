@@ -41,7 +41,7 @@ import {
   nodeKeysLocked,
   nodeKeysRole,
   readNodeCertificate,
-  readNodeKeys,
+  readTlsPair,
   readNodeState,
   writeNodeKeys,
   writeNodeState,
@@ -128,11 +128,9 @@ export async function settleRoleSwitch(
     log(
       "secretd: this manager holds a worker's certificate: it was demoted and had left Raft when it stopped; it goes on as a worker",
     );
-    const keys = await readNodeKeys(paths.nodeKeys, null);
-    keys.dek.fill(0);
-    const tlsCert = await readNodeCertificate(paths.nodeKeys, paths.nodeCert);
+    const keys = await readTlsPair(paths);
     try {
-      return await writeDemotedFiles(paths, state, { tlsKey: keys.tlsKey, tlsCert }, [], random);
+      return await writeDemotedFiles(paths, state, keys, [], random);
     } finally {
       keys.tlsKey.fill(0); // best effort under a GC
     }

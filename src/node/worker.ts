@@ -19,7 +19,7 @@ import type { Agent } from './task-dispatch/index.ts';
 import { openPeerClient, startAgent } from './_node-agent.ts';
 import { dataDirPaths, type DataDirPaths } from './data-dir/index.ts';
 import type { Executor } from './executor/index.ts';
-import { readNodeKeys, writeFileAtomic, writeRenewedPair } from './data-dir/index.ts';
+import { readNodeKeys, readTlsPair, writeFileAtomic, writeRenewedPair } from './data-dir/index.ts';
 import { readNodeState, type NodeState } from './data-dir/index.ts';
 import type { PeerClient } from './peers/index.ts';
 
@@ -140,11 +140,8 @@ export class Worker {
   }
 
   /** The key pair in use now, from the keys file (a copy: the caller zeroes it). */
-  async currentKeys(): Promise<{ tlsKey: Uint8Array; tlsCert: string }> {
-    const keys = await readNodeKeys(this.paths.nodeKeys, null);
-    keys.dek.fill(0);
-    const tlsCert = keys.tlsCert ?? (await readFile(this.paths.nodeCert, 'utf8'));
-    return { tlsKey: keys.tlsKey, tlsCert };
+  currentKeys(): Promise<{ tlsKey: Uint8Array; tlsCert: string }> {
+    return readTlsPair(this.paths);
   }
 
   async stop(): Promise<void> {

@@ -21,6 +21,7 @@ export {
   sealingKey,
   readNodeCertificate,
   readNodeKeys,
+  readTlsPair,
   restoreNodeCertificate,
   writeNodeKeys,
   writeRenewedPair,

@@ -228,6 +228,20 @@ export async function readNodeCertificate(
 }
 
 /**
+ * The TLS key and its certificate from a keys file that is not autolocked (a worker's, or one a
+ * role switch reads): the DEK is zeroed, the key is the caller's to zero.
+ */
+export async function readTlsPair(
+  paths: { readonly nodeKeys: string; readonly nodeCert: string },
+  fs: FileSystem = systemFs,
+): Promise<{ tlsKey: Uint8Array; tlsCert: string }> {
+  const keys = await readNodeKeys(paths.nodeKeys, null, fs);
+  keys.dek.fill(0);
+  const tlsCert = keys.tlsCert ?? (await readTextFile(paths.nodeCert, fs));
+  return { tlsKey: keys.tlsKey, tlsCert };
+}
+
+/**
  * At start-up: certificates/node.pem made equal to the certificate the keys file pairs with the
  * key. A renewal writes the keys file (new key and certificate, one rename), then node.pem; a crash
  * between the two leaves the old node.pem, put right here. Returns whether it had to.

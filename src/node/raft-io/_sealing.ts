@@ -1,18 +1,19 @@
 /** The sealing options of one member's log and snapshot store, shared by opening and --force-new-cluster. */
 import type { Random } from '../../crypto/random.ts';
 import type { FileSystem } from '../../io/fs.ts';
+import type { DataKey } from './raft-node.ts';
 
 /** How the log and snapshots of this member are sealed and opened: one key to seal, older ones to open. */
 export function sealingOf(options: {
   readonly dek: Uint8Array;
   readonly dekKeyId: number;
-  readonly olderKeys?: readonly { readonly dek: Uint8Array; readonly keyId: number }[];
+  readonly olderKeys?: readonly DataKey[];
   readonly random: Random;
   readonly fs: FileSystem;
 }): {
   dek: Uint8Array;
   keyId: number;
-  olderKeys: readonly { readonly dek: Uint8Array; readonly keyId: number }[];
+  olderKeys: readonly DataKey[];
   random: Random;
   fs: FileSystem;
 } {

@@ -13,6 +13,7 @@ import { SnapshotStore } from '../../raft/snapshot-store.ts';
 import type { MemberId } from '../../raft/types.ts';
 import { WAL } from '../../raft/wal.ts';
 import { Store } from '../store/index.ts';
+import type { DataKey } from './raft-node.ts';
 import { replayCommitted } from './_replay.ts';
 import { sealingOf } from './_sealing.ts';
 
@@ -23,7 +24,7 @@ export interface ForceNewClusterOptions {
   readonly dek: Uint8Array;
   readonly dekKeyId: number;
   /** Keys of an unfinished rotation, read but never written with (see openRaftNode). */
-  readonly olderKeys?: readonly { readonly dek: Uint8Array; readonly keyId: number }[];
+  readonly olderKeys?: readonly DataKey[];
   readonly fs: FileSystem;
   readonly random: Random;
 }

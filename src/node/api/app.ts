@@ -25,7 +25,7 @@ import { certificateRoutes } from './routes/certificates.ts';
 import { dispatchRoutes } from './routes/dispatch.ts';
 import { joinRoutes } from './routes/join.ts';
 import { localContainerRoutes } from './routes/local-containers.ts';
-import { grantRoutes, localGrantRoutes } from './routes/grants.ts';
+import { grantRoutes, localGrantRoutes, type LocalGrantsRoutesOptions } from './routes/grants.ts';
 import { holdingsRoutes } from './routes/holdings.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { peerRoutes } from './routes/peers.ts';
@@ -62,24 +62,18 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.route('/', serviceRoutes(backend));
   app.route('/', auditRoutes(backend));
   app.route('/', backupRoutes(backend));
+  // The node-local routes (also on a worker's socket, worker-app.ts): the access table, socket only.
+  const local: Pick<LocalGrantsRoutesOptions, 'guard' | 'viaSocket'> = {
+    guard: (key) => allow(key),
+    viaSocket: (c) => c.get('identity').via === 'socket',
+  };
   app.route(
     '/',
-    localContainerRoutes({
-      containers: () => backend.localContainers?.() ?? null,
-      guard: (key) => allow(key),
-      viaSocket: (c) => c.get('identity').via === 'socket',
-    }),
+    localContainerRoutes({ containers: () => backend.localContainers?.() ?? null, ...local }),
   );
   app.route('/', grantRoutes(backend));
   app.route('/', holdingsRoutes(backend));
-  app.route(
-    '/',
-    localGrantRoutes({
-      grants: () => backend.localGrants?.() ?? null,
-      guard: (key) => allow(key),
-      viaSocket: (c) => c.get('identity').via === 'socket',
-    }),
-  );
+  app.route('/', localGrantRoutes({ grants: () => backend.localGrants?.() ?? null, ...local }));
   app.route('/', whoamiRoutes());
   app.route('/', metricsRoutes());
   app.notFound(answerNotFound);

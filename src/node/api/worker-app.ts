@@ -10,7 +10,7 @@ import { readJsonObject } from './request.ts';
 import { localContainerCounts, localContainerRoutes } from './routes/local-containers.ts';
 import type { LocalContainers } from '../task-dispatch/index.ts';
 import type { GrantedSecretInfo } from '../task-dispatch/index.ts';
-import { localGrantRoutes } from './routes/grants.ts';
+import { localGrantRoutes, type LocalGrantsRoutesOptions } from './routes/grants.ts';
 
 export interface WorkerBackend {
   readonly nodeId: string;
@@ -65,26 +65,17 @@ export function createWorkerApp(backend: WorkerBackend, version: string): Hono {
     return c.json({ ExitCode: result.code, Stdout: result.stdout, Stderr: result.stderr });
   });
   // The admin socket is the only way in: every caller is root on this machine.
+  const local: Pick<LocalGrantsRoutesOptions, 'guard' | 'viaSocket'> = {
+    guard: () => async (_c, next) => {
+      await next();
+    },
+    viaSocket: () => true,
+  };
   app.route(
     '/',
-    localContainerRoutes({
-      containers: () => backend.localContainers?.() ?? null,
-      guard: () => async (_c, next) => {
-        await next();
-      },
-      viaSocket: () => true,
-    }),
+    localContainerRoutes({ containers: () => backend.localContainers?.() ?? null, ...local }),
   );
-  app.route(
-    '/',
-    localGrantRoutes({
-      grants: () => backend.localGrants?.() ?? null,
-      guard: () => async (_c, next) => {
-        await next();
-      },
-      viaSocket: () => true,
-    }),
-  );
+  app.route('/', localGrantRoutes({ grants: () => backend.localGrants?.() ?? null, ...local }));
   app.all('*', (c) =>
     c.json(
       {

@@ -51,6 +51,11 @@ export function subjectKeyId(cert: X509Certificate): string | undefined {
   return cert.getExtension(SubjectKeyIdentifierExtension)?.keyId;
 }
 
+/** Whether the certificate names itself as its issuer (DER-equal names); says nothing of who signed it. */
+export function selfIssued(cert: X509Certificate): boolean {
+  return bytesEqual(cert.subjectName.toArrayBuffer(), cert.issuerName.toArrayBuffer());
+}
+
 /** Whether `issuer` signed `cert`: the signature only, no names, no dates. */
 export async function signedBy(cert: X509Certificate, issuer: X509Certificate): Promise<boolean> {
   try {

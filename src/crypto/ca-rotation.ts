@@ -34,6 +34,7 @@ import {
   importSigningKey,
   isP256,
   parseCertificate,
+  selfIssued,
   signedBy,
   signingAlgorithm,
   subjectKeyId,
@@ -146,11 +147,8 @@ async function checkNewRoot(newCert: X509Certificate, oldCert: X509Certificate):
   if (!isP256(newCert)) throw refuse('its key is not ECDSA P-256');
   const constraints = newCert.getExtension(BasicConstraintsExtension);
   if (constraints?.ca !== true) throw refuse('it is not a CA certificate');
-  const selfIssued = bytesEqual(
-    newCert.subjectName.toArrayBuffer(),
-    newCert.issuerName.toArrayBuffer(),
-  );
-  if (!selfIssued || !(await signedBy(newCert, newCert))) throw refuse('it is not self-signed');
+  if (!selfIssued(newCert) || !(await signedBy(newCert, newCert)))
+    throw refuse('it is not self-signed');
   // As swarmkit: "Cannot update to a cert with an identical key".
   if (bytesEqual(newCert.publicKey.rawData, oldCert.publicKey.rawData)) {
     throw refuse('it has the same key as the old root');

@@ -25,7 +25,14 @@ import {
 import { SecretdError } from '../errors.ts';
 import { certChainIntermediatesMax } from '../limits.ts';
 import { certDerFromPem, certPemFromDer, pemDecodeAll } from './pem.ts';
-import { bytesEqual, checkDate, parseCertificate, signedBy, subjectKeyId } from './_x509.ts';
+import {
+  bytesEqual,
+  checkDate,
+  parseCertificate,
+  selfIssued,
+  signedBy,
+  subjectKeyId,
+} from './_x509.ts';
 
 export interface VerifyChainOptions {
   /** Certificates presented after the leaf, in any order (PEM; a string may hold several). Default none. */
@@ -191,10 +198,6 @@ function namesIssuer(issuer: X509Certificate, child: X509Certificate): boolean {
   const authorityKeyId = child.getExtension(AuthorityKeyIdentifierExtension)?.keyId;
   const keyId = subjectKeyId(issuer);
   return authorityKeyId === undefined || keyId === undefined || authorityKeyId === keyId;
-}
-
-function selfIssued(cert: X509Certificate): boolean {
-  return bytesEqual(cert.subjectName.toArrayBuffer(), cert.issuerName.toArrayBuffer());
 }
 
 function validityProblem(cert: X509Certificate, now: Date): string | undefined {

@@ -467,22 +467,33 @@ export class Dispatcher {
   ): void {
     const record = this.#options.record;
     if (!record) return;
-    const entry = (action: string, id: string, version: number, name?: string): void => {
-      const known = name ?? store.secret(id)?.name;
-      record({
-        at: this.#options.now(),
-        actor: { kind: 'node', name: 'dispatcher', role: 'manager' },
-        source: 'dispatcher',
-        action,
-        object: known === undefined ? { id } : { id, name: known },
-        version,
-        node: session.nodeId,
-        detail: 'by grant',
-        result: 'ok',
-      });
-    };
+    const entry = (action: string, id: string, version: number, name?: string): void =>
+      record(this.#secretEntry(session, store, action, id, version, { detail: 'by grant' }, name));
     for (const { id, version } of released) entry('secret-release', id, version);
     for (const { id, version, name } of delivered) entry('secret-deliver', id, version, name);
+  }
+
+  /** The audit record of one secret version sent to (`secret-deliver`) or dropped by (`secret-release`) a node. */
+  #secretEntry(
+    session: Session,
+    store: Store,
+    action: string,
+    id: string,
+    version: number,
+    by: { readonly detail: string } | { readonly task: string },
+    name: string | undefined = store.secret(id)?.name,
+  ): AuditEntry {
+    return {
+      at: this.#options.now(),
+      actor: { kind: 'node', name: 'dispatcher', role: 'manager' },
+      source: 'dispatcher',
+      action,
+      object: name === undefined ? { id } : { id, name },
+      version,
+      node: session.nodeId,
+      ...by,
+      result: 'ok',
+    };
   }
 
   /** Deliveries (the versions in `secrets`) and releases (versions the node held, no task of it wants now). */
@@ -496,20 +507,12 @@ export class Dispatcher {
     if (!record) return;
     const before = this.#secretTasks.get(session) ?? new Map<string, string[]>();
     this.#secretTasks.set(session, holders);
-    const entry = (action: string, id: string, version: number, tasks: readonly string[]): void => {
-      const name = store.secret(id)?.name;
-      record({
-        at: this.#options.now(),
-        actor: { kind: 'node', name: 'dispatcher', role: 'manager' },
-        source: 'dispatcher',
-        action,
-        object: name === undefined ? { id } : { id, name },
-        version,
-        node: session.nodeId,
-        task: tasks.join(',').slice(0, 256),
-        result: 'ok',
-      });
-    };
+    const entry = (action: string, id: string, version: number, tasks: readonly string[]): void =>
+      record(
+        this.#secretEntry(session, store, action, id, version, {
+          task: tasks.join(',').slice(0, 256),
+        }),
+      );
     for (const { id, version } of secrets)
       entry('secret-deliver', id, version, holders.get(`${id}:${version}`) ?? []);
     for (const key of session.sentSecrets) {

@@ -22,7 +22,7 @@ import {
   onUpdateSignals,
 } from './secret-rules.ts';
 import { checkNodeCertExpiry } from './cluster-rules.ts';
-import { checkGrantConstraints } from './grants.ts';
+import { checkGrantConstraints, sameConstraints } from './grants.ts';
 import { checkServiceConstraints } from './node-constraints.ts';
 import { taskStateRank } from './task-states.ts';
 import { checkAuditKept } from './audit-log.ts';
@@ -567,8 +567,7 @@ function storedConstraints(
   return (value, path) => {
     const given = list(value, path, text);
     const normalized = check(value, path);
-    if (given.length !== normalized.length || given.some((t, i) => t !== normalized[i]))
-      throw wrong(path, form);
+    if (!sameConstraints(given, normalized)) throw wrong(path, form);
   };
 }
 

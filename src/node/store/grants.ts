@@ -39,7 +39,8 @@ export function grantText(constraints: readonly string[]): string {
   return constraints.join(', ');
 }
 
-function sameConstraints(a: readonly string[], b: readonly string[]): boolean {
+/** Whether two constraint lists are the same strings in the same order. */
+export function sameConstraints(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((text, i) => text === b[i]);
 }
 

@@ -186,9 +186,7 @@ export class ClientCerts {
    * Returns the serials revoked by this call.
    */
   revoke(at: string, serials: readonly string[]): string[] {
-    const keys = serials.map(normalizeSerial);
-    const missing = keys.filter((s) => !this.#bySerial.has(s));
-    if (missing.length > 0) throw notFound(`Client certificate ${missing.join(', ')} not found`);
+    const keys = this.#known(serials);
     const revoked: string[] = [];
     for (const serial of keys) {
       const record = this.#bySerial.get(serial)!;
@@ -205,9 +203,7 @@ export class ClientCerts {
    * a revoked certificate stays as it was revoked.
    */
   update(serials: readonly string[], role: ClientCertRole, scope: readonly string[]): void {
-    const keys = serials.map(normalizeSerial);
-    const missing = keys.filter((s) => !this.#bySerial.has(s));
-    if (missing.length > 0) throw notFound(`Client certificate ${missing.join(', ')} not found`);
+    const keys = this.#known(serials);
     for (const serial of keys) {
       const record = this.#bySerial.get(serial)!;
       if (record.revokedAt !== null)
@@ -217,6 +213,14 @@ export class ClientCerts {
     }
     for (const serial of keys)
       this.#bySerial.set(serial, { ...this.#bySerial.get(serial)!, role, scope: [...scope] });
+  }
+
+  /** The serials listed, normalized; an unknown one refuses the whole command (`not_found`). */
+  #known(serials: readonly string[]): string[] {
+    const keys = serials.map(normalizeSerial);
+    const missing = keys.filter((s) => !this.#bySerial.has(s));
+    if (missing.length > 0) throw notFound(`Client certificate ${missing.join(', ')} not found`);
+    return keys;
   }
 
   /** Drops the records listed whose certificate expired at least `graceMs` before `at`; others stay. */

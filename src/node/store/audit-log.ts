@@ -122,14 +122,11 @@ export class AuditLog {
     const parts: string[] = [];
     for (const segment of this.#segments) {
       if (segment.length === 0) continue;
-      if (segment.length < this.#segmentRecords) {
-        parts.push(JSON.stringify(segment).slice(1, -1));
-        continue;
-      }
       let text = this.#segmentJson.get(segment);
       if (text === undefined) {
         text = JSON.stringify(segment).slice(1, -1);
-        this.#segmentJson.set(segment, text);
+        // Only a full segment is kept: the last one may still grow.
+        if (segment.length >= this.#segmentRecords) this.#segmentJson.set(segment, text);
       }
       parts.push(text);
     }

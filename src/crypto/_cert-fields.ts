@@ -44,9 +44,7 @@ export function positiveSerial(bytes: Uint8Array): Uint8Array {
   return serial;
 }
 
-export function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-}
+export { toHex } from './ids.ts';
 
 function invalid(reason: string): SecretdError {
   return new SecretdError('invalid', `Cannot issue certificate: ${reason}`);

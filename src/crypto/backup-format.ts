@@ -20,6 +20,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { SecretdError } from '../errors.ts';
 import { backupChunkBytes, backupHeaderBytesMax } from '../limits.ts';
 import { base64Decode, base64Encode } from './_base64.ts';
+import { toHex } from './ids.ts';
 import { constantTimeEqual, keyBytes, open, seal, sealOverheadBytes } from './aead.ts';
 import type { Random } from './random.ts';
 
@@ -293,7 +294,7 @@ function keyCheckOf(key: Uint8Array): string {
   const input = concat(keyCheckLabel, key);
   const digest = sha256(input);
   input.fill(0);
-  return Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, '0')).join('');
+  return toHex(digest.subarray(0, 16));
 }
 
 function checkHeader(header: BackupHeader, format: number): void {

@@ -27,3 +27,12 @@ export function newId(random: Random): string {
     throw new SecretdError('internal', 'Random source returned too few usable bytes for an id');
   return id;
 }
+
+const hexPairs = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/** Lower-case hex of `bytes` (request ids, serials, digests): one table lookup a byte, no array. */
+export function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; i++) out += hexPairs[bytes[i]!];
+  return out;
+}

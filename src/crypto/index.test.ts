@@ -39,6 +39,7 @@ test('index.ts exports the package API and nothing private', () => {
       'roleFromOU',
       'roleOU',
       'seal',
+      'toHex',
       'unwrapKey',
       'verifyChain',
       'verifyIssuedBy',

@@ -27,7 +27,7 @@ export {
   parseJoinToken,
 } from './join-token.ts';
 export type { JoinToken } from './join-token.ts';
-export { idChars, newId } from './ids.ts';
+export { idChars, newId, toHex } from './ids.ts';
 export {
   caCommonName,
   createKeyAndCSR,

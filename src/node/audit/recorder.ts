@@ -13,7 +13,7 @@
  * `auditDenialsPerWindow` are recorded one by one, the rest in one summary record at the window's
  * end ("1204 more denials from CN x in 10 s"), so a flood of refused requests cannot fill the trail.
  */
-import type { Random } from '../../crypto/index.ts';
+import { toHex, type Random } from '../../crypto/index.ts';
 import type { Timers } from '../../io/timers.ts';
 import {
   auditBatchRecordsMax,
@@ -66,7 +66,7 @@ export class AuditRecorder {
 
   /** A request id for a record whose request proposed nothing. */
   requestId(): string {
-    return Array.from(this.#options.random(8), (b) => b.toString(16).padStart(2, '0')).join('');
+    return toHex(this.#options.random(8));
   }
 
   now(): string {

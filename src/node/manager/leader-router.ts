@@ -8,7 +8,7 @@
  * Nothing here polls: a retry waits for the next leader through RaftNode.onAdvanced, bounded
  * through the Timers port.
  */
-import type { Random } from '../../crypto/index.ts';
+import { toHex, type Random } from '../../crypto/index.ts';
 import { codeForHttpStatus, NotLeaderError, SecretdError } from '../../errors.ts';
 import type { Timers } from '../../io/timers.ts';
 import { readConsistency } from '../api/index.ts';
@@ -80,7 +80,7 @@ export class LeaderRouter {
    * store appends the change's record in the same entry.
    */
   async propose(command: Command): Promise<ApplyResult & { ok: true }> {
-    const requestId = hex(this.#options.random(16));
+    const requestId = toHex(this.#options.random(16));
     const ctx = auditedOps(command.op) ? auditContext.current() : undefined;
     if (ctx !== undefined) {
       ctx.proposed = true;
@@ -246,8 +246,4 @@ export function lockedError(): SecretdError {
 function expectOk(result: ApplyResult): ApplyResult & { ok: true } {
   if (!result.ok) throw new SecretdError(result.code, result.message);
   return result;
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }

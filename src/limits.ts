@@ -16,6 +16,12 @@ export const walSegmentBytesTarget = 64 * 1024 * 1024;
 export const walBatchEntriesMax = 1024;
 /** Applied entries after which a snapshot is taken and the log compacted behind it. */
 export const snapshotEntriesInterval = 10_000;
+/**
+ * Bytes of applied entry data after which a snapshot is taken whatever the entry count, so that
+ * large values (10,000 entries of 64 KiB secrets would be 640 MiB) do not pile up in the log the
+ * Raft core keeps in memory until the next compaction.
+ */
+export const snapshotLogBytesInterval = 64 * 1024 * 1024;
 /** Entries in one Raft append message. */
 export const raftEntriesPerMessageMax = 256;
 /** Unacknowledged append messages to one follower. */

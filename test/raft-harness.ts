@@ -24,6 +24,7 @@ import type {
   MemberId,
   Message,
   Ready,
+  ReadyMessage,
   ReadState,
   Snapshot,
   Term,
@@ -157,7 +158,7 @@ export class RaftNetwork {
         message.from === member.id && message.to !== member.id,
         `message ${message.type} from ${message.from} to ${message.to}`,
       );
-      if (!this.#isCut(message.from, message.to)) this.inFlight.push(message);
+      if (!this.#isCut(message.from, message.to)) this.inFlight.push(this.#withData(message));
     }
     this.#apply(member, ready);
     core.advance(ready);
@@ -180,11 +181,23 @@ export class RaftNetwork {
     if (message !== undefined) this.deliver(message);
   }
 
-  deliver(message: Message): void {
+  /** A message from a Ready goes as it is, but a snapshot's data is read from its sender's disk, as a node does. */
+  deliver(message: ReadyMessage): void {
     const target = this.members.get(message.to)?.core ?? null;
     if (target === null || this.#isCut(message.from, message.to)) return;
-    target.step(message);
+    target.step(this.#withData(message));
     this.#observeLeaders();
+  }
+
+  /** The core names a snapshot by meta only (it keeps no bytes): the data is the sender's snapshot on disk. */
+  #withData(message: ReadyMessage): Message {
+    if (message.type !== 'snapshot' || 'data' in message.snapshot) return message as Message;
+    const saved = this.member(message.from).disk.snapshot;
+    assert(
+      saved !== null && saved.meta.index === message.snapshot.meta.index,
+      `${message.from} sends the snapshot at ${message.snapshot.meta.index} that it saved`,
+    );
+    return { ...message, snapshot: saved };
   }
 
   /** Deliver every message in flight, and the ones they cause, until the network is quiet. */
@@ -268,8 +281,8 @@ export class RaftNetwork {
       meta: { index, term: Number(key.split('|')[0]), conf: status.conf },
       data: bytes(JSON.stringify(member.applied.slice(0, index))),
     };
-    this.core(id).compact(snapshot);
     member.disk.snapshot = snapshot;
+    this.core(id).compact(snapshot.meta);
     member.disk.entries = member.disk.entries.filter((entry) => entry.index > index);
     return snapshot;
   }
@@ -313,7 +326,7 @@ export class RaftNetwork {
       },
     };
     member.core = new RaftCore(options);
-    if (member.disk.snapshot !== null) member.core.compact(member.disk.snapshot);
+    if (member.disk.snapshot !== null) member.core.compact(member.disk.snapshot.meta);
     member.applied =
       member.disk.snapshot === null ? [] : this.#restoreStateMachine(member.disk.snapshot);
     member.readStates = [];

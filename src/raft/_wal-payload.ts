@@ -145,6 +145,59 @@ export function decodeSnapshotPayload(payload: Uint8Array): Snapshot {
   return { meta, data: r.rest() };
 }
 
+/** A part of a version 2 snapshot file: bytes held inline, or a reference to a shared piece file. */
+export type SnapshotPart =
+  | { readonly kind: 'inline'; readonly bytes: Uint8Array }
+  | { readonly kind: 'shared'; readonly id: Uint8Array; readonly length: number };
+
+const partCodes = { inline: 1, shared: 2 } as const;
+/** A shared piece's content id: the SHA-256 of its bytes. */
+export const pieceIdBytes = 32;
+
+/**
+ * A version 2 snapshot file's payload: its meta, a part count, then the parts in order, whose
+ * bytes concatenated are the state machine's data:
+ *   inline: u8 1 | u64 length | bytes        shared: u8 2 | u64 length | id (32 bytes)
+ */
+export function encodeSnapshotParts(
+  meta: SnapshotMeta,
+  parts: readonly SnapshotPart[],
+): Uint8Array {
+  let size = metaBytes(meta) + 4;
+  for (const part of parts) size += 9 + (part.kind === 'inline' ? part.bytes.length : pieceIdBytes);
+  const out = writeMeta(new Writer(size), meta).u32(parts.length);
+  for (const part of parts) {
+    out.u8(partCodes[part.kind]);
+    if (part.kind === 'inline') out.u64(part.bytes.length).bytes(part.bytes);
+    else {
+      assert(part.id.length === pieceIdBytes, `a snapshot piece id is ${pieceIdBytes} bytes`);
+      out.u64(part.length).bytes(part.id);
+    }
+  }
+  return out.done();
+}
+
+/** Throws a RangeError when the payload does not parse (the caller reports corruption). */
+export function decodeSnapshotParts(payload: Uint8Array): {
+  meta: SnapshotMeta;
+  parts: SnapshotPart[];
+} {
+  const r = new Reader(payload);
+  const meta = readMeta(r);
+  const count = r.u32();
+  const parts: SnapshotPart[] = [];
+  for (let i = 0; i < count; i++) {
+    const code = r.u8();
+    const length = r.u64();
+    if (code === partCodes.inline) parts.push({ kind: 'inline', bytes: r.bytes(length) });
+    else if (code === partCodes.shared)
+      parts.push({ kind: 'shared', length, id: r.bytes(pieceIdBytes) });
+    else throw new RangeError(`unknown snapshot part kind ${code}`);
+  }
+  r.end();
+  return { meta, parts };
+}
+
 function metaBytes(meta: SnapshotMeta): number {
   const ids = [...meta.conf.voters, ...meta.conf.learners];
   return 20 + ids.reduce((sum, id) => sum + 2 + textEncoder.encode(id).length, 0);

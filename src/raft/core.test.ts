@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test';
 import { SecretdError } from '../errors.ts';
 import { RaftNetwork, bytes, mid, seededRandom, text } from '../../test/raft-harness.ts';
 import { RaftCore } from './core.ts';
-import type { Message, Ready } from './types.ts';
+import type { Message, Ready, ReadyMessage } from './types.ts';
 
 const a = mid('a');
 const b = mid('b');
@@ -38,7 +38,7 @@ function elect(net: RaftNetwork, id: string): void {
 }
 
 const appendsTo = (
-  messages: readonly Message[],
+  messages: readonly ReadyMessage[],
   to: string,
 ): Extract<Message, { type: 'append' }>[] =>
   messages.filter(

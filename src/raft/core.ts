@@ -33,10 +33,11 @@
  * leader's no-op, are applied). A snapshot received from the leader replaces the configuration
  * as soon as it is received.
  *
- * Snapshots: after snapshotting the state machine at status().applied, call compact(snapshot):
- * the core drops earlier entries and keeps the snapshot to send followers that are behind it.
- * After a restart, pass the persisted snapshot's meta in initial.snapshot and then call
- * compact() with the full snapshot, so that a leader has it to send.
+ * Snapshots: after snapshotting the state machine at status().applied and saving it, call
+ * compact(meta): the core drops earlier entries and keeps the meta (never the bytes) to send
+ * followers that are behind it: its snapshot message names the snapshot by meta, and the node
+ * reads the data from disk before sending (Ready.messages). After a restart, pass the persisted
+ * snapshot's meta in initial.snapshot and then call compact() with it, so that a leader can send it.
  *
  * Bootstrap: initial.conf is the configuration before log entry 1. Founding members pass the
  * founding voters. A member joining later must pass the same founding configuration, because it
@@ -68,9 +69,10 @@ import type {
   MemberId,
   Message,
   Ready,
+  ReadyMessage,
   ReadState,
   Role,
-  Snapshot,
+  SnapshotMeta,
   SoftState,
   Term,
 } from './types.ts';
@@ -123,11 +125,11 @@ export class RaftCore {
   /** A leader outside the configuration that a member vouched for, heard in that term only (#acceptsFrom). */
   #vouched: { readonly leader: MemberId; readonly term: Term } | null = null;
   /** The newest snapshot with its data, for followers behind the compaction point. */
-  #snapshot: Snapshot | null = null;
+  #snapshot: SnapshotMeta | null = null;
   readonly #reads: ReadOnlyQueue;
   /** Leader: read requests that arrived before it committed an entry of its term. */
   #waitingReads: { readonly context: string; readonly requester: MemberId }[] = [];
-  #outbox: Message[] = [];
+  #outbox: ReadyMessage[] = [];
   #readStates: ReadState[] = [];
   /** Leader: new entries whose appends are built, batched, at the next ready(). */
   #appendsPending = false;
@@ -277,13 +279,14 @@ export class RaftCore {
   }
 
   /**
-   * The node snapshotted the state machine at snapshot.meta.index (<= status().applied, with
-   * meta.conf = status().conf taken at that point): drop the entries it covers. A snapshot at the
-   * current compaction point only refreshes the one kept for sending (the restart case).
+   * The node snapshotted the state machine at meta.index (<= status().applied, with meta.conf =
+   * status().conf taken at that point) and saved it: drop the entries it covers. A snapshot at the
+   * current compaction point only refreshes the one named for sending (the restart case). The
+   * core keeps the meta only: the node reads the bytes from disk when one is to be sent.
    */
-  compact(snapshot: Snapshot): void {
+  compact(meta: SnapshotMeta): void {
     this.#assertNoReadyOutstanding('compact');
-    const { index, term, conf } = snapshot.meta;
+    const { index, term, conf } = meta;
     if (index < this.#log.snapshotIndex) return;
     // A snapshot with the wrong configuration would silently change membership for whoever loads it.
     if (index === this.#log.applied) {
@@ -293,7 +296,7 @@ export class RaftCore {
       );
     }
     this.#log.compact(index, term);
-    this.#snapshot = snapshot;
+    this.#snapshot = meta;
   }
 
   // ---- output -------------------------------------------------------------------------------
@@ -774,7 +777,7 @@ export class RaftCore {
   #onSnapshot(m: MessageOf<'snapshot'>): void {
     if (acceptSnapshot(this.#log, m)) {
       this.#tracker.setConf(m.snapshot.meta.conf);
-      this.#snapshot = m.snapshot;
+      this.#snapshot = m.snapshot.meta;
     }
     this.#send({
       type: 'append-response',
@@ -880,13 +883,14 @@ export class RaftCore {
   #sendSnapshot(to: MemberId, pr: Progress): boolean {
     // A snapshot may be large: send it only to a member known to be answering.
     if (!pr.recentActive) return false;
-    const snapshot = this.#snapshot;
+    const meta = this.#snapshot;
     assert(
-      snapshot !== null && snapshot.meta.index >= this.#log.snapshotIndex,
+      meta !== null && meta.index >= this.#log.snapshotIndex,
       `leader ${this.#id} must send ${to} a snapshot but has none: compact() must be given the snapshot after a restart`,
     );
-    pr.becomeSnapshot(snapshot.meta.index);
-    this.#send({ type: 'snapshot', to, term: this.#term, snapshot });
+    pr.becomeSnapshot(meta.index);
+    // The meta only: the node reads the data from disk before sending (ReadyMessage).
+    this.#send({ type: 'snapshot', to, term: this.#term, snapshot: { meta } });
     return true;
   }
 
@@ -1062,7 +1066,7 @@ export class RaftCore {
 
   #send(message: Outgoing): void {
     assert(message.to !== this.#id, `member ${this.#id} does not send to itself`);
-    this.#outbox.push(Object.freeze({ ...message, from: this.#id }) as Message);
+    this.#outbox.push(Object.freeze({ ...message, from: this.#id }) as ReadyMessage);
   }
 
   #softState(): SoftState {

@@ -47,6 +47,19 @@ export interface Snapshot {
   readonly data: Uint8Array;
 }
 
+/**
+ * One part of a snapshot's data as the state machine hands it to the snapshot store: the data is
+ * the pieces' bytes in order. A piece with an `id` never changes (a full audit segment): the
+ * store writes it to disk once, as its own sealed file, and later snapshots refer to it.
+ */
+export interface SnapshotPiece {
+  /** The content id of a piece that never changes: the SHA-256 of its bytes, 64 hex digits. */
+  readonly id?: string;
+  readonly length: number;
+  /** Its bytes, made on demand: a shared piece already on disk is not made again. */
+  bytes(): Uint8Array;
+}
+
 /** A linearizable read is safe once the state machine has applied `index`. */
 export interface ReadState {
   readonly index: LogIndex;
@@ -117,6 +130,18 @@ export type Message =
 
 export type MessageType = Message['type'];
 
+/**
+ * A message as the core hands it out in Ready.messages: a snapshot message names its snapshot by
+ * meta only, since the core keeps no snapshot bytes; the node loop reads the data from its
+ * snapshot store and sends a whole Message (raft-node.ts, `#sendSnapshots`).
+ */
+export type ReadyMessage =
+  | Exclude<Message, { readonly type: 'snapshot' }>
+  | (MessageBase & {
+      readonly type: 'snapshot';
+      readonly snapshot: { readonly meta: SnapshotMeta };
+    });
+
 export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
 
 export interface SoftState {
@@ -139,8 +164,11 @@ export interface Ready {
   readonly snapshot: Snapshot | null;
   /** Committed entries to apply, in order; some may be in `entries` (durable only once those are). */
   readonly committedEntries: readonly Entry[];
-  /** To send only once `hardState` and `entries` are durable: votes and append answers promise them. */
-  readonly messages: readonly Message[];
+  /**
+   * To send only once `hardState` and `entries` are durable: votes and append answers promise them.
+   * A snapshot message carries the snapshot's meta only: the node fills in its data from disk.
+   */
+  readonly messages: readonly ReadyMessage[];
   /** Linearizable reads that may be answered once the state machine has applied `index`. */
   readonly readStates: readonly ReadState[];
   /**

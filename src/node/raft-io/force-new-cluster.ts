@@ -45,7 +45,8 @@ export async function forceNewCluster(
     term = entry.term;
   });
   const meta = { index, term, conf: { voters: [options.id], learners: [] } };
-  await snapshots.save({ meta, data: store.snapshot() });
+  // In pieces: the audit trail's full segments already on disk are not written again.
+  await snapshots.save({ meta, pieces: store.snapshotPieces() });
   // A new log that starts after the snapshot, in the member's own vote and term.
   const fresh = `${options.walDir}.new`;
   await rm(fresh, { recursive: true, force: true });

@@ -45,6 +45,8 @@ export interface OpenRaftOptions {
   readonly heartbeatTicks?: number;
   readonly timers?: Timers;
   readonly snapshotEntries?: number;
+  /** Bytes of applied entry data after which a snapshot is taken (default snapshotLogBytesInterval). */
+  readonly snapshotLogBytes?: number;
   readonly onFatal: (error: unknown) => void;
   /** Called with the store now, and again whenever a snapshot from the leader replaces it. */
   readonly onStore?: (store: Store) => void;
@@ -98,8 +100,9 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
     ...options.coreOptions,
     initial: { hardState, snapshot: snapshot?.meta ?? null, entries, conf: options.bootstrapConf },
   });
-  // The core keeps the snapshot to send to followers too far behind; after a restart it must be given it again.
-  if (snapshot) core.compact(snapshot);
+  // The core names the snapshot to send to followers too far behind (the node reads it from disk then);
+  // after a restart it must be told it again.
+  if (snapshot) core.compact(snapshot.meta);
   options.onStore?.(store);
   return new RaftNode(
     {
@@ -113,6 +116,7 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
       readContextPrefix: Buffer.from(options.random(8)).toString('hex'),
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.snapshotEntries ? { snapshotEntries: options.snapshotEntries } : {}),
+      ...(options.snapshotLogBytes ? { snapshotLogBytes: options.snapshotLogBytes } : {}),
       ...(options.onStore ? { onStoreReplaced: options.onStore } : {}),
       ...(options.metrics ? { metrics: options.metrics } : {}),
     },

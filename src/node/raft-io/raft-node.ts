@@ -15,13 +15,18 @@
  *      term and vote as fsynced, the new entries, and every committed entry to apply.
  *   4. Send rd.messages. 4a: a leader sends its append messages BEFORE 2 instead (`#earlyAppends`),
  *      so its own WAL write and fsync run alongside its followers' (etcd's leader does the same).
+ *      4b: the core names a snapshot to send by its meta only (it keeps no snapshot bytes): the
+ *      data is read from the snapshot store and the message sent once read, off the loop
+ *      (`#sendSnapshot`); a snapshot is committed state, so it promises nothing of this Ready.
  *   5. Apply the remaining committed entries and answer their proposals; hand out rd.readStates
  *      (each read is answered once the store has applied readState.index).
  *   6. core.advance(rd).
  *   7. If this member no longer leads, fail the proposals still waiting; call the onAdvanced
  *      listeners (leader, role, configuration and applied index may have moved).
- *   8. Every `snapshotEntries` applied entries, seal the store into a snapshot and compact the log
- *      behind it (disk I/O, after advance(): the core takes compact() only between Readies).
+ *   8. Every `snapshotEntries` applied entries, or `snapshotLogBytes` bytes of applied entry data,
+ *      seal the store into a snapshot and compact the log behind it (disk I/O, after advance():
+ *      the core takes compact() only between Readies). The store hands it over in pieces, and the
+ *      snapshot store writes a piece that never changes (a full audit segment) only once.
  *   9. Feed the core what arrived meanwhile: it takes no input between ready() and advance(), so
  *      ticks, messages, proposals and reads wait in `#inbox` and land in the next Ready.
  *  10. With no Ready left: if a key rotation waits for this member to apply the entries its log
@@ -59,7 +64,11 @@
  * A client is therefore answered only at 1 or 5, and an acknowledged write was fsynced first.
  */
 import { assert, SecretdError } from '../../errors.ts';
-import { proposalQueueMax, snapshotEntriesInterval } from '../../limits.ts';
+import {
+  proposalQueueMax,
+  snapshotEntriesInterval,
+  snapshotLogBytesInterval,
+} from '../../limits.ts';
 import type { RaftCore } from '../../raft/core.ts';
 import type { SnapshotStore } from '../../raft/snapshot-store.ts';
 import type {
@@ -69,7 +78,9 @@ import type {
   MemberId,
   Message,
   Ready,
+  ReadyMessage,
   Snapshot,
+  SnapshotMeta,
   Term,
 } from '../../raft/types.ts';
 import type { WAL } from '../../raft/wal.ts';
@@ -101,6 +112,8 @@ export interface RaftNodeOptions {
   readonly timers?: Timers;
   /** Applied entries between snapshots (default snapshotEntriesInterval). */
   readonly snapshotEntries?: number;
+  /** Bytes of applied entry data after which a snapshot is taken, whatever the count (default snapshotLogBytesInterval). */
+  readonly snapshotLogBytes?: number;
   /** Called when a snapshot from the leader replaces the whole store. */
   readonly onStoreReplaced?: (store: Store) => void;
   /** Fatal I/O error: the process must stop rather than serve from a state it cannot persist. */
@@ -150,6 +163,10 @@ export class RaftNode {
   #stableIndex = 0;
   #appliedTerm = 0;
   #snapshotIndex = 0;
+  /** Bytes of entry data applied since the last snapshot (step 8 of the header). */
+  #appliedBytes = 0;
+  /** Snapshots being read from disk to send, by index and term: one read however many followers want it. */
+  readonly #snapshotReads = new Map<string, Promise<Snapshot | null>>();
   /**
    * The key rotation under way: it waits for the store to apply `untilIndex` (see the header);
    * null while the WAL is switching keys or the snapshot is being written.
@@ -480,8 +497,10 @@ export class RaftNode {
       this.#assertDurable(ready, later);
       const persistedAt = this.#recordPersisted(ready, stepAt);
       const rest =
-        early === null ? ready.messages : ready.messages.filter((m) => !early.includes(m));
-      if (rest.length > 0) this.#options.transport.send(rest);
+        early === null
+          ? ready.messages
+          : ready.messages.filter((m) => m.type !== 'append' || !early.includes(m));
+      this.#send(rest);
       if (persistedAt >= 0 && early === null) this.#recordSent(ready, stepAt);
       this.#applyEntries(later);
       for (const readState of ready.readStates) {
@@ -516,6 +535,44 @@ export class RaftNode {
     for (const message of ready.messages)
       if (message.type === 'append' && message.term === durable.term) (early ??= []).push(message);
     return early;
+  }
+
+  /** Step 4 of the header: every message now, but a snapshot once its data is read (4b). */
+  #send(messages: readonly ReadyMessage[]): void {
+    const now: Message[] = [];
+    for (const message of messages)
+      if (message.type === 'snapshot') this.#sendSnapshot(message);
+      else now.push(message);
+    if (now.length > 0) this.#options.transport.send(now);
+  }
+
+  /**
+   * Step 4b: reads the snapshot the core names from disk and sends it. One the store replaced
+   * meanwhile is not sent: the core sends the newer one when it tries again. A snapshot that
+   * cannot be read is fatal, as one that cannot be written.
+   */
+  #sendSnapshot(message: Extract<ReadyMessage, { type: 'snapshot' }>): void {
+    const { meta } = message.snapshot;
+    const key = `${meta.term}-${meta.index}`;
+    let read = this.#snapshotReads.get(key);
+    if (read === undefined) {
+      read = this.#snapshots.load(meta);
+      this.#snapshotReads.set(key, read);
+      const forget = (): void => void this.#snapshotReads.delete(key);
+      read.then(forget, forget);
+    }
+    read.then(
+      (snapshot) => {
+        if (snapshot === null || this.#stopped) return;
+        this.#options.transport.send([{ ...message, snapshot }]);
+      },
+      (error: unknown) => {
+        if (this.#stopped) return;
+        this.#stopped = true;
+        this.#stopTicking?.();
+        this.#options.onFatal(error);
+      },
+    );
   }
 
   /** The committed stage of every write proposed here that this Ready commits. */
@@ -604,6 +661,7 @@ export class RaftNode {
     const store = Store.restore(snapshot.data);
     this.#store = store;
     this.#snapshotIndex = snapshot.meta.index;
+    this.#appliedBytes = 0;
     this.#appliedTerm = snapshot.meta.term;
     this.#stableIndex = Math.max(this.#stableIndex, snapshot.meta.index);
     this.#options.onStoreReplaced?.(store);
@@ -613,6 +671,7 @@ export class RaftNode {
   #applyEntries(entries: readonly Entry[]): void {
     replayCommitted(this.#store, entries, entries.at(-1)?.index ?? 0, (entry, result) => {
       this.#appliedTerm = entry.term;
+      this.#appliedBytes += entry.data.byteLength;
       const pending = this.#pending.get(entry.index);
       if (pending) {
         this.#pending.delete(entry.index);
@@ -681,29 +740,38 @@ export class RaftNode {
     return true;
   }
 
+  /** Step 8 of the header: enough entries, or enough bytes of them (large values), since the last snapshot. */
   async #maybeSnapshot(): Promise<void> {
     const applied = this.#store.appliedIndex;
-    if (applied - this.#snapshotIndex < (this.#options.snapshotEntries ?? snapshotEntriesInterval))
+    const entries = applied - this.#snapshotIndex;
+    if (
+      entries < (this.#options.snapshotEntries ?? snapshotEntriesInterval) &&
+      !(
+        entries > 0 &&
+        this.#appliedBytes >= (this.#options.snapshotLogBytes ?? snapshotLogBytesInterval)
+      )
+    )
       return;
     await this.snapshotNow();
   }
 
   /**
-   * Seals the whole store into a snapshot and compacts the log behind it. `force` writes one even
-   * at the index of the last (a key rotation re-seals it under the new key).
+   * Seals the store into a snapshot and compacts the log behind it. `force` writes one even at
+   * the index of the last (a key rotation re-seals it under the new key). The store hands it over
+   * in pieces: the snapshot store writes the shared ones (full audit segments) only once, and the
+   * core is given the meta only (the data is read from disk when a follower needs it).
    */
   async snapshotNow(options: { readonly force?: boolean } = {}): Promise<void> {
     const index = this.#store.appliedIndex;
     assert(index >= this.#snapshotIndex, 'snapshot index moves forward');
     if (index === this.#snapshotIndex && !(options.force && index > 0)) return;
-    const snapshot: Snapshot = {
-      meta: { index, term: this.#appliedTerm, conf: this.#core.status().conf },
-      data: this.#store.snapshot(),
-    };
-    this.#metrics.snapshotBytes.observe(snapshot.data.byteLength);
-    await this.#snapshots.save(snapshot);
-    await this.#wal.markSnapshot(snapshot.meta);
-    this.#core.compact(snapshot);
+    const meta: SnapshotMeta = { index, term: this.#appliedTerm, conf: this.#core.status().conf };
+    const pieces = this.#store.snapshotPieces();
+    this.#metrics.snapshotBytes.observe(pieces.reduce((sum, piece) => sum + piece.length, 0));
+    await this.#snapshots.save({ meta, pieces });
+    await this.#wal.markSnapshot(meta);
+    this.#core.compact(meta);
     this.#snapshotIndex = index;
+    this.#appliedBytes = 0;
   }
 }

@@ -23,6 +23,8 @@ import {
 } from '../audit/index.ts';
 import { auditKeptDefault, auditKeptMax, auditKeptMin, auditSegmentRecords } from '../../limits.ts';
 import { assert, invalid } from '../../errors.ts';
+import { pieceContentId, textPiece } from '../../raft/snapshot-store.ts';
+import type { SnapshotPiece } from '../../raft/types.ts';
 
 export interface AuditLogSnapshot {
   readonly anchor: ChainAnchor;
@@ -36,8 +38,12 @@ export class AuditLog {
   #anchor: ChainAnchor = { seq: 0, hash: genesisHash };
   #head: ChainAnchor = { seq: 0, hash: genesisHash };
   readonly #listeners = new Set<(line: string) => void>();
-  /** The JSON of each full segment's lines, without the brackets (snapshotJson). */
-  readonly #segmentJson = new WeakMap<readonly string[], string>();
+  /**
+   * The content id and length of each full segment's piece (snapshotPieces), made once. Not its
+   * bytes: the snapshot store writes a piece once, so they are made again only when a piece must
+   * be written again (a key rotation) or a whole snapshot is wanted (a backup).
+   */
+  readonly #segmentPieces = new WeakMap<readonly string[], { id: string; length: number }>();
 
   constructor(segmentRecords: number = auditSegmentRecords) {
     this.#segmentRecords = segmentRecords;
@@ -114,23 +120,41 @@ export class AuditLog {
     return { anchor: this.#anchor, lines: [...this.lines()] };
   }
 
-  /**
-   * `JSON.stringify(this.snapshot())`, made faster: a full segment never changes again (only the
-   * last one grows, and retention drops whole segments), so its JSON is made once and kept.
-   */
+  /** `JSON.stringify(this.snapshot())`: the text of snapshotPieces(). */
   snapshotJson(): string {
-    const parts: string[] = [];
+    const parts = this.#segments.filter((s) => s.length > 0).map(segmentJson);
+    return `{"anchor":${JSON.stringify(this.#anchor)},"lines":[${parts.join(',')}]}`;
+  }
+
+  /**
+   * `JSON.stringify(this.snapshot())` as UTF-8, in pieces whose bytes concatenated are exactly
+   * that: each full segment is a shared piece (it never changes again: only the last segment
+   * grows, and retention drops whole segments), which the snapshot store writes to disk once.
+   */
+  snapshotPieces(): SnapshotPiece[] {
+    const pieces = [textPiece(`{"anchor":${JSON.stringify(this.#anchor)},"lines":[`)];
+    let first = true;
     for (const segment of this.#segments) {
       if (segment.length === 0) continue;
-      let text = this.#segmentJson.get(segment);
-      if (text === undefined) {
-        text = JSON.stringify(segment).slice(1, -1);
-        // Only a full segment is kept: the last one may still grow.
-        if (segment.length >= this.#segmentRecords) this.#segmentJson.set(segment, text);
-      }
-      parts.push(text);
+      if (!first) pieces.push(textPiece(','));
+      first = false;
+      pieces.push(
+        segment.length >= this.#segmentRecords
+          ? this.#sharedPiece(segment)
+          : textPiece(segmentJson(segment)),
+      );
     }
-    return `{"anchor":${JSON.stringify(this.#anchor)},"lines":[${parts.join(',')}]}`;
+    pieces.push(textPiece(']}'));
+    return pieces;
+  }
+
+  #sharedPiece(segment: readonly string[]): SnapshotPiece {
+    const known = this.#segmentPieces.get(segment);
+    if (known !== undefined) return { ...known, bytes: () => encoder.encode(segmentJson(segment)) };
+    const bytes = encoder.encode(segmentJson(segment));
+    const made = { id: pieceContentId(bytes), length: bytes.length };
+    this.#segmentPieces.set(segment, made);
+    return { ...made, bytes: () => bytes };
   }
 
   static restore(body: AuditLogSnapshot | undefined, segmentRecords?: number): AuditLog {
@@ -152,6 +176,13 @@ export class AuditLog {
     );
     return log;
   }
+}
+
+const encoder = new TextEncoder();
+
+/** A segment's lines as JSON, without the brackets. */
+function segmentJson(segment: readonly string[]): string {
+  return JSON.stringify(segment).slice(1, -1);
 }
 
 /** The cluster's retention setting, or the default. */

@@ -38,6 +38,8 @@ import type {
 } from './types.ts';
 import { Workloads } from './workloads.ts';
 import { auditKeptOf, AuditLog, type AuditLogSnapshot } from './audit-log.ts';
+import { joinPieces, textPiece } from '../../raft/snapshot-store.ts';
+import type { SnapshotPiece } from '../../raft/types.ts';
 import { auditedOps, auditSubject, type AuditSubject } from '../audit/index.ts';
 import { rotationProgress } from './root-rotation.ts';
 import { resolveByRef } from './lookup.ts';
@@ -678,7 +680,16 @@ export class Store {
 
   // --- snapshots -----------------------------------------------------------------------------
 
+  /** The whole store, serialized: the bytes of snapshotPieces() in order. */
   snapshot(): Uint8Array {
+    return joinPieces(this.snapshotPieces());
+  }
+
+  /**
+   * The snapshot in pieces for the snapshot store: the audit trail's full segments are shared
+   * pieces, written to disk once (AuditLog.snapshotPieces), the rest is inline.
+   */
+  snapshotPieces(): SnapshotPiece[] {
     const cluster = this.#cluster && {
       ...this.#cluster,
       caKey: toBase64(this.#cluster.caKey),
@@ -703,10 +714,14 @@ export class Store {
       requests: [...this.#requests],
       ...this.workloads.snapshot(),
     };
-    // The audit trail is spliced in as text: its full segments never change, and their JSON is
-    // made once (AuditLog.snapshotJson), not again for every snapshot.
+    // The audit trail is spliced in as pieces: its full segments never change, so the snapshot
+    // store writes each once and later snapshots refer to it.
     const json = JSON.stringify(body);
-    return new TextEncoder().encode(`${json.slice(0, -1)},"audit":${this.#audit.snapshotJson()}}`);
+    return [
+      textPiece(`${json.slice(0, -1)},"audit":`),
+      ...this.#audit.snapshotPieces(),
+      textPiece('}'),
+    ];
   }
 
   static restore(bytes: Uint8Array): Store {

@@ -14,7 +14,13 @@ import type { Timers } from '../../io/timers.ts';
 import { readConsistency } from '../api/index.ts';
 import { auditContext, auditedOps, auditForwardParam, auditTagOf } from '../audit/index.ts';
 import { peerPaths, type PeerClient } from '../peers/index.ts';
-import type { ApplyResult, Command, Store, TaggedCommand } from '../store/index.ts';
+import {
+  wireCommand,
+  type ApplyResult,
+  type Command,
+  type Store,
+  type TaggedCommand,
+} from '../store/index.ts';
 import { waitUntil, whenTrue, type AdvanceEvents } from './_raft-waits.ts';
 
 /** How long a write may wait for a leader (elections take about a second). */
@@ -221,7 +227,8 @@ export class LeaderRouter {
   }
 
   async #forward(addr: string, command: TaggedCommand): Promise<ApplyResult> {
-    const body = new TextEncoder().encode(JSON.stringify({ Command: command }));
+    // JSON between managers: a secret's value goes as base64 (wireCommand), parseCommand takes it back.
+    const body = new TextEncoder().encode(JSON.stringify({ Command: wireCommand(command) }));
     const response = await this.#options.peers().request(addr, 'POST', peerPaths.propose, body, {
       timeoutMs: forwardTimeoutMs,
       contentType: 'application/json',

@@ -1421,19 +1421,25 @@ export class Manager implements Backend {
     return (await this.#router.read()).resolveSecret(ref);
   }
 
+  /** Zeroes `spec.data` once the write is done (the log entry holds its own copy). */
   async createSecret(spec: SecretSpecInput): Promise<string> {
-    const store = this.#running().raft.store;
-    if (store.secretByName(spec.name))
-      throw new SecretdError('conflict', `Secret ${spec.name} already exists`);
-    const result = await this.#router.propose({
-      op: 'secret-create',
-      at: this.#now(),
-      id: newId(this.#options.random),
-      name: spec.name,
-      labels: spec.labels,
-      data: toBase64(spec.data),
-    });
-    return result.id!;
+    try {
+      const store = this.#running().raft.store;
+      if (store.secretByName(spec.name))
+        throw new SecretdError('conflict', `Secret ${spec.name} already exists`);
+      // The API's decoded bytes go into the log entry as they are (encodeCommand copies them once).
+      const result = await this.#router.propose({
+        op: 'secret-create',
+        at: this.#now(),
+        id: newId(this.#options.random),
+        name: spec.name,
+        labels: spec.labels,
+        data: spec.data,
+      });
+      return result.id!;
+    } finally {
+      spec.data.fill(0);
+    }
   }
 
   async updateSecret(
@@ -1492,7 +1498,7 @@ export class Manager implements Backend {
         op: 'secret-version-add',
         at: this.#now(),
         id: secret.id,
-        data: toBase64(data),
+        data,
         ifVersion,
       });
       return { version: result.version!, changed: result.changed ?? true };

@@ -1,12 +1,25 @@
-/** parseCommand(): the one schema of every command, for forwarded writes and for the store before it applies. */
+/**
+ * parseCommand(): the one schema of every command, for forwarded writes and for the store before it
+ * applies; encodeCommand()/decodeCommand(): the log entry forms (binary for a secret's value, JSON
+ * otherwise and before); wireCommand(): the JSON a forwarded write travels as.
+ */
 import { describe, expect, test } from 'bun:test';
 import { SecretdError } from '../../errors.ts';
 import { secretBytesMax } from '../../limits.ts';
-import { parseCommand, type CommandOp, type TaggedCommand } from './commands.ts';
-import { toBase64 } from './store.ts';
+import {
+  binaryEntryTag,
+  decodeCommand,
+  encodeCommand,
+  parseCommand,
+  wireCommand,
+  type CommandOp,
+  type TaggedCommand,
+} from './commands.ts';
+import { Store, toBase64 } from './store.ts';
 
 const at = '2026-11-28T00:00:00.000Z';
-const data = toBase64(new TextEncoder().encode('s3cr3t'));
+const secret = new TextEncoder().encode('s3cr3t');
+const data = toBase64(secret);
 const container = {
   image: 'busybox',
   command: ['sh'],
@@ -74,12 +87,18 @@ const samples: Record<CommandOp, TaggedCommand> = {
     id: 's1',
     name: 'db_pass',
     labels: {},
-    data,
+    data: secret,
     requestId: 'r1',
   },
   'secret-update': { op: 'secret-update', at, id: 's1', expectedIndex: 4, labels: { a: 'b' } },
   'secret-remove': { op: 'secret-remove', at, ids: ['s1', 's2'] },
-  'secret-version-add': { op: 'secret-version-add', at, id: 's1', data, ifVersion: null },
+  'secret-version-add': {
+    op: 'secret-version-add',
+    at,
+    id: 's1',
+    data: secret,
+    ifVersion: null,
+  },
   'secret-rollback': { op: 'secret-rollback', at, id: 's1', to: 1, ifVersion: 2 },
   'secret-version-remove': { op: 'secret-version-remove', at, id: 's1', version: 1 },
   'secret-grant': {
@@ -231,7 +250,9 @@ const wrongShapes: Record<CommandOp, ReadonlyArray<readonly [string, unknown]>> 
     ['name', 5],
     ['labels', null],
     ['data', ''],
+    ['data', new Uint8Array(0)],
     ['data', 42],
+    ['data', [1, 2]],
     ['data', '%%%%'],
     ['requestId', 9],
   ],
@@ -497,5 +518,277 @@ describe('parseCommand()', () => {
     expect(refusal(withField(samples['secret-version-add'], 'data', '')).message).toBe(
       'Invalid secret data: it must be at least 1 byte',
     );
+  });
+});
+
+/** `length` bytes holding every byte value in turn (0, 1, … 255, 0, …). */
+function everyByte(length: number): Uint8Array {
+  return Uint8Array.from({ length }, (_, i) => i % 256);
+}
+
+function createWith(value: Uint8Array, name = 'db_pass'): TaggedCommand {
+  return {
+    op: 'secret-create',
+    at,
+    id: `id-${name}`,
+    name,
+    labels: { tier: 'db' },
+    data: value,
+    requestId: 'r1',
+    audit: { actor: { kind: 'admin-socket', name: 'admin-socket', role: 'admin' }, source: 'cli' },
+  } as TaggedCommand;
+}
+
+function corruption(bytes: Uint8Array): SecretdError {
+  try {
+    decodeCommand(bytes);
+  } catch (error) {
+    if (error instanceof SecretdError) return error;
+    throw error;
+  }
+  throw new Error('decodeCommand() accepted it');
+}
+
+/** A binary entry with `json` as its JSON (length given, or the JSON's own) and `rest` after it. */
+function binaryEntry(json: string, rest: number[] = [], jsonBytes?: number): Uint8Array {
+  const text = new TextEncoder().encode(json);
+  const entry = new Uint8Array(5 + text.length + rest.length);
+  entry[0] = binaryEntryTag;
+  new DataView(entry.buffer).setUint32(1, jsonBytes ?? text.length);
+  entry.set(text, 5);
+  entry.set(rest, 5 + text.length);
+  return entry;
+}
+
+describe('encodeCommand() and decodeCommand()', () => {
+  test('a secret-create round-trips as a binary entry with data of 0, 1 and 500 KiB holding every byte value', () => {
+    for (const length of [0, 1, 500 * 1024]) {
+      const command = createWith(everyByte(length));
+      const entry = encodeCommand(command);
+      expect({ length, tag: entry[0] }).toEqual({ length, tag: binaryEntryTag });
+      expect(decodeCommand(entry)).toEqual(command);
+    }
+  });
+
+  test('a secret-version-add round-trips as a binary entry', () => {
+    const command: TaggedCommand = {
+      op: 'secret-version-add',
+      at,
+      id: 's1',
+      data: everyByte(300),
+      ifVersion: 4,
+    };
+    const entry = encodeCommand(command);
+    expect(entry[0]).toBe(binaryEntryTag);
+    expect(decodeCommand(entry)).toEqual(command);
+  });
+
+  test('the binary entry is the tag, the u32 length of the JSON without data, that JSON, then the raw value', () => {
+    const value = everyByte(3);
+    const { data: _value, ...header } = createWith(value) as TaggedCommand & { data: Uint8Array };
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const expected = new Uint8Array([
+      binaryEntryTag,
+      ...new Uint8Array(new Uint32Array([json.length]).buffer).reverse(),
+      ...json,
+      0,
+      1,
+      2,
+    ]);
+    expect(encodeCommand(createWith(value))).toEqual(expected);
+  });
+
+  test('commands without a value stay JSON entries, byte for byte as before', () => {
+    for (const op of ['secret-remove', 'cluster-update', 'tasks-put', 'secret-update'] as const) {
+      const command = samples[op];
+      expect(encodeCommand(command)).toEqual(new TextEncoder().encode(JSON.stringify(command)));
+      expect(decodeCommand(encodeCommand(command))).toEqual(command);
+    }
+  });
+
+  test('a decoded value is a copy: the entry and the command never share bytes', () => {
+    const entry = encodeCommand(createWith(everyByte(64)));
+    const decoded = decodeCommand(entry) as TaggedCommand & { data: Uint8Array };
+    decoded.data.fill(0);
+    expect((decodeCommand(entry) as TaggedCommand & { data: Uint8Array }).data).toEqual(
+      everyByte(64),
+    );
+  });
+
+  test('the entry of a 64 KiB create is under 1.05 times the value plus a fixed 512 bytes', () => {
+    const value = everyByte(64 * 1024);
+    const entry = encodeCommand(createWith(value));
+    expect(entry.length).toBeLessThan(1.05 * value.length + 512);
+    // The JSON form written before carried it as base64: a third more.
+    const old = new TextEncoder().encode(
+      JSON.stringify({ ...createWith(value), data: toBase64(value) }),
+    );
+    expect(old.length).toBeGreaterThan((4 / 3) * value.length);
+  });
+
+  test('a binary entry that is cut short or whose lengths do not add up is corrupt, never a crash', () => {
+    const good = encodeCommand(createWith(everyByte(10)));
+    const cases: ReadonlyArray<readonly [string, Uint8Array, string]> = [
+      [
+        'the tag alone',
+        new Uint8Array([binaryEntryTag]),
+        'its 1 bytes are too short for the binary header',
+      ],
+      [
+        'a truncated length',
+        good.subarray(0, 3),
+        'its 3 bytes are too short for the binary header',
+      ],
+      [
+        'a JSON length past the end',
+        binaryEntry('{"op":"secret-create"}', [1, 2], 1000),
+        'its JSON of 1000 bytes runs past its end (29 bytes)',
+      ],
+      [
+        'a JSON length of 2^32 - 1',
+        binaryEntry('{"op":"secret-create"}', [], 0xffffffff),
+        'its JSON of 4294967295 bytes runs past its end (27 bytes)',
+      ],
+      ['the entry cut inside its JSON', good.subarray(0, 20), 'its JSON of'],
+      ['JSON that does not parse', binaryEntry('{"op":', [1]), ''],
+      ['JSON that is no command', binaryEntry('[1]', [1]), ''],
+      [
+        'an op that carries no value',
+        binaryEntry(JSON.stringify(samples['secret-remove']), [1]),
+        'a binary entry must hold a command with data, outside its JSON',
+      ],
+      [
+        'a value inside the JSON too',
+        binaryEntry(JSON.stringify({ ...samples['secret-create'], data }), [1]),
+        'a binary entry must hold a command with data, outside its JSON',
+      ],
+    ];
+    for (const [what, bytes, why] of cases) {
+      const error = corruption(bytes);
+      expect({ what, code: error.code }).toEqual({ what, code: 'corrupt' });
+      expect(error.message).toStartWith(
+        `Log entry is not a valid command${why === '' ? '' : ': '}${why}`,
+      );
+    }
+  });
+
+  test('a corrupt binary entry fails as a write and the store goes on applying', () => {
+    const store = new Store();
+    expect(store.applyEntry(1, binaryEntry('{"op":"secret-create"}', [1, 2], 1000))).toMatchObject({
+      ok: false,
+      code: 'corrupt',
+    });
+    expect(store.applyEntry(2, encodeCommand(createWith(everyByte(8))))).toEqual({
+      ok: true,
+      id: 'id-db_pass',
+    });
+    expect(store.appliedIndex).toBe(2);
+  });
+
+  test('a binary entry with an empty value decodes and is refused as a write by the data rule', () => {
+    const store = new Store();
+    expect(store.applyEntry(1, encodeCommand(createWith(new Uint8Array(0))))).toEqual({
+      ok: false,
+      code: 'invalid',
+      message: 'Invalid secret data: it must be at least 1 byte',
+    });
+    expect(store.secretByName('db_pass')).toBeUndefined();
+  });
+});
+
+describe('entries of the JSON form written before the binary form', () => {
+  // Bytes as the previous version wrote them: the command's JSON, the value in base64.
+  const oldCreate = new TextEncoder().encode(
+    '{"op":"secret-create","at":"2026-11-28T00:00:00.000Z","id":"s1","name":"db_pass","labels":{},"data":"AAH/gA==","requestId":"r1"}',
+  );
+  const oldVersionAdd = new TextEncoder().encode(
+    '{"op":"secret-version-add","at":"2026-11-28T00:00:00.000Z","id":"s1","data":"djI=","ifVersion":null}',
+  );
+
+  test('decodeCommand() reads them with the value still base64, as written', () => {
+    expect(decodeCommand(oldCreate)).toEqual({
+      op: 'secret-create',
+      at,
+      id: 's1',
+      name: 'db_pass',
+      labels: {},
+      data: 'AAH/gA==',
+      requestId: 'r1',
+    } as unknown as TaggedCommand);
+  });
+
+  test('the store applies an old secret-create and secret-version-add with the values as bytes', () => {
+    const store = new Store();
+    expect(store.applyEntry(1, oldCreate)).toEqual({ ok: true, id: 's1' });
+    expect(store.applyEntry(2, oldVersionAdd)).toEqual({
+      ok: true,
+      id: 's1',
+      version: 2,
+      changed: true,
+    });
+    expect(store.secret('s1')!.versions.map((v) => ({ version: v.version, data: v.data }))).toEqual(
+      [
+        { version: 1, data: new Uint8Array([0x00, 0x01, 0xff, 0x80]) },
+        { version: 2, data: new TextEncoder().encode('v2') },
+      ],
+    );
+  });
+});
+
+describe('the store and the bytes of an entry', () => {
+  test('the store keeps its own copy: zeroing the entry afterwards leaves the secret as it was', () => {
+    const store = new Store();
+    const entry = encodeCommand(createWith(everyByte(32)));
+    expect(store.applyEntry(1, entry)).toEqual({ ok: true, id: 'id-db_pass' });
+    entry.fill(0);
+    expect(store.secret('id-db_pass')!.versions[0]!.data).toEqual(everyByte(32));
+  });
+
+  test('a refused create zeroes its own copy of the value, never the entry the log holds', () => {
+    const store = new Store();
+    expect(store.applyEntry(1, encodeCommand(createWith(everyByte(32))))).toMatchObject({
+      ok: true,
+    });
+    const entry = encodeCommand({ ...createWith(everyByte(32)), requestId: 'r2' });
+    const kept = entry.slice();
+    expect(store.applyEntry(2, entry)).toEqual({
+      ok: false,
+      code: 'conflict',
+      message: 'Secret db_pass already exists',
+    });
+    expect(entry).toEqual(kept);
+    expect(store.secret('id-db_pass')!.versions[0]!.data).toEqual(everyByte(32));
+  });
+});
+
+describe('parseCommand() and a secret value as bytes or base64', () => {
+  test('bytes are checked where they are and returned in the same command, not copied', () => {
+    const command = createWith(everyByte(16));
+    const parsed = parseCommand(command);
+    expect(parsed).toBe(command);
+  });
+
+  test('base64 (the JSON wire, an old entry) comes back as bytes in a new command; the given one is unchanged', () => {
+    const given = { ...samples['secret-create'], data } as unknown as Record<string, unknown>;
+    const parsed = parseCommand(given);
+    expect(parsed).toEqual(samples['secret-create']);
+    expect(given.data).toBe(data);
+  });
+});
+
+describe('wireCommand()', () => {
+  test('a value goes as base64 and parseCommand() on the other side gives the command back', () => {
+    for (const length of [1, 1000, 500 * 1024]) {
+      const command = createWith(everyByte(length));
+      const wire = JSON.parse(JSON.stringify({ Command: wireCommand(command) })) as {
+        Command: { data: unknown };
+      };
+      expect(wire.Command.data).toBe(toBase64(everyByte(length)));
+      expect(parseCommand(wire.Command)).toEqual(command);
+    }
+  });
+
+  test('a command without a value is sent as it is', () => {
+    expect(wireCommand(samples['secret-remove'])).toBe(samples['secret-remove']);
   });
 });

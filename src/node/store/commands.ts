@@ -1,7 +1,16 @@
 /**
  * Commands are what the store's Raft log carries. The proposer fills in everything that is not
  * deterministic (ids, timestamps, random tokens and keys) so that applying a command gives the same
- * state on every manager. Encoded as JSON with bytes in base64; the log seals it on disk.
+ * state on every manager. The log seals each entry on disk.
+ *
+ * Entry forms (encodeCommand/decodeCommand). A command that carries a secret's value (`data` of
+ * `secret-create` and `secret-version-add`) is a binary entry: byte 0 is `binaryEntryTag` (0x01,
+ * which cannot start JSON), bytes 1–4 the length N of the command's JSON without `data` (u32, big
+ * endian), then those N bytes of UTF-8 JSON, then the value's raw bytes to the end of the entry.
+ * Every other command is the JSON of the command. Entries written before the binary form carried
+ * the value as base64 in the JSON; they still decode, and parseCommand turns that base64 into bytes.
+ * In the process the value is a Uint8Array; base64 only at the edges that are JSON by nature: the
+ * Docker-shaped API body and the write one manager forwards to the leader (wireCommand/parseCommand).
  */
 import type { Role } from '../../crypto/ca.ts';
 import type { ContainerSpec, DesiredState, NodeStatus, ServiceSpec, TaskState } from './types.ts';
@@ -76,7 +85,8 @@ export type Command =
       readonly id: string;
       readonly name: string;
       readonly labels: Readonly<Record<string, string>>;
-      readonly data: string; // base64
+      /** The value: raw bytes in a log entry, base64 only on the JSON wire (see the header). */
+      readonly data: Uint8Array;
     }
   | {
       readonly op: 'secret-update';
@@ -94,7 +104,7 @@ export type Command =
       readonly op: 'secret-version-add';
       readonly at: string;
       readonly id: string;
-      readonly data: string;
+      readonly data: Uint8Array;
       readonly ifVersion: number | null;
     }
   /** Version `to`'s data becomes the newest version (a new number: history only grows). */
@@ -267,30 +277,93 @@ export type TaggedCommand = Command & {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+/** The ops whose `data` is a secret's value, carried as raw bytes in a binary entry. */
+const dataOps: ReadonlySet<string> = new Set<CommandOp>(['secret-create', 'secret-version-add']);
+/** Byte 0 of a binary entry (a JSON entry starts with `{`). */
+export const binaryEntryTag = 0x01;
+/** The tag and the u32 length of the JSON that follows it. */
+const binaryHeaderBytes = 5;
+
+/**
+ * A command as a log entry (the forms are in the header). The value is copied once, into the
+ * entry; the command's own bytes are left as they are (the caller zeroes them when done).
+ */
 export function encodeCommand(command: TaggedCommand): Uint8Array {
-  return encoder.encode(JSON.stringify(command));
+  const data = (command as { readonly data?: unknown }).data;
+  if (!dataOps.has(command.op) || !(data instanceof Uint8Array))
+    return encoder.encode(JSON.stringify(command));
+  const { data: _value, ...rest } = command as TaggedCommand & { readonly data: Uint8Array };
+  const json = encoder.encode(JSON.stringify(rest));
+  const entry = new Uint8Array(binaryHeaderBytes + json.length + data.length);
+  entry[0] = binaryEntryTag;
+  new DataView(entry.buffer).setUint32(1, json.length);
+  entry.set(json, binaryHeaderBytes);
+  entry.set(data, binaryHeaderBytes + json.length);
+  return entry;
 }
 
 /**
- * Bytes of a log entry back to the command a proposer encoded. Only the framing is checked here
- * (JSON, an object with an op): the store validates every field with parseCommand() when it
- * applies, so that a malformed entry fails as a write, never as the process.
+ * Bytes of a log entry back to the command a proposer encoded, either form. Only the framing is
+ * checked here (JSON, an object with an op; in a binary entry, lengths within the entry and an op
+ * that carries data): the store validates every field with parseCommand() when it applies, so that
+ * a malformed entry fails as a write, never as the process. A binary entry's value is copied out
+ * of the entry, so the command owns its bytes (the store keeps them) and the entry, which the Raft
+ * log still holds and sends to followers, is never zeroed or kept alive by the store.
  */
 export function decodeCommand(bytes: Uint8Array): TaggedCommand {
+  if (bytes[0] !== binaryEntryTag) return commandOf(bytes);
+  if (bytes.length < binaryHeaderBytes)
+    throw corruptEntry(`its ${bytes.length} bytes are too short for the binary header`);
+  const jsonBytes = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1);
+  const dataAt = binaryHeaderBytes + jsonBytes;
+  if (dataAt > bytes.length)
+    throw corruptEntry(`its JSON of ${jsonBytes} bytes runs past its end (${bytes.length} bytes)`);
+  const command = commandOf(bytes.subarray(binaryHeaderBytes, dataAt));
+  if (!dataOps.has(command.op) || 'data' in command)
+    throw corruptEntry(`a binary entry must hold a command with data, outside its JSON`);
+  (command as unknown as { data: Uint8Array }).data = bytes.slice(dataAt);
+  return command;
+}
+
+/** JSON bytes to an object with an op, or `corrupt`. */
+function commandOf(json: Uint8Array): TaggedCommand {
   let value: unknown;
   try {
-    value = JSON.parse(decoder.decode(bytes));
+    value = JSON.parse(decoder.decode(json));
   } catch {
-    throw new SecretdError('corrupt', 'Log entry is not a valid command');
+    throw corruptEntry();
   }
   if (
     typeof value !== 'object' ||
     value === null ||
     typeof (value as { op?: unknown }).op !== 'string'
   ) {
-    throw new SecretdError('corrupt', 'Log entry is not a valid command');
+    throw corruptEntry();
   }
   return value as TaggedCommand;
+}
+
+function corruptEntry(why?: string): SecretdError {
+  return new SecretdError(
+    'corrupt',
+    why === undefined
+      ? 'Log entry is not a valid command'
+      : `Log entry is not a valid command: ${why}`,
+  );
+}
+
+/**
+ * A command as JSON can carry it between managers (a forwarded write): its value in base64, which
+ * parseCommand() on the leader turns back into bytes. The base64 string is a copy of the value no
+ * one can zero (a string); it lives as long as the forwarding request.
+ */
+export function wireCommand(command: TaggedCommand): unknown {
+  const data = (command as { readonly data?: unknown }).data;
+  if (!(data instanceof Uint8Array)) return command;
+  return {
+    ...command,
+    data: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
+  };
 }
 
 /**
@@ -299,9 +372,13 @@ export function decodeCommand(bytes: Uint8Array): TaggedCommand {
  * command comes from another manager (a forwarded write) and by the store before it applies any
  * entry, so that nothing shaped wrongly reaches the state machine. Fields it does not know are
  * left alone. Throws `invalid` (or `too_large` for secret data) naming the field, never a value.
+ *
+ * A secret's value is bytes (a command built in the process, or decoded from a binary entry),
+ * checked where it is; or base64 (the JSON wire, an entry written before the binary form), decoded
+ * once and returned in a new command object as bytes that the command owns.
  */
 export function parseCommand(value: unknown): TaggedCommand {
-  const c = object(value, 'command');
+  let c = object(value, 'command');
   if (c.requestId !== undefined) text(c.requestId, 'requestId');
   if (c.audit !== undefined) auditTag(c.audit, 'audit');
   text(c.at, 'at');
@@ -328,7 +405,7 @@ export function parseCommand(value: unknown): TaggedCommand {
       id(c.id, 'id');
       checkSecretName(c.name);
       labels(c.labels, 'labels');
-      secretData(c.data, 'data');
+      c = withData(c, secretData(c.data, 'data'));
       break;
     case 'secret-update':
       id(c.id, 'id');
@@ -337,7 +414,7 @@ export function parseCommand(value: unknown): TaggedCommand {
       break;
     case 'secret-version-add':
       id(c.id, 'id');
-      secretData(c.data, 'data');
+      c = withData(c, secretData(c.data, 'data'));
       nullable(c.ifVersion, 'ifVersion', version);
       break;
     case 'secret-rollback':
@@ -499,13 +576,33 @@ function base64(value: unknown, path: string): string {
   return value;
 }
 
-function secretData(value: unknown, path: string): void {
-  const data = Buffer.from(base64(value, path), 'base64');
+/** A secret's value as bytes (see parseCommand): the bytes given, or the base64 given decoded. */
+function secretData(value: unknown, path: string): Uint8Array {
+  if (value instanceof Uint8Array) {
+    checkSecretData(value);
+    return value;
+  }
+  const data = decodeBase64(base64(value, path));
   try {
     checkSecretData(data);
-  } finally {
-    data.fill(0); // a copy of the secret: zeroed (best effort under a GC)
+  } catch (error) {
+    data.fill(0); // a copy of the secret, refused: zeroed (best effort under a GC)
+    throw error;
   }
+  return data;
+}
+
+/** `c` itself when `data` is its own, else a copy of `c` with `data` (the caller's object is not changed). */
+function withData(c: Fields, data: Uint8Array): Fields {
+  return c.data === data ? c : { ...c, data };
+}
+
+/** Standard base64 (already checked) decoded straight into one new array: no transient copy. */
+function decodeBase64(text: string): Uint8Array {
+  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  const bytes = new Uint8Array((text.length / 4) * 3 - padding);
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).write(text, 'base64');
+  return bytes;
 }
 
 function labels(value: unknown, path: string): void {

@@ -9,6 +9,7 @@ export {
   type TaskPut,
   type TaskStatusUpdate,
   isStandardBase64,
+  wireCommand,
 } from './commands.ts';
 export {
   certRecordsToPrune,

@@ -229,7 +229,7 @@ export class Store {
         return this.#removeSecrets(command.ids);
       case 'secret-version-add':
         return this.#changeVersions(index, command, (secret, context) =>
-          addVersion(secret, fromBase64(command.data), command.ifVersion, context),
+          addVersion(secret, command.data, command.ifVersion, context),
         );
       case 'secret-rollback':
         return this.#changeVersions(index, command, (secret, context) =>
@@ -523,13 +523,21 @@ export class Store {
     this.#emit({ kind: 'cluster', cluster });
   }
 
+  /**
+   * Keeps the command's bytes as version 1, without a copy: a command decoded from an entry owns
+   * them (decodeCommand, parseCommand). A refused create's value is zeroed (best effort under a GC).
+   */
   #createSecret(index: number, command: Extract<Command, { op: 'secret-create' }>): ApplyResult {
     const key = command.name.toLowerCase();
-    if (this.#secretNames.has(key))
+    if (this.#secretNames.has(key)) {
+      command.data.fill(0);
       return { ok: false, code: 'conflict', message: `Secret ${command.name} already exists` };
+    }
     const id = command.id as SecretId;
-    if (this.#secrets.has(id))
+    if (this.#secrets.has(id)) {
+      command.data.fill(0);
       return { ok: false, code: 'conflict', message: `Secret id ${id} is already in use` };
+    }
     const record: SecretRecord = {
       id,
       name: command.name,
@@ -537,7 +545,7 @@ export class Store {
       createdAt: command.at,
       updatedAt: command.at,
       metaIndex: index,
-      versions: [{ version: 1, data: fromBase64(command.data), createdAt: command.at }],
+      versions: [{ version: 1, data: command.data, createdAt: command.at }],
     };
     this.#secrets.set(id, record);
     this.#secretNames.set(key, id);

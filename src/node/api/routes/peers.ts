@@ -21,7 +21,14 @@ export function peerRoutes(backend: Backend): Hono<AppEnv> {
   api.post(peerPaths.propose, allow(`POST ${peerPaths.propose}`), async (c) => {
     const body = await readJsonObject(c, 'forwarded write', ['Command']);
     // The schema every command meets (the store checks it again before applying): a malformed one is a 400, never a log entry.
-    return c.json(await backend.proposeForwarded(parseCommand(body.Command)));
+    const command = parseCommand(body.Command);
+    try {
+      return c.json(await backend.proposeForwarded(command));
+    } finally {
+      // A secret's value, decoded from the base64 of the wire: the log entry holds its own copy by
+      // now (proposing encodes it at once). Zeroed, best effort under a GC.
+      if ('data' in command) command.data.fill(0);
+    }
   });
 
   api.post(peerPaths.internalExec, allow(`POST ${peerPaths.internalExec}`), async (c) => {

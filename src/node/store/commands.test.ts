@@ -632,13 +632,9 @@ describe('encodeCommand() and decodeCommand()', () => {
       [
         'the tag alone',
         new Uint8Array([binaryEntryTag]),
-        'its 1 bytes are too short for the binary header',
+        'it holds 1 of the 5 bytes of the binary header',
       ],
-      [
-        'a truncated length',
-        good.subarray(0, 3),
-        'its 3 bytes are too short for the binary header',
-      ],
+      ['a truncated length', good.subarray(0, 3), 'it holds 3 of the 5 bytes of the binary header'],
       [
         'a JSON length past the end',
         binaryEntry('{"op":"secret-create"}', [1, 2], 1000),

@@ -313,7 +313,9 @@ export function encodeCommand(command: TaggedCommand): Uint8Array {
 export function decodeCommand(bytes: Uint8Array): TaggedCommand {
   if (bytes[0] !== binaryEntryTag) return commandOf(bytes);
   if (bytes.length < binaryHeaderBytes)
-    throw corruptEntry(`its ${bytes.length} bytes are too short for the binary header`);
+    throw corruptEntry(
+      `it holds ${bytes.length} of the ${binaryHeaderBytes} bytes of the binary header`,
+    );
   const jsonBytes = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1);
   const dataAt = binaryHeaderBytes + jsonBytes;
   if (dataAt > bytes.length)

@@ -15,8 +15,8 @@ import {
   segmentPaths,
 } from '../../test/helpers/wal.ts';
 import { systemRandom } from '../io/system.ts';
-import { SnapshotStore } from './snapshot-store.ts';
-import type { Snapshot } from './types.ts';
+import { joinPieces, pieceContentId, SnapshotStore, textPiece } from './snapshot-store.ts';
+import type { Snapshot, SnapshotPiece } from './types.ts';
 import { WAL } from './wal.ts';
 
 const oldKey = { dek, keyId: 1 };
@@ -131,5 +131,37 @@ describe('SnapshotStore key rotation', () => {
     expect(store.keyIds()).toEqual([2, 2]); // the previous one stays once it has the current key
     const reopened = await SnapshotStore.open(dir.path, { ...newKey, random: systemRandom, fs });
     expect(await reopened.loadLatest()).toEqual(snapshot(9, 1));
+  });
+
+  test('save() after rotateKey() writes every shared piece it refers to again under the new key, and leaves no piece file under the old one', async () => {
+    using dir = tempDir('secretd-snap-rot-');
+    const piece = (label: string): SnapshotPiece => {
+      const bytes = new TextEncoder().encode(label.repeat(4096));
+      return { id: pieceContentId(bytes), length: bytes.length, bytes: () => bytes };
+    };
+    const [a, b] = [piece('"segment a",'), piece('"segment b",')];
+    const pieced = (index: number, pieces: readonly SnapshotPiece[]) => ({
+      meta: meta(index, 1),
+      pieces: [textPiece('['), ...pieces, textPiece(']')],
+    });
+    const store = await SnapshotStore.open(dir.path, { ...oldKey, random: systemRandom, fs });
+    await store.save(pieced(5, [a!]));
+    await store.save(pieced(8, [a!, b!]));
+    expect(store.keyIds()).toEqual([1, 1, 1, 1]);
+    store.rotateKey(newKey);
+    await store.save(pieced(8, [a!, b!])); // the same index, re-sealed
+    expect(store.keyIds()).toEqual([2, 2, 2]);
+    expect(
+      sealedFiles(dir.path, dir.path).map((f) => [f.path.split('.').pop(), ...f.keyIds]),
+    ).toEqual([
+      ['snap', 2],
+      ['piece', 2],
+      ['piece', 2],
+    ]);
+    const reopened = await SnapshotStore.open(dir.path, { ...newKey, random: systemRandom, fs });
+    expect(await reopened.loadLatest()).toEqual({
+      meta: meta(8, 1),
+      data: joinPieces(pieced(8, [a!, b!]).pieces),
+    });
   });
 });

@@ -1,10 +1,19 @@
 import { describe, expect, test } from 'bun:test';
 import { tempDir } from '../../test/helpers/process.ts';
+import { seal } from '../crypto/aead.ts';
 import { SecretdError } from '../errors.ts';
+import type { FileSystem } from '../io/fs.ts';
 import { NodeFileSystem } from '../io/node-fs.ts';
 import { systemRandom } from '../io/system.ts';
-import { SnapshotStore, type SnapshotStoreOptions } from './snapshot-store.ts';
-import type { MemberId, Snapshot } from './types.ts';
+import { encodeSnapshotPayload } from './_wal-payload.ts';
+import {
+  joinPieces,
+  pieceContentId,
+  SnapshotStore,
+  textPiece,
+  type SnapshotStoreOptions,
+} from './snapshot-store.ts';
+import type { MemberId, Snapshot, SnapshotPiece } from './types.ts';
 
 const fs = new NodeFileSystem();
 const dek = systemRandom(32);
@@ -22,6 +31,52 @@ const snapshot = (index: number, term: number, data = `state at ${index}`): Snap
 });
 const name = (index: number, term: number): string =>
   `${term.toString(16).padStart(16, '0')}-${index.toString(16).padStart(16, '0')}.snap`;
+
+/** A piece that never changes, as a full audit segment is: `size` bytes made from `label`. */
+function shared(label: string, size = 64 * 1024): SnapshotPiece {
+  const bytes = new TextEncoder().encode(
+    label.repeat(Math.ceil(size / label.length)).slice(0, size),
+  );
+  return { id: pieceContentId(bytes), length: bytes.length, bytes: () => bytes };
+}
+const [pieceA, pieceB, pieceC, pieceD] = ['"a1",', '"b2",', '"c3",', '"d4",'].map((l) => shared(l));
+/** A snapshot whose data is inline text around the shared pieces. */
+const pieced = (index: number, term: number, pieces: readonly SnapshotPiece[]) => ({
+  meta: { index, term, conf },
+  pieces: [textPiece(`{"at":${index},"lines":[`), ...pieces, textPiece(']}')],
+});
+const pieceFile = (piece: SnapshotPiece, keyId = 3): string =>
+  `${piece.id}-${keyId.toString(16).padStart(8, '0')}.piece`;
+
+/** The real file system, recording the name (temp suffix dropped) and size of every file written. */
+function recordingFs(): { fs: FileSystem; written: Array<{ name: string; bytes: number }> } {
+  const written: Array<{ name: string; bytes: number }> = [];
+  const recording = Object.create(fs) as FileSystem;
+  recording.writeFile = (path, bytes, mode) => {
+    written.push({
+      name: path
+        .split('/')
+        .pop()!
+        .replace(/\.tmp$/, ''),
+      bytes: bytes.length,
+    });
+    return fs.writeFile(path, bytes, mode);
+  };
+  return { fs: recording, written };
+}
+
+/** A version 1 snapshot file, as every snapshot was written before shared pieces. */
+function versionOneFile(snapshot: Snapshot): Uint8Array {
+  const header = new Uint8Array(24);
+  const view = new DataView(header.buffer);
+  header.set([0x73, 0x73, 0x6e, 0x70], 0);
+  view.setUint16(4, 1);
+  view.setUint32(12, snapshot.meta.index);
+  view.setUint32(20, snapshot.meta.term);
+  const aad = new Uint8Array([...new TextEncoder().encode('snapshot'), ...header]);
+  const body = seal(dek, encodeSnapshotPayload(snapshot), { aad, keyId: 3, random: systemRandom });
+  return new Uint8Array([...header, ...body]);
+}
 
 async function loadError(
   dir: string,
@@ -134,5 +189,133 @@ describe('SnapshotStore', () => {
       false,
       false,
     ]);
+  });
+});
+
+describe('SnapshotStore with shared pieces', () => {
+  test('save() writes each shared piece to its own file once; a later snapshot holding them writes only itself and the new one', async () => {
+    using dir = tempDir('secretd-snap-');
+    const recording = recordingFs();
+    const store = await SnapshotStore.open(dir.path, options({ fs: recording.fs }));
+    await store.save(pieced(10, 1, [pieceA!, pieceB!]));
+    expect(recording.written.map((w) => w.name)).toEqual([
+      pieceFile(pieceA!),
+      pieceFile(pieceB!),
+      name(10, 1),
+    ]);
+    recording.written.length = 0;
+    await store.save(pieced(20, 1, [pieceA!, pieceB!, pieceC!]));
+    expect(recording.written.map((w) => w.name)).toEqual([pieceFile(pieceC!), name(20, 1)]);
+    // The snapshot file refers to the 192 KiB of pieces: it holds its own bytes only.
+    expect(recording.written[1]!.bytes).toBeLessThan(1024);
+    recording.written.length = 0;
+    await store.save(pieced(30, 1, [pieceA!, pieceB!, pieceC!]));
+    expect(recording.written.map((w) => w.name)).toEqual([name(30, 1)]);
+    const expected = joinPieces(pieced(30, 1, [pieceA!, pieceB!, pieceC!]).pieces);
+    expect(await store.loadLatest()).toEqual({
+      meta: { index: 30, term: 1, conf },
+      data: expected,
+    });
+    expect(await (await SnapshotStore.open(dir.path, options())).loadLatest()).toEqual({
+      meta: { index: 30, term: 1, conf },
+      data: expected,
+    });
+  });
+
+  test('save() deletes the piece files that neither kept snapshot refers to', async () => {
+    using dir = tempDir('secretd-snap-');
+    const store = await SnapshotStore.open(dir.path, options());
+    await store.save(pieced(10, 1, [pieceA!, pieceB!]));
+    await store.save(pieced(20, 1, [pieceB!, pieceC!]));
+    await store.save(pieced(30, 1, [pieceC!, pieceD!]));
+    expect((await fs.list(dir.path)).sort()).toEqual(
+      [name(20, 1), name(30, 1), pieceFile(pieceB!), pieceFile(pieceC!), pieceFile(pieceD!)].sort(),
+    );
+    await store.save(pieced(40, 1, [pieceD!]));
+    expect((await fs.list(dir.path)).sort()).toEqual(
+      [name(30, 1), name(40, 1), pieceFile(pieceC!), pieceFile(pieceD!)].sort(),
+    );
+  });
+
+  test('a store opened again knows the pieces on disk: it writes none of them again, and prunes by the snapshots it reads back', async () => {
+    using dir = tempDir('secretd-snap-');
+    await (await SnapshotStore.open(dir.path, options())).save(pieced(10, 1, [pieceA!, pieceB!]));
+    const recording = recordingFs();
+    const reopened = await SnapshotStore.open(dir.path, options({ fs: recording.fs }));
+    expect(reopened.keyIds()).toEqual([3, 3, 3]);
+    await reopened.save(pieced(20, 1, [pieceB!, pieceC!]));
+    expect(recording.written.map((w) => w.name)).toEqual([pieceFile(pieceC!), name(20, 1)]);
+    // The snapshot at 10 is kept and refers to A: A stays until that snapshot goes.
+    expect(await fs.list(dir.path)).toContain(pieceFile(pieceA!));
+    const again = await SnapshotStore.open(dir.path, options());
+    await again.save(pieced(30, 1, [pieceC!]));
+    expect((await fs.list(dir.path)).sort()).toEqual(
+      [name(20, 1), name(30, 1), pieceFile(pieceB!), pieceFile(pieceC!)].sort(),
+    );
+  });
+
+  test('loadLatest() refuses a missing piece, an altered piece and a piece posing as another, naming the snapshot', async () => {
+    using dir = tempDir('secretd-snap-');
+    const store = await SnapshotStore.open(dir.path, options());
+    await store.save(pieced(10, 1, [pieceA!, pieceB!]));
+    const path = `${dir.path}/${name(10, 1)}`;
+    const fileA = `${dir.path}/${pieceFile(pieceA!)}`;
+    const fileB = `${dir.path}/${pieceFile(pieceB!)}`;
+    const original = (await fs.readFile(fileA)).slice();
+    const refusal = async (): Promise<string> => {
+      const error = await loadError(dir.path);
+      return `${error.code}: ${error.message}`;
+    };
+    const prefix = `corrupt: Snapshot ${path} is corrupt: its piece ${pieceA!.id!.slice(0, 16)}`;
+
+    await fs.remove(fileA);
+    expect(await refusal()).toBe(`${prefix} is missing; refusing to start`);
+    const wrong: string[] = [];
+    for (const at of [0, 10, 45, 80, original.length - 1]) {
+      const damaged = original.slice();
+      damaged[at]! ^= 0x01;
+      await fs.writeFile(fileA, damaged);
+      const said = await refusal();
+      if (!said.startsWith(prefix)) wrong.push(`byte ${at}: ${said}`);
+    }
+    expect(wrong).toEqual([]);
+    await fs.writeFile(fileA, await fs.readFile(fileB));
+    expect(await refusal()).toBe(`${prefix} has no piece header naming it; refusing to start`);
+  });
+
+  test('loadLatest() reads a version 1 snapshot file, and the next save writes version 2 beside it', async () => {
+    using dir = tempDir('secretd-snap-');
+    await fs.writeFile(`${dir.path}/${name(5, 1)}`, versionOneFile(snapshot(5, 1)));
+    const store = await SnapshotStore.open(dir.path, options());
+    expect(store.keyIds()).toEqual([3]);
+    expect(await store.loadLatest()).toEqual(snapshot(5, 1));
+    await store.save(pieced(9, 1, [pieceA!]));
+    expect((await fs.list(dir.path)).sort()).toEqual(
+      [name(5, 1), name(9, 1), pieceFile(pieceA!)].sort(),
+    );
+    expect((await store.loadLatest())?.data).toEqual(joinPieces(pieced(9, 1, [pieceA!]).pieces));
+  });
+
+  test('load() returns the snapshot at an index and term, and null for one not on disk', async () => {
+    using dir = tempDir('secretd-snap-');
+    const store = await SnapshotStore.open(dir.path, options());
+    await store.save(pieced(10, 1, [pieceA!]));
+    await store.save(snapshot(20, 2));
+    expect(await store.load({ index: 10, term: 1 })).toEqual({
+      meta: { index: 10, term: 1, conf },
+      data: joinPieces(pieced(10, 1, [pieceA!]).pieces),
+    });
+    expect(await store.load({ index: 20, term: 2 })).toEqual(snapshot(20, 2));
+    expect(await store.load({ index: 20, term: 1 })).toBe(null);
+  });
+
+  test('save() refuses a shared piece whose id is not the SHA-256 of its bytes, writing nothing', async () => {
+    using dir = tempDir('secretd-snap-');
+    const store = await SnapshotStore.open(dir.path, options());
+    const lying = { ...pieceA!, bytes: () => pieceB!.bytes() };
+    await expect(store.save(pieced(10, 1, [lying]))).rejects.toThrow(
+      `Cannot save snapshot: piece ${pieceA!.id!.slice(0, 16)} is not the SHA-256 of its bytes`,
+    );
+    expect(await fs.list(dir.path)).toEqual([]);
   });
 });

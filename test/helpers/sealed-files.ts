@@ -2,7 +2,8 @@
  * The key id of every sealed envelope in a data dir's Raft files, read straight from the bytes
  * (src/crypto/aead.ts: `version u8 | keyId u32 BE | nonce | box`), without any key: for each
  * WAL segment its header's key check and every record's body (wal-codec.ts framing), for each
- * snapshot its one sealed body (snapshot-store.ts: a 24-byte header, then the envelope).
+ * snapshot its one sealed body (snapshot-store.ts: a 24-byte header, then the envelope), for each
+ * shared snapshot piece its one sealed body (a 40-byte header, then the envelope).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { envelopeKeyId } from '../../src/crypto/aead.ts';
@@ -14,7 +15,7 @@ export interface SealedFile {
   readonly keyIds: readonly number[];
 }
 
-/** Every `.wal` file in `walDir` and `.snap` file in `snapDir`, with the key ids of its envelopes. */
+/** Every `.wal` file in `walDir` and `.snap` and `.piece` file in `snapDir`, with the key ids of its envelopes. */
 export function sealedFiles(walDir: string, snapDir: string): SealedFile[] {
   const files: SealedFile[] = [];
   for (const name of readdirSync(walDir).sort()) {
@@ -34,6 +35,11 @@ export function sealedFiles(walDir: string, snapDir: string): SealedFile[] {
     if (!name.endsWith('.snap')) continue;
     const path = `${snapDir}/${name}`;
     files.push({ path, keyIds: [envelopeKeyId(new Uint8Array(readFileSync(path)).subarray(24))] });
+  }
+  for (const name of readdirSync(snapDir).sort()) {
+    if (!name.endsWith('.piece')) continue;
+    const path = `${snapDir}/${name}`;
+    files.push({ path, keyIds: [envelopeKeyId(new Uint8Array(readFileSync(path)).subarray(40))] });
   }
   return files;
 }

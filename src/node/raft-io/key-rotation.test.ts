@@ -7,6 +7,7 @@ import { describe, expect, test } from 'bun:test';
 import { tempDir } from '../../../test/helpers/process.ts';
 import { keyIdsIn, sealedFiles } from '../../../test/helpers/sealed-files.ts';
 import { NodeFileSystem } from '../../io/node-fs.ts';
+import { auditSegmentRecords } from '../../limits.ts';
 import { systemRandom } from '../../io/system.ts';
 import type { MemberId } from '../../raft/types.ts';
 import { openRaftNode, walMarkerPath } from './open-raft-node.ts';
@@ -100,6 +101,31 @@ describe('RaftNode.rotateKey', () => {
     const finished = await open(dir.path, newKey);
     await write(finished, 1);
     await finished.stop();
+  });
+
+  test('with a full audit segment in a shared piece file: resolves once that piece is sealed with the new key too, and the node opens with it alone', async () => {
+    using dir = tempDir('secretd-raft-rot-');
+    const node = await open(dir.path, oldKey);
+    const actor = { kind: 'admin-socket', name: 'admin-socket', role: 'admin', uid: 0 } as const;
+    const record = { at, actor, source: 'admin-socket', action: 'denied', result: 'denied' };
+    // A snapshot every 4 entries: the last ones hold a full segment.
+    for (let n = 0; n < auditSegmentRecords + 5 * 256; n += 256)
+      await node.propose({ op: 'audit-append', at, records: Array(256).fill(record) });
+    const pieces = (): string[] =>
+      sealedFiles(`${dir.path}/raft/wal`, `${dir.path}/raft/snap`)
+        .filter((f) => f.path.endsWith('.piece'))
+        .map((f) => `${f.path.split('-').pop()} ${f.keyIds.join()}`);
+    expect(pieces()).toEqual(['00000001.piece 1']);
+    await node.rotateKey(newKey);
+    expect(pieces()).toEqual(['00000002.piece 2']);
+    expect(keyIdsOnDisk(dir.path)).toEqual([2]);
+    expect(node.keyIdsOnDisk().every((keyId) => keyId === 2)).toBe(true);
+    const lines = [...node.store.audit.lines()];
+    await node.stop();
+
+    const reopened = await open(dir.path, newKey);
+    expect([...reopened.store.audit.lines()]).toEqual(lines);
+    await reopened.stop();
   });
 
   test('a second rotation while one is under way is refused', async () => {

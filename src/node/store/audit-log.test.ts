@@ -2,6 +2,14 @@ import { describe, expect, test } from 'bun:test';
 import { auditSubject, parseRecordLine, type AuditTag } from '../audit/index.ts';
 import { decodeCommand, encodeCommand, type TaggedCommand } from './commands.ts';
 import { Store, toBase64 } from './store.ts';
+import { tempDir } from '../../../test/helpers/process.ts';
+import { NodeFileSystem } from '../../io/node-fs.ts';
+import { systemRandom } from '../../io/system.ts';
+import { auditSegmentRecords } from '../../limits.ts';
+import { joinPieces, pieceContentId, SnapshotStore } from '../../raft/snapshot-store.ts';
+import type { SnapshotPiece } from '../../raft/types.ts';
+
+const fs = new NodeFileSystem();
 
 const at = '2026-12-01T10:00:00.000Z';
 const writer: AuditTag = {
@@ -248,5 +256,75 @@ describe('auditSubject()', () => {
     expect(
       auditSubject({ op: 'cluster-update', at, expectedIndex: null, unlockKey: 'S0VZ' }, lookups),
     ).toEqual({ action: 'cluster-update', detail: 'changed: unlockKey' });
+  });
+});
+
+describe('Store snapshots in pieces', () => {
+  /** A store whose audit trail holds `records` records after the history (audit-append entries). */
+  function storeWith(records: number): { store: Store; next: number } {
+    const store = new Store();
+    const commands = history({ first: 'pw-one', second: 'pw-two' });
+    applyAll(store, commands);
+    let index = commands.length + 1;
+    for (let left = records; left > 0; left -= 256) {
+      const batch = Array.from({ length: Math.min(256, left) }, (_, i) => ({
+        at,
+        actor: writer.actor,
+        source: writer.source,
+        action: 'denied',
+        detail: `GET /secrets/${index}-${i}`,
+        result: 'denied',
+      }));
+      store.applyEntry(index++, encodeCommand({ op: 'audit-append', at, records: batch }));
+    }
+    return { store, next: index };
+  }
+  const sharedIds = (pieces: readonly SnapshotPiece[]): string[] =>
+    pieces.flatMap((p) => (p.id === undefined ? [] : [p.id]));
+
+  test('snapshotPieces() are the bytes of snapshot(), each full audit segment a shared piece whose id stays', () => {
+    const { store } = storeWith(2 * auditSegmentRecords + 100);
+    const pieces = store.snapshotPieces();
+    const ids = sharedIds(pieces);
+    expect(ids.length).toBe(2);
+    expect(joinPieces(pieces)).toEqual(store.snapshot());
+    expect(pieces.map((p) => p.bytes().length)).toEqual(pieces.map((p) => p.length));
+    for (const piece of pieces)
+      if (piece.id !== undefined) expect(pieceContentId(piece.bytes())).toBe(piece.id);
+    expect(sharedIds(store.snapshotPieces())).toEqual(ids);
+    expect(sharedIds(Store.restore(store.snapshot()).snapshotPieces())).toEqual(ids);
+  });
+
+  test('a snapshot store saves a store with full audit segments as one file per segment, once, and loads exactly Store.snapshot()', async () => {
+    using dir = tempDir('secretd-store-snap-');
+    const { store, next } = storeWith(2 * auditSegmentRecords + 10);
+    const names = async (): Promise<string[]> => (await fs.list(dir.path)).sort();
+    const snapshots = await SnapshotStore.open(dir.path, {
+      dek: systemRandom(32),
+      keyId: 1,
+      random: systemRandom,
+      fs,
+    });
+    const conf = { voters: [], learners: [] };
+    await snapshots.save({
+      meta: { index: next - 1, term: 1, conf },
+      pieces: store.snapshotPieces(),
+    });
+    const first = await names();
+    expect(first.filter((n) => n.endsWith('.piece')).length).toBe(2);
+    expect((await snapshots.loadLatest())?.data).toEqual(store.snapshot());
+
+    store.applyEntry(
+      next,
+      encodeCommand({ op: 'secret-remove', at, ids: ['none'], audit: writer }),
+    );
+    await snapshots.save({ meta: { index: next, term: 1, conf }, pieces: store.snapshotPieces() });
+    const second = await names();
+    expect(second.filter((n) => n.endsWith('.piece'))).toEqual(
+      first.filter((n) => n.endsWith('.piece')),
+    );
+    const loaded = await snapshots.loadLatest();
+    expect(loaded?.data).toEqual(store.snapshot());
+    expect([...Store.restore(loaded!.data).audit.lines()]).toEqual([...store.audit.lines()]);
   });
 });

@@ -1,0 +1,221 @@
+/**
+ * The ceiling of the one-node create figures on this machine (issue 17): what a minimal Bun program
+ * does with only the transport part, driven by the same client as bench/create-secrets.ts. Two
+ * servers, each a child process so that it has a core of its own as secretd does:
+ *
+ *   transport  `node:http2` with mutual TLS: reads the body, parses the JSON, answers 201 with an
+ *              ID (DELETE: 204). No Raft, no WAL, no store.
+ *   fsync      the same, and every create and delete is appended to a file and fdatasynced before
+ *              its answer, with group commit (what arrives during one fdatasync shares the next),
+ *              as a WAL does: the floor for a durable one-node write.
+ *
+ * Certificates come from `openssl` (a CA, a server certificate for 127.0.0.1 named `ceiling`, a client one).
+ *
+ *   bun bench/ceiling.ts [--n 10000] [--concurrency 1,16] [--size 64] [--mode transport,fsync]
+ *
+ * Prints create-secrets' table for each server. Run it in the same hour as create-secrets.ts, on
+ * a quiet machine, and set secretd's and Docker's figures beside it.
+ */
+import { createSecureServer, type ServerHttp2Stream } from 'node:http2';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runToEnd, spawnCaptured, stopProcess } from './child-process.ts';
+import { freePort } from './secretd-process.ts';
+
+type Mode = 'transport' | 'fsync';
+
+const { values } = parseArgs({
+  options: {
+    n: { type: 'string' },
+    concurrency: { type: 'string' },
+    size: { type: 'string' },
+    mode: { type: 'string' },
+    serve: { type: 'string' },
+    port: { type: 'string' },
+    dir: { type: 'string' },
+  },
+});
+
+/** The server half: `--serve MODE --port P --dir D` (certificates and the log file in D). */
+async function serve(mode: Mode, port: number, dir: string): Promise<void> {
+  const [key, cert, ca] = await Promise.all(
+    ['server.key', 'server.crt', 'ca.crt'].map((name) => readFile(join(dir, name))),
+  );
+  const log = mode === 'fsync' ? await open(join(dir, 'log'), 'a') : null;
+  let queued: { bytes: Uint8Array; done: () => void }[] = [];
+  let syncing = false;
+  const flush = async (): Promise<void> => {
+    syncing = true;
+    while (queued.length > 0) {
+      const batch = queued;
+      queued = [];
+      const total = batch.reduce((sum, item) => sum + item.bytes.length, 0);
+      const buffer = new Uint8Array(total);
+      let at = 0;
+      for (const item of batch) {
+        buffer.set(item.bytes, at);
+        at += item.bytes.length;
+      }
+      await log!.write(buffer);
+      await log!.datasync();
+      for (const item of batch) item.done();
+    }
+    syncing = false;
+  };
+  const durable = (bytes: Uint8Array): Promise<void> =>
+    log === null
+      ? Promise.resolve()
+      : new Promise((resolve) => {
+          queued.push({ bytes, done: resolve });
+          if (!syncing) void flush();
+        });
+  let next = 0;
+  const server = createSecureServer({ key, cert, ca, requestCert: true, rejectUnauthorized: true });
+  server.on('stream', (stream: ServerHttp2Stream, headers) => {
+    const method = headers[':method'];
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (method === 'POST') {
+        const parsed = JSON.parse(body.toString('utf8')) as { Name?: unknown; Data?: unknown };
+        if (typeof parsed.Name !== 'string' || typeof parsed.Data !== 'string') {
+          stream.respond({ ':status': 400 });
+          stream.end();
+          return;
+        }
+        const id = (next++).toString(36).padStart(25, '0');
+        void durable(body).then(() => {
+          stream.respond({ ':status': 201, 'content-type': 'application/json' });
+          stream.end(JSON.stringify({ ID: id }));
+        });
+      } else if (method === 'DELETE') {
+        void durable(new TextEncoder().encode(headers[':path'] ?? '')).then(() => {
+          stream.respond({ ':status': 204 });
+          stream.end();
+        });
+      } else {
+        stream.respond({ ':status': 200, 'content-type': 'application/json' });
+        stream.end('{}');
+      }
+    });
+  });
+  server.listen(port, '127.0.0.1', () => console.log(`ceiling ${mode} listening on ${port}`));
+}
+
+async function certificates(dir: string): Promise<void> {
+  const openssl = async (...args: string[]): Promise<void> => {
+    await runToEnd('openssl', args);
+  };
+  const at = (name: string): string => join(dir, name);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await openssl(
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    at('ca.key'),
+    '-out',
+    at('ca.crt'),
+    '-subj',
+    '/CN=ceiling-ca',
+    '-days',
+    '2',
+  );
+  for (const [name, extension] of [
+    ['server', 'subjectAltName=DNS:ceiling,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'],
+    ['client', 'extendedKeyUsage=clientAuth\n'],
+  ] as const) {
+    await writeFile(at(`${name}.ext`), extension);
+    await openssl(
+      'req',
+      ...ec,
+      '-keyout',
+      at(`${name}.key`),
+      '-out',
+      at(`${name}.csr`),
+      '-subj',
+      `/CN=${name}`,
+    );
+    await openssl(
+      'x509',
+      '-req',
+      '-in',
+      at(`${name}.csr`),
+      '-CA',
+      at('ca.crt'),
+      '-CAkey',
+      at('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      at(`${name}.crt`),
+      '-days',
+      '2',
+      '-extfile',
+      at(`${name}.ext`),
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  if (values.serve !== undefined) {
+    await serve(values.serve as Mode, Number(values.port), values.dir!);
+    return;
+  }
+  const modes = (values.mode ?? 'transport,fsync').split(',') as Mode[];
+  const dir = await mkdtemp(join(tmpdir(), 'secretd-ceiling-'));
+  try {
+    await certificates(dir);
+    for (const mode of modes) {
+      const port = await freePort();
+      const server = spawnCaptured(process.execPath, [
+        import.meta.path,
+        '--serve',
+        mode,
+        '--port',
+        String(port),
+        '--dir',
+        dir,
+      ]);
+      try {
+        await server.waitForLine(/listening/, { timeoutMs: 10_000 });
+        console.log(
+          `\n== ${mode}: ${mode === 'transport' ? 'HTTP/2 + mTLS + JSON parse, nothing else' : 'the same + append and fdatasync per batch (group commit)'}`,
+        );
+        const out = await runToEnd(
+          process.execPath,
+          [
+            'bench/create-secrets.ts',
+            '--no-docker',
+            '--secretd-url',
+            `https://127.0.0.1:${port}`,
+            '--cacert',
+            join(dir, 'ca.crt'),
+            '--cert',
+            join(dir, 'client.crt'),
+            '--key',
+            join(dir, 'client.key'),
+            '--servername',
+            'ceiling',
+            '--n',
+            values.n ?? '10000',
+            '--concurrency',
+            values.concurrency ?? '1,16',
+            '--size',
+            values.size ?? '64',
+          ],
+          { timeoutMs: 600_000 },
+        );
+        console.log(out.trimEnd());
+      } finally {
+        await stopProcess(server, 5_000);
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

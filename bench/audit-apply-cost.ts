@@ -39,7 +39,7 @@ function encoded(tagged: boolean): Uint8Array[] {
       id: `id${i.toString(36).padStart(8, '0')}xxxxxxxxxxxxxxxxx`,
       name: `app_secret_${i}`,
       labels: {},
-      data,
+      data: new Uint8Array(32).fill(7),
       requestId: `${i.toString(16).padStart(32, '0')}`,
       ...(tagged ? { audit: { ...audit, requestId: `${i.toString(16).padStart(32, '0')}` } } : {}),
     };

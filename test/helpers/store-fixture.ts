@@ -8,7 +8,7 @@ export class OneSecretStore {
 
   /** `at`: the time every command of the test carries. */
   constructor(readonly at: string) {
-    const data = toBase64(new TextEncoder().encode('v1'));
+    const data = new TextEncoder().encode('v1');
     this.apply({ op: 'secret-create', at, id: 'db', name: 'db', labels: {}, data });
   }
 

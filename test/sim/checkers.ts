@@ -249,7 +249,7 @@ export class Invariants {
       content =
         entry.type === 'conf'
           ? `conf:${Buffer.from(entry.data).toString('hex')}`
-          : new TextDecoder().decode(entry.data);
+          : Buffer.from(entry.data).toString('latin1');
       this.#contentOf.set(entry, content);
     }
     return content;

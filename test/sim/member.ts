@@ -12,7 +12,7 @@ import type { Message, MemberId } from '../../src/raft/types.ts';
 import type { UnsafeTestingMutations } from '../../src/raft/core.ts';
 import type { RaftNode } from '../../src/node/raft-io/index.ts';
 import { openRaftNode } from '../../src/node/raft-io/index.ts';
-import type { TaggedCommand } from '../../src/node/store/index.ts';
+import { encodeCommand, type TaggedCommand } from '../../src/node/store/index.ts';
 import type { ApplyResult, Store } from '../../src/node/store/index.ts';
 import type { Prng } from './prng.ts';
 import type { Scheduler } from './scheduler.ts';
@@ -155,10 +155,12 @@ export class Member {
     const apply = store.apply.bind(store);
     const skip = store.skip.bind(store);
     store.apply = (index: number, command: TaggedCommand) => {
+      // The entry's bytes as the checkers read them; before apply, which owns the value after.
+      const content = Buffer.from(encodeCommand(command)).toString('latin1');
       const result = apply(index, command);
       const tagged =
         command.requestId === undefined ? null : { requestId: command.requestId, result };
-      if (alive()) this.#env.applied(this, index, JSON.stringify(command), tagged);
+      if (alive()) this.#env.applied(this, index, content, tagged);
       return result;
     };
     store.skip = (index: number) => {

@@ -52,7 +52,15 @@ export function commandFor(
   }
   if (kind !== 'set') throw new Error(`Cannot ${input.f} register ${name}`);
   if (input.f === 'create')
-    return { op: 'secret-create', at, id: `id-${name}`, name, labels: {}, data: 'c2lt', requestId };
+    return {
+      op: 'secret-create',
+      at,
+      id: `id-${name}`,
+      name,
+      labels: {},
+      data: new TextEncoder().encode('sim'),
+      requestId,
+    };
   if (input.f === 'remove') return { op: 'secret-remove', at, ids: [`id-${name}`], requestId };
   throw new Error(`${input.f} is not a write`);
 }

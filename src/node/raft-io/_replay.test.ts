@@ -15,7 +15,7 @@ const secret = (index: number, name: string): Entry => ({
     id: `id-${name}`,
     name,
     labels: {},
-    data: btoa(name),
+    data: new TextEncoder().encode(name),
   }),
 });
 

@@ -22,6 +22,7 @@ const socket: AuditTag = {
   source: 'admin-socket',
 };
 const bytes = (text: string): string => toBase64(new TextEncoder().encode(text));
+const raw = (text: string): Uint8Array => new TextEncoder().encode(text);
 
 /** A cluster, then secrets created, updated, rolled back, relabelled and removed, all audited. */
 function history(values: { first: string; second: string }): TaggedCommand[] {
@@ -43,14 +44,14 @@ function history(values: { first: string; second: string }): TaggedCommand[] {
       id: 's1',
       name: 'app_db',
       labels: {},
-      data: bytes(values.first),
+      data: raw(values.first),
       audit: writer,
     },
     {
       op: 'secret-version-add',
       at,
       id: 's1',
-      data: bytes(values.second),
+      data: raw(values.second),
       ifVersion: null,
       audit: writer,
     },

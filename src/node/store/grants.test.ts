@@ -9,7 +9,7 @@ import { Store, toBase64 } from './store.ts';
 import type { NodeRecord, ServiceSpec } from './types.ts';
 
 const at = '2026-12-06T00:00:00.000Z';
-const bytes = (text: string): string => toBase64(new TextEncoder().encode(text));
+const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 
 const node = (over: Partial<NodeRecord> = {}): NodeRecord =>
   ({

@@ -7,7 +7,7 @@ import { Store, toBase64 } from './store.ts';
 import type { ContainerSpec, SecretReference, ServiceSpec } from './types.ts';
 
 const at = '2026-11-28T00:00:00.000Z';
-const bytes = (text: string): string => toBase64(new TextEncoder().encode(text));
+const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 const text = (data: Uint8Array): string => new TextDecoder().decode(data);
 
 /** A store with one secret `db` (version 1 = "v1"), its versions and services using it. */

@@ -13,7 +13,7 @@ const create = (id: string, name: string, data = 'secret'): Command => ({
   id,
   name,
   labels: { a: 'b' },
-  data: toBase64(new TextEncoder().encode(data)),
+  data: new TextEncoder().encode(data),
 });
 
 describe('secret names (Docker fixtures)', () => {

@@ -12,6 +12,7 @@ import type { SessionMessage } from './messages.ts';
 
 const at = '2026-12-06T00:00:00.000Z';
 const text = (value: string): string => toBase64(new TextEncoder().encode(value));
+const raw = (value: string): Uint8Array => new TextEncoder().encode(value);
 
 function setup() {
   const store = new Store();
@@ -27,7 +28,7 @@ function setup() {
     node: { id: 'n2', role: 'worker', hostname: 'two', addr: '10.0.0.2:4377' },
   });
   apply({ op: 'node-update', at, id: 'n1', expectedIndex: null, labels: { role: 'db' } });
-  apply({ op: 'secret-create', at, id: 's1', name: 'db_pass', labels: {}, data: text('v1') });
+  apply({ op: 'secret-create', at, id: 's1', name: 'db_pass', labels: {}, data: raw('v1') });
   const records: AuditEntry[] = [];
   const dispatcher = activeDispatcher(store, at, { record: (entry) => records.push(entry) });
   return { store, apply, dispatcher, records };
@@ -159,7 +160,7 @@ describe('Dispatcher, grants', () => {
     await one.next();
     await two.next();
     const old = one.granted.get('s1')!.data;
-    apply({ op: 'secret-version-add', at, id: 's1', data: text('v2'), ifVersion: null });
+    apply({ op: 'secret-version-add', at, id: 's1', data: raw('v2'), ifVersion: null });
     expect(await changed(dispatcher, one)).toMatchObject({
       grants: [{ id: 's1', name: 'db_pass', version: 2, data: text('v2') }],
     });
@@ -209,7 +210,7 @@ describe('Dispatcher, grants', () => {
     });
     const one = await nodeView(dispatcher, 'n1');
     await one.next();
-    apply({ op: 'secret-version-add', at, id: 's1', data: text('v2'), ifVersion: null });
+    apply({ op: 'secret-version-add', at, id: 's1', data: raw('v2'), ifVersion: null });
     await changed(dispatcher, one);
     apply({ op: 'node-update', at, id: 'n1', expectedIndex: null, labels: {} });
     await changed(dispatcher, one);

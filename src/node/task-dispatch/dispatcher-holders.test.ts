@@ -8,7 +8,7 @@ import type { ContainerSpec } from '../store/index.ts';
 import { Store, toBase64 } from '../store/index.ts';
 
 const at = '2026-12-06T00:00:00.000Z';
-const text = (value: string): string => toBase64(new TextEncoder().encode(value));
+const text = (value: string): Uint8Array => new TextEncoder().encode(value);
 
 const container = (secretIds: string[]): ContainerSpec => ({
   image: 'busybox',

@@ -38,7 +38,7 @@ function setup(options: { readonly random?: Random } = {}) {
       id: id!,
       name: name!,
       labels: {},
-      data: toBase64(new TextEncoder().encode(`value-of-${name}`)),
+      data: new TextEncoder().encode(`value-of-${name}`),
     });
   // The tasks below belong to service svc: the store creates no task for a service it lacks.
   apply({

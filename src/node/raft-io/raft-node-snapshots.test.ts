@@ -98,14 +98,18 @@ describe('RaftNode snapshots', () => {
       const leader = await until('a leader without node-c', 10_000, () => net.leader());
       for (let i = 0; i < 12; i++) await leader.propose(records(3));
       const leaderId = leader.core.status().id;
+      // Snapshots are written off the loop: let the one in flight finish before opening the
+      // directory a second time (open clears temp files).
+      await leader.snapshotNow();
       const snapshots = await SnapshotStore.open(`${dir.path}/${leaderId}/snap`, {
         dek,
         keyId: 1,
         random: systemRandom,
         fs,
       });
+      const behind = net.nodes.get(c)!.store.appliedIndex;
       const onDisk = await snapshots.loadLatest();
-      expect(onDisk?.meta.index).toBeGreaterThan(net.nodes.get(c)!.store.appliedIndex);
+      expect(onDisk?.meta.index).toBeGreaterThan(behind);
 
       net.cut.delete(c);
       const follower = net.nodes.get(c)!;

@@ -24,8 +24,11 @@
  *   7. If this member no longer leads, fail the proposals still waiting; call the onAdvanced
  *      listeners (leader, role, configuration and applied index may have moved).
  *   8. Every `snapshotEntries` applied entries, or `snapshotLogBytes` bytes of applied entry data,
- *      seal the store into a snapshot and compact the log behind it (disk I/O, after advance():
- *      the core takes compact() only between Readies). The store hands it over in pieces, and the
+ *      take the store's snapshot (its pieces, made now, on the loop: the state at the applied
+ *      index) and write it OFF the loop: the snapshot file, then the WAL's marker; Readies go on
+ *      meanwhile (a snapshot is committed state: nothing waits for it). Once both are durable the
+ *      core compacts its log behind it, between Readies (compact() is refused in between). One
+ *      such write at a time; a forced one (key rotation) and a leader's snapshot wait for it. The
  *      snapshot store writes a piece that never changes (a full audit segment) only once.
  *   9. Feed the core what arrived meanwhile: it takes no input between ready() and advance(), so
  *      ticks, messages, proposals and reads wait in `#inbox` and land in the next Ready.
@@ -81,6 +84,7 @@ import type {
   ReadyMessage,
   Snapshot,
   SnapshotMeta,
+  SnapshotPiece,
   Term,
 } from '../../raft/types.ts';
 import type { WAL } from '../../raft/wal.ts';
@@ -162,9 +166,16 @@ export class RaftNode {
   /** The last log index fsynced here. */
   #stableIndex = 0;
   #appliedTerm = 0;
+  /** The index of the newest snapshot the core has compacted behind. */
   #snapshotIndex = 0;
-  /** Bytes of entry data applied since the last snapshot (step 8 of the header). */
+  /** The index of the newest snapshot taken (written, or being written: step 8). */
+  #takenIndex = 0;
+  /** Bytes of entry data applied since the last snapshot taken (step 8 of the header). */
   #appliedBytes = 0;
+  /** The snapshot being written off the loop (step 8); null when none. */
+  #snapshotting: Promise<void> | null = null;
+  /** A snapshot written and marked whose compact() waits for the Ready in hand to advance. */
+  #snapshotWritten: SnapshotMeta | null = null;
   /** Snapshots being read from disk to send, by index and term: one read however many followers want it. */
   readonly #snapshotReads = new Map<string, Promise<Snapshot | null>>();
   /**
@@ -200,6 +211,7 @@ export class RaftNode {
     };
     this.#stableIndex = recovered.lastIndex;
     this.#snapshotIndex = recovered.snapshotIndex;
+    this.#takenIndex = recovered.snapshotIndex;
     this.#appliedTerm = recovered.snapshotTerm;
   }
 
@@ -447,6 +459,7 @@ export class RaftNode {
       );
     this.#pending.clear();
     while (this.#running) await sleep(this.#timers, 1);
+    await this.#snapshotting; // settles either way: a failure after stop is not reported
     await this.#wal.close();
   }
 
@@ -455,15 +468,19 @@ export class RaftNode {
     this.#running = true;
     queueMicrotask(() => {
       this.#loop()
-        .catch((error: unknown) => {
-          this.#stopped = true;
-          this.#stopTicking?.();
-          this.#options.onFatal(error);
-        })
+        .catch((error: unknown) => this.#fail(error))
         .finally(() => {
           this.#running = false;
         });
     });
+  }
+
+  /** A failure of the loop or of a snapshot written off it: this member stops. */
+  #fail(error: unknown): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#stopTicking?.();
+    this.#options.onFatal(error);
   }
 
   async #loop(): Promise<void> {
@@ -511,7 +528,7 @@ export class RaftNode {
       this.#readyOutstanding = false;
       if (ready.softState && ready.softState.role !== 'leader') this.#failPending();
       for (const listener of [...this.#advancedListeners]) listener();
-      await this.#maybeSnapshot();
+      this.#maybeSnapshot();
       this.#drainInbox();
     }
   }
@@ -655,12 +672,15 @@ export class RaftNode {
   }
 
   async #installSnapshot(snapshot: Snapshot): Promise<void> {
+    await this.#snapshotting; // a local one still being written goes first (the WAL's markers only move forward)
+    this.#snapshotWritten = null; // the core's log is replaced whole
     await this.#snapshots.save(snapshot);
     await this.#wal.markSnapshot(snapshot.meta);
     this.#metrics.snapshotBytes.observe(snapshot.data.byteLength);
     const store = Store.restore(snapshot.data);
     this.#store = store;
     this.#snapshotIndex = snapshot.meta.index;
+    this.#takenIndex = snapshot.meta.index;
     this.#appliedBytes = 0;
     this.#appliedTerm = snapshot.meta.term;
     this.#stableIndex = Math.max(this.#stableIndex, snapshot.meta.index);
@@ -741,9 +761,12 @@ export class RaftNode {
   }
 
   /** Step 8 of the header: enough entries, or enough bytes of them (large values), since the last snapshot. */
-  async #maybeSnapshot(): Promise<void> {
+  /** Step 8 of the header: compact behind a snapshot written meanwhile; start the next if due. */
+  #maybeSnapshot(): void {
+    this.#compactWritten();
+    if (this.#snapshotting !== null || this.#stopped) return;
     const applied = this.#store.appliedIndex;
-    const entries = applied - this.#snapshotIndex;
+    const entries = applied - this.#takenIndex;
     if (
       entries < (this.#options.snapshotEntries ?? snapshotEntriesInterval) &&
       !(
@@ -752,26 +775,66 @@ export class RaftNode {
       )
     )
       return;
-    await this.snapshotNow();
+    const write = this.#writeSnapshot(this.#takeSnapshot()).then(
+      (meta) => {
+        this.#snapshotting = null;
+        this.#snapshotWritten = meta;
+        // Between Readies the core takes compact() now; else after the Ready in hand (step 8).
+        if (!this.#readyOutstanding) this.#compactWritten();
+      },
+      (error: unknown) => {
+        this.#snapshotting = null;
+        this.#fail(error); // as for any snapshot that cannot be written
+      },
+    );
+    this.#snapshotting = write;
   }
 
-  /**
-   * Seals the store into a snapshot and compacts the log behind it. `force` writes one even at
-   * the index of the last (a key rotation re-seals it under the new key). The store hands it over
-   * in pieces: the snapshot store writes the shared ones (full audit segments) only once, and the
-   * core is given the meta only (the data is read from disk when a follower needs it).
-   */
-  async snapshotNow(options: { readonly force?: boolean } = {}): Promise<void> {
+  /** The store's snapshot at its applied index, made now (pieces whose bytes never change after). */
+  #takeSnapshot(): { readonly meta: SnapshotMeta; readonly pieces: readonly SnapshotPiece[] } {
     const index = this.#store.appliedIndex;
-    assert(index >= this.#snapshotIndex, 'snapshot index moves forward');
-    if (index === this.#snapshotIndex && !(options.force && index > 0)) return;
+    assert(index >= this.#takenIndex, 'snapshot index moves forward');
     const meta: SnapshotMeta = { index, term: this.#appliedTerm, conf: this.#core.status().conf };
     const pieces = this.#store.snapshotPieces();
     this.#metrics.snapshotBytes.observe(pieces.reduce((sum, piece) => sum + piece.length, 0));
-    await this.#snapshots.save({ meta, pieces });
-    await this.#wal.markSnapshot(meta);
-    this.#core.compact(meta);
-    this.#snapshotIndex = index;
+    this.#takenIndex = index;
     this.#appliedBytes = 0;
+    return { meta, pieces };
+  }
+
+  /** The snapshot file, then the WAL's marker (which deletes the segments it covers). */
+  async #writeSnapshot(snapshot: {
+    readonly meta: SnapshotMeta;
+    readonly pieces: readonly SnapshotPiece[];
+  }): Promise<SnapshotMeta> {
+    await this.#snapshots.save(snapshot);
+    await this.#wal.markSnapshot(snapshot.meta);
+    return snapshot.meta;
+  }
+
+  #compactWritten(): void {
+    const meta = this.#snapshotWritten;
+    if (meta === null || this.#stopped) return;
+    this.#snapshotWritten = null;
+    if (meta.index <= this.#snapshotIndex) return; // a leader's snapshot overtook it
+    this.#core.compact(meta);
+    this.#snapshotIndex = meta.index;
+  }
+
+  /**
+   * Seals the store into a snapshot and compacts the log behind it, now (after any being written
+   * off the loop). `force` writes one even at the index of the last (a key rotation re-seals it
+   * under the new key). The store hands it over in pieces: the snapshot store writes the shared
+   * ones (full audit segments) only once, and the core is given the meta only (the data is read
+   * from disk when a follower needs it).
+   */
+  async snapshotNow(options: { readonly force?: boolean } = {}): Promise<void> {
+    await this.#snapshotting;
+    this.#compactWritten();
+    const index = this.#store.appliedIndex;
+    if (index === this.#takenIndex && !(options.force && index > 0)) return;
+    const meta = await this.#writeSnapshot(this.#takeSnapshot());
+    this.#core.compact(meta);
+    this.#snapshotIndex = meta.index;
   }
 }

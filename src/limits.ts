@@ -22,6 +22,16 @@ export const snapshotEntriesInterval = 10_000;
  * Raft core keeps in memory until the next compaction.
  */
 export const snapshotLogBytesInterval = 64 * 1024 * 1024;
+/**
+ * Plaintext bytes sealed per chunk of a snapshot or piece file (format 3): a snapshot is sealed and
+ * written chunk by chunk, and opened chunk by chunk, so it never needs a second whole copy.
+ */
+export const snapshotSealChunkBytes = 1024 * 1024;
+/**
+ * A secret version whose value has at least this many bytes is a shared snapshot piece of its
+ * own: written to disk once, and referred to by later snapshots (a version never changes).
+ */
+export const snapshotVersionPieceBytesMin = 1024;
 /** Entries in one Raft append message. */
 export const raftEntriesPerMessageMax = 256;
 /** Unacknowledged append messages to one follower. */

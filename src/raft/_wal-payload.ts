@@ -145,7 +145,7 @@ export function decodeSnapshotPayload(payload: Uint8Array): Snapshot {
   return { meta, data: r.rest() };
 }
 
-/** A part of a version 2 snapshot file: bytes held inline, or a reference to a shared piece file. */
+/** A part of a version 2 or 3 snapshot file: bytes held inline, or a reference to a shared piece file. */
 export type SnapshotPart =
   | { readonly kind: 'inline'; readonly bytes: Uint8Array }
   | { readonly kind: 'shared'; readonly id: Uint8Array; readonly length: number };
@@ -176,6 +176,48 @@ export function encodeSnapshotParts(
   }
   return out.done();
 }
+
+/**
+ * The same payload as encodeSnapshotParts, as a sequence of byte arrays to be written one after
+ * another (their concatenation is that payload), so that no array holds the whole payload: the
+ * meta and part count, then each part's head (kind, length, and a shared piece's id) followed by
+ * an inline part's bytes, which are made only when the sequence reaches them. `inline` parts
+ * give their length, and their bytes in one or more arrays whose lengths add up to it.
+ */
+export function* snapshotPartsStream(
+  meta: SnapshotMeta,
+  parts: readonly SnapshotStreamPart[],
+): Generator<Uint8Array> {
+  yield writeMeta(new Writer(metaBytes(meta) + 4), meta)
+    .u32(parts.length)
+    .done();
+  for (const part of parts) {
+    if (part.kind === 'shared') {
+      assert(part.id.length === pieceIdBytes, `a snapshot piece id is ${pieceIdBytes} bytes`);
+      yield new Writer(9 + pieceIdBytes)
+        .u8(partCodes.shared)
+        .u64(part.length)
+        .bytes(part.id)
+        .done();
+      continue;
+    }
+    yield new Writer(9).u8(partCodes.inline).u64(part.length).done();
+    let written = 0;
+    for (const bytes of part.chunks()) {
+      written += bytes.length;
+      yield bytes;
+    }
+    assert(
+      written === part.length,
+      `an inline snapshot part said ${part.length} bytes but made ${written}`,
+    );
+  }
+}
+
+/** A part for snapshotPartsStream: an inline part's bytes are made when the stream reaches them. */
+export type SnapshotStreamPart =
+  | { readonly kind: 'inline'; readonly length: number; chunks(): Iterable<Uint8Array> }
+  | { readonly kind: 'shared'; readonly id: Uint8Array; readonly length: number };
 
 /** Throws a RangeError when the payload does not parse (the caller reports corruption). */
 export function decodeSnapshotParts(payload: Uint8Array): {

@@ -1,16 +1,18 @@
 import { describe, expect, test } from 'bun:test';
+import { createHmac } from 'node:crypto';
 import { tempDir } from '../../test/helpers/process.ts';
-import { seal } from '../crypto/aead.ts';
+import { seal, sealOverheadBytes } from '../crypto/aead.ts';
 import { SecretdError } from '../errors.ts';
 import type { FileSystem } from '../io/fs.ts';
 import { NodeFileSystem } from '../io/node-fs.ts';
 import { systemRandom } from '../io/system.ts';
-import { encodeSnapshotPayload } from './_wal-payload.ts';
+import { encodeSnapshotParts, encodeSnapshotPayload } from './_wal-payload.ts';
 import {
   joinPieces,
   pieceContentId,
   SnapshotStore,
   textPiece,
+  type ReleasedPiece,
   type SnapshotStoreOptions,
 } from './snapshot-store.ts';
 import type { MemberId, Snapshot, SnapshotPiece } from './types.ts';
@@ -45,22 +47,38 @@ const pieced = (index: number, term: number, pieces: readonly SnapshotPiece[]) =
   meta: { index, term, conf },
   pieces: [textPiece(`{"at":${index},"lines":[`), ...pieces, textPiece(']}')],
 });
-const pieceFile = (piece: SnapshotPiece, keyId = 3): string =>
-  `${piece.id}-${keyId.toString(16).padStart(8, '0')}.piece`;
+/** A piece's file name: a keyed hash of its content id (never the content id itself), and the key id. */
+const pieceFile = (piece: SnapshotPiece, keyId = 3, key = dek): string => {
+  const nameKey = createHmac('sha256', key).update('secretd snapshot piece name').digest();
+  const nameId = createHmac('sha256', nameKey).update(Buffer.from(piece.id!, 'hex')).digest('hex');
+  return `${nameId}-${keyId.toString(16).padStart(8, '0')}.piece`;
+};
 
 /** The real file system, recording the name (temp suffix dropped) and size of every file written. */
 function recordingFs(): { fs: FileSystem; written: Array<{ name: string; bytes: number }> } {
   const written: Array<{ name: string; bytes: number }> = [];
   const recording = Object.create(fs) as FileSystem;
+  const nameOf = (path: string): string =>
+    path
+      .split('/')
+      .pop()!
+      .replace(/\.tmp$/, '');
   recording.writeFile = (path, bytes, mode) => {
-    written.push({
-      name: path
-        .split('/')
-        .pop()!
-        .replace(/\.tmp$/, ''),
-      bytes: bytes.length,
-    });
+    written.push({ name: nameOf(path), bytes: bytes.length });
     return fs.writeFile(path, bytes, mode);
+  };
+  // A snapshot file is written as its header, then appended to chunk by chunk: counted as one.
+  recording.openAppend = async (path) => {
+    const handle = await fs.openAppend(path);
+    const record = written.findLast((w) => w.name === nameOf(path))!;
+    return {
+      write: (bytes) => {
+        record.bytes += bytes.length;
+        return handle.write(bytes);
+      },
+      sync: () => handle.sync(),
+      close: () => handle.close(),
+    };
   };
   return { fs: recording, written };
 }
@@ -141,7 +159,7 @@ describe('SnapshotStore', () => {
     const wrongId = await loadError(dir.path, { keyId: 4 });
     expect([wrongKey.code, wrongId.code]).toEqual(['corrupt', 'corrupt']);
     expect(wrongKey.message).toStartWith(
-      `Snapshot ${path} is corrupt: Sealed record failed authentication`,
+      `Snapshot ${path} is corrupt: its chunk 0: Sealed record failed authentication`,
     );
     expect(wrongId.message).toBe(
       `Snapshot ${path} is corrupt: it is sealed with key id 3 but the snapshot key has id 4; refusing to start`,
@@ -283,7 +301,7 @@ describe('SnapshotStore with shared pieces', () => {
     expect(await refusal()).toBe(`${prefix} has no piece header naming it; refusing to start`);
   });
 
-  test('loadLatest() reads a version 1 snapshot file, and the next save writes version 2 beside it', async () => {
+  test('loadLatest() reads a version 1 snapshot file, and the next save writes version 3 beside it', async () => {
     using dir = tempDir('secretd-snap-');
     await fs.writeFile(`${dir.path}/${name(5, 1)}`, versionOneFile(snapshot(5, 1)));
     const store = await SnapshotStore.open(dir.path, options());
@@ -317,5 +335,178 @@ describe('SnapshotStore with shared pieces', () => {
       `Cannot save snapshot: piece ${pieceA!.id!.slice(0, 16)} is not the SHA-256 of its bytes`,
     );
     expect(await fs.list(dir.path)).toEqual([]);
+  });
+});
+
+/** A snapshot file's chunks (version 3: after the 24-byte header, each a u32 length and an envelope). */
+function chunksOf(file: Uint8Array): { header: Uint8Array; chunks: Uint8Array[] } {
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const chunks: Uint8Array[] = [];
+  for (let at = 24; at < file.length; at += 4 + view.getUint32(at))
+    chunks.push(file.subarray(at, at + 4 + view.getUint32(at)));
+  return { header: file.subarray(0, 24), chunks };
+}
+
+const concat = (parts: readonly Uint8Array[]): Uint8Array =>
+  new Uint8Array(parts.flatMap((p) => [...p]));
+
+/** A version 2 snapshot file (one sealed body of parts) and the version 1 piece files it refers to. */
+function versionTwoFiles(
+  index: number,
+  pieces: readonly SnapshotPiece[],
+): Array<{ name: string; bytes: Uint8Array }> {
+  const header = new Uint8Array(24);
+  const view = new DataView(header.buffer);
+  header.set([0x73, 0x73, 0x6e, 0x70], 0);
+  view.setUint16(4, 2);
+  view.setUint32(12, index);
+  view.setUint32(20, 1);
+  const parts = pieces.map((p) =>
+    p.id === undefined
+      ? { kind: 'inline' as const, bytes: p.bytes() }
+      : { kind: 'shared' as const, id: Buffer.from(p.id, 'hex'), length: p.length },
+  );
+  const aad = concat([new TextEncoder().encode('snapshot'), header]);
+  const payload = encodeSnapshotParts({ index, term: 1, conf }, parts);
+  const files = [
+    {
+      name: name(index, 1),
+      bytes: concat([header, seal(dek, payload, { aad, keyId: 3, random: systemRandom })]),
+    },
+  ];
+  for (const piece of pieces) {
+    if (piece.id === undefined) continue;
+    const pieceHeader = new Uint8Array(40);
+    pieceHeader.set([0x73, 0x73, 0x70, 0x63], 0);
+    new DataView(pieceHeader.buffer).setUint16(4, 1);
+    pieceHeader.set(Buffer.from(piece.id, 'hex'), 8);
+    const pieceAad = concat([new TextEncoder().encode('snapshot-piece'), pieceHeader]);
+    const body = seal(dek, piece.bytes(), { aad: pieceAad, keyId: 3, random: systemRandom });
+    files.push({ name: `${piece.id}-00000003.piece`, bytes: concat([pieceHeader, body]) });
+  }
+  return files;
+}
+
+describe('SnapshotStore chunks and formats', () => {
+  test('loadLatest() refuses a snapshot file with a chunk removed, swapped, repeated, cut or extended, naming the file', async () => {
+    using dir = tempDir('secretd-snap-');
+    const store = await SnapshotStore.open(dir.path, options({ sealChunkBytes: 64 }));
+    const data = systemRandom(1000);
+    await store.save({ meta: { index: 5, term: 1, conf }, data });
+    const path = `${dir.path}/${name(5, 1)}`;
+    const original = (await fs.readFile(path)).slice();
+    const { header, chunks } = chunksOf(original);
+    expect(chunks.length).toBe(17); // 1,057 bytes of payload: 44 of meta, 4 of count, 9 of part head, the data
+    expect(await store.loadLatest()).toEqual({ meta: { index: 5, term: 1, conf }, data });
+
+    const variants: Record<string, Uint8Array[]> = {
+      'first removed': chunks.slice(1),
+      'middle removed': [...chunks.slice(0, 3), ...chunks.slice(4)],
+      'last removed': chunks.slice(0, -1),
+      'two swapped': [chunks[0]!, chunks[2]!, chunks[1]!, ...chunks.slice(3)],
+      'one repeated': [...chunks.slice(0, 3), chunks[2]!, ...chunks.slice(3)],
+      'final repeated': [...chunks, chunks.at(-1)!],
+      'cut mid-chunk': [...chunks.slice(0, 3), chunks[3]!.subarray(0, 20)],
+      'no chunk': [],
+    };
+    const said: Record<string, string> = {};
+    for (const [what, variant] of Object.entries(variants)) {
+      await fs.writeFile(path, concat([header, ...variant]));
+      const error = await loadError(dir.path, { sealChunkBytes: 64 });
+      said[what] = `${error.code} ${error.message.startsWith(`Snapshot ${path} is corrupt: `)}`;
+    }
+    expect(said).toEqual(Object.fromEntries(Object.keys(variants).map((k) => [k, 'corrupt true'])));
+  });
+
+  test('save() seals a large snapshot in chunks of sealChunkBytes, and a flipped byte in any chunk is refused', async () => {
+    using dir = tempDir('secretd-snap-');
+    const store = await SnapshotStore.open(dir.path, options({ sealChunkBytes: 256 * 1024 }));
+    const big = { meta: { index: 20, term: 2, conf }, data: systemRandom(1024 * 1024) };
+    await store.save(big);
+    const path = `${dir.path}/${name(20, 2)}`;
+    const file = (await fs.readFile(path)).slice();
+    const { chunks } = chunksOf(file);
+    // The payload: 44 bytes of meta, a 4-byte part count, a 9-byte part head, then the data.
+    expect(chunks.map((c) => c.length - 4 - sealOverheadBytes)).toEqual([
+      262144, 262144, 262144, 262144, 57,
+    ]);
+    expect(await (await SnapshotStore.open(dir.path, options())).loadLatest()).toEqual(big);
+    const wrong: string[] = [];
+    let at = 24;
+    for (const chunk of chunks) {
+      const damaged = file.slice();
+      damaged[at + Math.floor(chunk.length / 2)]! ^= 0x01;
+      at += chunk.length;
+      await fs.writeFile(path, damaged);
+      const error = await loadError(dir.path);
+      if (error.code !== 'corrupt') wrong.push(error.message);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  test('loadLatest() reads a version 2 snapshot file and its version 1 piece files; later saves write version 3 and prune them', async () => {
+    using dir = tempDir('secretd-snap-');
+    const v2 = [textPiece('{"lines":['), pieceA!, textPiece(','), pieceB!, textPiece(']}')];
+    for (const file of versionTwoFiles(10, v2))
+      await fs.writeFile(`${dir.path}/${file.name}`, file.bytes);
+    const store = await SnapshotStore.open(dir.path, options());
+    expect(await store.loadLatest()).toEqual({
+      meta: { index: 10, term: 1, conf },
+      data: joinPieces(v2),
+    });
+    await store.save(pieced(20, 1, [pieceB!, pieceC!]));
+    // The version 2 snapshot is kept, and so are the version 1 pieces it refers to.
+    expect((await fs.list(dir.path)).sort()).toEqual(
+      [
+        name(10, 1),
+        name(20, 1),
+        `${pieceA!.id}-00000003.piece`,
+        `${pieceB!.id}-00000003.piece`,
+        pieceFile(pieceB!),
+        pieceFile(pieceC!),
+      ].sort(),
+    );
+    expect((await store.load({ index: 10, term: 1 }))?.data).toEqual(joinPieces(v2));
+    await store.save(pieced(30, 1, [pieceC!]));
+    expect((await fs.list(dir.path)).sort()).toEqual(
+      [name(20, 1), name(30, 1), pieceFile(pieceB!), pieceFile(pieceC!)].sort(),
+    );
+    expect((await store.loadLatest())?.data).toEqual(joinPieces(pieced(30, 1, [pieceC!]).pieces));
+  });
+
+  test('no file name or byte on disk holds a piece content id or its plaintext', async () => {
+    using dir = tempDir('secretd-snap-');
+    const store = await SnapshotStore.open(dir.path, options());
+    await store.save(pieced(10, 1, [pieceA!, pieceB!]));
+    const names = await fs.list(dir.path);
+    const ids = [pieceA!.id!, pieceB!.id!];
+    const found: string[] = [];
+    for (const n of names) {
+      const raw = Buffer.from(await fs.readFile(`${dir.path}/${n}`));
+      for (const id of ids) {
+        if (n.includes(id)) found.push(`${n} names ${id.slice(0, 8)}`);
+        if (raw.includes(Buffer.from(id, 'hex'))) found.push(`${n} holds ${id.slice(0, 8)}`);
+      }
+      if (raw.includes('"a1",') || raw.includes('"b2",')) found.push(`${n} holds plaintext`);
+    }
+    expect({ files: names.length, found }).toEqual({ files: 3, found: [] });
+  });
+
+  test('save() calls release() of each piece once the save is over, written or refused', async () => {
+    using dir = tempDir('secretd-snap-');
+    const store = await SnapshotStore.open(dir.path, options());
+    const released: string[] = [];
+    const releasing = (piece: SnapshotPiece, label: string): ReleasedPiece => ({
+      ...piece,
+      release: () => void released.push(label),
+    });
+    await store.save(pieced(10, 1, [releasing(pieceA!, 'a'), releasing(pieceB!, 'b')]));
+    expect(released).toEqual(['a', 'b']);
+    released.length = 0;
+    const lying = releasing({ ...pieceC!, bytes: () => pieceD!.bytes() }, 'lying');
+    await expect(store.save(pieced(20, 1, [lying]))).rejects.toThrow(
+      'is not the SHA-256 of its bytes',
+    );
+    expect(released).toEqual(['lying']);
   });
 });

@@ -1,44 +1,62 @@
 /**
  * Sealed snapshot files, and the shared pieces they refer to.
  *
- *   <term:016x>-<index:016x>.snap = header ++ seal(dek, payload, aad: "snapshot" ++ header)
+ *   <term:016x>-<index:016x>.snap = header ++ body
  *     header  = "ssnp" | version u16 | flags u16 (0) | index u64 | term u64
- *     payload = version 1: meta ++ data
- *               version 2: meta ++ u32 count ++ parts (_wal-payload.ts, encodeSnapshotParts):
- *                          each part is bytes held inline, or a shared piece's id and length
- *   <id:64 hex>-<keyId:08x>.piece = pieceHeader ++ seal(dek, bytes, aad: "snapshot-piece" ++ pieceHeader)
- *     pieceHeader = "sspc" | version u16 (1) | flags u16 (0) | id (32 bytes)
+ *     version 3: body = chunks (below) of the payload, aad: "snapshot" ++ header
+ *     version 2: body = seal(dek, payload, aad: "snapshot" ++ header), payload as in version 3
+ *     version 1: body = seal(dek, meta ++ data, aad: "snapshot" ++ header)
+ *     payload = meta ++ u32 count ++ parts (_wal-payload.ts, snapshotPartsStream): each part is
+ *               bytes held inline, or a shared piece's content id and length
+ *   <name id:64 hex>-<keyId:08x>.piece = pieceHeader ++ chunks of the piece's bytes,
+ *     aad: "snapshot-piece" ++ pieceHeader ++ content id
+ *     pieceHeader = "sspc" | version u16 (2) | flags u16 (0) | name id (32 bytes)
+ *     name id     = HMAC-SHA256(HMAC-SHA256(dek, "secretd snapshot piece name"), content id)
+ *     (version 1 pieces, which only version 2 snapshots refer to: named by the content id itself,
+ *     body = seal(dek, bytes, aad: "snapshot-piece" ++ pieceHeader))
+ *   chunks = one or more of: u32 length | seal(dek, up to sealChunkBytes of plaintext,
+ *            aad: <the file's aad> ++ u32 chunk number ++ u8 final); the last is final, no other is
  *
- * The data of a snapshot is its parts' bytes in order. A piece that never changes (a full audit
- * segment: see SnapshotPiece) is written once, as its own file under its content id (the SHA-256
- * of its bytes), and every later snapshot that holds it refers to it by id and length instead of
- * sealing and writing it again: a snapshot costs what changed since the last one, not the whole
- * audit trail. Loading materialises the whole data: each piece's AEAD, id and length are
+ * Chunks: a file is sealed and written, and opened, a chunk at a time (1 MiB by default), so
+ * neither needs a second whole copy of the payload; the chunk's number and whether it is the last
+ * are bound into its AEAD, so a chunk removed, swapped, repeated, or the file cut at a chunk
+ * boundary or extended, fails to open (`corrupt`) as an altered byte does.
+ *
+ * Pieces: the data of a snapshot is its parts' bytes in order. A piece that never changes (a full
+ * audit segment, a secret version's value: see SnapshotPiece) is written once, as its own file,
+ * and every later snapshot that holds it refers to it by content id (the SHA-256 of its bytes)
+ * and length instead of sealing and writing it again: a snapshot costs what changed since the
+ * last one. The file is named by a keyed hash of the content id, never the content id itself: a
+ * plain hash of a secret's value on disk would let anyone who reads the directory test guesses
+ * of it. Loading materialises the whole data: each piece's AEAD, length and content id are
  * checked, and a missing or altered piece is the same `corrupt` refusal as an altered snapshot.
- * Version 1 files (one sealed body, data inline) still load, so existing data dirs open.
+ * Version 1 and 2 files still load, so existing data dirs open.
  *
  * Every file is written as a temp file, synced, renamed, and the directory synced; the pieces a
  * snapshot refers to are durable before the snapshot is renamed into place, so a crash leaves the
  * old set or the new one whole (and at worst a piece file no snapshot refers to, deleted by the
- * next save). The index and term are bound into a snapshot's AEAD, the content id into a piece's,
- * so a file renamed to pose as another fails. The previous snapshot is kept besides the newest
- * when it is sealed with the current key; older ones, any sealed with another key (a rotation,
- * `rotateKey`), and every piece file that no kept snapshot refers to or that is sealed with
- * another key, are deleted (a save writes each piece it refers to under the current key if it is
- * not there yet, so after a rotation nothing under the old key remains). A corrupt newest
- * snapshot refuses to start rather than fall back: the WAL behind it may already be compacted.
+ * next save). The index and term are bound into a snapshot's AEAD, the name id and content id
+ * into a piece's, so a file renamed to pose as another fails. A snapshot's pieces are sealed with
+ * the snapshot's key. The previous snapshot is kept besides the newest when it is sealed with the
+ * current key; older ones, any sealed with another key (a rotation, `rotateKey`), and every piece
+ * file that no kept snapshot refers to or that is sealed with another key, are deleted (a save
+ * writes each piece it refers to under the current key if it is not there yet, so after a
+ * rotation nothing under the old key remains). A corrupt newest snapshot refuses to start rather
+ * than fall back: the WAL behind it may already be compacted.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { envelopeKeyId, open, seal } from '../crypto/aead.ts';
 import type { Random } from '../crypto/random.ts';
 import { SecretdError } from '../errors.ts';
 import type { FileSystem } from '../io/fs.ts';
+import { snapshotSealChunkBytes } from '../limits.ts';
 import {
   decodeSnapshotParts,
   decodeSnapshotPayload,
-  encodeSnapshotParts,
   pieceIdBytes,
+  snapshotPartsStream,
   type SnapshotPart,
+  type SnapshotStreamPart,
 } from './_wal-payload.ts';
 import type { Snapshot, SnapshotMeta, SnapshotPiece } from './types.ts';
 
@@ -49,6 +67,8 @@ export interface SnapshotStoreOptions {
   readonly olderKeys?: readonly SnapshotKey[];
   readonly random: Random;
   readonly fs: FileSystem;
+  /** Plaintext bytes sealed per chunk. Default: snapshotSealChunkBytes. */
+  readonly sealChunkBytes?: number;
 }
 
 export interface SnapshotKey {
@@ -62,6 +82,14 @@ export interface PiecedSnapshot {
   readonly pieces: readonly SnapshotPiece[];
 }
 
+/**
+ * A piece whose bytes are made from a buffer its owner wants to zero once no snapshot needs it
+ * (a secret version's value): `save` calls `release()` once the save is over, written or failed.
+ */
+export interface ReleasedPiece extends SnapshotPiece {
+  release(): void;
+}
+
 interface SnapshotFile {
   readonly index: number;
   readonly term: number;
@@ -69,7 +97,8 @@ interface SnapshotFile {
 }
 
 interface PieceFile {
-  readonly id: string;
+  /** The id in its name: the keyed name id (version 2), or the content id (version 1). */
+  readonly nameId: string;
   readonly keyId: number;
   readonly name: string;
 }
@@ -85,33 +114,47 @@ export function textPiece(text: string): SnapshotPiece {
   return { length: bytes.length, bytes: () => bytes };
 }
 
-/** The data the pieces make up: their bytes in order. */
+/** The data the pieces make up: their bytes in order (each made, copied and dropped in turn). */
 export function joinPieces(pieces: readonly SnapshotPiece[]): Uint8Array {
-  return concat(pieces.map((piece) => piece.bytes()));
+  const out = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.length, 0));
+  let at = 0;
+  for (const piece of pieces) {
+    const bytes = piece.bytes();
+    if (bytes.length !== piece.length)
+      throw pieceError(`a piece says it has ${piece.length} bytes but has ${bytes.length}`);
+    out.set(bytes, at);
+    at += bytes.length;
+  }
+  return out;
 }
 
 const textEncoder = new TextEncoder();
 
-const formatVersion = 2;
+const formatVersion = 3;
 const headerBytes = 24;
 const magic = [0x73, 0x73, 0x6e, 0x70]; // "ssnp"
 const fileName = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
-const pieceFormatVersion = 1;
+const pieceFormatVersion = 2;
 const pieceHeaderBytes = 8 + pieceIdBytes;
 const pieceMagic = [0x73, 0x73, 0x70, 0x63]; // "sspc"
 const pieceName = /^([0-9a-f]{64})-([0-9a-f]{8})\.piece$/;
 const tempSuffix = '.tmp';
 /** The newest and the one before it. */
 const snapshotsKept = 2;
+const snapshotLabel = textEncoder.encode('snapshot');
+const pieceLabel = textEncoder.encode('snapshot-piece');
+const nameKeyLabel = textEncoder.encode('secretd snapshot piece name');
 
 export class SnapshotStore {
   private queue: Promise<unknown> = Promise.resolve();
   /** The key id each snapshot file on disk is sealed with, by file name. */
   private readonly fileKeyIds = new Map<string, number>();
-  /** The piece ids each snapshot file refers to, by file name, once written or read here. */
+  /** The piece file names each snapshot file refers to, by file name, once written or read here. */
   private readonly fileRefs = new Map<string, ReadonlySet<string>>();
   /** Piece files on disk, by file name. */
   private readonly pieces = new Map<string, PieceFile>();
+  /** The key that names pieces, by the key id of the key it is derived from. */
+  private readonly nameKeys = new Map<number, Uint8Array>();
 
   private constructor(
     private readonly dir: string,
@@ -127,13 +170,8 @@ export class SnapshotStore {
     for (const name of temps) await fs.remove(`${dir}/${name}`);
     if (temps.length > 0) await fs.syncDir(dir);
     const store = new SnapshotStore(dir, options);
-    for (const file of await store.files()) {
-      const bytes = await fs.readFile(`${dir}/${file.name}`);
-      store.fileKeyIds.set(
-        file.name,
-        bytes.length >= headerBytes + 5 ? envelopeKeyId(bytes.subarray(headerBytes)) : -1,
-      );
-    }
+    for (const file of await store.files())
+      store.fileKeyIds.set(file.name, fileKeyId(await fs.readFile(`${dir}/${file.name}`)));
     for (const name of names) {
       const piece = parsePieceName(name);
       if (piece !== null) store.pieces.set(name, piece);
@@ -165,17 +203,28 @@ export class SnapshotStore {
     return { dek: this.options.dek, keyId: this.options.keyId };
   }
 
+  private keys(): SnapshotKey[] {
+    return [this.currentKey(), ...(this.options.olderKeys ?? [])];
+  }
+
   /**
    * Durably writes `snapshot` (and each shared piece not yet on disk under the current key), then
    * deletes all but it and the one before it, and the pieces neither refers to. Saves and loads
-   * run one at a time.
+   * run one at a time. Each piece's bytes are made when they are written, one piece at a time;
+   * a piece's `release()` (ReleasedPiece) is called once the save is over.
    */
   save(snapshot: Snapshot | PiecedSnapshot): Promise<void> {
     const pieces: readonly SnapshotPiece[] =
       'pieces' in snapshot
         ? snapshot.pieces
         : [{ length: snapshot.data.length, bytes: () => snapshot.data }];
-    return this.serially(() => this.write(snapshot.meta, pieces));
+    return this.serially(async () => {
+      try {
+        await this.write(snapshot.meta, pieces);
+      } finally {
+        for (const piece of pieces) (piece as Partial<ReleasedPiece>).release?.();
+      }
+    });
   }
 
   private serially<T>(run: () => Promise<T>): Promise<T> {
@@ -186,79 +235,114 @@ export class SnapshotStore {
 
   private async write(meta: SnapshotMeta, pieces: readonly SnapshotPiece[]): Promise<void> {
     const { fs } = this.options;
-    const { index, term } = meta;
-    const header = snapshotHeader(index, term);
-    const parts = await this.partsOf(pieces);
-    const payload = encodeSnapshotParts(meta, parts);
-    const { dek, keyId } = this.options;
-    const body = seal(dek, payload, { aad: aadFor(header), keyId, random: this.options.random });
-    payload.fill(0); // best effort: drops our plaintext copy; the GC may hold others
-    const bytes = new Uint8Array(headerBytes + body.length);
-    bytes.set(header, 0);
-    bytes.set(body, headerBytes);
-    const name = nameFor(index, term);
+    const key = this.currentKey();
+    const { parts, refs } = await this.partsOf(pieces, key);
+    const header = snapshotHeader(meta.index, meta.term);
+    const name = nameFor(meta.index, meta.term);
     const path = `${this.dir}/${name}`;
-    await fs.writeFile(path + tempSuffix, bytes);
+    await fs.writeFile(path + tempSuffix, header);
+    const handle = await fs.openAppend(path + tempSuffix);
+    try {
+      const sealer = new ChunkSealer(this.sealer(key, concatBytes([snapshotLabel, header])), (c) =>
+        handle.write(c),
+      );
+      for (const bytes of snapshotPartsStream(meta, parts)) await sealer.push(bytes);
+      await sealer.finish();
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await fs.rename(path + tempSuffix, path);
-    this.fileKeyIds.set(name, keyId);
-    this.fileRefs.set(name, new Set(pieces.flatMap((p) => (p.id === undefined ? [] : [p.id]))));
+    this.fileKeyIds.set(name, key.keyId);
+    this.fileRefs.set(name, refs);
     await fs.syncDir(this.dir);
     await this.prune();
   }
 
   /**
-   * The parts of a snapshot file: adjacent inline pieces joined, shared ones by reference, each
-   * written first (durably: synced, renamed, the directory synced) if it is not on disk under
-   * the current key.
+   * The parts of a snapshot file: adjacent inline pieces as one part (their bytes made only when
+   * the file reaches them), shared ones by reference, each written first (durably: synced,
+   * renamed, the directory synced) if it is not on disk under `key`; and the piece files referred to.
    */
-  private async partsOf(pieces: readonly SnapshotPiece[]): Promise<SnapshotPart[]> {
-    const parts: SnapshotPart[] = [];
-    let inline: Uint8Array[] = [];
+  private async partsOf(
+    pieces: readonly SnapshotPiece[],
+    key: SnapshotKey,
+  ): Promise<{ parts: SnapshotStreamPart[]; refs: Set<string> }> {
+    const parts: SnapshotStreamPart[] = [];
+    const refs = new Set<string>();
+    let inline: SnapshotPiece[] = [];
     const flush = (): void => {
       if (inline.length === 0) return;
-      parts.push({ kind: 'inline', bytes: concat(inline) });
+      const run = inline;
+      parts.push({
+        kind: 'inline',
+        length: run.reduce((sum, p) => sum + p.length, 0),
+        chunks: () => run.map((p) => checkedBytes(p)),
+      });
       inline = [];
     };
     let written = 0;
     for (const piece of pieces) {
-      if (piece.id === undefined) {
-        const bytes = piece.bytes();
-        if (piece.length !== bytes.length)
-          throw pieceError(`a piece says it has ${piece.length} bytes but has ${bytes.length}`);
-        inline.push(bytes);
+      const id = piece.id; // may be computed on demand (and cached by its maker): read it once
+      if (id === undefined) {
+        inline.push(piece);
         continue;
       }
       flush();
-      if (!this.pieces.has(pieceFileName(piece.id, this.options.keyId))) {
-        await this.writePiece(piece.id, piece);
+      if (!/^[0-9a-f]{64}$/.test(id))
+        throw pieceError(`piece id ${id.slice(0, 16)} is not 64 hex digits`);
+      const name = pieceFileName(this.nameId(id, key), key.keyId);
+      if (!this.pieces.has(name)) {
+        await this.writePiece(id, piece, key);
         written++;
       }
-      parts.push({ kind: 'shared', id: Buffer.from(piece.id, 'hex'), length: piece.length });
+      refs.add(name);
+      parts.push({ kind: 'shared', id: Buffer.from(id, 'hex'), length: piece.length });
     }
     flush();
     if (written > 0) await this.options.fs.syncDir(this.dir);
-    return parts;
+    return { parts, refs };
   }
 
-  private async writePiece(id: string, piece: SnapshotPiece): Promise<void> {
-    const bytes = piece.bytes();
+  private async writePiece(id: string, piece: SnapshotPiece, key: SnapshotKey): Promise<void> {
+    const bytes = checkedBytes(piece);
     // Checked before it is written, as after it is read back: a wrong id would be a wrong snapshot.
-    if (!/^[0-9a-f]{64}$/.test(id) || pieceContentId(bytes) !== id)
+    if (pieceContentId(bytes) !== id)
       throw pieceError(`piece ${id.slice(0, 16)} is not the SHA-256 of its bytes`);
-    if (piece.length !== bytes.length)
-      throw pieceError(
-        `piece ${id.slice(0, 16)} says it has ${piece.length} bytes but has ${bytes.length}`,
-      );
-    const { dek, keyId, fs } = this.options;
-    const header = pieceHeader(id);
-    const body = seal(dek, bytes, { aad: pieceAadFor(header), keyId, random: this.options.random });
-    const out = new Uint8Array(pieceHeaderBytes + body.length);
-    out.set(header, 0);
-    out.set(body, pieceHeaderBytes);
-    const name = pieceFileName(id, keyId);
-    await fs.writeFile(`${this.dir}/${name}${tempSuffix}`, out);
+    const nameId = this.nameId(id, key);
+    const header = pieceHeader(nameId, pieceFormatVersion);
+    const frames: Uint8Array[] = [header];
+    const aad = concatBytes([pieceLabel, header, Buffer.from(id, 'hex')]);
+    const sealer = new ChunkSealer(this.sealer(key, aad), async (c) => void frames.push(c));
+    await sealer.push(bytes);
+    await sealer.finish();
+    const name = pieceFileName(nameId, key.keyId);
+    const { fs } = this.options;
+    await fs.writeFile(`${this.dir}/${name}${tempSuffix}`, concatBytes(frames));
     await fs.rename(`${this.dir}/${name}${tempSuffix}`, `${this.dir}/${name}`);
-    this.pieces.set(name, { id, keyId, name });
+    this.pieces.set(name, { nameId, keyId: key.keyId, name });
+  }
+
+  private sealer(key: SnapshotKey, aad: Uint8Array): ChunkSealerOptions {
+    return {
+      chunkBytes: this.options.sealChunkBytes ?? snapshotSealChunkBytes,
+      seal: (plain, n, final) =>
+        seal(key.dek, plain, {
+          aad: chunkAad(aad, n, final),
+          keyId: key.keyId,
+          random: this.options.random,
+        }),
+    };
+  }
+
+  /** The id a piece file is named by under `key`: a keyed hash of the content id (see the header). */
+  private nameId(contentId: string, key: SnapshotKey): string {
+    let nameKey = this.nameKeys.get(key.keyId);
+    if (nameKey === undefined) {
+      nameKey = createHmac('sha256', key.dek).update(nameKeyLabel).digest();
+      this.nameKeys.set(key.keyId, nameKey);
+    }
+    return createHmac('sha256', nameKey).update(Buffer.from(contentId, 'hex')).digest('hex');
   }
 
   /** The newest snapshot, or null if there is none. */
@@ -284,16 +368,16 @@ export class SnapshotStore {
     const path = `${this.dir}/${file.name}`;
     const corrupt = (reason: string): SecretdError =>
       new SecretdError('corrupt', `Snapshot ${path} is corrupt: ${reason}; refusing to start`);
-    const { version, payload } = await this.openFile(file, corrupt);
+    const opened = await this.openFile(file, corrupt);
     let snapshot: Snapshot;
     try {
-      if (version === 1) {
-        snapshot = decodeSnapshotPayload(payload);
+      if (opened.version === 1) {
+        snapshot = decodeSnapshotPayload(opened.payload);
         this.fileRefs.set(file.name, new Set());
       } else {
-        const { meta, parts } = decodeSnapshotParts(payload);
-        this.fileRefs.set(file.name, refsOf(parts));
-        snapshot = { meta, data: await this.materialise(parts, corrupt) };
+        const { meta, parts } = decodeSnapshotParts(opened.payload);
+        this.fileRefs.set(file.name, this.refsOf(parts, opened));
+        snapshot = { meta, data: await this.materialise(parts, opened, corrupt) };
       }
     } catch (error) {
       if (error instanceof SecretdError) throw error;
@@ -304,91 +388,126 @@ export class SnapshotStore {
     return snapshot;
   }
 
-  /** Checks a snapshot file's header and opens its sealed payload. */
+  /** Checks a snapshot file's header and opens its sealed payload (chunk by chunk in version 3). */
   private async openFile(
     file: SnapshotFile,
     corrupt: (reason: string) => SecretdError,
-  ): Promise<{ version: number; payload: Uint8Array }> {
+  ): Promise<OpenedSnapshot> {
     const bytes = await this.options.fs.readFile(`${this.dir}/${file.name}`);
     if (bytes.length < headerBytes || magic.some((b, i) => bytes[i] !== b))
       throw corrupt('it has no snapshot header');
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const version = view.getUint16(4);
-    if (version !== 1 && version !== formatVersion)
-      throw corrupt(`it has format version ${version}, expected 1 or ${formatVersion}`);
+    if (version < 1 || version > formatVersion)
+      throw corrupt(`it has format version ${version}, expected 1 to ${formatVersion}`);
     if (view.getUint16(6) !== 0) throw corrupt('it has unknown flags');
     if (getU64(view, 8) !== file.index || getU64(view, 16) !== file.term)
       throw corrupt('its header disagrees with its name');
+    const header = bytes.subarray(0, headerBytes);
     const body = bytes.subarray(headerBytes);
+    const aad = concatBytes([snapshotLabel, header]);
+    if (version === 3) {
+      const chunks: Uint8Array[] = [];
+      const key = openChunks(body, this.keys(), aad, corrupt, (plain) => chunks.push(plain));
+      return { version, payload: concatBytes(chunks), key };
+    }
     const key = this.keyFor(body, corrupt);
     try {
-      return {
-        version,
-        payload: open(key.dek, body, { aad: aadFor(bytes.subarray(0, headerBytes)) }),
-      };
+      return { version, payload: open(key.dek, body, { aad }), key };
     } catch (error) {
       throw corrupt(`${(error as Error).message} (wrong key or altered file)`);
     }
   }
 
   private keyFor(body: Uint8Array, corrupt: (reason: string) => SecretdError): SnapshotKey {
-    const keyId = body.length >= 5 ? envelopeKeyId(body) : -1;
-    const keys = [this.currentKey(), ...(this.options.olderKeys ?? [])];
-    const key = keys.find((k) => k.keyId === keyId);
-    if (key === undefined)
-      throw corrupt(
-        `it is sealed with key id ${keyId} but the snapshot key has id ${keys.map((k) => k.keyId).join(' or ')}`,
-      );
-    return key;
+    return keyNamed(body.length >= 5 ? envelopeKeyId(body) : -1, this.keys(), corrupt);
+  }
+
+  /** The piece files a version 2 or 3 snapshot refers to. */
+  private refsOf(parts: readonly SnapshotPart[], opened: OpenedSnapshot): Set<string> {
+    const refs = new Set<string>();
+    for (const part of parts)
+      if (part.kind === 'shared')
+        for (const name of this.pieceNames(Buffer.from(part.id).toString('hex'), opened))
+          refs.add(name);
+    return refs;
+  }
+
+  /**
+   * The names a shared part's piece may have: under the snapshot's own key (version 3), or, for a
+   * version 2 snapshot, its content id under any key this store reads (current first).
+   */
+  private pieceNames(contentId: string, opened: OpenedSnapshot): string[] {
+    if (opened.version === 3)
+      return [pieceFileName(this.nameId(contentId, opened.key), opened.key.keyId)];
+    return this.keys().map((k) => pieceFileName(contentId, k.keyId));
   }
 
   /** The data: inline parts as they are, shared ones read from their files and checked. */
   private async materialise(
     parts: readonly SnapshotPart[],
+    opened: OpenedSnapshot,
     corrupt: (reason: string) => SecretdError,
   ): Promise<Uint8Array> {
     const data = new Uint8Array(parts.reduce((sum, part) => sum + partLength(part), 0));
     let at = 0;
     for (const part of parts) {
-      const bytes = part.kind === 'inline' ? part.bytes : await this.readPiece(part, corrupt);
-      data.set(bytes, at);
-      at += bytes.length;
+      if (part.kind === 'inline') data.set(part.bytes, at);
+      else await this.readPiece(part, opened, data.subarray(at, at + part.length), corrupt);
+      at += partLength(part);
     }
     return data;
   }
 
+  /** Reads a shared part's piece into `into` (exactly its length), checking everything. */
   private async readPiece(
     part: Extract<SnapshotPart, { kind: 'shared' }>,
+    opened: OpenedSnapshot,
+    into: Uint8Array,
     corrupt: (reason: string) => SecretdError,
-  ): Promise<Uint8Array> {
+  ): Promise<void> {
     const id = Buffer.from(part.id).toString('hex');
     const what = `its piece ${id.slice(0, 16)}`;
-    // Under the current key if there is one, else under any key this store reads.
-    const keys = [this.currentKey(), ...(this.options.olderKeys ?? [])];
-    const file = keys
-      .map((k) => this.pieces.get(pieceFileName(id, k.keyId)))
+    const file = this.pieceNames(id, opened)
+      .map((name) => this.pieces.get(name))
       .find((f) => f !== undefined);
     if (file === undefined) throw corrupt(`${what} is missing`);
     const bytes = await this.options.fs.readFile(`${this.dir}/${file.name}`).catch(() => {
       throw corrupt(`${what} is missing`);
     });
-    const expected = pieceHeader(id);
-    if (bytes.length < pieceHeaderBytes || expected.some((b, i) => bytes[i] !== b))
+    const version = opened.version === 3 ? pieceFormatVersion : 1;
+    const header = pieceHeader(file.nameId, version);
+    if (bytes.length < pieceHeaderBytes || header.some((b, i) => bytes[i] !== b))
       throw corrupt(`${what} has no piece header naming it`);
     const body = bytes.subarray(pieceHeaderBytes);
-    const key = this.keyFor(body, (reason) => corrupt(`${what}: ${reason}`));
+    const inPiece = (reason: string): SecretdError => corrupt(`${what}: ${reason}`);
+    let length = 0;
+    const sink = (plain: Uint8Array): void => {
+      if (length + plain.length > into.length)
+        throw corrupt(`${what} has more bytes than the snapshot says (${part.length})`);
+      into.set(plain, length);
+      length += plain.length;
+      plain.fill(0); // best effort: copied into the data
+    };
+    let key: SnapshotKey;
+    if (version === 1) {
+      key = this.keyFor(body, inPiece);
+      let plain: Uint8Array;
+      try {
+        plain = open(key.dek, body, { aad: concatBytes([pieceLabel, header]) });
+      } catch (error) {
+        throw corrupt(`${what}: ${(error as Error).message} (wrong key or altered file)`);
+      }
+      sink(plain);
+    } else {
+      const aad = concatBytes([pieceLabel, header, part.id]);
+      key = openChunks(body, [opened.key], aad, inPiece, sink);
+    }
     if (key.keyId !== file.keyId)
       throw corrupt(`${what} is sealed with another key than its name says`);
-    let plain: Uint8Array;
-    try {
-      plain = open(key.dek, body, { aad: pieceAadFor(expected) });
-    } catch (error) {
-      throw corrupt(`${what}: ${(error as Error).message} (wrong key or altered file)`);
-    }
-    if (plain.length !== part.length)
-      throw corrupt(`${what} has ${plain.length} bytes, the snapshot says ${part.length}`);
-    if (pieceContentId(plain) !== id) throw corrupt(`${what} is not the SHA-256 of its bytes`);
-    return plain;
+    if (length !== part.length)
+      throw corrupt(`${what} has ${length} bytes, the snapshot says ${part.length}`);
+    if (pieceContentId(into) !== id) throw corrupt(`${what} is not the SHA-256 of its bytes`);
   }
 
   /** Snapshot files, oldest first. */
@@ -423,7 +542,7 @@ export class SnapshotStore {
       referenced === null
         ? []
         : [...this.pieces.values()].filter(
-            (p) => p.keyId !== this.options.keyId || !referenced.has(p.id),
+            (p) => p.keyId !== this.options.keyId || !referenced.has(p.name),
           );
     for (const piece of unused) {
       await fs.remove(`${this.dir}/${piece.name}`);
@@ -432,38 +551,173 @@ export class SnapshotStore {
     if (old.length > 0 || unused.length > 0) await fs.syncDir(this.dir);
   }
 
-  /** The ids the kept snapshots refer to, or null when one cannot be read (then no piece is deleted). */
+  /** The piece files the kept snapshots refer to, or null when one cannot be read (then no piece is deleted). */
   private async referencedPieces(kept: readonly SnapshotFile[]): Promise<Set<string> | null> {
     const referenced = new Set<string>();
     for (const file of kept) {
       let refs = this.fileRefs.get(file.name);
       if (refs === undefined) {
         try {
-          const { version, payload } = await this.openFile(file, (reason) => pieceError(reason));
-          refs = version === 1 ? new Set() : refsOf(decodeSnapshotParts(payload).parts);
+          const opened = await this.openFile(file, (reason) => pieceError(reason));
+          refs =
+            opened.version === 1
+              ? new Set()
+              : this.refsOf(decodeSnapshotParts(opened.payload).parts, opened);
         } catch {
           return null;
         }
         this.fileRefs.set(file.name, refs);
       }
-      for (const id of refs) referenced.add(id);
+      for (const name of refs) referenced.add(name);
     }
     return referenced;
   }
 }
 
-function refsOf(parts: readonly SnapshotPart[]): Set<string> {
-  const refs = new Set<string>();
-  for (const part of parts)
-    if (part.kind === 'shared') refs.add(Buffer.from(part.id).toString('hex'));
-  return refs;
+interface OpenedSnapshot {
+  readonly version: number;
+  readonly payload: Uint8Array;
+  /** The key the snapshot is sealed with (and, in version 3, its pieces). */
+  readonly key: SnapshotKey;
+}
+
+interface ChunkSealerOptions {
+  readonly chunkBytes: number;
+  readonly seal: (plain: Uint8Array, n: number, final: boolean) => Uint8Array;
+}
+
+/**
+ * Seals what is pushed into it in chunks of `chunkBytes` and hands each out framed (u32 length,
+ * envelope) as soon as it is full; `finish` seals the rest as the final chunk (possibly empty).
+ * A full chunk is sealed only once more bytes arrive, so the last chunk is always the final one.
+ */
+class ChunkSealer {
+  private readonly buffer: Uint8Array;
+  private filled = 0;
+  private n = 0;
+
+  constructor(
+    private readonly options: ChunkSealerOptions,
+    private readonly emit: (framed: Uint8Array) => Promise<void>,
+  ) {
+    if (!Number.isInteger(options.chunkBytes) || options.chunkBytes < 1)
+      throw new SecretdError(
+        'invalid',
+        `Cannot save snapshot: chunk size ${options.chunkBytes} is not a positive integer`,
+      );
+    this.buffer = new Uint8Array(options.chunkBytes);
+  }
+
+  async push(bytes: Uint8Array): Promise<void> {
+    let at = 0;
+    while (at < bytes.length) {
+      if (this.filled === this.buffer.length) await this.seal(false);
+      const take = Math.min(bytes.length - at, this.buffer.length - this.filled);
+      this.buffer.set(bytes.subarray(at, at + take), this.filled);
+      this.filled += take;
+      at += take;
+    }
+  }
+
+  async finish(): Promise<void> {
+    await this.seal(true);
+    this.buffer.fill(0); // best effort: drops our plaintext copy; the GC may hold others
+  }
+
+  private async seal(final: boolean): Promise<void> {
+    const sealed = this.options.seal(this.buffer.subarray(0, this.filled), this.n++, final);
+    const framed = new Uint8Array(4 + sealed.length);
+    new DataView(framed.buffer).setUint32(0, sealed.length);
+    framed.set(sealed, 4);
+    this.filled = 0;
+    await this.emit(framed);
+  }
+}
+
+/**
+ * Opens chunks (see the header) with `aad`, handing each plaintext to `sink` in order; returns
+ * the key they are sealed with (every chunk's, one of `keys`). A chunk that does not open as the
+ * next number, or as final exactly when it ends the file, is corrupt.
+ */
+function openChunks(
+  body: Uint8Array,
+  keys: readonly SnapshotKey[],
+  aad: Uint8Array,
+  corrupt: (reason: string) => SecretdError,
+  sink: (plain: Uint8Array) => void,
+): SnapshotKey {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  let key: SnapshotKey | null = null;
+  let at = 0;
+  for (let n = 0; ; n++) {
+    if (at + 4 > body.length)
+      throw corrupt(
+        n === 0 ? 'it has no sealed chunk' : `it ends after chunk ${n - 1}, which is not the last`,
+      );
+    const length = view.getUint32(at);
+    const end = at + 4 + length;
+    if (end > body.length) throw corrupt(`its chunk ${n} is cut short`);
+    const envelope = body.subarray(at + 4, end);
+    const keyId = envelope.length >= 5 ? envelopeKeyId(envelope) : -1;
+    if (key !== null && keyId !== key.keyId)
+      throw corrupt(`its chunk ${n} is sealed with key id ${keyId}, its first with ${key.keyId}`);
+    key ??= keyNamed(keyId, keys, corrupt);
+    const final = end === body.length;
+    let plain: Uint8Array;
+    try {
+      plain = open(key.dek, envelope, { aad: chunkAad(aad, n, final) });
+    } catch (error) {
+      throw corrupt(`its chunk ${n}: ${(error as Error).message}`);
+    }
+    sink(plain);
+    if (final) return key;
+    at = end;
+  }
+}
+
+function keyNamed(
+  keyId: number,
+  keys: readonly SnapshotKey[],
+  corrupt: (reason: string) => SecretdError,
+): SnapshotKey {
+  const key = keys.find((k) => k.keyId === keyId);
+  if (key === undefined)
+    throw corrupt(
+      `it is sealed with key id ${keyId} but the snapshot key has id ${keys.map((k) => k.keyId).join(' or ')}`,
+    );
+  return key;
+}
+
+/** A chunk's aad: the file's, its number and whether it is the last. */
+function chunkAad(aad: Uint8Array, n: number, final: boolean): Uint8Array {
+  const out = new Uint8Array(aad.length + 5);
+  out.set(aad, 0);
+  const view = new DataView(out.buffer);
+  view.setUint32(aad.length, n);
+  view.setUint8(aad.length + 4, final ? 1 : 0);
+  return out;
+}
+
+/** The key id a snapshot file is sealed with, from its first envelope (-1 when it has none). */
+function fileKeyId(bytes: Uint8Array): number {
+  if (bytes.length < headerBytes) return -1;
+  const version = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint16(4);
+  const at = headerBytes + (version === 3 ? 4 : 0);
+  return bytes.length >= at + 5 ? envelopeKeyId(bytes.subarray(at)) : -1;
+}
+
+function checkedBytes(piece: SnapshotPiece): Uint8Array {
+  const bytes = piece.bytes();
+  if (piece.length !== bytes.length)
+    throw pieceError(`a piece says it has ${piece.length} bytes but has ${bytes.length}`);
+  return bytes;
 }
 
 function partLength(part: SnapshotPart): number {
   return part.kind === 'inline' ? part.bytes.length : part.length;
 }
 
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
+function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   if (chunks.length === 1) return chunks[0]!;
   const out = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
   let at = 0;
@@ -491,11 +745,11 @@ function nameFor(index: number, term: number): string {
 
 function parsePieceName(name: string): PieceFile | null {
   const match = pieceName.exec(name);
-  return match === null ? null : { id: match[1]!, keyId: parseInt(match[2]!, 16), name };
+  return match === null ? null : { nameId: match[1]!, keyId: parseInt(match[2]!, 16), name };
 }
 
-function pieceFileName(id: string, keyId: number): string {
-  return `${id}-${keyId.toString(16).padStart(8, '0')}.piece`;
+function pieceFileName(nameId: string, keyId: number): string {
+  return `${nameId}-${keyId.toString(16).padStart(8, '0')}.piece`;
 }
 
 function snapshotHeader(index: number, term: number): Uint8Array {
@@ -508,30 +762,13 @@ function snapshotHeader(index: number, term: number): Uint8Array {
   return header;
 }
 
-function pieceHeader(id: string): Uint8Array {
+function pieceHeader(nameId: string, version: number): Uint8Array {
   const header = new Uint8Array(pieceHeaderBytes);
   const view = new DataView(header.buffer);
   header.set(pieceMagic, 0);
-  view.setUint16(4, pieceFormatVersion);
-  header.set(Buffer.from(id, 'hex'), 8);
+  view.setUint16(4, version);
+  header.set(Buffer.from(nameId, 'hex'), 8);
   return header;
-}
-
-/** The whole header (magic, version, flags, index, term) is authenticated with the body. */
-function aadFor(header: Uint8Array): Uint8Array {
-  const aad = new Uint8Array(8 + headerBytes);
-  aad.set(new TextEncoder().encode('snapshot'), 0);
-  aad.set(header, 8);
-  return aad;
-}
-
-/** A piece's header (magic, version, flags, content id) is authenticated with its bytes. */
-function pieceAadFor(header: Uint8Array): Uint8Array {
-  const label = new TextEncoder().encode('snapshot-piece');
-  const aad = new Uint8Array(label.length + pieceHeaderBytes);
-  aad.set(label, 0);
-  aad.set(header, label.length);
-  return aad;
 }
 
 function setU64(view: DataView, at: number, n: number): void {

@@ -2,8 +2,9 @@
  * The key id of every sealed envelope in a data dir's Raft files, read straight from the bytes
  * (src/crypto/aead.ts: `version u8 | keyId u32 BE | nonce | box`), without any key: for each
  * WAL segment its header's key check and every record's body (wal-codec.ts framing), for each
- * snapshot its one sealed body (snapshot-store.ts: a 24-byte header, then the envelope), for each
- * shared snapshot piece its one sealed body (a 40-byte header, then the envelope).
+ * snapshot and shared snapshot piece each sealed chunk (snapshot-store.ts: a 24-byte header for a
+ * snapshot, 40 for a piece, then from format 3 (pieces: 2) chunks, each a u32 length and an
+ * envelope; before, one envelope).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { envelopeKeyId } from '../../src/crypto/aead.ts';
@@ -31,17 +32,30 @@ export function sealedFiles(walDir: string, snapDir: string): SealedFile[] {
     }
     files.push({ path, keyIds });
   }
-  for (const name of readdirSync(snapDir).sort()) {
-    if (!name.endsWith('.snap')) continue;
-    const path = `${snapDir}/${name}`;
-    files.push({ path, keyIds: [envelopeKeyId(new Uint8Array(readFileSync(path)).subarray(24))] });
-  }
-  for (const name of readdirSync(snapDir).sort()) {
-    if (!name.endsWith('.piece')) continue;
-    const path = `${snapDir}/${name}`;
-    files.push({ path, keyIds: [envelopeKeyId(new Uint8Array(readFileSync(path)).subarray(40))] });
+  for (const [suffix, headerBytes, chunked] of [
+    ['.snap', 24, 3],
+    ['.piece', 40, 2],
+  ] as const) {
+    for (const name of readdirSync(snapDir).sort()) {
+      if (!name.endsWith(suffix)) continue;
+      const path = `${snapDir}/${name}`;
+      files.push({
+        path,
+        keyIds: chunkKeyIds(new Uint8Array(readFileSync(path)), headerBytes, chunked),
+      });
+    }
   }
   return files;
+}
+
+/** The key id of each envelope after the header: chunked from format `chunked` on, else one. */
+function chunkKeyIds(bytes: Uint8Array, headerBytes: number, chunked: number): number[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint16(4) < chunked) return [envelopeKeyId(bytes.subarray(headerBytes))];
+  const keyIds: number[] = [];
+  for (let at = headerBytes; at + 4 <= bytes.length; at += 4 + view.getUint32(at))
+    keyIds.push(envelopeKeyId(bytes.subarray(at + 4)));
+  return keyIds;
 }
 
 /** The distinct key ids found, ascending. */

@@ -19,9 +19,10 @@ export const snapshotEntriesInterval = 10_000;
 /**
  * Bytes of applied entry data after which a snapshot is taken whatever the entry count, so that
  * large values (10,000 entries of 64 KiB secrets would be 640 MiB) do not pile up in the log the
- * Raft core keeps in memory until the next compaction.
+ * Raft core keeps in memory until the next compaction. A snapshot costs the values added since
+ * the last one (each large value is a piece written once), so this can be small.
  */
-export const snapshotLogBytesInterval = 64 * 1024 * 1024;
+export const snapshotLogBytesInterval = 16 * 1024 * 1024;
 /**
  * Plaintext bytes sealed per chunk of a snapshot or piece file (format 3): a snapshot is sealed and
  * written chunk by chunk, and opened chunk by chunk, so it never needs a second whole copy.
@@ -32,6 +33,8 @@ export const snapshotSealChunkBytes = 1024 * 1024;
  * own: written to disk once, and referred to by later snapshots (a version never changes).
  */
 export const snapshotVersionPieceBytesMin = 1024;
+/** Piece files a snapshot save writes (and fsyncs) at once. */
+export const snapshotPieceWritesInFlight = 16;
 /** Entries in one Raft append message. */
 export const raftEntriesPerMessageMax = 256;
 /** Unacknowledged append messages to one follower. */

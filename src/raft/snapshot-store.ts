@@ -49,7 +49,7 @@ import { envelopeKeyId, open, seal } from '../crypto/aead.ts';
 import type { Random } from '../crypto/random.ts';
 import { SecretdError } from '../errors.ts';
 import type { FileSystem } from '../io/fs.ts';
-import { snapshotSealChunkBytes } from '../limits.ts';
+import { snapshotPieceWritesInFlight, snapshotSealChunkBytes } from '../limits.ts';
 import {
   decodeSnapshotParts,
   decodeSnapshotPayload,
@@ -281,7 +281,7 @@ export class SnapshotStore {
       });
       inline = [];
     };
-    let written = 0;
+    const missing = new Map<string, { id: string; piece: SnapshotPiece }>();
     for (const piece of pieces) {
       const id = piece.id; // may be computed on demand (and cached by its maker): read it once
       if (id === undefined) {
@@ -292,15 +292,20 @@ export class SnapshotStore {
       if (!/^[0-9a-f]{64}$/.test(id))
         throw pieceError(`piece id ${id.slice(0, 16)} is not 64 hex digits`);
       const name = pieceFileName(this.nameId(id, key), key.keyId);
-      if (!this.pieces.has(name)) {
-        await this.writePiece(id, piece, key);
-        written++;
-      }
+      if (!this.pieces.has(name)) missing.set(name, { id, piece });
       refs.add(name);
       parts.push({ kind: 'shared', id: Buffer.from(id, 'hex'), length: piece.length });
     }
     flush();
-    if (written > 0) await this.options.fs.syncDir(this.dir);
+    // Several at a time: each file's fsync waits on the disk, and the disk takes them together.
+    const writes = [...missing.values()];
+    for (let i = 0; i < writes.length; i += snapshotPieceWritesInFlight)
+      await Promise.all(
+        writes
+          .slice(i, i + snapshotPieceWritesInFlight)
+          .map(({ id, piece }) => this.writePiece(id, piece, key)),
+      );
+    if (writes.length > 0) await this.options.fs.syncDir(this.dir);
     return { parts, refs };
   }
 

@@ -38,7 +38,8 @@ import type {
 } from './types.ts';
 import { Workloads } from './workloads.ts';
 import { auditKeptOf, AuditLog, type AuditLogSnapshot } from './audit-log.ts';
-import { joinPieces, textPiece } from '../../raft/snapshot-store.ts';
+import { joinPieces, type ReleasedPiece } from '../../raft/snapshot-store.ts';
+import { PieceWriter, ValueHolds, writeSecrets } from './_snapshot-pieces.ts';
 import type { SnapshotPiece } from '../../raft/types.ts';
 import { auditedOps, auditSubject, type AuditSubject } from '../audit/index.ts';
 import { rotationProgress } from './root-rotation.ts';
@@ -592,7 +593,7 @@ export class Store {
       return { ok: true, id: secret.id, version: result.version, changed: false };
     this.#secrets.set(secret.id, result.record);
     // The log and snapshots keep their own sealed copies; this zeroes the in-memory one.
-    for (const dropped of result.dropped) dropped.data.fill(0);
+    for (const dropped of result.dropped) this.#valueHolds.zero(dropped.data);
     if (result.version !== before) this.workloads.secretVersionAdded(index, command.at, secret.id);
     return { ok: true, id: secret.id, version: result.version, changed: true };
   }
@@ -640,7 +641,7 @@ export class Store {
       const secret = this.#secrets.get(id as SecretId)!;
       this.#secrets.delete(secret.id);
       this.#secretNames.delete(secret.name.toLowerCase());
-      for (const version of secret.versions) version.data.fill(0);
+      for (const version of secret.versions) this.#valueHolds.zero(version.data);
       this.#emit({ kind: 'secret-removed', id: secret.id });
     }
     return { ok: true };
@@ -688,14 +689,25 @@ export class Store {
 
   // --- snapshots -----------------------------------------------------------------------------
 
+  /** Secret values' zeroing, held back while a snapshot being written refers to them (_snapshot-pieces.ts). */
+  readonly #valueHolds = new ValueHolds();
+
   /** The whole store, serialized: the bytes of snapshotPieces() in order. */
   snapshot(): Uint8Array {
-    return joinPieces(this.snapshotPieces());
+    const pieces = this.snapshotPieces();
+    try {
+      return joinPieces(pieces);
+    } finally {
+      for (const piece of pieces) (piece as Partial<ReleasedPiece>).release?.();
+    }
   }
 
   /**
-   * The snapshot in pieces for the snapshot store: the audit trail's full segments are shared
-   * pieces, written to disk once (AuditLog.snapshotPieces), the rest is inline.
+   * The snapshot in pieces for the snapshot store, which writes a shared piece once: the audit
+   * trail's full segments (AuditLog.snapshotPieces) and every secret value of at least
+   * snapshotVersionPieceBytesMin bytes (_snapshot-pieces.ts) are shared pieces whose bytes are
+   * made only if they must be written; the rest is inline. The JSON is the same as ever. Every
+   * list this returns must be saved (SnapshotStore.save releases the values it holds) or released.
    */
   snapshotPieces(): SnapshotPiece[] {
     const cluster = this.#cluster && {
@@ -703,11 +715,7 @@ export class Store {
       caKey: toBase64(this.#cluster.caKey),
       unlockKey: this.#cluster.unlockKey && toBase64(this.#cluster.unlockKey),
     };
-    const secrets = [...this.#secrets.values()].map((s) => ({
-      ...s,
-      versions: s.versions.map((v) => ({ ...v, data: toBase64(v.data) })),
-    }));
-    const body = {
+    const head = {
       format: 1,
       appliedIndex: this.#appliedIndex,
       cluster,
@@ -718,18 +726,16 @@ export class Store {
         n.certsExpireAt,
       ]),
       clientCerts: this.clientCerts.snapshot(),
-      secrets,
-      requests: [...this.#requests],
-      ...this.workloads.snapshot(),
     };
-    // The audit trail is spliced in as pieces: its full segments never change, so the snapshot
-    // store writes each once and later snapshots refer to it.
-    const json = JSON.stringify(body);
-    return [
-      textPiece(`${json.slice(0, -1)},"audit":`),
-      ...this.#audit.snapshotPieces(),
-      textPiece('}'),
-    ];
+    const tail = { requests: [...this.#requests], ...this.workloads.snapshot() };
+    const out = new PieceWriter().text(`${JSON.stringify(head).slice(0, -1)},"secrets":[`);
+    writeSecrets(out, this.#secrets.values(), this.#valueHolds);
+    // The audit trail is spliced in as pieces: its full segments never change either.
+    return out
+      .text(`],${JSON.stringify(tail).slice(1, -1)},"audit":`)
+      .piece(...this.#audit.snapshotPieces())
+      .text('}')
+      .done();
   }
 
   static restore(bytes: Uint8Array): Store {

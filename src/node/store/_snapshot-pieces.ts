@@ -1,0 +1,180 @@
+/**
+ * The store's snapshot in pieces (Store.snapshotPieces): the same JSON text as always, cut so that
+ * each secret version's value of at least snapshotVersionPieceBytesMin bytes is a shared piece of
+ * its own — its base64, between the quotes of `"data":"…"`. A version's value never changes, so
+ * the snapshot store writes each such piece once and later snapshots refer to it: a snapshot
+ * costs its small JSON and the values added since the last one, not every value again.
+ *
+ * A piece's bytes (the base64) are made only when the snapshot store must write it; its content
+ * id (the SHA-256 of those bytes, which the snapshot store needs to know whether it is on disk)
+ * is computed on first use, off the Raft loop, and cached per value buffer for the life of the
+ * process, so each value is hashed once, not at every snapshot.
+ *
+ * Since the bytes are made after the snapshot is taken (the snapshot store writes off the Raft
+ * loop while entries are applied), a value a version drops or a removal zeroes meanwhile must
+ * still be there: the store zeroes values through ValueHolds, which holds back the zeroing of a
+ * value a snapshot being written refers to until the snapshot store releases its piece.
+ */
+import { snapshotVersionPieceBytesMin } from '../../limits.ts';
+import { pieceContentId, textPiece, type ReleasedPiece } from '../../raft/snapshot-store.ts';
+import type { SnapshotPiece } from '../../raft/types.ts';
+import type { SecretRecord, SecretVersion } from './types.ts';
+
+/** Content ids of version pieces, by value buffer (a value never changes while the store holds it). */
+const contentIds = new WeakMap<Uint8Array, string>();
+
+/**
+ * Zeroing of secret values, held back while a snapshot being written may still make a piece from
+ * one (best effort under a GC: other copies may exist, as everywhere).
+ */
+export class ValueHolds {
+  readonly #held = new Map<Uint8Array, number>();
+  readonly #zeroOnRelease = new Set<Uint8Array>();
+
+  hold(value: Uint8Array): void {
+    this.#held.set(value, (this.#held.get(value) ?? 0) + 1);
+  }
+
+  release(value: Uint8Array): void {
+    const count = (this.#held.get(value) ?? 0) - 1;
+    if (count > 0) {
+      this.#held.set(value, count);
+      return;
+    }
+    this.#held.delete(value);
+    if (this.#zeroOnRelease.delete(value)) value.fill(0);
+  }
+
+  /** Zeroes `value` now, or once the last snapshot holding it is released. */
+  zero(value: Uint8Array): void {
+    if (this.#held.has(value)) this.#zeroOnRelease.add(value);
+    else value.fill(0);
+  }
+
+  /** Values held by snapshots not yet released (for tests and metrics). */
+  get heldCount(): number {
+    return this.#held.size;
+  }
+}
+
+/** Builds a piece list, joining adjacent text into one inline piece. */
+export class PieceWriter {
+  readonly #pieces: SnapshotPiece[] = [];
+  #text: string[] = [];
+
+  text(text: string): this {
+    this.#text.push(text);
+    return this;
+  }
+
+  piece(...pieces: readonly SnapshotPiece[]): this {
+    this.#flush();
+    this.#pieces.push(...pieces);
+    return this;
+  }
+
+  done(): SnapshotPiece[] {
+    this.#flush();
+    return this.#pieces;
+  }
+
+  #flush(): void {
+    if (this.#text.length === 0) return;
+    this.#pieces.push(textPiece(this.#text.join('')));
+    this.#text = [];
+  }
+}
+
+/**
+ * Writes `[...secrets]` as `JSON.stringify` would with each version's data in base64 (the text
+ * Store.restore reads), without the brackets; large values as held pieces.
+ */
+export function writeSecrets(
+  out: PieceWriter,
+  secrets: Iterable<SecretRecord>,
+  holds: ValueHolds,
+): void {
+  let first = true;
+  for (const secret of secrets) {
+    out.text(first ? '' : ',');
+    first = false;
+    writeObject(out, secret, (key) =>
+      key === 'versions' ? () => writeVersions(out, secret.versions, holds) : null,
+    );
+  }
+}
+
+function writeVersions(
+  out: PieceWriter,
+  versions: readonly SecretVersion[],
+  holds: ValueHolds,
+): void {
+  out.text('[');
+  versions.forEach((version, i) => {
+    if (i > 0) out.text(',');
+    writeObject(out, version, (key) =>
+      key === 'data' ? () => writeValue(out, version.data, holds) : null,
+    );
+  });
+  out.text(']');
+}
+
+function writeValue(out: PieceWriter, value: Uint8Array, holds: ValueHolds): void {
+  if (value.length < snapshotVersionPieceBytesMin) {
+    out.text(`"${base64(value)}"`);
+    return;
+  }
+  out.text('"');
+  out.piece(valuePiece(value, holds));
+  out.text('"');
+}
+
+/**
+ * `JSON.stringify(object)` in the same key order, but with the fields `special` names written by
+ * it (a field whose value JSON leaves out, such as undefined, is left out as JSON does).
+ */
+function writeObject(
+  out: PieceWriter,
+  object: object,
+  special: (key: string) => (() => void) | null,
+): void {
+  out.text('{');
+  let first = true;
+  for (const [key, value] of Object.entries(object)) {
+    const write = special(key);
+    const json = write === null ? (JSON.stringify(value) as string | undefined) : '';
+    if (json === undefined) continue;
+    out.text(`${first ? '' : ','}${JSON.stringify(key)}:${json}`);
+    first = false;
+    write?.();
+  }
+  out.text('}');
+}
+
+/** A value's base64 as a shared piece, held (its zeroing held back) until the snapshot store releases it. */
+function valuePiece(value: Uint8Array, holds: ValueHolds): ReleasedPiece {
+  holds.hold(value);
+  const bytes = (): Uint8Array => Buffer.from(base64(value), 'latin1');
+  let released = false;
+  return {
+    length: 4 * Math.ceil(value.length / 3),
+    get id(): string {
+      let id = contentIds.get(value);
+      if (id === undefined) {
+        id = pieceContentId(bytes());
+        contentIds.set(value, id);
+      }
+      return id;
+    },
+    bytes,
+    release: () => {
+      if (released) return;
+      released = true;
+      holds.release(value);
+    },
+  };
+}
+
+function base64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}

@@ -1,0 +1,160 @@
+import { describe, expect, test } from 'bun:test';
+import { tempDir } from '../../../test/helpers/process.ts';
+import type { FileSystem } from '../../io/fs.ts';
+import { NodeFileSystem } from '../../io/node-fs.ts';
+import { systemRandom } from '../../io/system.ts';
+import { snapshotVersionPieceBytesMin } from '../../limits.ts';
+import { SnapshotStore } from '../../raft/snapshot-store.ts';
+import type { MemberId, SnapshotMeta } from '../../raft/types.ts';
+import type { Command } from './commands.ts';
+import { Store, toBase64 } from './store.ts';
+
+const at = '2026-12-06T00:00:00.000Z';
+const fs = new NodeFileSystem();
+const dek = systemRandom(32);
+const meta = (index: number): SnapshotMeta => ({
+  index,
+  term: 1,
+  conf: { voters: ['node-a' as MemberId], learners: [] },
+});
+/** A value of `size` bytes, each byte `fill` (distinct fills, distinct values). */
+const value = (fill: number, size = 4096): Uint8Array => new Uint8Array(size).fill(fill);
+const create = (id: string, data: Uint8Array): Command => ({
+  op: 'secret-create',
+  at,
+  id,
+  name: `name-${id}`,
+  labels: { team: 'a', 'quote"d': 'x\u0000y' },
+  data,
+});
+
+/** A store holding `large` secrets of 4 KiB and two small ones, one with two versions. */
+function storeWith(large: number): Store {
+  const store = new Store();
+  let index = 1;
+  for (let i = 0; i < large; i++) store.apply(index++, create(`big${i}`, value(i + 1)));
+  store.apply(index++, create('small1', new TextEncoder().encode('short')));
+  store.apply(index++, create('small2', value(0xee, snapshotVersionPieceBytesMin - 1)));
+  store.apply(index++, {
+    op: 'secret-version-add',
+    at,
+    id: 'small1',
+    data: new TextEncoder().encode('shorter'),
+    ifVersion: null,
+  });
+  return store;
+}
+
+/** The real file system, recording the names of the files written (temp suffix dropped). */
+function recordingFs(): { fs: FileSystem; written: string[] } {
+  const written: string[] = [];
+  const recording = Object.create(fs) as FileSystem;
+  recording.writeFile = (path, bytes, mode) => {
+    written.push(
+      path
+        .split('/')
+        .pop()!
+        .replace(/\.tmp$/, ''),
+    );
+    return fs.writeFile(path, bytes, mode);
+  };
+  return { fs: recording, written };
+}
+
+describe('Store.snapshotPieces', () => {
+  test('snapshot() is the JSON of every record with each version value in base64, whatever its size', () => {
+    const store = storeWith(3);
+    const text = new TextDecoder().decode(store.snapshot());
+    const body = JSON.parse(text) as { secrets: unknown[] };
+    expect(JSON.stringify(body)).toBe(text);
+    expect(body.secrets).toEqual(
+      [...store.secrets()].map((s) => ({
+        ...s,
+        versions: s.versions.map((v) => ({ ...v, data: toBase64(v.data) })),
+      })),
+    );
+    expect(JSON.stringify(body.secrets)).toBe(
+      JSON.stringify(
+        [...store.secrets()].map((s) => ({
+          ...s,
+          versions: s.versions.map((v) => ({ ...v, data: toBase64(v.data) })),
+        })),
+      ),
+    );
+    expect(Store.restore(store.snapshot()).snapshot()).toEqual(store.snapshot());
+  });
+
+  test('each version value of at least snapshotVersionPieceBytesMin bytes is a shared piece, its base64 exactly', () => {
+    const store = storeWith(3);
+    const shared = store.snapshotPieces().filter((p) => p.id !== undefined);
+    const values = [...store.secrets()].flatMap((s) => s.versions.map((v) => v.data));
+    expect(shared.map((p) => new TextDecoder().decode(p.bytes()))).toEqual(
+      values.filter((v) => v.length >= snapshotVersionPieceBytesMin).map((v) => toBase64(v)),
+    );
+    expect(shared.map((p) => p.length)).toEqual([5464, 5464, 5464]);
+  });
+
+  test('a snapshot with N large versions writes N piece files once; the next writes none of them again; pieces of removed versions are pruned', async () => {
+    using dir = tempDir('secretd-store-snap-');
+    const recording = recordingFs();
+    const snapshots = await SnapshotStore.open(dir.path, {
+      dek,
+      keyId: 1,
+      random: systemRandom,
+      fs: recording.fs,
+    });
+    const store = storeWith(4);
+    await snapshots.save({ meta: meta(10), pieces: store.snapshotPieces() });
+    const pieceFiles = (): string[] => recording.written.filter((n) => n.endsWith('.piece'));
+    expect(pieceFiles().length).toBe(4);
+    expect((await snapshots.loadLatest())?.data).toEqual(store.snapshot());
+
+    recording.written.length = 0;
+    store.apply(20, create('big9', value(99)));
+    await snapshots.save({ meta: meta(20), pieces: store.snapshotPieces() });
+    expect(pieceFiles().length).toBe(1);
+    expect((await snapshots.loadLatest())?.data).toEqual(store.snapshot());
+
+    const onDisk = async (): Promise<number> =>
+      (await fs.list(dir.path)).filter((n) => n.endsWith('.piece')).length;
+    expect(await onDisk()).toBe(5);
+    store.apply(21, { op: 'secret-remove', at, ids: ['big0', 'big1'] });
+    recording.written.length = 0;
+    await snapshots.save({ meta: meta(21), pieces: store.snapshotPieces() });
+    expect(pieceFiles()).toEqual([]);
+    expect(await onDisk()).toBe(5); // the snapshot at 20, still kept, refers to them
+    await snapshots.save({ meta: meta(22), pieces: store.snapshotPieces() });
+    expect(await onDisk()).toBe(3);
+    const reopened = await SnapshotStore.open(dir.path, {
+      dek,
+      keyId: 1,
+      random: systemRandom,
+      fs,
+    });
+    const loaded = await reopened.loadLatest();
+    expect(loaded?.data).toEqual(store.snapshot());
+    expect(Store.restore(loaded!.data).snapshot()).toEqual(store.snapshot());
+  });
+
+  test('a value removed while a snapshot holding it is being written is written intact, and zeroed once the save is over', async () => {
+    using dir = tempDir('secretd-store-snap-');
+    const snapshots = await SnapshotStore.open(dir.path, {
+      dek,
+      keyId: 1,
+      random: systemRandom,
+      fs,
+    });
+    const store = storeWith(2);
+    const expected = store.snapshot();
+    const big0 = store.secret('big0')!.versions[0]!.data;
+    const big1 = store.secret('big1')!.versions[0]!.data;
+    const pieces = store.snapshotPieces(); // taken: its bytes are made when written
+    store.apply(10, { op: 'secret-remove', at, ids: ['big0'] });
+    expect(big0).toEqual(value(1)); // held back: the snapshot refers to it
+    await snapshots.save({ meta: meta(9), pieces });
+    expect((await snapshots.loadLatest())?.data).toEqual(expected);
+    expect([big0.every((b) => b === 0), big1.every((b) => b === 2)]).toEqual([true, true]);
+    store.apply(11, { op: 'secret-remove', at, ids: ['big1'] });
+    expect(big1.every((b) => b === 0)).toBe(true); // no snapshot holds it: zeroed at once
+  });
+});

@@ -3,8 +3,10 @@
  * of values held, plus a fixed base). Starts one manager, reads its RSS with an empty store (the
  * base), creates secrets of `--size` bytes until `--total` bytes of values are held, and prints,
  * from its GET /secretd/metrics: RSS, bytes of values held, RSS − base over values, the WAL bytes
- * written, the Raft indexes (whether a snapshot has been taken) and the snapshot sizes. RSS is not
- * distorted by a busy machine, so this may run anywhere.
+ * written, the Raft indexes (whether a snapshot has been taken) and the snapshot sizes; then the
+ * same once RSS has settled, idle (the creates' garbage collected and its pages given back: read
+ * every 500 ms, from 2 s on, until it falls by less than 1%). RSS is not distorted by a busy
+ * machine, so this may run anywhere.
  *
  *   bun bench/memory.ts [--total 150000000] [--size 65536] [--concurrency 4] [--secretd-bin dist/secretd]
  */
@@ -63,11 +65,25 @@ try {
   const end = await scrape(session);
   console.log(line('end', end));
   const baseRss = base.get('secretd_process_resident_memory_bytes') ?? Number.NaN;
-  const rss = end.get('secretd_process_resident_memory_bytes') ?? Number.NaN;
   const held = end.get('secretd_store_objects{kind="secret_value_bytes"}') ?? Number.NaN;
-  console.log(
-    `RSS/values: ${(rss / held).toFixed(2)}; (RSS − empty RSS)/values: ${((rss - baseRss) / held).toFixed(2)} (bar: ≤ 1.5 over a fixed base)`,
-  );
+  const ratios = (s: Scrape): string => {
+    const rss = s.get('secretd_process_resident_memory_bytes') ?? Number.NaN;
+    return `RSS/values: ${(rss / held).toFixed(2)}; (RSS − empty RSS)/values: ${((rss - baseRss) / held).toFixed(2)} (bar: ≤ 1.5 over a fixed base)`;
+  };
+  console.log(`end ${ratios(end)}`);
+  // Idle, the garbage of the creates is collected and its pages returned over a few seconds:
+  // RSS is read every 500 ms until a reading is no more than 1% below the one before (at most 60).
+  let settled = end;
+  for (let i = 0; i < 60; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const next = await scrape(session);
+    const before = settled.get('secretd_process_resident_memory_bytes') ?? 0;
+    const now = next.get('secretd_process_resident_memory_bytes') ?? 0;
+    settled = next;
+    if (now > before * 0.99 && i >= 3) break;
+  }
+  console.log(line('settled', settled));
+  console.log(`settled ${ratios(settled)}`);
   const snapshots = end.get('secretd_snapshot_bytes_count') ?? 0;
   console.log(
     `snapshots sealed or installed: ${snapshots}, ${mb(end.get('secretd_snapshot_bytes_sum') ?? 0)} in all`,

@@ -45,9 +45,9 @@
  * than fall back: the WAL behind it may already be compacted.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { envelopeKeyId, open, seal } from '../crypto/aead.ts';
+import { envelopeKeyId, open, seal, sealOverheadBytes } from '../crypto/aead.ts';
 import type { Random } from '../crypto/random.ts';
-import { SecretdError } from '../errors.ts';
+import { assert, SecretdError } from '../errors.ts';
 import type { FileSystem } from '../io/fs.ts';
 import { snapshotPieceWritesInFlight, snapshotSealChunkBytes } from '../limits.ts';
 import {
@@ -316,14 +316,11 @@ export class SnapshotStore {
       throw pieceError(`piece ${id.slice(0, 16)} is not the SHA-256 of its bytes`);
     const nameId = this.nameId(id, key);
     const header = pieceHeader(nameId, pieceFormatVersion);
-    const frames: Uint8Array[] = [header];
     const aad = concatBytes([pieceLabel, header, Buffer.from(id, 'hex')]);
-    const sealer = new ChunkSealer(this.sealer(key, aad), async (c) => void frames.push(c));
-    await sealer.push(bytes);
-    await sealer.finish();
+    const file = sealWhole(header, bytes, this.sealer(key, aad));
     const name = pieceFileName(nameId, key.keyId);
     const { fs } = this.options;
-    await fs.writeFile(`${this.dir}/${name}${tempSuffix}`, concatBytes(frames));
+    await fs.writeFile(`${this.dir}/${name}${tempSuffix}`, file);
     await fs.rename(`${this.dir}/${name}${tempSuffix}`, `${this.dir}/${name}`);
     this.pieces.set(name, { nameId, keyId: key.keyId, name });
   }
@@ -592,8 +589,8 @@ interface ChunkSealerOptions {
 }
 
 /**
- * Seals what is pushed into it in chunks of `chunkBytes` and hands each out framed (u32 length,
- * envelope) as soon as it is full; `finish` seals the rest as the final chunk (possibly empty).
+ * Seals what is pushed into it in chunks of `chunkBytes` and hands each out (its u32 length, then
+ * its envelope) as soon as it is full; `finish` seals the rest as the final chunk (possibly empty).
  * A full chunk is sealed only once more bytes arrive, so the last chunk is always the final one.
  */
 class ChunkSealer {
@@ -603,7 +600,7 @@ class ChunkSealer {
 
   constructor(
     private readonly options: ChunkSealerOptions,
-    private readonly emit: (framed: Uint8Array) => Promise<void>,
+    private readonly emit: (bytes: Uint8Array) => Promise<void>,
   ) {
     if (!Number.isInteger(options.chunkBytes) || options.chunkBytes < 1)
       throw new SecretdError(
@@ -631,12 +628,37 @@ class ChunkSealer {
 
   private async seal(final: boolean): Promise<void> {
     const sealed = this.options.seal(this.buffer.subarray(0, this.filled), this.n++, final);
-    const framed = new Uint8Array(4 + sealed.length);
-    new DataView(framed.buffer).setUint32(0, sealed.length);
-    framed.set(sealed, 4);
+    const length = new Uint8Array(4);
+    new DataView(length.buffer).setUint32(0, sealed.length);
     this.filled = 0;
-    await this.emit(framed);
+    await this.emit(length);
+    await this.emit(sealed);
   }
+}
+
+/**
+ * `header` then `bytes` in chunks, as ChunkSealer writes them, in one array sized up front: each
+ * chunk is sealed straight from `bytes`, with no staging copy (a piece is at most a few MiB).
+ */
+function sealWhole(header: Uint8Array, bytes: Uint8Array, options: ChunkSealerOptions): Uint8Array {
+  const count = Math.max(1, Math.ceil(bytes.length / options.chunkBytes));
+  const out = new Uint8Array(header.length + count * (4 + sealOverheadBytes) + bytes.length);
+  const view = new DataView(out.buffer);
+  out.set(header, 0);
+  let at = header.length;
+  for (let n = 0; n < count; n++) {
+    const plain = bytes.subarray(n * options.chunkBytes, (n + 1) * options.chunkBytes);
+    const sealed = options.seal(plain, n, n === count - 1);
+    assert(
+      sealed.length === plain.length + sealOverheadBytes,
+      'a sealed chunk has the overhead it should',
+    );
+    view.setUint32(at, sealed.length);
+    out.set(sealed, at + 4);
+    at += 4 + sealed.length;
+  }
+  assert(at === out.length, 'a piece file is the size it was allotted');
+  return out;
 }
 
 /**

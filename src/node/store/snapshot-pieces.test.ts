@@ -4,7 +4,7 @@ import type { FileSystem } from '../../io/fs.ts';
 import { NodeFileSystem } from '../../io/node-fs.ts';
 import { systemRandom } from '../../io/system.ts';
 import { snapshotVersionPieceBytesMin } from '../../limits.ts';
-import { SnapshotStore } from '../../raft/snapshot-store.ts';
+import { pieceContentId, SnapshotStore } from '../../raft/snapshot-store.ts';
 import type { MemberId, SnapshotMeta } from '../../raft/types.ts';
 import type { Command } from './commands.ts';
 import { Store, toBase64 } from './store.ts';
@@ -92,6 +92,7 @@ describe('Store.snapshotPieces', () => {
       values.filter((v) => v.length >= snapshotVersionPieceBytesMin).map((v) => toBase64(v)),
     );
     expect(shared.map((p) => p.length)).toEqual([5464, 5464, 5464]);
+    expect(shared.map((p) => p.id)).toEqual(shared.map((p) => pieceContentId(p.bytes())));
   });
 
   test('a snapshot with N large versions writes N piece files once; the next writes none of them again; pieces of removed versions are pruned', async () => {

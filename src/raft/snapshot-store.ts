@@ -48,7 +48,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { envelopeKeyId, open, seal, sealOverheadBytes } from '../crypto/aead.ts';
 import type { Random } from '../crypto/random.ts';
 import { assert, SecretdError } from '../errors.ts';
-import type { FileSystem } from '../io/fs.ts';
+import type { FileHandle, FileSystem } from '../io/fs.ts';
 import { snapshotPieceWritesInFlight, snapshotSealChunkBytes } from '../limits.ts';
 import {
   decodeSnapshotParts,
@@ -240,17 +240,16 @@ export class SnapshotStore {
     const header = snapshotHeader(meta.index, meta.term);
     const name = nameFor(meta.index, meta.term);
     const path = `${this.dir}/${name}`;
-    await fs.writeFile(path + tempSuffix, header);
-    const handle = await fs.openAppend(path + tempSuffix);
+    const file = new ChunkedFile(fs, path + tempSuffix, header, this.chunkBytes());
     try {
-      const sealer = new ChunkSealer(this.sealer(key, concatBytes([snapshotLabel, header])), (c) =>
-        handle.write(c),
+      const sealer = new ChunkSealer(this.sealer(key, concatBytes([snapshotLabel, header])), (b) =>
+        file.write(b),
       );
       for (const bytes of snapshotPartsStream(meta, parts)) await sealer.push(bytes);
       await sealer.finish();
-      await handle.sync();
+      await file.finish();
     } finally {
-      await handle.close();
+      await file.close();
     }
     await fs.rename(path + tempSuffix, path);
     this.fileKeyIds.set(name, key.keyId);
@@ -325,9 +324,13 @@ export class SnapshotStore {
     this.pieces.set(name, { nameId, keyId: key.keyId, name });
   }
 
+  private chunkBytes(): number {
+    return this.options.sealChunkBytes ?? snapshotSealChunkBytes;
+  }
+
   private sealer(key: SnapshotKey, aad: Uint8Array): ChunkSealerOptions {
     return {
-      chunkBytes: this.options.sealChunkBytes ?? snapshotSealChunkBytes,
+      chunkBytes: this.chunkBytes(),
       seal: (plain, n, final) =>
         seal(key.dek, plain, {
           aad: chunkAad(aad, n, final),
@@ -633,6 +636,52 @@ class ChunkSealer {
     this.filled = 0;
     await this.emit(length);
     await this.emit(sealed);
+  }
+}
+
+/**
+ * A file written as it is made, durably once `finish` resolves: what is written is held until it
+ * passes `holdBytes`, so a small file is one writeFile (one fsync) as before chunks; a larger one
+ * is created with the first `holdBytes` and appended to, then synced.
+ */
+class ChunkedFile {
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
+  private handle: FileHandle | null = null;
+
+  constructor(
+    private readonly fs: FileSystem,
+    private readonly path: string,
+    header: Uint8Array,
+    private readonly holdBytes: number,
+  ) {
+    this.held.push(header);
+    this.heldBytes = header.length;
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    if (this.handle !== null) return this.handle.write(bytes);
+    this.held.push(bytes);
+    this.heldBytes += bytes.length;
+    if (this.heldBytes < this.holdBytes) return;
+    await this.fs.writeFile(this.path, this.take());
+    this.handle = await this.fs.openAppend(this.path);
+  }
+
+  async finish(): Promise<void> {
+    if (this.handle === null) await this.fs.writeFile(this.path, this.take());
+    else await this.handle.sync();
+  }
+
+  async close(): Promise<void> {
+    await this.handle?.close();
+  }
+
+  private take(): Uint8Array {
+    const bytes = concatBytes(this.held);
+    this.held = [];
+    this.heldBytes = 0;
+    return bytes;
   }
 }
 

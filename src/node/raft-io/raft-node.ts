@@ -830,11 +830,14 @@ export class RaftNode {
    */
   async snapshotNow(options: { readonly force?: boolean } = {}): Promise<void> {
     await this.#snapshotting;
-    this.#compactWritten();
+    // compact() only between Readies: a write may end while one is outstanding (step 8).
+    await this.#call(() => this.#compactWritten());
     const index = this.#store.appliedIndex;
     if (index === this.#takenIndex && !(options.force && index > 0)) return;
     const meta = await this.#writeSnapshot(this.#takeSnapshot());
-    this.#core.compact(meta);
-    this.#snapshotIndex = meta.index;
+    await this.#call(() => {
+      this.#core.compact(meta);
+      this.#snapshotIndex = meta.index;
+    });
   }
 }

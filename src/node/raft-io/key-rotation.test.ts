@@ -103,6 +103,40 @@ describe('RaftNode.rotateKey', () => {
     await finished.stop();
   });
 
+  test('with secret values in shared piece files: resolves once every one is sealed with the new key too, and the node opens with it alone, every value intact', async () => {
+    using dir = tempDir('secretd-raft-rot-');
+    const node = await open(dir.path, oldKey);
+    for (let i = 0; i < 6; i++)
+      await node.propose({
+        op: 'secret-create',
+        at,
+        id: `secret${i}`,
+        name: `big-${i}`,
+        labels: {},
+        data: new Uint8Array(4096).fill(i + 1),
+      });
+    await node.snapshotNow();
+    const pieces = (): string[] =>
+      sealedFiles(`${dir.path}/raft/wal`, `${dir.path}/raft/snap`)
+        .filter((f) => f.path.endsWith('.piece'))
+        .map((f) => `${f.path.split('-').pop()} ${[...new Set(f.keyIds)].join()}`);
+    expect(pieces()).toEqual(Array(6).fill('00000001.piece 1'));
+    await node.rotateKey(newKey);
+    expect(pieces()).toEqual(Array(6).fill('00000002.piece 2'));
+    expect(keyIdsOnDisk(dir.path)).toEqual([2]);
+    const secretsOf = (n: RaftNode): unknown =>
+      (JSON.parse(new TextDecoder().decode(n.store.snapshot())) as { secrets: unknown }).secrets;
+    const secrets = secretsOf(node);
+    await node.stop();
+
+    const reopened = await open(dir.path, newKey);
+    expect(secretsOf(reopened)).toEqual(secrets);
+    expect(reopened.store.secret('secret5')?.versions[0]?.data).toEqual(
+      new Uint8Array(4096).fill(6),
+    );
+    await reopened.stop();
+  });
+
   test('with a full audit segment in a shared piece file: resolves once that piece is sealed with the new key too, and the node opens with it alone', async () => {
     using dir = tempDir('secretd-raft-rot-');
     const node = await open(dir.path, oldKey);

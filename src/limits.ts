@@ -24,6 +24,12 @@ export const snapshotEntriesInterval = 10_000;
  */
 export const snapshotLogBytesInterval = 16 * 1024 * 1024;
 /**
+ * A member whose applied index has not moved for this long takes a snapshot of what it applied
+ * since the last one and starts a new WAL segment first, so the segments before it are deleted: an
+ * idle manager holds no log in memory and replays nothing at restart that a snapshot holds.
+ */
+export const snapshotIdleMs = 1000;
+/**
  * Plaintext bytes sealed per chunk of a snapshot or piece file (format 3): a snapshot is sealed and
  * written chunk by chunk, and opened chunk by chunk, so it never needs a second whole copy.
  */

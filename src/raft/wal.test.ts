@@ -110,6 +110,26 @@ describe('WAL segments and snapshots', () => {
     });
   });
 
+  test('cut() starts a new segment only when the current one holds something, and a snapshot at the last index then leaves only it', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { wal } = await WAL.open(dir.path, options());
+    await wal.save({ hardState: hs(2, 1), entries: entries(1, 6, 2) });
+    const first = await segmentPaths(dir.path);
+    await wal.cut();
+    const cut = await segmentPaths(dir.path);
+    await wal.cut(); // the new segment holds nothing yet: no third one
+    expect([first.length, cut.length, (await segmentPaths(dir.path)).length]).toEqual([1, 2, 2]);
+    await wal.markSnapshot(meta(6, 2));
+    expect(await segmentPaths(dir.path)).toEqual(cut.slice(1));
+    await wal.save({ hardState: null, entries: [entry(7, 2)] });
+    await wal.close();
+    expect(await reopen(dir.path)).toEqual({
+      hardState: hs(2, 1),
+      snapshot: meta(6, 2),
+      entries: [entry(7, 2)],
+    });
+  });
+
   test('markSnapshot() of a snapshot the log does not match (installed from a leader) drops the log', async () => {
     using dir = tempDir('secretd-wal-');
     const { wal } = await WAL.open(dir.path, options());

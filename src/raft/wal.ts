@@ -227,6 +227,19 @@ export class WAL {
     });
   }
 
+  /**
+   * Starts a new segment now unless the current one holds nothing since it was created: a
+   * snapshot at the last index written then lets `markSnapshot` delete every segment before it,
+   * so a restart replays nothing the snapshot already holds.
+   */
+  cut(): Promise<void> {
+    return this.serialize(async () => {
+      this.cutQueued = false;
+      if (this.tip.offset === this.createdOffset) return;
+      await this.startSegment();
+    });
+  }
+
   /** Records (durably) that a snapshot at `meta.index` exists, then deletes segments wholly before it. */
   markSnapshot(meta: SnapshotMeta): Promise<void> {
     return this.serialize(async () => {

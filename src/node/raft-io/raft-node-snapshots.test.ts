@@ -166,4 +166,51 @@ describe('RaftNode snapshots', () => {
       (await snapshotFiles('default')).length,
     ]).toEqual([1, 0]);
   });
+  test('an idle member snapshots what it applied and cuts the WAL, so the segments before are deleted and a restart replays none of them', async () => {
+    using dir = tempDir('secretd-raft-snap-');
+    const id = 'node-a' as MemberId;
+    const open = () =>
+      openRaftNode({
+        id,
+        walDir: `${dir.path}/wal`,
+        snapshotDir: `${dir.path}/snap`,
+        dek,
+        dekKeyId: 1,
+        fs,
+        random: systemRandom,
+        electionRandom: () => 0.5,
+        bootstrapConf: { voters: [id], learners: [] },
+        transport: { send: () => {} },
+        tickMs: 5,
+        snapshotEntries: 1000,
+        onFatal: (error) => {
+          throw error;
+        },
+      });
+    const node = await open();
+    node.start();
+    node.campaign();
+    await node.waitForLeader(5000);
+    for (let i = 0; i < 5; i++) await node.propose(records(2));
+    const applied = node.store.appliedIndex;
+    const segments = async (): Promise<string[]> =>
+      (await fs.list(`${dir.path}/wal`)).filter((n) => n.endsWith('.wal')).sort();
+    const before = await segments();
+    // Idle for snapshotIdleMs: a snapshot at the applied index, and only a segment after it.
+    const after = await until('the idle snapshot and the WAL cut', 20_000, async () => {
+      const snaps = (await fs.list(`${dir.path}/snap`)).filter((n) => n.endsWith('.snap'));
+      const wal = await segments();
+      return snaps.length === 1 && wal.length === 1 && wal[0] !== before[0] ? wal : undefined;
+    });
+    await node.stop();
+    expect(before).toHaveLength(1);
+    expect(Number.parseInt(after[0]!.split('-')[1]!, 16)).toBe(applied + 1);
+    const again = await open();
+    try {
+      expect(again.store.appliedIndex).toBe(applied);
+      expect(again.store.audit.size).toBe(node.store.audit.size);
+    } finally {
+      await again.stop();
+    }
+  });
 });

@@ -29,7 +29,8 @@
  *      meanwhile (a snapshot is committed state: nothing waits for it). Once both are durable the
  *      core compacts its log behind it, between Readies (compact() is refused in between). One
  *      such write at a time; a forced one (key rotation) and a leader's snapshot wait for it. The
- *      snapshot store writes a piece that never changes (a full audit segment) only once.
+ *      snapshot store writes a piece that never changes (a full audit segment, a secret value of
+ *      1 KiB or more) only once.
  *   9. Feed the core what arrived meanwhile: it takes no input between ready() and advance(), so
  *      ticks, messages, proposals and reads wait in `#inbox` and land in the next Ready.
  *  10. With no Ready left: if a key rotation waits for this member to apply the entries its log
@@ -70,6 +71,7 @@ import { assert, SecretdError } from '../../errors.ts';
 import {
   proposalQueueMax,
   snapshotEntriesInterval,
+  snapshotIdleMs,
   snapshotLogBytesInterval,
 } from '../../limits.ts';
 import type { RaftCore } from '../../raft/core.ts';
@@ -172,6 +174,9 @@ export class RaftNode {
   #takenIndex = 0;
   /** Bytes of entry data applied since the last snapshot taken (step 8 of the header). */
   #appliedBytes = 0;
+  /** The applied index at the last tick, and the ticks since it last moved (step 8, idle). */
+  #idleApplied = 0;
+  #idleTicks = 0;
   /** The snapshot being written off the loop (step 8); null when none. */
   #snapshotting: Promise<void> | null = null;
   /** A snapshot written and marked whose compact() waits for the Ready in hand to advance. */
@@ -247,7 +252,10 @@ export class RaftNode {
       this.#storeGauge,
     );
     this.#stopTicking = this.#timers.every(this.#options.tickMs, () =>
-      this.#input(() => this.#core.tick()),
+      this.#input(() => {
+        this.#core.tick();
+        this.#idleTick();
+      }),
     );
     this.#kick();
   }
@@ -775,6 +783,29 @@ export class RaftNode {
       )
     )
       return;
+    this.#startSnapshot();
+  }
+
+  /**
+   * Step 8 when idle: the applied index has not moved for `snapshotIdleMs` and everything written
+   * here is applied: a new WAL segment, then a snapshot at that index, whose marker deletes the
+   * segments before (the log in memory goes too).
+   */
+  #idleTick(): void {
+    const applied = this.#store.appliedIndex;
+    if (applied !== this.#idleApplied) {
+      this.#idleApplied = applied;
+      this.#idleTicks = 0;
+      return;
+    }
+    if (++this.#idleTicks !== Math.ceil(snapshotIdleMs / this.#options.tickMs)) return;
+    if (this.#snapshotting !== null || this.#stopped) return;
+    if (applied === this.#takenIndex || applied !== this.#stableIndex) return;
+    this.#wal.cut().catch((error: unknown) => this.#fail(error));
+    this.#startSnapshot();
+  }
+
+  #startSnapshot(): void {
     const write = this.#writeSnapshot(this.#takeSnapshot()).then(
       (meta) => {
         this.#snapshotting = null;

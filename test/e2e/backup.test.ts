@@ -300,7 +300,11 @@ describe('backup and restore', () => {
       copy[at]! ^= 0x01;
       return copy;
     };
-    const counts = file.indexOf('"secrets":') + '"secrets":'.length;
+    // The last digit of the secrets count: flipping its low bit keeps a digit and valid JSON (the
+    // first digit could become a leading zero, which JSON refuses, when the count is 10 to 19).
+    const countAt = file.indexOf('"secrets":') + '"secrets":'.length;
+    let counts = countAt;
+    while (file[counts + 1]! >= 0x30 && file[counts + 1]! <= 0x39) counts++;
     const swapped = Buffer.concat([
       file.subarray(0, chunks[1]),
       file.subarray(chunks[2], chunks[3]),

@@ -87,6 +87,29 @@ async function cluster(root: string, snapshotEntries: number): Promise<Cluster> 
   return { nodes, snapshotsSent, cut, leader };
 }
 
+/** One member alone (ticking every 5 ms, a snapshot every 1,000 entries), its data under `dir`. */
+function soloNode(dir: string, snapshotLogBytes?: number): Promise<RaftNode> {
+  const id = 'node-a' as MemberId;
+  return openRaftNode({
+    id,
+    walDir: `${dir}/wal`,
+    snapshotDir: `${dir}/snap`,
+    dek,
+    dekKeyId: 1,
+    fs,
+    random: systemRandom,
+    electionRandom: () => 0.5,
+    bootstrapConf: { voters: [id], learners: [] },
+    transport: { send: () => {} },
+    tickMs: 5,
+    snapshotEntries: 1000,
+    ...(snapshotLogBytes === undefined ? {} : { snapshotLogBytes }),
+    onFatal: (error) => {
+      throw error;
+    },
+  });
+}
+
 describe('RaftNode snapshots', () => {
   test('a leader sends a follower cut off past its compaction point the snapshot it reads from disk, and the follower catches up', async () => {
     using dir = tempDir('secretd-raft-snap-');
@@ -130,26 +153,8 @@ describe('RaftNode snapshots', () => {
 
   test('a snapshot is taken once the applied entries carry snapshotLogBytes bytes, though fewer than snapshotEntries', async () => {
     using dir = tempDir('secretd-raft-snap-');
-    const id = 'node-a' as MemberId;
     const open = (snapshotLogBytes?: number) =>
-      openRaftNode({
-        id,
-        walDir: `${dir.path}/${snapshotLogBytes ?? 'default'}/wal`,
-        snapshotDir: `${dir.path}/${snapshotLogBytes ?? 'default'}/snap`,
-        dek,
-        dekKeyId: 1,
-        fs,
-        random: systemRandom,
-        electionRandom: () => 0.5,
-        bootstrapConf: { voters: [id], learners: [] },
-        transport: { send: () => {} },
-        tickMs: 5,
-        snapshotEntries: 1000,
-        ...(snapshotLogBytes === undefined ? {} : { snapshotLogBytes }),
-        onFatal: (error) => {
-          throw error;
-        },
-      });
+      soloNode(`${dir.path}/${snapshotLogBytes ?? 'default'}`, snapshotLogBytes);
     const snapshotFiles = async (name: string): Promise<string[]> =>
       (await fs.list(`${dir.path}/${name}/snap`)).filter((n) => n.endsWith('.snap'));
     for (const limit of [64 * 1024, undefined]) {
@@ -168,25 +173,7 @@ describe('RaftNode snapshots', () => {
   });
   test('an idle member snapshots what it applied and cuts the WAL, so the segments before are deleted and a restart replays none of them', async () => {
     using dir = tempDir('secretd-raft-snap-');
-    const id = 'node-a' as MemberId;
-    const open = () =>
-      openRaftNode({
-        id,
-        walDir: `${dir.path}/wal`,
-        snapshotDir: `${dir.path}/snap`,
-        dek,
-        dekKeyId: 1,
-        fs,
-        random: systemRandom,
-        electionRandom: () => 0.5,
-        bootstrapConf: { voters: [id], learners: [] },
-        transport: { send: () => {} },
-        tickMs: 5,
-        snapshotEntries: 1000,
-        onFatal: (error) => {
-          throw error;
-        },
-      });
+    const open = () => soloNode(dir.path);
     const node = await open();
     node.start();
     node.campaign();

@@ -121,12 +121,17 @@ function normalize(text: string): string {
     .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:<PORT>');
 }
 
-/** A table's rows as lists of cells (columns are two or more spaces apart), normalized. */
+/**
+ * A table's rows as lists of cells (columns are two or more spaces apart), normalized. A row's
+ * first cell of 12 base-36 characters is an id even without a digit (normalize() needs one, not to
+ * take a 12-letter word for an id, and about one id in 50 has none).
+ */
 function rows(text: string): string[][] {
   return normalize(text)
     .split('\n')
     .filter((line) => line.trim() !== '')
-    .map((line) => line.trim().split(/\s{2,}/));
+    .map((line) => line.trim().split(/\s{2,}/))
+    .map(([first = '', ...rest]) => [/^[a-z0-9]{12}$/.test(first) ? '<ID12>' : first, ...rest]);
 }
 
 /** The docker CLI's progress display, which redraws itself: only its last, settled lines are compared. */

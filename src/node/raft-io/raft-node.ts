@@ -10,9 +10,7 @@
  *         WAL's marker (each synced by its own write), then the store is restored from it;
  *      b. rd.entries (which may overwrite the persisted tail from entries[0].index on) and
  *         rd.hardState as ONE WAL batch, fsynced when rd.mustSync. Group commit: every proposal
- *         that arrived while the previous fsync ran is in this batch. A Ready that only moves the
- *         commit index is not written by itself: its hard state goes with the next batch (or at
- *         stop), as a commit index written without fsync promised nothing anyway.
+ *         that arrived while the previous fsync ran is in this batch.
  *   3. Assert that nothing of this Ready is answered before it is durable (`#assertDurable`): the
  *      term and vote as fsynced, the new entries, and every committed entry to apply.
  *   4. Send rd.messages. 4a: a leader sends its append messages BEFORE 2 instead (`#earlyAppends`),
@@ -176,8 +174,6 @@ export class RaftNode {
   #takenIndex = 0;
   /** Bytes of entry data applied since the last snapshot taken (step 8 of the header). */
   #appliedBytes = 0;
-  /** A hard state that moved only the commit index, not written yet (see #persist). */
-  #unwrittenHardState: HardState | null = null;
   /** The applied index at the last tick, and the ticks since it last moved (step 8, idle). */
   #idleApplied = 0;
   #idleTicks = 0;
@@ -472,10 +468,6 @@ export class RaftNode {
     this.#pending.clear();
     while (this.#running) await sleep(this.#timers, 1);
     await this.#snapshotting; // settles either way: a failure after stop is not reported
-    const unwritten = this.#unwrittenHardState;
-    this.#unwrittenHardState = null;
-    if (unwritten !== null)
-      await this.#wal.save({ hardState: unwritten, entries: [] }, { sync: false }).catch(() => {});
     await this.#wal.close();
   }
 
@@ -658,18 +650,13 @@ export class RaftNode {
 
   async #persist(ready: Ready): Promise<void> {
     if (ready.snapshot) await this.#installSnapshot(ready.snapshot);
-    const { entries, mustSync } = ready;
-    // The core decides (etcd's MustSync). A Ready carrying only a new commit index promises
-    // nothing (a restarted member learns it again from the leader, or commits it again alone), so
-    // it is not written by itself: it goes with the next batch, or at stop. That spares every
-    // write a second WAL record and write call after its commit. Only what was fsynced counts as
-    // durable below.
-    if (entries.length === 0 && !mustSync) {
-      if (ready.hardState !== null) this.#unwrittenHardState = ready.hardState;
-      return;
-    }
-    const hardState = ready.hardState ?? this.#unwrittenHardState;
-    this.#unwrittenHardState = null;
+    const { hardState, entries, mustSync } = ready;
+    if (entries.length === 0 && hardState === null) return;
+    // The core decides (etcd's MustSync); a Ready carrying only a new commit index is written
+    // without waiting for the disk. It must still be written, not held back for the next batch:
+    // --force-new-cluster keeps the entries up to the commit index the WAL holds, so a survivor
+    // that had not written it would drop writes the cluster acknowledged (cluster.test.ts caught
+    // that). Only what was fsynced counts as durable below.
     await this.#wal.save({ hardState, entries }, { sync: mustSync });
     if (!mustSync) return;
     if (hardState) this.#durableVote = { term: hardState.term, vote: hardState.vote };

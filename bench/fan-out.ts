@@ -31,14 +31,13 @@ import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { busyboxRootfsTarball } from '../test/helpers/busybox-image.ts';
 import { spawnCaptured, stopProcess, waitUntil, type CapturedProcess } from './child-process.ts';
 import { cpuTimeMs } from './cpu-time.ts';
 import { dockerRequest } from './docker-client.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
-import { defaultSecretdCommand, freePort } from './secretd-process.ts';
+import { defaultSecretdCommand, freePort, runDirOf, secretdCli } from './secretd-process.ts';
 import { formatNumber } from './stats.ts';
 
 const { values } = parseArgs({
@@ -135,13 +134,6 @@ async function api(
   return answer.body === '' ? null : (JSON.parse(answer.body) as unknown);
 }
 
-function runDirOf(dataDir: string): string {
-  return join(
-    '/run/secretd',
-    createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16),
-  );
-}
-
 /** What the node's task sees in /run/secrets/NAME, read host-side from the recorded bundle; null: no task yet. */
 async function heldValue(dataDir: string): Promise<string | null> {
   const root = join(runDirOf(dataDir), 'runc');
@@ -192,14 +184,15 @@ const nodes: Node[] = [];
 const start = (args: string[], dataDir: string): Node => {
   const node = {
     dataDir,
-    process: spawnCaptured(executable!, [...leading, ...args, '--data-dir', dataDir]),
+    process: spawnCaptured(executable!, [...leading, ...args]),
   };
   nodes.push(node);
   return node;
 };
 try {
   const managerAddr = `127.0.0.1:${await freePort()}`;
-  const manager = start(['init', '--listen-addr', managerAddr], join(dir, 'manager'));
+  const managerDir = join(dir, 'manager');
+  const manager = start(secretdCli.serve(managerDir, managerAddr), managerDir);
   await manager.process.waitForLine(/^Data directory: /, { timeoutMs: 60_000 });
   const socket = join(manager.dataDir, 'admin.sock');
   const leaderPid = manager.process.child.pid!;
@@ -211,20 +204,14 @@ try {
   const rootfs = busyboxRootfsTarball();
   for (let i = 1; i <= nodeCount; i++) {
     const addr = `127.0.0.1:${await freePort()}`;
+    const workerDir = join(dir, `w${i}`);
     const worker = start(
       [
-        'join',
-        '--token',
-        JoinTokens.Worker,
-        '--listen-addr',
-        addr,
-        '--advertise-addr',
-        addr,
+        ...secretdCli.join(workerDir, { token: JoinTokens.Worker, addr, remote: managerAddr }),
         '--runtime',
         runtimePath,
-        managerAddr,
       ],
-      join(dir, `w${i}`),
+      workerDir,
     );
     await worker.process.waitForLine(/joined the cluster as a worker/, { timeoutMs: 120_000 });
     await api(join(worker.dataDir, 'admin.sock'), 'POST', '/secretd/images/import', {

@@ -20,7 +20,7 @@
  */
 import { parseArgs } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -33,7 +33,7 @@ import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
 import { DockerUnavailableError, startDockerSwarm } from './docker-swarm.ts';
 import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
-import { defaultSecretdCommand, freePort } from './secretd-process.ts';
+import { defaultSecretdCommand, freePort, runDirOf, secretdCli } from './secretd-process.ts';
 import { importDockerImage } from './service-systems.ts';
 import { formatNumber, formatTable, percentile, type Column } from './stats.ts';
 
@@ -196,7 +196,7 @@ async function startSecretd(
   const dataDirs: string[] = [];
   const start = (args: string[], dataDir: string): CapturedProcess => {
     dataDirs.push(dataDir);
-    const child = spawnCaptured(executable, [...leading, ...args, '--data-dir', dataDir]);
+    const child = spawnCaptured(executable, [...leading, ...args]);
     processes.push(child);
     return child;
   };
@@ -218,25 +218,18 @@ async function startSecretd(
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const manager = start(['init', '--listen-addr', managerAddr], join(dir, 'manager'));
+    const managerDir = join(dir, 'manager');
+    const manager = start(secretdCli.serve(managerDir, managerAddr), managerDir);
     await manager.waitForLine(/^Data directory: /, { timeoutMs: 30_000 });
     const { JoinTokens } = (await api(socket, 'GET', '/swarm')) as {
       JoinTokens: { Worker: string };
     };
     for (const name of ['w1', 'w2']) {
       const addr = `127.0.0.1:${await freePort()}`;
+      const workerDir = join(dir, name);
       const worker = start(
-        [
-          'join',
-          '--token',
-          JoinTokens.Worker,
-          '--listen-addr',
-          addr,
-          '--advertise-addr',
-          addr,
-          managerAddr,
-        ],
-        join(dir, name),
+        secretdCli.join(workerDir, { token: JoinTokens.Worker, addr, remote: managerAddr }),
+        workerDir,
       );
       await worker.waitForLine(/joined the cluster as a worker/, { timeoutMs: 60_000 });
     }
@@ -298,13 +291,6 @@ async function startSecretd(
     await stop();
     throw new Error(`Cannot start secretd: ${(error as Error).message}\n${output.slice(-2000)}`);
   }
-}
-
-function runDirOf(dataDir: string): string {
-  return join(
-    '/run/secretd',
-    createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16),
-  );
 }
 
 // --- Docker: the documented rotation ------------------------------------------------------------

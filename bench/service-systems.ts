@@ -16,13 +16,12 @@
  */
 import { request } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stopProcess, spawnCaptured, waitUntil } from './child-process.ts';
 import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
-import { freePort } from './secretd-process.ts';
+import { freePort, runDirOf } from './secretd-process.ts';
 
 export interface RunningTask {
   /** The task's id: a new one after an update. */
@@ -263,12 +262,6 @@ export async function startSecretdNode(
 }
 
 /** The executor's run directory for a data dir (src/node/executor/executor.ts). */
-function runDirOf(dataDir: string): string {
-  return join(
-    '/run/secretd',
-    createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16),
-  );
-}
 
 // --- Docker ---------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { join } from 'node:path';
+import { curlTlsArgs } from '../helpers/client-certs.ts';
 import { adminRequest, secretdAsync, until } from '../helpers/cluster.ts';
 import {
   Daemon,
@@ -229,14 +230,7 @@ describe('secretd under Deno', () => {
     expect(inspected?.Spec).toEqual({ Name: 'tls-token', Labels: { via: 'mtls' } });
 
     // curl, over HTTP/2 and over HTTP/1.1, with the same certificate.
-    const curlTls = [
-      '--cacert',
-      join(certs, 'ca.pem'),
-      '--cert',
-      join(certs, 'cert.pem'),
-      '--key',
-      join(certs, 'key.pem'),
-    ];
+    const curlTls = curlTlsArgs(certs);
     for (const [flag, version] of [
       ['--http2', '2'],
       ['--http1.1', '1.1'],

@@ -17,6 +17,7 @@ import {
   tempDir,
   type TempDir,
 } from '../helpers/process.ts';
+import { curlTlsArgs } from '../helpers/client-certs.ts';
 
 beforeAll(requireBinary);
 setDefaultTimeout(120_000);
@@ -66,12 +67,7 @@ describe('GET /secretd/metrics', () => {
       '--silent',
       '--show-error',
       '--fail',
-      '--cacert',
-      join(certs, 'ca.pem'),
-      '--cert',
-      join(certs, 'cert.pem'),
-      '--key',
-      join(certs, 'key.pem'),
+      ...curlTlsArgs(certs),
       '--include',
       `${url}/secretd/metrics`,
     ]);

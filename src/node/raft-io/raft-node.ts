@@ -591,12 +591,7 @@ export class RaftNode {
         if (snapshot === null || this.#stopped) return;
         this.#options.transport.send([{ ...message, snapshot }]);
       },
-      (error: unknown) => {
-        if (this.#stopped) return;
-        this.#stopped = true;
-        this.#stopTicking?.();
-        this.#options.onFatal(error);
-      },
+      (error: unknown) => this.#fail(error),
     );
   }
 
@@ -771,7 +766,6 @@ export class RaftNode {
     return true;
   }
 
-  /** Step 8 of the header: enough entries, or enough bytes of them (large values), since the last snapshot. */
   /** Step 8 of the header: compact behind a snapshot written meanwhile; start the next if due. */
   #maybeSnapshot(): void {
     this.#compactWritten();
@@ -868,10 +862,7 @@ export class RaftNode {
     await this.#call(() => this.#compactWritten());
     const index = this.#store.appliedIndex;
     if (index === this.#takenIndex && !(options.force && index > 0)) return;
-    const meta = await this.#writeSnapshot(this.#takeSnapshot());
-    await this.#call(() => {
-      this.#core.compact(meta);
-      this.#snapshotIndex = meta.index;
-    });
+    this.#snapshotWritten = await this.#writeSnapshot(this.#takeSnapshot());
+    await this.#call(() => this.#compactWritten());
   }
 }

@@ -1,7 +1,16 @@
 import { describe, expect, test } from 'bun:test';
 import { xsalsa20poly1305 } from '@noble/ciphers/salsa.js';
 import { SecretdError } from '../errors.ts';
-import { envelopeKeyId, open, seal, sealOverheadBytes } from './aead.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  envelopeKeyId,
+  open,
+  seal,
+  sealOverheadBytes,
+  sealOverheadBytesMax,
+  xaes256gcmDecrypt,
+  xaes256gcmEncrypt,
+} from './aead.ts';
 import type { Random } from './random.ts';
 
 const hex = (text: string): Uint8Array<ArrayBuffer> =>
@@ -55,6 +64,71 @@ describe('xsalsa20poly1305 (noble)', () => {
   });
 });
 
+/**
+ * The two vectors of the XAES-256-GCM specification (C2SP, https://c2sp.org/XAES-256-GCM), which
+ * its Go reference (filippo.io/xaes256gcm) and RustCrypto's xaes-256-gcm crate test against.
+ */
+const xaesVectors = [
+  {
+    key: new Uint8Array(32).fill(0x01),
+    aad: '',
+    sealed: hex('ce546ef63c9cc60765923609 b33a9a1974e96e52daf2fcf7075e2271'),
+  },
+  {
+    key: new Uint8Array(32).fill(0x03),
+    aad: 'c2sp.org/XAES-256-GCM',
+    sealed: hex('986ec1832593df5443a17943 7fd083bf3fdb41abd740a21f71eb769d'),
+  },
+];
+
+describe('XAES-256-GCM (node:crypto AES-256-GCM under a derived key)', () => {
+  const nonce = utf8('ABCDEFGHIJKLMNOPQRSTUVWX');
+  test('matches the C2SP vectors', () => {
+    for (const v of xaesVectors) {
+      expect(xaes256gcmEncrypt(v.key, nonce, utf8('XAES-256-GCM'), utf8(v.aad))).toEqual(v.sealed);
+    }
+  });
+
+  test('opens the C2SP vectors, and refuses them under other AAD or a flipped bit', () => {
+    for (const v of xaesVectors) {
+      expect(xaes256gcmDecrypt(v.key, nonce, v.sealed, { aad: utf8(v.aad) })).toEqual(
+        utf8('XAES-256-GCM'),
+      );
+      expectCorrupt(() => xaes256gcmDecrypt(v.key, nonce, v.sealed, { aad: utf8(v.aad + '!') }));
+      const flipped = v.sealed.slice();
+      flipped[3] = flipped[3]! ^ 1;
+      expectCorrupt(() => xaes256gcmDecrypt(v.key, nonce, flipped, { aad: utf8(v.aad) }));
+    }
+  });
+
+  test('a different first half of the nonce derives a different key', () => {
+    const v = xaesVectors[0]!;
+    const other = nonce.slice();
+    other[0] = other[0]! ^ 1;
+    expect(xaes256gcmEncrypt(v.key, other, utf8('XAES-256-GCM'), new Uint8Array(0))).not.toEqual(
+      v.sealed,
+    );
+  });
+});
+
+/** A version 1 envelope, built here from its documented layout with noble's secretbox. */
+function legacyEnvelope(k: Uint8Array, data: Uint8Array, a: Uint8Array, keyId: number): Uint8Array {
+  const nonce = random(24);
+  const bound = new Uint8Array(4 + a.length);
+  new DataView(bound.buffer).setUint32(0, keyId);
+  bound.set(a, 4);
+  const inner = new Uint8Array(32 + data.length);
+  inner.set(sha256(bound), 0);
+  inner.set(data, 32);
+  const boxed = xsalsa20poly1305(k, nonce).encrypt(inner);
+  const out = new Uint8Array(29 + boxed.length);
+  out[0] = 1;
+  new DataView(out.buffer).setUint32(1, keyId);
+  out.set(nonce, 5);
+  out.set(boxed, 29);
+  return out;
+}
+
 const key = random(32);
 const aad = utf8('wal/segment-7/index-42');
 const secretText = 'attack at dawn';
@@ -86,9 +160,24 @@ describe('seal/open', () => {
     }
   });
 
-  test('seal() writes version 1 and the key id big-endian in the header', () => {
+  test('open() still reads version 1 (XSalsa20-Poly1305) envelopes, bound the same way', () => {
+    for (const data of [new Uint8Array(0), plaintext, random(70_000)]) {
+      const envelope = legacyEnvelope(key, data, aad, 3);
+      expect(envelope.length).toBe(data.length + sealOverheadBytesMax);
+      expect(open(key, envelope, { aad })).toEqual(data);
+    }
+    const envelope = legacyEnvelope(key, plaintext, aad, 3);
+    const error = expectCorrupt(() => open(key, envelope, { aad: utf8('wal/segment-7/index-43') }));
+    expect(error.message).toBe('Sealed record does not belong here (its bound context differs)');
+    expectCorrupt(() => open(random(32), envelope, { aad }));
+    for (let length = 0; length < envelope.length; length++) {
+      expectCorrupt(() => open(key, envelope.subarray(0, length), { aad }));
+    }
+  });
+
+  test('seal() writes version 2 and the key id big-endian in the header', () => {
     const envelope = seal(key, plaintext, { aad, keyId: 0x01020304, random });
-    expect(Array.from(envelope.subarray(0, 5))).toEqual([1, 1, 2, 3, 4]);
+    expect(Array.from(envelope.subarray(0, 5))).toEqual([2, 1, 2, 3, 4]);
     expect(envelopeKeyId(envelope)).toBe(0x01020304);
   });
 
@@ -124,7 +213,9 @@ describe('seal/open', () => {
   test('open() rejects a record opened under different additional data', () => {
     const envelope = seal(key, plaintext, { aad, keyId: 1, random });
     const error = expectCorrupt(() => open(key, envelope, { aad: utf8('wal/segment-7/index-43') }));
-    expect(error.message).toBe('Sealed record does not belong here (its bound context differs)');
+    expect(error.message).toBe(
+      'Sealed record failed authentication (wrong key, tampered data or moved record)',
+    );
     expectCorrupt(() => open(key, envelope, { aad: new Uint8Array(0) }));
   });
 
@@ -151,7 +242,7 @@ describe('seal/open', () => {
 
   test('open() rejects an unknown envelope version', () => {
     const envelope = seal(key, plaintext, { aad, keyId: 1, random });
-    for (const version of [0, 2, 255]) {
+    for (const version of [0, 3, 255]) {
       const edited = envelope.slice();
       edited[0] = version;
       const error = expectCorrupt(() => open(key, edited, { aad }));

@@ -21,7 +21,14 @@ import { SecretdError } from '../errors.ts';
 import { backupChunkBytes, backupHeaderBytesMax } from '../limits.ts';
 import { base64Decode, base64Encode } from './_base64.ts';
 import { toHex } from './ids.ts';
-import { constantTimeEqual, keyBytes, open, seal, sealOverheadBytes } from './aead.ts';
+import {
+  constantTimeEqual,
+  keyBytes,
+  open,
+  seal,
+  sealOverheadBytes,
+  sealOverheadBytesMax,
+} from './aead.ts';
 import type { Random } from './random.ts';
 
 export const backupFormat = 1;
@@ -33,7 +40,7 @@ const decoder = new TextDecoder();
 const chunkLabel = encoder.encode('secretd-backup chunk');
 const keyCheckLabel = encoder.encode('secretd-backup key check\u0000');
 /** A sealed chunk is never longer than this (a longer length field is damage, not a chunk). */
-const sealedChunkBytesMax = backupChunkBytes + sealOverheadBytes;
+const sealedChunkBytesMax = backupChunkBytes + sealOverheadBytesMax;
 
 /** What the readable header says of the store it holds (all public: no name, no value). */
 export interface BackupCounts {

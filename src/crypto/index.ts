@@ -11,6 +11,7 @@ export {
   open,
   seal,
   sealOverheadBytes,
+  sealOverheadBytesMax,
 } from './aead.ts';
 export type { OpenOptions, SealOptions } from './aead.ts';
 export type { Random } from './random.ts';

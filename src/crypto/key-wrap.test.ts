@@ -59,14 +59,14 @@ describe('wrapKey/unwrapKey', () => {
 
   test('unwrapKey() reports truncation and an unknown version as corrupt, not as a wrong key', () => {
     const wrapped = wrapKey(kek, dek, { label: 'dek', random });
-    expect(wrapped[0]).toBe(1); // the version key-wrap.ts checks before opening
+    expect(wrapped[0]).toBe(2); // the version key-wrap.ts checks before opening
     expect(caught(() => unwrapKey(kek, wrapped.subarray(0, 40), { label: 'dek' })).code).toBe(
       'corrupt',
     );
     const edited = wrapped.slice();
-    edited[0] = 2;
+    edited[0] = 3;
     expect(caught(() => unwrapKey(kek, edited, { label: 'dek' })).message).toBe(
-      'Wrapped key has unknown envelope version 2',
+      'Wrapped key has unknown envelope version 3',
     );
   });
 

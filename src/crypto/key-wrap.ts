@@ -14,7 +14,14 @@
  * be cleared at all, which is why keys travel as Uint8Array.
  */
 import { SecretdError } from '../errors.ts';
-import { envelopeKeyId, keyBytes, open, seal, sealOverheadBytes } from './aead.ts';
+import {
+  envelopeKeyId,
+  envelopeVersions,
+  keyBytes,
+  open,
+  seal,
+  sealOverheadBytes,
+} from './aead.ts';
 import type { Random } from './random.ts';
 
 /** What a wrapped key is; part of the AAD. */
@@ -31,8 +38,6 @@ export interface UnwrapKeyOptions {
   readonly label: WrapLabel;
 }
 
-/** The envelope version aead.ts writes; key-wrap.test.ts pins the two together. */
-const wrappedEnvelopeVersion = 1;
 const labelPattern = /^[a-z0-9][a-z0-9.-]{0,63}$/;
 /** Keeps a wrapped key from ever opening as some other record sealed under the same key. */
 const aadPrefix = new TextEncoder().encode('secretd key-wrap v1\0');
@@ -114,7 +119,7 @@ function checkFraming(wrapped: Uint8Array): void {
   if (wrapped.length <= sealOverheadBytes) {
     throw new SecretdError('corrupt', `Wrapped key is truncated: ${wrapped.length} bytes`);
   }
-  if (wrapped[0] !== wrappedEnvelopeVersion) {
+  if (!envelopeVersions.includes(wrapped[0]!)) {
     throw new SecretdError('corrupt', `Wrapped key has unknown envelope version ${wrapped[0]}`);
   }
 }

@@ -2,7 +2,9 @@
  * WAL framing (pure): segment headers and sealed records. See wal.ts for the file layout.
  *
  *   segment header (105 B): "swal" | version u16 | flags u16 | seq u64 | firstIndex u64 |
- *                           keyCheck = seal(dek, empty, aad: seq, firstIndex) (77 B) | crc32c u32
+ *                           keyCheck = seal(dek, 32 zero bytes, aad: seq, firstIndex) (77 B;
+ *                           segments written before envelope version 2 sealed nothing, also 77 B) |
+ *                           crc32c u32
  *   record:  magic u8 | type u8 | reserved u16 (0) | bodyLen u32 | batchOffset u32 |
  *            durableOffset u32 | crc32c u32 |
  *            body = seal(dek, payload, aad: version, type, seq, offset, batchOffset, durableOffset)
@@ -17,7 +19,13 @@
  * fails even though its CRC holds. The header's key check refuses a wrong DEK before any record is
  * judged, so a wrong key can never be mistaken for a torn tail and truncated away.
  */
-import { envelopeKeyId, open, seal, sealOverheadBytes } from '../crypto/aead.ts';
+import {
+  envelopeKeyId,
+  open,
+  seal,
+  sealOverheadBytes,
+  sealOverheadBytesMax,
+} from '../crypto/aead.ts';
 import type { Random } from '../crypto/random.ts';
 import { assert, SecretdError } from '../errors.ts';
 import { walRecordBytesMax } from '../limits.ts';
@@ -48,7 +56,7 @@ export interface SegmentHeader {
 export const formatVersion = 1;
 export const recordHeaderBytes = 20;
 const crcAt = 16;
-export const segmentHeaderBytes = 28 + sealOverheadBytes;
+export const segmentHeaderBytes = 28 + sealOverheadBytesMax;
 export const recordMagic = 0xa7;
 const segmentMagic = [0x73, 0x77, 0x61, 0x6c]; // "swal"
 const typeCodes: Record<WALRecordType, number> = {
@@ -77,7 +85,8 @@ export function encodeSegmentHeader(header: SegmentHeader, key: WALSealKey): Uin
   view.setUint16(4, formatVersion);
   setU64(view, 8, header.seq);
   setU64(view, 16, header.firstIndex);
-  const check = seal(key.dek, new Uint8Array(0), {
+  // Sealing the padding's zeros keeps the key check at its 77 bytes whatever the envelope version.
+  const check = seal(key.dek, new Uint8Array(sealOverheadBytesMax - sealOverheadBytes), {
     aad: headerAad(header),
     keyId: key.keyId,
     random: key.random,

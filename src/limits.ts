@@ -142,6 +142,18 @@ export const anonymousStreamWindowBytes = 16 * 1024;
 export const joinRequestBytesMax = 8 * 1024;
 /** Request-body bytes that the routes of one connection buffer at once; a body past it is refused (503). */
 export const connectionBodyBytesMax = 4 * requestBodyBytesMax;
+/**
+ * HTTP/2 flow-control windows of a connection with a client certificate: each stream's (one
+ * largest request body) and the whole connection's. With HTTP/2's defaults (64 KiB each), 16
+ * writers of 64 KiB values waited on WINDOW_UPDATEs, all of them whenever the event loop was busy:
+ * 453 → 583–700 creates/s, max latency 1.3 s → 0.11–0.14 s (bench/create-secrets.ts --size 65536,
+ * C=16, 2026-12-06). The connection's window stays under twice a stream's: Bun (1.4.5) sends a
+ * stream's WINDOW_UPDATE only once the stream has taken half the connection's window, so with a
+ * larger one a stream that outgrows its own window (a Raft stream, a body over the limit) waits
+ * for good (server.test.ts sends more than both windows down one stream).
+ */
+export const certifiedStreamWindowBytes = requestBodyBytesMax;
+export const certifiedSessionWindowBytes = Math.floor(1.5 * certifiedStreamWindowBytes);
 /** Request-body bytes buffered at once across all connections without a client certificate (503 past it). */
 export const anonymousBodyBytesMax = 256 * 1024;
 /** Largest answer a joiner reads from the manager it joins through (CA, certificate, manager list: a few KiB). */

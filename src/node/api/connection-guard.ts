@@ -14,7 +14,9 @@
  * - **certified** (a certificate signed by the cluster CA; server.ts closes any other): capped per
  *   address; closed when idle, `idleConnectionTimeoutMs` over HTTP/2 (a Raft stream or a dispatcher
  *   session is an open stream, so long-lived traffic is never cut) and `requestHeadersTimeoutMs`
- *   between HTTP/1.1 requests.
+ *   between HTTP/1.1 requests. Over HTTP/2 its flow-control windows are raised (each stream's to
+ *   `certifiedStreamWindowBytes`, the connection's to `certifiedSessionWindowBytes`), so large
+ *   values stream without waiting on WINDOW_UPDATEs.
  * All connections together are capped at `connectionsMax`; the admin socket is another server.
  *
  * Certified connections may carry a label (server.ts: the client certificate's serial), by which
@@ -58,6 +60,8 @@ export interface ConnectionLimits {
   readonly anonymousConnectionsPerAddressMax: number;
   readonly anonymousStreamsMax: number;
   readonly anonymousStreamWindowBytes: number;
+  readonly certifiedStreamWindowBytes: number;
+  readonly certifiedSessionWindowBytes: number;
   readonly connectionBodyBytesMax: number;
   readonly anonymousBodyBytesMax: number;
 }
@@ -79,6 +83,8 @@ export const defaultConnectionLimits: ConnectionLimits = {
   anonymousConnectionsPerAddressMax: limits.anonymousConnectionsPerAddressMax,
   anonymousStreamsMax: limits.anonymousStreamsMax,
   anonymousStreamWindowBytes: limits.anonymousStreamWindowBytes,
+  certifiedStreamWindowBytes: limits.certifiedStreamWindowBytes,
+  certifiedSessionWindowBytes: limits.certifiedSessionWindowBytes,
   connectionBodyBytesMax: limits.connectionBodyBytesMax,
   anonymousBodyBytesMax: limits.anonymousBodyBytesMax,
 };
@@ -291,11 +297,17 @@ export class ConnectionGuard {
     connection.session = session;
     this.#bySession.set(session, connection);
     this.#secured(connection, socket, true);
-    if (connection.phase === 'anonymous' && !connection.closed) {
+    if (connection.closed) return;
+    if (connection.phase === 'anonymous') {
       session.settings({
         maxConcurrentStreams: this.#limits.anonymousStreamsMax,
         initialWindowSize: this.#limits.anonymousStreamWindowBytes,
       });
+    } else if (connection.phase === 'certified') {
+      // HTTP/2's default windows (64 KiB for each stream and for the whole connection) make large
+      // bodies wait on WINDOW_UPDATEs, all of them whenever the event loop is busy.
+      session.settings({ initialWindowSize: this.#limits.certifiedStreamWindowBytes });
+      session.setLocalWindowSize?.(this.#limits.certifiedSessionWindowBytes);
     }
   }
 

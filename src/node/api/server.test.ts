@@ -14,6 +14,8 @@ import {
   joinRequestBytesMax,
   raftBatchBytesMax,
   requestBodyBytesMax,
+  certifiedSessionWindowBytes,
+  certifiedStreamWindowBytes,
   secretBytesMax,
 } from '../../limits.ts';
 import type { Message } from '../../raft/types.ts';
@@ -342,6 +344,7 @@ describe('POST /secretd/raft/stream on the TLS port', () => {
   function raftStream(
     who: Credentials,
     chunks: Uint8Array[],
+    openMs = 300,
   ): Promise<{ status: number; ended: 'closed' | 'open'; rstCode: number }> {
     const session = connect(url, { ca: caPem, servername: 'secretd-manager', ...who });
     sessions.push(session);
@@ -357,7 +360,7 @@ describe('POST /secretd/raft/stream on the TLS port', () => {
         status = Number(h[':status']);
         for (const chunk of chunks) stream.write(chunk);
         // Still open a while after the writes: the receiver took them.
-        setTimeout(() => resolve({ status, ended: 'open', rstCode: 0 }), 300);
+        setTimeout(() => resolve({ status, ended: 'open', rstCode: 0 }), openMs);
       });
       stream.on('close', () => resolve({ status, ended: 'closed', rstCode: stream.rstCode ?? 0 }));
     });
@@ -391,6 +394,33 @@ describe('POST /secretd/raft/stream on the TLS port', () => {
       expect(result.ended).toBe('closed');
       expect(result.rstCode).toBe(constants.NGHTTP2_REFUSED_STREAM);
     }
+  });
+
+  test("one stream carries more than its own and its connection's flow-control windows", async () => {
+    // Empty batches well past both windows, then a forged one: the server closes the stream only
+    // once it has read its way to the last frame, which a stalled window would never let through.
+    const empty = frame(encodeMessages([]));
+    const total = 3 * certifiedSessionWindowBytes;
+    const filler = new Uint8Array(Math.ceil(total / empty.length) * empty.length);
+    for (let at = 0; at < filler.length; at += empty.length) filler.set(empty, at);
+    const forged = frame(
+      encodeMessages([
+        {
+          type: 'heartbeat',
+          from: 'someone-else',
+          to: tm.manager.state.nodeId,
+          term: 1,
+          commit: 0,
+        },
+      ] as unknown as Message[]),
+    );
+    const result = await raftStream(credentials.get('manager')!, [filler, forged], 15_000);
+    expect(filler.length).toBeGreaterThan(certifiedSessionWindowBytes + certifiedStreamWindowBytes);
+    expect(result).toEqual({
+      status: 200,
+      ended: 'closed',
+      rstCode: constants.NGHTTP2_REFUSED_STREAM,
+    });
   });
 });
 

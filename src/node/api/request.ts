@@ -3,7 +3,7 @@ import type { Context } from 'hono';
 import { invalid, SecretdError } from '../../errors.ts';
 import { requestBodyBytesMax } from '../../limits.ts';
 import { bodyAborted, bodyBudgetOf, bodyBusy, BodyRead } from './body-budget.ts';
-import { isStandardBase64 } from '../store/index.ts';
+import { decodeStandardBase64 } from '../store/index.ts';
 
 export async function readJsonObject(
   c: Context,
@@ -174,8 +174,9 @@ export function tooLarge(limit: number): SecretdError {
 /** Strict standard base64 (as Go's encoding/json decodes []byte); anything else is refused. */
 export function decodeBase64Field(value: unknown, what: string): Uint8Array {
   if (typeof value !== 'string') throw invalid(`Invalid ${what}: expected a base64 string`);
-  if (!isStandardBase64(value)) throw invalid(`Invalid ${what}: not valid base64`);
-  return new Uint8Array(Buffer.from(value, 'base64'));
+  const bytes = decodeStandardBase64(value);
+  if (bytes === null) throw invalid(`Invalid ${what}: not valid base64`);
+  return bytes;
 }
 
 export function optionalString(value: unknown, what: string): string | undefined {

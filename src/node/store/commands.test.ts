@@ -7,6 +7,7 @@ import { describe, expect, test } from 'bun:test';
 import { SecretdError } from '../../errors.ts';
 import { secretBytesMax } from '../../limits.ts';
 import {
+  decodeStandardBase64,
   binaryEntryTag,
   decodeCommand,
   encodeCommand,
@@ -786,5 +787,40 @@ describe('wireCommand()', () => {
 
   test('a command without a value is sent as it is', () => {
     expect(wireCommand(samples['secret-remove'])).toBe(samples['secret-remove']);
+  });
+});
+
+describe('decodeStandardBase64()', () => {
+  test('decodes padded standard base64, whatever the last bits hold, as Go does', () => {
+    for (const [text, bytes] of [
+      ['', []],
+      ['eA==', [120]],
+      ['eB==', [120]],
+      ['eHk=', [120, 121]],
+      ['eHl6', [120, 121, 122]],
+      ['+/+/', [251, 255, 191]],
+    ] as const)
+      expect(Array.from(decodeStandardBase64(text) ?? [-1])).toEqual([...bytes]);
+    const value = crypto.getRandomValues(new Uint8Array(65_537));
+    expect(decodeStandardBase64(Buffer.from(value).toString('base64'))).toEqual(value);
+  });
+
+  test('refuses anything else: other characters, URL-safe ones, whitespace, missing or misplaced padding', () => {
+    for (const text of [
+      'eA',
+      'eHk',
+      'e',
+      'AA-_',
+      'AA_A',
+      'AA A',
+      'AAA\n',
+      '\tAAA',
+      'AA=A',
+      'AAAA====',
+      '=AAA',
+      'AA!A',
+      'AAAé',
+    ])
+      expect([text, decodeStandardBase64(text)]).toEqual([text, null]);
   });
 });

@@ -8,6 +8,7 @@ export {
   type TaggedCommand,
   type TaskPut,
   type TaskStatusUpdate,
+  decodeStandardBase64,
   isStandardBase64,
   wireCommand,
 } from './commands.ts';

@@ -29,7 +29,14 @@ import {
   type SecretdClientOptions,
 } from './secretd-client.ts';
 import { startSecretd } from './secretd-process.ts';
-import { formatNumber, formatTable, summarize, type Column, type RunSummary } from './stats.ts';
+import {
+  formatNumber,
+  formatTable,
+  pairedRatios,
+  summarize,
+  type Column,
+  type RunSummary,
+} from './stats.ts';
 
 /** A system ready to measure: opens a fresh client (connection pool or session) per measurement. */
 interface SystemUnderTest {
@@ -251,14 +258,15 @@ function report(
   const ratios = ratioRows(measurements);
   if (ratios.length > 0) {
     console.log(
-      '\nsecretd/docker (throughput: above 1 is secretd faster; p99: below 1 is secretd quicker)',
+      "\nsecretd/docker, the median over rounds of each round's ratio (throughput: above 1 is secretd faster; p99: below 1 is secretd quicker)",
     );
     const ratioCells = ratios.map((r) => [
       String(r.concurrency),
       formatNumber(r.throughput, 2),
+      r.throughputRounds.map((x) => formatNumber(x, 2)).join(', '),
       formatNumber(r.p99, 2),
     ]);
-    console.log(formatTable(['C', 'throughput', 'p99'].map(right), ratioCells));
+    console.log(formatTable(['C', 'throughput', 'rounds', 'p99'].map(right), ratioCells));
   }
   const notes = measurements.flatMap((m) =>
     m.notes.map((note) => `${m.system} C=${m.concurrency}: ${note}`),
@@ -295,22 +303,25 @@ function report(
 interface Ratio {
   readonly concurrency: number;
   readonly throughput: number;
+  readonly throughputRounds: readonly number[];
   readonly p99: number;
 }
 
+/** Per concurrency, the median over alternating rounds of each round's ratio (bench/stats.ts). */
 function ratioRows(measurements: readonly Measurement[]): Ratio[] {
-  const find = (system: string, concurrency: number): RunSummary | undefined =>
-    measurements.find((m) => m.system === system && m.concurrency === concurrency)?.summary;
+  const of = (system: string): Measurement[] => measurements.filter((m) => m.system === system);
   const levels = [...new Set(measurements.map((m) => m.concurrency))];
   return levels.flatMap((concurrency) => {
-    const secretd = find('secretd', concurrency);
-    const docker = find('docker', concurrency);
-    if (secretd === undefined || docker === undefined) return [];
+    const pair = (value: (m: Measurement) => number) =>
+      pairedRatios(of('secretd'), of('docker'), concurrency, value);
+    const throughput = pair((m) => m.summary.throughputPerSec);
+    if (throughput.rounds.length === 0) return [];
     return [
       {
         concurrency,
-        throughput: secretd.throughputPerSec / docker.throughputPerSec,
-        p99: secretd.p99Ms / docker.p99Ms,
+        throughput: throughput.median,
+        throughputRounds: throughput.rounds,
+        p99: pair((m) => m.summary.p99Ms).median,
       },
     ];
   });

@@ -29,7 +29,14 @@ import {
 import { openSecretdSession, secretdTarget, type ClientTLSFiles } from './secretd-client.ts';
 import { startSecretdCluster, type SecretdCluster } from './secretd-cluster.ts';
 import { secretdCli } from './secretd-process.ts';
-import { formatNumber, formatTable, summarize, type Column, type RunSummary } from './stats.ts';
+import {
+  formatNumber,
+  formatTable,
+  pairedRatios,
+  summarize,
+  type Column,
+  type RunSummary,
+} from './stats.ts';
 
 /** A started cluster, ready to measure: where its leader is, and how to write to it. */
 interface ClusterUnderTest {
@@ -284,17 +291,21 @@ function report(options: RaftWritesOptions, input: ReportInput): void {
   const ratios = ratioRows(measurements);
   if (ratios.length > 0) {
     console.log(
-      '\nsecretd/etcd (throughput: above 1 is secretd faster; latencies and CPU: below 1 is secretd quicker or cheaper)',
+      "\nsecretd/etcd, the median over rounds of each round's ratio (throughput: above 1 is secretd faster; latencies and CPU: below 1 is secretd quicker or cheaper)",
     );
     const cells = ratios.map((r) => [
       String(r.concurrency),
       formatNumber(r.throughput, 2),
+      r.throughputRounds.map((x) => formatNumber(x, 2)).join(', '),
       formatNumber(r.p50, 2),
       formatNumber(r.p99, 2),
       formatNumber(r.serverCpuPerWrite, 2),
     ]);
     console.log(
-      formatTable(['C', 'throughput', 'p50', 'p99', 'server CPU/write'].map(right), cells),
+      formatTable(
+        ['C', 'throughput', 'rounds', 'p50', 'p99', 'server CPU/write'].map(right),
+        cells,
+      ),
     );
   }
   const transport =
@@ -336,27 +347,29 @@ function report(options: RaftWritesOptions, input: ReportInput): void {
 interface Ratio {
   readonly concurrency: number;
   readonly throughput: number;
+  readonly throughputRounds: readonly number[];
   readonly p50: number;
   readonly p99: number;
   readonly serverCpuPerWrite: number;
 }
 
+/** Per concurrency, the median over alternating rounds of each round's ratio (bench/stats.ts). */
 function ratioRows(measurements: readonly Measurement[]): Ratio[] {
-  const find = (system: string, concurrency: number): Measurement | undefined =>
-    measurements.find((m) => m.system === system && m.concurrency === concurrency);
+  const of = (system: string): Measurement[] => measurements.filter((m) => m.system === system);
   const levels = [...new Set(measurements.map((m) => m.concurrency))];
   return levels.flatMap((concurrency) => {
-    const secretd = find('secretd', concurrency);
-    const etcd = find('etcd', concurrency);
-    if (secretd === undefined || etcd === undefined) return [];
-    const [a, b] = [secretd.summary, etcd.summary];
+    const pair = (value: (m: Measurement) => number) =>
+      pairedRatios(of('secretd'), of('etcd'), concurrency, value);
+    const throughput = pair((m) => m.summary.throughputPerSec);
+    if (throughput.rounds.length === 0) return [];
     return [
       {
         concurrency,
-        throughput: a.throughputPerSec / b.throughputPerSec,
-        p50: a.p50Ms / b.p50Ms,
-        p99: a.p99Ms / b.p99Ms,
-        serverCpuPerWrite: secretd.serverCpuMsPerWrite / etcd.serverCpuMsPerWrite,
+        throughput: throughput.median,
+        throughputRounds: throughput.rounds,
+        p50: pair((m) => m.summary.p50Ms).median,
+        p99: pair((m) => m.summary.p99Ms).median,
+        serverCpuPerWrite: pair((m) => m.serverCpuMsPerWrite).median,
       },
     ];
   });

@@ -48,6 +48,31 @@ export function summarize(latenciesMs: readonly number[], options: SummarizeOpti
   };
 }
 
+/**
+ * The ratios of alternating rounds, paired in order (the first round of `a` at a concurrency with
+ * the first of `b` at it, and so on), and their median: what the issues' bars are judged by.
+ * A round without its partner is left out.
+ */
+export function pairedRatios<T extends { readonly concurrency: number }>(
+  a: readonly T[],
+  b: readonly T[],
+  concurrency: number,
+  value: (round: T) => number,
+): { readonly rounds: number[]; readonly median: number } {
+  const ofA = a.filter((m) => m.concurrency === concurrency);
+  const ofB = b.filter((m) => m.concurrency === concurrency);
+  const rounds = ofA.slice(0, ofB.length).map((m, i) => value(m) / value(ofB[i]!));
+  return { rounds, median: median(rounds) };
+}
+
+/** The median (the mean of the middle two for an even count); NaN for none. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 /** Fixed decimals, but "-" for a value that could not be measured (no successful request). */
 export function formatNumber(value: number, decimals: number): string {
   return Number.isFinite(value) ? value.toFixed(decimals) : '-';

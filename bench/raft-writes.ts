@@ -90,12 +90,12 @@ async function main(argv: readonly string[]): Promise<number> {
   });
   const runId = Date.now().toString(36);
   const measurements: Measurement[] = [];
-  for (const concurrency of options.concurrencies) {
+  // A concurrency may repeat (alternating rounds): each round writes names of its own.
+  for (const [round, concurrency] of options.concurrencies.entries()) {
     for (const system of systems) {
       if (interrupted.signal.aborted) break;
-      measurements.push(
-        await measure(system, concurrency, { options, values, run: `${runId}c${concurrency}` }),
-      );
+      const run = `${runId}r${round}c${concurrency}`;
+      measurements.push(await measure(system, concurrency, { options, values, run }));
     }
   }
   report(options, { measurements, systems, skipped });

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runToEnd, spawnCaptured, stopProcess } from './child-process.ts';
 import { freePort } from './secretd-process.ts';
+import { certifiedSessionWindowBytes, certifiedStreamWindowBytes } from '../src/limits.ts';
 
 type Mode = 'transport' | 'fsync';
 
@@ -72,7 +73,17 @@ async function serve(mode: Mode, port: number, dir: string): Promise<void> {
           if (!syncing) void flush();
         });
   let next = 0;
-  const server = createSecureServer({ key, cert, ca, requestCert: true, rejectUnauthorized: true });
+  const server = createSecureServer({
+    key,
+    cert,
+    ca,
+    requestCert: true,
+    rejectUnauthorized: true,
+    settings: { initialWindowSize: certifiedStreamWindowBytes },
+  });
+  // secretd's flow-control windows for a certified connection (src/limits.ts), so that large
+  // values are compared under the same windows.
+  server.on('session', (session) => session.setLocalWindowSize(certifiedSessionWindowBytes));
   server.on('stream', (stream: ServerHttp2Stream, headers) => {
     const method = headers[':method'];
     const chunks: Buffer[] = [];

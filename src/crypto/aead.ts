@@ -49,15 +49,35 @@ export interface SealOptions {
 }
 
 export function seal(key: Uint8Array, plaintext: Uint8Array, options: SealOptions): Uint8Array {
+  const out = new Uint8Array(plaintext.length + sealOverheadBytes);
+  sealInto(key, [plaintext], options, out, 0);
+  return out;
+}
+
+/**
+ * `seal` of the concatenation of `parts`, written into `out` at `at` (plaintext bytes plus
+ * sealOverheadBytes of it), without joining the parts first: the WAL seals a batch's entries
+ * straight from the log's own buffers into the bytes it writes. Returns the envelope's length.
+ */
+export function sealInto(
+  key: Uint8Array,
+  parts: readonly Uint8Array[],
+  options: SealOptions,
+  out: Uint8Array,
+  at: number,
+): number {
   checkKey(key);
   checkKeyId(options.keyId);
+  const length = parts.reduce((sum, part) => sum + part.length, 0);
+  if (at < 0 || at + length + sealOverheadBytes > out.length)
+    throw new SecretdError('internal', 'Sealed record does not fit its output buffer');
   const nonce = options.random(nonceBytes);
-  const out = new Uint8Array(headerBytes + plaintext.length + tagBytes);
-  out[0] = envelopeVersion;
-  new DataView(out.buffer).setUint32(1, options.keyId >>> 0);
-  out.set(nonce, 5);
-  xaes256gcmEncrypt(key, nonce, plaintext, boundAad(out, options.aad), out, headerBytes);
-  return out;
+  out[at] = envelopeVersion;
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(at + 1, options.keyId >>> 0);
+  out.set(nonce, at + 5);
+  const aad = boundAad(out.subarray(at, at + 5), options.aad);
+  xaes256gcmEncrypt(key, nonce, parts, aad, out, at + headerBytes);
+  return length + sealOverheadBytes;
 }
 
 export interface OpenOptions {
@@ -77,29 +97,39 @@ export function open(key: Uint8Array, envelope: Uint8Array, options: OpenOptions
 }
 
 /**
- * XAES-256-GCM encryption: writes ciphertext ‖ tag (plaintext.length + 16 bytes) into `out` at
- * `at` and returns `out`.
+ * XAES-256-GCM encryption of `plaintext` (or of its parts, in order): writes ciphertext ‖ tag
+ * (plaintext bytes + 16) into `out` at `at` and returns `out`.
  */
 export function xaes256gcmEncrypt(
   key: Uint8Array,
   nonce: Uint8Array,
-  plaintext: Uint8Array,
+  plaintext: Uint8Array | readonly Uint8Array[],
   aad: Uint8Array,
-  out: Uint8Array = new Uint8Array(plaintext.length + tagBytes),
+  out?: Uint8Array,
   at = 0,
 ): Uint8Array {
   checkKey(key);
   checkNonce(nonce);
+  const parts = plaintext instanceof Uint8Array ? [plaintext] : plaintext;
+  const length = parts.reduce((sum, part) => sum + part.length, 0);
+  const into = out ?? new Uint8Array(length + tagBytes);
   const derived = derivedKey(key, nonce);
   const cipher = createCipheriv('aes-256-gcm', derived, nonce.subarray(12), {
     authTagLength: tagBytes,
   });
   derived.fill(0);
   cipher.setAAD(aad);
-  out.set(cipher.update(plaintext), at);
-  cipher.final();
-  out.set(cipher.getAuthTag(), at + plaintext.length);
-  return out;
+  let pos = at;
+  for (const part of parts) {
+    if (part.length === 0) continue;
+    const sealed = cipher.update(part);
+    into.set(sealed, pos);
+    pos += sealed.length;
+  }
+  const rest = cipher.final();
+  into.set(rest, pos);
+  into.set(cipher.getAuthTag(), pos + rest.length);
+  return into;
 }
 
 /** XAES-256-GCM decryption of ciphertext ‖ tag; throws `corrupt` unless it authenticates. */

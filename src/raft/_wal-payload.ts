@@ -78,6 +78,43 @@ export function encodePayload(record: WALRecord): Uint8Array {
 }
 
 const innerCodes: Record<InnerRecord['type'], number> = { entry: 1, 'hard-state': 2, snapshot: 3 };
+
+/**
+ * `encodePayload(record)` as parts to be sealed in order, without joining them: an entry's data is
+ * the log's own buffer, referenced rather than copied (for a 64 KiB value the copy into the entry
+ * payload and again into its group cost as much as sealing it). `owned` are the parts made here,
+ * which the caller zeroes once sealed; the referenced entry data is never zeroed (the log holds it).
+ */
+export function payloadParts(record: WALRecord): {
+  readonly parts: Uint8Array[];
+  readonly owned: Uint8Array[];
+  readonly length: number;
+} {
+  if (record.type === 'entry') {
+    const { entry } = record;
+    const head = new Writer(17)
+      .u64(entry.index)
+      .u64(entry.term)
+      .u8(entryTypeCodes[entry.type])
+      .done();
+    return { parts: [head, entry.data], owned: [head], length: 17 + entry.data.length };
+  }
+  if (record.type === 'group') {
+    const parts: Uint8Array[] = [];
+    const owned: Uint8Array[] = [];
+    let length = 0;
+    for (const inner of record.records) {
+      const of = payloadParts(inner);
+      const head = new Writer(5).u8(innerCodes[inner.type]).u32(of.length).done();
+      parts.push(head, ...of.parts);
+      owned.push(head, ...of.owned);
+      length += 5 + of.length;
+    }
+    return { parts, owned, length };
+  }
+  const whole = encodePayload(record);
+  return { parts: [whole], owned: [whole], length: whole.length };
+}
 const innerTypes: readonly (InnerRecord['type'] | undefined)[] = [
   undefined,
   'entry',

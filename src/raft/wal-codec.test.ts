@@ -1,4 +1,4 @@
-import type { InnerRecord } from './_wal-payload.ts';
+import { encodePayload, payloadParts, type InnerRecord } from './_wal-payload.ts';
 import { describe, expect, test } from 'bun:test';
 import { SecretdError } from '../errors.ts';
 import { systemRandom } from '../io/system.ts';
@@ -128,6 +128,39 @@ describe('encodeBatch / decodeRecord', () => {
       key,
     );
     expect(Buffer.from(batch).includes(marker)).toBe(false);
+  });
+});
+
+describe('payloadParts', () => {
+  test('its parts joined are encodePayload() of every kind of record, and entry data is referenced, not copied', () => {
+    const all: WALRecord[] = [...records, { type: 'group', records: records as InnerRecord[] }];
+    for (const record of all) {
+      const { parts, length } = payloadParts(record);
+      const joined = new Uint8Array(length);
+      let at = 0;
+      for (const part of parts) {
+        joined.set(part, at);
+        at += part.length;
+      }
+      expect([record.type, at, Array.from(joined)]).toEqual([
+        record.type,
+        length,
+        Array.from(encodePayload(record)),
+      ]);
+    }
+    const entry = records[1] as Extract<WALRecord, { type: 'entry' }>;
+    expect(payloadParts(entry).parts).toContain(entry.entry.data);
+  });
+
+  test('encodeBatch() leaves the entries it seals as they were: it zeroes only its own copies', () => {
+    const data = text('a value the log still holds');
+    const batch: WALRecord[] = [
+      { type: 'entry', entry: { index: 5, term: 1, type: 'normal', data } },
+      { type: 'entry', entry: { index: 6, term: 1, type: 'normal', data: text('another') } },
+    ];
+    encodeBatch(batch, { seq: 1, offset: segmentHeaderBytes, durableOffset: 0 }, key);
+    encodeBatch([batch[0]!], { seq: 1, offset: segmentHeaderBytes, durableOffset: 0 }, key);
+    expect(new TextDecoder().decode(data)).toBe('a value the log still holds');
   });
 });
 

@@ -23,6 +23,7 @@ import {
   envelopeKeyId,
   open,
   seal,
+  sealInto,
   sealOverheadBytes,
   sealOverheadBytesMax,
 } from '../crypto/aead.ts';
@@ -32,7 +33,7 @@ import { walRecordBytesMax } from '../limits.ts';
 import { crc32c } from './crc32c.ts';
 import {
   decodePayload,
-  encodePayload,
+  payloadParts,
   type InnerRecord,
   type WALRecord,
   type WALRecordType,
@@ -154,42 +155,57 @@ export function encodeBatch(
   const grouped: readonly WALRecord[] =
     records.length > 1 ? [{ type: 'group', records: records.map(inner) }] : records;
   const all: WALRecord[] = [...grouped, { type: 'commit', records: grouped.length }];
-  const bodies: Uint8Array[] = [];
-  let offset = at.offset;
-  for (const record of all) {
-    const payload = encodePayload(record);
-    if (payload.length + sealOverheadBytes > walRecordBytesMax) {
-      const size = payload.length + sealOverheadBytes;
-      payload.fill(0);
+  // Each record is sealed straight into the batch's buffer from its parts (the log's entry data
+  // is not copied on the way: see payloadParts).
+  const prepared = all.map((record) => {
+    const payload = payloadParts(record);
+    const size = payload.length + sealOverheadBytes;
+    if (size > walRecordBytesMax) {
+      for (const part of payload.owned) part.fill(0);
       throw new SecretdError(
         'too_large',
         `Cannot write WAL record: ${size} bytes exceeds walRecordBytesMax (${walRecordBytesMax})`,
       );
     }
-    const aad = recordAad(
-      { seq: at.seq, offset, batchOffset: at.offset, durableOffset: at.durableOffset },
-      typeCodes[record.type],
-    );
-    const body = seal(key.dek, payload, { aad, keyId: key.keyId, random: key.random });
-    payload.fill(0); // best effort: drops our plaintext copy; the GC may hold others
-    bodies.push(body);
-    offset += recordHeaderBytes + body.length;
-  }
-  assert(offset <= 0xffffffff, `WAL segment ${at.seq} would pass 4 GiB (offset ${offset})`);
-  const out = new Uint8Array(offset - at.offset);
+    return { record, payload, size };
+  });
+  const total = prepared.reduce((sum, p) => sum + recordHeaderBytes + p.size, 0);
+  assert(
+    at.offset + total <= 0xffffffff,
+    `WAL segment ${at.seq} would pass 4 GiB (offset ${at.offset + total})`,
+  );
+  const out = new Uint8Array(total);
   const view = new DataView(out.buffer);
   let pos = 0;
-  all.forEach((record, i) => {
-    const body = bodies[i]!;
+  for (const { record, payload, size } of prepared) {
+    const code = typeCodes[record.type];
+    const aad = recordAad(
+      {
+        seq: at.seq,
+        offset: at.offset + pos,
+        batchOffset: at.offset,
+        durableOffset: at.durableOffset,
+      },
+      code,
+    );
+    const sealed = sealInto(
+      key.dek,
+      payload.parts,
+      { aad, keyId: key.keyId, random: key.random },
+      out,
+      pos + recordHeaderBytes,
+    );
+    for (const part of payload.owned) part.fill(0); // best effort: our plaintext copies; the GC may hold others
+    assert(sealed === size, `WAL record sealed to ${sealed} bytes, expected ${size}`);
     view.setUint8(pos, recordMagic);
-    view.setUint8(pos + 1, typeCodes[record.type]);
-    view.setUint32(pos + 4, body.length);
+    view.setUint8(pos + 1, code);
+    view.setUint32(pos + 4, size);
     view.setUint32(pos + 8, at.offset);
     view.setUint32(pos + 12, at.durableOffset);
-    out.set(body, pos + recordHeaderBytes);
+    const body = out.subarray(pos + recordHeaderBytes, pos + recordHeaderBytes + size);
     view.setUint32(pos + crcAt, crc32c(body, crc32c(out.subarray(pos, pos + crcAt))));
-    pos += recordHeaderBytes + body.length;
-  });
+    pos += recordHeaderBytes + size;
+  }
   return out;
 }
 

@@ -24,8 +24,10 @@
  *   7. If this member no longer leads, fail the proposals still waiting; call the onAdvanced
  *      listeners (leader, role, configuration and applied index may have moved).
  *   8. Every `snapshotEntries` applied entries, or `snapshotLogBytes` bytes of applied entry data,
- *      take the store's snapshot (its pieces, made now, on the loop: the state at the applied
- *      index) and write it OFF the loop: the snapshot file, then the WAL's marker; Readies go on
+ *      take the store's snapshot (the state at the applied index, captured now; its secrets are
+ *      written on the loop a slice at a time with a turn of the loop between slices, so a large
+ *      store never holds it for long) and write it OFF the loop: the snapshot file, then the WAL's
+ *      marker; Readies go on
  *      meanwhile (a snapshot is committed state: nothing waits for it). Once both are durable the
  *      core compacts its log behind it, between Readies (compact() is refused in between). One
  *      such write at a time; a forced one (key rotation) and a leader's snapshot wait for it. The
@@ -803,31 +805,55 @@ export class RaftNode {
   }
 
   #startSnapshot(): void {
-    const write = this.#writeSnapshot(this.#takeSnapshot()).then(
-      (meta) => {
-        this.#snapshotting = null;
-        this.#snapshotWritten = meta;
-        // Between Readies the core takes compact() now; else after the Ready in hand (step 8).
-        if (!this.#readyOutstanding) this.#compactWritten();
-      },
-      (error: unknown) => {
-        this.#snapshotting = null;
-        this.#fail(error); // as for any snapshot that cannot be written
-      },
-    );
+    const write = this.#takeSnapshotInSlices()
+      .then((snapshot) => this.#writeSnapshot(snapshot))
+      .then(
+        (meta) => {
+          this.#snapshotting = null;
+          this.#snapshotWritten = meta;
+          // Between Readies the core takes compact() now; else after the Ready in hand (step 8).
+          if (!this.#readyOutstanding) this.#compactWritten();
+        },
+        (error: unknown) => {
+          this.#snapshotting = null;
+          this.#fail(error); // as for any snapshot that cannot be written
+        },
+      );
     this.#snapshotting = write;
   }
 
   /** The store's snapshot at its applied index, made now (pieces whose bytes never change after). */
   #takeSnapshot(): { readonly meta: SnapshotMeta; readonly pieces: readonly SnapshotPiece[] } {
-    const index = this.#store.appliedIndex;
-    assert(index >= this.#takenIndex, 'snapshot index moves forward');
-    const meta: SnapshotMeta = { index, term: this.#appliedTerm, conf: this.#core.status().conf };
+    const meta = this.#snapshotMeta();
     const pieces = this.#store.snapshotPieces();
     this.#metrics.snapshotBytes.observe(pieces.reduce((sum, piece) => sum + piece.length, 0));
+    return { meta, pieces };
+  }
+
+  /**
+   * The store's snapshot at its applied index as of now, its secrets written a slice at a time
+   * with a turn of the event loop between slices (Store.snapshotPiecesInSlices), so that Readies
+   * go on meanwhile: taken at once, 10,000 secrets held the loop 40–115 ms.
+   */
+  async #takeSnapshotInSlices(): Promise<{
+    readonly meta: SnapshotMeta;
+    readonly pieces: readonly SnapshotPiece[];
+  }> {
+    const meta = this.#snapshotMeta();
+    const pieces = await this.#store.snapshotPiecesInSlices(
+      () => new Promise((resolve) => this.#timers.after(0, resolve)),
+    );
+    this.#metrics.snapshotBytes.observe(pieces.reduce((sum, piece) => sum + piece.length, 0));
+    return { meta, pieces };
+  }
+
+  /** The meta of a snapshot taken now; from here on, snapshots are due from this index. */
+  #snapshotMeta(): SnapshotMeta {
+    const index = this.#store.appliedIndex;
+    assert(index >= this.#takenIndex, 'snapshot index moves forward');
     this.#takenIndex = index;
     this.#appliedBytes = 0;
-    return { meta, pieces };
+    return { index, term: this.#appliedTerm, conf: this.#core.status().conf };
   }
 
   /** The snapshot file, then the WAL's marker (which deletes the segments it covers). */

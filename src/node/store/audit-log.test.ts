@@ -2,6 +2,7 @@ import { describe, expect, test } from 'bun:test';
 import { auditSubject, parseRecordLine, type AuditTag } from '../audit/index.ts';
 import { decodeCommand, encodeCommand, type TaggedCommand } from './commands.ts';
 import { Store, toBase64 } from './store.ts';
+import { AuditLog } from './audit-log.ts';
 import { tempDir } from '../../../test/helpers/process.ts';
 import { NodeFileSystem } from '../../io/node-fs.ts';
 import { systemRandom } from '../../io/system.ts';
@@ -327,5 +328,37 @@ describe('Store snapshots in pieces', () => {
     const loaded = await snapshots.loadLatest();
     expect(loaded?.data).toEqual(store.snapshot());
     expect([...Store.restore(loaded!.data).audit.lines()]).toEqual([...store.audit.lines()]);
+  });
+});
+
+describe('AuditLog.snapshotPieces, the growing segment text made as lines are appended', () => {
+  const entry = (i: number) => ({
+    at: '2026-12-06T00:00:00.000Z',
+    actor: 'client:"q"\\b',
+    source: '127.0.0.1',
+    action: 'denied',
+    detail: `GET /secrets/${i} \u00e9\u2028"`,
+    result: 'denied',
+  });
+  const text = (pieces: readonly SnapshotPiece[]): string =>
+    new TextDecoder().decode(joinPieces(pieces));
+
+  test('is JSON.stringify(snapshot()) before, at and past segment boundaries, and after a restore', () => {
+    const log = new AuditLog(3);
+    for (let i = 1; i <= 8; i++) {
+      log.append(entry(i) as never);
+      expect(text(log.snapshotPieces())).toBe(JSON.stringify(log.snapshot()));
+      expect(log.snapshotJson()).toBe(JSON.stringify(log.snapshot()));
+    }
+    for (const cut of [6, 7]) {
+      const restored = AuditLog.restore(
+        { anchor: log.anchor, lines: [...log.lines()].slice(0, cut) },
+        3,
+      );
+      for (let i = 0; i < 4; i++) {
+        restored.append(entry(100 + i) as never);
+        expect(text(restored.snapshotPieces())).toBe(JSON.stringify(restored.snapshot()));
+      }
+    }
   });
 });

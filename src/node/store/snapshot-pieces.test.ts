@@ -4,7 +4,12 @@ import type { FileSystem } from '../../io/fs.ts';
 import { NodeFileSystem } from '../../io/node-fs.ts';
 import { systemRandom } from '../../io/system.ts';
 import { snapshotVersionPieceBytesMin } from '../../limits.ts';
-import { pieceContentId, SnapshotStore } from '../../raft/snapshot-store.ts';
+import {
+  joinPieces,
+  pieceContentId,
+  SnapshotStore,
+  type ReleasedPiece,
+} from '../../raft/snapshot-store.ts';
 import type { MemberId, SnapshotMeta } from '../../raft/types.ts';
 import type { Command } from './commands.ts';
 import { Store, toBase64 } from './store.ts';
@@ -157,5 +162,47 @@ describe('Store.snapshotPieces', () => {
     expect([big0.every((b) => b === 0), big1.every((b) => b === 2)]).toEqual([true, true]);
     store.apply(11, { op: 'secret-remove', at, ids: ['big1'] });
     expect(big1.every((b) => b === 0)).toBe(true); // no snapshot holds it: zeroed at once
+  });
+});
+
+describe('Store.snapshotPiecesInSlices', () => {
+  test('gives the bytes snapshotPieces() gives, pausing between slices of secrets', async () => {
+    const store = storeWith(5);
+    let pauses = 0;
+    const pieces = await store.snapshotPiecesInSlices(async () => void pauses++, 2);
+    expect(pauses).toBe(3); // 7 secrets, 2 a slice
+    expect(joinPieces(pieces)).toEqual(store.snapshot());
+    for (const piece of pieces) (piece as Partial<ReleasedPiece>).release?.();
+  });
+
+  test('is the state of its call: changes during a pause do not show, and values removed meanwhile are written intact, then zeroed once released', async () => {
+    const store = storeWith(3);
+    const expected = store.snapshot();
+    const small = store.secret('small2')!.versions[0]!.data;
+    const big2 = store.secret('big2')!.versions[0]!.data;
+    let index = 20;
+    const pieces = await store.snapshotPiecesInSlices(async () => {
+      if (index > 20) return;
+      // Between the first and second slice: a removal of not-yet-written secrets, and a create.
+      store.apply(index++, { op: 'secret-remove', at, ids: ['small2', 'big2'] });
+      store.apply(index++, create('later', value(0x44)));
+    }, 1);
+    expect(joinPieces(pieces)).toEqual(expected);
+    // The large one is still held by its piece; the small one was written and released already.
+    expect([small.every((b) => b === 0), big2.every((b) => b === 3)]).toEqual([true, true]);
+    for (const piece of pieces) (piece as Partial<ReleasedPiece>).release?.();
+    expect(big2.every((b) => b === 0)).toBe(true);
+  });
+
+  test('a pause that fails releases what was taken: values removed meanwhile are zeroed', async () => {
+    const store = storeWith(2);
+    const big1 = store.secret('big1')!.versions[0]!.data;
+    let index = 20;
+    const failing = store.snapshotPiecesInSlices(async () => {
+      store.apply(index++, { op: 'secret-remove', at, ids: ['big0', 'big1'] });
+      throw new Error('stopping');
+    }, 1);
+    await expect(failing).rejects.toThrow('stopping');
+    expect(big1.every((b) => b === 0)).toBe(true);
   });
 });

@@ -19,7 +19,12 @@ import {
   type NodeSpec,
   type TaggedCommand,
 } from './commands.ts';
-import { certRecordsPruneGraceMs, nodeCertLifetimeMs, requestIdsRemembered } from '../../limits.ts';
+import {
+  certRecordsPruneGraceMs,
+  nodeCertLifetimeMs,
+  requestIdsRemembered,
+  snapshotSecretsPerSlice,
+} from '../../limits.ts';
 import {
   ClientCerts,
   expiredBefore,
@@ -710,6 +715,59 @@ export class Store {
    * list this returns must be saved (SnapshotStore.save releases the values it holds) or released.
    */
   snapshotPieces(): SnapshotPiece[] {
+    const { head, tail } = this.#snapshotFrame();
+    const out = new PieceWriter().text(head);
+    writeSecrets(out, this.#secrets.values(), this.#valueHolds);
+    return out
+      .text(tail.text)
+      .piece(...tail.pieces)
+      .text('}')
+      .done();
+  }
+
+  /**
+   * snapshotPieces() as of this call, with the secrets written `perSlice` at a time and `pause()`
+   * awaited between slices, so that a store of many secrets does not hold the event loop while it
+   * is written (10,000 secrets took 40–115 ms at once). Everything else is taken now; the secrets
+   * are the records of this moment (a change sets a new record, never edits one), and each of
+   * their values is held from zeroing until it is written. Same contract: save or release the list.
+   */
+  async snapshotPiecesInSlices(
+    pause: () => Promise<void>,
+    perSlice = snapshotSecretsPerSlice,
+  ): Promise<SnapshotPiece[]> {
+    const { head, tail } = this.#snapshotFrame();
+    const secrets = [...this.#secrets.values()];
+    const values = secrets.flatMap((secret) => secret.versions.map((version) => version.data));
+    const holds = this.#valueHolds;
+    for (const value of values) holds.hold(value);
+    const out = new PieceWriter().text(head);
+    try {
+      for (let at = 0; at < secrets.length; at += perSlice) {
+        if (at > 0) {
+          await pause();
+          out.text(',');
+        }
+        writeSecrets(out, secrets.slice(at, at + perSlice), holds);
+      }
+      return out
+        .text(tail.text)
+        .piece(...tail.pieces)
+        .text('}')
+        .done();
+    } catch (error) {
+      for (const piece of out.done()) (piece as Partial<ReleasedPiece>).release?.();
+      throw error;
+    } finally {
+      for (const value of values) holds.release(value);
+    }
+  }
+
+  /** The snapshot's text before the secrets, and after them (the audit trail's pieces with it), as of now. */
+  #snapshotFrame(): {
+    readonly head: string;
+    readonly tail: { readonly text: string; readonly pieces: SnapshotPiece[] };
+  } {
     const cluster = this.#cluster && {
       ...this.#cluster,
       caKey: toBase64(this.#cluster.caKey),
@@ -728,14 +786,14 @@ export class Store {
       clientCerts: this.clientCerts.snapshot(),
     };
     const tail = { requests: [...this.#requests], ...this.workloads.snapshot() };
-    const out = new PieceWriter().text(`${JSON.stringify(head).slice(0, -1)},"secrets":[`);
-    writeSecrets(out, this.#secrets.values(), this.#valueHolds);
     // The audit trail is spliced in as pieces: its full segments never change either.
-    return out
-      .text(`],${JSON.stringify(tail).slice(1, -1)},"audit":`)
-      .piece(...this.#audit.snapshotPieces())
-      .text('}')
-      .done();
+    return {
+      head: `${JSON.stringify(head).slice(0, -1)},"secrets":[`,
+      tail: {
+        text: `],${JSON.stringify(tail).slice(1, -1)},"audit":`,
+        pieces: this.#audit.snapshotPieces(),
+      },
+    };
   }
 
   static restore(bytes: Uint8Array): Store {

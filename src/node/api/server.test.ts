@@ -366,6 +366,20 @@ describe('POST /secretd/raft/stream on the TLS port', () => {
     });
   }
 
+  /** A frame holding a heartbeat signed for another member: the receiver closes the stream on it. */
+  const forgedFrame = (): Uint8Array =>
+    frame(
+      encodeMessages([
+        {
+          type: 'heartbeat',
+          from: 'someone-else',
+          to: tm.manager.state.nodeId,
+          term: 1,
+          commit: 0,
+        } as unknown as Message,
+      ]),
+    );
+
   test('an admin or worker certificate, or none, is refused before any frame', async () => {
     for (const who of [admin(), credentials.get('worker')!, {}])
       expect((await raftStream(who, [])).status).toBe(403);
@@ -377,18 +391,7 @@ describe('POST /secretd/raft/stream on the TLS port', () => {
     const garbage = frame(new TextEncoder().encode('not a batch'));
     const huge = new Uint8Array(4);
     new DataView(huge.buffer).setUint32(0, raftBatchBytesMax + 1);
-    const forged = frame(
-      encodeMessages([
-        {
-          type: 'heartbeat',
-          from: 'someone-else',
-          to: tm.manager.state.nodeId,
-          term: 1,
-          commit: 0,
-        } as unknown as Message,
-      ]),
-    );
-    for (const chunk of [garbage, huge, forged]) {
+    for (const chunk of [garbage, huge, forgedFrame()]) {
       const result = await raftStream(manager, [chunk]);
       expect(result.status).toBe(200);
       expect(result.ended).toBe('closed');
@@ -403,17 +406,7 @@ describe('POST /secretd/raft/stream on the TLS port', () => {
     const total = 3 * certifiedSessionWindowBytes;
     const filler = new Uint8Array(Math.ceil(total / empty.length) * empty.length);
     for (let at = 0; at < filler.length; at += empty.length) filler.set(empty, at);
-    const forged = frame(
-      encodeMessages([
-        {
-          type: 'heartbeat',
-          from: 'someone-else',
-          to: tm.manager.state.nodeId,
-          term: 1,
-          commit: 0,
-        },
-      ] as unknown as Message[]),
-    );
+    const forged = forgedFrame();
     const result = await raftStream(credentials.get('manager')!, [filler, forged], 15_000);
     expect(filler.length).toBeGreaterThan(certifiedSessionWindowBytes + certifiedStreamWindowBytes);
     expect(result).toEqual({

@@ -44,8 +44,8 @@ export const snapshotSealChunkBytes = 1024 * 1024;
  * own: written to disk once, and referred to by later snapshots (a version never changes).
  */
 export const snapshotVersionPieceBytesMin = 1024;
-/** Secrets a snapshot writes between two turns of the event loop (Store.snapshotPiecesInSlices): about 13 ms each. */
-export const snapshotSecretsPerSlice = 4000;
+/** Secrets a snapshot writes between two turns of the event loop (Store.snapshotPiecesInSlices): about 3 ms each. */
+export const snapshotSecretsPerSlice = 1000;
 /** Piece files a snapshot save writes (and fsyncs) at once. */
 export const snapshotPieceWritesInFlight = 16;
 /** Entries in one Raft append message. */

@@ -170,7 +170,7 @@ describe('Store.snapshotPiecesInSlices', () => {
     const store = storeWith(5);
     let pauses = 0;
     const pieces = await store.snapshotPiecesInSlices(async () => void pauses++, 2);
-    expect(pauses).toBe(3); // 7 secrets, 2 a slice
+    expect(pauses).toBe(4); // 7 secrets, 2 a slice, a pause before each
     expect(joinPieces(pieces)).toEqual(store.snapshot());
     for (const piece of pieces) (piece as Partial<ReleasedPiece>).release?.();
   });
@@ -183,7 +183,7 @@ describe('Store.snapshotPiecesInSlices', () => {
     let index = 20;
     const pieces = await store.snapshotPiecesInSlices(async () => {
       if (index > 20) return;
-      // Between the first and second slice: a removal of not-yet-written secrets, and a create.
+      // At the first pause, before any secret is written: a removal of two of them, and a create.
       store.apply(index++, { op: 'secret-remove', at, ids: ['small2', 'big2'] });
       store.apply(index++, create('later', value(0x44)));
     }, 1);

@@ -744,10 +744,8 @@ export class Store {
     const out = new PieceWriter().text(head);
     try {
       for (let at = 0; at < secrets.length; at += perSlice) {
-        if (at > 0) {
-          await pause();
-          out.text(',');
-        }
+        await pause(); // the first too: the caller's turn of the loop has done its share already
+        if (at > 0) out.text(',');
         writeSecrets(out, secrets.slice(at, at + perSlice), holds);
       }
       return out

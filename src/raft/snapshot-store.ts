@@ -45,7 +45,7 @@
  * than fall back: the WAL behind it may already be compacted.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { envelopeKeyId, open, seal, sealOverheadBytes } from '../crypto/aead.ts';
+import { envelopeKeyId, open, sealInto, sealOverheadBytes } from '../crypto/aead.ts';
 import type { Random } from '../crypto/random.ts';
 import { assert, SecretdError } from '../errors.ts';
 import type { FileHandle, FileSystem } from '../io/fs.ts';
@@ -331,12 +331,15 @@ export class SnapshotStore {
   private sealer(key: SnapshotKey, aad: Uint8Array): ChunkSealerOptions {
     return {
       chunkBytes: this.chunkBytes(),
-      seal: (plain, n, final) =>
-        seal(key.dek, plain, {
-          aad: chunkAad(aad, n, final),
-          keyId: key.keyId,
-          random: this.options.random,
-        }),
+      sealInto: (plain, n, final, out, at) => {
+        sealInto(
+          key.dek,
+          [plain],
+          { aad: chunkAad(aad, n, final), keyId: key.keyId, random: this.options.random },
+          out,
+          at,
+        );
+      },
     };
   }
 
@@ -588,7 +591,14 @@ interface OpenedSnapshot {
 
 interface ChunkSealerOptions {
   readonly chunkBytes: number;
-  readonly seal: (plain: Uint8Array, n: number, final: boolean) => Uint8Array;
+  /** Seals `plain` as chunk `n` into `out` at `at` (plain.length + sealOverheadBytes bytes). */
+  readonly sealInto: (
+    plain: Uint8Array,
+    n: number,
+    final: boolean,
+    out: Uint8Array,
+    at: number,
+  ) => void;
 }
 
 /**
@@ -630,12 +640,9 @@ class ChunkSealer {
   }
 
   private async seal(final: boolean): Promise<void> {
-    const sealed = this.options.seal(this.buffer.subarray(0, this.filled), this.n++, final);
-    const length = new Uint8Array(4);
-    new DataView(length.buffer).setUint32(0, sealed.length);
+    const frame = chunkFrame(this.buffer.subarray(0, this.filled), this.n++, final, this.options);
     this.filled = 0;
-    await this.emit(length);
-    await this.emit(sealed);
+    await this.emit(frame);
   }
 }
 
@@ -685,26 +692,36 @@ class ChunkedFile {
   }
 }
 
+/** One chunk as the file holds it: its u32 length, then its envelope, sealed in place. */
+function chunkFrame(
+  plain: Uint8Array,
+  n: number,
+  final: boolean,
+  options: ChunkSealerOptions,
+  out: Uint8Array = new Uint8Array(4 + plain.length + sealOverheadBytes),
+  at = 0,
+): Uint8Array {
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(
+    at,
+    plain.length + sealOverheadBytes,
+  );
+  options.sealInto(plain, n, final, out, at + 4);
+  return out;
+}
+
 /**
  * `header` then `bytes` in chunks, as ChunkSealer writes them, in one array sized up front: each
- * chunk is sealed straight from `bytes`, with no staging copy (a piece is at most a few MiB).
+ * chunk is sealed straight from `bytes` into it, with no staging copy (a piece is a few MiB at most).
  */
 function sealWhole(header: Uint8Array, bytes: Uint8Array, options: ChunkSealerOptions): Uint8Array {
   const count = Math.max(1, Math.ceil(bytes.length / options.chunkBytes));
   const out = new Uint8Array(header.length + count * (4 + sealOverheadBytes) + bytes.length);
-  const view = new DataView(out.buffer);
   out.set(header, 0);
   let at = header.length;
   for (let n = 0; n < count; n++) {
     const plain = bytes.subarray(n * options.chunkBytes, (n + 1) * options.chunkBytes);
-    const sealed = options.seal(plain, n, n === count - 1);
-    assert(
-      sealed.length === plain.length + sealOverheadBytes,
-      'a sealed chunk has the overhead it should',
-    );
-    view.setUint32(at, sealed.length);
-    out.set(sealed, at + 4);
-    at += 4 + sealed.length;
+    chunkFrame(plain, n, n === count - 1, options, out, at);
+    at += 4 + plain.length + sealOverheadBytes;
   }
   assert(at === out.length, 'a piece file is the size it was allotted');
   return out;

@@ -27,12 +27,11 @@
  *      take the store's snapshot (the state at the applied index, captured now; its secrets are
  *      written on the loop a slice at a time with a turn of the loop between slices, so a large
  *      store never holds it for long) and write it OFF the loop: the snapshot file, then the WAL's
- *      marker; Readies go on
- *      meanwhile (a snapshot is committed state: nothing waits for it). Once both are durable the
- *      core compacts its log behind it, between Readies (compact() is refused in between). One
- *      such write at a time; a forced one (key rotation) and a leader's snapshot wait for it. The
- *      snapshot store writes a piece that never changes (a full audit segment, a secret value of
- *      1 KiB or more) only once.
+ *      marker; Readies go on meanwhile (a snapshot is committed state: nothing waits for it). Once
+ *      both are durable the core compacts its log behind it, between Readies (compact() is refused
+ *      in between). One such write at a time; a forced one (key rotation) and a leader's snapshot
+ *      wait for it. The snapshot store writes a piece that never changes (a full audit segment, a
+ *      secret value of 1 KiB or more) only once.
  *   9. Feed the core what arrived meanwhile: it takes no input between ready() and advance(), so
  *      ticks, messages, proposals and reads wait in `#inbox` and land in the next Ready.
  *  10. With no Ready left: if a key rotation waits for this member to apply the entries its log
@@ -805,7 +804,7 @@ export class RaftNode {
   }
 
   #startSnapshot(): void {
-    const write = this.#takeSnapshotInSlices()
+    const write = this.#takeSnapshot()
       .then((snapshot) => this.#writeSnapshot(snapshot))
       .then(
         (meta) => {
@@ -822,38 +821,26 @@ export class RaftNode {
     this.#snapshotting = write;
   }
 
-  /** The store's snapshot at its applied index, made now (pieces whose bytes never change after). */
-  #takeSnapshot(): { readonly meta: SnapshotMeta; readonly pieces: readonly SnapshotPiece[] } {
-    const meta = this.#snapshotMeta();
-    const pieces = this.#store.snapshotPieces();
-    this.#metrics.snapshotBytes.observe(pieces.reduce((sum, piece) => sum + piece.length, 0));
-    return { meta, pieces };
-  }
-
   /**
-   * The store's snapshot at its applied index as of now, its secrets written a slice at a time
-   * with a turn of the event loop between slices (Store.snapshotPiecesInSlices), so that Readies
-   * go on meanwhile: taken at once, 10,000 secrets held the loop 40–115 ms.
+   * The store's snapshot at its applied index as of now (pieces whose bytes never change after),
+   * its secrets written a slice at a time with a turn of the event loop between slices
+   * (Store.snapshotPiecesInSlices), so that Readies go on meanwhile: taken at once, 10,000
+   * secrets held the loop 40–115 ms. From here on, snapshots are due from this index.
    */
-  async #takeSnapshotInSlices(): Promise<{
+  async #takeSnapshot(): Promise<{
     readonly meta: SnapshotMeta;
     readonly pieces: readonly SnapshotPiece[];
   }> {
-    const meta = this.#snapshotMeta();
+    const index = this.#store.appliedIndex;
+    assert(index >= this.#takenIndex, 'snapshot index moves forward');
+    this.#takenIndex = index;
+    this.#appliedBytes = 0;
+    const meta: SnapshotMeta = { index, term: this.#appliedTerm, conf: this.#core.status().conf };
     const pieces = await this.#store.snapshotPiecesInSlices(
       () => new Promise((resolve) => this.#timers.after(0, resolve)),
     );
     this.#metrics.snapshotBytes.observe(pieces.reduce((sum, piece) => sum + piece.length, 0));
     return { meta, pieces };
-  }
-
-  /** The meta of a snapshot taken now; from here on, snapshots are due from this index. */
-  #snapshotMeta(): SnapshotMeta {
-    const index = this.#store.appliedIndex;
-    assert(index >= this.#takenIndex, 'snapshot index moves forward');
-    this.#takenIndex = index;
-    this.#appliedBytes = 0;
-    return { index, term: this.#appliedTerm, conf: this.#core.status().conf };
   }
 
   /** The snapshot file, then the WAL's marker (which deletes the segments it covers). */
@@ -888,7 +875,7 @@ export class RaftNode {
     await this.#call(() => this.#compactWritten());
     const index = this.#store.appliedIndex;
     if (index === this.#takenIndex && !(options.force && index > 0)) return;
-    this.#snapshotWritten = await this.#writeSnapshot(this.#takeSnapshot());
+    this.#snapshotWritten = await this.#writeSnapshot(await this.#takeSnapshot());
     await this.#call(() => this.#compactWritten());
   }
 }

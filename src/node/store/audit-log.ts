@@ -204,7 +204,6 @@ export class AuditLog {
 
 const encoder = new TextEncoder();
 
-/** A segment's lines as JSON, without the brackets. */
 /** The cluster's retention setting, or the default. */
 export function auditKeptOf(cluster: { readonly auditKept?: number } | null): number {
   return cluster?.auditKept ?? auditKeptDefault;

@@ -35,14 +35,9 @@ const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 const entryTypeCodes: Record<EntryType, number> = { normal: 1, conf: 2 };
 
-export function encodePayload(record: WALRecord): Uint8Array {
+/** The payload of a record without entry data: made whole (a few bytes). */
+function flatPayload(record: Exclude<WALRecord, { type: 'entry' | 'group' }>): Uint8Array {
   switch (record.type) {
-    case 'entry': {
-      const { entry } = record;
-      const out = new Writer(17 + entry.data.length);
-      out.u64(entry.index).u64(entry.term).u8(entryTypeCodes[entry.type]).bytes(entry.data);
-      return out.done();
-    }
     case 'hard-state': {
       const { term, commit, vote } = record.hardState;
       const voteBytes = textEncoder.encode(vote ?? '');
@@ -62,16 +57,6 @@ export function encodePayload(record: WALRecord): Uint8Array {
     }
     case 'commit':
       return new Writer(4).u32(record.records).done();
-    case 'group': {
-      const payloads = record.records.map((inner) => encodePayload(inner));
-      const out = new Writer(payloads.reduce((sum, p) => sum + 5 + p.length, 0));
-      record.records.forEach((inner, i) => {
-        const payload = payloads[i]!;
-        out.u8(innerCodes[inner.type]).u32(payload.length).bytes(payload);
-        payload.fill(0);
-      });
-      return out.done();
-    }
     default:
       return assertNever(record);
   }
@@ -80,10 +65,14 @@ export function encodePayload(record: WALRecord): Uint8Array {
 const innerCodes: Record<InnerRecord['type'], number> = { entry: 1, 'hard-state': 2, snapshot: 3 };
 
 /**
- * `encodePayload(record)` as parts to be sealed in order, without joining them: an entry's data is
- * the log's own buffer, referenced rather than copied (for a 64 KiB value the copy into the entry
- * payload and again into its group cost as much as sealing it). `owned` are the parts made here,
- * which the caller zeroes once sealed; the referenced entry data is never zeroed (the log holds it).
+ * The payload of `record` (what decodePayload reads) as parts to be sealed in order, without
+ * joining them: an entry's data is the log's own buffer, referenced rather than copied (for a
+ * 64 KiB value the copy into the entry payload and again into its group cost as much as sealing
+ * it). `owned` are the parts made here, which the caller zeroes once sealed; the referenced entry
+ * data is never zeroed (the log holds it).
+ *
+ *   entry:  index u64 | term u64 | type u8 | data
+ *   group:  one or more of: inner type u8 | payload length u32 | payload
  */
 export function payloadParts(record: WALRecord): {
   readonly parts: Uint8Array[];
@@ -112,7 +101,7 @@ export function payloadParts(record: WALRecord): {
     }
     return { parts, owned, length };
   }
-  const whole = encodePayload(record);
+  const whole = flatPayload(record);
   return { parts: [whole], owned: [whole], length: whole.length };
 }
 const innerTypes: readonly (InnerRecord['type'] | undefined)[] = [

@@ -13,10 +13,11 @@ export const walRecordBytesMax = 8 * 1024 * 1024;
 /** WAL segment size at which the writer starts a new segment. */
 export const walSegmentBytesTarget = 64 * 1024 * 1024;
 /**
- * Appends (WAL batches) up to this size are written on the event loop with writeSync (src/io/node-fs.ts):
- * a page-cache copy of a few KiB is cheaper there than Bun's hand-off of FileHandle.write to a thread.
+ * File writes (WAL batches, snapshot pieces, small files) up to this size are made on the event loop
+ * with writeSync (src/io/node-fs.ts): a page-cache copy of a few KiB is cheaper there than Bun's
+ * hand-off of FileHandle.write to a thread.
  */
-export const appendSyncWriteBytesMax = 256 * 1024;
+export const syncWriteBytesMax = 256 * 1024;
 /** Entries taken into one WAL batch (one fsync). */
 export const walBatchEntriesMax = 1024;
 /** Applied entries after which a snapshot is taken and the log compacted behind it. */

@@ -4,15 +4,15 @@
  * A failed sync is reported, never retried: after an fsync error the page cache may have dropped
  * the dirty pages, so the caller must stop rather than carry on (fsyncgate).
  *
- * An append handle's writes of up to `appendSyncWriteBytesMax` go to the page cache with
- * `writeSync`, on the event loop: a WAL batch is a few KiB, which the kernel copies in microseconds,
- * while Bun's `FileHandle.write` spends more of the loop's time handing it to a thread than the copy
- * takes, and answers later (2 KiB: 26 µs of the loop and 80 µs until resolved, against 8 µs).
- * Larger writes, and every sync, still go to a thread, so the loop goes on meanwhile.
+ * Writes of up to `syncWriteBytesMax` go to the page cache with `writeSync`, on the event loop: a
+ * WAL batch is a few KiB, which the kernel copies in microseconds, while Bun's `FileHandle.write`
+ * spends more of the loop's time handing it to a thread than the copy takes, and answers later
+ * (2 KiB: 26 µs of the loop and 80 µs until resolved, against 8 µs). Larger writes, and every
+ * sync, still go to a thread, so the loop goes on meanwhile.
  */
 import { writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
-import { appendSyncWriteBytesMax } from '../limits.ts';
+import { syncWriteBytesMax } from '../limits.ts';
 import { dirname, resolve } from 'node:path';
 import type { FileHandle as NodeFileHandle } from 'node:fs/promises';
 import type { FileHandle, FileSystem } from './fs.ts';
@@ -53,8 +53,7 @@ export class NodeFileSystem implements FileSystem {
     let position = (await handle.stat()).size;
     return {
       write: async (bytes) => {
-        if (bytes.length <= appendSyncWriteBytesMax) writeAllSync(handle.fd, bytes, position);
-        else await writeAll(handle, bytes, position);
+        await writeAll(handle, bytes, position);
         position += bytes.length;
       },
       sync: () => handle.datasync(),
@@ -90,20 +89,15 @@ export class NodeFileSystem implements FileSystem {
   }
 }
 
-function writeAllSync(fd: number, bytes: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < bytes.length) {
-    const written = writeSync(fd, bytes, done, bytes.length - done, position + done);
-    if (written <= 0)
-      throw new Error(`Cannot write: the file accepted no bytes at offset ${position + done}`);
-    done += written;
-  }
-}
-
+/** All of `bytes` at `position`: small writes with writeSync, larger ones on a thread (see the header). */
 async function writeAll(handle: NodeFileHandle, bytes: Uint8Array, position = 0): Promise<void> {
+  const inline = bytes.length <= syncWriteBytesMax;
   let done = 0;
   while (done < bytes.length) {
-    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
+    const [at, length] = [position + done, bytes.length - done];
+    const bytesWritten = inline
+      ? writeSync(handle.fd, bytes, done, length, at)
+      : (await handle.write(bytes, done, length, at)).bytesWritten;
     if (bytesWritten <= 0)
       throw new Error(`Cannot write: the file accepted no bytes at offset ${position + done}`);
     done += bytesWritten;

@@ -111,8 +111,7 @@ export function xaes256gcmEncrypt(
   checkKey(key);
   checkNonce(nonce);
   const parts = plaintext instanceof Uint8Array ? [plaintext] : plaintext;
-  const length = parts.reduce((sum, part) => sum + part.length, 0);
-  const into = out ?? new Uint8Array(length + tagBytes);
+  const into = out ?? new Uint8Array(parts.reduce((sum, part) => sum + part.length, tagBytes));
   const derived = derivedKey(key, nonce);
   const cipher = createCipheriv('aes-256-gcm', derived, nonce.subarray(12), {
     authTagLength: tagBytes,

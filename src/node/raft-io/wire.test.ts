@@ -37,6 +37,26 @@ describe('Raft messages on the wire', () => {
     expect(decodeMessages(encodeMessages(messages))).toEqual(messages);
   });
 
+  test('the bytes are those earlier versions sent and read: header JSON, then each blob', () => {
+    const message: Message = {
+      type: 'append',
+      from: a,
+      to: b,
+      term: 2,
+      prevIndex: 0,
+      prevTerm: 0,
+      commit: 0,
+      entries: [{ term: 2, index: 1, type: 'normal', data: new Uint8Array([7, 8]) }],
+    };
+    const header = new TextEncoder().encode(
+      '[{"type":"append","from":"a","to":"b","term":2,"prevIndex":0,"prevTerm":0,"commit":0,' +
+        '"entries":[{"term":2,"index":1,"type":"normal","data":"\\u0000blob:0"}]}]',
+    );
+    const expected = new Uint8Array([0, 0, 0, header.length, ...header, 0, 0, 0, 2, 7, 8]);
+    expect(encodeMessages([message])).toEqual(expected);
+    expect(decodeMessages(expected)).toEqual([message]);
+  });
+
   test('a malformed batch is refused with a clear error', () => {
     const good = encodeMessages([{ type: 'heartbeat', from: a, to: b, term: 1, commit: 0 }]);
     const errorOf = (bytes: Uint8Array): string => {
@@ -57,5 +77,17 @@ describe('Raft messages on the wire', () => {
     expect(errorOf(new Uint8Array([0, 0, 0, notList.length, ...notList]))).toContain(
       'expected a list of messages',
     );
+    const batch = (header: string, ...blobs: number[][]): Uint8Array => {
+      const bytes = new TextEncoder().encode(header);
+      const tail = blobs.flatMap((blob) => [0, 0, 0, blob.length, ...blob]);
+      return new Uint8Array([0, 0, 0, bytes.length, ...bytes, ...tail]);
+    };
+    const append = (data: string): string =>
+      `[{"type":"append","from":"a","to":"b","term":1,"prevIndex":0,"prevTerm":0,"commit":0,"entries":[{"term":1,"index":1,"type":"normal","data":${data}}]}]`;
+    expect(errorOf(batch(append('"\\u0000blob:1"'), [1]))).toContain('unknown blob');
+    expect(errorOf(batch(append('"AQ=="')))).toContain('bytes expected');
+    expect(errorOf(batch(append('[1]')))).toContain('bytes expected');
+    expect(errorOf(batch('[{"type":"append","entries":3}]'))).toContain('without entries');
+    expect(errorOf(batch('[{"type":"snapshot"}]'))).toContain('snapshot without data');
   });
 });

@@ -14,14 +14,17 @@ const blobTag = '\u0000blob:';
 
 export function encodeMessages(messages: readonly Message[]): Uint8Array {
   const blobs: Uint8Array[] = [];
-  const header = JSON.stringify(messages, (_key, value: unknown) => {
-    if (value instanceof Uint8Array) {
-      blobs.push(value);
-      return `${blobTag}${blobs.length - 1}`;
-    }
-    return value;
+  const tag = (bytes: Uint8Array): string => `${blobTag}${blobs.push(bytes) - 1}`;
+  // The two places a message holds bytes are replaced by hand: a JSON.stringify replacer, called
+  // for every key of every message, cost twice as much on the Raft hot path.
+  const plain = messages.map((message): unknown => {
+    if (message.type === 'append')
+      return { ...message, entries: message.entries.map((e) => ({ ...e, data: tag(e.data) })) };
+    if (message.type === 'snapshot')
+      return { ...message, snapshot: { ...message.snapshot, data: tag(message.snapshot.data) } };
+    return message;
   });
-  const headerBytes = new TextEncoder().encode(header);
+  const headerBytes = new TextEncoder().encode(JSON.stringify(plain));
   let total = 4 + headerBytes.length;
   for (const blob of blobs) total += 4 + blob.length;
   const out = new Uint8Array(total);
@@ -59,27 +62,34 @@ export function decodeMessages(input: Uint8Array): Message[] {
   try {
     parsed = JSON.parse(
       new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(4, 4 + headerLength)),
-      (_key, value: unknown) => {
-        if (typeof value === 'string' && value.startsWith(blobTag)) {
-          const blob = blobs[Number(value.slice(blobTag.length))];
-          if (!blob) throw malformed('unknown blob');
-          return blob;
-        }
-        return value;
-      },
     );
-  } catch (error) {
-    if (error instanceof SecretdError) throw error;
+  } catch {
     throw malformed('header is not valid JSON');
   }
-  if (
-    !Array.isArray(parsed) ||
-    parsed.some(
-      (m) =>
-        typeof m !== 'object' || m === null || typeof (m as { type?: unknown }).type !== 'string',
-    )
-  ) {
-    throw malformed('expected a list of messages');
+  if (!Array.isArray(parsed)) throw malformed('expected a list of messages');
+  const blob = (value: unknown): Uint8Array => {
+    if (typeof value !== 'string' || !value.startsWith(blobTag)) throw malformed('bytes expected');
+    const found = blobs[Number(value.slice(blobTag.length))];
+    if (!found) throw malformed('unknown blob');
+    return found;
+  };
+  for (const m of parsed as unknown[]) {
+    if (typeof m !== 'object' || m === null) throw malformed('expected a list of messages');
+    const message = m as { type?: unknown; entries?: unknown; snapshot?: unknown };
+    if (typeof message.type !== 'string') throw malformed('expected a list of messages');
+    if (message.type === 'append') {
+      if (!Array.isArray(message.entries)) throw malformed('an append without entries');
+      for (const entry of message.entries as unknown[]) {
+        if (typeof entry !== 'object' || entry === null)
+          throw malformed('an entry is not an object');
+        (entry as { data: unknown }).data = blob((entry as { data: unknown }).data);
+      }
+    } else if (message.type === 'snapshot') {
+      const snapshot = message.snapshot;
+      if (typeof snapshot !== 'object' || snapshot === null)
+        throw malformed('a snapshot without data');
+      (snapshot as { data: unknown }).data = blob((snapshot as { data: unknown }).data);
+    }
   }
   return parsed as Message[];
 }

@@ -179,7 +179,10 @@ function readBody(
   if (declared !== undefined) checkDeclaredLength(declared, limit);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    let settled = false;
     const fail = (error: unknown): void => {
+      if (settled) return;
+      settled = true;
       stream.off('data', onData);
       stream.pause();
       read.done();
@@ -193,12 +196,18 @@ function readBody(
     };
     stream.on('data', onData);
     stream.once('end', () => {
+      if (settled) return;
+      settled = true;
       read.done();
       const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       resolve(new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength));
     });
-    stream.once('error', () => fail(bodyAborted()));
-    stream.once('close', () => fail(bodyAborted()));
+    // Every stream closes, most after their body was read: the error is built only when it is one.
+    const aborted = (): void => {
+      if (!settled) fail(bodyAborted());
+    };
+    stream.once('error', aborted);
+    stream.once('close', aborted);
   });
 }
 

@@ -141,6 +141,13 @@ class NodeProcess implements Daemon {
       this.#closeServers();
       await this.manager?.stop();
       await this.worker?.stop();
+      await this.#executor
+        .removeRunDirIfIdle()
+        .catch((error: unknown) =>
+          this.#hooks.log(
+            `secretd: cannot remove the run directory ${this.#executor.runDir}: ${error instanceof Error ? error.message : String(error)}`,
+          ),
+        );
       this.#end(0);
     }));
   }

@@ -5,7 +5,8 @@
  * its end is seen (its state in the API is terminal), while the service keeps restarting it; a
  * node whose daemon is killed with -9 while its tasks exit leaves nothing after it restarts; a
  * service removed right after it was created leaves no task behind, on one node and on three
- * managers with two workers, and neither does a removal during which the leader dies.
+ * managers with two workers, and neither does a removal during which the leader dies; a node
+ * stopped with no task left leaves not even its run directory.
  *
  * Needs root, runc and busybox-static (CI installs them).
  */
@@ -170,6 +171,11 @@ describe('one node', () => {
     expect(readMountsHolding(values)).toEqual([]);
     expect(cluster.output()).not.toContain('lb-value-');
     expect(cluster.daemonErrors()).toEqual([]);
+    // A clean stop with no task left takes its run directory along: nothing under /run/secretd.
+    expect(existsSync(node.runDir)).toBe(true);
+    node.daemon.proc.kill('SIGTERM');
+    expect(await node.daemon.exited).toBe(0);
+    expect(existsSync(node.runDir)).toBe(false);
   });
 
   test('a node killed with -9 while its tasks keep exiting leaves nothing of them after it restarts', async () => {

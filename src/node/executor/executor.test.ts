@@ -480,6 +480,29 @@ describe.skipIf(!canRun)('Executor', () => {
     expect(readdirSync(join(crashRunDir, 'tasks'))).toEqual([]);
   });
 
+  test('removeRunDirIfIdle() removes the run directory once no task is left, never while one is', async () => {
+    const idleRunDir = join(work, 'run-idle');
+    const node = new Executor({ dataDir, runDir: idleRunDir, stopGraceMs: 3000 });
+    await node.start({
+      taskId: 'stays',
+      image: 'busybox',
+      command: idle,
+      env: [],
+      secrets: [secret('s', 'token', 'value-stays')],
+    });
+    await node.removeRunDirIfIdle();
+    expect(readdirSync(join(idleRunDir, 'tasks'))).toEqual(['stays']);
+    // A task the process no longer tracks (it outlived an agent) keeps the directory as well.
+    node.close();
+    const next = new Executor({ dataDir, runDir: idleRunDir, stopGraceMs: 3000 });
+    await next.removeRunDirIfIdle();
+    expect(readdirSync(join(idleRunDir, 'tasks'))).toEqual(['stays']);
+    expect(await next.reconcile(new Set())).toEqual({ removed: ['stays'] });
+    await next.removeRunDirIfIdle();
+    expect(existsSync(idleRunDir)).toBe(false);
+    await next.removeRunDirIfIdle(); // already gone: nothing to do
+  });
+
   test('reconcile() cleans up after an agent killed with SIGKILL while its containers run', async () => {
     const crashRunDir = join(work, 'run-sigkill');
     // A separate agent process: its runc children must outlive it, as they would in production.

@@ -21,7 +21,7 @@
  * left under the runc root and the run directory, removes what is not kept and takes over the rest.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, realpath, rm } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SecretdError } from '../../errors.ts';
 import {
@@ -526,6 +526,27 @@ export class Executor {
     const result = entry.queue.then(fn, fn);
     entry.queue = result.catch(() => undefined);
     return result;
+  }
+
+  /**
+   * On the node's clean stop: with no task left on this executor, its run directory goes (the
+   * tasks and runc directories, then itself), so a stopped node leaves nothing under /run/secretd.
+   * Only empty directories are removed: one that still holds anything (a container that outlives
+   * this process, runc's state of it) stays for the next start to find.
+   */
+  async removeRunDirIfIdle(): Promise<void> {
+    if (this.tasks.size > 0) return;
+    for (const dir of [tasksDir(this.runDir), join(this.runDir, 'runc'), this.runDir]) {
+      try {
+        await rmdir(dir);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') continue;
+        if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EBUSY') return;
+        throw error;
+      }
+    }
+    this.dirsReady = null;
   }
 
   private ensureDirs(): Promise<void> {

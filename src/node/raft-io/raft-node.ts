@@ -4,7 +4,10 @@
  *
  * For every Ready `rd = core.ready()`, one at a time, in this order (`#loop`):
  *   1. Apply the committed entries that are already durable here (rd.committedEntries up to the
- *      last index persisted by an earlier Ready) and answer their proposals.
+ *      last index persisted by an earlier Ready) and answer their proposals. When it answered any
+ *      and this Ready writes no new entries (it commits what an earlier one wrote: one writer at a
+ *      time), the loop waits one turn of the event loop here, so those answers go out before the
+ *      hard state's write and the followers' commit messages, not interleaved with them.
  *   2. Persist (`#persist`):
  *      a. rd.snapshot, if any (a leader's; it replaces the whole log): the snapshot file, then the
  *         WAL's marker (each synced by its own write), then the store is restored from it;
@@ -512,7 +515,9 @@ export class RaftNode {
       );
       const durable = ready.committedEntries.filter((e) => e.index <= stable);
       const later = ready.committedEntries.slice(durable.length);
-      this.#applyEntries(durable);
+      const answered = this.#applyEntries(durable);
+      if (answered > 0 && ready.entries.length === 0)
+        await new Promise<void>((resolve) => this.#timers.turn(resolve));
       // A leader's appends go out before its own write, which runs alongside the followers' (4a).
       const early = this.#earlyAppends(ready);
       if (early !== null) {
@@ -695,12 +700,15 @@ export class RaftNode {
     store.announce();
   }
 
-  #applyEntries(entries: readonly Entry[]): void {
+  /** Applies the entries and answers their proposals; returns how many it answered. */
+  #applyEntries(entries: readonly Entry[]): number {
+    let answered = 0;
     replayCommitted(this.#store, entries, entries.at(-1)?.index ?? 0, (entry, result) => {
       this.#appliedTerm = entry.term;
       this.#appliedBytes += entry.data.byteLength;
       const pending = this.#pending.get(entry.index);
       if (pending) {
+        answered++;
         this.#pending.delete(entry.index);
         this.#metrics.leader.applied.observe((this.#timers.now() - pending.at) / 1000);
         if (pending.term === entry.term && result) pending.resolve(result);
@@ -721,6 +729,7 @@ export class RaftNode {
         waiter.resolve();
       }
     }
+    return answered;
   }
 
   #whenApplied(index: number, callbacks: Array<() => void>): void {

@@ -21,6 +21,8 @@
  *      4b: the core names a snapshot to send by its meta only (it keeps no snapshot bytes): the
  *      data is read from the snapshot store and the message sent once read, off the loop
  *      (`#sendSnapshot`); a snapshot is committed state, so it promises nothing of this Ready.
+ *      4c: appends that only carry a new commit index may wait a turn of the event loop, and give
+ *      way to a later append to the same peer (`#send`): a lost message, which Raft allows.
  *   5. Apply the remaining committed entries and answer their proposals; hand out rd.readStates
  *      (each read is answered once the store has applied readState.index).
  *   6. core.advance(rd).
@@ -101,7 +103,12 @@ import { replayCommitted } from './_replay.ts';
 import { processMetrics, requestTrace, type SecretdMetrics } from '../metrics/index.ts';
 
 export interface Transport {
-  send(messages: readonly Message[]): void;
+  /**
+   * Hands messages over for sending, in order per peer. `later`: they may wait for the next turn
+   * of the event loop, and an append that carries no entries may be dropped if a later append to
+   * the same peer in the same term, which carries a commit index as new, goes out with it.
+   */
+  send(messages: readonly Message[], options?: { readonly later?: boolean }): void;
 }
 
 /** A key that seals WAL records and snapshots. */
@@ -568,13 +575,22 @@ export class RaftNode {
     return early;
   }
 
-  /** Step 4 of the header: every message now, but a snapshot once its data is read (4b). */
+  /**
+   * Step 4 of the header: every message now, but a snapshot once its data is read (4b). Appends
+   * that only carry a new commit index (the core tells its followers as soon as it commits) may
+   * wait a turn of the event loop (4c): under load the next batch's appends, which carry that
+   * commit index too, come meanwhile and take their place, sparing a message each way per peer.
+   */
   #send(messages: readonly ReadyMessage[]): void {
     const now: Message[] = [];
+    let commitOnly = true;
     for (const message of messages)
       if (message.type === 'snapshot') this.#sendSnapshot(message);
-      else now.push(message);
-    if (now.length > 0) this.#options.transport.send(now);
+      else {
+        now.push(message);
+        if (message.type !== 'append' || message.entries.length > 0) commitOnly = false;
+      }
+    if (now.length > 0) this.#options.transport.send(now, { later: commitOnly });
   }
 
   /**

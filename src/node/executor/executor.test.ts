@@ -26,6 +26,17 @@ const enc = (text: string): Uint8Array => new TextEncoder().encode(text);
 /** A process that ends on SIGTERM (a shell as PID 1 ignores signals it does not trap). */
 const idle = ['sh', '-c', 'trap "exit 0" TERM; sleep 1000 & wait'];
 
+/** A busybox task that idles until stopped, with one secret `s` at `target`. */
+function idleTask(taskId: string, target: string, value: string) {
+  return {
+    taskId,
+    image: 'busybox',
+    command: idle,
+    env: [],
+    secrets: [secret('s', target, value)],
+  };
+}
+
 function secret(
   secretId: string,
   target: string,
@@ -410,20 +421,8 @@ describe.skipIf(!canRun)('Executor', () => {
   test('sweep() erases a secrets mount and directory that no container owns, and leaves running tasks alone', async () => {
     const sweepRunDir = join(work, 'run-sweep');
     const left = new Executor({ dataDir, runDir: sweepRunDir, stopGraceMs: 3000 });
-    await left.start({
-      taskId: 'orphan',
-      image: 'busybox',
-      command: idle,
-      env: [],
-      secrets: [secret('s', 'x', 'orphan-value')],
-    });
-    await left.start({
-      taskId: 'alive',
-      image: 'busybox',
-      command: idle,
-      env: [],
-      secrets: [secret('s', 'x', 'alive-value')],
-    });
+    await left.start(idleTask('orphan', 'x', 'orphan-value'));
+    await left.start(idleTask('alive', 'x', 'alive-value'));
     left.close();
     const sweeper = new Executor({ dataDir, runDir: sweepRunDir, stopGraceMs: 3000 });
     // 'alive' is taken over; 'orphan' belongs to nobody (its container was removed behind our back).
@@ -483,13 +482,7 @@ describe.skipIf(!canRun)('Executor', () => {
   test('removeRunDirIfIdle() removes the run directory once no task is left, never while one is', async () => {
     const idleRunDir = join(work, 'run-idle');
     const node = new Executor({ dataDir, runDir: idleRunDir, stopGraceMs: 3000 });
-    await node.start({
-      taskId: 'stays',
-      image: 'busybox',
-      command: idle,
-      env: [],
-      secrets: [secret('s', 'token', 'value-stays')],
-    });
+    await node.start(idleTask('stays', 'token', 'value-stays'));
     await node.removeRunDirIfIdle();
     expect(readdirSync(join(idleRunDir, 'tasks'))).toEqual(['stays']);
     // A task the process no longer tracks (it outlived an agent) keeps the directory as well.

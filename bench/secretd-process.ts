@@ -5,24 +5,18 @@
  * The CLI is written in parallel with this file, so everything this helper assumes about it is in
  * `secretdCli` below; when the CLI changes, adapt that object and nothing else.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, connect as connectTcp } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { once, repoRoot, retry, runToEnd, spawnCaptured, stopProcess } from './child-process.ts';
 import { errorReason } from './create-outcome.ts';
 import { openSecretdSession, type ClientTLSFiles } from './secretd-client.ts';
 
-/** The executor's run dir of a node (src/node/executor/executor.ts): its tasks' bundles and tmpfs mounts. */
-export function runDirOf(dataDir: string): string {
-  return join(
-    '/run/secretd',
-    createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16),
-  );
-}
+/** The executor's run dir of a node: its tasks' bundles and tmpfs mounts (one rule, in src). */
+export { runDirOf } from '../src/node/executor/index.ts';
 
 /**
  * The CLI contract: `init`, `join` and `run` serve in the foreground; `init` prints a line starting

@@ -15,9 +15,9 @@
  * cannot read) goes through secretd, which handles every call. Paths are baked in at install time;
  * the data dir and runc reach secretd through SECRETD_DATA_DIR and SECRETD_RUNC.
  */
-import { createHash } from 'node:crypto';
 import { chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { runDirOf } from '../node/index.ts';
 
 export interface ShimPaths {
   /** The secretd command: the executable, or [bun, main.ts] when run from source. */
@@ -25,14 +25,6 @@ export interface ShimPaths {
   readonly runc: string;
   readonly grep: string;
   readonly dataDir: string;
-}
-
-/** The node's run dir for a data dir, as executor.ts derives it (checked by oci-runtime.test.ts). */
-export function runDirOf(dataDir: string): string {
-  return join(
-    '/run/secretd',
-    createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16),
-  );
 }
 
 /** A word for sh, single-quoted. */

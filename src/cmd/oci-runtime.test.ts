@@ -14,7 +14,8 @@ import {
   withSecretMounts,
 } from './oci-runtime.ts';
 import { parseSpawnArgs, spawnRefs } from './spawn.ts';
-import { runDirOf, writeShim } from './_oci-shim.ts';
+import { runDirOf } from '../node/index.ts';
+import { writeShim } from './_oci-shim.ts';
 import { Executor } from '../node/executor/executor.ts';
 
 function capture(): { io: Io; out: string[]; err: string[] } {

@@ -12,6 +12,7 @@ export {
   secretdVersion,
 } from './daemon.ts';
 export { dataDirPaths, defaultDataDir } from './data-dir/index.ts';
+export { runDirOf } from './executor/index.ts';
 export {
   encodeBackupKey,
   parseBackupKey,

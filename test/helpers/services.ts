@@ -16,8 +16,11 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { runDirOf } from '../../src/node/executor/index.ts';
 import { Daemon, freePort, secretd, type RunResult } from './process.ts';
+
+export { runDirOf };
 
 /** The task command of these tests: an idle shell that exits at once on SIGTERM (PID 1 ignores it otherwise). */
 // One polling helper and one admin-socket client for every e2e suite.
@@ -25,13 +28,6 @@ import { adminRequest, until, type ApiAnswer as AdminAnswer } from './cluster.ts
 export { adminRequest, until, type AdminAnswer };
 
 export const idleCommand = ['sh', '-c', 'trap "exit 0" TERM; sleep 100000 & wait'];
-
-export function runDirOf(dataDir: string): string {
-  return join(
-    '/run/secretd',
-    createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16),
-  );
-}
 
 /** Secrets tmpfs mount points under a run directory, from /proc/mounts (the kernel's view). */
 export function secretMounts(runDir: string): string[] {

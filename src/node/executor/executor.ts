@@ -23,6 +23,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { runDirOf } from './run-dir.ts';
 import { SecretdError } from '../../errors.ts';
 import {
   bundleFileMounts,
@@ -123,7 +124,7 @@ export class Executor {
 
   constructor(options: ExecutorOptions) {
     const dataDir = resolve(options.dataDir);
-    this.runDir = resolve(options.runDir ?? join('/run/secretd', sha256Hex(dataDir).slice(0, 16)));
+    this.runDir = resolve(options.runDir ?? runDirOf(dataDir));
     this.images = options.images ?? new ImageStore(dataDir);
     this.runtime =
       options.runtime ??

@@ -16,7 +16,7 @@ import { errorReason } from './create-outcome.ts';
 import { openSecretdSession, type ClientTLSFiles } from './secretd-client.ts';
 
 /** The executor's run dir of a node: its tasks' bundles and tmpfs mounts (one rule, in src). */
-export { runDirOf } from '../src/node/executor/index.ts';
+export { runDirOf } from '../src/io/run-dir.ts';
 
 /**
  * The CLI contract: `init`, `join` and `run` serve in the foreground; `init` prints a line starting

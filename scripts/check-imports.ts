@@ -101,6 +101,10 @@ function folderOf(file: string): string {
 const problems: string[] = [];
 /** Value imports between src files, for the cycle check. */
 const graph = new Map<string, string[]>();
+/** Packages each src file imports for its value, and its import() calls, for the OCI runtime's closure below. */
+const packages = new Map<string, string[]>();
+const dynamicImports = new Map<string, string[]>();
+const dynamicImportPattern = /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
 for (const path of sourceFiles(join(root, 'src'))) {
   const file = relative(root, path);
   const text = readFileSync(path, 'utf8');
@@ -113,6 +117,7 @@ for (const path of sourceFiles(join(root, 'src'))) {
         problems.push(`${file}: imports ${spec} (${rule.why})`);
     }
     if (!spec.startsWith('.')) {
+      if (!typeOnly) packages.set(file, [...(packages.get(file) ?? []), spec]);
       if (
         /^src\/node\/(store|orchestration)\/(?!control-loop\.ts)/.test(file) &&
         /^node:(fs|net|http|http2|https|child_process|tls|dgram)/.test(spec)
@@ -156,6 +161,12 @@ for (const path of sourceFiles(join(root, 'src'))) {
     if (!typeOnly) edges.push(target);
   }
   graph.set(file, edges);
+  dynamicImports.set(
+    file,
+    [...text.matchAll(dynamicImportPattern)].map((m) =>
+      m[1]!.startsWith('.') ? normalize(join(dirname(file), m[1]!)) : m[1]!,
+    ),
+  );
   const lines = text.split('\n');
   lines.forEach((line, i) => {
     const code = line.replace(/\/\/.*$/, '');
@@ -187,6 +198,24 @@ function visit(file: string): void {
 }
 for (const file of [...graph.keys()].sort()) if (!state.has(file)) visit(file);
 for (const cycle of cycles) problems.push(`import cycle: ${cycle}`);
+
+// The OCI runtime's path (src/main.ts loads only cmd/oci-runtime.ts for it): engines run it for every
+// container, and without reflect-metadata loaded first the x509 library throws, so nothing it
+// reaches may load src/node/ or that library.
+const ociEntry = 'src/cmd/oci-runtime.ts';
+const reached = new Set<string>([ociEntry]);
+for (const file of reached)
+  for (const next of [...(graph.get(file) ?? []), ...(dynamicImports.get(file) ?? [])])
+    reached.add(next);
+for (const file of reached) {
+  if (file.startsWith('src/node/'))
+    problems.push(`${ociEntry} reaches ${file} (the OCI runtime's path must not load src/node/)`);
+  for (const spec of [...(packages.get(file) ?? []), ...(dynamicImports.get(file) ?? [])])
+    if (/^(@peculiar\/|reflect-metadata|tsyringe|hono)/.test(spec))
+      problems.push(
+        `${ociEntry} reaches ${file}, which imports ${spec} (not on the OCI runtime's path)`,
+      );
+}
 
 if (problems.length > 0) {
   console.error(problems.join('\n'));

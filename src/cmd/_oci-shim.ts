@@ -17,7 +17,8 @@
  */
 import { chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { runDirOf } from '../node/index.ts';
+// The shim's path loads no more than cmd/oci-runtime.ts needs (src/main.ts): not src/node.
+import { runDirOf } from '../io/run-dir.ts';
 
 export interface ShimPaths {
   /** The secretd command: the executable, or [bun, main.ts] when run from source. */

@@ -14,7 +14,7 @@ import {
   withSecretMounts,
 } from './oci-runtime.ts';
 import { parseSpawnArgs, spawnRefs } from './spawn.ts';
-import { runDirOf } from '../node/index.ts';
+import { runDirOf } from '../io/run-dir.ts';
 import { writeShim } from './_oci-shim.ts';
 import { Executor } from '../node/executor/executor.ts';
 

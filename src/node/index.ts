@@ -12,7 +12,6 @@ export {
   secretdVersion,
 } from './daemon.ts';
 export { dataDirPaths, defaultDataDir } from './data-dir/index.ts';
-export { runDirOf } from './executor/index.ts';
 export {
   encodeBackupKey,
   parseBackupKey,

@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { runDirOf } from '../../src/node/executor/index.ts';
+import { runDirOf } from '../../src/io/run-dir.ts';
 import { Daemon, freePort, secretd, type RunResult } from './process.ts';
 
 export { runDirOf };

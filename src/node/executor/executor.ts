@@ -23,7 +23,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { runDirOf } from './run-dir.ts';
+import { runDirOf } from '../../io/run-dir.ts';
 import { SecretdError } from '../../errors.ts';
 import {
   bundleFileMounts,

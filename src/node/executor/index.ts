@@ -16,7 +16,6 @@ export {
   type ImageStoreOptions,
 } from './images.ts';
 export { RuncRuntime, type RuncRuntimeOptions } from './runc-runtime.ts';
-export { runDirOf, runDirRoot } from './run-dir.ts';
 export type {
   ContainerState,
   ContainerStatus,

@@ -1,7 +1,8 @@
 /**
  * Where a node's executor keeps its task bundles, each task's secrets tmpfs and runc's state: one
  * directory per data dir under /run/secretd (a tmpfs: nothing there survives a reboot). The OCI
- * runtime shim, the tests and the benchmarks find a node's directory with the same rule.
+ * runtime shim, the tests and the benchmarks find a node's directory with the same rule; it lives
+ * here, not in src/node/executor/, because the shim's path must not load src/node (src/main.ts).
  */
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';

@@ -15,9 +15,8 @@ import {
   symlinkSync,
   unlinkSync,
 } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
 import { join } from 'node:path';
+import { runDirOf } from '../src/io/run-dir.ts';
 import { busyboxRootfsTarball } from '../test/helpers/busybox-image.ts';
 
 const root = join(import.meta.dir, '..');
@@ -26,8 +25,8 @@ const isRoot = process.getuid?.() === 0;
 const dataDir =
   process.env.SECRETD_DATA_DIR ?? (isRoot ? '/var/lib/secretd' : join(root, '.data', 'secretd'));
 const listenAddr = process.env.SECRETD_LISTEN_ADDR ?? '0.0.0.0:4377';
-/** The executor's run dir for this data dir (/run/secretd/<sha256 of the path>): its mounts are ours. */
-const dataDirRunHint = `/run/secretd/${createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16)}`;
+/** The executor's run dir for this data dir (src/io/run-dir.ts): its mounts are ours. */
+const dataDirRunHint = runDirOf(dataDir);
 
 function say(text: string): void {
   console.log(`\n\x1b[1m==> ${text}\x1b[0m`);

@@ -531,13 +531,15 @@ export class Executor {
 
   /**
    * On the node's clean stop: with no task left on this executor, its run directory goes (the
-   * tasks and runc directories, then itself), so a stopped node leaves nothing under /run/secretd.
+   * tasks, runc and containers directories, then itself), so a stopped node leaves nothing under /run/secretd.
    * Only empty directories are removed: one that still holds anything (a container that outlives
    * this process, runc's state of it) stays for the next start to find.
    */
   async removeRunDirIfIdle(): Promise<void> {
     if (this.tasks.size > 0) return;
-    for (const dir of [tasksDir(this.runDir), join(this.runDir, 'runc'), this.runDir]) {
+    // `containers`: other engines' containers (task-dispatch/local-containers.ts), empty once none runs.
+    const dirs = ['tasks', 'runc', 'containers'].map((name) => join(this.runDir, name));
+    for (const dir of [...dirs, this.runDir]) {
       try {
         await rmdir(dir);
       } catch (error) {

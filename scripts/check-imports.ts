@@ -109,6 +109,7 @@ for (const path of sourceFiles(join(root, 'src'))) {
   const file = relative(root, path);
   const text = readFileSync(path, 'utf8');
   const edges: string[] = [];
+  const fromPackages: string[] = [];
   for (const match of text.matchAll(importPattern)) {
     const typeOnly = match[2] !== undefined;
     const spec = match[3] ?? match[4] ?? '';
@@ -117,7 +118,7 @@ for (const path of sourceFiles(join(root, 'src'))) {
         problems.push(`${file}: imports ${spec} (${rule.why})`);
     }
     if (!spec.startsWith('.')) {
-      if (!typeOnly) packages.set(file, [...(packages.get(file) ?? []), spec]);
+      if (!typeOnly) fromPackages.push(spec);
       if (
         /^src\/node\/(store|orchestration)\/(?!control-loop\.ts)/.test(file) &&
         /^node:(fs|net|http|http2|https|child_process|tls|dgram)/.test(spec)
@@ -161,6 +162,7 @@ for (const path of sourceFiles(join(root, 'src'))) {
     if (!typeOnly) edges.push(target);
   }
   graph.set(file, edges);
+  packages.set(file, fromPackages);
   dynamicImports.set(
     file,
     [...text.matchAll(dynamicImportPattern)].map((m) =>

@@ -16,9 +16,9 @@
  * the data dir and runc reach secretd through SECRETD_DATA_DIR and SECRETD_RUNC.
  */
 import { chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 // The shim's path loads no more than cmd/oci-runtime.ts needs (src/main.ts): not src/node.
-import { runDirOf } from '../io/run-dir.ts';
+import { containersDirOf, runDirOf } from '../io/run-dir.ts';
 
 export interface ShimPaths {
   /** The secretd command: the executable, or [bun, main.ts] when run from source. */
@@ -62,7 +62,7 @@ const dashed = (names: readonly string[], suffix = ''): string =>
 /** The script's text. */
 export function shimScript(paths: ShimPaths): string {
   const secretd = paths.secretd.map(shQuote).join(' ');
-  const containers = join(runDirOf(paths.dataDir), 'containers');
+  const containers = containersDirOf(runDirOf(paths.dataDir));
   return `#!/bin/sh
 # secretd-runc: written by \`secretd oci-runtime install\` (run it again to change a path).
 # Containers without references go straight to runc; the rest through secretd.

@@ -12,3 +12,8 @@ export const runDirRoot = '/run/secretd';
 export function runDirOf(dataDir: string): string {
   return join(runDirRoot, createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16));
 }
+
+/** Under a run directory: other engines' containers, one directory each (the shim writes, the agent reads). */
+export function containersDirOf(runDir: string): string {
+  return join(runDir, 'containers');
+}

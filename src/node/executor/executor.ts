@@ -23,7 +23,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { runDirOf } from '../../io/run-dir.ts';
+import { containersDirOf, runDirOf } from '../../io/run-dir.ts';
 import { SecretdError } from '../../errors.ts';
 import {
   bundleFileMounts,
@@ -537,9 +537,10 @@ export class Executor {
    */
   async removeRunDirIfIdle(): Promise<void> {
     if (this.tasks.size > 0) return;
-    // `containers`: other engines' containers (task-dispatch/local-containers.ts), empty once none runs.
-    const dirs = ['tasks', 'runc', 'containers'].map((name) => join(this.runDir, name));
-    for (const dir of [...dirs, this.runDir]) {
+    const runDir = this.runDir;
+    // Other engines' containers (task-dispatch/local-containers.ts): empty once none runs.
+    const dirs = [tasksDir(runDir), join(runDir, 'runc'), containersDirOf(runDir), runDir];
+    for (const dir of dirs) {
       try {
         await rmdir(dir);
       } catch (error) {

@@ -33,6 +33,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SecretdError } from '../../errors.ts';
 import { systemNow } from '../../io/system.ts';
+import { containersDirOf } from '../../io/run-dir.ts';
 import { containerStartTimeoutMs, localContainersMax } from '../../limits.ts';
 import {
   RuncRuntime,
@@ -141,7 +142,7 @@ export class LocalContainers {
   }
 
   get dir(): string {
-    return join(this.#options.runDir, 'containers');
+    return containersDirOf(this.#options.runDir);
   }
 
   close(): void {

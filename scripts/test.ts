@@ -61,6 +61,34 @@ const count = (word: string): number =>
         .join('\n'),
     )?.[1] ?? 0,
   );
+/**
+ * What bun printed for each failed test (the lines between the test before it and its "(fail)"
+ * line, at most 56), again at the end: a CI record that keeps only the output's tail then still
+ * says why.
+ */
+function failureRecap(output: string): string[] {
+  const lines = output.split('\n');
+  const recap: string[] = [];
+  let from = 0;
+  lines.forEach((line, i) => {
+    const trimmed = line.trimStart();
+    if (trimmed.startsWith('(fail)')) {
+      const block = lines.slice(from, i + 1).filter((l) => l.trim() !== '');
+      // The message comes first, the stack last: a long block keeps its head and its last lines.
+      const kept = block.length > 60 ? [...block.slice(0, 50), '…', ...block.slice(-5)] : block;
+      recap.push(kept.map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l)).join('\n'));
+    }
+    if (
+      trimmed.startsWith('(pass)') ||
+      trimmed.startsWith('(fail)') ||
+      trimmed.startsWith('(skip)')
+    )
+      from = i + 1;
+  });
+  return recap;
+}
+const recap = failureRecap(captured);
+if (recap.length > 0) console.log(`\n== why each test failed\n${recap.join('\n--\n')}`);
 const passed = count('pass');
 const failed = count('fail');
 console.log(`\ntests: ${passed} passed, ${failed + (code !== 0 && failed === 0 ? 1 : 0)} failed`);

@@ -68,7 +68,7 @@ describe('root CA rotation', () => {
     }).stdout.trim();
 
     // The steady writer: one write after another, each manager's admin socket in turn.
-    const writer = new SteadyWrites([m1, m2, m3]);
+    await using writer = new SteadyWrites([m1, m2, m3]);
 
     // The worker is down when the rotation starts: the rotation waits for it.
     await w1.daemon.kill('SIGTERM');

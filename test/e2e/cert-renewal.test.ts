@@ -89,7 +89,7 @@ describe('certificate renewal', () => {
     const started = Date.now();
     const stopped = (): string[] => nodes.filter((n) => !n.running).map((n) => n.name);
     // The steady writer: one write after another, each manager's admin socket in turn.
-    const writer = new SteadyWrites([m1, m2, m3], {
+    await using writer = new SteadyWrites([m1, m2, m3], {
       keepGoing: () => stopped().length === 0,
       afterPair: (pairs) => {
         if (pairs % 20 === 0) sample();
@@ -104,20 +104,42 @@ describe('certificate renewal', () => {
         ...(input === undefined ? {} : { input }),
       });
     let version = 0;
-    while (Date.now() - started < runMs || replaced() < 2) {
-      if (Date.now() - started > runMs + 120_000 || stopped().length > 0) break;
-      version++;
-      expectRun(await cli(['secret', 'update', 'token', '-'], `value-${version}`), {
-        stdout: `token: version ${version + 1}\n`,
-      });
-      for (const task of tasks) {
-        const want = `value-${version}`;
-        await until(`version ${version} in task ${task.ID}`, 15_000, async () => {
-          const read = await cli(['exec', task.ID, 'cat', '/run/secrets/token']);
-          return read.code === 0 && read.stdout === want ? true : undefined;
+    try {
+      while (Date.now() - started < runMs || replaced() < 2) {
+        if (Date.now() - started > runMs + 120_000 || stopped().length > 0) break;
+        version++;
+        expectRun(await cli(['secret', 'update', 'token', '-'], `value-${version}`), {
+          stdout: `token: version ${version + 1}\n`,
         });
+        for (const task of tasks) {
+          const want = `value-${version}`;
+          let last = '';
+          await until(
+            `version ${version} in task ${task.ID} on ${task.NodeID}`,
+            15_000,
+            async () => {
+              const read = await cli(['exec', task.ID, 'cat', '/run/secrets/token']);
+              last = `exit ${read.code}, stdout ${JSON.stringify(read.stdout.slice(0, 80))}, stderr ${JSON.stringify(read.stderr.slice(0, 200))}`;
+              return read.code === 0 && read.stdout === want ? true : undefined;
+            },
+          ).catch((error: unknown) => {
+            throw new Error(`${(error as Error).message}; the last read: ${last}`);
+          });
+        }
+        sample();
       }
-      sample();
+    } catch (error) {
+      // Bounded: when, what the writer saw, each node's id, certificates and last lines.
+      throw new Error(
+        [
+          `${(error as Error).message}`,
+          `at ${Date.now() - started} ms of the run, ${writer.pairs} write pairs, writer failures: ${JSON.stringify(writer.failures.slice(0, 3))}`,
+          ...nodes.map(
+            (n) =>
+              `-- ${n.name} (${n.id}, ${n.running ? 'running' : 'stopped'}), certificates replaced ${history.get(n.name)!.length - 1}:\n${n.lastLines(8)}`,
+          ),
+        ].join('\n'),
+      );
     }
     await writer.stop();
     sample();

@@ -155,6 +155,17 @@ export class ServiceNode {
     return adminRequest(this.dataDir, method, path, body);
   }
 
+  /** The last `count` lines this node's process printed (stdout, then stderr), for a failure's message. */
+  lastLines(count: number): string {
+    const lines = `${this.daemon.stdout}\n${this.daemon.stderr}`
+      .split('\n')
+      .filter((l) => l !== '');
+    return lines
+      .slice(-count)
+      .map((l) => (l.length > 300 ? `${l.slice(0, 300)}…` : l))
+      .join('\n');
+  }
+
   /** Task ids whose secrets tmpfs is mounted on this node. */
   mountedTasks(): string[] {
     return secretMounts(this.runDir).map(

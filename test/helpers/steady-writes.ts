@@ -2,7 +2,10 @@
  * The steady writer of the long e2e tests (root rotation, certificate renewal): one write pair after
  * another (create a secret, remove it), each manager's admin socket in turn, every answer checked.
  * A failure is counted and, for the first 20, kept word for word (a dead node would fail every
- * write: memory stays bounded).
+ * write: memory stays bounded), and the next write waits 100 ms: a node that is gone fails at once,
+ * and a writer that never left the microtask queue would keep the test process from seeing the
+ * daemons exit (it spun, and grew to 24 GB, after a failed test had stopped them). Declare it with
+ * `await using` after the cluster, so that it stops first however the test ends.
  */
 import type { ServiceNode } from './services.ts';
 
@@ -13,7 +16,7 @@ export interface SteadyWritesOptions {
   readonly afterPair?: (pairs: number) => void;
 }
 
-export class SteadyWrites {
+export class SteadyWrites implements AsyncDisposable {
   /** Pairs written so far. */
   pairs = 0;
   /** Writes that failed (an unexpected status or no answer). */
@@ -32,6 +35,10 @@ export class SteadyWrites {
   async stop(): Promise<void> {
     this.#writing = false;
     await this.#done;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
   }
 
   async #run(managers: readonly ServiceNode[], options: SteadyWritesOptions): Promise<void> {
@@ -65,5 +72,6 @@ export class SteadyWrites {
     this.failed++;
     if (this.failures.length < 20)
       this.failures.push(`${what} on ${node.name} at ${Date.now() - this.#started} ms: ${problem}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

@@ -4,6 +4,7 @@
  * applied entries carry enough bytes, however few they are.
  */
 import { describe, expect, test } from 'bun:test';
+import { cpSync } from 'node:fs';
 import { until } from '../../../test/helpers/cluster.ts';
 import { tempDir } from '../../../test/helpers/process.ts';
 import type { AuditEntry } from '../audit/index.ts';
@@ -35,8 +36,14 @@ function records(count: number, bytes = 0): TaggedCommand {
 
 interface Cluster {
   readonly nodes: Map<MemberId, RaftNode>;
-  /** Every snapshot message sent, as it went on the wire. */
-  readonly snapshotsSent: Array<Extract<Message, { type: 'snapshot' }>>;
+  /**
+   * Every snapshot message sent, as it went on the wire, with a copy of its sender's snapshot
+   * directory taken as it was delivered.
+   */
+  readonly snapshotsSent: Array<{
+    readonly message: Extract<Message, { type: 'snapshot' }>;
+    readonly copy: string;
+  }>;
   /** Members whose links are cut. */
   readonly cut: Set<MemberId>;
   leader(): RaftNode | undefined;
@@ -50,7 +57,14 @@ async function cluster(root: string, snapshotEntries: number): Promise<Cluster> 
   const snapshotsSent: Cluster['snapshotsSent'] = [];
   const deliver = (batch: Uint8Array): void => {
     for (const message of decodeMessages(batch)) {
-      if (message.type === 'snapshot') snapshotsSent.push(message);
+      if (message.type === 'snapshot')
+        snapshotsSent.push({
+          message,
+          copy: copySnapshots(
+            `${root}/${message.from}/snap`,
+            `${root}/sent-${snapshotsSent.length}`,
+          ),
+        });
       if (!cut.has(message.from) && !cut.has(message.to)) nodes.get(message.to)?.step(message);
     }
   };
@@ -87,6 +101,21 @@ async function cluster(root: string, snapshotEntries: number): Promise<Cluster> 
   return { nodes, snapshotsSent, cut, leader };
 }
 
+/**
+ * A copy of the snapshot directory `dir` in `to`, without the temp file of a snapshot being
+ * written. The tests read snapshots from the copy: opening a store removes temp files, and the
+ * member's own store may be writing one.
+ */
+function copySnapshots(dir: string, to: string): string {
+  cpSync(dir, to, { recursive: true, filter: (source) => !source.endsWith('.tmp') });
+  return to;
+}
+
+/** Opens the snapshot store of a copy of `dir` (copySnapshots). */
+function snapshotsIn(dir: string): Promise<SnapshotStore> {
+  return SnapshotStore.open(dir, { dek, keyId: 1, random: systemRandom, fs });
+}
+
 /** One member alone (ticking every 5 ms, a snapshot every 1,000 entries), its data under `dir`. */
 function soloNode(dir: string, snapshotLogBytes?: number): Promise<RaftNode> {
   const id = 'node-a' as MemberId;
@@ -121,15 +150,10 @@ describe('RaftNode snapshots', () => {
       const leader = await until('a leader without node-c', 10_000, () => net.leader());
       for (let i = 0; i < 12; i++) await leader.propose(records(3));
       const leaderId = leader.core.status().id;
-      // Snapshots are written off the loop: let the one in flight finish before opening the
-      // directory a second time (open clears temp files).
       await leader.snapshotNow();
-      const snapshots = await SnapshotStore.open(`${dir.path}/${leaderId}/snap`, {
-        dek,
-        keyId: 1,
-        random: systemRandom,
-        fs,
-      });
+      const snapshots = await snapshotsIn(
+        copySnapshots(`${dir.path}/${leaderId}/snap`, `${dir.path}/before`),
+      );
       const behind = net.nodes.get(c)!.store.appliedIndex;
       const onDisk = await snapshots.loadLatest();
       expect(onDisk?.meta.index).toBeGreaterThan(behind);
@@ -139,11 +163,13 @@ describe('RaftNode snapshots', () => {
       await until('node-c to apply what the leader applied', 20_000, () =>
         follower.store.appliedIndex >= leader.store.appliedIndex ? true : undefined,
       );
-      const sent = net.snapshotsSent.filter((m) => m.to === c);
+      const sent = net.snapshotsSent.filter((s) => s.message.to === c);
       expect(sent.length).toBeGreaterThanOrEqual(1);
-      // What went on the wire is the leader's snapshot as its disk holds it.
-      for (const message of sent)
-        expect(message.snapshot).toEqual((await snapshots.load(message.snapshot.meta))!);
+      // What went on the wire is the leader's snapshot as its disk held it.
+      for (const { message, copy } of sent)
+        expect(message.snapshot).toEqual(
+          (await (await snapshotsIn(copy)).load(message.snapshot.meta))!,
+        );
       expect(follower.store.audit.size).toBe(leader.store.audit.size);
       expect([...follower.store.audit.lines()]).toEqual([...leader.store.audit.lines()]);
     } finally {

@@ -76,7 +76,9 @@ function failureRecap(output: string): string[] {
       const block = lines.slice(from, i + 1).filter((l) => l.trim() !== '');
       // The message comes first, the stack last: a long block keeps its head and its last lines.
       const kept = block.length > 60 ? [...block.slice(0, 50), '…', ...block.slice(-5)] : block;
-      recap.push(kept.map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l)).join('\n'));
+      // bun's closing list of failed tests repeats each "(fail)" line alone: nothing to add.
+      if (block.length > 1)
+        recap.push(kept.map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l)).join('\n'));
     }
     if (
       trimmed.startsWith('(pass)') ||

@@ -10,7 +10,7 @@
  * busybox-static; CI installs them.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -79,6 +79,17 @@ interface LocalRow {
   readonly Id: string;
   readonly Owner: string;
   readonly Secrets: readonly { Name: string; Version: number; Target: string }[];
+}
+
+/**
+ * Stops a `secretd spawn` a test started, if it still runs (SIGTERM: spawn erases its secrets
+ * before it exits), so that a failed test leaves no spawn behind to fail the tests after it.
+ */
+async function ended(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exit = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exit;
 }
 
 async function localContainers(): Promise<LocalRow[]> {
@@ -476,16 +487,21 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
     const exited = new Promise<number | null>((resolve) =>
       child.once('exit', (code) => resolve(code)),
     );
-    await until('the spawned command to start', 10_000, () =>
-      existsSync(ready) ? true : undefined,
-    );
-    expect(readFileSync(ready, 'utf8')).toBe('1000\n');
-    expect((await localContainers()).map((row) => row.Owner)).toEqual(['process']);
-    ok(cli(['secret', 'update', 'db_pass', '-'], 'db-v3'), 'secret update');
-    expect(await exited).toBe(3);
-    expect(readFileSync(out, 'utf8')).toBe('db-v3');
-    expect(await localContainers()).toEqual([]);
-    expect(containerMounts()).toEqual([]);
+    try {
+      // The shell creates the file before it writes to it: wait for the line.
+      await until('the spawned command to start', 10_000, () =>
+        existsSync(ready) && readFileSync(ready, 'utf8').endsWith('\n') ? true : undefined,
+      );
+      expect(readFileSync(ready, 'utf8')).toBe('1000\n');
+      expect((await localContainers()).map((row) => row.Owner)).toEqual(['process']);
+      ok(cli(['secret', 'update', 'db_pass', '-'], 'db-v3'), 'secret update');
+      expect(await exited).toBe(3);
+      expect(readFileSync(out, 'utf8')).toBe('db-v3');
+      expect(await localContainers()).toEqual([]);
+      expect(containerMounts()).toEqual([]);
+    } finally {
+      await ended(child);
+    }
   });
 
   test('a spawn killed with SIGKILL takes its command with it and leaves its tmpfs, which the agent sweep erases', async () => {
@@ -509,8 +525,11 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
       { stdio: 'ignore' },
     );
     await until('the spawned command to start', 10_000, () =>
-      existsSync(pidFile) && readFileSync(pidFile, 'utf8') !== '' ? true : undefined,
-    );
+      existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n') ? true : undefined,
+    ).catch(async (error: unknown) => {
+      await ended(child);
+      throw error;
+    });
     expect(containerMounts()).toHaveLength(1);
     // nsenter execs secretd: the child's pid is spawn's.
     child.kill('SIGKILL');

@@ -4,9 +4,11 @@
  *
  * A connection goes through three phases, each with its own budget:
  * - **handshaking** (accepted, TLS not done): closed after `tlsHandshakeTimeoutMs`. When too many
- *   are handshaking, in all or from one address, the *oldest* one is closed to make room, so a
- *   flood of stalled handshakes only shortens how long each is kept and a certified peer's new
- *   connection (whose handshake takes milliseconds) still gets through.
+ *   are handshaking from one address, that address's *oldest* one is closed to make room; when too
+ *   many are handshaking in all, the oldest one of the address holding the most. So a flood of
+ *   stalled handshakes only shortens how long each is kept, and a certified peer's new connection
+ *   (whose handshake takes milliseconds, or longer on a loaded machine) is not the one closed
+ *   while the flood comes from fewer addresses than it has handshakes.
  * - **anonymous** (no client certificate: a node about to join): a small budget of its own, in all
  *   and per address; a new one beyond it is closed at once. Each is closed after
  *   `anonymousIdleTimeoutMs` with nothing in progress and after `anonymousConnectionLifetimeMs` in
@@ -236,17 +238,32 @@ export class ConnectionGuard {
     this.#count(address, 'handshaking', 1);
     socket.once('close', () => this.#forget(connection));
     this.#arm(connection, this.#limits.tlsHandshakeTimeoutMs);
-    // Room for the newcomer: the oldest stalled handshakes go first.
+    // Room for the newcomer: the oldest stalled handshake of the address holding the most goes
+    // first, so a flood from a few addresses never takes a handshake from anyone else.
     if (this.#handshaking.size > this.#limits.handshakingConnectionsMax)
-      this.#close(this.#handshaking.values().next().value!);
-    if (this.#countOf(address).handshaking > this.#limits.handshakingConnectionsPerAddressMax) {
-      for (const other of this.#handshaking) {
-        if (other.address === address) {
-          this.#close(other);
-          break;
-        }
+      this.#closeOldestHandshakeFrom(this.#busiestHandshakingAddress());
+    if (this.#countOf(address).handshaking > this.#limits.handshakingConnectionsPerAddressMax)
+      this.#closeOldestHandshakeFrom(address);
+  }
+
+  /** The address with the most connections handshaking (the first seen of those tied). */
+  #busiestHandshakingAddress(): string {
+    let busiest = '';
+    let most = 0;
+    for (const [address, counts] of this.#perAddress)
+      if (counts.handshaking > most) {
+        busiest = address;
+        most = counts.handshaking;
       }
-    }
+    return busiest;
+  }
+
+  #closeOldestHandshakeFrom(address: string): void {
+    for (const connection of this.#handshaking)
+      if (connection.address === address) {
+        this.#close(connection);
+        return;
+      }
   }
 
   /** The handshake is done: the connection is anonymous or certified from now on (first of 'session' and 'secureConnection'). */

@@ -687,6 +687,29 @@ describe('caps on the TLS port (small ones, through the real server)', () => {
     ]);
   });
 
+  test('past the total cap of handshakes, the one closed is the oldest of the address holding the most, not an older one from elsewhere', async () => {
+    await using pool = new AttackPool();
+    const lone = pool.stalledHandshake(limited.target, '127.0.0.8');
+    await until('the lone stalled handshake to be held', 10_000, () =>
+      connectionCounts(limited.server)?.handshaking === 1 ? true : undefined,
+    );
+    const flood = [1, 2, 3].map(() => pool.stalledHandshake(limited.target, '127.0.0.9'));
+    const other = pool.stalledHandshake(limited.target, '127.0.0.10');
+    await until('five stalled handshakes to be held', 10_000, () =>
+      connectionCounts(limited.server)?.handshaking === 5 ? true : undefined,
+    );
+    // The sixth, from a third address: the flood's oldest goes, though the lone one is older.
+    const sixth = pool.stalledHandshake(limited.target, '127.0.0.11');
+    await closesWithin(flood[0]!, 10_000, "the flooding address's oldest stalled handshake");
+    expect([lone, ...flood.slice(1), other, sixth].map((s) => s.isClosed())).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
+  });
+
   test('certified connections past the per-address cap are closed', async () => {
     await using pool = new AttackPool();
     const held = [0, 1, 2].map(() =>

@@ -4,6 +4,10 @@
  * not only the `secretd-manager` name, which a certificate's SANs can carry whatever its role.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
+import { once } from 'node:events';
+import { createSecureServer, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { until } from '../../../test/helpers/cluster.ts';
 import {
   createKeyAndCSR,
   createRootCA,
@@ -160,6 +164,87 @@ describe('PeerClient', () => {
       '{}',
       [{ method: 'GET', path: '/secretd/raft/status', body: '' }],
     ]);
+  });
+});
+
+/** A manager-like server whose `/lines` streams a numbered line every 10 ms; others answer `{}`. */
+async function linesServer() {
+  const server = createSecureServer({
+    ca: ca.certPem,
+    ...(await certificate('manager', 'peerpeerpeerpeerpeerpeer0')),
+    requestCert: true,
+    rejectUnauthorized: false,
+  });
+  const sessions = new Set<ServerHttp2Session>();
+  server.on('session', (session) => sessions.add(session));
+  server.on('stream', (stream: ServerHttp2Stream, headers) => {
+    stream.on('error', () => {});
+    stream.respond({ ':status': 200 });
+    if (headers[':path'] !== '/lines') return void stream.end('{}');
+    let n = 0;
+    const writing = setInterval(() => stream.write(`line ${n++}\n`), 10);
+    stream.on('close', () => clearInterval(writing));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    addr: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    sessions,
+    async [Symbol.asyncDispose]() {
+      for (const session of sessions) session.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/**
+ * Opens `/lines`, calls setTls with a new certificate (and `ca`) once three lines came, then makes
+ * a request; says whether the lines stream ended and how many sessions the server saw.
+ */
+async function renewWhileStreaming(caPem: string) {
+  await using server = await linesServer();
+  const renewing = new PeerClient({ ca: ca.certPem, ...self });
+  try {
+    const lines: string[] = [];
+    let ended = false;
+    await renewing.openLines(server.addr, '/lines', {
+      onLine: (line) => lines.push(line),
+      onEnd: () => (ended = true),
+    });
+    await until('three lines', 10_000, () => (lines.length >= 3 ? true : undefined));
+    renewing.setTls({ ca: caPem, ...(await certificate('manager', 'selfselfselfselfselfself0')) });
+    const before = lines.length;
+    const answer = await renewing.request(server.addr, 'GET', '/other', null, {
+      timeoutMs: 10_000,
+    });
+    await until('ten more lines, or the end', 10_000, () =>
+      lines.length >= before + 10 || ended ? true : undefined,
+    );
+    const inOrder = lines.every((line, i) => line === `line ${i}`);
+    return { ended, inOrder, status: answer.status, sessions: server.sessions.size };
+  } finally {
+    renewing.closeAll();
+  }
+}
+
+describe('PeerClient.setTls', () => {
+  test('a renewed certificate: what an open session carries (a dispatcher session, a Raft stream) runs on, and the next request opens a new session', async () => {
+    expect(await renewWhileStreaming(ca.certPem)).toEqual({
+      ended: false,
+      inOrder: true,
+      status: 200,
+      sessions: 2,
+    });
+  });
+
+  test('new trusted roots (a root CA rotation): open sessions are cut, so their owners reconnect under the new trust', async () => {
+    const next = await createRootCA({ now: new Date() });
+    expect(await renewWhileStreaming(`${ca.certPem}${next.certPem}`)).toEqual({
+      ended: true,
+      inOrder: true,
+      status: 200,
+      sessions: 2,
+    });
   });
 });
 

@@ -96,15 +96,19 @@ export class PeerClient {
 
   /**
    * A renewed certificate: sessions opened from now on present it. Open sessions are retired
-   * gracefully (no new stream on them; what they carry, a Raft stream or a request in flight,
-   * finishes on the old certificate, which is still valid), so a renewal fails nothing.
+   * gracefully (no new stream on them; what they carry, a Raft stream, the agent's dispatcher
+   * session or a request in flight, finishes on the old certificate, which is still valid), so a
+   * renewal fails nothing. New trusted roots (a root CA rotation) are another matter: nothing goes
+   * on under the trust it was checked with, and every open session is cut (their owners reconnect).
    */
   setTls(tls: PeerTls): void {
+    const trustChanged = tls.ca !== this.#tls.ca;
     this.#tls = tls;
     this.#checkServer = checkManagerIdentity(parseIdentity(tls.cert).clusterId);
     for (const [addr, session] of [...this.#sessions]) {
       this.#sessions.delete(addr);
-      if (!session.closed && !session.destroyed) session.close();
+      if (trustChanged) session.destroy();
+      else if (!session.closed && !session.destroyed) session.close();
     }
   }
 
@@ -119,9 +123,16 @@ export class PeerClient {
     });
     session.on('error', () => this.#drop(addr, session));
     session.on('close', () => this.#drop(addr, session));
-    session.on('goaway', () => this.#drop(addr, session));
+    // A GOAWAY (the server's, or the one our own close() sends: setTls) only retires the session:
+    // no new stream goes on it, and what it carries finishes. Destroying it here had cut every
+    // open stream at each certificate renewal, an exec sent on the agent's session among them.
+    session.on('goaway', () => this.#retire(addr, session));
     this.#sessions.set(addr, session);
     return session;
+  }
+
+  #retire(addr: string, session: ClientHttp2Session): void {
+    if (this.#sessions.get(addr) === session) this.#sessions.delete(addr);
   }
 
   /** The session to `addr`, or null after rejecting with why it cannot be opened. */

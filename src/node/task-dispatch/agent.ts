@@ -43,6 +43,9 @@ import type { TaskStatusUpdate } from '../store/index.ts';
 import { fromBase64 } from '../store/index.ts';
 import type { TaskState } from '../store/index.ts';
 
+/** Exec ids remembered, to run each once (far more than execs in flight at once). */
+const execIdsKept = 1024;
+
 export interface AgentOptions {
   readonly nodeId: string;
   /** Managers to try, best first; the dispatcher's answer names the leader when it is elsewhere. */
@@ -78,6 +81,11 @@ export class Agent {
   readonly #ended = new Map<string, TaskStatusUpdate | null>();
   /** Tasks told to stop that never ran here, already confirmed shut down to this session's leader. */
   readonly #confirmed = new Set<string>();
+  /**
+   * The latest exec ids received: the dispatcher sends an unanswered exec again on each new
+   * session, and one that arrived before its session ended must not run twice.
+   */
+  readonly #execIds = new Set<string>();
   #stopSweeping: (() => void) | null = null;
   /** Another process holds this node's session (its 409 was logged once). */
   #claimedElsewhere = false;
@@ -273,6 +281,10 @@ export class Agent {
           .catch(() => {});
         return;
       case 'exec':
+        if (this.#execIds.has(message.id)) return;
+        this.#execIds.add(message.id);
+        if (this.#execIds.size > execIdsKept)
+          this.#execIds.delete(this.#execIds.values().next().value!);
         void this.#execFor(addr, message.id, message.taskId, message.argv);
         return;
       case 'assignments':

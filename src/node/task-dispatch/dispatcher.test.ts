@@ -360,4 +360,46 @@ describe('Dispatcher: one process per node id', () => {
     dispatcher.execResult('n1', id, { code: 0, stdout: 'out', stderr: '' });
     expect(await answer).toEqual({ code: 0, stdout: 'out', stderr: '' });
   });
+
+  test('an exec unanswered when its session ends (its message perhaps lost) is sent again on the next session of its node, and answered', async () => {
+    const { apply, dispatcher } = setup({ random: (bytes) => new Uint8Array(bytes).fill(8) });
+    apply({
+      op: 'tasks-put',
+      at,
+      tasks: [
+        {
+          id: 't1',
+          serviceId: 'svc',
+          slot: 1,
+          nodeId: 'n1',
+          specVersion: 1,
+          container: container([]),
+          desiredState: 'running',
+          state: 'assigned',
+        },
+      ],
+    });
+    const claim = { instance: 'agent-process-0001', address: '10.0.0.1:40001' };
+    const one = await read(dispatcher.openSession('n1', claim));
+    expect(await one.next()).toMatchObject({ type: 'assignments', full: true });
+    const answer = dispatcher.exec('n1', 't1', ['cat', '/run/secrets/db'], 1000);
+    const sent: SessionMessage = {
+      type: 'exec',
+      id: '8'.repeat(25),
+      taskId: 't1',
+      argv: ['cat', '/run/secrets/db'],
+    };
+    expect(await one.next()).toEqual(sent);
+    // The same process's next session (a renewal or a reconnect): the exec again, after the tasks.
+    const two = await read(dispatcher.openSession('n1', claim));
+    expect(await two.next()).toMatchObject({ type: 'assignments', full: true });
+    expect(await two.next()).toEqual(sent);
+    dispatcher.execResult('n1', sent.id, { code: 0, stdout: 'out', stderr: '' });
+    expect(await answer).toEqual({ code: 0, stdout: 'out', stderr: '' });
+    // Answered: a third session is not sent it.
+    const three = await read(dispatcher.openSession('n1', claim));
+    expect(await three.next()).toMatchObject({ type: 'assignments', full: true });
+    dispatcher.askRenewal('n1', 'a marker');
+    expect(await three.next()).toEqual({ type: 'renew-certificate', reason: 'a marker' });
+  });
 });

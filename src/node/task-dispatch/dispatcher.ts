@@ -85,9 +85,19 @@ export class Dispatcher {
   readonly #lastSeen = new Map<string, number>();
   /** Node id → the refused instance last logged, so a retrying second process is logged once. */
   readonly #refusalsLogged = new Map<string, string>();
+  /**
+   * Execs waiting for their node's answer, by id. Each is sent again on every new session of its
+   * node until answered (a session can end with one in flight: its message lost); the agent runs
+   * an id once.
+   */
   readonly #execs = new Map<
     string,
-    { nodeId: string; resolve: (r: ExecResult) => void; reject: (e: Error) => void }
+    {
+      readonly nodeId: string;
+      readonly message: Extract<SessionMessage, { type: 'exec' }>;
+      resolve: (r: ExecResult) => void;
+      reject: (e: Error) => void;
+    }
   >();
   #active = false;
   #activeSince = 0;
@@ -171,6 +181,8 @@ export class Dispatcher {
         this.#sessions.set(nodeId, current);
         this.#lastSeen.set(nodeId, this.#options.timers.now());
         this.#push(current, true);
+        for (const exec of this.#execs.values())
+          if (exec.nodeId === nodeId) current.send(exec.message);
         this.#checkCertificate(current);
         void this.#setStatus(nodeId, 'ready');
       },
@@ -298,8 +310,10 @@ export class Dispatcher {
           ),
         );
       });
+      const message = { type: 'exec', id, taskId, argv } as const;
       this.#execs.set(id, {
         nodeId,
+        message,
         resolve: (result) => {
           cancel();
           resolve(result);
@@ -309,7 +323,7 @@ export class Dispatcher {
           reject(error);
         },
       });
-      session.send({ type: 'exec', id, taskId, argv });
+      session.send(message);
     });
   }
 

@@ -1,0 +1,78 @@
+/**
+ * The agent's end of exec: the dispatcher sends an unanswered exec again on each new session of
+ * the node (its first session may have ended with the message in flight), so the agent runs an id
+ * once, however many sessions bring it. The link is a stand-in that brings each session's lines;
+ * the exec itself is refused (no such task here), which the agent answers like any result.
+ */
+import { describe, expect, test } from 'bun:test';
+import { systemTimers } from '../../io/timers.ts';
+import type { Executor } from '../executor/index.ts';
+import type { PeerLink } from '../peers/index.ts';
+import { tempDir } from '../../../test/helpers/process.ts';
+import { until } from '../../../test/helpers/cluster.ts';
+import { Agent } from './agent.ts';
+import { execResultPath, type SessionMessage } from './messages.ts';
+
+/** A link whose every session brings `lines` and then ends; it records what the agent posts. */
+function sessionsBringing(lines: readonly SessionMessage[]) {
+  const posted: Array<{ path: string; body: unknown }> = [];
+  let sessions = 0;
+  const link: PeerLink = {
+    request: async (_addr, _method, path, body) => {
+      posted.push({ path, body: body ? JSON.parse(new TextDecoder().decode(body)) : null });
+      return { status: 204, body: new Uint8Array() };
+    },
+    openLines: async (_addr, _path, handlers) => {
+      sessions++;
+      queueMicrotask(() => {
+        for (const line of lines) handlers.onLine(JSON.stringify(line));
+        setTimeout(() => handlers.onEnd(null), 10);
+      });
+      return { status: 200, body: '', close: () => {} };
+    },
+    openStream: () => {
+      throw new Error('no Raft here');
+    },
+    reset: () => {},
+    setTls: () => {},
+    closeAll: () => {},
+  };
+  return { link, posted, sessions: () => sessions };
+}
+
+describe('Agent exec', () => {
+  test('an exec brought again by a later session runs once, and is answered once', async () => {
+    using dir = tempDir('secretd-agent-exec-');
+    const exec: SessionMessage = { type: 'exec', id: 'e'.repeat(25), taskId: 't1', argv: ['true'] };
+    const other: SessionMessage = {
+      type: 'exec',
+      id: 'f'.repeat(25),
+      taskId: 't1',
+      argv: ['true'],
+    };
+    const { link, posted, sessions } = sessionsBringing([exec, exec, other]);
+    const executor = {
+      runDir: dir.path,
+      onExit: () => {},
+      sweep: async () => [],
+      reconcile: async () => {},
+    } as unknown as Executor;
+    const agent = new Agent({
+      nodeId: 'n1',
+      managers: () => ['127.0.0.1:1'],
+      peers: link,
+      executor,
+      timers: systemTimers,
+      log: () => {},
+    });
+    agent.start();
+    try {
+      await until('three sessions', 10_000, () => (sessions() >= 3 ? true : undefined));
+    } finally {
+      await agent.stop();
+    }
+    const answers = posted.filter((p) => p.path === execResultPath);
+    expect(answers.map((a) => (a.body as { Id: string }).Id)).toEqual([exec.id, other.id]);
+    expect(answers[0]!.body).toMatchObject({ Id: exec.id, code: 126 });
+  });
+});

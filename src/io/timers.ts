@@ -9,6 +9,11 @@ export interface Timers {
   after(ms: number, fn: () => void): () => void;
   /** Calls `fn` every `ms`; returns a function that stops it. */
   every(ms: number, fn: () => void): () => void;
+  /**
+   * Calls `fn` at the next turn of the event loop: after every callback already queued for this
+   * one (setImmediate; Bun's setTimeout(0) waits a millisecond).
+   */
+  turn(fn: () => void): void;
 }
 
 export const systemTimers: Timers = {
@@ -20,6 +25,9 @@ export const systemTimers: Timers = {
   every(ms, fn) {
     const handle = setInterval(fn, ms);
     return () => clearInterval(handle);
+  },
+  turn(fn) {
+    setImmediate(fn);
   },
 };
 

@@ -17,6 +17,10 @@ export class ManualTimers implements Timers {
     this.#tasks.push(task);
     return () => (task.live = false);
   }
+  /** A turn of the event loop is not time: it comes on its own, as in production. */
+  turn(fn: () => void): void {
+    setImmediate(fn);
+  }
   /** Milliseconds from now to each one-shot timer still waiting, soonest first. */
   pendingAfters(): number[] {
     return this.#tasks

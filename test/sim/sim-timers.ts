@@ -38,6 +38,10 @@ export class SimTimers implements Timers {
     };
   }
 
+  turn(fn: () => void): void {
+    this.after(0, fn);
+  }
+
   every(ms: number, fn: () => void): () => void {
     let cancelled = false;
     const arm = (): void => {

@@ -4,7 +4,10 @@
  *
  * For every Ready `rd = core.ready()`, one at a time, in this order (`#loop`):
  *   1. Apply the committed entries that are already durable here (rd.committedEntries up to the
- *      last index persisted by an earlier Ready) and answer their proposals.
+ *      last index persisted by an earlier Ready) and answer their proposals. When it answered any
+ *      and this Ready writes no new entries (it commits what an earlier one wrote: one writer at a
+ *      time), the loop waits one turn of the event loop here, so those answers go out before the
+ *      hard state's write and the followers' commit messages, not interleaved with them.
  *   2. Persist (`#persist`):
  *      a. rd.snapshot, if any (a leader's; it replaces the whole log): the snapshot file, then the
  *         WAL's marker (each synced by its own write), then the store is restored from it;
@@ -18,6 +21,8 @@
  *      4b: the core names a snapshot to send by its meta only (it keeps no snapshot bytes): the
  *      data is read from the snapshot store and the message sent once read, off the loop
  *      (`#sendSnapshot`); a snapshot is committed state, so it promises nothing of this Ready.
+ *      4c: appends that only carry a new commit index may wait a turn of the event loop, and give
+ *      way to a later append to the same peer (`#send`): a lost message, which Raft allows.
  *   5. Apply the remaining committed entries and answer their proposals; hand out rd.readStates
  *      (each read is answered once the store has applied readState.index).
  *   6. core.advance(rd).
@@ -98,7 +103,12 @@ import { replayCommitted } from './_replay.ts';
 import { processMetrics, requestTrace, type SecretdMetrics } from '../metrics/index.ts';
 
 export interface Transport {
-  send(messages: readonly Message[]): void;
+  /**
+   * Hands messages over for sending, in order per peer. `later`: they may wait for the next turn
+   * of the event loop, and an append that carries no entries may be dropped if a later append to
+   * the same peer in the same term, which carries a commit index as new, goes out with it.
+   */
+  send(messages: readonly Message[], options?: { readonly later?: boolean }): void;
 }
 
 /** A key that seals WAL records and snapshots. */
@@ -512,7 +522,9 @@ export class RaftNode {
       );
       const durable = ready.committedEntries.filter((e) => e.index <= stable);
       const later = ready.committedEntries.slice(durable.length);
-      this.#applyEntries(durable);
+      const answered = this.#applyEntries(durable);
+      if (answered > 0 && ready.entries.length === 0)
+        await new Promise<void>((resolve) => this.#timers.turn(resolve));
       // A leader's appends go out before its own write, which runs alongside the followers' (4a).
       const early = this.#earlyAppends(ready);
       if (early !== null) {
@@ -563,13 +575,22 @@ export class RaftNode {
     return early;
   }
 
-  /** Step 4 of the header: every message now, but a snapshot once its data is read (4b). */
+  /**
+   * Step 4 of the header: every message now, but a snapshot once its data is read (4b). Appends
+   * that only carry a new commit index (the core tells its followers as soon as it commits) may
+   * wait a turn of the event loop (4c): under load the next batch's appends, which carry that
+   * commit index too, come meanwhile and take their place, sparing a message each way per peer.
+   */
   #send(messages: readonly ReadyMessage[]): void {
     const now: Message[] = [];
+    let commitOnly = true;
     for (const message of messages)
       if (message.type === 'snapshot') this.#sendSnapshot(message);
-      else now.push(message);
-    if (now.length > 0) this.#options.transport.send(now);
+      else {
+        now.push(message);
+        if (message.type !== 'append' || message.entries.length > 0) commitOnly = false;
+      }
+    if (now.length > 0) this.#options.transport.send(now, { later: commitOnly });
   }
 
   /**
@@ -695,12 +716,15 @@ export class RaftNode {
     store.announce();
   }
 
-  #applyEntries(entries: readonly Entry[]): void {
+  /** Applies the entries and answers their proposals; returns how many it answered. */
+  #applyEntries(entries: readonly Entry[]): number {
+    let answered = 0;
     replayCommitted(this.#store, entries, entries.at(-1)?.index ?? 0, (entry, result) => {
       this.#appliedTerm = entry.term;
       this.#appliedBytes += entry.data.byteLength;
       const pending = this.#pending.get(entry.index);
       if (pending) {
+        answered++;
         this.#pending.delete(entry.index);
         this.#metrics.leader.applied.observe((this.#timers.now() - pending.at) / 1000);
         if (pending.term === entry.term && result) pending.resolve(result);
@@ -721,6 +745,7 @@ export class RaftNode {
         waiter.resolve();
       }
     }
+    return answered;
   }
 
   #whenApplied(index: number, callbacks: Array<() => void>): void {

@@ -4,7 +4,9 @@ import { EventEmitter } from 'node:events';
 import { ManualTimers } from '../../../test/helpers/manual-timers.ts';
 import type { MemberId, Message } from '../../raft/types.ts';
 import type { PeerClient } from '../peers/index.ts';
-import { raftStreamPath, RaftTransport } from './transport.ts';
+import { FrameReader } from './frames.ts';
+import { raftStreamPath, RaftTransport, withoutStaleAppends } from './transport.ts';
+import { decodeMessages } from './wire.ts';
 
 const a = 'a' as MemberId;
 const b = 'b' as MemberId;
@@ -89,4 +91,61 @@ describe('RaftTransport', () => {
     expect(peers.opened.map(({ stream }) => stream.frames.length)).toEqual([1]);
     transport.close();
   });
+
+  test('an append that only carries a commit index waits a turn, and gives way to a later append to the same peer', async () => {
+    const peers = fakeClient();
+    const transport = new RaftTransport({
+      client: peers.client,
+      resolve: () => '10.0.0.2:4377',
+      timeoutMs: 5000,
+      timers: new ManualTimers(),
+    });
+    const sent = (): Message[][] =>
+      peers.opened.flatMap(({ stream }) =>
+        stream.frames.flatMap((bytes) => new FrameReader(1 << 20).push(bytes).map(decodeMessages)),
+      );
+    transport.send([append(2, 5, 0)], { later: true });
+    await Promise.resolve();
+    expect(sent()).toEqual([]); // not at the end of this turn: at the next
+    await flushed();
+    expect(sent()).toEqual([[append(2, 5, 0)]]);
+    transport.send([append(2, 6, 0)], { later: true });
+    transport.send([append(2, 6, 2)]);
+    await flushed();
+    expect(sent()).toEqual([[append(2, 5, 0)], [append(2, 6, 2)]]);
+    transport.close();
+  });
+
+  test('withoutStaleAppends drops an empty append only before a later append in the same term', () => {
+    const hb: Message = { ...heartbeat, term: 2 };
+    expect(withoutStaleAppends([append(2, 5, 0), hb, append(2, 5, 1)])).toEqual([
+      hb,
+      append(2, 5, 1),
+    ]);
+    expect(withoutStaleAppends([append(2, 5, 0), append(2, 6, 0)])).toEqual([append(2, 6, 0)]);
+    const kept = [append(2, 5, 1), append(2, 6, 0)];
+    expect(withoutStaleAppends(kept)).toBe(kept);
+    const terms = [append(1, 5, 0), append(2, 5, 1)];
+    expect(withoutStaleAppends(terms)).toEqual(terms);
+    expect(withoutStaleAppends([hb])).toEqual([hb]);
+  });
 });
+
+/** An append in `term` after `prevIndex` with `count` entries, committing up to prevIndex. */
+function append(term: number, prevIndex: number, count: number): Message {
+  return {
+    type: 'append',
+    from: a,
+    to: b,
+    term,
+    prevIndex,
+    prevTerm: term,
+    commit: prevIndex,
+    entries: Array.from({ length: count }, (_, i) => ({
+      term,
+      index: prevIndex + 1 + i,
+      type: 'normal' as const,
+      data: new Uint8Array([i]),
+    })),
+  };
+}

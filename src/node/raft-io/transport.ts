@@ -23,7 +23,8 @@ interface Peer {
   addr: string | null;
   /** False from a write the stream could not take until its `drain`. */
   writable: boolean;
-  flushQueued: boolean;
+  /** A flush is queued: at the end of this turn of the event loop, or (`later`) at the next. */
+  flushQueued: 'no' | 'now' | 'later';
   /** Cancels the pending retry, if one is armed. */
   retryTimer: (() => void) | null;
   /** No new stream before this time (ms on the Timers clock): a peer that is down costs one attempt per backoff. */
@@ -56,15 +57,22 @@ export class RaftTransport implements Transport {
     this.#timers = options.timers ?? systemTimers;
   }
 
-  send(messages: readonly Message[]): void {
+  send(messages: readonly Message[], options: { readonly later?: boolean } = {}): void {
     if (this.#closed) return;
     for (const message of messages) {
       const peer = this.#peer(message.to);
       if (peer.queue.length >= raftPeerQueueMax) peer.queue.shift();
       peer.queue.push(message);
-      if (!peer.flushQueued) {
-        // Everything sent in this turn of the event loop goes out as one frame.
-        peer.flushQueued = true;
+      // Everything sent in this turn of the event loop goes out as one frame; what may wait, in
+      // the next turn, unless something that may not comes first and takes it along.
+      if (options.later === true) {
+        if (peer.flushQueued !== 'no') continue;
+        peer.flushQueued = 'later';
+        this.#timers.turn(() => {
+          if (peer.flushQueued === 'later') this.#flush(peer);
+        });
+      } else if (peer.flushQueued !== 'now') {
+        peer.flushQueued = 'now';
         queueMicrotask(() => this.#flush(peer));
       }
     }
@@ -96,7 +104,7 @@ export class RaftTransport implements Transport {
         stream: null,
         addr: null,
         writable: true,
-        flushQueued: false,
+        flushQueued: 'no',
         retryTimer: null,
         retryAt: -Infinity,
         failures: 0,
@@ -109,7 +117,7 @@ export class RaftTransport implements Transport {
   }
 
   #flush(peer: Peer): void {
-    peer.flushQueued = false;
+    peer.flushQueued = 'no';
     if (this.#closed || peer.queue.length === 0) return;
     const now = this.#timers.now();
     if (
@@ -120,8 +128,7 @@ export class RaftTransport implements Transport {
       this.#fail(peer, true);
     if (!peer.stream && !this.#open(peer, now)) return;
     if (!peer.writable) return; // `drain` flushes
-    const batch = peer.queue.splice(0);
-    const ok = peer.stream!.write(frame(encodeMessages(batch)));
+    const ok = peer.stream!.write(frame(encodeMessages(withoutStaleAppends(peer.queue.splice(0)))));
     peer.unackedSince ??= now;
     if (!ok) peer.writable = false;
   }
@@ -192,4 +199,32 @@ export class RaftTransport implements Transport {
       });
     }
   }
+}
+
+/**
+ * The batch without each append that carries no entries and is followed by another append in the
+ * same term: that one carries a commit index at least as new (a leader's commit only grows in its
+ * term), and it is answered too, so the empty one adds nothing but a message each way.
+ */
+export function withoutStaleAppends(batch: Message[]): Message[] {
+  let lastAppendTerm = -1;
+  let stale = 0;
+  for (let i = batch.length - 1; i >= 0; i--) {
+    const message = batch[i]!;
+    if (message.type !== 'append') continue;
+    if (message.entries.length === 0 && message.term === lastAppendTerm) stale++;
+    lastAppendTerm = Math.max(lastAppendTerm, message.term);
+  }
+  if (stale === 0) return batch;
+  const kept: Message[] = [];
+  lastAppendTerm = -1;
+  for (let i = batch.length - 1; i >= 0; i--) {
+    const message = batch[i]!;
+    if (message.type === 'append') {
+      if (message.entries.length === 0 && message.term === lastAppendTerm) continue;
+      lastAppendTerm = Math.max(lastAppendTerm, message.term);
+    }
+    kept.push(message);
+  }
+  return kept.reverse();
 }

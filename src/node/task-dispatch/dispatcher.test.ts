@@ -79,6 +79,37 @@ const container = (secretIds: string[]): ContainerSpec => ({
   })),
 });
 
+/** Puts task t1 of service svc on n1, using `secretIds`, in the states given (running, assigned). */
+function placeTask(
+  apply: (command: Command) => unknown,
+  {
+    secretIds = [],
+    desiredState = 'running',
+    state = 'assigned',
+  }: {
+    secretIds?: string[];
+    desiredState?: 'running' | 'shutdown';
+    state?: 'assigned' | 'shutdown';
+  } = {},
+): void {
+  apply({
+    op: 'tasks-put',
+    at,
+    tasks: [
+      {
+        id: 't1',
+        serviceId: 'svc',
+        slot: 1,
+        nodeId: 'n1',
+        specVersion: 1,
+        container: container(secretIds),
+        desiredState,
+        state,
+      },
+    ],
+  });
+}
+
 async function read(
   stream: ReadableStream<Uint8Array>,
 ): Promise<{ next: () => Promise<SessionMessage> }> {
@@ -88,22 +119,7 @@ async function read(
 describe('Dispatcher', () => {
   test('a node is sent its tasks and only the secrets they reference; the others get none', async () => {
     const { apply, dispatcher } = setup();
-    apply({
-      op: 'tasks-put',
-      at,
-      tasks: [
-        {
-          id: 't1',
-          serviceId: 'svc',
-          slot: 1,
-          nodeId: 'n1',
-          specVersion: 1,
-          container: container(['s1']),
-          desiredState: 'running',
-          state: 'assigned',
-        },
-      ],
-    });
+    placeTask(apply, { secretIds: ['s1'] });
     const one = await read(dispatcher.openSession('n1'));
     const two = await read(dispatcher.openSession('n2'));
     const first = await one.next();
@@ -131,22 +147,7 @@ describe('Dispatcher', () => {
   test('when the last task using a secret stops, the node is told to drop it', async () => {
     const { apply, dispatcher } = setup();
     const put = (desiredState: 'running' | 'shutdown', state: 'assigned' | 'shutdown') =>
-      apply({
-        op: 'tasks-put',
-        at,
-        tasks: [
-          {
-            id: 't1',
-            serviceId: 'svc',
-            slot: 1,
-            nodeId: 'n1',
-            specVersion: 1,
-            container: container(['s1', 's2']),
-            desiredState,
-            state,
-          },
-        ],
-      });
+      placeTask(apply, { secretIds: ['s1', 's2'], desiredState, state });
     put('running', 'assigned');
     const one = await read(dispatcher.openSession('n1'));
     await one.next();
@@ -204,22 +205,7 @@ describe('Dispatcher: one process per node id', () => {
   const copy = { instance: 'copied-data-dir-02', address: '10.0.0.9:50002' };
   const refusal = `Node n1 already has a session from another process (address 10.0.0.1:40001): two processes claim this node's identity (a copied data dir?); this one is refused while that one keeps its heartbeats`;
   const putTask = (apply: (c: Command) => void, desiredState: 'running' | 'shutdown') =>
-    apply({
-      op: 'tasks-put',
-      at,
-      tasks: [
-        {
-          id: 't1',
-          serviceId: 'svc',
-          slot: 1,
-          nodeId: 'n1',
-          specVersion: 1,
-          container: container(['s1']),
-          desiredState,
-          state: 'assigned',
-        },
-      ],
-    });
+    placeTask(apply, { secretIds: ['s1'], desiredState });
 
   function conflictOf(open: () => unknown): { code: string; message: string } {
     try {
@@ -331,22 +317,7 @@ describe('Dispatcher: one process per node id', () => {
 
   test("exec() names its request with an id from the injected random source and resolves with the node's answer", async () => {
     const { apply, dispatcher } = setup({ random: (bytes) => new Uint8Array(bytes).fill(7) });
-    apply({
-      op: 'tasks-put',
-      at,
-      tasks: [
-        {
-          id: 't1',
-          serviceId: 'svc',
-          slot: 1,
-          nodeId: 'n1',
-          specVersion: 1,
-          container: container([]),
-          desiredState: 'running',
-          state: 'assigned',
-        },
-      ],
-    });
+    placeTask(apply);
     const one = await read(dispatcher.openSession('n1'));
     expect(await one.next()).toMatchObject({ type: 'assignments', full: true });
     const answer = dispatcher.exec('n1', 't1', ['cat', '/run/secrets/db'], 1000);
@@ -363,22 +334,7 @@ describe('Dispatcher: one process per node id', () => {
 
   test('an exec unanswered when its session ends (its message perhaps lost) is sent again on the next session of its node, and answered', async () => {
     const { apply, dispatcher } = setup({ random: (bytes) => new Uint8Array(bytes).fill(8) });
-    apply({
-      op: 'tasks-put',
-      at,
-      tasks: [
-        {
-          id: 't1',
-          serviceId: 'svc',
-          slot: 1,
-          nodeId: 'n1',
-          specVersion: 1,
-          container: container([]),
-          desiredState: 'running',
-          state: 'assigned',
-        },
-      ],
-    });
+    placeTask(apply);
     const claim = { instance: 'agent-process-0001', address: '10.0.0.1:40001' };
     const one = await read(dispatcher.openSession('n1', claim));
     expect(await one.next()).toMatchObject({ type: 'assignments', full: true });

@@ -524,28 +524,29 @@ describe.skipIf(skipReason !== null)('secretd as the OCI runtime', () => {
       ]).slice(1),
       { stdio: 'ignore' },
     );
-    await until('the spawned command to start', 10_000, () =>
-      existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n') ? true : undefined,
-    ).catch(async (error: unknown) => {
+    try {
+      await until('the spawned command to start', 10_000, () =>
+        existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n') ? true : undefined,
+      );
+      expect(containerMounts()).toHaveLength(1);
+      // nsenter execs secretd: the child's pid is spawn's.
+      child.kill('SIGKILL');
+      await until('the sweep to erase the killed spawn', 20_000, async () =>
+        (await localContainers()).length === 0 && containerMounts().length === 0 ? true : undefined,
+      );
+      // The command does not outlive spawn (its parent-death signal): nothing runs on without its secrets.
+      const commandPid = Number(readFileSync(pidFile, 'utf8'));
+      await until('the command to die with spawn', 10_000, () => {
+        try {
+          process.kill(commandPid, 0);
+          return undefined;
+        } catch {
+          return true;
+        }
+      });
+    } finally {
       await ended(child);
-      throw error;
-    });
-    expect(containerMounts()).toHaveLength(1);
-    // nsenter execs secretd: the child's pid is spawn's.
-    child.kill('SIGKILL');
-    await until('the sweep to erase the killed spawn', 20_000, async () =>
-      (await localContainers()).length === 0 && containerMounts().length === 0 ? true : undefined,
-    );
-    // The command does not outlive spawn (its parent-death signal): nothing runs on without its secrets.
-    const commandPid = Number(readFileSync(pidFile, 'utf8'));
-    await until('the command to die with spawn', 10_000, () => {
-      try {
-        process.kill(commandPid, 0);
-        return undefined;
-      } catch {
-        return true;
-      }
-    });
+    }
   });
 
   test('a Docker Swarm service on a dockerd with --default-runtime secretd gets its granted secret from the environment, erased by docker service rm', async () => {

@@ -63,8 +63,8 @@ const count = (word: string): number =>
   );
 /**
  * What bun printed for each failed test (the lines between the test before it and its "(fail)"
- * line, at most 56), again at the end: a CI record that keeps only the output's tail then still
- * says why.
+ * line; at most 60, a longer block its first 50 and last 5), again at the end: a CI record that
+ * keeps only the output's tail then still says why.
  */
 function failureRecap(output: string): string[] {
   const lines = output.split('\n');

@@ -68,6 +68,17 @@ export class NotLeaderError extends SecretdError {
   }
 }
 
+/**
+ * This node is no longer a manager the cluster takes (demoted or removed, still leaving Raft): the
+ * caller should go to another manager. A 503, as Docker's "This node is not a swarm manager", but
+ * final: retrying here cannot succeed.
+ */
+export class NotManagerError extends SecretdError {
+  constructor(message: string) {
+    super('unavailable', message);
+  }
+}
+
 export const invalid = (message: string): SecretdError => new SecretdError('invalid', message);
 export const notFound = (message: string): SecretdError => new SecretdError('not_found', message);
 export const conflict = (message: string): SecretdError => new SecretdError('conflict', message);

@@ -1,6 +1,6 @@
 /** leader-router.ts with a fake Raft member, a fake peer client and a hand-driven clock. */
 import { describe, expect, test } from 'bun:test';
-import { SecretdError } from '../../errors.ts';
+import { NotManagerError, SecretdError } from '../../errors.ts';
 import { ManualTimers } from '../../../test/helpers/manual-timers.ts';
 import { readConsistency } from '../api/index.ts';
 import type { PeerClient } from '../peers/index.ts';
@@ -152,6 +152,21 @@ describe('LeaderRouter.propose', () => {
     expect(peers.calls.length).toBe(1);
   });
 
+  test('a forward the leader refuses for its certificate (a demoted manager) is a final 503 telling the client to go to another manager', async () => {
+    const { peers, timers, router } = setUp({ leader: 'b' });
+    const refusal = 'Permission denied: a worker certificate cannot forward writes';
+    peers.answer = async () => json(403, { message: refusal });
+    const result = await outcome(router.propose(command));
+    const error = (result as { error: unknown }).error;
+    expect(error).toBeInstanceOf(NotManagerError);
+    expect({ code: (error as SecretdError).code, message: (error as Error).message }).toEqual({
+      code: 'unavailable',
+      message: `This node is no longer a manager (the leader refused it: ${refusal}); send the request to another manager`,
+    });
+    // Not retried: the leader will not take this node's certificate again.
+    expect([peers.calls.length, timers.time]).toEqual([1, 0]);
+  });
+
   test('a write the store refuses fails with its code', async () => {
     const { peers, router } = setUp({ leader: 'b' });
     peers.answer = async () =>
@@ -262,6 +277,18 @@ describe('LeaderRouter.onLeader', () => {
     );
     expect(result).toEqual({ error: new SecretdError('not_found', 'Node x not found') });
     expect((result as { error: SecretdError }).error.code).toBe('not_found');
+  });
+
+  test("the leader's 403 (it no longer takes this node for a manager) is a 503 naming it", async () => {
+    const { peers, router } = setUp({ leader: 'b' });
+    peers.answer = async () =>
+      json(403, { message: 'Permission denied: a worker certificate cannot list nodes' });
+    const result = await outcome(
+      router.onLeader(async () => null, { method: 'GET', path: peerPaths.internalNodes }),
+    );
+    const error = (result as { error: SecretdError }).error;
+    expect(error).toBeInstanceOf(NotManagerError);
+    expect(error.message).toStartWith('This node is no longer a manager');
   });
 
   test('without a leader, the call fails as unavailable', async () => {

@@ -9,7 +9,7 @@
  * through the Timers port.
  */
 import { toHex, type Random } from '../../crypto/index.ts';
-import { codeForHttpStatus, NotLeaderError, SecretdError } from '../../errors.ts';
+import { codeForHttpStatus, NotLeaderError, NotManagerError, SecretdError } from '../../errors.ts';
 import type { Timers } from '../../io/timers.ts';
 import { readConsistency } from '../api/index.ts';
 import { auditContext, auditedOps, auditForwardParam, auditTagOf } from '../audit/index.ts';
@@ -112,6 +112,7 @@ export class LeaderRouter {
         const retryable =
           error instanceof SecretdError &&
           error.code === 'unavailable' &&
+          !(error instanceof NotManagerError) &&
           this.#options.raft() !== null;
         if (!retryable || timers.now() > deadline) throw error;
         await this.#leaderChangeOrPause(
@@ -154,8 +155,8 @@ export class LeaderRouter {
     const text = new TextDecoder().decode(response.body);
     const parsed: unknown = text ? JSON.parse(text) : null;
     if (response.status >= 200 && response.status < 300) return parsed as T;
-    throw new SecretdError(
-      codeForHttpStatus(response.status),
+    throw leaderRefusal(
+      response.status,
       (parsed as { message?: string } | null)?.message ?? `HTTP ${response.status}`,
     );
   }
@@ -236,11 +237,22 @@ export class LeaderRouter {
     const parsed = JSON.parse(new TextDecoder().decode(response.body)) as
       ApplyResult | { message: string };
     if (response.status === 200) return parsed as ApplyResult;
-    throw new SecretdError(
-      codeForHttpStatus(response.status),
-      (parsed as { message: string }).message,
-    );
+    throw leaderRefusal(response.status, (parsed as { message: string }).message);
   }
+}
+
+/**
+ * The error for the leader's refusal of a forwarded call. The leader's routes for managers check
+ * only the caller's certificate, so a 403 means the leader no longer takes this node for a manager
+ * (demoted or removed, and still leaving Raft): the client gets a 503 telling it to go to another
+ * manager, not a permission error about a certificate it never held.
+ */
+function leaderRefusal(status: number, message: string): SecretdError {
+  if (status === 403)
+    return new NotManagerError(
+      `This node is no longer a manager (the leader refused it: ${message}); send the request to another manager`,
+    );
+  return new SecretdError(codeForHttpStatus(status), message);
 }
 
 export function lockedError(): SecretdError {

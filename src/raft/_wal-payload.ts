@@ -292,17 +292,19 @@ function readMeta(r: Reader): SnapshotMeta {
   return { index, term, conf };
 }
 
+/**
+ * Big-endian fields into a fresh buffer, byte by byte: a DataView over a new Uint8Array makes the
+ * engine give that array an ArrayBuffer of its own, which cost more than the fields (a Writer per
+ * WAL entry header: 1.6% of the server's CPU at one-node creates).
+ */
 class Writer {
   private readonly out: Uint8Array;
-  private readonly view: DataView;
   private at = 0;
   constructor(size: number) {
     this.out = new Uint8Array(size);
-    this.view = new DataView(this.out.buffer);
   }
   u8(n: number): this {
-    this.view.setUint8(this.at, n);
-    this.at += 1;
+    this.out[this.at++] = n;
     return this;
   }
   u16(n: number): this {
@@ -310,13 +312,16 @@ class Writer {
       Number.isInteger(n) && n >= 0 && n <= 0xffff,
       `WAL payload field ${n} does not fit in u16`,
     );
-    this.view.setUint16(this.at, n);
-    this.at += 2;
+    this.out[this.at++] = n >>> 8;
+    this.out[this.at++] = n;
     return this;
   }
   u32(n: number): this {
-    this.view.setUint32(this.at, n);
-    this.at += 4;
+    const out = this.out;
+    out[this.at++] = n >>> 24;
+    out[this.at++] = n >>> 16;
+    out[this.at++] = n >>> 8;
+    out[this.at++] = n;
     return this;
   }
   u64(n: number): this {
@@ -324,10 +329,7 @@ class Writer {
       Number.isSafeInteger(n) && n >= 0,
       `WAL payload field ${n} is not a non-negative safe integer`,
     );
-    this.view.setUint32(this.at, Math.floor(n / 2 ** 32));
-    this.view.setUint32(this.at + 4, n >>> 0);
-    this.at += 8;
-    return this;
+    return this.u32(Math.floor(n / 2 ** 32)).u32(n >>> 0);
   }
   bytes(b: Uint8Array): this {
     this.out.set(b, this.at);

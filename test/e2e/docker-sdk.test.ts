@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { findExecutable, startDockerSwarm, type DockerSwarm } from '../../bench/docker-swarm.ts';
 import { importDockerImage } from '../../bench/service-systems.ts';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
+import { issueClientCert } from '../helpers/client-certs.ts';
 import { requireBinary, tempDir, type TempDir } from '../helpers/process.ts';
 import { expectRun, ServiceCluster, until } from '../helpers/services.ts';
 
@@ -141,6 +142,38 @@ describe('the Docker SDK for Python against secretd and Docker Swarm', () => {
     ]).toEqual([409, 409]);
     expect(expectSame(both('secret_remove', { name: 'sdk_secret' }))).toBe(true);
     expect(expectSame(both('secret_list', { prefix: 'sdk_' }))).toEqual([]);
+  });
+
+  test("with the SDK's own version negotiation (GET /version first), a scoped writer creates in its scope and an auditor gets the 403 of its role", () => {
+    const as = (name: string, role: string, scope: readonly string[] = []): Target => ({
+      name: 'secretd',
+      env: {
+        ...secretd.env,
+        DOCKER_CERT_PATH: issueClientCert(cluster.manager.dataDir, join(dir.path, name), {
+          name,
+          role,
+          scope,
+        }),
+        SDK_API_VERSION: 'auto',
+      },
+    });
+    const writer = as('sdk-writer', 'writer', ['sdk_w_*']);
+    expect(run(writer, 'secret_create', { name: 'sdk_w_one', data: 'w' })).toEqual({
+      ok: true,
+      value: { id_length: 25 },
+    });
+    expect(run(writer, 'secret_create', { name: 'sdk_other', data: 'w' })).toEqual({
+      ok: false,
+      status: 403,
+      message: 'Permission denied: role writer (scope sdk_w_*) may not create secret sdk_other',
+    });
+    expect(run(as('sdk-auditor', 'auditor'), 'secret_list', { prefix: 'sdk_' })).toEqual({
+      ok: false,
+      status: 403,
+      message: 'Permission denied: role auditor may not list secrets',
+    });
+    expect(run(secretd, 'secret_remove', { name: 'sdk_w_one' })).toEqual({ ok: true, value: true });
+    expect(run(secretd, 'secret_list', { prefix: 'sdk_' })).toEqual({ ok: true, value: [] });
   });
 
   test('a replicated service with a secret, scale() and update() with an update config', async () => {

@@ -12,13 +12,15 @@ Prints one JSON line: {"ok": true, "value": ...} or, when the daemon refused, {"
 failure) is a traceback and a non-zero exit code.
 """
 import json
+import os
 import sys
 
 import docker
 from docker.types import SecretReference, ServiceMode, UpdateConfig
 
-# The API version the SDK pins by default (5.x); secretd and Docker both serve it.
-API_VERSION = "1.41"
+# The API version these cases pin (the SDK's 5.x default); secretd and Docker both serve it.
+# SDK_API_VERSION=auto leaves it to the SDK, which then asks GET /version first (its default).
+API_VERSION = os.environ.get("SDK_API_VERSION", "1.41")
 CASES = {}
 
 
@@ -144,11 +146,14 @@ def node_remove(client, node, force):
 def main():
     name = sys.argv[1]
     arguments = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
-    client = docker.from_env(version=API_VERSION, timeout=60)
     try:
+        client = docker.from_env(version=API_VERSION, timeout=60)
         result = {"ok": True, "value": CASES[name](client, **arguments)}
     except docker.errors.APIError as error:
         result = {"ok": False, "status": error.status_code, "message": error.explanation}
+    except docker.errors.DockerException as error:
+        # What the SDK raises when its own GET /version is refused: the client was never made.
+        result = {"ok": False, "status": 0, "message": str(error)}
     print(json.dumps(result, sort_keys=True))
 
 

@@ -171,13 +171,17 @@ const reached = (role: Role): string[] =>
     .map(([key]) => key)
     .sort();
 
-/** Routes every role reaches: the ping, the join routes, and whoami (who the caller is, for the console). */
+/**
+ * Routes every client role reaches: the ping, the join routes, whoami (who the caller is, for the
+ * console) and the version (the Docker SDK for Python asks it before anything else).
+ */
 const ping = [
   'GET /_ping',
   'HEAD /_ping',
   `GET ${peerPaths.joinCA}`,
   `POST ${peerPaths.join}`,
   'GET /secretd/whoami',
+  'GET /version',
 ];
 
 describe('the roles, as the issue defines them', () => {
@@ -230,6 +234,16 @@ describe('the roles, as the issue defines them', () => {
       'POST /secrets/:id/update',
       'POST /secrets/create',
     ]);
+  });
+
+  test('every client role reads the version, as the Docker SDK for Python asks it first; a worker does not', () => {
+    for (const role of ['admin', 'operator', 'writer', 'reader', 'auditor'] as const)
+      expect({ role, reaches: reached(role).includes('GET /version') }).toEqual({
+        role,
+        reaches: true,
+      });
+    expect(reached('worker')).not.toContain('GET /version');
+    expect(reached('anonymous')).not.toContain('GET /version');
   });
 
   test('an auditor reaches nothing but the audit routes', () => {

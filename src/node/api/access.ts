@@ -46,6 +46,13 @@ const everyone: readonly Role[] = [
   'worker',
   'anonymous',
 ];
+/**
+ * Every client certificate, whatever its role, and managers. `GET /version` is theirs: the Docker
+ * SDK for Python asks it before anything else when no API version is pinned (its default), so a
+ * writer or an auditor refused it could not even make a client. Not a worker's certificate, which
+ * opens only its dispatcher session.
+ */
+const clients: readonly Role[] = ['admin', 'operator', 'writer', 'reader', 'auditor', 'manager'];
 /** Reading metadata of everything (never data, tokens or keys). */
 const readers: readonly Role[] = ['admin', 'operator', 'reader', 'manager'];
 /** Secrets' metadata: readers, and a writer within its scope. */
@@ -65,7 +72,7 @@ const certificates = peerPaths.clientCertificates;
 export const accessRules: Readonly<Record<string, AccessRule>> = {
   'GET /_ping': { roles: everyone, what: 'ping' },
   'HEAD /_ping': { roles: everyone, what: 'ping' },
-  'GET /version': { roles: readers, what: 'read the version' },
+  'GET /version': { roles: clients, what: 'read the version' },
   'GET /info': { roles: readers, what: 'read the node information' },
 
   [`POST ${certificates}`]: { roles: ['admin'], what: 'issue client certificates' },

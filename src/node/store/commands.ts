@@ -295,8 +295,13 @@ export function encodeCommand(command: TaggedCommand): Uint8Array {
   const { data: _value, ...rest } = command as TaggedCommand & { readonly data: Uint8Array };
   const json = encoder.encode(JSON.stringify(rest));
   const entry = new Uint8Array(binaryHeaderBytes + json.length + data.length);
+  // The JSON's length as a big-endian u32, byte by byte (a DataView would give the new array an
+  // ArrayBuffer of its own, which costs more than the write).
   entry[0] = binaryEntryTag;
-  new DataView(entry.buffer).setUint32(1, json.length);
+  entry[1] = json.length >>> 24;
+  entry[2] = json.length >>> 16;
+  entry[3] = json.length >>> 8;
+  entry[4] = json.length;
   entry.set(json, binaryHeaderBytes);
   entry.set(data, binaryHeaderBytes + json.length);
   return entry;
@@ -316,7 +321,7 @@ export function decodeCommand(bytes: Uint8Array): TaggedCommand {
     throw corruptEntry(
       `it holds ${bytes.length} of the ${binaryHeaderBytes} bytes of the binary header`,
     );
-  const jsonBytes = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1);
+  const jsonBytes = ((bytes[1]! << 24) | (bytes[2]! << 16) | (bytes[3]! << 8) | bytes[4]!) >>> 0;
   const dataAt = binaryHeaderBytes + jsonBytes;
   if (dataAt > bytes.length)
     throw corruptEntry(`its JSON of ${jsonBytes} bytes runs past its end (${bytes.length} bytes)`);

@@ -96,7 +96,8 @@ export function systemRoutes(options: SystemRoutesOptions): Hono<AppEnv> {
   api.get('/_ping', allow('GET /_ping'), (c) => c.text('OK', 200, pingHeaders()));
   api.on('HEAD', '/_ping', allow('HEAD /_ping'), (c) => c.body(null, 200, pingHeaders()));
 
-  // A worker's certificate opens only its dispatcher session (and /_ping, which even a connection
+  // Every client role reads the version (access.ts: the Docker SDK for Python asks it first). A
+  // worker's certificate opens only its dispatcher session (and /_ping, which even a connection
   // without a certificate reaches): not even the version or this machine's facts.
   api.get('/version', allow('GET /version'), (c) => {
     return c.json({

@@ -117,4 +117,24 @@ describe('openClient over TLS', () => {
     }
     expect(manager.seen.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /secrets/create']);
   });
+
+  test("after the manager's GOAWAY (it renewed its certificate, or is stopping), the next request goes on a new connection", async () => {
+    await using manager = await serveImpostor(
+      { ca: ca.certPem, ...(await certificate('manager', newId(systemRandom))) },
+      created,
+    );
+    const client = openClient({ dataDir: certDir, host: manager.url, ...files });
+    try {
+      expect(await call(client, 'POST', '/secrets/create', secretBody)).toEqual({ ID: 'fake' });
+      manager.goawayAll();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await call(client, 'POST', '/secrets/create', secretBody)).toEqual({ ID: 'fake' });
+    } finally {
+      client.close();
+    }
+    expect({ requests: manager.seen.length, sessions: manager.sessionsOpened() }).toEqual({
+      requests: 2,
+      sessions: 2,
+    });
+  });
 });

@@ -76,6 +76,7 @@ function switchingLink(binding: Binding): PeerLink {
       link().request(addr, method, path, body, options),
     openLines: (addr, path, handlers) => link().openLines(addr, path, handlers),
     openStream: (addr, path) => link().openStream(addr, path),
+    retired: (stream) => link().retired(stream),
     reset: (addr) => link().reset(addr),
     setTls: (tls) => link().setTls(tls),
     closeAll: () => link().closeAll(),

@@ -111,7 +111,7 @@ export class Worker {
       apply: (pair) => {
         certPem = pair.certPem;
         caPem = pair.caPem;
-        // New connections present it; the open dispatcher session stays on the old one, still valid.
+        // New connections present it; the open dispatcher session moves to one (PeerClient.setTls).
         peers.setTls({ ca: caPem, cert: pair.certPem, key: keyPkcs8ToPem(pair.keyPkcs8) });
         checkRole();
       },

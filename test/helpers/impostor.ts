@@ -10,7 +10,12 @@
  */
 import 'reflect-metadata';
 import { once } from 'node:events';
-import { createSecureServer, type Http2SecureServer, type ServerHttp2Stream } from 'node:http2';
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import {
   BasicConstraintsExtension,
@@ -35,6 +40,10 @@ export interface Impostor extends AsyncDisposable {
   readonly url: string;
   /** Every request that reached the server, in order. */
   readonly seen: SeenRequest[];
+  /** HTTP/2 sessions opened to it so far. */
+  readonly sessionsOpened: () => number;
+  /** Sends a GOAWAY on every open HTTP/2 session (a graceful close, as a renewal does). */
+  goawayAll(): void;
 }
 
 export type ImpostorHandler = (
@@ -54,6 +63,13 @@ export async function serveImpostor(
     requestCert: true,
     rejectUnauthorized: false,
     allowHTTP1: true,
+  });
+  const sessions = new Set<ServerHttp2Session>();
+  let sessionsOpened = 0;
+  server.on('session', (session: ServerHttp2Session) => {
+    sessionsOpened++;
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
   });
   server.on('stream', (stream: ServerHttp2Stream, headers) => {
     const chunks: Buffer[] = [];
@@ -96,7 +112,12 @@ export async function serveImpostor(
     port,
     url: `https://127.0.0.1:${port}`,
     seen,
+    sessionsOpened: () => sessionsOpened,
+    goawayAll: () => {
+      for (const session of sessions) session.close();
+    },
     async [Symbol.asyncDispose]() {
+      for (const session of sessions) session.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

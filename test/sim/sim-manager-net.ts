@@ -234,6 +234,11 @@ class SimLink implements PeerLink {
     return stream;
   }
 
+  /** The simulated network retires no connection: a renewal changes the identity of every stream at once (setTls). */
+  retired(): boolean {
+    return false;
+  }
+
   reset(addr: string): void {
     for (const stream of [...this.#streams]) if (stream.addr === addr) stream.close();
   }
@@ -322,6 +327,11 @@ class SimRaftStream implements PeerStream {
     this.#lastDueAt = Math.max(this.#lastDueAt, scheduler.now + this.#net.delay());
     scheduler.at(this.#lastDueAt, host?.index ?? world, () => this.#deliver(bytes));
     return true;
+  }
+
+  /** Closes once what was written has been delivered. */
+  end(): void {
+    this.#net.scheduler.at(this.#lastDueAt, this.#caller.index, () => this.close());
   }
 
   close(): void {

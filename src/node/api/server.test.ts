@@ -4,11 +4,12 @@
  * goes through the app; every request here is sent both ways and must get the same answer.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test';
+import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import type { Http2SecureServer } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { createKeyAndCSR, issueCertificate, keyPkcs8ToPem, type Role } from '../../crypto/index.ts';
 import {
   joinRequestBytesMax,
@@ -414,6 +415,95 @@ describe('POST /secretd/raft/stream on the TLS port', () => {
       ended: 'closed',
       rstCode: constants.NGHTTP2_REFUSED_STREAM,
     });
+  });
+});
+
+describe('a renewed certificate on the TLS port', () => {
+  test('open sessions get a GOAWAY: a Raft stream on one runs on, and new connections are served with the new certificate', async () => {
+    type Renewed = (pair: { readonly certPem: string; readonly tlsKey: Uint8Array }) => void;
+    let renew: Renewed | null = null;
+    // The manager, but its certificate listener is the test's: it renews when the test says.
+    const backend = new Proxy(tm.manager, {
+      get(target, key) {
+        if (key === 'onNodeCertificate') return (listener: Renewed) => void (renew = listener);
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const port = await freePort();
+    const renewing = await serveTls({
+      backend,
+      version: 'test',
+      clusterId: tm.manager.state.clusterId,
+      listenAddr: `127.0.0.1:${port}`,
+      caPem,
+      certPem: await readFile(tm.manager.paths.nodeCert, 'utf8'),
+      tlsKey: tm.manager.tlsKey,
+    });
+    const at = `https://127.0.0.1:${port}`;
+    const old = connect(at, {
+      ca: caPem,
+      servername: 'secretd-manager',
+      ...credentials.get('manager')!,
+    });
+    try {
+      old.on('error', () => {});
+      let goaway = false;
+      old.on('goaway', () => (goaway = true));
+      const stream = old.request(
+        { ':method': 'POST', ':path': '/secretd/raft/stream' },
+        { endStream: false },
+      );
+      stream.on('error', () => {});
+      let closed = false;
+      stream.on('close', () => (closed = true));
+      await new Promise((resolve) => stream.once('response', resolve));
+
+      const cluster = await tm.manager.cluster();
+      const { keyPkcs8, csrPem } = await createKeyAndCSR();
+      const serial = crypto.getRandomValues(new Uint8Array(16));
+      const certPem = await issueCertificate(
+        { certPem: cluster.caCertPem, keyPkcs8: cluster.caKey },
+        csrPem,
+        {
+          nodeId: tm.manager.state.nodeId,
+          role: 'manager',
+          clusterId: cluster.id,
+          now: new Date(),
+          lifetimeMs: 3_600_000,
+          serial,
+        },
+      );
+      renew!({ certPem, tlsKey: keyPkcs8 });
+      await until('the GOAWAY to reach the open session', 10_000, () =>
+        goaway ? true : undefined,
+      );
+      // What the session carries runs on: the Raft stream still takes frames.
+      stream.write(frame(encodeMessages([])));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect({ goaway, closed }).toEqual({ goaway: true, closed: false });
+
+      const served = await new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect({
+          host: '127.0.0.1',
+          port,
+          ca: caPem,
+          servername: 'secretd-manager',
+          ALPNProtocols: ['h2'],
+          ...credentials.get('manager')!,
+        });
+        socket.once('secureConnect', () => {
+          resolve(socket.getPeerCertificate().serialNumber.toLowerCase());
+          socket.destroy();
+        });
+        socket.once('error', reject);
+      });
+      expect(served).toBe(new X509Certificate(certPem).serialNumber.toLowerCase());
+      stream.close();
+    } finally {
+      old.destroy();
+      await new Promise((resolve) => renewing.close(resolve));
+    }
   });
 });
 

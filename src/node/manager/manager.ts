@@ -609,9 +609,10 @@ export class Manager implements Backend {
   }
 
   /**
-   * New connections, both ways, present the renewed certificate. Open ones (the agent's dispatcher
-   * session, Raft streams) stay on the old one, still valid: closing them could lose what is in
-   * flight on them (an exec request), and nothing needs them moved.
+   * New connections, both ways, present the renewed certificate. This node's open connections to
+   * other managers are retired (PeerClient.setTls): what is in flight on them finishes there, and
+   * their long-lived streams move to new ones at once (the agent's dispatcher session on
+   * `onRetired`, the Raft transport at its next frame), so none goes on under the old certificate.
    */
   #applyCertificate(pair: RenewedPair): void {
     this.#certPem = pair.certPem;

@@ -7,5 +7,5 @@ export {
   type PeerResponse,
   type PeerTls,
 } from './peer-client.ts';
-export { type PeerLink, type PeerStream } from './link.ts';
+export { type LineHandlers, type LineStream, type PeerLink, type PeerStream } from './link.ts';
 export { peerPaths } from './paths.ts';

@@ -21,6 +21,7 @@ import {
   type Impostor,
 } from '../../../test/helpers/impostor.ts';
 import { managerSubjectProblem, PeerClient } from './peer-client.ts';
+import type { PeerStream } from './link.ts';
 
 const clusterId = 'k3x9c2lq0v8w1m5n7p4r6t2y0';
 const otherClusterId = 'z9y8x7w6v5u4t3s2r1q0p9o8n';
@@ -198,21 +199,34 @@ async function linesServer() {
 }
 
 /**
- * Opens `/lines`, calls setTls with a new certificate (and `ca`) once three lines came, then makes
- * a request; says whether the lines stream ended and how many sessions the server saw.
+ * Opens `/lines` and a Raft-like stream, then `retire` (a renewal: setTls with a new certificate
+ * and `ca`, or the server's GOAWAY) once three lines came, then makes a request; says whether the
+ * lines stream ended, how often it was told of the retirement, which streams count as retired
+ * (the one opened before, and one opened after), and how many sessions the server saw.
  */
-async function renewWhileStreaming(caPem: string) {
+type Retire = (
+  client: PeerClient,
+  server: Awaited<ReturnType<typeof linesServer>>,
+  raft: PeerStream,
+) => Promise<void>;
+
+async function retireWhileStreaming(retire: Retire) {
   await using server = await linesServer();
   const renewing = new PeerClient({ ca: ca.certPem, ...self });
   try {
     const lines: string[] = [];
     let ended = false;
+    let told = 0;
     await renewing.openLines(server.addr, '/lines', {
       onLine: (line) => lines.push(line),
       onEnd: () => (ended = true),
+      onRetired: () => told++,
     });
+    const raft = renewing.openStream(server.addr, '/raft');
+    raft.on('error', () => {});
     await until('three lines', 10_000, () => (lines.length >= 3 ? true : undefined));
-    renewing.setTls({ ca: caPem, ...(await certificate('manager', 'selfselfselfselfselfself0')) });
+    const retiredBefore = renewing.retired(raft);
+    await retire(renewing, server, raft);
     const before = lines.length;
     const answer = await renewing.request(server.addr, 'GET', '/other', null, {
       timeoutMs: 10_000,
@@ -220,18 +234,38 @@ async function renewWhileStreaming(caPem: string) {
     await until('ten more lines, or the end', 10_000, () =>
       lines.length >= before + 10 || ended ? true : undefined,
     );
+    const after = renewing.openStream(server.addr, '/raft');
+    after.on('error', () => {});
     const inOrder = lines.every((line, i) => line === `line ${i}`);
-    return { ended, inOrder, status: answer.status, sessions: server.sessions.size };
+    return {
+      ended,
+      inOrder,
+      told,
+      retired: {
+        before: retiredBefore,
+        opened: renewing.retired(raft),
+        after: renewing.retired(after),
+      },
+      status: answer.status,
+      sessions: server.sessions.size,
+    };
   } finally {
     renewing.closeAll();
   }
 }
 
+const renewal =
+  (caPem: string): Retire =>
+  async (client) =>
+    client.setTls({ ca: caPem, ...(await certificate('manager', 'selfselfselfselfselfself0')) });
+
 describe('PeerClient.setTls', () => {
-  test('a renewed certificate: what an open session carries (a dispatcher session, a Raft stream) runs on, and the next request opens a new session', async () => {
-    expect(await renewWhileStreaming(ca.certPem)).toEqual({
+  test('a renewed certificate: what an open session carries runs on, its owners are told to move (onRetired, retired()), and the next request opens a new session', async () => {
+    expect(await retireWhileStreaming(renewal(ca.certPem))).toEqual({
       ended: false,
       inOrder: true,
+      told: 1,
+      retired: { before: false, opened: true, after: false },
       status: 200,
       sessions: 2,
     });
@@ -239,9 +273,28 @@ describe('PeerClient.setTls', () => {
 
   test('new trusted roots (a root CA rotation): open sessions are cut, so their owners reconnect under the new trust', async () => {
     const next = await createRootCA({ now: new Date() });
-    expect(await renewWhileStreaming(`${ca.certPem}${next.certPem}`)).toEqual({
+    expect(await retireWhileStreaming(renewal(`${ca.certPem}${next.certPem}`))).toEqual({
       ended: true,
       inOrder: true,
+      told: 1,
+      retired: { before: false, opened: true, after: false },
+      status: 200,
+      sessions: 2,
+    });
+  });
+
+  test("the server's GOAWAY (a graceful close) retires the session as a renewal does: open streams run on, their owners are told, new ones go on a new session", async () => {
+    const goaway: Retire = async (client, server, raft) => {
+      for (const session of server.sessions) session.close();
+      await until('the GOAWAY to reach the client', 10_000, () =>
+        client.retired(raft) ? true : undefined,
+      );
+    };
+    expect(await retireWhileStreaming(goaway)).toEqual({
+      ended: false,
+      inOrder: true,
+      told: 1,
+      retired: { before: false, opened: true, after: false },
       status: 200,
       sessions: 2,
     });

@@ -13,6 +13,7 @@ import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream } f
 import { checkServerIdentity as checkServerName, type PeerCertificate } from 'node:tls';
 import { parseIdentity, roleOU } from '../../crypto/index.ts';
 import { SecretdError } from '../../errors.ts';
+import type { LineHandlers, LineStream, PeerLink, PeerStream } from './link.ts';
 
 /** A certificate subject as node:tls gives it: each field a string, or an array when repeated. */
 export interface PeerSubject {
@@ -77,8 +78,14 @@ export function reasonOf(error: unknown): string {
   ).message;
 }
 
-export class PeerClient {
+export class PeerClient implements PeerLink {
   readonly #sessions = new Map<string, ClientHttp2Session>();
+  /** Sessions no new stream goes on: retired by a renewal (setTls) or the server's GOAWAY. */
+  readonly #retired = new WeakSet<ClientHttp2Session>();
+  /** Who to tell when a session is retired: the long-lived line streams on it (`openLines`). */
+  readonly #onRetired = new WeakMap<ClientHttp2Session, Set<() => void>>();
+  /** The session each stream of `openStream` went on (a stream forgets it once destroyed). */
+  readonly #streamSessions = new WeakMap<PeerStream, ClientHttp2Session>();
   #tls: PeerTls;
   /** Checks servers against this node's own cluster: the O of its own certificate. */
   #checkServer: (host: string, cert: PeerCertificate) => Error | undefined;
@@ -96,20 +103,32 @@ export class PeerClient {
 
   /**
    * A renewed certificate: sessions opened from now on present it. Open sessions are retired
-   * gracefully (no new stream on them; what they carry, a Raft stream, the agent's dispatcher
-   * session or a request in flight, finishes on the old certificate, which is still valid), so a
-   * renewal fails nothing. New trusted roots (a root CA rotation) are another matter: nothing goes
-   * on under the trust it was checked with, and every open session is cut (their owners reconnect).
+   * gracefully: no new stream goes on them, and what they carry (a request in flight) finishes on
+   * the old certificate, which is still valid, so a renewal fails nothing. The long-lived streams
+   * move: the agent's dispatcher session is told (`openLines`' `onRetired`) and opens its next one
+   * at once, and the Raft transport sends its next frame on a new stream (`retired`), so no
+   * connection goes on under a certificate past its renewal. New trusted roots (a root CA
+   * rotation) are another matter: nothing goes on under the trust it was checked with, and every
+   * open session is cut (their owners reconnect).
    */
   setTls(tls: PeerTls): void {
     const trustChanged = tls.ca !== this.#tls.ca;
     this.#tls = tls;
     this.#checkServer = checkManagerIdentity(parseIdentity(tls.cert).clusterId);
     for (const [addr, session] of [...this.#sessions]) {
-      this.#sessions.delete(addr);
+      this.#retire(addr, session);
       if (trustChanged) session.destroy();
       else if (!session.closed && !session.destroyed) session.close();
     }
+  }
+
+  /**
+   * Whether `stream` goes on a retired session (a renewal, or the server's GOAWAY): its owner
+   * should send what comes next on a new stream.
+   */
+  retired(stream: PeerStream): boolean {
+    const session = this.#streamSessions.get(stream);
+    return session !== undefined && this.#retired.has(session);
   }
 
   #session(addr: string): ClientHttp2Session {
@@ -133,6 +152,12 @@ export class PeerClient {
 
   #retire(addr: string, session: ClientHttp2Session): void {
     if (this.#sessions.get(addr) === session) this.#sessions.delete(addr);
+    if (this.#retired.has(session)) return;
+    this.#retired.add(session);
+    const listeners = this.#onRetired.get(session);
+    this.#onRetired.delete(session);
+    // After the caller's step (setTls finishes retiring every session first).
+    if (listeners) for (const listener of listeners) queueMicrotask(listener);
   }
 
   /** The session to `addr`, or null after rejecting with why it cannot be opened. */
@@ -247,13 +272,10 @@ export class PeerClient {
 
   /**
    * A long-lived GET whose response body arrives as lines (the dispatcher session). Resolves with
-   * the HTTP status once headers arrive; `onLine` gets each line, `onEnd` the end, whichever way.
+   * the HTTP status once headers arrive; `onLine` gets each line, `onEnd` the end, whichever way,
+   * and `onRetired` (once, while the stream is open) that its session takes no new stream.
    */
-  openLines(
-    addr: string,
-    path: string,
-    handlers: { onLine: (line: string) => void; onEnd: (error: Error | null) => void },
-  ): Promise<{ status: number; body: string; close: () => void }> {
+  openLines(addr: string, path: string, handlers: LineHandlers): Promise<LineStream> {
     return new Promise((resolve, reject) => {
       const session = this.#sessionOr(addr, reject);
       if (session === null) return;
@@ -261,9 +283,17 @@ export class PeerClient {
       let buffered = '';
       let status = 0;
       let ended = false;
+      const onRetired = handlers.onRetired;
+      let listeners: Set<() => void> | undefined;
+      if (onRetired) {
+        listeners = this.#onRetired.get(session);
+        if (!listeners) this.#onRetired.set(session, (listeners = new Set()));
+        listeners.add(onRetired);
+      }
       const end = (error: Error | null): void => {
         if (ended) return;
         ended = true;
+        if (onRetired) listeners!.delete(onRetired);
         handlers.onEnd(error);
       };
       stream.setEncoding('utf8');
@@ -308,10 +338,12 @@ export class PeerClient {
     } catch (error) {
       throw new SecretdError('unavailable', `Cannot reach manager at ${addr}: ${reasonOf(error)}`);
     }
-    return session.request(
+    const stream = session.request(
       { ':method': 'POST', ':path': path, 'content-type': 'application/octet-stream' },
       { endStream: false },
     );
+    this.#streamSessions.set(stream, session);
+    return stream;
   }
 
   /** Drops the session to `addr`: the next request opens a new connection (a stalled one is not reused). */

@@ -14,19 +14,27 @@ const heartbeat: Message = { type: 'heartbeat', from: a, to: b, term: 1, commit:
 
 class FakeStream extends EventEmitter {
   closed = false;
+  ended = false;
   readonly frames: Uint8Array[] = [];
   write(bytes: Uint8Array): boolean {
     this.frames.push(bytes);
     return true;
+  }
+  end(): void {
+    this.ended = true;
   }
   close(): void {
     this.closed = true;
   }
 }
 
-/** A client whose streams the test drives; `refuse` makes openStream throw, as for a peer that is down. */
+/**
+ * A client whose streams the test drives; `refuse` makes openStream throw, as for a peer that is
+ * down; `retire` retires a stream's connection, as a renewal or the server's GOAWAY does.
+ */
 function fakeClient() {
   const opened: Array<{ addr: string; path: string; stream: FakeStream }> = [];
+  const retired = new Set<FakeStream>();
   let refuse = false;
   const client = {
     openStream(addr: string, path: string) {
@@ -35,9 +43,15 @@ function fakeClient() {
       opened.push({ addr, path, stream });
       return stream;
     },
+    retired: (stream: FakeStream) => retired.has(stream),
     reset() {},
   } as unknown as PeerClient;
-  return { client, opened, refuse: (value: boolean) => void (refuse = value) };
+  return {
+    client,
+    opened,
+    refuse: (value: boolean) => void (refuse = value),
+    retire: (stream: FakeStream) => void retired.add(stream),
+  };
 }
 
 /** Lets the transport's queued flush run (it sends once per turn of the event loop). */
@@ -89,6 +103,40 @@ describe('RaftTransport', () => {
     expect(peers.opened.length).toBe(0);
     timers.advance(1);
     expect(peers.opened.map(({ stream }) => stream.frames.length)).toEqual([1]);
+    transport.close();
+  });
+
+  test("a stream whose connection was retired (a renewal, the peer's GOAWAY) is ended, and the next frame goes on a new one at once", async () => {
+    const timers = new ManualTimers();
+    const peers = fakeClient();
+    const transport = new RaftTransport({
+      client: peers.client,
+      resolve: () => '10.0.0.2:4377',
+      timeoutMs: 5000,
+      timers,
+    });
+    transport.send([heartbeat]);
+    await flushed();
+    const first = peers.opened[0]!.stream;
+    peers.retire(first);
+    transport.send([heartbeat]);
+    await flushed();
+    expect(
+      peers.opened.map(({ stream }) => ({
+        frames: stream.frames.length,
+        ended: stream.ended,
+        closed: stream.closed,
+      })),
+    ).toEqual([
+      { frames: 1, ended: true, closed: false },
+      { frames: 1, ended: false, closed: false },
+    ]);
+    // No back-off, and the old stream's end is not a failure of the peer.
+    expect(timers.pendingAfters()).toEqual([]);
+    first.emit('close');
+    transport.send([heartbeat]);
+    await flushed();
+    expect(peers.opened.map(({ stream }) => stream.frames.length)).toEqual([1, 2]);
     transport.close();
   });
 

@@ -126,6 +126,7 @@ export class RaftTransport implements Transport {
       now - peer.unackedSince > this.#options.timeoutMs
     )
       this.#fail(peer, true);
+    if (peer.stream && this.#options.client.retired(peer.stream)) this.#moveOff(peer);
     if (!peer.stream && !this.#open(peer, now)) return;
     if (!peer.writable) return; // `drain` flushes
     const ok = peer.stream!.write(frame(encodeMessages(withoutStaleAppends(peer.queue.splice(0)))));
@@ -177,6 +178,18 @@ export class RaftTransport implements Transport {
       if (peer.stream === stream) this.#fail(peer, false);
     });
     return true;
+  }
+
+  /**
+   * The stream's connection was retired (this node renewed its certificate, or the peer sent a
+   * GOAWAY): it ends after what was written, which still arrives, and the next frame opens a new
+   * stream on a new connection, at once and without a back-off.
+   */
+  #moveOff(peer: Peer): void {
+    const stream = peer.stream!;
+    peer.stream = null;
+    peer.unackedSince = null;
+    if (!stream.closed) stream.end();
   }
 
   /** The stream is gone: back off, and drop the connection too when it stalled (a partition, a stopped peer). */

@@ -6,8 +6,9 @@
  */
 import { describe, expect, test } from 'bun:test';
 import { systemTimers } from '../../io/timers.ts';
+import { ManualTimers } from '../../../test/helpers/manual-timers.ts';
 import type { Executor } from '../executor/index.ts';
-import type { PeerLink } from '../peers/index.ts';
+import type { LineHandlers, PeerLink } from '../peers/index.ts';
 import { tempDir } from '../../../test/helpers/process.ts';
 import { until } from '../../../test/helpers/cluster.ts';
 import { Agent } from './agent.ts';
@@ -33,6 +34,7 @@ function sessionsBringing(lines: readonly SessionMessage[]) {
     openStream: () => {
       throw new Error('no Raft here');
     },
+    retired: () => false,
     reset: () => {},
     setTls: () => {},
     closeAll: () => {},
@@ -74,5 +76,72 @@ describe('Agent exec', () => {
     const answers = posted.filter((p) => p.path === execResultPath);
     expect(answers.map((a) => (a.body as { Id: string }).Id)).toEqual([exec.id, other.id]);
     expect(answers[0]!.body).toMatchObject({ Id: exec.id, code: 126 });
+  });
+});
+
+describe('Agent session', () => {
+  test('a session whose connection is retired (a renewal, the GOAWAY of a manager) is closed and the next opens at once; one that ends waits its pause', async () => {
+    using dir = tempDir('secretd-agent-session-');
+    const timers = new ManualTimers();
+    const opened: Array<{ closed: boolean; handlers: LineHandlers }> = [];
+    const link: PeerLink = {
+      request: async () => ({ status: 204, body: new Uint8Array() }),
+      openLines: async (_addr, _path, handlers) => {
+        const session = { closed: false, handlers };
+        opened.push(session);
+        return {
+          status: 200,
+          body: '',
+          close: () => {
+            session.closed = true;
+            queueMicrotask(() => handlers.onEnd(null));
+          },
+        };
+      },
+      openStream: () => {
+        throw new Error('no Raft here');
+      },
+      retired: () => false,
+      reset: () => {},
+      setTls: () => {},
+      closeAll: () => {},
+    };
+    const agent = new Agent({
+      nodeId: 'n1',
+      managers: () => ['127.0.0.1:1'],
+      peers: link,
+      executor: {
+        runDir: dir.path,
+        onExit: () => {},
+        sweep: async () => [],
+        reconcile: async () => {},
+      } as unknown as Executor,
+      timers,
+      log: () => {},
+    });
+    agent.start();
+    try {
+      await until('the first session', 10_000, () => (opened.length === 1 ? true : undefined));
+      opened[0]!.handlers.onRetired!();
+      await until('the second session, with no time passed', 10_000, () =>
+        opened.length === 2 ? true : undefined,
+      );
+      expect({ closed: opened.map((o) => o.closed), time: timers.time }).toEqual({
+        closed: [true, false],
+        time: 0,
+      });
+      // A session that just ends: the next waits the loop's pause (100 ms after a served one).
+      opened[1]!.handlers.onEnd(null);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(opened.length).toBe(2);
+      timers.advance(100);
+      await until('the third session, after the pause', 10_000, () =>
+        opened.length === 3 ? true : undefined,
+      );
+    } finally {
+      const stopping = agent.stop();
+      timers.advance(2000);
+      await stopping;
+    }
   });
 });

@@ -94,6 +94,8 @@ export class Agent {
   #adopted = false;
   #leader: string | null = null;
   #closeSession: (() => void) | null = null;
+  /** The session was ended to move it to a new connection (its own was retired): the next one opens at once. */
+  #moving = false;
   /** This agent process's instance id, drawn once, sent with every session request. */
   #instance: string | null = null;
   /** The cluster refused this node's session (and everything here was erased since). */
@@ -236,6 +238,10 @@ export class Agent {
         }
       }
       attempt = served ? 0 : attempt + 1;
+      if (served && this.#moving) {
+        this.#moving = false;
+        continue;
+      }
       await sleep(this.#options.timers, Math.min(100 * 2 ** Math.min(attempt, 4), 2000));
     }
   }
@@ -245,9 +251,20 @@ export class Agent {
     let ended: (value: void) => void = () => {};
     const done = new Promise<void>((resolve) => (ended = resolve));
     this.#instance ??= newSessionInstance(this.#options.random ?? systemRandom);
+    let close: (() => void) | null = null;
+    let retired = false;
     const opened = await this.#options.peers.openLines(addr, sessionPathFor(this.#instance), {
       onLine: (line) => this.#onMessage(addr, JSON.parse(line) as SessionMessage),
       onEnd: () => ended(),
+      // A renewal (or the manager's GOAWAY) retired the connection: the session moves to a new
+      // one now rather than going on under the old certificate. The dispatcher takes the next
+      // session as a reconnect of this process, and sends again any exec left unanswered.
+      onRetired: () => {
+        if (this.#stopped) return;
+        this.#moving = true;
+        retired = true;
+        close?.();
+      },
     });
     if (opened.status !== 200) {
       const answer = safeJson(opened.body) as { Leader?: string; message?: string } | null;
@@ -267,7 +284,9 @@ export class Agent {
     this.#refused = false;
     this.#claimedElsewhere = false;
     this.#leader = addr;
-    this.#closeSession = opened.close;
+    close = opened.close;
+    this.#closeSession = close;
+    if (retired) close();
     await done;
     this.#closeSession = null;
     return true;

@@ -358,4 +358,36 @@ describe('Dispatcher: one process per node id', () => {
     dispatcher.askRenewal('n1', 'a marker');
     expect(await three.next()).toEqual({ type: 'renew-certificate', reason: 'a marker' });
   });
+
+  test('a renewal asked (a root CA rotation) is asked again on each new session of the node until one presents another certificate', async () => {
+    const { apply, dispatcher } = setup();
+    placeTask(apply);
+    const claim = {
+      instance: 'agent-process-0001',
+      address: '10.0.0.1:40001',
+      certificateRole: 'worker' as const,
+      certificateNotAfter: Date.parse('2030-01-01T00:00:00Z'),
+    };
+    const one = await read(dispatcher.openSession('n1', claim));
+    expect(await one.next()).toMatchObject({ type: 'assignments', full: true });
+    const ask = { type: 'renew-certificate', reason: 'the root CA rotation finished' } as const;
+    expect(dispatcher.askRenewal('n1', ask.reason)).toBe(true);
+    expect(await one.next()).toEqual(ask);
+    // The session moved (its connection retired) with the ask perhaps in flight: asked again.
+    const two = await read(dispatcher.openSession('n1', claim));
+    expect(await two.next()).toMatchObject({ type: 'assignments', full: true });
+    expect(await two.next()).toEqual(ask);
+    // Renewed: a session presenting another certificate is not asked again.
+    const renewed = { ...claim, certificateNotAfter: Date.parse('2030-02-01T00:00:00Z') };
+    const three = await read(dispatcher.openSession('n1', renewed));
+    expect(await three.next()).toMatchObject({ type: 'assignments', full: true });
+    dispatcher.askRenewal('n1', 'a marker');
+    expect(await three.next()).toEqual({ type: 'renew-certificate', reason: 'a marker' });
+    const four = await read(dispatcher.openSession('n1', { ...renewed, certificateNotAfter: 1 }));
+    expect(await four.next()).toMatchObject({ type: 'assignments', full: true });
+    // Nothing came between: the next message is the next ask.
+    dispatcher.askRenewal('n1', 'another marker');
+    expect(await four.next()).toEqual({ type: 'renew-certificate', reason: 'another marker' });
+    expect(dispatcher.askRenewal('n2', 'no session')).toBe(false);
+  });
 });

@@ -42,6 +42,9 @@ import { isDead, type ContainerSpec, type NodeStatus } from '../store/index.ts';
 import { nodeCertExpiryOf, nodeCertExpiryText } from '../store/index.ts';
 import { grantedVersion, type NodeRecord } from '../store/index.ts';
 
+/** Renewal asks kept for sending again (the oldest is dropped past it): one per node. */
+const renewalAsksKept = 16_384;
+
 interface Session {
   readonly nodeId: string;
   /** The agent process's instance id; undefined (an agent that sent none) never matches another. */
@@ -86,6 +89,13 @@ export class Dispatcher {
   /** Node id → the refused instance last logged, so a retrying second process is logged once. */
   readonly #refusalsLogged = new Map<string, string>();
   /**
+   * Renewals asked of nodes (askRenewal: a root CA rotation), by node id, with the end of the
+   * certificate the node presented when asked. A session can end with the ask in flight (its
+   * connection moved: a renewal, a GOAWAY), so the ask goes again on each new session of the node
+   * until one presents another certificate (it renewed).
+   */
+  readonly #asks = new Map<string, { readonly reason: string; readonly notAfter?: number }>();
+  /**
    * Execs waiting for their node's answer, by id. Each is sent again on every new session of its
    * node until answered (a session can end with one in flight: its message lost); the agent runs
    * an id once.
@@ -124,6 +134,7 @@ export class Dispatcher {
           new SecretdError('unavailable', 'The dispatcher moved to another manager; try again'),
         );
       this.#execs.clear();
+      this.#asks.clear();
     }
   }
 
@@ -183,6 +194,10 @@ export class Dispatcher {
         this.#push(current, true);
         for (const exec of this.#execs.values())
           if (exec.nodeId === nodeId) current.send(exec.message);
+        const ask = this.#asks.get(nodeId);
+        if (ask !== undefined && ask.notAfter !== claim.certificateNotAfter)
+          this.#asks.delete(nodeId);
+        else if (ask !== undefined) current.send({ type: 'renew-certificate', reason: ask.reason });
         this.#checkCertificate(current);
         void this.#setStatus(nodeId, 'ready');
       },
@@ -255,10 +270,21 @@ export class Dispatcher {
     });
   }
 
-  /** Asks a node to renew now, over its session (a root CA rotation); false: it has no session here. */
+  /**
+   * Asks a node to renew now, over its session (a root CA rotation), and again on each new session
+   * until the node presents another certificate; false: it has no session here.
+   */
   askRenewal(nodeId: string, reason: string): boolean {
     const session = this.#sessions.get(nodeId);
     if (!this.#active || !session) return false;
+    this.#asks.delete(nodeId);
+    if (this.#asks.size >= renewalAsksKept) this.#asks.delete(this.#asks.keys().next().value!);
+    this.#asks.set(nodeId, {
+      reason,
+      ...(session.certificateNotAfter === undefined
+        ? {}
+        : { notAfter: session.certificateNotAfter }),
+    });
     session.send({ type: 'renew-certificate', reason });
     return true;
   }

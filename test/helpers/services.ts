@@ -14,10 +14,10 @@
  * the run directories of its own nodes.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runDirOf } from '../../src/io/run-dir.ts';
+import { cgroupParentOf } from '../../src/node/executor/index.ts';
 import { Daemon, freePort, secretd, type RunResult } from './process.ts';
 
 export { runDirOf };
@@ -492,11 +492,8 @@ function sweep(runDir: string): string[] {
     swept.push(`mount ${mount}`);
   }
   if (secretMounts(runDir).length === 0) rmSync(runDir, { recursive: true, force: true });
-  // The executor's cgroup parent, named after the run directory (src/node/executor/executor.ts).
-  const cgroup = join(
-    '/sys/fs/cgroup/secretd',
-    createHash('sha256').update(runDir).digest('hex').slice(0, 12),
-  );
+  // The executor's cgroup parent, named after the run directory.
+  const cgroup = join('/sys/fs/cgroup', cgroupParentOf(runDir));
   try {
     rmdirSync(cgroup);
   } catch {

@@ -111,6 +111,14 @@ interface TaskEntry {
   queue: Promise<unknown>;
 }
 
+/**
+ * The cgroup parent of the executor of `runDir` (under the cgroup root): one per executor instance
+ * (its run dir), so nodes sharing a machine never collide.
+ */
+export function cgroupParentOf(runDir: string): string {
+  return `/secretd/${sha256Hex(runDir).slice(0, 12)}`;
+}
+
 export class Executor {
   readonly runDir: string;
   readonly images: ImageStore;
@@ -133,8 +141,7 @@ export class Executor {
         ...(options.runtimeBinary === undefined ? {} : { binary: options.runtimeBinary }),
       });
     this.stopGraceMs = options.stopGraceMs ?? stopGraceMsDefault;
-    // One cgroup parent per executor instance (its run dir), so nodes sharing a machine never collide.
-    this.cgroupParent = `/secretd/${sha256Hex(this.runDir).slice(0, 12)}`;
+    this.cgroupParent = cgroupParentOf(this.runDir);
   }
 
   /** Paths of a task's files on the host (for tests and diagnostics; none holds a value outside the tmpfs). */

@@ -1,5 +1,6 @@
 /** The node-side executor: containers through the OCI runtime, secrets in a per-task tmpfs. */
 export {
+  cgroupParentOf,
   Executor,
   type ExecutorOptions,
   type ExecutorStats,

@@ -104,11 +104,15 @@ describe('openClient over TLS', () => {
     expect(stranger.seen).toEqual([]);
   });
 
-  test('the --host client reaches a manager of its own cluster', async () => {
-    await using manager = await serveImpostor(
+  /** A manager of the client's own cluster (an impostor server with a genuine certificate). */
+  const ownManager = async () =>
+    serveImpostor(
       { ca: ca.certPem, ...(await certificate('manager', newId(systemRandom))) },
       created,
     );
+
+  test('the --host client reaches a manager of its own cluster', async () => {
+    await using manager = await ownManager();
     const client = openClient({ dataDir: certDir, host: manager.url, ...files });
     try {
       expect(await call(client, 'POST', '/secrets/create', secretBody)).toEqual({ ID: 'fake' });
@@ -119,10 +123,7 @@ describe('openClient over TLS', () => {
   });
 
   test("after the manager's GOAWAY (it renewed its certificate, or is stopping), the next request goes on a new connection", async () => {
-    await using manager = await serveImpostor(
-      { ca: ca.certPem, ...(await certificate('manager', newId(systemRandom))) },
-      created,
-    );
+    await using manager = await ownManager();
     const client = openClient({ dataDir: certDir, host: manager.url, ...files });
     try {
       expect(await call(client, 'POST', '/secrets/create', secretBody)).toEqual({ ID: 'fake' });

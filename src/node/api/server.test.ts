@@ -64,12 +64,10 @@ async function certificateFor(role: Role, name: string): Promise<Credentials> {
   return { cert, key: keyPkcs8ToPem(keyPkcs8) };
 }
 
-beforeAll(async () => {
-  tm = await startTestManager();
-  const port = await freePort();
-  caPem = (await tm.manager.cluster()).caCertPem;
-  server = await serveTls({
-    backend: tm.manager,
+/** The TLS port of the test's manager on `port`, serving `backend` (the manager, or a stand-in for it). */
+async function serveManager(backend: typeof tm.manager, port: number): Promise<Http2SecureServer> {
+  return serveTls({
+    backend,
     version: 'test',
     clusterId: tm.manager.state.clusterId,
     listenAddr: `127.0.0.1:${port}`,
@@ -77,6 +75,13 @@ beforeAll(async () => {
     certPem: await readFile(tm.manager.paths.nodeCert, 'utf8'),
     tlsKey: tm.manager.tlsKey,
   });
+}
+
+beforeAll(async () => {
+  tm = await startTestManager();
+  const port = await freePort();
+  caPem = (await tm.manager.cluster()).caCertPem;
+  server = await serveManager(tm.manager, port);
   url = `https://127.0.0.1:${port}`;
   credentials.set('admin', await certificateFor('admin', 'tester'));
   credentials.set('worker', await certificateFor('worker', 'w1'));
@@ -431,15 +436,7 @@ describe('a renewed certificate on the TLS port', () => {
       },
     });
     const port = await freePort();
-    const renewing = await serveTls({
-      backend,
-      version: 'test',
-      clusterId: tm.manager.state.clusterId,
-      listenAddr: `127.0.0.1:${port}`,
-      caPem,
-      certPem: await readFile(tm.manager.paths.nodeCert, 'utf8'),
-      tlsKey: tm.manager.tlsKey,
-    });
+    const renewing = await serveManager(backend, port);
     const at = `https://127.0.0.1:${port}`;
     const old = connect(at, {
       ca: caPem,

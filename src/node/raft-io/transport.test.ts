@@ -54,6 +54,16 @@ function fakeClient() {
   };
 }
 
+/** A transport to one peer at 10.0.0.2:4377 through `peers`, on `timers`. */
+function transportTo(peers: ReturnType<typeof fakeClient>, timers: ManualTimers): RaftTransport {
+  return new RaftTransport({
+    client: peers.client,
+    resolve: () => '10.0.0.2:4377',
+    timeoutMs: 5000,
+    timers,
+  });
+}
+
 /** Lets the transport's queued flush run (it sends once per turn of the event loop). */
 const flushed = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -61,12 +71,7 @@ describe('RaftTransport', () => {
   test('reachable() holds only after the peer acknowledged a frame, and for withinMs on the Timers clock', async () => {
     const timers = new ManualTimers(); // reads 0: a peer never heard from must not look recent
     const peers = fakeClient();
-    const transport = new RaftTransport({
-      client: peers.client,
-      resolve: () => '10.0.0.2:4377',
-      timeoutMs: 5000,
-      timers,
-    });
+    const transport = transportTo(peers, timers);
     transport.send([heartbeat]);
     await flushed();
     expect(
@@ -86,12 +91,7 @@ describe('RaftTransport', () => {
     const timers = new ManualTimers();
     const peers = fakeClient();
     peers.refuse(true);
-    const transport = new RaftTransport({
-      client: peers.client,
-      resolve: () => '10.0.0.2:4377',
-      timeoutMs: 5000,
-      timers,
-    });
+    const transport = transportTo(peers, timers);
     transport.send([heartbeat]);
     await flushed();
     expect({ opened: peers.opened.length, retries: timers.pendingAfters() }).toEqual({
@@ -109,12 +109,7 @@ describe('RaftTransport', () => {
   test("a stream whose connection was retired (a renewal, the peer's GOAWAY) is ended, and the next frame goes on a new one at once", async () => {
     const timers = new ManualTimers();
     const peers = fakeClient();
-    const transport = new RaftTransport({
-      client: peers.client,
-      resolve: () => '10.0.0.2:4377',
-      timeoutMs: 5000,
-      timers,
-    });
+    const transport = transportTo(peers, timers);
     transport.send([heartbeat]);
     await flushed();
     const first = peers.opened[0]!.stream;
@@ -142,12 +137,7 @@ describe('RaftTransport', () => {
 
   test('an append that only carries a commit index waits a turn, and gives way to a later append to the same peer', async () => {
     const peers = fakeClient();
-    const transport = new RaftTransport({
-      client: peers.client,
-      resolve: () => '10.0.0.2:4377',
-      timeoutMs: 5000,
-      timers: new ManualTimers(),
-    });
+    const transport = transportTo(peers, new ManualTimers());
     const sent = (): Message[][] =>
       peers.opened.flatMap(({ stream }) =>
         stream.frames.flatMap((bytes) => new FrameReader(1 << 20).push(bytes).map(decodeMessages)),

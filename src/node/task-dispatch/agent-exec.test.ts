@@ -5,7 +5,7 @@
  * the exec itself is refused (no such task here), which the agent answers like any result.
  */
 import { describe, expect, test } from 'bun:test';
-import { systemTimers } from '../../io/timers.ts';
+import { systemTimers, type Timers } from '../../io/timers.ts';
 import { ManualTimers } from '../../../test/helpers/manual-timers.ts';
 import type { Executor } from '../executor/index.ts';
 import type { LineHandlers, PeerLink } from '../peers/index.ts';
@@ -14,23 +14,15 @@ import { until } from '../../../test/helpers/cluster.ts';
 import { Agent } from './agent.ts';
 import { execResultPath, type SessionMessage } from './messages.ts';
 
-/** A link whose every session brings `lines` and then ends; it records what the agent posts. */
-function sessionsBringing(lines: readonly SessionMessage[]) {
+/** A link to the managers whose sessions `openLines` opens; requests answer 204 and are kept. */
+function linkOpening(openLines: PeerLink['openLines']) {
   const posted: Array<{ path: string; body: unknown }> = [];
-  let sessions = 0;
   const link: PeerLink = {
     request: async (_addr, _method, path, body) => {
       posted.push({ path, body: body ? JSON.parse(new TextDecoder().decode(body)) : null });
       return { status: 204, body: new Uint8Array() };
     },
-    openLines: async (_addr, _path, handlers) => {
-      sessions++;
-      queueMicrotask(() => {
-        for (const line of lines) handlers.onLine(JSON.stringify(line));
-        setTimeout(() => handlers.onEnd(null), 10);
-      });
-      return { status: 200, body: '', close: () => {} };
-    },
+    openLines,
     openStream: () => {
       throw new Error('no Raft here');
     },
@@ -39,7 +31,38 @@ function sessionsBringing(lines: readonly SessionMessage[]) {
     setTls: () => {},
     closeAll: () => {},
   };
+  return { link, posted };
+}
+
+/** A link whose every session brings `lines` and then ends; it records what the agent posts. */
+function sessionsBringing(lines: readonly SessionMessage[]) {
+  let sessions = 0;
+  const { link, posted } = linkOpening(async (_addr, _path, handlers) => {
+    sessions++;
+    queueMicrotask(() => {
+      for (const line of lines) handlers.onLine(JSON.stringify(line));
+      setTimeout(() => handlers.onEnd(null), 10);
+    });
+    return { status: 200, body: '', close: () => {} };
+  });
   return { link, posted, sessions: () => sessions };
+}
+
+/** An agent of node n1 on `link`, with an executor that runs no task. */
+function agentOn(link: PeerLink, runDir: string, timers: Timers): Agent {
+  return new Agent({
+    nodeId: 'n1',
+    managers: () => ['127.0.0.1:1'],
+    peers: link,
+    executor: {
+      runDir,
+      onExit: () => {},
+      sweep: async () => [],
+      reconcile: async () => {},
+    } as unknown as Executor,
+    timers,
+    log: () => {},
+  });
 }
 
 describe('Agent exec', () => {
@@ -53,20 +76,7 @@ describe('Agent exec', () => {
       argv: ['true'],
     };
     const { link, posted, sessions } = sessionsBringing([exec, exec, other]);
-    const executor = {
-      runDir: dir.path,
-      onExit: () => {},
-      sweep: async () => [],
-      reconcile: async () => {},
-    } as unknown as Executor;
-    const agent = new Agent({
-      nodeId: 'n1',
-      managers: () => ['127.0.0.1:1'],
-      peers: link,
-      executor,
-      timers: systemTimers,
-      log: () => {},
-    });
+    const agent = agentOn(link, dir.path, systemTimers);
     agent.start();
     try {
       await until('three sessions', 10_000, () => (sessions() >= 3 ? true : undefined));
@@ -84,41 +94,19 @@ describe('Agent session', () => {
     using dir = tempDir('secretd-agent-session-');
     const timers = new ManualTimers();
     const opened: Array<{ closed: boolean; handlers: LineHandlers }> = [];
-    const link: PeerLink = {
-      request: async () => ({ status: 204, body: new Uint8Array() }),
-      openLines: async (_addr, _path, handlers) => {
-        const session = { closed: false, handlers };
-        opened.push(session);
-        return {
-          status: 200,
-          body: '',
-          close: () => {
-            session.closed = true;
-            queueMicrotask(() => handlers.onEnd(null));
-          },
-        };
-      },
-      openStream: () => {
-        throw new Error('no Raft here');
-      },
-      retired: () => false,
-      reset: () => {},
-      setTls: () => {},
-      closeAll: () => {},
-    };
-    const agent = new Agent({
-      nodeId: 'n1',
-      managers: () => ['127.0.0.1:1'],
-      peers: link,
-      executor: {
-        runDir: dir.path,
-        onExit: () => {},
-        sweep: async () => [],
-        reconcile: async () => {},
-      } as unknown as Executor,
-      timers,
-      log: () => {},
+    const { link } = linkOpening(async (_addr, _path, handlers) => {
+      const session = { closed: false, handlers };
+      opened.push(session);
+      return {
+        status: 200,
+        body: '',
+        close: () => {
+          session.closed = true;
+          queueMicrotask(() => handlers.onEnd(null));
+        },
+      };
     });
+    const agent = agentOn(link, dir.path, timers);
     agent.start();
     try {
       await until('the first session', 10_000, () => (opened.length === 1 ? true : undefined));

@@ -1,10 +1,11 @@
 /** Real processes for end-to-end tests: the compiled secretd, temp dirs, ports, an HTTP/2 mTLS client. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, type Dirent } from 'node:fs';
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runDirOf } from '../../src/io/run-dir.ts';
 
 export const repoRoot = join(import.meta.dir, '..', '..');
 /** The compiled executable (scripts/test.ts compiles it before the tests run). */
@@ -21,7 +22,41 @@ export interface TempDir extends Disposable {
 
 export function tempDir(prefix = 'secretd-test-'): TempDir {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
+  return {
+    path,
+    [Symbol.dispose]: () => {
+      removeRunDirsOf(path);
+      rmSync(path, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Removes the run directories (/run/secretd/…, kept by a node across restarts) of the data dirs
+ * that were `dir` or lay in it, two levels down: gone with their data dirs, no node comes back for
+ * them. One with a mount under it is left for the test's own checks to find.
+ */
+function removeRunDirsOf(dir: string): void {
+  const children = (parent: string): string[] =>
+    safeEntries(parent)
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => join(parent, entry.name));
+  const below = children(dir);
+  const candidates = [dir, ...below, ...below.flatMap(children)];
+  const mounts = readFileSync('/proc/mounts', 'utf8');
+  for (const candidate of candidates) {
+    const runDir = runDirOf(candidate);
+    if (existsSync(runDir) && !mounts.includes(` ${runDir}/`))
+      rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
+function safeEntries(dir: string): Dirent[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
 }
 
 export async function freePort(): Promise<number> {

@@ -12,7 +12,7 @@
 import { getRequestListener } from '@hono/node-server';
 import type { Context } from 'hono';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { chmod, rm } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { keyPkcs8ToPem, roleFromOU } from '../../crypto/index.ts';
@@ -153,24 +153,17 @@ export async function serveTls(options: TlsServeOptions): Promise<Http2SecureSer
     getRequestListener(countedFetch(app.fetch)),
   );
   // A renewed certificate, or new roots to trust (a root CA rotation), serve every connection from
-  // then on. Open HTTP/2 sessions were made under what it replaces: each gets a GOAWAY, so no new
-  // stream goes on it while what it carries finishes, and the nodes' peer clients move their
-  // long-lived streams (dispatcher sessions, Raft streams) to new connections (PeerClient).
+  // then on; open ones keep theirs (the nodes at their other end move theirs when they renew:
+  // PeerClient.setTls).
   let caPem = options.caPem;
-  const openSessions = new Set<ServerHttp2Session>();
-  server.on('session', (session: ServerHttp2Session) => {
-    openSessions.add(session);
-    session.once('close', () => openSessions.delete(session));
-  });
-  options.backend.onNodeCertificate?.((pair) => {
+  options.backend.onNodeCertificate?.((pair) =>
     server.setSecureContext({
       key: keyPkcs8ToPem(pair.tlsKey),
       cert: pair.certPem,
       ca: (caPem = pair.caPem ?? caPem),
       minVersion: 'TLSv1.2',
-    });
-    for (const session of openSessions) if (!session.closed && !session.destroyed) session.close();
-  });
+    }),
+  );
   // Deadlines, connection caps and body budgets (connection-guard.ts) come before anything else.
   const guard = new ConnectionGuard(
     { ...defaultConnectionLimits, ...options.limits },

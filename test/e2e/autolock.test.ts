@@ -30,7 +30,10 @@ describe('autolock', () => {
 
   test('a restarted manager answers 503 until unlocked; a wrong key is refused and changes nothing', async () => {
     const dataDir = join(dir.path, 'a');
-    const { daemon: first, key } = await initAutolocked(dataDir);
+    const started = await initAutolocked(dataDir);
+    // Stopped however the test ends (killed again at the end: nothing if it was already).
+    await using first = started.daemon;
+    const key = started.key;
     expect(
       secretd(['secret', 'create', 'locked_one', '-', '--data-dir', dataDir], {
         input: 'top secret',
@@ -69,7 +72,9 @@ describe('autolock', () => {
 
   test('rotating the unlock key makes the old key useless at the next restart', async () => {
     const dataDir = join(dir.path, 'b');
-    const { daemon: first, key: oldKey } = await initAutolocked(dataDir);
+    const started = await initAutolocked(dataDir);
+    await using first = started.daemon;
+    const oldKey = started.key;
     const rotated = secretd(['cluster', 'unlock-key', '--rotate', '-q', '--data-dir', dataDir]);
     expect(rotated.code).toBe(0);
     const newKey = rotated.stdout.trim();
@@ -87,7 +92,13 @@ describe('autolock', () => {
   test('autolock can be turned on and off on a running cluster', async () => {
     const dataDir = join(dir.path, 'c');
     const port = await freePort();
-    const first = new Daemon(['init', '--data-dir', dataDir, '--listen-addr', `127.0.0.1:${port}`]);
+    await using first = new Daemon([
+      'init',
+      '--data-dir',
+      dataDir,
+      '--listen-addr',
+      `127.0.0.1:${port}`,
+    ]);
     await first.waitFor(/Data directory:/);
     expect(secretd(['cluster', 'unlock-key', '--data-dir', dataDir]).stderr).toContain(
       'autolock is not enabled',
@@ -97,7 +108,7 @@ describe('autolock', () => {
     const key = keyPattern.exec(on.stdout)![0];
     await first.kill('SIGKILL');
 
-    const second = await restart(dataDir);
+    await using second = await restart(dataDir);
     // Printed right after the admin socket line, maybe in a later chunk (as in the first test).
     await second.waitFor(/this manager is locked/);
     expect(secretd(['unlock', '--data-dir', dataDir], { input: key }).code).toBe(0);

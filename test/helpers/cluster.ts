@@ -11,9 +11,7 @@
 import { spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
-import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { runDirOf } from '../../src/io/run-dir.ts';
 import { FaultNetwork } from './fault-proxy.ts';
 import {
   Daemon,
@@ -402,13 +400,6 @@ export class Cluster implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await Promise.all(this.#spawned.map((d) => d.kill('SIGKILL')));
     await this.net[Symbol.asyncDispose]();
-    // Killed, the nodes left their run directories (/run/secretd/…, kept across restarts): these
-    // clusters run no task, so there is nothing in them but empty directories. One with a mount
-    // under it is left for the test that made it to find.
-    const mounts = readFileSync('/proc/mounts', 'utf8');
-    for (const node of this.nodes) {
-      const runDir = runDirOf(node.dataDir);
-      if (!mounts.includes(` ${runDir}/`)) rmSync(runDir, { recursive: true, force: true });
-    }
+    // The nodes' run directories go with the temp dir their data dirs lie in (tempDir).
   }
 }

@@ -254,6 +254,16 @@ async function retireWhileStreaming(retire: Retire) {
   }
 }
 
+/** What retireWhileStreaming gives when its owners were told and new streams went on a new session. */
+const moved = (ended: boolean) => ({
+  ended,
+  inOrder: true,
+  told: 1,
+  retired: { before: false, opened: true, after: false },
+  status: 200,
+  sessions: 2,
+});
+
 const renewal =
   (caPem: string): Retire =>
   async (client) =>
@@ -261,26 +271,14 @@ const renewal =
 
 describe('PeerClient.setTls', () => {
   test('a renewed certificate: what an open session carries runs on, its owners are told to move (onRetired, retired()), and the next request opens a new session', async () => {
-    expect(await retireWhileStreaming(renewal(ca.certPem))).toEqual({
-      ended: false,
-      inOrder: true,
-      told: 1,
-      retired: { before: false, opened: true, after: false },
-      status: 200,
-      sessions: 2,
-    });
+    expect(await retireWhileStreaming(renewal(ca.certPem))).toEqual(moved(false));
   });
 
   test('new trusted roots (a root CA rotation): open sessions are cut, so their owners reconnect under the new trust', async () => {
     const next = await createRootCA({ now: new Date() });
-    expect(await retireWhileStreaming(renewal(`${ca.certPem}${next.certPem}`))).toEqual({
-      ended: true,
-      inOrder: true,
-      told: 1,
-      retired: { before: false, opened: true, after: false },
-      status: 200,
-      sessions: 2,
-    });
+    expect(await retireWhileStreaming(renewal(`${ca.certPem}${next.certPem}`))).toEqual(
+      moved(true),
+    );
   });
 
   test("the server's GOAWAY (a graceful close) retires the session as a renewal does: open streams run on, their owners are told, new ones go on a new session", async () => {
@@ -290,14 +288,7 @@ describe('PeerClient.setTls', () => {
         client.retired(raft) ? true : undefined,
       );
     };
-    expect(await retireWhileStreaming(goaway)).toEqual({
-      ended: false,
-      inOrder: true,
-      told: 1,
-      retired: { before: false, opened: true, after: false },
-      status: 200,
-      sessions: 2,
-    });
+    expect(await retireWhileStreaming(goaway)).toEqual(moved(false));
   });
 });
 

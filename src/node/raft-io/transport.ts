@@ -221,23 +221,13 @@ export class RaftTransport implements Transport {
  */
 export function withoutStaleAppends(batch: Message[]): Message[] {
   let lastAppendTerm = -1;
-  let stale = 0;
+  let stale: Set<number> | null = null;
   for (let i = batch.length - 1; i >= 0; i--) {
     const message = batch[i]!;
     if (message.type !== 'append') continue;
-    if (message.entries.length === 0 && message.term === lastAppendTerm) stale++;
+    if (message.entries.length === 0 && message.term === lastAppendTerm)
+      (stale ??= new Set()).add(i);
     lastAppendTerm = Math.max(lastAppendTerm, message.term);
   }
-  if (stale === 0) return batch;
-  const kept: Message[] = [];
-  lastAppendTerm = -1;
-  for (let i = batch.length - 1; i >= 0; i--) {
-    const message = batch[i]!;
-    if (message.type === 'append') {
-      if (message.entries.length === 0 && message.term === lastAppendTerm) continue;
-      lastAppendTerm = Math.max(lastAppendTerm, message.term);
-    }
-    kept.push(message);
-  }
-  return kept.reverse();
+  return stale === null ? batch : batch.filter((_, i) => !stale.has(i));
 }

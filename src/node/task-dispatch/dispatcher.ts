@@ -94,7 +94,10 @@ export class Dispatcher {
    * connection moved: a renewal, a GOAWAY), so the ask goes again on each new session of the node
    * until one presents another certificate (it renewed).
    */
-  readonly #asks = new Map<string, { readonly reason: string; readonly notAfter?: number }>();
+  readonly #asks = new Map<
+    string,
+    { readonly reason: string; readonly notAfter: number | undefined }
+  >();
   /**
    * Execs waiting for their node's answer, by id. Each is sent again on every new session of its
    * node until answered (a session can end with one in flight: its message lost); the agent runs
@@ -279,12 +282,7 @@ export class Dispatcher {
     if (!this.#active || !session) return false;
     this.#asks.delete(nodeId);
     if (this.#asks.size >= renewalAsksKept) this.#asks.delete(this.#asks.keys().next().value!);
-    this.#asks.set(nodeId, {
-      reason,
-      ...(session.certificateNotAfter === undefined
-        ? {}
-        : { notAfter: session.certificateNotAfter }),
-    });
+    this.#asks.set(nodeId, { reason, notAfter: session.certificateNotAfter });
     session.send({ type: 'renew-certificate', reason });
     return true;
   }

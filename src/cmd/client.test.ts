@@ -122,7 +122,7 @@ describe('openClient over TLS', () => {
     expect(manager.seen.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /secrets/create']);
   });
 
-  test("after the manager's GOAWAY (it renewed its certificate, or is stopping), the next request goes on a new connection", async () => {
+  test("after the manager's GOAWAY (it is stopping, or closes an idle connection), the next request goes on a new connection", async () => {
     await using manager = await ownManager();
     const client = openClient({ dataDir: certDir, host: manager.url, ...files });
     try {

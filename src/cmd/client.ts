@@ -162,7 +162,7 @@ function tlsClient(host: string, tls: { ca: string; cert: string; key: string })
     sessionError = null;
     const opened = connect(host, { ...tls, checkServerIdentity });
     opened.on('error', (error) => (sessionError = error));
-    // A GOAWAY (the manager renewed its certificate, or is stopping): what is in flight finishes,
+    // A GOAWAY (the manager is stopping, or closes an idle connection): what is in flight finishes,
     // and the next request opens a new session.
     opened.on('goaway', () => {
       if (session === opened) session = null;

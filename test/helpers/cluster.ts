@@ -400,6 +400,5 @@ export class Cluster implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await Promise.all(this.#spawned.map((d) => d.kill('SIGKILL')));
     await this.net[Symbol.asyncDispose]();
-    // The nodes' run directories go with the temp dir their data dirs lie in (tempDir).
   }
 }

@@ -42,7 +42,7 @@ export interface Impostor extends AsyncDisposable {
   readonly seen: SeenRequest[];
   /** HTTP/2 sessions opened to it so far. */
   readonly sessionsOpened: () => number;
-  /** Sends a GOAWAY on every open HTTP/2 session (a graceful close, as a renewal does). */
+  /** Sends a GOAWAY on every open HTTP/2 session (a graceful close, as a stopping manager does). */
   goawayAll(): void;
 }
 

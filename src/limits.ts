@@ -13,6 +13,11 @@ export const walRecordBytesMax = 8 * 1024 * 1024;
 /** WAL segment size at which the writer starts a new segment. */
 export const walSegmentBytesTarget = 64 * 1024 * 1024;
 /**
+ * The last WAL segment is extended this far at a time ahead of its writes (AppendOptions), so an
+ * fdatasync need not record a new size; recovery reads and cuts off at most this many zeros.
+ */
+export const walPreallocateBytes = 4 * 1024 * 1024;
+/**
  * File writes (WAL batches, snapshot pieces, small files) up to this size are made on the event loop
  * with writeSync (src/io/node-fs.ts): a page-cache copy of a few KiB is cheaper there than Bun's
  * hand-off of FileHandle.write to a thread.

@@ -4,6 +4,7 @@
  *
  *   - bytes written through a `FileHandle` are durable only once a later `sync()` resolves; until
  *     then a crash may keep any prefix of them, possibly followed by garbage or zeros (a torn tail);
+ *     a handle that preallocates may also leave zeros past its last write after a crash;
  *   - `writeFile` and `truncate` are durable (contents and size) when they resolve;
  *   - a name created, renamed or removed is durable only once `syncDir` of its directory resolves;
  *   - `mkdirp` is durable when it resolves (it syncs every parent it changed).
@@ -16,7 +17,18 @@ export interface FileHandle {
   write(bytes: Uint8Array): Promise<void>;
   /** fdatasync: every byte written through this handle before the call is durable when it resolves. */
   sync(): Promise<void>;
+  /** Cuts off what a preallocating handle extended past its last write (durably), then closes. */
   close(): Promise<void>;
+}
+
+export interface AppendOptions {
+  /**
+   * Extend the file this many bytes at a time ahead of the writes, so that a sync does not also
+   * have to record a new file size (on ext4 an fdatasync of a small append costs about a third
+   * less then). What lies past the last write reads as zeros; `close` cuts it off, durably, but
+   * a crash may leave it. Default 0: the file grows with each write.
+   */
+  readonly preallocateBytes?: number;
 }
 
 export interface FileSystem {
@@ -29,8 +41,8 @@ export interface FileSystem {
    * permissions of a file it creates (default 0600: owner only); a simulated disk may ignore it.
    */
   writeFile(path: string, bytes: Uint8Array, mode?: number): Promise<void>;
-  /** Opens an existing file for appending. */
-  openAppend(path: string): Promise<FileHandle>;
+  /** Opens an existing file for appending, at its end. */
+  openAppend(path: string, options?: AppendOptions): Promise<FileHandle>;
   /** Cuts the file to `size` bytes, durably. */
   truncate(path: string, size: number): Promise<void>;
   /** Atomically replaces `to` with `from`. */

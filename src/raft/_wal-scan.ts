@@ -80,6 +80,14 @@ export function scanSegment(bytes: Uint8Array, seq: number, key: WALKey): Segmen
   return { records, validBytes: batchOffset, damage, unfinished: pending.map((p) => p.record) };
 }
 
+/**
+ * Whether nothing but zeros follows the last complete batch: space preallocated and never written
+ * (AppendOptions), or a whole unacknowledged batch that never reached the disk. Not damage.
+ */
+export function endsInZeros(bytes: Uint8Array, scan: SegmentScan): boolean {
+  return scan.unfinished.length === 0 && isZero(bytes, scan.validBytes, bytes.length);
+}
+
 export type TailVerdict =
   { readonly torn: true } | { readonly torn: false; readonly reason: string };
 

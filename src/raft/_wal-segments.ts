@@ -5,7 +5,7 @@
 import { SecretdError } from '../errors.ts';
 import type { FileHandle, FileSystem } from '../io/fs.ts';
 import type { Replay } from './_wal-log.ts';
-import { judgeTail, scanSegment } from './_wal-scan.ts';
+import { endsInZeros, judgeTail, scanSegment } from './_wal-scan.ts';
 import {
   decodeSegmentHeader,
   encodeBatch,
@@ -48,6 +48,8 @@ export interface SegmentIO {
   readonly onTornTail?: ((tail: TornTail) => void) | undefined;
   /** The marker file recording the newest segment (_wal-marker.ts), if any. */
   readonly marker?: string | undefined;
+  /** How far ahead of its writes the segment appended to is extended (AppendOptions). */
+  readonly preallocateBytes: number;
 }
 
 const segmentName = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
@@ -102,7 +104,7 @@ export async function createSegment(
   await io.fs.writeFile(path + tempSuffix, bytes);
   await io.fs.rename(path + tempSuffix, path);
   await io.fs.syncDir(dir);
-  const handle = await io.fs.openAppend(path);
+  const handle = await io.fs.openAppend(path, io);
   return { segment: { ...header, path, keyId: io.key.keyId }, handle, offset: bytes.length };
 }
 
@@ -141,6 +143,12 @@ export async function replaySegment(
   if (scan.damage === null) return { offset: bytes.length, keyId: key.keyId };
   const { offset, reason } = scan.damage;
   if (!isLast) throw corruptAt(path, offset, `${reason}, in a segment that is not the last`);
+  if (endsInZeros(bytes, scan)) {
+    // Zeros after the last complete batch: space preallocated but not yet written (or a batch
+    // that never reached the disk at all, which its write had not been acknowledged before).
+    await io.fs.truncate(path, scan.validBytes);
+    return { offset: scan.validBytes, keyId: key.keyId };
+  }
   const verdict = judgeTail(bytes, scan.validBytes, offset);
   if (!verdict.torn) throw corruptAt(path, offset, `${reason}, and ${verdict.reason}`);
   await io.fs.truncate(path, scan.validBytes); // durable before anything is appended after it

@@ -410,3 +410,81 @@ describe('WAL recovery never silently drops acknowledged writes', () => {
     ]);
   });
 });
+
+describe('WAL preallocation', () => {
+  /** Every file of `dir` as it is now, the log still open: what a kill -9 would leave. */
+  async function filesNow(dir: string): Promise<Map<string, Uint8Array>> {
+    const names = await fs.list(dir);
+    const entries = await Promise.all(
+      names.map(async (name) => [name, (await fs.readFile(`${dir}/${name}`)).slice()] as const),
+    );
+    return new Map(entries);
+  }
+
+  async function restore(dir: string, files: Map<string, Uint8Array>): Promise<void> {
+    for (const name of await fs.list(dir)) rmSync(`${dir}/${name}`);
+    for (const [name, bytes] of files) await fs.writeFile(`${dir}/${name}`, bytes);
+  }
+
+  test('after a crash, open() cuts off the zeros past the last batch without reporting a torn tail', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { wal } = await WAL.open(dir.path, options({ preallocateBytes: 4096 }));
+    const [path] = await segmentPaths(dir.path);
+    await wal.save(batchA);
+    await wal.save(batchB);
+    const crashed = await filesNow(dir.path);
+    await wal.close();
+    const endB = (await fs.readFile(path!)).length; // close cut the reserved space off
+    const left = crashed.get(path!.slice(dir.path.length + 1))!;
+    expect(left.length).toBe(4096);
+    expect(left.subarray(endB).every((b) => b === 0)).toBe(true);
+
+    await restore(dir.path, crashed);
+    const tails: TornTail[] = [];
+    const reopened = await WAL.open(
+      dir.path,
+      options({ preallocateBytes: 4096, onTornTail: (tail) => tails.push(tail) }),
+    );
+    expect(reopened.state).toEqual(stateAB);
+    expect(tails).toEqual([]);
+    expect((await fs.readFile(path!)).length).toBe(endB);
+    await expectAppendable(dir.path, reopened.wal, reopened.state);
+  });
+
+  test('a batch torn before the zeros is still a torn tail, reported and cut off', async () => {
+    using dir = tempDir('secretd-wal-');
+    const { path, bytes, endB } = await writeABC(dir.path);
+    const crashed = new Uint8Array(4096); // half of C reached the disk, then the reserved zeros
+    crashed.set(bytes.subarray(0, endB + Math.floor((bytes.length - endB) / 2)));
+    await fs.writeFile(path, crashed);
+    const tails: TornTail[] = [];
+    const { wal, state } = await WAL.open(
+      dir.path,
+      options({ preallocateBytes: 4096, onTornTail: (tail) => tails.push(tail) }),
+    );
+    expect(state).toEqual(stateAB);
+    expect(tails.map((tail) => [tail.offset, tail.discardedBytes])).toEqual([[endB, 4096 - endB]]);
+    await expectAppendable(dir.path, wal, state);
+  });
+
+  test('a segment that is cut ends where its data ends, so a crash later leaves no zeros but in the last', async () => {
+    using dir = tempDir('secretd-wal-');
+    const settings = { preallocateBytes: 4096, segmentBytesTarget: 400 };
+    const { wal } = await WAL.open(dir.path, options(settings));
+    const saved = [batchA, batchB, batchC];
+    for (const batch of saved) await wal.save(batch);
+    await wal.save({ hardState: hs(2, 5, 'node-b'), entries: entries(6, 9, 2) });
+    const crashed = await filesNow(dir.path);
+    await wal.close();
+    const segments = [...crashed.keys()].filter((name) => name.endsWith('.wal')).sort();
+    expect(segments.length).toBeGreaterThanOrEqual(3);
+    for (const name of segments.slice(0, -1)) expect(crashed.get(name)!.length % 4096).not.toBe(0);
+
+    await restore(dir.path, crashed);
+    expect(await reopen(dir.path, settings)).toEqual({
+      hardState: hs(2, 5, 'node-b'),
+      snapshot: null,
+      entries: [...stateABC.entries, ...entries(6, 9, 2)],
+    });
+  });
+});

@@ -12,9 +12,14 @@
  *   synced, renamed and the directory synced, so a segment never has a torn head and deleting
  *   older segments never loses the HardState. A full segment is synced before the next exists,
  *   so damage in any segment but the last is corruption.
+ * - The last segment is extended sparsely ahead of its writes (`preallocateBytes`, 4 MiB by
+ *   default), as etcd preallocates its segments: an fdatasync then has no new file size to record
+ *   (on ext4 here 75-100 µs instead of 110-145 µs). A segment is cut back to its data, durably,
+ *   before the next one exists, so only the last may end in zeros.
  * - Recovery: only the unsynced tail of the last segment may be torn (_wal-scan.ts); it is
  *   truncated, durably, before anything is appended, and reported (`onTornTail`: sizes and entry
- *   indexes, never contents). Anything else refuses to start, including a HardState whose commit
+ *   indexes, never contents). Zeros alone after the last complete batch (preallocated space, or a
+ *   batch none of which reached the disk) are cut off the same way but are not a torn tail. Anything else refuses to start, including a HardState whose commit
  *   index lies past the end of the log (committed entries are missing). What recovery read is
  *   synced once more before use, in case only the process had crashed.
  * - A log that lost whole segments at its end, or all of them, is still a valid log: only the
@@ -35,7 +40,7 @@
 import { invalid, SecretdError } from '../errors.ts';
 import type { Random } from '../crypto/random.ts';
 import type { FileHandle, FileSystem } from '../io/fs.ts';
-import { walSegmentBytesTarget } from '../limits.ts';
+import { walPreallocateBytes, walSegmentBytesTarget } from '../limits.ts';
 import { LiveLog, Replay } from './_wal-log.ts';
 import { checkAgainstMarker, readMarker, writeMarker } from './_wal-marker.ts';
 import {
@@ -63,6 +68,11 @@ export interface WALOptions {
   readonly olderKeys?: readonly WALKey[];
   /** Size past which the next segment is started. Default `walSegmentBytesTarget` (64 MiB). */
   readonly segmentBytesTarget?: number;
+  /**
+   * How far ahead of its writes the last segment is extended (AppendOptions). Default
+   * `walPreallocateBytes` (4 MiB); 0: the file grows with each write.
+   */
+  readonly preallocateBytes?: number;
   /** Told when recovery truncates a torn tail (for logs and simulator coverage). Default: nothing. */
   readonly onTornTail?: (tail: TornTail) => void;
   /**
@@ -123,6 +133,7 @@ export class WAL {
       olderKeys: options.olderKeys ?? [],
       onTornTail: options.onTornTail,
       marker: options.marker,
+      preallocateBytes: options.preallocateBytes ?? walPreallocateBytes,
     };
     const marker = options.marker === undefined ? null : await readMarker(fs, options.marker);
     await fs.mkdirp(dir);
@@ -159,7 +170,7 @@ export class WAL {
     const lastSeq = segments[segments.length - 1]!.seq;
     if (options.marker !== undefined && (marker === null || marker.lastSegment < lastSeq))
       await writeMarker(fs, options.marker, { lastSegment: lastSeq });
-    const handle = await fs.openAppend(segments[segments.length - 1]!.path);
+    const handle = await fs.openAppend(segments[segments.length - 1]!.path, io);
     // What was read may sit only in the page cache (the process, not the machine, crashed):
     // make it durable before Raft relies on it and before records claim it is.
     await handle.sync();

@@ -8,11 +8,16 @@ import { WAL, type WALOptions, type WALState } from '../../src/raft/wal.ts';
 
 export const fs = new NodeFileSystem();
 export const dek = systemRandom(32);
+/**
+ * The tests read segment files while their log is open and reason about their sizes, so the last
+ * segment grows with each write here unless a test asks for preallocation.
+ */
 export const options = (extra: Partial<WALOptions> = {}): WALOptions => ({
   dek,
   keyId: 1,
   random: systemRandom,
   fs,
+  preallocateBytes: 0,
   ...extra,
 });
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s);

@@ -103,6 +103,8 @@ export class Member {
       timers,
       snapshotEntries: env.snapshotEntries,
       walSegmentBytesTarget: env.walSegmentBytes,
+      // A fraction of the tiny segment: extensions, and zeros past the end after a crash, are frequent.
+      walPreallocateBytes: Math.max(256, Math.floor(env.walSegmentBytes / 4)),
       coreOptions: {
         maxEntriesPerMessage: env.maxEntriesPerMessage,
         maxInflightMessages: env.maxInflightMessages,

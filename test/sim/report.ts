@@ -17,6 +17,7 @@ export interface SimStats {
   ioErrors: number;
   snapshotsInstalled: number;
   tornFiles: number;
+  zeroTails: number;
   lostBytes: number;
   lostNameChanges: number;
   walTruncates: number;

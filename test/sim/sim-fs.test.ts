@@ -152,6 +152,29 @@ describe('SimDisk', () => {
     expect(text(await d.run(d.disk.mount().readFile('/d/f')))).toBe('');
   });
 
+  test('a preallocating handle leaves zeros past its data after a crash, and none once closed', async () => {
+    const d = disk(9);
+    await d.run(d.fs.mkdirp('/d'));
+    await d.run(d.fs.writeFile('/d/open', new Uint8Array(0)));
+    await d.run(d.fs.writeFile('/d/closed', new Uint8Array(0)));
+    const open = await d.run(d.fs.openAppend('/d/open', { preallocateBytes: 100 }));
+    const closed = await d.run(d.fs.openAppend('/d/closed', { preallocateBytes: 100 }));
+    for (const handle of [open, closed]) {
+      await d.run(handle.write(bytes('abc')));
+      await d.run(handle.write(bytes('x'.repeat(120))));
+      await d.run(handle.sync());
+    }
+    await d.run(closed.close());
+    d.disk.crash('process');
+    const after = d.disk.mount();
+    const left = await d.run(after.readFile('/d/open'));
+    expect(left.length).toBe(200);
+    expect(text(left.subarray(0, 123))).toBe('abc' + 'x'.repeat(120));
+    expect(left.subarray(123).every((b) => b === 0)).toBe(true);
+    expect(text(await d.run(after.readFile('/d/closed')))).toBe('abc' + 'x'.repeat(120));
+    expect(d.disk.stats.zeroTails).toBe(1);
+  });
+
   test('fails a sync with EIO when told to', async () => {
     const d = disk(6, { syncErrorRate: 1 });
     await d.run(d.fs.mkdirp('/d'));
@@ -186,6 +209,7 @@ describe('SimDisk', () => {
         random: (n: number) => nonces.bytes(n),
         fs: d.fs,
         segmentBytesTarget: 1200,
+        preallocateBytes: 512,
       };
       const { wal } = await d.run(WAL.open('/wal', options));
       for (let batch = 0; batch < 6; batch++) {

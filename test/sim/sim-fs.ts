@@ -13,6 +13,10 @@
  *     garbage (a torn write). A process crash (crash 'process') loses nothing: the kernel keeps the
  *     page cache. Either way, operations in flight never complete, and a crashed process's later
  *     calls never return.
+ *   - A handle opened with `preallocateBytes` extends the file ahead of its writes as the real one
+ *     does (sparsely, not durably); its close cuts that off durably. A crash leaves the extension,
+ *     zeros past whatever bytes survived: always after a process crash (the kernel keeps the file
+ *     size), on half of power losses (as if a sync after the extension had recorded the size).
  *   - Knobs: sync() may fail with EIO (the WAL must then stop, never retry), and `lyingFsync` makes
  *     sync() return without making anything durable (the broken-disk variant).
  *
@@ -52,6 +56,8 @@ export interface DiskStats {
   lostNameChanges: number;
   syncErrors: number;
   truncates: number;
+  /** Crashes that left a preallocated file longer than its data, zeros past it. */
+  zeroTails: number;
 }
 
 interface Inode {
@@ -59,6 +65,8 @@ interface Inode {
   size: number;
   /** Bytes [0, durable) survive a power loss. */
   durable: number;
+  /** The size a preallocating handle extended the file to, zeros past `size` (0: none). */
+  allocated: number;
 }
 
 /** One atomic change to a directory: a create or remove is one binding, a rename two. */
@@ -89,6 +97,7 @@ export class SimDisk {
     lostNameChanges: 0,
     syncErrors: 0,
     truncates: 0,
+    zeroTails: 0,
   };
 
   constructor(scheduler: Scheduler, owner: number, prng: Prng, faults: DiskFaults) {
@@ -126,7 +135,10 @@ export class SimDisk {
           return inode.bytes.slice(0, inode.size);
         }),
       writeFile: (path, bytes) => op(false, () => this.#writeFile(path, bytes)),
-      openAppend: (path) => op(false, () => this.#handle(generation, this.#inode(path))),
+      openAppend: (path, options) =>
+        op(false, () =>
+          this.#handle(generation, this.#inode(path), options?.preallocateBytes ?? 0),
+        ),
       truncate: (path, size) => op(false, () => this.#truncate(this.#inode(path), size)),
       rename: (from, to) => op(false, () => this.#rename(from, to)),
       remove: (path) => op(false, () => this.#remove(path)),
@@ -169,6 +181,13 @@ export class SimDisk {
     }
     for (const inode of inodes) {
       if (kind === 'power' && inode.size > inode.durable) this.#tear(inode);
+      if (inode.allocated > inode.size && (kind === 'process' || this.#prng.chance(0.5))) {
+        grow(inode, inode.allocated);
+        inode.bytes.fill(0, inode.size, inode.allocated);
+        inode.size = inode.allocated;
+        this.stats.zeroTails++;
+      }
+      inode.allocated = 0;
       inode.durable = inode.size;
     }
   }
@@ -198,7 +217,7 @@ export class SimDisk {
     });
   }
 
-  #handle(generation: number, inode: Inode): FileHandle {
+  #handle(generation: number, inode: Inode, preallocateBytes: number): FileHandle {
     let position = inode.size;
     return {
       write: (bytes) => {
@@ -206,9 +225,12 @@ export class SimDisk {
         // In the page cache at once: a crash before the write returns may keep any part of it.
         if (position !== inode.size)
           throw new Error(`sim-fs only appends (handle at ${position}, file size ${inode.size})`);
-        grow(inode, position + bytes.length);
+        const end = position + bytes.length;
+        if (preallocateBytes > 0 && end > inode.allocated)
+          inode.allocated = (Math.floor(end / preallocateBytes) + 1) * preallocateBytes;
+        grow(inode, end);
         inode.bytes.set(bytes, position);
-        inode.size = position += bytes.length;
+        inode.size = position = end;
         return this.#op(generation, false, () => undefined);
       },
       sync: () => {
@@ -222,7 +244,10 @@ export class SimDisk {
             inode.durable = Math.max(inode.durable, Math.min(upTo, inode.size));
         });
       },
-      close: () => this.#op(generation, false, () => undefined),
+      close: () =>
+        this.#op(generation, false, () => {
+          inode.allocated = 0; // cut off and synced
+        }),
     };
   }
 
@@ -238,9 +263,10 @@ export class SimDisk {
   #writeFile(path: string, bytes: Uint8Array): void {
     const [dir, name] = this.#split(path);
     const existing = dir.current.get(name);
-    const inode = existing ?? { bytes: new Uint8Array(0), size: 0, durable: 0 };
+    const inode = existing ?? { bytes: new Uint8Array(0), size: 0, durable: 0, allocated: 0 };
     inode.bytes = bytes.slice();
     inode.size = inode.durable = bytes.length;
+    inode.allocated = 0;
     if (existing === undefined) this.#change(dir, [[name, inode]]);
   }
 
@@ -249,6 +275,7 @@ export class SimDisk {
     grow(inode, size);
     inode.bytes.fill(0, inode.size, size);
     inode.size = inode.durable = size;
+    inode.allocated = 0;
   }
 
   #rename(from: string, to: string): void {

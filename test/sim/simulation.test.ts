@@ -72,6 +72,7 @@ if (replaySeed !== undefined) {
         powerLosses: 500,
         ioErrors: 5,
         tornFiles: 50,
+        zeroTails: 800,
         lostBytes: 30_000,
         lostNameChanges: 10,
         walTruncates: 100,

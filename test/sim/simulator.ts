@@ -353,6 +353,7 @@ class Simulation {
       leaderChanges: this.#invariants.leaderChanges,
       ...this.#stats,
       tornFiles: sum((d) => d.tornFiles),
+      zeroTails: sum((d) => d.zeroTails),
       lostBytes: sum((d) => d.lostBytes),
       lostNameChanges: sum((d) => d.lostNameChanges),
       walTruncates: sum((d) => d.truncates),

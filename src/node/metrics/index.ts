@@ -212,7 +212,8 @@ export function timedFileSystem(
     rename: (from, to) => fs.rename(from, to),
     remove: (path) => fs.remove(path),
     syncDir: (dir) => fs.syncDir(dir),
-    openAppend: async (path) => timedHandle(await fs.openAppend(path), metrics, now),
+    openAppend: async (path, options) =>
+      timedHandle(await fs.openAppend(path, options), metrics, now),
   };
 }
 

@@ -36,7 +36,8 @@ describe('openRaftNode', () => {
     const first = await openRaftNode(openOptions(dir.path, log));
     await first.stop();
     const walDir = `${dir.path}/raft/wal`;
-    const { wal } = await WAL.open(walDir, { dek, keyId: 1, random: systemRandom, fs });
+    const sealing = { dek, keyId: 1, random: systemRandom, fs };
+    const { wal } = await WAL.open(walDir, { ...sealing, preallocateBytes: 0 }); // sizes read below
     await wal.save({ hardState: hs(1, 2, 'node-a'), entries: entries(1, 2, 1) });
     const [segment] = (await fs.list(walDir)).filter((name) => name.endsWith('.wal'));
     const path = `${walDir}/${segment}`;

@@ -56,6 +56,8 @@ export interface OpenRaftOptions {
   readonly log?: (line: string) => void;
   /** Default walSegmentBytesTarget; the simulator makes segments tiny so that it crashes members mid-rotation. */
   readonly walSegmentBytesTarget?: number;
+  /** Default walPreallocateBytes; the simulator makes it tiny too, so that crashes leave zeros past the end. */
+  readonly walPreallocateBytes?: number;
   /** Core settings the simulator varies (flow control) or breaks on purpose (its self-test). Production leaves them unset. */
   /** Where the writes' stages and the WAL's timings are recorded (default: the process's metrics). */
   readonly metrics?: SecretdMetrics;
@@ -72,10 +74,14 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
   const sealing = sealingOf({ ...options, fs });
   const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
   const snapshot = await snapshots.loadLatest();
-  const segmentBytes =
-    options.walSegmentBytesTarget === undefined
+  const segmentBytes = {
+    ...(options.walSegmentBytesTarget === undefined
       ? {}
-      : { segmentBytesTarget: options.walSegmentBytesTarget };
+      : { segmentBytesTarget: options.walSegmentBytesTarget }),
+    ...(options.walPreallocateBytes === undefined
+      ? {}
+      : { preallocateBytes: options.walPreallocateBytes }),
+  };
   const log = options.log;
   const recovery = {
     ...(options.walMarker === undefined ? {} : { marker: options.walMarker }),

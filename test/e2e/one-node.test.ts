@@ -187,7 +187,9 @@ describe('one manager', () => {
       .filter((f) => f.endsWith('.wal'))
       .sort()[0]!;
     const bytes = readFileSync(wal);
-    bytes[Math.floor(bytes.length / 3)]! ^= 0x40;
+    // A third into what was written (a kill -9 leaves the segment's preallocated zeros after it).
+    const written = bytes.findLastIndex((byte) => byte !== 0) + 1;
+    bytes[Math.floor(written / 3)]! ^= 0x40;
     writeFileSync(wal, bytes);
     const restarted = new Daemon(['run', '--data-dir', dataDir]);
     const code = await restarted.exited;

@@ -104,7 +104,7 @@ export async function createSegment(
   await io.fs.writeFile(path + tempSuffix, bytes);
   await io.fs.rename(path + tempSuffix, path);
   await io.fs.syncDir(dir);
-  const handle = await io.fs.openAppend(path, io);
+  const handle = await io.fs.openAppend(path, { preallocateBytes: io.preallocateBytes });
   return { segment: { ...header, path, keyId: io.key.keyId }, handle, offset: bytes.length };
 }
 
@@ -144,8 +144,8 @@ export async function replaySegment(
   const { offset, reason } = scan.damage;
   if (!isLast) throw corruptAt(path, offset, `${reason}, in a segment that is not the last`);
   if (endsInZeros(bytes, scan)) {
-    // Zeros after the last complete batch: space preallocated but not yet written (or a batch
-    // that never reached the disk at all, which its write had not been acknowledged before).
+    // Zeros after the last complete batch: space preallocated and not yet written (or a batch
+    // none of whose bytes reached the disk: unsynced, so never acknowledged).
     await io.fs.truncate(path, scan.validBytes);
     return { offset: scan.validBytes, keyId: key.keyId };
   }

@@ -170,7 +170,9 @@ export class WAL {
     const lastSeq = segments[segments.length - 1]!.seq;
     if (options.marker !== undefined && (marker === null || marker.lastSegment < lastSeq))
       await writeMarker(fs, options.marker, { lastSegment: lastSeq });
-    const handle = await fs.openAppend(segments[segments.length - 1]!.path, io);
+    const handle = await fs.openAppend(segments[segments.length - 1]!.path, {
+      preallocateBytes: io.preallocateBytes,
+    });
     // What was read may sit only in the page cache (the process, not the machine, crashed):
     // make it durable before Raft relies on it and before records claim it is.
     await handle.sync();

@@ -31,6 +31,8 @@ const contentIds = new WeakMap<Uint8Array, string>();
 export class ValueHolds {
   readonly #held = new Map<Uint8Array, number>();
   readonly #zeroOnRelease = new Set<Uint8Array>();
+  /** Holds of every value at once (holdAll) not yet released. */
+  #all = 0;
 
   hold(value: Uint8Array): void {
     this.#held.set(value, (this.#held.get(value) ?? 0) + 1);
@@ -43,12 +45,33 @@ export class ValueHolds {
       return;
     }
     this.#held.delete(value);
-    if (this.#zeroOnRelease.delete(value)) value.fill(0);
+    if (this.#all === 0 && this.#zeroOnRelease.delete(value)) value.fill(0);
+  }
+
+  /**
+   * Holds back the zeroing of every value, those of the store now and any later, until the
+   * returned function is called: what a snapshot written in slices needs, in one step instead of
+   * a hold per value (20,000 values: 3-7 ms each way on the Raft loop). A value zeroed meanwhile
+   * is zeroed at that call, or once the last hold of it alone is released.
+   */
+  holdAll(): () => void {
+    this.#all++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.#all > 0) return;
+      for (const value of this.#zeroOnRelease) {
+        if (this.#held.has(value)) continue;
+        this.#zeroOnRelease.delete(value);
+        value.fill(0);
+      }
+    };
   }
 
   /** Zeroes `value` now, or once the last snapshot holding it is released. */
   zero(value: Uint8Array): void {
-    if (this.#held.has(value)) this.#zeroOnRelease.add(value);
+    if (this.#all > 0 || this.#held.has(value)) this.#zeroOnRelease.add(value);
     else value.fill(0);
   }
 
@@ -71,6 +94,15 @@ export class PieceWriter {
   piece(...pieces: readonly SnapshotPiece[]): this {
     this.#flush();
     this.#pieces.push(...pieces);
+    return this;
+  }
+
+  /**
+   * Makes the text written so far a piece now, so that its joining and encoding happen here, a
+   * slice at a time, rather than for the whole store at once in `done` (10 ms at 20,000 secrets).
+   */
+  cut(): this {
+    this.#flush();
     return this;
   }
 

@@ -297,6 +297,57 @@ describe('Store snapshots in pieces', () => {
     expect(sharedIds(Store.restore(store.snapshot()).snapshotPieces())).toEqual(ids);
   });
 
+  test("a full segment's piece id is fed line by line as it grows: the SHA-256 of its UTF-8 text, however the lines are escaped", () => {
+    const log = new AuditLog(3);
+    const details = [
+      'GET /secrets/clé',
+      'a "quoted" \\ name',
+      'tab\there',
+      '日本語',
+      'plain',
+      'x\u0001y',
+      'last',
+    ];
+    for (const detail of details)
+      log.append({
+        at,
+        actor: writer.actor,
+        source: writer.source,
+        action: 'denied',
+        detail,
+        result: 'denied',
+      });
+    const pieces = log.snapshotPieces();
+    const shared = pieces.filter((p) => p.id !== undefined);
+    expect(shared.length).toBe(2);
+    for (const piece of shared) {
+      const bytes = piece.bytes();
+      expect(bytes.length).toBe(piece.length);
+      expect(pieceContentId(bytes)).toBe(piece.id!);
+    }
+    expect(new TextDecoder().decode(joinPieces(pieces))).toBe(log.snapshotJson());
+    const restored = AuditLog.restore(log.snapshot(), 3); // ids made the other way: the same
+    expect(sharedIds(restored.snapshotPieces())).toEqual(sharedIds(pieces));
+  });
+
+  test("the growing segment's piece is the trail as of the call, though its bytes are made later and lines were appended since", () => {
+    const log = new AuditLog(4);
+    const entry = (detail: string) =>
+      ({
+        at,
+        actor: writer.actor,
+        source: writer.source,
+        action: 'denied',
+        detail,
+        result: 'denied',
+      }) as const;
+    for (const detail of ['a', 'é', 'c', 'd', 'e', 'ü']) log.append(entry(detail));
+    const json = log.snapshotJson();
+    const pieces = log.snapshotPieces();
+    for (const detail of ['g', 'h', 'i']) log.append(entry(detail)); // fills the growing segment, starts another
+    expect(new TextDecoder().decode(joinPieces(pieces))).toBe(json);
+  });
+
   test('a snapshot store saves a store with full audit segments as one file per segment, once, and loads exactly Store.snapshot()', async () => {
     using dir = tempDir('secretd-store-snap-');
     const { store, next } = storeWith(2 * auditSegmentRecords + 10);

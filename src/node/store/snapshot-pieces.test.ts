@@ -13,6 +13,7 @@ import {
 import type { MemberId, SnapshotMeta } from '../../raft/types.ts';
 import type { Command } from './commands.ts';
 import { Store, toBase64 } from './store.ts';
+import { ValueHolds } from './_snapshot-pieces.ts';
 
 const at = '2026-12-06T00:00:00.000Z';
 const fs = new NodeFileSystem();
@@ -204,5 +205,39 @@ describe('Store.snapshotPiecesInSlices', () => {
     }, 1);
     await expect(failing).rejects.toThrow('stopping');
     expect(big1.every((b) => b === 0)).toBe(true);
+  });
+});
+
+describe('ValueHolds.holdAll', () => {
+  const values = (): Uint8Array[] => [1, 2, 3].map((n) => new Uint8Array(4).fill(n));
+
+  test('holds back the zeroing of every value until released; a value also held alone waits for its own release', () => {
+    const holds = new ValueHolds();
+    const [a, b, c] = values();
+    const releaseAll = holds.holdAll();
+    holds.hold(b!);
+    holds.zero(a!);
+    holds.zero(b!);
+    expect([a![0], b![0]]).toEqual([1, 2]);
+    releaseAll();
+    releaseAll(); // a second call changes nothing
+    expect([a![0], b![0]]).toEqual([0, 2]);
+    holds.release(b!);
+    expect(b![0]).toBe(0);
+    holds.zero(c!);
+    expect(c![0]).toBe(0);
+    expect(holds.heldCount).toBe(0);
+  });
+
+  test('with two holds of everything, a value zeroed meanwhile waits for both', () => {
+    const holds = new ValueHolds();
+    const [a] = values();
+    const first = holds.holdAll();
+    const second = holds.holdAll();
+    holds.zero(a!);
+    first();
+    expect(a![0]).toBe(1);
+    second();
+    expect(a![0]).toBe(0);
   });
 });

@@ -729,8 +729,9 @@ export class Store {
    * snapshotPieces() as of this call, with the secrets written `perSlice` at a time and `pause()`
    * awaited between slices, so that a store of many secrets does not hold the event loop while it
    * is written (10,000 secrets took 40–115 ms at once). Everything else is taken now; the secrets
-   * are the records of this moment (a change sets a new record, never edits one), and each of
-   * their values is held from zeroing until it is written. Same contract: save or release the list.
+   * are the records of this moment (a change sets a new record, never edits one), and the zeroing
+   * of every value is held back until the slices are written (a large value's piece then holds
+   * its own until the snapshot store releases it). Same contract: save or release the list.
    */
   async snapshotPiecesInSlices(
     pause: () => Promise<void>,
@@ -738,15 +739,15 @@ export class Store {
   ): Promise<SnapshotPiece[]> {
     const { head, tail } = this.#snapshotFrame();
     const secrets = [...this.#secrets.values()];
-    const values = secrets.flatMap((secret) => secret.versions.map((version) => version.data));
     const holds = this.#valueHolds;
-    for (const value of values) holds.hold(value);
+    const releaseAll = holds.holdAll(); // until the slices are written; pieces hold their own values
     const out = new PieceWriter().text(head);
     try {
       for (let at = 0; at < secrets.length; at += perSlice) {
         await pause(); // the first too: the caller's turn of the loop has done its share already
         if (at > 0) out.text(',');
         writeSecrets(out, secrets.slice(at, at + perSlice), holds);
+        out.cut();
       }
       return out
         .text(tail.text)
@@ -757,7 +758,7 @@ export class Store {
       for (const piece of out.done()) (piece as Partial<ReleasedPiece>).release?.();
       throw error;
     } finally {
-      for (const value of values) holds.release(value);
+      releaseAll();
     }
   }
 

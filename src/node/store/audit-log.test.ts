@@ -283,6 +283,15 @@ describe('Store snapshots in pieces', () => {
   }
   const sharedIds = (pieces: readonly SnapshotPiece[]): string[] =>
     pieces.flatMap((p) => (p.id === undefined ? [] : [p.id]));
+  const denied = (detail: string) =>
+    ({
+      at,
+      actor: writer.actor,
+      source: writer.source,
+      action: 'denied',
+      detail,
+      result: 'denied',
+    }) as const;
 
   test('snapshotPieces() are the bytes of snapshot(), each full audit segment a shared piece whose id stays', () => {
     const { store } = storeWith(2 * auditSegmentRecords + 100);
@@ -308,15 +317,7 @@ describe('Store snapshots in pieces', () => {
       'x\u0001y',
       'last',
     ];
-    for (const detail of details)
-      log.append({
-        at,
-        actor: writer.actor,
-        source: writer.source,
-        action: 'denied',
-        detail,
-        result: 'denied',
-      });
+    for (const detail of details) log.append(denied(detail));
     const pieces = log.snapshotPieces();
     const shared = pieces.filter((p) => p.id !== undefined);
     expect(shared.length).toBe(2);
@@ -332,19 +333,10 @@ describe('Store snapshots in pieces', () => {
 
   test("the growing segment's piece is the trail as of the call, though its bytes are made later and lines were appended since", () => {
     const log = new AuditLog(4);
-    const entry = (detail: string) =>
-      ({
-        at,
-        actor: writer.actor,
-        source: writer.source,
-        action: 'denied',
-        detail,
-        result: 'denied',
-      }) as const;
-    for (const detail of ['a', 'é', 'c', 'd', 'e', 'ü']) log.append(entry(detail));
+    for (const detail of ['a', 'é', 'c', 'd', 'e', 'ü']) log.append(denied(detail));
     const json = log.snapshotJson();
     const pieces = log.snapshotPieces();
-    for (const detail of ['g', 'h', 'i']) log.append(entry(detail)); // fills the growing segment, starts another
+    for (const detail of ['g', 'h', 'i']) log.append(denied(detail)); // fills the growing segment, starts another
     expect(new TextDecoder().decode(joinPieces(pieces))).toBe(json);
   });
 

@@ -31,6 +31,11 @@ export interface AppendOptions {
   readonly preallocateBytes?: number;
 }
 
+/** Where a handle preallocating `step` bytes at a time extends the file to once a write ends at `end`. */
+export function preallocatedEnd(end: number, step: number): number {
+  return (Math.floor(end / step) + 1) * step;
+}
+
 export interface FileSystem {
   mkdirp(dir: string): Promise<void>;
   /** Names (not paths) of the entries in `dir`, in no particular order. */

@@ -15,7 +15,7 @@ import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises
 import { syncWriteBytesMax } from '../limits.ts';
 import { dirname, resolve } from 'node:path';
 import type { FileHandle as NodeFileHandle } from 'node:fs/promises';
-import type { AppendOptions, FileHandle, FileSystem } from './fs.ts';
+import { preallocatedEnd, type AppendOptions, type FileHandle, type FileSystem } from './fs.ts';
 
 export class NodeFileSystem implements FileSystem {
   async mkdirp(dir: string): Promise<void> {
@@ -60,7 +60,7 @@ export class NodeFileSystem implements FileSystem {
       write: async (bytes) => {
         const end = position + bytes.length;
         if (step > 0 && end > allocated) {
-          allocated = (Math.floor(end / step) + 1) * step;
+          allocated = preallocatedEnd(end, step);
           await handle.truncate(allocated);
         }
         await writeAll(handle, bytes, position);

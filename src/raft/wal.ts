@@ -19,8 +19,9 @@
  * - Recovery: only the unsynced tail of the last segment may be torn (_wal-scan.ts); it is
  *   truncated, durably, before anything is appended, and reported (`onTornTail`: sizes and entry
  *   indexes, never contents). Zeros alone after the last complete batch (preallocated space, or a
- *   batch none of which reached the disk) are cut off the same way but are not a torn tail. Anything else refuses to start, including a HardState whose commit
- *   index lies past the end of the log (committed entries are missing). What recovery read is
+ *   batch none of which reached the disk) are cut off the same way but are not a torn tail.
+ *   Anything else refuses to start, including a HardState whose commit index lies past the end of
+ *   the log (committed entries are missing). What recovery read is
  *   synced once more before use, in case only the process had crashed.
  * - A log that lost whole segments at its end, or all of them, is still a valid log: only the
  *   marker file kept beside it (_wal-marker.ts) tells, and then open refuses to start.

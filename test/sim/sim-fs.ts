@@ -24,7 +24,7 @@
  * EIO without a crash. Directories are flat (list() shows files only): the WAL and snapshot store
  * need nothing more.
  */
-import type { FileHandle, FileSystem } from '../../src/io/fs.ts';
+import { preallocatedEnd, type FileHandle, type FileSystem } from '../../src/io/fs.ts';
 import type { Prng } from './prng.ts';
 import type { Scheduler } from './scheduler.ts';
 
@@ -227,7 +227,7 @@ export class SimDisk {
           throw new Error(`sim-fs only appends (handle at ${position}, file size ${inode.size})`);
         const end = position + bytes.length;
         if (preallocateBytes > 0 && end > inode.allocated)
-          inode.allocated = (Math.floor(end / preallocateBytes) + 1) * preallocateBytes;
+          inode.allocated = preallocatedEnd(end, preallocateBytes);
         grow(inode, end);
         inode.bytes.set(bytes, position);
         inode.size = position = end;

@@ -74,7 +74,7 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
   const sealing = sealingOf({ ...options, fs });
   const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
   const snapshot = await snapshots.loadLatest();
-  const segmentBytes = {
+  const walSizes = {
     ...(options.walSegmentBytesTarget === undefined
       ? {}
       : { segmentBytesTarget: options.walSegmentBytesTarget }),
@@ -90,7 +90,7 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
   };
   const { wal, state } = await WAL.open(options.walDir, {
     ...sealing,
-    ...segmentBytes,
+    ...walSizes,
     ...recovery,
   });
   const store = snapshot ? Store.restore(snapshot.data) : new Store();

@@ -20,7 +20,7 @@ import { errorReason } from './create-outcome.ts';
 import { dockerTarget } from './docker-client.ts';
 import { DockerUnavailableError, isSwarmManager, startDockerSwarm } from './docker-swarm.ts';
 import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
-import { forEachLimited, runLoad, valuePool, type CreateTarget } from './load.ts';
+import { distinctValue, forEachLimited, runLoad, valuePool, type CreateTarget } from './load.ts';
 import { loadAverageAtStart } from './machine.ts';
 import {
   openSecretdSession,
@@ -76,12 +76,13 @@ async function main(argv: readonly string[]): Promise<number> {
   const values = valuePool({ count: options.count, valueBytes: options.valueBytes });
   const runId = Date.now().toString(36);
   const measurements: Measurement[] = [];
-  for (const concurrency of options.concurrencies) {
+  for (const [round, concurrency] of options.concurrencies.entries()) {
+    // Each round's requests get values of their own, the same for every system (distinctValue).
+    const first = round * (options.warmupCount + options.count);
     for (const system of systems) {
       if (interrupted.signal.aborted) break;
-      measurements.push(
-        await measure(system, concurrency, { options, values, run: `${runId}c${concurrency}` }),
-      );
+      const run = `${runId}c${concurrency}`;
+      measurements.push(await measure(system, concurrency, { options, values, run, first }));
     }
   }
   report(options, measurements, skipped);
@@ -177,6 +178,8 @@ interface MeasureContext {
   readonly values: readonly string[];
   /** Unique per measurement; names are bench-<run>-<i> (warm-up: bench-<run>-w<i>). */
   readonly run: string;
+  /** The round's first value number (distinctValue): warm-up from it, then the measured creates. */
+  readonly first: number;
 }
 
 async function measure(
@@ -184,9 +187,9 @@ async function measure(
   concurrency: number,
   context: MeasureContext,
 ): Promise<Measurement> {
-  const { options, values, run } = context;
-  const body = (name: string, index: number): string =>
-    `{"Name":${JSON.stringify(name)},"Data":"${values[index % values.length] ?? ''}","Labels":{}}`;
+  const { options, values, run, first } = context;
+  const body = (name: string, n: number): string =>
+    `{"Name":${JSON.stringify(name)},"Data":"${distinctValue(values, n)}","Labels":{}}`;
   const target = await system.openTarget(concurrency);
   try {
     const common = { concurrency, wallCapMs: options.wallCapMs, signal: interrupted.signal };
@@ -194,13 +197,13 @@ async function measure(
     const warmup = await runLoad(target, {
       ...common,
       count: options.warmupCount,
-      bodyFor: (i) => body(`bench-${run}-w${i}`, i),
+      bodyFor: (i) => body(`bench-${run}-w${i}`, first + i),
     });
     console.error(`${system.label} C=${concurrency}: ${options.count} measured creates…`);
     const measured = await runLoad(target, {
       ...common,
       count: options.count,
-      bodyFor: (i) => body(`bench-${run}-${i}`, i),
+      bodyFor: (i) => body(`bench-${run}-${i}`, first + options.warmupCount + i),
     });
     const notes = [
       ...[...warmup.errorReasons].map(([reason, times]) => `warm-up: ${times}× ${reason}`),

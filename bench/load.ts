@@ -110,6 +110,20 @@ export async function forEachLimited<T>(
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }
 
+/**
+ * The `n`th value sent in a run (base64): a pool value with its first 6 bytes replaced by `n`, so
+ * that no two values of a run are alike, as real secrets are not (secretd's snapshots store a value
+ * that another secret already holds only once), while the pool stays small and every system still
+ * receives byte-identical values.
+ */
+export function distinctValue(pool: readonly string[], n: number): string {
+  const value = pool[n % pool.length] ?? '';
+  if (value.length < 8) return value;
+  const head = Buffer.alloc(6);
+  head.writeUIntBE(n % 2 ** 48, 0, 6);
+  return head.toString('base64') + value.slice(8);
+}
+
 /** Random values are drawn once and shared, so every system receives byte-identical values. */
 const valuePoolBytesMax = 64 * 1024 * 1024;
 

@@ -18,9 +18,9 @@ export const walSegmentBytesTarget = 64 * 1024 * 1024;
  */
 export const walPreallocateBytes = 4 * 1024 * 1024;
 /**
- * File writes (WAL batches, snapshot pieces, small files) up to this size are made on the event loop
- * with writeSync (src/io/node-fs.ts): a page-cache copy of a few KiB is cheaper there than Bun's
- * hand-off of FileHandle.write to a thread.
+ * Appends (WAL batches, a snapshot's own file) up to this size are made on the event loop with
+ * writeSync (src/io/node-fs.ts): a page-cache copy of a few KiB is cheaper there than Bun's
+ * hand-off of FileHandle.write to a thread. A new file's bytes (writeFile) always go to a thread.
  */
 export const syncWriteBytesMax = 256 * 1024;
 /** Entries taken into one WAL batch (one fsync). */
@@ -52,7 +52,10 @@ export const snapshotSealChunkBytes = 1024 * 1024;
 export const snapshotVersionPieceBytesMin = 1024;
 /** Secrets a snapshot writes between two turns of the event loop (Store.snapshotPiecesInSlices): about 3 ms each. */
 export const snapshotSecretsPerSlice = 1000;
-/** Piece files a snapshot save writes (and fsyncs) at once. */
+/**
+ * Shared pieces a snapshot save hashes or writes (and fsyncs) at once, each holding its bytes
+ * meanwhile, with a turn of the event loop between groups.
+ */
 export const snapshotPieceWritesInFlight = 16;
 /** Entries in one Raft append message. */
 export const raftEntriesPerMessageMax = 256;

@@ -4,11 +4,13 @@
  * A failed sync is reported, never retried: after an fsync error the page cache may have dropped
  * the dirty pages, so the caller must stop rather than carry on (fsyncgate).
  *
- * Writes of up to `syncWriteBytesMax` go to the page cache with `writeSync`, on the event loop: a
+ * Appends of up to `syncWriteBytesMax` go to the page cache with `writeSync`, on the event loop: a
  * WAL batch is a few KiB, which the kernel copies in microseconds, while Bun's `FileHandle.write`
  * spends more of the loop's time handing it to a thread than the copy takes, and answers later
- * (2 KiB: 26 µs of the loop and 80 µs until resolved, against 8 µs). Larger writes, and every
- * sync, still go to a thread, so the loop goes on meanwhile.
+ * (2 KiB: 26 µs of the loop and 80 µs until resolved, against 8 µs). Larger appends, every sync,
+ * and the bytes of a new file (`writeFile`) go to a thread, so the loop goes on meanwhile: a new
+ * file's first write allocates for it, and with a snapshot's pieces being written 16 at a time
+ * and each synced, such writes on the loop held it for milliseconds at a time (bench/README.md).
  */
 import { writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
@@ -40,7 +42,7 @@ export class NodeFileSystem implements FileSystem {
   async writeFile(path: string, bytes: Uint8Array, mode = 0o600): Promise<void> {
     const handle = await open(path, 'w', mode);
     try {
-      await writeAll(handle, bytes);
+      await writeAll(handle, bytes, 0, { onLoop: false });
       await handle.datasync();
     } finally {
       await handle.close();
@@ -108,9 +110,14 @@ export class NodeFileSystem implements FileSystem {
   }
 }
 
-/** All of `bytes` at `position`: small writes with writeSync, larger ones on a thread (see the header). */
-async function writeAll(handle: NodeFileHandle, bytes: Uint8Array, position = 0): Promise<void> {
-  const inline = bytes.length <= syncWriteBytesMax;
+/** All of `bytes` at `position`: small appends with writeSync, the rest on a thread (see the header). */
+async function writeAll(
+  handle: NodeFileHandle,
+  bytes: Uint8Array,
+  position: number,
+  { onLoop = true } = {},
+): Promise<void> {
+  const inline = onLoop && bytes.length <= syncWriteBytesMax;
   let done = 0;
   while (done < bytes.length) {
     const [at, length] = [position + done, bytes.length - done];

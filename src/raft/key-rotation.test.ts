@@ -18,6 +18,7 @@ import { systemRandom } from '../io/system.ts';
 import { joinPieces, pieceContentId, SnapshotStore, textPiece } from './snapshot-store.ts';
 import type { Snapshot, SnapshotPiece } from './types.ts';
 import { WAL } from './wal.ts';
+import { webCryptoSha256 } from '../io/sha256.ts';
 
 const oldKey = { dek, keyId: 1 };
 const newKey = { dek: systemRandom(32), keyId: 2 };
@@ -106,12 +107,27 @@ describe('WAL key rotation', () => {
 describe('SnapshotStore key rotation', () => {
   test('loadLatest() opens a snapshot sealed with an older key, and refuses it without that key', async () => {
     using dir = tempDir('secretd-snap-rot-');
-    const store = await SnapshotStore.open(dir.path, { ...oldKey, random: systemRandom, fs });
+    const store = await SnapshotStore.open(dir.path, {
+      ...oldKey,
+      random: systemRandom,
+      fs,
+      sha256: webCryptoSha256,
+    });
     await store.save(snapshot(5, 1));
-    const both = await SnapshotStore.open(dir.path, { ...rotating, random: systemRandom, fs });
+    const both = await SnapshotStore.open(dir.path, {
+      ...rotating,
+      random: systemRandom,
+      fs,
+      sha256: webCryptoSha256,
+    });
     expect(both.keyIds()).toEqual([1]);
     expect(await both.loadLatest()).toEqual(snapshot(5, 1));
-    const onlyNew = await SnapshotStore.open(dir.path, { ...newKey, random: systemRandom, fs });
+    const onlyNew = await SnapshotStore.open(dir.path, {
+      ...newKey,
+      random: systemRandom,
+      fs,
+      sha256: webCryptoSha256,
+    });
     await expect(onlyNew.loadLatest()).rejects.toThrow(
       'it is sealed with key id 1 but the snapshot key has id 2',
     );
@@ -119,7 +135,12 @@ describe('SnapshotStore key rotation', () => {
 
   test('save() after rotateKey() seals with the new key and deletes every snapshot sealed with the old one', async () => {
     using dir = tempDir('secretd-snap-rot-');
-    const store = await SnapshotStore.open(dir.path, { ...oldKey, random: systemRandom, fs });
+    const store = await SnapshotStore.open(dir.path, {
+      ...oldKey,
+      random: systemRandom,
+      fs,
+      sha256: webCryptoSha256,
+    });
     await store.save(snapshot(5, 1));
     await store.save(snapshot(8, 1));
     expect(store.keyIds()).toEqual([1, 1]);
@@ -129,7 +150,12 @@ describe('SnapshotStore key rotation', () => {
     expect(keyIdsIn(sealedFiles(dir.path, dir.path))).toEqual([2]);
     await store.save(snapshot(9, 1));
     expect(store.keyIds()).toEqual([2, 2]); // the previous one stays once it has the current key
-    const reopened = await SnapshotStore.open(dir.path, { ...newKey, random: systemRandom, fs });
+    const reopened = await SnapshotStore.open(dir.path, {
+      ...newKey,
+      random: systemRandom,
+      fs,
+      sha256: webCryptoSha256,
+    });
     expect(await reopened.loadLatest()).toEqual(snapshot(9, 1));
   });
 
@@ -144,7 +170,12 @@ describe('SnapshotStore key rotation', () => {
       meta: meta(index, 1),
       pieces: [textPiece('['), ...pieces, textPiece(']')],
     });
-    const store = await SnapshotStore.open(dir.path, { ...oldKey, random: systemRandom, fs });
+    const store = await SnapshotStore.open(dir.path, {
+      ...oldKey,
+      random: systemRandom,
+      fs,
+      sha256: webCryptoSha256,
+    });
     await store.save(pieced(5, [a!]));
     await store.save(pieced(8, [a!, b!]));
     expect(store.keyIds()).toEqual([1, 1, 1, 1]);
@@ -158,7 +189,12 @@ describe('SnapshotStore key rotation', () => {
       ['piece', 2],
       ['piece', 2],
     ]);
-    const reopened = await SnapshotStore.open(dir.path, { ...newKey, random: systemRandom, fs });
+    const reopened = await SnapshotStore.open(dir.path, {
+      ...newKey,
+      random: systemRandom,
+      fs,
+      sha256: webCryptoSha256,
+    });
     expect(await reopened.loadLatest()).toEqual({
       meta: meta(8, 1),
       data: joinPieces(pieced(8, [a!, b!]).pieces),

@@ -4,6 +4,7 @@ import { tempDir } from '../../test/helpers/process.ts';
 import { seal, sealOverheadBytes } from '../crypto/aead.ts';
 import { SecretdError } from '../errors.ts';
 import type { FileSystem } from '../io/fs.ts';
+import { inOrderSha256, webCryptoSha256 } from '../io/sha256.ts';
 import { NodeFileSystem } from '../io/node-fs.ts';
 import { systemRandom } from '../io/system.ts';
 import { encodeSnapshotParts, encodeSnapshotPayload } from './_wal-payload.ts';
@@ -24,6 +25,7 @@ const options = (extra: Partial<SnapshotStoreOptions> = {}): SnapshotStoreOption
   keyId: 3,
   random: systemRandom,
   fs,
+  sha256: webCryptoSha256,
   ...extra,
 });
 const conf = { voters: ['node-a', 'node-b'] as MemberId[], learners: ['node-c'] as MemberId[] };
@@ -335,6 +337,33 @@ describe('SnapshotStore with shared pieces', () => {
       `Cannot save snapshot: piece ${pieceA!.id!.slice(0, 16)} is not the SHA-256 of its bytes`,
     );
     expect(await fs.list(dir.path)).toEqual([]);
+  });
+
+  test("save() computes the id of a shared piece that has none through the sha256 port, hands it to the piece, and checks a maker's id the same way", async () => {
+    using dir = tempDir('secretd-snap-');
+    const hashed: number[] = [];
+    const store = await SnapshotStore.open(
+      dir.path,
+      options({ sha256: (bytes) => (hashed.push(bytes.length), inOrderSha256(bytes)) }),
+    );
+    const told: string[] = [];
+    const anonymous = (piece: SnapshotPiece): SnapshotPiece => ({
+      shared: true,
+      identified: (id) => told.push(id),
+      length: piece.length,
+      bytes: piece.bytes,
+    });
+    // pieceA without its id, then pieceB with it (checked before it is written), then pieceA's
+    // bytes again without an id: the same file, written once.
+    await store.save(pieced(10, 1, [anonymous(pieceA!), pieceB!, anonymous(pieceA!)]));
+    expect(told).toEqual([pieceA!.id!, pieceA!.id!]);
+    expect(hashed).toEqual([pieceA!.length, pieceA!.length, pieceB!.length]);
+    expect((await fs.list(dir.path)).filter((n) => n.endsWith('.piece')).sort()).toEqual(
+      [pieceFile(pieceA!), pieceFile(pieceB!)].sort(),
+    );
+    expect((await store.loadLatest())?.data).toEqual(
+      joinPieces(pieced(10, 1, [pieceA!, pieceB!, pieceA!]).pieces),
+    );
   });
 });
 

@@ -49,6 +49,7 @@ import { envelopeKeyId, open, sealInto, sealOverheadBytes } from '../crypto/aead
 import type { Random } from '../crypto/random.ts';
 import { assert, SecretdError } from '../errors.ts';
 import type { FileHandle, FileSystem } from '../io/fs.ts';
+import type { Sha256 } from '../crypto/sha256.ts';
 import { snapshotPieceWritesInFlight, snapshotSealChunkBytes } from '../limits.ts';
 import {
   decodeSnapshotParts,
@@ -69,6 +70,8 @@ export interface SnapshotStoreOptions {
   readonly fs: FileSystem;
   /** Plaintext bytes sealed per chunk. Default: snapshotSealChunkBytes. */
   readonly sealChunkBytes?: number;
+  /** How a save computes pieces' content ids (src/io/sha256.ts). */
+  readonly sha256: Sha256;
 }
 
 export interface SnapshotKey {
@@ -267,6 +270,7 @@ export class SnapshotStore {
     pieces: readonly SnapshotPiece[],
     key: SnapshotKey,
   ): Promise<{ parts: SnapshotStreamPart[]; refs: Set<string> }> {
+    const ids = await this.writeShared(pieces, key);
     const parts: SnapshotStreamPart[] = [];
     const refs = new Set<string>();
     let inline: SnapshotPiece[] = [];
@@ -280,39 +284,77 @@ export class SnapshotStore {
       });
       inline = [];
     };
-    const missing = new Map<string, { id: string; piece: SnapshotPiece }>();
-    for (const piece of pieces) {
-      const id = piece.id; // may be computed on demand (and cached by its maker): read it once
+    pieces.forEach((piece, i) => {
+      const id = ids[i];
       if (id === undefined) {
         inline.push(piece);
-        continue;
+        return;
       }
       flush();
-      if (!/^[0-9a-f]{64}$/.test(id))
-        throw pieceError(`piece id ${id.slice(0, 16)} is not 64 hex digits`);
-      const name = pieceFileName(this.nameId(id, key), key.keyId);
-      if (!this.pieces.has(name)) missing.set(name, { id, piece });
-      refs.add(name);
+      refs.add(this.pieceName(id, key));
       parts.push({ kind: 'shared', id: Buffer.from(id, 'hex'), length: piece.length });
-    }
+    });
     flush();
-    // Several at a time: each file's fsync waits on the disk, and the disk takes them together.
-    const writes = [...missing.values()];
-    for (let i = 0; i < writes.length; i += snapshotPieceWritesInFlight)
-      await Promise.all(
-        writes
-          .slice(i, i + snapshotPieceWritesInFlight)
-          .map(({ id, piece }) => this.writePiece(id, piece, key)),
-      );
-    if (writes.length > 0) await this.options.fs.syncDir(this.dir);
     return { parts, refs };
   }
 
-  private async writePiece(id: string, piece: SnapshotPiece, key: SnapshotKey): Promise<void> {
-    const bytes = checkedBytes(piece);
-    // Checked before it is written, as after it is read back: a wrong id would be a wrong snapshot.
-    if (pieceContentId(bytes) !== id)
-      throw pieceError(`piece ${id.slice(0, 16)} is not the SHA-256 of its bytes`);
+  /**
+   * Each piece's content id (undefined for an inline piece), once every shared piece not on disk
+   * under `key` is written. A piece without an id (`shared`) has its bytes made once, hashed
+   * through the `sha256` port, the id handed to it (`identified`), and the same bytes written if
+   * the piece is new; a piece with its maker's id is checked against its bytes the same way, and
+   * only if it is new (the check is the one a read makes: a wrong id would be a wrong snapshot).
+   * Several at a time: each file's fsync waits on the disk, and the disk takes them together; and
+   * between them the loop turns, so that hundreds of new values do not hold it.
+   */
+  private async writeShared(
+    pieces: readonly SnapshotPiece[],
+    key: SnapshotKey,
+  ): Promise<(string | undefined)[]> {
+    const ids = pieces.map((piece) => piece.id); // may be a getter: read once
+    const work = [...ids.keys()].filter((i) => {
+      const id = ids[i];
+      if (id === undefined) return pieces[i]!.shared === true;
+      if (!/^[0-9a-f]{64}$/.test(id))
+        throw pieceError(`piece id ${id.slice(0, 16)} is not 64 hex digits`);
+      return !this.pieces.has(this.pieceName(id, key));
+    });
+    const writing = new Set<string>(); // by name: a piece twice in one snapshot is written once
+    const settle = async (i: number): Promise<void> => {
+      const piece = pieces[i]!;
+      const bytes = checkedBytes(piece);
+      const id = await this.contentId(bytes);
+      const given = ids[i];
+      if (given === undefined) {
+        piece.identified?.(id);
+        ids[i] = id;
+      } else if (id !== given) {
+        throw pieceError(`piece ${given.slice(0, 16)} is not the SHA-256 of its bytes`);
+      }
+      const name = this.pieceName(id, key);
+      if (this.pieces.has(name) || writing.has(name)) return;
+      writing.add(name);
+      await this.writePiece(id, bytes, key);
+    };
+    for (let at = 0; at < work.length; at += snapshotPieceWritesInFlight)
+      await Promise.all(work.slice(at, at + snapshotPieceWritesInFlight).map(settle));
+    if (writing.size > 0) await this.options.fs.syncDir(this.dir);
+    return ids;
+  }
+
+  /** pieceContentId through the `sha256` port. */
+  private async contentId(bytes: Uint8Array): Promise<string> {
+    const digest = await this.options.sha256(bytes);
+    return Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString('hex');
+  }
+
+  /** A piece's file name under `key`. */
+  private pieceName(id: string, key: SnapshotKey): string {
+    return pieceFileName(this.nameId(id, key), key.keyId);
+  }
+
+  /** Writes a piece file (synced and renamed; the caller syncs the directory). */
+  private async writePiece(id: string, bytes: Uint8Array, key: SnapshotKey): Promise<void> {
     const nameId = this.nameId(id, key);
     const header = pieceHeader(nameId, pieceFormatVersion);
     const aad = concatBytes([pieceLabel, header, Buffer.from(id, 'hex')]);

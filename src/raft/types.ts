@@ -54,7 +54,14 @@ export interface Snapshot {
  */
 export interface SnapshotPiece {
   /** The content id of a piece that never changes: the SHA-256 of its bytes, 64 hex digits. */
-  readonly id?: string;
+  readonly id?: string | undefined;
+  /**
+   * A piece that never changes whose maker does not know its id yet (a secret's value the first
+   * time it is saved): the snapshot store computes the id, a group of pieces at a time, and hands it to
+   * `identified` so that the maker can keep it for the next snapshot.
+   */
+  readonly shared?: boolean;
+  identified?(id: string): void;
   readonly length: number;
   /** Its bytes, made on demand: a shared piece already on disk is not made again. */
   bytes(): Uint8Array;

@@ -8,6 +8,7 @@
  * opens a new incarnation on the same disk (recovery included: torn-tail truncation, snapshot
  * loading), which may itself crash before it is up.
  */
+import { inOrderSha256 } from '../../src/io/sha256.ts';
 import type { Message, MemberId } from '../../src/raft/types.ts';
 import type { UnsafeTestingMutations } from '../../src/raft/core.ts';
 import type { RaftNode } from '../../src/node/raft-io/index.ts';
@@ -93,6 +94,7 @@ export class Member {
       dek: this.dek,
       dekKeyId: 1,
       fs: this.disk.mount(),
+      sha256: inOrderSha256,
       random: (n) => this.#sealPrng.bytes(n),
       electionRandom: () => this.#electionPrng.float(),
       bootstrapConf: { voters: [...env.ids], learners: [] },

@@ -23,6 +23,7 @@ import {
   reopen,
   segmentPaths,
 } from '../helpers/wal.ts';
+import { webCryptoSha256 } from '../../src/io/sha256.ts';
 
 async function openRaftNodeAt(
   dir: string,
@@ -77,7 +78,10 @@ describe("openRaftNode() after a crash while installing a leader's snapshot", ()
   async function crashedInstall(dir: string, marked: boolean): Promise<void> {
     const { wal } = await WAL.open(`${dir}/wal`, options());
     await wal.save({ hardState: hs(1, 2), entries: entries(1, 3, 1) });
-    const snapshots = await SnapshotStore.open(`${dir}/snapshots`, options());
+    const snapshots = await SnapshotStore.open(`${dir}/snapshots`, {
+      ...options(),
+      sha256: webCryptoSha256,
+    });
     const store = new Store();
     for (let index = 1; index <= 5; index++) store.skip(index);
     await snapshots.save({ meta: meta(5, 2), data: store.snapshot() });
@@ -116,7 +120,10 @@ describe("openRaftNode() after a crash while installing a leader's snapshot", ()
     const { wal } = await WAL.open(`${dir.path}/wal`, options());
     await wal.save({ hardState: hs(1, 3), entries: entries(1, 4, 1) });
     await wal.close();
-    const snapshots = await SnapshotStore.open(`${dir.path}/snapshots`, options());
+    const snapshots = await SnapshotStore.open(`${dir.path}/snapshots`, {
+      ...options(),
+      sha256: webCryptoSha256,
+    });
     const store = new Store();
     for (let index = 1; index <= 3; index++) store.skip(index);
     await snapshots.save({ meta: meta(3, 1), data: store.snapshot() });

@@ -28,6 +28,7 @@ import {
   newId,
   parseJoinToken,
 } from '../../src/crypto/index.ts';
+import { inOrderSha256 } from '../../src/io/sha256.ts';
 import { nodeCertLifetimeMs } from '../../src/limits.ts';
 import type { Identity } from '../../src/node/api/index.ts';
 import {
@@ -205,7 +206,11 @@ export class SimManagerCluster {
         node.serve({ manager, app: simApp(manager) });
       },
       log: () => {},
-      ports: { fs: node.disk.mount(), peers: (tls) => this.net.link(caller, tls) },
+      ports: {
+        fs: node.disk.mount(),
+        sha256: inOrderSha256,
+        peers: (tls) => this.net.link(caller, tls),
+      },
     };
   }
 

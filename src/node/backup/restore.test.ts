@@ -14,6 +14,7 @@ import {
 } from '../data-dir/index.ts';
 import { Store, toBase64 } from '../store/index.ts';
 import { backupStream, restoreCluster } from './index.ts';
+import { webCryptoSha256 } from '../../io/sha256.ts';
 
 const random: Random = (n) => crypto.getRandomValues(new Uint8Array(n));
 const at = '2026-12-06T05:00:00.000Z';
@@ -108,6 +109,7 @@ async function restoredStore(dataDir: string, kek: Uint8Array | null): Promise<S
     dek: keys.dek,
     keyId: keys.dekKeyId,
     olderKeys: [],
+    sha256: webCryptoSha256,
     random,
     fs: systemFs,
   });

@@ -39,6 +39,7 @@ import {
 import { initAddressNames, localResources } from '../join/index.ts';
 import { nodeCertExpiryOf, Store, toBase64, type Command } from '../store/index.ts';
 import { openBackupFile } from './inspect.ts';
+import { webCryptoSha256 } from '../../io/sha256.ts';
 
 export interface RestoreOptions {
   /** The data dir to create: absent or empty. */
@@ -241,7 +242,14 @@ async function writeDataDir(
       );
   }
   const dek = options.random(32);
-  const sealing = { dek, keyId: 1, olderKeys: [], random: options.random, fs: systemFs };
+  const sealing = {
+    dek,
+    keyId: 1,
+    olderKeys: [],
+    random: options.random,
+    fs: systemFs,
+    sha256: webCryptoSha256,
+  };
   const id = nodeId as MemberId;
   const meta = { index, term: 1, conf: { voters: [id], learners: [] } };
   const snapshots = await SnapshotStore.open(paths.snapshots, sealing);

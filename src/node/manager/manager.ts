@@ -406,6 +406,7 @@ export class Manager implements Backend {
       dekKeyId,
       olderKeys,
       fs,
+      sha256: this.#ports.sha256,
       random: this.#options.random,
     };
     if (this.#options.forceNewCluster && !this.#clusterForced) {

@@ -9,6 +9,7 @@
 import { rename, rm } from 'node:fs/promises';
 import type { Random } from '../../crypto/random.ts';
 import type { FileSystem } from '../../io/fs.ts';
+import type { Sha256 } from '../../crypto/sha256.ts';
 import { SnapshotStore } from '../../raft/snapshot-store.ts';
 import type { MemberId } from '../../raft/types.ts';
 import { WAL } from '../../raft/wal.ts';
@@ -26,6 +27,7 @@ export interface ForceNewClusterOptions {
   /** Keys of an unfinished rotation, read but never written with (see openRaftNode). */
   readonly olderKeys?: readonly DataKey[];
   readonly fs: FileSystem;
+  readonly sha256?: Sha256;
   readonly random: Random;
 }
 

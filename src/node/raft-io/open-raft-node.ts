@@ -9,6 +9,7 @@
  */
 import type { Random } from '../../crypto/random.ts';
 import type { FileSystem } from '../../io/fs.ts';
+import type { Sha256 } from '../../crypto/sha256.ts';
 import { systemTimers, type Timers } from '../../io/timers.ts';
 import { RaftCore, type RaftOptions } from '../../raft/core.ts';
 import { SnapshotStore } from '../../raft/snapshot-store.ts';
@@ -32,6 +33,8 @@ export interface OpenRaftOptions {
    */
   readonly olderKeys?: readonly DataKey[];
   readonly fs: FileSystem;
+  /** How snapshot pieces' content ids are hashed (default: webCryptoSha256; the simulator's hashes in order). */
+  readonly sha256?: Sha256;
   /** Nonces for sealing. */
   readonly random: Random;
   /** The election timeout's jitter, in [0, 1). */

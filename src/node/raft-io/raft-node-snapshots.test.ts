@@ -16,6 +16,7 @@ import type { TaggedCommand } from '../store/index.ts';
 import { openRaftNode } from './open-raft-node.ts';
 import type { RaftNode } from './raft-node.ts';
 import { decodeMessages, encodeMessages } from './wire.ts';
+import { webCryptoSha256 } from '../../io/sha256.ts';
 
 const at = '2026-11-28T00:00:00.000Z';
 const fs = new NodeFileSystem();
@@ -113,7 +114,13 @@ function copySnapshots(dir: string, to: string): string {
 
 /** Opens the snapshot store of a copy of `dir` (copySnapshots). */
 function snapshotsIn(dir: string): Promise<SnapshotStore> {
-  return SnapshotStore.open(dir, { dek, keyId: 1, random: systemRandom, fs });
+  return SnapshotStore.open(dir, {
+    dek,
+    keyId: 1,
+    random: systemRandom,
+    fs,
+    sha256: webCryptoSha256,
+  });
 }
 
 /** One member alone (ticking every 5 ms, a snapshot every 1,000 entries), its data under `dir`. */

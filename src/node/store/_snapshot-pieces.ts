@@ -5,10 +5,11 @@
  * the snapshot store writes each such piece once and later snapshots refer to it: a snapshot
  * costs its small JSON and the values added since the last one, not every value again.
  *
- * A piece's bytes (the base64) are made only when the snapshot store must write it; its content
- * id (the SHA-256 of those bytes, which the snapshot store needs to know whether it is on disk)
- * is computed on first use, off the Raft loop, and cached per value buffer for the life of the
- * process, so each value is hashed once, not at every snapshot.
+ * A piece's bytes (the base64) are made only when the snapshot store must hash or write it; its
+ * content id (the SHA-256 of those bytes, which the snapshot store needs to know whether it is on
+ * disk) is computed by the snapshot store the first time the value is saved (a `shared` piece:
+ * the store hashes a group of them at a time, with the loop turning between groups) and kept per
+ * value buffer for the life of the process, so each value is hashed once, not at every snapshot.
  *
  * Since the bytes are made after the snapshot is taken (the snapshot store writes off the Raft
  * loop while entries are applied), a value a version drops or a removal zeroes meanwhile must
@@ -16,7 +17,6 @@
  * value a snapshot being written refers to until the snapshot store releases its piece.
  */
 import { snapshotVersionPieceBytesMin } from '../../limits.ts';
-import { createHash } from 'node:crypto';
 import { textPiece, type ReleasedPiece } from '../../raft/snapshot-store.ts';
 import type { SnapshotPiece } from '../../raft/types.ts';
 import type { SecretRecord, SecretVersion } from './types.ts';
@@ -195,22 +195,22 @@ function writeObject(
   out.text('}');
 }
 
-/** A value's base64 as a shared piece, held (its zeroing held back) until the snapshot store releases it. */
+/**
+ * A value's base64 as a shared piece, held (its zeroing held back) until the snapshot store
+ * releases it. Its content id is the snapshot store's to compute the first
+ * time the value is saved; it is kept per value buffer after that.
+ */
 function valuePiece(value: Uint8Array, holds: ValueHolds): ReleasedPiece {
   holds.hold(value);
-  const bytes = (): Uint8Array => Buffer.from(base64(value), 'latin1');
   let released = false;
   return {
     length: 4 * Math.ceil(value.length / 3),
-    get id(): string {
-      let id = contentIds.get(value);
-      if (id === undefined) {
-        id = createHash('sha256').update(base64(value), 'latin1').digest('hex'); // = pieceContentId(bytes())
-        contentIds.set(value, id);
-      }
-      return id;
+    get id(): string | undefined {
+      return contentIds.get(value);
     },
-    bytes,
+    shared: true,
+    identified: (id) => void contentIds.set(value, id),
+    bytes: () => Buffer.from(base64(value), 'latin1'),
     release: () => {
       if (released) return;
       released = true;

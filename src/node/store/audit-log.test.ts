@@ -9,6 +9,7 @@ import { systemRandom } from '../../io/system.ts';
 import { auditSegmentRecords } from '../../limits.ts';
 import { joinPieces, pieceContentId, SnapshotStore } from '../../raft/snapshot-store.ts';
 import type { SnapshotPiece } from '../../raft/types.ts';
+import { webCryptoSha256 } from '../../io/sha256.ts';
 
 const fs = new NodeFileSystem();
 
@@ -349,6 +350,7 @@ describe('Store snapshots in pieces', () => {
       keyId: 1,
       random: systemRandom,
       fs,
+      sha256: webCryptoSha256,
     });
     const conf = { voters: [], learners: [] };
     await snapshots.save({

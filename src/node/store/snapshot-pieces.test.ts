@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { tempDir } from '../../../test/helpers/process.ts';
 import type { FileSystem } from '../../io/fs.ts';
+import { inOrderSha256, webCryptoSha256 } from '../../io/sha256.ts';
 import { NodeFileSystem } from '../../io/node-fs.ts';
 import { systemRandom } from '../../io/system.ts';
 import { snapshotVersionPieceBytesMin } from '../../limits.ts';
@@ -10,7 +11,7 @@ import {
   SnapshotStore,
   type ReleasedPiece,
 } from '../../raft/snapshot-store.ts';
-import type { MemberId, SnapshotMeta } from '../../raft/types.ts';
+import type { MemberId, SnapshotMeta, SnapshotPiece } from '../../raft/types.ts';
 import type { Command } from './commands.ts';
 import { Store, toBase64 } from './store.ts';
 import { ValueHolds } from './_snapshot-pieces.ts';
@@ -92,13 +93,36 @@ describe('Store.snapshotPieces', () => {
 
   test('each version value of at least snapshotVersionPieceBytesMin bytes is a shared piece, its base64 exactly', () => {
     const store = storeWith(3);
-    const shared = store.snapshotPieces().filter((p) => p.id !== undefined);
+    const shared = store.snapshotPieces().filter((p) => p.shared === true);
     const values = [...store.secrets()].flatMap((s) => s.versions.map((v) => v.data));
     expect(shared.map((p) => new TextDecoder().decode(p.bytes()))).toEqual(
       values.filter((v) => v.length >= snapshotVersionPieceBytesMin).map((v) => toBase64(v)),
     );
     expect(shared.map((p) => p.length)).toEqual([5464, 5464, 5464]);
-    expect(shared.map((p) => p.id)).toEqual(shared.map((p) => pieceContentId(p.bytes())));
+  });
+
+  test("a value's content id is the snapshot store's to compute the first time it is saved, and is known to later snapshots", async () => {
+    using dir = tempDir('secretd-store-snap-');
+    const hashed: number[] = [];
+    const snapshots = await SnapshotStore.open(dir.path, {
+      dek,
+      keyId: 1,
+      random: systemRandom,
+      fs,
+      sha256: (bytes) => (hashed.push(bytes.length), inOrderSha256(bytes)),
+    });
+    const store = storeWith(3);
+    const shared = (): SnapshotPiece[] => store.snapshotPieces().filter((p) => p.shared === true);
+    expect(shared().map((p) => p.id)).toEqual([undefined, undefined, undefined]);
+    await snapshots.save({ meta: meta(10), pieces: store.snapshotPieces() });
+    // Each value hashed once through the port (its id), not again before it is written.
+    expect(hashed).toEqual([5464, 5464, 5464]);
+    const known = shared();
+    expect(known.map((p) => p.id)).toEqual(known.map((p) => pieceContentId(p.bytes())));
+    hashed.length = 0;
+    await snapshots.save({ meta: meta(11), pieces: store.snapshotPieces() });
+    expect(hashed).toEqual([]);
+    expect((await snapshots.loadLatest())?.data).toEqual(store.snapshot());
   });
 
   test('a snapshot with N large versions writes N piece files once; the next writes none of them again; pieces of removed versions are pruned', async () => {
@@ -109,6 +133,7 @@ describe('Store.snapshotPieces', () => {
       keyId: 1,
       random: systemRandom,
       fs: recording.fs,
+      sha256: webCryptoSha256,
     });
     const store = storeWith(4);
     await snapshots.save({ meta: meta(10), pieces: store.snapshotPieces() });
@@ -137,6 +162,7 @@ describe('Store.snapshotPieces', () => {
       keyId: 1,
       random: systemRandom,
       fs,
+      sha256: webCryptoSha256,
     });
     const loaded = await reopened.loadLatest();
     expect(loaded?.data).toEqual(store.snapshot());
@@ -150,6 +176,7 @@ describe('Store.snapshotPieces', () => {
       keyId: 1,
       random: systemRandom,
       fs,
+      sha256: webCryptoSha256,
     });
     const store = storeWith(2);
     const expected = store.snapshot();

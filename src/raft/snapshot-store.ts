@@ -47,9 +47,9 @@
 import { createHash, createHmac } from 'node:crypto';
 import { envelopeKeyId, open, sealInto, sealOverheadBytes } from '../crypto/aead.ts';
 import type { Random } from '../crypto/random.ts';
+import type { Sha256 } from '../crypto/sha256.ts';
 import { assert, SecretdError } from '../errors.ts';
 import type { FileHandle, FileSystem } from '../io/fs.ts';
-import type { Sha256 } from '../crypto/sha256.ts';
 import { snapshotPieceWritesInFlight, snapshotSealChunkBytes } from '../limits.ts';
 import {
   decodeSnapshotParts,
@@ -270,7 +270,7 @@ export class SnapshotStore {
     pieces: readonly SnapshotPiece[],
     key: SnapshotKey,
   ): Promise<{ parts: SnapshotStreamPart[]; refs: Set<string> }> {
-    const ids = await this.writeShared(pieces, key);
+    const names = await this.writeShared(pieces, key);
     const parts: SnapshotStreamPart[] = [];
     const refs = new Set<string>();
     let inline: SnapshotPiece[] = [];
@@ -285,53 +285,57 @@ export class SnapshotStore {
       inline = [];
     };
     pieces.forEach((piece, i) => {
-      const id = ids[i];
-      if (id === undefined) {
+      const shared = names[i];
+      if (shared === undefined) {
         inline.push(piece);
         return;
       }
       flush();
-      refs.add(this.pieceName(id, key));
-      parts.push({ kind: 'shared', id: Buffer.from(id, 'hex'), length: piece.length });
+      refs.add(shared.name);
+      parts.push({ kind: 'shared', id: Buffer.from(shared.id, 'hex'), length: piece.length });
     });
     flush();
     return { parts, refs };
   }
 
   /**
-   * Each piece's content id (undefined for an inline piece), once every shared piece not on disk
-   * under `key` is written. A piece without an id (`shared`) has its bytes made once, hashed
-   * through the `sha256` port, the id handed to it (`identified`), and the same bytes written if
-   * the piece is new; a piece with its maker's id is checked against its bytes the same way, and
-   * only if it is new (the check is the one a read makes: a wrong id would be a wrong snapshot).
-   * Several at a time: each file's fsync waits on the disk, and the disk takes them together; and
-   * between them the loop turns, so that hundreds of new values do not hold it.
+   * Each shared piece's content id and file name under `key` (undefined for an inline piece), once
+   * every shared piece not on disk under `key` is written. A piece without an id (`shared`) has
+   * its bytes made once, hashed through the `sha256` port, the id handed to it (`identified`),
+   * and the same bytes written if the piece is new; a piece with its maker's id is checked
+   * against its bytes the same way, and only if it is new (the check a read makes: a wrong id
+   * would be a wrong snapshot). Several at a time: each file's fsync waits on the disk, and the
+   * disk takes them together; and between groups the loop turns, so that hundreds of new values
+   * do not hold it.
    */
   private async writeShared(
     pieces: readonly SnapshotPiece[],
     key: SnapshotKey,
-  ): Promise<(string | undefined)[]> {
-    const ids = pieces.map((piece) => piece.id); // may be a getter: read once
-    const work = [...ids.keys()].filter((i) => {
-      const id = ids[i];
-      if (id === undefined) return pieces[i]!.shared === true;
+  ): Promise<({ id: string; name: string } | undefined)[]> {
+    const names = pieces.map((piece) => {
+      const id = piece.id; // may be a getter: read once
+      if (id === undefined) return undefined;
       if (!/^[0-9a-f]{64}$/.test(id))
         throw pieceError(`piece id ${id.slice(0, 16)} is not 64 hex digits`);
-      return !this.pieces.has(this.pieceName(id, key));
+      return { id, name: this.pieceName(id, key) };
+    });
+    const work = [...names.keys()].filter((i) => {
+      const known = names[i];
+      return known === undefined ? pieces[i]!.shared === true : !this.pieces.has(known.name);
     });
     const writing = new Set<string>(); // by name: a piece twice in one snapshot is written once
     const settle = async (i: number): Promise<void> => {
       const piece = pieces[i]!;
       const bytes = checkedBytes(piece);
       const id = await this.contentId(bytes);
-      const given = ids[i];
+      const given = names[i];
+      if (given !== undefined && id !== given.id)
+        throw pieceError(`piece ${given.id.slice(0, 16)} is not the SHA-256 of its bytes`);
+      const name = given?.name ?? this.pieceName(id, key);
       if (given === undefined) {
         piece.identified?.(id);
-        ids[i] = id;
-      } else if (id !== given) {
-        throw pieceError(`piece ${given.slice(0, 16)} is not the SHA-256 of its bytes`);
+        names[i] = { id, name };
       }
-      const name = this.pieceName(id, key);
       if (this.pieces.has(name) || writing.has(name)) return;
       writing.add(name);
       await this.writePiece(id, bytes, key);
@@ -339,7 +343,7 @@ export class SnapshotStore {
     for (let at = 0; at < work.length; at += snapshotPieceWritesInFlight)
       await Promise.all(work.slice(at, at + snapshotPieceWritesInFlight).map(settle));
     if (writing.size > 0) await this.options.fs.syncDir(this.dir);
-    return ids;
+    return names;
   }
 
   /** pieceContentId through the `sha256` port. */

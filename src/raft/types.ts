@@ -57,8 +57,8 @@ export interface SnapshotPiece {
   readonly id?: string | undefined;
   /**
    * A piece that never changes whose maker does not know its id yet (a secret's value the first
-   * time it is saved): the snapshot store computes the id, a group of pieces at a time, and hands it to
-   * `identified` so that the maker can keep it for the next snapshot.
+   * time it is saved): the snapshot store computes the id, a group of pieces at a time, and
+   * hands it to `identified` so that the maker can keep it for the next snapshot.
    */
   readonly shared?: boolean;
   identified?(id: string): void;

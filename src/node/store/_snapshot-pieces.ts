@@ -197,8 +197,8 @@ function writeObject(
 
 /**
  * A value's base64 as a shared piece, held (its zeroing held back) until the snapshot store
- * releases it. Its content id is the snapshot store's to compute the first
- * time the value is saved; it is kept per value buffer after that.
+ * releases it. Its content id is the snapshot store's to compute the first time the value is
+ * saved; it is kept per value buffer after that.
  */
 function valuePiece(value: Uint8Array, holds: ValueHolds): ReleasedPiece {
   holds.hold(value);

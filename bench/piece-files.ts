@@ -1,0 +1,129 @@
+/**
+ * What a snapshot's new pieces cost the kernel, by how they are laid out on disk (issue 17, large
+ * values). secretd writes each new secret value of a snapshot as a piece file of its own: created,
+ * written, fdatasynced, renamed, the directory synced once per group of 16, and deleted once no
+ * kept snapshot refers to it. This script does the same with random bytes of a piece's size, and,
+ * beside it, what packing would cost: the same bytes appended to one file per 256 pieces, synced
+ * once. No sealing and no hashing: only the file system, so the difference is the layout's.
+ *
+ *   bun bench/piece-files.ts [--n 3000] [--size 87384] [--dir DIR] [--rounds 2]
+ *
+ * Prints, per layout and round, the wall time and the process's user and system CPU (what
+ * `process.cpuUsage` reports for its threads: the kernel work of each call is counted in the
+ * thread that made it), and the system CPU per piece. DIR (default: a new directory under the
+ * system's temp dir) should be on the file system a data dir would be on. Rounds alternate the
+ * layouts; each round deletes what the one before wrote first, as secretd's pruning does.
+ */
+import { mkdir, mkdtemp, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    n: { type: 'string' },
+    size: { type: 'string' },
+    dir: { type: 'string' },
+    rounds: { type: 'string' },
+  },
+});
+const count = positive('--n', values.n ?? '3000');
+/** 64 KiB of value as base64, as a piece file holds it (without the sealing's few bytes). */
+const size = positive('--size', values.size ?? '87384');
+const rounds = positive('--rounds', values.rounds ?? '2');
+const root = values.dir ?? (await mkdtemp(join(tmpdir(), 'secretd-piece-files-')));
+const inFlight = 16;
+const piecesPerPack = 256;
+const bytes = randomBytes(size);
+
+type Layout = 'files' | 'pack';
+
+async function run(layout: Layout, dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  if (layout === 'files') {
+    for (let at = 0; at < count; at += inFlight) {
+      const group = Array.from({ length: Math.min(inFlight, count - at) }, (_, i) => at + i);
+      await Promise.all(group.map((i) => writeDurably(join(dir, `${i}.piece`), [bytes])));
+      await syncDir(dir);
+    }
+  } else {
+    for (let at = 0; at < count; at += piecesPerPack) {
+      const pieces = Math.min(piecesPerPack, count - at);
+      await writeDurably(
+        join(dir, `${at}.pack`),
+        Array.from({ length: pieces }, () => bytes),
+      );
+      await syncDir(dir);
+    }
+  }
+  const wallMs = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  console.log(
+    [
+      layout.padEnd(6),
+      `${count} pieces of ${size} B`,
+      `wall ${wallMs.toFixed(0)} ms`,
+      `user ${(used.user / 1000).toFixed(0)} ms`,
+      `system ${(used.system / 1000).toFixed(0)} ms`,
+      `system per piece ${(used.system / count).toFixed(0)} µs`,
+    ].join('  '),
+  );
+}
+
+/** Created as a temp file, written, fdatasynced, closed and renamed into place. */
+async function writeDurably(path: string, chunks: readonly Uint8Array[]): Promise<void> {
+  const handle = await open(`${path}.tmp`, 'w', 0o600);
+  try {
+    let position = 0;
+    for (const chunk of chunks) {
+      await handle.write(chunk, 0, chunk.length, position);
+      position += chunk.length;
+    }
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  await rename(`${path}.tmp`, path);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Deletes what a round wrote, one file at a time as pruning does, then syncs the directory. */
+async function prune(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) await unlink(join(dir, name));
+  await syncDir(dir);
+}
+
+function positive(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    console.error(`piece-files: ${flag} must be a positive integer, not ${JSON.stringify(text)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+console.log(
+  `piece-files: ${root}, ${inFlight} piece files at a time, ${piecesPerPack} pieces per pack`,
+);
+const dir = join(root, 'pieces');
+try {
+  for (let round = 0; round < rounds; round++) {
+    for (const layout of ['files', 'pack'] as const) {
+      await run(layout, dir);
+      await prune(dir);
+    }
+  }
+} finally {
+  await rm(root, { recursive: true, force: true });
+}

@@ -1,10 +1,11 @@
 /**
  * What a snapshot's new pieces cost the kernel, by how they are laid out on disk (issue 17, large
- * values). secretd writes each new secret value of a snapshot as a piece file of its own: created,
- * written, fdatasynced, renamed, the directory synced once per group of 16, and deleted once no
- * kept snapshot refers to it. This script does the same with random bytes of a piece's size, and,
- * beside it, what packing would cost: the same bytes appended to one file per 256 pieces, synced
- * once. No sealing and no hashing: only the file system, so the difference is the layout's.
+ * values). Until 2026-12-07 secretd wrote each new secret value of a snapshot as a piece file of
+ * its own: created, written, fdatasynced, renamed, the directory synced once per group of 16, and
+ * deleted once no kept snapshot referred to it. This script does the same with random bytes of a
+ * piece's size, and, beside it, what a save now does: the same bytes appended to one pack per 256
+ * pieces, synced once. No sealing and no hashing: only the file system, so the difference is the
+ * layout's.
  *
  *   bun bench/piece-files.ts [--n 3000] [--size 87384] [--dir DIR] [--rounds 2]
  *

@@ -53,10 +53,15 @@ export const snapshotVersionPieceBytesMin = 1024;
 /** Secrets a snapshot writes between two turns of the event loop (Store.snapshotPiecesInSlices): about 3 ms each. */
 export const snapshotSecretsPerSlice = 1000;
 /**
- * Shared pieces a snapshot save hashes or writes (and fsyncs) at once, each holding its bytes
+ * Shared pieces a snapshot save hashes and seals into its pack at once, each holding its bytes
  * meanwhile, with a turn of the event loop between groups.
  */
 export const snapshotPieceWritesInFlight = 16;
+/**
+ * A snapshot's new pieces are written into its pack this many bytes at a time: above
+ * syncWriteBytesMax, so on a thread rather than the event loop.
+ */
+export const snapshotPackWriteBytes = 2 * 1024 * 1024;
 /** Entries in one Raft append message. */
 export const raftEntriesPerMessageMax = 256;
 /** Unacknowledged append messages to one follower. */

@@ -41,6 +41,10 @@ export interface FileSystem {
   /** Names (not paths) of the entries in `dir`, in no particular order. */
   list(dir: string): Promise<string[]>;
   readFile(path: string): Promise<Uint8Array>;
+  /** The file's size in bytes. */
+  size(path: string): Promise<number>;
+  /** `length` bytes of the file from `offset`: fewer only where the file ends first. */
+  readRange(path: string, offset: number, length: number): Promise<Uint8Array>;
   /**
    * Creates or replaces `path` with `bytes`, durably; the name itself needs `syncDir`. `mode`: the
    * permissions of a file it creates (default 0600: owner only); a simulated disk may ignore it.

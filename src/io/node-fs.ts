@@ -9,8 +9,8 @@
  * spends more of the loop's time handing it to a thread than the copy takes, and answers later
  * (2 KiB: 26 µs of the loop and 80 µs until resolved, against 8 µs). Larger appends, every sync,
  * and the bytes of a new file (`writeFile`) go to a thread, so the loop goes on meanwhile: a new
- * file's first write allocates for it, and with a snapshot's pieces being written 16 at a time
- * and each synced, such writes on the loop held it for milliseconds at a time (bench/README.md).
+ * file's first write allocates for it, and when a snapshot wrote its pieces as files, 16 at a
+ * time and each synced, such writes on the loop held it for milliseconds (bench/README.md).
  */
 import { writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
@@ -37,6 +37,31 @@ export class NodeFileSystem implements FileSystem {
   async readFile(path: string): Promise<Uint8Array> {
     const buffer = await readFile(path);
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+
+  async size(path: string): Promise<number> {
+    const handle = await open(path, 'r');
+    try {
+      return (await handle.stat()).size;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async readRange(path: string, offset: number, length: number): Promise<Uint8Array> {
+    const handle = await open(path, 'r');
+    try {
+      const out = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(out, done, length - done, offset + done);
+        if (bytesRead === 0) break; // the file ends here
+        done += bytesRead;
+      }
+      return done === length ? out : out.subarray(0, done);
+    } finally {
+      await handle.close();
+    }
   }
 
   async writeFile(path: string, bytes: Uint8Array, mode = 0o600): Promise<void> {

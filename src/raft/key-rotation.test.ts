@@ -159,7 +159,7 @@ describe('SnapshotStore key rotation', () => {
     expect(await reopened.loadLatest()).toEqual(snapshot(9, 1));
   });
 
-  test('save() after rotateKey() writes every shared piece it refers to again under the new key, and leaves no piece file under the old one', async () => {
+  test('save() after rotateKey() writes every shared piece it refers to again under the new key, and leaves no piece under the old one', async () => {
     using dir = tempDir('secretd-snap-rot-');
     const piece = (label: string): SnapshotPiece => {
       const bytes = new TextEncoder().encode(label.repeat(4096));
@@ -186,8 +186,7 @@ describe('SnapshotStore key rotation', () => {
       sealedFiles(dir.path, dir.path).map((f) => [f.path.split('.').pop(), ...f.keyIds]),
     ).toEqual([
       ['snap', 2],
-      ['piece', 2],
-      ['piece', 2],
+      ['pack', 2, 2],
     ]);
     const reopened = await SnapshotStore.open(dir.path, {
       ...newKey,

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { createHmac } from 'node:crypto';
 import { tempDir } from '../../test/helpers/process.ts';
+import { packEntries, piecesIn } from '../../test/helpers/sealed-files.ts';
 import { seal, sealOverheadBytes } from '../crypto/aead.ts';
 import { SecretdError } from '../errors.ts';
 import type { FileSystem } from '../io/fs.ts';
@@ -55,6 +56,28 @@ const pieceFile = (piece: SnapshotPiece, keyId = 3, key = dek): string => {
   const nameId = createHmac('sha256', nameKey).update(Buffer.from(piece.id!, 'hex')).digest('hex');
   return `${nameId}-${keyId.toString(16).padStart(8, '0')}.piece`;
 };
+
+/** What the directory holds, its pieces named as piece files whether in a pack or not (piecesIn); sorted. */
+async function onDisk(dir: string): Promise<string[]> {
+  const files = (await fs.list(dir)).filter((n) => !n.endsWith('.pack') && !n.endsWith('.piece'));
+  return [...files, ...piecesIn(dir)].sort();
+}
+
+const packsIn = async (dir: string): Promise<string[]> =>
+  (await fs.list(dir)).filter((n) => n.endsWith('.pack'));
+
+/** Where a piece lies: the pack holding it and its entry's place there. */
+async function entryOf(
+  dir: string,
+  piece: SnapshotPiece,
+): Promise<{ path: string; offset: number; length: number }> {
+  const nameId = pieceFile(piece).slice(0, 64);
+  for (const pack of await packsIn(dir)) {
+    const entry = packEntries(await fs.readFile(`${dir}/${pack}`)).find((e) => e.nameId === nameId);
+    if (entry !== undefined) return { path: `${dir}/${pack}`, ...entry };
+  }
+  throw new Error(`no pack holds piece ${nameId.slice(0, 16)}`);
+}
 
 /** The real file system, recording the name (temp suffix dropped) and size of every file written. */
 function recordingFs(): { fs: FileSystem; written: Array<{ name: string; bytes: number }> } {
@@ -213,24 +236,28 @@ describe('SnapshotStore', () => {
 });
 
 describe('SnapshotStore with shared pieces', () => {
-  test('save() writes each shared piece to its own file once; a later snapshot holding them writes only itself and the new one', async () => {
+  test("save() writes a snapshot's new shared pieces once, into one pack; a later snapshot holding them writes only itself and a pack of the new one", async () => {
     using dir = tempDir('secretd-snap-');
     const recording = recordingFs();
+    const written = (): string[] =>
+      recording.written.map((w) => (w.name.endsWith('.pack') ? 'a pack' : w.name));
     const store = await SnapshotStore.open(dir.path, options({ fs: recording.fs }));
     await store.save(pieced(10, 1, [pieceA!, pieceB!]));
-    expect(recording.written.map((w) => w.name)).toEqual([
-      pieceFile(pieceA!),
-      pieceFile(pieceB!),
-      name(10, 1),
-    ]);
+    expect(written()).toEqual(['a pack', name(10, 1)]);
+    expect(await onDisk(dir.path)).toEqual(
+      [name(10, 1), pieceFile(pieceA!), pieceFile(pieceB!)].sort(),
+    );
     recording.written.length = 0;
     await store.save(pieced(20, 1, [pieceA!, pieceB!, pieceC!]));
-    expect(recording.written.map((w) => w.name)).toEqual([pieceFile(pieceC!), name(20, 1)]);
+    expect(written()).toEqual(['a pack', name(20, 1)]);
+    expect(recording.written[0]!.bytes).toBeGreaterThan(pieceC!.length);
+    expect(recording.written[0]!.bytes).toBeLessThan(pieceC!.length + 1024);
     // The snapshot file refers to the 192 KiB of pieces: it holds its own bytes only.
     expect(recording.written[1]!.bytes).toBeLessThan(1024);
     recording.written.length = 0;
     await store.save(pieced(30, 1, [pieceA!, pieceB!, pieceC!]));
-    expect(recording.written.map((w) => w.name)).toEqual([name(30, 1)]);
+    expect(written()).toEqual([name(30, 1)]);
+    expect((await packsIn(dir.path)).length).toBe(2);
     const expected = joinPieces(pieced(30, 1, [pieceA!, pieceB!, pieceC!]).pieces);
     expect(await store.loadLatest()).toEqual({
       meta: { index: 30, term: 1, conf },
@@ -242,18 +269,56 @@ describe('SnapshotStore with shared pieces', () => {
     });
   });
 
-  test('save() deletes the piece files that neither kept snapshot refers to', async () => {
+  test('save() deletes a pack once neither kept snapshot refers to any piece in it', async () => {
     using dir = tempDir('secretd-snap-');
     const store = await SnapshotStore.open(dir.path, options());
     await store.save(pieced(10, 1, [pieceA!, pieceB!]));
     await store.save(pieced(20, 1, [pieceB!, pieceC!]));
     await store.save(pieced(30, 1, [pieceC!, pieceD!]));
-    expect((await fs.list(dir.path)).sort()).toEqual(
-      [name(20, 1), name(30, 1), pieceFile(pieceB!), pieceFile(pieceC!), pieceFile(pieceD!)].sort(),
+    // A is referred to no more, but B, in the same pack, still is (by the snapshot at 20).
+    expect(await onDisk(dir.path)).toEqual(
+      [
+        name(20, 1),
+        name(30, 1),
+        pieceFile(pieceA!),
+        pieceFile(pieceB!),
+        pieceFile(pieceC!),
+        pieceFile(pieceD!),
+      ].sort(),
     );
     await store.save(pieced(40, 1, [pieceD!]));
-    expect((await fs.list(dir.path)).sort()).toEqual(
+    expect(await onDisk(dir.path)).toEqual(
       [name(30, 1), name(40, 1), pieceFile(pieceC!), pieceFile(pieceD!)].sort(),
+    );
+    expect((await packsIn(dir.path)).length).toBe(2);
+  });
+
+  test('save() writes the pieces it refers to in a pack they are less than half of into its own pack, so that the old pack goes', async () => {
+    using dir = tempDir('secretd-snap-');
+    const recording = recordingFs();
+    const store = await SnapshotStore.open(dir.path, options({ fs: recording.fs }));
+    await store.save(pieced(10, 1, [pieceA!, pieceB!, pieceC!, pieceD!]));
+    const first = await packsIn(dir.path);
+    recording.written.length = 0;
+    await store.save(pieced(20, 1, [pieceA!]));
+    // A is a quarter of the first pack: written again, into a pack of its own.
+    expect(recording.written.map((w) => w.name.endsWith('.pack'))).toEqual([true, false]);
+    const second = (await packsIn(dir.path)).filter((n) => !first.includes(n));
+    expect(second.length).toBe(1);
+    expect(packEntries(await fs.readFile(`${dir.path}/${second[0]}`)).map((e) => e.nameId)).toEqual(
+      [pieceFile(pieceA!).slice(0, 64)],
+    );
+    // The snapshot at 10, still kept, reads B, C and D from the first pack, and A from the second.
+    expect((await store.load({ index: 10, term: 1 }))?.data).toEqual(
+      joinPieces(pieced(10, 1, [pieceA!, pieceB!, pieceC!, pieceD!]).pieces),
+    );
+    recording.written.length = 0;
+    await store.save(pieced(30, 1, [pieceA!]));
+    expect(recording.written.map((w) => w.name)).toEqual([name(30, 1)]);
+    expect(await packsIn(dir.path)).toEqual(second);
+    expect(await onDisk(dir.path)).toEqual([name(20, 1), name(30, 1), pieceFile(pieceA!)].sort());
+    expect((await (await SnapshotStore.open(dir.path, options())).loadLatest())?.data).toEqual(
+      joinPieces(pieced(30, 1, [pieceA!]).pieces),
     );
   });
 
@@ -264,14 +329,20 @@ describe('SnapshotStore with shared pieces', () => {
     const reopened = await SnapshotStore.open(dir.path, options({ fs: recording.fs }));
     expect(reopened.keyIds()).toEqual([3, 3, 3]);
     await reopened.save(pieced(20, 1, [pieceB!, pieceC!]));
-    expect(recording.written.map((w) => w.name)).toEqual([pieceFile(pieceC!), name(20, 1)]);
+    expect(recording.written.map((w) => (w.name.endsWith('.pack') ? 'a pack' : w.name))).toEqual([
+      'a pack',
+      name(20, 1),
+    ]);
     // The snapshot at 10 is kept and refers to A: A stays until that snapshot goes.
-    expect(await fs.list(dir.path)).toContain(pieceFile(pieceA!));
+    expect(await onDisk(dir.path)).toContain(pieceFile(pieceA!));
     const again = await SnapshotStore.open(dir.path, options());
     await again.save(pieced(30, 1, [pieceC!]));
-    expect((await fs.list(dir.path)).sort()).toEqual(
-      [name(20, 1), name(30, 1), pieceFile(pieceB!), pieceFile(pieceC!)].sort(),
+    // A's pack stays for B (the snapshot at 20 refers to it), and goes with the next save.
+    expect(await onDisk(dir.path)).toEqual(
+      [name(20, 1), name(30, 1), pieceFile(pieceA!), pieceFile(pieceB!), pieceFile(pieceC!)].sort(),
     );
+    await again.save(pieced(40, 1, [pieceC!]));
+    expect(await onDisk(dir.path)).toEqual([name(30, 1), name(40, 1), pieceFile(pieceC!)].sort());
   });
 
   test('loadLatest() refuses a missing piece, an altered piece and a piece posing as another, naming the snapshot', async () => {
@@ -279,28 +350,34 @@ describe('SnapshotStore with shared pieces', () => {
     const store = await SnapshotStore.open(dir.path, options());
     await store.save(pieced(10, 1, [pieceA!, pieceB!]));
     const path = `${dir.path}/${name(10, 1)}`;
-    const fileA = `${dir.path}/${pieceFile(pieceA!)}`;
-    const fileB = `${dir.path}/${pieceFile(pieceB!)}`;
-    const original = (await fs.readFile(fileA)).slice();
+    const a = await entryOf(dir.path, pieceA!);
+    const b = await entryOf(dir.path, pieceB!);
+    const original = (await fs.readFile(a.path)).slice();
     const refusal = async (): Promise<string> => {
       const error = await loadError(dir.path);
       return `${error.code}: ${error.message}`;
     };
     const prefix = `corrupt: Snapshot ${path} is corrupt: its piece ${pieceA!.id!.slice(0, 16)}`;
 
-    await fs.remove(fileA);
+    await fs.remove(a.path);
     expect(await refusal()).toBe(`${prefix} is missing; refusing to start`);
     const wrong: string[] = [];
-    for (const at of [0, 10, 45, 80, original.length - 1]) {
+    for (const at of [0, 10, 45, 80, a.length - 1]) {
       const damaged = original.slice();
-      damaged[at]! ^= 0x01;
-      await fs.writeFile(fileA, damaged);
+      damaged[a.offset + at]! ^= 0x01;
+      await fs.writeFile(a.path, damaged);
       const said = await refusal();
       if (!said.startsWith(prefix)) wrong.push(`byte ${at}: ${said}`);
     }
     expect(wrong).toEqual([]);
-    await fs.writeFile(fileA, await fs.readFile(fileB));
+    // B's entry where A's should be (the two are the same size).
+    const posing = original.slice();
+    posing.set(original.subarray(b.offset, b.offset + b.length), a.offset);
+    await fs.writeFile(a.path, posing);
     expect(await refusal()).toBe(`${prefix} has no piece header naming it; refusing to start`);
+    // A pack cut short: its index is gone, and with it every piece in it.
+    await fs.writeFile(a.path, original.subarray(0, original.length - 100));
+    expect(await refusal()).toBe(`${prefix} is missing; refusing to start`);
   });
 
   test('loadLatest() reads a version 1 snapshot file, and the next save writes version 3 beside it', async () => {
@@ -310,9 +387,7 @@ describe('SnapshotStore with shared pieces', () => {
     expect(store.keyIds()).toEqual([3]);
     expect(await store.loadLatest()).toEqual(snapshot(5, 1));
     await store.save(pieced(9, 1, [pieceA!]));
-    expect((await fs.list(dir.path)).sort()).toEqual(
-      [name(5, 1), name(9, 1), pieceFile(pieceA!)].sort(),
-    );
+    expect(await onDisk(dir.path)).toEqual([name(5, 1), name(9, 1), pieceFile(pieceA!)].sort());
     expect((await store.loadLatest())?.data).toEqual(joinPieces(pieced(9, 1, [pieceA!]).pieces));
   });
 
@@ -358,8 +433,8 @@ describe('SnapshotStore with shared pieces', () => {
     await store.save(pieced(10, 1, [anonymous(pieceA!), pieceB!, anonymous(pieceA!)]));
     expect(told).toEqual([pieceA!.id!, pieceA!.id!]);
     expect(hashed).toEqual([pieceA!.length, pieceA!.length, pieceB!.length]);
-    expect((await fs.list(dir.path)).filter((n) => n.endsWith('.piece')).sort()).toEqual(
-      [pieceFile(pieceA!), pieceFile(pieceB!)].sort(),
+    expect(await onDisk(dir.path)).toEqual(
+      [name(10, 1), pieceFile(pieceA!), pieceFile(pieceB!)].sort(),
     );
     expect((await store.loadLatest())?.data).toEqual(
       joinPieces(pieced(10, 1, [pieceA!, pieceB!, pieceA!]).pieces),
@@ -485,7 +560,7 @@ describe('SnapshotStore chunks and formats', () => {
     });
     await store.save(pieced(20, 1, [pieceB!, pieceC!]));
     // The version 2 snapshot is kept, and so are the version 1 pieces it refers to.
-    expect((await fs.list(dir.path)).sort()).toEqual(
+    expect(await onDisk(dir.path)).toEqual(
       [
         name(10, 1),
         name(20, 1),
@@ -497,7 +572,7 @@ describe('SnapshotStore chunks and formats', () => {
     );
     expect((await store.load({ index: 10, term: 1 }))?.data).toEqual(joinPieces(v2));
     await store.save(pieced(30, 1, [pieceC!]));
-    expect((await fs.list(dir.path)).sort()).toEqual(
+    expect(await onDisk(dir.path)).toEqual(
       [name(20, 1), name(30, 1), pieceFile(pieceB!), pieceFile(pieceC!)].sort(),
     );
     expect((await store.loadLatest())?.data).toEqual(joinPieces(pieced(30, 1, [pieceC!]).pieces));
@@ -518,7 +593,7 @@ describe('SnapshotStore chunks and formats', () => {
       }
       if (raw.includes('"a1",') || raw.includes('"b2",')) found.push(`${n} holds plaintext`);
     }
-    expect({ files: names.length, found }).toEqual({ files: 3, found: [] });
+    expect({ files: names.length, found }).toEqual({ files: 2, found: [] });
   });
 
   test('save() calls release() of each piece once the save is over, written or refused', async () => {

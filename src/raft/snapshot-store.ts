@@ -8,12 +8,15 @@
  *     version 1: body = seal(dek, meta ++ data, aad: "snapshot" ++ header)
  *     payload = meta ++ u32 count ++ parts (_wal-payload.ts, snapshotPartsStream): each part is
  *               bytes held inline, or a shared piece's content id and length
- *   <name id:64 hex>-<keyId:08x>.piece = pieceHeader ++ chunks of the piece's bytes,
+ *   a piece = pieceHeader ++ chunks of the piece's bytes,
  *     aad: "snapshot-piece" ++ pieceHeader ++ content id
  *     pieceHeader = "sspc" | version u16 (2) | flags u16 (0) | name id (32 bytes)
  *     name id     = HMAC-SHA256(HMAC-SHA256(dek, "secretd snapshot piece name"), content id)
- *     (version 1 pieces, which only version 2 snapshots refer to: named by the content id itself,
- *     body = seal(dek, bytes, aad: "snapshot-piece" ++ pieceHeader))
+ *   <random id:32 hex>-<keyId:08x>.pack = packHeader ++ piece* ++ index ++ trailer (PackWriter):
+ *     the pieces one save wrote, each found through the index by its name id
+ *   <name id:64 hex>-<keyId:08x>.piece = a piece, in a file of its own (as saves wrote them until
+ *     packs; version 1 pieces, which only version 2 snapshots refer to: named by the content id
+ *     itself, body = seal(dek, bytes, aad: "snapshot-piece" ++ pieceHeader))
  *   chunks = one or more of: u32 length | seal(dek, up to sealChunkBytes of plaintext,
  *            aad: <the file's aad> ++ u32 chunk number ++ u8 final); the last is final, no other is
  *
@@ -23,26 +26,29 @@
  * boundary or extended, fails to open (`corrupt`) as an altered byte does.
  *
  * Pieces: the data of a snapshot is its parts' bytes in order. A piece that never changes (a full
- * audit segment, a secret version's value: see SnapshotPiece) is written once, as its own file,
- * and every later snapshot that holds it refers to it by content id (the SHA-256 of its bytes)
- * and length instead of sealing and writing it again: a snapshot costs what changed since the
- * last one. The file is named by a keyed hash of the content id, never the content id itself: a
- * plain hash of a secret's value on disk would let anyone who reads the directory test guesses
- * of it. Loading materialises the whole data: each piece's AEAD, length and content id are
- * checked, and a missing or altered piece is the same `corrupt` refusal as an altered snapshot.
- * Version 1 and 2 files still load, so existing data dirs open.
+ * audit segment, a secret version's value: see SnapshotPiece) is written once, and every later
+ * snapshot that holds it refers to it by content id (the SHA-256 of its bytes) and length instead
+ * of sealing and writing it again: a snapshot costs what changed since the last one. A save
+ * writes all its new pieces into one pack: a file each cost the kernel 6 to 14 times as much per
+ * piece (bench/piece-files.ts). A piece is named by a keyed hash of its content id, never the
+ * content id itself: a plain hash of a secret's value on disk would let anyone who reads the
+ * directory test guesses of it. Loading materialises the whole data: each piece's AEAD, length
+ * and content id are checked, and a missing or altered piece is the same `corrupt` refusal as an
+ * altered snapshot. Piece files and version 1 and 2 files still load, so existing data dirs open.
  *
  * Every file is written as a temp file, synced, renamed, and the directory synced; the pieces a
  * snapshot refers to are durable before the snapshot is renamed into place, so a crash leaves the
- * old set or the new one whole (and at worst a piece file no snapshot refers to, deleted by the
- * next save). The index and term are bound into a snapshot's AEAD, the name id and content id
- * into a piece's, so a file renamed to pose as another fails. A snapshot's pieces are sealed with
- * the snapshot's key. The previous snapshot is kept besides the newest when it is sealed with the
- * current key; older ones, any sealed with another key (a rotation, `rotateKey`), and every piece
- * file that no kept snapshot refers to or that is sealed with another key, are deleted (a save
- * writes each piece it refers to under the current key if it is not there yet, so after a
- * rotation nothing under the old key remains). A corrupt newest snapshot refuses to start rather
- * than fall back: the WAL behind it may already be compacted.
+ * old set or the new one whole (and at worst a pack no snapshot refers to, deleted by the next
+ * save). The index and term are bound into a snapshot's AEAD, the name id and content id into a
+ * piece's, so a file renamed, or a pack's entry moved, to pose as another fails. A snapshot's
+ * pieces are sealed with the snapshot's key. The previous snapshot is kept besides the newest when
+ * it is sealed with the current key; older ones, any sealed with another key (a rotation,
+ * `rotateKey`), every piece file that no kept snapshot refers to or that is sealed with another
+ * key, and every pack none of whose pieces is still read, are deleted (a save writes each piece
+ * it refers to under the current key if it is not there yet, so after a rotation nothing under
+ * the old key remains; and it writes again the pieces it refers to in a pack they are less than
+ * half of, so that packs do not outlive their pieces for long). A corrupt newest snapshot refuses
+ * to start rather than fall back: the WAL behind it may already be compacted.
  */
 import { createHash, createHmac } from 'node:crypto';
 import { envelopeKeyId, open, sealInto, sealOverheadBytes } from '../crypto/aead.ts';
@@ -50,7 +56,11 @@ import type { Random } from '../crypto/random.ts';
 import type { Sha256 } from '../crypto/sha256.ts';
 import { assert, SecretdError } from '../errors.ts';
 import type { FileHandle, FileSystem } from '../io/fs.ts';
-import { snapshotPieceWritesInFlight, snapshotSealChunkBytes } from '../limits.ts';
+import {
+  snapshotPackWriteBytes,
+  snapshotPieceWritesInFlight,
+  snapshotSealChunkBytes,
+} from '../limits.ts';
 import {
   decodeSnapshotParts,
   decodeSnapshotPayload,
@@ -103,7 +113,23 @@ interface PieceFile {
   /** The id in its name: the keyed name id (version 2), or the content id (version 1). */
   readonly nameId: string;
   readonly keyId: number;
+  /** Its name as a piece file's (`<name id>-<key id>.piece`): what snapshots' references use. */
   readonly name: string;
+  /** Where it lies when it is an entry of a pack rather than a file of its own. */
+  readonly pack?: PackedAt;
+}
+
+interface PackedAt {
+  /** The pack's file name. */
+  readonly file: string;
+  readonly offset: number;
+  readonly length: number;
+}
+
+interface PackFile {
+  readonly keyId: number;
+  /** Bytes of all its entries, read or not: a pack mostly unread is written again (writeShared). */
+  readonly bytes: number;
 }
 
 /** The content id of a piece: the SHA-256 of its bytes, in hex. */
@@ -141,6 +167,14 @@ const pieceFormatVersion = 2;
 const pieceHeaderBytes = 8 + pieceIdBytes;
 const pieceMagic = [0x73, 0x73, 0x70, 0x63]; // "sspc"
 const pieceName = /^([0-9a-f]{64})-([0-9a-f]{8})\.piece$/;
+const packFormatVersion = 1;
+const packHeaderBytes = 8;
+const packMagic = [0x73, 0x73, 0x70, 0x6b]; // "sspk"
+/** name id, offset u64, length u32 */
+const packIndexEntryBytes = pieceIdBytes + 12;
+/** entry count u32, "sspk" */
+const packTrailerBytes = 8;
+const packName = /^([0-9a-f]{32})-([0-9a-f]{8})\.pack$/;
 const tempSuffix = '.tmp';
 /** The newest and the one before it. */
 const snapshotsKept = 2;
@@ -154,8 +188,10 @@ export class SnapshotStore {
   private readonly fileKeyIds = new Map<string, number>();
   /** The piece file names each snapshot file refers to, by file name, once written or read here. */
   private readonly fileRefs = new Map<string, ReadonlySet<string>>();
-  /** Piece files on disk, by file name. */
+  /** Pieces on disk, each a file of its own or an entry of a pack, by piece file name. */
   private readonly pieces = new Map<string, PieceFile>();
+  /** Pack files on disk, by file name. */
+  private readonly packs = new Map<string, PackFile>();
   /** The key that names pieces, by the key id of the key it is derived from. */
   private readonly nameKeys = new Map<number, Uint8Array>();
 
@@ -178,6 +214,20 @@ export class SnapshotStore {
     for (const name of names) {
       const piece = parsePieceName(name);
       if (piece !== null) store.pieces.set(name, piece);
+      const keyId = parsePackName(name);
+      if (keyId === null) continue;
+      // A pack whose index cannot be read has no piece anyone can read: the next save deletes it.
+      const entries = (await readPackIndex(fs, `${dir}/${name}`)) ?? [];
+      store.packs.set(name, { keyId, bytes: entries.reduce((sum, e) => sum + e.length, 0) });
+      for (const { nameId, offset, length } of entries) {
+        const pieceName = pieceFileName(nameId, keyId);
+        store.pieces.set(pieceName, {
+          nameId,
+          keyId,
+          name: pieceName,
+          pack: { file: name, offset, length },
+        });
+      }
     }
     return store;
   }
@@ -264,7 +314,7 @@ export class SnapshotStore {
   /**
    * The parts of a snapshot file: adjacent inline pieces as one part (their bytes made only when
    * the file reaches them), shared ones by reference, each written first (durably: synced,
-   * renamed, the directory synced) if it is not on disk under `key`; and the piece files referred to.
+   * the directory synced) if it is not on disk under `key`; and the pieces referred to, by name.
    */
   private async partsOf(
     pieces: readonly SnapshotPiece[],
@@ -300,13 +350,15 @@ export class SnapshotStore {
 
   /**
    * Each shared piece's content id and file name under `key` (undefined for an inline piece), once
-   * every shared piece not on disk under `key` is written. A piece without an id (`shared`) has
-   * its bytes made once, hashed through the `sha256` port, the id handed to it (`identified`),
-   * and the same bytes written if the piece is new; a piece with its maker's id is checked
-   * against its bytes the same way, and only if it is new (the check a read makes: a wrong id
-   * would be a wrong snapshot). Several at a time: each file's fsync waits on the disk, and the
-   * disk takes them together; and between groups the loop turns, so that hundreds of new values
-   * do not hold it.
+   * every shared piece not on disk under `key` is written: all of them into one new pack, its
+   * index last, synced and renamed into place (`PackWriter`). A piece without an id (`shared`) has
+   * its bytes made once, hashed through the `sha256` port, the id handed to it (`identified`), and
+   * the same bytes sealed into the pack if the piece is new; a piece with its maker's id is
+   * checked against its bytes the same way, and only if it is new (the check a read makes: a
+   * wrong id would be a wrong snapshot). The pieces this snapshot refers to in a pack of which
+   * they are less than half (the rest no longer referred to) are written into the new pack too,
+   * so that the old one is deleted and packs do not pile up. Several at a time, with the loop
+   * turning between groups, so that hundreds of new values do not hold it.
    */
   private async writeShared(
     pieces: readonly SnapshotPiece[],
@@ -319,11 +371,22 @@ export class SnapshotStore {
         throw pieceError(`piece id ${id.slice(0, 16)} is not 64 hex digits`);
       return { id, name: this.pieceName(id, key) };
     });
+    const sparse = this.sparsePacks(names, key);
+    const stays = (name: string): boolean => {
+      const file = this.pieces.get(name);
+      return file !== undefined && (file.pack === undefined || !sparse.has(file.pack.file));
+    };
     const work = [...names.keys()].filter((i) => {
       const known = names[i];
-      return known === undefined ? pieces[i]!.shared === true : !this.pieces.has(known.name);
+      return known === undefined ? pieces[i]!.shared === true : !stays(known.name);
     });
-    const writing = new Set<string>(); // by name: a piece twice in one snapshot is written once
+    if (work.length === 0) return names;
+    const pack = new PackWriter(
+      this.options.fs,
+      this.dir,
+      packFileName(Buffer.from(this.options.random(16)).toString('hex'), key.keyId),
+    );
+    const packed = new Map<string, string>(); // piece name → name id, in the new pack
     const settle = async (i: number): Promise<void> => {
       const piece = pieces[i]!;
       const bytes = checkedBytes(piece);
@@ -336,14 +399,64 @@ export class SnapshotStore {
         piece.identified?.(id);
         names[i] = { id, name };
       }
-      if (this.pieces.has(name) || writing.has(name)) return;
-      writing.add(name);
-      await this.writePiece(id, bytes, key);
+      if (stays(name) || packed.has(name)) return; // on disk, or twice in this snapshot
+      const nameId = this.nameId(id, key);
+      packed.set(name, nameId);
+      await pack.add(nameId, this.sealPiece(id, nameId, bytes, key));
     };
-    for (let at = 0; at < work.length; at += snapshotPieceWritesInFlight)
-      await Promise.all(work.slice(at, at + snapshotPieceWritesInFlight).map(settle));
-    if (writing.size > 0) await this.options.fs.syncDir(this.dir);
+    try {
+      for (let at = 0; at < work.length; at += snapshotPieceWritesInFlight) {
+        // Every piece of the group done before a failure is thrown: nothing runs on after the save.
+        const group = work.slice(at, at + snapshotPieceWritesInFlight);
+        const failed = (await Promise.allSettled(group.map(settle))).find(
+          (outcome) => outcome.status === 'rejected',
+        );
+        if (failed !== undefined) throw failed.reason;
+      }
+      if (packed.size === 0) {
+        await pack.abort();
+        return names;
+      }
+      const entries = await pack.finish();
+      await this.options.fs.syncDir(this.dir);
+      this.packs.set(pack.name, {
+        keyId: key.keyId,
+        bytes: entries.reduce((sum, e) => sum + e.length, 0),
+      });
+      for (const { nameId, offset, length } of entries) {
+        const name = pieceFileName(nameId, key.keyId);
+        this.pieces.set(name, {
+          nameId,
+          keyId: key.keyId,
+          name,
+          pack: { file: pack.name, offset, length },
+        });
+      }
+    } catch (error) {
+      await pack.abort();
+      throw error;
+    }
     return names;
+  }
+
+  /** Packs under `key` of which the pieces named here are less than half the bytes. */
+  private sparsePacks(
+    names: readonly ({ name: string } | undefined)[],
+    key: SnapshotKey,
+  ): Set<string> {
+    const referenced = new Map<string, number>();
+    const seen = new Set<string>();
+    for (const known of names) {
+      if (known === undefined || seen.has(known.name)) continue;
+      seen.add(known.name);
+      const at = this.pieces.get(known.name)?.pack;
+      if (at !== undefined) referenced.set(at.file, (referenced.get(at.file) ?? 0) + at.length);
+    }
+    const sparse = new Set<string>();
+    for (const [file, pack] of this.packs)
+      if (pack.keyId === key.keyId && 2 * (referenced.get(file) ?? 0) < pack.bytes)
+        sparse.add(file);
+    return sparse;
   }
 
   /** pieceContentId through the `sha256` port. */
@@ -357,17 +470,11 @@ export class SnapshotStore {
     return pieceFileName(this.nameId(id, key), key.keyId);
   }
 
-  /** Writes a piece file (synced and renamed; the caller syncs the directory). */
-  private async writePiece(id: string, bytes: Uint8Array, key: SnapshotKey): Promise<void> {
-    const nameId = this.nameId(id, key);
+  /** A piece as a version 2 piece file's bytes (a pack's entry): its header, then its chunks. */
+  private sealPiece(id: string, nameId: string, bytes: Uint8Array, key: SnapshotKey): Uint8Array {
     const header = pieceHeader(nameId, pieceFormatVersion);
     const aad = concatBytes([pieceLabel, header, Buffer.from(id, 'hex')]);
-    const file = sealWhole(header, bytes, this.sealer(key, aad));
-    const name = pieceFileName(nameId, key.keyId);
-    const { fs } = this.options;
-    await fs.writeFile(`${this.dir}/${name}${tempSuffix}`, file);
-    await fs.rename(`${this.dir}/${name}${tempSuffix}`, `${this.dir}/${name}`);
-    this.pieces.set(name, { nameId, keyId: key.keyId, name });
+    return sealWhole(header, bytes, this.sealer(key, aad));
   }
 
   private chunkBytes(): number {
@@ -526,7 +633,13 @@ export class SnapshotStore {
       .map((name) => this.pieces.get(name))
       .find((f) => f !== undefined);
     if (file === undefined) throw corrupt(`${what} is missing`);
-    const bytes = await this.options.fs.readFile(`${this.dir}/${file.name}`).catch(() => {
+    const { fs } = this.options;
+    const { pack } = file;
+    const bytes = await (
+      pack === undefined
+        ? fs.readFile(`${this.dir}/${file.name}`)
+        : fs.readRange(`${this.dir}/${pack.file}`, pack.offset, pack.length)
+    ).catch(() => {
       throw corrupt(`${what} is missing`);
     });
     const version = opened.version === 3 ? pieceFormatVersion : 1;
@@ -599,10 +712,17 @@ export class SnapshotStore {
             (p) => p.keyId !== this.options.keyId || !referenced.has(p.name),
           );
     for (const piece of unused) {
-      await fs.remove(`${this.dir}/${piece.name}`);
+      if (piece.pack === undefined) await fs.remove(`${this.dir}/${piece.name}`);
       this.pieces.delete(piece.name);
     }
-    if (old.length > 0 || unused.length > 0) await fs.syncDir(this.dir);
+    // A pack goes once no piece is read from it: its pieces unused, or written again elsewhere.
+    const located = new Set([...this.pieces.values()].map((p) => p.pack?.file));
+    const emptied = [...this.packs.keys()].filter((file) => !located.has(file));
+    for (const file of emptied) {
+      await fs.remove(`${this.dir}/${file}`);
+      this.packs.delete(file);
+    }
+    if (old.length > 0 || unused.length > 0 || emptied.length > 0) await fs.syncDir(this.dir);
   }
 
   /** The piece files the kept snapshots refer to, or null when one cannot be read (then no piece is deleted). */
@@ -885,6 +1005,159 @@ function nameFor(index: number, term: number): string {
 function parsePieceName(name: string): PieceFile | null {
   const match = pieceName.exec(name);
   return match === null ? null : { nameId: match[1]!, keyId: parseInt(match[2]!, 16), name };
+}
+
+/** A pack's key id, or null when `name` is not a pack's. */
+function parsePackName(name: string): number | null {
+  const match = packName.exec(name);
+  return match === null ? null : parseInt(match[2]!, 16);
+}
+
+function packFileName(id: string, keyId: number): string {
+  return `${id}-${keyId.toString(16).padStart(8, '0')}.pack`;
+}
+
+interface PackEntry {
+  readonly nameId: string;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/**
+ * A pack's entries as its index lists them, or null when the file is not a whole pack (no header,
+ * no trailer, an index that does not fit, an entry outside the entries). What an entry holds is
+ * checked when it is read, as a piece file's is.
+ */
+async function readPackIndex(fs: FileSystem, path: string): Promise<PackEntry[] | null> {
+  const size = await fs.size(path);
+  if (size < packHeaderBytes + packTrailerBytes) return null;
+  const head = await fs.readRange(path, 0, packHeaderBytes);
+  const headView = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  if (packMagic.some((b, i) => head[i] !== b)) return null;
+  if (headView.getUint16(4) !== packFormatVersion || headView.getUint16(6) !== 0) return null;
+  const trailer = await fs.readRange(path, size - packTrailerBytes, packTrailerBytes);
+  if (trailer.length !== packTrailerBytes || packMagic.some((b, i) => trailer[4 + i] !== b))
+    return null;
+  const count = new DataView(trailer.buffer, trailer.byteOffset).getUint32(0);
+  const indexAt = size - packTrailerBytes - count * packIndexEntryBytes;
+  if (indexAt < packHeaderBytes) return null;
+  const index = await fs.readRange(path, indexAt, count * packIndexEntryBytes);
+  if (index.length !== count * packIndexEntryBytes) return null;
+  const view = new DataView(index.buffer, index.byteOffset, index.byteLength);
+  const entries: PackEntry[] = [];
+  for (let i = 0; i < count; i++) {
+    const at = i * packIndexEntryBytes;
+    const offset = getU64(view, at + pieceIdBytes);
+    const length = view.getUint32(at + pieceIdBytes + 8);
+    if (offset < packHeaderBytes || length < pieceHeaderBytes || offset + length > indexAt)
+      return null;
+    entries.push({
+      nameId: Buffer.from(index.subarray(at, at + pieceIdBytes)).toString('hex'),
+      offset,
+      length,
+    });
+  }
+  return entries;
+}
+
+/**
+ * The pack a save writes its new pieces into, as `<random id>-<key id>.pack`:
+ *
+ *   pack    = packHeader ++ entry* ++ index ++ trailer
+ *   header  = "sspk" | version u16 (1) | flags u16 (0)
+ *   entry   = a version 2 piece file's bytes (its header naming it, then its sealed chunks)
+ *   index   = per entry: name id (32 bytes) | offset u64 | length u32
+ *   trailer = entry count u32 | "sspk"
+ *
+ * Written as a temp file: the header, the entries appended as they are sealed, a few MiB per
+ * write (more than syncWriteBytesMax: on a thread, off the event loop, where a write that grows
+ * the file may wait for the journal), the index and trailer, one fdatasync, then renamed into
+ * place (the caller syncs the directory). One file and one fsync for all of a save's new pieces, where a
+ * file each cost the kernel 6 to 14 times as much (bench/README.md, piece-files.ts).
+ */
+class PackWriter {
+  private handle: Promise<FileHandle> | null = null;
+  private appended: Promise<void> = Promise.resolve();
+  private end = packHeaderBytes;
+  private readonly entries: PackEntry[] = [];
+  /** Entries sealed but not yet written: written together once they pass `snapshotPackWriteBytes`. */
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
+
+  constructor(
+    private readonly fs: FileSystem,
+    private readonly dir: string,
+    readonly name: string,
+  ) {}
+
+  /** Adds a piece's bytes; resolves once they are written, or held to be written with the next. */
+  add(nameId: string, bytes: Uint8Array): Promise<void> {
+    this.entries.push({ nameId, offset: this.end, length: bytes.length });
+    this.end += bytes.length;
+    this.held.push(bytes);
+    this.heldBytes += bytes.length;
+    return this.heldBytes >= snapshotPackWriteBytes ? this.writeHeld() : this.appended;
+  }
+
+  /** Writes the index and trailer, syncs, closes and renames the pack into place; its entries. */
+  async finish(): Promise<PackEntry[]> {
+    this.held.push(packIndex(this.entries));
+    await this.writeHeld();
+    const handle = await this.opened();
+    await handle.sync();
+    this.handle = null;
+    await handle.close();
+    await this.fs.rename(this.tempPath(), `${this.dir}/${this.name}`);
+    return this.entries;
+  }
+
+  /** Closes and removes the temp file, if any (best effort: a temp file left is removed at open). */
+  async abort(): Promise<void> {
+    await this.appended.catch(() => {});
+    const handle = this.handle;
+    if (handle === null) return;
+    this.handle = null;
+    await (await handle).close().catch(() => {});
+    await this.fs.remove(this.tempPath()).catch(() => {});
+  }
+
+  /** One write of what is held (appends run one at a time, in order). */
+  private writeHeld(): Promise<void> {
+    const bytes = concatBytes(this.held);
+    this.held = [];
+    this.heldBytes = 0;
+    this.appended = this.appended.then(async () => (await this.opened()).write(bytes));
+    return this.appended;
+  }
+
+  private opened(): Promise<FileHandle> {
+    this.handle ??= (async () => {
+      const header = new Uint8Array(packHeaderBytes);
+      header.set(packMagic, 0);
+      new DataView(header.buffer).setUint16(4, packFormatVersion);
+      await this.fs.writeFile(this.tempPath(), header);
+      return this.fs.openAppend(this.tempPath());
+    })();
+    return this.handle;
+  }
+
+  private tempPath(): string {
+    return `${this.dir}/${this.name}${tempSuffix}`;
+  }
+}
+
+function packIndex(entries: readonly PackEntry[]): Uint8Array {
+  const out = new Uint8Array(entries.length * packIndexEntryBytes + packTrailerBytes);
+  const view = new DataView(out.buffer);
+  entries.forEach(({ nameId, offset, length }, i) => {
+    const at = i * packIndexEntryBytes;
+    out.set(Buffer.from(nameId, 'hex'), at);
+    setU64(view, at + pieceIdBytes, offset);
+    view.setUint32(at + pieceIdBytes + 8, length);
+  });
+  view.setUint32(entries.length * packIndexEntryBytes, entries.length);
+  out.set(packMagic, entries.length * packIndexEntryBytes + 4);
+  return out;
 }
 
 function pieceFileName(nameId: string, keyId: number): string {

@@ -185,6 +185,9 @@ class RecordingFileSystem implements FileSystem {
   mkdirp = (dir: string): Promise<void> => this.inner.mkdirp(dir);
   list = (dir: string): Promise<string[]> => this.inner.list(dir);
   readFile = (path: string): Promise<Uint8Array> => this.inner.readFile(path);
+  size = (path: string): Promise<number> => this.inner.size(path);
+  readRange = (path: string, offset: number, length: number): Promise<Uint8Array> =>
+    this.inner.readRange(path, offset, length);
   writeFile = (path: string, bytes: Uint8Array): Promise<void> =>
     this.track('writeFile', () => this.inner.writeFile(path, bytes));
   truncate = (path: string, size: number): Promise<void> => this.inner.truncate(path, size);

@@ -4,7 +4,8 @@
  * WAL segment its header's key check and every record's body (wal-codec.ts framing), for each
  * snapshot and shared snapshot piece each sealed chunk (snapshot-store.ts: a 24-byte header for a
  * snapshot, 40 for a piece, then from format 3 (pieces: 2) chunks, each a u32 length and an
- * envelope; before, one envelope).
+ * envelope; before, one envelope), and for each pack every chunk of every entry its index lists
+ * (each entry a version 2 piece file's bytes).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { envelopeKeyId } from '../../src/crypto/aead.ts';
@@ -16,7 +17,7 @@ export interface SealedFile {
   readonly keyIds: readonly number[];
 }
 
-/** Every `.wal` file in `walDir` and `.snap` and `.piece` file in `snapDir`, with the key ids of its envelopes. */
+/** Every `.wal` file in `walDir` and `.snap`, `.piece` and `.pack` file in `snapDir`, with the key ids of its envelopes. */
 export function sealedFiles(walDir: string, snapDir: string): SealedFile[] {
   const files: SealedFile[] = [];
   for (const name of readdirSync(walDir).sort()) {
@@ -45,7 +46,56 @@ export function sealedFiles(walDir: string, snapDir: string): SealedFile[] {
       });
     }
   }
+  for (const name of readdirSync(snapDir).sort()) {
+    if (!name.endsWith('.pack')) continue;
+    const path = `${snapDir}/${name}`;
+    const bytes = new Uint8Array(readFileSync(path));
+    const keyIds = packEntries(bytes).flatMap(({ offset, length }) =>
+      chunkKeyIds(bytes.subarray(offset, offset + length), 40, 2),
+    );
+    files.push({ path, keyIds });
+  }
   return files;
+}
+
+export interface PackEntry {
+  readonly nameId: string;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/**
+ * A pack's entries as its index lists them (snapshot-store.ts: the entries, then per entry its
+ * name id (32 bytes) | offset u64 | length u32, then the entry count u32 | "sspk").
+ */
+export function packEntries(bytes: Uint8Array): PackEntry[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const count = view.getUint32(bytes.length - 8);
+  const indexAt = bytes.length - 8 - count * 44;
+  return Array.from({ length: count }, (_, i) => {
+    const at = indexAt + i * 44;
+    return {
+      nameId: Buffer.from(bytes.subarray(at, at + 32)).toString('hex'),
+      offset: Number(view.getBigUint64(at + 32)),
+      length: view.getUint32(at + 40),
+    };
+  });
+}
+
+/**
+ * The snapshot pieces in `snapDir`, each named as a piece file (`<name id>-<key id>.piece`)
+ * whether it is a file of its own or an entry of a pack (`<id>-<key id>.pack`); sorted.
+ */
+export function piecesIn(snapDir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(snapDir)) {
+    if (name.endsWith('.piece')) out.push(name);
+    if (!name.endsWith('.pack')) continue;
+    const keyId = name.slice(-13, -5);
+    for (const { nameId } of packEntries(new Uint8Array(readFileSync(`${snapDir}/${name}`))))
+      out.push(`${nameId}-${keyId}.piece`);
+  }
+  return out.sort();
 }
 
 /** The key id of each envelope after the header: chunked from format `chunked` on, else one. */

@@ -134,6 +134,12 @@ export class SimDisk {
           const inode = this.#inode(path);
           return inode.bytes.slice(0, inode.size);
         }),
+      size: (path) => op(false, () => this.#inode(path).size),
+      readRange: (path, offset, length) =>
+        op(false, () => {
+          const inode = this.#inode(path);
+          return inode.bytes.slice(offset, Math.min(offset + length, inode.size));
+        }),
       writeFile: (path, bytes) => op(false, () => this.#writeFile(path, bytes)),
       openAppend: (path, options) =>
         op(false, () =>

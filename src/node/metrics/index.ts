@@ -207,6 +207,8 @@ export function timedFileSystem(
     mkdirp: (dir) => fs.mkdirp(dir),
     list: (dir) => fs.list(dir),
     readFile: (path) => fs.readFile(path),
+    size: (path) => fs.size(path),
+    readRange: (path, offset, length) => fs.readRange(path, offset, length),
     writeFile: (path, bytes, mode) => fs.writeFile(path, bytes, mode),
     truncate: (path, size) => fs.truncate(path, size),
     rename: (from, to) => fs.rename(from, to),

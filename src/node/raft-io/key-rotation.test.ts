@@ -5,49 +5,30 @@
  */
 import { describe, expect, test } from 'bun:test';
 import { tempDir } from '../../../test/helpers/process.ts';
+import { oneMemberLeader } from '../../../test/helpers/raft-leader.ts';
 import { keyIdsIn, sealedFiles } from '../../../test/helpers/sealed-files.ts';
-import { NodeFileSystem } from '../../io/node-fs.ts';
 import { auditSegmentRecords } from '../../limits.ts';
 import { systemRandom } from '../../io/system.ts';
-import type { MemberId } from '../../raft/types.ts';
-import { openRaftNode, walMarkerPath } from './open-raft-node.ts';
+import { walMarkerPath } from './open-raft-node.ts';
 import type { DataKey, RaftNode } from './raft-node.ts';
-
-const id = 'node-a' as MemberId;
 const oldKey: DataKey = { dek: systemRandom(32), keyId: 1 };
 const newKey: DataKey = { dek: systemRandom(32), keyId: 2 };
 const at = '2026-11-28T00:00:00.000Z';
 
-async function open(
+function open(
   root: string,
   key: DataKey,
   olderKeys: DataKey[] = [],
   snapshotEntries = 4,
 ): Promise<RaftNode> {
-  const node = await openRaftNode({
-    id,
-    walDir: `${root}/raft/wal`,
-    snapshotDir: `${root}/raft/snap`,
+  return oneMemberLeader(root, {
     dek: key.dek,
     dekKeyId: key.keyId,
     olderKeys,
-    fs: new NodeFileSystem(),
-    random: systemRandom,
-    electionRandom: () => 0.5,
-    bootstrapConf: { voters: [id], learners: [] },
-    transport: { send: () => {} },
-    tickMs: 5,
     snapshotEntries,
     walSegmentBytesTarget: 2048,
-    onFatal: (error) => {
-      throw error;
-    },
     walMarker: walMarkerPath(root),
   });
-  node.start();
-  node.campaign();
-  await node.waitForLeader(5000);
-  return node;
 }
 
 /** Writes `n` entries (commands the store refuses without a cluster: still log entries). */
@@ -103,7 +84,7 @@ describe('RaftNode.rotateKey', () => {
     await finished.stop();
   });
 
-  test('with secret values in shared piece files: resolves once every one is sealed with the new key too, and the node opens with it alone, every value intact', async () => {
+  test('with secret values in shared pieces: resolves once every one is sealed with the new key too, and the node opens with it alone, every value intact', async () => {
     using dir = tempDir('secretd-raft-rot-');
     const node = await open(dir.path, oldKey);
     for (let i = 0; i < 6; i++)
@@ -116,13 +97,16 @@ describe('RaftNode.rotateKey', () => {
         data: new Uint8Array(4096).fill(i + 1),
       });
     await node.snapshotNow();
-    const pieces = (): string[] =>
-      sealedFiles(`${dir.path}/raft/wal`, `${dir.path}/raft/snap`)
-        .filter((f) => f.path.endsWith('.piece'))
-        .map((f) => `${f.path.split('-').pop()} ${[...new Set(f.keyIds)].join()}`);
-    expect(pieces()).toEqual(Array(6).fill('00000001.piece 1'));
+    // The values' pieces, in one pack or more (as the snapshots fell): each a chunk, and its key.
+    const pieces = (): string => {
+      const keyIds = sealedFiles(`${dir.path}/raft/wal`, `${dir.path}/raft/snap`)
+        .filter((f) => f.path.endsWith('.pack'))
+        .flatMap((f) => f.keyIds);
+      return `${keyIds.length} under key ${[...new Set(keyIds)].join()}`;
+    };
+    expect(pieces()).toBe('6 under key 1');
     await node.rotateKey(newKey);
-    expect(pieces()).toEqual(Array(6).fill('00000002.piece 2'));
+    expect(pieces()).toBe('6 under key 2');
     expect(keyIdsOnDisk(dir.path)).toEqual([2]);
     const secretsOf = (n: RaftNode): unknown =>
       (JSON.parse(new TextDecoder().decode(n.store.snapshot())) as { secrets: unknown }).secrets;
@@ -137,7 +121,7 @@ describe('RaftNode.rotateKey', () => {
     await reopened.stop();
   });
 
-  test('with a full audit segment in a shared piece file: resolves once that piece is sealed with the new key too, and the node opens with it alone', async () => {
+  test('with a full audit segment in a shared piece: resolves once that piece is sealed with the new key too, and the node opens with it alone', async () => {
     using dir = tempDir('secretd-raft-rot-');
     const node = await open(dir.path, oldKey);
     const actor = { kind: 'admin-socket', name: 'admin-socket', role: 'admin', uid: 0 } as const;
@@ -147,11 +131,11 @@ describe('RaftNode.rotateKey', () => {
       await node.propose({ op: 'audit-append', at, records: Array(256).fill(record) });
     const pieces = (): string[] =>
       sealedFiles(`${dir.path}/raft/wal`, `${dir.path}/raft/snap`)
-        .filter((f) => f.path.endsWith('.piece'))
+        .filter((f) => f.path.endsWith('.pack'))
         .map((f) => `${f.path.split('-').pop()} ${[...new Set(f.keyIds)].join()}`); // every chunk's key
-    expect(pieces()).toEqual(['00000001.piece 1']);
+    expect(pieces()).toEqual(['00000001.pack 1']);
     await node.rotateKey(newKey);
-    expect(pieces()).toEqual(['00000002.piece 2']);
+    expect(pieces()).toEqual(['00000002.pack 2']);
     expect(keyIdsOnDisk(dir.path)).toEqual([2]);
     expect(node.keyIdsOnDisk().every((keyId) => keyId === 2)).toBe(true);
     const lines = [...node.store.audit.lines()];

@@ -71,11 +71,12 @@ export interface OpenRaftOptions {
 }
 
 export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> {
-  // The WAL's writes and fsyncs are timed for /secretd/metrics (metrics/index.ts); nothing else changes.
+  // The WAL's writes and fsyncs are timed for /secretd/metrics (metrics/index.ts); nothing else
+  // changes. The snapshot store's (a snapshot file's chunks, a pack) are not the WAL's.
   const timers = options.timers ?? systemTimers;
   const fs = timedFileSystem(options.fs, options.metrics, () => timers.now());
   const sealing = sealingOf({ ...options, fs });
-  const snapshots = await SnapshotStore.open(options.snapshotDir, sealing);
+  const snapshots = await SnapshotStore.open(options.snapshotDir, { ...sealing, fs: options.fs });
   const snapshot = await snapshots.loadLatest();
   const walSizes = {
     ...(options.walSegmentBytesTarget === undefined

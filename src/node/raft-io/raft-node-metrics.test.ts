@@ -5,40 +5,16 @@
  */
 import { describe, expect, test } from 'bun:test';
 import { tempDir } from '../../../test/helpers/process.ts';
-import { NodeFileSystem } from '../../io/node-fs.ts';
-import { systemRandom } from '../../io/system.ts';
+import { oneMemberLeader } from '../../../test/helpers/raft-leader.ts';
 import { systemTimers } from '../../io/timers.ts';
-import type { MemberId } from '../../raft/types.ts';
 import { leaderStages, parseMetricsText, quantileOf, SecretdMetrics } from '../metrics/index.ts';
-import { openRaftNode } from './open-raft-node.ts';
-
-const id = 'node-a' as MemberId;
 const at = '2026-11-28T00:00:00.000Z';
 
 describe('RaftNode metrics', () => {
   test('records each stage of every write proposed on the leader, each no earlier than the one before', async () => {
     using dir = tempDir('secretd-raft-metrics-');
     const metrics = new SecretdMetrics(() => systemTimers.now());
-    const node = await openRaftNode({
-      id,
-      walDir: `${dir.path}/raft/wal`,
-      snapshotDir: `${dir.path}/raft/snap`,
-      dek: systemRandom(32),
-      dekKeyId: 1,
-      fs: new NodeFileSystem(),
-      random: systemRandom,
-      electionRandom: () => 0.5,
-      bootstrapConf: { voters: [id], learners: [] },
-      transport: { send: () => {} },
-      tickMs: 5,
-      onFatal: (error) => {
-        throw error;
-      },
-      metrics,
-    });
-    node.start();
-    node.campaign();
-    await node.waitForLeader(5000);
+    const node = await oneMemberLeader(dir.path, { metrics });
     const writes = 20;
     for (let i = 0; i < writes; i++) await node.propose({ op: 'dek-rotate', at });
 
@@ -60,5 +36,21 @@ describe('RaftNode metrics', () => {
     expect(samples.get(`secretd_raft_write_stage_seconds_count{stage="applied"}`)).toBe(writes);
     await node.stop();
     expect(metrics.render()).not.toContain('secretd_raft{');
+  });
+
+  test("counts the WAL's writes and fsyncs, not the snapshot store's", async () => {
+    using dir = tempDir('secretd-raft-metrics-');
+    const metrics = new SecretdMetrics(() => systemTimers.now());
+    const node = await oneMemberLeader(dir.path, { metrics });
+    // Eight values of 256 KiB: a snapshot writes them (2.7 MiB of base64) into a pack, appended.
+    const big = (i: number) =>
+      ({ id: `s${i}`, name: `big-${i}`, data: new Uint8Array(256 * 1024).fill(i + 1) }) as const;
+    for (let i = 0; i < 8; i++)
+      await node.propose({ op: 'secret-create', at, labels: {}, ...big(i) });
+    const [bytes, fsyncs] = [metrics.walBytes.value, metrics.walFsync.count];
+    await node.snapshotNow();
+    expect(metrics.walBytes.value - bytes).toBeLessThan(4096); // the WAL's snapshot marker
+    expect(metrics.walFsync.count - fsyncs).toBeLessThanOrEqual(2);
+    await node.stop();
   });
 });

@@ -10,6 +10,7 @@ import { auditSegmentRecords } from '../../limits.ts';
 import { joinPieces, pieceContentId, SnapshotStore } from '../../raft/snapshot-store.ts';
 import type { SnapshotPiece } from '../../raft/types.ts';
 import { webCryptoSha256 } from '../../io/sha256.ts';
+import { piecesIn } from '../../../test/helpers/sealed-files.ts';
 
 const fs = new NodeFileSystem();
 
@@ -341,7 +342,7 @@ describe('Store snapshots in pieces', () => {
     expect(new TextDecoder().decode(joinPieces(pieces))).toBe(json);
   });
 
-  test('a snapshot store saves a store with full audit segments as one file per segment, once, and loads exactly Store.snapshot()', async () => {
+  test('a snapshot store saves a store with full audit segments as one piece per segment, once, and loads exactly Store.snapshot()', async () => {
     using dir = tempDir('secretd-store-snap-');
     const { store, next } = storeWith(2 * auditSegmentRecords + 10);
     const names = async (): Promise<string[]> => (await fs.list(dir.path)).sort();
@@ -357,8 +358,9 @@ describe('Store snapshots in pieces', () => {
       meta: { index: next - 1, term: 1, conf },
       pieces: store.snapshotPieces(),
     });
-    const first = await names();
-    expect(first.filter((n) => n.endsWith('.piece')).length).toBe(2);
+    const first = piecesIn(dir.path);
+    expect(first.length).toBe(2);
+    expect((await names()).filter((n) => n.endsWith('.pack')).length).toBe(1);
     expect((await snapshots.loadLatest())?.data).toEqual(store.snapshot());
 
     store.applyEntry(
@@ -366,10 +368,8 @@ describe('Store snapshots in pieces', () => {
       encodeCommand({ op: 'secret-remove', at, ids: ['none'], audit: writer }),
     );
     await snapshots.save({ meta: { index: next, term: 1, conf }, pieces: store.snapshotPieces() });
-    const second = await names();
-    expect(second.filter((n) => n.endsWith('.piece'))).toEqual(
-      first.filter((n) => n.endsWith('.piece')),
-    );
+    expect(piecesIn(dir.path)).toEqual(first);
+    expect((await names()).filter((n) => n.endsWith('.pack')).length).toBe(1);
     const loaded = await snapshots.loadLatest();
     expect(loaded?.data).toEqual(store.snapshot());
     expect([...Store.restore(loaded!.data).audit.lines()]).toEqual([...store.audit.lines()]);

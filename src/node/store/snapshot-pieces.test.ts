@@ -15,6 +15,7 @@ import type { MemberId, SnapshotMeta, SnapshotPiece } from '../../raft/types.ts'
 import type { Command } from './commands.ts';
 import { Store, toBase64 } from './store.ts';
 import { ValueHolds } from './_snapshot-pieces.ts';
+import { piecesIn } from '../../../test/helpers/sealed-files.ts';
 
 const at = '2026-12-06T00:00:00.000Z';
 const fs = new NodeFileSystem();
@@ -125,7 +126,7 @@ describe('Store.snapshotPieces', () => {
     expect((await snapshots.loadLatest())?.data).toEqual(store.snapshot());
   });
 
-  test('a snapshot with N large versions writes N piece files once; the next writes none of them again; pieces of removed versions are pruned', async () => {
+  test('a snapshot with N large versions writes N pieces once, in one pack; the next writes none of them again; pieces of removed versions are pruned', async () => {
     using dir = tempDir('secretd-store-snap-');
     const recording = recordingFs();
     const snapshots = await SnapshotStore.open(dir.path, {
@@ -137,26 +138,35 @@ describe('Store.snapshotPieces', () => {
     });
     const store = storeWith(4);
     await snapshots.save({ meta: meta(10), pieces: store.snapshotPieces() });
-    const pieceFiles = (): string[] => recording.written.filter((n) => n.endsWith('.piece'));
-    expect(pieceFiles().length).toBe(4);
+    const packs = (): string[] => recording.written.filter((n) => n.endsWith('.pack'));
+    expect(packs().length).toBe(1);
+    expect(piecesIn(dir.path).length).toBe(4);
     expect((await snapshots.loadLatest())?.data).toEqual(store.snapshot());
 
     recording.written.length = 0;
     store.apply(20, create('big9', value(99)));
     await snapshots.save({ meta: meta(20), pieces: store.snapshotPieces() });
-    expect(pieceFiles().length).toBe(1);
+    expect(packs().length).toBe(1);
     expect((await snapshots.loadLatest())?.data).toEqual(store.snapshot());
 
-    const onDisk = async (): Promise<number> =>
-      (await fs.list(dir.path)).filter((n) => n.endsWith('.piece')).length;
-    expect(await onDisk()).toBe(5);
+    const onDisk = (): number => piecesIn(dir.path).length;
+    expect(onDisk()).toBe(5);
     store.apply(21, { op: 'secret-remove', at, ids: ['big0', 'big1'] });
     recording.written.length = 0;
     await snapshots.save({ meta: meta(21), pieces: store.snapshotPieces() });
-    expect(pieceFiles()).toEqual([]);
-    expect(await onDisk()).toBe(5); // the snapshot at 20, still kept, refers to them
+    expect(packs()).toEqual([]);
+    expect(onDisk()).toBe(5); // the snapshot at 20, still kept, refers to them
     await snapshots.save({ meta: meta(22), pieces: store.snapshotPieces() });
-    expect(await onDisk()).toBe(3);
+    // big0 and big1 are gone with the snapshot at 20, but the pack they are in holds big2 and big3.
+    expect(onDisk()).toBe(5);
+    // With big2 gone too, big3 is a quarter of that pack: written again into a pack of its own,
+    // and the old pack deleted once no kept snapshot reads from it.
+    store.apply(23, { op: 'secret-remove', at, ids: ['big2'] });
+    recording.written.length = 0;
+    await snapshots.save({ meta: meta(23), pieces: store.snapshotPieces() });
+    expect(packs().length).toBe(1);
+    await snapshots.save({ meta: meta(24), pieces: store.snapshotPieces() });
+    expect(onDisk()).toBe(2); // big3 and big9
     const reopened = await SnapshotStore.open(dir.path, {
       dek,
       keyId: 1,

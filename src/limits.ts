@@ -41,7 +41,7 @@ export const snapshotLogBytesInterval = 16 * 1024 * 1024;
  */
 export const snapshotIdleMs = 1000;
 /**
- * Plaintext bytes sealed per chunk of a snapshot or piece file (format 3): a snapshot is sealed and
+ * Plaintext bytes sealed per chunk of a snapshot or a piece (format 3): a snapshot is sealed and
  * written chunk by chunk, and opened chunk by chunk, so it never needs a second whole copy.
  */
 export const snapshotSealChunkBytes = 1024 * 1024;

@@ -171,7 +171,7 @@ export function decodeSnapshotPayload(payload: Uint8Array): Snapshot {
   return { meta, data: r.rest() };
 }
 
-/** A part of a version 2 or 3 snapshot file: bytes held inline, or a reference to a shared piece file. */
+/** A part of a version 2 or 3 snapshot file: bytes held inline, or a reference to a shared piece. */
 export type SnapshotPart =
   | { readonly kind: 'inline'; readonly bytes: Uint8Array }
   | { readonly kind: 'shared'; readonly id: Uint8Array; readonly length: number };

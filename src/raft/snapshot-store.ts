@@ -717,7 +717,8 @@ export class SnapshotStore {
     }
     // A pack goes once no piece is read from it: its pieces unused, or written again elsewhere.
     const located = new Set([...this.pieces.values()].map((p) => p.pack?.file));
-    const emptied = [...this.packs.keys()].filter((file) => !located.has(file));
+    const emptied =
+      referenced === null ? [] : [...this.packs.keys()].filter((file) => !located.has(file));
     for (const file of emptied) {
       await fs.remove(`${this.dir}/${file}`);
       this.packs.delete(file);

@@ -15,11 +15,13 @@
  * system's temp dir) should be on the file system a data dir would be on. Rounds alternate the
  * layouts; each round deletes what the one before wrote first, as secretd's pruning does.
  */
-import { mkdir, mkdtemp, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { NodeFileSystem } from '../src/io/node-fs.ts';
+import { snapshotPackWriteBytes } from '../src/limits.ts';
 
 const { values } = parseArgs({
   options: {
@@ -37,27 +39,31 @@ const root = values.dir ?? (await mkdtemp(join(tmpdir(), 'secretd-piece-files-')
 const inFlight = 16;
 const piecesPerPack = 256;
 const bytes = randomBytes(size);
+/** secretd's own file system port: the writes, syncs and renames a snapshot save makes. */
+const fs = new NodeFileSystem();
 
 type Layout = 'files' | 'pack';
 
 async function run(layout: Layout, dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
+  await fs.mkdirp(dir);
   const cpu = process.cpuUsage();
   const started = performance.now();
   if (layout === 'files') {
     for (let at = 0; at < count; at += inFlight) {
       const group = Array.from({ length: Math.min(inFlight, count - at) }, (_, i) => at + i);
-      await Promise.all(group.map((i) => writeDurably(join(dir, `${i}.piece`), [bytes])));
-      await syncDir(dir);
+      await Promise.all(group.map((i) => writeAndRename(join(dir, `${i}.piece`), [bytes])));
+      await fs.syncDir(dir);
     }
   } else {
+    // As a pack is written: the pieces in writes of snapshotPackWriteBytes, one sync at the end.
+    const perWrite = Math.max(1, Math.floor(snapshotPackWriteBytes / size));
     for (let at = 0; at < count; at += piecesPerPack) {
       const pieces = Math.min(piecesPerPack, count - at);
-      await writeDurably(
-        join(dir, `${at}.pack`),
-        Array.from({ length: pieces }, () => bytes),
+      const writes = Array.from({ length: Math.ceil(pieces / perWrite) }, (_, w) =>
+        Buffer.concat(Array(Math.min(perWrite, pieces - w * perWrite)).fill(bytes)),
       );
-      await syncDir(dir);
+      await writeAndRename(join(dir, `${at}.pack`), writes);
+      await fs.syncDir(dir);
     }
   }
   const wallMs = performance.now() - started;
@@ -74,35 +80,25 @@ async function run(layout: Layout, dir: string): Promise<void> {
   );
 }
 
-/** Created as a temp file, written, fdatasynced, closed and renamed into place. */
-async function writeDurably(path: string, chunks: readonly Uint8Array[]): Promise<void> {
-  const handle = await open(`${path}.tmp`, 'w', 0o600);
-  try {
-    let position = 0;
-    for (const chunk of chunks) {
-      await handle.write(chunk, 0, chunk.length, position);
-      position += chunk.length;
+/** `writes` into a temp file (the first creating it, the rest appended), synced, renamed into place. */
+async function writeAndRename(path: string, writes: readonly Uint8Array[]): Promise<void> {
+  await fs.writeFile(`${path}.tmp`, writes[0]!);
+  if (writes.length > 1) {
+    const handle = await fs.openAppend(`${path}.tmp`);
+    try {
+      for (const bytes of writes.slice(1)) await handle.write(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
     }
-    await handle.datasync();
-  } finally {
-    await handle.close();
   }
-  await rename(`${path}.tmp`, path);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await fs.rename(`${path}.tmp`, path);
 }
 
 /** Deletes what a round wrote, one file at a time as pruning does, then syncs the directory. */
 async function prune(dir: string): Promise<void> {
-  for (const name of await readdir(dir)) await unlink(join(dir, name));
-  await syncDir(dir);
+  for (const name of await fs.list(dir)) await fs.remove(join(dir, name));
+  await fs.syncDir(dir);
 }
 
 function positive(flag: string, text: string): number {

@@ -29,7 +29,7 @@
  * audit segment, a secret version's value: see SnapshotPiece) is written once, and every later
  * snapshot that holds it refers to it by content id (the SHA-256 of its bytes) and length instead
  * of sealing and writing it again: a snapshot costs what changed since the last one. A save
- * writes all its new pieces into one pack: a file each cost the kernel 6 to 14 times as much per
+ * writes all its new pieces into one pack: a file each cost the kernel 4 to 16 times as much per
  * piece (bench/piece-files.ts). A piece is named by a keyed hash of its content id, never the
  * content id itself: a plain hash of a secret's value on disk would let anyone who reads the
  * directory test guesses of it. Loading materialises the whole data: each piece's AEAD, length
@@ -126,6 +126,13 @@ interface PackedAt {
   readonly length: number;
 }
 
+/** A shared piece in a save: its content id, and its name id and file name under the save's key. */
+interface NamedPiece {
+  readonly id: string;
+  readonly nameId: string;
+  readonly name: string;
+}
+
 interface PackFile {
   readonly keyId: number;
   /** Bytes of all its entries, read or not: a pack mostly unread is written again (writeShared). */
@@ -215,21 +222,20 @@ export class SnapshotStore {
       const piece = parsePieceName(name);
       if (piece !== null) store.pieces.set(name, piece);
       const keyId = parsePackName(name);
-      if (keyId === null) continue;
       // A pack whose index cannot be read has no piece anyone can read: the next save deletes it.
-      const entries = (await readPackIndex(fs, `${dir}/${name}`)) ?? [];
-      store.packs.set(name, { keyId, bytes: entries.reduce((sum, e) => sum + e.length, 0) });
-      for (const { nameId, offset, length } of entries) {
-        const pieceName = pieceFileName(nameId, keyId);
-        store.pieces.set(pieceName, {
-          nameId,
-          keyId,
-          name: pieceName,
-          pack: { file: name, offset, length },
-        });
-      }
+      if (keyId !== null)
+        store.registerPack(name, keyId, (await readPackIndex(fs, `${dir}/${name}`)) ?? []);
     }
     return store;
+  }
+
+  /** Records a pack on disk, and each of its pieces as lying there. */
+  private registerPack(file: string, keyId: number, entries: readonly PackEntry[]): void {
+    this.packs.set(file, { keyId, bytes: entries.reduce((sum, e) => sum + e.length, 0) });
+    for (const { nameId, offset, length } of entries) {
+      const name = pieceFileName(nameId, keyId);
+      this.pieces.set(name, { nameId, keyId, name, pack: { file, offset, length } });
+    }
   }
 
   /** Seals later snapshots with `key`; the next save deletes every snapshot and piece sealed with another. */
@@ -363,13 +369,13 @@ export class SnapshotStore {
   private async writeShared(
     pieces: readonly SnapshotPiece[],
     key: SnapshotKey,
-  ): Promise<({ id: string; name: string } | undefined)[]> {
+  ): Promise<(NamedPiece | undefined)[]> {
     const names = pieces.map((piece) => {
       const id = piece.id; // may be a getter: read once
       if (id === undefined) return undefined;
       if (!/^[0-9a-f]{64}$/.test(id))
         throw pieceError(`piece id ${id.slice(0, 16)} is not 64 hex digits`);
-      return { id, name: this.pieceName(id, key) };
+      return this.named(id, key);
     });
     const sparse = this.sparsePacks(names, key);
     const stays = (name: string): boolean => {
@@ -386,7 +392,7 @@ export class SnapshotStore {
       this.dir,
       packFileName(Buffer.from(this.options.random(16)).toString('hex'), key.keyId),
     );
-    const packed = new Map<string, string>(); // piece name → name id, in the new pack
+    const packed = new Set<string>(); // piece names, in the new pack
     const settle = async (i: number): Promise<void> => {
       const piece = pieces[i]!;
       const bytes = checkedBytes(piece);
@@ -394,15 +400,14 @@ export class SnapshotStore {
       const given = names[i];
       if (given !== undefined && id !== given.id)
         throw pieceError(`piece ${given.id.slice(0, 16)} is not the SHA-256 of its bytes`);
-      const name = given?.name ?? this.pieceName(id, key);
+      const named = given ?? this.named(id, key);
       if (given === undefined) {
         piece.identified?.(id);
-        names[i] = { id, name };
+        names[i] = named;
       }
-      if (stays(name) || packed.has(name)) return; // on disk, or twice in this snapshot
-      const nameId = this.nameId(id, key);
-      packed.set(name, nameId);
-      await pack.add(nameId, this.sealPiece(id, nameId, bytes, key));
+      if (stays(named.name) || packed.has(named.name)) return; // on disk, or twice in this snapshot
+      packed.add(named.name);
+      await pack.add(named.nameId, this.sealPiece(named, bytes, key));
     };
     try {
       for (let at = 0; at < work.length; at += snapshotPieceWritesInFlight) {
@@ -413,25 +418,10 @@ export class SnapshotStore {
         );
         if (failed !== undefined) throw failed.reason;
       }
-      if (packed.size === 0) {
-        await pack.abort();
-        return names;
-      }
+      if (packed.size === 0) return names; // every piece was on disk after all: no file made
       const entries = await pack.finish();
       await this.options.fs.syncDir(this.dir);
-      this.packs.set(pack.name, {
-        keyId: key.keyId,
-        bytes: entries.reduce((sum, e) => sum + e.length, 0),
-      });
-      for (const { nameId, offset, length } of entries) {
-        const name = pieceFileName(nameId, key.keyId);
-        this.pieces.set(name, {
-          nameId,
-          keyId: key.keyId,
-          name,
-          pack: { file: pack.name, offset, length },
-        });
-      }
+      this.registerPack(pack.name, key.keyId, entries);
     } catch (error) {
       await pack.abort();
       throw error;
@@ -440,10 +430,7 @@ export class SnapshotStore {
   }
 
   /** Packs under `key` of which the pieces named here are less than half the bytes. */
-  private sparsePacks(
-    names: readonly ({ name: string } | undefined)[],
-    key: SnapshotKey,
-  ): Set<string> {
+  private sparsePacks(names: readonly (NamedPiece | undefined)[], key: SnapshotKey): Set<string> {
     const referenced = new Map<string, number>();
     const seen = new Set<string>();
     for (const known of names) {
@@ -465,15 +452,16 @@ export class SnapshotStore {
     return Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString('hex');
   }
 
-  /** A piece's file name under `key`. */
-  private pieceName(id: string, key: SnapshotKey): string {
-    return pieceFileName(this.nameId(id, key), key.keyId);
+  /** A piece's name id and file name under `key` (one keyed hash). */
+  private named(id: string, key: SnapshotKey): NamedPiece {
+    const nameId = this.nameId(id, key);
+    return { id, nameId, name: pieceFileName(nameId, key.keyId) };
   }
 
   /** A piece as a version 2 piece file's bytes (a pack's entry): its header, then its chunks. */
-  private sealPiece(id: string, nameId: string, bytes: Uint8Array, key: SnapshotKey): Uint8Array {
-    const header = pieceHeader(nameId, pieceFormatVersion);
-    const aad = concatBytes([pieceLabel, header, Buffer.from(id, 'hex')]);
+  private sealPiece(piece: NamedPiece, bytes: Uint8Array, key: SnapshotKey): Uint8Array {
+    const header = pieceHeader(piece.nameId, pieceFormatVersion);
+    const aad = concatBytes([pieceLabel, header, Buffer.from(piece.id, 'hex')]);
     return sealWhole(header, bytes, this.sealer(key, aad));
   }
 
@@ -815,8 +803,9 @@ class ChunkSealer {
 
 /**
  * A file written as it is made, durably once `finish` resolves: what is written is held until it
- * passes `holdBytes`, so a small file is one writeFile (one fsync) as before chunks; a larger one
- * is created with the first `holdBytes` and appended to, then synced.
+ * passes `holdBytes` and written then in one call, so a small file is one writeFile (one fsync),
+ * and a larger one is created with what was held first, appended to in writes of at least
+ * `holdBytes` (a snapshot's sealed chunks, a pack's pieces), then synced. Writes must not overlap.
  */
 class ChunkedFile {
   private held: Uint8Array[] = [];
@@ -825,7 +814,7 @@ class ChunkedFile {
 
   constructor(
     private readonly fs: FileSystem,
-    private readonly path: string,
+    readonly path: string,
     header: Uint8Array,
     private readonly holdBytes: number,
   ) {
@@ -834,21 +823,24 @@ class ChunkedFile {
   }
 
   async write(bytes: Uint8Array): Promise<void> {
-    if (this.handle !== null) return this.handle.write(bytes);
     this.held.push(bytes);
     this.heldBytes += bytes.length;
     if (this.heldBytes < this.holdBytes) return;
+    if (this.handle !== null) return this.handle.write(this.take());
     await this.fs.writeFile(this.path, this.take());
     this.handle = await this.fs.openAppend(this.path);
   }
 
   async finish(): Promise<void> {
-    if (this.handle === null) await this.fs.writeFile(this.path, this.take());
-    else await this.handle.sync();
+    if (this.handle === null) return this.fs.writeFile(this.path, this.take());
+    if (this.heldBytes > 0) await this.handle.write(this.take());
+    await this.handle.sync();
   }
 
   async close(): Promise<void> {
-    await this.handle?.close();
+    const handle = this.handle;
+    this.handle = null;
+    await handle?.close();
   }
 
   private take(): Uint8Array {
@@ -1070,80 +1062,53 @@ async function readPackIndex(fs: FileSystem, path: string): Promise<PackEntry[] 
  *   index   = per entry: name id (32 bytes) | offset u64 | length u32
  *   trailer = entry count u32 | "sspk"
  *
- * Written as a temp file: the header, the entries appended as they are sealed, a few MiB per
+ * Written as a temp file (ChunkedFile): the header, the entries as they are sealed, a few MiB per
  * write (more than syncWriteBytesMax: on a thread, off the event loop, where a write that grows
  * the file may wait for the journal), the index and trailer, one fdatasync, then renamed into
  * place (the caller syncs the directory). One file and one fsync for all of a save's new pieces, where a
- * file each cost the kernel 6 to 14 times as much (bench/README.md, piece-files.ts).
+ * file each cost the kernel 4 to 16 times as much (bench/README.md, piece-files.ts).
  */
 class PackWriter {
-  private handle: Promise<FileHandle> | null = null;
+  private readonly file: ChunkedFile;
+  /** The writes so far, one after another (pieces are added by several saves' steps at once). */
   private appended: Promise<void> = Promise.resolve();
   private end = packHeaderBytes;
   private readonly entries: PackEntry[] = [];
-  /** Entries sealed but not yet written: written together once they pass `snapshotPackWriteBytes`. */
-  private held: Uint8Array[] = [];
-  private heldBytes = 0;
 
   constructor(
     private readonly fs: FileSystem,
     private readonly dir: string,
     readonly name: string,
-  ) {}
+  ) {
+    const header = new Uint8Array(packHeaderBytes);
+    header.set(packMagic, 0);
+    new DataView(header.buffer).setUint16(4, packFormatVersion);
+    this.file = new ChunkedFile(fs, `${dir}/${name}${tempSuffix}`, header, snapshotPackWriteBytes);
+  }
 
   /** Adds a piece's bytes; resolves once they are written, or held to be written with the next. */
   add(nameId: string, bytes: Uint8Array): Promise<void> {
     this.entries.push({ nameId, offset: this.end, length: bytes.length });
     this.end += bytes.length;
-    this.held.push(bytes);
-    this.heldBytes += bytes.length;
-    return this.heldBytes >= snapshotPackWriteBytes ? this.writeHeld() : this.appended;
+    this.appended = this.appended.then(() => this.file.write(bytes));
+    return this.appended;
   }
 
   /** Writes the index and trailer, syncs, closes and renames the pack into place; its entries. */
   async finish(): Promise<PackEntry[]> {
-    this.held.push(packIndex(this.entries));
-    await this.writeHeld();
-    const handle = await this.opened();
-    await handle.sync();
-    this.handle = null;
-    await handle.close();
-    await this.fs.rename(this.tempPath(), `${this.dir}/${this.name}`);
+    await this.appended;
+    await this.file.write(packIndex(this.entries));
+    await this.file.finish();
+    await this.file.close();
+    await this.fs.rename(this.file.path, `${this.dir}/${this.name}`);
     return this.entries;
   }
 
   /** Closes and removes the temp file, if any (best effort: a temp file left is removed at open). */
   async abort(): Promise<void> {
     await this.appended.catch(() => {});
-    const handle = this.handle;
-    if (handle === null) return;
-    this.handle = null;
-    await (await handle).close().catch(() => {});
-    await this.fs.remove(this.tempPath()).catch(() => {});
-  }
-
-  /** One write of what is held (appends run one at a time, in order). */
-  private writeHeld(): Promise<void> {
-    const bytes = concatBytes(this.held);
-    this.held = [];
-    this.heldBytes = 0;
-    this.appended = this.appended.then(async () => (await this.opened()).write(bytes));
-    return this.appended;
-  }
-
-  private opened(): Promise<FileHandle> {
-    this.handle ??= (async () => {
-      const header = new Uint8Array(packHeaderBytes);
-      header.set(packMagic, 0);
-      new DataView(header.buffer).setUint16(4, packFormatVersion);
-      await this.fs.writeFile(this.tempPath(), header);
-      return this.fs.openAppend(this.tempPath());
-    })();
-    return this.handle;
-  }
-
-  private tempPath(): string {
-    return `${this.dir}/${this.name}${tempSuffix}`;
+    await this.file.close().catch(() => {});
+    await this.fs.remove(this.file.path).catch(() => {});
   }
 }
 

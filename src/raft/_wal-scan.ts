@@ -18,7 +18,7 @@ import type { WALRecord } from './_wal-payload.ts';
 import {
   decodeFrame,
   decodeRecord,
-  recordMagic,
+  isRecordMagic,
   segmentHeaderBytes,
   type WALKey,
 } from './wal-codec.ts';
@@ -99,7 +99,7 @@ export function judgeTail(
 ): TailVerdict {
   let ownCommit = -1;
   for (let at = damageOffset + 1; at < bytes.length; at++) {
-    if (bytes[at] !== recordMagic) continue;
+    if (!isRecordMagic(bytes[at])) continue;
     const frame = decodeFrame(bytes, at);
     if (!frame.ok) continue;
     const { batchOffset, durableOffset, type } = frame.value;

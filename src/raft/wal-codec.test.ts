@@ -3,6 +3,8 @@ import { describe, expect, test } from 'bun:test';
 import { SecretdError } from '../errors.ts';
 import { systemRandom } from '../io/system.ts';
 import { walRecordBytesMax } from '../limits.ts';
+import { crc32 } from './crc32.ts';
+import { crc32c } from './crc32c.ts';
 import type { MemberId } from './types.ts';
 import {
   decodeFrame,
@@ -10,6 +12,7 @@ import {
   decodeSegmentHeader,
   encodeBatch,
   encodeSegmentHeader,
+  legacyRecordMagic,
   recordHeaderBytes,
   recordMagic,
   segmentHeaderBytes,
@@ -190,7 +193,71 @@ describe('decodeFrame', () => {
     ]);
     expect(frame[0]).toBe(recordMagic);
   });
+
+  test('a record carries a CRC-32 (magic 0xa8) over its header and body', () => {
+    const crcAt = recordHeaderBytes - 4;
+    const view = new DataView(frame.buffer, frame.byteOffset);
+    const stored = view.getUint32(crcAt);
+    const body = frame.subarray(recordHeaderBytes, recordHeaderBytes + view.getUint32(4));
+    expect(stored).toBe(crc32(body, crc32(frame.subarray(0, crcAt))));
+    expect(stored).not.toBe(crc32c(body, crc32c(frame.subarray(0, crcAt))));
+  });
+
+  test('records written before, with magic 0xa7 and a CRC-32C, are still read; a magic and CRC that do not match are refused', () => {
+    const batch = encodeBatch(
+      [records[1]!, records[2]!],
+      { seq: 4, offset: segmentHeaderBytes, durableOffset: 0 },
+      key,
+    );
+    const legacy = asLegacy(batch);
+    expect(legacy[0]).toBe(legacyRecordMagic);
+    // decodeRecord reads at the record's offset in its segment: the batch laid where it was written.
+    const segment = new Uint8Array(segmentHeaderBytes + legacy.length);
+    segment.set(legacy, segmentHeaderBytes);
+    const decoded: WALRecord[] = [];
+    for (let offset = segmentHeaderBytes; offset < segment.length;) {
+      const record = decodeRecord(
+        segment,
+        { seq: 4, offset, batchOffset: segmentHeaderBytes },
+        key,
+      );
+      if (!record.ok) throw new Error(record.reason);
+      decoded.push(record.value.record);
+      offset = record.value.end;
+    }
+    expect(decoded[0]).toEqual({ type: 'group', records: [records[1]!, records[2]!] } as WALRecord);
+    expect(decoded[1]).toEqual({ type: 'commit', records: 1 });
+    // A new record relabelled 0xa7 (or an old one 0xa8) is checked with the other CRC and fails.
+    const relabelled = frame.slice();
+    relabelled[0] = legacyRecordMagic;
+    expect(decodeFrame(relabelled, 0)).toEqual({ ok: false, reason: 'record checksum mismatch' });
+    const old = asLegacy(frame);
+    old[0] = recordMagic;
+    expect(decodeFrame(old, 0)).toEqual({ ok: false, reason: 'record checksum mismatch' });
+    // A flipped byte in an old record fails its CRC-32C as it always did.
+    const flipped = asLegacy(frame);
+    flipped[recordHeaderBytes + 40]! ^= 0x01;
+    expect(decodeFrame(flipped, 0)).toEqual({ ok: false, reason: 'record checksum mismatch' });
+  });
 });
+
+/** `batch` as it was written before CRC-32: each record's magic 0xa7 and its CRC a CRC-32C. */
+function asLegacy(batch: Uint8Array): Uint8Array {
+  const out = batch.slice();
+  const view = new DataView(out.buffer);
+  const crcAt = recordHeaderBytes - 4;
+  for (let at = 0; at < out.length;) {
+    const end = at + recordHeaderBytes + view.getUint32(at + 4);
+    out[at] = legacyRecordMagic;
+    const crc = crc32c(
+      out.subarray(at + recordHeaderBytes, end),
+      crc32c(out.subarray(at, at + crcAt)),
+    );
+    view.setUint32(at + crcAt, crc);
+    at = end;
+  }
+  return out;
+}
 
 describe('segment header', () => {
   const header = encodeSegmentHeader({ seq: 2 ** 33, firstIndex: 12345 }, key);

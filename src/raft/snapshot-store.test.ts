@@ -269,6 +269,89 @@ describe('SnapshotStore with shared pieces', () => {
     });
   });
 
+  test('save() seals pieces and chunks into the bytes it writes and never changes bytes handed to a write, which may still be read on a thread', async () => {
+    using dir = tempDir('secretd-snap-');
+    // Every array handed to a write, kept as given (by reference) and as it was at the call.
+    const handed: Array<{ given: Uint8Array; copy: Uint8Array }> = [];
+    const keeping = Object.create(fs) as FileSystem;
+    const keep = (bytes: Uint8Array): void =>
+      void handed.push({ given: bytes, copy: bytes.slice() });
+    keeping.writeFile = (path, bytes, mode) => {
+      keep(bytes);
+      return fs.writeFile(path, bytes, mode);
+    };
+    keeping.openAppend = async (path) => {
+      const handle = await fs.openAppend(path);
+      return {
+        write: (bytes) => {
+          keep(bytes);
+          return handle.write(bytes);
+        },
+        sync: () => handle.sync(),
+        close: () => handle.close(),
+      };
+    };
+    // 48 pieces of 64 KiB (3 MiB: two pack writes and the rest) and 1.5 MiB of inline text in
+    // chunks of 256 KiB.
+    const many = Array.from({ length: 48 }, (_, i) => shared(`"p${i}",`));
+    const inline = textPiece('"' + 'x'.repeat(1536 * 1024) + '",');
+    const store = await SnapshotStore.open(
+      dir.path,
+      options({ fs: keeping, sealChunkBytes: 256 * 1024 }),
+    );
+    const first = pieced(10, 1, [inline, ...many.slice(0, 24)]);
+    const second = pieced(20, 1, [inline, ...many]);
+    await store.save(first);
+    await store.save(second);
+    expect(handed.length).toBeGreaterThan(10);
+    for (const { given, copy } of handed) expect(Buffer.compare(given, copy)).toBe(0);
+    const expected = { meta: second.meta, data: joinPieces(second.pieces) };
+    expect(await store.loadLatest()).toEqual(expected);
+    expect(await (await SnapshotStore.open(dir.path, options())).loadLatest()).toEqual(expected);
+  });
+
+  test('save() syncs a large pack or snapshot file after each write, not only at its end, so that a WAL sync meanwhile never waits behind the whole file', async () => {
+    using dir = tempDir('secretd-snap-');
+    const ops: string[] = [];
+    const logging = Object.create(fs) as FileSystem;
+    const kind = (path: string): string => (path.includes('.pack') ? 'pack' : 'snap');
+    logging.writeFile = (path, bytes, mode) => {
+      ops.push(`${kind(path)} create+sync`);
+      return fs.writeFile(path, bytes, mode);
+    };
+    logging.openAppend = async (path) => {
+      const handle = await fs.openAppend(path);
+      return {
+        write: (bytes) => {
+          ops.push(`${kind(path)} write`);
+          return handle.write(bytes);
+        },
+        sync: () => {
+          ops.push(`${kind(path)} sync`);
+          return handle.sync();
+        },
+        close: () => handle.close(),
+      };
+    };
+    const store = await SnapshotStore.open(
+      dir.path,
+      options({ fs: logging, sealChunkBytes: 256 * 1024 }),
+    );
+    // 96 pieces of 64 KiB (6 MiB: a pack of 2 MiB writes) and 1 MiB of inline text (4 chunks).
+    const many = Array.from({ length: 96 }, (_, i) => shared(`"q${i}",`));
+    await store.save(pieced(10, 1, [textPiece('"' + 'y'.repeat(1024 * 1024) + '",'), ...many]));
+    for (const file of ['pack', 'snap']) {
+      const own = ops.filter((op) => op.startsWith(file));
+      expect(own[0]).toBe(`${file} create+sync`);
+      expect(own.filter((op) => op.endsWith('write')).length).toBeGreaterThanOrEqual(2);
+      // Every write is followed by its sync before the next write.
+      own.forEach((op, i) => {
+        if (op.endsWith('write')) expect(own[i + 1]).toBe(`${file} sync`);
+      });
+    }
+    expect(await store.loadLatest()).not.toBeNull();
+  });
+
   test('save() deletes a pack once neither kept snapshot refers to any piece in it', async () => {
     using dir = tempDir('secretd-snap-');
     const store = await SnapshotStore.open(dir.path, options());

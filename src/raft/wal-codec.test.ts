@@ -163,6 +163,33 @@ describe('payloadParts', () => {
   });
 });
 
+describe('encodeBatch into a buffer', () => {
+  test('encodeBatch() sealed into a reused buffer holding other bytes writes every byte of the batch, which decodes as one sealed into a new array', () => {
+    const at = { seq: 3, offset: segmentHeaderBytes, durableOffset: 0 };
+    const fresh = encodeBatch(records.slice(0, 4), at, key);
+    const dirty = new Uint8Array(fresh.length + 100).fill(0xff);
+    const reused = encodeBatch(records.slice(0, 4), at, key, dirty);
+    expect(reused.buffer).toBe(dirty.buffer);
+    expect(reused.length).toBe(fresh.length);
+    const segment = new Uint8Array(segmentHeaderBytes + reused.length);
+    segment.set(reused, segmentHeaderBytes);
+    const group = decodeRecord(
+      segment,
+      { seq: 3, offset: segmentHeaderBytes, batchOffset: segmentHeaderBytes },
+      key,
+    );
+    expect(group.ok && group.value.record).toEqual({
+      type: 'group',
+      records: records.slice(0, 4),
+    } as WALRecord);
+    // Too small a buffer is left alone: the batch gets an array of its own.
+    const small = new Uint8Array(10).fill(0xff);
+    const own = encodeBatch(records.slice(0, 4), at, key, small);
+    expect(own.buffer).not.toBe(small.buffer);
+    expect(small.every((b) => b === 0xff)).toBe(true);
+  });
+});
+
 describe('decodeFrame', () => {
   const frame = encodeBatch([records[0]!], { seq: 1, offset: 0, durableOffset: 0 }, key);
 

@@ -161,6 +161,8 @@ export function encodeBatch(
   records: readonly WALRecord[],
   at: { readonly seq: number; readonly offset: number; readonly durableOffset: number },
   key: WALSealKey,
+  /** Sealed into, when it is large enough (the result is then its start): the caller's to reuse. */
+  into?: Uint8Array,
 ): Uint8Array {
   assert(
     at.durableOffset <= at.offset,
@@ -188,8 +190,9 @@ export function encodeBatch(
     at.offset + total <= 0xffffffff,
     `WAL segment ${at.seq} would pass 4 GiB (offset ${at.offset + total})`,
   );
-  const out = new Uint8Array(total);
-  const view = new DataView(out.buffer);
+  const out =
+    into !== undefined && into.length >= total ? into.subarray(0, total) : new Uint8Array(total);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   let pos = 0;
   for (const { record, payload, size } of prepared) {
     const code = typeCodes[record.type];
@@ -213,6 +216,7 @@ export function encodeBatch(
     assert(sealed === size, `WAL record sealed to ${sealed} bytes, expected ${size}`);
     view.setUint8(pos, recordMagic);
     view.setUint8(pos + 1, code);
+    view.setUint16(pos + 2, 0); // reserved (a reused buffer holds an earlier batch's bytes)
     view.setUint32(pos + 4, size);
     view.setUint32(pos + 8, at.offset);
     view.setUint32(pos + 12, at.durableOffset);

@@ -235,6 +235,46 @@ describe('WAL writes', () => {
     });
   });
 
+  test('save() seals a batch into the bytes of an earlier one only once their write has returned', async () => {
+    using dir = tempDir('secretd-wal-');
+    const handed: Array<{ given: Uint8Array; copy: Uint8Array; changedBeforeReturn: boolean }> = [];
+    const slow = Object.create(fs) as FileSystem;
+    slow.openAppend = async (path, appendOptions) => {
+      const handle = await fs.openAppend(path, appendOptions);
+      return {
+        write: async (bytes) => {
+          const record = { given: bytes, copy: bytes.slice(), changedBeforeReturn: false };
+          handed.push(record);
+          await handle.write(bytes);
+          // A thread may still read the bytes until the write returns: let everything else run.
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          record.changedBeforeReturn = Buffer.compare(record.given, record.copy) !== 0;
+        },
+        sync: () => handle.sync(),
+        close: () => handle.close(),
+      };
+    };
+    const { wal } = await WAL.open(dir.path, options({ fs: slow }));
+    const big = (index: number): Entry => ({
+      index,
+      term: 1,
+      type: 'normal',
+      data: new Uint8Array(4096 * (1 + (index % 3))).fill(index),
+    });
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        wal.save({ hardState: hs(1, i), entries: [big(i + 1)] }),
+      ),
+    );
+    await wal.close();
+    expect(handed.length).toBeGreaterThan(10);
+    expect(handed.some(({ changedBeforeReturn }) => changedBeforeReturn)).toBe(false);
+    // Later batches were sealed into the same bytes (the buffer is reused), and all of it reads back.
+    expect(new Set(handed.map(({ given }) => given.buffer)).size).toBeLessThan(handed.length);
+    const state = await reopen(dir.path);
+    expect(state.entries).toEqual(Array.from({ length: 30 }, (_, i) => big(i + 1)));
+  });
+
   test('concurrent saves across segment rollovers keep every entry and segments near their target size', async () => {
     using dir = tempDir('secretd-wal-');
     const { wal } = await WAL.open(dir.path, options({ segmentBytesTarget: 600 }));

@@ -41,7 +41,7 @@
 import { invalid, SecretdError } from '../errors.ts';
 import type { Random } from '../crypto/random.ts';
 import type { FileHandle, FileSystem } from '../io/fs.ts';
-import { walPreallocateBytes, walSegmentBytesTarget } from '../limits.ts';
+import { walBatchBufferBytesMax, walPreallocateBytes, walSegmentBytesTarget } from '../limits.ts';
 import { LiveLog, Replay } from './_wal-log.ts';
 import { checkAgainstMarker, readMarker, writeMarker } from './_wal-marker.ts';
 import {
@@ -108,6 +108,8 @@ interface Tip {
 export class WAL {
   private queue: Promise<unknown> = Promise.resolve();
   private failure: unknown = null;
+  /** The largest batch's bytes so far (up to walBatchBufferBytesMax), sealed into again (append). */
+  private batchBuffer: Uint8Array | undefined = undefined;
   private closed = false;
   private cutQueued = false;
   /** Where the current segment's own batches begin; a segment holding none is never cut. */
@@ -330,11 +332,19 @@ export class WAL {
   private async append(records: readonly WALRecord[], sync: boolean): Promise<void> {
     const { seq } = this.segments[this.segments.length - 1]!;
     const { handle, offset, durableOffset } = this.tip;
-    const bytes = encodeBatch(records, { seq, offset, durableOffset }, this.io.key);
+    const bytes = encodeBatch(
+      records,
+      { seq, offset, durableOffset },
+      this.io.key,
+      this.batchBuffer,
+    );
     await this.guard(async () => {
       await handle.write(bytes);
       if (sync) await handle.sync();
     });
+    // The write has returned: the next batch may be sealed into the same bytes (appends never overlap).
+    if (bytes.buffer !== this.batchBuffer?.buffer && bytes.length <= walBatchBufferBytesMax)
+      this.batchBuffer = bytes;
     const end = offset + bytes.length;
     this.tip = { handle, offset: end, durableOffset: sync ? end : durableOffset };
   }

@@ -68,6 +68,8 @@ export const snapshotPieceWritesInFlight = 16;
  * syncWriteBytesMax, so on a thread rather than the event loop.
  */
 export const snapshotPackWriteBytes = 2 * 1024 * 1024;
+/** Largest buffer a snapshot store keeps between writes, for the next to fill (SpareBytes). */
+export const snapshotSpareBytesMax = 2 * snapshotPackWriteBytes;
 /** Entries in one Raft append message. */
 export const raftEntriesPerMessageMax = 256;
 /** Unacknowledged append messages to one follower. */

@@ -58,6 +58,7 @@ import { assert, SecretdError } from '../errors.ts';
 import type { FileHandle, FileSystem } from '../io/fs.ts';
 import {
   snapshotPackWriteBytes,
+  snapshotSpareBytesMax as spareBytesMax,
   snapshotPieceWritesInFlight,
   snapshotSealChunkBytes,
 } from '../limits.ts';
@@ -201,6 +202,8 @@ export class SnapshotStore {
   private readonly packs = new Map<string, PackFile>();
   /** The key that names pieces, by the key id of the key it is derived from. */
   private readonly nameKeys = new Map<number, Uint8Array>();
+  /** The buffer the last file written was held in, for the next (ChunkedFile). */
+  private readonly spare = new SpareBytes();
 
   private constructor(
     private readonly dir: string,
@@ -299,7 +302,7 @@ export class SnapshotStore {
     const header = snapshotHeader(meta.index, meta.term);
     const name = nameFor(meta.index, meta.term);
     const path = `${this.dir}/${name}`;
-    const file = new ChunkedFile(fs, path + tempSuffix, header, this.chunkBytes());
+    const file = new ChunkedFile(fs, path + tempSuffix, header, this.chunkBytes(), this.spare);
     try {
       const sealer = new ChunkSealer(
         this.sealer(key, concatBytes([snapshotLabel, header])),
@@ -392,6 +395,7 @@ export class SnapshotStore {
       this.options.fs,
       this.dir,
       packFileName(Buffer.from(this.options.random(16)).toString('hex'), key.keyId),
+      this.spare,
     );
     const packed = new Set<string>(); // piece names, in the new pack
     const settle = async (i: number): Promise<void> => {
@@ -849,6 +853,7 @@ class ChunkedFile {
     readonly path: string,
     header: Uint8Array,
     private readonly holdBytes: number,
+    private readonly spare: SpareBytes = new SpareBytes(),
   ) {
     this.place(header.length).set(header, 0);
     this.heldBytes = header.length;
@@ -864,18 +869,20 @@ class ChunkedFile {
     this.heldBytes += length;
     if (this.heldBytes < this.holdBytes) return;
     if (this.handle === null) {
-      await this.fs.writeFile(this.path, this.take());
+      await this.put((bytes) => this.fs.writeFile(this.path, bytes));
       this.handle = await this.fs.openAppend(this.path);
       return;
     }
-    await this.handle.write(this.take());
-    await this.handle.sync();
+    const handle = this.handle;
+    await this.put((bytes) => handle.write(bytes));
+    await handle.sync();
   }
 
   async finish(): Promise<void> {
-    if (this.handle === null) return this.fs.writeFile(this.path, this.take());
-    if (this.heldBytes > 0) await this.handle.write(this.take());
-    await this.handle.sync();
+    if (this.handle === null) return this.put((bytes) => this.fs.writeFile(this.path, bytes));
+    const handle = this.handle;
+    if (this.heldBytes > 0) await this.put((bytes) => handle.write(bytes));
+    await handle.sync();
   }
 
   async close(): Promise<void> {
@@ -888,18 +895,50 @@ class ChunkedFile {
   private place(length: number): Uint8Array {
     const needed = this.heldBytes + length;
     if (this.held === null || needed > this.held.length) {
-      const grown = new Uint8Array(Math.max(needed, this.holdBytes));
-      if (this.held !== null) grown.set(this.held.subarray(0, this.heldBytes), 0);
+      const grown = this.spare.take(Math.max(needed, this.holdBytes));
+      if (this.held !== null) {
+        grown.set(this.held.subarray(0, this.heldBytes), 0);
+        this.spare.give(this.held);
+      }
       this.held = grown;
     }
     return this.held;
   }
 
-  private take(): Uint8Array {
-    const bytes = this.held === null ? new Uint8Array(0) : this.held.subarray(0, this.heldBytes);
+  /** Writes what is held with `write`; its buffer is spare again once the write has returned. */
+  private async put(write: (bytes: Uint8Array) => Promise<void>): Promise<void> {
+    const held = this.held;
+    const bytes = held === null ? new Uint8Array(0) : held.subarray(0, this.heldBytes);
     this.held = null;
     this.heldBytes = 0;
-    return bytes;
+    await write(bytes);
+    if (held !== null) this.spare.give(held);
+  }
+}
+
+/**
+ * The buffer a ChunkedFile wrote last, kept for the next one to fill (one per snapshot store,
+ * the largest given up to snapshotPackWriteBytes plus a piece): a new 2 MiB buffer per write had
+ * its pages faulted in and zeroed while a piece was sealed into it, 512 page faults a pack write
+ * (`perf record -e page-faults`: most of the server's faults came in copies into new memory). It
+ * holds sealed bytes only, never a plaintext.
+ */
+class SpareBytes {
+  private spare: Uint8Array | null = null;
+
+  /** A buffer of at least `length` bytes, the spare one if it is large enough. */
+  take(length: number): Uint8Array {
+    const spare = this.spare;
+    if (spare !== null && spare.length >= length) {
+      this.spare = null;
+      return spare;
+    }
+    return new Uint8Array(length);
+  }
+
+  give(bytes: Uint8Array): void {
+    if (bytes.length > spareBytesMax) return;
+    if (this.spare === null || bytes.length > this.spare.length) this.spare = bytes;
   }
 }
 
@@ -1150,11 +1189,18 @@ class PackWriter {
     private readonly fs: FileSystem,
     private readonly dir: string,
     readonly name: string,
+    spare: SpareBytes,
   ) {
     const header = new Uint8Array(packHeaderBytes);
     header.set(packMagic, 0);
     new DataView(header.buffer).setUint16(4, packFormatVersion);
-    this.file = new ChunkedFile(fs, `${dir}/${name}${tempSuffix}`, header, snapshotPackWriteBytes);
+    this.file = new ChunkedFile(
+      fs,
+      `${dir}/${name}${tempSuffix}`,
+      header,
+      snapshotPackWriteBytes,
+      spare,
+    );
   }
 
   /**

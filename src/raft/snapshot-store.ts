@@ -1166,11 +1166,12 @@ async function readPackIndex(fs: FileSystem, path: string): Promise<PackEntry[] 
  *   index   = per entry: name id (32 bytes) | offset u64 | length u32
  *   trailer = entry count u32 | "sspk"
  *
- * Written as a temp file (ChunkedFile): the header, the entries as they are sealed, a few MiB per
- * write (more than syncWriteBytesMax: on a thread, off the event loop, where a write that grows
- * the file may wait for the journal), the index and trailer, one fdatasync, then renamed into
- * place (the caller syncs the directory). One file and one fsync for all of a save's new pieces, where a
- * file each cost the kernel 4 to 16 times as much (bench/README.md, piece-files.ts).
+ * Written as a temp file (ChunkedFile): the header, the entries sealed straight into the bytes
+ * written, 2 MiB per write (more than syncWriteBytesMax: on a thread, off the event loop, where a
+ * write that grows the file may wait for the journal), each synced before the next, the index and
+ * trailer, then renamed into place (the caller syncs the directory). One file for all of a save's
+ * new pieces, where a file each cost the kernel 4 to 16 times as much (bench/README.md,
+ * piece-files.ts).
  */
 /** Bytes of a known length, sealed when they are placed (PackWriter.add). */
 interface SealedBytes {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { crc32 } from './crc32.ts';
+import { crc32c } from './crc32c.ts';
 
 const ascii = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -15,17 +16,21 @@ describe('crc32', () => {
     expect(value).toBe(0xff6cab0b);
     expect(value).toBeGreaterThan(0);
   });
+});
 
-  test('crc32() continued from a previous value equals the checksum of the concatenation', () => {
+describe.each([
+  ['crc32', crc32, 0xcbf43926],
+  ['crc32c', crc32c, 0xe3069283],
+] as const)('%s, as the WAL builds a checksum', (_, checksum, check) => {
+  test('continued from a previous value, it equals the checksum of the concatenation', () => {
     const bytes = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7919) & 0xff);
-    const whole = crc32(bytes);
+    const whole = checksum(bytes);
     for (const cut of [0, 1, 7, 8, 9, 500, 999, 1000]) {
-      expect(crc32(bytes.subarray(cut), crc32(bytes.subarray(0, cut)))).toBe(whole);
+      expect(checksum(bytes.subarray(cut), checksum(bytes.subarray(0, cut)))).toBe(whole);
     }
   });
 
-  test('crc32() of a subarray ignores the bytes around it', () => {
-    const bytes = ascii('xx123456789yy');
-    expect(crc32(bytes.subarray(2, 11))).toBe(0xcbf43926);
+  test('of a subarray, it ignores the bytes around it', () => {
+    expect(checksum(ascii('xx123456789yy').subarray(2, 11))).toBe(check);
   });
 });

@@ -23,17 +23,4 @@ describe('crc32c', () => {
   test('crc32c() of the empty input is 0', () => {
     expect(crc32c(new Uint8Array(0))).toBe(0);
   });
-
-  test('crc32c() continued from a previous value equals the checksum of the concatenation', () => {
-    const bytes = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7919) & 0xff);
-    const whole = crc32c(bytes);
-    for (const cut of [0, 1, 7, 8, 9, 500, 999, 1000]) {
-      expect(crc32c(bytes.subarray(cut), crc32c(bytes.subarray(0, cut)))).toBe(whole);
-    }
-  });
-
-  test('crc32c() of a subarray ignores the bytes around it', () => {
-    const bytes = ascii('xx123456789yy');
-    expect(crc32c(bytes.subarray(2, 11))).toBe(0xe3069283);
-  });
 });

@@ -840,8 +840,9 @@ class ChunkSealer {
  * What is held is made in place: `writeWith` hands its maker the held buffer and where to put
  * its bytes, so a pack's pieces are sealed straight into the bytes that are written, where each
  * was sealed into an array of its own and every held array joined into another before its write
- * (two 87 KB allocations and copies per 64 KiB value). A buffer once written is never reused (the
- * write may still be reading it on a thread): the next is allocated when bytes come.
+ * (two 87 KB allocations and copies per 64 KiB value). A buffer written is filled again only
+ * once its write has returned (a thread may read it until then): it goes back to the store's
+ * SpareBytes then, for the next write or the next file.
  */
 class ChunkedFile {
   private held: Uint8Array | null = null;
@@ -917,11 +918,11 @@ class ChunkedFile {
 }
 
 /**
- * The buffer a ChunkedFile wrote last, kept for the next one to fill (one per snapshot store,
- * the largest given up to snapshotPackWriteBytes plus a piece): a new 2 MiB buffer per write had
- * its pages faulted in and zeroed while a piece was sealed into it, 512 page faults a pack write
- * (`perf record -e page-faults`: most of the server's faults came in copies into new memory). It
- * holds sealed bytes only, never a plaintext.
+ * The buffer a ChunkedFile wrote last, kept for the next one to fill (one per snapshot store, the
+ * largest given, up to snapshotSpareBytesMax; `take` hands it to one file at a time): a new 2 MiB
+ * buffer per write had its pages faulted in and zeroed while pieces were sealed into it, 512 page
+ * faults a pack write (`perf record -e page-faults`: most of the server's faults came in copies
+ * into new memory). It holds sealed bytes only, never a plaintext.
  */
 class SpareBytes {
   private spare: Uint8Array | null = null;

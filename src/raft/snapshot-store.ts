@@ -401,18 +401,23 @@ export class SnapshotStore {
     const settle = async (i: number): Promise<void> => {
       const piece = pieces[i]!;
       const bytes = checkedBytes(piece);
-      const id = await this.contentId(bytes);
-      const given = names[i];
-      if (given !== undefined && id !== given.id)
-        throw pieceError(`piece ${given.id.slice(0, 16)} is not the SHA-256 of its bytes`);
-      const named = given ?? this.named(id, key);
-      if (given === undefined) {
-        piece.identified?.(id);
-        names[i] = named;
+      try {
+        const id = await this.contentId(bytes);
+        const given = names[i];
+        if (given !== undefined && id !== given.id)
+          throw pieceError(`piece ${given.id.slice(0, 16)} is not the SHA-256 of its bytes`);
+        const named = given ?? this.named(id, key);
+        if (given === undefined) {
+          piece.identified?.(id);
+          names[i] = named;
+        }
+        if (stays(named.name) || packed.has(named.name)) return; // on disk, or twice in this snapshot
+        packed.add(named.name);
+        await pack.add(named.nameId, this.sealedPiece(named, bytes, key));
+      } finally {
+        // Hashed, and sealed once add() has settled (or never to be): a secret's copy goes.
+        if (piece.fresh === true) bytes.fill(0);
       }
-      if (stays(named.name) || packed.has(named.name)) return; // on disk, or twice in this snapshot
-      packed.add(named.name);
-      await pack.add(named.nameId, this.sealedPiece(named, bytes, key));
     };
     try {
       for (let at = 0; at < work.length; at += snapshotPieceWritesInFlight) {

@@ -65,6 +65,11 @@ export interface SnapshotPiece {
   readonly length: number;
   /** Its bytes, made on demand: a shared piece already on disk is not made again. */
   bytes(): Uint8Array;
+  /**
+   * `bytes()` makes a new array at each call, a copy of a secret: the snapshot store zeroes it
+   * once it has hashed and sealed it (best effort: other copies may exist, as everywhere).
+   */
+  readonly fresh?: boolean;
 }
 
 /** A linearizable read is safe once the state machine has applied `index`. */

@@ -211,6 +211,7 @@ function valuePiece(value: Uint8Array, holds: ValueHolds): ReleasedPiece {
     shared: true,
     identified: (id) => void contentIds.set(value, id),
     bytes: () => Buffer.from(base64(value), 'latin1'),
+    fresh: true,
     release: () => {
       if (released) return;
       released = true;

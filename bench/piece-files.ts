@@ -3,9 +3,10 @@
  * values). Until 2026-12-07 secretd wrote each new secret value of a snapshot as a piece file of
  * its own: created, written, fdatasynced, renamed, the directory synced once per group of 16, and
  * deleted once no kept snapshot referred to it. This script does the same with random bytes of a
- * piece's size, and, beside it, what a save now does: the same bytes appended to one pack per 256
- * pieces, synced once. No sealing and no hashing: only the file system, so the difference is the
- * layout's.
+ * piece's size, and, beside it, what a save did with packs when this was measured: the same bytes
+ * appended to one pack per 256 pieces, synced once (saves now sync each pack write: see
+ * raft/snapshot-store.ts, ChunkedFile). No sealing and no hashing: only the file system, so the
+ * difference is the layout's.
  *
  *   bun bench/piece-files.ts [--n 3000] [--size 87384] [--dir DIR] [--rounds 2]
  *
@@ -22,6 +23,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NodeFileSystem } from '../src/io/node-fs.ts';
 import { snapshotPackWriteBytes } from '../src/limits.ts';
+import { positiveInteger, UsageError } from './create-secrets-options.ts';
 
 const { values } = parseArgs({
   options: {
@@ -101,13 +103,15 @@ async function prune(dir: string): Promise<void> {
   await fs.syncDir(dir);
 }
 
+/** A flag's positive integer (create-secrets-options.ts), or exit 2 naming what is wrong. */
 function positive(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    console.error(`piece-files: ${flag} must be a positive integer, not ${JSON.stringify(text)}`);
+  try {
+    return positiveInteger(flag, text);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`piece-files: ${error.message}`);
     process.exit(2);
   }
-  return n;
 }
 
 console.log(

@@ -13,7 +13,7 @@
  * time and each synced, such writes on the loop held it for milliseconds (bench/README.md).
  */
 import { writeSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { syncWriteBytesMax } from '../limits.ts';
 import { dirname, resolve } from 'node:path';
 import type { FileHandle as NodeFileHandle } from 'node:fs/promises';
@@ -40,12 +40,7 @@ export class NodeFileSystem implements FileSystem {
   }
 
   async size(path: string): Promise<number> {
-    const handle = await open(path, 'r');
-    try {
-      return (await handle.stat()).size;
-    } finally {
-      await handle.close();
-    }
+    return (await stat(path)).size;
   }
 
   async readRange(path: string, offset: number, length: number): Promise<Uint8Array> {

@@ -859,7 +859,7 @@ class ChunkedFile {
     readonly path: string,
     header: Uint8Array,
     private readonly holdBytes: number,
-    private readonly spare: SpareBytes = new SpareBytes(),
+    private readonly spare: SpareBytes,
   ) {
     this.place(header.length).set(header, 0);
     this.heldBytes = header.length;
@@ -1163,6 +1163,12 @@ async function readPackIndex(fs: FileSystem, path: string): Promise<PackEntry[] 
   return entries;
 }
 
+/** Bytes of a known length, sealed when they are placed (PackWriter.add). */
+interface SealedBytes {
+  readonly length: number;
+  readonly sealInto: (out: Uint8Array, at: number) => void;
+}
+
 /**
  * The pack a save writes its new pieces into, as `<random id>-<key id>.pack`:
  *
@@ -1179,12 +1185,6 @@ async function readPackIndex(fs: FileSystem, path: string): Promise<PackEntry[] 
  * new pieces, where a file each cost the kernel 4 to 16 times as much (bench/README.md,
  * piece-files.ts).
  */
-/** Bytes of a known length, sealed when they are placed (PackWriter.add). */
-interface SealedBytes {
-  readonly length: number;
-  readonly sealInto: (out: Uint8Array, at: number) => void;
-}
-
 class PackWriter {
   private readonly file: ChunkedFile;
   /** The writes so far, one after another (pieces are added by several saves' steps at once). */

@@ -16,7 +16,7 @@ import { PeerClient, type PeerLink, type PeerTls } from '../peers/index.ts';
 export interface ManagerPorts {
   /** Every read and write of the data dir: node state, keys file, certificates, the log and snapshots. */
   readonly fs: FileSystem;
-  /** How snapshot pieces' content ids are hashed: WebCrypto in production (src/io/hash.ts). */
+  /** How snapshot pieces' content ids are hashed: WebCrypto in production (src/io/sha256.ts). */
   readonly sha256: Sha256;
   /**
    * The link to the other nodes on this node's certificate (the Raft transport, forwarded writes,

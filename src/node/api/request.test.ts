@@ -149,4 +149,43 @@ describe('parseJsonObject', () => {
       }),
     ).toEqual({ Raft: { SnapshotInterval: 5 } });
   });
+
+  test('reads UTF-8 text as sent, after a byte order mark as before one', () => {
+    const text = '{"Name":"caf\u00e9 \ud83d\udd11","Labels":{"\u00fcber":"\\ud800"}}';
+    const expected = { Name: 'café 🔑', Labels: { über: '\ud800' } };
+    expect(parseJsonObject(bytes(text), 'secret', ['Name', 'Labels'])).toEqual(expected);
+    const withMark = new Uint8Array([0xef, 0xbb, 0xbf, ...bytes(text)]);
+    expect(parseJsonObject(withMark, 'secret', ['Name', 'Labels'])).toEqual(expected);
+  });
+
+  test.each([
+    ['an empty body', new Uint8Array(0), 'Invalid secret: the request body is empty'],
+    ['blanks only', bytes(' \n\t '), 'Invalid secret: the request body is empty'],
+    [
+      'bytes that are not UTF-8',
+      new Uint8Array([0x7b, 0xff, 0x7d]),
+      'Invalid request: the body is not valid UTF-8',
+    ],
+    [
+      'an encoded surrogate',
+      new Uint8Array([0x22, 0xed, 0xa0, 0x80, 0x22]),
+      'Invalid request: the body is not valid UTF-8',
+    ],
+    [
+      'an overlong encoding',
+      new Uint8Array([0x22, 0xc0, 0xaf, 0x22]),
+      'Invalid request: the body is not valid UTF-8',
+    ],
+    [
+      'text that is not JSON',
+      bytes('{"Name":'),
+      'Invalid secret: the request body is not valid JSON',
+    ],
+    ['a list', bytes('[{"Name":"db"}]'), 'Invalid secret: expected a JSON object'],
+    ['null', bytes('null'), 'Invalid secret: expected a JSON object'],
+  ])('refuses %s with a clear error', (_what, body, message) => {
+    expect(() => parseJsonObject(body, 'secret', ['Name'])).toThrow(
+      new SecretdError('invalid', message),
+    );
+  });
 });

@@ -12,9 +12,12 @@
  * Certificates come from `openssl` (a CA, a server certificate for 127.0.0.1 named `ceiling`, a client one).
  *
  *   bun bench/ceiling.ts [--n 10000] [--concurrency 1,16] [--size 64] [--mode transport,fsync]
+ *                        [--start-docker]
  *
- * Prints create-secrets' table for each server. Run it in the same hour as create-secrets.ts, on
- * a quiet machine, and set secretd's and Docker's figures beside it.
+ * Prints create-secrets' table for each server, with the server's CPU time per create. With
+ * `--start-docker`, each table also measures a private Docker Swarm (rounds alternating with the
+ * server's, ratios below): the peer in the same run. Run it on a quiet machine, in the same hour
+ * as create-secrets.ts for secretd's own figures.
  */
 import { createSecureServer, type ServerHttp2Stream } from 'node:http2';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
@@ -36,6 +39,7 @@ const { values } = parseArgs({
     serve: { type: 'string' },
     port: { type: 'string' },
     dir: { type: 'string' },
+    'start-docker': { type: 'boolean' },
   },
 });
 
@@ -199,7 +203,8 @@ async function main(): Promise<void> {
           process.execPath,
           [
             'bench/create-secrets.ts',
-            '--no-docker',
+            values['start-docker'] === true ? '--start-docker' : '--no-docker',
+            ...(server.child.pid === undefined ? [] : ['--server-pid', String(server.child.pid)]),
             '--secretd-url',
             `https://127.0.0.1:${port}`,
             '--cacert',

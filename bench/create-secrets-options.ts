@@ -18,6 +18,8 @@ secretd (default: start one from src/main.ts in a temp dir):
   --secretd-url URL --cacert FILE --cert FILE --key FILE
                          use a running secretd (https://127.0.0.1:PORT)
   --servername NAME      name to check the server certificate against
+  --server-pid PID       count this process's CPU time as the server's (repeatable; a started
+                         secretd and Docker are counted without it)
   --secretd-bin PATH     start this executable (e.g. dist/secretd) instead of src/main.ts
   --no-secretd           skip secretd
 
@@ -35,6 +37,8 @@ export type SecretdChoice =
       readonly url: string;
       readonly files: ClientTLSFiles;
       readonly servername: string | undefined;
+      /** Processes whose CPU time is the server's; empty: not measured. */
+      readonly pids: readonly number[];
     };
 
 export type DockerChoice =
@@ -79,6 +83,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
       cert: { type: 'string' },
       key: { type: 'string' },
       servername: { type: 'string' },
+      'server-pid': { type: 'string', multiple: true },
       'secretd-bin': { type: 'string' },
       'no-secretd': { type: 'boolean' },
       'docker-socket': { type: 'string' },
@@ -108,6 +113,7 @@ interface SecretdValues {
   readonly cert?: string | undefined;
   readonly key?: string | undefined;
   readonly servername?: string | undefined;
+  readonly 'server-pid'?: string[] | undefined;
   readonly 'secretd-bin'?: string | undefined;
   readonly 'no-secretd'?: boolean | undefined;
 }
@@ -123,6 +129,8 @@ function secretdChoice(values: SecretdValues): SecretdChoice {
   if (url === undefined) {
     if (cacert !== undefined || cert !== undefined || key !== undefined)
       throw new UsageError('--cacert, --cert and --key go with --secretd-url');
+    if (values['server-pid'] !== undefined)
+      throw new UsageError('--server-pid goes with --secretd-url');
     const bin = values['secretd-bin'];
     return { kind: 'start', command: bin === undefined ? undefined : [bin] };
   }
@@ -132,7 +140,8 @@ function secretdChoice(values: SecretdValues): SecretdChoice {
     throw new UsageError('--secretd-url needs --cacert, --cert and --key');
   if (values['secretd-bin'] !== undefined)
     throw new UsageError('--secretd-bin contradicts --secretd-url');
-  return { kind: 'url', url, files: { cacert, cert, key }, servername: values.servername };
+  const pids = (values['server-pid'] ?? []).map((pid) => positiveInteger('--server-pid', pid));
+  return { kind: 'url', url, files: { cacert, cert, key }, servername: values.servername, pids };
 }
 
 interface DockerValues {

@@ -16,6 +16,7 @@ import {
   type DockerChoice,
   type SecretdChoice,
 } from './create-secrets-options.ts';
+import { cpuTimeMs, ownCpuTimeMs } from './cpu-time.ts';
 import { errorReason } from './create-outcome.ts';
 import { dockerTarget } from './docker-client.ts';
 import { DockerUnavailableError, isSwarmManager, startDockerSwarm } from './docker-swarm.ts';
@@ -42,12 +43,20 @@ import {
 interface SystemUnderTest {
   readonly label: 'secretd' | 'docker';
   openTarget(concurrency: number): Promise<CreateTarget>;
+  /** The server's processes, whose CPU time a measurement counts; empty when unknown. */
+  pids(): readonly number[];
 }
 
 interface Measurement {
   readonly system: string;
   readonly concurrency: number;
   readonly summary: RunSummary;
+  /**
+   * CPU time (user + system, every thread) per measured create, in ms: the server's processes
+   * (NaN when unknown) and this client's, from the measured creates' start to their end.
+   */
+  readonly serverCpuMsPerCreate: number;
+  readonly clientCpuMsPerCreate: number;
   /** Failure reasons of measured and warm-up requests, and of the cleanup, for the notes. */
   readonly notes: readonly string[];
 }
@@ -102,7 +111,7 @@ async function openSecretd(choice: SecretdChoice, options: BenchOptions): Promis
         choice.servername === undefined ? timeouts : { ...timeouts, servername: choice.servername };
       // Connect once now so a wrong URL or certificate is reported before any measurement.
       await (await openSecretdSession(choice.url, choice.files, clientOptions)).close();
-      return secretdSystem(choice.url, choice.files, clientOptions);
+      return secretdSystem(choice.url, choice.files, clientOptions, () => choice.pids);
     }
     case 'start': {
       console.error('Starting secretd…');
@@ -111,7 +120,9 @@ async function openSecretd(choice: SecretdChoice, options: BenchOptions): Promis
           choice.command === undefined ? {} : { command: choice.command },
         );
         deferCleanup(() => secretd.stop());
-        return secretdSystem(secretd.url, secretd, timeouts);
+        return secretdSystem(secretd.url, secretd, timeouts, () =>
+          secretd.pid === undefined ? [] : [secretd.pid],
+        );
       } catch (error) {
         return `secretd: skipped. ${messageOf(error)}`;
       }
@@ -123,20 +134,26 @@ function secretdSystem(
   url: string,
   files: ClientTLSFiles,
   clientOptions: SecretdClientOptions,
+  pids: () => readonly number[],
 ): SystemUnderTest {
   return {
     label: 'secretd',
     openTarget: async () => secretdTarget(await openSecretdSession(url, files, clientOptions)),
+    pids,
   };
 }
 
 const defaultDockerSocket = '/var/run/docker.sock';
 
 async function openDocker(choice: DockerChoice, options: BenchOptions): Promise<Opened> {
-  const system = (socketPath: string): SystemUnderTest => ({
+  const system = (
+    socketPath: string,
+    pids: () => readonly number[] = () => [],
+  ): SystemUnderTest => ({
     label: 'docker',
     openTarget: async (concurrency) =>
       dockerTarget({ socketPath, concurrency, requestTimeoutMs: options.requestTimeoutMs }),
+    pids,
   });
   switch (choice.kind) {
     case 'none':
@@ -161,7 +178,7 @@ async function openDocker(choice: DockerChoice, options: BenchOptions): Promise<
       try {
         const swarm = await startDockerSwarm();
         deferCleanup(() => swarm.stop());
-        return system(swarm.socket);
+        return system(swarm.socket, () => swarm.pids());
       } catch (error) {
         if (error instanceof DockerUnavailableError) return `docker: skipped. ${error.message}`;
         throw error;
@@ -200,11 +217,17 @@ async function measure(
       bodyFor: (i) => body(`bench-${run}-w${i}`, first + i),
     });
     console.error(`${system.label} C=${concurrency}: ${options.count} measured creates…`);
+    const pids = system.pids();
+    const cpuBeforeMs = [pids.length === 0 ? Number.NaN : cpuTimeMs(pids), ownCpuTimeMs()];
     const measured = await runLoad(target, {
       ...common,
       count: options.count,
       bodyFor: (i) => body(`bench-${run}-${i}`, first + options.warmupCount + i),
     });
+    const [serverCpuMs, clientCpuMs] = [
+      (pids.length === 0 ? Number.NaN : cpuTimeMs(pids)) - cpuBeforeMs[0]!,
+      ownCpuTimeMs() - cpuBeforeMs[1]!,
+    ];
     const notes = [
       ...[...warmup.errorReasons].map(([reason, times]) => `warm-up: ${times}× ${reason}`),
       ...[...measured.errorReasons].map(([reason, times]) => `${times}× ${reason}`),
@@ -226,7 +249,16 @@ async function measure(
       errorCount: measured.errorCount,
       wallMs: measured.wallMs,
     });
-    return { system: system.label, concurrency, summary, notes };
+    const perCreate = (ms: number): number =>
+      ms / Math.max(1, summary.okCount + summary.errorCount);
+    return {
+      system: system.label,
+      concurrency,
+      summary,
+      serverCpuMsPerCreate: perCreate(serverCpuMs),
+      clientCpuMsPerCreate: perCreate(clientCpuMs),
+      notes,
+    };
   } finally {
     await target.close();
   }
@@ -242,45 +274,62 @@ function report(
       `C=${options.concurrencies.join(',')}; Bun ${process.versions['bun'] ?? '?'}, ${availableParallelism()} CPUs, ` +
       `load average before ${formatNumber(loadAverageAtStart, 2)}`,
   );
-  const rows = measurements.map(({ system, concurrency, summary: s }) => [
-    system,
-    String(concurrency),
-    String(s.okCount),
-    String(s.errorCount),
-    formatNumber(s.throughputPerSec, 0),
-    formatNumber(s.p50Ms, 2),
-    formatNumber(s.p99Ms, 2),
-    formatNumber(s.maxMs, 2),
+  const rows = measurements.map((m) => [
+    m.system,
+    String(m.concurrency),
+    String(m.summary.okCount),
+    String(m.summary.errorCount),
+    formatNumber(m.summary.throughputPerSec, 0),
+    formatNumber(m.summary.p50Ms, 2),
+    formatNumber(m.summary.p99Ms, 2),
+    formatNumber(m.summary.maxMs, 2),
+    formatNumber(m.serverCpuMsPerCreate, 2),
+    formatNumber(m.clientCpuMsPerCreate, 2),
   ]);
   const right = (title: string): Column => ({ title, align: 'right' });
   const columns = [
     { title: 'system', align: 'left' } as const,
-    ...['C', 'ok', 'errors', 'creates/s', 'p50 ms', 'p99 ms', 'max ms'].map(right),
+    ...[
+      'C',
+      'ok',
+      'errors',
+      'creates/s',
+      'p50 ms',
+      'p99 ms',
+      'max ms',
+      'server CPU ms/create',
+      'client CPU ms/create',
+    ].map(right),
   ];
   console.log(formatTable(columns, rows));
   const ratios = ratioRows(measurements);
   if (ratios.length > 0) {
     console.log(
-      "\nsecretd/docker, the median over rounds of each round's ratio (throughput: above 1 is secretd faster; p99: below 1 is secretd quicker)",
+      "\nsecretd/docker, the median over rounds of each round's ratio (throughput: above 1 is secretd faster; p99 and server CPU: below 1 is secretd quicker or cheaper)",
     );
     const ratioCells = ratios.map((r) => [
       String(r.concurrency),
       formatNumber(r.throughput, 2),
       r.throughputRounds.map((x) => formatNumber(x, 2)).join(', '),
       formatNumber(r.p99, 2),
+      formatNumber(r.serverCpu, 2),
     ]);
-    console.log(formatTable(['C', 'throughput', 'rounds', 'p99'].map(right), ratioCells));
+    console.log(
+      formatTable(['C', 'throughput', 'rounds', 'p99', 'server CPU/create'].map(right), ratioCells),
+    );
   }
   const notes = measurements.flatMap((m) =>
     m.notes.map((note) => `${m.system} C=${m.concurrency}: ${note}`),
   );
   if (notes.length + skipped.length > 0) console.log(['', ...skipped, ...notes].join('\n'));
   if (options.json) {
-    const results = measurements.map(({ system, concurrency, summary, notes: n }) => ({
-      system,
-      concurrency,
-      ...summary,
-      notes: n,
+    const results = measurements.map((m) => ({
+      system: m.system,
+      concurrency: m.concurrency,
+      ...m.summary,
+      serverCpuMsPerCreate: m.serverCpuMsPerCreate,
+      clientCpuMsPerCreate: m.clientCpuMsPerCreate,
+      notes: m.notes,
     }));
     const { count: n, valueBytes, warmupCount } = options;
     const machine = {
@@ -308,6 +357,7 @@ interface Ratio {
   readonly throughput: number;
   readonly throughputRounds: readonly number[];
   readonly p99: number;
+  readonly serverCpu: number;
 }
 
 /** Per concurrency, the median over alternating rounds of each round's ratio (bench/stats.ts). */
@@ -325,6 +375,7 @@ function ratioRows(measurements: readonly Measurement[]): Ratio[] {
         throughput: throughput.median,
         throughputRounds: throughput.rounds,
         p99: pair((m) => m.summary.p99Ms).median,
+        serverCpu: pair((m) => m.serverCpuMsPerCreate).median,
       },
     ];
   });

@@ -22,6 +22,8 @@ import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
 export interface DockerSwarm {
   /** Path of the unix socket dockerd listens on. */
   readonly socket: string;
+  /** dockerd's process id and its containerd's, while they run (for their CPU time). */
+  pids(): number[];
   /** SIGKILLs dockerd and the containerd it started (a crash of the host's engine); resolves once both are gone. */
   kill(): Promise<void>;
   /** Starts dockerd again on the same data root after kill(); resolves once it answers /_ping. */
@@ -96,6 +98,10 @@ export async function startDockerSwarm(
   const { child, exited } = current;
   const swarm: DockerSwarm = {
     socket,
+    pids: () =>
+      [current.child.pid, readPid(join(dir, 'exec', 'containerd', 'containerd.pid'))].filter(
+        (pid): pid is number => pid !== undefined,
+      ),
     kill: async () => {
       const containerdPid = readPid(join(dir, 'exec', 'containerd', 'containerd.pid'));
       if (current.child.exitCode === null && current.child.signalCode === null)

@@ -96,6 +96,8 @@ export interface StartSecretdOptions {
 export interface SecretdProcess extends ClientTLSFiles {
   /** https://127.0.0.1:PORT */
   readonly url: string;
+  /** The server's process id (its CPU time is what a benchmark counts as the server's). */
+  readonly pid: number | undefined;
   /** Stops secretd and removes its data dir; safe to call twice. */
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -126,6 +128,7 @@ export async function startSecretd(options: StartSecretdOptions = {}): Promise<S
   ]);
   const secretd: SecretdProcess = {
     url: `https://${listenAddr}`,
+    pid: server.child.pid,
     ...files,
     stop: once(() =>
       stopProcess(server, options.stopTimeoutMs ?? 10_000).then(() =>

@@ -38,3 +38,13 @@ export function ownCpuTimeMs(): number {
   const usage = process.cpuUsage();
   return (usage.user + usage.system) / 1000;
 }
+
+/**
+ * Starts counting: the returned function gives the CPU time, in ms, that `pids` (the server; NaN
+ * when none is known) and this process (the client) have spent since.
+ */
+export function cpuMeter(pids: readonly number[]): () => { serverMs: number; clientMs: number } {
+  const server = (): number => (pids.length === 0 ? Number.NaN : cpuTimeMs(pids));
+  const [serverBefore, clientBefore] = [server(), ownCpuTimeMs()];
+  return () => ({ serverMs: server() - serverBefore, clientMs: ownCpuTimeMs() - clientBefore });
+}

@@ -16,7 +16,7 @@ import {
   type DockerChoice,
   type SecretdChoice,
 } from './create-secrets-options.ts';
-import { cpuTimeMs, ownCpuTimeMs } from './cpu-time.ts';
+import { cpuMeter } from './cpu-time.ts';
 import { errorReason } from './create-outcome.ts';
 import { dockerTarget } from './docker-client.ts';
 import { DockerUnavailableError, isSwarmManager, startDockerSwarm } from './docker-swarm.ts';
@@ -217,17 +217,13 @@ async function measure(
       bodyFor: (i) => body(`bench-${run}-w${i}`, first + i),
     });
     console.error(`${system.label} C=${concurrency}: ${options.count} measured creates…`);
-    const pids = system.pids();
-    const cpuBeforeMs = [pids.length === 0 ? Number.NaN : cpuTimeMs(pids), ownCpuTimeMs()];
+    const cpuSince = cpuMeter(system.pids());
     const measured = await runLoad(target, {
       ...common,
       count: options.count,
       bodyFor: (i) => body(`bench-${run}-${i}`, first + options.warmupCount + i),
     });
-    const [serverCpuMs, clientCpuMs] = [
-      (pids.length === 0 ? Number.NaN : cpuTimeMs(pids)) - cpuBeforeMs[0]!,
-      ownCpuTimeMs() - cpuBeforeMs[1]!,
-    ];
+    const cpu = cpuSince();
     const notes = [
       ...[...warmup.errorReasons].map(([reason, times]) => `warm-up: ${times}× ${reason}`),
       ...[...measured.errorReasons].map(([reason, times]) => `${times}× ${reason}`),
@@ -255,8 +251,8 @@ async function measure(
       system: system.label,
       concurrency,
       summary,
-      serverCpuMsPerCreate: perCreate(serverCpuMs),
-      clientCpuMsPerCreate: perCreate(clientCpuMs),
+      serverCpuMsPerCreate: perCreate(cpu.serverMs),
+      clientCpuMsPerCreate: perCreate(cpu.clientMs),
       notes,
     };
   } finally {

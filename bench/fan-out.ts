@@ -12,16 +12,18 @@
  * a node "holds the new version" once the file in its task's secrets mount (the `/run/secrets`
  * source of the recorded bundle) has the new content.
  *
- *   bun bench/fan-out.ts [--nodes 100] [--idle-seconds 10] [--secretd-bin dist/secretd]
+ *   bun bench/fan-out.ts [--nodes 100] [--idle-seconds 10] [--secretd-bin dist/secretd] [--docker]
  *
  * Printed: the leader's RSS and CPU (user + system, per second) with no workers, and with every
  * session connected and idle for `--idle-seconds`; the time from `POST /secretd/secrets/NAME/
  * versions` to the last node holding it (median and max of `--rounds`), and the leader's CPU
  * during it.
  *
- * Docker's nearest equivalent (a rolling `--secret-rm/--secret-add` over a 100-replica service on
- * one node) is not in this script yet: `bench/secret-rotation.ts` measures that procedure with 10
- * replicas (about 1.8 s per replaced container there, so about 180 s for 100).
+ * With `--docker`, Docker's nearest equivalent in the same run, once the workers are stopped: a
+ * private one-node Docker Swarm running one service of `--nodes` replicas (busybox containers) that
+ * uses one secret, rotated by the documented rolling `--secret-rm/--secret-add`
+ * (`bench/secret-rotation.ts --no-secretd`, one run), timed until every replica runs and prints
+ * the new value, given up after `--docker-max-seconds` (default 900).
  *
  * Needs root (the executor mounts a tmpfs per task). Memory: each worker is a Bun process (about
  * 60–80 MB), so 100 of them need about 8 GB.
@@ -33,7 +35,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { busyboxRootfsTarball } from '../test/helpers/busybox-image.ts';
-import { spawnCaptured, stopProcess, waitUntil, type CapturedProcess } from './child-process.ts';
+import {
+  runToEnd,
+  spawnCaptured,
+  stopProcess,
+  waitUntil,
+  type CapturedProcess,
+} from './child-process.ts';
 import { cpuTimeMs } from './cpu-time.ts';
 import { dockerRequest } from './docker-client.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
@@ -46,11 +54,25 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     'idle-seconds': { type: 'string' },
     'secretd-bin': { type: 'string' },
+    docker: { type: 'boolean' },
+    'docker-max-seconds': { type: 'string' },
   },
 });
 const nodeCount = Number(values.nodes ?? '100');
 const rounds = Number(values.rounds ?? '3');
 const idleSeconds = Number(values['idle-seconds'] ?? '10');
+const dockerMaxSeconds = Number(values['docker-max-seconds'] ?? '900');
+for (const [flag, n] of [
+  ['--nodes', nodeCount],
+  ['--rounds', rounds],
+  ['--idle-seconds', idleSeconds],
+  ['--docker-max-seconds', dockerMaxSeconds],
+] as const) {
+  if (!Number.isSafeInteger(n) || n < 1) {
+    console.error(`fan-out: ${flag} must be a positive integer`);
+    process.exit(2);
+  }
+}
 const command =
   values['secretd-bin'] === undefined ? defaultSecretdCommand() : [values['secretd-bin']];
 const secretName = 'fanned';
@@ -181,6 +203,8 @@ const runtimePath = join(dir, 'recording-runtime');
 await writeFile(runtimePath, recordingRuntime);
 await chmod(runtimePath, 0o755);
 const nodes: Node[] = [];
+/** secretd's median time from update to every node holding it, for the Docker comparison. */
+let secretdMedianMs = Number.NaN;
 const start = (args: string[], dataDir: string): Node => {
   const node = {
     dataDir,
@@ -298,6 +322,7 @@ try {
   );
   console.log(`leader after the rounds: RSS ${mb(rssBytes(leaderPid))}`);
   const sorted = [...times].sort((a, b) => a - b);
+  secretdMedianMs = sorted[Math.floor(sorted.length / 2)]!;
   console.log(
     `secret update → all ${nodeCount} hold it: median ${formatNumber(sorted[Math.floor(sorted.length / 2)]!, 0)} ms, max ${formatNumber(sorted.at(-1)!, 0)} ms (bar: < 1 s); leader CPU per update: median ${formatNumber([...cpus].sort((a, b) => a - b)[Math.floor(cpus.length / 2)]!, 0)} ms`,
   );
@@ -316,4 +341,51 @@ try {
     if (!readFileSync('/proc/mounts', 'utf8').includes(` ${runDirOf(node.dataDir)}/`))
       await rm(runDirOf(node.dataDir), { recursive: true, force: true });
   await rm(dir, { recursive: true, force: true });
+}
+
+if (values.docker === true) await dockerRotation();
+
+/**
+ * Docker's nearest equivalent, run by secret-rotation.ts with secretd left out: one service of
+ * `nodeCount` replicas on a one-node swarm, its secret swapped by a rolling update.
+ */
+async function dockerRotation(): Promise<void> {
+  console.log(
+    `\nDocker: one service of ${nodeCount} replicas on a one-node swarm, its secret rotated by the documented rolling --secret-rm/--secret-add (secret-rotation.ts --no-secretd)…`,
+  );
+  const args = [
+    join(import.meta.dir, 'secret-rotation.ts'),
+    '--no-secretd',
+    '--replicas',
+    String(nodeCount),
+    '--runs',
+    '1',
+    '--warmup',
+    '0',
+    '--max-seconds',
+    String(dockerMaxSeconds),
+    '--json',
+  ];
+  let dockerMs: number;
+  try {
+    // Starting the replicas and the rotation each get up to --docker-max-seconds.
+    const out = await runToEnd(process.execPath, args, {
+      timeoutMs: (2 * dockerMaxSeconds + 300) * 1000,
+    });
+    const result = JSON.parse(out.trim().split('\n').at(-1)!) as {
+      runs: { docker?: Array<{ ms: number; restarts: number }> };
+    };
+    const run = result.runs.docker?.[0];
+    if (run === undefined) throw new Error('secret-rotation.ts measured no Docker run');
+    dockerMs = run.ms;
+    console.log(
+      `Docker: all ${nodeCount} replicas print the new value after ${formatNumber(run.ms, 0)} ms (${run.restarts} containers replaced)`,
+    );
+  } catch (error) {
+    console.log(`Docker: ${error instanceof Error ? error.message.slice(0, 600) : String(error)}`);
+    return;
+  }
+  console.log(
+    `docker/secretd: ${formatNumber(dockerMs / secretdMedianMs, 1)}× (secretd's median ${formatNumber(secretdMedianMs, 0)} ms over ${nodeCount} nodes)`,
+  );
 }

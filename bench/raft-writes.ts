@@ -13,7 +13,7 @@
  * Run `bun bench/raft-writes.ts --help` for the options; bench/README.md explains the output.
  */
 import { runToEnd } from './child-process.ts';
-import { cpuTimeMs, ownCpuTimeMs } from './cpu-time.ts';
+import { cpuMeter } from './cpu-time.ts';
 import { UsageError } from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
 import { etcdPutBody, etcdTarget } from './etcd-client.ts';
@@ -201,13 +201,9 @@ async function measure(
     console.error(`${system.label} C=${concurrency}: ${options.count} measured writes…`);
     const bodyFor = (i: number): string =>
       system.body(`bench-${run}-${i}`, valueAt(warmupCount + i));
-    const pids = system.pids();
-    const [serverCpuBeforeMs, clientCpuBeforeMs] = [cpuTimeMs(pids), ownCpuTimeMs()];
+    const cpuSince = cpuMeter(system.pids());
     const measured = await runLoad(target, { ...common, count: options.count, bodyFor });
-    const [serverCpuMs, clientCpuMs] = [
-      cpuTimeMs(pids) - serverCpuBeforeMs,
-      ownCpuTimeMs() - clientCpuBeforeMs,
-    ];
+    const { serverMs: serverCpuMs, clientMs: clientCpuMs } = cpuSince();
     const leaderAfter = await system
       .leader()
       .catch((error: unknown) => ({ name: `unknown (${errorReason(error)})`, url: '' }));

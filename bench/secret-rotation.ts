@@ -50,7 +50,10 @@ ratio and container restarts.
   --replicas N           tasks of the service (default 10)
   --poll-ms P            pause between probes (default 20)
   --json                 also print the results as one JSON line
+  --max-seconds T        give up a step (all tasks running, or all showing a value) after T s
+                         (default 180)
   --secretd-bin PATH     run this secretd executable (e.g. dist/secretd) instead of src/main.ts
+  --no-secretd           skip secretd (fan-out.ts --docker runs Docker's side alone this way)
   --no-docker            skip Docker
 `;
 
@@ -60,7 +63,9 @@ interface Options {
   readonly replicas: number;
   readonly pollMs: number;
   readonly json: boolean;
-  readonly secretdCommand: readonly string[];
+  readonly stepTimeoutMs: number;
+  /** Undefined: --no-secretd. */
+  readonly secretdCommand: readonly string[] | undefined;
   readonly docker: boolean;
 }
 
@@ -75,26 +80,39 @@ function parseOptions(argv: readonly string[]): Options | undefined {
       replicas: { type: 'string' },
       'poll-ms': { type: 'string' },
       json: { type: 'boolean' },
+      'max-seconds': { type: 'string' },
       'secretd-bin': { type: 'string' },
+      'no-secretd': { type: 'boolean' },
       'no-docker': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help === true) return undefined;
   const bin = values['secretd-bin'];
+  if (values['no-secretd'] === true && bin !== undefined)
+    throw new UsageError('--no-secretd contradicts --secretd-bin');
+  if (values['no-secretd'] === true && values['no-docker'] === true)
+    throw new UsageError('--no-secretd and --no-docker leave nothing to measure');
   return {
     runs: positiveInteger('--runs', values.runs ?? '3'),
     warmup: nonNegativeInteger('--warmup', values.warmup ?? '0'),
     replicas: positiveInteger('--replicas', values.replicas ?? '10'),
     pollMs: nonNegativeInteger('--poll-ms', values['poll-ms'] ?? '20'),
     json: values.json === true,
-    secretdCommand: bin === undefined ? defaultSecretdCommand() : [bin],
+    stepTimeoutMs: positiveInteger('--max-seconds', values['max-seconds'] ?? '180') * 1000,
+    secretdCommand:
+      values['no-secretd'] === true
+        ? undefined
+        : bin === undefined
+          ? defaultSecretdCommand()
+          : [bin],
     docker: values['no-docker'] !== true,
   };
 }
 
 const containerArgs = ['sh', '-c', 'trap "exit 0" TERM; sleep 100000 & wait'];
-const stepTimeoutMs = 180_000;
+/** --max-seconds, set once the options are read. */
+let stepTimeoutMs = 180_000;
 const requestTimeoutMs = 30_000;
 const secretName = 'rotated';
 
@@ -402,14 +420,17 @@ async function main(argv: readonly string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
+  stepTimeoutMs = options.stepTimeoutMs;
   const rootfs = busyboxRootfsTarball();
   const first = `rotation-bench-1-${randomUUID()}`;
   const systems: Rotating[] = [];
   const notes: string[] = [];
-  console.error('Starting secretd (a manager and two workers)…');
-  const secretd = await startSecretd(options.secretdCommand, rootfs, options.replicas, first);
-  deferCleanup(() => secretd.stop());
-  systems.push(secretd);
+  if (options.secretdCommand !== undefined) {
+    console.error('Starting secretd (a manager and two workers)…');
+    const secretd = await startSecretd(options.secretdCommand, rootfs, options.replicas, first);
+    deferCleanup(() => secretd.stop());
+    systems.push(secretd);
+  }
   if (options.docker) {
     console.error('Starting a private Docker Swarm…');
     try {

@@ -132,10 +132,14 @@ export async function runToEnd(
   const timeoutMs = options.timeoutMs ?? 30_000;
   const what = [executable.split('/').pop(), ...args.slice(0, 2)].join(' ');
   const run = spawnCaptured(executable, args);
+  // The timer is cancelled once the command exits: left pending, it kept a script that had
+  // finished its work alive until the timeout (fan-out.ts --docker waited 35 minutes).
+  const timer = new AbortController();
   const finished = await Promise.race([
     run.exited.then(() => true),
-    delay(timeoutMs).then(() => false),
+    delay(timeoutMs, false, { signal: timer.signal }).catch(() => true),
   ]);
+  timer.abort();
   if (!finished) {
     run.child.kill('SIGKILL');
     await run.exited;

@@ -164,6 +164,21 @@ function dockerChoice(values: DockerValues): DockerChoice {
   return path === undefined ? { kind: 'auto' } : { kind: 'socket', path };
 }
 
+/**
+ * What `read` gives (flags read with positiveInteger and nonNegativeInteger): for a script that
+ * reads its flags at its top level, a UsageError there is printed after the script's name, and
+ * the process exits with 2.
+ */
+export function flagsOrExit<T>(script: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`${script}: ${error.message}`);
+    process.exit(2);
+  }
+}
+
 export function positiveInteger(option: string, text: string): number {
   const value = nonNegativeInteger(option, text);
   if (value === 0) throw new UsageError(`${option} must be at least 1, not '${text}'`);

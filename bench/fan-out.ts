@@ -43,6 +43,7 @@ import {
   type CapturedProcess,
 } from './child-process.ts';
 import { cpuTimeMs } from './cpu-time.ts';
+import { flagsOrExit, positiveInteger } from './create-secrets-options.ts';
 import { dockerRequest } from './docker-client.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
 import { defaultSecretdCommand, freePort, runDirOf, secretdCli } from './secretd-process.ts';
@@ -58,21 +59,12 @@ const { values } = parseArgs({
     'docker-max-seconds': { type: 'string' },
   },
 });
-const nodeCount = Number(values.nodes ?? '100');
-const rounds = Number(values.rounds ?? '3');
-const idleSeconds = Number(values['idle-seconds'] ?? '10');
-const dockerMaxSeconds = Number(values['docker-max-seconds'] ?? '900');
-for (const [flag, n] of [
-  ['--nodes', nodeCount],
-  ['--rounds', rounds],
-  ['--idle-seconds', idleSeconds],
-  ['--docker-max-seconds', dockerMaxSeconds],
-] as const) {
-  if (!Number.isSafeInteger(n) || n < 1) {
-    console.error(`fan-out: ${flag} must be a positive integer`);
-    process.exit(2);
-  }
-}
+const { nodeCount, rounds, idleSeconds, dockerMaxSeconds } = flagsOrExit('fan-out', () => ({
+  nodeCount: positiveInteger('--nodes', values.nodes ?? '100'),
+  rounds: positiveInteger('--rounds', values.rounds ?? '3'),
+  idleSeconds: positiveInteger('--idle-seconds', values['idle-seconds'] ?? '10'),
+  dockerMaxSeconds: positiveInteger('--docker-max-seconds', values['docker-max-seconds'] ?? '900'),
+}));
 const command =
   values['secretd-bin'] === undefined ? defaultSecretdCommand() : [values['secretd-bin']];
 const secretName = 'fanned';

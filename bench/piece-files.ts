@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NodeFileSystem } from '../src/io/node-fs.ts';
 import { snapshotPackWriteBytes } from '../src/limits.ts';
-import { positiveInteger, UsageError } from './create-secrets-options.ts';
+import { flagsOrExit, positiveInteger } from './create-secrets-options.ts';
 
 const { values } = parseArgs({
   options: {
@@ -33,10 +33,12 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
   },
 });
-const count = positive('--n', values.n ?? '3000');
-/** 64 KiB of value as base64, as a piece file holds it (without the sealing's few bytes). */
-const size = positive('--size', values.size ?? '87384');
-const rounds = positive('--rounds', values.rounds ?? '2');
+const { count, size, rounds } = flagsOrExit('piece-files', () => ({
+  count: positiveInteger('--n', values.n ?? '3000'),
+  /** 64 KiB of value as base64, as a piece file holds it (without the sealing's few bytes). */
+  size: positiveInteger('--size', values.size ?? '87384'),
+  rounds: positiveInteger('--rounds', values.rounds ?? '2'),
+}));
 const root = values.dir ?? (await mkdtemp(join(tmpdir(), 'secretd-piece-files-')));
 const inFlight = 16;
 const piecesPerPack = 256;
@@ -101,17 +103,6 @@ async function writeAndRename(path: string, writes: readonly Uint8Array[]): Prom
 async function prune(dir: string): Promise<void> {
   for (const name of await fs.list(dir)) await fs.remove(join(dir, name));
   await fs.syncDir(dir);
-}
-
-/** A flag's positive integer (create-secrets-options.ts), or exit 2 naming what is wrong. */
-function positive(flag: string, text: string): number {
-  try {
-    return positiveInteger(flag, text);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`piece-files: ${error.message}`);
-    process.exit(2);
-  }
 }
 
 console.log(

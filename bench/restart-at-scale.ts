@@ -24,6 +24,7 @@ import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { runToEnd, waitUntil } from './child-process.ts';
+import { flagsOrExit, nonNegativeInteger, positiveInteger } from './create-secrets-options.ts';
 import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
 import { startDockerSwarm, type DockerSwarm } from './docker-swarm.ts';
 import { describeMachine, machineFacts, busyWarning } from './machine.ts';
@@ -43,23 +44,16 @@ const { values } = parseArgs({
     'no-docker': { type: 'boolean' },
   },
 });
-const secretCount = Number(values.secrets ?? '10000');
-const rounds = Number(values.rounds ?? '3');
-const size = Number(values.size ?? '64');
-const serviceCount = Number(values.services ?? '100');
-const replicas = Number(values.replicas ?? '10');
-for (const [flag, n, least] of [
-  ['--secrets', secretCount, 1],
-  ['--rounds', rounds, 1],
-  ['--size', size, 1],
-  ['--services', serviceCount, 0],
-  ['--replicas', replicas, 1],
-] as const) {
-  if (!Number.isSafeInteger(n) || n < least) {
-    console.error(`restart-at-scale: ${flag} must be an integer of at least ${least}`);
-    process.exit(2);
-  }
-}
+const { secretCount, rounds, size, serviceCount, replicas } = flagsOrExit(
+  'restart-at-scale',
+  () => ({
+    secretCount: positiveInteger('--secrets', values.secrets ?? '10000'),
+    rounds: positiveInteger('--rounds', values.rounds ?? '3'),
+    size: positiveInteger('--size', values.size ?? '64'),
+    serviceCount: nonNegativeInteger('--services', values.services ?? '100'),
+    replicas: positiveInteger('--replicas', values.replicas ?? '10'),
+  }),
+);
 if (serviceCount > secretCount) {
   console.error('restart-at-scale: --services must not exceed --secrets (each uses one)');
   process.exit(2);

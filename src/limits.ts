@@ -25,8 +25,7 @@ export const walPreallocateBytes = 4 * 1024 * 1024;
 export const syncWriteBytesMax = 256 * 1024;
 /**
  * The WAL keeps the buffer of its largest batch up to this size and seals the next batches into
- * it, once the write of the one before has returned: a new 1 MiB array cost 112 us here (its pages
- * faulted in and zeroed), where sealing 1 MiB takes 220-370 us.
+ * it, once the write of the one before has returned (src/raft/_spare-bytes.ts says why).
  */
 export const walBatchBufferBytesMax = 4 * 1024 * 1024;
 /** Entries taken into one WAL batch (one fsync). */

@@ -58,7 +58,7 @@ import { assert, SecretdError } from '../errors.ts';
 import type { FileHandle, FileSystem } from '../io/fs.ts';
 import {
   snapshotPackWriteBytes,
-  snapshotSpareBytesMax as spareBytesMax,
+  snapshotSpareBytesMax,
   snapshotPieceWritesInFlight,
   snapshotSealChunkBytes,
 } from '../limits.ts';
@@ -70,6 +70,7 @@ import {
   type SnapshotPart,
   type SnapshotStreamPart,
 } from './_wal-payload.ts';
+import { SpareBytes } from './_spare-bytes.ts';
 import type { Snapshot, SnapshotMeta, SnapshotPiece } from './types.ts';
 
 export interface SnapshotStoreOptions {
@@ -203,7 +204,7 @@ export class SnapshotStore {
   /** The key that names pieces, by the key id of the key it is derived from. */
   private readonly nameKeys = new Map<number, Uint8Array>();
   /** The buffer the last file written was held in, for the next (ChunkedFile). */
-  private readonly spare = new SpareBytes();
+  private readonly spare = new SpareBytes(snapshotSpareBytesMax);
 
   private constructor(
     private readonly dir: string,
@@ -919,32 +920,6 @@ class ChunkedFile {
     this.heldBytes = 0;
     await write(bytes);
     if (held !== null) this.spare.give(held);
-  }
-}
-
-/**
- * The buffer a ChunkedFile wrote last, kept for the next one to fill (one per snapshot store, the
- * largest given, up to snapshotSpareBytesMax; `take` hands it to one file at a time): a new 2 MiB
- * buffer per write had its pages faulted in and zeroed while pieces were sealed into it, 512 page
- * faults a pack write (`perf record -e page-faults`: most of the server's faults came in copies
- * into new memory). It holds sealed bytes only, never a plaintext.
- */
-class SpareBytes {
-  private spare: Uint8Array | null = null;
-
-  /** A buffer of at least `length` bytes, the spare one if it is large enough. */
-  take(length: number): Uint8Array {
-    const spare = this.spare;
-    if (spare !== null && spare.length >= length) {
-      this.spare = null;
-      return spare;
-    }
-    return new Uint8Array(length);
-  }
-
-  give(bytes: Uint8Array): void {
-    if (bytes.length > spareBytesMax) return;
-    if (this.spare === null || bytes.length > this.spare.length) this.spare = bytes;
   }
 }
 

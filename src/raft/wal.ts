@@ -44,6 +44,7 @@ import type { FileHandle, FileSystem } from '../io/fs.ts';
 import { walBatchBufferBytesMax, walPreallocateBytes, walSegmentBytesTarget } from '../limits.ts';
 import { LiveLog, Replay } from './_wal-log.ts';
 import { checkAgainstMarker, readMarker, writeMarker } from './_wal-marker.ts';
+import { SpareBytes } from './_spare-bytes.ts';
 import {
   createSegment,
   listSegments,
@@ -109,7 +110,7 @@ export class WAL {
   private queue: Promise<unknown> = Promise.resolve();
   private failure: unknown = null;
   /** The largest batch's bytes so far (up to walBatchBufferBytesMax), sealed into again (append). */
-  private batchBuffer: Uint8Array | undefined = undefined;
+  private readonly batchBuffers = new SpareBytes(walBatchBufferBytesMax);
   private closed = false;
   private cutQueued = false;
   /** Where the current segment's own batches begin; a segment holding none is never cut. */
@@ -332,19 +333,18 @@ export class WAL {
   private async append(records: readonly WALRecord[], sync: boolean): Promise<void> {
     const { seq } = this.segments[this.segments.length - 1]!;
     const { handle, offset, durableOffset } = this.tip;
-    const bytes = encodeBatch(
-      records,
-      { seq, offset, durableOffset },
-      this.io.key,
-      this.batchBuffer,
-    );
-    await this.guard(async () => {
-      await handle.write(bytes);
-      if (sync) await handle.sync();
-    });
-    // The write has returned: the next batch may be sealed into the same bytes (appends never overlap).
-    if (bytes.buffer !== this.batchBuffer?.buffer && bytes.length <= walBatchBufferBytesMax)
-      this.batchBuffer = bytes;
+    const spare = this.batchBuffers.takeAny();
+    const bytes = encodeBatch(records, { seq, offset, durableOffset }, this.io.key, spare);
+    try {
+      await this.guard(async () => {
+        await handle.write(bytes);
+        if (sync) await handle.sync();
+      });
+    } finally {
+      // The write has returned: the next batch may be sealed into these bytes (appends never overlap).
+      if (spare !== undefined) this.batchBuffers.give(spare);
+      if (bytes.buffer !== spare?.buffer) this.batchBuffers.give(bytes);
+    }
     const end = offset + bytes.length;
     this.tip = { handle, offset: end, durableOffset: sync ? end : durableOffset };
   }

@@ -111,8 +111,6 @@ function parseOptions(argv: readonly string[]): Options | undefined {
 }
 
 const containerArgs = ['sh', '-c', 'trap "exit 0" TERM; sleep 100000 & wait'];
-/** --max-seconds, set once the options are read. */
-let stepTimeoutMs = 180_000;
 const requestTimeoutMs = 30_000;
 const secretName = 'rotated';
 
@@ -170,6 +168,7 @@ async function runningTasks(socket: string, prefix: string, service: string): Pr
  */
 async function waitAllShow(
   count: number,
+  stepTimeoutMs: number,
   pollMs: number,
   list: () => Promise<string[]>,
   cat: (ref: string) => Promise<string>,
@@ -205,6 +204,7 @@ async function startSecretd(
   command: readonly string[],
   rootfs: string,
   replicas: number,
+  stepTimeoutMs: number,
   firstValue: string,
 ): Promise<Rotating & { stop(): Promise<void> }> {
   const [executable, ...leading] = command;
@@ -290,7 +290,7 @@ async function startSecretd(
       })) as { ExitCode: number; Stdout: string };
       return answer.ExitCode === 0 ? answer.Stdout : '';
     };
-    await waitAllShow(replicas, 50, list, cat, firstValue);
+    await waitAllShow(replicas, stepTimeoutMs, 50, list, cat, firstValue);
     return {
       label: 'secretd',
       stop,
@@ -300,7 +300,7 @@ async function startSecretd(
         await api(socket, 'POST', `/secretd/secrets/${secretName}/versions`, {
           Data: Buffer.from(value).toString('base64'),
         });
-        const { atMs, refs } = await waitAllShow(replicas, pollMs, list, cat, value);
+        const { atMs, refs } = await waitAllShow(replicas, stepTimeoutMs, pollMs, list, cat, value);
         return { ms: atMs - startedAt, restarts: refs.filter((ref) => !before.has(ref)).length };
       },
     };
@@ -316,6 +316,7 @@ async function startSecretd(
 async function prepareDocker(
   socket: string,
   replicas: number,
+  stepTimeoutMs: number,
   firstValue: string,
 ): Promise<Rotating> {
   const prefix = dockerApiPrefix;
@@ -366,7 +367,7 @@ async function prepareDocker(
     // The attached stream is multiplexed: an 8-byte header per frame.
     return started.status === 200 ? demux(started.body) : '';
   };
-  await waitAllShow(replicas, 100, list, cat, firstValue);
+  await waitAllShow(replicas, stepTimeoutMs, 100, list, cat, firstValue);
   return {
     label: 'docker',
     rotate: async (value, pollMs) => {
@@ -395,7 +396,7 @@ async function prepareDocker(
         `${prefix}/services/${service.ID}/update?version=${current.Version.Index}`,
         updated,
       );
-      const { atMs, refs } = await waitAllShow(replicas, pollMs, list, cat, value);
+      const { atMs, refs } = await waitAllShow(replicas, stepTimeoutMs, pollMs, list, cat, value);
       return { ms: atMs - startedAt, restarts: refs.filter((ref) => !before.has(ref)).length };
     },
   };
@@ -420,14 +421,19 @@ async function main(argv: readonly string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
-  stepTimeoutMs = options.stepTimeoutMs;
   const rootfs = busyboxRootfsTarball();
   const first = `rotation-bench-1-${randomUUID()}`;
   const systems: Rotating[] = [];
   const notes: string[] = [];
   if (options.secretdCommand !== undefined) {
     console.error('Starting secretd (a manager and two workers)…');
-    const secretd = await startSecretd(options.secretdCommand, rootfs, options.replicas, first);
+    const secretd = await startSecretd(
+      options.secretdCommand,
+      rootfs,
+      options.replicas,
+      options.stepTimeoutMs,
+      first,
+    );
     deferCleanup(() => secretd.stop());
     systems.push(secretd);
   }
@@ -437,7 +443,9 @@ async function main(argv: readonly string[]): Promise<number> {
       const swarm = await startDockerSwarm();
       deferCleanup(() => swarm.stop());
       await importDockerImage(swarm.socket, 'busybox', rootfs);
-      systems.push(await prepareDocker(swarm.socket, options.replicas, first));
+      systems.push(
+        await prepareDocker(swarm.socket, options.replicas, options.stepTimeoutMs, first),
+      );
     } catch (error) {
       if (!(error instanceof DockerUnavailableError)) throw error;
       notes.push(`Docker skipped: ${error.message}`);

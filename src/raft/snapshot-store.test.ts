@@ -381,6 +381,90 @@ describe('SnapshotStore with shared pieces', () => {
     expect(new TextDecoder().decode(loaded!.data)).toContain('"f2","f2"');
   });
 
+  test('save() makes a fresh piece that offers bytesInto in a buffer it lends: the same snapshot as bytes() would give, each buffer zeroed once its piece is sealed, and lent again rather than one new per piece', async () => {
+    using dir = tempDir('secretd-snap-');
+    const lent: Uint8Array[] = [];
+    const intoPiece = (label: string): SnapshotPiece => {
+      const text = label.repeat(Math.ceil((64 * 1024) / label.length)).slice(0, 64 * 1024);
+      return {
+        length: text.length,
+        shared: true,
+        fresh: true,
+        bytes: () => {
+          throw new Error('bytes() called for a piece that offers bytesInto');
+        },
+        bytesInto: (out) => {
+          lent.push(out);
+          return new TextEncoder().encodeInto(text, out).written;
+        },
+      };
+    };
+    const labels = Array.from({ length: 40 }, (_, i) => `"v${String(i).padStart(2, '0')}",`);
+    const store = await SnapshotStore.open(dir.path, options());
+    await store.save(pieced(10, 1, labels.map(intoPiece)));
+    expect(lent.length).toBe(40);
+    // At most one buffer per piece in flight (16 at once), each zeroed after its piece.
+    expect(new Set(lent.map((out) => out.buffer)).size).toBeLessThanOrEqual(16);
+    for (const out of lent) expect(out.every((b) => b === 0)).toBe(true);
+    const plain = labels.map((label) => {
+      const text = label.repeat(Math.ceil((64 * 1024) / label.length)).slice(0, 64 * 1024);
+      const bytes = new TextEncoder().encode(text);
+      return { length: bytes.length, bytes: () => bytes } satisfies SnapshotPiece;
+    });
+    const loaded = await store.loadLatest();
+    expect(Buffer.from(loaded!.data).equals(joinPieces(pieced(10, 1, plain).pieces))).toBe(true);
+  });
+
+  test('save() refuses a piece whose bytesInto writes other than its length, and leaves no pack behind', async () => {
+    using dir = tempDir('secretd-snap-');
+    const short: SnapshotPiece = {
+      length: 64 * 1024,
+      shared: true,
+      fresh: true,
+      bytes: () => new Uint8Array(64 * 1024),
+      bytesInto: (out) => {
+        out.fill(7, 0, 1000);
+        return 1000;
+      },
+    };
+    const store = await SnapshotStore.open(dir.path, options());
+    await store.save(pieced(10, 1, [pieceA!]));
+    const before = await onDisk(dir.path);
+    const failed = await store
+      .save(pieced(20, 1, [short, pieceB!]))
+      .catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(SecretdError);
+    expect((failed as Error).message).toContain('a piece says it has 65536 bytes but has 1000');
+    expect(await onDisk(dir.path)).toEqual(before);
+  });
+
+  test("joinPieces() writes a piece that offers bytesInto straight into the data and zeroes a fresh piece's own copy once copied", () => {
+    const made: Uint8Array[] = [];
+    const fresh: SnapshotPiece = {
+      length: 5,
+      fresh: true,
+      bytes: () => {
+        const bytes = new TextEncoder().encode('"ab",');
+        made.push(bytes);
+        return bytes;
+      },
+    };
+    const into: SnapshotPiece = {
+      length: 5,
+      fresh: true,
+      bytes: () => {
+        throw new Error('bytes() called for a piece that offers bytesInto');
+      },
+      bytesInto: (out) => new TextEncoder().encodeInto('"cd",', out).written,
+    };
+    const data = joinPieces(pieced(1, 1, [fresh, into]).pieces);
+    expect(new TextDecoder().decode(data)).toBe('{"at":1,"lines":["ab","cd",]}');
+    expect(made.length).toBe(1);
+    expect(made[0]!.every((b) => b === 0)).toBe(true);
+    const wrong: SnapshotPiece = { length: 5, bytes: () => new Uint8Array(5), bytesInto: () => 4 };
+    expect(() => joinPieces([wrong])).toThrow('a piece says it has 5 bytes but has 4');
+  });
+
   test('save() deletes a pack once neither kept snapshot refers to any piece in it', async () => {
     using dir = tempDir('secretd-snap-');
     const store = await SnapshotStore.open(dir.path, options());

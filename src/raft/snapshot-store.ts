@@ -152,16 +152,22 @@ export function textPiece(text: string): SnapshotPiece {
   return { length: bytes.length, bytes: () => bytes };
 }
 
-/** The data the pieces make up: their bytes in order (each made, copied and dropped in turn). */
+/**
+ * The data the pieces make up: their bytes in order, each written into it (bytesInto) or made,
+ * copied and dropped in turn (a fresh piece's copy zeroed).
+ */
 export function joinPieces(pieces: readonly SnapshotPiece[]): Uint8Array {
   const out = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.length, 0));
   let at = 0;
   for (const piece of pieces) {
-    const bytes = piece.bytes();
-    if (bytes.length !== piece.length)
-      throw pieceError(`a piece says it has ${piece.length} bytes but has ${bytes.length}`);
-    out.set(bytes, at);
-    at += bytes.length;
+    if (piece.bytesInto !== undefined) {
+      checkLength(piece, piece.bytesInto(out.subarray(at, at + piece.length)));
+    } else {
+      const bytes = checkedBytes(piece);
+      out.set(bytes, at);
+      if (piece.fresh === true) bytes.fill(0);
+    }
+    at += piece.length;
   }
   return out;
 }
@@ -399,9 +405,11 @@ export class SnapshotStore {
       this.spare,
     );
     const packed = new Set<string>(); // piece names, in the new pack
+    const lent = new LentBuffers();
     const settle = async (i: number): Promise<void> => {
       const piece = pieces[i]!;
-      const bytes = checkedBytes(piece);
+      const made = lent.make(piece);
+      const bytes = made.bytes;
       try {
         const id = await this.contentId(bytes);
         const given = names[i];
@@ -417,7 +425,7 @@ export class SnapshotStore {
         await pack.add(named.nameId, this.sealedPiece(named, bytes, key));
       } finally {
         // Hashed, and sealed once add() has settled (or never to be): a secret's copy goes.
-        if (piece.fresh === true) bytes.fill(0);
+        made.done();
       }
     };
     try {
@@ -1045,9 +1053,47 @@ function fileKeyId(bytes: Uint8Array): number {
 
 function checkedBytes(piece: SnapshotPiece): Uint8Array {
   const bytes = piece.bytes();
-  if (piece.length !== bytes.length)
-    throw pieceError(`a piece says it has ${piece.length} bytes but has ${bytes.length}`);
+  checkLength(piece, bytes.length);
   return bytes;
+}
+
+function checkLength(piece: SnapshotPiece, made: number): void {
+  if (made !== piece.length)
+    throw pieceError(`a piece says it has ${piece.length} bytes but has ${made}`);
+}
+
+/**
+ * The buffers one save lends to the pieces that can write their bytes into one (bytesInto): at
+ * most one per piece in flight, each zeroed when its piece is done and lent again, so that a save
+ * of hundreds of new values does not allocate (and the kernel fault in) a new array for each.
+ */
+class LentBuffers {
+  readonly #free: Uint8Array[] = [];
+
+  /** The piece's bytes, and what to call once they are hashed and sealed (a fresh piece's are zeroed). */
+  make(piece: SnapshotPiece): { readonly bytes: Uint8Array; done(): void } {
+    if (piece.bytesInto === undefined || piece.fresh !== true) {
+      const bytes = checkedBytes(piece);
+      return { bytes, done: () => void (piece.fresh === true && bytes.fill(0)) };
+    }
+    const at = this.#free.findIndex((buffer) => buffer.length >= piece.length);
+    const buffer = at === -1 ? new Uint8Array(piece.length) : this.#free.splice(at, 1)[0]!;
+    const bytes = buffer.subarray(0, piece.length);
+    try {
+      checkLength(piece, piece.bytesInto(bytes));
+    } catch (error) {
+      bytes.fill(0);
+      this.#free.push(buffer);
+      throw error;
+    }
+    return {
+      bytes,
+      done: () => {
+        bytes.fill(0);
+        this.#free.push(buffer);
+      },
+    };
+  }
 }
 
 function partLength(part: SnapshotPart): number {

@@ -66,6 +66,13 @@ export interface SnapshotPiece {
   /** Its bytes, made on demand: a shared piece already on disk is not made again. */
   bytes(): Uint8Array;
   /**
+   * Its bytes written at the start of `out` (which has room for `length` of them); returns how
+   * many it wrote. What a piece made per save offers so that the snapshot store makes it in a
+   * buffer it lends and lends again, not in a new array each time: at 64 KiB values each new
+   * array is memory the kernel faults in (bench/README.md, eleventh session).
+   */
+  bytesInto?(out: Uint8Array): number;
+  /**
    * `bytes()` makes a new array at each call, a copy of a secret: the snapshot store zeroes it
    * once it has hashed and sealed it (best effort: other copies may exist, as everywhere).
    */

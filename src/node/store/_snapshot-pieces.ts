@@ -211,6 +211,7 @@ function valuePiece(value: Uint8Array, holds: ValueHolds): ReleasedPiece {
     shared: true,
     identified: (id) => void contentIds.set(value, id),
     bytes: () => Buffer.from(base64(value), 'latin1'),
+    bytesInto: (out) => ascii.encodeInto(base64(value), out).written,
     fresh: true,
     release: () => {
       if (released) return;
@@ -219,6 +220,9 @@ function valuePiece(value: Uint8Array, holds: ValueHolds): ReleasedPiece {
     },
   };
 }
+
+/** Base64 is ASCII: its UTF-8 is its Latin-1. */
+const ascii = new TextEncoder();
 
 function base64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');

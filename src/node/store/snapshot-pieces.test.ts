@@ -100,6 +100,15 @@ describe('Store.snapshotPieces', () => {
       values.filter((v) => v.length >= snapshotVersionPieceBytesMin).map((v) => toBase64(v)),
     );
     expect(shared.map((p) => p.length)).toEqual([5464, 5464, 5464]);
+    // The same base64 written into a lent buffer (what a save uses), exactly its length of it.
+    const lent = new Uint8Array(6000).fill(0xff);
+    for (const [i, piece] of shared.entries()) {
+      expect(piece.bytesInto!(lent)).toBe(piece.length);
+      expect(new TextDecoder().decode(lent.subarray(0, piece.length))).toBe(
+        toBase64(values.filter((v) => v.length >= snapshotVersionPieceBytesMin)[i]!),
+      );
+      expect(lent[piece.length]).toBe(0xff);
+    }
   });
 
   test("a value's content id is the snapshot store's to compute the first time it is saved, and is known to later snapshots", async () => {

@@ -98,14 +98,19 @@ const q = (value: string): string => JSON.stringify(value);
  * against a third implementation).
  */
 export function chainHash(previousHash: string, canonicalRecord: string): string {
-  const text = encoder.encode(canonicalRecord);
-  const input = new Uint8Array(32 + text.length);
-  input.set(Buffer.from(previousHash, 'hex'));
-  input.set(text, 32);
-  return sha256Hex(input);
+  // The input is made in one buffer kept for the next record (a record holds no secret): the
+  // previous hash's 32 bytes, then the record's UTF-8, at most 3 bytes per UTF-16 unit.
+  const most = 32 + 3 * canonicalRecord.length;
+  if (chainInput.length < most) chainInput = Buffer.alloc(Math.max(most, 2 * chainInput.length));
+  if (chainInput.write(previousHash, 0, 'hex') !== 32 || !/^[0-9a-f]{64}$/.test(previousHash))
+    throw invalid('the previous hash is not 64 hex digits');
+  const { written } = encoder.encodeInto(canonicalRecord, chainInput.subarray(32));
+  return sha256Hex(chainInput.subarray(0, 32 + written));
 }
 
 const encoder = new TextEncoder();
+/** chainHash's input buffer, grown as records need. */
+let chainInput = Buffer.alloc(1024);
 
 type Sha256Hex = (bytes: Uint8Array) => string;
 

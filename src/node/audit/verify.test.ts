@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'bun:test';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { AuditLog } from '../store/index.ts';
 import {
   canonical,
@@ -59,6 +60,35 @@ describe('canonical form and hash chain', () => {
     expect(first!.record.hash).toBe(expected);
     expect(second!.record.hash).toBe(chainHash(first!.record.hash, second!.canonical));
     expect(log.head).toEqual({ seq: 2, hash: second!.record.hash });
+  });
+
+  test('chainHash() is SHA-256 of the previous hash bytes then the UTF-8 record, computed independently, for text of every width and length; a previous hash that is not 64 hex digits is refused', () => {
+    const previous = sha256Hex(new TextEncoder().encode('previous'));
+    const texts = [
+      '{"seq":1}',
+      '{"name":"café — 日本 — 🔑"}',
+      `{"detail":"${'é'.repeat(3000)}"}`, // past the buffer's first size: grown, then reused
+      '{"seq":2}',
+      `{"detail":"${'x'.repeat(70_000)}🔑"}`,
+    ];
+    let hash = previous;
+    for (const text of texts) {
+      const input = new Uint8Array([
+        ...Buffer.from(hash, 'hex'),
+        ...new TextEncoder().encode(text),
+      ]);
+      const next = chainHash(hash, text);
+      expect(next).toBe(sha256Hex(input));
+      hash = next;
+    }
+    for (const bad of [
+      '',
+      'abc',
+      previous.toUpperCase(),
+      `${previous.slice(0, 63)}g`,
+      `${previous}00`,
+    ])
+      expect(() => chainHash(bad, '{"seq":1}')).toThrow('the previous hash is not 64 hex digits');
   });
 
   test('parseRecordLine() refuses a line respelled with the same fields (whitespace, order)', () => {
@@ -191,3 +221,8 @@ describe('AuditLog.snapshotJson()', () => {
     expect(restored.verify()).toEqual(log.verify());
   });
 });
+
+/** SHA-256 from @noble/hashes: an implementation of its own, not the one chainHash uses. */
+function sha256Hex(bytes: Uint8Array): string {
+  return Buffer.from(sha256(bytes)).toString('hex');
+}

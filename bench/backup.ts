@@ -30,10 +30,25 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { nonNegativeInteger, optionsOrExit, positiveInteger } from './create-secrets-options.ts';
 import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
 import { startDockerSwarm, type DockerSwarm } from './docker-swarm.ts';
 import { describeMachine, machineFacts } from './machine.ts';
 import { freePort } from './secretd-process.ts';
+
+const usage = `Usage: bun bench/backup.ts [options]
+
+Loads two data sets into a fresh one-node secretd and a fresh private Docker Swarm, then times
+secretd's online backup and restore against Docker's documented stop-tar-start procedure.
+Needs root.
+
+  --secretd-bin PATH     the compiled secretd to run (default dist/secretd)
+  --secrets N            secrets of 64 B in the first set (default 10000)
+  --large N              secrets of the second set (default 100)
+  --large-bytes B        bytes per secret of the second set (default 1048576)
+  --no-docker            skip Docker
+`;
 
 interface Options {
   secretdBin: string;
@@ -43,30 +58,29 @@ interface Options {
   docker: boolean;
 }
 
-function parseArgs(argv: readonly string[]): Options {
-  const options: Options = {
-    secretdBin: 'dist/secretd',
-    secrets: 10_000,
-    large: 100,
-    largeBytes: 1024 * 1024,
-    docker: true,
+/** Undefined for --help. */
+function parseOptions(argv: readonly string[]): Options | undefined {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      'secretd-bin': { type: 'string' },
+      secrets: { type: 'string' },
+      large: { type: 'string' },
+      'large-bytes': { type: 'string' },
+      'no-docker': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return undefined;
+  return {
+    secretdBin: resolve(values['secretd-bin'] ?? 'dist/secretd'),
+    secrets: nonNegativeInteger('--secrets', values.secrets ?? '10000'),
+    large: nonNegativeInteger('--large', values.large ?? '100'),
+    largeBytes: positiveInteger('--large-bytes', values['large-bytes'] ?? String(1024 * 1024)),
+    docker: values['no-docker'] !== true,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${arg} needs a value`);
-      return v;
-    };
-    if (arg === '--secretd-bin') options.secretdBin = value();
-    else if (arg === '--secrets') options.secrets = Number(value());
-    else if (arg === '--large') options.large = Number(value());
-    else if (arg === '--large-bytes') options.largeBytes = Number(value());
-    else if (arg === '--no-docker') options.docker = false;
-    else throw new Error(`Unknown option ${arg}; see the header of bench/backup.ts`);
-  }
-  options.secretdBin = resolve(options.secretdBin);
-  return options;
 }
 
 interface Row {
@@ -83,7 +97,7 @@ interface Row {
 const dockerSecretBytesMax = 500 * 1024 - 1;
 
 async function main(): Promise<void> {
-  const options = parseArgs(process.argv.slice(2));
+  const options = optionsOrExit(usage, () => parseOptions(process.argv.slice(2)));
   const sets = [
     { name: `${options.secrets} x 64 B`, count: options.secrets, bytes: 64 },
     {

@@ -25,23 +25,98 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runToEnd, spawnCaptured, stopProcess } from './child-process.ts';
+import { optionsOrExit, positiveInteger, UsageError } from './create-secrets-options.ts';
 import { freePort } from './secretd-process.ts';
 import { certifiedSessionWindowBytes, certifiedStreamWindowBytes } from '../src/limits.ts';
 
 type Mode = 'transport' | 'fsync';
 
-const { values } = parseArgs({
-  options: {
-    n: { type: 'string' },
-    concurrency: { type: 'string' },
-    size: { type: 'string' },
-    mode: { type: 'string' },
-    serve: { type: 'string' },
-    port: { type: 'string' },
-    dir: { type: 'string' },
-    'start-docker': { type: 'boolean' },
-  },
-});
+const modes: readonly Mode[] = ['transport', 'fsync'];
+
+const usage = `Usage: bun bench/ceiling.ts [options]
+
+Runs bench/create-secrets.ts against minimal HTTP/2 + mutual TLS servers (no Raft, no store), each
+a child process: transport (answers at once) and fsync (appends and fdatasyncs every write, with
+group commit). Prints create-secrets' table for each, with the server's CPU time per create.
+
+  --n N                  secrets created per measurement (default 10000)
+  --concurrency C[,C…]   concurrent requests; one measurement per value (default 1,16)
+  --size S               bytes of random data per secret (default 64)
+  --mode M[,M…]          servers to measure: transport, fsync (default transport,fsync)
+  --start-docker         also measure a private Docker Swarm in each table (root)
+
+Internal: --serve MODE --port P --dir D runs one server (how this script starts its children).
+`;
+
+type CeilingOptions =
+  | {
+      readonly kind: 'measure';
+      readonly n: string;
+      readonly concurrency: string;
+      readonly size: string;
+      readonly modes: readonly Mode[];
+      readonly startDocker: boolean;
+    }
+  | { readonly kind: 'serve'; readonly mode: Mode; readonly port: number; readonly dir: string };
+
+function parseMode(option: string, text: string): Mode {
+  const found = modes.find((m) => m === text);
+  if (found === undefined)
+    throw new UsageError(`${option} must be ${modes.join(' or ')}, not '${text}'`);
+  return found;
+}
+
+/**
+ * Undefined for --help. The measured counts are checked here and handed on to create-secrets.ts
+ * as given.
+ */
+function parseOptions(argv: readonly string[]): CeilingOptions | undefined {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      n: { type: 'string' },
+      concurrency: { type: 'string' },
+      size: { type: 'string' },
+      mode: { type: 'string' },
+      serve: { type: 'string' },
+      port: { type: 'string' },
+      dir: { type: 'string' },
+      'start-docker': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return undefined;
+  if (values.serve !== undefined) {
+    if (values.port === undefined || values.dir === undefined)
+      throw new UsageError('--serve needs --port and --dir');
+    return {
+      kind: 'serve',
+      mode: parseMode('--serve', values.serve),
+      port: positiveInteger('--port', values.port),
+      dir: values.dir,
+    };
+  }
+  if (values.port !== undefined || values.dir !== undefined)
+    throw new UsageError('--port and --dir go with --serve');
+  const n = values.n ?? '10000';
+  const concurrency = values.concurrency ?? '1,16';
+  const size = values.size ?? '64';
+  positiveInteger('--n', n);
+  for (const value of concurrency.split(',')) positiveInteger('--concurrency', value);
+  positiveInteger('--size', size);
+  return {
+    kind: 'measure',
+    n,
+    concurrency,
+    size,
+    modes: (values.mode ?? 'transport,fsync').split(',').map((m) => parseMode('--mode', m)),
+    startDocker: values['start-docker'] === true,
+  };
+}
+
+const options = optionsOrExit(usage, () => parseOptions(process.argv.slice(2)));
 
 /** The server half: `--serve MODE --port P --dir D` (certificates and the log file in D). */
 async function serve(mode: Mode, port: number, dir: string): Promise<void> {
@@ -175,15 +250,14 @@ async function certificates(dir: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  if (values.serve !== undefined) {
-    await serve(values.serve as Mode, Number(values.port), values.dir!);
+  if (options.kind === 'serve') {
+    await serve(options.mode, options.port, options.dir);
     return;
   }
-  const modes = (values.mode ?? 'transport,fsync').split(',') as Mode[];
   const dir = await mkdtemp(join(tmpdir(), 'secretd-ceiling-'));
   try {
     await certificates(dir);
-    for (const mode of modes) {
+    for (const mode of options.modes) {
       const port = await freePort();
       const server = spawnCaptured(process.execPath, [
         import.meta.path,
@@ -203,7 +277,7 @@ async function main(): Promise<void> {
           process.execPath,
           [
             'bench/create-secrets.ts',
-            values['start-docker'] === true ? '--start-docker' : '--no-docker',
+            options.startDocker ? '--start-docker' : '--no-docker',
             ...(server.child.pid === undefined ? [] : ['--server-pid', String(server.child.pid)]),
             '--secretd-url',
             `https://127.0.0.1:${port}`,
@@ -216,11 +290,11 @@ async function main(): Promise<void> {
             '--servername',
             'ceiling',
             '--n',
-            values.n ?? '10000',
+            options.n,
             '--concurrency',
-            values.concurrency ?? '1,16',
+            options.concurrency,
             '--size',
-            values.size ?? '64',
+            options.size,
           ],
           { timeoutMs: 600_000 },
         );

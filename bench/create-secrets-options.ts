@@ -60,7 +60,7 @@ export interface BenchOptions {
   readonly docker: DockerChoice;
 }
 
-/** Wrong options; the entry point prints the message and the usage and exits with 2. */
+/** Wrong options: optionsOrExit prints the message and the usage and exits with 2. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
@@ -165,18 +165,28 @@ function dockerChoice(values: DockerValues): DockerChoice {
 }
 
 /**
- * What `read` gives (flags read with positiveInteger and nonNegativeInteger): for a script that
- * reads its flags at its top level, a UsageError there is printed after the script's name, and
- * the process exits with 2.
+ * An entry point's options, read before it starts anything: `parse` gives them, or undefined for
+ * --help, which prints `usage` to stdout and exits with 0. A wrong option (a UsageError, or
+ * parseArgs' ERR_PARSE_ARGS_* for an unknown option or a missing value) prints its one-line
+ * message and then `usage` to stderr, and exits with 2. Any other error is thrown on.
  */
-export function flagsOrExit<T>(script: string, read: () => T): T {
+export function optionsOrExit<T>(usage: string, parse: () => T | undefined): T {
+  let options: T | undefined;
   try {
-    return read();
+    options = parse();
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`${script}: ${error.message}`);
+    const wrongOption =
+      error instanceof UsageError ||
+      (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
+    if (!wrongOption) throw error;
+    console.error(`${(error as Error).message}\n\n${usage}`);
     process.exit(2);
   }
+  if (options === undefined) {
+    console.log(usage);
+    process.exit(0);
+  }
+  return options;
 }
 
 export function positiveInteger(option: string, text: string): number {

@@ -9,9 +9,9 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import {
+  optionsOrExit,
   parseOptions,
   usage,
-  UsageError,
   type BenchOptions,
   type DockerChoice,
   type SecretdChoice,
@@ -62,11 +62,7 @@ interface Measurement {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const options = parseOptions(argv);
-  if (options === undefined) {
-    console.log(usage);
-    return 0;
-  }
+  const options = optionsOrExit(usage, () => parseOptions(argv));
   const skipped: string[] = [];
   const systems: SystemUnderTest[] = [];
   for (const open of [
@@ -168,7 +164,7 @@ async function openDocker(choice: DockerChoice, options: BenchOptions): Promise<
       return system(defaultDockerSocket);
     case 'socket':
       if (!(await isSwarmManager(choice.path).catch(() => false))) {
-        throw new UsageError(
+        throw new Error(
           `Docker at ${choice.path} does not answer as a swarm manager (docker swarm init?)`,
         );
       }
@@ -385,13 +381,8 @@ let exitCode: number;
 try {
   exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  const isUsage =
-    error instanceof UsageError ||
-    (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
-  console.error(
-    isUsage ? `${messageOf(error)}\n\n${usage}` : `create-secrets failed: ${messageOf(error)}`,
-  );
-  exitCode = isUsage ? 2 : 1;
+  console.error(`create-secrets failed: ${messageOf(error)}`);
+  exitCode = 1;
 }
 await runCleanups();
 process.exit(exitCode);

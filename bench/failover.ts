@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { raftElectionTicks, raftTickMs } from '../src/limits.ts';
-import { nonNegativeInteger, positiveInteger, UsageError } from './create-secrets-options.ts';
+import { nonNegativeInteger, optionsOrExit, positiveInteger } from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
 import { RoundRobinWriter, type WriteAttempt } from './failover-writer.ts';
 import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
@@ -103,11 +103,7 @@ interface Round {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const options = parseOptions(argv);
-  if (options === undefined) {
-    console.log(usage);
-    return 0;
-  }
+  const options = optionsOrExit(usage, () => parseOptions(argv));
   console.error('Starting a 3-manager secretd…');
   const cluster = await startSecretdCluster(
     options.secretdCommand === undefined ? {} : { command: options.secretdCommand },
@@ -400,12 +396,8 @@ try {
     console.error('failover: interrupted');
     exitCode = 130;
   } else {
-    const isUsage =
-      error instanceof UsageError ||
-      (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
-    const message = error instanceof Error ? error.message : String(error);
-    console.error(isUsage ? `${message}\n\n${usage}` : `failover failed: ${errorReason(error)}`);
-    exitCode = isUsage ? 2 : 1;
+    console.error(`failover failed: ${errorReason(error)}`);
+    exitCode = 1;
   }
 }
 await runCleanups();

@@ -43,30 +43,71 @@ import {
   type CapturedProcess,
 } from './child-process.ts';
 import { cpuTimeMs } from './cpu-time.ts';
-import { flagsOrExit, positiveInteger } from './create-secrets-options.ts';
+import { optionsOrExit, positiveInteger } from './create-secrets-options.ts';
 import { dockerRequest } from './docker-client.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
 import { defaultSecretdCommand, freePort, runDirOf, secretdCli } from './secretd-process.ts';
 import { formatNumber } from './stats.ts';
 
-const { values } = parseArgs({
-  options: {
-    nodes: { type: 'string' },
-    rounds: { type: 'string' },
-    'idle-seconds': { type: 'string' },
-    'secretd-bin': { type: 'string' },
-    docker: { type: 'boolean' },
-    'docker-max-seconds': { type: 'string' },
-  },
-});
-const { nodeCount, rounds, idleSeconds, dockerMaxSeconds } = flagsOrExit('fan-out', () => ({
-  nodeCount: positiveInteger('--nodes', values.nodes ?? '100'),
-  rounds: positiveInteger('--rounds', values.rounds ?? '3'),
-  idleSeconds: positiveInteger('--idle-seconds', values['idle-seconds'] ?? '10'),
-  dockerMaxSeconds: positiveInteger('--docker-max-seconds', values['docker-max-seconds'] ?? '900'),
-}));
-const command =
-  values['secretd-bin'] === undefined ? defaultSecretdCommand() : [values['secretd-bin']];
+const usage = `Usage: bun bench/fan-out.ts [options]
+
+Starts one secretd manager and N workers (\`secretd join\`, with a recording OCI runtime instead
+of containers) running one global service that uses one secret; prints the leader's RSS and CPU
+with the workers' sessions idle, and the time from a secret update to every node holding it.
+Needs root.
+
+  --nodes N              workers (default 100)
+  --rounds R             secret updates timed (default 3)
+  --idle-seconds T       CPU measured with every session connected and idle (default 10)
+  --secretd-bin PATH     run this secretd executable (e.g. dist/secretd) instead of src/main.ts
+  --docker               also time Docker's rolling secret rotation on one service of N replicas
+  --docker-max-seconds T give Docker's rotation up after T seconds (default 900)
+`;
+
+interface FanOutOptions {
+  readonly nodeCount: number;
+  readonly rounds: number;
+  readonly idleSeconds: number;
+  readonly dockerMaxSeconds: number;
+  readonly docker: boolean;
+  readonly command: readonly string[];
+}
+
+/** Undefined for --help. */
+function parseOptions(argv: readonly string[]): FanOutOptions | undefined {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      nodes: { type: 'string' },
+      rounds: { type: 'string' },
+      'idle-seconds': { type: 'string' },
+      'secretd-bin': { type: 'string' },
+      docker: { type: 'boolean' },
+      'docker-max-seconds': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return undefined;
+  const bin = values['secretd-bin'];
+  return {
+    nodeCount: positiveInteger('--nodes', values.nodes ?? '100'),
+    rounds: positiveInteger('--rounds', values.rounds ?? '3'),
+    idleSeconds: positiveInteger('--idle-seconds', values['idle-seconds'] ?? '10'),
+    dockerMaxSeconds: positiveInteger(
+      '--docker-max-seconds',
+      values['docker-max-seconds'] ?? '900',
+    ),
+    docker: values.docker === true,
+    command: bin === undefined ? defaultSecretdCommand() : [bin],
+  };
+}
+
+const { nodeCount, rounds, idleSeconds, dockerMaxSeconds, docker, command } = optionsOrExit(
+  usage,
+  () => parseOptions(process.argv.slice(2)),
+);
 const secretName = 'fanned';
 
 /** runc's command line, recording instead of running (see the header). */
@@ -335,7 +376,7 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 
-if (values.docker === true) await dockerRotation();
+if (docker) await dockerRotation();
 
 /**
  * Docker's nearest equivalent, run by secret-rotation.ts with secretd left out: one service of

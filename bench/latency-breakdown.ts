@@ -23,33 +23,65 @@
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { cpuTimeMs } from './cpu-time.ts';
+import { nonNegativeInteger, optionsOrExit, positiveInteger } from './create-secrets-options.ts';
 import { describeMachine, machineFacts, busyWarning } from './machine.ts';
 import { histogramDelta, quantileMs, scrape, type Scrape } from './metrics-scrape.ts';
 import { openSecretdSession, type SecretdSession } from './secretd-client.ts';
 import { startSecretdCluster, type SecretdCluster } from './secretd-cluster.ts';
 import { percentile, formatNumber } from './stats.ts';
 
-const { values } = parseArgs({
-  options: {
-    n: { type: 'string' },
-    warmup: { type: 'string' },
-    size: { type: 'string' },
-    clusters: { type: 'string' },
-    'secretd-bin': { type: 'string' },
-    help: { type: 'boolean' },
-  },
-});
-if (values.help) {
-  console.log(
-    'bun bench/latency-breakdown.ts [--n 2000] [--warmup 200] [--size 64] [--clusters 1,3] [--secretd-bin dist/secretd]',
-  );
-  process.exit(0);
+const usage = `Usage: bun bench/latency-breakdown.ts [options]
+
+N sequential creates (C=1) on secretd clusters of the given sizes, then the stages of those writes
+read from each manager's GET /secretd/metrics, as a table of medians and p99s, with the server
+CPU per 1,000 creates.
+
+  --n N                  creates measured per cluster (default 2000)
+  --warmup W             creates before the measurement, not counted (default 200)
+  --size S               bytes of random data per secret (default 64)
+  --clusters M[,M…]      managers per cluster; one table per value (default 1,3)
+  --secretd-bin PATH     run this secretd executable (e.g. dist/secretd) instead of src/main.ts
+`;
+
+interface BreakdownOptions {
+  readonly n: number;
+  readonly warmup: number;
+  readonly size: number;
+  readonly clusterSizes: readonly number[];
+  readonly command: readonly string[] | undefined;
 }
-const n = Number(values.n ?? '2000');
-const warmup = Number(values.warmup ?? '200');
-const size = Number(values.size ?? '64');
-const clusterSizes = (values.clusters ?? '1,3').split(',').map(Number);
-const command = values['secretd-bin'] === undefined ? undefined : [values['secretd-bin']];
+
+/** Undefined for --help. */
+function parseOptions(argv: readonly string[]): BreakdownOptions | undefined {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      n: { type: 'string' },
+      warmup: { type: 'string' },
+      size: { type: 'string' },
+      clusters: { type: 'string' },
+      'secretd-bin': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return undefined;
+  const bin = values['secretd-bin'];
+  return {
+    n: positiveInteger('--n', values.n ?? '2000'),
+    warmup: nonNegativeInteger('--warmup', values.warmup ?? '200'),
+    size: positiveInteger('--size', values.size ?? '64'),
+    clusterSizes: (values.clusters ?? '1,3')
+      .split(',')
+      .map((value) => positiveInteger('--clusters', value)),
+    command: bin === undefined ? undefined : [bin],
+  };
+}
+
+const { n, warmup, size, clusterSizes, command } = optionsOrExit(usage, () =>
+  parseOptions(process.argv.slice(2)),
+);
 
 interface Row {
   readonly what: string;

@@ -12,22 +12,56 @@
  */
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { optionsOrExit, positiveInteger } from './create-secrets-options.ts';
 import { scrape, type Scrape } from './metrics-scrape.ts';
 import { openSecretdSession } from './secretd-client.ts';
 import { startSecretdCluster } from './secretd-cluster.ts';
 
-const { values } = parseArgs({
-  options: {
-    total: { type: 'string' },
-    size: { type: 'string' },
-    concurrency: { type: 'string' },
-    'secretd-bin': { type: 'string' },
-  },
-});
-const total = Number(values.total ?? '150000000');
-const size = Number(values.size ?? '65536');
-const concurrency = Number(values.concurrency ?? '4');
-const command = values['secretd-bin'] === undefined ? undefined : [values['secretd-bin']];
+const usage = `Usage: bun bench/memory.ts [options]
+
+Starts one secretd manager, creates secrets until the given bytes of values are held, and prints
+its RSS against those bytes (from GET /secretd/metrics): empty, during, at the end, and settled.
+
+  --total B              bytes of secret values to hold (default 150000000)
+  --size S               bytes of random data per secret (default 65536)
+  --concurrency C        concurrent creates (default 4)
+  --secretd-bin PATH     run this secretd executable (e.g. dist/secretd) instead of src/main.ts
+`;
+
+interface MemoryOptions {
+  readonly total: number;
+  readonly size: number;
+  readonly concurrency: number;
+  readonly command: readonly string[] | undefined;
+}
+
+/** Undefined for --help. */
+function parseOptions(argv: readonly string[]): MemoryOptions | undefined {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      total: { type: 'string' },
+      size: { type: 'string' },
+      concurrency: { type: 'string' },
+      'secretd-bin': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return undefined;
+  const bin = values['secretd-bin'];
+  return {
+    total: positiveInteger('--total', values.total ?? '150000000'),
+    size: positiveInteger('--size', values.size ?? '65536'),
+    concurrency: positiveInteger('--concurrency', values.concurrency ?? '4'),
+    command: bin === undefined ? undefined : [bin],
+  };
+}
+
+const { total, size, concurrency, command } = optionsOrExit(usage, () =>
+  parseOptions(process.argv.slice(2)),
+);
 const count = Math.ceil(total / size);
 
 const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;

@@ -19,20 +19,59 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { busyboxRootfsTarball } from '../test/helpers/busybox-image.ts';
+import { optionsOrExit, positiveInteger } from './create-secrets-options.ts';
 import { missingTools, ok, startOciEngines, type OciEngines } from './oci-engines.ts';
 import { importDockerImage } from './service-systems.ts';
 import { percentile } from './stats.ts';
 
-function option(name: string, fallback: string): string {
-  const at = process.argv.indexOf(name);
-  return at === -1 ? fallback : (process.argv[at + 1] ?? fallback);
+const usage = `Usage: bun bench/oci-runtime.ts [options]
+
+secretd as docker's OCI runtime against docker without swarm, on a private dockerd and a one-node
+secretd (root, runc, dockerd): from \`docker run\` to the secret read, against a bind-mounted
+host file; and from a new value to every running container reading it, against a new file and
+the containers recreated.
+
+  --runs N               docker runs timed per way (default 20)
+  --rotations R          new values timed per way (default 5)
+  --containers C         running containers a new value goes to (default 10)
+  --secretd-bin PATH     the compiled secretd to run (default dist/secretd)
+`;
+
+interface OciRuntimeOptions {
+  readonly runs: number;
+  readonly rotations: number;
+  readonly containers: number;
+  readonly secretdBin: string;
 }
 
-const runs = Number(option('--runs', '20'));
-const rotations = Number(option('--rotations', '5'));
-const containers = Number(option('--containers', '10'));
-const secretdBin = resolve(option('--secretd-bin', 'dist/secretd'));
+/** Undefined for --help. */
+function parseOptions(argv: readonly string[]): OciRuntimeOptions | undefined {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      runs: { type: 'string' },
+      rotations: { type: 'string' },
+      containers: { type: 'string' },
+      'secretd-bin': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return undefined;
+  return {
+    runs: positiveInteger('--runs', values.runs ?? '20'),
+    rotations: positiveInteger('--rotations', values.rotations ?? '5'),
+    containers: positiveInteger('--containers', values.containers ?? '10'),
+    secretdBin: resolve(values['secretd-bin'] ?? 'dist/secretd'),
+  };
+}
+
+const { runs, rotations, containers, secretdBin } = optionsOrExit(usage, () =>
+  parseOptions(process.argv.slice(2)),
+);
 
 function docker(
   engines: OciEngines,

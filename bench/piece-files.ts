@@ -23,23 +23,55 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NodeFileSystem } from '../src/io/node-fs.ts';
 import { snapshotPackWriteBytes } from '../src/limits.ts';
-import { flagsOrExit, positiveInteger } from './create-secrets-options.ts';
+import { optionsOrExit, positiveInteger } from './create-secrets-options.ts';
 
-const { values } = parseArgs({
-  options: {
-    n: { type: 'string' },
-    size: { type: 'string' },
-    dir: { type: 'string' },
-    rounds: { type: 'string' },
-  },
-});
-const { count, size, rounds } = flagsOrExit('piece-files', () => ({
-  count: positiveInteger('--n', values.n ?? '3000'),
-  /** 64 KiB of value as base64, as a piece file holds it (without the sealing's few bytes). */
-  size: positiveInteger('--size', values.size ?? '87384'),
-  rounds: positiveInteger('--rounds', values.rounds ?? '2'),
-}));
-const root = values.dir ?? (await mkdtemp(join(tmpdir(), 'secretd-piece-files-')));
+const usage = `Usage: bun bench/piece-files.ts [options]
+
+Writes N pieces of S random bytes as a snapshot save did, once as a file per piece (written,
+synced, renamed, the directory synced per 16) and once appended to a pack per 256 pieces, rounds
+alternating the layouts; prints the wall time and the user and system CPU of each. No secretd.
+
+  --n N                  pieces per layout and round (default 3000)
+  --size S               bytes per piece (default 87384: 64 KiB of value as base64)
+  --rounds R             rounds, each writing both layouts (default 2)
+  --dir DIR              where to write, on the file system a data dir would be on (default: a
+                         new directory under the system's temp dir); removed at the end
+`;
+
+interface PieceFilesOptions {
+  readonly count: number;
+  readonly size: number;
+  readonly rounds: number;
+  readonly dir: string | undefined;
+}
+
+/** Undefined for --help. */
+function parseOptions(argv: readonly string[]): PieceFilesOptions | undefined {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      n: { type: 'string' },
+      size: { type: 'string' },
+      dir: { type: 'string' },
+      rounds: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return undefined;
+  return {
+    count: positiveInteger('--n', values.n ?? '3000'),
+    /** 64 KiB of value as base64, as a piece file holds it (without the sealing's few bytes). */
+    size: positiveInteger('--size', values.size ?? '87384'),
+    rounds: positiveInteger('--rounds', values.rounds ?? '2'),
+    dir: values.dir,
+  };
+}
+
+const options = optionsOrExit(usage, () => parseOptions(process.argv.slice(2)));
+const { count, size, rounds } = options;
+const root = options.dir ?? (await mkdtemp(join(tmpdir(), 'secretd-piece-files-')));
 const inFlight = 16;
 const piecesPerPack = 256;
 const bytes = randomBytes(size);

@@ -14,7 +14,7 @@
  */
 import { runToEnd } from './child-process.ts';
 import { cpuMeter } from './cpu-time.ts';
-import { UsageError } from './create-secrets-options.ts';
+import { optionsOrExit } from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
 import { etcdPutBody, etcdTarget } from './etcd-client.ts';
 import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.ts';
@@ -66,11 +66,7 @@ interface Measurement {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const options = parseRaftWritesOptions(argv);
-  if (options === undefined) {
-    console.log(raftWritesUsage);
-    return 0;
-  }
+  const options = optionsOrExit(raftWritesUsage, () => parseRaftWritesOptions(argv));
   const skipped: string[] = [];
   const systems: ClusterUnderTest[] = [];
   for (const open of [() => openSecretd(options), () => openEtcd(options)]) {
@@ -375,12 +371,8 @@ let exitCode: number;
 try {
   exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  const isUsage =
-    error instanceof UsageError ||
-    (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
-  const message = error instanceof Error ? error.message : String(error);
-  console.error(isUsage ? `${message}\n\n${raftWritesUsage}` : `raft-writes failed: ${message}`);
-  exitCode = isUsage ? 2 : 1;
+  console.error(`raft-writes failed: ${error instanceof Error ? error.message : String(error)}`);
+  exitCode = 1;
 }
 await runCleanups();
 process.exit(exitCode);

@@ -24,7 +24,12 @@ import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { runToEnd, waitUntil } from './child-process.ts';
-import { flagsOrExit, nonNegativeInteger, positiveInteger } from './create-secrets-options.ts';
+import {
+  nonNegativeInteger,
+  optionsOrExit,
+  positiveInteger,
+  UsageError,
+} from './create-secrets-options.ts';
 import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
 import { startDockerSwarm, type DockerSwarm } from './docker-swarm.ts';
 import { describeMachine, machineFacts, busyWarning } from './machine.ts';
@@ -33,32 +38,69 @@ import { startSecretdCluster, type SecretdCluster } from './secretd-cluster.ts';
 import { pingOK } from './secretd-process.ts';
 import { formatNumber } from './stats.ts';
 
-const { values } = parseArgs({
-  options: {
-    secrets: { type: 'string' },
-    rounds: { type: 'string' },
-    size: { type: 'string' },
-    services: { type: 'string' },
-    replicas: { type: 'string' },
-    'secretd-bin': { type: 'string' },
-    'no-docker': { type: 'boolean' },
-  },
-});
-const { secretCount, rounds, size, serviceCount, replicas } = flagsOrExit(
-  'restart-at-scale',
-  () => ({
+const usage = `Usage: bun bench/restart-at-scale.ts [options]
+
+Loads a one-node secretd and a private Docker Swarm (root) with N secrets and pending services,
+then, rounds alternating between them, SIGKILLs each and starts it again on the same data: prints
+the ms from the kill to the API answering, unlocked (with autolock) and every secret, service and
+task listed, first without autolock, then with it.
+
+  --secrets N            secrets created in each system (default 10000)
+  --size S               bytes of random data per secret (default 64)
+  --services N           services, each using a secret of its own; at most --secrets (default 100)
+  --replicas R           pending tasks per service (default 10)
+  --rounds R             restarts timed per system, without and again with autolock (default 3)
+  --secretd-bin PATH     run this secretd executable (e.g. dist/secretd) instead of src/main.ts
+  --no-docker            skip Docker
+`;
+
+interface RestartOptions {
+  readonly secretCount: number;
+  readonly rounds: number;
+  readonly size: number;
+  readonly serviceCount: number;
+  readonly replicas: number;
+  readonly command: readonly string[] | undefined;
+  readonly docker: boolean;
+}
+
+/** Undefined for --help. */
+function parseOptions(argv: readonly string[]): RestartOptions | undefined {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      secrets: { type: 'string' },
+      rounds: { type: 'string' },
+      size: { type: 'string' },
+      services: { type: 'string' },
+      replicas: { type: 'string' },
+      'secretd-bin': { type: 'string' },
+      'no-docker': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return undefined;
+  const bin = values['secretd-bin'];
+  const options = {
     secretCount: positiveInteger('--secrets', values.secrets ?? '10000'),
     rounds: positiveInteger('--rounds', values.rounds ?? '3'),
     size: positiveInteger('--size', values.size ?? '64'),
     serviceCount: nonNegativeInteger('--services', values.services ?? '100'),
     replicas: positiveInteger('--replicas', values.replicas ?? '10'),
-  }),
-);
-if (serviceCount > secretCount) {
-  console.error('restart-at-scale: --services must not exceed --secrets (each uses one)');
-  process.exit(2);
+    command: bin === undefined ? undefined : [bin],
+    docker: values['no-docker'] !== true,
+  };
+  if (options.serviceCount > options.secretCount)
+    throw new UsageError('--services must not exceed --secrets (each uses one)');
+  return options;
 }
-const command = values['secretd-bin'] === undefined ? undefined : [values['secretd-bin']];
+
+const { secretCount, rounds, size, serviceCount, replicas, command, docker } = optionsOrExit(
+  usage,
+  () => parseOptions(process.argv.slice(2)),
+);
 const concurrency = 16;
 
 interface Phases {
@@ -306,7 +348,7 @@ console.log(
 const warning = busyWarning(facts);
 if (warning) console.log(warning);
 const systems: System[] = [await secretdSystem()];
-if (!values['no-docker']) systems.push(await dockerSystem());
+if (docker) systems.push(await dockerSystem());
 try {
   for (const system of systems) {
     const start = performance.now();

@@ -28,7 +28,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { busyboxRootfsTarball } from '../test/helpers/busybox-image.ts';
 import { spawnCaptured, stopProcess, waitUntil, type CapturedProcess } from './child-process.ts';
 import { errorReason } from './create-outcome.ts';
-import { nonNegativeInteger, positiveInteger, UsageError } from './create-secrets-options.ts';
+import {
+  nonNegativeInteger,
+  optionsOrExit,
+  positiveInteger,
+  UsageError,
+} from './create-secrets-options.ts';
 import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
 import { DockerUnavailableError, startDockerSwarm } from './docker-swarm.ts';
 import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
@@ -416,11 +421,7 @@ function demux(body: string): string {
 // --- the run -------------------------------------------------------------------------------------
 
 async function main(argv: readonly string[]): Promise<number> {
-  const options = parseOptions(argv);
-  if (options === undefined) {
-    console.log(usage);
-    return 0;
-  }
+  const options = optionsOrExit(usage, () => parseOptions(argv));
   const rootfs = busyboxRootfsTarball();
   const first = `rotation-bench-1-${randomUUID()}`;
   const systems: Rotating[] = [];
@@ -545,15 +546,8 @@ try {
     console.error('secret-rotation: interrupted');
     exitCode = 130;
   } else {
-    const isUsage =
-      error instanceof UsageError ||
-      (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
-    console.error(
-      isUsage
-        ? `${(error as Error).message}\n\n${usage}`
-        : `secret-rotation failed: ${errorReason(error)}`,
-    );
-    exitCode = isUsage ? 2 : 1;
+    console.error(`secret-rotation failed: ${errorReason(error)}`);
+    exitCode = 1;
   }
 }
 await runCleanups();

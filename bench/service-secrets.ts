@@ -22,7 +22,12 @@ import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { busyboxRootfsTarball } from '../test/helpers/busybox-image.ts';
-import { positiveInteger, nonNegativeInteger, UsageError } from './create-secrets-options.ts';
+import {
+  nonNegativeInteger,
+  optionsOrExit,
+  positiveInteger,
+  UsageError,
+} from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
 import { DockerUnavailableError, startDockerSwarm } from './docker-swarm.ts';
 import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
@@ -115,11 +120,7 @@ interface Target {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const options = parseOptions(argv);
-  if (options === undefined) {
-    console.log(usage);
-    return 0;
-  }
+  const options = optionsOrExit(usage, () => parseOptions(argv));
   const rootfs = busyboxRootfsTarball();
   const targets: Target[] = [];
   const notes: string[] = [];
@@ -388,14 +389,8 @@ try {
     console.error('service-secrets: interrupted');
     exitCode = 130;
   } else {
-    const isUsage =
-      error instanceof UsageError ||
-      (error as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS') === true;
-    const message = error instanceof Error ? error.message : String(error);
-    console.error(
-      isUsage ? `${message}\n\n${usage}` : `service-secrets failed: ${errorReason(error)}`,
-    );
-    exitCode = isUsage ? 2 : 1;
+    console.error(`service-secrets failed: ${errorReason(error)}`);
+    exitCode = 1;
   }
 }
 await runCleanups();

@@ -1,0 +1,191 @@
+import { describe, expect, test } from 'bun:test';
+import { spawnSync } from 'node:child_process';
+import { repoRoot } from './child-process.ts';
+
+/**
+ * Wrong flags are refused before anything starts: a one-line message naming the option and the
+ * value, the usage, exit status 2, no stack trace. A script that fails to refuse them would start
+ * its benchmark; the spawn timeout kills it.
+ */
+const spawnTimeoutMs = 5_000;
+
+interface Run {
+  readonly status: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function run(script: string, args: readonly string[]): Run {
+  const result = spawnSync(process.execPath, [`bench/${script}.ts`, ...args], {
+    cwd: repoRoot,
+    timeout: spawnTimeoutMs,
+    encoding: 'utf8',
+  });
+  return {
+    status: result.status,
+    signal: result.signal,
+    stdout: result.stdout,
+    stderr: result.stderr,
+  };
+}
+
+function expectRefused(script: string, args: readonly string[], message: string): void {
+  const { status, signal, stderr } = run(script, args);
+  expect({ status, signal }).toEqual({ status: 2, signal: null });
+  expect(stderr.split('\n')[0]).toBe(message);
+  expect(stderr).toContain(`Usage: bun bench/${script}.ts`);
+  expect(stderr).not.toMatch(/^\s*at .*[/(]/m);
+  expect(stderr).not.toContain('TypeError');
+}
+
+const cases: ReadonlyArray<{
+  readonly script: string;
+  readonly badValue: readonly string[];
+  readonly badValueMessage: string;
+  readonly missingValue: string;
+}> = [
+  {
+    script: 'backup',
+    badValue: ['--secrets', 'abc'],
+    badValueMessage: "--secrets must be a whole number, not 'abc'",
+    missingValue: '--large-bytes',
+  },
+  {
+    script: 'ceiling',
+    badValue: ['--n', 'abc'],
+    badValueMessage: "--n must be a whole number, not 'abc'",
+    missingValue: '--concurrency',
+  },
+  {
+    script: 'latency-breakdown',
+    badValue: ['--n', 'abc'],
+    badValueMessage: "--n must be a whole number, not 'abc'",
+    missingValue: '--clusters',
+  },
+  {
+    script: 'memory',
+    badValue: ['--total', 'abc'],
+    badValueMessage: "--total must be a whole number, not 'abc'",
+    missingValue: '--size',
+  },
+  {
+    script: 'fan-out',
+    badValue: ['--nodes', 'abc'],
+    badValueMessage: "--nodes must be a whole number, not 'abc'",
+    missingValue: '--rounds',
+  },
+  {
+    script: 'create-secrets',
+    badValue: ['--n', 'abc'],
+    badValueMessage: "--n must be a whole number, not 'abc'",
+    missingValue: '--size',
+  },
+  {
+    script: 'raft-writes',
+    badValue: ['--concurrency', '1,x'],
+    badValueMessage: "--concurrency must be a whole number, not 'x'",
+    missingValue: '--n',
+  },
+  {
+    script: 'failover',
+    badValue: ['--rounds', '0'],
+    badValueMessage: "--rounds must be at least 1, not '0'",
+    missingValue: '--size',
+  },
+  {
+    script: 'secret-rotation',
+    badValue: ['--replicas', 'abc'],
+    badValueMessage: "--replicas must be a whole number, not 'abc'",
+    missingValue: '--runs',
+  },
+  {
+    script: 'service-secrets',
+    badValue: ['--poll-ms', '1.5'],
+    badValueMessage: "--poll-ms must be a whole number, not '1.5'",
+    missingValue: '--runs',
+  },
+  {
+    script: 'restart-at-scale',
+    badValue: ['--secrets', 'abc'],
+    badValueMessage: "--secrets must be a whole number, not 'abc'",
+    missingValue: '--rounds',
+  },
+  {
+    script: 'piece-files',
+    badValue: ['--size', '0'],
+    badValueMessage: "--size must be at least 1, not '0'",
+    missingValue: '--dir',
+  },
+  {
+    script: 'oci-runtime',
+    badValue: ['--runs', 'abc'],
+    badValueMessage: "--runs must be a whole number, not 'abc'",
+    missingValue: '--containers',
+  },
+];
+
+for (const { script, badValue, badValueMessage, missingValue } of cases) {
+  describe(`bench/${script}.ts`, () => {
+    test('refuses an unknown option with its name, the usage and exit status 2', () => {
+      expectRefused(script, ['--bogus'], "Unknown option '--bogus'");
+    });
+
+    test('refuses a value the option does not take', () => {
+      expectRefused(script, badValue, badValueMessage);
+    });
+
+    test('refuses an option without its value', () => {
+      expectRefused(script, [missingValue], `Option '${missingValue} <value>' argument missing`);
+    });
+
+    test('prints the usage for --help and exits 0', () => {
+      const { status, signal, stdout } = run(script, ['--help']);
+      expect({ status, signal }).toEqual({ status: 0, signal: null });
+      expect(stdout).toStartWith(`Usage: bun bench/${script}.ts`);
+    });
+  });
+}
+
+describe('bench/ceiling.ts, which also takes lists and modes', () => {
+  test('refuses a concurrency list with a value that is not a count', () => {
+    expectRefused(
+      'ceiling',
+      ['--concurrency', '1,x'],
+      "--concurrency must be a whole number, not 'x'",
+    );
+  });
+
+  test('refuses a mode other than transport and fsync, also for its server half', () => {
+    expectRefused(
+      'ceiling',
+      ['--mode', 'transport,disk'],
+      "--mode must be transport or fsync, not 'disk'",
+    );
+    expectRefused(
+      'ceiling',
+      ['--serve', 'disk', '--port', '1', '--dir', '/nonexistent'],
+      "--serve must be transport or fsync, not 'disk'",
+    );
+  });
+});
+
+describe('bench/latency-breakdown.ts, which takes a list of cluster sizes', () => {
+  test('refuses a cluster of no managers', () => {
+    expectRefused(
+      'latency-breakdown',
+      ['--clusters', '1,0'],
+      "--clusters must be at least 1, not '0'",
+    );
+  });
+});
+
+describe('bench/restart-at-scale.ts, whose services each use a secret of their own', () => {
+  test('refuses more services than secrets', () => {
+    expectRefused(
+      'restart-at-scale',
+      ['--secrets', '10', '--services', '11'],
+      '--services must not exceed --secrets (each uses one)',
+    );
+  });
+});

@@ -13,8 +13,9 @@ import {
 } from '../../raft/snapshot-store.ts';
 import type { MemberId, SnapshotMeta, SnapshotPiece } from '../../raft/types.ts';
 import type { Command } from './commands.ts';
+import type { SecretRecord } from './types.ts';
 import { Store, toBase64 } from './store.ts';
-import { ValueHolds } from './_snapshot-pieces.ts';
+import { recordTemplate, ValueHolds } from './_snapshot-pieces.ts';
 import { piecesIn } from '../../../test/helpers/sealed-files.ts';
 
 const at = '2026-12-06T00:00:00.000Z';
@@ -90,6 +91,68 @@ describe('Store.snapshotPieces', () => {
       ),
     );
     expect(Store.restore(store.snapshot()).snapshot()).toEqual(store.snapshot());
+  });
+
+  test("the text around a large value's record is made once and reused by later snapshots; every change (a new record) is in the next snapshot, and the values are written as they are then", () => {
+    const store = storeWith(3);
+    const expected = (): string =>
+      JSON.stringify(
+        [...store.secrets()].map((s) => ({
+          ...s,
+          versions: s.versions.map((v) => ({ ...v, data: toBase64(v.data) })),
+        })),
+      );
+    const secretsText = (): string => {
+      const text = new TextDecoder().decode(store.snapshot());
+      return JSON.stringify((JSON.parse(text) as { secrets: unknown }).secrets);
+    };
+    expect(secretsText()).toBe(expected());
+    const large = (): SecretRecord[] =>
+      [...store.secrets()].filter((s) =>
+        s.versions.some((v) => v.data.length >= snapshotVersionPieceBytesMin),
+      );
+    const before = new Map(large().map((s) => [s.id, recordTemplate(s)]));
+    // The template holds the text and the values by reference, never a value's text.
+    const big0 = store.secret('big0')!;
+    expect(recordTemplate(big0).values).toEqual(big0.versions.map((v) => v.data));
+    expect(recordTemplate(big0).texts.join('')).not.toContain(toBase64(big0.versions[0]!.data));
+    let index = 100;
+    store.apply(index++, {
+      op: 'secret-update',
+      at,
+      id: 'big0',
+      expectedIndex: big0.metaIndex,
+      labels: { changed: 'yes "quoted"' },
+    });
+    store.apply(index++, {
+      op: 'secret-version-add',
+      at,
+      id: 'big1',
+      data: value(0x77),
+      ifVersion: null,
+    });
+    store.apply(index++, { op: 'secret-rollback', at, id: 'small1', to: 1, ifVersion: null });
+    store.apply(index++, {
+      op: 'secret-grant',
+      at,
+      id: 'small2',
+      constraints: ['node.role==worker'],
+      version: null,
+    });
+    store.apply(index++, create('new1', value(0x55, 2 * snapshotVersionPieceBytesMin)));
+    expect(secretsText()).toBe(expected());
+    expect(large().map((s) => s.id as string)).toEqual(['big0', 'big1', 'big2', 'new1']);
+    for (const secret of large()) {
+      // Only the record no command touched (big2) keeps its template.
+      expect([secret.id, before.get(secret.id) === recordTemplate(secret)]).toEqual([
+        secret.id,
+        secret.id === 'big2',
+      ]);
+    }
+    // Unchanged since the last snapshot: the same template, the same text.
+    const now = new Map(large().map((s) => [s.id, recordTemplate(s)]));
+    expect(secretsText()).toBe(expected());
+    for (const secret of large()) expect(recordTemplate(secret)).toBe(now.get(secret.id)!);
   });
 
   test('each version value of at least snapshotVersionPieceBytesMin bytes is a shared piece, its base64 exactly', () => {

@@ -19,7 +19,7 @@
 import { snapshotVersionPieceBytesMin } from '../../limits.ts';
 import { textPiece, type ReleasedPiece } from '../../raft/snapshot-store.ts';
 import type { SnapshotPiece } from '../../raft/types.ts';
-import type { SecretRecord, SecretVersion } from './types.ts';
+import type { SecretRecord } from './types.ts';
 
 /** Content ids of version pieces, by value buffer (a value never changes while the store holds it). */
 const contentIds = new WeakMap<Uint8Array, string>();

@@ -30,8 +30,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { nonNegativeInteger, optionsOrExit, positiveInteger } from './create-secrets-options.ts';
+import {
+  nonNegativeInteger,
+  optionsOrExit,
+  positiveInteger,
+  readFlags,
+} from './create-secrets-options.ts';
 import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
 import { startDockerSwarm, type DockerSwarm } from './docker-swarm.ts';
 import { describeMachine, machineFacts } from './machine.ts';
@@ -60,20 +64,14 @@ interface Options {
 
 /** Undefined for --help. */
 function parseOptions(argv: readonly string[]): Options | undefined {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      'secretd-bin': { type: 'string' },
-      secrets: { type: 'string' },
-      large: { type: 'string' },
-      'large-bytes': { type: 'string' },
-      'no-docker': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readFlags(argv, {
+    'secretd-bin': { type: 'string' },
+    secrets: { type: 'string' },
+    large: { type: 'string' },
+    'large-bytes': { type: 'string' },
+    'no-docker': { type: 'boolean' },
   });
-  if (values.help === true) return undefined;
+  if (values === undefined) return undefined;
   return {
     secretdBin: resolve(values['secretd-bin'] ?? 'dist/secretd'),
     secrets: nonNegativeInteger('--secrets', values.secrets ?? '10000'),

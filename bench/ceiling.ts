@@ -23,9 +23,8 @@ import { createSecureServer, type ServerHttp2Stream } from 'node:http2';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { runToEnd, spawnCaptured, stopProcess } from './child-process.ts';
-import { optionsOrExit, positiveInteger, UsageError } from './create-secrets-options.ts';
+import { optionsOrExit, positiveInteger, readFlags, UsageError } from './create-secrets-options.ts';
 import { freePort } from './secretd-process.ts';
 import { certifiedSessionWindowBytes, certifiedStreamWindowBytes } from '../src/limits.ts';
 
@@ -71,23 +70,17 @@ function parseMode(option: string, text: string): Mode {
  * as given.
  */
 function parseOptions(argv: readonly string[]): CeilingOptions | undefined {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      n: { type: 'string' },
-      concurrency: { type: 'string' },
-      size: { type: 'string' },
-      mode: { type: 'string' },
-      serve: { type: 'string' },
-      port: { type: 'string' },
-      dir: { type: 'string' },
-      'start-docker': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readFlags(argv, {
+    n: { type: 'string' },
+    concurrency: { type: 'string' },
+    size: { type: 'string' },
+    mode: { type: 'string' },
+    serve: { type: 'string' },
+    port: { type: 'string' },
+    dir: { type: 'string' },
+    'start-docker': { type: 'boolean' },
   });
-  if (values.help === true) return undefined;
+  if (values === undefined) return undefined;
   if (values.serve !== undefined) {
     if (values.port === undefined || values.dir === undefined)
       throw new UsageError('--serve needs --port and --dir');

@@ -1,5 +1,5 @@
 /** Command-line options of bench/create-secrets.ts, parsed into one typed object. */
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import type { ClientTLSFiles } from './secretd-client.ts';
 
 export const usage = `Usage: bun bench/create-secrets.ts [options]
@@ -65,34 +65,51 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-/** Undefined for --help. */
-export function parseOptions(argv: readonly string[]): BenchOptions | undefined {
+/**
+ * A bench script's flags, as parseArgs gives them for `options`: strict (an unknown option or a
+ * missing value throws ERR_PARSE_ARGS_*, which optionsOrExit turns into the usage and exit 2), no
+ * positionals, and -h/--help, added here, which makes it undefined (optionsOrExit: the usage).
+ */
+export function readFlags<O extends ParseArgsOptionsConfig>(
+  argv: readonly string[],
+  options: O,
+): FlagValues<O> | undefined {
   const { values } = parseArgs({
     args: [...argv],
     strict: true,
     allowPositionals: false,
-    options: {
-      n: { type: 'string' },
-      concurrency: { type: 'string', multiple: true },
-      size: { type: 'string' },
-      warmup: { type: 'string' },
-      'max-seconds': { type: 'string' },
-      json: { type: 'boolean' },
-      'secretd-url': { type: 'string' },
-      cacert: { type: 'string' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      servername: { type: 'string' },
-      'server-pid': { type: 'string', multiple: true },
-      'secretd-bin': { type: 'string' },
-      'no-secretd': { type: 'boolean' },
-      'docker-socket': { type: 'string' },
-      'start-docker': { type: 'boolean' },
-      'no-docker': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: { ...options, help: { type: 'boolean', short: 'h' } } as ParseArgsOptionsConfig,
   });
-  if (values.help === true) return undefined;
+  return values.help === true ? undefined : (values as FlagValues<O>);
+}
+
+/** What readFlags gives for `options`: each flag typed by its `type` and `multiple`. */
+export type FlagValues<O extends ParseArgsOptionsConfig> = ReturnType<
+  typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>
+>['values'];
+
+/** Undefined for --help. */
+export function parseOptions(argv: readonly string[]): BenchOptions | undefined {
+  const values = readFlags(argv, {
+    n: { type: 'string' },
+    concurrency: { type: 'string', multiple: true },
+    size: { type: 'string' },
+    warmup: { type: 'string' },
+    'max-seconds': { type: 'string' },
+    json: { type: 'boolean' },
+    'secretd-url': { type: 'string' },
+    cacert: { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+    servername: { type: 'string' },
+    'server-pid': { type: 'string', multiple: true },
+    'secretd-bin': { type: 'string' },
+    'no-secretd': { type: 'boolean' },
+    'docker-socket': { type: 'string' },
+    'start-docker': { type: 'boolean' },
+    'no-docker': { type: 'boolean' },
+  });
+  if (values === undefined) return undefined;
   const concurrencies = (values.concurrency ?? ['16']).flatMap((list) => list.split(','));
   return {
     count: positiveInteger('--n', values.n ?? '2000'),

@@ -11,11 +11,15 @@
  *
  * Run `bun bench/failover.ts --help` for the options; bench/README.md explains the output.
  */
-import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { raftElectionTicks, raftTickMs } from '../src/limits.ts';
-import { nonNegativeInteger, optionsOrExit, positiveInteger } from './create-secrets-options.ts';
+import {
+  nonNegativeInteger,
+  optionsOrExit,
+  positiveInteger,
+  readFlags,
+} from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
 import { RoundRobinWriter, type WriteAttempt } from './failover-writer.ts';
 import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
@@ -53,21 +57,15 @@ interface FailoverOptions {
 }
 
 function parseOptions(argv: readonly string[]): FailoverOptions | undefined {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      rounds: { type: 'string' },
-      'settle-seconds': { type: 'string' },
-      'pause-ms': { type: 'string' },
-      size: { type: 'string' },
-      json: { type: 'boolean' },
-      'secretd-bin': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readFlags(argv, {
+    rounds: { type: 'string' },
+    'settle-seconds': { type: 'string' },
+    'pause-ms': { type: 'string' },
+    size: { type: 'string' },
+    json: { type: 'boolean' },
+    'secretd-bin': { type: 'string' },
   });
-  if (values.help === true) return undefined;
+  if (values === undefined) return undefined;
   const bin = values['secretd-bin'];
   return {
     rounds: positiveInteger('--rounds', values.rounds ?? '5'),

@@ -28,7 +28,6 @@
  * Needs root (the executor mounts a tmpfs per task). Memory: each worker is a Bun process (about
  * 60–80 MB), so 100 of them need about 8 GB.
  */
-import { parseArgs } from 'node:util';
 import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,7 +42,7 @@ import {
   type CapturedProcess,
 } from './child-process.ts';
 import { cpuTimeMs } from './cpu-time.ts';
-import { optionsOrExit, positiveInteger } from './create-secrets-options.ts';
+import { optionsOrExit, positiveInteger, readFlags } from './create-secrets-options.ts';
 import { dockerRequest } from './docker-client.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
 import { defaultSecretdCommand, freePort, runDirOf, secretdCli } from './secretd-process.ts';
@@ -75,21 +74,15 @@ interface FanOutOptions {
 
 /** Undefined for --help. */
 function parseOptions(argv: readonly string[]): FanOutOptions | undefined {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      nodes: { type: 'string' },
-      rounds: { type: 'string' },
-      'idle-seconds': { type: 'string' },
-      'secretd-bin': { type: 'string' },
-      docker: { type: 'boolean' },
-      'docker-max-seconds': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readFlags(argv, {
+    nodes: { type: 'string' },
+    rounds: { type: 'string' },
+    'idle-seconds': { type: 'string' },
+    'secretd-bin': { type: 'string' },
+    docker: { type: 'boolean' },
+    'docker-max-seconds': { type: 'string' },
   });
-  if (values.help === true) return undefined;
+  if (values === undefined) return undefined;
   const bin = values['secretd-bin'];
   return {
     nodeCount: positiveInteger('--nodes', values.nodes ?? '100'),

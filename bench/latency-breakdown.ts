@@ -20,10 +20,14 @@
  *
  * Run it on a quiet machine: the table is only as good as the load around it.
  */
-import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { cpuTimeMs } from './cpu-time.ts';
-import { nonNegativeInteger, optionsOrExit, positiveInteger } from './create-secrets-options.ts';
+import {
+  nonNegativeInteger,
+  optionsOrExit,
+  positiveInteger,
+  readFlags,
+} from './create-secrets-options.ts';
 import { describeMachine, machineFacts, busyWarning } from './machine.ts';
 import { histogramDelta, quantileMs, scrape, type Scrape } from './metrics-scrape.ts';
 import { openSecretdSession, type SecretdSession } from './secretd-client.ts';
@@ -53,20 +57,14 @@ interface BreakdownOptions {
 
 /** Undefined for --help. */
 function parseOptions(argv: readonly string[]): BreakdownOptions | undefined {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      n: { type: 'string' },
-      warmup: { type: 'string' },
-      size: { type: 'string' },
-      clusters: { type: 'string' },
-      'secretd-bin': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readFlags(argv, {
+    n: { type: 'string' },
+    warmup: { type: 'string' },
+    size: { type: 'string' },
+    clusters: { type: 'string' },
+    'secretd-bin': { type: 'string' },
   });
-  if (values.help === true) return undefined;
+  if (values === undefined) return undefined;
   const bin = values['secretd-bin'];
   return {
     n: positiveInteger('--n', values.n ?? '2000'),

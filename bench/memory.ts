@@ -10,9 +10,8 @@
  *
  *   bun bench/memory.ts [--total 150000000] [--size 65536] [--concurrency 4] [--secretd-bin dist/secretd]
  */
-import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { optionsOrExit, positiveInteger } from './create-secrets-options.ts';
+import { optionsOrExit, positiveInteger, readFlags } from './create-secrets-options.ts';
 import { scrape, type Scrape } from './metrics-scrape.ts';
 import { openSecretdSession } from './secretd-client.ts';
 import { startSecretdCluster } from './secretd-cluster.ts';
@@ -37,19 +36,13 @@ interface MemoryOptions {
 
 /** Undefined for --help. */
 function parseOptions(argv: readonly string[]): MemoryOptions | undefined {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      total: { type: 'string' },
-      size: { type: 'string' },
-      concurrency: { type: 'string' },
-      'secretd-bin': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readFlags(argv, {
+    total: { type: 'string' },
+    size: { type: 'string' },
+    concurrency: { type: 'string' },
+    'secretd-bin': { type: 'string' },
   });
-  if (values.help === true) return undefined;
+  if (values === undefined) return undefined;
   const bin = values['secretd-bin'];
   return {
     total: positiveInteger('--total', values.total ?? '150000000'),

@@ -19,9 +19,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { busyboxRootfsTarball } from '../test/helpers/busybox-image.ts';
-import { optionsOrExit, positiveInteger } from './create-secrets-options.ts';
+import { optionsOrExit, positiveInteger, readFlags } from './create-secrets-options.ts';
 import { missingTools, ok, startOciEngines, type OciEngines } from './oci-engines.ts';
 import { importDockerImage } from './service-systems.ts';
 import { percentile } from './stats.ts';
@@ -48,19 +47,13 @@ interface OciRuntimeOptions {
 
 /** Undefined for --help. */
 function parseOptions(argv: readonly string[]): OciRuntimeOptions | undefined {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      runs: { type: 'string' },
-      rotations: { type: 'string' },
-      containers: { type: 'string' },
-      'secretd-bin': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readFlags(argv, {
+    runs: { type: 'string' },
+    rotations: { type: 'string' },
+    containers: { type: 'string' },
+    'secretd-bin': { type: 'string' },
   });
-  if (values.help === true) return undefined;
+  if (values === undefined) return undefined;
   return {
     runs: positiveInteger('--runs', values.runs ?? '20'),
     rotations: positiveInteger('--rotations', values.rotations ?? '5'),

@@ -20,10 +20,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { NodeFileSystem } from '../src/io/node-fs.ts';
 import { snapshotPackWriteBytes } from '../src/limits.ts';
-import { optionsOrExit, positiveInteger } from './create-secrets-options.ts';
+import { optionsOrExit, positiveInteger, readFlags } from './create-secrets-options.ts';
 
 const usage = `Usage: bun bench/piece-files.ts [options]
 
@@ -47,19 +46,13 @@ interface PieceFilesOptions {
 
 /** Undefined for --help. */
 function parseOptions(argv: readonly string[]): PieceFilesOptions | undefined {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      n: { type: 'string' },
-      size: { type: 'string' },
-      dir: { type: 'string' },
-      rounds: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readFlags(argv, {
+    n: { type: 'string' },
+    size: { type: 'string' },
+    dir: { type: 'string' },
+    rounds: { type: 'string' },
   });
-  if (values.help === true) return undefined;
+  if (values === undefined) return undefined;
   return {
     count: positiveInteger('--n', values.n ?? '3000'),
     /** 64 KiB of value as base64, as a piece file holds it (without the sealing's few bytes). */

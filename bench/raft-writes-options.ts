@@ -1,6 +1,10 @@
 /** Command-line options of bench/raft-writes.ts, parsed into one typed object. */
-import { parseArgs } from 'node:util';
-import { nonNegativeInteger, positiveInteger, UsageError } from './create-secrets-options.ts';
+import {
+  nonNegativeInteger,
+  positiveInteger,
+  readFlags,
+  UsageError,
+} from './create-secrets-options.ts';
 
 export const raftWritesUsage = `Usage: bun bench/raft-writes.ts [options]
 
@@ -38,25 +42,19 @@ export interface RaftWritesOptions {
 
 /** Undefined for --help. */
 export function parseRaftWritesOptions(argv: readonly string[]): RaftWritesOptions | undefined {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      n: { type: 'string' },
-      concurrency: { type: 'string', multiple: true },
-      size: { type: 'string' },
-      warmup: { type: 'string' },
-      'max-seconds': { type: 'string' },
-      json: { type: 'boolean' },
-      'secretd-bin': { type: 'string' },
-      'etcd-bin': { type: 'string' },
-      'no-secretd': { type: 'boolean' },
-      'no-etcd': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readFlags(argv, {
+    n: { type: 'string' },
+    concurrency: { type: 'string', multiple: true },
+    size: { type: 'string' },
+    warmup: { type: 'string' },
+    'max-seconds': { type: 'string' },
+    json: { type: 'boolean' },
+    'secretd-bin': { type: 'string' },
+    'etcd-bin': { type: 'string' },
+    'no-secretd': { type: 'boolean' },
+    'no-etcd': { type: 'boolean' },
   });
-  if (values.help === true) return undefined;
+  if (values === undefined) return undefined;
   if (values['no-secretd'] === true && values['secretd-bin'] !== undefined)
     throw new UsageError('--no-secretd contradicts --secretd-bin');
   if (values['no-etcd'] === true && values['etcd-bin'] !== undefined)

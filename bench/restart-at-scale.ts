@@ -21,13 +21,13 @@
  * answered all N, then GET /services and GET /tasks answered every service and task).
  */
 import { spawn } from 'node:child_process';
-import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { runToEnd, waitUntil } from './child-process.ts';
 import {
   nonNegativeInteger,
   optionsOrExit,
   positiveInteger,
+  readFlags,
   UsageError,
 } from './create-secrets-options.ts';
 import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
@@ -66,22 +66,16 @@ interface RestartOptions {
 
 /** Undefined for --help. */
 function parseOptions(argv: readonly string[]): RestartOptions | undefined {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      secrets: { type: 'string' },
-      rounds: { type: 'string' },
-      size: { type: 'string' },
-      services: { type: 'string' },
-      replicas: { type: 'string' },
-      'secretd-bin': { type: 'string' },
-      'no-docker': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readFlags(argv, {
+    secrets: { type: 'string' },
+    rounds: { type: 'string' },
+    size: { type: 'string' },
+    services: { type: 'string' },
+    replicas: { type: 'string' },
+    'secretd-bin': { type: 'string' },
+    'no-docker': { type: 'boolean' },
   });
-  if (values.help === true) return undefined;
+  if (values === undefined) return undefined;
   const bin = values['secretd-bin'];
   const options = {
     secretCount: positiveInteger('--secrets', values.secrets ?? '10000'),

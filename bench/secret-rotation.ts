@@ -18,7 +18,6 @@
  *
  * Run `bun bench/secret-rotation.ts --help` for the options; bench/README.md explains the output.
  */
-import { parseArgs } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -32,6 +31,7 @@ import {
   nonNegativeInteger,
   optionsOrExit,
   positiveInteger,
+  readFlags,
   UsageError,
 } from './create-secrets-options.ts';
 import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
@@ -75,24 +75,18 @@ interface Options {
 }
 
 function parseOptions(argv: readonly string[]): Options | undefined {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      runs: { type: 'string' },
-      warmup: { type: 'string' },
-      replicas: { type: 'string' },
-      'poll-ms': { type: 'string' },
-      json: { type: 'boolean' },
-      'max-seconds': { type: 'string' },
-      'secretd-bin': { type: 'string' },
-      'no-secretd': { type: 'boolean' },
-      'no-docker': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readFlags(argv, {
+    runs: { type: 'string' },
+    warmup: { type: 'string' },
+    replicas: { type: 'string' },
+    'poll-ms': { type: 'string' },
+    json: { type: 'boolean' },
+    'max-seconds': { type: 'string' },
+    'secretd-bin': { type: 'string' },
+    'no-secretd': { type: 'boolean' },
+    'no-docker': { type: 'boolean' },
   });
-  if (values.help === true) return undefined;
+  if (values === undefined) return undefined;
   const bin = values['secretd-bin'];
   if (values['no-secretd'] === true && bin !== undefined)
     throw new UsageError('--no-secretd contradicts --secretd-bin');

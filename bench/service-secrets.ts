@@ -18,7 +18,6 @@
  *
  * Run `bun bench/service-secrets.ts --help` for the options; bench/README.md explains the output.
  */
-import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { busyboxRootfsTarball } from '../test/helpers/busybox-image.ts';
@@ -26,6 +25,7 @@ import {
   nonNegativeInteger,
   optionsOrExit,
   positiveInteger,
+  readFlags,
   UsageError,
 } from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
@@ -70,22 +70,16 @@ interface Options {
 }
 
 function parseOptions(argv: readonly string[]): Options | undefined {
-  const { values } = parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      runs: { type: 'string' },
-      warmup: { type: 'string' },
-      'poll-ms': { type: 'string' },
-      json: { type: 'boolean' },
-      'secretd-bin': { type: 'string' },
-      'no-secretd': { type: 'boolean' },
-      'no-docker': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readFlags(argv, {
+    runs: { type: 'string' },
+    warmup: { type: 'string' },
+    'poll-ms': { type: 'string' },
+    json: { type: 'boolean' },
+    'secretd-bin': { type: 'string' },
+    'no-secretd': { type: 'boolean' },
+    'no-docker': { type: 'boolean' },
   });
-  if (values.help === true) return undefined;
+  if (values === undefined) return undefined;
   if (values['no-secretd'] === true && values['secretd-bin'] !== undefined)
     throw new UsageError('--no-secretd contradicts --secretd-bin');
   const bin = values['secretd-bin'];

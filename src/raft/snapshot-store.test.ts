@@ -44,6 +44,9 @@ function shared(label: string, size = 64 * 1024): SnapshotPiece {
   );
   return { id: pieceContentId(bytes), length: bytes.length, bytes: () => bytes };
 }
+/** 64 KiB of text made from `label`, repeated. */
+const text64k = (label: string): string =>
+  label.repeat(Math.ceil((64 * 1024) / label.length)).slice(0, 64 * 1024);
 const [pieceA, pieceB, pieceC, pieceD] = ['"a1",', '"b2",', '"c3",', '"d4",'].map((l) => shared(l));
 /** A snapshot whose data is inline text around the shared pieces. */
 const pieced = (index: number, term: number, pieces: readonly SnapshotPiece[]) => ({
@@ -356,7 +359,7 @@ describe('SnapshotStore with shared pieces', () => {
     using dir = tempDir('secretd-snap-');
     const made: Uint8Array[] = [];
     const fresh = (label: string): SnapshotPiece => {
-      const text = label.repeat(Math.ceil((64 * 1024) / label.length)).slice(0, 64 * 1024);
+      const text = text64k(label);
       return {
         length: text.length,
         shared: true,
@@ -385,7 +388,7 @@ describe('SnapshotStore with shared pieces', () => {
     using dir = tempDir('secretd-snap-');
     const lent: Uint8Array[] = [];
     const intoPiece = (label: string): SnapshotPiece => {
-      const text = label.repeat(Math.ceil((64 * 1024) / label.length)).slice(0, 64 * 1024);
+      const text = text64k(label);
       return {
         length: text.length,
         shared: true,
@@ -407,7 +410,7 @@ describe('SnapshotStore with shared pieces', () => {
     expect(new Set(lent.map((out) => out.buffer)).size).toBeLessThanOrEqual(16);
     for (const out of lent) expect(out.every((b) => b === 0)).toBe(true);
     const plain = labels.map((label) => {
-      const text = label.repeat(Math.ceil((64 * 1024) / label.length)).slice(0, 64 * 1024);
+      const text = text64k(label);
       const bytes = new TextEncoder().encode(text);
       return { length: bytes.length, bytes: () => bytes } satisfies SnapshotPiece;
     });

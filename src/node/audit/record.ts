@@ -102,8 +102,8 @@ export function chainHash(previousHash: string, canonicalRecord: string): string
   // previous hash's 32 bytes, then the record's UTF-8, at most 3 bytes per UTF-16 unit.
   const most = 32 + 3 * canonicalRecord.length;
   if (chainInput.length < most) chainInput = Buffer.alloc(Math.max(most, 2 * chainInput.length));
-  if (chainInput.write(previousHash, 0, 'hex') !== 32 || !/^[0-9a-f]{64}$/.test(previousHash))
-    throw invalid('the previous hash is not 64 hex digits');
+  if (!hashPattern.test(previousHash)) throw invalid('the previous hash is not 64 hex digits');
+  chainInput.write(previousHash, 0, 'hex');
   const { written } = encoder.encodeInto(canonicalRecord, chainInput.subarray(32));
   return sha256Hex(chainInput.subarray(0, 32 + written));
 }

@@ -193,26 +193,21 @@ function makeTemplate(secret: SecretRecord): RecordTemplate {
   const values: Uint8Array[] = [];
   let text = '';
   const out: TextSink = { text: (more) => void (text += more) };
-  writeObject(out, secret, (key) =>
-    key === 'versions'
-      ? () => {
-          out.text('[');
-          secret.versions.forEach((version, i) => {
-            if (i > 0) out.text(',');
-            writeObject(out, version, (field) =>
-              field === 'data'
-                ? () => {
-                    texts.push(`${text}"`);
-                    values.push(version.data);
-                    text = '"';
-                  }
-                : null,
-            );
-          });
-          out.text(']');
-        }
-      : null,
-  );
+  /** A value's place: the text so far ends with its opening quote, the next starts with its closing one. */
+  const slot = (value: Uint8Array): void => {
+    texts.push(`${text}"`);
+    values.push(value);
+    text = '"';
+  };
+  const versions = (): void => {
+    out.text('[');
+    secret.versions.forEach((version, i) => {
+      if (i > 0) out.text(',');
+      writeObject(out, version, (field) => (field === 'data' ? () => slot(version.data) : null));
+    });
+    out.text(']');
+  };
+  writeObject(out, secret, (key) => (key === 'versions' ? versions : null));
   texts.push(text);
   return { texts, values };
 }
@@ -251,15 +246,21 @@ function writeObject(
 function valuePiece(value: Uint8Array, holds: ValueHolds): ReleasedPiece {
   holds.hold(value);
   let released = false;
+  const length = 4 * Math.ceil(value.length / 3);
+  const bytesInto = (out: Uint8Array): number => ascii.encodeInto(base64(value), out).written;
   return {
-    length: 4 * Math.ceil(value.length / 3),
+    length,
     get id(): string | undefined {
       return contentIds.get(value);
     },
     shared: true,
     identified: (id) => void contentIds.set(value, id),
-    bytes: () => Buffer.from(base64(value), 'latin1'),
-    bytesInto: (out) => ascii.encodeInto(base64(value), out).written,
+    bytes: () => {
+      const bytes = new Uint8Array(length);
+      bytesInto(bytes);
+      return bytes;
+    },
+    bytesInto,
     fresh: true,
     release: () => {
       if (released) return;

@@ -24,7 +24,13 @@ import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runToEnd, spawnCaptured, stopProcess } from './child-process.ts';
-import { optionsOrExit, positiveInteger, readFlags, UsageError } from './create-secrets-options.ts';
+import {
+  optionsOrExit,
+  positiveInteger,
+  positiveIntegers,
+  readFlags,
+  UsageError,
+} from './create-secrets-options.ts';
 import { freePort } from './secretd-process.ts';
 import { certifiedSessionWindowBytes, certifiedStreamWindowBytes } from '../src/limits.ts';
 
@@ -97,7 +103,7 @@ function parseOptions(argv: readonly string[]): CeilingOptions | undefined {
   const concurrency = values.concurrency ?? '1,16';
   const size = values.size ?? '64';
   positiveInteger('--n', n);
-  for (const value of concurrency.split(',')) positiveInteger('--concurrency', value);
+  positiveIntegers('--concurrency', concurrency);
   positiveInteger('--size', size);
   return {
     kind: 'measure',

@@ -47,7 +47,8 @@ export type DockerChoice =
   | { readonly kind: 'socket'; readonly path: string }
   | { readonly kind: 'start' };
 
-export interface BenchOptions {
+/** A closed-loop load's options, read alike by create-secrets.ts and raft-writes.ts (loadOptions). */
+export interface LoadOptions {
   readonly count: number;
   readonly concurrencies: readonly number[];
   readonly valueBytes: number;
@@ -56,6 +57,9 @@ export interface BenchOptions {
   /** One request stuck longer than this counts as an error, so a hung server cannot hang the run. */
   readonly requestTimeoutMs: number;
   readonly json: boolean;
+}
+
+export interface BenchOptions extends LoadOptions {
   readonly secretd: SecretdChoice;
   readonly docker: DockerChoice;
 }
@@ -88,15 +92,36 @@ export type FlagValues<O extends ParseArgsOptionsConfig> = ReturnType<
   typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>
 >['values'];
 
+/** The flags of a closed-loop load (`--n`, `--concurrency`, `--size`, `--warmup`, `--max-seconds`, `--json`). */
+export const loadFlags = {
+  n: { type: 'string' },
+  concurrency: { type: 'string', multiple: true },
+  size: { type: 'string' },
+  warmup: { type: 'string' },
+  'max-seconds': { type: 'string' },
+  json: { type: 'boolean' },
+} as const satisfies ParseArgsOptionsConfig;
+
+/** loadFlags' values, checked; `--concurrency` defaults to `concurrency`. */
+export function loadOptions(
+  values: FlagValues<typeof loadFlags>,
+  concurrency: string,
+): LoadOptions {
+  return {
+    count: positiveInteger('--n', values.n ?? '2000'),
+    concurrencies: positiveIntegers('--concurrency', values.concurrency ?? [concurrency]),
+    valueBytes: positiveInteger('--size', values.size ?? '64'),
+    warmupCount: nonNegativeInteger('--warmup', values.warmup ?? '200'),
+    wallCapMs: positiveInteger('--max-seconds', values['max-seconds'] ?? '120') * 1000,
+    requestTimeoutMs: 30_000,
+    json: values.json === true,
+  };
+}
+
 /** Undefined for --help. */
 export function parseOptions(argv: readonly string[]): BenchOptions | undefined {
   const values = readFlags(argv, {
-    n: { type: 'string' },
-    concurrency: { type: 'string', multiple: true },
-    size: { type: 'string' },
-    warmup: { type: 'string' },
-    'max-seconds': { type: 'string' },
-    json: { type: 'boolean' },
+    ...loadFlags,
     'secretd-url': { type: 'string' },
     cacert: { type: 'string' },
     cert: { type: 'string' },
@@ -110,15 +135,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     'no-docker': { type: 'boolean' },
   });
   if (values === undefined) return undefined;
-  const concurrencies = (values.concurrency ?? ['16']).flatMap((list) => list.split(','));
   return {
-    count: positiveInteger('--n', values.n ?? '2000'),
-    concurrencies: concurrencies.map((value) => positiveInteger('--concurrency', value)),
-    valueBytes: positiveInteger('--size', values.size ?? '64'),
-    warmupCount: nonNegativeInteger('--warmup', values.warmup ?? '200'),
-    wallCapMs: positiveInteger('--max-seconds', values['max-seconds'] ?? '120') * 1000,
-    requestTimeoutMs: 30_000,
-    json: values.json === true,
+    ...loadOptions(values, '16'),
     secretd: secretdChoice(values),
     docker: dockerChoice(values),
   };
@@ -204,6 +222,30 @@ export function optionsOrExit<T>(usage: string, parse: () => T | undefined): T {
     process.exit(0);
   }
   return options;
+}
+
+/**
+ * Whole numbers from 1, comma-separated, in one value or several (a repeatable flag): `1,16` and
+ * `--concurrency 1 --concurrency 16` alike.
+ */
+export function positiveIntegers(option: string, lists: string | readonly string[]): number[] {
+  return (typeof lists === 'string' ? [lists] : lists)
+    .flatMap((list) => list.split(','))
+    .map((value) => positiveInteger(option, value));
+}
+
+/**
+ * What `--secretd-bin` and `--no-secretd` ask for: undefined to skip secretd, [] for this Bun
+ * running src/main.ts, else the executable. Both at once is a UsageError.
+ */
+export function secretdCommandOf(values: {
+  readonly 'secretd-bin'?: string | undefined;
+  readonly 'no-secretd'?: boolean | undefined;
+}): readonly string[] | undefined {
+  const bin = values['secretd-bin'];
+  if (values['no-secretd'] !== true) return bin === undefined ? [] : [bin];
+  if (bin !== undefined) throw new UsageError('--no-secretd contradicts --secretd-bin');
+  return undefined;
 }
 
 export function positiveInteger(option: string, text: string): number {

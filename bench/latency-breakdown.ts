@@ -26,6 +26,7 @@ import {
   nonNegativeInteger,
   optionsOrExit,
   positiveInteger,
+  positiveIntegers,
   readFlags,
 } from './create-secrets-options.ts';
 import { describeMachine, machineFacts, busyWarning } from './machine.ts';
@@ -70,9 +71,7 @@ function parseOptions(argv: readonly string[]): BreakdownOptions | undefined {
     n: positiveInteger('--n', values.n ?? '2000'),
     warmup: nonNegativeInteger('--warmup', values.warmup ?? '200'),
     size: positiveInteger('--size', values.size ?? '64'),
-    clusterSizes: (values.clusters ?? '1,3')
-      .split(',')
-      .map((value) => positiveInteger('--clusters', value)),
+    clusterSizes: positiveIntegers('--clusters', values.clusters ?? '1,3'),
     command: bin === undefined ? undefined : [bin],
   };
 }

@@ -1,9 +1,11 @@
 /** Command-line options of bench/raft-writes.ts, parsed into one typed object. */
 import {
-  nonNegativeInteger,
-  positiveInteger,
+  loadFlags,
+  loadOptions,
   readFlags,
+  secretdCommandOf,
   UsageError,
+  type LoadOptions,
 } from './create-secrets-options.ts';
 
 export const raftWritesUsage = `Usage: bun bench/raft-writes.ts [options]
@@ -25,15 +27,7 @@ and latency for each, and the ratios.
   --no-etcd              skip etcd
 `;
 
-export interface RaftWritesOptions {
-  readonly count: number;
-  readonly concurrencies: readonly number[];
-  readonly valueBytes: number;
-  readonly warmupCount: number;
-  readonly wallCapMs: number;
-  /** One request stuck longer than this counts as an error, so a hung server cannot hang the run. */
-  readonly requestTimeoutMs: number;
-  readonly json: boolean;
+export interface RaftWritesOptions extends LoadOptions {
   /** undefined: skip secretd; [] : this Bun running src/main.ts; else the executable. */
   readonly secretdCommand: readonly string[] | undefined;
   /** undefined: skip etcd; '' : etcd on PATH; else the executable. */
@@ -43,34 +37,19 @@ export interface RaftWritesOptions {
 /** Undefined for --help. */
 export function parseRaftWritesOptions(argv: readonly string[]): RaftWritesOptions | undefined {
   const values = readFlags(argv, {
-    n: { type: 'string' },
-    concurrency: { type: 'string', multiple: true },
-    size: { type: 'string' },
-    warmup: { type: 'string' },
-    'max-seconds': { type: 'string' },
-    json: { type: 'boolean' },
+    ...loadFlags,
     'secretd-bin': { type: 'string' },
     'etcd-bin': { type: 'string' },
     'no-secretd': { type: 'boolean' },
     'no-etcd': { type: 'boolean' },
   });
   if (values === undefined) return undefined;
-  if (values['no-secretd'] === true && values['secretd-bin'] !== undefined)
-    throw new UsageError('--no-secretd contradicts --secretd-bin');
+  const secretdCommand = secretdCommandOf(values);
   if (values['no-etcd'] === true && values['etcd-bin'] !== undefined)
     throw new UsageError('--no-etcd contradicts --etcd-bin');
-  const concurrencies = (values.concurrency ?? ['1,16']).flatMap((list) => list.split(','));
-  const secretdBin = values['secretd-bin'];
   return {
-    count: positiveInteger('--n', values.n ?? '2000'),
-    concurrencies: concurrencies.map((value) => positiveInteger('--concurrency', value)),
-    valueBytes: positiveInteger('--size', values.size ?? '64'),
-    warmupCount: nonNegativeInteger('--warmup', values.warmup ?? '200'),
-    wallCapMs: positiveInteger('--max-seconds', values['max-seconds'] ?? '120') * 1000,
-    requestTimeoutMs: 30_000,
-    json: values.json === true,
-    secretdCommand:
-      values['no-secretd'] === true ? undefined : secretdBin === undefined ? [] : [secretdBin],
+    ...loadOptions(values, '1,16'),
+    secretdCommand,
     etcdExecutable: values['no-etcd'] === true ? undefined : (values['etcd-bin'] ?? ''),
   };
 }

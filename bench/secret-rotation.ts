@@ -32,6 +32,7 @@ import {
   optionsOrExit,
   positiveInteger,
   readFlags,
+  secretdCommandOf,
   UsageError,
 } from './create-secrets-options.ts';
 import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
@@ -87,9 +88,7 @@ function parseOptions(argv: readonly string[]): Options | undefined {
     'no-docker': { type: 'boolean' },
   });
   if (values === undefined) return undefined;
-  const bin = values['secretd-bin'];
-  if (values['no-secretd'] === true && bin !== undefined)
-    throw new UsageError('--no-secretd contradicts --secretd-bin');
+  const secretdCommand = secretdCommandOf(values);
   if (values['no-secretd'] === true && values['no-docker'] === true)
     throw new UsageError('--no-secretd and --no-docker leave nothing to measure');
   return {
@@ -99,12 +98,7 @@ function parseOptions(argv: readonly string[]): Options | undefined {
     pollMs: nonNegativeInteger('--poll-ms', values['poll-ms'] ?? '20'),
     json: values.json === true,
     stepTimeoutMs: positiveInteger('--max-seconds', values['max-seconds'] ?? '180') * 1000,
-    secretdCommand:
-      values['no-secretd'] === true
-        ? undefined
-        : bin === undefined
-          ? defaultSecretdCommand()
-          : [bin],
+    secretdCommand: secretdCommand?.length === 0 ? defaultSecretdCommand() : secretdCommand,
     docker: values['no-docker'] !== true,
   };
 }

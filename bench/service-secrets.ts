@@ -26,7 +26,7 @@ import {
   optionsOrExit,
   positiveInteger,
   readFlags,
-  UsageError,
+  secretdCommandOf,
 } from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
 import { DockerUnavailableError, startDockerSwarm } from './docker-swarm.ts';
@@ -80,15 +80,13 @@ function parseOptions(argv: readonly string[]): Options | undefined {
     'no-docker': { type: 'boolean' },
   });
   if (values === undefined) return undefined;
-  if (values['no-secretd'] === true && values['secretd-bin'] !== undefined)
-    throw new UsageError('--no-secretd contradicts --secretd-bin');
-  const bin = values['secretd-bin'];
+  const secretdCommand = secretdCommandOf(values);
   return {
     runs: positiveInteger('--runs', values.runs ?? '5'),
     warmup: nonNegativeInteger('--warmup', values.warmup ?? '1'),
     pollMs: nonNegativeInteger('--poll-ms', values['poll-ms'] ?? '10'),
     json: values.json === true,
-    secretdCommand: values['no-secretd'] === true ? undefined : bin === undefined ? [] : [bin],
+    secretdCommand,
     docker: values['no-docker'] !== true,
   };
 }

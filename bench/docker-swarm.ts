@@ -99,11 +99,9 @@ export async function startDockerSwarm(
   const swarm: DockerSwarm = {
     socket,
     pids: () =>
-      [current.child.pid, readPid(join(dir, 'exec', 'containerd', 'containerd.pid'))].filter(
-        (pid): pid is number => pid !== undefined,
-      ),
+      [current.child.pid, containerdPidIn(dir)].filter((pid): pid is number => pid !== undefined),
     kill: async () => {
-      const containerdPid = readPid(join(dir, 'exec', 'containerd', 'containerd.pid'));
+      const containerdPid = containerdPidIn(dir);
       if (current.child.exitCode === null && current.child.signalCode === null)
         current.child.kill('SIGKILL');
       await current.exited;
@@ -292,7 +290,7 @@ interface StopDockerdOptions {
 async function stopDockerd(options: StopDockerdOptions): Promise<void> {
   const { child, exited, dir } = options;
   // Read before dockerd stops: it deletes the file when it stops containerd cleanly.
-  const containerdPid = readPid(join(dir, 'exec', 'containerd', 'containerd.pid'));
+  const containerdPid = containerdPidIn(dir);
   if (child.exitCode === null && child.signalCode === null) {
     child.kill('SIGTERM');
     const stopped = await Promise.race([
@@ -308,6 +306,11 @@ async function stopDockerd(options: StopDockerdOptions): Promise<void> {
   if (containerdPid !== undefined) await killIfOurs(containerdPid, dir);
   unmountUnder(dir);
   await rm(dir, { recursive: true, force: true });
+}
+
+/** The pid of the containerd a dockerd with data under `dir` started, while its pid file is there. */
+function containerdPidIn(dir: string): number | undefined {
+  return readPid(join(dir, 'exec', 'containerd', 'containerd.pid'));
 }
 
 function readPid(path: string): number | undefined {

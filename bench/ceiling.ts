@@ -9,6 +9,7 @@
  *              its answer, with group commit (what arrives during one fdatasync shares the next),
  *              as a WAL does: the floor for a durable one-node write.
  *
+ * Both run with the allocator setting a serving secretd gives itself (`allocatorEnv`).
  * Certificates come from `openssl` (a CA, a server certificate for 127.0.0.1 named `ceiling`, a client one).
  *
  *   bun bench/ceiling.ts [--n 10000] [--concurrency 1,16] [--size 64] [--mode transport,fsync]
@@ -23,6 +24,7 @@ import { createSecureServer, type ServerHttp2Stream } from 'node:http2';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { allocatorEnv } from '../src/cmd/node-process.ts';
 import { runToEnd, spawnCaptured, stopProcess } from './child-process.ts';
 import {
   optionsOrExit,
@@ -258,15 +260,13 @@ async function main(): Promise<void> {
     await certificates(dir);
     for (const mode of options.modes) {
       const port = await freePort();
-      const server = spawnCaptured(process.execPath, [
-        import.meta.path,
-        '--serve',
-        mode,
-        '--port',
-        String(port),
-        '--dir',
-        dir,
-      ]);
+      // With the allocator setting a serving secretd gives itself, so the floor is not lowered
+      // by a cost secretd does not pay.
+      const server = spawnCaptured(
+        process.execPath,
+        [import.meta.path, '--serve', mode, '--port', String(port), '--dir', dir],
+        { env: allocatorEnv },
+      );
       try {
         await server.waitForLine(/listening/, { timeoutMs: 10_000 });
         console.log(

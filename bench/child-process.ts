@@ -36,6 +36,8 @@ const stdoutLinesKept = 200;
 export interface SpawnCapturedOptions {
   /** Default: the repository root. */
   readonly cwd?: string;
+  /** Added to this process's environment for the child. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export function spawnCaptured(
@@ -46,6 +48,7 @@ export function spawnCaptured(
   const child = spawn(executable, args, {
     cwd: options.cwd ?? repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
   });
   let tail = '';
   let stdout = '';

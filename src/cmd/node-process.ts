@@ -23,8 +23,34 @@ interface JoinTokenFlags {
   tokenFile?: string;
 }
 
-/** `argv`: the command line as `main` got it, to run again without the token. */
-export function registerNodeProcess(cli: CAC, io: Io, argv: readonly string[] = []): void {
+/**
+ * What a serving node (init, join, run) adds to its environment when it lacks it, by running itself
+ * again (execve: same pid) before it starts. mimalloc, Bun's allocator, gives back to the kernel
+ * pages freed 100 ms earlier by default; under a steady stream of large creates the next request's
+ * buffers then fault the same pages in again: at 64 KiB about 60 of a create's 100 page faults, a
+ * tenth of the server's CPU (bench/README, twelfth session). A second keeps those pages while
+ * requests keep coming and still gives them back once the node is idle: RSS settles as before
+ * (bench/memory.ts). A value the user set is left as it is; under Deno, which does not use
+ * mimalloc, nothing is added.
+ */
+export const allocatorEnv: Readonly<Record<string, string>> = { MIMALLOC_PURGE_DELAY: '1000' };
+
+/** The part of `allocatorEnv` this process's environment lacks (nothing under a runtime other than Bun). */
+function missingAllocatorEnv(): Record<string, string> {
+  if (process.versions.bun === undefined) return {};
+  return Object.fromEntries(
+    Object.entries(allocatorEnv).filter(([name]) => process.env[name] === undefined),
+  );
+}
+
+/** Runs this command again with `allocatorEnv` if this process lacks it (and the runtime can); else returns. */
+function withAllocatorEnv(io: Io, argv: readonly string[]): void {
+  const missing = missingAllocatorEnv();
+  if (io.reexec && Object.keys(missing).length > 0) io.reexec(argv, missing);
+}
+
+/** `argv`: the command line as `main` got it, to run again (with `allocatorEnv`, or without the token). */
+export function registerNodeProcess(cli: CAC, io: Io, argv: readonly string[]): void {
   cli
     .command('init', 'Create a new cluster with this machine as its first manager, then serve')
     .option('--listen-addr <addr>', `Address to serve mutual TLS on (default ${defaultListenAddr})`)
@@ -43,6 +69,7 @@ export function registerNodeProcess(cli: CAC, io: Io, argv: readonly string[] = 
           runtime?: string;
         },
       ) => {
+        withAllocatorEnv(io, argv);
         const dataDir = dataDirOf(flags);
         const listenAddr = flags.listenAddr ?? defaultListenAddr;
         const advertiseAddr = flags.advertiseAddr ?? defaultAdvertise(listenAddr);
@@ -93,6 +120,9 @@ export function registerNodeProcess(cli: CAC, io: Io, argv: readonly string[] = 
         flags: GlobalFlags &
           JoinTokenFlags & { listenAddr?: string; advertiseAddr?: string; runtime?: string },
       ) => {
+        // A token given on the command line is handed over by joinToken's own run again, which
+        // adds the allocator's setting too: one execve, not two.
+        if (flags.token === undefined || flags.token === stdinArg) withAllocatorEnv(io, argv);
         const token = await joinToken(flags, io, argv);
         splitHostPort(remote);
         const dataDir = dataDirOf(flags);
@@ -133,6 +163,7 @@ export function registerNodeProcess(cli: CAC, io: Io, argv: readonly string[] = 
           unlockKeyFile?: string;
         },
       ) => {
+        withAllocatorEnv(io, argv);
         const daemon = await runDaemon(
           dataDirOf(flags),
           { log: io.err, runtime: flags.runtime },
@@ -224,7 +255,8 @@ async function joinToken(flags: JoinTokenFlags, io: Io, argv: readonly string[])
     from = 'standard input';
     if (token === '') throw new SecretdError('invalid', 'No join token on standard input');
   } else if (given !== undefined) {
-    if (io.reexec) io.reexec(argsWithoutToken(argv), { [joinTokenEnv]: given });
+    if (io.reexec)
+      io.reexec(argsWithoutToken(argv), { ...missingAllocatorEnv(), [joinTokenEnv]: given });
     io.err(
       `Warning: the join token stays visible in this process's arguments; use --token-file, --token - or ${joinTokenEnv}`,
     );

@@ -11,13 +11,16 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { allocatorEnv } from '../../src/cmd/node-process.ts';
 import { keyPkcs8ToPem } from '../../src/crypto/index.ts';
 import { PeerClient } from '../../src/node/peers/index.ts';
 import { curlTlsArgs, issueClientCert } from '../helpers/client-certs.ts';
 import { adminRequest } from '../helpers/cluster.ts';
 import { serveImpostor } from '../helpers/impostor.ts';
 import {
+  argumentsOf,
   Daemon,
+  environOf,
   freePort,
   requireBinary,
   secretd,
@@ -197,9 +200,12 @@ describe('the join token', () => {
     workerDir = dataDir;
     await joiner.joined();
     expect(commandLinesWith(workerToken)).toEqual([]);
-    // The node runs on as the same process (same pid), its arguments without the token.
-    const argv = readFileSync(`/proc/${joiner.proc.pid}/cmdline`, 'utf8').split('\0').slice(1, -1);
-    expect(argv).toEqual(args.filter((arg) => arg !== '--token' && arg !== workerToken));
+    // The node runs on as the same process (same pid), its arguments without the token, with
+    // the allocator's setting added by the same execve.
+    expect(argumentsOf(joiner.proc.pid!)).toEqual(
+      args.filter((arg) => arg !== '--token' && arg !== workerToken),
+    );
+    expect(environOf(joiner.proc.pid!)).toMatchObject(allocatorEnv);
     expect(joiner.proc.exitCode).toBe(null);
   });
 
@@ -216,6 +222,10 @@ describe('the join token', () => {
     expect(listed.code).toBe(0);
     expect(listed.stdout.trim().split('\n')).toEqual(expect.arrayContaining(ids));
     expect(commandLinesWith(workerToken)).toEqual([]);
+    // Each ran itself again for the allocator's setting first; stdin and the environment variable
+    // were still there for the run that read the token.
+    for (const { joiner } of [fromStdin, fromFile, fromEnv])
+      expect(environOf(joiner.proc.pid!)).toMatchObject(allocatorEnv);
   });
 
   test('secretd join refuses a token file that is missing, empty or not a token, naming the file, and creates nothing', () => {

@@ -93,6 +93,22 @@ export function secretd(
   };
 }
 
+/** A process's environment as the kernel shows it (/proc/PID/environ: what it was started or last execve'd with). */
+export function environOf(pid: number): Record<string, string> {
+  const entries = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
+  return Object.fromEntries(
+    entries.map((entry) => [
+      entry.slice(0, entry.indexOf('=')),
+      entry.slice(entry.indexOf('=') + 1),
+    ]),
+  );
+}
+
+/** A process's arguments after its executable (/proc/PID/cmdline). */
+export function argumentsOf(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(1, -1);
+}
+
 /** A long-running secretd (init / run) whose output is collected as it comes. */
 export class Daemon implements AsyncDisposable {
   readonly proc: ChildProcess;
@@ -100,8 +116,12 @@ export class Daemon implements AsyncDisposable {
   stderr = '';
   readonly exited: Promise<number | null>;
 
-  constructor(args: readonly string[]) {
-    this.proc = spawn(secretdBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `env`: added to this process's environment for the daemon. */
+  constructor(args: readonly string[], env: Readonly<Record<string, string>> = {}) {
+    this.proc = spawn(secretdBin, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     this.proc.stdout!.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()));
     this.proc.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
     this.exited = new Promise((resolve) =>

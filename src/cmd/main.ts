@@ -68,7 +68,10 @@ export async function outputWritten(): Promise<void> {
   await Promise.all([lastWrites.out, lastWrites.err]);
 }
 
-/** Runs secretd again in this process (execve), as the compiled executable or as `bun src/main.ts`. */
+/**
+ * Runs secretd again in this process (execve), as the compiled executable or as `bun src/main.ts`
+ * (with the runtime's own flags, e.g. `bun --inspect`, kept).
+ */
 function reexec(args: readonly string[], env: Readonly<Record<string, string>>): never {
   const execve = (
     process as {
@@ -79,7 +82,8 @@ function reexec(args: readonly string[], env: Readonly<Record<string, string>>):
   const script = process.argv[1];
   const compiled =
     script === undefined || script.startsWith('/$bunfs/') || script === process.execPath;
-  return execve(process.execPath, [process.argv0, ...(compiled ? [] : [script]), ...args], {
+  const runtimeArgs = compiled ? [] : [...process.execArgv, script];
+  return execve(process.execPath, [process.argv0, ...runtimeArgs, ...args], {
     ...process.env,
     ...env,
   });

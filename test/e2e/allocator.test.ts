@@ -1,10 +1,11 @@
 /**
  * A serving node runs with its allocator's setting (`allocatorEnv`, in src/cmd/node-process.ts):
- * `init` and `run` run themselves again with it (same pid, same arguments, same output), a value
- * the user set is kept, and the node serves as before. `join` is covered in identity.test.ts, with
+ * `init` and `run` run themselves again with it (same pid, same arguments, same output; from the
+ * sources, the runtime's flags too), a value the user set is kept, and the node serves as before. `join` is covered in identity.test.ts, with
  * the token's own hand-over.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { allocatorEnv } from '../../src/cmd/node-process.ts';
 import {
@@ -12,6 +13,7 @@ import {
   Daemon,
   environOf,
   freePort,
+  repoRoot,
   requireBinary,
   secretd,
   tempDir,
@@ -62,5 +64,30 @@ describe("a serving node's allocator setting", () => {
     const listed = secretd(['secret', 'ls', '--data-dir', dataDir]);
     expect(listed.code).toBe(0);
     expect(listed.stdout).toContain('kept');
+  });
+
+  test("run from the sources (bun src/main.ts), it keeps the runtime's own flags", async () => {
+    const dataDir = join(dir.path, 'from-sources');
+    const args = ['init', '--data-dir', dataDir, '--listen-addr', `127.0.0.1:${await freePort()}`];
+    const node = spawn(process.execPath, ['--smol', join(repoRoot, 'src', 'main.ts'), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    node.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    node.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise((resolve) => node.on('exit', resolve));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!output.includes('Data directory:')) {
+        if (node.exitCode !== null || Date.now() > deadline)
+          throw new Error(`secretd init did not start:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(argumentsOf(node.pid!)).toEqual(['--smol', join(repoRoot, 'src', 'main.ts'), ...args]);
+      expect(environOf(node.pid!)).toMatchObject(allocatorEnv);
+    } finally {
+      node.kill('SIGKILL');
+      await exited;
+    }
   });
 });

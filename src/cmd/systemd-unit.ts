@@ -8,11 +8,13 @@
  * (task tmpfs mounts and runc's state), /tmp private, /home hidden, no new privileges (tasks get
  * no_new_privs from their bundle anyway), cgroups delegated for runc. Not set, because runc needs
  * them: PrivateDevices, ProtectKernelTunables, ProtectControlGroups, a capability bounding set.
+ * The allocator's setting (`allocatorEnv`) is in the unit, so a restart starts one process, not two.
  */
 import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
 import { dataDirOf, type GlobalFlags, type Io } from './_common.ts';
 import { unlockCredentialName } from './_key-files.ts';
+import { allocatorEnv } from './node-process.ts';
 
 interface UnitFlags extends GlobalFlags {
   manager?: boolean;
@@ -69,6 +71,8 @@ export function systemdUnit(options: {
     '[Service]',
     'Type=simple',
     `ExecStart=${options.exec} run --data-dir ${options.dataDir}`,
+    "# Bun's allocator keeps freed pages a second (secretd would otherwise run itself again to set it)",
+    ...Object.entries(allocatorEnv).map(([name, value]) => `Environment=${name}=${value}`),
     ...(manager
       ? [
           `# The unlock key, sealed to this machine: systemd-creds encrypt --with-key=tpm2 --name=${unlockCredentialName} key.txt ${unlockCredentialPath}`,

@@ -580,6 +580,7 @@ describe('unattended unlock', () => {
         { stdout: /^\[Unit\]\n/ },
       ).stdout;
       expect(unit).toContain(`ExecStart=${secretdBin} run --data-dir /var/lib/secretd\n`);
+      expect(unit).toContain('Environment=MIMALLOC_PURGE_DELAY=1000\n');
       expect(unit).toContain('ProtectSystem=strict\n');
       expect(unit).toContain('ReadWritePaths=/var/lib/secretd /run/secretd\n');
       expect(unit).toContain('NoNewPrivileges=true\n');

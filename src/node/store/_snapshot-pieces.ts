@@ -20,6 +20,7 @@ import { snapshotVersionPieceBytesMin } from '../../limits.ts';
 import { textPiece, type ReleasedPiece } from '../../raft/snapshot-store.ts';
 import type { SnapshotPiece } from '../../raft/types.ts';
 import type { SecretRecord } from './types.ts';
+import { toBase64 } from './commands.ts';
 
 /** Content ids of version pieces, by value buffer (a value never changes while the store holds it). */
 const contentIds = new WeakMap<Uint8Array, string>();
@@ -142,7 +143,10 @@ export function writeSecrets(
       out.text(
         JSON.stringify({
           ...secret,
-          versions: secret.versions.map((version) => ({ ...version, data: base64(version.data) })),
+          versions: secret.versions.map((version) => ({
+            ...version,
+            data: toBase64(version.data),
+          })),
         }),
       );
       continue;
@@ -152,7 +156,7 @@ export function writeSecrets(
     for (let i = 0; i < values.length; i++) {
       const value = values[i]!;
       if (value.length < snapshotVersionPieceBytesMin) {
-        text += base64(value) + texts[i + 1]!;
+        text += toBase64(value) + texts[i + 1]!;
         continue;
       }
       out.text(text);
@@ -247,7 +251,7 @@ function valuePiece(value: Uint8Array, holds: ValueHolds): ReleasedPiece {
   holds.hold(value);
   let released = false;
   const length = 4 * Math.ceil(value.length / 3);
-  const bytesInto = (out: Uint8Array): number => ascii.encodeInto(base64(value), out).written;
+  const bytesInto = (out: Uint8Array): number => ascii.encodeInto(toBase64(value), out).written;
   return {
     length,
     get id(): string | undefined {
@@ -272,7 +276,3 @@ function valuePiece(value: Uint8Array, holds: ValueHolds): ReleasedPiece {
 
 /** Base64 is ASCII: its UTF-8 is its Latin-1. */
 const ascii = new TextEncoder();
-
-function base64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-}

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { auditSubject, parseRecordLine, type AuditTag } from '../audit/index.ts';
-import { decodeCommand, encodeCommand, type TaggedCommand } from './commands.ts';
-import { Store, toBase64 } from './store.ts';
+import { decodeCommand, encodeCommand, toBase64, type TaggedCommand } from './commands.ts';
+import { Store } from './store.ts';
 import { AuditLog } from './audit-log.ts';
 import { tempDir } from '../../../test/helpers/process.ts';
 import { NodeFileSystem } from '../../io/node-fs.ts';

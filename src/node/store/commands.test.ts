@@ -15,8 +15,9 @@ import {
   wireCommand,
   type CommandOp,
   type TaggedCommand,
+  toBase64,
 } from './commands.ts';
-import { Store, toBase64 } from './store.ts';
+import { Store } from './store.ts';
 
 const at = '2026-11-28T00:00:00.000Z';
 const secret = new TextEncoder().encode('s3cr3t');

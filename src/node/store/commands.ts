@@ -369,7 +369,7 @@ export function wireCommand(command: TaggedCommand): unknown {
   if (!(data instanceof Uint8Array)) return command;
   return {
     ...command,
-    data: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
+    data: toBase64(data),
   };
 }
 
@@ -534,6 +534,11 @@ const taskStates = Object.keys(taskStateRank) as readonly TaskState[];
 /** Strict standard base64, as Go's encoding/json decodes []byte: the one check, for commands and the API. */
 export function isStandardBase64(text: string): boolean {
   return decodeStandardBase64(text) !== null;
+}
+
+/** Standard base64 of the bytes (the text `decodeStandardBase64` reads back). */
+export function toBase64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
 /**

@@ -1,7 +1,8 @@
 /** The cluster's DEK rotation count: `cluster rotate-keys` and turning autolock on raise it; nothing else does. */
 import { describe, expect, test } from 'bun:test';
 import { systemRandom } from '../../io/system.ts';
-import { Store, toBase64 } from './store.ts';
+import { Store } from './store.ts';
+import { toBase64 } from './commands.ts';
 
 const at = '2026-11-28T00:00:00.000Z';
 const key = (): string => toBase64(systemRandom(32));

@@ -2,10 +2,10 @@ import { describe, expect, test } from 'bun:test';
 import { errorOf } from '../../../test/helpers/errors.ts';
 import { OneSecretStore } from '../../../test/helpers/store-fixture.ts';
 import { grantConstraintsMax, secretGrantsMax } from '../../limits.ts';
-import type { Command } from './commands.ts';
+import { toBase64, type Command } from './commands.ts';
 import { checkGrantConstraints, grantedVersion } from './grants.ts';
 import { nodeMatches, normalizeNodeConstraint, parseNodeConstraint } from './node-constraints.ts';
-import { Store, toBase64 } from './store.ts';
+import { Store } from './store.ts';
 import type { NodeRecord, ServiceSpec } from './types.ts';
 
 const at = '2026-12-06T00:00:00.000Z';

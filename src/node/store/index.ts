@@ -10,6 +10,7 @@ export {
   type TaskStatusUpdate,
   decodeStandardBase64,
   isStandardBase64,
+  toBase64,
   wireCommand,
 } from './commands.ts';
 export {
@@ -42,7 +43,7 @@ export {
   onUpdateText,
   parseOnUpdate,
 } from './secret-rules.ts';
-export { type ApplyResult, fromBase64, Store, toBase64 } from './store.ts';
+export { type ApplyResult, fromBase64, Store } from './store.ts';
 export { checkGrantConstraints, grantedVersion, grantText, type SecretGrant } from './grants.ts';
 export {
   checkServiceConstraints,

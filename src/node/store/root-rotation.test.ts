@@ -1,9 +1,9 @@
 /** The root CA rotation in the store: start, a node's report, the convergence rule, finish, snapshots. */
 import { describe, expect, test } from 'bun:test';
 import { createRootCA } from '../../crypto/index.ts';
-import type { Command } from './commands.ts';
+import { toBase64, type Command } from './commands.ts';
 import { rootKeyOf, rotationProgress, type RootRotation } from './root-rotation.ts';
-import { Store, toBase64 } from './store.ts';
+import { Store } from './store.ts';
 
 const at = '2026-11-28T00:00:00.000Z';
 const oldRoot = await createRootCA({ now: new Date(at) });

@@ -3,7 +3,8 @@ import { errorOf } from '../../../test/helpers/errors.ts';
 import { OneSecretStore } from '../../../test/helpers/store-fixture.ts';
 import { secretVersionMax, secretVersionsKeptDefault } from '../../limits.ts';
 import { checkVersionNumber, checkVersionsKept, parseOnUpdate } from './secret-rules.ts';
-import { Store, toBase64 } from './store.ts';
+import { Store } from './store.ts';
+import { toBase64 } from './commands.ts';
 import type { ContainerSpec, SecretReference, ServiceSpec } from './types.ts';
 
 const at = '2026-11-28T00:00:00.000Z';

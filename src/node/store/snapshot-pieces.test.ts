@@ -12,9 +12,9 @@ import {
   type ReleasedPiece,
 } from '../../raft/snapshot-store.ts';
 import type { MemberId, SnapshotMeta, SnapshotPiece } from '../../raft/types.ts';
-import type { Command } from './commands.ts';
+import { toBase64, type Command } from './commands.ts';
 import type { SecretRecord } from './types.ts';
-import { Store, toBase64 } from './store.ts';
+import { Store } from './store.ts';
 import { recordTemplate, ValueHolds } from './_snapshot-pieces.ts';
 import { piecesIn } from '../../../test/helpers/sealed-files.ts';
 

@@ -2,9 +2,9 @@ import { describe, expect, test } from 'bun:test';
 import { errorOf } from '../../../test/helpers/errors.ts';
 import { requestIdsRemembered, secretBytesMax } from '../../limits.ts';
 import type { Command, TaggedCommand } from './commands.ts';
-import { decodeCommand, encodeCommand } from './commands.ts';
+import { decodeCommand, encodeCommand, toBase64 } from './commands.ts';
 import { checkLabels, checkSecretData, checkSecretName } from './secret-rules.ts';
-import { Store, toBase64 } from './store.ts';
+import { Store } from './store.ts';
 
 const at = '2026-11-28T00:00:00.000Z';
 const create = (id: string, name: string, data = 'secret'): Command => ({

@@ -18,6 +18,7 @@ import {
   type Command,
   type NodeSpec,
   type TaggedCommand,
+  toBase64,
 } from './commands.ts';
 import {
   certRecordsPruneGraceMs,
@@ -878,10 +879,6 @@ function staleVersion(what: string, expected: number, actual: number): ApplyResu
     code: 'conflict',
     message: `Cannot update ${what}: version ${expected} is out of date (current version is ${actual})`,
   };
-}
-
-export function toBase64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
 export function fromBase64(text: string): Uint8Array {

@@ -5,7 +5,13 @@
 import { cac, type CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
 import { secretdVersion } from '../node/index.ts';
-import { addConnectionOptions, readAllStdin, stdinArg, type Io } from './_common.ts';
+import {
+  addConnectionOptions,
+  readAllStdin,
+  runningCompiled,
+  stdinArg,
+  type Io,
+} from './_common.ts';
 import { registerCa } from './ca.ts';
 import { registerCluster } from './cluster.ts';
 import { registerAudit } from './audit.ts';
@@ -79,10 +85,7 @@ function reexec(args: readonly string[], env: Readonly<Record<string, string>>):
     }
   ).execve;
   if (!execve) throw new Error('reexec: this runtime has no process.execve');
-  const script = process.argv[1];
-  const compiled =
-    script === undefined || script.startsWith('/$bunfs/') || script === process.execPath;
-  const runtimeArgs = compiled ? [] : [...process.execArgv, script];
+  const runtimeArgs = runningCompiled() ? [] : [...process.execArgv, process.argv[1]!];
   return execve(process.execPath, [process.argv0, ...runtimeArgs, ...args], {
     ...process.env,
     ...env,

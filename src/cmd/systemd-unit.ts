@@ -12,7 +12,7 @@
  */
 import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
-import { dataDirOf, type GlobalFlags, type Io } from './_common.ts';
+import { dataDirOf, runningCompiled, type GlobalFlags, type Io } from './_common.ts';
 import { unlockCredentialName } from './_key-files.ts';
 import { allocatorEnv } from './node-process.ts';
 
@@ -103,8 +103,5 @@ export function systemdUnit(options: {
 
 /** This executable when compiled; otherwise where `npm start` links it. */
 function selfPath(): string {
-  const script = process.argv[1];
-  const compiled =
-    script === undefined || script.startsWith('/$bunfs/') || script === process.execPath;
-  return compiled ? process.execPath : '/usr/local/bin/secretd';
+  return runningCompiled() ? process.execPath : '/usr/local/bin/secretd';
 }

@@ -24,7 +24,7 @@ import { createSecureServer, type ServerHttp2Stream } from 'node:http2';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { allocatorEnv } from '../src/cmd/node-process.ts';
+import { allocatorEnv } from '../src/cmd/allocator.ts';
 import { runToEnd, spawnCaptured, stopProcess } from './child-process.ts';
 import {
   optionsOrExit,

@@ -9,6 +9,7 @@ import { initDaemon, joinDaemon, runDaemon, type Daemon } from '../node/index.ts
 import { dataDirOf, stdinArg, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call } from './client.ts';
 import { unlockKeyMessage } from './cluster.ts';
+import { missingAllocatorEnv } from './allocator.ts';
 import { unlockCredentialName, unlockFromFile } from './_key-files.ts';
 
 const defaultListenAddr = '0.0.0.0:4377';
@@ -21,26 +22,6 @@ const tokenFileBytesMax = 4096;
 interface JoinTokenFlags {
   token?: string;
   tokenFile?: string;
-}
-
-/**
- * What a serving node (init, join, run) adds to its environment when it lacks it, by running itself
- * again (execve: same pid) before it starts. mimalloc, Bun's allocator, gives back to the kernel
- * pages freed 100 ms earlier by default; under a steady stream of large creates the next request's
- * buffers then fault the same pages in again: at 64 KiB a second's delay took a create's page
- * faults from about 100 to 53 and its CPU down by about a tenth (bench/README, twelfth session). A second keeps those pages while
- * requests keep coming and still gives them back once the node is idle: RSS settles as before
- * (bench/memory.ts). A value the user set is left as it is; under Deno, which does not use
- * mimalloc, nothing is added.
- */
-export const allocatorEnv: Readonly<Record<string, string>> = { MIMALLOC_PURGE_DELAY: '1000' };
-
-/** The part of `allocatorEnv` this process's environment lacks (nothing under a runtime other than Bun). */
-function missingAllocatorEnv(): Record<string, string> {
-  if (process.versions.bun === undefined) return {};
-  return Object.fromEntries(
-    Object.entries(allocatorEnv).filter(([name]) => process.env[name] === undefined),
-  );
 }
 
 /** Runs this command again with `allocatorEnv` if this process lacks it (and the runtime can); else returns. */

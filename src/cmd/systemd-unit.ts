@@ -14,7 +14,7 @@ import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
 import { dataDirOf, runningCompiled, type GlobalFlags, type Io } from './_common.ts';
 import { unlockCredentialName } from './_key-files.ts';
-import { allocatorEnv } from './node-process.ts';
+import { allocatorEnv } from './allocator.ts';
 
 interface UnitFlags extends GlobalFlags {
   manager?: boolean;

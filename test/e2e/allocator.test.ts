@@ -1,5 +1,5 @@
 /**
- * A serving node runs with its allocator's setting (`allocatorEnv`, in src/cmd/node-process.ts):
+ * A serving node runs with its allocator's setting (`allocatorEnv`, in src/cmd/allocator.ts):
  * `init` and `run` run themselves again with it (same pid, same arguments, same output; from the
  * sources, the runtime's flags too), a value the user set is kept, and the node serves as before.
  * `join` is covered in identity.test.ts, with the token's own hand-over.
@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { allocatorEnv } from '../../src/cmd/node-process.ts';
+import { allocatorEnv } from '../../src/cmd/allocator.ts';
 import {
   argumentsOf,
   Daemon,

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { allocatorEnv } from '../../src/cmd/node-process.ts';
+import { allocatorEnv } from '../../src/cmd/allocator.ts';
 import { keyPkcs8ToPem } from '../../src/crypto/index.ts';
 import { PeerClient } from '../../src/node/peers/index.ts';
 import { curlTlsArgs, issueClientCert } from '../helpers/client-certs.ts';

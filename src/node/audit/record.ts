@@ -100,9 +100,9 @@ const q = (value: string): string => JSON.stringify(value);
 export function chainHash(previousHash: string, canonicalRecord: string): string {
   // The input is made in one buffer kept for the next record (a record holds no secret): the
   // previous hash's 32 bytes, then the record's UTF-8, at most 3 bytes per UTF-16 unit.
+  if (!hashPattern.test(previousHash)) throw invalid('the previous hash is not 64 hex digits');
   const most = 32 + 3 * canonicalRecord.length;
   if (chainInput.length < most) chainInput = Buffer.alloc(Math.max(most, 2 * chainInput.length));
-  if (!hashPattern.test(previousHash)) throw invalid('the previous hash is not 64 hex digits');
   chainInput.write(previousHash, 0, 'hex');
   const { written } = encoder.encodeInto(canonicalRecord, chainInput.subarray(32));
   return sha256Hex(chainInput.subarray(0, 32 + written));

@@ -185,6 +185,26 @@ describe('secrets routes', () => {
     );
   });
 
+  test('update with a value over 4 KiB (read from the body bytes): the same value passes, another is refused', async () => {
+    const value = Buffer.alloc(20_000, 'large value ').toString('base64');
+    const id = (await call('POST', '/secrets/create', { Name: 'upd-large', Data: value })).json.ID;
+    const version = (await call('GET', `/secrets/${id}`)).json.Version.Index;
+    const same = await call('POST', `/secrets/${id}/update?version=${version}`, {
+      name: 'upd-large',
+      data: value,
+      labels: { a: '1' },
+    });
+    expect(same.status).toBe(200);
+    const current = (await call('GET', `/secrets/${id}`)).json;
+    expect(current.Spec.Labels).toEqual({ a: '1' });
+    const other = await call('POST', `/secrets/${id}/update?version=${current.Version.Index}`, {
+      Name: 'upd-large',
+      Data: Buffer.alloc(20_000, 'other value ').toString('base64'),
+    });
+    expect(other.status).toBe(400);
+    expect(other.json.message).toContain('only updates to Labels are allowed');
+  });
+
   test('unknown ids are 404 and ambiguous prefixes are 400', async () => {
     expect((await call('GET', '/secrets/doesnotexist')).status).toBe(404);
     expect((await call('DELETE', '/secrets/doesnotexist')).status).toBe(404);

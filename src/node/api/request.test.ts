@@ -2,10 +2,13 @@ import { describe, expect, test } from 'bun:test';
 import { SecretdError } from '../../errors.ts';
 import {
   canonicalKeys,
+  decodeBase64Field,
   parseBoolParam,
   parseJsonObject,
+  parseJsonObjectWithBase64,
   parseStrictBoolParam,
   refuseUnknownFields,
+  topLevelStringRange,
 } from './request.ts';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -187,5 +190,109 @@ describe('parseJsonObject', () => {
     expect(() => parseJsonObject(body, 'secret', ['Name'])).toThrow(
       new SecretdError('invalid', message),
     );
+  });
+});
+
+describe('parseJsonObjectWithBase64 (a large value decoded from the body bytes)', () => {
+  const fields = ['Name', 'Labels', 'Data'];
+  const value = new Uint8Array(6000).map((_, i) => (i * 7919) % 251);
+  const big = Buffer.from(value).toString('base64');
+  expect(big).toContain('/'); // so that the escaped-slash bodies below differ from the plain ones
+  const pad = 'p'.repeat(5000);
+
+  /** What the plain way answers: the fields but Data, and Data decoded, or the error's message. */
+  function plain(body: Uint8Array): unknown {
+    try {
+      const record = parseJsonObject(body, 'secret', fields);
+      const { Data, ...rest } = record;
+      return { rest, data: Data == null ? Data : [...decodeBase64Field(Data, 'secret data')] };
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  function quick(body: Uint8Array): { answer: unknown; decoded: boolean } {
+    try {
+      const { body: record, decoded } = parseJsonObjectWithBase64(body, 'secret', fields, 'Data');
+      const { Data, ...rest } = record;
+      const data =
+        decoded ?? (Data == null ? Data : decodeBase64Field(Data, 'secret data'));
+      return {
+        answer: { rest, data: data == null ? data : [...data] },
+        decoded: decoded !== undefined,
+      };
+    } catch (error) {
+      return { answer: (error as Error).message, decoded: false };
+    }
+  }
+
+  // [what, body, whether the quick way takes it]
+  const cases: [string, Uint8Array, boolean][] = [
+    ['Docker\'s shape', bytes(`{"Name":"db","Labels":{"a":"b"},"Data":"${big}"}`), true],
+    ['keys in any case', bytes(`{"DATA":"${big}","name":"db"}`), true],
+    ['blanks around', bytes(` {\n "Name" : "db" ,\t"Data"\r: "${big}" } `), true],
+    ['Data also inside Labels', bytes(`{"Labels":{"Data":"x"},"Data":"${big}","Name":"db"}`), true],
+    ['an empty value', bytes(`{"Name":"db","Labels":{"p":"${pad}"},"Data":""}`), true],
+    ['an escape before Data', bytes(`{"Name":"d\\u0062","Data":"${big}"}`), false],
+    ['an escaped key', bytes(`{"Name":"db","D\\u0061ta":"${big}"}`), false],
+    ['slashes escaped in the value', bytes(`{"Name":"db","Data":"${big.replaceAll('/', '\\/')}"}`), false],
+    ['Data twice', bytes(`{"Name":"db","Data":"${big}","data":"${big}"}`), false],
+    ['Data twice, the second with an escape', bytes(`{"Data":"${big}","d\\u0061ta":"eA=="}`), false],
+    ['text after the object', bytes(`{"Name":"db","Data":"${big}"} x`), false],
+    ['a trailing comma', bytes(`{"Name":"db","Data":"${big}",}`), false],
+    ['an unknown field', bytes(`{"Name":"db","Data":"${big}","Colour":"red"}`), false],
+    ['a list', bytes(`[{"Name":"db","Data":"${big}"}]`), false],
+    ['an unterminated value', bytes(`{"Name":"db","Data":"${big}`), false],
+    ['a value one character short', bytes(`{"Name":"db","Data":"${big.slice(1)}"}`), false],
+    ['a blank in the value', bytes(`{"Name":"db","Data":"${big.slice(0, 8)} ${big.slice(9)}"}`), false],
+    ['a raw tab in the value', bytes(`{"Name":"db","Data":"${big.slice(0, 8)}\t${big.slice(9)}"}`), false],
+    ['a letter outside ASCII in the value', bytes(`{"Name":"db","Data":"${big.slice(0, 8)}\u00e9${big.slice(9)}"}`), false],
+    ['a null value', bytes(`{"Name":"db","Labels":{"p":"${pad}"},"Data":null}`), false],
+    ['a number for Data', bytes(`{"Name":"db","Labels":{"p":"${pad}"},"Data":12}`), false],
+    ['no Data', bytes(`{"Name":"db","Labels":{"p":"${pad}"}}`), false],
+    ['a byte order mark', new Uint8Array([0xef, 0xbb, 0xbf, ...bytes(`{"Name":"db","Data":"${big}"}`)]), false],
+    [
+      'bytes that are not UTF-8 in the value',
+      new Uint8Array([...bytes(`{"Name":"db","Data":"${big.slice(0, 8)}`), 0xff, ...bytes(`${big.slice(9)}"}`)]),
+      false,
+    ],
+    [
+      'bytes that are not UTF-8 after the value',
+      new Uint8Array([...bytes(`{"Data":"${big}","Name":"d`), 0xff, ...bytes('"}')]),
+      false,
+    ],
+  ];
+  test.each(cases)('%s: the same answer as the plain way', (_what, body, quickly) => {
+    const expected = plain(body);
+    const got = quick(body);
+    expect(got.answer).toEqual(expected);
+    expect(got.decoded).toBe(quickly);
+  });
+
+  test('the quick way finds the top-level value only, and gives way before any escape', () => {
+    const at = (text: string): string | null => {
+      const range = topLevelStringRange(bytes(text), 'Data');
+      return range && text.slice(range[0], range[1]);
+    };
+    expect(at('{"Name":"a","Data":"eA=="}')).toBe('eA==');
+    expect(at('{ "data" :\n"eA==" }')).toBe('eA==');
+    expect(at('{"Labels":{"Data":"x"},"Data":"eA=="}')).toBe('eA==');
+    expect(at('{"Labels":{"Data":"x"}}')).toBeNull();
+    expect(at('{"Labels":["Data", {"Data":"x"}],"Datum":"y"}')).toBeNull();
+    expect(at('{"Name":"Data","Dat":"x"}')).toBeNull();
+    expect(at('{"Name":"\\"","Data":"eA=="}')).toBeNull();
+    expect(at('{"Data":null}')).toBeNull();
+    expect(at('[{"Data":"eA=="}]')).toBeNull();
+    expect(at('{"Data":"eA==')).toBeNull();
+  });
+
+  test('a body under 4 KiB goes the plain way', () => {
+    const { body, decoded } = parseJsonObjectWithBase64(
+      bytes('{"Name":"db","Data":"eA=="}'),
+      'secret',
+      fields,
+      'Data',
+    );
+    expect(decoded).toBeUndefined();
+    expect(body).toEqual({ Name: 'db', Data: 'eA==' });
   });
 });

@@ -5,15 +5,14 @@ import { checkLabels, checkSecretData, checkSecretName } from '../../store/index
 import type { SecretRecord } from '../../store/index.ts';
 import { allow, type AppEnv } from '../_gate.ts';
 import { checkSecretScope, ruleOf, visibleSecrets } from '../access.ts';
-import type { Backend, Identity } from '../backend.ts';
+import type { Backend, Identity, SecretSpecInput } from '../backend.ts';
 import { requestBodyBytesMax } from '../../../limits.ts';
 import {
   decodeBase64Field,
   parseFilters,
-  parseJsonObject,
+  parseJsonObjectWithBase64,
   parseVersionParam,
   readBodyBytes,
-  readJsonObject,
 } from '../request.ts';
 import { secretJSON } from '../shapes.ts';
 
@@ -44,15 +43,24 @@ export function secretRoutes(backend: Backend): Hono<AppEnv> {
 
   api.post('/secrets/:id/update', allow('POST /secrets/:id/update', backend), async (c) => {
     const expectedIndex = parseVersionParam(c.req.query('version'), 'secret');
-    const body = await readJsonObject(c, 'secret', specFields);
-    rejectDriver(body);
-    const name = checkSecretName(body.Name);
-    const labels = checkLabels(body.Labels, 'secret');
-    const data =
-      body.Data === undefined || body.Data === null
-        ? null
-        : decodeBase64Field(body.Data, 'secret data');
-    await backend.updateSecret(c.req.param('id'), expectedIndex, { name, labels, data });
+    const bytes = await readBodyBytes(c, requestBodyBytesMax);
+    const { body, decoded } = parseJsonObjectWithBase64(bytes, 'secret', specFields, 'Data');
+    let spec: Omit<SecretSpecInput, 'data'> & { data: Uint8Array | null };
+    try {
+      rejectDriver(body);
+      const name = checkSecretName(body.Name);
+      const labels = checkLabels(body.Labels, 'secret');
+      const data =
+        decoded ??
+        (body.Data === undefined || body.Data === null
+          ? null
+          : decodeBase64Field(body.Data, 'secret data'));
+      spec = { name, labels, data };
+    } catch (error) {
+      decoded?.fill(0); // decoded before the checks that refused it
+      throw error;
+    }
+    await backend.updateSecret(c.req.param('id'), expectedIndex, spec);
     return c.body(null, 200);
   });
 
@@ -72,23 +80,31 @@ const createSecretRule = ruleOf(createSecretKey);
 /**
  * The create route's work once its caller is admitted (role checked): served through hono and by
  * the TLS port's stream route (stream-routes.ts), so both give the same answers. A writer's scope
- * is checked here, on the name in the body, before anything else is read of it.
+ * is checked here, on the name in the body, before anything else of it is checked; a value
+ * decoded with the body (parseJsonObjectWithBase64) is zeroed when a check refuses it.
  */
 export async function createSecret(
   backend: Backend,
   bytes: Uint8Array,
   identity: Identity,
 ): Promise<{ ID: string }> {
-  const body = parseJsonObject(bytes, 'secret', specFields);
-  rejectDriver(body);
-  const name = checkSecretName(body.Name);
-  checkSecretScope(identity, createSecretRule, name);
-  const labels = checkLabels(body.Labels, 'secret');
-  if (body.Data === undefined || body.Data === null)
-    throw invalid('Invalid secret data: Data (base64) must be provided');
-  const data = decodeBase64Field(body.Data, 'secret data');
-  checkSecretData(data);
-  return { ID: await backend.createSecret({ name, labels, data }) };
+  const { body, decoded } = parseJsonObjectWithBase64(bytes, 'secret', specFields, 'Data');
+  let spec: SecretSpecInput;
+  try {
+    rejectDriver(body);
+    const name = checkSecretName(body.Name);
+    checkSecretScope(identity, createSecretRule, name);
+    const labels = checkLabels(body.Labels, 'secret');
+    if (decoded === undefined && (body.Data === undefined || body.Data === null))
+      throw invalid('Invalid secret data: Data (base64) must be provided');
+    const data = decoded ?? decodeBase64Field(body.Data, 'secret data');
+    checkSecretData(data);
+    spec = { name, labels, data };
+  } catch (error) {
+    decoded?.fill(0); // decoded before the checks that refused it
+    throw error;
+  }
+  return { ID: await backend.createSecret(spec) };
 }
 
 function rejectDriver(body: Record<string, unknown>): void {

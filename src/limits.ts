@@ -55,8 +55,13 @@ export const snapshotSealChunkBytes = 1024 * 1024;
  * own: written to disk once, and referred to by later snapshots (a version never changes).
  */
 export const snapshotVersionPieceBytesMin = 1024;
-/** Secrets a snapshot writes between two turns of the event loop (Store.snapshotPiecesInSlices): about 3 ms each. */
-export const snapshotSecretsPerSlice = 1000;
+/**
+ * Secrets a snapshot writes between two turns of the event loop (Store.snapshotPiecesInSlices):
+ * under a millisecond each. 1,000 (about 3 ms) put the slices among the longest waits at C=16:
+ * p99 of 64 B creates 8.4 against 9.5 ms, medians of 21 rounds each (bench/README.md, thirteenth
+ * session); 100 was no better than 250.
+ */
+export const snapshotSecretsPerSlice = 250;
 /**
  * Shared pieces a snapshot save hashes and seals into its pack at once, each holding its bytes
  * meanwhile, with a turn of the event loop between groups.

@@ -155,6 +155,43 @@ describe('Store.snapshotPieces', () => {
     for (const secret of large()) expect(recordTemplate(secret)).toBe(now.get(secret.id)!);
   });
 
+  test('a record whose values are all pieces keeps its text encoded, one with a small value too does not; both write the same JSON, in slices and whole', async () => {
+    const store = storeWith(3);
+    store.apply(50, {
+      op: 'secret-version-add',
+      at,
+      id: 'big2',
+      data: new TextEncoder().encode('small after large'),
+      ifVersion: null,
+    });
+    const big0 = store.secret('big0')!;
+    const cached = recordTemplate(big0).pieces!;
+    const decode = (piece: SnapshotPiece): string => new TextDecoder().decode(piece.bytes());
+    expect([decode(cached.first), ...cached.after.map(decode)]).toEqual([
+      ...recordTemplate(big0).texts,
+    ]);
+    expect(decode(cached.firstAfterComma)).toBe(`,${recordTemplate(big0).texts[0]}`);
+    // The small value's base64 would be in the text: never kept.
+    expect(recordTemplate(store.secret('big2')!).pieces).toBeNull();
+    const text = new TextDecoder().decode(store.snapshot());
+    expect(JSON.stringify(JSON.parse(text))).toBe(text);
+    expect(JSON.stringify((JSON.parse(text) as { secrets: unknown }).secrets)).toBe(
+      JSON.stringify(
+        [...store.secrets()].map((s) => ({
+          ...s,
+          versions: s.versions.map((v) => ({ ...v, data: toBase64(v.data) })),
+        })),
+      ),
+    );
+    for (const perSlice of [1, 2, 3]) {
+      const pieces = await store.snapshotPiecesInSlices(async () => {}, perSlice);
+      expect(new TextDecoder().decode(joinPieces(pieces))).toBe(text);
+      for (const piece of pieces) (piece as Partial<ReleasedPiece>).release?.();
+    }
+    // Twice: the cached pieces are not used up by a snapshot.
+    expect(new TextDecoder().decode(store.snapshot())).toBe(text);
+  });
+
   test('each version value of at least snapshotVersionPieceBytesMin bytes is a shared piece, its base64 exactly', () => {
     const store = storeWith(3);
     const shared = store.snapshotPieces().filter((p) => p.shared === true);

@@ -214,8 +214,7 @@ describe('parseJsonObjectWithBase64 (a large value decoded from the body bytes)'
     try {
       const { body: record, decoded } = parseJsonObjectWithBase64(body, 'secret', fields, 'Data');
       const { Data, ...rest } = record;
-      const data =
-        decoded ?? (Data == null ? Data : decodeBase64Field(Data, 'secret data'));
+      const data = decoded ?? (Data == null ? Data : decodeBase64Field(Data, 'secret data'));
       return {
         answer: { rest, data: data == null ? data : [...data] },
         decoded: decoded !== undefined,
@@ -227,32 +226,60 @@ describe('parseJsonObjectWithBase64 (a large value decoded from the body bytes)'
 
   // [what, body, whether the quick way takes it]
   const cases: [string, Uint8Array, boolean][] = [
-    ['Docker\'s shape', bytes(`{"Name":"db","Labels":{"a":"b"},"Data":"${big}"}`), true],
+    ["Docker's shape", bytes(`{"Name":"db","Labels":{"a":"b"},"Data":"${big}"}`), true],
     ['keys in any case', bytes(`{"DATA":"${big}","name":"db"}`), true],
     ['blanks around', bytes(` {\n "Name" : "db" ,\t"Data"\r: "${big}" } `), true],
     ['Data also inside Labels', bytes(`{"Labels":{"Data":"x"},"Data":"${big}","Name":"db"}`), true],
     ['an empty value', bytes(`{"Name":"db","Labels":{"p":"${pad}"},"Data":""}`), true],
     ['an escape before Data', bytes(`{"Name":"d\\u0062","Data":"${big}"}`), false],
     ['an escaped key', bytes(`{"Name":"db","D\\u0061ta":"${big}"}`), false],
-    ['slashes escaped in the value', bytes(`{"Name":"db","Data":"${big.replaceAll('/', '\\/')}"}`), false],
+    [
+      'slashes escaped in the value',
+      bytes(`{"Name":"db","Data":"${big.replaceAll('/', '\\/')}"}`),
+      false,
+    ],
     ['Data twice', bytes(`{"Name":"db","Data":"${big}","data":"${big}"}`), false],
-    ['Data twice, the second with an escape', bytes(`{"Data":"${big}","d\\u0061ta":"eA=="}`), false],
+    [
+      'Data twice, the second with an escape',
+      bytes(`{"Data":"${big}","d\\u0061ta":"eA=="}`),
+      false,
+    ],
     ['text after the object', bytes(`{"Name":"db","Data":"${big}"} x`), false],
     ['a trailing comma', bytes(`{"Name":"db","Data":"${big}",}`), false],
     ['an unknown field', bytes(`{"Name":"db","Data":"${big}","Colour":"red"}`), false],
     ['a list', bytes(`[{"Name":"db","Data":"${big}"}]`), false],
     ['an unterminated value', bytes(`{"Name":"db","Data":"${big}`), false],
     ['a value one character short', bytes(`{"Name":"db","Data":"${big.slice(1)}"}`), false],
-    ['a blank in the value', bytes(`{"Name":"db","Data":"${big.slice(0, 8)} ${big.slice(9)}"}`), false],
-    ['a raw tab in the value', bytes(`{"Name":"db","Data":"${big.slice(0, 8)}\t${big.slice(9)}"}`), false],
-    ['a letter outside ASCII in the value', bytes(`{"Name":"db","Data":"${big.slice(0, 8)}\u00e9${big.slice(9)}"}`), false],
+    [
+      'a blank in the value',
+      bytes(`{"Name":"db","Data":"${big.slice(0, 8)} ${big.slice(9)}"}`),
+      false,
+    ],
+    [
+      'a raw tab in the value',
+      bytes(`{"Name":"db","Data":"${big.slice(0, 8)}\t${big.slice(9)}"}`),
+      false,
+    ],
+    [
+      'a letter outside ASCII in the value',
+      bytes(`{"Name":"db","Data":"${big.slice(0, 8)}\u00e9${big.slice(9)}"}`),
+      false,
+    ],
     ['a null value', bytes(`{"Name":"db","Labels":{"p":"${pad}"},"Data":null}`), false],
     ['a number for Data', bytes(`{"Name":"db","Labels":{"p":"${pad}"},"Data":12}`), false],
     ['no Data', bytes(`{"Name":"db","Labels":{"p":"${pad}"}}`), false],
-    ['a byte order mark', new Uint8Array([0xef, 0xbb, 0xbf, ...bytes(`{"Name":"db","Data":"${big}"}`)]), false],
+    [
+      'a byte order mark',
+      new Uint8Array([0xef, 0xbb, 0xbf, ...bytes(`{"Name":"db","Data":"${big}"}`)]),
+      false,
+    ],
     [
       'bytes that are not UTF-8 in the value',
-      new Uint8Array([...bytes(`{"Name":"db","Data":"${big.slice(0, 8)}`), 0xff, ...bytes(`${big.slice(9)}"}`)]),
+      new Uint8Array([
+        ...bytes(`{"Name":"db","Data":"${big.slice(0, 8)}`),
+        0xff,
+        ...bytes(`${big.slice(9)}"}`),
+      ]),
       false,
     ],
     [

@@ -191,7 +191,11 @@ describe('POST /secrets/create on the TLS port (stream route over HTTP/2, the ap
   test('a value over 4 KiB, read from the body bytes, is stored exactly as sent, and refused as before', async () => {
     const value = new Uint8Array(48 * 1024).map((_, i) => (i * 31 + (i >> 8)) % 256);
     const [h2, h1] = await bothWays(admin(), '/secrets/create', (name) =>
-      JSON.stringify({ name, labels: { size: 'large' }, DATA: Buffer.from(value).toString('base64') }),
+      JSON.stringify({
+        name,
+        labels: { size: 'large' },
+        DATA: Buffer.from(value).toString('base64'),
+      }),
     );
     for (const answer of [h2, h1]) {
       expect(answer.status).toBe(201);

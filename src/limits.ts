@@ -58,7 +58,7 @@ export const snapshotVersionPieceBytesMin = 1024;
 /**
  * Secrets a snapshot writes between two turns of the event loop (Store.snapshotPiecesInSlices):
  * under a millisecond each. 1,000 (about 3 ms) put the slices among the longest waits at C=16:
- * p99 of 64 B creates 8.4 against 9.5 ms, medians of 21 rounds each (bench/README.md, thirteenth
+ * p99 of 64 B creates 8.5 against 9.5 ms, medians of 21 rounds each (bench/README.md, thirteenth
  * session); 100 was no better than 250.
  */
 export const snapshotSecretsPerSlice = 250;

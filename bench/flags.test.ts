@@ -189,3 +189,21 @@ describe('bench/restart-at-scale.ts, whose services each use a secret of their o
     );
   });
 });
+
+describe('bench/raft-writes.ts, whose clusters are 1 to 7 members each', () => {
+  test('refuses a cluster of no members, or of more than the machine is given', () => {
+    expectRefused('raft-writes', ['--members', '0'], "--members must be at least 1, not '0'");
+    expectRefused('raft-writes', ['--members', '8'], "--members must be at most 7, not '8'");
+    expectRefused(
+      'raft-writes',
+      ['--members', 'two'],
+      "--members must be a whole number, not 'two'",
+    );
+  });
+
+  test('the usage names the option', () => {
+    const { status, stdout } = run('raft-writes', ['--help']);
+    expect(status).toBe(0);
+    expect(stdout).toContain('--members M');
+  });
+});

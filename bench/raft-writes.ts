@@ -1,6 +1,7 @@
 /**
  * How fast does a 3-manager secretd commit writes, next to a 3-member etcd on the same machine?
- * Both are started here on loopback, each member with its own data dir and fsync on, mutual TLS
+ * (`--members M`: M of each; 1 puts a one-node secretd beside a single-member etcd.) Both are
+ * started here on loopback, each member with its own data dir and fsync on, mutual TLS
  * to clients and between members. The same Bun client writes to each LEADER over one HTTP/2
  * session with C concurrent streams: secretd `POST /secrets/create`, etcd `POST /v3/kv/put` (its
  * HTTP/JSON gateway), both carrying the same S random bytes in base64. A write is answered once a
@@ -103,12 +104,14 @@ type Opened = ClusterUnderTest | string | undefined;
 
 async function openSecretd(options: RaftWritesOptions): Promise<Opened> {
   if (options.secretdCommand === undefined) return undefined;
-  console.error('Starting a 3-manager secretd…');
+  const managers = options.members;
+  console.error(`Starting a ${managers}-manager secretd…`);
   let cluster: SecretdCluster;
   try {
-    cluster = await startSecretdCluster(
-      options.secretdCommand.length === 0 ? {} : { command: options.secretdCommand },
-    );
+    cluster = await startSecretdCluster({
+      managers,
+      ...(options.secretdCommand.length === 0 ? {} : { command: options.secretdCommand }),
+    });
   } catch (error) {
     return `secretd: skipped. ${errorReason(error)}`;
   }
@@ -123,7 +126,7 @@ async function openSecretd(options: RaftWritesOptions): Promise<Opened> {
     .join(' ');
   return {
     label: 'secretd',
-    description: `${version} (${shortCommand}), 3 managers, defaults`,
+    description: `${version} (${shortCommand}), ${managers} manager${managers === 1 ? '' : 's'}, defaults`,
     files: cluster,
     pids: () => cluster.managers.flatMap((m) => m.pid() ?? []),
     leader: async () => {
@@ -137,19 +140,21 @@ async function openSecretd(options: RaftWritesOptions): Promise<Opened> {
 
 async function openEtcd(options: RaftWritesOptions): Promise<Opened> {
   if (options.etcdExecutable === undefined) return undefined;
-  console.error('Starting a 3-member etcd…');
+  const members = options.members;
+  console.error(`Starting a ${members}-member etcd…`);
   let cluster: EtcdCluster;
   try {
-    cluster = await startEtcdCluster(
-      options.etcdExecutable === '' ? {} : { executable: options.etcdExecutable },
-    );
+    cluster = await startEtcdCluster({
+      members,
+      ...(options.etcdExecutable === '' ? {} : { executable: options.etcdExecutable }),
+    });
   } catch (error) {
     return `etcd: skipped. ${errorReason(error)}`;
   }
   deferCleanup(() => cluster.stop());
   return {
     label: 'etcd',
-    description: `etcd ${cluster.version}, 3 members, ${cluster.sharedFlags.join(' ')}, otherwise defaults (fsync on)`,
+    description: `etcd ${cluster.version}, ${members} member${members === 1 ? '' : 's'}, ${cluster.sharedFlags.join(' ')}, otherwise defaults (fsync on)`,
     files: cluster,
     pids: () => cluster.pids(),
     leader: async () => {

@@ -11,6 +11,7 @@
  * unevaluated), and usually ends in an execve of runc.
  */
 import { basename } from 'node:path';
+import { allocatorReexecEarly } from './cmd/reexec.ts';
 
 const argv = process.argv.slice(2);
 const runtimeArgs =
@@ -31,6 +32,7 @@ if (runtimeArgs !== null) {
       },
     );
 } else {
+  allocatorReexecEarly(argv); // init and run: before the CLI and the node are loaded
   // reflect-metadata first, as a static import order would have it: the x509 library needs it
   // loaded before its own modules are evaluated, and import() evaluates on first use.
   void import('reflect-metadata')

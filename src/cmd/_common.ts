@@ -22,14 +22,6 @@ export interface Io {
     ((args: readonly string[], env: Readonly<Record<string, string>>) => never) | undefined;
 }
 
-/**
- * Whether this process is the compiled executable (its script inside the binary's /$bunfs) rather
- * than a runtime running src/main.ts.
- */
-export function runningCompiled(): boolean {
-  const script = process.argv[1];
-  return script === undefined || script.startsWith('/$bunfs/') || script === process.execPath;
-}
 
 /** What a lone "-" (read standard input) arrives as in a command's arguments. */
 export const stdinArg = '\u0000stdin';

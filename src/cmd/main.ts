@@ -5,18 +5,13 @@
 import { cac, type CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
 import { secretdVersion } from '../node/index.ts';
-import {
-  addConnectionOptions,
-  readAllStdin,
-  runningCompiled,
-  stdinArg,
-  type Io,
-} from './_common.ts';
+import { addConnectionOptions, readAllStdin, stdinArg, type Io } from './_common.ts';
 import { registerCa } from './ca.ts';
 import { registerCluster } from './cluster.ts';
 import { registerAudit } from './audit.ts';
 import { registerConsole } from './console.ts';
 import { registerNodeProcess } from './node-process.ts';
+import { reexec } from './reexec.ts';
 import { registerNode } from './node.ts';
 import { registerSecret } from './secret.ts';
 import { registerService } from './service.ts';
@@ -74,31 +69,13 @@ export async function outputWritten(): Promise<void> {
   await Promise.all([lastWrites.out, lastWrites.err]);
 }
 
-/**
- * Runs secretd again in this process (execve), as the compiled executable or as `bun src/main.ts`
- * (with the runtime's own flags, e.g. `bun --inspect`, kept).
- */
-function reexec(args: readonly string[], env: Readonly<Record<string, string>>): never {
-  const execve = (
-    process as {
-      execve?: (file: string, args: string[], env: Record<string, string | undefined>) => never;
-    }
-  ).execve;
-  if (!execve) throw new Error('reexec: this runtime has no process.execve');
-  const runtimeArgs = runningCompiled() ? [] : [...process.execArgv, process.argv[1]!];
-  return execve(process.execPath, [process.argv0, ...runtimeArgs, ...args], {
-    ...process.env,
-    ...env,
-  });
-}
-
 export const defaultIo: Io = {
   out: (text) => write('out', `${text}\n`),
   err: (text) => write('err', `${text}\n`),
   write,
   stdin: readAllStdin,
   stdinIsTTY: process.stdin.isTTY === true,
-  reexec: typeof (process as { execve?: unknown }).execve === 'function' ? reexec : undefined,
+  reexec,
 };
 
 /** Options (of any command) that take a value, so the first positional after them can be found. */

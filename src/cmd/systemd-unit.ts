@@ -12,7 +12,8 @@
  */
 import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
-import { dataDirOf, runningCompiled, type GlobalFlags, type Io } from './_common.ts';
+import { dataDirOf, type GlobalFlags, type Io } from './_common.ts';
+import { runningCompiled } from './reexec.ts';
 import { unlockCredentialName } from './_key-files.ts';
 import { allocatorEnv } from './allocator.ts';
 

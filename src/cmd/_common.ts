@@ -22,7 +22,6 @@ export interface Io {
     ((args: readonly string[], env: Readonly<Record<string, string>>) => never) | undefined;
 }
 
-
 /** What a lone "-" (read standard input) arrives as in a command's arguments. */
 export const stdinArg = '\u0000stdin';
 

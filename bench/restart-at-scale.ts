@@ -22,6 +22,8 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
 import { runToEnd, waitUntil } from './child-process.ts';
 import {
   nonNegativeInteger,
@@ -187,6 +189,20 @@ async function secretdSystem(): Promise<System> {
   const open = (): Promise<SecretdSession> =>
     openSecretdSession(manager.url, cluster, { requestTimeoutMs: 60_000 });
   let session = await open();
+  /** Whether the node answers anything on its admin socket (a locked one answers 503 to most). */
+  const servesSocket = (dataDir: string): Promise<boolean> =>
+    new Promise((resolve) => {
+      const req = httpRequest(
+        { socketPath: join(dataDir, 'admin.sock'), path: '/_ping', timeout: 1_000 },
+        (res) => {
+          res.resume();
+          resolve(true);
+        },
+      );
+      req.on('error', () => resolve(false));
+      req.on('timeout', () => req.destroy());
+      req.end();
+    });
   /** `secretd unlock` with the key on stdin; its exit code. */
   const unlockOnSocket = (dataDir: string, unlockKey: string): Promise<number | null> =>
     new Promise((resolve) => {
@@ -232,8 +248,15 @@ async function secretdSystem(): Promise<System> {
         await manager.restart(); // answers /_ping over mutual TLS
         phases.up = performance.now() - start;
       } else {
-        // Locked, it serves only its admin socket (its TLS key is sealed): `secretd unlock` there.
+        // Locked, it serves only its admin socket (its TLS key is sealed): `secretd unlock` there,
+        // once the socket answers, as Docker's unlock is sent once dockerd answers (each try of
+        // the CLI before that is a start of the executable, 40-50 ms, that the node never saw).
         manager.launch();
+        await waitUntil(() => servesSocket(manager.dataDir), {
+          timeoutMs: 60_000,
+          intervalMs: 5,
+          what: 'the locked secretd to answer on its admin socket',
+        });
         await waitUntil(async () => (await unlockOnSocket(manager.dataDir, key)) === 0, {
           timeoutMs: 60_000,
           intervalMs: 10,

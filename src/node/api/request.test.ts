@@ -239,6 +239,12 @@ describe('parseJsonObjectWithBase64 (a large value decoded from the body bytes)'
       false,
     ],
     ['Data twice', bytes(`{"Name":"db","Data":"${big}","data":"${big}"}`), false],
+    // The same key twice: JSON.parse keeps the last, so the quick way's first must not win.
+    [
+      'the same key twice, the last one read',
+      bytes(`{"Name":"db","Data":"${big}","Data":"${Buffer.from('other').toString('base64')}"}`),
+      false,
+    ],
     [
       'Data twice, the second with an escape',
       bytes(`{"Data":"${big}","d\\u0061ta":"eA=="}`),

@@ -82,6 +82,8 @@ export function parseJsonObjectWithBase64(
     } catch {
       // the plain way below gives the answer
     }
+    // The field as parsed must be the text taken out: JSON.parse keeps the last of a key given
+    // twice, and the scan found the first.
     if (body?.[field] === '') {
       const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(
         'latin1',

@@ -1,11 +1,11 @@
 import { describe, expect, test } from 'bun:test';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { repoRoot } from './child-process.ts';
 
 /**
  * Wrong flags are refused before anything starts: a one-line message naming the option and the
  * value, the usage, exit status 2, no stack trace. A script that fails to refuse them would start
- * its benchmark; the spawn timeout kills it.
+ * its benchmark; the timeout kills it and everything it started.
  */
 const spawnTimeoutMs = 5_000;
 
@@ -16,22 +16,42 @@ interface Run {
   readonly stderr: string;
 }
 
-function run(script: string, args: readonly string[]): Run {
-  const result = spawnSync(process.execPath, [`bench/${script}.ts`, ...args], {
-    cwd: repoRoot,
-    timeout: spawnTimeoutMs,
-    encoding: 'utf8',
+/**
+ * The script's run, in a process group of its own: a script that fails to refuse its flags starts
+ * its benchmark (secretd nodes, dockerd, etcd), and at the timeout the whole group is killed, so a
+ * failing test leaves nothing running behind it.
+ */
+function run(script: string, args: readonly string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [`bench/${script}.ts`, ...args], {
+      cwd: repoRoot,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }, spawnTimeoutMs);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr });
+    });
   });
-  return {
-    status: result.status,
-    signal: result.signal,
-    stdout: result.stdout,
-    stderr: result.stderr,
-  };
 }
 
-function expectRefused(script: string, args: readonly string[], message: string): void {
-  const { status, signal, stderr } = run(script, args);
+async function expectRefused(
+  script: string,
+  args: readonly string[],
+  message: string,
+): Promise<void> {
+  const { status, signal, stderr } = await run(script, args);
   expect({ status, signal }).toEqual({ status: 2, signal: null });
   expect(stderr.split('\n')[0]).toBe(message);
   expect(stderr).toContain(`Usage: bun bench/${script}.ts`);
@@ -127,20 +147,24 @@ const cases: ReadonlyArray<{
 
 for (const { script, badValue, badValueMessage, missingValue } of cases) {
   describe(`bench/${script}.ts`, () => {
-    test('refuses an unknown option with its name, the usage and exit status 2', () => {
-      expectRefused(script, ['--bogus'], "Unknown option '--bogus'");
+    test('refuses an unknown option with its name, the usage and exit status 2', async () => {
+      await expectRefused(script, ['--bogus'], "Unknown option '--bogus'");
     });
 
-    test('refuses a value the option does not take', () => {
-      expectRefused(script, badValue, badValueMessage);
+    test('refuses a value the option does not take', async () => {
+      await expectRefused(script, badValue, badValueMessage);
     });
 
-    test('refuses an option without its value', () => {
-      expectRefused(script, [missingValue], `Option '${missingValue} <value>' argument missing`);
+    test('refuses an option without its value', async () => {
+      await expectRefused(
+        script,
+        [missingValue],
+        `Option '${missingValue} <value>' argument missing`,
+      );
     });
 
-    test('prints the usage for --help and exits 0', () => {
-      const { status, signal, stdout } = run(script, ['--help']);
+    test('prints the usage for --help and exits 0', async () => {
+      const { status, signal, stdout } = await run(script, ['--help']);
       expect({ status, signal }).toEqual({ status: 0, signal: null });
       expect(stdout).toStartWith(`Usage: bun bench/${script}.ts`);
     });
@@ -148,21 +172,21 @@ for (const { script, badValue, badValueMessage, missingValue } of cases) {
 }
 
 describe('bench/ceiling.ts, which also takes lists and modes', () => {
-  test('refuses a concurrency list with a value that is not a count', () => {
-    expectRefused(
+  test('refuses a concurrency list with a value that is not a count', async () => {
+    await expectRefused(
       'ceiling',
       ['--concurrency', '1,x'],
       "--concurrency must be a whole number, not 'x'",
     );
   });
 
-  test('refuses a mode other than transport and fsync, also for its server half', () => {
-    expectRefused(
+  test('refuses a mode other than transport and fsync, also for its server half', async () => {
+    await expectRefused(
       'ceiling',
       ['--mode', 'transport,disk'],
       "--mode must be transport or fsync, not 'disk'",
     );
-    expectRefused(
+    await expectRefused(
       'ceiling',
       ['--serve', 'disk', '--port', '1', '--dir', '/nonexistent'],
       "--serve must be transport or fsync, not 'disk'",
@@ -171,8 +195,8 @@ describe('bench/ceiling.ts, which also takes lists and modes', () => {
 });
 
 describe('bench/latency-breakdown.ts, which takes a list of cluster sizes', () => {
-  test('refuses a cluster of no managers', () => {
-    expectRefused(
+  test('refuses a cluster of no managers', async () => {
+    await expectRefused(
       'latency-breakdown',
       ['--clusters', '1,0'],
       "--clusters must be at least 1, not '0'",
@@ -181,8 +205,8 @@ describe('bench/latency-breakdown.ts, which takes a list of cluster sizes', () =
 });
 
 describe('bench/restart-at-scale.ts, whose services each use a secret of their own', () => {
-  test('refuses more services than secrets', () => {
-    expectRefused(
+  test('refuses more services than secrets', async () => {
+    await expectRefused(
       'restart-at-scale',
       ['--secrets', '10', '--services', '11'],
       '--services must not exceed --secrets (each uses one)',
@@ -191,18 +215,18 @@ describe('bench/restart-at-scale.ts, whose services each use a secret of their o
 });
 
 describe('bench/raft-writes.ts, whose clusters are 1 to 7 members each', () => {
-  test('refuses a cluster of no members, or of more than the machine is given', () => {
-    expectRefused('raft-writes', ['--members', '0'], "--members must be at least 1, not '0'");
-    expectRefused('raft-writes', ['--members', '8'], "--members must be at most 7, not '8'");
-    expectRefused(
+  test('refuses a cluster of no members, or of more than the machine is given', async () => {
+    await expectRefused('raft-writes', ['--members', '0'], "--members must be at least 1, not '0'");
+    await expectRefused('raft-writes', ['--members', '8'], "--members must be at most 7, not '8'");
+    await expectRefused(
       'raft-writes',
       ['--members', 'two'],
       "--members must be a whole number, not 'two'",
     );
   });
 
-  test('the usage names the option', () => {
-    const { status, stdout } = run('raft-writes', ['--help']);
+  test('the usage names the option', async () => {
+    const { status, stdout } = await run('raft-writes', ['--help']);
     expect(status).toBe(0);
     expect(stdout).toContain('--members M');
   });

@@ -22,7 +22,6 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { runToEnd, waitUntil } from './child-process.ts';
 import {
@@ -191,18 +190,15 @@ async function secretdSystem(): Promise<System> {
   let session = await open();
   /** Whether the node answers anything on its admin socket (a locked one answers 503 to most). */
   const servesSocket = (dataDir: string): Promise<boolean> =>
-    new Promise((resolve) => {
-      const req = httpRequest(
-        { socketPath: join(dataDir, 'admin.sock'), path: '/_ping', timeout: 1_000 },
-        (res) => {
-          res.resume();
-          resolve(true);
-        },
-      );
-      req.on('error', () => resolve(false));
-      req.on('timeout', () => req.destroy());
-      req.end();
-    });
+    dockerRequest({
+      socketPath: join(dataDir, 'admin.sock'),
+      method: 'GET',
+      path: '/_ping',
+      timeoutMs: 1_000,
+    }).then(
+      () => true,
+      () => false,
+    );
   /** `secretd unlock` with the key on stdin; its exit code. */
   const unlockOnSocket = (dataDir: string, unlockKey: string): Promise<number | null> =>
     new Promise((resolve) => {

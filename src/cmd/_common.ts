@@ -3,6 +3,7 @@ import type { CAC } from 'cac';
 import { SecretdError } from '../errors.ts';
 import { defaultDataDir } from '../node/index.ts';
 import { call, openClient, type ApiClient } from './client.ts';
+import type { Reexec } from './reexec.ts';
 
 export interface Io {
   /** A line to standard output (the newline is added). */
@@ -18,8 +19,7 @@ export interface Io {
    * (execve: same pid, same parent, same standard streams); never returns. Undefined where the
    * runtime cannot (then the caller carries on as it is).
    */
-  readonly reexec?:
-    ((args: readonly string[], env: Readonly<Record<string, string>>) => never) | undefined;
+  readonly reexec?: Reexec | undefined;
 }
 
 /** What a lone "-" (read standard input) arrives as in a command's arguments. */

@@ -10,6 +10,7 @@ import { dataDirOf, stdinArg, withClient, type GlobalFlags, type Io } from './_c
 import { call } from './client.ts';
 import { unlockKeyMessage } from './cluster.ts';
 import { missingAllocatorEnv } from './allocator.ts';
+import { withAllocatorEnv } from './reexec.ts';
 import { unlockCredentialName, unlockFromFile } from './_key-files.ts';
 
 const defaultListenAddr = '0.0.0.0:4377';
@@ -22,12 +23,6 @@ const tokenFileBytesMax = 4096;
 interface JoinTokenFlags {
   token?: string;
   tokenFile?: string;
-}
-
-/** Runs this command again with `allocatorEnv` if this process lacks it (and the runtime can); else returns. */
-function withAllocatorEnv(io: Io, argv: readonly string[]): void {
-  const missing = missingAllocatorEnv();
-  if (io.reexec && Object.keys(missing).length > 0) io.reexec(argv, missing);
 }
 
 /** `argv`: the command line as `main` got it, to run again (with `allocatorEnv`, or without the token). */
@@ -50,7 +45,7 @@ export function registerNodeProcess(cli: CAC, io: Io, argv: readonly string[]): 
           runtime?: string;
         },
       ) => {
-        withAllocatorEnv(io, argv);
+        withAllocatorEnv(argv, io.reexec);
         const dataDir = dataDirOf(flags);
         const listenAddr = flags.listenAddr ?? defaultListenAddr;
         const advertiseAddr = flags.advertiseAddr ?? defaultAdvertise(listenAddr);
@@ -103,7 +98,8 @@ export function registerNodeProcess(cli: CAC, io: Io, argv: readonly string[]): 
       ) => {
         // A token given on the command line is handed over by joinToken's own run again, which
         // adds the allocator's setting too: one execve, not two.
-        if (flags.token === undefined || flags.token === stdinArg) withAllocatorEnv(io, argv);
+        if (flags.token === undefined || flags.token === stdinArg)
+          withAllocatorEnv(argv, io.reexec);
         const token = await joinToken(flags, io, argv);
         splitHostPort(remote);
         const dataDir = dataDirOf(flags);
@@ -144,7 +140,7 @@ export function registerNodeProcess(cli: CAC, io: Io, argv: readonly string[]): 
           unlockKeyFile?: string;
         },
       ) => {
-        withAllocatorEnv(io, argv);
+        withAllocatorEnv(argv, io.reexec);
         const daemon = await runDaemon(
           dataDirOf(flags),
           { log: io.err, runtime: flags.runtime },

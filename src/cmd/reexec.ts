@@ -45,6 +45,14 @@ export const reexec: Reexec | undefined =
 export function allocatorReexecEarly(argv: readonly string[], again = reexec): void {
   if (argv[0] !== 'init' && argv[0] !== 'run') return;
   if (argv.includes('--help') || argv.includes('-h')) return;
+  withAllocatorEnv(argv, again);
+}
+
+/**
+ * Runs `argv` again through `again` with the part of `allocatorEnv` this process lacks, if any;
+ * else returns (and when `again` is undefined: a runtime that cannot, or an Io without it).
+ */
+export function withAllocatorEnv(argv: readonly string[], again: Reexec | undefined): void {
   const missing = missingAllocatorEnv();
   if (again !== undefined && Object.keys(missing).length > 0) again(argv, missing);
 }

@@ -9,6 +9,7 @@ import {
   parseStrictBoolParam,
   refuseUnknownFields,
   topLevelStringRange,
+  zeroedIfRefused,
 } from './request.ts';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -327,5 +328,25 @@ describe('parseJsonObjectWithBase64 (a large value decoded from the body bytes)'
     );
     expect(decoded).toBeUndefined();
     expect(body).toEqual({ Name: 'db', Data: 'eA==' });
+  });
+});
+
+describe('zeroedIfRefused', () => {
+  test('a value decoded with the body is zeroed when a check refuses the request, and kept when none does', () => {
+    const refused = new Uint8Array([1, 2, 3]);
+    expect(() =>
+      zeroedIfRefused(refused, () => {
+        throw new SecretdError('invalid', 'Invalid secret name');
+      }),
+    ).toThrow('Invalid secret name');
+    expect([...refused]).toEqual([0, 0, 0]);
+    const kept = new Uint8Array([4, 5, 6]);
+    expect(zeroedIfRefused(kept, () => 'spec')).toBe('spec');
+    expect([...kept]).toEqual([4, 5, 6]);
+    expect(() =>
+      zeroedIfRefused(undefined, () => {
+        throw new Error('nothing decoded');
+      }),
+    ).toThrow('nothing decoded');
   });
 });

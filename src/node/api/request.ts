@@ -100,6 +100,19 @@ export function parseJsonObjectWithBase64(
 const quickBodyBytesMin = 4096;
 
 /**
+ * `check()`'s result: the checks a route makes of a body parseJsonObjectWithBase64 read. When one
+ * refuses it, the value that function decoded (if it did) is zeroed before the error goes on.
+ */
+export function zeroedIfRefused<T>(decoded: Uint8Array | undefined, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    decoded?.fill(0);
+    throw error;
+  }
+}
+
+/**
  * Where the text of `field`'s value lies in a JSON object's bytes, `[start, end)` between its
  * quotes, when it is a string of the top-level object (its key matched as Go matches an ASCII
  * name, ignoring case) and no backslash comes before its key's end; null otherwise (a body the

@@ -13,6 +13,7 @@ import {
   parseJsonObjectWithBase64,
   parseVersionParam,
   readBodyBytes,
+  zeroedIfRefused,
 } from '../request.ts';
 import { secretJSON } from '../shapes.ts';
 
@@ -45,8 +46,7 @@ export function secretRoutes(backend: Backend): Hono<AppEnv> {
     const expectedIndex = parseVersionParam(c.req.query('version'), 'secret');
     const bytes = await readBodyBytes(c, requestBodyBytesMax);
     const { body, decoded } = parseJsonObjectWithBase64(bytes, 'secret', specFields, 'Data');
-    let spec: Omit<SecretSpecInput, 'data'> & { data: Uint8Array | null };
-    try {
+    const spec = zeroedIfRefused(decoded, () => {
       rejectDriver(body);
       const name = checkSecretName(body.Name);
       const labels = checkLabels(body.Labels, 'secret');
@@ -55,11 +55,8 @@ export function secretRoutes(backend: Backend): Hono<AppEnv> {
         (body.Data === undefined || body.Data === null
           ? null
           : decodeBase64Field(body.Data, 'secret data'));
-      spec = { name, labels, data };
-    } catch (error) {
-      decoded?.fill(0); // decoded before the checks that refused it
-      throw error;
-    }
+      return { name, labels, data };
+    });
     await backend.updateSecret(c.req.param('id'), expectedIndex, spec);
     return c.body(null, 200);
   });
@@ -89,8 +86,7 @@ export async function createSecret(
   identity: Identity,
 ): Promise<{ ID: string }> {
   const { body, decoded } = parseJsonObjectWithBase64(bytes, 'secret', specFields, 'Data');
-  let spec: SecretSpecInput;
-  try {
+  const spec = zeroedIfRefused(decoded, (): SecretSpecInput => {
     rejectDriver(body);
     const name = checkSecretName(body.Name);
     checkSecretScope(identity, createSecretRule, name);
@@ -99,11 +95,8 @@ export async function createSecret(
       throw invalid('Invalid secret data: Data (base64) must be provided');
     const data = decoded ?? decodeBase64Field(body.Data, 'secret data');
     checkSecretData(data);
-    spec = { name, labels, data };
-  } catch (error) {
-    decoded?.fill(0); // decoded before the checks that refused it
-    throw error;
-  }
+    return { name, labels, data };
+  });
   return { ID: await backend.createSecret(spec) };
 }
 

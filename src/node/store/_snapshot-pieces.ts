@@ -136,9 +136,10 @@ export function writeSecrets(
 ): void {
   let first = true;
   for (const secret of secrets) {
+    const comma = first ? '' : ',';
+    first = false;
     if (secret.versions.every((version) => version.data.length < snapshotVersionPieceBytesMin)) {
-      out.text(first ? '' : ',');
-      first = false;
+      out.text(comma);
       // The same text, key order kept: a spread keeps `data` where it was.
       out.text(
         JSON.stringify({
@@ -154,14 +155,13 @@ export function writeSecrets(
     const template = recordTemplate(secret);
     const cached = template.pieces;
     if (cached !== null) {
-      out.piece(first ? cached.first : cached.firstAfterComma);
-      first = false;
+      out.piece(comma === '' ? cached.first : cached.firstAfterComma);
       for (let i = 0; i < template.values.length; i++)
         out.piece(valuePiece(template.values[i]!, holds), cached.after[i]!);
       continue;
     }
     const { texts, values } = template;
-    let text = (first ? '' : ',') + texts[0]!;
+    let text = comma + texts[0]!;
     for (let i = 0; i < values.length; i++) {
       const value = values[i]!;
       if (value.length < snapshotVersionPieceBytesMin) {
@@ -173,7 +173,6 @@ export function writeSecrets(
       text = texts[i + 1]!;
     }
     out.text(text);
-    first = false;
   }
 }
 

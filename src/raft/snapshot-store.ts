@@ -235,8 +235,12 @@ export class SnapshotStore {
     for (const name of temps) await fs.remove(`${dir}/${name}`);
     if (temps.length > 0) await fs.syncDir(dir);
     const store = new SnapshotStore(dir, options);
+    // The key id is in the first bytes: the rest of a file (megabytes of records) is read on load.
     for (const file of await store.files())
-      store.fileKeyIds.set(file.name, fileKeyId(await fs.readFile(`${dir}/${file.name}`)));
+      store.fileKeyIds.set(
+        file.name,
+        fileKeyId(await fs.readRange(`${dir}/${file.name}`, 0, fileKeyIdBytes)),
+      );
     for (const name of names) {
       const piece = parsePieceName(name);
       if (piece !== null) store.pieces.set(name, piece);
@@ -1062,6 +1066,10 @@ function chunkAad(aad: Uint8Array, n: number, final: boolean): Uint8Array {
 }
 
 /** The key id a snapshot file is sealed with, from its first envelope (-1 when it has none). */
+/** The bytes of a snapshot file that fileKeyId reads: the header, version 3's chunk length, the envelope's version and key id. */
+const fileKeyIdBytes = headerBytes + 4 + 5;
+
+/** The key id a snapshot file's first bytes (fileKeyIdBytes of them, or all of a shorter file) say it is sealed with; -1 when they cannot say. */
 function fileKeyId(bytes: Uint8Array): number {
   if (bytes.length < headerBytes) return -1;
   const version = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint16(4);

@@ -155,6 +155,30 @@ describe('issueCertificate', () => {
     });
   });
 
+  test('parseIdentity() reads a PEM read before from what it kept, each call its own object, and still tells PEMs apart', async () => {
+    const pems: string[] = [];
+    for (let i = 0; i < 10; i++)
+      pems.push((await issue('worker', { nodeId: `kept-${i}` })).certPem);
+    const first = parseIdentity(pems[0]!);
+    const again = parseIdentity(pems[0]!);
+    expect(again).toEqual(first);
+    expect(again).not.toBe(first);
+    // A caller that changes what it got changes nothing for the next one.
+    again.notAfter.setTime(0);
+    (again as { nodeId: string }).nodeId = 'changed';
+    expect(parseIdentity(pems[0]!)).toEqual(first);
+    // More PEMs than it keeps (8), twice over: each is still read as itself.
+    for (const round of [0, 1])
+      for (let i = 0; i < pems.length; i++)
+        expect(parseIdentity(pems[i]!), `round ${round}, PEM ${i}`).toMatchObject({
+          nodeId: `kept-${i}`,
+          role: 'worker',
+        });
+    // A PEM that is no certificate fails every time, and is not kept as anything.
+    for (const _ of [0, 1])
+      expect(() => parseIdentity('no certificate here')).toThrow('no CERTIFICATE block');
+  });
+
   test('parseIdentity() reads worker and admin certificates, from PEM or DER', async () => {
     for (const role of ['worker', 'admin'] as const) {
       const { certPem } = await issue(role, { nodeId: `${role}-1` });

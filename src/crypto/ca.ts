@@ -301,11 +301,37 @@ export interface Identity {
   readonly serialHex: string;
 }
 
-/** Reads who a certificate names; it does not check who signed it (see `verifyIssuedBy`). */
+/**
+ * Reads who a certificate names; it does not check who signed it (see `verifyIssuedBy`). A PEM
+ * read before is not parsed again: a node reads its own certificate's identity at several steps
+ * of its start (its role, its expiry, its renewal's schedule, its peer client), each a parse of a
+ * few milliseconds while the code is cold. The last few PEMs' identities are kept (a certificate
+ * is public); each call gets its own object.
+ */
 export function parseIdentity(cert: string | Uint8Array): Identity {
-  // A certificate issued during a root rotation comes with its chain: the leaf is the first block.
-  const der = typeof cert === 'string' ? pemDecodeAll(cert, 'CERTIFICATE')[0] : cert;
-  if (der === undefined) throw new SecretdError('invalid', 'Invalid PEM: no CERTIFICATE block');
+  if (typeof cert !== 'string') return identityOf(cert);
+  let known = parsedIdentities.get(cert);
+  if (known === undefined) {
+    // A certificate issued during a root rotation comes with its chain: the leaf is the first block.
+    const der = pemDecodeAll(cert, 'CERTIFICATE')[0];
+    if (der === undefined) throw new SecretdError('invalid', 'Invalid PEM: no CERTIFICATE block');
+    known = identityOf(der);
+    if (parsedIdentities.size >= parsedIdentitiesKept)
+      parsedIdentities.delete(parsedIdentities.keys().next().value!);
+    parsedIdentities.set(cert, known);
+  }
+  return {
+    ...known,
+    notBefore: new Date(known.notBefore.getTime()),
+    notAfter: new Date(known.notAfter.getTime()),
+  };
+}
+
+/** parseIdentity's PEMs, oldest first: a node's own certificate, its renewed one, a few clients'. */
+const parsedIdentities = new Map<string, Identity>();
+const parsedIdentitiesKept = 8;
+
+function identityOf(der: Uint8Array): Identity {
   const parsed = parseCertificate(der);
   const subject = parsed.subjectName;
   const nodeId = singleField(subject.getField('CN'), 'node id (CN)');

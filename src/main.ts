@@ -33,11 +33,9 @@ if (runtimeArgs !== null) {
     );
 } else {
   allocatorReexecEarly(argv); // init and run: before the CLI and the node are loaded
-  // reflect-metadata first, as a static import order would have it: the x509 library needs it
-  // loaded before its own modules are evaluated, and import() evaluates on first use.
-  void import('reflect-metadata')
-    .then(() => Promise.all([import('./cmd/main.ts'), import('./node/index.ts')]))
-    .then(([{ defaultIo, main, outputWritten }, { fatalExit }]) =>
+  // The X.509 library is loaded later, by what needs it (crypto/_x509.ts: loadX509).
+  void Promise.all([import('./cmd/main.ts'), import('./node/index.ts')]).then(
+    ([{ defaultIo, main, outputWritten }, { fatalExit }]) =>
       Promise.race([main(argv), fatalExit]).then(
         async (code) => {
           await outputWritten();
@@ -51,5 +49,5 @@ if (runtimeArgs !== null) {
           process.exit(70);
         },
       ),
-    );
+  );
 }

@@ -6,7 +6,7 @@
 import { SecretdError } from '../errors.ts';
 import type { SecretFlag } from '../node/index.ts';
 
-/** The parser lives with the node (its agent reads the same syntax): src/node/api/secret-flag.ts. */
+/** The parser lives with the node (its agent reads the same syntax): src/node/store/secret-flag.ts. */
 export { parseSecretFlag, type SecretFlag } from '../node/index.ts';
 
 export function checkDuplicateTargets(secrets: readonly SecretFlag[]): void {

@@ -95,7 +95,7 @@ interface OciConfig {
 
 /**
  * One reference as the bundle gives it: its `--secret` text, and where it was found (for
- * messages). The agent parses it (src/node/api/secret-flag.ts, the CLI's parser too), so this
+ * messages). The agent parses it (src/node/store/secret-flag.ts, the CLI's parser too), so this
  * process loads no parser.
  */
 export interface SecretRequestRef {

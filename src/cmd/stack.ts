@@ -8,7 +8,7 @@ import type { CAC } from 'cac';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { SecretdError } from '../errors.ts';
-import { toBase64 } from '../node/index.ts';
+import { loadServiceSpecReader, toBase64 } from '../node/index.ts';
 import { many, stdinArg, table, withClient, type GlobalFlags, type Io } from './_common.ts';
 import { call, type ApiClient } from './client.ts';
 import {
@@ -171,6 +171,7 @@ async function deploy(stack: string, flags: DeployFlags, io: Io): Promise<number
   const plan = translate(loaded.project, stack, {
     env,
     readFile: (path) => new Uint8Array(readFileSync(path)),
+    readServiceSpec: await loadServiceSpecReader(),
   });
   try {
     return await withClient(flags, async (client) => {

@@ -3,11 +3,33 @@
  * the one algorithm, certificate parsing, key import and the Deno-safe byte views @peculiar/x509
  * wants. Private to src/crypto.
  */
-// @peculiar/x509 resolves its algorithms through tsyringe, which throws at load time unless the
-// Reflect metadata polyfill is already installed; this import must stay first.
-import 'reflect-metadata';
-import { SubjectKeyIdentifierExtension, X509Certificate } from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
+import type { X509Certificate } from '@peculiar/x509';
 import { SecretdError } from '../errors.ts';
+
+/**
+ * @peculiar/x509, loaded once by `loadX509` and not before: evaluating it and the ASN.1 schemas it
+ * registers takes 10-14 ms, about a third of a CLI command that needs no certificate (`secretd
+ * secret create` through the admin socket). A node loads it before it starts (daemon.ts), the CLI
+ * when a command needs it (src/main.ts, the TLS client). Only this file imports it for its value
+ * (scripts/check-imports.ts).
+ */
+let library: typeof X509 | null = null;
+
+export async function loadX509(): Promise<void> {
+  if (library !== null) return;
+  // The library resolves its algorithms through tsyringe, which throws at load time unless the
+  // Reflect metadata polyfill is already installed.
+  await import('reflect-metadata');
+  library = await import('@peculiar/x509');
+}
+
+/** The library, once `loadX509` has loaded it; a call before that is a bug, said as one. */
+export function x509(): typeof X509 {
+  if (library === null)
+    throw new SecretdError('internal', 'X.509 used before loadX509() loaded its library');
+  return library;
+}
 
 export const keyAlgorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 export const signingAlgorithm = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -31,6 +53,7 @@ export async function importSigningKey(keyPkcs8: Uint8Array): Promise<CryptoKey>
 }
 
 export function parseCertificate(der: Uint8Array): X509Certificate {
+  const { X509Certificate } = x509();
   try {
     return new X509Certificate(arrayBacked(der));
   } catch (cause) {
@@ -48,7 +71,7 @@ export function isP256(cert: X509Certificate): boolean {
 
 /** The certificate's subject key identifier (hex), or undefined when it carries none. */
 export function subjectKeyId(cert: X509Certificate): string | undefined {
-  return cert.getExtension(SubjectKeyIdentifierExtension)?.keyId;
+  return cert.getExtension(x509().SubjectKeyIdentifierExtension)?.keyId;
 }
 
 /** Whether the certificate names itself as its issuer (DER-equal names); says nothing of who signed it. */

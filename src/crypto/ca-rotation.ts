@@ -12,16 +12,7 @@
  * the cross-signed certificate by name and key id, never the old root; OpenSSL, BoringSSL and
  * `verifyChain` all go by these.
  */
-import 'reflect-metadata';
-import {
-  AuthorityKeyIdentifierExtension,
-  BasicConstraintsExtension,
-  KeyUsageFlags,
-  KeyUsagesExtension,
-  SubjectKeyIdentifierExtension,
-  type X509Certificate,
-  X509CertificateGenerator,
-} from '@peculiar/x509';
+import type { X509Certificate } from '@peculiar/x509';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { SecretdError } from '../errors.ts';
 import { certBackdateMs } from '../limits.ts';
@@ -39,6 +30,7 @@ import {
   signingAlgorithm,
   subjectKeyId,
   webCrypto,
+  x509,
 } from './_x509.ts';
 
 export interface CrossSignRootOptions {
@@ -57,6 +49,14 @@ export async function crossSignRoot(
   newRootCertPem: string,
   options: CrossSignRootOptions,
 ): Promise<string> {
+  const {
+    AuthorityKeyIdentifierExtension,
+    BasicConstraintsExtension,
+    KeyUsageFlags,
+    KeyUsagesExtension,
+    SubjectKeyIdentifierExtension,
+    X509CertificateGenerator,
+  } = x509();
   const now = checkDate(options.now);
   if (!Number.isFinite(options.lifetimeMs) || options.lifetimeMs <= 0) {
     throw new SecretdError(
@@ -145,7 +145,7 @@ async function checkNewRoot(newCert: X509Certificate, oldCert: X509Certificate):
   const refuse = (reason: string) =>
     new SecretdError('invalid', `Cannot cross-sign the new root: ${reason}`);
   if (!isP256(newCert)) throw refuse('its key is not ECDSA P-256');
-  const constraints = newCert.getExtension(BasicConstraintsExtension);
+  const constraints = newCert.getExtension(x509().BasicConstraintsExtension);
   if (constraints?.ca !== true) throw refuse('it is not a CA certificate');
   if (!selfIssued(newCert) || !(await signedBy(newCert, newCert)))
     throw refuse('it is not self-signed');

@@ -20,24 +20,11 @@
  * out the new root cross-signed by the old one (ca-rotation.ts) with every certificate, so a leaf
  * chains to either root: `issueCertificateWithChain`.
  */
-// @peculiar/x509 resolves its algorithms through tsyringe, which throws at load time unless the
-// Reflect metadata polyfill is already installed; this import must stay first.
-import 'reflect-metadata';
-import {
-  AuthorityKeyIdentifierExtension,
-  BasicConstraintsExtension,
-  ExtendedKeyUsage,
-  ExtendedKeyUsageExtension,
-  type Extension,
-  type JsonGeneralName,
-  KeyUsageFlags,
-  KeyUsagesExtension,
+import type {
+  Extension,
+  JsonGeneralName,
   Pkcs10CertificateRequest,
-  Pkcs10CertificateRequestGenerator,
-  SubjectAlternativeNameExtension,
-  SubjectKeyIdentifierExtension,
   X509Certificate,
-  X509CertificateGenerator,
 } from '@peculiar/x509';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { SecretdError } from '../errors.ts';
@@ -61,6 +48,7 @@ import {
   signingAlgorithm,
   subjectKeyId,
   webCrypto,
+  x509,
 } from './_x509.ts';
 
 export type Role = 'manager' | 'worker' | 'admin';
@@ -98,6 +86,13 @@ export async function createRootCA(options: CreateRootCAOptions): Promise<RootCA
   const now = checkDate(options.now);
   const keys = await generateKeyPair();
   const spki = new Uint8Array(await webCrypto.subtle.exportKey('spki', keys.publicKey));
+  const {
+    BasicConstraintsExtension,
+    KeyUsageFlags,
+    KeyUsagesExtension,
+    SubjectKeyIdentifierExtension,
+    X509CertificateGenerator,
+  } = x509();
   const cert = await X509CertificateGenerator.createSelfSigned(
     {
       // Derived from the fresh key, so creating a CA needs no second random source.
@@ -133,7 +128,7 @@ export interface KeyAndCSR {
 
 export async function createKeyAndCSR(options: CreateKeyAndCSROptions = {}): Promise<KeyAndCSR> {
   const keys = await generateKeyPair();
-  const csr = await Pkcs10CertificateRequestGenerator.create(
+  const csr = await x509().Pkcs10CertificateRequestGenerator.create(
     {
       ...(options.commonName === undefined ? {} : { name: [{ CN: [options.commonName] }] }),
       keys,
@@ -239,7 +234,7 @@ export async function issueCertificateWithChain(
     caCert.notAfter.getTime(),
     intermediate?.notAfter.getTime() ?? Infinity,
   );
-  const cert = await X509CertificateGenerator.create(
+  const cert = await x509().X509CertificateGenerator.create(
     {
       serialNumber: toHex(serial),
       subject: [
@@ -379,9 +374,10 @@ export async function verifyIssuedBy(certPem: string, caCertPem: string): Promis
 
 /** Verifies the request's self-signature, then returns its key re-encoded, refusing all but P-256. */
 async function publicKeyFromCSR(csrPem: string): Promise<CryptoKey> {
+  const { Pkcs10CertificateRequest: Request } = x509();
   let csr: Pkcs10CertificateRequest;
   try {
-    csr = new Pkcs10CertificateRequest(arrayBacked(csrDerFromPem(csrPem)));
+    csr = new Request(arrayBacked(csrDerFromPem(csrPem)));
   } catch (cause) {
     if (cause instanceof SecretdError) throw cause;
     throw new SecretdError('invalid', 'Certificate request is not a valid PKCS#10 request', {
@@ -415,6 +411,16 @@ async function leafExtensions(
   caCert: X509Certificate,
   names: JsonGeneralName[],
 ): Promise<Extension[]> {
+  const {
+    AuthorityKeyIdentifierExtension,
+    BasicConstraintsExtension,
+    ExtendedKeyUsage,
+    ExtendedKeyUsageExtension,
+    KeyUsageFlags,
+    KeyUsagesExtension,
+    SubjectAlternativeNameExtension,
+    SubjectKeyIdentifierExtension,
+  } = x509();
   const caKeyId = caCert.getExtension(SubjectKeyIdentifierExtension)?.keyId;
   return [
     new BasicConstraintsExtension(false, undefined, true),

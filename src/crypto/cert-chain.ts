@@ -14,14 +14,7 @@
  *
  * Pure: the time is passed in.
  */
-import 'reflect-metadata';
-import {
-  BasicConstraintsExtension,
-  AuthorityKeyIdentifierExtension,
-  KeyUsageFlags,
-  KeyUsagesExtension,
-  type X509Certificate,
-} from '@peculiar/x509';
+import type { X509Certificate } from '@peculiar/x509';
 import { SecretdError } from '../errors.ts';
 import { certChainIntermediatesMax } from '../limits.ts';
 import { certDerFromPem, certPemFromDer, pemDecodeAll } from './pem.ts';
@@ -32,6 +25,7 @@ import {
   selfIssued,
   signedBy,
   subjectKeyId,
+  x509,
 } from './_x509.ts';
 
 export interface VerifyChainOptions {
@@ -79,6 +73,7 @@ export async function verifyChain(
   leafPem: string,
   options: VerifyChainOptions,
 ): Promise<ChainVerdict> {
+  const { BasicConstraintsExtension } = x509();
   const now = checkDate(options.now);
   const leaf = candidate(certDerFromPem(leafPem), false);
   const roots = dedupe(
@@ -154,6 +149,7 @@ class PathSearch {
     if (!(await this.signed(child, issuer))) {
       return `${describe(child.cert)} is not signed by ${describe(issuer.cert)}`;
     }
+    const { BasicConstraintsExtension, KeyUsageFlags, KeyUsagesExtension } = x509();
     const constraints = issuer.cert.getExtension(BasicConstraintsExtension);
     if (constraints?.ca !== true) return `${describe(issuer.cert)} is not a CA certificate`;
     const usage = issuer.cert.getExtension(KeyUsagesExtension);
@@ -195,7 +191,7 @@ class PathSearch {
 function namesIssuer(issuer: X509Certificate, child: X509Certificate): boolean {
   if (!bytesEqual(issuer.subjectName.toArrayBuffer(), child.issuerName.toArrayBuffer()))
     return false;
-  const authorityKeyId = child.getExtension(AuthorityKeyIdentifierExtension)?.keyId;
+  const authorityKeyId = child.getExtension(x509().AuthorityKeyIdentifierExtension)?.keyId;
   const keyId = subjectKeyId(issuer);
   return authorityKeyId === undefined || keyId === undefined || authorityKeyId === keyId;
 }

@@ -1,6 +1,20 @@
 import { expect, test } from 'bun:test';
 import * as door from './index.ts';
 
+const now = new Date();
+const pemOfSomeCertificate = await door.issueCertificate(
+  await door.createRootCA({ now }),
+  (await door.createKeyAndCSR()).csrPem,
+  {
+    nodeId: 'node-1',
+    role: 'worker',
+    clusterId: 'cluster-1',
+    now,
+    lifetimeMs: 3_600_000,
+    serial: new Uint8Array(16).fill(7),
+  },
+);
+
 test('index.ts exports the package API and nothing private', () => {
   const functions = Object.entries(door)
     .filter(([, value]) => typeof value === 'function')
@@ -27,6 +41,7 @@ test('index.ts exports the package API and nothing private', () => {
       'joinTokenMatches',
       'keyPkcs8FromPem',
       'keyPkcs8ToPem',
+      'loadX509',
       'newId',
       'open',
       'parseIdentity',
@@ -48,4 +63,21 @@ test('index.ts exports the package API and nothing private', () => {
       'zero',
     ].sort(),
   );
+});
+
+test('the X.509 library is loaded only by loadX509: before it, a certificate is refused as a bug, not as bad input', () => {
+  // A process of its own: this one loaded the library before its tests (test/preload.ts).
+  const script = `
+    import { parseIdentity, loadX509 } from ${JSON.stringify(`${import.meta.dir}/index.ts`)};
+    const pem = ${JSON.stringify(pemOfSomeCertificate)};
+    try { parseIdentity(pem); console.log('parsed'); } catch (e) { console.log(e.code + ': ' + e.message); }
+    await loadX509();
+    console.log(parseIdentity(pem).nodeId);
+  `;
+  const run = Bun.spawnSync([process.execPath, '-e', script], { stdout: 'pipe', stderr: 'pipe' });
+  expect(run.stderr.toString()).toBe('');
+  expect(run.stdout.toString().trim().split('\n')).toEqual([
+    'internal: X.509 used before loadX509() loaded its library',
+    'node-1',
+  ]);
 });

@@ -54,6 +54,7 @@ export type {
   SigningCA,
 } from './ca.ts';
 export { crossSignRoot } from './ca-rotation.ts';
+export { loadX509 } from './_x509.ts';
 export type { CrossSignRootOptions } from './ca-rotation.ts';
 export { verifyChain } from './cert-chain.ts';
 export type { ChainVerdict, VerifyChainOptions } from './cert-chain.ts';

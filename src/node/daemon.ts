@@ -17,6 +17,7 @@
 import type { Server } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import { readFile } from 'node:fs/promises';
+import { loadX509 } from '../crypto/index.ts';
 import { SecretdError } from '../errors.ts';
 import { systemNow, systemRandom } from '../io/system.ts';
 import { bootstrapCluster, type InitOptions } from './join/index.ts';
@@ -30,16 +31,7 @@ import { Executor } from './executor/index.ts';
 import type { Agent } from './task-dispatch/index.ts';
 import { Worker } from './worker.ts';
 import { settleRoleSwitch, writeDemotedFiles, writePromotedFiles } from './role-switch.ts';
-
-export const secretdVersion = '0.1.0';
-
-let reportFatal: (code: number) => void = () => {};
-/**
- * Resolves with the exit code (70) as soon as a node in this process meets a fatal error (a failed
- * fsync, a broken invariant), whatever the command is doing then: src/main.ts, the only place that
- * exits the process, races the command against it. The node's `done` resolves with 70 too.
- */
-export const fatalExit: Promise<number> = new Promise((resolve) => (reportFatal = resolve));
+import { reportFatal, secretdVersion } from './fatal.ts';
 
 export interface Daemon {
   /** The role this process has now: the manager (null on a worker)… */
@@ -64,6 +56,7 @@ export async function initDaemon(
   options: Omit<InitOptions, 'random' | 'now'>,
   hooks: DaemonHooks,
 ): Promise<Daemon> {
+  await loadX509();
   const boot = await bootstrapCluster({ ...options, random: systemRandom, now: systemNow() });
   const node = new NodeProcess(options.dataDir, hooks);
   await node.startManager(async (opts) => {
@@ -78,6 +71,7 @@ export async function joinDaemon(
   options: Omit<JoinOptions, 'random' | 'now'>,
   hooks: DaemonHooks,
 ): Promise<Daemon> {
+  await loadX509();
   const joined = await joinCluster({ ...options, random: systemRandom, now: systemNow() });
   await writeNodeState(dataDirPaths(options.dataDir).nodeState, joined.state);
   const node = new NodeProcess(options.dataDir, hooks);
@@ -91,6 +85,7 @@ export async function runDaemon(
   hooks: DaemonHooks,
   options: { forceNewCluster?: boolean } = {},
 ): Promise<Daemon> {
+  await loadX509();
   // A role switch a crash cut short is finished first (role-switch.ts).
   const state = await settleRoleSwitch(dataDir, hooks.log, systemRandom);
   if (state.role === 'worker' && options.forceNewCluster)

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { interpolateString } from './interpolate.ts';
+import { readServiceSpec } from '../../node/api/index.ts';
 import { loadCompose, sameSpec, translate, type CurrentSpec, type StackPlan } from './index.ts';
 import { splitCommand } from './shell-words.ts';
 
@@ -26,6 +27,7 @@ function plan(
   const result = translate(loaded.project, 'app', {
     env: lookup,
     readFile: (path) => (path in fileMap ? new TextEncoder().encode(fileMap[path]!) : enoent(path)),
+    readServiceSpec,
   });
   return { ...result, warnings: loaded.warnings };
 }
@@ -531,12 +533,12 @@ describe('errors name the file and the key; nothing is translated', () => {
       workingDir: '/',
       env: env({}),
     });
-    expect(() => translate(loaded.project, 'bad name', { env: env({}), readFile: enoent })).toThrow(
-      'Invalid stack name "bad name"',
-    );
-    expect(() => translate(loaded.project, ' ', { env: env({}), readFile: enoent })).toThrow(
-      'invalid stack name: " "',
-    );
+    expect(() =>
+      translate(loaded.project, 'bad name', { env: env({}), readFile: enoent, readServiceSpec }),
+    ).toThrow('Invalid stack name "bad name"');
+    expect(() =>
+      translate(loaded.project, ' ', { env: env({}), readFile: enoent, readServiceSpec }),
+    ).toThrow('invalid stack name: " "');
   });
 });
 

@@ -9,7 +9,6 @@
  * is created. Pure: files and the environment come through `options`.
  */
 import { SecretdError } from '../../errors.ts';
-import { readServiceSpec } from '../../node/index.ts';
 import { checkSecretData, checkSecretName } from '../../node/index.ts';
 import type { Lookup } from './interpolate.ts';
 import {
@@ -24,6 +23,11 @@ export interface TranslateOptions {
   readonly env: Lookup;
   /** Reads a secret's file; throws an error with a `code` (ENOENT…) when it cannot. */
   readonly readFile: (path: string) => Uint8Array;
+  /**
+   * The API's own reader of a service spec (throws `invalid` naming the field): each service is
+   * checked as the API would check it, before anything is sent. loadServiceSpecReader() gives it.
+   */
+  readonly readServiceSpec: (spec: Record<string, unknown>) => unknown;
 }
 
 export interface SecretPlan {
@@ -118,7 +122,7 @@ export function translate(
         service,
         stack,
         (k) => secretName(k, project.secrets.get(k)!),
-        options.env,
+        options,
       ),
     );
     return {
@@ -170,8 +174,9 @@ function serviceSpec(
   service: ServiceDefinition,
   stack: string,
   secretName: (key: string) => string,
-  env: Lookup,
+  options: TranslateOptions,
 ): ServiceSpecBody {
+  const env = options.env;
   const environment = Object.entries(service.environment).flatMap(([k, v]) => {
     // Compose takes an unset or empty value from the deploying shell when that has the variable.
     const value = v === null || v === '' ? (env(k) ?? v) : v;
@@ -209,7 +214,10 @@ function serviceSpec(
         : { Replicated: { Replicas: deploy.replicas ?? 1 } },
     UpdateConfig: { Parallelism: deploy.parallelism ?? 1, Delay: deploy.delayNs ?? 0 },
   };
-  checkNamed(() => readServiceSpec(spec as unknown as Record<string, unknown>), `service ${key}`);
+  checkNamed(
+    () => options.readServiceSpec(spec as unknown as Record<string, unknown>),
+    `service ${key}`,
+  );
   return spec;
 }
 

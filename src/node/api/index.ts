@@ -18,7 +18,6 @@ export {
 export { readConsistency } from './read-consistency.ts';
 export { serveAdminSocket, serveTls, serveWorkerSocket } from './server.ts';
 export { readServiceSpec, type ServiceSpecInput } from './service-shapes.ts';
-export { parseSecretFlag, type SecretFlag } from './secret-flag.ts';
 export { createWorkerApp, type WorkerBackend } from './worker-app.ts';
 export { secretVersionViews } from './secret-usage.ts';
 export { holdingsPaths, type NodeStateView, type SecretHolderView } from './routes/holdings.ts';

@@ -43,6 +43,7 @@ export {
   onUpdateText,
   parseOnUpdate,
 } from './secret-rules.ts';
+export { parseSecretFlag, type SecretFlag } from './secret-flag.ts';
 export { type ApplyResult, fromBase64, Store } from './store.ts';
 export { checkGrantConstraints, grantedVersion, grantText, type SecretGrant } from './grants.ts';
 export {

@@ -5,10 +5,11 @@
  *
  * One parser for the CLI (`service create --secret`, src/cmd/_secret-spec.ts re-exports it) and
  * the node's agent, which reads the references other engines' containers name in this syntax
- * (routes/local-containers.ts) so that the OCI runtime sends their text as it found it.
+ * (api/routes/local-containers.ts) so that the OCI runtime sends their text as it found it. It
+ * lives in the store's room with the other rules both share, which load no API server (hono).
  */
 import { SecretdError } from '../../errors.ts';
-import { checkVersionNumber, onUpdateText, parseOnUpdate } from '../store/index.ts';
+import { checkVersionNumber, onUpdateText, parseOnUpdate } from './secret-rules.ts';
 
 export interface SecretFlag {
   readonly SecretName: string;

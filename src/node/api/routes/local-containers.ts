@@ -20,7 +20,7 @@ import {
   type LocalSecretRef,
 } from '../../task-dispatch/index.ts';
 import { readJsonObject } from '../request.ts';
-import { parseSecretFlag, type SecretFlag } from '../secret-flag.ts';
+import { parseSecretFlag, type SecretFlag } from '../../store/index.ts';
 
 export interface LocalContainersRoutesOptions {
   /** The agent's service; null while this node runs no agent (a locked manager). */

@@ -72,6 +72,12 @@ const cases: ReadonlyArray<{
     missingValue: '--large-bytes',
   },
   {
+    script: 'cli-latency',
+    badValue: ['--rounds', 'abc'],
+    badValueMessage: "--rounds must be a whole number, not 'abc'",
+    missingValue: '--warmup',
+  },
+  {
     script: 'ceiling',
     badValue: ['--n', 'abc'],
     badValueMessage: "--n must be a whole number, not 'abc'",

@@ -26,7 +26,7 @@ import {
 } from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
 import { DockerUnavailableError, findExecutable, startDockerSwarm } from './docker-swarm.ts';
-import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
+import { deferCleanup, interrupted, runEntryPoint } from './lifecycle.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
 import { startSecretdCluster } from './secretd-cluster.ts';
 import { defaultSecretdCommand } from './secretd-process.ts';
@@ -236,17 +236,4 @@ function report(
     );
 }
 
-let exitCode: number;
-try {
-  exitCode = await main(process.argv.slice(2));
-} catch (error) {
-  if (interrupted.signal.aborted) {
-    console.error('cli-latency: interrupted');
-    exitCode = 130;
-  } else {
-    console.error(`cli-latency failed: ${errorReason(error)}`);
-    exitCode = 1;
-  }
-}
-await runCleanups();
-process.exit(exitCode);
+await runEntryPoint('cli-latency', main);

@@ -22,7 +22,7 @@ import {
 } from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
 import { RoundRobinWriter, type WriteAttempt } from './failover-writer.ts';
-import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
+import { deferCleanup, interrupted, runEntryPoint } from './lifecycle.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
 import { openSecretdSession, type ClientTLSFiles, type SecretdSession } from './secretd-client.ts';
 import {
@@ -386,17 +386,4 @@ function report(options: FailoverOptions, input: ReportInput): void {
   }
 }
 
-let exitCode: number;
-try {
-  exitCode = await main(process.argv.slice(2));
-} catch (error) {
-  if (interrupted.signal.aborted) {
-    console.error('failover: interrupted');
-    exitCode = 130;
-  } else {
-    console.error(`failover failed: ${errorReason(error)}`);
-    exitCode = 1;
-  }
-}
-await runCleanups();
-process.exit(exitCode);
+await runEntryPoint('failover', main);

@@ -23,6 +23,31 @@ export async function runCleanups(): Promise<void> {
   }
 }
 
+/**
+ * An entry point's end: runs `main` with the command line, says in one line why it failed (an
+ * interruption as one), stops what was started and exits with main's code (1 on a failure, 130
+ * when interrupted).
+ */
+export async function runEntryPoint(
+  name: string,
+  main: (argv: readonly string[]) => Promise<number>,
+): Promise<never> {
+  let exitCode: number;
+  try {
+    exitCode = await main(process.argv.slice(2));
+  } catch (error) {
+    if (interrupted.signal.aborted) {
+      console.error(`${name}: interrupted`);
+      exitCode = 130;
+    } else {
+      console.error(`${name} failed: ${errorReason(error)}`);
+      exitCode = 1;
+    }
+  }
+  await runCleanups();
+  process.exit(exitCode);
+}
+
 function onSignal(signal: NodeJS.Signals): void {
   if (!interrupted.signal.aborted) {
     console.error(

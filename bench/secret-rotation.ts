@@ -26,7 +26,6 @@ import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { busyboxRootfsTarball } from '../test/helpers/busybox-image.ts';
 import { spawnCaptured, stopProcess, waitUntil, type CapturedProcess } from './child-process.ts';
-import { errorReason } from './create-outcome.ts';
 import {
   nonNegativeInteger,
   optionsOrExit,
@@ -37,7 +36,7 @@ import {
 } from './create-secrets-options.ts';
 import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
 import { DockerUnavailableError, startDockerSwarm } from './docker-swarm.ts';
-import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
+import { deferCleanup, interrupted, runEntryPoint } from './lifecycle.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
 import { defaultSecretdCommand, freePort, runDirOf, secretdCli } from './secretd-process.ts';
 import { importDockerImage } from './service-systems.ts';
@@ -526,17 +525,4 @@ function report(
     );
 }
 
-let exitCode: number;
-try {
-  exitCode = await main(process.argv.slice(2));
-} catch (error) {
-  if (interrupted.signal.aborted) {
-    console.error('secret-rotation: interrupted');
-    exitCode = 130;
-  } else {
-    console.error(`secret-rotation failed: ${errorReason(error)}`);
-    exitCode = 1;
-  }
-}
-await runCleanups();
-process.exit(exitCode);
+await runEntryPoint('secret-rotation', main);

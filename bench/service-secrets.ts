@@ -30,7 +30,7 @@ import {
 } from './create-secrets-options.ts';
 import { errorReason } from './create-outcome.ts';
 import { DockerUnavailableError, startDockerSwarm } from './docker-swarm.ts';
-import { deferCleanup, interrupted, runCleanups } from './lifecycle.ts';
+import { deferCleanup, interrupted, runEntryPoint } from './lifecycle.ts';
 import { busyWarning, describeMachine, machineFacts } from './machine.ts';
 import { defaultSecretdCommand } from './secretd-process.ts';
 import {
@@ -373,17 +373,4 @@ function report(options: Options, targets: readonly Target[], notes: readonly st
   }
 }
 
-let exitCode: number;
-try {
-  exitCode = await main(process.argv.slice(2));
-} catch (error) {
-  if (interrupted.signal.aborted) {
-    console.error('service-secrets: interrupted');
-    exitCode = 130;
-  } else {
-    console.error(`service-secrets failed: ${errorReason(error)}`);
-    exitCode = 1;
-  }
-}
-await runCleanups();
-process.exit(exitCode);
+await runEntryPoint('service-secrets', main);

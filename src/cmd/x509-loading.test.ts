@@ -1,15 +1,7 @@
 import { expect, test } from 'bun:test';
-import { createKeyAndCSR, createRootCA, issueCertificate } from '../crypto/index.ts';
+import { workerCertificatePem } from '../../test/helpers/certificate.ts';
 
-const now = new Date();
-const pem = await issueCertificate(await createRootCA({ now }), (await createKeyAndCSR()).csrPem, {
-  nodeId: 'node-1',
-  role: 'worker',
-  clusterId: 'cluster-1',
-  now,
-  lifetimeMs: 3_600_000,
-  serial: new Uint8Array(16).fill(7),
-});
+const pem = await workerCertificatePem();
 
 const { SECRETD_HOST: _host, ...withoutHost } = process.env;
 

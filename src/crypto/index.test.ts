@@ -1,19 +1,8 @@
 import { expect, test } from 'bun:test';
+import { workerCertificatePem } from '../../test/helpers/certificate.ts';
 import * as door from './index.ts';
 
-const now = new Date();
-const pemOfSomeCertificate = await door.issueCertificate(
-  await door.createRootCA({ now }),
-  (await door.createKeyAndCSR()).csrPem,
-  {
-    nodeId: 'node-1',
-    role: 'worker',
-    clusterId: 'cluster-1',
-    now,
-    lifetimeMs: 3_600_000,
-    serial: new Uint8Array(16).fill(7),
-  },
-);
+const pemOfSomeCertificate = await workerCertificatePem();
 
 test('index.ts exports the package API and nothing private', () => {
   const functions = Object.entries(door)

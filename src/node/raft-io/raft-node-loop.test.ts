@@ -1,7 +1,8 @@
 /**
  * RaftNode's loop takes every input when it comes, not at the next tick: a write proposed while
  * the loop finishes the turn that answered a read (`secret rm` and `secret update` read, then
- * propose) went out only when the tick came, 0-50 ms later.
+ * propose) went out only when the tick came, 0-50 ms later. And a wait for a leader ends with the
+ * Ready that makes one known, with the member's stop, or at its time limit, not at a poll.
  */
 import { expect, test } from 'bun:test';
 import { tempDir } from '../../../test/helpers/process.ts';
@@ -9,6 +10,7 @@ import { NodeFileSystem } from '../../io/node-fs.ts';
 import { systemRandom } from '../../io/system.ts';
 import type { MemberId } from '../../raft/types.ts';
 import { openRaftNode } from './open-raft-node.ts';
+import type { RaftNode } from './raft-node.ts';
 
 const at = '2026-12-07T00:00:00.000Z';
 
@@ -17,12 +19,12 @@ function stuckAfter(ms: number): Promise<'stuck'> {
   return new Promise((resolve) => setTimeout(() => resolve('stuck'), ms));
 }
 
-test('a write proposed as a read is answered is written without waiting for a tick', async () => {
-  using dir = tempDir('secretd-raft-loop-');
-  const node = await openRaftNode({
+/** A one-member node whose tick is an hour away: nothing here waits for one. */
+function oneMember(root: string): Promise<RaftNode> {
+  return openRaftNode({
     id: 'node-a' as MemberId,
-    walDir: `${dir.path}/raft/wal`,
-    snapshotDir: `${dir.path}/raft/snap`,
+    walDir: `${root}/raft/wal`,
+    snapshotDir: `${root}/raft/snap`,
     dek: systemRandom(32),
     dekKeyId: 1,
     fs: new NodeFileSystem(),
@@ -30,12 +32,16 @@ test('a write proposed as a read is answered is written without waiting for a ti
     electionRandom: () => 0.5,
     bootstrapConf: { voters: ['node-a' as MemberId], learners: [] },
     transport: { send: () => {} },
-    // No tick comes during the test: anything left for one would wait an hour.
     tickMs: 3_600_000,
     onFatal: (error) => {
       throw error;
     },
   });
+}
+
+test('a write proposed as a read is answered is written without waiting for a tick', async () => {
+  using dir = tempDir('secretd-raft-loop-');
+  const node = await oneMember(dir.path);
   try {
     node.campaign();
     await node.waitForLeader(5_000);
@@ -49,5 +55,31 @@ test('a write proposed as a read is answered is written without waiting for a ti
     }
   } finally {
     await node.stop();
+  }
+});
+
+test('waitForLeader() ends when the member leads, when it stops, or at its time limit', async () => {
+  using dir = tempDir('secretd-raft-loop-');
+  const node = await oneMember(dir.path);
+  // No leader and no tick to elect one: the limit ends the wait.
+  await expect(node.waitForLeader(20)).rejects.toThrow('No leader was elected in time');
+  // A stop ends a wait still under way, whatever its limit.
+  const waiting = node.waitForLeader(3_600_000);
+  const stopping = node.stop();
+  expect(await Promise.race([waiting.catch((e: Error) => e.message), stuckAfter(10_000)])).toBe(
+    'Node is shutting down',
+  );
+  await stopping;
+  await expect(node.waitForLeader(5_000)).rejects.toThrow('Node is shutting down');
+  // A campaign ends it at the Ready that makes this member the leader.
+  using other = tempDir('secretd-raft-loop-');
+  const again = await oneMember(other.path);
+  try {
+    const led = again.waitForLeader(3_600_000);
+    again.campaign();
+    expect(await Promise.race([led.then(() => 'leads'), stuckAfter(10_000)])).toBe('leads');
+    expect(again.core.leader).toBe('node-a' as MemberId);
+  } finally {
+    await again.stop();
   }
 });

@@ -240,6 +240,8 @@ export class RaftNode {
   }
 
   readonly #advancedListeners = new Set<() => void>();
+  /** waitForLeader's waiters, failed by stop(). */
+  readonly #leaderWaits = new Set<(error: SecretdError | null) => void>();
 
   /**
    * Calls `listener` after every Ready is advanced: the leader, this member's role, the
@@ -349,15 +351,32 @@ export class RaftNode {
     });
   }
 
-  /** Resolves once some member is known to lead (this one, in a one-member cluster). */
-  async waitForLeader(timeoutMs: number): Promise<void> {
-    const deadline = this.#timers.now() + timeoutMs;
-    while (this.#core.leader === null || this.#readyOutstanding) {
-      if (this.#stopped) throw new SecretdError('unavailable', 'Node is shutting down');
-      if (this.#timers.now() > deadline)
-        throw new SecretdError('unavailable', 'No leader was elected in time');
-      await sleep(this.#timers, 5);
-    }
+  /**
+   * Resolves once some member is known to lead (this one, in a one-member cluster), at the end of
+   * a Ready (step 7's listeners), not at the next poll: it polled every 5 ms, which a restart
+   * waited for.
+   */
+  waitForLeader(timeoutMs: number): Promise<void> {
+    if (this.#stopped)
+      return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
+    const known = (): boolean => this.#core.leader !== null && !this.#readyOutstanding;
+    if (known()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const settle = (error: SecretdError | null): void => {
+        cancelTimer();
+        stopWatching();
+        this.#leaderWaits.delete(settle);
+        if (error === null) resolve();
+        else reject(error);
+      };
+      const cancelTimer = this.#timers.after(timeoutMs, () =>
+        settle(new SecretdError('unavailable', 'No leader was elected in time')),
+      );
+      const stopWatching = this.onAdvanced(() => {
+        if (known()) settle(null);
+      });
+      this.#leaderWaits.add(settle);
+    });
   }
 
   /** Proposes a membership change (one at a time, enforced by the core); resolves when queued. */
@@ -477,6 +496,8 @@ export class RaftNode {
         ),
       );
     this.#pending.clear();
+    for (const settle of [...this.#leaderWaits])
+      settle(new SecretdError('unavailable', 'Node is shutting down'));
     while (this.#running) await sleep(this.#timers, 1);
     await this.#snapshotting; // settles either way: a failure after stop is not reported
     await this.#wal.close();

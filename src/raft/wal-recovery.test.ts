@@ -451,6 +451,32 @@ describe('WAL preallocation', () => {
     await expectAppendable(dir.path, reopened.wal, reopened.state);
   });
 
+  test('a byte that is not zero far past the last batch (after the first 64 KiB of zeros) is damage, not reserved space', async () => {
+    using dir = tempDir('secretd-wal-');
+    const reserve = 256 * 1024;
+    const { wal } = await WAL.open(dir.path, options({ preallocateBytes: reserve }));
+    const [path] = await segmentPaths(dir.path);
+    await wal.save(batchA);
+    await wal.save(batchB);
+    const crashed = await filesNow(dir.path);
+    await wal.close();
+    const endB = (await fs.readFile(path!)).length;
+    const left = crashed.get(path!.slice(dir.path.length + 1))!;
+    expect(left.length).toBe(reserve);
+    left[200 * 1024] = 1;
+    await restore(dir.path, crashed);
+    const tails: TornTail[] = [];
+    const reopened = await WAL.open(
+      dir.path,
+      options({ preallocateBytes: reserve, onTornTail: (tail) => tails.push(tail) }),
+    );
+    expect(reopened.state).toEqual(stateAB);
+    expect(tails.map((tail) => [tail.offset, tail.discardedBytes])).toEqual([
+      [endB, reserve - endB],
+    ]);
+    await expectAppendable(dir.path, reopened.wal, reopened.state);
+  });
+
   test('a batch torn before the zeros is still a torn tail, reported and cut off', async () => {
     using dir = tempDir('secretd-wal-');
     const { path, bytes, endB } = await writeABC(dir.path);

@@ -72,7 +72,9 @@ const clientOnlyCommands: ReadonlySet<string> = new Set([
 ]);
 
 function needsX509(command: string | undefined, argv: readonly string[]): boolean {
-  if (command === undefined || !clientOnlyCommands.has(command)) return true;
+  // No command: `--version`, `--help` or the usage, which read no certificate.
+  if (command === undefined) return false;
+  if (!clientOnlyCommands.has(command)) return true;
   // Anywhere on the line, even where it is not the option (a container's command): loading it
   // when not needed costs only the time.
   return (

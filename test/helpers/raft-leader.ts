@@ -10,11 +10,12 @@ import type { MemberId } from '../../src/raft/types.ts';
 
 export const leaderId = 'node-a' as MemberId;
 
-export async function oneMemberLeader(
+/** The same member opened, not started: no tick, no leader until a test makes one. */
+export function openOneMember(
   root: string,
   extra: Partial<OpenRaftOptions> = {},
 ): Promise<RaftNode> {
-  const node = await openRaftNode({
+  return openRaftNode({
     id: leaderId,
     walDir: `${root}/raft/wal`,
     snapshotDir: `${root}/raft/snap`,
@@ -31,6 +32,13 @@ export async function oneMemberLeader(
     },
     ...extra,
   });
+}
+
+export async function oneMemberLeader(
+  root: string,
+  extra: Partial<OpenRaftOptions> = {},
+): Promise<RaftNode> {
+  const node = await openOneMember(root, extra);
   node.start();
   node.campaign();
   await node.waitForLeader(5000);

@@ -6,10 +6,7 @@
  */
 import { expect, test } from 'bun:test';
 import { tempDir } from '../../../test/helpers/process.ts';
-import { NodeFileSystem } from '../../io/node-fs.ts';
-import { systemRandom } from '../../io/system.ts';
-import type { MemberId } from '../../raft/types.ts';
-import { openRaftNode } from './open-raft-node.ts';
+import { leaderId, openOneMember } from '../../../test/helpers/raft-leader.ts';
 import type { RaftNode } from './raft-node.ts';
 
 const at = '2026-12-07T00:00:00.000Z';
@@ -19,25 +16,8 @@ function stuckAfter(ms: number): Promise<'stuck'> {
   return new Promise((resolve) => setTimeout(() => resolve('stuck'), ms));
 }
 
-/** A one-member node whose tick is an hour away: nothing here waits for one. */
-function oneMember(root: string): Promise<RaftNode> {
-  return openRaftNode({
-    id: 'node-a' as MemberId,
-    walDir: `${root}/raft/wal`,
-    snapshotDir: `${root}/raft/snap`,
-    dek: systemRandom(32),
-    dekKeyId: 1,
-    fs: new NodeFileSystem(),
-    random: systemRandom,
-    electionRandom: () => 0.5,
-    bootstrapConf: { voters: ['node-a' as MemberId], learners: [] },
-    transport: { send: () => {} },
-    tickMs: 3_600_000,
-    onFatal: (error) => {
-      throw error;
-    },
-  });
-}
+/** A one-member node, not started: no tick comes; anything left for one would wait forever. */
+const oneMember = (root: string): Promise<RaftNode> => openOneMember(root, { tickMs: 3_600_000 });
 
 test('a write proposed as a read is answered is written without waiting for a tick', async () => {
   using dir = tempDir('secretd-raft-loop-');
@@ -78,7 +58,7 @@ test('waitForLeader() ends when the member leads, when it stops, or at its time 
     const led = again.waitForLeader(3_600_000);
     again.campaign();
     expect(await Promise.race([led.then(() => 'leads'), stuckAfter(10_000)])).toBe('leads');
-    expect(again.core.leader).toBe('node-a' as MemberId);
+    expect(again.core.leader).toBe(leaderId);
   } finally {
     await again.stop();
   }

@@ -217,20 +217,26 @@ for (const [file, specs] of packages)
 // server's framework nor the X.509 library, which the node and the commands that need them load
 // with import() (node/index.ts: the daemon; crypto/_x509.ts: loadX509). A command that only reaches
 // a node through the client then starts in about 30 ms instead of 50 (bench/cli-latency.ts).
-const commandEntries = ['src/cmd/main.ts', 'src/node/index.ts'];
-const evaluated = new Set<string>(commandEntries);
-const reachedFrom = new Map<string, string>();
-for (const file of evaluated)
-  for (const next of graph.get(file) ?? [])
-    if (!evaluated.has(next)) {
-      evaluated.add(next);
-      reachedFrom.set(next, file);
-    }
-for (const file of evaluated)
+/**
+ * Every file reached from `entries` through `next`, each with the file it was first reached from
+ * (null for an entry), in the order they were reached.
+ */
+function reach(
+  entries: readonly string[],
+  next: (file: string) => readonly string[],
+): Map<string, string | null> {
+  const from = new Map<string, string | null>(entries.map((entry) => [entry, null]));
+  for (const file of from.keys())
+    for (const target of next(file)) if (!from.has(target)) from.set(target, file);
+  return from;
+}
+
+const evaluated = reach(['src/cmd/main.ts', 'src/node/index.ts'], (file) => graph.get(file) ?? []);
+for (const file of evaluated.keys())
   for (const spec of packages.get(file) ?? [])
     if (/^(hono|@hono\/node-server|@peculiar\/x509)$/.test(spec)) {
       const path = [file];
-      while (reachedFrom.has(path[0]!)) path.unshift(reachedFrom.get(path[0]!)!);
+      for (let at = evaluated.get(file); at != null; at = evaluated.get(at)) path.unshift(at);
       problems.push(
         `${path.join(' → ')} imports ${spec}: every command would evaluate it (load it with import() where it is needed)`,
       );
@@ -240,11 +246,11 @@ for (const file of evaluated)
 // container, and without reflect-metadata loaded first the x509 library throws, so nothing it
 // reaches may load src/node/ or that library.
 const ociEntry = 'src/cmd/oci-runtime.ts';
-const reached = new Set<string>([ociEntry]);
-for (const file of reached)
-  for (const next of [...(graph.get(file) ?? []), ...(dynamicImports.get(file) ?? [])])
-    reached.add(next);
-for (const file of reached) {
+const reached = reach([ociEntry], (file) => [
+  ...(graph.get(file) ?? []),
+  ...(dynamicImports.get(file) ?? []),
+]);
+for (const file of reached.keys()) {
   if (file.startsWith('src/node/'))
     problems.push(`${ociEntry} reaches ${file} (the OCI runtime's path must not load src/node/)`);
   for (const spec of [...(packages.get(file) ?? []), ...(dynamicImports.get(file) ?? [])])

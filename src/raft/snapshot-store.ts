@@ -1065,7 +1065,6 @@ function chunkAad(aad: Uint8Array, n: number, final: boolean): Uint8Array {
   return out;
 }
 
-/** The key id a snapshot file is sealed with, from its first envelope (-1 when it has none). */
 /** The bytes of a snapshot file that fileKeyId reads: the header, version 3's chunk length, the envelope's version and key id. */
 const fileKeyIdBytes = headerBytes + 4 + 5;
 

@@ -76,8 +76,21 @@ export async function openSecretdSession(
   return {
     request: (method, path, body) =>
       streamRequest(session, { method, path, body, timeoutMs: options.requestTimeoutMs }),
-    close: () => new Promise<void>((resolve) => session.close(() => resolve())),
+    close: () => closeSession(session),
   };
+}
+
+/**
+ * Closes `session` once its streams are done, settling also when it is (or becomes) destroyed: a
+ * session whose server died is destroyed, and Bun's close() of one never calls back, so a
+ * benchmark whose server was killed hung in its cleanup, spinning a CPU, instead of reporting.
+ */
+export function closeSession(session: ClientHttp2Session): Promise<void> {
+  if (session.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    session.once('close', () => resolve());
+    session.close(() => resolve());
+  });
 }
 
 interface StreamRequestOptions {

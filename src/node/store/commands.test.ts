@@ -821,7 +821,34 @@ describe('decodeStandardBase64()', () => {
       '=AAA',
       'AA!A',
       'AAAé',
+      '    ',
+      'AAAA    ',
+      'AA==    ',
+      'AA== \n\r\f',
+      'A\fAA',
+      'AAA\r',
+      ' AA=',
+      'A A=',
+      'AA =',
+      'A  =',
     ])
       expect([text, decodeStandardBase64(text)]).toEqual([text, null]);
+  });
+
+  test('refuses every text with ASCII whitespace anywhere, whatever its length', () => {
+    // Valid base64 of 1 to 9 bytes with 1 to 4 whitespace characters put in at random places,
+    // then cut or padded with more whitespace to a multiple of 4: what fromBase64 alone would take.
+    const spaces = ['\t', '\n', '\f', '\r', ' '];
+    const pick = (n: number): number => crypto.getRandomValues(new Uint32Array(1))[0]! % n;
+    for (let round = 0; round < 2000; round++) {
+      const chars = [
+        ...Buffer.from(crypto.getRandomValues(new Uint8Array(1 + pick(9)))).toString('base64'),
+      ];
+      for (let i = 1 + pick(4); i > 0; i--)
+        chars.splice(pick(chars.length + 1), 0, spaces[pick(spaces.length)]!);
+      while (chars.length % 4 !== 0) chars.push(spaces[pick(spaces.length)]!);
+      const text = chars.join('');
+      expect([text, decodeStandardBase64(text)]).toEqual([text, null]);
+    }
   });
 });

@@ -544,17 +544,25 @@ export function toBase64(bytes: Uint8Array): string {
 /**
  * Strict standard base64 (the alphabet with + and /, padded to a multiple of 4, nothing between),
  * decoded into one new array; null for anything else. `Uint8Array.fromBase64` (Bun and Deno alike)
- * refuses other characters and misplaced padding; what it would let through, ASCII whitespace and
- * a missing padding, is refused first. About 10× faster than the regular expression it replaced
- * on a 64 KiB value.
+ * refuses other characters and misplaced padding; what it would let through is refused around it:
+ * a missing padding (a length not a multiple of 4) before, ASCII whitespace (which it skips) after,
+ * by the length: a text of n characters ending in p `=` (p ≤ 2) holds 3n/4 - p bytes, and with
+ * w ≥ 1 whitespace characters skipped fromBase64 decodes at most 3(n - w - p)/4, which is less.
+ * That check replaced a regular expression's scan of the whole text (on a 64 KiB value, 10–16 µs
+ * of the 25–40 the decode took); the expression had replaced a full one, 10× slower.
  */
 export function decodeStandardBase64(text: string): Uint8Array | null {
-  if (text.length % 4 !== 0 || /[\t\n\f\r ]/.test(text)) return null;
+  if (text.length % 4 !== 0) return null;
+  let bytes: Uint8Array;
   try {
-    return (Uint8Array as unknown as { fromBase64(text: string): Uint8Array }).fromBase64(text);
+    bytes = (Uint8Array as unknown as { fromBase64(text: string): Uint8Array }).fromBase64(text);
   } catch {
     return null;
   }
+  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  if (bytes.length === (text.length / 4) * 3 - padding) return bytes;
+  bytes.fill(0); // a value's bytes, all the same
+  return null;
 }
 
 const wrong = (path: string, expected: string): SecretdError =>

@@ -2,11 +2,13 @@
  * RaftNode's loop takes every input when it comes, not at the next tick: a write proposed while
  * the loop finishes the turn that answered a read (`secret rm` and `secret update` read, then
  * propose) went out only when the tick came, 0-50 ms later. And a wait for a leader ends with the
- * Ready that makes one known, with the member's stop, or at its time limit, not at a poll.
+ * Ready that makes one known, with the member's stop, or at its time limit, not at a poll; and a
+ * stop waits for the loop's run to end, not for a timer.
  */
 import { expect, test } from 'bun:test';
 import { tempDir } from '../../../test/helpers/process.ts';
 import { leaderId, openOneMember } from '../../../test/helpers/raft-leader.ts';
+import type { Timers } from '../../io/timers.ts';
 import type { RaftNode } from './raft-node.ts';
 
 const at = '2026-12-07T00:00:00.000Z';
@@ -63,3 +65,40 @@ test('waitForLeader() ends when the member leads, when it stops, or at its time 
     await again.stop();
   }
 });
+
+test('stop() during a write ends with the loop, with no timer', async () => {
+  using dir = tempDir('secretd-raft-loop-');
+  // Timers that never fire: whatever waits on one never ends (the stop polled one every 1 ms).
+  const frozen: Timers = {
+    now: () => performance.now(),
+    after: () => () => {},
+    every: () => () => {},
+    turn: (fn) => void setImmediate(fn),
+  };
+  const node = await openOneMember(dir.path, { timers: frozen });
+  node.campaign();
+  await node.waitForLeader(3_600_000);
+  for (let i = 0; i < 3; i++)
+    expect(await node.propose({ op: 'secret-remove', at, ids: [`secret-${i}`] })).toMatchObject({
+      ok: false,
+      code: 'not_found',
+    });
+  // Stopped while a write's fsync is under way (the loop is running), with another write
+  // proposed meanwhile, which waits in the inbox for that Ready to end.
+  const outcome = (result: Promise<{ ok: boolean; code?: string }>): Promise<string> =>
+    result.then(
+      (r) => (r.ok ? 'written' : r.code!),
+      (error: Error) => error.message,
+    );
+  const first = outcome(node.propose({ op: 'secret-remove', at, ids: ['first'] }));
+  await new Promise((resolve) => setImmediate(resolve));
+  const waiting = outcome(node.propose({ op: 'secret-remove', at, ids: ['waiting'] }));
+  const stopped = node.stop().then(() => 'stopped');
+  expect(await Promise.race([stopped, stuckAfter(10_000)])).toBe('stopped');
+  // Each answered or refused, none left waiting: the one from the inbox was proposed to the core
+  // after the stop had refused the writes it knew of, and never settled.
+  expect(await Promise.race([first, stuckAfter(10_000)])).toMatch(
+    /^(not_found|Node is shutting down.*)$/,
+  );
+  expect(await Promise.race([waiting, stuckAfter(10_000)])).toBe('Node is shutting down');
+}, 30_000);

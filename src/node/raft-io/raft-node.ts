@@ -96,7 +96,7 @@ import type {
   Term,
 } from '../../raft/types.ts';
 import type { WAL } from '../../raft/wal.ts';
-import { sleep, systemTimers, type Timers } from '../../io/timers.ts';
+import { systemTimers, type Timers } from '../../io/timers.ts';
 import { encodeCommand, parseCommand, type TaggedCommand } from '../store/index.ts';
 import { Store, type ApplyResult } from '../store/index.ts';
 import { replayCommitted } from './_replay.ts';
@@ -168,6 +168,8 @@ export class RaftNode {
   readonly #inbox: Array<() => void> = [];
   #readyOutstanding = false;
   #running = false;
+  /** The loop's run under way (settled when it ends, and at once when none has run): stop() awaits it. */
+  #loopRun: Promise<void> = Promise.resolve();
   #stopped = false;
   #stopTicking: (() => void) | null = null;
   readonly #timers: Timers;
@@ -266,6 +268,7 @@ export class RaftNode {
     );
     this.#stopTicking = this.#timers.every(this.#options.tickMs, () =>
       this.#input(() => {
+        if (this.#stopped) return;
         this.#core.tick();
         this.#idleTick();
       }),
@@ -274,13 +277,17 @@ export class RaftNode {
   }
 
   campaign(): void {
-    this.#input(() => this.#core.campaign());
+    this.#input(() => {
+      if (!this.#stopped) this.#core.campaign();
+    });
   }
 
   step(message: Message): void {
     if (this.#stopped) return;
     if (this.#stepAt < 0 && message.type === 'append') this.#stepAt = this.#timers.now();
-    this.#input(() => this.#core.step(message));
+    this.#input(() => {
+      if (!this.#stopped) this.#core.step(message);
+    });
   }
 
   /** Resolves once the command is committed, fsynced and applied, with the store's verdict. */
@@ -305,6 +312,7 @@ export class RaftNode {
       processMetrics.create.proposed.observe((processMetrics.now() - trace.receivedAt) / 1000);
     return new Promise<ApplyResult>((resolve, reject) => {
       this.#input(() => {
+        if (this.#refusedAfterStop(reject)) return;
         try {
           const index = this.#core.propose(data);
           metrics.proposals.inc();
@@ -340,6 +348,7 @@ export class RaftNode {
         resolve();
       };
       this.#input(() => {
+        if (this.#refusedAfterStop((error) => (cancel(), reject(error)))) return;
         try {
           this.#core.readIndex(context);
           this.#reads.set(context, [done]);
@@ -393,6 +402,7 @@ export class RaftNode {
       return Promise.reject(new SecretdError('unavailable', 'Node is shutting down'));
     return new Promise((resolve, reject) =>
       this.#input(() => {
+        if (this.#refusedAfterStop(reject)) return;
         try {
           fn();
           resolve();
@@ -403,11 +413,21 @@ export class RaftNode {
     );
   }
 
-  /** Feeds the core now, or right after the outstanding Ready is advanced. */
+  /**
+   * Feeds the core now, or right after the outstanding Ready is advanced. Each input looks at
+   * #stopped when it runs: one that waited in the inbox through a stop is refused, not applied.
+   */
   #input(apply: () => void): void {
     if (this.#readyOutstanding) this.#inbox.push(apply);
     else apply();
     this.#kick();
+  }
+
+  /** True, with `reject` called, once this member has stopped: for an input that waited through a stop. */
+  #refusedAfterStop(reject: (error: Error) => void): boolean {
+    if (!this.#stopped) return false;
+    reject(new SecretdError('unavailable', 'Node is shutting down'));
+    return true;
   }
 
   #drainInbox(): void {
@@ -488,17 +508,13 @@ export class RaftNode {
       new SecretdError('unavailable', 'Node is shutting down; the key rotation resumes at restart'),
     );
     this.#rotation = null;
-    for (const pending of this.#pending.values())
-      pending.reject(
-        new SecretdError(
-          'unavailable',
-          'Node is shutting down; the write may or may not have happened',
-        ),
-      );
-    this.#pending.clear();
+    this.#refusePending();
     for (const settle of [...this.#leaderWaits])
       settle(new SecretdError('unavailable', 'Node is shutting down'));
-    while (this.#running) await sleep(this.#timers, 1);
+    // The run under way ends at its next look at #stopped; none starts after (#kick).
+    while (this.#running) await this.#loopRun;
+    // Input still waiting (a run that failed mid-Ready leaves some) is refused now (#input).
+    this.#drainInbox();
     await this.#snapshotting; // settles either way: a failure after stop is not reported
     await this.#wal.close();
   }
@@ -506,17 +522,20 @@ export class RaftNode {
   #kick(): void {
     if (this.#running || this.#stopped) return;
     this.#running = true;
-    queueMicrotask(() => {
-      this.#loop()
-        .catch((error: unknown) => this.#fail(error))
-        .finally(() => {
-          this.#running = false;
-          // Input that came while the loop was finishing (after its last look at the core, during
-          // its last awaits) found it running, so its own kick did nothing: it goes now, not at the
-          // next tick. A write proposed right after a read (rm, update: the read's Ready ends the
-          // loop's last turn) waited 0-50 ms for that tick, 37 ms on average.
-          if (!this.#stopped && this.#core.hasReady()) this.#kick();
-        });
+    this.#loopRun = new Promise<void>((ended) => {
+      queueMicrotask(() => {
+        this.#loop()
+          .catch((error: unknown) => this.#fail(error))
+          .finally(() => {
+            this.#running = false;
+            ended();
+            // Input that came while the loop was finishing (after its last look at the core,
+            // during its last awaits) found it running, so its own kick did nothing: it goes now,
+            // not at the next tick. A write proposed right after a read (rm, update: the read's
+            // Ready ends the loop's last turn) waited 0-50 ms for that tick, 37 ms on average.
+            if (!this.#stopped && this.#core.hasReady()) this.#kick();
+          });
+      });
     });
   }
 
@@ -779,6 +798,17 @@ export class RaftNode {
       if (index <= this.#store.appliedIndex) resolve();
       else this.#appliedWaiters.push({ index, resolve });
     }
+  }
+
+  #refusePending(): void {
+    for (const pending of this.#pending.values())
+      pending.reject(
+        new SecretdError(
+          'unavailable',
+          'Node is shutting down; the write may or may not have happened',
+        ),
+      );
+    this.#pending.clear();
   }
 
   #failPending(): void {

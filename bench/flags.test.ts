@@ -208,6 +208,14 @@ describe('bench/latency-breakdown.ts, which takes a list of cluster sizes', () =
       "--clusters must be at least 1, not '0'",
     );
   });
+
+  test('refuses no creates in flight', async () => {
+    await expectRefused(
+      'latency-breakdown',
+      ['--concurrency', '0'],
+      "--concurrency must be at least 1, not '0'",
+    );
+  });
 });
 
 describe('bench/restart-at-scale.ts, whose services each use a secret of their own', () => {

@@ -1,6 +1,6 @@
 /**
- * Where the time of ONE write goes (issue 17): N sequential creates (C=1) on a one-node secretd and
- * on three managers, then the stages of those writes read from each manager's GET /secretd/metrics
+ * Where the time of ONE write goes (issue 17): N creates, one at a time (C=1) or C at once, on a
+ * one-node secretd and on three managers, then the stages of those writes read from each manager's GET /secretd/metrics
  * (the difference between a scrape before and one after), as a table of medians and p99s:
  *
  *   client round trip        measured here, send → answer read;
@@ -13,10 +13,11 @@
  * Every stage is cumulative from its start point, so the gap between two rows is what that step
  * costs. Quantiles are read off the histograms' buckets (about ×1.5 apart): good to about ±20%.
  * Also the server CPU (user + system of every manager, from /proc) per 1,000 creates, which a busy
- * machine distorts far less than wall time.
+ * machine distorts far less than wall time. At C > 1 the table shows where a slow write's time
+ * went (the p99s): waiting for the loop, for the batch's fsync, or for the reply.
  *
  *   bun bench/latency-breakdown.ts [--n 2000] [--warmup 200] [--size 64] [--clusters 1,3]
- *                                  [--secretd-bin dist/secretd]
+ *                                  [--concurrency 1] [--secretd-bin dist/secretd]
  *
  * Run it on a quiet machine: the table is only as good as the load around it.
  */
@@ -37,14 +38,15 @@ import { percentile, formatNumber } from './stats.ts';
 
 const usage = `Usage: bun bench/latency-breakdown.ts [options]
 
-N sequential creates (C=1) on secretd clusters of the given sizes, then the stages of those writes
-read from each manager's GET /secretd/metrics, as a table of medians and p99s, with the server
-CPU per 1,000 creates.
+N creates (one at a time, or C at once) on secretd clusters of the given sizes, then the stages of
+those writes read from each manager's GET /secretd/metrics, as a table of medians and p99s, with
+the server CPU per 1,000 creates.
 
   --n N                  creates measured per cluster (default 2000)
   --warmup W             creates before the measurement, not counted (default 200)
   --size S               bytes of random data per secret (default 64)
   --clusters M[,M…]      managers per cluster; one table per value (default 1,3)
+  --concurrency C        creates in flight at once, each on its own stream (default 1)
   --secretd-bin PATH     run this secretd executable (e.g. dist/secretd) instead of src/main.ts
 `;
 
@@ -53,6 +55,7 @@ interface BreakdownOptions {
   readonly warmup: number;
   readonly size: number;
   readonly clusterSizes: readonly number[];
+  readonly concurrency: number;
   readonly command: readonly string[] | undefined;
 }
 
@@ -63,6 +66,7 @@ function parseOptions(argv: readonly string[]): BreakdownOptions | undefined {
     warmup: { type: 'string' },
     size: { type: 'string' },
     clusters: { type: 'string' },
+    concurrency: { type: 'string' },
     'secretd-bin': { type: 'string' },
   });
   if (values === undefined) return undefined;
@@ -72,11 +76,12 @@ function parseOptions(argv: readonly string[]): BreakdownOptions | undefined {
     warmup: nonNegativeInteger('--warmup', values.warmup ?? '200'),
     size: positiveInteger('--size', values.size ?? '64'),
     clusterSizes: positiveIntegers('--clusters', values.clusters ?? '1,3'),
+    concurrency: positiveInteger('--concurrency', values.concurrency ?? '1'),
     command: bin === undefined ? undefined : [bin],
   };
 }
 
-const { n, warmup, size, clusterSizes, command } = optionsOrExit(usage, () =>
+const { n, warmup, size, clusterSizes, concurrency, command } = optionsOrExit(usage, () =>
   parseOptions(process.argv.slice(2)),
 );
 
@@ -110,13 +115,22 @@ async function measure(managers: number): Promise<{ rows: Row[]; cpuPer1000: num
         throw new Error(`Create ${i} answered ${answer.status}: ${answer.body.slice(0, 200)}`);
       return ms;
     };
-    for (let i = 0; i < warmup; i++) await create(-1 - i);
+    /** Creates `count` (numbered from `first`, down when negative) with `concurrency` in flight. */
+    const createAll = async (count: number, number: (i: number) => number): Promise<number[]> => {
+      const times: number[] = [];
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < count) times.push(await create(number(next++)));
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(count, 1)) }, worker));
+      return times;
+    };
+    await createAll(warmup, (i) => -1 - i);
     const before = await scrape(leaderSession);
     const followersBefore = await Promise.all(followerSessions.map(scrape));
     const pids = cluster.managers.map((m) => m.pid()).filter((p): p is number => p !== undefined);
     const cpuBefore = cpuTimeMs(pids);
-    const roundTrips: number[] = [];
-    for (let i = 0; i < n; i++) roundTrips.push(await create(i));
+    const roundTrips = await createAll(n, (i) => i);
     const cpuAfter = cpuTimeMs(pids);
     const after = await scrape(leaderSession);
     const followersAfter = await Promise.all(followerSessions.map(scrape));
@@ -166,7 +180,7 @@ async function measure(managers: number): Promise<{ rows: Row[]; cpuPer1000: num
 
 const facts = machineFacts();
 console.log(
-  `latency-breakdown: N=${n} (+${warmup} warm-up), S=${size} B, C=1; ${describeMachine(facts)}`,
+  `latency-breakdown: N=${n} (+${warmup} warm-up), S=${size} B, C=${concurrency}; ${describeMachine(facts)}`,
 );
 const warning = busyWarning(facts);
 if (warning) console.log(warning);

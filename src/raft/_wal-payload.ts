@@ -171,19 +171,29 @@ export function decodeSnapshotPayload(payload: Uint8Array): Snapshot {
   return { meta, data: r.rest() };
 }
 
-/** A part of a version 2 or 3 snapshot file: bytes held inline, or a reference to a shared piece. */
-export type SnapshotPart =
-  | { readonly kind: 'inline'; readonly bytes: Uint8Array }
-  | { readonly kind: 'shared'; readonly id: Uint8Array; readonly length: number };
+/**
+ * A part of a version 2 or 3 snapshot file: bytes held inline, or a reference to a shared piece,
+ * by its content id or, `named`, by the id its maker gave it (SnapshotPiece.named).
+ */
+export type SnapshotPart = { readonly kind: 'inline'; readonly bytes: Uint8Array } | SharedPart;
 
-const partCodes = { inline: 1, shared: 2 } as const;
-/** A shared piece's content id: the SHA-256 of its bytes. */
+type SharedPart = {
+  readonly kind: 'shared';
+  readonly id: Uint8Array;
+  readonly length: number;
+  readonly named?: boolean;
+};
+
+const partCodes = { inline: 1, shared: 2, named: 3 } as const;
+/** A shared piece's id: the SHA-256 of its bytes, or its maker's 32-byte name for them. */
 export const pieceIdBytes = 32;
 
 /**
  * A version 2 snapshot file's payload: its meta, a part count, then the parts in order, whose
  * bytes concatenated are the state machine's data:
  *   inline: u8 1 | u64 length | bytes        shared: u8 2 | u64 length | id (32 bytes)
+ *   named:  u8 3 | u64 length | id (32 bytes): a shared piece named by its maker (since the
+ *           fifteenth session; older builds refuse such a file as corrupt)
  */
 export function encodeSnapshotParts(
   meta: SnapshotMeta,
@@ -193,12 +203,8 @@ export function encodeSnapshotParts(
   for (const part of parts) size += 9 + (part.kind === 'inline' ? part.bytes.length : pieceIdBytes);
   const out = writeMeta(new Writer(size), meta).u32(parts.length);
   for (const part of parts) {
-    out.u8(partCodes[part.kind]);
-    if (part.kind === 'inline') out.u64(part.bytes.length).bytes(part.bytes);
-    else {
-      assert(part.id.length === pieceIdBytes, `a snapshot piece id is ${pieceIdBytes} bytes`);
-      out.u64(part.length).bytes(part.id);
-    }
+    if (part.kind === 'inline') out.u8(partCodes.inline).u64(part.bytes.length).bytes(part.bytes);
+    else out.bytes(sharedPartHead(part));
   }
   return out.done();
 }
@@ -219,12 +225,7 @@ export function* snapshotPartsStream(
     .done();
   for (const part of parts) {
     if (part.kind === 'shared') {
-      assert(part.id.length === pieceIdBytes, `a snapshot piece id is ${pieceIdBytes} bytes`);
-      yield new Writer(9 + pieceIdBytes)
-        .u8(partCodes.shared)
-        .u64(part.length)
-        .bytes(part.id)
-        .done();
+      yield sharedPartHead(part);
       continue;
     }
     yield new Writer(9).u8(partCodes.inline).u64(part.length).done();
@@ -240,10 +241,19 @@ export function* snapshotPartsStream(
   }
 }
 
+/** A shared part as the payload holds it: its code, length and id. */
+function sharedPartHead(part: SharedPart): Uint8Array {
+  assert(part.id.length === pieceIdBytes, `a snapshot piece id is ${pieceIdBytes} bytes`);
+  return new Writer(9 + pieceIdBytes)
+    .u8(part.named === true ? partCodes.named : partCodes.shared)
+    .u64(part.length)
+    .bytes(part.id)
+    .done();
+}
+
 /** A part for snapshotPartsStream: an inline part's bytes are made when the stream reaches them. */
 export type SnapshotStreamPart =
-  | { readonly kind: 'inline'; readonly length: number; chunks(): Iterable<Uint8Array> }
-  | { readonly kind: 'shared'; readonly id: Uint8Array; readonly length: number };
+  { readonly kind: 'inline'; readonly length: number; chunks(): Iterable<Uint8Array> } | SharedPart;
 
 /** Throws a RangeError when the payload does not parse (the caller reports corruption). */
 export function decodeSnapshotParts(payload: Uint8Array): {
@@ -260,6 +270,8 @@ export function decodeSnapshotParts(payload: Uint8Array): {
     if (code === partCodes.inline) parts.push({ kind: 'inline', bytes: r.bytes(length) });
     else if (code === partCodes.shared)
       parts.push({ kind: 'shared', length, id: r.bytes(pieceIdBytes) });
+    else if (code === partCodes.named)
+      parts.push({ kind: 'shared', length, id: r.bytes(pieceIdBytes), named: true });
     else throw new RangeError(`unknown snapshot part kind ${code}`);
   }
   r.end();

@@ -603,6 +603,39 @@ describe('SnapshotStore with shared pieces', () => {
     expect(await store.load({ index: 20, term: 1 })).toBe(null);
   });
 
+  test("a named piece is saved and loaded by its maker's id, never hashed, and a flipped byte in it is refused", async () => {
+    using dir = tempDir('secretd-snap-');
+    const hashed: number[] = [];
+    const opts = options({
+      sha256: (bytes: Uint8Array) => (hashed.push(bytes.length), inOrderSha256(bytes)),
+    });
+    const namedPiece = (label: string): SnapshotPiece => ({
+      ...shared(label),
+      id: Buffer.from(systemRandom(32)).toString('hex'),
+      named: true,
+    });
+    const [x, y] = [namedPiece('"x9",'), namedPiece('"y8",')];
+    const store = await SnapshotStore.open(dir.path, opts);
+    await store.save(pieced(10, 1, [x!, pieceA!, y!]));
+    await store.save(pieced(11, 1, [x!, pieceA!, y!]));
+    const expected = joinPieces(pieced(11, 1, [x!, pieceA!, y!]).pieces);
+    const reopened = await SnapshotStore.open(dir.path, opts);
+    expect((await reopened.loadLatest())?.data).toEqual(expected);
+    // Only the content-addressed piece went through the port: its maker's id checked, once.
+    expect(hashed).toEqual([64 * 1024]);
+    const xAt = await entryOf(dir.path, x!);
+    const original = (await fs.readFile(xAt.path)).slice();
+    const damaged = original.slice();
+    damaged[xAt.offset + xAt.length - 1]! ^= 0x01;
+    await fs.writeFile(xAt.path, damaged);
+    expect((await loadError(dir.path)).message).toContain(`its piece ${x!.id!.slice(0, 16)}`);
+    // A named piece without its id is refused, not written inline.
+    await fs.writeFile(xAt.path, original);
+    await expect(reopened.save(pieced(12, 1, [{ ...x!, id: undefined }]))).rejects.toThrow(
+      'a named piece has no id',
+    );
+  });
+
   test('save() refuses a shared piece whose id is not the SHA-256 of its bytes, writing nothing', async () => {
     using dir = tempDir('secretd-snap-');
     const store = await SnapshotStore.open(dir.path, options());

@@ -372,7 +372,12 @@ export class SnapshotStore {
       }
       flush();
       refs.add(shared.name);
-      parts.push({ kind: 'shared', id: Buffer.from(shared.id, 'hex'), length: piece.length });
+      parts.push({
+        kind: 'shared',
+        id: Buffer.from(shared.id, 'hex'),
+        length: piece.length,
+        named: piece.named === true,
+      });
     });
     flush();
     return { parts, refs };
@@ -403,7 +408,10 @@ export class SnapshotStore {
     };
     const names = pieces.map((piece) => {
       const id = piece.id; // may be a getter: read once
-      if (id === undefined) return undefined;
+      if (id === undefined) {
+        if (piece.named === true) throw pieceError('a named piece has no id');
+        return undefined;
+      }
       if (!known?.has(id) && !/^[0-9a-f]{64}$/.test(id))
         throw pieceError(`piece id ${id.slice(0, 16)} is not 64 hex digits`);
       return nameOf(id);
@@ -433,14 +441,19 @@ export class SnapshotStore {
       const made = lent.make(piece);
       const bytes = made.bytes;
       try {
-        const id = await this.contentId(bytes);
         const given = names[i];
-        if (given !== undefined && id !== given.id)
-          throw pieceError(`piece ${given.id.slice(0, 16)} is not the SHA-256 of its bytes`);
-        const named = given ?? nameOf(id);
-        if (given === undefined) {
-          piece.identified?.(id);
-          names[i] = named;
+        let named: NamedPiece;
+        if (piece.named === true && given !== undefined)
+          named = given; // its maker's id: no hash
+        else {
+          const id = await this.contentId(bytes);
+          if (given !== undefined && id !== given.id)
+            throw pieceError(`piece ${given.id.slice(0, 16)} is not the SHA-256 of its bytes`);
+          named = given ?? nameOf(id);
+          if (given === undefined) {
+            piece.identified?.(id);
+            names[i] = named;
+          }
         }
         if (stays(named.name) || packed.has(named.name)) return; // on disk, or twice in this snapshot
         packed.add(named.name);
@@ -710,7 +723,9 @@ export class SnapshotStore {
       throw corrupt(`${what} is sealed with another key than its name says`);
     if (length !== part.length)
       throw corrupt(`${what} has ${length} bytes, the snapshot says ${part.length}`);
-    if (pieceContentId(into) !== id) throw corrupt(`${what} is not the SHA-256 of its bytes`);
+    // A named piece's id is its maker's, bound by the AEAD above; a content id is also checked.
+    if (part.named !== true && pieceContentId(into) !== id)
+      throw corrupt(`${what} is not the SHA-256 of its bytes`);
   }
 
   /** Snapshot files, oldest first. */

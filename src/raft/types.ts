@@ -53,8 +53,18 @@ export interface Snapshot {
  * store writes it to disk once, as its own sealed file, and later snapshots refer to it.
  */
 export interface SnapshotPiece {
-  /** The content id of a piece that never changes: the SHA-256 of its bytes, 64 hex digits. */
+  /**
+   * The id of a piece that never changes, 64 hex digits: the SHA-256 of its bytes (a content id),
+   * or, for a `named` piece, an id its maker gives it.
+   */
   readonly id?: string | undefined;
+  /**
+   * A piece whose `id` is its maker's name for bytes that never change under it (a secret
+   * version's value: a hash of its secret's id and version number), not their SHA-256: the
+   * snapshot store neither hashes it to save it nor checks it against a hash when it loads it.
+   * Its AEAD binds the id as it binds a content id, so a piece moved to another id fails to open.
+   */
+  readonly named?: boolean;
   /**
    * A piece that never changes whose maker does not know its id yet (a secret's value the first
    * time it is saved): the snapshot store computes the id, a group of pieces at a time, and

@@ -12,6 +12,8 @@
  *     aad: "snapshot-piece" ++ pieceHeader ++ content id
  *     pieceHeader = "sspc" | version u16 (2) | flags u16 (0) | name id (32 bytes)
  *     name id     = HMAC-SHA256(HMAC-SHA256(dek, "secretd snapshot piece name"), content id)
+ *     (a named piece's id, its maker's name for bytes that never change, takes the content id's
+ *     place everywhere: SnapshotPiece.named)
  *   <random id:32 hex>-<keyId:08x>.pack = packHeader ++ piece* ++ index ++ trailer (PackWriter):
  *     the pieces one save wrote, each found through the index by its name id
  *   <name id:64 hex>-<keyId:08x>.piece = a piece, in a file of its own (as saves wrote them until
@@ -27,14 +29,16 @@
  *
  * Pieces: the data of a snapshot is its parts' bytes in order. A piece that never changes (a full
  * audit segment, a secret version's value: see SnapshotPiece) is written once, and every later
- * snapshot that holds it refers to it by content id (the SHA-256 of its bytes) and length instead
- * of sealing and writing it again: a snapshot costs what changed since the last one. A save
+ * snapshot that holds it refers to it by content id (the SHA-256 of its bytes; a secret value's
+ * piece, by the id its maker names it with) and length instead of sealing and writing it again:
+ * a snapshot costs what changed since the last one. A save
  * writes all its new pieces into one pack: a file each cost the kernel 4 to 16 times as much per
  * piece (bench/piece-files.ts). A piece is named by a keyed hash of its content id, never the
  * content id itself: a plain hash of a secret's value on disk would let anyone who reads the
  * directory test guesses of it. Loading materialises the whole data: each piece's AEAD, length
  * and content id are checked, and a missing or altered piece is the same `corrupt` refusal as an
- * altered snapshot. Piece files and version 1 and 2 files still load, so existing data dirs open.
+ * altered snapshot (a named piece's id is not a hash of its bytes: its AEAD, which binds the id,
+ * is its check). Piece files and version 1 and 2 files still load, so existing data dirs open.
  *
  * Every file is written as a temp file, synced, renamed, and the directory synced; the pieces a
  * snapshot refers to are durable before the snapshot is renamed into place, so a crash leaves the

@@ -508,7 +508,7 @@ export class RaftNode {
       new SecretdError('unavailable', 'Node is shutting down; the key rotation resumes at restart'),
     );
     this.#rotation = null;
-    this.#refusePending();
+    this.#failPending('Node is shutting down');
     for (const settle of [...this.#leaderWaits])
       settle(new SecretdError('unavailable', 'Node is shutting down'));
     // The run under way ends at its next look at #stopped; none starts after (#kick).
@@ -592,7 +592,8 @@ export class RaftNode {
       }
       this.#core.advance(ready);
       this.#readyOutstanding = false;
-      if (ready.softState && ready.softState.role !== 'leader') this.#failPending();
+      if (ready.softState && ready.softState.role !== 'leader')
+        this.#failPending('This manager lost leadership');
       for (const listener of [...this.#advancedListeners]) listener();
       this.#maybeSnapshot();
       this.#drainInbox();
@@ -800,26 +801,12 @@ export class RaftNode {
     }
   }
 
-  #refusePending(): void {
+  /** Fails every write still waiting: `why` (this member stopped or lost leadership), then that it may or may not have happened. */
+  #failPending(why: string): void {
     for (const pending of this.#pending.values())
       pending.reject(
-        new SecretdError(
-          'unavailable',
-          'Node is shutting down; the write may or may not have happened',
-        ),
+        new SecretdError('unavailable', `${why}; the write may or may not have happened`),
       );
-    this.#pending.clear();
-  }
-
-  #failPending(): void {
-    for (const pending of this.#pending.values()) {
-      pending.reject(
-        new SecretdError(
-          'unavailable',
-          'This manager lost leadership; the write may or may not have happened',
-        ),
-      );
-    }
     this.#pending.clear();
   }
 

@@ -5,12 +5,7 @@ import { inOrderSha256, webCryptoSha256 } from '../../io/sha256.ts';
 import { NodeFileSystem } from '../../io/node-fs.ts';
 import { systemRandom } from '../../io/system.ts';
 import { snapshotVersionPieceBytesMin } from '../../limits.ts';
-import {
-  joinPieces,
-  pieceContentId,
-  SnapshotStore,
-  type ReleasedPiece,
-} from '../../raft/snapshot-store.ts';
+import { joinPieces, SnapshotStore, type ReleasedPiece } from '../../raft/snapshot-store.ts';
 import type { MemberId, SnapshotMeta, SnapshotPiece } from '../../raft/types.ts';
 import { toBase64, type Command } from './commands.ts';
 import type { SecretRecord } from './types.ts';

@@ -9,6 +9,7 @@ import { expect, test } from 'bun:test';
 import { tempDir } from '../../../test/helpers/process.ts';
 import { leaderId, openOneMember } from '../../../test/helpers/raft-leader.ts';
 import type { Timers } from '../../io/timers.ts';
+import type { MemberId, Message } from '../../raft/types.ts';
 import type { RaftNode } from './raft-node.ts';
 
 const at = '2026-12-07T00:00:00.000Z';
@@ -101,4 +102,93 @@ test('stop() during a write ends with the loop, with no timer', async () => {
     /^(not_found|Node is shutting down.*)$/,
   );
   expect(await Promise.race([waiting, stuckAfter(10_000)])).toBe('Node is shutting down');
+}, 30_000);
+
+/** A follower of three voters, not started, whose messages are kept and whose timers never fire. */
+async function followerOfThree(root: string, sent: Message[]): Promise<RaftNode> {
+  const never: Timers = {
+    now: () => performance.now(),
+    after: () => () => {},
+    every: () => () => {},
+    turn: (fn) => void setImmediate(fn),
+  };
+  return openOneMember(root, {
+    timers: never,
+    bootstrapConf: { voters: [leaderId, memberB, memberC], learners: [] },
+    transport: { send: (messages) => void sent.push(...(messages as Message[])) },
+  });
+}
+
+const memberB = 'node-b' as MemberId;
+const memberC = 'node-c' as MemberId;
+const heartbeat = (from: MemberId, term: number): Message => ({
+  type: 'heartbeat',
+  from,
+  to: leaderId,
+  term,
+  commit: 0,
+});
+
+/** Resolves once `sent` holds a read-index message (the Ready that sends it ends after an fsync), or after 10 s. */
+async function forwardedRead(
+  sent: Message[],
+  count: number,
+): Promise<Extract<Message, { type: 'read-index' }>[]> {
+  const reads = (): Extract<Message, { type: 'read-index' }>[] =>
+    sent.filter((m): m is Extract<Message, { type: 'read-index' }> => m.type === 'read-index');
+  for (const end = performance.now() + 10_000; reads().length < count && performance.now() < end;)
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  return reads();
+}
+
+/** Resolves with how `read` ended: 'read', or its error's message. */
+const readOutcome = (read: Promise<void>): Promise<string> =>
+  read.then(
+    () => 'read',
+    (error: Error) => error.message,
+  );
+
+test('a read the leader never confirms is refused when the member stops, not at its time limit', async () => {
+  using dir = tempDir('secretd-raft-loop-');
+  const sent: Message[] = [];
+  const node = await followerOfThree(dir.path, sent);
+  node.step(heartbeat(memberB, 1));
+  const read = readOutcome(node.linearizableRead(3_600_000));
+  // Forwarded to the leader, which never answers: without the stop it waits for its hour.
+  expect((await forwardedRead(sent, 1)).map((m) => m.to)).toEqual([memberB]);
+  await node.stop();
+  expect(await Promise.race([read, stuckAfter(10_000)])).toBe('Node is shutting down');
+}, 30_000);
+
+test('a read sent to a leader that another replaced is refused at once; one sent to the new leader waits', async () => {
+  using dir = tempDir('secretd-raft-loop-');
+  const sent: Message[] = [];
+  const node = await followerOfThree(dir.path, sent);
+  try {
+    node.step(heartbeat(memberB, 1));
+    const lost = readOutcome(node.linearizableRead(3_600_000));
+    expect((await forwardedRead(sent, 1)).map((m) => m.to)).toEqual([memberB]);
+    // node-c leads in term 2: node-b's answer, if any, will never come.
+    node.step(heartbeat(memberC, 2));
+    expect(await Promise.race([lost, stuckAfter(10_000)])).toBe(
+      'Cannot read: the leader changed before it confirmed this read; try again',
+    );
+    // A read sent to node-c is not refused by a heartbeat from node-c; its answer ends it.
+    const kept = readOutcome(node.linearizableRead(3_600_000));
+    const forwarded = (await forwardedRead(sent, 2))[1]!;
+    expect(forwarded.to).toBe(memberC);
+    node.step(heartbeat(memberC, 2));
+    expect(await Promise.race([kept, stuckAfter(200)])).toBe('stuck');
+    node.step({
+      type: 'read-index-response',
+      from: memberC,
+      to: leaderId,
+      term: 2,
+      index: 0,
+      context: forwarded.context,
+    });
+    expect(await Promise.race([kept, stuckAfter(10_000)])).toBe('read');
+  } finally {
+    await node.stop();
+  }
 }, 30_000);

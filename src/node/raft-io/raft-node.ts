@@ -26,8 +26,9 @@
  *   5. Apply the remaining committed entries and answer their proposals; hand out rd.readStates
  *      (each read is answered once the store has applied readState.index).
  *   6. core.advance(rd).
- *   7. If this member no longer leads, fail the proposals still waiting; call the onAdvanced
- *      listeners (leader, role, configuration and applied index may have moved).
+ *   7. If this member no longer leads, fail the proposals still waiting; if the leader changed,
+ *      fail the reads the core took while another led (it never answers them); call the
+ *      onAdvanced listeners (leader, role, configuration and applied index may have moved).
  *   8. Every `snapshotEntries` applied entries, or `snapshotLogBytes` bytes of applied entry data,
  *      take the store's snapshot (the state at the applied index, captured now; its secrets are
  *      written on the loop a slice at a time with a turn of the loop between slices, so a large
@@ -154,6 +155,12 @@ interface Pending {
   readonly reject: (error: Error) => void;
 }
 
+/** A linearizable read under way: the leader it went to (when the core took it), and its end. */
+interface WaitingRead {
+  readonly leader: MemberId | null;
+  readonly settle: (error: Error | null) => void;
+}
+
 export class RaftNode {
   readonly #core: RaftCore;
   readonly #wal: WAL;
@@ -161,8 +168,10 @@ export class RaftNode {
   #store: Store;
   readonly #options: RaftNodeOptions;
   readonly #pending = new Map<number, Pending>();
-  readonly #reads = new Map<string, Array<() => void>>();
-  readonly #appliedWaiters: Array<{ index: number; resolve: () => void }> = [];
+  /** Linearizable reads the core has not answered yet, by context (see linearizableRead). */
+  readonly #reads = new Map<string, WaitingRead>();
+  /** Reads the core answered, each waiting for the store to apply its index. */
+  readonly #appliedWaiters: Array<{ readonly index: number; readonly read: WaitingRead }> = [];
   #readSeq = 0;
   /** Inputs that arrived while a Ready was outstanding; bounded by proposalQueueMax. */
   readonly #inbox: Array<() => void> = [];
@@ -327,7 +336,9 @@ export class RaftNode {
 
   /**
    * Waits until the store reflects every write committed before this call (ReadIndex). A read
-   * lost to a leader change yields nothing from the core, hence the time limit.
+   * lost to a leader change yields nothing from the core: it is refused when this member learns
+   * of another leader than the one it was sent to (as etcd refuses its reads on a leader change)
+   * or stops, and otherwise at the time limit.
    */
   linearizableRead(timeoutMs = 5000): Promise<void> {
     if (this.#stopped)
@@ -343,18 +354,18 @@ export class RaftNode {
           ),
         );
       });
-      const done = (): void => {
+      const settle = (error: Error | null): void => {
         cancel();
-        resolve();
+        if (error === null) resolve();
+        else reject(error);
       };
       this.#input(() => {
-        if (this.#refusedAfterStop((error) => (cancel(), reject(error)))) return;
+        if (this.#refusedAfterStop((error) => settle(error))) return;
         try {
           this.#core.readIndex(context);
-          this.#reads.set(context, [done]);
+          this.#reads.set(context, { leader: this.#core.leader, settle });
         } catch (error) {
-          cancel();
-          reject(error);
+          settle(error as Error);
         }
       });
     });
@@ -509,6 +520,7 @@ export class RaftNode {
     );
     this.#rotation = null;
     this.#failPending('Node is shutting down');
+    this.#failReads();
     for (const settle of [...this.#leaderWaits])
       settle(new SecretdError('unavailable', 'Node is shutting down'));
     // The run under way ends at its next look at #stopped; none starts after (#kick).
@@ -587,13 +599,16 @@ export class RaftNode {
       if (persistedAt >= 0 && early === null) this.#recordSent(ready, stepAt);
       this.#applyEntries(later);
       for (const readState of ready.readStates) {
-        this.#whenApplied(readState.index, this.#reads.get(readState.context) ?? []);
+        const read = this.#reads.get(readState.context);
+        if (read === undefined) continue; // timed out meanwhile
         this.#reads.delete(readState.context);
+        this.#whenApplied(readState.index, read);
       }
       this.#core.advance(ready);
       this.#readyOutstanding = false;
       if (ready.softState && ready.softState.role !== 'leader')
         this.#failPending('This manager lost leadership');
+      if (ready.softState) this.#failLostReads(ready.softState.leader);
       for (const listener of [...this.#advancedListeners]) listener();
       this.#maybeSnapshot();
       this.#drainInbox();
@@ -788,17 +803,41 @@ export class RaftNode {
       const waiter = this.#appliedWaiters[i]!;
       if (waiter.index <= applied) {
         this.#appliedWaiters.splice(i, 1);
-        waiter.resolve();
+        waiter.read.settle(null);
       }
     }
     return answered;
   }
 
-  #whenApplied(index: number, callbacks: Array<() => void>): void {
-    for (const resolve of callbacks) {
-      if (index <= this.#store.appliedIndex) resolve();
-      else this.#appliedWaiters.push({ index, resolve });
-    }
+  #whenApplied(index: number, read: WaitingRead): void {
+    if (index <= this.#store.appliedIndex) read.settle(null);
+    else this.#appliedWaiters.push({ index, read });
+  }
+
+  /**
+   * Step 7, reads: those sent to another leader than `leader` (now known) are lost, the core
+   * answers them never; each is refused now, not at its time limit. A read the core answered
+   * stays: its index was confirmed, only its apply is awaited.
+   */
+  #failLostReads(leader: MemberId | null): void {
+    for (const [context, read] of this.#reads)
+      if (read.leader !== leader) {
+        this.#reads.delete(context);
+        read.settle(
+          new SecretdError(
+            'unavailable',
+            'Cannot read: the leader changed before it confirmed this read; try again',
+          ),
+        );
+      }
+  }
+
+  /** Every read still waiting, refused (this member stops). */
+  #failReads(): void {
+    const error = new SecretdError('unavailable', 'Node is shutting down');
+    for (const read of this.#reads.values()) read.settle(error);
+    this.#reads.clear();
+    for (const waiter of this.#appliedWaiters.splice(0)) waiter.read.settle(error);
   }
 
   /** Fails every write still waiting: `why` (this member stopped or lost leadership), then that it may or may not have happened. */

@@ -160,7 +160,7 @@ test('a read the leader never confirms is refused when the member stops, not at 
   expect(await Promise.race([read, stuckAfter(10_000)])).toBe('Node is shutting down');
 }, 30_000);
 
-test('a read sent to a leader that another replaced is refused at once; one sent to the new leader waits', async () => {
+test('a read sent to a leader of an earlier term is refused once a later leader is known; one sent to it waits', async () => {
   using dir = tempDir('secretd-raft-loop-');
   const sent: Message[] = [];
   const node = await followerOfThree(dir.path, sent);
@@ -168,10 +168,13 @@ test('a read sent to a leader that another replaced is refused at once; one sent
     node.step(heartbeat(memberB, 1));
     const lost = readOutcome(node.linearizableRead(3_600_000));
     expect((await forwardedRead(sent, 1)).map((m) => m.to)).toEqual([memberB]);
+    // node-b's heartbeat in its own term changes nothing: its answer may still come.
+    node.step(heartbeat(memberB, 1));
+    expect(await Promise.race([lost, stuckAfter(200)])).toBe('stuck');
     // node-c leads in term 2: node-b's answer, if any, will never come.
     node.step(heartbeat(memberC, 2));
     expect(await Promise.race([lost, stuckAfter(10_000)])).toBe(
-      'Cannot read: the leader changed before it confirmed this read; try again',
+      'Cannot read: a leader was elected before this read was confirmed; try again',
     );
     // A read sent to node-c is not refused by a heartbeat from node-c; its answer ends it.
     const kept = readOutcome(node.linearizableRead(3_600_000));
@@ -188,6 +191,13 @@ test('a read sent to a leader that another replaced is refused at once; one sent
       context: forwarded.context,
     });
     expect(await Promise.race([kept, stuckAfter(10_000)])).toBe('read');
+    // node-c elected again, in term 3, dropped what it held of term 2: the same leader, refused.
+    const again = readOutcome(node.linearizableRead(3_600_000));
+    expect((await forwardedRead(sent, 3))[2]!.to).toBe(memberC);
+    node.step(heartbeat(memberC, 3));
+    expect(await Promise.race([again, stuckAfter(10_000)])).toBe(
+      'Cannot read: a leader was elected before this read was confirmed; try again',
+    );
   } finally {
     await node.stop();
   }

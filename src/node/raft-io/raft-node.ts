@@ -26,8 +26,8 @@
  *   5. Apply the remaining committed entries and answer their proposals; hand out rd.readStates
  *      (each read is answered once the store has applied readState.index).
  *   6. core.advance(rd).
- *   7. If this member no longer leads, fail the proposals still waiting; if the leader changed,
- *      fail the reads the core took while another led (it never answers them); call the
+ *   7. If this member no longer leads, fail the proposals still waiting; once a leader of a later
+ *      term is known, fail the reads the core took in an earlier one (it never answers them); call the
  *      onAdvanced listeners (leader, role, configuration and applied index may have moved).
  *   8. Every `snapshotEntries` applied entries, or `snapshotLogBytes` bytes of applied entry data,
  *      take the store's snapshot (the state at the applied index, captured now; its secrets are
@@ -155,9 +155,9 @@ interface Pending {
   readonly reject: (error: Error) => void;
 }
 
-/** A linearizable read under way: the leader it went to (when the core took it), and its end. */
+/** A linearizable read under way: the term of the leader it went to (when the core took it), and its end. */
 interface WaitingRead {
-  readonly leader: MemberId | null;
+  readonly term: Term;
   readonly settle: (error: Error | null) => void;
 }
 
@@ -363,7 +363,7 @@ export class RaftNode {
         if (this.#refusedAfterStop((error) => settle(error))) return;
         try {
           this.#core.readIndex(context);
-          this.#reads.set(context, { leader: this.#core.leader, settle });
+          this.#reads.set(context, { term: this.#core.term, settle });
         } catch (error) {
           settle(error as Error);
         }
@@ -608,7 +608,7 @@ export class RaftNode {
       this.#readyOutstanding = false;
       if (ready.softState && ready.softState.role !== 'leader')
         this.#failPending('This manager lost leadership');
-      if (ready.softState) this.#failLostReads(ready.softState.leader);
+      if (ready.hardState !== null || ready.softState !== null) this.#failLostReads();
       for (const listener of [...this.#advancedListeners]) listener();
       this.#maybeSnapshot();
       this.#drainInbox();
@@ -815,18 +815,22 @@ export class RaftNode {
   }
 
   /**
-   * Step 7, reads: those sent to another leader than `leader` (now known) are lost, the core
-   * answers them never; each is refused now, not at its time limit. A read the core answered
-   * stays: its index was confirmed, only its apply is awaited.
+   * Step 7, reads: once a leader of a later term is known, those the core took in an earlier term
+   * are lost (the leader they went to, even if elected again, dropped them, and the core never
+   * answers them): each is refused now, not at its time limit. While no leader is known the one
+   * a read went to may still answer it. A read the core answered stays: its index was confirmed,
+   * only its apply is awaited.
    */
-  #failLostReads(leader: MemberId | null): void {
+  #failLostReads(): void {
+    const core = this.#core;
+    if (core.leader === null || this.#reads.size === 0) return;
     for (const [context, read] of this.#reads)
-      if (read.leader !== leader) {
+      if (read.term < core.term) {
         this.#reads.delete(context);
         read.settle(
           new SecretdError(
             'unavailable',
-            'Cannot read: the leader changed before it confirmed this read; try again',
+            'Cannot read: a leader was elected before this read was confirmed; try again',
           ),
         );
       }

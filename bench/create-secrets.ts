@@ -91,7 +91,15 @@ async function main(argv: readonly string[]): Promise<number> {
     }
   }
   report(options, measurements, skipped);
-  return interrupted.signal.aborted ? 130 : 0;
+  if (interrupted.signal.aborted) return 130;
+  // Figures of requests that failed are no measurement: a script or CI reading the exit status
+  // must not take them for one (the table and its notes say which failed and why).
+  const failed = measurements.filter((m) => m.summary.errorCount > 0);
+  for (const m of failed)
+    console.error(
+      `create-secrets: ${m.system} C=${m.concurrency}: ${m.summary.errorCount} of ${m.summary.okCount + m.summary.errorCount} measured creates failed`,
+    );
+  return failed.length > 0 ? 1 : 0;
 }
 
 /** A system, or a string saying why it is skipped, or undefined when the user turned it off. */

@@ -18,7 +18,8 @@
  * The phases printed per round, in ms from the kill: `up` (the API answers /_ping over its usual
  * transport), `unlocked` (autolock only: `secretd unlock` on the admin socket exited 0, since a
  * locked secretd serves no TLS; Docker's POST /swarm/unlock answered 200), `listed` (GET /secrets
- * answered all N, then GET /services and GET /tasks answered every service and task).
+ * answered all N, then GET /services and GET /tasks answered every service and task), and for
+ * secretd `replayed`: the log entries applied past the snapshot the restart loaded (its metrics).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -37,6 +38,7 @@ import { describeMachine, machineFacts, busyWarning } from './machine.ts';
 import { openSecretdSession, type SecretdSession } from './secretd-client.ts';
 import { startSecretdCluster, type SecretdCluster } from './secretd-cluster.ts';
 import { pingOK } from './secretd-process.ts';
+import { scrape } from './metrics-scrape.ts';
 import { formatNumber } from './stats.ts';
 
 const usage = `Usage: bun bench/restart-at-scale.ts [options]
@@ -102,6 +104,13 @@ interface Phases {
   up: number;
   unlocked: number;
   listed: number;
+  /**
+   * secretd only (NaN for Docker): log entries the restarted member applied past the snapshot it
+   * loaded, read from its metrics once everything was listed (the idle snapshot comes a second
+   * after the last apply). Near 0: the restart loaded a snapshot that covered the log; near N:
+   * it replayed the log, a different figure for the same N.
+   */
+  replayed: number;
 }
 
 interface System {
@@ -239,7 +248,12 @@ async function secretdSystem(): Promise<System> {
       await session.close();
       const start = performance.now();
       await manager.kill();
-      const phases: Phases = { up: Number.NaN, unlocked: Number.NaN, listed: 0 };
+      const phases: Phases = {
+        up: Number.NaN,
+        unlocked: Number.NaN,
+        listed: 0,
+        replayed: Number.NaN,
+      };
       if (key === undefined) {
         await manager.restart(); // answers /_ping over mutual TLS
         phases.up = performance.now() - start;
@@ -273,6 +287,10 @@ async function secretdSystem(): Promise<System> {
         what: 'secretd to list every secret, service and task',
       });
       phases.listed = performance.now() - start;
+      const gauges = await scrape(session);
+      phases.replayed =
+        (gauges.get('secretd_raft{index="applied"}') ?? Number.NaN) -
+        (gauges.get('secretd_raft{index="snapshot"}') ?? Number.NaN);
       return phases;
     },
     stop: async () => {
@@ -330,7 +348,12 @@ async function dockerSystem(): Promise<System> {
       const start = performance.now();
       await swarm.kill();
       await swarm.restart();
-      const phases: Phases = { up: performance.now() - start, unlocked: Number.NaN, listed: 0 };
+      const phases: Phases = {
+        up: performance.now() - start,
+        unlocked: Number.NaN,
+        listed: 0,
+        replayed: Number.NaN,
+      };
       if (key !== undefined) {
         await waitUntil(
           async () => (await call('POST', '/swarm/unlock', { UnlockKey: key })).status === 200,
@@ -387,12 +410,16 @@ try {
         results.push({ system: system.name, autolock, phases });
       }
   }
-  console.log('\nsystem   autolock  up ms  unlocked ms  listed ms');
-  console.log('-------  --------  -----  -----------  ---------');
+  console.log('\nsystem   autolock  up ms  unlocked ms  listed ms  replayed');
+  console.log('-------  --------  -----  -----------  ---------  --------');
+  const orDash = (x: number): string => (Number.isNaN(x) ? '—' : formatNumber(x, 0));
   for (const r of results)
     console.log(
-      `${r.system.padEnd(7)}  ${String(r.autolock).padEnd(8)}  ${formatNumber(r.phases.up, 0).padStart(5)}  ${(Number.isNaN(r.phases.unlocked) ? '—' : formatNumber(r.phases.unlocked, 0)).padStart(11)}  ${formatNumber(r.phases.listed, 0).padStart(9)}`,
+      `${r.system.padEnd(7)}  ${String(r.autolock).padEnd(8)}  ${formatNumber(r.phases.up, 0).padStart(5)}  ${orDash(r.phases.unlocked).padStart(11)}  ${formatNumber(r.phases.listed, 0).padStart(9)}  ${orDash(r.phases.replayed).padStart(8)}`,
     );
+  console.log(
+    '(replayed: log entries the restarted secretd applied past the snapshot it loaded; Docker: not known)',
+  );
   const median = (xs: number[]): number =>
     [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   if (systems.length === 2)

@@ -19,7 +19,7 @@
  * transport), `unlocked` (autolock only: `secretd unlock` on the admin socket exited 0, since a
  * locked secretd serves no TLS; Docker's POST /swarm/unlock answered 200), `listed` (GET /secrets
  * answered all N, then GET /services and GET /tasks answered every service and task), and for
- * secretd `replayed`: the log entries applied past the snapshot the restart loaded (its metrics).
+ * secretd `replayed`: the log entries past the snapshot the restart opened from (its metrics).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -105,10 +105,9 @@ interface Phases {
   unlocked: number;
   listed: number;
   /**
-   * secretd only (NaN for Docker): log entries the restarted member applied past the snapshot it
-   * loaded, read from its metrics once everything was listed (the idle snapshot comes a second
-   * after the last apply). Near 0: the restart loaded a snapshot that covered the log; near N:
-   * it replayed the log, a different figure for the same N.
+   * secretd only (NaN for Docker): the log entries the restarted member found past the snapshot
+   * it opened from (its metrics: `opened_last` minus `opened_snapshot`), which it replays. Near 0:
+   * the snapshot covered the log; near N: it replayed the log, a different figure for the same N.
    */
   replayed: number;
 }
@@ -289,8 +288,8 @@ async function secretdSystem(): Promise<System> {
       phases.listed = performance.now() - start;
       const gauges = await scrape(session);
       phases.replayed =
-        (gauges.get('secretd_raft{index="applied"}') ?? Number.NaN) -
-        (gauges.get('secretd_raft{index="snapshot"}') ?? Number.NaN);
+        (gauges.get('secretd_raft{index="opened_last"}') ?? Number.NaN) -
+        (gauges.get('secretd_raft{index="opened_snapshot"}') ?? Number.NaN);
       return phases;
     },
     stop: async () => {
@@ -418,7 +417,7 @@ try {
       `${r.system.padEnd(7)}  ${String(r.autolock).padEnd(8)}  ${formatNumber(r.phases.up, 0).padStart(5)}  ${orDash(r.phases.unlocked).padStart(11)}  ${formatNumber(r.phases.listed, 0).padStart(9)}  ${orDash(r.phases.replayed).padStart(8)}`,
     );
   console.log(
-    '(replayed: log entries the restarted secretd applied past the snapshot it loaded; Docker: not known)',
+    '(replayed: log entries past the snapshot the restarted secretd opened from, which it replays; Docker: not known)',
   );
   const median = (xs: number[]): number =>
     [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -5,7 +5,10 @@
  */
 import { describe, expect, test } from 'bun:test';
 import { tempDir } from '../../../test/helpers/process.ts';
-import { oneMemberLeader } from '../../../test/helpers/raft-leader.ts';
+import { openOneMember, oneMemberLeader } from '../../../test/helpers/raft-leader.ts';
+import { until } from '../../../test/helpers/cluster.ts';
+import { readdir } from 'node:fs/promises';
+import { systemRandom } from '../../io/system.ts';
 import { systemTimers } from '../../io/timers.ts';
 import { leaderStages, parseMetricsText, quantileOf, SecretdMetrics } from '../metrics/index.ts';
 const at = '2026-11-28T00:00:00.000Z';
@@ -32,6 +35,9 @@ describe('RaftNode metrics', () => {
     const samples = parseMetricsText(metrics.render());
     expect(samples.get('secretd_raft{index="leader"}')).toBe(1);
     expect(samples.get('secretd_raft{index="applied"}')).toBe(node.store.appliedIndex);
+    // A new member opened from no snapshot and an empty log.
+    expect(samples.get('secretd_raft{index="opened_snapshot"}')).toBe(0);
+    expect(samples.get('secretd_raft{index="opened_last"}')).toBe(0);
     expect(samples.get('secretd_store_objects{kind="secrets"}')).toBe(0);
     expect(samples.get(`secretd_raft_write_stage_seconds_count{stage="applied"}`)).toBe(writes);
     await node.stop();
@@ -52,5 +58,40 @@ describe('RaftNode metrics', () => {
     expect(metrics.walBytes.value - bytes).toBeLessThan(4096); // the WAL's snapshot marker
     expect(metrics.walFsync.count - fsyncs).toBeLessThanOrEqual(2);
     await node.stop();
+  });
+
+  test('say what a restart replays: the entries between the snapshot it opened from and its log then', async () => {
+    using dir = tempDir('secretd-raft-metrics-');
+    const dek = systemRandom(32); // the same key at each opening
+    const opened = async (): Promise<{
+      snapshot: number | undefined;
+      last: number | undefined;
+    }> => {
+      const metrics = new SecretdMetrics(() => systemTimers.now());
+      const node = await openOneMember(dir.path, { metrics, dek });
+      node.start(); // its gauges are read from then on
+      const samples = parseMetricsText(metrics.render());
+      await node.stop();
+      return {
+        snapshot: samples.get('secretd_raft{index="opened_snapshot"}'),
+        last: samples.get('secretd_raft{index="opened_last"}'),
+      };
+    };
+    // Five writes, stopped before the member is idle for a second: no snapshot, a restart replays all.
+    const node = await oneMemberLeader(dir.path, { dek });
+    for (let i = 0; i < 5; i++)
+      await node.propose({ op: 'secret-remove', at, ids: [`secret-${i}`] });
+    const applied = node.store.appliedIndex;
+    await node.stop();
+    expect(await opened()).toEqual({ snapshot: 0, last: applied });
+    // Idle for a second: a snapshot of everything, and a restart replays nothing.
+    const idle = await oneMemberLeader(dir.path, { dek });
+    await until('the idle snapshot', 20_000, async () =>
+      (await readdir(`${dir.path}/raft/snap`)).some((n) => n.endsWith('.snap')) ? true : undefined,
+    );
+    const snapshotted = idle.store.appliedIndex; // its election's no-op too
+    expect(snapshotted).toBeGreaterThan(applied);
+    await idle.stop();
+    expect(await opened()).toEqual({ snapshot: snapshotted, last: snapshotted });
   });
 });

@@ -192,6 +192,11 @@ export class RaftNode {
   #appliedTerm = 0;
   /** The index of the newest snapshot the core has compacted behind. */
   #snapshotIndex = 0;
+  /**
+   * The snapshot this member opened from and the last index its WAL held then (metrics: a restart
+   * replays the entries between them, the snapshot's index alone moves on as snapshots are taken).
+   */
+  readonly #opened: { readonly snapshot: number; readonly last: number };
   /** The index of the newest snapshot taken (written, or being written: step 8). */
   #takenIndex = 0;
   /** Bytes of entry data applied since the last snapshot taken (step 8 of the header). */
@@ -240,6 +245,7 @@ export class RaftNode {
     this.#snapshotIndex = recovered.snapshotIndex;
     this.#takenIndex = recovered.snapshotIndex;
     this.#appliedTerm = recovered.snapshotTerm;
+    this.#opened = { snapshot: recovered.snapshotIndex, last: recovered.lastIndex };
   }
 
   get store(): Store {
@@ -489,6 +495,8 @@ export class RaftNode {
       [{ index: 'applied' }, this.#store.appliedIndex],
       [{ index: 'last' }, status.lastIndex],
       [{ index: 'snapshot' }, this.#snapshotIndex],
+      [{ index: 'opened_snapshot' }, this.#opened.snapshot],
+      [{ index: 'opened_last' }, this.#opened.last],
       [{ index: 'leader' }, status.role === 'leader' ? 1 : 0],
     ];
   };

@@ -355,14 +355,15 @@ describe('SnapshotStore with shared pieces', () => {
     expect(await store.loadLatest()).not.toBeNull();
   });
 
-  test("save() zeroes the bytes a fresh piece (a secret's copy) made for it once they are hashed and sealed, whether written or already on disk; other pieces' bytes are left alone", async () => {
+  test("save() zeroes the bytes a fresh piece (a secret's copy) made for it once they are sealed, and does not make a named piece already on disk; other pieces' bytes are left alone", async () => {
     using dir = tempDir('secretd-snap-');
     const made: Uint8Array[] = [];
     const fresh = (label: string): SnapshotPiece => {
       const text = text64k(label);
       return {
         length: text.length,
-        shared: true,
+        id: Buffer.from(systemRandom(32)).toString('hex'),
+        named: true,
         fresh: true,
         bytes: () => {
           const bytes = new TextEncoder().encode(text);
@@ -374,9 +375,9 @@ describe('SnapshotStore with shared pieces', () => {
     const [one, two] = [fresh('"f1",'), fresh('"f2",')];
     const store = await SnapshotStore.open(dir.path, options());
     await store.save(pieced(10, 1, [one!, two!, pieceA!]));
-    // Ids unknown to their makers: each is made again and hashed in the next save, found on disk.
+    // Named, on disk: the next save refers to them without making their bytes again.
     await store.save(pieced(20, 1, [one!, two!, pieceA!]));
-    expect(made.length).toBe(4);
+    expect(made.length).toBe(2);
     for (const bytes of made) expect(bytes.every((b) => b === 0)).toBe(true);
     expect(pieceA!.bytes().every((b) => b === 0)).toBe(false);
     const loaded = await store.loadLatest();
@@ -391,7 +392,8 @@ describe('SnapshotStore with shared pieces', () => {
       const text = text64k(label);
       return {
         length: text.length,
-        shared: true,
+        id: Buffer.from(systemRandom(32)).toString('hex'),
+        named: true,
         fresh: true,
         bytes: () => {
           throw new Error('bytes() called for a piece that offers bytesInto');
@@ -422,7 +424,8 @@ describe('SnapshotStore with shared pieces', () => {
     using dir = tempDir('secretd-snap-');
     const short: SnapshotPiece = {
       length: 64 * 1024,
-      shared: true,
+      id: Buffer.from(systemRandom(32)).toString('hex'),
+      named: true,
       fresh: true,
       bytes: () => new Uint8Array(64 * 1024),
       bytesInto: (out) => {
@@ -644,33 +647,6 @@ describe('SnapshotStore with shared pieces', () => {
       `Cannot save snapshot: piece ${pieceA!.id!.slice(0, 16)} is not the SHA-256 of its bytes`,
     );
     expect(await fs.list(dir.path)).toEqual([]);
-  });
-
-  test("save() computes the id of a shared piece that has none through the sha256 port, hands it to the piece, and checks a maker's id the same way", async () => {
-    using dir = tempDir('secretd-snap-');
-    const hashed: number[] = [];
-    const store = await SnapshotStore.open(
-      dir.path,
-      options({ sha256: (bytes) => (hashed.push(bytes.length), inOrderSha256(bytes)) }),
-    );
-    const told: string[] = [];
-    const anonymous = (piece: SnapshotPiece): SnapshotPiece => ({
-      shared: true,
-      identified: (id) => told.push(id),
-      length: piece.length,
-      bytes: piece.bytes,
-    });
-    // pieceA without its id, then pieceB with it (checked before it is written), then pieceA's
-    // bytes again without an id: the same file, written once.
-    await store.save(pieced(10, 1, [anonymous(pieceA!), pieceB!, anonymous(pieceA!)]));
-    expect(told).toEqual([pieceA!.id!, pieceA!.id!]);
-    expect(hashed).toEqual([pieceA!.length, pieceA!.length, pieceB!.length]);
-    expect(await onDisk(dir.path)).toEqual(
-      [name(10, 1), pieceFile(pieceA!), pieceFile(pieceB!)].sort(),
-    );
-    expect((await store.loadLatest())?.data).toEqual(
-      joinPieces(pieced(10, 1, [pieceA!, pieceB!, pieceA!]).pieces),
-    );
   });
 });
 

@@ -390,11 +390,9 @@ export class SnapshotStore {
   /**
    * Each shared piece's content id and file name under `key` (undefined for an inline piece), once
    * every shared piece not on disk under `key` is written: all of them into one new pack, its
-   * index last, synced and renamed into place (`PackWriter`). A piece without an id (`shared`) has
-   * its bytes made once, hashed through the `sha256` port, the id handed to it (`identified`), and
-   * the same bytes sealed into the pack if the piece is new; a piece with its maker's id is
-   * checked against its bytes the same way, and only if it is new (the check a read makes: a
-   * wrong id would be a wrong snapshot). The pieces this snapshot refers to in a pack of which
+   * index last, synced and renamed into place (`PackWriter`). A piece with its maker's content id
+   * is checked against its bytes through the `sha256` port, and only if it is new (the check a
+   * read makes: a wrong id would be a wrong snapshot); a named piece is not hashed at all. The pieces this snapshot refers to in a pack of which
    * they are less than half (the rest no longer referred to) are written into the new pack too,
    * so that the old one is deleted and packs do not pile up. Several at a time, with the loop
    * turning between groups, so that hundreds of new values do not hold it.
@@ -429,7 +427,7 @@ export class SnapshotStore {
     };
     const work = [...names.keys()].filter((i) => {
       const known = names[i];
-      return known === undefined ? pieces[i]!.shared === true : !stays(known.name);
+      return known !== undefined && !stays(known.name);
     });
     if (work.length === 0) return names;
     const pack = new PackWriter(
@@ -445,21 +443,11 @@ export class SnapshotStore {
       const made = lent.make(piece);
       const bytes = made.bytes;
       try {
-        const given = names[i];
-        let named: NamedPiece;
-        if (piece.named === true && given !== undefined)
-          named = given; // its maker's id: no hash
-        else {
-          const id = await this.contentId(bytes);
-          if (given !== undefined && id !== given.id)
-            throw pieceError(`piece ${given.id.slice(0, 16)} is not the SHA-256 of its bytes`);
-          named = given ?? nameOf(id);
-          if (given === undefined) {
-            piece.identified?.(id);
-            names[i] = named;
-          }
-        }
-        if (stays(named.name) || packed.has(named.name)) return; // on disk, or twice in this snapshot
+        const named = names[i]!;
+        // A named piece's id is its maker's name for it: no hash. A content id is checked.
+        if (piece.named !== true && (await this.contentId(bytes)) !== named.id)
+          throw pieceError(`piece ${named.id.slice(0, 16)} is not the SHA-256 of its bytes`);
+        if (packed.has(named.name)) return; // twice in this snapshot
         packed.add(named.name);
         await pack.add(named.nameId, this.sealedPiece(named, bytes, key));
       } finally {

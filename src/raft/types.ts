@@ -65,13 +65,6 @@ export interface SnapshotPiece {
    * Its AEAD binds the id as it binds a content id, so a piece moved to another id fails to open.
    */
   readonly named?: boolean;
-  /**
-   * A piece that never changes whose maker does not know its id yet (a secret's value the first
-   * time it is saved): the snapshot store computes the id, a group of pieces at a time, and
-   * hands it to `identified` so that the maker can keep it for the next snapshot.
-   */
-  readonly shared?: boolean;
-  identified?(id: string): void;
   readonly length: number;
   /** Its bytes, made on demand: a shared piece already on disk is not made again. */
   bytes(): Uint8Array;

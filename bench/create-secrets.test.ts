@@ -37,4 +37,10 @@ test('exits 1 and says so when measured creates failed, 0 when each was created'
   const created = await createSecrets(64);
   expect(created.status).toBe(0);
   expect(created.stdout).toMatch(/^secretd +1 +3 +0 /m);
+  // The last columns: the server's CPU and page faults per create, read from /proc for the
+  // secretd this script started (numbers, not '-').
+  expect(created.stdout).toMatch(
+    /server CPU ms\/create +client CPU ms\/create +server faults\/create$/m,
+  );
+  expect(created.stdout).toMatch(/^secretd +1 +3 +0 .* \d+\.\d\d +\d+\.\d\d +\d+\.\d$/m);
 }, 120_000);

@@ -57,6 +57,8 @@ interface Measurement {
    */
   readonly serverCpuMsPerCreate: number;
   readonly clientCpuMsPerCreate: number;
+  /** The server's minor page faults per measured create (NaN when unknown): see cpu-time.ts. */
+  readonly serverFaultsPerCreate: number;
   /** Failure reasons of measured and warm-up requests, and of the cleanup, for the notes. */
   readonly notes: readonly string[];
 }
@@ -257,6 +259,7 @@ async function measure(
       summary,
       serverCpuMsPerCreate: perCreate(cpu.serverMs),
       clientCpuMsPerCreate: perCreate(cpu.clientMs),
+      serverFaultsPerCreate: perCreate(cpu.serverFaults),
       notes,
     };
   } finally {
@@ -285,6 +288,7 @@ function report(
     formatNumber(m.summary.maxMs, 2),
     formatNumber(m.serverCpuMsPerCreate, 2),
     formatNumber(m.clientCpuMsPerCreate, 2),
+    formatNumber(m.serverFaultsPerCreate, 1),
   ]);
   const right = (title: string): Column => ({ title, align: 'right' });
   const columns = [
@@ -299,6 +303,7 @@ function report(
       'max ms',
       'server CPU ms/create',
       'client CPU ms/create',
+      'server faults/create',
     ].map(right),
   ];
   console.log(formatTable(columns, rows));
@@ -329,6 +334,7 @@ function report(
       ...m.summary,
       serverCpuMsPerCreate: m.serverCpuMsPerCreate,
       clientCpuMsPerCreate: m.clientCpuMsPerCreate,
+      serverFaultsPerCreate: m.serverFaultsPerCreate,
       notes: m.notes,
     }));
     const { count: n, valueBytes, warmupCount } = options;

@@ -42,6 +42,30 @@ describe('nextMembershipAction', () => {
     ).toEqual({ kind: 'change', change: { kind: 'promote', id: id('b') } });
   });
 
+  test('does not promote a learner that holds nothing or has not answered lately, however young the log', () => {
+    // A log of 10 entries: within learnerLagEntriesMax of a match of 0.
+    const learning = {
+      self: id('a'),
+      managers: new Set(['a', 'b']),
+      commit: 10,
+      conf: { voters: [id('a')], learners: [id('b')] },
+    };
+    // Added, never heard from (a node that has not started Raft): stays a learner.
+    expect(
+      nextMembershipAction({ ...learning, progress: { a: progress(10), b: progress(0, false) } }),
+    ).toBeNull();
+    expect(
+      nextMembershipAction({ ...learning, progress: { a: progress(10), b: progress(0) } }),
+    ).toBeNull();
+    // Caught up but silent since the last check: not now.
+    expect(
+      nextMembershipAction({ ...learning, progress: { a: progress(10), b: progress(10, false) } }),
+    ).toBeNull();
+    expect(
+      nextMembershipAction({ ...learning, progress: { a: progress(10), b: progress(1) } }),
+    ).toEqual({ kind: 'change', change: { kind: 'promote', id: id('b') } });
+  });
+
   test('removes a member the store no longer calls a manager, others before itself', () => {
     const conf = { voters: [id('a'), id('b'), id('c')], learners: [] };
     const all = { a: progress(5), b: progress(5), c: progress(3) };

@@ -40,7 +40,16 @@ export function nextMembershipAction(view: MembershipView): MembershipAction {
   for (const id of view.conf.learners) {
     const progress = view.progress[id];
     // Under steady writes the commit index keeps moving: "caught up" is within a few batches of it.
-    if (progress && progress.match + learnerLagEntriesMax >= view.commit)
+    // And only a learner that answers and holds entries: a new one's match is 0, which the commit
+    // index of a young log (under learnerLagEntriesMax) counted as caught up, so a node that had
+    // not started Raft (a worker killed as it was being promoted) became a voter, and a cluster of
+    // one manager then had no quorum, nor a leader to tell the node it is a manager.
+    if (
+      progress &&
+      progress.recentActive &&
+      progress.match > 0 &&
+      progress.match + learnerLagEntriesMax >= view.commit
+    )
       return { kind: 'change', change: { kind: 'promote', id } };
   }
   return null;

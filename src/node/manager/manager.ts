@@ -157,6 +157,7 @@ import {
 } from './_client-certs.ts';
 import { LeaderRouter, lockedError } from './leader-router.ts';
 import { ManagerAudit } from './_audit.ts';
+import { catchUp } from './_raft-waits.ts';
 import { auditContext } from '../audit/index.ts';
 import {
   activeIds,
@@ -536,10 +537,12 @@ export class Manager implements Backend {
     raft.store.announce();
   }
 
-  /** Step 4: a leader is known and this store holds every write committed before now. */
-  async #catchUp(raft: RaftNode): Promise<void> {
-    await raft.waitForLeader(catchUpTimeoutMs);
-    await raft.linearizableRead(catchUpTimeoutMs);
+  /**
+   * Step 4: a leader is known and this store holds every write committed before now; a read lost
+   * to an election is tried again with the next leader (catchUp).
+   */
+  #catchUp(raft: RaftNode): Promise<void> {
+    return catchUp(raft, { timers: this.#timers, timeoutMs: catchUpTimeoutMs });
   }
 
   /** Step 5: this manager runs tasks too, when it has an executor. */

@@ -26,8 +26,8 @@
  *   5. Apply the remaining committed entries and answer their proposals; hand out rd.readStates
  *      (each read is answered once the store has applied readState.index).
  *   6. core.advance(rd).
- *   7. If this member no longer leads, fail the proposals still waiting; once a leader of a later
- *      term is known, fail the reads the core took in an earlier one (it never answers them); call the
+ *   7. If this member no longer leads, fail the proposals still waiting; once another leader is
+ *      known, fail the reads sent to the one before (the core never answers them); call the
  *      onAdvanced listeners (leader, role, configuration and applied index may have moved).
  *   8. Every `snapshotEntries` applied entries, or `snapshotLogBytes` bytes of applied entry data,
  *      take the store's snapshot (the state at the applied index, captured now; its secrets are
@@ -155,9 +155,9 @@ interface Pending {
   readonly reject: (error: Error) => void;
 }
 
-/** A linearizable read under way: the term of the leader it went to (when the core took it), and its end. */
+/** A linearizable read under way: the leader the core sent it to (when it took it), and its end. */
 interface WaitingRead {
-  readonly term: Term;
+  readonly leader: MemberId | null;
   readonly settle: (error: Error | null) => void;
 }
 
@@ -246,6 +246,11 @@ export class RaftNode {
     this.#takenIndex = recovered.snapshotIndex;
     this.#appliedTerm = recovered.snapshotTerm;
     this.#opened = { snapshot: recovered.snapshotIndex, last: recovered.lastIndex };
+  }
+
+  /** Whether this member has stopped (stop(), or a failure of its loop): it takes no input. */
+  get stopped(): boolean {
+    return this.#stopped;
   }
 
   get store(): Store {
@@ -369,7 +374,7 @@ export class RaftNode {
         if (this.#refusedAfterStop((error) => settle(error))) return;
         try {
           this.#core.readIndex(context);
-          this.#reads.set(context, { term: this.#core.term, settle });
+          this.#reads.set(context, { leader: this.#core.leader, settle });
         } catch (error) {
           settle(error as Error);
         }
@@ -823,22 +828,23 @@ export class RaftNode {
   }
 
   /**
-   * Step 7, reads: once a leader of a later term is known, those the core took in an earlier term
-   * are lost (the leader they went to, even if elected again, dropped them, and the core never
-   * answers them): each is refused now, not at its time limit. While no leader is known the one
-   * a read went to may still answer it. A read the core answered stays: its index was confirmed,
-   * only its apply is awaited.
+   * Step 7, reads: once another leader is known than the one a read went to, that one no longer
+   * leads and drops what it held, and the core never answers the read: it is refused now, not at
+   * its time limit (etcd refuses its reads on a leader change the same way). While no leader is
+   * known, or the same one leads again (a forwarded read names no term: a leader answers it
+   * whenever it arrives), the answer may still come. A read the core answered stays: its index
+   * was confirmed, only its apply is awaited.
    */
   #failLostReads(): void {
-    const core = this.#core;
-    if (core.leader === null || this.#reads.size === 0) return;
+    const leader = this.#core.leader;
+    if (leader === null || this.#reads.size === 0) return;
     for (const [context, read] of this.#reads)
-      if (read.term < core.term) {
+      if (read.leader !== leader) {
         this.#reads.delete(context);
         read.settle(
           new SecretdError(
             'unavailable',
-            'Cannot read: a leader was elected before this read was confirmed; try again',
+            'Cannot read: another leader was elected before this read was confirmed; try again',
           ),
         );
       }

@@ -21,15 +21,11 @@ export function cpuTimeMs(pids: readonly number[]): number {
 }
 
 /**
- * Minor page faults of `pids` (every thread's), summed; NaN if one cannot be read. On a virtual
- * machine a fault can cost microseconds (about 10 here: bench/README.md), so a server that keeps
- * touching fresh memory pays for it in CPU; this says how much of that each create brings.
+ * CPU time (ms) and minor page faults (every thread's) of `pids`, from one read of each
+ * /proc/<pid>/stat; NaN if one cannot be read. On a virtual machine a fault can cost microseconds
+ * (about 10 here: bench/README.md), so a server that keeps touching fresh memory pays for it in
+ * CPU.
  */
-export function minorFaults(pids: readonly number[]): number {
-  return procTotals(pids).minorFaults;
-}
-
-/** CPU time (ms) and minor faults of `pids`, from one read of each /proc/<pid>/stat. */
 function procTotals(pids: readonly number[]): { cpuMs: number; minorFaults: number } {
   let ticks = 0;
   let faults = 0;

@@ -21,7 +21,11 @@ async function createSecrets(
       '0',
       '--concurrency',
       '1',
-    ].concat(['--size', String(size), '--max-seconds', '30']),
+      '--size',
+      String(size),
+      '--max-seconds',
+      '30',
+    ],
     { cwd: repoRoot },
   );
   await run.exited;

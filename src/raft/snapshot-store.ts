@@ -392,8 +392,8 @@ export class SnapshotStore {
    * every shared piece not on disk under `key` is written: all of them into one new pack, its
    * index last, synced and renamed into place (`PackWriter`). A piece with its maker's content id
    * is checked against its bytes through the `sha256` port, and only if it is new (the check a
-   * read makes: a wrong id would be a wrong snapshot); a named piece is not hashed at all. The pieces this snapshot refers to in a pack of which
-   * they are less than half (the rest no longer referred to) are written into the new pack too,
+   * read makes: a wrong id would be a wrong snapshot); a named piece is not hashed at all. The
+   * pieces this snapshot refers to in a pack of which they are less than half (the rest no longer referred to) are written into the new pack too,
    * so that the old one is deleted and packs do not pile up. Several at a time, with the loop
    * turning between groups, so that hundreds of new values do not hold it.
    */
@@ -409,7 +409,7 @@ export class SnapshotStore {
       return named;
     };
     const names = pieces.map((piece) => {
-      const id = piece.id; // may be a getter: read once
+      const id = piece.id;
       if (id === undefined) {
         if (piece.named === true) throw pieceError('a named piece has no id');
         return undefined;

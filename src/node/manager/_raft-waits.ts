@@ -59,7 +59,7 @@ export interface CatchUpRaft extends AdvanceEvents {
 /**
  * Resolves once a leader is known and the member's store holds every write committed before the
  * call (a linearizable read), within `timeoutMs`. A read refused as unavailable (lost to an
- * election: RaftNode refuses it once a later leader is known) is tried again after the member's
+ * election: RaftNode refuses it once another leader is known) is tried again after the member's
  * next Ready, so that a manager started while the others elect still starts; one refused because
  * the member stopped, or past the limit, is thrown.
  */

@@ -371,7 +371,7 @@ export class RaftNode {
         else reject(error);
       };
       this.#input(() => {
-        if (this.#refusedAfterStop((error) => settle(error))) return;
+        if (this.#refusedAfterStop(settle)) return;
         try {
           this.#core.readIndex(context);
           this.#reads.set(context, { leader: this.#core.leader, settle });
@@ -621,7 +621,7 @@ export class RaftNode {
       this.#readyOutstanding = false;
       if (ready.softState && ready.softState.role !== 'leader')
         this.#failPending('This manager lost leadership');
-      if (ready.hardState !== null || ready.softState !== null) this.#failLostReads();
+      if (ready.softState) this.#failLostReads(ready.softState.leader);
       for (const listener of [...this.#advancedListeners]) listener();
       this.#maybeSnapshot();
       this.#drainInbox();
@@ -835,8 +835,7 @@ export class RaftNode {
    * whenever it arrives), the answer may still come. A read the core answered stays: its index
    * was confirmed, only its apply is awaited.
    */
-  #failLostReads(): void {
-    const leader = this.#core.leader;
+  #failLostReads(leader: MemberId | null): void {
     if (leader === null || this.#reads.size === 0) return;
     for (const [context, read] of this.#reads)
       if (read.leader !== leader) {

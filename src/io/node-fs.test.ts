@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tempDir } from '../../test/helpers/process.ts';
 import { NodeFileSystem } from './node-fs.ts';
 
@@ -51,5 +52,31 @@ describe('NodeFileSystem.openAppend with preallocateBytes', () => {
     await second.write(bytes(10, 6));
     await second.close();
     expect([...(await fs.readFile(path))]).toEqual([...bytes(10, 5), ...bytes(10, 6)]);
+  });
+});
+
+describe('NodeFileSystem.mapFile', () => {
+  test("gives readFile's bytes, for an empty file too, and readFile's error for a missing one", async () => {
+    using dir = tempDir('secretd-fs-');
+    const data = new Uint8Array(3 * 4096 + 17).map((_, i) => i % 251);
+    await fs.writeFile(`${dir.path}/data`, data);
+    await fs.writeFile(`${dir.path}/empty`, new Uint8Array(0));
+    expect(await fs.mapFile(`${dir.path}/data`)).toEqual(data);
+    expect(await fs.mapFile(`${dir.path}/empty`)).toEqual(new Uint8Array(0));
+    const missing = await fs
+      .mapFile(`${dir.path}/missing`)
+      .catch((e: NodeJS.ErrnoException) => e.code);
+    expect(missing).toBe('ENOENT');
+  });
+
+  test('maps the file under Bun: a byte written to the file afterwards shows through', async () => {
+    using dir = tempDir('secretd-fs-');
+    const path = `${dir.path}/data`;
+    await fs.writeFile(path, bytes(8192, 1));
+    const mapped = await fs.mapFile(path);
+    const handle = await open(path, 'r+');
+    await handle.write(Uint8Array.of(7), 0, 1, 4096);
+    await handle.close();
+    expect([mapped[4095], mapped[4096], mapped[4097]]).toEqual([1, 7, 1]); // a read copy would keep 1
   });
 });

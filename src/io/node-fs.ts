@@ -19,6 +19,11 @@ import { dirname, resolve } from 'node:path';
 import type { FileHandle as NodeFileHandle } from 'node:fs/promises';
 import { preallocatedEnd, type AppendOptions, type FileHandle, type FileSystem } from './fs.ts';
 
+/** Bun's read-only mapping of a whole file (undefined under Deno). */
+const mmap = (
+  globalThis as { Bun?: { mmap?: (path: string, options: { shared: boolean }) => Uint8Array } }
+).Bun?.mmap;
+
 export class NodeFileSystem implements FileSystem {
   async mkdirp(dir: string): Promise<void> {
     const first = await mkdir(dir, { recursive: true, mode: 0o700 }); // data dirs hold sealed secrets: owner only
@@ -37,6 +42,15 @@ export class NodeFileSystem implements FileSystem {
   async readFile(path: string): Promise<Uint8Array> {
     const buffer = await readFile(path);
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+
+  async mapFile(path: string): Promise<Uint8Array> {
+    if (mmap === undefined) return this.readFile(path);
+    try {
+      return mmap(path, { shared: false });
+    } catch {
+      return this.readFile(path); // an empty file (nothing to map), or readFile's own error
+    }
   }
 
   async size(path: string): Promise<number> {

@@ -120,7 +120,11 @@ export async function replaySegment(
   replay: Replay,
 ): Promise<{ offset: number; keyId: number }> {
   const { path } = segment;
-  const bytes = await io.fs.readFile(path);
+  // Mapped where it can be (FileSystem.mapFile): nothing writes the log while it is replayed, the
+  // records are opened into fresh memory, and the bytes are not read again once it is cut below.
+  // The last segment after a kill is its preallocated size (4 MiB, mostly zeros): read, it cost
+  // a restart 25 ms.
+  const bytes = await (io.fs.mapFile === undefined ? io.fs.readFile(path) : io.fs.mapFile(path));
   const key = keyFor(io, bytes);
   const header = decodeSegmentHeader(bytes, key);
   if (!header.ok)

@@ -1,4 +1,11 @@
-import { decodePayload, payloadParts, type InnerRecord } from './_wal-payload.ts';
+import {
+  decodePayload,
+  decodeSnapshotParts,
+  payloadParts,
+  pieceIdBytes,
+  snapshotPartsStream,
+  type InnerRecord,
+} from './_wal-payload.ts';
 import { describe, expect, test } from 'bun:test';
 import { SecretdError } from '../errors.ts';
 import { systemRandom } from '../io/system.ts';
@@ -309,6 +316,88 @@ describe('segment header', () => {
       'the segment key check failed: the WAL key (DEK) is wrong or the header was altered',
       'the segment is sealed with key id 7 but the WAL key has id 1',
       'the segment header checksum does not match',
+    ]);
+  });
+});
+
+describe('decodeSnapshotParts', () => {
+  const meta = {
+    index: 2 ** 40 + 7,
+    term: 3,
+    conf: { voters: ['m1', 'm2'] as MemberId[], learners: ['m3'] as MemberId[] },
+  };
+  const inline = systemRandom(300);
+  const id = systemRandom(pieceIdBytes);
+  const whole = Buffer.concat([
+    ...snapshotPartsStream(meta, [
+      {
+        kind: 'inline',
+        length: inline.length,
+        chunks: () => [inline.subarray(0, 100), inline.subarray(100)],
+      },
+      { kind: 'shared', length: 5_000, id },
+      { kind: 'shared', length: 64, id, named: true },
+      { kind: 'inline', length: 0, chunks: () => [] },
+    ]),
+  ]);
+  // What decoding gives, each array copied out of whatever it is a view of.
+  const want = {
+    meta,
+    parts: [
+      { kind: 'inline', bytes: inline },
+      { kind: 'shared', length: 5_000, id },
+      { kind: 'shared', length: 64, id, named: true },
+      { kind: 'inline', bytes: new Uint8Array(0) },
+    ],
+  };
+  const decoded = (chunks: Uint8Array[]): unknown => {
+    const { meta: m, parts } = decodeSnapshotParts(chunks);
+    const copied = parts.map((p) =>
+      p.kind === 'inline'
+        ? { kind: p.kind, bytes: new Uint8Array(Buffer.concat(p.views)) }
+        : { ...p, id: p.id.slice() },
+    );
+    return { meta: m, parts: copied };
+  };
+  const splitAt = (cuts: number[]): Uint8Array[] =>
+    [0, ...cuts, whole.length]
+      .slice(1)
+      .map((end, i, ends) => whole.subarray(i === 0 ? 0 : ends[i - 1], end));
+
+  test('reads the payload the same whole, cut at any byte, and in chunks of every size, empty ones among them', () => {
+    expect(decoded([whole])).toEqual(want);
+    const wrong: number[] = [];
+    for (let cut = 0; cut <= whole.length; cut++)
+      if (!Bun.deepEquals(decoded(splitAt([cut, cut])), want)) wrong.push(cut); // an empty chunk at the cut
+    for (let size = 1; size <= 64; size++) {
+      const cuts = Array.from(
+        { length: Math.floor(whole.length / size) },
+        (_, i) => (i + 1) * size,
+      );
+      if (!Bun.deepEquals(decoded(splitAt(cuts)), want)) wrong.push(-size);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  test('a payload cut short, or followed by more bytes, in any chunk, is a RangeError', () => {
+    const errors = new Set<string>();
+    for (const chunks of [
+      [whole.subarray(0, whole.length - 1)],
+      [whole.subarray(0, 10), whole.subarray(10, whole.length - 1)],
+      [whole, new Uint8Array(1)],
+      [whole.subarray(0, 50), whole.subarray(50), new Uint8Array(0), Uint8Array.of(9, 9)],
+    ]) {
+      try {
+        decodeSnapshotParts(chunks);
+        errors.add('decoded');
+      } catch (error) {
+        errors.add(`${(error as Error).constructor.name}: ${(error as Error).message}`);
+      }
+    }
+    expect([...errors].sort()).toEqual([
+      'RangeError: 1 trailing payload bytes',
+      'RangeError: 2 trailing payload bytes',
+      'RangeError: payload is shorter than its fields',
     ]);
   });
 });

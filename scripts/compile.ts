@@ -12,6 +12,12 @@ const build = Bun.spawnSync(
     '--minify-syntax',
     // Bytecode: a third of the start-up time (the OCI runtime path is run for every container).
     '--bytecode',
+    // ES modules split at each import(): a start loads only the code it runs. The run again for
+    // the allocator's setting (cmd/reexec.ts) comes 10-20 ms sooner, the OCI runtime path loads
+    // none of the node (bench/README.md, seventeenth session).
+    '--format',
+    'esm',
+    '--splitting',
     join(root, 'src', 'main.ts'),
     '--outfile',
     outfile,

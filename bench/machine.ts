@@ -72,3 +72,40 @@ function filesystemOf(path: string): string {
     return statfsSync(path).type === tmpfsMagic ? 'tmpfs' : '?';
   }
 }
+
+/** The machine's busy and total CPU time so far, in clock ticks (/proc/stat's first line). */
+function cpuTicks(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+  const ticks = fields.slice(1, 9).map(Number); // user nice system idle iowait irq softirq steal
+  const total = ticks.reduce((sum, t) => sum + t, 0);
+  return { busy: total - ticks[3]! - ticks[4]!, total };
+}
+
+export interface Quiet {
+  /** How long it waited, ms. */
+  readonly waitedMs: number;
+  /** The share of all CPUs busy in the last window (0-1). */
+  readonly busy: number;
+}
+
+/**
+ * Waits until the whole machine is quiet: less than `busyBelow` of all its CPUs busy over a
+ * window of `windowMs`, or `timeoutMs` passed (then it says so in what it returns). A system
+ * restarted in one round may still be busy after it answered (a dockerd reloading its tasks,
+ * a secretd taking its idle snapshot); the next round, of either system, should not pay for it.
+ */
+export async function waitQuiet(
+  options: { busyBelow?: number; windowMs?: number; timeoutMs?: number } = {},
+): Promise<Quiet> {
+  const { busyBelow = 0.1, windowMs = 250, timeoutMs = 10_000 } = options;
+  const start = performance.now();
+  let busy = 1;
+  for (;;) {
+    const before = cpuTicks();
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const after = cpuTicks();
+    busy = (after.busy - before.busy) / Math.max(1, after.total - before.total);
+    const waitedMs = performance.now() - start;
+    if (busy < busyBelow || waitedMs >= timeoutMs) return { waitedMs, busy };
+  }
+}

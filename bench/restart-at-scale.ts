@@ -35,7 +35,7 @@ import {
 } from './create-secrets-options.ts';
 import { dockerApiPrefix, dockerRequest } from './docker-client.ts';
 import { startDockerSwarm, type DockerSwarm } from './docker-swarm.ts';
-import { describeMachine, machineFacts, busyWarning } from './machine.ts';
+import { describeMachine, machineFacts, busyWarning, waitQuiet } from './machine.ts';
 import { openSecretdSession, type SecretdSession } from './secretd-client.ts';
 import { startSecretdCluster, type SecretdCluster } from './secretd-cluster.ts';
 import { pingOK } from './secretd-process.ts';
@@ -408,9 +408,11 @@ try {
       }
     for (let round = 0; round < rounds; round++)
       for (const system of round % 2 === 0 ? systems : [...systems].reverse()) {
+        const quiet = await waitQuiet();
         const phases = await system.restart(keys.get(system.name));
         console.log(
-          `${system.name} round ${round + 1}${autolock ? ' (autolock)' : ''}: listed after ${formatNumber(phases.listed, 0)} ms`,
+          `${system.name} round ${round + 1}${autolock ? ' (autolock)' : ''}: listed after ${formatNumber(phases.listed, 0)} ms ` +
+            `(started once the machine was quiet: ${formatNumber(quiet.waitedMs, 0)} ms waited, ${formatNumber(100 * quiet.busy, 0)}% busy)`,
         );
         results.push({ system: system.name, autolock, phases });
       }

@@ -1,7 +1,7 @@
 /** DEK rotation in the WAL and the snapshot store: two keys read, one written, old files deleted whole. */
 import { describe, expect, test } from 'bun:test';
 import { tempDir } from '../../test/helpers/process.ts';
-import { keyIdsIn, sealedFiles } from '../../test/helpers/sealed-files.ts';
+import { keyIdsIn, loadedFrom, sealedFiles } from '../../test/helpers/sealed-files.ts';
 import {
   dek,
   entries,
@@ -15,7 +15,7 @@ import {
   segmentPaths,
 } from '../../test/helpers/wal.ts';
 import { systemRandom } from '../io/system.ts';
-import { joinPieces, pieceContentId, SnapshotStore, textPiece } from './snapshot-store.ts';
+import { pieceContentId, SnapshotStore, textPiece } from './snapshot-store.ts';
 import type { Snapshot, SnapshotPiece } from './types.ts';
 import { WAL } from './wal.ts';
 import { webCryptoSha256 } from '../io/sha256.ts';
@@ -194,9 +194,6 @@ describe('SnapshotStore key rotation', () => {
       fs,
       sha256: webCryptoSha256,
     });
-    expect(await reopened.loadLatest()).toEqual({
-      meta: meta(8, 1),
-      data: joinPieces(pieced(8, [a!, b!]).pieces),
-    });
+    expect(await reopened.loadLatest()).toEqual(loadedFrom(meta(8, 1), pieced(8, [a!, b!]).pieces));
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { createHmac } from 'node:crypto';
 import { tempDir } from '../../test/helpers/process.ts';
-import { packEntries, piecesIn } from '../../test/helpers/sealed-files.ts';
+import { loadedFrom, packEntries, piecesIn } from '../../test/helpers/sealed-files.ts';
 import { seal, sealOverheadBytes } from '../crypto/aead.ts';
 import { SecretdError } from '../errors.ts';
 import type { FileSystem } from '../io/fs.ts';
@@ -261,15 +261,11 @@ describe('SnapshotStore with shared pieces', () => {
     await store.save(pieced(30, 1, [pieceA!, pieceB!, pieceC!]));
     expect(written()).toEqual([name(30, 1)]);
     expect((await packsIn(dir.path)).length).toBe(2);
-    const expected = joinPieces(pieced(30, 1, [pieceA!, pieceB!, pieceC!]).pieces);
-    expect(await store.loadLatest()).toEqual({
-      meta: { index: 30, term: 1, conf },
-      data: expected,
-    });
-    expect(await (await SnapshotStore.open(dir.path, options())).loadLatest()).toEqual({
-      meta: { index: 30, term: 1, conf },
-      data: expected,
-    });
+    const { meta, pieces } = pieced(30, 1, [pieceA!, pieceB!, pieceC!]);
+    const expected = loadedFrom(meta, pieces);
+    expect(expected.shared?.map((s) => s.id)).toEqual([pieceA!.id!, pieceB!.id!, pieceC!.id!]);
+    expect(await store.loadLatest()).toEqual(expected);
+    expect(await (await SnapshotStore.open(dir.path, options())).loadLatest()).toEqual(expected);
   });
 
   test('save() seals pieces and chunks into the bytes it writes, and fills those bytes again only once their write has returned (a thread may read them until then)', async () => {
@@ -308,7 +304,7 @@ describe('SnapshotStore with shared pieces', () => {
     expect(handed.filter(({ changed }) => changed)).toEqual([]);
     // The buffers are reused: fewer of them than writes.
     expect(new Set(handed.map(({ given }) => given.buffer)).size).toBeLessThan(handed.length / 2);
-    const expected = { meta: second.meta, data: joinPieces(second.pieces) };
+    const expected = loadedFrom(second.meta, second.pieces);
     expect(await store.loadLatest()).toEqual(expected);
     expect(await (await SnapshotStore.open(dir.path, options())).loadLatest()).toEqual(expected);
   });
@@ -598,10 +594,8 @@ describe('SnapshotStore with shared pieces', () => {
     const store = await SnapshotStore.open(dir.path, options());
     await store.save(pieced(10, 1, [pieceA!]));
     await store.save(snapshot(20, 2));
-    expect(await store.load({ index: 10, term: 1 })).toEqual({
-      meta: { index: 10, term: 1, conf },
-      data: joinPieces(pieced(10, 1, [pieceA!]).pieces),
-    });
+    const { meta, pieces } = pieced(10, 1, [pieceA!]);
+    expect(await store.load({ index: 10, term: 1 })).toEqual(loadedFrom(meta, pieces));
     expect(await store.load({ index: 20, term: 2 })).toEqual(snapshot(20, 2));
     expect(await store.load({ index: 20, term: 1 })).toBe(null);
   });
@@ -762,10 +756,7 @@ describe('SnapshotStore chunks and formats', () => {
     for (const file of versionTwoFiles(10, v2))
       await fs.writeFile(`${dir.path}/${file.name}`, file.bytes);
     const store = await SnapshotStore.open(dir.path, options());
-    expect(await store.loadLatest()).toEqual({
-      meta: { index: 10, term: 1, conf },
-      data: joinPieces(v2),
-    });
+    expect(await store.loadLatest()).toEqual(loadedFrom({ index: 10, term: 1, conf }, v2));
     await store.save(pieced(20, 1, [pieceB!, pieceC!]));
     // The version 2 snapshot is kept, and so are the version 1 pieces it refers to.
     expect(await onDisk(dir.path)).toEqual(

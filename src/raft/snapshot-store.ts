@@ -75,7 +75,7 @@ import {
   type SnapshotStreamPart,
 } from './_wal-payload.ts';
 import { SpareBytes } from './_spare-bytes.ts';
-import type { Snapshot, SnapshotMeta, SnapshotPiece } from './types.ts';
+import type { Snapshot, SnapshotMeta, SnapshotPiece, SnapshotSpan } from './types.ts';
 
 export interface SnapshotStoreOptions {
   readonly dek: Uint8Array;
@@ -579,7 +579,9 @@ export class SnapshotStore {
       } else {
         const { meta, parts } = decodeSnapshotParts(opened.payload);
         this.fileRefs.set(file.name, this.refsOf(parts, opened));
-        snapshot = { meta, data: await this.materialise(parts, opened, corrupt) };
+        const data = await this.materialise(parts, opened, corrupt);
+        const shared = sharedSpans(parts);
+        snapshot = shared.length === 0 ? { meta, data } : { meta, data, shared };
       }
     } catch (error) {
       if (error instanceof SecretdError) throw error;
@@ -1159,6 +1161,20 @@ class LentBuffers {
       },
     };
   }
+}
+
+/** Where each shared part's bytes lie in the data the parts make (Snapshot.shared). */
+function sharedSpans(parts: readonly DecodedSnapshotPart[]): SnapshotSpan[] {
+  const spans: SnapshotSpan[] = [];
+  let offset = 0;
+  for (const part of parts) {
+    if (part.kind === 'shared') {
+      const id = Buffer.from(part.id).toString('hex');
+      spans.push({ offset, length: part.length, id, named: part.named === true });
+    }
+    offset += part.length;
+  }
+  return spans;
 }
 
 function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {

@@ -45,6 +45,21 @@ export interface Snapshot {
   readonly meta: SnapshotMeta;
   /** The state machine's serialized state (plaintext in memory; sealed on disk). */
   readonly data: Uint8Array;
+  /**
+   * Where the data held shared pieces, when the snapshot store loaded it from pieces (present only
+   * when there was at least one): what the state machine may take instead of making their ids
+   * again (Store.restore: the audit trail's full segments).
+   */
+  readonly shared?: readonly SnapshotSpan[];
+}
+
+/** A shared piece's place in a loaded snapshot's data: `length` bytes from `offset`, and its id. */
+export interface SnapshotSpan {
+  readonly offset: number;
+  readonly length: number;
+  /** 64 hex digits: a content id (the SHA-256 of those bytes, checked as it was loaded), or a name. */
+  readonly id: string;
+  readonly named: boolean;
 }
 
 /**

@@ -10,6 +10,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { envelopeKeyId } from '../../src/crypto/aead.ts';
 import { decodeFrame, segmentHeaderBytes } from '../../src/raft/wal-codec.ts';
+import { joinPieces } from '../../src/raft/snapshot-store.ts';
+import type { Snapshot, SnapshotMeta, SnapshotPiece, SnapshotSpan } from '../../src/raft/types.ts';
 
 export interface SealedFile {
   readonly path: string;
@@ -111,4 +113,20 @@ function chunkKeyIds(bytes: Uint8Array, headerBytes: number, chunked: number): n
 /** The distinct key ids found, ascending. */
 export function keyIdsIn(files: readonly SealedFile[]): number[] {
   return [...new Set(files.flatMap((f) => f.keyIds))].sort((a, b) => a - b);
+}
+
+/**
+ * What loading a snapshot saved as `pieces` gives back: their bytes joined, and where each
+ * shared piece (one with an id) lies in them (Snapshot.shared, left out when there is none).
+ */
+export function loadedFrom(meta: SnapshotMeta, pieces: readonly SnapshotPiece[]): Snapshot {
+  const shared: SnapshotSpan[] = [];
+  let offset = 0;
+  for (const piece of pieces) {
+    if (piece.id !== undefined)
+      shared.push({ offset, length: piece.length, id: piece.id, named: piece.named === true });
+    offset += piece.length;
+  }
+  const data = joinPieces(pieces);
+  return shared.length === 0 ? { meta, data } : { meta, data, shared };
 }

@@ -39,7 +39,7 @@ export async function forceNewCluster(
   const snapshot = await snapshots.loadLatest();
   const { wal, state } = await WAL.open(options.walDir, sealing);
   await wal.close();
-  const store = snapshot ? Store.restore(snapshot.data) : new Store();
+  const store = snapshot ? Store.restore(snapshot.data, snapshot.shared) : new Store();
   let index = snapshot?.meta.index ?? 0;
   let term = snapshot?.meta.term ?? 0;
   replayCommitted(store, state.entries, state.hardState?.commit ?? index, (entry) => {

@@ -97,7 +97,7 @@ export async function openRaftNode(options: OpenRaftOptions): Promise<RaftNode> 
     ...walSizes,
     ...recovery,
   });
-  const store = snapshot ? Store.restore(snapshot.data) : new Store();
+  const store = snapshot ? Store.restore(snapshot.data, snapshot.shared) : new Store();
   const snapshotIndex = snapshot?.meta.index ?? 0;
   const { hardState, entries } = snapshot
     ? await finishSnapshotInstall(wal, state, snapshot.meta)

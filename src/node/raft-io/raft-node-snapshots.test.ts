@@ -172,11 +172,11 @@ describe('RaftNode snapshots', () => {
       );
       const sent = net.snapshotsSent.filter((s) => s.message.to === c);
       expect(sent.length).toBeGreaterThanOrEqual(1);
-      // What went on the wire is the leader's snapshot as its disk held it.
-      for (const { message, copy } of sent)
-        expect(message.snapshot).toEqual(
-          (await (await snapshotsIn(copy)).load(message.snapshot.meta))!,
-        );
+      // What went on the wire is the leader's snapshot as its disk held it: its meta and data.
+      for (const { message, copy } of sent) {
+        const { meta, data } = (await (await snapshotsIn(copy)).load(message.snapshot.meta))!;
+        expect(message.snapshot).toEqual({ meta, data });
+      }
       expect(follower.store.audit.size).toBe(leader.store.audit.size);
       expect([...follower.store.audit.lines()]).toEqual([...leader.store.audit.lines()]);
     } finally {

@@ -685,7 +685,9 @@ export class RaftNode {
     read.then(
       (snapshot) => {
         if (snapshot === null || this.#stopped) return;
-        this.#options.transport.send([{ ...message, snapshot }]);
+        // Its meta and data only: where its pieces lay on this member's disk is not the peer's.
+        const { meta: sent, data } = snapshot;
+        this.#options.transport.send([{ ...message, snapshot: { meta: sent, data } }]);
       },
       (error: unknown) => this.#fail(error),
     );

@@ -10,7 +10,7 @@ import { auditSegmentRecords } from '../../limits.ts';
 import { joinPieces, pieceContentId, SnapshotStore } from '../../raft/snapshot-store.ts';
 import type { SnapshotPiece } from '../../raft/types.ts';
 import { webCryptoSha256 } from '../../io/sha256.ts';
-import { piecesIn } from '../../../test/helpers/sealed-files.ts';
+import { loadedFrom, piecesIn } from '../../../test/helpers/sealed-files.ts';
 
 const fs = new NodeFileSystem();
 
@@ -333,6 +333,37 @@ describe('Store snapshots in pieces', () => {
     expect(sharedIds(restored.snapshotPieces())).toEqual(sharedIds(pieces));
   });
 
+  test("restored with the snapshot's spans, full segments take their pieces' ids where the bytes there are that segment's text, and make them otherwise", () => {
+    const log = new AuditLog(3);
+    for (const detail of ['a', 'b "q"', 'c', 'd', 'é', 'f', 'g']) log.append(denied(detail)); // 2 full, 1 growing
+    const pieces = log.snapshotPieces();
+    const data = joinPieces(pieces);
+    const shared = loadedFrom(
+      { index: 1, term: 1, conf: { voters: [], learners: [] } },
+      pieces,
+    ).shared!;
+    expect(shared.length).toBe(2);
+    const made = sharedIds(pieces);
+    const fake = (i: number): string => String(i).repeat(64); // ids no hash gives: seen only if taken
+    const idsAfter = (spans: typeof shared): string[] =>
+      sharedIds(AuditLog.restore(log.snapshot(), 3, { data, shared: spans }).snapshotPieces());
+    const faked = shared.map((span, i) => ({ ...span, id: fake(i + 1) }));
+    expect(idsAfter(faked)).toEqual([fake(1), fake(2)]);
+    // A value's piece before them (named, or with a content id) is not taken for a segment.
+    const value = { offset: 5, length: 10, id: fake(9), named: false };
+    expect(idsAfter([value, { ...value, named: true }, ...faked])).toEqual([fake(1), fake(2)]);
+    // Bytes that are not the segment's text there: its id is made, as without spans.
+    const moved = faked.map((span) => ({ ...span, offset: span.offset + 1 }));
+    expect(idsAfter(moved)).toEqual(made);
+    expect(idsAfter([{ ...faked[0]!, length: faked[0]!.length - 1 }, faked[1]!])).toEqual([
+      made[0]!,
+      fake(2),
+    ]);
+    expect(idsAfter(faked.map((span) => ({ ...span, named: true })))).toEqual(made);
+    expect(idsAfter(faked.slice(1))).toEqual(made); // fewer pieces than full segments
+    expect(idsAfter([])).toEqual(made);
+  });
+
   test("the growing segment's piece is the trail as of the call, though its bytes are made later and lines were appended since", () => {
     const log = new AuditLog(4);
     for (const detail of ['a', 'é', 'c', 'd', 'e', 'ü']) log.append(denied(detail));
@@ -373,6 +404,12 @@ describe('Store snapshots in pieces', () => {
     const loaded = await snapshots.loadLatest();
     expect(loaded?.data).toEqual(store.snapshot());
     expect([...Store.restore(loaded!.data).audit.lines()]).toEqual([...store.audit.lines()]);
+    // Restored with where its pieces lay, the store names its full segments as it did.
+    expect(loaded!.shared?.length).toBe(2);
+    const restored = Store.restore(loaded!.data, loaded!.shared);
+    expect([...restored.audit.lines()]).toEqual([...store.audit.lines()]);
+    expect(sharedIds(restored.snapshotPieces())).toEqual(sharedIds(store.snapshotPieces()));
+    expect(joinPieces(restored.snapshotPieces())).toEqual(store.snapshot());
   });
 });
 

@@ -47,7 +47,7 @@ import { Workloads } from './workloads.ts';
 import { auditKeptOf, AuditLog, type AuditLogSnapshot } from './audit-log.ts';
 import { joinPieces, type ReleasedPiece } from '../../raft/snapshot-store.ts';
 import { PieceWriter, ValueHolds, writeSecrets } from './_snapshot-pieces.ts';
-import type { SnapshotPiece } from '../../raft/types.ts';
+import type { SnapshotPiece, SnapshotSpan } from '../../raft/types.ts';
 import { auditedOps, auditSubject, type AuditSubject } from '../audit/index.ts';
 import { rotationProgress } from './root-rotation.ts';
 import { resolveByRef } from './lookup.ts';
@@ -797,7 +797,11 @@ export class Store {
     };
   }
 
-  static restore(bytes: Uint8Array): Store {
+  /**
+   * The store a snapshot's data holds; `shared`: where that data's shared pieces lay, when the
+   * snapshot store loaded it from pieces (the audit trail's full segments take their ids).
+   */
+  static restore(bytes: Uint8Array, shared?: readonly SnapshotSpan[]): Store {
     const body = JSON.parse(new TextDecoder().decode(bytes)) as SnapshotBody;
     if (body.format !== 1)
       throw new SecretdError('corrupt', `Snapshot has unknown format ${String(body.format)}`);
@@ -818,7 +822,11 @@ export class Store {
     for (const id of body.removedNodes ?? [])
       store.#removedNodes.set(id, { id, certsExpireAt: expiry.get(id) ?? null });
     store.clientCerts.restore(body.clientCerts ?? []);
-    store.#audit = AuditLog.restore(body.audit);
+    store.#audit = AuditLog.restore(
+      body.audit,
+      undefined,
+      shared === undefined ? undefined : { data: bytes, shared },
+    );
     store.workloads.restore(body);
     for (const s of body.secrets) {
       const record: SecretRecord = {

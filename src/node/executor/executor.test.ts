@@ -428,10 +428,13 @@ describe.skipIf(!canRun)('Executor', () => {
     // 'alive' is taken over; 'orphan' belongs to nobody (its container was removed behind our back).
     await sweeper.reconcile(new Set(['alive', 'orphan']));
     spawnSync('runc', ['--root', join(sweepRunDir, 'runc'), 'kill', 'orphan', 'KILL']);
-    await until(
-      async () =>
-        (await sweeper.sweep()).includes('orphan') || (await sweeper.secretsMounted()).length === 1,
-    );
+    // The sweep or the exit watcher (it was taken over) erases it: the mount goes first, then the
+    // directory, so both are waited for (a CI run once looked between the two).
+    await until(async () => {
+      await sweeper.sweep();
+      const mounted = await sweeper.secretsMounted();
+      return mounted.length === 1 && readdirSync(join(sweepRunDir, 'tasks')).length === 1;
+    });
     expect(await sweeper.secretsMounted()).toEqual([sweeper.paths('alive').secretsDir]);
     expect(readdirSync(join(sweepRunDir, 'tasks'))).toEqual(['alive']);
     // A directory with a tmpfs that no task of this executor knows (a crash between mount and manifest).

@@ -129,6 +129,8 @@ describe('RaftNode.rotateKey', () => {
     // A snapshot every 4 entries: the last ones hold a full segment.
     for (let n = 0; n < auditSegmentRecords + 5 * 256; n += 256)
       await node.propose({ op: 'audit-append', at, records: Array(256).fill(record) });
+    // The last of those snapshots may still be being written (a CI run once looked before it was).
+    await node.snapshotNow();
     const pieces = (): string[] =>
       sealedFiles(`${dir.path}/raft/wal`, `${dir.path}/raft/snap`)
         .filter((f) => f.path.endsWith('.pack'))

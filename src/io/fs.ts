@@ -47,9 +47,9 @@ export interface FileSystem {
    * at a time (a 4.9 MB snapshot: 14 ms against 40, bench/README.md, seventeenth session). For a
    * file nothing writes while its bytes are read (a snapshot, a pack, a WAL segment at open), read
    * at once and opened into fresh memory: a byte read after the file was cut short faults the
-   * process. Optional: a simulated disk reads.
+   * process. Where nothing can map (Deno, a simulated disk), it is readFile.
    */
-  mapFile?(path: string): Promise<Uint8Array>;
+  mapFile(path: string): Promise<Uint8Array>;
   /** The file's size in bytes. */
   size(path: string): Promise<number>;
   /** `length` bytes of the file from `offset`: fewer only where the file ends first. */

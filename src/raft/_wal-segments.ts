@@ -124,7 +124,7 @@ export async function replaySegment(
   // records are opened into fresh memory, and the bytes are not read again once it is cut below.
   // The last segment after a kill is its preallocated size (4 MiB, mostly zeros): read, it cost
   // a restart 25 ms.
-  const bytes = await (io.fs.mapFile === undefined ? io.fs.readFile(path) : io.fs.mapFile(path));
+  const bytes = await io.fs.mapFile(path);
   const key = keyFor(io, bytes);
   const header = decodeSegmentHeader(bytes, key);
   if (!header.ok)

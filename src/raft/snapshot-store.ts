@@ -393,8 +393,9 @@ export class SnapshotStore {
    * index last, synced and renamed into place (`PackWriter`). A piece with its maker's content id
    * is checked against its bytes through the `sha256` port, and only if it is new (the check a
    * read makes: a wrong id would be a wrong snapshot); a named piece is not hashed at all. The
-   * pieces this snapshot refers to in a pack of which they are less than half (the rest no longer referred to) are written into the new pack too,
-   * so that the old one is deleted and packs do not pile up. Several at a time, with the loop
+   * pieces this snapshot refers to in a pack of which they are less than half (the rest no longer
+   * referred to) are written into the new pack too, so that the old one is deleted and packs do
+   * not pile up. Several at a time, with the loop
    * turning between groups, so that hundreds of new values do not hold it.
    */
   private async writeShared(
@@ -597,7 +598,7 @@ export class SnapshotStore {
     file: SnapshotFile,
     corrupt: (reason: string) => SecretdError,
   ): Promise<OpenedSnapshot> {
-    const bytes = await this.mapped(`${this.dir}/${file.name}`);
+    const bytes = await this.options.fs.mapFile(`${this.dir}/${file.name}`);
     if (bytes.length < headerBytes || magic.some((b, i) => bytes[i] !== b))
       throw corrupt('it has no snapshot header');
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -648,17 +649,10 @@ export class SnapshotStore {
   }
 
   /**
-   * A file's bytes, mapped where the file system can (FileSystem.mapFile): snapshot files and
-   * packs are never changed in place, and what is read from them is opened into fresh memory.
-   */
-  private mapped(path: string): Promise<Uint8Array> {
-    const { fs } = this.options;
-    return fs.mapFile === undefined ? fs.readFile(path) : fs.mapFile(path);
-  }
-
-  /**
    * The data: inline parts as they are, shared ones read from their files and checked. A pack is
-   * mapped once for all the pieces read from it (a piece each for 10,000 values of 1 KiB or more).
+   * mapped once for all the pieces read from it (a piece each for 10,000 values of 1 KiB or more):
+   * snapshot files and packs never change in place, and what is read from them is opened into
+   * fresh memory (FileSystem.mapFile).
    */
   private async materialise(
     parts: readonly DecodedSnapshotPart[],
@@ -748,7 +742,7 @@ export class SnapshotStore {
   ): Promise<Uint8Array> {
     let whole = packs.get(pack.file);
     if (whole === undefined) {
-      whole = this.mapped(`${this.dir}/${pack.file}`);
+      whole = this.options.fs.mapFile(`${this.dir}/${pack.file}`);
       packs.set(pack.file, whole);
     }
     return (await whole).subarray(pack.offset, pack.offset + pack.length);

@@ -185,6 +185,7 @@ class RecordingFileSystem implements FileSystem {
   mkdirp = (dir: string): Promise<void> => this.inner.mkdirp(dir);
   list = (dir: string): Promise<string[]> => this.inner.list(dir);
   readFile = (path: string): Promise<Uint8Array> => this.inner.readFile(path);
+  mapFile = (path: string): Promise<Uint8Array> => this.inner.mapFile(path);
   size = (path: string): Promise<number> => this.inner.size(path);
   readRange = (path: string, offset: number, length: number): Promise<Uint8Array> =>
     this.inner.readRange(path, offset, length);

@@ -126,14 +126,16 @@ export class SimDisk {
     const generation = this.#generation;
     const op = <T>(sync: boolean, effect: () => T): Promise<T> =>
       this.#op(generation, sync, effect);
+    const readFile = (path: string): Promise<Uint8Array> =>
+      op(false, () => {
+        const inode = this.#inode(path);
+        return inode.bytes.slice(0, inode.size);
+      });
     return {
       mkdirp: (dir) => op(false, () => this.#mkdirp(dir)),
       list: (dir) => op(false, () => [...this.#dir(dir).current.keys()]),
-      readFile: (path) =>
-        op(false, () => {
-          const inode = this.#inode(path);
-          return inode.bytes.slice(0, inode.size);
-        }),
+      readFile,
+      mapFile: readFile, // nothing to map: a copy, as a read makes
       size: (path) => op(false, () => this.#inode(path).size),
       readRange: (path, offset, length) =>
         op(false, () => {

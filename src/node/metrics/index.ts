@@ -207,7 +207,7 @@ export function timedFileSystem(
     mkdirp: (dir) => fs.mkdirp(dir),
     list: (dir) => fs.list(dir),
     readFile: (path) => fs.readFile(path),
-    ...(fs.mapFile === undefined ? {} : { mapFile: (path: string) => fs.mapFile!(path) }),
+    mapFile: (path) => fs.mapFile(path),
     size: (path) => fs.size(path),
     readRange: (path, offset, length) => fs.readRange(path, offset, length),
     writeFile: (path, bytes, mode) => fs.writeFile(path, bytes, mode),

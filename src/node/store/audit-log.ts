@@ -262,11 +262,11 @@ export class AuditLog {
    * instead of making them at the next snapshot: escaping, encoding and hashing every full segment
    * held the Raft loop 31-41 ms at 10,000 records (two segments; 5-7 ms with this), some 4 s
    * (extrapolated) at the default retention of a million. The full segments are the snapshot's
-   * last pieces with a content id
-   * (the audit trail comes last, its growing segment inline), in order; segment i takes its piece
-   * only if the piece's bytes begin with the segment's first line and end with its last, as JSON
-   * text (each line is unique by its seq), so what the snapshot store hashed is that segment's
-   * text. Any other is made at the next snapshot, as for a snapshot that came from elsewhere.
+   * last pieces with a content id (the audit trail comes last, its growing segment inline), in
+   * order; segment i takes its piece only if the piece's bytes begin with the segment's first
+   * line and end with its last, as JSON text (each line is unique by its seq), so what the
+   * snapshot store hashed is that segment's text. Any other is made at the next snapshot, as for
+   * a snapshot that came from elsewhere.
    */
   #takePieces(data: Uint8Array, shared: readonly SnapshotSpan[]): void {
     const full = this.#segments.filter((s) => s.length === this.#segmentRecords);

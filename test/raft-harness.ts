@@ -212,6 +212,15 @@ export class RaftNetwork {
     throw new Error(`network did not stabilize in ${rounds} rounds`);
   }
 
+  /**
+   * One tick of the leader `id`, then stabilize: its heartbeats tell the followers its commit
+   * index, which a leader sends at its next tick (or with its next append), not at once.
+   */
+  tellCommit(id: string): void {
+    this.tick(id);
+    this.stabilize();
+  }
+
   /** Tick everyone and stabilize until `condition` holds; throws after `ticksMax` ticks. */
   tickUntil(condition: () => boolean, ticksMax = 1000): void {
     for (let tick = 0; tick < ticksMax; tick++) {

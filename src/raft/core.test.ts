@@ -187,6 +187,7 @@ describe("ready().mustSync (etcd's MustSync)", () => {
     net.isolate('c');
     net.core('a').propose(bytes('x'));
     net.stabilize();
+    net.tellCommit('a');
     net.heal();
     net.core('c').campaign();
     net.processReady('c');
@@ -210,7 +211,10 @@ describe("ready().mustSync (etcd's MustSync)", () => {
     expect(writeOf(appended)).toEqual({ hardState: null, entries: [2], mustSync: true });
     net.core('b').advance(appended);
     for (const message of appended.messages) net.deliver(message);
-    net.processReady('a'); // commits x and tells the followers
+    net.processReady('a'); // commits x
+    expect(net.inFlight.filter((m) => m.to === b)).toEqual([]); // b learns it at the next tick
+    net.tick('a');
+    net.processReady('a'); // heartbeats carrying the commit index
     for (const message of net.take((m) => m.to === b)) net.deliver(message);
     const committed = net.core('b').ready();
     expect(writeOf(committed)).toEqual({
@@ -298,10 +302,55 @@ describe('replication', () => {
     elect(net, 'a');
     expect(net.core('a').propose(bytes('hello'))).toBe(2);
     net.stabilize();
+    expect(net.core('b').status()).toMatchObject({ commit: 1, lastIndex: 2 });
+    net.tellCommit('a');
     for (const id of ['a', 'b', 'c']) {
       expect(net.member(id).appliedTexts()).toEqual(['hello']);
       expect(net.core(id).status()).toMatchObject({ commit: 2, applied: 2, lastIndex: 2 });
     }
+  });
+
+  test('a commit goes to followers with the next append or the next tick, not in appends of its own', () => {
+    const net = threeMembers();
+    elect(net, 'a');
+    expect(net.core('b').status().commit).toBe(1); // the leader's no-op is told at once
+    const traffic = (): string[] => {
+      const seen: string[] = [];
+      for (let round = 0; round < 100; round++) {
+        net.processAllReady();
+        if (net.inFlight.length === 0) return seen.sort();
+        for (const m of net.take(() => true)) {
+          seen.push(`${m.type} ${m.from}>${m.to}`);
+          net.deliver(m);
+        }
+      }
+      throw new Error('the network did not settle');
+    };
+    const oneWrite = ['append a>b', 'append a>c', 'append-response b>a', 'append-response c>a'];
+    net.core('a').propose(bytes('x'));
+    expect(traffic()).toEqual(oneWrite);
+    expect(net.core('a').status()).toMatchObject({ commit: 2, applied: 2 });
+    expect(net.core('b').status()).toMatchObject({ commit: 1, lastIndex: 2 });
+    net.core('a').propose(bytes('y'));
+    expect(traffic()).toEqual(oneWrite);
+    expect(net.member('b').appliedTexts()).toEqual(['x']); // told by y's append
+    net.tick('a');
+    expect(traffic()).toEqual([
+      'heartbeat a>b',
+      'heartbeat a>c',
+      'heartbeat-response b>a',
+      'heartbeat-response c>a',
+    ]);
+    for (const id of ['b', 'c']) expect(net.member(id).appliedTexts()).toEqual(['x', 'y']);
+  });
+
+  test("a membership change's commit is told at once: a removed member learns it with no tick", () => {
+    const net = threeMembers();
+    elect(net, 'a');
+    net.core('a').proposeConfChange({ kind: 'remove', id: c });
+    net.stabilize();
+    for (const id of ['a', 'b', 'c'])
+      expect(net.core(id).status().conf).toEqual({ voters: [a, b], learners: [] });
   });
 
   test('proposals made before one ready() go out to each follower in one append', () => {
@@ -322,6 +371,7 @@ describe('replication', () => {
     net.processReady('a');
     expect(appendsTo(net.inFlight, 'b')).toHaveLength(2);
     net.stabilize();
+    net.tellCommit('a');
     expect(net.member('b').appliedTexts()).toHaveLength(11);
   });
 
@@ -605,6 +655,7 @@ describe('membership', () => {
     net.crash('c');
     net.core('a').propose(bytes('after-removal'));
     net.stabilize();
+    net.tellCommit('a');
     expect(net.member('b').appliedTexts()).toEqual(['after-removal']);
   });
 
@@ -708,6 +759,7 @@ describe('only members speak Raft', () => {
     expect(net.core('b').hasReady()).toBe(false);
     net.core('a').propose(bytes('y'));
     net.stabilize();
+    net.tellCommit('a');
     expect(net.member('b').appliedTexts()).toEqual(['x', 'y']);
   });
 
@@ -728,6 +780,7 @@ describe('only members speak Raft', () => {
     expect(net.core('b').status()).toMatchObject({ role: 'follower', term: 1, leader: a });
     net.core('a').propose(bytes('after'));
     net.stabilize();
+    net.tellCommit('a');
     expect(net.member('b').appliedTexts()).toEqual(['after']);
   });
 

@@ -114,6 +114,8 @@ export class RaftCore {
   readonly #tracker = new Tracker();
   #electionElapsed = 0;
   #heartbeatElapsed = 0;
+  /** Leader: the commit index moved since followers were last told it (#onCommitted). */
+  #commitNoticeDue = false;
   #electionTimeout = 0;
   #transferee: MemberId | null = null;
   /** Leader: the index of a change removing it, from when it is in its log until it is applied. */
@@ -433,7 +435,7 @@ export class RaftCore {
       // The transfer target did not take over within an election timeout: it may be down.
       this.#transferee = null;
     }
-    if (this.#heartbeatElapsed >= this.#settings.heartbeatTicks) {
+    if (this.#heartbeatElapsed >= this.#settings.heartbeatTicks || this.#commitNoticeDue) {
       this.#heartbeatElapsed = 0;
       this.#broadcastHeartbeat(this.#reads.lastContext());
     }
@@ -599,6 +601,7 @@ export class RaftCore {
     this.#leader = null;
     this.#electionElapsed = 0;
     this.#heartbeatElapsed = 0;
+    this.#commitNoticeDue = false;
     this.#randomizeElectionTimeout();
     this.#transferee = null;
     this.#selfRemovalAt = null;
@@ -912,7 +915,7 @@ export class RaftCore {
         this.#sendAppend(m.from, true);
         return;
       case 'advanced':
-        if (this.#maybeCommit()) this.#onCommitted();
+        this.#advanceCommit();
         this.#sendAppends(m.from, false);
         if (m.from === this.#transferee && pr.match === this.#log.lastIndex()) {
           this.#send({ type: 'timeout-now', to: m.from, term: this.#term });
@@ -938,7 +941,13 @@ export class RaftCore {
     const own = this.#tracker.progress.get(this.#id);
     if (own === undefined || own.match >= this.#log.stableIndex) return; // removed: its log no longer counts
     own.match = this.#log.stableIndex;
-    if (this.#maybeCommit()) this.#onCommitted();
+    this.#advanceCommit();
+  }
+
+  /** Commits what a quorum holds, if that is more, and tells what waits on it. */
+  #advanceCommit(): void {
+    const before = this.#log.committed;
+    if (this.#maybeCommit()) this.#onCommitted(before);
   }
 
   #maybeCommit(): boolean {
@@ -955,13 +964,26 @@ export class RaftCore {
     return true;
   }
 
-  #onCommitted(): void {
+  /**
+   * Followers learn a new commit index from the next append (every append carries it) or, at the
+   * latest, from the heartbeats of the next tick. etcd's leader sends every follower an empty
+   * append at once instead; one write at a time, that is two messages more per follower per write
+   * (the append and its answer), about a tenth of a three-manager cluster's CPU per write, for a
+   * commit no reply waits for: the leader answers a write once it has applied it, a follower's
+   * linearizable read learns the commit from the heartbeats its ReadIndex sends, and the
+   * dispatcher runs on the leader. A membership change or the leader's no-op is told at once, as
+   * before: a member removed by the change gets no heartbeat once the leader has applied it, so
+   * the next tick would be too late for it to learn that it is out.
+   */
+  #onCommitted(before: LogIndex): void {
     this.#releaseWaitingReads();
-    // Tell followers now rather than at the next heartbeat, so that they apply sooner.
-    this.#broadcastAppend(true);
+    const pending = this.#pendingConfIndex;
+    if (pending > before && pending <= this.#log.committed) this.#broadcastAppend(true);
+    else this.#commitNoticeDue = true;
   }
 
   #broadcastHeartbeat(context: string | undefined): void {
+    this.#commitNoticeDue = false;
     for (const to of this.#tracker.members()) {
       if (to === this.#id) continue;
       // Never more than the follower is known to have: it could not commit what it lacks.
@@ -995,7 +1017,7 @@ export class RaftCore {
     if (this.#transferee !== null && !this.#tracker.isVoter(this.#transferee))
       this.#transferee = null;
     // With fewer voters the quorum may already hold more entries.
-    if (this.#maybeCommit()) this.#onCommitted();
+    this.#advanceCommit();
     if (!this.#tracker.isVoter(this.#id)) {
       // Stepping down now could strand the others: until they learn that this change committed,
       // their configuration still needs this member's vote, and a removed member never

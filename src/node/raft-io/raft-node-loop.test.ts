@@ -3,13 +3,15 @@
  * the loop finishes the turn that answered a read (`secret rm` and `secret update` read, then
  * propose) went out only when the tick came, 0-50 ms later. And a wait for a leader ends with the
  * Ready that makes one known, with the member's stop, or at its time limit, not at a poll; and a
- * stop waits for the loop's run to end, not for a timer.
+ * stop waits for the loop's run to end, not for a timer. A follower answers an append before it
+ * applies what the append commits.
  */
 import { expect, test } from 'bun:test';
 import { tempDir } from '../../../test/helpers/process.ts';
 import { leaderId, openOneMember } from '../../../test/helpers/raft-leader.ts';
 import type { Timers } from '../../io/timers.ts';
-import type { MemberId, Message } from '../../raft/types.ts';
+import type { Entry, MemberId, Message } from '../../raft/types.ts';
+import { encodeCommand } from '../store/index.ts';
 import type { RaftNode } from './raft-node.ts';
 
 const at = '2026-12-07T00:00:00.000Z';
@@ -104,8 +106,64 @@ test('stop() during a write ends with the loop, with no timer', async () => {
   expect(await Promise.race([waiting, stuckAfter(10_000)])).toBe('Node is shutting down');
 }, 30_000);
 
+test("a follower answers the leader's append before it applies the entry the append commits", async () => {
+  using dir = tempDir('secretd-raft-loop-');
+  const sent: Message[] = [];
+  // The store's applied index at the moment each answer to the leader is handed over.
+  const appliedAtAnswer: number[] = [];
+  let node: RaftNode | undefined;
+  node = await followerOfThree(dir.path, sent, (messages) => {
+    for (const m of messages)
+      if (m.type === 'append-response') appliedAtAnswer.push(node!.store.appliedIndex);
+  });
+  const entry = (index: number): Entry => ({
+    term: 1,
+    index,
+    type: 'normal',
+    data: encodeCommand({ op: 'secret-remove', at, ids: [`secret-${index}`] }),
+  });
+  const append = (prevIndex: number, commit: number): Message => ({
+    type: 'append',
+    from: memberB,
+    to: leaderId,
+    term: 1,
+    prevIndex,
+    prevTerm: prevIndex === 0 ? 0 : 1,
+    entries: [entry(prevIndex + 1)],
+    commit,
+  });
+  try {
+    node.step(append(0, 0));
+    await answers(sent, 1);
+    // The next write's append tells the follower that the first is committed (core.ts
+    // #onCommitted): its answer goes first, and the first entry is applied after it.
+    node.step(append(1, 1));
+    await answers(sent, 2);
+    expect(appliedAtAnswer).toEqual([0, 0]);
+    for (const end = performance.now() + 10_000; node.store.appliedIndex < 1;) {
+      expect(performance.now()).toBeLessThan(end);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  } finally {
+    await node.stop();
+  }
+}, 30_000);
+
+/** Resolves once `sent` holds `count` append answers (each Ready that sends one ends after an fsync). */
+async function answers(sent: Message[], count: number): Promise<void> {
+  const answered = (): number => sent.filter((m) => m.type === 'append-response').length;
+  for (const end = performance.now() + 10_000; answered() < count;) {
+    expect(performance.now()).toBeLessThan(end);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
 /** A follower of three voters, not started, whose messages are kept and whose timers never fire. */
-async function followerOfThree(root: string, sent: Message[]): Promise<RaftNode> {
+async function followerOfThree(
+  root: string,
+  sent: Message[],
+  onSend?: (messages: readonly Message[]) => void,
+): Promise<RaftNode> {
   const never: Timers = {
     now: () => performance.now(),
     after: () => () => {},
@@ -115,7 +173,12 @@ async function followerOfThree(root: string, sent: Message[]): Promise<RaftNode>
   return openOneMember(root, {
     timers: never,
     bootstrapConf: { voters: [leaderId, memberB, memberC], learners: [] },
-    transport: { send: (messages) => void sent.push(...(messages as Message[])) },
+    transport: {
+      send: (messages) => {
+        onSend?.(messages as Message[]);
+        sent.push(...(messages as Message[]));
+      },
+    },
   });
 }
 

@@ -3,11 +3,14 @@
  * This header is the contract between the two, written once (core.ts and types.ts point here).
  *
  * For every Ready `rd = core.ready()`, one at a time, in this order (`#loop`):
- *   1. Apply the committed entries that are already durable here (rd.committedEntries up to the
- *      last index persisted by an earlier Ready) and answer their proposals. When it answered any
- *      and this Ready writes no new entries (it commits what an earlier one wrote: one writer at a
- *      time), the loop waits one turn of the event loop here, so those answers go out before the
- *      hard state's write and the followers' commit messages, not interleaved with them.
+ *   1. A leader applies the committed entries that are already durable here (rd.committedEntries
+ *      up to the last index persisted by an earlier Ready) and answers their proposals. When it
+ *      answered any and this Ready writes no new entries (it commits what an earlier one wrote:
+ *      one writer at a time), the loop waits one turn of the event loop here, so those answers go
+ *      out before the hard state's write and the followers' commit messages, not interleaved with
+ *      them. A member that does not lead answers no proposal and applies them at 5: the commit
+ *      index an append brings would otherwise put the previous entry's apply before this one's
+ *      write and the answer the leader waits for.
  *   2. Persist (`#persist`):
  *      a. rd.snapshot, if any (a leader's; it replaces the whole log): the snapshot file, then the
  *         WAL's marker (each synced by its own write), then the store is restored from it;
@@ -21,8 +24,10 @@
  *      4b: the core names a snapshot to send by its meta only (it keeps no snapshot bytes): the
  *      data is read from the snapshot store and the message sent once read, off the loop
  *      (`#sendSnapshot`); a snapshot is committed state, so it promises nothing of this Ready.
- *      4c: appends that only carry a new commit index may wait a turn of the event loop, and give
- *      way to a later append to the same peer (`#send`): a lost message, which Raft allows.
+ *      4c: appends that carry no entries may wait a turn of the event loop, and give way to a
+ *      later append to the same peer (`#send`): a lost message, which Raft allows. (Any other
+ *      new commit index goes to followers with the next append or in the next tick's heartbeats:
+ *      core.ts #onCommitted.)
  *   5. Apply the remaining committed entries and answer their proposals; hand out rd.readStates
  *      (each read is answered once the store has applied readState.index).
  *   6. core.advance(rd).
@@ -590,7 +595,9 @@ export class RaftNode {
         this.#stableIndex,
         (ready.entries[0]?.index ?? Number.POSITIVE_INFINITY) - 1,
       );
-      const durable = ready.committedEntries.filter((e) => e.index <= stable);
+      // Step 1 is a leader's: a follower applies everything at 5, after its answers are sent.
+      const leads = this.#core.role === 'leader';
+      const durable = leads ? ready.committedEntries.filter((e) => e.index <= stable) : [];
       const later = ready.committedEntries.slice(durable.length);
       const answered = this.#applyEntries(durable);
       if (answered > 0 && ready.entries.length === 0)
@@ -651,9 +658,10 @@ export class RaftNode {
 
   /**
    * Step 4 of the header: every message now, but a snapshot once its data is read (4b). Appends
-   * that only carry a new commit index (the core tells its followers as soon as it commits) may
-   * wait a turn of the event loop (4c): under load the next batch's appends, which carry that
-   * commit index too, come meanwhile and take their place, sparing a message each way per peer.
+   * that carry no entries (a probe, or a commit index the core tells at once: a membership
+   * change's or a new leader's no-op's; core.ts #onCommitted) may wait a turn of the event loop
+   * (4c): under load the next batch's appends, which carry that commit index too, come meanwhile
+   * and take their place, sparing a message each way per peer.
    */
   #send(messages: readonly ReadyMessage[]): void {
     const now: Message[] = [];

@@ -968,7 +968,7 @@ export class RaftCore {
    * Followers learn a new commit index from the next append (every append carries it) or, at the
    * latest, from the heartbeats of the next tick. etcd's leader sends every follower an empty
    * append at once instead; one write at a time, that is two messages more per follower per write
-   * (the append and its answer), about a tenth of a three-manager cluster's CPU per write, for a
+   * (the append and its answer), about a fifth of a three-manager cluster's CPU per write, for a
    * commit no reply waits for: the leader answers a write once it has applied it, a follower's
    * linearizable read learns the commit from the heartbeats its ReadIndex sends, and the
    * dispatcher runs on the leader. A membership change or the leader's no-op is told at once, as

@@ -7,6 +7,7 @@
  * applies what the append commits.
  */
 import { expect, test } from 'bun:test';
+import { until } from '../../../test/helpers/cluster.ts';
 import { tempDir } from '../../../test/helpers/process.ts';
 import { leaderId, openOneMember } from '../../../test/helpers/raft-leader.ts';
 import type { Timers } from '../../io/timers.ts';
@@ -134,29 +135,22 @@ test("a follower answers the leader's append before it applies the entry the app
   });
   try {
     node.step(append(0, 0));
-    await answers(sent, 1);
+    await sentOfType(sent, 'append-response', 1);
     // The next write's append tells the follower that the first is committed (core.ts
     // #onCommitted): its answer goes first, and the first entry is applied after it.
     node.step(append(1, 1));
-    await answers(sent, 2);
+    await sentOfType(sent, 'append-response', 2);
     expect(appliedAtAnswer).toEqual([0, 0]);
-    for (const end = performance.now() + 10_000; node.store.appliedIndex < 1;) {
-      expect(performance.now()).toBeLessThan(end);
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
+    await until(
+      'the first entry applied',
+      10_000,
+      () => node.store.appliedIndex >= 1 || undefined,
+      1,
+    );
   } finally {
     await node.stop();
   }
 }, 30_000);
-
-/** Resolves once `sent` holds `count` append answers (each Ready that sends one ends after an fsync). */
-async function answers(sent: Message[], count: number): Promise<void> {
-  const answered = (): number => sent.filter((m) => m.type === 'append-response').length;
-  for (const end = performance.now() + 10_000; answered() < count;) {
-    expect(performance.now()).toBeLessThan(end);
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-}
 
 /** A follower of three voters, not started, whose messages are kept and whose timers never fire. */
 async function followerOfThree(
@@ -192,17 +186,29 @@ const heartbeat = (from: MemberId, term: number): Message => ({
   commit: 0,
 });
 
-/** Resolves once `sent` holds a read-index message (the Ready that sends it ends after an fsync), or after 10 s. */
-async function forwardedRead(
+/**
+ * The messages of `type` in `sent`, once there are `count` of them (the Ready that sends one ends
+ * after an fsync); fails after 10 s.
+ */
+function sentOfType<T extends Message['type']>(
+  sent: Message[],
+  type: T,
+  count: number,
+): Promise<Extract<Message, { type: T }>[]> {
+  const ofType = (): Extract<Message, { type: T }>[] =>
+    sent.filter((m): m is Extract<Message, { type: T }> => m.type === type);
+  return until(
+    `${count} ${type} message(s) sent`,
+    10_000,
+    () => (ofType().length >= count ? ofType() : undefined),
+    1,
+  );
+}
+
+const forwardedRead = (
   sent: Message[],
   count: number,
-): Promise<Extract<Message, { type: 'read-index' }>[]> {
-  const reads = (): Extract<Message, { type: 'read-index' }>[] =>
-    sent.filter((m): m is Extract<Message, { type: 'read-index' }> => m.type === 'read-index');
-  for (const end = performance.now() + 10_000; reads().length < count && performance.now() < end;)
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  return reads();
-}
+): Promise<Extract<Message, { type: 'read-index' }>[]> => sentOfType(sent, 'read-index', count);
 
 /** Resolves with how `read` ended: 'read', or its error's message. */
 const readOutcome = (read: Promise<void>): Promise<string> =>

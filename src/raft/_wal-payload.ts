@@ -188,11 +188,22 @@ export type DecodedSnapshotPart =
 type SharedPart = {
   readonly kind: 'shared';
   readonly id: Uint8Array;
+  /** Its bytes in the data. */
   readonly length: number;
   readonly named?: boolean;
+  /**
+   * A named piece kept as `stored` bytes that stand in the data as their base64 (`length`, which
+   * is base64Length(stored)): SnapshotPiece.base64.
+   */
+  readonly stored?: number;
 };
 
-const partCodes = { inline: 1, shared: 2, named: 3 } as const;
+const partCodes = { inline: 1, shared: 2, named: 3, namedBase64: 4 } as const;
+
+/** The length of the standard (padded) base64 of `bytes` bytes. */
+export function base64Length(bytes: number): number {
+  return 4 * Math.ceil(bytes / 3);
+}
 /** A shared piece's id: the SHA-256 of its bytes, or its maker's 32-byte name for them. */
 export const pieceIdBytes = 32;
 
@@ -202,6 +213,9 @@ export const pieceIdBytes = 32;
  *   inline: u8 1 | u64 length | bytes        shared: u8 2 | u64 length | id (32 bytes)
  *   named:  u8 3 | u64 length | id (32 bytes): a shared piece named by its maker (since the
  *           fifteenth session; older builds refuse such a file as corrupt)
+ *   named, stored raw: u8 4 | u64 stored length | id (32 bytes): a named piece that stands in
+ *           the data as the base64 of its stored bytes, base64Length(stored length) of them
+ *           (since the nineteenth session; older builds refuse such a file as corrupt)
  */
 export function encodeSnapshotParts(
   meta: SnapshotMeta,
@@ -252,11 +266,13 @@ export function* snapshotPartsStream(
 /** A shared part as the payload holds it: its code, length and id. */
 function sharedPartHead(part: SharedPart): Uint8Array {
   assert(part.id.length === pieceIdBytes, `a snapshot piece id is ${pieceIdBytes} bytes`);
-  return new Writer(9 + pieceIdBytes)
-    .u8(part.named === true ? partCodes.named : partCodes.shared)
-    .u64(part.length)
-    .bytes(part.id)
-    .done();
+  const out = new Writer(9 + pieceIdBytes);
+  if (part.stored !== undefined) {
+    assert(part.named === true, 'a piece stored raw is a named one');
+    assert(part.length === base64Length(part.stored), 'a raw piece stands as its base64');
+    out.u8(partCodes.namedBase64).u64(part.stored);
+  } else out.u8(part.named === true ? partCodes.named : partCodes.shared).u64(part.length);
+  return out.bytes(part.id).done();
 }
 
 /** A part for snapshotPartsStream: an inline part's bytes are made when the stream reaches them. */
@@ -284,6 +300,14 @@ export function decodeSnapshotParts(payload: readonly Uint8Array[]): {
       parts.push({ kind: 'shared', length, id: r.bytes(pieceIdBytes) });
     else if (code === partCodes.named)
       parts.push({ kind: 'shared', length, id: r.bytes(pieceIdBytes), named: true });
+    else if (code === partCodes.namedBase64)
+      parts.push({
+        kind: 'shared',
+        length: base64Length(length),
+        id: r.bytes(pieceIdBytes),
+        named: true,
+        stored: length,
+      });
     else throw new RangeError(`unknown snapshot part kind ${code}`);
   }
   r.end();

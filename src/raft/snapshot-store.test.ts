@@ -633,6 +633,60 @@ describe('SnapshotStore with shared pieces', () => {
     );
   });
 
+  test('a base64 piece is kept as its bytes and stands in the loaded data as their padded base64, at every length; a flipped byte is refused', async () => {
+    using dir = tempDir('secretd-snap-');
+    const raw = (size: number): SnapshotPiece => {
+      const bytes = systemRandom(size);
+      const id = Buffer.from(systemRandom(32)).toString('hex');
+      return { id, named: true, base64: true, length: size, bytes: () => bytes };
+    };
+    const values = [1, 2, 3, 4, 5, 64 * 1024 + 1].map(raw);
+    const between = values.flatMap((piece, i) => (i === 0 ? [piece] : [textPiece('","'), piece]));
+    const { meta, pieces } = pieced(10, 1, between);
+    const b64 = (piece: SnapshotPiece): string => Buffer.from(piece.bytes()).toString('base64');
+    const expected = `{"at":10,"lines":[${values.map(b64).join('","')}]}`;
+    expect(new TextDecoder().decode(joinPieces(pieces))).toBe(expected);
+    const store = await SnapshotStore.open(dir.path, options());
+    await store.save({ meta, pieces });
+    const loaded = (await (await SnapshotStore.open(dir.path, options())).loadLatest())!;
+    expect(new TextDecoder().decode(loaded.data)).toBe(expected);
+    // Each span is where its base64 lies in the data: the text a state machine reads there.
+    expect(loaded.shared!.map((span) => span.id)).toEqual(values.map((v) => v.id!));
+    for (const [i, span] of loaded.shared!.entries()) {
+      const text = new TextDecoder().decode(
+        loaded.data.subarray(span.offset, span.offset + span.length),
+      );
+      expect(text).toBe(b64(values[i]!));
+    }
+    // On disk, the bytes, not their text: a header, one chunk's frame and the 64 KiB + 1 bytes.
+    const big = values.at(-1)!;
+    const entry = await entryOf(dir.path, big);
+    expect(entry.length).toBe(8 + 32 + 4 + sealOverheadBytes + big.length);
+    const damaged = (await fs.readFile(entry.path)).slice();
+    damaged[entry.offset + entry.length - 1]! ^= 0x01;
+    await fs.writeFile(entry.path, damaged);
+    expect((await loadError(dir.path)).message).toContain(`its piece ${big.id!.slice(0, 16)}`);
+  });
+
+  test('save() refuses a base64 piece that is not a named one, or has no id, writing nothing', async () => {
+    using dir = tempDir('secretd-snap-');
+    const store = await SnapshotStore.open(dir.path, options());
+    const bytes = systemRandom(100);
+    const piece: SnapshotPiece = {
+      id: pieceContentId(bytes),
+      base64: true,
+      length: 100,
+      bytes: () => bytes,
+    };
+    await expect(store.save(pieced(10, 1, [piece]))).rejects.toThrow(
+      `Cannot save snapshot: base64 piece ${piece.id!.slice(0, 16)} is not a named one`,
+    );
+    await expect(store.save(pieced(10, 1, [{ ...piece, id: undefined }]))).rejects.toThrow(
+      'Cannot save snapshot: a base64 piece has no id',
+    );
+    expect(await fs.list(dir.path)).toEqual([]);
+  });
+
   test('save() refuses a shared piece whose id is not the SHA-256 of its bytes, writing nothing', async () => {
     using dir = tempDir('secretd-snap-');
     const store = await SnapshotStore.open(dir.path, options());

@@ -7,7 +7,9 @@
  *     version 2: body = seal(dek, payload, aad: "snapshot" ++ header), payload as in version 3
  *     version 1: body = seal(dek, meta ++ data, aad: "snapshot" ++ header)
  *     payload = meta ++ u32 count ++ parts (_wal-payload.ts, snapshotPartsStream): each part is
- *               bytes held inline, or a shared piece's content id and length
+ *               bytes held inline, or a shared piece's content id and length (a named piece's
+ *               name; a named piece may be kept as bytes that stand in the data as their base64:
+ *               SnapshotPiece.base64, a secret's value)
  *   a piece = pieceHeader ++ chunks of the piece's bytes,
  *     aad: "snapshot-piece" ++ pieceHeader ++ content id
  *     pieceHeader = "sspc" | version u16 (2) | flags u16 (0) | name id (32 bytes)
@@ -67,6 +69,7 @@ import {
   snapshotSealChunkBytes,
 } from '../limits.ts';
 import {
+  base64Length,
   decodeSnapshotParts,
   decodeSnapshotPayload,
   pieceIdBytes,
@@ -156,14 +159,27 @@ export function textPiece(text: string): SnapshotPiece {
   return { length: bytes.length, bytes: () => bytes };
 }
 
+export { base64Length };
+
+/** How many bytes a piece stands for in the data: its own, or their base64 (SnapshotPiece.base64). */
+export function pieceDataLength(piece: SnapshotPiece): number {
+  return piece.base64 === true ? base64Length(piece.length) : piece.length;
+}
+
 /**
  * The data the pieces make up: their bytes in order, each written into it (bytesInto) or made,
- * copied and dropped in turn (a fresh piece's copy zeroed).
+ * copied and dropped in turn (a fresh piece's copy zeroed); a base64 piece's bytes as their base64.
  */
 export function joinPieces(pieces: readonly SnapshotPiece[]): Uint8Array {
-  const out = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.length, 0));
+  const out = new Uint8Array(pieces.reduce((sum, piece) => sum + pieceDataLength(piece), 0));
   let at = 0;
   for (const piece of pieces) {
+    if (piece.base64 === true) {
+      const bytes = checkedBytes(piece);
+      at += base64Into(bytes, out.subarray(at, at + base64Length(bytes.length)));
+      if (piece.fresh === true) bytes.fill(0);
+      continue;
+    }
     if (piece.bytesInto !== undefined) {
       checkLength(piece, piece.bytesInto(out.subarray(at, at + piece.length)));
     } else {
@@ -379,8 +395,9 @@ export class SnapshotStore {
       parts.push({
         kind: 'shared',
         id: Buffer.from(shared.id, 'hex'),
-        length: piece.length,
+        length: pieceDataLength(piece),
         named: piece.named === true,
+        ...(piece.base64 === true ? { stored: piece.length } : {}),
       });
     });
     flush();
@@ -413,8 +430,11 @@ export class SnapshotStore {
       const id = piece.id;
       if (id === undefined) {
         if (piece.named === true) throw pieceError('a named piece has no id');
+        if (piece.base64 === true) throw pieceError('a base64 piece has no id');
         return undefined;
       }
+      if (piece.base64 === true && piece.named !== true)
+        throw pieceError(`base64 piece ${id.slice(0, 16)} is not a named one`);
       if (!known?.has(id) && !/^[0-9a-f]{64}$/.test(id))
         throw pieceError(`piece id ${id.slice(0, 16)} is not 64 hex digits`);
       return nameOf(id);
@@ -704,11 +724,13 @@ export class SnapshotStore {
       throw corrupt(`${what} has no piece header naming it`);
     const body = bytes.subarray(pieceHeaderBytes);
     const inPiece = (reason: string): SecretdError => corrupt(`${what}: ${reason}`);
+    // A piece stored raw is opened into an array of its own, then stands in the data as its base64.
+    const target = part.stored === undefined ? into : new Uint8Array(part.stored);
     let length = 0;
     const sink = (plain: Uint8Array): void => {
-      if (length + plain.length > into.length)
-        throw corrupt(`${what} has more bytes than the snapshot says (${part.length})`);
-      into.set(plain, length);
+      if (length + plain.length > target.length)
+        throw corrupt(`${what} has more bytes than the snapshot says (${target.length})`);
+      target.set(plain, length);
       length += plain.length;
       plain.fill(0); // best effort: copied into the data
     };
@@ -728,8 +750,12 @@ export class SnapshotStore {
     }
     if (key.keyId !== file.keyId)
       throw corrupt(`${what} is sealed with another key than its name says`);
-    if (length !== part.length)
-      throw corrupt(`${what} has ${length} bytes, the snapshot says ${part.length}`);
+    if (length !== target.length)
+      throw corrupt(`${what} has ${length} bytes, the snapshot says ${target.length}`);
+    if (target !== into) {
+      base64Into(target, into);
+      target.fill(0); // best effort: its base64 is in the data
+    }
     // A named piece's id is its maker's, bound by the AEAD above; a content id is also checked.
     if (part.named !== true && pieceContentId(into) !== id)
       throw corrupt(`${what} is not the SHA-256 of its bytes`);
@@ -1169,6 +1195,12 @@ function sharedSpans(parts: readonly DecodedSnapshotPart[]): SnapshotSpan[] {
     offset += part.length;
   }
   return spans;
+}
+
+/** Writes the standard base64 of `bytes` at the start of `out`; returns its length. */
+function base64Into(bytes: Uint8Array, out: Uint8Array): number {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+  return textEncoder.encodeInto(text, out).written;
 }
 
 function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {

@@ -80,6 +80,13 @@ export interface SnapshotPiece {
    * Its AEAD binds the id as it binds a content id, so a piece moved to another id fails to open.
    */
   readonly named?: boolean;
+  /**
+   * A piece that stands in the data as the standard base64 (padded) of its bytes: `length` and
+   * `bytes()` are the bytes as the snapshot store keeps them, and the data holds
+   * `base64Length(length)` ASCII bytes in its place. A secret version's value is stored so, a
+   * third smaller than its text and with no encoding to make it. Only a `named` piece may be one.
+   */
+  readonly base64?: boolean;
   readonly length: number;
   /** Its bytes, made on demand: a shared piece already on disk is not made again. */
   bytes(): Uint8Array;

@@ -10,7 +10,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { envelopeKeyId } from '../../src/crypto/aead.ts';
 import { decodeFrame, segmentHeaderBytes } from '../../src/raft/wal-codec.ts';
-import { joinPieces } from '../../src/raft/snapshot-store.ts';
+import { joinPieces, pieceDataLength } from '../../src/raft/snapshot-store.ts';
 import type { Snapshot, SnapshotMeta, SnapshotPiece, SnapshotSpan } from '../../src/raft/types.ts';
 
 export interface SealedFile {
@@ -123,9 +123,10 @@ export function loadedFrom(meta: SnapshotMeta, pieces: readonly SnapshotPiece[])
   const shared: SnapshotSpan[] = [];
   let offset = 0;
   for (const piece of pieces) {
+    const length = pieceDataLength(piece);
     if (piece.id !== undefined)
-      shared.push({ offset, length: piece.length, id: piece.id, named: piece.named === true });
-    offset += piece.length;
+      shared.push({ offset, length, id: piece.id, named: piece.named === true });
+    offset += length;
   }
   const data = joinPieces(pieces);
   return shared.length === 0 ? { meta, data } : { meta, data, shared };

@@ -1,11 +1,13 @@
 /**
  * The store's snapshot in pieces (Store.snapshotPieces): the same JSON text as always, cut so that
  * each secret version's value of at least snapshotVersionPieceBytesMin bytes is a shared piece of
- * its own — its base64, between the quotes of `"data":"…"`. A version's value never changes, so
- * the snapshot store writes each such piece once and later snapshots refer to it: a snapshot
- * costs its small JSON and the values added since the last one, not every value again.
+ * its own — the value's bytes, standing for their base64 between the quotes of `"data":"…"`
+ * (SnapshotPiece.base64: the snapshot store keeps the bytes and puts their base64 in the text it
+ * loads). A version's value never changes, so the snapshot store writes each such piece once and
+ * later snapshots refer to it: a snapshot costs its small JSON and the values added since the
+ * last one, not every value again.
  *
- * A piece's bytes (the base64) are made only when the snapshot store must write it. Its id, by
+ * A piece's bytes are read only when the snapshot store must write it. Its id, by
  * which the snapshot store knows whether it is on disk, is a `named` piece's (SnapshotPiece): the
  * SHA-256 of its secret's id and version number, which name one value for the cluster's life (an
  * id is never reused, a version never changes), not the SHA-256 of its 87 KB of base64 at 64 KiB.
@@ -258,11 +260,14 @@ function makeTemplate(secret: SecretRecord): RecordTemplate {
  * The id of a secret version's value piece: the SHA-256 of its secret's id and version number.
  * Those name one value for the cluster's life (a secret's id is never given again, a version's
  * value never changes), on every manager alike. No content id can be the same: a content id is
- * the hash of a piece's bytes, base64 or JSON text, never this label's NUL-separated text.
+ * the hash of a piece's bytes, base64 or JSON text, never this label's NUL-separated text. The
+ * label changed when a piece became the value's bytes instead of their base64 (nineteenth
+ * session), so that a piece an older build wrote (the base64, under the old label's id) is never
+ * read as bytes: a data dir of that build writes each value once more at its first snapshot.
  */
 export function valuePieceId(secretId: string, version: number): string {
   return createHash('sha256')
-    .update(`secretd snapshot value piece\0${secretId}\0${version}`)
+    .update(`secretd snapshot value bytes\0${secretId}\0${version}`)
     .digest('hex');
 }
 
@@ -293,25 +298,22 @@ function writeObject(
 }
 
 /**
- * A value's base64 as a named piece (valuePieceId), held (its zeroing held back) until the
- * snapshot store releases it.
+ * A value as a named piece (valuePieceId) kept as its bytes, standing in the text as their base64
+ * (SnapshotPiece.base64), held (its zeroing held back) until the snapshot store releases it. Its
+ * bytes are the value itself, not a copy: the snapshot store seals them straight from it and
+ * neither keeps nor changes them. Until the nineteenth session a piece was the value's base64,
+ * made into a buffer the store lent at each save: the text (a third more bytes to seal and
+ * write) and its encoding were about a tenth of a 64 KiB create's server CPU (bench/README.md).
  */
 function valuePiece(value: Uint8Array, id: string, holds: ValueHolds): ReleasedPiece {
   holds.hold(value);
   let released = false;
-  const length = 4 * Math.ceil(value.length / 3);
-  const bytesInto = (out: Uint8Array): number => ascii.encodeInto(toBase64(value), out).written;
   return {
-    length,
+    length: value.length,
     id,
     named: true,
-    bytes: () => {
-      const bytes = new Uint8Array(length);
-      bytesInto(bytes);
-      return bytes;
-    },
-    bytesInto,
-    fresh: true,
+    base64: true,
+    bytes: () => value,
     release: () => {
       if (released) return;
       released = true;
@@ -319,6 +321,3 @@ function valuePiece(value: Uint8Array, id: string, holds: ValueHolds): ReleasedP
     },
   };
 }
-
-/** Base64 is ASCII: its UTF-8 is its Latin-1. */
-const ascii = new TextEncoder();

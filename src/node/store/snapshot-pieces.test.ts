@@ -1,4 +1,7 @@
 import { describe, expect, test } from 'bun:test';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { sealOverheadBytes } from '../../crypto/aead.ts';
 import { tempDir } from '../../../test/helpers/process.ts';
 import type { FileSystem } from '../../io/fs.ts';
 import { inOrderSha256, webCryptoSha256 } from '../../io/sha256.ts';
@@ -11,7 +14,7 @@ import { toBase64, type Command } from './commands.ts';
 import type { SecretRecord } from './types.ts';
 import { Store } from './store.ts';
 import { recordTemplate, valuePieceId, ValueHolds } from './_snapshot-pieces.ts';
-import { piecesIn } from '../../../test/helpers/sealed-files.ts';
+import { packEntries, piecesIn } from '../../../test/helpers/sealed-files.ts';
 
 const at = '2026-12-06T00:00:00.000Z';
 const fs = new NodeFileSystem();
@@ -187,10 +190,13 @@ describe('Store.snapshotPieces', () => {
     expect(new TextDecoder().decode(store.snapshot())).toBe(text);
   });
 
-  test('each version value of at least snapshotVersionPieceBytesMin bytes is a piece named by its secret and version, its base64 exactly', () => {
+  test('each version value of at least snapshotVersionPieceBytesMin bytes is a piece named by its secret and version: its bytes, standing as their base64', () => {
     const store = storeWith(3);
-    const shared = store.snapshotPieces().filter((p) => p.named === true);
-    const values = [...store.secrets()].flatMap((s) => s.versions.map((v) => v.data));
+    const pieces = store.snapshotPieces();
+    const shared = pieces.filter((p) => p.named === true);
+    const large = [...store.secrets()].flatMap((s) =>
+      s.versions.filter((v) => v.data.length >= snapshotVersionPieceBytesMin),
+    );
     expect(shared.map((p) => p.id)).toEqual(
       [...store.secrets()].flatMap((s) =>
         s.versions
@@ -199,19 +205,22 @@ describe('Store.snapshotPieces', () => {
       ),
     );
     expect(new Set(shared.map((p) => p.id)).size).toBe(3);
-    expect(shared.map((p) => new TextDecoder().decode(p.bytes()))).toEqual(
-      values.filter((v) => v.length >= snapshotVersionPieceBytesMin).map((v) => toBase64(v)),
-    );
-    expect(shared.map((p) => p.length)).toEqual([5464, 5464, 5464]);
-    // The same base64 written into a lent buffer (what a save uses), exactly its length of it.
-    const lent = new Uint8Array(6000).fill(0xff);
+    expect(shared.every((p) => p.base64 === true)).toBe(true);
+    expect(shared.map((p) => p.length)).toEqual([4096, 4096, 4096]);
+    // The value itself, not a copy made per save: nothing to make, nothing to zero.
     for (const [i, piece] of shared.entries()) {
-      expect(piece.bytesInto!(lent)).toBe(piece.length);
-      expect(new TextDecoder().decode(lent.subarray(0, piece.length))).toBe(
-        toBase64(values.filter((v) => v.length >= snapshotVersionPieceBytesMin)[i]!),
-      );
-      expect(lent[piece.length]).toBe(0xff);
+      expect(piece.bytes()).toBe(large[i]!.data);
+      expect(piece.fresh).toBeUndefined();
     }
+    // In the data each stands as its base64, exactly: the text a store restores from.
+    const text = new TextDecoder().decode(joinPieces(pieces));
+    for (const version of large) expect(text).toContain(`"data":"${toBase64(version.data)}"`);
+    expect((JSON.parse(text) as { secrets: unknown }).secrets).toEqual(
+      [...store.secrets()].map((s) => ({
+        ...s,
+        versions: s.versions.map((v) => ({ ...v, data: toBase64(v.data) })),
+      })),
+    );
   });
 
   test("a value's piece is never hashed: not when first saved, not at the next save, not after a restart", async () => {
@@ -239,6 +248,50 @@ describe('Store.snapshotPieces', () => {
     await reopened.save({ meta: meta(12), pieces: restored.snapshotPieces() });
     expect(packs().length).toBe(1);
     expect(hashed).toEqual([]);
+    expect((await reopened.loadLatest())?.data).toEqual(store.snapshot());
+  });
+
+  test("a data dir of a build that kept each value's base64 loads as before, and its next snapshot writes each value once more, as its bytes", async () => {
+    using dir = tempDir('secretd-store-snap-');
+    const options = { dek, keyId: 1, random: systemRandom, fs, sha256: webCryptoSha256 };
+    const store = storeWith(3);
+    // What that build saved: the same text, each large value's base64 a named piece under the
+    // id of its label then (so never taken for a piece of bytes).
+    const large = [...store.secrets()].flatMap((s) =>
+      s.versions
+        .filter((v) => v.data.length >= snapshotVersionPieceBytesMin)
+        .map((v) => ({ id: s.id, version: v.version, data: v.data })),
+    );
+    let next = 0;
+    const earlier = store.snapshotPieces().map((piece): SnapshotPiece => {
+      if (piece.base64 !== true) return piece;
+      const { id, version, data } = large[next++]!;
+      const text = new TextEncoder().encode(toBase64(data));
+      const label = `secretd snapshot value piece\0${id}\0${version}`;
+      const oldId = createHash('sha256').update(label).digest('hex');
+      return { id: oldId, named: true, length: text.length, bytes: () => text };
+    });
+    expect(next).toBe(3);
+    const snapshots = await SnapshotStore.open(dir.path, options);
+    await snapshots.save({ meta: meta(10), pieces: earlier });
+    const sizes = (): number[] =>
+      readdirSync(dir.path)
+        .filter((name) => name.endsWith('.pack'))
+        .flatMap((name) => packEntries(readFileSync(`${dir.path}/${name}`)).map((e) => e.length))
+        .sort();
+    const asText = 8 + 32 + 4 + sealOverheadBytes + 5464;
+    const asBytes = 8 + 32 + 4 + sealOverheadBytes + 4096;
+    expect(sizes()).toEqual([asText, asText, asText]);
+
+    const reopened = await SnapshotStore.open(dir.path, options);
+    const restored = Store.restore((await reopened.loadLatest())!.data);
+    expect(restored.snapshot()).toEqual(store.snapshot());
+    await reopened.save({ meta: meta(11), pieces: restored.snapshotPieces() });
+    expect(sizes()).toEqual([asBytes, asBytes, asBytes, asText, asText, asText]);
+    expect((await reopened.loadLatest())?.data).toEqual(store.snapshot());
+    // Once no kept snapshot refers to the text pieces, they go.
+    await reopened.save({ meta: meta(12), pieces: restored.snapshotPieces() });
+    expect(sizes()).toEqual([asBytes, asBytes, asBytes]);
     expect((await reopened.loadLatest())?.data).toEqual(store.snapshot());
   });
 

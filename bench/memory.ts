@@ -5,12 +5,14 @@
  * from its GET /secretd/metrics: RSS, bytes of values held, RSS − base over values, the WAL bytes
  * written, the Raft indexes (whether a snapshot has been taken) and the snapshot sizes; then the
  * same once RSS has settled, idle (the creates' garbage collected and its pages given back: read
- * every 500 ms for at least 10 s, until 2 s of readings lie within 1%). RSS is not distorted by a busy
+ * every 500 ms for at least 10 s and 5 s longer than the allocator keeps freed pages, until 2 s
+ * of readings lie within 1%). RSS is not distorted by a busy
  * machine, so this may run anywhere.
  *
  *   bun bench/memory.ts [--total 150000000] [--size 65536] [--concurrency 4] [--secretd-bin dist/secretd]
  */
 import { randomBytes } from 'node:crypto';
+import { allocatorEnv } from '../src/cmd/allocator.ts';
 import { optionsOrExit, positiveInteger, readFlags } from './create-secrets-options.ts';
 import { scrape, type Scrape } from './metrics-scrape.ts';
 import { openSecretdSession } from './secretd-client.ts';
@@ -99,18 +101,23 @@ try {
   };
   console.log(`end ${ratios(end)}`);
   // Idle, the garbage of the creates is collected and its pages returned over several seconds, in
-  // steps with pauses between them: RSS is read every 500 ms for at least 10 s, then until the
-  // last 2 s of readings lie within 1% of each other (at most 30 s). Stopping at the first reading
-  // no lower than the one before, as this did until 2026-12-06, could stop on a pause between two
-  // steps: 1.19-1.87 over six runs against 1.16-1.17 read 30 s long.
+  // steps with pauses between them: RSS is read every 500 ms for at least 10 s, and 5 s more than
+  // the allocator keeps freed pages (allocatorEnv's MIMALLOC_PURGE_DELAY, which a serving secretd
+  // gives itself), then until the last 2 s of readings lie within 1% of each other (at most 20 s
+  // more). Stopping at the first reading no lower than the one before, as this did until
+  // 2026-12-06, could stop on a pause between two steps: 1.19-1.87 over six runs against
+  // 1.16-1.17 read 30 s long.
+  const purgeDelayMs = Number(allocatorEnv.MIMALLOC_PURGE_DELAY ?? 0);
+  const readingsMin = Math.max(20, Math.ceil((purgeDelayMs + 5_000) / 500));
   let settled = end;
   const recent: number[] = [];
-  for (let i = 1; i <= 60; i++) {
+  for (let i = 1; i <= readingsMin + 40; i++) {
     await new Promise((resolve) => setTimeout(resolve, 500));
     settled = await scrape(session);
     recent.push(settled.get('secretd_process_resident_memory_bytes') ?? 0);
     if (recent.length > 4) recent.shift();
-    if (i >= 20 && recent.length === 4 && Math.min(...recent) >= Math.max(...recent) * 0.99) break;
+    const flat = recent.length === 4 && Math.min(...recent) >= Math.max(...recent) * 0.99;
+    if (i >= readingsMin && flat) break;
   }
   console.log(line('settled', settled));
   console.log(`settled ${ratios(settled)}`);

@@ -159,8 +159,6 @@ export function textPiece(text: string): SnapshotPiece {
   return { length: bytes.length, bytes: () => bytes };
 }
 
-export { base64Length };
-
 /** How many bytes a piece stands for in the data: its own, or their base64 (SnapshotPiece.base64). */
 export function pieceDataLength(piece: SnapshotPiece): number {
   return piece.base64 === true ? base64Length(piece.length) : piece.length;

@@ -83,7 +83,7 @@ export interface SnapshotPiece {
   /**
    * A piece that stands in the data as the standard base64 (padded) of its bytes: `length` and
    * `bytes()` are the bytes as the snapshot store keeps them, and the data holds
-   * `base64Length(length)` ASCII bytes in its place. A secret version's value is stored so, a
+   * 4 × ⌈length ÷ 3⌉ ASCII bytes in its place. A secret version's value is stored so, a
    * third smaller than its text and with no encoding to make it. Only a `named` piece may be one.
    */
   readonly base64?: boolean;

@@ -72,7 +72,7 @@ export function systemdUnit(options: {
     '[Service]',
     'Type=simple',
     `ExecStart=${options.exec} run --data-dir ${options.dataDir}`,
-    "# Bun's allocator keeps freed pages a second (secretd would otherwise run itself again to set it)",
+    "# Bun's allocator keeps freed pages longer than its 100 ms (secretd would otherwise run itself again to set it)",
     ...Object.entries(allocatorEnv).map(([name, value]) => `Environment=${name}=${value}`),
     ...(manager
       ? [

@@ -28,6 +28,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { allocatorEnv } from '../../src/cmd/allocator.ts';
 import { initAutolocked } from '../helpers/autolock.ts';
 import { busyboxRootfsTarball } from '../helpers/busybox-image.ts';
 import { curlWithCerts, issueClientCert } from '../helpers/client-certs.ts';
@@ -580,7 +581,9 @@ describe('unattended unlock', () => {
         { stdout: /^\[Unit\]\n/ },
       ).stdout;
       expect(unit).toContain(`ExecStart=${secretdBin} run --data-dir /var/lib/secretd\n`);
-      expect(unit).toContain('Environment=MIMALLOC_PURGE_DELAY=1000\n');
+      expect(unit).toContain(
+        `Environment=MIMALLOC_PURGE_DELAY=${allocatorEnv.MIMALLOC_PURGE_DELAY}\n`,
+      );
       expect(unit).toContain('ProtectSystem=strict\n');
       expect(unit).toContain('ReadWritePaths=/var/lib/secretd /run/secretd\n');
       expect(unit).toContain('NoNewPrivileges=true\n');

@@ -244,6 +244,13 @@ describe('SnapshotStore on the simulated disk', () => {
     return { id: pieceContentId(data), length: data.length, bytes: () => data };
   };
   const [a, b, c] = [piece('"aa",'), piece('"bb",'), piece('"cc",')];
+  /** A value's piece as the store makes it: named, kept as its bytes, standing as their base64. */
+  const value = (fill: number): SnapshotPiece => {
+    const data = new Uint8Array(5000).fill(fill);
+    const id = Buffer.from(new Uint8Array(32).fill(fill)).toString('hex');
+    return { id, named: true, base64: true, length: data.length, bytes: () => data };
+  };
+  const [x, y] = [value(1), value(2)];
   const pieced = (index: number, pieces: readonly SnapshotPiece[]) => ({
     meta: { index, term: 1, conf },
     pieces: [textPiece('['), ...pieces, textPiece(']')],
@@ -265,10 +272,10 @@ describe('SnapshotStore on the simulated disk', () => {
         sha256: inOrderSha256,
       });
       const store = await d.run(SnapshotStore.open('/s', options(d.fs)));
-      await d.run(store.save(pieced(10, [a!, b!])));
+      await d.run(store.save(pieced(10, [a!, x!, b!])));
       d.disk.crashDuring(ops, () => d.disk.crash('power'));
       const saved = await d
-        .run(store.save(pieced(20, [b!, c!])))
+        .run(store.save(pieced(20, [b!, y!, c!])))
         .then(() => true)
         .catch(() => false);
       if (saved) break; // the save took fewer operations than `ops`: every step was tried
@@ -278,12 +285,12 @@ describe('SnapshotStore on the simulated disk', () => {
       const loaded = await d.run(reopened.loadLatest());
       expect([10, 20]).toContain(loaded!.meta.index);
       expect(loaded!.data).toEqual(
-        loaded!.meta.index === 10 ? dataOf(10, [a!, b!]) : dataOf(20, [b!, c!]),
+        loaded!.meta.index === 10 ? dataOf(10, [a!, x!, b!]) : dataOf(20, [b!, y!, c!]),
       );
       outcomes.add(loaded!.meta.index);
-      await d.run(reopened.save(pieced(30, [c!, a!])));
+      await d.run(reopened.save(pieced(30, [c!, x!, a!])));
       const again = await d.run(SnapshotStore.open('/s', options(fs)));
-      expect((await d.run(again.loadLatest()))!.data).toEqual(dataOf(30, [c!, a!]));
+      expect((await d.run(again.loadLatest()))!.data).toEqual(dataOf(30, [c!, x!, a!]));
       // Nothing left behind but the two kept snapshots and what they read.
       expect(
         (await d.run(fs.list('/s'))).filter((n) => !n.endsWith('.snap') && !n.endsWith('.pack')),

@@ -172,20 +172,16 @@ export function joinPieces(pieces: readonly SnapshotPiece[]): Uint8Array {
   const out = new Uint8Array(pieces.reduce((sum, piece) => sum + pieceDataLength(piece), 0));
   let at = 0;
   for (const piece of pieces) {
-    if (piece.base64 === true) {
-      const bytes = checkedBytes(piece);
-      at += base64Into(bytes, out.subarray(at, at + base64Length(bytes.length)));
-      if (piece.fresh === true) bytes.fill(0);
-      continue;
-    }
-    if (piece.bytesInto !== undefined) {
-      checkLength(piece, piece.bytesInto(out.subarray(at, at + piece.length)));
+    const length = pieceDataLength(piece);
+    if (piece.bytesInto !== undefined && piece.base64 !== true) {
+      checkLength(piece, piece.bytesInto(out.subarray(at, at + length)));
     } else {
       const bytes = checkedBytes(piece);
-      out.set(bytes, at);
+      if (piece.base64 === true) base64Into(bytes, out.subarray(at, at + length));
+      else out.set(bytes, at);
       if (piece.fresh === true) bytes.fill(0);
     }
-    at += piece.length;
+    at += length;
   }
   return out;
 }

@@ -7,9 +7,10 @@
  *      up to the last index persisted by an earlier Ready) and answers their proposals. When it
  *      answered any and this Ready writes no new entries (it commits what an earlier one wrote:
  *      one writer at a time), the loop waits one turn of the event loop here, so those answers go
- *      out before the hard state's write and any message, not interleaved with them. A member that does not lead answers no proposal and applies them at 5: the commit
- *      index an append brings would otherwise put the previous entry's apply before this one's
- *      write and the answer the leader waits for.
+ *      out before the hard state's write and any message, not interleaved with them. A member
+ *      that does not lead answers no proposal and applies them at 5: the commit index an append
+ *      brings would otherwise put the previous entry's apply before this one's write and the
+ *      answer the leader waits for.
  *   2. Persist (`#persist`):
  *      a. rd.snapshot, if any (a leader's; it replaces the whole log): the snapshot file, then the
  *         WAL's marker (each synced by its own write), then the store is restored from it;
